@@ -1,0 +1,62 @@
+//! `fleetop check`: validates an inventory and summarises what it describes.
+
+use std::fmt::Write;
+
+use crate::inventory::Inventory;
+
+pub fn summary(inv: &Inventory) -> String {
+    let split = inv
+        .nodes
+        .iter()
+        .filter(|n| n.tenancy.iter().any(|t| t.gpus.is_some()))
+        .count();
+    let shared = inv.nodes.iter().filter(|n| n.tenancy.len() > 1).count();
+    let spare = inv.nodes.iter().filter(|n| n.tenancy.is_empty()).count();
+    let budget: f64 = inv.cabinets.iter().filter_map(|c| c.power_budget_kw).sum();
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: ok", inv.source);
+    let _ = writeln!(out, "  cabinets      {}", inv.cabinets.len());
+    let _ = writeln!(out, "  nodes         {} ({spare} spare)", inv.nodes.len());
+    let _ = writeln!(out, "  GPUs expected {}", inv.gpus_expected());
+    let _ = writeln!(out, "  tenants       {}", inv.tenants.len());
+    let _ = writeln!(
+        out,
+        "  split nodes   {split} held per GPU, {shared} shared by two or more tenants"
+    );
+    let _ = writeln!(
+        out,
+        "  overlaps      none (a node held twice on the same GPUs is an error)"
+    );
+    let _ = writeln!(out, "  power budget  {budget:.1} kW");
+    let _ = writeln!(
+        out,
+        "  interval      {} ms",
+        inv.settings.interval.as_millis()
+    );
+    for t in &inv.tenants {
+        let gpus: u64 = t
+            .nodes
+            .iter()
+            .map(|&n| {
+                let node = &inv.nodes[n];
+                node.tenancy
+                    .iter()
+                    .filter(|h| inv.tenants[h.tenant].name == t.name)
+                    .map(|h| {
+                        h.gpus
+                            .as_ref()
+                            .map_or(u64::from(node.expected_gpus), |g| g.len() as u64)
+                    })
+                    .sum::<u64>()
+            })
+            .sum();
+        let _ = writeln!(
+            out,
+            "    tenant {:<12} {:>4} nodes {:>5} GPUs",
+            t.name,
+            t.nodes.len(),
+            gpus
+        );
+    }
+    out
+}

@@ -1,0 +1,72 @@
+//! Command-line interface (clap): the contract in docs/architecture.md and README.md.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::snapshot::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetop",
+    version,
+    about = "Live GPU fleet monitor for on-call engineers"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Inventory file [default: $FLEETOP_INVENTORY, ./inventory.toml, $XDG_CONFIG_HOME/fleetop/inventory.toml]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "demo")]
+    pub inventory: Option<PathBuf>,
+    /// Use the built-in simulated reference fleet (384 cabinets, 1,025 nodes, 8,200 H100s)
+    #[arg(long, global = true)]
+    pub demo: bool,
+    /// Colour theme, by name or path
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
+    /// Refuse every drain, undrain and reboot
+    #[arg(long, global = true)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One pass over the fleet, printed, then exit (0 ok, 1 warn, 2 crit or unreachable, 3 could not run)
+    Snapshot(SnapshotArgs),
+    /// Node side: read GPUs through NVML and stream NDJSON samples on stdout
+    Agent(AgentArgs),
+    /// Validate the inventory and print a summary (exit 3 on errors)
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Longest the whole pass may take; nodes that have not answered by then are reported unreachable
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Space-separated key=value terms, all must match: node= cabinet= tenant= state= health= (globs allowed)
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Milliseconds between samples
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub interval: u64,
+    /// Print one sample and exit
+    #[arg(long)]
+    pub once: bool,
+    /// NVML library to load [default: $FLEETOP_NVML_LIB, then the system's libnvidia-ml.so.1]
+    #[arg(long, value_name = "PATH")]
+    pub nvml_lib: Option<PathBuf>,
+}

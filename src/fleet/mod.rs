@@ -1,0 +1,156 @@
+//! The one owner of fleet data: applies transport messages and derives node state and health from them.
+
+pub mod filter;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::inventory::{Inventory, NodeId};
+use crate::telemetry::{NodeSample, Source};
+use crate::transport::{FailureKind, Msg, NodeEvent};
+
+/// A fresh sample is one younger than this many intervals; older ones are `stale`.
+pub const STALE_AFTER_INTERVALS: u32 = 3;
+
+/// What fleetop tracks per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeState {
+    Connecting,
+    Up,
+    Stale,
+    Unreachable,
+    AuthFailed,
+    HostKeyMismatch,
+    NoGpuDriver,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Connecting => "connecting",
+            NodeState::Up => "up",
+            NodeState::Stale => "stale",
+            NodeState::Unreachable => "unreachable",
+            NodeState::AuthFailed => "auth-failed",
+            NodeState::HostKeyMismatch => "host-key-mismatch",
+            NodeState::NoGpuDriver => "no-gpu-driver",
+        }
+    }
+
+    /// States in which the node gives no data at all: always `crit`, and exit status 2.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            NodeState::Unreachable
+                | NodeState::AuthFailed
+                | NodeState::HostKeyMismatch
+                | NoGpuDriver
+        )
+    }
+}
+
+use NodeState::NoGpuDriver;
+
+/// The last failure a node's transport reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub detail: String,
+    pub at: Instant,
+}
+
+/// Everything known about one node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    pub source: Option<Source>,
+    /// What the remote side said about itself (agent version, driver).
+    pub detail: Option<String>,
+    pub sample: Option<NodeSample>,
+    pub sample_at: Option<Instant>,
+    /// Cleared by the next sample or stream start.
+    pub failure: Option<Failure>,
+    pub bad_lines: u64,
+    pub last_bad: Option<String>,
+    pub samples: u64,
+}
+
+/// The fleet as last heard from.
+#[derive(Debug, Clone)]
+pub struct FleetState {
+    pub inventory: Arc<Inventory>,
+    pub nodes: Vec<NodeStatus>,
+}
+
+impl FleetState {
+    pub fn new(inventory: Arc<Inventory>) -> Self {
+        let nodes = vec![NodeStatus::default(); inventory.nodes.len()];
+        FleetState { inventory, nodes }
+    }
+
+    pub fn apply(&mut self, msg: Msg) {
+        let Some(node) = self.nodes.get_mut(msg.node) else {
+            return;
+        };
+        match msg.event {
+            NodeEvent::Connecting => {}
+            NodeEvent::Streaming { source, detail } => {
+                node.source = Some(source);
+                node.detail = Some(detail);
+                node.failure = None;
+            }
+            NodeEvent::Sample(sample) => {
+                node.sample = Some(sample);
+                node.sample_at = Some(msg.at);
+                node.samples += 1;
+                node.failure = None;
+            }
+            NodeEvent::BadLine(why) => {
+                node.bad_lines += 1;
+                node.last_bad = Some(why);
+            }
+            NodeEvent::Failed { kind, detail } => {
+                node.failure = Some(Failure {
+                    kind,
+                    detail,
+                    at: msg.at,
+                });
+            }
+        }
+    }
+
+    pub fn stale_after(&self) -> Duration {
+        self.inventory.settings.interval * STALE_AFTER_INTERVALS
+    }
+
+    /// The node's state at `now`: a current failure wins, then the age of its last sample.
+    pub fn state(&self, id: NodeId, now: Instant) -> NodeState {
+        let node = &self.nodes[id];
+        let by_age = || match node.sample_at {
+            Some(at) if now.saturating_duration_since(at) <= self.stale_after() => NodeState::Up,
+            Some(_) => NodeState::Stale,
+            None => NodeState::Unreachable,
+        };
+        match &node.failure {
+            Some(f) => match f.kind {
+                FailureKind::Unreachable => NodeState::Unreachable,
+                FailureKind::AuthFailed => NodeState::AuthFailed,
+                FailureKind::HostKeyMismatch => NodeState::HostKeyMismatch,
+                FailureKind::NoGpuDriver => NodeState::NoGpuDriver,
+                FailureKind::StreamEnded => by_age(),
+            },
+            None if node.sample_at.is_none() => NodeState::Connecting,
+            None => by_age(),
+        }
+    }
+
+    /// True once a node has given its first answer: a sample or a failure.
+    pub fn has_answered(&self, id: NodeId) -> bool {
+        let node = &self.nodes[id];
+        node.sample.is_some() || node.failure.is_some()
+    }
+
+    pub fn all_answered(&self) -> bool {
+        (0..self.nodes.len()).all(|id| self.has_answered(id))
+    }
+}

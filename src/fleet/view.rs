@@ -1,0 +1,161 @@
+//! Derived, read-only views of [`FleetState`]: per-node verdicts and fleet totals that every renderer shares.
+
+use std::time::{Duration, Instant};
+
+use super::{FleetState, NodeState};
+use crate::inventory::NodeId;
+use crate::telemetry::health::{judge_gpu, judge_gpu_count, Health, Verdict};
+use crate::telemetry::{GpuSample, Source};
+
+/// One GPU with its verdict.
+#[derive(Debug, Clone)]
+pub struct GpuView<'a> {
+    pub sample: &'a GpuSample,
+    pub verdict: Verdict,
+}
+
+/// One node as a renderer sees it.
+#[derive(Debug, Clone)]
+pub struct NodeView<'a> {
+    pub id: NodeId,
+    pub name: &'a str,
+    pub cabinet: &'a str,
+    pub tenant: Option<String>,
+    pub state: NodeState,
+    pub verdict: Verdict,
+    pub source: Option<Source>,
+    pub sample_age: Option<Duration>,
+    pub error: Option<String>,
+    pub expected_gpus: u32,
+    pub gpus: Vec<GpuView<'a>>,
+}
+
+/// How to treat nodes that have not answered yet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pending {
+    /// Live views: they are still connecting.
+    Connecting,
+    /// One-pass snapshots: the deadline passed, so they are unreachable.
+    TimedOut(Duration),
+}
+
+impl FleetState {
+    pub fn node_view(&self, id: NodeId, now: Instant, pending: Pending) -> NodeView<'_> {
+        let inv = &self.inventory;
+        let spec = &inv.nodes[id];
+        let status = &self.nodes[id];
+        let mut state = self.state(id, now);
+        let mut error = status.failure.as_ref().map(|f| f.detail.clone());
+        if let (NodeState::Connecting, Pending::TimedOut(limit)) = (state, pending) {
+            state = NodeState::Unreachable;
+            error = Some(format!(
+                "no answer within the {} s timeout",
+                limit.as_secs_f64()
+            ));
+        }
+        if error.is_none() && status.bad_lines > 0 {
+            error = Some(format!(
+                "{} bad line(s) from node; last: {}",
+                status.bad_lines,
+                status.last_bad.as_deref().unwrap_or("?")
+            ));
+        }
+        let sample_age = status.sample_at.map(|at| now.saturating_duration_since(at));
+        let gpus: Vec<GpuView> = status
+            .sample
+            .iter()
+            .flat_map(|s| &s.gpus)
+            .map(|g| GpuView {
+                sample: g,
+                verdict: judge_gpu(g, &inv.thresholds),
+            })
+            .collect();
+        let mut verdict = Verdict::default();
+        if state.is_failure() {
+            verdict.add(
+                Health::Crit,
+                format!(
+                    "{}: {}",
+                    state.as_str(),
+                    error.as_deref().unwrap_or("no data")
+                ),
+            );
+        } else if status.sample.is_some() {
+            if let Some(short) = judge_gpu_count(gpus.len(), spec.expected_gpus) {
+                verdict.add(short.health, short.reasons.join("; "));
+            }
+            for gpu in &gpus {
+                for reason in &gpu.verdict.reasons {
+                    verdict.add(
+                        gpu.verdict.health,
+                        format!("GPU {}: {reason}", gpu.sample.index),
+                    );
+                }
+            }
+            if state == NodeState::Stale {
+                let age = sample_age.unwrap_or_default().as_secs();
+                verdict.add(Health::Warn, format!("stale: last sample {age} s ago"));
+            }
+        }
+        NodeView {
+            id,
+            name: &spec.name,
+            cabinet: &inv.cabinets[spec.cabinet].name,
+            tenant: inv.tenant_label(id),
+            state,
+            verdict,
+            source: status.source,
+            sample_age,
+            error,
+            expected_gpus: spec.expected_gpus,
+            gpus,
+        }
+    }
+
+    pub fn node_views(&self, now: Instant, pending: Pending) -> Vec<NodeView<'_>> {
+        (0..self.nodes.len())
+            .map(|id| self.node_view(id, now, pending))
+            .collect()
+    }
+}
+
+/// Fleet totals over a set of node views.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    pub nodes: usize,
+    pub nodes_up: usize,
+    pub gpus_expected: u64,
+    pub gpus_seen: u64,
+    pub health: Health,
+    pub power_watts: f64,
+    pub warn: usize,
+    pub crit: usize,
+}
+
+impl Summary {
+    pub fn of(views: &[NodeView]) -> Self {
+        let mut s = Summary {
+            nodes: views.len(),
+            ..Default::default()
+        };
+        for v in views {
+            s.nodes_up += usize::from(v.state == NodeState::Up);
+            s.gpus_expected += u64::from(v.expected_gpus);
+            s.gpus_seen += v.gpus.len() as u64;
+            s.health = s.health.max(v.verdict.health);
+            s.warn += usize::from(v.verdict.health == Health::Warn);
+            s.crit += usize::from(v.verdict.health == Health::Crit);
+            s.power_watts += v.gpus.iter().filter_map(|g| g.sample.power_w).sum::<f64>();
+        }
+        s
+    }
+
+    /// Monitoring-plugin exit status: 0 ok, 1 warn, 2 crit or a node giving no data.
+    pub fn exit_code(&self) -> i32 {
+        match self.health {
+            Health::Ok => 0,
+            Health::Warn => 1,
+            Health::Crit => 2,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The inventory file as written: serde structs mirroring `inventory.toml`, every key documented.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Top level of `inventory.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryFile {
+    /// Settings every node inherits unless a `[[node]]` entry overrides them.
+    #[serde(default)]
+    pub defaults: DefaultsFile,
+    /// Health thresholds; each key left out falls back to what the GPU reports, then to H100 values.
+    #[serde(default)]
+    pub thresholds: ThresholdsFile,
+    /// Cabinets and the nodes they hold.
+    #[serde(default)]
+    pub cabinet: Vec<CabinetFile>,
+    /// Tenants and the nodes (or GPUs) rented to them.
+    #[serde(default)]
+    pub tenant: Vec<TenantFile>,
+    /// Per-node overrides of `[defaults]`.
+    #[serde(default)]
+    pub node: Vec<NodeFile>,
+}
+
+/// `[defaults]`: how to reach nodes and how often to sample them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsFile {
+    /// SSH user (default: `User` from `~/.ssh/config`, then `$USER`).
+    pub user: Option<String>,
+    /// SSH port (default: `Port` from `~/.ssh/config`, then 22).
+    pub port: Option<u16>,
+    /// Sampling interval in milliseconds (default 2000, at least 100).
+    pub interval_ms: Option<Spanned<u64>>,
+    /// GPUs each node should have (default 8); fewer seen is `crit`.
+    pub gpus_per_node: Option<u32>,
+    /// `known_hosts` file used for strict host key checking (default `~/.ssh/known_hosts`).
+    pub known_hosts: Option<String>,
+    /// Private key files to try after ssh-agent (default: `IdentityFile` from ssh config, then
+    /// `~/.ssh/id_ed25519`, `~/.ssh/id_ecdsa`, `~/.ssh/id_rsa`).
+    pub identity_files: Option<Vec<String>>,
+    /// ssh client config to honour for HostName, User, Port, IdentityFile, ProxyJump
+    /// (default `~/.ssh/config`; `""` turns it off).
+    pub ssh_config: Option<String>,
+    /// Path of the `fleetop` binary on the nodes (default `fleetop`, looked up on the remote PATH).
+    pub agent_path: Option<String>,
+    /// TCP connect timeout in milliseconds (default 5000).
+    pub connect_timeout_ms: Option<u64>,
+    /// SSH handshake plus authentication timeout in milliseconds (default 10000).
+    pub handshake_timeout_ms: Option<u64>,
+    /// Time allowed for the first sample after the remote command starts, in milliseconds (default 10000).
+    pub first_sample_timeout_ms: Option<u64>,
+    /// Most SSH handshakes in flight at once (default 96).
+    pub max_concurrent_handshakes: Option<usize>,
+}
+
+/// `[thresholds]`: overrides of the device's own temperature limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdsFile {
+    /// GPU temperature (°C) at which a GPU is `warn` (default: slowdown threshold − 5, H100: 84).
+    pub gpu_temp_warn_c: Option<f64>,
+    /// GPU temperature (°C) at which a GPU is `crit` (default: the device's slowdown threshold, H100: 89).
+    pub gpu_temp_crit_c: Option<f64>,
+    /// HBM temperature (°C) at which a GPU is `warn` (default: memory max − 5, H100: 90).
+    pub mem_temp_warn_c: Option<f64>,
+    /// HBM temperature (°C) at which a GPU is `crit` (default: the device's memory max, H100: 95).
+    pub mem_temp_crit_c: Option<f64>,
+}
+
+/// `[[cabinet]]`: one cabinet, or many at once when `name` is a nodeset.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CabinetFile {
+    /// Cabinet name, or a nodeset of names (`c[001-257]`) sharing the other keys.
+    pub name: Spanned<String>,
+    /// Nodeset of the cabinet's nodes; `{cabinet}` stands for the cabinet's name (`{cabinet}n[1-3]`).
+    pub nodes: Spanned<String>,
+    /// The cabinet's power budget in kW, compared with the power its GPUs draw.
+    pub power_budget_kw: Option<f64>,
+    /// GPUs each node of this cabinet should have (overrides `defaults.gpus_per_node`).
+    pub gpus_per_node: Option<u32>,
+}
+
+/// `[[tenant]]`: a customer holding nodes, or some GPUs of nodes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    /// Tenant name, shown in every view and matched by `--filter tenant=`.
+    pub name: Spanned<String>,
+    /// Nodeset of the nodes the tenant holds.
+    pub nodes: Spanned<String>,
+    /// GPU indices held on each of those nodes (`"0-3"`); left out: the whole node.
+    pub gpus: Option<Spanned<String>>,
+}
+
+/// `[[node]]`: overrides for nodes named by a nodeset.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// Nodeset of the nodes these overrides apply to; each must belong to a cabinet.
+    pub name: Spanned<String>,
+    /// Address or DNS name to connect to (default: the node's name, then ssh config `HostName`).
+    pub host: Option<String>,
+    /// SSH port.
+    pub port: Option<u16>,
+    /// SSH user.
+    pub user: Option<String>,
+    /// GPUs this node should have.
+    pub gpus: Option<u32>,
+    /// Path of the `fleetop` binary on this node.
+    pub agent_path: Option<String>,
+}

@@ -1,0 +1,160 @@
+//! The fleet as the operator describes it: cabinets, nodes, tenants and how to reach them.
+
+mod error;
+mod file;
+pub mod nodeset;
+mod resolve;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{InventoryError, InventoryErrors};
+pub use file::{CabinetFile, DefaultsFile, InventoryFile, NodeFile, TenantFile, ThresholdsFile};
+
+/// Index of a node in [`Inventory::nodes`]; stable for the life of the process.
+pub type NodeId = usize;
+
+/// The reference fleet's inventory, built into the binary for `--demo`.
+pub const DEMO_INVENTORY: &str = include_str!("../../inventory.toml");
+
+/// A validated inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Where it came from: a path, or `demo`.
+    pub source: String,
+    pub settings: Settings,
+    pub thresholds: Thresholds,
+    pub cabinets: Vec<Cabinet>,
+    pub tenants: Vec<Tenant>,
+    pub nodes: Vec<Node>,
+}
+
+/// Resolved `[defaults]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub interval: Duration,
+    pub known_hosts: String,
+    pub identity_files: Vec<String>,
+    pub ssh_config: Option<String>,
+    pub agent_path: String,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub first_sample_timeout: Duration,
+    pub max_concurrent_handshakes: usize,
+}
+
+/// Temperature thresholds set in the inventory; `None` defers to the device, then to H100 values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds {
+    pub gpu_temp_warn_c: Option<f64>,
+    pub gpu_temp_crit_c: Option<f64>,
+    pub mem_temp_warn_c: Option<f64>,
+    pub mem_temp_crit_c: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cabinet {
+    pub name: String,
+    pub power_budget_kw: Option<f64>,
+    pub nodes: Vec<NodeId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub nodes: Vec<NodeId>,
+}
+
+/// A tenant's hold on a node: the whole node, or some GPU indices of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenancy {
+    pub tenant: usize,
+    pub gpus: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub cabinet: usize,
+    pub expected_gpus: u32,
+    pub tenancy: Vec<Tenancy>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub agent_path: Option<String>,
+}
+
+impl Inventory {
+    /// Reads and validates an inventory file; every problem is reported, each with file:line:column.
+    pub fn load(path: &Path) -> Result<Self, InventoryErrors> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            InventoryErrors(vec![InventoryError {
+                file: shown.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read inventory: {e}"),
+            }])
+        })?;
+        Self::parse(&shown, &text)
+    }
+
+    /// Validates inventory text; `file` is the name used in error messages.
+    pub fn parse(file: &str, text: &str) -> Result<Self, InventoryErrors> {
+        resolve::resolve(file, text)
+    }
+
+    /// The built-in reference fleet used by `--demo`.
+    pub fn demo() -> Self {
+        match Self::parse("demo", DEMO_INVENTORY) {
+            Ok(inv) => inv,
+            // The file is compiled in and checked by a unit test, so this is a build defect.
+            Err(e) => panic!("built-in demo inventory is invalid: {e}"),
+        }
+    }
+
+    /// Tenant names holding GPUs on `node`, joined with `+` for nodes split between tenants.
+    pub fn tenant_label(&self, node: NodeId) -> Option<String> {
+        let names: Vec<&str> = self.nodes[node]
+            .tenancy
+            .iter()
+            .map(|t| self.tenants[t.tenant].name.as_str())
+            .collect();
+        (!names.is_empty()).then(|| names.join("+"))
+    }
+
+    pub fn gpus_expected(&self) -> u64 {
+        self.nodes.iter().map(|n| u64::from(n.expected_gpus)).sum()
+    }
+
+    pub fn find_node(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+}
+
+/// Where `--inventory` falls back to: `$FLEETOP_INVENTORY`, `./inventory.toml`, then the XDG config dir.
+pub fn default_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FLEETOP_INVENTORY").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let local = PathBuf::from("inventory.toml");
+    if local.exists() {
+        return Some(local);
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    let xdg = config.join("fleetop").join("inventory.toml");
+    xdg.exists().then_some(xdg)
+}
+
+/// Expands a leading `~/` to `$HOME`.
+pub fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}

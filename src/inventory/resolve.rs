@@ -1,0 +1,303 @@
+//! Turns a parsed inventory file into an [`Inventory`], collecting every validation error with its position.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::error::{InventoryError, InventoryErrors, Locator};
+use super::file::InventoryFile;
+use super::nodeset::{self, NodesetError};
+use super::{Cabinet, Inventory, Node, NodeId, Settings, Tenancy, Tenant, Thresholds};
+
+const DEFAULT_INTERVAL_MS: u64 = 2000;
+const MIN_INTERVAL_MS: u64 = 100;
+
+pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErrors> {
+    let loc = Locator { file, text };
+    let parsed: InventoryFile =
+        toml::from_str(text).map_err(|e| InventoryErrors(vec![loc.toml_error(&e)]))?;
+    let mut errors = Vec::new();
+    let settings = settings(&parsed, &loc, &mut errors);
+    let gpus_default = parsed.defaults.gpus_per_node.unwrap_or(8);
+
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut by_name: HashMap<String, (NodeId, usize)> = HashMap::new();
+    let mut cabinets: Vec<Cabinet> = Vec::new();
+    let mut cabinet_lines: HashMap<String, usize> = HashMap::new();
+
+    for cab in &parsed.cabinet {
+        let span = cab.name.span();
+        let line = loc.at(span.start, "").line;
+        let names = match nodeset::expand(cab.name.get_ref()) {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(nodeset_error(&loc, &span, &e, "cabinet name"));
+                continue;
+            }
+        };
+        for cabinet_name in names {
+            if let Some(first) = cabinet_lines.get(&cabinet_name) {
+                errors.push(loc.at(
+                    span.start,
+                    format!("duplicate cabinet {cabinet_name:?} (first at line {first})"),
+                ));
+                continue;
+            }
+            cabinet_lines.insert(cabinet_name.clone(), line);
+            let expr = cab.nodes.get_ref().replace("{cabinet}", &cabinet_name);
+            let nodes_span = cab.nodes.span();
+            let members = match nodeset::expand(&expr) {
+                Ok(m) => m,
+                Err(e) => {
+                    let offset = if expr == *cab.nodes.get_ref() {
+                        e.offset
+                    } else {
+                        0
+                    };
+                    let e = NodesetError { offset, ..e };
+                    errors.push(nodeset_error(&loc, &nodes_span, &e, "nodes"));
+                    continue;
+                }
+            };
+            let cabinet = cabinets.len();
+            let mut ids = Vec::with_capacity(members.len());
+            for name in members {
+                if let Some(&(_, first_line)) = by_name.get(&name) {
+                    errors.push(loc.at(
+                        nodes_span.start,
+                        format!("duplicate node {name:?} in cabinet {cabinet_name:?} (already listed at line {first_line})"),
+                    ));
+                    continue;
+                }
+                let id = nodes.len();
+                by_name.insert(name.clone(), (id, loc.at(nodes_span.start, "").line));
+                ids.push(id);
+                nodes.push(Node {
+                    name,
+                    cabinet,
+                    expected_gpus: cab.gpus_per_node.unwrap_or(gpus_default),
+                    tenancy: Vec::new(),
+                    host: None,
+                    port: None,
+                    user: None,
+                    agent_path: None,
+                });
+            }
+            cabinets.push(Cabinet {
+                name: cabinet_name,
+                power_budget_kw: cab.power_budget_kw,
+                nodes: ids,
+            });
+        }
+    }
+
+    let tenants = tenants(&parsed, &loc, &by_name, &mut nodes, &mut errors);
+    apply_node_overrides(&parsed, &loc, &by_name, &mut nodes, &mut errors);
+
+    if errors.is_empty() && nodes.is_empty() {
+        errors.push(loc.at(
+            0,
+            "inventory defines no nodes (add a [[cabinet]] with `nodes = \"...\"`)",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(InventoryErrors(errors));
+    }
+    let t = &parsed.thresholds;
+    Ok(Inventory {
+        source: file.to_string(),
+        settings,
+        thresholds: Thresholds {
+            gpu_temp_warn_c: t.gpu_temp_warn_c,
+            gpu_temp_crit_c: t.gpu_temp_crit_c,
+            mem_temp_warn_c: t.mem_temp_warn_c,
+            mem_temp_crit_c: t.mem_temp_crit_c,
+        },
+        cabinets,
+        tenants,
+        nodes,
+    })
+}
+
+fn nodeset_error(
+    loc: &Locator,
+    span: &std::ops::Range<usize>,
+    e: &NodesetError,
+    what: &str,
+) -> InventoryError {
+    let value = loc.text.get(span.clone()).unwrap_or("");
+    loc.in_string(span, e.offset, format!("bad {what} {value}: {}", e.message))
+}
+
+fn settings(parsed: &InventoryFile, loc: &Locator, errors: &mut Vec<InventoryError>) -> Settings {
+    let d = &parsed.defaults;
+    let interval_ms = match &d.interval_ms {
+        Some(v) if *v.get_ref() < MIN_INTERVAL_MS => {
+            errors.push(loc.at(
+                v.span().start,
+                format!(
+                    "interval_ms = {} is below the minimum of {MIN_INTERVAL_MS}",
+                    v.get_ref()
+                ),
+            ));
+            DEFAULT_INTERVAL_MS
+        }
+        Some(v) => *v.get_ref(),
+        None => DEFAULT_INTERVAL_MS,
+    };
+    let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default).max(1));
+    Settings {
+        user: d.user.clone(),
+        port: d.port,
+        interval: Duration::from_millis(interval_ms),
+        known_hosts: d
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| "~/.ssh/known_hosts".into()),
+        identity_files: d.identity_files.clone().unwrap_or_default(),
+        ssh_config: match d.ssh_config.as_deref() {
+            Some("") => None,
+            Some(p) => Some(p.to_string()),
+            None => Some("~/.ssh/config".into()),
+        },
+        agent_path: d.agent_path.clone().unwrap_or_else(|| "fleetop".into()),
+        connect_timeout: ms(d.connect_timeout_ms, 5000),
+        handshake_timeout: ms(d.handshake_timeout_ms, 10_000),
+        first_sample_timeout: ms(d.first_sample_timeout_ms, 10_000),
+        max_concurrent_handshakes: d.max_concurrent_handshakes.unwrap_or(96).max(1),
+    }
+}
+
+fn tenants(
+    parsed: &InventoryFile,
+    loc: &Locator,
+    by_name: &HashMap<String, (NodeId, usize)>,
+    nodes: &mut [Node],
+    errors: &mut Vec<InventoryError>,
+) -> Vec<Tenant> {
+    let mut tenants: Vec<Tenant> = Vec::new();
+    let mut tenant_lines: Vec<usize> = Vec::new();
+    for t in &parsed.tenant {
+        let name = t.name.get_ref().clone();
+        let line = loc.at(t.name.span().start, "").line;
+        if let Some(i) = tenants.iter().position(|x| x.name == name) {
+            errors.push(loc.at(
+                t.name.span().start,
+                format!(
+                    "duplicate tenant {name:?} (first at line {})",
+                    tenant_lines[i]
+                ),
+            ));
+            continue;
+        }
+        let members = match nodeset::expand(t.nodes.get_ref()) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(nodeset_error(loc, &t.nodes.span(), &e, "nodes"));
+                continue;
+            }
+        };
+        let gpus = match &t.gpus {
+            None => None,
+            Some(g) => match nodeset::expand_indices(g.get_ref()) {
+                Ok(list) => Some(list),
+                Err(e) => {
+                    errors.push(nodeset_error(loc, &g.span(), &e, "gpus"));
+                    continue;
+                }
+            },
+        };
+        let index = tenants.len();
+        let mut ids = Vec::new();
+        for member in members {
+            let Some(&(id, _)) = by_name.get(&member) else {
+                errors.push(loc.at(
+                    t.nodes.span().start,
+                    format!("tenant {name:?} names node {member:?}, which no [[cabinet]] holds"),
+                ));
+                continue;
+            };
+            let node = &mut nodes[id];
+            if let Some(bad) = gpus
+                .as_ref()
+                .and_then(|g| g.iter().find(|&&i| i >= node.expected_gpus))
+            {
+                errors.push(
+                    loc.at(
+                        t.gpus
+                            .as_ref()
+                            .map_or(t.nodes.span().start, |g| g.span().start),
+                        format!(
+                            "tenant {name:?}: GPU {bad} does not exist on {member:?} ({} GPUs)",
+                            node.expected_gpus
+                        ),
+                    ),
+                );
+                continue;
+            }
+            if let Some(clash) = node
+                .tenancy
+                .iter()
+                .find(|held| overlaps(held.gpus.as_deref(), gpus.as_deref()))
+            {
+                let other = &tenants[clash.tenant];
+                errors.push(loc.at(
+                    t.nodes.span().start,
+                    format!(
+                        "node {member:?} is in two tenants: {:?} (line {}) and {name:?} hold the same GPUs",
+                        other.name, tenant_lines[clash.tenant]
+                    ),
+                ));
+                continue;
+            }
+            node.tenancy.push(Tenancy {
+                tenant: index,
+                gpus: gpus.clone(),
+            });
+            ids.push(id);
+        }
+        tenants.push(Tenant { name, nodes: ids });
+        tenant_lines.push(line);
+    }
+    tenants
+}
+
+/// Two holds overlap unless both name GPU lists that share no index.
+fn overlaps(a: Option<&[u32]>, b: Option<&[u32]>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.iter().any(|g| b.contains(g)),
+        _ => true,
+    }
+}
+
+fn apply_node_overrides(
+    parsed: &InventoryFile,
+    loc: &Locator,
+    by_name: &HashMap<String, (NodeId, usize)>,
+    nodes: &mut [Node],
+    errors: &mut Vec<InventoryError>,
+) {
+    for o in &parsed.node {
+        let members = match nodeset::expand(o.name.get_ref()) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(nodeset_error(loc, &o.name.span(), &e, "node name"));
+                continue;
+            }
+        };
+        for member in members {
+            let Some(&(id, _)) = by_name.get(&member) else {
+                errors.push(loc.at(
+                    o.name.span().start,
+                    format!("[[node]] {member:?} is not in any [[cabinet]]"),
+                ));
+                continue;
+            };
+            let node = &mut nodes[id];
+            node.host = o.host.clone().or(node.host.take());
+            node.port = o.port.or(node.port);
+            node.user = o.user.clone().or(node.user.take());
+            node.expected_gpus = o.gpus.unwrap_or(node.expected_gpus);
+            node.agent_path = o.agent_path.clone().or(node.agent_path.take());
+        }
+    }
+}

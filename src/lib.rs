@@ -1,0 +1,12 @@
+//! fleetop: watch a GPU fleet over SSH from one jump host: NVML agent, transports, fleet state and views.
+
+pub mod agent;
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod fleet;
+pub mod inventory;
+pub mod live;
+pub mod snapshot;
+pub mod telemetry;
+pub mod transport;

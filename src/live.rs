@@ -1,0 +1,42 @@
+//! Plain live mode: follows the fleet and prints a one-line summary per interval until interrupted.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::fleet::view::{Pending, Summary};
+use crate::fleet::FleetState;
+use crate::inventory::Inventory;
+use crate::transport::Transport;
+
+pub fn run(inv: Arc<Inventory>, transport: &dyn Transport) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return crate::app::EXIT_CANNOT_RUN;
+        }
+    };
+    runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _following = transport.follow(&inv, tx);
+        let mut state = FleetState::new(Arc::clone(&inv));
+        let mut tick = tokio::time::interval(inv.settings.interval);
+        loop {
+            tokio::select! {
+                Some(msg) = rx.recv() => state.apply(msg),
+                _ = tick.tick() => {
+                    let views = state.node_views(Instant::now(), Pending::Connecting);
+                    let s = Summary::of(&views);
+                    println!(
+                        "{} nodes, {} up, {}/{} GPUs, {} warn, {} crit, {:.1} kW",
+                        s.nodes, s.nodes_up, s.gpus_seen, s.gpus_expected, s.warn, s.crit, s.power_watts / 1000.0
+                    );
+                }
+                _ = tokio::signal::ctrl_c() => return 0,
+            }
+        }
+    })
+}

@@ -1,0 +1,100 @@
+//! CSV: a header, then one row per GPU (and one row with empty GPU fields for a node that sent none).
+
+use std::fmt::Display;
+
+use super::Report;
+use crate::fleet::view::{GpuView, NodeView};
+
+const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,gpu,uuid,name,util_pct,mem_util_pct,\
+mem_used_mib,mem_total_mib,temp_c,mem_temp_c,power_w,power_limit_w,sm_clock_mhz,throttle,ecc_uncorrected,\
+remapped_rows_pending,xid,gpu_health,reasons";
+
+/// RFC 4180 quoting: only when needed.
+fn field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn opt<T: Display>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn gpu_fields(g: Option<&GpuView>) -> Vec<String> {
+    let Some(g) = g else {
+        return vec![String::new(); 18];
+    };
+    let s = g.sample;
+    vec![
+        s.index.to_string(),
+        opt(s.uuid.as_deref()),
+        opt(s.name.as_deref()),
+        opt(s.util_pct),
+        opt(s.mem_util_pct),
+        opt(s.mem_used_mib),
+        opt(s.mem_total_mib),
+        opt(s.temp_c),
+        opt(s.mem_temp_c),
+        opt(s.power_w),
+        opt(s.power_limit_w),
+        opt(s.sm_clock_mhz),
+        s.throttle.as_ref().map(|t| t.join(" ")).unwrap_or_default(),
+        opt(s.ecc_uncorrected),
+        opt(s.remapped_rows_pending),
+        s.xid
+            .as_ref()
+            .map(|x| x.iter().map(u32::to_string).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
+        g.verdict.health.as_str().to_string(),
+        g.verdict.reasons.join("; "),
+    ]
+}
+
+fn node_fields(v: &NodeView) -> Vec<String> {
+    vec![
+        v.name.to_string(),
+        v.cabinet.to_string(),
+        v.tenant.clone().unwrap_or_default(),
+        v.state.as_str().to_string(),
+        v.verdict.health.as_str().to_string(),
+        opt(v.source.map(|s| s.as_str())),
+        opt(v.sample_age.map(|a| a.as_millis())),
+        v.error.clone().unwrap_or_default(),
+    ]
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::from(HEADER);
+    out.push('\n');
+    for v in &report.nodes {
+        let node = node_fields(v);
+        let gpus: Vec<Option<&GpuView>> = if v.gpus.is_empty() {
+            vec![None]
+        } else {
+            v.gpus.iter().map(Some).collect()
+        };
+        for g in gpus {
+            let row: Vec<String> = node
+                .iter()
+                .cloned()
+                .chain(gpu_fields(g))
+                .map(|f| field(&f))
+                .collect();
+            out.push_str(&row.join(","));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quotes_only_when_needed() {
+        assert_eq!(super::field("plain"), "plain");
+        assert_eq!(super::field("a,b"), "\"a,b\"");
+        assert_eq!(super::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

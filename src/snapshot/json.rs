@@ -1,0 +1,122 @@
+//! The stable `fleetop.snapshot/1` JSON document.
+
+use serde::Serialize;
+
+use super::Report;
+use crate::fleet::view::{GpuView, NodeView};
+
+pub const SCHEMA: &str = "fleetop.snapshot/1";
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    schema: &'static str,
+    taken_at: String,
+    inventory: &'a str,
+    summary: Summary,
+    nodes: Vec<Node<'a>>,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    nodes: usize,
+    nodes_up: usize,
+    gpus_expected: u64,
+    gpus_seen: u64,
+    health: &'static str,
+    power_watts: f64,
+}
+
+#[derive(Serialize)]
+struct Node<'a> {
+    name: &'a str,
+    cabinet: &'a str,
+    tenant: Option<String>,
+    state: &'static str,
+    health: &'static str,
+    source: Option<&'static str>,
+    sample_age_ms: Option<u64>,
+    error: Option<String>,
+    gpus: Vec<Gpu<'a>>,
+}
+
+#[derive(Serialize)]
+struct Gpu<'a> {
+    index: u32,
+    uuid: Option<&'a str>,
+    name: Option<&'a str>,
+    util_pct: Option<u32>,
+    mem_util_pct: Option<u32>,
+    mem_used_mib: Option<u64>,
+    mem_total_mib: Option<u64>,
+    temp_c: Option<u32>,
+    mem_temp_c: Option<u32>,
+    power_w: Option<f64>,
+    power_limit_w: Option<f64>,
+    sm_clock_mhz: Option<u32>,
+    throttle: Option<&'a [String]>,
+    ecc_uncorrected: Option<u64>,
+    remapped_rows_pending: Option<bool>,
+    xid: Option<&'a [u32]>,
+    health: &'static str,
+    reasons: &'a [String],
+}
+
+fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
+    let s = g.sample;
+    Gpu {
+        index: s.index,
+        uuid: s.uuid.as_deref(),
+        name: s.name.as_deref(),
+        util_pct: s.util_pct,
+        mem_util_pct: s.mem_util_pct,
+        mem_used_mib: s.mem_used_mib,
+        mem_total_mib: s.mem_total_mib,
+        temp_c: s.temp_c,
+        mem_temp_c: s.mem_temp_c,
+        power_w: s.power_w,
+        power_limit_w: s.power_limit_w,
+        sm_clock_mhz: s.sm_clock_mhz,
+        throttle: s.throttle.as_deref(),
+        ecc_uncorrected: s.ecc_uncorrected,
+        remapped_rows_pending: s.remapped_rows_pending,
+        xid: s.xid.as_deref(),
+        health: g.verdict.health.as_str(),
+        reasons: &g.verdict.reasons,
+    }
+}
+
+fn node<'a>(v: &'a NodeView) -> Node<'a> {
+    Node {
+        name: v.name,
+        cabinet: v.cabinet,
+        tenant: v.tenant.clone(),
+        state: v.state.as_str(),
+        health: v.verdict.health.as_str(),
+        source: v.source.map(|s| s.as_str()),
+        sample_age_ms: v.sample_age.map(|a| a.as_millis() as u64),
+        error: v.error.clone(),
+        gpus: v.gpus.iter().map(gpu).collect(),
+    }
+}
+
+pub fn render(report: &Report) -> String {
+    let s = &report.summary;
+    let doc = Doc {
+        schema: SCHEMA,
+        taken_at: humantime::format_rfc3339_millis(report.taken_at).to_string(),
+        inventory: report.inventory,
+        summary: Summary {
+            nodes: s.nodes,
+            nodes_up: s.nodes_up,
+            gpus_expected: s.gpus_expected,
+            gpus_seen: s.gpus_seen,
+            health: s.health.as_str(),
+            power_watts: (s.power_watts * 100.0).round() / 100.0,
+        },
+        nodes: report.nodes.iter().map(node).collect(),
+    };
+    let mut out =
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    out.push('\n');
+    out
+}

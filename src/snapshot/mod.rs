@@ -1,0 +1,81 @@
+//! `fleetop snapshot`: one pass over the fleet within a deadline, rendered as table, JSON, CSV or Prometheus text.
+
+mod csv;
+mod json;
+mod prom;
+mod table;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::fleet::filter::Filter;
+use crate::fleet::view::{NodeView, Pending, Summary};
+use crate::fleet::FleetState;
+use crate::inventory::Inventory;
+use crate::transport::Transport;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Prom,
+}
+
+/// What one snapshot saw, ready to render.
+pub struct Report<'a> {
+    pub taken_at: SystemTime,
+    pub inventory: &'a str,
+    pub nodes: Vec<NodeView<'a>>,
+    pub summary: Summary,
+}
+
+/// Follows every node until each has answered (a sample or a failure) or `timeout` passes.
+pub async fn collect(
+    inventory: Arc<Inventory>,
+    transport: &dyn Transport,
+    timeout: Duration,
+) -> FleetState {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let following = transport.follow(&inventory, tx);
+    let mut state = FleetState::new(inventory);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !state.all_answered() {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(msg)) => state.apply(msg),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // Whatever arrived together with the last answer is kept too.
+    while let Ok(msg) = rx.try_recv() {
+        state.apply(msg);
+    }
+    drop(following);
+    state
+}
+
+impl<'a> Report<'a> {
+    pub fn new(state: &'a FleetState, filter: &Filter, now: Instant, timeout: Duration) -> Self {
+        let nodes: Vec<NodeView> = state
+            .node_views(now, Pending::TimedOut(timeout))
+            .into_iter()
+            .filter(|v| filter.matches(v))
+            .collect();
+        let summary = Summary::of(&nodes);
+        Report {
+            taken_at: SystemTime::now(),
+            inventory: &state.inventory.source,
+            nodes,
+            summary,
+        }
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Table => table::render(self),
+            Format::Json => json::render(self),
+            Format::Csv => csv::render(self),
+            Format::Prom => prom::render(self),
+        }
+    }
+}

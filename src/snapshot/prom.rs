@@ -1,0 +1,191 @@
+//! Prometheus text exposition (format 0.0.4): fleet, node and GPU gauges in base units.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::fleet::view::GpuView;
+use crate::telemetry::health::Health;
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn health_value(h: Health) -> u8 {
+    match h {
+        Health::Ok => 0,
+        Health::Warn => 1,
+        Health::Crit => 2,
+    }
+}
+
+type GpuMetric = (&'static str, &'static str, fn(&GpuView) -> Option<f64>);
+
+const GPU_METRICS: &[GpuMetric] = &[
+    (
+        "fleetop_gpu_utilization_ratio",
+        "GPU utilization, 0 to 1.",
+        |g| g.sample.util_pct.map(|v| f64::from(v) / 100.0),
+    ),
+    (
+        "fleetop_gpu_memory_utilization_ratio",
+        "Memory controller utilization, 0 to 1.",
+        |g| g.sample.mem_util_pct.map(|v| f64::from(v) / 100.0),
+    ),
+    (
+        "fleetop_gpu_memory_used_bytes",
+        "Frame buffer memory in use.",
+        |g| g.sample.mem_used_mib.map(|v| v as f64 * 1048576.0),
+    ),
+    (
+        "fleetop_gpu_memory_total_bytes",
+        "Frame buffer memory size.",
+        |g| g.sample.mem_total_mib.map(|v| v as f64 * 1048576.0),
+    ),
+    (
+        "fleetop_gpu_temperature_celsius",
+        "GPU core temperature.",
+        |g| g.sample.temp_c.map(f64::from),
+    ),
+    (
+        "fleetop_gpu_memory_temperature_celsius",
+        "HBM temperature.",
+        |g| g.sample.mem_temp_c.map(f64::from),
+    ),
+    ("fleetop_gpu_power_watts", "Power draw.", |g| {
+        g.sample.power_w
+    }),
+    (
+        "fleetop_gpu_power_limit_watts",
+        "Enforced power limit.",
+        |g| g.sample.power_limit_w,
+    ),
+    ("fleetop_gpu_sm_clock_hertz", "SM clock.", |g| {
+        g.sample.sm_clock_mhz.map(|v| f64::from(v) * 1e6)
+    }),
+    (
+        "fleetop_gpu_ecc_uncorrected_errors",
+        "Volatile uncorrected ECC errors since the last driver load.",
+        |g| g.sample.ecc_uncorrected.map(|v| v as f64),
+    ),
+    (
+        "fleetop_gpu_remapped_rows_pending",
+        "1 when a row remap waits for a GPU reset.",
+        |g| {
+            g.sample
+                .remapped_rows_pending
+                .map(|v| f64::from(u8::from(v)))
+        },
+    ),
+    (
+        "fleetop_gpu_health",
+        "GPU health: 0 ok, 1 warn, 2 crit.",
+        |g| Some(f64::from(health_value(g.verdict.health))),
+    ),
+];
+
+fn header(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+}
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let s = &report.summary;
+    for (name, help, value) in [
+        (
+            "fleetop_fleet_nodes",
+            "Nodes in the snapshot.",
+            s.nodes as f64,
+        ),
+        (
+            "fleetop_fleet_nodes_up",
+            "Nodes with a fresh sample.",
+            s.nodes_up as f64,
+        ),
+        (
+            "fleetop_fleet_gpus_expected",
+            "GPUs the inventory expects.",
+            s.gpus_expected as f64,
+        ),
+        (
+            "fleetop_fleet_gpus_seen",
+            "GPUs that reported.",
+            s.gpus_seen as f64,
+        ),
+        (
+            "fleetop_fleet_power_watts",
+            "Total GPU power draw.",
+            s.power_watts,
+        ),
+        (
+            "fleetop_fleet_health",
+            "Worst health: 0 ok, 1 warn, 2 crit.",
+            f64::from(health_value(s.health)),
+        ),
+    ] {
+        header(&mut out, name, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    let node_labels = |v: &crate::fleet::view::NodeView| {
+        format!(
+            "node=\"{}\",cabinet=\"{}\",tenant=\"{}\"",
+            escape(v.name),
+            escape(v.cabinet),
+            escape(v.tenant.as_deref().unwrap_or(""))
+        )
+    };
+    header(
+        &mut out,
+        "fleetop_node_up",
+        "1 when the node streamed a fresh sample.",
+    );
+    for v in &report.nodes {
+        let up = u8::from(v.state == crate::fleet::NodeState::Up);
+        let _ = writeln!(out, "fleetop_node_up{{{}}} {up}", node_labels(v));
+    }
+    header(
+        &mut out,
+        "fleetop_node_health",
+        "Node health: 0 ok, 1 warn, 2 crit.",
+    );
+    for v in &report.nodes {
+        let _ = writeln!(
+            out,
+            "fleetop_node_health{{{}}} {}",
+            node_labels(v),
+            health_value(v.verdict.health)
+        );
+    }
+    header(
+        &mut out,
+        "fleetop_node_state",
+        "1 for the node's current state.",
+    );
+    for v in &report.nodes {
+        let _ = writeln!(
+            out,
+            "fleetop_node_state{{{},state=\"{}\"}} 1",
+            node_labels(v),
+            v.state.as_str()
+        );
+    }
+    for (name, help, get) in GPU_METRICS {
+        header(&mut out, name, help);
+        for v in &report.nodes {
+            for g in &v.gpus {
+                if let Some(value) = get(g) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{node=\"{}\",gpu=\"{}\",uuid=\"{}\"}} {value}",
+                        escape(v.name),
+                        g.sample.index,
+                        escape(g.sample.uuid.as_deref().unwrap_or(""))
+                    );
+                }
+            }
+        }
+    }
+    out
+}

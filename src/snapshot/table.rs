@@ -1,0 +1,89 @@
+//! The human table: one aligned row per node, worst first, then fleet totals.
+
+use std::fmt::Write;
+
+use super::Report;
+use crate::fleet::view::NodeView;
+
+const HEADERS: [&str; 11] = [
+    "NODE", "CABINET", "TENANT", "STATE", "HEALTH", "SOURCE", "AGE", "GPUS", "UTIL", "TEMP",
+    "POWER",
+];
+
+fn cells(v: &NodeView) -> [String; 11] {
+    let utils: Vec<u32> = v.gpus.iter().filter_map(|g| g.sample.util_pct).collect();
+    let avg_util =
+        (!utils.is_empty()).then(|| utils.iter().sum::<u32>() as f64 / utils.len() as f64);
+    let max_temp = v.gpus.iter().filter_map(|g| g.sample.temp_c).max();
+    let power: f64 = v.gpus.iter().filter_map(|g| g.sample.power_w).sum();
+    let dash = || "-".to_string();
+    [
+        v.name.to_string(),
+        v.cabinet.to_string(),
+        v.tenant.clone().unwrap_or_else(|| "spare".into()),
+        v.state.as_str().to_string(),
+        v.verdict.health.as_str().to_string(),
+        v.source.map_or_else(dash, |s| s.as_str().to_string()),
+        v.sample_age
+            .map_or_else(dash, |a| format!("{:.1}s", a.as_secs_f64())),
+        format!("{}/{}", v.gpus.len(), v.expected_gpus),
+        avg_util.map_or_else(dash, |u| format!("{u:.0}%")),
+        max_temp.map_or_else(dash, |t| format!("{t}°C")),
+        if v.gpus.is_empty() {
+            dash()
+        } else {
+            format!("{:.0}W", power)
+        },
+    ]
+}
+
+pub fn render(report: &Report) -> String {
+    let mut order: Vec<&NodeView> = report.nodes.iter().collect();
+    // Worst first: the operator reads the top of the table.
+    order.sort_by(|a, b| {
+        b.verdict
+            .health
+            .cmp(&a.verdict.health)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let rows: Vec<[String; 11]> = order.iter().map(|v| cells(v)).collect();
+    let mut widths = HEADERS.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, row: &[String], note: &str| {
+        for (cell, w) in row.iter().zip(widths) {
+            let _ = write!(out, "{cell:<w$}  ");
+        }
+        let _ = writeln!(out, "{note}");
+    };
+    line(&mut out, &HEADERS.map(String::from), "NOTES");
+    for (row, v) in rows.iter().zip(&order) {
+        let mut notes = v.verdict.reasons.join("; ");
+        if let (Some(e), false) = (&v.error, v.state.is_failure()) {
+            notes = if notes.is_empty() {
+                e.clone()
+            } else {
+                format!("{notes}; {e}")
+            };
+        }
+        line(&mut out, row, &notes);
+    }
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "\n{} nodes ({} up), {} of {} GPUs seen, {} warn, {} crit, {:.1} kW — health {}",
+        s.nodes,
+        s.nodes_up,
+        s.gpus_seen,
+        s.gpus_expected,
+        s.warn,
+        s.crit,
+        s.power_watts / 1000.0,
+        s.health.as_str()
+    );
+    out
+}

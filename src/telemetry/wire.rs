@@ -1,0 +1,145 @@
+//! The agent wire format (NDJSON: one hello line, then one sample line per interval) and a bounded line splitter.
+
+use serde::{Deserialize, Serialize};
+
+use super::NodeSample;
+
+/// Longest line accepted from a node; longer ones are dropped and counted, never buffered whole.
+pub const MAX_LINE_BYTES: usize = 256 * 1024;
+
+/// The agent's first line: `{"fleetop_agent":1,"version":"…","driver":"…","cuda":"…","gpus":8}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentHello {
+    pub fleetop_agent: u32,
+    pub version: String,
+    pub driver: Option<String>,
+    pub cuda: Option<String>,
+    pub gpus: u32,
+}
+
+/// What one line of agent output turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentLine {
+    Hello(AgentHello),
+    Sample(NodeSample),
+    /// Unparseable line, with a short reason (the line itself is not kept: it may be huge or hostile).
+    Bad(String),
+}
+
+/// Decodes one line of agent output.
+pub fn decode_agent_line(line: &str) -> AgentLine {
+    let trimmed = line.trim();
+    if trimmed.starts_with("{\"fleetop_agent\"") {
+        return match serde_json::from_str::<AgentHello>(trimmed) {
+            Ok(h) => AgentLine::Hello(h),
+            Err(e) => AgentLine::Bad(format!("bad hello line: {e}")),
+        };
+    }
+    match serde_json::from_str::<NodeSample>(trimmed) {
+        Ok(s) => AgentLine::Sample(s),
+        Err(e) => AgentLine::Bad(format!("unparseable line ({} bytes): {e}", trimmed.len())),
+    }
+}
+
+/// A complete line, or the news that one was dropped.
+#[derive(Debug, PartialEq)]
+pub enum Line<'a> {
+    Text(&'a str),
+    Oversized(usize),
+    NotUtf8,
+}
+
+/// Splits a byte stream into lines of at most [`MAX_LINE_BYTES`], without ever holding more than that.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    buf: Vec<u8>,
+    /// Bytes of the current oversized line dropped so far (0 when not discarding).
+    discarding: usize,
+}
+
+impl LineSplitter {
+    pub fn push(&mut self, mut bytes: &[u8], mut emit: impl FnMut(Line<'_>)) {
+        while !bytes.is_empty() {
+            let newline = bytes.iter().position(|&b| b == b'\n');
+            let (chunk, rest, complete) = match newline {
+                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
+                None => (bytes, &[][..], false),
+            };
+            bytes = rest;
+            if self.discarding > 0 {
+                self.discarding += chunk.len();
+                if complete {
+                    emit(Line::Oversized(self.discarding));
+                    self.discarding = 0;
+                }
+                continue;
+            }
+            if self.buf.len() + chunk.len() > MAX_LINE_BYTES {
+                self.discarding = self.buf.len() + chunk.len();
+                self.buf.clear();
+                if complete {
+                    emit(Line::Oversized(self.discarding));
+                    self.discarding = 0;
+                }
+                continue;
+            }
+            self.buf.extend_from_slice(chunk);
+            if complete {
+                let line = std::mem::take(&mut self.buf);
+                match std::str::from_utf8(&line) {
+                    Ok(text) => emit(Line::Text(text.trim_end_matches('\r'))),
+                    Err(_) => emit(Line::NotUtf8),
+                }
+                self.buf = line;
+                self.buf.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(splitter: &mut LineSplitter, bytes: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        splitter.push(bytes, |l| {
+            out.push(match l {
+                Line::Text(t) => t.to_string(),
+                Line::Oversized(n) => format!("<oversized {n}>"),
+                Line::NotUtf8 => "<not utf8>".into(),
+            })
+        });
+        out
+    }
+
+    #[test]
+    fn splits_across_chunks_and_drops_oversized_lines() {
+        let mut s = LineSplitter::default();
+        assert_eq!(collect(&mut s, b"ab"), Vec::<String>::new());
+        assert_eq!(collect(&mut s, b"c\r\nd\n"), ["abc", "d"]);
+        let big = vec![b'x'; MAX_LINE_BYTES + 10];
+        assert!(collect(&mut s, &big).is_empty());
+        assert_eq!(
+            collect(&mut s, b"yy\nok\n"),
+            [format!("<oversized {}>", MAX_LINE_BYTES + 12), "ok".into()]
+        );
+        assert_eq!(collect(&mut s, b"\xff\xfe\n"), ["<not utf8>"]);
+    }
+
+    #[test]
+    fn decodes_hello_sample_and_garbage() {
+        let hello =
+            r#"{"fleetop_agent":1,"version":"0.1.0","driver":"550.90.07","cuda":"12.4","gpus":8}"#;
+        assert!(matches!(decode_agent_line(hello), AgentLine::Hello(h) if h.gpus == 8));
+        let sample = r#"{"t":5,"gpus":[{"index":0,"util_pct":97,"mem_temp_c":null}]}"#;
+        match decode_agent_line(sample) {
+            AgentLine::Sample(s) => {
+                assert_eq!(s.gpus[0].util_pct, Some(97));
+                assert_eq!(s.gpus[0].mem_temp_c, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(decode_agent_line("garbage{"), AgentLine::Bad(_)));
+    }
+}

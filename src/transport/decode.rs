@@ -1,0 +1,109 @@
+//! Turns the bytes a node's remote command prints into [`NodeEvent`]s, for agent and nvidia-smi output alike.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::NodeEvent;
+use crate::telemetry::smi_csv::{self, Columns, RowAssembler};
+use crate::telemetry::wire::{decode_agent_line, AgentLine, Line, LineSplitter};
+use crate::telemetry::Source;
+
+enum Format {
+    Agent(Source),
+    Smi {
+        columns: Columns,
+        rows: RowAssembler,
+    },
+}
+
+/// Stateful decoder for one remote command's stdout.
+pub struct StreamDecoder {
+    format: Format,
+    lines: LineSplitter,
+    /// Samples decoded so far.
+    pub samples: u64,
+    /// The last line that was not data, kept short: nvidia-smi prints its errors on stdout.
+    pub last_bad: Option<String>,
+}
+
+impl StreamDecoder {
+    /// Agent wire format; `source` is what the node reports as (`agent`, or `sim` for the demo fleet).
+    pub fn agent(source: Source) -> Self {
+        Self::with(Format::Agent(source))
+    }
+
+    /// `nvidia-smi --format=csv,noheader,nounits` rows of the given fields.
+    pub fn smi(fields: &[String], expected_gpus: u32) -> Self {
+        Self::with(Format::Smi {
+            columns: Columns::from_query(fields),
+            rows: RowAssembler::new(expected_gpus),
+        })
+    }
+
+    fn with(format: Format) -> Self {
+        StreamDecoder {
+            format,
+            lines: LineSplitter::default(),
+            samples: 0,
+            last_bad: None,
+        }
+    }
+
+    /// Feeds bytes as they arrive; calls `emit` for each event they complete.
+    pub fn feed(&mut self, bytes: &[u8], emit: &mut dyn FnMut(NodeEvent)) {
+        let StreamDecoder {
+            format,
+            lines,
+            samples,
+            last_bad,
+        } = self;
+        lines.push(bytes, |line| {
+            let event = match line {
+                Line::Oversized(n) => {
+                    NodeEvent::BadLine(format!("oversized line ({n} bytes) dropped"))
+                }
+                Line::NotUtf8 => NodeEvent::BadLine("line is not UTF-8".into()),
+                Line::Text(text) if text.trim().is_empty() => return,
+                Line::Text(text) => match decode_line(format, text) {
+                    Some(event) => event,
+                    None => return,
+                },
+            };
+            match &event {
+                NodeEvent::Sample(_) => *samples += 1,
+                NodeEvent::BadLine(why) => *last_bad = Some(why.chars().take(200).collect()),
+                _ => {}
+            }
+            emit(event);
+        });
+    }
+}
+
+/// The event a line makes; `None` for an nvidia-smi row that does not yet complete a sample.
+fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
+    Some(match format {
+        Format::Agent(source) => match decode_agent_line(text) {
+            AgentLine::Hello(h) => NodeEvent::Streaming {
+                source: *source,
+                detail: format!(
+                    "fleetop agent {} · driver {} · CUDA {} · {} GPUs",
+                    h.version,
+                    h.driver.as_deref().unwrap_or("?"),
+                    h.cuda.as_deref().unwrap_or("?"),
+                    h.gpus
+                ),
+            },
+            AgentLine::Sample(s) => NodeEvent::Sample(s),
+            AgentLine::Bad(why) => NodeEvent::BadLine(why),
+        },
+        Format::Smi { columns, rows } => match smi_csv::parse_row(columns, text) {
+            Ok(gpu) => NodeEvent::Sample(rows.push(gpu, now_ms())?),
+            Err(why) => NodeEvent::BadLine(why),
+        },
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

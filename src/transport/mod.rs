@@ -1,0 +1,96 @@
+//! How samples reach the jump host: a [`Transport`] follows every node and sends [`Msg`]s into one channel.
+
+pub mod decode;
+pub mod sim;
+pub mod ssh;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::inventory::{Inventory, NodeId};
+use crate::telemetry::{NodeSample, Source};
+
+/// One thing that happened to one node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeEvent {
+    /// A connection attempt started.
+    Connecting,
+    /// The remote command is running; `detail` says which (agent version, driver).
+    Streaming {
+        source: Source,
+        detail: String,
+    },
+    Sample(NodeSample),
+    /// A line that could not be used (garbage, oversized, not UTF-8); counted, never fatal.
+    BadLine(String),
+    /// The connection or the remote command failed; the transport retries with backoff.
+    Failed {
+        kind: FailureKind,
+        detail: String,
+    },
+}
+
+/// Why a node is not streaming. Each maps to a node state shown to the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Unreachable,
+    AuthFailed,
+    HostKeyMismatch,
+    NoGpuDriver,
+    /// The session worked but the remote command ended or stalled; old data goes stale.
+    StreamEnded,
+}
+
+/// A node event stamped with the node and the jump host's time of arrival.
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub node: NodeId,
+    pub at: Instant,
+    pub event: NodeEvent,
+}
+
+pub type MsgSender = tokio::sync::mpsc::UnboundedSender<Msg>;
+
+/// Sends a node's events, stamping each with the time it arrived.
+#[derive(Debug, Clone)]
+pub struct NodeSink {
+    pub node: NodeId,
+    pub tx: MsgSender,
+}
+
+impl NodeSink {
+    /// False once the receiver is gone, which tells the node's worker to stop.
+    pub fn send(&self, event: NodeEvent) -> bool {
+        self.tx
+            .send(Msg {
+                node: self.node,
+                at: Instant::now(),
+                event,
+            })
+            .is_ok()
+    }
+}
+
+/// Follows a fleet: starts one worker per node, each streaming samples until [`Following`] is dropped.
+pub trait Transport: Send + Sync {
+    fn follow(&self, inventory: &Arc<Inventory>, tx: MsgSender) -> Following;
+}
+
+/// Keeps the node workers running; dropping it asks them all to stop.
+#[derive(Debug, Default)]
+pub struct Following {
+    stop: Arc<AtomicBool>,
+}
+
+impl Following {
+    pub fn new(stop: Arc<AtomicBool>) -> Self {
+        Following { stop }
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,119 @@
+//! The `--demo` fleet: simulated nodes behind the same [`Transport`] trait as SSH, speaking the agent wire format.
+
+pub mod model;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::decode::StreamDecoder;
+use super::{FailureKind, Following, MsgSender, NodeEvent, NodeSink, Transport};
+use crate::inventory::Inventory;
+use crate::telemetry::wire::AgentHello;
+use crate::telemetry::Source;
+use model::Role;
+
+/// Seed of the built-in demo fleet; fixed so every demo (and its snapshot tests) look the same.
+pub const DEMO_SEED: u64 = 2026;
+
+/// Simulates every node of an inventory. Each node's output is encoded as agent NDJSON and decoded
+/// by the same [`StreamDecoder`] the SSH transport uses, so the demo runs the real pipeline.
+#[derive(Debug, Clone)]
+pub struct SimTransport {
+    pub seed: u64,
+}
+
+impl Default for SimTransport {
+    fn default() -> Self {
+        SimTransport { seed: DEMO_SEED }
+    }
+}
+
+impl Transport for SimTransport {
+    fn follow(&self, inventory: &Arc<Inventory>, tx: MsgSender) -> Following {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inv, seed, flag) = (Arc::clone(inventory), self.seed, Arc::clone(&stop));
+        let spawned = std::thread::Builder::new()
+            .name("sim-fleet".into())
+            .spawn(move || simulate(&inv, seed, &tx, &flag));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the simulated fleet: {e}");
+        }
+        Following::new(stop)
+    }
+}
+
+fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
+    let sinks: Vec<NodeSink> = (0..inv.nodes.len())
+        .map(|node| NodeSink {
+            node,
+            tx: tx.clone(),
+        })
+        .collect();
+    let mut decoders: Vec<StreamDecoder> = Vec::with_capacity(sinks.len());
+    for (node, sink) in sinks.iter().enumerate() {
+        sink.send(NodeEvent::Connecting);
+        decoders.push(StreamDecoder::agent(Source::Sim));
+        if model::role(inv, node) == Role::Unreachable {
+            sink.send(NodeEvent::Failed {
+                kind: FailureKind::Unreachable,
+                detail: format!(
+                    "connect to {}:22: connection timed out (simulated)",
+                    inv.nodes[node].name
+                ),
+            });
+            continue;
+        }
+        let hello = AgentHello {
+            fleetop_agent: 1,
+            version: env!("CARGO_PKG_VERSION").into(),
+            driver: Some("550.90.07".into()),
+            cuda: Some("12.4".into()),
+            gpus: inv.nodes[node].expected_gpus,
+        };
+        feed_json(&mut decoders[node], sink, &hello);
+    }
+    let interval = inv.settings.interval;
+    let start = Instant::now();
+    let mut line = Vec::with_capacity(8192);
+    for tick in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let t_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for (node, sink) in sinks.iter().enumerate() {
+            if model::role(inv, node) == Role::Unreachable {
+                continue;
+            }
+            let sample = model::sample(inv, seed, node, tick, t_ms);
+            line.clear();
+            if serde_json::to_writer(&mut line, &sample).is_err() {
+                continue;
+            }
+            line.push(b'\n');
+            let mut alive = true;
+            decoders[node].feed(&line, &mut |event| alive &= sink.send(event));
+            if !alive {
+                return;
+            }
+        }
+        let next = start + interval * u32::try_from(tick + 1).unwrap_or(u32::MAX);
+        while Instant::now() < next {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep((next - Instant::now()).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+fn feed_json(decoder: &mut StreamDecoder, sink: &NodeSink, value: &impl serde::Serialize) {
+    if let Ok(mut bytes) = serde_json::to_vec(value) {
+        bytes.push(b'\n');
+        decoder.feed(&bytes, &mut |event| {
+            sink.send(event);
+        });
+    }
+}

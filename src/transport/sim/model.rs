@@ -1,0 +1,143 @@
+//! What the simulated reference fleet reports: believable, deterministic per seed, with a few sick nodes.
+
+use crate::inventory::{Inventory, NodeId};
+use crate::telemetry::{GpuSample, NodeSample};
+
+/// Nodes that never answer in the demo fleet.
+pub const UNREACHABLE: [&str; 2] = ["c017n2", "c203n1"];
+/// The node whose GPU 5 fell off the bus (XID 79).
+pub const XID79_NODE: &str = "c042n3";
+/// The node with a pending row remap on GPU 2.
+pub const REMAP_NODE: &str = "c118n1";
+/// Nodes with one hot GPU (index 3).
+pub const HOT_NODES: [&str; 3] = ["c077n1", "c145n2", "c260n1"];
+
+/// How one simulated node behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Role {
+    Training,
+    Spare,
+    Unreachable,
+}
+
+/// splitmix64: cheap, deterministic, well mixed.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A value in `0..n` fixed by the inputs.
+fn pick(seed: u64, a: u64, b: u64, c: u64, n: u64) -> u64 {
+    mix(seed ^ mix(a ^ mix(b ^ mix(c)))) % n.max(1)
+}
+
+pub fn role(inv: &Inventory, node: NodeId) -> Role {
+    let name = inv.nodes[node].name.as_str();
+    if UNREACHABLE.contains(&name) {
+        Role::Unreachable
+    } else if inv.nodes[node].tenancy.is_empty() {
+        Role::Spare
+    } else {
+        Role::Training
+    }
+}
+
+/// The sample node `node` reports at tick `tick` (one tick per interval).
+pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) -> NodeSample {
+    let spec = &inv.nodes[node];
+    let busy_gpus: Vec<u32> = spec
+        .tenancy
+        .iter()
+        .flat_map(|t| {
+            t.gpus
+                .clone()
+                .unwrap_or_else(|| (0..spec.expected_gpus).collect())
+        })
+        .collect();
+    let n = node as u64;
+    let gpus = (0..spec.expected_gpus)
+        .map(|i| {
+            let g = u64::from(i);
+            let busy = busy_gpus.contains(&i);
+            // Training jobs breathe a little from tick to tick; spares sit still.
+            let wobble = pick(seed, n, g, tick, 5);
+            let (util, power, temp) = if busy {
+                (
+                    95 + wobble as u32,
+                    610.0 + pick(seed, n, g, tick + 7, 80) as f64,
+                    62 + pick(seed, n, g, 3, 12) as u32,
+                )
+            } else {
+                (
+                    0,
+                    68.0 + pick(seed, n, g, tick, 6) as f64,
+                    31 + pick(seed, n, g, 3, 6) as u32,
+                )
+            };
+            let mut gpu = GpuSample {
+                index: i,
+                uuid: Some(format!(
+                    "GPU-{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                    mix(seed ^ n) as u32,
+                    i,
+                    n % 0xfff,
+                    g,
+                    mix(n * 8 + g) & 0xffff_ffff_ffff
+                )),
+                name: Some("NVIDIA H100 80GB HBM3".into()),
+                util_pct: Some(util),
+                mem_util_pct: Some(if busy { 40 + wobble as u32 * 3 } else { 0 }),
+                mem_used_mib: Some(if busy {
+                    71_000 + pick(seed, n, g, 11, 6000)
+                } else {
+                    0
+                }),
+                mem_total_mib: Some(81_559),
+                temp_c: Some(temp),
+                mem_temp_c: Some(temp + 6),
+                power_w: Some(power),
+                power_limit_w: Some(700.0),
+                sm_clock_mhz: Some(if busy { 1980 } else { 345 }),
+                throttle: Some(if busy {
+                    vec![]
+                } else {
+                    vec!["gpu_idle".into()]
+                }),
+                ecc_uncorrected: Some(0),
+                remapped_rows_pending: Some(false),
+                remapped_rows_failed: Some(false),
+                xid: Some(vec![]),
+                pcie_gen: Some(5),
+                pcie_width: Some(16),
+                temp_slowdown_c: Some(89),
+                temp_shutdown_c: Some(92),
+                mem_temp_max_c: Some(95),
+            };
+            sicken(&spec.name, &mut gpu);
+            gpu
+        })
+        .collect();
+    NodeSample { t: t_ms, gpus }
+}
+
+/// The demo fleet's deliberate faults.
+fn sicken(node: &str, gpu: &mut GpuSample) {
+    if node == XID79_NODE && gpu.index == 5 {
+        gpu.xid = Some(vec![79]);
+        gpu.util_pct = None;
+        gpu.power_w = None;
+        gpu.temp_c = None;
+        gpu.mem_temp_c = None;
+    }
+    if node == REMAP_NODE && gpu.index == 2 {
+        gpu.remapped_rows_pending = Some(true);
+        gpu.xid = Some(vec![63]);
+    }
+    if HOT_NODES.contains(&node) && gpu.index == 3 {
+        gpu.temp_c = Some(86);
+        gpu.mem_temp_c = Some(91);
+        gpu.throttle = Some(vec!["sw_thermal_slowdown".into()]);
+    }
+}

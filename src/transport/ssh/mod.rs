@@ -1,0 +1,331 @@
+//! SSH transport: per node one thread, one persistent session and one streaming exec channel, with
+//! bounded handshake concurrency and jittered exponential backoff. A slow node only ever blocks its own thread.
+
+pub mod endpoint;
+mod jump;
+mod session;
+mod stream;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use endpoint::Endpoint;
+use session::NodeFailure;
+use stream::{Ended, Exit};
+
+use super::decode::StreamDecoder;
+use super::{FailureKind, Following, MsgSender, NodeEvent, NodeSink, Transport};
+use crate::agent::EXIT_NO_NVML;
+use crate::inventory::{expand_home, Inventory, NodeId};
+use crate::telemetry::{smi_csv, Source};
+
+/// Backoff after a failure: from `BACKOFF_MIN`, doubling, up to `BACKOFF_MAX`, ±25 % jitter.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Exit statuses of nvidia-smi meaning "no usable driver" (9: driver not loaded, 12: NVML not found).
+const SMI_NO_DRIVER: [i32; 2] = [9, 12];
+/// A shell's "command not found".
+const NOT_FOUND: i32 = 127;
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub handshake: Duration,
+    pub first_sample: Duration,
+    /// Silence after which a streaming node is considered hung and reconnected.
+    pub stall: Duration,
+}
+
+/// Everything one node's worker needs.
+#[derive(Debug, Clone)]
+struct NodePlan {
+    node: NodeId,
+    endpoint: Result<Endpoint, String>,
+    agent_command: String,
+    smi_command: String,
+    expected_gpus: u32,
+}
+
+pub struct SshTransport {
+    plans: Vec<NodePlan>,
+    known_hosts: PathBuf,
+    timeouts: Timeouts,
+    max_handshakes: usize,
+}
+
+impl SshTransport {
+    /// Resolves every node's endpoint; a broken ssh config is an error before anything connects.
+    pub fn new(inv: &Inventory) -> anyhow::Result<Self> {
+        let config = endpoint::load_ssh_config(inv)?;
+        let s = &inv.settings;
+        let interval_ms = s.interval.as_millis() as u64;
+        let plans = (0..inv.nodes.len())
+            .map(|id| {
+                let node = &inv.nodes[id];
+                let agent = node.agent_path.as_deref().unwrap_or(&s.agent_path);
+                let quoted = shlex::try_quote(agent)
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| agent.replace('\0', ""));
+                NodePlan {
+                    node: id,
+                    endpoint: endpoint::resolve(inv, config.as_ref(), id),
+                    agent_command: format!("{quoted} agent --interval {interval_ms}"),
+                    smi_command: smi_csv::remote_command(interval_ms),
+                    expected_gpus: node.expected_gpus,
+                }
+            })
+            .collect();
+        Ok(SshTransport {
+            plans,
+            known_hosts: expand_home(&s.known_hosts),
+            timeouts: Timeouts {
+                connect: s.connect_timeout,
+                handshake: s.handshake_timeout,
+                first_sample: s.first_sample_timeout,
+                stall: (s.interval * 5).max(Duration::from_secs(10)),
+            },
+            max_handshakes: s.max_concurrent_handshakes,
+        })
+    }
+}
+
+impl Transport for SshTransport {
+    fn follow(&self, _inventory: &Arc<Inventory>, tx: MsgSender) -> Following {
+        let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Gate::new(self.max_handshakes));
+        for plan in &self.plans {
+            let worker = Worker {
+                plan: plan.clone(),
+                sink: NodeSink {
+                    node: plan.node,
+                    tx: tx.clone(),
+                },
+                known_hosts: self.known_hosts.clone(),
+                timeouts: self.timeouts.clone(),
+                gate: Arc::clone(&gate),
+                stop: Arc::clone(&stop),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("node-{}", plan.node))
+                .stack_size(512 * 1024)
+                .spawn(move || worker.run());
+            if let Err(e) = spawned {
+                let sink = NodeSink {
+                    node: plan.node,
+                    tx: tx.clone(),
+                };
+                sink.send(NodeEvent::Failed {
+                    kind: FailureKind::Unreachable,
+                    detail: format!("cannot start a worker thread: {e}"),
+                });
+            }
+        }
+        Following::new(stop)
+    }
+}
+
+/// A counting semaphore bounding handshakes in flight (they cost CPU on both ends).
+struct Gate {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Pass<'a>(&'a Gate);
+
+impl Gate {
+    fn new(n: usize) -> Self {
+        Gate {
+            free: Mutex::new(n.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn enter(&self) -> Pass<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Pass(self)
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+struct Worker {
+    plan: NodePlan,
+    sink: NodeSink,
+    known_hosts: PathBuf,
+    timeouts: Timeouts,
+    gate: Arc<Gate>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Worker {
+    fn run(self) {
+        let endpoint = match &self.plan.endpoint {
+            Ok(e) => e.clone(),
+            Err(why) => {
+                self.sink.send(NodeEvent::Failed {
+                    kind: FailureKind::Unreachable,
+                    detail: why.clone(),
+                });
+                return;
+            }
+        };
+        let mut failures: u32 = 0;
+        while !self.stop.load(Ordering::Relaxed) {
+            if !self.sink.send(NodeEvent::Connecting) {
+                return;
+            }
+            let (outcome, samples) = self.session(&endpoint);
+            match outcome {
+                None => return,
+                Some(failure) => {
+                    if !self.sink.send(NodeEvent::Failed {
+                        kind: failure.kind,
+                        detail: failure.detail,
+                    }) {
+                        return;
+                    }
+                }
+            }
+            failures = if samples > 0 {
+                1
+            } else {
+                failures.saturating_add(1)
+            };
+            self.sleep(backoff(failures, self.plan.node));
+        }
+    }
+
+    /// One connection: returns the failure that ended it (`None` when stopping) and the samples it gave.
+    fn session(&self, endpoint: &Endpoint) -> (Option<NodeFailure>, u64) {
+        let connected = {
+            let _pass = self.gate.enter();
+            session::connect(endpoint, &self.known_hosts, &self.timeouts)
+        };
+        let connected = match connected {
+            Ok(c) => c,
+            Err(f) => return (Some(f), 0),
+        };
+        let s = &connected.session;
+        let mut agent = StreamDecoder::agent(Source::Agent);
+        let exit = match stream::run(
+            s,
+            &self.plan.agent_command,
+            &mut agent,
+            &self.sink,
+            &self.timeouts,
+        ) {
+            Err(f) => return (Some(f), agent.samples),
+            Ok(Ended::Stopped) => return (None, agent.samples),
+            Ok(Ended::Exited(exit)) => exit,
+        };
+        if exit.code == EXIT_NO_NVML {
+            return (
+                Some(session::fail(
+                    FailureKind::NoGpuDriver,
+                    exit.describe("fleetop agent"),
+                )),
+                0,
+            );
+        }
+        if exit.code != NOT_FOUND || exit.samples > 0 {
+            return (
+                Some(session::fail(
+                    FailureKind::StreamEnded,
+                    exit.describe("fleetop agent"),
+                )),
+                exit.samples,
+            );
+        }
+        // No agent on this node: fall back to nvidia-smi's own loop mode on the same session.
+        self.sink.send(NodeEvent::Streaming {
+            source: Source::NvidiaSmi,
+            detail: "nvidia-smi (no fleetop agent on the node)".into(),
+        });
+        let fields = smi_csv::modern_fields();
+        let mut smi = StreamDecoder::smi(&fields, self.plan.expected_gpus);
+        match stream::run(
+            s,
+            &self.plan.smi_command,
+            &mut smi,
+            &self.sink,
+            &self.timeouts,
+        ) {
+            Err(f) => (Some(f), smi.samples),
+            Ok(Ended::Stopped) => (None, smi.samples),
+            Ok(Ended::Exited(exit)) => (Some(classify_smi_exit(&exit)), exit.samples),
+        }
+    }
+
+    /// Sleeps in short steps so a stop request is honoured promptly.
+    fn sleep(&self, total: Duration) {
+        let until = Instant::now() + total;
+        while !self.stop.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+fn classify_smi_exit(exit: &Exit) -> NodeFailure {
+    if exit.code == NOT_FOUND && exit.samples == 0 {
+        session::fail(
+            FailureKind::NoGpuDriver,
+            "neither the fleetop agent nor nvidia-smi is installed",
+        )
+    } else if SMI_NO_DRIVER.contains(&exit.code) && exit.samples == 0 {
+        session::fail(FailureKind::NoGpuDriver, exit.describe("nvidia-smi"))
+    } else {
+        session::fail(FailureKind::StreamEnded, exit.describe("nvidia-smi"))
+    }
+}
+
+/// Exponential backoff with ±25 % jitter so a fleet that lost its network does not reconnect in lockstep.
+fn backoff(failures: u32, node: NodeId) -> Duration {
+    let exp = BACKOFF_MIN.saturating_mul(1u32 << failures.saturating_sub(1).min(5));
+    let base = exp.min(BACKOFF_MAX);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let nanos = u64::from(clock) ^ u64::from(std::process::id());
+    let noise = (node as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ nanos.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let jitter = (noise % 501) as f64 / 1000.0 - 0.25;
+    base.mul_f64(1.0 + jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        for node in 0..50 {
+            let first = backoff(1, node);
+            assert!(
+                first >= Duration::from_millis(750) && first <= Duration::from_millis(1250),
+                "{first:?}"
+            );
+            let late = backoff(20, node);
+            assert!(
+                late >= Duration::from_millis(22_500) && late <= Duration::from_millis(37_500),
+                "{late:?}"
+            );
+        }
+        let spread: std::collections::HashSet<_> = (0..50).map(|n| backoff(3, n)).collect();
+        assert!(spread.len() > 10, "jitter spreads nodes apart");
+    }
+}

@@ -1,0 +1,134 @@
+//! Runs the remote command on one long-lived exec channel and decodes its output as it streams.
+
+use std::io::Read;
+use std::time::Duration;
+
+use ssh2::Session;
+
+use super::session::{fail, NodeFailure};
+use super::Timeouts;
+use crate::transport::decode::StreamDecoder;
+use crate::transport::{FailureKind, NodeSink};
+
+/// Most stderr kept from a remote command; enough for an error message.
+const STDERR_KEEP: usize = 4096;
+
+/// How a remote command ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The receiver went away: fleetop is shutting down.
+    Stopped,
+    Exited(Exit),
+}
+
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub signal: Option<String>,
+    pub stderr: String,
+    pub samples: u64,
+    pub last_bad: Option<String>,
+}
+
+impl Exit {
+    /// One line for the operator: the exit status and the last thing the command said on stderr
+    /// (login noise such as motd or "Could not chdir to home directory" comes first, the error last).
+    pub fn describe(&self, what: &str) -> String {
+        let how = match &self.signal {
+            Some(sig) => format!("{what} was killed by signal {sig}"),
+            None => format!("{what} exited with status {}", self.code),
+        };
+        let said = self
+            .stderr
+            .lines()
+            .rev()
+            .chain(self.last_bad.as_deref())
+            .map(str::trim)
+            .find(|l| !l.is_empty());
+        match said {
+            Some(text) => format!("{how}: {}", text.chars().take(200).collect::<String>()),
+            None => how,
+        }
+    }
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Runs `command`, feeding stdout to `decoder` until it ends, stalls, or the sink closes.
+pub fn run(
+    session: &Session,
+    command: &str,
+    decoder: &mut StreamDecoder,
+    sink: &NodeSink,
+    t: &Timeouts,
+) -> Result<Ended, NodeFailure> {
+    let lost = |e: &dyn std::fmt::Display| {
+        fail(
+            FailureKind::Unreachable,
+            format!("SSH connection lost: {e}"),
+        )
+    };
+    session.set_timeout(ms(t.first_sample));
+    let mut channel = session.channel_session().map_err(|e| lost(&e))?;
+    channel.exec(command).map_err(|e| lost(&e))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut streaming = false;
+    loop {
+        match channel.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let mut alive = true;
+                decoder.feed(&buf[..n], &mut |event| alive &= sink.send(event));
+                if !alive {
+                    return Ok(Ended::Stopped);
+                }
+                if !streaming && decoder.samples > 0 {
+                    // After the first sample, silence longer than a few intervals means a hung node.
+                    session.set_timeout(ms(t.stall));
+                    streaming = true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                let limit = if streaming { t.stall } else { t.first_sample };
+                let what = if streaming {
+                    "no data"
+                } else {
+                    "no first sample"
+                };
+                return Err(fail(
+                    FailureKind::StreamEnded,
+                    format!(
+                        "{what} from `{}` for {} s",
+                        short(command),
+                        limit.as_secs_f64()
+                    ),
+                ));
+            }
+            Err(e) => return Err(lost(&e)),
+        }
+    }
+    let mut stderr = Vec::new();
+    let _ = channel
+        .stderr()
+        .take(STDERR_KEEP as u64)
+        .read_to_end(&mut stderr);
+    let _ = channel.wait_close();
+    Ok(Ended::Exited(Exit {
+        code: channel.exit_status().unwrap_or(-1),
+        signal: channel.exit_signal().ok().and_then(|s| s.exit_signal),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        samples: decoder.samples,
+        last_bad: decoder.last_bad.clone(),
+    }))
+}
+
+/// The start of a command, for messages (the nvidia-smi query is long).
+fn short(command: &str) -> String {
+    let mut s: String = command.chars().take(40).collect();
+    if command.chars().count() > 40 {
+        s.push('…');
+    }
+    s
+}

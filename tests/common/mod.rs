@@ -1,0 +1,631 @@
+//! Test harness: a loopback fleet of real OpenSSH `sshd` processes, each node its own 127.0.x.y address.
+//! The remote side runs the real `fleetop agent` on a fake libnvidia-ml.so, or a fake nvidia-smi that
+//! prints captured real output; what each node does is chosen by files under `nodes/<address>.*`.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const TEST_USER: &str = "fleetop-test";
+/// One sshd listens on at most 16 sockets (OpenSSH's MAX_LISTEN_SOCKS).
+const ADDRS_PER_SSHD: usize = 16;
+
+static NEXT_BLOCK: AtomicU32 = AtomicU32::new(0);
+
+pub fn fleetop_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_fleetop"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The account nodes are logged in as: a dedicated `/bin/sh` user when root (root's own shell
+/// startup is slow here), else the current user.
+pub fn ssh_user() -> String {
+    if !is_root() {
+        return std::env::var("USER").unwrap_or_else(|_| "root".into());
+    }
+    static CREATED: OnceLock<()> = OnceLock::new();
+    CREATED.get_or_init(|| {
+        let exists = Command::new("id")
+            .arg("-u")
+            .arg(TEST_USER)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !exists {
+            let _ = Command::new("useradd")
+                .args(["-M", "-s", "/bin/sh", TEST_USER])
+                .status();
+        }
+        // With UsePAM no, a locked password field (`!`) refuses even key logins.
+        run(Command::new("usermod").args(["-p", "*", TEST_USER]));
+    });
+    TEST_USER.into()
+}
+
+/// Files every fleet shares: the fleetop binary and the fake NVML library, copied where the test user can run them.
+pub struct Shared {
+    pub dir: PathBuf,
+    pub fleetop: PathBuf,
+    pub fake_nvml: PathBuf,
+}
+
+pub fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("fleetop-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let fleetop = dir.join("fleetop");
+        fs::copy(fleetop_bin(), &fleetop).unwrap();
+        let fake_nvml = dir.join("libfake-nvml.so");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_nvml/fake_nvml.c");
+        run(Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-o"])
+            .arg(&fake_nvml)
+            .arg(&source));
+        for f in [&fleetop, &fake_nvml] {
+            fs::set_permissions(f, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Shared {
+            dir,
+            fleetop,
+            fake_nvml,
+        }
+    })
+}
+
+/// How a node behaves on the remote side.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// The real agent on the fake NVML library, with this spec.
+    Agent(Spec),
+    /// No agent installed; the fake nvidia-smi prints these rows (`legacy`: driver rejects clocks_event_reasons).
+    Smi { rows: String, legacy: bool },
+    /// The agent finds no NVML library.
+    NoNvml,
+    /// Neither the agent nor nvidia-smi is installed.
+    Nothing,
+    /// A shell script runs instead of the agent.
+    Script(String),
+}
+
+/// A fake NVML spec: what the fake library reports.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub text: String,
+}
+
+impl Spec {
+    /// A node of `gpus` GPUs whose values are derived from `seed`, all distinct.
+    pub fn node(seed: u32, gpus: u32) -> Spec {
+        let mut text = String::from("driver 550.90.07\ncuda 12040\n");
+        for i in 0..gpus {
+            let v = seed * 10 + i;
+            let _ = writeln!(
+                text,
+                "gpu {i}|GPU-{seed:04}-{i:04}|NVIDIA H100 80GB HBM3|{util}|{memutil}|{used}|81559|{temp}|{memtemp}|{power}|700000|{sm}|0|0|0|0|0|5|16|89|92|95",
+                util = v % 101,
+                memutil = (v * 3) % 101,
+                used = 1000 + v * 7,
+                temp = 30 + v % 40,
+                memtemp = 35 + v % 40,
+                power = 100_000 + v * 1250,
+                sm = 1000 + v,
+            );
+        }
+        Spec { text }
+    }
+
+    pub fn with_line(mut self, line: &str) -> Spec {
+        self.text.push_str(line);
+        self.text.push('\n');
+        self
+    }
+}
+
+/// One node of the loopback fleet.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub addr: String,
+    pub gpus: u32,
+}
+
+/// Extra per-node setups that need sshd's cooperation or a fake server.
+#[derive(Debug, Clone, Default)]
+pub struct Quirks {
+    /// Nodes whose sshd accepts no key.
+    pub refuse_keys: Vec<String>,
+    /// Nodes whose known_hosts entry holds another key.
+    pub wrong_host_key: Vec<String>,
+    /// Nodes missing from known_hosts.
+    pub unknown_host_key: Vec<String>,
+}
+
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub block: u32,
+    pub nodes: Vec<Node>,
+    pub user: String,
+    sshds: Vec<(PathBuf, Child)>,
+    silent: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn keygen(path: &Path) -> String {
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "fleetop-test", "-f"])
+        .arg(path));
+    fs::read_to_string(path.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn write_exec(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Fleet {
+    /// Starts sshd for `behaviours.len()` nodes named `tn01…`, each on its own address.
+    pub fn start(behaviours: Vec<Behaviour>, quirks: Quirks) -> Fleet {
+        let block = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
+        assert!(block < 200 && behaviours.len() < 240);
+        let user = ssh_user();
+        let shared = shared();
+        let dir = tempfile::Builder::new()
+            .prefix("fleetop-fleet-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["bin", "nodes"] {
+            fs::create_dir(root.join(sub)).unwrap();
+            fs::set_permissions(root.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let host_pub = keygen(&root.join("host_key"));
+        let other_pub = keygen(&root.join("other_host_key"));
+        let client_pub = keygen(&root.join("client_key"));
+        fs::write(root.join("authorized_keys"), format!("{client_pub}\n")).unwrap();
+        fs::set_permissions(
+            root.join("authorized_keys"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        fs::write(root.join("no_keys"), "").unwrap();
+
+        let nodes: Vec<Node> = behaviours
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Node {
+                name: format!("tn{:02}", i + 1),
+                addr: format!("127.0.{}.{}", 10 + block, i + 1),
+                gpus: match b {
+                    Behaviour::Agent(spec) => {
+                        spec.text.lines().filter(|l| l.starts_with("gpu ")).count() as u32
+                    }
+                    Behaviour::Smi { rows, .. } => rows.lines().count() as u32,
+                    _ => 8,
+                },
+            })
+            .collect();
+        for (node, behaviour) in nodes.iter().zip(&behaviours) {
+            let base = root.join("nodes").join(&node.addr);
+            let mode = match behaviour {
+                Behaviour::Agent(spec) => {
+                    fs::write(base.with_extension_str("spec"), &spec.text).unwrap();
+                    "agent"
+                }
+                Behaviour::Smi { rows, legacy } => {
+                    fs::write(base.with_extension_str("csv"), rows).unwrap();
+                    if *legacy {
+                        fs::write(base.with_extension_str("legacy"), "").unwrap();
+                    }
+                    "noagent"
+                }
+                Behaviour::NoNvml => "nonvml",
+                Behaviour::Nothing => "nothing",
+                Behaviour::Script(text) => {
+                    write_exec(&base.with_extension_str("sh"), text);
+                    "script"
+                }
+            };
+            fs::write(base.with_extension_str("mode"), mode).unwrap();
+        }
+        let r = root.display();
+        write_exec(
+            &root.join("bin/fleetop"),
+            &format!(
+                r#"#!/bin/sh
+ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+n="{r}/nodes/$ip"
+mode=$(cat "$n.mode" 2>/dev/null || echo agent)
+case "$mode" in
+  noagent|nothing) echo "sh: 1: fleetop: not found" >&2; exit 127 ;;
+  script) exec /bin/sh "$n.sh" ;;
+  nonvml) FLEETOP_NVML_LIB="{r}/missing/libnvidia-ml.so.1" exec {bin} "$@" ;;
+esac
+FAKE_NVML_SPEC="$n.spec" FLEETOP_NVML_LIB={lib} exec {bin} "$@"
+"#,
+                bin = shared.fleetop.display(),
+                lib = shared.fake_nvml.display()
+            ),
+        );
+        write_exec(
+            &root.join("bin/nvidia-smi"),
+            &format!(
+                r#"#!/bin/sh
+ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+n="{r}/nodes/$ip"
+mode=$(cat "$n.mode" 2>/dev/null || echo agent)
+[ "$mode" = nothing ] && {{ echo "sh: 1: nvidia-smi: not found" >&2; exit 127; }}
+case "$*" in *clocks_event_reasons*)
+  [ -e "$n.legacy" ] && {{ echo 'Field "clocks_event_reasons.sw_power_cap" is not a valid field to query.'; exit 2; }} ;;
+esac
+ms=$(echo "$*" | sed -n 's/.*-lms \([0-9]*\).*/\1/p')
+while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print ${{ms:-1000}}/1000}}"); done
+"#
+            ),
+        );
+        let mut known_hosts = String::new();
+        let port = free_port();
+        for node in nodes
+            .iter()
+            .filter(|n| !quirks.unknown_host_key.contains(&n.name))
+        {
+            let key = if quirks.wrong_host_key.contains(&node.name) {
+                &other_pub
+            } else {
+                &host_pub
+            };
+            let _ = writeln!(known_hosts, "[{}]:{port} {key}", node.addr);
+        }
+        fs::write(root.join("known_hosts"), known_hosts).unwrap();
+        let mut fleet = Fleet {
+            dir,
+            port,
+            block,
+            nodes,
+            user,
+            sshds: Vec::new(),
+            silent: Vec::new(),
+        };
+        let refused: Vec<String> = fleet
+            .nodes
+            .iter()
+            .filter(|n| quirks.refuse_keys.contains(&n.name))
+            .map(|n| n.addr.clone())
+            .collect();
+        let addrs: Vec<String> = fleet.nodes.iter().map(|n| n.addr.clone()).collect();
+        for (i, group) in addrs.chunks(ADDRS_PER_SSHD).enumerate() {
+            let config = fleet.sshd_config(i, group, &refused);
+            fleet.sshds.push((
+                config.clone(),
+                spawn_sshd(&config, &root.join(format!("sshd-{i}.log"))),
+            ));
+        }
+        fleet.wait_listening();
+        fleet
+    }
+
+    fn sshd_config(&self, i: usize, addrs: &[String], refused: &[String]) -> PathBuf {
+        let root = self.dir.path();
+        let mut cfg = String::new();
+        for a in addrs {
+            let _ = writeln!(cfg, "ListenAddress {a}:{}", self.port);
+        }
+        let _ = write!(
+            cfg,
+            "HostKey {r}/host_key\nPidFile {r}/sshd-{i}.pid\nAuthorizedKeysFile {r}/authorized_keys\n\
+             UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PubkeyAuthentication yes\nMaxStartups 1024:100:1024\nMaxSessions 64\nLogLevel VERBOSE\n\
+             KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\nAllowTcpForwarding yes\n\
+             SetEnv PATH={r}/bin:/usr/bin:/bin\n",
+            r = root.display()
+        );
+        for a in refused.iter().filter(|a| addrs.contains(a)) {
+            let _ = write!(
+                cfg,
+                "Match LocalAddress {a}\n  AuthorizedKeysFile {}/no_keys\n",
+                root.display()
+            );
+        }
+        let path = root.join(format!("sshd-{i}.conf"));
+        fs::write(&path, cfg).unwrap();
+        path
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for node in &self.nodes {
+            while TcpStream::connect((node.addr.as_str(), self.port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sshd did not listen on {}:{}: {}",
+                    node.addr,
+                    self.port,
+                    self.logs()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for i in 0..self.sshds.len() {
+            all += &fs::read_to_string(self.dir.path().join(format!("sshd-{i}.log")))
+                .unwrap_or_default();
+        }
+        all
+    }
+
+    /// Kills every sshd of this fleet with its sessions and their commands, so streams really break.
+    pub fn stop_sshd(&mut self) {
+        for (_, child) in &mut self.sshds {
+            // Sessions are forked children that outlive the listener: kill the whole tree, leaves first.
+            for pid in descendants(child.id()).into_iter().rev() {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts every sshd again on the same addresses and port.
+    pub fn restart_sshd(&mut self) {
+        let root = self.dir.path().to_path_buf();
+        for (i, (config, child)) in self.sshds.iter_mut().enumerate() {
+            *child = spawn_sshd(config, &root.join(format!("sshd-{i}-restart.log")));
+        }
+        self.wait_listening();
+    }
+
+    /// An address in this fleet's block with nothing listening (connections are refused).
+    pub fn refusing_addr(&self) -> String {
+        format!("127.0.{}.251", 10 + self.block)
+    }
+
+    /// An address that accepts TCP connections and never says a word.
+    pub fn silent_addr(&mut self) -> String {
+        let addr = format!("127.0.{}.250", 10 + self.block);
+        let listener = TcpListener::bind((addr.as_str(), self.port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        self.silent.push(std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let until = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < until {
+                match listener.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+                if held.len() > 50 {
+                    break;
+                }
+            }
+        }));
+        addr
+    }
+
+    /// An inventory for this fleet plus `extra` nodes given as (name, address) pairs.
+    pub fn inventory(&self, extra: &[(String, String)]) -> String {
+        let r = self.dir.path().display();
+        let mut text = format!(
+            "[defaults]\nuser = \"{user}\"\ninterval_ms = 200\nknown_hosts = \"{r}/known_hosts\"\n\
+             identity_files = [\"{r}/client_key\"]\nssh_config = \"\"\nagent_path = \"fleetop\"\n\
+             connect_timeout_ms = 2000\nhandshake_timeout_ms = 3000\nfirst_sample_timeout_ms = 5000\n\n",
+            user = self.user
+        );
+        let all: Vec<(String, String, u32)> = self
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.addr.clone(), n.gpus))
+            .chain(extra.iter().map(|(n, a)| (n.clone(), a.clone(), 8)))
+            .collect();
+        let names: Vec<&str> = all.iter().map(|(n, _, _)| n.as_str()).collect();
+        let _ = write!(
+            text,
+            "[[cabinet]]\nname = \"t1\"\nnodes = \"{}\"\n\n",
+            names.join(",")
+        );
+        for (name, addr, gpus) in &all {
+            let _ = write!(
+                text,
+                "[[node]]\nname = \"{name}\"\nhost = \"{addr}\"\nport = {}\ngpus = {gpus}\n\n",
+                self.port
+            );
+        }
+        text
+    }
+
+    pub fn write_inventory(&self, extra: &[(String, String)]) -> PathBuf {
+        let path = self.dir.path().join("inventory.toml");
+        fs::write(&path, self.inventory(extra)).unwrap();
+        path
+    }
+
+    /// Runs the fleetop binary as a client, isolated from the caller's ssh config, keys and agent.
+    pub fn fleetop(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(fleetop_bin());
+        cmd.args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("FLEETOP_INVENTORY")
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop_sshd();
+    }
+}
+
+/// Every process below `root`, parents before children, read from /proc.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name sits in parentheses and may hold spaces: the ppid follows the last ')'.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if let Some(ppid) = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(pid, ppid) in &parent_of {
+            if ppid == p {
+                out.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    out
+}
+
+fn spawn_sshd(config: &Path, log: &Path) -> Child {
+    let _ = fs::create_dir_all("/run/sshd");
+    Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-f")
+        .arg(config)
+        .arg("-E")
+        .arg(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start /usr/sbin/sshd (install openssh-server): {e}"))
+}
+
+trait WithExtensionStr {
+    fn with_extension_str(&self, ext: &str) -> PathBuf;
+}
+
+impl WithExtensionStr for PathBuf {
+    /// Appends `.ext` (the base name is an IP address, so `with_extension` would replace its last octet).
+    fn with_extension_str(&self, ext: &str) -> PathBuf {
+        let mut s = self.clone().into_os_string();
+        s.push(".");
+        s.push(ext);
+        PathBuf::from(s)
+    }
+}
+
+/// Waits for a child with a generous bound, reading its output meanwhile so a full pipe cannot block it.
+/// A hang is a test failure, not a timing assertion.
+pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let until = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned();
+            panic!("fleetop did not finish within {limit:?}; stdout: {out}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// Projects a captured `--format=csv` (header with units) row onto the columns fleetop asks for,
+/// printing it the way `--format=csv,noheader,nounits` would.
+pub fn noheader_row(capture: &str, fields: &[String]) -> String {
+    let mut lines = capture.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|h| h.split(" [").next().unwrap().trim().to_string())
+        .collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').map(str::trim).collect();
+    fields
+        .iter()
+        .map(|f| {
+            let alt = f
+                .replace("clocks_throttle_reasons.", "clocks_event_reasons.")
+                .replace("clocks.sm", "clocks.current.sm");
+            let i = header
+                .iter()
+                .position(|h| h == f || *h == alt)
+                .unwrap_or_else(|| panic!("no column {f}"));
+            let cell = row[i];
+            // nounits: "631.95 W" prints as "631.95"; bracketed no-values stay as they are.
+            match cell.split(' ').next() {
+                Some(number) if number.parse::<f64>().is_ok() => number.to_string(),
+                _ => cell.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn fixture(name: &str) -> String {
+    fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}

@@ -1,0 +1,224 @@
+//! `fleetop snapshot` against a loopback fleet of real sshd nodes: exact values, and every failure mode.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{fixture, noheader_row, wait_bounded, Behaviour, Fleet, Quirks, Spec};
+use fleetop::telemetry::smi_csv::{legacy_fields, modern_fields};
+use serde_json::Value;
+
+/// Eight rows as nvidia-smi's loop prints them for an 8-GPU node, from one captured real row.
+fn smi_rows(capture: &str, fields: &[String]) -> String {
+    let row = noheader_row(&fixture(capture), fields);
+    let rest = row.split_once(',').map(|(_, r)| r).unwrap_or("");
+    (0..8).map(|i| format!("{i},{rest}\n")).collect()
+}
+
+fn snapshot(fleet: &Fleet, inventory: &std::path::Path, timeout: &str) -> (i32, Value, String) {
+    let child = fleet
+        .fleetop(&[
+            "snapshot",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--format",
+            "json",
+            "--timeout",
+            timeout,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = Duration::from_secs_f64(timeout.parse::<f64>().unwrap() + 15.0);
+    let out = wait_bounded(child, limit);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json, fleet.logs())
+}
+
+fn node<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+}
+
+#[test]
+fn forty_nodes_report_exactly_what_they_emitted() {
+    let mut behaviours: Vec<Behaviour> = (0..32)
+        .map(|i| Behaviour::Agent(Spec::node(i, 8)))
+        .collect();
+    for _ in 0..4 {
+        behaviours.push(Behaviour::Smi {
+            rows: smi_rows(
+                "nvidia-smi/nvidia-h100-80gb-hbm3.load.csv",
+                &modern_fields(),
+            ),
+            legacy: false,
+        });
+    }
+    for _ in 0..4 {
+        behaviours.push(Behaviour::Smi {
+            rows: smi_rows("nvidia-smi/nvidia-h200.idle.csv", &legacy_fields()),
+            legacy: true,
+        });
+    }
+    let fleet = Fleet::start(behaviours, Quirks::default());
+    let inventory = fleet.write_inventory(&[]);
+    let (code, doc, logs) = snapshot(&fleet, &inventory, "20");
+
+    assert_eq!(doc["schema"], "fleetop.snapshot/1");
+    assert_eq!(doc["summary"]["nodes"], 40, "{logs}");
+    assert_eq!(doc["summary"]["nodes_up"], 40, "{doc:#}\n{logs}");
+    assert_eq!(doc["summary"]["gpus_seen"], 320);
+    assert_eq!(doc["summary"]["health"], "ok");
+    assert_eq!(code, 0);
+
+    for seed in 0..32u32 {
+        let n = node(&doc, &format!("tn{:02}", seed + 1));
+        assert_eq!(n["state"], "up");
+        assert_eq!(n["source"], "agent");
+        assert_eq!(n["error"], Value::Null);
+        let gpus = n["gpus"].as_array().unwrap();
+        assert_eq!(gpus.len(), 8);
+        for (i, g) in gpus.iter().enumerate() {
+            let v = u64::from(seed) * 10 + i as u64;
+            assert_eq!(g["index"], i as u64);
+            assert_eq!(g["uuid"], format!("GPU-{seed:04}-{i:04}"));
+            assert_eq!(g["util_pct"], v % 101);
+            assert_eq!(g["mem_util_pct"], (v * 3) % 101);
+            assert_eq!(g["mem_used_mib"], 1000 + v * 7);
+            assert_eq!(g["mem_total_mib"], 81559);
+            assert_eq!(g["temp_c"], 30 + v % 40);
+            assert_eq!(g["mem_temp_c"], 35 + v % 40);
+            assert_eq!(
+                g["power_w"].as_f64().unwrap(),
+                (100_000 + v * 1250) as f64 / 1000.0
+            );
+            assert_eq!(g["power_limit_w"].as_f64().unwrap(), 700.0);
+            assert_eq!(g["sm_clock_mhz"], 1000 + v);
+            assert_eq!(g["xid"], serde_json::json!([]));
+            assert_eq!(g["health"], "ok");
+        }
+    }
+    // H100 under gpu-burn, driver 590, read through nvidia-smi's CSV.
+    for name in ["tn33", "tn34", "tn35", "tn36"] {
+        let n = node(&doc, name);
+        assert_eq!(n["source"], "nvidia-smi", "{n:#}");
+        let g = &n["gpus"][3];
+        assert_eq!(g["index"], 3);
+        assert_eq!(g["name"], "NVIDIA H100 80GB HBM3");
+        assert_eq!(g["util_pct"], 100);
+        assert_eq!(g["mem_util_pct"], 11);
+        assert_eq!(g["mem_used_mib"], 19818);
+        assert_eq!(g["temp_c"], 59);
+        assert_eq!(g["mem_temp_c"], 54);
+        assert_eq!(g["power_w"].as_f64().unwrap(), 631.95);
+        assert_eq!(g["sm_clock_mhz"], 1980);
+        assert_eq!(g["throttle"], serde_json::json!([]));
+        assert_eq!(g["remapped_rows_pending"], false);
+        assert_eq!(g["xid"], Value::Null, "nvidia-smi cannot see XIDs");
+    }
+    // An older driver that rejects clocks_event_reasons: the legacy query answers, remapped rows are unknown.
+    for name in ["tn37", "tn38", "tn39", "tn40"] {
+        let n = node(&doc, name);
+        assert_eq!(n["source"], "nvidia-smi");
+        let g = &n["gpus"][0];
+        assert_eq!(g["name"], "NVIDIA H200");
+        assert_eq!(g["remapped_rows_pending"], Value::Null);
+        assert!(g["temp_c"].as_u64().is_some());
+        assert!(g["throttle"].is_array(), "{g:#}");
+    }
+}
+
+#[test]
+fn every_failure_ends_in_its_own_state_within_the_timeout() {
+    let garbage = r#"echo '{"fleetop_agent":1,"version":"test","driver":"x","cuda":"y","gpus":1}'
+echo 'this is not json {'
+head -c 1048576 /dev/zero | tr '\0' 'x'; echo
+while :; do echo '{"t":1,"gpus":[{"index":0,"util_pct":42,"temp_c":50,"xid":[]}]}'; sleep 0.2; done
+"#;
+    let behaviours = vec![
+        Behaviour::Agent(Spec::node(1, 8)),
+        Behaviour::Agent(Spec::node(2, 8)),
+        Behaviour::Agent(Spec::node(3, 8)),
+        Behaviour::Agent(Spec::node(4, 8)),
+        Behaviour::NoNvml,
+        Behaviour::Nothing,
+        Behaviour::Script(garbage.into()),
+        Behaviour::Agent(Spec::node(8, 7)),
+    ];
+    let quirks = Quirks {
+        refuse_keys: vec!["tn02".into()],
+        wrong_host_key: vec!["tn03".into()],
+        unknown_host_key: vec!["tn04".into()],
+    };
+    let mut fleet = Fleet::start(behaviours, quirks);
+    let refusing = fleet.refusing_addr();
+    let silent = fleet.silent_addr();
+    let inventory = fleet.inventory(&[("tn90".into(), refusing), ("tn91".into(), silent)]);
+    let path = fleet.dir.path().join("failures.toml");
+    std::fs::write(&path, fix_gpu_counts(&inventory)).unwrap();
+
+    let (code, doc, logs) = snapshot(&fleet, &path, "8");
+    assert_eq!(code, 2, "{doc:#}");
+    let expect = |name: &str, state: &str, error_has: &str| {
+        let n = node(&doc, name);
+        assert_eq!(n["state"], state, "{name}: {n:#}\n{logs}");
+        let error = n["error"].as_str().unwrap_or("");
+        assert!(
+            error.contains(error_has),
+            "{name}: error {error:?} lacks {error_has:?}"
+        );
+    };
+    expect("tn01", "up", "");
+    expect("tn02", "auth-failed", "refused authentication");
+    expect("tn03", "host-key-mismatch", "HOST KEY CHANGED");
+    expect("tn04", "host-key-mismatch", "unknown host key SHA256:");
+    expect("tn05", "no-gpu-driver", "cannot use NVML");
+    expect(
+        "tn06",
+        "no-gpu-driver",
+        "neither the fleetop agent nor nvidia-smi",
+    );
+    expect("tn07", "up", "2 bad line(s)");
+    expect("tn08", "up", "");
+    expect("tn90", "unreachable", "Connection refused");
+    expect("tn91", "unreachable", "no SSH answer within 3 s");
+
+    assert_eq!(node(&doc, "tn01")["gpus"][2]["util_pct"], 12);
+    assert_eq!(
+        node(&doc, "tn07")["gpus"][0]["util_pct"],
+        42,
+        "the valid line after the garbage counts"
+    );
+    assert_eq!(node(&doc, "tn08")["health"], "crit", "7 of 8 GPUs seen");
+    assert_eq!(node(&doc, "tn02")["health"], "crit");
+    assert_eq!(doc["summary"]["nodes_up"], 3);
+}
+
+/// tn07 runs a one-GPU script and tn08 has seven GPUs while its inventory expects eight.
+fn fix_gpu_counts(inventory: &str) -> String {
+    inventory
+        .split("[[node]]")
+        .map(|block| {
+            if block.contains("name = \"tn07\"") {
+                block.replace("gpus = 8", "gpus = 1")
+            } else if block.contains("name = \"tn08\"") {
+                block.replace("gpus = 7", "gpus = 8")
+            } else {
+                block.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("[[node]]")
+}
