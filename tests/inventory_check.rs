@@ -1,0 +1,95 @@
+//! `fleetop check` on good and bad inventories: summaries, and errors naming file, line, column and value.
+
+use std::process::Command;
+
+fn check(text: &str) -> (i32, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inv.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .args(["check", "--inventory", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn the_reference_inventory_summarises_the_whole_fleet() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventory.toml")).unwrap();
+    let (code, out, err, _) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cabinets      384"), "{out}");
+    assert!(out.contains("nodes         1025 (66 spare)"), "{out}");
+    assert!(out.contains("GPUs expected 8200"), "{out}");
+    assert!(out.contains("tenants       20"), "{out}");
+    assert!(out.contains("2 shared by two or more tenants"), "{out}");
+}
+
+const CAB: &str = "[[cabinet]]\nname = \"c01\"\nnodes = \"c01n[1-3]\"\n";
+
+#[test]
+fn each_error_names_file_line_column_and_value() {
+    let cases: &[(&str, &str, &str)] = &[
+        // (inventory, expected line:col, expected words)
+        ("[[cabinet]]\nname = \"c01\"\nnodes = \"c01n[5-1]\"\n", "3:15", "reversed range \"5-1\""),
+        ("[[cabinet]]\nname = \"c01\"\nnodes = \"n[1-2]\"\n[[cabinet]]\nname = \"c02\"\nnodes = \"n[2-3]\"\n", "6:9", "duplicate node \"n2\""),
+        (&format!("{CAB}[[tenant]]\nname = \"a\"\nnodes = \"c01n1\"\n[[tenant]]\nname = \"b\"\nnodes = \"c01n[1-2]\"\n"), "9:9", "node \"c01n1\" is in two tenants: \"a\" (line 5)"),
+        (&format!("{CAB}[defaults]\nusr = \"ops\"\n"), "5:1", "unknown field `usr`"),
+        ("[[cabinet]]\nname = \"c01\"\nnodes = \"n[1-1000000]\"\n", "3:12", "expands past 100000 hosts"),
+        ("[[cabinet]]\nname = \"c01\"\nnodes = \"n[]\"\n", "3:12", "empty range"),
+        (&format!("{CAB}[[tenant]]\nname = \"a\"\nnodes = \"c09n1\"\n"), "6:9", "\"c09n1\", which no [[cabinet]] holds"),
+        (&format!("{CAB}[[tenant]]\nname = \"a\"\nnodes = \"c01n1\"\ngpus = \"0-9\"\n"), "7:8", "GPU 8 does not exist"),
+        (&format!("{CAB}[defaults]\ninterval_ms = 5\n"), "5:15", "below the minimum"),
+        ("[[cabinet]]\nname = \"c01\"\nnodes = 3\n", "3:9", "invalid type"),
+    ];
+    for (text, position, words) in cases {
+        let (code, _, err, path) = check(text);
+        assert_eq!(code, 3, "{text}\n{err}");
+        let expected = format!("{path}:{position}: ");
+        assert!(
+            err.contains(&expected),
+            "expected {expected:?} in {err:?} for\n{text}"
+        );
+        assert!(err.contains(words), "expected {words:?} in {err:?}");
+    }
+}
+
+#[test]
+fn all_errors_are_listed_at_once() {
+    let text = "[[cabinet]]\nname = \"c01\"\nnodes = \"c01n[3-1]\"\n[[cabinet]]\nname = \"c02\"\nnodes = \"c02n[]\"\n";
+    let (code, _, err, _) = check(text);
+    assert_eq!(code, 3);
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+#[test]
+fn per_gpu_tenants_may_share_a_node_on_distinct_gpus() {
+    let text = format!("{CAB}[[tenant]]\nname = \"a\"\nnodes = \"c01n1\"\ngpus = \"0-3\"\n[[tenant]]\nname = \"b\"\nnodes = \"c01n1\"\ngpus = \"4-7\"\n");
+    let (code, out, err, _) = check(&text);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 shared by two or more tenants"), "{out}");
+    let clash = text.replace("gpus = \"4-7\"", "gpus = \"3-7\"");
+    let (code, _, err, _) = check(&clash);
+    assert_eq!(code, 3);
+    assert!(err.contains("hold the same GPUs"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .args(["check", "--inventory", "/nonexistent/inv.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("/nonexistent/inv.toml: cannot read inventory"),
+        "{err}"
+    );
+}

@@ -1,0 +1,205 @@
+//! `fleetop snapshot --demo`: the reference fleet through the real pipeline, every format, filters and exit codes.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn snapshot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .arg("snapshot")
+        .args(args)
+        .env_remove("FLEETOP_INVENTORY")
+        .output()
+        .unwrap()
+}
+
+fn json(args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["--demo", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = snapshot(&all);
+    (
+        out.status.code().unwrap(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn set(names: &str) -> BTreeSet<String> {
+    names.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn json_is_the_full_reference_fleet_in_the_documented_schema() {
+    let (code, doc) = json(&[]);
+    assert_eq!(code, 2, "two unreachable nodes and an XID 79 are crit");
+    assert_eq!(keys(&doc), set("schema taken_at inventory summary nodes"));
+    assert_eq!(doc["schema"], "fleetop.snapshot/1");
+    assert_eq!(doc["inventory"], "demo");
+    assert!(humantime::parse_rfc3339(doc["taken_at"].as_str().unwrap()).is_ok());
+    let s = &doc["summary"];
+    assert_eq!(
+        keys(s),
+        set("nodes nodes_up gpus_expected gpus_seen health power_watts")
+    );
+    assert_eq!(
+        (s["nodes"].as_u64(), s["nodes_up"].as_u64()),
+        (Some(1025), Some(1023))
+    );
+    assert_eq!(
+        (s["gpus_expected"].as_u64(), s["gpus_seen"].as_u64()),
+        (Some(8200), Some(8184))
+    );
+    assert_eq!(s["health"], "crit");
+    let nodes = doc["nodes"].as_array().unwrap();
+    let cabinets: BTreeSet<&str> = nodes
+        .iter()
+        .map(|n| n["cabinet"].as_str().unwrap())
+        .collect();
+    assert_eq!(cabinets.len(), 384);
+    let tenants: BTreeSet<&str> = nodes.iter().filter_map(|n| n["tenant"].as_str()).collect();
+    assert!(tenants.len() >= 20, "{tenants:?}");
+    for n in nodes {
+        assert_eq!(
+            keys(n),
+            set("name cabinet tenant state health source sample_age_ms error gpus")
+        );
+        for g in n["gpus"].as_array().unwrap() {
+            assert_eq!(
+                keys(g),
+                set("index uuid name util_pct mem_util_pct mem_used_mib mem_total_mib temp_c mem_temp_c power_w \
+                     power_limit_w sm_clock_mhz throttle ecc_uncorrected remapped_rows_pending xid health reasons")
+            );
+        }
+    }
+    let by_name = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap();
+    for name in ["c017n2", "c203n1"] {
+        assert_eq!(by_name(name)["state"], "unreachable");
+        assert_eq!(by_name(name)["gpus"], Value::Array(vec![]));
+    }
+    let fell_off = &by_name("c042n3")["gpus"][5];
+    assert_eq!(fell_off["health"], "crit");
+    assert_eq!(fell_off["xid"], serde_json::json!([79]));
+    assert_eq!(
+        fell_off["util_pct"],
+        Value::Null,
+        "a GPU that fell off the bus reports nothing, not 0"
+    );
+    let remap = &by_name("c118n1")["gpus"][2];
+    assert_eq!(remap["remapped_rows_pending"], true);
+    assert_eq!(remap["health"], "warn");
+    assert_eq!(by_name("c077n1")["health"], "warn");
+    assert_eq!(by_name("c352n1")["tenant"], Value::Null, "spare");
+    assert_eq!(by_name("c351n1")["tenant"], "piedpiper+duff");
+}
+
+#[test]
+fn filters_select_nodes_and_set_the_exit_code() {
+    let (code, doc) = json(&["--filter", "cabinet=c001"]);
+    assert_eq!((code, doc["summary"]["nodes"].as_u64()), (0, Some(3)));
+    let (code, doc) = json(&["--filter", "cabinet=c077"]);
+    assert_eq!((code, doc["summary"]["health"].as_str()), (1, Some("warn")));
+    let (code, _) = json(&["--filter", "node=c042*"]);
+    assert_eq!(code, 2);
+    let (_, doc) = json(&["--filter", "state=unreachable"]);
+    assert_eq!(doc["summary"]["nodes"], 2);
+    let (_, doc) = json(&["--filter", "tenant=duff"]);
+    assert_eq!(doc["summary"]["nodes"], 2);
+    let (code, doc) = json(&["--filter", "tenant=acme health=ok"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        doc["summary"]["nodes"], 119,
+        "acme has 120 nodes, one unreachable"
+    );
+    let bad = snapshot(&["--demo", "--filter", "colour=red"]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown filter key \"colour\""));
+}
+
+#[test]
+fn bad_inputs_exit_3_with_the_reason_on_stderr() {
+    let out = snapshot(&["--inventory", "/nonexistent.toml"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
+    let out = snapshot(&["--demo", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = snapshot(&["--demo", "--format", "yaml"]);
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn prometheus_output_passes_promtool() {
+    let out = snapshot(&["--demo", "--format", "prom"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("fleetop_fleet_gpus_seen 8184\n"),
+        "{}",
+        &text[..500.min(text.len())]
+    );
+    assert!(text.contains("fleetop_node_up{node=\"c017n2\",cabinet=\"c017\",tenant=\"acme\"} 0"));
+    assert!(text.contains("fleetop_gpu_temperature_celsius{node=\"c077n1\",gpu=\"3\","));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed by scripts/test");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+#[test]
+fn csv_has_one_row_per_gpu_and_one_per_silent_node() {
+    let out = snapshot(&["--demo", "--format", "csv"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let columns = lines[0].split(',').count();
+    assert!(lines[0].starts_with("node,cabinet,tenant,state,node_health"));
+    assert_eq!(lines.len(), 1 + 8184 + 2);
+    let quoted = lines.iter().filter(|l| l.contains('"')).count();
+    // Rows without quoted fields must have exactly the header's number of columns.
+    for l in lines.iter().filter(|l| !l.contains('"')) {
+        assert_eq!(l.split(',').count(), columns, "{l}");
+    }
+    assert!(quoted > 0, "rows with reasons containing commas are quoted");
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("c017n2,c017,acme,unreachable,crit,")));
+}
+
+#[test]
+fn table_lists_the_worst_nodes_first_and_sums_up() {
+    let out = snapshot(&["--demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("NODE "));
+    assert!(lines[1].contains(" crit "), "{}", lines[1]);
+    assert!(
+        text.contains("1025 nodes (1023 up), 8184 of 8200 GPUs seen"),
+        "{}",
+        lines.last().unwrap()
+    );
+    let c042 = lines.iter().find(|l| l.starts_with("c042n3")).unwrap();
+    assert!(
+        c042.contains("GPU 5: XID 79: GPU fell off the bus"),
+        "{c042}"
+    );
+}

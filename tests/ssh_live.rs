@@ -1,0 +1,259 @@
+//! Following nodes over time through the SSH transport: crashes, restarts, ssh-agent auth and jump hosts.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{wait_bounded, Behaviour, Fleet, Quirks, Spec};
+use fleetop::inventory::Inventory;
+use fleetop::transport::ssh::SshTransport;
+use fleetop::transport::{FailureKind, Msg, NodeEvent, Transport};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Follows `inventory` and hands back the message stream (workers stop when the guard drops).
+fn follow(inventory: &str) -> (UnboundedReceiver<Msg>, fleetop::transport::Following) {
+    let inv = Arc::new(Inventory::parse("test.toml", inventory).unwrap());
+    let transport = SshTransport::new(&inv).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let following = transport.follow(&inv, tx);
+    (rx, following)
+}
+
+/// Receives until `pred` matches, within `limit`; returns every message seen on the way.
+fn until(
+    rx: &mut UnboundedReceiver<Msg>,
+    limit: Duration,
+    what: &str,
+    mut pred: impl FnMut(&Msg) -> bool,
+) -> Vec<Msg> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(msg) => {
+                let done = pred(&msg);
+                seen.push(msg);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    panic!("gave up waiting for {what}; saw {seen:#?}");
+}
+
+fn is_sample(m: &Msg, node: usize) -> bool {
+    m.node == node && matches!(m.event, NodeEvent::Sample(_))
+}
+
+#[test]
+fn an_agent_dying_mid_stream_is_reported_and_restarted() {
+    // The fake NVML aborts the agent on its third sample; every new agent process counts afresh.
+    let fleet = Fleet::start(
+        vec![Behaviour::Agent(
+            Spec::node(5, 2).with_line("abort_after 3"),
+        )],
+        Quirks::default(),
+    );
+    let (mut rx, _following) = follow(&fleet.inventory(&[]));
+    until(&mut rx, Duration::from_secs(20), "first sample", |m| {
+        is_sample(m, 0)
+    });
+    let seen = until(&mut rx, Duration::from_secs(20), "the crash", |m| {
+        matches!(m.event, NodeEvent::Failed { .. })
+    });
+    match &seen.last().unwrap().event {
+        NodeEvent::Failed { kind, detail } => {
+            assert_eq!(*kind, FailureKind::StreamEnded);
+            assert!(detail.contains("killed by signal ABRT"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let after = until(
+        &mut rx,
+        Duration::from_secs(20),
+        "a sample after reconnecting",
+        |m| is_sample(m, 0),
+    );
+    assert!(
+        after.iter().any(|m| m.event == NodeEvent::Connecting),
+        "reconnected through a new session"
+    );
+}
+
+#[test]
+fn nodes_come_back_after_sshd_restarts() {
+    let mut fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Agent(Spec::node(2, 2)),
+        ],
+        Quirks::default(),
+    );
+    let (mut rx, _following) = follow(&fleet.inventory(&[]));
+    let mut first = [false; 2];
+    until(
+        &mut rx,
+        Duration::from_secs(20),
+        "samples from both nodes",
+        |m| {
+            if matches!(m.event, NodeEvent::Sample(_)) {
+                first[m.node] = true;
+            }
+            first == [true, true]
+        },
+    );
+    fleet.stop_sshd();
+    let mut lost = [false; 2];
+    until(&mut rx, Duration::from_secs(30), "both nodes lost", |m| {
+        if matches!(m.event, NodeEvent::Failed { .. }) {
+            lost[m.node] = true;
+        }
+        lost == [true, true]
+    });
+    fleet.restart_sshd();
+    let mut back = [false; 2];
+    until(
+        &mut rx,
+        Duration::from_secs(60),
+        "samples after the restart",
+        |m| {
+            if matches!(m.event, NodeEvent::Sample(_)) {
+                back[m.node] = true;
+            }
+            back == [true, true]
+        },
+    );
+}
+
+#[test]
+fn ssh_agent_keys_are_used_when_no_key_file_works() {
+    let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(3, 1))], Quirks::default());
+    let dir = fleet.dir.path();
+    let socket = dir.join("agent.sock");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let added = Command::new("ssh-add")
+        .arg(dir.join("client_key"))
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let inventory = dir.join("agent-only.toml");
+    let text = fleet.inventory(&[]).replace(
+        &format!("\"{}/client_key\"", dir.display()),
+        "\"/nonexistent/key\"",
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let args = [
+        "snapshot",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--format",
+        "json",
+        "--timeout",
+        "10",
+    ];
+
+    let with_agent = fleet
+        .fleetop(&args)
+        .env("SSH_AUTH_SOCK", &socket)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(with_agent, Duration::from_secs(30));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["nodes"][0]["state"], "up", "{doc:#}");
+    assert_eq!(doc["nodes"][0]["gpus"][0]["uuid"], "GPU-0003-0000");
+
+    let without = fleet.fleetop(&args).stdout(Stdio::piped()).spawn().unwrap();
+    let out = wait_bounded(without, Duration::from_secs(30));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["nodes"][0]["state"], "auth-failed",
+        "without the agent no key works: {doc:#}"
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+#[test]
+fn ssh_config_host_name_user_port_and_proxy_jump_are_honoured() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(7, 1)),
+            Behaviour::Agent(Spec::node(8, 2)),
+        ],
+        Quirks::default(),
+    );
+    let dir = fleet.dir.path();
+    let (jump, target) = (&fleet.nodes[0], &fleet.nodes[1]);
+    let key = dir.join("client_key");
+    let config = format!(
+        "Host bastion\n  HostName {}\n  Port {port}\n  User {user}\n  IdentityFile {key}\n\n\
+         Host gpu-node\n  HostName {}\n  Port {port}\n  User {user}\n  IdentityFile {key}\n  ProxyJump bastion\n",
+        jump.addr,
+        target.addr,
+        port = fleet.port,
+        user = fleet.user,
+        key = key.display()
+    );
+    std::fs::write(dir.join("ssh_config"), config).unwrap();
+    // Nothing about how to reach gpu-node is in the inventory: it all comes from the ssh config.
+    let inventory = format!(
+        "[defaults]\ninterval_ms = 200\nknown_hosts = \"{d}/known_hosts\"\nssh_config = \"{d}/ssh_config\"\n\
+         agent_path = \"fleetop\"\ngpus_per_node = 2\n\n[[cabinet]]\nname = \"j1\"\nnodes = \"gpu-node\"\n",
+        d = dir.display()
+    );
+    let path = dir.join("jump.toml");
+    std::fs::write(&path, inventory).unwrap();
+    let child = fleet
+        .fleetop(&[
+            "snapshot",
+            "--inventory",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+            "--timeout",
+            "15",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(child, Duration::from_secs(40));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node = &doc["nodes"][0];
+    assert_eq!(node["state"], "up", "{doc:#}\n{}", fleet.logs());
+    assert_eq!(
+        node["gpus"][1]["uuid"], "GPU-0008-0001",
+        "the target's own values, not the jump host's"
+    );
+    // sshd logs the local address of each connection: the jump host was dialled, and a session
+    // reached the target through it.
+    let logs = fleet.logs();
+    assert!(
+        logs.contains(&format!("on {} port {}", jump.addr, fleet.port)),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&format!("on {} port {}", target.addr, fleet.port)),
+        "{logs}"
+    );
+}
