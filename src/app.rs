@@ -1,5 +1,6 @@
 //! Entry point behind `main.rs`: loads the inventory, picks the transport and runs the chosen command.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,14 +11,23 @@ use crate::snapshot::{self, Report};
 use crate::transport::sim::SimTransport;
 use crate::transport::ssh::SshTransport;
 use crate::transport::Transport;
-use crate::{agent, check, live};
+use crate::tui::config::Config;
+use crate::tui::keymap::Keymap;
+use crate::tui::theme;
+use crate::{agent, check, live, tui};
 
 /// Exit status when fleetop could not run at all (bad inventory, bad flags).
 pub const EXIT_CANNOT_RUN: i32 = 3;
 
 /// Runs the command line; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
-    init_tracing();
+    let interactive =
+        cli.command.is_none() && cli.bench_render.is_none() && std::io::stdout().is_terminal();
+    init_tracing(interactive);
+    if let Some(frames) = cli.bench_render {
+        print!("{}", crate::tui::bench::run(frames));
+        return 0;
+    }
     match cli.command {
         Some(Command::Agent(a)) => agent::run(&agent::AgentOptions {
             interval: Duration::from_millis(a.interval.max(1)),
@@ -35,24 +45,65 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Some(Command::Snapshot(args)) => run_snapshot(&cli.global, &args),
-        None => match prepare(&cli.global) {
-            Ok((inv, transport)) => live::run(inv, transport.as_ref()),
-            Err(e) => {
-                eprintln!("{e}");
-                EXIT_CANNOT_RUN
-            }
-        },
+        None => run_live(&cli.global, interactive),
     }
 }
 
-/// Logs go to stderr (level from `FLEETOP_LOG`, default warn), never onto the data on stdout.
-fn init_tracing() {
+/// The TUI on a terminal; one summary line per interval when stdout is a pipe.
+fn run_live(g: &Global, interactive: bool) -> i32 {
+    // Everything that can fail on bad input fails here, before the terminal is touched.
+    let setup = prepare(g).and_then(|(inv, transport)| {
+        if !interactive {
+            return Ok((inv, transport, None));
+        }
+        let config = Config::load()?;
+        let theme = theme::choose(g.theme.as_deref(), config.theme.as_deref())?;
+        let keymap = Keymap::default().with_overrides(&config.key_overrides())?;
+        Ok((inv, transport, Some((theme, keymap))))
+    });
+    match setup {
+        Ok((inv, transport, Some((theme, keymap)))) => {
+            tui::run(inv, transport.as_ref(), theme, keymap)
+        }
+        Ok((inv, transport, None)) => live::run(inv, transport.as_ref()),
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_CANNOT_RUN
+        }
+    }
+}
+
+/// Logs go to stderr (level from `FLEETOP_LOG`, default warn), never onto the data on stdout; while the
+/// TUI owns the terminal they go to `$XDG_STATE_HOME/fleetop/fleetop.log` instead.
+fn init_tracing(to_file: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEETOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if !to_file {
+        let _ = builder.with_writer(std::io::stderr).try_init();
+        return;
+    }
+    let dir = std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
+        })
+        .map(|d| d.join("fleetop"));
+    let file = dir.and_then(|d| {
+        std::fs::create_dir_all(&d).ok()?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("fleetop.log"))
+            .ok()
+    });
+    if let Some(file) = file {
+        let _ = builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    }
 }
 
 /// The inventory chosen by `--demo`, `--inventory` or the default search path.

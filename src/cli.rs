@@ -15,6 +15,9 @@ use crate::snapshot::Format;
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// Render N frames of each view of the demo fleet off-screen, print frame times, and exit
+    #[arg(long, value_name = "N")]
+    pub bench_render: Option<usize>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

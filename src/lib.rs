@@ -10,3 +10,4 @@ pub mod live;
 pub mod snapshot;
 pub mod telemetry;
 pub mod transport;
+pub mod tui;

@@ -203,3 +203,21 @@ fn table_lists_the_worst_nodes_first_and_sums_up() {
         "{c042}"
     );
 }
+
+#[test]
+fn without_a_terminal_fleetop_prints_summary_lines() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .arg("--demo")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.starts_with("1025 nodes, "), "{first}");
+}

@@ -1,6 +1,7 @@
 //! The one owner of fleet data: applies transport messages and derives node state and health from them.
 
 pub mod filter;
+pub mod history;
 pub mod view;
 
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use crate::transport::{FailureKind, Msg, NodeEvent};
 
 /// A fresh sample is one younger than this many intervals; older ones are `stale`.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
+/// How much history the rings keep for sparklines.
+pub const HISTORY_SPAN: Duration = Duration::from_secs(600);
 
 /// What fleetop tracks per node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,6 +38,19 @@ impl NodeState {
             NodeState::AuthFailed => "auth-failed",
             NodeState::HostKeyMismatch => "host-key-mismatch",
             NodeState::NoGpuDriver => "no-gpu-driver",
+        }
+    }
+
+    /// At most nine characters, for narrow tables.
+    pub fn short(self) -> &'static str {
+        match self {
+            NodeState::Connecting => "waiting",
+            NodeState::Up => "up",
+            NodeState::Stale => "stale",
+            NodeState::Unreachable => "unreach",
+            NodeState::AuthFailed => "auth-fail",
+            NodeState::HostKeyMismatch => "host-key!",
+            NodeState::NoGpuDriver => "no-driver",
         }
     }
 
@@ -73,6 +89,8 @@ pub struct NodeStatus {
     pub bad_lines: u64,
     pub last_bad: Option<String>,
     pub samples: u64,
+    /// Per-GPU history by GPU index, for sparklines.
+    pub history: Vec<history::GpuHistory>,
 }
 
 /// The fleet as last heard from.
@@ -80,12 +98,20 @@ pub struct NodeStatus {
 pub struct FleetState {
     pub inventory: Arc<Inventory>,
     pub nodes: Vec<NodeStatus>,
+    /// Samples each history ring holds (`HISTORY_SPAN` at the inventory's interval).
+    pub history_len: usize,
 }
 
 impl FleetState {
     pub fn new(inventory: Arc<Inventory>) -> Self {
         let nodes = vec![NodeStatus::default(); inventory.nodes.len()];
-        FleetState { inventory, nodes }
+        let interval_ms = inventory.settings.interval.as_millis().max(1);
+        let history_len = (HISTORY_SPAN.as_millis() / interval_ms).clamp(1, 3600) as usize;
+        FleetState {
+            inventory,
+            nodes,
+            history_len,
+        }
     }
 
     pub fn apply(&mut self, msg: Msg) {
@@ -100,6 +126,15 @@ impl FleetState {
                 node.failure = None;
             }
             NodeEvent::Sample(sample) => {
+                for gpu in &sample.gpus {
+                    let i = gpu.index as usize;
+                    if i < 64 {
+                        if node.history.len() <= i {
+                            node.history.resize_with(i + 1, Default::default);
+                        }
+                        node.history[i].push(self.history_len, gpu.util_pct, gpu.temp_c);
+                    }
+                }
                 node.sample = Some(sample);
                 node.sample_at = Some(msg.at);
                 node.samples += 1;

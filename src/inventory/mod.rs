@@ -8,7 +8,7 @@ mod resolve;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{InventoryError, InventoryErrors};
+pub use error::{InventoryError, InventoryErrors, Locator};
 pub use file::{CabinetFile, DefaultsFile, InventoryFile, NodeFile, TenantFile, ThresholdsFile};
 
 /// Index of a node in [`Inventory::nodes`]; stable for the life of the process.

@@ -109,6 +109,28 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
     }
 }
 
+/// The messages the demo fleet produces at `tick`, all stamped `at`, without threads or timing:
+/// for benchmarks and fixture states. Unreachable nodes report their failure.
+pub fn messages(inv: &Inventory, seed: u64, tick: u64, at: Instant) -> Vec<crate::transport::Msg> {
+    let t_ms = 1_700_000_000_000 + tick * inv.settings.interval.as_millis() as u64;
+    (0..inv.nodes.len())
+        .map(|node| {
+            let event = if model::role(inv, node) == Role::Unreachable {
+                NodeEvent::Failed {
+                    kind: FailureKind::Unreachable,
+                    detail: format!(
+                        "connect to {}:22: connection timed out (simulated)",
+                        inv.nodes[node].name
+                    ),
+                }
+            } else {
+                NodeEvent::Sample(model::sample(inv, seed, node, tick, t_ms))
+            };
+            crate::transport::Msg { node, at, event }
+        })
+        .collect()
+}
+
 fn feed_json(decoder: &mut StreamDecoder, sink: &NodeSink, value: &impl serde::Serialize) {
     if let Ok(mut bytes) = serde_json::to_vec(value) {
         bytes.push(b'\n');

@@ -1,0 +1,86 @@
+//! `fleetop --demo --bench-render N`: renders N frames of the full demo fleet off-screen and prints frame times.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use super::app::{App, View};
+use super::keymap::Keymap;
+use super::theme::Theme;
+use super::ui;
+use crate::inventory::Inventory;
+use crate::transport::sim;
+
+/// An `App` holding the demo fleet after `ticks` samples per node, at a fixed seed; the clock is `now`.
+pub fn demo_app(ticks: u64, now: Instant) -> App {
+    let inventory = Arc::new(Inventory::demo());
+    let mut app = App::new(Arc::clone(&inventory), Keymap::default(), now);
+    let interval = inventory.settings.interval;
+    for tick in 0..ticks {
+        let at = now - interval * u32::try_from(ticks - 1 - tick).unwrap_or(0);
+        for msg in sim::messages(&inventory, sim::DEMO_SEED, tick, at) {
+            app.on_msg(msg);
+        }
+    }
+    app.tick(now);
+    app.refresh();
+    app
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Renders `frames` frames of each view at 200×50; returns the report printed by the CLI.
+pub fn run(frames: usize) -> String {
+    let frames = frames.max(1);
+    let started = Instant::now();
+    let mut app = demo_app(60, Instant::now());
+    let build = started.elapsed();
+    let refresh = {
+        let t = Instant::now();
+        app.refresh();
+        t.elapsed()
+    };
+    app.viewport = (200, 50);
+    let theme = Theme::default();
+    let mut out = format!(
+        "demo fleet: {} nodes, {} GPUs, 60 samples of history each (built in {:.0} ms)\n\
+         refresh (rows, verdicts, tenants; at most 4×/s): {:.2} ms\n\
+         {:<10} {:>8} {:>8} {:>8}   (200×50, {frames} frames each, off-screen)\n",
+        app.fleet.nodes.len(),
+        app.totals.summary.gpus_seen,
+        build.as_secs_f64() * 1e3,
+        refresh.as_secs_f64() * 1e3,
+        "view",
+        "median",
+        "p99",
+        "max"
+    );
+    for view in [View::Overview, View::Nodes, View::Detail, View::Tenants] {
+        app.view = view;
+        let mut terminal = match Terminal::new(TestBackend::new(200, 50)) {
+            Ok(t) => t,
+            Err(e) => return format!("cannot create the off-screen terminal: {e}"),
+        };
+        let mut times = Vec::with_capacity(frames);
+        for i in 0..frames {
+            // Move the selection so frames differ, as they would with live data.
+            app.selected = (i * 7) % app.fleet.nodes.len();
+            let t = Instant::now();
+            let _ = terminal.draw(|f| ui::render(&app, &theme, f));
+            times.push(t.elapsed());
+        }
+        times.sort();
+        out += &format!(
+            "{:<10} {:>6.2}ms {:>6.2}ms {:>6.2}ms\n",
+            view.title(),
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3,
+            times.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+        );
+    }
+    out
+}

@@ -1,0 +1,203 @@
+//! Node detail: the node's state and reasons, then one row per GPU with gauges and history.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+
+use super::format::{age, bar, clock, opt, sparkline};
+use super::state_style;
+use crate::fleet::view::Pending;
+use crate::telemetry::GpuSample;
+use crate::tui::app::App;
+use crate::tui::theme::Theme;
+
+pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let fleet = &app.fleet;
+    let Some(spec) = fleet.inventory.nodes.get(app.selected) else {
+        return;
+    };
+    let view = fleet.node_view(app.selected, app.now, Pending::Connecting);
+    let status = &fleet.nodes[app.selected];
+    let last_seen = status.sample_at.map_or_else(
+        || "never".to_string(),
+        |at| {
+            format!(
+                "{} ago, at {}",
+                age(Some(app.now.saturating_duration_since(at))),
+                clock(app.wall_time(at))
+            )
+        },
+    );
+    let mut info = vec![
+        Line::from(vec![
+            Span::styled(format!("{} ", spec.name), theme.accent()),
+            Span::styled(format!("cabinet {} · ", view.cabinet), theme.dim()),
+            Span::styled(
+                format!("tenant {} · ", view.tenant.as_deref().unwrap_or("spare")),
+                theme.dim(),
+            ),
+            Span::styled(view.state.as_str(), state_style(theme, view.state)),
+            Span::raw(" · "),
+            Span::styled(
+                view.verdict.health.as_str(),
+                theme.health(view.verdict.health),
+            ),
+            Span::styled(format!(" · last sample {last_seen}"), theme.dim()),
+        ]),
+        Line::styled(
+            format!(
+                "source: {} · {} of {} GPUs · {} bad lines",
+                status.detail.as_deref().unwrap_or("none yet"),
+                view.gpus.len(),
+                view.expected_gpus,
+                status.bad_lines
+            ),
+            theme.dim(),
+        ),
+    ];
+    if let Some(error) = &view.error {
+        info.push(Line::styled(format!("error: {error}"), theme.unreachable()));
+    }
+    for reason in view.verdict.reasons.iter().take(4) {
+        info.push(Line::styled(
+            format!("• {reason}"),
+            theme.health(view.verdict.health),
+        ));
+    }
+    if view.verdict.reasons.len() > 4 {
+        info.push(Line::styled(
+            format!("• … and {} more", view.verdict.reasons.len() - 4),
+            theme.dim(),
+        ));
+    }
+    let info_height = (info.len() as u16 + 1).min(area.height / 2);
+    let [top, table_area] =
+        Layout::vertical([Constraint::Length(info_height), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(info).wrap(Wrap { trim: true }), top);
+
+    let wide = area.width >= 140;
+    let gauge = if wide { 12 } else { 6 };
+    let faded = view.state != crate::fleet::NodeState::Up;
+    let value = if faded { theme.stale() } else { theme.text() };
+    let mut header = vec!["GPU", "UTIL", "MEM", "TEMP", "MEMT", "POWER", "SM", "FLAGS"];
+    if wide {
+        header.push("THROTTLE");
+    }
+    header.push("UTIL HISTORY");
+    let mut widths = vec![
+        Constraint::Length(3),
+        Constraint::Length(gauge as u16 + 5),
+        Constraint::Length(gauge as u16 + 5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(9),
+        Constraint::Length(5),
+        Constraint::Length(if wide { 14 } else { 6 }),
+    ];
+    if wide {
+        widths.push(Constraint::Length(24));
+    }
+    // The sparkline fills what the fixed columns and their one-cell gaps leave.
+    let fixed: u16 = widths
+        .iter()
+        .map(|c| {
+            if let Constraint::Length(n) = c {
+                *n + 1
+            } else {
+                0
+            }
+        })
+        .sum();
+    let history_width = usize::from(area.width.saturating_sub(fixed)).max(4);
+    widths.push(Constraint::Min(4));
+    let rows = view.gpus.iter().map(|g| {
+        let s = g.sample;
+        let util = s.util_pct.map(|u| f64::from(u) / 100.0);
+        let mem = match (s.mem_used_mib, s.mem_total_mib) {
+            (Some(u), Some(t)) if t > 0 => Some(u as f64 / t as f64),
+            _ => None,
+        };
+        let history = status
+            .history
+            .get(s.index as usize)
+            .map(|h| h.util())
+            .unwrap_or_default();
+        let mut cells = vec![
+            Cell::from(Span::styled(
+                format!("{}", s.index),
+                theme.health(g.verdict.health),
+            )),
+            Cell::from(Span::styled(
+                format!("{} {:>4}", bar(util, gauge), opt(s.util_pct, "%")),
+                value,
+            )),
+            Cell::from(Span::styled(
+                format!(
+                    "{} {:>4}",
+                    bar(mem, gauge),
+                    mem.map_or("–".into(), |m| format!("{:.0}%", m * 100.0))
+                ),
+                value,
+            )),
+            Cell::from(Span::styled(opt(s.temp_c, "°C"), value)),
+            Cell::from(Span::styled(opt(s.mem_temp_c, "°C"), value)),
+            Cell::from(Span::styled(power(s), value)),
+            Cell::from(Span::styled(opt(s.sm_clock_mhz, ""), value)),
+            Cell::from(Span::styled(flags(s), theme.health(g.verdict.health))),
+        ];
+        if wide {
+            let throttle = s.throttle.as_ref().map_or("–".into(), |t| {
+                if t.is_empty() {
+                    "none".into()
+                } else {
+                    t.join(",")
+                }
+            });
+            cells.push(Cell::from(Span::styled(throttle, theme.dim())));
+        }
+        cells.push(Cell::from(Span::styled(
+            sparkline(&history, history_width, 100),
+            theme.accent(),
+        )));
+        Row::new(cells)
+    });
+    let header = Row::new(
+        header
+            .into_iter()
+            .map(|h| Cell::from(Span::styled(h, theme.header()))),
+    );
+    frame.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        table_area,
+    );
+}
+
+fn power(s: &GpuSample) -> String {
+    match (s.power_w, s.power_limit_w) {
+        (Some(p), Some(l)) => format!("{p:.0}/{l:.0}W"),
+        (Some(p), None) => format!("{p:.0}W"),
+        _ => "–".into(),
+    }
+}
+
+/// ECC, row-remap and XID flags of one GPU: `E2 Rp X79`.
+fn flags(s: &GpuSample) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = s.ecc_uncorrected.filter(|&n| n > 0) {
+        parts.push(format!("E{n}"));
+    }
+    if s.remapped_rows_failed == Some(true) {
+        parts.push("Rf".into());
+    } else if s.remapped_rows_pending == Some(true) {
+        parts.push("Rp".into());
+    }
+    for x in s.xid.iter().flatten() {
+        parts.push(format!("X{x}"));
+    }
+    if parts.is_empty() {
+        "ok".into()
+    } else {
+        parts.join(" ")
+    }
+}

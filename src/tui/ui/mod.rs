@@ -1,0 +1,273 @@
+//! Drawing: a pure function of `App` and `Theme` into a ratatui `Frame`. Nothing here writes state or reads the clock.
+
+mod detail;
+mod events;
+pub mod format;
+mod nodes;
+pub mod overview;
+mod tenants;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Mode, View};
+use super::keymap::Action;
+use super::theme::Theme;
+use crate::inventory::NodeId;
+use format::{kw, pct};
+
+/// The screen's three bands: header (totals and tabs), body (the view), footer (hints or input).
+pub fn areas(area: Rect) -> [Rect; 3] {
+    Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area)
+}
+
+pub fn render(app: &App, theme: &Theme, frame: &mut Frame) {
+    let [header, body, footer] = areas(frame.area());
+    render_header(app, theme, frame, header);
+    match app.view {
+        View::Overview => overview::render(app, theme, frame, body),
+        View::Nodes => nodes::render(app, theme, frame, body),
+        View::Detail => detail::render(app, theme, frame, body),
+        View::Tenants => tenants::render(app, theme, frame, body),
+        View::Events => events::render(app, theme, frame, body),
+    }
+    render_footer(app, theme, frame, footer);
+    if app.mode == Mode::Help {
+        render_help(app, theme, frame, body);
+    }
+}
+
+fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let t = &app.totals;
+    let s = &t.summary;
+    let sep = || Span::styled(" │ ", theme.border());
+    let mut totals = vec![
+        Span::styled(" fleetop ", theme.accent()),
+        Span::styled(app.fleet.inventory.source.clone(), theme.dim()),
+        sep(),
+        Span::styled(
+            format!("{} up", s.nodes_up),
+            theme.health(crate::telemetry::health::Health::Ok),
+        ),
+        Span::raw(" · "),
+        Span::styled(
+            format!("{} stale", t.stale),
+            if t.stale > 0 {
+                theme.stale()
+            } else {
+                theme.dim()
+            },
+        ),
+        Span::raw(" · "),
+        Span::styled(
+            format!("{} no data", t.no_data),
+            if t.no_data > 0 {
+                theme.unreachable()
+            } else {
+                theme.dim()
+            },
+        ),
+    ];
+    if t.connecting > 0 {
+        totals.push(Span::styled(
+            format!(" · {} connecting", t.connecting),
+            theme.dim(),
+        ));
+    }
+    // Trouble counts come before everything a narrow terminal may cut off.
+    totals.extend([
+        sep(),
+        Span::styled(
+            format!("{} crit", s.crit),
+            if s.crit > 0 {
+                theme.health(crate::telemetry::health::Health::Crit)
+            } else {
+                theme.dim()
+            },
+        ),
+        Span::raw(" · "),
+        Span::styled(
+            format!("{} warn", s.warn),
+            if s.warn > 0 {
+                theme.health(crate::telemetry::health::Health::Warn)
+            } else {
+                theme.dim()
+            },
+        ),
+        sep(),
+        Span::raw(format!("GPUs {}/{}", s.gpus_seen, s.gpus_expected)),
+        sep(),
+        Span::raw(format!("util {}", pct(t.avg_util))),
+        sep(),
+        Span::raw(format!(
+            "{} of {}",
+            kw(s.power_watts),
+            kw(t.budget_kw * 1000.0)
+        )),
+    ]);
+    let mut tabs = vec![Span::raw(" ")];
+    for (i, view) in View::ALL.iter().enumerate() {
+        let label = format!("{} {}", i + 1, view.title());
+        let style = if *view == app.view {
+            theme.accent().add_modifier(Modifier::REVERSED)
+        } else {
+            theme.dim()
+        };
+        tabs.push(Span::styled(label, style));
+        tabs.push(Span::raw("  "));
+    }
+    tabs.push(Span::styled(
+        format!("colour: {}", app.metric.name()),
+        theme.dim(),
+    ));
+    if !app.filter.text.is_empty() {
+        tabs.push(Span::styled(
+            format!("  filter: {} ({} nodes)", app.filter.text, app.order.len()),
+            theme.accent(),
+        ));
+    }
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(totals), Line::from(tabs)]),
+        area,
+    );
+}
+
+fn render_footer(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let line = match &app.mode {
+        Mode::Filter(text) => Line::from(vec![
+            Span::styled("/", theme.accent()),
+            Span::raw(text.clone()),
+            Span::styled("▏", theme.accent()),
+        ]),
+        Mode::Command(text) => Line::from(vec![
+            Span::styled(":", theme.accent()),
+            Span::raw(text.clone()),
+            Span::styled("▏", theme.accent()),
+        ]),
+        _ => match &app.status {
+            Some(msg) => Line::from(Span::styled(
+                msg.clone(),
+                theme.health(crate::telemetry::health::Health::Warn),
+            )),
+            None => hints(app, theme),
+        },
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// Footer hints, generated from the live keymap.
+fn hints(app: &App, theme: &Theme) -> Line<'static> {
+    let wanted = [
+        (Action::Help, "help"),
+        (Action::Quit, "quit"),
+        (Action::Open, "detail"),
+        (Action::Back, "back"),
+        (Action::Filter, "filter"),
+        (Action::Command, "command"),
+        (Action::SortNext, "sort"),
+        (Action::CycleMetric, "colour"),
+    ];
+    let mut spans = Vec::new();
+    for (action, label) in wanted {
+        if let Some(key) = app.keymap.hint(action) {
+            spans.push(Span::styled(
+                format!(" {key} "),
+                theme.accent().add_modifier(Modifier::REVERSED),
+            ));
+            spans.push(Span::styled(format!(" {label} "), theme.dim()));
+        }
+    }
+    Line::from(spans)
+}
+
+fn render_help(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
+    let mut lines: Vec<Line> = app
+        .keymap
+        .help()
+        .into_iter()
+        .map(|(keys, what)| {
+            Line::from(vec![
+                Span::styled(format!("{keys:>14}  "), theme.accent()),
+                Span::raw(what),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "commands: :nodes :overview :tenants :events :node NAME :filter EXPR :sort COLUMN [desc] :metric NAME :q",
+        theme.dim(),
+    ));
+    lines.push(Line::styled("any key closes this help", theme.dim()));
+    let width = body.width.min(96);
+    let height = (lines.len() as u16 + 2).min(body.height);
+    let area = Rect {
+        x: body.x + (body.width - width) / 2,
+        y: body.y,
+        width,
+        height,
+    };
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(" keys ")
+                .border_style(theme.border())
+                .title_style(theme.accent()),
+        ),
+        area,
+    );
+}
+
+/// What a mouse click landed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    Node(NodeId),
+    Tenant(usize),
+}
+
+/// The node or tenant at screen position (`column`, `row`), using the same geometry as drawing.
+pub fn hit(app: &App, column: u16, row: u16) -> Option<Hit> {
+    let screen = Rect {
+        x: 0,
+        y: 0,
+        width: app.viewport.0,
+        height: app.viewport.1,
+    };
+    let [_, body, _] = areas(screen);
+    if row < body.y || row >= body.y + body.height {
+        return None;
+    }
+    match app.view {
+        View::Overview => overview::hit(app, body, column, row).map(Hit::Node),
+        View::Nodes => nodes::hit(app, body, row).map(Hit::Node),
+        View::Tenants => tenants::hit(app, body, row).map(Hit::Tenant),
+        View::Detail | View::Events => None,
+    }
+}
+
+/// Keeps `selected` visible in a window of `height` rows; returns the first row to show.
+pub fn scroll_offset(selected: Option<usize>, height: usize) -> usize {
+    match selected {
+        Some(s) if height > 0 && s >= height => s + 1 - height,
+        _ => 0,
+    }
+}
+
+/// The style for a node's state: failures stand out, stale data is dimmed.
+pub fn state_style(theme: &Theme, state: crate::fleet::NodeState) -> Style {
+    use crate::fleet::NodeState;
+    match state {
+        NodeState::Up => theme.text(),
+        NodeState::Stale => theme.stale(),
+        NodeState::Connecting => theme.dim(),
+        _ => theme.unreachable(),
+    }
+}

@@ -1,0 +1,152 @@
+//! Snapshots of every view from fixture states (3 nodes, mixed failures, the 1,025-node demo) at 80×24 and
+//! 200×50, plus colour checks read from the rendered buffer's styles.
+
+mod tui_common;
+
+use std::time::Instant;
+
+use fleetop::tui::app::{Action, App, Mode, View};
+use fleetop::tui::theme::Theme;
+use ratatui::style::Modifier;
+use tui_common::*;
+
+fn shot(app: &mut App, view: View, width: u16, height: u16) -> String {
+    app.view = view;
+    draw(app, &Theme::default(), width, height).0
+}
+
+#[test]
+fn three_nodes_every_view_small() {
+    let mut app = three_nodes(Instant::now());
+    for view in View::ALL {
+        insta::assert_snapshot!(
+            format!("three_{}_80x24", view.title().to_lowercase()),
+            shot(&mut app, view, 80, 24)
+        );
+    }
+}
+
+#[test]
+fn three_nodes_large() {
+    let mut app = three_nodes(Instant::now());
+    insta::assert_snapshot!("three_nodes_200x50", shot(&mut app, View::Nodes, 200, 50));
+    insta::assert_snapshot!("three_detail_200x50", shot(&mut app, View::Detail, 200, 50));
+}
+
+#[test]
+fn mixed_failures_views() {
+    let mut app = mixed_failures(Instant::now());
+    insta::assert_snapshot!("mixed_nodes_80x24", shot(&mut app, View::Nodes, 80, 24));
+    insta::assert_snapshot!("mixed_nodes_200x50", shot(&mut app, View::Nodes, 200, 50));
+    insta::assert_snapshot!(
+        "mixed_overview_80x24",
+        shot(&mut app, View::Overview, 80, 24)
+    );
+    app.selected = 2;
+    insta::assert_snapshot!(
+        "mixed_detail_xid_80x24",
+        shot(&mut app, View::Detail, 80, 24)
+    );
+    app.mode = Mode::Help;
+    insta::assert_snapshot!("help_80x24", shot(&mut app, View::Nodes, 80, 24));
+}
+
+#[test]
+fn demo_fleet_fits_and_pages() {
+    let now = Instant::now();
+    let mut app = fleetop::tui::bench::demo_app(5, now);
+    app.wall_base = (now, wall());
+    let big = shot(&mut app, View::Overview, 200, 50);
+    for cabinet in ["c001", "c049", "c337"] {
+        assert!(big.contains(cabinet), "all 384 cabinets fit 200×50:\n{big}");
+    }
+    insta::assert_snapshot!("demo_overview_200x50", big);
+    let small = shot(&mut app, View::Overview, 80, 24);
+    assert!(
+        small.contains("lines 1-19 of 22 · 384 cabinets"),
+        "80×24 pages (18 cabinets a line):\n{small}"
+    );
+    insta::assert_snapshot!("demo_overview_80x24", small);
+    // Moving far down scrolls the overview to keep the selection in view.
+    app.selected = app.fleet.inventory.find_node("c380n1").unwrap();
+    let paged = shot(&mut app, View::Overview, 80, 24);
+    assert!(paged.contains("c3"), "{paged}");
+    assert!(
+        !paged.contains("\nc001 "),
+        "the first cabinets scrolled away:\n{paged}"
+    );
+    insta::assert_snapshot!("demo_nodes_200x50", shot(&mut app, View::Nodes, 200, 50));
+    insta::assert_snapshot!("demo_tenants_80x24", shot(&mut app, View::Tenants, 80, 24));
+}
+
+#[test]
+fn colours_follow_the_theme_roles() {
+    let theme = Theme::default();
+    let mut app = mixed_failures(Instant::now());
+    app.view = View::Nodes;
+    let (text, terminal) = draw(&mut app, &theme, 120, 24);
+    let buffer = terminal.backend().buffer();
+    let find = |needle: &str| -> (u16, u16) {
+        for (y, line) in text.lines().enumerate() {
+            if let Some(byte) = line.find(needle) {
+                return (line[..byte].chars().count() as u16, y as u16);
+            }
+        }
+        panic!("{needle} not on screen:\n{text}");
+    };
+    let (x, y) = find("auth-failed");
+    assert_eq!(
+        buffer[(x, y)].fg,
+        theme.unreachable,
+        "failure states use the unreachable role"
+    );
+    let (x, y) = find("crit");
+    assert_eq!(buffer[(x, y)].fg, theme.crit);
+    let (x, y) = find("stale");
+    assert!(
+        buffer[(x, y)].modifier.contains(Modifier::DIM),
+        "stale data is dimmed"
+    );
+    let (x, y) = find("n1 ");
+    assert_eq!(
+        buffer[(x, y)].bg,
+        theme.selected_bg,
+        "the selected row is highlighted"
+    );
+}
+
+#[test]
+fn no_color_still_tells_states_apart() {
+    let theme = Theme::default().without_color();
+    let mut app = mixed_failures(Instant::now());
+    app.view = View::Overview;
+    let (text, terminal) = draw(&mut app, &theme, 80, 24);
+    let line = text.lines().nth(3).unwrap();
+    // ok, ok-with-warn, crit, stale, three without data, one short of GPUs (crit).
+    assert!(line.starts_with("c01 ■▲✖~×××✖"), "{line}");
+    let buffer = terminal.backend().buffer();
+    assert!(
+        buffer
+            .content()
+            .iter()
+            .all(|c| c.fg == ratatui::style::Color::Reset),
+        "no colour at all"
+    );
+}
+
+#[test]
+fn help_is_generated_from_the_live_keymap() {
+    let mut overrides = std::collections::BTreeMap::new();
+    overrides.insert("help".to_string(), vec!["h".to_string()]);
+    overrides.insert("left".to_string(), vec!["left".to_string()]);
+    let mut app = three_nodes(Instant::now());
+    app.keymap = app.keymap.clone().with_overrides(&overrides).unwrap();
+    app.act(Action::Help);
+    let (text, _) = draw(&mut app, &Theme::default(), 100, 40);
+    assert!(text.contains("  h  show or hide this help"), "{text}");
+    assert!(!text.contains("  ?  show or hide"), "{text}");
+    assert!(
+        text.contains(" h  help "),
+        "the footer hint follows the keymap too:\n{text}"
+    );
+}

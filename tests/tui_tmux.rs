@@ -1,0 +1,175 @@
+//! End to end in a real terminal: tmux runs fleetop, send-keys drives it, capture-pane reads the screen.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Behaviour, Fleet, Quirks, Spec};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A tmux server of its own running one fleetop; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str, home: &std::path::Path) -> Tmux {
+        let socket = format!(
+            "fleetop-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let quoted_home = shlex::try_quote(home.to_str().unwrap())
+            .unwrap()
+            .into_owned();
+        let full = format!("env HOME={quoted_home} XDG_CONFIG_HOME={quoted_home}/.config TERM=xterm-256color {command}");
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                &full,
+            ])
+            .output()
+            .expect("tmux is installed by scripts/test");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmux { socket }
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let out = self.tmux(&["send-keys", "-t", "0", k]);
+            assert!(
+                out.status.success(),
+                "send-keys {k}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "0"]).stdout).into_owned()
+    }
+
+    /// Waits until the screen shows every one of `texts`; fails with the screen after `limit`.
+    fn wait_for(&self, texts: &[&str], limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.screen();
+            if texts.iter().all(|t| screen.contains(t)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited for {texts:?}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.tmux(&["has-session"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn bin() -> String {
+    shlex::try_quote(env!("CARGO_BIN_EXE_fleetop"))
+        .unwrap()
+        .into_owned()
+}
+
+#[test]
+fn demo_fleet_navigates_to_a_node_detail() {
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(&format!("{} --demo", bin()), home.path());
+    let screen = tmux.wait_for(
+        &["1023 up", "GPUs 8184/8200", "384 cabinets"],
+        Duration::from_secs(30),
+    );
+    assert!(screen.contains("c001 "), "{screen}");
+    tmux.keys(&["2"]);
+    tmux.wait_for(&["NODE▲", "c001n1"], Duration::from_secs(10));
+    tmux.keys(&["/", "node=c042n3", "Enter"]);
+    tmux.wait_for(&["filter: node=c042n3 (1 nodes)"], Duration::from_secs(10));
+    tmux.keys(&["Enter"]);
+    let detail = tmux.wait_for(
+        &["c042n3 cabinet c042", "tenant globex", "XID 79"],
+        Duration::from_secs(10),
+    );
+    assert!(detail.contains("GPU UTIL"), "{detail}");
+    assert!(detail.contains("X79"), "GPU 5's flag column: {detail}");
+    // A resize to 80×24 re-lays the overview out, paging it.
+    tmux.keys(&["1"]);
+    let _ = tmux.tmux(&["resize-window", "-t", "0", "-x", "80", "-y", "24"]);
+    tmux.wait_for(&["lines 1-19 of 22"], Duration::from_secs(10));
+    let _ = tmux.tmux(&["resize-window", "-t", "0", "-x", "200", "-y", "50"]);
+    tmux.keys(&["?"]);
+    tmux.wait_for(&["show or hide this help"], Duration::from_secs(10));
+    tmux.keys(&["Escape", "q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux.alive() {
+        assert!(Instant::now() < deadline, "q did not quit fleetop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ssh_fleet_shows_an_unreachable_node_as_such() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Agent(Spec::node(2, 2)),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.dir.path().join("tui.toml");
+    std::fs::write(
+        &inventory,
+        fleet.inventory(&[("tn09".into(), fleet.refusing_addr())]),
+    )
+    .unwrap();
+    let command = format!(
+        "{} --inventory {}",
+        bin(),
+        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
+    );
+    let tmux = Tmux::start(&command, fleet.dir.path());
+    tmux.wait_for(&["2 up", "1 no data"], Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    let table = tmux.wait_for(&["tn01", "tn02", "tn09"], Duration::from_secs(10));
+    let row = table.lines().find(|l| l.starts_with("tn09")).unwrap();
+    assert!(row.contains("unreachable") && row.contains("crit"), "{row}");
+    assert!(row.contains("Connection refused"), "{row}");
+    let up = table.lines().find(|l| l.starts_with("tn01")).unwrap();
+    assert!(up.contains(" up ") && up.contains("agent"), "{up}");
+    tmux.keys(&["q"]);
+}

@@ -1,0 +1,214 @@
+//! `App` driven by key, mouse and message sequences, without a terminal.
+
+mod tui_common;
+
+use std::time::{Duration, Instant};
+
+use fleetop::fleet::NodeState;
+use fleetop::tui::app::{Mode, SortKey, View};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use tui_common::*;
+
+fn key(app: &mut fleetop::tui::app::App, code: KeyCode) {
+    app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn typed(app: &mut fleetop::tui::app::App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn visible_names(app: &fleetop::tui::app::App) -> Vec<String> {
+    app.order
+        .iter()
+        .map(|&i| app.node_name(app.rows[i].id).to_string())
+        .collect()
+}
+
+#[test]
+fn number_keys_switch_views_and_esc_leaves_detail() {
+    let mut app = three_nodes(Instant::now());
+    assert_eq!(app.view, View::Overview);
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.view, View::Nodes);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Detail);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.view, View::Nodes);
+    key(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.view, View::Events);
+    key(&mut app, KeyCode::Char('q'));
+    assert!(app.quit);
+}
+
+#[test]
+fn filter_terms_and_free_text_narrow_the_nodes() {
+    let mut app = mixed_failures(Instant::now());
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Char('/'));
+    typed(&mut app, "health=crit tenant=acme");
+    assert!(matches!(app.mode, Mode::Filter(_)));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(
+        visible_names(&app),
+        ["n3"],
+        "n3 has XID 79; n5 is crit but not acme"
+    );
+    key(&mut app, KeyCode::Char('/'));
+    for _ in 0..30 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    typed(&mut app, "refused");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        visible_names(&app),
+        ["n5"],
+        "free text matches the node's note"
+    );
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(visible_names(&app).len(), 8, "esc clears the filter");
+}
+
+#[test]
+fn a_bad_filter_keeps_the_old_one_and_says_why() {
+    let mut app = mixed_failures(Instant::now());
+    app.set_filter("state=stale");
+    assert_eq!(visible_names(&app), ["n4"]);
+    app.set_filter("colour=red");
+    assert_eq!(visible_names(&app), ["n4"]);
+    assert!(
+        app.status
+            .as_deref()
+            .unwrap_or("")
+            .contains("unknown filter key"),
+        "{:?}",
+        app.status
+    );
+}
+
+#[test]
+fn sorting_cycles_columns_and_reverses() {
+    let mut app = mixed_failures(Instant::now());
+    key(&mut app, KeyCode::Char('2'));
+    assert_eq!(app.sort, SortKey::Name);
+    key(&mut app, KeyCode::Char('s'));
+    key(&mut app, KeyCode::Char('s'));
+    key(&mut app, KeyCode::Char('s'));
+    assert_eq!(app.sort, SortKey::Health);
+    key(&mut app, KeyCode::Char('S'));
+    let first = app.rows[app.order[0]].health;
+    assert_eq!(first.as_str(), "crit", "descending health puts crit first");
+    app.command("sort temp desc");
+    assert_eq!(visible_names(&app)[0], "n2", "the hot GPU's node");
+}
+
+#[test]
+fn navigation_keeps_the_selection_by_identity() {
+    let mut app = mixed_failures(Instant::now());
+    key(&mut app, KeyCode::Char('2'));
+    key(&mut app, KeyCode::Char('j'));
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.node_name(app.selected), "n3");
+    app.command("sort health desc");
+    assert_eq!(
+        app.node_name(app.selected),
+        "n3",
+        "sorting does not move the selection to another node"
+    );
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.selected_position(), Some(7));
+    key(&mut app, KeyCode::Char('g'));
+    assert_eq!(app.selected_position(), Some(0));
+}
+
+#[test]
+fn tenants_enter_filters_the_nodes_table() {
+    let mut app = mixed_failures(Instant::now());
+    key(&mut app, KeyCode::Char('4'));
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.tenants[app.tenant_cursor].name, "globex");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.view, View::Nodes);
+    assert_eq!(app.filter.text, "tenant=globex");
+    assert_eq!(visible_names(&app), ["n5", "n6"]);
+}
+
+#[test]
+fn commands_and_unknown_commands() {
+    let mut app = three_nodes(Instant::now());
+    key(&mut app, KeyCode::Char(':'));
+    typed(&mut app, "node c01n3");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        (app.view, app.node_name(app.selected)),
+        (View::Detail, "c01n3")
+    );
+    app.command("metric power");
+    assert_eq!(app.metric.name(), "power");
+    app.command("frobnicate");
+    assert!(app
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .contains("unknown command"));
+}
+
+#[test]
+fn messages_update_states_and_the_events_log() {
+    let now = Instant::now();
+    let mut app = three_nodes(now);
+    assert_eq!(app.rows[1].state, NodeState::Stale);
+    let before = app.journal.len();
+    let later = now + Duration::from_secs(2);
+    app.on_msg(msg(1, later, sample(vec![gpu(0, 10, 50)])));
+    let mut fell_off = gpu(1, 0, 40);
+    fell_off.xid = Some(vec![79]);
+    app.on_msg(msg(0, later, sample(vec![gpu(0, 10, 50), fell_off])));
+    app.tick(later);
+    assert_eq!(app.rows[1].state, NodeState::Up);
+    let texts: Vec<&str> = app
+        .journal
+        .newest_first()
+        .map(|e| e.text.as_str())
+        .collect();
+    assert!(app.journal.len() > before);
+    assert!(
+        texts.iter().any(|t| t.contains("c01n1: GPU 1 XID 79")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("c01n2: stale → up")),
+        "{texts:?}"
+    );
+    // Time alone makes data stale: no message, just the clock.
+    app.tick(later + Duration::from_secs(10));
+    assert_eq!(app.rows[0].state, NodeState::Stale);
+}
+
+#[test]
+fn a_click_selects_the_row_under_the_pointer() {
+    let mut app = mixed_failures(Instant::now());
+    app.viewport = (120, 30);
+    key(&mut app, KeyCode::Char('2'));
+    // Header takes rows 0-1, the table header row 2: row 5 is the fourth node.
+    app.on_mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 3,
+        row: 5,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert_eq!(app.node_name(app.selected), "n3");
+    key(&mut app, KeyCode::Char('1'));
+    // Overview: the first cabinet line is row 3; cells start after the label "c01 ".
+    app.on_mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 4 + 6,
+        row: 3,
+        modifiers: KeyModifiers::NONE,
+    });
+    assert_eq!(app.node_name(app.selected), "n7");
+}
