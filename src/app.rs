@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::actions::ActionKind;
 use crate::cli::{Cli, Command, Global, SnapshotArgs};
 use crate::fleet::filter::Filter;
 use crate::inventory::{self, Inventory};
@@ -45,6 +46,15 @@ pub fn run(cli: Cli) -> i32 {
             }
         },
         Some(Command::Snapshot(args)) => run_snapshot(&cli.global, &args),
+        Some(Command::Drain(args)) => {
+            crate::actions_cli::run(&cli.global, ActionKind::Drain, &args)
+        }
+        Some(Command::Undrain(args)) => {
+            crate::actions_cli::run(&cli.global, ActionKind::Undrain, &args)
+        }
+        Some(Command::Reboot(args)) => {
+            crate::actions_cli::run(&cli.global, ActionKind::Reboot, &args)
+        }
         None => run_live(&cli.global, interactive),
     }
 }

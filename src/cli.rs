@@ -47,6 +47,39 @@ pub enum Command {
     Agent(AgentArgs),
     /// Validate the inventory and print a summary (exit 3 on errors)
     Check,
+    /// Take nodes out of service (Slurm DRAIN, kubectl drain, or a command); a reason is required
+    Drain(ActionArgs),
+    /// Put drained nodes back into service
+    Undrain(ActionArgs),
+    /// Reboot nodes (ssh systemctl reboot, Slurm, IPMI or a command); they must be drained first
+    Reboot(ActionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    /// Nodes, as a nodeset: c012n2, c0[01-12]n[1-3]
+    #[arg(value_name = "NODESET")]
+    pub nodes: String,
+    /// Why (required for drain; recorded in the backend and the audit log)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Print the exact commands and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before acting on several nodes
+    #[arg(long)]
+    pub yes: bool,
+    /// Override the drained-fraction guard, resume nodes drained by others, reboot without a drain read-back
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ActionFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ActionFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]

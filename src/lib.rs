@@ -1,5 +1,7 @@
 //! fleetop: watch a GPU fleet over SSH from one jump host: NVML agent, transports, fleet state and views.
 
+pub mod actions;
+pub mod actions_cli;
 pub mod agent;
 pub mod app;
 pub mod check;

@@ -257,3 +257,57 @@ fn ssh_config_host_name_user_port_and_proxy_jump_are_honoured() {
         "{logs}"
     );
 }
+
+#[test]
+fn ssh_reboot_runs_systemctl_on_the_node_and_survives_the_dropped_session() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(4, 1)),
+            Behaviour::Agent(Spec::node(5, 1)),
+        ],
+        Quirks::default(),
+    );
+    let dir = fleet.dir.path();
+    let inventory = dir.join("reboot.toml");
+    let text = format!(
+        "{}[reboot]\nbackend = \"ssh\"\nrequire_drained = false\n[actions]\naudit_log = \"{}/audit.jsonl\"\n",
+        fleet.inventory(&[]),
+        dir.display()
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let child = fleet
+        .fleetop(&[
+            "reboot",
+            "tn02",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(child, Duration::from_secs(40));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["nodes"][0]["ok"], true, "{doc:#}");
+    assert_eq!(doc["nodes"][0]["command"], "ssh tn02 -- systemctl reboot");
+    let recorded =
+        std::fs::read_to_string(dir.join(format!("records/{}.systemctl", fleet.nodes[1].addr)))
+            .unwrap();
+    assert_eq!(
+        recorded, "reboot\n",
+        "only the target node was asked to reboot"
+    );
+    assert!(!dir
+        .join(format!("records/{}.systemctl", fleet.nodes[0].addr))
+        .exists());
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert_eq!(audit.lines().count(), 2, "intent and outcome: {audit}");
+}

@@ -22,6 +22,65 @@ pub struct InventoryFile {
     /// Per-node overrides of `[defaults]`.
     #[serde(default)]
     pub node: Vec<NodeFile>,
+    /// How nodes are drained and undrained.
+    #[serde(default)]
+    pub drain: DrainFile,
+    /// How nodes are rebooted.
+    #[serde(default)]
+    pub reboot: RebootFile,
+    /// Safety settings shared by every action.
+    #[serde(default)]
+    pub actions: ActionsFile,
+}
+
+/// `[drain]`: the drain/undrain backend.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainFile {
+    /// `slurm` (default), `kubernetes` or `command`.
+    pub backend: Option<Spanned<String>>,
+    /// Host to run `scontrol`/`sinfo` (or `kubectl`) on over SSH; left out: run them on this machine.
+    pub controller: Option<String>,
+    /// Seconds one drain or undrain command may take (default 60; kubectl drain gets it as `--timeout`).
+    pub timeout_s: Option<u64>,
+    /// `command` backend: argv template for draining; placeholders `{node}`, `{reason}`, `{operator}`.
+    pub drain_command: Option<String>,
+    /// `command` backend: argv template for undraining.
+    pub undrain_command: Option<String>,
+    /// Refuse to drain more than this fraction of a cabinet or tenant without `--force` (default 0.25).
+    pub max_drained_fraction: Option<f64>,
+}
+
+/// `[reboot]`: the reboot backend.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootFile {
+    /// `ssh` (default: `systemctl reboot` on the node), `slurm`, `ipmi` or `command`.
+    pub backend: Option<Spanned<String>>,
+    /// Refuse to reboot a node that is not drained (default true).
+    pub require_drained: Option<bool>,
+    /// Most reboots in one request (default 4).
+    pub max_concurrent: Option<usize>,
+    /// Seconds a node may take to come back before it is `crit` (default 900).
+    pub deadline_s: Option<u64>,
+    /// `command` backend: argv template; placeholders `{node}`, `{reason}`, `{operator}`, `{bmc}`.
+    pub command: Option<String>,
+    /// `ipmi`: BMC address template (default `{node}-bmc`); `[[node]] bmc` overrides it per node.
+    pub bmc: Option<String>,
+    /// `ipmi`: BMC user.
+    pub ipmi_user: Option<String>,
+    /// `ipmi`: environment variable holding the BMC password (passed to ipmitool as `-E`, never on argv).
+    pub ipmi_password_env: Option<String>,
+}
+
+/// `[actions]`: safety settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsFile {
+    /// Refuse every drain, undrain and reboot (like `--read-only`).
+    pub read_only: Option<bool>,
+    /// Audit log file (default `$XDG_STATE_HOME/fleetop/audit.jsonl`).
+    pub audit_log: Option<String>,
 }
 
 /// `[defaults]`: how to reach nodes and how often to sample them.
@@ -112,4 +171,6 @@ pub struct NodeFile {
     pub gpus: Option<u32>,
     /// Path of the `fleetop` binary on this node.
     pub agent_path: Option<String>,
+    /// BMC address of this node (ipmi reboots).
+    pub bmc: Option<String>,
 }

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{InventoryError, InventoryErrors, Locator};
-pub use file::{CabinetFile, DefaultsFile, InventoryFile, NodeFile, TenantFile, ThresholdsFile};
+pub use file::{
+    ActionsFile, CabinetFile, DefaultsFile, DrainFile, InventoryFile, NodeFile, RebootFile,
+    TenantFile, ThresholdsFile,
+};
 
 /// Index of a node in [`Inventory::nodes`]; stable for the life of the process.
 pub type NodeId = usize;
@@ -27,6 +30,40 @@ pub struct Inventory {
     pub cabinets: Vec<Cabinet>,
     pub tenants: Vec<Tenant>,
     pub nodes: Vec<Node>,
+    pub actions: ActionSettings,
+}
+
+/// Which backend drains nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DrainBackend {
+    Slurm,
+    Kubernetes,
+    Command { drain: String, undrain: String },
+}
+
+/// Which backend reboots nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RebootBackend {
+    Ssh,
+    Slurm,
+    Ipmi { user: String, password_env: String },
+    Command { template: String },
+}
+
+/// Resolved `[drain]`, `[reboot]` and `[actions]`.
+#[derive(Debug, Clone)]
+pub struct ActionSettings {
+    pub drain: DrainBackend,
+    pub controller: Option<String>,
+    pub drain_timeout: Duration,
+    pub max_drained_fraction: f64,
+    pub reboot: RebootBackend,
+    pub require_drained: bool,
+    pub max_concurrent_reboots: usize,
+    pub reboot_deadline: Duration,
+    pub bmc_template: String,
+    pub read_only: bool,
+    pub audit_log: Option<String>,
 }
 
 /// Resolved `[defaults]`.
@@ -84,6 +121,7 @@ pub struct Node {
     pub port: Option<u16>,
     pub user: Option<String>,
     pub agent_path: Option<String>,
+    pub bmc: Option<String>,
 }
 
 impl Inventory {

@@ -6,7 +6,10 @@ use std::time::Duration;
 use super::error::{InventoryError, InventoryErrors, Locator};
 use super::file::InventoryFile;
 use super::nodeset::{self, NodesetError};
-use super::{Cabinet, Inventory, Node, NodeId, Settings, Tenancy, Tenant, Thresholds};
+use super::{
+    ActionSettings, Cabinet, DrainBackend, Inventory, Node, NodeId, RebootBackend, Settings,
+    Tenancy, Tenant, Thresholds,
+};
 
 const DEFAULT_INTERVAL_MS: u64 = 2000;
 const MIN_INTERVAL_MS: u64 = 100;
@@ -80,6 +83,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
                     port: None,
                     user: None,
                     agent_path: None,
+                    bmc: None,
                 });
             }
             cabinets.push(Cabinet {
@@ -102,8 +106,13 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
+    let actions = action_settings(&parsed, &loc, &mut errors);
+    if !errors.is_empty() {
+        return Err(InventoryErrors(errors));
+    }
     let t = &parsed.thresholds;
     Ok(Inventory {
+        actions,
         source: file.to_string(),
         settings,
         thresholds: Thresholds {
@@ -298,6 +307,105 @@ fn apply_node_overrides(
             node.user = o.user.clone().or(node.user.take());
             node.expected_gpus = o.gpus.unwrap_or(node.expected_gpus);
             node.agent_path = o.agent_path.clone().or(node.agent_path.take());
+            node.bmc = o.bmc.clone().or(node.bmc.take());
         }
+    }
+}
+
+fn action_settings(
+    parsed: &InventoryFile,
+    loc: &Locator,
+    errors: &mut Vec<InventoryError>,
+) -> ActionSettings {
+    let d = &parsed.drain;
+    let r = &parsed.reboot;
+    fn need(
+        errors: &mut Vec<InventoryError>,
+        loc: &Locator,
+        what: &str,
+        value: &Option<String>,
+        at: usize,
+    ) -> String {
+        match value {
+            Some(v) if !v.trim().is_empty() => v.clone(),
+            _ => {
+                errors.push(loc.at(at, format!("this backend needs `{what}`")));
+                String::new()
+            }
+        }
+    }
+    let drain = match &d.backend {
+        None => DrainBackend::Slurm,
+        Some(b) => match b.get_ref().as_str() {
+            "slurm" => DrainBackend::Slurm,
+            "kubernetes" => DrainBackend::Kubernetes,
+            "command" => DrainBackend::Command {
+                drain: need(
+                    errors,
+                    loc,
+                    "drain_command",
+                    &d.drain_command,
+                    b.span().start,
+                ),
+                undrain: need(
+                    errors,
+                    loc,
+                    "undrain_command",
+                    &d.undrain_command,
+                    b.span().start,
+                ),
+            },
+            other => {
+                errors.push(loc.at(
+                    b.span().start,
+                    format!("unknown drain backend {other:?} (slurm, kubernetes, command)"),
+                ));
+                DrainBackend::Slurm
+            }
+        },
+    };
+    let reboot = match &r.backend {
+        None => RebootBackend::Ssh,
+        Some(b) => match b.get_ref().as_str() {
+            "ssh" => RebootBackend::Ssh,
+            "slurm" => RebootBackend::Slurm,
+            "ipmi" => RebootBackend::Ipmi {
+                user: need(errors, loc, "ipmi_user", &r.ipmi_user, b.span().start),
+                password_env: r
+                    .ipmi_password_env
+                    .clone()
+                    .unwrap_or_else(|| "IPMI_PASSWORD".into()),
+            },
+            "command" => RebootBackend::Command {
+                template: need(errors, loc, "command", &r.command, b.span().start),
+            },
+            other => {
+                errors.push(loc.at(
+                    b.span().start,
+                    format!("unknown reboot backend {other:?} (ssh, slurm, ipmi, command)"),
+                ));
+                RebootBackend::Ssh
+            }
+        },
+    };
+    let fraction = d.max_drained_fraction.unwrap_or(0.25);
+    if !(0.0..=1.0).contains(&fraction) {
+        errors.push(loc.at(
+            0,
+            format!("[drain] max_drained_fraction = {fraction} is not between 0 and 1"),
+        ));
+    }
+    ActionSettings {
+        drain,
+        controller: d.controller.clone().filter(|c| !c.is_empty()),
+        drain_timeout: Duration::from_secs(d.timeout_s.unwrap_or(60).max(1)),
+        max_drained_fraction: fraction,
+        reboot,
+        require_drained: r.require_drained.unwrap_or(true),
+        max_concurrent_reboots: r.max_concurrent.unwrap_or(4).max(1),
+        reboot_deadline: Duration::from_secs(r.deadline_s.unwrap_or(900).max(1)),
+        bmc_template: r.bmc.clone().unwrap_or_else(|| "{node}-bmc".into()),
+        read_only: parsed.actions.read_only.unwrap_or(false),
+        audit_log: parsed.actions.audit_log.clone(),
     }
 }

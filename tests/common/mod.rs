@@ -211,10 +211,12 @@ impl Fleet {
             .unwrap();
         let root = dir.path().to_path_buf();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-        for sub in ["bin", "nodes"] {
+        for sub in ["bin", "nodes", "records"] {
             fs::create_dir(root.join(sub)).unwrap();
             fs::set_permissions(root.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
         }
+        // The remote side runs as the test user: what it records goes where that user may write.
+        fs::set_permissions(root.join("records"), fs::Permissions::from_mode(0o1777)).unwrap();
         let host_pub = keygen(&root.join("host_key"));
         let other_pub = keygen(&root.join("other_host_key"));
         let client_pub = keygen(&root.join("client_key"));
@@ -296,6 +298,20 @@ case "$*" in *clocks_event_reasons*)
 esac
 ms=$(echo "$*" | sed -n 's/.*-lms \([0-9]*\).*/\1/p')
 while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print ${{ms:-1000}}/1000}}"); done
+"#
+            ),
+        );
+        // `systemctl reboot` records its arguments, then drops the SSH session like a rebooting node.
+        write_exec(
+            &root.join("bin/systemctl"),
+            &format!(
+                r#"#!/bin/sh
+ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+echo "$*" >> "{r}/records/$ip.systemctl"
+p=$PPID
+while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done
+[ "$p" -gt 1 ] && kill -9 "$p"
+sleep 5
 "#
             ),
         );

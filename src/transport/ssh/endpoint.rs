@@ -107,6 +107,19 @@ fn parse_jump(spec: &str) -> Result<(Option<String>, String, Option<u16>), Strin
     Ok((user, host, port))
 }
 
+/// The endpoint for a host that is not a node (a Slurm controller): defaults, then ssh config.
+pub fn resolve_host(inv: &Inventory, config: Option<&SshConfig>, alias: &str) -> Endpoint {
+    let s = &inv.settings;
+    hop(
+        config,
+        alias,
+        None,
+        s.port,
+        s.user.clone(),
+        &s.identity_files,
+    )
+}
+
 /// The endpoint for one node. Precedence: `[[node]]`, then `[defaults]`, then ssh config, then built-ins.
 pub fn resolve(
     inv: &Inventory,

@@ -3,6 +3,7 @@
 
 pub mod endpoint;
 mod jump;
+pub mod oneshot;
 mod session;
 mod stream;
 
@@ -12,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use endpoint::Endpoint;
-use session::NodeFailure;
+pub use session::NodeFailure;
 use stream::{Ended, Exit};
 
 use super::decode::StreamDecoder;
@@ -55,6 +56,18 @@ pub struct SshTransport {
     max_handshakes: usize,
 }
 
+impl Timeouts {
+    /// The inventory's connection timeouts.
+    pub fn from_settings(s: &crate::inventory::Settings) -> Timeouts {
+        Timeouts {
+            connect: s.connect_timeout,
+            handshake: s.handshake_timeout,
+            first_sample: s.first_sample_timeout,
+            stall: (s.interval * 5).max(Duration::from_secs(10)),
+        }
+    }
+}
+
 impl SshTransport {
     /// Resolves every node's endpoint; a broken ssh config is an error before anything connects.
     pub fn new(inv: &Inventory) -> anyhow::Result<Self> {
@@ -80,12 +93,7 @@ impl SshTransport {
         Ok(SshTransport {
             plans,
             known_hosts: expand_home(&s.known_hosts),
-            timeouts: Timeouts {
-                connect: s.connect_timeout,
-                handshake: s.handshake_timeout,
-                first_sample: s.first_sample_timeout,
-                stall: (s.interval * 5).max(Duration::from_secs(10)),
-            },
+            timeouts: Timeouts::from_settings(s),
             max_handshakes: s.max_concurrent_handshakes,
         })
     }

@@ -1,0 +1,238 @@
+//! Runs planned commands: locally without a shell, over SSH quoted for the remote shell, or simulated (`--demo`).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ssh2_config::SshConfig;
+
+use super::plan::{Invocation, Place};
+use crate::inventory::{expand_home, Inventory};
+use crate::transport::ssh::endpoint;
+use crate::transport::ssh::oneshot;
+use crate::transport::ssh::Timeouts;
+
+/// Output kept per command for the audit log and the report.
+const KEEP: usize = 2000;
+
+/// How one command ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ran {
+    pub ok: bool,
+    pub exit_status: Option<i32>,
+    /// The tail of stdout and stderr, or why it could not run.
+    pub detail: String,
+    pub duration: Duration,
+}
+
+pub enum Executor {
+    Real {
+        ssh_config: Option<Box<SshConfig>>,
+        known_hosts: PathBuf,
+        timeouts: Timeouts,
+        limit: Duration,
+    },
+    /// Practice mode: nothing runs; every command succeeds.
+    Simulated,
+}
+
+fn tail(text: &str) -> String {
+    let t = text.trim();
+    let start = t.char_indices().rev().nth(KEEP).map_or(0, |(i, _)| i);
+    t[start..].to_string()
+}
+
+impl Executor {
+    pub fn real(inv: &Inventory) -> Result<Executor, String> {
+        Ok(Executor::Real {
+            ssh_config: endpoint::load_ssh_config(inv)
+                .map_err(|e| e.to_string())?
+                .map(Box::new),
+            known_hosts: expand_home(&inv.settings.known_hosts),
+            timeouts: Timeouts::from_settings(&inv.settings),
+            limit: inv.actions.drain_timeout,
+        })
+    }
+
+    /// Runs one command; `expect_disconnect` treats a dropped SSH session as success (a reboot).
+    pub fn run(&self, inv: &Inventory, step: &Invocation, expect_disconnect: bool) -> Ran {
+        let started = Instant::now();
+        let (ok, exit_status, detail) = match self {
+            Executor::Simulated => (
+                true,
+                Some(0),
+                "simulated (--demo): nothing was run".to_string(),
+            ),
+            Executor::Real {
+                ssh_config,
+                known_hosts,
+                timeouts,
+                limit,
+            } => match &step.place {
+                Place::Local => run_local(step, *limit),
+                place => {
+                    let ep = match place {
+                        Place::Node(id) => endpoint::resolve(inv, ssh_config.as_deref(), *id),
+                        Place::Controller(host) => {
+                            Ok(endpoint::resolve_host(inv, ssh_config.as_deref(), host))
+                        }
+                        Place::Local => unreachable!("handled above"),
+                    };
+                    match ep.map_err(|e| e.to_string()).and_then(|ep| {
+                        oneshot::run(&ep, known_hosts, timeouts, &step.quoted(), *limit)
+                            .map_err(|f| f.detail)
+                    }) {
+                        Ok(done) => match done.code {
+                            Some(code) => (
+                                code == 0,
+                                Some(code),
+                                tail(&format!("{}{}", done.stdout, done.stderr)),
+                            ),
+                            None if expect_disconnect => (
+                                true,
+                                None,
+                                "connection closed by the node (rebooting)".into(),
+                            ),
+                            None => (
+                                false,
+                                None,
+                                format!(
+                                    "connection lost before an exit status: {}",
+                                    tail(&done.stderr)
+                                ),
+                            ),
+                        },
+                        Err(e) => (false, None, e),
+                    }
+                }
+            },
+        };
+        Ran {
+            ok,
+            exit_status,
+            detail,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// Runs a read-only query and returns its stdout, or why it failed.
+    pub fn capture(&self, inv: &Inventory, step: &Invocation) -> Result<String, String> {
+        match self {
+            Executor::Simulated => Err("simulated fleet: no backend to ask".into()),
+            Executor::Real {
+                ssh_config,
+                known_hosts,
+                timeouts,
+                limit,
+            } => match &step.place {
+                Place::Local => {
+                    let out = Command::new(&step.argv[0])
+                        .args(&step.argv[1..])
+                        .stdin(Stdio::null())
+                        .output()
+                        .map_err(|e| format!("{}: {e}", step.argv[0]))?;
+                    if out.status.success() {
+                        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+                    } else {
+                        Err(format!(
+                            "{} failed: {}",
+                            step.argv[0],
+                            tail(&String::from_utf8_lossy(&out.stderr))
+                        ))
+                    }
+                }
+                Place::Controller(host) => {
+                    let ep = endpoint::resolve_host(inv, ssh_config.as_deref(), host);
+                    let done = oneshot::run(&ep, known_hosts, timeouts, &step.quoted(), *limit)
+                        .map_err(|f| f.detail)?;
+                    match done.code {
+                        Some(0) => Ok(done.stdout),
+                        _ => Err(format!(
+                            "{} on {host} failed: {}",
+                            step.argv[0],
+                            tail(&done.stderr)
+                        )),
+                    }
+                }
+                Place::Node(_) => Err("queries run on the controller or locally".into()),
+            },
+        }
+    }
+}
+
+/// Runs argv without a shell, killing it after `limit`.
+fn run_local(step: &Invocation, limit: Duration) -> (bool, Option<i32>, String) {
+    let mut cmd = Command::new(&step.argv[0]);
+    cmd.args(&step.argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, from) in &step.env {
+        match std::env::var_os(from) {
+            Some(v) => cmd.env(name, v),
+            None => {
+                return (
+                    false,
+                    None,
+                    format!("${from} is not set (needed for {name})"),
+                )
+            }
+        };
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return (false, None, format!("cannot run {}: {e}", step.argv[0])),
+    };
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break None,
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.join().unwrap_or_default()),
+        String::from_utf8_lossy(&err.join().unwrap_or_default())
+    );
+    match status {
+        Some(s) => (s.success(), s.code(), tail(&text)),
+        None => (
+            false,
+            None,
+            format!(
+                "killed after the {} s timeout; {}",
+                limit.as_secs(),
+                tail(&text)
+            ),
+        ),
+    }
+}

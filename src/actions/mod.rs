@@ -1,0 +1,237 @@
+//! Drain, undrain and reboot: plans of exact commands, guards, the audit log, and execution.
+
+pub mod audit;
+pub mod exec;
+pub mod plan;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::inventory::{DrainBackend, Inventory, NodeId, RebootBackend};
+use audit::{AuditLog, Intent, Outcome, Record};
+use exec::Executor;
+use plan::Step;
+use status::{DrainState, NodeDrain};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    Drain,
+    Undrain,
+    Reboot,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Drain => "drain",
+            ActionKind::Undrain => "undrain",
+            ActionKind::Reboot => "reboot",
+        }
+    }
+}
+
+/// What an operator asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub kind: ActionKind,
+    pub nodes: Vec<NodeId>,
+    pub reason: Option<String>,
+    pub operator: String,
+    /// Overrides the fraction guard, the foreign-reason guard and an unverifiable drain state.
+    pub force: bool,
+}
+
+/// The operator's name: `$SUDO_USER` (the human behind sudo), then `$USER`.
+pub fn operator() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Why a request is refused before anything runs, one line each.
+pub fn guard(
+    inv: &Inventory,
+    req: &Request,
+    read_only: bool,
+    drain: &HashMap<NodeId, NodeDrain>,
+) -> Vec<String> {
+    let mut refusals = Vec::new();
+    let name = |n: NodeId| inv.nodes[n].name.as_str();
+    if read_only || inv.actions.read_only {
+        refusals.push(format!(
+            "read-only: {} refused (--read-only or [actions] read_only)",
+            req.kind.as_str()
+        ));
+        return refusals;
+    }
+    if req.kind == ActionKind::Drain && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        refusals.push("a drain needs a reason (--reason TEXT)".into());
+    }
+    match req.kind {
+        ActionKind::Reboot => {
+            let max = inv.actions.max_concurrent_reboots;
+            if req.nodes.len() > max {
+                refusals.push(format!(
+                    "{} reboots at once is more than [reboot] max_concurrent = {max}",
+                    req.nodes.len()
+                ));
+            }
+            let self_draining = inv.actions.reboot == RebootBackend::Slurm;
+            if inv.actions.require_drained && !self_draining {
+                for &n in &req.nodes {
+                    match drain.get(&n).map(|d| &d.state) {
+                        Some(DrainState::Drained) => {}
+                        Some(DrainState::Unknown(why)) if req.force => {
+                            let _ = why;
+                        }
+                        Some(DrainState::Unknown(why)) => {
+                            refusals.push(format!("{}: cannot tell whether it is drained ({why}); --force to reboot anyway", name(n)))
+                        }
+                        Some(DrainState::Draining) => refusals.push(format!("{}: still draining; wait until it is drained", name(n))),
+                        Some(DrainState::Active(s)) => refusals.push(format!("{}: not drained ({s}); drain it first", name(n))),
+                        None => refusals.push(format!("{}: no drain state", name(n))),
+                    }
+                }
+            }
+        }
+        ActionKind::Undrain if inv.actions.drain == DrainBackend::Slurm && !req.force => {
+            for &n in &req.nodes {
+                if let Some(d) = drain.get(&n).filter(|d| d.is_out() && !d.ours()) {
+                    refusals.push(format!(
+                        "{}: drained by someone else for {:?}; --force to resume it anyway",
+                        name(n),
+                        d.reason.as_deref().unwrap_or("no reason")
+                    ));
+                }
+            }
+        }
+        ActionKind::Drain if !req.force => refusals.extend(fraction_guard(inv, req, drain)),
+        _ => {}
+    }
+    refusals
+}
+
+/// Refuses draining more than `max_drained_fraction` of a cabinet or tenant (counting nodes already out).
+/// One node per group is always allowed: a three-node cabinet must be able to lose its sick node.
+fn fraction_guard(
+    inv: &Inventory,
+    req: &Request,
+    drain: &HashMap<NodeId, NodeDrain>,
+) -> Vec<String> {
+    let max = inv.actions.max_drained_fraction;
+    let out = |n: &NodeId| req.nodes.contains(n) || drain.get(n).is_some_and(|d| d.is_out());
+    let mut refusals = Vec::new();
+    let mut groups: Vec<(String, &[NodeId])> = Vec::new();
+    for &n in &req.nodes {
+        let cab = &inv.cabinets[inv.nodes[n].cabinet];
+        groups.push((format!("cabinet {}", cab.name), &cab.nodes));
+        for t in &inv.nodes[n].tenancy {
+            let tenant = &inv.tenants[t.tenant];
+            groups.push((format!("tenant {}", tenant.name), &tenant.nodes));
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups.dedup_by(|a, b| a.0 == b.0);
+    for (label, members) in groups {
+        let drained = members.iter().filter(|n| out(n)).count();
+        let allowed = ((max * members.len() as f64).floor() as usize).max(1);
+        if drained > allowed {
+            refusals.push(format!(
+                "{label}: {drained} of {} nodes would be drained, more than max_drained_fraction = {max}; --force to go ahead",
+                members.len()
+            ));
+        }
+    }
+    refusals
+}
+
+/// The nodes whose drain state the guards need, if any.
+pub fn needs_drain_state(inv: &Inventory, req: &Request) -> bool {
+    match req.kind {
+        ActionKind::Reboot => {
+            inv.actions.require_drained && inv.actions.reboot != RebootBackend::Slurm
+        }
+        ActionKind::Undrain => inv.actions.drain == DrainBackend::Slurm && !req.force,
+        ActionKind::Drain => !req.force,
+    }
+}
+
+/// What happened on one node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeResult {
+    pub node: String,
+    pub ok: bool,
+    pub exit_status: Option<i32>,
+    pub command: String,
+    pub duration_ms: u64,
+    pub detail: String,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn record_id() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "{t}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs the steps, each between an fsync'd intent and its outcome. A failed audit write stops everything.
+pub fn execute(
+    inv: &Inventory,
+    req: &Request,
+    steps: &[Step],
+    exec: &Executor,
+    log: &mut AuditLog,
+) -> Result<Vec<NodeResult>, String> {
+    let mut results = Vec::with_capacity(steps.len());
+    for step in steps {
+        let node = inv.nodes[step.node].name.clone();
+        let command = step.invocation.display(inv);
+        let id = record_id();
+        log.write(&Record::Intent(Intent {
+            id: id.clone(),
+            time: audit::now(),
+            operator: req.operator.clone(),
+            action: req.kind.as_str().into(),
+            node: node.clone(),
+            reason: req.reason.clone(),
+            backend: step.backend.into(),
+            command: command.clone(),
+            pid: std::process::id(),
+        }))?;
+        let ran = exec.run(inv, &step.invocation, req.kind == ActionKind::Reboot);
+        let result = NodeResult {
+            node: node.clone(),
+            ok: ran.ok,
+            exit_status: ran.exit_status,
+            command: command.clone(),
+            duration_ms: ran.duration.as_millis() as u64,
+            detail: ran.detail.clone(),
+        };
+        log.write(&Record::Outcome(Outcome {
+            id,
+            time: audit::now(),
+            operator: req.operator.clone(),
+            action: req.kind.as_str().into(),
+            node,
+            backend: step.backend.into(),
+            command,
+            ok: ran.ok,
+            exit_status: ran.exit_status,
+            duration_ms: result.duration_ms,
+            detail: ran.detail,
+        }))?;
+        results.push(result);
+    }
+    Ok(results)
+}

@@ -1,0 +1,277 @@
+//! Turns a request into exact commands per node, as argv vectors: user values are whole arguments,
+//! never parsed by a shell; a remote shell gets them quoted.
+
+use super::{ActionKind, Request};
+use crate::inventory::{DrainBackend, Inventory, NodeId, RebootBackend};
+
+/// Where a command runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// On this machine, without a shell.
+    Local,
+    /// On the Slurm/Kubernetes controller over SSH.
+    Controller(String),
+    /// On the node itself over SSH.
+    Node(NodeId),
+}
+
+/// One command of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub place: Place,
+    pub argv: Vec<String>,
+    /// `(name, source variable)`: environment the command gets from ours (BMC passwords), by name only.
+    pub env: Vec<(String, String)>,
+}
+
+impl Invocation {
+    fn at(place: Place, argv: Vec<String>) -> Invocation {
+        Invocation {
+            place,
+            argv,
+            env: Vec::new(),
+        }
+    }
+
+    /// The argv as one POSIX-shell-quoted line (what a remote shell receives).
+    pub fn quoted(&self) -> String {
+        self.argv
+            .iter()
+            .map(|a| quote(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Exactly what will run, for `--dry-run`, confirmations and the audit log.
+    pub fn display(&self, inv: &Inventory) -> String {
+        let env: String = self
+            .env
+            .iter()
+            .map(|(name, from)| format!("{name}=${from} "))
+            .collect();
+        match &self.place {
+            Place::Local => format!("{env}{}", self.quoted()),
+            Place::Controller(host) => format!("ssh {host} -- {env}{}", self.quoted()),
+            Place::Node(id) => format!("ssh {} -- {}", inv.nodes[*id].name, self.quoted()),
+        }
+    }
+}
+
+/// Quotes one argument for a POSIX shell; arguments of only safe characters stay bare, for readability.
+pub fn quote(arg: &str) -> String {
+    let safe = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if safe {
+        arg.to_string()
+    } else {
+        // A NUL cannot be passed in an argument at all; shlex refuses it, and so do we.
+        shlex::try_quote(arg)
+            .map(|q| q.into_owned())
+            .unwrap_or_else(|_| "''".into())
+    }
+}
+
+/// The command for one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub node: NodeId,
+    pub backend: &'static str,
+    pub invocation: Invocation,
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+/// Reasons carry a prefix so fleetop can tell its own drains from others'.
+pub const REASON_PREFIX: &str = "fleetop: ";
+
+fn controller(inv: &Inventory) -> Place {
+    inv.actions
+        .controller
+        .clone()
+        .map_or(Place::Local, Place::Controller)
+}
+
+/// Splits a user template into argv with shell rules, then fills placeholders inside each argument,
+/// so a value can never add, remove or split arguments.
+pub fn template(template: &str, fill: &[(&str, &str)]) -> Result<Vec<String>, String> {
+    let words = shlex::split(template)
+        .ok_or_else(|| format!("cannot split command template {template:?}"))?;
+    if words.is_empty() {
+        return Err("empty command template".into());
+    }
+    Ok(words
+        .into_iter()
+        .map(|w| {
+            fill.iter().fold(w, |acc, (key, value)| {
+                acc.replace(&format!("{{{key}}}"), value)
+            })
+        })
+        .collect())
+}
+
+pub fn bmc(inv: &Inventory, node: NodeId) -> String {
+    let n = &inv.nodes[node];
+    n.bmc
+        .clone()
+        .unwrap_or_else(|| inv.actions.bmc_template.replace("{node}", &n.name))
+}
+
+pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
+    let reason = req.reason.clone().unwrap_or_default();
+    let prefixed = format!("{REASON_PREFIX}{reason}");
+    let a = &inv.actions;
+    req.nodes
+        .iter()
+        .map(|&node| {
+            let name = inv.nodes[node].name.as_str();
+            let fill = [
+                ("node", name),
+                ("reason", reason.as_str()),
+                ("operator", req.operator.as_str()),
+            ];
+            let (backend, invocation) = match (req.kind, &a.drain, &a.reboot) {
+                (ActionKind::Drain, DrainBackend::Slurm, _) => (
+                    "slurm",
+                    Invocation::at(
+                        controller(inv),
+                        vec![
+                            s("scontrol"),
+                            s("update"),
+                            format!("NodeName={name}"),
+                            s("State=DRAIN"),
+                            format!("Reason={prefixed}"),
+                        ],
+                    ),
+                ),
+                (ActionKind::Undrain, DrainBackend::Slurm, _) => (
+                    "slurm",
+                    Invocation::at(
+                        controller(inv),
+                        vec![
+                            s("scontrol"),
+                            s("update"),
+                            format!("NodeName={name}"),
+                            s("State=RESUME"),
+                        ],
+                    ),
+                ),
+                (ActionKind::Drain, DrainBackend::Kubernetes, _) => (
+                    "kubernetes",
+                    Invocation::at(
+                        controller(inv),
+                        vec![
+                            s("kubectl"),
+                            s("drain"),
+                            s(name),
+                            s("--ignore-daemonsets"),
+                            s("--delete-emptydir-data"),
+                            format!("--timeout={}s", a.drain_timeout.as_secs()),
+                        ],
+                    ),
+                ),
+                (ActionKind::Undrain, DrainBackend::Kubernetes, _) => (
+                    "kubernetes",
+                    Invocation::at(controller(inv), vec![s("kubectl"), s("uncordon"), s(name)]),
+                ),
+                (ActionKind::Drain, DrainBackend::Command { drain, .. }, _) => (
+                    "command",
+                    Invocation::at(Place::Local, template(drain, &fill)?),
+                ),
+                (ActionKind::Undrain, DrainBackend::Command { undrain, .. }, _) => (
+                    "command",
+                    Invocation::at(Place::Local, template(undrain, &fill)?),
+                ),
+                (ActionKind::Reboot, _, RebootBackend::Ssh) => (
+                    "ssh",
+                    Invocation::at(Place::Node(node), vec![s("systemctl"), s("reboot")]),
+                ),
+                (ActionKind::Reboot, _, RebootBackend::Slurm) => (
+                    "slurm",
+                    Invocation::at(
+                        controller(inv),
+                        vec![
+                            s("scontrol"),
+                            s("reboot"),
+                            s("ASAP"),
+                            s("nextstate=RESUME"),
+                            format!("reason={prefixed}"),
+                            s(name),
+                        ],
+                    ),
+                ),
+                (ActionKind::Reboot, _, RebootBackend::Ipmi { user, password_env }) => {
+                    let argv = vec![
+                        s("ipmitool"),
+                        s("-I"),
+                        s("lanplus"),
+                        s("-H"),
+                        bmc(inv, node),
+                        s("-U"),
+                        user.clone(),
+                        s("-E"),
+                        s("chassis"),
+                        s("power"),
+                        s("cycle"),
+                    ];
+                    let mut inv = Invocation::at(Place::Local, argv);
+                    // ipmitool -E reads IPMI_PASSWORD; the secret never appears on a command line.
+                    inv.env.push((s("IPMI_PASSWORD"), password_env.clone()));
+                    ("ipmi", inv)
+                }
+                (ActionKind::Reboot, _, RebootBackend::Command { template: t }) => {
+                    let bmc = bmc(inv, node);
+                    let mut fill = fill.to_vec();
+                    fill.push(("bmc", bmc.as_str()));
+                    ("command", Invocation::at(Place::Local, template(t, &fill)?))
+                }
+            };
+            Ok(Step {
+                node,
+                backend,
+                invocation,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn quoting_round_trips_through_a_shell_parser(args in proptest::collection::vec("[^\\x00]{0,20}", 1..5)) {
+            let inv = Invocation { place: Place::Local, argv: args.clone(), env: Vec::new() };
+            let parsed = shlex::split(&inv.quoted()).unwrap();
+            proptest::prop_assert_eq!(parsed, args);
+        }
+    }
+
+    #[test]
+    fn templates_keep_values_inside_their_argument() {
+        let argv = template(
+            "drainer --node {node} --why '{reason} (by {operator})'",
+            &[
+                ("node", "n1"),
+                ("reason", "x; rm -rf / $(id) 'q'"),
+                ("operator", "ana"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            argv,
+            [
+                "drainer",
+                "--node",
+                "n1",
+                "--why",
+                "x; rm -rf / $(id) 'q' (by ana)"
+            ]
+        );
+        assert!(template("unbalanced 'quote", &[]).is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! Reads back drain state from the backend: `sinfo` for Slurm, `kubectl get node` for Kubernetes.
+
+use std::collections::HashMap;
+
+use super::exec::Executor;
+use super::plan::{Invocation, Place, REASON_PREFIX};
+use crate::inventory::{DrainBackend, Inventory, NodeId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DrainState {
+    /// In service; the backend's own word for it (`idle`, `mixed`, `allocated`, `schedulable`).
+    Active(String),
+    Draining,
+    Drained,
+    /// The backend cannot tell (no read-back for the command backend, or the node is unknown to it).
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeDrain {
+    pub state: DrainState,
+    pub reason: Option<String>,
+    pub user: Option<String>,
+}
+
+impl NodeDrain {
+    /// True when the drain reason is one fleetop set (`fleetop: …`).
+    pub fn ours(&self) -> bool {
+        self.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(REASON_PREFIX))
+    }
+
+    pub fn is_out(&self) -> bool {
+        matches!(self.state, DrainState::Draining | DrainState::Drained)
+    }
+}
+
+/// Parses `sinfo -N -h -o '%N|%T|%E|%u|%H'`. `-N` prints a node once per partition: the first line wins.
+pub fn parse_sinfo(text: &str) -> HashMap<String, NodeDrain> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let mut f = line.split('|');
+        let (Some(name), Some(state)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let reason = f
+            .next()
+            .map(str::trim)
+            .filter(|r| !r.is_empty() && *r != "none")
+            .map(String::from);
+        let user = f
+            .next()
+            .map(str::trim)
+            .filter(|u| !u.is_empty() && *u != "Unknown")
+            .map(String::from);
+        let word = state
+            .trim()
+            .trim_end_matches(|c: char| !c.is_ascii_alphabetic())
+            .to_ascii_lowercase();
+        let state = if word.starts_with("draining") {
+            DrainState::Draining
+        } else if word.contains("drain") {
+            DrainState::Drained
+        } else {
+            DrainState::Active(word)
+        };
+        out.entry(name.trim().to_string()).or_insert(NodeDrain {
+            state,
+            reason,
+            user,
+        });
+    }
+    out
+}
+
+/// Drain state of `nodes`; nodes the backend does not know are `Unknown`.
+pub fn query(
+    inv: &Inventory,
+    exec: &Executor,
+    nodes: &[NodeId],
+) -> Result<HashMap<NodeId, NodeDrain>, String> {
+    let unknown = |why: &str| NodeDrain {
+        state: DrainState::Unknown(why.into()),
+        reason: None,
+        user: None,
+    };
+    let place = inv
+        .actions
+        .controller
+        .clone()
+        .map_or(Place::Local, Place::Controller);
+    let mut out = HashMap::new();
+    if let Executor::Simulated = exec {
+        // Practice mode: every simulated node starts in service.
+        for &n in nodes {
+            out.insert(
+                n,
+                NodeDrain {
+                    state: DrainState::Active("idle (simulated)".into()),
+                    reason: None,
+                    user: None,
+                },
+            );
+        }
+        return Ok(out);
+    }
+    match &inv.actions.drain {
+        DrainBackend::Slurm => {
+            let names: Vec<&str> = nodes.iter().map(|&n| inv.nodes[n].name.as_str()).collect();
+            let argv = [
+                "sinfo",
+                "-N",
+                "-h",
+                "-o",
+                "%N|%T|%E|%u|%H",
+                "-n",
+                &names.join(","),
+            ]
+            .map(String::from)
+            .to_vec();
+            let result = exec.capture(
+                inv,
+                &Invocation {
+                    place,
+                    argv,
+                    env: Vec::new(),
+                },
+            )?;
+            let parsed = parse_sinfo(&result);
+            for &n in nodes {
+                out.insert(
+                    n,
+                    parsed
+                        .get(&inv.nodes[n].name)
+                        .cloned()
+                        .unwrap_or_else(|| unknown("not known to Slurm")),
+                );
+            }
+        }
+        DrainBackend::Kubernetes => {
+            for &n in nodes {
+                let argv = [
+                    "kubectl",
+                    "get",
+                    "node",
+                    &inv.nodes[n].name,
+                    "-o",
+                    "jsonpath={.spec.unschedulable}",
+                ]
+                .map(String::from)
+                .to_vec();
+                let state = match exec.capture(
+                    inv,
+                    &Invocation {
+                        place: place.clone(),
+                        argv,
+                        env: Vec::new(),
+                    },
+                ) {
+                    Ok(text) if text.trim() == "true" => DrainState::Drained,
+                    Ok(_) => DrainState::Active("schedulable".into()),
+                    Err(e) => DrainState::Unknown(e),
+                };
+                out.insert(
+                    n,
+                    NodeDrain {
+                        state,
+                        reason: None,
+                        user: None,
+                    },
+                );
+            }
+        }
+        DrainBackend::Command { .. } => {
+            for &n in nodes {
+                out.insert(n, unknown("the command backend has no drain read-back"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinfo_states_and_duplicates() {
+        let text = "gpu01|drained|fleetop: bad GPU|root|2026\ngpu01|drained|other|x|y\ngpu02|draining*|maint|bob|t\n\
+                    gpu03|idle|none|Unknown|Unknown\ngpu04|down+drain|hw|root|t\n";
+        let p = parse_sinfo(text);
+        assert_eq!(p["gpu01"].state, DrainState::Drained);
+        assert!(p["gpu01"].ours());
+        assert_eq!(p["gpu02"].state, DrainState::Draining);
+        assert!(!p["gpu02"].ours());
+        assert_eq!(p["gpu03"].state, DrainState::Active("idle".into()));
+        assert_eq!(p["gpu03"].reason, None);
+        assert_eq!(p["gpu04"].state, DrainState::Drained);
+    }
+}

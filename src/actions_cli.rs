@@ -1,0 +1,215 @@
+//! `fleetop drain|undrain|reboot NODESET`: plan, guard, confirm, audit, run, report.
+//! Exit status: 0 every node succeeded, 1 some node failed, 2 refused, 3 bad input.
+
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::actions::audit::{self, AuditLog};
+use crate::actions::exec::Executor;
+use crate::actions::status::{self, DrainState, NodeDrain};
+use crate::actions::{self, plan, ActionKind, Request};
+use crate::app::{load_inventory, EXIT_CANNOT_RUN};
+use crate::cli::{ActionArgs, ActionFormat, Global};
+use crate::inventory::{expand_home, nodeset, Inventory, NodeId};
+
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_REFUSED: i32 = 2;
+
+pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
+    let inv = match load_inventory(g) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let audit_path = inv
+        .actions
+        .audit_log
+        .as_deref()
+        .map_or_else(audit::default_path, expand_home);
+    for i in audit::unfinished(&audit_path) {
+        eprintln!(
+            "warning: unfinished {} of {} by {} at {} — fleetop stopped before recording its outcome; check the node. Command: {}",
+            i.action, i.node, i.operator, i.time, i.command
+        );
+    }
+    let nodes = match resolve_nodes(&inv, &args.nodes) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let req = Request {
+        kind,
+        nodes,
+        reason: args.reason.clone(),
+        operator: actions::operator(),
+        force: args.force,
+    };
+    let steps = match plan::plan(&inv, &req) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    if args.dry_run {
+        for step in &steps {
+            println!("{}", step.invocation.display(&inv));
+        }
+        if g.read_only || inv.actions.read_only {
+            eprintln!("note: read-only is set, so this would be refused");
+        }
+        return 0;
+    }
+    let exec = if g.demo {
+        Executor::Simulated
+    } else {
+        match Executor::real(&inv) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_CANNOT_RUN;
+            }
+        }
+    };
+    let read_only = g.read_only || inv.actions.read_only;
+    let mut refusals = Vec::new();
+    let drain = if !read_only && actions::needs_drain_state(&inv, &req) {
+        match status::query(&inv, &exec, &affected(&inv, &req)) {
+            Ok(d) => d,
+            Err(e) => {
+                if !req.force {
+                    refusals.push(format!(
+                        "cannot read the drain state ({e}); --force to go ahead without it"
+                    ));
+                }
+                let unknown = NodeDrain {
+                    state: DrainState::Unknown(e),
+                    reason: None,
+                    user: None,
+                };
+                req.nodes.iter().map(|&n| (n, unknown.clone())).collect()
+            }
+        }
+    } else {
+        Default::default()
+    };
+    refusals.extend(actions::guard(&inv, &req, read_only, &drain));
+    if !refusals.is_empty() {
+        for r in &refusals {
+            eprintln!("refused: {r}");
+        }
+        return EXIT_REFUSED;
+    }
+    if req.nodes.len() > 1 && !args.yes {
+        if let Err(why) = confirm(&inv, &req, &steps) {
+            eprintln!("refused: {why}");
+            return EXIT_REFUSED;
+        }
+    }
+    let mut log = match AuditLog::open(&audit_path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("refused: cannot write the audit log: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    let results = match actions::execute(&inv, &req, &steps, &exec, &mut log) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stopped: cannot write the audit log: {e}");
+            return EXIT_REFUSED;
+        }
+    };
+    match args.format {
+        ActionFormat::Json => {
+            let doc = serde_json::json!({ "action": kind, "operator": req.operator, "reason": req.reason, "nodes": results });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        ActionFormat::Table => {
+            for r in &results {
+                let status = if r.ok { "ok" } else { "FAILED" };
+                println!(
+                    "{:<12} {:<7} {:>6} ms  {}  {}",
+                    r.node,
+                    status,
+                    r.duration_ms,
+                    r.command,
+                    r.detail.replace('\n', " ")
+                );
+            }
+        }
+    }
+    if results.iter().all(|r| r.ok) {
+        0
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// Expands a nodeset and checks every node is in the inventory.
+pub fn resolve_nodes(inv: &Inventory, expr: &str) -> Result<Vec<NodeId>, String> {
+    let names = nodeset::expand(expr).map_err(|e| format!("bad nodeset {expr:?}: {e}"))?;
+    let mut seen = HashSet::new();
+    names
+        .into_iter()
+        .filter(|n| seen.insert(n.clone()))
+        .map(|n| {
+            inv.find_node(&n)
+                .ok_or_else(|| format!("unknown node {n:?}: not in {}", inv.source))
+        })
+        .collect()
+}
+
+/// Every node the guards look at: the request's, and for drains all of their cabinets and tenants.
+fn affected(inv: &Inventory, req: &Request) -> Vec<NodeId> {
+    let mut all: Vec<NodeId> = req.nodes.clone();
+    if req.kind == ActionKind::Drain {
+        for &n in &req.nodes {
+            all.extend(&inv.cabinets[inv.nodes[n].cabinet].nodes);
+            for t in &inv.nodes[n].tenancy {
+                all.extend(&inv.tenants[t.tenant].nodes);
+            }
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Asks on a terminal for the node count; refuses without one.
+fn confirm(inv: &Inventory, req: &Request, steps: &[plan::Step]) -> Result<(), String> {
+    let n = req.nodes.len();
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "{} of {n} nodes needs --yes when stdin is not a terminal",
+            req.kind.as_str()
+        ));
+    }
+    eprintln!("About to {} {n} nodes:", req.kind.as_str());
+    for step in steps {
+        let tenant = inv
+            .tenant_label(step.node)
+            .unwrap_or_else(|| "spare".into());
+        eprintln!(
+            "  {} ({tenant}): {}",
+            inv.nodes[step.node].name,
+            step.invocation.display(inv)
+        );
+    }
+    eprint!("Type {n} to go ahead: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if answer.trim() == n.to_string() {
+        Ok(())
+    } else {
+        Err(format!("confirmation {:?} is not {n}", answer.trim()))
+    }
+}

@@ -1,0 +1,277 @@
+//! `fleetop drain|undrain|reboot` through the binary with the command backend: exact argv, guards,
+//! read-only, confirmation, and the audit log (success, failure, and a fleetop killed mid-action).
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temp dir with a recording script and an inventory using it.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("record.sh");
+        // Writes each argument NUL-terminated and each call ended by an ASCII record separator (0x1e),
+        // then exits with $EXIT (default 0).
+        std::fs::write(&record, "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done >> \"$(dirname \"$0\")/calls\"\nprintf '\\036' >> \"$(dirname \"$0\")/calls\"\nsleep \"${SLEEP:-0}\"\nexit \"${EXIT:-0}\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let r = record.display();
+        let d = dir.path().display();
+        let inventory = format!(
+            "[[cabinet]]\nname = \"c[1-2]\"\nnodes = \"{{cabinet}}n[1-4]\"\n[[tenant]]\nname = \"acme\"\nnodes = \"c1n[1-4]\"\n\
+             [drain]\nbackend = \"command\"\ndrain_command = \"{r} drain {{node}} {{reason}} {{operator}}\"\n\
+             undrain_command = \"{r} undrain {{node}}\"\nmax_drained_fraction = 0.5\n\
+             [reboot]\nbackend = \"command\"\ncommand = \"{r} reboot {{node}} {{bmc}}\"\nrequire_drained = false\nmax_concurrent = 2\n\
+             [actions]\naudit_log = \"{d}/audit.jsonl\"\n{extra}"
+        );
+        std::fs::write(dir.path().join("inv.toml"), inventory).unwrap();
+        Setup { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fleetop"));
+        c.args(args)
+            .arg("--inventory")
+            .arg(self.path("inv.toml"))
+            .env("USER", "oncall")
+            .env_remove("SUDO_USER")
+            .env("XDG_STATE_HOME", self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Each recorded call's argv.
+    fn calls(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read(self.path("calls")).unwrap_or_default();
+        String::from_utf8(text)
+            .unwrap()
+            .split('\x1e')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                l.split('\0')
+                    .filter(|a| !a.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const HOSTILE: &[&str] = &[
+    "it's \"broken\"; rm -rf / $(reboot) `id` && echo pwned",
+    "line one\nline two",
+    "ünïcödé — 热 GPU 🔥",
+    "--force -rf",
+    "'single' \\ back\\slash ${HOME} | tee /etc/passwd",
+];
+
+#[test]
+fn hostile_reasons_reach_the_backend_verbatim() {
+    let s = Setup::new("");
+    for reason in HOSTILE {
+        // `--reason=…` keeps a reason that starts with a dash from being read as a flag.
+        let out = s.run(&["drain", "c1n1", &format!("--reason={reason}")]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let calls = s.calls();
+    assert_eq!(calls.len(), HOSTILE.len());
+    for (call, reason) in calls.iter().zip(HOSTILE) {
+        assert_eq!(
+            call,
+            &["drain", "c1n1", reason, "oncall"],
+            "one argument each, exactly as typed"
+        );
+    }
+}
+
+#[test]
+fn dry_run_prints_exact_quoted_commands_and_changes_nothing() {
+    let s = Setup::new("");
+    let out = s.run(&["drain", "c1n[1-2]", "--reason", "it's $(bad)", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    let argv = shlex::split(lines[0]).unwrap();
+    assert_eq!(
+        argv[1..],
+        ["drain", "c1n1", "it's $(bad)", "oncall"],
+        "{}",
+        lines[0]
+    );
+    assert!(s.calls().is_empty(), "nothing ran");
+    assert!(s.audit().is_empty(), "nothing to audit");
+}
+
+#[test]
+fn read_only_refuses_every_action_from_the_flag_and_the_inventory() {
+    for (setup, flag) in [
+        (Setup::new(""), true),
+        (Setup::new("read_only = true\n"), false),
+    ] {
+        for args in [
+            vec!["drain", "c1n1", "--reason", "x"],
+            vec!["undrain", "c1n1"],
+            vec!["reboot", "c1n1"],
+        ] {
+            let mut all = args.clone();
+            if flag {
+                all.push("--read-only");
+            }
+            let out = setup.run(&all);
+            assert_eq!(out.status.code(), Some(2), "{all:?}: {}", stderr(&out));
+            assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+        }
+        assert!(setup.calls().is_empty());
+        assert!(setup.audit().is_empty());
+    }
+}
+
+#[test]
+fn guards_refuse_before_anything_runs() {
+    let s = Setup::new("");
+    let out = s.run(&["drain", "c1n1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("needs a reason"));
+    let out = s.run(&["reboot", "c1n[1-3]", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("max_concurrent = 2"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&["drain", "c1n[1-2]", "--reason", "x"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "several nodes without --yes and no terminal"
+    );
+    assert!(stderr(&out).contains("needs --yes"), "{}", stderr(&out));
+    let out = s.run(&["drain", "c9n1", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("unknown node \"c9n1\""));
+    assert!(s.calls().is_empty());
+}
+
+#[test]
+fn audit_log_has_intent_and_outcome_for_success_and_failure() {
+    let s = Setup::new("");
+    let ok = s.run(&["drain", "c1n1", "--reason", "ECC", "--format", "json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let doc: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(doc["nodes"][0]["node"], "c1n1");
+    assert_eq!(doc["nodes"][0]["ok"], true);
+    let failed = s
+        .cmd(&["undrain", "c1n[1-2]", "--yes"])
+        .env("EXIT", "3")
+        .output()
+        .unwrap();
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "a failed node makes the exit status non-zero"
+    );
+    let records = s.audit();
+    assert_eq!(records.len(), 6);
+    assert_eq!(records[0]["record"], "intent");
+    assert_eq!(records[0]["operator"], "oncall");
+    assert_eq!(records[0]["reason"], "ECC");
+    assert!(records[0]["command"]
+        .as_str()
+        .unwrap()
+        .contains("drain c1n1 ECC oncall"));
+    assert_eq!(records[1]["record"], "outcome");
+    assert_eq!(records[1]["id"], records[0]["id"]);
+    assert_eq!(records[1]["ok"], true);
+    assert_eq!(records[3]["exit_status"], 3);
+    assert_eq!(records[3]["ok"], false);
+    assert_eq!(records[4]["node"], "c1n2");
+}
+
+#[test]
+fn a_killed_fleetop_leaves_an_intent_that_the_next_run_reports() {
+    let s = Setup::new("");
+    let mut child = s
+        .cmd(&["drain", "c1n3", "--reason", "slow"])
+        .env("SLEEP", "30")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.audit().iter().any(|r| r["record"] == "intent") {
+        assert!(Instant::now() < deadline, "no intent was written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let records = s.audit();
+    assert_eq!(
+        records.len(),
+        1,
+        "the intent is on disk before the command runs: {records:?}"
+    );
+    let next = s.run(&["undrain", "c1n4", "--dry-run"]);
+    let err = stderr(&next);
+    assert!(err.contains("unfinished drain of c1n3 by oncall"), "{err}");
+}
+
+#[test]
+fn the_fraction_guard_needs_force() {
+    // The command backend cannot read drain state, so only the nodes of this request count: 3 of c1's 4
+    // is more than half (2 allowed).
+    let s = Setup::new("");
+    let out = s.run(&["drain", "c1n[1-3]", "--reason", "x", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cabinet c1: 3 of 4 nodes would be drained"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.run(&["drain", "c1n[1-3]", "--reason", "x", "--yes", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.calls().len(), 3);
+}
+
+#[test]
+fn demo_practice_mode_runs_nothing_but_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .args(["--demo", "drain", "c001n1", "--reason", "practice"])
+        .env("XDG_STATE_HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("simulated"));
+    let audit = std::fs::read_to_string(dir.path().join("fleetop/audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"node\":\"c001n1\"")
+            && audit.contains("scontrol update NodeName=c001n1 State=DRAIN"),
+        "{audit}"
+    );
+}
