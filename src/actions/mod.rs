@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod exec;
 pub mod plan;
+mod redfish;
 pub mod status;
 
 use std::collections::HashMap;

@@ -13,6 +13,8 @@ pub enum Place {
     Controller(String),
     /// On the node itself over SSH.
     Node(NodeId),
+    /// A Redfish request to the node's BMC: `argv` is `[base URL, ResetType]`.
+    Redfish,
 }
 
 /// One command of a plan.
@@ -53,6 +55,11 @@ impl Invocation {
             Place::Local => format!("{env}{}", self.quoted()),
             Place::Controller(host) => format!("ssh {host} -- {env}{}", self.quoted()),
             Place::Node(id) => format!("ssh {} -- {}", inv.nodes[*id].name, self.quoted()),
+            Place::Redfish => format!(
+                "POST {}/redfish/v1/Systems/…/Actions/ComputerSystem.Reset {{\"ResetType\": \"{}\"}}",
+                self.argv.first().map_or("", String::as_str),
+                self.argv.get(1).map_or("", String::as_str)
+            ),
         }
     }
 }
@@ -221,6 +228,21 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                     // ipmitool -E reads IPMI_PASSWORD; the secret never appears on a command line.
                     inv.env.push((s("IPMI_PASSWORD"), password_env.clone()));
                     ("ipmi", inv)
+                }
+                (ActionKind::Reboot, _, RebootBackend::Redfish(r)) => {
+                    let base = bmc(inv, node);
+                    let base = if base.contains("://") {
+                        base
+                    } else {
+                        format!("https://{base}")
+                    };
+                    (
+                        "redfish",
+                        Invocation::at(
+                            Place::Redfish,
+                            vec![base.trim_end_matches('/').to_string(), r.reset_type.clone()],
+                        ),
+                    )
                 }
                 (ActionKind::Reboot, _, RebootBackend::Command { template: t }) => {
                     let bmc = bmc(inv, node);

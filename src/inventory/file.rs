@@ -71,6 +71,16 @@ pub struct RebootFile {
     pub ipmi_user: Option<String>,
     /// `ipmi`: environment variable holding the BMC password (passed to ipmitool as `-E`, never on argv).
     pub ipmi_password_env: Option<String>,
+    /// `redfish`: the ResetType to post (default `ForceRestart`; HPE iLO has no `PowerCycle`).
+    pub redfish_reset_type: Option<String>,
+    /// `redfish`: the system's path (default: the first member of `/redfish/v1/Systems`).
+    pub redfish_system: Option<String>,
+    /// `redfish`: file holding `user:password` (never put credentials in the inventory itself).
+    pub redfish_credentials_file: Option<String>,
+    /// `redfish`: environment variable holding `user:password` (used when no file is given).
+    pub redfish_credentials_env: Option<String>,
+    /// `redfish`: CA certificate (PEM) to trust for the BMCs' HTTPS.
+    pub redfish_ca_file: Option<String>,
 }
 
 /// `[actions]`: safety settings.

@@ -47,7 +47,18 @@ pub enum RebootBackend {
     Ssh,
     Slurm,
     Ipmi { user: String, password_env: String },
+    Redfish(Redfish),
     Command { template: String },
+}
+
+/// Resolved Redfish settings; BMC addresses come from `bmc` (a URL, `https://` when no scheme is given).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redfish {
+    pub reset_type: String,
+    pub system: Option<String>,
+    pub credentials_file: Option<String>,
+    pub credentials_env: String,
+    pub ca_file: Option<String>,
 }
 
 /// Resolved `[drain]`, `[reboot]` and `[actions]`.

@@ -7,8 +7,8 @@ use super::error::{InventoryError, InventoryErrors, Locator};
 use super::file::InventoryFile;
 use super::nodeset::{self, NodesetError};
 use super::{
-    ActionSettings, Cabinet, DrainBackend, Inventory, Node, NodeId, RebootBackend, Settings,
-    Tenancy, Tenant, Thresholds,
+    ActionSettings, Cabinet, DrainBackend, Inventory, Node, NodeId, RebootBackend, Redfish,
+    Settings, Tenancy, Tenant, Thresholds,
 };
 
 const DEFAULT_INTERVAL_MS: u64 = 2000;
@@ -379,10 +379,25 @@ fn action_settings(
             "command" => RebootBackend::Command {
                 template: need(errors, loc, "command", &r.command, b.span().start),
             },
+            "redfish" => RebootBackend::Redfish(Redfish {
+                reset_type: r
+                    .redfish_reset_type
+                    .clone()
+                    .unwrap_or_else(|| "ForceRestart".into()),
+                system: r.redfish_system.clone(),
+                credentials_file: r.redfish_credentials_file.clone(),
+                credentials_env: r
+                    .redfish_credentials_env
+                    .clone()
+                    .unwrap_or_else(|| "FLEETOP_REDFISH_CREDENTIALS".into()),
+                ca_file: r.redfish_ca_file.clone(),
+            }),
             other => {
                 errors.push(loc.at(
                     b.span().start,
-                    format!("unknown reboot backend {other:?} (ssh, slurm, ipmi, command)"),
+                    format!(
+                        "unknown reboot backend {other:?} (ssh, slurm, ipmi, redfish, command)"
+                    ),
                 ));
                 RebootBackend::Ssh
             }
