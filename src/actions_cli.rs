@@ -83,7 +83,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             Err(e) => {
                 if !req.force {
                     refusals.push(format!(
-                        "cannot read the drain state ({e}); --force to go ahead without it"
+                        "cannot read the drain state ({e}); override with --force on the command line"
                     ));
                 }
                 let unknown = NodeDrain {

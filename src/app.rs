@@ -73,7 +73,11 @@ fn run_live(g: &Global, interactive: bool) -> i32 {
     });
     match setup {
         Ok((inv, transport, Some((theme, keymap)))) => {
-            tui::run(inv, transport.as_ref(), theme, keymap)
+            let options = tui::Options {
+                read_only: g.read_only,
+                simulated: g.demo,
+            };
+            tui::run(inv, transport.as_ref(), theme, keymap, options)
         }
         Ok((inv, transport, None)) => live::run(inv, transport.as_ref()),
         Err(e) => {

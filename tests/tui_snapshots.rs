@@ -150,3 +150,22 @@ fn help_is_generated_from_the_live_keymap() {
         "the footer hint follows the keymap too:\n{text}"
     );
 }
+
+#[test]
+fn confirm_dialog_lists_nodes_impact_and_commands() {
+    let mut app = three_nodes(Instant::now());
+    app.view = View::Nodes;
+    app.ops.marks.extend([0, 1]);
+    app.confirm(fleetop::actions::ActionKind::Undrain, "repaired".into());
+    let (text, _) = draw(&mut app, &Theme::default(), 100, 30);
+    assert!(text.contains("type 2 to confirm"), "{text}");
+    insta::assert_snapshot!("confirm_undrain_100x30", text);
+    // Draining two of a three-node cabinet is refused by the fraction guard: no count prompt, the reason shown.
+    app.confirm(fleetop::actions::ActionKind::Drain, "GPU 2 ECC".into());
+    let (text, _) = draw(&mut app, &Theme::default(), 100, 30);
+    assert!(
+        text.contains("refused: cabinet c01: 2 of 3 nodes"),
+        "{text}"
+    );
+    insta::assert_snapshot!("confirm_drain_refused_100x30", text);
+}

@@ -173,3 +173,58 @@ fn ssh_fleet_shows_an_unreachable_node_as_such() {
     assert!(up.contains(" up ") && up.contains("agent"), "{up}");
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn demo_drain_goes_through_reason_and_confirm_and_is_audited() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let command = format!(
+        "env XDG_STATE_HOME={} {} --demo",
+        shlex::try_quote(state.to_str().unwrap()).unwrap(),
+        bin()
+    );
+    let tmux = Tmux::start(&command, home.path());
+    tmux.wait_for(&["1023 up"], Duration::from_secs(30));
+    tmux.keys(&["2", "D"]);
+    tmux.wait_for(&["reason for drain of 1 node(s)"], Duration::from_secs(10));
+    tmux.keys(&["GPU 3 uncorrectable ECC", "Enter"]);
+    let dialog = tmux.wait_for(
+        &[
+            "drain 1 node",
+            "[ Cancel ]",
+            "scontrol update NodeName=c001n1 State=DRAIN",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(dialog.contains("c001n1 hosts acme: 8 GPUs at"), "{dialog}");
+    tmux.keys(&["Tab", "Enter"]);
+    let table = tmux.wait_for(&["drain: ok"], Duration::from_secs(10));
+    let row = table.lines().find(|l| l.starts_with("c001n1")).unwrap();
+    assert!(row.contains("drained"), "{row}");
+    let audit = std::fs::read_to_string(state.join("fleetop/audit.jsonl")).unwrap();
+    assert_eq!(audit.lines().count(), 2, "{audit}");
+    assert!(audit.contains("GPU 3 uncorrectable ECC"));
+    tmux.keys(&["q"]);
+}
+
+#[test]
+fn read_only_tui_refuses_on_screen() {
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(&format!("{} --demo --read-only", bin()), home.path());
+    tmux.wait_for(&["1023 up", "read-only"], Duration::from_secs(30));
+    tmux.keys(&["R"]);
+    tmux.wait_for(
+        &["read-only: reboot refused", "enter or esc acknowledges"],
+        Duration::from_secs(10),
+    );
+    tmux.keys(&["Enter"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux.screen().contains("read-only: reboot refused") {
+        assert!(
+            Instant::now() < deadline,
+            "acknowledging did not clear the failure"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux.keys(&["q"]);
+}

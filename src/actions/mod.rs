@@ -91,7 +91,7 @@ pub fn guard(
                             let _ = why;
                         }
                         Some(DrainState::Unknown(why)) => {
-                            refusals.push(format!("{}: cannot tell whether it is drained ({why}); --force to reboot anyway", name(n)))
+                            refusals.push(format!("{}: cannot tell whether it is drained ({why}); override with --force on the command line", name(n)))
                         }
                         Some(DrainState::Draining) => refusals.push(format!("{}: still draining; wait until it is drained", name(n))),
                         Some(DrainState::Active(s)) => refusals.push(format!("{}: not drained ({s}); drain it first", name(n))),
@@ -104,7 +104,7 @@ pub fn guard(
             for &n in &req.nodes {
                 if let Some(d) = drain.get(&n).filter(|d| d.is_out() && !d.ours()) {
                     refusals.push(format!(
-                        "{}: drained by someone else for {:?}; --force to resume it anyway",
+                        "{}: drained by someone else for {:?}; override with --force on the command line",
                         name(n),
                         d.reason.as_deref().unwrap_or("no reason")
                     ));
@@ -143,7 +143,7 @@ fn fraction_guard(
         let allowed = ((max * members.len() as f64).floor() as usize).max(1);
         if drained > allowed {
             refusals.push(format!(
-                "{label}: {drained} of {} nodes would be drained, more than max_drained_fraction = {max}; --force to go ahead",
+                "{label}: {drained} of {} nodes would be drained, more than max_drained_fraction = {max}; override with --force on the command line",
                 members.len()
             ));
         }
@@ -194,45 +194,55 @@ pub fn execute(
     exec: &Executor,
     log: &mut AuditLog,
 ) -> Result<Vec<NodeResult>, String> {
-    let mut results = Vec::with_capacity(steps.len());
-    for step in steps {
-        let node = inv.nodes[step.node].name.clone();
-        let command = step.invocation.display(inv);
-        let id = record_id();
-        log.write(&Record::Intent(Intent {
-            id: id.clone(),
-            time: audit::now(),
-            operator: req.operator.clone(),
-            action: req.kind.as_str().into(),
-            node: node.clone(),
-            reason: req.reason.clone(),
-            backend: step.backend.into(),
-            command: command.clone(),
-            pid: std::process::id(),
-        }))?;
-        let ran = exec.run(inv, &step.invocation, req.kind == ActionKind::Reboot);
-        let result = NodeResult {
-            node: node.clone(),
-            ok: ran.ok,
-            exit_status: ran.exit_status,
-            command: command.clone(),
-            duration_ms: ran.duration.as_millis() as u64,
-            detail: ran.detail.clone(),
-        };
-        log.write(&Record::Outcome(Outcome {
-            id,
-            time: audit::now(),
-            operator: req.operator.clone(),
-            action: req.kind.as_str().into(),
-            node,
-            backend: step.backend.into(),
-            command,
-            ok: ran.ok,
-            exit_status: ran.exit_status,
-            duration_ms: result.duration_ms,
-            detail: ran.detail,
-        }))?;
-        results.push(result);
-    }
-    Ok(results)
+    steps
+        .iter()
+        .map(|step| execute_step(inv, req, step, exec, log))
+        .collect()
+}
+
+/// Runs one step between its intent and outcome records.
+pub fn execute_step(
+    inv: &Inventory,
+    req: &Request,
+    step: &Step,
+    exec: &Executor,
+    log: &mut AuditLog,
+) -> Result<NodeResult, String> {
+    let node = inv.nodes[step.node].name.clone();
+    let command = step.invocation.display(inv);
+    let id = record_id();
+    log.write(&Record::Intent(Intent {
+        id: id.clone(),
+        time: audit::now(),
+        operator: req.operator.clone(),
+        action: req.kind.as_str().into(),
+        node: node.clone(),
+        reason: req.reason.clone(),
+        backend: step.backend.into(),
+        command: command.clone(),
+        pid: std::process::id(),
+    }))?;
+    let ran = exec.run(inv, &step.invocation, req.kind == ActionKind::Reboot);
+    let result = NodeResult {
+        node: node.clone(),
+        ok: ran.ok,
+        exit_status: ran.exit_status,
+        command: command.clone(),
+        duration_ms: ran.duration.as_millis() as u64,
+        detail: ran.detail.clone(),
+    };
+    log.write(&Record::Outcome(Outcome {
+        id,
+        time: audit::now(),
+        operator: req.operator.clone(),
+        action: req.kind.as_str().into(),
+        node,
+        backend: step.backend.into(),
+        command,
+        ok: ran.ok,
+        exit_status: ran.exit_status,
+        duration_ms: result.duration_ms,
+        detail: ran.detail,
+    }))?;
+    Ok(result)
 }

@@ -139,28 +139,36 @@ pub fn query(
             }
         }
         DrainBackend::Kubernetes => {
+            // One call for the whole cluster: name|unschedulable per line.
+            let template =
+                "{range .items[*]}{.metadata.name}{\"|\"}{.spec.unschedulable}{\"\\n\"}{end}";
+            let argv = [
+                "kubectl",
+                "get",
+                "nodes",
+                "-o",
+                &format!("jsonpath={template}"),
+            ]
+            .map(String::from)
+            .to_vec();
+            let text = exec.capture(
+                inv,
+                &Invocation {
+                    place,
+                    argv,
+                    env: Vec::new(),
+                },
+            )?;
+            let cordoned: HashMap<&str, bool> = text
+                .lines()
+                .filter_map(|l| l.split_once('|'))
+                .map(|(name, flag)| (name.trim(), flag.trim() == "true"))
+                .collect();
             for &n in nodes {
-                let argv = [
-                    "kubectl",
-                    "get",
-                    "node",
-                    &inv.nodes[n].name,
-                    "-o",
-                    "jsonpath={.spec.unschedulable}",
-                ]
-                .map(String::from)
-                .to_vec();
-                let state = match exec.capture(
-                    inv,
-                    &Invocation {
-                        place: place.clone(),
-                        argv,
-                        env: Vec::new(),
-                    },
-                ) {
-                    Ok(text) if text.trim() == "true" => DrainState::Drained,
-                    Ok(_) => DrainState::Active("schedulable".into()),
-                    Err(e) => DrainState::Unknown(e),
+                let state = match cordoned.get(inv.nodes[n].name.as_str()) {
+                    Some(true) => DrainState::Drained,
+                    Some(false) => DrainState::Active("schedulable".into()),
+                    None => DrainState::Unknown("not known to Kubernetes".into()),
                 };
                 out.insert(
                     n,

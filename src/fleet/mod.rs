@@ -26,6 +26,10 @@ pub enum NodeState {
     AuthFailed,
     HostKeyMismatch,
     NoGpuDriver,
+    /// Operator states, set by the TUI from actions and the drain backend's read-back.
+    Draining,
+    Drained,
+    Rebooting,
 }
 
 impl NodeState {
@@ -38,6 +42,9 @@ impl NodeState {
             NodeState::AuthFailed => "auth-failed",
             NodeState::HostKeyMismatch => "host-key-mismatch",
             NodeState::NoGpuDriver => "no-gpu-driver",
+            NodeState::Draining => "draining",
+            NodeState::Drained => "drained",
+            NodeState::Rebooting => "rebooting",
         }
     }
 
@@ -51,6 +58,9 @@ impl NodeState {
             NodeState::AuthFailed => "auth-fail",
             NodeState::HostKeyMismatch => "host-key!",
             NodeState::NoGpuDriver => "no-driver",
+            NodeState::Draining => "draining",
+            NodeState::Drained => "drained",
+            NodeState::Rebooting => "rebooting",
         }
     }
 

@@ -29,7 +29,6 @@ pub enum Action {
     SortNext,
     SortReverse,
     CycleMetric,
-    /// Node actions, wired by the actions module; unbound until then.
     Mark,
     MarkFiltered,
     Drain,
@@ -74,9 +73,18 @@ impl Action {
             Action::CycleMetric => ("metric", "cycle the overview's colour metric"),
             Action::Mark => ("mark", "mark the selected node"),
             Action::MarkFiltered => ("mark_filtered", "mark every node matching the filter"),
-            Action::Drain => ("drain", "drain the selected or marked nodes"),
-            Action::Undrain => ("undrain", "undrain the selected or marked nodes"),
-            Action::Reboot => ("reboot", "reboot the selected or marked nodes"),
+            Action::Drain => (
+                "drain",
+                "drain the marked (or selected) nodes: reason, then confirm",
+            ),
+            Action::Undrain => (
+                "undrain",
+                "undrain the marked (or selected) nodes, after a confirm",
+            ),
+            Action::Reboot => (
+                "reboot",
+                "reboot the marked (or selected) nodes, after a confirm",
+            ),
         }
     }
 
@@ -252,6 +260,12 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("s", Action::SortNext),
     ("S", Action::SortReverse),
     ("m", Action::CycleMetric),
+    ("space", Action::Mark),
+    ("V", Action::MarkFiltered),
+    // Capitals, and each opens a confirm dialog: no destructive action is one stray keystroke away.
+    ("D", Action::Drain),
+    ("U", Action::Undrain),
+    ("R", Action::Reboot),
 ];
 
 impl Default for Keymap {
@@ -346,14 +360,20 @@ mod tests {
     }
 
     #[test]
-    fn help_lists_bound_actions_only() {
+    fn help_lists_bound_actions_in_declared_order() {
         let help = Keymap::default().help();
-        assert!(help
-            .iter()
-            .any(|(k, d)| k == "q ctrl-c" && d.contains("quit")));
+        assert_eq!(help[0], ("q ctrl-c".to_string(), "quit fleetop"));
         assert!(
-            !help.iter().any(|(_, d)| d.contains("reboot")),
-            "no reboot key until it is wired"
+            help.iter()
+                .any(|(k, d)| k == "R" && d.starts_with("reboot")),
+            "{help:?}"
+        );
+        let mut o = BTreeMap::new();
+        o.insert("reboot".to_string(), Vec::new());
+        let unbound = Keymap::default().with_overrides(&o).unwrap().help();
+        assert!(
+            !unbound.iter().any(|(_, d)| d.starts_with("reboot")),
+            "an unbound action is not listed"
         );
     }
 }

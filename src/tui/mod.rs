@@ -17,11 +17,16 @@ use ratatui::crossterm::event::{
 };
 use ratatui::crossterm::execute;
 
-use crate::inventory::Inventory;
+use crate::actions::audit::{self, AuditLog};
+use crate::actions::exec::Executor;
+use crate::actions::{self, Request};
+use crate::inventory::{DrainBackend, Inventory};
 use crate::transport::Transport;
+use app::operate::ActionEvent;
 use app::App;
 use keymap::Keymap;
 use theme::Theme;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Frames are drawn at most this often (10 fps), and only when state changed.
 const FRAME: Duration = Duration::from_millis(100);
@@ -36,11 +41,23 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// How the TUI may act on nodes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub read_only: bool,
+    /// The demo fleet: actions are simulated.
+    pub simulated: bool,
+}
+
+/// How often the drain backend is asked which nodes are drained.
+const DRAIN_READBACK: Duration = Duration::from_secs(30);
+
 pub fn run(
     inventory: Arc<Inventory>,
     transport: &dyn Transport,
     theme: Theme,
     keymap: Keymap,
+    options: Options,
 ) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -52,7 +69,25 @@ pub fn run(
             return crate::app::EXIT_CANNOT_RUN;
         }
     };
-    runtime.block_on(event_loop(inventory, transport, theme, keymap))
+    let executor = if options.simulated {
+        Executor::Simulated
+    } else {
+        match Executor::real(&inventory) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{e}");
+                return crate::app::EXIT_CANNOT_RUN;
+            }
+        }
+    };
+    runtime.block_on(event_loop(
+        inventory,
+        transport,
+        theme,
+        keymap,
+        options,
+        Arc::new(executor),
+    ))
 }
 
 async fn event_loop(
@@ -60,6 +95,8 @@ async fn event_loop(
     transport: &dyn Transport,
     theme: Theme,
     keymap: Keymap,
+    options: Options,
+    executor: Arc<Executor>,
 ) -> i32 {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
     let _following = transport.follow(&inventory, tx);
@@ -91,7 +128,17 @@ async fn event_loop(
         })
         .ok();
 
-    let mut app = App::new(inventory, keymap, Instant::now());
+    let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
+    spawn_drain_readback(&inventory, &executor, &action_tx);
+    let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
+    app.ops.read_only = options.read_only;
+    app.ops.simulated = options.simulated;
+    for i in audit::unfinished(&audit_path(&inventory)) {
+        app.ops.failures.push(format!(
+            "unfinished {} of {} by {} at {}: fleetop stopped before its outcome; check the node ({})",
+            i.action, i.node, i.operator, i.time, i.command
+        ));
+    }
     if let Ok(size) = terminal.size() {
         app.viewport = (size.width, size.height);
     }
@@ -106,8 +153,14 @@ async fn event_loop(
                     app.on_msg(more);
                 }
             }
+            Some(event) = action_events.recv() => app.on_action(event),
             Some(ev) = input.recv() => match ev {
-                Event::Key(key) if key.kind != KeyEventKind::Release => app.on_key(key),
+                Event::Key(key) if key.kind != KeyEventKind::Release => {
+                    app.on_key(key);
+                    for request in std::mem::take(&mut app.ops.queued) {
+                        spawn_action(&inventory, &executor, request, &action_tx);
+                    }
+                }
                 Event::Mouse(mouse) => app.on_mouse(mouse),
                 Event::Resize(w, h) => {
                     app.viewport = (w, h);
@@ -128,4 +181,99 @@ async fn event_loop(
         }
     }
     0
+}
+
+fn audit_path(inv: &Inventory) -> std::path::PathBuf {
+    inv.actions
+        .audit_log
+        .as_deref()
+        .map_or_else(audit::default_path, crate::inventory::expand_home)
+}
+
+/// Runs one confirmed request on its own thread, reporting each node's start and outcome.
+fn spawn_action(
+    inv: &Arc<Inventory>,
+    exec: &Arc<Executor>,
+    request: Request,
+    tx: &UnboundedSender<ActionEvent>,
+) {
+    let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
+    let spawned = std::thread::Builder::new()
+        .name("action".into())
+        .spawn(move || {
+            let mut log = match AuditLog::open(&audit_path(&inv)) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.send(ActionEvent::Refused(format!(
+                        "{} refused: cannot write the audit log: {e}",
+                        request.kind.as_str()
+                    )));
+                    return;
+                }
+            };
+            let steps = match actions::plan::plan(&inv, &request) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(ActionEvent::Refused(e));
+                    return;
+                }
+            };
+            for step in &steps {
+                let _ = tx.send(ActionEvent::Started {
+                    node: step.node,
+                    kind: request.kind,
+                });
+                match actions::execute_step(&inv, &request, step, &exec, &mut log) {
+                    Ok(result) => {
+                        let _ = tx.send(ActionEvent::Finished {
+                            node: step.node,
+                            kind: request.kind,
+                            result,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = tx.send(ActionEvent::Refused(format!(
+                            "stopped: cannot write the audit log: {e}"
+                        )));
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the action thread: {e}");
+    }
+}
+
+/// Asks the drain backend for every node's drain state now and every 30 s (Slurm, Kubernetes, demo).
+fn spawn_drain_readback(
+    inv: &Arc<Inventory>,
+    exec: &Arc<Executor>,
+    tx: &UnboundedSender<ActionEvent>,
+) {
+    let readable = matches!(
+        inv.actions.drain,
+        DrainBackend::Slurm | DrainBackend::Kubernetes
+    );
+    if !readable && !matches!(**exec, Executor::Simulated) {
+        return;
+    }
+    let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
+    let all: Vec<usize> = (0..inv.nodes.len()).collect();
+    let _ = std::thread::Builder::new()
+        .name("drain-readback".into())
+        .spawn(move || loop {
+            match actions::status::query(&inv, &exec, &all) {
+                Ok(states) => {
+                    if tx.send(ActionEvent::DrainStates(states)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!("drain read-back failed: {e}"),
+            }
+            if matches!(*exec, Executor::Simulated) {
+                return;
+            }
+            std::thread::sleep(DRAIN_READBACK);
+        });
 }

@@ -3,6 +3,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 
 use super::{Action, App, Metric, Mode, NodeFilter, SortKey, View};
+use crate::actions::ActionKind;
 use crate::fleet::filter::Filter;
 
 impl App {
@@ -11,10 +12,51 @@ impl App {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => {
                 self.status = None;
+                // Failures stay on screen until acknowledged.
+                if !self.ops.failures.is_empty()
+                    && matches!(key.code, KeyCode::Enter | KeyCode::Esc)
+                {
+                    self.ops.failures.clear();
+                    return;
+                }
                 if let Some(action) = self.keymap.action(&key) {
                     self.act(action);
                 }
             }
+            Mode::Reason { kind, text } => match edit(text, &key) {
+                Edit::Typing(t) => self.mode = Mode::Reason { kind, text: t },
+                Edit::Done(t) if kind == ActionKind::Drain && t.trim().is_empty() => {
+                    self.status = Some("a drain needs a reason".into());
+                    self.mode = Mode::Reason { kind, text: t };
+                }
+                Edit::Done(t) => self.confirm(kind, t),
+                Edit::Cancelled => {}
+            },
+            Mode::Confirm(mut c) => match key.code {
+                KeyCode::Tab | KeyCode::Left | KeyCode::Right => {
+                    c.on_confirm = !c.on_confirm;
+                    self.mode = Mode::Confirm(c);
+                }
+                KeyCode::Char(d) if d.is_ascii_digit() => {
+                    c.typed.push(d);
+                    self.mode = Mode::Confirm(c);
+                }
+                KeyCode::Backspace => {
+                    c.typed.pop();
+                    self.mode = Mode::Confirm(c);
+                }
+                KeyCode::Enter if c.on_confirm && c.ready() => self.submit(c),
+                KeyCode::Enter if c.on_confirm => {
+                    self.status = Some(if c.refusals.is_empty() {
+                        format!("type {} to confirm", c.request.nodes.len())
+                    } else {
+                        "refused: see the reasons in the dialog".into()
+                    });
+                    self.mode = Mode::Confirm(c);
+                }
+                KeyCode::Enter | KeyCode::Esc => {}
+                _ => self.mode = Mode::Confirm(c),
+            },
             Mode::Help => {
                 // Any key closes help; quitting from help takes the quit key.
                 if self.keymap.action(&key) == Some(Action::Quit) {
@@ -75,13 +117,11 @@ impl App {
                     .unwrap_or(0);
                 self.metric = Metric::ALL[(i + 1) % Metric::ALL.len()];
             }
-            Action::Mark
-            | Action::MarkFiltered
-            | Action::Drain
-            | Action::Undrain
-            | Action::Reboot => {
-                self.status = Some("node actions are not available in this version".into());
-            }
+            Action::Mark => self.toggle_mark(),
+            Action::MarkFiltered => self.mark_filtered(),
+            Action::Drain => self.begin(ActionKind::Drain),
+            Action::Undrain => self.begin(ActionKind::Undrain),
+            Action::Reboot => self.begin(ActionKind::Reboot),
         }
     }
 
@@ -170,7 +210,9 @@ impl App {
     }
 
     fn back(&mut self) {
-        if self.view == View::Detail {
+        if !self.ops.marks.is_empty() {
+            self.ops.marks.clear();
+        } else if self.view == View::Detail {
             self.view = self.previous_view;
         } else if !self.filter.text.is_empty() {
             self.set_filter("");

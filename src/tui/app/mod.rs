@@ -2,6 +2,7 @@
 
 mod input;
 pub mod journal;
+pub mod operate;
 pub mod rows;
 
 use std::sync::Arc;
@@ -52,7 +53,7 @@ impl View {
 }
 
 /// What keystrokes currently mean.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
     Normal,
     /// Typing a filter; the text so far.
@@ -60,6 +61,13 @@ pub enum Mode {
     /// Typing a `:` command.
     Command(String),
     Help,
+    /// Typing the reason for an action.
+    Reason {
+        kind: crate::actions::ActionKind,
+        text: String,
+    },
+    /// The confirm dialog of an action.
+    Confirm(operate::Confirm),
 }
 
 /// The overview's colour metric.
@@ -173,6 +181,8 @@ pub struct App {
     /// Set when something visible changed; the loop draws and clears it.
     pub dirty: bool,
     pub quit: bool,
+    /// Marks, action progress, drain/reboot overlays and unacknowledged failures.
+    pub ops: operate::Operations,
     data_changed: bool,
     last_refresh: Option<Instant>,
     last_seen: Vec<Option<(NodeState, Health)>>,
@@ -206,6 +216,7 @@ impl App {
             totals: Totals::default(),
             dirty: true,
             quit: false,
+            ops: operate::Operations::default(),
             data_changed: true,
             last_refresh: None,
             last_seen: vec![None; n],
@@ -216,8 +227,15 @@ impl App {
 
     /// Merges one transport message. Cheap: views are recomputed on the next tick, not per message.
     pub fn on_msg(&mut self, msg: Msg) {
-        if let NodeEvent::Sample(sample) = &msg.event {
-            self.note_new_xids(msg.node, sample, msg.at);
+        match &msg.event {
+            NodeEvent::Sample(sample) => self.note_new_xids(msg.node, sample, msg.at),
+            // A rebooting node that drops its connection has gone down; note it before a sample clears it.
+            NodeEvent::Failed { .. } => {
+                if let Some(reboot) = self.ops.reboots.get_mut(&msg.node) {
+                    reboot.went_down |= msg.at >= reboot.since;
+                }
+            }
+            _ => {}
         }
         self.fleet.apply(msg);
         self.data_changed = true;
@@ -240,6 +258,7 @@ impl App {
         self.rows = derived.rows;
         self.tenants = derived.tenants;
         self.totals = derived.totals;
+        self.overlay_operations();
         self.journal_changes();
         self.reorder();
         self.data_changed = false;

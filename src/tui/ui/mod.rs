@@ -1,6 +1,7 @@
 //! Drawing: a pure function of `App` and `Theme` into a ratatui `Frame`. Nothing here writes state or reads the clock.
 
 mod detail;
+mod dialogs;
 mod events;
 pub mod format;
 mod nodes;
@@ -40,8 +41,13 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame) {
         View::Events => events::render(app, theme, frame, body),
     }
     render_footer(app, theme, frame, footer);
-    if app.mode == Mode::Help {
-        render_help(app, theme, frame, body);
+    if !app.ops.failures.is_empty() {
+        dialogs::render_failures(app, theme, frame, body);
+    }
+    match &app.mode {
+        Mode::Help => render_help(app, theme, frame, body),
+        Mode::Confirm(c) => dialogs::render_confirm(c, theme, frame, body),
+        _ => {}
     }
 }
 
@@ -134,6 +140,15 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             theme.accent(),
         ));
     }
+    if !app.ops.marks.is_empty() {
+        tabs.push(Span::styled(
+            format!("  ● {} marked", app.ops.marks.len()),
+            theme.accent(),
+        ));
+    }
+    if app.ops.read_only || app.fleet.inventory.actions.read_only {
+        tabs.push(Span::styled("  read-only", theme.dim()));
+    }
     frame.render_widget(
         Paragraph::new(vec![Line::from(totals), Line::from(tabs)]),
         area,
@@ -151,6 +166,26 @@ fn render_footer(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::styled(":", theme.accent()),
             Span::raw(text.clone()),
             Span::styled("▏", theme.accent()),
+        ]),
+        Mode::Reason { kind, text } => Line::from(vec![
+            Span::styled(
+                format!(
+                    "reason for {} of {} node(s): ",
+                    kind.as_str(),
+                    app.targets().len()
+                ),
+                theme.accent(),
+            ),
+            Span::raw(text.clone()),
+            Span::styled("▏", theme.accent()),
+            Span::styled("  (enter: continue · esc: cancel)", theme.dim()),
+            Span::styled(
+                app.status
+                    .clone()
+                    .map(|s| format!("  {s}"))
+                    .unwrap_or_default(),
+                theme.health(crate::telemetry::health::Health::Warn),
+            ),
         ]),
         _ => match &app.status {
             Some(msg) => Line::from(Span::styled(
@@ -268,6 +303,9 @@ pub fn state_style(theme: &Theme, state: crate::fleet::NodeState) -> Style {
         NodeState::Up => theme.text(),
         NodeState::Stale => theme.stale(),
         NodeState::Connecting => theme.dim(),
+        NodeState::Draining | NodeState::Drained | NodeState::Rebooting => {
+            theme.health(crate::telemetry::health::Health::Warn)
+        }
         _ => theme.unreachable(),
     }
 }

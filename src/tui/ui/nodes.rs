@@ -29,7 +29,7 @@ const fn col(name: &'static str, key: Option<SortKey>, width: u16, narrow: bool)
 }
 
 const COLUMNS: [Column; 11] = [
-    col("NODE", Some(SortKey::Name), 8, true),
+    col("NODE", Some(SortKey::Name), 9, true),
     col("TENANT", Some(SortKey::Tenant), 10, true),
     col("STATE", Some(SortKey::State), 17, true),
     col("HLTH", Some(SortKey::Health), 4, true),
@@ -98,7 +98,17 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         let mut cells = Vec::with_capacity(shown.len() + 1);
         for c in &shown {
             cells.push(match c.name {
-                "NODE" => Cell::from(Span::styled(inv.nodes[r.id].name.clone(), theme.text())),
+                "NODE" => {
+                    let mark = if app.ops.marks.contains(&r.id) {
+                        "●"
+                    } else {
+                        ""
+                    };
+                    Cell::from(Span::styled(
+                        format!("{mark}{}", inv.nodes[r.id].name),
+                        theme.text(),
+                    ))
+                }
                 "TENANT" => Cell::from(Span::styled(
                     r.tenant.clone().unwrap_or_else(|| "spare".into()),
                     theme.dim(),
@@ -127,8 +137,13 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 _ => Cell::from(Span::styled(r.flags(), theme.health(r.health))),
             });
         }
+        // An action's progress or outcome is shown in place of the usual note.
+        let note = app
+            .progress_note(r.id)
+            .or_else(|| r.note.clone())
+            .unwrap_or_default();
         cells.push(Cell::from(Span::styled(
-            fit(r.note.as_deref().unwrap_or(""), note_width),
+            fit(&note, note_width),
             theme.dim(),
         )));
         let row = Row::new(cells);

@@ -97,6 +97,9 @@ fn cell(app: &App, theme: &Theme, row: &NodeRow, dimmed: bool) -> (char, Style) 
     match row.state {
         NodeState::Connecting => return ('·', theme.dim()),
         NodeState::Stale => return ('~', theme.stale()),
+        NodeState::Rebooting => return ('↻', theme.health(Health::Warn)),
+        NodeState::Drained => return ('D', theme.health(Health::Warn)),
+        NodeState::Draining => return ('d', theme.health(Health::Warn)),
         s if s.is_failure() => return ('×', theme.unreachable()),
         _ => {}
     }
@@ -154,7 +157,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         String::new()
     };
     let legend_line = format!(
-        "{paging}{} cabinets · {legend} · × no data · ~ stale · · waiting",
+        "{paging}{} cabinets · {legend} · × no data · ~ stale · D drained · ↻ rebooting · · waiting",
         inv.cabinets.len()
     );
     lines.push(Line::styled(

@@ -1,0 +1,366 @@
+//! Node actions in the TUI: marks, the reason prompt, the confirm dialog, progress per node, the
+//! drain/reboot overlays on node state, and failures that stay on screen until acknowledged.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use super::{App, Mode};
+use crate::actions::status::{DrainState, NodeDrain};
+use crate::actions::{self, plan, ActionKind, NodeResult, Request};
+use crate::fleet::NodeState;
+use crate::inventory::NodeId;
+use crate::telemetry::health::Health;
+
+/// Average utilisation above which draining a tenant's node earns a warning in the dialog.
+const BUSY_UTIL: f64 = 50.0;
+/// In the demo fleet a rebooting node stays down this long before its samples count again.
+const DEMO_REBOOT: Duration = Duration::from_secs(10);
+
+/// What the confirm dialog shows and what it will do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    pub request: Request,
+    pub commands: Vec<String>,
+    /// One line per node: its tenant and how busy its GPUs are.
+    pub impact: Vec<(String, bool)>,
+    /// Guard refusals; when any, the dialog can only be cancelled.
+    pub refusals: Vec<String>,
+    /// The node count typed so far (needed for more than one node).
+    pub typed: String,
+    /// Cancel has the focus until the operator moves it (k9s convention).
+    pub on_confirm: bool,
+}
+
+impl Confirm {
+    pub fn needs_count(&self) -> bool {
+        self.request.nodes.len() > 1
+    }
+
+    pub fn ready(&self) -> bool {
+        self.refusals.is_empty()
+            && (!self.needs_count() || self.typed == self.request.nodes.len().to_string())
+    }
+}
+
+/// A node's latest action, shown in place.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Running(ActionKind),
+    Done(ActionKind, NodeResult),
+}
+
+/// A reboot being watched: the node must go down and come back before `deadline`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reboot {
+    pub since: Instant,
+    pub deadline: Instant,
+    pub went_down: bool,
+}
+
+/// Messages from the action worker and the drain read-back, into `App::on_action`.
+#[derive(Debug, Clone)]
+pub enum ActionEvent {
+    Started {
+        node: NodeId,
+        kind: ActionKind,
+    },
+    Finished {
+        node: NodeId,
+        kind: ActionKind,
+        result: NodeResult,
+    },
+    /// The request could not run at all (audit log not writable, plan error).
+    Refused(String),
+    DrainStates(HashMap<NodeId, NodeDrain>),
+}
+
+/// Operator-side state the TUI keeps beside the fleet data.
+#[derive(Debug, Default)]
+pub struct Operations {
+    pub marks: BTreeSet<NodeId>,
+    pub progress: HashMap<NodeId, Progress>,
+    pub drain: HashMap<NodeId, NodeDrain>,
+    pub reboots: HashMap<NodeId, Reboot>,
+    /// Failures not yet acknowledged (enter or esc); newest last.
+    pub failures: Vec<String>,
+    /// Requests confirmed and waiting for the loop to run them.
+    pub queued: Vec<Request>,
+    pub read_only: bool,
+    /// The demo fleet: actions are simulated and reboots come back by themselves.
+    pub simulated: bool,
+}
+
+impl App {
+    /// The nodes an action applies to: the marked ones, else the selected one.
+    pub fn targets(&self) -> Vec<NodeId> {
+        if self.ops.marks.is_empty() {
+            vec![self.selected]
+        } else {
+            self.ops.marks.iter().copied().collect()
+        }
+    }
+
+    pub fn toggle_mark(&mut self) {
+        if !self.ops.marks.remove(&self.selected) {
+            self.ops.marks.insert(self.selected);
+        }
+    }
+
+    pub fn mark_filtered(&mut self) {
+        let ids: Vec<NodeId> = self.order.iter().map(|&i| self.rows[i].id).collect();
+        self.ops.marks.extend(ids);
+    }
+
+    /// Starts drain, undrain or reboot of the targets: the reason prompt first.
+    pub fn begin(&mut self, kind: ActionKind) {
+        if self.ops.read_only || self.fleet.inventory.actions.read_only {
+            self.ops.failures.push(format!(
+                "read-only: {} refused (--read-only or [actions] read_only)",
+                kind.as_str()
+            ));
+            return;
+        }
+        self.mode = Mode::Reason {
+            kind,
+            text: String::new(),
+        };
+    }
+
+    /// Builds the confirm dialog for `kind` with `reason`.
+    pub fn confirm(&mut self, kind: ActionKind, reason: String) {
+        let inv = &self.fleet.inventory;
+        let request = Request {
+            kind,
+            nodes: self.targets(),
+            reason: (!reason.trim().is_empty()).then_some(reason),
+            operator: actions::operator(),
+            force: false,
+        };
+        let (commands, mut refusals) = match plan::plan(inv, &request) {
+            Ok(steps) => (
+                steps.iter().map(|s| s.invocation.display(inv)).collect(),
+                Vec::new(),
+            ),
+            Err(e) => (Vec::new(), vec![e]),
+        };
+        let drain = self.drain_for_guards(&request);
+        refusals.extend(actions::guard(inv, &request, self.ops.read_only, &drain));
+        let impact = request
+            .nodes
+            .iter()
+            .map(|&n| {
+                let row = &self.rows[n];
+                let name = &inv.nodes[n].name;
+                match (&row.tenant, row.avg_util) {
+                    (Some(t), Some(u)) => (
+                        format!("{name} hosts {t}: {} GPUs at {u:.0}%", row.gpus_seen),
+                        u >= BUSY_UTIL,
+                    ),
+                    (Some(t), None) => (format!("{name} hosts {t}: no current utilisation"), false),
+                    (None, _) => (format!("{name}: spare"), false),
+                }
+            })
+            .collect();
+        self.mode = Mode::Confirm(Confirm {
+            request,
+            commands,
+            impact,
+            refusals,
+            typed: String::new(),
+            on_confirm: false,
+        });
+    }
+
+    /// Drain states for the guards: the read-back where there is one, else unknown.
+    fn drain_for_guards(&self, req: &Request) -> HashMap<NodeId, NodeDrain> {
+        let inv = &self.fleet.inventory;
+        let mut ids: Vec<NodeId> = req.nodes.clone();
+        for &n in &req.nodes {
+            ids.extend(&inv.cabinets[inv.nodes[n].cabinet].nodes);
+            for t in &inv.nodes[n].tenancy {
+                ids.extend(&inv.tenants[t.tenant].nodes);
+            }
+        }
+        ids.into_iter()
+            .map(|n| {
+                let d = self.ops.drain.get(&n).cloned().unwrap_or(NodeDrain {
+                    state: DrainState::Unknown("no read-back from the drain backend yet".into()),
+                    reason: None,
+                    user: None,
+                });
+                (n, d)
+            })
+            .collect()
+    }
+
+    /// The operator confirmed: queue the request for the loop and mark nodes as running.
+    pub fn submit(&mut self, confirm: Confirm) {
+        for &n in &confirm.request.nodes {
+            self.ops
+                .progress
+                .insert(n, Progress::Running(confirm.request.kind));
+        }
+        let names: Vec<&str> = confirm
+            .request
+            .nodes
+            .iter()
+            .map(|&n| self.node_name(n))
+            .collect();
+        let text = format!(
+            "{} of {} started by {}",
+            confirm.request.kind.as_str(),
+            names.join(","),
+            confirm.request.operator
+        );
+        self.journal.push(self.now, None, Health::Ok, text);
+        self.ops.marks.clear();
+        self.ops.queued.push(confirm.request);
+        self.refresh();
+    }
+
+    pub fn on_action(&mut self, event: ActionEvent) {
+        self.dirty = true;
+        match event {
+            ActionEvent::Started { node, kind } => {
+                self.ops.progress.insert(node, Progress::Running(kind));
+            }
+            ActionEvent::Finished { node, kind, result } => {
+                let name = self.node_name(node).to_string();
+                if result.ok {
+                    self.journal.push(
+                        self.now,
+                        Some(node),
+                        Health::Ok,
+                        format!("{name}: {} ok", kind.as_str()),
+                    );
+                    self.after_success(node, kind);
+                } else {
+                    let text = format!("{name}: {} FAILED: {}", kind.as_str(), result.detail);
+                    self.journal
+                        .push(self.now, Some(node), Health::Crit, text.clone());
+                    self.ops.failures.push(text);
+                }
+                self.ops.progress.insert(node, Progress::Done(kind, result));
+            }
+            ActionEvent::Refused(why) => {
+                self.journal.push(self.now, None, Health::Crit, why.clone());
+                self.ops.failures.push(why);
+                self.ops
+                    .progress
+                    .retain(|_, p| !matches!(p, Progress::Running(_)));
+            }
+            ActionEvent::DrainStates(states) => self.ops.drain.extend(states),
+        }
+        self.refresh();
+    }
+
+    fn after_success(&mut self, node: NodeId, kind: ActionKind) {
+        let set = |state| NodeDrain {
+            state,
+            reason: None,
+            user: None,
+        };
+        match kind {
+            // Until the next read-back says otherwise.
+            ActionKind::Drain => {
+                let state = if self.ops.simulated {
+                    DrainState::Drained
+                } else {
+                    DrainState::Draining
+                };
+                self.ops.drain.insert(node, set(state));
+            }
+            ActionKind::Undrain => {
+                self.ops
+                    .drain
+                    .insert(node, set(DrainState::Active("resumed".into())));
+            }
+            ActionKind::Reboot => {
+                let deadline = self.now + self.fleet.inventory.actions.reboot_deadline;
+                self.ops.reboots.insert(
+                    node,
+                    Reboot {
+                        since: self.now,
+                        deadline,
+                        went_down: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Overlays operator states on the rows and settles reboots: gone down and back, or past the deadline.
+    pub fn overlay_operations(&mut self) {
+        let now = self.now;
+        let mut back = Vec::new();
+        for (&node, reboot) in self.ops.reboots.iter_mut() {
+            let status = &self.fleet.nodes[node];
+            let failed_since = status
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.at >= reboot.since);
+            reboot.went_down |=
+                failed_since || (self.ops.simulated && now >= reboot.since + DEMO_REBOOT);
+            let fresh = status
+                .sample_at
+                .is_some_and(|at| at > reboot.since && reboot.went_down);
+            if fresh && (!self.ops.simulated || now >= reboot.since + DEMO_REBOOT) {
+                back.push(node);
+            }
+        }
+        for node in back {
+            self.ops.reboots.remove(&node);
+            let name = self.node_name(node).to_string();
+            self.journal.push(
+                now,
+                Some(node),
+                Health::Ok,
+                format!("{name}: back after reboot"),
+            );
+        }
+        let deadline_text =
+            |d: Duration| format!("did not come back within {} s of the reboot", d.as_secs());
+        let limit = self.fleet.inventory.actions.reboot_deadline;
+        for row in &mut self.rows {
+            if let Some(reboot) = self.ops.reboots.get(&row.id) {
+                row.state = NodeState::Rebooting;
+                if now > reboot.deadline {
+                    row.health = Health::Crit;
+                    row.note = Some(deadline_text(limit));
+                }
+                continue;
+            }
+            match self.ops.drain.get(&row.id).map(|d| &d.state) {
+                Some(DrainState::Drained) if !row.state.is_failure() => {
+                    row.state = NodeState::Drained
+                }
+                Some(DrainState::Draining) if !row.state.is_failure() => {
+                    row.state = NodeState::Draining
+                }
+                _ => {}
+            }
+        }
+        for tenant in &mut self.tenants {
+            tenant.drained = 0;
+        }
+        let inv = &self.fleet.inventory;
+        for (i, t) in inv.tenants.iter().enumerate() {
+            self.tenants[i].drained = t
+                .nodes
+                .iter()
+                .filter(|&&n| {
+                    matches!(self.rows[n].state, NodeState::Drained | NodeState::Draining)
+                })
+                .count();
+        }
+    }
+
+    /// The in-place note for a node's latest action, if any.
+    pub fn progress_note(&self, node: NodeId) -> Option<String> {
+        match self.ops.progress.get(&node)? {
+            Progress::Running(kind) => Some(format!("{}: running…", kind.as_str())),
+            Progress::Done(kind, r) if r.ok => Some(format!("{}: ok", kind.as_str())),
+            Progress::Done(kind, r) => Some(format!("{}: FAILED: {}", kind.as_str(), r.detail)),
+        }
+    }
+}
