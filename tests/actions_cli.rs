@@ -275,3 +275,42 @@ fn demo_practice_mode_runs_nothing_but_audits() {
         "{audit}"
     );
 }
+
+#[test]
+fn a_cabinet_can_use_another_backend() {
+    let s = Setup::new("");
+    let path = s.path("inv.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[[cabinet]]\nname = \"c[1-2]\"\nnodes = \"{cabinet}n[1-4]\"\n",
+        "[[cabinet]]\nname = \"c1\"\nnodes = \"{cabinet}n[1-4]\"\n[[cabinet]]\nname = \"c2\"\nnodes = \"{cabinet}n[1-4]\"\ndrain_backend = \"slurm\"\nreboot_backend = \"slurm\"\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let c1 = s.run(&["drain", "c1n1", "--reason", "x", "--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&c1.stdout).contains("record.sh drain c1n1 x"),
+        "{}",
+        String::from_utf8_lossy(&c1.stdout)
+    );
+    let c2 = s.run(&["drain", "c2n1", "--reason", "x", "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&c2.stdout),
+        "scontrol update NodeName=c2n1 State=DRAIN 'Reason=fleetop: x'\n"
+    );
+    let reboot = s.run(&["reboot", "c2n1", "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&reboot.stdout),
+        "scontrol reboot ASAP nextstate=RESUME 'reason=fleetop: reboot by oncall' c2n1\n"
+    );
+    let bad = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("drain_backend = \"slurm\"", "drain_backend = \"pbs\"");
+    std::fs::write(&path, bad).unwrap();
+    let out = s.run(&["check"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("unknown drain backend \"pbs\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -71,23 +71,14 @@ impl Executor {
                 limit,
             } => match &step.place {
                 Place::Local => run_local(step, *limit),
-                Place::Redfish => match &inv.actions.reboot {
-                    crate::inventory::RebootBackend::Redfish(settings) => {
-                        super::redfish::reset(settings, &step.argv, *limit)
-                    }
-                    _ => (
-                        false,
-                        None,
-                        "a Redfish step without Redfish settings".into(),
-                    ),
-                },
+                Place::Redfish(settings) => super::redfish::reset(settings, &step.argv, *limit),
                 place => {
                     let ep = match place {
                         Place::Node(id) => endpoint::resolve(inv, ssh_config.as_deref(), *id),
                         Place::Controller(host) => {
                             Ok(endpoint::resolve_host(inv, ssh_config.as_deref(), host))
                         }
-                        Place::Local | Place::Redfish => unreachable!("handled above"),
+                        Place::Local | Place::Redfish(_) => unreachable!("handled above"),
                     };
                     match ep.map_err(|e| e.to_string()).and_then(|ep| {
                         oneshot::run(&ep, known_hosts, timeouts, &step.quoted(), *limit)
@@ -165,7 +156,7 @@ impl Executor {
                         )),
                     }
                 }
-                Place::Node(_) | Place::Redfish => {
+                Place::Node(_) | Place::Redfish(_) => {
                     Err("queries run on the controller or locally".into())
                 }
             },

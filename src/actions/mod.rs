@@ -82,14 +82,13 @@ pub fn guard(
                     req.nodes.len()
                 ));
             }
-            let self_draining = inv.actions.reboot == RebootBackend::Slurm;
-            if inv.actions.require_drained && !self_draining {
-                for &n in &req.nodes {
+            // The Slurm reboot backend drains by itself (scontrol reboot ASAP).
+            let self_draining = |n: NodeId| *inv.reboot_backend(n) == RebootBackend::Slurm;
+            if inv.actions.require_drained {
+                for &n in req.nodes.iter().filter(|&&n| !self_draining(n)) {
                     match drain.get(&n).map(|d| &d.state) {
                         Some(DrainState::Drained) => {}
-                        Some(DrainState::Unknown(why)) if req.force => {
-                            let _ = why;
-                        }
+                        Some(DrainState::Unknown(_)) if req.force => {}
                         Some(DrainState::Unknown(why)) => {
                             refusals.push(format!("{}: cannot tell whether it is drained ({why}); override with --force on the command line", name(n)))
                         }
@@ -100,8 +99,12 @@ pub fn guard(
                 }
             }
         }
-        ActionKind::Undrain if inv.actions.drain == DrainBackend::Slurm && !req.force => {
-            for &n in &req.nodes {
+        ActionKind::Undrain if !req.force => {
+            for &n in req
+                .nodes
+                .iter()
+                .filter(|&&n| *inv.drain_backend(n) == DrainBackend::Slurm)
+            {
                 if let Some(d) = drain.get(&n).filter(|d| d.is_out() && !d.ours()) {
                     refusals.push(format!(
                         "{}: drained by someone else for {:?}; override with --force on the command line",
@@ -155,9 +158,19 @@ fn fraction_guard(
 pub fn needs_drain_state(inv: &Inventory, req: &Request) -> bool {
     match req.kind {
         ActionKind::Reboot => {
-            inv.actions.require_drained && inv.actions.reboot != RebootBackend::Slurm
+            inv.actions.require_drained
+                && req
+                    .nodes
+                    .iter()
+                    .any(|&n| *inv.reboot_backend(n) != RebootBackend::Slurm)
         }
-        ActionKind::Undrain => inv.actions.drain == DrainBackend::Slurm && !req.force,
+        ActionKind::Undrain => {
+            !req.force
+                && req
+                    .nodes
+                    .iter()
+                    .any(|&n| *inv.drain_backend(n) == DrainBackend::Slurm)
+        }
         ActionKind::Drain => !req.force,
     }
 }

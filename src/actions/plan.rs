@@ -13,8 +13,8 @@ pub enum Place {
     Controller(String),
     /// On the node itself over SSH.
     Node(NodeId),
-    /// A Redfish request to the node's BMC: `argv` is `[base URL, ResetType]`.
-    Redfish,
+    /// A Redfish request to the node's BMC with these settings: `argv` is `[base URL, ResetType]`.
+    Redfish(Box<crate::inventory::Redfish>),
 }
 
 /// One command of a plan.
@@ -55,7 +55,7 @@ impl Invocation {
             Place::Local => format!("{env}{}", self.quoted()),
             Place::Controller(host) => format!("ssh {host} -- {env}{}", self.quoted()),
             Place::Node(id) => format!("ssh {} -- {}", inv.nodes[*id].name, self.quoted()),
-            Place::Redfish => format!(
+            Place::Redfish(_) => format!(
                 "POST {}/redfish/v1/Systems/…/Actions/ComputerSystem.Reset {{\"ResetType\": \"{}\"}}",
                 self.argv.first().map_or("", String::as_str),
                 self.argv.get(1).map_or("", String::as_str)
@@ -129,7 +129,12 @@ pub fn bmc(inv: &Inventory, node: NodeId) -> String {
 
 pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
     let reason = req.reason.clone().unwrap_or_default();
-    let prefixed = format!("{REASON_PREFIX}{reason}");
+    // Slurm records a reason with every drain and reboot; say who asked when the operator gave none.
+    let prefixed = if reason.trim().is_empty() {
+        format!("{REASON_PREFIX}{} by {}", req.kind.as_str(), req.operator)
+    } else {
+        format!("{REASON_PREFIX}{reason}")
+    };
     let a = &inv.actions;
     req.nodes
         .iter()
@@ -140,117 +145,118 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                 ("reason", reason.as_str()),
                 ("operator", req.operator.as_str()),
             ];
-            let (backend, invocation) = match (req.kind, &a.drain, &a.reboot) {
-                (ActionKind::Drain, DrainBackend::Slurm, _) => (
-                    "slurm",
-                    Invocation::at(
-                        controller(inv),
-                        vec![
-                            s("scontrol"),
-                            s("update"),
-                            format!("NodeName={name}"),
-                            s("State=DRAIN"),
-                            format!("Reason={prefixed}"),
-                        ],
-                    ),
-                ),
-                (ActionKind::Undrain, DrainBackend::Slurm, _) => (
-                    "slurm",
-                    Invocation::at(
-                        controller(inv),
-                        vec![
-                            s("scontrol"),
-                            s("update"),
-                            format!("NodeName={name}"),
-                            s("State=RESUME"),
-                        ],
-                    ),
-                ),
-                (ActionKind::Drain, DrainBackend::Kubernetes, _) => (
-                    "kubernetes",
-                    Invocation::at(
-                        controller(inv),
-                        vec![
-                            s("kubectl"),
-                            s("drain"),
-                            s(name),
-                            s("--ignore-daemonsets"),
-                            s("--delete-emptydir-data"),
-                            format!("--timeout={}s", a.drain_timeout.as_secs()),
-                        ],
-                    ),
-                ),
-                (ActionKind::Undrain, DrainBackend::Kubernetes, _) => (
-                    "kubernetes",
-                    Invocation::at(controller(inv), vec![s("kubectl"), s("uncordon"), s(name)]),
-                ),
-                (ActionKind::Drain, DrainBackend::Command { drain, .. }, _) => (
-                    "command",
-                    Invocation::at(Place::Local, template(drain, &fill)?),
-                ),
-                (ActionKind::Undrain, DrainBackend::Command { undrain, .. }, _) => (
-                    "command",
-                    Invocation::at(Place::Local, template(undrain, &fill)?),
-                ),
-                (ActionKind::Reboot, _, RebootBackend::Ssh) => (
-                    "ssh",
-                    Invocation::at(Place::Node(node), vec![s("systemctl"), s("reboot")]),
-                ),
-                (ActionKind::Reboot, _, RebootBackend::Slurm) => (
-                    "slurm",
-                    Invocation::at(
-                        controller(inv),
-                        vec![
-                            s("scontrol"),
-                            s("reboot"),
-                            s("ASAP"),
-                            s("nextstate=RESUME"),
-                            format!("reason={prefixed}"),
-                            s(name),
-                        ],
-                    ),
-                ),
-                (ActionKind::Reboot, _, RebootBackend::Ipmi { user, password_env }) => {
-                    let argv = vec![
-                        s("ipmitool"),
-                        s("-I"),
-                        s("lanplus"),
-                        s("-H"),
-                        bmc(inv, node),
-                        s("-U"),
-                        user.clone(),
-                        s("-E"),
-                        s("chassis"),
-                        s("power"),
-                        s("cycle"),
-                    ];
-                    let mut inv = Invocation::at(Place::Local, argv);
-                    // ipmitool -E reads IPMI_PASSWORD; the secret never appears on a command line.
-                    inv.env.push((s("IPMI_PASSWORD"), password_env.clone()));
-                    ("ipmi", inv)
-                }
-                (ActionKind::Reboot, _, RebootBackend::Redfish(r)) => {
-                    let base = bmc(inv, node);
-                    let base = if base.contains("://") {
-                        base
-                    } else {
-                        format!("https://{base}")
-                    };
-                    (
-                        "redfish",
+            let (backend, invocation) =
+                match (req.kind, inv.drain_backend(node), inv.reboot_backend(node)) {
+                    (ActionKind::Drain, DrainBackend::Slurm, _) => (
+                        "slurm",
                         Invocation::at(
-                            Place::Redfish,
-                            vec![base.trim_end_matches('/').to_string(), r.reset_type.clone()],
+                            controller(inv),
+                            vec![
+                                s("scontrol"),
+                                s("update"),
+                                format!("NodeName={name}"),
+                                s("State=DRAIN"),
+                                format!("Reason={prefixed}"),
+                            ],
                         ),
-                    )
-                }
-                (ActionKind::Reboot, _, RebootBackend::Command { template: t }) => {
-                    let bmc = bmc(inv, node);
-                    let mut fill = fill.to_vec();
-                    fill.push(("bmc", bmc.as_str()));
-                    ("command", Invocation::at(Place::Local, template(t, &fill)?))
-                }
-            };
+                    ),
+                    (ActionKind::Undrain, DrainBackend::Slurm, _) => (
+                        "slurm",
+                        Invocation::at(
+                            controller(inv),
+                            vec![
+                                s("scontrol"),
+                                s("update"),
+                                format!("NodeName={name}"),
+                                s("State=RESUME"),
+                            ],
+                        ),
+                    ),
+                    (ActionKind::Drain, DrainBackend::Kubernetes, _) => (
+                        "kubernetes",
+                        Invocation::at(
+                            controller(inv),
+                            vec![
+                                s("kubectl"),
+                                s("drain"),
+                                s(name),
+                                s("--ignore-daemonsets"),
+                                s("--delete-emptydir-data"),
+                                format!("--timeout={}s", a.drain_timeout.as_secs()),
+                            ],
+                        ),
+                    ),
+                    (ActionKind::Undrain, DrainBackend::Kubernetes, _) => (
+                        "kubernetes",
+                        Invocation::at(controller(inv), vec![s("kubectl"), s("uncordon"), s(name)]),
+                    ),
+                    (ActionKind::Drain, DrainBackend::Command { drain, .. }, _) => (
+                        "command",
+                        Invocation::at(Place::Local, template(drain, &fill)?),
+                    ),
+                    (ActionKind::Undrain, DrainBackend::Command { undrain, .. }, _) => (
+                        "command",
+                        Invocation::at(Place::Local, template(undrain, &fill)?),
+                    ),
+                    (ActionKind::Reboot, _, RebootBackend::Ssh) => (
+                        "ssh",
+                        Invocation::at(Place::Node(node), vec![s("systemctl"), s("reboot")]),
+                    ),
+                    (ActionKind::Reboot, _, RebootBackend::Slurm) => (
+                        "slurm",
+                        Invocation::at(
+                            controller(inv),
+                            vec![
+                                s("scontrol"),
+                                s("reboot"),
+                                s("ASAP"),
+                                s("nextstate=RESUME"),
+                                format!("reason={prefixed}"),
+                                s(name),
+                            ],
+                        ),
+                    ),
+                    (ActionKind::Reboot, _, RebootBackend::Ipmi { user, password_env }) => {
+                        let argv = vec![
+                            s("ipmitool"),
+                            s("-I"),
+                            s("lanplus"),
+                            s("-H"),
+                            bmc(inv, node),
+                            s("-U"),
+                            user.clone(),
+                            s("-E"),
+                            s("chassis"),
+                            s("power"),
+                            s("cycle"),
+                        ];
+                        let mut inv = Invocation::at(Place::Local, argv);
+                        // ipmitool -E reads IPMI_PASSWORD; the secret never appears on a command line.
+                        inv.env.push((s("IPMI_PASSWORD"), password_env.clone()));
+                        ("ipmi", inv)
+                    }
+                    (ActionKind::Reboot, _, RebootBackend::Redfish(r)) => {
+                        let base = bmc(inv, node);
+                        let base = if base.contains("://") {
+                            base
+                        } else {
+                            format!("https://{base}")
+                        };
+                        (
+                            "redfish",
+                            Invocation::at(
+                                Place::Redfish(Box::new(r.clone())),
+                                vec![base.trim_end_matches('/').to_string(), r.reset_type.clone()],
+                            ),
+                        )
+                    }
+                    (ActionKind::Reboot, _, RebootBackend::Command { template: t }) => {
+                        let bmc = bmc(inv, node);
+                        let mut fill = fill.to_vec();
+                        fill.push(("bmc", bmc.as_str()));
+                        ("command", Invocation::at(Place::Local, template(t, &fill)?))
+                    }
+                };
             Ok(Step {
                 node,
                 backend,

@@ -105,86 +105,93 @@ pub fn query(
         }
         return Ok(out);
     }
-    match &inv.actions.drain {
-        DrainBackend::Slurm => {
-            let names: Vec<&str> = nodes.iter().map(|&n| inv.nodes[n].name.as_str()).collect();
-            let argv = [
-                "sinfo",
-                "-N",
-                "-h",
-                "-o",
-                "%N|%T|%E|%u|%H",
-                "-n",
-                &names.join(","),
-            ]
-            .map(String::from)
-            .to_vec();
-            let result = exec.capture(
-                inv,
-                &Invocation {
-                    place,
-                    argv,
-                    env: Vec::new(),
+    // Each backend is asked once, about the nodes it drains.
+    let by = |wanted: fn(&DrainBackend) -> bool| -> Vec<NodeId> {
+        nodes
+            .iter()
+            .copied()
+            .filter(|&n| wanted(inv.drain_backend(n)))
+            .collect()
+    };
+    let slurm = by(|b| *b == DrainBackend::Slurm);
+    let kubernetes = by(|b| *b == DrainBackend::Kubernetes);
+    if !slurm.is_empty() {
+        let names: Vec<&str> = slurm.iter().map(|&n| inv.nodes[n].name.as_str()).collect();
+        let argv = [
+            "sinfo",
+            "-N",
+            "-h",
+            "-o",
+            "%N|%T|%E|%u|%H",
+            "-n",
+            &names.join(","),
+        ]
+        .map(String::from)
+        .to_vec();
+        let result = exec.capture(
+            inv,
+            &Invocation {
+                place: place.clone(),
+                argv,
+                env: Vec::new(),
+            },
+        )?;
+        let parsed = parse_sinfo(&result);
+        for &n in &slurm {
+            out.insert(
+                n,
+                parsed
+                    .get(&inv.nodes[n].name)
+                    .cloned()
+                    .unwrap_or_else(|| unknown("not known to Slurm")),
+            );
+        }
+    }
+    if !kubernetes.is_empty() {
+        // One call for the whole cluster: name|unschedulable per line.
+        let template =
+            "{range .items[*]}{.metadata.name}{\"|\"}{.spec.unschedulable}{\"\\n\"}{end}";
+        let argv = [
+            "kubectl",
+            "get",
+            "nodes",
+            "-o",
+            &format!("jsonpath={template}"),
+        ]
+        .map(String::from)
+        .to_vec();
+        let text = exec.capture(
+            inv,
+            &Invocation {
+                place,
+                argv,
+                env: Vec::new(),
+            },
+        )?;
+        let cordoned: HashMap<&str, bool> = text
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(name, flag)| (name.trim(), flag.trim() == "true"))
+            .collect();
+        for &n in &kubernetes {
+            let state = match cordoned.get(inv.nodes[n].name.as_str()) {
+                Some(true) => DrainState::Drained,
+                Some(false) => DrainState::Active("schedulable".into()),
+                None => DrainState::Unknown("not known to Kubernetes".into()),
+            };
+            out.insert(
+                n,
+                NodeDrain {
+                    state,
+                    reason: None,
+                    user: None,
                 },
-            )?;
-            let parsed = parse_sinfo(&result);
-            for &n in nodes {
-                out.insert(
-                    n,
-                    parsed
-                        .get(&inv.nodes[n].name)
-                        .cloned()
-                        .unwrap_or_else(|| unknown("not known to Slurm")),
-                );
-            }
+            );
         }
-        DrainBackend::Kubernetes => {
-            // One call for the whole cluster: name|unschedulable per line.
-            let template =
-                "{range .items[*]}{.metadata.name}{\"|\"}{.spec.unschedulable}{\"\\n\"}{end}";
-            let argv = [
-                "kubectl",
-                "get",
-                "nodes",
-                "-o",
-                &format!("jsonpath={template}"),
-            ]
-            .map(String::from)
-            .to_vec();
-            let text = exec.capture(
-                inv,
-                &Invocation {
-                    place,
-                    argv,
-                    env: Vec::new(),
-                },
-            )?;
-            let cordoned: HashMap<&str, bool> = text
-                .lines()
-                .filter_map(|l| l.split_once('|'))
-                .map(|(name, flag)| (name.trim(), flag.trim() == "true"))
-                .collect();
-            for &n in nodes {
-                let state = match cordoned.get(inv.nodes[n].name.as_str()) {
-                    Some(true) => DrainState::Drained,
-                    Some(false) => DrainState::Active("schedulable".into()),
-                    None => DrainState::Unknown("not known to Kubernetes".into()),
-                };
-                out.insert(
-                    n,
-                    NodeDrain {
-                        state,
-                        reason: None,
-                        user: None,
-                    },
-                );
-            }
-        }
-        DrainBackend::Command { .. } => {
-            for &n in nodes {
-                out.insert(n, unknown("the command backend has no drain read-back"));
-            }
-        }
+    }
+    for &n in nodes {
+        out.entry(n)
+            .or_insert_with(|| unknown("the command backend has no drain read-back"));
     }
     Ok(out)
 }

@@ -151,6 +151,10 @@ pub struct CabinetFile {
     pub power_budget_kw: Option<f64>,
     /// GPUs each node of this cabinet should have (overrides `defaults.gpus_per_node`).
     pub gpus_per_node: Option<u32>,
+    /// This cabinet's drain backend, overriding `[drain] backend` (its settings still come from `[drain]`).
+    pub drain_backend: Option<Spanned<String>>,
+    /// This cabinet's reboot backend, overriding `[reboot] backend` (its settings still come from `[reboot]`).
+    pub reboot_backend: Option<Spanned<String>>,
 }
 
 /// `[[tenant]]`: a customer holding nodes, or some GPUs of nodes.

@@ -107,6 +107,9 @@ pub struct Cabinet {
     pub name: String,
     pub power_budget_kw: Option<f64>,
     pub nodes: Vec<NodeId>,
+    /// Backends overriding `[drain]` / `[reboot]` for this cabinet.
+    pub drain: Option<DrainBackend>,
+    pub reboot: Option<RebootBackend>,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +179,22 @@ impl Inventory {
 
     pub fn gpus_expected(&self) -> u64 {
         self.nodes.iter().map(|n| u64::from(n.expected_gpus)).sum()
+    }
+
+    /// The drain backend for `node`: its cabinet's override, else `[drain]`.
+    pub fn drain_backend(&self, node: NodeId) -> &DrainBackend {
+        self.cabinets[self.nodes[node].cabinet]
+            .drain
+            .as_ref()
+            .unwrap_or(&self.actions.drain)
+    }
+
+    /// The reboot backend for `node`: its cabinet's override, else `[reboot]`.
+    pub fn reboot_backend(&self, node: NodeId) -> &RebootBackend {
+        self.cabinets[self.nodes[node].cabinet]
+            .reboot
+            .as_ref()
+            .unwrap_or(&self.actions.reboot)
     }
 
     pub fn find_node(&self, name: &str) -> Option<NodeId> {

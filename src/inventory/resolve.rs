@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::{InventoryError, InventoryErrors, Locator};
-use super::file::InventoryFile;
+use super::file::{DrainFile, InventoryFile, RebootFile};
 use super::nodeset::{self, NodesetError};
 use super::{
     ActionSettings, Cabinet, DrainBackend, Inventory, Node, NodeId, RebootBackend, Redfish,
     Settings, Tenancy, Tenant, Thresholds,
 };
+use toml::Spanned;
 
 const DEFAULT_INTERVAL_MS: u64 = 2000;
 const MIN_INTERVAL_MS: u64 = 100;
@@ -90,6 +91,14 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
                 name: cabinet_name,
                 power_budget_kw: cab.power_budget_kw,
                 nodes: ids,
+                drain: cab
+                    .drain_backend
+                    .as_ref()
+                    .map(|b| drain_backend(b, &parsed.drain, &loc, &mut errors)),
+                reboot: cab
+                    .reboot_backend
+                    .as_ref()
+                    .map(|b| reboot_backend(b, &parsed.reboot, &loc, &mut errors)),
             });
         }
     }
@@ -107,6 +116,8 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         return Err(InventoryErrors(errors));
     }
     let actions = action_settings(&parsed, &loc, &mut errors);
+    // A bad key on a `[[cabinet]]` naming many cabinets is one mistake, reported once.
+    errors.dedup();
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
@@ -319,24 +330,61 @@ fn action_settings(
 ) -> ActionSettings {
     let d = &parsed.drain;
     let r = &parsed.reboot;
-    fn need(
-        errors: &mut Vec<InventoryError>,
-        loc: &Locator,
-        what: &str,
-        value: &Option<String>,
-        at: usize,
-    ) -> String {
-        match value {
-            Some(v) if !v.trim().is_empty() => v.clone(),
-            _ => {
-                errors.push(loc.at(at, format!("this backend needs `{what}`")));
-                String::new()
-            }
+    let drain = d
+        .backend
+        .as_ref()
+        .map_or(DrainBackend::Slurm, |b| drain_backend(b, d, loc, errors));
+    let reboot = r
+        .backend
+        .as_ref()
+        .map_or(RebootBackend::Ssh, |b| reboot_backend(b, r, loc, errors));
+    let fraction = d.max_drained_fraction.unwrap_or(0.25);
+    if !(0.0..=1.0).contains(&fraction) {
+        errors.push(loc.at(
+            0,
+            format!("[drain] max_drained_fraction = {fraction} is not between 0 and 1"),
+        ));
+    }
+    ActionSettings {
+        drain,
+        controller: d.controller.clone().filter(|c| !c.is_empty()),
+        drain_timeout: Duration::from_secs(d.timeout_s.unwrap_or(60).max(1)),
+        max_drained_fraction: fraction,
+        reboot,
+        require_drained: r.require_drained.unwrap_or(true),
+        max_concurrent_reboots: r.max_concurrent.unwrap_or(4).max(1),
+        reboot_deadline: Duration::from_secs(r.deadline_s.unwrap_or(900).max(1)),
+        bmc_template: r.bmc.clone().unwrap_or_else(|| "{node}-bmc".into()),
+        read_only: parsed.actions.read_only.unwrap_or(false),
+        audit_log: parsed.actions.audit_log.clone(),
+    }
+}
+
+/// A setting a backend cannot work without.
+fn need(
+    errors: &mut Vec<InventoryError>,
+    loc: &Locator,
+    what: &str,
+    value: &Option<String>,
+    at: usize,
+) -> String {
+    match value {
+        Some(v) if !v.trim().is_empty() => v.clone(),
+        _ => {
+            errors.push(loc.at(at, format!("this backend needs `{what}`")));
+            String::new()
         }
     }
-    let drain = match &d.backend {
-        None => DrainBackend::Slurm,
-        Some(b) => match b.get_ref().as_str() {
+}
+
+pub(super) fn drain_backend(
+    b: &Spanned<String>,
+    d: &DrainFile,
+    loc: &Locator,
+    errors: &mut Vec<InventoryError>,
+) -> DrainBackend {
+    {
+        match b.get_ref().as_str() {
             "slurm" => DrainBackend::Slurm,
             "kubernetes" => DrainBackend::Kubernetes,
             "command" => DrainBackend::Command {
@@ -362,11 +410,18 @@ fn action_settings(
                 ));
                 DrainBackend::Slurm
             }
-        },
-    };
-    let reboot = match &r.backend {
-        None => RebootBackend::Ssh,
-        Some(b) => match b.get_ref().as_str() {
+        }
+    }
+}
+
+pub(super) fn reboot_backend(
+    b: &Spanned<String>,
+    r: &RebootFile,
+    loc: &Locator,
+    errors: &mut Vec<InventoryError>,
+) -> RebootBackend {
+    {
+        match b.get_ref().as_str() {
             "ssh" => RebootBackend::Ssh,
             "slurm" => RebootBackend::Slurm,
             "ipmi" => RebootBackend::Ipmi {
@@ -401,26 +456,6 @@ fn action_settings(
                 ));
                 RebootBackend::Ssh
             }
-        },
-    };
-    let fraction = d.max_drained_fraction.unwrap_or(0.25);
-    if !(0.0..=1.0).contains(&fraction) {
-        errors.push(loc.at(
-            0,
-            format!("[drain] max_drained_fraction = {fraction} is not between 0 and 1"),
-        ));
-    }
-    ActionSettings {
-        drain,
-        controller: d.controller.clone().filter(|c| !c.is_empty()),
-        drain_timeout: Duration::from_secs(d.timeout_s.unwrap_or(60).max(1)),
-        max_drained_fraction: fraction,
-        reboot,
-        require_drained: r.require_drained.unwrap_or(true),
-        max_concurrent_reboots: r.max_concurrent.unwrap_or(4).max(1),
-        reboot_deadline: Duration::from_secs(r.deadline_s.unwrap_or(900).max(1)),
-        bmc_template: r.bmc.clone().unwrap_or_else(|| "{node}-bmc".into()),
-        read_only: parsed.actions.read_only.unwrap_or(false),
-        audit_log: parsed.actions.audit_log.clone(),
+        }
     }
 }

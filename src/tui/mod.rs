@@ -251,10 +251,12 @@ fn spawn_drain_readback(
     exec: &Arc<Executor>,
     tx: &UnboundedSender<ActionEvent>,
 ) {
-    let readable = matches!(
-        inv.actions.drain,
-        DrainBackend::Slurm | DrainBackend::Kubernetes
-    );
+    let readable = (0..inv.nodes.len()).any(|n| {
+        matches!(
+            inv.drain_backend(n),
+            DrainBackend::Slurm | DrainBackend::Kubernetes
+        )
+    });
     if !readable && !matches!(**exec, Executor::Simulated) {
         return;
     }
