@@ -11,7 +11,7 @@ use super::plan::{Invocation, Place};
 use crate::inventory::{expand_home, Inventory};
 use crate::transport::ssh::endpoint;
 use crate::transport::ssh::oneshot;
-use crate::transport::ssh::Timeouts;
+use crate::transport::ssh::{Sessions, Timeouts};
 
 /// Output kept per command for the audit log and the report.
 const KEEP: usize = 2000;
@@ -32,6 +32,8 @@ pub enum Executor {
         known_hosts: PathBuf,
         timeouts: Timeouts,
         limit: Duration,
+        /// Live telemetry sessions (TUI): a node's command runs through its session when it has one.
+        sessions: Option<Sessions>,
     },
     /// Practice mode: nothing runs; every command succeeds.
     Simulated,
@@ -52,7 +54,16 @@ impl Executor {
             known_hosts: expand_home(&inv.settings.known_hosts),
             timeouts: Timeouts::from_settings(&inv.settings),
             limit: inv.actions.drain_timeout,
+            sessions: None,
         })
+    }
+
+    /// Runs node commands through these live sessions where a node has one.
+    pub fn with_sessions(mut self, live: Option<Sessions>) -> Executor {
+        if let Executor::Real { sessions, .. } = &mut self {
+            *sessions = live;
+        }
+        self
     }
 
     /// Runs one command; `expect_disconnect` treats a dropped SSH session as success (a reboot).
@@ -69,6 +80,7 @@ impl Executor {
                 known_hosts,
                 timeouts,
                 limit,
+                sessions,
             } => match &step.place {
                 Place::Local => run_local(step, *limit),
                 Place::Redfish(settings) => super::redfish::reset(settings, &step.argv, *limit),
@@ -80,10 +92,21 @@ impl Executor {
                         }
                         Place::Local | Place::Redfish(_) => unreachable!("handled above"),
                     };
-                    match ep.map_err(|e| e.to_string()).and_then(|ep| {
-                        oneshot::run(&ep, known_hosts, timeouts, &step.quoted(), *limit)
-                            .map_err(|f| f.detail)
-                    }) {
+                    // The node's telemetry session, when there is one: no second handshake.
+                    let reused = match (place, sessions) {
+                        (Place::Node(id), Some(live)) => live
+                            .get(*id)
+                            .and_then(|s| oneshot::run_on(&s, &step.quoted()).ok()),
+                        _ => None,
+                    };
+                    let done = match reused {
+                        Some(done) => Ok(done),
+                        None => ep.map_err(|e| e.to_string()).and_then(|ep| {
+                            oneshot::run(&ep, known_hosts, timeouts, &step.quoted(), *limit)
+                                .map_err(|f| f.detail)
+                        }),
+                    };
+                    match done {
                         Ok(done) => match done.code {
                             Some(code) => (
                                 code == 0,
@@ -126,6 +149,7 @@ impl Executor {
                 known_hosts,
                 timeouts,
                 limit,
+                ..
             } => match &step.place {
                 Place::Local => {
                     let out = Command::new(&step.argv[0])

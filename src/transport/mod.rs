@@ -75,6 +75,11 @@ impl NodeSink {
 /// Follows a fleet: starts one worker per node, each streaming samples until [`Following`] is dropped.
 pub trait Transport: Send + Sync {
     fn follow(&self, inventory: &Arc<Inventory>, tx: MsgSender) -> Following;
+
+    /// The live SSH sessions, for actions that should run through them (SSH transport only).
+    fn sessions(&self) -> Option<ssh::Sessions> {
+        None
+    }
 }
 
 /// Keeps the node workers running; dropping it asks them all to stop.

@@ -73,7 +73,7 @@ pub fn run(
         Executor::Simulated
     } else {
         match Executor::real(&inventory) {
-            Ok(e) => e,
+            Ok(e) => e.with_sessions(transport.sessions()),
             Err(e) => {
                 eprintln!("{e}");
                 return crate::app::EXIT_CANNOT_RUN;

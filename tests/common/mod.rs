@@ -307,7 +307,7 @@ while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print ${{ms:-1000}}/1000}}"); done
             &format!(
                 r#"#!/bin/sh
 ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
-echo "$*" >> "{r}/records/$ip.systemctl"
+echo "$* | $SSH_CONNECTION" >> "{r}/records/$ip.systemctl"
 p=$PPID
 while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done
 [ "$p" -gt 1 ] && kill -9 "$p"

@@ -7,6 +7,7 @@ pub mod oneshot;
 mod session;
 mod stream;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -39,6 +40,38 @@ pub struct Timeouts {
     pub stall: Duration,
 }
 
+/// The session each node's worker holds right now, so an action can run a command through it
+/// instead of opening a second connection.
+#[derive(Clone, Default)]
+pub struct Sessions(Arc<Mutex<HashMap<NodeId, ssh2::Session>>>);
+
+impl Sessions {
+    pub fn get(&self, node: NodeId) -> Option<ssh2::Session> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&node)
+            .cloned()
+    }
+
+    fn set(&self, node: NodeId, session: Option<ssh2::Session>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match session {
+            Some(s) => map.insert(node, s),
+            None => map.remove(&node),
+        };
+    }
+}
+
+/// Removes a node's session from the registry when its connection ends.
+struct Registered<'a>(&'a Sessions, NodeId);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.1, None);
+    }
+}
+
 /// Everything one node's worker needs.
 #[derive(Debug, Clone)]
 struct NodePlan {
@@ -50,6 +83,7 @@ struct NodePlan {
 }
 
 pub struct SshTransport {
+    sessions: Sessions,
     plans: Vec<NodePlan>,
     known_hosts: PathBuf,
     timeouts: Timeouts,
@@ -91,6 +125,7 @@ impl SshTransport {
             })
             .collect();
         Ok(SshTransport {
+            sessions: Sessions::default(),
             plans,
             known_hosts: expand_home(&s.known_hosts),
             timeouts: Timeouts::from_settings(s),
@@ -100,6 +135,10 @@ impl SshTransport {
 }
 
 impl Transport for SshTransport {
+    fn sessions(&self) -> Option<Sessions> {
+        Some(self.sessions.clone())
+    }
+
     fn follow(&self, _inventory: &Arc<Inventory>, tx: MsgSender) -> Following {
         let stop = Arc::new(AtomicBool::new(false));
         let gate = Arc::new(Gate::new(self.max_handshakes));
@@ -114,6 +153,7 @@ impl Transport for SshTransport {
                 timeouts: self.timeouts.clone(),
                 gate: Arc::clone(&gate),
                 stop: Arc::clone(&stop),
+                sessions: self.sessions.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("node-{}", plan.node))
@@ -174,6 +214,7 @@ struct Worker {
     timeouts: Timeouts,
     gate: Arc<Gate>,
     stop: Arc<AtomicBool>,
+    sessions: Sessions,
 }
 
 impl Worker {
@@ -225,6 +266,8 @@ impl Worker {
             Err(f) => return (Some(f), 0),
         };
         let s = &connected.session;
+        self.sessions.set(self.plan.node, Some(s.clone()));
+        let _registered = Registered(&self.sessions, self.plan.node);
         let mut agent = StreamDecoder::agent(Source::Agent);
         let exit = match stream::run(
             s,

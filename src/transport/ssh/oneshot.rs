@@ -1,4 +1,5 @@
-//! One command over SSH, for actions: connect with the same rules as telemetry, run, collect the result.
+//! One command over SSH, for actions: connect with the same rules as telemetry (or reuse the session
+//! telemetry holds), run, collect the result.
 
 use std::io::Read;
 use std::path::Path;
@@ -20,7 +21,7 @@ pub struct Completed {
     pub stderr: String,
 }
 
-/// Runs `command` (already quoted for the remote shell) on `endpoint`, waiting at most `limit` for it.
+/// Connects to `endpoint` and runs `command` (already quoted for the remote shell), waiting at most `limit`.
 pub fn run(
     endpoint: &Endpoint,
     known_hosts: &Path,
@@ -31,14 +32,19 @@ pub fn run(
     let connected = session::connect(endpoint, known_hosts, t)?;
     let s = &connected.session;
     s.set_timeout(u32::try_from(limit.as_millis()).unwrap_or(u32::MAX));
-    let lost = |e: &dyn std::fmt::Display| {
+    run_on(s, command).map_err(|e| {
         session::fail(
             crate::transport::FailureKind::Unreachable,
             format!("SSH: {e}"),
         )
-    };
-    let mut channel = s.channel_session().map_err(|e| lost(&e))?;
-    channel.exec(command).map_err(|e| lost(&e))?;
+    })
+}
+
+/// Runs `command` on a new channel of an existing session, leaving the session's timeout as it is
+/// (it may be the one telemetry streams through).
+pub fn run_on(s: &ssh2::Session, command: &str) -> Result<Completed, ssh2::Error> {
+    let mut channel = s.channel_session()?;
+    channel.exec(command)?;
     let mut stdout = Vec::new();
     let read = (&mut channel).take(OUTPUT_KEEP).read_to_end(&mut stdout);
     let mut stderr = Vec::new();
