@@ -34,6 +34,13 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             i.action, i.node, i.operator, i.time, i.command
         );
     }
+    let config_read_only = match crate::tui::config::Config::load() {
+        Ok(c) => c.read_only,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT_RUN;
+        }
+    };
     let nodes = match resolve_nodes(&inv, &args.nodes) {
         Ok(n) => n,
         Err(e) => {
@@ -59,7 +66,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         for step in &steps {
             println!("{}", step.invocation.display(&inv));
         }
-        if g.read_only || inv.actions.read_only {
+        if g.read_only || inv.actions.read_only || config_read_only {
             eprintln!("note: read-only is set, so this would be refused");
         }
         return 0;
@@ -75,7 +82,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             }
         }
     };
-    let read_only = g.read_only || inv.actions.read_only;
+    let read_only = g.read_only || inv.actions.read_only || config_read_only;
     let mut refusals = Vec::new();
     let drain = if !read_only && actions::needs_drain_state(&inv, &req) {
         match status::query(&inv, &exec, &affected(&inv, &req)) {

@@ -69,12 +69,12 @@ fn run_live(g: &Global, interactive: bool) -> i32 {
         let config = Config::load()?;
         let theme = theme::choose(g.theme.as_deref(), config.theme.as_deref())?;
         let keymap = Keymap::default().with_overrides(&config.key_overrides())?;
-        Ok((inv, transport, Some((theme, keymap))))
+        Ok((inv, transport, Some((theme, keymap, config.read_only))))
     });
     match setup {
-        Ok((inv, transport, Some((theme, keymap)))) => {
+        Ok((inv, transport, Some((theme, keymap, config_read_only)))) => {
             let options = tui::Options {
-                read_only: g.read_only,
+                read_only: g.read_only || config_read_only,
                 simulated: g.demo,
             };
             tui::run(inv, transport.as_ref(), theme, keymap, options)

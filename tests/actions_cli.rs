@@ -46,6 +46,7 @@ impl Setup {
             .env("USER", "oncall")
             .env_remove("SUDO_USER")
             .env("XDG_STATE_HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .stdin(Stdio::null());
         c
     }
@@ -313,4 +314,54 @@ fn a_cabinet_can_use_another_backend() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn read_only_in_the_config_file_refuses_too() {
+    let s = Setup::new("");
+    std::fs::create_dir_all(s.path("config/fleetop")).unwrap();
+    std::fs::write(s.path("config/fleetop/config.toml"), "read_only = true\n").unwrap();
+    let out = s.run(&["drain", "c1n1", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("read-only"));
+    assert!(s.calls().is_empty());
+}
+
+#[test]
+fn kubernetes_and_ipmi_plans() {
+    let s = Setup::new("");
+    let path = s.path("inv.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace(
+            "backend = \"command\"\ndrain_command",
+            "backend = \"kubernetes\"\ntimeout_s = 120\ndrain_command",
+        )
+        .replacen(
+            "[reboot]\nbackend = \"command\"",
+            "[reboot]\nbackend = \"ipmi\"\nipmi_user = \"admin\"\nipmi_password_env = \"BMC_PW\"",
+            1,
+        );
+    std::fs::write(&path, text).unwrap();
+    let drain = s.run(&["drain", "c1n1", "--reason", "x", "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&drain.stdout),
+        "kubectl drain c1n1 --ignore-daemonsets --delete-emptydir-data --timeout=120s\n"
+    );
+    let undrain = s.run(&["undrain", "c1n1", "--dry-run"]);
+    assert_eq!(
+        String::from_utf8_lossy(&undrain.stdout),
+        "kubectl uncordon c1n1\n"
+    );
+    let reboot = s
+        .cmd(&["reboot", "c1n2", "--dry-run"])
+        .env("BMC_PW", "hunter2")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&reboot.stdout).into_owned();
+    assert_eq!(
+        shown,
+        "IPMI_PASSWORD=$BMC_PW ipmitool -I lanplus -H c1n2-bmc -U admin -E chassis power cycle\n"
+    );
+    assert!(!shown.contains("hunter2"), "the password never appears");
 }

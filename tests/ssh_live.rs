@@ -380,3 +380,63 @@ fn a_tui_reboot_runs_through_the_telemetry_session_and_the_node_comes_back() {
         |m| is_sample(m, 0),
     );
 }
+
+#[test]
+fn slurm_commands_run_on_the_controller_over_ssh_with_the_reason_intact() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 1)),
+            Behaviour::Agent(Spec::node(2, 1)),
+        ],
+        Quirks::default(),
+    );
+    let dir = fleet.dir.path();
+    let controller = fleet.nodes[0].addr.clone();
+    let text = fleet.inventory(&[]).replacen("[defaults]\n", &format!("[defaults]\nport = {}\n", fleet.port), 1)
+        + &format!("[drain]\nbackend = \"slurm\"\ncontroller = \"{controller}\"\n[actions]\naudit_log = \"{}/audit.jsonl\"\n", dir.display());
+    let inventory = dir.join("controller.toml");
+    std::fs::write(&inventory, text).unwrap();
+    let reason = "it's \"bad\"; $(reboot) `id` \\ ünï\nsecond line";
+    let child = fleet
+        .fleetop(&[
+            "drain",
+            "tn02",
+            &format!("--reason={reason}"),
+            "--inventory",
+            inventory.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(child, Duration::from_secs(40));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = std::fs::read(dir.join(format!("records/{controller}.scontrol"))).unwrap();
+    let calls: Vec<Vec<String>> = String::from_utf8(recorded)
+        .unwrap()
+        .split('\x1e')
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.split('\0')
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        vec![vec![
+            "update".to_string(),
+            "NodeName=tn02".into(),
+            "State=DRAIN".into(),
+            format!("Reason=fleetop: {reason}")
+        ]],
+        "the remote shell received exactly these arguments"
+    );
+}

@@ -279,6 +279,14 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn template_values_never_add_or_split_arguments(reason in "\\PC{0,40}", node in "[a-z0-9;$()' \\x22-]{1,12}") {
+            let argv = template("tool --node {node} --why {reason}", &[("node", &node), ("reason", &reason)]).unwrap();
+            proptest::prop_assert_eq!(argv, vec!["tool".to_string(), "--node".into(), node, "--why".into(), reason]);
+        }
+    }
+
     #[test]
     fn templates_keep_values_inside_their_argument() {
         let argv = template(

@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct Config {
     /// Theme name (`default`, `light`, `high-contrast`, `colorblind`) or path; `--theme` wins.
     pub theme: Option<String>,
+    /// Refuse every drain, undrain and reboot, in the TUI and from the command line (like `--read-only`).
+    #[serde(default)]
+    pub read_only: bool,
     /// Key overrides: `action = "key"` or `action = ["key", "key"]` (see the help screen for action names).
     #[serde(default)]
     pub keys: BTreeMap<String, OneOrMany>,

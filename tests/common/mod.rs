@@ -315,6 +315,22 @@ sleep 5
 "#
             ),
         );
+        // Slurm's client commands for a controller reached over SSH: scontrol records its argv
+        // (NUL-separated, 0x1e after each call), sinfo reports every node idle.
+        write_exec(
+            &root.join("bin/scontrol"),
+            &format!(
+                r#"#!/bin/sh
+ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+for a in "$@"; do printf '%s\0' "$a"; done >> "{r}/records/$ip.scontrol"
+printf '\036' >> "{r}/records/$ip.scontrol"
+"#
+            ),
+        );
+        write_exec(
+            &root.join("bin/sinfo"),
+            "#!/bin/sh\nfor n in $(echo \"$*\" | sed -n 's/.*-n \\([^ ]*\\).*/\\1/p' | tr , ' '); do echo \"$n|idle|none|Unknown|Unknown\"; done\n",
+        );
         let mut known_hosts = String::new();
         let port = free_port();
         for node in nodes
