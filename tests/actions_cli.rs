@@ -365,3 +365,23 @@ fn kubernetes_and_ipmi_plans() {
     );
     assert!(!shown.contains("hunter2"), "the password never appears");
 }
+
+#[test]
+fn an_unwritable_audit_log_refuses_the_action() {
+    let s = Setup::new("");
+    let path = s.path("inv.toml");
+    // A directory where the log file should be: it cannot be opened for appending.
+    std::fs::create_dir_all(s.path("blocked.jsonl")).unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("audit.jsonl", "blocked.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let out = s.run(&["drain", "c1n1", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write the audit log"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(s.calls().is_empty(), "nothing ran without an audit record");
+}

@@ -18,6 +18,10 @@ impl Drop for Emulator {
 
 /// Starts the emulator with its own TMPDIR: the fake driver keeps power state there between runs.
 fn start(state: &std::path::Path) -> Emulator {
+    start_with(state, &[])
+}
+
+fn start_with(state: &std::path::Path, extra: &[&str]) -> Emulator {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -25,6 +29,7 @@ fn start(state: &std::path::Path) -> Emulator {
         .port();
     let child = Command::new("sushy-emulator")
         .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(extra)
         .env("TMPDIR", state)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -62,13 +67,22 @@ fn power_state(port: u16) -> String {
 }
 
 fn fleetop(dir: &std::path::Path, port: u16, reset_type: &str) -> std::process::Output {
+    fleetop_at(dir, &format!("http://127.0.0.1:{port}"), reset_type, "")
+}
+
+fn fleetop_at(
+    dir: &std::path::Path,
+    bmc: &str,
+    reset_type: &str,
+    extra: &str,
+) -> std::process::Output {
     let inventory = dir.join(format!("inv-{reset_type}.toml"));
     std::fs::write(
         &inventory,
         format!(
-            "[[cabinet]]\nname = \"c1\"\nnodes = \"gpu01\"\n[[node]]\nname = \"gpu01\"\nbmc = \"http://127.0.0.1:{port}\"\n\
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"gpu01\"\n[[node]]\nname = \"gpu01\"\nbmc = \"{bmc}\"\n\
              [reboot]\nbackend = \"redfish\"\nrequire_drained = false\nredfish_reset_type = \"{reset_type}\"\n\
-             redfish_credentials_env = \"BMC_CREDS\"\n"
+             redfish_credentials_env = \"BMC_CREDS\"\n{extra}"
         ),
     )
     .unwrap();
@@ -128,4 +142,63 @@ fn redfish_reset_changes_the_emulated_power_state() {
         !audit.contains("s3cret"),
         "credentials never reach the audit log"
     );
+}
+
+#[test]
+fn https_bmcs_are_trusted_through_the_ca_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("bmc.pem"), dir.path().join("bmc.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let emu = start_with(
+        dir.path(),
+        &[
+            "--ssl-certificate",
+            cert.to_str().unwrap(),
+            "--ssl-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let bmc = format!("https://127.0.0.1:{}", emu.port);
+    let untrusted = fleetop_at(dir.path(), &bmc, "ForceOn", "");
+    assert_eq!(
+        untrusted.status.code(),
+        Some(1),
+        "a self-signed BMC is not trusted by default"
+    );
+    let trusted = fleetop_at(
+        dir.path(),
+        &bmc,
+        "ForceOn",
+        &format!("redfish_ca_file = \"{}\"\n", cert.display()),
+    );
+    let out = String::from_utf8_lossy(&trusted.stdout);
+    assert_eq!(
+        trusted.status.code(),
+        Some(0),
+        "{out}{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(out.contains("ResetType=ForceOn: HTTP"), "{out}");
 }
