@@ -21,12 +21,52 @@ use crate::{agent, check, live, tui};
 pub const EXIT_CANNOT_RUN: i32 = 3;
 
 /// Runs the command line; returns the process exit status.
+/// The single-threaded runtime the commands run on; `None` (after saying why on stderr) if it cannot start.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Raises the open-file limit to its hard maximum: one socket per node (two through a jump host) passes
+/// the common default of 1,024 on the reference fleet.
+pub fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open-file limit to {}", limit.rlim_max);
+            }
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> i32 {
-    let interactive =
-        cli.command.is_none() && cli.bench_render.is_none() && std::io::stdout().is_terminal();
+    let interactive = cli.command.is_none()
+        && cli.bench_render.is_none()
+        && cli.bench_memory.is_none()
+        && std::io::stdout().is_terminal();
     init_tracing(interactive);
+    raise_fd_limit();
     if let Some(frames) = cli.bench_render {
         print!("{}", crate::tui::bench::run(frames));
+        return 0;
+    }
+    if let Some(secs) = cli.bench_memory {
+        print!("{}", crate::tui::bench::memory(secs));
         return 0;
     }
     match cli.command {
@@ -171,15 +211,8 @@ fn run_snapshot(g: &Global, args: &SnapshotArgs) -> i32 {
             return EXIT_CANNOT_RUN;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return EXIT_CANNOT_RUN;
-        }
+    let Some(runtime) = crate::app::runtime() else {
+        return EXIT_CANNOT_RUN;
     };
     let state = runtime.block_on(snapshot::collect(inv, transport.as_ref(), timeout));
     let report = Report::new(&state, &filter, Instant::now(), timeout);

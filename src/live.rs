@@ -9,15 +9,8 @@ use crate::inventory::Inventory;
 use crate::transport::Transport;
 
 pub fn run(inv: Arc<Inventory>, transport: &dyn Transport) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return crate::app::EXIT_CANNOT_RUN;
-        }
+    let Some(runtime) = crate::app::runtime() else {
+        return crate::app::EXIT_CANNOT_RUN;
     };
     runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -84,3 +84,27 @@ pub fn run(frames: usize) -> String {
     }
     out
 }
+
+/// Peak resident memory of this process, in MiB.
+pub fn peak_rss_mib() -> f64 {
+    // SAFETY: getrusage only writes the struct passed by pointer.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// Builds the demo fleet with `secs` samples of 1 Hz history per node (the rings keep at most 10 minutes)
+/// and reports the process's peak RSS.
+pub fn memory(secs: u64) -> String {
+    let started = Instant::now();
+    let app = demo_app(secs.max(1), Instant::now());
+    format!(
+        "demo fleet: {} nodes, {} GPUs, {} samples of history each (ring capacity {}), built in {:.1} s\npeak RSS: {:.1} MiB\n",
+        app.fleet.nodes.len(),
+        app.totals.summary.gpus_seen,
+        secs,
+        app.fleet.history_len,
+        started.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    )
+}

@@ -59,15 +59,8 @@ pub fn run(
     keymap: Keymap,
     options: Options,
 ) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return crate::app::EXIT_CANNOT_RUN;
-        }
+    let Some(runtime) = crate::app::runtime() else {
+        return crate::app::EXIT_CANNOT_RUN;
     };
     let executor = if options.simulated {
         Executor::Simulated

@@ -202,7 +202,7 @@ impl Fleet {
     /// Starts sshd for `behaviours.len()` nodes named `tn01…`, each on its own address.
     pub fn start(behaviours: Vec<Behaviour>, quirks: Quirks) -> Fleet {
         let block = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
-        assert!(block < 200 && behaviours.len() < 240);
+        assert!(block < 200 && behaviours.len() <= 250 * 250);
         let user = ssh_user();
         let shared = shared();
         let dir = tempfile::Builder::new()
@@ -233,7 +233,8 @@ impl Fleet {
             .enumerate()
             .map(|(i, b)| Node {
                 name: format!("tn{:02}", i + 1),
-                addr: format!("127.0.{}.{}", 10 + block, i + 1),
+                // 250 nodes per /24, so benchmarks can build fleets of thousands.
+                addr: format!("127.{}.{}.{}", 10 + block, i / 250, i % 250 + 1),
                 gpus: match b {
                     Behaviour::Agent(spec) => {
                         spec.text.lines().filter(|l| l.starts_with("gpu ")).count() as u32
@@ -448,12 +449,12 @@ printf '\036' >> "{r}/records/$ip.scontrol"
 
     /// An address in this fleet's block with nothing listening (connections are refused).
     pub fn refusing_addr(&self) -> String {
-        format!("127.0.{}.251", 10 + self.block)
+        format!("127.{}.255.251", 10 + self.block)
     }
 
     /// An address that accepts TCP connections and never says a word.
     pub fn silent_addr(&mut self) -> String {
-        let addr = format!("127.0.{}.250", 10 + self.block);
+        let addr = format!("127.{}.255.250", 10 + self.block);
         let listener = TcpListener::bind((addr.as_str(), self.port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         self.silent.push(std::thread::spawn(move || {
