@@ -292,6 +292,17 @@ fn agent_cost() -> (f64, f64, usize) {
         s.lines().count()
     });
     std::thread::sleep(Duration::from_secs(5));
+    // The agent's own high-water mark: rusage's maxrss would include what it inherited from this process
+    // across fork and exec.
+    let hwm_kib: f64 = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0);
     // SAFETY: kill and wait4 on our own child, writing into locals.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let mut status = 0;
@@ -303,7 +314,7 @@ fn agent_cost() -> (f64, f64, usize) {
     let _ = std::fs::remove_file(spec);
     (
         secs(cpu) * 1000.0 / samples as f64,
-        usage.ru_maxrss as f64 / 1024.0,
+        hwm_kib / 1024.0,
         samples,
     )
 }

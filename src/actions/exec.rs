@@ -1,7 +1,6 @@
 //! Runs planned commands: locally without a shell, over SSH quoted for the remote shell, or simulated (`--demo`).
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,7 @@ use ssh2_config::SshConfig;
 use super::plan::{Invocation, Place};
 use crate::inventory::{expand_home, Inventory};
 use crate::transport::ssh::endpoint;
+use crate::transport::ssh::known::KnownHosts;
 use crate::transport::ssh::oneshot;
 use crate::transport::ssh::{Sessions, Timeouts};
 
@@ -29,7 +29,7 @@ pub struct Ran {
 pub enum Executor {
     Real {
         ssh_config: Option<Box<SshConfig>>,
-        known_hosts: PathBuf,
+        known_hosts: std::sync::Arc<KnownHosts>,
         timeouts: Timeouts,
         limit: Duration,
         /// Live telemetry sessions (TUI): a node's command runs through its session when it has one.
@@ -51,7 +51,9 @@ impl Executor {
             ssh_config: endpoint::load_ssh_config(inv)
                 .map_err(|e| e.to_string())?
                 .map(Box::new),
-            known_hosts: expand_home(&inv.settings.known_hosts),
+            known_hosts: std::sync::Arc::new(KnownHosts::new(expand_home(
+                &inv.settings.known_hosts,
+            ))),
             timeouts: Timeouts::from_settings(&inv.settings),
             limit: inv.actions.drain_timeout,
             sessions: None,

@@ -3,12 +3,12 @@
 
 pub mod endpoint;
 mod jump;
+pub mod known;
 pub mod oneshot;
 mod session;
 mod stream;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ struct NodePlan {
 pub struct SshTransport {
     sessions: Sessions,
     plans: Vec<NodePlan>,
-    known_hosts: PathBuf,
+    known_hosts: Arc<known::KnownHosts>,
     timeouts: Timeouts,
     max_handshakes: usize,
 }
@@ -127,7 +127,7 @@ impl SshTransport {
         Ok(SshTransport {
             sessions: Sessions::default(),
             plans,
-            known_hosts: expand_home(&s.known_hosts),
+            known_hosts: Arc::new(known::KnownHosts::new(expand_home(&s.known_hosts))),
             timeouts: Timeouts::from_settings(s),
             max_handshakes: s.max_concurrent_handshakes,
         })
@@ -149,7 +149,7 @@ impl Transport for SshTransport {
                     node: plan.node,
                     tx: tx.clone(),
                 },
-                known_hosts: self.known_hosts.clone(),
+                known_hosts: Arc::clone(&self.known_hosts),
                 timeouts: self.timeouts.clone(),
                 gate: Arc::clone(&gate),
                 stop: Arc::clone(&stop),
@@ -210,7 +210,7 @@ impl Drop for Pass<'_> {
 struct Worker {
     plan: NodePlan,
     sink: NodeSink,
-    known_hosts: PathBuf,
+    known_hosts: Arc<known::KnownHosts>,
     timeouts: Timeouts,
     gate: Arc<Gate>,
     stop: Arc<AtomicBool>,

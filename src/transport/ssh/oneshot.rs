@@ -2,10 +2,10 @@
 //! telemetry holds), run, collect the result.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::Duration;
 
 use super::endpoint::Endpoint;
+use super::known::KnownHosts;
 use super::session::{self, NodeFailure};
 use super::Timeouts;
 
@@ -24,7 +24,7 @@ pub struct Completed {
 /// Connects to `endpoint` and runs `command` (already quoted for the remote shell), waiting at most `limit`.
 pub fn run(
     endpoint: &Endpoint,
-    known_hosts: &Path,
+    known_hosts: &KnownHosts,
     t: &Timeouts,
     command: &str,
     limit: Duration,

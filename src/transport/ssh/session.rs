@@ -2,7 +2,6 @@
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,6 +9,7 @@ use ssh2::{CheckResult, HashType, KnownHostFileKind, MethodType, Session};
 
 use super::endpoint::Endpoint;
 use super::jump::Tunnel;
+use super::known::KnownHosts;
 use super::Timeouts;
 use crate::transport::FailureKind;
 
@@ -73,7 +73,11 @@ fn tcp_connect(ep: &Endpoint, timeout: Duration) -> Result<TcpStream, NodeFailur
 }
 
 /// Connects, verifies the host key and authenticates, all within the configured timeouts.
-pub fn connect(ep: &Endpoint, known_hosts: &Path, t: &Timeouts) -> Result<Connected, NodeFailure> {
+pub fn connect(
+    ep: &Endpoint,
+    known_hosts: &KnownHosts,
+    t: &Timeouts,
+) -> Result<Connected, NodeFailure> {
     let mut session =
         Session::new().map_err(|e| fail(FailureKind::Unreachable, format!("libssh2: {e}")))?;
     let (fd, tunnel) = match &ep.jump {
@@ -122,7 +126,7 @@ pub fn connect(ep: &Endpoint, known_hosts: &Path, t: &Timeouts) -> Result<Connec
 fn verify_host_key(
     session: &Session,
     ep: &Endpoint,
-    known_hosts: &Path,
+    known_hosts: &KnownHosts,
 ) -> Result<(), NodeFailure> {
     let mismatch = |d: String| fail(FailureKind::HostKeyMismatch, d);
     let (key, _) = session
@@ -140,14 +144,13 @@ fn verify_host_key(
     let mut known = session
         .known_hosts()
         .map_err(|e| mismatch(format!("cannot check host keys: {e}")))?;
-    known
-        .read_file(known_hosts, KnownHostFileKind::OpenSSH)
-        .map_err(|e| {
-            mismatch(format!(
-                "cannot read {}: {e}; refusing an unverified host",
-                known_hosts.display()
-            ))
-        })?;
+    let lines = known_hosts
+        .lines_for(&ep.host, ep.port)
+        .map_err(|e| mismatch(format!("{e}; refusing an unverified host")))?;
+    for line in &lines {
+        // A line libssh2 cannot parse (a key type it lacks) is skipped, as its own file reader does.
+        let _ = known.read_str(line, KnownHostFileKind::OpenSSH);
+    }
     let shown = if ep.port == 22 {
         ep.host.clone()
     } else {
@@ -157,11 +160,11 @@ fn verify_host_key(
         CheckResult::Match => Ok(()),
         CheckResult::NotFound => Err(mismatch(format!(
             "unknown host key {fingerprint} for {shown}: not in {}; verify it, then add it (ssh-keyscan)",
-            known_hosts.display()
+            known_hosts.path.display()
         ))),
         CheckResult::Mismatch => Err(mismatch(format!(
             "HOST KEY CHANGED for {shown}: server offers {fingerprint}, {} has another (possible man-in-the-middle)",
-            known_hosts.display()
+            known_hosts.path.display()
         ))),
         CheckResult::Failure => Err(mismatch(format!("could not check the host key of {shown}"))),
     }
