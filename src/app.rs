@@ -102,7 +102,7 @@ pub fn run(cli: Cli) -> i32 {
 /// The TUI on a terminal; one summary line per interval when stdout is a pipe.
 fn run_live(g: &Global, interactive: bool) -> i32 {
     // Everything that can fail on bad input fails here, before the terminal is touched.
-    let setup = prepare(g).and_then(|(inv, transport)| {
+    let setup = prepare(g, false).and_then(|(inv, transport)| {
         if !interactive {
             return Ok((inv, transport, None));
         }
@@ -177,13 +177,15 @@ pub fn load_inventory(g: &Global) -> Result<Inventory, String> {
     Inventory::load(&path).map_err(|e| e.to_string())
 }
 
-/// The inventory and the transport that reaches it: simulated for `--demo`, SSH otherwise.
-pub fn prepare(g: &Global) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
+/// The inventory and the transport that reaches it: simulated for `--demo`, SSH otherwise; `one_pass`
+/// asks each node for a single sample (snapshots) instead of following it.
+pub fn prepare(g: &Global, one_pass: bool) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
     let inv = Arc::new(load_inventory(g)?);
     let transport: Box<dyn Transport> = if g.demo {
         Box::new(SimTransport::default())
     } else {
-        Box::new(SshTransport::new(&inv).map_err(|e| e.to_string())?)
+        let ssh = SshTransport::new(&inv).map_err(|e| e.to_string())?;
+        Box::new(if one_pass { ssh.one_pass() } else { ssh })
     };
     Ok((inv, transport))
 }
@@ -204,7 +206,7 @@ fn run_snapshot(g: &Global, args: &SnapshotArgs) -> i32 {
         return EXIT_CANNOT_RUN;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let (inv, transport) = match prepare(g) {
+    let (inv, transport) = match prepare(g, true) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -214,8 +216,9 @@ fn run_snapshot(g: &Global, args: &SnapshotArgs) -> i32 {
     let Some(runtime) = crate::app::runtime() else {
         return EXIT_CANNOT_RUN;
     };
+    let started = Instant::now();
     let state = runtime.block_on(snapshot::collect(inv, transport.as_ref(), timeout));
-    let report = Report::new(&state, &filter, Instant::now(), timeout);
+    let report = Report::new(&state, &filter, started, Instant::now(), timeout);
     print!("{}", report.render(args.format));
     report.summary.exit_code()
 }

@@ -82,6 +82,15 @@ fn forty_nodes_report_exactly_what_they_emitted() {
     assert_eq!(doc["summary"]["gpus_seen"], 320);
     assert_eq!(doc["summary"]["health"], "ok");
     assert_eq!(code, 0);
+    // A snapshot asks each node for one sample rather than a stream.
+    let args = std::fs::read_to_string(
+        fleet
+            .dir
+            .path()
+            .join(format!("records/{}.args", fleet.nodes[0].addr)),
+    )
+    .unwrap();
+    assert_eq!(args, "agent --once --interval 200\n");
 
     for seed in 0..32u32 {
         let n = node(&doc, &format!("tn{:02}", seed + 1));

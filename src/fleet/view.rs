@@ -35,8 +35,9 @@ pub struct NodeView<'a> {
 pub enum Pending {
     /// Live views: they are still connecting.
     Connecting,
-    /// One-pass snapshots: the deadline passed, so they are unreachable.
-    TimedOut(Duration),
+    /// One-pass snapshots: the deadline `limit` passed, so they are unreachable; and a sample that arrived
+    /// after the pass `started` is current for the snapshot, however long the slowest node took.
+    TimedOut { limit: Duration, started: Instant },
 }
 
 impl FleetState {
@@ -46,12 +47,17 @@ impl FleetState {
         let status = &self.nodes[id];
         let mut state = self.state(id, now);
         let mut error = status.failure.as_ref().map(|f| f.detail.clone());
-        if let (NodeState::Connecting, Pending::TimedOut(limit)) = (state, pending) {
-            state = NodeState::Unreachable;
-            error = Some(format!(
-                "no answer within the {} s timeout",
-                limit.as_secs_f64()
-            ));
+        if let Pending::TimedOut { limit, started } = pending {
+            if state == NodeState::Connecting {
+                state = NodeState::Unreachable;
+                error = Some(format!(
+                    "no answer within the {} s timeout",
+                    limit.as_secs_f64()
+                ));
+            }
+            if state == NodeState::Stale && status.sample_at.is_some_and(|at| at >= started) {
+                state = NodeState::Up;
+            }
         }
         if error.is_none() && status.bad_lines > 0 {
             error = Some(format!(

@@ -55,9 +55,22 @@ pub async fn collect(
 }
 
 impl<'a> Report<'a> {
-    pub fn new(state: &'a FleetState, filter: &Filter, now: Instant, timeout: Duration) -> Self {
+    /// The views of a pass that `started` and was bounded by `timeout`, taken at `now`.
+    pub fn new(
+        state: &'a FleetState,
+        filter: &Filter,
+        started: Instant,
+        now: Instant,
+        timeout: Duration,
+    ) -> Self {
         let nodes: Vec<NodeView> = state
-            .node_views(now, Pending::TimedOut(timeout))
+            .node_views(
+                now,
+                Pending::TimedOut {
+                    limit: timeout,
+                    started,
+                },
+            )
             .into_iter()
             .filter(|v| filter.matches(v))
             .collect();

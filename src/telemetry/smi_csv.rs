@@ -42,10 +42,14 @@ pub fn modern_fields() -> Vec<String> {
 }
 
 /// The remote command: modern field names, then the legacy ones if the driver rejects them.
-pub fn remote_command(interval_ms: u64) -> String {
+/// With `interval_ms`, nvidia-smi's own loop mode; without, one pass and exit (snapshots).
+pub fn remote_command(interval_ms: Option<u64>) -> String {
+    let looping = interval_ms
+        .map(|ms| format!(" -lms {ms}"))
+        .unwrap_or_default();
     let query = |fields: &[String]| {
         format!(
-            "nvidia-smi --query-gpu={} --format=csv,noheader,nounits -lms {interval_ms}",
+            "nvidia-smi --query-gpu={} --format=csv,noheader,nounits{looping}",
             fields.join(",")
         )
     };
@@ -227,6 +231,11 @@ impl RowAssembler {
             done = Some(self.take(now_ms));
         }
         done
+    }
+
+    /// The rows still waiting at the end of the stream (a node with fewer GPUs than expected).
+    pub fn flush(&mut self, now_ms: u64) -> Option<NodeSample> {
+        (!self.pending.is_empty()).then(|| self.take(now_ms))
     }
 
     fn take(&mut self, now_ms: u64) -> NodeSample {

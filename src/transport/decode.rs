@@ -78,6 +78,18 @@ impl StreamDecoder {
     }
 }
 
+impl StreamDecoder {
+    /// The end of the stream: emits an nvidia-smi sample still being assembled.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(NodeEvent)) {
+        if let Format::Smi { rows, .. } = &mut self.format {
+            if let Some(sample) = rows.flush(now_ms()) {
+                self.samples += 1;
+                emit(NodeEvent::Sample(sample));
+            }
+        }
+    }
+}
+
 /// The event a line makes; `None` for an nvidia-smi row that does not yet complete a sample.
 fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
     Some(match format {

@@ -274,6 +274,7 @@ impl Fleet {
                 r#"#!/bin/sh
 ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
 n="{r}/nodes/$ip"
+echo "$*" >> "{r}/records/$ip.args"
 mode=$(cat "$n.mode" 2>/dev/null || echo agent)
 case "$mode" in
   noagent|nothing) echo "sh: 1: fleetop: not found" >&2; exit 127 ;;
@@ -298,7 +299,8 @@ case "$*" in *clocks_event_reasons*)
   [ -e "$n.legacy" ] && {{ echo 'Field "clocks_event_reasons.sw_power_cap" is not a valid field to query.'; exit 2; }} ;;
 esac
 ms=$(echo "$*" | sed -n 's/.*-lms \([0-9]*\).*/\1/p')
-while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print ${{ms:-1000}}/1000}}"); done
+[ -z "$ms" ] && {{ cat "$n.csv"; exit 0; }}
+while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print $ms/1000}}"); done
 "#
             ),
         );

@@ -83,6 +83,8 @@ struct NodePlan {
 }
 
 pub struct SshTransport {
+    /// One sample per node, then stop (snapshots); otherwise follow for ever.
+    one_pass: bool,
     sessions: Sessions,
     plans: Vec<NodePlan>,
     known_hosts: Arc<known::KnownHosts>,
@@ -119,18 +121,34 @@ impl SshTransport {
                     node: id,
                     endpoint: endpoint::resolve(inv, config.as_ref(), id),
                     agent_command: format!("{quoted} agent --interval {interval_ms}"),
-                    smi_command: smi_csv::remote_command(interval_ms),
+                    smi_command: smi_csv::remote_command(Some(interval_ms)),
                     expected_gpus: node.expected_gpus,
                 }
             })
             .collect();
         Ok(SshTransport {
+            one_pass: false,
             sessions: Sessions::default(),
             plans,
             known_hosts: Arc::new(known::KnownHosts::new(expand_home(&s.known_hosts))),
             timeouts: Timeouts::from_settings(s),
             max_handshakes: s.max_concurrent_handshakes,
         })
+    }
+}
+
+impl SshTransport {
+    /// Asks each node for one sample and stops (`agent --once`, one nvidia-smi pass): a snapshot then costs
+    /// the nodes one sample each instead of a stream while the slowest node is waited for.
+    pub fn one_pass(mut self) -> Self {
+        self.one_pass = true;
+        for plan in &mut self.plans {
+            plan.agent_command = plan
+                .agent_command
+                .replace(" agent --interval ", " agent --once --interval ");
+            plan.smi_command = smi_csv::remote_command(None);
+        }
+        self
     }
 }
 
@@ -154,6 +172,7 @@ impl Transport for SshTransport {
                 gate: Arc::clone(&gate),
                 stop: Arc::clone(&stop),
                 sessions: self.sessions.clone(),
+                one_pass: self.one_pass,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("node-{}", plan.node))
@@ -215,6 +234,7 @@ struct Worker {
     gate: Arc<Gate>,
     stop: Arc<AtomicBool>,
     sessions: Sessions,
+    one_pass: bool,
 }
 
 impl Worker {
@@ -289,6 +309,9 @@ impl Worker {
                 0,
             );
         }
+        if self.one_pass && exit.code == 0 && exit.samples > 0 {
+            return (None, exit.samples);
+        }
         if exit.code != NOT_FOUND || exit.samples > 0 {
             return (
                 Some(session::fail(
@@ -298,7 +321,7 @@ impl Worker {
                 exit.samples,
             );
         }
-        // No agent on this node: fall back to nvidia-smi's own loop mode on the same session.
+        // No agent on this node: fall back to nvidia-smi (its loop mode when following) on the same session.
         self.sink.send(NodeEvent::Streaming {
             source: Source::NvidiaSmi,
             detail: "nvidia-smi (no fleetop agent on the node)".into(),
@@ -314,6 +337,9 @@ impl Worker {
         ) {
             Err(f) => (Some(f), smi.samples),
             Ok(Ended::Stopped) => (None, smi.samples),
+            Ok(Ended::Exited(exit)) if self.one_pass && exit.code == 0 && exit.samples > 0 => {
+                (None, exit.samples)
+            }
             Ok(Ended::Exited(exit)) => (Some(classify_smi_exit(&exit)), exit.samples),
         }
     }

@@ -99,7 +99,14 @@ pub fn run(
     let mut streaming = false;
     loop {
         match channel.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => {
+                let mut alive = true;
+                decoder.finish(&mut |event| alive &= sink.send(event));
+                if !alive {
+                    return Ok(Ended::Stopped);
+                }
+                break;
+            }
             Ok(n) => {
                 let mut alive = true;
                 decoder.feed(&buf[..n], &mut |event| alive &= sink.send(event));
