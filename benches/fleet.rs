@@ -366,6 +366,23 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live") {
+        let n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(256);
+        let l = live(n, live_seconds);
+        println!(
+            "live {} nodes: fleetop {:.2} CPU s/min ({:.1} % of a core); pdsh {:.1} at 1 Hz; clush {:.1} at 1 Hz",
+            l.n,
+            l.fleetop_cpu_per_min,
+            l.fleetop_cpu_per_min / 60.0 * 100.0,
+            l.pdsh.at_one_hz(),
+            l.clush.at_one_hz()
+        );
+        return;
+    }
     let colds: Vec<Cold> = sizes.iter().map(|&n| cold(n)).collect();
     let live_n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
         .ok()

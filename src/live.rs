@@ -17,10 +17,20 @@ pub fn run(inv: Arc<Inventory>, transport: &dyn Transport) -> i32 {
         let _following = transport.follow(&inv, tx);
         let mut state = FleetState::new(Arc::clone(&inv));
         let mut tick = tokio::time::interval(inv.settings.interval);
+        // Messages are merged in batches on a timer: awaiting each one would wake this task once per
+        // sample per node, a thousand times a second at fleet size.
+        let mut merge = tokio::time::interval(crate::tui::MERGE_EVERY);
         loop {
             tokio::select! {
-                Some(msg) = rx.recv() => state.apply(msg),
+                _ = merge.tick() => {
+                    while let Ok(msg) = rx.try_recv() {
+                        state.apply(msg);
+                    }
+                }
                 _ = tick.tick() => {
+                    while let Ok(msg) = rx.try_recv() {
+                        state.apply(msg);
+                    }
                     let views = state.node_views(Instant::now(), Pending::Connecting);
                     let s = Summary::of(&views);
                     println!(

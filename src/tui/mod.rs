@@ -28,8 +28,10 @@ use keymap::Keymap;
 use theme::Theme;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Frames are drawn at most this often (10 fps), and only when state changed.
+/// Frames are drawn at most this often (10 fps), and only when state changed; telemetry is merged then.
 const FRAME: Duration = Duration::from_millis(100);
+/// How often the line-mode follower merges telemetry.
+pub const MERGE_EVERY: Duration = Duration::from_millis(250);
 
 /// Restores the terminal when dropped, whatever path leaves the TUI.
 struct TerminalGuard;
@@ -139,13 +141,6 @@ async fn event_loop(
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !app.quit {
         tokio::select! {
-            Some(msg) = messages.recv() => {
-                app.on_msg(msg);
-                // Merge whatever else is queued before the next frame.
-                while let Ok(more) = messages.try_recv() {
-                    app.on_msg(more);
-                }
-            }
             Some(event) = action_events.recv() => app.on_action(event),
             Some(ev) = input.recv() => match ev {
                 Event::Key(key) if key.kind != KeyEventKind::Release => {
@@ -162,6 +157,11 @@ async fn event_loop(
                 _ => {}
             },
             _ = frames.tick() => {
+                // Telemetry is merged in batches once a frame rather than awaited message by message,
+                // which would wake this task once per sample per node.
+                while let Ok(msg) = messages.try_recv() {
+                    app.on_msg(msg);
+                }
                 app.tick(Instant::now());
                 if app.dirty {
                     if let Err(e) = terminal.draw(|frame| ui::render(&app, &theme, frame)) {
