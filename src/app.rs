@@ -137,14 +137,7 @@ fn init_tracing(to_file: bool) {
         let _ = builder.with_writer(std::io::stderr).try_init();
         return;
     }
-    let dir = std::env::var_os("XDG_STATE_HOME")
-        .map(std::path::PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/state"))
-        })
-        .map(|d| d.join("fleetop"));
-    let file = dir.and_then(|d| {
+    let file = crate::dirs::state().and_then(|d| {
         std::fs::create_dir_all(&d).ok()?;
         std::fs::OpenOptions::new()
             .create(true)

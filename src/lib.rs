@@ -6,6 +6,7 @@ pub mod agent;
 pub mod app;
 pub mod check;
 pub mod cli;
+pub mod dirs;
 pub mod fleet;
 pub mod inventory;
 pub mod live;

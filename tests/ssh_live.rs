@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{wait_bounded, Behaviour, Fleet, Quirks, Spec};
+use common::{run_bounded, Behaviour, Fleet, Quirks, Spec};
 use fleetop::inventory::Inventory;
 use fleetop::transport::ssh::SshTransport;
 use fleetop::transport::{FailureKind, Msg, NodeEvent, Transport};
@@ -172,19 +172,15 @@ fn ssh_agent_keys_are_used_when_no_key_file_works() {
         "10",
     ];
 
-    let with_agent = fleet
-        .fleetop(&args)
-        .env("SSH_AUTH_SOCK", &socket)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_bounded(with_agent, Duration::from_secs(30));
+    let out = run_bounded(
+        fleet.fleetop(&args).env("SSH_AUTH_SOCK", &socket),
+        Duration::from_secs(30),
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["nodes"][0]["state"], "up", "{doc:#}");
     assert_eq!(doc["nodes"][0]["gpus"][0]["uuid"], "GPU-0003-0000");
 
-    let without = fleet.fleetop(&args).stdout(Stdio::piped()).spawn().unwrap();
-    let out = wait_bounded(without, Duration::from_secs(30));
+    let out = run_bounded(&mut fleet.fleetop(&args), Duration::from_secs(30));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         doc["nodes"][0]["state"], "auth-failed",
@@ -224,8 +220,8 @@ fn ssh_config_host_name_user_port_and_proxy_jump_are_honoured() {
     );
     let path = dir.join("jump.toml");
     std::fs::write(&path, inventory).unwrap();
-    let child = fleet
-        .fleetop(&[
+    let out = run_bounded(
+        &mut fleet.fleetop(&[
             "snapshot",
             "--inventory",
             path.to_str().unwrap(),
@@ -233,11 +229,9 @@ fn ssh_config_host_name_user_port_and_proxy_jump_are_honoured() {
             "json",
             "--timeout",
             "15",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_bounded(child, Duration::from_secs(40));
+        ]),
+        Duration::from_secs(40),
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let node = &doc["nodes"][0];
     assert_eq!(node["state"], "up", "{doc:#}\n{}", fleet.logs());
@@ -275,20 +269,17 @@ fn ssh_reboot_runs_systemctl_on_the_node_and_survives_the_dropped_session() {
         dir.display()
     );
     std::fs::write(&inventory, text).unwrap();
-    let child = fleet
-        .fleetop(&[
+    let out = run_bounded(
+        &mut fleet.fleetop(&[
             "reboot",
             "tn02",
             "--inventory",
             inventory.to_str().unwrap(),
             "--format",
             "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_bounded(child, Duration::from_secs(40));
+        ]),
+        Duration::from_secs(40),
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -397,19 +388,16 @@ fn slurm_commands_run_on_the_controller_over_ssh_with_the_reason_intact() {
     let inventory = dir.join("controller.toml");
     std::fs::write(&inventory, text).unwrap();
     let reason = "it's \"bad\"; $(reboot) `id` \\ ünï\nsecond line";
-    let child = fleet
-        .fleetop(&[
+    let out = run_bounded(
+        &mut fleet.fleetop(&[
             "drain",
             "tn02",
             &format!("--reason={reason}"),
             "--inventory",
             inventory.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_bounded(child, Duration::from_secs(40));
+        ]),
+        Duration::from_secs(40),
+    );
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -2,10 +2,9 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{fixture, noheader_row, wait_bounded, Behaviour, Fleet, Quirks, Spec};
+use common::{fixture, noheader_row, run_bounded, Behaviour, Fleet, Quirks, Spec};
 use fleetop::telemetry::smi_csv::{legacy_fields, modern_fields};
 use serde_json::Value;
 
@@ -17,8 +16,9 @@ fn smi_rows(capture: &str, fields: &[String]) -> String {
 }
 
 fn snapshot(fleet: &Fleet, inventory: &std::path::Path, timeout: &str) -> (i32, Value, String) {
-    let child = fleet
-        .fleetop(&[
+    let limit = Duration::from_secs_f64(timeout.parse::<f64>().unwrap() + 15.0);
+    let out = run_bounded(
+        &mut fleet.fleetop(&[
             "snapshot",
             "--inventory",
             inventory.to_str().unwrap(),
@@ -26,13 +26,9 @@ fn snapshot(fleet: &Fleet, inventory: &std::path::Path, timeout: &str) -> (i32, 
             "json",
             "--timeout",
             timeout,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let limit = Duration::from_secs_f64(timeout.parse::<f64>().unwrap() + 15.0);
-    let out = wait_bounded(child, limit);
+        ]),
+        limit,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(

@@ -50,12 +50,8 @@ pub fn now() -> String {
 
 /// The default location: `$XDG_STATE_HOME/fleetop/audit.jsonl` (`~/.local/state/fleetop/audit.jsonl`).
 pub fn default_path() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("fleetop")
+    crate::dirs::state()
+        .unwrap_or_else(|| PathBuf::from(".").join("fleetop"))
         .join("audit.jsonl")
 }
 

@@ -6,7 +6,7 @@ mod xid;
 use std::ffi::OsString;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use nvml_wrapper::Nvml;
 
@@ -91,9 +91,7 @@ fn stream(nvml: &Nvml, count: u32, xids: &xid::XidLog, opts: &AgentOptions) -> i
     }
     loop {
         let sample = NodeSample {
-            t: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            t: crate::telemetry::unix_ms(),
             gpus: devices
                 .iter()
                 .zip(&identities)

@@ -71,12 +71,10 @@ impl NodeState {
             NodeState::Unreachable
                 | NodeState::AuthFailed
                 | NodeState::HostKeyMismatch
-                | NoGpuDriver
+                | NodeState::NoGpuDriver
         )
     }
 }
-
-use NodeState::NoGpuDriver;
 
 /// The last failure a node's transport reported.
 #[derive(Debug, Clone, PartialEq)]

@@ -211,11 +211,7 @@ pub fn default_path() -> Option<PathBuf> {
     if local.exists() {
         return Some(local);
     }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    let xdg = config.join("fleetop").join("inventory.toml");
+    let xdg = crate::dirs::config()?.join("inventory.toml");
     xdg.exists().then_some(xdg)
 }
 

@@ -45,6 +45,13 @@ pub struct NodeSample {
     pub gpus: Vec<GpuSample>,
 }
 
+/// Now, as Unix milliseconds (a sample's node-side `t`).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Where a node's samples come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

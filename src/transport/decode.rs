@@ -1,7 +1,5 @@
 //! Turns the bytes a node's remote command prints into [`NodeEvent`]s, for agent and nvidia-smi output alike.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::NodeEvent;
 use crate::telemetry::smi_csv::{self, Columns, RowAssembler};
 use crate::telemetry::wire::{decode_agent_line, AgentLine, Line, LineSplitter};
@@ -82,7 +80,7 @@ impl StreamDecoder {
     /// The end of the stream: emits an nvidia-smi sample still being assembled.
     pub fn finish(&mut self, emit: &mut dyn FnMut(NodeEvent)) {
         if let Format::Smi { rows, .. } = &mut self.format {
-            if let Some(sample) = rows.flush(now_ms()) {
+            if let Some(sample) = rows.flush(crate::telemetry::unix_ms()) {
                 self.samples += 1;
                 emit(NodeEvent::Sample(sample));
             }
@@ -108,14 +106,8 @@ fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
             AgentLine::Bad(why) => NodeEvent::BadLine(why),
         },
         Format::Smi { columns, rows } => match smi_csv::parse_row(columns, text) {
-            Ok(gpu) => NodeEvent::Sample(rows.push(gpu, now_ms())?),
+            Ok(gpu) => NodeEvent::Sample(rows.push(gpu, crate::telemetry::unix_ms())?),
             Err(why) => NodeEvent::BadLine(why),
         },
     })
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -28,11 +28,7 @@ pub enum OneOrMany {
 
 impl Config {
     pub fn path() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        Some(base.join("fleetop").join("config.toml"))
+        crate::dirs::config().map(|d| d.join("config.toml"))
     }
 
     /// Reads the config file if there is one; a broken file is an error naming its position.

@@ -624,6 +624,16 @@ pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     }
 }
 
+/// Runs `cmd` with stdout and stderr captured, waiting at most `limit` (see [`wait_bounded`]).
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_bounded(child, limit)
+}
+
 /// Projects a captured `--format=csv` (header with units) row onto the columns fleetop asks for,
 /// printing it the way `--format=csv,noheader,nounits` would.
 pub fn noheader_row(capture: &str, fields: &[String]) -> String {

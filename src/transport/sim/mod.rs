@@ -4,7 +4,7 @@ pub mod model;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::decode::StreamDecoder;
 use super::{FailureKind, Following, MsgSender, NodeEvent, NodeSink, Transport};
@@ -80,9 +80,7 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let t_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let t_ms = crate::telemetry::unix_ms();
         for (node, sink) in sinks.iter().enumerate() {
             if model::role(inv, node) == Role::Unreachable {
                 continue;
