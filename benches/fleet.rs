@@ -22,6 +22,8 @@ struct Measured {
     stdout: String,
     /// Nodes that returned a sample.
     answered: usize,
+    /// CPU seconds the fleet's sshds and the commands they ran used meanwhile (cold snapshots only).
+    server_cpu: f64,
 }
 
 // The child is reaped with wait4, which also returns its CPU usage; clippy cannot see that.
@@ -56,7 +58,18 @@ fn measure(cmd: &mut Command) -> Measured {
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
         stdout,
         answered,
+        server_cpu: 0.0,
     }
+}
+
+/// Runs one cold measurement and adds the server side's CPU over it.
+fn with_server_cpu(fleet: &Fleet, run: impl FnOnce() -> Measured) -> Measured {
+    let before = fleet.server_cpu();
+    let mut m = run();
+    // sshd reaps a connection's processes just after the client leaves; give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    m.server_cpu = fleet.server_cpu() - before;
+    m
 }
 
 /// ssh options every OpenSSH-based peer gets: the fleet's key, known_hosts, port, and curve25519.
@@ -184,21 +197,77 @@ fn cold(n: usize) -> Cold {
         Quirks::default(),
     );
     let inventory = realistic_inventory(&fleet);
-    let fleetop = fleetop_snapshot(&fleet, &inventory);
+    let fleetop = with_server_cpu(&fleet, || fleetop_snapshot(&fleet, &inventory));
     let fanouts = [32, 64, 128];
     let pdsh_runs = fanouts
         .iter()
-        .map(|&f| (f, pdsh(&fleet, f, true)))
+        .map(|&f| (f, with_server_cpu(&fleet, || pdsh(&fleet, f, true))))
         .collect();
-    let clush_runs = fanouts.iter().map(|&f| (f, clush(&fleet, f))).collect();
+    let clush_runs = fanouts
+        .iter()
+        .map(|&f| (f, with_server_cpu(&fleet, || clush(&fleet, f))))
+        .collect();
     let best_pdsh = best(pdsh_runs);
-    let pdsh_default_kex = (n <= 256).then(|| pdsh(&fleet, best_pdsh.0, false));
+    let pdsh_default_kex =
+        (n <= 256).then(|| with_server_cpu(&fleet, || pdsh(&fleet, best_pdsh.0, false)));
     Cold {
         n,
         fleetop,
         pdsh: best_pdsh,
         pdsh_default_kex,
         clush: best(clush_runs),
+    }
+}
+
+/// fleetop's cold snapshot alone, three runs on one fleet: wall, jump-host CPU and the server side's CPU.
+fn cold_fleetop_only(n: usize) {
+    eprintln!("cold snapshot: starting {n} sshd nodes…");
+    let fleet = Fleet::start(
+        (0..n)
+            .map(|i| Behaviour::Agent(Spec::node(i as u32, 8)))
+            .collect(),
+        Quirks::default(),
+    );
+    let inventory = realistic_inventory(&fleet);
+    // FLEETOP_BENCH_PERF=FILE: one more snapshot first, recorded by `perf record --call-graph dwarf` into FILE.
+    if let Ok(file) = std::env::var("FLEETOP_BENCH_PERF") {
+        let client = fleet.fleetop(&[]);
+        let status = Command::new("perf")
+            .args([
+                "record",
+                "--call-graph",
+                "dwarf",
+                "-F",
+                "1999",
+                "-o",
+                &file,
+                "--",
+            ])
+            .arg(client.get_program())
+            .args([
+                "snapshot",
+                "--format",
+                "json",
+                "--timeout",
+                "120",
+                "--inventory",
+                inventory.to_str().unwrap_or(""),
+            ])
+            .envs(client.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .env_remove("SSH_AUTH_SOCK")
+            .stdout(Stdio::null())
+            .status();
+        eprintln!("perf record into {file}: {status:?}");
+    }
+    for _ in 0..3 {
+        let m = with_server_cpu(&fleet, || fleetop_snapshot(&fleet, &inventory));
+        println!(
+            "cold {n} nodes: fleetop {:.2} s wall, {:.2} s CPU, {} answered; server side {:.2} s CPU",
+            secs(m.wall),
+            secs(m.cpu),
+            m.answered,
+            m.server_cpu
+        );
     }
 }
 
@@ -258,11 +327,49 @@ fn live(n: usize, seconds: u64) -> Live {
     // stdout is a pipe, so fleetop follows in its line mode: the same transport and state as the TUI.
     let mut child = fleet
         .fleetop(&["--inventory", inventory.to_str().unwrap_or("")])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("fleetop");
-    // Let every node connect first: following is about the steady state.
-    std::thread::sleep(Duration::from_secs(10));
+    // Following is about the steady state: wait until every node is up (connecting 1,024 nodes takes
+    // over ten seconds of both cores here), then a little longer for the last first samples.
+    let all_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stdout = child.stdout.take().expect("stdout");
+    let flag = std::sync::Arc::clone(&all_up);
+    let up_line = format!("{n} nodes, {n} up,");
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with(&up_line) {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let connecting = Instant::now();
+    while !all_up.load(std::sync::atomic::Ordering::Relaxed)
+        && connecting.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "  fleetop: {} after {:.1} s",
+        if all_up.load(std::sync::atomic::Ordering::Relaxed) {
+            "every node up"
+        } else {
+            "NOT every node up"
+        },
+        secs(connecting.elapsed())
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    if let Ok(file) = std::env::var("FLEETOP_BENCH_PERF") {
+        let status = Command::new("perf")
+            .args(["record", "-F", "999", "-o", &file])
+            .args(["-p", &child.id().to_string(), "--", "sleep", "10"])
+            .status();
+        eprintln!("perf record into {file}: {status:?}");
+    }
     let before = proc_cpu(child.id());
     std::thread::sleep(Duration::from_secs(seconds));
     let fleetop_cpu = proc_cpu(child.id()) - before;
@@ -366,6 +473,13 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    // FLEETOP_BENCH_ONLY=cold runs fleetop's cold snapshot alone, three times a size (no report written).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("cold") {
+        for &n in &sizes {
+            cold_fleetop_only(n);
+        }
+        return;
+    }
     // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).
     if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live") {
         let n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
@@ -432,27 +546,32 @@ fn report(
     let _ = writeln!(r, "Client and server share the machine: each node is a real OpenSSH sshd on its own loopback address,");
     let _ = writeln!(r, "running the real `fleetop agent --once` on the fake NVML library (8 GPUs). All tools use the same keys,");
     let _ = writeln!(r, "user and key exchange (curve25519-sha256). CPU is jump-host CPU only (the tool plus its ssh children).\n");
-    let _ = writeln!(r, "## Cold snapshot\n\nRatios say how much faster fleetop's wall time was and how much less jump-host CPU it used.\n");
-    let _ = writeln!(r, "| nodes | tool | fanout | answered | wall s | jump-host CPU s | fleetop wall | fleetop CPU |\n|---:|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(r, "## Cold snapshot\n\nRatios say how much faster fleetop's wall time was and how much less jump-host CPU it used.");
+    let _ = writeln!(r, "Server-side CPU is what the fleet's sshds and the commands they ran used meanwhile, on the same cores:");
+    let _ = writeln!(r, "on a real fleet each node pays its share on its own CPU. Here it bounds wall time from below, at");
+    let _ = writeln!(r, "(server-side CPU + jump-host CPU) / cores.\n");
+    let _ = writeln!(r, "| nodes | tool | fanout | answered | wall s | jump-host CPU s | server-side CPU s | fleetop wall | fleetop CPU |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for c in colds {
         let f = &c.fleetop;
         let _ = writeln!(
             r,
-            "| {} | fleetop snapshot | {} | {} | {:.2} | {:.2} | | |",
+            "| {} | fleetop snapshot | {} | {} | {:.2} | {:.2} | {:.2} | | |",
             c.n,
             96,
             f.answered,
             secs(f.wall),
-            secs(f.cpu)
+            secs(f.cpu),
+            f.server_cpu
         );
         for (name, (fanout, m)) in [("pdsh", &c.pdsh), ("clush", &c.clush)] {
             let _ = writeln!(
                 r,
-                "| {} | {name} | {fanout} | {} | {:.2} | {:.2} | {:.1}× faster | {:.1}× less |",
+                "| {} | {name} | {fanout} | {} | {:.2} | {:.2} | {:.2} | {:.1}× faster | {:.1}× less |",
                 c.n,
                 m.answered,
                 secs(m.wall),
                 secs(m.cpu),
+                m.server_cpu,
                 secs(m.wall) / secs(f.wall).max(1e-9),
                 secs(m.cpu) / secs(f.cpu).max(1e-9)
             );
@@ -460,19 +579,21 @@ fn report(
         if let Some(m) = &c.pdsh_default_kex {
             let _ = writeln!(
                 r,
-                "| {} | pdsh, OpenSSH default kex | {} | {} | {:.2} | {:.2} | | |",
+                "| {} | pdsh, OpenSSH default kex | {} | {} | {:.2} | {:.2} | {:.2} | | |",
                 c.n,
                 c.pdsh.0,
                 m.answered,
                 secs(m.wall),
-                secs(m.cpu)
+                secs(m.cpu),
+                m.server_cpu
             );
         }
     }
     let _ = writeln!(
         r,
         "\n## Live following at 1 Hz ({} nodes, {} s each, scaled to a minute)\n\n\
-         fleetop keeps one session and one streaming channel per node. The peers poll: each poll is a full pdsh or\n\
+         fleetop keeps one session and one streaming channel per node; its CPU is measured once every node is up\n\
+         (connecting them all is the cold snapshot's work, above). The peers poll: each poll is a full pdsh or\n\
          clush run over every node. Polling once per second costs 60 polls a minute; where one poll takes longer\n\
          than a second the peer cannot follow at 1 Hz at all, and the middle column is what it used while polling\n\
          back to back.\n\n\

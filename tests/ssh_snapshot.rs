@@ -227,3 +227,69 @@ fn fix_gpu_counts(inventory: &str) -> String {
         .collect::<Vec<_>>()
         .join("[[node]]")
 }
+
+/// Writes a key pair of `kind` into the fleet's directory; `authorized` adds it to authorized_keys.
+fn extra_key(fleet: &Fleet, name: &str, kind: &str, authorized: bool) -> std::path::PathBuf {
+    let path = fleet.dir.path().join(name);
+    let out = run_bounded(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C", name, "-f"])
+            .arg(&path),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "ssh-keygen -t {kind}");
+    if authorized {
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        let keys = fleet.dir.path().join("authorized_keys");
+        let mut all = std::fs::read_to_string(&keys).unwrap();
+        all.push_str(&public);
+        std::fs::write(keys, all).unwrap();
+    }
+    path
+}
+
+#[test]
+fn every_key_kind_logs_in_and_a_refused_key_falls_through_to_the_next() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 8)),
+            Behaviour::Agent(Spec::node(2, 8)),
+        ],
+        Quirks::default(),
+    );
+    // ed25519 keys sign in-process; ECDSA and RSA keys are read by libssh2, with or without a .pub file.
+    let stranger = extra_key(&fleet, "stranger_ed25519", "ed25519", false);
+    let ecdsa = extra_key(&fleet, "ecdsa_key", "ecdsa", true);
+    let rsa = extra_key(&fleet, "rsa_key", "rsa", true);
+    std::fs::remove_file(rsa.with_extension("pub")).unwrap();
+    let client = fleet.dir.path().join("client_key").display().to_string();
+    for (keys, up) in [
+        (vec![&stranger, &ecdsa], 2),
+        (vec![&rsa], 2),
+        (vec![&stranger], 0),
+    ] {
+        let list: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"{}\"", k.display()))
+            .collect();
+        let text = fleet.inventory(&[]).replace(
+            &format!("identity_files = [\"{client}\"]"),
+            &format!("identity_files = [{}]", list.join(", ")),
+        );
+        assert!(text.contains(&list[0]), "identity_files replaced");
+        let path = fleet.dir.path().join("keys.toml");
+        std::fs::write(&path, text).unwrap();
+        let (_, doc, logs) = snapshot(&fleet, &path, "8");
+        assert_eq!(
+            doc["summary"]["nodes_up"], up,
+            "keys {list:?}: {doc:#}\n{logs}"
+        );
+        if up == 0 {
+            let error = node(&doc, "tn01")["error"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            assert!(error.contains("stranger_ed25519"), "{error}");
+        }
+    }
+}

@@ -268,14 +268,16 @@ impl Fleet {
             fs::write(base.with_extension_str("mode"), mode).unwrap();
         }
         let r = root.display();
+        // Shell built-ins only where a benchmark runs them once per connection: every fork and exec here
+        // is server-side CPU taken from the same cores the client under test runs on.
         write_exec(
             &root.join("bin/fleetop"),
             &format!(
                 r#"#!/bin/sh
-ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
 n="{r}/nodes/$ip"
 echo "$*" >> "{r}/records/$ip.args"
-mode=$(cat "$n.mode" 2>/dev/null || echo agent)
+mode=agent; [ -e "$n.mode" ] && read -r mode < "$n.mode"
 case "$mode" in
   noagent|nothing) echo "sh: 1: fleetop: not found" >&2; exit 127 ;;
   script) exec /bin/sh "$n.sh" ;;
@@ -291,9 +293,9 @@ FAKE_NVML_SPEC="$n.spec" FLEETOP_NVML_LIB={lib} exec {bin} "$@"
             &root.join("bin/nvidia-smi"),
             &format!(
                 r#"#!/bin/sh
-ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
 n="{r}/nodes/$ip"
-mode=$(cat "$n.mode" 2>/dev/null || echo agent)
+mode=agent; [ -e "$n.mode" ] && read -r mode < "$n.mode"
 [ "$mode" = nothing ] && {{ echo "sh: 1: nvidia-smi: not found" >&2; exit 127; }}
 case "$*" in *clocks_event_reasons*)
   [ -e "$n.legacy" ] && {{ echo 'Field "clocks_event_reasons.sw_power_cap" is not a valid field to query.'; exit 2; }} ;;
@@ -309,7 +311,7 @@ while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print $ms/1000}}"); done
             &root.join("bin/systemctl"),
             &format!(
                 r#"#!/bin/sh
-ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
 echo "$* | $SSH_CONNECTION" >> "{r}/records/$ip.systemctl"
 p=$PPID
 while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done
@@ -324,7 +326,7 @@ sleep 5
             &root.join("bin/scontrol"),
             &format!(
                 r#"#!/bin/sh
-ip=$(echo "$SSH_CONNECTION" | cut -d' ' -f3)
+ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
 for a in "$@"; do printf '%s\0' "$a"; done >> "{r}/records/$ip.scontrol"
 printf '\036' >> "{r}/records/$ip.scontrol"
 "#
@@ -416,6 +418,15 @@ printf '\036' >> "{r}/records/$ip.scontrol"
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+
+    /// CPU seconds the fleet's server side has used so far: each sshd listener's reaped connections, their
+    /// sessions and the commands those ran (a listener's own accept loop is negligible and left out).
+    pub fn server_cpu(&self) -> f64 {
+        self.sshds
+            .iter()
+            .map(|(_, child)| reaped_cpu(child.id()))
+            .sum()
     }
 
     pub fn logs(&self) -> String {
@@ -561,6 +572,20 @@ fn descendants(root: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// CPU seconds of the reaped children of process `pid` (cutime + cstime from /proc/PID/stat).
+fn reaped_cpu(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After ')' come state (field 3) onwards; cutime and cstime are fields 16 and 17 of stat.
+    let ticks: f64 = [13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 fn spawn_sshd(config: &Path, log: &Path) -> Child {

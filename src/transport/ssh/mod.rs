@@ -2,6 +2,7 @@
 //! bounded handshake concurrency and jittered exponential backoff. A slow node only ever blocks its own thread.
 
 pub mod endpoint;
+mod identity;
 mod jump;
 pub mod known;
 pub mod oneshot;

@@ -183,11 +183,7 @@ fn authenticate(session: &Session, ep: &Endpoint) -> Result<(), NodeFailure> {
             continue;
         }
         tried.push(key.display().to_string());
-        if session
-            .userauth_pubkey_file(&ep.user, None, key, None)
-            .is_ok()
-            && session.authenticated()
-        {
+        if super::identity::login(session, &ep.user, key).is_ok() && session.authenticated() {
             return Ok(());
         }
     }
