@@ -236,3 +236,38 @@ fn a_reboot_past_its_deadline_is_crit() {
         Some("did not come back within 900 s of the reboot")
     );
 }
+
+#[test]
+fn the_filter_sees_drain_and_reboot_states_as_the_table_shows_them() {
+    let now = Instant::now();
+    let mut app = three_nodes(now);
+    app.on_action(ActionEvent::Finished {
+        node: 0,
+        kind: ActionKind::Drain,
+        result: result("c01n1", true, ""),
+    });
+    app.on_action(ActionEvent::Finished {
+        node: 1,
+        kind: ActionKind::Reboot,
+        result: result("c01n2", true, ""),
+    });
+    let drain_state = app.rows[0].state;
+    assert!(
+        matches!(drain_state, NodeState::Draining | NodeState::Drained),
+        "{drain_state:?}"
+    );
+    let shown = |app: &App| -> Vec<usize> { app.order.clone() };
+    app.set_filter(&format!("state={}", drain_state.as_str()));
+    assert_eq!(shown(&app), [0], "state={}", drain_state.as_str());
+    app.set_filter("state=drain*");
+    assert_eq!(shown(&app), [0]);
+    app.set_filter("state=rebooting");
+    assert_eq!(shown(&app), [1]);
+    app.set_filter("state=rebooting tenant=acme");
+    assert_eq!(shown(&app), [1]);
+    // Past the reboot deadline the row turns crit, and so does what the filter sees.
+    app.tick(now + Duration::from_secs(901));
+    app.refresh();
+    app.set_filter("health=crit state=rebooting");
+    assert_eq!(shown(&app), [1]);
+}

@@ -42,17 +42,37 @@ impl Filter {
     }
 
     pub fn matches(&self, view: &NodeView) -> bool {
+        self.accepts(&Subject {
+            name: view.name,
+            cabinet: view.cabinet,
+            tenant: view.tenant.as_deref(),
+            state: view.state.as_str(),
+            health: view.verdict.health.as_str(),
+        })
+    }
+
+    pub fn accepts(&self, node: &Subject) -> bool {
         self.0.iter().all(|term| match term {
-            Term::Node(p) => glob(p, view.name),
-            Term::Cabinet(p) => glob(p, view.cabinet),
-            Term::Tenant(p) => match &view.tenant {
+            Term::Node(p) => glob(p, node.name),
+            Term::Cabinet(p) => glob(p, node.cabinet),
+            Term::Tenant(p) => match node.tenant {
                 Some(label) => label.split('+').any(|t| glob(p, t)),
                 None => glob(p, "spare") || p == "none",
             },
-            Term::State(p) => glob(p, view.state.as_str()),
-            Term::Health(p) => glob(p, view.verdict.health.as_str()),
+            Term::State(p) => glob(p, node.state),
+            Term::Health(p) => glob(p, node.health),
         })
     }
+}
+
+/// What a filter looks at, borrowed from a node view or from a TUI row (whose state may be an action's).
+pub struct Subject<'a> {
+    pub name: &'a str,
+    pub cabinet: &'a str,
+    /// `None`: a spare node.
+    pub tenant: Option<&'a str>,
+    pub state: &'a str,
+    pub health: &'a str,
 }
 
 /// Shell-style glob with `*` and `?`.

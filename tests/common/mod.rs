@@ -420,15 +420,6 @@ printf '\036' >> "{r}/records/$ip.scontrol"
         }
     }
 
-    /// CPU seconds the fleet's server side has used so far: each sshd listener's reaped connections, their
-    /// sessions and the commands those ran (a listener's own accept loop is negligible and left out).
-    pub fn server_cpu(&self) -> f64 {
-        self.sshds
-            .iter()
-            .map(|(_, child)| reaped_cpu(child.id()))
-            .sum()
-    }
-
     pub fn logs(&self) -> String {
         let mut all = String::new();
         for i in 0..self.sshds.len() {
@@ -572,20 +563,6 @@ fn descendants(root: u32) -> Vec<u32> {
         }
     }
     out
-}
-
-/// CPU seconds of the reaped children of process `pid` (cutime + cstime from /proc/PID/stat).
-fn reaped_cpu(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After ')' come state (field 3) onwards; cutime and cstime are fields 16 and 17 of stat.
-    let ticks: f64 = [13, 14]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 fn spawn_sshd(config: &Path, log: &Path) -> Child {

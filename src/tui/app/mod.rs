@@ -308,17 +308,24 @@ impl App {
         if self.filter.terms.0.is_empty() && self.filter.words.is_empty() {
             return true;
         }
-        let view = self
-            .fleet
-            .node_view(row.id, self.now, crate::fleet::view::Pending::Connecting);
-        if !self.filter.terms.matches(&view) {
+        // The row, not a fresh node view: it is what the table shows, drain and reboot states included.
+        let inv = &self.fleet.inventory;
+        let node = &inv.nodes[row.id];
+        let subject = crate::fleet::filter::Subject {
+            name: &node.name,
+            cabinet: &inv.cabinets[node.cabinet].name,
+            tenant: row.tenant.as_deref(),
+            state: row.state.as_str(),
+            health: row.health.as_str(),
+        };
+        if !self.filter.terms.accepts(&subject) {
             return false;
         }
         let haystack = format!(
             "{} {} {} {}",
-            view.name,
-            view.cabinet,
-            view.tenant.as_deref().unwrap_or("spare"),
+            subject.name,
+            subject.cabinet,
+            subject.tenant.unwrap_or("spare"),
             row.note.as_deref().unwrap_or("")
         )
         .to_lowercase();
