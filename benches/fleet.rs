@@ -519,7 +519,7 @@ fn main() {
         let n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(256);
+            .unwrap_or(1024);
         let l = live(n, live_seconds);
         println!(
             "live {} nodes: fleetop {:.2} CPU s/min ({:.1} % of a core); pdsh {:.1} at 1 Hz; clush {:.1} at 1 Hz",
@@ -535,7 +535,7 @@ fn main() {
     let live_n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
+        .unwrap_or(1024);
     let live = live(live_n, live_seconds);
     let render = fleetop_output(&["--demo", "--bench-render", "300"]);
     let memory = fleetop_output(&["--demo", "--bench-memory", "600"]);

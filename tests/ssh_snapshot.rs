@@ -293,3 +293,60 @@ fn every_key_kind_logs_in_and_a_refused_key_falls_through_to_the_next() {
         }
     }
 }
+
+#[test]
+fn a_connection_lost_once_is_tried_again_within_the_timeout() {
+    let marks = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        marks.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    // First login: kill this session's sshd, as a reset under load would. Second: answer like an agent.
+    let flaky = format!(
+        r#"m="{}/tried"
+if [ ! -e "$m" ]; then
+  : > "$m"
+  p=$PPID
+  while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done
+  [ "$p" -gt 1 ] && kill -9 "$p"
+  sleep 5; exit 1
+fi
+echo '{{"fleetop_agent":1,"version":"test","driver":"x","cuda":"y","gpus":1}}'
+echo '{{"t":1,"gpus":[{{"index":0,"util_pct":42,"temp_c":50,"xid":[]}}]}}'
+"#,
+        marks.path().display()
+    );
+    let fleet = Fleet::start(
+        vec![Behaviour::Agent(Spec::node(1, 8)), Behaviour::Script(flaky)],
+        Quirks::default(),
+    );
+    let inventory: Vec<String> = fleet
+        .inventory(&[])
+        .split("[[node]]")
+        .map(|block| {
+            if block.contains("name = \"tn02\"") {
+                block.replace("gpus = 8", "gpus = 1")
+            } else {
+                block.to_string()
+            }
+        })
+        .collect();
+    let path = fleet.dir.path().join("flaky.toml");
+    std::fs::write(&path, inventory.join("[[node]]")).unwrap();
+
+    let (code, doc, logs) = snapshot(&fleet, &path, "8");
+    assert!(
+        marks.path().join("tried").exists(),
+        "the first login ran the script"
+    );
+    let tn02 = node(&doc, "tn02");
+    assert_eq!(tn02["state"], "up", "{tn02:#}\n{logs}");
+    assert_eq!(tn02["gpus"][0]["util_pct"], 42);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(
+        logs.matches("Accepted publickey").count(),
+        3,
+        "tn01 once, tn02 twice"
+    );
+}

@@ -80,6 +80,12 @@ pub trait Transport: Send + Sync {
     fn sessions(&self) -> Option<ssh::Sessions> {
         None
     }
+
+    /// True when a node whose connection failed (`Unreachable`) is tried again after a backoff: a snapshot
+    /// then waits, within its timeout, for that second try before taking the failure as the answer.
+    fn reconnects(&self) -> bool {
+        false
+    }
 }
 
 /// Keeps the node workers running; dropping it asks them all to stop.

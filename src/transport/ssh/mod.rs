@@ -158,6 +158,10 @@ impl Transport for SshTransport {
         Some(self.sessions.clone())
     }
 
+    fn reconnects(&self) -> bool {
+        true
+    }
+
     fn follow(&self, _inventory: &Arc<Inventory>, tx: MsgSender) -> Following {
         let stop = Arc::new(AtomicBool::new(false));
         let gate = Arc::new(Gate::new(self.max_handshakes));
