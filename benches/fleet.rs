@@ -208,14 +208,19 @@ struct Cold {
     clush: (usize, Measured),
 }
 
-fn cold(n: usize) -> Cold {
-    eprintln!("cold snapshot: starting {n} sshd nodes…");
-    let fleet = Fleet::start(
+/// A loopback fleet of `n` sshd nodes, each running the real agent on 8 fake GPUs.
+fn agent_fleet(n: usize) -> Fleet {
+    Fleet::start(
         (0..n)
             .map(|i| Behaviour::Agent(Spec::node(i as u32, 8)))
             .collect(),
         Quirks::default(),
-    );
+    )
+}
+
+fn cold(n: usize) -> Cold {
+    eprintln!("cold snapshot: starting {n} sshd nodes…");
+    let fleet = agent_fleet(n);
     let inventory = realistic_inventory(&fleet);
     // One unmeasured pass first: a fresh fleet's first connections cost its sshds more (cold caches), and
     // whichever tool ran first would pay for it.
@@ -242,15 +247,11 @@ fn cold(n: usize) -> Cold {
     }
 }
 
-/// fleetop's cold snapshot alone, three runs on one fleet: wall, jump-host CPU and the server side's CPU.
+/// fleetop's and pdsh's cold snapshots alone, three rounds on one fleet: wall, jump-host CPU and what the
+/// rest of the machine used.
 fn cold_fleetop_only(n: usize) {
     eprintln!("cold snapshot: starting {n} sshd nodes…");
-    let fleet = Fleet::start(
-        (0..n)
-            .map(|i| Behaviour::Agent(Spec::node(i as u32, 8)))
-            .collect(),
-        Quirks::default(),
-    );
+    let fleet = agent_fleet(n);
     let inventory = realistic_inventory(&fleet);
     let _ = fleetop_snapshot(&fleet, &inventory);
     // FLEETOP_BENCH_PERF=FILE: one more snapshot first, recorded by `perf record --call-graph dwarf` into FILE.
@@ -345,12 +346,7 @@ struct Live {
 
 fn live(n: usize, seconds: u64) -> Live {
     eprintln!("live following: {n} nodes for {seconds} s per tool…");
-    let fleet = Fleet::start(
-        (0..n)
-            .map(|i| Behaviour::Agent(Spec::node(i as u32, 8)))
-            .collect(),
-        Quirks::default(),
-    );
+    let fleet = agent_fleet(n);
     let inventory = fleet.dir.path().join("live.toml");
     let text = std::fs::read_to_string(realistic_inventory(&fleet)).expect("read");
     std::fs::write(
