@@ -43,20 +43,14 @@ fn measure(cmd: &mut Command) -> Measured {
         let _ = pipe.read_to_string(&mut s);
         s
     });
-    let mut status = 0;
-    // SAFETY: wait4 writes the status and rusage of our own child into the locals passed by pointer.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let cpu = reap(&child);
     let wall = started.elapsed();
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
     let stdout = reader.join().unwrap_or_default();
     // pdsh and clush print each node's agent output: one hello line per node that answered.
     let answered = stdout.matches("\"fleetop_agent\"").count();
     Measured {
         wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        cpu,
         stdout,
         answered,
         rest_cpu: 0.0,
@@ -74,9 +68,25 @@ fn machine_busy() -> f64 {
         .skip(1)
         .filter_map(|t| t.parse().ok())
         .collect();
-    let busy: f64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum();
+    ticks_to_secs([0, 1, 2, 5, 6].iter().filter_map(|&i| ticks.get(i)).sum())
+}
+
+/// Waits for `child` with wait4 and returns the CPU (user + system) it and the children it reaped used.
+fn reap(child: &std::process::Child) -> Duration {
+    let mut status = 0;
+    // SAFETY: wait4 writes the status and rusage of our own child into the locals passed by pointer.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Seconds of CPU in `ticks` of the kernel's clock (the unit of /proc/stat and /proc/PID/stat).
+fn ticks_to_secs(ticks: f64) -> f64 {
     // SAFETY: sysconf has no preconditions.
-    busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// Runs one cold measurement and adds what the rest of the machine used meanwhile. Machine-wide, because
@@ -148,8 +158,9 @@ fn clush(fleet: &Fleet, fanout: usize) -> Measured {
     )
 }
 
-fn fleetop_snapshot(fleet: &Fleet, inventory: &std::path::Path) -> Measured {
-    let mut m = measure(&mut fleet.fleetop(&[
+/// fleetop's arguments for one cold JSON snapshot of `inventory`.
+fn snapshot_args(inventory: &std::path::Path) -> [&str; 7] {
+    [
         "snapshot",
         "--format",
         "json",
@@ -157,7 +168,11 @@ fn fleetop_snapshot(fleet: &Fleet, inventory: &std::path::Path) -> Measured {
         "120",
         "--inventory",
         inventory.to_str().unwrap_or(""),
-    ]));
+    ]
+}
+
+fn fleetop_snapshot(fleet: &Fleet, inventory: &std::path::Path) -> Measured {
+    let mut m = measure(&mut fleet.fleetop(&snapshot_args(inventory)));
     let doc: serde_json::Value = serde_json::from_str(&m.stdout).unwrap_or_default();
     let nodes = doc["nodes"].as_array().cloned().unwrap_or_default();
     m.answered = nodes.iter().filter(|n| n["state"] == "up").count();
@@ -257,7 +272,15 @@ fn cold_fleetop_only(n: usize) {
     // FLEETOP_BENCH_PERF=FILE: one more snapshot first, recorded by `perf record --call-graph dwarf` into FILE.
     if let Ok(file) = std::env::var("FLEETOP_BENCH_PERF") {
         let client = fleet.fleetop(&[]);
-        let status = Command::new("perf")
+        let mut perf = Command::new("perf");
+        // The client's environment as `Fleet::fleetop` sets it: its variables set and removed.
+        for (key, value) in client.get_envs() {
+            match value {
+                Some(v) => perf.env(key, v),
+                None => perf.env_remove(key),
+            };
+        }
+        let status = perf
             .args([
                 "record",
                 "--call-graph",
@@ -269,17 +292,7 @@ fn cold_fleetop_only(n: usize) {
                 "--",
             ])
             .arg(client.get_program())
-            .args([
-                "snapshot",
-                "--format",
-                "json",
-                "--timeout",
-                "120",
-                "--inventory",
-                inventory.to_str().unwrap_or(""),
-            ])
-            .envs(client.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-            .env_remove("SSH_AUTH_SOCK")
+            .args(snapshot_args(&inventory))
             .stdout(Stdio::null())
             .status();
         eprintln!("perf record into {file}: {status:?}");
@@ -315,9 +328,7 @@ fn proc_cpu(pid: u32) -> f64 {
         .filter_map(|f| f.parse().ok())
         .collect();
     // After the ')' come state (not numeric, skipped) then ppid…; utime and stime are fields 14 and 15 of stat.
-    let ticks = (fields.get(10).copied().unwrap_or(0.0)) + (fields.get(11).copied().unwrap_or(0.0));
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    ticks_to_secs(fields.get(10).copied().unwrap_or(0.0) + fields.get(11).copied().unwrap_or(0.0))
 }
 
 /// Polling each second with a peer: what it cost while polling back to back, and per poll.
@@ -464,14 +475,10 @@ fn agent_cost() -> (f64, f64, usize) {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0.0);
-    // SAFETY: kill and wait4 on our own child, writing into locals.
+    // SAFETY: kill on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let cpu = reap(&child);
     let samples = reader.join().unwrap_or(1).saturating_sub(1).max(1);
-    let cpu = Duration::from_secs(usage.ru_utime.tv_sec as u64 + usage.ru_stime.tv_sec as u64)
-        + Duration::from_micros(usage.ru_utime.tv_usec as u64 + usage.ru_stime.tv_usec as u64);
     let _ = std::fs::remove_file(spec);
     (
         secs(cpu) * 1000.0 / samples as f64,

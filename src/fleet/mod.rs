@@ -186,14 +186,4 @@ impl FleetState {
             None => by_age(),
         }
     }
-
-    /// True once a node has given its first answer: a sample or a failure.
-    pub fn has_answered(&self, id: NodeId) -> bool {
-        let node = &self.nodes[id];
-        node.sample.is_some() || node.failure.is_some()
-    }
-
-    pub fn all_answered(&self) -> bool {
-        (0..self.nodes.len()).all(|id| self.has_answered(id))
-    }
 }

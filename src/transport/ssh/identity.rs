@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uchar, c_void, CString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
 
 use openssl::pkey::{Id, PKey, Private};
 use openssl::sign::Signer;
 use ssh2::Session;
+
+use super::stamped::{self, Stamped};
 
 /// How logins with one key file are made.
 enum Identity {
@@ -27,18 +28,11 @@ enum Identity {
     File { public: Option<PathBuf> },
 }
 
-struct Cached {
-    modified: Option<SystemTime>,
-    identity: Arc<Identity>,
-}
+type Cache = Mutex<HashMap<PathBuf, Option<Stamped<Identity>>>>;
 
-fn cache() -> &'static Mutex<HashMap<PathBuf, Cached>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Cached>>> = OnceLock::new();
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     CACHE.get_or_init(Mutex::default)
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn load(path: &Path) -> Identity {
@@ -68,23 +62,9 @@ fn load(path: &Path) -> Identity {
 }
 
 fn identity(path: &Path) -> Arc<Identity> {
-    let stamp = modified(path);
     let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(hit) = cache
-        .get(path)
-        .filter(|c| c.modified == stamp && stamp.is_some())
-    {
-        return Arc::clone(&hit.identity);
-    }
-    let identity = Arc::new(load(path));
-    cache.insert(
-        path.to_path_buf(),
-        Cached {
-            modified: stamp,
-            identity: Arc::clone(&identity),
-        },
-    );
-    identity
+    let slot = cache.entry(path.to_path_buf()).or_default();
+    stamped::current(slot, path, load)
 }
 
 /// Logs `user` in with the key in file `path`. Err holds libssh2's or the signer's reason.

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+
+use super::stamped::{self, Stamped};
 
 /// One usable line and, when it names hosts in plain text, those names.
 struct Entry {
@@ -13,15 +14,13 @@ struct Entry {
     names: Option<Vec<String>>,
 }
 
-struct Parsed {
-    modified: Option<SystemTime>,
-    entries: Result<Vec<Entry>, String>,
-}
+/// The file's usable lines, or why it could not be read.
+type Parsed = Result<Vec<Entry>, String>;
 
 /// A known_hosts file shared by every connection of a transport.
 pub struct KnownHosts {
     pub path: PathBuf,
-    cache: Mutex<Option<Arc<Parsed>>>,
+    cache: Mutex<Option<Stamped<Parsed>>>,
 }
 
 fn parse(text: &str) -> Vec<Entry> {
@@ -50,27 +49,18 @@ impl KnownHosts {
     }
 
     fn current(&self) -> Arc<Parsed> {
-        let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        match cache.as_ref() {
-            Some(parsed) if parsed.modified == modified && modified.is_some() => Arc::clone(parsed),
-            _ => {
-                let entries = std::fs::read_to_string(&self.path)
-                    .map(|t| parse(&t))
-                    .map_err(|e| format!("cannot read {}: {e}", self.path.display()));
-                let parsed = Arc::new(Parsed { modified, entries });
-                *cache = Some(Arc::clone(&parsed));
-                parsed
-            }
-        }
+        stamped::current(&mut cache, &self.path, |path| {
+            std::fs::read_to_string(path)
+                .map(|t| parse(&t))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        })
     }
 
     /// The lines that can decide `host`'s key on `port`; an error if the file cannot be read.
     pub fn lines_for(&self, host: &str, port: u16) -> Result<Vec<String>, String> {
         let parsed = self.current();
-        let entries = parsed.entries.as_ref().map_err(Clone::clone)?;
+        let entries = (*parsed).as_ref().map_err(Clone::clone)?;
         let wanted = if port == 22 {
             host.to_string()
         } else {

@@ -7,6 +7,7 @@ mod jump;
 pub mod known;
 pub mod oneshot;
 mod session;
+mod stamped;
 mod stream;
 
 use std::collections::HashMap;
