@@ -74,6 +74,7 @@ pub fn run(cli: Cli) -> i32 {
             interval: Duration::from_millis(a.interval.max(1)),
             once: a.once,
             nvml_lib: a.nvml_lib.map(|p| p.into_os_string()),
+            kernel_log: a.kernel_log,
         }),
         Some(Command::Check) => match load_inventory(&cli.global) {
             Ok(inv) => {

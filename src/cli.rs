@@ -108,4 +108,8 @@ pub struct AgentArgs {
     /// NVML library to load [default: $FLEETOP_NVML_LIB, then the system's libnvidia-ml.so.1]
     #[arg(long, value_name = "PATH")]
     pub nvml_lib: Option<PathBuf>,
+    /// Kernel log to read XIDs from: /dev/kmsg records or a dmesg/journalctl -k file
+    /// [default: $FLEETOP_KERNEL_LOG, then /dev/kmsg]
+    #[arg(long, value_name = "PATH")]
+    pub kernel_log: Option<PathBuf>,
 }

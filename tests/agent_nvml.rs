@@ -15,13 +15,40 @@ fn spec_file(text: &str) -> tempfile::NamedTempFile {
     f
 }
 
-fn agent(spec: &std::path::Path, args: &[&str]) -> Command {
+/// The agent on the fake NVML library, reading `kernel_log` (a path that may not exist) as its kernel log.
+fn agent_with_log(spec: &std::path::Path, kernel_log: &std::path::Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(common::fleetop_bin());
     cmd.arg("agent")
         .args(args)
         .env("FAKE_NVML_SPEC", spec)
-        .env("FLEETOP_NVML_LIB", &shared().fake_nvml);
+        .env("FLEETOP_NVML_LIB", &shared().fake_nvml)
+        .env("FLEETOP_KERNEL_LOG", kernel_log);
     cmd
+}
+
+/// The agent with an empty kernel log: XIDs checked, none.
+fn agent(spec: &std::path::Path, args: &[&str]) -> Command {
+    let empty = spec.with_extension("kmsg");
+    std::fs::write(&empty, "").unwrap();
+    agent_with_log(spec, &empty, args)
+}
+
+/// `agent --once` output: the hello line and the sample line.
+fn once(mut cmd: Command) -> (Value, Value) {
+    let out = wait_bounded(
+        cmd.arg("--once").stdout(Stdio::piped()).spawn().unwrap(),
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap());
+    (lines.next().unwrap(), lines.next().unwrap())
 }
 
 const SPEC: &str = "driver 550.90.07\ncuda 12040\n\
@@ -84,19 +111,33 @@ fn once_prints_hello_and_one_exact_sample() {
 
 #[test]
 fn streaming_reports_xid_events_from_the_event_set() {
-    let spec = spec_file(SPEC);
-    let mut child = agent(spec.path(), &["--interval", "100"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // GPU 1 supports XID events but not double-bit-ECC events: it must still be registered for XIDs.
+    let spec = spec_file(&format!("{SPEC}no_ecc_events 1\n"));
+    // No kernel log: the event set is the only source, and the node says XIDs before it are unknown.
+    let mut child = agent_with_log(
+        spec.path(),
+        std::path::Path::new("/nonexistent/kmsg"),
+        &["--interval", "100"],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut seen_xid = None;
-    for line in BufReader::new(stdout).lines().take(40) {
+    for line in BufReader::new(stdout).lines().skip(1).take(40) {
         let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        assert!(v["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("kernel log not readable")));
         if let Some(xid) = v["gpus"][1]["xid"].as_array().filter(|x| !x.is_empty()) {
             seen_xid = Some(xid.clone());
             break;
         }
+        assert_eq!(
+            v["gpus"][1]["xid"],
+            Value::Null,
+            "unknown until an event arrives"
+        );
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -148,4 +189,151 @@ fn a_closed_stdout_ends_the_agent_quietly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn lost_reset_and_unopenable_gpus_are_errors_not_blanks() {
+    let spec = spec_file(&format!(
+        "{SPEC}gpu 2|GPU-ccc|NVIDIA H100 80GB HBM3|1|1|1|81559|40|40|70000|700000|345|0|0|0|0|0|5|16|89|92|95\n\
+         gpu 3|GPU-ddd|NVIDIA H100 80GB HBM3|1|1|1|81559|40|40|70000|700000|345|0|0|0|0|0|5|16|89|92|95\n\
+         lost 1 0\nreset 2\nnohandle 3 15\n"
+    ));
+    let (hello, sample) = once(agent(spec.path(), &[]));
+    assert_eq!(hello["gpus"], 4);
+    let gpus = sample["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 4, "no GPU is dropped: {sample:#}");
+    assert_eq!(
+        gpus[0]["errors"],
+        Value::Null,
+        "a healthy GPU has no errors"
+    );
+    assert_eq!(gpus[1]["errors"][0]["kind"], "lost");
+    assert_eq!(gpus[1]["util_pct"], Value::Null);
+    assert_eq!(gpus[1]["temp_c"], Value::Null);
+    assert_eq!(gpus[2]["errors"][0]["kind"], "reset_required");
+    assert_eq!(gpus[3]["index"], 3);
+    assert_eq!(gpus[3]["errors"][0]["kind"], "lost");
+    assert_eq!(gpus[3]["errors"][0]["query"], "handle");
+    assert_eq!(gpus[3]["uuid"], Value::Null);
+}
+
+#[test]
+fn a_gpu_lost_after_some_samples_keeps_the_others_streaming() {
+    let spec = spec_file(&format!("{SPEC}lost 0 2\n"));
+    let mut child = agent(spec.path(), &["--interval", "50"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let samples: Vec<Value> = BufReader::new(stdout)
+        .lines()
+        .skip(1)
+        .take(5)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(samples[0]["gpus"][0]["util_pct"], 97);
+    assert_eq!(samples[1]["gpus"][0]["util_pct"], 97);
+    assert_eq!(samples[4]["gpus"][0]["errors"][0]["kind"], "lost");
+    assert_eq!(samples[4]["gpus"][0]["util_pct"], Value::Null);
+    assert_eq!(
+        samples[4]["gpus"][1]["temp_c"], 35,
+        "the other GPU still answers"
+    );
+}
+
+/// Real XID lines, each from a public report:
+/// - XID 79 on a node whose driver prints `pid='<unknown>'`: leptonai/gpud PR #46 shows the form;
+///   the message is NVIDIA's, as in NVIDIA/NVSentinel issue #155.
+/// - XID 13 (Graphics SM Warp Exception): leptonai/gpud PR #46 (`dmesg --ctime` output).
+/// - XID 48 on an address no GPU has: the DBE message of NVIDIA's dynamic page retirement docs.
+const KERNEL_LOG: &str = "6,1001,4000000,-;NVRM: loading NVIDIA UNIX x86_64 Kernel Module  550.90.07\n\
+6,1002,5000000,-;NVRM: Xid (PCI:0000:18:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n \
+SUBSYSTEM=pci\n\
+[    6.500000] NVRM: Xid (PCI:0000:02:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp Exception on (GPC 7, TPC 7, SM 0): Illegal Instruction Parameter\n\
+[    7.500000] NVRM: Xid (PCI:0000:02:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp Exception on (GPC 7, TPC 7, SM 0): Illegal Instruction Parameter\n\
+[    8.000000] NVRM: Xid (PCI:0000:44:00): 48, pid=1234, name=python3, An uncorrectable double bit error (DBE) has been detected on GPU\n\
+[    9.000000] nvidia-nvswitch1: SXid (PCI:0000:02:00.0): 22013, Non-fatal, Link 00 Minion Link DLREQ interrupt\n\
+[    9.000100] nvidia-nvswitch1: SXid (PCI:0000:02:00.0): 22013, Severity 0 Engine instance 00 Sub-engine instance 00\n";
+
+#[test]
+fn once_mode_reports_xids_since_boot_from_the_kernel_log() {
+    let spec = spec_file(&format!("{SPEC}pci 0 18\n"));
+    let log = spec.path().with_extension("kmsg");
+    std::fs::write(&log, KERNEL_LOG).unwrap();
+    let (_, sample) = once(agent_with_log(spec.path(), &log, &[]));
+    let g0 = &sample["gpus"][0];
+    assert_eq!(g0["xid"], json!([79]), "{sample:#}");
+    assert_eq!(g0["xid_events"][0]["count"], 1);
+    assert_eq!(g0["xid_events"][0]["text"], "GPU has fallen off the bus.");
+    assert!(g0["xid_events"][0]["first_ms"].as_u64().unwrap() > 1_000_000_000_000);
+    let g1 = &sample["gpus"][1];
+    assert_eq!(g1["xid"], json!([13]));
+    let e = &g1["xid_events"][0];
+    assert_eq!(e["count"], 2);
+    assert_eq!(
+        e["last_ms"].as_u64().unwrap() - e["first_ms"].as_u64().unwrap(),
+        1000
+    );
+    assert_eq!(sample["unmatched_xid"][0]["code"], 48);
+    assert_eq!(sample["sxid"][0]["code"], 22013);
+    assert_eq!(sample["sxid"][0]["count"], 1, "detail lines are not events");
+    assert_eq!(sample["sxid"][0]["fatal"], false);
+    assert_eq!(sample["warnings"], Value::Null);
+
+    let (_, blind) = once(agent_with_log(
+        spec.path(),
+        std::path::Path::new("/nonexistent/kmsg"),
+        &[],
+    ));
+    assert_eq!(blind["gpus"][0]["xid"], Value::Null, "unknown, not none");
+    assert!(blind["warnings"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("run the agent as root or set kernel.dmesg_restrict=0"));
+}
+
+#[test]
+fn field_values_of_every_type_and_t_limit() {
+    let spec = spec_file(&format!(
+        "{SPEC}memtemp_double\ntlimit 1 -8 -2 0 0 25\nmig 1\nremap_unc 1 3\n"
+    ));
+    let (_, sample) = once(agent(spec.path(), &[]));
+    let g1 = &sample["gpus"][1];
+    assert_eq!(
+        g1["mem_temp_c"], 40,
+        "a memory temperature typed double reads right"
+    );
+    assert_eq!(g1["tlimit_margin_c"], 25);
+    assert_eq!(g1["tlimit_shutdown_c"], -8);
+    assert_eq!(g1["tlimit_slowdown_c"], -2);
+    assert_eq!(g1["tlimit_gpu_max_c"], 0);
+    assert_eq!(
+        g1["temp_slowdown_c"],
+        Value::Null,
+        "the older API is not asked when T.Limit exists"
+    );
+    assert_eq!(g1["mig_enabled"], true);
+    assert_eq!(g1["remapped_rows_uncorrectable"], 3);
+    assert_eq!(g1["pci_bus_id"], "00000000:02:00.0");
+    let g0 = &sample["gpus"][0];
+    assert_eq!(
+        g0["temp_slowdown_c"], 89,
+        "without T.Limit the older thresholds are read"
+    );
+    assert_eq!(g0["mig_enabled"], false);
+}
+
+#[test]
+fn an_implausible_memory_temperature_is_null_with_a_reason() {
+    let spec = spec_file(
+        "driver 550.90.07\ncuda 12040\nmemtemp_double\n\
+         gpu 0|GPU-aaa|NVIDIA H100 80GB HBM3|97|41|70000|81559|71|100000|650500|700000|1980|0|0|0|0|0|5|16|89|92|95\n",
+    );
+    let (_, sample) = once(agent(spec.path(), &[]));
+    let g0 = &sample["gpus"][0];
+    assert_eq!(g0["mem_temp_c"], Value::Null);
+    assert_eq!(g0["errors"][0]["kind"], "implausible");
+    assert_eq!(g0["errors"][0]["query"], "temperature.memory");
 }

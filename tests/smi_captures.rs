@@ -11,7 +11,7 @@ fn parse(name: &str) -> GpuSample {
     .unwrap();
     let mut lines = text.lines();
     let columns = Columns::from_header(lines.next().unwrap());
-    parse_row(&columns, lines.next().unwrap()).unwrap()
+    parse_row(&columns, lines.next().unwrap()).unwrap().gpu
 }
 
 #[test]

@@ -350,3 +350,131 @@ echo '{{"t":1,"gpus":[{{"index":0,"util_pct":42,"temp_c":50,"xid":[]}}]}}'
         "tn01 once, tn02 twice"
     );
 }
+
+#[test]
+fn lost_gpus_reset_rows_and_xids_before_the_agent_started_are_crit() {
+    let healthy = Spec::node(1, 8);
+    let lost = Spec::node(2, 8).with_line("lost 3 0");
+    // GPU 5 sits on bus 06 (the fake library's default: index + 1); its XID 79 was logged before the agent ran.
+    let xid79 = Spec::node(3, 8).with_kernel_log(
+        "6,2001,5000000,-;NVRM: Xid (PCI:0000:06:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+    );
+    let mut rows = smi_rows(
+        "nvidia-smi/nvidia-h100-80gb-hbm3.load.csv",
+        &modern_fields(),
+    );
+    let columns = modern_fields().len();
+    let reset_row = format!("2{}\n", ", [GPU requires reset]".repeat(columns - 1));
+    rows = rows
+        .lines()
+        .enumerate()
+        .map(|(i, r)| {
+            if i == 2 {
+                reset_row.clone()
+            } else {
+                format!("{r}\n")
+            }
+        })
+        .collect();
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(healthy),
+            Behaviour::Agent(lost),
+            Behaviour::Smi {
+                rows,
+                legacy: false,
+            },
+            Behaviour::Agent(xid79),
+            Behaviour::Smi {
+                rows: "No devices were found\n".into(),
+                legacy: false,
+            },
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let (code, doc, logs) = snapshot(&fleet, &inventory, "20");
+    assert_eq!(code, 2, "{doc:#}\n{logs}");
+
+    let ok = node(&doc, "tn01");
+    assert_eq!(ok["health"], "ok", "{ok:#}");
+    assert_eq!(ok["gpus"][0]["xid"], serde_json::json!([]), "checked, none");
+
+    let n = node(&doc, "tn02");
+    assert_eq!(n["health"], "crit");
+    let g3 = &n["gpus"][3];
+    assert_eq!(g3["health"], "crit");
+    assert!(
+        g3["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("GPU lost (NVML: "),
+        "{g3:#}"
+    );
+    assert!(g3["reasons"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("reboot the node"));
+    assert_eq!(g3["util_pct"], Value::Null);
+    assert!(
+        n["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "7 of 8 GPUs seen"),
+        "{n:#}"
+    );
+
+    let n = node(&doc, "tn03");
+    assert_eq!(n["source"], "nvidia-smi");
+    assert_eq!(n["health"], "crit");
+    let g2 = &n["gpus"][2];
+    assert_eq!(g2["errors"][0]["kind"], "reset_required");
+    assert!(g2["reasons"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("GPU requires reset (nvidia-smi: [GPU requires reset])"));
+
+    let n = node(&doc, "tn04");
+    assert_eq!(n["health"], "crit");
+    let g5 = &n["gpus"][5];
+    assert_eq!(g5["xid"], serde_json::json!([79]));
+    assert_eq!(
+        g5["reasons"][0],
+        "XID 79: GPU fell off the bus: reboot the node"
+    );
+    assert_eq!(g5["xid_events"][0]["text"], "GPU has fallen off the bus.");
+
+    let n = node(&doc, "tn05");
+    assert_eq!(n["state"], "no-gpu-driver", "{n:#}");
+    assert!(
+        n["error"]
+            .as_str()
+            .unwrap()
+            .contains("No devices were found"),
+        "{n:#}"
+    );
+
+    assert_eq!(doc["summary"]["gpus_seen"], 8 + 7 + 7 + 8);
+
+    // The prom format carries the XID count per GPU.
+    let out = run_bounded(
+        &mut fleet.fleetop(&[
+            "snapshot",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--format",
+            "prom",
+            "--timeout",
+            "20",
+        ]),
+        Duration::from_secs(40),
+    );
+    let prom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        prom.contains(
+            "fleetop_gpu_xid_errors{node=\"tn04\",gpu=\"5\",uuid=\"GPU-0003-0005\",xid=\"79\"} 1"
+        ),
+        "{prom}"
+    );
+}

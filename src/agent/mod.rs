@@ -1,5 +1,7 @@
 //! Node side: `fleetop agent` reads every GPU through NVML and streams the agent wire format on stdout.
 
+mod fields;
+pub mod kernel;
 mod read;
 mod xid;
 
@@ -10,20 +12,25 @@ use std::time::Duration;
 
 use nvml_wrapper::Nvml;
 
-use crate::telemetry::wire::AgentHello;
-use crate::telemetry::NodeSample;
+use crate::telemetry::kernel_log::Tally;
+use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE};
+use crate::telemetry::{GpuError, GpuErrorKind, GpuSample, NodeSample};
 
 /// Exit status when NVML cannot be loaded or initialised (sysexits' EX_UNAVAILABLE).
 /// The SSH transport maps it to the node state `no-gpu-driver`.
 pub const EXIT_NO_NVML: i32 = 69;
 /// Environment variable naming the NVML library to load instead of the system's `libnvidia-ml.so.1`.
 pub const NVML_LIB_ENV: &str = "FLEETOP_NVML_LIB";
+/// Environment variable naming the kernel log to read instead of `/dev/kmsg`.
+pub const KERNEL_LOG_ENV: &str = "FLEETOP_KERNEL_LOG";
 
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
     pub interval: Duration,
     pub once: bool,
     pub nvml_lib: Option<OsString>,
+    /// `/dev/kmsg` records or a `dmesg`/`journalctl -k` file; `None`: `$FLEETOP_KERNEL_LOG`, then `/dev/kmsg`.
+    pub kernel_log: Option<std::path::PathBuf>,
 }
 
 /// Runs the agent until stdout closes (or after one sample with `once`); returns the exit status.
@@ -53,27 +60,63 @@ pub fn run(opts: &AgentOptions) -> i32 {
             return EXIT_NO_NVML;
         }
     };
+    let devices: Vec<Result<nvml_wrapper::Device, nvml_wrapper::error::NvmlError>> =
+        (0..count).map(|i| nvml.device_by_index(i)).collect();
+    let watched: Vec<Option<nvml_wrapper::Device>> =
+        (0..count).map(|i| nvml.device_by_index(i).ok()).collect();
     let stop = AtomicBool::new(false);
     let xids = xid::XidLog::default();
     std::thread::scope(|scope| {
         if !opts.once {
-            scope.spawn(|| {
-                if let Some(note) = xid::watch(&nvml, count, &xids, &stop) {
-                    eprintln!("fleetop agent: {note}");
-                }
-            });
+            scope.spawn(|| xid::watch(&nvml, &watched, &xids, &stop));
         }
-        let status = stream(&nvml, count, &xids, opts);
+        let status = stream(&nvml, &devices, &xids, opts);
         stop.store(true, Ordering::Relaxed);
         status
     })
 }
 
-fn stream(nvml: &Nvml, count: u32, xids: &xid::XidLog, opts: &AgentOptions) -> i32 {
-    let devices: Vec<_> = (0..count)
-        .filter_map(|i| nvml.device_by_index(i).ok().map(|d| (i, d)))
+/// One GPU as the agent holds it: open, or the error its handle gave at start.
+enum Gpu<'n> {
+    Open(read::GpuIdentity, &'n nvml_wrapper::Device<'n>),
+    Failed(Box<GpuSample>),
+}
+
+fn stream(
+    nvml: &Nvml,
+    devices: &[Result<nvml_wrapper::Device, nvml_wrapper::error::NvmlError>],
+    xids: &xid::XidLog,
+    opts: &AgentOptions,
+) -> i32 {
+    let gpus: Vec<Gpu> = devices
+        .iter()
+        .zip(0u32..)
+        .take(MAX_GPUS_PER_SAMPLE)
+        .map(|(d, i)| match d {
+            Ok(d) => Gpu::Open(read::identity(nvml, i, d), d),
+            Err(e) => Gpu::Failed(Box::new(GpuSample::failed(
+                i,
+                read::error_of("handle", e).unwrap_or_else(|| GpuError {
+                    kind: GpuErrorKind::Failed,
+                    query: "handle".into(),
+                    detail: format!("NVML: {e}"),
+                }),
+            ))),
+        })
         .collect();
-    let identities: Vec<_> = devices.iter().map(|(i, d)| read::identity(*i, d)).collect();
+    let pcis: Vec<_> = gpus
+        .iter()
+        .map(|g| match g {
+            Gpu::Open(id, _) => id.pci,
+            Gpu::Failed(_) => None,
+        })
+        .collect();
+    let path = opts
+        .kernel_log
+        .clone()
+        .or_else(|| std::env::var_os(KERNEL_LOG_ENV).map(Into::into))
+        .unwrap_or_else(|| kernel::DEFAULT_PATH.into());
+    let mut kernel_log = kernel::KernelLog::open(&path, &pcis);
     let hello = AgentHello {
         fleetop_agent: 1,
         version: env!("CARGO_PKG_VERSION").into(),
@@ -82,7 +125,7 @@ fn stream(nvml: &Nvml, count: u32, xids: &xid::XidLog, opts: &AgentOptions) -> i
             .sys_cuda_driver_version()
             .ok()
             .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10)),
-        gpus: count,
+        gpus: devices.len() as u32,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -90,19 +133,48 @@ fn stream(nvml: &Nvml, count: u32, xids: &xid::XidLog, opts: &AgentOptions) -> i
         return 0;
     }
     loop {
-        let sample = NodeSample {
+        kernel_log.poll();
+        let mut sample = NodeSample {
             t: crate::telemetry::unix_ms(),
-            gpus: devices
+            gpus: gpus
                 .iter()
-                .zip(&identities)
-                .map(|((_, d), id)| read::sample(id, d, xids.for_gpu(id.index)))
+                .enumerate()
+                .map(|(position, g)| {
+                    let mut gpu = match g {
+                        Gpu::Open(id, d) => read::sample(nvml, id, d),
+                        Gpu::Failed(failed) => (**failed).clone(),
+                    };
+                    attach_xids(&mut gpu, kernel_log.gpu(position), xids.for_gpu(position));
+                    gpu
+                })
                 .collect(),
+            warnings: kernel_log
+                .error()
+                .map(str::to_string)
+                .into_iter()
+                .chain(xids.problem().filter(|_| !opts.once))
+                .collect(),
+            sxid: kernel_log.sxid(),
+            unmatched_xid: kernel_log.unmatched(),
         };
+        sample.sanitize(MAX_GPUS_PER_SAMPLE);
         if !emit(&mut out, &sample) || opts.once {
             return 0;
         }
         std::thread::sleep(opts.interval);
     }
+}
+
+/// The kernel log is the record since boot; NVML events (since the agent started) stand in when it can't be read.
+/// Without either, XIDs are unknown (`None`), never "none" (`[]`).
+fn attach_xids(gpu: &mut GpuSample, from_log: Option<&Tally>, from_events: Option<Tally>) {
+    let tally = match (from_log, from_events) {
+        (Some(log), _) => Some(log.clone()),
+        (None, Some(events)) if !events.events().is_empty() => Some(events),
+        (None, _) => None,
+    };
+    gpu.xid = tally.as_ref().map(Tally::codes);
+    gpu.xid_events = tally.map(|t| t.events().to_vec());
 }
 
 /// Writes one NDJSON line; false once stdout is closed, which means the jump host went away (a normal end).

@@ -1,5 +1,6 @@
 //! The one owner of fleet data: applies transport messages and derives node state and health from them.
 
+pub mod events;
 pub mod filter;
 pub mod history;
 pub mod view;
@@ -101,11 +102,21 @@ pub struct NodeStatus {
     pub history: Vec<history::GpuHistory>,
 }
 
+/// An operator's acknowledgement of a node's XIDs as they stood: each (GPU index, code, count) it covers.
+/// An XID that happens again, or a new one, is not covered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XidAck {
+    pub reason: String,
+    pub covered: Vec<(u32, u32, u64)>,
+}
+
 /// The fleet as last heard from.
 #[derive(Debug, Clone)]
 pub struct FleetState {
     pub inventory: Arc<Inventory>,
     pub nodes: Vec<NodeStatus>,
+    /// Per node, the operator's XID acknowledgement, if any.
+    pub acks: Vec<Option<XidAck>>,
     /// Samples each history ring holds (`HISTORY_SPAN` at the inventory's interval).
     pub history_len: usize,
 }
@@ -116,6 +127,7 @@ impl FleetState {
         let interval_ms = inventory.settings.interval.as_millis().max(1);
         let history_len = (HISTORY_SPAN.as_millis() / interval_ms).clamp(1, 3600) as usize;
         FleetState {
+            acks: vec![None; nodes.len()],
             inventory,
             nodes,
             history_len,
@@ -160,6 +172,47 @@ impl FleetState {
                 });
             }
         }
+    }
+
+    /// Acknowledges every XID the node reports now; returns what was covered (empty: nothing to acknowledge).
+    pub fn acknowledge_xids(&mut self, id: NodeId, reason: &str) -> Vec<(u32, u32, u64)> {
+        let covered: Vec<(u32, u32, u64)> = self
+            .nodes
+            .get(id)
+            .and_then(|n| n.sample.as_ref())
+            .map(|s| {
+                s.gpus
+                    .iter()
+                    .flat_map(|g| {
+                        g.xid.iter().flatten().map(move |&code| {
+                            let count = g
+                                .xid_events
+                                .iter()
+                                .flatten()
+                                .find(|e| e.code == code)
+                                .map_or(1, |e| e.count);
+                            (g.index, code, count)
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(slot) = self.acks.get_mut(id) {
+            *slot = (!covered.is_empty()).then(|| XidAck {
+                reason: reason.to_string(),
+                covered: covered.clone(),
+            });
+        }
+        covered
+    }
+
+    /// The reason an XID on this GPU is acknowledged, if it has not happened again since.
+    pub fn acknowledged(&self, id: NodeId, gpu: u32, code: u32, count: u64) -> Option<String> {
+        let ack = self.acks.get(id)?.as_ref()?;
+        ack.covered
+            .iter()
+            .any(|&(g, c, n)| g == gpu && c == code && count <= n)
+            .then(|| ack.reason.clone())
     }
 
     pub fn stale_after(&self) -> Duration {

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use super::{FleetState, NodeState};
 use crate::inventory::NodeId;
-use crate::telemetry::health::{judge_gpu, judge_gpu_count, Health, Verdict};
+use crate::telemetry::health::{
+    classify_xid, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
+};
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.
@@ -28,6 +30,8 @@ pub struct NodeView<'a> {
     pub error: Option<String>,
     pub expected_gpus: u32,
     pub gpus: Vec<GpuView<'a>>,
+    /// The last sample, for node-level data (SXids, unmatched XIDs, warnings).
+    pub sample: Option<&'a crate::telemetry::NodeSample>,
 }
 
 /// How to treat nodes that have not answered yet.
@@ -73,7 +77,9 @@ impl FleetState {
             .flat_map(|s| &s.gpus)
             .map(|g| GpuView {
                 sample: g,
-                verdict: judge_gpu(g, &inv.thresholds),
+                verdict: judge_gpu(g, &inv.thresholds, &|code, count| {
+                    self.acknowledged(id, g.index, code, count)
+                }),
             })
             .collect();
         let mut verdict = Verdict::default();
@@ -86,9 +92,24 @@ impl FleetState {
                     error.as_deref().unwrap_or("no data")
                 ),
             );
-        } else if status.sample.is_some() {
-            if let Some(short) = judge_gpu_count(gpus.len(), spec.expected_gpus) {
+        } else if let Some(sample) = &status.sample {
+            if let Some(short) = judge_gpu_count(gpus_seen(&gpus), spec.expected_gpus) {
                 verdict.add(short.health, short.reasons.join("; "));
+            }
+            for warning in &sample.warnings {
+                verdict.add(Health::Warn, warning.clone());
+            }
+            let switches = judge_sxids(sample.sxid.as_deref().unwrap_or_default());
+            for reason in switches.reasons {
+                verdict.add(switches.health, reason);
+            }
+            for e in &sample.unmatched_xid {
+                let (health, what) = classify_xid(e.code);
+                let text = e.text.as_deref().unwrap_or("");
+                verdict.add(
+                    health,
+                    format!("XID {} ({}×): {what}; {text}", e.code, e.count),
+                );
             }
             for gpu in &gpus {
                 for reason in &gpu.verdict.reasons {
@@ -115,6 +136,7 @@ impl FleetState {
             error,
             expected_gpus: spec.expected_gpus,
             gpus,
+            sample: status.sample.as_ref(),
         }
     }
 
@@ -123,6 +145,18 @@ impl FleetState {
             .map(|id| self.node_view(id, now, pending))
             .collect()
     }
+}
+
+/// GPUs that reported values, each index once: a lost GPU is listed but not seen.
+pub fn gpus_seen(gpus: &[GpuView]) -> usize {
+    let mut indices: Vec<u32> = gpus
+        .iter()
+        .filter(|g| g.sample.reported_values())
+        .map(|g| g.sample.index)
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    indices.len()
 }
 
 /// Fleet totals over a set of node views.
@@ -147,7 +181,7 @@ impl Summary {
         for v in views {
             s.nodes_up += usize::from(v.state == NodeState::Up);
             s.gpus_expected += u64::from(v.expected_gpus);
-            s.gpus_seen += v.gpus.len() as u64;
+            s.gpus_seen += gpus_seen(&v.gpus) as u64;
             s.health = s.health.max(v.verdict.health);
             s.warn += usize::from(v.verdict.health == Health::Warn);
             s.crit += usize::from(v.verdict.health == Health::Crit);

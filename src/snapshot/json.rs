@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::Report;
 use crate::fleet::view::{GpuView, NodeView};
+use crate::telemetry::{GpuError, XidEvent};
 
 pub const SCHEMA: &str = "fleetop.snapshot/1";
 
@@ -36,6 +37,14 @@ struct Node<'a> {
     source: Option<&'static str>,
     sample_age_ms: Option<u64>,
     error: Option<String>,
+    /// Why the node is warn or crit, GPU reasons included.
+    reasons: &'a [String],
+    /// NVSwitch SXids from the kernel log (`null`: not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sxid: Option<&'a [XidEvent]>,
+    /// XIDs on PCI addresses the node lists no GPU at.
+    #[serde(skip_serializing_if = "<[XidEvent]>::is_empty")]
+    unmatched_xid: &'a [XidEvent],
     gpus: Vec<Gpu<'a>>,
 }
 
@@ -56,7 +65,14 @@ struct Gpu<'a> {
     throttle: Option<&'a [String]>,
     ecc_uncorrected: Option<u64>,
     remapped_rows_pending: Option<bool>,
+    remapped_rows_failed: Option<bool>,
+    remapped_rows_uncorrectable: Option<u64>,
+    mig_enabled: Option<bool>,
+    pci_bus_id: Option<&'a str>,
+    tlimit_margin_c: Option<i32>,
     xid: Option<&'a [u32]>,
+    xid_events: Option<&'a [XidEvent]>,
+    errors: &'a [GpuError],
     health: &'static str,
     reasons: &'a [String],
 }
@@ -79,7 +95,14 @@ fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
         throttle: s.throttle.as_deref(),
         ecc_uncorrected: s.ecc_uncorrected,
         remapped_rows_pending: s.remapped_rows_pending,
+        remapped_rows_failed: s.remapped_rows_failed,
+        remapped_rows_uncorrectable: s.remapped_rows_uncorrectable,
+        mig_enabled: s.mig_enabled,
+        pci_bus_id: s.pci_bus_id.as_deref(),
+        tlimit_margin_c: s.tlimit_margin_c,
         xid: s.xid.as_deref(),
+        xid_events: s.xid_events.as_deref(),
+        errors: &s.errors,
         health: g.verdict.health.as_str(),
         reasons: &g.verdict.reasons,
     }
@@ -95,6 +118,9 @@ fn node<'a>(v: &'a NodeView) -> Node<'a> {
         source: v.source.map(|s| s.as_str()),
         sample_age_ms: v.sample_age.map(|a| a.as_millis() as u64),
         error: v.error.clone(),
+        reasons: &v.verdict.reasons,
+        sxid: v.sample.and_then(|s| s.sxid.as_deref()),
+        unmatched_xid: v.sample.map_or(&[], |s| &s.unmatched_xid),
         gpus: v.gpus.iter().map(gpu).collect(),
     }
 }

@@ -187,5 +187,40 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    header(
+        &mut out,
+        "fleetop_gpu_xid_errors",
+        "Occurrences of each XID since boot (kernel log), or since the agent started (NVML events).",
+    );
+    for v in &report.nodes {
+        for g in &v.gpus {
+            for (code, count) in xid_counts(g.sample) {
+                let _ = writeln!(
+                    out,
+                    "fleetop_gpu_xid_errors{{node=\"{}\",gpu=\"{}\",uuid=\"{}\",xid=\"{code}\"}} {count}",
+                    escape(v.name),
+                    g.sample.index,
+                    escape(g.sample.uuid.as_deref().unwrap_or(""))
+                );
+            }
+        }
+    }
     out
+}
+
+/// Each XID code of a GPU with its count (1 where an older agent sent only the code).
+fn xid_counts(gpu: &crate::telemetry::GpuSample) -> Vec<(u32, u64)> {
+    gpu.xid
+        .iter()
+        .flatten()
+        .map(|&code| {
+            let count = gpu
+                .xid_events
+                .iter()
+                .flatten()
+                .find(|e| e.code == code)
+                .map_or(1, |e| e.count);
+            (code, count)
+        })
+        .collect()
 }

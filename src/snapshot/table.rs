@@ -26,7 +26,11 @@ fn cells(v: &NodeView) -> [String; 11] {
         v.source.map_or_else(dash, |s| s.as_str().to_string()),
         v.sample_age
             .map_or_else(dash, |a| format!("{:.1}s", a.as_secs_f64())),
-        format!("{}/{}", v.gpus.len(), v.expected_gpus),
+        format!(
+            "{}/{}",
+            crate::fleet::view::gpus_seen(&v.gpus),
+            v.expected_gpus
+        ),
         avg_util.map_or_else(dash, |u| format!("{u:.0}%")),
         max_temp.map_or_else(dash, |t| format!("{t}°C")),
         if v.gpus.is_empty() {

@@ -1,6 +1,8 @@
 //! What a node reports: per-GPU samples, the agent wire format, the nvidia-smi CSV parser and health rules.
 
 pub mod health;
+pub mod kernel_log;
+pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;
 
@@ -27,14 +29,100 @@ pub struct GpuSample {
     pub ecc_uncorrected: Option<u64>,
     pub remapped_rows_pending: Option<bool>,
     pub remapped_rows_failed: Option<bool>,
-    /// XID errors seen since the agent started (`None`: the source cannot see XIDs, e.g. nvidia-smi).
+    /// Distinct XID codes since boot (`None`: unknown, e.g. nvidia-smi or an unreadable kernel log;
+    /// `[]`: checked, none).
     pub xid: Option<Vec<u32>>,
+    /// Each XID with its count, first and last time and the driver's message (`None` from older agents).
+    pub xid_events: Option<Vec<XidEvent>>,
     pub pcie_gen: Option<u32>,
     pub pcie_width: Option<u32>,
     /// The device's own thresholds, when the agent could read them.
     pub temp_slowdown_c: Option<u32>,
     pub temp_shutdown_c: Option<u32>,
     pub mem_temp_max_c: Option<u32>,
+    /// Rows remapped after uncorrectable errors (NVML_FI_DEV_REMAPPED_UNC).
+    pub remapped_rows_uncorrectable: Option<u64>,
+    /// MIG mode as it is now; with MIG on, NVML reports no utilization for the whole GPU.
+    pub mig_enabled: Option<bool>,
+    /// PCI bus id as NVML prints it (`00000000:18:00.0`); XIDs in the kernel log name GPUs by it.
+    pub pci_bus_id: Option<String>,
+    /// How far the GPU is below T.Limit now, in °C (negative: above it). nvml.h: margin temperature.
+    pub tlimit_margin_c: Option<i32>,
+    /// Thresholds relative to T.Limit (nvml.h fields 193-196): the margin at which the GPU shuts down,
+    /// starts hardware slowdown, starts software slowdown for memory temperature, and drops below base clock.
+    pub tlimit_shutdown_c: Option<i32>,
+    pub tlimit_slowdown_c: Option<i32>,
+    pub tlimit_mem_max_c: Option<i32>,
+    pub tlimit_gpu_max_c: Option<i32>,
+    /// Queries that failed with an error other than "not supported", and values rejected as implausible.
+    /// Any error but `implausible` makes the GPU `crit`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<GpuError>,
+}
+
+impl GpuSample {
+    /// A GPU placeholder for one that answered nothing but an error (its handle could not be opened).
+    pub fn failed(index: u32, error: GpuError) -> Self {
+        GpuSample {
+            index,
+            errors: vec![error],
+            ..Default::default()
+        }
+    }
+
+    /// True when the GPU reported any reading: only such a GPU counts as seen (its uuid, read once at start,
+    /// is not a reading).
+    pub fn reported_values(&self) -> bool {
+        self.util_pct.is_some()
+            || self.mem_used_mib.is_some()
+            || self.mem_total_mib.is_some()
+            || self.temp_c.is_some()
+            || self.power_w.is_some()
+            || self.sm_clock_mhz.is_some()
+    }
+}
+
+/// A query that failed, as a verdict rather than a blank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuError {
+    pub kind: GpuErrorKind,
+    /// What was asked: `handle`, `utilization`, `temperature.memory`, …
+    pub query: String,
+    /// The driver's own words (`NVML: GPU is lost`, `[GPU requires reset]`) or the rejected value.
+    pub detail: String,
+}
+
+/// How bad a failed query is (nvml.h return codes; nvidia-smi's bracketed cells).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuErrorKind {
+    /// NVML_ERROR_GPU_IS_LOST, `[GPU is lost]`: the GPU fell off the bus.
+    Lost,
+    /// NVML_ERROR_RESET_REQUIRED, `[GPU requires reset]`.
+    ResetRequired,
+    /// NVML_ERROR_UNKNOWN, `[Unknown Error]`, `ERR!`.
+    Unknown,
+    /// A value outside what any GPU can report; the value is dropped (`null`).
+    Implausible,
+    /// Any other error; also what an unknown kind from a newer agent reads as.
+    #[serde(other)]
+    Failed,
+}
+
+/// One XID (or NVSwitch SXid) code as seen in the kernel log or NVML's event set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct XidEvent {
+    pub code: u32,
+    pub count: u64,
+    /// Unix milliseconds of the first and last occurrence, when the source had a time.
+    pub first_ms: Option<u64>,
+    pub last_ms: Option<u64>,
+    /// The driver's message for the last occurrence, without pid and process name.
+    pub text: Option<String>,
+    /// SXids only: true for "Fatal", false for "Non-fatal".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fatal: Option<bool>,
 }
 
 /// Every GPU of one node at one instant.
@@ -43,6 +131,16 @@ pub struct NodeSample {
     /// Node-side time of the sample, Unix milliseconds (informational: ages use the jump host's clock).
     pub t: u64,
     pub gpus: Vec<GpuSample>,
+    /// Node-level problems the agent found in its own sources (kernel log unreadable, event watch stopped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// NVSwitch SXid errors from the kernel log (`None`: not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sxid: Option<Vec<XidEvent>>,
+    /// XIDs in the kernel log on PCI addresses no listed GPU has: a GPU that fell off the bus before the
+    /// agent started is not listed by NVML, but its XID 79 still counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_xid: Vec<XidEvent>,
 }
 
 /// Now, as Unix milliseconds (a sample's node-side `t`).

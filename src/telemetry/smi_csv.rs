@@ -1,9 +1,9 @@
 //! Agentless mode: `nvidia-smi --query-gpu=… --format=csv` rows (with or without header and units) into samples.
 
-use super::{GpuSample, NodeSample};
+use super::{GpuError, GpuErrorKind, GpuSample, NodeSample};
 
-/// Fields asked of drivers from 535.54.03 on (`clocks_event_reasons.*`, remapped rows).
-const MODERN_FIELDS: &[&str] = &[
+/// Fields every driver answers, in the naming of drivers from 535.54.03 on (`clocks_event_reasons.*`).
+const BASE_FIELDS: &[&str] = &[
     "index",
     "uuid",
     "name",
@@ -24,36 +24,71 @@ const MODERN_FIELDS: &[&str] = &[
     "ecc.errors.uncorrected.volatile.total",
     "pcie.link.gen.current",
     "pcie.link.width.current",
+    "pci.bus_id",
+];
+/// Asked of drivers with row remapping and MIG (A100 and later).
+const REMAP_FIELDS: &[&str] = &[
     "remapped_rows.pending",
     "remapped_rows.failure",
+    "remapped_rows.uncorrectable",
+    "mig.mode.current",
 ];
+/// Asked of drivers that report the distance to T.Limit.
+const TLIMIT_FIELDS: &[&str] = &["temperature.gpu.tlimit"];
 
-/// The same question in the naming older drivers understand (`clocks_throttle_reasons.*`, no remapped rows).
+/// The questions asked in turn: a driver that rejects a field (`Field "…" is not a valid field to query.`,
+/// on stdout) gets the next, smaller list, once.
+pub fn field_tiers() -> [Vec<String>; 3] {
+    let owned = |lists: &[&[&str]]| -> Vec<String> {
+        lists
+            .iter()
+            .flat_map(|l| l.iter().map(|f| f.to_string()))
+            .collect()
+    };
+    [
+        owned(&[BASE_FIELDS, REMAP_FIELDS, TLIMIT_FIELDS]),
+        owned(&[BASE_FIELDS, REMAP_FIELDS]),
+        legacy_fields(),
+    ]
+}
+
+/// The question in the naming older drivers understand (`clocks_throttle_reasons.*`, no remapped rows).
 pub fn legacy_fields() -> Vec<String> {
-    MODERN_FIELDS
+    BASE_FIELDS
         .iter()
-        .filter(|f| !f.starts_with("remapped_rows."))
         .map(|f| f.replace("clocks_event_reasons.", "clocks_throttle_reasons."))
         .collect()
 }
 
+/// The fullest question, which current drivers answer.
 pub fn modern_fields() -> Vec<String> {
-    MODERN_FIELDS.iter().map(|f| f.to_string()).collect()
+    field_tiers()[0].clone()
 }
 
-/// The remote command: modern field names, then the legacy ones if the driver rejects them.
+/// True for the line nvidia-smi prints (on stdout) when the driver does not know a field.
+pub fn is_unknown_field(line: &str) -> bool {
+    line.starts_with("Field \"") && line.contains("is not a valid field to query")
+}
+
+/// The line nvidia-smi prints when the driver is loaded but sees no GPU.
+pub const NO_DEVICES: &str = "No devices were found";
+
+/// The remote command: each field list in turn until the driver accepts one.
 /// With `interval_ms`, nvidia-smi's own loop mode; without, one pass and exit (snapshots).
 pub fn remote_command(interval_ms: Option<u64>) -> String {
     let looping = interval_ms
         .map(|ms| format!(" -lms {ms}"))
         .unwrap_or_default();
-    let query = |fields: &[String]| {
-        format!(
-            "nvidia-smi --query-gpu={} --format=csv,noheader,nounits{looping}",
-            fields.join(",")
-        )
-    };
-    format!("{} || {}", query(&modern_fields()), query(&legacy_fields()))
+    field_tiers()
+        .iter()
+        .map(|fields| {
+            format!(
+                "nvidia-smi --query-gpu={} --format=csv,noheader,nounits{looping}",
+                fields.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" || ")
 }
 
 /// Which sample field a CSV column feeds.
@@ -75,6 +110,10 @@ enum Field {
     Ecc,
     RemapPending,
     RemapFailed,
+    RemapUncorrectable,
+    Mig,
+    PciBusId,
+    Tlimit,
     PcieGen,
     PcieWidth,
     Ignored,
@@ -101,6 +140,10 @@ fn field_for(name: &str) -> Field {
         "pcie.link.width.current" => Field::PcieWidth,
         "remapped_rows.pending" => Field::RemapPending,
         "remapped_rows.failure" => Field::RemapFailed,
+        "remapped_rows.uncorrectable" => Field::RemapUncorrectable,
+        "mig.mode.current" => Field::Mig,
+        "pci.bus_id" => Field::PciBusId,
+        "temperature.gpu.tlimit" => Field::Tlimit,
         other => match other.strip_prefix("clocks_event_reasons.") {
             Some(reason) => super::THROTTLE_REASONS
                 .iter()
@@ -127,14 +170,31 @@ impl Columns {
     }
 }
 
-/// Reads one cell; `None` for the many ways nvidia-smi says "no value".
+/// The cells nvidia-smi prints for a GPU in trouble, and what each means.
+const ERROR_CELLS: &[(&str, GpuErrorKind)] = &[
+    ("[GPU is lost]", GpuErrorKind::Lost),
+    ("[GPU requires reset]", GpuErrorKind::ResetRequired),
+    ("[Unknown Error]", GpuErrorKind::Unknown),
+    ("Unknown Error", GpuErrorKind::Unknown),
+    ("ERR!", GpuErrorKind::Unknown),
+];
+
+/// The error a cell reports, if it is one of nvidia-smi's error spellings.
+fn cell_error(raw: &str) -> Option<GpuErrorKind> {
+    let v = raw.trim();
+    ERROR_CELLS
+        .iter()
+        .find(|(text, _)| v.eq_ignore_ascii_case(text))
+        .map(|(_, kind)| *kind)
+}
+
+/// Reads one cell; `None` for the many ways nvidia-smi says "no value" (errors are read by [`cell_error`]).
 fn cell(raw: &str) -> Option<&str> {
     let v = raw.trim();
     let missing = v.is_empty()
         || (v.starts_with('[') && v.ends_with(']'))
         || v.eq_ignore_ascii_case("N/A")
-        || v == "ERR!"
-        || v.eq_ignore_ascii_case("Unknown Error");
+        || cell_error(v).is_some();
     (!missing).then_some(v)
 }
 
@@ -145,14 +205,23 @@ fn number(raw: &str) -> Option<f64> {
 
 fn flag(raw: &str) -> Option<bool> {
     match cell(raw)?.to_ascii_lowercase().as_str() {
-        "active" | "yes" | "1" | "true" => Some(true),
-        "not active" | "no" | "0" | "false" => Some(false),
+        "active" | "yes" | "1" | "true" | "enabled" => Some(true),
+        "not active" | "no" | "0" | "false" | "disabled" => Some(false),
         _ => None,
     }
 }
 
-/// Parses one row. Fails only when the row has no usable GPU index (e.g. an error message, not data).
-pub fn parse_row(columns: &Columns, line: &str) -> Result<GpuSample, String> {
+/// One parsed row; `index` is `None` when the index cell itself was an error (the GPU is then placed by
+/// its position in the pass).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub gpu: GpuSample,
+    pub index: Option<u32>,
+}
+
+/// Parses one row. Fails only for a line that is not GPU data at all (an error message); a row of error
+/// cells is a GPU in trouble, kept with its errors.
+pub fn parse_row(columns: &Columns, line: &str) -> Result<Row, String> {
     let mut gpu = GpuSample::default();
     let mut index = None;
     let mut reasons: Option<Vec<String>> = None;
@@ -162,17 +231,33 @@ pub fn parse_row(columns: &Columns, line: &str) -> Result<GpuSample, String> {
         .iter()
         .zip(cells.iter().copied().chain(std::iter::repeat("")))
     {
+        if let Some(kind) = cell_error(raw) {
+            if !gpu.errors.iter().any(|e| e.kind == kind) {
+                gpu.errors.push(GpuError {
+                    kind,
+                    query: format!("{field:?}").to_lowercase(),
+                    detail: format!("nvidia-smi: {}", raw.trim()),
+                });
+            }
+            continue;
+        }
         let whole = |v: f64| (v >= 0.0 && v.fract() == 0.0).then_some(v);
         match field {
             Field::Index => index = cell(raw).and_then(|v| v.parse::<u32>().ok()),
             Field::Uuid => gpu.uuid = cell(raw).map(str::to_string),
             Field::Name => gpu.name = cell(raw).map(str::to_string),
+            Field::PciBusId => gpu.pci_bus_id = cell(raw).map(str::to_string),
             Field::Util => gpu.util_pct = number(raw).and_then(whole).map(|v| v as u32),
             Field::MemUtil => gpu.mem_util_pct = number(raw).and_then(whole).map(|v| v as u32),
             Field::MemUsed => gpu.mem_used_mib = number(raw).and_then(whole).map(|v| v as u64),
             Field::MemTotal => gpu.mem_total_mib = number(raw).and_then(whole).map(|v| v as u64),
             Field::Temp => gpu.temp_c = number(raw).and_then(whole).map(|v| v as u32),
             Field::MemTemp => gpu.mem_temp_c = number(raw).and_then(whole).map(|v| v as u32),
+            Field::Tlimit => {
+                gpu.tlimit_margin_c = number(raw)
+                    .filter(|v| v.fract() == 0.0 && v.abs() < 1e6)
+                    .map(|v| v as i32)
+            }
             Field::Power => gpu.power_w = number(raw),
             Field::PowerLimit => gpu.power_limit_w = number(raw),
             Field::SmClock => gpu.sm_clock_mhz = number(raw).and_then(whole).map(|v| v as u32),
@@ -181,6 +266,10 @@ pub fn parse_row(columns: &Columns, line: &str) -> Result<GpuSample, String> {
             Field::PcieWidth => gpu.pcie_width = number(raw).and_then(whole).map(|v| v as u32),
             Field::RemapPending => gpu.remapped_rows_pending = flag(raw),
             Field::RemapFailed => gpu.remapped_rows_failed = flag(raw),
+            Field::RemapUncorrectable => {
+                gpu.remapped_rows_uncorrectable = number(raw).and_then(whole).map(|v| v as u64)
+            }
+            Field::Mig => gpu.mig_enabled = flag(raw),
             Field::Reason(name) => {
                 if let Some(active) = flag(raw) {
                     let list = reasons.get_or_insert_with(Vec::new);
@@ -193,11 +282,12 @@ pub fn parse_row(columns: &Columns, line: &str) -> Result<GpuSample, String> {
         }
     }
     gpu.throttle = reasons;
-    gpu.index = index.ok_or_else(|| {
+    if index.is_none() && gpu.errors.is_empty() {
         let shown: String = line.chars().take(80).collect();
-        format!("not an nvidia-smi data row: {shown:?}")
-    })?;
-    Ok(gpu)
+        return Err(format!("not an nvidia-smi data row: {shown:?}"));
+    }
+    gpu.index = index.unwrap_or(0);
+    Ok(Row { gpu, index })
 }
 
 /// Groups streamed rows into node samples: a sample ends when every expected GPU has reported
@@ -216,8 +306,15 @@ impl RowAssembler {
         }
     }
 
-    /// Adds a row; returns the node sample it completed, if any.
-    pub fn push(&mut self, gpu: GpuSample, now_ms: u64) -> Option<NodeSample> {
+    /// Adds a row; returns the node sample it completed, if any. A row without a readable index takes the
+    /// place after the previous row.
+    pub fn push(&mut self, row: Row, now_ms: u64) -> Option<NodeSample> {
+        let mut gpu = row.gpu;
+        gpu.index = row.index.unwrap_or_else(|| {
+            self.pending
+                .last()
+                .map_or(0, |last| last.index.saturating_add(1))
+        });
         let wrapped = self
             .pending
             .last()
@@ -242,6 +339,7 @@ impl RowAssembler {
         NodeSample {
             t: now_ms,
             gpus: std::mem::take(&mut self.pending),
+            ..Default::default()
         }
     }
 }
@@ -254,9 +352,10 @@ mod tests {
     fn parses_noheader_row_with_gaps() {
         let cols = Columns::from_query(&modern_fields());
         let row = "3, GPU-abc, NVIDIA H100 80GB HBM3, 97, 41, 70000, 81559, 71, [N/A], 650.5, 700.00, 1980, \
-                   Not Active, Active, Not Active, Not Active, Not Active, 0, 5, 16, No";
-        let g = parse_row(&cols, row).unwrap();
+                   Not Active, Active, Not Active, Not Active, Not Active, 0, 5, 16, 00000000:18:00.0, No";
+        let g = parse_row(&cols, row).unwrap().gpu;
         assert_eq!(g.index, 3);
+        assert_eq!(g.pci_bus_id.as_deref(), Some("00000000:18:00.0"));
         assert_eq!(g.util_pct, Some(97));
         assert_eq!(g.mem_temp_c, None);
         assert_eq!(g.power_w, Some(650.5));
@@ -290,8 +389,8 @@ mod tests {
     #[test]
     fn legacy_names_map_to_the_same_fields() {
         let cols = Columns::from_query(&legacy_fields());
-        let row = "0, GPU-x, Tesla V100, 5, 1, 10, 32000, 40, [N/A], 50, 250, 1300, Active, Not Active, Not Active, Not Active, Not Active, 0, 3, 16";
-        let g = parse_row(&cols, row).unwrap();
+        let row = "0, GPU-x, Tesla V100, 5, 1, 10, 32000, 40, [N/A], 50, 250, 1300, Active, Not Active, Not Active, Not Active, Not Active, 0, 3, 16, 00000000:00:1E.0";
+        let g = parse_row(&cols, row).unwrap().gpu;
         assert_eq!(
             g.throttle.as_deref(),
             Some(&["sw_power_cap".to_string()][..])
@@ -312,14 +411,56 @@ mod tests {
     #[test]
     fn assembler_groups_by_count_and_wrap() {
         let mut a = RowAssembler::new(2);
-        let g = |i| GpuSample {
-            index: i,
-            ..Default::default()
+        let g = |i| Row {
+            gpu: GpuSample::default(),
+            index: Some(i),
         };
         assert!(a.push(g(0), 1).is_none());
         assert_eq!(a.push(g(1), 1).unwrap().gpus.len(), 2);
         assert!(a.push(g(0), 2).is_none());
         // GPU 1 fell off the bus: the wrap to 0 completes the short sample.
         assert_eq!(a.push(g(0), 3).unwrap().gpus.len(), 1);
+    }
+
+    #[test]
+    fn error_cells_make_a_gpu_in_trouble_not_a_blank() {
+        let cols = Columns::from_query(&modern_fields());
+        // As a real H100 prints it after a crash.
+        let row = "0, [GPU requires reset], [GPU requires reset], 0, 0, 0, 0, [N/A]";
+        let r = parse_row(&cols, row).unwrap();
+        assert_eq!(r.index, Some(0));
+        assert_eq!(r.gpu.errors.len(), 1, "one error per kind");
+        assert_eq!(r.gpu.errors[0].kind, GpuErrorKind::ResetRequired);
+        assert_eq!(r.gpu.errors[0].detail, "nvidia-smi: [GPU requires reset]");
+        assert_eq!(r.gpu.uuid, None);
+        for (cell, kind) in [
+            ("[GPU is lost]", GpuErrorKind::Lost),
+            ("[Unknown Error]", GpuErrorKind::Unknown),
+            ("ERR!", GpuErrorKind::Unknown),
+        ] {
+            let r = parse_row(&cols, &format!("1, GPU-x, H100, {cell}")).unwrap();
+            assert_eq!(r.gpu.errors[0].kind, kind, "{cell}");
+        }
+        // The index itself is an error: the row is placed after the previous one.
+        let lost = parse_row(&cols, "[GPU is lost], [GPU is lost], [GPU is lost]").unwrap();
+        assert_eq!(lost.index, None);
+        let mut a = RowAssembler::new(2);
+        let ok = parse_row(&cols, "0, GPU-a, H100, 5").unwrap();
+        assert!(a.push(ok, 1).is_none());
+        let sample = a.push(lost, 1).unwrap();
+        assert_eq!(sample.gpus[1].index, 1);
+        assert_eq!(sample.gpus[1].errors[0].kind, GpuErrorKind::Lost);
+    }
+
+    #[test]
+    fn tiers_shrink_and_rejections_are_recognised() {
+        let tiers = field_tiers();
+        assert!(tiers[0].contains(&"temperature.gpu.tlimit".to_string()));
+        assert!(!tiers[1].contains(&"temperature.gpu.tlimit".to_string()));
+        assert!(tiers[2].iter().all(|f| !f.starts_with("remapped_rows")));
+        assert_eq!(remote_command(None).matches(" || ").count(), 2);
+        assert!(is_unknown_field(
+            "Field \"temperature.gpu.tlimit\" is not a valid field to query."
+        ));
     }
 }

@@ -6,6 +6,8 @@ use super::NodeSample;
 
 /// Longest line accepted from a node; longer ones are dropped and counted, never buffered whole.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
+/// Most GPUs one sample may carry (a small multiple of the 8 a node holds); more are dropped with a warning.
+pub const MAX_GPUS_PER_SAMPLE: usize = 64;
 
 /// The agent's first line: `{"fleetop_agent":1,"version":"…","driver":"…","cuda":"…","gpus":8}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

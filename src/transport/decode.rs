@@ -2,12 +2,15 @@
 
 use super::NodeEvent;
 use crate::telemetry::smi_csv::{self, Columns, RowAssembler};
+use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::wire::{decode_agent_line, AgentLine, Line, LineSplitter};
 use crate::telemetry::Source;
 
 enum Format {
     Agent(Source),
     Smi {
+        /// Which of [`smi_csv::field_tiers`] the driver answers: one more for each field it rejected.
+        tier: usize,
         columns: Columns,
         rows: RowAssembler,
     },
@@ -29,10 +32,11 @@ impl StreamDecoder {
         Self::with(Format::Agent(source))
     }
 
-    /// `nvidia-smi --format=csv,noheader,nounits` rows of the given fields.
-    pub fn smi(fields: &[String], expected_gpus: u32) -> Self {
+    /// `nvidia-smi --format=csv,noheader,nounits` rows of [`smi_csv::remote_command`]'s field lists.
+    pub fn smi(expected_gpus: u32) -> Self {
         Self::with(Format::Smi {
-            columns: Columns::from_query(fields),
+            tier: 0,
+            columns: Columns::from_query(&smi_csv::field_tiers()[0]),
             rows: RowAssembler::new(expected_gpus),
         })
     }
@@ -66,8 +70,13 @@ impl StreamDecoder {
                     None => return,
                 },
             };
-            match &event {
-                NodeEvent::Sample(_) => *samples += 1,
+            let mut event = event;
+            match &mut event {
+                // Every sample is range-checked here, once, whichever format it came in.
+                NodeEvent::Sample(s) => {
+                    s.sanitize(MAX_GPUS_PER_SAMPLE);
+                    *samples += 1
+                }
                 NodeEvent::BadLine(why) => *last_bad = Some(why.chars().take(200).collect()),
                 _ => {}
             }
@@ -80,7 +89,8 @@ impl StreamDecoder {
     /// The end of the stream: emits an nvidia-smi sample still being assembled.
     pub fn finish(&mut self, emit: &mut dyn FnMut(NodeEvent)) {
         if let Format::Smi { rows, .. } = &mut self.format {
-            if let Some(sample) = rows.flush(crate::telemetry::unix_ms()) {
+            if let Some(mut sample) = rows.flush(crate::telemetry::unix_ms()) {
+                sample.sanitize(MAX_GPUS_PER_SAMPLE);
                 self.samples += 1;
                 emit(NodeEvent::Sample(sample));
             }
@@ -105,9 +115,22 @@ fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
             AgentLine::Sample(s) => NodeEvent::Sample(s),
             AgentLine::Bad(why) => NodeEvent::BadLine(why),
         },
-        Format::Smi { columns, rows } => match smi_csv::parse_row(columns, text) {
-            Ok(gpu) => NodeEvent::Sample(rows.push(gpu, crate::telemetry::unix_ms())?),
-            Err(why) => NodeEvent::BadLine(why),
-        },
+        Format::Smi {
+            tier,
+            columns,
+            rows,
+        } => {
+            if smi_csv::is_unknown_field(text) {
+                // The remote command asks the next, smaller field list: read the rows that follow by it.
+                let tiers = smi_csv::field_tiers();
+                *tier = (*tier + 1).min(tiers.len() - 1);
+                *columns = Columns::from_query(&tiers[*tier]);
+                return None;
+            }
+            match smi_csv::parse_row(columns, text) {
+                Ok(row) => NodeEvent::Sample(rows.push(row, crate::telemetry::unix_ms())?),
+                Err(why) => NodeEvent::BadLine(why),
+            }
+        }
     })
 }

@@ -144,6 +144,20 @@ impl Spec {
         self.text.push('\n');
         self
     }
+
+    /// Adds a line to the node's kernel log (what the agent reads as `/dev/kmsg`).
+    pub fn with_kernel_log(self, line: &str) -> Spec {
+        self.with_line(&format!("kmsg {line}"))
+    }
+
+    /// The node's kernel log: the spec's `kmsg ` lines (the fake NVML library ignores them).
+    pub fn kernel_log(&self) -> String {
+        self.text
+            .lines()
+            .filter_map(|l| l.strip_prefix("kmsg "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
 }
 
 /// One node of the loopback fleet.
@@ -249,6 +263,7 @@ impl Fleet {
             let mode = match behaviour {
                 Behaviour::Agent(spec) => {
                     fs::write(base.with_extension_str("spec"), &spec.text).unwrap();
+                    fs::write(base.with_extension_str("kmsg"), spec.kernel_log()).unwrap();
                     "agent"
                 }
                 Behaviour::Smi { rows, legacy } => {
@@ -283,7 +298,7 @@ case "$mode" in
   script) exec /bin/sh "$n.sh" ;;
   nonvml) FLEETOP_NVML_LIB="{r}/missing/libnvidia-ml.so.1" exec {bin} "$@" ;;
 esac
-FAKE_NVML_SPEC="$n.spec" FLEETOP_NVML_LIB={lib} exec {bin} "$@"
+FAKE_NVML_SPEC="$n.spec" FLEETOP_NVML_LIB={lib} FLEETOP_KERNEL_LOG="$n.kmsg" exec {bin} "$@"
 "#,
                 bin = shared.fleetop.display(),
                 lib = shared.fake_nvml.display()

@@ -9,7 +9,17 @@
  *       throttle_bits|ecc_unc|remap_pending|remap_failure|xid|pcie_gen|pcie_width|slowdown|shutdown|memmax
  *
  * A value of NA makes that query return NVML_ERROR_NOT_SUPPORTED. An xid other than 0 is delivered once
- * through the event set.
+ * through the event set. Per-GPU trouble, one line each, after the GPU's own line:
+ *
+ *   lost INDEX N           every query of that GPU returns GPU_IS_LOST after N samples
+ *   reset INDEX            every query returns RESET_REQUIRED
+ *   nohandle INDEX CODE    nvmlDeviceGetHandleByIndex fails with CODE (15: GPU is lost)
+ *   no_ecc_events INDEX    the GPU supports XID events but not double-bit-ECC events
+ *   memtemp_double         memory temperature (field 82) comes typed as double, as r545 drivers send it
+ *   tlimit INDEX SHUTDOWN SLOWDOWN MEMMAX GPUMAX MARGIN   T.Limit fields 193-196 (signed int) and margin
+ *   pci INDEX BUS          PCI bus number (default: index + 1)
+ *   mig INDEX              MIG mode enabled
+ *   remap_unc INDEX N      remapped rows after uncorrectable errors (field 143)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +39,17 @@ typedef struct {
     char name[96];
     long long v[NFIELDS];
     int xid_delivered;
+    int lost_after;      /* -1: never */
+    int nsamples;
+    int reset;
+    int nohandle;
+    int no_ecc_events;
+    int has_tlimit;
+    int tlimit[4];
+    int margin;
+    int bus;
+    int mig;
+    long long remap_unc;
 } gpu_t;
 
 static gpu_t gpus[MAX_GPUS];
@@ -38,6 +59,7 @@ static int cuda = 12040;
 static int abort_after;
 static int samples;
 static int initialised;
+static int memtemp_double;
 
 typedef struct { unsigned int gpu, memory; } util_t;
 typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } mem_v2_t;
@@ -45,7 +67,8 @@ typedef union { double d; int si; unsigned int ui; unsigned long ul; unsigned lo
 typedef struct { unsigned int fieldId, scopeId; long long timestamp, latencyUsec; int valueType; int nvmlReturn; value_t value; } field_t;
 typedef struct { void *device; unsigned long long eventType, eventData; unsigned int gi, ci; } event_t;
 
-enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, TIMEOUT = 10, INSUFFICIENT = 7 };
+enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, TIMEOUT = 10, INSUFFICIENT = 7, GPU_IS_LOST = 15,
+       RESET_REQUIRED = 16, UNKNOWN = 999 };
 
 static long long parse(const char *s) { return strcmp(s, "NA") == 0 ? NA : atoll(s); }
 
@@ -60,9 +83,26 @@ static int load(void) {
         if (strncmp(line, "driver ", 7) == 0) { snprintf(driver, sizeof driver, "%s", line + 7); continue; }
         if (strncmp(line, "cuda ", 5) == 0) { cuda = atoi(line + 5); continue; }
         if (strncmp(line, "abort_after ", 12) == 0) { abort_after = atoi(line + 12); continue; }
+        if (strcmp(line, "memtemp_double") == 0) { memtemp_double = 1; continue; }
+        int i, a, b, c, d, e;
+        if (sscanf(line, "lost %d %d", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].lost_after = a; continue; }
+        if (sscanf(line, "reset %d", &i) == 1 && i >= 0 && i < ngpus) { gpus[i].reset = 1; continue; }
+        if (sscanf(line, "nohandle %d %d", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].nohandle = a; continue; }
+        if (sscanf(line, "no_ecc_events %d", &i) == 1 && i >= 0 && i < ngpus) { gpus[i].no_ecc_events = 1; continue; }
+        if (sscanf(line, "pci %d %x", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].bus = a; continue; }
+        if (sscanf(line, "mig %d", &i) == 1 && i >= 0 && i < ngpus) { gpus[i].mig = 1; continue; }
+        if (sscanf(line, "remap_unc %d %d", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].remap_unc = a; continue; }
+        if (sscanf(line, "tlimit %d %d %d %d %d %d", &i, &a, &b, &c, &d, &e) == 6 && i >= 0 && i < ngpus) {
+            gpu_t *t = &gpus[i];
+            t->has_tlimit = 1; t->tlimit[0] = a; t->tlimit[1] = b; t->tlimit[2] = c; t->tlimit[3] = d; t->margin = e;
+            continue;
+        }
         if (strncmp(line, "gpu ", 4) != 0 || ngpus >= MAX_GPUS) continue;
         gpu_t *g = &gpus[ngpus];
         memset(g, 0, sizeof *g);
+        g->lost_after = -1;
+        g->bus = ngpus + 1;
+        g->remap_unc = NA;
         char *save = NULL, *tok = strtok_r(line + 4, "|", &save);
         for (int i = 0; tok && i < NFIELDS; i++, tok = strtok_r(NULL, "|", &save)) {
             if (i == F_UUID) snprintf(g->uuid, sizeof g->uuid, "%s", tok);
@@ -80,10 +120,18 @@ static gpu_t *dev(void *d) {
     return (g >= gpus && g < gpus + ngpus) ? g : NULL;
 }
 
+/* The error every query of a GPU in trouble returns, or OK. */
+static int trouble(gpu_t *g) {
+    if (g->lost_after >= 0 && g->nsamples > g->lost_after) return GPU_IS_LOST;
+    if (g->reset) return RESET_REQUIRED;
+    return OK;
+}
+
 #define VALUE(field, out, type)          \
     do {                                  \
         gpu_t *g = dev(d);                \
         if (!g) return INVALID;           \
+        if (trouble(g)) return trouble(g); \
         if (g->v[field] == NA)            \
             return NOT_SUPPORTED;         \
         *(out) = (type)g->v[field];       \
@@ -102,9 +150,14 @@ int nvmlSystemGetDriverVersion(char *buf, unsigned int len) { snprintf(buf, len,
 int nvmlSystemGetCudaDriverVersion_v2(int *v) { *v = cuda; return OK; }
 int nvmlSystemGetCudaDriverVersion(int *v) { *v = cuda; return OK; }
 int nvmlDeviceGetCount_v2(unsigned int *n) { *n = ngpus; return OK; }
-int nvmlDeviceGetHandleByIndex_v2(unsigned int i, void **d) { if ((int)i >= ngpus) return INVALID; *d = &gpus[i]; return OK; }
+int nvmlDeviceGetHandleByIndex_v2(unsigned int i, void **d) {
+    if ((int)i >= ngpus) return INVALID;
+    if (gpus[i].nohandle) return gpus[i].nohandle;
+    *d = &gpus[i];
+    return OK;
+}
 int nvmlDeviceGetIndex(void *d, unsigned int *i) { gpu_t *g = dev(d); if (!g) return INVALID; *i = (unsigned)(g - gpus); return OK; }
-int nvmlDeviceGetUUID(void *d, char *buf, unsigned int len) { gpu_t *g = dev(d); if (!g) return INVALID; snprintf(buf, len, "%s", g->uuid); return OK; }
+int nvmlDeviceGetUUID(void *d, char *buf, unsigned int len) { gpu_t *g = dev(d); if (!g) return INVALID; if (trouble(g)) return trouble(g); snprintf(buf, len, "%s", g->uuid); return OK; }
 int nvmlDeviceGetName(void *d, char *buf, unsigned int len) { gpu_t *g = dev(d); if (!g) return INVALID; snprintf(buf, len, "%s", g->name); return OK; }
 
 int nvmlDeviceGetUtilizationRates(void *d, util_t *u) {
@@ -114,6 +167,8 @@ int nvmlDeviceGetUtilizationRates(void *d, util_t *u) {
         samples++;
         if (abort_after && samples >= abort_after) abort();
     }
+    g->nsamples++;
+    if (trouble(g)) return trouble(g);
     if (g->v[F_UTIL] == NA) return NOT_SUPPORTED;
     u->gpu = (unsigned)g->v[F_UTIL];
     u->memory = (unsigned)g->v[F_MEMUTIL];
@@ -122,6 +177,7 @@ int nvmlDeviceGetUtilizationRates(void *d, util_t *u) {
 int nvmlDeviceGetMemoryInfo_v2(void *d, mem_v2_t *m) {
     gpu_t *g = dev(d);
     if (!g) return INVALID;
+    if (trouble(g)) return trouble(g);
     if (g->v[F_MEMTOTAL] == NA) return NOT_SUPPORTED;
     m->total = (unsigned long long)g->v[F_MEMTOTAL] << 20;
     m->used = (unsigned long long)g->v[F_MEMUSED] << 20;
@@ -151,20 +207,84 @@ int nvmlDeviceGetFieldValues(void *d, int count, field_t *values) {
     gpu_t *g = dev(d);
     if (!g) return INVALID;
     for (int i = 0; i < count; i++) {
-        int field = values[i].fieldId == 82 ? F_MEMTEMP : values[i].fieldId == 144 ? F_REMAP_PENDING
-                  : values[i].fieldId == 145 ? F_REMAP_FAILURE : -1;
+        unsigned id = values[i].fieldId;
+        if (trouble(g)) { values[i].nvmlReturn = trouble(g); continue; }
+        if (id >= 193 && id <= 196) {
+            if (!g->has_tlimit) { values[i].nvmlReturn = NOT_SUPPORTED; continue; }
+            values[i].nvmlReturn = OK;
+            values[i].valueType = 5; /* signed int */
+            values[i].value.si = g->tlimit[id - 193];
+            continue;
+        }
+        if (id == 143) {
+            if (g->remap_unc == NA) { values[i].nvmlReturn = NOT_SUPPORTED; continue; }
+            values[i].nvmlReturn = OK;
+            values[i].valueType = 1;
+            values[i].value.ui = (unsigned)g->remap_unc;
+            continue;
+        }
+        int field = id == 82 ? F_MEMTEMP : id == 144 ? F_REMAP_PENDING : id == 145 ? F_REMAP_FAILURE : -1;
         if (field < 0 || g->v[field] == NA) { values[i].nvmlReturn = NOT_SUPPORTED; continue; }
         values[i].nvmlReturn = OK;
-        values[i].valueType = 1; /* unsigned int */
-        values[i].value.ui = (unsigned)g->v[field];
+        if (id == 82 && memtemp_double) {
+            values[i].valueType = 0; /* double */
+            values[i].value.d = (double)g->v[field];
+        } else {
+            values[i].valueType = 1; /* unsigned int */
+            values[i].value.ui = (unsigned)g->v[field];
+        }
     }
+    return OK;
+}
+
+typedef struct { unsigned int version; int margin; } margin_t;
+int nvmlDeviceGetMarginTemperature(void *d, margin_t *m) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    if (trouble(g)) return trouble(g);
+    if (!g->has_tlimit) return NOT_SUPPORTED;
+    m->margin = g->margin;
+    return OK;
+}
+
+typedef struct { char legacy[16]; unsigned domain, bus, device, pciDeviceId, pciSubSystemId; char busId[32]; } pci_t;
+int nvmlDeviceGetPciInfo_v3(void *d, pci_t *p) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    memset(p, 0, sizeof *p);
+    p->bus = (unsigned)g->bus;
+    p->pciDeviceId = 0x233010de;
+    snprintf(p->legacy, sizeof p->legacy, "0000:%02X:00.0", g->bus);
+    snprintf(p->busId, sizeof p->busId, "00000000:%02X:00.0", g->bus);
+    return OK;
+}
+
+int nvmlDeviceGetMigMode(void *d, unsigned *current, unsigned *pending) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    if (trouble(g)) return trouble(g);
+    *current = (unsigned)g->mig;
+    *pending = (unsigned)g->mig;
+    return OK;
+}
+
+int nvmlDeviceGetSupportedEventTypes(void *d, unsigned long long *types) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    *types = g->no_ecc_events ? 0x8ULL : 0xAULL; /* XID critical (0x8), double-bit ECC (0x2) */
     return OK;
 }
 
 static int event_set_token;
 int nvmlEventSetCreate(void **set) { *set = &event_set_token; return OK; }
 int nvmlEventSetFree(void *set) { (void)set; return OK; }
-int nvmlDeviceRegisterEvents(void *d, unsigned long long types, void *set) { (void)types; (void)set; return dev(d) ? OK : INVALID; }
+int nvmlDeviceRegisterEvents(void *d, unsigned long long types, void *set) {
+    (void)set;
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    if (g->no_ecc_events && (types & 0x2ULL)) return NOT_SUPPORTED;
+    return OK;
+}
 int nvmlEventSetWait_v2(void *set, event_t *data, unsigned int timeout_ms) {
     (void)set;
     for (int i = 0; i < ngpus; i++) {

@@ -45,7 +45,11 @@ pub fn gpu(index: u32, util: u32, temp: u32) -> GpuSample {
 }
 
 pub fn sample(gpus: Vec<GpuSample>) -> NodeEvent {
-    NodeEvent::Sample(NodeSample { t: 0, gpus })
+    NodeEvent::Sample(NodeSample {
+        t: 0,
+        gpus,
+        ..Default::default()
+    })
 }
 
 pub fn msg(node: usize, at: Instant, event: NodeEvent) -> Msg {

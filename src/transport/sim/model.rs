@@ -114,22 +114,43 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 temp_slowdown_c: Some(89),
                 temp_shutdown_c: Some(92),
                 mem_temp_max_c: Some(95),
+                mig_enabled: Some(false),
+                pci_bus_id: Some(format!("00000000:{:02X}:00.0", 0x18 + i * 0x10)),
+                ..Default::default()
             };
             sicken(&spec.name, &mut gpu);
             gpu
         })
         .collect();
-    NodeSample { t: t_ms, gpus }
+    NodeSample {
+        t: t_ms,
+        gpus,
+        ..Default::default()
+    }
 }
 
 /// The demo fleet's deliberate faults.
 fn sicken(node: &str, gpu: &mut GpuSample) {
     if node == XID79_NODE && gpu.index == 5 {
-        gpu.xid = Some(vec![79]);
-        gpu.util_pct = None;
-        gpu.power_w = None;
-        gpu.temp_c = None;
-        gpu.mem_temp_c = None;
+        *gpu = GpuSample {
+            index: gpu.index,
+            uuid: gpu.uuid.take(),
+            name: gpu.name.take(),
+            pci_bus_id: gpu.pci_bus_id.take(),
+            xid: Some(vec![79]),
+            xid_events: Some(vec![crate::telemetry::XidEvent {
+                code: 79,
+                count: 1,
+                text: Some("GPU has fallen off the bus.".into()),
+                ..Default::default()
+            }]),
+            errors: vec![crate::telemetry::GpuError {
+                kind: crate::telemetry::GpuErrorKind::Lost,
+                query: "utilization".into(),
+                detail: "NVML: device fell off the bus or has otherwise become inacessible".into(),
+            }],
+            ..Default::default()
+        };
     }
     if node == REMAP_NODE && gpu.index == 2 {
         gpu.remapped_rows_pending = Some(true);

@@ -332,8 +332,7 @@ impl Worker {
             source: Source::NvidiaSmi,
             detail: "nvidia-smi (no fleetop agent on the node)".into(),
         });
-        let fields = smi_csv::modern_fields();
-        let mut smi = StreamDecoder::smi(&fields, self.plan.expected_gpus);
+        let mut smi = StreamDecoder::smi(self.plan.expected_gpus);
         match stream::run(
             s,
             &self.plan.smi_command,
@@ -368,6 +367,17 @@ fn classify_smi_exit(exit: &Exit) -> NodeFailure {
         session::fail(
             FailureKind::NoGpuDriver,
             "neither the fleetop agent nor nvidia-smi is installed",
+        )
+    } else if exit.samples == 0
+        && exit
+            .last_bad
+            .as_deref()
+            .is_some_and(|l| l.contains(smi_csv::NO_DEVICES))
+    {
+        // A verdict on the node's GPUs or driver, not on its reachability.
+        session::fail(
+            FailureKind::NoGpuDriver,
+            format!("nvidia-smi: {}", smi_csv::NO_DEVICES),
         )
     } else if SMI_NO_DRIVER.contains(&exit.code) && exit.samples == 0 {
         session::fail(FailureKind::NoGpuDriver, exit.describe("nvidia-smi"))

@@ -47,6 +47,7 @@ impl Exit {
             .stderr
             .lines()
             .rev()
+            .filter(|l| !is_login_noise(l))
             .chain(self.last_bad.as_deref())
             .map(str::trim)
             .find(|l| !l.is_empty());
@@ -55,6 +56,11 @@ impl Exit {
             None => how,
         }
     }
+}
+
+/// What sshd itself prints on a session's stderr, never the command's own reason.
+fn is_login_noise(line: &str) -> bool {
+    line.starts_with("Could not chdir to home directory")
 }
 
 /// The signal behind a shell exit status of 128 + N, for the signals a crashed or killed agent shows.

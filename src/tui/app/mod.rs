@@ -388,33 +388,16 @@ impl App {
         }
     }
 
+    /// Journals each XID that is new or happened again since the last sample, with its count and message.
     fn note_new_xids(&mut self, node: NodeId, sample: &crate::telemetry::NodeSample, at: Instant) {
         let previous = self.fleet.nodes.get(node).and_then(|n| n.sample.as_ref());
+        let name = &self.fleet.inventory.nodes[node].name;
         for gpu in &sample.gpus {
-            let old: &[u32] = previous
-                .and_then(|p| p.gpus.iter().find(|g| g.index == gpu.index))
-                .and_then(|g| g.xid.as_deref())
-                .unwrap_or(&[]);
-            for xid in gpu.xid.iter().flatten().filter(|x| !old.contains(x)) {
-                let name = &self.fleet.inventory.nodes[node].name;
-                let verdict = crate::telemetry::health::judge_gpu(
-                    &crate::telemetry::GpuSample {
-                        xid: Some(vec![*xid]),
-                        ..Default::default()
-                    },
-                    &Default::default(),
-                );
-                let what = verdict
-                    .reasons
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| format!("XID {xid}"));
-                self.journal.push(
-                    at,
-                    Some(node),
-                    verdict.health,
-                    format!("{name}: GPU {} {what}", gpu.index),
-                );
+            let old = previous.and_then(|p| p.gpus.iter().find(|g| g.index == gpu.index));
+            for line in crate::fleet::events::new_xids(old, gpu) {
+                let (health, text) = line;
+                self.journal
+                    .push(at, Some(node), health, format!("{name}: {text}"));
             }
         }
     }

@@ -1,0 +1,101 @@
+//! XID lines for the events view: which XIDs in a new sample are new or happened again, described once.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::telemetry::health::{classify_xid, Health};
+use crate::telemetry::{GpuSample, XidEvent};
+
+/// The XIDs of `new` that `old` did not have, or had with a lower count, each with its verdict and a line.
+pub fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health, String)> {
+    let count_in = |g: &GpuSample, code: u32| -> Option<u64> {
+        if !g.xid.iter().flatten().any(|&c| c == code) {
+            return None;
+        }
+        Some(
+            g.xid_events
+                .iter()
+                .flatten()
+                .find(|e| e.code == code)
+                .map_or(1, |e| e.count),
+        )
+    };
+    new.xid
+        .iter()
+        .flatten()
+        .filter(|&&code| {
+            let now = count_in(new, code).unwrap_or(1);
+            old.and_then(|o| count_in(o, code))
+                .is_none_or(|before| now > before)
+        })
+        .map(|&code| {
+            let event = new
+                .xid_events
+                .iter()
+                .flatten()
+                .find(|e| e.code == code)
+                .cloned()
+                .unwrap_or(XidEvent {
+                    code,
+                    count: 1,
+                    ..Default::default()
+                });
+            (classify_xid(code).0, describe(new.index, &event))
+        })
+        .collect()
+}
+
+/// `GPU 3 XID 79 ×2, first … last …: what it means — "driver message"`.
+pub fn describe(gpu: u32, e: &XidEvent) -> String {
+    let (_, what) = classify_xid(e.code);
+    let mut line = format!("GPU {gpu} XID {} ×{}", e.code, e.count);
+    if let Some(first) = e.first_ms {
+        line += &format!(", first {}", wall(first));
+    }
+    if let Some(last) = e.last_ms.filter(|&l| Some(l) != e.first_ms) {
+        line += &format!(", last {}", wall(last));
+    }
+    line += &format!(": {what}");
+    if let Some(text) = &e.text {
+        line += &format!(" — \"{text}\"");
+    }
+    line
+}
+
+fn wall(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(count: u64) -> GpuSample {
+        GpuSample {
+            index: 5,
+            xid: Some(vec![79]),
+            xid_events: Some(vec![XidEvent {
+                code: 79,
+                count,
+                first_ms: Some(0),
+                last_ms: Some(60_000),
+                text: Some("GPU has fallen off the bus.".into()),
+                fatal: None,
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn new_and_repeated_xids_are_journaled_once() {
+        let first = new_xids(None, &gpu(1));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, Health::Crit);
+        assert_eq!(
+            first[0].1,
+            "GPU 5 XID 79 ×1, first 1970-01-01T00:00:00Z, last 1970-01-01T00:01:00Z: \
+             GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\""
+        );
+        assert!(new_xids(Some(&gpu(1)), &gpu(1)).is_empty());
+        assert_eq!(new_xids(Some(&gpu(1)), &gpu(3)).len(), 1);
+    }
+}

@@ -1,0 +1,286 @@
+//! Range checks on every sample, from an agent or nvidia-smi alike: an implausible value becomes `null` with a
+//! reason, strings and lists are bounded, and duplicate GPU indices are dropped. Applied by the agent before it
+//! sends and by the jump host after it decodes, so a hostile or broken node cannot poison totals.
+
+use super::{GpuError, GpuErrorKind, GpuSample, NodeSample, XidEvent};
+
+/// Longest identity string kept (uuid, name, PCI bus id).
+const MAX_ID_CHARS: usize = 128;
+/// Longest message kept (XID text, error detail, node warning).
+const MAX_TEXT_CHARS: usize = 200;
+/// Most entries kept in any per-GPU list (errors, throttle reasons, XIDs).
+const MAX_LIST: usize = 64;
+/// Most node-level warnings kept.
+const MAX_WARNINGS: usize = 16;
+/// Hottest plausible reading; DCGM rejects memory temperatures above 200 °C as garbage.
+const MAX_TEMP_C: u32 = 200;
+/// No GPU draws or is limited to more than this.
+const MAX_POWER_W: f64 = 5000.0;
+const MAX_CLOCK_MHZ: u32 = 10_000;
+/// 16 TiB in MiB: far beyond any GPU's memory.
+const MAX_MEMORY_MIB: u64 = 16 * 1024 * 1024;
+/// T.Limit margins live within a few tens of degrees of zero.
+const TLIMIT_RANGE: std::ops::RangeInclusive<i32> = -100..=200;
+
+/// Cuts `text` to at most `max` characters.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+impl NodeSample {
+    /// Checks every GPU; keeps at most `max_gpus` GPUs and the first of any repeated index.
+    pub fn sanitize(&mut self, max_gpus: usize) {
+        if self.gpus.len() > max_gpus {
+            self.warnings.push(format!(
+                "node sent {} GPUs, more than the {max_gpus} accepted; the rest were dropped",
+                self.gpus.len()
+            ));
+            self.gpus.truncate(max_gpus);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut duplicates = Vec::new();
+        self.gpus.retain(|g| {
+            let first = seen.insert(g.index);
+            if !first {
+                duplicates.push(g.index);
+            }
+            first
+        });
+        duplicates.dedup();
+        for index in duplicates.into_iter().take(MAX_LIST) {
+            self.warnings
+                .push(format!("GPU index {index} reported more than once"));
+        }
+        for gpu in &mut self.gpus {
+            gpu.sanitize();
+        }
+        self.warnings.truncate(MAX_WARNINGS);
+        for w in &mut self.warnings {
+            *w = bounded(w, MAX_TEXT_CHARS);
+        }
+        if let Some(list) = &mut self.sxid {
+            bound_events(list);
+        }
+        bound_events(&mut self.unmatched_xid);
+    }
+}
+
+impl GpuSample {
+    /// Drops implausible values to `None`, each with an `implausible` error naming it.
+    pub fn sanitize(&mut self) {
+        let mut rejected = Vec::new();
+        let mut reject = |query: &str, shown: String| {
+            rejected.push(GpuError {
+                kind: GpuErrorKind::Implausible,
+                query: query.into(),
+                detail: shown,
+            })
+        };
+        keep_if(
+            &mut self.util_pct,
+            |v| *v <= 100,
+            "utilization.gpu",
+            "%",
+            &mut reject,
+        );
+        keep_if(
+            &mut self.mem_util_pct,
+            |v| *v <= 100,
+            "utilization.memory",
+            "%",
+            &mut reject,
+        );
+        keep_if(
+            &mut self.temp_c,
+            |v| *v <= MAX_TEMP_C,
+            "temperature.gpu",
+            "°C",
+            &mut reject,
+        );
+        keep_if(
+            &mut self.mem_temp_c,
+            |v| *v <= MAX_TEMP_C,
+            "temperature.memory",
+            "°C",
+            &mut reject,
+        );
+        let watts = |v: &f64| v.is_finite() && (0.0..=MAX_POWER_W).contains(v);
+        keep_if(&mut self.power_w, watts, "power.draw", "W", &mut reject);
+        keep_if(
+            &mut self.power_limit_w,
+            watts,
+            "power.limit",
+            "W",
+            &mut reject,
+        );
+        keep_if(
+            &mut self.sm_clock_mhz,
+            |v| *v <= MAX_CLOCK_MHZ,
+            "clocks.sm",
+            "MHz",
+            &mut reject,
+        );
+        keep_if(
+            &mut self.mem_total_mib,
+            |v| *v <= MAX_MEMORY_MIB,
+            "memory.total",
+            "MiB",
+            &mut reject,
+        );
+        let total = self.mem_total_mib.unwrap_or(MAX_MEMORY_MIB);
+        keep_if(
+            &mut self.mem_used_mib,
+            |v| *v <= total,
+            "memory.used",
+            "MiB",
+            &mut reject,
+        );
+        keep_if(
+            &mut self.pcie_gen,
+            |v| *v <= 10,
+            "pcie.link.gen",
+            "",
+            &mut reject,
+        );
+        keep_if(
+            &mut self.pcie_width,
+            |v| *v <= 64,
+            "pcie.link.width",
+            "",
+            &mut reject,
+        );
+        for (field, name) in [
+            (&mut self.temp_slowdown_c, "temperature.slowdown"),
+            (&mut self.temp_shutdown_c, "temperature.shutdown"),
+            (&mut self.mem_temp_max_c, "temperature.memory_max"),
+        ] {
+            keep_if(field, |v| *v <= MAX_TEMP_C, name, "°C", &mut reject);
+        }
+        for (field, name) in [
+            (&mut self.tlimit_margin_c, "temperature.gpu.tlimit"),
+            (&mut self.tlimit_shutdown_c, "tlimit.shutdown"),
+            (&mut self.tlimit_slowdown_c, "tlimit.slowdown"),
+            (&mut self.tlimit_mem_max_c, "tlimit.memory_max"),
+            (&mut self.tlimit_gpu_max_c, "tlimit.gpu_max"),
+        ] {
+            keep_if(field, |v| TLIMIT_RANGE.contains(v), name, "°C", &mut reject);
+        }
+        self.errors.extend(rejected);
+        self.errors.truncate(MAX_LIST);
+        for e in &mut self.errors {
+            e.query = bounded(&e.query, MAX_ID_CHARS);
+            e.detail = bounded(&e.detail, MAX_TEXT_CHARS);
+        }
+        for text in [&mut self.uuid, &mut self.name, &mut self.pci_bus_id]
+            .into_iter()
+            .flatten()
+        {
+            *text = bounded(text, MAX_ID_CHARS);
+        }
+        if let Some(reasons) = &mut self.throttle {
+            reasons.truncate(MAX_LIST);
+            for r in reasons.iter_mut() {
+                *r = bounded(r, MAX_ID_CHARS);
+            }
+        }
+        if let Some(codes) = &mut self.xid {
+            codes.truncate(MAX_LIST);
+        }
+        if let Some(events) = &mut self.xid_events {
+            bound_events(events);
+        }
+    }
+}
+
+fn bound_events(events: &mut Vec<XidEvent>) {
+    events.truncate(MAX_LIST);
+    for e in events {
+        if let Some(t) = &mut e.text {
+            *t = bounded(t, MAX_TEXT_CHARS);
+        }
+    }
+}
+
+/// Keeps `value` when `ok` holds, else drops it and reports it to `reject`.
+fn keep_if<T: std::fmt::Display>(
+    value: &mut Option<T>,
+    ok: impl Fn(&T) -> bool,
+    query: &str,
+    unit: &str,
+    reject: &mut impl FnMut(&str, String),
+) {
+    if let Some(v) = value.as_ref().filter(|v| !ok(v)) {
+        let shown = format!("{v} {unit}");
+        reject(query, shown.trim_end().to_string());
+        *value = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implausible_values_become_null_with_a_reason() {
+        let mut gpu = GpuSample {
+            util_pct: Some(4_294_967_295),
+            power_w: Some(f64::NAN),
+            power_limit_w: Some(-5.0),
+            mem_temp_c: Some(1_000_000),
+            temp_c: Some(60),
+            ..Default::default()
+        };
+        gpu.sanitize();
+        assert_eq!(gpu.util_pct, None);
+        assert_eq!(gpu.power_w, None);
+        assert_eq!(gpu.power_limit_w, None);
+        assert_eq!(gpu.mem_temp_c, None);
+        assert_eq!(gpu.temp_c, Some(60));
+        let queries: Vec<&str> = gpu.errors.iter().map(|e| e.query.as_str()).collect();
+        assert_eq!(
+            queries,
+            [
+                "utilization.gpu",
+                "temperature.memory",
+                "power.draw",
+                "power.limit"
+            ]
+        );
+        assert!(gpu
+            .errors
+            .iter()
+            .all(|e| e.kind == GpuErrorKind::Implausible));
+        assert_eq!(gpu.errors[1].detail, "1000000 °C");
+    }
+
+    #[test]
+    fn duplicate_indices_and_excess_gpus_are_dropped_with_a_warning() {
+        let gpu = |index| GpuSample {
+            index,
+            ..Default::default()
+        };
+        let mut sample = NodeSample {
+            gpus: (0..8).map(|_| gpu(0)).chain([gpu(1)]).collect(),
+            ..Default::default()
+        };
+        sample.sanitize(64);
+        assert_eq!(sample.gpus.len(), 2);
+        assert_eq!(sample.warnings, ["GPU index 0 reported more than once"]);
+        let mut flood = NodeSample {
+            gpus: (0..1000).map(gpu).collect(),
+            ..Default::default()
+        };
+        flood.sanitize(64);
+        assert_eq!(flood.gpus.len(), 64);
+        assert!(flood.warnings[0].contains("1000 GPUs"));
+    }
+
+    #[test]
+    fn bounded_cuts_on_character_boundaries() {
+        assert_eq!(bounded("héllo", 2), "hé…");
+        assert_eq!(bounded("ok", 2), "ok");
+    }
+}
