@@ -52,7 +52,7 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     );
     assert_eq!(
         (s["gpus_expected"].as_u64(), s["gpus_seen"].as_u64()),
-        (Some(8200), Some(8184))
+        (Some(8200), Some(8183))
     );
     assert_eq!(s["health"], "crit");
     let nodes = doc["nodes"].as_array().unwrap();
@@ -66,13 +66,15 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     for n in nodes {
         assert_eq!(
             keys(n),
-            set("name cabinet tenant state health source sample_age_ms error gpus")
+            set("name cabinet tenant state health source sample_age_ms error reasons gpus")
         );
         for g in n["gpus"].as_array().unwrap() {
             assert_eq!(
                 keys(g),
                 set("index uuid name util_pct mem_util_pct mem_used_mib mem_total_mib temp_c mem_temp_c power_w \
-                     power_limit_w sm_clock_mhz throttle ecc_uncorrected remapped_rows_pending xid health reasons")
+                     power_limit_w sm_clock_mhz throttle ecc_uncorrected remapped_rows_pending \
+                     remapped_rows_failed remapped_rows_uncorrectable mig_enabled pci_bus_id tlimit_margin_c \
+                     xid xid_events errors health reasons")
             );
         }
     }
@@ -84,6 +86,7 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     let fell_off = &by_name("c042n3")["gpus"][5];
     assert_eq!(fell_off["health"], "crit");
     assert_eq!(fell_off["xid"], serde_json::json!([79]));
+    assert_eq!(fell_off["errors"][0]["kind"], "lost");
     assert_eq!(
         fell_off["util_pct"],
         Value::Null,
@@ -137,7 +140,7 @@ fn prometheus_output_passes_promtool() {
     let out = snapshot(&["--demo", "--format", "prom"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("fleetop_fleet_gpus_seen 8184\n"),
+        text.contains("fleetop_fleet_gpus_seen 8183\n"),
         "{}",
         &text[..500.min(text.len())]
     );
@@ -193,7 +196,7 @@ fn table_lists_the_worst_nodes_first_and_sums_up() {
     assert!(lines[0].starts_with("NODE "));
     assert!(lines[1].contains(" crit "), "{}", lines[1]);
     assert!(
-        text.contains("1025 nodes (1023 up), 8184 of 8200 GPUs seen"),
+        text.contains("1025 nodes (1023 up), 8183 of 8200 GPUs seen"),
         "{}",
         lines.last().unwrap()
     );

@@ -112,7 +112,7 @@ fn demo_fleet_navigates_to_a_node_detail() {
     let home = tempfile::tempdir().unwrap();
     let tmux = Tmux::start(&format!("{} --demo", bin()), home.path());
     let screen = tmux.wait_for(
-        &["1023 up", "GPUs 8184/8200", "384 cabinets"],
+        &["1023 up", "GPUs 8183/8200", "384 cabinets"],
         Duration::from_secs(30),
     );
     assert!(screen.contains("c001 "), "{screen}");

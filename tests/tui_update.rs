@@ -212,3 +212,56 @@ fn a_click_selects_the_row_under_the_pointer() {
     });
     assert_eq!(app.node_name(app.selected), "n7");
 }
+
+#[test]
+fn xids_reach_the_events_view_and_an_acknowledgement_holds_until_the_next_one() {
+    let now = Instant::now();
+    let mut app = three_nodes(now);
+    let with_xid = |count| {
+        let mut g = gpu(2, 50, 50);
+        g.xid = Some(vec![79]);
+        g.xid_events = Some(vec![fleetop::telemetry::XidEvent {
+            code: 79,
+            count,
+            text: Some("GPU has fallen off the bus.".into()),
+            ..Default::default()
+        }]);
+        sample(
+            (0..4)
+                .map(|i| if i == 2 { g.clone() } else { gpu(i, 50, 50) })
+                .collect(),
+        )
+    };
+    app.on_msg(msg(0, now, with_xid(1)));
+    app.tick(now);
+    app.refresh();
+    let health = |app: &fleetop::tui::app::App| app.rows.iter().find(|r| r.id == 0).unwrap().health;
+    assert_eq!(health(&app), fleetop::telemetry::health::Health::Crit);
+    assert!(
+        app.journal.newest_first().any(|e| e.text
+            == "c01n1: GPU 2 XID 79 ×1: GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\""),
+        "the events view lists the XID"
+    );
+
+    app.selected = 0;
+    key(&mut app, KeyCode::Char('a'));
+    assert_eq!(app.mode, Mode::AckReason(String::new()));
+    key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(app.mode, Mode::AckReason(_)),
+        "a reason is required"
+    );
+    typed(&mut app, "RMA 4411 filed");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(health(&app), fleetop::telemetry::health::Health::Ok);
+    assert_eq!(app.ops.acks.len(), 1, "queued for the audit log");
+    assert_eq!(app.ops.acks[0].reason, "RMA 4411 filed");
+    assert_eq!(app.ops.acks[0].xids, ["GPU 2 XID 79 ×1"]);
+
+    // The same XID again: the acknowledgement no longer covers it.
+    app.on_msg(msg(0, now, with_xid(2)));
+    app.tick(now);
+    app.refresh();
+    assert_eq!(health(&app), fleetop::telemetry::health::Health::Crit);
+}

@@ -37,11 +37,23 @@ pub struct Outcome {
     pub detail: String,
 }
 
+/// An operator acknowledged a node's XIDs: they stop raising its health until one happens again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    pub time: String,
+    pub operator: String,
+    pub node: String,
+    pub reason: String,
+    /// `GPU 5 XID 79 ×1`, one per acknowledged XID.
+    pub xids: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "lowercase")]
 pub enum Record {
     Intent(Intent),
     Outcome(Outcome),
+    Ack(Ack),
 }
 
 pub fn now() -> String {
@@ -102,7 +114,7 @@ pub fn unfinished(path: &Path) -> Vec<Intent> {
         .iter()
         .filter_map(|r| match r {
             Record::Outcome(o) => Some(o.id.as_str()),
-            Record::Intent(_) => None,
+            Record::Intent(_) | Record::Ack(_) => None,
         })
         .collect();
     records

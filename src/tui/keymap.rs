@@ -34,6 +34,7 @@ pub enum Action {
     Drain,
     Undrain,
     Reboot,
+    AckXids,
 }
 
 impl Action {
@@ -85,10 +86,14 @@ impl Action {
                 "reboot",
                 "reboot the marked (or selected) nodes, after a confirm",
             ),
+            Action::AckXids => (
+                "ack_xids",
+                "acknowledge the XIDs of the marked (or selected) nodes, with a reason (audit log)",
+            ),
         }
     }
 
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::Quit,
         Action::Help,
         Action::ViewOverview,
@@ -116,6 +121,7 @@ impl Action {
         Action::Drain,
         Action::Undrain,
         Action::Reboot,
+        Action::AckXids,
     ];
 
     pub fn from_name(name: &str) -> Option<Action> {
@@ -266,6 +272,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("D", Action::Drain),
     ("U", Action::Undrain),
     ("R", Action::Reboot),
+    ("a", Action::AckXids),
 ];
 
 impl Default for Keymap {

@@ -148,6 +148,13 @@ async fn event_loop(
                     for request in std::mem::take(&mut app.ops.queued) {
                         spawn_action(&inventory, &executor, request, &action_tx);
                     }
+                    for ack in std::mem::take(&mut app.ops.acks) {
+                        let written = AuditLog::open(&audit_path(&inventory))
+                            .and_then(|mut log| log.write(&audit::Record::Ack(ack)));
+                        if let Err(e) = written {
+                            app.ops.failures.push(format!("acknowledgement not audited: {e}"));
+                        }
+                    }
                 }
                 Event::Mouse(mouse) => app.on_mouse(mouse),
                 Event::Resize(w, h) => {

@@ -32,6 +32,15 @@ impl App {
                 Edit::Done(t) => self.confirm(kind, t),
                 Edit::Cancelled => {}
             },
+            Mode::AckReason(text) => match edit(text, &key) {
+                Edit::Typing(t) => self.mode = Mode::AckReason(t),
+                Edit::Done(t) if t.trim().is_empty() => {
+                    self.status = Some("an acknowledgement needs a reason".into());
+                    self.mode = Mode::AckReason(t);
+                }
+                Edit::Done(t) => self.acknowledge_xids(t.trim()),
+                Edit::Cancelled => {}
+            },
             Mode::Confirm(mut c) => match key.code {
                 KeyCode::Tab | KeyCode::Left | KeyCode::Right => {
                     c.on_confirm = !c.on_confirm;
@@ -120,6 +129,7 @@ impl App {
             Action::Mark => self.toggle_mark(),
             Action::MarkFiltered => self.mark_filtered(),
             Action::Drain => self.begin(ActionKind::Drain),
+            Action::AckXids => self.mode = Mode::AckReason(String::new()),
             Action::Undrain => self.begin(ActionKind::Undrain),
             Action::Reboot => self.begin(ActionKind::Reboot),
         }

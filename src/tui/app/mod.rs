@@ -68,6 +68,8 @@ pub enum Mode {
     },
     /// The confirm dialog of an action.
     Confirm(operate::Confirm),
+    /// Typing the reason for acknowledging the targets' XIDs.
+    AckReason(String),
 }
 
 /// The overview's colour metric.

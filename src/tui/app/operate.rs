@@ -85,6 +85,8 @@ pub struct Operations {
     pub failures: Vec<String>,
     /// Requests confirmed and waiting for the loop to run them.
     pub queued: Vec<Request>,
+    /// XID acknowledgements waiting for the loop to write them to the audit log.
+    pub acks: Vec<crate::actions::audit::Ack>,
     pub read_only: bool,
     /// The demo fleet: actions are simulated and reboots come back by themselves.
     pub simulated: bool,
@@ -194,6 +196,44 @@ impl App {
     }
 
     /// The operator confirmed: queue the request for the loop and mark nodes as running.
+    /// Acknowledges the targets' XIDs as they stand: they stop raising the node's health until one happens
+    /// again. Each acknowledgement goes to the audit log.
+    pub fn acknowledge_xids(&mut self, reason: &str) {
+        let operator = actions::operator();
+        for n in self.targets() {
+            let covered = self
+                .fleet
+                .acknowledge_xids(n, &format!("{reason} ({operator})"));
+            let name = self.node_name(n).to_string();
+            if covered.is_empty() {
+                self.status = Some(format!("{name}: no XIDs to acknowledge"));
+                continue;
+            }
+            let xids: Vec<String> = covered
+                .iter()
+                .map(|(gpu, code, count)| format!("GPU {gpu} XID {code} ×{count}"))
+                .collect();
+            self.journal.push(
+                self.now,
+                Some(n),
+                Health::Ok,
+                format!(
+                    "{name}: {} acknowledged by {operator}: {reason}",
+                    xids.join(", ")
+                ),
+            );
+            self.ops.acks.push(crate::actions::audit::Ack {
+                time: crate::actions::audit::now(),
+                operator: operator.clone(),
+                node: name,
+                reason: reason.to_string(),
+                xids,
+            });
+        }
+        self.ops.marks.clear();
+        self.refresh();
+    }
+
     pub fn submit(&mut self, confirm: Confirm) {
         for &n in &confirm.request.nodes {
             self.ops

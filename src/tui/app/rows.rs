@@ -51,7 +51,7 @@ impl NodeRow {
                 .or_else(|| v.error.clone()),
             source: v.source,
             age: v.sample_age,
-            gpus_seen: v.gpus.len(),
+            gpus_seen: crate::fleet::view::gpus_seen(&v.gpus),
             gpus_expected: v.expected_gpus,
             avg_util: (!utils.is_empty())
                 .then(|| f64::from(utils.iter().sum::<u32>()) / utils.len() as f64),

@@ -167,6 +167,25 @@ fn render_footer(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::raw(text.clone()),
             Span::styled("▏", theme.accent()),
         ]),
+        Mode::AckReason(text) => Line::from(vec![
+            Span::styled(
+                format!(
+                    "acknowledge the XIDs of {} node(s), reason: ",
+                    app.targets().len()
+                ),
+                theme.accent(),
+            ),
+            Span::raw(text.clone()),
+            Span::styled("▏", theme.accent()),
+            Span::styled("  (enter: acknowledge · esc: cancel)", theme.dim()),
+            Span::styled(
+                app.status
+                    .clone()
+                    .map(|s| format!("  {s}"))
+                    .unwrap_or_default(),
+                theme.health(crate::telemetry::health::Health::Warn),
+            ),
+        ]),
         Mode::Reason { kind, text } => Line::from(vec![
             Span::styled(
                 format!(
