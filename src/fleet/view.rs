@@ -93,9 +93,6 @@ impl FleetState {
                 ),
             );
         } else if let Some(sample) = &status.sample {
-            if let Some(short) = judge_gpu_count(gpus_seen(&gpus), spec.expected_gpus) {
-                verdict.add(short.health, short.reasons.join("; "));
-            }
             for warning in &sample.warnings {
                 verdict.add(Health::Warn, warning.clone());
             }
@@ -111,6 +108,7 @@ impl FleetState {
                     format!("XID {} ({}×): {what}; {text}", e.code, e.count),
                 );
             }
+            // The GPUs' own reasons first: they say what to do; the count follows from them.
             for gpu in &gpus {
                 for reason in &gpu.verdict.reasons {
                     verdict.add(
@@ -118,6 +116,9 @@ impl FleetState {
                         format!("GPU {}: {reason}", gpu.sample.index),
                     );
                 }
+            }
+            if let Some(short) = judge_gpu_count(gpus_seen(&gpus), spec.expected_gpus) {
+                verdict.add(short.health, short.reasons.join("; "));
             }
             if state == NodeState::Stale {
                 let age = sample_age.unwrap_or_default().as_secs();

@@ -8,7 +8,7 @@ use ratatui::Frame;
 use super::format::{age, bar, clock, opt, sparkline};
 use super::state_style;
 use crate::fleet::view::Pending;
-use crate::telemetry::GpuSample;
+use crate::telemetry::{GpuErrorKind, GpuSample};
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
@@ -49,7 +49,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             format!(
                 "source: {} · {} of {} GPUs · {} bad lines",
                 status.detail.as_deref().unwrap_or("none yet"),
-                view.gpus.len(),
+                crate::fleet::view::gpus_seen(&view.gpus),
                 view.expected_gpus,
                 status.bad_lines
             ),
@@ -181,9 +181,20 @@ fn power(s: &GpuSample) -> String {
     }
 }
 
-/// ECC, row-remap and XID flags of one GPU: `E2 Rp X79`.
+/// Query errors, ECC, row-remap and XID flags of one GPU: `LOST`, `RESET`, `ERR`, `E2 Rp X79`.
 fn flags(s: &GpuSample) -> String {
     let mut parts = Vec::new();
+    for e in &s.errors {
+        let flag = match e.kind {
+            GpuErrorKind::Lost => "LOST",
+            GpuErrorKind::ResetRequired => "RESET",
+            GpuErrorKind::Unknown | GpuErrorKind::Failed => "ERR",
+            GpuErrorKind::Implausible => "BAD",
+        };
+        if !parts.iter().any(|p: &String| p == flag) {
+            parts.push(flag.to_string());
+        }
+    }
     if let Some(n) = s.ecc_uncorrected.filter(|&n| n > 0) {
         parts.push(format!("E{n}"));
     }
