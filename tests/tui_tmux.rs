@@ -228,3 +228,63 @@ fn read_only_tui_refuses_on_screen() {
     }
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn ssh_fleet_shows_lost_gpus_and_xids_and_an_acknowledgement_clears_the_xid() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Agent(Spec::node(2, 2).with_line("lost 1 0")),
+            // GPU 0 is on bus 01 (the fake library's default: index + 1); XID 79 logged before the agent started.
+            Behaviour::Agent(Spec::node(3, 2).with_kernel_log(
+                "[   12.000000] NVRM: Xid (PCI:0000:01:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+            )),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.dir.path().join("tui.toml");
+    std::fs::write(&inventory, fleet.inventory(&[])).unwrap();
+    let state = fleet.dir.path().join("state");
+    let command = format!(
+        "env XDG_STATE_HOME={} {} --inventory {}",
+        shlex::try_quote(state.to_str().unwrap()).unwrap(),
+        bin(),
+        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
+    );
+    let tmux = Tmux::start(&command, fleet.dir.path());
+    tmux.wait_for(&["3 up", "2 crit"], Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    let table = tmux.wait_for(&["tn01", "tn02", "tn03"], Duration::from_secs(10));
+    let lost = table.lines().find(|l| l.starts_with("tn02")).unwrap();
+    assert!(
+        lost.contains("crit") && lost.contains("GPU 1: GPU lost"),
+        "{lost}"
+    );
+    let xid = table.lines().find(|l| l.starts_with("tn03")).unwrap();
+    assert!(xid.contains("crit") && xid.contains("XID 79"), "{xid}");
+    tmux.keys(&["5"]);
+    tmux.wait_for(&["tn03: GPU 0 XID 79 ×1"], Duration::from_secs(10));
+
+    tmux.keys(&[":", "node tn03", "Enter"]);
+    tmux.wait_for(&["tn03 cabinet"], Duration::from_secs(10));
+    tmux.keys(&["a"]);
+    tmux.wait_for(
+        &["acknowledge the XIDs of 1 node(s)"],
+        Duration::from_secs(10),
+    );
+    tmux.keys(&["known bad GPU, RMA open", "Enter"]);
+    tmux.wait_for(
+        &["acknowledged: known bad GPU, RMA open"],
+        Duration::from_secs(10),
+    );
+    tmux.keys(&["2"]);
+    let table = tmux.wait_for(&["tn03"], Duration::from_secs(10));
+    let acked = table.lines().find(|l| l.starts_with("tn03")).unwrap();
+    assert!(acked.contains(" ok "), "{acked}");
+    let audit = std::fs::read_to_string(state.join("fleetop/audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"record\":\"ack\"") && audit.contains("GPU 0 XID 79 ×1"),
+        "{audit}"
+    );
+    tmux.keys(&["q"]);
+}

@@ -144,4 +144,37 @@ mod tests {
         }
         assert!(matches!(decode_agent_line("garbage{"), AgentLine::Bad(_)));
     }
+
+    #[test]
+    fn a_sample_from_an_older_agent_still_decodes() {
+        // The previous release's wire format: `xid` codes only, none of the fields added since.
+        let old = r#"{"t":5,"gpus":[{"index":5,"uuid":"GPU-x","util_pct":null,"xid":[79],"temp_slowdown_c":89}]}"#;
+        let AgentLine::Sample(s) = decode_agent_line(old) else {
+            panic!("older sample rejected");
+        };
+        let g = &s.gpus[0];
+        assert_eq!(g.xid.as_deref(), Some(&[79][..]));
+        assert_eq!(g.xid_events, None);
+        assert!(g.errors.is_empty());
+        assert!(s.warnings.is_empty());
+        let verdict = crate::telemetry::health::judge_gpu(
+            g,
+            &Default::default(),
+            &crate::telemetry::health::none_acknowledged,
+        );
+        assert_eq!(verdict.health, crate::telemetry::health::Health::Crit);
+    }
+
+    #[test]
+    fn an_unknown_error_kind_from_a_newer_agent_reads_as_failed() {
+        let newer =
+            r#"{"t":5,"gpus":[{"index":0,"errors":[{"kind":"melted","query":"x","detail":"y"}]}]}"#;
+        let AgentLine::Sample(s) = decode_agent_line(newer) else {
+            panic!("newer sample rejected");
+        };
+        assert_eq!(
+            s.gpus[0].errors[0].kind,
+            crate::telemetry::GpuErrorKind::Failed
+        );
+    }
 }
