@@ -1,6 +1,6 @@
 //! Redfish reboots against a real emulator: sushy-tools' `sushy-emulator --fake` on 127.0.0.1.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,9 +35,26 @@ fn start_with(state: &std::path::Path, extra: &[&str]) -> Emulator {
         .stderr(Stdio::null())
         .spawn()
         .expect("sushy-emulator (pip install sushy-tools; scripts/test installs it)");
+    // Ready means answering Redfish, not just accepting TCP: a connect alone raced on a fresh machine.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sushy-emulator did not listen");
+    let mut probe = ureq::AgentBuilder::new().timeout(Duration::from_secs(2));
+    let mut scheme = "http";
+    if let Some(i) = extra.iter().position(|a| *a == "--ssl-certificate") {
+        let pem = std::fs::read(extra[i + 1]).unwrap();
+        let tls = native_tls::TlsConnector::builder()
+            .add_root_certificate(native_tls::Certificate::from_pem(&pem).unwrap())
+            .build()
+            .unwrap();
+        probe = probe.tls_connector(std::sync::Arc::new(tls));
+        scheme = "https";
+    }
+    let probe = probe.build();
+    while probe
+        .get(&format!("{scheme}://127.0.0.1:{port}/redfish/v1/Systems"))
+        .call()
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(Instant::now() < deadline, "sushy-emulator never answered HTTP 200");
         std::thread::sleep(Duration::from_millis(100));
     }
     Emulator { child, port }

@@ -419,13 +419,15 @@ printf '\036' >> "{r}/records/$ip.scontrol"
         path
     }
 
+    /// Waits until every node's sshd sends its SSH banner: a TCP connect alone can succeed before sshd is
+    /// ready to talk.
     fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         for node in &self.nodes {
-            while TcpStream::connect((node.addr.as_str(), self.port)).is_err() {
+            while !ssh_banner(&node.addr, self.port) {
                 assert!(
                     Instant::now() < deadline,
-                    "sshd did not listen on {}:{}: {}",
+                    "sshd did not greet on {}:{}: {}",
                     node.addr,
                     self.port,
                     self.logs()
@@ -578,6 +580,16 @@ fn descendants(root: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// True when an SSH server on `addr:port` sends its identification line (`SSH-2.0-…`).
+fn ssh_banner(addr: &str, port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect((addr, port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 4];
+    stream.read_exact(&mut buf).is_ok() && &buf == b"SSH-"
 }
 
 fn spawn_sshd(config: &Path, log: &Path) -> Child {
