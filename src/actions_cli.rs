@@ -64,7 +64,9 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     };
     if args.dry_run {
         for step in &steps {
-            println!("{}", step.invocation.display(&inv));
+            if !crate::text::println(&step.invocation.display(&inv)) {
+                break;
+            }
         }
         if g.read_only || inv.actions.read_only || config_read_only {
             eprintln!("note: read-only is set, so this would be refused");
@@ -134,19 +136,22 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     match args.format {
         ActionFormat::Json => {
             let doc = serde_json::json!({ "action": kind, "operator": req.operator, "reason": req.reason, "nodes": results });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            crate::text::println(&crate::text::json_safe(
+                serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            ));
         }
         ActionFormat::Table => {
             for r in &results {
                 let status = if r.ok { "ok" } else { "FAILED" };
-                println!(
+                // The detail may quote a remote command's output: one escaped line, never raw.
+                crate::text::println(&format!(
                     "{:<12} {:<7} {:>6} ms  {}  {}",
                     r.node,
                     status,
                     r.duration_ms,
                     r.command,
-                    r.detail.replace('\n', " ")
-                );
+                    crate::text::escape(&r.detail)
+                ));
             }
         }
     }

@@ -62,11 +62,11 @@ pub fn run(cli: Cli) -> i32 {
     init_tracing(interactive);
     raise_fd_limit();
     if let Some(frames) = cli.bench_render {
-        print!("{}", crate::tui::bench::run(frames));
+        crate::text::print(&crate::tui::bench::run(frames));
         return 0;
     }
     if let Some(secs) = cli.bench_memory {
-        print!("{}", crate::tui::bench::memory(secs));
+        crate::text::print(&crate::tui::bench::memory(secs));
         return 0;
     }
     match cli.command {
@@ -78,7 +78,7 @@ pub fn run(cli: Cli) -> i32 {
         }),
         Some(Command::Check) => match load_inventory(&cli.global) {
             Ok(inv) => {
-                print!("{}", check::summary(&inv));
+                crate::text::print(&check::summary(&inv));
                 0
             }
             Err(e) => {
@@ -213,6 +213,7 @@ fn run_snapshot(g: &Global, args: &SnapshotArgs) -> i32 {
     let started = Instant::now();
     let state = runtime.block_on(snapshot::collect(inv, transport.as_ref(), timeout));
     let report = Report::new(&state, &filter, started, Instant::now(), timeout);
-    print!("{}", report.render(args.format));
+    // A reader that went away (`| head`) ends the output quietly; the verdict stands.
+    crate::text::print(&report.render(args.format));
     report.summary.exit_code()
 }

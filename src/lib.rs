@@ -12,5 +12,6 @@ pub mod inventory;
 pub mod live;
 pub mod snapshot;
 pub mod telemetry;
+pub mod text;
 pub mod transport;
 pub mod tui;

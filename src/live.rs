@@ -33,10 +33,14 @@ pub fn run(inv: Arc<Inventory>, transport: &dyn Transport) -> i32 {
                     }
                     let views = state.node_views(Instant::now(), Pending::Connecting);
                     let s = Summary::of(&views);
-                    println!(
+                    let line = format!(
                         "{} nodes, {} up, {}/{} GPUs, {} warn, {} crit, {:.1} kW",
                         s.nodes, s.nodes_up, s.gpus_seen, s.gpus_expected, s.warn, s.crit, s.power_watts / 1000.0
                     );
+                    // `fleetop | head -1`: the reader went away, which ends the line mode normally.
+                    if !crate::text::println(&line) {
+                        return 0;
+                    }
                 }
                 _ = tokio::signal::ctrl_c() => return 0,
             }

@@ -93,3 +93,72 @@ fn a_missing_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Peak resident memory of a finished child, from `wait4` (KiB).
+fn check_bounded(text: &str) -> (i32, String, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inv.toml");
+    std::fs::write(&path, text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .args(["check", "--inventory", path.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.unwrap(), &mut s);
+        s
+    });
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let code = std::process::ExitStatus::from_raw(status).code().unwrap_or(-1);
+    (code, stderr.join().unwrap(), usage.ru_maxrss as u64)
+}
+
+#[test]
+fn hostile_inventories_are_refused_in_bounded_memory() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"n[18446744073709551615]\"\ngpus_per_node = 4294967295\n",
+            "4294967295 GPUs per node is more than fleetop accepts (64)",
+        ),
+        (
+            "[[cabinet]]\nname = \"c[1-1000]\"\nnodes = \"{cabinet}n[1-100000]\"\n",
+            "the inventory holds more than 100000 nodes",
+        ),
+        (
+            "[[cabinet]]\nname = \"c[1-384]\"\nnodes = \"n[1-100000]\"\n",
+            "the inventory holds more than 100000 nodes",
+        ),
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"--selector=nvidia.com/gpu.present\"\n",
+            "unexpected '='",
+        ),
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-8]\"\n[[tenant]]\nname = \"acme\"\nnodes = \"n[1-8]\"\ngpus = \"0-99999\"\n",
+            "is not a GPU index",
+        ),
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"n1\"\n[[tenant]]\nname = \"ev\\u001b]52;c;AAAA\\u0007il\"\nnodes = \"n1\"\n",
+            "holds the control character",
+        ),
+    ];
+    for (text, expected) in cases {
+        let (code, err, max_rss_kib) = check_bounded(text);
+        assert_eq!(code, 3, "{text}\n{err}");
+        assert!(err.contains(expected), "{text}\n{err}");
+        assert!(err.lines().count() <= 102, "error lists are capped: {}", err.lines().count());
+        assert!(max_rss_kib < 512 * 1024, "{text}: peak RSS {max_rss_kib} KiB");
+    }
+    // 100,000 duplicate names: the list stops at 100 errors and says how many more there were.
+    let (code, err, _) = check_bounded(
+        "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-50000]\"\n[[cabinet]]\nname = \"c2\"\nnodes = \"n[1-50000]\"\n",
+    );
+    assert_eq!(code, 3);
+    assert!(err.contains("stopped after 100 errors"), "{err}");
+}

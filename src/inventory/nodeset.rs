@@ -105,10 +105,18 @@ fn expand_term(term: &str, base: usize) -> Result<Vec<String>, NodesetError> {
     }
     for part in &parts {
         if let Part::Text(text) = part {
-            if let Some(bad) = text.chars().find(|c| c.is_whitespace() || *c == ']') {
-                return fail(base, format!("unexpected {bad:?} in host name"));
+            // Host names only: a name that is also an option (`--selector=…`) or carries terminal
+            // controls must never reach a backend's command line or an operator's screen.
+            if let Some(bad) = text.chars().find(|c| !is_host_char(*c)) {
+                return fail(
+                    base,
+                    format!("unexpected {bad:?} in host name (letters, digits, '-', '_', '.' only)"),
+                );
             }
         }
+    }
+    if matches!(parts.first(), Some(Part::Text(t)) if t.starts_with('-')) {
+        return fail(base, "a host name may not start with '-'");
     }
     let total = parts.iter().try_fold(1usize, |acc, part| match part {
         Part::Text(_) => Some(acc),
@@ -173,7 +181,11 @@ fn expand_ranges(body: &str, base: usize) -> Result<Vec<String>, NodesetError> {
         let mut n = low;
         while n <= high {
             out.push(format!("{n:0width$}"));
-            n += step;
+            // At u64::MAX there is no next number: stop instead of wrapping around to 0.
+            let Some(next) = n.checked_add(step) else {
+                break;
+            };
+            n = next;
         }
         offset += piece.len() + 1;
     }
@@ -189,16 +201,27 @@ fn parse_number(text: &str, offset: usize) -> Result<u64, NodesetError> {
         .or_else(|_| fail(offset, format!("{t:?} is too large")))
 }
 
-/// Expands a GPU index range such as `0-3` or `0,2,4-7` (no brackets).
+/// Characters a host name may hold (RFC 1123 plus `_`, which some sites use).
+fn is_host_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// Most GPU indices a list may hold; no node has more GPUs than a sample may carry.
+pub const MAX_GPU_INDEX: u32 = 63;
+
+/// Expands a GPU index range such as `0-3` or `0,2,4-7` (no brackets), sorted, each index once.
 pub fn expand_indices(expr: &str) -> Result<Vec<u32>, NodesetError> {
     let numbers = expand_ranges(expr, 0)?;
-    numbers
+    let mut indices = numbers
         .iter()
-        .map(|n| {
-            n.parse::<u32>()
-                .or_else(|_| fail(0, format!("{n:?} is not a GPU index")))
+        .map(|n| match n.parse::<u32>() {
+            Ok(i) if i <= MAX_GPU_INDEX => Ok(i),
+            _ => fail(0, format!("{n:?} is not a GPU index (0-{MAX_GPU_INDEX})")),
         })
-        .collect()
+        .collect::<Result<Vec<u32>, _>>()?;
+    indices.sort_unstable();
+    indices.dedup();
+    Ok(indices)
 }
 
 #[cfg(test)]
@@ -221,6 +244,24 @@ mod tests {
         );
         assert_eq!(expand("a, b[1-2]").unwrap(), ["a", "b1", "b2"]);
         assert_eq!(expand("c[001-384]n[1-3]").unwrap().len(), 1152);
+    }
+
+    #[test]
+    fn hostile_expressions_are_refused_not_expanded() {
+        // u64::MAX has no successor: one host, no wrap-around, no endless allocation.
+        assert_eq!(
+            expand("n[18446744073709551615]").unwrap(),
+            ["n18446744073709551615"]
+        );
+        assert!(expand("n[18446744073709551614-18446744073709551615/7]").is_ok());
+        assert!(expand("--selector=nvidia.com/gpu.present")
+            .unwrap_err()
+            .message
+            .contains("unexpected"));
+        assert!(expand("-n1").unwrap_err().message.contains("may not start with '-'"));
+        assert!(expand("n\u{1b}[2J").is_err());
+        assert_eq!(expand_indices("3,0-3,3").unwrap(), [0, 1, 2, 3]);
+        assert!(expand_indices("64").is_err());
     }
 
     #[test]

@@ -15,6 +15,30 @@ use toml::Spanned;
 const DEFAULT_INTERVAL_MS: u64 = 2000;
 const MIN_INTERVAL_MS: u64 = 100;
 
+/// Most errors listed for one file: past that, the rest are counted, not listed.
+const MAX_ERRORS: usize = 100;
+/// Most GPUs a node may be declared with: as many as one sample may carry.
+const MAX_GPUS_PER_NODE: u32 = crate::telemetry::wire::MAX_GPUS_PER_SAMPLE as u32;
+
+/// Every GPU count the file declares, with where: defaults, cabinets, nodes.
+fn gpu_counts(parsed: &InventoryFile) -> Vec<(usize, u32)> {
+    let mut counts = Vec::new();
+    if let Some(g) = parsed.defaults.gpus_per_node {
+        counts.push((0, g));
+    }
+    for c in &parsed.cabinet {
+        if let Some(g) = c.gpus_per_node {
+            counts.push((c.name.span().start, g));
+        }
+    }
+    for n in &parsed.node {
+        if let Some(g) = n.gpus {
+            counts.push((n.name.span().start, g));
+        }
+    }
+    counts
+}
+
 pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErrors> {
     let loc = Locator { file, text };
     let parsed: InventoryFile =
@@ -28,7 +52,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
     let mut cabinets: Vec<Cabinet> = Vec::new();
     let mut cabinet_lines: HashMap<String, usize> = HashMap::new();
 
-    for cab in &parsed.cabinet {
+    'cabinets: for cab in &parsed.cabinet {
         let span = cab.name.span();
         let line = loc.at(span.start, "").line;
         let names = match nodeset::expand(cab.name.get_ref()) {
@@ -62,9 +86,27 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
                     continue;
                 }
             };
+            // The host limit holds for the whole inventory, not per expression: 384 cabinets that each
+            // repeat `n[1-100000]` (a forgotten `{cabinet}`) must not allocate 38 million nodes.
+            if nodes.len() + members.len() > nodeset::MAX_EXPANSION {
+                errors.push(loc.at(
+                    nodes_span.start,
+                    format!(
+                        "the inventory holds more than {} nodes (at cabinet {cabinet_name:?})",
+                        nodeset::MAX_EXPANSION
+                    ),
+                ));
+                break 'cabinets;
+            }
+            if errors.len() >= MAX_ERRORS {
+                break 'cabinets;
+            }
             let cabinet = cabinets.len();
             let mut ids = Vec::with_capacity(members.len());
             for name in members {
+                if errors.len() >= MAX_ERRORS {
+                    break;
+                }
                 if let Some(&(_, first_line)) = by_name.get(&name) {
                     errors.push(loc.at(
                         nodes_span.start,
@@ -105,6 +147,21 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
 
     let tenants = tenants(&parsed, &loc, &by_name, &mut nodes, &mut errors);
     apply_node_overrides(&parsed, &loc, &by_name, &mut nodes, &mut errors);
+    for (span, gpus) in gpu_counts(&parsed) {
+        if gpus > MAX_GPUS_PER_NODE {
+            errors.push(loc.at(
+                span,
+                format!("{gpus} GPUs per node is more than fleetop accepts ({MAX_GPUS_PER_NODE})"),
+            ));
+        }
+    }
+    if errors.len() >= MAX_ERRORS {
+        errors.truncate(MAX_ERRORS);
+        errors.push(loc.at(
+            0,
+            format!("stopped after {MAX_ERRORS} errors: there may be more errors; fix these and check again"),
+        ));
+    }
 
     if errors.is_empty() && nodes.is_empty() {
         errors.push(loc.at(
@@ -197,7 +254,20 @@ fn tenants(
     let mut tenants: Vec<Tenant> = Vec::new();
     let mut tenant_lines: Vec<usize> = Vec::new();
     for t in &parsed.tenant {
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
         let name = t.name.get_ref().clone();
+        if let Some(bad) = name
+            .chars()
+            .find(|c| crate::text::escape(&c.to_string()) != c.to_string())
+        {
+            errors.push(loc.at(
+                t.name.span().start,
+                format!("tenant name {name:?} holds the control character {bad:?}"),
+            ));
+            continue;
+        }
         let line = loc.at(t.name.span().start, "").line;
         if let Some(i) = tenants.iter().position(|x| x.name == name) {
             errors.push(loc.at(
@@ -229,6 +299,9 @@ fn tenants(
         let index = tenants.len();
         let mut ids = Vec::new();
         for member in members {
+            if errors.len() >= MAX_ERRORS {
+                break;
+            }
             let Some(&(id, _)) = by_name.get(&member) else {
                 errors.push(loc.at(
                     t.nodes.span().start,
@@ -305,6 +378,9 @@ fn apply_node_overrides(
             }
         };
         for member in members {
+            if errors.len() >= MAX_ERRORS {
+                break;
+            }
             let Some(&(id, _)) = by_name.get(&member) else {
                 errors.push(loc.at(
                     o.name.span().start,

@@ -141,8 +141,9 @@ pub fn render(report: &Report) -> String {
         },
         nodes: report.nodes.iter().map(node).collect(),
     };
-    let mut out =
-        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut out = crate::text::json_safe(
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+    );
     out.push('\n');
     out
 }

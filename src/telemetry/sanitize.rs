@@ -30,6 +30,12 @@ pub fn bounded(text: &str, max: usize) -> String {
     }
 }
 
+/// A node's string as fleetop keeps it: bounded, with terminal controls and bidi characters made visible, so
+/// no output (table, CSV, prom, TUI, JSON) can carry them raw.
+fn inert(text: &str, max: usize) -> String {
+    bounded(&crate::text::escape(text), max)
+}
+
 impl NodeSample {
     /// Checks every GPU; keeps at most `max_gpus` GPUs and the first of any repeated index.
     pub fn sanitize(&mut self, max_gpus: usize) {
@@ -59,7 +65,7 @@ impl NodeSample {
         }
         self.warnings.truncate(MAX_WARNINGS);
         for w in &mut self.warnings {
-            *w = bounded(w, MAX_TEXT_CHARS);
+            *w = inert(w, MAX_TEXT_CHARS);
         }
         if let Some(list) = &mut self.sxid {
             bound_events(list);
@@ -171,19 +177,19 @@ impl GpuSample {
         self.errors.extend(rejected);
         self.errors.truncate(MAX_LIST);
         for e in &mut self.errors {
-            e.query = bounded(&e.query, MAX_ID_CHARS);
-            e.detail = bounded(&e.detail, MAX_TEXT_CHARS);
+            e.query = inert(&e.query, MAX_ID_CHARS);
+            e.detail = inert(&e.detail, MAX_TEXT_CHARS);
         }
         for text in [&mut self.uuid, &mut self.name, &mut self.pci_bus_id]
             .into_iter()
             .flatten()
         {
-            *text = bounded(text, MAX_ID_CHARS);
+            *text = inert(text, MAX_ID_CHARS);
         }
         if let Some(reasons) = &mut self.throttle {
             reasons.truncate(MAX_LIST);
             for r in reasons.iter_mut() {
-                *r = bounded(r, MAX_ID_CHARS);
+                *r = inert(r, MAX_ID_CHARS);
             }
         }
         if let Some(codes) = &mut self.xid {
@@ -199,7 +205,7 @@ fn bound_events(events: &mut Vec<XidEvent>) {
     events.truncate(MAX_LIST);
     for e in events {
         if let Some(t) = &mut e.text {
-            *t = bounded(t, MAX_TEXT_CHARS);
+            *t = inert(t, MAX_TEXT_CHARS);
         }
     }
 }
@@ -276,6 +282,21 @@ mod tests {
         flood.sanitize(64);
         assert_eq!(flood.gpus.len(), 64);
         assert!(flood.warnings[0].contains("1000 GPUs"));
+    }
+
+    #[test]
+    fn node_strings_are_made_inert() {
+        let mut sample = NodeSample {
+            gpus: vec![GpuSample {
+                name: Some("H100\x1b]52;c;AAAA\x07\u{202e}".into()),
+                ..Default::default()
+            }],
+            warnings: vec!["\x1b[2Jwiped".into()],
+            ..Default::default()
+        };
+        sample.sanitize(64);
+        assert_eq!(sample.gpus[0].name.as_deref(), Some("H100\\x1b]52;c;AAAA\\x07\\u{202e}"));
+        assert_eq!(sample.warnings[0], "\\x1b[2Jwiped");
     }
 
     #[test]

@@ -52,7 +52,11 @@ impl Exit {
             .map(str::trim)
             .find(|l| !l.is_empty());
         match said {
-            Some(text) => format!("{how}: {}", text.chars().take(200).collect::<String>()),
+            // A node's own words: bounded, and escaped so they cannot drive the operator's terminal.
+            Some(text) => format!(
+                "{how}: {}",
+                crate::text::escape(&text.chars().take(200).collect::<String>())
+            ),
             None => how,
         }
     }

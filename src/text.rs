@@ -1,0 +1,111 @@
+//! Text on its way to an operator's terminal or a file they read: control, C1 and bidi characters are made
+//! visible (`\x1b`, `\u{202e}`) in one place, and a closed stdout ends output quietly instead of panicking.
+//! The model is OpenSSH's `utf8.c`, which makes server-sent strings safe before printing them.
+
+use std::borrow::Cow;
+use std::io::Write;
+
+/// Characters that change how a terminal shows what follows: C0 and C1 controls, DEL, bidi overrides and
+/// isolates, and the Unicode line separators.
+fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+fn escaped(c: char) -> String {
+    if (c as u32) < 0x100 {
+        format!("\\x{:02x}", c as u32)
+    } else {
+        format!("\\u{{{:04x}}}", c as u32)
+    }
+}
+
+/// Makes every dangerous character visible, newlines and tabs included: for one field or one line.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    escape_except(text, |_| false)
+}
+
+/// Like [`escape`] but keeps newlines: for a whole rendered output whose fields were escaped already.
+pub fn escape_lines(text: &str) -> Cow<'_, str> {
+    escape_except(text, |c| c == '\n')
+}
+
+fn escape_except(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(|c| is_dangerous(c) && !keep(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_dangerous(c) && !keep(c) {
+            out.push_str(&escaped(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// JSON as serde_json writes it leaves C1 controls, bidi overrides and line separators raw inside strings;
+/// this writes them as `\uXXXX` escapes, which any JSON reader decodes back to the same text.
+pub fn json_safe(json: String) -> String {
+    if !json.chars().any(is_dangerous) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_dangerous(c) && c != '\n' {
+            // Outside strings serde_json writes only ASCII punctuation and newlines: every hit is inside one.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes `text` to stdout with newlines kept and everything else dangerous escaped. False when stdout is
+/// closed (`fleetop … | head -1`): the reader went away, which ends output normally.
+pub fn print(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_all(escape_lines(text).as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
+/// [`print`] with a newline after `text`.
+pub fn println(text: &str) -> bool {
+    print(&format!("{text}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_and_bidi_are_made_visible() {
+        assert_eq!(escape("ok"), "ok");
+        assert_eq!(
+            escape("\x1b]52;c;cHduZWQ=\x07\u{9b}2J\u{202e}x\ny"),
+            "\\x1b]52;c;cHduZWQ=\\x07\\x9b2J\\u{202e}x\\x0ay"
+        );
+        assert_eq!(escape_lines("a\x1b[2J\nb"), "a\\x1b[2J\nb");
+    }
+
+    #[test]
+    fn json_keeps_its_meaning() {
+        let raw = serde_json::to_string(&serde_json::json!({"n": "a\u{202e}b\u{9b}c\n"})).unwrap();
+        let safe = json_safe(raw);
+        assert!(!safe.contains('\u{202e}') && !safe.contains('\u{9b}'), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["n"], "a\u{202e}b\u{9b}c\n");
+    }
+}
