@@ -192,9 +192,9 @@ fn run_snapshot(g: &Global, args: &SnapshotArgs) -> i32 {
             return EXIT_CANNOT_RUN;
         }
     };
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
         eprintln!(
-            "--timeout: {} is not a positive number of seconds",
+            "--timeout: {} is not a number of seconds between 0 and 86400 (one day)",
             args.timeout
         );
         return EXIT_CANNOT_RUN;

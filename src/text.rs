@@ -104,7 +104,10 @@ mod tests {
     fn json_keeps_its_meaning() {
         let raw = serde_json::to_string(&serde_json::json!({"n": "a\u{202e}b\u{9b}c\n"})).unwrap();
         let safe = json_safe(raw);
-        assert!(!safe.contains('\u{202e}') && !safe.contains('\u{9b}'), "{safe}");
+        assert!(
+            !safe.contains('\u{202e}') && !safe.contains('\u{9b}'),
+            "{safe}"
+        );
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["n"], "a\u{202e}b\u{9b}c\n");
     }

@@ -54,7 +54,10 @@ fn start_with(state: &std::path::Path, extra: &[&str]) -> Emulator {
         .call()
         .map_or(true, |r| r.status() != 200)
     {
-        assert!(Instant::now() < deadline, "sushy-emulator never answered HTTP 200");
+        assert!(
+            Instant::now() < deadline,
+            "sushy-emulator never answered HTTP 200"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Emulator { child, port }

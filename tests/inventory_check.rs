@@ -116,7 +116,9 @@ fn check_bounded(text: &str) -> (i32, String, u64) {
     // SAFETY: rusage is plain data; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let code = std::process::ExitStatus::from_raw(status).code().unwrap_or(-1);
+    let code = std::process::ExitStatus::from_raw(status)
+        .code()
+        .unwrap_or(-1);
     (code, stderr.join().unwrap(), usage.ru_maxrss as u64)
 }
 
@@ -152,8 +154,15 @@ fn hostile_inventories_are_refused_in_bounded_memory() {
         let (code, err, max_rss_kib) = check_bounded(text);
         assert_eq!(code, 3, "{text}\n{err}");
         assert!(err.contains(expected), "{text}\n{err}");
-        assert!(err.lines().count() <= 102, "error lists are capped: {}", err.lines().count());
-        assert!(max_rss_kib < 512 * 1024, "{text}: peak RSS {max_rss_kib} KiB");
+        assert!(
+            err.lines().count() <= 102,
+            "error lists are capped: {}",
+            err.lines().count()
+        );
+        assert!(
+            max_rss_kib < 512 * 1024,
+            "{text}: peak RSS {max_rss_kib} KiB"
+        );
     }
     // 100,000 duplicate names: the list stops at 100 errors and says how many more there were.
     let (code, err, _) = check_bounded(
@@ -161,4 +170,24 @@ fn hostile_inventories_are_refused_in_bounded_memory() {
     );
     assert_eq!(code, 3);
     assert!(err.contains("stopped after 100 errors"), "{err}");
+}
+
+#[test]
+fn huge_timeouts_are_errors_at_their_line() {
+    let text = "[defaults]\ninterval_ms = 1000\n[drain]\nbackend = \"slurm\"\ntimeout_s = 9223372036854775807\n\
+                [[cabinet]]\nname = \"c1\"\nnodes = \"n1\"\n";
+    let (code, _, err, path) = check(text);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path}:5:1: [drain] timeout_s = 9223372036854775807 is more than one day"
+        )),
+        "{err}"
+    );
+    let (code, _, err, _) = check(&format!("{CAB}[thresholds]\ngpu_temp_crit_c = nan\n"));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("gpu_temp_crit_c = NaN is not a temperature"),
+        "{err}"
+    );
 }

@@ -224,3 +224,66 @@ fn without_a_terminal_fleetop_prints_summary_lines() {
     let _ = child.wait();
     assert!(first.starts_with("1025 nodes, "), "{first}");
 }
+
+/// Runs fleetop with stdout a pipe whose reader keeps `keep` bytes and then closes it.
+fn with_closed_stdout(args: &[&str], keep: usize) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .args(args)
+        .env_remove("FLEETOP_INVENTORY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; keep];
+    std::io::Read::read_exact(&mut stdout, &mut buf).unwrap();
+    drop(stdout);
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < limit,
+            "fleetop kept running with stdout closed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    // `fleetop --demo | head -1`: the line mode stops at its next line, with status 0.
+    let out = with_closed_stdout(&["--demo"], 10);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    // `fleetop snapshot --demo | head`: the verdict (2, the demo has crit nodes) stands, nothing panics.
+    let out = with_closed_stdout(&["snapshot", "--demo"], 10);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn usage_errors_and_impossible_values_exit_3() {
+    for args in [
+        &["--bogus"][..],
+        &["snapshot", "--format"],
+        &["drain"],
+        &["snapshot", "--demo", "--timeout", "1e20"],
+        &["snapshot", "--demo", "--timeout", "NaN"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+}

@@ -110,14 +110,33 @@ pub fn template(template: &str, fill: &[(&str, &str)]) -> Result<Vec<String>, St
     if words.is_empty() {
         return Err("empty command template".into());
     }
-    Ok(words
-        .into_iter()
-        .map(|w| {
-            fill.iter().fold(w, |acc, (key, value)| {
-                acc.replace(&format!("{{{key}}}"), value)
-            })
-        })
-        .collect())
+    Ok(words.iter().map(|w| fill_once(w, fill)).collect())
+}
+
+/// Fills `{key}` placeholders in one pass over the template word: text a value brings in (a reason that
+/// says `{operator}`) is never filled again.
+fn fill_once(word: &str, fill: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        match fill
+            .iter()
+            .find(|(key, _)| after.starts_with(&format!("{{{key}}}")))
+        {
+            Some((key, value)) => {
+                out.push_str(value);
+                rest = &after[key.len() + 2..];
+            }
+            None => {
+                out.push('{');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 pub fn bmc(inv: &Inventory, node: NodeId) -> String {
@@ -309,5 +328,16 @@ mod tests {
             ]
         );
         assert!(template("unbalanced 'quote", &[]).is_err());
+        // A value that itself holds a placeholder stays as written.
+        let argv = template(
+            "drainer {reason} {operator}",
+            &[
+                ("reason", "see {operator} and {node}"),
+                ("operator", "ana"),
+                ("node", "n1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(argv, ["drainer", "see {operator} and {node}", "ana"]);
     }
 }

@@ -54,6 +54,22 @@ pub struct Locator<'a> {
 
 impl Locator<'_> {
     /// An error at byte `offset` (1-based line and column, columns counted in characters).
+    /// Where `key = …` is first set inside `[section]` (or anywhere, when the section is not found), for
+    /// errors about values the parser keeps without a position.
+    pub fn key(&self, section: &str, key: &str) -> usize {
+        let header = format!("[{section}]");
+        let from = self.text.find(&header).unwrap_or(0);
+        let mut offset = from;
+        for line in self.text[from..].split_inclusive('\n') {
+            let t = line.trim_start();
+            if t.starts_with(key) && t[key.len()..].trim_start().starts_with('=') {
+                return offset + (line.len() - t.len());
+            }
+            offset += line.len();
+        }
+        from
+    }
+
     pub fn at(&self, offset: usize, message: impl Into<String>) -> InventoryError {
         let offset = offset.min(self.text.len());
         let before = self.text.get(..offset).unwrap_or(self.text);

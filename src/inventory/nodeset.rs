@@ -110,7 +110,9 @@ fn expand_term(term: &str, base: usize) -> Result<Vec<String>, NodesetError> {
             if let Some(bad) = text.chars().find(|c| !is_host_char(*c)) {
                 return fail(
                     base,
-                    format!("unexpected {bad:?} in host name (letters, digits, '-', '_', '.' only)"),
+                    format!(
+                        "unexpected {bad:?} in host name (letters, digits, '-', '_', '.' only)"
+                    ),
                 );
             }
         }
@@ -258,7 +260,10 @@ mod tests {
             .unwrap_err()
             .message
             .contains("unexpected"));
-        assert!(expand("-n1").unwrap_err().message.contains("may not start with '-'"));
+        assert!(expand("-n1")
+            .unwrap_err()
+            .message
+            .contains("may not start with '-'"));
         assert!(expand("n\u{1b}[2J").is_err());
         assert_eq!(expand_indices("3,0-3,3").unwrap(), [0, 1, 2, 3]);
         assert!(expand_indices("64").is_err());

@@ -15,6 +15,43 @@ use toml::Spanned;
 const DEFAULT_INTERVAL_MS: u64 = 2000;
 const MIN_INTERVAL_MS: u64 = 100;
 
+/// Longest timeout or deadline accepted: a day. Anything longer is a typo, and a huge one would overflow
+/// the clock arithmetic it feeds.
+const MAX_WAIT_S: u64 = 86_400;
+
+/// A duration setting, checked against [`MAX_WAIT_S`].
+fn duration_setting(
+    loc: &Locator,
+    errors: &mut Vec<InventoryError>,
+    (section, key): (&str, &str),
+    value: Option<u64>,
+    default: u64,
+    unit_ms: bool,
+) -> Duration {
+    let v = value.unwrap_or(default).max(1);
+    let max = if unit_ms {
+        MAX_WAIT_S * 1000
+    } else {
+        MAX_WAIT_S
+    };
+    if v > max {
+        errors.push(loc.at(
+            loc.key(section, key),
+            format!("[{section}] {key} = {v} is more than one day ({max})"),
+        ));
+        return if unit_ms {
+            Duration::from_millis(default)
+        } else {
+            Duration::from_secs(default)
+        };
+    }
+    if unit_ms {
+        Duration::from_millis(v)
+    } else {
+        Duration::from_secs(v)
+    }
+}
+
 /// Most errors listed for one file: past that, the rest are counted, not listed.
 const MAX_ERRORS: usize = 100;
 /// Most GPUs a node may be declared with: as many as one sample may carry.
@@ -179,6 +216,33 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         return Err(InventoryErrors(errors));
     }
     let t = &parsed.thresholds;
+    for (key, value) in [
+        ("gpu_temp_warn_c", t.gpu_temp_warn_c),
+        ("gpu_temp_crit_c", t.gpu_temp_crit_c),
+        ("mem_temp_warn_c", t.mem_temp_warn_c),
+        ("mem_temp_crit_c", t.mem_temp_crit_c),
+    ] {
+        if let Some(v) = value.filter(|v| !(v.is_finite() && (0.0..=200.0).contains(v))) {
+            errors.push(loc.at(
+                loc.key("thresholds", key),
+                format!("[thresholds] {key} = {v} is not a temperature between 0 and 200 °C"),
+            ));
+        }
+    }
+    for cab in &parsed.cabinet {
+        if let Some(kw) = cab
+            .power_budget_kw
+            .filter(|kw| !(kw.is_finite() && *kw >= 0.0))
+        {
+            errors.push(loc.at(
+                cab.name.span().start,
+                format!("power_budget_kw = {kw} is not a power (a finite number of kW, 0 or more)"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(InventoryErrors(errors));
+    }
     Ok(Inventory {
         actions,
         source: file.to_string(),
@@ -221,7 +285,19 @@ fn settings(parsed: &InventoryFile, loc: &Locator, errors: &mut Vec<InventoryErr
         Some(v) => *v.get_ref(),
         None => DEFAULT_INTERVAL_MS,
     };
-    let ms = |v: Option<u64>, default: u64| Duration::from_millis(v.unwrap_or(default).max(1));
+    if interval_ms > MAX_WAIT_S * 1000 {
+        errors.push(loc.at(
+            loc.key("defaults", "interval_ms"),
+            format!("[defaults] interval_ms = {interval_ms} is more than one day"),
+        ));
+    }
+    let interval_ms = interval_ms.min(MAX_WAIT_S * 1000);
+    let mut ms = |key: &str, v: Option<u64>, default: u64| {
+        duration_setting(loc, errors, ("defaults", key), v, default, true)
+    };
+    let connect_timeout = ms("connect_timeout_ms", d.connect_timeout_ms, 5000);
+    let handshake_timeout = ms("handshake_timeout_ms", d.handshake_timeout_ms, 10_000);
+    let first_sample_timeout = ms("first_sample_timeout_ms", d.first_sample_timeout_ms, 10_000);
     Settings {
         user: d.user.clone(),
         port: d.port,
@@ -237,9 +313,9 @@ fn settings(parsed: &InventoryFile, loc: &Locator, errors: &mut Vec<InventoryErr
             None => Some("~/.ssh/config".into()),
         },
         agent_path: d.agent_path.clone().unwrap_or_else(|| "fleetop".into()),
-        connect_timeout: ms(d.connect_timeout_ms, 5000),
-        handshake_timeout: ms(d.handshake_timeout_ms, 10_000),
-        first_sample_timeout: ms(d.first_sample_timeout_ms, 10_000),
+        connect_timeout,
+        handshake_timeout,
+        first_sample_timeout,
         max_concurrent_handshakes: d.max_concurrent_handshakes.unwrap_or(96).max(1),
     }
 }
@@ -421,15 +497,25 @@ fn action_settings(
             format!("[drain] max_drained_fraction = {fraction} is not between 0 and 1"),
         ));
     }
+    let drain_timeout =
+        duration_setting(loc, errors, ("drain", "timeout_s"), d.timeout_s, 60, false);
+    let reboot_deadline = duration_setting(
+        loc,
+        errors,
+        ("reboot", "deadline_s"),
+        r.deadline_s,
+        900,
+        false,
+    );
     ActionSettings {
         drain,
         controller: d.controller.clone().filter(|c| !c.is_empty()),
-        drain_timeout: Duration::from_secs(d.timeout_s.unwrap_or(60).max(1)),
+        drain_timeout,
         max_drained_fraction: fraction,
         reboot,
         require_drained: r.require_drained.unwrap_or(true),
         max_concurrent_reboots: r.max_concurrent.unwrap_or(4).max(1),
-        reboot_deadline: Duration::from_secs(r.deadline_s.unwrap_or(900).max(1)),
+        reboot_deadline,
         bmc_template: r.bmc.clone().unwrap_or_else(|| "{node}-bmc".into()),
         read_only: parsed.actions.read_only.unwrap_or(false),
         audit_log: parsed.actions.audit_log.clone(),

@@ -295,7 +295,10 @@ mod tests {
             ..Default::default()
         };
         sample.sanitize(64);
-        assert_eq!(sample.gpus[0].name.as_deref(), Some("H100\\x1b]52;c;AAAA\\x07\\u{202e}"));
+        assert_eq!(
+            sample.gpus[0].name.as_deref(),
+            Some("H100\\x1b]52;c;AAAA\\x07\\u{202e}")
+        );
         assert_eq!(sample.warnings[0], "\\x1b[2Jwiped");
     }
 

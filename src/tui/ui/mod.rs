@@ -113,11 +113,12 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         sep(),
         Span::raw(format!("util {}", pct(t.avg_util))),
         sep(),
-        Span::raw(format!(
-            "{} of {}",
-            kw(s.power_watts),
-            kw(t.budget_kw * 1000.0)
-        )),
+        // Without cabinet budgets there is nothing to compare against: no "of 0 kW".
+        Span::raw(if t.budget_kw > 0.0 {
+            format!("{} of {}", kw(s.power_watts), kw(t.budget_kw * 1000.0))
+        } else {
+            kw(s.power_watts)
+        }),
     ]);
     let mut tabs = vec![Span::raw(" ")];
     for (i, view) in View::ALL.iter().enumerate() {
