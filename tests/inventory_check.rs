@@ -95,6 +95,7 @@ fn a_missing_file_is_a_clear_error() {
 }
 
 /// Peak resident memory of a finished child, from `wait4` (KiB).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the peak memory
 fn check_bounded(text: &str) -> (i32, String, u64) {
     use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
