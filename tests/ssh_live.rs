@@ -428,3 +428,74 @@ fn slurm_commands_run_on_the_controller_over_ssh_with_the_reason_intact() {
         "the remote shell received exactly these arguments"
     );
 }
+
+#[test]
+fn a_reboot_that_hangs_or_fails_is_never_reported_as_success() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(6, 1)),
+            Behaviour::Agent(Spec::node(7, 1)),
+        ],
+        Quirks::default(),
+    );
+    let dir = fleet.dir.path();
+    // tn01's systemctl hangs; tn02's fails after a moment.
+    std::fs::write(
+        dir.join(format!("nodes/{}.systemctl.sh", fleet.nodes[0].addr)),
+        "sleep 60\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(format!("nodes/{}.systemctl.sh", fleet.nodes[1].addr)),
+        "sleep 1; echo 'Failed to reboot: Access denied' >&2; exit 1\n",
+    )
+    .unwrap();
+    let inventory = dir.join("reboot.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "{}[drain]\ntimeout_s = 3\n[reboot]\nbackend = \"ssh\"\nrequire_drained = false\n[actions]\naudit_log = \"{}/audit.jsonl\"\n",
+            fleet.inventory(&[]),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    for (node, expected) in [
+        (
+            "tn01",
+            "no exit status within 3 s: the command may still be running",
+        ),
+        ("tn02", "Failed to reboot: Access denied"),
+    ] {
+        let out = run_bounded(
+            &mut fleet.fleetop(&[
+                "reboot",
+                node,
+                "--inventory",
+                inventory.to_str().unwrap(),
+                "--format",
+                "json",
+            ]),
+            Duration::from_secs(40),
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(doc["nodes"][0]["ok"], false, "{doc:#}");
+        assert!(
+            doc["nodes"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{doc:#}"
+        );
+        assert_eq!(out.status.code(), Some(1), "a failed action exits 1");
+    }
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let outcomes: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["record"] == "outcome")
+        .collect();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.iter().all(|o| o["ok"] == false), "{audit}");
+}

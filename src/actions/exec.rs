@@ -98,7 +98,7 @@ impl Executor {
                     let reused = match (place, sessions) {
                         (Place::Node(id), Some(live)) => live
                             .get(*id)
-                            .and_then(|s| oneshot::run_on(&s, &step.quoted()).ok()),
+                            .and_then(|s| oneshot::run_on(&s, &step.quoted(), *limit).ok()),
                         _ => None,
                     };
                     let done = match reused {
@@ -109,26 +109,7 @@ impl Executor {
                         }),
                     };
                     match done {
-                        Ok(done) => match done.code {
-                            Some(code) => (
-                                code == 0,
-                                Some(code),
-                                tail(&format!("{}{}", done.stdout, done.stderr)),
-                            ),
-                            None if expect_disconnect => (
-                                true,
-                                None,
-                                "connection closed by the node (rebooting)".into(),
-                            ),
-                            None => (
-                                false,
-                                None,
-                                format!(
-                                    "connection lost before an exit status: {}",
-                                    tail(&done.stderr)
-                                ),
-                            ),
-                        },
+                        Ok(done) => judge(done, expect_disconnect),
                         Err(e) => (false, None, e),
                     }
                 }
@@ -173,8 +154,8 @@ impl Executor {
                     let ep = endpoint::resolve_host(inv, ssh_config.as_deref(), host);
                     let done = oneshot::run(&ep, known_hosts, timeouts, &step.quoted(), *limit)
                         .map_err(|f| f.detail)?;
-                    match done.code {
-                        Some(0) => Ok(done.stdout),
+                    match done.ending {
+                        oneshot::Ending::Exited(0) => Ok(done.stdout),
                         _ => Err(format!(
                             "{} on {host} failed: {}",
                             step.argv[0],
@@ -187,6 +168,38 @@ impl Executor {
                 }
             },
         }
+    }
+}
+
+/// Success only when the node says so: exit 0, or, for a reboot, a connection dropped after the command was
+/// accepted. A timeout is never success: the command may still be running, or may never have started.
+fn judge(done: oneshot::Completed, expect_disconnect: bool) -> (bool, Option<i32>, String) {
+    let output = tail(&format!("{}{}", done.stdout, done.stderr));
+    match done.ending {
+        oneshot::Ending::Exited(code) => (code == 0, Some(code), output),
+        oneshot::Ending::Dropped(_) | oneshot::Ending::Signalled(_) if expect_disconnect => (
+            true,
+            None,
+            "connection closed by the node after it accepted the command (rebooting)".into(),
+        ),
+        oneshot::Ending::Dropped(why) => (
+            false,
+            None,
+            format!("connection lost before an exit status ({why}): {output}"),
+        ),
+        oneshot::Ending::Signalled(signal) => (
+            false,
+            None,
+            format!("killed by signal {signal}: {output}"),
+        ),
+        oneshot::Ending::TimedOut(limit) => (
+            false,
+            None,
+            format!(
+                "no exit status within {} s: the command may still be running; check the node. {output}",
+                limit.as_secs()
+            ),
+        ),
     }
 }
 

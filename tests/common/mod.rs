@@ -328,6 +328,7 @@ while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print $ms/1000}}"); done
                 r#"#!/bin/sh
 ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
 echo "$* | $SSH_CONNECTION" >> "{r}/records/$ip.systemctl"
+[ -e "{r}/nodes/$ip.systemctl.sh" ] && exec /bin/sh "{r}/nodes/$ip.systemctl.sh"
 p=$PPID
 while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done
 [ "$p" -gt 1 ] && kill -9 "$p"

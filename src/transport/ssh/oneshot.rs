@@ -2,7 +2,7 @@
 //! telemetry holds), run, collect the result.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::endpoint::Endpoint;
 use super::known::KnownHosts;
@@ -12,14 +12,30 @@ use super::Timeouts;
 /// Most output kept from an action's command.
 const OUTPUT_KEEP: u64 = 64 * 1024;
 
-/// What a remote command did. `code` is `None` when the connection dropped before an exit status came
-/// back, which is what a successful `systemctl reboot` looks like.
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// It exited with this status.
+    Exited(i32),
+    /// The connection dropped after the command was accepted, before an exit status came back: what a
+    /// successful `systemctl reboot` can look like.
+    Dropped(String),
+    /// No exit status within the time limit; the command may still be running.
+    TimedOut(Duration),
+    /// The remote process was killed by this signal.
+    Signalled(String),
+}
+
+/// What a remote command did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completed {
-    pub code: Option<i32>,
+    pub ending: Ending,
     pub stdout: String,
     pub stderr: String,
 }
+
+/// How often a wait for a command's output wakes up to check its deadline.
+const POLL: Duration = Duration::from_secs(1);
 
 /// Connects to `endpoint` and runs `command` (already quoted for the remote shell), waiting at most `limit`.
 pub fn run(
@@ -31,8 +47,8 @@ pub fn run(
 ) -> Result<Completed, NodeFailure> {
     let connected = session::connect(endpoint, known_hosts, t)?;
     let s = &connected.session;
-    s.set_timeout(u32::try_from(limit.as_millis()).unwrap_or(u32::MAX));
-    run_on(s, command).map_err(|e| {
+    s.set_timeout(u32::try_from(POLL.min(limit).as_millis()).unwrap_or(1000));
+    run_on(s, command, limit).map_err(|e| {
         session::fail(
             crate::transport::FailureKind::Unreachable,
             format!("SSH: {e}"),
@@ -40,23 +56,44 @@ pub fn run(
     })
 }
 
-/// Runs `command` on a new channel of an existing session, leaving the session's timeout as it is
-/// (it may be the one telemetry streams through).
-pub fn run_on(s: &ssh2::Session, command: &str) -> Result<Completed, ssh2::Error> {
+/// Runs `command` on a new channel of an existing session, for at most `limit` (checked whenever a read
+/// returns, so on a shared session whose timeout is longer the wait may overrun by that timeout). The
+/// session's timeout is left as it is: telemetry may stream through the same session.
+pub fn run_on(s: &ssh2::Session, command: &str, limit: Duration) -> Result<Completed, ssh2::Error> {
+    let deadline = Instant::now() + limit;
     let mut channel = s.channel_session()?;
     channel.exec(command)?;
     let mut stdout = Vec::new();
-    let read = (&mut channel).take(OUTPUT_KEEP).read_to_end(&mut stdout);
-    let mut stderr = Vec::new();
-    let _ = channel.stderr().take(OUTPUT_KEEP).read_to_end(&mut stderr);
-    let closed = channel.wait_close().is_ok();
-    let code = if read.is_ok() && closed {
-        channel.exit_status().ok()
-    } else {
-        None
+    let mut buf = [0u8; 8192];
+    let ending = loop {
+        match channel.read(&mut buf) {
+            Ok(0) => {
+                break match channel.wait_close() {
+                    Ok(()) => match channel.exit_signal().ok().and_then(|s| s.exit_signal) {
+                        Some(signal) => Ending::Signalled(signal),
+                        None => Ending::Exited(channel.exit_status().unwrap_or(-1)),
+                    },
+                    Err(e) => Ending::Dropped(e.to_string()),
+                }
+            }
+            Ok(n) => {
+                let room = (OUTPUT_KEEP as usize).saturating_sub(stdout.len());
+                stdout.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                if Instant::now() >= deadline {
+                    break Ending::TimedOut(limit);
+                }
+            }
+            Err(e) => break Ending::Dropped(e.to_string()),
+        }
     };
+    let mut stderr = Vec::new();
+    if !matches!(ending, Ending::TimedOut(_)) {
+        let _ = channel.stderr().take(OUTPUT_KEEP).read_to_end(&mut stderr);
+    }
     Ok(Completed {
-        code,
+        ending,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
