@@ -28,11 +28,8 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         .audit_log
         .as_deref()
         .map_or_else(audit::default_path, expand_home);
-    for i in audit::unfinished(&audit_path) {
-        eprintln!(
-            "warning: unfinished {} of {} by {} at {} — fleetop stopped before recording its outcome; check the node. Command: {}",
-            i.action, i.node, i.operator, i.time, i.command
-        );
+    for warning in audit::scan(&audit_path).warnings(&audit_path) {
+        eprintln!("warning: {}", crate::text::escape(&warning));
     }
     let config_read_only = match crate::tui::config::Config::load() {
         Ok(c) => c.read_only,
@@ -126,13 +123,14 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             return EXIT_REFUSED;
         }
     };
-    let results = match actions::execute(&inv, &req, &steps, &exec, &mut log) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("stopped: cannot write the audit log: {e}");
+    let executed = actions::execute(&inv, &req, &steps, &exec, &mut log);
+    let results = executed.results;
+    if results.is_empty() {
+        if let Some(e) = &executed.stopped {
+            eprintln!("refused: cannot write the audit log: {e}");
             return EXIT_REFUSED;
         }
-    };
+    }
     match args.format {
         ActionFormat::Json => {
             let doc = serde_json::json!({ "action": kind, "operator": req.operator, "reason": req.reason, "nodes": results });
@@ -155,10 +153,24 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             }
         }
     }
-    if results.iter().all(|r| r.ok) {
-        0
-    } else {
+    let mut failed = !results.iter().all(|r| r.ok);
+    for r in results.iter().filter(|r| r.audit_error.is_some()) {
+        eprintln!(
+            "error: {} ran on {} but its outcome is not in the audit log: {}",
+            r.command,
+            r.node,
+            r.audit_error.as_deref().unwrap_or("")
+        );
+        failed = true;
+    }
+    if let Some(e) = &executed.stopped {
+        eprintln!("stopped: the remaining nodes were not touched: {e}");
+        failed = true;
+    }
+    if failed {
         EXIT_FAILED
+    } else {
+        0
     }
 }
 

@@ -385,3 +385,81 @@ fn an_unwritable_audit_log_refuses_the_action() {
     );
     assert!(s.calls().is_empty(), "nothing ran without an audit record");
 }
+
+#[test]
+fn a_torn_audit_record_is_reported_and_the_next_records_stay_readable() {
+    let s = Setup::new("");
+    // A full disk cut the last record short: no newline after it.
+    std::fs::write(
+        s.path("audit.jsonl"),
+        "{\"record\":\"intent\",\"id\":\"1-2-3\",\"ti",
+    )
+    .unwrap();
+    let mut child = s
+        .cmd(&["drain", "c1n3", "--reason", "slow"])
+        .env("SLEEP", "30")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let intent_written = || {
+        std::fs::read_to_string(s.path("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|r| r["record"] == "intent"))
+    };
+    while !intent_written() {
+        assert!(
+            Instant::now() < deadline,
+            "the new intent is not readable on its own line"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let next = s.run(&["undrain", "c1n4", "--dry-run"]);
+    let err = stderr(&next);
+    assert!(err.contains("unfinished drain of c1n3 by oncall"), "{err}");
+    assert!(
+        err.contains("1 line(s) are not records (torn writes?), line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_outcome_that_cannot_be_written_is_an_error_not_a_refusal() {
+    use std::os::unix::process::CommandExt;
+    let s = Setup::new("");
+    // Measure one drain's intent, then allow the log to grow by just that much: the command runs, its
+    // outcome does not fit.
+    let first = s.run(&["drain", "c1n1", "--reason", "ECC"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let text = std::fs::read_to_string(s.path("audit.jsonl")).unwrap();
+    let intent_len = text.lines().next().unwrap().len() as u64 + 1;
+    let limit = text.len() as u64 + intent_len + 16;
+    let mut cmd = s.cmd(&["drain", "c1n2", "--reason", "ECC"]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Writes past the limit fail with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &rl);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the command ran: not a refusal (2)\n{err}"
+    );
+    assert!(
+        err.contains("ran on c1n2 but its outcome is not in the audit log"),
+        "{err}"
+    );
+    assert_eq!(s.calls().len(), 2, "the second drain did run");
+}

@@ -31,6 +31,7 @@ fn result(node: &str, ok: bool, detail: &str) -> NodeResult {
         command: "cmd".into(),
         duration_ms: 5,
         detail: detail.into(),
+        audit_error: None,
     }
 }
 

@@ -70,6 +70,9 @@ pub fn default_path() -> PathBuf {
 pub struct AuditLog {
     pub path: PathBuf,
     file: File,
+    /// False when the file may end inside a record (torn by a full disk or a failed write): the next
+    /// record then starts on a new line, so it stays readable on its own.
+    at_line_start: bool,
 }
 
 impl AuditLog {
@@ -81,34 +84,72 @@ impl AuditLog {
         }
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| format!("audit log {}: {e}", path.display()))?;
+        let at_line_start = ends_with_newline(&file);
         Ok(AuditLog {
             path: path.to_path_buf(),
             file,
+            at_line_start,
         })
     }
 
     /// Appends one record and waits until it is on disk.
     pub fn write(&mut self, record: &Record) -> Result<(), String> {
-        let mut line = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        let mut line = Vec::new();
+        if !self.at_line_start {
+            line.push(b'\n');
+        }
+        line.extend(serde_json::to_vec(record).map_err(|e| e.to_string())?);
         line.push(b'\n');
-        self.file
+        let written = self
+            .file
             .write_all(&line)
-            .and_then(|()| self.file.sync_all())
-            .map_err(|e| format!("audit log {}: {e}", self.path.display()))
+            .and_then(|()| self.file.sync_all());
+        self.at_line_start = written.is_ok();
+        written.map_err(|e| format!("audit log {}: {e}", self.path.display()))
     }
 }
 
-/// Intents in the log at `path` that never got an outcome.
-pub fn unfinished(path: &Path) -> Vec<Intent> {
+/// True for an empty file or one whose last byte is a newline.
+fn ends_with_newline(file: &File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata().map_or(0, |m| m.len());
+    if len == 0 {
+        return true;
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n'
+}
+
+/// What reading the log back found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Intents that never got an outcome: fleetop stopped mid-action.
+    pub unfinished: Vec<Intent>,
+    /// Line numbers (from 1) that are not records: torn writes, or edits by hand.
+    pub unparseable: Vec<usize>,
+}
+
+/// Reads the log at `path` back (a missing log is an empty one).
+pub fn scan(path: &Path) -> Scan {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+        return Scan::default();
     };
+    let mut unparseable = Vec::new();
     let records: Vec<Record> = text
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .filter_map(|(i, l)| match serde_json::from_str(l) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                unparseable.push(i + 1);
+                None
+            }
+        })
         .collect();
     let done: HashSet<&str> = records
         .iter()
@@ -117,11 +158,51 @@ pub fn unfinished(path: &Path) -> Vec<Intent> {
             Record::Intent(_) | Record::Ack(_) => None,
         })
         .collect();
-    records
+    let unfinished = records
         .iter()
         .filter_map(|r| match r {
             Record::Intent(i) if !done.contains(i.id.as_str()) => Some(i.clone()),
             _ => None,
         })
-        .collect()
+        .collect();
+    Scan {
+        unfinished,
+        unparseable,
+    }
+}
+
+impl Scan {
+    /// One line per problem, for the operator: unfinished intents first, then unreadable lines.
+    pub fn warnings(&self, path: &Path) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .unfinished
+            .iter()
+            .map(|i| {
+                format!(
+                    "unfinished {} of {} by {} at {}: fleetop stopped before recording its outcome; check the node (command: {})",
+                    i.action, i.node, i.operator, i.time, i.command
+                )
+            })
+            .collect();
+        if !self.unparseable.is_empty() {
+            let shown: Vec<String> = self
+                .unparseable
+                .iter()
+                .take(10)
+                .map(|n| n.to_string())
+                .collect();
+            out.push(format!(
+                "audit log {}: {} line(s) are not records (torn writes?), line {}{}",
+                path.display(),
+                self.unparseable.len(),
+                shown.join(", "),
+                if self.unparseable.len() > 10 {
+                    ", …"
+                } else {
+                    ""
+                }
+            ));
+        }
+        out
+    }
 }

@@ -184,6 +184,17 @@ pub struct NodeResult {
     pub command: String,
     pub duration_ms: u64,
     pub detail: String,
+    /// The command ran but its outcome could not be written to the audit log: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
+}
+
+/// What a run of steps did: each step that ran, and why the run stopped early, if it did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Executed {
+    pub results: Vec<NodeResult>,
+    /// An intent could not be written: that step and the rest did not run.
+    pub stopped: Option<String>,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -199,21 +210,37 @@ fn record_id() -> String {
     )
 }
 
-/// Runs the steps, each between an fsync'd intent and its outcome. A failed audit write stops everything.
+/// Runs the steps, each between an fsync'd intent and its outcome. An intent that cannot be written stops
+/// the run before that step; an outcome that cannot be written is reported with the step (it ran) and stops
+/// the rest.
 pub fn execute(
     inv: &Inventory,
     req: &Request,
     steps: &[Step],
     exec: &Executor,
     log: &mut AuditLog,
-) -> Result<Vec<NodeResult>, String> {
-    steps
-        .iter()
-        .map(|step| execute_step(inv, req, step, exec, log))
-        .collect()
+) -> Executed {
+    let mut done = Executed::default();
+    for step in steps {
+        match execute_step(inv, req, step, exec, log) {
+            Ok(result) => {
+                let broken = result.audit_error.clone();
+                done.results.push(result);
+                if let Some(e) = broken {
+                    done.stopped = Some(e);
+                    break;
+                }
+            }
+            Err(e) => {
+                done.stopped = Some(e);
+                break;
+            }
+        }
+    }
+    done
 }
 
-/// Runs one step between its intent and outcome records.
+/// Runs one step between its intent and outcome records. `Err`: the intent could not be written, nothing ran.
 pub fn execute_step(
     inv: &Inventory,
     req: &Request,
@@ -236,15 +263,16 @@ pub fn execute_step(
         pid: std::process::id(),
     }))?;
     let ran = exec.run(inv, &step.invocation, req.kind == ActionKind::Reboot);
-    let result = NodeResult {
+    let mut result = NodeResult {
         node: node.clone(),
         ok: ran.ok,
         exit_status: ran.exit_status,
         command: command.clone(),
         duration_ms: ran.duration.as_millis() as u64,
         detail: ran.detail.clone(),
+        audit_error: None,
     };
-    log.write(&Record::Outcome(Outcome {
+    let recorded = log.write(&Record::Outcome(Outcome {
         id,
         time: audit::now(),
         operator: req.operator.clone(),
@@ -256,6 +284,8 @@ pub fn execute_step(
         exit_status: ran.exit_status,
         duration_ms: result.duration_ms,
         detail: ran.detail,
-    }))?;
+    }));
+    // The command ran: its result is reported whatever the log says, with the log's failure beside it.
+    result.audit_error = recorded.err();
     Ok(result)
 }

@@ -128,12 +128,10 @@ async fn event_loop(
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
-    for i in audit::unfinished(&audit_path(&inventory)) {
-        app.ops.failures.push(format!(
-            "unfinished {} of {} by {} at {}: fleetop stopped before its outcome; check the node ({})",
-            i.action, i.node, i.operator, i.time, i.command
-        ));
-    }
+    let log_path = audit_path(&inventory);
+    app.ops
+        .failures
+        .extend(audit::scan(&log_path).warnings(&log_path));
     if let Ok(size) = terminal.size() {
         app.viewport = (size.width, size.height);
     }
@@ -225,11 +223,18 @@ fn spawn_action(
                 });
                 match actions::execute_step(&inv, &request, step, &exec, &mut log) {
                     Ok(result) => {
+                        let unrecorded = result.audit_error.clone();
                         let _ = tx.send(ActionEvent::Finished {
                             node: step.node,
                             kind: request.kind,
                             result,
                         });
+                        if let Some(e) = unrecorded {
+                            let _ = tx.send(ActionEvent::Refused(format!(
+                                "stopped: the command ran but its outcome is not in the audit log: {e}"
+                            )));
+                            return;
+                        }
                     }
                     Err(e) => {
                         let _ = tx.send(ActionEvent::Refused(format!(
