@@ -499,3 +499,66 @@ fn a_reboot_that_hangs_or_fails_is_never_reported_as_success() {
     assert_eq!(outcomes.len(), 2);
     assert!(outcomes.iter().all(|o| o["ok"] == false), "{audit}");
 }
+
+#[test]
+fn nodes_that_stall_after_login_are_timed_out_by_whole_samples() {
+    let hello = r#"echo '{"fleetop_agent":1,"version":"0.1.0","driver":"x","cuda":"x","gpus":8}'"#;
+    let fleet = Fleet::start(
+        vec![
+            // The hello, then silence.
+            Behaviour::Script(format!("{hello}\nsleep 60\n")),
+            // Half a sample line, then silence.
+            Behaviour::Script(format!(
+                "{hello}\nprintf '{{\"t\":1,\"gpus\":['\nsleep 60\n"
+            )),
+            // Bytes without a newline, forever (bounded here: 60 s at most).
+            Behaviour::Script(format!(
+                "{hello}\ni=0\nwhile [ $i -lt 1200 ]; do printf 'x'; sleep 0.05; i=$((i+1)); done\n"
+            )),
+            Behaviour::Agent(Spec::node(8, 2)),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.inventory(&[]);
+    let inv = Arc::new(Inventory::parse("test.toml", &inventory).unwrap());
+    let (mut rx, _following) = follow(&inventory);
+    let mut state = fleetop::fleet::FleetState::new(Arc::clone(&inv));
+    let mut failed = [false; 3];
+    until(
+        &mut rx,
+        Duration::from_secs(40),
+        "every stalled node to fail",
+        |m| {
+            if let NodeEvent::Failed { kind, detail } = &m.event {
+                if m.node < 3 {
+                    assert_eq!(*kind, FailureKind::StreamEnded, "{detail}");
+                    assert!(detail.contains("no first sample"), "{detail}");
+                    failed[m.node] = true;
+                }
+            }
+            state.apply(m.clone());
+            failed.iter().all(|f| *f)
+        },
+    );
+    // Whatever comes next (a reconnect, another hello), the nodes do not look healthy or "connecting".
+    let more = until(&mut rx, Duration::from_secs(20), "a reconnect", |m| {
+        m.node == 0 && matches!(m.event, NodeEvent::Streaming { .. })
+    });
+    for m in more {
+        state.apply(m);
+    }
+    let now = Instant::now();
+    for node in 0..3 {
+        let view = state.node_view(node, now, fleetop::fleet::view::Pending::Connecting);
+        assert_eq!(
+            view.state,
+            fleetop::fleet::NodeState::Unreachable,
+            "node {node}"
+        );
+        assert_eq!(
+            view.verdict.health,
+            fleetop::telemetry::health::Health::Crit
+        );
+    }
+    assert_eq!(state.state(3, now), fleetop::fleet::NodeState::Up);
+}

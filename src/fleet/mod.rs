@@ -140,10 +140,11 @@ impl FleetState {
         };
         match msg.event {
             NodeEvent::Connecting => {}
+            // A running command is not yet data: a node that says hello and never samples keeps its last
+            // failure until a sample clears it, instead of looking like it is still connecting.
             NodeEvent::Streaming { source, detail } => {
                 node.source = Some(source);
                 node.detail = Some(detail);
-                node.failure = None;
             }
             NodeEvent::Sample(sample) => {
                 for gpu in &sample.gpus {

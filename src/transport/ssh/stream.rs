@@ -1,7 +1,7 @@
 //! Runs the remote command on one long-lived exec channel and decodes its output as it streams.
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ssh2::Session;
 
@@ -107,8 +107,13 @@ pub fn run(
     channel.exec(command).map_err(|e| lost(&e))?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut streaming = false;
+    // Deadlines count whole samples, not bytes: a node that sends its hello and falls silent, sends half a
+    // line, or drips bytes without a newline is timed out all the same.
+    let mut samples_seen = decoder.samples;
+    let mut due = Instant::now() + t.first_sample;
     loop {
-        match channel.read(&mut buf) {
+        let read = channel.read(&mut buf);
+        match read {
             Ok(0) => {
                 let mut alive = true;
                 decoder.finish(&mut |event| alive &= sink.send(event));
@@ -123,29 +128,33 @@ pub fn run(
                 if !alive {
                     return Ok(Ended::Stopped);
                 }
-                if !streaming && decoder.samples > 0 {
-                    // After the first sample, silence longer than a few intervals means a hung node.
-                    session.set_timeout(ms(t.stall));
-                    streaming = true;
+                if decoder.samples > samples_seen {
+                    samples_seen = decoder.samples;
+                    due = Instant::now() + t.stall;
+                    if !streaming {
+                        // After the first sample, silence longer than a few intervals means a hung node.
+                        session.set_timeout(ms(t.stall));
+                        streaming = true;
+                    }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                let limit = if streaming { t.stall } else { t.first_sample };
-                let what = if streaming {
-                    "no data"
-                } else {
-                    "no first sample"
-                };
-                return Err(fail(
-                    FailureKind::StreamEnded,
-                    format!(
-                        "{what} from `{}` for {} s",
-                        short(command),
-                        limit.as_secs_f64()
-                    ),
-                ));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => return Err(lost(&e)),
+        }
+        if Instant::now() >= due {
+            let (what, limit) = if streaming {
+                ("no complete sample", t.stall)
+            } else {
+                ("no first sample", t.first_sample)
+            };
+            return Err(fail(
+                FailureKind::StreamEnded,
+                format!(
+                    "{what} from `{}` for {} s",
+                    short(command),
+                    limit.as_secs_f64()
+                ),
+            ));
         }
     }
     let mut stderr = Vec::new();
