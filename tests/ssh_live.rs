@@ -562,3 +562,59 @@ fn nodes_that_stall_after_login_are_timed_out_by_whole_samples() {
     }
     assert_eq!(state.state(3, now), fleetop::fleet::NodeState::Up);
 }
+
+/// Peak resident memory of a running process, from /proc (KiB).
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_huge_valid_samples_keeps_memory_flat() {
+    // Six nodes stream valid samples of ~250 KiB (tens of thousands of empty GPU objects each) as fast as
+    // SSH carries them, for at most 4,000 lines each.
+    let hello = r#"echo '{"fleetop_agent":1,"version":"0.1.0","driver":"x","cuda":"x","gpus":8}'"#;
+    let fleet_dir = tempfile::tempdir().unwrap();
+    let line_path = fleet_dir.path().join("flood.jsonl");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(fleet_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let line = format!("{{\"t\":1,\"gpus\":[{}{{}}]}}\n", "{},".repeat(83_000));
+        assert!(line.len() < 256 * 1024);
+        std::fs::write(&line_path, line).unwrap();
+        std::fs::set_permissions(&line_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let flood = format!(
+        "{hello}\ni=0\nwhile [ $i -lt 4000 ]; do cat {}; i=$((i+1)); done\n",
+        line_path.display()
+    );
+    let mut behaviours: Vec<Behaviour> = (0..6).map(|_| Behaviour::Script(flood.clone())).collect();
+    behaviours.push(Behaviour::Agent(Spec::node(9, 8)));
+    let fleet = Fleet::start(behaviours, Quirks::default());
+    let inventory = fleet.write_inventory(&[]);
+    let mut child = fleet
+        .fleetop(&["--inventory", inventory.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        peak = peak.max(peak_rss_kib(child.id()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        lines.contains("7 nodes"),
+        "the line mode kept reporting: {lines}"
+    );
+    assert!(peak > 0, "no memory reading");
+    assert!(peak < 150 * 1024, "peak RSS {peak} KiB under the flood");
+}

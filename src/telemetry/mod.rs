@@ -130,6 +130,9 @@ pub struct XidEvent {
 pub struct NodeSample {
     /// Node-side time of the sample, Unix milliseconds (informational: ages use the jump host's clock).
     pub t: u64,
+    /// At most one more than [`wire::MAX_GPUS_PER_SAMPLE`] GPUs are kept while decoding, so a line of
+    /// thousands of GPU objects costs no more memory than a valid one; `sanitize` reports the excess.
+    #[serde(deserialize_with = "wire::bounded_gpus")]
     pub gpus: Vec<GpuSample>,
     /// Node-level problems the agent found in its own sources (kernel log unreadable, event watch stopped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

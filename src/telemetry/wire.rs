@@ -6,8 +6,39 @@ use super::NodeSample;
 
 /// Longest line accepted from a node; longer ones are dropped and counted, never buffered whole.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
+/// Buffer capacity a splitter keeps between lines.
+const KEEP_CAPACITY: usize = 16 * 1024;
 /// Most GPUs one sample may carry (a small multiple of the 8 a node holds); more are dropped with a warning.
 pub const MAX_GPUS_PER_SAMPLE: usize = 64;
+
+/// Deserializes a GPU list keeping at most `MAX_GPUS_PER_SAMPLE + 1` entries; the rest are parsed and dropped.
+pub fn bounded_gpus<'de, D>(d: D) -> Result<Vec<super::GpuSample>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<super::GpuSample>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of GPU objects")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut kept = Vec::new();
+            while kept.len() <= MAX_GPUS_PER_SAMPLE {
+                match seq.next_element()? {
+                    Some(g) => kept.push(g),
+                    None => return Ok(kept),
+                }
+            }
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(kept)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
 
 /// The agent's first line: `{"fleetop_agent":1,"version":"…","driver":"…","cuda":"…","gpus":8}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +125,8 @@ impl LineSplitter {
                 }
                 self.buf = line;
                 self.buf.clear();
+                // One huge line must not pin its buffer for the life of the connection.
+                self.buf.shrink_to(KEEP_CAPACITY);
             }
         }
     }
@@ -176,5 +209,20 @@ mod tests {
             s.gpus[0].errors[0].kind,
             crate::telemetry::GpuErrorKind::Failed
         );
+    }
+
+    #[test]
+    fn a_flood_of_gpu_objects_is_cut_while_decoding() {
+        let line = format!(r#"{{"t":1,"gpus":[{}{{}}]}}"#, "{},".repeat(80_000));
+        let AgentLine::Sample(mut s) = decode_agent_line(&line) else {
+            panic!("rejected");
+        };
+        assert_eq!(s.gpus.len(), MAX_GPUS_PER_SAMPLE + 1);
+        s.sanitize(MAX_GPUS_PER_SAMPLE);
+        assert_eq!(s.gpus.len(), 1, "64 objects, all index 0: one GPU");
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.contains("more than the 64 accepted")));
     }
 }

@@ -40,6 +40,9 @@ pub struct Timeouts {
     pub first_sample: Duration,
     /// Silence after which a streaming node is considered hung and reconnected.
     pub stall: Duration,
+    /// Samples closer together than this are dropped (and counted): a node streaming faster than its
+    /// interval cannot flood the jump host's queue.
+    pub min_sample_gap: Duration,
 }
 
 /// The session each node's worker holds right now, so an action can run a command through it
@@ -102,6 +105,7 @@ impl Timeouts {
             handshake: s.handshake_timeout,
             first_sample: s.first_sample_timeout,
             stall: (s.interval * 5).max(Duration::from_secs(10)),
+            min_sample_gap: s.interval / 4,
         }
     }
 }

@@ -8,7 +8,7 @@ use ssh2::Session;
 use super::session::{fail, NodeFailure};
 use super::Timeouts;
 use crate::transport::decode::StreamDecoder;
-use crate::transport::{FailureKind, NodeSink};
+use crate::transport::{FailureKind, NodeEvent, NodeSink};
 
 /// Most stderr kept from a remote command; enough for an error message.
 const STDERR_KEEP: usize = 4096;
@@ -111,6 +111,7 @@ pub fn run(
     // line, or drips bytes without a newline is timed out all the same.
     let mut samples_seen = decoder.samples;
     let mut due = Instant::now() + t.first_sample;
+    let mut pace = Pace::new(t.min_sample_gap);
     loop {
         let read = channel.read(&mut buf);
         match read {
@@ -124,7 +125,11 @@ pub fn run(
             }
             Ok(n) => {
                 let mut alive = true;
-                decoder.feed(&buf[..n], &mut |event| alive &= sink.send(event));
+                decoder.feed(&buf[..n], &mut |event| {
+                    for event in pace.admit(event) {
+                        alive &= sink.send(event);
+                    }
+                });
                 if !alive {
                     return Ok(Ended::Stopped);
                 }
@@ -170,6 +175,49 @@ pub fn run(
         samples: decoder.samples,
         last_bad: decoder.last_bad.clone(),
     }))
+}
+
+/// Keeps a node's samples at most one per `gap`: extra ones are dropped, and the count is reported with
+/// the next sample that passes.
+struct Pace {
+    gap: Duration,
+    last: Option<Instant>,
+    dropped: u64,
+}
+
+impl Pace {
+    fn new(gap: Duration) -> Self {
+        Pace {
+            gap,
+            last: None,
+            dropped: 0,
+        }
+    }
+
+    /// The events to send for `event`: none, itself, or a note about dropped samples and itself.
+    fn admit(&mut self, event: NodeEvent) -> Vec<NodeEvent> {
+        if !matches!(event, NodeEvent::Sample(_)) {
+            return vec![event];
+        }
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < self.gap)
+        {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        self.last = Some(now);
+        let mut out = Vec::with_capacity(2);
+        if self.dropped > 0 {
+            out.push(NodeEvent::BadLine(format!(
+                "{} sample(s) dropped: the node sends faster than its interval",
+                std::mem::take(&mut self.dropped)
+            )));
+        }
+        out.push(event);
+        out
+    }
 }
 
 /// The start of a command, for messages (the nvidia-smi query is long).
