@@ -5,11 +5,11 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use base64::Engine;
-use ssh2::{CheckResult, HashType, KnownHostFileKind, MethodType, Session};
+use ssh2::{HashType, MethodType, Session};
 
 use super::endpoint::Endpoint;
 use super::jump::Tunnel;
-use super::known::KnownHosts;
+use super::known::{KnownHosts, Verdict};
 use super::Timeouts;
 use crate::transport::FailureKind;
 
@@ -141,32 +141,26 @@ fn verify_host_key(
             )
         })
         .unwrap_or_else(|| "unknown fingerprint".into());
-    let mut known = session
-        .known_hosts()
-        .map_err(|e| mismatch(format!("cannot check host keys: {e}")))?;
-    let lines = known_hosts
-        .lines_for(&ep.host, ep.port)
-        .map_err(|e| mismatch(format!("{e}; refusing an unverified host")))?;
-    for line in &lines {
-        // A line libssh2 cannot parse (a key type it lacks) is skipped, as its own file reader does.
-        let _ = known.read_str(line, KnownHostFileKind::OpenSSH);
-    }
     let shown = if ep.port == 22 {
         ep.host.clone()
     } else {
         format!("[{}]:{}", ep.host, ep.port)
     };
-    match known.check_port(&ep.host, ep.port, key) {
-        CheckResult::Match => Ok(()),
-        CheckResult::NotFound => Err(mismatch(format!(
-            "unknown host key {fingerprint} for {shown}: not in {}; verify it, then add it (ssh-keyscan)",
-            known_hosts.path.display()
+    let file = known_hosts.path.display();
+    match known_hosts
+        .check(&ep.host, ep.port, key)
+        .map_err(|e| mismatch(format!("{e}; refusing an unverified host")))?
+    {
+        Verdict::Known => Ok(()),
+        Verdict::Unknown => Err(mismatch(format!(
+            "unknown host key {fingerprint} for {shown}: not in {file}; verify it, then add it (ssh-keyscan)"
         ))),
-        CheckResult::Mismatch => Err(mismatch(format!(
-            "HOST KEY CHANGED for {shown}: server offers {fingerprint}, {} has another (possible man-in-the-middle)",
-            known_hosts.path.display()
+        Verdict::Changed => Err(mismatch(format!(
+            "HOST KEY CHANGED for {shown}: server offers {fingerprint}, {file} has another (possible man-in-the-middle)"
         ))),
-        CheckResult::Failure => Err(mismatch(format!("could not check the host key of {shown}"))),
+        Verdict::Revoked => Err(mismatch(format!(
+            "REVOKED host key {fingerprint} for {shown}: {file} marks it @revoked"
+        ))),
     }
 }
 
