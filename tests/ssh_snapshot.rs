@@ -478,3 +478,46 @@ fn lost_gpus_reset_rows_and_xids_before_the_agent_started_are_crit() {
         "{prom}"
     );
 }
+
+#[test]
+fn remote_commands_end_with_the_session() {
+    // The node's agent hangs before its first sample; its child process too.
+    let fleet = Fleet::start(
+        vec![Behaviour::Script(
+            "ip=${SSH_CONNECTION#* * }; ip=${ip%% *}\nsleep 300 &\necho $! > \"$RECORDS/$ip.child\"\necho $$ > \"$RECORDS/$ip.pid\"\nwait\n"
+                .replace("$RECORDS", "RECORDS_DIR"),
+        )],
+        Quirks::default(),
+    );
+    let records = fleet.dir.path().join("records");
+    let script = fleet
+        .dir
+        .path()
+        .join(format!("nodes/{}.sh", fleet.nodes[0].addr));
+    let text = std::fs::read_to_string(&script)
+        .unwrap()
+        .replace("RECORDS_DIR", records.to_str().unwrap());
+    std::fs::write(&script, text).unwrap();
+    let inventory = fleet.write_inventory(&[]);
+    let (code, doc, _) = snapshot(&fleet, &inventory, "3");
+    assert_eq!(code, 2);
+    assert_eq!(node(&doc, "tn01")["state"], "unreachable");
+    let pid_of = |what: &str| -> u32 {
+        std::fs::read_to_string(records.join(format!("{}.{what}", fleet.nodes[0].addr)))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (pid, child) = (pid_of("pid"), pid_of("child"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        || std::path::Path::new(&format!("/proc/{child}")).exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the remote command ({pid}) or its child ({child}) outlived the snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -82,6 +82,9 @@ impl Drop for Registered<'_> {
 struct NodePlan {
     node: NodeId,
     endpoint: Result<Endpoint, String>,
+    /// The agent path, quoted for the remote shell.
+    agent: String,
+    interval_ms: u64,
     agent_command: String,
     smi_command: String,
     expected_gpus: u32,
@@ -123,13 +126,17 @@ impl SshTransport {
                 let quoted = shlex::try_quote(agent)
                     .map(|q| q.into_owned())
                     .unwrap_or_else(|_| agent.replace('\0', ""));
-                NodePlan {
+                let mut plan = NodePlan {
                     node: id,
                     endpoint: endpoint::resolve(inv, config.as_ref(), id),
-                    agent_command: format!("{quoted} agent --interval {interval_ms}"),
-                    smi_command: smi_csv::remote_command(Some(interval_ms)),
+                    agent: quoted,
+                    interval_ms,
+                    agent_command: String::new(),
+                    smi_command: String::new(),
                     expected_gpus: node.expected_gpus,
-                }
+                };
+                plan.commands(false);
+                plan
             })
             .collect();
         Ok(SshTransport {
@@ -149,13 +156,36 @@ impl SshTransport {
     pub fn one_pass(mut self) -> Self {
         self.one_pass = true;
         for plan in &mut self.plans {
-            plan.agent_command = plan
-                .agent_command
-                .replace(" agent --interval ", " agent --once --interval ");
-            plan.smi_command = smi_csv::remote_command(None);
+            plan.commands(true);
         }
         self
     }
+}
+
+impl NodePlan {
+    /// The remote commands: the agent (streaming, or `--once`), else nvidia-smi (looping, or one pass).
+    fn commands(&mut self, once: bool) {
+        let once_flag = if once { " --once" } else { "" };
+        self.agent_command = ending_with_session(&format!(
+            "{} agent{once_flag} --interval {}",
+            self.agent, self.interval_ms
+        ));
+        let smi = smi_csv::remote_command((!once).then_some(self.interval_ms));
+        let smi = shlex::try_quote(&smi).map_or(smi.clone(), |q| q.into_owned());
+        self.smi_command = ending_with_session(&format!("sh -c {smi}"));
+    }
+}
+
+/// Wraps a remote command (already quoted for the remote shell) so that it ends with the SSH session: without
+/// a terminal, sshd leaves a command running when the client goes away, and a hung agent or nvidia-smi would
+/// pile up on the node with every snapshot. The command runs in the background; a watcher reads the session's
+/// stdin, which ends when the session does, and then signals the session's process group (sshd gives each
+/// session its own), children included. The command's exit status is kept.
+pub fn ending_with_session(command: &str) -> String {
+    // A background list's stdin is /dev/null in sh, so the session's stdin goes to the watcher on fd 3; the
+    // watcher's own output goes nowhere, or sshd would keep the channel open for it.
+    const WATCH: &str = r#"sh -c 'exec 3<&0; "$@" 3<&- & c=$!; { cat <&3; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-; wait $c' fleetop"#;
+    format!("{WATCH} {command}")
 }
 
 impl Transport for SshTransport {
