@@ -346,12 +346,12 @@ fn kubernetes_and_ipmi_plans() {
     let drain = s.run(&["drain", "c1n1", "--reason", "x", "--dry-run"]);
     assert_eq!(
         String::from_utf8_lossy(&drain.stdout),
-        "kubectl drain c1n1 --ignore-daemonsets --delete-emptydir-data --timeout=120s\n"
+        "kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=120s -- c1n1\n"
     );
     let undrain = s.run(&["undrain", "c1n1", "--dry-run"]);
     assert_eq!(
         String::from_utf8_lossy(&undrain.stdout),
-        "kubectl uncordon c1n1\n"
+        "kubectl uncordon -- c1n1\n"
     );
     let reboot = s
         .cmd(&["reboot", "c1n2", "--dry-run"])

@@ -521,3 +521,58 @@ fn remote_commands_end_with_the_session() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_hostile_node_cannot_reach_the_terminal_or_poison_totals() {
+    // Terminal controls (OSC 52 clipboard write, clear screen, C1 CSI, bidi override) in every string the
+    // agent sends, and values no GPU can report.
+    let hello = r#"{"fleetop_agent":1,"version":"0.1.0\u001b]0;pwned\u0007","driver":"\u001b]52;c;cHduZWQ=\u0007","cuda":"x","gpus":1}"#;
+    let sample = r#"{"t":1,"gpus":[{"index":0,"uuid":"GPU-\u009b2J","name":"H100\u001b[2J\u202eevil","util_pct":4294967295,"power_w":1.7e308,"power_limit_w":-5,"temp_c":60,"mem_total_mib":81559,"mem_used_mib":1,"xid":[],"throttle":["x\u001b[31m"]}]}"#;
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Script(format!(
+                "cat <<'EOF'\n{hello}\n{sample}\nEOF\necho 'bye\u{1b}]52;c;AAAA\u{7}' >&2\n"
+            )),
+            Behaviour::Agent(Spec::node(4, 1)),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    for format in ["table", "csv", "prom", "json"] {
+        let out = run_bounded(
+            &mut fleet.fleetop(&[
+                "snapshot",
+                "--inventory",
+                inventory.to_str().unwrap(),
+                "--format",
+                format,
+                "--timeout",
+                "15",
+            ]),
+            Duration::from_secs(40),
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+            assert!(!text.contains(bad), "{format} carries {bad:?} raw:\n{text}");
+        }
+        if format == "json" {
+            let doc: Value = serde_json::from_str(&text).unwrap();
+            let n = node(&doc, "tn01");
+            assert_eq!(n["gpus"].as_array().map(Vec::len), Some(1), "{n:#}");
+            let g = &n["gpus"][0];
+            assert_eq!(g["util_pct"], Value::Null);
+            assert_eq!(g["power_w"], Value::Null);
+            assert_eq!(g["power_limit_w"], Value::Null);
+            assert_eq!(
+                g["name"], "H100\\x1b[2J\\u{202e}evil",
+                "escaped visibly, still readable"
+            );
+            assert!(g["reasons"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("implausible value ignored"));
+            let power = doc["summary"]["power_watts"].as_f64().unwrap();
+            assert!(power.is_finite() && power < 10_000.0, "{power}");
+        }
+    }
+}

@@ -195,19 +195,25 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                         "kubernetes",
                         Invocation::at(
                             controller(inv),
+                            // Options first and `--` before the name: a name can never be read as an
+                            // option (such as `--selector`, which would drain many nodes).
                             vec![
                                 s("kubectl"),
                                 s("drain"),
-                                s(name),
                                 s("--ignore-daemonsets"),
                                 s("--delete-emptydir-data"),
                                 format!("--timeout={}s", a.drain_timeout.as_secs()),
+                                s("--"),
+                                s(name),
                             ],
                         ),
                     ),
                     (ActionKind::Undrain, DrainBackend::Kubernetes, _) => (
                         "kubernetes",
-                        Invocation::at(controller(inv), vec![s("kubectl"), s("uncordon"), s(name)]),
+                        Invocation::at(
+                            controller(inv),
+                            vec![s("kubectl"), s("uncordon"), s("--"), s(name)],
+                        ),
                     ),
                     (ActionKind::Drain, DrainBackend::Command { drain, .. }, _) => (
                         "command",

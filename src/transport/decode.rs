@@ -77,7 +77,11 @@ impl StreamDecoder {
                     s.sanitize(MAX_GPUS_PER_SAMPLE);
                     *samples += 1
                 }
-                NodeEvent::BadLine(why) => *last_bad = Some(why.chars().take(200).collect()),
+                // A bad line may quote what the node sent: bounded and escaped.
+                NodeEvent::BadLine(why) => {
+                    *why = crate::telemetry::sanitize::bounded(&crate::text::escape(why), 200);
+                    *last_bad = Some(why.clone());
+                }
                 _ => {}
             }
             emit(event);
@@ -104,12 +108,16 @@ fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
         Format::Agent(source) => match decode_agent_line(text) {
             AgentLine::Hello(h) => NodeEvent::Streaming {
                 source: *source,
-                detail: format!(
-                    "fleetop agent {} · driver {} · CUDA {} · {} GPUs",
-                    h.version,
-                    h.driver.as_deref().unwrap_or("?"),
-                    h.cuda.as_deref().unwrap_or("?"),
-                    h.gpus
+                // The node's own words: escaped and bounded like every string it sends.
+                detail: crate::telemetry::sanitize::bounded(
+                    &crate::text::escape(&format!(
+                        "fleetop agent {} · driver {} · CUDA {} · {} GPUs",
+                        h.version,
+                        h.driver.as_deref().unwrap_or("?"),
+                        h.cuda.as_deref().unwrap_or("?"),
+                        h.gpus
+                    )),
+                    200,
                 ),
             },
             AgentLine::Sample(s) => NodeEvent::Sample(s),
