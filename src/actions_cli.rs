@@ -19,7 +19,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     let inv = match load_inventory(g) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("{e}");
+            crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };
@@ -29,19 +29,19 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         .as_deref()
         .map_or_else(audit::default_path, expand_home);
     for warning in audit::scan(&audit_path).warnings(&audit_path) {
-        eprintln!("warning: {}", crate::text::escape(&warning));
+        crate::text::warn(&format!("warning: {warning}"));
     }
     let config_read_only = match crate::tui::config::Config::load() {
         Ok(c) => c.read_only,
         Err(e) => {
-            eprintln!("{e}");
+            crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };
     let nodes = match resolve_nodes(&inv, &args.nodes) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("{e}");
+            crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };
@@ -55,7 +55,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     let steps = match plan::plan(&inv, &req) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{e}");
+            crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };
@@ -66,7 +66,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             }
         }
         if g.read_only || inv.actions.read_only || config_read_only {
-            eprintln!("note: read-only is set, so this would be refused");
+            crate::text::warn("note: read-only is set, so this would be refused");
         }
         return 0;
     }
@@ -76,7 +76,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         match Executor::real(&inv) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("{e}");
+                crate::text::warn(&e.to_string());
                 return EXIT_CANNOT_RUN;
             }
         }
@@ -106,20 +106,20 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     refusals.extend(actions::guard(&inv, &req, read_only, &drain));
     if !refusals.is_empty() {
         for r in &refusals {
-            eprintln!("refused: {r}");
+            crate::text::warn(&format!("refused: {r}"));
         }
         return EXIT_REFUSED;
     }
     if req.nodes.len() > 1 && !args.yes {
         if let Err(why) = confirm(&inv, &req, &steps) {
-            eprintln!("refused: {why}");
+            crate::text::warn(&format!("refused: {why}"));
             return EXIT_REFUSED;
         }
     }
     let mut log = match AuditLog::open(&audit_path) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("refused: cannot write the audit log: {e}");
+            crate::text::warn(&format!("refused: cannot write the audit log: {e}"));
             return EXIT_REFUSED;
         }
     };
@@ -127,7 +127,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     let results = executed.results;
     if results.is_empty() {
         if let Some(e) = &executed.stopped {
-            eprintln!("refused: cannot write the audit log: {e}");
+            crate::text::warn(&format!("refused: cannot write the audit log: {e}"));
             return EXIT_REFUSED;
         }
     }
@@ -155,16 +155,18 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     }
     let mut failed = !results.iter().all(|r| r.ok);
     for r in results.iter().filter(|r| r.audit_error.is_some()) {
-        eprintln!(
+        crate::text::warn(&format!(
             "error: {} ran on {} but its outcome is not in the audit log: {}",
             r.command,
             r.node,
             r.audit_error.as_deref().unwrap_or("")
-        );
+        ));
         failed = true;
     }
     if let Some(e) = &executed.stopped {
-        eprintln!("stopped: the remaining nodes were not touched: {e}");
+        crate::text::warn(&format!(
+            "stopped: the remaining nodes were not touched: {e}"
+        ));
         failed = true;
     }
     if failed {
@@ -213,16 +215,16 @@ fn confirm(inv: &Inventory, req: &Request, steps: &[plan::Step]) -> Result<(), S
             req.kind.as_str()
         ));
     }
-    eprintln!("About to {} {n} nodes:", req.kind.as_str());
+    crate::text::warn(&format!("About to {} {n} nodes:", req.kind.as_str()));
     for step in steps {
         let tenant = inv
             .tenant_label(step.node)
             .unwrap_or_else(|| "spare".into());
-        eprintln!(
+        crate::text::warn(&format!(
             "  {} ({tenant}): {}",
             inv.nodes[step.node].name,
             step.invocation.display(inv)
-        );
+        ));
     }
     eprint!("Type {n} to go ahead: ");
     let _ = std::io::stderr().flush();

@@ -29,7 +29,7 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
     {
         Ok(r) => Some(r),
         Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
+            crate::text::warn(&format!("cannot start the runtime: {e}"));
             None
         }
     }
@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> i32 {
                 0
             }
             Err(e) => {
-                eprintln!("{e}");
+                crate::text::warn(&e.to_string());
                 EXIT_CANNOT_RUN
             }
         },
@@ -122,7 +122,7 @@ fn run_live(g: &Global, interactive: bool) -> i32 {
         }
         Ok((inv, transport, None)) => live::run(inv, transport.as_ref()),
         Err(e) => {
-            eprintln!("{e}");
+            crate::text::warn(&e.to_string());
             EXIT_CANNOT_RUN
         }
     }
@@ -188,22 +188,22 @@ fn run_snapshot(g: &Global, args: &SnapshotArgs) -> i32 {
     let filter = match Filter::parse(args.filter.as_deref().unwrap_or("")) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("--filter: {e}");
+            crate::text::warn(&format!("--filter: {e}"));
             return EXIT_CANNOT_RUN;
         }
     };
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
-        eprintln!(
+        crate::text::warn(&format!(
             "--timeout: {} is not a number of seconds between 0 and 86400 (one day)",
             args.timeout
-        );
+        ));
         return EXIT_CANNOT_RUN;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
     let (inv, transport) = match prepare(g, true) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("{e}");
+            crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };

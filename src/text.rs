@@ -81,6 +81,13 @@ pub fn print(text: &str) -> bool {
         .is_ok()
 }
 
+/// A message line to stderr, escaped like stdout; a closed stderr is ignored, never a panic (as
+/// `eprintln!` would be). Messages may quote what a node or a backend said.
+pub fn warn(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(escape_lines(&format!("{text}\n")).as_bytes());
+}
+
 /// [`print`] with a newline after `text`.
 pub fn println(text: &str) -> bool {
     print(&format!("{text}\n"))

@@ -49,14 +49,14 @@ pub fn run(opts: &AgentOptions) -> i32 {
             let shown = lib.as_ref().map_or("libnvidia-ml.so.1".into(), |p| {
                 p.to_string_lossy().into_owned()
             });
-            eprintln!("fleetop agent: cannot use NVML ({shown}): {e}");
+            crate::text::warn(&format!("fleetop agent: cannot use NVML ({shown}): {e}"));
             return EXIT_NO_NVML;
         }
     };
     let count = match nvml.device_count() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("fleetop agent: NVML cannot count GPUs: {e}");
+            crate::text::warn(&format!("fleetop agent: NVML cannot count GPUs: {e}"));
             return EXIT_NO_NVML;
         }
     };

@@ -70,7 +70,7 @@ pub fn run(
         match Executor::real(&inventory) {
             Ok(e) => e.with_sessions(transport.sessions()),
             Err(e) => {
-                eprintln!("{e}");
+                crate::text::warn(&e.to_string());
                 return crate::app::EXIT_CANNOT_RUN;
             }
         }
@@ -99,7 +99,7 @@ async fn event_loop(
         Ok(t) => t,
         Err(e) => {
             ratatui::restore();
-            eprintln!("cannot open the terminal: {e}");
+            crate::text::warn(&format!("cannot open the terminal: {e}"));
             return crate::app::EXIT_CANNOT_RUN;
         }
     };

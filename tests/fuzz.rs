@@ -1,0 +1,296 @@
+//! The standing fuzz suite: every parser of outside input (inventory and nodesets, `--filter`, theme and config
+//! files, the agent wire decoder, nvidia-smi CSV, the kernel log, known_hosts, the line splitter) fed generated
+//! hostile input. Seeded and bounded, so a run is reproducible and quick; a failing case is kept in
+//! `tests/fixtures/fuzz/regressions.txt` and replayed first, and the hand-collected crashers in
+//! `tests/fixtures/fuzz/crashers.txt` are replayed every run.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
+
+use fleetop::fleet::filter::Filter;
+use fleetop::inventory::{nodeset, Inventory};
+use fleetop::telemetry::kernel_log::{self, PciAddr};
+use fleetop::telemetry::smi_csv::{self, Columns};
+use fleetop::telemetry::wire::{decode_agent_line, AgentLine, LineSplitter, MAX_GPUS_PER_SAMPLE};
+
+fn config(cases: u32) -> Config {
+    Config {
+        cases,
+        rng_seed: RngSeed::Fixed(0x00f1_ee70),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/fixtures/fuzz/regressions.txt",
+        ))),
+        ..Config::default()
+    }
+}
+
+/// Text built from pieces that matter to the parsers, with arbitrary characters between them.
+fn pieces(parts: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => prop::sample::select(parts).prop_map(str::to_string),
+            1 => "\\PC{0,8}",
+            1 => "[\\x00-\\x1f\\x7f\\u{9b}\\u{202e}]{1,3}",
+            1 => "[0-9]{1,25}",
+        ],
+        0..40,
+    )
+    .prop_map(|v| v.concat())
+}
+
+const INVENTORY_PARTS: &[&str] = &[
+    "[defaults]\n",
+    "[[cabinet]]\n",
+    "[[tenant]]\n",
+    "[[node]]\n",
+    "[drain]\n",
+    "[reboot]\n",
+    "[thresholds]\n",
+    "[actions]\n",
+    "name = \"c[1-3]\"\n",
+    "nodes = \"{cabinet}n[1-4]\"\n",
+    "nodes = \"n[0-18446744073709551615]\"\n",
+    "gpus = \"0-3\"\n",
+    "gpus_per_node = 4294967295\n",
+    "interval_ms = 1\n",
+    "timeout_s = 9223372036854775807\n",
+    "backend = \"command\"\n",
+    "drain_command = \"x {node} {reason}\"\n",
+    "power_budget_kw = nan\n",
+    "gpu_temp_crit_c = inf\n",
+    "port = 70000\n",
+    "host = \"--oops\"\n",
+    "\"",
+    "=",
+    "\n",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "-",
+    "/",
+];
+
+const NODESET_PARTS: &[&str] = &[
+    "[",
+    "]",
+    "-",
+    ",",
+    "/",
+    "n",
+    "c",
+    "0",
+    "1",
+    "9",
+    "001",
+    "18446744073709551615",
+    "99999999999",
+    "{cabinet}",
+    "!",
+    "*",
+    " ",
+];
+
+const FILTER_PARTS: &[&str] = &[
+    "node=", "cabinet=", "tenant=", "state=", "health=", "crit", "up", "c0*", "?", "*", " ", "=",
+    "spare", "x",
+];
+
+const THEME_PARTS: &[&str] = &[
+    "ok = \"green\"\n",
+    "warn = \"#ff00ff\"\n",
+    "crit = \"rgb(1,2,3)\"\n",
+    "util_ramp = [\"red\", \"blue\"]\n",
+    "[keys]\n",
+    "quit = \"ctrl-c\"\n",
+    "drain = [\"D\", \"x\"]\n",
+    "read_only = true\n",
+    "theme = \"light\"\n",
+    "\"",
+    "=",
+    "\n",
+    "[",
+    "]",
+];
+
+const WIRE_PARTS: &[&str] = &[
+    "{\"fleetop_agent\":1,\"version\":\"x\",\"gpus\":8}",
+    "{\"t\":1,\"gpus\":[",
+    "{\"index\":0",
+    ",\"util_pct\":",
+    "4294967295",
+    "1.7e308",
+    "-1",
+    ",\"errors\":[{\"kind\":\"lost\",\"query\":\"q\",\"detail\":\"d\"}]",
+    ",\"xid_events\":[{\"code\":79,\"count\":18446744073709551615}]",
+    ",\"name\":\"\\u001b[2J\"",
+    "}",
+    "]",
+    "{}",
+    ",",
+    "null",
+    "\"",
+    "[",
+    "{",
+];
+
+const SMI_PARTS: &[&str] = &[
+    "0",
+    ", ",
+    "GPU-x",
+    "NVIDIA H100",
+    "[N/A]",
+    "[GPU is lost]",
+    "[GPU requires reset]",
+    "ERR!",
+    "[Unknown Error]",
+    "Active",
+    "Not Active",
+    "650.5",
+    "-1",
+    "1e400",
+    "99999999999999999999",
+];
+
+const KERNEL_PARTS: &[&str] = &[
+    "6,1,2,-;",
+    "[ 12.5] ",
+    "[Fri Aug 30 11:43:09 2024] ",
+    "NVRM: Xid (PCI:",
+    "0000:18:00",
+    "): ",
+    "79",
+    "4294967296",
+    ", pid=1, name=x, ",
+    "pid='<unknown>', ",
+    "SXid (PCI:",
+    "Fatal, ",
+    "Non-fatal, ",
+    "Data {",
+    "Severity ",
+    " ",
+    ",",
+    ")",
+    ":",
+];
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    #[test]
+    fn inventory_files(text in pieces(INVENTORY_PARTS)) {
+        let _ = Inventory::parse("fuzz.toml", &text);
+    }
+
+    #[test]
+    fn nodesets(expr in pieces(NODESET_PARTS)) {
+        if let Ok(hosts) = nodeset::expand(&expr) {
+            prop_assert!(hosts.len() <= nodeset::MAX_EXPANSION);
+            prop_assert!(hosts.iter().all(|h| !h.starts_with('-')));
+        }
+        let _ = nodeset::expand_indices(&expr);
+    }
+
+    #[test]
+    fn filters(expr in pieces(FILTER_PARTS)) {
+        let _ = Filter::parse(&expr);
+    }
+
+    #[test]
+    fn themes_and_config_files(text in pieces(THEME_PARTS)) {
+        let _ = fleetop::tui::theme::Theme::parse("fuzz.toml", &text);
+        let _ = fleetop::tui::config::Config::parse("fuzz.toml", &text);
+    }
+
+    #[test]
+    fn agent_lines(line in pieces(WIRE_PARTS)) {
+        if let AgentLine::Sample(mut s) = decode_agent_line(&line) {
+            prop_assert!(s.gpus.len() <= MAX_GPUS_PER_SAMPLE + 1);
+            s.sanitize(MAX_GPUS_PER_SAMPLE);
+            for g in &s.gpus {
+                prop_assert!(g.util_pct.is_none_or(|u| u <= 100));
+                prop_assert!(g.power_w.is_none_or(f64::is_finite));
+            }
+        }
+    }
+
+    #[test]
+    fn nvidia_smi_rows(cells in prop::collection::vec(prop::sample::select(SMI_PARTS), 0..30)) {
+        let columns = Columns::from_query(&smi_csv::modern_fields());
+        let _ = smi_csv::parse_row(&columns, &cells.concat());
+        let _ = Columns::from_header(&cells.concat());
+    }
+
+    #[test]
+    fn kernel_log_lines(line in pieces(KERNEL_PARTS)) {
+        if let Some(r) = kernel_log::record(&line) {
+            let _ = kernel_log::find(r.text);
+        }
+        let _ = PciAddr::parse(&line);
+    }
+
+    #[test]
+    fn line_splitter(chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..4096), 0..16)) {
+        let mut splitter = LineSplitter::default();
+        for chunk in &chunks {
+            splitter.push(chunk, |_| {});
+        }
+    }
+
+    #[test]
+    fn known_hosts_files(text in pieces(&["@revoked ", "@cert-authority ", "|1|", "!", "*", "?", "[h]:22 ", "h,",
+        "ssh-ed25519 ", "AAAAC3NzaC1lZDI1NTE5AAAAIBH2o+d4NNHYB125MNdHmSlEGaF2XOre3O8EDcpPc8Yd", "\n", "#"])) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(&path, &text).unwrap();
+        let known = fleetop::transport::ssh::known::KnownHosts::new(path);
+        let _ = known.check("h", 22, b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x01x");
+    }
+}
+
+/// Inputs that once crashed, hung or exhausted memory somewhere, one per line as `parser<TAB>input`
+/// (`\n` and `\t` written as escapes); every parser named gets its input again each run.
+#[test]
+fn known_crashers_stay_fixed() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/crashers.txt"
+    ))
+    .unwrap();
+    let mut replayed = 0;
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (parser, input) = line.split_once('\t').unwrap_or((line, ""));
+        let input = input.replace("\\n", "\n").replace("\\t", "\t");
+        match parser {
+            "inventory" => {
+                let _ = Inventory::parse("crasher.toml", &input);
+            }
+            "nodeset" => {
+                let _ = nodeset::expand(&input);
+            }
+            "wire" => {
+                if let AgentLine::Sample(mut s) = decode_agent_line(&input) {
+                    s.sanitize(MAX_GPUS_PER_SAMPLE);
+                }
+            }
+            "filter" => {
+                let _ = Filter::parse(&input);
+            }
+            "kernel" => {
+                if let Some(r) = kernel_log::record(&input) {
+                    let _ = kernel_log::find(r.text);
+                }
+            }
+            other => panic!("unknown parser {other:?} in crashers.txt"),
+        }
+        replayed += 1;
+    }
+    assert!(
+        replayed >= 8,
+        "the crasher list is read ({replayed} replayed)"
+    );
+}
