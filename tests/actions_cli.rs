@@ -80,6 +80,22 @@ impl Setup {
     }
 }
 
+/// Starts a slow drain of `node` and kills fleetop once `intent_written` holds, mid-action.
+fn kill_during_drain(s: &Setup, node: &str, intent_written: impl Fn() -> bool) {
+    let mut child = s
+        .cmd(&["drain", node, "--reason", "slow"])
+        .env("SLEEP", "30")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !intent_written() {
+        assert!(Instant::now() < deadline, "no readable intent was written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -218,18 +234,9 @@ fn audit_log_has_intent_and_outcome_for_success_and_failure() {
 #[test]
 fn a_killed_fleetop_leaves_an_intent_that_the_next_run_reports() {
     let s = Setup::new("");
-    let mut child = s
-        .cmd(&["drain", "c1n3", "--reason", "slow"])
-        .env("SLEEP", "30")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !s.audit().iter().any(|r| r["record"] == "intent") {
-        assert!(Instant::now() < deadline, "no intent was written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_during_drain(&s, "c1n3", || {
+        s.audit().iter().any(|r| r["record"] == "intent")
+    });
     let records = s.audit();
     assert_eq!(
         records.len(),
@@ -395,27 +402,13 @@ fn a_torn_audit_record_is_reported_and_the_next_records_stay_readable() {
         "{\"record\":\"intent\",\"id\":\"1-2-3\",\"ti",
     )
     .unwrap();
-    let mut child = s
-        .cmd(&["drain", "c1n3", "--reason", "slow"])
-        .env("SLEEP", "30")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let intent_written = || {
+    // The new intent must be readable on a line of its own, after the torn one.
+    kill_during_drain(&s, "c1n3", || {
         std::fs::read_to_string(s.path("audit.jsonl"))
             .unwrap_or_default()
             .lines()
             .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|r| r["record"] == "intent"))
-    };
-    while !intent_written() {
-        assert!(
-            Instant::now() < deadline,
-            "the new intent is not readable on its own line"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    });
     let next = s.run(&["undrain", "c1n4", "--dry-run"]);
     let err = stderr(&next);
     assert!(err.contains("unfinished drain of c1n3 by oncall"), "{err}");

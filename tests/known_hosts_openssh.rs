@@ -86,18 +86,7 @@ fn fleetop_accepts(fleet: &Fleet, known_hosts: &std::path::Path) -> bool {
         &format!("known_hosts = \"{}\"", known_hosts.display()),
     );
     std::fs::write(&inventory, text).unwrap();
-    let out = run_bounded(
-        &mut fleet.fleetop(&[
-            "snapshot",
-            "--inventory",
-            inventory.to_str().unwrap(),
-            "--format",
-            "json",
-            "--timeout",
-            "10",
-        ]),
-        Duration::from_secs(40),
-    );
+    let out = fleet.snapshot(&inventory, "json", "10");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let state = doc["nodes"][0]["state"].as_str().unwrap().to_string();
     assert!(state == "up" || state == "host-key-mismatch", "{doc:#}");

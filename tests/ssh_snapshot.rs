@@ -16,19 +16,7 @@ fn smi_rows(capture: &str, fields: &[String]) -> String {
 }
 
 fn snapshot(fleet: &Fleet, inventory: &std::path::Path, timeout: &str) -> (i32, Value, String) {
-    let limit = Duration::from_secs_f64(timeout.parse::<f64>().unwrap() + 15.0);
-    let out = run_bounded(
-        &mut fleet.fleetop(&[
-            "snapshot",
-            "--inventory",
-            inventory.to_str().unwrap(),
-            "--format",
-            "json",
-            "--timeout",
-            timeout,
-        ]),
-        limit,
-    );
+    let out = fleet.snapshot(inventory, "json", timeout);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -458,18 +446,7 @@ fn lost_gpus_reset_rows_and_xids_before_the_agent_started_are_crit() {
     assert_eq!(doc["summary"]["gpus_seen"], 8 + 7 + 7 + 8);
 
     // The prom format carries the XID count per GPU.
-    let out = run_bounded(
-        &mut fleet.fleetop(&[
-            "snapshot",
-            "--inventory",
-            inventory.to_str().unwrap(),
-            "--format",
-            "prom",
-            "--timeout",
-            "20",
-        ]),
-        Duration::from_secs(40),
-    );
+    let out = fleet.snapshot(&inventory, "prom", "20");
     let prom = String::from_utf8_lossy(&out.stdout);
     assert!(
         prom.contains(
@@ -539,18 +516,7 @@ fn a_hostile_node_cannot_reach_the_terminal_or_poison_totals() {
     );
     let inventory = fleet.write_inventory(&[]);
     for format in ["table", "csv", "prom", "json"] {
-        let out = run_bounded(
-            &mut fleet.fleetop(&[
-                "snapshot",
-                "--inventory",
-                inventory.to_str().unwrap(),
-                "--format",
-                format,
-                "--timeout",
-                "15",
-            ]),
-            Duration::from_secs(40),
-        );
+        let out = fleet.snapshot(&inventory, format, "15");
         let text = String::from_utf8(out.stdout).unwrap();
         for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
             assert!(!text.contains(bad), "{format} carries {bad:?} raw:\n{text}");

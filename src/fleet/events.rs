@@ -7,17 +7,11 @@ use crate::telemetry::{GpuSample, XidEvent};
 
 /// The XIDs of `new` that `old` did not have, or had with a lower count, each with its verdict and a line.
 pub fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health, String)> {
-    let count_in = |g: &GpuSample, code: u32| -> Option<u64> {
-        if !g.xid.iter().flatten().any(|&c| c == code) {
-            return None;
-        }
-        Some(
-            g.xid_events
-                .iter()
-                .flatten()
-                .find(|e| e.code == code)
-                .map_or(1, |e| e.count),
-        )
+    let count_in = |g: &GpuSample, code: u32| {
+        g.xid_counts()
+            .into_iter()
+            .find(|&(c, _)| c == code)
+            .map(|(_, n)| n)
     };
     new.xid
         .iter()

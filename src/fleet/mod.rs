@@ -185,15 +185,9 @@ impl FleetState {
                 s.gpus
                     .iter()
                     .flat_map(|g| {
-                        g.xid.iter().flatten().map(move |&code| {
-                            let count = g
-                                .xid_events
-                                .iter()
-                                .flatten()
-                                .find(|e| e.code == code)
-                                .map_or(1, |e| e.count);
-                            (g.index, code, count)
-                        })
+                        g.xid_counts()
+                            .into_iter()
+                            .map(move |(code, count)| (g.index, code, count))
                     })
                     .collect()
             })

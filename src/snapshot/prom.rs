@@ -86,6 +86,16 @@ const GPU_METRICS: &[GpuMetric] = &[
     ),
 ];
 
+/// `node="…",gpu="…",uuid="…"`: the labels of every per-GPU series.
+fn gpu_labels(v: &crate::fleet::view::NodeView, g: &GpuView) -> String {
+    format!(
+        "node=\"{}\",gpu=\"{}\",uuid=\"{}\"",
+        escape(v.name),
+        g.sample.index,
+        escape(g.sample.uuid.as_deref().unwrap_or(""))
+    )
+}
+
 fn header(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
@@ -176,13 +186,7 @@ pub fn render(report: &Report) -> String {
         for v in &report.nodes {
             for g in &v.gpus {
                 if let Some(value) = get(g) {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{node=\"{}\",gpu=\"{}\",uuid=\"{}\"}} {value}",
-                        escape(v.name),
-                        g.sample.index,
-                        escape(g.sample.uuid.as_deref().unwrap_or(""))
-                    );
+                    let _ = writeln!(out, "{name}{{{}}} {value}", gpu_labels(v, g));
                 }
             }
         }
@@ -194,33 +198,14 @@ pub fn render(report: &Report) -> String {
     );
     for v in &report.nodes {
         for g in &v.gpus {
-            for (code, count) in xid_counts(g.sample) {
+            for (code, count) in g.sample.xid_counts() {
                 let _ = writeln!(
                     out,
-                    "fleetop_gpu_xid_errors{{node=\"{}\",gpu=\"{}\",uuid=\"{}\",xid=\"{code}\"}} {count}",
-                    escape(v.name),
-                    g.sample.index,
-                    escape(g.sample.uuid.as_deref().unwrap_or(""))
+                    "fleetop_gpu_xid_errors{{{},xid=\"{code}\"}} {count}",
+                    gpu_labels(v, g)
                 );
             }
         }
     }
     out
-}
-
-/// Each XID code of a GPU with its count (1 where an older agent sent only the code).
-fn xid_counts(gpu: &crate::telemetry::GpuSample) -> Vec<(u32, u64)> {
-    gpu.xid
-        .iter()
-        .flatten()
-        .map(|&code| {
-            let count = gpu
-                .xid_events
-                .iter()
-                .flatten()
-                .find(|e| e.code == code)
-                .map_or(1, |e| e.count);
-            (code, count)
-        })
-        .collect()
 }

@@ -253,13 +253,7 @@ fn temperatures(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
 
 /// Each XID by NVIDIA's classification; an acknowledged one is information until it happens again.
 fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged) {
-    for &code in gpu.xid.iter().flatten() {
-        let count = gpu
-            .xid_events
-            .iter()
-            .flatten()
-            .find(|e| e.code == code)
-            .map_or(1, |e| e.count);
+    for (code, count) in gpu.xid_counts() {
         let (health, what) = classify_xid(code);
         let times = if count > 1 {
             format!(" ({count}×)")

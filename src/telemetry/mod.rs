@@ -70,6 +70,23 @@ impl GpuSample {
         }
     }
 
+    /// Each XID code with its occurrence count: from `xid_events`, or 1 where an older agent sent the code alone.
+    pub fn xid_counts(&self) -> Vec<(u32, u64)> {
+        self.xid
+            .iter()
+            .flatten()
+            .map(|&code| {
+                let count = self
+                    .xid_events
+                    .iter()
+                    .flatten()
+                    .find(|e| e.code == code)
+                    .map_or(1, |e| e.count);
+                (code, count)
+            })
+            .collect()
+    }
+
     /// True when the GPU reported any reading: only such a GPU counts as seen (its uuid, read once at start,
     /// is not a reading).
     pub fn reported_values(&self) -> bool {

@@ -532,6 +532,24 @@ printf '\036' >> "{r}/records/$ip.scontrol"
         path
     }
 
+    /// Runs fleetop with `args` against this fleet and collects its output, within a generous bound.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_bounded(&mut self.fleetop(args), Duration::from_secs(60))
+    }
+
+    /// `fleetop snapshot` of `inventory` in `format`, with `--timeout SECS`.
+    pub fn snapshot(&self, inventory: &Path, format: &str, timeout: &str) -> Output {
+        self.run(&[
+            "snapshot",
+            "--inventory",
+            inventory.to_str().unwrap_or_default(),
+            "--format",
+            format,
+            "--timeout",
+            timeout,
+        ])
+    }
+
     /// Runs the fleetop binary as a client, isolated from the caller's ssh config, keys and agent.
     pub fn fleetop(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(fleetop_bin());

@@ -168,45 +168,27 @@ fn render_footer(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::raw(text.clone()),
             Span::styled("▏", theme.accent()),
         ]),
-        Mode::AckReason(text) => Line::from(vec![
-            Span::styled(
-                format!(
-                    "acknowledge the XIDs of {} node(s), reason: ",
-                    app.targets().len()
-                ),
-                theme.accent(),
+        Mode::AckReason(text) => prompt(
+            app,
+            theme,
+            format!(
+                "acknowledge the XIDs of {} node(s), reason: ",
+                app.targets().len()
             ),
-            Span::raw(text.clone()),
-            Span::styled("▏", theme.accent()),
-            Span::styled("  (enter: acknowledge · esc: cancel)", theme.dim()),
-            Span::styled(
-                app.status
-                    .clone()
-                    .map(|s| format!("  {s}"))
-                    .unwrap_or_default(),
-                theme.health(crate::telemetry::health::Health::Warn),
+            text,
+            "acknowledge",
+        ),
+        Mode::Reason { kind, text } => prompt(
+            app,
+            theme,
+            format!(
+                "reason for {} of {} node(s): ",
+                kind.as_str(),
+                app.targets().len()
             ),
-        ]),
-        Mode::Reason { kind, text } => Line::from(vec![
-            Span::styled(
-                format!(
-                    "reason for {} of {} node(s): ",
-                    kind.as_str(),
-                    app.targets().len()
-                ),
-                theme.accent(),
-            ),
-            Span::raw(text.clone()),
-            Span::styled("▏", theme.accent()),
-            Span::styled("  (enter: continue · esc: cancel)", theme.dim()),
-            Span::styled(
-                app.status
-                    .clone()
-                    .map(|s| format!("  {s}"))
-                    .unwrap_or_default(),
-                theme.health(crate::telemetry::health::Health::Warn),
-            ),
-        ]),
+            text,
+            "continue",
+        ),
         _ => match &app.status {
             Some(msg) => Line::from(Span::styled(
                 msg.clone(),
@@ -219,6 +201,23 @@ fn render_footer(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
 }
 
 /// Footer hints, generated from the live keymap.
+/// A reason prompt: what is asked, the text so far with a cursor, the keys, and the last complaint.
+fn prompt(app: &App, theme: &Theme, asked: String, text: &str, enter: &str) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(asked, theme.accent()),
+        Span::raw(text.to_string()),
+        Span::styled("▏", theme.accent()),
+        Span::styled(format!("  (enter: {enter} · esc: cancel)"), theme.dim()),
+        Span::styled(
+            app.status
+                .clone()
+                .map(|s| format!("  {s}"))
+                .unwrap_or_default(),
+            theme.health(crate::telemetry::health::Health::Warn),
+        ),
+    ])
+}
+
 fn hints(app: &App, theme: &Theme) -> Line<'static> {
     let wanted = [
         (Action::Help, "help"),
