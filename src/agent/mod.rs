@@ -62,8 +62,8 @@ pub fn run(opts: &AgentOptions) -> i32 {
     };
     let devices: Vec<Result<nvml_wrapper::Device, nvml_wrapper::error::NvmlError>> =
         (0..count).map(|i| nvml.device_by_index(i)).collect();
-    let watched: Vec<Option<nvml_wrapper::Device>> =
-        (0..count).map(|i| nvml.device_by_index(i).ok()).collect();
+    let watched: Vec<Option<&nvml_wrapper::Device>> =
+        devices.iter().map(|d| d.as_ref().ok()).collect();
     let stop = AtomicBool::new(false);
     let xids = xid::XidLog::default();
     std::thread::scope(|scope| {

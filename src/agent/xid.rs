@@ -59,12 +59,13 @@ impl XidLog {
 /// frees the set (nvml.h), so the set is then rebuilt from the GPUs that were accepted.
 fn register<'n>(
     nvml: &'n Nvml,
-    devices: &[Option<Device<'n>>],
+    devices: &[Option<&Device<'n>>],
 ) -> Result<(EventSet<'n>, usize), NvmlError> {
     let wanted = EventTypes::CRITICAL_XID_ERROR | EventTypes::DOUBLE_BIT_ECC_ERROR;
     let candidates: Vec<(&Device, EventTypes)> = devices
         .iter()
         .flatten()
+        .copied()
         .filter_map(|d| {
             let types = d.supported_event_types().ok()? & wanted;
             (!types.is_empty()).then_some((d, types))
@@ -92,7 +93,7 @@ fn register<'n>(
 
 /// Registers each GPU for the XID and double-bit-ECC events it supports and records them until `stop` is set.
 /// `devices[i]` is the GPU at position i of the samples; `None` for a GPU whose handle could not be opened.
-pub fn watch(nvml: &Nvml, devices: &[Option<Device>], log: &XidLog, stop: &AtomicBool) {
+pub fn watch(nvml: &Nvml, devices: &[Option<&Device>], log: &XidLog, stop: &AtomicBool) {
     let (set, registered) = match register(nvml, devices) {
         Ok(r) => r,
         Err(e) => return log.set_problem(Some(format!("XID events unavailable: {e}"))),
