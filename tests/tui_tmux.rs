@@ -134,7 +134,14 @@ fn demo_fleet_navigates_to_a_node_detail() {
     let _ = tmux.tmux(&["resize-window", "-t", "0", "-x", "200", "-y", "50"]);
     tmux.keys(&["?"]);
     tmux.wait_for(&["show or hide this help"], Duration::from_secs(10));
-    tmux.keys(&["Escape", "q"]);
+    // Escape and q in one burst read as Alt-q: wait for the help to close before quitting.
+    tmux.keys(&["Escape"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux.screen().contains("show or hide this help") {
+        assert!(Instant::now() < deadline, "Escape did not close the help");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tmux.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tmux.alive() {
         assert!(Instant::now() < deadline, "q did not quit fleetop");
