@@ -9,13 +9,13 @@ fn main() {
             let _ = e.print();
             // A usage error means "could not run" (3): clap's own 2 reads as CRITICAL to a monitoring system.
             std::process::exit(if e.use_stderr() {
-                fleetop::app::EXIT_CANNOT_RUN
+                fleetop::runtime::EXIT_CANNOT_RUN
             } else {
                 0
             });
         }
     };
-    let code = fleetop::app::run(cli);
+    let code = fleetop::cmd::run(cli);
     // Node workers may still sit in blocking SSH reads; exiting the process ends them.
     std::process::exit(code);
 }

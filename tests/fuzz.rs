@@ -200,7 +200,7 @@ proptest! {
     #[test]
     fn themes_and_config_files(text in pieces(THEME_PARTS)) {
         let _ = fleetop::tui::theme::Theme::parse("fuzz.toml", &text);
-        let _ = fleetop::tui::config::Config::parse("fuzz.toml", &text);
+        let _ = fleetop::config::Config::parse("fuzz.toml", &text);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 pub mod app;
 pub mod bench;
-pub mod config;
 pub mod keymap;
 pub mod theme;
 pub mod ui;
@@ -30,8 +29,6 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// Frames are drawn at most this often (10 fps), and only when state changed; telemetry is merged then.
 const FRAME: Duration = Duration::from_millis(100);
-/// How often the line-mode follower merges telemetry.
-pub const MERGE_EVERY: Duration = Duration::from_millis(250);
 
 /// Restores the terminal when dropped, whatever path leaves the TUI.
 struct TerminalGuard;
@@ -61,8 +58,8 @@ pub fn run(
     keymap: Keymap,
     options: Options,
 ) -> i32 {
-    let Some(runtime) = crate::app::runtime() else {
-        return crate::app::EXIT_CANNOT_RUN;
+    let Some(runtime) = crate::runtime::runtime() else {
+        return crate::runtime::EXIT_CANNOT_RUN;
     };
     let executor = if options.simulated {
         Executor::Simulated
@@ -71,7 +68,7 @@ pub fn run(
             Ok(e) => e.with_sessions(transport.sessions()),
             Err(e) => {
                 crate::text::warn(&e.to_string());
-                return crate::app::EXIT_CANNOT_RUN;
+                return crate::runtime::EXIT_CANNOT_RUN;
             }
         }
     };
@@ -100,7 +97,7 @@ async fn event_loop(
         Err(e) => {
             ratatui::restore();
             crate::text::warn(&format!("cannot open the terminal: {e}"));
-            return crate::app::EXIT_CANNOT_RUN;
+            return crate::runtime::EXIT_CANNOT_RUN;
         }
     };
     let _guard = TerminalGuard;

@@ -2,7 +2,22 @@
 
 use std::fmt::Write;
 
+use crate::cli::Global;
 use crate::inventory::Inventory;
+use crate::runtime::EXIT_CANNOT_RUN;
+
+pub fn run(g: &Global) -> i32 {
+    match super::load_inventory(g) {
+        Ok(inv) => {
+            crate::text::print(&summary(&inv));
+            0
+        }
+        Err(e) => {
+            crate::text::warn(&e);
+            EXIT_CANNOT_RUN
+        }
+    }
+}
 
 pub fn summary(inv: &Inventory) -> String {
     let split = inv

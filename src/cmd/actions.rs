@@ -4,16 +4,14 @@
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 
+use super::load_inventory;
 use crate::actions::audit::{self, AuditLog};
 use crate::actions::exec::Executor;
 use crate::actions::status::{self, DrainState, NodeDrain};
 use crate::actions::{self, plan, ActionKind, Request};
-use crate::app::{load_inventory, EXIT_CANNOT_RUN};
 use crate::cli::{ActionArgs, ActionFormat, Global};
 use crate::inventory::{expand_home, nodeset, Inventory, NodeId};
-
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_REFUSED: i32 = 2;
+use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_REFUSED};
 
 pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     let inv = match load_inventory(g) {
@@ -31,7 +29,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     for warning in audit::scan(&audit_path).warnings(&audit_path) {
         crate::text::warn(&format!("warning: {warning}"));
     }
-    let config_read_only = match crate::tui::config::Config::load() {
+    let config_read_only = match crate::config::Config::load() {
         Ok(c) => c.read_only,
         Err(e) => {
             crate::text::warn(&e.to_string());

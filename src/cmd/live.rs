@@ -1,0 +1,87 @@
+//! `fleetop` with no subcommand: the TUI on a terminal, else plain live mode, which follows the fleet and
+//! prints a one-line summary per interval until interrupted.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cli::Global;
+use crate::config::Config;
+use crate::fleet::view::{Pending, Summary};
+use crate::fleet::FleetState;
+use crate::inventory::Inventory;
+use crate::runtime::EXIT_CANNOT_RUN;
+use crate::transport::Transport;
+use crate::tui::keymap::Keymap;
+use crate::tui::{self, theme};
+
+/// The TUI on a terminal; one summary line per interval when stdout is a pipe.
+pub fn run(g: &Global, interactive: bool) -> i32 {
+    // Everything that can fail on bad input fails here, before the terminal is touched.
+    let setup = super::prepare(g, false).and_then(|(inv, transport)| {
+        if !interactive {
+            return Ok((inv, transport, None));
+        }
+        let config = Config::load()?;
+        let theme = theme::choose(g.theme.as_deref(), config.theme.as_deref())?;
+        let keymap = Keymap::default().with_overrides(&config.key_overrides())?;
+        Ok((inv, transport, Some((theme, keymap, config.read_only))))
+    });
+    match setup {
+        Ok((inv, transport, Some((theme, keymap, config_read_only)))) => {
+            let options = tui::Options {
+                read_only: g.read_only || config_read_only,
+                simulated: g.demo,
+            };
+            tui::run(inv, transport.as_ref(), theme, keymap, options)
+        }
+        Ok((inv, transport, None)) => lines(inv, transport.as_ref()),
+        Err(e) => {
+            crate::text::warn(&e.to_string());
+            EXIT_CANNOT_RUN
+        }
+    }
+}
+
+/// How often the line mode merges telemetry.
+const MERGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One summary line per interval, for a pipe.
+fn lines(inv: Arc<Inventory>, transport: &dyn Transport) -> i32 {
+    let Some(runtime) = crate::runtime::runtime() else {
+        return EXIT_CANNOT_RUN;
+    };
+    runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let _following = transport.follow(&inv, tx);
+        let mut state = FleetState::new(Arc::clone(&inv));
+        let mut tick = tokio::time::interval(inv.settings.interval);
+        // Messages are merged in batches on a timer: awaiting each one would wake this task once per
+        // sample per node, a thousand times a second at fleet size.
+        let mut merge = tokio::time::interval(MERGE_EVERY);
+        loop {
+            tokio::select! {
+                _ = merge.tick() => {
+                    while let Ok(msg) = rx.try_recv() {
+                        state.apply(msg);
+                    }
+                }
+                _ = tick.tick() => {
+                    while let Ok(msg) = rx.try_recv() {
+                        state.apply(msg);
+                    }
+                    let views = state.node_views(Instant::now(), Pending::Connecting);
+                    let s = Summary::of(&views);
+                    let line = format!(
+                        "{} nodes, {} up, {}/{} GPUs, {} warn, {} crit, {:.1} kW",
+                        s.nodes, s.nodes_up, s.gpus_seen, s.gpus_expected, s.warn, s.crit, s.power_watts / 1000.0
+                    );
+                    // `fleetop | head -1`: the reader went away, which ends the line mode normally.
+                    if !crate::text::println(&line) {
+                        return 0;
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => return 0,
+            }
+        }
+    })
+}

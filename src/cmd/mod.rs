@@ -1,0 +1,75 @@
+//! The command layer behind `main.rs`: one module per subcommand; this one dispatches, loads the inventory
+//! and picks the transport. Nothing below `cmd/` imports it.
+
+mod actions;
+mod agent;
+mod check;
+mod live;
+mod snapshot;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use crate::actions::ActionKind;
+use crate::cli::{Cli, Command, Global};
+use crate::inventory::{self, Inventory};
+use crate::runtime::{init_tracing, raise_fd_limit};
+use crate::transport::sim::SimTransport;
+use crate::transport::ssh::SshTransport;
+use crate::transport::Transport;
+
+pub fn run(cli: Cli) -> i32 {
+    let interactive = cli.command.is_none()
+        && cli.bench_render.is_none()
+        && cli.bench_memory.is_none()
+        && std::io::stdout().is_terminal();
+    init_tracing(interactive);
+    raise_fd_limit();
+    if let Some(frames) = cli.bench_render {
+        crate::text::print(&crate::tui::bench::run(frames));
+        return 0;
+    }
+    if let Some(secs) = cli.bench_memory {
+        crate::text::print(&crate::tui::bench::memory(secs));
+        return 0;
+    }
+    match cli.command {
+        Some(Command::Agent(a)) => agent::run(a),
+        Some(Command::Check) => check::run(&cli.global),
+        Some(Command::Snapshot(args)) => snapshot::run(&cli.global, &args),
+        Some(Command::Drain(args)) => actions::run(&cli.global, ActionKind::Drain, &args),
+        Some(Command::Undrain(args)) => actions::run(&cli.global, ActionKind::Undrain, &args),
+        Some(Command::Reboot(args)) => actions::run(&cli.global, ActionKind::Reboot, &args),
+        None => live::run(&cli.global, interactive),
+    }
+}
+
+/// The inventory chosen by `--demo`, `--inventory` or the default search path.
+pub fn load_inventory(g: &Global) -> Result<Inventory, String> {
+    if g.demo {
+        return Ok(Inventory::demo());
+    }
+    let path = g
+        .inventory
+        .clone()
+        .or_else(inventory::default_path)
+        .ok_or_else(|| {
+            "no inventory: pass --inventory FILE, set $FLEETOP_INVENTORY, create ./inventory.toml \
+         or $XDG_CONFIG_HOME/fleetop/inventory.toml — or try the simulated fleet with --demo"
+                .to_string()
+        })?;
+    Inventory::load(&path).map_err(|e| e.to_string())
+}
+
+/// The inventory and the transport that reaches it: simulated for `--demo`, SSH otherwise; `one_pass`
+/// asks each node for a single sample (snapshots) instead of following it.
+pub fn prepare(g: &Global, one_pass: bool) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
+    let inv = Arc::new(load_inventory(g)?);
+    let transport: Box<dyn Transport> = if g.demo {
+        Box::new(SimTransport::default())
+    } else {
+        let ssh = SshTransport::new(&inv).map_err(|e| e.to_string())?;
+        Box::new(if one_pass { ssh.one_pass() } else { ssh })
+    };
+    Ok((inv, transport))
+}
