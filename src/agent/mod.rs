@@ -13,12 +13,9 @@ use std::time::Duration;
 use nvml_wrapper::Nvml;
 
 use crate::telemetry::kernel_log::Tally;
-use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE};
+use crate::telemetry::wire::{AgentHello, EXIT_NO_NVML, MAX_GPUS_PER_SAMPLE};
 use crate::telemetry::{GpuError, GpuErrorKind, GpuSample, NodeSample};
 
-/// Exit status when NVML cannot be loaded or initialised (sysexits' EX_UNAVAILABLE).
-/// The SSH transport maps it to the node state `no-gpu-driver`.
-pub const EXIT_NO_NVML: i32 = 69;
 /// Environment variable naming the NVML library to load instead of the system's `libnvidia-ml.so.1`.
 pub const NVML_LIB_ENV: &str = "FLEETOP_NVML_LIB";
 /// Environment variable naming the kernel log to read instead of `/dev/kmsg`.

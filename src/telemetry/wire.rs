@@ -6,6 +6,9 @@ use super::NodeSample;
 
 /// Longest line accepted from a node; longer ones are dropped and counted, never buffered whole.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
+/// The agent's exit status when NVML cannot be loaded or initialised (sysexits' EX_UNAVAILABLE); the jump
+/// host reads it as the node state `no-gpu-driver`.
+pub const EXIT_NO_NVML: i32 = 69;
 /// Buffer capacity a splitter keeps between lines.
 const KEEP_CAPACITY: usize = 16 * 1024;
 /// Most GPUs one sample may carry (a small multiple of the 8 a node holds); more are dropped with a warning.

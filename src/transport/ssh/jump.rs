@@ -9,20 +9,9 @@ use std::sync::Arc;
 
 use ssh2::Channel;
 
-use super::session::{fail, Connected, NodeFailure};
+use super::connected::{fail, Connected, NodeFailure, Tunnel};
 use super::Timeouts;
 use crate::transport::FailureKind;
-
-/// Stops the pump thread when dropped, which closes the tunnel and the jump session.
-pub struct Tunnel {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Tunnel {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Opens a tunnel to `host:port` through `jump`; returns the local end for the inner session.
 pub fn open(
@@ -63,7 +52,7 @@ pub fn open(
             drop(jump);
         })
         .map_err(|e| fail(FailureKind::Unreachable, format!("jump tunnel thread: {e}")))?;
-    Ok((local, Tunnel { stop }))
+    Ok((local, Tunnel::new(stop)))
 }
 
 /// Bytes read from one side and not yet written to the other.

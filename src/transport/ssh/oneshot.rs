@@ -4,9 +4,10 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use super::connected::{fail, NodeFailure};
 use super::endpoint::Endpoint;
 use super::known::KnownHosts;
-use super::session::{self, NodeFailure};
+use super::session;
 use super::Timeouts;
 
 /// Most output kept from an action's command.
@@ -49,7 +50,7 @@ pub fn run(
     let s = &connected.session;
     s.set_timeout(u32::try_from(POLL.min(limit).as_millis()).unwrap_or(1000));
     run_on(s, command, limit).map_err(|e| {
-        session::fail(
+        fail(
             crate::transport::FailureKind::Unreachable,
             format!("SSH: {e}"),
         )

@@ -1,40 +1,17 @@
 //! Opens one authenticated SSH session: TCP (or a jump tunnel), handshake, strict host key check, auth.
 
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use base64::Engine;
 use ssh2::{HashType, MethodType, Session};
 
+use super::connected::{fail, Connected, NodeFailure};
 use super::endpoint::Endpoint;
-use super::jump::Tunnel;
 use super::known::{KnownHosts, Verdict};
 use super::Timeouts;
 use crate::transport::FailureKind;
-
-/// Why a node could not be followed, as shown to the operator.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeFailure {
-    pub kind: FailureKind,
-    pub detail: String,
-}
-
-pub fn fail(kind: FailureKind, detail: impl Into<String>) -> NodeFailure {
-    NodeFailure {
-        kind,
-        detail: detail.into(),
-    }
-}
-
-/// An authenticated session, plus the tunnel it runs through when a jump host is used.
-pub struct Connected {
-    pub session: Session,
-    /// The socket the session reads, for `poll` by a tunnel built on top of it.
-    pub fd: RawFd,
-    /// Keeps the jump host's tunnel alive as long as the session.
-    pub _tunnel: Option<Tunnel>,
-}
 
 /// Host key algorithms in the order we ask for them; the first one the server has is used,
 /// and known_hosts must hold a key of that type.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::Session;
 
-use super::session::{fail, NodeFailure};
+use super::connected::{fail, NodeFailure};
 use super::Timeouts;
 use crate::transport::decode::StreamDecoder;
 use crate::transport::{FailureKind, NodeEvent, NodeSink};

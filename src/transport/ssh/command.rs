@@ -1,0 +1,45 @@
+//! What runs on a node: the agent (streaming, or `--once`), else nvidia-smi, each wrapped to end with its
+//! SSH session. Built from the plan's parts, never by editing another command's text.
+
+use super::endpoint::Endpoint;
+use crate::inventory::NodeId;
+use crate::telemetry::smi_csv;
+
+/// Everything one node's worker needs.
+#[derive(Debug, Clone)]
+pub(super) struct NodePlan {
+    pub(super) node: NodeId,
+    pub(super) endpoint: Result<Endpoint, String>,
+    /// The agent path, quoted for the remote shell.
+    pub(super) agent: String,
+    pub(super) interval_ms: u64,
+    pub(super) agent_command: String,
+    pub(super) smi_command: String,
+    pub(super) expected_gpus: u32,
+}
+
+impl NodePlan {
+    /// The remote commands: the agent (streaming, or `--once`), else nvidia-smi (looping, or one pass).
+    pub(super) fn commands(&mut self, once: bool) {
+        let once_flag = if once { " --once" } else { "" };
+        self.agent_command = ending_with_session(&format!(
+            "{} agent{once_flag} --interval {}",
+            self.agent, self.interval_ms
+        ));
+        let smi = smi_csv::remote_command((!once).then_some(self.interval_ms));
+        let smi = shlex::try_quote(&smi).map_or(smi.clone(), |q| q.into_owned());
+        self.smi_command = ending_with_session(&format!("sh -c {smi}"));
+    }
+}
+
+/// Wraps a remote command (already quoted for the remote shell) so that it ends with the SSH session: without
+/// a terminal, sshd leaves a command running when the client goes away, and a hung agent or nvidia-smi would
+/// pile up on the node with every snapshot. The command runs in the background; a watcher reads the session's
+/// stdin, which ends when the session does, and then signals the session's process group (sshd gives each
+/// session its own), children included. The command's exit status is kept.
+pub fn ending_with_session(command: &str) -> String {
+    // A background list's stdin is /dev/null in sh, so the session's stdin goes to the watcher on fd 3; the
+    // watcher's own output goes nowhere, or sshd would keep the channel open for it.
+    const WATCH: &str = r#"sh -c 'exec 3<&0; "$@" 3<&- & c=$!; { cat <&3; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-; wait $c' fleetop"#;
+    format!("{WATCH} {command}")
+}
