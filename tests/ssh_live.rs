@@ -325,7 +325,7 @@ fn a_tui_reboot_runs_through_the_telemetry_session_and_the_node_comes_back() {
 
     let exec = Executor::real(&inv)
         .unwrap()
-        .with_sessions(transport.sessions());
+        .with_sessions(transport.node_commands());
     let request = Request {
         kind: ActionKind::Reboot,
         nodes: vec![0],

@@ -11,7 +11,8 @@ use crate::inventory::{expand_home, Inventory};
 use crate::transport::ssh::endpoint;
 use crate::transport::ssh::known::KnownHosts;
 use crate::transport::ssh::oneshot;
-use crate::transport::ssh::{Sessions, Timeouts};
+use crate::transport::ssh::Timeouts;
+use crate::transport::{Completed, Ending, NodeCommands};
 
 /// Output kept per command for the audit log and the report.
 const KEEP: usize = 2000;
@@ -33,7 +34,7 @@ pub enum Executor {
         timeouts: Timeouts,
         limit: Duration,
         /// Live telemetry sessions (TUI): a node's command runs through its session when it has one.
-        sessions: Option<Sessions>,
+        sessions: Option<std::sync::Arc<dyn NodeCommands>>,
     },
     /// Practice mode: nothing runs; every command succeeds.
     Simulated,
@@ -61,7 +62,7 @@ impl Executor {
     }
 
     /// Runs node commands through these live sessions where a node has one.
-    pub fn with_sessions(mut self, live: Option<Sessions>) -> Executor {
+    pub fn with_sessions(mut self, live: Option<std::sync::Arc<dyn NodeCommands>>) -> Executor {
         if let Executor::Real { sessions, .. } = &mut self {
             *sessions = live;
         }
@@ -96,9 +97,7 @@ impl Executor {
                     };
                     // The node's telemetry session, when there is one: no second handshake.
                     let reused = match (place, sessions) {
-                        (Place::Node(id), Some(live)) => live
-                            .get(*id)
-                            .and_then(|s| oneshot::run_on(&s, &step.quoted(), *limit).ok()),
+                        (Place::Node(id), Some(live)) => live.run(*id, &step.quoted(), *limit),
                         _ => None,
                     };
                     let done = match reused {
@@ -155,7 +154,7 @@ impl Executor {
                     let done = oneshot::run(&ep, known_hosts, timeouts, &step.quoted(), *limit)
                         .map_err(|f| f.detail)?;
                     match done.ending {
-                        oneshot::Ending::Exited(0) => Ok(done.stdout),
+                        Ending::Exited(0) => Ok(done.stdout),
                         _ => Err(format!(
                             "{} on {host} failed: {}",
                             step.argv[0],
@@ -173,26 +172,26 @@ impl Executor {
 
 /// Success only when the node says so: exit 0, or, for a reboot, a connection dropped after the command was
 /// accepted. A timeout is never success: the command may still be running, or may never have started.
-fn judge(done: oneshot::Completed, expect_disconnect: bool) -> (bool, Option<i32>, String) {
+fn judge(done: Completed, expect_disconnect: bool) -> (bool, Option<i32>, String) {
     let output = tail(&format!("{}{}", done.stdout, done.stderr));
     match done.ending {
-        oneshot::Ending::Exited(code) => (code == 0, Some(code), output),
-        oneshot::Ending::Dropped(_) | oneshot::Ending::Signalled(_) if expect_disconnect => (
+        Ending::Exited(code) => (code == 0, Some(code), output),
+        Ending::Dropped(_) | Ending::Signalled(_) if expect_disconnect => (
             true,
             None,
             "connection closed by the node after it accepted the command (rebooting)".into(),
         ),
-        oneshot::Ending::Dropped(why) => (
+        Ending::Dropped(why) => (
             false,
             None,
             format!("connection lost before an exit status ({why}): {output}"),
         ),
-        oneshot::Ending::Signalled(signal) => (
+        Ending::Signalled(signal) => (
             false,
             None,
             format!("killed by signal {signal}: {output}"),
         ),
-        oneshot::Ending::TimedOut(limit) => (
+        Ending::TimedOut(limit) => (
             false,
             None,
             format!(

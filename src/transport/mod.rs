@@ -6,7 +6,7 @@ pub mod ssh;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::{NodeSample, Source};
@@ -76,8 +76,9 @@ impl NodeSink {
 pub trait Transport: Send + Sync {
     fn follow(&self, inventory: &Arc<Inventory>, tx: MsgSender) -> Following;
 
-    /// The live SSH sessions, for actions that should run through them (SSH transport only).
-    fn sessions(&self) -> Option<ssh::Sessions> {
+    /// Runs commands on nodes through the connections this transport holds, for actions that should not
+    /// open a second one; `None` for a transport that holds none.
+    fn node_commands(&self) -> Option<Arc<dyn NodeCommands>> {
         None
     }
 
@@ -86,6 +87,34 @@ pub trait Transport: Send + Sync {
     fn reconnects(&self) -> bool {
         false
     }
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// It exited with this status.
+    Exited(i32),
+    /// The connection dropped after the command was accepted, before an exit status came back: what a
+    /// successful `systemctl reboot` can look like.
+    Dropped(String),
+    /// No exit status within the time limit; the command may still be running.
+    TimedOut(Duration),
+    /// The remote process was killed by this signal.
+    Signalled(String),
+}
+
+/// What a remote command did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completed {
+    pub ending: Ending,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command (already quoted for the node's shell) over a connection the transport holds now.
+pub trait NodeCommands: Send + Sync {
+    /// `None` when the node has no live connection, or the connection could not take the command.
+    fn run(&self, node: NodeId, command: &str, limit: Duration) -> Option<Completed>;
 }
 
 /// Keeps the node workers running; dropping it asks them all to stop.

@@ -65,7 +65,7 @@ pub fn run(
         Executor::Simulated
     } else {
         match Executor::real(&inventory) {
-            Ok(e) => e.with_sessions(transport.sessions()),
+            Ok(e) => e.with_sessions(transport.node_commands()),
             Err(e) => {
                 crate::text::warn(&e.to_string());
                 return crate::runtime::EXIT_CANNOT_RUN;

@@ -25,7 +25,9 @@ pub use connected::NodeFailure;
 use gate::Gate;
 use worker::Worker;
 
-use super::{FailureKind, Following, MsgSender, NodeEvent, NodeSink, Transport};
+use super::{
+    Completed, FailureKind, Following, MsgSender, NodeCommands, NodeEvent, NodeSink, Transport,
+};
 use crate::inventory::{expand_home, Inventory, NodeId};
 
 #[derive(Debug, Clone)]
@@ -86,6 +88,12 @@ impl Timeouts {
     }
 }
 
+impl NodeCommands for Sessions {
+    fn run(&self, node: NodeId, command: &str, limit: Duration) -> Option<Completed> {
+        oneshot::run_on(&self.get(node)?, command, limit).ok()
+    }
+}
+
 impl SshTransport {
     /// Resolves every node's endpoint; a broken ssh config is an error before anything connects.
     pub fn new(inv: &Inventory) -> anyhow::Result<Self> {
@@ -136,8 +144,8 @@ impl SshTransport {
 }
 
 impl Transport for SshTransport {
-    fn sessions(&self) -> Option<Sessions> {
-        Some(self.sessions.clone())
+    fn node_commands(&self) -> Option<Arc<dyn NodeCommands>> {
+        Some(Arc::new(self.sessions.clone()))
     }
 
     fn reconnects(&self) -> bool {

@@ -9,31 +9,10 @@ use super::endpoint::Endpoint;
 use super::known::KnownHosts;
 use super::session;
 use super::Timeouts;
+use crate::transport::{Completed, Ending};
 
 /// Most output kept from an action's command.
 const OUTPUT_KEEP: u64 = 64 * 1024;
-
-/// How a remote command ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ending {
-    /// It exited with this status.
-    Exited(i32),
-    /// The connection dropped after the command was accepted, before an exit status came back: what a
-    /// successful `systemctl reboot` can look like.
-    Dropped(String),
-    /// No exit status within the time limit; the command may still be running.
-    TimedOut(Duration),
-    /// The remote process was killed by this signal.
-    Signalled(String),
-}
-
-/// What a remote command did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completed {
-    pub ending: Ending,
-    pub stdout: String,
-    pub stderr: String,
-}
 
 /// How often a wait for a command's output wakes up to check its deadline.
 const POLL: Duration = Duration::from_secs(1);
