@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use ssh2_config::SshConfig;
 
-use super::plan::{Invocation, Place};
+use super::plan::{Invocation, Place, Step};
+use super::ActionKind;
+use crate::inventory::NodeId;
 use crate::inventory::{expand_home, Inventory};
 use crate::transport::ssh::endpoint;
 use crate::transport::ssh::known::KnownHosts;
@@ -36,8 +38,34 @@ pub enum Executor {
         /// Live telemetry sessions (TUI): a node's command runs through its session when it has one.
         sessions: Option<std::sync::Arc<dyn NodeCommands>>,
     },
-    /// Practice mode: nothing runs; every command succeeds.
-    Simulated,
+    /// Practice mode: nothing runs; every command succeeds, and the drains it pretends to do are remembered
+    /// so the guards see them.
+    Simulated(Simulated),
+}
+
+/// The simulated fleet's drain states (`--demo`): every node in service until a practice drain.
+#[derive(Debug, Default)]
+pub struct Simulated {
+    drained: std::sync::Mutex<std::collections::HashSet<NodeId>>,
+}
+
+impl Simulated {
+    /// Whether a practice drain took `node` out of service.
+    pub fn is_drained(&self, node: NodeId) -> bool {
+        self.drained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&node)
+    }
+
+    fn record(&self, node: NodeId, kind: ActionKind) {
+        let mut drained = self.drained.lock().unwrap_or_else(|p| p.into_inner());
+        match kind {
+            ActionKind::Drain => drained.insert(node),
+            ActionKind::Undrain => drained.remove(&node),
+            ActionKind::Reboot => false,
+        };
+    }
 }
 
 fn tail(text: &str) -> String {
@@ -69,15 +97,26 @@ impl Executor {
         self
     }
 
-    /// Runs one command; `expect_disconnect` treats a dropped SSH session as success (a reboot).
-    pub fn run(&self, inv: &Inventory, step: &Invocation, expect_disconnect: bool) -> Ran {
+    /// A practice executor for `--demo`.
+    pub fn simulated() -> Executor {
+        Executor::Simulated(Simulated::default())
+    }
+
+    /// Runs one step of a `kind` action; a reboot's dropped SSH session counts as success.
+    pub fn run(&self, inv: &Inventory, step: &Step, kind: ActionKind) -> Ran {
         let started = Instant::now();
+        let expect_disconnect = kind == ActionKind::Reboot;
+        let step_node = step.node;
+        let step = &step.invocation;
         let (ok, exit_status, detail) = match self {
-            Executor::Simulated => (
-                true,
-                Some(0),
-                "simulated (--demo): nothing was run".to_string(),
-            ),
+            Executor::Simulated(sim) => {
+                sim.record(step_node, kind);
+                (
+                    true,
+                    Some(0),
+                    "simulated (--demo): nothing was run".to_string(),
+                )
+            }
             Executor::Real {
                 ssh_config,
                 known_hosts,
@@ -125,7 +164,7 @@ impl Executor {
     /// Runs a read-only query and returns its stdout, or why it failed.
     pub fn capture(&self, inv: &Inventory, step: &Invocation) -> Result<String, String> {
         match self {
-            Executor::Simulated => Err("simulated fleet: no backend to ask".into()),
+            Executor::Simulated(_) => Err("simulated fleet: no backend to ask".into()),
             Executor::Real {
                 ssh_config,
                 known_hosts,

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod exec;
 pub mod plan;
 mod redfish;
+pub mod run;
 pub mod status;
 
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ pub struct Request {
     pub operator: String,
     /// Overrides the fraction guard, the foreign-reason guard and an unverifiable drain state.
     pub force: bool,
+    /// `--read-only` or `read_only` in config.toml (the inventory's own setting is added by the guards).
+    pub read_only: bool,
 }
 
 /// The operator's name: `$SUDO_USER` (the human behind sudo), then `$USER`.
@@ -189,14 +192,6 @@ pub struct NodeResult {
     pub audit_error: Option<String>,
 }
 
-/// What a run of steps did: each step that ran, and why the run stopped early, if it did.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Executed {
-    pub results: Vec<NodeResult>,
-    /// An intent could not be written: that step and the rest did not run.
-    pub stopped: Option<String>,
-}
-
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn record_id() -> String {
@@ -208,36 +203,6 @@ fn record_id() -> String {
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Runs the steps, each between an fsync'd intent and its outcome. An intent that cannot be written stops
-/// the run before that step; an outcome that cannot be written is reported with the step (it ran) and stops
-/// the rest.
-pub fn execute(
-    inv: &Inventory,
-    req: &Request,
-    steps: &[Step],
-    exec: &Executor,
-    log: &mut AuditLog,
-) -> Executed {
-    let mut done = Executed::default();
-    for step in steps {
-        match execute_step(inv, req, step, exec, log) {
-            Ok(result) => {
-                let broken = result.audit_error.clone();
-                done.results.push(result);
-                if let Some(e) = broken {
-                    done.stopped = Some(e);
-                    break;
-                }
-            }
-            Err(e) => {
-                done.stopped = Some(e);
-                break;
-            }
-        }
-    }
-    done
 }
 
 /// Runs one step between its intent and outcome records. `Err`: the intent could not be written, nothing ran.
@@ -262,7 +227,7 @@ pub fn execute_step(
         command: command.clone(),
         pid: std::process::id(),
     }))?;
-    let ran = exec.run(inv, &step.invocation, req.kind == ActionKind::Reboot);
+    let ran = exec.run(inv, step, req.kind);
     let mut result = NodeResult {
         node: node.clone(),
         ok: ran.ok,

@@ -91,13 +91,18 @@ pub fn query(
         .clone()
         .map_or(Place::Local, Place::Controller);
     let mut out = HashMap::new();
-    if let Executor::Simulated = exec {
-        // Practice mode: every simulated node starts in service.
+    if let Executor::Simulated(sim) = exec {
+        // Practice mode: in service until a practice drain.
         for &n in nodes {
+            let state = if sim.is_drained(n) {
+                DrainState::Drained
+            } else {
+                DrainState::Active("idle (simulated)".into())
+            };
             out.insert(
                 n,
                 NodeDrain {
-                    state: DrainState::Active("idle (simulated)".into()),
+                    state,
                     reason: None,
                     user: None,
                 },

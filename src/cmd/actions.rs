@@ -5,41 +5,37 @@ use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 
 use super::load_inventory;
-use crate::actions::audit::{self, AuditLog};
+use crate::actions::audit;
 use crate::actions::exec::Executor;
-use crate::actions::status::{self, DrainState, NodeDrain};
+use crate::actions::run::{self, Progress};
 use crate::actions::{self, plan, ActionKind, Request};
 use crate::cli::{ActionArgs, ActionFormat, Global};
-use crate::inventory::{expand_home, nodeset, Inventory, NodeId};
+use crate::inventory::{nodeset, Inventory, NodeId};
 use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_REFUSED};
 
 pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     let inv = match load_inventory(g) {
         Ok(i) => i,
         Err(e) => {
-            crate::text::warn(&e.to_string());
+            crate::text::warn(&e);
             return EXIT_CANNOT_RUN;
         }
     };
-    let audit_path = inv
-        .actions
-        .audit_log
-        .as_deref()
-        .map_or_else(audit::default_path, expand_home);
+    let audit_path = run::audit_path(&inv);
     for warning in audit::scan(&audit_path).warnings(&audit_path) {
         crate::text::warn(&format!("warning: {warning}"));
     }
     let config_read_only = match crate::config::Config::load() {
         Ok(c) => c.read_only,
         Err(e) => {
-            crate::text::warn(&e.to_string());
+            crate::text::warn(&e);
             return EXIT_CANNOT_RUN;
         }
     };
     let nodes = match resolve_nodes(&inv, &args.nodes) {
         Ok(n) => n,
         Err(e) => {
-            crate::text::warn(&e.to_string());
+            crate::text::warn(&e);
             return EXIT_CANNOT_RUN;
         }
     };
@@ -49,11 +45,12 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         reason: args.reason.clone(),
         operator: actions::operator(),
         force: args.force,
+        read_only: g.read_only || config_read_only,
     };
     let steps = match plan::plan(&inv, &req) {
         Ok(s) => s,
         Err(e) => {
-            crate::text::warn(&e.to_string());
+            crate::text::warn(&e);
             return EXIT_CANNOT_RUN;
         }
     };
@@ -63,70 +60,48 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
                 break;
             }
         }
-        if g.read_only || inv.actions.read_only || config_read_only {
+        if req.read_only || inv.actions.read_only {
             crate::text::warn("note: read-only is set, so this would be refused");
         }
         return 0;
     }
     let exec = if g.demo {
-        Executor::Simulated
+        Executor::simulated()
     } else {
         match Executor::real(&inv) {
             Ok(e) => e,
             Err(e) => {
-                crate::text::warn(&e.to_string());
+                crate::text::warn(&e);
                 return EXIT_CANNOT_RUN;
             }
         }
     };
-    let read_only = g.read_only || inv.actions.read_only || config_read_only;
-    let mut refusals = Vec::new();
-    let drain = if !read_only && actions::needs_drain_state(&inv, &req) {
-        match status::query(&inv, &exec, &affected(&inv, &req)) {
-            Ok(d) => d,
-            Err(e) => {
-                if !req.force {
-                    refusals.push(format!(
-                        "cannot read the drain state ({e}); override with --force on the command line"
-                    ));
-                }
-                let unknown = NodeDrain {
-                    state: DrainState::Unknown(e),
-                    reason: None,
-                    user: None,
-                };
-                req.nodes.iter().map(|&n| (n, unknown.clone())).collect()
-            }
-        }
-    } else {
-        Default::default()
-    };
-    refusals.extend(actions::guard(&inv, &req, read_only, &drain));
-    if !refusals.is_empty() {
-        for r in &refusals {
-            crate::text::warn(&format!("refused: {r}"));
-        }
-        return EXIT_REFUSED;
-    }
+    // The guards are asked before the operator types the count; the runner asks them again, on the drain
+    // state as it is when the commands run.
     if req.nodes.len() > 1 && !args.yes {
+        let refusals = run::check(&inv, &req, &exec);
+        if !refusals.is_empty() {
+            return refused(&refusals);
+        }
         if let Err(why) = confirm(&inv, &req, &steps) {
-            crate::text::warn(&format!("refused: {why}"));
-            return EXIT_REFUSED;
+            return refused(&[why]);
         }
     }
-    let mut log = match AuditLog::open(&audit_path) {
-        Ok(l) => l,
-        Err(e) => {
-            crate::text::warn(&format!("refused: cannot write the audit log: {e}"));
-            return EXIT_REFUSED;
-        }
-    };
-    let executed = actions::execute(&inv, &req, &steps, &exec, &mut log);
-    let results = executed.results;
+    let mut results = Vec::new();
+    let mut refusals = Vec::new();
+    let mut stopped = None;
+    run::run(&inv, &req, &exec, |progress| match progress {
+        Progress::Refused(r) => refusals = r,
+        Progress::Started { .. } => {}
+        Progress::Finished { result, .. } => results.push(result),
+        Progress::Stopped(why) => stopped = Some(why),
+    });
+    if !refusals.is_empty() {
+        return refused(&refusals);
+    }
     if results.is_empty() {
-        if let Some(e) = &executed.stopped {
-            crate::text::warn(&format!("refused: cannot write the audit log: {e}"));
-            return EXIT_REFUSED;
+        if let Some(why) = &stopped {
+            return refused(std::slice::from_ref(why));
         }
     }
     match args.format {
@@ -161,9 +136,9 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         ));
         failed = true;
     }
-    if let Some(e) = &executed.stopped {
+    if let Some(why) = &stopped {
         crate::text::warn(&format!(
-            "stopped: the remaining nodes were not touched: {e}"
+            "stopped: the remaining nodes were not touched: {why}"
         ));
         failed = true;
     }
@@ -172,6 +147,14 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     } else {
         0
     }
+}
+
+/// Says why on stderr and gives the "refused" exit status: nothing ran.
+fn refused(reasons: &[String]) -> i32 {
+    for r in reasons {
+        crate::text::warn(&format!("refused: {r}"));
+    }
+    EXIT_REFUSED
 }
 
 /// Expands a nodeset and checks every node is in the inventory.
@@ -186,22 +169,6 @@ pub fn resolve_nodes(inv: &Inventory, expr: &str) -> Result<Vec<NodeId>, String>
                 .ok_or_else(|| format!("unknown node {n:?}: not in {}", inv.source))
         })
         .collect()
-}
-
-/// Every node the guards look at: the request's, and for drains all of their cabinets and tenants.
-fn affected(inv: &Inventory, req: &Request) -> Vec<NodeId> {
-    let mut all: Vec<NodeId> = req.nodes.clone();
-    if req.kind == ActionKind::Drain {
-        for &n in &req.nodes {
-            all.extend(&inv.cabinets[inv.nodes[n].cabinet].nodes);
-            for t in &inv.nodes[n].tenancy {
-                all.extend(&inv.tenants[t.tenant].nodes);
-            }
-        }
-    }
-    all.sort_unstable();
-    all.dedup();
-    all
 }
 
 /// Asks on a terminal for the node count; refuses without one.

@@ -62,7 +62,7 @@ pub fn run(
         return crate::runtime::EXIT_CANNOT_RUN;
     };
     let executor = if options.simulated {
-        Executor::Simulated
+        Executor::simulated()
     } else {
         match Executor::real(&inventory) {
             Ok(e) => e.with_sessions(transport.node_commands()),
@@ -125,7 +125,7 @@ async fn event_loop(
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
-    let log_path = audit_path(&inventory);
+    let log_path = actions::run::audit_path(&inventory);
     app.ops
         .failures
         .extend(audit::scan(&log_path).warnings(&log_path));
@@ -144,7 +144,7 @@ async fn event_loop(
                         spawn_action(&inventory, &executor, request, &action_tx);
                     }
                     for ack in std::mem::take(&mut app.ops.acks) {
-                        let written = AuditLog::open(&audit_path(&inventory))
+                        let written = AuditLog::open(&actions::run::audit_path(&inventory))
                             .and_then(|mut log| log.write(&audit::Record::Ack(ack)));
                         if let Err(e) = written {
                             app.ops.failures.push(format!("acknowledgement not audited: {e}"));
@@ -178,14 +178,7 @@ async fn event_loop(
     0
 }
 
-fn audit_path(inv: &Inventory) -> std::path::PathBuf {
-    inv.actions
-        .audit_log
-        .as_deref()
-        .map_or_else(audit::default_path, crate::inventory::expand_home)
-}
-
-/// Runs one confirmed request on its own thread, reporting each node's start and outcome.
+/// Runs one confirmed request through the action runner on its own thread, forwarding its progress.
 fn spawn_action(
     inv: &Arc<Inventory>,
     exec: &Arc<Executor>,
@@ -196,51 +189,9 @@ fn spawn_action(
     let spawned = std::thread::Builder::new()
         .name("action".into())
         .spawn(move || {
-            let mut log = match AuditLog::open(&audit_path(&inv)) {
-                Ok(l) => l,
-                Err(e) => {
-                    let _ = tx.send(ActionEvent::Refused(format!(
-                        "{} refused: cannot write the audit log: {e}",
-                        request.kind.as_str()
-                    )));
-                    return;
-                }
-            };
-            let steps = match actions::plan::plan(&inv, &request) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.send(ActionEvent::Refused(e));
-                    return;
-                }
-            };
-            for step in &steps {
-                let _ = tx.send(ActionEvent::Started {
-                    node: step.node,
-                    kind: request.kind,
-                });
-                match actions::execute_step(&inv, &request, step, &exec, &mut log) {
-                    Ok(result) => {
-                        let unrecorded = result.audit_error.clone();
-                        let _ = tx.send(ActionEvent::Finished {
-                            node: step.node,
-                            kind: request.kind,
-                            result,
-                        });
-                        if let Some(e) = unrecorded {
-                            let _ = tx.send(ActionEvent::Refused(format!(
-                                "stopped: the command ran but its outcome is not in the audit log: {e}"
-                            )));
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(ActionEvent::Refused(format!(
-                            "stopped: cannot write the audit log: {e}"
-                        )));
-                        return;
-                    }
-                }
-            }
+            actions::run::run(&inv, &request, &exec, |progress| {
+                let _ = tx.send(ActionEvent::from_progress(request.kind, progress));
+            })
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start the action thread: {e}");
@@ -259,7 +210,7 @@ fn spawn_drain_readback(
             DrainBackend::Slurm | DrainBackend::Kubernetes
         )
     });
-    if !readable && !matches!(**exec, Executor::Simulated) {
+    if !readable && !matches!(**exec, Executor::Simulated(_)) {
         return;
     }
     let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
@@ -275,7 +226,7 @@ fn spawn_drain_readback(
                 }
                 Err(e) => tracing::warn!("drain read-back failed: {e}"),
             }
-            if matches!(*exec, Executor::Simulated) {
+            if matches!(*exec, Executor::Simulated(_)) {
                 return;
             }
             std::thread::sleep(DRAIN_READBACK);

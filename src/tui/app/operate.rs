@@ -74,6 +74,21 @@ pub enum ActionEvent {
     DrainStates(HashMap<NodeId, NodeDrain>),
 }
 
+impl ActionEvent {
+    /// The runner's report, as the TUI takes it: a refusal or a stop is a failure on screen.
+    pub fn from_progress(kind: ActionKind, progress: actions::run::Progress) -> ActionEvent {
+        use actions::run::Progress as P;
+        match progress {
+            P::Started { node, kind } => ActionEvent::Started { node, kind },
+            P::Finished { node, kind, result } => ActionEvent::Finished { node, kind, result },
+            P::Refused(reasons) => {
+                ActionEvent::Refused(format!("{} refused: {}", kind.as_str(), reasons.join("; ")))
+            }
+            P::Stopped(why) => ActionEvent::Refused(format!("stopped: {why}")),
+        }
+    }
+}
+
 /// Operator-side state the TUI keeps beside the fleet data.
 #[derive(Debug, Default)]
 pub struct Operations {
@@ -137,6 +152,7 @@ impl App {
             reason: (!reason.trim().is_empty()).then_some(reason),
             operator: actions::operator(),
             force: false,
+            read_only: self.ops.read_only,
         };
         let (commands, mut refusals) = match plan::plan(inv, &request) {
             Ok(steps) => (
@@ -146,7 +162,7 @@ impl App {
             Err(e) => (Vec::new(), vec![e]),
         };
         let drain = self.drain_for_guards(&request);
-        refusals.extend(actions::guard(inv, &request, self.ops.read_only, &drain));
+        refusals.extend(actions::guard(inv, &request, request.read_only, &drain));
         let impact = request
             .nodes
             .iter()
@@ -174,16 +190,11 @@ impl App {
     }
 
     /// Drain states for the guards: the read-back where there is one, else unknown.
+    /// Drain states for the dialog's guards, from the last read-back: a preview. The runner asks the
+    /// backend again before anything runs.
     fn drain_for_guards(&self, req: &Request) -> HashMap<NodeId, NodeDrain> {
-        let inv = &self.fleet.inventory;
-        let mut ids: Vec<NodeId> = req.nodes.clone();
-        for &n in &req.nodes {
-            ids.extend(&inv.cabinets[inv.nodes[n].cabinet].nodes);
-            for t in &inv.nodes[n].tenancy {
-                ids.extend(&inv.tenants[t.tenant].nodes);
-            }
-        }
-        ids.into_iter()
+        actions::run::affected(&self.fleet.inventory, req)
+            .into_iter()
             .map(|n| {
                 let d = self.ops.drain.get(&n).cloned().unwrap_or(NodeDrain {
                     state: DrainState::Unknown("no read-back from the drain backend yet".into()),
@@ -195,7 +206,6 @@ impl App {
             .collect()
     }
 
-    /// The operator confirmed: queue the request for the loop and mark nodes as running.
     /// Acknowledges the targets' XIDs as they stand: they stop raising the node's health until one happens
     /// again. Each acknowledgement goes to the audit log.
     pub fn acknowledge_xids(&mut self, reason: &str) {
