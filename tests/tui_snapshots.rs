@@ -68,7 +68,7 @@ fn demo_fleet_fits_and_pages() {
     );
     insta::assert_snapshot!("demo_overview_80x24", small);
     // Moving far down scrolls the overview to keep the selection in view.
-    app.selected = app.fleet.inventory.find_node("c380n1").unwrap();
+    app.selected = app.fleet.inventory().find_node("c380n1").unwrap();
     let paged = shot(&mut app, View::Overview, 80, 24);
     assert!(paged.contains("c3"), "{paged}");
     assert!(

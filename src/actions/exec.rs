@@ -125,7 +125,9 @@ impl Executor {
                 sessions,
             } => match &step.place {
                 Place::Local => run_local(step, *limit),
-                Place::Redfish(settings) => super::redfish::reset(settings, &step.argv, *limit),
+                Place::Redfish(settings) => {
+                    super::redfish::reset(settings, &step.argv.to_vec(), *limit)
+                }
                 place => {
                     let ep = match place {
                         Place::Node(id) => endpoint::resolve(inv, ssh_config.as_deref(), *id),
@@ -173,17 +175,17 @@ impl Executor {
                 ..
             } => match &step.place {
                 Place::Local => {
-                    let out = Command::new(&step.argv[0])
-                        .args(&step.argv[1..])
+                    let out = Command::new(step.argv.program())
+                        .args(step.argv.args())
                         .stdin(Stdio::null())
                         .output()
-                        .map_err(|e| format!("{}: {e}", step.argv[0]))?;
+                        .map_err(|e| format!("{}: {e}", step.argv.program()))?;
                     if out.status.success() {
                         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
                     } else {
                         Err(format!(
                             "{} failed: {}",
-                            step.argv[0],
+                            step.argv.program(),
                             tail(&String::from_utf8_lossy(&out.stderr))
                         ))
                     }
@@ -196,7 +198,7 @@ impl Executor {
                         Ending::Exited(0) => Ok(done.stdout),
                         _ => Err(format!(
                             "{} on {host} failed: {}",
-                            step.argv[0],
+                            step.argv.program(),
                             tail(&done.stderr)
                         )),
                     }
@@ -243,8 +245,8 @@ fn judge(done: Completed, expect_disconnect: bool) -> (bool, Option<i32>, String
 
 /// Runs argv without a shell, killing it after `limit`.
 fn run_local(step: &Invocation, limit: Duration) -> (bool, Option<i32>, String) {
-    let mut cmd = Command::new(&step.argv[0]);
-    cmd.args(&step.argv[1..])
+    let mut cmd = Command::new(step.argv.program());
+    cmd.args(step.argv.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -262,7 +264,13 @@ fn run_local(step: &Invocation, limit: Duration) -> (bool, Option<i32>, String) 
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return (false, None, format!("cannot run {}: {e}", step.argv[0])),
+        Err(e) => {
+            return (
+                false,
+                None,
+                format!("cannot run {}: {e}", step.argv.program()),
+            )
+        }
     };
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {

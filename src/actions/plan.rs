@@ -17,17 +17,61 @@ pub enum Place {
     Redfish(Box<crate::inventory::Redfish>),
 }
 
+/// A command line with its program: an argv can never be empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Argv {
+    program: String,
+    args: Vec<String>,
+}
+
+impl Argv {
+    pub fn new(program: &str, args: Vec<String>) -> Argv {
+        Argv {
+            program: program.to_string(),
+            args,
+        }
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The program, then the arguments.
+    pub fn to_vec(&self) -> Vec<String> {
+        std::iter::once(self.program.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
+impl TryFrom<Vec<String>> for Argv {
+    type Error = String;
+
+    fn try_from(words: Vec<String>) -> Result<Argv, String> {
+        let mut words = words.into_iter();
+        let program = words.next().ok_or("empty command")?;
+        Ok(Argv {
+            program,
+            args: words.collect(),
+        })
+    }
+}
+
 /// One command of a plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
     pub place: Place,
-    pub argv: Vec<String>,
+    pub argv: Argv,
     /// `(name, source variable)`: environment the command gets from ours (BMC passwords), by name only.
     pub env: Vec<(String, String)>,
 }
 
 impl Invocation {
-    fn at(place: Place, argv: Vec<String>) -> Invocation {
+    fn at(place: Place, argv: Argv) -> Invocation {
         Invocation {
             place,
             argv,
@@ -38,6 +82,7 @@ impl Invocation {
     /// The argv as one POSIX-shell-quoted line (what a remote shell receives).
     pub fn quoted(&self) -> String {
         self.argv
+            .to_vec()
             .iter()
             .map(|a| quote(a))
             .collect::<Vec<_>>()
@@ -57,8 +102,8 @@ impl Invocation {
             Place::Node(id) => format!("ssh {} -- {}", inv.nodes[*id].name, self.quoted()),
             Place::Redfish(_) => format!(
                 "POST {}/redfish/v1/Systems/…/Actions/ComputerSystem.Reset {{\"ResetType\": \"{}\"}}",
-                self.argv.first().map_or("", String::as_str),
-                self.argv.get(1).map_or("", String::as_str)
+                self.argv.program(),
+                self.argv.args().first().map_or("", String::as_str)
             ),
         }
     }
@@ -170,25 +215,25 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                         "slurm",
                         Invocation::at(
                             controller(inv),
-                            vec![
-                                s("scontrol"),
-                                s("update"),
-                                format!("NodeName={name}"),
-                                s("State=DRAIN"),
-                                format!("Reason={prefixed}"),
-                            ],
+                            Argv::new(
+                                "scontrol",
+                                vec![
+                                    s("update"),
+                                    format!("NodeName={name}"),
+                                    s("State=DRAIN"),
+                                    format!("Reason={prefixed}"),
+                                ],
+                            ),
                         ),
                     ),
                     (ActionKind::Undrain, DrainBackend::Slurm, _) => (
                         "slurm",
                         Invocation::at(
                             controller(inv),
-                            vec![
-                                s("scontrol"),
-                                s("update"),
-                                format!("NodeName={name}"),
-                                s("State=RESUME"),
-                            ],
+                            Argv::new(
+                                "scontrol",
+                                vec![s("update"), format!("NodeName={name}"), s("State=RESUME")],
+                            ),
                         ),
                     ),
                     (ActionKind::Drain, DrainBackend::Kubernetes, _) => (
@@ -197,64 +242,73 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                             controller(inv),
                             // Options first and `--` before the name: a name can never be read as an
                             // option (such as `--selector`, which would drain many nodes).
-                            vec![
-                                s("kubectl"),
-                                s("drain"),
-                                s("--ignore-daemonsets"),
-                                s("--delete-emptydir-data"),
-                                format!("--timeout={}s", a.drain_timeout.as_secs()),
-                                s("--"),
-                                s(name),
-                            ],
+                            Argv::new(
+                                "kubectl",
+                                vec![
+                                    s("drain"),
+                                    s("--ignore-daemonsets"),
+                                    s("--delete-emptydir-data"),
+                                    format!("--timeout={}s", a.drain_timeout.as_secs()),
+                                    s("--"),
+                                    s(name),
+                                ],
+                            ),
                         ),
                     ),
                     (ActionKind::Undrain, DrainBackend::Kubernetes, _) => (
                         "kubernetes",
                         Invocation::at(
                             controller(inv),
-                            vec![s("kubectl"), s("uncordon"), s("--"), s(name)],
+                            Argv::new("kubectl", vec![s("uncordon"), s("--"), s(name)]),
                         ),
                     ),
                     (ActionKind::Drain, DrainBackend::Command { drain, .. }, _) => (
                         "command",
-                        Invocation::at(Place::Local, template(drain, &fill)?),
+                        Invocation::at(Place::Local, Argv::try_from(template(drain, &fill)?)?),
                     ),
                     (ActionKind::Undrain, DrainBackend::Command { undrain, .. }, _) => (
                         "command",
-                        Invocation::at(Place::Local, template(undrain, &fill)?),
+                        Invocation::at(Place::Local, Argv::try_from(template(undrain, &fill)?)?),
                     ),
                     (ActionKind::Reboot, _, RebootBackend::Ssh) => (
                         "ssh",
-                        Invocation::at(Place::Node(node), vec![s("systemctl"), s("reboot")]),
+                        Invocation::at(
+                            Place::Node(node),
+                            Argv::new("systemctl", vec![s("reboot")]),
+                        ),
                     ),
                     (ActionKind::Reboot, _, RebootBackend::Slurm) => (
                         "slurm",
                         Invocation::at(
                             controller(inv),
-                            vec![
-                                s("scontrol"),
-                                s("reboot"),
-                                s("ASAP"),
-                                s("nextstate=RESUME"),
-                                format!("reason={prefixed}"),
-                                s(name),
-                            ],
+                            Argv::new(
+                                "scontrol",
+                                vec![
+                                    s("reboot"),
+                                    s("ASAP"),
+                                    s("nextstate=RESUME"),
+                                    format!("reason={prefixed}"),
+                                    s(name),
+                                ],
+                            ),
                         ),
                     ),
                     (ActionKind::Reboot, _, RebootBackend::Ipmi { user, password_env }) => {
-                        let argv = vec![
-                            s("ipmitool"),
-                            s("-I"),
-                            s("lanplus"),
-                            s("-H"),
-                            bmc(inv, node),
-                            s("-U"),
-                            user.clone(),
-                            s("-E"),
-                            s("chassis"),
-                            s("power"),
-                            s("cycle"),
-                        ];
+                        let argv = Argv::new(
+                            "ipmitool",
+                            vec![
+                                s("-I"),
+                                s("lanplus"),
+                                s("-H"),
+                                bmc(inv, node),
+                                s("-U"),
+                                user.clone(),
+                                s("-E"),
+                                s("chassis"),
+                                s("power"),
+                                s("cycle"),
+                            ],
+                        );
                         let mut inv = Invocation::at(Place::Local, argv);
                         // ipmitool -E reads IPMI_PASSWORD; the secret never appears on a command line.
                         inv.env.push((s("IPMI_PASSWORD"), password_env.clone()));
@@ -271,7 +325,7 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                             "redfish",
                             Invocation::at(
                                 Place::Redfish(Box::new(r.clone())),
-                                vec![base.trim_end_matches('/').to_string(), r.reset_type.clone()],
+                                Argv::new(base.trim_end_matches('/'), vec![r.reset_type.clone()]),
                             ),
                         )
                     }
@@ -279,7 +333,10 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                         let bmc = bmc(inv, node);
                         let mut fill = fill.to_vec();
                         fill.push(("bmc", bmc.as_str()));
-                        ("command", Invocation::at(Place::Local, template(t, &fill)?))
+                        (
+                            "command",
+                            Invocation::at(Place::Local, Argv::try_from(template(t, &fill)?)?),
+                        )
                     }
                 };
             Ok(Step {
@@ -298,7 +355,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn quoting_round_trips_through_a_shell_parser(args in proptest::collection::vec("[^\\x00]{0,20}", 1..5)) {
-            let inv = Invocation { place: Place::Local, argv: args.clone(), env: Vec::new() };
+            let inv = Invocation { place: Place::Local, argv: Argv::try_from(args.clone()).unwrap(), env: Vec::new() };
             let parsed = shlex::split(&inv.quoted()).unwrap();
             proptest::prop_assert_eq!(parsed, args);
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::exec::Executor;
-use super::plan::{Invocation, Place, REASON_PREFIX};
+use super::plan::{Argv, Invocation, Place, REASON_PREFIX};
 use crate::inventory::{DrainBackend, Inventory, NodeId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,17 +122,12 @@ pub fn query(
     let kubernetes = by(|b| *b == DrainBackend::Kubernetes);
     if !slurm.is_empty() {
         let names: Vec<&str> = slurm.iter().map(|&n| inv.nodes[n].name.as_str()).collect();
-        let argv = [
+        let argv = Argv::new(
             "sinfo",
-            "-N",
-            "-h",
-            "-o",
-            "%N|%T|%E|%u|%H",
-            "-n",
-            &names.join(","),
-        ]
-        .map(String::from)
-        .to_vec();
+            ["-N", "-h", "-o", "%N|%T|%E|%u|%H", "-n", &names.join(",")]
+                .map(String::from)
+                .to_vec(),
+        );
         let result = exec.capture(
             inv,
             &Invocation {
@@ -156,15 +151,12 @@ pub fn query(
         // One call for the whole cluster: name|unschedulable per line.
         let template =
             "{range .items[*]}{.metadata.name}{\"|\"}{.spec.unschedulable}{\"\\n\"}{end}";
-        let argv = [
+        let argv = Argv::new(
             "kubectl",
-            "get",
-            "nodes",
-            "-o",
-            &format!("jsonpath={template}"),
-        ]
-        .map(String::from)
-        .to_vec();
+            ["get", "nodes", "-o", &format!("jsonpath={template}")]
+                .map(String::from)
+                .to_vec(),
+        );
         let text = exec.capture(
             inv,
             &Invocation {

@@ -113,12 +113,12 @@ pub struct XidAck {
 /// The fleet as last heard from.
 #[derive(Debug, Clone)]
 pub struct FleetState {
-    pub inventory: Arc<Inventory>,
-    pub nodes: Vec<NodeStatus>,
+    inventory: Arc<Inventory>,
+    nodes: Vec<NodeStatus>,
     /// Per node, the operator's XID acknowledgement, if any.
-    pub acks: Vec<Option<XidAck>>,
+    acks: Vec<Option<XidAck>>,
     /// Samples each history ring holds (`HISTORY_SPAN` at the inventory's interval).
-    pub history_len: usize,
+    history_len: usize,
 }
 
 impl FleetState {
@@ -132,6 +132,20 @@ impl FleetState {
             nodes,
             history_len,
         }
+    }
+
+    pub fn inventory(&self) -> &Arc<Inventory> {
+        &self.inventory
+    }
+
+    /// Every node's status, by node id. Only [`FleetState::apply`] changes them.
+    pub fn nodes(&self) -> &[NodeStatus] {
+        &self.nodes
+    }
+
+    /// Samples each history ring holds.
+    pub fn history_len(&self) -> usize {
+        self.history_len
     }
 
     pub fn apply(&mut self, msg: Msg) {

@@ -44,9 +44,9 @@ pub async fn collect(
     // A connection that failed once (a reset under load, a blip) gets its second try before it counts as
     // the node's answer, so one transient error does not page anyone; other failures are answers at once.
     let tries = if transport.reconnects() { 2 } else { 1 };
-    let mut unreachable = vec![0u32; state.nodes.len()];
-    let mut answered = vec![false; state.nodes.len()];
-    let mut waiting = state.nodes.len();
+    let mut unreachable = vec![0u32; state.nodes().len()];
+    let mut answered = vec![false; state.nodes().len()];
+    let mut waiting = state.nodes().len();
     while waiting > 0 {
         let msg = match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(msg)) => msg,
@@ -81,7 +81,7 @@ pub async fn collect(
 /// True once `node` has given its answer: a sample, a failure that is not a lost connection, or its last
 /// allowed connection failure.
 fn done(state: &FleetState, node: NodeId, unreachable: &[u32], tries: u32) -> bool {
-    let status = &state.nodes[node];
+    let status = &state.nodes()[node];
     status.sample.is_some()
         || status
             .failure
@@ -112,7 +112,7 @@ impl<'a> Report<'a> {
         let summary = Summary::of(&nodes);
         Report {
             taken_at: SystemTime::now(),
-            inventory: &state.inventory.source,
+            inventory: &state.inventory().source,
             nodes,
             summary,
         }

@@ -50,7 +50,7 @@ pub fn run(frames: usize) -> String {
         "demo fleet: {} nodes, {} GPUs, 60 samples of history each (built in {:.0} ms)\n\
          refresh (rows, verdicts, tenants; at most 4×/s): {:.2} ms\n\
          {:<10} {:>8} {:>8} {:>8}   (200×50, {frames} frames each, off-screen)\n",
-        app.fleet.nodes.len(),
+        app.fleet.nodes().len(),
         app.totals.summary.gpus_seen,
         build.as_secs_f64() * 1e3,
         refresh.as_secs_f64() * 1e3,
@@ -68,7 +68,7 @@ pub fn run(frames: usize) -> String {
         let mut times = Vec::with_capacity(frames);
         for i in 0..frames {
             // Move the selection so frames differ, as they would with live data.
-            app.selected = (i * 7) % app.fleet.nodes.len();
+            app.selected = (i * 7) % app.fleet.nodes().len();
             let t = Instant::now();
             let _ = terminal.draw(|f| ui::render(&app, &theme, f));
             times.push(t.elapsed());
@@ -100,10 +100,10 @@ pub fn memory(secs: u64) -> String {
     let app = demo_app(secs.max(1), Instant::now());
     format!(
         "demo fleet: {} nodes, {} GPUs, {} samples of history each (ring capacity {}), built in {:.1} s\npeak RSS: {:.1} MiB\n",
-        app.fleet.nodes.len(),
+        app.fleet.nodes().len(),
         app.totals.summary.gpus_seen,
         secs,
-        app.fleet.history_len,
+        app.fleet.history_len(),
         started.elapsed().as_secs_f64(),
         peak_rss_mib()
     )

@@ -174,7 +174,7 @@ impl App {
     }
 
     fn move_in_inventory(&mut self, delta: isize) {
-        let last = self.fleet.nodes.len().saturating_sub(1) as isize;
+        let last = self.fleet.nodes().len().saturating_sub(1) as isize;
         self.selected = (self.selected as isize + delta).clamp(0, last) as usize;
     }
 
@@ -281,7 +281,7 @@ impl App {
                 Some(m) => self.metric = *m,
                 None => self.status = Some(format!("metric: unknown metric {name:?}")),
             },
-            ("node", [name]) => match self.fleet.inventory.find_node(name) {
+            ("node", [name]) => match self.fleet.inventory().find_node(name) {
                 Some(id) => {
                     self.selected = id;
                     self.show(View::Detail);

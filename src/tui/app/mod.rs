@@ -193,7 +193,7 @@ pub struct App {
 impl App {
     pub fn new(inventory: Arc<Inventory>, keymap: Keymap, now: Instant) -> App {
         let fleet = FleetState::new(inventory);
-        let n = fleet.nodes.len();
+        let n = fleet.nodes().len();
         let mut app = App {
             fleet,
             now,
@@ -270,7 +270,7 @@ impl App {
 
     /// Applies filter and sort to the rows.
     pub fn reorder(&mut self) {
-        let inv = &self.fleet.inventory;
+        let inv = self.fleet.inventory();
         let mut order: Vec<usize> = (0..self.rows.len()).filter(|&i| self.matches(i)).collect();
         let rows = &self.rows;
         let key = self.sort;
@@ -311,7 +311,7 @@ impl App {
             return true;
         }
         // The row, not a fresh node view: it is what the table shows, drain and reboot states included.
-        let inv = &self.fleet.inventory;
+        let inv = self.fleet.inventory();
         let node = &inv.nodes[row.id];
         let subject = crate::fleet::filter::Subject {
             name: &node.name,
@@ -345,7 +345,7 @@ impl App {
     }
 
     pub fn node_name(&self, id: NodeId) -> &str {
-        &self.fleet.inventory.nodes[id].name
+        &self.fleet.inventory().nodes[id].name
     }
 
     /// Wall-clock time of an instant, for display.
@@ -362,7 +362,7 @@ impl App {
         for row in &self.rows {
             let now = (row.state, row.health);
             let before = self.last_seen[row.id].replace(now);
-            let name = &self.fleet.inventory.nodes[row.id].name;
+            let name = &self.fleet.inventory().nodes[row.id].name;
             let note = row.note.as_deref().unwrap_or("");
             match before {
                 None => {}
@@ -392,8 +392,8 @@ impl App {
 
     /// Journals each XID that is new or happened again since the last sample, with its count and message.
     fn note_new_xids(&mut self, node: NodeId, sample: &crate::telemetry::NodeSample, at: Instant) {
-        let previous = self.fleet.nodes.get(node).and_then(|n| n.sample.as_ref());
-        let name = &self.fleet.inventory.nodes[node].name;
+        let previous = self.fleet.nodes().get(node).and_then(|n| n.sample.as_ref());
+        let name = &self.fleet.inventory().nodes[node].name;
         for gpu in &sample.gpus {
             let old = previous.and_then(|p| p.gpus.iter().find(|g| g.index == gpu.index));
             for line in crate::fleet::events::new_xids(old, gpu) {

@@ -130,7 +130,7 @@ impl App {
 
     /// Starts drain, undrain or reboot of the targets: the reason prompt first.
     pub fn begin(&mut self, kind: ActionKind) {
-        if self.ops.read_only || self.fleet.inventory.actions.read_only {
+        if self.ops.read_only || self.fleet.inventory().actions.read_only {
             self.ops.failures.push(format!(
                 "read-only: {} refused (--read-only or [actions] read_only)",
                 kind.as_str()
@@ -145,7 +145,7 @@ impl App {
 
     /// Builds the confirm dialog for `kind` with `reason`.
     pub fn confirm(&mut self, kind: ActionKind, reason: String) {
-        let inv = &self.fleet.inventory;
+        let inv = &self.fleet.inventory();
         let request = Request {
             kind,
             nodes: self.targets(),
@@ -193,7 +193,7 @@ impl App {
     /// Drain states for the dialog's guards, from the last read-back: a preview. The runner asks the
     /// backend again before anything runs.
     fn drain_for_guards(&self, req: &Request) -> HashMap<NodeId, NodeDrain> {
-        actions::run::affected(&self.fleet.inventory, req)
+        actions::run::affected(self.fleet.inventory(), req)
             .into_iter()
             .map(|n| {
                 let d = self.ops.drain.get(&n).cloned().unwrap_or(NodeDrain {
@@ -326,7 +326,7 @@ impl App {
                     .insert(node, set(DrainState::Active("resumed".into())));
             }
             ActionKind::Reboot => {
-                let deadline = self.now + self.fleet.inventory.actions.reboot_deadline;
+                let deadline = self.now + self.fleet.inventory().actions.reboot_deadline;
                 self.ops.reboots.insert(
                     node,
                     Reboot {
@@ -344,7 +344,7 @@ impl App {
         let now = self.now;
         let mut back = Vec::new();
         for (&node, reboot) in self.ops.reboots.iter_mut() {
-            let status = &self.fleet.nodes[node];
+            let status = &self.fleet.nodes()[node];
             let failed_since = status
                 .failure
                 .as_ref()
@@ -370,7 +370,7 @@ impl App {
         }
         let deadline_text =
             |d: Duration| format!("did not come back within {} s of the reboot", d.as_secs());
-        let limit = self.fleet.inventory.actions.reboot_deadline;
+        let limit = self.fleet.inventory().actions.reboot_deadline;
         for row in &mut self.rows {
             if let Some(reboot) = self.ops.reboots.get(&row.id) {
                 row.state = NodeState::Rebooting;
@@ -393,7 +393,7 @@ impl App {
         for tenant in &mut self.tenants {
             tenant.drained = 0;
         }
-        let inv = &self.fleet.inventory;
+        let inv = &self.fleet.inventory();
         for (i, t) in inv.tenants.iter().enumerate() {
             self.tenants[i].drained = t
                 .nodes

@@ -118,7 +118,7 @@ pub struct Derived {
 pub fn derive(fleet: &FleetState, now: Instant) -> Derived {
     let views = fleet.node_views(now, Pending::Connecting);
     let rows: Vec<NodeRow> = views.iter().map(NodeRow::from_view).collect();
-    let inv = &fleet.inventory;
+    let inv = &fleet.inventory();
     let (mut util_sum, mut util_n) = (0.0, 0usize);
     for v in &views {
         for u in v.gpus.iter().filter_map(|g| g.sample.util_pct) {

@@ -14,11 +14,11 @@ use crate::tui::theme::Theme;
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let fleet = &app.fleet;
-    let Some(spec) = fleet.inventory.nodes.get(app.selected) else {
+    let Some(spec) = fleet.inventory().nodes.get(app.selected) else {
         return;
     };
     let view = fleet.node_view(app.selected, app.now, Pending::Connecting);
-    let status = &fleet.nodes[app.selected];
+    let status = &fleet.nodes()[app.selected];
     let last_seen = status.sample_at.map_or_else(
         || "never".to_string(),
         |at| {

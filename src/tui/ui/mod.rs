@@ -57,7 +57,7 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let sep = || Span::styled(" │ ", theme.border());
     let mut totals = vec![
         Span::styled(" fleetop ", theme.accent()),
-        Span::styled(app.fleet.inventory.source.clone(), theme.dim()),
+        Span::styled(app.fleet.inventory().source.clone(), theme.dim()),
         sep(),
         Span::styled(
             format!("{} up", s.nodes_up),
@@ -147,7 +147,7 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             theme.accent(),
         ));
     }
-    if app.ops.read_only || app.fleet.inventory.actions.read_only {
+    if app.ops.read_only || app.fleet.inventory().actions.read_only {
         tabs.push(Span::styled("  read-only", theme.dim()));
     }
     frame.render_widget(

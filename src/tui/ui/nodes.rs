@@ -85,7 +85,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     header.push(Cell::from(Span::styled("NOTE", theme.header())));
     let fixed: u16 = shown.iter().map(|c| width_of(c) + 1).sum();
     let note_width = usize::from(area.width.saturating_sub(fixed));
-    let inv = &app.fleet.inventory;
+    let inv = app.fleet.inventory();
     let rows = app.order.iter().skip(first).take(height).map(|&i| {
         let r = &app.rows[i];
         let faded = r.state != crate::fleet::NodeState::Up;

@@ -18,7 +18,7 @@ use crate::tui::theme::Theme;
 /// Width of the cabinet label at the start of each line (`c001 `).
 fn label_width(fleet: &FleetState) -> u16 {
     fleet
-        .inventory
+        .inventory()
         .cabinets
         .iter()
         .map(|c| c.name.chars().count())
@@ -30,7 +30,7 @@ fn label_width(fleet: &FleetState) -> u16 {
 /// Cells per cabinet: its largest node count plus a gap.
 fn cabinet_width(fleet: &FleetState) -> u16 {
     fleet
-        .inventory
+        .inventory()
         .cabinets
         .iter()
         .map(|c| c.nodes.len())
@@ -52,7 +52,7 @@ pub fn nodes_per_line(fleet: &FleetState, width: u16) -> usize {
 
 /// The node in the same slot of the cabinet `delta` lines above or below.
 pub fn vertical_neighbour(fleet: &FleetState, width: u16, node: NodeId, delta: isize) -> NodeId {
-    let inv = &fleet.inventory;
+    let inv = fleet.inventory();
     let cabinet = inv.nodes[node].cabinet;
     let slot = inv.cabinets[cabinet]
         .nodes
@@ -122,7 +122,7 @@ fn cell(app: &App, theme: &Theme, row: &NodeRow, dimmed: bool) -> (char, Style) 
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let fleet = &app.fleet;
-    let inv = &fleet.inventory;
+    let inv = fleet.inventory();
     let per_line = cabinets_per_line(fleet, area.width);
     let lines_total = inv.cabinets.len().div_ceil(per_line);
     let visible = usize::from(area.height.saturating_sub(2));
@@ -197,7 +197,7 @@ fn selected_line_summary(app: &App, theme: &Theme, width: u16) -> Line<'static> 
     let Some(row) = app.rows.get(app.selected) else {
         return Line::raw("");
     };
-    let inv = &app.fleet.inventory;
+    let inv = app.fleet.inventory();
     let node = &inv.nodes[row.id];
     let text = format!(
         "▶ {} · {} · {} · {} · util {} · {} · {}",
@@ -215,7 +215,7 @@ fn selected_line_summary(app: &App, theme: &Theme, width: u16) -> Line<'static> 
 /// The node under (`column`, `row`) in an overview drawn into `area`.
 pub fn hit(app: &App, area: Rect, column: u16, row: u16) -> Option<NodeId> {
     let fleet = &app.fleet;
-    let inv = &fleet.inventory;
+    let inv = fleet.inventory();
     let per_line = cabinets_per_line(fleet, area.width);
     let visible = usize::from(area.height.saturating_sub(2));
     let selected_line = inv.nodes.get(app.selected).map(|n| n.cabinet / per_line);
