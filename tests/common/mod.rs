@@ -204,6 +204,19 @@ fn write_exec(path: &Path, text: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// The programs each node runs (`tests/fixtures/fleet-bin/`), into the fleet's `bin/` with its paths filled in.
+fn install_tools(root: &Path, shared: &Shared) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet-bin");
+    for tool in ["fleetop", "nvidia-smi", "systemctl", "scontrol", "sinfo"] {
+        let text = fs::read_to_string(source.join(tool))
+            .unwrap()
+            .replace("@ROOT@", &root.display().to_string())
+            .replace("@FLEETOP@", &shared.fleetop.display().to_string())
+            .replace("@FAKE_NVML@", &shared.fake_nvml.display().to_string());
+        write_exec(&root.join("bin").join(tool), &text);
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -282,76 +295,7 @@ impl Fleet {
             };
             fs::write(base.with_extension_str("mode"), mode).unwrap();
         }
-        let r = root.display();
-        // Shell built-ins only where a benchmark runs them once per connection: every fork and exec here
-        // is server-side CPU taken from the same cores the client under test runs on.
-        write_exec(
-            &root.join("bin/fleetop"),
-            &format!(
-                r#"#!/bin/sh
-ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
-n="{r}/nodes/$ip"
-echo "$*" >> "{r}/records/$ip.args"
-mode=agent; [ -e "$n.mode" ] && read -r mode < "$n.mode"
-case "$mode" in
-  noagent|nothing) echo "sh: 1: fleetop: not found" >&2; exit 127 ;;
-  script) exec /bin/sh "$n.sh" ;;
-  nonvml) FLEETOP_NVML_LIB="{r}/missing/libnvidia-ml.so.1" exec {bin} "$@" ;;
-esac
-FAKE_NVML_SPEC="$n.spec" FLEETOP_NVML_LIB={lib} FLEETOP_KERNEL_LOG="$n.kmsg" exec {bin} "$@"
-"#,
-                bin = shared.fleetop.display(),
-                lib = shared.fake_nvml.display()
-            ),
-        );
-        write_exec(
-            &root.join("bin/nvidia-smi"),
-            &format!(
-                r#"#!/bin/sh
-ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
-n="{r}/nodes/$ip"
-mode=agent; [ -e "$n.mode" ] && read -r mode < "$n.mode"
-[ "$mode" = nothing ] && {{ echo "sh: 1: nvidia-smi: not found" >&2; exit 127; }}
-case "$*" in *clocks_event_reasons*)
-  [ -e "$n.legacy" ] && {{ echo 'Field "clocks_event_reasons.sw_power_cap" is not a valid field to query.'; exit 2; }} ;;
-esac
-ms=$(echo "$*" | sed -n 's/.*-lms \([0-9]*\).*/\1/p')
-[ -z "$ms" ] && {{ cat "$n.csv"; exit 0; }}
-while :; do cat "$n.csv"; sleep $(awk "BEGIN{{print $ms/1000}}"); done
-"#
-            ),
-        );
-        // `systemctl reboot` records its arguments, then drops the SSH session like a rebooting node.
-        write_exec(
-            &root.join("bin/systemctl"),
-            &format!(
-                r#"#!/bin/sh
-ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
-echo "$* | $SSH_CONNECTION" >> "{r}/records/$ip.systemctl"
-[ -e "{r}/nodes/$ip.systemctl.sh" ] && exec /bin/sh "{r}/nodes/$ip.systemctl.sh"
-p=$PPID
-while [ "$p" -gt 1 ] && [ "$(cat /proc/$p/comm)" != sshd ]; do p=$(awk '{{print $4}}' /proc/$p/stat); done
-[ "$p" -gt 1 ] && kill -9 "$p"
-sleep 5
-"#
-            ),
-        );
-        // Slurm's client commands for a controller reached over SSH: scontrol records its argv
-        // (NUL-separated, 0x1e after each call), sinfo reports every node idle.
-        write_exec(
-            &root.join("bin/scontrol"),
-            &format!(
-                r#"#!/bin/sh
-ip=${{SSH_CONNECTION#* * }}; ip=${{ip%% *}}
-for a in "$@"; do printf '%s\0' "$a"; done >> "{r}/records/$ip.scontrol"
-printf '\036' >> "{r}/records/$ip.scontrol"
-"#
-            ),
-        );
-        write_exec(
-            &root.join("bin/sinfo"),
-            "#!/bin/sh\nfor n in $(echo \"$*\" | sed -n 's/.*-n \\([^ ]*\\).*/\\1/p' | tr , ' '); do echo \"$n|idle|none|Unknown|Unknown\"; done\n",
-        );
+        install_tools(&root, shared);
         let mut known_hosts = String::new();
         let port = free_port();
         for node in nodes
