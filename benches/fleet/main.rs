@@ -1,0 +1,76 @@
+//! `scripts/bench-fleet`: fleetop against pdsh and clush on a loopback fleet of real sshd nodes, plus render,
+//! memory and agent costs. Prints a table and writes docs/benchmarks.md and docs/benchmarks.svg.
+//!
+//! Fairness: every tool uses the same sshd, keys, user and key exchange (curve25519-sha256), and the same
+//! cheap remote work (the real agent on the fake NVML library, one sample). CPU is the jump-host side only:
+//! the measured process plus the children it waited for (pdsh's and clush's ssh processes).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod measure;
+mod report;
+mod scenarios;
+
+use report::{chart, report};
+use scenarios::*;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("fleet benchmark: run it with `scripts/bench-fleet` (cargo bench --bench fleet)");
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("FLEETOP_BENCH_SIZES")
+        .unwrap_or_else(|_| "64,256,1024".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let live_seconds: u64 = std::env::var("FLEETOP_BENCH_LIVE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    // FLEETOP_BENCH_ONLY=cold runs fleetop's cold snapshot alone, three times a size (no report written).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("cold") {
+        for &n in &sizes {
+            cold_fleetop_only(n);
+        }
+        return;
+    }
+    // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live") {
+        let n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1024);
+        let l = live(n, live_seconds);
+        println!(
+            "live {} nodes: fleetop {:.2} CPU s/min ({:.1} % of a core); pdsh {:.1} at 1 Hz; clush {:.1} at 1 Hz",
+            l.n,
+            l.fleetop_cpu_per_min,
+            l.fleetop_cpu_per_min / 60.0 * 100.0,
+            l.pdsh.at_one_hz(),
+            l.clush.at_one_hz()
+        );
+        return;
+    }
+    let colds: Vec<Cold> = sizes.iter().map(|&n| cold(n)).collect();
+    let live_n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
+    let live = live(live_n, live_seconds);
+    let render = fleetop_output(&["--demo", "--bench-render", "300"]);
+    let memory = fleetop_output(&["--demo", "--bench-memory", "600"]);
+    let (agent_ms, agent_rss, agent_samples) = agent_cost();
+    let report = report(
+        &colds,
+        &live,
+        &render,
+        &memory,
+        (agent_ms, agent_rss, agent_samples),
+    );
+    print!("{report}");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let _ = std::fs::write(docs.join("benchmarks.md"), &report);
+    let _ = std::fs::write(docs.join("benchmarks.svg"), chart(&colds));
+}
