@@ -14,6 +14,9 @@ pub use file::{
     TenantFile, ThresholdsFile,
 };
 
+/// Most GPUs a node may be declared with; a sample carries no more either.
+pub const MAX_GPUS_PER_NODE: u32 = 64;
+
 /// Index of a node in [`Inventory::nodes`]; stable for the life of the process.
 pub type NodeId = usize;
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::error::{InventoryError, InventoryErrors, Locator};
 use super::file::{DrainFile, InventoryFile, RebootFile};
 use super::nodeset::{self, NodesetError};
+use super::MAX_GPUS_PER_NODE;
 use super::{
     ActionSettings, Cabinet, DrainBackend, Inventory, Node, NodeId, RebootBackend, Redfish,
     Settings, Tenancy, Tenant, Thresholds,
@@ -54,8 +55,6 @@ fn duration_setting(
 
 /// Most errors listed for one file: past that, the rest are counted, not listed.
 const MAX_ERRORS: usize = 100;
-/// Most GPUs a node may be declared with: as many as one sample may carry.
-const MAX_GPUS_PER_NODE: u32 = crate::telemetry::wire::MAX_GPUS_PER_SAMPLE as u32;
 
 /// Every GPU count the file declares, with where: defaults, cabinets, nodes.
 fn gpu_counts(parsed: &InventoryFile) -> Vec<(usize, u32)> {

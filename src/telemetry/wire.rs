@@ -12,7 +12,7 @@ pub const EXIT_NO_NVML: i32 = 69;
 /// Buffer capacity a splitter keeps between lines.
 const KEEP_CAPACITY: usize = 16 * 1024;
 /// Most GPUs one sample may carry (a small multiple of the 8 a node holds); more are dropped with a warning.
-pub const MAX_GPUS_PER_SAMPLE: usize = 64;
+pub const MAX_GPUS_PER_SAMPLE: usize = crate::inventory::MAX_GPUS_PER_NODE as usize;
 
 /// Deserializes a GPU list keeping at most `MAX_GPUS_PER_SAMPLE + 1` entries; the rest are parsed and dropped.
 pub fn bounded_gpus<'de, D>(d: D) -> Result<Vec<super::GpuSample>, D::Error>
