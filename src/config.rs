@@ -49,7 +49,7 @@ impl Config {
         toml::from_str(text).map_err(|e| loc.toml_error(&e).to_string())
     }
 
-    pub fn key_overrides(&self) -> BTreeMap<String, Vec<String>> {
+    pub(crate) fn key_overrides(&self) -> BTreeMap<String, Vec<String>> {
         self.keys
             .iter()
             .map(|(action, keys)| {

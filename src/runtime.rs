@@ -19,7 +19,7 @@ pub fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// Raises the open-file limit to its hard maximum: one socket per node (two through a jump host) passes
 /// the common default of 1,024 on the reference fleet.
-pub fn raise_fd_limit() {
+pub(crate) fn raise_fd_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -37,13 +37,13 @@ pub fn raise_fd_limit() {
 }
 
 /// An action ran and some node failed (or its outcome could not be recorded).
-pub const EXIT_FAILED: i32 = 1;
+pub(crate) const EXIT_FAILED: i32 = 1;
 /// An action was refused before anything ran (guards, read-only, the audit log).
-pub const EXIT_REFUSED: i32 = 2;
+pub(crate) const EXIT_REFUSED: i32 = 2;
 
 /// Logs go to stderr (level from `FLEETOP_LOG`, default warn), never onto the data on stdout; while the
 /// TUI owns the terminal they go to `$XDG_STATE_HOME/fleetop/fleetop.log` instead.
-pub fn init_tracing(to_file: bool) {
+pub(crate) fn init_tracing(to_file: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEETOP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);

@@ -30,12 +30,12 @@ fn escaped(c: char) -> String {
 }
 
 /// Makes every dangerous character visible, newlines and tabs included: for one field or one line.
-pub fn escape(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
     escape_except(text, |_| false)
 }
 
 /// Like [`escape`] but keeps newlines: for a whole rendered output whose fields were escaped already.
-pub fn escape_lines(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape_lines(text: &str) -> Cow<'_, str> {
     escape_except(text, |c| c == '\n')
 }
 
@@ -56,7 +56,7 @@ fn escape_except(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
 
 /// JSON as serde_json writes it leaves C1 controls, bidi overrides and line separators raw inside strings;
 /// this writes them as `\uXXXX` escapes, which any JSON reader decodes back to the same text.
-pub fn json_safe(json: String) -> String {
+pub(crate) fn json_safe(json: String) -> String {
     if !json.chars().any(is_dangerous) {
         return json;
     }

@@ -61,7 +61,7 @@ pub fn now() -> String {
 }
 
 /// The default location: `$XDG_STATE_HOME/fleetop/audit.jsonl` (`~/.local/state/fleetop/audit.jsonl`).
-pub fn default_path() -> PathBuf {
+pub(crate) fn default_path() -> PathBuf {
     crate::dirs::state()
         .unwrap_or_else(|| PathBuf::from(".").join("fleetop"))
         .join("audit.jsonl")
@@ -126,7 +126,7 @@ fn ends_with_newline(file: &File) -> bool {
 
 /// What reading the log back found.
 #[derive(Debug, Default)]
-pub struct Scan {
+pub(crate) struct Scan {
     /// Intents that never got an outcome: fleetop stopped mid-action.
     pub unfinished: Vec<Intent>,
     /// Line numbers (from 1) that are not records: torn writes, or edits by hand.
@@ -134,7 +134,7 @@ pub struct Scan {
 }
 
 /// Reads the log at `path` back (a missing log is an empty one).
-pub fn scan(path: &Path) -> Scan {
+pub(crate) fn scan(path: &Path) -> Scan {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Scan::default();
     };

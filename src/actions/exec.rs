@@ -51,7 +51,7 @@ pub struct Simulated {
 
 impl Simulated {
     /// Whether a practice drain took `node` out of service.
-    pub fn is_drained(&self, node: NodeId) -> bool {
+    pub(crate) fn is_drained(&self, node: NodeId) -> bool {
         self.drained
             .lock()
             .unwrap_or_else(|p| p.into_inner())

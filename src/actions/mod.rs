@@ -158,7 +158,7 @@ fn fraction_guard(
 }
 
 /// The nodes whose drain state the guards need, if any.
-pub fn needs_drain_state(inv: &Inventory, req: &Request) -> bool {
+pub(crate) fn needs_drain_state(inv: &Inventory, req: &Request) -> bool {
     match req.kind {
         ActionKind::Reboot => {
             inv.actions.require_drained

@@ -32,7 +32,7 @@ impl Argv {
         }
     }
 
-    pub fn program(&self) -> &str {
+    pub(crate) fn program(&self) -> &str {
         &self.program
     }
 
@@ -110,7 +110,7 @@ impl Invocation {
 }
 
 /// Quotes one argument for a POSIX shell; arguments of only safe characters stay bare, for readability.
-pub fn quote(arg: &str) -> String {
+pub(crate) fn quote(arg: &str) -> String {
     let safe = !arg.is_empty()
         && arg
             .chars()
@@ -138,7 +138,7 @@ fn s(v: &str) -> String {
 }
 
 /// Reasons carry a prefix so fleetop can tell its own drains from others'.
-pub const REASON_PREFIX: &str = "fleetop: ";
+pub(crate) const REASON_PREFIX: &str = "fleetop: ";
 
 fn controller(inv: &Inventory) -> Place {
     inv.actions
@@ -149,7 +149,7 @@ fn controller(inv: &Inventory) -> Place {
 
 /// Splits a user template into argv with shell rules, then fills placeholders inside each argument,
 /// so a value can never add, remove or split arguments.
-pub fn template(template: &str, fill: &[(&str, &str)]) -> Result<Vec<String>, String> {
+pub(crate) fn template(template: &str, fill: &[(&str, &str)]) -> Result<Vec<String>, String> {
     let words = shlex::split(template)
         .ok_or_else(|| format!("cannot split command template {template:?}"))?;
     if words.is_empty() {

@@ -29,7 +29,7 @@ pub enum Progress {
 }
 
 /// The audit log's path: the inventory's `[actions] audit_log`, else `$XDG_STATE_HOME/fleetop/audit.jsonl`.
-pub fn audit_path(inv: &Inventory) -> PathBuf {
+pub(crate) fn audit_path(inv: &Inventory) -> PathBuf {
     inv.actions
         .audit_log
         .as_deref()
@@ -38,7 +38,7 @@ pub fn audit_path(inv: &Inventory) -> PathBuf {
 
 /// Every node the guards look at: the request's own and, for a drain, all of their cabinets and tenants
 /// (the fraction guard counts how many of each would be out).
-pub fn affected(inv: &Inventory, req: &Request) -> Vec<NodeId> {
+pub(crate) fn affected(inv: &Inventory, req: &Request) -> Vec<NodeId> {
     let mut all: Vec<NodeId> = req.nodes.clone();
     if req.kind == ActionKind::Drain {
         for &n in &req.nodes {

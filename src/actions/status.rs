@@ -31,13 +31,13 @@ impl NodeDrain {
             .is_some_and(|r| r.starts_with(REASON_PREFIX))
     }
 
-    pub fn is_out(&self) -> bool {
+    pub(crate) fn is_out(&self) -> bool {
         matches!(self.state, DrainState::Draining | DrainState::Drained)
     }
 }
 
 /// Parses `sinfo -N -h -o '%N|%T|%E|%u|%H'`. `-N` prints a node once per partition: the first line wins.
-pub fn parse_sinfo(text: &str) -> HashMap<String, NodeDrain> {
+pub(crate) fn parse_sinfo(text: &str) -> HashMap<String, NodeDrain> {
     let mut out = HashMap::new();
     for line in text.lines() {
         let mut f = line.split('|');

@@ -7,14 +7,14 @@ use nvml_wrapper_sys::bindings::{nvmlFieldValue_t, nvmlMarginTemperature_t};
 
 /// A decoded field value: nvml.h's nvmlValueType_t, every member.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FieldValue {
+pub(crate) enum FieldValue {
     Float(f64),
     Int(i64),
     Uint(u64),
 }
 
 impl FieldValue {
-    pub fn as_i64(self) -> Option<i64> {
+    pub(crate) fn as_i64(self) -> Option<i64> {
         match self {
             FieldValue::Int(v) => Some(v),
             FieldValue::Uint(v) => i64::try_from(v).ok(),
@@ -28,7 +28,7 @@ impl FieldValue {
 
     /// Rounded to a whole number: temperatures typed double still read right. Negative or huge values
     /// pass through as `u32::MAX` so the range check can name them instead of wrapping silently.
-    pub fn as_rounded_u32(self) -> Option<u32> {
+    pub(crate) fn as_rounded_u32(self) -> Option<u32> {
         let v = match self {
             FieldValue::Float(v) if v.is_finite() => v.round(),
             FieldValue::Float(_) => return Some(u32::MAX),
@@ -116,7 +116,7 @@ fn decode(v: &nvmlFieldValue_t) -> Result<Option<FieldValue>, NvmlError> {
 }
 
 /// How far the GPU is below T.Limit now (nvmlDeviceGetMarginTemperature, drivers from R555 on).
-pub fn margin_temperature(nvml: &Nvml, device: &Device) -> Result<Option<i32>, NvmlError> {
+pub(crate) fn margin_temperature(nvml: &Nvml, device: &Device) -> Result<Option<i32>, NvmlError> {
     let Ok(get) = nvml.lib().nvmlDeviceGetMarginTemperature.as_ref() else {
         return Ok(None);
     };

@@ -11,14 +11,14 @@ use crate::telemetry::kernel_log::{self, Found, PciAddr, Tally};
 use crate::telemetry::XidEvent;
 
 /// The default source: the kernel's own ring buffer, one record per read.
-pub const DEFAULT_PATH: &str = "/dev/kmsg";
+pub(crate) const DEFAULT_PATH: &str = "/dev/kmsg";
 /// Most bytes read in one poll; the kernel buffer is a few MiB, a file may be larger or growing.
 const MAX_POLL_BYTES: usize = 64 * 1024 * 1024;
 /// Longest line kept; `/dev/kmsg` records are far shorter.
 const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// XIDs and SXids seen in the kernel log so far.
-pub struct KernelLog {
+pub(crate) struct KernelLog {
     path: PathBuf,
     file: Option<File>,
     /// Why the log could not be read; XIDs are then unknown, not "none".
@@ -146,7 +146,7 @@ impl KernelLog {
     }
 
     /// XIDs on PCI addresses no listed GPU has, each event's text prefixed with the address.
-    pub fn unmatched(&self) -> Vec<XidEvent> {
+    pub(crate) fn unmatched(&self) -> Vec<XidEvent> {
         self.unmatched
             .iter()
             .flat_map(|(pci, tally)| {

@@ -17,9 +17,9 @@ use crate::telemetry::wire::{AgentHello, EXIT_NO_NVML, MAX_GPUS_PER_SAMPLE};
 use crate::telemetry::{GpuError, GpuErrorKind, GpuSample, NodeSample};
 
 /// Environment variable naming the NVML library to load instead of the system's `libnvidia-ml.so.1`.
-pub const NVML_LIB_ENV: &str = "FLEETOP_NVML_LIB";
+pub(crate) const NVML_LIB_ENV: &str = "FLEETOP_NVML_LIB";
 /// Environment variable naming the kernel log to read instead of `/dev/kmsg`.
-pub const KERNEL_LOG_ENV: &str = "FLEETOP_KERNEL_LOG";
+pub(crate) const KERNEL_LOG_ENV: &str = "FLEETOP_KERNEL_LOG";
 
 #[derive(Debug, Clone)]
 pub struct AgentOptions {

@@ -25,7 +25,7 @@ const MIB: u64 = 1024 * 1024;
 
 /// What never changes while the agent runs, read once per GPU.
 #[derive(Debug, Clone, Default)]
-pub struct GpuIdentity {
+pub(crate) struct GpuIdentity {
     pub index: u32,
     pub uuid: Option<String>,
     pub name: Option<String>,
@@ -63,7 +63,7 @@ impl Answers {
 }
 
 /// The error a failed query makes; `None` for "this GPU or driver does not offer it", which stays `null`.
-pub fn error_of(query: &str, e: &NvmlError) -> Option<GpuError> {
+pub(crate) fn error_of(query: &str, e: &NvmlError) -> Option<GpuError> {
     let kind = match e {
         NvmlError::NotSupported
         | NvmlError::FunctionNotFound
@@ -81,7 +81,7 @@ pub fn error_of(query: &str, e: &NvmlError) -> Option<GpuError> {
     })
 }
 
-pub fn identity(nvml: &Nvml, index: u32, device: &Device) -> GpuIdentity {
+pub(crate) fn identity(nvml: &Nvml, index: u32, device: &Device) -> GpuIdentity {
     let mut ignored = Answers::default();
     let pci = device.pci_info().ok();
     let raw = fields::read(nvml, device, &FI_TLIMIT);

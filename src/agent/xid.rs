@@ -21,7 +21,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// XIDs seen through NVML events since the agent started, per GPU position, and why watching stopped.
 #[derive(Debug, Default, Clone)]
-pub struct XidLog(Arc<Mutex<Watched>>);
+pub(crate) struct XidLog(Arc<Mutex<Watched>>);
 
 #[derive(Debug, Default)]
 struct Watched {
@@ -30,13 +30,13 @@ struct Watched {
 }
 
 impl XidLog {
-    pub fn for_gpu(&self, position: usize) -> Option<Tally> {
+    pub(crate) fn for_gpu(&self, position: usize) -> Option<Tally> {
         let w = self.0.lock().unwrap_or_else(|p| p.into_inner());
         w.per_gpu.get(position).cloned()
     }
 
     /// What went wrong with the event watch, for the node's warnings.
-    pub fn problem(&self) -> Option<String> {
+    pub(crate) fn problem(&self) -> Option<String> {
         let w = self.0.lock().unwrap_or_else(|p| p.into_inner());
         w.problem.clone()
     }
@@ -93,7 +93,7 @@ fn register<'n>(
 
 /// Registers each GPU for the XID and double-bit-ECC events it supports and records them until `stop` is set.
 /// `devices[i]` is the GPU at position i of the samples; `None` for a GPU whose handle could not be opened.
-pub fn watch(nvml: &Nvml, devices: &[Option<&Device>], log: &XidLog, stop: &AtomicBool) {
+pub(crate) fn watch(nvml: &Nvml, devices: &[Option<&Device>], log: &XidLog, stop: &AtomicBool) {
     let (set, registered) = match register(nvml, devices) {
         Ok(r) => r,
         Err(e) => return log.set_problem(Some(format!("XID events unavailable: {e}"))),

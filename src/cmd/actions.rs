@@ -158,7 +158,7 @@ fn refused(reasons: &[String]) -> i32 {
 }
 
 /// Expands a nodeset and checks every node is in the inventory.
-pub fn resolve_nodes(inv: &Inventory, expr: &str) -> Result<Vec<NodeId>, String> {
+pub(crate) fn resolve_nodes(inv: &Inventory, expr: &str) -> Result<Vec<NodeId>, String> {
     let names = nodeset::expand(expr).map_err(|e| format!("bad nodeset {expr:?}: {e}"))?;
     let mut seen = HashSet::new();
     names

@@ -45,7 +45,7 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 /// The inventory chosen by `--demo`, `--inventory` or the default search path.
-pub fn load_inventory(g: &Global) -> Result<Inventory, String> {
+pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
     if g.demo {
         return Ok(Inventory::demo());
     }
@@ -63,7 +63,10 @@ pub fn load_inventory(g: &Global) -> Result<Inventory, String> {
 
 /// The inventory and the transport that reaches it: simulated for `--demo`, SSH otherwise; `one_pass`
 /// asks each node for a single sample (snapshots) instead of following it.
-pub fn prepare(g: &Global, one_pass: bool) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
+pub(crate) fn prepare(
+    g: &Global,
+    one_pass: bool,
+) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
     let inv = Arc::new(load_inventory(g)?);
     let transport: Box<dyn Transport> = if g.demo {
         Box::new(SimTransport::default())

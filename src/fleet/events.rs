@@ -6,7 +6,7 @@ use crate::telemetry::health::{classify_xid, Health};
 use crate::telemetry::{GpuSample, XidEvent};
 
 /// The XIDs of `new` that `old` did not have, or had with a lower count, each with its verdict and a line.
-pub fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health, String)> {
+pub(crate) fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health, String)> {
     let count_in = |g: &GpuSample, code: u32| {
         g.xid_counts()
             .into_iter()
@@ -39,7 +39,7 @@ pub fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health, String
 }
 
 /// `GPU 3 XID 79 ×2, first … last …: what it means — "driver message"`.
-pub fn describe(gpu: u32, e: &XidEvent) -> String {
+pub(crate) fn describe(gpu: u32, e: &XidEvent) -> String {
     let (_, what) = classify_xid(e.code);
     let mut line = format!("GPU {gpu} XID {} ×{}", e.code, e.count);
     if let Some(first) = e.first_ms {

@@ -10,7 +10,7 @@ pub struct GpuHistory {
 }
 
 /// Marks a sample without a value.
-pub const MISSING: u8 = u8::MAX;
+pub(crate) const MISSING: u8 = u8::MAX;
 
 fn byte(v: Option<u32>) -> u8 {
     v.map_or(MISSING, |x| x.min(254) as u8)

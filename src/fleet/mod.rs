@@ -13,9 +13,9 @@ use crate::telemetry::{NodeSample, Source};
 use crate::transport::{FailureKind, Msg, NodeEvent};
 
 /// A fresh sample is one younger than this many intervals; older ones are `stale`.
-pub const STALE_AFTER_INTERVALS: u32 = 3;
+pub(crate) const STALE_AFTER_INTERVALS: u32 = 3;
 /// How much history the rings keep for sparklines.
-pub const HISTORY_SPAN: Duration = Duration::from_secs(600);
+pub(crate) const HISTORY_SPAN: Duration = Duration::from_secs(600);
 
 /// What fleetop tracks per node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,7 +66,7 @@ impl NodeState {
     }
 
     /// States in which the node gives no data at all: always `crit`, and exit status 2.
-    pub fn is_failure(self) -> bool {
+    pub(crate) fn is_failure(self) -> bool {
         matches!(
             self,
             NodeState::Unreachable
@@ -105,7 +105,7 @@ pub struct NodeStatus {
 /// An operator's acknowledgement of a node's XIDs as they stood: each (GPU index, code, count) it covers.
 /// An XID that happens again, or a new one, is not covered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct XidAck {
+pub(crate) struct XidAck {
     pub reason: String,
     pub covered: Vec<(u32, u32, u64)>,
 }
@@ -144,7 +144,7 @@ impl FleetState {
     }
 
     /// Samples each history ring holds.
-    pub fn history_len(&self) -> usize {
+    pub(crate) fn history_len(&self) -> usize {
         self.history_len
     }
 
@@ -190,7 +190,7 @@ impl FleetState {
     }
 
     /// Acknowledges every XID the node reports now; returns what was covered (empty: nothing to acknowledge).
-    pub fn acknowledge_xids(&mut self, id: NodeId, reason: &str) -> Vec<(u32, u32, u64)> {
+    pub(crate) fn acknowledge_xids(&mut self, id: NodeId, reason: &str) -> Vec<(u32, u32, u64)> {
         let covered: Vec<(u32, u32, u64)> = self
             .nodes
             .get(id)
@@ -224,7 +224,7 @@ impl FleetState {
             .then(|| ack.reason.clone())
     }
 
-    pub fn stale_after(&self) -> Duration {
+    pub(crate) fn stale_after(&self) -> Duration {
         self.inventory.settings.interval * STALE_AFTER_INTERVALS
     }
 

@@ -141,7 +141,7 @@ impl FleetState {
         }
     }
 
-    pub fn node_views(&self, now: Instant, pending: Pending) -> Vec<NodeView<'_>> {
+    pub(crate) fn node_views(&self, now: Instant, pending: Pending) -> Vec<NodeView<'_>> {
         (0..self.nodes.len())
             .map(|id| self.node_view(id, now, pending))
             .collect()
@@ -192,7 +192,7 @@ impl Summary {
     }
 
     /// Monitoring-plugin exit status: 0 ok, 1 warn, 2 crit or a node giving no data.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self.health {
             Health::Ok => 0,
             Health::Warn => 1,

@@ -47,7 +47,7 @@ impl fmt::Display for InventoryErrors {
 impl std::error::Error for InventoryErrors {}
 
 /// Turns byte offsets of one file's text into line/column positions.
-pub struct Locator<'a> {
+pub(crate) struct Locator<'a> {
     pub file: &'a str,
     pub text: &'a str,
 }
@@ -85,7 +85,7 @@ impl Locator<'_> {
     }
 
     /// An error inside a quoted string value whose span (quotes included) is `span`.
-    pub fn in_string(
+    pub(crate) fn in_string(
         &self,
         span: &Range<usize>,
         inner_offset: usize,
@@ -95,7 +95,7 @@ impl Locator<'_> {
     }
 
     /// Converts a TOML syntax or schema error.
-    pub fn toml_error(&self, err: &toml::de::Error) -> InventoryError {
+    pub(crate) fn toml_error(&self, err: &toml::de::Error) -> InventoryError {
         let message = err.message().trim().to_string();
         match err.span() {
             Some(span) => {

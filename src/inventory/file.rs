@@ -6,7 +6,7 @@ use toml::Spanned;
 /// Top level of `inventory.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct InventoryFile {
+pub(crate) struct InventoryFile {
     /// Settings every node inherits unless a `[[node]]` entry overrides them.
     #[serde(default)]
     pub defaults: DefaultsFile,
@@ -36,7 +36,7 @@ pub struct InventoryFile {
 /// `[drain]`: the drain/undrain backend.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DrainFile {
+pub(crate) struct DrainFile {
     /// `slurm` (default), `kubernetes` or `command`.
     pub backend: Option<Spanned<String>>,
     /// Host to run `scontrol`/`sinfo` (or `kubectl`) on over SSH; left out: run them on this machine.
@@ -54,7 +54,7 @@ pub struct DrainFile {
 /// `[reboot]`: the reboot backend.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RebootFile {
+pub(crate) struct RebootFile {
     /// `ssh` (default: `systemctl reboot` on the node), `slurm`, `ipmi` or `command`.
     pub backend: Option<Spanned<String>>,
     /// Refuse to reboot a node that is not drained (default true).
@@ -86,7 +86,7 @@ pub struct RebootFile {
 /// `[actions]`: safety settings.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ActionsFile {
+pub(crate) struct ActionsFile {
     /// Refuse every drain, undrain and reboot (like `--read-only`).
     pub read_only: Option<bool>,
     /// Audit log file (default `$XDG_STATE_HOME/fleetop/audit.jsonl`).
@@ -96,7 +96,7 @@ pub struct ActionsFile {
 /// `[defaults]`: how to reach nodes and how often to sample them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DefaultsFile {
+pub(crate) struct DefaultsFile {
     /// SSH user (default: `User` from `~/.ssh/config`, then `$USER`).
     pub user: Option<String>,
     /// SSH port (default: `Port` from `~/.ssh/config`, then 22).
@@ -128,7 +128,7 @@ pub struct DefaultsFile {
 /// `[thresholds]`: overrides of the device's own temperature limits.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ThresholdsFile {
+pub(crate) struct ThresholdsFile {
     /// GPU temperature (°C) at which a GPU is `warn` (default: slowdown threshold − 5, H100: 84).
     pub gpu_temp_warn_c: Option<f64>,
     /// GPU temperature (°C) at which a GPU is `crit` (default: the device's slowdown threshold, H100: 89).
@@ -142,7 +142,7 @@ pub struct ThresholdsFile {
 /// `[[cabinet]]`: one cabinet, or many at once when `name` is a nodeset.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CabinetFile {
+pub(crate) struct CabinetFile {
     /// Cabinet name, or a nodeset of names (`c[001-257]`) sharing the other keys.
     pub name: Spanned<String>,
     /// Nodeset of the cabinet's nodes; `{cabinet}` stands for the cabinet's name (`{cabinet}n[1-3]`).
@@ -160,7 +160,7 @@ pub struct CabinetFile {
 /// `[[tenant]]`: a customer holding nodes, or some GPUs of nodes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TenantFile {
+pub(crate) struct TenantFile {
     /// Tenant name, shown in every view and matched by `--filter tenant=`.
     pub name: Spanned<String>,
     /// Nodeset of the nodes the tenant holds.
@@ -172,7 +172,7 @@ pub struct TenantFile {
 /// `[[node]]`: overrides for nodes named by a nodeset.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeFile {
+pub(crate) struct NodeFile {
     /// Nodeset of the nodes these overrides apply to; each must belong to a cabinet.
     pub name: Spanned<String>,
     /// Address or DNS name to connect to (default: the node's name, then ssh config `HostName`).

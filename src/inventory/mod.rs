@@ -8,20 +8,17 @@ mod resolve;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{InventoryError, InventoryErrors, Locator};
-pub use file::{
-    ActionsFile, CabinetFile, DefaultsFile, DrainFile, InventoryFile, NodeFile, RebootFile,
-    TenantFile, ThresholdsFile,
-};
+pub(crate) use error::Locator;
+pub use error::{InventoryError, InventoryErrors};
 
 /// Most GPUs a node may be declared with; a sample carries no more either.
-pub const MAX_GPUS_PER_NODE: u32 = 64;
+pub(crate) const MAX_GPUS_PER_NODE: u32 = 64;
 
 /// Index of a node in [`Inventory::nodes`]; stable for the life of the process.
-pub type NodeId = usize;
+pub(crate) type NodeId = usize;
 
 /// The reference fleet's inventory, built into the binary for `--demo`.
-pub const DEMO_INVENTORY: &str = include_str!("../../inventory.toml");
+pub(crate) const DEMO_INVENTORY: &str = include_str!("../../inventory.toml");
 
 /// A validated inventory.
 #[derive(Debug, Clone)]
@@ -171,7 +168,7 @@ impl Inventory {
     }
 
     /// Tenant names holding GPUs on `node`, joined with `+` for nodes split between tenants.
-    pub fn tenant_label(&self, node: NodeId) -> Option<String> {
+    pub(crate) fn tenant_label(&self, node: NodeId) -> Option<String> {
         let names: Vec<&str> = self.nodes[node]
             .tenancy
             .iter()
@@ -193,7 +190,7 @@ impl Inventory {
     }
 
     /// The reboot backend for `node`: its cabinet's override, else `[reboot]`.
-    pub fn reboot_backend(&self, node: NodeId) -> &RebootBackend {
+    pub(crate) fn reboot_backend(&self, node: NodeId) -> &RebootBackend {
         self.cabinets[self.nodes[node].cabinet]
             .reboot
             .as_ref()
@@ -206,7 +203,7 @@ impl Inventory {
 }
 
 /// Where `--inventory` falls back to: `$FLEETOP_INVENTORY`, `./inventory.toml`, then the XDG config dir.
-pub fn default_path() -> Option<PathBuf> {
+pub(crate) fn default_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("FLEETOP_INVENTORY").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
@@ -219,7 +216,7 @@ pub fn default_path() -> Option<PathBuf> {
 }
 
 /// Expands a leading `~/` to `$HOME`.
-pub fn expand_home(path: &str) -> PathBuf {
+pub(crate) fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),

@@ -209,7 +209,7 @@ fn is_host_char(c: char) -> bool {
 }
 
 /// Most GPU indices a list may hold; no node has more GPUs than a sample may carry.
-pub const MAX_GPU_INDEX: u32 = 63;
+pub(crate) const MAX_GPU_INDEX: u32 = 63;
 
 /// Expands a GPU index range such as `0-3` or `0,2,4-7` (no brackets), sorted, each index once.
 pub fn expand_indices(expr: &str) -> Result<Vec<u32>, NodesetError> {

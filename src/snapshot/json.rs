@@ -6,7 +6,7 @@ use super::Report;
 use crate::fleet::view::{GpuView, NodeView};
 use crate::telemetry::{GpuError, XidEvent};
 
-pub const SCHEMA: &str = "fleetop.snapshot/1";
+pub(crate) const SCHEMA: &str = "fleetop.snapshot/1";
 
 #[derive(Serialize)]
 struct Doc<'a> {

@@ -24,7 +24,7 @@ pub enum Format {
 }
 
 /// What one snapshot saw, ready to render.
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     pub taken_at: SystemTime,
     pub inventory: &'a str,
     pub nodes: Vec<NodeView<'a>>,

@@ -115,15 +115,16 @@ impl Verdict {
 }
 
 /// Whether an XID on this GPU was acknowledged by an operator up to this many occurrences.
-pub type Acknowledged<'a> = &'a dyn Fn(u32, u64) -> Option<String>;
+pub(crate) type Acknowledged<'a> = &'a dyn Fn(u32, u64) -> Option<String>;
 
-/// No acknowledgements (snapshots, tests).
-pub fn none_acknowledged(_code: u32, _count: u64) -> Option<String> {
+/// No acknowledgements.
+#[cfg(test)]
+pub(crate) fn none_acknowledged(_code: u32, _count: u64) -> Option<String> {
     None
 }
 
 /// Judges one GPU. `acked(code, count)` gives the acknowledgement covering an XID, if any.
-pub fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledged) -> Verdict {
+pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledged) -> Verdict {
     let mut v = Verdict::default();
     query_errors(&mut v, gpu);
     temperatures(&mut v, gpu, limits);
@@ -271,7 +272,7 @@ fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged) {
 }
 
 /// NVIDIA's classification of one XID code: crit, warn, information (ok), or unknown (warn).
-pub fn classify_xid(code: u32) -> (Health, &'static str) {
+pub(crate) fn classify_xid(code: u32) -> (Health, &'static str) {
     if let Some((_, what)) = CRIT_XIDS.iter().find(|(x, _)| *x == code) {
         (Health::Crit, what)
     } else if let Some((_, what)) = WARN_XIDS.iter().find(|(x, _)| *x == code) {
@@ -303,7 +304,7 @@ fn temperature(v: &mut Verdict, what: &str, reading: Option<u32>, warn: f64, cri
 }
 
 /// NVSwitch SXids (NVIDIA Fabric Manager user guide): fatal ones stall NVLink traffic until the fabric is reset.
-pub fn judge_sxids(events: &[XidEvent]) -> Verdict {
+pub(crate) fn judge_sxids(events: &[XidEvent]) -> Verdict {
     let mut v = Verdict::default();
     for e in events {
         match e.fatal {
@@ -325,7 +326,7 @@ pub fn judge_sxids(events: &[XidEvent]) -> Verdict {
 
 /// The node-level rule on top of its GPUs' verdicts: fewer GPUs than expected is `crit`.
 /// Only GPUs that reported values count as seen: a lost GPU is listed, not seen.
-pub fn judge_gpu_count(seen: usize, expected: u32) -> Option<Verdict> {
+pub(crate) fn judge_gpu_count(seen: usize, expected: u32) -> Option<Verdict> {
     (seen < expected as usize).then(|| Verdict {
         health: Health::Crit,
         reasons: vec![format!("{seen} of {expected} GPUs seen")],

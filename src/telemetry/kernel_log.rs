@@ -176,7 +176,7 @@ fn message(rest: &str) -> &str {
 
 /// Every code seen on one GPU or switch, in order of first appearance.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally(Vec<XidEvent>);
+pub(crate) struct Tally(Vec<XidEvent>);
 
 impl Tally {
     /// Counts one occurrence at `at_ms` (wall clock, when known).

@@ -71,7 +71,7 @@ impl GpuSample {
     }
 
     /// Each XID code with its occurrence count: from `xid_events`, or 1 where an older agent sent the code alone.
-    pub fn xid_counts(&self) -> Vec<(u32, u64)> {
+    pub(crate) fn xid_counts(&self) -> Vec<(u32, u64)> {
         self.xid
             .iter()
             .flatten()
@@ -89,7 +89,7 @@ impl GpuSample {
 
     /// True when the GPU reported any reading: only such a GPU counts as seen (its uuid, read once at start,
     /// is not a reading).
-    pub fn reported_values(&self) -> bool {
+    pub(crate) fn reported_values(&self) -> bool {
         self.util_pct.is_some()
             || self.mem_used_mib.is_some()
             || self.mem_total_mib.is_some()
@@ -164,7 +164,7 @@ pub struct NodeSample {
 }
 
 /// Now, as Unix milliseconds (a sample's node-side `t`).
-pub fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -190,7 +190,7 @@ impl Source {
 }
 
 /// Names of the clock-event reasons fleetop reports, in NVML bit order.
-pub const THROTTLE_REASONS: [(&str, u64); 9] = [
+pub(crate) const THROTTLE_REASONS: [(&str, u64); 9] = [
     ("gpu_idle", 0x1),
     ("applications_clocks_setting", 0x2),
     ("sw_power_cap", 0x4),
@@ -203,7 +203,7 @@ pub const THROTTLE_REASONS: [(&str, u64); 9] = [
 ];
 
 /// Reason names for an NVML clock-event bitmask.
-pub fn throttle_names(bits: u64) -> Vec<String> {
+pub(crate) fn throttle_names(bits: u64) -> Vec<String> {
     THROTTLE_REASONS
         .iter()
         .filter(|(_, bit)| bits & bit != 0)

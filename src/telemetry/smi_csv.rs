@@ -38,7 +38,7 @@ const TLIMIT_FIELDS: &[&str] = &["temperature.gpu.tlimit"];
 
 /// The questions asked in turn: a driver that rejects a field (`Field "…" is not a valid field to query.`,
 /// on stdout) gets the next, smaller list, once.
-pub fn field_tiers() -> [Vec<String>; 3] {
+pub(crate) fn field_tiers() -> [Vec<String>; 3] {
     let owned = |lists: &[&[&str]]| -> Vec<String> {
         lists
             .iter()
@@ -66,16 +66,16 @@ pub fn modern_fields() -> Vec<String> {
 }
 
 /// True for the line nvidia-smi prints (on stdout) when the driver does not know a field.
-pub fn is_unknown_field(line: &str) -> bool {
+pub(crate) fn is_unknown_field(line: &str) -> bool {
     line.starts_with("Field \"") && line.contains("is not a valid field to query")
 }
 
 /// The line nvidia-smi prints when the driver is loaded but sees no GPU.
-pub const NO_DEVICES: &str = "No devices were found";
+pub(crate) const NO_DEVICES: &str = "No devices were found";
 
 /// The remote command: each field list in turn until the driver accepts one.
 /// With `interval_ms`, nvidia-smi's own loop mode; without, one pass and exit (snapshots).
-pub fn remote_command(interval_ms: Option<u64>) -> String {
+pub(crate) fn remote_command(interval_ms: Option<u64>) -> String {
     let looping = interval_ms
         .map(|ms| format!(" -lms {ms}"))
         .unwrap_or_default();
@@ -293,7 +293,7 @@ pub fn parse_row(columns: &Columns, line: &str) -> Result<Row, String> {
 /// Groups streamed rows into node samples: a sample ends when every expected GPU has reported
 /// or when the GPU index wraps around to the start of the next loop.
 #[derive(Debug)]
-pub struct RowAssembler {
+pub(crate) struct RowAssembler {
     expected: usize,
     pending: Vec<GpuSample>,
 }
@@ -331,7 +331,7 @@ impl RowAssembler {
     }
 
     /// The rows still waiting at the end of the stream (a node with fewer GPUs than expected).
-    pub fn flush(&mut self, now_ms: u64) -> Option<NodeSample> {
+    pub(crate) fn flush(&mut self, now_ms: u64) -> Option<NodeSample> {
         (!self.pending.is_empty()).then(|| self.take(now_ms))
     }
 

@@ -5,17 +5,17 @@ use serde::{Deserialize, Serialize};
 use super::NodeSample;
 
 /// Longest line accepted from a node; longer ones are dropped and counted, never buffered whole.
-pub const MAX_LINE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 256 * 1024;
 /// The agent's exit status when NVML cannot be loaded or initialised (sysexits' EX_UNAVAILABLE); the jump
 /// host reads it as the node state `no-gpu-driver`.
-pub const EXIT_NO_NVML: i32 = 69;
+pub(crate) const EXIT_NO_NVML: i32 = 69;
 /// Buffer capacity a splitter keeps between lines.
 const KEEP_CAPACITY: usize = 16 * 1024;
 /// Most GPUs one sample may carry (a small multiple of the 8 a node holds); more are dropped with a warning.
 pub const MAX_GPUS_PER_SAMPLE: usize = crate::inventory::MAX_GPUS_PER_NODE as usize;
 
 /// Deserializes a GPU list keeping at most `MAX_GPUS_PER_SAMPLE + 1` entries; the rest are parsed and dropped.
-pub fn bounded_gpus<'de, D>(d: D) -> Result<Vec<super::GpuSample>, D::Error>
+pub(crate) fn bounded_gpus<'de, D>(d: D) -> Result<Vec<super::GpuSample>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {

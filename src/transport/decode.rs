@@ -17,7 +17,7 @@ enum Format {
 }
 
 /// Stateful decoder for one remote command's stdout.
-pub struct StreamDecoder {
+pub(crate) struct StreamDecoder {
     format: Format,
     lines: LineSplitter,
     /// Samples decoded so far.
@@ -51,7 +51,7 @@ impl StreamDecoder {
     }
 
     /// Feeds bytes as they arrive; calls `emit` for each event they complete.
-    pub fn feed(&mut self, bytes: &[u8], emit: &mut dyn FnMut(NodeEvent)) {
+    pub(crate) fn feed(&mut self, bytes: &[u8], emit: &mut dyn FnMut(NodeEvent)) {
         let StreamDecoder {
             format,
             lines,

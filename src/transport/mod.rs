@@ -50,11 +50,11 @@ pub struct Msg {
     pub event: NodeEvent,
 }
 
-pub type MsgSender = tokio::sync::mpsc::UnboundedSender<Msg>;
+pub(crate) type MsgSender = tokio::sync::mpsc::UnboundedSender<Msg>;
 
 /// Sends a node's events, stamping each with the time it arrived.
 #[derive(Debug, Clone)]
-pub struct NodeSink {
+pub(crate) struct NodeSink {
     pub node: NodeId,
     pub tx: MsgSender,
 }

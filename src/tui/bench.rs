@@ -86,7 +86,7 @@ pub fn run(frames: usize) -> String {
 }
 
 /// Peak resident memory of this process, in MiB.
-pub fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     // SAFETY: getrusage only writes the struct passed by pointer.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };

@@ -39,7 +39,7 @@ pub enum Action {
 
 impl Action {
     /// Config-file name and help text; `None` for actions not available yet.
-    pub fn describe(self) -> (&'static str, &'static str) {
+    pub(crate) fn describe(self) -> (&'static str, &'static str) {
         match self {
             Action::Quit => ("quit", "quit fleetop"),
             Action::Help => ("help", "show or hide this help"),
@@ -124,21 +124,21 @@ impl Action {
         Action::AckXids,
     ];
 
-    pub fn from_name(name: &str) -> Option<Action> {
+    pub(crate) fn from_name(name: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.describe().0 == name)
     }
 }
 
 /// A key with its modifiers, as written in config files: `q`, `ctrl-c`, `enter`, `pgdn`, `?`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key {
+pub(crate) struct Key {
     pub code: KeyCodeOrd,
     pub ctrl: bool,
 }
 
 /// `KeyCode` subset with an order, so keymaps print stably.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum KeyCodeOrd {
+pub(crate) enum KeyCodeOrd {
     Char(char),
     Enter,
     Esc,
@@ -180,7 +180,7 @@ impl Key {
         Ok(Key { code, ctrl })
     }
 
-    pub fn from_event(ev: &KeyEvent) -> Option<Key> {
+    pub(crate) fn from_event(ev: &KeyEvent) -> Option<Key> {
         let code = match ev.code {
             KeyCode::Char(c) => KeyCodeOrd::Char(c),
             KeyCode::Enter => KeyCodeOrd::Enter,
@@ -314,7 +314,7 @@ impl Keymap {
     }
 
     /// Keys bound to `action`, in a stable order.
-    pub fn keys_for(&self, action: Action) -> Vec<Key> {
+    pub(crate) fn keys_for(&self, action: Action) -> Vec<Key> {
         self.bindings
             .iter()
             .filter(|(_, a)| *a == action)

@@ -4,7 +4,7 @@ use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
 /// Themes shipped with fleetop (also in `themes/`), built into the binary.
-pub const SHIPPED: &[(&str, &str)] = &[
+pub(crate) const SHIPPED: &[(&str, &str)] = &[
     ("default", include_str!("../../themes/default.toml")),
     ("light", include_str!("../../themes/light.toml")),
     (
@@ -37,7 +37,7 @@ pub struct Theme {
 /// A theme file: every key optional, unknown keys are errors.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ThemeFile {
+pub(crate) struct ThemeFile {
     /// Ordinary text.
     pub text: Option<String>,
     /// Secondary text, stale rows.
@@ -174,7 +174,7 @@ impl Theme {
         Style::new().fg(self.text)
     }
 
-    pub fn dim(&self) -> Style {
+    pub(crate) fn dim(&self) -> Style {
         Style::new().fg(self.dim).add_modifier(Modifier::DIM)
     }
 
@@ -182,11 +182,11 @@ impl Theme {
         Style::new().fg(self.header).add_modifier(Modifier::BOLD)
     }
 
-    pub fn border(&self) -> Style {
+    pub(crate) fn border(&self) -> Style {
         Style::new().fg(self.border)
     }
 
-    pub fn accent(&self) -> Style {
+    pub(crate) fn accent(&self) -> Style {
         Style::new().fg(self.accent).add_modifier(Modifier::BOLD)
     }
 
@@ -221,7 +221,7 @@ impl Theme {
     }
 
     /// The ramp colour for `fraction` in 0..=1.
-    pub fn ramp(&self, fraction: f64) -> Color {
+    pub(crate) fn ramp(&self, fraction: f64) -> Color {
         let n = self.util_ramp.len();
         let i = (fraction.clamp(0.0, 1.0) * (n - 1) as f64).round() as usize;
         self.util_ramp[i.min(n - 1)]
@@ -229,7 +229,7 @@ impl Theme {
 }
 
 /// The theme to use: `--theme`, then the config file's, then the default; `NO_COLOR` strips colour.
-pub fn choose(flag: Option<&str>, config: Option<&str>) -> Result<Theme, String> {
+pub(crate) fn choose(flag: Option<&str>, config: Option<&str>) -> Result<Theme, String> {
     let theme = match flag.or(config) {
         Some(name) => Theme::load(name)?,
         None => Theme::default(),

@@ -14,12 +14,12 @@ use crate::telemetry::Source;
 use model::Role;
 
 /// Seed of the built-in demo fleet; fixed so every demo (and its snapshot tests) look the same.
-pub const DEMO_SEED: u64 = 2026;
+pub(crate) const DEMO_SEED: u64 = 2026;
 
 /// Simulates every node of an inventory. Each node's output is encoded as agent NDJSON and decoded
 /// by the same [`StreamDecoder`] the SSH transport uses, so the demo runs the real pipeline.
 #[derive(Debug, Clone)]
-pub struct SimTransport {
+pub(crate) struct SimTransport {
     pub seed: u64,
 }
 

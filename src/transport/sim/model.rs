@@ -4,13 +4,13 @@ use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::{GpuSample, NodeSample};
 
 /// Nodes that never answer in the demo fleet.
-pub const UNREACHABLE: [&str; 2] = ["c017n2", "c203n1"];
+pub(crate) const UNREACHABLE: [&str; 2] = ["c017n2", "c203n1"];
 /// The node whose GPU 5 fell off the bus (XID 79).
-pub const XID79_NODE: &str = "c042n3";
+pub(crate) const XID79_NODE: &str = "c042n3";
 /// The node with a pending row remap on GPU 2.
-pub const REMAP_NODE: &str = "c118n1";
+pub(crate) const REMAP_NODE: &str = "c118n1";
 /// Nodes with one hot GPU (index 3).
-pub const HOT_NODES: [&str; 3] = ["c077n1", "c145n2", "c260n1"];
+pub(crate) const HOT_NODES: [&str; 3] = ["c077n1", "c145n2", "c260n1"];
 
 /// How one simulated node behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -37,7 +37,7 @@ impl NodePlan {
 /// pile up on the node with every snapshot. The command runs in the background; a watcher reads the session's
 /// stdin, which ends when the session does, and then signals the session's process group (sshd gives each
 /// session its own), children included. The command's exit status is kept.
-pub fn ending_with_session(command: &str) -> String {
+pub(crate) fn ending_with_session(command: &str) -> String {
     // A background list's stdin is /dev/null in sh, so the session's stdin goes to the watcher on fd 3; the
     // watcher's own output goes nowhere, or sshd would keep the channel open for it.
     const WATCH: &str = r#"sh -c 'exec 3<&0; "$@" 3<&- & c=$!; { cat <&3; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-; wait $c' fleetop"#;

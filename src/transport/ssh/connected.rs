@@ -24,7 +24,7 @@ pub fn fail(kind: FailureKind, detail: impl Into<String>) -> NodeFailure {
 }
 
 /// An authenticated session, plus the tunnel it runs through when a jump host is used.
-pub struct Connected {
+pub(crate) struct Connected {
     pub session: Session,
     /// The socket the session reads, for `poll` by a tunnel built on top of it.
     pub fd: RawFd,
@@ -33,7 +33,7 @@ pub struct Connected {
 }
 
 /// Stops the pump thread when dropped, which closes the tunnel and the jump session.
-pub struct Tunnel {
+pub(crate) struct Tunnel {
     stop: Arc<AtomicBool>,
 }
 

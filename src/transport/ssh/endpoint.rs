@@ -19,7 +19,7 @@ pub struct Endpoint {
 }
 
 /// Loads the ssh client config named by the inventory; a missing file is no config, a broken one an error.
-pub fn load_ssh_config(inv: &Inventory) -> anyhow::Result<Option<SshConfig>> {
+pub(crate) fn load_ssh_config(inv: &Inventory) -> anyhow::Result<Option<SshConfig>> {
     let Some(path) = inv.settings.ssh_config.as_deref() else {
         return Ok(None);
     };
@@ -108,7 +108,7 @@ fn parse_jump(spec: &str) -> Result<(Option<String>, String, Option<u16>), Strin
 }
 
 /// The endpoint for a host that is not a node (a Slurm controller): defaults, then ssh config.
-pub fn resolve_host(inv: &Inventory, config: Option<&SshConfig>, alias: &str) -> Endpoint {
+pub(crate) fn resolve_host(inv: &Inventory, config: Option<&SshConfig>, alias: &str) -> Endpoint {
     let s = &inv.settings;
     hop(
         config,
@@ -121,7 +121,7 @@ pub fn resolve_host(inv: &Inventory, config: Option<&SshConfig>, alias: &str) ->
 }
 
 /// The endpoint for one node. Precedence: `[[node]]`, then `[defaults]`, then ssh config, then built-ins.
-pub fn resolve(
+pub(crate) fn resolve(
     inv: &Inventory,
     config: Option<&SshConfig>,
     id: NodeId,

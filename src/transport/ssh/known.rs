@@ -58,7 +58,7 @@ pub struct KnownHosts {
 }
 
 /// The key type name an SSH public key blob carries first (`ssh-ed25519`, `ssh-rsa`, …).
-pub fn blob_type(blob: &[u8]) -> Option<&str> {
+pub(crate) fn blob_type(blob: &[u8]) -> Option<&str> {
     let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
     std::str::from_utf8(blob.get(4..4usize.checked_add(len)?)?).ok()
 }
@@ -153,7 +153,7 @@ fn hmac_sha1(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The name OpenSSH looks a host up by: lower case, `[host]:port` for any port but 22.
-pub fn lookup_name(host: &str, port: u16) -> String {
+pub(crate) fn lookup_name(host: &str, port: u16) -> String {
     let host = host.to_lowercase();
     if port == 22 {
         host

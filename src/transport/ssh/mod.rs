@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use command::NodePlan;
-pub use connected::NodeFailure;
 use gate::Gate;
 use worker::Worker;
 
@@ -77,7 +76,7 @@ pub struct SshTransport {
 
 impl Timeouts {
     /// The inventory's connection timeouts.
-    pub fn from_settings(s: &crate::inventory::Settings) -> Timeouts {
+    pub(crate) fn from_settings(s: &crate::inventory::Settings) -> Timeouts {
         Timeouts {
             connect: s.connect_timeout,
             handshake: s.handshake_timeout,
@@ -134,7 +133,7 @@ impl SshTransport {
 impl SshTransport {
     /// Asks each node for one sample and stops (`agent --once`, one nvidia-smi pass): a snapshot then costs
     /// the nodes one sample each instead of a stream while the slowest node is waited for.
-    pub fn one_pass(mut self) -> Self {
+    pub(crate) fn one_pass(mut self) -> Self {
         self.one_pass = true;
         for plan in &mut self.plans {
             plan.commands(true);

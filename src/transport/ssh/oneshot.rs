@@ -39,7 +39,11 @@ pub fn run(
 /// Runs `command` on a new channel of an existing session, for at most `limit` (checked whenever a read
 /// returns, so on a shared session whose timeout is longer the wait may overrun by that timeout). The
 /// session's timeout is left as it is: telemetry may stream through the same session.
-pub fn run_on(s: &ssh2::Session, command: &str, limit: Duration) -> Result<Completed, ssh2::Error> {
+pub(crate) fn run_on(
+    s: &ssh2::Session,
+    command: &str,
+    limit: Duration,
+) -> Result<Completed, ssh2::Error> {
     let deadline = Instant::now() + limit;
     let mut channel = s.channel_session()?;
     channel.exec(command)?;

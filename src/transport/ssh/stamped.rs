@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub struct Stamped<T> {
+pub(crate) struct Stamped<T> {
     modified: Option<SystemTime>,
     value: Arc<T>,
 }

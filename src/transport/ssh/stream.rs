@@ -15,14 +15,14 @@ const STDERR_KEEP: usize = 4096;
 
 /// How a remote command ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The receiver went away: fleetop is shutting down.
     Stopped,
     Exited(Exit),
 }
 
 #[derive(Debug)]
-pub struct Exit {
+pub(crate) struct Exit {
     pub code: i32,
     pub signal: Option<String>,
     pub stderr: String,
@@ -33,7 +33,7 @@ pub struct Exit {
 impl Exit {
     /// One line for the operator: the exit status and the last thing the command said on stderr
     /// (login noise such as motd or "Could not chdir to home directory" comes first, the error last).
-    pub fn describe(&self, what: &str) -> String {
+    pub(crate) fn describe(&self, what: &str) -> String {
         let how = match (&self.signal, signal_name(self.code)) {
             (Some(sig), _) => format!("{what} was killed by signal {sig}"),
             // The remote shell reports a child killed by signal N as status 128 + N.

@@ -7,7 +7,7 @@ use crate::inventory::NodeId;
 use crate::telemetry::health::Health;
 
 /// Most entries kept; older ones are dropped.
-pub const CAPACITY: usize = 2000;
+pub(crate) const CAPACITY: usize = 2000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {

@@ -269,7 +269,7 @@ impl App {
     }
 
     /// Applies filter and sort to the rows.
-    pub fn reorder(&mut self) {
+    pub(crate) fn reorder(&mut self) {
         let inv = self.fleet.inventory();
         let mut order: Vec<usize> = (0..self.rows.len()).filter(|&i| self.matches(i)).collect();
         let rows = &self.rows;
@@ -349,7 +349,7 @@ impl App {
     }
 
     /// Wall-clock time of an instant, for display.
-    pub fn wall_time(&self, at: Instant) -> SystemTime {
+    pub(crate) fn wall_time(&self, at: Instant) -> SystemTime {
         let (base, wall) = self.wall_base;
         if at >= base {
             wall + (at - base)

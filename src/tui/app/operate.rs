@@ -32,7 +32,7 @@ pub struct Confirm {
 }
 
 impl Confirm {
-    pub fn needs_count(&self) -> bool {
+    pub(crate) fn needs_count(&self) -> bool {
         self.request.nodes.len() > 1
     }
 
@@ -76,7 +76,7 @@ pub enum ActionEvent {
 
 impl ActionEvent {
     /// The runner's report, as the TUI takes it: a refusal or a stop is a failure on screen.
-    pub fn from_progress(kind: ActionKind, progress: actions::run::Progress) -> ActionEvent {
+    pub(crate) fn from_progress(kind: ActionKind, progress: actions::run::Progress) -> ActionEvent {
         use actions::run::Progress as P;
         match progress {
             P::Started { node, kind } => ActionEvent::Started { node, kind },
@@ -109,7 +109,7 @@ pub struct Operations {
 
 impl App {
     /// The nodes an action applies to: the marked ones, else the selected one.
-    pub fn targets(&self) -> Vec<NodeId> {
+    pub(crate) fn targets(&self) -> Vec<NodeId> {
         if self.ops.marks.is_empty() {
             vec![self.selected]
         } else {
@@ -117,19 +117,19 @@ impl App {
         }
     }
 
-    pub fn toggle_mark(&mut self) {
+    pub(crate) fn toggle_mark(&mut self) {
         if !self.ops.marks.remove(&self.selected) {
             self.ops.marks.insert(self.selected);
         }
     }
 
-    pub fn mark_filtered(&mut self) {
+    pub(crate) fn mark_filtered(&mut self) {
         let ids: Vec<NodeId> = self.order.iter().map(|&i| self.rows[i].id).collect();
         self.ops.marks.extend(ids);
     }
 
     /// Starts drain, undrain or reboot of the targets: the reason prompt first.
-    pub fn begin(&mut self, kind: ActionKind) {
+    pub(crate) fn begin(&mut self, kind: ActionKind) {
         if self.ops.read_only || self.fleet.inventory().actions.read_only {
             self.ops.failures.push(format!(
                 "read-only: {} refused (--read-only or [actions] read_only)",
@@ -208,7 +208,7 @@ impl App {
 
     /// Acknowledges the targets' XIDs as they stand: they stop raising the node's health until one happens
     /// again. Each acknowledgement goes to the audit log.
-    pub fn acknowledge_xids(&mut self, reason: &str) {
+    pub(crate) fn acknowledge_xids(&mut self, reason: &str) {
         let operator = actions::operator();
         for n in self.targets() {
             let covered = self
@@ -244,7 +244,7 @@ impl App {
         self.refresh();
     }
 
-    pub fn submit(&mut self, confirm: Confirm) {
+    pub(crate) fn submit(&mut self, confirm: Confirm) {
         for &n in &confirm.request.nodes {
             self.ops
                 .progress
@@ -340,7 +340,7 @@ impl App {
     }
 
     /// Overlays operator states on the rows and settles reboots: gone down and back, or past the deadline.
-    pub fn overlay_operations(&mut self) {
+    pub(crate) fn overlay_operations(&mut self) {
         let now = self.now;
         let mut back = Vec::new();
         for (&node, reboot) in self.ops.reboots.iter_mut() {

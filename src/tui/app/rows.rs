@@ -34,7 +34,7 @@ pub struct NodeRow {
 }
 
 impl NodeRow {
-    pub fn from_view(v: &NodeView) -> NodeRow {
+    pub(crate) fn from_view(v: &NodeView) -> NodeRow {
         let samples = || v.gpus.iter().map(|g| g.sample);
         let utils: Vec<u32> = samples().filter_map(|g| g.util_pct).collect();
         let powers: Vec<f64> = samples().filter_map(|g| g.power_w).collect();
@@ -70,7 +70,7 @@ impl NodeRow {
     }
 
     /// `X` XID, `E` ECC, `R` row remap, `T` hardware throttling.
-    pub fn flags(&self) -> String {
+    pub(crate) fn flags(&self) -> String {
         [
             (self.has_xid, 'X'),
             (self.has_ecc, 'E'),

@@ -23,7 +23,7 @@ fn centered(body: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-pub fn render_confirm(c: &Confirm, theme: &Theme, frame: &mut Frame, body: Rect) {
+pub(crate) fn render_confirm(c: &Confirm, theme: &Theme, frame: &mut Frame, body: Rect) {
     let kind = c.request.kind.as_str();
     let n = c.request.nodes.len();
     let width = body.width.saturating_sub(4).min(110);
@@ -128,7 +128,7 @@ fn capitalise(word: &str) -> String {
 }
 
 /// Failures stay here until the operator presses enter or esc.
-pub fn render_failures(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
+pub(crate) fn render_failures(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
     let failures = &app.ops.failures;
     let width = body.width.saturating_sub(2);
     let inner = usize::from(width.saturating_sub(2));

@@ -4,16 +4,16 @@ use std::time::{Duration, SystemTime};
 
 use crate::fleet::history::MISSING;
 
-pub fn pct(v: Option<f64>) -> String {
+pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |x| format!("{x:.0}%"))
 }
 
-pub fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
+pub(crate) fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
     v.map_or_else(|| "–".into(), |x| format!("{x}{unit}"))
 }
 
 /// Watts as kW (or MW past 1,000 kW), one decimal.
-pub fn kw(watts: f64) -> String {
+pub(crate) fn kw(watts: f64) -> String {
     if watts >= 1_000_000.0 {
         format!("{:.2} MW", watts / 1_000_000.0)
     } else {
@@ -22,7 +22,7 @@ pub fn kw(watts: f64) -> String {
 }
 
 /// A short age: `0.4s`, `12s`, `3m`, `2h`.
-pub fn age(d: Option<Duration>) -> String {
+pub(crate) fn age(d: Option<Duration>) -> String {
     let Some(d) = d else { return "–".into() };
     let s = d.as_secs_f64();
     if s < 10.0 {
@@ -59,7 +59,7 @@ pub fn bar(fraction: Option<f64>, width: usize) -> String {
 }
 
 /// The last `width` values as a sparkline (0..=100 scale); gaps where values are missing.
-pub fn sparkline(values: &[u8], width: usize, max: u8) -> String {
+pub(crate) fn sparkline(values: &[u8], width: usize, max: u8) -> String {
     const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let start = values.len().saturating_sub(width);
     let mut s: String = values[start..]

@@ -21,7 +21,7 @@ use crate::inventory::NodeId;
 use format::{kw, pct};
 
 /// The screen's three bands: header (totals and tabs), body (the view), footer (hints or input).
-pub fn areas(area: Rect) -> [Rect; 3] {
+pub(crate) fn areas(area: Rect) -> [Rect; 3] {
     Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(1),
@@ -308,7 +308,7 @@ pub fn hit(app: &App, column: u16, row: u16) -> Option<Hit> {
 }
 
 /// Keeps `selected` visible in a window of `height` rows; returns the first row to show.
-pub fn scroll_offset(selected: Option<usize>, height: usize) -> usize {
+pub(crate) fn scroll_offset(selected: Option<usize>, height: usize) -> usize {
     match selected {
         Some(s) if height > 0 && s >= height => s + 1 - height,
         _ => 0,
@@ -316,7 +316,7 @@ pub fn scroll_offset(selected: Option<usize>, height: usize) -> usize {
 }
 
 /// The style for a node's state: failures stand out, stale data is dimmed.
-pub fn state_style(theme: &Theme, state: crate::fleet::NodeState) -> Style {
+pub(crate) fn state_style(theme: &Theme, state: crate::fleet::NodeState) -> Style {
     use crate::fleet::NodeState;
     match state {
         NodeState::Up => theme.text(),

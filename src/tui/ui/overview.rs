@@ -40,18 +40,18 @@ fn cabinet_width(fleet: &FleetState) -> u16 {
 }
 
 /// Cabinets on one line at `width` columns.
-pub fn cabinets_per_line(fleet: &FleetState, width: u16) -> usize {
+pub(crate) fn cabinets_per_line(fleet: &FleetState, width: u16) -> usize {
     (usize::from(width.saturating_sub(label_width(fleet))) / usize::from(cabinet_width(fleet)))
         .max(1)
 }
 
-/// Nodes on one line (for paging estimates).
-pub fn nodes_per_line(fleet: &FleetState, width: u16) -> usize {
-    cabinets_per_line(fleet, width) * usize::from(cabinet_width(fleet) - 1)
-}
-
 /// The node in the same slot of the cabinet `delta` lines above or below.
-pub fn vertical_neighbour(fleet: &FleetState, width: u16, node: NodeId, delta: isize) -> NodeId {
+pub(crate) fn vertical_neighbour(
+    fleet: &FleetState,
+    width: u16,
+    node: NodeId,
+    delta: isize,
+) -> NodeId {
     let inv = fleet.inventory();
     let cabinet = inv.nodes[node].cabinet;
     let slot = inv.cabinets[cabinet]
