@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{shared, Behaviour, Fleet, Quirks, Spec};
+use crate::common::{shared, Fleet, Spec};
 use crate::measure::*;
 
 /// ssh options every OpenSSH-based peer gets: the fleet's key, known_hosts, port, and curve25519.
@@ -116,12 +116,7 @@ pub(crate) struct Cold {
 
 /// A loopback fleet of `n` sshd nodes, each running the real agent on 8 fake GPUs.
 pub(crate) fn agent_fleet(n: usize) -> Fleet {
-    Fleet::start(
-        (0..n)
-            .map(|i| Behaviour::Agent(Spec::node(i as u32, 8)))
-            .collect(),
-        Quirks::default(),
-    )
+    Fleet::agents(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 pub(crate) fn cold(n: usize) -> Cold {

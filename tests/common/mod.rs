@@ -226,6 +226,14 @@ fn free_port() -> u16 {
 }
 
 impl Fleet {
+    /// `n` healthy agent nodes of 8 GPUs each, every value distinct (seeded by the node's position).
+    pub fn agents(n: u32) -> Fleet {
+        Fleet::start(
+            (0..n).map(|i| Behaviour::Agent(Spec::node(i, 8))).collect(),
+            Quirks::default(),
+        )
+    }
+
     /// Starts sshd for `behaviours.len()` nodes named `tn01…`, each on its own address.
     pub fn start(behaviours: Vec<Behaviour>, quirks: Quirks) -> Fleet {
         let block = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst);
