@@ -8,7 +8,9 @@ pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
-/// One GPU at one instant. `None` means the GPU does not report that value (never shown as 0).
+/// One GPU at one instant. `None` means the GPU does not report that value (never shown as 0). Fields added
+/// after the first wire version are left out of a line when `None` (an absent field reads as `None`), which
+/// keeps samples short.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GpuSample {
@@ -33,6 +35,7 @@ pub struct GpuSample {
     /// `[]`: checked, none).
     pub xid: Option<Vec<u32>>,
     /// Each XID with its count, first and last time and the driver's message (`None` from older agents).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub xid_events: Option<Vec<XidEvent>>,
     pub pcie_gen: Option<u32>,
     pub pcie_width: Option<u32>,
@@ -41,18 +44,26 @@ pub struct GpuSample {
     pub temp_shutdown_c: Option<u32>,
     pub mem_temp_max_c: Option<u32>,
     /// Rows remapped after uncorrectable errors (NVML_FI_DEV_REMAPPED_UNC).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remapped_rows_uncorrectable: Option<u64>,
     /// MIG mode as it is now; with MIG on, NVML reports no utilization for the whole GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mig_enabled: Option<bool>,
     /// PCI bus id as NVML prints it (`00000000:18:00.0`); XIDs in the kernel log name GPUs by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pci_bus_id: Option<String>,
     /// How far the GPU is below T.Limit now, in °C (negative: above it). nvml.h: margin temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_margin_c: Option<i32>,
     /// Thresholds relative to T.Limit (nvml.h fields 193-196): the margin at which the GPU shuts down,
     /// starts hardware slowdown, starts software slowdown for memory temperature, and drops below base clock.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_shutdown_c: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_slowdown_c: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_mem_max_c: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_gpu_max_c: Option<i32>,
     /// Queries that failed with an error other than "not supported", and values rejected as implausible.
     /// Any error but `implausible` makes the GPU `crit`.

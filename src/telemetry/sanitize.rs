@@ -30,10 +30,16 @@ pub fn bounded(text: &str, max: usize) -> String {
     }
 }
 
-/// A node's string as fleetop keeps it: bounded, with terminal controls and bidi characters made visible, so
-/// no output (table, CSV, prom, TUI, JSON) can carry them raw.
-fn inert(text: &str, max: usize) -> String {
-    bounded(&crate::text::escape(text), max)
+/// Makes a node's string as fleetop keeps it: bounded, with terminal controls and bidi characters made
+/// visible, so no output (table, CSV, prom, TUI, JSON) can carry them raw. A string that needs neither (the
+/// usual case, every sample) is left as it is, without a copy.
+fn make_inert(text: &mut String, max: usize) {
+    let escaped = crate::text::escape(text);
+    if matches!(escaped, std::borrow::Cow::Borrowed(_)) && text.len() <= max {
+        return;
+    }
+    let safe = bounded(&escaped, max);
+    *text = safe;
 }
 
 impl NodeSample {
@@ -46,15 +52,23 @@ impl NodeSample {
             ));
             self.gpus.truncate(max_gpus);
         }
-        let mut seen = std::collections::HashSet::new();
+        // At most 64 GPUs remain here, so a sorted copy of their indices finds repeats without a hash set.
+        let mut indices: Vec<u32> = self.gpus.iter().map(|g| g.index).collect();
+        indices.sort_unstable();
+        let repeated = indices.windows(2).any(|w| w[0] == w[1]);
         let mut duplicates = Vec::new();
-        self.gpus.retain(|g| {
-            let first = seen.insert(g.index);
-            if !first {
-                duplicates.push(g.index);
-            }
-            first
-        });
+        if repeated {
+            let mut seen = Vec::with_capacity(self.gpus.len());
+            self.gpus.retain(|g| {
+                let first = !seen.contains(&g.index);
+                if first {
+                    seen.push(g.index);
+                } else {
+                    duplicates.push(g.index);
+                }
+                first
+            });
+        }
         duplicates.dedup();
         for index in duplicates.into_iter().take(MAX_LIST) {
             self.warnings
@@ -65,7 +79,7 @@ impl NodeSample {
         }
         self.warnings.truncate(MAX_WARNINGS);
         for w in &mut self.warnings {
-            *w = inert(w, MAX_TEXT_CHARS);
+            make_inert(w, MAX_TEXT_CHARS);
         }
         if let Some(list) = &mut self.sxid {
             bound_events(list);
@@ -177,19 +191,19 @@ impl GpuSample {
         self.errors.extend(rejected);
         self.errors.truncate(MAX_LIST);
         for e in &mut self.errors {
-            e.query = inert(&e.query, MAX_ID_CHARS);
-            e.detail = inert(&e.detail, MAX_TEXT_CHARS);
+            make_inert(&mut e.query, MAX_ID_CHARS);
+            make_inert(&mut e.detail, MAX_TEXT_CHARS);
         }
         for text in [&mut self.uuid, &mut self.name, &mut self.pci_bus_id]
             .into_iter()
             .flatten()
         {
-            *text = inert(text, MAX_ID_CHARS);
+            make_inert(text, MAX_ID_CHARS);
         }
         if let Some(reasons) = &mut self.throttle {
             reasons.truncate(MAX_LIST);
             for r in reasons.iter_mut() {
-                *r = inert(r, MAX_ID_CHARS);
+                make_inert(r, MAX_ID_CHARS);
             }
         }
         if let Some(codes) = &mut self.xid {
@@ -205,7 +219,7 @@ fn bound_events(events: &mut Vec<XidEvent>) {
     events.truncate(MAX_LIST);
     for e in events {
         if let Some(t) = &mut e.text {
-            *t = inert(t, MAX_TEXT_CHARS);
+            make_inert(t, MAX_TEXT_CHARS);
         }
     }
 }
