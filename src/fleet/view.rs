@@ -150,14 +150,17 @@ impl FleetState {
 
 /// GPUs that reported values, each index once: a lost GPU is listed but not seen.
 pub fn gpus_seen(gpus: &[GpuView]) -> usize {
-    let mut indices: Vec<u32> = gpus
-        .iter()
-        .filter(|g| g.sample.reported_values())
-        .map(|g| g.sample.index)
-        .collect();
-    indices.sort_unstable();
-    indices.dedup();
-    indices.len()
+    // Samples hold at most 64 GPUs with distinct indices (sanitize drops repeats): a bitmask counts them
+    // without allocating, once per node per refresh.
+    let mut seen: u64 = 0;
+    let mut beyond = 0;
+    for g in gpus.iter().filter(|g| g.sample.reported_values()) {
+        match 1u64.checked_shl(g.sample.index) {
+            Some(bit) => seen |= bit,
+            None => beyond += 1,
+        }
+    }
+    seen.count_ones() as usize + beyond
 }
 
 /// Fleet totals over a set of node views.

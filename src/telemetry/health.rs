@@ -157,6 +157,9 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
 
 /// A failed query is a verdict (nvml.h return codes), one reason per kind of failure.
 fn query_errors(v: &mut Verdict, gpu: &GpuSample) {
+    if gpu.errors.is_empty() {
+        return;
+    }
     let mut kinds: Vec<GpuErrorKind> = gpu.errors.iter().map(|e| e.kind).collect();
     kinds.sort();
     kinds.dedup();
@@ -254,6 +257,9 @@ fn temperatures(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
 
 /// Each XID by NVIDIA's classification; an acknowledged one is information until it happens again.
 fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged) {
+    if gpu.xid.as_ref().is_none_or(Vec::is_empty) {
+        return;
+    }
     for (code, count) in gpu.xid_counts() {
         let (health, what) = classify_xid(code);
         let times = if count > 1 {

@@ -29,7 +29,9 @@ where
             self,
             mut seq: A,
         ) -> Result<Self::Value, A::Error> {
-            let mut kept = Vec::new();
+            // Sized for a full node up front: growing a vector of large samples copies it each time.
+            let mut kept =
+                Vec::with_capacity(seq.size_hint().unwrap_or(8).min(MAX_GPUS_PER_SAMPLE + 1));
             while kept.len() <= MAX_GPUS_PER_SAMPLE {
                 match seq.next_element()? {
                     Some(g) => kept.push(g),

@@ -126,9 +126,7 @@ pub fn run(
             Ok(n) => {
                 let mut alive = true;
                 decoder.feed(&buf[..n], &mut |event| {
-                    for event in pace.admit(event) {
-                        alive &= sink.send(event);
-                    }
+                    pace.admit(event, &mut |e| alive &= sink.send(e));
                 });
                 if !alive {
                     return Ok(Ended::Stopped);
@@ -194,10 +192,11 @@ impl Pace {
         }
     }
 
-    /// The events to send for `event`: none, itself, or a note about dropped samples and itself.
-    fn admit(&mut self, event: NodeEvent) -> Vec<NodeEvent> {
+    /// Sends `event` on, unless it is a sample too soon after the last one; a note about dropped samples
+    /// goes ahead of the next sample that passes.
+    fn admit(&mut self, event: NodeEvent, send: &mut impl FnMut(NodeEvent)) {
         if !matches!(event, NodeEvent::Sample(_)) {
-            return vec![event];
+            return send(event);
         }
         let now = Instant::now();
         if self
@@ -205,18 +204,16 @@ impl Pace {
             .is_some_and(|at| now.duration_since(at) < self.gap)
         {
             self.dropped += 1;
-            return Vec::new();
+            return;
         }
         self.last = Some(now);
-        let mut out = Vec::with_capacity(2);
         if self.dropped > 0 {
-            out.push(NodeEvent::BadLine(format!(
+            send(NodeEvent::BadLine(format!(
                 "{} sample(s) dropped: the node sends faster than its interval",
                 std::mem::take(&mut self.dropped)
             )));
         }
-        out.push(event);
-        out
+        send(event);
     }
 }
 
