@@ -72,12 +72,24 @@ fn once_prints_hello_and_one_exact_sample() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 2, "{text}");
+    let mut hello = lines[0].clone();
+    let kernel = hello
+        .as_object_mut()
+        .unwrap()
+        .remove("kernel")
+        .expect("the hello names the kernel");
     assert_eq!(
-        lines[0],
+        hello,
         json!({"fleetop_agent": 1, "version": env!("CARGO_PKG_VERSION"), "driver": "550.90.07", "cuda": "12.4", "gpus": 2})
     );
+    let uname =
+        String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
+    assert_eq!(kernel, uname.trim());
     let g0 = &lines[1]["gpus"][0];
     assert_eq!(g0["uuid"], "GPU-aaa");
+    assert_eq!(g0["serial"], "1652-aaa");
+    assert_eq!(g0["vbios"], "96.00.99.00.01");
+    assert_eq!(g0["pci_bus_id"], "00000000:01:00.0");
     assert_eq!(g0["util_pct"], 97);
     assert_eq!(g0["mem_util_pct"], 41);
     assert_eq!(g0["mem_used_mib"], 70000);

@@ -66,14 +66,14 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     for n in nodes {
         assert_eq!(
             keys(n),
-            set("name cabinet tenant state health source sample_age_ms error reasons gpus")
+            set("name cabinet tenant state health source sample_age_ms error driver cuda agent_version kernel reasons gpus")
         );
         for g in n["gpus"].as_array().unwrap() {
             assert_eq!(
                 keys(g),
                 set("index uuid name util_pct mem_util_pct mem_used_mib mem_total_mib temp_c mem_temp_c power_w \
                      power_limit_w sm_clock_mhz throttle ecc_uncorrected remapped_rows_pending \
-                     remapped_rows_failed remapped_rows_uncorrectable mig_enabled pci_bus_id tlimit_margin_c \
+                     remapped_rows_failed remapped_rows_uncorrectable mig_enabled pci_bus_id serial vbios tlimit_margin_c \
                      xid xid_events errors health reasons")
             );
         }

@@ -386,6 +386,25 @@ fn lost_gpus_reset_rows_and_xids_before_the_agent_started_are_crit() {
 
     let ok = node(&doc, "tn01");
     assert_eq!(ok["health"], "ok", "{ok:#}");
+    // Identity: what the agent says about the node and each GPU.
+    assert_eq!(ok["driver"], "550.90.07");
+    assert_eq!(ok["cuda"], "12.4");
+    assert_eq!(ok["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        ok["kernel"].as_str().is_some_and(|k| !k.is_empty()),
+        "{ok:#}"
+    );
+    let g = &ok["gpus"][3];
+    assert_eq!(g["name"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(g["uuid"], "GPU-0001-0003");
+    assert_eq!(g["serial"], "16520003");
+    assert_eq!(g["vbios"], "96.00.99.00.01");
+    assert_eq!(g["pci_bus_id"], "00000000:04:00.0");
+    assert_eq!(
+        node(&doc, "tn03")["driver"],
+        serde_json::Value::Null,
+        "nvidia-smi: not known"
+    );
     assert_eq!(ok["gpus"][0]["xid"], serde_json::json!([]), "checked, none");
 
     let n = node(&doc, "tn02");

@@ -123,6 +123,7 @@ fn stream(
             .ok()
             .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10)),
         gpus: devices.len() as u32,
+        kernel: kernel_release(),
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -172,6 +173,19 @@ fn attach_xids(gpu: &mut GpuSample, from_log: Option<&Tally>, from_events: Optio
     };
     gpu.xid = tally.as_ref().map(Tally::codes);
     gpu.xid_events = tally.map(|t| t.events().to_vec());
+}
+
+/// `uname -r`.
+fn kernel_release() -> Option<String> {
+    // SAFETY: uname fills the struct we own; the release field is a NUL-terminated C string.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return None;
+        }
+        let release = std::ffi::CStr::from_ptr(u.release.as_ptr());
+        Some(release.to_string_lossy().into_owned())
+    }
 }
 
 /// Writes one NDJSON line; false once stdout is closed, which means the jump host went away (a normal end).

@@ -31,6 +31,8 @@ pub(crate) struct GpuIdentity {
     pub name: Option<String>,
     pub pci: Option<PciAddr>,
     pub pci_bus_id: Option<String>,
+    pub serial: Option<String>,
+    pub vbios: Option<String>,
     pub temp_slowdown_c: Option<u32>,
     pub temp_shutdown_c: Option<u32>,
     pub mem_temp_max_c: Option<u32>,
@@ -112,6 +114,8 @@ pub(crate) fn identity(nvml: &Nvml, index: u32, device: &Device) -> GpuIdentity 
                 })
             }),
         pci_bus_id: pci.map(|p| p.bus_id),
+        serial: ignored.get("serial", device.serial()),
+        vbios: ignored.get("vbios", device.vbios_version()),
         temp_slowdown_c: legacy(TemperatureThreshold::Slowdown),
         temp_shutdown_c: legacy(TemperatureThreshold::Shutdown),
         mem_temp_max_c: legacy(TemperatureThreshold::MemoryMax),
@@ -126,6 +130,8 @@ pub fn sample(nvml: &Nvml, id: &GpuIdentity, device: &Device) -> GpuSample {
         uuid: id.uuid.clone(),
         name: id.name.clone(),
         pci_bus_id: id.pci_bus_id.clone(),
+        serial: id.serial.clone(),
+        vbios: id.vbios.clone(),
         ..Default::default()
     };
     let util = a.get("utilization", device.utilization_rates());

@@ -91,6 +91,8 @@ pub struct NodeStatus {
     pub source: Option<Source>,
     /// What the remote side said about itself (agent version, driver).
     pub detail: Option<String>,
+    /// The agent's hello (version, driver, CUDA, kernel); `None` for nvidia-smi.
+    pub hello: Option<crate::telemetry::wire::AgentHello>,
     pub sample: Option<NodeSample>,
     pub sample_at: Option<Instant>,
     /// Cleared by the next sample or stream start.
@@ -156,9 +158,14 @@ impl FleetState {
             NodeEvent::Connecting => {}
             // A running command is not yet data: a node that says hello and never samples keeps its last
             // failure until a sample clears it, instead of looking like it is still connecting.
-            NodeEvent::Streaming { source, detail } => {
+            NodeEvent::Streaming {
+                source,
+                detail,
+                hello,
+            } => {
                 node.source = Some(source);
                 node.detail = Some(detail);
+                node.hello = hello.map(|h| *h);
             }
             NodeEvent::Sample(sample) => {
                 for gpu in &sample.gpus {

@@ -32,6 +32,8 @@ pub struct NodeView<'a> {
     pub gpus: Vec<GpuView<'a>>,
     /// The last sample, for node-level data (SXids, unmatched XIDs, warnings).
     pub sample: Option<&'a crate::telemetry::NodeSample>,
+    /// The agent's hello: driver, CUDA, agent version, kernel.
+    pub hello: Option<&'a crate::telemetry::wire::AgentHello>,
 }
 
 /// How to treat nodes that have not answered yet.
@@ -138,6 +140,7 @@ impl FleetState {
             expected_gpus: spec.expected_gpus,
             gpus,
             sample: status.sample.as_ref(),
+            hello: status.hello.as_ref(),
         }
     }
 

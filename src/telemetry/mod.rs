@@ -52,6 +52,11 @@ pub struct GpuSample {
     /// PCI bus id as NVML prints it (`00000000:18:00.0`); XIDs in the kernel log name GPUs by it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pci_bus_id: Option<String>,
+    /// The board's serial number and VBIOS version, read once at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vbios: Option<String>,
     /// How far the GPU is below T.Limit now, in °C (negative: above it). nvml.h: margin temperature.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_margin_c: Option<i32>,

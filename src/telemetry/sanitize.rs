@@ -194,9 +194,15 @@ impl GpuSample {
             make_inert(&mut e.query, MAX_ID_CHARS);
             make_inert(&mut e.detail, MAX_TEXT_CHARS);
         }
-        for text in [&mut self.uuid, &mut self.name, &mut self.pci_bus_id]
-            .into_iter()
-            .flatten()
+        for text in [
+            &mut self.uuid,
+            &mut self.name,
+            &mut self.pci_bus_id,
+            &mut self.serial,
+            &mut self.vbios,
+        ]
+        .into_iter()
+        .flatten()
         {
             make_inert(text, MAX_ID_CHARS);
         }

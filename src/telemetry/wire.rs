@@ -53,6 +53,23 @@ pub struct AgentHello {
     pub driver: Option<String>,
     pub cuda: Option<String>,
     pub gpus: u32,
+    /// The node's kernel release (`uname -r`); absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
+}
+
+impl AgentHello {
+    /// Every string in it escaped and bounded, like everything a node sends.
+    pub fn sanitize(&mut self) {
+        let inert = |t: &str| super::sanitize::bounded(&crate::text::escape(t), 64);
+        self.version = inert(&self.version);
+        for field in [&mut self.driver, &mut self.cuda, &mut self.kernel]
+            .into_iter()
+            .flatten()
+        {
+            *field = inert(field);
+        }
+    }
 }
 
 /// What one line of agent output turned out to be.

@@ -106,7 +106,7 @@ impl StreamDecoder {
 fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
     Some(match format {
         Format::Agent(source) => match decode_agent_line(text) {
-            AgentLine::Hello(h) => NodeEvent::Streaming {
+            AgentLine::Hello(mut h) => NodeEvent::Streaming {
                 source: *source,
                 // The node's own words: escaped and bounded like every string it sends.
                 detail: crate::telemetry::sanitize::bounded(
@@ -119,6 +119,10 @@ fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
                     )),
                     200,
                 ),
+                hello: {
+                    h.sanitize();
+                    Some(Box::new(h))
+                },
             },
             AgentLine::Sample(s) => NodeEvent::Sample(s),
             AgentLine::Bad(why) => NodeEvent::BadLine(why),

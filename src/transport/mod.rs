@@ -20,6 +20,8 @@ pub enum NodeEvent {
     Streaming {
         source: Source,
         detail: String,
+        /// What the agent said about itself; `None` for nvidia-smi.
+        hello: Option<Box<crate::telemetry::wire::AgentHello>>,
     },
     Sample(NodeSample),
     /// A line that could not be used (garbage, oversized, not UTF-8); counted, never fatal.

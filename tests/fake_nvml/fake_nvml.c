@@ -158,6 +158,20 @@ int nvmlDeviceGetHandleByIndex_v2(unsigned int i, void **d) {
 }
 int nvmlDeviceGetIndex(void *d, unsigned int *i) { gpu_t *g = dev(d); if (!g) return INVALID; *i = (unsigned)(g - gpus); return OK; }
 int nvmlDeviceGetUUID(void *d, char *buf, unsigned int len) { gpu_t *g = dev(d); if (!g) return INVALID; if (trouble(g)) return trouble(g); snprintf(buf, len, "%s", g->uuid); return OK; }
+int nvmlDeviceGetSerial(void *d, char *buf, unsigned int len) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    if (trouble(g)) return trouble(g);
+    snprintf(buf, len, "1652%s", g->uuid + (strlen(g->uuid) > 4 ? strlen(g->uuid) - 4 : 0));
+    return OK;
+}
+int nvmlDeviceGetVbiosVersion(void *d, char *buf, unsigned int len) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    if (trouble(g)) return trouble(g);
+    snprintf(buf, len, "96.00.99.00.01");
+    return OK;
+}
 int nvmlDeviceGetName(void *d, char *buf, unsigned int len) { gpu_t *g = dev(d); if (!g) return INVALID; snprintf(buf, len, "%s", g->name); return OK; }
 
 int nvmlDeviceGetUtilizationRates(void *d, util_t *u) {

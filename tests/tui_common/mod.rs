@@ -73,6 +73,7 @@ pub fn three_nodes(now: Instant) -> App {
     let streaming = || NodeEvent::Streaming {
         source: Source::Agent,
         detail: "fleetop agent 0.1.0 · driver 550.90.07 · CUDA 12.4 · 4 GPUs".into(),
+        hello: None,
     };
     app.on_msg(msg(0, now - Duration::from_secs(30), streaming()));
     for s in 0..30u32 {

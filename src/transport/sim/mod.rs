@@ -70,6 +70,7 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
             driver: Some("550.90.07".into()),
             cuda: Some("12.4".into()),
             gpus: inv.nodes[node].expected_gpus,
+            kernel: Some("6.8.0-60-generic".into()),
         };
         feed_json(&mut decoders[node], sink, &hello);
     }

@@ -116,6 +116,8 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 mem_temp_max_c: Some(95),
                 mig_enabled: Some(false),
                 pci_bus_id: Some(format!("00000000:{:02X}:00.0", 0x18 + i * 0x10)),
+                serial: Some(format!("16523{:07}", n * 8 + g)),
+                vbios: Some("96.00.99.00.01".into()),
                 ..Default::default()
             };
             sicken(&spec.name, &mut gpu);

@@ -131,6 +131,7 @@ impl Worker {
         self.sink.send(NodeEvent::Streaming {
             source: Source::NvidiaSmi,
             detail: "nvidia-smi (no fleetop agent on the node)".into(),
+            hello: None,
         });
         let mut smi = StreamDecoder::smi(self.plan.expected_gpus);
         match stream::run(

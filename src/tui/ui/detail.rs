@@ -71,6 +71,21 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             theme.dim(),
         ));
     }
+    if let Some(h) = view.hello {
+        info.push(Line::styled(
+            format!(
+                "node: driver {} · CUDA {} · agent {} · kernel {}",
+                h.driver.as_deref().unwrap_or("?"),
+                h.cuda.as_deref().unwrap_or("?"),
+                h.version,
+                h.kernel.as_deref().unwrap_or("?")
+            ),
+            theme.dim(),
+        ));
+    }
+    for g in &view.gpus {
+        info.push(Line::styled(identity(g.sample), theme.dim()));
+    }
     let info_height = (info.len() as u16 + 1).min(area.height / 2);
     let [top, table_area] =
         Layout::vertical([Constraint::Length(info_height), Constraint::Min(0)]).areas(area);
@@ -171,6 +186,20 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         Table::new(rows, widths).header(header).column_spacing(1),
         table_area,
     );
+}
+
+/// `GPU 0: NVIDIA H100 80GB HBM3 · GPU-… · SN 1652… · PCI 00000000:18:00.0 · VBIOS 96.00…`.
+fn identity(s: &GpuSample) -> String {
+    let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+    format!(
+        "GPU {}: {} · {} · SN {} · PCI {} · VBIOS {}",
+        s.index,
+        or(&s.name),
+        or(&s.uuid),
+        or(&s.serial),
+        or(&s.pci_bus_id),
+        or(&s.vbios)
+    )
 }
 
 fn power(s: &GpuSample) -> String {
