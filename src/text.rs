@@ -7,7 +7,7 @@ use std::io::Write;
 
 /// Characters that change how a terminal shows what follows: C0 and C1 controls, DEL, bidi overrides and
 /// isolates, and the Unicode line separators.
-fn is_dangerous(c: char) -> bool {
+pub(crate) fn is_dangerous(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

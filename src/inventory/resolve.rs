@@ -333,10 +333,7 @@ fn tenants(
             break;
         }
         let name = t.name.get_ref().clone();
-        if let Some(bad) = name
-            .chars()
-            .find(|c| crate::text::escape(&c.to_string()) != c.to_string())
-        {
+        if let Some(bad) = name.chars().find(|&c| crate::text::is_dangerous(c)) {
             errors.push(loc.at(
                 t.name.span().start,
                 format!("tenant name {name:?} holds the control character {bad:?}"),

@@ -33,7 +33,7 @@ pub fn bounded(text: &str, max: usize) -> String {
 /// Makes a node's string as fleetop keeps it: bounded, with terminal controls and bidi characters made
 /// visible, so no output (table, CSV, prom, TUI, JSON) can carry them raw. A string that needs neither (the
 /// usual case, every sample) is left as it is, without a copy.
-fn make_inert(text: &mut String, max: usize) {
+pub(crate) fn make_inert(text: &mut String, max: usize) {
     let escaped = crate::text::escape(text);
     if matches!(escaped, std::borrow::Cow::Borrowed(_)) && text.len() <= max {
         return;

@@ -61,13 +61,16 @@ pub struct AgentHello {
 impl AgentHello {
     /// Every string in it escaped and bounded, like everything a node sends.
     pub fn sanitize(&mut self) {
-        let inert = |t: &str| super::sanitize::bounded(&crate::text::escape(t), 64);
-        self.version = inert(&self.version);
-        for field in [&mut self.driver, &mut self.cuda, &mut self.kernel]
-            .into_iter()
-            .flatten()
+        for field in [
+            Some(&mut self.version),
+            self.driver.as_mut(),
+            self.cuda.as_mut(),
+            self.kernel.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
-            *field = inert(field);
+            super::sanitize::make_inert(field, 64);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Turns the bytes a node's remote command prints into [`NodeEvent`]s, for agent and nvidia-smi output alike.
 
 use super::NodeEvent;
+use crate::telemetry::sanitize::make_inert;
 use crate::telemetry::smi_csv::{self, Columns, RowAssembler};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::wire::{decode_agent_line, AgentLine, Line, LineSplitter};
@@ -79,7 +80,7 @@ impl StreamDecoder {
                 }
                 // A bad line may quote what the node sent: bounded and escaped.
                 NodeEvent::BadLine(why) => {
-                    *why = crate::telemetry::sanitize::bounded(&crate::text::escape(why), 200);
+                    make_inert(why, 200);
                     *last_bad = Some(why.clone());
                 }
                 _ => {}
@@ -109,16 +110,17 @@ fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
             AgentLine::Hello(mut h) => NodeEvent::Streaming {
                 source: *source,
                 // The node's own words: escaped and bounded like every string it sends.
-                detail: crate::telemetry::sanitize::bounded(
-                    &crate::text::escape(&format!(
+                detail: {
+                    let mut detail = format!(
                         "fleetop agent {} · driver {} · CUDA {} · {} GPUs",
                         h.version,
                         h.driver.as_deref().unwrap_or("?"),
                         h.cuda.as_deref().unwrap_or("?"),
                         h.gpus
-                    )),
-                    200,
-                ),
+                    );
+                    make_inert(&mut detail, 200);
+                    detail
+                },
                 hello: {
                     h.sanitize();
                     Some(Box::new(h))
