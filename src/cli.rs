@@ -9,7 +9,8 @@ use crate::snapshot::Format;
 #[derive(Debug, Parser)]
 #[command(
     name = "fleetop",
-    version,
+    version = crate::release::LONG,
+    propagate_version = true,
     about = "Live GPU fleet monitor for on-call engineers"
 )]
 pub struct Cli {

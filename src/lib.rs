@@ -8,6 +8,7 @@ pub mod config;
 pub mod dirs;
 pub mod fleet;
 pub mod inventory;
+pub mod release;
 pub mod runtime;
 pub mod snapshot;
 pub mod telemetry;

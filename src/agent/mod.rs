@@ -116,7 +116,7 @@ fn stream(
     let mut kernel_log = kernel::KernelLog::open(&path, &pcis);
     let hello = AgentHello {
         fleetop_agent: 1,
-        version: env!("CARGO_PKG_VERSION").into(),
+        version: crate::release::VERSION.into(),
         driver: nvml.sys_driver_version().ok(),
         cuda: nvml
             .sys_cuda_driver_version()
@@ -124,6 +124,7 @@ fn stream(
             .map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10)),
         gpus: devices.len() as u32,
         kernel: kernel_release(),
+        build: Some(crate::release::BUILD.into()),
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

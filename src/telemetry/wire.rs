@@ -56,6 +56,9 @@ pub struct AgentHello {
     /// The node's kernel release (`uname -r`); absent from older agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
+    /// The git commit the agent was built from; absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 impl AgentHello {
@@ -66,6 +69,7 @@ impl AgentHello {
             self.driver.as_mut(),
             self.cuda.as_mut(),
             self.kernel.as_mut(),
+            self.build.as_mut(),
         ]
         .into_iter()
         .flatten()

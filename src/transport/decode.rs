@@ -8,6 +8,11 @@ use crate::telemetry::wire::{decode_agent_line, AgentLine, Line, LineSplitter};
 use crate::telemetry::Source;
 
 enum Format {
+    /// The first line tells: [`SMI_FOLLOWS`] when the node has no agent and nvidia-smi runs instead, else the
+    /// agent's own output.
+    AgentOrSmi {
+        expected_gpus: u32,
+    },
     Agent(Source),
     Smi {
         /// Which of [`smi_csv::field_tiers`] the driver answers: one more for each field it rejected.
@@ -35,11 +40,18 @@ impl StreamDecoder {
 
     /// `nvidia-smi --format=csv,noheader,nounits` rows of [`smi_csv::remote_command`]'s field lists.
     pub fn smi(expected_gpus: u32) -> Self {
-        Self::with(Format::Smi {
-            tier: 0,
-            columns: Columns::from_query(&smi_csv::field_tiers()[0]),
-            rows: RowAssembler::new(expected_gpus),
-        })
+        Self::with(smi_format(expected_gpus))
+    }
+
+    /// The output of a command that runs the agent when the node has one, else prints [`SMI_FOLLOWS`] and
+    /// runs nvidia-smi: one remote command per node either way.
+    pub fn agent_or_smi(expected_gpus: u32) -> Self {
+        Self::with(Format::AgentOrSmi { expected_gpus })
+    }
+
+    /// Whether the node's output turned out to be nvidia-smi's.
+    pub fn is_smi(&self) -> bool {
+        matches!(self.format, Format::Smi { .. })
     }
 
     fn with(format: Format) -> Self {
@@ -103,9 +115,33 @@ impl StreamDecoder {
     }
 }
 
+/// The line a node's shell prints before running nvidia-smi because it has no agent.
+pub(crate) const SMI_FOLLOWS: &str = "#fleetop: no agent, nvidia-smi follows";
+
+fn smi_format(expected_gpus: u32) -> Format {
+    Format::Smi {
+        tier: 0,
+        columns: Columns::from_query(&smi_csv::field_tiers()[0]),
+        rows: RowAssembler::new(expected_gpus),
+    }
+}
+
 /// The event a line makes; `None` for an nvidia-smi row that does not yet complete a sample.
 fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
+    if let Format::AgentOrSmi { expected_gpus } = *format {
+        if text.trim_end() == SMI_FOLLOWS {
+            *format = smi_format(expected_gpus);
+            return Some(NodeEvent::Streaming {
+                source: Source::NvidiaSmi,
+                detail: "nvidia-smi (no fleetop agent on the node)".into(),
+                hello: None,
+            });
+        }
+        *format = Format::Agent(Source::Agent);
+    }
     Some(match format {
+        // Decided by the first line, above.
+        Format::AgentOrSmi { .. } => return None,
         Format::Agent(source) => match decode_agent_line(text) {
             AgentLine::Hello(mut h) => NodeEvent::Streaming {
                 source: *source,

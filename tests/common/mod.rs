@@ -205,6 +205,8 @@ fn write_exec(path: &Path, text: &str) {
 }
 
 /// The programs each node runs (`tests/fixtures/fleet-bin/`), into the fleet's `bin/` with its paths filled in.
+/// Nodes without an agent find the same tools but `fleetop` in `bin-noagent/`, so a shell's `command -v`
+/// answers for them as on a real node.
 fn install_tools(root: &Path, shared: &Shared) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet-bin");
     for tool in ["fleetop", "nvidia-smi", "systemctl", "scontrol", "sinfo"] {
@@ -214,7 +216,11 @@ fn install_tools(root: &Path, shared: &Shared) {
             .replace("@FLEETOP@", &shared.fleetop.display().to_string())
             .replace("@FAKE_NVML@", &shared.fake_nvml.display().to_string());
         write_exec(&root.join("bin").join(tool), &text);
+        if tool != "fleetop" {
+            write_exec(&root.join("bin-noagent").join(tool), &text);
+        }
     }
+    fs::write(root.join("empty.kmsg"), "").unwrap();
 }
 
 fn free_port() -> u16 {
@@ -246,7 +252,7 @@ impl Fleet {
             .unwrap();
         let root = dir.path().to_path_buf();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-        for sub in ["bin", "nodes", "records"] {
+        for sub in ["bin", "bin-noagent", "nodes", "records"] {
             fs::create_dir(root.join(sub)).unwrap();
             fs::set_permissions(root.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
         }
@@ -333,9 +339,16 @@ impl Fleet {
             .filter(|n| quirks.refuse_keys.contains(&n.name))
             .map(|n| n.addr.clone())
             .collect();
+        let no_agent: Vec<String> = fleet
+            .nodes
+            .iter()
+            .zip(&behaviours)
+            .filter(|(_, b)| matches!(b, Behaviour::Smi { .. } | Behaviour::Nothing))
+            .map(|(n, _)| n.addr.clone())
+            .collect();
         let addrs: Vec<String> = fleet.nodes.iter().map(|n| n.addr.clone()).collect();
         for (i, group) in addrs.chunks(ADDRS_PER_SSHD).enumerate() {
-            let config = fleet.sshd_config(i, group, &refused);
+            let config = fleet.sshd_config(i, group, &refused, &no_agent);
             fleet.sshds.push((
                 config.clone(),
                 spawn_sshd(&config, &root.join(format!("sshd-{i}.log"))),
@@ -345,7 +358,13 @@ impl Fleet {
         fleet
     }
 
-    fn sshd_config(&self, i: usize, addrs: &[String], refused: &[String]) -> PathBuf {
+    fn sshd_config(
+        &self,
+        i: usize,
+        addrs: &[String],
+        refused: &[String],
+        no_agent: &[String],
+    ) -> PathBuf {
         let root = self.dir.path();
         let mut cfg = String::new();
         for a in addrs {
@@ -357,9 +376,23 @@ impl Fleet {
              UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PubkeyAuthentication yes\nMaxStartups 1024:100:1024\nMaxSessions 64\nLogLevel VERBOSE\n\
              KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\nAllowTcpForwarding yes\n\
-             SetEnv PATH={r}/bin:/usr/bin:/bin\n",
+             Subsystem sftp internal-sftp\n",
             r = root.display()
         );
+        // sshd keeps the first SetEnv that applies: the per-node blocks come before the catch-all. An agent
+        // run directly (not through bin/fleetop, as after `fleetop deploy`) finds the fake NVML library and
+        // its node's spec (nodes/<address>.spec) through these.
+        let env = |bin: &str| {
+            format!(
+                "SetEnv PATH={r}/{bin}:/usr/bin:/bin FLEETOP_NVML_LIB={nvml} FAKE_NVML_SPEC_DIR={r}/nodes \
+                 FLEETOP_KERNEL_LOG={r}/empty.kmsg\n",
+                r = root.display(),
+                nvml = shared().fake_nvml.display()
+            )
+        };
+        for a in no_agent.iter().filter(|a| addrs.contains(a)) {
+            let _ = write!(cfg, "Match LocalAddress {a}\n  {}", env("bin-noagent"));
+        }
         for a in refused.iter().filter(|a| addrs.contains(a)) {
             let _ = write!(
                 cfg,
@@ -367,6 +400,7 @@ impl Fleet {
                 root.display()
             );
         }
+        let _ = write!(cfg, "Match all\n  {}", env("bin"));
         let path = root.join(format!("sshd-{i}.conf"));
         fs::write(&path, cfg).unwrap();
         path
@@ -397,6 +431,34 @@ impl Fleet {
                 .unwrap_or_default();
         }
         all
+    }
+
+    /// How many commands each node's sshd was asked to run (by node address), read from sshd's VERBOSE log:
+    /// "Connection from C port P on ADDR port N" names the node a client port talks to, and "Starting
+    /// session: command for U from C port P" counts one exec.
+    pub fn execs_per_node(&self) -> std::collections::HashMap<String, usize> {
+        let logs = self.logs();
+        let mut node_of_port = std::collections::HashMap::new();
+        for line in logs.lines() {
+            if let Some(rest) = line.split("Connection from ").nth(1) {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                if let [_, "port", port, "on", addr, ..] = words[..] {
+                    node_of_port.insert(port.to_string(), addr.to_string());
+                }
+            }
+        }
+        let mut execs = std::collections::HashMap::new();
+        for line in logs.lines() {
+            if let Some(rest) = line.split("Starting session: command for ").nth(1) {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                if let [_, "from", _, "port", port, ..] = words[..] {
+                    if let Some(addr) = node_of_port.get(port) {
+                        *execs.entry(addr.clone()).or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        execs
     }
 
     /// Kills every sshd of this fleet with its sessions and their commands, so streams really break.

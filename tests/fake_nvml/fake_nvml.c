@@ -74,6 +74,17 @@ static long long parse(const char *s) { return strcmp(s, "NA") == 0 ? NA : atoll
 
 static int load(void) {
     const char *path = getenv("FAKE_NVML_SPEC");
+    char by_node[1024];
+    /* An agent started without the test fleet's wrapper (after `fleetop deploy`) finds its node's spec by the
+       address sshd answered on: SSH_CONNECTION is "client port server port". */
+    const char *dir = getenv("FAKE_NVML_SPEC_DIR"), *conn = getenv("SSH_CONNECTION");
+    if (!path && dir && conn) {
+        char client[64], server[64];
+        if (sscanf(conn, "%63s %*s %63s", client, server) == 2) {
+            snprintf(by_node, sizeof by_node, "%s/%s.spec", dir, server);
+            path = by_node;
+        }
+    }
     if (!path) return OK;
     FILE *f = fopen(path, "r");
     if (!f) return 9; /* NVML_ERROR_DRIVER_NOT_LOADED */

@@ -66,11 +66,12 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
         }
         let hello = AgentHello {
             fleetop_agent: 1,
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: crate::release::VERSION.into(),
             driver: Some("550.90.07".into()),
             cuda: Some("12.4".into()),
             gpus: inv.nodes[node].expected_gpus,
             kernel: Some("6.8.0-60-generic".into()),
+            build: Some(crate::release::BUILD.into()),
         };
         feed_json(&mut decoders[node], sink, &hello);
     }

@@ -111,7 +111,7 @@ impl SshTransport {
                     endpoint: endpoint::resolve(inv, config.as_ref(), id),
                     agent: quoted,
                     interval_ms,
-                    agent_command: String::new(),
+                    agent_or_smi_command: String::new(),
                     smi_command: String::new(),
                     expected_gpus: node.expected_gpus,
                 };

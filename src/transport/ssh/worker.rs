@@ -1,5 +1,5 @@
-//! One node's worker thread: connect through the handshake gate, run the agent (else nvidia-smi) on one
-//! streaming channel, report what happened, back off, try again, until told to stop.
+//! One node's worker thread: connect through the handshake gate, run the agent (else nvidia-smi, chosen on
+//! the node) on one streaming channel, report what happened, back off, try again, until told to stop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -94,18 +94,21 @@ impl Worker {
         let s = &connected.session;
         self.sessions.set(self.plan.node, Some(s.clone()));
         let _registered = Registered(&self.sessions, self.plan.node);
-        let mut agent = StreamDecoder::agent(Source::Agent);
+        let mut first = StreamDecoder::agent_or_smi(self.plan.expected_gpus);
         let exit = match stream::run(
             s,
-            &self.plan.agent_command,
-            &mut agent,
+            &self.plan.agent_or_smi_command,
+            &mut first,
             &self.sink,
             &self.timeouts,
         ) {
-            Err(f) => return (Some(f), agent.samples),
-            Ok(Ended::Stopped) => return (None, agent.samples),
+            Err(f) => return (Some(f), first.samples),
+            Ok(Ended::Stopped) => return (None, first.samples),
             Ok(Ended::Exited(exit)) => exit,
         };
+        if first.is_smi() {
+            return self.smi_ended(exit);
+        }
         if exit.code == EXIT_NO_NVML {
             return (
                 Some(fail(
@@ -127,10 +130,11 @@ impl Worker {
                 exit.samples,
             );
         }
-        // No agent on this node: fall back to nvidia-smi (its loop mode when following) on the same session.
+        // An agent the shell found but could not run: nvidia-smi (its loop mode when following) on the same
+        // session.
         self.sink.send(NodeEvent::Streaming {
             source: Source::NvidiaSmi,
-            detail: "nvidia-smi (no fleetop agent on the node)".into(),
+            detail: "nvidia-smi (the fleetop agent on the node cannot run)".into(),
             hello: None,
         });
         let mut smi = StreamDecoder::smi(self.plan.expected_gpus);
@@ -143,10 +147,17 @@ impl Worker {
         ) {
             Err(f) => (Some(f), smi.samples),
             Ok(Ended::Stopped) => (None, smi.samples),
-            Ok(Ended::Exited(exit)) if self.one_pass && exit.code == 0 && exit.samples > 0 => {
-                (None, exit.samples)
-            }
-            Ok(Ended::Exited(exit)) => (Some(classify_smi_exit(&exit)), exit.samples),
+            Ok(Ended::Exited(exit)) => self.smi_ended(exit),
+        }
+    }
+
+    /// How an nvidia-smi run ended: a finished one-pass run is done, anything else is a failure.
+    fn smi_ended(&self, exit: Exit) -> (Option<NodeFailure>, u64) {
+        if self.one_pass && exit.code == 0 && exit.samples > 0 {
+            (None, exit.samples)
+        } else {
+            let samples = exit.samples;
+            (Some(classify_smi_exit(&exit)), samples)
         }
     }
 
