@@ -57,6 +57,43 @@ pub enum Command {
     Undrain(ActionArgs),
     /// Reboot nodes (ssh systemctl reboot, Slurm, IPMI or a command); they must be drained first
     Reboot(ActionArgs),
+    /// Install this binary (or --binary) as the agent on nodes, over SSH; nodes already on it are skipped
+    Deploy(DeployArgs),
+    /// Print a shell completion script: fleetop completions bash > /etc/bash_completion.d/fleetop
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or write one page per command into DIR
+    #[command(hide = true)]
+    Manpage {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Nodes, as a nodeset: c012n2, c0[01-12]n[1-3]
+    #[arg(value_name = "NODESET")]
+    pub nodes: String,
+    /// The agent binary to install [default: this fleetop binary]
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Say for each node whether it would be updated, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before installing on several nodes
+    #[arg(long)]
+    pub yes: bool,
+    /// Nodes installing at once
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Why (recorded in the audit log)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ActionFormat,
 }
 
 #[derive(Debug, Args)]

@@ -295,3 +295,80 @@ fn ssh_fleet_shows_lost_gpus_and_xids_and_an_acknowledgement_clears_the_xid() {
     );
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn a_fleet_without_agents_moves_to_the_agent_after_one_deploy_while_the_tui_runs() {
+    let fleet = Fleet::start(vec![Behaviour::smi_h100(); 3], Quirks::default());
+    for i in 0..3 {
+        fleet.write_spec(i, &Spec::node(i as u32, 8));
+    }
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    // Nodes followed through nvidia-smi are asked every second whether an agent is there now.
+    let text = std::fs::read_to_string(&inventory).unwrap().replacen(
+        "[defaults]\n",
+        "[defaults]\nagent_recheck_ms = 1000\n",
+        1,
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let command = format!(
+        "{} --inventory {}",
+        bin(),
+        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
+    );
+    let tmux = Tmux::start(&command, fleet.dir.path());
+    tmux.wait_for(&["3 up"], Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    let rows = |screen: &str| -> Vec<String> {
+        screen
+            .lines()
+            .filter(|l| l.starts_with("tn0"))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = tmux.wait_for(&["tn01", "tn02", "tn03"], Duration::from_secs(10));
+    for row in rows(&before) {
+        assert!(row.contains("nvidia-smi"), "{row}");
+    }
+
+    let out = common::run_bounded(
+        &mut fleet.fleetop(&[
+            "deploy",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "tn[01-03]",
+            "--yes",
+        ]),
+        Duration::from_secs(120),
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("3 updated, 0 already current, 0 failed"),
+        "{said}"
+    );
+
+    // The running TUI picks the agent up on each node's own session, without a restart.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let screen = tmux.screen();
+        let rows = rows(&screen);
+        if rows.len() == 3
+            && rows
+                .iter()
+                .all(|r| r.contains(" agent ") && r.contains(" up "))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still not on the agent:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    tmux.keys(&["q"]);
+}

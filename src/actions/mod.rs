@@ -1,6 +1,7 @@
 //! Drain, undrain and reboot: plans of exact commands, guards, the audit log, and execution.
 
 pub mod audit;
+pub mod deploy;
 pub mod exec;
 pub mod plan;
 mod redfish;
@@ -194,7 +195,7 @@ pub struct NodeResult {
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-fn record_id() -> String {
+pub(crate) fn record_id() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

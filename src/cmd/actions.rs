@@ -150,7 +150,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
 }
 
 /// Says why on stderr and gives the "refused" exit status: nothing ran.
-fn refused(reasons: &[String]) -> i32 {
+pub(crate) fn refused(reasons: &[String]) -> i32 {
     for r in reasons {
         crate::text::warn(&format!("refused: {r}"));
     }
@@ -173,23 +173,34 @@ pub(crate) fn resolve_nodes(inv: &Inventory, expr: &str) -> Result<Vec<NodeId>, 
 
 /// Asks on a terminal for the node count; refuses without one.
 fn confirm(inv: &Inventory, req: &Request, steps: &[plan::Step]) -> Result<(), String> {
-    let n = req.nodes.len();
+    let lines: Vec<String> = steps
+        .iter()
+        .map(|step| {
+            let tenant = inv
+                .tenant_label(step.node)
+                .unwrap_or_else(|| "spare".into());
+            format!(
+                "{} ({tenant}): {}",
+                inv.nodes[step.node].name,
+                step.invocation.display(inv)
+            )
+        })
+        .collect();
+    confirm_count(req.kind.as_str(), &lines)
+}
+
+/// Lists what is about to happen, one line per node, and asks on a terminal for the number of nodes;
+/// refuses when stdin is not a terminal (`--yes` skips the question).
+pub(crate) fn confirm_count(verb: &str, lines: &[String]) -> Result<(), String> {
+    let n = lines.len();
     if !std::io::stdin().is_terminal() {
         return Err(format!(
-            "{} of {n} nodes needs --yes when stdin is not a terminal",
-            req.kind.as_str()
+            "{verb} of {n} nodes needs --yes when stdin is not a terminal"
         ));
     }
-    crate::text::warn(&format!("About to {} {n} nodes:", req.kind.as_str()));
-    for step in steps {
-        let tenant = inv
-            .tenant_label(step.node)
-            .unwrap_or_else(|| "spare".into());
-        crate::text::warn(&format!(
-            "  {} ({tenant}): {}",
-            inv.nodes[step.node].name,
-            step.invocation.display(inv)
-        ));
+    crate::text::warn(&format!("About to {verb} {n} nodes:"));
+    for line in lines {
+        crate::text::warn(&format!("  {line}"));
     }
     eprint!("Type {n} to go ahead: ");
     let _ = std::io::stderr().flush();

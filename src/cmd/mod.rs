@@ -4,6 +4,8 @@
 mod actions;
 mod agent;
 mod check;
+mod deploy;
+mod docs;
 mod live;
 mod snapshot;
 
@@ -40,6 +42,9 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Drain(args)) => actions::run(&cli.global, ActionKind::Drain, &args),
         Some(Command::Undrain(args)) => actions::run(&cli.global, ActionKind::Undrain, &args),
         Some(Command::Reboot(args)) => actions::run(&cli.global, ActionKind::Reboot, &args),
+        Some(Command::Deploy(args)) => deploy::run(&cli.global, &args),
+        Some(Command::Completions { shell }) => docs::completions(shell),
+        Some(Command::Manpage { dir }) => docs::manpage(dir.as_deref()),
         None => live::run(&cli.global, interactive),
     }
 }

@@ -121,6 +121,7 @@ pub(crate) struct DefaultsFile {
     pub handshake_timeout_ms: Option<u64>,
     /// Time allowed for the first sample after the remote command starts, in milliseconds (default 10000).
     pub first_sample_timeout_ms: Option<u64>,
+    pub agent_recheck_ms: Option<u64>,
     /// Most SSH handshakes in flight at once (default 96).
     pub max_concurrent_handshakes: Option<usize>,
 }

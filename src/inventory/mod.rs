@@ -90,6 +90,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub handshake_timeout: Duration,
     pub first_sample_timeout: Duration,
+    /// How often a node followed through nvidia-smi is asked again whether it has an agent now.
+    pub agent_recheck: Duration,
     pub max_concurrent_handshakes: usize,
 }
 

@@ -297,6 +297,7 @@ fn settings(parsed: &InventoryFile, loc: &Locator, errors: &mut Vec<InventoryErr
     let connect_timeout = ms("connect_timeout_ms", d.connect_timeout_ms, 5000);
     let handshake_timeout = ms("handshake_timeout_ms", d.handshake_timeout_ms, 10_000);
     let first_sample_timeout = ms("first_sample_timeout_ms", d.first_sample_timeout_ms, 10_000);
+    let agent_recheck = ms("agent_recheck_ms", d.agent_recheck_ms, 300_000);
     Settings {
         user: d.user.clone(),
         port: d.port,
@@ -315,6 +316,7 @@ fn settings(parsed: &InventoryFile, loc: &Locator, errors: &mut Vec<InventoryErr
         connect_timeout,
         handshake_timeout,
         first_sample_timeout,
+        agent_recheck,
         max_concurrent_handshakes: d.max_concurrent_handshakes.unwrap_or(96).max(1),
     }
 }

@@ -112,6 +112,25 @@ pub enum Behaviour {
     Script(String),
 }
 
+impl Behaviour {
+    /// No agent; nvidia-smi prints eight rows of a captured H100 under load.
+    pub fn smi_h100() -> Behaviour {
+        let row = noheader_row(
+            &fixture("nvidia-smi/nvidia-h100-80gb-hbm3.load.csv"),
+            &fleetop::telemetry::smi_csv::modern_fields(),
+        );
+        let rest = row
+            .split_once(',')
+            .map(|(_, r)| r)
+            .unwrap_or("")
+            .to_string();
+        Behaviour::Smi {
+            rows: (0..8).map(|i| format!("{i},{rest}\n")).collect(),
+            legacy: false,
+        }
+    }
+}
+
 /// A fake NVML spec: what the fake library reports.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -538,6 +557,51 @@ impl Fleet {
             );
         }
         text
+    }
+
+    /// Node `i`'s own directory for its agent (`fleetop deploy` tests), writable by the nodes' user.
+    pub fn agent_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join("deploy").join(&self.nodes[i].addr)
+    }
+
+    pub fn agent_path(&self, i: usize) -> PathBuf {
+        self.agent_dir(i).join("fleetop")
+    }
+
+    /// The fleet's inventory with each node's `agent_path` in its own [`Fleet::agent_dir`] (nothing there
+    /// yet) and an audit log in the fleet's directory.
+    pub fn write_inventory_with_agent_dirs(&self) -> PathBuf {
+        let mut text = self.inventory(&[]);
+        for (i, n) in self.nodes.iter().enumerate() {
+            let dir = self.agent_dir(i);
+            fs::create_dir_all(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+            text = text.replace(
+                &format!("host = \"{}\"\n", n.addr),
+                &format!(
+                    "host = \"{}\"\nagent_path = \"{}\"\n",
+                    n.addr,
+                    self.agent_path(i).display()
+                ),
+            );
+        }
+        text += &format!(
+            "[actions]\naudit_log = \"{}/audit.jsonl\"\n",
+            self.dir.path().display()
+        );
+        let path = self.dir.path().join("deploy.toml");
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The fake NVML spec an agent started directly (not through `bin/fleetop`) finds for node `i`.
+    pub fn write_spec(&self, i: usize, spec: &Spec) {
+        let path = self
+            .dir
+            .path()
+            .join("nodes")
+            .join(format!("{}.spec", self.nodes[i].addr));
+        fs::write(path, &spec.text).unwrap();
     }
 
     pub fn write_inventory(&self, extra: &[(String, String)]) -> PathBuf {

@@ -7,6 +7,7 @@ mod connected;
 pub mod endpoint;
 mod gate;
 mod identity;
+pub mod install;
 mod jump;
 pub mod known;
 pub mod oneshot;
@@ -39,6 +40,9 @@ pub struct Timeouts {
     /// Samples closer together than this are dropped (and counted): a node streaming faster than its
     /// interval cannot flood the jump host's queue.
     pub min_sample_gap: Duration,
+    /// A node followed through nvidia-smi runs the choice again this often, so an agent installed since
+    /// (`fleetop deploy`) is picked up on the same session.
+    pub agent_recheck: Duration,
 }
 
 /// The session each node's worker holds right now, so an action can run a command through it
@@ -81,6 +85,7 @@ impl Timeouts {
             connect: s.connect_timeout,
             handshake: s.handshake_timeout,
             first_sample: s.first_sample_timeout,
+            agent_recheck: s.agent_recheck,
             stall: (s.interval * 5).max(Duration::from_secs(10)),
             min_sample_gap: s.interval / 4,
         }

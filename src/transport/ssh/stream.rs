@@ -18,6 +18,8 @@ const STDERR_KEEP: usize = 4096;
 pub(crate) enum Ended {
     /// The receiver went away: fleetop is shutting down.
     Stopped,
+    /// An nvidia-smi stream ran until `recheck_at`: the node may have an agent now.
+    Recheck,
     Exited(Exit),
 }
 
@@ -88,13 +90,15 @@ fn ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
-/// Runs `command`, feeding stdout to `decoder` until it ends, stalls, or the sink closes.
+/// Runs `command`, feeding stdout to `decoder` until it ends, stalls, or the sink closes; an nvidia-smi
+/// stream also ends at `recheck_at`, when given (closing the channel ends the remote command).
 pub fn run(
     session: &Session,
     command: &str,
     decoder: &mut StreamDecoder,
     sink: &NodeSink,
     t: &Timeouts,
+    recheck_at: Option<Instant>,
 ) -> Result<Ended, NodeFailure> {
     let lost = |e: &dyn std::fmt::Display| {
         fail(
@@ -143,6 +147,10 @@ pub fn run(
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => return Err(lost(&e)),
+        }
+        if decoder.is_smi() && recheck_at.is_some_and(|at| Instant::now() >= at) {
+            let _ = channel.close();
+            return Ok(Ended::Recheck);
         }
         if Instant::now() >= due {
             let (what, limit) = if streaming {

@@ -23,6 +23,13 @@ const SMI_NO_DRIVER: [i32; 2] = [9, 12];
 /// A shell's "command not found".
 const NOT_FOUND: i32 = 127;
 
+/// How following a node on a session ended: for good (the failure, `None` when stopping, and the samples
+/// it gave), or for an agent recheck on the same session.
+enum Followed {
+    Ended(Option<NodeFailure>, u64),
+    Recheck(u64),
+}
+
 /// Removes a node's session from the registry when its connection ends.
 struct Registered<'a>(&'a Sessions, NodeId);
 
@@ -94,6 +101,19 @@ impl Worker {
         let s = &connected.session;
         self.sessions.set(self.plan.node, Some(s.clone()));
         let _registered = Registered(&self.sessions, self.plan.node);
+        let mut samples = 0;
+        loop {
+            match self.follow(s) {
+                Followed::Recheck(n) => samples += n,
+                Followed::Ended(outcome, n) => return (outcome, samples + n),
+            }
+        }
+    }
+
+    /// Runs the node's command on the session until it ends; an nvidia-smi stream ends every
+    /// `agent_recheck` when following, so the node is asked again whether it has an agent.
+    fn follow(&self, s: &ssh2::Session) -> Followed {
+        let recheck_at = (!self.one_pass).then(|| Instant::now() + self.timeouts.agent_recheck);
         let mut first = StreamDecoder::agent_or_smi(self.plan.expected_gpus);
         let exit = match stream::run(
             s,
@@ -101,16 +121,18 @@ impl Worker {
             &mut first,
             &self.sink,
             &self.timeouts,
+            recheck_at,
         ) {
-            Err(f) => return (Some(f), first.samples),
-            Ok(Ended::Stopped) => return (None, first.samples),
+            Err(f) => return Followed::Ended(Some(f), first.samples),
+            Ok(Ended::Stopped) => return Followed::Ended(None, first.samples),
+            Ok(Ended::Recheck) => return Followed::Recheck(first.samples),
             Ok(Ended::Exited(exit)) => exit,
         };
         if first.is_smi() {
             return self.smi_ended(exit);
         }
         if exit.code == EXIT_NO_NVML {
-            return (
+            return Followed::Ended(
                 Some(fail(
                     FailureKind::NoGpuDriver,
                     exit.describe("fleetop agent"),
@@ -119,10 +141,10 @@ impl Worker {
             );
         }
         if self.one_pass && exit.code == 0 && exit.samples > 0 {
-            return (None, exit.samples);
+            return Followed::Ended(None, exit.samples);
         }
         if exit.code != NOT_FOUND || exit.samples > 0 {
-            return (
+            return Followed::Ended(
                 Some(fail(
                     FailureKind::StreamEnded,
                     exit.describe("fleetop agent"),
@@ -144,20 +166,22 @@ impl Worker {
             &mut smi,
             &self.sink,
             &self.timeouts,
+            recheck_at,
         ) {
-            Err(f) => (Some(f), smi.samples),
-            Ok(Ended::Stopped) => (None, smi.samples),
+            Err(f) => Followed::Ended(Some(f), smi.samples),
+            Ok(Ended::Stopped) => Followed::Ended(None, smi.samples),
+            Ok(Ended::Recheck) => Followed::Recheck(smi.samples),
             Ok(Ended::Exited(exit)) => self.smi_ended(exit),
         }
     }
 
     /// How an nvidia-smi run ended: a finished one-pass run is done, anything else is a failure.
-    fn smi_ended(&self, exit: Exit) -> (Option<NodeFailure>, u64) {
+    fn smi_ended(&self, exit: Exit) -> Followed {
         if self.one_pass && exit.code == 0 && exit.samples > 0 {
-            (None, exit.samples)
+            Followed::Ended(None, exit.samples)
         } else {
             let samples = exit.samples;
-            (Some(classify_smi_exit(&exit)), samples)
+            Followed::Ended(Some(classify_smi_exit(&exit)), samples)
         }
     }
 

@@ -1,0 +1,436 @@
+//! `fleetop deploy`: puts an agent binary on nodes, a bounded number at a time, behind the read-only guard,
+//! with an audit intent before a node changes and its outcome after. The SSH side is
+//! `transport/ssh/install.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::audit::{self, AuditLog, Intent, Outcome, Record};
+use super::record_id;
+use super::run::audit_path;
+use crate::inventory::{expand_home, Inventory, NodeId};
+use crate::transport::ssh::install::{self, Installed, Payload};
+use crate::transport::ssh::known::KnownHosts;
+use crate::transport::ssh::{endpoint, Timeouts};
+
+/// Where an agent goes when the inventory names it without a directory (found on the node's PATH).
+pub const DEFAULT_DIR: &str = "/usr/local/bin";
+/// Largest binary deploy reads: far above fleetop's own size, far below what a mistake could send.
+const MAX_BINARY: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub nodes: Vec<NodeId>,
+    pub dry_run: bool,
+    pub read_only: bool,
+    pub operator: String,
+    pub reason: Option<String>,
+    /// Nodes installing at once.
+    pub parallel: usize,
+}
+
+/// What happened on one node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeDeploy {
+    pub node: String,
+    /// `updated`, `current`, `would-update` or `failed`.
+    pub outcome: &'static str,
+    pub path: String,
+    /// What the node ran before (`--version`), when it ran anything.
+    pub from: Option<String>,
+    /// What it runs now, when it changed.
+    pub to: Option<String>,
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
+impl NodeDeploy {
+    pub fn failed(&self) -> bool {
+        self.outcome == "failed"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeployProgress {
+    Refused(Vec<String>),
+    Finished(NodeDeploy),
+    /// The audit log failed: nodes not yet started were left alone.
+    Stopped(String),
+}
+
+/// Reads the binary to deploy (this one when `binary` is `None`) and what it needs from a node.
+pub fn payload(binary: Option<&Path>) -> Result<Payload, String> {
+    let path: PathBuf = match binary {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?,
+    };
+    let size = std::fs::metadata(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > MAX_BINARY {
+        return Err(format!(
+            "{}: {size} bytes is more than the {MAX_BINARY} a deploy sends",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let arch = elf_arch(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha256 = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Payload {
+        glibc: glibc_needed(&bytes),
+        bytes: Arc::new(bytes),
+        sha256,
+        arch,
+    })
+}
+
+/// The architecture an ELF executable is for, as `uname -m` names it.
+pub(crate) fn elf_arch(bytes: &[u8]) -> Result<String, String> {
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" {
+        return Err("not an ELF executable".into());
+    }
+    let machine = match bytes[5] {
+        1 => u16::from_le_bytes([bytes[18], bytes[19]]),
+        _ => u16::from_be_bytes([bytes[18], bytes[19]]),
+    };
+    Ok(match machine {
+        62 => "x86_64".into(),
+        183 => "aarch64".into(),
+        243 => "riscv64".into(),
+        21 if bytes[5] == 1 => "ppc64le".into(),
+        other => format!("ELF machine {other}"),
+    })
+}
+
+/// The newest `GLIBC_2.N` symbol version the binary names (its dynamic section lists each one it needs).
+pub(crate) fn glibc_needed(bytes: &[u8]) -> Option<(u32, u32)> {
+    const TAG: &[u8] = b"GLIBC_";
+    let mut newest = None;
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(TAG.len()).position(|w| w == TAG) {
+        let start = at + found + TAG.len();
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !(b.is_ascii_digit() || *b == b'.'))
+            .map_or(bytes.len(), |n| start + n);
+        if let Some(v) = std::str::from_utf8(&bytes[start..end])
+            .ok()
+            .and_then(install::parse_version)
+        {
+            newest = newest.max(Some(v));
+        }
+        at = end.max(start);
+    }
+    newest
+}
+
+/// Where the agent goes on `node`: its `agent_path` when absolute, else that name in [`DEFAULT_DIR`].
+pub fn install_path(inv: &Inventory, node: NodeId) -> Result<String, String> {
+    let path = inv.nodes[node]
+        .agent_path
+        .as_deref()
+        .unwrap_or(&inv.settings.agent_path);
+    if path.starts_with('/') {
+        return Ok(path.to_string());
+    }
+    if path.contains('/') || path.is_empty() {
+        return Err(format!(
+            "{}: agent_path {path:?} is relative; deploy needs an absolute path",
+            inv.nodes[node].name
+        ));
+    }
+    Ok(format!("{DEFAULT_DIR}/{path}"))
+}
+
+/// Installs `payload` on every node of `req` (simulated for `--demo`), reporting each node as it ends.
+pub fn deploy(
+    inv: &Inventory,
+    req: &DeployRequest,
+    payload: &Payload,
+    simulated: bool,
+    mut report: impl FnMut(DeployProgress),
+) {
+    if req.read_only || inv.actions.read_only {
+        return report(DeployProgress::Refused(vec![
+            "read-only: deploy refused (--read-only or [actions] read_only)".into(),
+        ]));
+    }
+    let mut paths = Vec::with_capacity(req.nodes.len());
+    let mut refusals = Vec::new();
+    for &n in &req.nodes {
+        match install_path(inv, n) {
+            Ok(p) => paths.push((n, p)),
+            Err(e) => refusals.push(e),
+        }
+    }
+    if !refusals.is_empty() {
+        return report(DeployProgress::Refused(refusals));
+    }
+    let log = if req.dry_run {
+        None
+    } else {
+        match AuditLog::open(&audit_path(inv)) {
+            Ok(l) => Some(Mutex::new(l)),
+            Err(e) => {
+                return report(DeployProgress::Refused(vec![format!(
+                    "cannot write the audit log: {e}"
+                )]))
+            }
+        }
+    };
+    let ssh = match Ssh::new(inv) {
+        Ok(s) => s,
+        Err(e) => return report(DeployProgress::Refused(vec![e])),
+    };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..req.parallel.clamp(1, 256).min(paths.len()) {
+            let tx = tx.clone();
+            let (next, stop, paths, log, ssh) = (&next, &stop, &paths, &log, &ssh);
+            let worker = move || loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Some((node, path)) = paths.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return;
+                };
+                let target = Target {
+                    node: *node,
+                    path,
+                    simulated,
+                };
+                let (result, stopped) = one_node(inv, req, payload, ssh, log.as_ref(), &target);
+                let _ = tx.send(DeployProgress::Finished(result));
+                if let Some(why) = stopped {
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = tx.send(DeployProgress::Stopped(why));
+                }
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .stack_size(512 * 1024)
+                .spawn_scoped(scope, worker)
+            {
+                // Workers already started take the remaining nodes.
+                crate::text::warn(&format!("deploy: cannot start another thread: {e}"));
+                break;
+            }
+        }
+        drop(tx);
+        for progress in rx {
+            report(progress);
+        }
+    });
+}
+
+/// How nodes are reached: the same endpoint rules, host-key checks and timeouts as telemetry.
+struct Ssh {
+    config: Option<ssh2_config::SshConfig>,
+    known_hosts: KnownHosts,
+    timeouts: Timeouts,
+}
+
+impl Ssh {
+    fn new(inv: &Inventory) -> Result<Ssh, String> {
+        Ok(Ssh {
+            config: endpoint::load_ssh_config(inv).map_err(|e| e.to_string())?,
+            known_hosts: KnownHosts::new(expand_home(&inv.settings.known_hosts)),
+            timeouts: Timeouts::from_settings(&inv.settings),
+        })
+    }
+}
+
+struct Target<'a> {
+    node: NodeId,
+    path: &'a str,
+    simulated: bool,
+}
+
+/// One node, between its audit intent and outcome. The second value stops the run: the audit log failed.
+fn one_node(
+    inv: &Inventory,
+    req: &DeployRequest,
+    payload: &Payload,
+    ssh: &Ssh,
+    log: Option<&Mutex<AuditLog>>,
+    target: &Target,
+) -> (NodeDeploy, Option<String>) {
+    let started = Instant::now();
+    let name = inv.nodes[target.node].name.clone();
+    let command = format!(
+        "install sha256:{} at {}",
+        payload.sha256.get(..12).unwrap_or(&payload.sha256),
+        target.path
+    );
+    let id = record_id();
+    let backend = if target.simulated { "simulated" } else { "ssh" };
+    let mut intended = false;
+    let mut audit_failure = None;
+    let mut before_change = |_: &install::Probe| -> Result<(), String> {
+        let Some(log) = log else { return Ok(()) };
+        let written = log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(&Record::Intent(Intent {
+                id: id.clone(),
+                time: audit::now(),
+                operator: req.operator.clone(),
+                action: "deploy".into(),
+                node: name.clone(),
+                reason: req.reason.clone(),
+                backend: backend.into(),
+                command: command.clone(),
+                pid: std::process::id(),
+            }));
+        match written {
+            Ok(()) => {
+                intended = true;
+                Ok(())
+            }
+            Err(e) => {
+                let why = format!("cannot write the audit log: {e}");
+                audit_failure = Some(why.clone());
+                Err(why)
+            }
+        }
+    };
+    let installed = if target.simulated {
+        simulated(req.dry_run, &mut before_change)
+    } else {
+        match endpoint::resolve(inv, ssh.config.as_ref(), target.node) {
+            Ok(ep) => install::install(
+                &ep,
+                &ssh.known_hosts,
+                &ssh.timeouts,
+                payload,
+                target.path,
+                req.dry_run,
+                &mut before_change,
+            ),
+            Err(e) => Installed::Failed(e.to_string()),
+        }
+    };
+    let result = describe(name.clone(), target.path, installed, started);
+    if intended {
+        if let Some(log) = log {
+            let written = log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write(&Record::Outcome(Outcome {
+                    id,
+                    time: audit::now(),
+                    operator: req.operator.clone(),
+                    action: "deploy".into(),
+                    node: name,
+                    backend: backend.into(),
+                    command,
+                    ok: !result.failed(),
+                    exit_status: None,
+                    duration_ms: result.duration_ms,
+                    detail: result.detail.clone(),
+                }));
+            if let Err(e) = written {
+                audit_failure = Some(format!(
+                    "{}: the node was changed but its outcome is not in the audit log: {e}",
+                    result.node
+                ));
+            }
+        }
+    }
+    (result, audit_failure)
+}
+
+/// `--demo`: nothing leaves the machine, but the audit records are written as for a real node.
+fn simulated(
+    dry_run: bool,
+    before_change: &mut dyn FnMut(&install::Probe) -> Result<(), String>,
+) -> Installed {
+    if dry_run {
+        return Installed::WouldUpdate { from: None };
+    }
+    let probe = install::Probe {
+        arch: std::env::consts::ARCH.into(),
+        glibc: None,
+        installed_sha256: None,
+        installed_version: None,
+    };
+    match before_change(&probe) {
+        Ok(()) => Installed::Updated {
+            from: None,
+            to: "simulated (--demo): nothing was run".into(),
+        },
+        Err(why) => Installed::Failed(why),
+    }
+}
+
+fn describe(node: String, path: &str, installed: Installed, started: Instant) -> NodeDeploy {
+    let (outcome, from, to, detail) = match installed {
+        Installed::Current { version } => {
+            ("current", version, None, "already runs this build".into())
+        }
+        Installed::WouldUpdate { from } => (
+            "would-update",
+            from,
+            None,
+            "would upload and install".into(),
+        ),
+        Installed::Updated { from, to } => ("updated", from, Some(to), "installed".into()),
+        Installed::Failed(why) => ("failed", None, None, why),
+    };
+    NodeDeploy {
+        node,
+        outcome,
+        path: path.to_string(),
+        from,
+        to,
+        detail,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_binary_is_read_as_a_payload() {
+        let p = payload(None).unwrap();
+        assert_eq!(p.arch, std::env::consts::ARCH);
+        assert_eq!(p.sha256.len(), 64);
+        let glibc = p.glibc.expect("a glibc build names its symbol versions");
+        assert!(glibc >= (2, 2), "{glibc:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_elf_is_refused() {
+        assert!(elf_arch(b"#!/bin/sh\necho hi\n").is_err());
+        let mut header = vec![0u8; 64];
+        header[..4].copy_from_slice(b"\x7fELF");
+        header[5] = 1;
+        header[18] = 183;
+        assert_eq!(elf_arch(&header).unwrap(), "aarch64");
+    }
+
+    #[test]
+    fn the_newest_glibc_version_is_found() {
+        let bytes = b"\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_PRIVATE\0GLIBC_2.17\0GLIBC_";
+        assert_eq!(glibc_needed(bytes), Some((2, 34)));
+        assert_eq!(glibc_needed(b"static musl"), None);
+    }
+
+    #[test]
+    fn a_bare_agent_name_goes_to_usr_local_bin() {
+        let inv = Inventory::demo();
+        let path = install_path(&inv, 0).unwrap();
+        assert!(path.starts_with('/'), "{path}");
+    }
+}

@@ -1,0 +1,332 @@
+//! `fleetop deploy` on one node: ask what runs there, upload by SFTP to a temporary name beside the agent,
+//! check its SHA-256 and that it runs there, and only then rename it into place, so a node never holds half
+//! a binary or one that cannot start.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use super::endpoint::Endpoint;
+use super::known::KnownHosts;
+use super::{oneshot, session, Timeouts};
+use crate::telemetry::sanitize::make_inert;
+use crate::transport::Ending;
+
+/// How long one SFTP write or remote command may take before the node counts as failed.
+const STEP_LIMIT: Duration = Duration::from_secs(120);
+/// Bytes per SFTP write.
+const CHUNK: usize = 256 * 1024;
+
+/// The binary to install, with what it needs from a node.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    /// Lowercase hex.
+    pub sha256: String,
+    /// The architecture as `uname -m` names it (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// The newest glibc symbol version it links against, when it links against glibc.
+    pub glibc: Option<(u32, u32)>,
+}
+
+/// What a node runs now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub arch: String,
+    pub glibc: Option<(u32, u32)>,
+    /// The SHA-256 of the file at the agent path, when there is one.
+    pub installed_sha256: Option<String>,
+    /// What that file's `--version` printed.
+    pub installed_version: Option<String>,
+}
+
+/// How a node's install ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Installed {
+    /// The agent path already holds this exact binary.
+    Current {
+        version: Option<String>,
+    },
+    /// `--dry-run`: it would be updated.
+    WouldUpdate {
+        from: Option<String>,
+    },
+    Updated {
+        from: Option<String>,
+        to: String,
+    },
+    Failed(String),
+}
+
+/// Installs `payload` at `path` (absolute) on the node. `before_change` runs after the probe and before
+/// anything on the node changes (the audit intent); its error stops this node untouched.
+pub fn install(
+    ep: &Endpoint,
+    known_hosts: &KnownHosts,
+    t: &Timeouts,
+    payload: &Payload,
+    path: &str,
+    dry_run: bool,
+    before_change: &mut dyn FnMut(&Probe) -> Result<(), String>,
+) -> Installed {
+    let connected = match session::connect(ep, known_hosts, t) {
+        Ok(c) => c,
+        Err(f) => return Installed::Failed(f.detail),
+    };
+    let s = &connected.session;
+    s.set_timeout(u32::try_from(STEP_LIMIT.as_millis()).unwrap_or(u32::MAX));
+    let probe = match probe(s, path) {
+        Ok(p) => p,
+        Err(why) => return Installed::Failed(why),
+    };
+    if let Some(why) = cannot_run(payload, &probe) {
+        return Installed::Failed(why);
+    }
+    if probe.installed_sha256.as_deref() == Some(payload.sha256.as_str()) {
+        return Installed::Current {
+            version: probe.installed_version,
+        };
+    }
+    if dry_run {
+        return Installed::WouldUpdate {
+            from: probe.installed_version,
+        };
+    }
+    if let Err(why) = before_change(&probe) {
+        return Installed::Failed(why);
+    }
+    let temporary = temporary_path(path);
+    if let Err(why) = upload(s, &temporary, &payload.bytes) {
+        return Installed::Failed(why);
+    }
+    match finish(s, &temporary, path, &payload.sha256) {
+        Ok(to) => Installed::Updated {
+            from: probe.installed_version,
+            to,
+        },
+        Err(why) => Installed::Failed(why),
+    }
+}
+
+/// Why the node cannot run the binary, before anything is uploaded: another architecture, an older glibc.
+fn cannot_run(payload: &Payload, probe: &Probe) -> Option<String> {
+    if probe.arch != payload.arch {
+        return Some(format!(
+            "the node is {}, the binary is built for {}; deploy one built for {} with --binary",
+            probe.arch, payload.arch, probe.arch
+        ));
+    }
+    match (payload.glibc, probe.glibc) {
+        (Some(need), Some(has)) if has < need => Some(format!(
+            "the node has glibc {}.{}, the binary needs {}.{} or newer",
+            has.0, has.1, need.0, need.1
+        )),
+        _ => None,
+    }
+}
+
+/// A hidden name in the agent's own directory, so the final rename stays on one filesystem (atomic).
+fn temporary_path(path: &str) -> String {
+    let p = Path::new(path);
+    let dir = p.parent().map_or("/".into(), |d| d.display().to_string());
+    let name = p
+        .file_name()
+        .map_or("fleetop".into(), |n| n.to_string_lossy().into_owned());
+    format!(
+        "{}/.{name}.fleetop-deploy-{}",
+        dir.trim_end_matches('/'),
+        std::process::id()
+    )
+}
+
+fn quote(text: &str) -> String {
+    shlex::try_quote(text).map_or_else(|_| "''".into(), |q| q.into_owned())
+}
+
+/// Runs a script with `sh -c` and returns its stdout lines, or why it failed.
+fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
+    let done = oneshot::run_on(s, &format!("sh -c {}", quote(text)), STEP_LIMIT)
+        .map_err(|e| format!("SSH: {e}"))?;
+    let mut said = format!("{}{}", done.stdout.trim(), done.stderr.trim());
+    make_inert(&mut said, 300);
+    match done.ending {
+        Ending::Exited(0) => Ok(done.stdout),
+        Ending::Exited(code) => Err(format!("exit {code}: {said}")),
+        Ending::Signalled(sig) => Err(format!("killed by signal {sig}: {said}")),
+        Ending::Dropped(why) => Err(format!("connection lost: {why}")),
+        Ending::TimedOut(limit) => Err(format!("no answer within {} s", limit.as_secs())),
+    }
+}
+
+/// Architecture, glibc, and the installed file's hash and version, in one command.
+fn probe(s: &ssh2::Session, path: &str) -> Result<Probe, String> {
+    let text = format!(
+        "p={}\nuname -m\ngetconf GNU_LIBC_VERSION 2>/dev/null || echo -\n\
+         if [ -f \"$p\" ]; then\n  h=$(sha256sum \"$p\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n  \
+         v=$(timeout 10 \"$p\" --version 2>/dev/null | head -n 1); echo \"${{v:--}}\"\n\
+         else\n  echo -; echo -\nfi\n",
+        quote(path)
+    );
+    let out = script(s, &text).map_err(|e| format!("cannot inspect the node: {e}"))?;
+    parse_probe(&out)
+}
+
+/// The probe's four lines; every one is the node's word, so each is checked or made inert.
+pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let [arch, libc, hash, version] = lines[..] else {
+        return Err(format!(
+            "cannot inspect the node: expected 4 lines, got {}",
+            lines.len()
+        ));
+    };
+    let known = |v: &str| (v != "-" && !v.is_empty()).then(|| v.to_string());
+    let installed_sha256 =
+        known(hash).filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let installed_version = known(version).map(|mut v| {
+        make_inert(&mut v, 80);
+        v
+    });
+    let mut arch = arch.to_string();
+    make_inert(&mut arch, 32);
+    Ok(Probe {
+        arch,
+        glibc: libc.strip_prefix("glibc ").and_then(parse_version),
+        installed_sha256,
+        installed_version,
+    })
+}
+
+/// `2.36` (or `2.2.5`) → (2, 36).
+pub(crate) fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Writes the bytes to `temporary` (mode 0755); a failed upload removes what it left.
+fn upload(s: &ssh2::Session, temporary: &str, bytes: &[u8]) -> Result<(), String> {
+    let sftp = s.sftp().map_err(|e| format!("SFTP: {e}"))?;
+    let target = Path::new(temporary);
+    let written = (|| -> Result<(), String> {
+        let mut file = sftp
+            .open_mode(
+                target,
+                ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE,
+                0o755,
+                ssh2::OpenType::File,
+            )
+            .map_err(|e| format!("cannot create {temporary}: {}", sftp_reason(&e)))?;
+        for chunk in bytes.chunks(CHUNK) {
+            file.write_all(chunk)
+                .map_err(|e| format!("writing {temporary}: {e}"))?;
+        }
+        file.close()
+            .map_err(|e| format!("closing {temporary}: {}", sftp_reason(&e)))
+    })();
+    if written.is_err() {
+        let _ = sftp.unlink(target);
+    }
+    written
+}
+
+/// SFTP's status codes in words (libssh2 reports them as numbers).
+fn sftp_reason(e: &ssh2::Error) -> String {
+    match e.code() {
+        ssh2::ErrorCode::SFTP(2) => "no such file or directory".into(),
+        ssh2::ErrorCode::SFTP(3) => "permission denied".into(),
+        ssh2::ErrorCode::SFTP(4) => "failure (read-only file system or no space?)".into(),
+        ssh2::ErrorCode::SFTP(12) => "read-only file system".into(),
+        ssh2::ErrorCode::SFTP(14) => "no space on the file system".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Checks the upload's hash and that it runs, then renames it into place; returns what `--version` printed.
+fn finish(s: &ssh2::Session, temporary: &str, path: &str, sha256: &str) -> Result<String, String> {
+    let text = format!(
+        "t={t}; p={p}\n\
+         h=$(sha256sum \"$t\" 2>&1) || {{ rm -f \"$t\"; echo \"cannot checksum the upload: $h\"; exit 3; }}\n\
+         [ \"${{h%% *}}\" = {sha256} ] || {{ rm -f \"$t\"; echo \"checksum mismatch after upload: ${{h%% *}}\"; exit 3; }}\n\
+         v=$(timeout 30 \"$t\" --version 2>&1) || {{ rm -f \"$t\"; echo \"the binary does not run on this node: $v\"; exit 3; }}\n\
+         mv -f \"$t\" \"$p\" || {{ rm -f \"$t\"; exit 3; }}\n\
+         echo \"$v\"\n",
+        t = quote(temporary),
+        p = quote(path),
+    );
+    let out = script(s, &text)?;
+    let mut version = out.lines().next().unwrap_or("").trim().to_string();
+    make_inert(&mut version, 80);
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_is_read_line_by_line_and_checked() {
+        let hash = "a".repeat(64);
+        let p = parse_probe(&format!(
+            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n"
+        ))
+        .unwrap();
+        assert_eq!(p.arch, "x86_64");
+        assert_eq!(p.glibc, Some((2, 36)));
+        assert_eq!(p.installed_sha256.as_deref(), Some(hash.as_str()));
+        assert_eq!(
+            p.installed_version.as_deref(),
+            Some("fleetop 0.1.0 (build x)")
+        );
+
+        let none = parse_probe("aarch64\n-\n-\n-\n").unwrap();
+        assert_eq!(
+            (none.glibc, none.installed_sha256, none.installed_version),
+            (None, None, None)
+        );
+
+        let hostile = parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n").unwrap();
+        assert_eq!(
+            hostile.installed_sha256, None,
+            "only a SHA-256 is taken as one"
+        );
+        assert!(!hostile.installed_version.unwrap().contains('\u{1b}'));
+        assert!(parse_probe("x86_64\n").is_err());
+    }
+
+    #[test]
+    fn another_architecture_or_an_older_glibc_is_refused_before_upload() {
+        let payload = Payload {
+            bytes: std::sync::Arc::new(Vec::new()),
+            sha256: "0".repeat(64),
+            arch: "x86_64".into(),
+            glibc: Some((2, 34)),
+        };
+        let node = |arch: &str, glibc| Probe {
+            arch: arch.into(),
+            glibc,
+            installed_sha256: None,
+            installed_version: None,
+        };
+        assert_eq!(cannot_run(&payload, &node("x86_64", Some((2, 36)))), None);
+        assert_eq!(
+            cannot_run(&payload, &node("x86_64", None)),
+            None,
+            "musl or unknown: the run check decides"
+        );
+        let arm = cannot_run(&payload, &node("aarch64", Some((2, 36)))).unwrap();
+        assert!(arm.contains("aarch64") && arm.contains("x86_64"), "{arm}");
+        let old = cannot_run(&payload, &node("x86_64", Some((2, 28)))).unwrap();
+        assert!(old.contains("glibc 2.28") && old.contains("2.34"), "{old}");
+    }
+
+    #[test]
+    fn the_temporary_file_sits_beside_the_agent() {
+        let t = temporary_path("/usr/local/bin/fleetop");
+        assert!(
+            t.starts_with("/usr/local/bin/.fleetop.fleetop-deploy-"),
+            "{t}"
+        );
+    }
+}

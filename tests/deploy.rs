@@ -1,0 +1,298 @@
+//! `fleetop deploy` against a loopback fleet of real sshd nodes: agentless and old nodes are updated, a
+//! current one is skipped, a read-only one fails cleanly, a re-run changes nothing, and the fleet moves from
+//! nvidia-smi to the agent.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{shared, Behaviour, Fleet, Quirks, Spec};
+use serde_json::Value;
+
+fn json(out: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn deploy(fleet: &Fleet, inventory: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "deploy",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "tn[01-04]",
+        "--yes",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = common::run_bounded(&mut fleet.fleetop(&args), Duration::from_secs(120));
+    (out.status.code().unwrap_or(-1), json(&out))
+}
+
+fn outcome<'a>(doc: &'a Value, node: &str) -> &'a Value {
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no {node} in {doc:#}"))
+}
+
+fn snapshot_sources(fleet: &Fleet, inventory: &Path) -> Vec<(String, Value, Value)> {
+    let doc = json(&fleet.snapshot(inventory, "json", "20"));
+
+    doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                n["source"].clone(),
+                n["agent_version"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A directory made read-only: a read-only bind mount of itself where this runs as root (a read-only
+/// file system, as on a node booted from a read-only image), else a mode that forbids writing.
+struct ReadOnly(PathBuf, bool);
+
+impl ReadOnly {
+    fn make(dir: &Path) -> ReadOnly {
+        let root = unsafe { libc::geteuid() } == 0;
+        let mounted = root
+            && Command::new("mount")
+                .args(["--bind"])
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success())
+            && Command::new("mount")
+                .args(["-o", "remount,ro,bind"])
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        ReadOnly(dir.to_path_buf(), mounted)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        if self.1 {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o777));
+    }
+}
+
+/// An older agent: its hello names version 0.0.9 and no build (as agents before builds were named did).
+fn old_agent(fleet: &Fleet, i: usize) -> String {
+    let out = Command::new(&shared().fleetop)
+        .args(["agent", "--once", "--interval", "200"])
+        .env("FLEETOP_NVML_LIB", &shared().fake_nvml)
+        .env(
+            "FAKE_NVML_SPEC",
+            fleet
+                .dir
+                .path()
+                .join("nodes")
+                .join(format!("{}.spec", fleet.nodes[i].addr)),
+        )
+        .env("FLEETOP_KERNEL_LOG", "/dev/null")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.starts_with("{\"fleetop_agent\""), "{said}");
+    let hello_end = said.find('\n').unwrap();
+    // Edited as text: the hello's first key must stay first.
+    let hello = &said[..hello_end];
+    let version = format!("\"version\":\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(hello.contains(&version), "{hello}");
+    let build_at = hello.find(",\"build\":").unwrap();
+    let old = format!("{}}}", &hello[..build_at]).replace(&version, "\"version\":\"0.0.9\"");
+    let captured = fleet.agent_dir(i).join("old-agent.ndjson");
+    fs::write(&captured, format!("{old}{}", &said[hello_end..])).unwrap();
+    format!(
+        "#!/bin/sh\ncase \"$1\" in --version) echo 'fleetop 0.0.9' ;; *) cat '{}' ;; esac\n",
+        captured.display()
+    )
+}
+
+fn audit_records(fleet: &Fleet) -> Vec<Value> {
+    fs::read_to_string(fleet.dir.path().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only_ones_cleanly() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::smi_h100(),
+            Behaviour::Agent(Spec::node(2, 8)),
+            Behaviour::Agent(Spec::node(3, 8)),
+            Behaviour::Agent(Spec::node(4, 8)),
+        ],
+        Quirks::default(),
+    );
+    fleet.write_spec(0, &Spec::node(1, 8));
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    // tn01 has no agent; tn02 and tn04 run an old one; tn03 already runs this build.
+    let old = old_agent(&fleet, 1);
+    for i in [1, 3] {
+        fs::write(fleet.agent_path(i), &old).unwrap();
+        fs::set_permissions(fleet.agent_path(i), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::copy(&shared().fleetop, fleet.agent_path(2)).unwrap();
+    let _read_only = ReadOnly::make(&fleet.agent_dir(3));
+
+    let before = snapshot_sources(&fleet, &inventory);
+    assert_eq!(before[0].1, "nvidia-smi", "{before:?}");
+    assert_eq!(before[1].2, "0.0.9", "{before:?}");
+
+    // Read-only refuses before anything is looked at.
+    let (code, _) = {
+        let out = common::run_bounded(
+            &mut fleet.fleetop(&[
+                "deploy",
+                "--inventory",
+                inventory.to_str().unwrap(),
+                "tn[01-04]",
+                "--yes",
+                "--read-only",
+            ]),
+            Duration::from_secs(60),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(stderr.contains("read-only"), "{stderr}");
+        (out.status.code(), ())
+    };
+    assert_eq!(code, Some(2));
+
+    // A dry run says what would change and changes nothing.
+    let (code, doc) = deploy(&fleet, &inventory, &["--dry-run"]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(outcome(&doc, "tn01")["outcome"], "would-update");
+    assert_eq!(outcome(&doc, "tn02")["outcome"], "would-update");
+    assert_eq!(outcome(&doc, "tn02")["from"], "fleetop 0.0.9");
+    assert_eq!(outcome(&doc, "tn03")["outcome"], "current");
+    assert!(!fleet.agent_path(0).exists());
+    assert_eq!(fs::read_to_string(fleet.agent_path(1)).unwrap(), old);
+    assert!(
+        audit_records(&fleet).is_empty(),
+        "a dry run writes no audit records"
+    );
+
+    let (code, doc) = deploy(&fleet, &inventory, &["--reason", "agent rollout"]);
+    assert_eq!(code, 1, "one node failed: {doc:#}");
+    let ours = fs::read(fleetop_bin()).unwrap();
+    for (i, node) in ["tn01", "tn02"].iter().enumerate() {
+        let o = outcome(&doc, node);
+        assert_eq!(o["outcome"], "updated", "{o:#}");
+        let to = o["to"].as_str().unwrap();
+        assert!(
+            to.starts_with(&format!("fleetop {}", env!("CARGO_PKG_VERSION"))),
+            "{to}"
+        );
+        assert_eq!(
+            fs::read(fleet.agent_path(i)).unwrap(),
+            ours,
+            "{node} holds this build"
+        );
+    }
+    assert_eq!(
+        outcome(&doc, "tn01")["from"],
+        Value::Null,
+        "tn01 had no agent"
+    );
+    assert_eq!(outcome(&doc, "tn02")["from"], "fleetop 0.0.9");
+    assert_eq!(outcome(&doc, "tn03")["outcome"], "current");
+    let failed = outcome(&doc, "tn04");
+    assert_eq!(failed["outcome"], "failed");
+    let why = failed["detail"].as_str().unwrap();
+    assert!(
+        why.contains("cannot create") && why.contains(".fleetop-deploy-"),
+        "{why}"
+    );
+    // The read-only node keeps its old agent, whole, and no temporary file.
+    assert_eq!(fs::read_to_string(fleet.agent_path(3)).unwrap(), old);
+    let leftovers: Vec<_> = fs::read_dir(fleet.agent_dir(3))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("fleetop-deploy"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    for i in [0, 1] {
+        let names: Vec<_> = fs::read_dir(fleet.agent_dir(i))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains("fleetop-deploy")),
+            "{names:?}"
+        );
+    }
+
+    // Every change is bracketed by an intent and an outcome; the current node got none.
+    let records = audit_records(&fleet);
+    let of = |node: &str, kind: &str| {
+        records
+            .iter()
+            .filter(|r| r["node"] == node && r["record"] == kind && r["action"] == "deploy")
+            .count()
+    };
+    for node in ["tn01", "tn02", "tn04"] {
+        assert_eq!(
+            (of(node, "intent"), of(node, "outcome")),
+            (1, 1),
+            "{node}: {records:#?}"
+        );
+    }
+    assert_eq!(of("tn03", "intent"), 0);
+    let tn04 = records
+        .iter()
+        .find(|r| r["node"] == "tn04" && r["record"] == "outcome")
+        .unwrap();
+    assert_eq!(tn04["ok"], false);
+    assert!(records.iter().any(|r| r["reason"] == "agent rollout"));
+
+    // A re-run is a no-op for every node that took the update.
+    let (code, again) = deploy(&fleet, &inventory, &[]);
+    assert_eq!(code, 1, "tn04 is still read-only");
+    for node in ["tn01", "tn02", "tn03"] {
+        assert_eq!(outcome(&again, node)["outcome"], "current", "{again:#}");
+    }
+    assert_eq!(
+        audit_records(&fleet).len(),
+        records.len() + 2,
+        "only tn04 tried again"
+    );
+
+    // The fleet now runs this build where it could be installed.
+    let after = snapshot_sources(&fleet, &inventory);
+    for (name, source, version) in &after[..3] {
+        assert_eq!(source, "agent", "{name}: {after:?}");
+        assert_eq!(version, env!("CARGO_PKG_VERSION"), "{name}");
+    }
+    assert_eq!(after[3].2, "0.0.9");
+}
+
+fn fleetop_bin() -> &'static Path {
+    common::fleetop_bin()
+}
