@@ -80,7 +80,7 @@ fn once_prints_hello_and_one_exact_sample() {
         .expect("the hello names the kernel");
     assert_eq!(
         hello,
-        json!({"fleetop_agent": 1, "version": env!("CARGO_PKG_VERSION"), "driver": "550.90.07", "cuda": "12.4", "gpus": 2})
+        json!({"fleetop_agent": 1, "version": env!("CARGO_PKG_VERSION"), "driver": "550.90.07", "cuda": "12.4", "gpus": 2, "build": fleetop::release::BUILD})
     );
     let uname =
         String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();

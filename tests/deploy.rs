@@ -47,7 +47,8 @@ fn outcome<'a>(doc: &'a Value, node: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {node} in {doc:#}"))
 }
 
-fn snapshot_sources(fleet: &Fleet, inventory: &Path) -> Vec<(String, Value, Value)> {
+/// Each node's name, source, agent version and reasons.
+fn snapshot_sources(fleet: &Fleet, inventory: &Path) -> Vec<(String, Value, Value, String)> {
     let doc = json(&fleet.snapshot(inventory, "json", "20"));
 
     doc["nodes"]
@@ -59,6 +60,7 @@ fn snapshot_sources(fleet: &Fleet, inventory: &Path) -> Vec<(String, Value, Valu
                 n["name"].as_str().unwrap().to_string(),
                 n["source"].clone(),
                 n["agent_version"].clone(),
+                n["reasons"].to_string(),
             )
         })
         .collect()
@@ -165,6 +167,12 @@ fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only
     let before = snapshot_sources(&fleet, &inventory);
     assert_eq!(before[0].1, "nvidia-smi", "{before:?}");
     assert_eq!(before[1].2, "0.0.9", "{before:?}");
+    // The old agent is version skew: a warn with both versions, until it is updated.
+    assert!(
+        before[1].3.contains("drift: agent 0.0.9, jump host "),
+        "{before:?}"
+    );
+    assert!(!before[2].3.contains("drift"), "{before:?}");
 
     // Read-only refuses before anything is looked at.
     let (code, _) = {
@@ -286,11 +294,13 @@ fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only
 
     // The fleet now runs this build where it could be installed.
     let after = snapshot_sources(&fleet, &inventory);
-    for (name, source, version) in &after[..3] {
+    for (name, source, version, reasons) in &after[..3] {
         assert_eq!(source, "agent", "{name}: {after:?}");
         assert_eq!(version, env!("CARGO_PKG_VERSION"), "{name}");
+        assert!(!reasons.contains("drift"), "{name}: {reasons}");
     }
     assert_eq!(after[3].2, "0.0.9");
+    assert!(after[3].3.contains("drift: agent 0.0.9"), "{after:?}");
 }
 
 fn fleetop_bin() -> &'static Path {

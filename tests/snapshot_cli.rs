@@ -37,7 +37,10 @@ fn set(names: &str) -> BTreeSet<String> {
 fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     let (code, doc) = json(&[]);
     assert_eq!(code, 2, "two unreachable nodes and an XID 79 are crit");
-    assert_eq!(keys(&doc), set("schema taken_at inventory summary nodes"));
+    assert_eq!(
+        keys(&doc),
+        set("schema taken_at inventory summary nodes drift")
+    );
     assert_eq!(doc["schema"], "fleetop.snapshot/1");
     assert_eq!(doc["inventory"], "demo");
     assert!(humantime::parse_rfc3339(doc["taken_at"].as_str().unwrap()).is_ok());
@@ -52,9 +55,31 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     );
     assert_eq!(
         (s["gpus_expected"].as_u64(), s["gpus_seen"].as_u64()),
-        (Some(8200), Some(8183))
+        (Some(8200), Some(8182)),
+        "c042n3 lost GPU 5, c150n2 came back from repair without GPU 7"
     );
     assert_eq!(s["health"], "crit");
+    let agent = doc["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["aspect"] == "agent")
+        .expect("agents of another build are drift");
+    let old = agent["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["value"] == "0.0.9")
+        .unwrap();
+    assert_eq!(
+        old["nodes"],
+        serde_json::json!(["c301n1", "c301n2", "c302n1"])
+    );
+    assert_eq!(old["count"], 3);
+    assert!(old["drift"]
+        .as_str()
+        .unwrap()
+        .starts_with("agent 0.0.9, jump host "));
     let nodes = doc["nodes"].as_array().unwrap();
     let cabinets: BTreeSet<&str> = nodes
         .iter()
@@ -140,7 +165,7 @@ fn prometheus_output_passes_promtool() {
     let out = snapshot(&["--demo", "--format", "prom"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.contains("fleetop_fleet_gpus_seen 8183\n"),
+        text.contains("fleetop_fleet_gpus_seen 8182\n"),
         "{}",
         &text[..500.min(text.len())]
     );
@@ -175,7 +200,7 @@ fn csv_has_one_row_per_gpu_and_one_per_silent_node() {
     let lines: Vec<&str> = text.lines().collect();
     let columns = lines[0].split(',').count();
     assert!(lines[0].starts_with("node,cabinet,tenant,state,node_health"));
-    assert_eq!(lines.len(), 1 + 8184 + 2);
+    assert_eq!(lines.len(), 1 + 8183 + 2);
     let quoted = lines.iter().filter(|l| l.contains('"')).count();
     // Rows without quoted fields must have exactly the header's number of columns.
     for l in lines.iter().filter(|l| !l.contains('"')) {
@@ -196,10 +221,29 @@ fn table_lists_the_worst_nodes_first_and_sums_up() {
     assert!(lines[0].starts_with("NODE "));
     assert!(lines[1].contains(" crit "), "{}", lines[1]);
     assert!(
-        text.contains("1025 nodes (1023 up), 8183 of 8200 GPUs seen"),
-        "{}",
-        lines.last().unwrap()
+        text.contains("1025 nodes (1023 up), 8182 of 8200 GPUs seen"),
+        "{text}"
     );
+    // Drift: in each node's notes, and summed up at the end, grouped by what differs.
+    let c088 = lines.iter().find(|l| l.starts_with("c088n1")).unwrap();
+    assert!(
+        c088.contains(" warn ") && c088.contains("drift: driver 550.54.15, fleet runs 550.90.07"),
+        "{c088}"
+    );
+    let c301 = lines.iter().find(|l| l.starts_with("c301n1")).unwrap();
+    assert!(c301.contains("drift: agent 0.0.9, jump host "), "{c301}");
+    let drift = &text[text
+        .find("\ndrift:\n")
+        .expect("a drift section ends the table")..];
+    for expected in [
+        "warn  agent     0.0.9 on 3 nodes (jump host ",
+        "c301n1 c301n2 c302n1",
+        "warn  driver    550.54.15 on 2 nodes (fleet runs 550.90.07): c088n1 c088n2",
+        "warn  VBIOS     96.00.74.00.0B + 96.00.99.00.01 on 1 node (fleet runs 96.00.99.00.01): c210n1",
+        "warn  GPUs      7 on 2 nodes (fleet runs 8): c042n3 c150n2",
+    ] {
+        assert!(drift.contains(expected), "{expected:?} not in {drift}");
+    }
     let c042 = lines.iter().find(|l| l.starts_with("c042n3")).unwrap();
     assert!(
         c042.contains("GPU 5: XID 79: GPU fell off the bus"),

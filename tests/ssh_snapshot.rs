@@ -58,6 +58,10 @@ fn forty_nodes_report_exactly_what_they_emitted() {
     }
     let fleet = Fleet::start(behaviours, Quirks::default());
     let inventory = fleet.write_inventory(&[]);
+    // A fleet of two models says so; without this the H200 nodes would drift from the H100 majority.
+    let mut text = std::fs::read_to_string(&inventory).unwrap();
+    text += "[expect]\ngpu_model = [\"NVIDIA H100 80GB HBM3\", \"NVIDIA H200\"]\n";
+    std::fs::write(&inventory, text).unwrap();
     let (code, doc, logs) = snapshot(&fleet, &inventory, "20");
 
     assert_eq!(doc["schema"], "fleetop.snapshot/1");
@@ -305,10 +309,11 @@ if [ ! -e "$m" ]; then
   [ "$p" -gt 1 ] && kill -9 "$p"
   sleep 5; exit 1
 fi
-echo '{{"fleetop_agent":1,"version":"test","driver":"x","cuda":"y","gpus":1}}'
+echo '{{"fleetop_agent":1,"version":"{version}","driver":"x","cuda":"y","gpus":1}}'
 echo '{{"t":1,"gpus":[{{"index":0,"util_pct":42,"temp_c":50,"xid":[]}}]}}'
 "#,
-        marks.path().display()
+        marks.path().display(),
+        version = env!("CARGO_PKG_VERSION")
     );
     let fleet = Fleet::start(
         vec![Behaviour::Agent(Spec::node(1, 8)), Behaviour::Script(flaky)],

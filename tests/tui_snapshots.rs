@@ -61,6 +61,20 @@ fn demo_fleet_fits_and_pages() {
         assert!(big.contains(cabinet), "all 384 cabinets fit 200×50:\n{big}");
     }
     insta::assert_snapshot!("demo_overview_200x50", big);
+    // The demo's drift: old driver, old agent, a swapped GPU's VBIOS, a node short a GPU.
+    // The build (git commit) changes with every commit: the snapshot keeps its length, not its digits.
+    let build = fleetop::release::BUILD;
+    let drift = shot(&mut app, View::Drift, 200, 50).replace(build, &"b".repeat(build.len()));
+    for expected in [
+        "c088n1 c088n2",
+        "c301n1 c301n2 c302n1",
+        "c210n1",
+        "c150n2",
+        "(jump host ",
+    ] {
+        assert!(drift.contains(expected), "{expected:?}:\n{drift}");
+    }
+    insta::assert_snapshot!("demo_drift_200x50", drift);
     let small = shot(&mut app, View::Overview, 80, 24);
     assert!(
         small.contains("lines 1-19 of 22 · 384 cabinets"),

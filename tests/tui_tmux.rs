@@ -112,7 +112,7 @@ fn demo_fleet_navigates_to_a_node_detail() {
     let home = tempfile::tempdir().unwrap();
     let tmux = Tmux::start(&format!("{} --demo", bin()), home.path());
     let screen = tmux.wait_for(
-        &["1023 up", "GPUs 8183/8200", "384 cabinets"],
+        &["1023 up", "GPUs 8182/8200", "384 cabinets"],
         Duration::from_secs(30),
     );
     assert!(screen.contains("c001 "), "{screen}");
@@ -127,6 +127,18 @@ fn demo_fleet_navigates_to_a_node_detail() {
     );
     assert!(detail.contains("GPU UTIL"), "{detail}");
     assert!(detail.contains("X79"), "GPU 5's flag column: {detail}");
+    // `:drift` groups the nodes that run something else than the fleet.
+    tmux.keys(&[":", "drift", "Enter"]);
+    tmux.wait_for(
+        &[
+            "driver  (fleet runs 550.90.07)",
+            "550.54.15",
+            "c088n1 c088n2",
+            "0.0.9",
+            "c301n1 c301n2 c302n1",
+        ],
+        Duration::from_secs(10),
+    );
     // A resize to 80×24 re-lays the overview out, paging it.
     tmux.keys(&["1"]);
     let _ = tmux.tmux(&["resize-window", "-t", "0", "-x", "80", "-y", "24"]);

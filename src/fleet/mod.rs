@@ -1,5 +1,6 @@
 //! The one owner of fleet data: applies transport messages and derives node state and health from them.
 
+pub mod drift;
 pub mod events;
 pub mod filter;
 pub mod history;
@@ -121,6 +122,9 @@ pub struct FleetState {
     acks: Vec<Option<XidAck>>,
     /// Samples each history ring holds (`HISTORY_SPAN` at the inventory's interval).
     history_len: usize,
+    /// Per node, what it runs (agent, driver, GPU model, VBIOS, GPU count), and the fleet's tallies of them.
+    identities: Vec<drift::Identity>,
+    tally: drift::Tally,
 }
 
 impl FleetState {
@@ -130,6 +134,8 @@ impl FleetState {
         let history_len = (HISTORY_SPAN.as_millis() / interval_ms).clamp(1, 3600) as usize;
         FleetState {
             acks: vec![None; nodes.len()],
+            identities: vec![drift::Identity::default(); nodes.len()],
+            tally: drift::Tally::default(),
             inventory,
             nodes,
             history_len,
@@ -166,6 +172,9 @@ impl FleetState {
                 node.source = Some(source);
                 node.detail = Some(detail);
                 node.hello = hello.map(|h| *h);
+                let mut identity = self.identities[msg.node].clone();
+                identity.streaming(source, node.hello.as_ref());
+                self.set_identity(msg.node, identity);
             }
             NodeEvent::Sample(sample) => {
                 for gpu in &sample.gpus {
@@ -177,10 +186,13 @@ impl FleetState {
                         node.history[i].push(self.history_len, gpu.util_pct, gpu.temp_c);
                     }
                 }
+                let mut identity = self.identities[msg.node].clone();
+                identity.sampled(&sample);
                 node.sample = Some(sample);
                 node.sample_at = Some(msg.at);
                 node.samples += 1;
                 node.failure = None;
+                self.set_identity(msg.node, identity);
             }
             NodeEvent::BadLine(why) => {
                 node.bad_lines += 1;
@@ -194,6 +206,33 @@ impl FleetState {
                 });
             }
         }
+    }
+
+    fn set_identity(&mut self, id: NodeId, identity: drift::Identity) {
+        if let Some(old) = self.identities.get_mut(id) {
+            if *old != identity {
+                self.tally.replace(old, &identity);
+                *old = identity;
+            }
+        }
+    }
+
+    /// What a node runs, as far as it said.
+    pub fn identity(&self, id: NodeId) -> Option<&drift::Identity> {
+        self.identities.get(id)
+    }
+
+    /// Why a node drifts from `[expect]`, the fleet majority or the jump host's build.
+    pub fn drift_reasons(&self, id: NodeId) -> Vec<String> {
+        self.identities
+            .get(id)
+            .map(|i| drift::reasons(i, &self.tally, &self.inventory.expect))
+            .unwrap_or_default()
+    }
+
+    /// Every aspect on which nodes differ, nodes grouped by value.
+    pub fn drift(&self) -> Vec<drift::AspectDrift> {
+        drift::groups(&self.identities, &self.tally, &self.inventory.expect)
     }
 
     /// Acknowledges every XID the node reports now; returns what was covered (empty: nothing to acknowledge).

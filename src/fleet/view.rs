@@ -122,6 +122,9 @@ impl FleetState {
             if let Some(short) = judge_gpu_count(gpus_seen(&gpus), spec.expected_gpus) {
                 verdict.add(short.health, short.reasons.join("; "));
             }
+            for reason in self.drift_reasons(id) {
+                verdict.add(Health::Warn, format!("drift: {reason}"));
+            }
             if state == NodeState::Stale {
                 let age = sample_age.unwrap_or_default().as_secs();
                 verdict.add(Health::Warn, format!("stale: last sample {age} s ago"));

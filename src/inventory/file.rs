@@ -31,6 +31,31 @@ pub(crate) struct InventoryFile {
     /// Safety settings shared by every action.
     #[serde(default)]
     pub actions: ActionsFile,
+    /// What every node should run; a node that differs is drift (without it, the fleet majority decides).
+    #[serde(default)]
+    pub expect: ExpectFile,
+}
+
+/// A string, or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `[expect]`: the fleet's intended software and hardware, each key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExpectFile {
+    /// NVIDIA driver version, as NVML reports it: `550.90.07`.
+    pub driver: Option<String>,
+    /// VBIOS version of every GPU: `96.00.99.00.01`.
+    pub vbios: Option<String>,
+    /// GPU model name as NVML reports it (`NVIDIA H100 80GB HBM3`), or a list for a fleet of several.
+    pub gpu_model: Option<OneOrMany>,
+    /// GPUs each node reports.
+    pub gpus_per_node: Option<Spanned<u32>>,
 }
 
 /// `[drain]`: the drain/undrain backend.

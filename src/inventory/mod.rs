@@ -31,6 +31,17 @@ pub struct Inventory {
     pub tenants: Vec<Tenant>,
     pub nodes: Vec<Node>,
     pub actions: ActionSettings,
+    pub expect: Expect,
+}
+
+/// Resolved `[expect]`: what every node should run (`None`: the fleet majority decides).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expect {
+    pub driver: Option<String>,
+    pub vbios: Option<String>,
+    /// Accepted GPU models (empty: the fleet majority decides).
+    pub gpu_model: Vec<String>,
+    pub gpus_per_node: Option<u32>,
 }
 
 /// Which backend drains nodes.

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::{InventoryError, InventoryErrors, Locator};
-use super::file::{DrainFile, InventoryFile, RebootFile};
+use super::file::{DrainFile, InventoryFile, OneOrMany, RebootFile};
 use super::nodeset::{self, NodesetError};
 use super::MAX_GPUS_PER_NODE;
 use super::{
-    ActionSettings, Cabinet, DrainBackend, Inventory, Node, NodeId, RebootBackend, Redfish,
+    ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, NodeId, RebootBackend, Redfish,
     Settings, Tenancy, Tenant, Thresholds,
 };
 use toml::Spanned;
@@ -239,10 +239,34 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             ));
         }
     }
+    let e = &parsed.expect;
+    if let Some(n) = e
+        .gpus_per_node
+        .as_ref()
+        .filter(|n| !(1..=MAX_GPUS_PER_NODE).contains(n.get_ref()))
+    {
+        errors.push(loc.at(
+            n.span().start,
+            format!(
+                "[expect] gpus_per_node = {} is not between 1 and {MAX_GPUS_PER_NODE}",
+                n.get_ref()
+            ),
+        ));
+    }
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
     Ok(Inventory {
+        expect: Expect {
+            driver: e.driver.clone(),
+            vbios: e.vbios.clone(),
+            gpu_model: match &e.gpu_model {
+                None => Vec::new(),
+                Some(OneOrMany::One(m)) => vec![m.clone()],
+                Some(OneOrMany::Many(ms)) => ms.clone(),
+            },
+            gpus_per_node: e.gpus_per_node.as_ref().map(|n| *n.get_ref()),
+        },
         actions,
         source: file.to_string(),
         settings,

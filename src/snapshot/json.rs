@@ -13,6 +13,8 @@ struct Doc<'a> {
     schema: &'static str,
     taken_at: String,
     inventory: &'a str,
+    /// Aspects on which nodes differ (agent, driver, GPU model, VBIOS, GPU count), nodes grouped by value.
+    drift: &'a [super::Drift<'a>],
     summary: Summary,
     nodes: Vec<Node<'a>>,
 }
@@ -144,6 +146,7 @@ pub fn render(report: &Report) -> String {
         schema: SCHEMA,
         taken_at: humantime::format_rfc3339_millis(report.taken_at).to_string(),
         inventory: report.inventory,
+        drift: &report.drift,
         summary: Summary {
             nodes: s.nodes,
             nodes_up: s.nodes_up,

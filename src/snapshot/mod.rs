@@ -29,6 +29,55 @@ pub(crate) struct Report<'a> {
     pub inventory: &'a str,
     pub nodes: Vec<NodeView<'a>>,
     pub summary: Summary,
+    /// Aspects on which nodes differ, fleet-wide (the filter does not apply).
+    pub drift: Vec<Drift<'a>>,
+}
+
+/// One aspect on which nodes differ, with node names, for renderers.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Drift<'a> {
+    pub aspect: &'static str,
+    /// What values are compared with: `[expect]`, the fleet majority, or the jump host's build.
+    pub reference: Option<String>,
+    pub values: Vec<DriftValue<'a>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct DriftValue<'a> {
+    pub value: String,
+    pub count: usize,
+    pub nodes: Vec<&'a str>,
+    /// Why these nodes drift (`null`: they do not, e.g. the majority or nodes without an agent).
+    pub drift: Option<String>,
+    /// The value is the one compared with.
+    pub is_reference: bool,
+}
+
+fn drift(state: &FleetState) -> Vec<Drift<'_>> {
+    let inv = state.inventory();
+    state
+        .drift()
+        .into_iter()
+        .map(|a| Drift {
+            aspect: a.aspect.label(),
+            reference: a.reference.map(|r| format!("{} {}", r.from, r.value)),
+            values: a
+                .values
+                .into_iter()
+                .map(|v| DriftValue {
+                    count: v.nodes.len(),
+                    nodes: v
+                        .nodes
+                        .iter()
+                        .map(|&n| inv.nodes[n].name.as_str())
+                        .collect(),
+                    value: v.value,
+                    drift: v.drift,
+                    is_reference: v.is_reference,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Follows every node until each has answered (a sample or a failure) or `timeout` passes.
@@ -115,6 +164,7 @@ impl<'a> Report<'a> {
             inventory: &state.inventory().source,
             nodes,
             summary,
+            drift: drift(state),
         }
     }
 

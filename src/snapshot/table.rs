@@ -89,5 +89,46 @@ pub fn render(report: &Report) -> String {
         s.power_watts / 1000.0,
         s.health.as_str()
     );
+    drift_summary(&mut out, report);
     out
+}
+
+/// Most node names listed for one drifting value.
+const NAMES_SHOWN: usize = 12;
+
+/// The drift section: each value some nodes run that differs from the reference, with the nodes.
+fn drift_summary(out: &mut String, report: &Report) {
+    let differing: Vec<(&str, &super::DriftValue, Option<&str>)> = report
+        .drift
+        .iter()
+        .flat_map(|d| {
+            d.values
+                .iter()
+                .filter(|v| !v.is_reference)
+                .map(move |v| (d.aspect, v, d.reference.as_deref()))
+        })
+        .collect();
+    if differing.is_empty() {
+        let _ = writeln!(
+            out,
+            "drift: none (agent, driver, GPU model, VBIOS and GPU count agree on every node that reported)"
+        );
+        return;
+    }
+    let _ = writeln!(out, "drift:");
+    for (aspect, v, reference) in differing {
+        let mut names = v.nodes[..v.nodes.len().min(NAMES_SHOWN)].join(" ");
+        if v.nodes.len() > NAMES_SHOWN {
+            let _ = write!(names, " and {} more", v.nodes.len() - NAMES_SHOWN);
+        }
+        let plural = if v.count == 1 { "" } else { "s" };
+        let versus = reference.map_or(String::new(), |r| format!(" ({r})"));
+        let flag = if v.drift.is_some() { "warn" } else { "note" };
+        let _ = writeln!(
+            out,
+            "  {flag}  {aspect:<9} {} on {} node{plural}{versus}: {names}",
+            crate::text::escape(&v.value),
+            v.count
+        );
+    }
 }

@@ -14,6 +14,7 @@ pub enum Action {
     ViewDetail,
     ViewTenants,
     ViewEvents,
+    ViewDrift,
     Up,
     Down,
     Left,
@@ -51,6 +52,10 @@ impl Action {
             Action::ViewDetail => ("view_detail", "detail of the selected node"),
             Action::ViewTenants => ("view_tenants", "tenants table"),
             Action::ViewEvents => ("view_events", "events log"),
+            Action::ViewDrift => (
+                "view_drift",
+                "drift: nodes whose agent, driver, GPU model, VBIOS or GPU count differ",
+            ),
             Action::Up => ("up", "move up"),
             Action::Down => ("down", "move down"),
             Action::Left => ("left", "move left (overview)"),
@@ -93,7 +98,7 @@ impl Action {
         }
     }
 
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 29] = [
         Action::Quit,
         Action::Help,
         Action::ViewOverview,
@@ -101,6 +106,7 @@ impl Action {
         Action::ViewDetail,
         Action::ViewTenants,
         Action::ViewEvents,
+        Action::ViewDrift,
         Action::Up,
         Action::Down,
         Action::Left,
@@ -243,6 +249,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("3", Action::ViewDetail),
     ("4", Action::ViewTenants),
     ("5", Action::ViewEvents),
+    ("6", Action::ViewDrift),
     ("k", Action::Up),
     ("up", Action::Up),
     ("j", Action::Down),

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use super::decode::StreamDecoder;
 use super::{FailureKind, Following, MsgSender, NodeEvent, NodeSink, Transport};
 use crate::inventory::Inventory;
-use crate::telemetry::wire::AgentHello;
 use crate::telemetry::Source;
 use model::Role;
 
@@ -64,16 +63,7 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
             });
             continue;
         }
-        let hello = AgentHello {
-            fleetop_agent: 1,
-            version: crate::release::VERSION.into(),
-            driver: Some("550.90.07".into()),
-            cuda: Some("12.4".into()),
-            gpus: inv.nodes[node].expected_gpus,
-            kernel: Some("6.8.0-60-generic".into()),
-            build: Some(crate::release::BUILD.into()),
-        };
-        feed_json(&mut decoders[node], sink, &hello);
+        feed_json(&mut decoders[node], sink, &model::hello(inv, node));
     }
     let interval = inv.settings.interval;
     let start = Instant::now();
@@ -110,11 +100,26 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
 }
 
 /// The messages the demo fleet produces at `tick`, all stamped `at`, without threads or timing:
-/// for benchmarks and fixture states. Unreachable nodes report their failure.
+/// for benchmarks and fixture states. Unreachable nodes report their failure; at tick 0 every other node
+/// first says hello.
 pub fn messages(inv: &Inventory, seed: u64, tick: u64, at: Instant) -> Vec<crate::transport::Msg> {
     let t_ms = 1_700_000_000_000 + tick * inv.settings.interval.as_millis() as u64;
-    (0..inv.nodes.len())
+    let hellos = (0..inv.nodes.len())
+        .filter(|&node| tick == 0 && model::role(inv, node) != Role::Unreachable)
         .map(|node| {
+            let hello = model::hello(inv, node);
+            crate::transport::Msg {
+                node,
+                at,
+                event: NodeEvent::Streaming {
+                    source: Source::Sim,
+                    detail: format!("fleetop agent {} (simulated)", hello.version),
+                    hello: Some(Box::new(hello)),
+                },
+            }
+        });
+    hellos
+        .chain((0..inv.nodes.len()).map(|node| {
             let event = if model::role(inv, node) == Role::Unreachable {
                 NodeEvent::Failed {
                     kind: FailureKind::Unreachable,
@@ -127,7 +132,7 @@ pub fn messages(inv: &Inventory, seed: u64, tick: u64, at: Instant) -> Vec<crate
                 NodeEvent::Sample(model::sample(inv, seed, node, tick, t_ms))
             };
             crate::transport::Msg { node, at, event }
-        })
+        }))
         .collect()
 }
 

@@ -1,6 +1,7 @@
 //! What the simulated reference fleet reports: believable, deterministic per seed, with a few sick nodes.
 
 use crate::inventory::{Inventory, NodeId};
+use crate::telemetry::wire::AgentHello;
 use crate::telemetry::{GpuSample, NodeSample};
 
 /// Nodes that never answer in the demo fleet.
@@ -11,6 +12,18 @@ pub(crate) const XID79_NODE: &str = "c042n3";
 pub(crate) const REMAP_NODE: &str = "c118n1";
 /// Nodes with one hot GPU (index 3).
 pub(crate) const HOT_NODES: [&str; 3] = ["c077n1", "c145n2", "c260n1"];
+/// Nodes still on the previous driver.
+pub(crate) const OLD_DRIVER_NODES: [&str; 2] = ["c088n1", "c088n2"];
+/// Nodes running an older fleetop agent (before builds were named).
+pub(crate) const OLD_AGENT_NODES: [&str; 3] = ["c301n1", "c301n2", "c302n1"];
+/// The node back from repair one GPU short: GPU 7 is missing.
+pub(crate) const SHORT_NODE: &str = "c150n2";
+/// The node whose GPU 4 was swapped for one with an older VBIOS.
+pub(crate) const OLD_VBIOS_NODE: &str = "c210n1";
+/// The cabinet running hot (a failing rear-door heat exchanger): every GPU about 12 °C warmer.
+pub(crate) const HOT_CABINET: &str = "c066";
+/// The driver most of the fleet runs.
+const DRIVER: &str = "550.90.07";
 
 /// How one simulated node behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,9 +57,53 @@ pub fn role(inv: &Inventory, node: NodeId) -> Role {
     }
 }
 
+/// What node `node`'s agent says when it starts.
+pub fn hello(inv: &Inventory, node: NodeId) -> AgentHello {
+    let name = inv.nodes[node].name.as_str();
+    let old_agent = OLD_AGENT_NODES.contains(&name);
+    AgentHello {
+        fleetop_agent: 1,
+        version: if old_agent {
+            "0.0.9".into()
+        } else {
+            crate::release::VERSION.into()
+        },
+        driver: Some(
+            if OLD_DRIVER_NODES.contains(&name) {
+                "550.54.15"
+            } else {
+                DRIVER
+            }
+            .into(),
+        ),
+        cuda: Some("12.4".into()),
+        gpus: gpu_indices(inv, node).count() as u32,
+        kernel: Some("6.8.0-60-generic".into()),
+        build: (!old_agent).then(|| crate::release::BUILD.into()),
+    }
+}
+
+/// The GPUs a node reports: all it should have, but on the node short a GPU.
+fn gpu_indices(inv: &Inventory, node: NodeId) -> impl Iterator<Item = u32> {
+    let short = inv.nodes[node].name == SHORT_NODE;
+    (0..inv.nodes[node].expected_gpus).filter(move |&i| !(short && i == 7))
+}
+
+/// How hard a tenant's jobs drive their GPUs (60–95 %): tenants differ, a tenant's nodes look alike.
+fn tenant_load(seed: u64, tenant: usize) -> u32 {
+    60 + pick(seed, tenant as u64, 17, 0, 36) as u32
+}
+
 /// The sample node `node` reports at tick `tick` (one tick per interval).
 pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) -> NodeSample {
     let spec = &inv.nodes[node];
+    // About one training node in forty sits idle between jobs, still held by its tenant.
+    let between_jobs = pick(seed, node as u64, 99, 0, 40) == 0;
+    let load = spec
+        .tenancy
+        .first()
+        .map_or(0, |t| tenant_load(seed, t.tenant));
+    let hot_cabinet = inv.cabinets[spec.cabinet].name == HOT_CABINET;
     let busy_gpus: Vec<u32> = spec
         .tenancy
         .iter()
@@ -55,19 +112,21 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 .clone()
                 .unwrap_or_else(|| (0..spec.expected_gpus).collect())
         })
+        .filter(|_| !between_jobs)
         .collect();
     let n = node as u64;
-    let gpus = (0..spec.expected_gpus)
+    let gpus = gpu_indices(inv, node)
         .map(|i| {
             let g = u64::from(i);
             let busy = busy_gpus.contains(&i);
             // Training jobs breathe a little from tick to tick; spares sit still.
             let wobble = pick(seed, n, g, tick, 5);
             let (util, power, temp) = if busy {
+                let util = (load + wobble as u32).min(100);
                 (
-                    95 + wobble as u32,
-                    610.0 + pick(seed, n, g, tick + 7, 80) as f64,
-                    62 + pick(seed, n, g, 3, 12) as u32,
+                    util,
+                    190.0 + f64::from(util) * 4.6 + pick(seed, n, g, tick + 7, 60) as f64,
+                    44 + util / 5 + pick(seed, n, g, 3, 8) as u32,
                 )
             } else {
                 (
@@ -120,6 +179,10 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 vbios: Some("96.00.99.00.01".into()),
                 ..Default::default()
             };
+            if hot_cabinet {
+                gpu.temp_c = gpu.temp_c.map(|t| t + 12);
+                gpu.mem_temp_c = gpu.mem_temp_c.map(|t| t + 12);
+            }
             sicken(&spec.name, &mut gpu);
             gpu
         })
@@ -157,6 +220,9 @@ fn sicken(node: &str, gpu: &mut GpuSample) {
     if node == REMAP_NODE && gpu.index == 2 {
         gpu.remapped_rows_pending = Some(true);
         gpu.xid = Some(vec![63]);
+    }
+    if node == OLD_VBIOS_NODE && gpu.index == 4 {
+        gpu.vbios = Some("96.00.74.00.0B".into());
     }
     if HOT_NODES.contains(&node) && gpu.index == 3 {
         gpu.temp_c = Some(86);

@@ -95,6 +95,7 @@ impl App {
             Action::ViewDetail => self.show(View::Detail),
             Action::ViewTenants => self.show(View::Tenants),
             Action::ViewEvents => self.show(View::Events),
+            Action::ViewDrift => self.show(View::Drift),
             Action::Up => self.step(-1, true),
             Action::Down => self.step(1, true),
             Action::Left => self.step(-1, false),
@@ -168,9 +169,17 @@ impl App {
                 self.events_scroll =
                     (self.events_scroll as isize + delta).clamp(0, last.max(0)) as usize;
             }
+            View::Drift if vertical => self.scroll_drift(delta),
             View::Nodes | View::Detail if vertical => self.move_rows(delta),
             _ => {}
         }
+    }
+
+    fn scroll_drift(&mut self, delta: isize) {
+        let last = crate::tui::ui::drift::line_count(self).saturating_sub(1) as isize;
+        self.drift_scroll = (self.drift_scroll as isize)
+            .saturating_add(delta)
+            .clamp(0, last.max(0)) as usize;
     }
 
     fn move_in_inventory(&mut self, delta: isize) {
@@ -193,6 +202,7 @@ impl App {
                     .saturating_add(delta)
                     .clamp(0, last.max(0)) as usize;
             }
+            View::Drift => self.scroll_drift(delta),
             _ => {
                 if self.order.is_empty() {
                     return;
@@ -215,7 +225,7 @@ impl App {
                     self.show(View::Nodes);
                 }
             }
-            View::Detail | View::Events => {}
+            View::Detail | View::Events | View::Drift => {}
         }
     }
 
@@ -265,6 +275,7 @@ impl App {
             ("detail" | "3", _) => self.show(View::Detail),
             ("tenants" | "4", _) => self.show(View::Tenants),
             ("events" | "5", _) => self.show(View::Events),
+            ("drift" | "6", _) => self.show(View::Drift),
             ("filter", terms) => self.set_filter(&terms.join(" ")),
             ("sort", [column, order @ ..]) => {
                 match SortKey::ALL.iter().find(|k| k.name() == *column) {

@@ -30,15 +30,17 @@ pub enum View {
     Detail,
     Tenants,
     Events,
+    Drift,
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Overview,
         View::Nodes,
         View::Detail,
         View::Tenants,
         View::Events,
+        View::Drift,
     ];
 
     pub fn title(self) -> &'static str {
@@ -48,6 +50,7 @@ impl View {
             View::Detail => "Detail",
             View::Tenants => "Tenants",
             View::Events => "Events",
+            View::Drift => "Drift",
         }
     }
 }
@@ -170,6 +173,8 @@ pub struct App {
     pub selected: NodeId,
     pub tenant_cursor: usize,
     pub events_scroll: usize,
+    /// First line shown in the drift view.
+    pub drift_scroll: usize,
     /// The terminal's size, set by the loop on resize: paging and overview geometry depend on it.
     pub viewport: (u16, u16),
     /// A one-line message for the footer (bad filter, unknown command).
@@ -209,6 +214,7 @@ impl App {
             selected: 0,
             tenant_cursor: 0,
             events_scroll: 0,
+            drift_scroll: 0,
             viewport: (80, 24),
             status: None,
             journal: Journal::default(),

@@ -2,6 +2,7 @@
 
 mod detail;
 mod dialogs;
+pub(crate) mod drift;
 mod events;
 pub mod format;
 mod nodes;
@@ -39,6 +40,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame) {
         View::Detail => detail::render(app, theme, frame, body),
         View::Tenants => tenants::render(app, theme, frame, body),
         View::Events => events::render(app, theme, frame, body),
+        View::Drift => drift::render(app, theme, frame, body),
     }
     render_footer(app, theme, frame, footer);
     if !app.ops.failures.is_empty() {
@@ -303,7 +305,7 @@ pub fn hit(app: &App, column: u16, row: u16) -> Option<Hit> {
         View::Overview => overview::hit(app, body, column, row).map(Hit::Node),
         View::Nodes => nodes::hit(app, body, row).map(Hit::Node),
         View::Tenants => tenants::hit(app, body, row).map(Hit::Tenant),
-        View::Detail | View::Events => None,
+        View::Detail | View::Events | View::Drift => None,
     }
 }
 

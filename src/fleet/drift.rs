@@ -1,0 +1,382 @@
+//! Drift: nodes whose agent, driver, GPU model, VBIOS or GPU count differ from the inventory's `[expect]`,
+//! or where it is silent from what most of the fleet runs (the agent from the jump host's own build).
+//! Tallies are kept as nodes report, so a node's reasons cost a lookup, not a pass over the fleet.
+
+use std::collections::HashMap;
+
+use crate::inventory::{Expect, NodeId};
+use crate::telemetry::wire::AgentHello;
+use crate::telemetry::{NodeSample, Source};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aspect {
+    Agent,
+    Driver,
+    GpuModel,
+    Vbios,
+    GpuCount,
+}
+
+impl Aspect {
+    pub const ALL: [Aspect; 5] = [
+        Aspect::Agent,
+        Aspect::Driver,
+        Aspect::GpuModel,
+        Aspect::Vbios,
+        Aspect::GpuCount,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Aspect::Agent => "agent",
+            Aspect::Driver => "driver",
+            Aspect::GpuModel => "GPU model",
+            Aspect::Vbios => "VBIOS",
+            Aspect::GpuCount => "GPUs",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a node without the agent shows as its agent.
+pub const NO_AGENT: &str = "none (nvidia-smi)";
+
+/// What one node runs, as far as it said (`None`: not known).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity([Option<String>; 5]);
+
+impl Identity {
+    pub fn get(&self, a: Aspect) -> Option<&str> {
+        self.0[a.index()].as_deref()
+    }
+
+    /// The agent and driver, from how the node's stream started.
+    pub(crate) fn streaming(&mut self, source: Source, hello: Option<&AgentHello>) {
+        self.0[Aspect::Agent.index()] = match (source, hello) {
+            (Source::NvidiaSmi, _) => Some(NO_AGENT.into()),
+            (_, Some(h)) => Some(agent_value(&h.version, h.build.as_deref())),
+            (_, None) => None,
+        };
+        self.0[Aspect::Driver.index()] = hello.and_then(|h| h.driver.clone());
+    }
+
+    /// GPU model, VBIOS and count, from a sample: the distinct values of the GPUs that reported, joined.
+    pub(crate) fn sampled(&mut self, sample: &NodeSample) {
+        let reporting = || sample.gpus.iter().filter(|g| g.reported_values());
+        self.0[Aspect::GpuModel.index()] = distinct(reporting().filter_map(|g| g.name.as_deref()));
+        self.0[Aspect::Vbios.index()] = distinct(reporting().filter_map(|g| g.vbios.as_deref()));
+        self.0[Aspect::GpuCount.index()] = Some(reporting().count().to_string());
+    }
+}
+
+/// `0.1.0 (build 0123456789ab)`, or the bare version for agents that name no build.
+pub fn agent_value(version: &str, build: Option<&str>) -> String {
+    match build.filter(|b| !b.is_empty()) {
+        Some(b) => format!("{version} (build {b})"),
+        None => version.to_string(),
+    }
+}
+
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    for v in values {
+        if !seen.contains(&v) {
+            seen.push(v);
+        }
+    }
+    seen.sort_unstable();
+    (!seen.is_empty()).then(|| seen.join(" + "))
+}
+
+/// How many nodes run each value of each aspect.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tally([HashMap<String, usize>; 5]);
+
+impl Tally {
+    /// Moves a node from `old` to `new`.
+    pub(crate) fn replace(&mut self, old: &Identity, new: &Identity) {
+        for a in Aspect::ALL {
+            let (before, after) = (old.get(a), new.get(a));
+            if before == after {
+                continue;
+            }
+            let counts = &mut self.0[a.index()];
+            if let Some(v) = before {
+                if let Some(n) = counts.get_mut(v) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.remove(v);
+                    }
+                }
+            }
+            if let Some(v) = after {
+                *counts.entry(v.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn count(&self, a: Aspect, value: &str) -> usize {
+        self.0[a.index()].get(value).copied().unwrap_or(0)
+    }
+
+    /// The most common value; ties go to the smaller value, so the answer does not flicker.
+    fn majority(&self, a: Aspect) -> Option<(&str, usize)> {
+        self.0[a.index()]
+            .iter()
+            .filter(|(v, _)| a != Aspect::Agent || v.as_str() != NO_AGENT)
+            .map(|(v, n)| (v.as_str(), *n))
+            .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(x.0)))
+    }
+
+    fn distinct_values(&self, a: Aspect) -> usize {
+        self.0[a.index()].len()
+    }
+}
+
+/// What a value of an aspect is compared with, and where that comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reference {
+    pub value: String,
+    /// `expected` (`[expect]`), `fleet runs` (the majority) or `jump host`.
+    pub from: &'static str,
+}
+
+fn reference(a: Aspect, tally: &Tally, expect: &Expect) -> Option<Reference> {
+    let expected = match a {
+        Aspect::Agent => {
+            return Some(Reference {
+                value: crate::release::LONG.into(),
+                from: "jump host",
+            })
+        }
+        Aspect::Driver => expect.driver.clone(),
+        Aspect::GpuModel => (!expect.gpu_model.is_empty()).then(|| expect.gpu_model.join(" or ")),
+        Aspect::Vbios => expect.vbios.clone(),
+        Aspect::GpuCount => expect.gpus_per_node.map(|n| n.to_string()),
+    };
+    if let Some(value) = expected {
+        return Some(Reference {
+            value,
+            from: "expected",
+        });
+    }
+    tally.majority(a).map(|(value, _)| Reference {
+        value: value.to_string(),
+        from: "fleet runs",
+    })
+}
+
+/// Why `value` of aspect `a` is drift, or `None`. Against the majority, a value is drift only when the
+/// majority value is strictly more common (a fleet split evenly has no majority to drift from).
+fn judge(a: Aspect, value: &str, tally: &Tally, expect: &Expect) -> Option<String> {
+    if a == Aspect::Agent {
+        if value == NO_AGENT {
+            return None;
+        }
+        let (version, build) = match value.split_once(" (build ") {
+            Some((v, b)) => (v, Some(b.trim_end_matches(')'))),
+            None => (value, None),
+        };
+        return crate::release::skew(version, build);
+    }
+    let r = reference(a, tally, expect)?;
+    if r.value == value {
+        return None;
+    }
+    // A node's models are joined with " + "; each must be one the fleet expects.
+    if a == Aspect::GpuModel
+        && r.from == "expected"
+        && value
+            .split(" + ")
+            .all(|m| expect.gpu_model.iter().any(|e| e == m))
+    {
+        return None;
+    }
+    if r.from == "fleet runs" && tally.count(a, &r.value) <= tally.count(a, value) {
+        return None;
+    }
+    Some(match a {
+        Aspect::GpuCount => format!("{value} GPUs, {} {}", r.from, r.value),
+        _ => format!("{} {value}, {} {}", a.label(), r.from, r.value),
+    })
+}
+
+/// A node's drift reasons, one per aspect that differs.
+pub(crate) fn reasons(id: &Identity, tally: &Tally, expect: &Expect) -> Vec<String> {
+    Aspect::ALL
+        .iter()
+        .filter_map(|&a| judge(a, id.get(a)?, tally, expect))
+        .collect()
+}
+
+/// One value of an aspect and the nodes on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueNodes {
+    pub value: String,
+    pub nodes: Vec<NodeId>,
+    /// Why these nodes drift, when they do.
+    pub drift: Option<String>,
+    /// The value is the reference (or one of the expected GPU models).
+    pub is_reference: bool,
+}
+
+/// An aspect on which nodes differ: what it is compared with and every value seen, most common first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AspectDrift {
+    pub aspect: Aspect,
+    pub reference: Option<Reference>,
+    pub values: Vec<ValueNodes>,
+}
+
+/// Every aspect on which some node drifts or nodes differ, grouping nodes by value.
+pub(crate) fn groups(identities: &[Identity], tally: &Tally, expect: &Expect) -> Vec<AspectDrift> {
+    let mut out = Vec::new();
+    for a in Aspect::ALL {
+        let mut by_value: HashMap<&str, Vec<NodeId>> = HashMap::new();
+        for (node, id) in identities.iter().enumerate() {
+            if let Some(v) = id.get(a) {
+                by_value.entry(v).or_default().push(node);
+            }
+        }
+        let r = reference(a, tally, expect);
+        let mut values: Vec<ValueNodes> = by_value
+            .into_iter()
+            .map(|(value, nodes)| ValueNodes {
+                drift: judge(a, value, tally, expect),
+                is_reference: r.as_ref().is_some_and(|r| r.value == value)
+                    || (a == Aspect::GpuModel
+                        && !expect.gpu_model.is_empty()
+                        && value
+                            .split(" + ")
+                            .all(|m| expect.gpu_model.iter().any(|e| e == m))),
+                value: value.to_string(),
+                nodes,
+            })
+            .collect();
+        if values.iter().all(|v| v.drift.is_none()) && tally.distinct_values(a) < 2 {
+            continue;
+        }
+        values.sort_by(|x, y| {
+            y.nodes
+                .len()
+                .cmp(&x.nodes.len())
+                .then(x.value.cmp(&y.value))
+        });
+        out.push(AspectDrift {
+            aspect: a,
+            reference: r,
+            values,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(driver: &str, gpus: &str) -> Identity {
+        let mut id = Identity::default();
+        id.0[Aspect::Driver.index()] = Some(driver.into());
+        id.0[Aspect::GpuCount.index()] = Some(gpus.into());
+        id
+    }
+
+    fn tally(ids: &[Identity]) -> Tally {
+        let mut t = Tally::default();
+        for id in ids {
+            t.replace(&Identity::default(), id);
+        }
+        t
+    }
+
+    #[test]
+    fn the_minority_drifts_from_the_majority() {
+        let ids = [
+            node("550.90.07", "8"),
+            node("550.90.07", "8"),
+            node("550.90.07", "8"),
+            node("550.54.15", "7"),
+        ];
+        let t = tally(&ids);
+        let none = Expect::default();
+        assert!(reasons(&ids[0], &t, &none).is_empty());
+        assert_eq!(
+            reasons(&ids[3], &t, &none),
+            [
+                "driver 550.54.15, fleet runs 550.90.07",
+                "7 GPUs, fleet runs 8"
+            ]
+        );
+        let g = groups(&ids, &t, &none);
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].aspect, Aspect::Driver);
+        assert_eq!(g[0].values[0].nodes, [0, 1, 2]);
+        assert_eq!(g[0].values[1].nodes, [3]);
+        assert!(g[0].values[1].drift.is_some());
+    }
+
+    #[test]
+    fn an_even_split_has_no_majority_but_expect_decides() {
+        let ids = [node("550.90.07", "8"), node("550.54.15", "8")];
+        let t = tally(&ids);
+        assert!(reasons(&ids[1], &t, &Expect::default()).is_empty());
+        let expect = Expect {
+            driver: Some("550.90.07".into()),
+            gpus_per_node: Some(8),
+            ..Expect::default()
+        };
+        assert_eq!(
+            reasons(&ids[1], &t, &expect),
+            ["driver 550.54.15, expected 550.90.07"]
+        );
+        assert!(reasons(&ids[0], &t, &expect).is_empty());
+    }
+
+    #[test]
+    fn a_fleet_of_several_models_lists_them() {
+        let model = |m: &str| {
+            let mut id = Identity::default();
+            id.0[Aspect::GpuModel.index()] = Some(m.into());
+            id
+        };
+        let ids = [model("H100"), model("H100"), model("H200"), model("A100")];
+        let t = tally(&ids);
+        assert_eq!(
+            reasons(&ids[2], &t, &Expect::default()),
+            ["GPU model H200, fleet runs H100"]
+        );
+        let expect = Expect {
+            gpu_model: vec!["H100".into(), "H200".into()],
+            ..Expect::default()
+        };
+        assert!(reasons(&ids[2], &t, &expect).is_empty());
+        assert!(reasons(&model("H100 + H200"), &t, &expect).is_empty());
+        assert_eq!(
+            reasons(&ids[3], &t, &expect),
+            ["GPU model A100, expected H100 or H200"]
+        );
+    }
+
+    #[test]
+    fn tallies_follow_a_node_that_changes() {
+        let mut t = tally(&[node("1", "8"), node("1", "8"), node("2", "8")]);
+        t.replace(&node("2", "8"), &node("1", "8"));
+        assert_eq!(t.distinct_values(Aspect::Driver), 1);
+        assert_eq!(t.majority(Aspect::Driver), Some(("1", 3)));
+    }
+
+    #[test]
+    fn an_agent_of_another_build_drifts_and_no_agent_does_not() {
+        let t = Tally::default();
+        let e = Expect::default();
+        assert_eq!(judge(Aspect::Agent, NO_AGENT, &t, &e), None);
+        let ours = agent_value(crate::release::VERSION, Some(crate::release::BUILD));
+        assert_eq!(judge(Aspect::Agent, &ours, &t, &e), None);
+        let old = judge(Aspect::Agent, "0.0.9", &t, &e).unwrap();
+        assert!(old.starts_with("agent 0.0.9, jump host"), "{old}");
+    }
+}
