@@ -38,7 +38,7 @@ pub struct Global {
     /// Colour theme, by name or path
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
-    /// Refuse every drain, undrain and reboot
+    /// Refuse every drain, undrain, reboot and deploy
     #[arg(long, global = true)]
     pub read_only: bool,
 }
@@ -92,6 +92,15 @@ pub struct DeployArgs {
     /// Why (recorded in the audit log)
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Also install the fleetop-agent.service unit (agent --listen), enable and restart it
+    #[arg(long)]
+    pub systemd: bool,
+    /// Where the agent's exporter listens, with --systemd
+    #[arg(long, value_name = "ADDR:PORT", default_value = crate::actions::deploy::DEFAULT_LISTEN, requires = "systemd")]
+    pub listen: String,
+    /// Where the unit goes on the nodes, with --systemd
+    #[arg(long, value_name = "DIR", default_value = crate::actions::deploy::DEFAULT_UNIT_DIR, requires = "systemd")]
+    pub unit_dir: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ActionFormat,
 }
@@ -150,4 +159,7 @@ pub struct AgentArgs {
     /// [default: $FLEETOP_KERNEL_LOG, then /dev/kmsg]
     #[arg(long, value_name = "PATH")]
     pub kernel_log: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR:PORT (/metrics) instead of writing samples to stdout
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "once")]
+    pub listen: Option<String>,
 }

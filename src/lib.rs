@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod dirs;
+pub mod exporter;
 pub mod fleet;
 pub mod inventory;
 pub mod release;

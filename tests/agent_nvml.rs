@@ -349,3 +349,85 @@ fn an_implausible_memory_temperature_is_null_with_a_reason() {
     assert_eq!(g0["errors"][0]["kind"], "implausible");
     assert_eq!(g0["errors"][0]["query"], "temperature.memory");
 }
+
+/// Kills the child on drop, so a failed assertion leaves no exporter listening.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn listen_serves_the_last_sample_as_prometheus_text() {
+    let spec = spec_file(SPEC);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let log = spec.path().with_extension("kmsg");
+    std::fs::write(
+        &log,
+        "[    6.500000] NVRM: Xid (PCI:0000:02:00): 79, pid=1, name=python3, GPU has fallen off the bus.\n",
+    )
+    .unwrap();
+    let _agent = Killed(
+        agent_with_log(spec.path(), &log, &["--listen", &addr, "--interval", "200"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Ready means answering HTTP 200 with a sample, not just accepting connections.
+    let url = format!("http://{addr}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        if let Ok(r) = ureq::get(&url).timeout(Duration::from_secs(2)).call() {
+            let body = r.into_string().unwrap();
+            if body.contains("fleetop_gpu_utilization_ratio{") {
+                break body;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no metrics at {url}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(text.contains("fleetop_node_up{"), "{text}");
+    assert!(
+        text.contains("gpu=\"0\",uuid=\"GPU-aaa\"} 0.97\n"),
+        "{text}"
+    );
+    assert!(text.contains("fleetop_gpu_temperature_celsius{"), "{text}");
+    // GPU 1 logged XID 79: counted and crit, in the same families the snapshot exports.
+    assert!(
+        text.contains("fleetop_gpu_health{node=")
+            && text.contains(",gpu=\"1\",uuid=\"GPU-bbb\"} 2\n"),
+        "{text}"
+    );
+    let xid = text
+        .lines()
+        .find(|l| l.starts_with("fleetop_gpu_xid_errors{"))
+        .unwrap_or_else(|| panic!("no XID series: {text}"));
+    assert!(
+        xid.contains("gpu=\"1\"") && xid.contains("xid=\"79\"") && xid.ends_with(" 1"),
+        "{xid}"
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed by scripts/test");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let missing = ureq::get(&format!("http://{addr}/nothing")).call();
+    assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
+}

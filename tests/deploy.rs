@@ -306,3 +306,98 @@ fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only
 fn fleetop_bin() -> &'static Path {
     common::fleetop_bin()
 }
+
+#[test]
+fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
+    let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(1, 8))], Quirks::default());
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    let units = fleet.dir.path().join("units");
+    fs::create_dir(&units).unwrap();
+    fs::set_permissions(&units, fs::Permissions::from_mode(0o777)).unwrap();
+    let systemd = |listen: &str, dir: &Path| -> (i32, Value) {
+        let out = common::run_bounded(
+            &mut fleet.fleetop(&[
+                "deploy",
+                "--inventory",
+                inventory.to_str().unwrap(),
+                "tn01",
+                "--systemd",
+                "--listen",
+                listen,
+                "--unit-dir",
+                dir.to_str().unwrap(),
+                "--format",
+                "json",
+            ]),
+            Duration::from_secs(120),
+        );
+        (out.status.code().unwrap_or(-1), json(&out))
+    };
+    let calls = || {
+        fs::read_to_string(
+            fleet
+                .dir
+                .path()
+                .join(format!("records/{}.systemctl", fleet.nodes[0].addr)),
+        )
+        .unwrap_or_default()
+    };
+    let unit = units.join("fleetop-agent.service");
+
+    let (code, doc) = systemd("127.0.0.1:9401", &units);
+    assert_eq!(code, 0, "{doc:#}");
+    let o = outcome(&doc, "tn01");
+    assert_eq!(o["outcome"], "updated");
+    assert_eq!(
+        o["detail"],
+        "agent installed; fleetop-agent.service enabled and restarted"
+    );
+    let text = fs::read_to_string(&unit).unwrap();
+    let exec = format!(
+        "ExecStart={} agent --listen 127.0.0.1:9401\n",
+        fleet.agent_path(0).display()
+    );
+    assert!(text.contains(&exec), "{text}");
+    assert!(text.contains("WantedBy=multi-user.target"), "{text}");
+    let recorded = calls();
+    let verbs: Vec<&str> = recorded
+        .lines()
+        .map(|l| l.split(" | ").next().unwrap())
+        .collect();
+    assert_eq!(
+        verbs,
+        [
+            "daemon-reload",
+            "enable fleetop-agent.service",
+            "restart fleetop-agent.service"
+        ]
+    );
+
+    // Nothing changed: nothing is touched, systemd included.
+    let (code, doc) = systemd("127.0.0.1:9401", &units);
+    assert_eq!(
+        (code, &outcome(&doc, "tn01")["outcome"]),
+        (0, &Value::from("current"))
+    );
+    assert_eq!(calls().lines().count(), 3);
+
+    // Another address changes the unit only: the agent is not uploaded again.
+    let (code, doc) = systemd("127.0.0.1:9402", &units);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(
+        outcome(&doc, "tn01")["detail"],
+        "fleetop-agent.service enabled and restarted"
+    );
+    assert!(fs::read_to_string(&unit)
+        .unwrap()
+        .contains("--listen 127.0.0.1:9402"));
+    assert_eq!(calls().lines().count(), 6);
+
+    // A unit directory that does not exist fails the node and says what was done before.
+    let (code, doc) = systemd("127.0.0.1:9403", &fleet.dir.path().join("no-such-dir"));
+    assert_eq!(code, 1);
+    let o = outcome(&doc, "tn01");
+    assert_eq!(o["outcome"], "failed");
+    let why = o["detail"].as_str().unwrap();
+    assert!(why.starts_with("the systemd unit: exit 3: "), "{why}");
+}

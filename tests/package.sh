@@ -40,6 +40,8 @@ words=$(bash -c 'source /usr/share/bash-completion/completions/fleetop
 [ -s /usr/share/zsh/vendor-completions/_fleetop ] || fail "no zsh completion"
 [ -s /usr/share/fish/vendor_completions.d/fleetop.fish ] || fail "no fish completion"
 [ -s /usr/share/doc/fleetop/examples/inventory.toml ] || fail "no example inventory"
+grep -q '^ExecStart=/usr/bin/fleetop agent --listen ' /lib/systemd/system/fleetop-agent.service \
+  || fail "no systemd unit for the agent"
 /usr/bin/fleetop check --inventory /usr/share/doc/fleetop/examples/inventory.toml >/dev/null \
   || fail "the example inventory does not check"
 

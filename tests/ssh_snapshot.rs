@@ -571,3 +571,35 @@ fn a_hostile_node_cannot_reach_the_terminal_or_poison_totals() {
         }
     }
 }
+
+#[test]
+fn an_agent_of_the_previous_release_is_read_and_judged_as_before() {
+    // Its hello names no build: the same version is no drift.
+    let previous = include_str!("fixtures/wire/agent-0.1.0-48d9a18.ndjson");
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Script(format!("cat <<'EOF'\n{previous}EOF\n")),
+        ],
+        Quirks::default(),
+    );
+    let inventory: Vec<String> = fleet
+        .inventory(&[])
+        .split("[[node]]")
+        .map(|block| block.replace("gpus = 8", "gpus = 2"))
+        .collect();
+    let path = fleet.dir.path().join("previous.toml");
+    std::fs::write(&path, inventory.join("[[node]]")).unwrap();
+    let (code, doc, logs) = snapshot(&fleet, &path, "10");
+    let old = node(&doc, "tn02");
+    assert_eq!(old["state"], "up", "{old:#}\n{logs}");
+    assert_eq!(old["source"], "agent");
+    assert_eq!(old["agent_version"], "0.1.0");
+    let reasons = old["reasons"].to_string();
+    assert!(!reasons.contains("drift"), "{reasons}");
+    assert_eq!(old["gpus"][0]["util_pct"], 97);
+    assert_eq!(old["gpus"][0]["uuid"], "GPU-aaa");
+    assert_eq!(old["gpus"][1]["health"], "crit");
+    assert!(reasons.contains("XID 79"), "{reasons}");
+    assert_eq!(code, 2, "the previous agent's XID 79 is crit as before");
+}

@@ -20,6 +20,12 @@ use crate::transport::ssh::{endpoint, Timeouts};
 
 /// Where an agent goes when the inventory names it without a directory (found on the node's PATH).
 pub const DEFAULT_DIR: &str = "/usr/local/bin";
+/// The agent's systemd unit (`deploy --systemd`, and the Debian package's).
+pub const UNIT_NAME: &str = "fleetop-agent.service";
+/// Where `deploy --systemd` puts the unit by default.
+pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
+/// Where the agent's exporter listens by default: beside dcgm-exporter's 9400.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9401";
 /// Largest binary deploy reads: far above fleetop's own size, far below what a mistake could send.
 const MAX_BINARY: u64 = 512 * 1024 * 1024;
 
@@ -32,6 +38,50 @@ pub struct DeployRequest {
     pub reason: Option<String>,
     /// Nodes installing at once.
     pub parallel: usize,
+    /// Also install, enable and restart the agent's systemd unit (`agent --listen`).
+    pub systemd: Option<Systemd>,
+}
+
+/// `deploy --systemd`: where the unit goes and where the agent listens.
+#[derive(Debug, Clone)]
+pub struct Systemd {
+    pub unit_dir: String,
+    pub listen: String,
+}
+
+/// The agent's unit: `agent --listen` as an unprivileged dynamic user that may read the kernel log
+/// (CAP_SYSLOG, for XIDs) and the GPUs, restarted when it exits.
+pub fn unit_text(agent_path: &str, listen: &str) -> String {
+    format!(
+        "[Unit]\n\
+         Description=fleetop agent: GPU telemetry for Prometheus on {listen}\n\
+         Documentation=man:fleetop-agent(1)\n\
+         After=network-online.target nvidia-persistenced.service\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         ExecStart={agent_path} agent --listen {listen}\n\
+         Restart=always\n\
+         RestartSec=5\n\
+         DynamicUser=yes\n\
+         SupplementaryGroups=video\n\
+         AmbientCapabilities=CAP_SYSLOG\n\
+         CapabilityBoundingSet=CAP_SYSLOG\n\
+         NoNewPrivileges=yes\n\
+         ProtectSystem=strict\n\
+         ProtectHome=yes\n\
+         PrivateTmp=yes\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n"
+    )
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What happened on one node.
@@ -80,10 +130,7 @@ pub fn payload(binary: Option<&Path>) -> Result<Payload, String> {
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let arch = elf_arch(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sha256 = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = hex_sha256(&bytes);
     Ok(Payload {
         glibc: glibc_needed(&bytes),
         bytes: Arc::new(bytes),
@@ -313,6 +360,7 @@ fn one_node(
                 &ssh.timeouts,
                 payload,
                 target.path,
+                service(req, target.path).as_ref(),
                 req.dry_run,
                 &mut before_change,
             ),
@@ -349,6 +397,18 @@ fn one_node(
     (result, audit_failure)
 }
 
+/// The unit to install on a node whose agent is at `path`, when asked for.
+fn service(req: &DeployRequest, path: &str) -> Option<install::Service> {
+    let sd = req.systemd.as_ref()?;
+    let text = unit_text(path, &sd.listen);
+    Some(install::Service {
+        dir: sd.unit_dir.clone(),
+        name: UNIT_NAME.into(),
+        sha256: hex_sha256(text.as_bytes()),
+        text,
+    })
+}
+
 /// `--demo`: nothing leaves the machine, but the audit records are written as for a real node.
 fn simulated(
     dry_run: bool,
@@ -362,11 +422,13 @@ fn simulated(
         glibc: None,
         installed_sha256: None,
         installed_version: None,
+        unit_sha256: None,
     };
     match before_change(&probe) {
         Ok(()) => Installed::Updated {
             from: None,
             to: "simulated (--demo): nothing was run".into(),
+            detail: "simulated".into(),
         },
         Err(why) => Installed::Failed(why),
     }
@@ -383,7 +445,7 @@ fn describe(node: String, path: &str, installed: Installed, started: Instant) ->
             None,
             "would upload and install".into(),
         ),
-        Installed::Updated { from, to } => ("updated", from, Some(to), "installed".into()),
+        Installed::Updated { from, to, detail } => ("updated", from, Some(to), detail),
         Installed::Failed(why) => ("failed", None, None, why),
     };
     NodeDeploy {
@@ -425,6 +487,12 @@ mod tests {
         let bytes = b"\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_PRIVATE\0GLIBC_2.17\0GLIBC_";
         assert_eq!(glibc_needed(bytes), Some((2, 34)));
         assert_eq!(glibc_needed(b"static musl"), None);
+    }
+
+    #[test]
+    fn the_packaged_unit_is_the_one_deploy_writes() {
+        let packaged = include_str!("../../packaging/fleetop-agent.service");
+        assert_eq!(packaged, unit_text("/usr/bin/fleetop", DEFAULT_LISTEN));
     }
 
     #[test]

@@ -30,8 +30,26 @@ pub struct AgentOptions {
     pub kernel_log: Option<std::path::PathBuf>,
 }
 
-/// Runs the agent until stdout closes (or after one sample with `once`); returns the exit status.
-pub fn run(opts: &AgentOptions) -> i32 {
+/// What the agent publishes, in order: its hello once, then a sample per interval.
+pub enum Published<'a> {
+    Hello(&'a AgentHello),
+    Sample(&'a NodeSample),
+}
+
+/// Writes each line of the agent wire format to stdout; false once stdout is closed, which means the jump
+/// host went away (a normal end).
+pub fn to_stdout(published: Published) -> bool {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match published {
+        Published::Hello(h) => emit(&mut out, h),
+        Published::Sample(s) => emit(&mut out, s),
+    }
+}
+
+/// Runs the agent, handing each hello and sample to `publish`, until it returns false (or after one
+/// sample with `once`); returns the exit status.
+pub fn run(opts: &AgentOptions, publish: &mut (dyn FnMut(Published) -> bool + Send)) -> i32 {
     let lib = opts
         .nvml_lib
         .clone()
@@ -67,7 +85,7 @@ pub fn run(opts: &AgentOptions) -> i32 {
         if !opts.once {
             scope.spawn(|| xid::watch(&nvml, &watched, &xids, &stop));
         }
-        let status = stream(&nvml, &devices, &xids, opts);
+        let status = stream(&nvml, &devices, &xids, opts, publish);
         stop.store(true, Ordering::Relaxed);
         status
     })
@@ -84,6 +102,7 @@ fn stream(
     devices: &[Result<nvml_wrapper::Device, nvml_wrapper::error::NvmlError>],
     xids: &xid::XidLog,
     opts: &AgentOptions,
+    publish: &mut (dyn FnMut(Published) -> bool + Send),
 ) -> i32 {
     let gpus: Vec<Gpu> = devices
         .iter()
@@ -126,9 +145,7 @@ fn stream(
         kernel: kernel_release(),
         build: Some(crate::release::BUILD.into()),
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if !emit(&mut out, &hello) {
+    if !publish(Published::Hello(&hello)) {
         return 0;
     }
     loop {
@@ -157,7 +174,7 @@ fn stream(
             unmatched_xid: kernel_log.unmatched(),
         };
         sample.sanitize(MAX_GPUS_PER_SAMPLE);
-        if !emit(&mut out, &sample) || opts.once {
+        if !publish(Published::Sample(&sample)) || opts.once {
             return 0;
         }
         std::thread::sleep(opts.interval);
@@ -189,7 +206,7 @@ fn kernel_release() -> Option<String> {
     }
 }
 
-/// Writes one NDJSON line; false once stdout is closed, which means the jump host went away (a normal end).
+/// Writes one NDJSON line; false once the writer is closed.
 fn emit(out: &mut impl Write, value: &impl serde::Serialize) -> bool {
     let Ok(mut line) = serde_json::to_vec(value) else {
         return false;

@@ -29,6 +29,10 @@ pub fn run(g: &Global, args: &DeployArgs) -> i32 {
         operator: crate::actions::operator(),
         reason: args.reason.clone(),
         parallel: args.parallel,
+        systemd: args.systemd.then(|| deploy::Systemd {
+            unit_dir: args.unit_dir.clone(),
+            listen: args.listen.clone(),
+        }),
     };
     let will_ask = !(args.dry_run || args.yes || req.read_only || inv.actions.read_only);
     if will_ask && req.nodes.len() > 1 {

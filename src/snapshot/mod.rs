@@ -138,6 +138,21 @@ fn done(state: &FleetState, node: NodeId, unreachable: &[u32], tries: u32) -> bo
             .is_some_and(|f| f.kind != FailureKind::Unreachable || unreachable[node] >= tries)
 }
 
+/// Prometheus text of every node `state` holds, judged as live views judge them at `now`: the agent's
+/// `/metrics`, the same families `snapshot --format prom` writes.
+pub fn prometheus(state: &FleetState, now: Instant) -> String {
+    let nodes: Vec<NodeView> = state.node_views(now, Pending::Connecting);
+    let summary = Summary::of(&nodes);
+    Report {
+        taken_at: SystemTime::now(),
+        inventory: &state.inventory().source,
+        nodes,
+        summary,
+        drift: Vec::new(),
+    }
+    .render(Format::Prom)
+}
+
 impl<'a> Report<'a> {
     /// The views of a pass that `started` and was bounded by `timeout`, taken at `now`.
     pub fn new(

@@ -29,6 +29,17 @@ pub struct Payload {
     pub glibc: Option<(u32, u32)>,
 }
 
+/// A systemd unit to install beside the agent (`deploy --systemd`), enabled and restarted.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The unit's directory on the node (`/etc/systemd/system`).
+    pub dir: String,
+    pub name: String,
+    pub text: String,
+    /// Lowercase hex of `text`.
+    pub sha256: String,
+}
+
 /// What a node runs now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
@@ -38,6 +49,8 @@ pub struct Probe {
     pub installed_sha256: Option<String>,
     /// What that file's `--version` printed.
     pub installed_version: Option<String>,
+    /// The SHA-256 of the systemd unit, when one was asked about and is there.
+    pub unit_sha256: Option<String>,
 }
 
 /// How a node's install ended.
@@ -54,18 +67,22 @@ pub enum Installed {
     Updated {
         from: Option<String>,
         to: String,
+        /// What changed: the agent, its unit, or both.
+        detail: String,
     },
     Failed(String),
 }
 
 /// Installs `payload` at `path` (absolute) on the node. `before_change` runs after the probe and before
 /// anything on the node changes (the audit intent); its error stops this node untouched.
+#[allow(clippy::too_many_arguments)]
 pub fn install(
     ep: &Endpoint,
     known_hosts: &KnownHosts,
     t: &Timeouts,
     payload: &Payload,
     path: &str,
+    service: Option<&Service>,
     dry_run: bool,
     before_change: &mut dyn FnMut(&Probe) -> Result<(), String>,
 ) -> Installed {
@@ -75,14 +92,17 @@ pub fn install(
     };
     let s = &connected.session;
     s.set_timeout(u32::try_from(STEP_LIMIT.as_millis()).unwrap_or(u32::MAX));
-    let probe = match probe(s, path) {
+    let probe = match probe(s, path, service) {
         Ok(p) => p,
         Err(why) => return Installed::Failed(why),
     };
     if let Some(why) = cannot_run(payload, &probe) {
         return Installed::Failed(why);
     }
-    if probe.installed_sha256.as_deref() == Some(payload.sha256.as_str()) {
+    let agent_current = probe.installed_sha256.as_deref() == Some(payload.sha256.as_str());
+    let unit_current =
+        service.is_none_or(|svc| probe.unit_sha256.as_deref() == Some(svc.sha256.as_str()));
+    if agent_current && unit_current {
         return Installed::Current {
             version: probe.installed_version,
         };
@@ -95,17 +115,60 @@ pub fn install(
     if let Err(why) = before_change(&probe) {
         return Installed::Failed(why);
     }
-    let temporary = temporary_path(path);
-    if let Err(why) = upload(s, &temporary, &payload.bytes) {
-        return Installed::Failed(why);
+    let mut changed = Vec::new();
+    let to = if agent_current {
+        probe.installed_version.clone().unwrap_or_default()
+    } else {
+        let temporary = temporary_path(path);
+        if let Err(why) = upload(s, &temporary, &payload.bytes) {
+            return Installed::Failed(why);
+        }
+        match finish(s, &temporary, path, &payload.sha256) {
+            Ok(to) => {
+                changed.push("agent installed".to_string());
+                to
+            }
+            Err(why) => return Installed::Failed(why),
+        }
+    };
+    if let Some(svc) = service {
+        match start_service(s, svc) {
+            Ok(()) => changed.push(format!("{} enabled and restarted", svc.name)),
+            Err(why) => return Installed::Failed(format!("{}{why}", done_so_far(&changed))),
+        }
     }
-    match finish(s, &temporary, path, &payload.sha256) {
-        Ok(to) => Installed::Updated {
-            from: probe.installed_version,
-            to,
-        },
-        Err(why) => Installed::Failed(why),
+    Installed::Updated {
+        from: probe.installed_version,
+        to,
+        detail: changed.join("; "),
     }
+}
+
+fn done_so_far(changed: &[String]) -> String {
+    if changed.is_empty() {
+        String::new()
+    } else {
+        format!("{}, but ", changed.join("; "))
+    }
+}
+
+/// Writes the unit (beside itself, then renamed), reloads systemd, enables and restarts the service, so a
+/// new agent binary is the one running.
+fn start_service(s: &ssh2::Session, svc: &Service) -> Result<(), String> {
+    let unit = format!("{}/{}", svc.dir.trim_end_matches('/'), svc.name);
+    let text = format!(
+        "u={u}; t={u}.fleetop-deploy-{pid}\n\
+         printf '%s' {body} > \"$t\" || {{ rm -f \"$t\"; echo \"cannot write $u\"; exit 3; }}\n\
+         mv -f \"$t\" \"$u\" || {{ rm -f \"$t\"; exit 3; }}\n\
+         systemctl daemon-reload && systemctl enable {name} && systemctl restart {name}\n",
+        u = quote(&unit),
+        pid = std::process::id(),
+        body = quote(&svc.text),
+        name = quote(&svc.name),
+    );
+    script(s, &text)
+        .map(|_| ())
+        .map_err(|e| format!("the systemd unit: {e}"))
 }
 
 /// Why the node cannot run the binary, before anything is uploaded: another architecture, an older glibc.
@@ -158,31 +221,38 @@ fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
     }
 }
 
-/// Architecture, glibc, and the installed file's hash and version, in one command.
-fn probe(s: &ssh2::Session, path: &str) -> Result<Probe, String> {
+/// Architecture, glibc, the installed file's hash and version, and the unit's hash, in one command.
+fn probe(s: &ssh2::Session, path: &str, service: Option<&Service>) -> Result<Probe, String> {
+    let unit = service.map_or_else(
+        || "/nonexistent/fleetop-no-unit".to_string(),
+        |svc| format!("{}/{}", svc.dir.trim_end_matches('/'), svc.name),
+    );
     let text = format!(
-        "p={}\nuname -m\ngetconf GNU_LIBC_VERSION 2>/dev/null || echo -\n\
+        "p={}; u={}\nuname -m\ngetconf GNU_LIBC_VERSION 2>/dev/null || echo -\n\
          if [ -f \"$p\" ]; then\n  h=$(sha256sum \"$p\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n  \
          v=$(timeout 10 \"$p\" --version 2>/dev/null | head -n 1); echo \"${{v:--}}\"\n\
-         else\n  echo -; echo -\nfi\n",
-        quote(path)
+         else\n  echo -; echo -\nfi\n\
+         h=$(sha256sum \"$u\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n",
+        quote(path),
+        quote(&unit)
     );
     let out = script(s, &text).map_err(|e| format!("cannot inspect the node: {e}"))?;
     parse_probe(&out)
 }
 
-/// The probe's four lines; every one is the node's word, so each is checked or made inert.
+/// The probe's five lines; every one is the node's word, so each is checked or made inert.
 pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
-    let [arch, libc, hash, version] = lines[..] else {
+    let [arch, libc, hash, version, unit] = lines[..] else {
         return Err(format!(
-            "cannot inspect the node: expected 4 lines, got {}",
+            "cannot inspect the node: expected 5 lines, got {}",
             lines.len()
         ));
     };
     let known = |v: &str| (v != "-" && !v.is_empty()).then(|| v.to_string());
-    let installed_sha256 =
-        known(hash).filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let sha256 =
+        |v: &str| known(v).filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let installed_sha256 = sha256(hash);
     let installed_version = known(version).map(|mut v| {
         make_inert(&mut v, 80);
         v
@@ -194,6 +264,7 @@ pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
         glibc: libc.strip_prefix("glibc ").and_then(parse_version),
         installed_sha256,
         installed_version,
+        unit_sha256: sha256(unit),
     })
 }
 
@@ -280,13 +351,13 @@ mod tests {
             Some("fleetop 0.1.0 (build x)")
         );
 
-        let none = parse_probe("aarch64\n-\n-\n-\n").unwrap();
+        let none = parse_probe("aarch64\n-\n-\n-\n-\n").unwrap();
         assert_eq!(
             (none.glibc, none.installed_sha256, none.installed_version),
             (None, None, None)
         );
 
-        let hostile = parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n").unwrap();
+        let hostile = parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n").unwrap();
         assert_eq!(
             hostile.installed_sha256, None,
             "only a SHA-256 is taken as one"
@@ -308,6 +379,7 @@ mod tests {
             glibc,
             installed_sha256: None,
             installed_version: None,
+            unit_sha256: None,
         };
         assert_eq!(cannot_run(&payload, &node("x86_64", Some((2, 36)))), None);
         assert_eq!(
