@@ -159,6 +159,9 @@ pub struct AgentArgs {
     /// [default: $FLEETOP_KERNEL_LOG, then /dev/kmsg]
     #[arg(long, value_name = "PATH")]
     pub kernel_log: Option<PathBuf>,
+    /// Root under which sys/class/infiniband is read [default: $FLEETOP_SYSFS_ROOT, then /]
+    #[arg(long, value_name = "PATH")]
+    pub sysfs_root: Option<PathBuf>,
     /// Serve Prometheus metrics on ADDR:PORT (/metrics) instead of writing samples to stdout
     #[arg(long, value_name = "ADDR:PORT", conflicts_with = "once")]
     pub listen: Option<String>,

@@ -1,6 +1,7 @@
 //! Node side: `fleetop agent` reads every GPU through NVML and streams the agent wire format on stdout.
 
 mod fields;
+mod ib;
 pub mod kernel;
 mod read;
 mod xid;
@@ -20,6 +21,8 @@ use crate::telemetry::{GpuError, GpuErrorKind, GpuSample, NodeSample};
 pub(crate) const NVML_LIB_ENV: &str = "FLEETOP_NVML_LIB";
 /// Environment variable naming the kernel log to read instead of `/dev/kmsg`.
 pub(crate) const KERNEL_LOG_ENV: &str = "FLEETOP_KERNEL_LOG";
+/// Environment variable naming the root under which `sys/class/infiniband` is read instead of `/`.
+pub(crate) const SYSFS_ROOT_ENV: &str = "FLEETOP_SYSFS_ROOT";
 
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
@@ -28,6 +31,8 @@ pub struct AgentOptions {
     pub nvml_lib: Option<OsString>,
     /// `/dev/kmsg` records or a `dmesg`/`journalctl -k` file; `None`: `$FLEETOP_KERNEL_LOG`, then `/dev/kmsg`.
     pub kernel_log: Option<std::path::PathBuf>,
+    /// Where `sys/class/infiniband` is read; `None`: `$FLEETOP_SYSFS_ROOT`, then `/`.
+    pub sysfs_root: Option<std::path::PathBuf>,
 }
 
 /// What the agent publishes, in order: its hello once, then a sample per interval.
@@ -148,6 +153,11 @@ fn stream(
     if !publish(Published::Hello(&hello)) {
         return 0;
     }
+    let sysfs_root = opts
+        .sysfs_root
+        .clone()
+        .or_else(|| std::env::var_os(SYSFS_ROOT_ENV).map(Into::into))
+        .unwrap_or_else(|| "/".into());
     loop {
         kernel_log.poll();
         let mut sample = NodeSample {
@@ -172,6 +182,7 @@ fn stream(
                 .collect(),
             sxid: kernel_log.sxid(),
             unmatched_xid: kernel_log.unmatched(),
+            ib: ib::ports(&sysfs_root),
         };
         sample.sanitize(MAX_GPUS_PER_SAMPLE);
         if !publish(Published::Sample(&sample)) || opts.once {

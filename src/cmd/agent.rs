@@ -14,6 +14,7 @@ pub fn run(a: AgentArgs) -> i32 {
         once: a.once,
         nvml_lib: a.nvml_lib.map(|p| p.into_os_string()),
         kernel_log: a.kernel_log,
+        sysfs_root: a.sysfs_root,
     };
     match a.listen {
         None => agent::run(&opts, &mut agent::to_stdout),

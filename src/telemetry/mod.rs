@@ -1,5 +1,6 @@
 //! What a node reports: per-GPU samples, the agent wire format, the nvidia-smi CSV parser and health rules.
 
+pub mod fabric;
 pub mod health;
 pub mod kernel_log;
 pub mod sanitize;
@@ -177,6 +178,9 @@ pub struct NodeSample {
     /// agent started is not listed by NVML, but its XID 79 still counts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmatched_xid: Vec<XidEvent>,
+    /// InfiniBand ports (`None`: not checked, as with older agents and nvidia-smi; `[]`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ib: Option<Vec<fabric::IbPort>>,
 }
 
 /// Now, as Unix milliseconds (a sample's node-side `t`).

@@ -85,6 +85,9 @@ impl NodeSample {
             bound_events(list);
         }
         bound_events(&mut self.unmatched_xid);
+        if let Some(ports) = &mut self.ib {
+            super::fabric::sanitize_ports(ports, &mut self.warnings);
+        }
     }
 }
 

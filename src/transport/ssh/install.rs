@@ -340,9 +340,10 @@ mod tests {
     fn a_probe_is_read_line_by_line_and_checked() {
         let hash = "a".repeat(64);
         let p = parse_probe(&format!(
-            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n"
+            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n{hash}\n"
         ))
         .unwrap();
+        assert_eq!(p.unit_sha256.as_deref(), Some(hash.as_str()));
         assert_eq!(p.arch, "x86_64");
         assert_eq!(p.glibc, Some((2, 36)));
         assert_eq!(p.installed_sha256.as_deref(), Some(hash.as_str()));

@@ -1,0 +1,234 @@
+//! The fabric beside the GPUs: InfiniBand ports as the kernel's sysfs describes them
+//! (`/sys/class/infiniband/<hca>/ports/<n>/`), parsed, bounded, and judged port by port.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::sanitize::make_inert;
+
+/// The error counters read per port (`counters/<name>`), each a count since the HCA's driver loaded.
+/// Source: the kernel's Documentation/ABI/stable/sysfs-class-infiniband, and the IBTA PortCounters
+/// attribute they mirror.
+pub const IB_COUNTERS: [&str; 7] = [
+    "link_downed",
+    "symbol_error",
+    "port_rcv_errors",
+    "port_xmit_discards",
+    "excessive_buffer_overrun_errors",
+    "local_link_integrity_errors",
+    "link_error_recovery",
+];
+
+/// Most HCAs and ports per HCA kept from a node.
+pub const MAX_HCAS: usize = 32;
+pub const MAX_PORTS_PER_HCA: usize = 8;
+/// The fastest rate a port may claim (XDR 4X is 800 Gb/s; 12X links reach 2,400).
+const MAX_RATE_GBPS: f64 = 3200.0;
+
+/// One InfiniBand (or RoCE) port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IbPort {
+    /// The HCA's name: `mlx5_0`.
+    pub hca: String,
+    pub port: u32,
+    /// `hca_type`: `MT4129` (ConnectX-7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hca_type: Option<String>,
+    /// `InfiniBand` or `Ethernet` (RoCE).
+    pub link_layer: Option<String>,
+    /// The logical state as sysfs writes it: `4: ACTIVE`.
+    pub state: Option<String>,
+    /// The physical state: `5: LinkUp`.
+    pub phys_state: Option<String>,
+    /// `400 Gb/sec (4X NDR)` as Gb/s.
+    pub rate_gbps: Option<f64>,
+    /// [`IB_COUNTERS`] the port reports (a counter the HCA does not keep, `N/A (no PMA)`, is absent).
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
+}
+
+impl IbPort {
+    /// `mlx5_0 port 1`.
+    pub fn name(&self) -> String {
+        format!("{} port {}", self.hca, self.port)
+    }
+
+    /// ACTIVE and LinkUp: the port carries traffic.
+    pub fn is_up(&self) -> bool {
+        state_number(self.state.as_deref()) == Some(ACTIVE)
+            && state_number(self.phys_state.as_deref()) == Some(LINK_UP)
+    }
+
+    pub fn is_infiniband(&self) -> bool {
+        self.link_layer.as_deref() == Some("InfiniBand")
+    }
+
+    /// Strings escaped and bounded, the rate in range, only the known counters kept.
+    pub fn sanitize(&mut self) {
+        make_inert(&mut self.hca, 32);
+        for s in [
+            self.hca_type.as_mut(),
+            self.link_layer.as_mut(),
+            self.state.as_mut(),
+            self.phys_state.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            make_inert(s, 32);
+        }
+        self.rate_gbps = self
+            .rate_gbps
+            .filter(|r| r.is_finite() && (0.0..=MAX_RATE_GBPS).contains(r));
+        self.counters
+            .retain(|name, _| IB_COUNTERS.contains(&name.as_str()));
+    }
+}
+
+/// The IB spec's logical port state ACTIVE and physical state LinkUp, as sysfs numbers them.
+const ACTIVE: u32 = 4;
+const LINK_UP: u32 = 5;
+
+/// `4: ACTIVE` → 4.
+fn state_number(text: Option<&str>) -> Option<u32> {
+    text?.split(':').next()?.trim().parse().ok()
+}
+
+/// `400 Gb/sec (4X NDR)` → 400.0; `2.5 Gb/sec (1X SDR)` → 2.5.
+pub fn parse_rate(text: &str) -> Option<f64> {
+    let (number, rest) = text.trim().split_once(' ')?;
+    rest.starts_with("Gb/sec")
+        .then(|| number.parse().ok())
+        .flatten()
+}
+
+/// Why a port is not carrying traffic, or `None`: `mlx5_1 port 1 down: 1: DOWN, 3: Disabled`.
+pub fn judge_port_state(port: &IbPort) -> Option<String> {
+    (!port.is_up()).then(|| {
+        format!(
+            "IB {} down: {}, {}",
+            port.name(),
+            port.state.as_deref().unwrap_or("state unknown"),
+            port.phys_state
+                .as_deref()
+                .unwrap_or("physical state unknown")
+        )
+    })
+}
+
+/// Why an up port is slower than `reference` Gb/s (the `[expect]` or fleet rate), or `None`.
+pub fn judge_port_rate(port: &IbPort, reference: f64, from: &str) -> Option<String> {
+    let rate = port.rate_gbps?;
+    (port.is_up() && rate + 0.001 < reference).then(|| {
+        format!(
+            "IB {} at {} Gb/s, {from} {} Gb/s",
+            port.name(),
+            gbps(rate),
+            gbps(reference)
+        )
+    })
+}
+
+/// 400.0 → `400`, 2.5 → `2.5`.
+pub fn gbps(rate: f64) -> String {
+    if rate.fract() == 0.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate}")
+    }
+}
+
+/// Sorts, bounds and cleans a node's port list.
+pub fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
+    let limit = MAX_HCAS * MAX_PORTS_PER_HCA;
+    if ports.len() > limit {
+        warnings.push(format!(
+            "node sent {} InfiniBand ports, more than the {limit} accepted; the rest were dropped",
+            ports.len()
+        ));
+        ports.truncate(limit);
+    }
+    for p in ports.iter_mut() {
+        p.sanitize();
+    }
+    ports.sort_by(|a, b| a.hca.cmp(&b.hca).then(a.port.cmp(&b.port)));
+    ports.dedup_by(|a, b| a.hca == b.hca && a.port == b.port);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(state: &str, phys: &str, rate: f64) -> IbPort {
+        IbPort {
+            hca: "mlx5_0".into(),
+            port: 1,
+            link_layer: Some("InfiniBand".into()),
+            state: Some(state.into()),
+            phys_state: Some(phys.into()),
+            rate_gbps: Some(rate),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rates_parse_as_sysfs_writes_them() {
+        assert_eq!(parse_rate("400 Gb/sec (4X NDR)"), Some(400.0));
+        assert_eq!(parse_rate("2.5 Gb/sec (1X SDR)"), Some(2.5));
+        assert_eq!(parse_rate("40 Gb/sec (4X QDR)\n"), Some(40.0));
+        assert_eq!(parse_rate("fast"), None);
+        assert_eq!(parse_rate("10 Mb/sec"), None);
+    }
+
+    #[test]
+    fn a_port_not_active_and_linkup_is_down() {
+        assert_eq!(
+            judge_port_state(&port("4: ACTIVE", "5: LinkUp", 400.0)),
+            None
+        );
+        assert_eq!(
+            judge_port_state(&port("1: DOWN", "3: Disabled", 400.0)).unwrap(),
+            "IB mlx5_0 port 1 down: 1: DOWN, 3: Disabled"
+        );
+        assert!(judge_port_state(&port("2: INIT", "5: LinkUp", 400.0)).is_some());
+    }
+
+    #[test]
+    fn a_slower_up_port_is_named() {
+        let slow = port("4: ACTIVE", "5: LinkUp", 200.0);
+        assert_eq!(
+            judge_port_rate(&slow, 400.0, "fleet runs").unwrap(),
+            "IB mlx5_0 port 1 at 200 Gb/s, fleet runs 400 Gb/s"
+        );
+        assert_eq!(
+            judge_port_rate(&port("4: ACTIVE", "5: LinkUp", 400.0), 400.0, "x"),
+            None
+        );
+        assert_eq!(
+            judge_port_rate(&port("1: DOWN", "3: Disabled", 0.0), 400.0, "x"),
+            None,
+            "down says so itself"
+        );
+    }
+
+    #[test]
+    fn hostile_ports_are_bounded_and_cleaned() {
+        let mut ports = vec![
+            IbPort {
+                hca: "mlx5_0\u{1b}[2J".into(),
+                rate_gbps: Some(1e12),
+                counters: [("made_up".to_string(), 1), ("symbol_error".to_string(), 2)].into(),
+                ..Default::default()
+            };
+            MAX_HCAS * MAX_PORTS_PER_HCA + 5
+        ];
+        let mut warnings = Vec::new();
+        sanitize_ports(&mut ports, &mut warnings);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(ports.len(), 1, "repeats of one port are one port");
+        assert!(!ports[0].hca.contains('\u{1b}'));
+        assert_eq!(ports[0].rate_gbps, None);
+        assert_eq!(ports[0].counters.len(), 1);
+    }
+}
