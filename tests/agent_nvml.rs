@@ -431,3 +431,45 @@ fn listen_serves_the_last_sample_as_prometheus_text() {
     let missing = ureq::get(&format!("http://{addr}/nothing")).call();
     assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
 }
+
+#[test]
+fn infiniband_ports_come_from_the_sysfs_root_and_nvlinks_from_nvml() {
+    let spec = spec_file(&format!(
+        "{SPEC}nvlink 0 18\nnvlink_down 0 5 0\nnvlink_errors 0 2 0 0 7 0 3\n"
+    ));
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs/node-exporter");
+    let (_, sample) = once(agent(
+        spec.path(),
+        &["--sysfs-root", root.to_str().unwrap()],
+    ));
+    let ib = sample["ib"].as_array().expect("ports read");
+    let names: Vec<String> = ib
+        .iter()
+        .map(|p| format!("{} {}", p["hca"].as_str().unwrap(), p["port"]))
+        .collect();
+    assert_eq!(names, ["i40iw0 1", "mlx4_0 1", "mlx4_0 2"]);
+    assert_eq!(ib[1]["state"], "4: ACTIVE");
+    assert_eq!(ib[1]["phys_state"], "5: LinkUp");
+    assert_eq!(ib[1]["rate_gbps"], 40.0);
+    assert_eq!(ib[1]["link_layer"], "InfiniBand");
+    assert_eq!(ib[1]["counters"]["port_xmit_discards"], 5);
+    assert_eq!(ib[0]["counters"], json!({}), "N/A (no PMA) is no value");
+
+    // GPU 0 has 18 links, link 5 down, link 2 with CRC flit errors; GPU 1 has no NVLink.
+    let links = &sample["gpus"][0]["nvlink"];
+    assert_eq!(links["total"], 18);
+    assert_eq!(links["down"], json!([5]));
+    assert_eq!(links["errors"][0]["link"], 2);
+    assert!(links["errors"][0]["crc_flit"].as_u64().unwrap() >= 7);
+    assert_eq!(
+        links["errors"].as_array().unwrap().len(),
+        1,
+        "healthy links cost nothing"
+    );
+    assert_eq!(sample["gpus"][1].get("nvlink"), None);
+
+    // Without the class directory: checked, none.
+    let (_, bare) = once(agent(spec.path(), &["--sysfs-root", "/nonexistent"]));
+    assert_eq!(bare["ib"], json!([]));
+}

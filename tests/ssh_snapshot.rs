@@ -603,3 +603,90 @@ fn an_agent_of_the_previous_release_is_read_and_judged_as_before() {
     assert!(reasons.contains("XID 79"), "{reasons}");
     assert_eq!(code, 2, "the previous agent's XID 79 is crit as before");
 }
+
+/// Edits one file of a node's copied sysfs tree.
+fn set(ib: &std::path::Path, file: &str, value: &str) {
+    std::fs::write(ib.join(file), format!("{value}\n")).unwrap();
+}
+
+#[test]
+fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Agent(Spec::node(2, 2)),
+            Behaviour::Agent(Spec::node(3, 2).with_line("driver 550.54.15")),
+            Behaviour::Agent(Spec::node(4, 2)),
+        ],
+        Quirks::default(),
+    );
+    for i in 0..4 {
+        // procfs' mlx5_0 as an NDR port that is up; then each node's own trouble.
+        let ib = fleet.give_sysfs(i, "procfs-mlx5");
+        set(&ib, "mlx5_0/ports/1/rate", "400 Gb/sec (4X NDR)");
+        set(&ib, "mlx5_0/ports/1/phys_state", "5: LinkUp");
+        match i {
+            1 => {
+                set(&ib, "mlx5_0/ports/1/state", "1: DOWN");
+                set(&ib, "mlx5_0/ports/1/phys_state", "3: Disabled");
+            }
+            2 => set(&ib, "mlx5_0/ports/1/rate", "200 Gb/sec (4X HDR)"),
+            _ => {}
+        }
+    }
+    let inventory: Vec<String> = fleet
+        .inventory(&[])
+        .split("[[node]]")
+        .map(|block| block.replace("gpus = 8", "gpus = 2"))
+        .collect();
+    let path = fleet.dir.path().join("fabric.toml");
+    std::fs::write(&path, inventory.join("[[node]]")).unwrap();
+
+    let (code, doc, logs) = snapshot(&fleet, &path, "10");
+    assert_eq!(code, 1, "warnings only: {doc:#}\n{logs}");
+    for healthy in ["tn01", "tn04"] {
+        let n = node(&doc, healthy);
+        assert_eq!(n["health"], "ok", "{n:#}");
+        assert_eq!(n["ib"][0]["rate_gbps"], 400.0);
+        assert_eq!(n["ib"][0]["hca_type"], "MT4118");
+    }
+    let down = node(&doc, "tn02");
+    assert_eq!(down["health"], "warn");
+    assert_eq!(
+        down["reasons"],
+        serde_json::json!(["IB mlx5_0 port 1 down: 1: DOWN, 3: Disabled"])
+    );
+    let slow = node(&doc, "tn03");
+    assert_eq!(
+        slow["reasons"],
+        serde_json::json!([
+            "drift: driver 550.54.15, fleet runs 550.90.07",
+            "IB mlx5_0 port 1 at 200 Gb/s, fleet runs 400 Gb/s"
+        ])
+    );
+
+    // The table's drift section, CSV's InfiniBand columns and Prometheus' port families say the same.
+    let table = String::from_utf8_lossy(&fleet.snapshot(&path, "table", "10").stdout).into_owned();
+    assert!(
+        table.contains("warn  driver    550.54.15 on 1 node (fleet runs 550.90.07): tn03"),
+        "{table}"
+    );
+    assert!(
+        table.contains("warn  IB rate   200 on 1 node (fleet runs 400): tn03"),
+        "{table}"
+    );
+    let csv = String::from_utf8_lossy(&fleet.snapshot(&path, "csv", "10").stdout).into_owned();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",ib_ports,ib_ports_up,ib_slowest_up_gbps"));
+    let tn02 = csv.lines().find(|l| l.starts_with("tn02,")).unwrap();
+    assert!(tn02.ends_with(",1,0,"), "{tn02}");
+    let prom = String::from_utf8_lossy(&fleet.snapshot(&path, "prom", "10").stdout).into_owned();
+    assert!(
+        prom.contains("fleetop_ib_port_up{node=\"tn02\",hca=\"mlx5_0\",port=\"1\"} 0\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("fleetop_ib_port_rate_bytes_per_second{node=\"tn03\",hca=\"mlx5_0\",port=\"1\"} 25000000000\n"));
+}

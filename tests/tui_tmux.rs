@@ -384,3 +384,55 @@ fn a_fleet_without_agents_moves_to_the_agent_after_one_deploy_while_the_tui_runs
     }
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn a_rising_ib_counter_and_a_lost_nvlink_show_while_following() {
+    let spec = Spec::node(1, 2)
+        .with_line("nvlink 0 18")
+        .with_line("nvlink_down 0 3 12")
+        .with_line("nvlink 1 18")
+        .with_line("nvlink_errors 1 4 0 0 0 0 1");
+    let fleet = Fleet::start(vec![Behaviour::Agent(spec)], Quirks::default());
+    let ib = fleet.give_sysfs(0, "procfs-mlx5");
+    let port = ib.join("mlx5_0/ports/1");
+    std::fs::write(port.join("rate"), "400 Gb/sec (4X NDR)\n").unwrap();
+    std::fs::write(port.join("phys_state"), "5: LinkUp\n").unwrap();
+    let inventory = fleet.dir.path().join("tui.toml");
+    std::fs::write(
+        &inventory,
+        fleet.inventory(&[]).replace("gpus = 8", "gpus = 2"),
+    )
+    .unwrap();
+    let command = format!(
+        "{} --inventory {}",
+        bin(),
+        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
+    );
+    let tmux = Tmux::start(&command, fleet.dir.path());
+    tmux.wait_for(&["1 up"], Duration::from_secs(30));
+    tmux.keys(&[":", "node tn01", "Enter"]);
+    tmux.wait_for(
+        &[
+            "IB mlx5_0 port 1: 4: ACTIVE, 5: LinkUp · 400 Gb/s",
+            "NVLink 18/18 active",
+        ],
+        Duration::from_secs(10),
+    );
+    // The port starts taking symbol errors while fleetop follows it.
+    for errors in ["5", "9"] {
+        std::thread::sleep(Duration::from_millis(600));
+        std::fs::write(port.join("counters/symbol_error"), format!("{errors}\n")).unwrap();
+    }
+    let screen = tmux.wait_for(
+        &[
+            "IB mlx5_0 port 1: symbol_error rose by 9 in the last 5 min",
+            "GPU 0 NVLink 3 down (it was up)",
+            "GPU 1 NVLink 4: crc_data rose by",
+            ", replay rose by",
+            "NVLink 17/18 active",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(screen.contains("warn"), "{screen}");
+    tmux.keys(&["q"]);
+}

@@ -3,6 +3,7 @@
 mod fields;
 mod ib;
 pub mod kernel;
+mod nvlink;
 mod read;
 mod xid;
 
@@ -158,8 +159,20 @@ fn stream(
         .clone()
         .or_else(|| std::env::var_os(SYSFS_ROOT_ENV).map(Into::into))
         .unwrap_or_else(|| "/".into());
+    let mut links: Vec<Option<crate::telemetry::fabric::NvLinks>> = vec![None; gpus.len()];
+    let mut tick: u64 = 0;
     loop {
         kernel_log.poll();
+        let reread = tick % nvlink::EVERY == 0;
+        tick = tick.wrapping_add(1);
+        if reread {
+            for (slot, g) in links.iter_mut().zip(&gpus) {
+                *slot = match g {
+                    Gpu::Open(_, d) => nvlink::links(d),
+                    Gpu::Failed(_) => None,
+                };
+            }
+        }
         let mut sample = NodeSample {
             t: crate::telemetry::unix_ms(),
             gpus: gpus
@@ -171,6 +184,7 @@ fn stream(
                         Gpu::Failed(failed) => (**failed).clone(),
                     };
                     attach_xids(&mut gpu, kernel_log.gpu(position), xids.for_gpu(position));
+                    gpu.nvlink = links[position].clone();
                     gpu
                 })
                 .collect(),

@@ -15,15 +15,19 @@ pub enum Aspect {
     GpuModel,
     Vbios,
     GpuCount,
+    IbPorts,
+    IbRate,
 }
 
 impl Aspect {
-    pub const ALL: [Aspect; 5] = [
+    pub const ALL: [Aspect; 7] = [
         Aspect::Agent,
         Aspect::Driver,
         Aspect::GpuModel,
         Aspect::Vbios,
         Aspect::GpuCount,
+        Aspect::IbPorts,
+        Aspect::IbRate,
     ];
 
     pub fn label(self) -> &'static str {
@@ -33,6 +37,8 @@ impl Aspect {
             Aspect::GpuModel => "GPU model",
             Aspect::Vbios => "VBIOS",
             Aspect::GpuCount => "GPUs",
+            Aspect::IbPorts => "IB ports",
+            Aspect::IbRate => "IB rate",
         }
     }
 
@@ -46,7 +52,7 @@ pub const NO_AGENT: &str = "none (nvidia-smi)";
 
 /// What one node runs, as far as it said (`None`: not known).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Identity([Option<String>; 5]);
+pub struct Identity([Option<String>; 7]);
 
 impl Identity {
     pub fn get(&self, a: Aspect) -> Option<&str> {
@@ -69,7 +75,25 @@ impl Identity {
         self.0[Aspect::GpuModel.index()] = distinct(reporting().filter_map(|g| g.name.as_deref()));
         self.0[Aspect::Vbios.index()] = distinct(reporting().filter_map(|g| g.vbios.as_deref()));
         self.0[Aspect::GpuCount.index()] = Some(reporting().count().to_string());
+        let ib = sample.ib.as_deref();
+        let ib_ports = || ib.into_iter().flatten().filter(|p| p.is_infiniband());
+        self.0[Aspect::IbPorts.index()] = ib.map(|_| ib_ports().count().to_string());
+        self.0[Aspect::IbRate.index()] = ib_ports()
+            .filter(|p| p.is_up())
+            .filter_map(|p| p.rate_gbps)
+            .min_by(f64::total_cmp)
+            .map(crate::telemetry::fabric::gbps);
     }
+}
+
+/// The rate up InfiniBand ports should run at, in Gb/s: `[expect] ib_rate_gbps`, else the fleet's most
+/// common slowest-port rate; with where it comes from.
+pub(crate) fn ib_rate_reference(tally: &Tally, expect: &Expect) -> Option<(f64, &'static str)> {
+    if let Some(r) = expect.ib_rate_gbps {
+        return Some((r, "expected"));
+    }
+    let (value, _) = tally.majority(Aspect::IbRate)?;
+    Some((value.parse().ok()?, "fleet runs"))
 }
 
 /// `0.1.0 (build 0123456789ab)`, or the bare version for agents that name no build.
@@ -93,7 +117,7 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
 
 /// How many nodes run each value of each aspect.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tally([HashMap<String, usize>; 5]);
+pub(crate) struct Tally([HashMap<String, usize>; 7]);
 
 impl Tally {
     /// Moves a node from `old` to `new`.
@@ -156,6 +180,8 @@ fn reference(a: Aspect, tally: &Tally, expect: &Expect) -> Option<Reference> {
         Aspect::GpuModel => (!expect.gpu_model.is_empty()).then(|| expect.gpu_model.join(" or ")),
         Aspect::Vbios => expect.vbios.clone(),
         Aspect::GpuCount => expect.gpus_per_node.map(|n| n.to_string()),
+        Aspect::IbPorts => expect.ib_ports.map(|n| n.to_string()),
+        Aspect::IbRate => expect.ib_rate_gbps.map(crate::telemetry::fabric::gbps),
     };
     if let Some(value) = expected {
         return Some(Reference {
@@ -200,14 +226,23 @@ fn judge(a: Aspect, value: &str, tally: &Tally, expect: &Expect) -> Option<Strin
     }
     Some(match a {
         Aspect::GpuCount => format!("{value} GPUs, {} {}", r.from, r.value),
+        Aspect::IbPorts => format!("{value} InfiniBand ports, {} {}", r.from, r.value),
+        // A slower port is named by its own reason; a faster one is no fault.
+        Aspect::IbRate => {
+            let (ours, theirs) = (value.parse::<f64>().ok()?, r.value.parse::<f64>().ok()?);
+            return (ours < theirs)
+                .then(|| format!("IB rate {value} Gb/s, {} {} Gb/s", r.from, r.value));
+        }
         _ => format!("{} {value}, {} {}", a.label(), r.from, r.value),
     })
 }
 
-/// A node's drift reasons, one per aspect that differs.
+/// A node's drift reasons, one per aspect that differs (a slow InfiniBand port is named by its own reason
+/// instead, see `telemetry::fabric::judge_port_rate`).
 pub(crate) fn reasons(id: &Identity, tally: &Tally, expect: &Expect) -> Vec<String> {
     Aspect::ALL
         .iter()
+        .filter(|&&a| a != Aspect::IbRate)
         .filter_map(|&a| judge(a, id.get(a)?, tally, expect))
         .collect()
 }

@@ -5,6 +5,7 @@ pub mod events;
 pub mod filter;
 pub mod history;
 pub mod view;
+mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,6 +104,8 @@ pub struct NodeStatus {
     pub samples: u64,
     /// Per-GPU history by GPU index, for sparklines.
     pub history: Vec<history::GpuHistory>,
+    /// Fabric counters that rose and links that went down, over the last samples.
+    pub(crate) watch: watch::Watch,
 }
 
 /// An operator's acknowledgement of a node's XIDs as they stood: each (GPU index, code, count) it covers.
@@ -188,6 +191,7 @@ impl FleetState {
                 }
                 let mut identity = self.identities[msg.node].clone();
                 identity.sampled(&sample);
+                node.watch.observe(&sample, msg.at);
                 node.sample = Some(sample);
                 node.sample_at = Some(msg.at);
                 node.samples += 1;

@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{FleetState, NodeState};
+use super::{drift, FleetState, NodeState};
 use crate::inventory::NodeId;
+use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
     classify_xid, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
 };
@@ -124,6 +125,19 @@ impl FleetState {
             }
             for reason in self.drift_reasons(id) {
                 verdict.add(Health::Warn, format!("drift: {reason}"));
+            }
+            let rate = drift::ib_rate_reference(&self.tally, &inv.expect);
+            for port in sample.ib.iter().flatten() {
+                let reason = judge_port_state(port).or_else(|| {
+                    let (reference, from) = rate.filter(|_| port.is_infiniband())?;
+                    judge_port_rate(port, reference, from)
+                });
+                if let Some(reason) = reason {
+                    verdict.add(Health::Warn, reason);
+                }
+            }
+            for reason in status.watch.reasons(now) {
+                verdict.add(Health::Warn, reason);
             }
             if state == NodeState::Stale {
                 let age = sample_age.unwrap_or_default().as_secs();

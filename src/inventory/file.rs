@@ -56,6 +56,10 @@ pub(crate) struct ExpectFile {
     pub gpu_model: Option<OneOrMany>,
     /// GPUs each node reports.
     pub gpus_per_node: Option<Spanned<u32>>,
+    /// InfiniBand ports (link layer InfiniBand) each node has.
+    pub ib_ports: Option<Spanned<u32>>,
+    /// The rate every up InfiniBand port runs at, in Gb/s: `400` for NDR.
+    pub ib_rate_gbps: Option<Spanned<f64>>,
 }
 
 /// `[drain]`: the drain/undrain backend.

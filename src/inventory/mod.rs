@@ -42,6 +42,10 @@ pub struct Expect {
     /// Accepted GPU models (empty: the fleet majority decides).
     pub gpu_model: Vec<String>,
     pub gpus_per_node: Option<u32>,
+    /// InfiniBand ports each node should have.
+    pub ib_ports: Option<u32>,
+    /// The rate every up InfiniBand port should run at, Gb/s.
+    pub ib_rate_gbps: Option<f64>,
 }
 
 /// Which backend drains nodes.

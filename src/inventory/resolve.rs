@@ -253,11 +253,32 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             ),
         ));
     }
+    if let Some(n) = e.ib_ports.as_ref().filter(|n| *n.get_ref() > 256) {
+        errors.push(loc.at(
+            n.span().start,
+            format!("[expect] ib_ports = {} is more than 256", n.get_ref()),
+        ));
+    }
+    if let Some(r) = e
+        .ib_rate_gbps
+        .as_ref()
+        .filter(|r| !(r.get_ref().is_finite() && (0.0..=3200.0).contains(r.get_ref())))
+    {
+        errors.push(loc.at(
+            r.span().start,
+            format!(
+                "[expect] ib_rate_gbps = {} is not a rate between 0 and 3200 Gb/s",
+                r.get_ref()
+            ),
+        ));
+    }
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
     Ok(Inventory {
         expect: Expect {
+            ib_ports: e.ib_ports.as_ref().map(|n| *n.get_ref()),
+            ib_rate_gbps: e.ib_rate_gbps.as_ref().map(|r| *r.get_ref()),
             driver: e.driver.clone(),
             vbios: e.vbios.clone(),
             gpu_model: match &e.gpu_model {

@@ -7,7 +7,7 @@ use crate::fleet::view::{GpuView, NodeView};
 
 const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,gpu,uuid,name,util_pct,mem_util_pct,\
 mem_used_mib,mem_total_mib,temp_c,mem_temp_c,power_w,power_limit_w,sm_clock_mhz,throttle,ecc_uncorrected,\
-remapped_rows_pending,xid,gpu_health,reasons";
+remapped_rows_pending,xid,gpu_health,reasons,nvlink_active,nvlink_total,ib_ports,ib_ports_up,ib_slowest_up_gbps";
 
 /// RFC 4180 quoting: only when needed.
 fn field(value: &str) -> String {
@@ -24,8 +24,9 @@ fn opt<T: Display>(v: Option<T>) -> String {
 
 fn gpu_fields(g: Option<&GpuView>) -> Vec<String> {
     let Some(g) = g else {
-        return vec![String::new(); 18];
+        return vec![String::new(); 20];
     };
+    let links = g.sample.nvlink.as_ref().map(|l| (l.active(), l.total));
     let s = g.sample;
     vec![
         s.index.to_string(),
@@ -49,6 +50,24 @@ fn gpu_fields(g: Option<&GpuView>) -> Vec<String> {
             .unwrap_or_default(),
         g.verdict.health.as_str().to_string(),
         g.verdict.reasons.join("; "),
+        opt(links.map(|l| l.0)),
+        opt(links.map(|l| l.1)),
+    ]
+}
+
+/// A node's InfiniBand summary, appended to each of its rows: ports, ports up, the slowest up port's rate.
+fn ib_fields(v: &NodeView) -> Vec<String> {
+    let Some(ports) = v.sample.and_then(|s| s.ib.as_deref()) else {
+        return vec![String::new(); 3];
+    };
+    let up = || ports.iter().filter(|p| p.is_up());
+    vec![
+        ports.len().to_string(),
+        up().count().to_string(),
+        opt(up()
+            .filter_map(|p| p.rate_gbps)
+            .min_by(f64::total_cmp)
+            .map(crate::telemetry::fabric::gbps)),
     ]
 }
 
@@ -70,6 +89,7 @@ pub fn render(report: &Report) -> String {
     out.push('\n');
     for v in &report.nodes {
         let node = node_fields(v);
+        let ib = ib_fields(v);
         let gpus: Vec<Option<&GpuView>> = if v.gpus.is_empty() {
             vec![None]
         } else {
@@ -80,6 +100,7 @@ pub fn render(report: &Report) -> String {
                 .iter()
                 .cloned()
                 .chain(gpu_fields(g))
+                .chain(ib.iter().cloned())
                 .map(|f| field(&f))
                 .collect();
             out.push_str(&row.join(","));

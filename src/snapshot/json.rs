@@ -52,6 +52,8 @@ struct Node<'a> {
     /// XIDs on PCI addresses the node lists no GPU at.
     #[serde(skip_serializing_if = "<[XidEvent]>::is_empty")]
     unmatched_xid: &'a [XidEvent],
+    /// InfiniBand ports (`null`: not checked, as through nvidia-smi).
+    ib: Option<&'a [crate::telemetry::fabric::IbPort]>,
     gpus: Vec<Gpu<'a>>,
 }
 
@@ -81,6 +83,9 @@ struct Gpu<'a> {
     tlimit_margin_c: Option<i32>,
     xid: Option<&'a [u32]>,
     xid_events: Option<&'a [XidEvent]>,
+    /// NVLinks: active, and their error counters (`null`: no NVLink, or not known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nvlink: Option<&'a crate::telemetry::fabric::NvLinks>,
     errors: &'a [GpuError],
     health: &'static str,
     reasons: &'a [String],
@@ -113,6 +118,7 @@ fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
         tlimit_margin_c: s.tlimit_margin_c,
         xid: s.xid.as_deref(),
         xid_events: s.xid_events.as_deref(),
+        nvlink: s.nvlink.as_ref(),
         errors: &s.errors,
         health: g.verdict.health.as_str(),
         reasons: &g.verdict.reasons,
@@ -136,6 +142,7 @@ fn node<'a>(v: &'a NodeView) -> Node<'a> {
         reasons: &v.verdict.reasons,
         sxid: v.sample.and_then(|s| s.sxid.as_deref()),
         unmatched_xid: v.sample.map_or(&[], |s| &s.unmatched_xid),
+        ib: v.sample.and_then(|s| s.ib.as_deref()),
         gpus: v.gpus.iter().map(gpu).collect(),
     }
 }

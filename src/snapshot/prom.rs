@@ -207,5 +207,113 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
+    fabric(&mut out, report);
     out
+}
+
+/// NVLink and InfiniBand families: links and ports up, port rates, and their error counters (counters
+/// since the driver loaded, typed `counter`).
+fn fabric(out: &mut String, report: &Report) {
+    header(
+        out,
+        "fleetop_gpu_nvlinks_active",
+        "NVLinks of the GPU that are active.",
+    );
+    for v in &report.nodes {
+        for g in &v.gpus {
+            if let Some(links) = &g.sample.nvlink {
+                let _ = writeln!(
+                    out,
+                    "fleetop_gpu_nvlinks_active{{{}}} {}",
+                    gpu_labels(v, g),
+                    links.active()
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fleetop_gpu_nvlink_errors_total NVLink data-link errors of the GPU's links (replay, recovery, crc_flit, crc_data).\n\
+         # TYPE fleetop_gpu_nvlink_errors_total counter"
+    );
+    for v in &report.nodes {
+        for g in &v.gpus {
+            // Summed over the GPU's links: 4 series per GPU rather than 72 (the reasons name the link).
+            if let Some(links) = &g.sample.nvlink {
+                let mut sums = [0u64; 4];
+                for link in 0..links.total {
+                    for (i, (_, n)) in links.counters_of(link).into_iter().enumerate() {
+                        sums[i] = sums[i].saturating_add(n);
+                    }
+                }
+                for (name, n) in crate::telemetry::fabric::NVLINK_COUNTERS.iter().zip(sums) {
+                    let _ = writeln!(
+                        out,
+                        "fleetop_gpu_nvlink_errors_total{{{},counter=\"{name}\"}} {n}",
+                        gpu_labels(v, g),
+                    );
+                }
+            }
+        }
+    }
+    let port_labels = |v: &crate::fleet::view::NodeView, p: &crate::telemetry::fabric::IbPort| {
+        format!(
+            "node=\"{}\",hca=\"{}\",port=\"{}\"",
+            escape(v.name),
+            escape(&p.hca),
+            p.port
+        )
+    };
+    let ports = || {
+        report.nodes.iter().flat_map(|v| {
+            v.sample
+                .and_then(|s| s.ib.as_deref())
+                .unwrap_or_default()
+                .iter()
+                .map(move |p| (v, p))
+        })
+    };
+    header(
+        out,
+        "fleetop_ib_port_up",
+        "1 when the InfiniBand port is ACTIVE and LinkUp.",
+    );
+    for (v, p) in ports() {
+        let _ = writeln!(
+            out,
+            "fleetop_ib_port_up{{{}}} {}",
+            port_labels(v, p),
+            u8::from(p.is_up())
+        );
+    }
+    header(
+        out,
+        "fleetop_ib_port_rate_bytes_per_second",
+        "The port's link rate.",
+    );
+    for (v, p) in ports() {
+        if let Some(r) = p.rate_gbps {
+            let _ = writeln!(
+                out,
+                "fleetop_ib_port_rate_bytes_per_second{{{}}} {}",
+                port_labels(v, p),
+                r * 1e9 / 8.0
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fleetop_ib_port_errors_total InfiniBand port error counters, by sysfs counter name.\n\
+         # TYPE fleetop_ib_port_errors_total counter"
+    );
+    for (v, p) in ports() {
+        for (name, n) in &p.counters {
+            let _ = writeln!(
+                out,
+                "fleetop_ib_port_errors_total{{{},counter=\"{}\"}} {n}",
+                port_labels(v, p),
+                escape(name)
+            );
+        }
+    }
 }

@@ -26,6 +26,97 @@ pub const MAX_PORTS_PER_HCA: usize = 8;
 /// The fastest rate a port may claim (XDR 4X is 800 Gb/s; 12X links reach 2,400).
 const MAX_RATE_GBPS: f64 = 3200.0;
 
+/// Most NVLinks per GPU: nvml.h's `NVML_NVLINK_MAX_LINKS` (18, Hopper).
+pub const MAX_NVLINKS: usize = 18;
+
+/// A GPU's NVLinks, compact on the wire: how many there are, which are not active, and the data-link
+/// error counters of the links where one is not zero (a healthy H100 costs some 40 bytes a sample instead
+/// of 18 link objects). Counters: nvml.h `nvmlNvLinkErrorCounter_t` `DL_REPLAY`, `DL_RECOVERY`,
+/// `DL_CRC_FLIT`, `DL_CRC_DATA`, counts since the driver loaded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NvLinks {
+    pub total: u32,
+    #[serde(default)]
+    pub down: Vec<u32>,
+    #[serde(default)]
+    pub errors: Vec<NvLinkErrors>,
+}
+
+/// One link's error counters (`None`: the GPU does not keep that counter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NvLinkErrors {
+    pub link: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc_flit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc_data: Option<u64>,
+}
+
+/// The counter names, as the watch and renderers name them.
+pub const NVLINK_COUNTERS: [&str; 4] = ["replay", "recovery", "crc_flit", "crc_data"];
+
+impl NvLinkErrors {
+    pub fn counters(&self) -> [(&'static str, Option<u64>); 4] {
+        [
+            (NVLINK_COUNTERS[0], self.replay),
+            (NVLINK_COUNTERS[1], self.recovery),
+            (NVLINK_COUNTERS[2], self.crc_flit),
+            (NVLINK_COUNTERS[3], self.crc_data),
+        ]
+    }
+
+    fn any(&self) -> bool {
+        self.counters()
+            .iter()
+            .any(|(_, v)| v.is_some_and(|n| n > 0))
+    }
+}
+
+impl NvLinks {
+    /// Links active.
+    pub fn active(&self) -> u32 {
+        self.total.saturating_sub(self.down.len() as u32)
+    }
+
+    /// Each link's counters, zero where the link is not listed among `errors`.
+    pub fn counters_of(&self, link: u32) -> [(&'static str, u64); 4] {
+        let listed = self.errors.iter().find(|e| e.link == link);
+        std::array::from_fn(|i| {
+            let value = listed.and_then(|e| e.counters()[i].1).unwrap_or(0);
+            (NVLINK_COUNTERS[i], value)
+        })
+    }
+
+    /// From every link's reading: the down ones and the ones with errors.
+    pub fn from_links(links: &[(u32, bool, NvLinkErrors)]) -> NvLinks {
+        NvLinks {
+            total: links.len() as u32,
+            down: links.iter().filter(|l| !l.1).map(|l| l.0).collect(),
+            errors: links
+                .iter()
+                .map(|l| l.2.clone())
+                .filter(NvLinkErrors::any)
+                .collect(),
+        }
+    }
+
+    /// At most [`MAX_NVLINKS`] links, each listed once, in order.
+    pub fn sanitize(&mut self) {
+        self.total = self.total.min(MAX_NVLINKS as u32);
+        let total = self.total;
+        self.down.retain(|&l| l < total);
+        self.down.sort_unstable();
+        self.down.dedup();
+        self.errors.retain(|e| e.link < total);
+        self.errors.sort_by_key(|e| e.link);
+        self.errors.dedup_by_key(|e| e.link);
+    }
+}
+
 /// One InfiniBand (or RoCE) port.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IbPort {

@@ -71,6 +71,9 @@ pub struct GpuSample {
     pub tlimit_mem_max_c: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_gpu_max_c: Option<i32>,
+    /// NVLinks (`None`: the GPU has none, or NVML cannot say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlink: Option<fabric::NvLinks>,
     /// Queries that failed with an error other than "not supported", and values rejected as implausible.
     /// Any error but `implausible` makes the GPU `crit`.
     #[serde(skip_serializing_if = "Vec::is_empty")]

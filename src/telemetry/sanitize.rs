@@ -94,6 +94,9 @@ impl NodeSample {
 impl GpuSample {
     /// Drops implausible values to `None`, each with an `implausible` error naming it.
     pub fn sanitize(&mut self) {
+        if let Some(links) = &mut self.nvlink {
+            links.sanitize();
+        }
         let mut rejected = Vec::new();
         let mut reject = |query: &str, shown: String| {
             rejected.push(GpuError {

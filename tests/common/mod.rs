@@ -404,7 +404,7 @@ impl Fleet {
         let env = |bin: &str| {
             format!(
                 "SetEnv PATH={r}/{bin}:/usr/bin:/bin FLEETOP_NVML_LIB={nvml} FAKE_NVML_SPEC_DIR={r}/nodes \
-                 FLEETOP_KERNEL_LOG={r}/empty.kmsg\n",
+                 FLEETOP_KERNEL_LOG={r}/empty.kmsg FLEETOP_SYSFS_ROOT={r}/nosysfs\n",
                 r = root.display(),
                 nvml = shared().fake_nvml.display()
             )
@@ -592,6 +592,22 @@ impl Fleet {
         let path = self.dir.path().join("deploy.toml");
         fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Gives node `i` a copy of the sysfs tree `tests/fixtures/sysfs/<tree>` as its InfiniBand (the agent
+    /// reads it through `FLEETOP_SYSFS_ROOT`); returns the copy's `sys/class/infiniband`, for edits.
+    pub fn give_sysfs(&self, i: usize, tree: &str) -> PathBuf {
+        let to = self
+            .dir
+            .path()
+            .join("nodes")
+            .join(format!("{}.sysfs", self.nodes[i].addr));
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sysfs")
+            .join(tree);
+        run(Command::new("cp").arg("-r").arg(&from).arg(&to));
+        run(Command::new("chmod").args(["-R", "a+rX"]).arg(&to));
+        to.join("sys/class/infiniband")
     }
 
     /// The fake NVML spec an agent started directly (not through `bin/fleetop`) finds for node `i`.

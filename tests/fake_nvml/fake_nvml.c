@@ -20,6 +20,10 @@
  *   pci INDEX BUS          PCI bus number (default: index + 1)
  *   mig INDEX              MIG mode enabled
  *   remap_unc INDEX N      remapped rows after uncorrectable errors (field 143)
+ *   nvlink INDEX LINKS     the GPU has LINKS NVLinks, all active (without this line: no NVLink, NOT_SUPPORTED)
+ *   nvlink_down INDEX LINK N           that link reports inactive once the GPU was sampled N times (0: always)
+ *   nvlink_errors INDEX LINK R C F D STEP   its replay, recovery, CRC flit and CRC data counters, each
+ *                                          rising by STEP per sample
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +54,10 @@ typedef struct {
     int bus;
     int mig;
     long long remap_unc;
+    int nvlinks;
+    int link_down_after[18];           /* samples + 1 before the link goes down; 0: never */
+    unsigned long long link_errors[18][4];
+    unsigned long long link_step[18];
 } gpu_t;
 
 static gpu_t gpus[MAX_GPUS];
@@ -103,6 +111,18 @@ static int load(void) {
         if (sscanf(line, "pci %d %x", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].bus = a; continue; }
         if (sscanf(line, "mig %d", &i) == 1 && i >= 0 && i < ngpus) { gpus[i].mig = 1; continue; }
         if (sscanf(line, "remap_unc %d %d", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].remap_unc = a; continue; }
+        if (sscanf(line, "nvlink_down %d %d %d", &i, &a, &b) == 3 && i >= 0 && i < ngpus && a >= 0 && a < 18) {
+            gpus[i].link_down_after[a] = b + 1; continue;
+        }
+        int f;
+        if (sscanf(line, "nvlink_errors %d %d %d %d %d %d %d", &i, &a, &b, &c, &d, &e, &f) == 7 && i >= 0 && i < ngpus
+            && a >= 0 && a < 18) {
+            gpu_t *t = &gpus[i];
+            t->link_errors[a][0] = b; t->link_errors[a][1] = c; t->link_errors[a][2] = d; t->link_errors[a][3] = e;
+            t->link_step[a] = f;
+            continue;
+        }
+        if (sscanf(line, "nvlink %d %d", &i, &a) == 2 && i >= 0 && i < ngpus && a >= 0 && a <= 18) { gpus[i].nvlinks = a; continue; }
         if (sscanf(line, "tlimit %d %d %d %d %d %d", &i, &a, &b, &c, &d, &e) == 6 && i >= 0 && i < ngpus) {
             gpu_t *t = &gpus[i];
             t->has_tlimit = 1; t->tlimit[0] = a; t->tlimit[1] = b; t->tlimit[2] = c; t->tlimit[3] = d; t->margin = e;
@@ -281,6 +301,27 @@ int nvmlDeviceGetPciInfo_v3(void *d, pci_t *p) {
     p->pciDeviceId = 0x233010de;
     snprintf(p->legacy, sizeof p->legacy, "0000:%02X:00.0", g->bus);
     snprintf(p->busId, sizeof p->busId, "00000000:%02X:00.0", g->bus);
+    return OK;
+}
+
+/* NVML_NVLINK_MAX_LINKS links are asked about; beyond the GPU's count, or without NVLink, NOT_SUPPORTED. */
+int nvmlDeviceGetNvLinkState(void *d, unsigned int link, int *active) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    if (trouble(g)) return trouble(g);
+    if (link >= 18) return INVALID;
+    if ((int)link >= g->nvlinks) return NOT_SUPPORTED;
+    int after = g->link_down_after[link];
+    *active = !(after > 0 && g->nsamples >= after - 1);
+    return OK;
+}
+
+int nvmlDeviceGetNvLinkErrorCounter(void *d, unsigned int link, int counter, unsigned long long *value) {
+    gpu_t *g = dev(d);
+    if (!g) return INVALID;
+    if (trouble(g)) return trouble(g);
+    if ((int)link >= g->nvlinks || counter < 0 || counter > 3) return NOT_SUPPORTED;
+    *value = g->link_errors[link][counter] + g->link_step[link] * (unsigned long long)g->nsamples;
     return OK;
 }
 

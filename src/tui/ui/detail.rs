@@ -12,6 +12,9 @@ use crate::telemetry::{GpuErrorKind, GpuSample};
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
+/// Reasons listed above the GPU table; the nodes table and `snapshot` carry them all.
+const MAX_REASONS: usize = 8;
+
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let fleet = &app.fleet;
     let Some(spec) = fleet.inventory().nodes.get(app.selected) else {
@@ -59,15 +62,15 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     if let Some(error) = &view.error {
         info.push(Line::styled(format!("error: {error}"), theme.unreachable()));
     }
-    for reason in view.verdict.reasons.iter().take(4) {
+    for reason in view.verdict.reasons.iter().take(MAX_REASONS) {
         info.push(Line::styled(
             format!("• {reason}"),
             theme.health(view.verdict.health),
         ));
     }
-    if view.verdict.reasons.len() > 4 {
+    if view.verdict.reasons.len() > MAX_REASONS {
         info.push(Line::styled(
-            format!("• … and {} more", view.verdict.reasons.len() - 4),
+            format!("• … and {} more", view.verdict.reasons.len() - MAX_REASONS),
             theme.dim(),
         ));
     }
@@ -85,6 +88,18 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     }
     for g in &view.gpus {
         info.push(Line::styled(identity(g.sample), theme.dim()));
+    }
+    for port in view
+        .sample
+        .and_then(|s| s.ib.as_deref())
+        .unwrap_or_default()
+    {
+        let style = if port.is_up() {
+            theme.dim()
+        } else {
+            theme.health(crate::telemetry::health::Health::Warn)
+        };
+        info.push(Line::styled(ib_line(port), style));
     }
     let info_height = (info.len() as u16 + 1).min(area.height / 2);
     let [top, table_area] =
@@ -199,6 +214,33 @@ fn identity(s: &GpuSample) -> String {
         or(&s.serial),
         or(&s.pci_bus_id),
         or(&s.vbios)
+    ) + &s.nvlink.as_ref().map_or(String::new(), |l| {
+        format!(" · NVLink {}/{} active", l.active(), l.total)
+    })
+}
+
+/// `IB mlx5_0 port 1: 4: ACTIVE, 5: LinkUp · 400 Gb/s · InfiniBand · MT4129 · errors: symbol_error 12`.
+fn ib_line(p: &crate::telemetry::fabric::IbPort) -> String {
+    let errors: Vec<String> = p
+        .counters
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    format!(
+        "IB {}: {}, {} · {} Gb/s · {} · {} · errors: {}",
+        p.name(),
+        p.state.as_deref().unwrap_or("?"),
+        p.phys_state.as_deref().unwrap_or("?"),
+        p.rate_gbps
+            .map_or("?".into(), crate::telemetry::fabric::gbps),
+        p.link_layer.as_deref().unwrap_or("?"),
+        p.hca_type.as_deref().unwrap_or("?"),
+        if errors.is_empty() {
+            "none".into()
+        } else {
+            errors.join(" ")
+        }
     )
 }
 
