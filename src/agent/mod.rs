@@ -163,7 +163,7 @@ fn stream(
     let mut tick: u64 = 0;
     loop {
         kernel_log.poll();
-        let reread = tick % nvlink::EVERY == 0;
+        let reread = tick.is_multiple_of(nvlink::EVERY);
         tick = tick.wrapping_add(1);
         if reread {
             for (slot, g) in links.iter_mut().zip(&gpus) {
