@@ -91,7 +91,7 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     for n in nodes {
         assert_eq!(
             keys(n),
-            set("name cabinet tenant state health source sample_age_ms error driver cuda agent_version kernel reasons gpus")
+            set("name cabinet tenant state health source sample_age_ms error driver cuda agent_version kernel reasons ib gpus")
         );
         for g in n["gpus"].as_array().unwrap() {
             assert_eq!(
@@ -99,7 +99,7 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
                 set("index uuid name util_pct mem_util_pct mem_used_mib mem_total_mib temp_c mem_temp_c power_w \
                      power_limit_w sm_clock_mhz throttle ecc_uncorrected remapped_rows_pending \
                      remapped_rows_failed remapped_rows_uncorrectable mig_enabled pci_bus_id serial vbios tlimit_margin_c \
-                     xid xid_events errors health reasons")
+                     xid xid_events nvlink errors health reasons")
             );
         }
     }
@@ -229,6 +229,17 @@ fn table_lists_the_worst_nodes_first_and_sums_up() {
     assert!(
         c088.contains(" warn ") && c088.contains("drift: driver 550.54.15, fleet runs 550.90.07"),
         "{c088}"
+    );
+    // The demo's fabric: a port down, a port trained at HDR.
+    let c099 = lines.iter().find(|l| l.starts_with("c099n2")).unwrap();
+    assert!(
+        c099.contains("IB mlx5_3 port 1 down: 1: DOWN, 3: Disabled"),
+        "{c099}"
+    );
+    let c123 = lines.iter().find(|l| l.starts_with("c123n1")).unwrap();
+    assert!(
+        c123.contains("IB mlx5_5 port 1 at 200 Gb/s, fleet runs 400 Gb/s"),
+        "{c123}"
     );
     let c301 = lines.iter().find(|l| l.starts_with("c301n1")).unwrap();
     assert!(c301.contains("drift: agent 0.0.9, jump host "), "{c301}");

@@ -1,11 +1,12 @@
 //! Reads the node's InfiniBand ports from sysfs (`<root>/sys/class/infiniband/<hca>/ports/<n>/`): state,
 //! physical state, rate, link layer and the error counters. `--sysfs-root` points tests at a copied tree.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use crate::telemetry::fabric::{parse_rate, IbPort, IB_COUNTERS, MAX_HCAS, MAX_PORTS_PER_HCA};
+use crate::telemetry::fabric::{
+    parse_rate, IbCounters, IbPort, IB_COUNTERS, MAX_HCAS, MAX_PORTS_PER_HCA,
+};
 
 /// Longest sysfs value read: these files hold one short line.
 const MAX_VALUE: u64 = 256;
@@ -33,13 +34,12 @@ pub(crate) fn ports(root: &Path) -> Option<Vec<IbPort>> {
         numbered.sort_unstable();
         for (number, name) in numbered.into_iter().take(MAX_PORTS_PER_HCA) {
             let p = dir.join("ports").join(name);
-            let counters: BTreeMap<String, u64> = IB_COUNTERS
-                .iter()
-                .filter_map(|c| {
-                    let v = value(&p.join("counters").join(c))?.parse().ok()?;
-                    Some((c.to_string(), v))
-                })
-                .collect();
+            let mut counters = IbCounters::default();
+            for c in IB_COUNTERS {
+                if let Some(v) = value(&p.join("counters").join(c)).and_then(|v| v.parse().ok()) {
+                    counters.set(c, v);
+                }
+            }
             out.push(IbPort {
                 hca: hca.clone(),
                 port: number,
@@ -94,9 +94,9 @@ mod tests {
         assert_eq!(mlx4.hca_type.as_deref(), Some("MT4099"));
         assert_eq!(mlx4.rate_gbps, Some(40.0));
         assert!(mlx4.is_up() && mlx4.is_infiniband());
-        assert_eq!(mlx4.counters.get("port_xmit_discards"), Some(&5));
+        assert_eq!(mlx4.counters.port_xmit_discards, Some(5));
         assert!(
-            ports[0].counters.is_empty(),
+            ports[0].counters == IbCounters::default(),
             "i40iw0 has no PMA: {:?}",
             ports[0].counters
         );
@@ -104,7 +104,7 @@ mod tests {
         let mlx5 = ports_of("procfs-mlx5");
         assert_eq!(mlx5.len(), 1);
         assert_eq!(mlx5[0].rate_gbps, Some(25.0));
-        assert_eq!(mlx5[0].counters.len(), 7);
+        assert!(mlx5[0].counters.all().iter().all(|(_, v)| v.is_some()));
     }
 
     fn ports_of(name: &str) -> Vec<IbPort> {

@@ -69,8 +69,30 @@ impl Identity {
         self.0[Aspect::Driver.index()] = hello.and_then(|h| h.driver.clone());
     }
 
+    /// This identity with a sample's GPU and InfiniBand values, or `None` when they are the same (the usual
+    /// case, checked without copying the identity).
+    pub(crate) fn with_sample(&self, sample: &NodeSample) -> Option<Identity> {
+        let mut fresh = Identity::default();
+        fresh.sampled(sample);
+        let aspects = [
+            Aspect::GpuModel,
+            Aspect::Vbios,
+            Aspect::GpuCount,
+            Aspect::IbPorts,
+            Aspect::IbRate,
+        ];
+        if aspects.iter().all(|&a| self.get(a) == fresh.get(a)) {
+            return None;
+        }
+        let mut next = self.clone();
+        for a in aspects {
+            next.0[a.index()] = fresh.0[a.index()].take();
+        }
+        Some(next)
+    }
+
     /// GPU model, VBIOS and count, from a sample: the distinct values of the GPUs that reported, joined.
-    pub(crate) fn sampled(&mut self, sample: &NodeSample) {
+    fn sampled(&mut self, sample: &NodeSample) {
         let reporting = || sample.gpus.iter().filter(|g| g.reported_values());
         self.0[Aspect::GpuModel.index()] = distinct(reporting().filter_map(|g| g.name.as_deref()));
         self.0[Aspect::Vbios.index()] = distinct(reporting().filter_map(|g| g.vbios.as_deref()));

@@ -189,14 +189,15 @@ impl FleetState {
                         node.history[i].push(self.history_len, gpu.util_pct, gpu.temp_c);
                     }
                 }
-                let mut identity = self.identities[msg.node].clone();
-                identity.sampled(&sample);
+                let identity = self.identities[msg.node].with_sample(&sample);
                 node.watch.observe(&sample, msg.at);
                 node.sample = Some(sample);
                 node.sample_at = Some(msg.at);
                 node.samples += 1;
                 node.failure = None;
-                self.set_identity(msg.node, identity);
+                if let Some(identity) = identity {
+                    self.set_identity(msg.node, identity);
+                }
             }
             NodeEvent::BadLine(why) => {
                 node.bad_lines += 1;

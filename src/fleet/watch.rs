@@ -1,115 +1,146 @@
-//! What only a series of samples shows: fabric error counters that rise, and links that were up and went
-//! down. A rise or a loss is reported for [`WINDOW`] after it happened, so a counter that rose once is seen by
-//! an operator looking a minute later, and then clears.
+//! What only a series of samples shows: fabric error counters that rise, and NVLinks that were up and went
+//! down. A rise or a loss is reported for [`WINDOW`] after it happened, so a counter that rose once is seen
+//! by an operator looking a minute later, and then clears. Nothing is allocated per sample once a node's
+//! ports and GPUs are known.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::telemetry::fabric::{IB_COUNTERS, NVLINK_COUNTERS};
 use crate::telemetry::NodeSample;
 
 /// How long a rise or a lost link stays in a node's reasons.
 pub const WINDOW: Duration = Duration::from_secs(5 * 60);
-/// Most counters and links watched per node (bounds memory against a node that invents names).
-const MAX_WATCHED: usize = 4096;
+/// Ports kept per node before the watch starts over (a node that renames its HCAs cannot grow it).
+const MAX_PORTS: usize = 256;
+
+/// One counter: its last value, and the rise within the window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counter {
+    last: Option<u64>,
+    risen: u64,
+    rose_at: Option<Instant>,
+}
+
+impl Counter {
+    fn observe(&mut self, value: u64, at: Instant) {
+        // A counter that went down was reset (driver reload, reboot): the new value is the new base.
+        if let Some(before) = self.last.filter(|b| value > *b) {
+            let recent = self
+                .rose_at
+                .is_some_and(|t| at.saturating_duration_since(t) <= WINDOW);
+            self.risen = if recent { self.risen } else { 0 } + (value - before);
+            self.rose_at = Some(at);
+        }
+        self.last = Some(value);
+    }
+
+    fn recent(&self, now: Instant) -> Option<u64> {
+        let at = self.rose_at?;
+        (now.saturating_duration_since(at) <= WINDOW).then_some(self.risen)
+    }
+}
 
 #[derive(Debug, Clone, Default)]
-struct Rise {
-    total: u64,
-    last: Option<Instant>,
+struct GpuLinks {
+    seen: bool,
+    down: Vec<u32>,
+    /// Links that went down after being up, and when.
+    lost: Vec<(u32, Instant)>,
+    /// Counters of links that ever reported one above zero (the others are zero).
+    counters: HashMap<u32, [Counter; 4]>,
 }
 
 /// One node's watched counters and link states.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Watch {
-    /// (what, counter) → last value.
-    values: HashMap<(String, &'static str), u64>,
-    rises: HashMap<(String, &'static str), Rise>,
-    /// Links seen up, and when each was last seen down after being up.
-    up: HashMap<String, bool>,
-    lost: HashMap<String, Instant>,
+    ports: HashMap<String, HashMap<u32, [Counter; 7]>>,
+    gpus: HashMap<u32, GpuLinks>,
 }
 
 impl Watch {
     /// Takes a sample's InfiniBand counters and NVLink states at `at`.
     pub(crate) fn observe(&mut self, sample: &NodeSample, at: Instant) {
+        if self.ports.values().map(HashMap::len).sum::<usize>() > MAX_PORTS {
+            self.ports.clear();
+        }
         for port in sample.ib.iter().flatten() {
-            let what = format!("IB {}", port.name());
-            for &name in &crate::telemetry::fabric::IB_COUNTERS {
-                if let Some(&v) = port.counters.get(name) {
-                    self.counter(&what, name, v, at);
+            if !self.ports.contains_key(&port.hca) {
+                self.ports.insert(port.hca.clone(), HashMap::new());
+            }
+            let Some(hca) = self.ports.get_mut(&port.hca) else {
+                continue;
+            };
+            let counters = hca.entry(port.port).or_default();
+            for (c, (_, value)) in counters.iter_mut().zip(port.counters.all()) {
+                if let Some(v) = value {
+                    c.observe(v, at);
                 }
             }
         }
         for gpu in &sample.gpus {
             let Some(links) = &gpu.nvlink else { continue };
-            for link in 0..links.total {
-                let what = format!("GPU {} NVLink {link}", gpu.index);
-                self.link(&what, !links.down.contains(&link), at);
-                for (name, value) in links.counters_of(link) {
-                    self.counter(&what, name, value, at);
+            let w = self.gpus.entry(gpu.index).or_default();
+            if w.seen {
+                for &l in links.down.iter().filter(|l| !w.down.contains(l)) {
+                    w.lost.retain(|(x, _)| *x != l);
+                    w.lost.push((l, at));
                 }
             }
+            // A link back up is no longer reported as down.
+            w.lost.retain(|(l, _)| links.down.contains(l));
+            if w.down != links.down {
+                w.down.clone_from(&links.down);
+            }
+            for e in &links.errors {
+                if !w.counters.contains_key(&e.link) {
+                    // First seen above zero: from zero if the GPU was watched before, else a base.
+                    let base = Counter {
+                        last: w.seen.then_some(0),
+                        ..Counter::default()
+                    };
+                    w.counters.insert(e.link, [base; 4]);
+                }
+            }
+            for (&link, counters) in w.counters.iter_mut() {
+                for (c, (_, v)) in counters.iter_mut().zip(links.counters_of(link)) {
+                    c.observe(v, at);
+                }
+            }
+            w.seen = true;
         }
-    }
-
-    fn counter(&mut self, what: &str, name: &'static str, value: u64, at: Instant) {
-        let key = (what.to_string(), name);
-        let before = self.values.get(&key).copied();
-        if before.is_none() && self.values.len() >= MAX_WATCHED {
-            return;
-        }
-        self.values.insert(key.clone(), value);
-        // A counter that went down was reset (driver reload, reboot): the new value is the new base.
-        if let Some(before) = before.filter(|b| value > *b) {
-            let rise = self.rises.entry(key).or_default();
-            let recent = rise
-                .last
-                .is_some_and(|l| at.saturating_duration_since(l) <= WINDOW);
-            rise.total = if recent {
-                rise.total + (value - before)
-            } else {
-                value - before
-            };
-            rise.last = Some(at);
-        }
-    }
-
-    fn link(&mut self, what: &str, active: bool, at: Instant) {
-        if !self.up.contains_key(what) && self.up.len() >= MAX_WATCHED {
-            return;
-        }
-        let was_up = self.up.get(what).copied().unwrap_or(false);
-        if was_up && !active {
-            self.lost.insert(what.to_string(), at);
-        }
-        if active {
-            self.lost.remove(what);
-        }
-        // Once up, a link stays "was up" while it is down, so it keeps being reported.
-        self.up.insert(what.to_string(), was_up || active);
     }
 
     /// Lost links and rises within [`WINDOW`] of `now`, one reason per link or port, sorted.
     pub(crate) fn reasons(&self, now: Instant) -> Vec<String> {
-        let recent = |t: &Instant| now.saturating_duration_since(*t) <= WINDOW;
-        let mut rose: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        for ((what, name), r) in &self.rises {
-            if r.last.as_ref().is_some_and(recent) {
-                rose.entry(what)
-                    .or_default()
-                    .push(format!("{name} rose by {}", r.total));
+        let rose = |names: &[&str], counters: &[Counter]| -> Option<String> {
+            let parts: Vec<String> = names
+                .iter()
+                .zip(counters)
+                .filter_map(|(name, c)| Some(format!("{name} rose by {}", c.recent(now)?)))
+                .collect();
+            (!parts.is_empty()).then(|| format!("{} in the last 5 min", parts.join(", ")))
+        };
+        let mut out = Vec::new();
+        for (hca, ports) in &self.ports {
+            for (port, counters) in ports {
+                if let Some(r) = rose(&IB_COUNTERS, counters) {
+                    out.push(format!("IB {hca} port {port}: {r}"));
+                }
             }
         }
-        let mut out: Vec<String> = self
-            .lost
-            .iter()
-            .filter(|(_, t)| recent(t))
-            .map(|(what, _)| format!("{what} down (it was up)"))
-            .chain(rose.into_iter().map(|(what, mut rises)| {
-                rises.sort();
-                format!("{what}: {} in the last 5 min", rises.join(", "))
-            }))
-            .collect();
+        for (gpu, w) in &self.gpus {
+            for (link, at) in &w.lost {
+                if now.saturating_duration_since(*at) <= WINDOW {
+                    out.push(format!("GPU {gpu} NVLink {link} down (it was up)"));
+                }
+            }
+            for (link, counters) in &w.counters {
+                if let Some(r) = rose(&NVLINK_COUNTERS, counters) {
+                    out.push(format!("GPU {gpu} NVLink {link}: {r}"));
+                }
+            }
+        }
         out.sort();
         out
     }
@@ -118,14 +149,18 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::fabric::IbPort;
+    use crate::telemetry::fabric::{IbCounters, IbPort, NvLinkErrors, NvLinks};
+    use crate::telemetry::GpuSample;
 
     fn sample(symbol_errors: u64) -> NodeSample {
         NodeSample {
             ib: Some(vec![IbPort {
                 hca: "mlx5_0".into(),
                 port: 1,
-                counters: [("symbol_error".to_string(), symbol_errors)].into(),
+                counters: IbCounters {
+                    symbol_error: Some(symbol_errors),
+                    ..Default::default()
+                },
                 ..Default::default()
             }]),
             ..Default::default()
@@ -135,23 +170,71 @@ mod tests {
     #[test]
     fn a_rising_counter_is_reported_for_the_window_then_clears() {
         let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
         let mut w = Watch::default();
         w.observe(&sample(3), t0);
         assert!(
             w.reasons(t0).is_empty(),
             "a first value is a base, not a rise"
         );
-        w.observe(&sample(3), t0 + Duration::from_secs(1));
-        assert!(w.reasons(t0 + Duration::from_secs(1)).is_empty());
-        w.observe(&sample(10), t0 + Duration::from_secs(2));
-        w.observe(&sample(15), t0 + Duration::from_secs(3));
+        w.observe(&sample(3), s(1));
+        assert!(w.reasons(s(1)).is_empty());
+        w.observe(&sample(10), s(2));
+        w.observe(&sample(15), s(3));
         assert_eq!(
-            w.reasons(t0 + Duration::from_secs(4)),
+            w.reasons(s(4)),
             ["IB mlx5_0 port 1: symbol_error rose by 12 in the last 5 min"]
         );
-        assert!(w.reasons(t0 + Duration::from_secs(4) + WINDOW).is_empty());
+        assert!(w.reasons(s(4) + WINDOW).is_empty());
         // A reset is a new base.
-        w.observe(&sample(0), t0 + Duration::from_secs(5));
-        assert!(w.reasons(t0 + Duration::from_secs(6) + WINDOW).is_empty());
+        w.observe(&sample(0), s(5));
+        assert!(w.reasons(s(6) + WINDOW).is_empty());
+    }
+
+    fn gpu(down: &[u32], replay: Option<u64>) -> NodeSample {
+        NodeSample {
+            gpus: vec![GpuSample {
+                index: 3,
+                nvlink: Some(NvLinks {
+                    total: 18,
+                    down: down.to_vec(),
+                    errors: replay
+                        .map(|r| NvLinkErrors {
+                            link: 7,
+                            replay: Some(r),
+                            ..Default::default()
+                        })
+                        .into_iter()
+                        .collect(),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_link_that_was_up_and_went_down_is_named_and_a_counter_from_zero_rises() {
+        let t0 = Instant::now();
+        let mut w = Watch::default();
+        w.observe(&gpu(&[2], None), t0);
+        assert!(
+            w.reasons(t0).is_empty(),
+            "down from the start: nothing seen going down"
+        );
+        w.observe(&gpu(&[2, 11], Some(4)), t0 + Duration::from_secs(1));
+        assert_eq!(
+            w.reasons(t0 + Duration::from_secs(1)),
+            [
+                "GPU 3 NVLink 11 down (it was up)",
+                "GPU 3 NVLink 7: replay rose by 4 in the last 5 min"
+            ]
+        );
+        w.observe(&gpu(&[2], Some(4)), t0 + Duration::from_secs(2));
+        assert_eq!(
+            w.reasons(t0 + Duration::from_secs(2)),
+            ["GPU 3 NVLink 7: replay rose by 4 in the last 5 min"],
+            "a link back up is not down"
+        );
     }
 }

@@ -84,7 +84,6 @@ struct Gpu<'a> {
     xid: Option<&'a [u32]>,
     xid_events: Option<&'a [XidEvent]>,
     /// NVLinks: active, and their error counters (`null`: no NVLink, or not known).
-    #[serde(skip_serializing_if = "Option::is_none")]
     nvlink: Option<&'a crate::telemetry::fabric::NvLinks>,
     errors: &'a [GpuError],
     health: &'static str,

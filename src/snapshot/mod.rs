@@ -97,6 +97,10 @@ pub async fn collect(
     let mut answered = vec![false; state.nodes().len()];
     let mut waiting = state.nodes().len();
     while waiting > 0 {
+        // A channel that always has a message ready would never let `timeout_at` fire: check first.
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
         let msg = match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(msg)) => msg,
             Ok(None) | Err(_) => break,

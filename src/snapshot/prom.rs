@@ -307,13 +307,14 @@ fn fabric(out: &mut String, report: &Report) {
          # TYPE fleetop_ib_port_errors_total counter"
     );
     for (v, p) in ports() {
-        for (name, n) in &p.counters {
-            let _ = writeln!(
-                out,
-                "fleetop_ib_port_errors_total{{{},counter=\"{}\"}} {n}",
-                port_labels(v, p),
-                escape(name)
-            );
+        for (name, n) in p.counters.all() {
+            if let Some(n) = n {
+                let _ = writeln!(
+                    out,
+                    "fleetop_ib_port_errors_total{{{},counter=\"{name}\"}} {n}",
+                    port_labels(v, p),
+                );
+            }
         }
     }
 }

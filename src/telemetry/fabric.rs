@@ -1,8 +1,6 @@
 //! The fabric beside the GPUs: InfiniBand ports as the kernel's sysfs describes them
 //! (`/sys/class/infiniband/<hca>/ports/<n>/`), parsed, bounded, and judged port by port.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::sanitize::make_inert;
@@ -136,7 +134,56 @@ pub struct IbPort {
     pub rate_gbps: Option<f64>,
     /// [`IB_COUNTERS`] the port reports (a counter the HCA does not keep, `N/A (no PMA)`, is absent).
     #[serde(default)]
-    pub counters: BTreeMap<String, u64>,
+    pub counters: IbCounters,
+}
+
+/// A port's error counters, by their sysfs names (`None`: the HCA does not keep it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IbCounters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_downed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol_error: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_rcv_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_xmit_discards: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excessive_buffer_overrun_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_link_integrity_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_error_recovery: Option<u64>,
+}
+
+impl IbCounters {
+    /// Each counter with its name, in [`IB_COUNTERS`] order.
+    pub fn all(&self) -> [(&'static str, Option<u64>); 7] {
+        [
+            (IB_COUNTERS[0], self.link_downed),
+            (IB_COUNTERS[1], self.symbol_error),
+            (IB_COUNTERS[2], self.port_rcv_errors),
+            (IB_COUNTERS[3], self.port_xmit_discards),
+            (IB_COUNTERS[4], self.excessive_buffer_overrun_errors),
+            (IB_COUNTERS[5], self.local_link_integrity_errors),
+            (IB_COUNTERS[6], self.link_error_recovery),
+        ]
+    }
+
+    /// Sets the counter named `name` (one of [`IB_COUNTERS`]); other names are ignored.
+    pub fn set(&mut self, name: &str, value: u64) {
+        let slot = match name {
+            "link_downed" => &mut self.link_downed,
+            "symbol_error" => &mut self.symbol_error,
+            "port_rcv_errors" => &mut self.port_rcv_errors,
+            "port_xmit_discards" => &mut self.port_xmit_discards,
+            "excessive_buffer_overrun_errors" => &mut self.excessive_buffer_overrun_errors,
+            "local_link_integrity_errors" => &mut self.local_link_integrity_errors,
+            "link_error_recovery" => &mut self.link_error_recovery,
+            _ => return,
+        };
+        *slot = Some(value);
+    }
 }
 
 impl IbPort {
@@ -155,7 +202,7 @@ impl IbPort {
         self.link_layer.as_deref() == Some("InfiniBand")
     }
 
-    /// Strings escaped and bounded, the rate in range, only the known counters kept.
+    /// Strings escaped and bounded, the rate in range.
     pub fn sanitize(&mut self) {
         make_inert(&mut self.hca, 32);
         for s in [
@@ -172,8 +219,6 @@ impl IbPort {
         self.rate_gbps = self
             .rate_gbps
             .filter(|r| r.is_finite() && (0.0..=MAX_RATE_GBPS).contains(r));
-        self.counters
-            .retain(|name, _| IB_COUNTERS.contains(&name.as_str()));
     }
 }
 
@@ -309,7 +354,10 @@ mod tests {
             IbPort {
                 hca: "mlx5_0\u{1b}[2J".into(),
                 rate_gbps: Some(1e12),
-                counters: [("made_up".to_string(), 1), ("symbol_error".to_string(), 2)].into(),
+                counters: IbCounters {
+                    symbol_error: Some(2),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             MAX_HCAS * MAX_PORTS_PER_HCA + 5
@@ -320,6 +368,6 @@ mod tests {
         assert_eq!(ports.len(), 1, "repeats of one port are one port");
         assert!(!ports[0].hca.contains('\u{1b}'));
         assert_eq!(ports[0].rate_gbps, None);
-        assert_eq!(ports[0].counters.len(), 1);
+        assert_eq!(ports[0].counters.symbol_error, Some(2));
     }
 }

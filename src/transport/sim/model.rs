@@ -22,6 +22,16 @@ pub(crate) const SHORT_NODE: &str = "c150n2";
 pub(crate) const OLD_VBIOS_NODE: &str = "c210n1";
 /// The cabinet running hot (a failing rear-door heat exchanger): every GPU about 12 °C warmer.
 pub(crate) const HOT_CABINET: &str = "c066";
+/// The node whose `mlx5_3` port is down (a dead cable or a switch port disabled).
+pub(crate) const IB_DOWN_NODE: &str = "c099n2";
+/// The node whose `mlx5_5` trained at HDR (200 Gb/s) instead of NDR.
+pub(crate) const IB_SLOW_NODE: &str = "c123n1";
+/// The node with a flapping `mlx5_1` link: `link_downed` and `symbol_error` keep rising.
+pub(crate) const IB_FLAPPING_NODE: &str = "c187n3";
+/// The node whose GPU 6 loses NVLink 11 after 20 samples.
+pub(crate) const NVLINK_DOWN_NODE: &str = "c055n2";
+/// HCAs per node (one per GPU, as on an 8-GPU rail-optimised node).
+const HCAS: u32 = 8;
 /// The driver most of the fleet runs.
 const DRIVER: &str = "550.90.07";
 
@@ -179,6 +189,15 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 vbios: Some("96.00.99.00.01".into()),
                 ..Default::default()
             };
+            gpu.nvlink = Some(crate::telemetry::fabric::NvLinks {
+                total: 18,
+                down: if spec.name == NVLINK_DOWN_NODE && i == 6 && tick >= 20 {
+                    vec![11]
+                } else {
+                    vec![]
+                },
+                errors: vec![],
+            });
             if hot_cabinet {
                 gpu.temp_c = gpu.temp_c.map(|t| t + 12);
                 gpu.mem_temp_c = gpu.mem_temp_c.map(|t| t + 12);
@@ -190,8 +209,48 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
     NodeSample {
         t: t_ms,
         gpus,
+        ib: Some(ib_ports(&spec.name, tick)),
         ..Default::default()
     }
+}
+
+/// The node's NDR ports, with the demo's fabric faults.
+fn ib_ports(node: &str, tick: u64) -> Vec<crate::telemetry::fabric::IbPort> {
+    (0..HCAS)
+        .map(|h| {
+            let mut port = crate::telemetry::fabric::IbPort {
+                hca: format!("mlx5_{h}"),
+                port: 1,
+                hca_type: Some("MT4129".into()),
+                link_layer: Some("InfiniBand".into()),
+                state: Some("4: ACTIVE".into()),
+                phys_state: Some("5: LinkUp".into()),
+                rate_gbps: Some(400.0),
+                counters: crate::telemetry::fabric::IbCounters {
+                    link_downed: Some(0),
+                    symbol_error: Some(0),
+                    port_rcv_errors: Some(0),
+                    port_xmit_discards: Some(0),
+                    excessive_buffer_overrun_errors: Some(0),
+                    local_link_integrity_errors: Some(0),
+                    link_error_recovery: Some(0),
+                },
+            };
+            if node == IB_DOWN_NODE && h == 3 {
+                port.state = Some("1: DOWN".into());
+                port.phys_state = Some("3: Disabled".into());
+            }
+            if node == IB_SLOW_NODE && h == 5 {
+                port.rate_gbps = Some(200.0);
+            }
+            if node == IB_FLAPPING_NODE && h == 1 {
+                // Down and back every 30 samples, with bit errors around each flap.
+                port.counters.link_downed = Some(tick / 30);
+                port.counters.symbol_error = Some(tick / 30 * 17);
+            }
+            port
+        })
+        .collect()
 }
 
 /// The demo fleet's deliberate faults.

@@ -223,9 +223,9 @@ fn identity(s: &GpuSample) -> String {
 fn ib_line(p: &crate::telemetry::fabric::IbPort) -> String {
     let errors: Vec<String> = p
         .counters
-        .iter()
-        .filter(|(_, v)| **v > 0)
-        .map(|(k, v)| format!("{k} {v}"))
+        .all()
+        .into_iter()
+        .filter_map(|(k, v)| Some(format!("{k} {}", v.filter(|n| *n > 0)?)))
         .collect();
     format!(
         "IB {}: {}, {} · {} Gb/s · {} · {} · errors: {}",
