@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sanitize::make_inert;
-
 /// The error counters read per port (`counters/<name>`), each a count since the HCA's driver loaded.
 /// Source: the kernel's Documentation/ABI/stable/sysfs-class-infiniband, and the IBTA PortCounters
 /// attribute they mirror.
@@ -22,7 +20,7 @@ pub const IB_COUNTERS: [&str; 7] = [
 pub const MAX_HCAS: usize = 32;
 pub const MAX_PORTS_PER_HCA: usize = 8;
 /// The fastest rate a port may claim (XDR 4X is 800 Gb/s; 12X links reach 2,400).
-const MAX_RATE_GBPS: f64 = 3200.0;
+pub(crate) const MAX_RATE_GBPS: f64 = 3200.0;
 
 /// Most NVLinks per GPU: nvml.h's `NVML_NVLINK_MAX_LINKS` (18, Hopper).
 pub const MAX_NVLINKS: usize = 18;
@@ -100,18 +98,6 @@ impl NvLinks {
                 .filter(NvLinkErrors::any)
                 .collect(),
         }
-    }
-
-    /// At most [`MAX_NVLINKS`] links, each listed once, in order.
-    pub fn sanitize(&mut self) {
-        self.total = self.total.min(MAX_NVLINKS as u32);
-        let total = self.total;
-        self.down.retain(|&l| l < total);
-        self.down.sort_unstable();
-        self.down.dedup();
-        self.errors.retain(|e| e.link < total);
-        self.errors.sort_by_key(|e| e.link);
-        self.errors.dedup_by_key(|e| e.link);
     }
 }
 
@@ -201,25 +187,6 @@ impl IbPort {
     pub fn is_infiniband(&self) -> bool {
         self.link_layer.as_deref() == Some("InfiniBand")
     }
-
-    /// Strings escaped and bounded, the rate in range.
-    pub fn sanitize(&mut self) {
-        make_inert(&mut self.hca, 32);
-        for s in [
-            self.hca_type.as_mut(),
-            self.link_layer.as_mut(),
-            self.state.as_mut(),
-            self.phys_state.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            make_inert(s, 32);
-        }
-        self.rate_gbps = self
-            .rate_gbps
-            .filter(|r| r.is_finite() && (0.0..=MAX_RATE_GBPS).contains(r));
-    }
 }
 
 /// The IB spec's logical port state ACTIVE and physical state LinkUp, as sysfs numbers them.
@@ -273,23 +240,6 @@ pub fn gbps(rate: f64) -> String {
     } else {
         format!("{rate}")
     }
-}
-
-/// Sorts, bounds and cleans a node's port list.
-pub fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
-    let limit = MAX_HCAS * MAX_PORTS_PER_HCA;
-    if ports.len() > limit {
-        warnings.push(format!(
-            "node sent {} InfiniBand ports, more than the {limit} accepted; the rest were dropped",
-            ports.len()
-        ));
-        ports.truncate(limit);
-    }
-    for p in ports.iter_mut() {
-        p.sanitize();
-    }
-    ports.sort_by(|a, b| a.hca.cmp(&b.hca).then(a.port.cmp(&b.port)));
-    ports.dedup_by(|a, b| a.hca == b.hca && a.port == b.port);
 }
 
 #[cfg(test)]
@@ -346,28 +296,5 @@ mod tests {
             None,
             "down says so itself"
         );
-    }
-
-    #[test]
-    fn hostile_ports_are_bounded_and_cleaned() {
-        let mut ports = vec![
-            IbPort {
-                hca: "mlx5_0\u{1b}[2J".into(),
-                rate_gbps: Some(1e12),
-                counters: IbCounters {
-                    symbol_error: Some(2),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            MAX_HCAS * MAX_PORTS_PER_HCA + 5
-        ];
-        let mut warnings = Vec::new();
-        sanitize_ports(&mut ports, &mut warnings);
-        assert_eq!(warnings.len(), 1);
-        assert_eq!(ports.len(), 1, "repeats of one port are one port");
-        assert!(!ports[0].hca.contains('\u{1b}'));
-        assert_eq!(ports[0].rate_gbps, None);
-        assert_eq!(ports[0].counters.symbol_error, Some(2));
     }
 }

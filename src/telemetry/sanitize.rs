@@ -2,6 +2,7 @@
 //! reason, strings and lists are bounded, and duplicate GPU indices are dropped. Applied by the agent before it
 //! sends and by the jump host after it decodes, so a hostile or broken node cannot poison totals.
 
+use super::fabric::{IbPort, NvLinks, MAX_HCAS, MAX_NVLINKS, MAX_PORTS_PER_HCA, MAX_RATE_GBPS};
 use super::{GpuError, GpuErrorKind, GpuSample, NodeSample, XidEvent};
 
 /// Longest identity string kept (uuid, name, PCI bus id).
@@ -86,7 +87,7 @@ impl NodeSample {
         }
         bound_events(&mut self.unmatched_xid);
         if let Some(ports) = &mut self.ib {
-            super::fabric::sanitize_ports(ports, &mut self.warnings);
+            sanitize_ports(ports, &mut self.warnings);
         }
     }
 }
@@ -95,7 +96,7 @@ impl GpuSample {
     /// Drops implausible values to `None`, each with an `implausible` error naming it.
     pub fn sanitize(&mut self) {
         if let Some(links) = &mut self.nvlink {
-            links.sanitize();
+            sanitize_links(links);
         }
         let mut rejected = Vec::new();
         let mut reject = |query: &str, shown: String| {
@@ -251,8 +252,75 @@ fn keep_if<T: std::fmt::Display>(
     }
 }
 
+/// Sorts, bounds and cleans a node's InfiniBand ports: strings escaped and bounded, rates in range, each
+/// port once.
+fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
+    let limit = MAX_HCAS * MAX_PORTS_PER_HCA;
+    if ports.len() > limit {
+        warnings.push(format!(
+            "node sent {} InfiniBand ports, more than the {limit} accepted; the rest were dropped",
+            ports.len()
+        ));
+        ports.truncate(limit);
+    }
+    for p in ports.iter_mut() {
+        make_inert(&mut p.hca, 32);
+        for s in [
+            p.hca_type.as_mut(),
+            p.link_layer.as_mut(),
+            p.state.as_mut(),
+            p.phys_state.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            make_inert(s, 32);
+        }
+        p.rate_gbps = p
+            .rate_gbps
+            .filter(|r| r.is_finite() && (0.0..=MAX_RATE_GBPS).contains(r));
+    }
+    ports.sort_by(|a, b| a.hca.cmp(&b.hca).then(a.port.cmp(&b.port)));
+    ports.dedup_by(|a, b| a.hca == b.hca && a.port == b.port);
+}
+
+/// At most [`MAX_NVLINKS`] links, each listed once, in order.
+fn sanitize_links(links: &mut NvLinks) {
+    links.total = links.total.min(MAX_NVLINKS as u32);
+    let total = links.total;
+    links.down.retain(|&l| l < total);
+    links.down.sort_unstable();
+    links.down.dedup();
+    links.errors.retain(|e| e.link < total);
+    links.errors.sort_by_key(|e| e.link);
+    links.errors.dedup_by_key(|e| e.link);
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hostile_ports_are_bounded_and_cleaned() {
+        let mut ports = vec![
+            crate::telemetry::fabric::IbPort {
+                hca: "mlx5_0\u{1b}[2J".into(),
+                rate_gbps: Some(1e12),
+                counters: crate::telemetry::fabric::IbCounters {
+                    symbol_error: Some(2),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            super::MAX_HCAS * super::MAX_PORTS_PER_HCA + 5
+        ];
+        let mut warnings = Vec::new();
+        super::sanitize_ports(&mut ports, &mut warnings);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(ports.len(), 1, "repeats of one port are one port");
+        assert!(!ports[0].hca.contains('\u{1b}'));
+        assert_eq!(ports[0].rate_gbps, None);
+        assert_eq!(ports[0].counters.symbol_error, Some(2));
+    }
+
     use super::*;
 
     #[test]
