@@ -414,20 +414,7 @@ fn listen_serves_the_last_sample_as_prometheus_text() {
         xid.contains("gpu=\"1\"") && xid.contains("xid=\"79\"") && xid.ends_with(" 1"),
         "{xid}"
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is installed by scripts/test");
-    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    common::promtool_check(&text);
     let missing = ureq::get(&format!("http://{addr}/nothing")).call();
     assert!(matches!(missing, Err(ureq::Error::Status(404, _))));
 }

@@ -1,10 +1,11 @@
 //! `fleetop snapshot --demo`: the reference fleet through the real pipeline, every format, filters and exit codes.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+mod common;
 
 fn snapshot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetop"))
@@ -171,26 +172,7 @@ fn prometheus_output_passes_promtool() {
     );
     assert!(text.contains("fleetop_node_up{node=\"c017n2\",cabinet=\"c017\",tenant=\"acme\"} 0"));
     assert!(text.contains("fleetop_gpu_temperature_celsius{node=\"c077n1\",gpu=\"3\","));
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is installed by scripts/test");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    common::promtool_check(&text);
 }
 
 #[test]

@@ -76,15 +76,22 @@ impl Tmux {
 
     /// Waits until the screen shows every one of `texts`; fails with the screen after `limit`.
     fn wait_for(&self, texts: &[&str], limit: Duration) -> String {
+        self.wait_until(&format!("{texts:?}"), limit, |screen| {
+            texts.iter().all(|t| screen.contains(t))
+        })
+    }
+
+    /// Waits until `done(screen)`; fails naming `what`, with the screen, after `limit`.
+    fn wait_until(&self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let screen = self.screen();
-            if texts.iter().all(|t| screen.contains(t)) {
+            if done(&screen) {
                 return screen;
             }
             assert!(
                 Instant::now() < deadline,
-                "waited for {texts:?}; the screen shows:\n{screen}"
+                "waited for {what}; the screen shows:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -148,11 +155,9 @@ fn demo_fleet_navigates_to_a_node_detail() {
     tmux.wait_for(&["show or hide this help"], Duration::from_secs(10));
     // Escape and q in one burst read as Alt-q: wait for the help to close before quitting.
     tmux.keys(&["Escape"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tmux.screen().contains("show or hide this help") {
-        assert!(Instant::now() < deadline, "Escape did not close the help");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tmux.wait_until("Escape to close the help", Duration::from_secs(10), |s| {
+        !s.contains("show or hide this help")
+    });
     tmux.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tmux.alive() {
@@ -237,14 +242,11 @@ fn read_only_tui_refuses_on_screen() {
         Duration::from_secs(10),
     );
     tmux.keys(&["Enter"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tmux.screen().contains("read-only: reboot refused") {
-        assert!(
-            Instant::now() < deadline,
-            "acknowledging did not clear the failure"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tmux.wait_until(
+        "the acknowledged failure to clear",
+        Duration::from_secs(10),
+        |s| !s.contains("read-only: reboot refused"),
+    );
     tmux.keys(&["q"]);
 }
 
@@ -365,23 +367,17 @@ fn a_fleet_without_agents_moves_to_the_agent_after_one_deploy_while_the_tui_runs
     );
 
     // The running TUI picks the agent up on each node's own session, without a restart.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let screen = tmux.screen();
-        let rows = rows(&screen);
-        if rows.len() == 3
-            && rows
-                .iter()
-                .all(|r| r.contains(" agent ") && r.contains(" up "))
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still not on the agent:\n{screen}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    tmux.wait_until(
+        "every node on the agent",
+        Duration::from_secs(30),
+        |screen| {
+            let rows = rows(screen);
+            rows.len() == 3
+                && rows
+                    .iter()
+                    .all(|r| r.contains(" agent ") && r.contains(" up "))
+        },
+    );
     tmux.keys(&["q"]);
 }
 

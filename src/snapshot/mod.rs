@@ -145,15 +145,11 @@ fn done(state: &FleetState, node: NodeId, unreachable: &[u32], tries: u32) -> bo
 /// Prometheus text of every node `state` holds, judged as live views judge them at `now`: the agent's
 /// `/metrics`, the same families `snapshot --format prom` writes.
 pub fn prometheus(state: &FleetState, now: Instant) -> String {
-    let nodes: Vec<NodeView> = state.node_views(now, Pending::Connecting);
-    let summary = Summary::of(&nodes);
-    Report {
-        taken_at: SystemTime::now(),
-        inventory: &state.inventory().source,
-        nodes,
-        summary,
-        drift: Vec::new(),
-    }
+    Report::of(
+        state,
+        state.node_views(now, Pending::Connecting),
+        Vec::new(),
+    )
     .render(Format::Prom)
 }
 
@@ -177,13 +173,16 @@ impl<'a> Report<'a> {
             .into_iter()
             .filter(|v| filter.matches(v))
             .collect();
-        let summary = Summary::of(&nodes);
+        Report::of(state, nodes, drift(state))
+    }
+
+    fn of(state: &'a FleetState, nodes: Vec<NodeView<'a>>, drift: Vec<Drift<'a>>) -> Self {
         Report {
             taken_at: SystemTime::now(),
             inventory: &state.inventory().source,
+            summary: Summary::of(&nodes),
             nodes,
-            summary,
-            drift: drift(state),
+            drift,
         }
     }
 

@@ -816,3 +816,24 @@ pub fn fixture(name: &str) -> String {
     )
     .unwrap()
 }
+
+/// Fails unless `promtool check metrics` accepts `text` as Prometheus exposition.
+pub fn promtool_check(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed by scripts/test");
+    if let Some(mut stdin) = promtool.stdin.take() {
+        std::io::Write::write_all(&mut stdin, text.as_bytes()).unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
