@@ -72,6 +72,9 @@ impl Identity {
     /// This identity with a sample's GPU and InfiniBand values, or `None` when they are the same (the usual
     /// case, checked without copying the identity).
     pub(crate) fn with_sample(&self, sample: &NodeSample) -> Option<Identity> {
+        if self.holds(sample) {
+            return None;
+        }
         let mut fresh = Identity::default();
         fresh.sampled(sample);
         let aspects = [
@@ -91,6 +94,32 @@ impl Identity {
         Some(next)
     }
 
+    /// Whether the sample says what this identity already holds, checked without allocating for the usual
+    /// node (one GPU model, one VBIOS); a node of several falls through to the full comparison.
+    fn holds(&self, sample: &NodeSample) -> bool {
+        let reporting = || sample.gpus.iter().filter(|g| g.reported_values());
+        let single = |a: Aspect, of: &dyn Fn(&crate::telemetry::GpuSample) -> Option<&str>| {
+            let held = self.get(a);
+            held.is_some_and(|h| !h.contains(" + ")) && reporting().all(|g| of(g) == held)
+        };
+        let count_is = |a: Aspect, n: usize| self.get(a).and_then(|v| v.parse().ok()) == Some(n);
+        let ib = sample.ib.as_deref();
+        let ib_ports = || ib.into_iter().flatten().filter(|p| p.is_infiniband());
+        let slowest = ib_ports()
+            .filter(|p| p.is_up())
+            .filter_map(|p| p.rate_gbps)
+            .min_by(f64::total_cmp);
+        let rate_held = self.get(Aspect::IbRate).and_then(|v| v.parse::<f64>().ok());
+        single(Aspect::GpuModel, &|g| g.name.as_deref())
+            && single(Aspect::Vbios, &|g| g.vbios.as_deref())
+            && count_is(Aspect::GpuCount, reporting().count())
+            && match ib {
+                Some(_) => count_is(Aspect::IbPorts, ib_ports().count()),
+                None => self.get(Aspect::IbPorts).is_none(),
+            }
+            && slowest == rate_held
+    }
+
     /// GPU model, VBIOS and count, from a sample: the distinct values of the GPUs that reported, joined.
     fn sampled(&mut self, sample: &NodeSample) {
         let reporting = || sample.gpus.iter().filter(|g| g.reported_values());
@@ -106,16 +135,6 @@ impl Identity {
             .min_by(f64::total_cmp)
             .map(crate::telemetry::fabric::gbps);
     }
-}
-
-/// The rate up InfiniBand ports should run at, in Gb/s: `[expect] ib_rate_gbps`, else the fleet's most
-/// common slowest-port rate; with where it comes from.
-pub(crate) fn ib_rate_reference(tally: &Tally, expect: &Expect) -> Option<(f64, &'static str)> {
-    if let Some(r) = expect.ib_rate_gbps {
-        return Some((r, "expected"));
-    }
-    let (value, _) = tally.majority(Aspect::IbRate)?;
-    Some((value.parse().ok()?, "fleet runs"))
 }
 
 /// `0.1.0 (build 0123456789ab)`, or the bare version for agents that name no build.
@@ -191,30 +210,39 @@ pub struct Reference {
 }
 
 fn reference(a: Aspect, tally: &Tally, expect: &Expect) -> Option<Reference> {
-    let expected = match a {
-        Aspect::Agent => {
-            return Some(Reference {
-                value: crate::release::LONG.into(),
-                from: "jump host",
-            })
-        }
-        Aspect::Driver => expect.driver.clone(),
-        Aspect::GpuModel => (!expect.gpu_model.is_empty()).then(|| expect.gpu_model.join(" or ")),
-        Aspect::Vbios => expect.vbios.clone(),
-        Aspect::GpuCount => expect.gpus_per_node.map(|n| n.to_string()),
-        Aspect::IbPorts => expect.ib_ports.map(|n| n.to_string()),
-        Aspect::IbRate => expect.ib_rate_gbps.map(crate::telemetry::fabric::gbps),
-    };
-    if let Some(value) = expected {
-        return Some(Reference {
-            value,
-            from: "expected",
-        });
-    }
-    tally.majority(a).map(|(value, _)| Reference {
-        value: value.to_string(),
-        from: "fleet runs",
+    reference_of(a, tally, expect).map(|(value, from)| Reference {
+        value: value.into_owned(),
+        from,
     })
+}
+
+/// The reference value, borrowed where it can be: judging every node on every refresh allocates nothing
+/// for the usual node.
+fn reference_of<'t>(
+    a: Aspect,
+    tally: &'t Tally,
+    expect: &'t Expect,
+) -> Option<(std::borrow::Cow<'t, str>, &'static str)> {
+    use std::borrow::Cow;
+    let expected: Option<Cow<str>> = match a {
+        Aspect::Agent => return Some((Cow::Borrowed(crate::release::LONG), "jump host")),
+        Aspect::Driver => expect.driver.as_deref().map(Cow::Borrowed),
+        Aspect::GpuModel => {
+            (!expect.gpu_model.is_empty()).then(|| Cow::Owned(expect.gpu_model.join(" or ")))
+        }
+        Aspect::Vbios => expect.vbios.as_deref().map(Cow::Borrowed),
+        Aspect::GpuCount => expect.gpus_per_node.map(|n| Cow::Owned(n.to_string())),
+        Aspect::IbPorts => expect.ib_ports.map(|n| Cow::Owned(n.to_string())),
+        Aspect::IbRate => expect
+            .ib_rate_gbps
+            .map(|r| Cow::Owned(crate::telemetry::fabric::gbps(r))),
+    };
+    match expected {
+        Some(value) => Some((value, "expected")),
+        None => tally
+            .majority(a)
+            .map(|(value, _)| (Cow::Borrowed(value), "fleet runs")),
+    }
 }
 
 /// Why `value` of aspect `a` is drift, or `None`. Against the majority, a value is drift only when the
@@ -230,10 +258,14 @@ fn judge(a: Aspect, value: &str, tally: &Tally, expect: &Expect) -> Option<Strin
         };
         return crate::release::skew(version, build);
     }
-    let r = reference(a, tally, expect)?;
-    if r.value == value {
+    let (reference, from) = reference_of(a, tally, expect)?;
+    if reference == value {
         return None;
     }
+    let r = Reference {
+        value: reference.into_owned(),
+        from,
+    };
     // A node's models are joined with " + "; each must be one the fleet expects.
     if a == Aspect::GpuModel
         && r.from == "expected"
@@ -424,6 +456,51 @@ mod tests {
         t.replace(&node("2", "8"), &node("1", "8"));
         assert_eq!(t.distinct_values(Aspect::Driver), 1);
         assert_eq!(t.majority(Aspect::Driver), Some(("1", 3)));
+    }
+
+    #[test]
+    fn the_quick_check_agrees_with_recomputing() {
+        use crate::telemetry::{GpuSample, NodeSample};
+        let gpu = |name: &str, vbios: &str| GpuSample {
+            name: Some(name.into()),
+            vbios: Some(vbios.into()),
+            util_pct: Some(1),
+            ..Default::default()
+        };
+        let sample = |gpus: Vec<GpuSample>| NodeSample {
+            gpus,
+            ib: Some(vec![]),
+            ..Default::default()
+        };
+        let base = sample(vec![gpu("H100", "96.1"), gpu("H100", "96.1")]);
+        let id = Identity::default().with_sample(&base).unwrap();
+        assert_eq!(
+            id.with_sample(&base),
+            None,
+            "the same sample changes nothing"
+        );
+        for changed in [
+            sample(vec![gpu("H100", "96.1"), gpu("H200", "96.1")]),
+            sample(vec![gpu("H100", "96.1"), gpu("H100", "96.2")]),
+            sample(vec![gpu("H100", "96.1")]),
+            sample(vec![]),
+            NodeSample {
+                ib: None,
+                ..base.clone()
+            },
+        ] {
+            let next = id.with_sample(&changed).expect("a change is seen");
+            let mut fresh = Identity::default();
+            fresh.sampled(&changed);
+            for a in [
+                Aspect::GpuModel,
+                Aspect::Vbios,
+                Aspect::GpuCount,
+                Aspect::IbPorts,
+            ] {
+                assert_eq!(next.get(a), fresh.get(a), "{a:?}");
+            }
+        }
     }
 
     #[test]

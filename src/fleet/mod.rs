@@ -4,6 +4,7 @@ pub mod drift;
 pub mod events;
 pub mod filter;
 pub mod history;
+mod rates;
 pub mod view;
 mod watch;
 
@@ -128,6 +129,8 @@ pub struct FleetState {
     /// Per node, what it runs (agent, driver, GPU model, VBIOS, GPU count), and the fleet's tallies of them.
     identities: Vec<drift::Identity>,
     tally: drift::Tally,
+    /// The rate each InfiniBand port usually runs at across the fleet.
+    rates: rates::PortRates,
 }
 
 impl FleetState {
@@ -138,6 +141,7 @@ impl FleetState {
         FleetState {
             acks: vec![None; nodes.len()],
             identities: vec![drift::Identity::default(); nodes.len()],
+            rates: rates::PortRates::new(nodes.len()),
             tally: drift::Tally::default(),
             inventory,
             nodes,
@@ -191,6 +195,7 @@ impl FleetState {
                 }
                 let identity = self.identities[msg.node].with_sample(&sample);
                 node.watch.observe(&sample, msg.at);
+                self.rates.observe(msg.node, sample.ib.as_deref());
                 node.sample = Some(sample);
                 node.sample_at = Some(msg.at);
                 node.samples += 1;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{drift, FleetState, NodeState};
+use super::{FleetState, NodeState};
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
@@ -126,11 +126,14 @@ impl FleetState {
             for reason in self.drift_reasons(id) {
                 verdict.add(Health::Warn, format!("drift: {reason}"));
             }
-            let rate = drift::ib_rate_reference(&self.tally, &inv.expect);
             for port in sample.ib.iter().flatten() {
+                // The same port on other nodes sets the rate, unless the inventory says it.
                 let reason = judge_port_state(port).or_else(|| {
-                    let (reference, from) = rate.filter(|_| port.is_infiniband())?;
-                    judge_port_rate(port, reference, from)
+                    let (reference, from) = match inv.expect.ib_rate_gbps {
+                        Some(r) => (r, "expected"),
+                        None => (self.rates.usual(&port.hca, port.port)?, "fleet runs"),
+                    };
+                    judge_port_rate(port, reference, from).filter(|_| port.is_infiniband())
                 });
                 if let Some(reason) = reason {
                     verdict.add(Health::Warn, reason);
