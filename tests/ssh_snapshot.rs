@@ -616,7 +616,12 @@ fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
             Behaviour::Agent(Spec::node(1, 2)),
             Behaviour::Agent(Spec::node(2, 2)),
             Behaviour::Agent(Spec::node(3, 2).with_line("driver 550.54.15")),
-            Behaviour::Agent(Spec::node(4, 2)),
+            Behaviour::Agent(
+                Spec::node(4, 2)
+                    .with_line("nvlink 0 18")
+                    .with_line("nvlink_down 0 7 0")
+                    .with_line("nvlink 1 18"),
+            ),
         ],
         Quirks::default(),
     );
@@ -644,12 +649,26 @@ fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
 
     let (code, doc, logs) = snapshot(&fleet, &path, "10");
     assert_eq!(code, 1, "warnings only: {doc:#}\n{logs}");
-    for healthy in ["tn01", "tn04"] {
-        let n = node(&doc, healthy);
-        assert_eq!(n["health"], "ok", "{n:#}");
+    for name in ["tn01", "tn04"] {
+        let n = node(&doc, name);
         assert_eq!(n["ib"][0]["rate_gbps"], 400.0);
         assert_eq!(n["ib"][0]["hca_type"], "MT4118");
     }
+    assert_eq!(node(&doc, "tn01")["health"], "ok");
+    assert_eq!(
+        node(&doc, "tn01")["gpus"][0]["nvlink"],
+        Value::Null,
+        "no NVLink: null, not zeros"
+    );
+    // A GPU with an NVLink down: the GPU and its node warn, naming the link.
+    let short = node(&doc, "tn04");
+    assert_eq!(short["gpus"][0]["nvlink"]["down"], serde_json::json!([7]));
+    assert_eq!(short["gpus"][0]["health"], "warn");
+    assert_eq!(short["gpus"][1]["health"], "ok");
+    assert_eq!(
+        short["reasons"],
+        serde_json::json!(["GPU 0: NVLink 7 down (17 of 18 active)"])
+    );
     let down = node(&doc, "tn02");
     assert_eq!(down["health"], "warn");
     assert_eq!(

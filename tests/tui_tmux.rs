@@ -470,7 +470,7 @@ fn fabric_faults_and_an_old_driver_show_while_following() {
     tmux.wait_for(
         &[
             "IB mlx5_0 port 1: symbol_error rose by 9 in the last 5 min",
-            "GPU 0 NVLink 3 down (it was up)",
+            "GPU 0: NVLink 3 down (17 of 18 active)",
             "GPU 1 NVLink 4: replay rose by",
             ", crc_data rose by",
             "NVLink 17/18 active",

@@ -105,7 +105,7 @@ pub struct NodeStatus {
     pub samples: u64,
     /// Per-GPU history by GPU index, for sparklines.
     pub history: Vec<history::GpuHistory>,
-    /// Fabric counters that rose and links that went down, over the last samples.
+    /// Fabric error counters that rose, over the last samples.
     pub(crate) watch: watch::Watch,
 }
 

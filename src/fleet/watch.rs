@@ -1,7 +1,7 @@
-//! What only a series of samples shows: fabric error counters that rise, and NVLinks that were up and went
-//! down. A rise or a loss is reported for [`WINDOW`] after it happened, so a counter that rose once is seen
-//! by an operator looking a minute later, and then clears. Nothing is allocated per sample once a node's
-//! ports and GPUs are known.
+//! What only a series of samples shows: fabric error counters that rise (a link that is down now is judged
+//! from the sample itself). A rise is reported for [`WINDOW`] after it happened, so a counter that rose once
+//! is seen by an operator looking a minute later, and then clears. Nothing is allocated per sample once a
+//! node's ports and GPUs are known.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::telemetry::fabric::{IB_COUNTERS, NVLINK_COUNTERS};
 use crate::telemetry::NodeSample;
 
-/// How long a rise or a lost link stays in a node's reasons.
+/// How long a rise stays in a node's reasons.
 pub const WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Ports kept per node before the watch starts over (a node that renames its HCAs cannot grow it).
 const MAX_PORTS: usize = 256;
@@ -44,9 +44,6 @@ impl Counter {
 #[derive(Debug, Clone, Default)]
 struct GpuLinks {
     seen: bool,
-    down: Vec<u32>,
-    /// Links that went down after being up, and when.
-    lost: Vec<(u32, Instant)>,
     /// Counters of links that ever reported one above zero (the others are zero).
     counters: HashMap<u32, [Counter; 4]>,
 }
@@ -59,7 +56,7 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// Takes a sample's InfiniBand counters and NVLink states at `at`.
+    /// Takes a sample's InfiniBand and NVLink counters at `at`.
     pub(crate) fn observe(&mut self, sample: &NodeSample, at: Instant) {
         if self.ports.values().map(HashMap::len).sum::<usize>() > MAX_PORTS {
             self.ports.clear();
@@ -81,17 +78,6 @@ impl Watch {
         for gpu in &sample.gpus {
             let Some(links) = &gpu.nvlink else { continue };
             let w = self.gpus.entry(gpu.index).or_default();
-            if w.seen {
-                for &l in links.down.iter().filter(|l| !w.down.contains(l)) {
-                    w.lost.retain(|(x, _)| *x != l);
-                    w.lost.push((l, at));
-                }
-            }
-            // A link back up is no longer reported as down.
-            w.lost.retain(|(l, _)| links.down.contains(l));
-            if w.down != links.down {
-                w.down.clone_from(&links.down);
-            }
             for e in &links.errors {
                 if !w.counters.contains_key(&e.link) {
                     // First seen above zero: from zero if the GPU was watched before, else a base.
@@ -111,7 +97,7 @@ impl Watch {
         }
     }
 
-    /// Lost links and rises within [`WINDOW`] of `now`, one reason per link or port, sorted.
+    /// Rises within [`WINDOW`] of `now`, one reason per link or port, sorted.
     pub(crate) fn reasons(&self, now: Instant) -> Vec<String> {
         let rose = |names: &[&str], counters: &[Counter]| -> Option<String> {
             let parts: Vec<String> = names
@@ -130,11 +116,6 @@ impl Watch {
             }
         }
         for (gpu, w) in &self.gpus {
-            for (link, at) in &w.lost {
-                if now.saturating_duration_since(*at) <= WINDOW {
-                    out.push(format!("GPU {gpu} NVLink {link} down (it was up)"));
-                }
-            }
             for (link, counters) in &w.counters {
                 if let Some(r) = rose(&NVLINK_COUNTERS, counters) {
                     out.push(format!("GPU {gpu} NVLink {link}: {r}"));
@@ -214,27 +195,15 @@ mod tests {
     }
 
     #[test]
-    fn a_link_that_was_up_and_went_down_is_named_and_a_counter_from_zero_rises() {
+    fn an_nvlink_counter_rising_from_zero_is_named() {
         let t0 = Instant::now();
         let mut w = Watch::default();
         w.observe(&gpu(&[2], None), t0);
-        assert!(
-            w.reasons(t0).is_empty(),
-            "down from the start: nothing seen going down"
-        );
-        w.observe(&gpu(&[2, 11], Some(4)), t0 + Duration::from_secs(1));
+        assert!(w.reasons(t0).is_empty());
+        w.observe(&gpu(&[2], Some(4)), t0 + Duration::from_secs(1));
         assert_eq!(
             w.reasons(t0 + Duration::from_secs(1)),
-            [
-                "GPU 3 NVLink 11 down (it was up)",
-                "GPU 3 NVLink 7: replay rose by 4 in the last 5 min"
-            ]
-        );
-        w.observe(&gpu(&[2], Some(4)), t0 + Duration::from_secs(2));
-        assert_eq!(
-            w.reasons(t0 + Duration::from_secs(2)),
-            ["GPU 3 NVLink 7: replay rose by 4 in the last 5 min"],
-            "a link back up is not down"
+            ["GPU 3 NVLink 7: replay rose by 4 in the last 5 min"]
         );
     }
 }

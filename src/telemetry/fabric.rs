@@ -101,6 +101,22 @@ impl NvLinks {
     }
 }
 
+/// Why a GPU's NVLinks are short, or `None`: `NVLink 3, 11 down (16 of 18 active)`. On NVSwitch systems
+/// every link a GPU has is in use, so an inactive one is a lost path whether or not it was seen up.
+/// Source: nvml.h `nvmlDeviceGetNvLinkState`.
+pub fn judge_nvlinks(links: &NvLinks) -> Option<String> {
+    if links.down.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = links.down.iter().map(u32::to_string).collect();
+    Some(format!(
+        "NVLink {} down ({} of {} active)",
+        names.join(", "),
+        links.active(),
+        links.total
+    ))
+}
+
 /// One InfiniBand (or RoCE) port.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IbPort {

@@ -146,6 +146,9 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
         }
     }
     xids(&mut v, gpu, acked);
+    if let Some(reason) = gpu.nvlink.as_ref().and_then(super::fabric::judge_nvlinks) {
+        v.add(Health::Warn, reason);
+    }
     if gpu.mig_enabled == Some(true) {
         v.add(
             Health::Ok,
