@@ -401,3 +401,61 @@ fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
     let why = o["detail"].as_str().unwrap();
     assert!(why.starts_with("the systemd unit: exit 3: "), "{why}");
 }
+
+#[test]
+fn a_binary_the_node_cannot_run_is_refused_or_rolled_back_never_half_installed() {
+    let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(1, 8))], Quirks::default());
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    let old = "#!/bin/sh\necho 'fleetop 0.0.9'\n";
+    fs::write(fleet.agent_path(0), old).unwrap();
+    fs::set_permissions(fleet.agent_path(0), fs::Permissions::from_mode(0o755)).unwrap();
+    let ours = fs::read(fleetop_bin()).unwrap();
+    let deploy_binary = |bytes: &[u8]| -> Value {
+        let path = fleet.dir.path().join("candidate");
+        fs::write(&path, bytes).unwrap();
+        let out = common::run_bounded(
+            &mut fleet.fleetop(&[
+                "deploy",
+                "--inventory",
+                inventory.to_str().unwrap(),
+                "tn01",
+                "--binary",
+                path.to_str().unwrap(),
+                "--format",
+                "json",
+            ]),
+            Duration::from_secs(120),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        outcome(&json(&out), "tn01").clone()
+    };
+    let untouched = || {
+        assert_eq!(fs::read_to_string(fleet.agent_path(0)).unwrap(), old);
+        let names: Vec<String> = fs::read_dir(fleet.agent_dir(0))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["fleetop"], "nothing left behind");
+    };
+
+    // Built for another architecture: refused before anything is uploaded.
+    let mut arm = ours[..64].to_vec();
+    arm[18..20].copy_from_slice(&183u16.to_le_bytes());
+    let refused = deploy_binary(&arm);
+    assert_eq!(refused["outcome"], "failed");
+    let why = refused["detail"].as_str().unwrap();
+    assert!(why.contains("the binary is built for aarch64"), "{why}");
+    untouched();
+
+    // An x86-64 header over garbage: uploaded, fails to run there, removed; the old agent stays.
+    let mut broken = ours[..64].to_vec();
+    broken.extend(std::iter::repeat_n(0xAB, 4096));
+    let rolled_back = deploy_binary(&broken);
+    assert_eq!(rolled_back["outcome"], "failed");
+    let why = rolled_back["detail"].as_str().unwrap();
+    assert!(
+        why.contains("the binary does not run on this node"),
+        "{why}"
+    );
+    untouched();
+}
