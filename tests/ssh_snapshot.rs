@@ -79,11 +79,9 @@ fn forty_nodes_report_exactly_what_they_emitted() {
     )
     .unwrap();
     assert_eq!(args, "agent --once --interval 200\n");
-    // A node without an agent chooses nvidia-smi itself: one remote command per node, agent or not.
-    let execs = fleet.execs_per_node();
-    for n in &fleet.nodes {
-        assert_eq!(execs.get(&n.addr), Some(&1), "{}: {execs:?}", n.name);
-    }
+    // A node without an agent chooses nvidia-smi itself: one remote command per node, agent or not (every
+    // node answered, so each ran at least one).
+    assert_eq!(fleet.execs(), fleet.nodes.len(), "{logs}");
 
     for seed in 0..32u32 {
         let n = node(&doc, &format!("tn{:02}", seed + 1));

@@ -36,6 +36,14 @@ fn main() {
         }
         return;
     }
+    // FLEETOP_BENCH_ONLY=cold-agentless: fleetop's cold snapshot of a fleet without agents, one exec per node
+    // against two.
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("cold-agentless") {
+        for &n in &sizes {
+            cold_agentless(n);
+        }
+        return;
+    }
     // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).
     if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live") {
         let n = std::env::var("FLEETOP_BENCH_LIVE_NODES")

@@ -205,6 +205,42 @@ pub(crate) fn cold_fleetop_only(n: usize) {
     }
 }
 
+/// fleetop's cold snapshot of a fleet without agents (nvidia-smi prints captured H100 rows), three rounds:
+/// the node choosing in one command (no agent on its PATH), against a node whose agent path exists but
+/// exits 127 (the shell's "not found"), which costs the second exec every node paid before.
+pub(crate) fn cold_agentless(n: usize) {
+    eprintln!("cold agentless snapshot: starting {n} sshd nodes…");
+    let fleet = Fleet::start(
+        (0..n)
+            .map(|_| crate::common::Behaviour::smi_h100())
+            .collect(),
+        crate::common::Quirks::default(),
+    );
+    let one_exec = realistic_inventory(&fleet);
+    let stub = fleet.dir.path().join("bin/fleetop");
+    let two_execs = fleet.dir.path().join("bench-two-execs.toml");
+    let text = std::fs::read_to_string(&one_exec)
+        .unwrap_or_default()
+        .replace(
+            "agent_path = \"fleetop\"",
+            &format!("agent_path = \"{}\"", stub.display()),
+        );
+    std::fs::write(&two_execs, text).expect("write inventory");
+    let _ = fleetop_snapshot(&fleet, &one_exec);
+    for _ in 0..3 {
+        for (name, inventory) in [("one exec", &one_exec), ("two execs", &two_execs)] {
+            let m = with_rest_of_machine(|| fleetop_snapshot(&fleet, inventory));
+            println!(
+                "cold agentless {n} nodes, {name}: {:.2} s wall, {:.2} s CPU, {} answered; rest of the machine {:.2} s CPU",
+                secs(m.wall),
+                secs(m.cpu),
+                m.answered,
+                m.rest_cpu
+            );
+        }
+    }
+}
+
 /// Polling each second with a peer: what it cost while polling back to back, and per poll.
 pub(crate) struct Polling {
     /// CPU per minute while polling as often as it could (at most once a second).
