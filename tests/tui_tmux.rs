@@ -308,6 +308,26 @@ fn ssh_fleet_shows_lost_gpus_and_xids_and_an_acknowledgement_clears_the_xid() {
         "{audit}"
     );
     tmux.keys(&["q"]);
+    // A restarted TUI reads the acknowledgement back from the audit log: the XID stays acknowledged.
+    tmux.wait_until("fleetop to quit", Duration::from_secs(10), |_| {
+        !tmux.alive()
+    });
+    let again = Tmux::start(&command, fleet.dir.path());
+    again.wait_for(&["3 up"], Duration::from_secs(30));
+    again.keys(&["2"]);
+    let row = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.starts_with("tn03"))
+            .unwrap_or("")
+            .to_string()
+    };
+    let table = again.wait_until("tn03 up with its sample", Duration::from_secs(10), |s| {
+        row(s).contains(" up ") && row(s).contains("acknowledged")
+    });
+    let kept = row(&table);
+    assert!(kept.contains(" ok ") && !kept.contains("crit"), "{kept}");
+    again.keys(&["q"]);
 }
 
 #[test]

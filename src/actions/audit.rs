@@ -131,6 +131,8 @@ pub(crate) struct Scan {
     pub unfinished: Vec<Intent>,
     /// Line numbers (from 1) that are not records: torn writes, or edits by hand.
     pub unparseable: Vec<usize>,
+    /// The last XID acknowledgement of each node, so a restarted TUI keeps it.
+    pub acks: Vec<Ack>,
 }
 
 /// Reads the log at `path` back (a missing log is an empty one).
@@ -165,9 +167,38 @@ pub(crate) fn scan(path: &Path) -> Scan {
             _ => None,
         })
         .collect();
+    let mut acks: Vec<Ack> = Vec::new();
+    for r in records {
+        if let Record::Ack(a) = r {
+            acks.retain(|old| old.node != a.node);
+            acks.push(a);
+        }
+    }
     Scan {
         unfinished,
         unparseable,
+        acks,
+    }
+}
+
+impl Ack {
+    /// The (GPU, XID, count) triples it covers, read back from its `GPU 5 XID 79 ×1` lines; lines in another
+    /// shape are skipped (the log is a file anyone may have edited).
+    pub fn covered(&self) -> Vec<(u32, u32, u64)> {
+        self.xids
+            .iter()
+            .filter_map(|x| {
+                let words: Vec<&str> = x.split_whitespace().collect();
+                let ["GPU", gpu, "XID", code, count] = words[..] else {
+                    return None;
+                };
+                Some((
+                    gpu.parse().ok()?,
+                    code.parse().ok()?,
+                    count.strip_prefix('×')?.parse().ok()?,
+                ))
+            })
+            .collect()
     }
 }
 
@@ -204,5 +235,26 @@ impl Scan {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_acknowledgement_reads_back_what_it_covered() {
+        let ack = Ack {
+            time: "t".into(),
+            operator: "ann".into(),
+            node: "c042n3".into(),
+            reason: "RMA open".into(),
+            xids: vec![
+                "GPU 5 XID 79 ×1".into(),
+                "GPU 2 XID 63 ×12".into(),
+                "edited by hand".into(),
+            ],
+        };
+        assert_eq!(ack.covered(), [(5, 79, 1), (2, 63, 12)]);
     }
 }

@@ -271,6 +271,17 @@ impl FleetState {
         covered
     }
 
+    /// Restores an acknowledgement read back from the audit log (a restarted TUI keeps what was acknowledged;
+    /// an XID that happened again since is not covered, as before).
+    pub(crate) fn restore_ack(&mut self, id: NodeId, reason: &str, covered: Vec<(u32, u32, u64)>) {
+        if let Some(slot) = self.acks.get_mut(id) {
+            *slot = (!covered.is_empty()).then(|| XidAck {
+                reason: reason.to_string(),
+                covered,
+            });
+        }
+    }
+
     /// The reason an XID on this GPU is acknowledged, if it has not happened again since.
     pub fn acknowledged(&self, id: NodeId, gpu: u32, code: u32, count: u64) -> Option<String> {
         let ack = self.acks.get(id)?.as_ref()?;

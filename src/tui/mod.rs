@@ -126,9 +126,9 @@ async fn event_loop(
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
     let log_path = actions::run::audit_path(&inventory);
-    app.ops
-        .failures
-        .extend(audit::scan(&log_path).warnings(&log_path));
+    let scan = audit::scan(&log_path);
+    app.ops.failures.extend(scan.warnings(&log_path));
+    app.restore_acks(&scan.acks);
     if let Ok(size) = terminal.size() {
         app.viewport = (size.width, size.height);
     }

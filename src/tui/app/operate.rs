@@ -244,6 +244,16 @@ impl App {
         self.refresh();
     }
 
+    /// Takes back the acknowledgements the audit log holds, for nodes still in the inventory.
+    pub(crate) fn restore_acks(&mut self, acks: &[crate::actions::audit::Ack]) {
+        for ack in acks {
+            if let Some(n) = self.fleet.inventory().find_node(&ack.node) {
+                let reason = format!("{} ({})", ack.reason, ack.operator);
+                self.fleet.restore_ack(n, &reason, ack.covered());
+            }
+        }
+    }
+
     pub(crate) fn submit(&mut self, confirm: Confirm) {
         for &n in &confirm.request.nodes {
             self.ops
