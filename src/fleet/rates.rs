@@ -9,10 +9,36 @@ use crate::telemetry::fabric::IbPort;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PortRates {
-    /// HCA → port → rate (Mb/s) → nodes.
-    counts: HashMap<String, HashMap<u32, HashMap<u64, usize>>>,
+    /// HCA → port → the nodes at each rate, and the usual rate.
+    counts: HashMap<String, HashMap<u32, PortTally>>,
     /// What each node contributed last: (HCA, port, rate).
     by_node: Vec<Vec<(String, u32, u64)>>,
+}
+
+/// One port across the fleet: nodes by rate (Mb/s), and the rate more nodes run than any other, kept as the
+/// counts change (rarely) so a lookup per port and refresh costs two hash probes.
+#[derive(Debug, Clone, Default)]
+struct PortTally {
+    nodes: HashMap<u64, usize>,
+    usual: Option<u64>,
+}
+
+impl PortTally {
+    fn recompute(&mut self) {
+        let mut best: Option<(u64, usize)> = None;
+        let mut tied = false;
+        for (&rate, &n) in self.nodes.iter().filter(|(_, n)| **n > 0) {
+            match best {
+                Some((_, m)) if n == m => tied = true,
+                Some((_, m)) if n < m => {}
+                _ => {
+                    best = Some((rate, n));
+                    tied = false;
+                }
+            }
+        }
+        self.usual = best.filter(|_| !tied).map(|(rate, _)| rate);
+    }
 }
 
 /// The rates that count: up InfiniBand ports that report one.
@@ -57,43 +83,28 @@ impl PortRates {
             .collect();
         let old = std::mem::replace(&mut self.by_node[node], now.clone());
         for (hca, port, rate) in old {
-            if let Some(n) = self
+            if let Some(tally) = self
                 .counts
                 .get_mut(&hca)
                 .and_then(|ports| ports.get_mut(&port))
-                .and_then(|rates| rates.get_mut(&rate))
             {
-                *n = n.saturating_sub(1);
+                if let Some(n) = tally.nodes.get_mut(&rate) {
+                    *n = n.saturating_sub(1);
+                }
+                tally.recompute();
             }
         }
         for (hca, port, rate) in now {
-            *self
-                .counts
-                .entry(hca)
-                .or_default()
-                .entry(port)
-                .or_default()
-                .entry(rate)
-                .or_insert(0) += 1;
+            let tally = self.counts.entry(hca).or_default().entry(port).or_default();
+            *tally.nodes.entry(rate).or_insert(0) += 1;
+            tally.recompute();
         }
     }
 
     /// The rate most nodes run this port at, in Gb/s, when one rate is more common than every other.
     pub(crate) fn usual(&self, hca: &str, port: u32) -> Option<f64> {
-        let rates = self.counts.get(hca)?.get(&port)?;
-        let mut best: Option<(u64, usize)> = None;
-        let mut tied = false;
-        for (&rate, &n) in rates.iter().filter(|(_, n)| **n > 0) {
-            match best {
-                Some((_, m)) if n == m => tied = true,
-                Some((_, m)) if n < m => {}
-                _ => {
-                    best = Some((rate, n));
-                    tied = false;
-                }
-            }
-        }
-        best.filter(|_| !tied).map(|(rate, _)| rate as f64 / 1000.0)
+        let usual = self.counts.get(hca)?.get(&port)?.usual?;
+        Some(usual as f64 / 1000.0)
     }
 }
 

@@ -127,13 +127,17 @@ impl FleetState {
                 verdict.add(Health::Warn, format!("drift: {reason}"));
             }
             for port in sample.ib.iter().flatten() {
-                // The same port on other nodes sets the rate, unless the inventory says it.
+                // The same port on other nodes sets the rate, unless the inventory says it; only up
+                // InfiniBand ports are looked up (every port is judged on every refresh).
                 let reason = judge_port_state(port).or_else(|| {
+                    if !port.is_infiniband() {
+                        return None;
+                    }
                     let (reference, from) = match inv.expect.ib_rate_gbps {
                         Some(r) => (r, "expected"),
                         None => (self.rates.usual(&port.hca, port.port)?, "fleet runs"),
                     };
-                    judge_port_rate(port, reference, from).filter(|_| port.is_infiniband())
+                    judge_port_rate(port, reference, from)
                 });
                 if let Some(reason) = reason {
                     verdict.add(Health::Warn, reason);

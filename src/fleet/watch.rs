@@ -23,9 +23,11 @@ struct Counter {
 }
 
 impl Counter {
-    fn observe(&mut self, value: u64, at: Instant) {
+    /// Takes a value; true when it rose.
+    fn observe(&mut self, value: u64, at: Instant) -> bool {
         // A counter that went down was reset (driver reload, reboot): the new value is the new base.
-        if let Some(before) = self.last.filter(|b| value > *b) {
+        let rose = self.last.is_some_and(|b| value > b);
+        if let Some(before) = self.last.filter(|_| rose) {
             let recent = self
                 .rose_at
                 .is_some_and(|t| at.saturating_duration_since(t) <= WINDOW);
@@ -33,6 +35,7 @@ impl Counter {
             self.rose_at = Some(at);
         }
         self.last = Some(value);
+        rose
     }
 
     fn recent(&self, now: Instant) -> Option<u64> {
@@ -53,6 +56,8 @@ struct GpuLinks {
 pub(crate) struct Watch {
     ports: HashMap<String, HashMap<u32, [Counter; 7]>>,
     gpus: HashMap<u32, GpuLinks>,
+    /// The latest rise of any counter: a node with none in the window has no reasons, found without a walk.
+    latest_rise: Option<Instant>,
 }
 
 impl Watch {
@@ -70,8 +75,8 @@ impl Watch {
             };
             let counters = hca.entry(port.port).or_default();
             for (c, (_, value)) in counters.iter_mut().zip(port.counters.all()) {
-                if let Some(v) = value {
-                    c.observe(v, at);
+                if value.is_some_and(|v| c.observe(v, at)) {
+                    self.latest_rise = Some(at);
                 }
             }
         }
@@ -90,7 +95,9 @@ impl Watch {
             }
             for (&link, counters) in w.counters.iter_mut() {
                 for (c, (_, v)) in counters.iter_mut().zip(links.counters_of(link)) {
-                    c.observe(v, at);
+                    if c.observe(v, at) {
+                        self.latest_rise = Some(at);
+                    }
                 }
             }
             w.seen = true;
@@ -99,6 +106,12 @@ impl Watch {
 
     /// Rises within [`WINDOW`] of `now`, one reason per link or port, sorted.
     pub(crate) fn reasons(&self, now: Instant) -> Vec<String> {
+        if self
+            .latest_rise
+            .is_none_or(|t| now.saturating_duration_since(t) > WINDOW)
+        {
+            return Vec::new();
+        }
         let rose = |names: &[&str], counters: &[Counter]| -> Option<String> {
             let parts: Vec<String> = names
                 .iter()

@@ -196,8 +196,7 @@ impl IbPort {
 
     /// ACTIVE and LinkUp: the port carries traffic.
     pub fn is_up(&self) -> bool {
-        state_number(self.state.as_deref()) == Some(ACTIVE)
-            && state_number(self.phys_state.as_deref()) == Some(LINK_UP)
+        numbered(self.state.as_deref(), ACTIVE) && numbered(self.phys_state.as_deref(), LINK_UP)
     }
 
     pub fn is_infiniband(&self) -> bool {
@@ -206,12 +205,13 @@ impl IbPort {
 }
 
 /// The IB spec's logical port state ACTIVE and physical state LinkUp, as sysfs numbers them.
-const ACTIVE: u32 = 4;
-const LINK_UP: u32 = 5;
+const ACTIVE: &str = "4";
+const LINK_UP: &str = "5";
 
-/// `4: ACTIVE` → 4.
-fn state_number(text: Option<&str>) -> Option<u32> {
-    text?.split(':').next()?.trim().parse().ok()
+/// Whether `4: ACTIVE` carries the number `n` (compared as text: every port is judged on every refresh).
+fn numbered(text: Option<&str>, n: &str) -> bool {
+    text.and_then(|t| t.split_once(':'))
+        .is_some_and(|(number, _)| number.trim() == n)
 }
 
 /// `400 Gb/sec (4X NDR)` → 400.0; `2.5 Gb/sec (1X SDR)` → 2.5.
@@ -239,7 +239,7 @@ pub fn judge_port_state(port: &IbPort) -> Option<String> {
 /// Why an up port is slower than `reference` Gb/s (the `[expect]` or fleet rate), or `None`.
 pub fn judge_port_rate(port: &IbPort, reference: f64, from: &str) -> Option<String> {
     let rate = port.rate_gbps?;
-    (port.is_up() && rate + 0.001 < reference).then(|| {
+    (rate + 0.001 < reference && port.is_up()).then(|| {
         format!(
             "IB {} at {} Gb/s, {from} {} Gb/s",
             port.name(),
