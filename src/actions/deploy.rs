@@ -11,12 +11,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::audit::{self, AuditLog, Intent, Outcome, Record};
+use super::exec::Reach;
 use super::record_id;
 use super::run::audit_path;
-use crate::inventory::{expand_home, Inventory, NodeId};
+use crate::inventory::{Inventory, NodeId};
+use crate::transport::ssh::endpoint;
 use crate::transport::ssh::install::{self, Installed, Payload};
-use crate::transport::ssh::known::KnownHosts;
-use crate::transport::ssh::{endpoint, Timeouts};
 
 /// Where an agent goes when the inventory names it without a directory (found on the node's PATH).
 pub const DEFAULT_DIR: &str = "/usr/local/bin";
@@ -233,7 +233,7 @@ pub fn deploy(
             }
         }
     };
-    let ssh = match Ssh::new(inv) {
+    let reach = match Reach::new(inv) {
         Ok(s) => s,
         Err(e) => return report(DeployProgress::Refused(vec![e])),
     };
@@ -243,7 +243,7 @@ pub fn deploy(
     std::thread::scope(|scope| {
         for _ in 0..req.parallel.clamp(1, 256).min(paths.len()) {
             let tx = tx.clone();
-            let (next, stop, paths, log, ssh) = (&next, &stop, &paths, &log, &ssh);
+            let (next, stop, paths, log, reach) = (&next, &stop, &paths, &log, &reach);
             let worker = move || loop {
                 if stop.load(Ordering::Relaxed) {
                     return;
@@ -256,7 +256,7 @@ pub fn deploy(
                     path,
                     simulated,
                 };
-                let (result, stopped) = one_node(inv, req, payload, ssh, log.as_ref(), &target);
+                let (result, stopped) = one_node(inv, req, payload, reach, log.as_ref(), &target);
                 let _ = tx.send(DeployProgress::Finished(result));
                 if let Some(why) = stopped {
                     stop.store(true, Ordering::Relaxed);
@@ -279,23 +279,6 @@ pub fn deploy(
     });
 }
 
-/// How nodes are reached: the same endpoint rules, host-key checks and timeouts as telemetry.
-struct Ssh {
-    config: Option<ssh2_config::SshConfig>,
-    known_hosts: KnownHosts,
-    timeouts: Timeouts,
-}
-
-impl Ssh {
-    fn new(inv: &Inventory) -> Result<Ssh, String> {
-        Ok(Ssh {
-            config: endpoint::load_ssh_config(inv).map_err(|e| e.to_string())?,
-            known_hosts: KnownHosts::new(expand_home(&inv.settings.known_hosts)),
-            timeouts: Timeouts::from_settings(&inv.settings),
-        })
-    }
-}
-
 struct Target<'a> {
     node: NodeId,
     path: &'a str,
@@ -307,7 +290,7 @@ fn one_node(
     inv: &Inventory,
     req: &DeployRequest,
     payload: &Payload,
-    ssh: &Ssh,
+    reach: &Reach,
     log: Option<&Mutex<AuditLog>>,
     target: &Target,
 ) -> (NodeDeploy, Option<String>) {
@@ -353,11 +336,11 @@ fn one_node(
     let installed = if target.simulated {
         simulated(req.dry_run, &mut before_change)
     } else {
-        match endpoint::resolve(inv, ssh.config.as_ref(), target.node) {
+        match endpoint::resolve(inv, reach.ssh_config.as_deref(), target.node) {
             Ok(ep) => install::install(
                 &ep,
-                &ssh.known_hosts,
-                &ssh.timeouts,
+                &reach.known_hosts,
+                &reach.timeouts,
                 payload,
                 target.path,
                 service(req, target.path).as_ref(),

@@ -74,9 +74,17 @@ fn tail(text: &str) -> String {
     t[start..].to_string()
 }
 
-impl Executor {
-    pub fn real(inv: &Inventory) -> Result<Executor, String> {
-        Ok(Executor::Real {
+/// How nodes are reached over SSH, as telemetry reaches them: the ssh config, known_hosts and timeouts the
+/// inventory names. Actions and deploy both start from it.
+pub(crate) struct Reach {
+    pub ssh_config: Option<Box<SshConfig>>,
+    pub known_hosts: std::sync::Arc<KnownHosts>,
+    pub timeouts: Timeouts,
+}
+
+impl Reach {
+    pub(crate) fn new(inv: &Inventory) -> Result<Reach, String> {
+        Ok(Reach {
             ssh_config: endpoint::load_ssh_config(inv)
                 .map_err(|e| e.to_string())?
                 .map(Box::new),
@@ -84,6 +92,17 @@ impl Executor {
                 &inv.settings.known_hosts,
             ))),
             timeouts: Timeouts::from_settings(&inv.settings),
+        })
+    }
+}
+
+impl Executor {
+    pub fn real(inv: &Inventory) -> Result<Executor, String> {
+        let reach = Reach::new(inv)?;
+        Ok(Executor::Real {
+            ssh_config: reach.ssh_config,
+            known_hosts: reach.known_hosts,
+            timeouts: reach.timeouts,
             limit: inv.actions.drain_timeout,
             sessions: None,
         })

@@ -41,8 +41,10 @@ impl NodePlan {
     }
 }
 
-fn quoted(text: &str) -> String {
-    shlex::try_quote(text).map_or_else(|_| text.to_string(), |q| q.into_owned())
+/// `text` as one word for the remote shell. A NUL cannot be passed at all (shlex refuses it), so such a text
+/// becomes the empty word rather than going out unquoted.
+pub(super) fn quoted(text: &str) -> String {
+    shlex::try_quote(text).map_or_else(|_| "''".into(), |q| q.into_owned())
 }
 
 /// Wraps a remote command (already quoted for the remote shell) so that it ends with the SSH session: without

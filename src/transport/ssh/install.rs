@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
+use super::command::quoted;
 use super::endpoint::Endpoint;
 use super::known::KnownHosts;
 use super::{oneshot, session, Timeouts};
@@ -161,10 +162,10 @@ fn start_service(s: &ssh2::Session, svc: &Service) -> Result<(), String> {
          printf '%s' {body} > \"$t\" || {{ rm -f \"$t\"; echo \"cannot write $u\"; exit 3; }}\n\
          mv -f \"$t\" \"$u\" || {{ rm -f \"$t\"; exit 3; }}\n\
          systemctl daemon-reload && systemctl enable {name} && systemctl restart {name}\n",
-        u = quote(&unit),
+        u = quoted(&unit),
         pid = std::process::id(),
-        body = quote(&svc.text),
-        name = quote(&svc.name),
+        body = quoted(&svc.text),
+        name = quoted(&svc.name),
     );
     script(s, &text)
         .map(|_| ())
@@ -202,13 +203,9 @@ fn temporary_path(path: &str) -> String {
     )
 }
 
-fn quote(text: &str) -> String {
-    shlex::try_quote(text).map_or_else(|_| "''".into(), |q| q.into_owned())
-}
-
 /// Runs a script with `sh -c` and returns its stdout lines, or why it failed.
 fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
-    let done = oneshot::run_on(s, &format!("sh -c {}", quote(text)), STEP_LIMIT)
+    let done = oneshot::run_on(s, &format!("sh -c {}", quoted(text)), STEP_LIMIT)
         .map_err(|e| format!("SSH: {e}"))?;
     let mut said = format!("{}{}", done.stdout.trim(), done.stderr.trim());
     make_inert(&mut said, 300);
@@ -233,8 +230,8 @@ fn probe(s: &ssh2::Session, path: &str, service: Option<&Service>) -> Result<Pro
          v=$(timeout 10 \"$p\" --version 2>/dev/null | head -n 1); echo \"${{v:--}}\"\n\
          else\n  echo -; echo -\nfi\n\
          h=$(sha256sum \"$u\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n",
-        quote(path),
-        quote(&unit)
+        quoted(path),
+        quoted(&unit)
     );
     let out = script(s, &text).map_err(|e| format!("cannot inspect the node: {e}"))?;
     parse_probe(&out)
@@ -323,8 +320,8 @@ fn finish(s: &ssh2::Session, temporary: &str, path: &str, sha256: &str) -> Resul
          v=$(timeout 30 \"$t\" --version 2>&1) || {{ rm -f \"$t\"; echo \"the binary does not run on this node: $v\"; exit 3; }}\n\
          mv -f \"$t\" \"$p\" || {{ rm -f \"$t\"; exit 3; }}\n\
          echo \"$v\"\n",
-        t = quote(temporary),
-        p = quote(path),
+        t = quoted(temporary),
+        p = quoted(path),
     );
     let out = script(s, &text)?;
     let mut version = out.lines().next().unwrap_or("").trim().to_string();
