@@ -350,32 +350,17 @@ fn an_implausible_memory_temperature_is_null_with_a_reason() {
     assert_eq!(g0["errors"][0]["query"], "temperature.memory");
 }
 
-/// Kills the child on drop, so a failed assertion leaves no exporter listening.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn listen_serves_the_last_sample_as_prometheus_text() {
     let spec = spec_file(SPEC);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", common::free_port());
     let log = spec.path().with_extension("kmsg");
     std::fs::write(
         &log,
         "[    6.500000] NVRM: Xid (PCI:0000:02:00): 79, pid=1, name=python3, GPU has fallen off the bus.\n",
     )
     .unwrap();
-    let _agent = Killed(
+    let _agent = common::Killed(
         agent_with_log(spec.path(), &log, &["--listen", &addr, "--interval", "200"])
             .stdout(Stdio::piped())
             .spawn()

@@ -8,7 +8,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::{shared, Behaviour, Fleet, Quirks, Spec};
 use serde_json::Value;
@@ -24,17 +23,9 @@ fn json(out: &std::process::Output) -> Value {
 }
 
 fn deploy(fleet: &Fleet, inventory: &Path, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec![
-        "deploy",
-        "--inventory",
-        inventory.to_str().unwrap(),
-        "tn[01-04]",
-        "--yes",
-        "--format",
-        "json",
-    ];
+    let mut args = vec!["tn[01-04]", "--yes", "--format", "json"];
     args.extend_from_slice(extra);
-    let out = common::run_bounded(&mut fleet.fleetop(&args), Duration::from_secs(120));
+    let out = fleet.deploy(inventory, &args);
     (out.status.code().unwrap_or(-1), json(&out))
 }
 
@@ -175,23 +166,10 @@ fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only
     assert!(!before[2].3.contains("drift"), "{before:?}");
 
     // Read-only refuses before anything is looked at.
-    let (code, _) = {
-        let out = common::run_bounded(
-            &mut fleet.fleetop(&[
-                "deploy",
-                "--inventory",
-                inventory.to_str().unwrap(),
-                "tn[01-04]",
-                "--yes",
-                "--read-only",
-            ]),
-            Duration::from_secs(60),
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(stderr.contains("read-only"), "{stderr}");
-        (out.status.code(), ())
-    };
-    assert_eq!(code, Some(2));
+    let out = fleet.deploy(&inventory, &["tn[01-04]", "--yes", "--read-only"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("read-only"), "{stderr}");
+    assert_eq!(out.status.code(), Some(2));
 
     // A dry run says what would change and changes nothing.
     let (code, doc) = deploy(&fleet, &inventory, &["--dry-run"]);
@@ -315,11 +293,9 @@ fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
     fs::create_dir(&units).unwrap();
     fs::set_permissions(&units, fs::Permissions::from_mode(0o777)).unwrap();
     let systemd = |listen: &str, dir: &Path| -> (i32, Value) {
-        let out = common::run_bounded(
-            &mut fleet.fleetop(&[
-                "deploy",
-                "--inventory",
-                inventory.to_str().unwrap(),
+        let out = fleet.deploy(
+            &inventory,
+            &[
                 "tn01",
                 "--systemd",
                 "--listen",
@@ -328,8 +304,7 @@ fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
                 dir.to_str().unwrap(),
                 "--format",
                 "json",
-            ]),
-            Duration::from_secs(120),
+            ],
         );
         (out.status.code().unwrap_or(-1), json(&out))
     };
@@ -413,18 +388,15 @@ fn a_binary_the_node_cannot_run_is_refused_or_rolled_back_never_half_installed()
     let deploy_binary = |bytes: &[u8]| -> Value {
         let path = fleet.dir.path().join("candidate");
         fs::write(&path, bytes).unwrap();
-        let out = common::run_bounded(
-            &mut fleet.fleetop(&[
-                "deploy",
-                "--inventory",
-                inventory.to_str().unwrap(),
+        let out = fleet.deploy(
+            &inventory,
+            &[
                 "tn01",
                 "--binary",
                 path.to_str().unwrap(),
                 "--format",
                 "json",
-            ]),
-            Duration::from_secs(120),
+            ],
         );
         assert_eq!(out.status.code(), Some(1));
         outcome(&json(&out), "tn01").clone()

@@ -4,29 +4,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::shared;
+use common::{free_port, shared, Killed};
 use serde_json::Value;
-
-/// Kills the child on drop, so a failed assertion leaves nothing running.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An agent on the fake NVML library serving `/metrics` on `port`, with one GPU at `util` %.
 fn agent(dir: &std::path::Path, name: &str, port: u16, util: u32) -> Killed {

@@ -581,13 +581,9 @@ fn an_agent_of_the_previous_release_is_read_and_judged_as_before() {
         ],
         Quirks::default(),
     );
-    let inventory: Vec<String> = fleet
-        .inventory(&[])
-        .split("[[node]]")
-        .map(|block| block.replace("gpus = 8", "gpus = 2"))
-        .collect();
+    // The script node (tn02) is listed with the default 8 GPUs; the capture has 2.
     let path = fleet.dir.path().join("previous.toml");
-    std::fs::write(&path, inventory.join("[[node]]")).unwrap();
+    std::fs::write(&path, fleet.inventory(&[]).replace("gpus = 8", "gpus = 2")).unwrap();
     let (code, doc, logs) = snapshot(&fleet, &path, "10");
     let old = node(&doc, "tn02");
     assert_eq!(old["state"], "up", "{old:#}\n{logs}");
@@ -637,13 +633,7 @@ fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
             _ => {}
         }
     }
-    let inventory: Vec<String> = fleet
-        .inventory(&[])
-        .split("[[node]]")
-        .map(|block| block.replace("gpus = 8", "gpus = 2"))
-        .collect();
-    let path = fleet.dir.path().join("fabric.toml");
-    std::fs::write(&path, inventory.join("[[node]]")).unwrap();
+    let path = fleet.write_inventory(&[]);
 
     let (code, doc, logs) = snapshot(&fleet, &path, "10");
     assert_eq!(code, 1, "warnings only: {doc:#}\n{logs}");

@@ -108,6 +108,15 @@ impl Drop for Tmux {
     }
 }
 
+/// The command line of fleetop following `inventory`.
+fn on(inventory: &std::path::Path) -> String {
+    format!(
+        "{} --inventory {}",
+        bin(),
+        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
+    )
+}
+
 fn bin() -> String {
     shlex::try_quote(env!("CARGO_BIN_EXE_fleetop"))
         .unwrap()
@@ -181,11 +190,7 @@ fn ssh_fleet_shows_an_unreachable_node_as_such() {
         fleet.inventory(&[("tn09".into(), fleet.refusing_addr())]),
     )
     .unwrap();
-    let command = format!(
-        "{} --inventory {}",
-        bin(),
-        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
-    );
+    let command = on(&inventory);
     let tmux = Tmux::start(&command, fleet.dir.path());
     tmux.wait_for(&["2 up", "1 no data"], Duration::from_secs(30));
     tmux.keys(&["2"]);
@@ -267,10 +272,9 @@ fn ssh_fleet_shows_lost_gpus_and_xids_and_an_acknowledgement_clears_the_xid() {
     std::fs::write(&inventory, fleet.inventory(&[])).unwrap();
     let state = fleet.dir.path().join("state");
     let command = format!(
-        "env XDG_STATE_HOME={} {} --inventory {}",
+        "env XDG_STATE_HOME={} {}",
         shlex::try_quote(state.to_str().unwrap()).unwrap(),
-        bin(),
-        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
+        on(&inventory)
     );
     let tmux = Tmux::start(&command, fleet.dir.path());
     tmux.wait_for(&["3 up", "2 crit"], Duration::from_secs(30));
@@ -344,11 +348,7 @@ fn a_fleet_without_agents_moves_to_the_agent_after_one_deploy_while_the_tui_runs
         1,
     );
     std::fs::write(&inventory, text).unwrap();
-    let command = format!(
-        "{} --inventory {}",
-        bin(),
-        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
-    );
+    let command = on(&inventory);
     let tmux = Tmux::start(&command, fleet.dir.path());
     tmux.wait_for(&["3 up"], Duration::from_secs(30));
     tmux.keys(&["2"]);
@@ -364,16 +364,7 @@ fn a_fleet_without_agents_moves_to_the_agent_after_one_deploy_while_the_tui_runs
         assert!(row.contains("nvidia-smi"), "{row}");
     }
 
-    let out = common::run_bounded(
-        &mut fleet.fleetop(&[
-            "deploy",
-            "--inventory",
-            inventory.to_str().unwrap(),
-            "tn[01-03]",
-            "--yes",
-        ]),
-        Duration::from_secs(120),
-    );
+    let out = fleet.deploy(&inventory, &["tn[01-03]", "--yes"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -428,17 +419,7 @@ fn fabric_faults_and_an_old_driver_show_while_following() {
     std::fs::write(ports[1].join("state"), "1: DOWN\n").unwrap();
     std::fs::write(ports[1].join("phys_state"), "3: Disabled\n").unwrap();
     std::fs::write(ports[2].join("rate"), "200 Gb/sec (4X HDR)\n").unwrap();
-    let inventory = fleet.dir.path().join("tui.toml");
-    std::fs::write(
-        &inventory,
-        fleet.inventory(&[]).replace("gpus = 8", "gpus = 2"),
-    )
-    .unwrap();
-    let command = format!(
-        "{} --inventory {}",
-        bin(),
-        shlex::try_quote(inventory.to_str().unwrap()).unwrap()
-    );
+    let command = on(&fleet.write_inventory(&[]));
     let tmux = Tmux::start(&command, fleet.dir.path());
     tmux.wait_for(&["4 up"], Duration::from_secs(30));
     tmux.keys(&["2"]);

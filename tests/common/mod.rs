@@ -242,7 +242,8 @@ fn install_tools(root: &Path, shared: &Shared) {
     fs::write(root.join("empty.kmsg"), "").unwrap();
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on 127.0.0.1 (asked of the kernel, then released).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -626,6 +627,18 @@ impl Fleet {
         ])
     }
 
+    /// `fleetop deploy --inventory INVENTORY ARGS…` against this fleet, within a bound generous enough for
+    /// uploading the debug binary.
+    pub fn deploy(&self, inventory: &Path, args: &[&str]) -> Output {
+        let mut all = vec![
+            "deploy",
+            "--inventory",
+            inventory.to_str().unwrap_or_default(),
+        ];
+        all.extend_from_slice(args);
+        run_bounded(&mut self.fleetop(&all), Duration::from_secs(120))
+    }
+
     /// Runs the fleetop binary as a client, isolated from the caller's ssh config, keys and agent.
     pub fn fleetop(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(fleetop_bin());
@@ -797,6 +810,16 @@ pub fn fixture(name: &str) -> String {
             .join(name),
     )
     .unwrap()
+}
+
+/// Kills the child on drop, so a failed assertion leaves nothing running (an exporter, a server).
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Fails unless `promtool check metrics` accepts `text` as Prometheus exposition.
