@@ -40,7 +40,7 @@ impl Exporter {
         let mut slot = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let event = match published {
             Published::Hello(hello) => {
-                *slot = Some(FleetState::new(Arc::new(this_node(hello.gpus))));
+                *slot = this_node(hello.gpus).map(|inv| FleetState::new(Arc::new(inv)));
                 NodeEvent::Streaming {
                     source: Source::Agent,
                     detail: format!("fleetop agent {}", hello.version),
@@ -98,8 +98,9 @@ impl Exporter {
     }
 }
 
-/// A one-node inventory named after this host (its first label), expecting the GPUs NVML lists.
-fn this_node(gpus: u32) -> Inventory {
+/// A one-node inventory named after this host (its first label; `node` when that is no valid name),
+/// expecting the GPUs NVML lists.
+fn this_node(gpus: u32) -> Option<Inventory> {
     let name = hostname()
         .split('.')
         .next()
@@ -110,14 +111,14 @@ fn this_node(gpus: u32) -> Inventory {
         })
         .filter(|h| !h.is_empty() && h.len() <= 63)
         .unwrap_or_else(|| "node".into());
-    let text = format!(
-        "[defaults]\ngpus_per_node = {}\n[[cabinet]]\nname = \"local\"\nnodes = \"{name}\"\n",
-        gpus.clamp(1, crate::inventory::MAX_GPUS_PER_NODE)
-    );
-    Inventory::parse("agent", &text).unwrap_or_else(|_| {
-        Inventory::parse("agent", "[[cabinet]]\nname = \"local\"\nnodes = \"node\"\n")
-            .unwrap_or_else(|_| Inventory::demo())
-    })
+    let gpus = gpus.clamp(1, crate::inventory::MAX_GPUS_PER_NODE);
+    let named = |name: &str| {
+        let text = format!(
+            "[defaults]\ngpus_per_node = {gpus}\n[[cabinet]]\nname = \"local\"\nnodes = \"{name}\"\n"
+        );
+        Inventory::parse("agent", &text).ok()
+    };
+    named(&name).or_else(|| named("node"))
 }
 
 fn hostname() -> String {
