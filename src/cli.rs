@@ -162,6 +162,9 @@ pub struct AgentArgs {
     /// Root under which sys/class/infiniband is read [default: $FLEETOP_SYSFS_ROOT, then /]
     #[arg(long, value_name = "PATH")]
     pub sysfs_root: Option<PathBuf>,
+    /// Directory read for each GPU process's owner and cgroup [default: $FLEETOP_PROC_ROOT, then /proc]
+    #[arg(long, value_name = "PATH")]
+    pub proc_root: Option<PathBuf>,
     /// Serve Prometheus metrics on ADDR:PORT (/metrics) instead of writing samples to stdout
     #[arg(long, value_name = "ADDR:PORT", conflicts_with = "once")]
     pub listen: Option<String>,

@@ -445,3 +445,73 @@ fn infiniband_ports_come_from_the_sysfs_root_and_nvlinks_from_nvml() {
     let (_, bare) = once(agent(spec.path(), &["--sysfs-root", "/nonexistent"]));
     assert_eq!(bare["ib"], json!([]));
 }
+
+#[test]
+fn processes_per_gpu_name_their_user_command_and_job() {
+    // A real process, so /proc has it: its owner and command come from the running system.
+    let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = child.id();
+    let gone = 4_194_999; // above Linux's largest pid_max: never a live process
+    let spec = spec_file(&format!(
+        "{SPEC}proc 0 {pid} 1234 c\nproc 0 {pid} 1234 g\nproc 0 {gone} 10 c\nproc 1 {pid} -1 g\n"
+    ));
+    let (_, sample) = once(agent(spec.path(), &[]));
+    let _ = child.kill();
+    let _ = child.wait();
+    let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+    let uid: u32 = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        sample["gpus"][0]["processes"],
+        json!([{"pid": pid, "kind": "compute_graphics", "used_mib": 1234, "uid": uid, "user": me.trim(), "name": "sleep"}]),
+        "one entry per pid; the gone process is skipped"
+    );
+    assert_eq!(
+        sample["gpus"][1]["processes"],
+        json!([{"pid": pid, "kind": "graphics", "uid": uid, "user": me.trim(), "name": "sleep"}]),
+        "memory NVML cannot report is absent, not 0"
+    );
+
+    // Recorded process trees: the Slurm job and the pod come from the cgroup path.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+    let spec = spec_file(&format!(
+        "{SPEC}proc 0 4242 70000 c\nproc 0 4444 10 c\nproc 1 4343 512 c\n"
+    ));
+    let (_, sample) = once(agent(spec.path(), &["--proc-root", root.to_str().unwrap()]));
+    assert_eq!(
+        sample["gpus"][0]["processes"],
+        json!([{"pid": 4242, "kind": "compute", "used_mib": 70000, "uid": 0, "user": "root", "name": "python3", "slurm_job": 1234}]),
+        "4444 has no readable status and is skipped"
+    );
+    assert_eq!(
+        sample["gpus"][1]["processes"][0]["pod_uid"],
+        "0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+    );
+}
+
+#[test]
+fn process_lists_are_empty_unsupported_or_an_error() {
+    let spec = spec_file(&format!("{SPEC}proc_error 1 3\n"));
+    let (_, sample) = once(agent(spec.path(), &[]));
+    assert_eq!(sample["gpus"][0]["processes"], json!([]), "checked, none");
+    assert_eq!(
+        sample["gpus"][1].get("processes"),
+        None,
+        "not supported: unknown"
+    );
+    assert_eq!(sample["gpus"][1].get("errors"), None);
+
+    let spec = spec_file(&format!("{SPEC}proc_error 1 999\n"));
+    let (_, sample) = once(agent(spec.path(), &[]));
+    assert_eq!(sample["gpus"][1].get("processes"), None);
+    let errors = sample["gpus"][1]["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["query"] == "processes.compute" && e["kind"] == "unknown"),
+        "{errors:?}"
+    );
+}

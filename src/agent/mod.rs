@@ -4,6 +4,7 @@ mod fields;
 mod ib;
 pub mod kernel;
 mod nvlink;
+mod procs;
 mod read;
 mod xid;
 
@@ -34,6 +35,8 @@ pub struct AgentOptions {
     pub kernel_log: Option<std::path::PathBuf>,
     /// Where `sys/class/infiniband` is read; `None`: `$FLEETOP_SYSFS_ROOT`, then `/`.
     pub sysfs_root: Option<std::path::PathBuf>,
+    /// Where GPU processes are looked up; `None`: `$FLEETOP_PROC_ROOT`, then `/proc`.
+    pub proc_root: Option<std::path::PathBuf>,
 }
 
 /// What the agent publishes, in order: its hello once, then a sample per interval.
@@ -159,6 +162,7 @@ fn stream(
         .clone()
         .or_else(|| std::env::var_os(SYSFS_ROOT_ENV).map(Into::into))
         .unwrap_or_else(|| "/".into());
+    let processes = procs::Processes::new(opts.proc_root.clone());
     let mut links: Vec<Option<crate::telemetry::fabric::NvLinks>> = vec![None; gpus.len()];
     let mut tick: u64 = 0;
     loop {
@@ -180,7 +184,13 @@ fn stream(
                 .enumerate()
                 .map(|(position, g)| {
                     let mut gpu = match g {
-                        Gpu::Open(id, d) => read::sample(nvml, id, d),
+                        Gpu::Open(id, d) => {
+                            let mut gpu = read::sample(nvml, id, d);
+                            if !gpu.errors.iter().any(|e| e.kind == GpuErrorKind::Lost) {
+                                gpu.processes = processes.on(d, &mut gpu.errors);
+                            }
+                            gpu
+                        }
                         Gpu::Failed(failed) => (**failed).clone(),
                     };
                     attach_xids(&mut gpu, kernel_log.gpu(position), xids.for_gpu(position));

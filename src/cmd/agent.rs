@@ -15,6 +15,7 @@ pub fn run(a: AgentArgs) -> i32 {
         nvml_lib: a.nvml_lib.map(|p| p.into_os_string()),
         kernel_log: a.kernel_log,
         sysfs_root: a.sysfs_root,
+        proc_root: a.proc_root,
     };
     match a.listen {
         None => agent::run(&opts, &mut agent::to_stdout),

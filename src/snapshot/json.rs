@@ -85,6 +85,8 @@ struct Gpu<'a> {
     xid_events: Option<&'a [XidEvent]>,
     /// NVLinks: active, and their error counters (`null`: no NVLink, or not known).
     nvlink: Option<&'a crate::telemetry::fabric::NvLinks>,
+    /// Processes with a context on the GPU (`null`: unknown, as through nvidia-smi; `[]`: checked, none).
+    processes: Option<&'a [crate::telemetry::process::GpuProcess]>,
     errors: &'a [GpuError],
     health: &'static str,
     reasons: &'a [String],
@@ -118,6 +120,7 @@ fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
         xid: s.xid.as_deref(),
         xid_events: s.xid_events.as_deref(),
         nvlink: s.nvlink.as_ref(),
+        processes: s.processes.as_deref(),
         errors: &s.errors,
         health: g.verdict.health.as_str(),
         reasons: &g.verdict.reasons,

@@ -3,6 +3,7 @@
 pub mod fabric;
 pub mod health;
 pub mod kernel_log;
+pub mod process;
 pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;
@@ -74,6 +75,10 @@ pub struct GpuSample {
     /// NVLinks (`None`: the GPU has none, or NVML cannot say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvlink: Option<fabric::NvLinks>,
+    /// Processes with a context on the GPU (`None`: unknown, e.g. nvidia-smi or an older agent; `[]`: checked,
+    /// none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Vec<process::GpuProcess>>,
     /// Queries that failed with an error other than "not supported", and values rejected as implausible.
     /// Any error but `implausible` makes the GPU `crit`.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -3,6 +3,7 @@
 //! sends and by the jump host after it decodes, so a hostile or broken node cannot poison totals.
 
 use super::fabric::{IbPort, NvLinks, MAX_HCAS, MAX_NVLINKS, MAX_PORTS_PER_HCA, MAX_RATE_GBPS};
+use super::process::{GpuProcess, MAX_PROCESSES_PER_GPU};
 use super::{GpuError, GpuErrorKind, GpuSample, NodeSample, XidEvent};
 
 /// Longest identity string kept (uuid, name, PCI bus id).
@@ -225,6 +226,27 @@ impl GpuSample {
         if let Some(events) = &mut self.xid_events {
             bound_events(events);
         }
+        if let Some(processes) = &mut self.processes {
+            sanitize_processes(processes);
+        }
+    }
+}
+
+/// Bounds the list and its strings; a used-memory figure beyond any GPU becomes unknown.
+fn sanitize_processes(processes: &mut Vec<GpuProcess>) {
+    processes.truncate(MAX_PROCESSES_PER_GPU);
+    for p in processes {
+        if p.used_mib.is_some_and(|m| m > MAX_MEMORY_MIB) {
+            p.used_mib = None;
+        }
+        for text in [&mut p.user, &mut p.name].into_iter().flatten() {
+            make_inert(text, MAX_ID_CHARS);
+        }
+        if p.pod_uid.as_ref().is_some_and(|u| {
+            u.len() > MAX_ID_CHARS || !u.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        }) {
+            p.pod_uid = None;
+        }
     }
 }
 
@@ -376,6 +398,36 @@ mod tests {
         flood.sanitize(64);
         assert_eq!(flood.gpus.len(), 64);
         assert!(flood.warnings[0].contains("1000 GPUs"));
+    }
+
+    #[test]
+    fn hostile_processes_are_bounded_and_cleaned() {
+        use crate::telemetry::process::ProcessKind;
+        let process = |pid| GpuProcess {
+            pid,
+            kind: ProcessKind::Compute,
+            used_mib: Some(u64::MAX),
+            uid: Some(0),
+            user: Some("root\x1b[2J".into()),
+            name: Some("x".repeat(10_000)),
+            slurm_job: Some(1),
+            pod_uid: Some("../../etc".into()),
+        };
+        let mut gpu = GpuSample {
+            processes: Some((0..1000).map(process).collect()),
+            ..Default::default()
+        };
+        gpu.sanitize();
+        let kept = gpu.processes.unwrap_or_default();
+        assert_eq!(kept.len(), MAX_PROCESSES_PER_GPU);
+        assert_eq!(kept[0].used_mib, None);
+        assert_eq!(kept[0].user.as_deref(), Some("root\\x1b[2J"));
+        assert!(kept[0]
+            .name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() <= MAX_ID_CHARS + 1));
+        assert_eq!(kept[0].pod_uid, None);
+        assert_eq!(kept[0].slurm_job, Some(1));
     }
 
     #[test]

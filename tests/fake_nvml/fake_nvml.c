@@ -24,6 +24,8 @@
  *   nvlink_down INDEX LINK N           that link reports inactive once the GPU was sampled N times (0: always)
  *   nvlink_errors INDEX LINK R C F D STEP   its replay, recovery, CRC flit and CRC data counters, each
  *                                          rising by STEP per sample
+ *   proc INDEX PID MIB KIND  a process on that GPU (KIND c: compute, g: graphics; MIB -1: unavailable); at most 8
+ *   proc_error INDEX CODE    both process lists fail with CODE (3: not supported)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,11 @@ typedef struct {
     int link_down_after[18];           /* samples + 1 before the link goes down; 0: never */
     unsigned long long link_errors[18][4];
     unsigned long long link_step[18];
+    int nprocs;
+    unsigned int proc_pid[8];
+    long long proc_mib[8];
+    char proc_kind[8];
+    int proc_error;
 } gpu_t;
 
 static gpu_t gpus[MAX_GPUS];
@@ -114,6 +121,14 @@ static int load(void) {
         if (sscanf(line, "nvlink_down %d %d %d", &i, &a, &b) == 3 && i >= 0 && i < ngpus && a >= 0 && a < 18) {
             gpus[i].link_down_after[a] = b + 1; continue;
         }
+        char kind;
+        if (sscanf(line, "proc %d %d %d %c", &i, &a, &b, &kind) == 4 && i >= 0 && i < ngpus && gpus[i].nprocs < 8) {
+            gpu_t *t = &gpus[i];
+            t->proc_pid[t->nprocs] = (unsigned)a; t->proc_mib[t->nprocs] = b; t->proc_kind[t->nprocs] = kind;
+            t->nprocs++;
+            continue;
+        }
+        if (sscanf(line, "proc_error %d %d", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].proc_error = a; continue; }
         int f;
         if (sscanf(line, "nvlink_errors %d %d %d %d %d %d %d", &i, &a, &b, &c, &d, &e, &f) == 7 && i >= 0 && i < ngpus
             && a >= 0 && a < 18) {
@@ -365,3 +380,29 @@ int nvmlEventSetWait_v2(void *set, event_t *data, unsigned int timeout_ms) {
     usleep(timeout_ms * 1000);
     return TIMEOUT;
 }
+
+/* nvml.h nvmlProcessInfo_t (v2 layout), as the _v3 list functions fill it. */
+typedef struct { unsigned int pid; unsigned long long usedGpuMemory; unsigned int gpuInstanceId, computeInstanceId; } proc_t;
+
+static int processes(void *d, char kind, unsigned int *count, proc_t *infos) {
+    gpu_t *g = dev(d);
+    if (!g || !count) return INVALID;
+    if (trouble(g)) return trouble(g);
+    if (g->proc_error) return g->proc_error;
+    unsigned int n = 0;
+    for (int i = 0; i < g->nprocs; i++) n += g->proc_kind[i] == kind;
+    if (!infos || *count < n) { *count = n; return n ? INSUFFICIENT : OK; }
+    unsigned int k = 0;
+    for (int i = 0; i < g->nprocs; i++) {
+        if (g->proc_kind[i] != kind) continue;
+        infos[k].pid = g->proc_pid[i];
+        /* NVML_VALUE_NOT_AVAILABLE is (unsigned long long)-1 */
+        infos[k].usedGpuMemory = g->proc_mib[i] < 0 ? ~0ULL : (unsigned long long)g->proc_mib[i] * 1024 * 1024;
+        infos[k].gpuInstanceId = infos[k].computeInstanceId = 0xFFFFFFFF;
+        k++;
+    }
+    *count = k;
+    return OK;
+}
+int nvmlDeviceGetComputeRunningProcesses_v3(void *d, unsigned int *count, proc_t *infos) { return processes(d, 'c', count, infos); }
+int nvmlDeviceGetGraphicsRunningProcesses_v3(void *d, unsigned int *count, proc_t *infos) { return processes(d, 'g', count, infos); }

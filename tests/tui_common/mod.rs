@@ -63,6 +63,43 @@ fn app_for(inventory: &str, now: Instant) -> App {
     app
 }
 
+/// GPU 0 runs two ranks of Slurm job 4242 and a graphics process; GPU 1 a pod; the others nothing.
+fn running(mut g: GpuSample) -> GpuSample {
+    use fleetop::telemetry::process::{GpuProcess, ProcessKind};
+    let process = |pid, user: &str, job, pod: Option<&str>| GpuProcess {
+        pid,
+        kind: ProcessKind::Compute,
+        used_mib: Some(30_000),
+        uid: Some(1000),
+        user: Some(user.into()),
+        name: Some("python3".into()),
+        slurm_job: job,
+        pod_uid: pod.map(Into::into),
+    };
+    g.processes = Some(match g.index {
+        0 => vec![
+            process(4100, "alice", Some(4242), None),
+            process(4101, "alice", Some(4242), None),
+            GpuProcess {
+                kind: ProcessKind::Graphics,
+                used_mib: None,
+                user: None,
+                name: Some("Xorg".into()),
+                ..process(900, "root", None, None)
+            },
+            process(4102, "alice", Some(4242), None),
+        ],
+        1 => vec![process(
+            5200,
+            "bob",
+            None,
+            Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789"),
+        )],
+        _ => vec![],
+    });
+    g
+}
+
 /// Three nodes: one healthy with history, one stale, one unreachable.
 pub fn three_nodes(now: Instant) -> App {
     let mut app = app_for(
@@ -83,7 +120,7 @@ pub fn three_nodes(now: Instant) -> App {
             at,
             sample(
                 (0..4)
-                    .map(|i| gpu(i, 40 + (s * 7 + i * 13) % 60, 55 + i))
+                    .map(|i| running(gpu(i, 40 + (s * 7 + i * 13) % 60, 55 + i)))
                     .collect(),
             ),
         ));

@@ -1,6 +1,7 @@
 //! What the simulated reference fleet reports: believable, deterministic per seed, with a few sick nodes.
 
 use crate::inventory::{Inventory, NodeId};
+use crate::telemetry::process::{GpuProcess, ProcessKind};
 use crate::telemetry::wire::AgentHello;
 use crate::telemetry::{GpuSample, NodeSample};
 
@@ -198,6 +199,11 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 },
                 errors: vec![],
             });
+            gpu.processes = Some(if busy {
+                vec![demo_process(inv, seed, node, i, gpu.mem_used_mib)]
+            } else {
+                vec![]
+            });
             if hot_cabinet {
                 gpu.temp_c = gpu.temp_c.map(|t| t + 12);
                 gpu.mem_temp_c = gpu.mem_temp_c.map(|t| t + 12);
@@ -212,6 +218,36 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
         ib: Some(ib_ports(&spec.name, tick)),
         ..Default::default()
     }
+}
+
+/// The training process on a busy GPU: one per GPU, as a Slurm job's ranks run, the job spanning the four
+/// nodes of the node's group so a drain hits the same job on its neighbours.
+fn demo_process(
+    inv: &Inventory,
+    seed: u64,
+    node: NodeId,
+    gpu: u32,
+    used_mib: Option<u64>,
+) -> GpuProcess {
+    const USERS: [&str; 6] = ["alice", "bob", "chen", "dana", "emil", "fatima"];
+    let spec = &inv.nodes[node];
+    let tenant = spec.tenancy.first().map_or(0, |t| t.tenant);
+    let group = node as u64 / 4;
+    GpuProcess {
+        pid: 40_000 + (pick(seed, group, 5, 0, 20_000) as u32) + gpu,
+        kind: ProcessKind::Compute,
+        used_mib: used_mib.map(|m| m.saturating_sub(512)),
+        uid: Some(2000 + tenant as u32),
+        user: Some(USERS[(tenant + group as usize) % USERS.len()].into()),
+        name: Some("python3".into()),
+        slurm_job: Some(demo_job(seed, node)),
+        pod_uid: None,
+    }
+}
+
+/// The demo's Slurm job id for a node's group of four.
+pub fn demo_job(seed: u64, node: NodeId) -> u64 {
+    100_000 + pick(seed, node as u64 / 4, 9, 0, 800_000)
 }
 
 /// The node's NDR ports, with the demo's fabric faults.

@@ -89,6 +89,11 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     for g in &view.gpus {
         info.push(Line::styled(identity(g.sample), theme.dim()));
     }
+    for g in &view.gpus {
+        if let Some(line) = processes_line(g.sample) {
+            info.push(Line::styled(line, theme.text()));
+        }
+    }
     for port in view
         .sample
         .and_then(|s| s.ib.as_deref())
@@ -217,6 +222,31 @@ fn identity(s: &GpuSample) -> String {
     ) + &s.nvlink.as_ref().map_or(String::new(), |l| {
         format!(" · NVLink {}/{} active", l.active(), l.total)
     })
+}
+
+/// Processes listed per GPU in the node detail; the rest are counted.
+const MAX_PROCESSES_SHOWN: usize = 3;
+
+/// `GPU 0 runs python3 518 alice 966 MiB job 1234; … (+2 more)`; `None` when the GPU runs nothing or
+/// cannot say.
+fn processes_line(s: &GpuSample) -> Option<String> {
+    let list = s.processes.as_deref().filter(|l| !l.is_empty())?;
+    let shown: Vec<String> = list
+        .iter()
+        .take(MAX_PROCESSES_SHOWN)
+        .map(crate::telemetry::process::GpuProcess::describe)
+        .collect();
+    let more = list.len().saturating_sub(MAX_PROCESSES_SHOWN);
+    Some(format!(
+        "GPU {} runs {}{}",
+        s.index,
+        shown.join("; "),
+        if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 /// `IB mlx5_0 port 1: 4: ACTIVE, 5: LinkUp · 400 Gb/s · InfiniBand · MT4129 · errors: symbol_error 12`.
