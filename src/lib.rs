@@ -16,3 +16,4 @@ pub mod telemetry;
 pub mod text;
 pub mod transport;
 pub mod tui;
+pub mod workload;

@@ -63,14 +63,44 @@ fn drain_asks_for_a_reason_then_confirms_with_cancel_focused() {
         c.commands,
         ["scontrol update NodeName=c01n1 State=DRAIN 'Reason=fleetop: GPU 2 ECC'"]
     );
+    assert_eq!(
+        c.impact[0],
+        (
+            "jobs unknown (no scheduler answered); 4 GPUs busy".to_string(),
+            true
+        ),
+        "before any scheduler answered, the dialog says so"
+    );
     assert!(
-        c.impact[0].0.starts_with("c01n1 hosts acme: 4 GPUs at"),
+        c.impact[1].0.starts_with("c01n1 hosts acme: 4 GPUs at"),
         "{:?}",
         c.impact
     );
-    assert!(c.impact[0].1, "busy GPUs are flagged");
+    assert!(c.impact[1].1, "busy GPUs are flagged");
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.mode, Mode::Normal, "enter on Cancel cancels");
+
+    // Once squeue answered, the dialog names the job the drain hits, on the node's line too.
+    let mut workload = fleetop::workload::Workload::default();
+    fleetop::workload::slurm::parse(
+        app.fleet.inventory(),
+        "4242|alice|acme|batch|c01n[1-2]|cpu=128,node=2,gres/gpu=8|3-02:00:00|1:00:00|RUNNING|\n",
+        &mut workload,
+    );
+    app.on_action(fleetop::tui::app::operate::ActionEvent::Workload(Box::new(
+        workload,
+    )));
+    key(&mut app, KeyCode::Char('D'));
+    typed(&mut app, "GPU 2 ECC");
+    key(&mut app, KeyCode::Enter);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("{:?}", app.mode)
+    };
+    assert_eq!(
+        c.impact[0].0,
+        "1 job: 4242 alice (acme) 8 GPUs 3d2h; 4 GPUs busy"
+    );
+    assert!(c.impact[1].0.ends_with(" · jobs 4242"), "{:?}", c.impact);
     assert!(app.ops.queued.is_empty());
 }
 

@@ -34,6 +34,23 @@ fn three_nodes_large() {
 }
 
 #[test]
+fn jobs_from_slurm_in_the_nodes_table_and_node_detail() {
+    let mut app = three_nodes(Instant::now());
+    let mut workload = fleetop::workload::Workload::default();
+    fleetop::workload::slurm::parse(
+        app.fleet.inventory(),
+        "4242|alice|acme|batch|c01n[1-2]|cpu=128,node=2,gres/gpu=8|3-02:00:00|1:00:00|RUNNING|\n\
+         4250|bob|acme|debug|c01n1|cpu=2,gres/gpu=1|0:40|UNLIMITED|COMPLETING|\n",
+        &mut workload,
+    );
+    app.on_action(fleetop::tui::app::operate::ActionEvent::Workload(Box::new(
+        workload,
+    )));
+    insta::assert_snapshot!("jobs_nodes_200x50", shot(&mut app, View::Nodes, 200, 50));
+    insta::assert_snapshot!("jobs_detail_200x50", shot(&mut app, View::Detail, 200, 50));
+}
+
+#[test]
 fn mixed_failures_views() {
     let mut app = mixed_failures(Instant::now());
     insta::assert_snapshot!("mixed_nodes_80x24", shot(&mut app, View::Nodes, 80, 24));

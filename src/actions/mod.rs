@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod deploy;
 pub mod exec;
+pub mod jobs;
 pub mod plan;
 mod redfish;
 pub mod run;

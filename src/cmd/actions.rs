@@ -54,17 +54,6 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             return EXIT_CANNOT_RUN;
         }
     };
-    if args.dry_run {
-        for step in &steps {
-            if !crate::text::println(&step.invocation.display(&inv)) {
-                break;
-            }
-        }
-        if req.read_only || inv.actions.read_only {
-            crate::text::warn("note: read-only is set, so this would be refused");
-        }
-        return 0;
-    }
     let exec = if g.demo {
         Executor::simulated()
     } else {
@@ -76,6 +65,31 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
             }
         }
     };
+    // What a drain or reboot would end: asked of the schedulers before anything runs, shown, never a guard.
+    let workload = (kind != ActionKind::Undrain).then(|| crate::actions::jobs::query(&inv, &exec));
+    if let Some(w) = &workload {
+        for problem in &w.problems {
+            crate::text::warn(&format!("warning: {problem}"));
+        }
+    }
+    let hits = workload
+        .as_ref()
+        .and_then(|w| w.hits(&req.nodes, MAX_JOBS_SHOWN))
+        .map(|h| format!("{} hits {h}", kind.as_str()));
+    if args.dry_run {
+        for step in &steps {
+            if !crate::text::println(&step.invocation.display(&inv)) {
+                break;
+            }
+        }
+        if let Some(hits) = &hits {
+            crate::text::println(&format!("# {hits}"));
+        }
+        if req.read_only || inv.actions.read_only {
+            crate::text::warn("note: read-only is set, so this would be refused");
+        }
+        return 0;
+    }
     // The guards are asked before the operator types the count; the runner asks them again, on the drain
     // state as it is when the commands run.
     if req.nodes.len() > 1 && !args.yes {
@@ -83,9 +97,11 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         if !refusals.is_empty() {
             return refused(&refusals);
         }
-        if let Err(why) = confirm(&inv, &req, &steps) {
+        if let Err(why) = confirm(&inv, &req, &steps, workload.as_ref(), hits.as_deref()) {
             return refused(&[why]);
         }
+    } else if let Some(hits) = &hits {
+        crate::text::warn(hits);
     }
     let mut results = Vec::new();
     let mut refusals = Vec::new();
@@ -171,21 +187,36 @@ pub(crate) fn resolve_nodes(inv: &Inventory, expr: &str) -> Result<Vec<NodeId>, 
         .collect()
 }
 
-/// Asks on a terminal for the node count; refuses without one.
-fn confirm(inv: &Inventory, req: &Request, steps: &[plan::Step]) -> Result<(), String> {
+/// Jobs named in one line of a confirmation; the rest are counted.
+const MAX_JOBS_SHOWN: usize = 5;
+
+/// Asks on a terminal for the node count; refuses without one. Each node's line says which jobs it runs.
+fn confirm(
+    inv: &Inventory,
+    req: &Request,
+    steps: &[plan::Step],
+    workload: Option<&crate::workload::Workload>,
+    hits: Option<&str>,
+) -> Result<(), String> {
     let lines: Vec<String> = steps
         .iter()
         .map(|step| {
             let tenant = inv
                 .tenant_label(step.node)
                 .unwrap_or_else(|| "spare".into());
+            let jobs = workload
+                .and_then(|w| w.hits(&[step.node], 2))
+                .map_or(String::new(), |h| format!(" — {h}"));
             format!(
-                "{} ({tenant}): {}",
+                "{} ({tenant}): {}{jobs}",
                 inv.nodes[step.node].name,
                 step.invocation.display(inv)
             )
         })
         .collect();
+    if let Some(hits) = hits {
+        crate::text::warn(hits);
+    }
     confirm_count(req.kind.as_str(), &lines)
 }
 

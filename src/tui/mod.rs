@@ -48,6 +48,9 @@ pub struct Options {
     pub simulated: bool,
 }
 
+/// How often the schedulers are asked what runs where.
+const WORKLOAD_READBACK: Duration = Duration::from_secs(15);
+
 /// How often the drain backend is asked which nodes are drained.
 const DRAIN_READBACK: Duration = Duration::from_secs(30);
 
@@ -122,6 +125,7 @@ async fn event_loop(
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     spawn_drain_readback(&inventory, &executor, &action_tx);
+    spawn_workload_readback(&inventory, &executor, &action_tx);
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
@@ -230,5 +234,34 @@ fn spawn_drain_readback(
                 return;
             }
             std::thread::sleep(DRAIN_READBACK);
+        });
+}
+
+/// Asks the schedulers for every node's jobs and pods now and every 15 s: one `squeue` and one `kubectl` for the
+/// whole fleet, on their own thread so a slow controller never holds up drawing.
+fn spawn_workload_readback(
+    inv: &Arc<Inventory>,
+    exec: &Arc<Executor>,
+    tx: &UnboundedSender<ActionEvent>,
+) {
+    let scheduled = (0..inv.nodes.len()).any(|n| {
+        matches!(
+            inv.drain_backend(n),
+            DrainBackend::Slurm | DrainBackend::Kubernetes
+        )
+    });
+    let simulated = matches!(**exec, Executor::Simulated(_));
+    if !scheduled && !simulated {
+        return;
+    }
+    let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
+    let _ = std::thread::Builder::new()
+        .name("workload-readback".into())
+        .spawn(move || loop {
+            let workload = actions::jobs::query(&inv, &exec);
+            if tx.send(ActionEvent::Workload(Box::new(workload))).is_err() {
+                return;
+            }
+            std::thread::sleep(WORKLOAD_READBACK);
         });
 }

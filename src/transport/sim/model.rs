@@ -4,6 +4,7 @@ use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::process::{GpuProcess, ProcessKind};
 use crate::telemetry::wire::AgentHello;
 use crate::telemetry::{GpuSample, NodeSample};
+use crate::workload::{Job, Scheduler, Workload};
 
 /// Nodes that never answer in the demo fleet.
 pub(crate) const UNREACHABLE: [&str; 2] = ["c017n2", "c203n1"];
@@ -105,11 +106,59 @@ fn tenant_load(seed: u64, tenant: usize) -> u32 {
     60 + pick(seed, tenant as u64, 17, 0, 36) as u32
 }
 
+/// About one training node in forty sits idle between jobs, still held by its tenant.
+fn between_jobs(seed: u64, node: NodeId) -> bool {
+    pick(seed, node as u64, 99, 0, 40) == 0
+}
+
+/// What the demo's Slurm controller would list: one job per group of four tenant nodes that run work, the
+/// same job ids and users the nodes' processes carry.
+pub fn workload(inv: &Inventory, seed: u64) -> Workload {
+    let mut w = Workload::default();
+    for (node, spec) in inv.nodes.iter().enumerate() {
+        let Some(tenancy) = spec.tenancy.first() else {
+            continue;
+        };
+        if between_jobs(seed, node) {
+            continue;
+        }
+        let group = node as u64 / 4;
+        let process = demo_process(inv, seed, node, 0, None);
+        let job = Job {
+            scheduler: Scheduler::Slurm,
+            id: demo_job(seed, node, tenancy.tenant).to_string(),
+            user: process.user,
+            tenant: inv.tenants.get(tenancy.tenant).map(|t| t.name.clone()),
+            partition: Some("train".into()),
+            gpus: Some(spec.expected_gpus),
+            elapsed_s: Some(600 + pick(seed, group, 21, 0, 4 * 86_400)),
+            left_s: Some(3600 + pick(seed, group, 22, 0, 3 * 86_400)),
+            state: "RUNNING".into(),
+            pod_uid: None,
+        };
+        w.add(inv, std::slice::from_ref(&spec.name), job);
+    }
+    // Several nodes share a job: count its GPUs over all of them.
+    let mut gpus: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for jobs in w.by_node.values() {
+        for j in jobs {
+            *gpus.entry(j.id.clone()).or_default() += j.gpus.unwrap_or(0);
+        }
+    }
+    for jobs in w.by_node.values_mut() {
+        for j in jobs.iter_mut() {
+            let total = gpus.get(&j.id).copied();
+            std::sync::Arc::make_mut(j).gpus = total;
+        }
+    }
+    w.checked.push(Scheduler::Slurm);
+    w
+}
+
 /// The sample node `node` reports at tick `tick` (one tick per interval).
 pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) -> NodeSample {
     let spec = &inv.nodes[node];
-    // About one training node in forty sits idle between jobs, still held by its tenant.
-    let between_jobs = pick(seed, node as u64, 99, 0, 40) == 0;
+    let between_jobs = between_jobs(seed, node);
     let load = spec
         .tenancy
         .first()
@@ -240,14 +289,14 @@ fn demo_process(
         uid: Some(2000 + tenant as u32),
         user: Some(USERS[(tenant + group as usize) % USERS.len()].into()),
         name: Some("python3".into()),
-        slurm_job: Some(demo_job(seed, node)),
+        slurm_job: Some(demo_job(seed, node, tenant)),
         pod_uid: None,
     }
 }
 
-/// The demo's Slurm job id for a node's group of four.
-pub fn demo_job(seed: u64, node: NodeId) -> u64 {
-    100_000 + pick(seed, node as u64 / 4, 9, 0, 800_000)
+/// The demo's Slurm job id for a tenant's nodes in one group of four.
+fn demo_job(seed: u64, node: NodeId, tenant: usize) -> u64 {
+    100_000 + pick(seed, node as u64 / 4, 9 + tenant as u64, 0, 800_000)
 }
 
 /// The node's NDR ports, with the demo's fabric faults.

@@ -13,6 +13,8 @@ use crate::telemetry::health::Health;
 
 /// Average utilisation above which draining a tenant's node earns a warning in the dialog.
 const BUSY_UTIL: f64 = 50.0;
+/// Jobs named in the confirm dialog's first line; the rest are counted.
+const MAX_JOBS_SHOWN: usize = 4;
 /// In the demo fleet a rebooting node stays down this long before its samples count again.
 const DEMO_REBOOT: Duration = Duration::from_secs(10);
 
@@ -72,6 +74,8 @@ pub enum ActionEvent {
     /// The request could not run at all (audit log not writable, plan error).
     Refused(String),
     DrainStates(HashMap<NodeId, NodeDrain>),
+    /// The schedulers' jobs and pods per node, asked every few seconds.
+    Workload(Box<crate::workload::Workload>),
 }
 
 impl ActionEvent {
@@ -105,6 +109,8 @@ pub struct Operations {
     pub read_only: bool,
     /// The demo fleet: actions are simulated and reboots come back by themselves.
     pub simulated: bool,
+    /// The schedulers' last answer (`None`: not asked yet, or no scheduler to ask).
+    pub workload: Option<crate::workload::Workload>,
 }
 
 impl App {
@@ -163,22 +169,40 @@ impl App {
         };
         let drain = self.drain_for_guards(&request);
         refusals.extend(actions::guard(inv, &request, request.read_only, &drain));
-        let impact = request
-            .nodes
-            .iter()
-            .map(|&n| {
-                let row = &self.rows[n];
-                let name = &inv.nodes[n].name;
-                match (&row.tenant, row.avg_util) {
-                    (Some(t), Some(u)) => (
-                        format!("{name} hosts {t}: {} GPUs at {u:.0}%", row.gpus_seen),
-                        u >= BUSY_UTIL,
-                    ),
-                    (Some(t), None) => (format!("{name} hosts {t}: no current utilisation"), false),
-                    (None, _) => (format!("{name}: spare"), false),
-                }
-            })
-            .collect();
+        let workload = self.ops.workload.as_ref();
+        let mut impact: Vec<(String, bool)> = Vec::new();
+        // What the action ends, first: the jobs it hits and the GPUs that are working.
+        if kind != ActionKind::Undrain {
+            let busy = self.busy_gpus(&request.nodes);
+            let jobs = workload.and_then(|w| w.hits(&request.nodes, MAX_JOBS_SHOWN));
+            let line = match jobs {
+                Some(jobs) => format!("{jobs}; {busy} GPUs busy"),
+                None => format!("jobs unknown (no scheduler answered); {busy} GPUs busy"),
+            };
+            impact.push((line, busy > 0));
+        }
+        impact.extend(request.nodes.iter().map(|&n| {
+            let row = &self.rows[n];
+            let name = &inv.nodes[n].name;
+            let jobs = workload
+                .map(|w| w.jobs(n))
+                .filter(|j| !j.is_empty())
+                .map_or(String::new(), |j| {
+                    let ids: Vec<&str> = j.iter().map(|j| j.id.as_str()).collect();
+                    format!(" · jobs {}", ids.join(","))
+                });
+            match (&row.tenant, row.avg_util) {
+                (Some(t), Some(u)) => (
+                    format!("{name} hosts {t}: {} GPUs at {u:.0}%{jobs}", row.gpus_seen),
+                    u >= BUSY_UTIL,
+                ),
+                (Some(t), None) => (
+                    format!("{name} hosts {t}: no current utilisation{jobs}"),
+                    false,
+                ),
+                (None, _) => (format!("{name}: spare{jobs}"), !jobs.is_empty()),
+            }
+        }));
         self.mode = Mode::Confirm(Confirm {
             request,
             commands,
@@ -187,6 +211,19 @@ impl App {
             typed: String::new(),
             on_confirm: false,
         });
+    }
+
+    /// GPUs of `nodes` that are working now: utilization above zero or a process on them, per the last sample.
+    fn busy_gpus(&self, nodes: &[NodeId]) -> usize {
+        nodes
+            .iter()
+            .filter_map(|&n| self.fleet.nodes()[n].sample.as_ref())
+            .flat_map(|s| &s.gpus)
+            .filter(|g| {
+                g.util_pct.is_some_and(|u| u > 0)
+                    || g.processes.as_ref().is_some_and(|p| !p.is_empty())
+            })
+            .count()
     }
 
     /// Drain states for the guards: the read-back where there is one, else unknown.
@@ -310,6 +347,7 @@ impl App {
                     .retain(|_, p| !matches!(p, Progress::Running(_)));
             }
             ActionEvent::DrainStates(states) => self.ops.drain.extend(states),
+            ActionEvent::Workload(workload) => self.ops.workload = Some(*workload),
         }
         self.refresh();
     }

@@ -89,6 +89,24 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     for g in &view.gpus {
         info.push(Line::styled(identity(g.sample), theme.dim()));
     }
+    if let Some(workload) = app.ops.workload.as_ref().filter(|w| !w.checked.is_empty()) {
+        let jobs = workload.jobs(app.selected);
+        let line = if jobs.is_empty() {
+            "jobs: none running".to_string()
+        } else {
+            let listed: Vec<String> = jobs
+                .iter()
+                .map(|j| {
+                    let left = j.left_s.map_or(String::new(), |l| {
+                        format!(", {} left", crate::workload::duration(l))
+                    });
+                    format!("{} [{}{left}]", j.describe(), j.state)
+                })
+                .collect();
+            format!("jobs: {}", listed.join("; "))
+        };
+        info.push(Line::styled(line, theme.text()));
+    }
     for g in &view.gpus {
         if let Some(line) = processes_line(g.sample) {
             info.push(Line::styled(line, theme.text()));

@@ -28,7 +28,7 @@ const fn col(name: &'static str, key: Option<SortKey>, width: u16, narrow: bool)
     }
 }
 
-const COLUMNS: [Column; 11] = [
+const COLUMNS: [Column; 12] = [
     col("NODE", Some(SortKey::Name), 9, true),
     col("TENANT", Some(SortKey::Tenant), 10, true),
     col("STATE", Some(SortKey::State), 17, true),
@@ -39,6 +39,7 @@ const COLUMNS: [Column; 11] = [
     col("TEMP", Some(SortKey::Temp), 4, true),
     col("MEMT", Some(SortKey::MemTemp), 4, false),
     col("POWER", Some(SortKey::Power), 7, true),
+    col("JOBS", None, 4, false),
     col("FLAG", None, 4, true),
 ];
 
@@ -134,6 +135,15 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 "TEMP" => Cell::from(Span::styled(opt(r.max_temp, "°"), value_style)),
                 "MEMT" => Cell::from(Span::styled(opt(r.max_mem_temp, "°"), value_style)),
                 "POWER" => Cell::from(Span::styled(r.power_w.map_or("–".into(), kw), value_style)),
+                // Jobs and pods the schedulers place here; "–" until a scheduler answered.
+                "JOBS" => Cell::from(Span::styled(
+                    app.ops
+                        .workload
+                        .as_ref()
+                        .filter(|w| !w.checked.is_empty())
+                        .map_or("–".into(), |w| w.jobs(r.id).len().to_string()),
+                    theme.dim(),
+                )),
                 _ => Cell::from(Span::styled(r.flags(), theme.health(r.health))),
             });
         }

@@ -1,0 +1,54 @@
+//! Asks the schedulers what runs on the fleet: one `squeue` for the Slurm-drained nodes and one `kubectl get
+//! pods` for the Kubernetes ones, on the controller (or locally), as drains run.
+
+use super::exec::Executor;
+use super::plan::{Argv, Invocation, Place};
+use crate::inventory::{DrainBackend, Inventory};
+use crate::workload::{kube, slurm, Workload};
+
+/// The jobs and pods on the fleet's nodes now. A scheduler that cannot be asked is a problem in the answer,
+/// not an error: the rest still shows.
+pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
+    if let Executor::Simulated(_) = exec {
+        return crate::transport::sim::demo_workload(inv);
+    }
+    let mut workload = Workload::default();
+    let uses =
+        |backend: DrainBackend| (0..inv.nodes.len()).any(|n| *inv.drain_backend(n) == backend);
+    let place = inv
+        .actions
+        .controller
+        .clone()
+        .map_or(Place::Local, Place::Controller);
+    let ask = |program: &str, args: Vec<String>| {
+        exec.capture(
+            inv,
+            &Invocation {
+                place: place.clone(),
+                argv: Argv::new(program, args),
+                env: Vec::new(),
+            },
+        )
+    };
+    if uses(DrainBackend::Slurm) {
+        match ask("squeue", slurm::squeue_args()) {
+            Ok(text) => slurm::parse(inv, &text, &mut workload),
+            Err(e) => workload.problems.push(format!("Slurm jobs unknown: {e}")),
+        }
+    }
+    if uses(DrainBackend::Kubernetes) {
+        match ask("kubectl", kube::kubectl_args()) {
+            Ok(text) => kube::parse(inv, &text, unix_now(), &mut workload),
+            Err(e) => workload
+                .problems
+                .push(format!("Kubernetes pods unknown: {e}")),
+        }
+    }
+    workload
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

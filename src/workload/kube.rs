@@ -1,0 +1,177 @@
+//! Kubernetes pods from one `kubectl get pods -A --field-selector status.phase=Running -o json`: namespace, pod,
+//! node and the GPUs its containers request (`nvidia.com/gpu`).
+
+use serde::Deserialize;
+
+use super::{field, Job, Scheduler, Workload, MAX_JOBS};
+use crate::inventory::Inventory;
+
+/// The resource NVIDIA's device plugin advertises.
+const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+pub fn kubectl_args() -> Vec<String> {
+    [
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "status.phase=Running",
+        "-o",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[derive(Deserialize)]
+struct PodList {
+    #[serde(default)]
+    items: Vec<Pod>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Pod {
+    metadata: Metadata,
+    spec: Spec,
+    status: Status,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Metadata {
+    name: String,
+    namespace: String,
+    uid: String,
+    #[serde(rename = "creationTimestamp")]
+    created: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Spec {
+    #[serde(rename = "nodeName")]
+    node_name: Option<String>,
+    containers: Vec<Container>,
+    #[serde(rename = "serviceAccountName")]
+    service_account: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Container {
+    resources: Resources,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Resources {
+    requests: std::collections::HashMap<String, String>,
+    limits: std::collections::HashMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Status {
+    phase: String,
+    #[serde(rename = "startTime")]
+    start_time: Option<String>,
+}
+
+/// Reads kubectl's pod list into `workload`; `now_s` (Unix seconds) dates each pod's age.
+pub fn parse(inv: &Inventory, text: &str, now_s: u64, workload: &mut Workload) {
+    let list: PodList = match serde_json::from_str(text) {
+        Ok(l) => l,
+        Err(e) => {
+            workload
+                .problems
+                .push(format!("kubectl: pod list not understood: {e}"));
+            return;
+        }
+    };
+    if list.items.len() > MAX_JOBS {
+        workload.problems.push(format!(
+            "kubectl listed more than {MAX_JOBS} pods; the rest were not read"
+        ));
+    }
+    for pod in list.items.into_iter().take(MAX_JOBS) {
+        let Some(node) = pod.spec.node_name.as_deref().and_then(field) else {
+            continue;
+        };
+        // Extended resources are requested whole; the limit stands in where a pod sets only that.
+        let gpus: u32 = pod
+            .spec
+            .containers
+            .iter()
+            .map(|c| {
+                c.resources
+                    .requests
+                    .get(GPU_RESOURCE)
+                    .or_else(|| c.resources.limits.get(GPU_RESOURCE))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .unwrap_or(0)
+            })
+            .fold(0u32, u32::saturating_add);
+        let started = pod.status.start_time.or(pod.metadata.created);
+        let job = Job {
+            scheduler: Scheduler::Kubernetes,
+            id: format!(
+                "{}/{}",
+                field(&pod.metadata.namespace).unwrap_or_default(),
+                field(&pod.metadata.name).unwrap_or_default()
+            ),
+            user: pod.spec.service_account.as_deref().and_then(field),
+            tenant: field(&pod.metadata.namespace),
+            partition: None,
+            gpus: Some(gpus),
+            elapsed_s: started
+                .as_deref()
+                .and_then(unix_seconds)
+                .map(|t| now_s.saturating_sub(t)),
+            left_s: None,
+            state: field(&pod.status.phase).unwrap_or_else(|| "?".into()),
+            pod_uid: field(&pod.metadata.uid),
+        };
+        workload.add(inv, &[node], job);
+    }
+    workload.checked.push(Scheduler::Kubernetes);
+}
+
+/// RFC 3339 UTC as Kubernetes writes it (`2024-05-13T16:49:48Z`) to Unix seconds.
+fn unix_seconds(text: &str) -> Option<u64> {
+    let t = text.trim().strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let c: Vec<i64> = time
+        .split(':')
+        .map(|p| p.split('.').next().and_then(|p| p.parse().ok()))
+        .collect::<Option<_>>()?;
+    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), c.as_slice()) else {
+        return None;
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if *m <= 2 { y - 1 } else { *y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_timestamps() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(unix_seconds("2022-12-23T09:36:45Z"), Some(1_671_788_205));
+        assert_eq!(unix_seconds("2022-12-23T09:36:45"), None);
+    }
+}
