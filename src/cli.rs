@@ -59,6 +59,8 @@ pub enum Command {
     Reboot(ActionArgs),
     /// Install this binary (or --binary) as the agent on nodes, over SSH; nodes already on it are skipped
     Deploy(DeployArgs),
+    /// Drain, wait for jobs to end, reboot, wait until back and healthy, undrain; resumable after Ctrl-C or a crash
+    Repair(RepairArgs),
     /// Print a shell completion script: fleetop completions bash > /etc/bash_completion.d/fleetop
     Completions {
         #[arg(value_enum)]
@@ -70,6 +72,37 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Nodes, as a nodeset: c012n2, c0[01-12]n[1-3]
+    #[arg(value_name = "NODESET", required_unless_present_any = ["resume", "abandon"])]
+    pub nodes: Option<String>,
+    /// Why (required; recorded with the drain, the reboot and in the audit log)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Longest to wait for the nodes' jobs and pods to end; then the node stays drained and the repair says so
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub max_wait: std::time::Duration,
+    /// Requeue (else cancel) Slurm jobs and delete pods still running after this long [default: never]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub kill_after: Option<std::time::Duration>,
+    /// How often to look at the jobs and at rebooting nodes
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub poll: std::time::Duration,
+    /// Go on with the repair that Ctrl-C or a crash interrupted
+    #[arg(long, conflicts_with_all = ["nodes", "reason", "abandon"])]
+    pub resume: bool,
+    /// Forget an unfinished repair; its nodes stay as they are
+    #[arg(long, conflicts_with_all = ["nodes", "reason"])]
+    pub abandon: bool,
+    /// Print the commands each step would run and the jobs it would wait for, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before repairing several nodes
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod exporter;
 pub mod fleet;
 pub mod inventory;
 pub mod release;
+pub mod repair;
 pub mod runtime;
 pub mod snapshot;
 pub mod telemetry;

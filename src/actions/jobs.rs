@@ -9,8 +9,11 @@ use crate::workload::{kube, slurm, Workload};
 /// The jobs and pods on the fleet's nodes now. A scheduler that cannot be asked is a problem in the answer,
 /// not an error: the rest still shows.
 pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
-    if let Executor::Simulated(_) = exec {
-        return crate::transport::sim::demo_workload(inv);
+    if let Executor::Simulated(sim) = exec {
+        // Practice: a job ends as soon as its node is drained, so a practice repair goes on.
+        let mut workload = crate::transport::sim::demo_workload(inv);
+        workload.by_node.retain(|&n, _| !sim.is_drained(n));
+        return workload;
     }
     let mut workload = Workload::default();
     let uses =

@@ -99,11 +99,14 @@ pub fn query(
             } else {
                 DrainState::Active("idle (simulated)".into())
             };
+            // Only fleetop's practice drains exist there, so each is fleetop's own.
+            let reason =
+                (state == DrainState::Drained).then(|| format!("{REASON_PREFIX}practice drain"));
             out.insert(
                 n,
                 NodeDrain {
                     state,
-                    reason: None,
+                    reason,
                     user: None,
                 },
             );

@@ -7,6 +7,7 @@ mod check;
 mod deploy;
 mod docs;
 mod live;
+mod repair;
 mod snapshot;
 
 use std::io::IsTerminal;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Undrain(args)) => actions::run(&cli.global, ActionKind::Undrain, &args),
         Some(Command::Reboot(args)) => actions::run(&cli.global, ActionKind::Reboot, &args),
         Some(Command::Deploy(args)) => deploy::run(&cli.global, &args),
+        Some(Command::Repair(args)) => repair::run(&cli.global, &args),
         Some(Command::Completions { shell }) => docs::completions(shell),
         Some(Command::Manpage { dir }) => docs::manpage(dir.as_deref()),
         None => live::run(&cli.global, interactive),

@@ -194,6 +194,21 @@ impl Inventory {
         (!names.is_empty()).then(|| names.join("+"))
     }
 
+    /// The same inventory holding only `keep` (renumbered in that order), for asking a few nodes without
+    /// following the fleet: cabinets and tenants stay, with just those nodes in them.
+    pub fn only(&self, keep: &[NodeId]) -> Inventory {
+        let new_id = |old: NodeId| keep.iter().position(|&k| k == old);
+        let mut inv = self.clone();
+        inv.nodes = keep.iter().map(|&k| self.nodes[k].clone()).collect();
+        for c in &mut inv.cabinets {
+            c.nodes = c.nodes.iter().filter_map(|&n| new_id(n)).collect();
+        }
+        for t in &mut inv.tenants {
+            t.nodes = t.nodes.iter().filter_map(|&n| new_id(n)).collect();
+        }
+        inv
+    }
+
     pub fn gpus_expected(&self) -> u64 {
         self.nodes.iter().map(|n| u64::from(n.expected_gpus)).sum()
     }

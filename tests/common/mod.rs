@@ -3,6 +3,8 @@
 //! prints captured real output; what each node does is chosen by files under `nodes/<address>.*`.
 #![allow(dead_code)]
 
+pub mod slurm;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;

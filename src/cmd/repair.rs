@@ -1,0 +1,202 @@
+//! `fleetop repair NODESET --reason TEXT` (and `--resume`, `--abandon`): the repair workflow on the command
+//! line, progress on stderr. Exit status: 0 every node repaired, 1 some node failed or the run was
+//! interrupted (resumable), 2 refused, 3 bad input.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::actions::{confirm_count, refused, resolve_nodes};
+use crate::actions::exec::Executor;
+use crate::actions::{self, jobs, plan, ActionKind, Request};
+use crate::cli::{Global, RepairArgs};
+use crate::repair::{self, store, Context, Event, Limits, Workflow};
+use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED};
+
+/// Set by SIGINT: the workflow stops after its current step, its state saved.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+pub fn run(g: &Global, args: &RepairArgs) -> i32 {
+    match repair_run(g, args) {
+        Ok(code) => code,
+        Err(e) => {
+            crate::text::warn(&e);
+            EXIT_CANNOT_RUN
+        }
+    }
+}
+
+fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
+    let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
+    let saved = store::load(&path)?;
+    if args.abandon {
+        return Ok(match saved {
+            Some(wf) => {
+                store::remove(&path)?;
+                crate::text::warn(&format!(
+                    "abandoned the repair of {} started {} ({}); its nodes stay as they are",
+                    names(&wf),
+                    wf.started,
+                    wf.reason
+                ));
+                0
+            }
+            None => {
+                crate::text::warn("no unfinished repair");
+                0
+            }
+        });
+    }
+    let (inv, transport) = super::prepare(g, true)?;
+    let read_only = g.read_only || crate::config::Config::load()?.read_only;
+    let mut wf = if args.resume {
+        let wf = saved.ok_or("no unfinished repair to resume")?;
+        if store::held_by_other(wf.pid) {
+            return Ok(refused(&[format!(
+                "the repair of {} is running in process {}",
+                names(&wf),
+                wf.pid
+            )]));
+        }
+        if wf.inventory != inv.source {
+            return Ok(refused(&[format!(
+                "the repair was started with inventory {}; resume it with --inventory {}",
+                wf.inventory, wf.inventory
+            )]));
+        }
+        wf
+    } else {
+        if let Some(wf) = saved.filter(|w| !w.finished()) {
+            return Ok(refused(&[format!(
+                "an unfinished repair of {} ({}) started {}: --resume or --abandon it first",
+                names(&wf),
+                wf.reason,
+                wf.started
+            )]));
+        }
+        let reason = args
+            .reason
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .ok_or("repair needs --reason TEXT")?;
+        let nodes = resolve_nodes(&inv, args.nodes.as_deref().unwrap_or_default())?;
+        let limits = Limits {
+            max_wait: args.max_wait,
+            kill_after: args.kill_after,
+            poll: args.poll,
+        };
+        Workflow::new(&inv, &nodes, &reason, &actions::operator(), limits)
+    };
+    wf.pid = std::process::id();
+    let exec = if g.demo {
+        Executor::simulated()
+    } else {
+        Executor::real(&inv)?
+    };
+    let ids: Vec<usize> = wf
+        .nodes
+        .iter()
+        .filter_map(|n| inv.find_node(&n.node))
+        .collect();
+    let workload = jobs::query(&inv, &exec);
+    for p in &workload.problems {
+        crate::text::warn(&format!("warning: {p}"));
+    }
+    if let Some(hits) = workload.hits(&ids, 5) {
+        crate::text::warn(&format!("repair waits for {hits}"));
+    }
+    if args.dry_run {
+        for kind in [ActionKind::Drain, ActionKind::Reboot, ActionKind::Undrain] {
+            let req = Request {
+                kind,
+                nodes: ids.clone(),
+                reason: Some(wf.reason.clone()),
+                operator: wf.operator.clone(),
+                force: false,
+                read_only,
+            };
+            for step in plan::plan(&inv, &req)? {
+                crate::text::println(&step.invocation.display(&inv));
+            }
+        }
+        return Ok(0);
+    }
+    if read_only || inv.actions.read_only {
+        return Ok(refused(&[
+            "read-only: repair drains and reboots nodes".into()
+        ]));
+    }
+    if ids.len() > 1 && !args.yes && !args.resume {
+        let lines: Vec<String> = ids
+            .iter()
+            .map(|&n| {
+                let jobs = workload
+                    .hits(&[n], 2)
+                    .unwrap_or_else(|| "jobs unknown".into());
+                format!("{}: {jobs}", inv.nodes[n].name)
+            })
+            .collect();
+        if let Err(why) = confirm_count("repair", &lines) {
+            return Ok(refused(&[why]));
+        }
+    }
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+    let ctx = Context {
+        inv: &inv,
+        transport: transport.as_ref(),
+        exec: &exec,
+        read_only,
+        stop: &INTERRUPTED,
+    };
+    let mut save = |wf: &Workflow| store::save(&path, wf);
+    let mut report = |event: Event| {
+        crate::text::warn(&match event {
+            Event::Step { node, step, note } if note.is_empty() => {
+                format!("{node}: {}", step.label())
+            }
+            Event::Step { node, step, note } => format!("{node}: {} — {note}", step.label()),
+            Event::Problem(p) => format!("warning: {p}"),
+        });
+    };
+    let result = repair::run(&ctx, &mut wf, &mut save, &mut report);
+    if let Err(e) = result {
+        crate::text::warn(&format!(
+            "stopped: {e}; the state is kept in {}: fleetop repair --resume",
+            path.display()
+        ));
+        return Ok(EXIT_FAILED);
+    }
+    if !wf.finished() {
+        crate::text::warn(&format!(
+            "interrupted; the state is kept in {}: fleetop repair --resume goes on",
+            path.display()
+        ));
+        return Ok(EXIT_FAILED);
+    }
+    store::remove(&path)?;
+    let failed = wf.failed();
+    crate::text::warn(&format!(
+        "repair done: {} of {} nodes back in service{}",
+        wf.nodes.len() - failed,
+        wf.nodes.len(),
+        if failed > 0 {
+            format!(", {failed} not (each says why above)")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+}
+
+fn names(wf: &Workflow) -> String {
+    let all: Vec<&str> = wf.nodes.iter().map(|n| n.node.as_str()).collect();
+    all.join(",")
+}
