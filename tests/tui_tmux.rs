@@ -480,3 +480,98 @@ fn fabric_faults_and_an_old_driver_show_while_following() {
     );
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn a_repair_from_the_tui_shows_the_job_it_waits_for_and_brings_the_node_back() {
+    let mut fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(1, 2))], Quirks::default());
+    let slurm = common::slurm::Slurm::with_nodes(&["tn01"]);
+    let dir = fleet.dir.path().to_path_buf();
+    let inventory = dir.join("repair.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "{}[drain]\nbackend = \"slurm\"\n[reboot]\nbackend = \"ssh\"\nrequire_drained = true\ndeadline_s = 60\n\
+             [actions]\naudit_log = \"{}/audit.jsonl\"\n",
+            fleet.inventory(&[]).replace("gpus = 8", "gpus = 2"),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let job = slurm.client(
+        "sbatch",
+        &[
+            "--parsable",
+            "-w",
+            "tn01",
+            "-A",
+            "acme",
+            "--wrap",
+            "sleep 15",
+        ],
+    );
+    assert!(
+        job.status.success(),
+        "{}",
+        String::from_utf8_lossy(&job.stderr)
+    );
+    let job = String::from_utf8_lossy(&job.stdout).trim().to_string();
+    let command = format!(
+        "env SLURM_CONF={} XDG_STATE_HOME={} {}",
+        shlex::try_quote(slurm.conf().to_str().unwrap()).unwrap(),
+        shlex::try_quote(dir.to_str().unwrap()).unwrap(),
+        on(&inventory)
+    );
+    let tmux = Tmux::start(&command, &dir);
+    tmux.wait_for(&["1 up"], Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    // The JOBS column counts the job once squeue answered.
+    tmux.wait_until("tn01 to show its job", Duration::from_secs(30), |screen| {
+        screen
+            .lines()
+            .find(|l| l.starts_with("tn01"))
+            .is_some_and(|row| row.split_whitespace().any(|w| w == "1"))
+    });
+    tmux.keys(&["F"]);
+    tmux.wait_for(&["reason for repair"], Duration::from_secs(10));
+    tmux.keys(&["XID 79 on GPU 1", "Enter"]);
+    let dialog = tmux.wait_for(
+        &["repair 1 node", "[ Cancel ]", &format!("1 job: {job} ")],
+        Duration::from_secs(10),
+    );
+    for command in [
+        "scontrol update NodeName=tn01 State=DRAIN",
+        "ssh tn01 -- systemctl reboot",
+        "scontrol update NodeName=tn01 State=RESUME",
+    ] {
+        assert!(dialog.contains(command), "{command}: {dialog}");
+    }
+    tmux.keys(&["Tab", "Enter"]);
+    tmux.wait_for(&["repair: waiting for jobs"], Duration::from_secs(30));
+    // The job ends by itself; then the node reboots: its sshd goes away for three seconds.
+    let record = dir.join(format!("records/{}.systemctl", fleet.nodes[0].addr));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !std::fs::read_to_string(&record).is_ok_and(|r| r.contains("reboot")) {
+        assert!(Instant::now() < deadline, "no reboot: {}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fleet.stop_sshd();
+    std::thread::sleep(Duration::from_secs(3));
+    fleet.restart_sshd();
+    tmux.wait_for(&["repair: repaired"], Duration::from_secs(60));
+    assert!(
+        slurm.node("tn01").starts_with("idle|"),
+        "{}",
+        slurm.node("tn01")
+    );
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    for action in [
+        "\"drain\"",
+        "\"repair-wait-jobs\"",
+        "\"reboot\"",
+        "\"repair-wait-back\"",
+        "\"undrain\"",
+    ] {
+        assert_eq!(audit.matches(action).count(), 2, "{action}: {audit}");
+    }
+    tmux.keys(&["q"]);
+}

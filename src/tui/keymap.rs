@@ -35,6 +35,7 @@ pub enum Action {
     Drain,
     Undrain,
     Reboot,
+    Repair,
     AckXids,
 }
 
@@ -91,6 +92,10 @@ impl Action {
                 "reboot",
                 "reboot the marked (or selected) nodes, after a confirm",
             ),
+            Action::Repair => (
+                "repair",
+                "repair the marked (or selected) nodes: drain, wait for jobs, reboot, check, undrain",
+            ),
             Action::AckXids => (
                 "ack_xids",
                 "acknowledge the XIDs of the marked (or selected) nodes, with a reason (audit log)",
@@ -98,7 +103,7 @@ impl Action {
         }
     }
 
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::Quit,
         Action::Help,
         Action::ViewOverview,
@@ -127,6 +132,7 @@ impl Action {
         Action::Drain,
         Action::Undrain,
         Action::Reboot,
+        Action::Repair,
         Action::AckXids,
     ];
 
@@ -279,6 +285,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("D", Action::Drain),
     ("U", Action::Undrain),
     ("R", Action::Reboot),
+    ("F", Action::Repair),
     ("a", Action::AckXids),
 ];
 

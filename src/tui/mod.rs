@@ -48,6 +48,11 @@ pub struct Options {
     pub simulated: bool,
 }
 
+/// A repair started from the TUI waits this long for jobs (the command line's `--max-wait` default).
+const REPAIR_MAX_WAIT: Duration = Duration::from_secs(2 * 3600);
+/// How often a repair started from the TUI looks at jobs and rebooting nodes.
+const REPAIR_POLL: Duration = Duration::from_secs(5);
+
 /// How often the schedulers are asked what runs where.
 const WORKLOAD_READBACK: Duration = Duration::from_secs(15);
 
@@ -146,6 +151,9 @@ async fn event_loop(
                     app.on_key(key);
                     for request in std::mem::take(&mut app.ops.queued) {
                         spawn_action(&inventory, &executor, request, &action_tx);
+                    }
+                    for request in std::mem::take(&mut app.ops.repairs_queued) {
+                        spawn_repair(&inventory, &executor, request, options.simulated, &action_tx);
                     }
                     for ack in std::mem::take(&mut app.ops.acks) {
                         let written = AuditLog::open(&actions::run::audit_path(&inventory))
@@ -264,4 +272,78 @@ fn spawn_workload_readback(
             }
             std::thread::sleep(WORKLOAD_READBACK);
         });
+}
+
+/// Runs one confirmed repair on its own thread with its own one-pass transport for probing the nodes, saving its
+/// state where `fleetop repair --resume` finds it; quitting the TUI leaves it resumable from the command line.
+fn spawn_repair(
+    inv: &Arc<Inventory>,
+    exec: &Arc<Executor>,
+    request: Request,
+    simulated: bool,
+    tx: &UnboundedSender<ActionEvent>,
+) {
+    let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
+    let spawned = std::thread::Builder::new()
+        .name("repair".into())
+        .spawn(move || {
+            let ended = repair_thread(&inv, &exec, &request, simulated, &tx);
+            let _ = tx.send(ActionEvent::RepairEnded(ended));
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the repair thread: {e}");
+    }
+}
+
+fn repair_thread(
+    inv: &Arc<Inventory>,
+    exec: &Executor,
+    request: &Request,
+    simulated: bool,
+    tx: &UnboundedSender<ActionEvent>,
+) -> Result<String, String> {
+    use crate::repair::{self, store, Context, Limits, Workflow};
+    let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
+    if let Some(wf) = store::load(&path)?.filter(|w| !w.finished()) {
+        return Err(format!(
+            "an unfinished repair ({}) started {}: fleetop repair --resume or --abandon it first",
+            wf.reason, wf.started
+        ));
+    }
+    let transport: Box<dyn Transport> = if simulated {
+        Box::new(crate::transport::sim::SimTransport::default())
+    } else {
+        Box::new(
+            crate::transport::ssh::SshTransport::new(inv)
+                .map_err(|e| e.to_string())?
+                .one_pass(),
+        )
+    };
+    let limits = Limits {
+        max_wait: REPAIR_MAX_WAIT,
+        kill_after: None,
+        poll: REPAIR_POLL,
+    };
+    let reason = request.reason.clone().unwrap_or_default();
+    let mut wf = Workflow::new(inv, &request.nodes, &reason, &request.operator, limits);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let ctx = Context {
+        inv,
+        transport: transport.as_ref(),
+        exec,
+        read_only: request.read_only,
+        stop: &stop,
+    };
+    let mut save = |wf: &Workflow| store::save(&path, wf);
+    let mut report = |event| {
+        let _ = tx.send(ActionEvent::Repair(event));
+    };
+    repair::run(&ctx, &mut wf, &mut save, &mut report)?;
+    store::remove(&path)?;
+    let failed = wf.failed();
+    Ok(format!(
+        "repair done: {} of {} nodes back in service",
+        wf.nodes.len() - failed,
+        wf.nodes.len()
+    ))
 }

@@ -32,6 +32,15 @@ impl App {
                 Edit::Done(t) => self.confirm(kind, t),
                 Edit::Cancelled => {}
             },
+            Mode::RepairReason(text) => match edit(text, &key) {
+                Edit::Typing(t) => self.mode = Mode::RepairReason(t),
+                Edit::Done(t) if t.trim().is_empty() => {
+                    self.status = Some("a repair needs a reason".into());
+                    self.mode = Mode::RepairReason(t);
+                }
+                Edit::Done(t) => self.confirm_repair(t),
+                Edit::Cancelled => {}
+            },
             Mode::AckReason(text) => match edit(text, &key) {
                 Edit::Typing(t) => self.mode = Mode::AckReason(t),
                 Edit::Done(t) if t.trim().is_empty() => {
@@ -133,6 +142,7 @@ impl App {
             Action::AckXids => self.mode = Mode::AckReason(String::new()),
             Action::Undrain => self.begin(ActionKind::Undrain),
             Action::Reboot => self.begin(ActionKind::Reboot),
+            Action::Repair => self.mode = Mode::RepairReason(String::new()),
         }
     }
 

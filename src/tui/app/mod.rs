@@ -73,6 +73,8 @@ pub enum Mode {
     Confirm(operate::Confirm),
     /// Typing the reason for acknowledging the targets' XIDs.
     AckReason(String),
+    /// Typing the reason for repairing the targets.
+    RepairReason(String),
 }
 
 /// The overview's colour metric.

@@ -31,6 +31,8 @@ pub struct Confirm {
     pub typed: String,
     /// Cancel has the focus until the operator moves it (k9s convention).
     pub on_confirm: bool,
+    /// The whole repair workflow rather than one action; `request` is its drain, which the guards judge.
+    pub repair: bool,
 }
 
 impl Confirm {
@@ -76,6 +78,10 @@ pub enum ActionEvent {
     DrainStates(HashMap<NodeId, NodeDrain>),
     /// The schedulers' jobs and pods per node, asked every few seconds.
     Workload(Box<crate::workload::Workload>),
+    /// A repair moved on.
+    Repair(crate::repair::Event),
+    /// A repair ended: its summary, or why it stopped (its state is kept for `fleetop repair --resume`).
+    RepairEnded(Result<String, String>),
 }
 
 impl ActionEvent {
@@ -111,6 +117,10 @@ pub struct Operations {
     pub simulated: bool,
     /// The schedulers' last answer (`None`: not asked yet, or no scheduler to ask).
     pub workload: Option<crate::workload::Workload>,
+    /// Repairs confirmed and waiting for the loop to start them.
+    pub repairs_queued: Vec<Request>,
+    /// Each repaired node's latest step, shown in place of its note.
+    pub repairs: HashMap<NodeId, String>,
 }
 
 impl App {
@@ -210,7 +220,31 @@ impl App {
             refusals,
             typed: String::new(),
             on_confirm: false,
+            repair: false,
         });
+    }
+
+    /// Builds the confirm dialog of a repair: its drain judged by the guards, every command it may run listed.
+    pub fn confirm_repair(&mut self, reason: String) {
+        self.confirm(ActionKind::Drain, reason);
+        let Mode::Confirm(mut c) = std::mem::replace(&mut self.mode, Mode::Normal) else {
+            return;
+        };
+        let inv = self.fleet.inventory();
+        for kind in [ActionKind::Reboot, ActionKind::Undrain] {
+            let req = Request {
+                kind,
+                ..c.request.clone()
+            };
+            match plan::plan(inv, &req) {
+                Ok(steps) => c
+                    .commands
+                    .extend(steps.iter().map(|s| s.invocation.display(inv))),
+                Err(e) => c.refusals.push(e),
+            }
+        }
+        c.repair = true;
+        self.mode = Mode::Confirm(c);
     }
 
     /// GPUs of `nodes` that are working now: utilization above zero or a process on them, per the last sample.
@@ -292,6 +326,9 @@ impl App {
     }
 
     pub(crate) fn submit(&mut self, confirm: Confirm) {
+        if confirm.repair {
+            return self.submit_repair(confirm);
+        }
         for &n in &confirm.request.nodes {
             self.ops
                 .progress
@@ -313,6 +350,55 @@ impl App {
         self.ops.marks.clear();
         self.ops.queued.push(confirm.request);
         self.refresh();
+    }
+
+    fn submit_repair(&mut self, confirm: Confirm) {
+        for &n in &confirm.request.nodes {
+            self.ops.repairs.insert(n, "repair: starting".into());
+        }
+        let names: Vec<&str> = confirm
+            .request
+            .nodes
+            .iter()
+            .map(|&n| self.node_name(n))
+            .collect();
+        let text = format!(
+            "repair of {} started by {}",
+            names.join(","),
+            confirm.request.operator
+        );
+        self.journal.push(self.now, None, Health::Ok, text);
+        self.ops.marks.clear();
+        self.ops.repairs_queued.push(confirm.request);
+        self.refresh();
+    }
+
+    fn on_repair(&mut self, event: crate::repair::Event) {
+        match event {
+            crate::repair::Event::Step { node, step, note } => {
+                let id = self.fleet.inventory().find_node(&node);
+                let health = match step {
+                    crate::repair::Step::Failed { .. } => Health::Crit,
+                    _ => Health::Ok,
+                };
+                let text = if note.is_empty() {
+                    format!("repair: {}", step.label())
+                } else {
+                    format!("repair: {} — {note}", step.label())
+                };
+                self.journal
+                    .push(self.now, id, health, format!("{node}: {text}"));
+                if health == Health::Crit {
+                    self.ops.failures.push(format!("{node}: {text}"));
+                }
+                if let Some(id) = id {
+                    self.ops.repairs.insert(id, text);
+                }
+            }
+            crate::repair::Event::Problem(p) => {
+                self.journal.push(self.now, None, Health::Warn, p);
+            }
+        }
     }
 
     pub fn on_action(&mut self, event: ActionEvent) {
@@ -348,6 +434,16 @@ impl App {
             }
             ActionEvent::DrainStates(states) => self.ops.drain.extend(states),
             ActionEvent::Workload(workload) => self.ops.workload = Some(*workload),
+            ActionEvent::Repair(event) => self.on_repair(event),
+            ActionEvent::RepairEnded(Err(why)) => {
+                let text = format!("repair stopped: {why}");
+                self.journal
+                    .push(self.now, None, Health::Crit, text.clone());
+                self.ops.failures.push(text);
+            }
+            ActionEvent::RepairEnded(Ok(summary)) => {
+                self.journal.push(self.now, None, Health::Ok, summary);
+            }
         }
         self.refresh();
     }
@@ -455,6 +551,9 @@ impl App {
 
     /// The in-place note for a node's latest action, if any.
     pub fn progress_note(&self, node: NodeId) -> Option<String> {
+        if let Some(note) = self.ops.repairs.get(&node) {
+            return Some(note.clone());
+        }
         match self.ops.progress.get(&node)? {
             Progress::Running(kind) => Some(format!("{}: running…", kind.as_str())),
             Progress::Done(kind, r) if r.ok => Some(format!("{}: ok", kind.as_str())),

@@ -24,7 +24,11 @@ fn centered(body: Rect, width: u16, height: u16) -> Rect {
 }
 
 pub(crate) fn render_confirm(c: &Confirm, theme: &Theme, frame: &mut Frame, body: Rect) {
-    let kind = c.request.kind.as_str();
+    let kind = if c.repair {
+        "repair"
+    } else {
+        c.request.kind.as_str()
+    };
     let n = c.request.nodes.len();
     let width = body.width.saturating_sub(4).min(110);
     let inner = usize::from(width.saturating_sub(2));

@@ -180,6 +180,16 @@ fn render_footer(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             text,
             "acknowledge",
         ),
+        Mode::RepairReason(text) => prompt(
+            app,
+            theme,
+            format!(
+                "reason for repair (drain, wait for jobs, reboot, check, undrain) of {} node(s): ",
+                app.targets().len()
+            ),
+            text,
+            "continue",
+        ),
         Mode::Reason { kind, text } => prompt(
             app,
             theme,
