@@ -47,6 +47,7 @@ fn each_error_names_file_line_column_and_value() {
         (&format!("{CAB}[[tenant]]\nname = \"a\"\nnodes = \"c01n1\"\ngpus = \"0-9\"\n"), "7:8", "GPU 8 does not exist"),
         (&format!("{CAB}[defaults]\ninterval_ms = 5\n"), "5:15", "below the minimum"),
         ("[[cabinet]]\nname = \"c01\"\nnodes = 3\n", "3:9", "invalid type"),
+        (&format!("{CAB}[defaults]\ntenant_from = \"slurm\"\n"), "5:15", "unknown variant `slurm`, expected `inventory` or `scheduler`"),
     ];
     for (text, position, words) in cases {
         let (code, _, err, path) = check(text);

@@ -265,3 +265,60 @@ fn xids_reach_the_events_view_and_an_acknowledgement_holds_until_the_next_one() 
     app.refresh();
     assert_eq!(health(&app), fleetop::telemetry::health::Health::Crit);
 }
+
+#[test]
+fn tenants_come_from_the_schedulers_when_the_inventory_says_so() {
+    let now = Instant::now();
+    let inventory = |from: &str| {
+        format!(
+            "[defaults]\ninterval_ms = 1000\ngpus_per_node = 2\ntenant_from = \"{from}\"\n[[cabinet]]\nname = \"c01\"\n\
+             nodes = \"c01n[1-3]\"\n[[tenant]]\nname = \"acme\"\nnodes = \"c01n[1-2]\"\n"
+        )
+    };
+    let squeue = "7|ana|initech|batch|c01n[1-3]|cpu=2,gres/gpu=6|1:00:00|UNLIMITED|RUNNING|\n\
+                  8|bo|initech|batch|c01n3|cpu=1,gres/gpu=1|0:10|UNLIMITED|RUNNING|\n\
+                  9|cy|globex|batch|c01n1|cpu=1,gres/gpu=1|0:10|UNLIMITED|RUNNING|\n";
+    let tenants = |app: &fleetop::tui::app::App| -> Vec<(String, usize, u64, Option<usize>)> {
+        app.tenants
+            .iter()
+            .map(|t| (t.name.clone(), t.nodes, t.gpus, t.jobs))
+            .collect()
+    };
+    for from in ["inventory", "scheduler"] {
+        let mut app = app_for(&inventory(from), now);
+        for node in 0..3 {
+            app.on_msg(msg(node, now, sample(vec![gpu(0, 50, 50), gpu(1, 50, 50)])));
+        }
+        let mut workload = fleetop::workload::Workload::default();
+        fleetop::workload::slurm::parse(app.fleet.inventory(), squeue, &mut workload);
+        app.on_action(fleetop::tui::app::operate::ActionEvent::Workload(Box::new(
+            workload,
+        )));
+        let labels: Vec<Option<String>> = app.rows.iter().map(|r| r.tenant.clone()).collect();
+        if from == "inventory" {
+            assert_eq!(labels, [Some("acme".into()), Some("acme".into()), None]);
+            assert_eq!(
+                tenants(&app),
+                [("acme".into(), 2, 4, Some(2))],
+                "jobs 7 and 9 run on acme's nodes"
+            );
+        } else {
+            assert_eq!(
+                labels,
+                [
+                    Some("globex+initech".into()),
+                    Some("initech".into()),
+                    Some("initech".into())
+                ],
+                "each node's accounts, the spare one too"
+            );
+            assert_eq!(
+                tenants(&app),
+                [
+                    ("globex".into(), 1, 2, Some(1)),
+                    ("initech".into(), 3, 6, Some(2))
+                ]
+            );
+        }
+    }
+}

@@ -153,6 +153,9 @@ pub(crate) struct DefaultsFile {
     pub agent_recheck_ms: Option<u64>,
     /// Most SSH handshakes in flight at once (default 96).
     pub max_concurrent_handshakes: Option<usize>,
+    /// Where a node's tenant comes from: `inventory` (default: the `[[tenant]]` tables) or `scheduler` (the
+    /// Slurm accounts or Kubernetes namespaces of the jobs on it, else the inventory's).
+    pub tenant_from: Option<crate::inventory::TenantFrom>,
 }
 
 /// `[thresholds]`: overrides of the device's own temperature limits.

@@ -92,6 +92,17 @@ pub struct ActionSettings {
     pub audit_log: Option<String>,
 }
 
+/// Where a node's tenant comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantFrom {
+    /// The `[[tenant]]` tables.
+    #[default]
+    Inventory,
+    /// The accounts (Slurm) or namespaces (Kubernetes) of the jobs on the node; the inventory's when none runs.
+    Scheduler,
+}
+
 /// Resolved `[defaults]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -108,6 +119,7 @@ pub struct Settings {
     /// How often a node followed through nvidia-smi is asked again whether it has an agent now.
     pub agent_recheck: Duration,
     pub max_concurrent_handshakes: usize,
+    pub tenant_from: TenantFrom,
 }
 
 /// Temperature thresholds set in the inventory; `None` defers to the device, then to H100 values.

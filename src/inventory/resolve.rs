@@ -363,6 +363,7 @@ fn settings(parsed: &InventoryFile, loc: &Locator, errors: &mut Vec<InventoryErr
         first_sample_timeout,
         agent_recheck,
         max_concurrent_handshakes: d.max_concurrent_handshakes.unwrap_or(96).max(1),
+        tenant_from: d.tenant_from.unwrap_or_default(),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn msg(node: usize, at: Instant, event: NodeEvent) -> Msg {
     Msg { node, at, event }
 }
 
-fn app_for(inventory: &str, now: Instant) -> App {
+pub fn app_for(inventory: &str, now: Instant) -> App {
     let inv = Arc::new(Inventory::parse("fixture.toml", inventory).unwrap());
     let mut app = App::new(inv, Keymap::default(), now);
     app.wall_base = (now, wall());

@@ -4,6 +4,7 @@ mod input;
 pub mod journal;
 pub mod operate;
 pub mod rows;
+mod tenancy;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -269,6 +270,7 @@ impl App {
         self.tenants = derived.tenants;
         self.totals = derived.totals;
         self.overlay_operations();
+        self.overlay_tenancy();
         self.journal_changes();
         self.reorder();
         self.data_changed = false;

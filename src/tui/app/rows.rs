@@ -84,7 +84,7 @@ impl NodeRow {
 }
 
 /// One tenant's share of the fleet.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TenantRow {
     pub name: String,
     pub nodes: usize,
@@ -95,6 +95,8 @@ pub struct TenantRow {
     pub crit: usize,
     pub no_data: usize,
     pub drained: usize,
+    /// Distinct jobs and pods on the tenant's nodes (`None`: no scheduler answered).
+    pub jobs: Option<usize>,
 }
 
 /// Fleet totals for the header.
@@ -152,6 +154,7 @@ pub fn derive(fleet: &FleetState, now: Instant) -> Derived {
                 crit: 0,
                 no_data: 0,
                 drained: 0,
+                jobs: None,
             };
             let (mut sum, mut n) = (0.0, 0usize);
             for &id in &t.nodes {

@@ -15,7 +15,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let height = usize::from(area.height.saturating_sub(1));
     let first = scroll_offset(Some(app.tenant_cursor), height);
     let header = [
-        "TENANT", "NODES", "GPUS", "UTIL", "POWER", "WARN", "CRIT", "NO DATA", "DRAINED",
+        "TENANT", "NODES", "GPUS", "JOBS", "UTIL", "POWER", "WARN", "CRIT", "NO DATA", "DRAINED",
     ]
     .map(|h| Cell::from(Span::styled(h, theme.header())));
     let rows = app
@@ -35,6 +35,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Cell::from(t.name.clone()),
                 Cell::from(t.nodes.to_string()),
                 Cell::from(t.gpus.to_string()),
+                Cell::from(t.jobs.map_or("–".into(), |j| j.to_string())),
                 Cell::from(pct(t.avg_util)),
                 Cell::from(kw(t.power_w)),
                 Cell::from(count(t.warn, Health::Warn)),
@@ -48,7 +49,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 row
             }
         });
-    let widths = [14, 6, 6, 5, 10, 5, 5, 8, 8].map(Constraint::Length);
+    let widths = [14, 6, 6, 5, 5, 10, 5, 5, 8, 8].map(Constraint::Length);
     frame.render_widget(
         Table::new(rows, widths)
             .header(Row::new(header))

@@ -1,0 +1,104 @@
+//! Tenants from the schedulers: with `tenant_from = "scheduler"` a node's tenant is the Slurm accounts or
+//! Kubernetes namespaces of the jobs on it (the inventory's when none runs), and the tenants table is regrouped
+//! by them; in either mode each tenant's jobs are counted.
+
+use std::collections::BTreeMap;
+
+use super::rows::TenantRow;
+use super::App;
+use crate::fleet::NodeState;
+use crate::inventory::TenantFrom;
+use crate::telemetry::health::Health;
+use crate::workload::Workload;
+
+impl App {
+    /// Applies the schedulers' tenants and job counts to the rows just derived.
+    pub(crate) fn overlay_tenancy(&mut self) {
+        let Some(workload) = self.ops.workload.as_ref() else {
+            return;
+        };
+        let from_scheduler = self.fleet.inventory().settings.tenant_from == TenantFrom::Scheduler;
+        if from_scheduler {
+            for row in &mut self.rows {
+                if let Some(tenant) = scheduler_tenant(workload, row.id) {
+                    row.tenant = Some(tenant);
+                }
+            }
+            self.tenants = regroup(&self.rows);
+        }
+        // A tenant's jobs: those billed to it when tenants come from the schedulers, else those on its nodes.
+        for tenant in &mut self.tenants {
+            let mut ids: Vec<&str> = self
+                .rows
+                .iter()
+                .filter(|r| holds(r.tenant.as_deref(), &tenant.name))
+                .flat_map(|r| workload.jobs(r.id))
+                .filter(|j| !from_scheduler || j.tenant.as_deref() == Some(tenant.name.as_str()))
+                .map(|j| j.id.as_str())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            tenant.jobs = Some(ids.len());
+        }
+    }
+}
+
+/// The distinct tenants of the jobs on `node`, joined with `+` as split nodes are; `None` when no job names one.
+fn scheduler_tenant(workload: &Workload, node: usize) -> Option<String> {
+    let mut names: Vec<&str> = workload
+        .jobs(node)
+        .iter()
+        .filter_map(|j| j.tenant.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    (!names.is_empty()).then(|| names.join("+"))
+}
+
+/// True when a node labelled `label` (`acme` or `acme+globex`) belongs to `tenant`.
+fn holds(label: Option<&str>, tenant: &str) -> bool {
+    label.is_some_and(|l| l.split('+').any(|t| t == tenant))
+}
+
+/// Tenant rows from the nodes' tenant labels: a node shared by several counts for each.
+fn regroup(rows: &[super::rows::NodeRow]) -> Vec<TenantRow> {
+    let mut by_name: BTreeMap<&str, (TenantRow, f64, usize)> = BTreeMap::new();
+    for r in rows {
+        let Some(label) = r.tenant.as_deref() else {
+            continue;
+        };
+        for name in label.split('+') {
+            let (t, util_sum, util_n) = by_name.entry(name).or_insert_with(|| {
+                (
+                    TenantRow {
+                        name: name.to_string(),
+                        ..TenantRow::default()
+                    },
+                    0.0,
+                    0,
+                )
+            });
+            t.nodes += 1;
+            t.gpus += u64::from(r.gpus_expected);
+            if let Some(u) = r.avg_util {
+                *util_sum += u * r.gpus_seen as f64;
+                *util_n += r.gpus_seen;
+            }
+            t.power_w += r.power_w.unwrap_or(0.0);
+            match r.health {
+                Health::Warn => t.warn += 1,
+                Health::Crit => t.crit += 1,
+                Health::Ok => {}
+            }
+            t.no_data += usize::from(r.state.is_failure());
+            t.drained += usize::from(matches!(r.state, NodeState::Drained | NodeState::Draining));
+        }
+    }
+    by_name
+        .into_values()
+        .map(|(mut t, sum, n)| {
+            t.avg_util = (n > 0).then(|| sum / n as f64);
+            t
+        })
+        .collect()
+}
