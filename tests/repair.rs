@@ -326,7 +326,10 @@ fn dry_run_read_only_and_abandon_change_nothing() {
 fn max_wait_keeps_a_busy_node_drained_and_kill_after_requeues_its_job() {
     let mut s = Setup::new();
     let job = s.job(300);
-    let mut waited = s.repair(&["tn01", "--reason", "ECC", "--max-wait", "3s"], "max-wait.log");
+    let mut waited = s.repair(
+        &["tn01", "--reason", "ECC", "--max-wait", "3s"],
+        "max-wait.log",
+    );
     let code = finish(&mut waited, Duration::from_secs(60));
     let log = s.log("max-wait.log");
     assert_eq!(code, 1, "{log}");
@@ -335,17 +338,28 @@ fn max_wait_keeps_a_busy_node_drained_and_kill_after_requeues_its_job() {
         "{log}"
     );
     assert!(log.contains("the node stays drained"), "{log}");
-    assert!(s.slurm.node("tn01").starts_with("draining|fleetop: repair: ECC"));
-    assert!(s.state().is_none(), "a finished repair, even a failed one, leaves no state");
+    assert!(s
+        .slurm
+        .node("tn01")
+        .starts_with("draining|fleetop: repair: ECC"));
+    assert!(
+        s.state().is_none(),
+        "a finished repair, even a failed one, leaves no state"
+    );
 
     // Again with --kill-after: the job is requeued (pending, off the drained node) and the repair goes on.
-    let mut killing = s.repair(&["tn01", "--reason", "ECC", "--kill-after", "1s"], "kill.log");
+    let mut killing = s.repair(
+        &["tn01", "--reason", "ECC", "--kill-after", "1s"],
+        "kill.log",
+    );
     s.reboot_when_asked(&mut killing, "kill.log", |_| {});
     let code = finish(&mut killing, Duration::from_secs(120));
     let log = s.log("kill.log");
     assert_eq!(code, 0, "{log}");
     assert!(
-        log.contains(&format!("--kill-after: {job} ended (scontrol requeue {job})")),
+        log.contains(&format!(
+            "--kill-after: {job} ended (scontrol requeue {job})"
+        )),
         "{log}"
     );
     let state = s.slurm.client("squeue", &["-h", "-j", &job, "-o", "%T"]);
