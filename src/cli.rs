@@ -41,6 +41,10 @@ pub struct Global {
     /// Refuse every drain, undrain, reboot and deploy
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// Read telemetry from a Prometheus-compatible store instead of the nodes: prometheus=URL
+    /// (overrides the inventory's [source])
+    #[arg(long, global = true, value_name = "KIND=URL")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +179,10 @@ pub struct SnapshotArgs {
     /// Space-separated key=value terms, all must match: node= cabinet= tenant= state= health= (globs allowed)
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
+    /// The fleet as it was at TIME (RFC 3339, e.g. 2026-11-27T03:12:00Z, or an age such as 2h): needs a
+    /// Prometheus source
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use crate::cli::{Global, SnapshotArgs};
 use crate::fleet::filter::Filter;
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::snapshot::{self, Report};
+use crate::transport::prometheus::PrometheusTransport;
 
 pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     let filter = match Filter::parse(args.filter.as_deref().unwrap_or("")) {
@@ -23,13 +24,26 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         return EXIT_CANNOT_RUN;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let (inv, transport) = match super::prepare(g, true) {
+    let (inv, mut transport) = match super::prepare(g, true) {
         Ok(p) => p,
         Err(e) => {
             crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };
+    if let Some(at) = &args.at {
+        let Some(source) = inv.prometheus.clone() else {
+            crate::text::warn("--at needs a Prometheus source ([source] kind = \"prometheus\" or --source prometheus=URL): the nodes themselves keep no history");
+            return EXIT_CANNOT_RUN;
+        };
+        match past(at) {
+            Ok(t) => transport = Box::new(PrometheusTransport::new(source).one_pass().at(t)),
+            Err(e) => {
+                crate::text::warn(&e);
+                return EXIT_CANNOT_RUN;
+            }
+        }
+    }
     let Some(runtime) = crate::runtime::runtime() else {
         return EXIT_CANNOT_RUN;
     };
@@ -39,4 +53,20 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     // A reader that went away (`| head`) ends the output quietly; the verdict stands.
     crate::text::print(&report.render(args.format));
     report.summary.exit_code()
+}
+
+/// `--at`: an RFC 3339 time (`2026-11-27T03:12:00Z`) or an age before now (`2h`, `90s`).
+fn past(text: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+        return Ok(t);
+    }
+    let age = humantime::parse_duration(text).map_err(|_| {
+        format!(
+            "--at: {:?} is neither a time (2026-11-27T03:12:00Z) nor an age (2h)",
+            crate::text::escape(text)
+        )
+    })?;
+    std::time::SystemTime::now()
+        .checked_sub(age)
+        .ok_or_else(|| format!("--at: {text} is before the clock's start"))
 }

@@ -30,6 +30,8 @@ pub enum NodeState {
     AuthFailed,
     HostKeyMismatch,
     NoGpuDriver,
+    /// The source holds nothing for it (no series in Prometheus).
+    NoData,
     /// Operator states, set by the TUI from actions and the drain backend's read-back.
     Draining,
     Drained,
@@ -46,6 +48,7 @@ impl NodeState {
             NodeState::AuthFailed => "auth-failed",
             NodeState::HostKeyMismatch => "host-key-mismatch",
             NodeState::NoGpuDriver => "no-gpu-driver",
+            NodeState::NoData => "no-data",
             NodeState::Draining => "draining",
             NodeState::Drained => "drained",
             NodeState::Rebooting => "rebooting",
@@ -62,6 +65,7 @@ impl NodeState {
             NodeState::AuthFailed => "auth-fail",
             NodeState::HostKeyMismatch => "host-key!",
             NodeState::NoGpuDriver => "no-driver",
+            NodeState::NoData => "no-data",
             NodeState::Draining => "draining",
             NodeState::Drained => "drained",
             NodeState::Rebooting => "rebooting",
@@ -76,6 +80,7 @@ impl NodeState {
                 | NodeState::AuthFailed
                 | NodeState::HostKeyMismatch
                 | NodeState::NoGpuDriver
+                | NodeState::NoData
         )
     }
 }
@@ -309,6 +314,7 @@ impl FleetState {
                 FailureKind::AuthFailed => NodeState::AuthFailed,
                 FailureKind::HostKeyMismatch => NodeState::HostKeyMismatch,
                 FailureKind::NoGpuDriver => NodeState::NoGpuDriver,
+                FailureKind::NoData => NodeState::NoData,
                 FailureKind::StreamEnded => by_age(),
             },
             None if node.sample_at.is_none() => NodeState::Connecting,

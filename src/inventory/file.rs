@@ -34,6 +34,30 @@ pub(crate) struct InventoryFile {
     /// What every node should run; a node that differs is drift (without it, the fleet majority decides).
     #[serde(default)]
     pub expect: ExpectFile,
+    /// Where telemetry comes from: the nodes over SSH (default) or a Prometheus-compatible store.
+    #[serde(default)]
+    pub source: SourceFile,
+}
+
+/// `[source]`: where the fleet's telemetry is read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SourceFile {
+    /// `ssh` (default: every node over SSH) or `prometheus`.
+    pub kind: Option<crate::inventory::SourceKind>,
+    /// The Prometheus (or VictoriaMetrics, Thanos) base URL, e.g. `http://prometheus:9090`.
+    pub url: Option<String>,
+    /// A file holding a bearer token sent as `Authorization: Bearer …`.
+    pub bearer_token_file: Option<String>,
+    /// A file holding `user:password` for HTTP basic auth.
+    pub basic_auth_file: Option<String>,
+    /// A PEM CA certificate to trust for HTTPS.
+    pub ca_file: Option<String>,
+    /// The label naming the node in dcgm-exporter's series (default `Hostname`); fleetop's own use `node`.
+    pub node_label: Option<String>,
+    /// A suffix removed from the label's value to give the inventory name (e.g. `.cluster.local`); a `:port`
+    /// (as in `instance`) is always removed.
+    pub node_suffix: Option<String>,
 }
 
 /// A string, or a list of them.

@@ -25,6 +25,8 @@ pub(crate) const DEMO_INVENTORY: &str = include_str!("../../inventory.toml");
 pub struct Inventory {
     /// Where it came from: a path, or `demo`.
     pub source: String,
+    /// Where telemetry is read: `None` over SSH, else this Prometheus-compatible store.
+    pub prometheus: Option<PrometheusSource>,
     pub settings: Settings,
     pub thresholds: Thresholds,
     pub cabinets: Vec<Cabinet>,
@@ -90,6 +92,39 @@ pub struct ActionSettings {
     pub bmc_template: String,
     pub read_only: bool,
     pub audit_log: Option<String>,
+}
+
+/// Which transport reads the fleet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    #[default]
+    Ssh,
+    Prometheus,
+}
+
+/// Resolved `[source]` for a Prometheus-compatible store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusSource {
+    pub url: String,
+    pub bearer_token_file: Option<String>,
+    pub basic_auth_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub node_label: String,
+    pub node_suffix: Option<String>,
+}
+
+impl PrometheusSource {
+    pub fn at(url: &str) -> Self {
+        PrometheusSource {
+            url: url.trim_end_matches('/').to_string(),
+            bearer_token_file: None,
+            basic_auth_file: None,
+            ca_file: None,
+            node_label: "Hostname".into(),
+            node_suffix: None,
+        }
+    }
 }
 
 /// Where a node's tenant comes from.

@@ -289,6 +289,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             gpus_per_node: e.gpus_per_node.as_ref().map(|n| *n.get_ref()),
         },
         actions,
+        prometheus: prometheus_source(&parsed, &loc, &mut errors),
         source: file.to_string(),
         settings,
         thresholds: Thresholds {
@@ -301,6 +302,40 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         tenants,
         nodes,
     })
+}
+
+fn prometheus_source(
+    parsed: &InventoryFile,
+    loc: &Locator,
+    errors: &mut Vec<InventoryError>,
+) -> Option<crate::inventory::PrometheusSource> {
+    let s = &parsed.source;
+    if s.kind.unwrap_or_default() != crate::inventory::SourceKind::Prometheus {
+        return None;
+    }
+    let Some(url) = s
+        .url
+        .as_deref()
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+    else {
+        errors.push(loc.at(
+            loc.key("source", "kind"),
+            format!(
+                "[source] kind = \"prometheus\" needs url = \"http(s)://…\" (got {:?})",
+                s.url.as_deref().unwrap_or("")
+            ),
+        ));
+        return None;
+    };
+    let mut p = crate::inventory::PrometheusSource::at(url);
+    p.bearer_token_file = s.bearer_token_file.clone();
+    p.basic_auth_file = s.basic_auth_file.clone();
+    p.ca_file = s.ca_file.clone();
+    if let Some(label) = &s.node_label {
+        p.node_label = label.clone();
+    }
+    p.node_suffix = s.node_suffix.clone();
+    Some(p)
 }
 
 fn nodeset_error(

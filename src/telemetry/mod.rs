@@ -205,6 +205,8 @@ pub enum Source {
     Agent,
     NvidiaSmi,
     Sim,
+    /// Read from a Prometheus-compatible store (dcgm-exporter's or fleetop's own series).
+    Prometheus,
 }
 
 impl Source {
@@ -213,6 +215,7 @@ impl Source {
             Source::Agent => "agent",
             Source::NvidiaSmi => "nvidia-smi",
             Source::Sim => "sim",
+            Source::Prometheus => "prometheus",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! How samples reach the jump host: a [`Transport`] follows every node and sends [`Msg`]s into one channel.
 
 pub mod decode;
+pub mod prometheus;
 pub mod sim;
 pub mod ssh;
 
@@ -42,6 +43,8 @@ pub enum FailureKind {
     NoGpuDriver,
     /// The session worked but the remote command ended or stalled; old data goes stale.
     StreamEnded,
+    /// The source holds nothing for this node (no series in Prometheus).
+    NoData,
 }
 
 /// A node event stamped with the node and the jump host's time of arrival.

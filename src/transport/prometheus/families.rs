@@ -1,0 +1,367 @@
+//! The metric families read from the store, dcgm-exporter's and fleetop's own, and how each series lands in a
+//! node's GPU sample. Units follow each exporter's documentation: dcgm-exporter's `default-counters.csv` (MiB,
+//! °C, W, MHz, the last XID's code) and fleetop's `/metrics` (ratios, bytes, hertz, XID counts).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::query::Series;
+use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
+use crate::telemetry::{throttle_names, GpuSample, XidEvent};
+
+/// Which exporter a family comes from: it decides the node, GPU and UUID labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Dcgm,
+    Fleetop,
+}
+
+/// What a family's value sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Util,
+    MemUtil,
+    MemUsedMib,
+    MemFreeMib,
+    MemReservedMib,
+    Temp,
+    MemTemp,
+    PowerW,
+    PowerLimitW,
+    SmClockMhz,
+    LastXid,
+    RemapPending,
+    RemapFailure,
+    EccDbe,
+    ClockEvents,
+    UtilRatio,
+    MemUtilRatio,
+    MemUsedBytes,
+    MemTotalBytes,
+    SmClockHz,
+    XidCount,
+}
+
+pub struct Family {
+    pub name: &'static str,
+    pub dialect: Dialect,
+    field: Field,
+}
+
+const fn dcgm(name: &'static str, field: Field) -> Family {
+    Family {
+        name,
+        dialect: Dialect::Dcgm,
+        field,
+    }
+}
+
+const fn fleetop(name: &'static str, field: Field) -> Family {
+    Family {
+        name,
+        dialect: Dialect::Fleetop,
+        field,
+    }
+}
+
+/// Every family asked, one query each per refresh for the whole fleet. A family no exporter sends answers
+/// an empty vector and costs one round trip.
+pub const FAMILIES: &[Family] = &[
+    dcgm("DCGM_FI_DEV_GPU_UTIL", Field::Util),
+    dcgm("DCGM_FI_DEV_MEM_COPY_UTIL", Field::MemUtil),
+    dcgm("DCGM_FI_DEV_FB_USED", Field::MemUsedMib),
+    dcgm("DCGM_FI_DEV_FB_FREE", Field::MemFreeMib),
+    dcgm("DCGM_FI_DEV_FB_RESERVED", Field::MemReservedMib),
+    dcgm("DCGM_FI_DEV_GPU_TEMP", Field::Temp),
+    dcgm("DCGM_FI_DEV_MEMORY_TEMP", Field::MemTemp),
+    dcgm("DCGM_FI_DEV_POWER_USAGE", Field::PowerW),
+    dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT", Field::PowerLimitW),
+    dcgm("DCGM_FI_DEV_SM_CLOCK", Field::SmClockMhz),
+    dcgm("DCGM_FI_DEV_XID_ERRORS", Field::LastXid),
+    dcgm("DCGM_FI_DEV_ROW_REMAP_PENDING", Field::RemapPending),
+    dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", Field::RemapFailure),
+    dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Field::EccDbe),
+    dcgm("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", Field::ClockEvents),
+    dcgm("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", Field::ClockEvents),
+    fleetop("fleetop_gpu_utilization_ratio", Field::UtilRatio),
+    fleetop("fleetop_gpu_memory_utilization_ratio", Field::MemUtilRatio),
+    fleetop("fleetop_gpu_memory_used_bytes", Field::MemUsedBytes),
+    fleetop("fleetop_gpu_memory_total_bytes", Field::MemTotalBytes),
+    fleetop("fleetop_gpu_temperature_celsius", Field::Temp),
+    fleetop("fleetop_gpu_memory_temperature_celsius", Field::MemTemp),
+    fleetop("fleetop_gpu_power_watts", Field::PowerW),
+    fleetop("fleetop_gpu_power_limit_watts", Field::PowerLimitW),
+    fleetop("fleetop_gpu_sm_clock_hertz", Field::SmClockHz),
+    fleetop("fleetop_gpu_ecc_uncorrected_errors", Field::EccDbe),
+    fleetop("fleetop_gpu_remapped_rows_pending", Field::RemapPending),
+    fleetop("fleetop_gpu_xid_errors", Field::XidCount),
+];
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What one refresh found for one node.
+#[derive(Debug, Default)]
+pub struct NodeData {
+    pub gpus: BTreeMap<u32, GpuSample>,
+    /// Newest sample time among its series (Unix seconds).
+    pub newest: f64,
+    /// dcgm-exporter's free and reserved memory, summed with used into the total once every family is in.
+    free_mib: HashMap<u32, (Option<f64>, Option<f64>)>,
+    /// Which exporters spoke for it.
+    pub dialects: Vec<Dialect>,
+}
+
+impl NodeData {
+    /// Completes values that need several families.
+    pub fn finish(&mut self) {
+        for (index, (free, reserved)) in &self.free_mib {
+            if let (Some(g), Some(free)) = (self.gpus.get_mut(index), free) {
+                if g.mem_total_mib.is_none() {
+                    if let Some(used) = g.mem_used_mib {
+                        g.mem_total_mib = Some(
+                            used + free.round() as u64 + reserved.unwrap_or(0.0).round() as u64,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Names the inventory node a series' labels belong to, if any.
+pub type NodeOf<'a> = &'a dyn Fn(&HashMap<String, String>, Dialect) -> Option<String>;
+
+/// Files `series` of `family` under its node (named through `node_of`), creating the GPU on first sight.
+pub fn apply(
+    family: &Family,
+    series: &[Series],
+    node_of: NodeOf,
+    nodes: &mut HashMap<String, NodeData>,
+) {
+    for s in series {
+        let Some(node) = node_of(&s.metric, family.dialect) else {
+            continue;
+        };
+        let Some(index) = s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(value) = s.value.1.parse::<f64>() else {
+            continue;
+        };
+        if !value.is_finite() {
+            continue;
+        }
+        let data = nodes.entry(node).or_default();
+        if !data.gpus.contains_key(&index) && data.gpus.len() >= MAX_GPUS_PER_SAMPLE {
+            continue;
+        }
+        data.newest = data.newest.max(s.value.0);
+        if !data.dialects.contains(&family.dialect) {
+            data.dialects.push(family.dialect);
+        }
+        let gpu = data.gpus.entry(index).or_insert_with(|| GpuSample {
+            index,
+            ..Default::default()
+        });
+        let (uuid_label, name_label) = match family.dialect {
+            Dialect::Dcgm => ("UUID", Some("modelName")),
+            Dialect::Fleetop => ("uuid", None),
+        };
+        if gpu.uuid.is_none() {
+            gpu.uuid = s.metric.get(uuid_label).cloned();
+        }
+        if let Some(label) = name_label {
+            if gpu.name.is_none() {
+                gpu.name = s.metric.get(label).cloned();
+            }
+        }
+        if gpu.pci_bus_id.is_none() {
+            gpu.pci_bus_id = s.metric.get("pci_bus_id").cloned();
+        }
+        set(gpu, family.field, value, &s.metric, &mut data.free_mib);
+    }
+}
+
+/// Whole numbers as the exporters send them; a negative or huge one becomes `u32::MAX` so the range check
+/// names it rather than wrapping it.
+fn whole(v: f64) -> u32 {
+    if (0.0..=f64::from(u32::MAX)).contains(&v) {
+        v.round() as u32
+    } else {
+        u32::MAX
+    }
+}
+
+fn count(v: f64) -> u64 {
+    if v >= 0.0 && v < u64::MAX as f64 {
+        v.round() as u64
+    } else {
+        u64::MAX
+    }
+}
+
+fn set(
+    gpu: &mut GpuSample,
+    field: Field,
+    v: f64,
+    labels: &HashMap<String, String>,
+    free_mib: &mut HashMap<u32, (Option<f64>, Option<f64>)>,
+) {
+    match field {
+        Field::Util => gpu.util_pct = Some(whole(v)),
+        Field::MemUtil => gpu.mem_util_pct = Some(whole(v)),
+        Field::MemUsedMib => gpu.mem_used_mib = Some(count(v)),
+        Field::MemFreeMib => free_mib.entry(gpu.index).or_default().0 = Some(v),
+        Field::MemReservedMib => free_mib.entry(gpu.index).or_default().1 = Some(v),
+        Field::Temp => gpu.temp_c = Some(whole(v)),
+        Field::MemTemp => gpu.mem_temp_c = Some(whole(v)),
+        Field::PowerW => gpu.power_w = Some(v),
+        Field::PowerLimitW => gpu.power_limit_w = Some(v),
+        Field::SmClockMhz => gpu.sm_clock_mhz = Some(whole(v)),
+        // dcgm-exporter: "Value of the last XID error encountered"; 0 is none since DCGM started watching.
+        Field::LastXid => {
+            let code = whole(v);
+            gpu.xid = Some(if code == 0 { Vec::new() } else { vec![code] });
+        }
+        Field::RemapPending => gpu.remapped_rows_pending = Some(v != 0.0),
+        Field::RemapFailure => gpu.remapped_rows_failed = Some(v != 0.0),
+        Field::EccDbe => gpu.ecc_uncorrected = Some(count(v)),
+        Field::ClockEvents => gpu.throttle = Some(throttle_names(count(v))),
+        Field::UtilRatio => gpu.util_pct = Some(whole(v * 100.0)),
+        Field::MemUtilRatio => gpu.mem_util_pct = Some(whole(v * 100.0)),
+        Field::MemUsedBytes => gpu.mem_used_mib = Some(count(v / MIB)),
+        Field::MemTotalBytes => gpu.mem_total_mib = Some(count(v / MIB)),
+        Field::SmClockHz => gpu.sm_clock_mhz = Some(whole(v / 1e6)),
+        // fleetop: occurrences of each XID code the agent saw, one series per code.
+        Field::XidCount => {
+            let Some(code) = labels.get("xid").and_then(|x| x.parse::<u32>().ok()) else {
+                return;
+            };
+            let codes = gpu.xid.get_or_insert_with(Vec::new);
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+            gpu.xid_events.get_or_insert_with(Vec::new).push(XidEvent {
+                code,
+                count: count(v),
+                first_ms: None,
+                last_ms: None,
+                text: None,
+                fatal: None,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(labels: &[(&str, &str)], value: &str) -> Series {
+        Series {
+            metric: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value: (1_700_000_000.5, value.into()),
+        }
+    }
+
+    #[test]
+    fn families_land_in_their_fields_with_their_units() {
+        let node_of = |m: &HashMap<String, String>, d: Dialect| {
+            m.get(if d == Dialect::Dcgm {
+                "Hostname"
+            } else {
+                "node"
+            })
+            .cloned()
+        };
+        let mut nodes = HashMap::new();
+        let find = |name: &str| FAMILIES.iter().find(|f| f.name == name).unwrap();
+        let dcgm_labels = [
+            ("Hostname", "n1"),
+            ("gpu", "3"),
+            ("UUID", "GPU-x"),
+            ("modelName", "NVIDIA H100 80GB HBM3"),
+        ];
+        apply(
+            find("DCGM_FI_DEV_FB_USED"),
+            &[series(&dcgm_labels, "1000")],
+            &node_of,
+            &mut nodes,
+        );
+        apply(
+            find("DCGM_FI_DEV_FB_FREE"),
+            &[series(&dcgm_labels, "80000")],
+            &node_of,
+            &mut nodes,
+        );
+        apply(
+            find("DCGM_FI_DEV_XID_ERRORS"),
+            &[series(&dcgm_labels, "79")],
+            &node_of,
+            &mut nodes,
+        );
+        apply(
+            find("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"),
+            &[series(&dcgm_labels, "12")],
+            &node_of,
+            &mut nodes,
+        );
+        apply(
+            find("DCGM_FI_DEV_POWER_USAGE"),
+            &[series(&dcgm_labels, "NaN")],
+            &node_of,
+            &mut nodes,
+        );
+        let fleetop_labels = [("node", "n2"), ("gpu", "0"), ("uuid", "GPU-y")];
+        apply(
+            find("fleetop_gpu_utilization_ratio"),
+            &[series(&fleetop_labels, "0.97")],
+            &node_of,
+            &mut nodes,
+        );
+        apply(
+            find("fleetop_gpu_sm_clock_hertz"),
+            &[series(&fleetop_labels, "1980000000")],
+            &node_of,
+            &mut nodes,
+        );
+        let xid = [
+            ("node", "n2"),
+            ("gpu", "0"),
+            ("uuid", "GPU-y"),
+            ("xid", "48"),
+        ];
+        apply(
+            find("fleetop_gpu_xid_errors"),
+            &[series(&xid, "2")],
+            &node_of,
+            &mut nodes,
+        );
+        // A series without a node or GPU label (an exporter's own counters) is not a GPU.
+        apply(
+            find("DCGM_FI_DEV_GPU_UTIL"),
+            &[series(&[("gpu", "0")], "5")],
+            &node_of,
+            &mut nodes,
+        );
+        for n in nodes.values_mut() {
+            n.finish();
+        }
+        let g = &nodes["n1"].gpus[&3];
+        assert_eq!((g.mem_used_mib, g.mem_total_mib), (Some(1000), Some(81000)));
+        assert_eq!(g.xid, Some(vec![79]));
+        assert_eq!(
+            g.throttle,
+            Some(vec!["sw_power_cap".to_string(), "hw_slowdown".to_string()])
+        );
+        assert_eq!(g.power_w, None, "NaN is no value");
+        assert_eq!(g.name.as_deref(), Some("NVIDIA H100 80GB HBM3"));
+        let f = &nodes["n2"].gpus[&0];
+        assert_eq!((f.util_pct, f.sm_clock_mhz), (Some(97), Some(1980)));
+        assert_eq!(f.xid_counts(), vec![(48, 2)]);
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes["n1"].newest, 1_700_000_000.5);
+    }
+}

@@ -1,0 +1,293 @@
+//! A Prometheus-compatible store as the fleet's source: every refresh asks one instant query per metric family
+//! for the whole fleet (dcgm-exporter's and fleetop's own), groups the series by node and sends each node's
+//! sample into the same channel SSH feeds. A node's age comes from its samples' timestamps, not from when the
+//! answer arrived; a node in the inventory with no series is "no data", never ok.
+
+mod families;
+mod query;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{FailureKind, Following, Msg, MsgSender, NodeEvent, Transport};
+use crate::inventory::{Inventory, PrometheusSource};
+use crate::telemetry::{NodeSample, Source};
+use families::{Dialect, NodeData, FAMILIES};
+
+pub use query::Client;
+
+/// How many refreshes a node that had series may miss before it is "no data": twice the three intervals after
+/// which the fleet calls a sample stale, so it shows stale (its last values, dimmed) for a while first.
+const MISSES_BEFORE_NO_DATA: u32 = 6;
+
+#[derive(Debug, Clone)]
+pub struct PrometheusTransport {
+    source: PrometheusSource,
+    /// Evaluate every query at this time instead of now (`snapshot --at`).
+    at: Option<SystemTime>,
+    one_pass: bool,
+}
+
+impl PrometheusTransport {
+    pub fn new(source: PrometheusSource) -> Self {
+        PrometheusTransport {
+            source,
+            at: None,
+            one_pass: false,
+        }
+    }
+
+    /// One refresh, then stop: what `snapshot` needs.
+    pub fn one_pass(mut self) -> Self {
+        self.one_pass = true;
+        self
+    }
+
+    /// Reads the fleet as it was at `at`.
+    pub fn at(mut self, at: SystemTime) -> Self {
+        self.at = Some(at);
+        self
+    }
+}
+
+impl Transport for PrometheusTransport {
+    fn follow(&self, inventory: &Arc<Inventory>, tx: MsgSender) -> Following {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inv, me, flag) = (Arc::clone(inventory), self.clone(), Arc::clone(&stop));
+        let spawned = std::thread::Builder::new()
+            .name("prometheus".into())
+            .spawn(move || me.run(&inv, &tx, &flag));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the Prometheus reader: {e}");
+        }
+        Following::new(stop)
+    }
+}
+
+/// What the reader remembers of each node between refreshes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    streaming: bool,
+    misses: u32,
+    told_no_data: bool,
+}
+
+impl PrometheusTransport {
+    fn run(&self, inv: &Inventory, tx: &MsgSender, stop: &AtomicBool) {
+        let client = match Client::new(&self.source) {
+            Ok(c) => c,
+            Err(e) => {
+                fail_all(
+                    inv,
+                    tx,
+                    FailureKind::Unreachable,
+                    &format!("Prometheus: {e}"),
+                );
+                return;
+            }
+        };
+        let mut seen = vec![Seen::default(); inv.nodes.len()];
+        loop {
+            let started = Instant::now();
+            match self.refresh(inv, &client) {
+                Ok(nodes) => {
+                    if !self.deliver(inv, nodes, &mut seen, tx) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    fail_all(
+                        inv,
+                        tx,
+                        FailureKind::Unreachable,
+                        &format!("Prometheus {}: {e}", self.source.url),
+                    );
+                    seen.iter_mut().for_each(|s| s.streaming = false);
+                }
+            }
+            if self.one_pass {
+                return;
+            }
+            let until = started + inv.settings.interval;
+            while Instant::now() < until {
+                if stop.load(Ordering::Relaxed) || tx.is_closed() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+            }
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+
+    /// One query per family; every node's data, keyed by inventory name.
+    fn refresh(
+        &self,
+        inv: &Inventory,
+        client: &Client,
+    ) -> Result<HashMap<String, NodeData>, String> {
+        let time = self.at.map(|t| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        });
+        let node_of = |labels: &HashMap<String, String>, dialect: Dialect| {
+            let label = match dialect {
+                Dialect::Dcgm => self.source.node_label.as_str(),
+                Dialect::Fleetop => "node",
+            };
+            let name = inventory_name(labels.get(label)?, self.source.node_suffix.as_deref());
+            inv.find_node(&name).map(|_| name)
+        };
+        let mut nodes: HashMap<String, NodeData> = HashMap::new();
+        for family in FAMILIES {
+            let series = client.instant(family.name, time)?;
+            families::apply(family, &series, &node_of, &mut nodes);
+        }
+        for data in nodes.values_mut() {
+            data.finish();
+        }
+        Ok(nodes)
+    }
+
+    /// Sends each node its sample, or its absence; false once the receiver is gone.
+    fn deliver(
+        &self,
+        inv: &Inventory,
+        mut nodes: HashMap<String, NodeData>,
+        seen: &mut [Seen],
+        tx: &MsgSender,
+    ) -> bool {
+        let reference = self.at.unwrap_or_else(SystemTime::now);
+        let reference_s = reference
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let now = Instant::now();
+        for (id, spec) in inv.nodes.iter().enumerate() {
+            let send = |event| {
+                tx.send(Msg {
+                    node: id,
+                    at: now,
+                    event,
+                })
+                .is_ok()
+            };
+            let Some(data) = nodes.remove(&spec.name) else {
+                let s = &mut seen[id];
+                s.misses = s.misses.saturating_add(1);
+                // A node that never had series is no data at once; one that had them goes stale first.
+                let gone = !s.streaming || s.misses >= MISSES_BEFORE_NO_DATA;
+                if gone && !s.told_no_data {
+                    s.told_no_data = true;
+                    s.streaming = false;
+                    let detail = format!(
+                        "no series in Prometheus for this node ({} or node label = {:?}){}",
+                        self.source.node_label,
+                        spec.name,
+                        if s.misses > 1 {
+                            ": its exporter stopped answering or was dropped"
+                        } else {
+                            ""
+                        }
+                    );
+                    if !send(NodeEvent::Failed {
+                        kind: FailureKind::NoData,
+                        detail,
+                    }) {
+                        return false;
+                    }
+                }
+                continue;
+            };
+            let s = &mut seen[id];
+            s.misses = 0;
+            s.told_no_data = false;
+            if !s.streaming {
+                s.streaming = true;
+                let exporters: Vec<&str> = data
+                    .dialects
+                    .iter()
+                    .map(|d| match d {
+                        Dialect::Dcgm => "dcgm-exporter",
+                        Dialect::Fleetop => "fleetop agent",
+                    })
+                    .collect();
+                let detail = format!("Prometheus {} · {}", self.source.url, exporters.join(" + "));
+                if !send(NodeEvent::Streaming {
+                    source: Source::Prometheus,
+                    detail,
+                    hello: None,
+                }) {
+                    return false;
+                }
+            }
+            // The sample is as old as its newest series, measured from the time asked about.
+            let age = Duration::from_secs_f64((reference_s - data.newest).max(0.0));
+            let mut sample = NodeSample {
+                t: (data.newest * 1000.0) as u64,
+                gpus: data.gpus.into_values().collect(),
+                ..Default::default()
+            };
+            sample.sanitize(crate::telemetry::wire::MAX_GPUS_PER_SAMPLE);
+            let at = now.checked_sub(age).unwrap_or(now);
+            if tx
+                .send(Msg {
+                    node: id,
+                    at,
+                    event: NodeEvent::Sample(sample),
+                })
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The inventory name a label value stands for: without a `:port` (as in `instance`) or the configured suffix.
+fn inventory_name(value: &str, suffix: Option<&str>) -> String {
+    let host = match value.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => value,
+    };
+    let host = suffix.and_then(|s| host.strip_suffix(s)).unwrap_or(host);
+    host.to_string()
+}
+
+fn fail_all(inv: &Inventory, tx: &MsgSender, kind: FailureKind, detail: &str) {
+    for id in 0..inv.nodes.len() {
+        let event = NodeEvent::Failed {
+            kind,
+            detail: detail.to_string(),
+        };
+        if tx
+            .send(Msg {
+                node: id,
+                at: Instant::now(),
+                event,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_map_to_inventory_names() {
+        assert_eq!(inventory_name("c001n1", None), "c001n1");
+        assert_eq!(inventory_name("c001n1:9400", None), "c001n1");
+        assert_eq!(
+            inventory_name("c001n1.cluster.local:9400", Some(".cluster.local")),
+            "c001n1"
+        );
+        assert_eq!(inventory_name("[::1]", None), "[::1]");
+    }
+}
