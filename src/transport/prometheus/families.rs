@@ -47,6 +47,19 @@ pub struct Family {
     field: Field,
 }
 
+impl Family {
+    /// The query for this family, keeping only the labels fleetop reads: the store sends, and fleetop parses,
+    /// a fraction of each series (dcgm-exporter adds a dozen labels per series).
+    pub fn query(&self, node_label: &str) -> String {
+        let labels = match (self.dialect, self.field) {
+            (Dialect::Dcgm, _) => format!("{node_label},gpu,UUID,modelName,pci_bus_id"),
+            (Dialect::Fleetop, Field::XidCount) => "node,gpu,uuid,xid".to_string(),
+            (Dialect::Fleetop, _) => "node,gpu,uuid".to_string(),
+        };
+        format!("max by ({labels}) ({})", self.name)
+    }
+}
+
 const fn dcgm(name: &'static str, field: Field) -> Family {
     Family {
         name,
@@ -264,6 +277,19 @@ mod tests {
                 .collect(),
             value: (1_700_000_000.5, value.into()),
         }
+    }
+
+    #[test]
+    fn queries_keep_only_the_labels_read() {
+        let find = |name: &str| FAMILIES.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(
+            find("DCGM_FI_DEV_GPU_UTIL").query("instance"),
+            "max by (instance,gpu,UUID,modelName,pci_bus_id) (DCGM_FI_DEV_GPU_UTIL)"
+        );
+        assert_eq!(
+            find("fleetop_gpu_xid_errors").query("Hostname"),
+            "max by (node,gpu,uuid,xid) (fleetop_gpu_xid_errors)"
+        );
     }
 
     #[test]

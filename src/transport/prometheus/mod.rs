@@ -143,7 +143,7 @@ impl PrometheusTransport {
         };
         let mut nodes: HashMap<String, NodeData> = HashMap::new();
         for family in FAMILIES {
-            let series = client.instant(family.name, time)?;
+            let series = client.instant(&family.query(&self.source.node_label), time)?;
             families::apply(family, &series, &node_of, &mut nodes);
         }
         for data in nodes.values_mut() {
