@@ -8,6 +8,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod measure;
+mod prometheus;
 mod report;
 mod scenarios;
 
@@ -42,6 +43,19 @@ fn main() {
         for &n in &sizes {
             cold_agentless(n);
         }
+        return;
+    }
+    // FLEETOP_BENCH_ONLY=prometheus: 100,000 GPUs read from a real Prometheus (docs/benchmarks-prometheus.md).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("prometheus") {
+        let nodes = std::env::var("FLEETOP_BENCH_PROM_NODES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(12_500);
+        let follow = std::env::var("FLEETOP_BENCH_PROM_FOLLOW_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
+        prometheus::prometheus(nodes, follow);
         return;
     }
     // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).

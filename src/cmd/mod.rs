@@ -30,7 +30,19 @@ pub fn run(cli: Cli) -> i32 {
     init_tracing(interactive);
     raise_fd_limit();
     if let Some(frames) = cli.bench_render {
-        crate::text::print(&crate::tui::bench::run(frames));
+        // The demo fleet, or the one `--inventory` names (simulated the same way).
+        let inventory = if cli.global.inventory.is_some() {
+            match load_inventory(&cli.global) {
+                Ok(i) => i,
+                Err(e) => {
+                    crate::text::warn(&e);
+                    return crate::runtime::EXIT_CANNOT_RUN;
+                }
+            }
+        } else {
+            Inventory::demo()
+        };
+        crate::text::print(&crate::tui::bench::run(frames, inventory));
         return 0;
     }
     if let Some(secs) = cli.bench_memory {

@@ -15,7 +15,11 @@ use crate::transport::sim;
 
 /// An `App` holding the demo fleet after `ticks` samples per node, at a fixed seed; the clock is `now`.
 pub fn demo_app(ticks: u64, now: Instant) -> App {
-    let inventory = Arc::new(Inventory::demo());
+    fleet_app(Arc::new(Inventory::demo()), ticks, now)
+}
+
+/// Any inventory's fleet, simulated as the demo's is, with `ticks` samples of history per node.
+pub fn fleet_app(inventory: Arc<Inventory>, ticks: u64, now: Instant) -> App {
     let mut app = App::new(Arc::clone(&inventory), Keymap::default(), now);
     let interval = inventory.settings.interval;
     for tick in 0..ticks {
@@ -33,11 +37,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Renders `frames` frames of each view at 200×50; returns the report printed by the CLI.
-pub fn run(frames: usize) -> String {
+/// Renders `frames` frames of each view at 200×50 for `inventory`'s fleet (simulated); returns the report
+/// printed by the CLI.
+pub fn run(frames: usize, inventory: Inventory) -> String {
     let frames = frames.max(1);
     let started = Instant::now();
-    let mut app = demo_app(60, Instant::now());
+    let mut app = fleet_app(Arc::new(inventory), 60, Instant::now());
     let build = started.elapsed();
     let refresh = {
         let t = Instant::now();
@@ -47,9 +52,10 @@ pub fn run(frames: usize) -> String {
     app.viewport = (200, 50);
     let theme = Theme::default();
     let mut out = format!(
-        "demo fleet: {} nodes, {} GPUs, 60 samples of history each (built in {:.0} ms)\n\
+        "{} fleet: {} nodes, {} GPUs, 60 samples of history each (built in {:.0} ms)\n\
          refresh (rows, verdicts, tenants; at most 4×/s): {:.2} ms\n\
          {:<10} {:>8} {:>8} {:>8}   (200×50, {frames} frames each, off-screen)\n",
+        app.fleet.inventory().source,
         app.fleet.nodes().len(),
         app.totals.summary.gpus_seen,
         build.as_secs_f64() * 1e3,

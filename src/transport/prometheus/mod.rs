@@ -247,6 +247,11 @@ impl PrometheusTransport {
     }
 }
 
+/// Every query one refresh asks, in order (for benchmarks that ask the same of the store's own client).
+pub fn queries(node_label: &str) -> Vec<String> {
+    FAMILIES.iter().map(|f| f.query(node_label)).collect()
+}
+
 /// The inventory name a label value stands for: without a `:port` (as in `instance`) or the configured suffix.
 fn inventory_name(value: &str, suffix: Option<&str>) -> String {
     let host = match value.rsplit_once(':') {
