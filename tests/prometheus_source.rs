@@ -324,6 +324,8 @@ fn prometheus_shows_what_ssh_shows_and_a_silent_node_is_no_data() {
 #[test]
 fn a_target_that_stops_turns_stale_then_no_data_while_following() {
     let mut s = Setup::new();
+    // A few seconds of scrapes in the store before the view starts: its sparklines begin with them.
+    std::thread::sleep(Duration::from_secs(4));
     let inv = Arc::new(fleetop::inventory::Inventory::load(&s.inventory()).unwrap());
     let source = fleetop::inventory::PrometheusSource::at(&s.base);
     let transport = fleetop::transport::prometheus::PrometheusTransport::new(source);
@@ -356,6 +358,18 @@ fn a_target_that_stops_turns_stale_then_no_data_while_following() {
     };
     use fleetop::fleet::NodeState;
     watch(&mut state, Duration::from_secs(20), NodeState::Up);
+    let tn01 = inv.find_node("tn01").unwrap();
+    let filled = |state: &fleetop::fleet::FleetState| {
+        state.nodes()[tn01]
+            .history
+            .first()
+            .map_or(0, |h| h.util().iter().filter(|&&u| u != u8::MAX).count())
+    };
+    assert!(
+        filled(&state) >= 3,
+        "the store's past fills the sparkline at once: {} points",
+        filled(&state)
+    );
     s.exporters[1].take();
     watch(&mut state, Duration::from_secs(30), NodeState::NoData);
     assert!(

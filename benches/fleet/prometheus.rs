@@ -24,7 +24,11 @@ const FAMILIES: [(&str, &str); 8] = [
 const NODES_PER_CABINET: usize = 25;
 
 fn node_name(n: usize) -> String {
-    format!("b{:03}n{:02}", n / NODES_PER_CABINET + 1, n % NODES_PER_CABINET + 1)
+    format!(
+        "b{:03}n{:02}",
+        n / NODES_PER_CABINET + 1,
+        n % NODES_PER_CABINET + 1
+    )
 }
 
 /// dcgm-exporter's text for `nodes` nodes of 8 GPUs, values varying by node and GPU.
@@ -80,7 +84,11 @@ fn query_count(base: &str, q: &str) -> usize {
         .call()
         .ok()
         .and_then(|r| r.into_json::<serde_json::Value>().ok())
-        .and_then(|v| v["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse().ok()))
+        .and_then(|v| {
+            v["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -123,7 +131,10 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
     let prometheus = Killed(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{web}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
@@ -134,7 +145,10 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
     let base = format!("http://127.0.0.1:{web}");
     let started = Instant::now();
     while query_count(&base, "count(DCGM_FI_DEV_XID_ERRORS)") < gpus {
-        assert!(started.elapsed() < Duration::from_secs(600), "Prometheus never stored every GPU");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "Prometheus never stored every GPU"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
     println!("  stored after {:.0} s", started.elapsed().as_secs_f64());
@@ -146,10 +160,18 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
     for _ in 0..3 {
         let m = measure(
             Command::new(env!("CARGO_BIN_EXE_fleetop"))
-                .args(["snapshot", "--format", "json", "--timeout", "120", "--inventory"])
+                .args([
+                    "snapshot",
+                    "--format",
+                    "json",
+                    "--timeout",
+                    "120",
+                    "--inventory",
+                ])
                 .arg(&inv),
         );
-        let up = m.stdout.matches("\"state\":\"up\"").count() + m.stdout.matches("\"state\": \"up\"").count();
+        let up = m.stdout.matches("\"state\":\"up\"").count()
+            + m.stdout.matches("\"state\": \"up\"").count();
         runs.push((secs(m.wall), secs(m.cpu), up));
     }
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -165,7 +187,10 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         floor_cpu += secs(m.cpu);
     }
     let floor_wall = secs(floor_started.elapsed());
-    println!("  promtool: {} queries, {floor_wall:.2} s wall, {floor_cpu:.2} s CPU", queries.len());
+    println!(
+        "  promtool: {} queries, {floor_wall:.2} s wall, {floor_cpu:.2} s CPU",
+        queries.len()
+    );
 
     // Following at a 15 s refresh: CPU per minute and peak RSS.
     let mut follower = Command::new(env!("CARGO_BIN_EXE_fleetop"))
@@ -209,7 +234,10 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         queries.len()
     );
     let _ = writeln!(md, "| measure | result | budget |\n|---|---|---|");
-    let _ = writeln!(md, "| one full refresh (`snapshot`, median of 3), wall | {wall:.2} s | < 2 s |");
+    let _ = writeln!(
+        md,
+        "| one full refresh (`snapshot`, median of 3), wall | {wall:.2} s | < 2 s |"
+    );
     let _ = writeln!(md, "| one full refresh, fleetop CPU | {cpu:.2} s | < 1 s |");
     let _ = writeln!(md, "| nodes up in it | {up} of {nodes} | all |");
     let _ = writeln!(
@@ -217,9 +245,19 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         "| floor: `promtool query instant` of the same {} queries, one after another | {floor_wall:.2} s wall, {floor_cpu:.2} s CPU | — |",
         queries.len()
     );
-    let _ = writeln!(md, "| following at a 15 s refresh ({follow_secs} s) | {share:.1} % of one core | < 10 % |");
-    let _ = writeln!(md, "| peak RSS while following | {rss:.0} MiB | < 400 MiB |");
-    let _ = writeln!(md, "\nDrawing the same fleet (simulated, 200×50, off-screen):\n\n```\n{render}```");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks-prometheus.md");
+    let _ = writeln!(
+        md,
+        "| following at a 15 s refresh ({follow_secs} s) | {share:.1} % of one core | < 10 % |"
+    );
+    let _ = writeln!(
+        md,
+        "| peak RSS while following | {rss:.0} MiB | < 400 MiB |"
+    );
+    let _ = writeln!(
+        md,
+        "\nDrawing the same fleet (simulated, 200×50, off-screen):\n\n```\n{render}```"
+    );
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks-prometheus.md");
     let _ = std::fs::write(path, md);
 }

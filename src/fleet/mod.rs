@@ -209,6 +209,23 @@ impl FleetState {
                     self.set_identity(msg.node, identity);
                 }
             }
+            // Only a ring nothing has filled yet takes the past: live samples always win.
+            NodeEvent::History(gpus) => {
+                for (index, points) in gpus {
+                    let i = index as usize;
+                    if i >= 64 {
+                        continue;
+                    }
+                    if node.history.len() <= i {
+                        node.history.resize_with(i + 1, Default::default);
+                    }
+                    if node.history[i].is_empty() {
+                        for (util, temp) in points {
+                            node.history[i].push(self.history_len, util, temp);
+                        }
+                    }
+                }
+            }
             NodeEvent::BadLine(why) => {
                 node.bad_lines += 1;
                 node.last_bad = Some(why);

@@ -290,6 +290,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         },
         actions,
         prometheus: prometheus_source(&parsed, &loc, &mut errors),
+        by_name: std::sync::OnceLock::new(),
         source: file.to_string(),
         settings,
         thresholds: Thresholds {

@@ -25,6 +25,9 @@ pub enum NodeEvent {
         hello: Option<Box<crate::telemetry::wire::AgentHello>>,
     },
     Sample(NodeSample),
+    /// Past utilisation and temperature per GPU index, oldest first at the refresh interval, read from a store
+    /// that keeps history: it fills the sparklines of a view that just started. `None` where a point is absent.
+    History(Vec<(u32, Vec<(Option<u32>, Option<u32>)>)>),
     /// A line that could not be used (garbage, oversized, not UTF-8); counted, never fatal.
     BadLine(String),
     /// The connection or the remote command failed; the transport retries with backoff.

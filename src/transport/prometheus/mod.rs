@@ -18,6 +18,9 @@ use families::{Dialect, NodeData, FAMILIES};
 
 pub use query::Client;
 
+/// How far back a starting view's sparklines are filled from the store (the fleet keeps ten minutes).
+const HISTORY_SPAN: Duration = Duration::from_secs(600);
+
 /// How many refreshes a node that had series may miss before it is "no data": twice the three intervals after
 /// which the fleet calls a sample stale, so it shows stale (its last values, dimmed) for a while first.
 const MISSES_BEFORE_NO_DATA: u32 = 6;
@@ -89,6 +92,9 @@ impl PrometheusTransport {
             }
         };
         let mut seen = vec![Seen::default(); inv.nodes.len()];
+        if !self.one_pass && self.at.is_none() && !self.backfill(inv, &client, tx) {
+            return;
+        }
         loop {
             let started = Instant::now();
             match self.refresh(inv, &client) {
@@ -123,6 +129,116 @@ impl PrometheusTransport {
         }
     }
 
+    /// The inventory node a series belongs to, by the dialect's node label.
+    fn node_name(
+        &self,
+        inv: &Inventory,
+        labels: &HashMap<String, String>,
+        dialect: Dialect,
+    ) -> Option<String> {
+        let label = match dialect {
+            Dialect::Dcgm => self.source.node_label.as_str(),
+            Dialect::Fleetop => "node",
+        };
+        let name = inventory_name(labels.get(label)?, self.source.node_suffix.as_deref());
+        inv.find_node(&name).map(|_| name)
+    }
+
+    /// Fills the sparklines of a view that just started from the store's last ten minutes: one range query each
+    /// for utilisation and temperature per exporter. History is a convenience: a failed query leaves the rings
+    /// to fill as samples arrive. False once the receiver is gone.
+    fn backfill(&self, inv: &Inventory, client: &Client, tx: &MsgSender) -> bool {
+        let step = inv.settings.interval.as_secs_f64().max(1.0);
+        let end = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let start = end - HISTORY_SPAN.as_secs_f64();
+        let points = ((end - start) / step).floor() as usize + 1;
+        type Rings = Vec<(Option<u32>, Option<u32>)>;
+        let mut history: HashMap<String, std::collections::BTreeMap<u32, Rings>> = HashMap::new();
+        let label = self.source.node_label.as_str();
+        let asked = [
+            (
+                format!("max by ({label},gpu) (DCGM_FI_DEV_GPU_UTIL)"),
+                Dialect::Dcgm,
+                true,
+                1.0,
+            ),
+            (
+                format!("max by ({label},gpu) (DCGM_FI_DEV_GPU_TEMP)"),
+                Dialect::Dcgm,
+                false,
+                1.0,
+            ),
+            (
+                "max by (node,gpu) (fleetop_gpu_utilization_ratio)".to_string(),
+                Dialect::Fleetop,
+                true,
+                100.0,
+            ),
+            (
+                "max by (node,gpu) (fleetop_gpu_temperature_celsius)".to_string(),
+                Dialect::Fleetop,
+                false,
+                1.0,
+            ),
+        ];
+        for (query, dialect, is_util, scale) in asked {
+            let Ok(series) = client.range(&query, start, end, step) else {
+                continue;
+            };
+            for s in series {
+                let (Some(node), Some(gpu)) = (
+                    self.node_name(inv, &s.metric, dialect),
+                    s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()),
+                ) else {
+                    continue;
+                };
+                let gpus = history.entry(node).or_default();
+                if !gpus.contains_key(&gpu)
+                    && gpus.len() >= crate::telemetry::wire::MAX_GPUS_PER_SAMPLE
+                {
+                    continue;
+                }
+                let ring = gpus
+                    .entry(gpu)
+                    .or_insert_with(|| vec![(None, None); points]);
+                for (t, v) in &s.values {
+                    let slot = ((t - start) / step).round();
+                    let Ok(v) = v.parse::<f64>() else { continue };
+                    if !(0.0..points as f64).contains(&slot) || !v.is_finite() || v < 0.0 {
+                        continue;
+                    }
+                    let value = Some((v * scale).round().min(f64::from(u32::MAX)) as u32);
+                    let point = &mut ring[slot as usize];
+                    if is_util {
+                        point.0 = value;
+                    } else {
+                        point.1 = value;
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        for (name, gpus) in history {
+            let Some(id) = inv.find_node(&name) else {
+                continue;
+            };
+            let event = NodeEvent::History(gpus.into_iter().collect());
+            if tx
+                .send(Msg {
+                    node: id,
+                    at: now,
+                    event,
+                })
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
     /// One query per family; every node's data, keyed by inventory name.
     fn refresh(
         &self,
@@ -134,12 +250,7 @@ impl PrometheusTransport {
                 .map_or(0.0, |d| d.as_secs_f64())
         });
         let node_of = |labels: &HashMap<String, String>, dialect: Dialect| {
-            let label = match dialect {
-                Dialect::Dcgm => self.source.node_label.as_str(),
-                Dialect::Fleetop => "node",
-            };
-            let name = inventory_name(labels.get(label)?, self.source.node_suffix.as_deref());
-            inv.find_node(&name).map(|_| name)
+            self.node_name(inv, labels, dialect)
         };
         let mut nodes: HashMap<String, NodeData> = HashMap::new();
         for family in FAMILIES {

@@ -21,6 +21,28 @@ pub struct Series {
     pub value: (f64, String),
 }
 
+/// One series of a range query: its labels and its points (Unix seconds, value).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RangeSeries {
+    pub metric: HashMap<String, String>,
+    pub values: Vec<(f64, String)>,
+}
+
+#[derive(Deserialize)]
+struct RangeAnswer {
+    status: String,
+    #[serde(default)]
+    data: Option<RangeData>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RangeData {
+    #[serde(default)]
+    result: Vec<RangeSeries>,
+}
+
 #[derive(Deserialize)]
 struct Answer {
     status: String,
@@ -82,12 +104,49 @@ impl Client {
 
     /// The instant vector of `query`, evaluated now or at `time` (Unix seconds).
     pub fn instant(&self, query: &str, time: Option<f64>) -> Result<Vec<Series>, String> {
-        let mut req = self
-            .agent
-            .get(&format!("{}/api/v1/query", self.base))
-            .query("query", query);
+        let mut params = vec![("query", query.to_string())];
         if let Some(t) = time {
-            req = req.query("time", &format!("{t:.3}"));
+            params.push(("time", format!("{t:.3}")));
+        }
+        parse(query, &self.get("query", query, &params)?)
+    }
+
+    /// The matrix of `query` from `start` to `end` (Unix seconds) every `step` seconds.
+    pub fn range(
+        &self,
+        query: &str,
+        start: f64,
+        end: f64,
+        step: f64,
+    ) -> Result<Vec<RangeSeries>, String> {
+        let params = [
+            ("query", query.to_string()),
+            ("start", format!("{start:.3}")),
+            ("end", format!("{end:.3}")),
+            ("step", format!("{step:.3}")),
+        ];
+        let body = self.get("query_range", query, &params)?;
+        let answer: RangeAnswer = serde_json::from_slice(&body)
+            .map_err(|e| format!("{query}: not a Prometheus answer: {e}"))?;
+        if answer.status != "success" {
+            return Err(format!(
+                "{query}: {}",
+                crate::text::escape(answer.error.as_deref().unwrap_or("query failed"))
+            ));
+        }
+        Ok(answer.data.map(|d| d.result).unwrap_or_default())
+    }
+
+    /// One GET of `/api/v1/ENDPOINT`, its body bounded.
+    fn get(
+        &self,
+        endpoint: &str,
+        query: &str,
+        params: &[(&str, String)],
+    ) -> Result<Vec<u8>, String> {
+        let mut req = self.agent.get(&format!("{}/api/v1/{endpoint}", self.base));
+        for (k, v) in params {
+            req = req.query(k, v);
         }
         if let Some(auth) = &self.authorization {
             req = req.set("Authorization", auth);
@@ -116,7 +175,7 @@ impl Client {
                 "{query}: answer larger than {MAX_ANSWER_BYTES} bytes"
             ));
         }
-        parse(query, &body)
+        Ok(body)
     }
 }
 
