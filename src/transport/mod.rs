@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::{NodeSample, Source};
 
+/// One GPU's past, by index: (utilisation %, temperature °C) per refresh interval, oldest first.
+pub type GpuPast = (u32, Vec<(Option<u32>, Option<u32>)>);
+
 /// One thing that happened to one node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeEvent {
@@ -27,7 +30,7 @@ pub enum NodeEvent {
     Sample(NodeSample),
     /// Past utilisation and temperature per GPU index, oldest first at the refresh interval, read from a store
     /// that keeps history: it fills the sparklines of a view that just started. `None` where a point is absent.
-    History(Vec<(u32, Vec<(Option<u32>, Option<u32>)>)>),
+    History(Vec<GpuPast>),
     /// A line that could not be used (garbage, oversized, not UTF-8); counted, never fatal.
     BadLine(String),
     /// The connection or the remote command failed; the transport retries with backoff.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::query::Series;
+use super::query::{Labels, Series};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{throttle_names, GpuSample, XidEvent};
 
@@ -48,15 +48,32 @@ pub struct Family {
 }
 
 impl Family {
-    /// The query for this family, keeping only the labels fleetop reads: the store sends, and fleetop parses,
-    /// a fraction of each series (dcgm-exporter adds a dozen labels per series).
+    /// The query for this family, keeping only the labels fleetop reads, the node's renamed `fleetop_node`:
+    /// the store sends, and fleetop parses, a fraction of each series (dcgm-exporter adds a dozen labels per
+    /// series). Identity labels (UUID, model, PCI bus) come with the utilisation family alone.
     pub fn query(&self, node_label: &str) -> String {
-        let labels = match (self.dialect, self.field) {
-            (Dialect::Dcgm, _) => format!("{node_label},gpu,UUID,modelName,pci_bus_id"),
-            (Dialect::Fleetop, Field::XidCount) => "node,gpu,uuid,xid".to_string(),
-            (Dialect::Fleetop, _) => "node,gpu,uuid".to_string(),
-        };
-        format!("max by ({labels}) ({})", self.name)
+        let identity = matches!(self.field, Field::Util | Field::UtilRatio);
+        match self.dialect {
+            Dialect::Dcgm => {
+                let extra = if identity {
+                    ",UUID,modelName,pci_bus_id"
+                } else {
+                    ""
+                };
+                format!(
+                    "max by (fleetop_node,gpu{extra}) (label_replace({}, \"fleetop_node\", \"$1\", \"{node_label}\", \"(.*)\"))",
+                    self.name
+                )
+            }
+            Dialect::Fleetop => {
+                let extra = match self.field {
+                    Field::XidCount => ",xid",
+                    _ if identity => ",uuid",
+                    _ => "",
+                };
+                format!("max by (node,gpu{extra}) ({})", self.name)
+            }
+        }
     }
 }
 
@@ -141,7 +158,7 @@ impl NodeData {
 }
 
 /// Names the inventory node a series' labels belong to, if any.
-pub type NodeOf<'a> = &'a dyn Fn(&HashMap<String, String>, Dialect) -> Option<String>;
+pub type NodeOf<'a> = &'a dyn Fn(&Labels) -> Option<String>;
 
 /// Files `series` of `family` under its node (named through `node_of`), creating the GPU on first sight.
 pub fn apply(
@@ -151,10 +168,10 @@ pub fn apply(
     nodes: &mut HashMap<String, NodeData>,
 ) {
     for s in series {
-        let Some(node) = node_of(&s.metric, family.dialect) else {
+        let Some(node) = node_of(&s.metric) else {
             continue;
         };
-        let Some(index) = s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()) else {
+        let Some(index) = s.metric.gpu.as_deref().and_then(|g| g.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(value) = s.value.1.parse::<f64>() else {
@@ -175,20 +192,14 @@ pub fn apply(
             index,
             ..Default::default()
         });
-        let (uuid_label, name_label) = match family.dialect {
-            Dialect::Dcgm => ("UUID", Some("modelName")),
-            Dialect::Fleetop => ("uuid", None),
-        };
         if gpu.uuid.is_none() {
-            gpu.uuid = s.metric.get(uuid_label).cloned();
+            gpu.uuid.clone_from(&s.metric.uuid);
         }
-        if let Some(label) = name_label {
-            if gpu.name.is_none() {
-                gpu.name = s.metric.get(label).cloned();
-            }
+        if gpu.name.is_none() {
+            gpu.name.clone_from(&s.metric.model);
         }
         if gpu.pci_bus_id.is_none() {
-            gpu.pci_bus_id = s.metric.get("pci_bus_id").cloned();
+            gpu.pci_bus_id.clone_from(&s.metric.pci_bus_id);
         }
         set(gpu, family.field, value, &s.metric, &mut data.free_mib);
     }
@@ -216,7 +227,7 @@ fn set(
     gpu: &mut GpuSample,
     field: Field,
     v: f64,
-    labels: &HashMap<String, String>,
+    labels: &Labels,
     free_mib: &mut HashMap<u32, (Option<f64>, Option<f64>)>,
 ) {
     match field {
@@ -246,7 +257,7 @@ fn set(
         Field::SmClockHz => gpu.sm_clock_mhz = Some(whole(v / 1e6)),
         // fleetop: occurrences of each XID code the agent saw, one series per code.
         Field::XidCount => {
-            let Some(code) = labels.get("xid").and_then(|x| x.parse::<u32>().ok()) else {
+            let Some(code) = labels.xid.as_deref().and_then(|x| x.parse::<u32>().ok()) else {
                 return;
             };
             let codes = gpu.xid.get_or_insert_with(Vec::new);
@@ -269,14 +280,16 @@ fn set(
 mod tests {
     use super::*;
 
+    /// A series as the store sends it, parsed by the same code.
     fn series(labels: &[(&str, &str)], value: &str) -> Series {
-        Series {
-            metric: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value: (1_700_000_000.5, value.into()),
-        }
+        let metric: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), (*v).into()))
+            .collect();
+        serde_json::from_value(
+            serde_json::json!({"metric": metric, "value": [1_700_000_000.5, value]}),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -284,28 +297,26 @@ mod tests {
         let find = |name: &str| FAMILIES.iter().find(|f| f.name == name).unwrap();
         assert_eq!(
             find("DCGM_FI_DEV_GPU_UTIL").query("instance"),
-            "max by (instance,gpu,UUID,modelName,pci_bus_id) (DCGM_FI_DEV_GPU_UTIL)"
+            "max by (fleetop_node,gpu,UUID,modelName,pci_bus_id) \
+             (label_replace(DCGM_FI_DEV_GPU_UTIL, \"fleetop_node\", \"$1\", \"instance\", \"(.*)\"))"
+        );
+        assert_eq!(
+            find("DCGM_FI_DEV_GPU_TEMP").query("Hostname"),
+            "max by (fleetop_node,gpu) (label_replace(DCGM_FI_DEV_GPU_TEMP, \"fleetop_node\", \"$1\", \"Hostname\", \"(.*)\"))"
         );
         assert_eq!(
             find("fleetop_gpu_xid_errors").query("Hostname"),
-            "max by (node,gpu,uuid,xid) (fleetop_gpu_xid_errors)"
+            "max by (node,gpu,xid) (fleetop_gpu_xid_errors)"
         );
     }
 
     #[test]
     fn families_land_in_their_fields_with_their_units() {
-        let node_of = |m: &HashMap<String, String>, d: Dialect| {
-            m.get(if d == Dialect::Dcgm {
-                "Hostname"
-            } else {
-                "node"
-            })
-            .cloned()
-        };
+        let node_of = |m: &Labels| m.fleetop_node.clone();
         let mut nodes = HashMap::new();
         let find = |name: &str| FAMILIES.iter().find(|f| f.name == name).unwrap();
         let dcgm_labels = [
-            ("Hostname", "n1"),
+            ("fleetop_node", "n1"),
             ("gpu", "3"),
             ("UUID", "GPU-x"),
             ("modelName", "NVIDIA H100 80GB HBM3"),

@@ -15,6 +15,7 @@ use super::{FailureKind, Following, Msg, MsgSender, NodeEvent, Transport};
 use crate::inventory::{Inventory, PrometheusSource};
 use crate::telemetry::{NodeSample, Source};
 use families::{Dialect, NodeData, FAMILIES};
+use query::Labels;
 
 pub use query::Client;
 
@@ -129,18 +130,12 @@ impl PrometheusTransport {
         }
     }
 
-    /// The inventory node a series belongs to, by the dialect's node label.
-    fn node_name(
-        &self,
-        inv: &Inventory,
-        labels: &HashMap<String, String>,
-        dialect: Dialect,
-    ) -> Option<String> {
-        let label = match dialect {
-            Dialect::Dcgm => self.source.node_label.as_str(),
-            Dialect::Fleetop => "node",
-        };
-        let name = inventory_name(labels.get(label)?, self.source.node_suffix.as_deref());
+    /// The inventory node a series belongs to, by its node label (renamed `fleetop_node` by the query).
+    fn node_name(&self, inv: &Inventory, labels: &Labels) -> Option<String> {
+        let name = inventory_name(
+            labels.fleetop_node.as_deref()?,
+            self.source.node_suffix.as_deref(),
+        );
         inv.find_node(&name).map(|_| name)
     }
 
@@ -158,39 +153,27 @@ impl PrometheusTransport {
         let mut history: HashMap<String, std::collections::BTreeMap<u32, Rings>> = HashMap::new();
         let label = self.source.node_label.as_str();
         let asked = [
-            (
-                format!("max by ({label},gpu) (DCGM_FI_DEV_GPU_UTIL)"),
-                Dialect::Dcgm,
-                true,
-                1.0,
-            ),
-            (
-                format!("max by ({label},gpu) (DCGM_FI_DEV_GPU_TEMP)"),
-                Dialect::Dcgm,
-                false,
-                1.0,
-            ),
+            (renamed("DCGM_FI_DEV_GPU_UTIL", label), true, 1.0),
+            (renamed("DCGM_FI_DEV_GPU_TEMP", label), false, 1.0),
             (
                 "max by (node,gpu) (fleetop_gpu_utilization_ratio)".to_string(),
-                Dialect::Fleetop,
                 true,
                 100.0,
             ),
             (
                 "max by (node,gpu) (fleetop_gpu_temperature_celsius)".to_string(),
-                Dialect::Fleetop,
                 false,
                 1.0,
             ),
         ];
-        for (query, dialect, is_util, scale) in asked {
+        for (query, is_util, scale) in asked {
             let Ok(series) = client.range(&query, start, end, step) else {
                 continue;
             };
             for s in series {
                 let (Some(node), Some(gpu)) = (
-                    self.node_name(inv, &s.metric, dialect),
-                    s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()),
+                    self.node_name(inv, &s.metric),
+                    s.metric.gpu.as_deref().and_then(|g| g.parse::<u32>().ok()),
                 ) else {
                     continue;
                 };
@@ -249,9 +232,7 @@ impl PrometheusTransport {
             t.duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64())
         });
-        let node_of = |labels: &HashMap<String, String>, dialect: Dialect| {
-            self.node_name(inv, labels, dialect)
-        };
+        let node_of = |labels: &Labels| self.node_name(inv, labels);
         let mut nodes: HashMap<String, NodeData> = HashMap::new();
         for family in FAMILIES {
             let series = client.instant(&family.query(&self.source.node_label), time)?;
@@ -356,6 +337,11 @@ impl PrometheusTransport {
         }
         true
     }
+}
+
+/// `family` by node and GPU, its node label renamed `fleetop_node`.
+fn renamed(family: &str, node_label: &str) -> String {
+    format!("max by (fleetop_node,gpu) (label_replace({family}, \"fleetop_node\", \"$1\", \"{node_label}\", \"(.*)\"))")
 }
 
 /// Every query one refresh asks, in order (for benchmarks that ask the same of the store's own client).

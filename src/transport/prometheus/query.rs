@@ -1,7 +1,6 @@
 //! One instant query against a Prometheus-compatible HTTP API (`/api/v1/query`), bounded in size, with the
 //! store's auth; the answer's vector as plain series.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::time::Duration;
 
@@ -14,17 +13,34 @@ const MAX_ANSWER_BYTES: u64 = 512 * 1024 * 1024;
 /// How long one query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The labels fleetop reads, the node's under one name whichever exporter sent it (queries rename it to
+/// `fleetop_node`); every other label is skipped while parsing, so a series costs a few small strings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Labels {
+    #[serde(alias = "node")]
+    pub fleetop_node: Option<String>,
+    pub gpu: Option<String>,
+    /// dcgm-exporter's `UUID`, fleetop's `uuid`.
+    #[serde(alias = "UUID")]
+    pub uuid: Option<String>,
+    #[serde(rename = "modelName")]
+    pub model: Option<String>,
+    pub pci_bus_id: Option<String>,
+    pub xid: Option<String>,
+}
+
 /// One series of an instant vector: its labels, sample time (Unix seconds) and value.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Series {
-    pub metric: HashMap<String, String>,
+    pub metric: Labels,
     pub value: (f64, String),
 }
 
 /// One series of a range query: its labels and its points (Unix seconds, value).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RangeSeries {
-    pub metric: HashMap<String, String>,
+    pub metric: Labels,
     pub values: Vec<(f64, String)>,
 }
 
@@ -210,7 +226,11 @@ mod tests {
         let ok = br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"__name__":"DCGM_FI_DEV_GPU_UTIL","Hostname":"n1","gpu":"0"},"value":[1700000000.123,"97"]}]}}"#;
         let series = parse("DCGM_FI_DEV_GPU_UTIL", ok).unwrap();
-        assert_eq!(series[0].metric["Hostname"], "n1");
+        assert_eq!(series[0].metric.gpu.as_deref(), Some("0"));
+        assert_eq!(
+            series[0].metric.fleetop_node, None,
+            "Hostname is renamed by the query, not here"
+        );
         assert_eq!(series[0].value, (1_700_000_000.123, "97".to_string()));
         let failed =
             br#"{"status":"error","errorType":"bad_data","error":"parse error \u001b[2J"}"#;
