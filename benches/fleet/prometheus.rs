@@ -216,7 +216,8 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         .arg(&inv)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .replace(&inv.display().to_string(), "the benchmark's");
     print!("{render}");
     drop(prometheus);
 

@@ -131,6 +131,9 @@ pub(crate) fn report(
         "\n## Agent (fake NVML, 8 GPUs, {} samples at 5 ms)\n\nCPU per sample: {:.3} ms. Peak RSS: {:.1} MiB.",
         agent.2, agent.0, agent.1
     );
+    r += "\n\n## Prometheus as the source (100,000 GPUs)\n\nMeasured separately \
+          (`FLEETOP_BENCH_ONLY=prometheus scripts/bench-fleet`): see \
+          [benchmarks-prometheus.md](benchmarks-prometheus.md).\n";
     r
 }
 
