@@ -70,6 +70,16 @@ impl Transport for PrometheusTransport {
     }
 }
 
+/// Every this many refreshes, families that answered empty are asked again (five minutes at a 15 s refresh).
+const RECHECK_EMPTY: u64 = 20;
+
+/// Which families answered empty, and how many refreshes ran.
+#[derive(Debug, Default)]
+struct Asked {
+    refreshes: u64,
+    empty: Vec<bool>,
+}
+
 /// What the reader remembers of each node between refreshes.
 #[derive(Debug, Clone, Copy, Default)]
 struct Seen {
@@ -96,9 +106,11 @@ impl PrometheusTransport {
         if !self.one_pass && self.at.is_none() && !self.backfill(inv, &client, tx) {
             return;
         }
+        // Families no exporter sends are asked again only now and then: a fleet runs one exporter, not both.
+        let mut asked = Asked::default();
         loop {
             let started = Instant::now();
-            match self.refresh(inv, &client) {
+            match self.refresh(inv, &client, &mut asked) {
                 Ok(nodes) => {
                     if !self.deliver(inv, nodes, &mut seen, tx) {
                         return;
@@ -222,11 +234,13 @@ impl PrometheusTransport {
         true
     }
 
-    /// One query per family; every node's data, keyed by inventory name.
+    /// One query per family (those that answered empty last time only every [`RECHECK_EMPTY`] refreshes);
+    /// every node's data, keyed by inventory name.
     fn refresh(
         &self,
         inv: &Inventory,
         client: &Client,
+        asked: &mut Asked,
     ) -> Result<HashMap<String, NodeData>, String> {
         let time = self.at.map(|t| {
             t.duration_since(UNIX_EPOCH)
@@ -234,8 +248,17 @@ impl PrometheusTransport {
         });
         let node_of = |labels: &Labels| self.node_name(inv, labels);
         let mut nodes: HashMap<String, NodeData> = HashMap::new();
-        for family in FAMILIES {
+        let recheck = asked.refreshes % RECHECK_EMPTY == 0;
+        asked.refreshes = asked.refreshes.wrapping_add(1);
+        for (i, family) in FAMILIES.iter().enumerate() {
+            if !recheck && asked.empty.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             let series = client.instant(&family.query(&self.source.node_label), time)?;
+            if asked.empty.len() < FAMILIES.len() {
+                asked.empty.resize(FAMILIES.len(), false);
+            }
+            asked.empty[i] = series.is_empty();
             families::apply(family, &series, &node_of, &mut nodes);
         }
         for data in nodes.values_mut() {
