@@ -248,7 +248,7 @@ impl PrometheusTransport {
         });
         let node_of = |labels: &Labels| self.node_name(inv, labels);
         let mut nodes: HashMap<String, NodeData> = HashMap::new();
-        let recheck = asked.refreshes % RECHECK_EMPTY == 0;
+        let recheck = asked.refreshes.is_multiple_of(RECHECK_EMPTY);
         asked.refreshes = asked.refreshes.wrapping_add(1);
         for (i, family) in FAMILIES.iter().enumerate() {
             if !recheck && asked.empty.get(i).copied().unwrap_or(false) {
