@@ -81,32 +81,7 @@ fn prometheus_scrapes_agents_and_sees_one_stop() {
         ),
     )
     .unwrap();
-    let web = free_port();
-    let _prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian package) is installed by scripts/test"),
-    );
-    let base = format!("http://127.0.0.1:{web}");
-    // Ready means Prometheus answers /-/ready with 200, not that its port accepts connections.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ureq::get(&format!("{base}/-/ready"))
-        .timeout(Duration::from_secs(2))
-        .call()
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "prometheus never became ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (_prometheus, base) = common::prometheus(dir.path(), &config);
 
     let util = wait_query(
         &base,

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, shared, Behaviour, Fleet, Killed, Quirks, Spec};
+use common::{free_port, node, shared, Behaviour, Fleet, Killed, Quirks, Spec};
 use serde_json::Value;
 
 /// An agent serving `/metrics` for the fleet's node `i`, reading that node's spec.
@@ -94,31 +94,7 @@ impl Setup {
             ),
         )
         .unwrap();
-        let web = free_port();
-        let prometheus = Killed(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("tsdb").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-                .arg("--log.level=warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("prometheus (Debian package) is installed by scripts/test"),
-        );
-        let base = format!("http://127.0.0.1:{web}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ureq::get(&format!("{base}/-/ready"))
-            .timeout(Duration::from_secs(2))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(Instant::now() < deadline, "prometheus never became ready");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let (prometheus, base) = common::prometheus(dir, &config);
         // Every family of both exporters stored once: four agent GPUs and the T4.
         let deadline = Instant::now() + Duration::from_secs(60);
         while query(
@@ -184,15 +160,6 @@ impl Setup {
             )
         })
     }
-}
-
-fn node<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("no node {name}"))
 }
 
 #[test]

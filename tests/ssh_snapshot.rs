@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fixture, noheader_row, run_bounded, Behaviour, Fleet, Quirks, Spec};
+use common::{fixture, node, noheader_row, run_bounded, Behaviour, Fleet, Quirks, Spec};
 use fleetop::telemetry::smi_csv::{legacy_fields, modern_fields};
 use serde_json::Value;
 
@@ -25,15 +25,6 @@ fn snapshot(fleet: &Fleet, inventory: &std::path::Path, timeout: &str) -> (i32, 
         )
     });
     (out.status.code().unwrap_or(-1), json, fleet.logs())
-}
-
-fn node<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .unwrap_or_else(|| panic!("no node {name}"))
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, Killed};
+use crate::common::free_port;
 use crate::measure::{measure, proc_cpu, secs};
 
 /// The dcgm-exporter families served: the ones a fleet view needs every refresh.
@@ -127,22 +127,7 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         ),
     )
     .unwrap();
-    let web = free_port();
-    let prometheus = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (scripts/test installs it)"),
-    );
-    let base = format!("http://127.0.0.1:{web}");
+    let (prometheus, base) = crate::common::prometheus(dir.path(), &config);
     let started = Instant::now();
     while query_count(&base, "count(DCGM_FI_DEV_XID_ERRORS)") < gpus {
         assert!(

@@ -824,6 +824,45 @@ impl Drop for Killed {
     }
 }
 
+/// Debian's `prometheus` on 127.0.0.1 with `config`, its data under `dir`: the server and its base URL, once it
+/// answers `/-/ready` with 200 (not merely once its port accepts connections).
+pub fn prometheus(dir: &Path, config: &Path) -> (Killed, String) {
+    let web = free_port();
+    let server = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package) is installed by scripts/test"),
+    );
+    let base = format!("http://127.0.0.1:{web}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ureq::get(&format!("{base}/-/ready"))
+        .timeout(Duration::from_secs(2))
+        .call()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "prometheus never became ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (server, base)
+}
+
+/// The node called `name` in a `snapshot --format json` document.
+pub fn node<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["nodes"]
+        .as_array()
+        .and_then(|nodes| nodes.iter().find(|n| n["name"] == name))
+        .unwrap_or_else(|| panic!("no node {name} in {doc:#}"))
+}
+
 /// Fails unless `promtool check metrics` accepts `text` as Prometheus exposition.
 pub fn promtool_check(text: &str) {
     let mut promtool = Command::new("promtool")

@@ -326,50 +326,38 @@ impl App {
     }
 
     pub(crate) fn submit(&mut self, confirm: Confirm) {
+        let verb = if confirm.repair {
+            "repair"
+        } else {
+            confirm.request.kind.as_str()
+        };
+        for &n in &confirm.request.nodes {
+            if confirm.repair {
+                self.ops.repairs.insert(n, "repair: starting".into());
+            } else {
+                self.ops
+                    .progress
+                    .insert(n, Progress::Running(confirm.request.kind));
+            }
+        }
+        let names: Vec<&str> = confirm
+            .request
+            .nodes
+            .iter()
+            .map(|&n| self.node_name(n))
+            .collect();
+        let text = format!(
+            "{verb} of {} started by {}",
+            names.join(","),
+            confirm.request.operator
+        );
+        self.journal.push(self.now, None, Health::Ok, text);
+        self.ops.marks.clear();
         if confirm.repair {
-            return self.submit_repair(confirm);
+            self.ops.repairs_queued.push(confirm.request);
+        } else {
+            self.ops.queued.push(confirm.request);
         }
-        for &n in &confirm.request.nodes {
-            self.ops
-                .progress
-                .insert(n, Progress::Running(confirm.request.kind));
-        }
-        let names: Vec<&str> = confirm
-            .request
-            .nodes
-            .iter()
-            .map(|&n| self.node_name(n))
-            .collect();
-        let text = format!(
-            "{} of {} started by {}",
-            confirm.request.kind.as_str(),
-            names.join(","),
-            confirm.request.operator
-        );
-        self.journal.push(self.now, None, Health::Ok, text);
-        self.ops.marks.clear();
-        self.ops.queued.push(confirm.request);
-        self.refresh();
-    }
-
-    fn submit_repair(&mut self, confirm: Confirm) {
-        for &n in &confirm.request.nodes {
-            self.ops.repairs.insert(n, "repair: starting".into());
-        }
-        let names: Vec<&str> = confirm
-            .request
-            .nodes
-            .iter()
-            .map(|&n| self.node_name(n))
-            .collect();
-        let text = format!(
-            "repair of {} started by {}",
-            names.join(","),
-            confirm.request.operator
-        );
-        self.journal.push(self.now, None, Health::Ok, text);
-        self.ops.marks.clear();
-        self.ops.repairs_queued.push(confirm.request);
         self.refresh();
     }
 
