@@ -343,6 +343,12 @@ fn a_target_that_stops_turns_stale_then_no_data_while_following() {
         states.ends_with(&[NodeState::Up, NodeState::Stale, NodeState::NoData]),
         "{states:?}"
     );
+    let why = state.nodes()[tn02]
+        .failure
+        .as_ref()
+        .map(|f| f.detail.clone())
+        .unwrap_or_default();
+    assert!(why.contains("its scrape target is down (up == 0)"), "{why}");
     let tn01 = inv.find_node("tn01").unwrap();
     assert_eq!(
         state.state(tn01, Instant::now()),

@@ -73,6 +73,12 @@ impl Transport for PrometheusTransport {
 /// Every this many refreshes, families that answered empty are asked again (five minutes at a 15 s refresh).
 const RECHECK_EMPTY: u64 = 20;
 
+/// What one refresh found: every node's data, and the nodes whose scrape target is down (`up == 0`).
+struct Round {
+    nodes: HashMap<String, NodeData>,
+    down: std::collections::HashSet<String>,
+}
+
 /// Which families answered empty, and how many refreshes ran.
 #[derive(Debug, Default)]
 struct Asked {
@@ -111,8 +117,8 @@ impl PrometheusTransport {
         loop {
             let started = Instant::now();
             match self.refresh(inv, &client, &mut asked) {
-                Ok(nodes) => {
-                    if !self.deliver(inv, nodes, &mut seen, tx) {
+                Ok(round) => {
+                    if !self.deliver(inv, round, &mut seen, tx) {
                         return;
                     }
                 }
@@ -241,7 +247,7 @@ impl PrometheusTransport {
         inv: &Inventory,
         client: &Client,
         asked: &mut Asked,
-    ) -> Result<HashMap<String, NodeData>, String> {
+    ) -> Result<Round, String> {
         let time = self.at.map(|t| {
             t.duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64())
@@ -264,17 +270,28 @@ impl PrometheusTransport {
         for data in nodes.values_mut() {
             data.finish();
         }
-        Ok(nodes)
+        // Scrape targets that failed their last scrape, by the node label they carry (as `up == 0`).
+        let mut down = std::collections::HashSet::new();
+        let mut labels = vec![self.source.node_label.as_str()];
+        if self.source.node_label != "node" {
+            labels.push("node");
+        }
+        for label in labels {
+            let query = format!(
+                "max by (fleetop_node) (label_replace(up, \"fleetop_node\", \"$1\", \"{label}\", \"(.+)\")) == 0"
+            );
+            for series in client.instant(&query, time)? {
+                if let Some(name) = self.node_name(inv, &series.metric) {
+                    down.insert(name);
+                }
+            }
+        }
+        Ok(Round { nodes, down })
     }
 
     /// Sends each node its sample, or its absence; false once the receiver is gone.
-    fn deliver(
-        &self,
-        inv: &Inventory,
-        mut nodes: HashMap<String, NodeData>,
-        seen: &mut [Seen],
-        tx: &MsgSender,
-    ) -> bool {
+    fn deliver(&self, inv: &Inventory, round: Round, seen: &mut [Seen], tx: &MsgSender) -> bool {
+        let Round { mut nodes, down } = round;
         let reference = self.at.unwrap_or_else(SystemTime::now);
         let reference_s = reference
             .duration_since(UNIX_EPOCH)
@@ -292,6 +309,19 @@ impl PrometheusTransport {
             let Some(data) = nodes.remove(&spec.name) else {
                 let s = &mut seen[id];
                 s.misses = s.misses.saturating_add(1);
+                let target_down = down.contains(&spec.name);
+                // Its last values stay, going stale, with the reason beside them.
+                if target_down && s.streaming && s.misses == 1 {
+                    let detail =
+                        "Prometheus: its scrape target is down (up == 0); the last values go stale"
+                            .into();
+                    if !send(NodeEvent::Failed {
+                        kind: FailureKind::StreamEnded,
+                        detail,
+                    }) {
+                        return false;
+                    }
+                }
                 // A node that never had series is no data at once; one that had them goes stale first.
                 let gone = !s.streaming || s.misses >= MISSES_BEFORE_NO_DATA;
                 if gone && !s.told_no_data {
@@ -301,7 +331,9 @@ impl PrometheusTransport {
                         "no series in Prometheus for this node ({} or node label = {:?}){}",
                         self.source.node_label,
                         spec.name,
-                        if s.misses > 1 {
+                        if target_down {
+                            ": its scrape target is down (up == 0)"
+                        } else if s.misses > 1 {
                             ": its exporter stopped answering or was dropped"
                         } else {
                             ""
