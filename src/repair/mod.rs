@@ -21,6 +21,9 @@ use crate::inventory::{Inventory, NodeId};
 use crate::transport::Transport;
 use steps::{drain, reboot, undrain, wait_back, wait_jobs};
 
+/// How often a node that was asked to reboot is looked at until it has been seen down.
+const REBOOT_LOOK: Duration = Duration::from_secs(1);
+
 /// Reasons fleetop records for the drains a repair makes, after its own `fleetop: ` prefix.
 pub(super) const REASON_PREFIX: &str = "repair: ";
 
@@ -206,7 +209,26 @@ pub fn run(
         if wf.finished() {
             break;
         }
-        sleep(ctx.stop, Duration::from_millis(wf.poll_ms.max(100)));
+        // A node that is rebooting is looked at every second whatever the poll: a quick reboot must not fall
+        // between two looks, or it is never seen going down.
+        let rebooting = wf.nodes.iter().any(|n| {
+            matches!(
+                n.step,
+                Step::WaitBack {
+                    went_down: false,
+                    ..
+                }
+            )
+        });
+        let poll = Duration::from_millis(wf.poll_ms.max(100));
+        sleep(
+            ctx.stop,
+            if rebooting {
+                poll.min(REBOOT_LOOK)
+            } else {
+                poll
+            },
+        );
     }
     Ok(())
 }
