@@ -16,8 +16,6 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
         return workload;
     }
     let mut workload = Workload::default();
-    let uses =
-        |backend: DrainBackend| (0..inv.nodes.len()).any(|n| *inv.drain_backend(n) == backend);
     let place = inv
         .actions
         .controller
@@ -33,13 +31,13 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
             },
         )
     };
-    if uses(DrainBackend::Slurm) {
+    if inv.any_drained_by(&DrainBackend::Slurm) {
         match ask("squeue", slurm::squeue_args()) {
             Ok(text) => slurm::parse(inv, &text, &mut workload),
             Err(e) => workload.problems.push(format!("Slurm jobs unknown: {e}")),
         }
     }
-    if uses(DrainBackend::Kubernetes) {
+    if inv.any_drained_by(&DrainBackend::Kubernetes) {
         match ask("kubectl", kube::kubectl_args()) {
             Ok(text) => kube::parse(inv, &text, unix_now(), &mut workload),
             Err(e) => workload

@@ -279,6 +279,16 @@ impl Inventory {
             .unwrap_or(&self.actions.reboot)
     }
 
+    /// True when some node is drained through `backend` (so that scheduler can be asked about the fleet).
+    pub fn any_drained_by(&self, backend: &DrainBackend) -> bool {
+        (0..self.nodes.len()).any(|n| self.drain_backend(n) == backend)
+    }
+
+    /// True when some node is drained through Slurm or Kubernetes, the backends that can say what they hold.
+    pub fn any_scheduler(&self) -> bool {
+        self.any_drained_by(&DrainBackend::Slurm) || self.any_drained_by(&DrainBackend::Kubernetes)
+    }
+
     pub fn find_node(&self, name: &str) -> Option<NodeId> {
         self.by_name
             .get_or_init(|| {

@@ -19,7 +19,7 @@ use ratatui::crossterm::execute;
 use crate::actions::audit::{self, AuditLog};
 use crate::actions::exec::Executor;
 use crate::actions::{self, Request};
-use crate::inventory::{DrainBackend, Inventory};
+use crate::inventory::Inventory;
 use crate::transport::Transport;
 use app::operate::ActionEvent;
 use app::App;
@@ -216,13 +216,7 @@ fn spawn_drain_readback(
     exec: &Arc<Executor>,
     tx: &UnboundedSender<ActionEvent>,
 ) {
-    let readable = (0..inv.nodes.len()).any(|n| {
-        matches!(
-            inv.drain_backend(n),
-            DrainBackend::Slurm | DrainBackend::Kubernetes
-        )
-    });
-    if !readable && !matches!(**exec, Executor::Simulated(_)) {
+    if !inv.any_scheduler() && !matches!(**exec, Executor::Simulated(_)) {
         return;
     }
     let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
@@ -252,14 +246,7 @@ fn spawn_workload_readback(
     exec: &Arc<Executor>,
     tx: &UnboundedSender<ActionEvent>,
 ) {
-    let scheduled = (0..inv.nodes.len()).any(|n| {
-        matches!(
-            inv.drain_backend(n),
-            DrainBackend::Slurm | DrainBackend::Kubernetes
-        )
-    });
-    let simulated = matches!(**exec, Executor::Simulated(_));
-    if !scheduled && !simulated {
+    if !inv.any_scheduler() && !matches!(**exec, Executor::Simulated(_)) {
         return;
     }
     let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());

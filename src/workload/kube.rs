@@ -140,28 +140,11 @@ pub fn parse(inv: &Inventory, text: &str, now_s: u64, workload: &mut Workload) {
 
 /// RFC 3339 UTC as Kubernetes writes it (`2024-05-13T16:49:48Z`) to Unix seconds.
 fn unix_seconds(text: &str) -> Option<u64> {
-    let t = text.trim().strip_suffix('Z')?;
-    let (date, time) = t.split_once('T')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let c: Vec<i64> = time
-        .split(':')
-        .map(|p| p.split('.').next().and_then(|p| p.parse().ok()))
-        .collect::<Option<_>>()?;
-    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), c.as_slice()) else {
-        return None;
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if *m <= 2 { y - 1 } else { *y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+    humantime::parse_rfc3339(text.trim())
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 #[cfg(test)]
