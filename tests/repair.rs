@@ -304,7 +304,7 @@ fn dry_run_read_only_and_abandon_change_nothing() {
     assert_eq!(dry.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&dry.stdout),
-        "scontrol update NodeName=tn01 State=DRAIN 'Reason=fleetop: check'\n\
+        "scontrol update NodeName=tn01 State=DRAIN 'Reason=fleetop: repair: check'\n\
          ssh tn01 -- systemctl reboot\n\
          scontrol update NodeName=tn01 State=RESUME\n"
     );

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::actions::{confirm_count, refused, resolve_nodes};
 use crate::actions::exec::Executor;
-use crate::actions::{self, jobs, plan, ActionKind, Request};
+use crate::actions::{self, jobs};
 use crate::cli::{Global, RepairArgs};
 use crate::repair::{self, store, Context, Event, Limits, Workflow};
 use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED};
@@ -108,18 +108,8 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         crate::text::warn(&format!("repair waits for {hits}"));
     }
     if args.dry_run {
-        for kind in [ActionKind::Drain, ActionKind::Reboot, ActionKind::Undrain] {
-            let req = Request {
-                kind,
-                nodes: ids.clone(),
-                reason: Some(wf.reason.clone()),
-                operator: wf.operator.clone(),
-                force: false,
-                read_only,
-            };
-            for step in plan::plan(&inv, &req)? {
-                crate::text::println(&step.invocation.display(&inv));
-            }
+        for command in repair::commands(&inv, &ids, &wf.reason, &wf.operator)? {
+            crate::text::println(&command);
         }
         return Ok(0);
     }

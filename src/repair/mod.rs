@@ -21,6 +21,30 @@ use crate::inventory::{Inventory, NodeId};
 use crate::transport::Transport;
 use steps::{drain, reboot, undrain, wait_back, wait_jobs};
 
+/// Every command a repair of `nodes` may run, in order (drain, reboot, undrain), exactly as the workflow will
+/// run them: for confirm dialogs and `--dry-run`.
+pub fn commands(
+    inv: &Inventory,
+    nodes: &[NodeId],
+    reason: &str,
+    operator: &str,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for kind in [ActionKind::Drain, ActionKind::Reboot, ActionKind::Undrain] {
+        let req = Request {
+            kind,
+            nodes: nodes.to_vec(),
+            reason: Some(format!("{REASON_PREFIX}{reason}")),
+            operator: operator.into(),
+            force: false,
+            read_only: false,
+        };
+        let steps = crate::actions::plan::plan(inv, &req)?;
+        out.extend(steps.iter().map(|s| s.invocation.display(inv)));
+    }
+    Ok(out)
+}
+
 /// How often a node that was asked to reboot is looked at until it has been seen down.
 const REBOOT_LOOK: Duration = Duration::from_secs(1);
 

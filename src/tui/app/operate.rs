@@ -231,17 +231,10 @@ impl App {
             return;
         };
         let inv = self.fleet.inventory();
-        for kind in [ActionKind::Reboot, ActionKind::Undrain] {
-            let req = Request {
-                kind,
-                ..c.request.clone()
-            };
-            match plan::plan(inv, &req) {
-                Ok(steps) => c
-                    .commands
-                    .extend(steps.iter().map(|s| s.invocation.display(inv))),
-                Err(e) => c.refusals.push(e),
-            }
+        let reason = c.request.reason.clone().unwrap_or_default();
+        match crate::repair::commands(inv, &c.request.nodes, &reason, &c.request.operator) {
+            Ok(commands) => c.commands = commands,
+            Err(e) => c.refusals.push(e),
         }
         c.repair = true;
         self.mode = Mode::Confirm(c);
