@@ -73,26 +73,7 @@ impl Setup {
 
     /// A job on tn01 running `sleep SECS`; its id once Slurm runs it.
     fn job(&self, secs: u32) -> String {
-        let out = self.slurm.client(
-            "sbatch",
-            &[
-                "--parsable",
-                "-w",
-                "tn01",
-                "-A",
-                "acme",
-                "-J",
-                "train",
-                "--wrap",
-                &format!("sleep {secs}"),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let id = self.slurm.sleep_job("tn01", "acme", secs);
         wait_for(Duration::from_secs(30), "the job to run", || {
             let q = self.slurm.client("squeue", &["-h", "-j", &id, "-o", "%T"]);
             String::from_utf8_lossy(&q.stdout).trim() == "RUNNING"

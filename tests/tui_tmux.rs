@@ -497,24 +497,7 @@ fn a_repair_from_the_tui_shows_the_job_it_waits_for_and_brings_the_node_back() {
         ),
     )
     .unwrap();
-    let job = slurm.client(
-        "sbatch",
-        &[
-            "--parsable",
-            "-w",
-            "tn01",
-            "-A",
-            "acme",
-            "--wrap",
-            "sleep 15",
-        ],
-    );
-    assert!(
-        job.status.success(),
-        "{}",
-        String::from_utf8_lossy(&job.stderr)
-    );
-    let job = String::from_utf8_lossy(&job.stdout).trim().to_string();
+    let job = slurm.sleep_job("tn01", "acme", 15);
     let command = format!(
         "env SLURM_CONF={} XDG_STATE_HOME={} {}",
         shlex::try_quote(slurm.conf().to_str().unwrap()).unwrap(),

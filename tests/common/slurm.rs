@@ -129,6 +129,28 @@ impl Slurm {
         line.trim_start_matches(&prefix).replacen("*|", "|", 1)
     }
 
+    /// Submits `sleep SECS` to `node`, billed to `account`; the job id.
+    pub fn sleep_job(&self, node: &str, account: &str, secs: u32) -> String {
+        let out = self.client(
+            "sbatch",
+            &[
+                "--parsable",
+                "-w",
+                node,
+                "-A",
+                account,
+                "--wrap",
+                &format!("sleep {secs}"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// Runs a Slurm client command (sbatch, squeue, scancel, scontrol) against this cluster.
     pub fn client(&self, program: &str, args: &[&str]) -> Output {
         Command::new(program)
