@@ -183,6 +183,9 @@ pub struct SnapshotArgs {
     /// Prometheus source
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
+    /// Print where the time went to stderr: each phase's wall and CPU time, and each store query's
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

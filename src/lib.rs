@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod snapshot;
 pub mod telemetry;
 pub mod text;
+pub mod timings;
 pub mod transport;
 pub mod tui;
 pub mod workload;

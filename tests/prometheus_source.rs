@@ -230,6 +230,49 @@ fn prometheus_shows_what_ssh_shows_and_a_silent_node_is_no_data() {
     );
     assert_eq!(g["xid"], serde_json::json!([]), "DCGM's last XID 0: none");
 
+    // Where the time went: each phase, and one line per query that answered series.
+    let timed = s.fleet.run(&[
+        "snapshot",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--format",
+        "json",
+        "--timings",
+        "--source",
+        &format!("prometheus={}", s.base),
+    ]);
+    let report = String::from_utf8_lossy(&timed.stderr);
+    for phase in [
+        "start-up: configuration, inventory of 4 nodes",
+        "collect: until every node answered",
+        "judge:",
+        "render Json:",
+        "write",
+        "total",
+    ] {
+        assert!(report.contains(phase), "{phase}: {report}");
+    }
+    let series_of = |query: &str| -> Option<u64> {
+        let line = report
+            .lines()
+            .find(|l| l.ends_with(&format!("  {query}")))?;
+        line.split_whitespace().nth(6)?.parse().ok()
+    };
+    assert_eq!(
+        series_of("fleetop_gpu_utilization_ratio"),
+        Some(4),
+        "{report}"
+    );
+    assert_eq!(series_of("DCGM_FI_DEV_GPU_UTIL"), Some(1), "{report}");
+    assert!(
+        report.contains("queries that answered no series"),
+        "{report}"
+    );
+    assert!(
+        report.contains("merging every answer by node and GPU"),
+        "{report}"
+    );
+
     let silent = node(&through_prometheus, "tn09");
     assert_eq!(silent["state"], "no-data", "{silent:#}");
     assert_eq!(silent["health"], "crit");

@@ -9,6 +9,7 @@ use crate::snapshot::{self, Report};
 use crate::transport::prometheus::PrometheusTransport;
 
 pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
+    let mut phases = crate::timings::Phases::start();
     let filter = match Filter::parse(args.filter.as_deref().unwrap_or("")) {
         Ok(f) => f,
         Err(e) => {
@@ -44,14 +45,31 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
             }
         }
     }
+    phases.lap(format!(
+        "start-up: configuration, inventory of {} nodes",
+        inv.nodes.len()
+    ));
     let Some(runtime) = crate::runtime::runtime() else {
         return EXIT_CANNOT_RUN;
     };
     let started = Instant::now();
     let state = runtime.block_on(snapshot::collect(inv, transport.as_ref(), timeout));
+    phases.lap("collect: until every node answered");
     let report = Report::new(&state, &filter, started, Instant::now(), timeout);
+    phases.lap("judge: views, verdicts, drift");
+    let text = report.render(args.format);
+    phases.lap(format!(
+        "render {:?}: {:.1} MB",
+        args.format,
+        text.len() as f64 / 1e6
+    ));
     // A reader that went away (`| head`) ends the output quietly; the verdict stands.
-    crate::text::print(&report.render(args.format));
+    crate::text::print(&text);
+    if args.timings {
+        phases.lap("write");
+        let source = transport.timings().unwrap_or_default();
+        eprint!("{}{source}", phases.render());
+    }
     report.summary.exit_code()
 }
 

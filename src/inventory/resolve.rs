@@ -272,6 +272,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             ),
         ));
     }
+    let prometheus = prometheus_source(&parsed, &loc, &mut errors);
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
@@ -289,7 +290,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             gpus_per_node: e.gpus_per_node.as_ref().map(|n| *n.get_ref()),
         },
         actions,
-        prometheus: prometheus_source(&parsed, &loc, &mut errors),
+        prometheus,
         by_name: std::sync::OnceLock::new(),
         source: file.to_string(),
         settings,
@@ -333,6 +334,22 @@ fn prometheus_source(
     p.basic_auth_file = s.basic_auth_file.clone();
     p.ca_file = s.ca_file.clone();
     if let Some(label) = &s.node_label {
+        // It goes into every query's `by (…)`: a label name, nothing else.
+        let mut chars = label.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            errors.push(loc.at(
+                loc.key("source", "node_label"),
+                format!(
+                    "node_label {:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+                    crate::text::escape(label)
+                ),
+            ));
+            return None;
+        }
         p.node_label = label.clone();
     }
     p.node_suffix = s.node_suffix.clone();

@@ -98,6 +98,12 @@ pub trait Transport: Send + Sync {
     fn reconnects(&self) -> bool {
         false
     }
+
+    /// Where the latest refresh's time went, for `snapshot --timings`; `None` where the transport keeps no
+    /// account beyond the command's own phases.
+    fn timings(&self) -> Option<String> {
+        None
+    }
 }
 
 /// How a remote command ended.

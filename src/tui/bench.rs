@@ -91,14 +91,6 @@ pub fn run(frames: usize, inventory: Inventory) -> String {
     out
 }
 
-/// Peak resident memory of this process, in MiB.
-pub(crate) fn peak_rss_mib() -> f64 {
-    // SAFETY: getrusage only writes the struct passed by pointer.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
-}
-
 /// Builds the demo fleet with `secs` samples of 1 Hz history per node (the rings keep at most 10 minutes)
 /// and reports the process's peak RSS.
 pub fn memory(secs: u64) -> String {
@@ -111,6 +103,6 @@ pub fn memory(secs: u64) -> String {
         secs,
         app.fleet.history_len(),
         started.elapsed().as_secs_f64(),
-        peak_rss_mib()
+        crate::timings::peak_rss_mib()
     )
 }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::query::{Labels, Series};
+use crate::inventory::NodeId;
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{throttle_names, GpuSample, XidEvent};
 
@@ -48,34 +49,36 @@ pub struct Family {
 }
 
 impl Family {
-    /// The query for this family, keeping only the labels fleetop reads, the node's renamed `fleetop_node`:
-    /// the store sends, and fleetop parses, a fraction of each series (dcgm-exporter adds a dozen labels per
-    /// series). Identity labels (UUID, model, PCI bus) come with the utilisation family alone.
+    /// The query for this family, keeping only the labels fleetop reads: the store sends, and fleetop parses,
+    /// a fraction of each series (dcgm-exporter adds a dozen labels per series). Identity labels (UUID, model,
+    /// PCI bus) come with the utilisation family alone. The node label is kept as it is and read by name: a
+    /// `label_replace` to rename it cost the store as much again as the aggregation.
     pub fn query(&self, node_label: &str) -> String {
         let identity = matches!(self.field, Field::Util | Field::UtilRatio);
-        match self.dialect {
-            Dialect::Dcgm => {
-                let extra = if identity {
+        let (node, extra) = match self.dialect {
+            Dialect::Dcgm => (
+                node_label,
+                if identity {
                     ",UUID,modelName,pci_bus_id"
                 } else {
                     ""
-                };
-                format!(
-                    "max by (fleetop_node,gpu{extra}) (label_replace({}, \"fleetop_node\", \"$1\", \"{node_label}\", \"(.*)\"))",
-                    self.name
-                )
-            }
-            Dialect::Fleetop => {
-                let extra = match self.field {
+                },
+            ),
+            Dialect::Fleetop => (
+                FLEETOP_NODE_LABEL,
+                match self.field {
                     Field::XidCount => ",xid",
                     _ if identity => ",uuid",
                     _ => "",
-                };
-                format!("max by (node,gpu{extra}) ({})", self.name)
-            }
-        }
+                },
+            ),
+        };
+        format!("max by ({node},gpu{extra}) ({})", self.name)
     }
 }
+
+/// The label fleetop's own exporter names the node with.
+pub const FLEETOP_NODE_LABEL: &str = "node";
 
 const fn dcgm(name: &'static str, field: Field) -> Family {
     Family {
@@ -157,51 +160,105 @@ impl NodeData {
     }
 }
 
-/// Names the inventory node a series' labels belong to, if any.
-pub type NodeOf<'a> = &'a dyn Fn(&Labels) -> Option<String>;
+/// A GPU's identity, as the utilisation family's labels carry it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    uuid: Option<String>,
+    model: Option<String>,
+    pci_bus_id: Option<String>,
+}
 
-/// Files `series` of `family` under its node (named through `node_of`), creating the GPU on first sight.
-pub fn apply(
+/// One series of a family, resolved to an inventory node and GPU and owned: what the parsing threads hand
+/// to the merge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    node: NodeId,
+    gpu: u32,
+    /// Sample time, Unix seconds.
+    t: f64,
+    value: f64,
+    identity: Option<Box<Identity>>,
+    /// The XID code a fleetop XID series counts.
+    xid: Option<u32>,
+}
+
+/// The readings of `series` of `family` whose node (named through `node_of`), GPU and value are good.
+pub fn read(
     family: &Family,
     series: &[Series],
-    node_of: NodeOf,
-    nodes: &mut HashMap<String, NodeData>,
-) {
+    node_of: &dyn Fn(&Labels) -> Option<NodeId>,
+) -> Vec<Reading> {
+    let mut out = Vec::with_capacity(series.len());
     for s in series {
         let Some(node) = node_of(&s.metric) else {
             continue;
         };
-        let Some(index) = s.metric.gpu.as_deref().and_then(|g| g.parse::<u32>().ok()) else {
+        let Some(gpu) = s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(value) = s.value.1.parse::<f64>() else {
+        let Ok(value) = s.value.1.as_str().parse::<f64>() else {
             continue;
         };
-        if !value.is_finite() {
+        if !value.is_finite() || !s.value.0.is_finite() {
             continue;
         }
-        let data = nodes.entry(node).or_default();
-        if !data.gpus.contains_key(&index) && data.gpus.len() >= MAX_GPUS_PER_SAMPLE {
+        let owned = |name: &str| s.metric.get(name).map(str::to_string);
+        let identity = matches!(family.field, Field::Util | Field::UtilRatio).then(|| {
+            Box::new(match family.dialect {
+                Dialect::Dcgm => Identity {
+                    uuid: owned("UUID"),
+                    model: owned("modelName"),
+                    pci_bus_id: owned("pci_bus_id"),
+                },
+                Dialect::Fleetop => Identity {
+                    uuid: owned("uuid"),
+                    ..Identity::default()
+                },
+            })
+        });
+        let xid = s.metric.get("xid").and_then(|x| x.parse::<u32>().ok());
+        out.push(Reading {
+            node,
+            gpu,
+            t: s.value.0,
+            value,
+            identity,
+            xid,
+        });
+    }
+    out
+}
+
+/// Files `readings` of `family` under their nodes (indexed by inventory id), creating the GPU on first sight.
+pub fn apply(family: &Family, readings: &[Reading], nodes: &mut [Option<NodeData>]) {
+    for r in readings {
+        let Some(slot) = nodes.get_mut(r.node) else {
+            continue;
+        };
+        let data = slot.get_or_insert_with(NodeData::default);
+        if !data.gpus.contains_key(&r.gpu) && data.gpus.len() >= MAX_GPUS_PER_SAMPLE {
             continue;
         }
-        data.newest = data.newest.max(s.value.0);
+        data.newest = data.newest.max(r.t);
         if !data.dialects.contains(&family.dialect) {
             data.dialects.push(family.dialect);
         }
-        let gpu = data.gpus.entry(index).or_insert_with(|| GpuSample {
-            index,
+        let gpu = data.gpus.entry(r.gpu).or_insert_with(|| GpuSample {
+            index: r.gpu,
             ..Default::default()
         });
-        if gpu.uuid.is_none() {
-            gpu.uuid.clone_from(&s.metric.uuid);
+        if let Some(id) = &r.identity {
+            if gpu.uuid.is_none() {
+                gpu.uuid.clone_from(&id.uuid);
+            }
+            if gpu.name.is_none() {
+                gpu.name.clone_from(&id.model);
+            }
+            if gpu.pci_bus_id.is_none() {
+                gpu.pci_bus_id.clone_from(&id.pci_bus_id);
+            }
         }
-        if gpu.name.is_none() {
-            gpu.name.clone_from(&s.metric.model);
-        }
-        if gpu.pci_bus_id.is_none() {
-            gpu.pci_bus_id.clone_from(&s.metric.pci_bus_id);
-        }
-        set(gpu, family.field, value, &s.metric, &mut data.free_mib);
+        set(gpu, family.field, r.value, r.xid, &mut data.free_mib);
     }
 }
 
@@ -227,7 +284,7 @@ fn set(
     gpu: &mut GpuSample,
     field: Field,
     v: f64,
-    labels: &Labels,
+    xid: Option<u32>,
     free_mib: &mut HashMap<u32, (Option<f64>, Option<f64>)>,
 ) {
     match field {
@@ -257,7 +314,7 @@ fn set(
         Field::SmClockHz => gpu.sm_clock_mhz = Some(whole(v / 1e6)),
         // fleetop: occurrences of each XID code the agent saw, one series per code.
         Field::XidCount => {
-            let Some(code) = labels.xid.as_deref().and_then(|x| x.parse::<u32>().ok()) else {
+            let Some(code) = xid else {
                 return;
             };
             let codes = gpu.xid.get_or_insert_with(Vec::new);
@@ -279,17 +336,15 @@ fn set(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::prometheus::query::Text;
+    use std::borrow::Cow;
 
-    /// A series as the store sends it, parsed by the same code.
-    fn series(labels: &[(&str, &str)], value: &str) -> Series {
-        let metric: serde_json::Map<String, serde_json::Value> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), (*v).into()))
-            .collect();
-        serde_json::from_value(
-            serde_json::json!({"metric": metric, "value": [1_700_000_000.5, value]}),
-        )
-        .unwrap()
+    /// A series as the store sends it.
+    fn series<'a>(labels: &[(&'a str, &'a str)], value: &'a str) -> Series<'a> {
+        Series {
+            metric: Labels::of(labels),
+            value: (1_700_000_000.5, Text(Cow::Borrowed(value))),
+        }
     }
 
     #[test]
@@ -297,12 +352,11 @@ mod tests {
         let find = |name: &str| FAMILIES.iter().find(|f| f.name == name).unwrap();
         assert_eq!(
             find("DCGM_FI_DEV_GPU_UTIL").query("instance"),
-            "max by (fleetop_node,gpu,UUID,modelName,pci_bus_id) \
-             (label_replace(DCGM_FI_DEV_GPU_UTIL, \"fleetop_node\", \"$1\", \"instance\", \"(.*)\"))"
+            "max by (instance,gpu,UUID,modelName,pci_bus_id) (DCGM_FI_DEV_GPU_UTIL)"
         );
         assert_eq!(
             find("DCGM_FI_DEV_GPU_TEMP").query("Hostname"),
-            "max by (fleetop_node,gpu) (label_replace(DCGM_FI_DEV_GPU_TEMP, \"fleetop_node\", \"$1\", \"Hostname\", \"(.*)\"))"
+            "max by (Hostname,gpu) (DCGM_FI_DEV_GPU_TEMP)"
         );
         assert_eq!(
             find("fleetop_gpu_xid_errors").query("Hostname"),
@@ -312,81 +366,50 @@ mod tests {
 
     #[test]
     fn families_land_in_their_fields_with_their_units() {
-        let node_of = |m: &Labels| m.fleetop_node.clone();
-        let mut nodes = HashMap::new();
+        // Node n1 is inventory id 0 (named by Hostname), n2 id 1 (named by fleetop's `node`).
+        let node_of = |m: &Labels| match m.get("Hostname").or(m.get("node")) {
+            Some("n1") => Some(0),
+            Some("n2") => Some(1),
+            _ => None,
+        };
+        let mut nodes: Vec<Option<NodeData>> = vec![None, None, None];
         let find = |name: &str| FAMILIES.iter().find(|f| f.name == name).unwrap();
+        let mut feed = |family: &str, labels: &[(&str, &str)], value: &str| {
+            let family = find(family);
+            let readings = read(family, &[series(labels, value)], &node_of);
+            apply(family, &readings, &mut nodes);
+        };
         let dcgm_labels = [
-            ("fleetop_node", "n1"),
+            ("Hostname", "n1"),
             ("gpu", "3"),
             ("UUID", "GPU-x"),
             ("modelName", "NVIDIA H100 80GB HBM3"),
         ];
-        apply(
-            find("DCGM_FI_DEV_FB_USED"),
-            &[series(&dcgm_labels, "1000")],
-            &node_of,
-            &mut nodes,
-        );
-        apply(
-            find("DCGM_FI_DEV_FB_FREE"),
-            &[series(&dcgm_labels, "80000")],
-            &node_of,
-            &mut nodes,
-        );
-        apply(
-            find("DCGM_FI_DEV_XID_ERRORS"),
-            &[series(&dcgm_labels, "79")],
-            &node_of,
-            &mut nodes,
-        );
-        apply(
-            find("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"),
-            &[series(&dcgm_labels, "12")],
-            &node_of,
-            &mut nodes,
-        );
-        apply(
-            find("DCGM_FI_DEV_POWER_USAGE"),
-            &[series(&dcgm_labels, "NaN")],
-            &node_of,
-            &mut nodes,
-        );
+        feed("DCGM_FI_DEV_GPU_UTIL", &dcgm_labels, "40");
+        feed("DCGM_FI_DEV_FB_USED", &dcgm_labels, "1000");
+        feed("DCGM_FI_DEV_FB_FREE", &dcgm_labels, "80000");
+        feed("DCGM_FI_DEV_XID_ERRORS", &dcgm_labels, "79");
+        feed("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", &dcgm_labels, "12");
+        feed("DCGM_FI_DEV_POWER_USAGE", &dcgm_labels, "NaN");
         let fleetop_labels = [("node", "n2"), ("gpu", "0"), ("uuid", "GPU-y")];
-        apply(
-            find("fleetop_gpu_utilization_ratio"),
-            &[series(&fleetop_labels, "0.97")],
-            &node_of,
-            &mut nodes,
-        );
-        apply(
-            find("fleetop_gpu_sm_clock_hertz"),
-            &[series(&fleetop_labels, "1980000000")],
-            &node_of,
-            &mut nodes,
-        );
-        let xid = [
-            ("node", "n2"),
-            ("gpu", "0"),
-            ("uuid", "GPU-y"),
-            ("xid", "48"),
-        ];
-        apply(
-            find("fleetop_gpu_xid_errors"),
-            &[series(&xid, "2")],
-            &node_of,
-            &mut nodes,
-        );
+        feed("fleetop_gpu_utilization_ratio", &fleetop_labels, "0.97");
+        feed("fleetop_gpu_sm_clock_hertz", &fleetop_labels, "1980000000");
+        let xid = [("node", "n2"), ("gpu", "0"), ("xid", "48")];
+        feed("fleetop_gpu_xid_errors", &xid, "2");
         // A series without a node or GPU label (an exporter's own counters) is not a GPU.
-        apply(
-            find("DCGM_FI_DEV_GPU_UTIL"),
-            &[series(&[("gpu", "0")], "5")],
-            &node_of,
-            &mut nodes,
+        feed("DCGM_FI_DEV_GPU_UTIL", &[("gpu", "0")], "5");
+        feed("DCGM_FI_DEV_GPU_UTIL", &[("Hostname", "n1")], "5");
+        feed(
+            "DCGM_FI_DEV_GPU_UTIL",
+            &[("Hostname", "elsewhere"), ("gpu", "0")],
+            "5",
         );
-        for n in nodes.values_mut() {
+        for n in nodes.iter_mut().flatten() {
             n.finish();
         }
-        let g = &nodes["n1"].gpus[&3];
+        let n1 = nodes[0].as_ref().unwrap();
+        let g = &n1.gpus[&3];
+        assert_eq!(g.util_pct, Some(40));
         assert_eq!((g.mem_used_mib, g.mem_total_mib), (Some(1000), Some(81000)));
         assert_eq!(g.xid, Some(vec![79]));
         assert_eq!(
@@ -395,10 +418,15 @@ mod tests {
         );
         assert_eq!(g.power_w, None, "NaN is no value");
         assert_eq!(g.name.as_deref(), Some("NVIDIA H100 80GB HBM3"));
-        let f = &nodes["n2"].gpus[&0];
+        assert_eq!(g.uuid.as_deref(), Some("GPU-x"));
+        assert_eq!(n1.gpus.len(), 1);
+        let n2 = nodes[1].as_ref().unwrap();
+        let f = &n2.gpus[&0];
         assert_eq!((f.util_pct, f.sm_clock_mhz), (Some(97), Some(1980)));
+        assert_eq!(f.uuid.as_deref(), Some("GPU-y"));
         assert_eq!(f.xid_counts(), vec![(48, 2)]);
-        assert_eq!(nodes.len(), 2);
-        assert_eq!(nodes["n1"].newest, 1_700_000_000.5);
+        assert!(nodes[2].is_none());
+        assert_eq!(n1.newest, 1_700_000_000.5);
+        assert_eq!(n2.dialects, vec![Dialect::Fleetop]);
     }
 }

@@ -3,21 +3,21 @@
 //! sample into the same channel SSH feeds. A node's age comes from its samples' timestamps, not from when the
 //! answer arrived; a node in the inventory with no series is "no data", never ok.
 
+mod cost;
 mod families;
 mod query;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{FailureKind, Following, Msg, MsgSender, NodeEvent, Transport};
-use crate::inventory::{Inventory, PrometheusSource};
+use crate::inventory::{Inventory, NodeId, PrometheusSource};
 use crate::telemetry::{NodeSample, Source};
-use families::{Dialect, NodeData, FAMILIES};
-use query::Labels;
-
-pub use query::Client;
+use cost::{QueryCost, RefreshCost};
+use families::{Dialect, NodeData, Reading, FAMILIES, FLEETOP_NODE_LABEL};
+use query::{Client, Labels};
 
 /// How far back a starting view's sparklines are filled from the store (the fleet keeps ten minutes).
 const HISTORY_SPAN: Duration = Duration::from_secs(600);
@@ -26,12 +26,18 @@ const HISTORY_SPAN: Duration = Duration::from_secs(600);
 /// which the fleet calls a sample stale, so it shows stale (its last values, dimmed) for a while first.
 const MISSES_BEFORE_NO_DATA: u32 = 6;
 
+/// Queries in flight at once: the store evaluates some while fleetop parses the ones that came back; few
+/// enough not to crowd a store that dashboards share.
+const QUERIES_IN_FLIGHT: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct PrometheusTransport {
     source: PrometheusSource,
     /// Evaluate every query at this time instead of now (`snapshot --at`).
     at: Option<SystemTime>,
     one_pass: bool,
+    /// What the latest refresh cost, for `snapshot --timings`.
+    cost: Arc<Mutex<Option<RefreshCost>>>,
 }
 
 impl PrometheusTransport {
@@ -40,6 +46,7 @@ impl PrometheusTransport {
             source,
             at: None,
             one_pass: false,
+            cost: Arc::default(),
         }
     }
 
@@ -68,15 +75,22 @@ impl Transport for PrometheusTransport {
         }
         Following::new(stop)
     }
+
+    fn timings(&self) -> Option<String> {
+        let cost = self.cost.lock().ok()?;
+        cost.as_ref()
+            .map(|c| c.render(&self.source.url, QUERIES_IN_FLIGHT))
+    }
 }
 
 /// Every this many refreshes, families that answered empty are asked again (five minutes at a 15 s refresh).
 const RECHECK_EMPTY: u64 = 20;
 
-/// What one refresh found: every node's data, and the nodes whose scrape target is down (`up == 0`).
+/// What one refresh found: every node's data, and whether its scrape target is down (`up == 0`), by
+/// inventory id.
 struct Round {
-    nodes: HashMap<String, NodeData>,
-    down: std::collections::HashSet<String>,
+    nodes: Vec<Option<NodeData>>,
+    down: Vec<bool>,
 }
 
 /// Which families answered empty, and how many refreshes ran.
@@ -148,15 +162,6 @@ impl PrometheusTransport {
         }
     }
 
-    /// The inventory node a series belongs to, by its node label (renamed `fleetop_node` by the query).
-    fn node_name(&self, inv: &Inventory, labels: &Labels) -> Option<String> {
-        let name = inventory_name(
-            labels.fleetop_node.as_deref()?,
-            self.source.node_suffix.as_deref(),
-        );
-        inv.find_node(&name).map(|_| name)
-    }
-
     /// Fills the sparklines of a view that just started from the store's last ten minutes: one range query each
     /// for utilisation and temperature per exporter. History is a convenience: a failed query leaves the rings
     /// to fill as samples arrive. False once the receiver is gone.
@@ -168,30 +173,37 @@ impl PrometheusTransport {
         let start = end - HISTORY_SPAN.as_secs_f64();
         let points = ((end - start) / step).floor() as usize + 1;
         type Rings = Vec<(Option<u32>, Option<u32>)>;
-        let mut history: HashMap<String, std::collections::BTreeMap<u32, Rings>> = HashMap::new();
-        let label = self.source.node_label.as_str();
+        let mut history: HashMap<NodeId, std::collections::BTreeMap<u32, Rings>> = HashMap::new();
+        let resolver = Resolver::new(inv, &self.source);
+        let dcgm = self.source.node_label.as_str();
+        let by = |label: &str, family: &str| format!("max by ({label},gpu) ({family})");
         let asked = [
-            (renamed("DCGM_FI_DEV_GPU_UTIL", label), true, 1.0),
-            (renamed("DCGM_FI_DEV_GPU_TEMP", label), false, 1.0),
+            (by(dcgm, "DCGM_FI_DEV_GPU_UTIL"), dcgm, true, 1.0),
+            (by(dcgm, "DCGM_FI_DEV_GPU_TEMP"), dcgm, false, 1.0),
             (
-                "max by (node,gpu) (fleetop_gpu_utilization_ratio)".to_string(),
+                by(FLEETOP_NODE_LABEL, "fleetop_gpu_utilization_ratio"),
+                FLEETOP_NODE_LABEL,
                 true,
                 100.0,
             ),
             (
-                "max by (node,gpu) (fleetop_gpu_temperature_celsius)".to_string(),
+                by(FLEETOP_NODE_LABEL, "fleetop_gpu_temperature_celsius"),
+                FLEETOP_NODE_LABEL,
                 false,
                 1.0,
             ),
         ];
-        for (query, is_util, scale) in asked {
-            let Ok(series) = client.range(&query, start, end, step) else {
+        for (query, label, is_util, scale) in asked {
+            let Ok(body) = client.range(&query, start, end, step) else {
+                continue;
+            };
+            let Ok(series) = query::parse_matrix(&query, &body.bytes) else {
                 continue;
             };
             for s in series {
                 let (Some(node), Some(gpu)) = (
-                    self.node_name(inv, &s.metric),
-                    s.metric.gpu.as_deref().and_then(|g| g.parse::<u32>().ok()),
+                    s.metric.get(label).and_then(|v| resolver.node(v)),
+                    s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()),
                 ) else {
                     continue;
                 };
@@ -206,7 +218,9 @@ impl PrometheusTransport {
                     .or_insert_with(|| vec![(None, None); points]);
                 for (t, v) in &s.values {
                     let slot = ((t - start) / step).round();
-                    let Ok(v) = v.parse::<f64>() else { continue };
+                    let Ok(v) = v.as_str().parse::<f64>() else {
+                        continue;
+                    };
                     if !(0.0..points as f64).contains(&slot) || !v.is_finite() || v < 0.0 {
                         continue;
                     }
@@ -221,10 +235,7 @@ impl PrometheusTransport {
             }
         }
         let now = Instant::now();
-        for (name, gpus) in history {
-            let Some(id) = inv.find_node(&name) else {
-                continue;
-            };
+        for (id, gpus) in history {
             let event = NodeEvent::History(gpus.into_iter().collect());
             if tx
                 .send(Msg {
@@ -240,51 +251,79 @@ impl PrometheusTransport {
         true
     }
 
-    /// One query per family (those that answered empty last time only every [`RECHECK_EMPTY`] refreshes);
-    /// every node's data, keyed by inventory name.
+    /// One query per family (those that answered empty last time only every [`RECHECK_EMPTY`] refreshes),
+    /// [`QUERIES_IN_FLIGHT`] at a time, each answer parsed on the thread that asked; then every node's data,
+    /// by inventory id, and the scrape targets that are down.
     fn refresh(
         &self,
         inv: &Inventory,
         client: &Client,
         asked: &mut Asked,
     ) -> Result<Round, String> {
+        let started = Instant::now();
         let time = self.at.map(|t| {
             t.duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64())
         });
-        let node_of = |labels: &Labels| self.node_name(inv, labels);
-        let mut nodes: HashMap<String, NodeData> = HashMap::new();
         let recheck = asked.refreshes.is_multiple_of(RECHECK_EMPTY);
         asked.refreshes = asked.refreshes.wrapping_add(1);
-        for (i, family) in FAMILIES.iter().enumerate() {
-            if !recheck && asked.empty.get(i).copied().unwrap_or(false) {
-                continue;
-            }
-            let series = client.instant(&family.query(&self.source.node_label), time)?;
-            if asked.empty.len() < FAMILIES.len() {
-                asked.empty.resize(FAMILIES.len(), false);
-            }
-            asked.empty[i] = series.is_empty();
-            families::apply(family, &series, &node_of, &mut nodes);
+        asked.empty.resize(FAMILIES.len(), false);
+        let todo: Vec<usize> = (0..FAMILIES.len())
+            .filter(|&i| recheck || !asked.empty[i])
+            .collect();
+        let resolver = Resolver::new(inv, &self.source);
+        let answers = in_parallel(&todo, |&i| -> Result<(Vec<Reading>, QueryCost), String> {
+            let family = &FAMILIES[i];
+            let query = family.query(&self.source.node_label);
+            let body = client.instant(&query, time)?;
+            let parsing = Instant::now();
+            let series = query::parse_vector(&query, &body.bytes)?;
+            let label = match family.dialect {
+                Dialect::Dcgm => self.source.node_label.as_str(),
+                Dialect::Fleetop => FLEETOP_NODE_LABEL,
+            };
+            let readings =
+                families::read(family, &series, &|l: &Labels| resolver.node(l.get(label)?));
+            let cost = QueryCost::new(family.name, body.cost, parsing.elapsed(), series.len());
+            Ok((readings, cost))
+        });
+        let merging = Instant::now();
+        let mut nodes: Vec<Option<NodeData>> = Vec::new();
+        nodes.resize_with(inv.nodes.len(), || None);
+        let mut queries = Vec::with_capacity(todo.len() + 1);
+        for (&i, answer) in todo.iter().zip(answers) {
+            let (readings, cost) =
+                answer.unwrap_or_else(|| Err("a query's thread stopped".to_string()))?;
+            asked.empty[i] = cost.series == 0;
+            families::apply(&FAMILIES[i], &readings, &mut nodes);
+            queries.push(cost);
         }
-        for data in nodes.values_mut() {
-            data.finish();
-        }
-        // Scrape targets that failed their last scrape, by the node label they carry (as `up == 0`).
-        let mut down = std::collections::HashSet::new();
-        let mut labels = vec![self.source.node_label.as_str()];
-        if self.source.node_label != "node" {
-            labels.push("node");
-        }
-        for label in labels {
-            let query = format!(
-                "max by (fleetop_node) (label_replace(up, \"fleetop_node\", \"$1\", \"{label}\", \"(.+)\")) == 0"
-            );
-            for series in client.instant(&query, time)? {
-                if let Some(name) = self.node_name(inv, &series.metric) {
-                    down.insert(name);
-                }
+        nodes.iter_mut().flatten().for_each(NodeData::finish);
+        let merge = merging.elapsed();
+        // Scrape targets that failed their last scrape (few: only those answer), by whichever of the node
+        // label, fleetop's `node` or `instance` names an inventory node.
+        let mut down = vec![false; inv.nodes.len()];
+        let query = "up == 0";
+        let body = client.instant(query, time)?;
+        let parsing = Instant::now();
+        let series = query::parse_vector(query, &body.bytes)?;
+        for s in &series {
+            if let Some(id) = resolver.target(&s.metric, &self.source.node_label) {
+                down[id] = true;
             }
+        }
+        queries.push(QueryCost::new(
+            query,
+            body.cost,
+            parsing.elapsed(),
+            series.len(),
+        ));
+        if let Ok(mut cost) = self.cost.lock() {
+            *cost = Some(RefreshCost {
+                wall: started.elapsed(),
+                queries,
+                merge,
+            });
         }
         Ok(Round { nodes, down })
     }
@@ -306,10 +345,10 @@ impl PrometheusTransport {
                 })
                 .is_ok()
             };
-            let Some(data) = nodes.remove(&spec.name) else {
+            let Some(data) = nodes.get_mut(id).and_then(Option::take) else {
                 let s = &mut seen[id];
                 s.misses = s.misses.saturating_add(1);
-                let target_down = down.contains(&spec.name);
+                let target_down = down.get(id).copied().unwrap_or(false);
                 // Its last values stay, going stale, with the reason beside them.
                 if target_down && s.streaming && s.misses == 1 {
                     let detail =
@@ -394,24 +433,74 @@ impl PrometheusTransport {
     }
 }
 
-/// `family` by node and GPU, its node label renamed `fleetop_node`.
-fn renamed(family: &str, node_label: &str) -> String {
-    format!("max by (fleetop_node,gpu) (label_replace({family}, \"fleetop_node\", \"$1\", \"{node_label}\", \"(.*)\"))")
+/// Names inventory nodes from label values.
+struct Resolver<'a> {
+    inv: &'a Inventory,
+    suffix: Option<&'a str>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(inv: &'a Inventory, source: &'a PrometheusSource) -> Self {
+        Resolver {
+            inv,
+            suffix: source.node_suffix.as_deref(),
+        }
+    }
+
+    /// The inventory node a node label's value names.
+    fn node(&self, value: &str) -> Option<NodeId> {
+        self.inv.find_node(inventory_name(value, self.suffix))
+    }
+
+    /// The inventory node a scrape target stands for: by the node label, fleetop's `node`, or `instance`.
+    fn target(&self, labels: &Labels, node_label: &str) -> Option<NodeId> {
+        [node_label, FLEETOP_NODE_LABEL, "instance"]
+            .iter()
+            .find_map(|l| self.node(labels.get(l)?))
+    }
+}
+
+/// `work` on every item, [`QUERIES_IN_FLIGHT`] at a time (the calling thread among them, so the work gets
+/// done even where no thread can be started); each result in its item's place, `None` where work panicked.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else { break };
+        let result = work(item);
+        if let Ok(mut slot) = slots[i].lock() {
+            *slot = Some(result);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..QUERIES_IN_FLIGHT.min(items.len()) {
+            let _ = std::thread::Builder::new()
+                .name("prometheus-query".into())
+                .spawn_scoped(scope, worker);
+        }
+        worker();
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().ok().flatten())
+        .collect()
 }
 
 /// Every query one refresh asks, in order (for benchmarks that ask the same of the store's own client).
 pub fn queries(node_label: &str) -> Vec<String> {
-    FAMILIES.iter().map(|f| f.query(node_label)).collect()
+    let mut all: Vec<String> = FAMILIES.iter().map(|f| f.query(node_label)).collect();
+    all.push("up == 0".into());
+    all
 }
 
 /// The inventory name a label value stands for: without a `:port` (as in `instance`) or the configured suffix.
-fn inventory_name(value: &str, suffix: Option<&str>) -> String {
+fn inventory_name<'v>(value: &'v str, suffix: Option<&str>) -> &'v str {
     let host = match value.rsplit_once(':') {
         Some((host, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => host,
         _ => value,
     };
-    let host = suffix.and_then(|s| host.strip_suffix(s)).unwrap_or(host);
-    host.to_string()
+    suffix.and_then(|s| host.strip_suffix(s)).unwrap_or(host)
 }
 
 fn fail_all(inv: &Inventory, tx: &MsgSender, kind: FailureKind, detail: &str) {
@@ -446,5 +535,41 @@ mod tests {
             "c001n1"
         );
         assert_eq!(inventory_name("[::1]", None), "[::1]");
+    }
+
+    #[test]
+    fn a_scrape_target_names_its_node_by_the_node_label_node_or_instance() {
+        let inv = Inventory::parse(
+            "t.toml",
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"gpu[01-04]\"\n",
+        )
+        .unwrap();
+        let mut source = PrometheusSource::at("http://prometheus:9090");
+        source.node_suffix = Some(".cluster.local".into());
+        let resolver = Resolver::new(&inv, &source);
+        let target = |pairs: &[(&str, &str)]| {
+            resolver
+                .target(&Labels::of(pairs), "Hostname")
+                .map(|id| inv.nodes[id].name.as_str())
+        };
+        assert_eq!(
+            target(&[("Hostname", "gpu01"), ("instance", "gpu02:9400")]),
+            Some("gpu01")
+        );
+        assert_eq!(
+            target(&[("node", "gpu03"), ("instance", "10.0.0.3:9400")]),
+            Some("gpu03")
+        );
+        assert_eq!(
+            target(&[("job", "dcgm"), ("instance", "gpu04.cluster.local:9400")]),
+            Some("gpu04"),
+            "a dcgm-exporter target known only by its address"
+        );
+        assert_eq!(target(&[("instance", "10.0.0.9:9400")]), None);
+        assert_eq!(
+            target(&[("Hostname", "elsewhere"), ("instance", "gpu02:9400")]),
+            Some("gpu02"),
+            "a label naming no inventory node gives way to the next"
+        );
     }
 }

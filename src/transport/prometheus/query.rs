@@ -1,9 +1,12 @@
-//! One instant query against a Prometheus-compatible HTTP API (`/api/v1/query`), bounded in size, with the
-//! store's auth; the answer's vector as plain series.
+//! One query against a Prometheus-compatible HTTP API (`/api/v1/query`, `/api/v1/query_range`), bounded in
+//! size, with the store's auth; the answer parsed in place: labels and values borrow from the answer's bytes,
+//! so 100,000 series cost one small vector each rather than a string per label.
 
+use std::borrow::Cow;
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::inventory::{expand_home, PrometheusSource};
@@ -12,68 +15,120 @@ use crate::inventory::{expand_home, PrometheusSource};
 const MAX_ANSWER_BYTES: u64 = 512 * 1024 * 1024;
 /// How long one query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Labels kept per series: dcgm-exporter sends about a dozen; a series with hundreds is refused.
+const MAX_LABELS: usize = 64;
 
-/// The labels fleetop reads, the node's under one name whichever exporter sent it (queries rename it to
-/// `fleetop_node`); every other label is skipped while parsing, so a series costs a few small strings.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Labels {
-    #[serde(alias = "node")]
-    pub fleetop_node: Option<String>,
-    pub gpu: Option<String>,
-    /// dcgm-exporter's `UUID`, fleetop's `uuid`.
-    #[serde(alias = "UUID")]
-    pub uuid: Option<String>,
-    #[serde(rename = "modelName")]
-    pub model: Option<String>,
-    pub pci_bus_id: Option<String>,
-    pub xid: Option<String>,
+/// A string of the answer, borrowed where JSON needed no unescaping.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl Text<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A series' labels as the store sent them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Labels<'a>(Vec<(Text<'a>, Text<'a>)>);
+
+impl<'a> Labels<'a> {
+    /// The value of label `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[cfg(test)]
+    pub fn of(pairs: &[(&'a str, &'a str)]) -> Self {
+        Labels(
+            pairs
+                .iter()
+                .map(|(k, v)| (Text(Cow::Borrowed(*k)), Text(Cow::Borrowed(*v))))
+                .collect(),
+        )
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LabelsVisitor;
+        impl<'de> Visitor<'de> for LabelsVisitor {
+            type Value = Labels<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of label names to values")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Labels<'de>, M::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(4).min(MAX_LABELS));
+                while let Some(pair) = map.next_entry::<Text<'de>, Text<'de>>()? {
+                    if pairs.len() == MAX_LABELS {
+                        return Err(serde::de::Error::custom(format!(
+                            "a series with more than {MAX_LABELS} labels"
+                        )));
+                    }
+                    pairs.push(pair);
+                }
+                Ok(Labels(pairs))
+            }
+        }
+        deserializer.deserialize_map(LabelsVisitor)
+    }
 }
 
 /// One series of an instant vector: its labels, sample time (Unix seconds) and value.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Series {
-    pub metric: Labels,
-    pub value: (f64, String),
+pub struct Series<'a> {
+    #[serde(borrow)]
+    pub metric: Labels<'a>,
+    #[serde(borrow)]
+    pub value: (f64, Text<'a>),
 }
 
 /// One series of a range query: its labels and its points (Unix seconds, value).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RangeSeries {
-    pub metric: Labels,
-    pub values: Vec<(f64, String)>,
+pub struct RangeSeries<'a> {
+    #[serde(borrow)]
+    pub metric: Labels<'a>,
+    #[serde(borrow)]
+    pub values: Vec<(f64, Text<'a>)>,
 }
 
 #[derive(Deserialize)]
-struct RangeAnswer {
+struct Answer<T> {
     status: String,
-    #[serde(default)]
-    data: Option<RangeData>,
+    #[serde(default = "none")]
+    data: Option<Data<T>>,
     #[serde(default)]
     error: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RangeData {
-    #[serde(default)]
-    result: Vec<RangeSeries>,
+fn none<T>() -> Option<T> {
+    None
 }
 
 #[derive(Deserialize)]
-struct Answer {
-    status: String,
-    #[serde(default)]
-    data: Option<Data>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Data {
+struct Data<T> {
     #[serde(rename = "resultType")]
     result_type: String,
-    #[serde(default)]
-    result: Vec<Series>,
+    #[serde(default = "Vec::new")]
+    result: Vec<T>,
+}
+
+/// What one query cost: waiting for the store (request sent → headers back), receiving its body, its size.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cost {
+    pub wait: Duration,
+    pub receive: Duration,
+    pub bytes: usize,
+}
+
+/// An answer's body, and what fetching it cost.
+pub struct Body {
+    pub bytes: Vec<u8>,
+    pub cost: Cost,
 }
 
 /// An HTTP client for one store, with its credentials read once.
@@ -118,48 +173,30 @@ impl Client {
         })
     }
 
-    /// The instant vector of `query`, evaluated now or at `time` (Unix seconds).
-    pub fn instant(&self, query: &str, time: Option<f64>) -> Result<Vec<Series>, String> {
+    /// The answer to instant query `query`, evaluated now or at `time` (Unix seconds); parse it with
+    /// [`parse_vector`].
+    pub fn instant(&self, query: &str, time: Option<f64>) -> Result<Body, String> {
         let mut params = vec![("query", query.to_string())];
         if let Some(t) = time {
             params.push(("time", format!("{t:.3}")));
         }
-        parse(query, &self.get("query", query, &params)?)
+        self.get("query", query, &params)
     }
 
-    /// The matrix of `query` from `start` to `end` (Unix seconds) every `step` seconds.
-    pub fn range(
-        &self,
-        query: &str,
-        start: f64,
-        end: f64,
-        step: f64,
-    ) -> Result<Vec<RangeSeries>, String> {
+    /// The answer to range query `query` from `start` to `end` (Unix seconds) every `step` seconds; parse it
+    /// with [`parse_matrix`].
+    pub fn range(&self, query: &str, start: f64, end: f64, step: f64) -> Result<Body, String> {
         let params = [
             ("query", query.to_string()),
             ("start", format!("{start:.3}")),
             ("end", format!("{end:.3}")),
             ("step", format!("{step:.3}")),
         ];
-        let body = self.get("query_range", query, &params)?;
-        let answer: RangeAnswer = serde_json::from_slice(&body)
-            .map_err(|e| format!("{query}: not a Prometheus answer: {e}"))?;
-        if answer.status != "success" {
-            return Err(format!(
-                "{query}: {}",
-                crate::text::escape(answer.error.as_deref().unwrap_or("query failed"))
-            ));
-        }
-        Ok(answer.data.map(|d| d.result).unwrap_or_default())
+        self.get("query_range", query, &params)
     }
 
     /// One GET of `/api/v1/ENDPOINT`, its body bounded.
-    fn get(
-        &self,
-        endpoint: &str,
-        query: &str,
-        params: &[(&str, String)],
-    ) -> Result<Vec<u8>, String> {
+    fn get(&self, endpoint: &str, query: &str, params: &[(&str, String)]) -> Result<Body, String> {
         let mut req = self.agent.get(&format!("{}/api/v1/{endpoint}", self.base));
         for (k, v) in params {
             req = req.query(k, v);
@@ -167,6 +204,7 @@ impl Client {
         if let Some(auth) = &self.authorization {
             req = req.set("Authorization", auth);
         }
+        let asked = Instant::now();
         let response = match req.call() {
             Ok(r) => r,
             // The API explains a bad query in its JSON body, with a 400 or 422.
@@ -180,24 +218,43 @@ impl Client {
             }
             Err(e) => return Err(format!("{}: {e}", self.base)),
         };
-        let mut body = Vec::new();
+        let answered = Instant::now();
+        let mut bytes = Vec::new();
         response
             .into_reader()
             .take(MAX_ANSWER_BYTES + 1)
-            .read_to_end(&mut body)
+            .read_to_end(&mut bytes)
             .map_err(|e| format!("{query}: {e}"))?;
-        if body.len() as u64 > MAX_ANSWER_BYTES {
+        if bytes.len() as u64 > MAX_ANSWER_BYTES {
             return Err(format!(
                 "{query}: answer larger than {MAX_ANSWER_BYTES} bytes"
             ));
         }
-        Ok(body)
+        let cost = Cost {
+            wait: answered - asked,
+            receive: answered.elapsed(),
+            bytes: bytes.len(),
+        };
+        Ok(Body { bytes, cost })
     }
 }
 
 /// The series of an instant-query answer, or the store's error.
-pub(crate) fn parse(query: &str, body: &[u8]) -> Result<Vec<Series>, String> {
-    let answer: Answer = serde_json::from_slice(body)
+pub fn parse_vector<'a>(query: &str, body: &'a [u8]) -> Result<Vec<Series<'a>>, String> {
+    parse(query, body, "vector")
+}
+
+/// The series of a range-query answer, or the store's error.
+pub fn parse_matrix<'a>(query: &str, body: &'a [u8]) -> Result<Vec<RangeSeries<'a>>, String> {
+    parse(query, body, "matrix")
+}
+
+fn parse<'a, T: Deserialize<'a>>(
+    query: &str,
+    body: &'a [u8],
+    kind: &str,
+) -> Result<Vec<T>, String> {
+    let answer: Answer<T> = serde_json::from_slice(body)
         .map_err(|e| format!("{query}: not a Prometheus answer: {e}"))?;
     if answer.status != "success" {
         return Err(format!(
@@ -208,10 +265,10 @@ pub(crate) fn parse(query: &str, body: &[u8]) -> Result<Vec<Series>, String> {
     let data = answer
         .data
         .ok_or_else(|| format!("{query}: answer without data"))?;
-    if data.result_type != "vector" {
+    if data.result_type != kind {
         return Err(format!(
-            "{query}: a {} where a vector was expected",
-            data.result_type
+            "{query}: a {} where a {kind} was expected",
+            crate::text::escape(&data.result_type)
         ));
     }
     Ok(data.result)
@@ -224,23 +281,44 @@ mod tests {
     #[test]
     fn vectors_errors_and_garbage() {
         let ok = br#"{"status":"success","data":{"resultType":"vector","result":[
-            {"metric":{"__name__":"DCGM_FI_DEV_GPU_UTIL","Hostname":"n1","gpu":"0"},"value":[1700000000.123,"97"]}]}}"#;
-        let series = parse("DCGM_FI_DEV_GPU_UTIL", ok).unwrap();
-        assert_eq!(series[0].metric.gpu.as_deref(), Some("0"));
+            {"metric":{"__name__":"DCGM_FI_DEV_GPU_UTIL","Hostname":"n1","gpu":"0","modelName":"H\u0031"},"value":[1700000000.123,"97"]}]}}"#;
+        let series = parse_vector("DCGM_FI_DEV_GPU_UTIL", ok).unwrap();
+        assert_eq!(series[0].metric.get("gpu"), Some("0"));
+        assert_eq!(series[0].metric.get("Hostname"), Some("n1"));
         assert_eq!(
-            series[0].metric.fleetop_node, None,
-            "Hostname is renamed by the query, not here"
+            series[0].metric.get("modelName"),
+            Some("H1"),
+            "escapes are read"
         );
-        assert_eq!(series[0].value, (1_700_000_000.123, "97".to_string()));
+        assert_eq!(series[0].metric.get("UUID"), None);
+        assert_eq!(series[0].value.0, 1_700_000_000.123);
+        assert_eq!(series[0].value.1.as_str(), "97");
         let failed =
             br#"{"status":"error","errorType":"bad_data","error":"parse error \u001b[2J"}"#;
-        assert_eq!(parse("x", failed).unwrap_err(), "x: parse error \\x1b[2J");
-        assert!(parse("x", b"<html>")
+        assert_eq!(
+            parse_vector("x", failed).unwrap_err(),
+            "x: parse error \\x1b[2J"
+        );
+        assert!(parse_vector("x", b"<html>")
             .unwrap_err()
             .contains("not a Prometheus answer"));
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert!(parse("x", matrix)
+        assert!(parse_vector("x", matrix)
             .unwrap_err()
             .contains("a matrix where a vector"));
+        assert!(parse_matrix("x", matrix).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_series_with_too_many_labels_is_refused() {
+        let labels: Vec<String> = (0..=MAX_LABELS)
+            .map(|i| format!("\"l{i}\":\"v\""))
+            .collect();
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{{}}},"value":[1,"1"]}}]}}}}"#,
+            labels.join(",")
+        );
+        let err = parse_vector("x", body.as_bytes()).unwrap_err();
+        assert!(err.contains("more than 64 labels"), "{err}");
     }
 }
