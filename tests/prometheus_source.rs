@@ -68,7 +68,13 @@ impl Setup {
     fn new() -> Setup {
         let fleet = Fleet::start(
             vec![
-                Behaviour::Agent(Spec::node(1, 2)),
+                // tn01's GPU 0: 18 NVLinks, link 11 down, link 7 with replay and CRC flit errors.
+                Behaviour::Agent(
+                    Spec::node(1, 2)
+                        .with_line("nvlink 0 18")
+                        .with_line("nvlink_down 0 11 0")
+                        .with_line("nvlink_errors 0 7 2 0 5 0 0"),
+                ),
                 Behaviour::Agent(Spec::node(2, 2)),
             ],
             Quirks::default(),
@@ -211,6 +217,29 @@ fn prometheus_shows_what_ssh_shows_and_a_silent_node_is_no_data() {
             }
         }
     }
+
+    // NVLink through the store: which links are down, and the counters summed over the links.
+    let (p, h) = (
+        &node(&through_prometheus, "tn01")["gpus"][0]["nvlink"],
+        &node(&through_ssh, "tn01")["gpus"][0]["nvlink"],
+    );
+    assert_eq!(h["total"], 18, "{h:#}");
+    assert_eq!(
+        (&p["total"], &p["down"]),
+        (&h["total"], &h["down"]),
+        "{p:#}\n{h:#}"
+    );
+    assert_eq!(p["down"], serde_json::json!([11]));
+    assert_eq!(
+        p["summed"],
+        serde_json::json!({"replay": 2, "recovery": 0, "crc_flit": 5, "crc_data": 0}),
+        "{p:#}"
+    );
+    assert_eq!(h["errors"][0]["link"], 7, "{h:#}");
+    assert!(
+        node(&through_prometheus, "tn02")["gpus"][0]["nvlink"].is_null(),
+        "a GPU without NVLink has none through the store either"
+    );
 
     // dcgm-exporter's families, labelled by Hostname, as the capture has them.
     let t4 = node(&through_prometheus, "424773df46e0");

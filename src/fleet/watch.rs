@@ -49,6 +49,8 @@ struct GpuLinks {
     seen: bool,
     /// Counters of links that ever reported one above zero (the others are zero).
     counters: HashMap<u32, [Counter; 4]>,
+    /// Counters summed over the links, where the source sends only those (a metrics store).
+    summed: [Counter; 4],
 }
 
 /// One node's watched counters and link states.
@@ -100,6 +102,13 @@ impl Watch {
                     }
                 }
             }
+            if let Some(summed) = &links.summed {
+                for (c, (_, v)) in w.summed.iter_mut().zip(summed.counters()) {
+                    if v.is_some_and(|v| c.observe(v, at)) {
+                        self.latest_rise = Some(at);
+                    }
+                }
+            }
             w.seen = true;
         }
     }
@@ -133,6 +142,9 @@ impl Watch {
                 if let Some(r) = rose(&NVLINK_COUNTERS, counters) {
                     out.push(format!("GPU {gpu} NVLink {link}: {r}"));
                 }
+            }
+            if let Some(r) = rose(&NVLINK_COUNTERS, &w.summed) {
+                out.push(format!("GPU {gpu} NVLinks (summed over links): {r}"));
             }
         }
         out.sort();
@@ -200,6 +212,7 @@ mod tests {
                         })
                         .into_iter()
                         .collect(),
+                    summed: None,
                 }),
                 ..Default::default()
             }],
@@ -217,6 +230,34 @@ mod tests {
         assert_eq!(
             w.reasons(t0 + Duration::from_secs(1)),
             ["GPU 3 NVLink 7: replay rose by 4 in the last 5 min"]
+        );
+    }
+
+    #[test]
+    fn counters_summed_over_links_rise_too() {
+        let summed = |crc_flit: u64| NodeSample {
+            gpus: vec![GpuSample {
+                index: 5,
+                nvlink: Some(NvLinks {
+                    summed: Some(crate::telemetry::fabric::NvLinkTotals {
+                        crc_flit: Some(crc_flit),
+                        replay: Some(0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let mut w = Watch::default();
+        w.observe(&summed(40), t0);
+        assert!(w.reasons(t0).is_empty(), "a first value is a base");
+        w.observe(&summed(43), t0 + Duration::from_secs(15));
+        assert_eq!(
+            w.reasons(t0 + Duration::from_secs(15)),
+            ["GPU 5 NVLinks (summed over links): crc_flit rose by 3 in the last 5 min"]
         );
     }
 }

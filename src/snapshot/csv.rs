@@ -26,7 +26,12 @@ fn gpu_fields(g: Option<&GpuView>) -> Vec<String> {
     let Some(g) = g else {
         return vec![String::new(); 20];
     };
-    let links = g.sample.nvlink.as_ref().map(|l| (l.active(), l.total));
+    let links = g
+        .sample
+        .nvlink
+        .as_ref()
+        .filter(|l| l.states_known())
+        .map(|l| (l.active(), l.total));
     let s = g.sample;
     vec![
         s.index.to_string(),

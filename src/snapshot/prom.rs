@@ -214,21 +214,48 @@ pub fn render(report: &Report) -> String {
 /// NVLink and InfiniBand families: links and ports up, port rates, and their error counters (counters
 /// since the driver loaded, typed `counter`).
 fn fabric(out: &mut String, report: &Report) {
+    let with_links = || {
+        report.nodes.iter().flat_map(|v| {
+            v.gpus
+                .iter()
+                .filter_map(move |g| Some((v, g, g.sample.nvlink.as_ref()?)))
+        })
+    };
+    header(out, "fleetop_gpu_nvlinks", "NVLinks the GPU has.");
+    for (v, g, links) in with_links().filter(|(_, _, l)| l.states_known()) {
+        let _ = writeln!(
+            out,
+            "fleetop_gpu_nvlinks{{{}}} {}",
+            gpu_labels(v, g),
+            links.total
+        );
+    }
     header(
         out,
         "fleetop_gpu_nvlinks_active",
         "NVLinks of the GPU that are active.",
     );
-    for v in &report.nodes {
-        for g in &v.gpus {
-            if let Some(links) = &g.sample.nvlink {
-                let _ = writeln!(
-                    out,
-                    "fleetop_gpu_nvlinks_active{{{}}} {}",
-                    gpu_labels(v, g),
-                    links.active()
-                );
-            }
+    for (v, g, links) in with_links().filter(|(_, _, l)| l.states_known()) {
+        let _ = writeln!(
+            out,
+            "fleetop_gpu_nvlinks_active{{{}}} {}",
+            gpu_labels(v, g),
+            links.active()
+        );
+    }
+    // Only the links that are down have a series: 8 GPUs × 18 links of ones would dwarf the rest.
+    header(
+        out,
+        "fleetop_gpu_nvlink_down",
+        "1 for each NVLink of the GPU that is not active (links that are up have no series).",
+    );
+    for (v, g, links) in with_links() {
+        for link in &links.down {
+            let _ = writeln!(
+                out,
+                "fleetop_gpu_nvlink_down{{{},link=\"{link}\"}} 1",
+                gpu_labels(v, g)
+            );
         }
     }
     let _ = writeln!(
@@ -236,24 +263,14 @@ fn fabric(out: &mut String, report: &Report) {
         "# HELP fleetop_gpu_nvlink_errors_total NVLink data-link errors of the GPU's links (replay, recovery, crc_flit, crc_data).\n\
          # TYPE fleetop_gpu_nvlink_errors_total counter"
     );
-    for v in &report.nodes {
-        for g in &v.gpus {
-            // Summed over the GPU's links: 4 series per GPU rather than 72 (the reasons name the link).
-            if let Some(links) = &g.sample.nvlink {
-                let mut sums = [0u64; 4];
-                for link in 0..links.total {
-                    for (i, (_, n)) in links.counters_of(link).into_iter().enumerate() {
-                        sums[i] = sums[i].saturating_add(n);
-                    }
-                }
-                for (name, n) in crate::telemetry::fabric::NVLINK_COUNTERS.iter().zip(sums) {
-                    let _ = writeln!(
-                        out,
-                        "fleetop_gpu_nvlink_errors_total{{{},counter=\"{name}\"}} {n}",
-                        gpu_labels(v, g),
-                    );
-                }
-            }
+    // Summed over the GPU's links: 4 series per GPU rather than 72 (the reasons name the link).
+    for (v, g, links) in with_links() {
+        for (name, n) in links.sums() {
+            let _ = writeln!(
+                out,
+                "fleetop_gpu_nvlink_errors_total{{{},counter=\"{name}\"}} {n}",
+                gpu_labels(v, g),
+            );
         }
     }
     let port_labels = |v: &crate::fleet::view::NodeView, p: &crate::telemetry::fabric::IbPort| {

@@ -31,11 +31,52 @@ pub const MAX_NVLINKS: usize = 18;
 /// `DL_CRC_FLIT`, `DL_CRC_DATA`, counts since the driver loaded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NvLinks {
+    /// Links the GPU has; 0 where the source does not say (dcgm-exporter's default families).
     pub total: u32,
     #[serde(default)]
     pub down: Vec<u32>,
     #[serde(default)]
     pub errors: Vec<NvLinkErrors>,
+    /// The error counters summed over the links, where the source keeps no per-link ones (a metrics store:
+    /// dcgm-exporter's `DCGM_FI_DEV_NVLINK_*_ERROR_COUNT_TOTAL`, fleetop's `fleetop_gpu_nvlink_errors_total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summed: Option<NvLinkTotals>,
+}
+
+/// A GPU's NVLink error counters summed over its links (`None`: the source does not send that counter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NvLinkTotals {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc_flit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc_data: Option<u64>,
+}
+
+impl NvLinkTotals {
+    pub fn counters(&self) -> [(&'static str, Option<u64>); 4] {
+        [
+            (NVLINK_COUNTERS[0], self.replay),
+            (NVLINK_COUNTERS[1], self.recovery),
+            (NVLINK_COUNTERS[2], self.crc_flit),
+            (NVLINK_COUNTERS[3], self.crc_data),
+        ]
+    }
+
+    /// Sets counter `index` of [`NVLINK_COUNTERS`].
+    pub fn set(&mut self, index: usize, value: u64) {
+        let slot = match index {
+            0 => &mut self.replay,
+            1 => &mut self.recovery,
+            2 => &mut self.crc_flit,
+            3 => &mut self.crc_data,
+            _ => return,
+        };
+        *slot = Some(value);
+    }
 }
 
 /// One link's error counters (`None`: the GPU does not keep that counter).
@@ -73,6 +114,26 @@ impl NvLinkErrors {
 }
 
 impl NvLinks {
+    /// Whether the source said how many links the GPU has and which are down (a store may send counters
+    /// alone).
+    pub fn states_known(&self) -> bool {
+        self.total > 0
+    }
+
+    /// Every counter summed over the GPU's links.
+    pub fn sums(&self) -> [(&'static str, u64); 4] {
+        if let Some(summed) = &self.summed {
+            return summed.counters().map(|(name, v)| (name, v.unwrap_or(0)));
+        }
+        let mut sums = NVLINK_COUNTERS.map(|name| (name, 0u64));
+        for link in 0..self.total {
+            for (sum, (_, n)) in sums.iter_mut().zip(self.counters_of(link)) {
+                sum.1 = sum.1.saturating_add(n);
+            }
+        }
+        sums
+    }
+
     /// Links active.
     pub fn active(&self) -> u32 {
         self.total.saturating_sub(self.down.len() as u32)
@@ -97,6 +158,7 @@ impl NvLinks {
                 .map(|l| l.2.clone())
                 .filter(NvLinkErrors::any)
                 .collect(),
+            summed: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::query::{Labels, Series};
 use crate::inventory::NodeId;
+use crate::telemetry::fabric::{NvLinkTotals, NvLinks, NVLINK_COUNTERS};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{throttle_names, GpuSample, XidEvent};
 
@@ -40,6 +41,25 @@ enum Field {
     MemTotalBytes,
     SmClockHz,
     XidCount,
+    /// dcgm-exporter's NVLink error totals, by index into `NVLINK_COUNTERS`.
+    NvLinkError(usize),
+    /// fleetop's NVLink error totals, the counter named by the `counter` label.
+    NvLinkErrorByCounter,
+    NvLinkTotal,
+    /// One series per inactive link, the link in the `link` label.
+    NvLinkDown,
+}
+
+impl Field {
+    /// The label that says which code, link or counter a series is about, if the family has one.
+    fn tag_label(self) -> Option<&'static str> {
+        match self {
+            Field::XidCount => Some("xid"),
+            Field::NvLinkDown => Some("link"),
+            Field::NvLinkErrorByCounter => Some("counter"),
+            _ => None,
+        }
+    }
 }
 
 pub struct Family {
@@ -64,16 +84,14 @@ impl Family {
                     ""
                 },
             ),
-            Dialect::Fleetop => (
-                FLEETOP_NODE_LABEL,
-                match self.field {
-                    Field::XidCount => ",xid",
-                    _ if identity => ",uuid",
-                    _ => "",
-                },
-            ),
+            Dialect::Fleetop => (FLEETOP_NODE_LABEL, if identity { ",uuid" } else { "" }),
         };
-        format!("max by ({node},gpu{extra}) ({})", self.name)
+        let tag = self
+            .field
+            .tag_label()
+            .map(|t| format!(",{t}"))
+            .unwrap_or_default();
+        format!("max by ({node},gpu{extra}{tag}) ({})", self.name)
     }
 }
 
@@ -115,6 +133,22 @@ pub const FAMILIES: &[Family] = &[
     dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Field::EccDbe),
     dcgm("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", Field::ClockEvents),
     dcgm("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", Field::ClockEvents),
+    dcgm(
+        "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL",
+        Field::NvLinkError(0),
+    ),
+    dcgm(
+        "DCGM_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL",
+        Field::NvLinkError(1),
+    ),
+    dcgm(
+        "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL",
+        Field::NvLinkError(2),
+    ),
+    dcgm(
+        "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL",
+        Field::NvLinkError(3),
+    ),
     fleetop("fleetop_gpu_utilization_ratio", Field::UtilRatio),
     fleetop("fleetop_gpu_memory_utilization_ratio", Field::MemUtilRatio),
     fleetop("fleetop_gpu_memory_used_bytes", Field::MemUsedBytes),
@@ -127,6 +161,12 @@ pub const FAMILIES: &[Family] = &[
     fleetop("fleetop_gpu_ecc_uncorrected_errors", Field::EccDbe),
     fleetop("fleetop_gpu_remapped_rows_pending", Field::RemapPending),
     fleetop("fleetop_gpu_xid_errors", Field::XidCount),
+    fleetop("fleetop_gpu_nvlinks", Field::NvLinkTotal),
+    fleetop("fleetop_gpu_nvlink_down", Field::NvLinkDown),
+    fleetop(
+        "fleetop_gpu_nvlink_errors_total",
+        Field::NvLinkErrorByCounter,
+    ),
 ];
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -178,8 +218,8 @@ pub struct Reading {
     t: f64,
     value: f64,
     identity: Option<Box<Identity>>,
-    /// The XID code a fleetop XID series counts.
-    xid: Option<u32>,
+    /// The XID code, link or counter (index into `NVLINK_COUNTERS`) the series is about.
+    tag: Option<u32>,
 }
 
 /// The readings of `series` of `family` whose node (named through `node_of`), GPU and value are good.
@@ -202,6 +242,9 @@ pub fn read(
         if !value.is_finite() || !s.value.0.is_finite() {
             continue;
         }
+        if family.dialect == Dialect::Dcgm && dcgm_blank(value) {
+            continue;
+        }
         let owned = |name: &str| s.metric.get(name).map(str::to_string);
         let identity = matches!(family.field, Field::Util | Field::UtilRatio).then(|| {
             Box::new(match family.dialect {
@@ -216,14 +259,27 @@ pub fn read(
                 },
             })
         });
-        let xid = s.metric.get("xid").and_then(|x| x.parse::<u32>().ok());
+        let tag = family.field.tag_label().and_then(|label| {
+            let text = s.metric.get(label)?;
+            if family.field == Field::NvLinkErrorByCounter {
+                NVLINK_COUNTERS
+                    .iter()
+                    .position(|c| *c == text)
+                    .map(|i| i as u32)
+            } else {
+                text.parse::<u32>().ok()
+            }
+        });
+        if family.field.tag_label().is_some() && tag.is_none() {
+            continue;
+        }
         out.push(Reading {
             node,
             gpu,
             t: s.value.0,
             value,
             identity,
-            xid,
+            tag,
         });
     }
     out
@@ -258,8 +314,23 @@ pub fn apply(family: &Family, readings: &[Reading], nodes: &mut [Option<NodeData
                 gpu.pci_bus_id.clone_from(&id.pci_bus_id);
             }
         }
-        set(gpu, family.field, r.value, r.xid, &mut data.free_mib);
+        set(gpu, family.field, r.value, r.tag, &mut data.free_mib);
     }
+}
+
+/// DCGM's "blank" values, which dcgm-exporter passes on as numbers: a field the GPU does not support, was not
+/// found or may not be read (`DCGM_INT32_BLANK` 0x7ffffff0 + 0..15, `DCGM_INT64_BLANK` 0x7ffffffffffffff0 and
+/// `DCGM_FP64_BLANK` 2^47 and above; NVIDIA/DCGM `dcgmlib/dcgm_structs.h`). A T4 sends 9223372036854775794
+/// (`DCGM_INT64_NOT_SUPPORTED`) for NVLink counters and memory temperature: no value, not an implausible one.
+fn dcgm_blank(v: f64) -> bool {
+    const INT32_BLANK: f64 = 2_147_483_632.0;
+    const FP64_BLANK: f64 = 140_737_488_355_328.0;
+    (INT32_BLANK..INT32_BLANK + 16.0).contains(&v) || v >= FP64_BLANK
+}
+
+/// The GPU's NVLinks, created on the first NVLink family seen.
+fn links(gpu: &mut GpuSample) -> &mut NvLinks {
+    gpu.nvlink.get_or_insert_with(NvLinks::default)
 }
 
 /// Whole numbers as the exporters send them; a negative or huge one becomes `u32::MAX` so the range check
@@ -284,7 +355,7 @@ fn set(
     gpu: &mut GpuSample,
     field: Field,
     v: f64,
-    xid: Option<u32>,
+    tag: Option<u32>,
     free_mib: &mut HashMap<u32, (Option<f64>, Option<f64>)>,
 ) {
     match field {
@@ -312,9 +383,27 @@ fn set(
         Field::MemUsedBytes => gpu.mem_used_mib = Some(count(v / MIB)),
         Field::MemTotalBytes => gpu.mem_total_mib = Some(count(v / MIB)),
         Field::SmClockHz => gpu.sm_clock_mhz = Some(whole(v / 1e6)),
+        Field::NvLinkError(index) => links(gpu)
+            .summed
+            .get_or_insert_with(NvLinkTotals::default)
+            .set(index, count(v)),
+        Field::NvLinkErrorByCounter => {
+            if let Some(index) = tag {
+                links(gpu)
+                    .summed
+                    .get_or_insert_with(NvLinkTotals::default)
+                    .set(index as usize, count(v));
+            }
+        }
+        Field::NvLinkTotal => links(gpu).total = whole(v),
+        Field::NvLinkDown => {
+            if let Some(link) = tag.filter(|_| v != 0.0) {
+                links(gpu).down.push(link);
+            }
+        }
         // fleetop: occurrences of each XID code the agent saw, one series per code.
         Field::XidCount => {
-            let Some(code) = xid else {
+            let Some(code) = tag else {
                 return;
             };
             let codes = gpu.xid.get_or_insert_with(Vec::new);
@@ -404,6 +493,38 @@ mod tests {
             &[("Hostname", "elsewhere"), ("gpu", "0")],
             "5",
         );
+        // NVLink: dcgm-exporter's totals (DCGM's "not supported" is no value), fleetop's states and counters.
+        feed(
+            "DCGM_FI_DEV_MEMORY_TEMP",
+            &dcgm_labels,
+            "9223372036854775794",
+        );
+        feed(
+            "DCGM_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL",
+            &dcgm_labels,
+            "7",
+        );
+        feed(
+            "DCGM_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL",
+            &dcgm_labels,
+            "9223372036854775794",
+        );
+        feed("DCGM_FI_DEV_SM_CLOCK", &dcgm_labels, "2147483634");
+        feed("fleetop_gpu_nvlinks", &fleetop_labels, "18");
+        feed(
+            "fleetop_gpu_nvlink_down",
+            &[("node", "n2"), ("gpu", "0"), ("link", "11")],
+            "1",
+        );
+        feed(
+            "fleetop_gpu_nvlink_down",
+            &[("node", "n2"), ("gpu", "0")],
+            "1",
+        );
+        let counter = |name| [("node", "n2"), ("gpu", "0"), ("counter", name)];
+        feed("fleetop_gpu_nvlink_errors_total", &counter("replay"), "2");
+        feed("fleetop_gpu_nvlink_errors_total", &counter("crc_data"), "0");
+        feed("fleetop_gpu_nvlink_errors_total", &counter("bogus"), "9");
         for n in nodes.iter_mut().flatten() {
             n.finish();
         }
@@ -420,11 +541,37 @@ mod tests {
         assert_eq!(g.name.as_deref(), Some("NVIDIA H100 80GB HBM3"));
         assert_eq!(g.uuid.as_deref(), Some("GPU-x"));
         assert_eq!(n1.gpus.len(), 1);
+        assert_eq!(
+            (g.mem_temp_c, g.sm_clock_mhz),
+            (None, None),
+            "DCGM blanks are unknown"
+        );
+        let links = g.nvlink.as_ref().unwrap();
+        assert!(!links.states_known(), "dcgm-exporter sends no link states");
+        assert_eq!(
+            links.summed,
+            Some(NvLinkTotals {
+                crc_flit: Some(7),
+                ..Default::default()
+            })
+        );
         let n2 = nodes[1].as_ref().unwrap();
         let f = &n2.gpus[&0];
         assert_eq!((f.util_pct, f.sm_clock_mhz), (Some(97), Some(1980)));
         assert_eq!(f.uuid.as_deref(), Some("GPU-y"));
         assert_eq!(f.xid_counts(), vec![(48, 2)]);
+        let links = f.nvlink.as_ref().unwrap();
+        assert_eq!((links.total, links.down.clone()), (18, vec![11]));
+        assert_eq!(
+            links.sums(),
+            [
+                ("replay", 2),
+                ("recovery", 0),
+                ("crc_flit", 0),
+                ("crc_data", 0)
+            ]
+        );
+        assert_eq!(links.summed.as_ref().unwrap().crc_data, Some(0));
         assert!(nodes[2].is_none());
         assert_eq!(n1.newest, 1_700_000_000.5);
         assert_eq!(n2.dialects, vec![Dialect::Fleetop]);

@@ -247,6 +247,7 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                     vec![]
                 },
                 errors: vec![],
+                summed: None,
             });
             gpu.processes = Some(if busy {
                 vec![demo_process(inv, seed, node, i, gpu.mem_used_mib)]

@@ -237,9 +237,13 @@ fn identity(s: &GpuSample) -> String {
         or(&s.serial),
         or(&s.pci_bus_id),
         or(&s.vbios)
-    ) + &s.nvlink.as_ref().map_or(String::new(), |l| {
-        format!(" · NVLink {}/{} active", l.active(), l.total)
-    })
+    ) + &s
+        .nvlink
+        .as_ref()
+        .filter(|l| l.states_known())
+        .map_or(String::new(), |l| {
+            format!(" · NVLink {}/{} active", l.active(), l.total)
+        })
 }
 
 /// Processes listed per GPU in the node detail; the rest are counted.
