@@ -51,10 +51,11 @@ fn main() {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(12_500);
+        // Ten minutes: the rings then hold all the history a view keeps (40 samples at 15 s).
         let follow = std::env::var("FLEETOP_BENCH_PROM_FOLLOW_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(60);
+            .unwrap_or(600);
         prometheus::prometheus(nodes, follow);
         return;
     }

@@ -10,6 +10,7 @@ pub(crate) struct Measured {
     pub(crate) wall: Duration,
     pub(crate) cpu: Duration,
     pub(crate) stdout: String,
+    pub(crate) stderr: String,
     /// Nodes that returned a sample.
     pub(crate) answered: usize,
     /// CPU seconds the rest of the machine used meanwhile: the fleet's sshds, the commands they ran and the
@@ -24,25 +25,30 @@ pub(crate) fn measure(cmd: &mut Command) -> Measured {
     let started = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn");
-    let mut pipe = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = pipe.read_to_string(&mut s);
-        s
-    });
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = read_all(Box::new(child.stdout.take().expect("stdout")));
+    let err = read_all(Box::new(child.stderr.take().expect("stderr")));
     let cpu = reap(&child);
     let wall = started.elapsed();
-    let stdout = reader.join().unwrap_or_default();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
     // pdsh and clush print each node's agent output: one hello line per node that answered.
     let answered = stdout.matches("\"fleetop_agent\"").count();
     Measured {
         wall,
         cpu,
         stdout,
+        stderr,
         answered,
         rest_cpu: 0.0,
     }
