@@ -50,6 +50,8 @@ fn each_error_names_file_line_column_and_value() {
         (&format!("{CAB}[defaults]\ntenant_from = \"slurm\"\n"), "5:15", "unknown variant `slurm`, expected `inventory` or `scheduler`"),
         (&format!("{CAB}[source]\nkind = \"prometheus\"\nurl = \"http://prometheus:9090\"\nnode_label = \"host) or vector(1\"\n"), "7:1", "node_label \"host) or vector(1\" is not a Prometheus label name"),
         (&format!("{CAB}[source]\nkind = \"prometheus\"\nurl = \"prometheus:9090\"\n"), "5:1", "needs url = \"http(s)://…\" (got \"prometheus:9090\")"),
+        (&format!("{CAB}[source]\nkind = \"prometheus\"\nurl = \"http://p:9090\"\nnode_pattern = \"gpu-(\"\n"), "7:1", "node_pattern \"gpu-(\" is not a regular expression"),
+        (&format!("{CAB}[source]\nkind = \"prometheus\"\nurl = \"http://p:9090\"\nnode_replacement = \"$1\"\n"), "7:1", "node_replacement needs node_pattern"),
     ];
     for (text, position, words) in cases {
         let (code, _, err, path) = check(text);

@@ -558,3 +558,45 @@ fn a_repair_from_the_tui_shows_the_job_it_waits_for_and_brings_the_node_back() {
     }
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn a_shell_on_the_selected_node_runs_in_the_terminal_and_the_view_comes_back() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Agent(Spec::node(2, 2)),
+        ],
+        Quirks {
+            wrong_host_key: vec!["tn02".into()],
+            ..Quirks::default()
+        },
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let tmux = Tmux::start(&on(&inventory), fleet.dir.path());
+    tmux.wait_for(&["1 up"], Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    tmux.wait_for(&["tn01", "tn02"], Duration::from_secs(10));
+    // The table is sorted by name: tn01 is selected. `x` hands the terminal to OpenSSH on it.
+    tmux.keys(&["x"]);
+    tmux.wait_for(&["fleetop: ssh -t", "-- tn01"], Duration::from_secs(10));
+    tmux.keys(&["echo shell-on-$((40+2))", "Enter"]);
+    tmux.wait_for(&["shell-on-42"], Duration::from_secs(20));
+    tmux.keys(&["exit", "Enter"]);
+    let back = tmux.wait_until("the view back", Duration::from_secs(10), |s| {
+        !s.contains("shell-on-42") && s.contains("tn01") && s.contains("tn02")
+    });
+    assert!(back.contains("up"), "{back}");
+    // tn02's host key is not the one known_hosts holds: OpenSSH refuses, says why, and fleetop reports it.
+    tmux.keys(&["j", "x"]);
+    tmux.wait_for(
+        &["HOST IDENTIFICATION HAS CHANGED", "press Enter to return"],
+        Duration::from_secs(10),
+    );
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(
+        &["shell on tn02: ssh failed (exit 255)"],
+        Duration::from_secs(10),
+    );
+    assert!(tmux.alive());
+    tmux.keys(&["Enter", "q"]);
+}

@@ -107,11 +107,17 @@ struct Run {
 fn phase(timings: &str, name: &str) -> (f64, f64) {
     let line = timings
         .lines()
-        .find(|l| l.split("  ").any(|part| part.trim_start().starts_with(name)))
+        .find(|l| {
+            l.split("  ")
+                .any(|part| part.trim_start().starts_with(name))
+        })
         .unwrap_or("");
     let mut words = line.split_whitespace();
     let mut duration = || -> f64 {
-        let value: f64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        let value: f64 = words
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
         match words.next() {
             Some("ms") => value / 1e3,
             _ => value,

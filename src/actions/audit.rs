@@ -56,6 +56,61 @@ pub enum Record {
     Ack(Ack),
 }
 
+/// One audited change, as its intent and its outcome both tell it: who, what, on which node, why, through
+/// which backend and with which command. The one place the two records are built.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub operator: &'a str,
+    pub action: &'a str,
+    pub node: &'a str,
+    pub reason: Option<&'a str>,
+    pub backend: &'a str,
+    pub command: &'a str,
+}
+
+/// How an audited change ended.
+#[derive(Debug, Clone, Default)]
+pub struct Ending {
+    pub ok: bool,
+    pub exit_status: Option<i32>,
+    pub duration_ms: u64,
+    pub detail: String,
+}
+
+impl Entry<'_> {
+    /// The intent record, written before the change.
+    pub fn intent(&self, id: &str) -> Record {
+        Record::Intent(Intent {
+            id: id.into(),
+            time: now(),
+            operator: self.operator.into(),
+            action: self.action.into(),
+            node: self.node.into(),
+            reason: self.reason.map(str::to_string),
+            backend: self.backend.into(),
+            command: self.command.into(),
+            pid: std::process::id(),
+        })
+    }
+
+    /// The outcome record closing intent `id`.
+    pub fn outcome(&self, id: &str, ending: Ending) -> Record {
+        Record::Outcome(Outcome {
+            id: id.into(),
+            time: now(),
+            operator: self.operator.into(),
+            action: self.action.into(),
+            node: self.node.into(),
+            backend: self.backend.into(),
+            command: self.command.into(),
+            ok: ending.ok,
+            exit_status: ending.exit_status,
+            duration_ms: ending.duration_ms,
+            detail: ending.detail,
+        })
+    }
+}
+
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::audit::{self, AuditLog, Intent, Outcome, Record};
+use super::audit::{self, AuditLog};
 use super::exec::Reach;
 use super::record_id;
 use super::run::audit_path;
@@ -303,6 +303,14 @@ fn one_node(
     );
     let id = record_id();
     let backend = if target.simulated { "simulated" } else { "ssh" };
+    let entry = audit::Entry {
+        operator: &req.operator,
+        action: "deploy",
+        node: &name,
+        reason: req.reason.as_deref(),
+        backend,
+        command: &command,
+    };
     let mut intended = false;
     let mut audit_failure = None;
     let mut before_change = |_: &install::Probe| -> Result<(), String> {
@@ -310,17 +318,7 @@ fn one_node(
         let written = log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .write(&Record::Intent(Intent {
-                id: id.clone(),
-                time: audit::now(),
-                operator: req.operator.clone(),
-                action: "deploy".into(),
-                node: name.clone(),
-                reason: req.reason.clone(),
-                backend: backend.into(),
-                command: command.clone(),
-                pid: std::process::id(),
-            }));
+            .write(&entry.intent(&id));
         match written {
             Ok(()) => {
                 intended = true;
@@ -356,19 +354,15 @@ fn one_node(
             let written = log
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .write(&Record::Outcome(Outcome {
-                    id,
-                    time: audit::now(),
-                    operator: req.operator.clone(),
-                    action: "deploy".into(),
-                    node: name,
-                    backend: backend.into(),
-                    command,
-                    ok: !result.failed(),
-                    exit_status: None,
-                    duration_ms: result.duration_ms,
-                    detail: result.detail.clone(),
-                }));
+                .write(&entry.outcome(
+                    &id,
+                    audit::Ending {
+                        ok: !result.failed(),
+                        exit_status: None,
+                        duration_ms: result.duration_ms,
+                        detail: result.detail.clone(),
+                    },
+                ));
             if let Err(e) = written {
                 audit_failure = Some(format!(
                     "{}: the node was changed but its outcome is not in the audit log: {e}",

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::inventory::{DrainBackend, Inventory, NodeId, RebootBackend};
-use audit::{AuditLog, Intent, Outcome, Record};
+use audit::AuditLog;
 use exec::Executor;
 use plan::Step;
 use status::{DrainState, NodeDrain};
@@ -218,40 +218,35 @@ pub fn execute_step(
     let node = inv.nodes[step.node].name.clone();
     let command = step.invocation.display(inv);
     let id = record_id();
-    log.write(&Record::Intent(Intent {
-        id: id.clone(),
-        time: audit::now(),
-        operator: req.operator.clone(),
-        action: req.kind.as_str().into(),
-        node: node.clone(),
-        reason: req.reason.clone(),
-        backend: step.backend.into(),
-        command: command.clone(),
-        pid: std::process::id(),
-    }))?;
+    let entry = audit::Entry {
+        operator: &req.operator,
+        action: req.kind.as_str(),
+        node: &node,
+        reason: req.reason.as_deref(),
+        backend: step.backend,
+        command: &command,
+    };
+    log.write(&entry.intent(&id))?;
     let ran = exec.run(inv, step, req.kind);
+    let duration_ms = ran.duration.as_millis() as u64;
+    let recorded = log.write(&entry.outcome(
+        &id,
+        audit::Ending {
+            ok: ran.ok,
+            exit_status: ran.exit_status,
+            duration_ms,
+            detail: ran.detail.clone(),
+        },
+    ));
     let mut result = NodeResult {
-        node: node.clone(),
+        node,
         ok: ran.ok,
         exit_status: ran.exit_status,
-        command: command.clone(),
-        duration_ms: ran.duration.as_millis() as u64,
-        detail: ran.detail.clone(),
+        command,
+        duration_ms,
+        detail: ran.detail,
         audit_error: None,
     };
-    let recorded = log.write(&Record::Outcome(Outcome {
-        id,
-        time: audit::now(),
-        operator: req.operator.clone(),
-        action: req.kind.as_str().into(),
-        node,
-        backend: step.backend.into(),
-        command,
-        ok: ran.ok,
-        exit_status: ran.exit_status,
-        duration_ms: result.duration_ms,
-        detail: ran.detail,
-    }));
     // The command ran: its result is reported whatever the log says, with the log's failure beside it.
     result.audit_error = recorded.err();
     Ok(result)

@@ -58,6 +58,10 @@ pub(crate) struct SourceFile {
     /// A suffix removed from the label's value to give the inventory name (e.g. `.cluster.local`); a `:port`
     /// (as in `instance`) is always removed.
     pub node_suffix: Option<String>,
+    /// A regular expression the label's value (less its `:port` and suffix) is matched against, whole; where it
+    /// matches, `node_replacement` (default `$1`) gives the inventory name, e.g. `gpu-(.*)` → `$1`.
+    pub node_pattern: Option<String>,
+    pub node_replacement: Option<String>,
 }
 
 /// A string, or a list of them.

@@ -106,7 +106,7 @@ pub enum SourceKind {
 }
 
 /// Resolved `[source]` for a Prometheus-compatible store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PrometheusSource {
     pub url: String,
     pub bearer_token_file: Option<String>,
@@ -114,6 +114,8 @@ pub struct PrometheusSource {
     pub ca_file: Option<String>,
     pub node_label: String,
     pub node_suffix: Option<String>,
+    /// `node_pattern` (anchored at both ends) and `node_replacement`.
+    pub node_rewrite: Option<(regex::Regex, String)>,
 }
 
 impl PrometheusSource {
@@ -125,6 +127,7 @@ impl PrometheusSource {
             ca_file: None,
             node_label: "Hostname".into(),
             node_suffix: None,
+            node_rewrite: None,
         }
     }
 }

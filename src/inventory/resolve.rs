@@ -353,6 +353,34 @@ fn prometheus_source(
         p.node_label = label.clone();
     }
     p.node_suffix = s.node_suffix.clone();
+    match (&s.node_pattern, &s.node_replacement) {
+        (Some(pattern), replacement) => match regex::Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(re) => {
+                p.node_rewrite = Some((re, replacement.clone().unwrap_or_else(|| "$1".into())));
+            }
+            Err(e) => {
+                let first = e.to_string();
+                let why = first.lines().last().unwrap_or("not a regular expression");
+                errors.push(loc.at(
+                    loc.key("source", "node_pattern"),
+                    format!(
+                        "node_pattern {:?} is not a regular expression: {}",
+                        crate::text::escape(pattern),
+                        crate::text::escape(why)
+                    ),
+                ));
+                return None;
+            }
+        },
+        (None, Some(_)) => {
+            errors.push(loc.at(
+                loc.key("source", "node_replacement"),
+                "node_replacement needs node_pattern",
+            ));
+            return None;
+        }
+        (None, None) => {}
+    }
     Some(p)
 }
 

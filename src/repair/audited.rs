@@ -2,7 +2,7 @@
 //! so the log shows every step of a repair, not only its commands.
 
 use super::{Context, Step, Workflow, REASON_PREFIX};
-use crate::actions::audit::{self, AuditLog, Intent, Outcome, Record};
+use crate::actions::audit::{self, AuditLog};
 use crate::actions::{record_id, run};
 use crate::inventory::NodeId;
 
@@ -33,7 +33,31 @@ pub(super) fn close_wait(
         Step::WaitJobs { .. } => "repair-wait-jobs",
         _ => "repair-wait-back",
     };
-    audit_outcome(ctx, wf, node, &id, action, "wait", ok, detail.to_string())
+    let ending = audit::Ending {
+        ok,
+        detail: detail.to_string(),
+        ..audit::Ending::default()
+    };
+    audit_outcome(ctx, wf, node, &id, action, "wait", ending)
+}
+
+/// What every record of a repair's step says: the operator, the action, the node, the repair's reason.
+fn entry<'a>(
+    ctx: &'a Context,
+    wf: &'a Workflow,
+    node: NodeId,
+    action: &'a str,
+    command: &'a str,
+    reason: &'a str,
+) -> audit::Entry<'a> {
+    audit::Entry {
+        operator: &wf.operator,
+        action,
+        node: &ctx.inv.nodes[node].name,
+        reason: Some(reason),
+        backend: "fleetop",
+        command,
+    }
 }
 
 pub(super) fn audit_intent(
@@ -44,22 +68,12 @@ pub(super) fn audit_intent(
     command: &str,
 ) -> Result<String, String> {
     let id = record_id();
-    let mut log = AuditLog::open(&run::audit_path(ctx.inv))?;
-    log.write(&Record::Intent(Intent {
-        id: id.clone(),
-        time: audit::now(),
-        operator: wf.operator.clone(),
-        action: action.into(),
-        node: ctx.inv.nodes[node].name.clone(),
-        reason: Some(format!("{REASON_PREFIX}{}", wf.reason)),
-        backend: "fleetop".into(),
-        command: command.into(),
-        pid: std::process::id(),
-    }))?;
+    let reason = format!("{REASON_PREFIX}{}", wf.reason);
+    let record = entry(ctx, wf, node, action, command, &reason).intent(&id);
+    AuditLog::open(&run::audit_path(ctx.inv))?.write(&record)?;
     Ok(id)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn audit_outcome(
     ctx: &Context,
     wf: &Workflow,
@@ -67,21 +81,9 @@ pub(super) fn audit_outcome(
     id: &str,
     action: &str,
     command: &str,
-    ok: bool,
-    detail: String,
+    ending: audit::Ending,
 ) -> Result<(), String> {
-    let mut log = AuditLog::open(&run::audit_path(ctx.inv))?;
-    log.write(&Record::Outcome(Outcome {
-        id: id.into(),
-        time: audit::now(),
-        operator: wf.operator.clone(),
-        action: action.into(),
-        node: ctx.inv.nodes[node].name.clone(),
-        backend: "fleetop".into(),
-        command: command.into(),
-        ok,
-        exit_status: None,
-        duration_ms: 0,
-        detail,
-    }))
+    let reason = format!("{REASON_PREFIX}{}", wf.reason);
+    let record = entry(ctx, wf, node, action, command, &reason).outcome(id, ending);
+    AuditLog::open(&run::audit_path(ctx.inv))?.write(&record)
 }

@@ -218,8 +218,11 @@ fn kill(
                 &id,
                 "repair-kill-job",
                 &command,
-                result.is_ok(),
-                result.as_ref().map_or_else(String::clone, String::clone),
+                crate::actions::audit::Ending {
+                    ok: result.is_ok(),
+                    detail: result.as_ref().map_or_else(String::clone, String::clone),
+                    ..Default::default()
+                },
             )?;
             if result.is_ok() {
                 notes.push(format!("{} ended ({command})", job.id));

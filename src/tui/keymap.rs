@@ -37,6 +37,7 @@ pub enum Action {
     Reboot,
     Repair,
     AckXids,
+    Shell,
 }
 
 impl Action {
@@ -100,10 +101,14 @@ impl Action {
                 "ack_xids",
                 "acknowledge the XIDs of the marked (or selected) nodes, with a reason (audit log)",
             ),
+            Action::Shell => (
+                "shell",
+                "open an SSH shell on the selected node (OpenSSH, strict host keys); the view returns when it ends",
+            ),
         }
     }
 
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 31] = [
         Action::Quit,
         Action::Help,
         Action::ViewOverview,
@@ -134,6 +139,7 @@ impl Action {
         Action::Reboot,
         Action::Repair,
         Action::AckXids,
+        Action::Shell,
     ];
 
     pub(crate) fn from_name(name: &str) -> Option<Action> {
@@ -287,6 +293,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("R", Action::Reboot),
     ("F", Action::Repair),
     ("a", Action::AckXids),
+    ("x", Action::Shell),
 ];
 
 impl Default for Keymap {

@@ -4,10 +4,12 @@
 pub mod app;
 pub mod bench;
 pub mod keymap;
+mod shell;
 pub mod theme;
 pub mod ui;
 
 use std::io::stdout;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ use crate::transport::Transport;
 use app::operate::ActionEvent;
 use app::App;
 use keymap::Keymap;
+use shell::InputPause;
 use theme::Theme;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -117,13 +120,29 @@ async fn event_loop(
     let _ = execute!(stdout(), EnableMouseCapture);
 
     let (input_tx, mut input) = tokio::sync::mpsc::unbounded_channel();
+    let input_pause = InputPause::default();
+    let pause = input_pause.clone();
     std::thread::Builder::new()
         .name("input".into())
-        .spawn(move || {
-            while let Ok(ev) = event::read() {
-                if input_tx.send(ev).is_err() {
-                    break;
-                }
+        .spawn(move || loop {
+            // A shell owns the terminal while paused: nothing may read its keys.
+            if pause.paused.load(Ordering::SeqCst) {
+                pause.idle.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            pause.idle.store(false, Ordering::SeqCst);
+            match event::poll(Duration::from_millis(50)) {
+                Ok(true) => match event::read() {
+                    Ok(ev) => {
+                        if input_tx.send(ev).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                Ok(false) => {}
+                Err(_) => break,
             }
         })
         .ok();
@@ -154,6 +173,18 @@ async fn event_loop(
                     }
                     for request in std::mem::take(&mut app.ops.repairs_queued) {
                         spawn_repair(&inventory, &executor, request, options.simulated, &action_tx);
+                    }
+                    if let Some(node) = app.ops.shell.take() {
+                        // The loop waits for the shell: transports run on their own threads and their
+                        // messages queue meanwhile.
+                        let ended = shell::open(&inventory, node, &input_pause);
+                        if let Err(e) = terminal.clear() {
+                            tracing::error!("redraw after the shell failed: {e}");
+                        }
+                        if let Err(e) = ended {
+                            app.ops.failures.push(e);
+                        }
+                        app.dirty = true;
                     }
                     for ack in std::mem::take(&mut app.ops.acks) {
                         let written = AuditLog::open(&actions::run::audit_path(&inventory))

@@ -222,67 +222,65 @@ pub struct Reading {
     tag: Option<u32>,
 }
 
-/// The readings of `series` of `family` whose node (named through `node_of`), GPU and value are good.
+/// The reading of series `s` of `family`, added to `out` when its node (named through `node_of`), GPU and
+/// value are good.
 pub fn read(
     family: &Family,
-    series: &[Series],
+    s: &Series,
     node_of: &dyn Fn(&Labels) -> Option<NodeId>,
-) -> Vec<Reading> {
-    let mut out = Vec::with_capacity(series.len());
-    for s in series {
-        let Some(node) = node_of(&s.metric) else {
-            continue;
-        };
-        let Some(gpu) = s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(value) = s.value.1.as_str().parse::<f64>() else {
-            continue;
-        };
-        if !value.is_finite() || !s.value.0.is_finite() {
-            continue;
-        }
-        if family.dialect == Dialect::Dcgm && dcgm_blank(value) {
-            continue;
-        }
-        let owned = |name: &str| s.metric.get(name).map(str::to_string);
-        let identity = matches!(family.field, Field::Util | Field::UtilRatio).then(|| {
-            Box::new(match family.dialect {
-                Dialect::Dcgm => Identity {
-                    uuid: owned("UUID"),
-                    model: owned("modelName"),
-                    pci_bus_id: owned("pci_bus_id"),
-                },
-                Dialect::Fleetop => Identity {
-                    uuid: owned("uuid"),
-                    ..Identity::default()
-                },
-            })
-        });
-        let tag = family.field.tag_label().and_then(|label| {
-            let text = s.metric.get(label)?;
-            if family.field == Field::NvLinkErrorByCounter {
-                NVLINK_COUNTERS
-                    .iter()
-                    .position(|c| *c == text)
-                    .map(|i| i as u32)
-            } else {
-                text.parse::<u32>().ok()
-            }
-        });
-        if family.field.tag_label().is_some() && tag.is_none() {
-            continue;
-        }
-        out.push(Reading {
-            node,
-            gpu,
-            t: s.value.0,
-            value,
-            identity,
-            tag,
-        });
+    out: &mut Vec<Reading>,
+) {
+    let Some(node) = node_of(&s.metric) else {
+        return;
+    };
+    let Some(gpu) = s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()) else {
+        return;
+    };
+    let Ok(value) = s.value.1.as_str().parse::<f64>() else {
+        return;
+    };
+    if !value.is_finite() || !s.value.0.is_finite() {
+        return;
     }
-    out
+    if family.dialect == Dialect::Dcgm && dcgm_blank(value) {
+        return;
+    }
+    let owned = |name: &str| s.metric.get(name).map(str::to_string);
+    let identity = matches!(family.field, Field::Util | Field::UtilRatio).then(|| {
+        Box::new(match family.dialect {
+            Dialect::Dcgm => Identity {
+                uuid: owned("UUID"),
+                model: owned("modelName"),
+                pci_bus_id: owned("pci_bus_id"),
+            },
+            Dialect::Fleetop => Identity {
+                uuid: owned("uuid"),
+                ..Identity::default()
+            },
+        })
+    });
+    let tag = family.field.tag_label().and_then(|label| {
+        let text = s.metric.get(label)?;
+        if family.field == Field::NvLinkErrorByCounter {
+            NVLINK_COUNTERS
+                .iter()
+                .position(|c| *c == text)
+                .map(|i| i as u32)
+        } else {
+            text.parse::<u32>().ok()
+        }
+    });
+    if family.field.tag_label().is_some() && tag.is_none() {
+        return;
+    }
+    out.push(Reading {
+        node,
+        gpu,
+        t: s.value.0,
+        value,
+        identity,
+        tag,
+    });
 }
 
 /// Files `readings` of `family` under their nodes (indexed by inventory id), creating the GPU on first sight.
@@ -465,7 +463,8 @@ mod tests {
         let find = |name: &str| FAMILIES.iter().find(|f| f.name == name).unwrap();
         let mut feed = |family: &str, labels: &[(&str, &str)], value: &str| {
             let family = find(family);
-            let readings = read(family, &[series(labels, value)], &node_of);
+            let mut readings = Vec::new();
+            read(family, &series(labels, value), &node_of, &mut readings);
             apply(family, &readings, &mut nodes);
         };
         let dcgm_labels = [

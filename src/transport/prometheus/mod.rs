@@ -135,6 +135,7 @@ impl PrometheusTransport {
                     if !self.deliver(inv, round, &mut seen, tx) {
                         return;
                     }
+                    release_freed_memory();
                 }
                 Err(e) => {
                     fail_all(
@@ -197,21 +198,19 @@ impl PrometheusTransport {
             let Ok(body) = client.range(&query, start, end, step) else {
                 continue;
             };
-            let Ok(series) = query::parse_matrix(&query, &body.bytes) else {
-                continue;
-            };
-            for s in series {
+            // A garbled answer may have filled some rings before it failed: history is a convenience.
+            let _ = query::each_matrix(&query, &body.bytes, |s| {
                 let (Some(node), Some(gpu)) = (
                     s.metric.get(label).and_then(|v| resolver.node(v)),
                     s.metric.get("gpu").and_then(|g| g.parse::<u32>().ok()),
                 ) else {
-                    continue;
+                    return;
                 };
                 let gpus = history.entry(node).or_default();
                 if !gpus.contains_key(&gpu)
                     && gpus.len() >= crate::telemetry::wire::MAX_GPUS_PER_SAMPLE
                 {
-                    continue;
+                    return;
                 }
                 let ring = gpus
                     .entry(gpu)
@@ -232,7 +231,7 @@ impl PrometheusTransport {
                         point.1 = value;
                     }
                 }
-            }
+            });
         }
         let now = Instant::now();
         for (id, gpus) in history {
@@ -277,14 +276,16 @@ impl PrometheusTransport {
             let query = family.query(&self.source.node_label);
             let body = client.instant(&query, time)?;
             let parsing = Instant::now();
-            let series = query::parse_vector(&query, &body.bytes)?;
             let label = match family.dialect {
                 Dialect::Dcgm => self.source.node_label.as_str(),
                 Dialect::Fleetop => FLEETOP_NODE_LABEL,
             };
-            let readings =
-                families::read(family, &series, &|l: &Labels| resolver.node(l.get(label)?));
-            let cost = QueryCost::new(family.name, body.cost, parsing.elapsed(), series.len());
+            let node_of = |l: &Labels| resolver.node(l.get(label)?);
+            let mut readings = Vec::new();
+            let series = query::each_vector(&query, &body.bytes, |s| {
+                families::read(family, &s, &node_of, &mut readings);
+            })?;
+            let cost = QueryCost::new(family.name, body.cost, parsing.elapsed(), series);
             Ok((readings, cost))
         });
         let merging = Instant::now();
@@ -306,18 +307,12 @@ impl PrometheusTransport {
         let query = "up == 0";
         let body = client.instant(query, time)?;
         let parsing = Instant::now();
-        let series = query::parse_vector(query, &body.bytes)?;
-        for s in &series {
+        let series = query::each_vector(query, &body.bytes, |s| {
             if let Some(id) = resolver.target(&s.metric, &self.source.node_label) {
                 down[id] = true;
             }
-        }
-        queries.push(QueryCost::new(
-            query,
-            body.cost,
-            parsing.elapsed(),
-            series.len(),
-        ));
+        })?;
+        queries.push(QueryCost::new(query, body.cost, parsing.elapsed(), series));
         if let Ok(mut cost) = self.cost.lock() {
             *cost = Some(RefreshCost {
                 wall: started.elapsed(),
@@ -433,10 +428,22 @@ impl PrometheusTransport {
     }
 }
 
+/// Hands the memory a refresh freed back to the system. A refresh allocates some 100 MB for a few seconds on
+/// its query threads (answers, readings); glibc keeps what those threads freed in their arenas, and a
+/// follower's resident size would creep up refresh after refresh without this.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Names inventory nodes from label values.
 struct Resolver<'a> {
     inv: &'a Inventory,
     suffix: Option<&'a str>,
+    rewrite: Option<&'a (regex::Regex, String)>,
 }
 
 impl<'a> Resolver<'a> {
@@ -444,12 +451,22 @@ impl<'a> Resolver<'a> {
         Resolver {
             inv,
             suffix: source.node_suffix.as_deref(),
+            rewrite: source.node_rewrite.as_ref(),
         }
     }
 
-    /// The inventory node a node label's value names.
+    /// The inventory node a node label's value names: less its `:port` and suffix, then rewritten where
+    /// `node_pattern` matches it (as Prometheus relabelling does, a value it does not match is kept).
     fn node(&self, value: &str) -> Option<NodeId> {
-        self.inv.find_node(inventory_name(value, self.suffix))
+        let name = inventory_name(value, self.suffix);
+        if let Some((pattern, replacement)) = self.rewrite {
+            if let Some(captures) = pattern.captures(name) {
+                let mut rewritten = String::new();
+                captures.expand(replacement, &mut rewritten);
+                return self.inv.find_node(&rewritten);
+            }
+        }
+        self.inv.find_node(name)
     }
 
     /// The inventory node a scrape target stands for: by the node label, fleetop's `node`, or `instance`.
@@ -566,6 +583,20 @@ mod tests {
             "a dcgm-exporter target known only by its address"
         );
         assert_eq!(target(&[("instance", "10.0.0.9:9400")]), None);
+        let mut rewritten = source.clone();
+        rewritten.node_rewrite = Some((
+            regex::Regex::new("^(?:node-(\\d+))$").unwrap(),
+            "gpu$1".into(),
+        ));
+        let rewriting = Resolver::new(&inv, &rewritten);
+        let named = |value: &str| rewriting.node(value).map(|id| inv.nodes[id].name.as_str());
+        assert_eq!(named("node-03.cluster.local:9400"), Some("gpu03"));
+        assert_eq!(
+            named("gpu04"),
+            Some("gpu04"),
+            "a value the pattern does not match is kept"
+        );
+        assert_eq!(named("node-09"), None);
         assert_eq!(
             target(&[("Hostname", "elsewhere"), ("instance", "gpu02:9400")]),
             Some("gpu02"),

@@ -96,25 +96,127 @@ pub struct RangeSeries<'a> {
     pub values: Vec<(f64, Text<'a>)>,
 }
 
-#[derive(Deserialize)]
-struct Answer<T> {
-    status: String,
-    #[serde(default = "none")]
-    data: Option<Data<T>>,
-    #[serde(default)]
+/// How an answer's envelope read, its series having gone to the caller one by one.
+#[derive(Default)]
+struct Envelope {
+    status: Option<String>,
     error: Option<String>,
+    result_type: Option<String>,
+    has_data: bool,
+    series: usize,
 }
 
-fn none<T>() -> Option<T> {
-    None
+/// Reads an answer (`{"status", "data": {"resultType", "result": […]}, "error"}`, in any key order), handing
+/// each series of `result` to `each` as it is parsed, so no list of 100,000 series is ever built.
+struct AnswerSeed<'f, T, F> {
+    each: &'f mut F,
+    item: std::marker::PhantomData<T>,
 }
 
-#[derive(Deserialize)]
-struct Data<T> {
-    #[serde(rename = "resultType")]
-    result_type: String,
-    #[serde(default = "Vec::new")]
-    result: Vec<T>,
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> serde::de::DeserializeSeed<'de>
+    for AnswerSeed<'_, T, F>
+{
+    type Value = Envelope;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> Visitor<'de> for AnswerSeed<'_, T, F> {
+    type Value = Envelope;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a Prometheus API answer")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Envelope, M::Error> {
+        let mut envelope = Envelope::default();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match key.as_str() {
+                "status" => envelope.status = Some(map.next_value()?),
+                "error" => envelope.error = map.next_value()?,
+                "data" => {
+                    envelope.has_data = true;
+                    let (result_type, series) = map.next_value_seed(DataSeed {
+                        each: &mut *self.each,
+                        item: self.item,
+                    })?;
+                    envelope.result_type = result_type;
+                    envelope.series = series;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(envelope)
+    }
+}
+
+/// `data`: its `resultType` and how many series `result` held.
+struct DataSeed<'f, T, F> {
+    each: &'f mut F,
+    item: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> serde::de::DeserializeSeed<'de> for DataSeed<'_, T, F> {
+    type Value = (Option<String>, usize);
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> Visitor<'de> for DataSeed<'_, T, F> {
+    type Value = (Option<String>, usize);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the answer's data")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let (mut result_type, mut series) = (None, 0);
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match key.as_str() {
+                "resultType" => result_type = Some(map.next_value()?),
+                "result" => {
+                    series = map.next_value_seed(ResultSeed {
+                        each: &mut *self.each,
+                        item: self.item,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok((result_type, series))
+    }
+}
+
+/// `result`: every series handed over in turn; how many there were.
+struct ResultSeed<'f, T, F> {
+    each: &'f mut F,
+    item: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> serde::de::DeserializeSeed<'de>
+    for ResultSeed<'_, T, F>
+{
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, F: FnMut(T)> Visitor<'de> for ResultSeed<'_, T, F> {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of series")
+    }
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<usize, S::Error> {
+        let mut count = 0;
+        while let Some(series) = seq.next_element::<T>()? {
+            (self.each)(series);
+            count += 1;
+        }
+        Ok(count)
+    }
 }
 
 /// What one query cost: waiting for the store (request sent → headers back), receiving its body, its size.
@@ -174,7 +276,7 @@ impl Client {
     }
 
     /// The answer to instant query `query`, evaluated now or at `time` (Unix seconds); parse it with
-    /// [`parse_vector`].
+    /// [`each_vector`].
     pub fn instant(&self, query: &str, time: Option<f64>) -> Result<Body, String> {
         let mut params = vec![("query", query.to_string())];
         if let Some(t) = time {
@@ -184,7 +286,7 @@ impl Client {
     }
 
     /// The answer to range query `query` from `start` to `end` (Unix seconds) every `step` seconds; parse it
-    /// with [`parse_matrix`].
+    /// with [`each_matrix`].
     pub fn range(&self, query: &str, start: f64, end: f64, step: f64) -> Result<Body, String> {
         let params = [
             ("query", query.to_string()),
@@ -239,44 +341,67 @@ impl Client {
     }
 }
 
-/// The series of an instant-query answer, or the store's error.
-pub fn parse_vector<'a>(query: &str, body: &'a [u8]) -> Result<Vec<Series<'a>>, String> {
-    parse(query, body, "vector")
+/// Hands each series of an instant-query answer to `each`; how many there were, or the store's error. A
+/// failed answer may have handed some series over before its error was read: the caller keeps none of them.
+pub fn each_vector<'a>(
+    query: &str,
+    body: &'a [u8],
+    each: impl FnMut(Series<'a>),
+) -> Result<usize, String> {
+    each_series(query, body, "vector", each)
 }
 
-/// The series of a range-query answer, or the store's error.
-pub fn parse_matrix<'a>(query: &str, body: &'a [u8]) -> Result<Vec<RangeSeries<'a>>, String> {
-    parse(query, body, "matrix")
+/// Hands each series of a range-query answer to `each`, as [`each_vector`] does.
+pub fn each_matrix<'a>(
+    query: &str,
+    body: &'a [u8],
+    each: impl FnMut(RangeSeries<'a>),
+) -> Result<usize, String> {
+    each_series(query, body, "matrix", each)
 }
 
-fn parse<'a, T: Deserialize<'a>>(
+fn each_series<'a, T: Deserialize<'a>>(
     query: &str,
     body: &'a [u8],
     kind: &str,
-) -> Result<Vec<T>, String> {
-    let answer: Answer<T> = serde_json::from_slice(body)
+    mut each: impl FnMut(T),
+) -> Result<usize, String> {
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let seed = AnswerSeed {
+        each: &mut each,
+        item: std::marker::PhantomData,
+    };
+    let envelope = serde::de::DeserializeSeed::deserialize(seed, &mut reader)
+        .and_then(|e| reader.end().map(|()| e))
         .map_err(|e| format!("{query}: not a Prometheus answer: {e}"))?;
-    if answer.status != "success" {
+    if envelope.status.as_deref() != Some("success") {
         return Err(format!(
             "{query}: {}",
-            crate::text::escape(answer.error.as_deref().unwrap_or("query failed"))
+            crate::text::escape(envelope.error.as_deref().unwrap_or("query failed"))
         ));
     }
-    let data = answer
-        .data
-        .ok_or_else(|| format!("{query}: answer without data"))?;
-    if data.result_type != kind {
+    if !envelope.has_data {
+        return Err(format!("{query}: answer without data"));
+    }
+    let result_type = envelope.result_type.unwrap_or_default();
+    if result_type != kind {
         return Err(format!(
             "{query}: a {} where a {kind} was expected",
-            crate::text::escape(&data.result_type)
+            crate::text::escape(&result_type)
         ));
     }
-    Ok(data.result)
+    Ok(envelope.series)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_vector<'a>(query: &str, body: &'a [u8]) -> Result<Vec<Series<'a>>, String> {
+        let mut all = Vec::new();
+        each_vector(query, body, |s| all.push(s))?;
+        Ok(all)
+    }
 
     #[test]
     fn vectors_errors_and_garbage() {
@@ -306,7 +431,22 @@ mod tests {
         assert!(parse_vector("x", matrix)
             .unwrap_err()
             .contains("a matrix where a vector"));
-        assert!(parse_matrix("x", matrix).unwrap().is_empty());
+        assert_eq!(each_matrix("x", matrix, |_| {}), Ok(0));
+        // Keys in any order; unknown keys skipped; warnings ignored.
+        let reordered = br#"{"data":{"result":[{"value":[1,"5"],"metric":{"gpu":"1"}}],"extra":[1],"resultType":"vector"},"warnings":["w"],"status":"success"}"#;
+        assert_eq!(
+            parse_vector("x", reordered).unwrap()[0].value.1.as_str(),
+            "5"
+        );
+        assert!(parse_vector("x", br#"{"status":"success"}"#)
+            .unwrap_err()
+            .contains("answer without data"));
+        assert!(parse_vector(
+            "x",
+            br#"{"status":"success","data":{"resultType":"vector","result":[]}} trailing"#
+        )
+        .unwrap_err()
+        .contains("not a Prometheus answer"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod jump;
 pub mod known;
 pub mod oneshot;
 mod session;
+pub mod shell;
 mod stamped;
 mod stream;
 mod worker;

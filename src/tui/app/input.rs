@@ -143,6 +143,7 @@ impl App {
             Action::Undrain => self.begin(ActionKind::Undrain),
             Action::Reboot => self.begin(ActionKind::Reboot),
             Action::Repair => self.mode = Mode::RepairReason(String::new()),
+            Action::Shell => self.shell(),
         }
     }
 

@@ -121,6 +121,8 @@ pub struct Operations {
     pub repairs_queued: Vec<Request>,
     /// Each repaired node's latest step, shown in place of its note.
     pub repairs: HashMap<NodeId, String>,
+    /// A node to open a shell on, waiting for the loop (which owns the terminal) to hand it over.
+    pub shell: Option<NodeId>,
 }
 
 impl App {
@@ -131,6 +133,18 @@ impl App {
         } else {
             self.ops.marks.iter().copied().collect()
         }
+    }
+
+    /// Asks the loop for an SSH shell on the selected node.
+    pub(crate) fn shell(&mut self) {
+        if self.ops.simulated {
+            self.ops.failures.push(
+                "shell: the demo fleet's nodes are simulated; there is no machine to log in to"
+                    .into(),
+            );
+            return;
+        }
+        self.ops.shell = Some(self.selected);
     }
 
     pub(crate) fn toggle_mark(&mut self) {
