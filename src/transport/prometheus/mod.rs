@@ -65,6 +65,7 @@ impl PrometheusTransport {
 
 impl Transport for PrometheusTransport {
     fn follow(&self, inventory: &Arc<Inventory>, tx: MsgSender) -> Following {
+        share_malloc_arenas();
         let stop = Arc::new(AtomicBool::new(false));
         let (inv, me, flag) = (Arc::clone(inventory), self.clone(), Arc::clone(&stop));
         let spawned = std::thread::Builder::new()
@@ -425,6 +426,18 @@ impl PrometheusTransport {
             }
         }
         true
+    }
+}
+
+/// Keeps the process to two malloc arenas. glibc gives threads arenas of their own (up to eight per core);
+/// memory a query thread allocated and the view's thread freed then stays in arenas nobody reuses, and a
+/// follower of 100,000 GPUs grew by a fifth over ten minutes. A store source runs a handful of threads, so
+/// sharing two arenas costs nothing measurable (the SSH transport, with a thread per node, does not do this).
+fn share_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
