@@ -4,7 +4,7 @@ use nvml_wrapper::enum_wrappers::nv_link::ErrorCounter;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Device;
 
-use crate::telemetry::fabric::{NvLinkErrors, NvLinks, MAX_NVLINKS};
+use crate::telemetry::fabric::{NvLinkCounts, NvLinkErrors, NvLinks, MAX_NVLINKS};
 
 /// Live agents read NVLinks every this many samples (up to 90 NVML calls per GPU) and repeat the last
 /// reading in between; a counter that rises is still seen within seconds.
@@ -25,10 +25,12 @@ pub(crate) fn links(device: &Device) -> Option<NvLinks> {
         let counter = |c| wrapper.error_counter(c).ok();
         let errors = NvLinkErrors {
             link,
-            replay: counter(ErrorCounter::DlReplay),
-            recovery: counter(ErrorCounter::DlRecovery),
-            crc_flit: counter(ErrorCounter::DlCrcFlit),
-            crc_data: counter(ErrorCounter::DlCrcData),
+            counts: NvLinkCounts {
+                replay: counter(ErrorCounter::DlReplay),
+                recovery: counter(ErrorCounter::DlRecovery),
+                crc_flit: counter(ErrorCounter::DlCrcFlit),
+                crc_data: counter(ErrorCounter::DlCrcData),
+            },
         };
         read.push((link, active, errors));
     }

@@ -207,8 +207,10 @@ mod tests {
                     errors: replay
                         .map(|r| NvLinkErrors {
                             link: 7,
-                            replay: Some(r),
-                            ..Default::default()
+                            counts: crate::telemetry::fabric::NvLinkCounts {
+                                replay: Some(r),
+                                ..Default::default()
+                            },
                         })
                         .into_iter()
                         .collect(),
@@ -239,7 +241,7 @@ mod tests {
             gpus: vec![GpuSample {
                 index: 5,
                 nvlink: Some(NvLinks {
-                    summed: Some(crate::telemetry::fabric::NvLinkTotals {
+                    summed: Some(crate::telemetry::fabric::NvLinkCounts {
                         crc_flit: Some(crc_flit),
                         replay: Some(0),
                         ..Default::default()

@@ -40,12 +40,21 @@ pub struct NvLinks {
     /// The error counters summed over the links, where the source keeps no per-link ones (a metrics store:
     /// dcgm-exporter's `DCGM_FI_DEV_NVLINK_*_ERROR_COUNT_TOTAL`, fleetop's `fleetop_gpu_nvlink_errors_total`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summed: Option<NvLinkTotals>,
+    pub summed: Option<NvLinkCounts>,
 }
 
-/// A GPU's NVLink error counters summed over its links (`None`: the source does not send that counter).
+/// One link's error counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NvLinkTotals {
+pub struct NvLinkErrors {
+    pub link: u32,
+    #[serde(flatten)]
+    pub counts: NvLinkCounts,
+}
+
+/// NVLink data-link error counters, of one link or summed over a GPU's links (`None`: the GPU or the source
+/// does not keep that counter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NvLinkCounts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +65,10 @@ pub struct NvLinkTotals {
     pub crc_data: Option<u64>,
 }
 
-impl NvLinkTotals {
+/// The counter names, as the watch and renderers name them.
+pub const NVLINK_COUNTERS: [&str; 4] = ["replay", "recovery", "crc_flit", "crc_data"];
+
+impl NvLinkCounts {
     pub fn counters(&self) -> [(&'static str, Option<u64>); 4] {
         [
             (NVLINK_COUNTERS[0], self.replay),
@@ -76,34 +88,6 @@ impl NvLinkTotals {
             _ => return,
         };
         *slot = Some(value);
-    }
-}
-
-/// One link's error counters (`None`: the GPU does not keep that counter).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NvLinkErrors {
-    pub link: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replay: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovery: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crc_flit: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crc_data: Option<u64>,
-}
-
-/// The counter names, as the watch and renderers name them.
-pub const NVLINK_COUNTERS: [&str; 4] = ["replay", "recovery", "crc_flit", "crc_data"];
-
-impl NvLinkErrors {
-    pub fn counters(&self) -> [(&'static str, Option<u64>); 4] {
-        [
-            (NVLINK_COUNTERS[0], self.replay),
-            (NVLINK_COUNTERS[1], self.recovery),
-            (NVLINK_COUNTERS[2], self.crc_flit),
-            (NVLINK_COUNTERS[3], self.crc_data),
-        ]
     }
 
     fn any(&self) -> bool {
@@ -143,7 +127,7 @@ impl NvLinks {
     pub fn counters_of(&self, link: u32) -> [(&'static str, u64); 4] {
         let listed = self.errors.iter().find(|e| e.link == link);
         std::array::from_fn(|i| {
-            let value = listed.and_then(|e| e.counters()[i].1).unwrap_or(0);
+            let value = listed.and_then(|e| e.counts.counters()[i].1).unwrap_or(0);
             (NVLINK_COUNTERS[i], value)
         })
     }
@@ -156,7 +140,7 @@ impl NvLinks {
             errors: links
                 .iter()
                 .map(|l| l.2.clone())
-                .filter(NvLinkErrors::any)
+                .filter(|e| e.counts.any())
                 .collect(),
             summed: None,
         }

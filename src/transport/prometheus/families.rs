@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::query::{Labels, Series};
 use crate::inventory::NodeId;
-use crate::telemetry::fabric::{NvLinkTotals, NvLinks, NVLINK_COUNTERS};
+use crate::telemetry::fabric::{NvLinkCounts, NvLinks, NVLINK_COUNTERS};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{throttle_names, GpuSample, XidEvent};
 
@@ -383,13 +383,13 @@ fn set(
         Field::SmClockHz => gpu.sm_clock_mhz = Some(whole(v / 1e6)),
         Field::NvLinkError(index) => links(gpu)
             .summed
-            .get_or_insert_with(NvLinkTotals::default)
+            .get_or_insert_with(NvLinkCounts::default)
             .set(index, count(v)),
         Field::NvLinkErrorByCounter => {
             if let Some(index) = tag {
                 links(gpu)
                     .summed
-                    .get_or_insert_with(NvLinkTotals::default)
+                    .get_or_insert_with(NvLinkCounts::default)
                     .set(index as usize, count(v));
             }
         }
@@ -549,7 +549,7 @@ mod tests {
         assert!(!links.states_known(), "dcgm-exporter sends no link states");
         assert_eq!(
             links.summed,
-            Some(NvLinkTotals {
+            Some(NvLinkCounts {
                 crc_flit: Some(7),
                 ..Default::default()
             })
