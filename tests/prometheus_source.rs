@@ -428,3 +428,39 @@ fn a_target_that_stops_turns_stale_then_no_data_while_following() {
         "the other node is untouched"
     );
 }
+
+#[test]
+fn the_tui_on_prometheus_shows_the_fleet_with_the_verdicts_ssh_gives() {
+    let s = Setup::new();
+    let inventory = s.inventory();
+    let command = format!(
+        "{} --inventory {} --source prometheus={}",
+        shlex::try_quote(common::fleetop_bin().to_str().unwrap()).unwrap(),
+        shlex::try_quote(inventory.to_str().unwrap()).unwrap(),
+        s.base
+    );
+    let tmux = common::tmux::Tmux::start(&command, s.fleet.dir.path());
+    // tn01, tn02 and the T4 host have series; tn09 has none.
+    tmux.wait_for(&["3 up", "1 no data"], Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    let table = tmux.wait_for(&["tn01", "tn02", "tn09"], Duration::from_secs(10));
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{table}"))
+            .to_string()
+    };
+    assert!(row("tn01").contains("prometheus"), "{table}");
+    // tn01's GPU 0 has NVLink 11 down: the warning SSH gives, read from the store.
+    assert!(row("tn01").contains("NVLink 11 down"), "{table}");
+    let silent = row("tn09");
+    assert!(
+        silent.contains("no-data") && silent.contains("crit"),
+        "{silent}"
+    );
+    // Its detail: the GPU line names the links, as over SSH.
+    tmux.keys(&["g", "enter"]);
+    tmux.wait_for(&["NVLink 17/18 active"], Duration::from_secs(10));
+    tmux.keys(&["q"]);
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod slurm;
+pub mod tmux;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -77,6 +78,7 @@ pub struct Shared {
 pub fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
+        remove_dead_shared_dirs();
         let dir = std::env::temp_dir().join(format!("fleetop-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -97,6 +99,27 @@ pub fn shared() -> &'static Shared {
             fake_nvml,
         }
     })
+}
+
+/// Removes the shared directories of test processes that have ended: a static is never dropped, so each test
+/// binary leaves its copy of fleetop (some 150 MB with debug info) behind, and runs would fill the disk.
+fn remove_dead_shared_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("fleetop-test-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// How a node behaves on the remote side.
