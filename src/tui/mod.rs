@@ -160,11 +160,21 @@ async fn event_loop(
     if let Ok(size) = terminal.size() {
         app.viewport = (size.width, size.height);
     }
+    let mut shell_open = false;
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !app.quit {
         tokio::select! {
-            Some(event) = action_events.recv() => app.on_action(event),
+            Some(event) = action_events.recv() => {
+                if matches!(event, ActionEvent::ShellEnded(_)) && shell_open {
+                    shell_open = false;
+                    shell::resume(&input_pause);
+                    if let Err(e) = terminal.clear() {
+                        tracing::error!("redraw after the shell failed: {e}");
+                    }
+                }
+                app.on_action(event);
+            }
             Some(ev) = input.recv() => match ev {
                 Event::Key(key) if key.kind != KeyEventKind::Release => {
                     app.on_key(key);
@@ -174,17 +184,12 @@ async fn event_loop(
                     for request in std::mem::take(&mut app.ops.repairs_queued) {
                         spawn_repair(&inventory, &executor, request, options.simulated, &action_tx);
                     }
+                    // The shell runs on its own thread; telemetry is still merged meanwhile (a long
+                    // shell must not queue every node's samples), only drawing waits.
                     if let Some(node) = app.ops.shell.take() {
-                        // The loop waits for the shell: transports run on their own threads and their
-                        // messages queue meanwhile.
-                        let ended = shell::open(&inventory, node, &input_pause);
-                        if let Err(e) = terminal.clear() {
-                            tracing::error!("redraw after the shell failed: {e}");
+                        if !shell_open {
+                            shell_open = shell::start(&inventory, node, &input_pause, &action_tx);
                         }
-                        if let Err(e) = ended {
-                            app.ops.failures.push(e);
-                        }
-                        app.dirty = true;
                     }
                     for ack in std::mem::take(&mut app.ops.acks) {
                         let written = AuditLog::open(&actions::run::audit_path(&inventory))
@@ -208,7 +213,7 @@ async fn event_loop(
                     app.on_msg(msg);
                 }
                 app.tick(Instant::now());
-                if app.dirty {
+                if app.dirty && !shell_open {
                     if let Err(e) = terminal.draw(|frame| ui::render(&app, &theme, frame)) {
                         tracing::error!("draw failed: {e}");
                         return 1;

@@ -10,6 +10,9 @@ use ratatui::crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{enable_raw_mode, EnterAlternateScreen};
 
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::app::operate::ActionEvent;
 use crate::inventory::{Inventory, NodeId};
 
 /// Tells the input thread to stop reading (`paused`) and shows when it has (`idle`).
@@ -23,12 +26,25 @@ pub(super) struct InputPause {
 /// remote shell's.
 const SSH_FAILED: i32 = 255;
 
-/// Runs an interactive shell on `node` in this terminal and comes back; `Err` says why it could not run or
-/// how ssh failed.
-pub(super) fn open(inv: &Inventory, node: NodeId, input: &InputPause) -> Result<(), String> {
-    let name = &inv.nodes[node].name;
-    let argv = crate::transport::ssh::shell::shell_command(inv, node)
-        .map_err(|e| format!("shell on {name}: {e}"))?;
+/// Hands the terminal to an interactive shell on `node`, on a thread of its own that reports
+/// `ActionEvent::ShellEnded` when the shell is over; the loop then calls [`resume`]. False (and the failure
+/// reported the same way) where nothing was started.
+pub(super) fn start(
+    inv: &Arc<Inventory>,
+    node: NodeId,
+    input: &InputPause,
+    tx: &UnboundedSender<ActionEvent>,
+) -> bool {
+    let name = inv.nodes[node].name.clone();
+    let argv = match crate::transport::ssh::shell::shell_command(inv, node) {
+        Ok(argv) => argv,
+        Err(e) => {
+            let _ = tx.send(ActionEvent::ShellEnded(Err(format!(
+                "shell on {name}: {e}"
+            ))));
+            return false;
+        }
+    };
     input.idle.store(false, Ordering::SeqCst);
     input.paused.store(true, Ordering::SeqCst);
     let waited = Instant::now();
@@ -37,14 +53,37 @@ pub(super) fn open(inv: &Inventory, node: NodeId, input: &InputPause) -> Result<
     }
     let _ = execute!(stdout(), DisableMouseCapture);
     ratatui::restore();
+    let ended = tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("shell".into())
+        .spawn(move || {
+            let _ = ended.send(ActionEvent::ShellEnded(run(&name, &argv)));
+        });
+    if let Err(e) = spawned {
+        let _ = tx.send(ActionEvent::ShellEnded(Err(format!(
+            "shell: no thread: {e}"
+        ))));
+    }
+    true
+}
+
+/// Takes the terminal back after the shell: raw mode, the alternate screen, mouse reports, and the keys.
+pub(super) fn resume(input: &InputPause) {
+    let _ = enable_raw_mode();
+    let _ = execute!(stdout(), EnterAlternateScreen, EnableMouseCapture);
+    input.paused.store(false, Ordering::SeqCst);
+}
+
+/// Runs `argv` in this terminal until it ends; `Err` says how ssh failed.
+fn run(name: &str, argv: &[String]) -> Result<(), String> {
     println!(
         "fleetop: {} (the view comes back when the shell ends)",
         crate::text::escape(&shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default())
     );
-    let status = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .status();
-    let outcome = match status {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(format!("shell on {name}: no command"));
+    };
+    match std::process::Command::new(program).args(args).status() {
         Ok(s) if s.code() == Some(SSH_FAILED) => {
             // ssh's own message is on the screen now; the view would cover it.
             print!("fleetop: ssh could not open a shell on {name} (its message is above); press Enter to return ");
@@ -54,9 +93,5 @@ pub(super) fn open(inv: &Inventory, node: NodeId, input: &InputPause) -> Result<
         }
         Ok(_) => Ok(()),
         Err(e) => Err(format!("shell on {name}: cannot run ssh: {e}")),
-    };
-    let _ = enable_raw_mode();
-    let _ = execute!(stdout(), EnterAlternateScreen, EnableMouseCapture);
-    input.paused.store(false, Ordering::SeqCst);
-    outcome
+    }
 }

@@ -82,6 +82,8 @@ pub enum ActionEvent {
     Repair(crate::repair::Event),
     /// A repair ended: its summary, or why it stopped (its state is kept for `fleetop repair --resume`).
     RepairEnded(Result<String, String>),
+    /// The shell on a node ended (the terminal is the view's again), or why it failed.
+    ShellEnded(Result<(), String>),
 }
 
 impl ActionEvent {
@@ -439,6 +441,8 @@ impl App {
             ActionEvent::RepairEnded(Ok(summary)) => {
                 self.journal.push(self.now, None, Health::Ok, summary);
             }
+            ActionEvent::ShellEnded(Ok(())) => {}
+            ActionEvent::ShellEnded(Err(why)) => self.ops.failures.push(why),
         }
         self.refresh();
     }
