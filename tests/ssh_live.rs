@@ -196,26 +196,30 @@ fn ssh_config_host_name_user_port_and_proxy_jump_are_honoured() {
         vec![
             Behaviour::Agent(Spec::node(7, 1)),
             Behaviour::Agent(Spec::node(8, 2)),
+            Behaviour::Agent(Spec::node(9, 2)),
         ],
         Quirks::default(),
     );
     let dir = fleet.dir.path();
-    let (jump, target) = (&fleet.nodes[0], &fleet.nodes[1]);
+    let (jump, target, far) = (&fleet.nodes[0], &fleet.nodes[1], &fleet.nodes[2]);
     let key = dir.join("client_key");
+    // gpu-node is one hop behind bastion; gpu-far two, behind bastion and then gpu-node (OpenSSH's `-J a,b`).
     let config = format!(
         "Host bastion\n  HostName {}\n  Port {port}\n  User {user}\n  IdentityFile {key}\n\n\
-         Host gpu-node\n  HostName {}\n  Port {port}\n  User {user}\n  IdentityFile {key}\n  ProxyJump bastion\n",
+         Host gpu-node\n  HostName {}\n  Port {port}\n  User {user}\n  IdentityFile {key}\n  ProxyJump bastion\n\n\
+         Host gpu-far\n  HostName {}\n  Port {port}\n  User {user}\n  IdentityFile {key}\n  ProxyJump bastion,gpu-node\n",
         jump.addr,
         target.addr,
+        far.addr,
         port = fleet.port,
         user = fleet.user,
         key = key.display()
     );
     std::fs::write(dir.join("ssh_config"), config).unwrap();
-    // Nothing about how to reach gpu-node is in the inventory: it all comes from the ssh config.
+    // Nothing about how to reach the nodes is in the inventory: it all comes from the ssh config.
     let inventory = format!(
         "[defaults]\ninterval_ms = 200\nknown_hosts = \"{d}/known_hosts\"\nssh_config = \"{d}/ssh_config\"\n\
-         agent_path = \"fleetop\"\ngpus_per_node = 2\n\n[[cabinet]]\nname = \"j1\"\nnodes = \"gpu-node\"\n",
+         agent_path = \"fleetop\"\ngpus_per_node = 2\n\n[[cabinet]]\nname = \"j1\"\nnodes = \"gpu-node,gpu-far\"\n",
         d = dir.display()
     );
     let path = dir.join("jump.toml");
@@ -233,23 +237,24 @@ fn ssh_config_host_name_user_port_and_proxy_jump_are_honoured() {
         Duration::from_secs(40),
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let node = &doc["nodes"][0];
-    assert_eq!(node["state"], "up", "{doc:#}\n{}", fleet.logs());
+    let near = common::node(&doc, "gpu-node");
+    assert_eq!(near["state"], "up", "{doc:#}\n{}", fleet.logs());
     assert_eq!(
-        node["gpus"][1]["uuid"], "GPU-0008-0001",
+        near["gpus"][1]["uuid"], "GPU-0008-0001",
         "the target's own values, not the jump host's"
     );
-    // sshd logs the local address of each connection: the jump host was dialled, and a session
-    // reached the target through it.
+    let two_hops = common::node(&doc, "gpu-far");
+    assert_eq!(two_hops["state"], "up", "{doc:#}\n{}", fleet.logs());
+    assert_eq!(two_hops["gpus"][1]["uuid"], "GPU-0009-0001");
+    // sshd logs the local address of each connection: the jump host was dialled, and sessions reached
+    // both targets through it.
     let logs = fleet.logs();
-    assert!(
-        logs.contains(&format!("on {} port {}", jump.addr, fleet.port)),
-        "{logs}"
-    );
-    assert!(
-        logs.contains(&format!("on {} port {}", target.addr, fleet.port)),
-        "{logs}"
-    );
+    for addr in [&jump.addr, &target.addr, &far.addr] {
+        assert!(
+            logs.contains(&format!("on {addr} port {}", fleet.port)),
+            "{addr}: {logs}"
+        );
+    }
 }
 
 #[test]

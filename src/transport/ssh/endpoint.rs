@@ -14,7 +14,8 @@ pub struct Endpoint {
     pub port: u16,
     pub user: String,
     pub identity_files: Vec<PathBuf>,
-    /// Jump host to tunnel through (ssh config `ProxyJump`), one hop.
+    /// Jump host to tunnel through (ssh config `ProxyJump`); it may have a jump host of its own, the chain's
+    /// first hop being the innermost.
     pub jump: Option<Box<Endpoint>>,
 }
 
@@ -86,6 +87,9 @@ fn hop(
     }
 }
 
+/// Most hops in a ProxyJump chain: each is a session and a relay thread per node.
+const MAX_JUMPS: usize = 4;
+
 /// Parses one ProxyJump entry, `[user@]host[:port]`.
 fn parse_jump(spec: &str) -> Result<(Option<String>, String, Option<u16>), String> {
     let (user, rest) = match spec.split_once('@') {
@@ -142,17 +146,24 @@ pub(crate) fn resolve(
     match jumps.as_slice() {
         [] => {}
         [one] if one.eq_ignore_ascii_case("none") => {}
-        [one] => {
-            let (user, alias, port) = parse_jump(one)?;
-            let jump = hop(config, &alias, None, port, user, &s.identity_files);
-            endpoint.jump = Some(Box::new(jump));
-        }
-        many => {
+        hops if hops.len() > MAX_JUMPS => {
             return Err(format!(
-                "ProxyJump chains are not supported ({} hops: {}); use a single jump host",
-                many.len(),
-                many.join(",")
+                "ProxyJump of {} hops ({}): at most {MAX_JUMPS}",
+                hops.len(),
+                hops.join(",")
             ))
+        }
+        hops => {
+            // As OpenSSH's `-J a,b`: dial a, from a reach b, from b the node. Each hop is looked up in the
+            // ssh config by its own name; its own ProxyJump does not apply inside a chain.
+            let mut chain: Option<Box<Endpoint>> = None;
+            for spec in hops {
+                let (user, alias, port) = parse_jump(spec)?;
+                let mut next = hop(config, &alias, None, port, user, &s.identity_files);
+                next.jump = chain.take();
+                chain = Some(Box::new(next));
+            }
+            endpoint.jump = chain;
         }
     }
     Ok(endpoint)
@@ -186,6 +197,30 @@ mod tests {
         );
         let n2 = resolve(&inv, Some(&config), 1).unwrap();
         assert_eq!(n2.host, "10.0.0.2", "[[node]] host beats HostName");
+
+        // A chain: dial `outer`, from it reach `inner`, from there the node.
+        let text = "Host inner\n  HostName 10.9.0.2\n  Port 2201\n\nHost n*\n  ProxyJump outer,admin@inner\n";
+        let config = SshConfig::default()
+            .parse(&mut text.as_bytes(), ParseRule::ALLOW_UNKNOWN_FIELDS)
+            .unwrap();
+        let n1 = resolve(&inv, Some(&config), 0).unwrap();
+        let last = n1.jump.unwrap();
+        assert_eq!(
+            (last.host.as_str(), last.port, last.user.as_str()),
+            ("10.9.0.2", 2201, "admin")
+        );
+        let first = last.jump.unwrap();
+        assert_eq!((first.host.as_str(), first.port), ("outer", 22));
+        assert!(first.jump.is_none());
+        let text = "Host n*\n  ProxyJump a,b,c,d,e\n";
+        let config = SshConfig::default()
+            .parse(&mut text.as_bytes(), ParseRule::ALLOW_UNKNOWN_FIELDS)
+            .unwrap();
+        let err = resolve(&inv, Some(&config), 0).unwrap_err();
+        assert!(
+            err.contains("ProxyJump of 5 hops (a,b,c,d,e): at most 4"),
+            "{err}"
+        );
     }
 
     #[test]
