@@ -4,25 +4,24 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-/// CPU time this process has used so far, user and system, all threads.
-pub fn cpu_time() -> Duration {
+/// This process's resource usage (all threads), or `None` where the kernel refuses.
+fn usage() -> Option<libc::rusage> {
     // SAFETY: getrusage only writes the struct passed by pointer.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
+    (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0).then_some(usage)
+}
+
+/// CPU time this process has used so far, user and system, all threads.
+pub fn cpu_time() -> Duration {
     let time = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
     };
-    time(usage.ru_utime) + time(usage.ru_stime)
+    usage().map_or(Duration::ZERO, |u| time(u.ru_utime) + time(u.ru_stime))
 }
 
 /// Peak resident memory of this process, in MiB.
 pub fn peak_rss_mib() -> f64 {
-    // SAFETY: getrusage only writes the struct passed by pointer.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
+    usage().map_or(0.0, |u| u.ru_maxrss as f64 / 1024.0)
 }
 
 /// Phases one after another: each [`Phases::lap`] closes the phase that began at the previous one.

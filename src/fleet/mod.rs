@@ -114,6 +114,20 @@ pub struct NodeStatus {
     pub(crate) watch: watch::Watch,
 }
 
+impl NodeStatus {
+    /// GPU `index`'s history ring, made on first use; `None` past the most GPUs a sample may hold.
+    fn history_of(&mut self, index: u32) -> Option<&mut history::GpuHistory> {
+        let i = index as usize;
+        if i >= crate::telemetry::wire::MAX_GPUS_PER_SAMPLE {
+            return None;
+        }
+        if self.history.len() <= i {
+            self.history.resize_with(i + 1, Default::default);
+        }
+        self.history.get_mut(i)
+    }
+}
+
 /// An operator's acknowledgement of a node's XIDs as they stood: each (GPU index, code, count) it covers.
 /// An XID that happens again, or a new one, is not covered.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,12 +204,8 @@ impl FleetState {
             }
             NodeEvent::Sample(sample) => {
                 for gpu in &sample.gpus {
-                    let i = gpu.index as usize;
-                    if i < 64 {
-                        if node.history.len() <= i {
-                            node.history.resize_with(i + 1, Default::default);
-                        }
-                        node.history[i].push(self.history_len, gpu.util_pct, gpu.temp_c);
+                    if let Some(ring) = node.history_of(gpu.index) {
+                        ring.push(self.history_len, gpu.util_pct, gpu.temp_c);
                     }
                 }
                 let identity = self.identities[msg.node].with_sample(&sample);
@@ -212,17 +222,11 @@ impl FleetState {
             // Only a ring nothing has filled yet takes the past: live samples always win.
             NodeEvent::History(gpus) => {
                 for (index, points) in gpus {
-                    let i = index as usize;
-                    if i >= 64 {
+                    let Some(ring) = node.history_of(index).filter(|r| r.is_empty()) else {
                         continue;
-                    }
-                    if node.history.len() <= i {
-                        node.history.resize_with(i + 1, Default::default);
-                    }
-                    if node.history[i].is_empty() {
-                        for (util, temp) in points {
-                            node.history[i].push(self.history_len, util, temp);
-                        }
+                    };
+                    for (util, temp) in points {
+                        ring.push(self.history_len, util, temp);
                     }
                 }
             }

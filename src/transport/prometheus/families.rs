@@ -17,6 +17,17 @@ pub enum Dialect {
     Fleetop,
 }
 
+impl Dialect {
+    /// The label naming the node in this exporter's series: the configured one for dcgm-exporter, `node`
+    /// for fleetop's own.
+    pub fn node_label(self, configured: &str) -> &str {
+        match self {
+            Dialect::Dcgm => configured,
+            Dialect::Fleetop => FLEETOP_NODE_LABEL,
+        }
+    }
+}
+
 /// What a family's value sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -75,17 +86,12 @@ impl Family {
     /// `label_replace` to rename it cost the store as much again as the aggregation.
     pub fn query(&self, node_label: &str) -> String {
         let identity = matches!(self.field, Field::Util | Field::UtilRatio);
-        let (node, extra) = match self.dialect {
-            Dialect::Dcgm => (
-                node_label,
-                if identity {
-                    ",UUID,modelName,pci_bus_id"
-                } else {
-                    ""
-                },
-            ),
-            Dialect::Fleetop => (FLEETOP_NODE_LABEL, if identity { ",uuid" } else { "" }),
+        let extra = match (self.dialect, identity) {
+            (_, false) => "",
+            (Dialect::Dcgm, true) => ",UUID,modelName,pci_bus_id",
+            (Dialect::Fleetop, true) => ",uuid",
         };
+        let node = self.dialect.node_label(node_label);
         let tag = self
             .field
             .tag_label()
@@ -245,6 +251,23 @@ pub fn read(
     if family.dialect == Dialect::Dcgm && dcgm_blank(value) {
         return;
     }
+    // The code, link or counter a tagged family's series is about; one without it is no reading.
+    let tag = match family.field.tag_label() {
+        None => None,
+        Some(label) => {
+            let text = s.metric.get(label);
+            let tag = if family.field == Field::NvLinkErrorByCounter {
+                text.and_then(|t| NVLINK_COUNTERS.iter().position(|c| *c == t))
+                    .map(|i| i as u32)
+            } else {
+                text.and_then(|t| t.parse::<u32>().ok())
+            };
+            if tag.is_none() {
+                return;
+            }
+            tag
+        }
+    };
     let owned = |name: &str| s.metric.get(name).map(str::to_string);
     let identity = matches!(family.field, Field::Util | Field::UtilRatio).then(|| {
         Box::new(match family.dialect {
@@ -259,20 +282,6 @@ pub fn read(
             },
         })
     });
-    let tag = family.field.tag_label().and_then(|label| {
-        let text = s.metric.get(label)?;
-        if family.field == Field::NvLinkErrorByCounter {
-            NVLINK_COUNTERS
-                .iter()
-                .position(|c| *c == text)
-                .map(|i| i as u32)
-        } else {
-            text.parse::<u32>().ok()
-        }
-    });
-    if family.field.tag_label().is_some() && tag.is_none() {
-        return;
-    }
     out.push(Reading {
         node,
         gpu,

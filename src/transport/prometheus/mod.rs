@@ -169,33 +169,32 @@ impl PrometheusTransport {
     /// to fill as samples arrive. False once the receiver is gone.
     fn backfill(&self, inv: &Inventory, client: &Client, tx: &MsgSender) -> bool {
         let step = inv.settings.interval.as_secs_f64().max(1.0);
-        let end = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let end = unix_seconds(SystemTime::now());
         let start = end - HISTORY_SPAN.as_secs_f64();
         let points = ((end - start) / step).floor() as usize + 1;
         type Rings = Vec<(Option<u32>, Option<u32>)>;
         let mut history: HashMap<NodeId, std::collections::BTreeMap<u32, Rings>> = HashMap::new();
         let resolver = Resolver::new(inv, &self.source);
-        let dcgm = self.source.node_label.as_str();
-        let by = |label: &str, family: &str| format!("max by ({label},gpu) ({family})");
+        // (exporter, family, utilisation rather than temperature, scale to percent or °C)
         let asked = [
-            (by(dcgm, "DCGM_FI_DEV_GPU_UTIL"), dcgm, true, 1.0),
-            (by(dcgm, "DCGM_FI_DEV_GPU_TEMP"), dcgm, false, 1.0),
+            (Dialect::Dcgm, "DCGM_FI_DEV_GPU_UTIL", true, 1.0),
+            (Dialect::Dcgm, "DCGM_FI_DEV_GPU_TEMP", false, 1.0),
             (
-                by(FLEETOP_NODE_LABEL, "fleetop_gpu_utilization_ratio"),
-                FLEETOP_NODE_LABEL,
+                Dialect::Fleetop,
+                "fleetop_gpu_utilization_ratio",
                 true,
                 100.0,
             ),
             (
-                by(FLEETOP_NODE_LABEL, "fleetop_gpu_temperature_celsius"),
-                FLEETOP_NODE_LABEL,
+                Dialect::Fleetop,
+                "fleetop_gpu_temperature_celsius",
                 false,
                 1.0,
             ),
         ];
-        for (query, label, is_util, scale) in asked {
+        for (dialect, family, is_util, scale) in asked {
+            let label = dialect.node_label(&self.source.node_label);
+            let query = format!("max by ({label},gpu) ({family})");
             let Ok(body) = client.range(&query, start, end, step) else {
                 continue;
             };
@@ -261,10 +260,7 @@ impl PrometheusTransport {
         asked: &mut Asked,
     ) -> Result<Round, String> {
         let started = Instant::now();
-        let time = self.at.map(|t| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64())
-        });
+        let time = self.at.map(unix_seconds);
         let recheck = asked.refreshes.is_multiple_of(RECHECK_EMPTY);
         asked.refreshes = asked.refreshes.wrapping_add(1);
         asked.empty.resize(FAMILIES.len(), false);
@@ -277,10 +273,7 @@ impl PrometheusTransport {
             let query = family.query(&self.source.node_label);
             let body = client.instant(&query, time)?;
             let parsing = Instant::now();
-            let label = match family.dialect {
-                Dialect::Dcgm => self.source.node_label.as_str(),
-                Dialect::Fleetop => FLEETOP_NODE_LABEL,
-            };
+            let label = family.dialect.node_label(&self.source.node_label);
             let node_of = |l: &Labels| resolver.node(l.get(label)?);
             let mut readings = Vec::new();
             let series = query::each_vector(&query, &body.bytes, |s| {
@@ -327,10 +320,7 @@ impl PrometheusTransport {
     /// Sends each node its sample, or its absence; false once the receiver is gone.
     fn deliver(&self, inv: &Inventory, round: Round, seen: &mut [Seen], tx: &MsgSender) -> bool {
         let Round { mut nodes, down } = round;
-        let reference = self.at.unwrap_or_else(SystemTime::now);
-        let reference_s = reference
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let reference_s = unix_seconds(self.at.unwrap_or_else(SystemTime::now));
         let now = Instant::now();
         for (id, spec) in inv.nodes.iter().enumerate() {
             let send = |event| {
@@ -450,6 +440,12 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// `t` as Unix seconds, the store's time unit.
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Names inventory nodes from label values.
