@@ -72,6 +72,11 @@ pub struct GpuSample {
     pub tlimit_mem_max_c: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tlimit_gpu_max_c: Option<i32>,
+    /// The driver's recovery action (nvml.h `nvmlDeviceGpuRecoveryAction_t`, read through field 230
+    /// `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION` on R565 and later, or from the last XID 154 line), as NVML's raw
+    /// value: see [`RecoveryAction`]. `None`: the driver does not report it (older drivers, nvidia-smi).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_action: Option<u32>,
     /// NVLinks (`None`: the GPU has none, or NVML cannot say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nvlink: Option<fabric::NvLinks>,
@@ -121,6 +126,61 @@ impl GpuSample {
             || self.temp_c.is_some()
             || self.power_w.is_some()
             || self.sm_clock_mhz.is_some()
+    }
+}
+
+/// What the driver says must be done to recover a GPU (nvml.h `nvmlDeviceGpuRecoveryAction_t`, R565 and later).
+/// The wire carries the raw value (`GpuSample::recovery_action`) so a newer driver's values pass through and
+/// read as [`RecoveryAction::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecoveryAction {
+    /// NVML_GPU_RECOVERY_ACTION_NONE (0).
+    None,
+    /// NVML_GPU_RECOVERY_ACTION_GPU_RESET (1).
+    GpuReset,
+    /// NVML_GPU_RECOVERY_ACTION_NODE_REBOOT (2).
+    NodeReboot,
+    /// NVML_GPU_RECOVERY_ACTION_DRAIN_P2P (3): stop peer-to-peer work on the GPU.
+    DrainP2p,
+    /// NVML_GPU_RECOVERY_ACTION_DRAIN_AND_RESET (4).
+    DrainAndReset,
+    /// A value this build does not know (later bindings add RECOVER_IMEX_DOMAIN, BUS_RESET, SYSTEM_REBOOT).
+    Other(u32),
+}
+
+impl RecoveryAction {
+    pub fn from_raw(raw: u32) -> Self {
+        match raw {
+            0 => RecoveryAction::None,
+            1 => RecoveryAction::GpuReset,
+            2 => RecoveryAction::NodeReboot,
+            3 => RecoveryAction::DrainP2p,
+            4 => RecoveryAction::DrainAndReset,
+            n => RecoveryAction::Other(n),
+        }
+    }
+
+    pub fn raw(self) -> u32 {
+        match self {
+            RecoveryAction::None => 0,
+            RecoveryAction::GpuReset => 1,
+            RecoveryAction::NodeReboot => 2,
+            RecoveryAction::DrainP2p => 3,
+            RecoveryAction::DrainAndReset => 4,
+            RecoveryAction::Other(n) => n,
+        }
+    }
+
+    /// The name used in JSON, CSV, Prometheus labels and the node detail.
+    pub fn name(self) -> String {
+        match self {
+            RecoveryAction::None => "none".into(),
+            RecoveryAction::GpuReset => "gpu_reset".into(),
+            RecoveryAction::NodeReboot => "node_reboot".into(),
+            RecoveryAction::DrainP2p => "drain_p2p".into(),
+            RecoveryAction::DrainAndReset => "drain_and_reset".into(),
+            RecoveryAction::Other(n) => format!("unknown_{n}"),
+        }
     }
 }
 
