@@ -135,6 +135,9 @@ impl Slurm {
             "sbatch",
             &[
                 "--parsable",
+                // Without -o the job writes slurm-N.out into the submitting test's directory (the repository).
+                "-o",
+                "/dev/null",
                 "-w",
                 node,
                 "-A",
