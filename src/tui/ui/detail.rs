@@ -89,6 +89,11 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     for g in &view.gpus {
         info.push(Line::styled(identity(g.sample), theme.dim()));
     }
+    for g in &view.gpus {
+        if let Some((health, line)) = recovery_line(g.sample) {
+            info.push(Line::styled(line, theme.health(health)));
+        }
+    }
     if let Some(workload) = app.ops.workload.as_ref().filter(|w| !w.checked.is_empty()) {
         let jobs = workload.jobs(app.selected);
         let line = if jobs.is_empty() {
@@ -244,6 +249,22 @@ fn identity(s: &GpuSample) -> String {
         .map_or(String::new(), |l| {
             format!(" · NVLink {}/{} active", l.active(), l.total)
         })
+}
+
+/// `GPU 3 recovery action: node_reboot (driver asks for a node reboot: …)`, for a GPU whose driver asks for one;
+/// `None` when it asks nothing or does not say.
+fn recovery_line(s: &GpuSample) -> Option<(crate::telemetry::health::Health, String)> {
+    use crate::telemetry::recovery;
+    let action = recovery::of(s)?;
+    let remedy = recovery::remedy(action)?;
+    Some((
+        recovery::severity(action),
+        format!(
+            "GPU {} recovery action: {} ({remedy})",
+            s.index,
+            action.name()
+        ),
+    ))
 }
 
 /// Processes listed per GPU in the node detail; the rest are counted.
