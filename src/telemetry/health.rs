@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::recovery::{self, XID_RECOVERY_ACTION_CHANGED};
-use super::{GpuErrorKind, GpuSample, XidEvent};
+use super::{GpuErrorKind, GpuSample, RecoveryAction, XidEvent};
 use crate::inventory::Thresholds;
 
 /// H100 limits seen on an older driver (slowdown 89 °C, memory max 95 °C): used only for GPUs whose name says
@@ -299,7 +299,21 @@ fn recovery_action(v: &mut Verdict, gpu: &GpuSample) {
         return;
     };
     if let Some(remedy) = recovery::remedy(action) {
-        v.add(recovery::severity(action), remedy);
+        v.add(recovery_severity(action), remedy);
+    }
+}
+
+/// How bad a recovery action is (DCGM's driver health watch: `DCGM_FR_GPU_RECOVERY_RESET`, `_REBOOT` and
+/// `_DRAIN_RESET` fail, `_DRAIN_P2P` warns): none is ok; drain-P2P warns (the GPU keeps working once P2P traffic stops); reset,
+/// reboot, drain-and-reset and any value this build does not know are crit (DCGM fails 1, 2 and 4).
+pub(crate) fn recovery_severity(action: RecoveryAction) -> Health {
+    match action {
+        RecoveryAction::None => Health::Ok,
+        RecoveryAction::DrainP2p => Health::Warn,
+        RecoveryAction::GpuReset
+        | RecoveryAction::NodeReboot
+        | RecoveryAction::DrainAndReset
+        | RecoveryAction::Other(_) => Health::Crit,
     }
 }
 
@@ -308,12 +322,12 @@ fn recovery_action(v: &mut Verdict, gpu: &GpuSample) {
 pub(crate) fn classify_xid_event(e: &XidEvent) -> (Health, &'static str) {
     if e.code == XID_RECOVERY_ACTION_CHANGED {
         if let Some(action) = e.text.as_deref().and_then(recovery::parse_xid154) {
-            let what = if action == super::RecoveryAction::None {
+            let what = if action == RecoveryAction::None {
                 "GPU recovery action changed back to none"
             } else {
                 RECOVERY_ACTION_CHANGED
             };
-            return (recovery::severity(action), what);
+            return (recovery_severity(action), what);
         }
     }
     classify_xid(e.code)
@@ -630,6 +644,16 @@ mod tests {
         let p2p = with(3);
         assert_eq!(p2p.health, Health::Warn);
         assert!(p2p.reasons[0].starts_with("driver asks to drain peer-to-peer traffic"));
+    }
+
+    #[test]
+    fn recovery_severities_follow_dcgm() {
+        use RecoveryAction as A;
+        assert_eq!(recovery_severity(A::None), Health::Ok);
+        assert_eq!(recovery_severity(A::DrainP2p), Health::Warn);
+        for a in [A::GpuReset, A::NodeReboot, A::DrainAndReset, A::Other(7)] {
+            assert_eq!(recovery_severity(a), Health::Crit, "{a:?}");
+        }
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The driver's recovery action: reading it from XID 154's text, and what each action asks of the operator.
 //!
+//! How bad each action is, is a health rule (`health::recovery_severity`).
+//!
 //! Sources: nvml.h (R565 and later) `nvmlDeviceGpuRecoveryAction_t` and `NVML_FI_DEV_GET_GPU_RECOVERY_ACTION`
-//! (field 230); DCGM's driver health watch (`DCGM_FR_GPU_RECOVERY_RESET/REBOOT/DRAIN_P2P/DRAIN_RESET`: reset,
-//! reboot and drain-and-reset fail, drain-P2P warns); NVIDIA's XID catalogue, XID 154
+//! (field 230) and its comments on each value; NVIDIA's XID catalogue, XID 154
 //! `GPU_RECOVERY_ACTION_CHANGED`: "The string will be similar to 'Xid 154 GPU recovery action changed from
 //! 0x0 (None) to 0x2 (Node Reboot Required)'".
 
-use super::health::Health;
 use super::{GpuSample, RecoveryAction, XidEvent};
 
 /// XID 154, `GPU_RECOVERY_ACTION_CHANGED`: the driver's summary of what the XIDs before it require.
@@ -54,19 +54,6 @@ pub fn of(gpu: &GpuSample) -> Option<RecoveryAction> {
     gpu.recovery_action
         .map(RecoveryAction::from_raw)
         .or_else(|| from_xid_events(gpu.xid_events.as_deref().unwrap_or_default()))
-}
-
-/// How bad an action is: none is ok; drain-P2P warns (the GPU keeps working once P2P traffic stops); reset,
-/// reboot, drain-and-reset and any value this build does not know are crit (DCGM fails 1, 2 and 4).
-pub fn severity(action: RecoveryAction) -> Health {
-    match action {
-        RecoveryAction::None => Health::Ok,
-        RecoveryAction::DrainP2p => Health::Warn,
-        RecoveryAction::GpuReset
-        | RecoveryAction::NodeReboot
-        | RecoveryAction::DrainAndReset
-        | RecoveryAction::Other(_) => Health::Crit,
-    }
 }
 
 /// What the driver asks for, naming the remedy (nvml.h's comments on each value); `None` for no action.
@@ -170,12 +157,10 @@ mod tests {
     }
 
     #[test]
-    fn severities_follow_dcgm() {
+    fn every_action_but_none_names_a_remedy() {
         use RecoveryAction as A;
-        assert_eq!(severity(A::None), Health::Ok);
-        assert_eq!(severity(A::DrainP2p), Health::Warn);
-        for a in [A::GpuReset, A::NodeReboot, A::DrainAndReset, A::Other(7)] {
-            assert_eq!(severity(a), Health::Crit, "{a:?}");
+        for a in [A::GpuReset, A::NodeReboot, A::DrainAndReset, A::DrainP2p] {
+            assert!(remedy(a).unwrap().starts_with("driver asks"), "{a:?}");
         }
         assert_eq!(remedy(A::None), None);
         assert!(remedy(A::Other(7))
