@@ -515,3 +515,181 @@ fn process_lists_are_empty_unsupported_or_an_error() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn field_230_is_the_recovery_action_and_a_driver_without_it_reads_null() {
+    let spec = spec_file(&format!("{SPEC}recovery 0 2\n"));
+    let (_, sample) = once(agent(spec.path(), &[]));
+    assert_eq!(sample["gpus"][0]["recovery_action"], 2, "{sample:#}");
+    assert_eq!(
+        sample["gpus"][1].get("recovery_action"),
+        None,
+        "NOT_SUPPORTED is not reported, not 0"
+    );
+    assert_eq!(sample["gpus"][0].get("errors"), None);
+
+    // A driver before R565 (no field 230): the last XID 154 line of the kernel log says the action, and a later
+    // 154 back to none clears it. Lines as NVIDIA/NVSentinel's syslog monitor tests them
+    // (health-monitors/syslog-health-monitor/pkg/xid/parser/csv_test.go).
+    let log = spec.path().with_extension("kmsg");
+    std::fs::write(
+        &log,
+        "6,3001,5000000,-;NVRM: Xid (PCI:0000:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)\n\
+         6,3002,6000000,-;NVRM: Xid (PCI:0000:02:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)\n\
+         6,3003,7000000,-;NVRM: Xid (PCI:0000:02:00): 154, GPU recovery action changed from 0x1 (GPU Reset Required) to 0x0 (None)\n",
+    )
+    .unwrap();
+    let old = spec_file(SPEC);
+    let (_, sample) = once(agent_with_log(old.path(), &log, &[]));
+    assert_eq!(sample["gpus"][0]["recovery_action"], 1, "{sample:#}");
+    assert_eq!(
+        sample["gpus"][1]["recovery_action"], 0,
+        "cleared by the later 154"
+    );
+    // Where NVML reports field 230, it is the driver's word, whatever the log said before.
+    let (_, sample) = once(agent_with_log(spec.path(), &log, &[]));
+    assert_eq!(sample["gpus"][0]["recovery_action"], 2);
+}
+
+/// Reads the agent's lines on a thread, so each can be waited for with a bound.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<Value> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn a_recovery_action_change_is_sent_at_once_through_the_event() {
+    // GPU 0 supports the recovery-action event; after four event waits its action turns to GPU_RESET. GPU 1 does
+    // not support the event: registering it there would be refused. The interval is ten minutes, so only the
+    // event can bring the second sample within the bound.
+    let spec = spec_file(&format!("{SPEC}recovery 0 0\nrecovery_change 0 1 4\n"));
+    let mut child = agent(spec.path(), &["--interval", "600000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut child);
+    let bound = Duration::from_secs(30);
+    let hello = rx.recv_timeout(bound).expect("hello");
+    assert_eq!(hello["fleetop_agent"], 1);
+    let first = rx.recv_timeout(bound).expect("first sample");
+    let second = rx.recv_timeout(bound);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first["gpus"][0]["recovery_action"], 0, "{first:#}");
+    let second = second.expect("the change arrives at once, not after the interval");
+    assert_eq!(second["gpus"][0]["recovery_action"], 1, "{second:#}");
+    assert_eq!(
+        second.get("warnings"),
+        None,
+        "the event watch registered every GPU: {second:#}"
+    );
+}
+
+#[test]
+fn a_driver_asking_for_a_reboot_or_reset_makes_the_node_crit_with_the_remedy() {
+    use common::{node, Behaviour, Fleet, Quirks, Spec};
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(
+                Spec::node(1, 8)
+                    .with_recovery_action(3, 2)
+                    .with_recovery_action(5, 1)
+                    .with_recovery_action(6, 0),
+            ),
+            // A driver before R565: field 230 not supported, no XID 154.
+            Behaviour::Agent(Spec::node(2, 8)),
+            // Before R565 with XID 154 lines: GPU 2 (bus 03) asked for a reset, then went back to none.
+            Behaviour::Agent(Spec::node(3, 8).with_kernel_log(
+                "6,2001,5000000,-;NVRM: Xid (PCI:0000:03:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)",
+            ).with_kernel_log(
+                "6,2002,6000000,-;NVRM: Xid (PCI:0000:03:00): 154, GPU recovery action changed from 0x1 (GPU Reset Required) to 0x0 (None)",
+            )),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let out = fleet.snapshot(&inventory, "json", "20");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            fleet.logs()
+        )
+    });
+    assert_eq!(out.status.code(), Some(2), "{doc:#}");
+
+    let n = node(&doc, "tn01");
+    assert_eq!(n["health"], "crit", "{n:#}");
+    let reasons: Vec<&str> = n["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("GPU 3: driver asks for a node reboot")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("GPU 5: driver asks for a GPU reset")),
+        "{reasons:?}"
+    );
+    assert_eq!(n["gpus"][3]["recovery_action"], "node_reboot");
+    assert_eq!(n["gpus"][5]["recovery_action"], "gpu_reset");
+    assert_eq!(n["gpus"][6]["recovery_action"], "none");
+    assert_eq!(n["gpus"][6]["health"], "ok");
+    assert_eq!(n["gpus"][0]["recovery_action"], Value::Null);
+
+    let old = node(&doc, "tn02");
+    assert_eq!(old["health"], "ok", "{old:#}");
+    assert_eq!(
+        old["gpus"][3]["recovery_action"],
+        Value::Null,
+        "not reported"
+    );
+
+    let cleared = node(&doc, "tn03");
+    assert_eq!(
+        cleared["health"], "ok",
+        "an XID 154 back to none is not crit: {cleared:#}"
+    );
+    assert_eq!(cleared["gpus"][2]["recovery_action"], "none");
+    assert_eq!(cleared["gpus"][2]["xid"], json!([154]));
+
+    // CSV and Prometheus text carry it too.
+    let csv = String::from_utf8(fleet.snapshot(&inventory, "csv", "20").stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|h| *h == "recovery_action").unwrap();
+    let gpu_column = header.iter().position(|h| *h == "gpu").unwrap();
+    let row = csv
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r[0] == "tn01" && r[gpu_column] == "3")
+        .unwrap();
+    assert_eq!(row.len(), header.len(), "{row:?}");
+    assert_eq!(row[column], "node_reboot");
+    let prom = String::from_utf8(fleet.snapshot(&inventory, "prom", "20").stdout).unwrap();
+    assert!(
+        prom.contains(
+            "fleetop_gpu_recovery_action{node=\"tn01\",gpu=\"3\",uuid=\"GPU-0001-0003\"} 2\n"
+        ),
+        "{prom}"
+    );
+    assert!(
+        !prom.contains("fleetop_gpu_recovery_action{node=\"tn02\""),
+        "not reported: no series"
+    );
+    common::promtool_check(&prom);
+}

@@ -31,13 +31,23 @@ fn exporter(fleet: &Fleet, i: usize, port: u16) -> Killed {
     )
 }
 
-/// Serves the dcgm-exporter capture at any path, as a scrape target.
+/// Serves the dcgm-exporter capture at any path, as a scrape target, with the recovery-action family a counters
+/// file listing DCGM field 1523 adds (the capture's driver, 460, predates it): the capture's own labels, value 0.
 fn dcgm_target(port: u16) {
-    let body = std::fs::read_to_string(concat!(
+    let capture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/dcgm-exporter/tesla-t4.prom"
     ))
     .unwrap();
+    let util = capture
+        .lines()
+        .find(|l| l.starts_with("DCGM_FI_DEV_GPU_UTIL{"))
+        .unwrap();
+    let body = format!(
+        "{capture}# HELP DCGM_FI_DEV_GPU_RECOVERY_ACTION GPU recovery action.\n\
+         # TYPE DCGM_FI_DEV_GPU_RECOVERY_ACTION gauge\n{}\n",
+        util.replace("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_RECOVERY_ACTION")
+    );
     let server = tiny_http::Server::http(("127.0.0.1", port)).unwrap();
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
@@ -75,7 +85,8 @@ impl Setup {
                         .with_line("nvlink_down 0 11 0")
                         .with_line("nvlink_errors 0 7 2 0 5 0 0"),
                 ),
-                Behaviour::Agent(Spec::node(2, 2)),
+                // tn02's GPU 1: its driver asks for a node reboot (NVML field 230).
+                Behaviour::Agent(Spec::node(2, 2).with_recovery_action(1, 2)),
             ],
             Quirks::default(),
         );
@@ -208,6 +219,7 @@ fn prometheus_shows_what_ssh_shows_and_a_silent_node_is_no_data() {
                 "sm_clock_mhz",
                 "ecc_uncorrected",
                 "remapped_rows_pending",
+                "recovery_action",
                 "health",
             ] {
                 assert_eq!(
@@ -217,6 +229,21 @@ fn prometheus_shows_what_ssh_shows_and_a_silent_node_is_no_data() {
             }
         }
     }
+
+    // The driver's recovery action through the store: fleetop's family, judged as over SSH.
+    let tn02 = node(&through_prometheus, "tn02");
+    assert_eq!(
+        tn02["gpus"][1]["recovery_action"], "node_reboot",
+        "{tn02:#}"
+    );
+    assert_eq!(tn02["gpus"][0]["recovery_action"], Value::Null);
+    assert_eq!(tn02["health"], "crit");
+    assert!(
+        tn02["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("GPU 1: driver asks for a node reboot")),
+        "{tn02:#}"
+    );
 
     // NVLink through the store: which links are down, and the counters summed over the links.
     let (p, h) = (
@@ -258,6 +285,10 @@ fn prometheus_shows_what_ssh_shows_and_a_silent_node_is_no_data() {
         (Some(0), Some(15109))
     );
     assert_eq!(g["xid"], serde_json::json!([]), "DCGM's last XID 0: none");
+    assert_eq!(
+        g["recovery_action"], "none",
+        "dcgm-exporter's recovery-action family"
+    );
 
     // Where the time went: each phase, and one line per query that answered series.
     let timed = s.fleet.run(&[

@@ -69,6 +69,26 @@ fn mixed_failures_views() {
 }
 
 #[test]
+fn the_drivers_recovery_action_in_the_node_detail() {
+    let now = Instant::now();
+    let mut app = mixed_failures(now);
+    let mut reboot = gpu(0, 0, 40);
+    reboot.recovery_action = Some(2);
+    let mut p2p = gpu(1, 30, 50);
+    p2p.recovery_action = Some(3);
+    app.on_msg(msg(
+        0,
+        now - std::time::Duration::from_millis(200),
+        sample(vec![reboot, p2p]),
+    ));
+    app.tick(now);
+    app.refresh();
+    app.selected = 0;
+    let screen = shot(&mut app, View::Detail, 80, 24);
+    insta::assert_snapshot!("mixed_detail_recovery_80x24", screen);
+}
+
+#[test]
 fn demo_fleet_fits_and_pages() {
     let now = Instant::now();
     let mut app = fleetop::tui::bench::demo_app(5, now);

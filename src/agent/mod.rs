@@ -212,7 +212,7 @@ fn stream(
         if !publish(Published::Sample(&sample)) || opts.once {
             return 0;
         }
-        std::thread::sleep(opts.interval);
+        xids.sleep(opts.interval);
     }
 }
 
@@ -226,6 +226,13 @@ fn attach_xids(gpu: &mut GpuSample, from_log: Option<&Tally>, from_events: Optio
     };
     gpu.xid = tally.as_ref().map(Tally::codes);
     gpu.xid_events = tally.map(|t| t.events().to_vec());
+    // Where NVML does not report the recovery action (drivers before R565), the last XID 154 line says it.
+    if gpu.recovery_action.is_none() {
+        gpu.recovery_action = crate::telemetry::recovery::from_xid_events(
+            gpu.xid_events.as_deref().unwrap_or_default(),
+        )
+        .map(crate::telemetry::RecoveryAction::raw);
+    }
 }
 
 /// `uname -r`.

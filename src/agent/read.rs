@@ -18,6 +18,8 @@ const FI_REMAPPED_PENDING: u32 = 144;
 const FI_REMAPPED_FAILURE: u32 = 145;
 /// T.Limit thresholds, "supported on Ada and later and supersedes nvmlDeviceGetTemperatureThreshold".
 const FI_TLIMIT: [u32; 4] = [193, 194, 195, 196];
+/// NVML_FI_DEV_GET_GPU_RECOVERY_ACTION (R565 and later): what the driver asks to recover the GPU.
+const FI_GPU_RECOVERY_ACTION: u32 = 230;
 /// NVML_DEVICE_MIG_ENABLE.
 const MIG_ENABLED: u32 = 1;
 
@@ -208,7 +210,21 @@ pub fn sample(nvml: &Nvml, id: &GpuIdentity, device: &Device) -> GpuSample {
         tlimit_slowdown_c: id.tlimit[1],
         tlimit_mem_max_c: id.tlimit[2],
         tlimit_gpu_max_c: id.tlimit[3],
+        recovery_action: recovery_action(nvml, device),
         errors: a.errors,
         ..base
+    }
+}
+
+/// Field 230, read on its own so a driver that refuses the id cannot spoil the other fields. Drivers before R565
+/// do not know it and answer NOT_SUPPORTED or INVALID_ARGUMENT: any error is "not reported" (`None`), because a
+/// GPU in real trouble already fails the core queries, and an old driver must not page anyone.
+fn recovery_action(nvml: &Nvml, device: &Device) -> Option<u32> {
+    match fields::read(nvml, device, &[FI_GPU_RECOVERY_ACTION]).first() {
+        Some(Ok(Some(v))) => Some(
+            v.as_u64()
+                .map_or(u32::MAX, |v| u32::try_from(v).unwrap_or(u32::MAX)),
+        ),
+        _ => None,
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::telemetry::health::{classify_xid, Health};
+use crate::telemetry::health::{classify_xid_event, Health};
 use crate::telemetry::{GpuSample, XidEvent};
 
 /// The XIDs of `new` that `old` did not have, or had with a lower count, each with its verdict and a line.
@@ -33,14 +33,14 @@ pub(crate) fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health,
                     count: 1,
                     ..Default::default()
                 });
-            (classify_xid(code).0, describe(new.index, &event))
+            (classify_xid_event(&event).0, describe(new.index, &event))
         })
         .collect()
 }
 
 /// `GPU 3 XID 79 ×2, first … last …: what it means — "driver message"`.
 pub(crate) fn describe(gpu: u32, e: &XidEvent) -> String {
-    let (_, what) = classify_xid(e.code);
+    let (_, what) = classify_xid_event(e);
     let mut line = format!("GPU {gpu} XID {} ×{}", e.code, e.count);
     if let Some(first) = e.first_ms {
         line += &format!(", first {}", wall(first));

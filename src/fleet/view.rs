@@ -6,7 +6,7 @@ use super::{FleetState, NodeState};
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
-    classify_xid, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
+    classify_xid_event, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
 };
 use crate::telemetry::{GpuSample, Source};
 
@@ -104,7 +104,7 @@ impl FleetState {
                 verdict.add(switches.health, reason);
             }
             for e in &sample.unmatched_xid {
-                let (health, what) = classify_xid(e.code);
+                let (health, what) = classify_xid_event(e);
                 let text = e.text.as_deref().unwrap_or("");
                 verdict.add(
                     health,

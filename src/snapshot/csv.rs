@@ -7,7 +7,8 @@ use crate::fleet::view::{GpuView, NodeView};
 
 const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,gpu,uuid,name,util_pct,mem_util_pct,\
 mem_used_mib,mem_total_mib,temp_c,mem_temp_c,power_w,power_limit_w,sm_clock_mhz,throttle,ecc_uncorrected,\
-remapped_rows_pending,xid,gpu_health,reasons,nvlink_active,nvlink_total,ib_ports,ib_ports_up,ib_slowest_up_gbps";
+remapped_rows_pending,xid,gpu_health,reasons,nvlink_active,nvlink_total,recovery_action,ib_ports,ib_ports_up,\
+ib_slowest_up_gbps";
 
 /// RFC 4180 quoting: only when needed.
 fn field(value: &str) -> String {
@@ -24,7 +25,7 @@ fn opt<T: Display>(v: Option<T>) -> String {
 
 fn gpu_fields(g: Option<&GpuView>) -> Vec<String> {
     let Some(g) = g else {
-        return vec![String::new(); 20];
+        return vec![String::new(); 21];
     };
     let links = g
         .sample
@@ -57,6 +58,8 @@ fn gpu_fields(g: Option<&GpuView>) -> Vec<String> {
         g.verdict.reasons.join("; "),
         opt(links.map(|l| l.0)),
         opt(links.map(|l| l.1)),
+        // The driver's recovery action by name; empty when not reported.
+        opt(crate::telemetry::recovery::of(s).map(|a| a.name())),
     ]
 }
 

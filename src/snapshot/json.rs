@@ -83,6 +83,9 @@ struct Gpu<'a> {
     tlimit_margin_c: Option<i32>,
     xid: Option<&'a [u32]>,
     xid_events: Option<&'a [XidEvent]>,
+    /// The driver's recovery action by name (`none`, `gpu_reset`, `node_reboot`, `drain_p2p`,
+    /// `drain_and_reset`, `unknown_N`); `null`: not reported (drivers before R565 without an XID 154).
+    recovery_action: Option<String>,
     /// NVLinks: active, and their error counters (`null`: no NVLink, or not known).
     nvlink: Option<&'a crate::telemetry::fabric::NvLinks>,
     /// Processes with a context on the GPU (`null`: unknown, as through nvidia-smi; `[]`: checked, none).
@@ -119,6 +122,7 @@ fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
         tlimit_margin_c: s.tlimit_margin_c,
         xid: s.xid.as_deref(),
         xid_events: s.xid_events.as_deref(),
+        recovery_action: crate::telemetry::recovery::of(s).map(|a| a.name()),
         nvlink: s.nvlink.as_ref(),
         processes: s.processes.as_deref(),
         errors: &s.errors,

@@ -80,6 +80,11 @@ const GPU_METRICS: &[GpuMetric] = &[
         },
     ),
     (
+        "fleetop_gpu_recovery_action",
+        "The driver's recovery action, nvml.h nvmlDeviceGpuRecoveryAction_t: 0 none, 1 GPU reset, 2 node reboot, 3 drain P2P, 4 drain and reset.",
+        |g| crate::telemetry::recovery::of(g.sample).map(|a| f64::from(a.raw())),
+    ),
+    (
         "fleetop_gpu_health",
         "GPU health: 0 ok, 1 warn, 2 crit.",
         |g| Some(f64::from(health_value(g.verdict.health))),

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{GpuErrorKind, GpuSample, XidEvent};
+use super::recovery::{self, XID_RECOVERY_ACTION_CHANGED};
+use super::{GpuErrorKind, GpuSample, RecoveryAction, XidEvent};
 use crate::inventory::Thresholds;
 
 /// H100 limits seen on an older driver (slowdown 89 °C, memory max 95 °C): used only for GPUs whose name says
@@ -49,6 +50,9 @@ const CRIT_XIDS: &[(u32, &str)] = &[
         "needs a GPU reset (NVIDIA XID catalogue): reset the GPU",
     ),
 ];
+/// XID 154 whose action is known: the recovery-action rule gives the verdict.
+const RECOVERY_ACTION_CHANGED: &str =
+    "GPU recovery action changed (see the driver's recovery action)";
 /// XIDs worth a look but not an emergency: `warn`.
 const WARN_XIDS: &[(u32, &str)] = &[
     (63, "row remap event, a GPU reset activates it"),
@@ -146,6 +150,7 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
         }
     }
     xids(&mut v, gpu, acked);
+    recovery_action(&mut v, gpu);
     if let Some(reason) = gpu.nvlink.as_ref().and_then(super::fabric::judge_nvlinks) {
         v.add(Health::Warn, reason);
     }
@@ -263,8 +268,14 @@ fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged) {
     if gpu.xid.as_ref().is_none_or(Vec::is_empty) {
         return;
     }
+    // XID 154 summarises the recovery action; where the action is known, the recovery-action rule judges it.
+    let action_known = recovery::of(gpu).is_some();
     for (code, count) in gpu.xid_counts() {
-        let (health, what) = classify_xid(code);
+        let (health, what) = if code == XID_RECOVERY_ACTION_CHANGED && action_known {
+            (Health::Ok, RECOVERY_ACTION_CHANGED)
+        } else {
+            classify_xid(code)
+        };
         let times = if count > 1 {
             format!(" ({count}×)")
         } else {
@@ -278,6 +289,48 @@ fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged) {
             _ => v.add(health, format!("XID {code}{times}: {what}")),
         }
     }
+}
+
+/// What the driver asks to recover the GPU (nvml.h `nvmlDeviceGpuRecoveryAction_t`, field 230 or XID 154's
+/// text): reset, reboot, drain-and-reset and unknown values crit, drain-P2P warn (DCGM's driver watch fails
+/// GPU_RECOVERY_RESET, _REBOOT and _DRAIN_RESET and warns on _DRAIN_P2P); none says nothing.
+fn recovery_action(v: &mut Verdict, gpu: &GpuSample) {
+    let Some(action) = recovery::of(gpu) else {
+        return;
+    };
+    if let Some(remedy) = recovery::remedy(action) {
+        v.add(recovery_severity(action), remedy);
+    }
+}
+
+/// How bad a recovery action is (DCGM's driver health watch: `DCGM_FR_GPU_RECOVERY_RESET`, `_REBOOT` and
+/// `_DRAIN_RESET` fail, `_DRAIN_P2P` warns): none is ok; drain-P2P warns (the GPU keeps working once P2P traffic stops); reset,
+/// reboot, drain-and-reset and any value this build does not know are crit (DCGM fails 1, 2 and 4).
+pub(crate) fn recovery_severity(action: RecoveryAction) -> Health {
+    match action {
+        RecoveryAction::None => Health::Ok,
+        RecoveryAction::DrainP2p => Health::Warn,
+        RecoveryAction::GpuReset
+        | RecoveryAction::NodeReboot
+        | RecoveryAction::DrainAndReset
+        | RecoveryAction::Other(_) => Health::Crit,
+    }
+}
+
+/// One XID occurrence judged with its message: an XID 154 that names its action is judged as that action
+/// (back to none is information, not an emergency); every other code by [`classify_xid`].
+pub(crate) fn classify_xid_event(e: &XidEvent) -> (Health, &'static str) {
+    if e.code == XID_RECOVERY_ACTION_CHANGED {
+        if let Some(action) = e.text.as_deref().and_then(recovery::parse_xid154) {
+            let what = if action == RecoveryAction::None {
+                "GPU recovery action changed back to none"
+            } else {
+                RECOVERY_ACTION_CHANGED
+            };
+            return (recovery_severity(action), what);
+        }
+    }
+    classify_xid(e.code)
 }
 
 /// NVIDIA's classification of one XID code: crit, warn, information (ok), or unknown (warn).
@@ -562,6 +615,112 @@ mod tests {
         assert!(v.reasons[0].contains("acknowledged: RMA 123"), "{v:?}");
         let again = judge_gpu(&gpu79(2), &Thresholds::default(), &acked);
         assert_eq!(again.health, Health::Crit);
+    }
+
+    #[test]
+    fn the_drivers_recovery_action_names_the_remedy() {
+        let t = Thresholds::default();
+        let with = |raw: u32| {
+            judge_gpu(
+                &GpuSample {
+                    recovery_action: Some(raw),
+                    ..gpu()
+                },
+                &t,
+                &none_acknowledged,
+            )
+        };
+        assert_eq!(with(0), Verdict::default(), "none says nothing");
+        for (raw, words) in [
+            (1, "driver asks for a GPU reset"),
+            (2, "driver asks for a node reboot"),
+            (4, "driver asks to drain and reset"),
+            (7, "unknown recovery action 7"),
+        ] {
+            let v = with(raw);
+            assert_eq!(v.health, Health::Crit, "{raw}: {v:?}");
+            assert!(v.reasons[0].starts_with(words), "{raw}: {v:?}");
+        }
+        let p2p = with(3);
+        assert_eq!(p2p.health, Health::Warn);
+        assert!(p2p.reasons[0].starts_with("driver asks to drain peer-to-peer traffic"));
+    }
+
+    #[test]
+    fn recovery_severities_follow_dcgm() {
+        use RecoveryAction as A;
+        assert_eq!(recovery_severity(A::None), Health::Ok);
+        assert_eq!(recovery_severity(A::DrainP2p), Health::Warn);
+        for a in [A::GpuReset, A::NodeReboot, A::DrainAndReset, A::Other(7)] {
+            assert_eq!(recovery_severity(a), Health::Crit, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn an_xid154_back_to_none_is_not_crit() {
+        let t = Thresholds::default();
+        // NVIDIA/NVSentinel's syslog monitor test lines (pkg/xid/parser/csv_test.go), messages as the kernel
+        // log parser keeps them.
+        let xid154 = |text: &str| GpuSample {
+            xid: Some(vec![154]),
+            xid_events: Some(vec![XidEvent {
+                code: 154,
+                count: 2,
+                text: Some(text.into()),
+                ..Default::default()
+            }]),
+            ..gpu()
+        };
+        let cleared =
+            xid154("GPU recovery action changed from 0x1 (GPU Reset Required) to 0x0 (None)");
+        let v = judge_gpu(&cleared, &t, &none_acknowledged);
+        assert_eq!(v.health, Health::Ok, "{v:?}");
+        let set = xid154("GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)");
+        let v = judge_gpu(&set, &t, &none_acknowledged);
+        assert_eq!(v.health, Health::Crit);
+        assert_eq!(
+            v.reasons
+                .iter()
+                .filter(|r| r.contains("driver asks for a GPU reset"))
+                .count(),
+            1,
+            "one reason for the action, not two: {v:?}"
+        );
+        // The driver's live value overrides its log: reset done, field 230 reads none.
+        let reset_done = GpuSample {
+            recovery_action: Some(0),
+            ..set.clone()
+        };
+        assert_eq!(
+            judge_gpu(&reset_done, &t, &none_acknowledged).health,
+            Health::Ok
+        );
+        // An XID 154 without its message (NVML's event set) stays crit, as the catalogue table says.
+        let bare = GpuSample {
+            xid_events: None,
+            ..set
+        };
+        assert_eq!(
+            judge_gpu(&bare, &t, &none_acknowledged).health,
+            Health::Crit
+        );
+        let event = |text: &str| XidEvent {
+            code: 154,
+            count: 1,
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify_xid_event(&event(
+                "changed from 0x2 (Node Reboot Required) to 0x0 (None)"
+            ))
+            .0,
+            Health::Ok
+        );
+        assert_eq!(
+            classify_xid_event(&event("changed from 0x0 (None) to 0x3 (Drain P2P)")).0,
+            Health::Warn
+        );
     }
 
     #[test]

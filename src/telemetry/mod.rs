@@ -4,6 +4,7 @@ pub mod fabric;
 pub mod health;
 pub mod kernel_log;
 pub mod process;
+pub mod recovery;
 pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;

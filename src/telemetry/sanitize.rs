@@ -23,6 +23,8 @@ const MAX_CLOCK_MHZ: u32 = 10_000;
 const MAX_MEMORY_MIB: u64 = 16 * 1024 * 1024;
 /// T.Limit margins live within a few tens of degrees of zero.
 const TLIMIT_RANGE: std::ops::RangeInclusive<i32> = -100..=200;
+/// nvml.h's recovery actions are a small enum (0-4, later bindings 0-7); room for more, not for garbage.
+const MAX_RECOVERY_ACTION: u32 = 255;
 
 /// Cuts `text` to at most `max` characters.
 pub fn bounded(text: &str, max: usize) -> String {
@@ -196,6 +198,13 @@ impl GpuSample {
         ] {
             keep_if(field, |v| TLIMIT_RANGE.contains(v), name, "°C", &mut reject);
         }
+        keep_if(
+            &mut self.recovery_action,
+            |v| *v <= MAX_RECOVERY_ACTION,
+            "recovery_action",
+            "",
+            &mut reject,
+        );
         self.errors.extend(rejected);
         self.errors.truncate(MAX_LIST);
         for e in &mut self.errors {
@@ -344,6 +353,28 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_recovery_action_out_of_range_is_null_with_a_reason() {
+        let mut gpu = GpuSample {
+            recovery_action: Some(u32::MAX),
+            ..Default::default()
+        };
+        gpu.sanitize();
+        assert_eq!(gpu.recovery_action, None);
+        assert_eq!(gpu.errors[0].query, "recovery_action");
+        assert_eq!(gpu.errors[0].kind, GpuErrorKind::Implausible);
+        let mut newer = GpuSample {
+            recovery_action: Some(7),
+            ..Default::default()
+        };
+        newer.sanitize();
+        assert_eq!(
+            newer.recovery_action,
+            Some(7),
+            "a later driver's value passes"
+        );
+    }
 
     #[test]
     fn implausible_values_become_null_with_a_reason() {

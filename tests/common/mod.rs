@@ -189,6 +189,12 @@ impl Spec {
         self
     }
 
+    /// GPU `gpu`'s driver reports recovery action `raw` (nvml.h `nvmlDeviceGpuRecoveryAction_t`) through field
+    /// 230 and supports the recovery-action event; a spec without it is a driver before R565.
+    pub fn with_recovery_action(self, gpu: u32, raw: u32) -> Spec {
+        self.with_line(&format!("recovery {gpu} {raw}"))
+    }
+
     /// Adds a line to the node's kernel log (what the agent reads as `/dev/kmsg`).
     pub fn with_kernel_log(self, line: &str) -> Spec {
         self.with_line(&format!("kmsg {line}"))

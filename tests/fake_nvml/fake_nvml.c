@@ -26,6 +26,10 @@
  *                                          rising by STEP per sample
  *   proc INDEX PID MIB KIND  a process on that GPU (KIND c: compute, g: graphics; MIB -1: unavailable); at most 8
  *   proc_error INDEX CODE    both process lists fail with CODE (3: not supported)
+ *   recovery INDEX VALUE     field 230 (NVML_FI_DEV_GET_GPU_RECOVERY_ACTION) reads VALUE and the GPU supports the
+ *                            recovery-action event (0x8000); without it, NOT_SUPPORTED as on drivers before R565
+ *   recovery_change INDEX VALUE N   once the event set was waited on N times, field 230 reads VALUE and one
+ *                                   recovery-action event is delivered (needs a `recovery` line)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +69,11 @@ typedef struct {
     long long proc_mib[8];
     char proc_kind[8];
     int proc_error;
+    long long recovery;                /* NA: field 230 not supported */
+    long long recovery_next;
+    int recovery_change_after;         /* event-set waits before the change; 0: no change */
+    int recovery_event_due;
+    int recovery_registered;
 } gpu_t;
 
 static gpu_t gpus[MAX_GPUS];
@@ -75,6 +84,7 @@ static int abort_after;
 static int samples;
 static int initialised;
 static int memtemp_double;
+static int event_waits;
 
 typedef struct { unsigned int gpu, memory; } util_t;
 typedef struct { unsigned int version; unsigned long long total, reserved, free, used; } mem_v2_t;
@@ -129,6 +139,10 @@ static int load(void) {
             continue;
         }
         if (sscanf(line, "proc_error %d %d", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].proc_error = a; continue; }
+        if (sscanf(line, "recovery_change %d %d %d", &i, &a, &b) == 3 && i >= 0 && i < ngpus && b > 0) {
+            gpus[i].recovery_next = a; gpus[i].recovery_change_after = b; continue;
+        }
+        if (sscanf(line, "recovery %d %d", &i, &a) == 2 && i >= 0 && i < ngpus) { gpus[i].recovery = a; continue; }
         int f;
         if (sscanf(line, "nvlink_errors %d %d %d %d %d %d %d", &i, &a, &b, &c, &d, &e, &f) == 7 && i >= 0 && i < ngpus
             && a >= 0 && a < 18) {
@@ -149,6 +163,7 @@ static int load(void) {
         g->lost_after = -1;
         g->bus = ngpus + 1;
         g->remap_unc = NA;
+        g->recovery = NA;
         char *save = NULL, *tok = strtok_r(line + 4, "|", &save);
         for (int i = 0; tok && i < NFIELDS; i++, tok = strtok_r(NULL, "|", &save)) {
             if (i == F_UUID) snprintf(g->uuid, sizeof g->uuid, "%s", tok);
@@ -276,6 +291,13 @@ int nvmlDeviceGetFieldValues(void *d, int count, field_t *values) {
             values[i].value.si = g->tlimit[id - 193];
             continue;
         }
+        if (id == 230) {
+            if (g->recovery == NA) { values[i].nvmlReturn = NOT_SUPPORTED; continue; }
+            values[i].nvmlReturn = OK;
+            values[i].valueType = 1; /* unsigned int */
+            values[i].value.ui = (unsigned)g->recovery;
+            continue;
+        }
         if (id == 143) {
             if (g->remap_unc == NA) { values[i].nvmlReturn = NOT_SUPPORTED; continue; }
             values[i].nvmlReturn = OK;
@@ -353,6 +375,7 @@ int nvmlDeviceGetSupportedEventTypes(void *d, unsigned long long *types) {
     gpu_t *g = dev(d);
     if (!g) return INVALID;
     *types = g->no_ecc_events ? 0x8ULL : 0xAULL; /* XID critical (0x8), double-bit ECC (0x2) */
+    if (g->recovery != NA) *types |= 0x8000ULL;  /* nvmlEventTypeGpuRecoveryAction */
     return OK;
 }
 
@@ -364,10 +387,30 @@ int nvmlDeviceRegisterEvents(void *d, unsigned long long types, void *set) {
     gpu_t *g = dev(d);
     if (!g) return INVALID;
     if (g->no_ecc_events && (types & 0x2ULL)) return NOT_SUPPORTED;
+    if (types & 0x8000ULL) {
+        if (g->recovery == NA) return NOT_SUPPORTED;
+        g->recovery_registered = 1;
+    }
     return OK;
 }
 int nvmlEventSetWait_v2(void *set, event_t *data, unsigned int timeout_ms) {
     (void)set;
+    event_waits++;
+    for (int i = 0; i < ngpus; i++) {
+        gpu_t *g = &gpus[i];
+        if (g->recovery_change_after && event_waits >= g->recovery_change_after) {
+            g->recovery_change_after = 0;
+            g->recovery = g->recovery_next;
+            g->recovery_event_due = 1;
+        }
+        if (g->recovery_event_due && g->recovery_registered) {
+            g->recovery_event_due = 0;
+            data->device = g;
+            data->eventType = 0x8000ULL; /* nvmlEventTypeGpuRecoveryAction */
+            data->eventData = (unsigned long long)g->recovery;
+            return OK;
+        }
+    }
     for (int i = 0; i < ngpus; i++) {
         if (gpus[i].v[F_XID] > 0 && !gpus[i].xid_delivered) {
             gpus[i].xid_delivered = 1;

@@ -59,6 +59,8 @@ enum Field {
     NvLinkTotal,
     /// One series per inactive link, the link in the `link` label.
     NvLinkDown,
+    /// The driver's recovery action, nvml.h's raw value.
+    RecoveryAction,
 }
 
 impl Field {
@@ -155,6 +157,11 @@ pub const FAMILIES: &[Family] = &[
         "DCGM_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL",
         Field::NvLinkError(3),
     ),
+    // DCGM field 1523 (nvmlDeviceGpuRecoveryAction_t), not in dcgm-exporter's default counters: exported when a
+    // counters file lists it, under the name it is listed by. go-dcgm and DCGM 4.6 name it
+    // DCGM_FI_DEV_GPU_RECOVERY_ACTION and keep DCGM_FI_DEV_GET_GPU_RECOVERY_ACTION as its deprecated alias.
+    dcgm("DCGM_FI_DEV_GPU_RECOVERY_ACTION", Field::RecoveryAction),
+    dcgm("DCGM_FI_DEV_GET_GPU_RECOVERY_ACTION", Field::RecoveryAction),
     fleetop("fleetop_gpu_utilization_ratio", Field::UtilRatio),
     fleetop("fleetop_gpu_memory_utilization_ratio", Field::MemUtilRatio),
     fleetop("fleetop_gpu_memory_used_bytes", Field::MemUsedBytes),
@@ -173,6 +180,7 @@ pub const FAMILIES: &[Family] = &[
         "fleetop_gpu_nvlink_errors_total",
         Field::NvLinkErrorByCounter,
     ),
+    fleetop("fleetop_gpu_recovery_action", Field::RecoveryAction),
 ];
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -408,6 +416,7 @@ fn set(
                 links(gpu).down.push(link);
             }
         }
+        Field::RecoveryAction => gpu.recovery_action = Some(whole(v)),
         // fleetop: occurrences of each XID code the agent saw, one series per code.
         Field::XidCount => {
             let Some(code) = tag else {
@@ -518,6 +527,8 @@ mod tests {
             "9223372036854775794",
         );
         feed("DCGM_FI_DEV_SM_CLOCK", &dcgm_labels, "2147483634");
+        feed("DCGM_FI_DEV_GPU_RECOVERY_ACTION", &dcgm_labels, "2");
+        feed("fleetop_gpu_recovery_action", &fleetop_labels, "1");
         feed("fleetop_gpu_nvlinks", &fleetop_labels, "18");
         feed(
             "fleetop_gpu_nvlink_down",
@@ -550,6 +561,11 @@ mod tests {
         assert_eq!(g.uuid.as_deref(), Some("GPU-x"));
         assert_eq!(n1.gpus.len(), 1);
         assert_eq!(
+            g.recovery_action,
+            Some(2),
+            "dcgm-exporter's recovery action"
+        );
+        assert_eq!(
             (g.mem_temp_c, g.sm_clock_mhz),
             (None, None),
             "DCGM blanks are unknown"
@@ -568,6 +584,7 @@ mod tests {
         assert_eq!((f.util_pct, f.sm_clock_mhz), (Some(97), Some(1980)));
         assert_eq!(f.uuid.as_deref(), Some("GPU-y"));
         assert_eq!(f.xid_counts(), vec![(48, 2)]);
+        assert_eq!(f.recovery_action, Some(1), "fleetop's recovery action");
         let links = f.nvlink.as_ref().unwrap();
         assert_eq!((links.total, links.down.clone()), (18, vec![11]));
         assert_eq!(

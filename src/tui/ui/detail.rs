@@ -226,7 +226,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     );
 }
 
-/// `GPU 0: NVIDIA H100 80GB HBM3 · GPU-… · SN 1652… · PCI 00000000:18:00.0 · VBIOS 96.00…`.
+/// `GPU 0: NVIDIA H100 80GB HBM3 · GPU-… · SN 1652… · PCI 00000000:18:00.0 · VBIOS 96.00… · recovery action
+/// none` (the driver's recovery action where it reports one).
 fn identity(s: &GpuSample) -> String {
     let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
     format!(
@@ -243,6 +244,9 @@ fn identity(s: &GpuSample) -> String {
         .filter(|l| l.states_known())
         .map_or(String::new(), |l| {
             format!(" · NVLink {}/{} active", l.active(), l.total)
+        })
+        + &crate::telemetry::recovery::of(s).map_or(String::new(), |a| {
+            format!(" · recovery action {}", a.name())
         })
 }
 
@@ -304,9 +308,28 @@ fn power(s: &GpuSample) -> String {
     }
 }
 
-/// Query errors, ECC, row-remap and XID flags of one GPU: `LOST`, `RESET`, `ERR`, `E2 Rp X79`.
+/// The driver's recovery action as a flag: `GRST` reset the GPU, `RBOOT` reboot the node, `DRST` drain and
+/// reset, `P2P` drain peer-to-peer traffic, `RA7` a value this build does not know; none has no flag.
+fn recovery_flag(action: crate::telemetry::RecoveryAction) -> Option<String> {
+    use crate::telemetry::RecoveryAction as A;
+    Some(match action {
+        A::None => return None,
+        A::GpuReset => "GRST".into(),
+        A::NodeReboot => "RBOOT".into(),
+        A::DrainAndReset => "DRST".into(),
+        A::DrainP2p => "P2P".into(),
+        A::Other(n) => format!("RA{n}"),
+    })
+}
+
+/// Recovery-action, query-error, ECC, row-remap and XID flags of one GPU: `RBOOT`, `LOST`, `RESET`, `ERR`,
+/// `E2 Rp X79`.
 fn flags(s: &GpuSample) -> String {
     let mut parts = Vec::new();
+    // What the driver asks for comes first: it says what to do.
+    if let Some(flag) = crate::telemetry::recovery::of(s).and_then(recovery_flag) {
+        parts.push(flag);
+    }
     for e in &s.errors {
         let flag = match e.kind {
             GpuErrorKind::Lost => "LOST",
