@@ -17,6 +17,20 @@ const MAX_ANSWER_BYTES: u64 = 512 * 1024 * 1024;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Labels kept per series: dcgm-exporter sends about a dozen; a series with hundreds is refused.
 const MAX_LABELS: usize = 64;
+/// The most of a store's error text kept: the API's messages are a line or two, and the text is copied into
+/// every node's failure (1,025 copies at the reference fleet), so a megabyte of it must not be.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// A store's own text (its error, an unexpected result type) as fleetop shows it: at most
+/// [`MAX_ERROR_BYTES`] of it, cut at a character boundary, with terminal controls made visible.
+fn store_text(text: &str) -> String {
+    let mut end = text.len().min(MAX_ERROR_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = if end < text.len() { "…" } else { "" };
+    format!("{}{cut}", crate::text::escape(&text[..end]))
+}
 
 /// A string of the answer, borrowed where JSON needed no unescaping.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -311,12 +325,13 @@ impl Client {
             Ok(r) => r,
             // The API explains a bad query in its JSON body, with a 400 or 422.
             Err(ureq::Error::Status(code, r)) => {
-                let mut body = String::new();
-                let _ = r.into_reader().take(4096).read_to_string(&mut body);
-                return Err(format!(
-                    "{query}: HTTP {code}: {}",
-                    crate::text::escape(body.trim())
-                ));
+                let mut body = Vec::new();
+                let _ = r
+                    .into_reader()
+                    .take(MAX_ERROR_BYTES as u64)
+                    .read_to_end(&mut body);
+                let body = String::from_utf8_lossy(&body);
+                return Err(format!("{query}: HTTP {code}: {}", store_text(body.trim())));
             }
             Err(e) => return Err(format!("{}: {e}", self.base)),
         };
@@ -377,7 +392,7 @@ fn each_series<'a, T: Deserialize<'a>>(
     if envelope.status.as_deref() != Some("success") {
         return Err(format!(
             "{query}: {}",
-            crate::text::escape(envelope.error.as_deref().unwrap_or("query failed"))
+            store_text(envelope.error.as_deref().unwrap_or("query failed"))
         ));
     }
     if !envelope.has_data {
@@ -387,7 +402,7 @@ fn each_series<'a, T: Deserialize<'a>>(
     if result_type != kind {
         return Err(format!(
             "{query}: a {} where a {kind} was expected",
-            crate::text::escape(&result_type)
+            store_text(&result_type)
         ));
     }
     Ok(envelope.series)
@@ -447,6 +462,22 @@ mod tests {
         )
         .unwrap_err()
         .contains("not a Prometheus answer"));
+    }
+
+    #[test]
+    fn a_huge_store_error_is_cut_before_it_is_copied_into_every_node() {
+        // HTTP 200 with `status: error` and a 2 MB message (issue 25 case 16).
+        let huge = "é".repeat(1024 * 1024);
+        let body = format!(r#"{{"status":"error","errorType":"execution","error":"{huge}"}}"#);
+        let err = parse_vector("up", body.as_bytes()).unwrap_err();
+        assert!(err.len() <= MAX_ERROR_BYTES + 64, "{} bytes", err.len());
+        assert!(err.starts_with("up: éé") && err.ends_with('…'), "{err:.40}");
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"{}","result":[]}}}}"#,
+            "m".repeat(2 << 20)
+        );
+        let err = parse_vector("up", body.as_bytes()).unwrap_err();
+        assert!(err.len() <= MAX_ERROR_BYTES + 64, "{} bytes", err.len());
     }
 
     #[test]
