@@ -6,6 +6,7 @@
 mod cost;
 mod families;
 mod query;
+mod xids;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -400,6 +401,7 @@ impl PrometheusTransport {
             let mut sample = NodeSample {
                 t: (data.newest * 1000.0) as u64,
                 gpus: data.gpus.into_values().collect(),
+                warnings: data.warnings,
                 ..Default::default()
             };
             sample.sanitize(crate::telemetry::wire::MAX_GPUS_PER_SAMPLE);
