@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::budget::{self, Budget};
 use crate::inventory::{expand_home, PrometheusSource};
 
 /// The largest answer read for one family: 100,000 GPUs' series with dcgm-exporter's labels fit well inside.
@@ -289,30 +290,41 @@ impl Client {
         })
     }
 
-    /// The answer to instant query `query`, evaluated now or at `time` (Unix seconds); parse it with
-    /// [`each_vector`].
-    pub fn instant(&self, query: &str, time: Option<f64>) -> Result<Body, String> {
+    /// The answer to instant query `query`, evaluated now or at `time` (Unix seconds), its bytes taken from
+    /// `budget`; parse it with [`each_vector`].
+    pub fn instant(&self, query: &str, time: Option<f64>, budget: &Budget) -> Result<Body, String> {
         let mut params = vec![("query", query.to_string())];
         if let Some(t) = time {
             params.push(("time", format!("{t:.3}")));
         }
-        self.get("query", query, &params)
+        self.get("query", query, &params, budget)
     }
 
     /// The answer to range query `query` from `start` to `end` (Unix seconds) every `step` seconds; parse it
     /// with [`each_matrix`].
-    pub fn range(&self, query: &str, start: f64, end: f64, step: f64) -> Result<Body, String> {
+    pub fn range(
+        &self,
+        query: &str,
+        (start, end, step): (f64, f64, f64),
+        budget: &Budget,
+    ) -> Result<Body, String> {
         let params = [
             ("query", query.to_string()),
             ("start", format!("{start:.3}")),
             ("end", format!("{end:.3}")),
             ("step", format!("{step:.3}")),
         ];
-        self.get("query_range", query, &params)
+        self.get("query_range", query, &params, budget)
     }
 
-    /// One GET of `/api/v1/ENDPOINT`, its body bounded.
-    fn get(&self, endpoint: &str, query: &str, params: &[(&str, String)]) -> Result<Body, String> {
+    /// One GET of `/api/v1/ENDPOINT`, its body bounded on its own and by what is left of `budget`.
+    fn get(
+        &self,
+        endpoint: &str,
+        query: &str,
+        params: &[(&str, String)],
+        budget: &Budget,
+    ) -> Result<Body, String> {
         let mut req = self.agent.get(&format!("{}/api/v1/{endpoint}", self.base));
         for (k, v) in params {
             req = req.query(k, v);
@@ -336,12 +348,11 @@ impl Client {
             Err(e) => return Err(format!("{}: {e}", self.base)),
         };
         let answered = Instant::now();
-        let mut bytes = Vec::new();
-        response
-            .into_reader()
-            .take(MAX_ANSWER_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("{query}: {e}"))?;
+        let mut reader = response.into_reader().take(MAX_ANSWER_BYTES + 1);
+        let bytes = budget::read_within(&mut reader, budget).map_err(|e| match e {
+            Some(e) => format!("{query}: {e}"),
+            None => budget.over_bytes(query),
+        })?;
         if bytes.len() as u64 > MAX_ANSWER_BYTES {
             return Err(format!(
                 "{query}: answer larger than {MAX_ANSWER_BYTES} bytes"
