@@ -90,22 +90,38 @@ mod tests {
 
     #[test]
     fn a_gpu_with_very_many_xid_series_stays_bounded_and_keeps_the_severe_ones() {
-        let mut gpu = GpuSample {
-            index: 3,
-            ..Default::default()
+        use super::super::families::{apply, read, NodeData, FAMILIES};
+        use super::super::query::{Labels, Series, Text};
+        // Series of fleetop's XID family for GPU 3 of node n1, as the store sends them, filed as a refresh does.
+        let family = FAMILIES
+            .iter()
+            .find(|f| f.name == "fleetop_gpu_xid_errors")
+            .unwrap();
+        let mut nodes: Vec<Option<NodeData>> = vec![None];
+        let mut feed = |code: u32, count: &str| {
+            let code = code.to_string();
+            let series = Series {
+                metric: Labels::of(&[("node", "n1"), ("gpu", "3"), ("xid", &code)]),
+                value: (1_700_000_000.0, Text(std::borrow::Cow::Borrowed(count))),
+            };
+            let mut readings = Vec::new();
+            read(family, &series, &|_: &Labels| Some(0), &mut readings);
+            apply(family, &readings, &mut nodes);
         };
-        let mut tally = XidTally::default();
         // 64 codes no catalogue names (warn), then the real XID 79 (crit), then 20,000 more junk codes and
         // an application fault (information).
         for code in 1000..1064 {
-            tally.add(&mut gpu, code, 1);
+            feed(code, "1");
         }
-        tally.add(&mut gpu, 79, 2);
+        feed(79, "2");
         for code in 2000..22_000 {
-            tally.add(&mut gpu, code, 1);
+            feed(code, "1");
         }
-        tally.add(&mut gpu, 13, 1);
-        tally.add(&mut gpu, 79, 1);
+        feed(13, "1");
+        feed(79, "1");
+        let node = nodes[0].as_mut().unwrap();
+        node.finish();
+        let gpu = &node.gpus[&3];
         let codes = gpu.xid.as_ref().unwrap();
         let events = gpu.xid_events.as_ref().unwrap();
         assert_eq!((codes.len(), events.len()), (MAX_XID_CODES, MAX_XID_CODES));
@@ -115,7 +131,7 @@ mod tests {
             Some(&(79, 2))
         );
         assert_eq!(
-            tally.warnings(),
+            node.warnings,
             ["GPU 3: the store holds 20002 more XID codes than the 64 kept; the least severe were left out"]
         );
     }
