@@ -63,14 +63,21 @@ fn sorted_entries(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// One sysfs value, trimmed; `None` when missing, unreadable, empty or longer than a value can be.
+/// One sysfs value, trimmed; `None` when missing, unreadable, empty, longer than a value can be, or not a
+/// regular file. Opened non-blocking: an open() of a FIFO blocks until a writer appears, and one under
+/// `--sysfs-root` would hang the agent before its first sample; what is not a regular file is not read.
 fn value(path: &Path) -> Option<String> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(MAX_VALUE)
-        .read_to_string(&mut text)
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
         .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_VALUE).read_to_string(&mut text).ok()?;
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_string())
 }
@@ -109,6 +116,37 @@ mod tests {
 
     fn ports_of(name: &str) -> Vec<IbPort> {
         ports(&fixture(name)).unwrap()
+    }
+
+    #[test]
+    fn a_fifo_or_device_under_the_root_is_no_value_and_never_blocks() {
+        let root = tempfile::tempdir().unwrap();
+        let port = root.path().join("sys/class/infiniband/mlx5_0/ports/1");
+        std::fs::create_dir_all(port.join("counters")).unwrap();
+        std::fs::write(port.join("rate"), "400 Gb/sec (4X NDR)\n").unwrap();
+        for fifo in ["state", "counters/symbol_error"] {
+            let path =
+                std::ffi::CString::new(port.join(fifo).into_os_string().into_encoded_bytes())
+                    .unwrap();
+            // SAFETY: mkfifo reads the NUL-terminated path we own.
+            assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        }
+        std::os::unix::fs::symlink("/dev/zero", port.join("phys_state")).unwrap();
+        // Read on a thread of its own: a blocking open() of the FIFO never returns, and the test says so
+        // instead of hanging.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root_path = root.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(ports(&root_path));
+        });
+        let read = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("reading a FIFO under the sysfs root blocked");
+        let ports = read.unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].rate_gbps, Some(400.0));
+        assert_eq!((&ports[0].state, &ports[0].phys_state), (&None, &None));
+        assert_eq!(ports[0].counters.symbol_error, None);
     }
 
     #[test]

@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::query::{Labels, Series};
+use super::xids::XidTally;
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{NvLinkCounts, NvLinks, NVLINK_COUNTERS};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
-use crate::telemetry::{throttle_names, GpuSample, XidEvent};
+use crate::telemetry::{throttle_names, GpuSample};
 
 /// Which exporter a family comes from: it decides the node, GPU and UUID labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,11 +196,16 @@ pub struct NodeData {
     free_mib: HashMap<u32, (Option<f64>, Option<f64>)>,
     /// Which exporters spoke for it.
     pub dialects: Vec<Dialect>,
+    /// fleetop's XID counts, bounded per GPU.
+    xids: XidTally,
+    /// Node-level problems with what the store sent (a GPU's XID tally truncated).
+    pub warnings: Vec<String>,
 }
 
 impl NodeData {
     /// Completes values that need several families.
     pub fn finish(&mut self) {
+        self.warnings.extend(self.xids.warnings());
         for (index, (free, reserved)) in &self.free_mib {
             if let (Some(g), Some(free)) = (self.gpus.get_mut(index), free) {
                 if g.mem_total_mib.is_none() {
@@ -329,7 +335,11 @@ pub fn apply(family: &Family, readings: &[Reading], nodes: &mut [Option<NodeData
                 gpu.pci_bus_id.clone_from(&id.pci_bus_id);
             }
         }
-        set(gpu, family.field, r.value, r.tag, &mut data.free_mib);
+        match (family.field, r.tag) {
+            // fleetop: occurrences of each XID code the agent saw, one series per code.
+            (Field::XidCount, Some(code)) => data.xids.add(gpu, code, count(r.value)),
+            _ => set(gpu, family.field, r.value, r.tag, &mut data.free_mib),
+        }
     }
 }
 
@@ -417,24 +427,8 @@ fn set(
             }
         }
         Field::RecoveryAction => gpu.recovery_action = Some(whole(v)),
-        // fleetop: occurrences of each XID code the agent saw, one series per code.
-        Field::XidCount => {
-            let Some(code) = tag else {
-                return;
-            };
-            let codes = gpu.xid.get_or_insert_with(Vec::new);
-            if !codes.contains(&code) {
-                codes.push(code);
-            }
-            gpu.xid_events.get_or_insert_with(Vec::new).push(XidEvent {
-                code,
-                count: count(v),
-                first_ms: None,
-                last_ms: None,
-                text: None,
-                fatal: None,
-            });
-        }
+        // Filed by `apply` through the GPU's bounded tally.
+        Field::XidCount => {}
     }
 }
 

@@ -3,9 +3,11 @@
 //! sample into the same channel SSH feeds. A node's age comes from its samples' timestamps, not from when the
 //! answer arrived; a node in the inventory with no series is "no data", never ok.
 
+mod budget;
 mod cost;
 mod families;
 mod query;
+mod xids;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::{FailureKind, Following, Msg, MsgSender, NodeEvent, Transport};
 use crate::inventory::{Inventory, NodeId, PrometheusSource};
 use crate::telemetry::{NodeSample, Source};
+use budget::Budget;
 use cost::{QueryCost, RefreshCost};
 use families::{Dialect, NodeData, Reading, FAMILIES, FLEETOP_NODE_LABEL};
 use query::{Client, Labels};
@@ -131,7 +134,7 @@ impl PrometheusTransport {
         let mut asked = Asked::default();
         loop {
             let started = Instant::now();
-            match self.refresh(inv, &client, &mut asked) {
+            match self.refresh(inv, &client, &mut asked, &Budget::for_refresh()) {
                 Ok(round) => {
                     if !self.deliver(inv, round, &mut seen, tx) {
                         return;
@@ -175,6 +178,7 @@ impl PrometheusTransport {
         type Rings = Vec<(Option<u32>, Option<u32>)>;
         let mut history: HashMap<NodeId, std::collections::BTreeMap<u32, Rings>> = HashMap::new();
         let resolver = Resolver::new(inv, &self.source);
+        let budget = Budget::for_refresh();
         // (exporter, family, utilisation rather than temperature, scale to percent or °C)
         let asked = [
             (Dialect::Dcgm, "DCGM_FI_DEV_GPU_UTIL", true, 1.0),
@@ -195,7 +199,7 @@ impl PrometheusTransport {
         for (dialect, family, is_util, scale) in asked {
             let label = dialect.node_label(&self.source.node_label);
             let query = format!("max by ({label},gpu) ({family})");
-            let Ok(body) = client.range(&query, start, end, step) else {
+            let Ok(body) = client.range(&query, (start, end, step), &budget) else {
                 continue;
             };
             // A garbled answer may have filled some rings before it failed: history is a convenience.
@@ -252,12 +256,14 @@ impl PrometheusTransport {
 
     /// One query per family (those that answered empty last time only every [`RECHECK_EMPTY`] refreshes),
     /// [`QUERIES_IN_FLIGHT`] at a time, each answer parsed on the thread that asked; then every node's data,
-    /// by inventory id, and the scrape targets that are down.
+    /// by inventory id, and the scrape targets that are down. The answers' bytes and the readings kept until
+    /// the merge come from one [`Budget`] for the whole refresh: past it, the refresh is refused.
     fn refresh(
         &self,
         inv: &Inventory,
         client: &Client,
         asked: &mut Asked,
+        budget: &Budget,
     ) -> Result<Round, String> {
         let started = Instant::now();
         let time = self.at.map(unix_seconds);
@@ -271,14 +277,22 @@ impl PrometheusTransport {
         let answers = in_parallel(&todo, |&i| -> Result<(Vec<Reading>, QueryCost), String> {
             let family = &FAMILIES[i];
             let query = family.query(&self.source.node_label);
-            let body = client.instant(&query, time)?;
+            let body = client.instant(&query, time, budget)?;
             let parsing = Instant::now();
             let label = family.dialect.node_label(&self.source.node_label);
             let node_of = |l: &Labels| resolver.node(l.get(label)?);
             let mut readings = Vec::new();
+            // Past what is left of the budget, no more readings are kept and the family is refused below.
+            let mut over = false;
             let series = query::each_vector(&query, &body.bytes, |s| {
-                families::read(family, &s, &node_of, &mut readings);
+                if !over {
+                    families::read(family, &s, &node_of, &mut readings);
+                    over = readings.len() as u64 > budget.readings_left();
+                }
             })?;
+            if over || !budget.charge_readings(readings.len() as u64) {
+                return Err(budget.over_readings(&query));
+            }
             let cost = QueryCost::new(family.name, body.cost, parsing.elapsed(), series);
             Ok((readings, cost))
         });
@@ -299,7 +313,7 @@ impl PrometheusTransport {
         // label, fleetop's `node` or `instance` names an inventory node.
         let mut down = vec![false; inv.nodes.len()];
         let query = "up == 0";
-        let body = client.instant(query, time)?;
+        let body = client.instant(query, time, budget)?;
         let parsing = Instant::now();
         let series = query::each_vector(query, &body.bytes, |s| {
             if let Some(id) = resolver.target(&s.metric, &self.source.node_label) {
@@ -400,6 +414,7 @@ impl PrometheusTransport {
             let mut sample = NodeSample {
                 t: (data.newest * 1000.0) as u64,
                 gpus: data.gpus.into_values().collect(),
+                warnings: data.warnings,
                 ..Default::default()
             };
             sample.sanitize(crate::telemetry::wire::MAX_GPUS_PER_SAMPLE);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::budget::{self, Budget};
 use crate::inventory::{expand_home, PrometheusSource};
 
 /// The largest answer read for one family: 100,000 GPUs' series with dcgm-exporter's labels fit well inside.
@@ -17,6 +18,20 @@ const MAX_ANSWER_BYTES: u64 = 512 * 1024 * 1024;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Labels kept per series: dcgm-exporter sends about a dozen; a series with hundreds is refused.
 const MAX_LABELS: usize = 64;
+/// The most of a store's error text kept: the API's messages are a line or two, and the text is copied into
+/// every node's failure (1,025 copies at the reference fleet), so a megabyte of it must not be.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// A store's own text (its error, an unexpected result type) as fleetop shows it: at most
+/// [`MAX_ERROR_BYTES`] of it, cut at a character boundary, with terminal controls made visible.
+fn store_text(text: &str) -> String {
+    let mut end = text.len().min(MAX_ERROR_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = if end < text.len() { "…" } else { "" };
+    format!("{}{cut}", crate::text::escape(&text[..end]))
+}
 
 /// A string of the answer, borrowed where JSON needed no unescaping.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -275,30 +290,41 @@ impl Client {
         })
     }
 
-    /// The answer to instant query `query`, evaluated now or at `time` (Unix seconds); parse it with
-    /// [`each_vector`].
-    pub fn instant(&self, query: &str, time: Option<f64>) -> Result<Body, String> {
+    /// The answer to instant query `query`, evaluated now or at `time` (Unix seconds), its bytes taken from
+    /// `budget`; parse it with [`each_vector`].
+    pub fn instant(&self, query: &str, time: Option<f64>, budget: &Budget) -> Result<Body, String> {
         let mut params = vec![("query", query.to_string())];
         if let Some(t) = time {
             params.push(("time", format!("{t:.3}")));
         }
-        self.get("query", query, &params)
+        self.get("query", query, &params, budget)
     }
 
     /// The answer to range query `query` from `start` to `end` (Unix seconds) every `step` seconds; parse it
     /// with [`each_matrix`].
-    pub fn range(&self, query: &str, start: f64, end: f64, step: f64) -> Result<Body, String> {
+    pub fn range(
+        &self,
+        query: &str,
+        (start, end, step): (f64, f64, f64),
+        budget: &Budget,
+    ) -> Result<Body, String> {
         let params = [
             ("query", query.to_string()),
             ("start", format!("{start:.3}")),
             ("end", format!("{end:.3}")),
             ("step", format!("{step:.3}")),
         ];
-        self.get("query_range", query, &params)
+        self.get("query_range", query, &params, budget)
     }
 
-    /// One GET of `/api/v1/ENDPOINT`, its body bounded.
-    fn get(&self, endpoint: &str, query: &str, params: &[(&str, String)]) -> Result<Body, String> {
+    /// One GET of `/api/v1/ENDPOINT`, its body bounded on its own and by what is left of `budget`.
+    fn get(
+        &self,
+        endpoint: &str,
+        query: &str,
+        params: &[(&str, String)],
+        budget: &Budget,
+    ) -> Result<Body, String> {
         let mut req = self.agent.get(&format!("{}/api/v1/{endpoint}", self.base));
         for (k, v) in params {
             req = req.query(k, v);
@@ -311,22 +337,22 @@ impl Client {
             Ok(r) => r,
             // The API explains a bad query in its JSON body, with a 400 or 422.
             Err(ureq::Error::Status(code, r)) => {
-                let mut body = String::new();
-                let _ = r.into_reader().take(4096).read_to_string(&mut body);
-                return Err(format!(
-                    "{query}: HTTP {code}: {}",
-                    crate::text::escape(body.trim())
-                ));
+                let mut body = Vec::new();
+                let _ = r
+                    .into_reader()
+                    .take(MAX_ERROR_BYTES as u64)
+                    .read_to_end(&mut body);
+                let body = String::from_utf8_lossy(&body);
+                return Err(format!("{query}: HTTP {code}: {}", store_text(body.trim())));
             }
             Err(e) => return Err(format!("{}: {e}", self.base)),
         };
         let answered = Instant::now();
-        let mut bytes = Vec::new();
-        response
-            .into_reader()
-            .take(MAX_ANSWER_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("{query}: {e}"))?;
+        let mut reader = response.into_reader().take(MAX_ANSWER_BYTES + 1);
+        let bytes = budget::read_within(&mut reader, budget).map_err(|e| match e {
+            Some(e) => format!("{query}: {e}"),
+            None => budget.over_bytes(query),
+        })?;
         if bytes.len() as u64 > MAX_ANSWER_BYTES {
             return Err(format!(
                 "{query}: answer larger than {MAX_ANSWER_BYTES} bytes"
@@ -377,7 +403,7 @@ fn each_series<'a, T: Deserialize<'a>>(
     if envelope.status.as_deref() != Some("success") {
         return Err(format!(
             "{query}: {}",
-            crate::text::escape(envelope.error.as_deref().unwrap_or("query failed"))
+            store_text(envelope.error.as_deref().unwrap_or("query failed"))
         ));
     }
     if !envelope.has_data {
@@ -387,7 +413,7 @@ fn each_series<'a, T: Deserialize<'a>>(
     if result_type != kind {
         return Err(format!(
             "{query}: a {} where a {kind} was expected",
-            crate::text::escape(&result_type)
+            store_text(&result_type)
         ));
     }
     Ok(envelope.series)
@@ -447,6 +473,22 @@ mod tests {
         )
         .unwrap_err()
         .contains("not a Prometheus answer"));
+    }
+
+    #[test]
+    fn a_huge_store_error_is_cut_before_it_is_copied_into_every_node() {
+        // HTTP 200 with `status: error` and a 2 MB message (issue 25 case 16).
+        let huge = "é".repeat(1024 * 1024);
+        let body = format!(r#"{{"status":"error","errorType":"execution","error":"{huge}"}}"#);
+        let err = parse_vector("up", body.as_bytes()).unwrap_err();
+        assert!(err.len() <= MAX_ERROR_BYTES + 64, "{} bytes", err.len());
+        assert!(err.starts_with("up: éé") && err.ends_with('…'), "{err:.40}");
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"{}","result":[]}}}}"#,
+            "m".repeat(2 << 20)
+        );
+        let err = parse_vector("up", body.as_bytes()).unwrap_err();
+        assert!(err.len() <= MAX_ERROR_BYTES + 64, "{} bytes", err.len());
     }
 
     #[test]

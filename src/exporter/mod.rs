@@ -1,6 +1,11 @@
 //! `fleetop agent --listen ADDR:PORT`: the agent as a Prometheus exporter. Each sample goes into a one-node
 //! fleet state; a scrape renders it with the same families as `snapshot --format prom`, so it costs no NVML
-//! calls, and a sample that stops coming shows as stale.
+//! calls, and a sample that stops coming shows as stale. The HTTP side is `http.rs`, bounded; if its
+//! listener dies the process ends, so that the service manager starts it again.
+
+mod http;
+
+pub use http::{HEAD_DEADLINE, MAX_CONNECTIONS, MAX_HEAD_BYTES};
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -8,6 +13,7 @@ use std::time::Instant;
 use crate::agent::Published;
 use crate::fleet::FleetState;
 use crate::inventory::Inventory;
+use crate::runtime::EXIT_CANNOT_RUN;
 use crate::telemetry::Source;
 use crate::transport::{Msg, NodeEvent};
 
@@ -18,18 +24,21 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// Listens on `addr` and answers `GET /metrics` on a thread of its own.
+    /// Listens on `addr` and answers `GET /metrics` on a thread of its own. Should that thread's listener
+    /// fail for good (or the thread panic), the process ends with [`EXIT_CANNOT_RUN`]: an agent that lives
+    /// on without its port would never be restarted.
     pub fn start(addr: &str) -> Result<Exporter, String> {
-        let server =
-            tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let exporter = Exporter::default();
         let shared = exporter.clone();
+        let pages: http::Pages = Arc::new(move |method, path| shared.answer(method, path));
         std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
-                for request in server.incoming_requests() {
-                    shared.answer(request);
-                }
+                let _ends = EndsProcess;
+                let why = http::serve(listener, pages);
+                crate::text::warn(&format!("fleetop agent: {why}"));
             })
             .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
         Ok(exporter)
@@ -83,18 +92,31 @@ impl Exporter {
         }
     }
 
-    fn answer(&self, request: tiny_http::Request) {
-        let path = request.url().split('?').next().unwrap_or("").to_string();
-        let (status, body, kind) = match self.page(request.method().as_str(), &path) {
-            Ok((body, kind)) => (200, body, kind),
-            Err((status, why)) => (status, why, "text/plain; charset=utf-8"),
-        };
-        let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-        if let Ok(header) = tiny_http::Header::from_bytes(&b"Content-Type"[..], kind.as_bytes()) {
-            response.add_header(header);
+    fn answer(&self, method: &str, path: &str) -> http::Answer {
+        match self.page(method, path) {
+            Ok((body, content_type)) => http::Answer {
+                status: 200,
+                content_type,
+                body,
+            },
+            Err((status, body)) => http::Answer {
+                status,
+                content_type: "text/plain; charset=utf-8",
+                body,
+            },
         }
-        // A scraper that hung up is its own problem: the next scrape gets a fresh answer.
-        let _ = request.respond(response);
+    }
+}
+
+/// Ends the process when dropped: on the metrics thread, whether it returns or unwinds.
+struct EndsProcess;
+
+impl Drop for EndsProcess {
+    fn drop(&mut self) {
+        crate::text::warn(
+            "fleetop agent: the metrics listener stopped; exiting so that it is restarted",
+        );
+        std::process::exit(EXIT_CANNOT_RUN);
     }
 }
 
