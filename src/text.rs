@@ -77,6 +77,16 @@ fn escape_except(text: &str, keep_newline: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` escaped and cut to at most `max` characters (then `…`): for quoting a value in a message, where a
+/// value from a file may be megabytes long.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    let escaped = escape(text);
+    match escaped.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &escaped[..end]),
+        None => escaped.into_owned(),
+    }
+}
+
 /// JSON as serde_json writes it leaves C1 controls, bidi overrides and line separators raw inside strings;
 /// this writes them as `\uXXXX` escapes, which any JSON reader decodes back to the same text.
 pub(crate) fn json_safe(json: String) -> String {
