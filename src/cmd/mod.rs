@@ -22,7 +22,12 @@ use crate::transport::sim::SimTransport;
 use crate::transport::ssh::SshTransport;
 use crate::transport::Transport;
 
+/// Runs the command; its exit status is 3 when its output could not be written.
 pub fn run(cli: Cli) -> i32 {
+    crate::runtime::exit_status(dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> i32 {
     let interactive = cli.command.is_none()
         && cli.bench_render.is_none()
         && cli.bench_memory.is_none()
