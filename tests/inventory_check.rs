@@ -254,3 +254,17 @@ fn wrapping_counts_and_amplifying_names_are_refused_in_bounded_memory() {
         );
     }
 }
+
+/// Issue #25 (6): no budgets, or a budget written `-0.0`, is a budget of 0.0 kW, not `-0.0 kW`.
+#[test]
+fn an_empty_power_budget_is_zero_not_minus_zero() {
+    for text in [
+        CAB.to_string(),
+        CAB.replace("nodes =", "power_budget_kw = -0.0\nnodes ="),
+    ] {
+        let (code, out, err, _) = check(&text);
+        assert_eq!(code, 0, "{text}\n{err}");
+        assert!(out.contains("power budget  0.0 kW"), "{out}");
+        assert!(!out.contains("-0"), "{out}");
+    }
+}

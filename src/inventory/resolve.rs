@@ -176,7 +176,8 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             }
             cabinets.push(Cabinet {
                 name: cabinet_name,
-                power_budget_kw: cab.power_budget_kw,
+                // `-0.0` is a budget of zero; kept as written it would print as `-0.0 kW`.
+                power_budget_kw: cab.power_budget_kw.map(|kw| kw + 0.0),
                 nodes: ids,
                 drain: cab
                     .drain_backend
