@@ -71,6 +71,10 @@ fn dispatch(cli: Cli) -> i32 {
 
 /// The inventory chosen by `--demo`, `--inventory` or the default search path.
 pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
+    // A bad `--source` is a usage error with `--demo` too, not silently ignored.
+    if let Some(source) = &g.source {
+        source_override(source, None)?;
+    }
     if g.demo {
         return Ok(Inventory::demo());
     }
