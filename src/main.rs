@@ -6,13 +6,14 @@ fn main() {
     let cli = match fleetop::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
             // A usage error means "could not run" (3): clap's own 2 reads as CRITICAL to a monitoring system.
-            std::process::exit(if e.use_stderr() {
-                fleetop::runtime::EXIT_CANNOT_RUN
-            } else {
-                0
-            });
+            if e.use_stderr() {
+                let _ = e.print();
+                std::process::exit(fleetop::runtime::EXIT_CANNOT_RUN);
+            }
+            // `--help` and `--version` go to stdout, which may be full like any other output.
+            fleetop::text::stdout_written(e.print());
+            std::process::exit(fleetop::runtime::exit_status(0));
         }
     };
     let code = fleetop::cmd::run(cli);

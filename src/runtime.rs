@@ -3,6 +3,21 @@
 /// Exit status when fleetop could not run at all (bad inventory, bad flags).
 pub const EXIT_CANNOT_RUN: i32 = 3;
 
+/// The exit status of a command that ended with `status`: [`EXIT_CANNOT_RUN`] instead when its output could
+/// not be written (a full disk must not read as success to cron or a monitoring system), said on stderr.
+/// A closed pipe is not a failure: the reader went away.
+pub fn exit_status(status: i32) -> i32 {
+    // Whatever is still buffered is written now, so its error counts too.
+    crate::text::stdout_written(std::io::Write::flush(&mut std::io::stdout()));
+    match crate::text::stdout_failure() {
+        Some(why) => {
+            crate::text::warn(&format!("cannot write the output (stdout): {why}"));
+            EXIT_CANNOT_RUN
+        }
+        None => status,
+    }
+}
+
 /// The single-threaded runtime the commands run on; `None` (after saying why on stderr) if it cannot start.
 pub fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_current_thread()

@@ -77,6 +77,16 @@ fn escape_except(text: &str, keep_newline: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` escaped and cut to at most `max` characters (then `…`): for quoting a value in a message, where a
+/// value from a file may be megabytes long.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    let escaped = escape(text);
+    match escaped.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &escaped[..end]),
+        None => escaped.into_owned(),
+    }
+}
+
 /// JSON as serde_json writes it leaves C1 controls, bidi overrides and line separators raw inside strings;
 /// this writes them as `\uXXXX` escapes, which any JSON reader decodes back to the same text.
 pub(crate) fn json_safe(json: String) -> String {
@@ -96,12 +106,43 @@ pub(crate) fn json_safe(json: String) -> String {
 }
 
 /// Writes `text` to stdout with newlines kept and everything else dangerous escaped. False when stdout is
-/// closed (`fleetop … | head -1`): the reader went away, which ends output normally.
+/// closed (`fleetop … | head -1`): the reader went away, which ends output normally. False too when the
+/// write failed otherwise (a full disk), which [`stdout_failure`] then reports.
 pub fn print(text: &str) -> bool {
+    print_bytes(escape_lines(text).as_bytes())
+}
+
+/// Writes bytes that are fleetop's own (generated completions, man pages) to stdout as they are, flushed;
+/// false as for [`print`].
+pub fn print_bytes(bytes: &[u8]) -> bool {
     let mut out = std::io::stdout().lock();
-    out.write_all(escape_lines(text).as_bytes())
-        .and_then(|()| out.flush())
-        .is_ok()
+    stdout_written(out.write_all(bytes).and_then(|()| out.flush()))
+}
+
+/// The first failed write to stdout that was not a closed pipe, kept for the exit status.
+static STDOUT_FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Every write to stdout ends here: true when it was written. A closed pipe is the reader going away (`| head`)
+/// and ends output quietly; any other error (`ENOSPC`, `EIO`) means the output is lost or cut, and is kept
+/// so that the command fails instead of reading as success.
+pub fn stdout_written(result: std::io::Result<()>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            let mut first = STDOUT_FAILURE.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+            false
+        }
+    }
+}
+
+/// Why stdout could not be written, if a write failed for any reason but a closed pipe.
+pub fn stdout_failure() -> Option<String> {
+    STDOUT_FAILURE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// A message line to stderr, escaped like stdout; a closed stderr is ignored, never a panic (as

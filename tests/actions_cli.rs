@@ -456,3 +456,19 @@ fn an_outcome_that_cannot_be_written_is_an_error_not_a_refusal() {
     );
     assert_eq!(s.calls().len(), 2, "the second drain did run");
 }
+
+/// Issue #25 (1): a nodeset whose count wraps u64 is refused at once, not expanded until memory runs out.
+#[test]
+fn a_nodeset_past_u64_is_refused_not_expanded() {
+    let s = Setup::new("");
+    for set in ["n[0-18446744073709551615]", "n[1-5,0-18446744073709551614]"] {
+        let out = s.cmd(&["drain", set, "--dry-run"]).output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{set}");
+        assert!(out.status.code().is_some(), "{set}: killed by a signal");
+        assert!(
+            stderr(&out).contains("expands past 100000 hosts"),
+            "{set}: {}",
+            stderr(&out)
+        );
+    }
+}

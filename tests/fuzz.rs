@@ -50,6 +50,31 @@ const INVENTORY_PARTS: &[&str] = &[
     "name = \"c[1-3]\"\n",
     "nodes = \"{cabinet}n[1-4]\"\n",
     "nodes = \"n[0-18446744073709551615]\"\n",
+    "nodes = \"n[1-5,0-18446744073709551614]\"\n",
+    "gpus = \"0-18446744073709551615\"\n",
+    "gpus = \"4294967296\"\n",
+    "gpus = \"0-63/9223372036854775808\"\n",
+    "name = \"n[1-2]\"\n",
+    concat!(
+        "nodes = \"",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "[1-99999]\"\n"
+    ),
+    concat!(
+        "nodes = \"{cabinet}.",
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+        ".",
+        "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+        ".",
+        "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+        ".n[0-99999]\"\n"
+    ),
+    "0",
+    "1",
+    "4294967296",
+    "9223372036854775808",
+    "18446744073709551615",
+    ".",
     "gpus = \"0-3\"\n",
     "gpus_per_node = 4294967295\n",
     "interval_ms = 1\n",
@@ -90,6 +115,22 @@ const NODESET_PARTS: &[&str] = &[
     "!",
     "*",
     " ",
+    ".",
+    "4294967296",
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551614",
+];
+
+/// Long names: a label at the 63-byte limit, and a piece that passes it (with the parts above, names cross
+/// 253 bytes too).
+const NAME_PARTS: &[&str] = &[
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+    "[0000000000000000000000000000000000000000000000000000000000000001-2]",
+    "[1-99999]",
+    "[0-18446744073709551615]",
+    ".",
 ];
 
 const FILTER_PARTS: &[&str] = &[
@@ -185,11 +226,12 @@ proptest! {
 
     #[test]
     fn nodesets(expr in pieces(NODESET_PARTS)) {
-        if let Ok(hosts) = nodeset::expand(&expr) {
-            prop_assert!(hosts.len() <= nodeset::MAX_EXPANSION);
-            prop_assert!(hosts.iter().all(|h| !h.starts_with('-')));
-        }
-        let _ = nodeset::expand_indices(&expr);
+        check_nodeset(&expr)?;
+    }
+
+    #[test]
+    fn long_names(parts in prop::collection::vec(prop::sample::select(NAME_PARTS), 1..8)) {
+        check_nodeset(&parts.concat())?;
     }
 
     #[test]
@@ -247,6 +289,25 @@ proptest! {
         let known = fleetop::transport::ssh::known::KnownHosts::new(path);
         let _ = known.check("h", 22, b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x01x");
     }
+}
+
+/// What every expansion keeps to: the count, each name's length and labels, the bytes in all, no name that
+/// reads as an option, GPU indices in range.
+fn check_nodeset(expr: &str) -> Result<(), TestCaseError> {
+    if let Ok(hosts) = nodeset::expand(expr) {
+        prop_assert!(hosts.len() <= nodeset::MAX_EXPANSION);
+        prop_assert!(hosts.iter().all(|h| !h.starts_with('-')));
+        prop_assert!(hosts.iter().all(|h| h.len() <= nodeset::MAX_NAME_BYTES));
+        prop_assert!(hosts
+            .iter()
+            .all(|h| h.split('.').all(|l| l.len() <= nodeset::MAX_LABEL_BYTES)));
+        let bytes: u64 = hosts.iter().map(|h| h.len() as u64).sum();
+        prop_assert!(bytes <= nodeset::MAX_EXPANSION_BYTES);
+    }
+    if let Ok(indices) = nodeset::expand_indices(expr) {
+        prop_assert!(indices.iter().all(|&i| i <= 63));
+    }
+    Ok(())
 }
 
 /// Inputs that once crashed, hung or exhausted memory somewhere, one per line as `parser<TAB>input`

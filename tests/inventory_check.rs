@@ -197,3 +197,74 @@ fn huge_timeouts_are_errors_at_their_line() {
         "{err}"
     );
 }
+
+/// Issue #25 (1, 2): counts at the edges of u64 and names that amplify are refused while parsing, in
+/// bounded memory, at the value's line with the value cut for display.
+#[test]
+fn wrapping_counts_and_amplifying_names_are_refused_in_bounded_memory() {
+    let long_name = format!("{}[1-50000]", "x".repeat(20_000));
+    // 100 cabinets of 1,000 nodes whose names are ~200 bytes: each expression fits, the inventory does not.
+    let labels = (0..4).map(|_| "a".repeat(50)).collect::<Vec<_>>().join(".");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"n[0-18446744073709551615]\"\n".into(),
+            "3:12",
+            "expands past 100000 hosts",
+        ),
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-5,0-18446744073709551614]\"\n".into(),
+            "3:16",
+            "expands past 100000 hosts",
+        ),
+        (
+            "[[cabinet]]\nname = \"c[0-18446744073709551615]\"\nnodes = \"{cabinet}n1\"\n".into(),
+            "2:11",
+            "expands past 100000 hosts",
+        ),
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-8]\"\n[[tenant]]\nname = \"acme\"\nnodes = \"n[1-8]\"\ngpus = \"0-18446744073709551615\"\n".into(),
+            "7:9",
+            "18446744073709551615 is not a GPU index (0-63)",
+        ),
+        (
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-8]\"\n[[node]]\nname = \"n[0-18446744073709551615]\"\ngpus = 4\n".into(),
+            "5:11",
+            "expands past 100000 hosts",
+        ),
+        (
+            format!("[[cabinet]]\nname = \"c1\"\nnodes = \"{long_name}\"\n"),
+            "3:10",
+            "host names up to 20005 bytes long: more than 253",
+        ),
+        (
+            format!("[[cabinet]]\nname = \"c[100-199]\"\nnodes = \"{{cabinet}}{labels}.n[1000-1999]\"\n"),
+            "3:9",
+            "bytes of node names",
+        ),
+    ];
+    for (text, position, words) in &cases {
+        let (code, err, max_rss_kib) = check_bounded(text);
+        assert_eq!(code, 3, "{text:.200}\n{err}");
+        assert!(err.contains(&format!(":{position}: ")), "{position}: {err}");
+        assert!(err.contains(words), "{words}: {err}");
+        assert!(err.len() < 1000, "the value is cut for display: {err}");
+        assert!(
+            max_rss_kib < 256 * 1024,
+            "{text:.200}: peak RSS {max_rss_kib} KiB"
+        );
+    }
+}
+
+/// Issue #25 (6): no budgets, or a budget written `-0.0`, is a budget of 0.0 kW, not `-0.0 kW`.
+#[test]
+fn an_empty_power_budget_is_zero_not_minus_zero() {
+    for text in [
+        CAB.to_string(),
+        CAB.replace("nodes =", "power_budget_kw = -0.0\nnodes ="),
+    ] {
+        let (code, out, err, _) = check(&text);
+        assert_eq!(code, 0, "{text}\n{err}");
+        assert!(out.contains("power budget  0.0 kW"), "{out}");
+        assert!(!out.contains("-0"), "{out}");
+    }
+}

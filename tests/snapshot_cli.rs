@@ -310,6 +310,7 @@ fn usage_errors_and_impossible_values_exit_3() {
         &["drain"],
         &["snapshot", "--demo", "--timeout", "1e20"],
         &["snapshot", "--demo", "--timeout", "NaN"],
+        &["snapshot", "--demo", "--source", "bogus"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_fleetop"))
             .args(args)

@@ -539,6 +539,9 @@ fn nodes_that_stall_after_login_are_timed_out_by_whole_samples() {
                 if m.node < 3 {
                     assert_eq!(*kind, FailureKind::StreamEnded, "{detail}");
                     assert!(detail.contains("no first sample"), "{detail}");
+                    // Issue #25 (6): the command the node ran, not fleetop's wrapper around it.
+                    assert!(detail.contains(" agent --interval "), "{detail}");
+                    assert!(!detail.contains("exec 3<&0"), "{detail}");
                     failed[m.node] = true;
                 }
             }

@@ -254,5 +254,5 @@ fn emit(out: &mut impl Write, value: &impl serde::Serialize) -> bool {
         return false;
     };
     line.push(b'\n');
-    out.write_all(&line).and_then(|()| out.flush()).is_ok()
+    crate::text::stdout_written(out.write_all(&line).and_then(|()| out.flush()))
 }

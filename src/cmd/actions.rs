@@ -175,7 +175,8 @@ pub(crate) fn refused(reasons: &[String]) -> i32 {
 
 /// Expands a nodeset and checks every node is in the inventory.
 pub(crate) fn resolve_nodes(inv: &Inventory, expr: &str) -> Result<Vec<NodeId>, String> {
-    let names = nodeset::expand(expr).map_err(|e| format!("bad nodeset {expr:?}: {e}"))?;
+    let names = nodeset::expand(expr)
+        .map_err(|e| format!("bad nodeset {}: {e}", crate::text::cut(expr, 80)))?;
     let mut seen = HashSet::new();
     names
         .into_iter()

@@ -27,7 +27,7 @@ pub fn summary(inv: &Inventory) -> String {
         .count();
     let shared = inv.nodes.iter().filter(|n| n.tenancy.len() > 1).count();
     let spare = inv.nodes.iter().filter(|n| n.tenancy.is_empty()).count();
-    let budget: f64 = inv.cabinets.iter().filter_map(|c| c.power_budget_kw).sum();
+    let budget = crate::telemetry::total(inv.cabinets.iter().filter_map(|c| c.power_budget_kw));
     let mut out = String::new();
     let _ = writeln!(out, "{}: ok", inv.source);
     let _ = writeln!(out, "  cabinets      {}", inv.cabinets.len());

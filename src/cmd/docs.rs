@@ -53,9 +53,9 @@ fn cannot(why: &str) -> i32 {
     EXIT_CANNOT_RUN
 }
 
-/// Generated text is ours, not a node's: printed as it is (a closed pipe ends it quietly).
+/// Generated text is ours, not a node's: printed as it is. A closed pipe ends it quietly; any other write
+/// error makes the exit status 3 (see `runtime::exit_status`).
 fn print_bytes(bytes: &[u8]) -> i32 {
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(bytes);
+    crate::text::print_bytes(bytes);
     0
 }

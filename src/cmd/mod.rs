@@ -22,7 +22,12 @@ use crate::transport::sim::SimTransport;
 use crate::transport::ssh::SshTransport;
 use crate::transport::Transport;
 
+/// Runs the command; its exit status is 3 when its output could not be written.
 pub fn run(cli: Cli) -> i32 {
+    crate::runtime::exit_status(dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> i32 {
     let interactive = cli.command.is_none()
         && cli.bench_render.is_none()
         && cli.bench_memory.is_none()
@@ -66,6 +71,10 @@ pub fn run(cli: Cli) -> i32 {
 
 /// The inventory chosen by `--demo`, `--inventory` or the default search path.
 pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
+    // A bad `--source` is a usage error with `--demo` too, not silently ignored.
+    if let Some(source) = &g.source {
+        source_override(source, None)?;
+    }
     if g.demo {
         return Ok(Inventory::demo());
     }

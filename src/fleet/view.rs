@@ -216,7 +216,8 @@ impl Summary {
             s.health = s.health.max(v.verdict.health);
             s.warn += usize::from(v.verdict.health == Health::Warn);
             s.crit += usize::from(v.verdict.health == Health::Crit);
-            s.power_watts += v.gpus.iter().filter_map(|g| g.sample.power_w).sum::<f64>();
+            s.power_watts +=
+                crate::telemetry::total(v.gpus.iter().filter_map(|g| g.sample.power_w));
         }
         s
     }

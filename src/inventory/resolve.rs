@@ -53,6 +53,9 @@ fn duration_setting(
     }
 }
 
+/// Longest piece of a bad value quoted in an error: a nodeset may be kilobytes long.
+const MAX_VALUE_SHOWN: usize = 80;
+
 /// Most errors listed for one file: past that, the rest are counted, not listed.
 const MAX_ERRORS: usize = 100;
 
@@ -87,6 +90,8 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
     let mut by_name: HashMap<String, (NodeId, usize)> = HashMap::new();
     let mut cabinets: Vec<Cabinet> = Vec::new();
     let mut cabinet_lines: HashMap<String, usize> = HashMap::new();
+    // Bytes of every node name so far: bounded like the count, for the whole inventory.
+    let mut name_bytes = 0u64;
 
     'cabinets: for cab in &parsed.cabinet {
         let span = cab.name.span();
@@ -124,12 +129,16 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             };
             // The host limit holds for the whole inventory, not per expression: 384 cabinets that each
             // repeat `n[1-100000]` (a forgotten `{cabinet}`) must not allocate 38 million nodes.
-            if nodes.len() + members.len() > nodeset::MAX_EXPANSION {
+            name_bytes += members.iter().map(|m| m.len() as u64).sum::<u64>();
+            if nodes.len() + members.len() > nodeset::MAX_EXPANSION
+                || name_bytes > nodeset::MAX_EXPANSION_BYTES
+            {
                 errors.push(loc.at(
                     nodes_span.start,
                     format!(
-                        "the inventory holds more than {} nodes (at cabinet {cabinet_name:?})",
-                        nodeset::MAX_EXPANSION
+                        "the inventory holds more than {} nodes or {} bytes of node names (at cabinet {cabinet_name:?})",
+                        nodeset::MAX_EXPANSION,
+                        nodeset::MAX_EXPANSION_BYTES
                     ),
                 ));
                 break 'cabinets;
@@ -167,7 +176,8 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             }
             cabinets.push(Cabinet {
                 name: cabinet_name,
-                power_budget_kw: cab.power_budget_kw,
+                // `-0.0` is a budget of zero; kept as written it would print as `-0.0 kW`.
+                power_budget_kw: cab.power_budget_kw.map(|kw| kw + 0.0),
                 nodes: ids,
                 drain: cab
                     .drain_backend
@@ -391,6 +401,7 @@ fn nodeset_error(
     what: &str,
 ) -> InventoryError {
     let value = loc.text.get(span.clone()).unwrap_or("");
+    let value = crate::text::cut(value, MAX_VALUE_SHOWN);
     loc.in_string(span, e.offset, format!("bad {what} {value}: {}", e.message))
 }
 

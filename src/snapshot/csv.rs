@@ -10,12 +10,28 @@ mem_used_mib,mem_total_mib,temp_c,mem_temp_c,power_w,power_limit_w,sm_clock_mhz,
 remapped_rows_pending,xid,gpu_health,reasons,nvlink_active,nvlink_total,recovery_action,ib_ports,ib_ports_up,\
 ib_slowest_up_gbps";
 
-/// RFC 4180 quoting: only when needed.
+/// One cell: RFC 4180 quoting, only when needed. A cell a spreadsheet would take for a formula (a GPU named
+/// `=HYPERLINK(…)`) starts with `'`, as OWASP's CSV-injection guidance says, so it opens as text. A plain
+/// decimal number (`-12.5`, as fleetop writes numbers) is a number to a spreadsheet, never a formula, and
+/// stays one.
 fn field(value: &str) -> String {
+    let is_number = {
+        let digits = value.strip_prefix('-').unwrap_or(value);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+        [whole, fraction]
+            .iter()
+            .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']) && !is_number;
+    let value = if formula {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_string()
+        value.into_owned()
     }
 }
 
@@ -125,5 +141,36 @@ mod tests {
         assert_eq!(super::field("plain"), "plain");
         assert_eq!(super::field("a,b"), "\"a,b\"");
         assert_eq!(super::field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    /// Issue #25 (5): text a spreadsheet would run as a formula opens as text; numbers stay numbers.
+    #[test]
+    fn formulas_are_neutralised_and_numbers_kept() {
+        use super::field;
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for (cell, shown) in [
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            ("\0=1", "'\0=1"),
+            ("-", "'-"),
+            ("-.5", "'-.5"),
+            ("-1.", "'-1."),
+            ("-inf", "'-inf"),
+            ("-1e5", "'-1e5"),
+            ("-12.5", "-12.5"),
+            ("-3", "-3"),
+            ("0.0", "0.0"),
+            ("42", "42"),
+            ("c001n1", "c001n1"),
+            ("a=b", "a=b"),
+        ] {
+            assert_eq!(field(cell), shown, "{cell:?}");
+        }
     }
 }

@@ -195,3 +195,6 @@ impl<'a> Report<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod output_tests;

@@ -15,7 +15,7 @@ fn cells(v: &NodeView) -> [String; 11] {
     let avg_util =
         (!utils.is_empty()).then(|| utils.iter().sum::<u32>() as f64 / utils.len() as f64);
     let max_temp = v.gpus.iter().filter_map(|g| g.sample.temp_c).max();
-    let power: f64 = v.gpus.iter().filter_map(|g| g.sample.power_w).sum();
+    let power = crate::telemetry::total(v.gpus.iter().filter_map(|g| g.sample.power_w));
     let dash = || "-".to_string();
     [
         v.name.to_string(),

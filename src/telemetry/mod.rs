@@ -302,3 +302,9 @@ pub(crate) fn throttle_names(bits: u64) -> Vec<String> {
         .map(|(name, _)| (*name).to_string())
         .collect()
 }
+
+/// The sum of power readings or budgets, starting from +0.0: Rust's `Sum` for floats starts from -0.0 (the
+/// IEEE identity), so an empty sum printed as `-0W` or `-0.0 kW`.
+pub fn total(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(0.0, |sum, v| sum + v)
+}

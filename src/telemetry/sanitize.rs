@@ -146,6 +146,13 @@ impl GpuSample {
             "W",
             &mut reject,
         );
+        // -0.0 passes the range check; adding +0.0 makes it 0.0, so no output prints `-0`.
+        for w in [&mut self.power_w, &mut self.power_limit_w]
+            .into_iter()
+            .flatten()
+        {
+            *w += 0.0;
+        }
         keep_if(
             &mut self.sm_clock_mhz,
             |v| *v <= MAX_CLOCK_MHZ,

@@ -4,7 +4,7 @@
 use super::endpoint::Endpoint;
 use crate::inventory::NodeId;
 use crate::telemetry::smi_csv;
-use crate::transport::decode::SMI_FOLLOWS;
+use crate::transport::decode::{StreamDecoder, SMI_FOLLOWS};
 
 /// Everything one node's worker needs.
 #[derive(Debug, Clone)]
@@ -17,7 +17,29 @@ pub(super) struct NodePlan {
     /// The agent when the node has it, else nvidia-smi: the first command, one exec per node either way.
     pub(super) agent_or_smi_command: String,
     pub(super) smi_command: String,
+    /// The same commands as the node runs them, for messages.
+    pub(super) shown: Shown,
     pub(super) expected_gpus: u32,
+}
+
+/// The agent and nvidia-smi commands without fleetop's wrapper: a message names what the node ran, not the
+/// `sh -c 'exec 3<&0; …'` around it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shown {
+    agent: String,
+    smi: String,
+}
+
+impl Shown {
+    /// What the node was running: nvidia-smi once its output said so, else the agent (a node without one
+    /// says so at once, before nvidia-smi starts).
+    pub(crate) fn running(&self, decoder: &StreamDecoder) -> &str {
+        if decoder.is_smi() {
+            &self.smi
+        } else {
+            &self.agent
+        }
+    }
 }
 
 impl NodePlan {
@@ -38,6 +60,7 @@ impl NodePlan {
         );
         self.agent_or_smi_command = ending_with_session(&format!("sh -c {}", quoted(&choose)));
         self.smi_command = ending_with_session(&format!("sh -c {}", quoted(&smi)));
+        self.shown = Shown { agent, smi };
     }
 }
 

@@ -119,6 +119,7 @@ impl SshTransport {
                     interval_ms,
                     agent_or_smi_command: String::new(),
                     smi_command: String::new(),
+                    shown: Default::default(),
                     expected_gpus: node.expected_gpus,
                 };
                 plan.commands(false);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::Session;
 
+use super::command::Shown;
 use super::connected::{fail, NodeFailure};
 use super::Timeouts;
 use crate::transport::decode::StreamDecoder;
@@ -99,6 +100,7 @@ pub fn run(
     sink: &NodeSink,
     t: &Timeouts,
     recheck_at: Option<Instant>,
+    shown: &Shown,
 ) -> Result<Ended, NodeFailure> {
     let lost = |e: &dyn std::fmt::Display| {
         fail(
@@ -162,7 +164,7 @@ pub fn run(
                 FailureKind::StreamEnded,
                 format!(
                     "{what} from `{}` for {} s",
-                    short(command),
+                    short(shown.running(decoder)),
                     limit.as_secs_f64()
                 ),
             ));
@@ -225,10 +227,11 @@ impl Pace {
     }
 }
 
-/// The start of a command, for messages (the nvidia-smi query is long).
+/// The start of a command, for messages (the nvidia-smi query is long); long enough to hold the agent's
+/// path and flags.
 fn short(command: &str) -> String {
-    let mut s: String = command.chars().take(40).collect();
-    if command.chars().count() > 40 {
+    let mut s: String = command.chars().take(80).collect();
+    if command.chars().count() > 80 {
         s.push('…');
     }
     s

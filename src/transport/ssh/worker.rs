@@ -122,6 +122,7 @@ impl Worker {
             &self.sink,
             &self.timeouts,
             recheck_at,
+            &self.plan.shown,
         ) {
             Err(f) => return Followed::Ended(Some(f), first.samples),
             Ok(Ended::Stopped) => return Followed::Ended(None, first.samples),
@@ -167,6 +168,7 @@ impl Worker {
             &self.sink,
             &self.timeouts,
             recheck_at,
+            &self.plan.shown,
         ) {
             Err(f) => Followed::Ended(Some(f), smi.samples),
             Ok(Ended::Stopped) => Followed::Ended(None, smi.samples),

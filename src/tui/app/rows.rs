@@ -58,7 +58,7 @@ impl NodeRow {
             max_util: utils.iter().max().copied(),
             max_temp: samples().filter_map(|g| g.temp_c).max(),
             max_mem_temp: samples().filter_map(|g| g.mem_temp_c).max(),
-            power_w: (!powers.is_empty()).then(|| powers.iter().sum()),
+            power_w: (!powers.is_empty()).then(|| crate::telemetry::total(powers.iter().copied())),
             has_xid: samples().any(|g| g.xid.as_ref().is_some_and(|x| !x.is_empty())),
             has_ecc: samples().any(|g| g.ecc_uncorrected.is_some_and(|n| n > 0)),
             has_remap: samples().any(|g| {
@@ -137,7 +137,7 @@ pub fn derive(fleet: &FleetState, now: Instant) -> Derived {
             .filter(|r| r.state == NodeState::Connecting)
             .count(),
         avg_util: (util_n > 0).then(|| util_sum / util_n as f64),
-        budget_kw: inv.cabinets.iter().filter_map(|c| c.power_budget_kw).sum(),
+        budget_kw: crate::telemetry::total(inv.cabinets.iter().filter_map(|c| c.power_budget_kw)),
     };
     let tenants = inv
         .tenants
