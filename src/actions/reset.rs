@@ -40,7 +40,7 @@ pub(crate) fn guard(inv: &Inventory, req: &Request, exec: &Executor) -> Vec<Stri
 
 fn refusal(inv: &Inventory, node: NodeId, req: &Request, look: &Look) -> Option<String> {
     let name = &inv.nodes[node].name;
-    let Some(sample) = look.sample.as_ref().filter(|_| look.answering) else {
+    let Some(sample) = look.sample.as_ref().filter(|_| look.up) else {
         return Some(format!(
             "{name}: no fresh sample to check for processes ({})",
             crate::text::escape(&look.said)
@@ -122,7 +122,7 @@ fn join(said: &str, note: &str) -> String {
 
 /// The look after a reset: `Ok` says how the GPUs answered, `Err` why the reset did not take.
 pub fn judge(look: &Look, gpu: Option<u32>) -> Result<String, String> {
-    let Some(sample) = look.sample.as_ref().filter(|_| look.answering) else {
+    let Some(sample) = look.sample.as_ref().filter(|_| look.up) else {
         return Err(format!(
             "the node did not answer afterwards ({})",
             look.said
@@ -184,6 +184,7 @@ mod tests {
     fn look(gpus: Vec<GpuSample>) -> Look {
         Look {
             answering: true,
+            up: true,
             said: "up".into(),
             sample: Some(NodeSample {
                 gpus,
@@ -251,6 +252,7 @@ mod tests {
             .contains("GPU 5 is missing"));
         let silent = Look {
             answering: false,
+            up: false,
             said: "unreachable".into(),
             sample: None,
         };
