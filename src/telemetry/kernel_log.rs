@@ -1,24 +1,25 @@
 //! Kernel log parsing: `NVRM: Xid` and NVSwitch `SXid` lines, from `/dev/kmsg` records or `dmesg` and
-//! `journalctl -k` text, tallied per code with counts and first/last times.
+//! `journalctl -k` text. Only messages that *begin* with the driver's prefix count, as the driver prints
+//! them: the kernel's own reports quote text a user chooses (the segfault report names the file mapped at the
+//! faulting address), so a match anywhere else in a line would let any tenant forge an XID.
 
-use super::sanitize::bounded;
-use super::XidEvent;
-
-/// Longest XID message kept.
-const MAX_TEXT_CHARS: usize = 200;
-/// Most distinct codes tallied per GPU or switch; counts of codes already known keep growing.
-const MAX_CODES: usize = 64;
+pub(crate) use super::xid_tally::Tally;
 
 /// One kernel log line with its boot-relative time, when it had one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record<'a> {
     pub usec_since_boot: Option<u64>,
+    /// The kernel's message: the text after the record's header (`/dev/kmsg` fields, a `dmesg` time stamp, a
+    /// journal's time, host and `kernel:` tag).
     pub text: &'a str,
 }
 
-/// Reads a line as a `/dev/kmsg` record (`pri,seq,usec,flags;text`), a `dmesg` line (`[  123.456789] text`)
-/// or plain text (`journalctl -k`, `dmesg --ctime`: no boot-relative time). `None` for the key=value
-/// continuation lines `/dev/kmsg` puts after a record.
+/// Reads a line as a `/dev/kmsg` record (`pri,seq,usec,flags;text`), a `dmesg` line (`[  123.456789] text`,
+/// also with `dmesg -r`'s `<6>`, `dmesg -x`'s `kern  :err   : `, `--ctime` or ISO stamps), a journal or
+/// syslog line (`Aug 30 11:43:09 host kernel: text`) or plain text. `None` for the key=value continuation
+/// lines `/dev/kmsg` puts after a record, and for records the header shows the kernel did not write: a
+/// facility other than `kern` (0). Userspace writing to `/dev/kmsg` gets `LOG_USER` unless it names a
+/// facility, precisely so that kernel messages can be told apart (kernel/printk/printk.c, `devkmsg_write`).
 pub fn record(line: &str) -> Option<Record<'_>> {
     if line.starts_with(' ') {
         return None;
@@ -28,27 +29,130 @@ pub fn record(line: &str) -> Option<Record<'_>> {
         let pri = fields.next().map(str::parse::<u32>);
         let seq = fields.next().map(str::parse::<u64>);
         let usec = fields.next().and_then(|u| u.parse::<u64>().ok());
-        if matches!((pri, seq), (Some(Ok(_)), Some(Ok(_)))) && usec.is_some() {
-            return Some(Record {
-                usec_since_boot: usec,
+        if let (Some(Ok(pri)), Some(Ok(_)), Some(usec)) = (pri, seq, usec) {
+            return (pri >> 3 == 0).then_some(Record {
+                usec_since_boot: Some(usec),
                 text,
             });
         }
     }
-    if let Some(rest) = line.strip_prefix('[') {
-        if let Some((stamp, text)) = rest.split_once(']') {
-            if let Some(usec) = seconds_to_usec(stamp.trim()) {
-                return Some(Record {
-                    usec_since_boot: Some(usec),
-                    text: text.trim_start(),
-                });
-            }
+    let mut rest = line;
+    // `dmesg -r`: the raw priority, facility included.
+    if let Some((pri, after)) = rest
+        .strip_prefix('<')
+        .and_then(|r| r.split_once('>'))
+        .and_then(|(n, after)| Some((n.parse::<u32>().ok()?, after)))
+    {
+        if pri >> 3 != 0 {
+            return None;
+        }
+        rest = after;
+    }
+    // `dmesg -x`: `kern  :info  : `; another facility's label stays and fails the prefix test.
+    if let Some(after) = rest.strip_prefix("kern").and_then(|r| {
+        let (level, after) = r.trim_start().strip_prefix(':')?.split_once(':')?;
+        level
+            .trim()
+            .bytes()
+            .all(|b| b.is_ascii_lowercase())
+            .then_some(after)
+    }) {
+        rest = after.trim_start();
+    }
+    let (mut usec, after) = time_stamp(rest);
+    rest = after;
+    if let Some(after) = kernel_tag(rest) {
+        rest = after;
+        if usec.is_none() {
+            (usec, rest) = time_stamp(rest);
         }
     }
     Some(Record {
-        usec_since_boot: None,
-        text: line,
+        usec_since_boot: usec,
+        text: rest,
     })
+}
+
+/// Strips one leading time stamp: `[  123.456789] ` (boot-relative, returned), `[Fri Aug 30 11:43:09 2024] `,
+/// a syslog `Aug 30 11:43:09[.frac] `, journalctl's `Fri 2024-08-30 11:43:09 UTC `, an ISO 8601 or a Unix
+/// time token.
+fn time_stamp(line: &str) -> (Option<u64>, &str) {
+    if let Some((stamp, text)) = line.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        if let Some(usec) = seconds_to_usec(stamp.trim()) {
+            return (Some(usec), text.trim_start());
+        }
+        let words: Vec<&str> = stamp.split_whitespace().collect();
+        let ctime = words.len() == 5
+            && words[4].len() == 4
+            && words[4].bytes().all(|b| b.is_ascii_digit())
+            && is_clock(words[3]);
+        return if ctime {
+            (None, text.trim_start())
+        } else {
+            (None, line)
+        };
+    }
+    let mut words = line.splitn(5, ' ');
+    let w: Vec<&str> = words.by_ref().take(4).collect();
+    let skip = |n: usize| {
+        let len: usize = w[..n].iter().map(|s| s.len() + 1).sum();
+        line.get(len..).unwrap_or("")
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // `Aug  5 …`: syslog pads the day with a space, which splits as an empty word.
+    let w0 = w.first().copied().unwrap_or("");
+    if MONTHS.contains(&w0) {
+        let day_at = if w.get(1) == Some(&"") { 2 } else { 1 };
+        if w.len() > day_at + 1
+            && w[day_at].bytes().all(|b| b.is_ascii_digit())
+            && is_clock(w[day_at + 1])
+        {
+            return (None, skip(day_at + 2));
+        }
+    }
+    if w.len() == 4 && is_date(w[1]) && is_clock(w[2]) {
+        return (None, skip(4));
+    }
+    let iso = w0.get(..10).is_some_and(is_date) && w0.get(10..).is_some_and(|t| t.starts_with('T'));
+    let unix = w0.split_once('.').is_some_and(|(s, f)| {
+        s.len() >= 9 && !f.is_empty() && (s.bytes().chain(f.bytes())).all(|b| b.is_ascii_digit())
+    });
+    if (iso || unix) && w.len() > 1 {
+        return (None, skip(1));
+    }
+    (None, line)
+}
+
+/// `11:43:09`, with optional fraction.
+fn is_clock(word: &str) -> bool {
+    let hms = word.split(['.', ',']).next().unwrap_or("");
+    hms.len() == 8
+        && hms.split(':').count() == 3
+        && hms
+            .split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `2024-08-30`.
+fn is_date(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('-').collect();
+    parts.len() == 3
+        && [4, 2, 2] == [parts[0].len(), parts[1].len(), parts[2].len()]
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A journal's or syslog's `host kernel: ` (or a bare `kernel: `) tag, which only the kernel's messages carry.
+fn kernel_tag(text: &str) -> Option<&str> {
+    if let Some(rest) = text.strip_prefix("kernel: ") {
+        return Some(rest);
+    }
+    let (host, rest) = text.split_once(' ')?;
+    let plausible_host = !host.is_empty() && host.len() <= 253 && !host.contains([':', '[', ']']);
+    plausible_host
+        .then(|| rest.strip_prefix("kernel: "))
+        .flatten()
 }
 
 /// `123.456789` → microseconds.
@@ -118,19 +222,26 @@ pub enum Found<'a> {
     },
 }
 
-/// Finds an XID or SXid in the text of one kernel log line. The `Severity …` and `Data {…}` lines the
+/// The prefix the GPU driver puts before every message it prints.
+const XID_PREFIX: &str = "NVRM: Xid (";
+
+/// Finds an XID or SXid in a kernel message, which must begin as the driver prints it: `NVRM: Xid (` for GPUs
+/// (`NV_PRINTF`'s `NVRM: ` prefix), `nvidia-nvswitchN: SXid (` for NVSwitches (open-gpu-kernel-modules,
+/// `NVSWITCH_PRINT_SXID`: `"nvidia-%s: SXid (PCI:…): %05d, "`). The `Severity …` and `Data {…}` lines the
 /// NVSwitch driver prints after an SXid's first line are details of the same event, not events.
 pub fn find(text: &str) -> Option<Found<'_>> {
-    if let Some(at) = text.find("NVRM: Xid (") {
-        let (pci, code, rest) = parse_after(&text[at + "NVRM: Xid (".len()..])?;
+    if let Some(after) = text.strip_prefix(XID_PREFIX) {
+        let (pci, code, rest) = parse_after(after)?;
         return Some(Found::Xid {
             pci,
             code,
             text: message(rest),
         });
     }
-    let at = text.find("SXid (")?;
-    let (pci, code, rest) = parse_after(&text[at + "SXid (".len()..])?;
+    let after = text.strip_prefix("nvidia-nvswitch")?;
+    let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+    let after = after[digits..].strip_prefix(": SXid (")?;
+    let (pci, code, rest) = parse_after(after)?;
     let rest = rest.trim_start();
     if rest.starts_with("Severity ") || rest.starts_with("Data {") {
         return None;
@@ -150,15 +261,25 @@ pub fn find(text: &str) -> Option<Found<'_>> {
     })
 }
 
-/// `PCI:0000:18:00): 79, rest` (the `PCI:` is missing in very old drivers) → address, code, rest.
+/// `PCI:0000:18:00): 79, rest` (the `PCI:` is missing in very old drivers) → address, code, rest. The
+/// address is hex digits, `:` and `.` only, and the code follows at once, as the driver prints them.
 fn parse_after(s: &str) -> Option<(PciAddr, u32, &str)> {
     let s = s.strip_prefix("PCI:").unwrap_or(s);
     let (addr, rest) = s.split_once(')')?;
+    if !addr
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    {
+        return None;
+    }
     let pci = PciAddr::parse(addr)?;
-    let rest = rest.strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start_matches(' ');
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let code: u32 = rest[..digits].parse().ok()?;
-    let rest = rest[digits..].trim_start();
+    let rest = &rest[digits..];
+    if !(rest.is_empty() || rest.starts_with(',')) {
+        return None;
+    }
     Some((pci, code, rest.strip_prefix(',').unwrap_or(rest)))
 }
 
@@ -172,46 +293,6 @@ fn message(rest: &str) -> &str {
         };
     }
     rest.trim_end()
-}
-
-/// Every code seen on one GPU or switch, in order of first appearance.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Tally(Vec<XidEvent>);
-
-impl Tally {
-    /// Counts one occurrence at `at_ms` (wall clock, when known).
-    pub fn add(&mut self, code: u32, at_ms: Option<u64>, text: &str, fatal: Option<bool>) {
-        let text = (!text.is_empty()).then(|| bounded(text, MAX_TEXT_CHARS));
-        if let Some(e) = self.0.iter_mut().find(|e| e.code == code) {
-            e.count = e.count.saturating_add(1);
-            e.first_ms = e.first_ms.or(at_ms);
-            e.last_ms = at_ms.or(e.last_ms);
-            e.text = text.or(e.text.take());
-            e.fatal = match (e.fatal, fatal) {
-                (Some(a), Some(b)) => Some(a || b),
-                (a, b) => a.or(b),
-            };
-            return;
-        }
-        if self.0.len() < MAX_CODES {
-            self.0.push(XidEvent {
-                code,
-                count: 1,
-                first_ms: at_ms,
-                last_ms: at_ms,
-                text,
-                fatal,
-            });
-        }
-    }
-
-    pub fn events(&self) -> &[XidEvent] {
-        &self.0
-    }
-
-    pub fn codes(&self) -> Vec<u32> {
-        self.0.iter().map(|e| e.code).collect()
-    }
 }
 
 #[cfg(test)]
@@ -289,6 +370,82 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_xid_inside_another_message_is_not_an_xid() {
+        // The kernel's segfault report names the mapped file; a tenant picks that name.
+        let forged = "a.out[4242]: segfault at 0 ip 0000000000401000 sp 00007ffd8c0e9a30 error 4 in \
+                      NVRM: Xid (PCI:0000:18:00): 79, pid=1, name=x, GPU has fallen off the bus.[400000+1000]";
+        for line in [
+            format!("6,1234,5000000,-;{forged}"),
+            format!("[ 5.000000] {forged}"),
+            format!("Aug 30 11:43:09 gpu01 kernel: {forged}"),
+            forged.to_string(),
+        ] {
+            let r = record(&line).unwrap();
+            assert_eq!(find(r.text), None, "{line}");
+        }
+        // A process named for the prefix (15 characters at most) is followed by the kernel's own text.
+        let named =
+            "6,1,5,-;NVRM: Xid (PCI:[4242]: segfault at 0 ip 0 sp 0 error 4 in x[400000+1000]";
+        assert_eq!(find(record(named).unwrap().text), None);
+        // Userspace writing to /dev/kmsg gets the user facility (1): not the kernel's record.
+        assert_eq!(
+            record("14,99,5000000,-;NVRM: Xid (PCI:0000:18:00): 79, x"),
+            None
+        );
+        assert_eq!(
+            record("<14>[    5.000000] NVRM: Xid (PCI:0000:18:00): 79, x"),
+            None
+        );
+        let other = "Aug 30 11:43:09 gpu01 python3[77]: NVRM: Xid (PCI:0000:18:00): 79, x";
+        assert_eq!(find(record(other).unwrap().text), None);
+        let user = "user  :notice: [    5.000000] NVRM: Xid (PCI:0000:18:00): 79, x";
+        assert_eq!(find(record(user).unwrap().text), None);
+        let sxid =
+            "x: nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 11001, Fatal, ingress invalid command";
+        assert_eq!(find(sxid), None);
+    }
+
+    #[test]
+    fn every_header_the_driver_s_lines_come_with_is_read() {
+        let xid = "NVRM: Xid (PCI:0000:18:00): 79, GPU has fallen off the bus.";
+        for (line, usec) in [
+            (format!("4,77,5000000,-,caller=T12;{xid}"), Some(5_000_000)),
+            (format!("<4>[    5.000000] {xid}"), Some(5_000_000)),
+            (
+                format!("kern  :warn  : [    5.000000] {xid}"),
+                Some(5_000_000),
+            ),
+            (format!("[Fri Aug 30 11:43:09 2024] {xid}"), None),
+            (format!("2024-08-30T11:43:09,123456+00:00 {xid}"), None),
+            (format!("Aug 30 11:43:09 gpu01 kernel: {xid}"), None),
+            (
+                format!("Aug  5 11:43:09 gpu01 kernel: [    5.000000] {xid}"),
+                Some(5_000_000),
+            ),
+            (
+                format!("Fri 2024-08-30 11:43:09 UTC gpu01 kernel: {xid}"),
+                None,
+            ),
+            (
+                format!("2024-08-30T11:43:09+0000 gpu01 kernel: {xid}"),
+                None,
+            ),
+            (format!("1725018189.123456 gpu01 kernel: {xid}"), None),
+            (
+                format!("[   25.948274] gpu01 kernel: {xid}"),
+                Some(25_948_274),
+            ),
+            (format!("kernel: {xid}"), None),
+            (xid.to_string(), None),
+        ] {
+            let r = record(&line).unwrap();
+            assert_eq!(r.text, xid, "{line}");
+            assert_eq!(r.usec_since_boot, usec, "{line}");
+            assert!(matches!(find(r.text), Some(Found::Xid { code: 79, .. })));
+        }
+    }
+
+    #[test]
     fn nvml_and_kernel_bus_ids_match() {
         assert_eq!(
             PciAddr::parse("00000000:18:00.0"),
@@ -299,17 +456,5 @@ mod tests {
             "0000:18:00"
         );
         assert_eq!(PciAddr::parse("0000:1ff:00"), None);
-    }
-
-    #[test]
-    fn tally_counts_and_keeps_first_and_last() {
-        let mut t = Tally::default();
-        t.add(79, Some(10), "a", None);
-        t.add(79, Some(20), "b", None);
-        t.add(13, None, "", None);
-        assert_eq!(t.codes(), [79, 13]);
-        let e = &t.events()[0];
-        assert_eq!((e.count, e.first_ms, e.last_ms), (2, Some(10), Some(20)));
-        assert_eq!(e.text.as_deref(), Some("b"));
     }
 }

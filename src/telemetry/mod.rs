@@ -7,6 +7,7 @@ pub mod process;
 pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;
+pub(crate) mod xid_tally;
 
 use serde::{Deserialize, Serialize};
 
