@@ -21,6 +21,9 @@ const MAX_POWER_W: f64 = 5000.0;
 const MAX_CLOCK_MHZ: u32 = 10_000;
 /// 16 TiB in MiB: far beyond any GPU's memory.
 const MAX_MEMORY_MIB: u64 = 16 * 1024 * 1024;
+/// The last Unix millisecond an RFC 3339 time can name (9999-12-31T23:59:59.999Z): a later XID time is garbage
+/// that no renderer could show.
+const LATEST_MS: u64 = 253_402_300_799_999;
 /// T.Limit margins live within a few tens of degrees of zero.
 const TLIMIT_RANGE: std::ops::RangeInclusive<i32> = -100..=200;
 
@@ -253,6 +256,8 @@ fn sanitize_processes(processes: &mut Vec<GpuProcess>) {
 fn bound_events(events: &mut Vec<XidEvent>) {
     events.truncate(MAX_LIST);
     for e in events {
+        e.first_ms = e.first_ms.filter(|&t| t <= LATEST_MS);
+        e.last_ms = e.last_ms.filter(|&t| t <= LATEST_MS);
         if let Some(t) = &mut e.text {
             make_inert(t, MAX_TEXT_CHARS);
         }
@@ -446,6 +451,21 @@ mod tests {
             Some("H100\\x1b]52;c;AAAA\\x07\\u{202e}")
         );
         assert_eq!(sample.warnings[0], "\\x1b[2Jwiped");
+    }
+
+    #[test]
+    fn xid_times_past_year_9999_are_unknown() {
+        let line = r#"{"t":1,"gpus":[{"index":0,"xid":[79],"xid_events":[{"code":79,"count":1,"first_ms":18446744073709551615,"last_ms":253402300799999}]}],"sxid":[{"code":1,"count":1,"first_ms":253402300800000}]}"#;
+        let crate::telemetry::wire::AgentLine::Sample(mut s) =
+            crate::telemetry::wire::decode_agent_line(line)
+        else {
+            panic!("a sample line");
+        };
+        s.sanitize(64);
+        let e = &s.gpus[0].xid_events.as_ref().unwrap()[0];
+        assert_eq!(e.first_ms, None);
+        assert_eq!(e.last_ms, Some(LATEST_MS), "the last writable time stays");
+        assert_eq!(s.sxid.unwrap()[0].first_ms, None);
     }
 
     #[test]
