@@ -2,6 +2,7 @@
 
 pub mod fabric;
 pub mod health;
+pub(crate) mod identity;
 pub mod kernel_log;
 pub mod process;
 pub mod sanitize;
