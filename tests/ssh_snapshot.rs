@@ -747,3 +747,46 @@ fn gpus_that_lie_about_who_they_are_make_the_node_crit_naming_them() {
     assert_eq!(node(&doc, "tn04")["health"], "ok", "{}", reasons("tn04"));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn a_forged_xid_is_ignored_and_junk_codes_cannot_hide_a_real_one() {
+    // tn01: a tenant's binary named after an XID line crashed; the kernel's segfault report quotes the name.
+    let forged = Spec::node(1, 8).with_kernel_log(
+        "6,3001,5000000,-;a.out[4242]: segfault at 0 ip 0000000000401000 sp 00007ffd8c0e9a30 error 4 in \
+         NVRM: Xid (PCI:0000:01:00): 79, pid=1, name=x, GPU has fallen off the bus.[400000+1000]",
+    );
+    // tn02: 64 distinct junk codes on GPU 0 (bus 01), then the real XID 79.
+    let mut flooded = Spec::node(2, 8);
+    for (seq, code) in (1000..1064).enumerate() {
+        flooded = flooded.with_kernel_log(&format!(
+            "4,{seq},1000000,-;NVRM: Xid (PCI:0000:01:00): {code}, pid=1, name=x, junk"
+        ));
+    }
+    flooded = flooded.with_kernel_log(
+        "4,99,2000000,-;NVRM: Xid (PCI:0000:01:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+    );
+    let fleet = Fleet::start(
+        vec![Behaviour::Agent(forged), Behaviour::Agent(flooded)],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let (code, doc, logs) = snapshot(&fleet, &inventory, "15");
+    let quiet = node(&doc, "tn01");
+    assert_eq!(quiet["health"], "ok", "{quiet:#}\n{logs}");
+    assert_eq!(quiet["gpus"][0]["xid"], serde_json::json!([]));
+    let hit = node(&doc, "tn02");
+    let gpu0 = &hit["gpus"][0];
+    assert_eq!(gpu0["health"], "crit", "{gpu0:#}");
+    assert!(
+        gpu0["xid"].as_array().unwrap().contains(&79.into()),
+        "{gpu0:#}"
+    );
+    assert!(
+        hit["reasons"]
+            .to_string()
+            .contains("XID tally of GPU position 0 truncated"),
+        "the node says the tally is full: {}",
+        hit["reasons"]
+    );
+    assert_eq!(code, 2);
+}
