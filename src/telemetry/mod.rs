@@ -4,6 +4,7 @@ pub mod fabric;
 pub mod health;
 pub(crate) mod identity;
 pub mod kernel_log;
+pub(crate) mod kernel_record;
 pub mod process;
 pub mod sanitize;
 pub mod smi_csv;

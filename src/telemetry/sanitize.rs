@@ -455,11 +455,21 @@ mod tests {
 
     #[test]
     fn xid_times_past_year_9999_are_unknown() {
-        let line = r#"{"t":1,"gpus":[{"index":0,"xid":[79],"xid_events":[{"code":79,"count":1,"first_ms":18446744073709551615,"last_ms":253402300799999}]}],"sxid":[{"code":1,"count":1,"first_ms":253402300800000}]}"#;
-        let crate::telemetry::wire::AgentLine::Sample(mut s) =
-            crate::telemetry::wire::decode_agent_line(line)
-        else {
-            panic!("a sample line");
+        let event = |first_ms, last_ms| XidEvent {
+            code: 79,
+            count: 1,
+            first_ms,
+            last_ms,
+            ..Default::default()
+        };
+        let mut s = NodeSample {
+            gpus: vec![GpuSample {
+                xid: Some(vec![79]),
+                xid_events: Some(vec![event(Some(u64::MAX), Some(LATEST_MS))]),
+                ..Default::default()
+            }],
+            sxid: Some(vec![event(Some(LATEST_MS + 1), None)]),
+            ..Default::default()
         };
         s.sanitize(64);
         let e = &s.gpus[0].xid_events.as_ref().unwrap()[0];

@@ -171,4 +171,30 @@ mod tests {
         assert!(!t.codes().contains(&22013));
         assert_eq!(t.dropped(), 2);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 200, ..Default::default() })]
+
+        /// Whatever the order, a code that was dropped is never more severe than one that was kept.
+        #[test]
+        fn a_dropped_code_is_never_more_severe_than_a_kept_one(
+            codes in proptest::collection::vec(
+                proptest::prop_oneof![0u32..200, 1000u32..1100, proptest::sample::select(vec![13u32, 48, 79, 94, 109])],
+                0..300,
+            )
+        ) {
+            let mut t = Tally::default();
+            for &c in &codes {
+                t.add(c, None, "", None);
+            }
+            let kept = t.codes();
+            let least_kept = kept.iter().map(|&c| classify_xid(c).0).min().unwrap_or_default();
+            for c in codes.iter().filter(|c| !kept.contains(c)) {
+                proptest::prop_assert!(classify_xid(*c).0 <= least_kept, "XID {} dropped, kept {:?}", c, kept);
+            }
+            proptest::prop_assert!(kept.len() <= MAX_CODES);
+            let all: std::collections::BTreeSet<u32> = codes.iter().copied().collect();
+            proptest::prop_assert_eq!(t.dropped() > 0, all.len() > kept.len());
+        }
+    }
 }
