@@ -784,7 +784,7 @@ fn a_forged_xid_is_ignored_and_junk_codes_cannot_hide_a_real_one() {
     assert!(
         hit["reasons"]
             .to_string()
-            .contains("XID tally of GPU position 0 truncated"),
+            .contains("XID tally of GPU 0 truncated"),
         "the node says the tally is full: {}",
         hit["reasons"]
     );

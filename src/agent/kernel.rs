@@ -192,7 +192,8 @@ impl KernelLog {
     }
 
     /// What the node should know about the log: why it cannot be read, that it was not read to its end, that
-    /// a tally was full and dropped its least severe codes.
+    /// a tally was full and dropped its least severe codes (GPUs named by position, which is the NVML index:
+    /// the agent lists them in index order).
     pub fn warnings(&self) -> Vec<String> {
         if let Some(e) = &self.error {
             return vec![e.clone()];
@@ -212,7 +213,7 @@ impl KernelLog {
             .filter(|(_, t)| t.dropped() > 0)
             .map(|(i, t)| {
                 format!(
-                    "XID tally of GPU position {i} truncated: {} occurrences of codes not kept (over {MAX_CODES} {full})",
+                    "XID tally of GPU {i} truncated: {} occurrences of codes not kept (over {MAX_CODES} {full})",
                     t.dropped()
                 )
             })
@@ -385,7 +386,7 @@ mod tests {
         let warnings = log.warnings();
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(
-            warnings[0].contains("GPU position 0 truncated"),
+            warnings[0].contains("XID tally of GPU 0 truncated"),
             "{warnings:?}"
         );
         assert!(
