@@ -166,7 +166,11 @@ fn stream(
     let mut links: Vec<Option<crate::telemetry::fabric::NvLinks>> = vec![None; gpus.len()];
     let mut tick: u64 = 0;
     loop {
-        kernel_log.poll();
+        kernel_log.poll(if opts.once {
+            kernel::ONCE_BUDGET
+        } else {
+            kernel::POLL_BUDGET
+        });
         let reread = tick.is_multiple_of(nvlink::EVERY);
         tick = tick.wrapping_add(1);
         if reread {
@@ -199,8 +203,7 @@ fn stream(
                 })
                 .collect(),
             warnings: kernel_log
-                .error()
-                .map(str::to_string)
+                .warnings()
                 .into_iter()
                 .chain(xids.problem().filter(|_| !opts.once))
                 .collect(),
