@@ -193,7 +193,7 @@ fn a_node_drained_in_slurm_shows_the_drain_and_does_not_decide_the_exit_status()
     let csv = String::from_utf8_lossy(&csv.stdout).into_owned();
     assert!(
         csv.lines().any(|l| l.starts_with("tn01,")
-            && l.ends_with(&format!(",drained,\"psu swap, ticket 4411\",{user}"))),
+            && l.contains(&format!(",drained,\"psu swap, ticket 4411\",{user},"))),
         "{csv}"
     );
     let prom = snapshot(&fleet, &slurm, &inventory, &["--format", "prom"]);

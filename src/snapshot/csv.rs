@@ -5,9 +5,10 @@ use std::fmt::Display;
 use super::Report;
 use crate::fleet::view::{GpuView, NodeView};
 
-const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,gpu,uuid,name,util_pct,mem_util_pct,\
+const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,operations,operations_reason,\
+operations_by,gpu,uuid,name,util_pct,mem_util_pct,\
 mem_used_mib,mem_total_mib,temp_c,mem_temp_c,power_w,power_limit_w,sm_clock_mhz,throttle,ecc_uncorrected,\
-remapped_rows_pending,xid,gpu_health,reasons,nvlink_active,nvlink_total,ib_ports,ib_ports_up,ib_slowest_up_gbps,operations,operations_reason,operations_by";
+remapped_rows_pending,xid,gpu_health,reasons,nvlink_active,nvlink_total,ib_ports,ib_ports_up,ib_slowest_up_gbps";
 
 /// RFC 4180 quoting: only when needed.
 fn field(value: &str) -> String {
@@ -86,6 +87,10 @@ fn node_fields(v: &NodeView) -> Vec<String> {
         opt(v.source.map(|s| s.as_str())),
         opt(v.sample_age.map(|a| a.as_millis())),
         v.error.clone().unwrap_or_default(),
+        // Empty: not checked.
+        opt(v.operations.as_ref().map(|o| o.activity.as_str())),
+        opt(v.operations.as_ref().and_then(|o| o.reason.as_deref())),
+        opt(v.operations.as_ref().and_then(|o| o.by.as_deref())),
     ]
 }
 
@@ -95,17 +100,6 @@ pub fn render(report: &Report) -> String {
     for v in &report.nodes {
         let node = node_fields(v);
         let ib = ib_fields(v);
-        // Empty: not checked.
-        let ops = v.operations.as_ref().map_or_else(
-            || vec![String::new(); 3],
-            |o| {
-                vec![
-                    o.activity.as_str().to_string(),
-                    o.reason.clone().unwrap_or_default(),
-                    o.by.clone().unwrap_or_default(),
-                ]
-            },
-        );
         let gpus: Vec<Option<&GpuView>> = if v.gpus.is_empty() {
             vec![None]
         } else {
@@ -117,7 +111,6 @@ pub fn render(report: &Report) -> String {
                 .cloned()
                 .chain(gpu_fields(g))
                 .chain(ib.iter().cloned())
-                .chain(ops.iter().cloned())
                 .map(|f| field(&f))
                 .collect();
             out.push_str(&row.join(","));
