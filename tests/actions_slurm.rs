@@ -226,3 +226,42 @@ fn a_node_drained_in_slurm_shows_the_drain_and_does_not_decide_the_exit_status()
     let row = text.lines().find(|l| l.starts_with("tn01")).unwrap_or("");
     assert_eq!(row.split_whitespace().nth(3), Some("up"), "{text}");
 }
+
+#[test]
+fn the_live_lines_name_a_node_drained_in_slurm() {
+    let (fleet, slurm, inventory) = drained_by_someone_else();
+    let mut child = fleet
+        .fleetop(&["--inventory", inventory.to_str().unwrap()])
+        .env("SLURM_CONF", slurm.conf())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).take(500) {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("out of service") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = found.unwrap_or_else(|| panic!("no line named the drain: {seen:?}"));
+    assert!(
+        line.contains(", 1 out of service: tn01 drained by ")
+            && line.ends_with(": psu swap, ticket 4411"),
+        "{line}"
+    );
+}
