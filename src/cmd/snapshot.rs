@@ -72,6 +72,9 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     if let Some(drains) = drains {
         operations(&mut state, &drains, started + timeout);
     }
+    if args.at.is_none() {
+        repairs(&mut state);
+    }
     phases.lap("collect: until every node answered");
     let report = Report::new(&state, &filter, started, Instant::now(), timeout);
     phases.lap("judge: views, verdicts, drift");
@@ -138,6 +141,40 @@ fn operations(
         Err(e) => crate::text::warn(&format!(
             "drain read-back: {e}; drained nodes are not known and count for the exit status"
         )),
+    }
+}
+
+/// Nodes a running repair works on (`fleetop repair`, or one started in the TUI, as this user's state directory
+/// holds it) are in repair; a repair that stopped is not, and its nodes stay as their drain shows them.
+fn repairs(state: &mut crate::fleet::FleetState) {
+    use crate::repair::store;
+    let Some(path) = store::default_path() else {
+        return;
+    };
+    let wf = match store::load(&path) {
+        Ok(Some(wf)) if store::held_by_other(wf.pid) => wf,
+        Ok(_) => return,
+        Err(e) => {
+            crate::text::warn(&format!("repair state: {e}"));
+            return;
+        }
+    };
+    let at = Instant::now();
+    for n in wf.nodes.iter().filter(|n| !n.step.finished()) {
+        let Some(node) = state.inventory().find_node(&n.node) else {
+            continue;
+        };
+        let text = format!("repair: {} ({})", n.step.label(), wf.reason);
+        let event = OperationEvent::Repair {
+            text: crate::text::escape(&text).into_owned(),
+            active: true,
+            by: Some(crate::text::escape(&wf.operator).into_owned()),
+        };
+        state.apply(Msg {
+            node,
+            at,
+            event: NodeEvent::Operation(event),
+        });
     }
 }
 

@@ -152,6 +152,7 @@ impl RestartWatch {
 pub(crate) struct RepairNote {
     pub text: String,
     pub active: bool,
+    pub by: Option<String>,
 }
 
 /// Per node, what fleet state holds about its operations.
@@ -176,8 +177,10 @@ impl NodeOps {
                     practice_down: practice.map(|p| at + p),
                 })
             }
-            OperationEvent::Repair { text, active } => {
-                self.repair = Some(RepairNote { text, active })
+            OperationEvent::Repair { text, active, by } => {
+                // A step names no one: who started the repair stays.
+                let by = by.or_else(|| self.repair.take().and_then(|r| r.by));
+                self.repair = Some(RepairNote { text, active, by })
             }
         }
     }
@@ -228,7 +231,7 @@ impl NodeOps {
             return Some(Operations {
                 activity: Activity::InRepair,
                 reason: Some(r.text.clone()),
-                by: None,
+                by: r.by.clone(),
             });
         }
         let drain = self.drain.as_ref()?;
@@ -413,6 +416,7 @@ mod tests {
             OperationEvent::Repair {
                 text: "repair: waiting for jobs".into(),
                 active: true,
+                by: None,
             },
             Instant::now(),
         );

@@ -51,8 +51,12 @@ pub enum OperationEvent {
         by: Option<String>,
         practice: Option<std::time::Duration>,
     },
-    /// A repair's latest step on this node (`active`: the repair still works on it).
-    Repair { text: String, active: bool },
+    /// A repair's latest step on this node (`active`: the repair still works on it), and who started it.
+    Repair {
+        text: String,
+        active: bool,
+        by: Option<String>,
+    },
 }
 
 /// Longest drain reason or user kept from a backend's answer.

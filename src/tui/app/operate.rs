@@ -337,6 +337,7 @@ impl App {
                     OperationEvent::Repair {
                         text: "repair: starting".into(),
                         active: true,
+                        by: Some(confirm.request.operator.clone()),
                     },
                 );
             } else {
@@ -386,7 +387,9 @@ impl App {
                 }
                 if let Some(id) = id {
                     let active = !step.finished();
-                    self.operation(id, OperationEvent::Repair { text, active });
+                    let by = None;
+                    let event = OperationEvent::Repair { text, active, by };
+                    self.operation(id, event);
                 }
             }
             crate::repair::Event::Problem(p) => {
