@@ -6,6 +6,7 @@ pub mod filter;
 pub mod history;
 pub mod operations;
 mod rates;
+pub mod restart;
 pub mod view;
 mod watch;
 

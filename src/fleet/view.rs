@@ -95,7 +95,7 @@ impl FleetState {
         if let Some((kind, _)) = self.restart(id, now).filter(|(_, r)| r.overdue()) {
             verdict.add(
                 Health::Crit,
-                super::operations::overdue_reason(kind, inv.actions.reboot_deadline),
+                super::restart::overdue_reason(kind, inv.actions.reboot_deadline),
             );
         }
         if state.is_failure() {

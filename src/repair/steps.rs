@@ -10,7 +10,7 @@ use crate::actions::exec::Executor;
 use crate::actions::jobs;
 use crate::actions::status::{self, DrainState};
 use crate::actions::ActionKind;
-use crate::fleet::operations::{judge_return, Look, Return};
+use crate::fleet::restart::{judge_return, Look, Return};
 use crate::fleet::view::Pending;
 use crate::fleet::NodeState;
 use crate::inventory::NodeId;

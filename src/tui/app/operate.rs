@@ -386,9 +386,12 @@ impl App {
                     self.ops.failures.push(format!("{node}: {text}"));
                 }
                 if let Some(id) = id {
-                    let active = !step.finished();
-                    let by = None;
-                    let event = OperationEvent::Repair { text, active, by };
+                    // A step names no one: fleet state keeps who started the repair.
+                    let event = OperationEvent::Repair {
+                        text,
+                        active: !step.finished(),
+                        by: None,
+                    };
                     self.operation(id, event);
                 }
             }
