@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::operations::Restart;
+use crate::workload::operations::Restart;
 
 /// What one look at a node that was asked to reboot (or reset) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
