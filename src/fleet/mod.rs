@@ -4,7 +4,9 @@ pub mod drift;
 pub mod events;
 pub mod filter;
 pub mod history;
+pub mod operations;
 mod rates;
+pub mod restart;
 pub mod view;
 mod watch;
 
@@ -32,10 +34,13 @@ pub enum NodeState {
     NoGpuDriver,
     /// The source holds nothing for it (no series in Prometheus).
     NoData,
-    /// Operator states, set by the TUI from actions and the drain backend's read-back.
+    /// Operations states, from fleet state's operations record (`operations.rs`): drains read back from the
+    /// scheduler, restarts asked by actions, repairs.
     Draining,
     Drained,
     Rebooting,
+    Resetting,
+    InRepair,
 }
 
 impl NodeState {
@@ -52,6 +57,8 @@ impl NodeState {
             NodeState::Draining => "draining",
             NodeState::Drained => "drained",
             NodeState::Rebooting => "rebooting",
+            NodeState::Resetting => "resetting",
+            NodeState::InRepair => "in-repair",
         }
     }
 
@@ -69,6 +76,8 @@ impl NodeState {
             NodeState::Draining => "draining",
             NodeState::Drained => "drained",
             NodeState::Rebooting => "rebooting",
+            NodeState::Resetting => "resetting",
+            NodeState::InRepair => "in-repair",
         }
     }
 
@@ -150,6 +159,8 @@ pub struct FleetState {
     tally: drift::Tally,
     /// The rate each InfiniBand port usually runs at across the fleet.
     rates: rates::PortRates,
+    /// Per node, its drain, restart and repair as last reported.
+    ops: Vec<operations::NodeOps>,
 }
 
 impl FleetState {
@@ -159,6 +170,7 @@ impl FleetState {
         let history_len = (HISTORY_SPAN.as_millis() / interval_ms).clamp(1, 3600) as usize;
         FleetState {
             acks: vec![None; nodes.len()],
+            ops: vec![operations::NodeOps::default(); nodes.len()],
             identities: vec![drift::Identity::default(); nodes.len()],
             rates: rates::PortRates::new(nodes.len()),
             tally: drift::Tally::default(),
@@ -234,7 +246,9 @@ impl FleetState {
                 node.bad_lines += 1;
                 node.last_bad = Some(why);
             }
+            NodeEvent::Operation(event) => self.ops[msg.node].record(event, msg.at),
             NodeEvent::Failed { kind, detail } => {
+                self.ops[msg.node].failed(msg.at);
                 node.failure = Some(Failure {
                     kind,
                     detail,

@@ -10,6 +10,7 @@ use crate::actions::exec::Executor;
 use crate::actions::jobs;
 use crate::actions::status::{self, DrainState};
 use crate::actions::ActionKind;
+use crate::fleet::restart::{judge_return, Look, Return};
 use crate::fleet::view::Pending;
 use crate::inventory::NodeId;
 use crate::telemetry::health::Health;
@@ -345,13 +346,18 @@ pub(super) fn wait_back(
             continue;
         };
         let view = state.node_view(k, Instant::now(), pending);
+        // Each pass starts after the last one: an answer now is an answer after it was seen down.
         let answering = crate::actions::probe::answering(&view);
         let waited = Duration::from_millis(now_ms().saturating_sub(since_ms));
-        if !went_down {
-            if !answering {
+        let look = Look {
+            down: !answering,
+            answering,
+        };
+        match judge_return(went_down, look, waited, deadline) {
+            Return::WentDown => {
                 let note = format!(
                     "went down ({})",
-                    view.error.as_deref().unwrap_or(view.state.as_str())
+                    view.error.as_deref().unwrap_or(view.data_state.as_str())
                 );
                 set(
                     wf,
@@ -364,7 +370,9 @@ pub(super) fn wait_back(
                     report,
                 );
                 changed = true;
-            } else if waited > deadline {
+                continue;
+            }
+            Return::NeverWentDown => {
                 let why = format!(
                     "did not go down within {} of the reboot (was it issued? see the audit log); the node stays drained",
                     humantime::format_duration(deadline)
@@ -372,8 +380,10 @@ pub(super) fn wait_back(
                 close_wait(ctx, wf, i, false, &why)?;
                 set(wf, i, Step::Failed { why }, String::new(), report);
                 changed = true;
+                continue;
             }
-            continue;
+            Return::NotDownYet | Return::StillDown => continue,
+            Return::CameBack | Return::NeverCameBack => {}
         }
         if answering {
             if view.verdict.health == Health::Crit {
@@ -397,9 +407,10 @@ pub(super) fn wait_back(
                 }
                 set(wf, i, Step::Failed { why }, String::new(), report);
             } else {
-                close_wait(ctx, wf, i, true, "back, agent answering")?;
+                let source = view.source.map_or("node", |s| s.as_str());
+                close_wait(ctx, wf, i, true, &format!("back, {source} answering"))?;
                 let note = format!(
-                    "back, agent answering, health {}",
+                    "back, {source} answering, health {}",
                     view.verdict.health.as_str()
                 );
                 set(wf, i, Step::Undrain, note, report);

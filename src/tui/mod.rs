@@ -102,6 +102,8 @@ async fn event_loop(
     executor: Arc<Executor>,
 ) -> i32 {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    // Drains read back reach fleet state through the nodes' own channel, like their samples.
+    actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
     let _following = transport.follow(&inventory, tx);
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
@@ -148,7 +150,6 @@ async fn event_loop(
         .ok();
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
-    spawn_drain_readback(&inventory, &executor, &action_tx);
     spawn_workload_readback(&inventory, &executor, &action_tx);
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
@@ -244,35 +245,6 @@ fn spawn_action(
     if let Err(e) = spawned {
         tracing::error!("cannot start the action thread: {e}");
     }
-}
-
-/// Asks the drain backend for every node's drain state now and every 30 s (Slurm, Kubernetes, demo).
-fn spawn_drain_readback(
-    inv: &Arc<Inventory>,
-    exec: &Arc<Executor>,
-    tx: &UnboundedSender<ActionEvent>,
-) {
-    if !inv.any_scheduler() && !matches!(**exec, Executor::Simulated(_)) {
-        return;
-    }
-    let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
-    let all: Vec<usize> = (0..inv.nodes.len()).collect();
-    let _ = std::thread::Builder::new()
-        .name("drain-readback".into())
-        .spawn(move || loop {
-            match actions::status::query(&inv, &exec, &all) {
-                Ok(states) => {
-                    if tx.send(ActionEvent::DrainStates(states)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!("drain read-back failed: {e}"),
-            }
-            if matches!(*exec, Executor::Simulated(_)) {
-                return;
-            }
-            std::thread::sleep(DRAIN_READBACK);
-        });
 }
 
 /// Asks the schedulers for every node's jobs and pods now and every 15 s: one `squeue` and one `kubectl` for the

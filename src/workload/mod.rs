@@ -2,6 +2,7 @@
 //! from the controller's own output (`squeue`, `kubectl`), bounded and made inert like any node data.
 
 pub mod kube;
+pub mod operations;
 pub mod slurm;
 
 use std::collections::HashMap;
