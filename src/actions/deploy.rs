@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 use super::audit::{self, AuditLog};
 use super::exec::Reach;
 use super::record_id;
-use super::run::audit_path;
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::ssh::endpoint;
 use crate::transport::ssh::install::{self, Installed, Payload};
@@ -224,7 +223,7 @@ pub fn deploy(
     let log = if req.dry_run {
         None
     } else {
-        match AuditLog::open(&audit_path(inv)) {
+        match super::run::open_audit(inv) {
             Ok(l) => Some(Mutex::new(l)),
             Err(e) => {
                 return report(DeployProgress::Refused(vec![format!(
