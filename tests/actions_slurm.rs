@@ -93,7 +93,10 @@ fn a_job_whose_account_holds_a_bar_is_unknown_never_none() {
     let job = slurm.sleep_job("gpu01", "ac|me", 120);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let listed = loop {
-        let q = slurm.client("squeue", &["-h", "-t", "RUNNING", "-O", "JobID:|,Account:|"]);
+        let q = slurm.client(
+            "squeue",
+            &["-h", "-t", "RUNNING", "-O", "JobID:|,Account:|"],
+        );
         let text = String::from_utf8_lossy(&q.stdout).into_owned();
         if text.contains(&job) || std::time::Instant::now() > deadline {
             break text;
@@ -101,10 +104,7 @@ fn a_job_whose_account_holds_a_bar_is_unknown_never_none() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     assert!(listed.contains(&format!("{job}|ac|me|")), "{listed}");
-    let out = slurm.fleetop(
-        &inventory,
-        &["drain", "gpu01", "--reason=x", "--dry-run"],
-    );
+    let out = slurm.fleetop(&inventory, &["drain", "gpu01", "--reason=x", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", err(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -129,7 +129,8 @@ fn gpu_requests_are_counted_and_a_bad_answer_is_not_taken_for_none() {
     );
     let stdout = text(&out.stdout);
     assert!(
-        !stdout.contains("no running jobs") && stdout.contains("# drain hits jobs unknown (kubectl: pod list not understood"),
+        !stdout.contains("no running jobs")
+            && stdout.contains("# drain hits jobs unknown (kubectl: pod list not understood"),
         "unknown is never \"no jobs\": {stdout}"
     );
 }
@@ -142,7 +143,10 @@ fn a_pod_on_a_node_with_a_long_name_is_found() {
     assert!(node.len() > 64);
     let pods = std::fs::read_to_string(fixture("pods-minikube.json"))
         .unwrap()
-        .replace("\"nodeName\": \"minikube\"", &format!("\"nodeName\": \"{node}\""));
+        .replace(
+            "\"nodeName\": \"minikube\"",
+            &format!("\"nodeName\": \"{node}\""),
+        );
     assert!(pods.contains(&node));
     let file = dir.path().join("pods-long.json");
     std::fs::write(&file, pods).unwrap();

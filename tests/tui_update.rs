@@ -256,8 +256,12 @@ fn xids_reach_the_events_view_and_an_acknowledgement_holds_until_the_next_one() 
     app.refresh();
     assert_eq!(first_node_health(&app), Health::Crit);
     assert!(
-        app.journal.newest_first().any(|e| e.text.starts_with("c01n1: GPU 2 XID 79 ×1")
-            && e.text.ends_with(": GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\"")),
+        app.journal
+            .newest_first()
+            .any(|e| e.text.starts_with("c01n1: GPU 2 XID 79 ×1")
+                && e.text.ends_with(
+                    ": GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\""
+                )),
         "the events view lists the XID"
     );
 
@@ -329,10 +333,7 @@ fn an_xid_without_a_time_cannot_be_acknowledged() {
     assert_eq!(first_node_health(&app), Health::Crit);
     assert!(app.ops.acks.is_empty(), "nothing to audit");
     let status = app.status.clone().unwrap_or_default();
-    assert!(
-        status.contains("GPU 2 XID 79 not acknowledged"),
-        "{status}"
-    );
+    assert!(status.contains("GPU 2 XID 79 not acknowledged"), "{status}");
 }
 
 #[test]

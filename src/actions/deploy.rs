@@ -74,7 +74,11 @@ pub fn unit_word(word: &str) -> Result<String, String> {
 /// (CAP_SYSLOG, for XIDs) and the GPUs, restarted when it exits. `Err` when a path or address cannot be
 /// written into a unit (see [`unit_word`]).
 pub fn unit_text(agent_path: &str, listen: &str) -> Result<String, String> {
-    let exec = format!("{} agent --listen {}", unit_word(agent_path)?, unit_word(listen)?);
+    let exec = format!(
+        "{} agent --listen {}",
+        unit_word(agent_path)?,
+        unit_word(listen)?
+    );
     // The description is specifier-expanded too (systemd.unit(5)).
     let shown = listen.replace('%', "%%");
     Ok(format!(

@@ -41,8 +41,7 @@ impl AckedXid {
         self.gpu == gpu
             && self.code == code
             && (last <= self.last_ms
-                || (count <= self.count
-                    && last <= self.last_ms.saturating_add(ACK_CLOCK_SLACK_MS)))
+                || (count <= self.count && last <= self.last_ms.saturating_add(ACK_CLOCK_SLACK_MS)))
     }
 }
 
@@ -110,13 +109,7 @@ impl FleetState {
     }
 
     /// The reason XID `code` (seen `count` times) on GPU `g` is acknowledged, if it has not been seen since.
-    pub fn acknowledged(
-        &self,
-        id: NodeId,
-        g: &GpuSample,
-        code: u32,
-        count: u64,
-    ) -> Option<String> {
+    pub fn acknowledged(&self, id: NodeId, g: &GpuSample, code: u32, count: u64) -> Option<String> {
         let ack = self.acks.get(id)?.as_ref()?;
         let last_ms = xid_last_ms(g, code);
         ack.covered
@@ -124,5 +117,4 @@ impl FleetState {
             .any(|a| a.covers(g.index, code, count, last_ms))
             .then(|| ack.reason.clone())
     }
-
 }

@@ -12,11 +12,11 @@ mod watch;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use acks::{AckedXid, Acknowledged};
-use acks::XidAck;
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::{NodeSample, Source};
 use crate::transport::{FailureKind, Msg, NodeEvent};
+use acks::XidAck;
+pub use acks::{AckedXid, Acknowledged};
 
 /// A fresh sample is one younger than this many intervals; older ones are `stale`.
 pub(crate) const STALE_AFTER_INTERVALS: u32 = 3;

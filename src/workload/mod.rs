@@ -154,21 +154,23 @@ impl Workload {
         }
         let listed: Vec<String> = jobs.iter().take(shown).map(|j| j.describe()).collect();
         let more = jobs.len().saturating_sub(shown);
-        Some(format!(
-            "{} job{}: {}{}",
-            jobs.len(),
-            if jobs.len() == 1 { "" } else { "s" },
-            listed.join(", "),
-            if more > 0 {
-                format!(", … and {more} more")
+        Some(
+            format!(
+                "{} job{}: {}{}",
+                jobs.len(),
+                if jobs.len() == 1 { "" } else { "s" },
+                listed.join(", "),
+                if more > 0 {
+                    format!(", … and {more} more")
+                } else {
+                    String::new()
+                }
+            ) + &if self.incomplete() {
+                format!(", perhaps more ({})", self.why_incomplete())
             } else {
                 String::new()
-            }
-        ) + &if self.incomplete() {
-            format!(", perhaps more ({})", self.why_incomplete())
-        } else {
-            String::new()
-        })
+            },
+        )
     }
 }
 

@@ -215,7 +215,11 @@ mod tests {
         );
         // A line missing its last separator is cut short: not understood either.
         let mut short = Workload::default();
-        parse(&inv, "17|bob|acme|debug|gpu03|cpu=1|0:05|9:55|COMPLETING\n", &mut short);
+        parse(
+            &inv,
+            "17|bob|acme|debug|gpu03|cpu=1|0:05|9:55|COMPLETING\n",
+            &mut short,
+        );
         assert!(short.incomplete() && short.jobs(gpu03).is_empty());
     }
 }

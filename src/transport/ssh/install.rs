@@ -156,10 +156,7 @@ pub fn install(
             super::service::check_started(s, &svc.name, &svc.listen)
         });
         match started {
-            Ok(answered) => changed.push(format!(
-                "{} enabled and restarted; {answered}",
-                svc.name
-            )),
+            Ok(answered) => changed.push(format!("{} enabled and restarted; {answered}", svc.name)),
             Err(why) => return Installed::Failed(format!("{}{why}", done_so_far(&changed))),
         }
     }
@@ -345,7 +342,8 @@ mod tests {
             (None, None, None)
         );
 
-        let hostile = parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n-\n").unwrap();
+        let hostile =
+            parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n-\n").unwrap();
         assert_eq!(
             hostile.installed_sha256, None,
             "only a SHA-256 is taken as one"

@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn the_exporter_is_asked_where_it_listens_on_the_node() {
-        assert_eq!(local_target("0.0.0.0:9401"), Some(("127.0.0.1".into(), 9401)));
+        assert_eq!(
+            local_target("0.0.0.0:9401"),
+            Some(("127.0.0.1".into(), 9401))
+        );
         assert_eq!(local_target("[::]:9401"), Some(("::1".into(), 9401)));
         assert_eq!(local_target("10.1.2.3:80"), Some(("10.1.2.3".into(), 80)));
         assert_eq!(local_target("nonsense"), None);
@@ -152,7 +155,10 @@ mod tests {
     #[test]
     fn an_http_status_line_is_read_and_anything_else_is_not() {
         assert_eq!(http_status(b"HTTP/1.1 200 OK\r\n"), Some(200));
-        assert_eq!(http_status(b"HTTP/1.0 503 Service Unavailable\r\n"), Some(503));
+        assert_eq!(
+            http_status(b"HTTP/1.0 503 Service Unavailable\r\n"),
+            Some(503)
+        );
         assert_eq!(http_status(b"SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(http_status(b""), None);
     }
