@@ -97,11 +97,13 @@ fn send(
         match file.write(&bytes[sent..end]) {
             Ok(0) => return Err(format!("the node took no more after {sent} bytes")),
             Ok(n) => sent += n,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(format!(
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(format!(
                 "no progress for {} s after {sent} of {} bytes (the node's SFTP server stalled)",
                 limits.no_progress.as_secs(),
                 bytes.len()
-            )),
+            ))
+            }
             Err(e) => return Err(format!("{e} after {sent} of {} bytes", bytes.len())),
         }
     }
