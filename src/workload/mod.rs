@@ -128,20 +128,26 @@ impl Workload {
         !self.problems.is_empty()
     }
 
-    /// The problems in a few words: the first, and how many more.
+    /// The problems in a few words, on one line: the first line of the first (a scheduler's error may run to
+    /// many), and how many more.
     fn why_incomplete(&self) -> String {
-        let first = self.problems.first().map_or("", String::as_str);
+        let first = self
+            .problems
+            .first()
+            .and_then(|p| p.lines().next())
+            .unwrap_or("");
+        let first = field(first).unwrap_or_default();
         match self.problems.len() {
-            0 | 1 => first.to_string(),
+            0 | 1 => first,
             n => format!("{first}; {} more problem(s)", n - 1),
         }
     }
 
     /// What a drain or reboot of `nodes` hits: `3 jobs: 1234 alice (acme) 16 GPUs 3d2h, …`, or `no jobs` when
-    /// the schedulers answered in full, `jobs unknown (why)` when an answer was missing or not understood,
-    /// or `None` when none was asked.
+    /// the schedulers answered in full, `jobs unknown (why)` when an answer was not understood or another
+    /// scheduler did not answer, or `None` when none answered (the problems say why).
     pub fn hits(&self, nodes: &[NodeId], shown: usize) -> Option<String> {
-        if self.checked.is_empty() && !self.incomplete() {
+        if self.checked.is_empty() {
             return None;
         }
         let jobs = self.on(nodes);

@@ -135,6 +135,8 @@ impl Slurm {
             "sbatch",
             &[
                 "--parsable",
+                // Not slurm-<id>.out in the directory the tests run in.
+                "--output=/dev/null",
                 "-w",
                 node,
                 "-A",
