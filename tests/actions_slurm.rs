@@ -265,3 +265,39 @@ fn the_live_lines_name_a_node_drained_in_slurm() {
         "{line}"
     );
 }
+
+#[test]
+fn a_job_whose_account_holds_a_bar_is_unknown_never_none() {
+    let slurm = Slurm::start();
+    let inventory = slurm.dir.path().join("inv.toml");
+    std::fs::write(
+        &inventory,
+        "[[cabinet]]\nname = \"c1\"\nnodes = \"gpu[01-02]\"\n[drain]\nbackend = \"slurm\"\n",
+    )
+    .unwrap();
+    // Without accounting any account name is taken; squeue prints it unescaped inside its `|` fields.
+    let job = slurm.sleep_job("gpu01", "ac|me", 120);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let listed = loop {
+        let q = slurm.client(
+            "squeue",
+            &["-h", "-t", "RUNNING", "-O", "JobID:|,Account:|"],
+        );
+        let text = String::from_utf8_lossy(&q.stdout).into_owned();
+        if text.contains(&job) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(listed.contains(&format!("{job}|ac|me|")), "{listed}");
+    let out = slurm.fleetop(&inventory, &["drain", "gpu01", "--reason=x", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("no running jobs")
+            && stdout.contains("# drain hits jobs unknown (squeue: 1 line not understood"),
+        "{stdout}\n{}",
+        err(&out)
+    );
+    slurm.client("scancel", &[&job]);
+}

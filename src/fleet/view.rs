@@ -87,7 +87,7 @@ impl FleetState {
             .map(|g| GpuView {
                 sample: g,
                 verdict: judge_gpu(g, &inv.thresholds, &|code, count| {
-                    self.acknowledged(id, g.index, code, count)
+                    self.acknowledged(id, g, code, count)
                 }),
             })
             .collect();

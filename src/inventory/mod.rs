@@ -25,6 +25,8 @@ pub(crate) const DEMO_INVENTORY: &str = include_str!("../../inventory.toml");
 pub struct Inventory {
     /// Where it came from: a path, or `demo`.
     pub source: String,
+    /// True for `--demo`'s built-in simulated fleet only: its audit records are practice, kept apart.
+    pub simulated: bool,
     /// Where telemetry is read: `None` over SSH, else this Prometheus-compatible store.
     pub prometheus: Option<PrometheusSource>,
     /// Node ids by name, built at the first lookup: a store's answer names 100,000 GPUs' nodes each refresh.
@@ -230,7 +232,10 @@ impl Inventory {
     /// The built-in reference fleet used by `--demo`.
     pub fn demo() -> Self {
         match Self::parse("demo", DEMO_INVENTORY) {
-            Ok(inv) => inv,
+            Ok(inv) => Inventory {
+                simulated: true,
+                ..inv
+            },
             // The file is compiled in and checked by a unit test, so this is a build defect.
             Err(e) => panic!("built-in demo inventory is invalid: {e}"),
         }

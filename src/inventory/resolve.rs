@@ -303,6 +303,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         prometheus,
         by_name: std::sync::OnceLock::new(),
         source: file.to_string(),
+        simulated: false,
         settings,
         thresholds: Thresholds {
             gpu_temp_warn_c: t.gpu_temp_warn_c,

@@ -18,7 +18,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::crossterm::execute;
 
-use crate::actions::audit::{self, AuditLog};
+use crate::actions::audit;
 use crate::actions::exec::Executor;
 use crate::actions::{self, Request};
 use crate::inventory::Inventory;
@@ -155,7 +155,7 @@ async fn event_loop(
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
     let log_path = actions::run::audit_path(&inventory);
-    let scan = audit::scan(&log_path);
+    let scan = audit::scan(&log_path, inventory.simulated);
     app.ops.failures.extend(scan.warnings(&log_path));
     app.restore_acks(&scan.acks);
     if let Ok(size) = terminal.size() {
@@ -193,7 +193,7 @@ async fn event_loop(
                         }
                     }
                     for ack in std::mem::take(&mut app.ops.acks) {
-                        let written = AuditLog::open(&actions::run::audit_path(&inventory))
+                        let written = actions::run::open_audit(&inventory)
                             .and_then(|mut log| log.write(&audit::Record::Ack(ack)));
                         if let Err(e) = written {
                             app.ops.failures.push(format!("acknowledgement not audited: {e}"));

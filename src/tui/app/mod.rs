@@ -1,5 +1,6 @@
 //! The TUI's one owner of state: merges transport messages, handles input, and keeps the rows views read.
 
+mod acks;
 mod input;
 pub mod journal;
 pub mod operate;

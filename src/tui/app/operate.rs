@@ -286,54 +286,6 @@ impl App {
             .collect()
     }
 
-    /// Acknowledges the targets' XIDs as they stand: they stop raising the node's health until one happens
-    /// again. Each acknowledgement goes to the audit log.
-    pub(crate) fn acknowledge_xids(&mut self, reason: &str) {
-        let operator = actions::operator();
-        for n in self.targets() {
-            let covered = self
-                .fleet
-                .acknowledge_xids(n, &format!("{reason} ({operator})"));
-            let name = self.node_name(n).to_string();
-            if covered.is_empty() {
-                self.status = Some(format!("{name}: no XIDs to acknowledge"));
-                continue;
-            }
-            let xids: Vec<String> = covered
-                .iter()
-                .map(|(gpu, code, count)| format!("GPU {gpu} XID {code} ×{count}"))
-                .collect();
-            self.journal.push(
-                self.now,
-                Some(n),
-                Health::Ok,
-                format!(
-                    "{name}: {} acknowledged by {operator}: {reason}",
-                    xids.join(", ")
-                ),
-            );
-            self.ops.acks.push(crate::actions::audit::Ack {
-                time: crate::actions::audit::now(),
-                operator: operator.clone(),
-                node: name,
-                reason: reason.to_string(),
-                xids,
-            });
-        }
-        self.ops.marks.clear();
-        self.refresh();
-    }
-
-    /// Takes back the acknowledgements the audit log holds, for nodes still in the inventory.
-    pub(crate) fn restore_acks(&mut self, acks: &[crate::actions::audit::Ack]) {
-        for ack in acks {
-            if let Some(n) = self.fleet.inventory().find_node(&ack.node) {
-                let reason = format!("{} ({})", ack.reason, ack.operator);
-                self.fleet.restore_ack(n, &reason, ack.covered());
-            }
-        }
-    }
-
     pub(crate) fn submit(&mut self, confirm: Confirm) {
         let verb = if confirm.repair {
             "repair"
