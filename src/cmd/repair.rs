@@ -30,25 +30,20 @@ pub fn run(g: &Global, args: &RepairArgs) -> i32 {
 
 fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
-    let saved = store::load(&path)?;
+    // One repair at a time: the lock is held until this process ends, so two repairs started together cannot
+    // both load the state, and the one that loses says who runs.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match store::lock(&path) {
+            Ok(lock) => Some(lock),
+            Err(why) => return Ok(refused(&[why])),
+        }
+    };
     if args.abandon {
-        return Ok(match saved {
-            Some(wf) => {
-                store::remove(&path)?;
-                crate::text::warn(&format!(
-                    "abandoned the repair of {} started {} ({}); its nodes stay as they are",
-                    names(&wf),
-                    wf.started,
-                    wf.reason
-                ));
-                0
-            }
-            None => {
-                crate::text::warn("no unfinished repair");
-                0
-            }
-        });
+        return abandon(&path);
     }
+    let saved = store::load(&path)?;
     let (inv, transport) = super::prepare(g, true)?;
     let read_only = g.read_only || crate::config::Config::load()?.read_only;
     let mut wf = if args.resume {
@@ -184,6 +179,32 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         }
     ));
     Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+}
+
+/// `--abandon`: forgets the saved repair, its nodes left as they are. A state file that cannot be read is moved
+/// aside (kept for a look), never a reason to refuse: abandoning is the way out of it.
+fn abandon(path: &std::path::Path) -> Result<i32, String> {
+    match store::read(path) {
+        Ok(Some(wf)) => {
+            store::remove(path)?;
+            crate::text::warn(&format!(
+                "abandoned the repair of {} started {} ({}); its nodes stay as they are",
+                names(&wf),
+                wf.started,
+                wf.reason
+            ));
+        }
+        Ok(None) => crate::text::warn("no unfinished repair"),
+        Err(why) => {
+            let aside = store::move_aside(path)?;
+            crate::text::warn(&format!(
+                "{why}; moved it aside to {}: the nodes it named stay as they are (drained ones need an \
+                 undrain by hand once repaired)",
+                aside.display()
+            ));
+        }
+    }
+    Ok(0)
 }
 
 fn names(wf: &Workflow) -> String {

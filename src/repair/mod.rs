@@ -225,10 +225,24 @@ pub fn run(
         if ctx.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
+        // Ctrl-C stops between steps: the command of the step in progress finishes and its result is saved.
+        let stopped = || ctx.stop.load(Ordering::Relaxed);
         drain(ctx, wf, save, report)?;
+        if stopped() {
+            return Ok(());
+        }
         wait_jobs(ctx, wf, &mut last_jobs, save, report)?;
+        if stopped() {
+            return Ok(());
+        }
         reboot(ctx, wf, save, report)?;
+        if stopped() {
+            return Ok(());
+        }
         wait_back(ctx, &runtime, wf, save, report)?;
+        if stopped() {
+            return Ok(());
+        }
         undrain(ctx, wf, save, report)?;
         if wf.finished() {
             break;

@@ -327,6 +327,7 @@ fn repair_thread(
 ) -> Result<String, String> {
     use crate::repair::{self, store, Context, Limits, Workflow};
     let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
+    let _lock = store::lock(&path)?;
     if let Some(wf) = store::load(&path)?.filter(|w| !w.finished()) {
         return Err(format!(
             "an unfinished repair ({}) started {}: fleetop repair --resume or --abandon it first",
