@@ -48,12 +48,28 @@ pub struct Ack {
     pub xids: Vec<String>,
 }
 
+/// A repair applied a remedy to a GPU: the history the lemon rule counts (`[repair] max_repairs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repaired {
+    pub time: String,
+    pub operator: String,
+    pub node: String,
+    pub gpu: u32,
+    /// `SN <serial>`, or the UUID when the GPU has no serial.
+    pub gpu_id: String,
+    /// `XID 79`, `recovery action gpu_reset`, `lost`.
+    pub cause: String,
+    /// `reset` or `reboot`.
+    pub remedy: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "lowercase")]
 pub enum Record {
     Intent(Intent),
     Outcome(Outcome),
     Ack(Ack),
+    Repaired(Repaired),
 }
 
 /// One audited change, as its intent and its outcome both tell it: who, what, on which node, why, through
@@ -212,7 +228,7 @@ pub(crate) fn scan(path: &Path) -> Scan {
         .iter()
         .filter_map(|r| match r {
             Record::Outcome(o) => Some(o.id.as_str()),
-            Record::Intent(_) | Record::Ack(_) => None,
+            Record::Intent(_) | Record::Ack(_) | Record::Repaired(_) => None,
         })
         .collect();
     let unfinished = records

@@ -82,7 +82,13 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
             kill_after: args.kill_after,
             poll: args.poll,
         };
-        Workflow::new(&inv, &nodes, &reason, &actions::operator(), limits)
+        let mut wf = Workflow::new(&inv, &nodes, &reason, &actions::operator(), limits);
+        // Each node's remedy, from what it says now, before the drain changes anything.
+        let plans = repair::remedy::diagnose(&inv, transport.as_ref(), &nodes);
+        for (n, plan) in wf.nodes.iter_mut().zip(plans) {
+            n.plan = Some(plan);
+        }
+        wf
     };
     wf.pid = std::process::id();
     let exec = if g.demo {
@@ -103,10 +109,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         crate::text::warn(&format!("repair waits for {hits}"));
     }
     if args.dry_run {
-        for command in repair::commands(&inv, &ids, &wf.reason, &wf.operator)? {
-            crate::text::println(&command);
-        }
-        return Ok(0);
+        return dry_run(&inv, &exec, &wf, &ids);
     }
     if read_only || inv.actions.read_only {
         return Ok(refused(&[
@@ -179,6 +182,49 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         }
     ));
     Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+}
+
+/// `--dry-run`: each node's remedy and why (stderr), then every command the repair may run (stdout), the
+/// validation where one is configured, and the nodes a lemon would hold.
+fn dry_run(
+    inv: &std::sync::Arc<crate::inventory::Inventory>,
+    exec: &Executor,
+    wf: &Workflow,
+    ids: &[usize],
+) -> Result<i32, String> {
+    let plans: Vec<repair::remedy::Plan> = wf
+        .nodes
+        .iter()
+        .filter(|n| inv.find_node(&n.node).is_some())
+        .map(|n| {
+            n.plan
+                .clone()
+                .unwrap_or_else(|| repair::remedy::Plan::unknown("no remedy saved"))
+        })
+        .collect();
+    for line in repair::remedy_lines(inv, ids, &plans) {
+        crate::text::warn(&line);
+    }
+    let log = actions::run::audit_path(inv);
+    let now = std::time::SystemTime::now();
+    let mut checks = Vec::new();
+    for (&id, plan) in ids.iter().zip(&plans) {
+        let name = &inv.nodes[id].name;
+        if let Some(held) = repair::history::held(&log, &inv.actions.repair, plan, now) {
+            crate::text::warn(&format!("{name}: {held}: the repair stops after the drain"));
+        }
+        match repair::validate::command_for(exec, inv, id) {
+            Ok(Some(c)) => checks.push(format!("ssh {name} -- {}", crate::text::escape(&c))),
+            Ok(None) => crate::text::warn(&format!("{name}: no validation configured")),
+            Err(e) => crate::text::warn(&format!(
+                "{name}: cannot tell whether dcgmi is installed ({e}): the repair will fail its validation"
+            )),
+        }
+    }
+    for command in repair::commands(inv, ids, &plans, &checks, &wf.reason, &wf.operator)? {
+        crate::text::println(&command);
+    }
+    Ok(0)
 }
 
 /// `--abandon`: forgets the saved repair, its nodes left as they are. A state file that cannot be read is moved

@@ -1,11 +1,17 @@
-//! The repair workflow: drain → wait until no job runs → reboot → wait until the node went down and came back
-//! with its agent answering → undrain, or keep it drained with the reason when it came back crit. One resumable
+//! The repair workflow: drain → wait until no job runs → the least disruptive remedy (a GPU reset, or a reboot
+//! and the wait until the node went down and came back with its agent answering; a failed reset escalates to a
+//! reboot) → validate → undrain, or keep it drained with the reason when it came back crit, failed its
+//! validation, or has a GPU repaired too often for the same cause (held for inspection). One resumable
 //! state machine per node; every command goes through the action runner, every wait is an audited
 //! intent/outcome, and the state is saved after each change so a crash resumes where it stopped.
 
 mod audited;
+pub mod history;
+pub mod remedy;
+mod reset;
 mod steps;
 pub mod store;
+pub mod validate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,21 +25,49 @@ use crate::actions::run::{self, Progress};
 use crate::actions::{record_id, ActionKind, Request};
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::Transport;
+use remedy::Plan;
 use steps::{drain, reboot, undrain, wait_back, wait_jobs};
 
-/// Every command a repair of `nodes` may run, in order (drain, reboot, undrain), exactly as the workflow will
-/// run them: for confirm dialogs and `--dry-run`.
+/// Every command a repair of `nodes` may run, in order (drain, each node's remedy, `checks` (the validation),
+/// undrain), exactly as the workflow will run them: for confirm dialogs and `--dry-run`. `plans` holds each node's remedy (a missing
+/// one: reboot); a failed reset may still escalate to the reboot listed after it.
 pub fn commands(
     inv: &Inventory,
     nodes: &[NodeId],
+    plans: &[Plan],
+    checks: &[String],
     reason: &str,
     operator: &str,
 ) -> Result<Vec<String>, String> {
+    let remedy = |k: usize| plans.get(k).map_or(remedy::Remedy::Reboot, |p| p.remedy);
+    let by_remedy = |wanted: remedy::Remedy| -> Vec<NodeId> {
+        (0..nodes.len())
+            .filter(|&k| remedy(k) == wanted)
+            .map(|k| nodes[k])
+            .collect()
+    };
     let mut out = Vec::new();
-    for kind in [ActionKind::Drain, ActionKind::Reboot, ActionKind::Undrain] {
+    for (kind, targets) in [
+        (ActionKind::Drain, nodes.to_vec()),
+        (ActionKind::Reboot, by_remedy(remedy::Remedy::Reboot)),
+        (ActionKind::Undrain, nodes.to_vec()),
+    ] {
+        if kind == ActionKind::Undrain {
+            out.extend(checks.iter().cloned());
+            for &n in &by_remedy(remedy::Remedy::Reset) {
+                out.push(format!(
+                    "# {}: GPU reset (this build has no reset action: escalates to {})",
+                    inv.nodes[n].name,
+                    reboot_line(inv, n, reason, operator)?
+                ));
+            }
+        }
+        if targets.is_empty() {
+            continue;
+        }
         let req = Request {
             kind,
-            nodes: nodes.to_vec(),
+            nodes: targets,
             reason: Some(format!("{REASON_PREFIX}{reason}")),
             operator: operator.into(),
             force: false,
@@ -43,6 +77,34 @@ pub fn commands(
         out.extend(steps.iter().map(|s| s.invocation.display(inv)));
     }
     Ok(out)
+}
+
+/// The reboot command of one node, for an escalation's line.
+fn reboot_line(inv: &Inventory, node: NodeId, reason: &str, operator: &str) -> Result<String, String> {
+    let req = Request {
+        kind: ActionKind::Reboot,
+        nodes: vec![node],
+        reason: Some(format!("{REASON_PREFIX}{reason}")),
+        operator: operator.into(),
+        force: false,
+        read_only: false,
+    };
+    let steps = crate::actions::plan::plan(inv, &req)?;
+    Ok(steps
+        .iter()
+        .map(|s| s.invocation.display(inv))
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
+/// `tn01: GPU reset — GPU 3: driver asks for a GPU reset`: each node's remedy and why, for the dry run and the
+/// confirm dialog.
+pub fn remedy_lines(inv: &Inventory, nodes: &[NodeId], plans: &[Plan]) -> Vec<String> {
+    nodes
+        .iter()
+        .zip(plans)
+        .map(|(&n, p)| format!("{}: {} — {}", inv.nodes[n].name, p.remedy.as_str(), p.why))
+        .collect()
 }
 
 /// How often a node that was asked to reboot is looked at until it has been seen down.
@@ -63,12 +125,16 @@ pub enum Step {
         killed: bool,
     },
     Reboot,
+    /// Drained and idle; its GPU(s) to reset.
+    Reset,
     /// The reboot was asked for (or was about to be when the state was saved): waiting for the node to drop
     /// off and come back with its agent answering.
     WaitBack {
         since_ms: u64,
         went_down: bool,
     },
+    /// Back and healthy (after a reset or a reboot); the validation to run.
+    Validate,
     Undrain,
     Done,
     /// Stopped here; the node stays as it is (drained, when the drain had happened).
@@ -88,6 +154,8 @@ impl Step {
             Step::Drain => "to drain".into(),
             Step::WaitJobs { .. } => "waiting for jobs".into(),
             Step::Reboot => "to reboot".into(),
+            Step::Reset => "to reset".into(),
+            Step::Validate => "to validate".into(),
             Step::WaitBack {
                 went_down: false, ..
             } => "rebooting".into(),
@@ -109,6 +177,18 @@ pub struct NodeRepair {
     /// The audit intent of the wait in progress, closed by its outcome when the wait ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_audit: Option<String>,
+    /// The remedy chosen when the repair started, and why; `None` (a state saved before remedies): reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// What the validation printed (its last few thousand characters, escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<String>,
+}
+
+impl NodeRepair {
+    pub fn remedy(&self) -> remedy::Remedy {
+        self.plan.as_ref().map_or(remedy::Remedy::Reboot, |p| p.remedy)
+    }
 }
 
 /// One repair of some nodes, as saved between steps.
@@ -162,6 +242,8 @@ impl Workflow {
                     node: inv.nodes[n].name.clone(),
                     step: Step::Drain,
                     wait_audit: None,
+                    plan: None,
+                    validation: None,
                 })
                 .collect(),
         }
@@ -226,23 +308,20 @@ pub fn run(
             return Ok(());
         }
         // Ctrl-C stops between steps: the command of the step in progress finishes and its result is saved.
-        let stopped = || ctx.stop.load(Ordering::Relaxed);
-        drain(ctx, wf, save, report)?;
-        if stopped() {
-            return Ok(());
+        macro_rules! then_stop_if_asked {
+            ($step:expr) => {
+                $step?;
+                if ctx.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            };
         }
-        wait_jobs(ctx, wf, &mut last_jobs, save, report)?;
-        if stopped() {
-            return Ok(());
-        }
-        reboot(ctx, wf, save, report)?;
-        if stopped() {
-            return Ok(());
-        }
-        wait_back(ctx, &runtime, wf, save, report)?;
-        if stopped() {
-            return Ok(());
-        }
+        then_stop_if_asked!(drain(ctx, wf, save, report));
+        then_stop_if_asked!(wait_jobs(ctx, wf, &mut last_jobs, save, report));
+        then_stop_if_asked!(reset::reset(ctx, wf, save, report));
+        then_stop_if_asked!(reboot(ctx, wf, save, report));
+        then_stop_if_asked!(wait_back(ctx, &runtime, wf, save, report));
+        then_stop_if_asked!(validate::validate(ctx, wf, save, report));
         undrain(ctx, wf, save, report)?;
         if wf.finished() {
             break;
