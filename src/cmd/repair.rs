@@ -108,6 +108,13 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     if let Some(hits) = workload.hits(&ids, 5) {
         crate::text::warn(&format!("repair waits for {hits}"));
     }
+    // Each node's remedy and why, before anything runs.
+    for n in &wf.nodes {
+        if let (Some(id), Some(plan)) = (inv.find_node(&n.node), &n.plan) {
+            let line = repair::remedy_lines(&inv, &[id], std::slice::from_ref(plan));
+            crate::text::warn(&line.join(""));
+        }
+    }
     if args.dry_run {
         return dry_run(&inv, &exec, &wf, &ids);
     }
@@ -202,9 +209,6 @@ fn dry_run(
                 .unwrap_or_else(|| repair::remedy::Plan::unknown("no remedy saved"))
         })
         .collect();
-    for line in repair::remedy_lines(inv, ids, &plans) {
-        crate::text::warn(&line);
-    }
     let log = actions::run::audit_path(inv);
     let now = std::time::SystemTime::now();
     let mut checks = Vec::new();
