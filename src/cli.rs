@@ -61,6 +61,9 @@ pub enum Command {
     Undrain(ActionArgs),
     /// Reboot nodes (ssh systemctl reboot, Slurm, IPMI or a command); they must be drained first
     Reboot(ActionArgs),
+    /// Reset GPUs with nvidia-smi -r on drained, idle nodes; ok only when a fresh sample shows them answering
+    /// without error
+    Reset(ResetArgs),
     /// Install this binary (or --binary) as the agent on nodes, over SSH; nodes already on it are skipped
     Deploy(DeployArgs),
     /// Drain, wait for jobs to end, reboot, wait until back and healthy, undrain; resumable after Ctrl-C or a crash
@@ -156,11 +159,21 @@ pub struct ActionArgs {
     /// Do not ask before acting on several nodes
     #[arg(long)]
     pub yes: bool,
-    /// Override the drained-fraction guard, resume nodes drained by others, reboot without a drain read-back
+    /// Override the drained-fraction guard, resume nodes drained by others, reboot without a drain read-back,
+    /// reset GPUs of a node that is not drained (always asks for the node count) or whose processes are unknown
     #[arg(long)]
     pub force: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ActionFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub action: ActionArgs,
+    /// Reset only this GPU (nvidia-smi -r -i N); without it, every GPU of the node (nvidia-smi -r)
+    #[arg(long, value_name = "N")]
+    pub gpu: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -257,43 +257,77 @@ fn ssh_config_host_name_user_port_and_proxy_jump_are_honoured() {
     }
 }
 
+/// Plays a node's reboot: once its `systemctl reboot` was recorded, every sshd of the fleet goes away for three
+/// seconds, as a rebooting node's does.
+fn go_down_when_rebooted(fleet: &mut Fleet, node: usize) {
+    let record = fleet
+        .dir
+        .path()
+        .join(format!("records/{}.systemctl", fleet.nodes[node].addr));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !std::fs::read_to_string(&record).is_ok_and(|r| r.contains("reboot")) {
+        assert!(Instant::now() < deadline, "no reboot asked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fleet.stop_sshd();
+    std::thread::sleep(Duration::from_secs(3));
+    fleet.restart_sshd();
+}
+
+fn reboot_inventory(fleet: &Fleet, deadline_s: u64) -> std::path::PathBuf {
+    let dir = fleet.dir.path();
+    let inventory = dir.join("reboot.toml");
+    let text = format!(
+        "{}[reboot]\nbackend = \"ssh\"\nrequire_drained = false\ndeadline_s = {deadline_s}\n[actions]\naudit_log = \"{}/audit.jsonl\"\n",
+        fleet.inventory(&[]),
+        dir.display()
+    );
+    std::fs::write(&inventory, text).unwrap();
+    inventory
+}
+
 #[test]
-fn ssh_reboot_runs_systemctl_on_the_node_and_survives_the_dropped_session() {
-    let fleet = Fleet::start(
+fn ssh_reboot_runs_systemctl_on_the_node_and_is_ok_once_the_node_went_down() {
+    let mut fleet = Fleet::start(
         vec![
             Behaviour::Agent(Spec::node(4, 1)),
             Behaviour::Agent(Spec::node(5, 1)),
         ],
         Quirks::default(),
     );
-    let dir = fleet.dir.path();
-    let inventory = dir.join("reboot.toml");
-    let text = format!(
-        "{}[reboot]\nbackend = \"ssh\"\nrequire_drained = false\n[actions]\naudit_log = \"{}/audit.jsonl\"\n",
-        fleet.inventory(&[]),
-        dir.display()
-    );
-    std::fs::write(&inventory, text).unwrap();
-    let out = run_bounded(
-        &mut fleet.fleetop(&[
+    let inventory = reboot_inventory(&fleet, 60);
+    let child = fleet
+        .fleetop(&[
             "reboot",
             "tn02",
             "--inventory",
             inventory.to_str().unwrap(),
             "--format",
             "json",
-        ]),
-        Duration::from_secs(40),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    go_down_when_rebooted(&mut fleet, 1);
+    let out = common::wait_bounded(child, Duration::from_secs(60));
+    let dir = fleet.dir.path();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("tn02: reboot accepted"),
+        "accepted is said before ok: {stderr}"
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["nodes"][0]["ok"], true, "{doc:#}");
     assert_eq!(doc["nodes"][0]["command"], "ssh tn02 -- systemctl reboot");
+    assert!(
+        doc["nodes"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("went down ("),
+        "{doc:#}"
+    );
     let recorded =
         std::fs::read_to_string(dir.join(format!("records/{}.systemctl", fleet.nodes[1].addr)))
             .unwrap();
@@ -311,13 +345,43 @@ fn ssh_reboot_runs_systemctl_on_the_node_and_survives_the_dropped_session() {
 }
 
 #[test]
+fn a_reboot_whose_connection_dropped_but_node_stayed_up_is_not_ok() {
+    // The fleet's systemctl drops the SSH session, but the node's sshd stays: the node never goes down.
+    let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(4, 1))], Quirks::default());
+    let inventory = reboot_inventory(&fleet, 3);
+    let out = run_bounded(
+        &mut fleet.fleetop(&[
+            "reboot",
+            "tn01",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--format",
+            "json",
+        ]),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["nodes"][0]["ok"], false, "{doc:#}");
+    let detail = doc["nodes"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("the reboot was accepted but the node was not seen down within 3s"),
+        "{detail}"
+    );
+    let audit = std::fs::read_to_string(fleet.dir.path().join("audit.jsonl")).unwrap();
+    let outcome: serde_json::Value = serde_json::from_str(audit.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(outcome["ok"], false, "{audit}");
+}
+
+#[test]
 fn a_tui_reboot_runs_through_the_telemetry_session_and_the_node_comes_back() {
     use fleetop::actions::exec::Executor;
     use fleetop::actions::{audit::AuditLog, execute_step, plan, ActionKind, Request};
 
-    let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(6, 1))], Quirks::default());
+    let mut fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(6, 1))], Quirks::default());
     let text = format!(
-        "{}[reboot]\nbackend = \"ssh\"\nrequire_drained = false\n",
+        "{}[reboot]\nbackend = \"ssh\"\nrequire_drained = false\ndeadline_s = 60\n",
         fleet.inventory(&[])
     );
     let inv = Arc::new(Inventory::parse("test.toml", &text).unwrap());
@@ -338,21 +402,28 @@ fn a_tui_reboot_runs_through_the_telemetry_session_and_the_node_comes_back() {
         operator: "test".into(),
         force: false,
         read_only: false,
+        gpu: None,
     };
     let steps = plan::plan(&inv, &request).unwrap();
     let mut log = AuditLog::open(&fleet.dir.path().join("audit.jsonl")).unwrap();
-    let result = execute_step(&inv, &request, &steps[0], &exec, &mut log).unwrap();
+    // The runner reports the reboot ok only once it saw the node down: the node goes down meanwhile.
+    let result = std::thread::scope(|scope| {
+        let node = scope.spawn(|| go_down_when_rebooted(&mut fleet, 0));
+        let result = execute_step(&inv, &request, &steps[0], &exec, &mut log).unwrap();
+        node.join().unwrap();
+        result
+    });
     assert!(result.ok, "{result:?}");
 
-    // sshd logged one login so far (this fleet has one node); the reboot ran inside it (same client port),
-    // not in a second connection. (The harness's TCP readiness probe connects but never logs in.)
+    // The reboot ran inside the telemetry session, the first login (same client port), not in a second
+    // connection. (The harness's TCP readiness probe connects but never logs in.)
     let logs = fleet.logs();
     let ports: Vec<&str> = logs
         .lines()
         .filter(|l| l.starts_with("Accepted publickey for "))
         .filter_map(|l| l.split_whitespace().nth(7))
         .collect();
-    assert_eq!(ports.len(), 1, "{logs}");
+    assert!(!ports.is_empty(), "{logs}");
     let recorded = std::fs::read_to_string(
         fleet
             .dir

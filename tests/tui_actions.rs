@@ -220,10 +220,10 @@ fn a_reboot_is_tracked_until_the_node_comes_back() {
         result: result("c01n1", true, ""),
     });
     assert_eq!(app.rows[0].state, NodeState::Rebooting);
-    // Samples from before it went down do not count as back.
+    // An SSH reboot is reported ok only once the runner saw the node down: still rebooting until a sample
+    // comes, and the first fresh sample after it means back.
     let t1 = now + Duration::from_secs(1);
-    app.on_msg(msg(0, t1, sample(vec![gpu(0, 50, 50)])));
-    app.tick(t1 + Duration::from_secs(1));
+    app.tick(t1);
     assert_eq!(app.rows[0].state, NodeState::Rebooting);
     let t2 = now + Duration::from_secs(5);
     app.on_msg(msg(
@@ -234,6 +234,8 @@ fn a_reboot_is_tracked_until_the_node_comes_back() {
             detail: "connection refused".into(),
         },
     ));
+    app.tick(t2);
+    assert_eq!(app.rows[0].state, NodeState::Rebooting);
     let t3 = now + Duration::from_secs(90);
     app.on_msg(msg(0, t3, sample(vec![gpu(0, 0, 35)])));
     app.tick(t3);
@@ -241,7 +243,7 @@ fn a_reboot_is_tracked_until_the_node_comes_back() {
     assert_eq!(
         app.rows[0].state,
         NodeState::Up,
-        "down, then a fresh sample: back"
+        "seen down by the runner, then a fresh sample: back"
     );
     assert!(app
         .journal
@@ -301,4 +303,80 @@ fn the_filter_sees_drain_and_reboot_states_as_the_table_shows_them() {
     app.refresh();
     app.set_filter("health=crit state=rebooting");
     assert_eq!(shown(&app), [1]);
+}
+
+#[test]
+fn reset_is_a_capital_key_with_a_confirm_that_opens_on_cancel_and_needs_a_drained_node() {
+    use fleetop::actions::status::{DrainState, NodeDrain};
+    let mut app = three_nodes(Instant::now());
+    key(&mut app, KeyCode::Char('x'));
+    assert!(
+        !matches!(app.mode, Mode::Reason { .. } | Mode::Confirm(_)),
+        "lower-case x is not a reset"
+    );
+    key(&mut app, KeyCode::Esc);
+    app.mode = Mode::Normal;
+    // Not drained: the dialog shows the refusal and cannot go ahead.
+    key(&mut app, KeyCode::Char('X'));
+    assert!(matches!(
+        app.mode,
+        Mode::Reason {
+            kind: ActionKind::Reset,
+            ..
+        }
+    ));
+    key(&mut app, KeyCode::Enter);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("{:?}", app.mode)
+    };
+    assert!(!c.on_confirm, "Cancel has the focus");
+    assert_eq!(c.commands, ["ssh c01n1 -- nvidia-smi -r"]);
+    assert!(
+        c.refusals
+            .iter()
+            .any(|r| r.contains("cannot tell whether it is drained")),
+        "{:?}",
+        c.refusals
+    );
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Enter);
+    assert!(app.ops.queued.is_empty(), "a refused dialog runs nothing");
+    key(&mut app, KeyCode::Esc);
+    // Drained: Tab to Confirm, Enter queues the reset for the runner (which looks at processes first).
+    app.on_action(ActionEvent::DrainStates(
+        [(
+            0,
+            NodeDrain {
+                state: DrainState::Drained,
+                reason: Some("fleetop: xid 79".into()),
+                user: None,
+            },
+        )]
+        .into(),
+    ));
+    key(&mut app, KeyCode::Char('X'));
+    key(&mut app, KeyCode::Enter);
+    let Mode::Confirm(c) = &app.mode else {
+        panic!("{:?}", app.mode)
+    };
+    assert!(c.refusals.is_empty(), "{:?}", c.refusals);
+    key(&mut app, KeyCode::Tab);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.ops.queued.len(), 1);
+    assert_eq!(app.ops.queued[0].kind, ActionKind::Reset);
+    assert_eq!(app.ops.queued[0].gpu, None);
+    // A reset whose fresh look still shows the fault stays on screen until acknowledged.
+    app.on_action(ActionEvent::Finished {
+        node: 0,
+        kind: ActionKind::Reset,
+        result: result(
+            "c01n1",
+            false,
+            "the reset command exited 0 but GPU 3: the driver still asks for node_reboot",
+        ),
+    });
+    assert_eq!(
+        app.ops.failures,
+        ["c01n1: reset FAILED: the reset command exited 0 but GPU 3: the driver still asks for node_reboot"]
+    );
 }

@@ -44,10 +44,12 @@ pub enum Executor {
     Simulated(Simulated),
 }
 
-/// The simulated fleet's drain states (`--demo`): every node in service until a practice drain.
+/// The simulated fleet's drain states (`--demo`): every node in service until a practice drain; and the GPUs a
+/// practice reset cleared (`None`: all of the node's).
 #[derive(Debug, Default)]
 pub struct Simulated {
     drained: std::sync::Mutex<std::collections::HashSet<NodeId>>,
+    reset: std::sync::Mutex<std::collections::HashSet<(NodeId, Option<u32>)>>,
 }
 
 impl Simulated {
@@ -59,13 +61,26 @@ impl Simulated {
             .contains(&node)
     }
 
-    fn record(&self, node: NodeId, kind: ActionKind) {
+    fn record(&self, node: NodeId, kind: ActionKind, gpu: Option<u32>) {
+        if kind == ActionKind::Reset {
+            self.reset
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((node, gpu));
+            return;
+        }
         let mut drained = self.drained.lock().unwrap_or_else(|p| p.into_inner());
         match kind {
             ActionKind::Drain => drained.insert(node),
             ActionKind::Undrain => drained.remove(&node),
-            ActionKind::Reboot => false,
+            ActionKind::Reboot | ActionKind::Reset => false,
         };
+    }
+
+    /// Whether a practice reset covered `gpu` of `node`.
+    pub(crate) fn was_reset(&self, node: NodeId, gpu: u32) -> bool {
+        let reset = self.reset.lock().unwrap_or_else(|p| p.into_inner());
+        reset.contains(&(node, None)) || reset.contains(&(node, Some(gpu)))
     }
 }
 
@@ -122,15 +137,16 @@ impl Executor {
         Executor::Simulated(Simulated::default())
     }
 
-    /// Runs one step of a `kind` action; a reboot's dropped SSH session counts as success.
-    pub fn run(&self, inv: &Inventory, step: &Step, kind: ActionKind) -> Ran {
+    /// Runs one step of a `kind` action; a reboot's dropped SSH session counts as accepted (the runner then
+    /// waits to see the node down). `gpu`: a reset's one GPU, for the demo fleet to remember.
+    pub fn run(&self, inv: &Inventory, step: &Step, kind: ActionKind, gpu: Option<u32>) -> Ran {
         let started = Instant::now();
         let expect_disconnect = kind == ActionKind::Reboot;
         let step_node = step.node;
         let step = &step.invocation;
         let (ok, exit_status, detail) = match self {
             Executor::Simulated(sim) => {
-                sim.record(step_node, kind);
+                sim.record(step_node, kind, gpu);
                 (
                     true,
                     Some(0),

@@ -1,11 +1,13 @@
-//! Drain, undrain and reboot: plans of exact commands, guards, the audit log, and execution.
+//! Drain, undrain, reboot and GPU reset: plans of exact commands, guards, the audit log, and execution.
 
 pub mod audit;
 pub mod deploy;
 pub mod exec;
 pub mod jobs;
 pub mod plan;
+pub mod probe;
 mod redfish;
+pub mod reset;
 pub mod run;
 pub mod status;
 
@@ -26,6 +28,8 @@ pub enum ActionKind {
     Drain,
     Undrain,
     Reboot,
+    /// `nvidia-smi -r` on the node: one GPU ([`Request::gpu`]) or all of them.
+    Reset,
 }
 
 impl ActionKind {
@@ -34,6 +38,7 @@ impl ActionKind {
             ActionKind::Drain => "drain",
             ActionKind::Undrain => "undrain",
             ActionKind::Reboot => "reboot",
+            ActionKind::Reset => "reset",
         }
     }
 }
@@ -49,6 +54,8 @@ pub struct Request {
     pub force: bool,
     /// `--read-only` or `read_only` in config.toml (the inventory's own setting is added by the guards).
     pub read_only: bool,
+    /// A reset's one GPU (`--gpu N`); `None`: every GPU of the node. Other actions ignore it.
+    pub gpu: Option<u32>,
 }
 
 /// The operator's name: `$SUDO_USER` (the human behind sudo), then `$USER`.
@@ -90,19 +97,19 @@ pub fn guard(
             // The Slurm reboot backend drains by itself (scontrol reboot ASAP).
             let self_draining = |n: NodeId| *inv.reboot_backend(n) == RebootBackend::Slurm;
             if inv.actions.require_drained {
-                for &n in req.nodes.iter().filter(|&&n| !self_draining(n)) {
-                    match drain.get(&n).map(|d| &d.state) {
-                        Some(DrainState::Drained) => {}
-                        Some(DrainState::Unknown(_)) if req.force => {}
-                        Some(DrainState::Unknown(why)) => {
-                            refusals.push(format!("{}: cannot tell whether it is drained ({why}); override with --force on the command line", name(n)))
-                        }
-                        Some(DrainState::Draining) => refusals.push(format!("{}: still draining; wait until it is drained", name(n))),
-                        Some(DrainState::Active(s)) => refusals.push(format!("{}: not drained ({s}); drain it first", name(n))),
-                        None => refusals.push(format!("{}: no drain state", name(n))),
-                    }
-                }
+                let nodes: Vec<NodeId> = req
+                    .nodes
+                    .iter()
+                    .copied()
+                    .filter(|&n| !self_draining(n))
+                    .collect();
+                refusals.extend(drained_guard(inv, &nodes, req.force, false, drain));
             }
+        }
+        // A reset ends whatever runs on the GPU: the node must be out of service (nvidia-smi(1): "there can't be
+        // any applications using these devices"); `--force` overrides, with the typed count.
+        ActionKind::Reset => {
+            refusals.extend(drained_guard(inv, &req.nodes, req.force, true, drain))
         }
         ActionKind::Undrain if !req.force => {
             for &n in req
@@ -121,6 +128,38 @@ pub fn guard(
         }
         ActionKind::Drain if !req.force => refusals.extend(fraction_guard(inv, req, drain)),
         _ => {}
+    }
+    refusals
+}
+
+/// Refuses nodes that are not drained. `--force` passes a state that cannot be read, and with `force_any` any
+/// state at all (a reset, whose own guard then asks for the typed count).
+fn drained_guard(
+    inv: &Inventory,
+    nodes: &[NodeId],
+    force: bool,
+    force_any: bool,
+    drain: &HashMap<NodeId, NodeDrain>,
+) -> Vec<String> {
+    let name = |n: NodeId| inv.nodes[n].name.as_str();
+    let mut refusals = Vec::new();
+    for &n in nodes {
+        match drain.get(&n).map(|d| &d.state) {
+            Some(DrainState::Drained) => {}
+            _ if force && force_any => {}
+            Some(DrainState::Unknown(_)) if force => {}
+            Some(DrainState::Unknown(why)) => refusals.push(format!(
+                "{}: cannot tell whether it is drained ({why}); override with --force on the command line",
+                name(n)
+            )),
+            Some(DrainState::Draining) => {
+                refusals.push(format!("{}: still draining; wait until it is drained", name(n)))
+            }
+            Some(DrainState::Active(s)) => {
+                refusals.push(format!("{}: not drained ({s}); drain it first", name(n)))
+            }
+            None => refusals.push(format!("{}: no drain state", name(n))),
+        }
     }
     refusals
 }
@@ -177,6 +216,7 @@ pub(crate) fn needs_drain_state(inv: &Inventory, req: &Request) -> bool {
                     .any(|&n| *inv.drain_backend(n) == DrainBackend::Slurm)
         }
         ActionKind::Drain => !req.force,
+        ActionKind::Reset => true,
     }
 }
 
@@ -215,6 +255,19 @@ pub fn execute_step(
     exec: &Executor,
     log: &mut AuditLog,
 ) -> Result<NodeResult, String> {
+    execute_step_noting(inv, req, step, exec, log, &mut |_| {})
+}
+
+/// [`execute_step`], telling `accepted` when the node took the command and the runner now waits to see it act
+/// (a reboot going down).
+pub fn execute_step_noting(
+    inv: &Inventory,
+    req: &Request,
+    step: &Step,
+    exec: &Executor,
+    log: &mut AuditLog,
+    accepted: &mut dyn FnMut(&str),
+) -> Result<NodeResult, String> {
     let node = inv.nodes[step.node].name.clone();
     let command = step.invocation.display(inv);
     let id = record_id();
@@ -227,7 +280,8 @@ pub fn execute_step(
         command: &command,
     };
     log.write(&entry.intent(&id))?;
-    let ran = exec.run(inv, step, req.kind);
+    let ran = exec.run(inv, step, req.kind, req.gpu);
+    let ran = confirmed(inv, req, step.node, exec, ran, accepted);
     let duration_ms = ran.duration.as_millis() as u64;
     let recorded = log.write(&entry.outcome(
         &id,
@@ -250,4 +304,26 @@ pub fn execute_step(
     // The command ran: its result is reported whatever the log says, with the log's failure beside it.
     result.audit_error = recorded.err();
     Ok(result)
+}
+
+/// Success only when the node shows it: a reset's GPUs answer cleanly in a fresh look; a reboot asked of the node
+/// over SSH is seen down. A command that failed is already a failure.
+fn confirmed(
+    inv: &Inventory,
+    req: &Request,
+    node: NodeId,
+    exec: &Executor,
+    ran: exec::Ran,
+    accepted: &mut dyn FnMut(&str),
+) -> exec::Ran {
+    if !ran.ok {
+        return ran;
+    }
+    match req.kind {
+        ActionKind::Reset => reset::confirm(inv, node, req.gpu, exec, ran),
+        ActionKind::Reboot if probe::reboot_confirms_down(inv, node) => {
+            probe::confirm_down(inv, node, exec, ran, accepted)
+        }
+        _ => ran,
+    }
 }

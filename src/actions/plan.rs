@@ -184,6 +184,15 @@ fn fill_once(word: &str, fill: &[(&str, &str)]) -> String {
     out
 }
 
+/// A GPU reset: `nvidia-smi -r -i N`, or `nvidia-smi -r` for every GPU of the node (why, in `reset.rs`).
+pub fn reset_argv(gpu: Option<u32>) -> Argv {
+    let mut args = vec![s("-r")];
+    if let Some(g) = gpu {
+        args.extend([s("-i"), g.to_string()]);
+    }
+    Argv::new("nvidia-smi", args)
+}
+
 pub fn bmc(inv: &Inventory, node: NodeId) -> String {
     let n = &inv.nodes[node];
     n.bmc
@@ -269,6 +278,11 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                     (ActionKind::Undrain, DrainBackend::Command { undrain, .. }, _) => (
                         "command",
                         Invocation::at(Place::Local, Argv::try_from(template(undrain, &fill)?)?),
+                    ),
+                    // Always on the node itself, whatever the reboot backend: only its driver can reset a GPU.
+                    (ActionKind::Reset, _, _) => (
+                        "ssh",
+                        Invocation::at(Place::Node(node), reset_argv(req.gpu)),
                     ),
                     (ActionKind::Reboot, _, RebootBackend::Ssh) => (
                         "ssh",

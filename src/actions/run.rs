@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::audit::{self, AuditLog};
 use super::exec::Executor;
 use super::status::{self, DrainState, NodeDrain};
-use super::{execute_step, guard, needs_drain_state, plan, ActionKind, NodeResult, Request};
+use super::{execute_step_noting, guard, needs_drain_state, plan, ActionKind, NodeResult, Request};
 use crate::inventory::{expand_home, Inventory, NodeId};
 
 /// What a run reports, in order.
@@ -18,6 +18,12 @@ pub enum Progress {
     Refused(Vec<String>),
     /// A node's command is about to run.
     Started { node: NodeId, kind: ActionKind },
+    /// The node took the command; the runner now waits to see it act (a reboot going down) before `Finished`.
+    Accepted {
+        node: NodeId,
+        kind: ActionKind,
+        note: String,
+    },
     /// A node's command ended (its outcome is in the audit log unless `result.audit_error` says otherwise).
     Finished {
         node: NodeId,
@@ -79,6 +85,10 @@ pub fn check(inv: &Inventory, req: &Request, exec: &Executor) -> Vec<String> {
         HashMap::new()
     };
     refusals.extend(guard(inv, req, read_only, &drain));
+    // The processes on a reset's GPUs, from a look taken now (only when nothing else refused: it costs a pass).
+    if req.kind == ActionKind::Reset && refusals.is_empty() {
+        refusals.extend(super::reset::guard(inv, req, exec));
+    }
     refusals
 }
 
@@ -106,7 +116,16 @@ pub fn run(inv: &Inventory, req: &Request, exec: &Executor, mut report: impl FnM
             node: step.node,
             kind: req.kind,
         });
-        match execute_step(inv, req, step, exec, &mut log) {
+        let node = step.node;
+        let mut accepted = |note: &str| {
+            report(Progress::Accepted {
+                node,
+                kind: req.kind,
+                note: note.to_string(),
+            })
+        };
+        let ran = execute_step_noting(inv, req, step, exec, &mut log, &mut accepted);
+        match ran {
             Ok(result) => {
                 let unrecorded = result.audit_error.clone();
                 report(Progress::Finished {

@@ -1,4 +1,4 @@
-//! `fleetop drain|undrain|reboot NODESET`: plan, guard, confirm, audit, run, report.
+//! `fleetop drain|undrain|reboot|reset NODESET`: plan, guard, confirm, audit, run, report.
 //! Exit status: 0 every node succeeded, 1 some node failed, 2 refused, 3 bad input.
 
 use std::collections::HashSet;
@@ -13,7 +13,8 @@ use crate::cli::{ActionArgs, ActionFormat, Global};
 use crate::inventory::{nodeset, Inventory, NodeId};
 use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_REFUSED};
 
-pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
+/// `gpu`: a reset's one GPU (`--gpu N`).
+pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs, gpu: Option<u32>) -> i32 {
     let inv = match load_inventory(g) {
         Ok(i) => i,
         Err(e) => {
@@ -46,6 +47,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         operator: actions::operator(),
         force: args.force,
         read_only: g.read_only || config_read_only,
+        gpu,
     };
     let steps = match plan::plan(&inv, &req) {
         Ok(s) => s,
@@ -91,8 +93,9 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
         return 0;
     }
     // The guards are asked before the operator types the count; the runner asks them again, on the drain
-    // state as it is when the commands run.
-    if req.nodes.len() > 1 && !args.yes {
+    // state as it is when the commands run. A forced reset (of a node maybe still in service) always asks.
+    let forced_reset = kind == ActionKind::Reset && args.force;
+    if (req.nodes.len() > 1 || forced_reset) && !args.yes {
         let refusals = run::check(&inv, &req, &exec);
         if !refusals.is_empty() {
             return refused(&refusals);
@@ -109,6 +112,12 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs) -> i32 {
     run::run(&inv, &req, &exec, |progress| match progress {
         Progress::Refused(r) => refusals = r,
         Progress::Started { .. } => {}
+        Progress::Accepted { node, kind, note } => crate::text::warn(&format!(
+            "{}: {} {}",
+            inv.nodes[node].name,
+            kind.as_str(),
+            crate::text::escape(&note)
+        )),
         Progress::Finished { result, .. } => results.push(result),
         Progress::Stopped(why) => stopped = Some(why),
     });

@@ -53,9 +53,12 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Agent(a)) => agent::run(a),
         Some(Command::Check) => check::run(&cli.global),
         Some(Command::Snapshot(args)) => snapshot::run(&cli.global, &args),
-        Some(Command::Drain(args)) => actions::run(&cli.global, ActionKind::Drain, &args),
-        Some(Command::Undrain(args)) => actions::run(&cli.global, ActionKind::Undrain, &args),
-        Some(Command::Reboot(args)) => actions::run(&cli.global, ActionKind::Reboot, &args),
+        Some(Command::Drain(args)) => actions::run(&cli.global, ActionKind::Drain, &args, None),
+        Some(Command::Undrain(args)) => actions::run(&cli.global, ActionKind::Undrain, &args, None),
+        Some(Command::Reboot(args)) => actions::run(&cli.global, ActionKind::Reboot, &args, None),
+        Some(Command::Reset(args)) => {
+            actions::run(&cli.global, ActionKind::Reset, &args.action, args.gpu)
+        }
         Some(Command::Deploy(args)) => deploy::run(&cli.global, &args),
         Some(Command::Repair(args)) => repair::run(&cli.global, &args),
         Some(Command::Completions { shell }) => docs::completions(shell),

@@ -72,6 +72,7 @@ pub fn commands(
             operator: operator.into(),
             force: false,
             read_only: false,
+            gpu: None,
         };
         let steps = crate::actions::plan::plan(inv, &req)?;
         out.extend(steps.iter().map(|s| s.invocation.display(inv)));
@@ -409,6 +410,7 @@ pub(super) fn request(
         operator: wf.operator.clone(),
         force: false,
         read_only: ctx.read_only,
+        gpu: None,
     }
 }
 
@@ -424,7 +426,7 @@ pub(super) fn act(ctx: &Context, req: &Request) -> Result<NodeOutcomes, String> 
             let why = format!("{} refused: {}", req.kind.as_str(), reasons.join("; "));
             out = req.nodes.iter().map(|&n| (n, Err(why.clone()))).collect();
         }
-        Progress::Started { .. } => {}
+        Progress::Started { .. } | Progress::Accepted { .. } => {}
         Progress::Finished { node, result, .. } => out.push((
             node,
             if result.ok {

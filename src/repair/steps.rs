@@ -11,10 +11,8 @@ use crate::actions::jobs;
 use crate::actions::status::{self, DrainState};
 use crate::actions::ActionKind;
 use crate::fleet::view::Pending;
-use crate::fleet::NodeState;
 use crate::inventory::NodeId;
 use crate::telemetry::health::Health;
-use crate::telemetry::Source;
 
 pub(super) fn drain(
     ctx: &Context,
@@ -318,8 +316,11 @@ pub(super) fn reboot(
                     }
                     let step = wf.nodes[i].step.clone();
                     set(wf, i, step, format!("reboot asked ({command})"), report);
-                    if matches!(ctx.exec, Executor::Simulated(_)) {
-                        // Practice: the simulated fleet does not drop off; count the reboot as seen.
+                    // The runner already saw it go down (an SSH reboot is ok only then); practice: the simulated
+                    // fleet does not drop off. Either way, count the reboot as seen.
+                    if matches!(ctx.exec, Executor::Simulated(_))
+                        || crate::actions::probe::reboot_confirms_down(ctx.inv, id)
+                    {
                         wf.nodes[i].step = Step::WaitBack {
                             since_ms: now_ms(),
                             went_down: true,
@@ -372,9 +373,7 @@ pub(super) fn wait_back(
             continue;
         };
         let view = state.node_view(k, Instant::now(), pending);
-        // The demo fleet's simulated agent counts as the agent.
-        let answering =
-            view.state == NodeState::Up && matches!(view.source, Some(Source::Agent | Source::Sim));
+        let answering = crate::actions::probe::answering(&view);
         let waited = Duration::from_millis(now_ms().saturating_sub(since_ms));
         if !went_down {
             if !answering {

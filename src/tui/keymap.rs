@@ -35,6 +35,7 @@ pub enum Action {
     Drain,
     Undrain,
     Reboot,
+    Reset,
     Repair,
     AckXids,
     Shell,
@@ -93,6 +94,10 @@ impl Action {
                 "reboot",
                 "reboot the marked (or selected) nodes, after a confirm",
             ),
+            Action::Reset => (
+                "reset",
+                "reset every GPU of the marked (or selected) drained nodes (nvidia-smi -r), after a confirm",
+            ),
             Action::Repair => (
                 "repair",
                 "repair the marked (or selected) nodes: drain, wait for jobs, reboot, check, undrain",
@@ -108,7 +113,7 @@ impl Action {
         }
     }
 
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 32] = [
         Action::Quit,
         Action::Help,
         Action::ViewOverview,
@@ -137,6 +142,7 @@ impl Action {
         Action::Drain,
         Action::Undrain,
         Action::Reboot,
+        Action::Reset,
         Action::Repair,
         Action::AckXids,
         Action::Shell,
@@ -291,6 +297,7 @@ const DEFAULTS: &[(&str, Action)] = &[
     ("D", Action::Drain),
     ("U", Action::Undrain),
     ("R", Action::Reboot),
+    ("X", Action::Reset),
     ("F", Action::Repair),
     ("a", Action::AckXids),
     ("x", Action::Shell),

@@ -297,7 +297,7 @@ impl Fleet {
             .unwrap();
         let root = dir.path().to_path_buf();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-        for sub in ["bin", "bin-noagent", "nodes", "records"] {
+        for sub in ["bin", "bin-noagent", "nodes", "records", "drained"] {
             fs::create_dir(root.join(sub)).unwrap();
             fs::set_permissions(root.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
         }

@@ -142,6 +142,7 @@ impl App {
             Action::AckXids => self.mode = Mode::AckReason(String::new()),
             Action::Undrain => self.begin(ActionKind::Undrain),
             Action::Reboot => self.begin(ActionKind::Reboot),
+            Action::Reset => self.begin(ActionKind::Reset),
             Action::Repair => self.mode = Mode::RepairReason(String::new()),
             Action::Shell => self.shell(),
         }

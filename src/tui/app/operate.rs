@@ -50,6 +50,8 @@ impl Confirm {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
     Running(ActionKind),
+    /// Taken by the node; waiting to see it act.
+    Accepted(ActionKind, String),
     Done(ActionKind, NodeResult),
 }
 
@@ -67,6 +69,12 @@ pub enum ActionEvent {
     Started {
         node: NodeId,
         kind: ActionKind,
+    },
+    /// The node took the command; the runner waits to see it act (a reboot going down).
+    Accepted {
+        node: NodeId,
+        kind: ActionKind,
+        note: String,
     },
     Finished {
         node: NodeId,
@@ -92,6 +100,7 @@ impl ActionEvent {
         use actions::run::Progress as P;
         match progress {
             P::Started { node, kind } => ActionEvent::Started { node, kind },
+            P::Accepted { node, kind, note } => ActionEvent::Accepted { node, kind, note },
             P::Finished { node, kind, result } => ActionEvent::Finished { node, kind, result },
             P::Refused(reasons) => {
                 ActionEvent::Refused(format!("{} refused: {}", kind.as_str(), reasons.join("; ")))
@@ -185,6 +194,7 @@ impl App {
             operator: actions::operator(),
             force: false,
             read_only: self.ops.read_only,
+            gpu: None,
         };
         let (commands, mut refusals) = match plan::plan(inv, &request) {
             Ok(steps) => (
@@ -415,6 +425,11 @@ impl App {
             ActionEvent::Started { node, kind } => {
                 self.ops.progress.insert(node, Progress::Running(kind));
             }
+            ActionEvent::Accepted { node, kind, note } => {
+                self.ops
+                    .progress
+                    .insert(node, Progress::Accepted(kind, note));
+            }
             ActionEvent::Finished { node, kind, result } => {
                 let name = self.node_name(node).to_string();
                 if result.ok {
@@ -438,7 +453,7 @@ impl App {
                 self.ops.failures.push(why);
                 self.ops
                     .progress
-                    .retain(|_, p| !matches!(p, Progress::Running(_)));
+                    .retain(|_, p| !matches!(p, Progress::Running(_) | Progress::Accepted(..)));
             }
             ActionEvent::DrainStates(states) => self.ops.drain.extend(states),
             ActionEvent::Workload(workload) => self.ops.workload = Some(*workload),
@@ -480,16 +495,22 @@ impl App {
                     .insert(node, set(DrainState::Active("resumed".into())));
             }
             ActionKind::Reboot => {
-                let deadline = self.now + self.fleet.inventory().actions.reboot_deadline;
+                let inv = self.fleet.inventory();
+                let deadline = self.now + inv.actions.reboot_deadline;
+                // The runner reports an SSH reboot ok only once it saw the node down.
+                let seen_down =
+                    !self.ops.simulated && actions::probe::reboot_confirms_down(inv, node);
                 self.ops.reboots.insert(
                     node,
                     Reboot {
                         since: self.now,
                         deadline,
-                        went_down: false,
+                        went_down: seen_down,
                     },
                 );
             }
+            // The runner judged the GPUs on a fresh look; nothing to watch afterwards.
+            ActionKind::Reset => {}
         }
     }
 
@@ -566,6 +587,7 @@ impl App {
         }
         match self.ops.progress.get(&node)? {
             Progress::Running(kind) => Some(format!("{}: running…", kind.as_str())),
+            Progress::Accepted(kind, note) => Some(format!("{}: {note}", kind.as_str())),
             Progress::Done(kind, r) if r.ok => Some(format!("{}: ok", kind.as_str())),
             Progress::Done(kind, r) => Some(format!("{}: FAILED: {}", kind.as_str(), r.detail)),
         }
