@@ -120,9 +120,16 @@ impl Setup {
         let deadline = Instant::now() + Duration::from_secs(120);
         while self.reboots() == before {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("repair ended ({status}) before rebooting:\n{}", self.log(log));
+                panic!(
+                    "repair ended ({status}) before rebooting:\n{}",
+                    self.log(log)
+                );
             }
-            assert!(Instant::now() < deadline, "no reboot asked:\n{}", self.log(log));
+            assert!(
+                Instant::now() < deadline,
+                "no reboot asked:\n{}",
+                self.log(log)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         self.fleet.stop_sshd();
@@ -156,7 +163,10 @@ fn validation_passes_fails_and_times_out_before_the_node_returns() {
     );
     let err = String::from_utf8_lossy(&dry.stderr);
     assert!(err.contains("tn01: no validation configured"), "{err}");
-    assert!(err.contains("tn01: reboot — no GPU fault that a reset clears"), "{err}");
+    assert!(
+        err.contains("tn01: reboot — no GPU fault that a reset clears"),
+        "{err}"
+    );
     s.install_dcgmi();
     std::fs::write(s.node_file("dcgmi"), "fail").unwrap();
     let dry = wait_bounded(
@@ -177,7 +187,10 @@ fn validation_passes_fails_and_times_out_before_the_node_returns() {
     let code = s.repair_through_reboot("ECC", "fail.log");
     let log = s.log("fail.log");
     assert_eq!(code, 1, "{log}");
-    assert!(log.contains("FAILED: validation failed: Memory: \\x1b[31mFail"), "{log}");
+    assert!(
+        log.contains("FAILED: validation failed: Memory: \\x1b[31mFail"),
+        "{log}"
+    );
     let state = s.slurm.node("tn01");
     assert!(
         state.starts_with("drained|fleetop: repair: validation failed: Memory:"),
@@ -193,22 +206,34 @@ fn validation_passes_fails_and_times_out_before_the_node_returns() {
     assert_eq!(validated[0]["ok"], false);
     assert_eq!(validated[0]["exit_status"], 226);
     let detail = validated[0]["detail"].as_str().unwrap();
-    assert!(detail.contains("Deployment: Pass") && !detail.contains('\x1b'), "{detail}");
+    assert!(
+        detail.contains("Deployment: Pass") && !detail.contains('\x1b'),
+        "{detail}"
+    );
 
     // Hangs: past validate_timeout it failed, never passed.
     std::fs::write(s.node_file("dcgmi"), "hang").unwrap();
     let code = s.repair_through_reboot("ECC", "hang.log");
     let log = s.log("hang.log");
     assert_eq!(code, 1, "{log}");
-    assert!(log.contains("FAILED: validation failed: no result within 3s"), "{log}");
-    assert!(s.slurm.node("tn01").starts_with("drained|fleetop: repair: validation failed: no result"));
+    assert!(
+        log.contains("FAILED: validation failed: no result within 3s"),
+        "{log}"
+    );
+    assert!(s
+        .slurm
+        .node("tn01")
+        .starts_with("drained|fleetop: repair: validation failed: no result"));
 
     // Passes: back in service.
     std::fs::write(s.node_file("dcgmi"), "pass").unwrap();
     let code = s.repair_through_reboot("ECC", "pass.log");
     let log = s.log("pass.log");
     assert_eq!(code, 0, "{log}");
-    assert!(log.contains("to undrain — validation passed (dcgmi diag -r 1)"), "{log}");
+    assert!(
+        log.contains("to undrain — validation passed (dcgmi diag -r 1)"),
+        "{log}"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !s.slurm.node("tn01").starts_with("idle|") {
         assert!(Instant::now() < deadline, "{}", s.slurm.node("tn01"));
@@ -225,14 +250,20 @@ fn validation_passes_fails_and_times_out_before_the_node_returns() {
 #[test]
 fn a_gpu_repaired_twice_for_the_same_xid_is_held_back_the_third_time() {
     let spec = Spec::node(1, 2).with_kernel_log(XID_79.trim_end());
-    let mut s = Setup::new(spec, "validate = \"\"\nmax_repairs = 2\nrepair_window = \"30d\"");
+    let mut s = Setup::new(
+        spec,
+        "validate = \"\"\nmax_repairs = 2\nrepair_window = \"30d\"",
+    );
     for round in 1..=2 {
         std::fs::write(s.node_file("kmsg"), XID_79).unwrap();
         let log = format!("round{round}.log");
         let code = s.repair_through_reboot("XID 79", &log);
         let text = s.log(&log);
         assert_eq!(code, 0, "round {round}:\n{text}");
-        assert!(text.contains("tn01: reboot — GPU 1: XID 79 calls for a node reboot"), "{text}");
+        assert!(
+            text.contains("tn01: reboot — GPU 1: XID 79 calls for a node reboot"),
+            "{text}"
+        );
         assert!(text.contains("no validation configured"), "{text}");
     }
     let repaired: Vec<_> = s
@@ -253,9 +284,114 @@ fn a_gpu_repaired_twice_for_the_same_xid_is_held_back_the_third_time() {
     );
     let log = s.log("held.log");
     assert_eq!(out.status.code(), Some(1), "{log}");
-    let held = "held for hardware inspection: GPU 1 (SN 16520001) repaired 2× in 30 days for XID 79";
+    let held =
+        "held for hardware inspection: GPU 1 (SN 16520001) repaired 2× in 30 days for XID 79";
     assert!(log.contains(&format!("FAILED: {held}")), "{log}");
     assert_eq!(s.reboots(), reboots, "not rebooted again");
     let state = s.slurm.node("tn01");
-    assert!(state.starts_with(&format!("drained|fleetop: repair: {held}")), "{state}");
+    assert!(
+        state.starts_with(&format!("drained|fleetop: repair: {held}")),
+        "{state}"
+    );
+}
+
+/// GPU 1 (bus 02) had a double-bit ECC error: XID 48, whose catalogue resolution is a GPU reset.
+const XID_48: &str =
+    "6,2002,5000000,-;NVRM: Xid (PCI:0000:02:00): 48, pid='<unknown>', name=<unknown>, An uncorrectable double bit error (DBE) has been detected on GPU in the framebuffer at partition 6, subpartition 0.";
+
+#[test]
+fn a_gpu_that_needs_a_reset_is_reset_not_rebooted() {
+    let s = Setup::new(Spec::node(1, 2).with_kernel_log(XID_48), "validate = \"\"");
+    let dry = wait_bounded(
+        s.command(&["tn01", "--reason", "DBE", "--dry-run"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&dry.stderr);
+    assert!(
+        err.contains("tn01: GPU reset — GPU 1: XID 48 calls for a GPU reset (RESET_GPU)"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&dry.stdout);
+    assert!(out.contains("ssh tn01 -- nvidia-smi -r -i 1"), "{out}");
+
+    let out = wait_bounded(
+        s.repair(&["tn01", "--reason", "DBE"], "reset.log"),
+        Duration::from_secs(120),
+    );
+    let log = s.log("reset.log");
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("tn01: to validate — GPU reset (ssh tn01 -- nvidia-smi -r -i 1)"),
+        "{log}"
+    );
+    assert_eq!(s.record("nvidia-smi-reset").trim(), "-r -i 1");
+    assert_eq!(s.reboots(), 0, "no reboot:\n{log}");
+    let audit = s.audit();
+    let outcomes: Vec<String> = audit
+        .iter()
+        .filter(|r| r["record"] == "outcome")
+        .map(|r| format!("{} {}", r["action"].as_str().unwrap(), r["ok"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "drain true",
+            "repair-wait-jobs true",
+            "reset true",
+            "undrain true"
+        ]
+    );
+    let repaired: Vec<_> = audit.iter().filter(|r| r["record"] == "repaired").collect();
+    assert_eq!(repaired.len(), 1);
+    assert_eq!(repaired[0]["remedy"], "reset");
+    assert_eq!(repaired[0]["cause"], "XID 48");
+}
+
+#[test]
+fn a_reset_that_fails_escalates_to_a_reboot() {
+    let mut s = Setup::new(Spec::node(1, 2).with_kernel_log(XID_48), "validate = \"\"");
+    std::fs::write(
+        s.node_file("reset.sh"),
+        "echo 'Unable to reset GPU 00000000:02:00.0 because it is being used by some other process.'\nexit 255\n",
+    )
+    .unwrap();
+    let code = s.repair_through_reboot("DBE", "escalate.log");
+    let log = s.log("escalate.log");
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("escalating to a reboot"), "{log}");
+    assert!(
+        log.contains("Unable to reset GPU"),
+        "the node's words:\n{log}"
+    );
+    assert_eq!(s.record("nvidia-smi-reset").trim(), "-r -i 1");
+    assert_eq!(s.reboots(), 1);
+    let outcomes: Vec<String> = s
+        .audit()
+        .iter()
+        .filter(|r| r["record"] == "outcome")
+        .map(|r| format!("{} {}", r["action"].as_str().unwrap(), r["ok"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "drain true",
+            "repair-wait-jobs true",
+            "reset false",
+            "repair-escalate true",
+            "reboot true",
+            "repair-wait-back true",
+            "undrain true"
+        ]
+    );
+    let remedies: Vec<String> = s
+        .audit()
+        .iter()
+        .filter(|r| r["record"] == "repaired")
+        .map(|r| r["remedy"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(remedies, ["reboot"], "the failed reset is not a repair");
 }

@@ -30,11 +30,8 @@ impl Setup {
             ),
         )
         .unwrap();
-        std::fs::set_permissions(
-            &drain,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(&drain, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let inventory = dir.join("repair.toml");
         let text = format!(
             "{}[drain]\nbackend = \"command\"\ndrain_command = \"{} {{node}}\"\nundrain_command = \"true\"\n\
@@ -99,7 +96,10 @@ fn a_second_repair_started_meanwhile_is_refused_naming_the_first() {
         "the second names the first:\n{log}"
     );
     // The first one's state is its own: the second saved nothing over it.
-    let abandon = wait_bounded(s.repair(&["--abandon"], "abandon.log"), Duration::from_secs(30));
+    let abandon = wait_bounded(
+        s.repair(&["--abandon"], "abandon.log"),
+        Duration::from_secs(30),
+    );
     assert_eq!(abandon.status.code(), Some(2), "{}", s.log("abandon.log"));
     unsafe {
         libc::kill(-(first.id() as i32), libc::SIGINT);
@@ -145,12 +145,18 @@ fn a_corrupt_state_file_is_named_and_abandon_moves_it_aside() {
     let s = Setup::new(0);
     std::fs::create_dir_all(s.dir().join("fleetop")).unwrap();
     std::fs::write(s.dir().join("fleetop/repair.json"), "{\"version\": 1").unwrap();
-    let resume = wait_bounded(s.repair(&["--resume"], "resume.log"), Duration::from_secs(30));
+    let resume = wait_bounded(
+        s.repair(&["--resume"], "resume.log"),
+        Duration::from_secs(30),
+    );
     let log = s.log("resume.log");
     assert_eq!(resume.status.code(), Some(3), "{log}");
     assert!(log.contains("not a repair state"), "{log}");
     assert!(log.contains("--abandon` moves it aside"), "{log}");
-    let abandon = wait_bounded(s.repair(&["--abandon"], "abandon.log"), Duration::from_secs(30));
+    let abandon = wait_bounded(
+        s.repair(&["--abandon"], "abandon.log"),
+        Duration::from_secs(30),
+    );
     let log = s.log("abandon.log");
     assert_eq!(abandon.status.code(), Some(0), "{log}");
     assert!(log.contains("moved it aside to"), "{log}");
@@ -158,7 +164,11 @@ fn a_corrupt_state_file_is_named_and_abandon_moves_it_aside() {
     let kept = std::fs::read_dir(s.dir().join("fleetop"))
         .unwrap()
         .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("repair.json.corrupt-"))
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("repair.json.corrupt-")
+        })
         .expect("the corrupt file is kept beside");
     assert_eq!(
         std::fs::read_to_string(kept.path()).unwrap(),

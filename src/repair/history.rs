@@ -14,7 +14,13 @@ use crate::inventory::RepairSettings;
 const HISTORY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Writes one `repaired` record per fault of `plan` whose GPU has an identity.
-pub(super) fn record(log: &Path, operator: &str, node: &str, plan: &Plan, remedy: Remedy) -> Result<(), String> {
+pub(super) fn record(
+    log: &Path,
+    operator: &str,
+    node: &str,
+    plan: &Plan,
+    remedy: Remedy,
+) -> Result<(), String> {
     let mut out = AuditLog::open(log)?;
     for f in &plan.faults {
         let Some(id) = &f.id else {
@@ -124,16 +130,28 @@ mod tests {
         let now = SystemTime::now();
         assert_eq!(held(&log, &settings, &plan("XID 79"), now), None);
         record(&log, "ana", "n1", &plan("XID 79"), Remedy::Reboot).unwrap();
-        assert_eq!(held(&log, &settings, &plan("XID 79"), now), None, "once is not a lemon");
+        assert_eq!(
+            held(&log, &settings, &plan("XID 79"), now),
+            None,
+            "once is not a lemon"
+        );
         // Moved to another node, the board is the same GPU.
         record(&log, "ana", "n7", &plan("XID 79"), Remedy::Reboot).unwrap();
         assert_eq!(
             held(&log, &settings, &plan("XID 79"), now).as_deref(),
             Some("held for hardware inspection: GPU 3 (SN 1652) repaired 2× in 30 days for XID 79")
         );
-        assert_eq!(held(&log, &settings, &plan("XID 48"), now), None, "another cause");
+        assert_eq!(
+            held(&log, &settings, &plan("XID 48"), now),
+            None,
+            "another cause"
+        );
         let later = now + Duration::from_secs(31 * 86_400);
-        assert_eq!(held(&log, &settings, &plan("XID 79"), later), None, "outside the window");
+        assert_eq!(
+            held(&log, &settings, &plan("XID 79"), later),
+            None,
+            "outside the window"
+        );
         // A torn line and an unrelated record are skipped, not a reason to forget.
         let mut text = std::fs::read_to_string(&log).unwrap();
         text.push_str("{\"record\":\"repaired\",\"time\n{\"record\":\"ack\"}\n");

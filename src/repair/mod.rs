@@ -52,15 +52,18 @@ pub fn commands(
         (ActionKind::Reboot, by_remedy(remedy::Remedy::Reboot)),
         (ActionKind::Undrain, nodes.to_vec()),
     ] {
+        if kind == ActionKind::Reboot {
+            // Resets first (each node its own GPU): the workflow resets before any escalated reboot.
+            for k in (0..nodes.len()).filter(|&k| remedy(k) == remedy::Remedy::Reset) {
+                let gpu = plans.get(k).and_then(Plan::reset_gpu);
+                let reset = one_command(inv, ActionKind::Reset, nodes[k], gpu, reason, operator)?;
+                let reboot =
+                    one_command(inv, ActionKind::Reboot, nodes[k], None, reason, operator)?;
+                out.push(format!("{reset}   # if the reset fails: {reboot}"));
+            }
+        }
         if kind == ActionKind::Undrain {
             out.extend(checks.iter().cloned());
-            for &n in &by_remedy(remedy::Remedy::Reset) {
-                out.push(format!(
-                    "# {}: GPU reset (this build has no reset action: escalates to {})",
-                    inv.nodes[n].name,
-                    reboot_line(inv, n, reason, operator)?
-                ));
-            }
         }
         if targets.is_empty() {
             continue;
@@ -80,15 +83,23 @@ pub fn commands(
     Ok(out)
 }
 
-/// The reboot command of one node, for an escalation's line.
-fn reboot_line(inv: &Inventory, node: NodeId, reason: &str, operator: &str) -> Result<String, String> {
+/// The command of one `kind` action on one node, as a line.
+fn one_command(
+    inv: &Inventory,
+    kind: ActionKind,
+    node: NodeId,
+    gpu: Option<u32>,
+    reason: &str,
+    operator: &str,
+) -> Result<String, String> {
     let req = Request {
-        kind: ActionKind::Reboot,
+        kind,
         nodes: vec![node],
         reason: Some(format!("{REASON_PREFIX}{reason}")),
         operator: operator.into(),
         force: false,
         read_only: false,
+        gpu,
     };
     let steps = crate::actions::plan::plan(inv, &req)?;
     Ok(steps
@@ -188,7 +199,9 @@ pub struct NodeRepair {
 
 impl NodeRepair {
     pub fn remedy(&self) -> remedy::Remedy {
-        self.plan.as_ref().map_or(remedy::Remedy::Reboot, |p| p.remedy)
+        self.plan
+            .as_ref()
+            .map_or(remedy::Remedy::Reboot, |p| p.remedy)
     }
 }
 

@@ -252,7 +252,11 @@ mod tests {
         let mut g2 = gpu(2);
         g2.xid = Some(vec![79]);
         let plan = choose(&[&g1, &g2], 2);
-        assert_eq!(plan.remedy, Remedy::Reboot, "one reboot-worthy GPU reboots the node");
+        assert_eq!(
+            plan.remedy,
+            Remedy::Reboot,
+            "one reboot-worthy GPU reboots the node"
+        );
         assert_eq!(plan.reset_gpu(), None);
         assert!(plan.why.contains("GPU 2: XID 79 calls for a node reboot"));
     }
@@ -268,7 +272,10 @@ mod tests {
             },
         );
         let plan = choose(&[&lost], 1);
-        assert_eq!((plan.remedy, plan.faults[0].cause.as_str()), (Remedy::Reboot, "lost"));
+        assert_eq!(
+            (plan.remedy, plan.faults[0].cause.as_str()),
+            (Remedy::Reboot, "lost")
+        );
         assert_eq!(plan.faults[0].id, None);
         let mut g0 = gpu(0);
         g0.xid = Some(vec![48]);
@@ -291,7 +298,10 @@ pub fn from_sample(
     sample: Option<&crate::telemetry::NodeSample>,
 ) -> Plan {
     match sample {
-        Some(s) => choose(&s.gpus.iter().collect::<Vec<_>>(), inv.nodes[node].expected_gpus),
+        Some(s) => choose(
+            &s.gpus.iter().collect::<Vec<_>>(),
+            inv.nodes[node].expected_gpus,
+        ),
         None => Plan::unknown("no sample from the node yet"),
     }
 }
@@ -323,7 +333,10 @@ pub fn diagnose(
             let view = state.node_view(k, std::time::Instant::now(), pending);
             if view.state != NodeState::Up {
                 let said = view.error.as_deref().unwrap_or(view.state.as_str());
-                return Plan::unknown(&format!("its GPUs cannot be read ({})", crate::text::escape(said)));
+                return Plan::unknown(&format!(
+                    "its GPUs cannot be read ({})",
+                    crate::text::escape(said)
+                ));
             }
             let gpus: Vec<&GpuSample> = view.gpus.iter().map(|g| g.sample).collect();
             choose(&gpus, view.expected_gpus)

@@ -4,8 +4,10 @@
 
 use super::audited::{audit_intent, audit_outcome};
 use super::remedy::{Plan, Remedy};
-use super::{history, nodes_in, set, Context, Event, Step, Workflow};
+use super::{act, history, nodes_in, request, set, Context, Event, Step, Workflow, REASON_PREFIX};
 use crate::actions::audit::Ending;
+use crate::actions::reset::scope;
+use crate::actions::ActionKind;
 use crate::inventory::NodeId;
 
 pub(super) fn reset(
@@ -21,7 +23,13 @@ pub(super) fn reset(
                 if let Some(plan) = wf.nodes[i].plan.clone() {
                     record(ctx, wf, i, &plan, Remedy::Reset)?;
                 }
-                set(wf, i, Step::Validate, format!("GPU reset ({command})"), report);
+                set(
+                    wf,
+                    i,
+                    Step::Validate,
+                    format!("GPU reset ({command})"),
+                    report,
+                );
             }
             Err(why) => escalate(ctx, wf, i, id, &why, report)?,
         }
@@ -30,17 +38,26 @@ pub(super) fn reset(
     Ok(())
 }
 
-/// The reset through the runner: the command line when it succeeded, else why not.
+/// The reset through the runner (its guards, audit and the look afterwards): the command line when it
+/// succeeded, else why not. `Err`: the runner stopped (the audit log cannot be written).
 fn run_reset(
-    _ctx: &Context,
-    _wf: &Workflow,
-    _node: NodeId,
+    ctx: &Context,
+    wf: &Workflow,
+    node: NodeId,
     gpu: Option<u32>,
 ) -> Result<Result<String, String>, String> {
-    let which = gpu.map_or_else(|| "every GPU".to_string(), |g| format!("GPU {g}"));
-    Ok(Err(format!(
-        "GPU reset of {which} not available in this build (no reset action)"
-    )))
+    let mut req = request(
+        ctx,
+        wf,
+        ActionKind::Reset,
+        vec![node],
+        format!("{REASON_PREFIX}{}", wf.reason),
+    );
+    req.gpu = gpu;
+    Ok(match act(ctx, &req)?.into_iter().next() {
+        Some((_, result)) => result,
+        None => Err(format!("reset of {}: no result", scope(gpu))),
+    })
 }
 
 /// A failed reset: the node is rebooted instead, and the log says why.

@@ -32,7 +32,12 @@ pub(super) fn drain(
     for &(i, id) in &waiting {
         // A GPU repaired too often for the same cause is not repaired again: drained, held for inspection.
         let held = wf.nodes[i].plan.as_ref().and_then(|plan| {
-            super::history::held(&log, &ctx.inv.actions.repair, plan, std::time::SystemTime::now())
+            super::history::held(
+                &log,
+                &ctx.inv.actions.repair,
+                plan,
+                std::time::SystemTime::now(),
+            )
         });
         if let Some(held) = held {
             hold(ctx, wf, i, id, &held, report)?;
@@ -77,7 +82,13 @@ fn hold(
     held: &str,
     report: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
-    let req = request(ctx, wf, ActionKind::Drain, vec![id], format!("{REASON_PREFIX}{held}"));
+    let req = request(
+        ctx,
+        wf,
+        ActionKind::Drain,
+        vec![id],
+        format!("{REASON_PREFIX}{held}"),
+    );
     let why = match act(ctx, &req)?.into_iter().next() {
         Some((_, Ok(command))) => format!("{held}; drained ({command}), not repaired again"),
         Some((_, Err(e))) => format!("{held}; not repaired again, and the drain failed: {e}"),

@@ -22,7 +22,11 @@ const PROBE_LIMIT: Duration = Duration::from_secs(30);
 
 /// What validation the inventory asks of a node: the command, or `None` (the dry run says "no validation
 /// configured"). `Err`: the node could not be asked whether `dcgmi` is there.
-pub fn command_for(ctx_exec: &Executor, inv: &crate::inventory::Inventory, node: NodeId) -> Result<Option<String>, String> {
+pub fn command_for(
+    ctx_exec: &Executor,
+    inv: &crate::inventory::Inventory,
+    node: NodeId,
+) -> Result<Option<String>, String> {
     match &inv.actions.repair.validate {
         Validate::Off => Ok(None),
         Validate::Command(c) => Ok(Some(c.clone())),
@@ -69,7 +73,8 @@ fn on_node(
     };
     let ep = crate::transport::ssh::endpoint::resolve(inv, ssh_config.as_deref(), node)
         .map_err(|e| e.to_string())?;
-    crate::transport::ssh::oneshot::run(&ep, known_hosts, timeouts, command, limit).map_err(|f| f.detail)
+    crate::transport::ssh::oneshot::run(&ep, known_hosts, timeouts, command, limit)
+        .map_err(|f| f.detail)
 }
 
 /// The validation step: every node standing at `Validate` is validated, then undrained or kept drained.
@@ -84,12 +89,25 @@ pub(super) fn validate(
         let command = match command_for(ctx.exec, ctx.inv, id) {
             Ok(Some(c)) => c,
             Ok(None) => {
-                set(wf, i, Step::Undrain, "no validation configured".into(), report);
+                set(
+                    wf,
+                    i,
+                    Step::Undrain,
+                    "no validation configured".into(),
+                    report,
+                );
                 save(wf)?;
                 continue;
             }
             Err(e) => {
-                fail(ctx, wf, i, id, &format!("cannot tell whether dcgmi is installed: {e}"), report)?;
+                fail(
+                    ctx,
+                    wf,
+                    i,
+                    id,
+                    &format!("cannot tell whether dcgmi is installed: {e}"),
+                    report,
+                )?;
                 save(wf)?;
                 continue;
             }
@@ -97,7 +115,8 @@ pub(super) fn validate(
         let limit = ctx.inv.actions.repair.validate_timeout;
         let audit_id = audit_intent(ctx, wf, id, "repair-validate", &command)?;
         let started = std::time::Instant::now();
-        let (ok, exit_status, output, first) = match on_node(ctx.exec, ctx.inv, id, &command, limit) {
+        let (ok, exit_status, output, first) = match on_node(ctx.exec, ctx.inv, id, &command, limit)
+        {
             Ok(done) => judge(&done, limit),
             Err(e) => (false, None, e.clone(), e),
         };
@@ -118,9 +137,22 @@ pub(super) fn validate(
         )?;
         wf.nodes[i].validation = Some(output);
         if ok {
-            set(wf, i, Step::Undrain, format!("validation passed ({command})"), report);
+            set(
+                wf,
+                i,
+                Step::Undrain,
+                format!("validation passed ({command})"),
+                report,
+            );
         } else {
-            fail(ctx, wf, i, id, &format!("validation failed: {first}"), report)?;
+            fail(
+                ctx,
+                wf,
+                i,
+                id,
+                &format!("validation failed: {first}"),
+                report,
+            )?;
         }
         save(wf)?;
     }
@@ -136,9 +168,18 @@ fn fail(
     why: &str,
     report: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
-    let req = request(ctx, wf, ActionKind::Drain, vec![id], format!("{REASON_PREFIX}{why}"));
+    let req = request(
+        ctx,
+        wf,
+        ActionKind::Drain,
+        vec![id],
+        format!("{REASON_PREFIX}{why}"),
+    );
     if let Some((_, Err(e))) = act(ctx, &req)?.into_iter().next() {
-        report(Event::Problem(format!("{}: drain reason not updated: {e}", wf.nodes[i].node)));
+        report(Event::Problem(format!(
+            "{}: drain reason not updated: {e}",
+            wf.nodes[i].node
+        )));
     }
     let why = format!("{why}; the node stays drained");
     set(wf, i, Step::Failed { why }, String::new(), report);
@@ -173,7 +214,11 @@ fn judge(done: &Completed, limit: Duration) -> (bool, Option<i32>, String, Strin
 
 /// The first non-blank line, escaped for a terminal and a scheduler's reason, cut to a length a reason holds.
 fn first_line(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     let escaped = crate::text::escape(line);
     match escaped.char_indices().nth(FIRST_LINE_CHARS) {
         Some((cut, _)) => format!("{}…", &escaped[..cut]),
@@ -204,14 +249,20 @@ mod tests {
     fn only_exit_zero_passes_and_the_first_line_is_escaped() {
         let limit = Duration::from_secs(600);
         assert!(judge(&done(Ending::Exited(0), "Pass\n"), limit).0);
-        let (ok, code, _, first) = judge(&done(Ending::Exited(226), "\n  Memory \x1b[31mFail\nmore\n"), limit);
+        let (ok, code, _, first) = judge(
+            &done(Ending::Exited(226), "\n  Memory \x1b[31mFail\nmore\n"),
+            limit,
+        );
         assert_eq!((ok, code), (false, Some(226)));
         assert!(!first.contains('\x1b'), "{first:?}");
         assert!(first.starts_with("Memory "), "{first:?}");
         let (ok, _, _, first) = judge(&done(Ending::TimedOut(limit), ""), limit);
         assert!(!ok);
         assert_eq!(first, "no result within 10m");
-        assert_eq!(judge(&done(Ending::Exited(3), ""), limit).3, "exit status 3");
+        assert_eq!(
+            judge(&done(Ending::Exited(3), ""), limit).3,
+            "exit status 3"
+        );
         let long = "x".repeat(5000);
         assert_eq!(first_line(&long).chars().count(), FIRST_LINE_CHARS + 1);
         assert_eq!(bounded(&long).chars().count(), KEEP_CHARS + 1);

@@ -263,10 +263,19 @@ impl App {
             .request
             .nodes
             .iter()
-            .map(|&n| crate::repair::remedy::from_sample(inv, n, self.fleet.nodes()[n].sample.as_ref()))
+            .map(|&n| {
+                crate::repair::remedy::from_sample(inv, n, self.fleet.nodes()[n].sample.as_ref())
+            })
             .collect();
         let checks = [crate::repair::validate::describe(inv)];
-        match crate::repair::commands(inv, &c.request.nodes, &plans, &checks, &reason, &c.request.operator) {
+        match crate::repair::commands(
+            inv,
+            &c.request.nodes,
+            &plans,
+            &checks,
+            &reason,
+            &c.request.operator,
+        ) {
             Ok(commands) => {
                 c.commands = crate::repair::remedy_lines(inv, &c.request.nodes, &plans);
                 c.commands.extend(commands);
