@@ -205,6 +205,59 @@ pub fn choose(gpus: &[&GpuSample], expected: u32) -> Plan {
     }
 }
 
+/// The remedy for `node` from a sample already at hand (the TUI's last one); no sample: a reboot.
+pub fn from_sample(
+    inv: &crate::inventory::Inventory,
+    node: crate::inventory::NodeId,
+    sample: Option<&crate::telemetry::NodeSample>,
+) -> Plan {
+    match sample {
+        Some(s) => choose(
+            &s.gpus.iter().collect::<Vec<_>>(),
+            inv.nodes[node].expected_gpus,
+        ),
+        None => Plan::unknown("no sample from the node yet"),
+    }
+}
+
+/// Looks at `nodes` once, as `snapshot` would, and chooses each one's remedy; a node that does not answer
+/// gets a reboot, saying so.
+pub fn diagnose(
+    inv: &std::sync::Arc<crate::inventory::Inventory>,
+    transport: &dyn crate::transport::Transport,
+    nodes: &[crate::inventory::NodeId],
+) -> Vec<Plan> {
+    use crate::fleet::view::Pending;
+    use crate::fleet::NodeState;
+    let Some(runtime) = crate::runtime::runtime() else {
+        return nodes
+            .iter()
+            .map(|_| Plan::unknown("cannot start the runtime to look at the node"))
+            .collect();
+    };
+    let only = std::sync::Arc::new(inv.only(nodes));
+    let s = &inv.settings;
+    let limit = (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout)
+        .min(std::time::Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let state = runtime.block_on(crate::snapshot::collect(only, transport, limit));
+    let pending = Pending::TimedOut { limit, started };
+    (0..nodes.len())
+        .map(|k| {
+            let view = state.node_view(k, std::time::Instant::now(), pending);
+            if view.state != NodeState::Up {
+                let said = view.error.as_deref().unwrap_or(view.state.as_str());
+                return Plan::unknown(&format!(
+                    "its GPUs cannot be read ({})",
+                    crate::text::escape(said)
+                ));
+            }
+            let gpus: Vec<&GpuSample> = view.gpus.iter().map(|g| g.sample).collect();
+            choose(&gpus, view.expected_gpus)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,57 +342,4 @@ mod tests {
         unknown.xid = Some(vec![154]);
         assert_eq!(choose(&[&unknown], 1).remedy, Remedy::Reboot);
     }
-}
-
-/// The remedy for `node` from a sample already at hand (the TUI's last one); no sample: a reboot.
-pub fn from_sample(
-    inv: &crate::inventory::Inventory,
-    node: crate::inventory::NodeId,
-    sample: Option<&crate::telemetry::NodeSample>,
-) -> Plan {
-    match sample {
-        Some(s) => choose(
-            &s.gpus.iter().collect::<Vec<_>>(),
-            inv.nodes[node].expected_gpus,
-        ),
-        None => Plan::unknown("no sample from the node yet"),
-    }
-}
-
-/// Looks at `nodes` once, as `snapshot` would, and chooses each one's remedy; a node that does not answer
-/// gets a reboot, saying so.
-pub fn diagnose(
-    inv: &std::sync::Arc<crate::inventory::Inventory>,
-    transport: &dyn crate::transport::Transport,
-    nodes: &[crate::inventory::NodeId],
-) -> Vec<Plan> {
-    use crate::fleet::view::Pending;
-    use crate::fleet::NodeState;
-    let Some(runtime) = crate::runtime::runtime() else {
-        return nodes
-            .iter()
-            .map(|_| Plan::unknown("cannot start the runtime to look at the node"))
-            .collect();
-    };
-    let only = std::sync::Arc::new(inv.only(nodes));
-    let s = &inv.settings;
-    let limit = (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout)
-        .min(std::time::Duration::from_secs(60));
-    let started = std::time::Instant::now();
-    let state = runtime.block_on(crate::snapshot::collect(only, transport, limit));
-    let pending = Pending::TimedOut { limit, started };
-    (0..nodes.len())
-        .map(|k| {
-            let view = state.node_view(k, std::time::Instant::now(), pending);
-            if view.state != NodeState::Up {
-                let said = view.error.as_deref().unwrap_or(view.state.as_str());
-                return Plan::unknown(&format!(
-                    "its GPUs cannot be read ({})",
-                    crate::text::escape(said)
-                ));
-            }
-            let gpus: Vec<&GpuSample> = view.gpus.iter().map(|g| g.sample).collect();
-            choose(&gpus, view.expected_gpus)
-        })
-        .collect()
 }
