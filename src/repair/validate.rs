@@ -86,6 +86,12 @@ pub(super) fn validate(
 ) -> Result<(), String> {
     let ready = nodes_in(ctx, wf, |s| *s == Step::Validate);
     for (i, id) in ready {
+        if matches!(ctx.exec, Executor::Simulated(_)) {
+            let note = "validation simulated (--demo): nothing was run".to_string();
+            set(wf, i, Step::Undrain, note, report);
+            save(wf)?;
+            continue;
+        }
         let command = match command_for(ctx.exec, ctx.inv, id) {
             Ok(Some(c)) => c,
             Ok(None) => {
