@@ -126,3 +126,48 @@ pub(crate) fn resolve(
         repair_window,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Inventory;
+
+    const NODES: &str = "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-2]\"\n";
+
+    #[test]
+    fn defaults_settings_and_bad_values_at_their_line() {
+        let inv = Inventory::parse("t.toml", NODES).unwrap();
+        assert_eq!(inv.actions.repair, RepairSettings::default());
+        let text = format!(
+            "{NODES}[repair]\nvalidate = \"/opt/check --quick\"\nvalidate_timeout = \"90s\"\nmax_repairs = 3\nrepair_window = \"7d\"\n"
+        );
+        let r = Inventory::parse("t.toml", &text).unwrap().actions.repair;
+        assert_eq!(r.validate, Validate::Command("/opt/check --quick".into()));
+        assert_eq!(r.validate_timeout, Duration::from_secs(90));
+        assert_eq!(
+            (r.max_repairs, r.repair_window),
+            (3, Duration::from_secs(7 * 86_400))
+        );
+        let off = format!("{NODES}[repair]\nvalidate = \"\"\n");
+        assert_eq!(
+            Inventory::parse("t.toml", &off)
+                .unwrap()
+                .actions
+                .repair
+                .validate,
+            Validate::Off
+        );
+        let bad = format!("{NODES}[repair]\nvalidate_timeout = \"forever\"\nmax_repairs = 0\n");
+        let err = Inventory::parse("t.toml", &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("t.toml:5") && err.contains("validate_timeout = \"forever\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("t.toml:6") && err.contains("max_repairs = 0"),
+            "{err}"
+        );
+        let unknown = format!("{NODES}[repair]\nvalidation = \"x\"\n");
+        assert!(Inventory::parse("t.toml", &unknown).is_err());
+    }
+}
