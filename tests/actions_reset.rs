@@ -153,8 +153,25 @@ fn a_reset_is_refused_unless_drained_idle_and_writable() {
         text(&out)
     );
 
+    // --force passes the drain guard, but only with the typed count (or --yes): stdin is no terminal here.
+    let out = reset(&fleet, &inv, &["tn02", "--gpu", "0", "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("reset of 1 nodes needs --yes"),
+        "{}",
+        text(&out)
+    );
+
     assert!(resets(&fleet, 1).is_empty() && resets(&fleet, 2).is_empty());
     assert!(audit(&fleet).is_empty(), "nothing ran, nothing to audit");
+
+    // Forced and confirmed, an idle node in service is reset; a held GPU never is.
+    let out = reset(&fleet, &inv, &["tn02", "--gpu", "0", "--force", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(resets(&fleet, 1), ["-r -i 0"]);
+    let out = reset(&fleet, &inv, &["tn03", "--force", "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(resets(&fleet, 2).is_empty());
 }
 
 #[test]

@@ -136,6 +136,52 @@ fn demo_drain_goes_through_reason_and_confirm_and_is_audited() {
 }
 
 #[test]
+fn demo_reset_needs_the_drain_first_then_resets_the_gpus_and_is_audited() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let command = format!(
+        "env XDG_STATE_HOME={} {} --demo",
+        shlex::try_quote(state.to_str().unwrap()).unwrap(),
+        bin()
+    );
+    let tmux = Tmux::start(&command, home.path());
+    tmux.wait_for(&["1023 up"], Duration::from_secs(30));
+    // In service: the dialog refuses.
+    tmux.keys(&["2", "X"]);
+    tmux.wait_for(&["reason for reset of 1 node(s)"], Duration::from_secs(10));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(
+        &["ssh c001n1 -- nvidia-smi -r", "[ Cancel ]", "not drained"],
+        Duration::from_secs(10),
+    );
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["D"]);
+    tmux.wait_for(&["reason for drain of 1 node(s)"], Duration::from_secs(10));
+    tmux.keys(&["XID 79", "Enter"]);
+    tmux.wait_for(&["[ Cancel ]"], Duration::from_secs(10));
+    tmux.keys(&["Tab", "Enter"]);
+    tmux.wait_for(&["drain: ok"], Duration::from_secs(10));
+    // Drained: the practice drain ended its processes, so the runner's look lets the reset through.
+    tmux.keys(&["X"]);
+    tmux.wait_for(&["reason for reset of 1 node(s)"], Duration::from_secs(10));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(
+        &["ssh c001n1 -- nvidia-smi -r", "[ Cancel ]"],
+        Duration::from_secs(10),
+    );
+    tmux.keys(&["Tab", "Enter"]);
+    tmux.wait_for(&["reset: ok"], Duration::from_secs(10));
+    let audit = std::fs::read_to_string(state.join("fleetop/audit.jsonl")).unwrap();
+    let resets: Vec<&str> = audit.lines().filter(|l| l.contains("\"reset\"")).collect();
+    assert_eq!(resets.len(), 2, "intent and outcome: {audit}");
+    assert!(
+        resets[1].contains("every GPU answering without error afterwards"),
+        "{audit}"
+    );
+    tmux.keys(&["q"]);
+}
+
+#[test]
 fn read_only_tui_refuses_on_screen() {
     let home = tempfile::tempdir().unwrap();
     let tmux = Tmux::start(&format!("{} --demo --read-only", bin()), home.path());

@@ -1,6 +1,7 @@
 //! A fresh look at nodes, taken now over their own connection (one pass of the telemetry transport, as
-//! `snapshot` makes it), and the one rule for "the node answers": what a reboot's "went down" and a reset's
-//! "the GPU answers again" are judged on, for the runner and the repair workflow alike.
+//! `snapshot` makes it), and the one rule for "the node answers" that the repair workflow waits on. The runner
+//! judges on the same looks: a reboot went down when the node is not up at all; a reset took when the node is up
+//! and its GPUs answer cleanly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ pub const REBOOT_LOOK: Duration = Duration::from_secs(1);
 pub struct Look {
     /// Up, with its agent (or the demo's simulated agent) streaming: see [`answering`].
     pub answering: bool,
+    /// Up, whatever answered (agent or nvidia-smi): a node that is not went down.
+    pub up: bool,
     /// The node's state, or its failure in the transport's words, for messages.
     pub said: String,
     /// The sample it answered with.
@@ -29,7 +32,7 @@ pub struct Look {
 }
 
 /// The one rule for "the node answers": up, with its agent streaming (the demo fleet's simulated agent counts).
-/// A node that does not answer so, after a reboot was asked of it, went down.
+/// The repair workflow waits on it for "went down" and "came back".
 pub fn answering(view: &NodeView) -> bool {
     view.state == NodeState::Up && matches!(view.source, Some(Source::Agent | Source::Sim))
 }
@@ -56,6 +59,7 @@ pub fn look_with(only: Arc<Inventory>, transport: &dyn Transport) -> Result<Vec<
             let view = state.node_view(k, Instant::now(), pending);
             Look {
                 answering: answering(&view),
+                up: view.state == NodeState::Up,
                 said: view
                     .error
                     .clone()
@@ -90,6 +94,7 @@ fn simulated(sim: &Simulated, inv: &Inventory, node: NodeId) -> Look {
     if model::role(inv, node) == model::Role::Unreachable {
         return Look {
             answering: false,
+            up: false,
             said: "unreachable (simulated)".into(),
             sample: None,
         };
@@ -110,6 +115,7 @@ fn simulated(sim: &Simulated, inv: &Inventory, node: NodeId) -> Look {
     }
     Look {
         answering: true,
+        up: true,
         said: "up (simulated)".into(),
         sample: Some(sample),
     }
@@ -145,7 +151,8 @@ pub(crate) fn confirm_down(
     loop {
         match exec.look(inv, &[node]) {
             Ok(looks) => match looks.into_iter().next() {
-                Some(look) if !look.answering => {
+                // Not up at all: a node without the agent still answers through nvidia-smi.
+                Some(look) if !look.up => {
                     ran.detail = format!("went down ({}) after the reboot was accepted", look.said);
                     break;
                 }

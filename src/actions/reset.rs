@@ -40,7 +40,7 @@ pub(crate) fn guard(inv: &Inventory, req: &Request, exec: &Executor) -> Vec<Stri
 
 fn refusal(inv: &Inventory, node: NodeId, req: &Request, look: &Look) -> Option<String> {
     let name = &inv.nodes[node].name;
-    let Some(sample) = look.sample.as_ref().filter(|_| look.answering) else {
+    let Some(sample) = look.sample.as_ref().filter(|_| look.up) else {
         return Some(format!(
             "{name}: no fresh sample to check for processes ({})",
             crate::text::escape(&look.said)
@@ -122,7 +122,7 @@ fn join(said: &str, note: &str) -> String {
 
 /// The look after a reset: `Ok` says how the GPUs answered, `Err` why the reset did not take.
 pub fn judge(look: &Look, gpu: Option<u32>) -> Result<String, String> {
-    let Some(sample) = look.sample.as_ref().filter(|_| look.answering) else {
+    let Some(sample) = look.sample.as_ref().filter(|_| look.up) else {
         return Err(format!(
             "the node did not answer afterwards ({})",
             look.said
@@ -173,5 +173,89 @@ pub fn judge(look: &Look, gpu: Option<u32>) -> Result<String, String> {
         ))
     } else {
         Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::{GpuError, NodeSample};
+
+    fn look(gpus: Vec<GpuSample>) -> Look {
+        Look {
+            answering: true,
+            up: true,
+            said: "up".into(),
+            sample: Some(NodeSample {
+                gpus,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn gpu(index: u32, recovery_action: Option<u32>, errors: Vec<GpuError>) -> GpuSample {
+        GpuSample {
+            index,
+            recovery_action,
+            errors,
+            ..Default::default()
+        }
+    }
+
+    fn error(kind: GpuErrorKind, detail: &str) -> GpuError {
+        GpuError {
+            kind,
+            query: "temperature".into(),
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn a_reset_takes_when_the_gpus_answer_cleanly_with_no_action_or_none_reported() {
+        // R550 reports no recovery action: answering without error is enough.
+        assert!(judge(
+            &look(vec![gpu(0, None, vec![]), gpu(1, None, vec![])]),
+            None
+        )
+        .is_ok());
+        assert!(judge(&look(vec![gpu(3, Some(0), vec![])]), Some(3))
+            .unwrap()
+            .contains("recovery action none"));
+        // Another GPU's fault is not this reset's business.
+        let other = gpu(
+            4,
+            Some(2),
+            vec![error(GpuErrorKind::Lost, "NVML: GPU is lost")],
+        );
+        assert!(judge(&look(vec![gpu(3, Some(0), vec![]), other]), Some(3)).is_ok());
+        // An implausible value is noted, not a fault.
+        let odd = gpu(3, None, vec![error(GpuErrorKind::Implausible, "250")]);
+        assert!(judge(&look(vec![odd]), Some(3)).is_ok());
+    }
+
+    #[test]
+    fn a_reset_fails_on_an_error_a_recovery_action_a_missing_gpu_or_a_silent_node() {
+        let lost = gpu(
+            3,
+            None,
+            vec![error(GpuErrorKind::Lost, "NVML: GPU is lost")],
+        );
+        assert!(judge(&look(vec![lost]), Some(3))
+            .unwrap_err()
+            .contains("GPU 3: temperature: NVML: GPU is lost"));
+        for (raw, name) in [(1, "gpu_reset"), (2, "node_reboot"), (4, "drain_and_reset")] {
+            let why = judge(&look(vec![gpu(0, Some(raw), vec![])]), None).unwrap_err();
+            assert!(why.contains(&format!("still asks for {name}")), "{why}");
+        }
+        assert!(judge(&look(vec![gpu(0, None, vec![])]), Some(5))
+            .unwrap_err()
+            .contains("GPU 5 is missing"));
+        let silent = Look {
+            answering: false,
+            up: false,
+            said: "unreachable".into(),
+            sample: None,
+        };
+        assert!(judge(&silent, None).unwrap_err().contains("did not answer"));
     }
 }

@@ -326,12 +326,19 @@ pub(super) fn reboot(
                         super::reset::record(ctx, wf, i, &plan, super::remedy::Remedy::Reboot)?;
                     }
                     let step = wf.nodes[i].step.clone();
-                    set(wf, i, step, format!("reboot asked ({command})"), report);
+                    let practice = matches!(ctx.exec, Executor::Simulated(_));
+                    // The runner reports such a reboot ok only once it saw the node down.
+                    let seen =
+                        !practice && crate::actions::probe::reboot_confirms_down(ctx.inv, id);
+                    let note = if seen {
+                        format!("reboot asked ({command}); went down")
+                    } else {
+                        format!("reboot asked ({command})")
+                    };
+                    set(wf, i, step, note, report);
                     // The runner already saw it go down (an SSH reboot is ok only then); practice: the simulated
                     // fleet does not drop off. Either way, count the reboot as seen.
-                    if matches!(ctx.exec, Executor::Simulated(_))
-                        || crate::actions::probe::reboot_confirms_down(ctx.inv, id)
-                    {
+                    if seen || practice {
                         wf.nodes[i].step = Step::WaitBack {
                             since_ms: now_ms(),
                             went_down: true,
