@@ -467,8 +467,10 @@ fn a_repair_from_the_tui_shows_the_job_it_waits_for_and_brings_the_node_back() {
         Duration::from_secs(10),
     );
     for command in [
+        "tn01: reboot — no GPU fault that a reset clears",
         "scontrol update NodeName=tn01 State=DRAIN",
         "ssh tn01 -- systemctl reboot",
+        "validate on each node: dcgmi diag -r 1 where dcgmi is installed",
         "scontrol update NodeName=tn01 State=RESUME",
     ] {
         assert!(dialog.contains(command), "{command}: {dialog}");

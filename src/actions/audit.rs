@@ -76,12 +76,31 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// A repair applied a remedy to a GPU: the history the lemon rule counts (`[repair] max_repairs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repaired {
+    pub time: String,
+    pub operator: String,
+    pub node: String,
+    pub gpu: u32,
+    /// `SN <serial>`, or the UUID when the GPU has no serial.
+    pub gpu_id: String,
+    /// `XID 79`, `recovery action gpu_reset`, `lost`.
+    pub cause: String,
+    /// `reset` or `reboot`.
+    pub remedy: String,
+    /// Written by `--demo` (which does not write these today): kept apart like every other record.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub demo: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "lowercase")]
 pub enum Record {
     Intent(Intent),
     Outcome(Outcome),
     Ack(Ack),
+    Repaired(Repaired),
 }
 
 impl Record {
@@ -91,6 +110,7 @@ impl Record {
             Record::Intent(r) => r.demo,
             Record::Outcome(r) => r.demo,
             Record::Ack(r) => r.demo,
+            Record::Repaired(r) => r.demo,
         }
     }
 
@@ -99,6 +119,7 @@ impl Record {
             Record::Intent(r) => r.demo = true,
             Record::Outcome(r) => r.demo = true,
             Record::Ack(r) => r.demo = true,
+            Record::Repaired(r) => r.demo = true,
         }
     }
 }
@@ -280,7 +301,7 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
         .iter()
         .filter_map(|r| match r {
             Record::Outcome(o) => Some(o.id.as_str()),
-            Record::Intent(_) | Record::Ack(_) => None,
+            Record::Intent(_) | Record::Ack(_) | Record::Repaired(_) => None,
         })
         .collect();
     let unfinished = records

@@ -189,7 +189,30 @@ fn past(text: &str) -> Result<std::time::SystemTime, String> {
             crate::text::escape(text)
         )
     })?;
-    std::time::SystemTime::now()
-        .checked_sub(age)
-        .ok_or_else(|| format!("--at: {text} is before the clock's start"))
+    // Prometheus counts from the Unix epoch: an age reaching past it would be read as 1970, not refused.
+    let now = std::time::SystemTime::now();
+    now.checked_sub(age)
+        .filter(|t| *t >= std::time::UNIX_EPOCH)
+        .ok_or_else(|| {
+            format!(
+                "--at: {} ago is before 1970-01-01, where Prometheus time starts",
+                crate::text::escape(text)
+            )
+        })
+}
+
+#[cfg(test)]
+mod at_tests {
+    use super::past;
+
+    #[test]
+    fn an_age_before_the_epoch_is_refused_not_read_as_1970() {
+        let err = past("1000000000years").unwrap_err();
+        assert!(err.contains("before 1970-01-01"), "{err}");
+        assert!(past("60years").is_err());
+        let hour = past("1h").unwrap();
+        assert!(hour > std::time::UNIX_EPOCH);
+        assert!(past("2026-11-27T03:12:00Z").is_ok());
+        assert!(past("soon").unwrap_err().contains("neither a time"));
+    }
 }

@@ -3,6 +3,7 @@
 mod error;
 mod file;
 pub mod nodeset;
+mod repair;
 mod resolve;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 pub(crate) use error::Locator;
 pub use error::{InventoryError, InventoryErrors};
+pub use repair::{RepairSettings, Validate, DCGMI_DIAG};
 
 /// Most GPUs a node may be declared with; a sample carries no more either.
 pub(crate) const MAX_GPUS_PER_NODE: u32 = 64;
@@ -96,6 +98,8 @@ pub struct ActionSettings {
     pub bmc_template: String,
     pub read_only: bool,
     pub audit_log: Option<String>,
+    /// `[repair]`.
+    pub repair: RepairSettings,
 }
 
 /// Which transport reads the fleet.

@@ -656,6 +656,7 @@ fn action_settings(
         bmc_template: r.bmc.clone().unwrap_or_else(|| "{node}-bmc".into()),
         read_only: parsed.actions.read_only.unwrap_or(false),
         audit_log: parsed.actions.audit_log.clone(),
+        repair: super::repair::resolve(&parsed.repair, loc, errors),
     }
 }
 

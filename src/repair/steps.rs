@@ -1,5 +1,5 @@
-//! The workflow's steps, each advancing every node that stands at it: drain, wait for jobs (and `--kill-after`),
-//! reboot, wait until back, undrain.
+//! The workflow's steps, each advancing every node that stands at it: drain (or hold a lemon), wait for jobs
+//! (and `--kill-after`), reboot, wait until back, undrain.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,21 @@ pub(super) fn drain(
     let ids: Vec<NodeId> = waiting.iter().map(|&(_, id)| id).collect();
     let states = status::query(ctx.inv, ctx.exec, &ids).unwrap_or_default();
     let mut to_drain = Vec::new();
+    let log = crate::actions::run::audit_path(ctx.inv);
     for &(i, id) in &waiting {
+        // A GPU repaired too often for the same cause is not repaired again: drained, held for inspection.
+        let held = wf.nodes[i].plan.as_ref().and_then(|plan| {
+            super::history::held(
+                &log,
+                &ctx.inv.actions.repair,
+                plan,
+                std::time::SystemTime::now(),
+            )
+        });
+        if let Some(held) = held {
+            hold(ctx, wf, i, id, &held, report)?;
+            continue;
+        }
         match states.get(&id) {
             Some(d)
                 if d.ours() && matches!(d.state, DrainState::Drained | DrainState::Draining) =>
@@ -58,6 +72,31 @@ pub(super) fn drain(
         }
     }
     save(wf)
+}
+
+/// Drains node `i` with the hold as its reason and stops its repair there.
+fn hold(
+    ctx: &Context,
+    wf: &mut Workflow,
+    i: usize,
+    id: NodeId,
+    held: &str,
+    report: &mut dyn FnMut(Event),
+) -> Result<(), String> {
+    let req = request(
+        ctx,
+        wf,
+        ActionKind::Drain,
+        vec![id],
+        format!("{REASON_PREFIX}{held}"),
+    );
+    let why = match act(ctx, &req)?.into_iter().next() {
+        Some((_, Ok(command))) => format!("{held}; drained ({command}), not repaired again"),
+        Some((_, Err(e))) => format!("{held}; not repaired again, and the drain failed: {e}"),
+        None => format!("{held}; not repaired again"),
+    };
+    set(wf, i, Step::Failed { why }, String::new(), report);
+    Ok(())
 }
 
 fn enter_wait_jobs(
@@ -111,7 +150,11 @@ pub(super) fn wait_jobs(
         let running = workload.jobs(id);
         if running.is_empty() && !unknown {
             close_wait(ctx, wf, i, true, "no job or pod runs")?;
-            set(wf, i, Step::Reboot, "no job or pod runs".into(), report);
+            let next = match wf.nodes[i].remedy() {
+                super::remedy::Remedy::Reset => Step::Reset,
+                super::remedy::Remedy::Reboot => Step::Reboot,
+            };
+            set(wf, i, next, "no job or pod runs".into(), report);
             changed = true;
             continue;
         }
@@ -280,6 +323,9 @@ pub(super) fn reboot(
         for (_, result) in act(ctx, &req)? {
             match result {
                 Ok(command) => {
+                    if let Some(plan) = wf.nodes[i].plan.clone() {
+                        super::reset::record(ctx, wf, i, &plan, super::remedy::Remedy::Reboot)?;
+                    }
                     let step = wf.nodes[i].step.clone();
                     let practice = matches!(ctx.exec, Executor::Simulated(_));
                     // The runner reports such a reboot ok only once it saw the node down.
@@ -413,7 +459,7 @@ pub(super) fn wait_back(
                     "back, {source} answering, health {}",
                     view.verdict.health.as_str()
                 );
-                set(wf, i, Step::Undrain, note, report);
+                set(wf, i, Step::Validate, note, report);
             }
             changed = true;
         } else if waited > deadline {

@@ -299,6 +299,7 @@ fn repair_thread(
 ) -> Result<String, String> {
     use crate::repair::{self, store, Context, Limits, Workflow};
     let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
+    let _lock = store::lock(&path)?;
     if let Some(wf) = store::load(&path)?.filter(|w| !w.finished()) {
         return Err(format!(
             "an unfinished repair ({}) started {}: fleetop repair --resume or --abandon it first",
@@ -321,6 +322,10 @@ fn repair_thread(
     };
     let reason = request.reason.clone().unwrap_or_default();
     let mut wf = Workflow::new(inv, &request.nodes, &reason, &request.operator, limits);
+    let plans = repair::remedy::diagnose(inv, transport.as_ref(), &request.nodes);
+    for (n, plan) in wf.nodes.iter_mut().zip(plans) {
+        n.plan = Some(plan);
+    }
     let stop = std::sync::atomic::AtomicBool::new(false);
     let ctx = Context {
         inv,

@@ -249,8 +249,28 @@ impl App {
         };
         let inv = self.fleet.inventory();
         let reason = c.request.reason.clone().unwrap_or_default();
-        match crate::repair::commands(inv, &c.request.nodes, &reason, &c.request.operator) {
-            Ok(commands) => c.commands = commands,
+        // The remedy each node's last sample asks for; the repair looks again before it starts.
+        let plans: Vec<_> = c
+            .request
+            .nodes
+            .iter()
+            .map(|&n| {
+                crate::repair::remedy::from_sample(inv, n, self.fleet.nodes()[n].sample.as_ref())
+            })
+            .collect();
+        let checks = [crate::repair::validate::describe(inv)];
+        match crate::repair::commands(
+            inv,
+            &c.request.nodes,
+            &plans,
+            &checks,
+            &reason,
+            &c.request.operator,
+        ) {
+            Ok(commands) => {
+                c.commands = crate::repair::remedy_lines(inv, &c.request.nodes, &plans);
+                c.commands.extend(commands);
+            }
             Err(e) => c.refusals.push(e),
         }
         c.repair = true;
