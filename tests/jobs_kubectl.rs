@@ -136,8 +136,9 @@ fn gpu_requests_are_counted_and_a_bad_answer_is_not_taken_for_none() {
 #[test]
 fn a_pod_on_a_node_with_a_long_name_is_found() {
     let dir = tempfile::tempdir().unwrap();
-    // Kubernetes node names are DNS subdomains of up to 253 characters; the inventory takes them too.
-    let node = format!("gpu-{}.rack7.example.internal", "a".repeat(60));
+    // Kubernetes node names are DNS subdomains of up to 253 characters (labels of at most 63); the inventory
+    // takes them too.
+    let node = format!("gpu-{}.rack7.example.internal", "a".repeat(55));
     assert!(node.len() > 64);
     let pods = std::fs::read_to_string(fixture("pods-minikube.json"))
         .unwrap()
