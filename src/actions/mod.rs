@@ -6,6 +6,7 @@ pub mod exec;
 pub mod jobs;
 pub mod plan;
 mod redfish;
+pub mod resets;
 pub mod run;
 pub mod status;
 

@@ -53,7 +53,10 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         return EXIT_CANNOT_RUN;
     };
     let started = Instant::now();
-    let state = runtime.block_on(snapshot::collect(inv, transport.as_ref(), timeout));
+    // XIDs from before a GPU's last audited reset or reboot are history, not faults.
+    let resets = crate::actions::resets::read(&crate::actions::run::audit_path(&inv));
+    let mut state = runtime.block_on(snapshot::collect(inv, transport.as_ref(), timeout));
+    state.note_resets(&resets);
     phases.lap("collect: until every node answered");
     let report = Report::new(&state, &filter, started, Instant::now(), timeout);
     phases.lap("judge: views, verdicts, drift");

@@ -4,6 +4,8 @@ pub mod drift;
 pub mod events;
 pub mod filter;
 pub mod history;
+mod resets;
+pub use resets::AuditedReset;
 mod rates;
 pub mod view;
 mod watch;
@@ -150,6 +152,8 @@ pub struct FleetState {
     tally: drift::Tally,
     /// The rate each InfiniBand port usually runs at across the fleet.
     rates: rates::PortRates,
+    /// Per node, its last audited GPU resets and reboot (grown on first use).
+    resets: Vec<resets::NodeResets>,
 }
 
 impl FleetState {
@@ -165,6 +169,7 @@ impl FleetState {
             inventory,
             nodes,
             history_len,
+            resets: Vec::new(),
         }
     }
 

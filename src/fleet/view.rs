@@ -6,8 +6,9 @@ use super::{FleetState, NodeState};
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
-    classify_xid_event, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
+    classify_xid_event, judge_gpu_at, judge_gpu_count, judge_sxids_at, Health, Verdict,
 };
+use crate::telemetry::xid_age;
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.
@@ -80,9 +81,12 @@ impl FleetState {
             .flat_map(|s| &s.gpus)
             .map(|g| GpuView {
                 sample: g,
-                verdict: judge_gpu(g, &inv.thresholds, &|code, count| {
-                    self.acknowledged(id, g.index, code, count)
-                }),
+                verdict: judge_gpu_at(
+                    g,
+                    &inv.thresholds,
+                    &|code, count| self.acknowledged(id, g.index, code, count),
+                    &self.xid_clock(id, Some(g.index), sample_age),
+                ),
             })
             .collect();
         let mut verdict = Verdict::default();
@@ -99,16 +103,18 @@ impl FleetState {
             for warning in &sample.warnings {
                 verdict.add(Health::Warn, warning.clone());
             }
-            let switches = judge_sxids(sample.sxid.as_deref().unwrap_or_default());
+            let node_clock = self.xid_clock(id, None, sample_age);
+            let switches = judge_sxids_at(sample.sxid.as_deref().unwrap_or_default(), &node_clock);
             for reason in switches.reasons {
                 verdict.add(switches.health, reason);
             }
             for e in &sample.unmatched_xid {
                 let (health, what) = classify_xid_event(e);
                 let text = e.text.as_deref().unwrap_or("");
+                let age = xid_age::last_seen(Some(e), &node_clock);
                 verdict.add(
                     health,
-                    format!("XID {} ({}×): {what}; {text}", e.code, e.count),
+                    format!("XID {} ({}×): {what}; {text}{age}", e.code, e.count),
                 );
             }
             // The GPUs' own reasons first: they say what to do; the count follows from them.
