@@ -110,7 +110,7 @@ pub(crate) fn judge_gpu_at(
         }
     }
     xids(&mut v, gpu, acked, clock);
-    recovery_action(&mut v, gpu);
+    recovery_action(&mut v, gpu, clock);
     if let Some(reason) = gpu.nvlink.as_ref().and_then(super::fabric::judge_nvlinks) {
         v.add(Health::Warn, reason);
     }
@@ -262,13 +262,28 @@ fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged, clock: &XidClock)
 
 /// What the driver asks to recover the GPU (nvml.h `nvmlDeviceGpuRecoveryAction_t`, field 230 or XID 154's
 /// text): reset, reboot, drain-and-reset and unknown values crit, drain-P2P warn (DCGM's driver watch fails
-/// GPU_RECOVERY_RESET, _REBOOT and _DRAIN_RESET and warns on _DRAIN_P2P); none says nothing.
-fn recovery_action(v: &mut Verdict, gpu: &GpuSample) {
+/// GPU_RECOVERY_RESET, _REBOOT and _DRAIN_RESET and warns on _DRAIN_P2P); none says nothing. An action read
+/// only from an XID 154 line older than the GPU's last audited reset is history: the reset was what it asked for.
+fn recovery_action(v: &mut Verdict, gpu: &GpuSample, clock: &XidClock) {
     let Some(action) = recovery::of(gpu) else {
         return;
     };
-    if let Some(remedy) = recovery::remedy(action) {
-        v.add(recovery_severity(action), remedy);
+    let Some(remedy) = recovery::remedy(action) else {
+        return;
+    };
+    let from_log = gpu.recovery_action.is_none();
+    let events = gpu.xid_events.as_deref().unwrap_or_default();
+    let history = events
+        .iter()
+        .find(|e| e.code == XID_RECOVERY_ACTION_CHANGED)
+        .filter(|_| from_log)
+        .and_then(|e| xid_age::before_reset(e, events, clock));
+    match history {
+        Some(history) => v.add(
+            Health::Ok,
+            format!("XID 154's action {history}, not a current fault; was: {remedy}"),
+        ),
+        None => v.add(recovery_severity(action), remedy),
     }
 }
 
@@ -757,6 +772,45 @@ mod tests {
             classify_xid_event(&event("changed from 0x0 (None) to 0x3 (Drain P2P)")).0,
             Health::Warn
         );
+    }
+
+    #[test]
+    fn an_xid154_action_from_before_the_last_reset_is_history() {
+        let t = Thresholds::default();
+        let gpu = GpuSample {
+            xid: Some(vec![154]),
+            xid_events: Some(vec![XidEvent {
+                code: 154,
+                count: 1,
+                first_ms: Some(1_000),
+                last_ms: Some(1_000),
+                text: Some(
+                    "GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)"
+                        .into(),
+                ),
+                fatal: None,
+            }]),
+            ..gpu()
+        };
+        let clock = |reset| XidClock {
+            now_ms: Some(10_000),
+            last_reset_ms: reset,
+        };
+        let before = judge_gpu_at(&gpu, &t, &none_acknowledged, &clock(None));
+        assert_eq!(before.health, Health::Crit, "{before:?}");
+        let after = judge_gpu_at(&gpu, &t, &none_acknowledged, &clock(Some(5_000)));
+        assert_eq!(after.health, Health::Ok, "{after:?}");
+        assert!(after
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("XID 154's action before the last reset")));
+        // The driver's live field is its current word: a reset that did not clear it leaves it crit.
+        let live = GpuSample {
+            recovery_action: Some(1),
+            ..gpu
+        };
+        let still = judge_gpu_at(&live, &t, &none_acknowledged, &clock(Some(5_000)));
+        assert_eq!(still.health, Health::Crit);
     }
 
     #[test]

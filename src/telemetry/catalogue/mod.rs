@@ -90,7 +90,7 @@ pub fn bucket(action: &str) -> Option<(Severity, &'static str)> {
         ),
         "UPDATE_SWFW" => (Warn, "update the driver or firmware"),
         "RESTART_APP" => (Info, "application fault: restart the application"),
-        "IGNORE" => (Info, "informational, no action (catalogue: ignore)"),
+        "IGNORE" => (Info, "informational, no action"),
         "CHECK_UVM" => (
             Info,
             "check the application's unified-memory (UVM) use",
