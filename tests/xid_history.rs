@@ -16,6 +16,11 @@ const XID_AT_MS: u64 = 1_796_576_400_000;
 const SAMPLE_AT_MS: u64 = 1_796_580_000_000;
 
 fn fleet_with_xid79(now: Instant) -> FleetState {
+    fleet_with(now, false)
+}
+
+/// XID 79 on GPU 0, or (`unmatched`) on a PCI address no listed GPU has: a GPU lost before the agent started.
+fn fleet_with(now: Instant, unmatched: bool) -> FleetState {
     let inv = Inventory::parse(
         "fixture.toml",
         "[defaults]\ninterval_ms = 1000\ngpus_per_node = 1\n[[cabinet]]\nname = \"c01\"\nnodes = \"c01n[1-2]\"\n",
@@ -38,12 +43,24 @@ fn fleet_with_xid79(now: Instant) -> FleetState {
         }]),
         ..Default::default()
     };
+    let (gpu, unmatched_xid) = if unmatched {
+        let event = gpu.xid_events.clone().unwrap_or_default();
+        let clean = GpuSample {
+            xid: Some(vec![]),
+            xid_events: None,
+            ..gpu
+        };
+        (clean, event)
+    } else {
+        (gpu, Vec::new())
+    };
     fleet.apply(Msg {
         node: 0,
         at: now,
         event: NodeEvent::Sample(NodeSample {
             t: SAMPLE_AT_MS,
             gpus: vec![gpu],
+            unmatched_xid,
             ..Default::default()
         }),
     });
@@ -119,4 +136,40 @@ fn a_failed_or_earlier_reset_or_another_gpus_changes_nothing() {
         let (health, reasons) = verdict_after(std::slice::from_ref(&line));
         assert_eq!(health, Health::Crit, "{line}: {reasons:?}");
     }
+}
+
+#[test]
+fn an_unlisted_gpus_xid_is_history_only_after_a_reboot() {
+    let node_verdict = |log: &[String]| {
+        let now = Instant::now();
+        let mut fleet = fleet_with(now, true);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, log.join("\n") + "\n").unwrap();
+        fleet.note_resets(&fleetop::actions::resets::read(&path));
+        let view = fleet.node_view(0, now, Pending::Connecting);
+        (view.verdict.health, view.verdict.reasons)
+    };
+    let (health, reasons) = node_verdict(&[]);
+    assert_eq!(health, Health::Crit, "{reasons:?}");
+    let reset = audit_line("reset", true, "2026-12-06T17:30:00.000Z", "nvidia-smi -r");
+    assert_eq!(
+        node_verdict(&[reset]).0,
+        Health::Crit,
+        "a GPU reset cannot reach an unlisted GPU"
+    );
+    let reboot = audit_line(
+        "reboot",
+        true,
+        "2026-12-06T17:45:00.000Z",
+        "systemctl reboot",
+    );
+    let (health, reasons) = node_verdict(&[reboot]);
+    assert!(health < Health::Crit, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("XID 79 (1×): before the last reset")),
+        "{reasons:?}"
+    );
 }

@@ -112,10 +112,20 @@ impl FleetState {
                 let (health, what) = classify_xid_event(e);
                 let text = e.text.as_deref().unwrap_or("");
                 let age = xid_age::last_seen(Some(e), &node_clock);
-                verdict.add(
-                    health,
-                    format!("XID {} ({}×): {what}; {text}{age}", e.code, e.count),
-                );
+                // A GPU that is not listed has no reset of its own: only the node's reboot makes it history.
+                match xid_age::before_reset(e, &sample.unmatched_xid, &node_clock) {
+                    Some(history) => verdict.add(
+                        Health::Ok,
+                        format!(
+                            "XID {} ({}×): {history}, not a current fault{age}; was: {what}; {text}",
+                            e.code, e.count
+                        ),
+                    ),
+                    None => verdict.add(
+                        health,
+                        format!("XID {} ({}×): {what}; {text}{age}", e.code, e.count),
+                    ),
+                }
             }
             // The GPUs' own reasons first: they say what to do; the count follows from them.
             for gpu in &gpus {
