@@ -243,7 +243,7 @@ fn table_lists_the_worst_nodes_first_and_sums_up() {
     }
     let c042 = lines.iter().find(|l| l.starts_with("c042n3")).unwrap();
     assert!(
-        c042.contains("GPU 5: XID 79: GPU fell off the bus"),
+        c042.contains("GPU 5: XID 79: reboot the node (ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS"),
         "{c042}"
     );
 }

@@ -260,7 +260,7 @@ fn xids_reach_the_events_view_and_an_acknowledgement_holds_until_the_next_one() 
             .newest_first()
             .any(|e| e.text.starts_with("c01n1: GPU 2 XID 79 ×1")
                 && e.text.ends_with(
-                    ": GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\""
+                    ": reboot the node (ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS; NVIDIA: RESTART_BM) — \"GPU has fallen off the bus.\""
                 )),
         "the events view lists the XID"
     );

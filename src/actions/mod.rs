@@ -8,6 +8,7 @@ pub mod plan;
 pub mod probe;
 mod redfish;
 pub mod reset;
+pub mod resets;
 pub mod run;
 pub mod status;
 

@@ -58,6 +58,8 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         return EXIT_CANNOT_RUN;
     };
     let started = Instant::now();
+    // XIDs from before a GPU's last audited reset or reboot are history, not faults.
+    let resets = crate::actions::resets::read(&crate::actions::run::audit_path(&inv));
     // The drain backends are asked once each, beside the pass; a past snapshot (`--at`) has no drains to ask.
     let drains = if args.at.is_none() && !g.demo {
         ask_drains(&inv)
@@ -69,6 +71,7 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         transport.as_ref(),
         timeout,
     ));
+    state.note_resets(&resets);
     if let Some(drains) = drains {
         operations(&mut state, &drains, started + timeout);
     }

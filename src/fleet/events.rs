@@ -3,10 +3,17 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::telemetry::health::{classify_xid_event, Health};
+use crate::telemetry::xid_age::{self, XidClock};
 use crate::telemetry::{GpuSample, XidEvent};
 
-/// The XIDs of `new` that `old` did not have, or had with a lower count, each with its verdict and a line.
-pub(crate) fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health, String)> {
+/// The XIDs of `new` that `old` did not have, or had with a lower count, each with its verdict and a line; ages
+/// and "before the last reset" are measured on `clock`.
+pub(crate) fn new_xids(
+    old: Option<&GpuSample>,
+    new: &GpuSample,
+    clock: &XidClock,
+) -> Vec<(Health, String)> {
+    let events = new.xid_events.as_deref().unwrap_or_default();
     let count_in = |g: &GpuSample, code: u32| {
         g.xid_counts()
             .into_iter()
@@ -33,7 +40,17 @@ pub(crate) fn new_xids(old: Option<&GpuSample>, new: &GpuSample) -> Vec<(Health,
                     count: 1,
                     ..Default::default()
                 });
-            (classify_xid_event(&event).0, describe(new.index, &event))
+            let history = xid_age::before_reset(&event, events, clock);
+            let health = match history {
+                Some(_) => Health::Ok,
+                None => classify_xid_event(&event).0,
+            };
+            let mut line = describe(new.index, &event);
+            line += &xid_age::last_seen(Some(&event), clock);
+            if let Some(history) = history {
+                line += &format!("; {history}, not a current fault");
+            }
+            (health, line)
         })
         .collect()
 }
@@ -92,16 +109,38 @@ mod tests {
 
     #[test]
     fn new_and_repeated_xids_are_journaled_once() {
-        let first = new_xids(None, &gpu(1));
+        let clock = XidClock {
+            now_ms: Some(60_000 + 40 * 60_000),
+            last_reset_ms: None,
+        };
+        let first = new_xids(None, &gpu(1), &clock);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].0, Health::Crit);
         assert_eq!(
             first[0].1,
             "GPU 5 XID 79 ×1, first 1970-01-01T00:00:00Z, last 1970-01-01T00:01:00Z: \
-             GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\""
+             reboot the node (ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS; NVIDIA: RESTART_BM) \
+             — \"GPU has fallen off the bus.\"; last 40 min ago"
         );
-        assert!(new_xids(Some(&gpu(1)), &gpu(1)).is_empty());
-        assert_eq!(new_xids(Some(&gpu(1)), &gpu(3)).len(), 1);
+        assert!(new_xids(Some(&gpu(1)), &gpu(1), &clock).is_empty());
+        assert_eq!(new_xids(Some(&gpu(1)), &gpu(3), &clock).len(), 1);
+        let reset = XidClock {
+            last_reset_ms: Some(120_000),
+            ..clock
+        };
+        let history = new_xids(None, &gpu(1), &reset);
+        assert_eq!(
+            history[0].0,
+            Health::Ok,
+            "an XID from before the last reset is information"
+        );
+        assert!(
+            history[0].1.ends_with(
+                "before the last reset (reset or reboot audited, 39 min ago), not a current fault"
+            ),
+            "{}",
+            history[0].1
+        );
     }
 
     #[test]
@@ -111,7 +150,11 @@ mod tests {
             e.first_ms = Some(u64::MAX);
             e.last_ms = Some(253_402_300_800_000);
         }
-        let line = &new_xids(None, &far)[0].1;
+        let clock = XidClock {
+            now_ms: Some(60_000),
+            last_reset_ms: None,
+        };
+        let line = &new_xids(None, &far, &clock)[0].1;
         assert!(
             line.contains("first 18446744073709551615 ms after 1970 (not a date)"),
             "{line}"

@@ -6,6 +6,8 @@ pub mod events;
 pub mod filter;
 pub mod history;
 pub mod operations;
+mod resets;
+pub use resets::AuditedReset;
 mod rates;
 pub mod restart;
 pub mod view;
@@ -156,6 +158,8 @@ pub struct FleetState {
     rates: rates::PortRates,
     /// Per node, its drain, restart and repair as last reported.
     ops: Vec<operations::NodeOps>,
+    /// Per node, its last audited GPU resets and reboot (grown on first use).
+    resets: Vec<resets::NodeResets>,
 }
 
 impl FleetState {
@@ -172,6 +176,7 @@ impl FleetState {
             inventory,
             nodes,
             history_len,
+            resets: Vec::new(),
         }
     }
 

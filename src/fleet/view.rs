@@ -6,9 +6,10 @@ use super::{FleetState, NodeState};
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
-    classify_xid_event, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
+    classify_xid_event, judge_gpu_at, judge_gpu_count, judge_sxids_at, Health, Verdict,
 };
 use crate::telemetry::identity::judge_gpu_identity;
+use crate::telemetry::xid_age;
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.
@@ -86,9 +87,12 @@ impl FleetState {
             .flat_map(|s| &s.gpus)
             .map(|g| GpuView {
                 sample: g,
-                verdict: judge_gpu(g, &inv.thresholds, &|code, count| {
-                    self.acknowledged(id, g, code, count)
-                }),
+                verdict: judge_gpu_at(
+                    g,
+                    &inv.thresholds,
+                    &|code, count| self.acknowledged(id, g, code, count),
+                    &self.xid_clock(id, Some(g.index), sample_age),
+                ),
             })
             .collect();
         let mut verdict = Verdict::default();
@@ -112,17 +116,29 @@ impl FleetState {
             for warning in &sample.warnings {
                 verdict.add(Health::Warn, warning.clone());
             }
-            let switches = judge_sxids(sample.sxid.as_deref().unwrap_or_default());
+            let node_clock = self.xid_clock(id, None, sample_age);
+            let switches = judge_sxids_at(sample.sxid.as_deref().unwrap_or_default(), &node_clock);
             for reason in switches.reasons {
                 verdict.add(switches.health, reason);
             }
             for e in &sample.unmatched_xid {
                 let (health, what) = classify_xid_event(e);
                 let text = e.text.as_deref().unwrap_or("");
-                verdict.add(
-                    health,
-                    format!("XID {} ({}×): {what}; {text}", e.code, e.count),
-                );
+                let age = xid_age::last_seen(Some(e), &node_clock);
+                // A GPU that is not listed has no reset of its own: only the node's reboot makes it history.
+                match xid_age::before_reset(e, &sample.unmatched_xid, &node_clock) {
+                    Some(history) => verdict.add(
+                        Health::Ok,
+                        format!(
+                            "XID {} ({}×): {history}, not a current fault{age}; was: {what}; {text}",
+                            e.code, e.count
+                        ),
+                    ),
+                    None => verdict.add(
+                        health,
+                        format!("XID {} ({}×): {what}; {text}{age}", e.code, e.count),
+                    ),
+                }
             }
             // The GPUs' own reasons first: they say what to do; the count follows from them.
             for gpu in &gpus {

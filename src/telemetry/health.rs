@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
+use super::catalogue::{self, Severity};
 use super::recovery::{self, XID_RECOVERY_ACTION_CHANGED};
+use super::xid_age::{self, XidClock};
 use super::{GpuErrorKind, GpuSample, RecoveryAction, XidEvent};
 use crate::inventory::Thresholds;
 
@@ -13,70 +15,15 @@ const H100_MEM_MAX_C: u32 = 95;
 /// How far below a crit threshold the warn threshold sits by default.
 const WARN_MARGIN_C: f64 = 5.0;
 
-/// XIDs that need a GPU reset or a node reboot (NVIDIA's XID catalogue, DCGM's health watch): `crit`.
-const CRIT_XIDS: &[(u32, &str)] = &[
-    (46, "GPU stopped processing: reset the GPU"),
-    (48, "double-bit ECC error: reset the GPU"),
-    (62, "internal micro-controller halt: reset the GPU"),
-    (64, "row remap failure: reset the GPU; RMA if it repeats"),
-    (74, "NVLink error: reset the GPU, check the link"),
-    (79, "GPU fell off the bus: reboot the node"),
-    (95, "uncontained memory error: reset the GPU"),
-    (
-        110,
-        "needs a GPU reset (NVIDIA XID catalogue): reset the GPU",
-    ),
-    (119, "GSP RPC timeout: reset the GPU"),
-    (120, "GSP error: reset the GPU"),
-    (
-        136,
-        "needs a GPU reset (NVIDIA XID catalogue): reset the GPU",
-    ),
-    (140, "unrecovered ECC error: reset the GPU"),
-    (
-        143,
-        "needs a GPU reset (NVIDIA XID catalogue): reset the GPU",
-    ),
-    (
-        154,
-        "recovery action required: follow the action nvidia-smi -q reports",
-    ),
-    (
-        156,
-        "needs a GPU reset (NVIDIA XID catalogue): reset the GPU",
-    ),
-    (
-        158,
-        "needs a GPU reset (NVIDIA XID catalogue): reset the GPU",
-    ),
-];
 /// XID 154 whose action is known: the recovery-action rule gives the verdict.
 const RECOVERY_ACTION_CHANGED: &str =
     "GPU recovery action changed (see the driver's recovery action)";
-/// XIDs worth a look but not an emergency: `warn`.
-const WARN_XIDS: &[(u32, &str)] = &[
-    (63, "row remap event, a GPU reset activates it"),
-    (92, "high single-bit ECC rate"),
-    (
-        94,
-        "contained memory error: the application was stopped, the GPU is usable",
-    ),
-    (
-        109,
-        "context-switch timeout: restart the application; reset the GPU if it repeats",
-    ),
-];
-/// Application faults (bad kernels, MMU faults of user code): information, no verdict on the hardware.
-const APPLICATION_XIDS: &[(u32, &str)] = &[
-    (13, "graphics engine exception (application fault)"),
-    (31, "GPU memory page fault (application fault)"),
-    (43, "GPU stopped an application (application fault)"),
-    (
-        45,
-        "preemptive cleanup after an earlier error or a killed application",
-    ),
-    (68, "video processor exception (application fault)"),
-];
+/// A code NVIDIA's catalogue does not list: never silently ok.
+const UNCLASSIFIED_XID: &str =
+    "unclassified XID, not in NVIDIA's catalogue: look it up before acting";
+const UNCLASSIFIED_SXID: &str = "unclassified SXid, not in NVIDIA's catalogue";
+const UNCLASSIFIED_FATAL_SXID: &str =
+    "unclassified SXid the driver marks Fatal: reset the NVLink fabric (reboot the node)";
 /// Throttle reasons that mean the hardware or driver is protecting itself (nvml.h clock event reasons).
 const WARN_THROTTLE: &[&str] = &[
     "hw_slowdown",
@@ -128,8 +75,21 @@ pub(crate) fn none_acknowledged(_code: u32, _count: u64) -> Option<String> {
     None
 }
 
-/// Judges one GPU. `acked(code, count)` gives the acknowledgement covering an XID, if any.
+/// Judges one GPU. `acked(code, count)` gives the acknowledgement covering an XID, if any. XIDs without a clock
+/// show no age (callers that have no sample time).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledged) -> Verdict {
+    judge_gpu_at(gpu, limits, acked, &XidClock::default())
+}
+
+/// Judges one GPU, its XIDs measured against `clock`: each shows its age, and one from before the GPU's last
+/// reset is history (see `xid_age`).
+pub(crate) fn judge_gpu_at(
+    gpu: &GpuSample,
+    limits: &Thresholds,
+    acked: Acknowledged,
+    clock: &XidClock,
+) -> Verdict {
     let mut v = Verdict::default();
     query_errors(&mut v, gpu);
     temperatures(&mut v, gpu, limits);
@@ -150,8 +110,8 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
             v.add(Health::Warn, format!("throttling: {reason}"));
         }
     }
-    xids(&mut v, gpu, acked);
-    recovery_action(&mut v, gpu);
+    xids(&mut v, gpu, acked, clock);
+    recovery_action(&mut v, gpu, clock);
     if let Some(reason) = gpu.nvlink.as_ref().and_then(super::fabric::judge_nvlinks) {
         v.add(Health::Warn, reason);
     }
@@ -264,14 +224,17 @@ fn temperatures(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
     }
 }
 
-/// Each XID by NVIDIA's classification; an acknowledged one is information until it happens again.
-fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged) {
+/// Each XID by NVIDIA's catalogue, with its age; one from before the GPU's last reset is history (information),
+/// and an acknowledged one is information until it happens again.
+fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged, clock: &XidClock) {
     if gpu.xid.as_ref().is_none_or(Vec::is_empty) {
         return;
     }
     // XID 154 summarises the recovery action; where the action is known, the recovery-action rule judges it.
     let action_known = recovery::of(gpu).is_some();
+    let events = gpu.xid_events.as_deref().unwrap_or_default();
     for (code, count) in gpu.xid_counts() {
+        let event = events.iter().find(|e| e.code == code);
         let (health, what) = if code == XID_RECOVERY_ACTION_CHANGED && action_known {
             (Health::Ok, RECOVERY_ACTION_CHANGED)
         } else {
@@ -282,25 +245,46 @@ fn xids(v: &mut Verdict, gpu: &GpuSample, acked: Acknowledged) {
         } else {
             String::new()
         };
-        match acked(code, count) {
-            Some(ack) if health != Health::Ok => v.add(
+        let age = xid_age::last_seen(event, clock);
+        let history = event.and_then(|e| xid_age::before_reset(e, events, clock));
+        match (history, acked(code, count)) {
+            (Some(history), _) if health != Health::Ok => v.add(
                 Health::Ok,
-                format!("XID {code}{times}: {what} [acknowledged: {ack}]"),
+                format!("XID {code}{times}: {history}, not a current fault{age}; was: {what}"),
             ),
-            _ => v.add(health, format!("XID {code}{times}: {what}")),
+            (_, Some(ack)) if health != Health::Ok => v.add(
+                Health::Ok,
+                format!("XID {code}{times}: {what} [acknowledged: {ack}]{age}"),
+            ),
+            _ => v.add(health, format!("XID {code}{times}: {what}{age}")),
         }
     }
 }
 
 /// What the driver asks to recover the GPU (nvml.h `nvmlDeviceGpuRecoveryAction_t`, field 230 or XID 154's
 /// text): reset, reboot, drain-and-reset and unknown values crit, drain-P2P warn (DCGM's driver watch fails
-/// GPU_RECOVERY_RESET, _REBOOT and _DRAIN_RESET and warns on _DRAIN_P2P); none says nothing.
-fn recovery_action(v: &mut Verdict, gpu: &GpuSample) {
+/// GPU_RECOVERY_RESET, _REBOOT and _DRAIN_RESET and warns on _DRAIN_P2P); none says nothing. An action read
+/// only from an XID 154 line older than the GPU's last audited reset is history: the reset was what it asked for.
+fn recovery_action(v: &mut Verdict, gpu: &GpuSample, clock: &XidClock) {
     let Some(action) = recovery::of(gpu) else {
         return;
     };
-    if let Some(remedy) = recovery::remedy(action) {
-        v.add(recovery_severity(action), remedy);
+    let Some(remedy) = recovery::remedy(action) else {
+        return;
+    };
+    let from_log = gpu.recovery_action.is_none();
+    let events = gpu.xid_events.as_deref().unwrap_or_default();
+    let history = events
+        .iter()
+        .find(|e| e.code == XID_RECOVERY_ACTION_CHANGED)
+        .filter(|_| from_log)
+        .and_then(|e| xid_age::before_reset(e, events, clock));
+    match history {
+        Some(history) => v.add(
+            Health::Ok,
+            format!("XID 154's action {history}, not a current fault; was: {remedy}"),
+        ),
+        None => v.add(recovery_severity(action), remedy),
     }
 }
 
@@ -334,19 +318,30 @@ pub(crate) fn classify_xid_event(e: &XidEvent) -> (Health, &'static str) {
     classify_xid(e.code)
 }
 
-/// NVIDIA's classification of one XID code: crit, warn, information (ok), or unknown (warn).
+/// NVIDIA's classification of one XID code (its catalogue, `telemetry/catalogue`): crit, warn, information
+/// (ok), or unclassified (warn).
 pub(crate) fn classify_xid(code: u32) -> (Health, &'static str) {
-    if let Some((_, what)) = CRIT_XIDS.iter().find(|(x, _)| *x == code) {
-        (Health::Crit, what)
-    } else if let Some((_, what)) = WARN_XIDS.iter().find(|(x, _)| *x == code) {
-        (Health::Warn, what)
-    } else if let Some((_, what)) = APPLICATION_XIDS.iter().find(|(x, _)| *x == code) {
-        (Health::Ok, what)
-    } else {
-        (
-            Health::Warn,
-            "unclassified XID: look it up in NVIDIA's XID catalogue",
-        )
+    match catalogue::xid(code) {
+        Some(e) => (health_of(e.severity), e.what.as_str()),
+        None => (Health::Warn, UNCLASSIFIED_XID),
+    }
+}
+
+/// NVIDIA's classification of one NVSwitch SXid, by its code (the catalogue's SXid table). A code the table
+/// lacks is judged by the driver's own word: `Fatal` crit, otherwise warn.
+pub(crate) fn classify_sxid(code: u32, fatal: Option<bool>) -> (Health, &'static str) {
+    match (catalogue::sxid(code), fatal) {
+        (Some(e), _) => (health_of(e.severity), e.what.as_str()),
+        (None, Some(true)) => (Health::Crit, UNCLASSIFIED_FATAL_SXID),
+        (None, _) => (Health::Warn, UNCLASSIFIED_SXID),
+    }
+}
+
+fn health_of(severity: Severity) -> Health {
+    match severity {
+        Severity::Info => Health::Ok,
+        Severity::Warn => Health::Warn,
+        Severity::Crit => Health::Crit,
     }
 }
 
@@ -366,23 +361,24 @@ fn temperature(v: &mut Verdict, what: &str, reading: Option<u32>, warn: f64, cri
     }
 }
 
-/// NVSwitch SXids (NVIDIA Fabric Manager user guide): fatal ones stall NVLink traffic until the fabric is reset.
+/// NVSwitch SXids, each by its code in NVIDIA's catalogue (not by the `Fatal`/`Non-fatal` word of its line:
+/// 22013 says Non-fatal and is ignorable at boot, 12028 needs a fabric reset). Without a clock: no ages (the
+/// kernel-log tally ranks SXids through it).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn judge_sxids(events: &[XidEvent]) -> Verdict {
+    judge_sxids_at(events, &XidClock::default())
+}
+
+/// [`judge_sxids`], each SXid with its age on `clock`.
+pub(crate) fn judge_sxids_at(events: &[XidEvent], clock: &XidClock) -> Verdict {
     let mut v = Verdict::default();
     for e in events {
-        match e.fatal {
-            Some(true) => v.add(
-                Health::Crit,
-                format!(
-                    "NVSwitch SXid {} fatal ({}×): reboot the node to reset the fabric",
-                    e.code, e.count
-                ),
-            ),
-            _ => v.add(
-                Health::Warn,
-                format!("NVSwitch SXid {} non-fatal ({}×)", e.code, e.count),
-            ),
-        }
+        let (health, what) = classify_sxid(e.code, e.fatal);
+        let age = xid_age::last_seen(Some(e), clock);
+        v.add(
+            health,
+            format!("NVSwitch SXid {} ({}×): {what}{age}", e.code, e.count),
+        );
     }
     v
 }
@@ -397,11 +393,15 @@ pub(crate) fn judge_gpu_count(seen: usize, expected: u32) -> Option<Verdict> {
 }
 
 #[cfg(test)]
+#[path = "health_xid_tests.rs"]
+mod xid_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::telemetry::GpuError;
 
-    fn gpu() -> GpuSample {
+    pub(super) fn gpu() -> GpuSample {
         GpuSample {
             name: Some("NVIDIA H100 80GB HBM3".into()),
             temp_c: Some(60),
@@ -466,19 +466,34 @@ mod tests {
                 &Thresholds::default(),
                 &none_acknowledged,
             )
-            .health
         };
+        // The design's crit list, and a sample of each crit bucket: RESET_GPU (109 included), RESTART_BM,
+        // CHECK_MECHANICALS, WORKFLOW_XID_48, WORKFLOW_NVLINK_ERR, WORKFLOW_NVLINK5_ERR, RESTART_VM.
         for x in [
-            46, 48, 62, 64, 74, 79, 95, 110, 119, 120, 136, 140, 143, 154, 156, 158,
+            46, 48, 62, 64, 74, 79, 95, 110, 119, 120, 136, 140, 143, 154, 156, 158, 109, 54, 155,
+            160, 162, 144, 151,
         ] {
-            assert_eq!(with(x), Health::Crit, "xid {x}");
+            assert_eq!(with(x).health, Health::Crit, "xid {x}");
         }
-        for x in [63, 92, 94, 109, 999] {
-            assert_eq!(with(x), Health::Warn, "xid {x}");
+        // UNEXPECTED_ERR_REPORT_ISSUE, UPDATE_SWFW, and codes the catalogue lacks.
+        for x in [1, 58, 78, 999, 0] {
+            assert_eq!(with(x).health, Health::Warn, "xid {x}");
         }
-        for x in [13, 31, 43, 45, 68] {
-            assert_eq!(with(x), Health::Ok, "xid {x}");
+        // RESTART_APP, IGNORE, WORKFLOW_XID_45 and CHECK_UVM: information (the issue's list and the design's
+        // application faults; 63, 92 and 94 were warnings before: the catalogue says ignore / restart the app).
+        for x in [
+            8, 11, 13, 31, 32, 38, 39, 40, 41, 43, 44, 45, 63, 68, 69, 70, 71, 72, 92, 93, 94, 137,
+            157, 159,
+        ] {
+            let v = with(x);
+            assert_eq!(v.health, Health::Ok, "xid {x}");
+            assert_eq!(v.reasons.len(), 1, "information is still said: {v:?}");
         }
+        assert_eq!(
+            with(79).reasons,
+            ["XID 79: reboot the node (ROBUST_CHANNEL_GPU_HAS_FALLEN_OFF_THE_BUS; NVIDIA: RESTART_BM)"]
+        );
+        assert!(with(4242).reasons[0].starts_with("XID 4242: unclassified XID"));
     }
 
     #[test]
@@ -722,17 +737,5 @@ mod tests {
             classify_xid_event(&event("changed from 0x0 (None) to 0x3 (Drain P2P)")).0,
             Health::Warn
         );
-    }
-
-    #[test]
-    fn sxids_by_severity() {
-        let e = |fatal| XidEvent {
-            code: 22013,
-            count: 3,
-            fatal: Some(fatal),
-            ..Default::default()
-        };
-        assert_eq!(judge_sxids(&[e(false)]).health, Health::Warn);
-        assert_eq!(judge_sxids(&[e(false), e(true)]).health, Health::Crit);
     }
 }

@@ -1,5 +1,6 @@
 //! What a node reports: per-GPU samples, the agent wire format, the nvidia-smi CSV parser and health rules.
 
+pub mod catalogue;
 pub mod fabric;
 pub mod health;
 pub(crate) mod identity;
@@ -11,6 +12,7 @@ pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;
 pub(crate) mod xid_tally;
+pub mod xid_age;
 
 use serde::{Deserialize, Serialize};
 

@@ -400,7 +400,11 @@ impl App {
         let name = &self.fleet.inventory().nodes[node].name;
         for gpu in &sample.gpus {
             let old = previous.and_then(|p| p.gpus.iter().find(|g| g.index == gpu.index));
-            for line in crate::fleet::events::new_xids(old, gpu) {
+            let clock = crate::telemetry::xid_age::XidClock {
+                now_ms: (sample.t > 0).then_some(sample.t),
+                ..self.fleet.xid_clock(node, Some(gpu.index), None)
+            };
+            for line in crate::fleet::events::new_xids(old, gpu, &clock) {
                 let (health, text) = line;
                 self.journal
                     .push(at, Some(node), health, format!("{name}: {text}"));

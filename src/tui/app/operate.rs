@@ -404,6 +404,9 @@ impl App {
                         format!("{name}: {} ok", kind.as_str()),
                     );
                     self.after_success(node, kind);
+                    // A reset or reboot just audited makes the XIDs before it history.
+                    let log = crate::actions::run::audit_path(self.fleet.inventory());
+                    self.fleet.note_resets(&crate::actions::resets::read(&log));
                 } else {
                     let text = format!("{name}: {} FAILED: {}", kind.as_str(), result.detail);
                     self.journal

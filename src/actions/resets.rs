@@ -1,0 +1,104 @@
+//! Reads back from the audit log the last successful GPU reset and node reboot per node, so XIDs older than
+//! them are judged as history (`telemetry::xid_age`). Only `outcome` records with `ok: true` count: a reset
+//! that failed, or whose outcome was never written, resets nothing.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::fleet::AuditedReset;
+
+/// The fields of an outcome record this reader needs; other records and fields are ignored, so it keeps
+/// reading logs written by other versions.
+#[derive(Deserialize)]
+struct Line {
+    record: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    ok: bool,
+    #[serde(default)]
+    time: String,
+    #[serde(default)]
+    command: String,
+}
+
+/// Every successful `reset` and `reboot` outcome in the log at `path` (a missing or unreadable log has none;
+/// lines that are not records are skipped, as the audit scan reports them).
+pub fn read(path: &Path) -> Vec<AuditedReset> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines().filter_map(parse).collect()
+}
+
+fn parse(line: &str) -> Option<AuditedReset> {
+    let l: Line = serde_json::from_str(line).ok()?;
+    let reboot = match l.action.as_str() {
+        "reboot" => true,
+        "reset" => false,
+        _ => return None,
+    };
+    if l.record != "outcome" || !l.ok || l.node.is_empty() {
+        return None;
+    }
+    let at = humantime::parse_rfc3339_weak(&l.time).ok()?;
+    let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(AuditedReset {
+        node: l.node,
+        gpu: if reboot { None } else { one_gpu(&l.command) },
+        reboot,
+        at_ms,
+    })
+}
+
+/// The GPU of `nvidia-smi -r -i N` (the reset action's command); `None` for `nvidia-smi -r`, every GPU.
+fn one_gpu(command: &str) -> Option<u32> {
+    let words: Vec<&str> = command
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '"'))
+        .collect();
+    let smi = words.iter().position(|w| w.ends_with("nvidia-smi"))?;
+    let rest = &words[smi..];
+    let i = rest.iter().position(|w| *w == "-i" || *w == "--id")?;
+    rest.get(i + 1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successful_resets_and_reboots_only() {
+        let log = [
+            r#"{"record":"intent","id":"1","time":"2026-12-06T18:00:00.000Z","operator":"ann","action":"reset","node":"c01n1","reason":null,"backend":"ssh","command":"ssh c01n1 -- nvidia-smi -r -i 3","pid":1}"#,
+            r#"{"record":"outcome","id":"1","time":"2026-12-06T18:00:05.000Z","operator":"ann","action":"reset","node":"c01n1","backend":"ssh","command":"ssh c01n1 -- nvidia-smi -r -i 3","ok":true,"exit_status":0,"duration_ms":5000,"detail":""}"#,
+            r#"{"record":"outcome","id":"2","time":"2026-12-06T19:00:00.000Z","operator":"ann","action":"reset","node":"c01n2","backend":"ssh","command":"nvidia-smi -r","ok":false,"exit_status":1,"duration_ms":5000,"detail":"busy"}"#,
+            r#"{"record":"outcome","id":"3","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"reboot","node":"c01n3","backend":"ssh","command":"systemctl reboot","ok":true,"exit_status":0,"duration_ms":5000,"detail":""}"#,
+            r#"{"record":"outcome","id":"4","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"drain","node":"c01n3","backend":"slurm","command":"scontrol","ok":true,"exit_status":0,"duration_ms":5,"detail":""}"#,
+            "torn {",
+        ];
+        let found: Vec<AuditedReset> = log.iter().filter_map(|l| parse(l)).collect();
+        assert_eq!(
+            found,
+            [
+                AuditedReset {
+                    node: "c01n1".into(),
+                    gpu: Some(3),
+                    reboot: false,
+                    at_ms: 1_796_580_005_000,
+                },
+                AuditedReset {
+                    node: "c01n3".into(),
+                    gpu: None,
+                    reboot: true,
+                    at_ms: 1_796_587_200_000,
+                },
+            ]
+        );
+        assert_eq!(one_gpu("nvidia-smi -r"), None);
+        assert_eq!(one_gpu("'nvidia-smi' '-r' '-i' '7'"), Some(7));
+    }
+}
