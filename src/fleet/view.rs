@@ -8,6 +8,7 @@ use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
     classify_xid_event, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
 };
+use crate::telemetry::rise::{judge_port_rise, judge_port_saturation};
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.
@@ -127,6 +128,10 @@ impl FleetState {
                 verdict.add(Health::Warn, format!("drift: {reason}"));
             }
             for port in sample.ib.iter().flatten() {
+                // Ports down by design (`[expect] ib_ignore`) are not judged at all.
+                if inv.expect.ib_ignored(&port.hca, port.port) {
+                    continue;
+                }
                 // The same port on other nodes sets the rate, unless the inventory says it; only up
                 // InfiniBand ports are looked up (every port is judged on every refresh).
                 let reason = judge_port_state(port).or_else(|| {
@@ -142,9 +147,16 @@ impl FleetState {
                 if let Some(reason) = reason {
                     verdict.add(Health::Warn, reason);
                 }
+                for (health, reason) in judge_port_saturation(port)
+                    .into_iter()
+                    .chain(judge_port_rise(port))
+                {
+                    verdict.add(health, reason);
+                }
             }
-            for reason in status.watch.reasons(now) {
-                verdict.add(Health::Warn, reason);
+            let ignored = |hca: &str, port: u32| inv.expect.ib_ignored(hca, port);
+            for (health, reason) in status.watch.reasons(now, &ignored) {
+                verdict.add(health, reason);
             }
             if state == NodeState::Stale {
                 let age = sample_age.unwrap_or_default().as_secs();

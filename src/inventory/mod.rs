@@ -50,6 +50,32 @@ pub struct Expect {
     pub ib_ports: Option<u32>,
     /// The rate every up InfiniBand port should run at, Gb/s.
     pub ib_rate_gbps: Option<f64>,
+    /// InfiniBand ports down by design, never judged: `(hca, None)` for every port of an HCA.
+    pub ib_ignore: Vec<(String, Option<u32>)>,
+}
+
+impl Expect {
+    /// Whether port `port` of `hca` is listed in `[expect] ib_ignore`.
+    pub fn ib_ignored(&self, hca: &str, port: u32) -> bool {
+        self.ib_ignore
+            .iter()
+            .any(|(h, p)| h == hca && p.is_none_or(|p| p == port))
+    }
+}
+
+/// `mlx5_4` → (`mlx5_4`, None); `mlx5_4/1` → (`mlx5_4`, Some(1)); `None` for anything else (an HCA name is
+/// letters, digits, `_`, `-` and `.`, as the kernel's drivers name them).
+pub(crate) fn parse_ib_port(text: &str) -> Option<(String, Option<u32>)> {
+    let (hca, port) = match text.split_once('/') {
+        Some((h, p)) => (h, Some(p.parse().ok()?)),
+        None => (text, None),
+    };
+    let valid = !hca.is_empty()
+        && hca.len() <= 32
+        && hca
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    valid.then(|| (hca.to_string(), port))
 }
 
 /// Which backend drains nodes.

@@ -151,9 +151,7 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
     }
     xids(&mut v, gpu, acked);
     recovery_action(&mut v, gpu);
-    if let Some(reason) = gpu.nvlink.as_ref().and_then(super::fabric::judge_nvlinks) {
-        v.add(Health::Warn, reason);
-    }
+    nvlinks(&mut v, gpu);
     if gpu.mig_enabled == Some(true) {
         v.add(
             Health::Ok,
@@ -161,6 +159,27 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
         );
     }
     v
+}
+
+/// NVLinks as DCGM's health watch judges them (DcgmHealthWatch.cpp, MonitorNVLink): a link that is down fails,
+/// except with MIG enabled, where NVML reports the links of MIG GPUs as down and DCGM skips the check (its
+/// source notes the driver bug); counters that rose since the agent's previous run at DCGM's rates
+/// ([`super::rise::nvlink_rise_health`]).
+fn nvlinks(v: &mut Verdict, gpu: &GpuSample) {
+    let Some(links) = &gpu.nvlink else { return };
+    if let Some(reason) = super::fabric::judge_nvlinks(links) {
+        if gpu.mig_enabled == Some(true) {
+            v.add(
+                Health::Ok,
+                format!("NVLink check skipped: MIG enabled (NVML reports MIG GPUs' links as down; {reason})"),
+            );
+        } else {
+            v.add(Health::Crit, reason);
+        }
+    }
+    for (health, reason) in links.rose.iter().flat_map(super::rise::judge_nvlink_rise) {
+        v.add(health, reason);
+    }
 }
 
 /// A failed query is a verdict (nvml.h return codes), one reason per kind of failure.

@@ -5,6 +5,7 @@ pub mod health;
 pub mod kernel_log;
 pub mod process;
 pub mod recovery;
+pub mod rise;
 pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;

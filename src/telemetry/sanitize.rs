@@ -308,6 +308,7 @@ fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
             p.link_layer.as_mut(),
             p.state.as_mut(),
             p.phys_state.as_mut(),
+            p.fw_ver.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -317,6 +318,7 @@ fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
         p.rate_gbps = p
             .rate_gbps
             .filter(|r| r.is_finite() && (0.0..=MAX_RATE_GBPS).contains(r));
+        super::rise::sanitize_ib_rise(&mut p.rose);
     }
     ports.sort_by(|a, b| a.hca.cmp(&b.hca).then(a.port.cmp(&b.port)));
     ports.dedup_by(|a, b| a.hca == b.hca && a.port == b.port);
@@ -332,6 +334,7 @@ fn sanitize_links(links: &mut NvLinks) {
     links.errors.retain(|e| e.link < total);
     links.errors.sort_by_key(|e| e.link);
     links.errors.dedup_by_key(|e| e.link);
+    super::rise::sanitize_nvlink_rise(&mut links.rose, total);
 }
 
 #[cfg(test)]
