@@ -693,7 +693,7 @@ fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
 fn a_snapshot_judges_what_rose_since_the_previous_one_and_skips_nvlinks_under_mig() {
     let fleet = Fleet::start(
         vec![
-            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Agent(Spec::node(1, 2).with_line("nvlink 0 18")),
             Behaviour::Agent(
                 Spec::node(2, 2)
                     .with_line("mig 0")
@@ -711,11 +711,12 @@ fn a_snapshot_judges_what_rose_since_the_previous_one_and_skips_nvlinks_under_mi
         set(&ib, "mlx5_0/ports/1/phys_state", "5: LinkUp");
         ports.push(ib);
     }
-    // tn03's port is down by design, and the inventory says so.
+    // tn03's HCA (a storage rail, say) is down by design, and the inventory says so.
     set(&ports[2], "mlx5_0/ports/1/state", "1: DOWN");
     set(&ports[2], "mlx5_0/ports/1/phys_state", "3: Disabled");
+    std::fs::rename(ports[2].join("mlx5_0"), ports[2].join("mlx5_9")).unwrap();
     let mut text = fleet.inventory(&[]);
-    text.insert_str(0, "[expect]\nib_ignore = [\"mlx5_0/1\"]\n\n");
+    text.insert_str(0, "[expect]\nib_ignore = [\"mlx5_9\"]\n\n");
     let path = fleet.dir.path().join("ignore.toml");
     std::fs::write(&path, text).unwrap();
 
@@ -758,20 +759,38 @@ fn a_snapshot_judges_what_rose_since_the_previous_one_and_skips_nvlinks_under_mi
         "mlx5_0/ports/1/counters/local_link_integrity_errors",
         "15",
     );
+    // …and GPU 0's NVLink 4 takes two replay errors: within a minute, DCGM's rate for a failure.
+    fleet.write_spec(
+        0,
+        &Spec::node(1, 2)
+            .with_line("nvlink 0 18")
+            .with_line("nvlink_errors 0 4 2 0 0 0 0"),
+    );
     let (code, doc, logs) = snapshot(&fleet, &path, "10");
-    assert_eq!(code, 1, "{doc:#}\n{logs}");
+    assert_eq!(code, 2, "{doc:#}\n{logs}");
     let risen = node(&doc, "tn01");
     assert_eq!(
         risen["ib"][0]["rose"]["counters"],
         serde_json::json!({"symbol_error": 7, "port_xmit_discards": 30})
     );
+    assert_eq!(
+        risen["gpus"][0]["nvlink"]["rose"]["links"],
+        serde_json::json!([{"link": 4, "replay": 2}])
+    );
+    assert_eq!(risen["gpus"][0]["health"], "crit");
     let reasons: Vec<&str> = risen["reasons"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r.as_str().unwrap())
         .collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("GPU 0: NVLink 4: replay rose by 2 in ")
+            && reasons[0].ends_with(" (since the agent's previous run)"),
+        "{reasons:?}"
+    );
+    let reasons = &reasons[1..];
     assert!(reasons[0].starts_with(
         "IB mlx5_0 port 1: local_link_integrity_errors at 15 saturated — rises unknown; clear with `perfquery -R`"
     ));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::telemetry::fabric::{saturated, IbCounters, IbPort, NvLinkErrors, NvLinks};
-use crate::telemetry::rise::{IbRise, NvLinkRise};
+use crate::telemetry::fabric::{IbRise, NvLinkRise};
 use crate::telemetry::NodeSample;
 
 const FILE: &str = "fabric-counters.json";

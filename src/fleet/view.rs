@@ -8,7 +8,7 @@ use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
     classify_xid_event, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
 };
-use crate::telemetry::rise::{judge_port_rise, judge_port_saturation};
+use crate::telemetry::rise::{judge_nvlink_rise, judge_port_rise, judge_port_saturation};
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.
@@ -79,11 +79,16 @@ impl FleetState {
             .sample
             .iter()
             .flat_map(|s| &s.gpus)
-            .map(|g| GpuView {
-                sample: g,
-                verdict: judge_gpu(g, &inv.thresholds, &|code, count| {
+            .map(|g| {
+                let mut verdict = judge_gpu(g, &inv.thresholds, &|code, count| {
                     self.acknowledged(id, g.index, code, count)
-                }),
+                });
+                // What the GPU's NVLink counters rose by since the agent's previous one-pass run.
+                let rose = g.nvlink.as_ref().and_then(|l| l.rose.as_ref());
+                for (health, reason) in rose.into_iter().flat_map(judge_nvlink_rise) {
+                    verdict.add(health, reason);
+                }
+                GpuView { sample: g, verdict }
             })
             .collect();
         let mut verdict = Verdict::default();

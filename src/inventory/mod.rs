@@ -353,3 +353,24 @@ pub(crate) fn expand_home(path: &str) -> PathBuf {
         _ => PathBuf::from(path),
     }
 }
+
+#[cfg(test)]
+mod ib_ignore_tests {
+    use super::*;
+
+    #[test]
+    fn an_hca_covers_its_ports_and_a_port_only_itself() {
+        assert_eq!(parse_ib_port("mlx5_4"), Some(("mlx5_4".into(), None)));
+        assert_eq!(parse_ib_port("mlx5_4/1"), Some(("mlx5_4".into(), Some(1))));
+        for bad in ["", "mlx5 4", "mlx5_4/", "mlx5_4/x", "../x", "/1"] {
+            assert_eq!(parse_ib_port(bad), None, "{bad:?}");
+        }
+        let expect = Expect {
+            ib_ignore: vec![("mlx5_4".into(), None), ("mlx5_1".into(), Some(2))],
+            ..Expect::default()
+        };
+        assert!(expect.ib_ignored("mlx5_4", 1) && expect.ib_ignored("mlx5_4", 2));
+        assert!(expect.ib_ignored("mlx5_1", 2));
+        assert!(!expect.ib_ignored("mlx5_1", 1) && !expect.ib_ignored("mlx5_0", 1));
+    }
+}

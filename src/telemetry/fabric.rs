@@ -74,7 +74,7 @@ pub struct NvLinks {
     /// What the counters rose by since the agent's previous one-pass run (`None`: unknown, see
     /// [`IbPort::rose`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rose: Option<super::rise::NvLinkRise>,
+    pub rose: Option<NvLinkRise>,
 }
 
 /// One link's error counters.
@@ -198,6 +198,30 @@ pub fn judge_nvlinks(links: &NvLinks) -> Option<String> {
     ))
 }
 
+/// The longest interval a rise may span on the wire (a year): a longer or zero one is dropped as implausible.
+pub const MAX_OVER_MS: u64 = 366 * 24 * 3600 * 1000;
+
+/// What a GPU's NVLink counters rose by, per link, over `over_ms` (the time since the agent's previous run).
+/// `links` lists only links with a rise: `[]` is "checked, none rose".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NvLinkRise {
+    /// Milliseconds between the two readings; 0 or beyond [`MAX_OVER_MS`] makes the rise unknown (sanitize).
+    #[serde(default)]
+    pub over_ms: u64,
+    #[serde(default)]
+    pub links: Vec<NvLinkErrors>,
+}
+
+/// What a port's counters rose by over `over_ms`; a counter that did not rise, or whose rise is unknown
+/// (saturated, or missing in either reading), is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IbRise {
+    #[serde(default)]
+    pub over_ms: u64,
+    #[serde(default)]
+    pub counters: IbCounters,
+}
+
 /// One InfiniBand (or RoCE) port.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IbPort {
@@ -224,7 +248,7 @@ pub struct IbPort {
     /// What the counters rose by since the agent's previous one-pass run (`None`: unknown: a live stream, an
     /// older agent, the first run since boot, or no state kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rose: Option<super::rise::IbRise>,
+    pub rose: Option<IbRise>,
 }
 
 /// A port's error counters, by their sysfs names (`None`: the HCA does not keep it).

@@ -161,10 +161,9 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
     v
 }
 
-/// NVLinks as DCGM's health watch judges them (DcgmHealthWatch.cpp, MonitorNVLink): a link that is down fails,
-/// except with MIG enabled, where NVML reports the links of MIG GPUs as down and DCGM skips the check (its
-/// source notes the driver bug); counters that rose since the agent's previous run at DCGM's rates
-/// ([`super::rise::nvlink_rise_health`]).
+/// NVLink states as DCGM's health watch judges them (DcgmHealthWatch.cpp, MonitorNVLink): a link that is down
+/// fails, except with MIG enabled, where NVML reports the links of MIG GPUs as down and DCGM skips the check
+/// (its source notes the driver bug). Counters that rose are judged by `telemetry::rise`.
 fn nvlinks(v: &mut Verdict, gpu: &GpuSample) {
     let Some(links) = &gpu.nvlink else { return };
     if let Some(reason) = super::fabric::judge_nvlinks(links) {
@@ -176,9 +175,6 @@ fn nvlinks(v: &mut Verdict, gpu: &GpuSample) {
         } else {
             v.add(Health::Crit, reason);
         }
-    }
-    for (health, reason) in links.rose.iter().flat_map(super::rise::judge_nvlink_rise) {
-        v.add(health, reason);
     }
 }
 

@@ -4,34 +4,9 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::fabric::{saturated, IbCounters, IbPort, NvLinkErrors};
+use super::fabric::{saturated, IbPort};
+pub use super::fabric::{IbRise, NvLinkRise, MAX_OVER_MS};
 use super::health::Health;
-
-/// The longest interval a rise may span on the wire (a year): a longer or zero one is dropped as implausible.
-pub const MAX_OVER_MS: u64 = 366 * 24 * 3600 * 1000;
-
-/// What a GPU's NVLink counters rose by, per link, over `over_ms` (the time since the agent's previous run).
-/// `links` lists only links with a rise: `[]` is "checked, none rose".
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NvLinkRise {
-    /// Milliseconds between the two readings; 0 or beyond [`MAX_OVER_MS`] makes the rise unknown (sanitize).
-    #[serde(default)]
-    pub over_ms: u64,
-    #[serde(default)]
-    pub links: Vec<NvLinkErrors>,
-}
-
-/// What a port's counters rose by over `over_ms`; a counter that did not rise, or whose rise is unknown
-/// (saturated, or missing in either reading), is absent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct IbRise {
-    #[serde(default)]
-    pub over_ms: u64,
-    #[serde(default)]
-    pub counters: IbCounters,
-}
 
 /// DCGM's limit for NVLink replay and recovery errors (`DCGM_LIMIT_MAX_NVLINK_ERROR`, DcgmGPUHardwareLimits.h):
 /// DcgmHealthWatch.cpp (MonitorNVLink) fails a rise of that many within its window, which is the last minute
@@ -177,32 +152,6 @@ pub fn judge_port_saturation(port: &IbPort) -> Option<(Health, String)> {
             names.join(", ")
         ),
     ))
-}
-
-/// Keeps a rise plausible: an interval within [`MAX_OVER_MS`] (else the rise is unknown), links within
-/// `total` and each once.
-pub fn sanitize_nvlink_rise(rise: &mut Option<NvLinkRise>, total: u32) {
-    if rise
-        .as_ref()
-        .is_some_and(|r| r.over_ms == 0 || r.over_ms > MAX_OVER_MS)
-    {
-        *rise = None;
-    }
-    if let Some(r) = rise {
-        r.links.retain(|l| l.link < total);
-        r.links.sort_by_key(|l| l.link);
-        r.links.dedup_by_key(|l| l.link);
-    }
-}
-
-/// Keeps a port's rise plausible: an interval within [`MAX_OVER_MS`], else unknown.
-pub fn sanitize_ib_rise(rise: &mut Option<IbRise>) {
-    if rise
-        .as_ref()
-        .is_some_and(|r| r.over_ms == 0 || r.over_ms > MAX_OVER_MS)
-    {
-        *rise = None;
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Tests of the rise rules: DCGM's NVLink rates, InfiniBand saturation and congestion, and the wire shape.
 
 use super::*;
-use crate::telemetry::fabric::NvLinkCounts;
+use crate::telemetry::fabric::{IbCounters, IbRise, NvLinkCounts, NvLinkErrors, MAX_OVER_MS};
+use crate::telemetry::sanitize::{sanitize_ib_rise, sanitize_nvlink_rise};
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -149,7 +150,6 @@ fn a_down_nvlink_is_crit_unless_mig_is_enabled() {
 
 #[test]
 fn a_snapshot_judges_nvlink_rises_at_dcgm_rates() {
-    let mut gpu = gpu_with_links(&[], Some(false));
     let rise = |replay| NvLinkRise {
         over_ms: 10 * 60_000,
         links: vec![NvLinkErrors {
@@ -160,54 +160,24 @@ fn a_snapshot_judges_nvlink_rises_at_dcgm_rates() {
             },
         }],
     };
-    gpu.nvlink.as_mut().unwrap().rose = Some(rise(10));
-    let v = judge(&gpu);
-    assert_eq!(v.health, Health::Crit, "{:?}", v.reasons);
     assert_eq!(
-        v.reasons,
-        ["NVLink 2: replay rose by 10 in 10 min 0 s (since the agent's previous run)"]
+        judge_nvlink_rise(&rise(10)),
+        [(
+            Health::Crit,
+            "NVLink 2: replay rose by 10 in 10 min 0 s (since the agent's previous run)"
+                .to_string()
+        )]
     );
-    gpu.nvlink.as_mut().unwrap().rose = Some(rise(3));
     assert_eq!(
-        judge(&gpu).health,
+        judge_nvlink_rise(&rise(3))[0].0,
         Health::Warn,
         "3 in 10 min is below 1 a minute"
     );
-}
-
-#[test]
-fn rises_on_the_wire_decode_and_are_sanitized_and_older_lines_still_read() {
-    use crate::telemetry::wire::{decode_agent_line, AgentLine};
-    let line = r#"{"t":1,"gpus":[{"index":0,"nvlink":{"total":18,"down":[],"errors":[],
-        "rose":{"over_ms":60000,"links":[{"link":2,"replay":3},{"link":40,"replay":1}]}}}],
-        "ib":[{"hca":"mlx5_0","port":1,"link_layer":"InfiniBand","state":"4: ACTIVE","phys_state":"5: LinkUp",
-        "rate_gbps":400.0,"counters":{"symbol_error":9},"fw_ver":"28.39.1002\u001b[2J",
-        "rose":{"over_ms":0,"counters":{"symbol_error":9}}}]}"#
-        .replace('\n', "");
-    let AgentLine::Sample(mut sample) = decode_agent_line(&line) else {
-        panic!("not a sample");
-    };
-    sample.sanitize(64);
-    let rise = sample.gpus[0]
-        .nvlink
-        .as_ref()
-        .unwrap()
-        .rose
-        .as_ref()
-        .unwrap();
-    assert_eq!(rise.links.len(), 1, "link 40 is beyond the GPU's 18");
-    let port = &sample.ib.as_ref().unwrap()[0];
-    assert_eq!(port.rose, None, "no interval: unknown");
-    assert!(!port.fw_ver.as_ref().unwrap().contains('\u{1b}'));
-    // An older agent's line has no rise: unknown, not "none rose".
-    let old = r#"{"t":1,"gpus":[{"index":0,"nvlink":{"total":18}}],"ib":[{"hca":"mlx5_0","port":1,
-        "link_layer":null,"state":null,"phys_state":null,"rate_gbps":null}]}"#
-        .replace('\n', "");
-    let AgentLine::Sample(old) = decode_agent_line(&old) else {
-        panic!("an older agent's line must decode");
-    };
-    assert_eq!(old.gpus[0].nvlink.as_ref().unwrap().rose, None);
-    assert_eq!(old.ib.as_ref().unwrap()[0].rose, None);
+    assert!(judge_nvlink_rise(&NvLinkRise {
+        over_ms: 1000,
+        links: vec![]
+    })
+    .is_empty());
 }
 
 #[test]
