@@ -252,7 +252,7 @@ fn reference_of<'t>(
         Aspect::IbRate => expect
             .ib_rate_gbps
             .map(|r| Cow::Owned(crate::telemetry::fabric::gbps(r))),
-        Aspect::HcaFirmware => None,
+        Aspect::HcaFirmware => expect.hca_firmware.as_deref().map(Cow::Borrowed),
     };
     match expected {
         Some(value) => Some((value, "expected")),

@@ -50,6 +50,8 @@ pub struct Expect {
     pub ib_ports: Option<u32>,
     /// The rate every up InfiniBand port should run at, Gb/s.
     pub ib_rate_gbps: Option<f64>,
+    /// Firmware every InfiniBand HCA should run (`fw_ver`).
+    pub hca_firmware: Option<String>,
     /// InfiniBand ports down by design, never judged: `(hca, None)` for every port of an HCA.
     pub ib_ignore: Vec<(String, Option<u32>)>,
 }

@@ -304,6 +304,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             ib_ports: e.ib_ports.as_ref().map(|n| *n.get_ref()),
             ib_rate_gbps: e.ib_rate_gbps.as_ref().map(|r| *r.get_ref()),
             ib_ignore,
+            hca_firmware: e.hca_firmware.clone(),
             driver: e.driver.clone(),
             vbios: e.vbios.clone(),
             gpu_model: match &e.gpu_model {
