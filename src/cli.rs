@@ -210,7 +210,8 @@ pub struct AgentArgs {
     /// Milliseconds between samples
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub interval: u64,
-    /// Print one sample and exit
+    /// Print one sample and exit; NVLink and InfiniBand counters are kept per boot in
+    /// $XDG_STATE_HOME/fleetop, else /var/lib/fleetop, and the sample says what rose since the previous run
     #[arg(long)]
     pub once: bool,
     /// NVML library to load [default: $FLEETOP_NVML_LIB, then the system's libnvidia-ml.so.1]

@@ -22,7 +22,9 @@ fn agent_with_log(spec: &std::path::Path, kernel_log: &std::path::Path, args: &[
         .args(args)
         .env("FAKE_NVML_SPEC", spec)
         .env("FLEETOP_NVML_LIB", &shared().fake_nvml)
-        .env("FLEETOP_KERNEL_LOG", kernel_log);
+        .env("FLEETOP_KERNEL_LOG", kernel_log)
+        // `--once` keeps fabric counters between runs: each spec its own state, never the machine's.
+        .env("XDG_STATE_HOME", spec.with_extension("state"));
     cmd
 }
 
@@ -727,4 +729,97 @@ fn a_kernel_log_over_64_mib_is_read_to_its_end_or_said_unknown() {
     } else {
         assert_eq!(xid, &json!([79]));
     }
+}
+
+/// Copies `tests/fixtures/sysfs/<tree>` under a new root; returns the root and its first port's directory.
+fn sysfs_copy(tree: &str, port: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/sysfs")
+        .join(tree)
+        .join("sys");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&from)
+        .arg(root.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let port = root.path().join("sys/class/infiniband").join(port);
+    (root, port)
+}
+
+#[test]
+fn once_twice_reports_what_rose_since_the_previous_run_and_saturated_counters_do_not_rise() {
+    let state = tempfile::tempdir().unwrap();
+    let (root, port) = sysfs_copy("procfs-mlx5", "mlx5_0/ports/1");
+    let set =
+        |file: &str, value: u64| std::fs::write(port.join(file), format!("{value}\n")).unwrap();
+    set("counters/symbol_error", 10);
+    // link_downed is 8 bits wide in the kernel's sysfs: at 255 it counts no more.
+    set("counters/link_downed", 255);
+    let run = |nvlink_errors: &str| {
+        let spec = spec_file(&format!("{SPEC}nvlink 0 18\n{nvlink_errors}\n"));
+        let mut cmd = agent(
+            spec.path(),
+            &["--sysfs-root", root.path().to_str().unwrap()],
+        );
+        cmd.env("XDG_STATE_HOME", state.path());
+        once(cmd).1
+    };
+    let first = run("nvlink_errors 0 2 1 0 7 0 0");
+    assert_eq!(
+        first["gpus"][0]["nvlink"].get("rose"),
+        None,
+        "a first run knows no rise"
+    );
+    assert_eq!(first["ib"][0].get("rose"), None);
+    assert!(state.path().join("fleetop/fabric-counters.json").is_file());
+
+    set("counters/symbol_error", 25);
+    set("hw_counters/rnr_nak_retry_err", 2);
+    let second = run("nvlink_errors 0 2 4 0 9 0 0");
+    let rose = &second["gpus"][0]["nvlink"]["rose"];
+    assert!(rose["over_ms"].as_u64().unwrap() > 0, "{rose}");
+    assert_eq!(
+        rose["links"],
+        json!([{"link": 2, "replay": 3, "crc_flit": 2}])
+    );
+    let ib = &second["ib"][0];
+    assert_eq!(ib["counters"]["link_downed"], 255);
+    assert_eq!(ib["fw_ver"], "14.28.2006");
+    assert_eq!(
+        ib["rose"]["counters"],
+        json!({"symbol_error": 15, "rnr_nak_retry_err": 2}),
+        "a saturated counter has no known rise"
+    );
+
+    // Nothing rose since: checked, none.
+    let third = run("nvlink_errors 0 2 4 0 9 0 0");
+    assert_eq!(third["gpus"][0]["nvlink"]["rose"]["links"], json!([]));
+    assert_eq!(third["ib"][0]["rose"]["counters"], json!({}));
+
+    // Another boot (another boot_id) starts over: no rise from the previous boot's counters.
+    let proc = tempfile::tempdir().unwrap();
+    let random = proc.path().join("sys/kernel/random");
+    std::fs::create_dir_all(&random).unwrap();
+    std::fs::write(
+        random.join("boot_id"),
+        "0d9e6c5b-7f0e-4a8e-9a51-2b1f3c4d5e6f\n",
+    )
+    .unwrap();
+    set("counters/symbol_error", 40);
+    let spec = spec_file(&format!("{SPEC}nvlink 0 18\n"));
+    let mut cmd = agent(
+        spec.path(),
+        &[
+            "--sysfs-root",
+            root.path().to_str().unwrap(),
+            "--proc-root",
+            proc.path().to_str().unwrap(),
+        ],
+    );
+    cmd.env("XDG_STATE_HOME", state.path());
+    let rebooted = once(cmd).1;
+    assert_eq!(rebooted["ib"][0].get("rose"), None, "{}", rebooted["ib"][0]);
 }

@@ -52,6 +52,7 @@ fn each_error_names_file_line_column_and_value() {
         (&format!("{CAB}[source]\nkind = \"prometheus\"\nurl = \"prometheus:9090\"\n"), "5:1", "needs url = \"http(s)://…\" (got \"prometheus:9090\")"),
         (&format!("{CAB}[source]\nkind = \"prometheus\"\nurl = \"http://p:9090\"\nnode_pattern = \"gpu-(\"\n"), "7:1", "node_pattern \"gpu-(\" is not a regular expression"),
         (&format!("{CAB}[source]\nkind = \"prometheus\"\nurl = \"http://p:9090\"\nnode_replacement = \"$1\"\n"), "7:1", "node_replacement needs node_pattern"),
+        (&format!("{CAB}[expect]\nib_ignore = [\"mlx5_4/1\", \"mlx5 4\"]\n"), "5:26", "ib_ignore: \"mlx5 4\" is not an HCA (\"mlx5_4\") or a port (\"mlx5_4/1\")"),
     ];
     for (text, position, words) in cases {
         let (code, _, err, path) = check(text);

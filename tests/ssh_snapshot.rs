@@ -629,7 +629,7 @@ fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
     let path = fleet.write_inventory(&[]);
 
     let (code, doc, logs) = snapshot(&fleet, &path, "10");
-    assert_eq!(code, 1, "warnings only: {doc:#}\n{logs}");
+    assert_eq!(code, 2, "tn04's down NVLink is crit: {doc:#}\n{logs}");
     for name in ["tn01", "tn04"] {
         let n = node(&doc, name);
         assert_eq!(n["ib"][0]["rate_gbps"], 400.0);
@@ -641,10 +641,10 @@ fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
         Value::Null,
         "no NVLink: null, not zeros"
     );
-    // A GPU with an NVLink down: the GPU and its node warn, naming the link.
+    // A GPU with an NVLink down fails as in DCGM's health watch: the GPU and its node are crit, naming the link.
     let short = node(&doc, "tn04");
     assert_eq!(short["gpus"][0]["nvlink"]["down"], serde_json::json!([7]));
-    assert_eq!(short["gpus"][0]["health"], "warn");
+    assert_eq!(short["gpus"][0]["health"], "crit");
     assert_eq!(short["gpus"][1]["health"], "ok");
     assert_eq!(
         short["reasons"],
@@ -793,4 +793,118 @@ fn a_forged_xid_is_ignored_and_junk_codes_cannot_hide_a_real_one() {
         hit["reasons"]
     );
     assert_eq!(code, 2);
+}
+
+#[test]
+fn a_snapshot_judges_what_rose_since_the_previous_one_and_skips_nvlinks_under_mig() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2).with_line("nvlink 0 18")),
+            Behaviour::Agent(
+                Spec::node(2, 2)
+                    .with_line("mig 0")
+                    .with_line("nvlink 0 18")
+                    .with_line("nvlink_down 0 3 0"),
+            ),
+            Behaviour::Agent(Spec::node(3, 2)),
+        ],
+        Quirks::default(),
+    );
+    let mut ports = Vec::new();
+    for i in 0..3 {
+        let ib = fleet.give_sysfs(i, "procfs-mlx5");
+        set(&ib, "mlx5_0/ports/1/rate", "400 Gb/sec (4X NDR)");
+        set(&ib, "mlx5_0/ports/1/phys_state", "5: LinkUp");
+        ports.push(ib);
+    }
+    // tn03's HCA (a storage rail, say) is down by design, and the inventory says so.
+    set(&ports[2], "mlx5_0/ports/1/state", "1: DOWN");
+    set(&ports[2], "mlx5_0/ports/1/phys_state", "3: Disabled");
+    std::fs::rename(ports[2].join("mlx5_0"), ports[2].join("mlx5_9")).unwrap();
+    let mut text = fleet.inventory(&[]);
+    text.insert_str(0, "[expect]\nib_ignore = [\"mlx5_9\"]\n\n");
+    let path = fleet.dir.path().join("ignore.toml");
+    std::fs::write(&path, text).unwrap();
+
+    let (code, doc, logs) = snapshot(&fleet, &path, "10");
+    assert_eq!(code, 0, "{doc:#}\n{logs}");
+    assert_eq!(
+        node(&doc, "tn01")["ib"][0].get("rose"),
+        None,
+        "a first pass knows no rise"
+    );
+    // Under MIG, NVML reports the links as down; DCGM skips the check and so does fleetop, saying why.
+    let mig = node(&doc, "tn02");
+    assert_eq!(mig["health"], "ok");
+    assert!(
+        mig["gpus"][0]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r
+                .as_str()
+                .unwrap()
+                .starts_with("NVLink check skipped: MIG enabled")),
+        "{mig:#}"
+    );
+    assert_eq!(
+        node(&doc, "tn03")["health"],
+        "ok",
+        "ignored port: not judged"
+    );
+
+    // Between two passes tn01's port takes symbol errors and drops packets, and a counter saturates.
+    set(&ports[0], "mlx5_0/ports/1/counters/symbol_error", "7");
+    set(
+        &ports[0],
+        "mlx5_0/ports/1/counters/port_xmit_discards",
+        "30",
+    );
+    set(
+        &ports[0],
+        "mlx5_0/ports/1/counters/local_link_integrity_errors",
+        "15",
+    );
+    // …and GPU 0's NVLink 4 takes two replay errors: within a minute, DCGM's rate for a failure.
+    fleet.write_spec(
+        0,
+        &Spec::node(1, 2)
+            .with_line("nvlink 0 18")
+            .with_line("nvlink_errors 0 4 2 0 0 0 0"),
+    );
+    let (code, doc, logs) = snapshot(&fleet, &path, "10");
+    assert_eq!(code, 2, "{doc:#}\n{logs}");
+    let risen = node(&doc, "tn01");
+    assert_eq!(
+        risen["ib"][0]["rose"]["counters"],
+        serde_json::json!({"symbol_error": 7, "port_xmit_discards": 30})
+    );
+    assert_eq!(
+        risen["gpus"][0]["nvlink"]["rose"]["links"],
+        serde_json::json!([{"link": 4, "replay": 2}])
+    );
+    assert_eq!(risen["gpus"][0]["health"], "crit");
+    let reasons: Vec<&str> = risen["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("GPU 0: NVLink 4: replay rose by 2 in ")
+            && reasons[0].ends_with(" (since the agent's previous run)"),
+        "{reasons:?}"
+    );
+    let reasons = &reasons[1..];
+    assert!(reasons[0].starts_with(
+        "IB mlx5_0 port 1: local_link_integrity_errors at 15 saturated — rises unknown; clear with `perfquery -R`"
+    ));
+    assert!(
+        reasons[1].starts_with(
+            "IB mlx5_0 port 1: symbol_error rose by 7, port_xmit_discards rose by 30 (congestion) in "
+        ) && reasons[1].ends_with(" (since the agent's previous run)"),
+        "{reasons:?}"
+    );
+    assert_eq!(node(&doc, "tn03")["health"], "ok");
 }

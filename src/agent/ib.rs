@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::telemetry::fabric::{
-    parse_rate, IbCounters, IbPort, IB_COUNTERS, MAX_HCAS, MAX_PORTS_PER_HCA,
+    parse_rate, IbCounters, IbPort, IB_COUNTERS, IB_HW_COUNTERS, MAX_HCAS, MAX_PORTS_PER_HCA,
 };
 
 /// Longest sysfs value read: these files hold one short line.
@@ -24,6 +24,7 @@ pub(crate) fn ports(root: &Path) -> Option<Vec<IbPort>> {
     for hca in hcas.into_iter().take(MAX_HCAS) {
         let dir = class.join(&hca);
         let hca_type = value(&dir.join("hca_type"));
+        let fw_ver = value(&dir.join("fw_ver"));
         let Ok(ports) = sorted_entries(&dir.join("ports")) else {
             continue;
         };
@@ -36,7 +37,12 @@ pub(crate) fn ports(root: &Path) -> Option<Vec<IbPort>> {
             let p = dir.join("ports").join(name);
             let mut counters = IbCounters::default();
             for c in IB_COUNTERS {
-                if let Some(v) = value(&p.join("counters").join(c)).and_then(|v| v.parse().ok()) {
+                let group = if IB_HW_COUNTERS.contains(&c) {
+                    "hw_counters"
+                } else {
+                    "counters"
+                };
+                if let Some(v) = value(&p.join(group).join(c)).and_then(|v| v.parse().ok()) {
                     counters.set(c, v);
                 }
             }
@@ -49,6 +55,8 @@ pub(crate) fn ports(root: &Path) -> Option<Vec<IbPort>> {
                 phys_state: value(&p.join("phys_state")),
                 rate_gbps: value(&p.join("rate")).as_deref().and_then(parse_rate),
                 counters,
+                fw_ver: fw_ver.clone(),
+                rose: None,
             });
         }
     }
@@ -111,6 +119,13 @@ mod tests {
         let mlx5 = ports_of("procfs-mlx5");
         assert_eq!(mlx5.len(), 1);
         assert_eq!(mlx5[0].rate_gbps, Some(25.0));
+        assert_eq!(mlx5[0].fw_ver.as_deref(), Some("14.28.2006"));
+        assert_eq!(
+            mlx5[0].counters.local_ack_timeout_err,
+            Some(131),
+            "from hw_counters/"
+        );
+        assert_eq!(mlx5[0].counters.port_rcv_remote_physical_errors, Some(0));
         assert!(mlx5[0].counters.all().iter().all(|(_, v)| v.is_some()));
     }
 

@@ -6,6 +6,7 @@ pub mod kernel;
 mod nvlink;
 mod procs;
 mod read;
+mod state;
 mod xid;
 
 use std::ffi::OsString;
@@ -162,7 +163,12 @@ fn stream(
         .clone()
         .or_else(|| std::env::var_os(SYSFS_ROOT_ENV).map(Into::into))
         .unwrap_or_else(|| "/".into());
-    let processes = procs::Processes::new(opts.proc_root.clone());
+    let proc_root: std::path::PathBuf = opts
+        .proc_root
+        .clone()
+        .or_else(|| std::env::var_os(procs::PROC_ROOT_ENV).map(Into::into))
+        .unwrap_or_else(|| "/proc".into());
+    let processes = procs::Processes::new(Some(proc_root.clone()));
     let mut links: Vec<Option<crate::telemetry::fabric::NvLinks>> = vec![None; gpus.len()];
     let mut tick: u64 = 0;
     loop {
@@ -212,6 +218,9 @@ fn stream(
             ib: ib::ports(&sysfs_root),
         };
         sample.sanitize(MAX_GPUS_PER_SAMPLE);
+        if opts.once {
+            state::rises_since_last_run(&mut sample, &proc_root);
+        }
         if !publish(Published::Sample(&sample)) || opts.once {
             return 0;
         }

@@ -1,4 +1,4 @@
-//! Drift: nodes whose agent, driver, GPU model, VBIOS or GPU count differ from the inventory's `[expect]`,
+//! Drift: nodes whose agent, driver, GPU model, VBIOS, GPU count or HCA firmware differ from the inventory's `[expect]`,
 //! or where it is silent from what most of the fleet runs (the agent from the jump host's own build).
 //! Tallies are kept as nodes report, so a node's reasons cost a lookup, not a pass over the fleet.
 
@@ -17,10 +17,13 @@ pub enum Aspect {
     GpuCount,
     IbPorts,
     IbRate,
+    /// The InfiniBand HCAs' firmware (sysfs `fw_ver`): a port on other firmware than its peers is a known cause
+    /// of link flaps and slow collectives, and NVIDIA's release notes pair firmware with drivers.
+    HcaFirmware,
 }
 
 impl Aspect {
-    pub const ALL: [Aspect; 7] = [
+    pub const ALL: [Aspect; 8] = [
         Aspect::Agent,
         Aspect::Driver,
         Aspect::GpuModel,
@@ -28,6 +31,7 @@ impl Aspect {
         Aspect::GpuCount,
         Aspect::IbPorts,
         Aspect::IbRate,
+        Aspect::HcaFirmware,
     ];
 
     pub fn label(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Aspect {
             Aspect::GpuCount => "GPUs",
             Aspect::IbPorts => "IB ports",
             Aspect::IbRate => "IB rate",
+            Aspect::HcaFirmware => "HCA firmware",
         }
     }
 
@@ -52,7 +57,7 @@ pub const NO_AGENT: &str = "none (nvidia-smi)";
 
 /// What one node runs, as far as it said (`None`: not known).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Identity([Option<String>; 7]);
+pub struct Identity([Option<String>; Aspect::ALL.len()]);
 
 impl Identity {
     pub fn get(&self, a: Aspect) -> Option<&str> {
@@ -83,6 +88,7 @@ impl Identity {
             Aspect::GpuCount,
             Aspect::IbPorts,
             Aspect::IbRate,
+            Aspect::HcaFirmware,
         ];
         if aspects.iter().all(|&a| self.get(a) == fresh.get(a)) {
             return None;
@@ -110,6 +116,13 @@ impl Identity {
             .filter_map(|p| p.rate_gbps)
             .min_by(f64::total_cmp);
         let rate_held = self.get(Aspect::IbRate).and_then(|v| v.parse::<f64>().ok());
+        let fw_held = self.get(Aspect::HcaFirmware);
+        let fw_holds = match fw_held {
+            Some(held) => {
+                !held.contains(" + ") && ib_ports().all(|p| p.fw_ver.as_deref() == Some(held))
+            }
+            None => ib_ports().all(|p| p.fw_ver.is_none()),
+        };
         single(Aspect::GpuModel, &|g| g.name.as_deref())
             && single(Aspect::Vbios, &|g| g.vbios.as_deref())
             && count_is(Aspect::GpuCount, reporting().count())
@@ -118,6 +131,7 @@ impl Identity {
                 None => self.get(Aspect::IbPorts).is_none(),
             }
             && slowest == rate_held
+            && fw_holds
     }
 
     /// GPU model, VBIOS and count, from a sample: the distinct values of the GPUs that reported, joined.
@@ -134,6 +148,8 @@ impl Identity {
             .filter_map(|p| p.rate_gbps)
             .min_by(f64::total_cmp)
             .map(crate::telemetry::fabric::gbps);
+        self.0[Aspect::HcaFirmware.index()] =
+            distinct(ib_ports().filter_map(|p| p.fw_ver.as_deref()));
     }
 }
 
@@ -158,7 +174,7 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
 
 /// How many nodes run each value of each aspect.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Tally([HashMap<String, usize>; 7]);
+pub(crate) struct Tally([HashMap<String, usize>; Aspect::ALL.len()]);
 
 impl Tally {
     /// Moves a node from `old` to `new`.
@@ -236,6 +252,7 @@ fn reference_of<'t>(
         Aspect::IbRate => expect
             .ib_rate_gbps
             .map(|r| Cow::Owned(crate::telemetry::fabric::gbps(r))),
+        Aspect::HcaFirmware => expect.hca_firmware.as_deref().map(Cow::Borrowed),
     };
     match expected {
         Some(value) => Some((value, "expected")),
@@ -380,6 +397,35 @@ mod tests {
             t.replace(&Identity::default(), id);
         }
         t
+    }
+
+    #[test]
+    fn hca_firmware_is_an_aspect_read_from_the_ports() {
+        let sample = |fw: &str| NodeSample {
+            ib: Some(vec![crate::telemetry::fabric::IbPort {
+                hca: "mlx5_0".into(),
+                port: 1,
+                link_layer: Some("InfiniBand".into()),
+                fw_ver: Some(fw.into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let ids: Vec<Identity> = ["28.39.1002", "28.39.1002", "28.36.1010"]
+            .iter()
+            .map(|fw| Identity::default().with_sample(&sample(fw)).unwrap())
+            .collect();
+        let t = tally(&ids);
+        assert_eq!(
+            reasons(&ids[2], &t, &Expect::default()),
+            ["HCA firmware 28.36.1010, fleet runs 28.39.1002"]
+        );
+        assert!(reasons(&ids[0], &t, &Expect::default()).is_empty());
+        assert_eq!(ids[0].with_sample(&sample("28.39.1002")), None, "unchanged");
+        assert!(
+            ids[0].with_sample(&sample("28.40.1000")).is_some(),
+            "a flash is seen"
+        );
     }
 
     #[test]

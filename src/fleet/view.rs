@@ -10,6 +10,7 @@ use crate::telemetry::health::{
 };
 use crate::telemetry::identity::judge_gpu_identity;
 use crate::telemetry::xid_age;
+use crate::telemetry::rise::{judge_nvlink_rise, judge_port_rise, judge_port_saturation};
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.
@@ -85,14 +86,19 @@ impl FleetState {
             .sample
             .iter()
             .flat_map(|s| &s.gpus)
-            .map(|g| GpuView {
-                sample: g,
-                verdict: judge_gpu_at(
+            .map(|g| {
+                let mut verdict = judge_gpu_at(
                     g,
                     &inv.thresholds,
                     &|code, count| self.acknowledged(id, g, code, count),
                     &self.xid_clock(id, Some(g.index), sample_age),
-                ),
+                );
+                // What the GPU's NVLink counters rose by since the agent's previous one-pass run.
+                let rose = g.nvlink.as_ref().and_then(|l| l.rose.as_ref());
+                for (health, reason) in rose.into_iter().flat_map(judge_nvlink_rise) {
+                    verdict.add(health, reason);
+                }
+                GpuView { sample: g, verdict }
             })
             .collect();
         let mut verdict = Verdict::default();
@@ -161,6 +167,10 @@ impl FleetState {
                 verdict.add(Health::Warn, format!("drift: {reason}"));
             }
             for port in sample.ib.iter().flatten() {
+                // Ports down by design (`[expect] ib_ignore`) are not judged at all.
+                if inv.expect.ib_ignored(&port.hca, port.port) {
+                    continue;
+                }
                 // The same port on other nodes sets the rate, unless the inventory says it; only up
                 // InfiniBand ports are looked up (every port is judged on every refresh).
                 let reason = judge_port_state(port).or_else(|| {
@@ -176,9 +186,16 @@ impl FleetState {
                 if let Some(reason) = reason {
                     verdict.add(Health::Warn, reason);
                 }
+                for (health, reason) in judge_port_saturation(port)
+                    .into_iter()
+                    .chain(judge_port_rise(port))
+                {
+                    verdict.add(health, reason);
+                }
             }
-            for reason in status.watch.reasons(now) {
-                verdict.add(Health::Warn, reason);
+            let ignored = |hca: &str, port: u32| inv.expect.ib_ignored(hca, port);
+            for (health, reason) in status.watch.reasons(now, &ignored) {
+                verdict.add(health, reason);
             }
             if state == NodeState::Stale {
                 let age = sample_age.unwrap_or_default().as_secs();

@@ -1,12 +1,15 @@
 //! What only a series of samples shows: fabric error counters that rise (a link that is down now is judged
 //! from the sample itself). A rise is reported for [`WINDOW`] after it happened, so a counter that rose once
-//! is seen by an operator looking a minute later, and then clears. Nothing is allocated per sample once a
-//! node's ports and GPUs are known.
+//! is seen by an operator looking a minute later, and then clears. Rises are judged by the rules a one-pass
+//! snapshot uses (`telemetry::rise`: NVLink at DCGM's rates, `port_xmit_discards` as congestion). Nothing is
+//! allocated per sample once a node's ports and GPUs are known.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::telemetry::fabric::{IB_COUNTERS, NVLINK_COUNTERS};
+use crate::telemetry::health::Health;
+use crate::telemetry::rise::{ib_rise_health, nvlink_rise_health};
 use crate::telemetry::NodeSample;
 
 /// How long a rise stays in a node's reasons.
@@ -14,11 +17,14 @@ pub const WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Ports kept per node before the watch starts over (a node that renames its HCAs cannot grow it).
 const MAX_PORTS: usize = 256;
 
-/// One counter: its last value, and the rise within the window.
+/// One counter: its last value, and the rise within the window (from `since`, the reading before it began,
+/// to `rose_at`).
 #[derive(Debug, Clone, Copy, Default)]
 struct Counter {
     last: Option<u64>,
+    last_at: Option<Instant>,
     risen: u64,
+    since: Option<Instant>,
     rose_at: Option<Instant>,
 }
 
@@ -31,22 +37,32 @@ impl Counter {
             let recent = self
                 .rose_at
                 .is_some_and(|t| at.saturating_duration_since(t) <= WINDOW);
-            self.risen = if recent { self.risen } else { 0 } + (value - before);
+            if !recent {
+                self.risen = 0;
+                self.since = self.last_at;
+            }
+            self.risen += value - before;
             self.rose_at = Some(at);
         }
         self.last = Some(value);
+        self.last_at = Some(at);
         rose
     }
 
-    fn recent(&self, now: Instant) -> Option<u64> {
+    /// The rise within the window and the time it took.
+    fn recent(&self, now: Instant) -> Option<(u64, Duration)> {
         let at = self.rose_at?;
-        (now.saturating_duration_since(at) <= WINDOW).then_some(self.risen)
+        let over = self
+            .since
+            .map_or(Duration::ZERO, |s| at.saturating_duration_since(s));
+        (now.saturating_duration_since(at) <= WINDOW).then_some((self.risen, over))
     }
 }
 
 #[derive(Debug, Clone, Default)]
 struct GpuLinks {
-    seen: bool,
+    /// When the GPU's links were last read.
+    seen_at: Option<Instant>,
     /// Counters of links that ever reported one above zero (the others are zero).
     counters: HashMap<u32, [Counter; 4]>,
     /// Counters summed over the links, where the source sends only those (a metrics store).
@@ -56,7 +72,7 @@ struct GpuLinks {
 /// One node's watched counters and link states.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Watch {
-    ports: HashMap<String, HashMap<u32, [Counter; 7]>>,
+    ports: HashMap<String, HashMap<u32, [Counter; IB_COUNTERS.len()]>>,
     gpus: HashMap<u32, GpuLinks>,
     /// The latest rise of any counter: a node with none in the window has no reasons, found without a walk.
     latest_rise: Option<Instant>,
@@ -89,7 +105,8 @@ impl Watch {
                 if !w.counters.contains_key(&e.link) {
                     // First seen above zero: from zero if the GPU was watched before, else a base.
                     let base = Counter {
-                        last: w.seen.then_some(0),
+                        last: w.seen_at.map(|_| 0),
+                        last_at: w.seen_at,
                         ..Counter::default()
                     };
                     w.counters.insert(e.link, [base; 4]);
@@ -109,45 +126,64 @@ impl Watch {
                     }
                 }
             }
-            w.seen = true;
+            w.seen_at = Some(at);
         }
     }
 
-    /// Rises within [`WINDOW`] of `now`, one reason per link or port, sorted.
-    pub(crate) fn reasons(&self, now: Instant) -> Vec<String> {
+    /// Rises within [`WINDOW`] of `now`, one reason per link or port with its health, sorted; ports for which
+    /// `ignored(hca, port)` holds (`[expect] ib_ignore`) are left out.
+    pub(crate) fn reasons(
+        &self,
+        now: Instant,
+        ignored: &dyn Fn(&str, u32) -> bool,
+    ) -> Vec<(Health, String)> {
         if self
             .latest_rise
             .is_none_or(|t| now.saturating_duration_since(t) > WINDOW)
         {
             return Vec::new();
         }
-        let rose = |names: &[&str], counters: &[Counter]| -> Option<String> {
+        let rose = |names: &[&str],
+                    counters: &[Counter],
+                    judge: &dyn Fn(&str, u64, Duration) -> Health|
+         -> Option<(Health, String)> {
+            let mut health = Health::Ok;
             let parts: Vec<String> = names
                 .iter()
                 .zip(counters)
-                .filter_map(|(name, c)| Some(format!("{name} rose by {}", c.recent(now)?)))
+                .filter_map(|(name, c)| {
+                    let (risen, over) = c.recent(now)?;
+                    health = health.max(judge(name, risen, over));
+                    let note = if *name == "port_xmit_discards" {
+                        " (congestion)"
+                    } else {
+                        ""
+                    };
+                    Some(format!("{name} rose by {risen}{note}"))
+                })
                 .collect();
-            (!parts.is_empty()).then(|| format!("{} in the last 5 min", parts.join(", ")))
+            (!parts.is_empty()).then(|| (health, format!("{} in the last 5 min", parts.join(", "))))
         };
+        let ib = |name: &str, _: u64, _: Duration| ib_rise_health(name);
         let mut out = Vec::new();
         for (hca, ports) in &self.ports {
-            for (port, counters) in ports {
-                if let Some(r) = rose(&IB_COUNTERS, counters) {
-                    out.push(format!("IB {hca} port {port}: {r}"));
+            for (port, counters) in ports.iter().filter(|(p, _)| !ignored(hca, **p)) {
+                if let Some((h, r)) = rose(&IB_COUNTERS, counters, &ib) {
+                    out.push((h, format!("IB {hca} port {port}: {r}")));
                 }
             }
         }
         for (gpu, w) in &self.gpus {
             for (link, counters) in &w.counters {
-                if let Some(r) = rose(&NVLINK_COUNTERS, counters) {
-                    out.push(format!("GPU {gpu} NVLink {link}: {r}"));
+                if let Some((h, r)) = rose(&NVLINK_COUNTERS, counters, &nvlink_rise_health) {
+                    out.push((h, format!("GPU {gpu} NVLink {link}: {r}")));
                 }
             }
-            if let Some(r) = rose(&NVLINK_COUNTERS, &w.summed) {
-                out.push(format!("GPU {gpu} NVLinks (summed over links): {r}"));
+            if let Some((h, r)) = rose(&NVLINK_COUNTERS, &w.summed, &nvlink_rise_health) {
+                out.push((h, format!("GPU {gpu} NVLinks (summed over links): {r}")));
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.1.cmp(&b.1));
         out
     }
 }
@@ -157,6 +193,10 @@ mod tests {
     use super::*;
     use crate::telemetry::fabric::{IbCounters, IbPort, NvLinkErrors, NvLinks};
     use crate::telemetry::GpuSample;
+
+    fn none(_: &str, _: u32) -> bool {
+        false
+    }
 
     fn sample(symbol_errors: u64) -> NodeSample {
         NodeSample {
@@ -180,21 +220,24 @@ mod tests {
         let mut w = Watch::default();
         w.observe(&sample(3), t0);
         assert!(
-            w.reasons(t0).is_empty(),
+            w.reasons(t0, &none).is_empty(),
             "a first value is a base, not a rise"
         );
         w.observe(&sample(3), s(1));
-        assert!(w.reasons(s(1)).is_empty());
+        assert!(w.reasons(s(1), &none).is_empty());
         w.observe(&sample(10), s(2));
         w.observe(&sample(15), s(3));
         assert_eq!(
-            w.reasons(s(4)),
-            ["IB mlx5_0 port 1: symbol_error rose by 12 in the last 5 min"]
+            w.reasons(s(4), &none),
+            [(
+                Health::Warn,
+                "IB mlx5_0 port 1: symbol_error rose by 12 in the last 5 min".to_string()
+            )]
         );
-        assert!(w.reasons(s(4) + WINDOW).is_empty());
+        assert!(w.reasons(s(4) + WINDOW, &none).is_empty());
         // A reset is a new base.
         w.observe(&sample(0), s(5));
-        assert!(w.reasons(s(6) + WINDOW).is_empty());
+        assert!(w.reasons(s(6) + WINDOW, &none).is_empty());
     }
 
     fn gpu(down: &[u32], replay: Option<u64>) -> NodeSample {
@@ -215,6 +258,7 @@ mod tests {
                         .into_iter()
                         .collect(),
                     summed: None,
+                    rose: None,
                 }),
                 ..Default::default()
             }],
@@ -223,15 +267,55 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_replay_rise_warns_and_discards_inform() {
+        let t0 = Instant::now();
+        let mut w = Watch::default();
+        w.observe(&gpu(&[], Some(1)), t0);
+        w.observe(&gpu(&[], Some(2)), t0 + Duration::from_secs(120));
+        assert_eq!(
+            w.reasons(t0 + Duration::from_secs(120), &none)[0].0,
+            Health::Warn,
+            "one replay error in two minutes is below DCGM's rate"
+        );
+        let discards = |n| NodeSample {
+            ib: Some(vec![IbPort {
+                hca: "mlx5_1".into(),
+                port: 1,
+                counters: IbCounters {
+                    port_xmit_discards: Some(n),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let mut w = Watch::default();
+        w.observe(&discards(5), t0);
+        w.observe(&discards(9), t0 + Duration::from_secs(1));
+        assert_eq!(
+            w.reasons(t0 + Duration::from_secs(1), &none),
+            [(
+                Health::Ok,
+                "IB mlx5_1 port 1: port_xmit_discards rose by 4 (congestion) in the last 5 min"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
     fn an_nvlink_counter_rising_from_zero_is_named() {
         let t0 = Instant::now();
         let mut w = Watch::default();
         w.observe(&gpu(&[2], None), t0);
-        assert!(w.reasons(t0).is_empty());
+        assert!(w.reasons(t0, &none).is_empty());
         w.observe(&gpu(&[2], Some(4)), t0 + Duration::from_secs(1));
+        // DCGM fails replay errors at one a minute: four in a second is crit.
         assert_eq!(
-            w.reasons(t0 + Duration::from_secs(1)),
-            ["GPU 3 NVLink 7: replay rose by 4 in the last 5 min"]
+            w.reasons(t0 + Duration::from_secs(1), &none),
+            [(
+                Health::Crit,
+                "GPU 3 NVLink 7: replay rose by 4 in the last 5 min".to_string()
+            )]
         );
     }
 
@@ -255,11 +339,22 @@ mod tests {
         let t0 = Instant::now();
         let mut w = Watch::default();
         w.observe(&summed(40), t0);
-        assert!(w.reasons(t0).is_empty(), "a first value is a base");
+        assert!(w.reasons(t0, &none).is_empty(), "a first value is a base");
         w.observe(&summed(43), t0 + Duration::from_secs(15));
+        // DCGM warns CRC errors below 100 a second.
         assert_eq!(
-            w.reasons(t0 + Duration::from_secs(15)),
-            ["GPU 5 NVLinks (summed over links): crc_flit rose by 3 in the last 5 min"]
+            w.reasons(t0 + Duration::from_secs(15), &none),
+            [(
+                Health::Warn,
+                "GPU 5 NVLinks (summed over links): crc_flit rose by 3 in the last 5 min"
+                    .to_string()
+            )]
+        );
+        // 3,000 more within the next 15 s: 100 a second over the rise's 30 s, crit.
+        w.observe(&summed(3_043), t0 + Duration::from_secs(30));
+        assert_eq!(
+            w.reasons(t0 + Duration::from_secs(30), &none)[0].0,
+            Health::Crit
         );
     }
 }

@@ -91,6 +91,11 @@ pub(crate) struct ExpectFile {
     pub ib_ports: Option<Spanned<u32>>,
     /// The rate every up InfiniBand port runs at, in Gb/s: `400` for NDR.
     pub ib_rate_gbps: Option<Spanned<f64>>,
+    /// Firmware every InfiniBand HCA runs, as sysfs `fw_ver` writes it: `28.39.1002`.
+    pub hca_firmware: Option<String>,
+    /// InfiniBand ports down by design, never judged: an HCA (`"mlx5_4"`, every port) or one port
+    /// (`"mlx5_4/1"`), as sysfs names them.
+    pub ib_ignore: Option<Vec<Spanned<String>>>,
 }
 
 /// `[drain]`: the drain/undrain backend.

@@ -54,6 +54,34 @@ pub struct Expect {
     pub ib_ports: Option<u32>,
     /// The rate every up InfiniBand port should run at, Gb/s.
     pub ib_rate_gbps: Option<f64>,
+    /// Firmware every InfiniBand HCA should run (`fw_ver`).
+    pub hca_firmware: Option<String>,
+    /// InfiniBand ports down by design, never judged: `(hca, None)` for every port of an HCA.
+    pub ib_ignore: Vec<(String, Option<u32>)>,
+}
+
+impl Expect {
+    /// Whether port `port` of `hca` is listed in `[expect] ib_ignore`.
+    pub fn ib_ignored(&self, hca: &str, port: u32) -> bool {
+        self.ib_ignore
+            .iter()
+            .any(|(h, p)| h == hca && p.is_none_or(|p| p == port))
+    }
+}
+
+/// `mlx5_4` → (`mlx5_4`, None); `mlx5_4/1` → (`mlx5_4`, Some(1)); `None` for anything else (an HCA name is
+/// letters, digits, `_`, `-` and `.`, as the kernel's drivers name them).
+pub(crate) fn parse_ib_port(text: &str) -> Option<(String, Option<u32>)> {
+    let (hca, port) = match text.split_once('/') {
+        Some((h, p)) => (h, Some(p.parse().ok()?)),
+        None => (text, None),
+    };
+    let valid = !hca.is_empty()
+        && hca.len() <= 32
+        && hca
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    valid.then(|| (hca.to_string(), port))
 }
 
 /// Which backend drains nodes.
@@ -334,5 +362,26 @@ pub(crate) fn expand_home(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
+    }
+}
+
+#[cfg(test)]
+mod ib_ignore_tests {
+    use super::*;
+
+    #[test]
+    fn an_hca_covers_its_ports_and_a_port_only_itself() {
+        assert_eq!(parse_ib_port("mlx5_4"), Some(("mlx5_4".into(), None)));
+        assert_eq!(parse_ib_port("mlx5_4/1"), Some(("mlx5_4".into(), Some(1))));
+        for bad in ["", "mlx5 4", "mlx5_4/", "mlx5_4/x", "../x", "/1"] {
+            assert_eq!(parse_ib_port(bad), None, "{bad:?}");
+        }
+        let expect = Expect {
+            ib_ignore: vec![("mlx5_4".into(), None), ("mlx5_1".into(), Some(2))],
+            ..Expect::default()
+        };
+        assert!(expect.ib_ignored("mlx5_4", 1) && expect.ib_ignored("mlx5_4", 2));
+        assert!(expect.ib_ignored("mlx5_1", 2));
+        assert!(!expect.ib_ignored("mlx5_1", 1) && !expect.ib_ignored("mlx5_0", 1));
     }
 }

@@ -282,6 +282,19 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             ),
         ));
     }
+    let mut ib_ignore = Vec::new();
+    for name in e.ib_ignore.iter().flatten() {
+        match super::parse_ib_port(name.get_ref()) {
+            Some(port) => ib_ignore.push(port),
+            None => errors.push(loc.at(
+                name.span().start,
+                format!(
+                    "[expect] ib_ignore: {:?} is not an HCA (\"mlx5_4\") or a port (\"mlx5_4/1\")",
+                    name.get_ref().chars().take(64).collect::<String>()
+                ),
+            )),
+        }
+    }
     let prometheus = prometheus_source(&parsed, &loc, &mut errors);
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
@@ -290,6 +303,8 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         expect: Expect {
             ib_ports: e.ib_ports.as_ref().map(|n| *n.get_ref()),
             ib_rate_gbps: e.ib_rate_gbps.as_ref().map(|r| *r.get_ref()),
+            ib_ignore,
+            hca_firmware: e.hca_firmware.clone(),
             driver: e.driver.clone(),
             vbios: e.vbios.clone(),
             gpu_model: match &e.gpu_model {

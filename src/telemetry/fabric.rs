@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The error counters read per port (`counters/<name>`), each a count since the HCA's driver loaded.
-/// Source: the kernel's Documentation/ABI/stable/sysfs-class-infiniband, and the IBTA PortCounters
-/// attribute they mirror.
-pub const IB_COUNTERS: [&str; 7] = [
+/// The error counters read per port, each a count since the HCA's driver loaded: the IBTA PortCounters the
+/// kernel mirrors in `counters/<name>` (Documentation/ABI/stable/sysfs-class-infiniband), then the HCA's own
+/// `hw_counters/<name>` ([`IB_HW_COUNTERS`]).
+pub const IB_COUNTERS: [&str; 10] = [
     "link_downed",
     "symbol_error",
     "port_rcv_errors",
@@ -14,7 +14,37 @@ pub const IB_COUNTERS: [&str; 7] = [
     "excessive_buffer_overrun_errors",
     "local_link_integrity_errors",
     "link_error_recovery",
+    "port_rcv_remote_physical_errors",
+    "rnr_nak_retry_err",
+    "local_ack_timeout_err",
 ];
+
+/// The counters read from `hw_counters/` (mlx5: retries that ran out; 64-bit counts, they do not saturate).
+/// Source: the kernel's Documentation/ABI/stable/sysfs-class-infiniband and NVIDIA's "Understanding mlx5 Linux
+/// Counters": `rnr_nak_retry_err` (the peer had no receive buffer after every retry) and
+/// `local_ack_timeout_err` (no ACK after every retry) end a queue pair with an error.
+pub const IB_HW_COUNTERS: [&str; 2] = ["rnr_nak_retry_err", "local_ack_timeout_err"];
+
+/// The width in bits of each PortCounters attribute as the kernel reads it (drivers/infiniband/core/sysfs.c,
+/// `PORT_PMA_ATTR(name, counter, width, offset)`): such a counter stops at its maximum and never rises again
+/// until it is cleared (`perfquery -R`). `None`: 64 bits, never saturates in practice.
+pub fn counter_width(name: &str) -> Option<u32> {
+    match name {
+        "symbol_error"
+        | "port_rcv_errors"
+        | "port_xmit_discards"
+        | "port_rcv_remote_physical_errors" => Some(16),
+        "link_downed" | "link_error_recovery" => Some(8),
+        "local_link_integrity_errors" | "excessive_buffer_overrun_errors" => Some(4),
+        _ => None,
+    }
+}
+
+/// Whether `value` of counter `name` is at its width's maximum: it can no longer count, so its value and
+/// its rises are unknown.
+pub fn saturated(name: &str, value: u64) -> bool {
+    counter_width(name).is_some_and(|bits| value >= (1u64 << bits) - 1)
+}
 
 /// Most HCAs and ports per HCA kept from a node.
 pub const MAX_HCAS: usize = 32;
@@ -41,6 +71,10 @@ pub struct NvLinks {
     /// dcgm-exporter's `DCGM_FI_DEV_NVLINK_*_ERROR_COUNT_TOTAL`, fleetop's `fleetop_gpu_nvlink_errors_total`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summed: Option<NvLinkCounts>,
+    /// What the counters rose by since the agent's previous one-pass run (`None`: unknown, see
+    /// [`IbPort::rose`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rose: Option<NvLinkRise>,
 }
 
 /// One link's error counters.
@@ -90,7 +124,7 @@ impl NvLinkCounts {
         *slot = Some(value);
     }
 
-    fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.counters()
             .iter()
             .any(|(_, v)| v.is_some_and(|n| n > 0))
@@ -143,6 +177,7 @@ impl NvLinks {
                 .filter(|e| e.counts.any())
                 .collect(),
             summed: None,
+            rose: None,
         }
     }
 }
@@ -161,6 +196,30 @@ pub fn judge_nvlinks(links: &NvLinks) -> Option<String> {
         links.active(),
         links.total
     ))
+}
+
+/// The longest interval a rise may span on the wire (a year): a longer or zero one is dropped as implausible.
+pub const MAX_OVER_MS: u64 = 366 * 24 * 3600 * 1000;
+
+/// What a GPU's NVLink counters rose by, per link, over `over_ms` (the time since the agent's previous run).
+/// `links` lists only links with a rise: `[]` is "checked, none rose".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NvLinkRise {
+    /// Milliseconds between the two readings; 0 or beyond [`MAX_OVER_MS`] makes the rise unknown (sanitize).
+    #[serde(default)]
+    pub over_ms: u64,
+    #[serde(default)]
+    pub links: Vec<NvLinkErrors>,
+}
+
+/// What a port's counters rose by over `over_ms`; a counter that did not rise, or whose rise is unknown
+/// (saturated, or missing in either reading), is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IbRise {
+    #[serde(default)]
+    pub over_ms: u64,
+    #[serde(default)]
+    pub counters: IbCounters,
 }
 
 /// One InfiniBand (or RoCE) port.
@@ -183,6 +242,13 @@ pub struct IbPort {
     /// [`IB_COUNTERS`] the port reports (a counter the HCA does not keep, `N/A (no PMA)`, is absent).
     #[serde(default)]
     pub counters: IbCounters,
+    /// The HCA's firmware (`fw_ver`: `28.39.1002`), a drift aspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fw_ver: Option<String>,
+    /// What the counters rose by since the agent's previous one-pass run (`None`: unknown: a live stream, an
+    /// older agent, the first run since boot, or no state kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rose: Option<IbRise>,
 }
 
 /// A port's error counters, by their sysfs names (`None`: the HCA does not keep it).
@@ -202,11 +268,17 @@ pub struct IbCounters {
     pub local_link_integrity_errors: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_error_recovery: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_rcv_remote_physical_errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rnr_nak_retry_err: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_ack_timeout_err: Option<u64>,
 }
 
 impl IbCounters {
     /// Each counter with its name, in [`IB_COUNTERS`] order.
-    pub fn all(&self) -> [(&'static str, Option<u64>); 7] {
+    pub fn all(&self) -> [(&'static str, Option<u64>); 10] {
         [
             (IB_COUNTERS[0], self.link_downed),
             (IB_COUNTERS[1], self.symbol_error),
@@ -215,6 +287,9 @@ impl IbCounters {
             (IB_COUNTERS[4], self.excessive_buffer_overrun_errors),
             (IB_COUNTERS[5], self.local_link_integrity_errors),
             (IB_COUNTERS[6], self.link_error_recovery),
+            (IB_COUNTERS[7], self.port_rcv_remote_physical_errors),
+            (IB_COUNTERS[8], self.rnr_nak_retry_err),
+            (IB_COUNTERS[9], self.local_ack_timeout_err),
         ]
     }
 
@@ -228,6 +303,9 @@ impl IbCounters {
             "excessive_buffer_overrun_errors" => &mut self.excessive_buffer_overrun_errors,
             "local_link_integrity_errors" => &mut self.local_link_integrity_errors,
             "link_error_recovery" => &mut self.link_error_recovery,
+            "port_rcv_remote_physical_errors" => &mut self.port_rcv_remote_physical_errors,
+            "rnr_nak_retry_err" => &mut self.rnr_nak_retry_err,
+            "local_ack_timeout_err" => &mut self.local_ack_timeout_err,
             _ => return,
         };
         *slot = Some(value);

@@ -112,9 +112,7 @@ pub(crate) fn judge_gpu_at(
     }
     xids(&mut v, gpu, acked, clock);
     recovery_action(&mut v, gpu, clock);
-    if let Some(reason) = gpu.nvlink.as_ref().and_then(super::fabric::judge_nvlinks) {
-        v.add(Health::Warn, reason);
-    }
+    nvlinks(&mut v, gpu);
     if gpu.mig_enabled == Some(true) {
         v.add(
             Health::Ok,
@@ -122,6 +120,23 @@ pub(crate) fn judge_gpu_at(
         );
     }
     v
+}
+
+/// NVLink states as DCGM's health watch judges them (DcgmHealthWatch.cpp, MonitorNVLink): a link that is down
+/// fails, except with MIG enabled, where NVML reports the links of MIG GPUs as down and DCGM skips the check
+/// (its source notes the driver bug). Counters that rose are judged by `telemetry::rise`.
+fn nvlinks(v: &mut Verdict, gpu: &GpuSample) {
+    let Some(links) = &gpu.nvlink else { return };
+    if let Some(reason) = super::fabric::judge_nvlinks(links) {
+        if gpu.mig_enabled == Some(true) {
+            v.add(
+                Health::Ok,
+                format!("NVLink check skipped: MIG enabled (NVML reports MIG GPUs' links as down; {reason})"),
+            );
+        } else {
+            v.add(Health::Crit, reason);
+        }
+    }
 }
 
 /// A failed query is a verdict (nvml.h return codes), one reason per kind of failure.

@@ -8,6 +8,7 @@ pub mod kernel_log;
 pub(crate) mod kernel_record;
 pub mod process;
 pub mod recovery;
+pub mod rise;
 pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;

@@ -313,6 +313,7 @@ fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
             p.link_layer.as_mut(),
             p.state.as_mut(),
             p.phys_state.as_mut(),
+            p.fw_ver.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -322,6 +323,7 @@ fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
         p.rate_gbps = p
             .rate_gbps
             .filter(|r| r.is_finite() && (0.0..=MAX_RATE_GBPS).contains(r));
+        sanitize_ib_rise(&mut p.rose);
     }
     ports.sort_by(|a, b| a.hca.cmp(&b.hca).then(a.port.cmp(&b.port)));
     ports.dedup_by(|a, b| a.hca == b.hca && a.port == b.port);
@@ -337,6 +339,33 @@ fn sanitize_links(links: &mut NvLinks) {
     links.errors.retain(|e| e.link < total);
     links.errors.sort_by_key(|e| e.link);
     links.errors.dedup_by_key(|e| e.link);
+    sanitize_nvlink_rise(&mut links.rose, total);
+}
+
+/// Keeps a rise plausible: an interval within [`super::fabric::MAX_OVER_MS`] (else the rise is unknown), links within
+/// `total` and each once.
+pub(crate) fn sanitize_nvlink_rise(rise: &mut Option<super::fabric::NvLinkRise>, total: u32) {
+    if rise
+        .as_ref()
+        .is_some_and(|r| r.over_ms == 0 || r.over_ms > super::fabric::MAX_OVER_MS)
+    {
+        *rise = None;
+    }
+    if let Some(r) = rise {
+        r.links.retain(|l| l.link < total);
+        r.links.sort_by_key(|l| l.link);
+        r.links.dedup_by_key(|l| l.link);
+    }
+}
+
+/// Keeps a port's rise plausible: an interval within [`super::fabric::MAX_OVER_MS`], else unknown.
+pub(crate) fn sanitize_ib_rise(rise: &mut Option<super::fabric::IbRise>) {
+    if rise
+        .as_ref()
+        .is_some_and(|r| r.over_ms == 0 || r.over_ms > super::fabric::MAX_OVER_MS)
+    {
+        *rise = None;
+    }
 }
 
 #[cfg(test)]

@@ -254,4 +254,39 @@ mod tests {
             .iter()
             .any(|w| w.contains("more than the 64 accepted")));
     }
+
+    #[test]
+    fn rises_on_the_wire_decode_and_are_sanitized_and_older_lines_still_read() {
+        let line = r#"{"t":1,"gpus":[{"index":0,"nvlink":{"total":18,"down":[],"errors":[],
+            "rose":{"over_ms":60000,"links":[{"link":2,"replay":3},{"link":40,"replay":1}]}}}],
+            "ib":[{"hca":"mlx5_0","port":1,"link_layer":"InfiniBand","state":"4: ACTIVE","phys_state":"5: LinkUp",
+            "rate_gbps":400.0,"counters":{"symbol_error":9},"fw_ver":"28.39.1002\u001b[2J",
+            "rose":{"over_ms":0,"counters":{"symbol_error":9}}}]}"#
+            .replace('\n', "");
+        let AgentLine::Sample(mut sample) = decode_agent_line(&line) else {
+            panic!("not a sample");
+        };
+        sample.sanitize(64);
+        let rise = sample.gpus[0]
+            .nvlink
+            .as_ref()
+            .unwrap()
+            .rose
+            .as_ref()
+            .unwrap();
+        assert_eq!(rise.links.len(), 1, "link 40 is beyond the GPU's 18");
+        let port = &sample.ib.as_ref().unwrap()[0];
+        assert_eq!(port.rose, None, "no interval: unknown");
+        assert!(!port.fw_ver.as_ref().unwrap().contains('\u{1b}'));
+        // An older agent's line has no rise: unknown, not "none rose".
+        let old =
+            r#"{"t":1,"gpus":[{"index":0,"nvlink":{"total":18}}],"ib":[{"hca":"mlx5_0","port":1,
+            "link_layer":null,"state":null,"phys_state":null,"rate_gbps":null}]}"#
+                .replace('\n', "");
+        let AgentLine::Sample(old) = decode_agent_line(&old) else {
+            panic!("an older agent's line must decode");
+        };
+        assert_eq!(old.gpus[0].nvlink.as_ref().unwrap().rose, None);
+        assert_eq!(old.ib.as_ref().unwrap()[0].rose, None);
+    }
 }

@@ -248,6 +248,7 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 },
                 errors: vec![],
                 summed: None,
+                rose: None,
             });
             gpu.processes = Some(if busy {
                 vec![demo_process(inv, seed, node, i, gpu.mem_used_mib)]
@@ -320,7 +321,12 @@ fn ib_ports(node: &str, tick: u64) -> Vec<crate::telemetry::fabric::IbPort> {
                     excessive_buffer_overrun_errors: Some(0),
                     local_link_integrity_errors: Some(0),
                     link_error_recovery: Some(0),
+                    port_rcv_remote_physical_errors: Some(0),
+                    rnr_nak_retry_err: Some(0),
+                    local_ack_timeout_err: Some(0),
                 },
+                fw_ver: Some("28.39.1002".into()),
+                rose: None,
             };
             if node == IB_DOWN_NODE && h == 3 {
                 port.state = Some("1: DOWN".into());
