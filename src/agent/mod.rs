@@ -1,5 +1,6 @@
 //! Node side: `fleetop agent` reads every GPU through NVML and streams the agent wire format on stdout.
 
+mod board;
 mod fields;
 mod ib;
 pub mod kernel;
@@ -164,6 +165,7 @@ fn stream(
         .unwrap_or_else(|| "/".into());
     let processes = procs::Processes::new(opts.proc_root.clone());
     let mut links: Vec<Option<crate::telemetry::fabric::NvLinks>> = vec![None; gpus.len()];
+    let mut windows: Vec<board::Window> = gpus.iter().map(|_| board::Window::default()).collect();
     let mut tick: u64 = 0;
     loop {
         kernel_log.poll();
@@ -188,6 +190,10 @@ fn stream(
                             let mut gpu = read::sample(nvml, id, d);
                             if !gpu.errors.iter().any(|e| e.kind == GpuErrorKind::Lost) {
                                 gpu.processes = processes.on(d, &mut gpu.errors);
+                                let counters = board::read(nvml, d, &mut gpu);
+                                if let Some(w) = windows.get_mut(position) {
+                                    w.push(std::time::Instant::now(), counters, &mut gpu);
+                                }
                             }
                             gpu
                         }
