@@ -693,3 +693,38 @@ fn a_driver_asking_for_a_reboot_or_reset_makes_the_node_crit_with_the_remedy() {
     );
     common::promtool_check(&prom);
 }
+
+#[test]
+fn a_kernel_log_over_64_mib_is_read_to_its_end_or_said_unknown() {
+    // The newest XID sits past the first 64 MiB of a text log.
+    let spec = spec_file(&format!("{SPEC}pci 0 18\n"));
+    let log = spec.path().with_extension("kern.log");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+        let chunk = "[    1.000000] usb 1-1: new high-speed USB device number 2 using xhci_hcd\n"
+            .repeat(14_000);
+        let mut written = 0;
+        while written <= 65 * 1024 * 1024 {
+            out.write_all(chunk.as_bytes()).unwrap();
+            written += chunk.len();
+        }
+        out.write_all(b"[    9.000000] NVRM: Xid (PCI:0000:18:00): 79, pid=1, name=x, GPU has fallen off the bus.\n")
+            .unwrap();
+    }
+    let (_, sample) = once(agent_with_log(spec.path(), &log, &[]));
+    std::fs::remove_file(&log).unwrap();
+    let xid = &sample["gpus"][0]["xid"];
+    assert_ne!(
+        xid,
+        &json!([]),
+        "checked and none, with an XID 79 in the log: {sample:#}"
+    );
+    if xid.is_null() {
+        // A machine too slow to read it all within the agent's budget says so instead.
+        let warnings = sample["warnings"].to_string();
+        assert!(warnings.contains("not read to its end"), "{warnings}");
+    } else {
+        assert_eq!(xid, &json!([79]));
+    }
+}

@@ -10,9 +10,7 @@ use serde_json::Value;
 
 /// Eight rows as nvidia-smi's loop prints them for an 8-GPU node, from one captured real row.
 fn smi_rows(capture: &str, fields: &[String]) -> String {
-    let row = noheader_row(&fixture(capture), fields);
-    let rest = row.split_once(',').map(|(_, r)| r).unwrap_or("");
-    (0..8).map(|i| format!("{i},{rest}\n")).collect()
+    common::gpu_rows(&noheader_row(&fixture(capture), fields), 8)
 }
 
 fn snapshot(fleet: &Fleet, inventory: &std::path::Path, timeout: &str) -> (i32, Value, String) {
@@ -687,4 +685,108 @@ fn a_down_port_a_slow_port_and_an_old_driver_warn_with_the_port_named() {
         "{prom}"
     );
     assert!(prom.contains("fleetop_ib_port_rate_bytes_per_second{node=\"tn03\",hca=\"mlx5_0\",port=\"1\"} 25000000000\n"));
+}
+
+/// A fake agent that says hello and sends one sample of GPUs with these indices and UUIDs.
+fn lying_agent(gpus: &[(u32, String)]) -> Behaviour {
+    let hello =
+        r#"{"fleetop_agent":1,"version":"0.1.0","driver":"550.90.07","cuda":"12.4","gpus":8}"#;
+    let gpus: Vec<String> = gpus
+        .iter()
+        .map(|(index, uuid)| {
+            format!(
+                r#"{{"index":{index},"uuid":"{uuid}","name":"NVIDIA H100 80GB HBM3","util_pct":5,"temp_c":40,"mem_total_mib":81559,"mem_used_mib":1,"xid":[]}}"#
+            )
+        })
+        .collect();
+    let sample = format!(r#"{{"t":1,"gpus":[{}]}}"#, gpus.join(","));
+    Behaviour::Script(format!("cat <<'EOF'\n{hello}\n{sample}\nEOF\n"))
+}
+
+#[test]
+fn gpus_that_lie_about_who_they_are_make_the_node_crit_naming_them() {
+    let uuid = |i: u32| format!("GPU-{i:04}");
+    let fleet = Fleet::start(
+        vec![
+            lying_agent(
+                &(0..8)
+                    .map(|i| (i, "GPU-same".to_string()))
+                    .collect::<Vec<_>>(),
+            ),
+            lying_agent(
+                &(0..7)
+                    .chain([u32::MAX])
+                    .map(|i| (i, uuid(i)))
+                    .collect::<Vec<_>>(),
+            ),
+            lying_agent(&(0..8).map(|i| (i * 9, uuid(i))).collect::<Vec<_>>()),
+            Behaviour::Agent(Spec::node(4, 8)),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let (code, doc, logs) = snapshot(&fleet, &inventory, "15");
+    let reasons = |name: &str| node(&doc, name)["reasons"].to_string();
+    for (name, expected) in [
+        (
+            "tn01",
+            "UUID GPU-same reported by GPUs 0, 1, 2, 3, 4, 5, 6, 7",
+        ),
+        ("tn02", "GPU index 4294967295 outside 0–7"),
+        ("tn03", "GPU index 9, 18, 27, 36, 45, 54, 63 outside 0–7"),
+    ] {
+        let n = node(&doc, name);
+        assert_eq!(n["state"], "up", "{n:#}\n{logs}");
+        assert_eq!(n["health"], "crit", "{n:#}");
+        assert!(
+            reasons(name).contains(expected),
+            "{name}: {}",
+            reasons(name)
+        );
+    }
+    assert_eq!(node(&doc, "tn04")["health"], "ok", "{}", reasons("tn04"));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn a_forged_xid_is_ignored_and_junk_codes_cannot_hide_a_real_one() {
+    // tn01: a tenant's binary named after an XID line crashed; the kernel's segfault report quotes the name.
+    let forged = Spec::node(1, 8).with_kernel_log(
+        "6,3001,5000000,-;a.out[4242]: segfault at 0 ip 0000000000401000 sp 00007ffd8c0e9a30 error 4 in \
+         NVRM: Xid (PCI:0000:01:00): 79, pid=1, name=x, GPU has fallen off the bus.[400000+1000]",
+    );
+    // tn02: 64 distinct junk codes on GPU 0 (bus 01), then the real XID 79.
+    let mut flooded = Spec::node(2, 8);
+    for (seq, code) in (1000..1064).enumerate() {
+        flooded = flooded.with_kernel_log(&format!(
+            "4,{seq},1000000,-;NVRM: Xid (PCI:0000:01:00): {code}, pid=1, name=x, junk"
+        ));
+    }
+    flooded = flooded.with_kernel_log(
+        "4,99,2000000,-;NVRM: Xid (PCI:0000:01:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.",
+    );
+    let fleet = Fleet::start(
+        vec![Behaviour::Agent(forged), Behaviour::Agent(flooded)],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let (code, doc, logs) = snapshot(&fleet, &inventory, "15");
+    let quiet = node(&doc, "tn01");
+    assert_eq!(quiet["health"], "ok", "{quiet:#}\n{logs}");
+    assert_eq!(quiet["gpus"][0]["xid"], serde_json::json!([]));
+    let hit = node(&doc, "tn02");
+    let gpu0 = &hit["gpus"][0];
+    assert_eq!(gpu0["health"], "crit", "{gpu0:#}");
+    assert!(
+        gpu0["xid"].as_array().unwrap().contains(&79.into()),
+        "{gpu0:#}"
+    );
+    assert!(
+        hit["reasons"]
+            .to_string()
+            .contains("XID tally of GPU 0 truncated"),
+        "the node says the tally is full: {}",
+        hit["reasons"]
+    );
+    assert_eq!(code, 2);
 }

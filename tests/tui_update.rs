@@ -322,3 +322,36 @@ fn tenants_come_from_the_schedulers_when_the_inventory_says_so() {
         }
     }
 }
+
+#[test]
+fn an_xid_time_no_calendar_can_write_does_not_panic_the_tui() {
+    // A kernel-log line with a huge boot-relative stamp, straight into the loop (no sanitizer on the way).
+    let now = Instant::now();
+    let mut app = three_nodes(now);
+    let mut g = gpu(1, 50, 50);
+    g.xid = Some(vec![79]);
+    g.xid_events = Some(vec![fleetop::telemetry::XidEvent {
+        code: 79,
+        count: 1,
+        first_ms: Some(u64::MAX),
+        last_ms: Some(253_402_300_800_000),
+        ..Default::default()
+    }]);
+    app.on_msg(msg(
+        0,
+        now,
+        sample(
+            (0..4)
+                .map(|i| if i == 1 { g.clone() } else { gpu(i, 50, 50) })
+                .collect(),
+        ),
+    ));
+    app.tick(now);
+    app.refresh();
+    assert!(
+        app.journal
+            .newest_first()
+            .any(|e| e.text.contains("XID 79") && e.text.contains("(not a date)")),
+        "the events view lists the XID with its time as it came"
+    );
+}

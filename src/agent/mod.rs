@@ -168,7 +168,11 @@ fn stream(
     let mut windows: Vec<board::Window> = gpus.iter().map(|_| board::Window::default()).collect();
     let mut tick: u64 = 0;
     loop {
-        kernel_log.poll();
+        kernel_log.poll(if opts.once {
+            kernel::ONCE_BUDGET
+        } else {
+            kernel::POLL_BUDGET
+        });
         let reread = tick.is_multiple_of(nvlink::EVERY);
         tick = tick.wrapping_add(1);
         if reread {
@@ -205,8 +209,7 @@ fn stream(
                 })
                 .collect(),
             warnings: kernel_log
-                .error()
-                .map(str::to_string)
+                .warnings()
                 .into_iter()
                 .chain(xids.problem().filter(|_| !opts.once))
                 .collect(),

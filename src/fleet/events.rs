@@ -55,8 +55,19 @@ pub(crate) fn describe(gpu: u32, e: &XidEvent) -> String {
     line
 }
 
+/// RFC 3339 of a node's Unix-ms time. A time no RFC 3339 stamp can write (past 9999-12-31) is shown as it
+/// came rather than formatted: `to_string` on humantime's refusal would panic the TUI.
 fn wall(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    use std::fmt::Write;
+    let mut out = String::new();
+    let formatted = UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .is_some_and(|t| write!(out, "{}", humantime::format_rfc3339_seconds(t)).is_ok());
+    if formatted {
+        out
+    } else {
+        format!("{ms} ms after 1970 (not a date)")
+    }
 }
 
 #[cfg(test)]
@@ -91,5 +102,23 @@ mod tests {
         );
         assert!(new_xids(Some(&gpu(1)), &gpu(1)).is_empty());
         assert_eq!(new_xids(Some(&gpu(1)), &gpu(3)).len(), 1);
+    }
+
+    #[test]
+    fn times_no_calendar_can_write_are_shown_not_panicked_on() {
+        let mut far = gpu(1);
+        if let Some(e) = far.xid_events.as_mut().and_then(|v| v.first_mut()) {
+            e.first_ms = Some(u64::MAX);
+            e.last_ms = Some(253_402_300_800_000);
+        }
+        let line = &new_xids(None, &far)[0].1;
+        assert!(
+            line.contains("first 18446744073709551615 ms after 1970 (not a date)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("last 253402300800000 ms after 1970"),
+            "{line}"
+        );
     }
 }

@@ -9,6 +9,7 @@ use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::{
     classify_xid_event, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
 };
+use crate::telemetry::identity::judge_gpu_identity;
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.
@@ -131,6 +132,11 @@ impl FleetState {
             }
             if let Some(short) = judge_gpu_count(gpus_seen(&gpus), spec.expected_gpus) {
                 verdict.add(short.health, short.reasons.join("; "));
+            }
+            if let Some(identity) = judge_gpu_identity(&sample.gpus, spec.expected_gpus) {
+                for reason in identity.reasons {
+                    verdict.add(identity.health, reason);
+                }
             }
             for reason in self.drift_reasons(id) {
                 verdict.add(Health::Warn, format!("drift: {reason}"));

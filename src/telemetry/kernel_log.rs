@@ -1,66 +1,10 @@
 //! Kernel log parsing: `NVRM: Xid` and NVSwitch `SXid` lines, from `/dev/kmsg` records or `dmesg` and
-//! `journalctl -k` text, tallied per code with counts and first/last times.
+//! `journalctl -k` text. Only messages that *begin* with the driver's prefix count, as the driver prints
+//! them: the kernel's own reports quote text a user chooses (the segfault report names the file mapped at the
+//! faulting address), so a match anywhere else in a line would let any tenant forge an XID.
 
-use super::sanitize::bounded;
-use super::XidEvent;
-
-/// Longest XID message kept.
-const MAX_TEXT_CHARS: usize = 200;
-/// Most distinct codes tallied per GPU or switch; counts of codes already known keep growing.
-const MAX_CODES: usize = 64;
-
-/// One kernel log line with its boot-relative time, when it had one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record<'a> {
-    pub usec_since_boot: Option<u64>,
-    pub text: &'a str,
-}
-
-/// Reads a line as a `/dev/kmsg` record (`pri,seq,usec,flags;text`), a `dmesg` line (`[  123.456789] text`)
-/// or plain text (`journalctl -k`, `dmesg --ctime`: no boot-relative time). `None` for the key=value
-/// continuation lines `/dev/kmsg` puts after a record.
-pub fn record(line: &str) -> Option<Record<'_>> {
-    if line.starts_with(' ') {
-        return None;
-    }
-    if let Some((head, text)) = line.split_once(';') {
-        let mut fields = head.split(',');
-        let pri = fields.next().map(str::parse::<u32>);
-        let seq = fields.next().map(str::parse::<u64>);
-        let usec = fields.next().and_then(|u| u.parse::<u64>().ok());
-        if matches!((pri, seq), (Some(Ok(_)), Some(Ok(_)))) && usec.is_some() {
-            return Some(Record {
-                usec_since_boot: usec,
-                text,
-            });
-        }
-    }
-    if let Some(rest) = line.strip_prefix('[') {
-        if let Some((stamp, text)) = rest.split_once(']') {
-            if let Some(usec) = seconds_to_usec(stamp.trim()) {
-                return Some(Record {
-                    usec_since_boot: Some(usec),
-                    text: text.trim_start(),
-                });
-            }
-        }
-    }
-    Some(Record {
-        usec_since_boot: None,
-        text: line,
-    })
-}
-
-/// `123.456789` → microseconds.
-fn seconds_to_usec(stamp: &str) -> Option<u64> {
-    let (secs, frac) = stamp.split_once('.')?;
-    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: u64 = secs.parse().ok()?;
-    let micros: u64 = format!("{frac:0<6}")[..6].parse().ok()?;
-    secs.checked_mul(1_000_000)?.checked_add(micros)
-}
+pub use super::kernel_record::{record, Record};
+pub(crate) use super::xid_tally::Tally;
 
 /// A PCI address as the kernel log and NVML name it: domain, bus, device (function ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,19 +62,26 @@ pub enum Found<'a> {
     },
 }
 
-/// Finds an XID or SXid in the text of one kernel log line. The `Severity …` and `Data {…}` lines the
+/// The prefix the GPU driver puts before every message it prints.
+const XID_PREFIX: &str = "NVRM: Xid (";
+
+/// Finds an XID or SXid in a kernel message, which must begin as the driver prints it: `NVRM: Xid (` for GPUs
+/// (`NV_PRINTF`'s `NVRM: ` prefix), `nvidia-nvswitchN: SXid (` for NVSwitches (open-gpu-kernel-modules,
+/// `NVSWITCH_PRINT_SXID`: `"nvidia-%s: SXid (PCI:…): %05d, "`). The `Severity …` and `Data {…}` lines the
 /// NVSwitch driver prints after an SXid's first line are details of the same event, not events.
 pub fn find(text: &str) -> Option<Found<'_>> {
-    if let Some(at) = text.find("NVRM: Xid (") {
-        let (pci, code, rest) = parse_after(&text[at + "NVRM: Xid (".len()..])?;
+    if let Some(after) = text.strip_prefix(XID_PREFIX) {
+        let (pci, code, rest) = parse_after(after)?;
         return Some(Found::Xid {
             pci,
             code,
             text: message(rest),
         });
     }
-    let at = text.find("SXid (")?;
-    let (pci, code, rest) = parse_after(&text[at + "SXid (".len()..])?;
+    let after = text.strip_prefix("nvidia-nvswitch")?;
+    let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+    let after = after[digits..].strip_prefix(": SXid (")?;
+    let (pci, code, rest) = parse_after(after)?;
     let rest = rest.trim_start();
     if rest.starts_with("Severity ") || rest.starts_with("Data {") {
         return None;
@@ -150,15 +101,25 @@ pub fn find(text: &str) -> Option<Found<'_>> {
     })
 }
 
-/// `PCI:0000:18:00): 79, rest` (the `PCI:` is missing in very old drivers) → address, code, rest.
+/// `PCI:0000:18:00): 79, rest` (the `PCI:` is missing in very old drivers) → address, code, rest. The
+/// address is hex digits, `:` and `.` only, and the code follows at once, as the driver prints them.
 fn parse_after(s: &str) -> Option<(PciAddr, u32, &str)> {
     let s = s.strip_prefix("PCI:").unwrap_or(s);
     let (addr, rest) = s.split_once(')')?;
+    if !addr
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    {
+        return None;
+    }
     let pci = PciAddr::parse(addr)?;
-    let rest = rest.strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start_matches(' ');
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let code: u32 = rest[..digits].parse().ok()?;
-    let rest = rest[digits..].trim_start();
+    let rest = &rest[digits..];
+    if !(rest.is_empty() || rest.starts_with(',')) {
+        return None;
+    }
     Some((pci, code, rest.strip_prefix(',').unwrap_or(rest)))
 }
 
@@ -174,62 +135,9 @@ fn message(rest: &str) -> &str {
     rest.trim_end()
 }
 
-/// Every code seen on one GPU or switch, in order of first appearance.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Tally(Vec<XidEvent>);
-
-impl Tally {
-    /// Counts one occurrence at `at_ms` (wall clock, when known).
-    pub fn add(&mut self, code: u32, at_ms: Option<u64>, text: &str, fatal: Option<bool>) {
-        let text = (!text.is_empty()).then(|| bounded(text, MAX_TEXT_CHARS));
-        if let Some(e) = self.0.iter_mut().find(|e| e.code == code) {
-            e.count = e.count.saturating_add(1);
-            e.first_ms = e.first_ms.or(at_ms);
-            e.last_ms = at_ms.or(e.last_ms);
-            e.text = text.or(e.text.take());
-            e.fatal = match (e.fatal, fatal) {
-                (Some(a), Some(b)) => Some(a || b),
-                (a, b) => a.or(b),
-            };
-            return;
-        }
-        if self.0.len() < MAX_CODES {
-            self.0.push(XidEvent {
-                code,
-                count: 1,
-                first_ms: at_ms,
-                last_ms: at_ms,
-                text,
-                fatal,
-            });
-        }
-    }
-
-    pub fn events(&self) -> &[XidEvent] {
-        &self.0
-    }
-
-    pub fn codes(&self) -> Vec<u32> {
-        self.0.iter().map(|e| e.code).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kmsg_dmesg_and_plain_lines() {
-        let r = record("3,1234,5000000,-;NVRM: Xid (PCI:0000:18:00): 79, x").unwrap();
-        assert_eq!(r.usec_since_boot, Some(5_000_000));
-        assert!(r.text.starts_with("NVRM"));
-        let r = record("[  123.456789] NVRM: hello").unwrap();
-        assert_eq!(r.usec_since_boot, Some(123_456_789));
-        assert_eq!(r.text, "NVRM: hello");
-        let r = record("[Fri Aug 30 11:43:09 2024] NVRM: x").unwrap();
-        assert_eq!(r.usec_since_boot, None);
-        assert_eq!(record(" SUBSYSTEM=pci"), None);
-    }
 
     #[test]
     fn finds_xids_in_old_and_new_forms() {
@@ -289,6 +197,42 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_xid_inside_another_message_is_not_an_xid() {
+        // The kernel's segfault report names the mapped file; a tenant picks that name.
+        let forged = "a.out[4242]: segfault at 0 ip 0000000000401000 sp 00007ffd8c0e9a30 error 4 in \
+                      NVRM: Xid (PCI:0000:18:00): 79, pid=1, name=x, GPU has fallen off the bus.[400000+1000]";
+        for line in [
+            format!("6,1234,5000000,-;{forged}"),
+            format!("[ 5.000000] {forged}"),
+            format!("Aug 30 11:43:09 gpu01 kernel: {forged}"),
+            forged.to_string(),
+        ] {
+            let r = record(&line).unwrap();
+            assert_eq!(find(r.text), None, "{line}");
+        }
+        // A process named for the prefix (15 characters at most) is followed by the kernel's own text.
+        let named =
+            "6,1,5,-;NVRM: Xid (PCI:[4242]: segfault at 0 ip 0 sp 0 error 4 in x[400000+1000]";
+        assert_eq!(find(record(named).unwrap().text), None);
+        // Userspace writing to /dev/kmsg gets the user facility (1): not the kernel's record.
+        assert_eq!(
+            record("14,99,5000000,-;NVRM: Xid (PCI:0000:18:00): 79, x"),
+            None
+        );
+        assert_eq!(
+            record("<14>[    5.000000] NVRM: Xid (PCI:0000:18:00): 79, x"),
+            None
+        );
+        let other = "Aug 30 11:43:09 gpu01 python3[77]: NVRM: Xid (PCI:0000:18:00): 79, x";
+        assert_eq!(find(record(other).unwrap().text), None);
+        let user = "user  :notice: [    5.000000] NVRM: Xid (PCI:0000:18:00): 79, x";
+        assert_eq!(find(record(user).unwrap().text), None);
+        let sxid =
+            "x: nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 11001, Fatal, ingress invalid command";
+        assert_eq!(find(sxid), None);
+    }
+
+    #[test]
     fn nvml_and_kernel_bus_ids_match() {
         assert_eq!(
             PciAddr::parse("00000000:18:00.0"),
@@ -299,17 +243,5 @@ mod tests {
             "0000:18:00"
         );
         assert_eq!(PciAddr::parse("0000:1ff:00"), None);
-    }
-
-    #[test]
-    fn tally_counts_and_keeps_first_and_last() {
-        let mut t = Tally::default();
-        t.add(79, Some(10), "a", None);
-        t.add(79, Some(20), "b", None);
-        t.add(13, None, "", None);
-        assert_eq!(t.codes(), [79, 13]);
-        let e = &t.events()[0];
-        assert_eq!((e.count, e.first_ms, e.last_ms), (2, Some(10), Some(20)));
-        assert_eq!(e.text.as_deref(), Some("b"));
     }
 }

@@ -4,12 +4,15 @@ pub mod board;
 pub mod board_health;
 pub mod fabric;
 pub mod health;
+pub(crate) mod identity;
 pub mod kernel_log;
+pub(crate) mod kernel_record;
 pub mod process;
 pub mod recovery;
 pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;
+pub(crate) mod xid_tally;
 
 use serde::{Deserialize, Serialize};
 

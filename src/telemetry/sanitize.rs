@@ -21,6 +21,9 @@ const MAX_POWER_W: f64 = 5000.0;
 const MAX_CLOCK_MHZ: u32 = 10_000;
 /// 16 TiB in MiB: far beyond any GPU's memory.
 const MAX_MEMORY_MIB: u64 = 16 * 1024 * 1024;
+/// The last Unix millisecond an RFC 3339 time can name (9999-12-31T23:59:59.999Z): a later XID time is garbage
+/// that no renderer could show.
+const LATEST_MS: u64 = 253_402_300_799_999;
 /// T.Limit margins live within a few tens of degrees of zero.
 const TLIMIT_RANGE: std::ops::RangeInclusive<i32> = -100..=200;
 /// nvml.h's recovery actions are a small enum (0-4, later bindings 0-7); room for more, not for garbage.
@@ -270,6 +273,8 @@ fn sanitize_processes(processes: &mut Vec<GpuProcess>) {
 fn bound_events(events: &mut Vec<XidEvent>) {
     events.truncate(MAX_LIST);
     for e in events {
+        e.first_ms = e.first_ms.filter(|&t| t <= LATEST_MS);
+        e.last_ms = e.last_ms.filter(|&t| t <= LATEST_MS);
         if let Some(t) = &mut e.text {
             make_inert(t, MAX_TEXT_CHARS);
         }
@@ -485,6 +490,31 @@ mod tests {
             Some("H100\\x1b]52;c;AAAA\\x07\\u{202e}")
         );
         assert_eq!(sample.warnings[0], "\\x1b[2Jwiped");
+    }
+
+    #[test]
+    fn xid_times_past_year_9999_are_unknown() {
+        let event = |first_ms, last_ms| XidEvent {
+            code: 79,
+            count: 1,
+            first_ms,
+            last_ms,
+            ..Default::default()
+        };
+        let mut s = NodeSample {
+            gpus: vec![GpuSample {
+                xid: Some(vec![79]),
+                xid_events: Some(vec![event(Some(u64::MAX), Some(LATEST_MS))]),
+                ..Default::default()
+            }],
+            sxid: Some(vec![event(Some(LATEST_MS + 1), None)]),
+            ..Default::default()
+        };
+        s.sanitize(64);
+        let e = &s.gpus[0].xid_events.as_ref().unwrap()[0];
+        assert_eq!(e.first_ms, None);
+        assert_eq!(e.last_ms, Some(LATEST_MS), "the last writable time stays");
+        assert_eq!(s.sxid.unwrap()[0].first_ms, None);
     }
 
     #[test]

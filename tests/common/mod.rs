@@ -144,13 +144,8 @@ impl Behaviour {
             &fixture("nvidia-smi/nvidia-h100-80gb-hbm3.load.csv"),
             &fleetop::telemetry::smi_csv::modern_fields(),
         );
-        let rest = row
-            .split_once(',')
-            .map(|(_, r)| r)
-            .unwrap_or("")
-            .to_string();
         Behaviour::Smi {
-            rows: (0..8).map(|i| format!("{i},{rest}\n")).collect(),
+            rows: gpu_rows(&row, 8),
             legacy: false,
         }
     }
@@ -832,6 +827,22 @@ pub fn noheader_row(capture: &str, fields: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `n` rows as nvidia-smi prints them for an `n`-GPU node, from one captured `index, uuid, …` row: each row
+/// gets its own index and its own UUID (the capture's, with the last two digits replaced by the index), as
+/// distinct boards have.
+pub fn gpu_rows(row: &str, n: u32) -> String {
+    let mut cells = row.splitn(3, ',');
+    let (_, uuid, rest) = (
+        cells.next().unwrap_or(""),
+        cells.next().unwrap_or("").trim(),
+        cells.next().unwrap_or(""),
+    );
+    let stem = &uuid[..uuid.len().saturating_sub(2)];
+    (0..n)
+        .map(|i| format!("{i}, {stem}{i:02x},{rest}\n"))
+        .collect()
 }
 
 pub fn fixture(name: &str) -> String {
