@@ -81,7 +81,6 @@ fn struct_version<T>(n: u32) -> u32 {
 /// nvmlDeviceGetGpuFabricInfoV (version 3, then 2), else the older nvmlDeviceGetGpuFabricInfo; `Ok(None)` where
 /// the GPU is on no fabric (NVML_GPU_FABRIC_STATE_NOT_SUPPORTED) or the driver has neither call.
 fn fabric(nvml: &Nvml, device: &Device) -> Result<Option<GpuFabric>, NvmlError> {
-    let handle = device.handle();
     if let Ok(get) = nvml.lib().nvmlDeviceGetGpuFabricInfoV.as_ref() {
         for version in [3, 2] {
             // SAFETY: plain C data; all-zero is a valid value.
@@ -93,7 +92,7 @@ fn fabric(nvml: &Nvml, device: &Device) -> Result<Option<GpuFabric>, NvmlError> 
                 struct_version::<nvmlGpuFabricInfo_v2_t>(2)
             };
             // SAFETY: `info` is a valid, versioned struct; the handle comes from this NVML instance.
-            let status = unsafe { get(handle, &mut info) };
+            let status = unsafe { get(device.handle(), &mut info) };
             if status == VERSION_MISMATCH || status == FUNCTION_NOT_FOUND {
                 continue;
             }
@@ -115,7 +114,7 @@ fn fabric(nvml: &Nvml, device: &Device) -> Result<Option<GpuFabric>, NvmlError> 
     // SAFETY: plain C data; all-zero is a valid value.
     let mut info: nvmlGpuFabricInfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is a valid struct; the handle comes from this NVML instance.
-    let status = unsafe { get(handle, &mut info) };
+    let status = unsafe { get(device.handle(), &mut info) };
     not_supported_is_none(nvml_try(status))?;
     if status != 0 {
         return Ok(None);

@@ -204,6 +204,7 @@ fn stream(
                         Gpu::Failed(failed) => (**failed).clone(),
                     };
                     attach_xids(&mut gpu, kernel_log.gpu(position), xids.for_gpu(position));
+                    gpu.pcie_aer = kernel_log.aer(position).cloned();
                     gpu.nvlink = links[position].clone();
                     gpu
                 })

@@ -1,5 +1,6 @@
 //! What a node reports: per-GPU samples, the agent wire format, the nvidia-smi CSV parser and health rules.
 
+pub mod aer;
 pub mod board;
 pub mod board_health;
 pub mod fabric;
