@@ -756,20 +756,36 @@ fn board_values_pcie_fabric_and_memory_health_come_from_nvml_and_the_kernel_log(
         None,
         "one reading has no rise: {g0:#}"
     );
-    assert_eq!(g0["fabric"], json!({"state": "completed", "status": 0, "health_mask": 0, "clique_id": 1}));
+    assert_eq!(
+        g0["fabric"],
+        json!({"state": "completed", "status": 0, "health_mask": 0, "clique_id": 1})
+    );
     assert_eq!(g0["sram_threshold_exceeded"], true);
-    assert_eq!(g0["remap_banks"], json!({"max": 3070, "high": 0, "partial": 0, "low": 1, "none": 1}));
-    assert_eq!(g0["pcie_aer"]["corrected"], 1, "the root port's summary is not counted twice");
+    assert_eq!(
+        g0["remap_banks"],
+        json!({"max": 3070, "high": 0, "partial": 0, "low": 1, "none": 1})
+    );
+    assert_eq!(
+        g0["pcie_aer"]["corrected"], 1,
+        "the root port's summary is not counted twice"
+    );
     assert_eq!(g0["pcie_aer"]["fatal"], 1);
     assert!(g0["pcie_aer"]["last_text"]
         .as_str()
         .unwrap()
         .contains("severity=Uncorrected (Fatal)"));
     let g1 = &sample["gpus"][1];
-    assert_eq!(g1["fabric"], json!({"state": "not_started", "health_mask": 0, "clique_id": 1}));
+    assert_eq!(
+        g1["fabric"],
+        json!({"state": "not_started", "health_mask": 0, "clique_id": 1})
+    );
     assert_eq!(g1["sram_threshold_exceeded"], false);
     assert_eq!(g1["memory_unrepairable"], true);
-    assert_eq!(g1["pcie_aer"], json!({"corrected": 0, "nonfatal": 0, "fatal": 0}), "checked, none");
+    assert_eq!(
+        g1["pcie_aer"],
+        json!({"corrected": 0, "nonfatal": 0, "fatal": 0}),
+        "checked, none"
+    );
     assert_eq!(g1.get("pcie_max_gen"), None, "not supported: absent");
     assert_eq!(g1.get("remap_banks"), None);
     assert_eq!(
@@ -886,7 +902,8 @@ fn board_health_makes_nodes_warn_or_crit_with_one_power_brake_reason() {
     assert_eq!(n2["health"], "crit", "{n2:#}");
     let r2 = reasons(n2);
     assert!(
-        r2.iter().any(|r| r.starts_with("GPU 1: PCIe link x8 of x16")),
+        r2.iter()
+            .any(|r| r.starts_with("GPU 1: PCIe link x8 of x16")),
         "{r2:?}"
     );
     assert!(

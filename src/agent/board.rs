@@ -44,10 +44,20 @@ pub(crate) fn read(nvml: &Nvml, device: &Device, gpu: &mut GpuSample) -> Counter
     gpu.pcie_replay = replay;
     gpu.fabric = kept(gpu, "fabric", fabric(nvml, device)).flatten();
     gpu.remap_banks = kept(gpu, "remapped_rows.histogram", remap_banks(nvml, device));
-    gpu.sram_threshold_exceeded = kept(gpu, "ecc.sram", sram_threshold_exceeded(nvml, device)).flatten();
-    gpu.memory_unrepairable =
-        kept(gpu, "memory.unrepairable", memory_unrepairable(nvml, device)).flatten();
-    let violation = |policy| device.violation_status(policy).ok().map(|v| v.violation_time);
+    gpu.sram_threshold_exceeded =
+        kept(gpu, "ecc.sram", sram_threshold_exceeded(nvml, device)).flatten();
+    gpu.memory_unrepairable = kept(
+        gpu,
+        "memory.unrepairable",
+        memory_unrepairable(nvml, device),
+    )
+    .flatten();
+    let violation = |policy| {
+        device
+            .violation_status(policy)
+            .ok()
+            .map(|v| v.violation_time)
+    };
     Counters {
         replay,
         power_ns: violation(PerformancePolicy::Power),
@@ -205,8 +215,10 @@ fn sram_threshold_exceeded(nvml: &Nvml, device: &Device) -> Result<Option<bool>,
         counts: [0; 11],
         threshold_exceeded: 0,
     };
-    Ok(versioned_call(nvml, device, b"nvmlDeviceGetSramEccErrorStatus\0", status)?
-        .map(|s| s.threshold_exceeded != 0))
+    Ok(
+        versioned_call(nvml, device, b"nvmlDeviceGetSramEccErrorStatus\0", status)?
+            .map(|s| s.threshold_exceeded != 0),
+    )
 }
 
 fn memory_unrepairable(nvml: &Nvml, device: &Device) -> Result<Option<bool>, NvmlError> {
@@ -214,8 +226,13 @@ fn memory_unrepairable(nvml: &Nvml, device: &Device) -> Result<Option<bool>, Nvm
         version: struct_version::<UnrepairableMemoryStatus>(1),
         unrepairable: 0,
     };
-    Ok(versioned_call(nvml, device, b"nvmlDeviceGetUnrepairableMemoryFlag\0", status)?
-        .map(|s| s.unrepairable != 0))
+    Ok(versioned_call(
+        nvml,
+        device,
+        b"nvmlDeviceGetUnrepairableMemoryFlag\0",
+        status,
+    )?
+    .map(|s| s.unrepairable != 0))
 }
 
 /// One GPU's recent counter readings, to say how much each rose over the last minute.
@@ -238,9 +255,10 @@ impl Window {
         }
         if let Some((at, before)) = self.readings.front().copied() {
             let over_ms = now.saturating_duration_since(at).as_millis() as u64;
-            let rise = |a: Option<u64>, b: Option<u64>| Some(b?.checked_sub(a?)?);
+            let rise = |a: Option<u64>, b: Option<u64>| b?.checked_sub(a?);
             if over_ms > 0 {
-                gpu.pcie_replay_rise = rise(before.replay, counters.replay).map(|by| Rise { by, over_ms });
+                gpu.pcie_replay_rise =
+                    rise(before.replay, counters.replay).map(|by| Rise { by, over_ms });
                 let ms = |a, b| rise(a, b).map(|ns| (ns / 1_000_000).min(over_ms));
                 let power_ms = ms(before.power_ns, counters.power_ns);
                 let thermal_ms = ms(before.thermal_ns, counters.thermal_ns);
@@ -253,7 +271,10 @@ impl Window {
                 }
             }
             // A counter that went down was reset with the driver: start over from this reading.
-            if rise(before.replay, counters.replay).is_none() && counters.replay.is_some() && before.replay.is_some() {
+            if rise(before.replay, counters.replay).is_none()
+                && counters.replay.is_some()
+                && before.replay.is_some()
+            {
                 self.readings.clear();
             }
         }
@@ -280,22 +301,40 @@ mod tests {
         assert_eq!(g.pcie_replay_rise, None, "one reading is no rise");
         assert_eq!(g.clock_violation, None);
         w.push(at(30), c(15, 3), &mut g);
-        assert_eq!(g.pcie_replay_rise, Some(Rise { by: 5, over_ms: 30_000 }));
+        assert_eq!(
+            g.pcie_replay_rise,
+            Some(Rise {
+                by: 5,
+                over_ms: 30_000
+            })
+        );
         assert_eq!(g.clock_violation.unwrap().thermal_ms, Some(3000));
         assert_eq!(g.clock_violation.unwrap().power_ms, None);
         let mut g = GpuSample::default();
         w.push(at(90), c(40, 3), &mut g);
         assert_eq!(
             g.pcie_replay_rise,
-            Some(Rise { by: 25, over_ms: 60_000 }),
+            Some(Rise {
+                by: 25,
+                over_ms: 60_000
+            }),
             "the reading older than a minute is dropped"
         );
         assert_eq!(g.clock_violation.unwrap().thermal_ms, Some(0));
         let mut g = GpuSample::default();
         w.push(at(95), c(2, 0), &mut g);
-        assert_eq!(g.pcie_replay_rise, None, "a counter that went down is no rise");
+        assert_eq!(
+            g.pcie_replay_rise, None,
+            "a counter that went down is no rise"
+        );
         let mut g = GpuSample::default();
         w.push(at(100), c(3, 0), &mut g);
-        assert_eq!(g.pcie_replay_rise, Some(Rise { by: 1, over_ms: 5_000 }));
+        assert_eq!(
+            g.pcie_replay_rise,
+            Some(Rise {
+                by: 1,
+                over_ms: 5_000
+            })
+        );
     }
 }

@@ -9,9 +9,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::telemetry::board::PcieAer;
 use crate::telemetry::kernel_log::{self, Found, PciAddr, Tally};
 use crate::telemetry::xid_tally::MAX_CODES;
-use crate::telemetry::board::PcieAer;
 use crate::telemetry::XidEvent;
 
 /// The default source: the kernel's own ring buffer, one record per read.

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use super::{FleetState, NodeState};
 use crate::inventory::NodeId;
-use crate::telemetry::board_health::{node_power_brake, POWER_BRAKE_REASON};
 use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
+use crate::telemetry::health::board::{node_power_brake, POWER_BRAKE_REASON};
 use crate::telemetry::health::{
     classify_xid_event, judge_gpu, judge_gpu_count, judge_sxids, Health, Verdict,
 };

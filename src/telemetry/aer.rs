@@ -10,11 +10,18 @@ use super::kernel_log::PciAddr;
 /// The device and severity of an AER error line, or `None` for any other line.
 pub fn find(text: &str) -> Option<(PciAddr, AerSeverity)> {
     let (driver, rest) = text.split_once(' ')?;
-    if driver.is_empty() || !driver.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if driver.is_empty()
+        || !driver
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return None;
     }
     let (addr, rest) = rest.split_once(": ")?;
-    if !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+    if !addr
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    {
         return None;
     }
     let pci = PciAddr::parse(addr)?;

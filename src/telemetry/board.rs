@@ -164,10 +164,7 @@ impl GpuSample {
         }) {
             reject(
                 "clocks.violation",
-                format!(
-                    "{:?}/{:?} ms of {} ms",
-                    v.power_ms, v.thermal_ms, v.over_ms
-                ),
+                format!("{:?}/{:?} ms of {} ms", v.power_ms, v.thermal_ms, v.over_ms),
             );
             self.clock_violation = None;
         }

@@ -6,6 +6,9 @@ use super::recovery::{self, XID_RECOVERY_ACTION_CHANGED};
 use super::{GpuErrorKind, GpuSample, RecoveryAction, XidEvent};
 use crate::inventory::Thresholds;
 
+/// The rules on a GPU's board values: PCIe, fabric registration, memory health, throttling.
+pub(crate) mod board;
+
 /// H100 limits seen on an older driver (slowdown 89 °C, memory max 95 °C): used only for GPUs whose name says
 /// H100 when neither the inventory nor the device gives a limit. Other models get no built-in limit.
 const H100_SLOWDOWN_C: u32 = 89;
@@ -139,7 +142,7 @@ pub(crate) fn judge_gpu(gpu: &GpuSample, limits: &Thresholds, acked: Acknowledge
     }
     xids(&mut v, gpu, acked);
     recovery_action(&mut v, gpu);
-    super::board_health::judge_board(&mut v, gpu);
+    board::judge_board(&mut v, gpu);
     if let Some(reason) = gpu.nvlink.as_ref().and_then(super::fabric::judge_nvlinks) {
         v.add(Health::Warn, reason);
     }
@@ -479,7 +482,10 @@ mod tests {
         assert_eq!(at(90).health, Health::Warn);
         let max = at(95);
         assert_eq!(max.health, Health::Warn, "at its maximum memory throttles");
-        assert!(max.reasons[0].contains("memory throttling starts"), "{max:?}");
+        assert!(
+            max.reasons[0].contains("memory throttling starts"),
+            "{max:?}"
+        );
         assert_eq!(at(96).health, Health::Crit);
     }
 

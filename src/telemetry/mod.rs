@@ -2,7 +2,6 @@
 
 pub mod aer;
 pub mod board;
-pub mod board_health;
 pub mod fabric;
 pub mod health;
 pub(crate) mod identity;

@@ -1,10 +1,10 @@
-//! Health rules on the board values (telemetry/board.rs): PCIe link and replays, AER reports, NVSwitch fabric
+//! Health rules on the board values (`telemetry/board.rs`): PCIe link and replays, AER reports, NVSwitch fabric
 //! registration, memory health, sustained throttling, and the node-level power brake. One rule per function,
 //! each with its source; `docs/health.md` lists them.
 
-use super::board::FabricState;
-use super::health::{Health, Verdict};
-use super::GpuSample;
+use super::{Health, Verdict};
+use crate::telemetry::board::FabricState;
+use crate::telemetry::GpuSample;
 
 /// A GPU this busy (utilization %) runs its PCIe link at full speed: nvidia-smi documents that the current link
 /// generation "may be reduced when the GPU is not in use", and a real RTX 2080 SUPER idles at gen 1 of 3 (fixture
@@ -88,12 +88,18 @@ fn pcie_aer_reports(v: &mut Verdict, gpu: &GpuSample) {
     if aer.fatal > 0 {
         v.add(
             Health::Crit,
-            format!("PCIe AER: {} fatal error(s): reset the GPU or reboot the node; last: {last}", aer.fatal),
+            format!(
+                "PCIe AER: {} fatal error(s): reset the GPU or reboot the node; last: {last}",
+                aer.fatal
+            ),
         );
     } else if aer.nonfatal > 0 {
         v.add(
             Health::Warn,
-            format!("PCIe AER: {} uncorrected non-fatal error(s); last: {last}", aer.nonfatal),
+            format!(
+                "PCIe AER: {} uncorrected non-fatal error(s); last: {last}",
+                aer.nonfatal
+            ),
         );
     } else if aer.corrected > 0 {
         v.add(
@@ -120,10 +126,7 @@ fn fabric_registration(v: &mut Verdict, gpu: &GpuSample) {
             Health::Warn,
             "fabric registration in progress: CUDA cannot use the GPU until it completes".into(),
         ),
-        (FabricState::NotStarted, _) => (
-            Health::Crit,
-            "fabric registration not started".into(),
-        ),
+        (FabricState::NotStarted, _) => (Health::Crit, "fabric registration not started".into()),
         (FabricState::Unknown, _) => (Health::Crit, "fabric state unrecognised".into()),
     };
     let remedy = if health == Health::Crit {
@@ -203,7 +206,9 @@ fn remap_banks_running_out(v: &mut Verdict, gpu: &GpuSample) {
 /// sample's bits; thermal slowdown by its violation counter when the GPU reports one (DCGM's thermal health
 /// watch warns when the violation time rose within the last minute), else by the bits.
 fn throttling(v: &mut Verdict, gpu: &GpuSample) {
-    let thermal = gpu.clock_violation.and_then(|c| c.thermal_ms.map(|ms| (ms, c.over_ms)));
+    let thermal = gpu
+        .clock_violation
+        .and_then(|c| c.thermal_ms.map(|ms| (ms, c.over_ms)));
     for reason in gpu.throttle.iter().flatten() {
         let counted = thermal.is_some() && THERMAL_THROTTLE.contains(&reason.as_str());
         if HARDWARE_THROTTLE.contains(&reason.as_str())
@@ -227,7 +232,9 @@ fn throttling(v: &mut Verdict, gpu: &GpuSample) {
 
 /// Two or more GPUs of a node under a hardware power brake (nvml.h: "External Power Brake Assertion being
 /// triggered (e.g. by the system power supply)"): one cause for the node, so one reason naming the GPUs.
-pub(crate) fn node_power_brake<'a>(gpus: impl IntoIterator<Item = &'a GpuSample>) -> Option<String> {
+pub(crate) fn node_power_brake<'a>(
+    gpus: impl IntoIterator<Item = &'a GpuSample>,
+) -> Option<String> {
     let braked: Vec<String> = gpus
         .into_iter()
         .filter(|g| {
@@ -271,39 +278,71 @@ mod tests {
     #[test]
     fn a_narrow_link_warns_always_a_slow_one_only_while_busy() {
         assert_eq!(judge(&gpu()), Verdict::default());
-        let narrow = GpuSample { pcie_width: Some(8), ..gpu() };
+        let narrow = GpuSample {
+            pcie_width: Some(8),
+            ..gpu()
+        };
         let v = judge(&narrow);
         assert_eq!(v.health, Health::Warn);
         assert!(v.reasons[0].contains("x8 of x16"), "{v:?}");
-        let idle_gen1 = GpuSample { pcie_gen: Some(1), ..gpu() };
+        let idle_gen1 = GpuSample {
+            pcie_gen: Some(1),
+            ..gpu()
+        };
         assert_eq!(judge(&idle_gen1).health, Health::Ok, "idle links downshift");
-        let busy_gen4 = GpuSample { pcie_gen: Some(4), util_pct: Some(97), ..gpu() };
+        let busy_gen4 = GpuSample {
+            pcie_gen: Some(4),
+            util_pct: Some(97),
+            ..gpu()
+        };
         let v = judge(&busy_gen4);
         assert_eq!(v.health, Health::Warn);
         assert!(v.reasons[0].contains("gen 4 of gen 5"), "{v:?}");
-        let unknown_max = GpuSample { pcie_max_width: None, pcie_width: Some(1), ..gpu() };
+        let unknown_max = GpuSample {
+            pcie_max_width: None,
+            pcie_width: Some(1),
+            ..gpu()
+        };
         assert_eq!(judge(&unknown_max).health, Health::Ok);
     }
 
     #[test]
     fn replays_warn_above_dcgms_rate_for_the_link() {
         let rising = |by| GpuSample {
-            pcie_replay_rise: Some(Rise { by, over_ms: 60_000 }),
+            pcie_replay_rise: Some(Rise {
+                by,
+                over_ms: 60_000,
+            }),
             ..gpu()
         };
         // Gen 5 x16: ceil(1.92 * 16) = 31 a minute.
         assert_eq!(judge(&rising(31)).health, Health::Ok);
         let v = judge(&rising(32));
         assert_eq!(v.health, Health::Warn);
-        assert!(v.reasons[0].contains("DCGM expects at most 31/min"), "{v:?}");
-        let gen9 = GpuSample { pcie_gen: Some(9), ..rising(500) };
-        assert_eq!(judge(&gen9).health, Health::Warn, "capped at the last known generation");
+        assert!(
+            v.reasons[0].contains("DCGM expects at most 31/min"),
+            "{v:?}"
+        );
+        let gen9 = GpuSample {
+            pcie_gen: Some(9),
+            ..rising(500)
+        };
+        assert_eq!(
+            judge(&gen9).health,
+            Health::Warn,
+            "capped at the last known generation"
+        );
     }
 
     #[test]
     fn aer_severities() {
         let with = |corrected, nonfatal, fatal| GpuSample {
-            pcie_aer: Some(PcieAer { corrected, nonfatal, fatal, ..Default::default() }),
+            pcie_aer: Some(PcieAer {
+                corrected,
+                nonfatal,
+                fatal,
+                ..Default::default()
+            }),
             ..gpu()
         };
         let v = judge(&with(3, 0, 0));
@@ -316,11 +355,21 @@ mod tests {
     #[test]
     fn fabric_registration_follows_dcgm() {
         let with = |state, status| GpuSample {
-            fabric: Some(GpuFabric { state, status, ..Default::default() }),
+            fabric: Some(GpuFabric {
+                state,
+                status,
+                ..Default::default()
+            }),
             ..gpu()
         };
-        assert_eq!(judge(&with(FabricState::Completed, Some(0))), Verdict::default());
-        assert_eq!(judge(&with(FabricState::InProgress, None)).health, Health::Warn);
+        assert_eq!(
+            judge(&with(FabricState::Completed, Some(0))),
+            Verdict::default()
+        );
+        assert_eq!(
+            judge(&with(FabricState::InProgress, None)).health,
+            Health::Warn
+        );
         for (state, status) in [
             (FabricState::NotStarted, None),
             (FabricState::Completed, Some(999)),
@@ -356,26 +405,58 @@ mod tests {
 
     #[test]
     fn memory_health_detail() {
-        let sram = GpuSample { sram_threshold_exceeded: Some(true), ..gpu() };
+        let sram = GpuSample {
+            sram_threshold_exceeded: Some(true),
+            ..gpu()
+        };
         assert_eq!(judge(&sram).health, Health::Crit);
-        let unrepairable = GpuSample { memory_unrepairable: Some(true), ..gpu() };
+        let unrepairable = GpuSample {
+            memory_unrepairable: Some(true),
+            ..gpu()
+        };
         assert_eq!(judge(&unrepairable).health, Health::Crit);
         let fine = GpuSample {
             sram_threshold_exceeded: Some(false),
             memory_unrepairable: Some(false),
-            remap_banks: Some(RemapBanks { max: 3072, ..Default::default() }),
+            remap_banks: Some(RemapBanks {
+                max: 3072,
+                ..Default::default()
+            }),
             ..gpu()
         };
         assert_eq!(judge(&fine), Verdict::default());
         for banks in [
-            RemapBanks { max: 3071, low: 1, ..Default::default() },
-            RemapBanks { max: 3071, none: 1, ..Default::default() },
+            RemapBanks {
+                max: 3071,
+                low: 1,
+                ..Default::default()
+            },
+            RemapBanks {
+                max: 3071,
+                none: 1,
+                ..Default::default()
+            },
         ] {
-            let v = judge(&GpuSample { remap_banks: Some(banks), ..gpu() });
+            let v = judge(&GpuSample {
+                remap_banks: Some(banks),
+                ..gpu()
+            });
             assert_eq!(v.health, Health::Warn, "{banks:?}");
         }
-        let partial = RemapBanks { max: 3000, high: 50, partial: 22, ..Default::default() };
-        assert_eq!(judge(&GpuSample { remap_banks: Some(partial), ..gpu() }).health, Health::Ok);
+        let partial = RemapBanks {
+            max: 3000,
+            high: 50,
+            partial: 22,
+            ..Default::default()
+        };
+        assert_eq!(
+            judge(&GpuSample {
+                remap_banks: Some(partial),
+                ..gpu()
+            })
+            .health,
+            Health::Ok
+        );
     }
 
     #[test]
@@ -384,9 +465,17 @@ mod tests {
             throttle: Some(vec!["sw_thermal_slowdown".into()]),
             ..gpu()
         };
-        assert_eq!(judge(&bits).health, Health::Warn, "no counter: the bits judge");
+        assert_eq!(
+            judge(&bits).health,
+            Health::Warn,
+            "no counter: the bits judge"
+        );
         let counted = |thermal_ms| GpuSample {
-            clock_violation: Some(ClockViolation { over_ms: 60_000, power_ms: Some(60_000), thermal_ms }),
+            clock_violation: Some(ClockViolation {
+                over_ms: 60_000,
+                power_ms: Some(60_000),
+                thermal_ms,
+            }),
             ..bits.clone()
         };
         assert_eq!(
@@ -397,12 +486,19 @@ mod tests {
         let v = judge(&counted(Some(30_000)));
         assert_eq!(v.health, Health::Warn);
         assert_eq!(v.reasons.len(), 1, "{v:?}");
-        assert!(v.reasons[0].contains("30.0 s of the last 60 s (50%)"), "{v:?}");
+        assert!(
+            v.reasons[0].contains("30.0 s of the last 60 s (50%)"),
+            "{v:?}"
+        );
         let power_capped = GpuSample {
             throttle: Some(vec!["sw_power_cap".into()]),
             ..counted(Some(0))
         };
-        assert_eq!(judge(&power_capped), Verdict::default(), "power capping is normal at full load");
+        assert_eq!(
+            judge(&power_capped),
+            Verdict::default(),
+            "power capping is normal at full load"
+        );
         let brake = GpuSample {
             throttle: Some(vec!["hw_power_brake_slowdown".into()]),
             ..gpu()
@@ -420,6 +516,9 @@ mod tests {
         let calm = GpuSample { index: 1, ..gpu() };
         assert_eq!(node_power_brake([&braked(0), &calm]), None);
         let reason = node_power_brake([&braked(0), &calm, &braked(5)]).unwrap();
-        assert_eq!(reason, "hardware power brake on GPUs 0, 5: check power supply / BMC");
+        assert_eq!(
+            reason,
+            "hardware power brake on GPUs 0, 5: check power supply / BMC"
+        );
     }
 }
