@@ -184,3 +184,72 @@ impl GpuSample {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::GpuErrorKind;
+
+    #[test]
+    fn implausible_board_values_become_unknown_with_a_reason() {
+        let mut gpu = GpuSample {
+            pcie_max_gen: Some(99),
+            pcie_max_width: Some(16),
+            pcie_replay_rise: Some(Rise {
+                by: 3,
+                over_ms: MAX_WINDOW_MS + 1,
+            }),
+            clock_violation: Some(ClockViolation {
+                over_ms: 60_000,
+                power_ms: Some(60_001),
+                thermal_ms: None,
+            }),
+            remap_banks: Some(RemapBanks {
+                max: u32::MAX,
+                none: u32::MAX,
+                ..Default::default()
+            }),
+            pcie_aer: Some(PcieAer {
+                last_text: Some("nvidia 0000:18:00.0: \u{1b}[2Jforged".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        gpu.sanitize();
+        assert_eq!(gpu.pcie_max_gen, None);
+        assert_eq!(gpu.pcie_max_width, Some(16));
+        assert_eq!(gpu.pcie_replay_rise, None);
+        assert_eq!(gpu.clock_violation, None, "more violation than time");
+        assert_eq!(gpu.remap_banks, None);
+        let queries: Vec<&str> = gpu.errors.iter().map(|e| e.query.as_str()).collect();
+        assert_eq!(
+            queries,
+            [
+                "pcie.link.gen.max",
+                "pcie.replay.rise",
+                "clocks.violation",
+                "remapped_rows.histogram"
+            ]
+        );
+        assert!(gpu
+            .errors
+            .iter()
+            .all(|e| e.kind == GpuErrorKind::Implausible));
+        let text = gpu.pcie_aer.unwrap().last_text.unwrap();
+        assert!(!text.contains('\u{1b}'), "{text}");
+    }
+
+    #[test]
+    fn aer_counts_by_severity_and_keeps_the_last_words() {
+        let mut aer = PcieAer::default();
+        aer.add(AerSeverity::Corrected, "first", Some(1));
+        aer.add(AerSeverity::Fatal, &"x".repeat(1000), None);
+        assert_eq!((aer.corrected, aer.nonfatal, aer.fatal), (1, 0, 1));
+        assert_eq!(
+            aer.last_ms,
+            Some(1),
+            "a later report without a time keeps the last known"
+        );
+        assert!(aer.last_text.unwrap().chars().count() <= MAX_AER_TEXT + 1);
+    }
+}

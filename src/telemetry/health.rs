@@ -250,8 +250,8 @@ fn temperatures(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
 /// HBM temperature on every model, T.Limit or not: against the inventory's limits when set; else against the
 /// memory maximum the device reports (nvml.h `NVML_TEMPERATURE_THRESHOLD_MEM_MAX`, read even where T.Limit
 /// fields are offered, as DCGM reads `DCGM_FI_DEV_MEMORY_MAX_OP_TEMP_CELSIUS`) or the model's: near it warns, at
-/// it warns (memory throttling starts there), above it is crit. Without any maximum the reading is shown as not
-/// judged rather than passed as ok.
+/// it warns (memory throttling starts there), above it is crit. Without any maximum, a reading above the H100's
+/// maximum warns, so a hot GPU is never passed as ok.
 fn memory_temperature(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
     let Some(t) = gpu.mem_temp_c else { return };
     if let Some(crit) = limits.mem_temp_crit_c {
@@ -265,10 +265,14 @@ fn memory_temperature(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
             .then_some(H100_MEM_MAX_C)
     });
     let Some(max) = max else {
-        v.add(
-            Health::Ok,
-            format!("memory temperature {t} °C not judged: the GPU reports no maximum (set [thresholds] mem_temp_crit_c)"),
-        );
+        // No maximum for this GPU: a reading above the one HBM maximum fleetop knows (the H100's) is not passed
+        // as ok; below it nothing can be said.
+        if t > H100_MEM_MAX_C {
+            v.add(
+                Health::Warn,
+                format!("memory temperature {t} °C, above an H100's {H100_MEM_MAX_C} °C maximum; this GPU reports none (set [thresholds] mem_temp_crit_c)"),
+            );
+        }
         return;
     };
     let warn = limits
@@ -515,9 +519,14 @@ mod tests {
             Verdict::default()
         );
         let unknown = judge_gpu(&h200(99, None), &t, &none_acknowledged);
+        assert_eq!(unknown.health, Health::Warn, "{unknown:?}");
         assert!(
-            unknown.reasons[0].contains("not judged"),
+            unknown.reasons[0].contains("this GPU reports none"),
             "without a maximum it says so: {unknown:?}"
+        );
+        assert_eq!(
+            judge_gpu(&h200(90, None), &t, &none_acknowledged),
+            Verdict::default()
         );
         let set = Thresholds {
             mem_temp_crit_c: Some(98.0),
