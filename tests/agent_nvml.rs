@@ -897,6 +897,11 @@ fn board_health_makes_nodes_warn_or_crit_with_one_power_brake_reason() {
         reasons(n1)
     );
     assert_eq!(n1["gpus"][1]["health"], "ok");
+    assert_eq!(
+        n1["gpus"][0]["fabric"],
+        Value::Null,
+        "no fabric (NOT_SUPPORTED) is null"
+    );
 
     let n2 = node(&doc, "tn02");
     assert_eq!(n2["health"], "crit", "{n2:#}");
