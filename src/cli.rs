@@ -199,6 +199,10 @@ pub struct SnapshotArgs {
     /// Print where the time went to stderr: each phase's wall and CPU time, and each store query's
     #[arg(long)]
     pub timings: bool,
+    /// Let nodes out of service (drained, draining, rebooting, resetting, in repair) decide the exit status too;
+    /// by default only nodes in service do
+    #[arg(long)]
+    pub include_drained: bool,
 }
 
 #[derive(Debug, Args)]

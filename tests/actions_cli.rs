@@ -282,6 +282,10 @@ fn demo_practice_mode_runs_nothing_but_audits() {
             && audit.contains("scontrol update NodeName=c001n1 State=DRAIN"),
         "{audit}"
     );
+    assert!(
+        audit.lines().all(|l| l.contains("\"demo\":true")),
+        "practice records are marked, so a real fleet of the same names ignores them: {audit}"
+    );
 }
 
 #[test]

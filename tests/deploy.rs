@@ -285,13 +285,56 @@ fn fleetop_bin() -> &'static Path {
     common::fleetop_bin()
 }
 
+/// Stops the agents the fleet's stand-in `systemctl restart` started (`records/*.pid`) when the test ends.
+struct Services<'a>(&'a Fleet);
+
+impl Drop for Services<'_> {
+    fn drop(&mut self) {
+        let Ok(records) = fs::read_dir(self.0.dir.path().join("records")) else {
+            return;
+        };
+        for entry in records.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".pid") {
+                if let Ok(pid) = fs::read_to_string(entry.path()) {
+                    let _ = Command::new("kill")
+                        .arg(pid.trim())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
+        }
+    }
+}
+
+/// The fleet's unit directory, where its stand-in `systemctl` finds the units it starts.
+fn unit_dir(fleet: &Fleet) -> PathBuf {
+    let units = fleet.dir.path().join("units");
+    fs::create_dir_all(&units).unwrap();
+    fs::set_permissions(&units, fs::Permissions::from_mode(0o777)).unwrap();
+    units
+}
+
+/// The HTTP status `GET /metrics` gets from `addr`, asked from here.
+fn metrics_status(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).ok()?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut answer = Vec::new();
+    tcp.take(64 * 1024).read_to_end(&mut answer).ok()?;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
 #[test]
 fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
     let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(1, 8))], Quirks::default());
+    let _services = Services(&fleet);
     let inventory = fleet.write_inventory_with_agent_dirs();
-    let units = fleet.dir.path().join("units");
-    fs::create_dir(&units).unwrap();
-    fs::set_permissions(&units, fs::Permissions::from_mode(0o777)).unwrap();
+    let units = unit_dir(&fleet);
+    let first = format!("127.0.0.1:{}", common::free_port());
+    let second = format!("127.0.0.1:{}", common::free_port());
     let systemd = |listen: &str, dir: &Path| -> (i32, Value) {
         let out = fleet.deploy(
             &inventory,
@@ -319,17 +362,17 @@ fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
     };
     let unit = units.join("fleetop-agent.service");
 
-    let (code, doc) = systemd("127.0.0.1:9401", &units);
+    let (code, doc) = systemd(&first, &units);
     assert_eq!(code, 0, "{doc:#}");
     let o = outcome(&doc, "tn01");
     assert_eq!(o["outcome"], "updated");
     assert_eq!(
         o["detail"],
-        "agent installed; fleetop-agent.service enabled and restarted"
+        format!("agent installed; fleetop-agent.service enabled and restarted; its exporter answers on {first}")
     );
     let text = fs::read_to_string(&unit).unwrap();
     let exec = format!(
-        "ExecStart={} agent --listen 127.0.0.1:9401\n",
+        "ExecStart={} agent --listen {first}\n",
         fleet.agent_path(0).display()
     );
     assert!(text.contains(&exec), "{text}");
@@ -349,7 +392,7 @@ fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
     );
 
     // Nothing changed: nothing is touched, systemd included.
-    let (code, doc) = systemd("127.0.0.1:9401", &units);
+    let (code, doc) = systemd(&first, &units);
     assert_eq!(
         (code, &outcome(&doc, "tn01")["outcome"]),
         (0, &Value::from("current"))
@@ -357,19 +400,19 @@ fn systemd_installs_enables_and_restarts_the_unit_and_a_rerun_leaves_it() {
     assert_eq!(calls().lines().count(), 3);
 
     // Another address changes the unit only: the agent is not uploaded again.
-    let (code, doc) = systemd("127.0.0.1:9402", &units);
+    let (code, doc) = systemd(&second, &units);
     assert_eq!(code, 0, "{doc:#}");
     assert_eq!(
         outcome(&doc, "tn01")["detail"],
-        "fleetop-agent.service enabled and restarted"
+        format!("fleetop-agent.service enabled and restarted; its exporter answers on {second}")
     );
     assert!(fs::read_to_string(&unit)
         .unwrap()
-        .contains("--listen 127.0.0.1:9402"));
+        .contains(&format!("--listen {second}")));
     assert_eq!(calls().lines().count(), 6);
 
     // A unit directory that does not exist fails the node and says what was done before.
-    let (code, doc) = systemd("127.0.0.1:9403", &fleet.dir.path().join("no-such-dir"));
+    let (code, doc) = systemd(&first, &fleet.dir.path().join("no-such-dir"));
     assert_eq!(code, 1);
     let o = outcome(&doc, "tn01");
     assert_eq!(o["outcome"], "failed");
@@ -430,4 +473,149 @@ fn a_binary_the_node_cannot_run_is_refused_or_rolled_back_never_half_installed()
         "{why}"
     );
     untouched();
+}
+
+#[test]
+fn a_unit_runs_the_agent_at_a_path_with_a_space_and_one_that_does_not_start_is_a_failure() {
+    let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(1, 8))], Quirks::default());
+    let _services = Services(&fleet);
+    let units = unit_dir(&fleet);
+    let spaced = fleet.agent_dir(0).join("my agent");
+    fs::create_dir_all(&spaced).unwrap();
+    fs::set_permissions(&spaced, fs::Permissions::from_mode(0o777)).unwrap();
+    let agent = spaced.join("fleetop");
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    let text = fs::read_to_string(&inventory).unwrap().replace(
+        &format!("agent_path = \"{}\"", fleet.agent_path(0).display()),
+        &format!("agent_path = \"{}\"", agent.display()),
+    );
+    assert!(text.contains("my agent"));
+    fs::write(&inventory, text).unwrap();
+    let systemd = |listen: &str| -> (i32, Value) {
+        let out = fleet.deploy(
+            &inventory,
+            &[
+                "tn01",
+                "--systemd",
+                "--listen",
+                listen,
+                "--unit-dir",
+                units.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        );
+        (out.status.code().unwrap_or(-1), json(&out))
+    };
+
+    // Quoted as systemd reads it: the unit runs the agent, not a program called ".../my".
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let (code, doc) = systemd(&listen);
+    assert_eq!(code, 0, "{doc:#}");
+    let detail = outcome(&doc, "tn01")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.ends_with(&format!("its exporter answers on {listen}")),
+        "{detail}"
+    );
+    let unit = fs::read_to_string(units.join("fleetop-agent.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStart=\"{}\" agent --listen {listen}\n",
+            agent.display()
+        )),
+        "{unit}"
+    );
+    let status = metrics_status(&listen).unwrap_or_default();
+    assert!(
+        status.starts_with("HTTP/1.") && status.ends_with(" 200 OK"),
+        "the agent the unit names serves metrics: {status}"
+    );
+
+    // An agent that cannot listen (port 1 is privileged; the node's user is not root) exits at once:
+    // restarted, but not deployed.
+    let (code, doc) = systemd("127.0.0.1:1");
+    assert_eq!(code, 1, "{doc:#}");
+    let o = outcome(&doc, "tn01");
+    assert_eq!(o["outcome"], "failed");
+    let why = o["detail"].as_str().unwrap();
+    assert!(
+        why.contains(
+            "fleetop-agent.service was restarted but its exporter did not answer on 127.0.0.1:1"
+        ) && why.contains("systemctl is-active: failed"),
+        "{why}"
+    );
+    let last = audit_records(&fleet).pop().unwrap();
+    assert_eq!(
+        (&last["record"], &last["ok"]),
+        (&Value::from("outcome"), &Value::from(false))
+    );
+}
+
+#[test]
+fn an_agent_path_naming_a_directory_is_refused_every_time() {
+    let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(1, 8))], Quirks::default());
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    let dir = fleet.agent_dir(0);
+    let text = fs::read_to_string(&inventory).unwrap().replace(
+        &format!("agent_path = \"{}\"", fleet.agent_path(0).display()),
+        &format!("agent_path = \"{}\"", dir.display()),
+    );
+    fs::write(&inventory, text).unwrap();
+    for _ in 0..2 {
+        let out = fleet.deploy(&inventory, &["tn01", "--format", "json"]);
+        assert_eq!(out.status.code(), Some(1));
+        let doc = json(&out);
+        let o = outcome(&doc, "tn01");
+        assert_eq!(o["outcome"], "failed", "{doc:#}");
+        let why = o["detail"].as_str().unwrap();
+        assert!(why.contains("is a directory on the node"), "{why}");
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "nothing moved into it"
+        );
+    }
+}
+
+#[test]
+fn a_stalled_upload_times_out_cleans_up_and_is_audited() {
+    let fleet = Fleet::start(
+        vec![Behaviour::Agent(Spec::node(1, 8))],
+        Quirks {
+            stalled_sftp: vec!["tn01".into()],
+            ..Quirks::default()
+        },
+    );
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    let out = fleet.deploy(&inventory, &["tn01", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&out);
+    let o = outcome(&doc, "tn01");
+    assert_eq!(o["outcome"], "failed", "{doc:#}");
+    let why = o["detail"].as_str().unwrap();
+    assert!(
+        why.contains("no progress for") && why.contains("stalled"),
+        "{why}\n{}",
+        fs::read_to_string(fleet.dir.path().join("records/stalling-sftp.log")).unwrap_or_default()
+    );
+    assert!(!why.contains("may remain"), "{why}");
+    let left: Vec<String> = fs::read_dir(fleet.agent_dir(0))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "the partial upload is removed: {left:?}");
+    let records = audit_records(&fleet);
+    let kinds: Vec<(&str, Option<bool>)> = records
+        .iter()
+        .map(|r| (r["record"].as_str().unwrap(), r["ok"].as_bool()))
+        .collect();
+    assert_eq!(kinds, [("intent", None), ("outcome", Some(false))]);
 }

@@ -28,11 +28,16 @@ fn standin(dir: &Path, pods: &str) {
 }
 
 fn fleetop(dir: &Path, args: &[&str]) -> Output {
+    fleetop_on(dir, "gpu[01-02],minikube", args)
+}
+
+/// `fleetop ARGS` on a one-cabinet inventory of `nodes`, drained through Kubernetes.
+fn fleetop_on(dir: &Path, nodes: &str, args: &[&str]) -> Output {
     let inventory = dir.join("k8s.toml");
     std::fs::write(
         &inventory,
         format!(
-            "[[cabinet]]\nname = \"c1\"\nnodes = \"gpu[01-02],minikube\"\n[drain]\nbackend = \"kubernetes\"\n\
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"{nodes}\"\n[drain]\nbackend = \"kubernetes\"\n\
              [actions]\naudit_log = \"{}/audit.jsonl\"\n",
             dir.display()
         ),
@@ -125,5 +130,35 @@ fn gpu_requests_are_counted_and_a_bad_answer_is_not_taken_for_none() {
     assert!(
         !text(&out.stdout).contains("hits"),
         "unknown is never \"no jobs\""
+    );
+}
+
+#[test]
+fn a_pod_on_a_node_with_a_long_name_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    // Kubernetes node names are DNS subdomains of up to 253 characters (labels of at most 63); the inventory
+    // takes them too.
+    let node = format!("gpu-{}.rack7.example.internal", "a".repeat(55));
+    assert!(node.len() > 64);
+    let pods = std::fs::read_to_string(fixture("pods-minikube.json"))
+        .unwrap()
+        .replace(
+            "\"nodeName\": \"minikube\"",
+            &format!("\"nodeName\": \"{node}\""),
+        );
+    assert!(pods.contains(&node));
+    let file = dir.path().join("pods-long.json");
+    std::fs::write(&file, pods).unwrap();
+    standin(dir.path(), file.to_str().unwrap());
+    let out = fleetop_on(
+        dir.path(),
+        &node,
+        &["drain", &node, "--reason", "x", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("# drain hits 1 job: default/queue-l4dv8 default (default) 0 GPUs "),
+        "{stdout}"
     );
 }

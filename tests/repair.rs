@@ -349,3 +349,48 @@ fn max_wait_keeps_a_busy_node_drained_and_kill_after_requeues_its_job() {
     let audit = std::fs::read_to_string(s.dir().join("audit.jsonl")).unwrap();
     assert!(audit.contains("\"action\":\"repair-kill-job\""), "{audit}");
 }
+
+#[test]
+fn a_snapshot_shows_the_nodes_a_running_repair_holds_as_in_repair_and_out_of_service() {
+    let s = Setup::new();
+    s.job(300);
+    let mut repair = s.repair(&["tn01", "--reason", "XID 79 on GPU 1"], "held.log");
+    wait_for(
+        Duration::from_secs(60),
+        "the repair to wait for the job",
+        || {
+            s.state()
+                .is_some_and(|st| st["nodes"][0]["step"] == "wait_jobs")
+        },
+    );
+    let snapshot = s
+        .fleet
+        .fleetop(&[
+            "snapshot",
+            "--inventory",
+            s.inventory.to_str().unwrap(),
+            "--format",
+            "json",
+            "--timeout",
+            "20",
+        ])
+        .env("SLURM_CONF", s.slurm.conf())
+        .env("XDG_STATE_HOME", s.dir())
+        .output()
+        .unwrap();
+    let operator = s.state().map(|st| st["operator"].clone());
+    let _ = repair.kill();
+    let _ = repair.wait();
+    let doc: serde_json::Value = serde_json::from_slice(&snapshot.stdout).unwrap();
+    let node = common::node(&doc, "tn01");
+    assert_eq!(node["state"], "in-repair", "{node}");
+    assert_eq!(
+        node["operations"],
+        serde_json::json!({
+            "state": "in-repair",
+            "reason": "repair: waiting for jobs (XID 79 on GPU 1)",
+            "by": operator,
+        })
+    );
+    assert_eq!(doc["summary"]["out_of_service"], 1);
+}

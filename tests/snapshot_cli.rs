@@ -48,8 +48,10 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     let s = &doc["summary"];
     assert_eq!(
         keys(s),
-        set("nodes nodes_up gpus_expected gpus_seen health power_watts")
+        set("nodes nodes_up gpus_expected gpus_seen health power_watts out_of_service health_in_service")
     );
+    assert_eq!(s["out_of_service"], 0);
+    assert_eq!(s["health_in_service"], "crit");
     assert_eq!(
         (s["nodes"].as_u64(), s["nodes_up"].as_u64()),
         (Some(1025), Some(1023))
@@ -92,8 +94,10 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
     for n in nodes {
         assert_eq!(
             keys(n),
-            set("name cabinet tenant state health source sample_age_ms error driver cuda agent_version kernel reasons ib gpus")
+            set("name cabinet tenant state health source sample_age_ms error operations driver cuda agent_version kernel reasons ib gpus")
         );
+        // The demo asks no drain backend: not checked.
+        assert_eq!(n["operations"], Value::Null);
         for g in n["gpus"].as_array().unwrap() {
             assert_eq!(
                 keys(g),

@@ -150,6 +150,7 @@ while :; do echo '{"t":1,"gpus":[{"index":0,"util_pct":42,"temp_c":50,"xid":[]}]
         refuse_keys: vec!["tn02".into()],
         wrong_host_key: vec!["tn03".into()],
         unknown_host_key: vec!["tn04".into()],
+        ..Quirks::default()
     };
     let mut fleet = Fleet::start(behaviours, quirks);
     let refusing = fleet.refusing_addr();

@@ -308,7 +308,8 @@ fn the_filter_sees_drain_and_reboot_states_as_the_table_shows_them() {
 #[test]
 fn reset_is_a_capital_key_with_a_confirm_that_opens_on_cancel_and_needs_a_drained_node() {
     use fleetop::actions::status::{DrainState, NodeDrain};
-    let mut app = three_nodes(Instant::now());
+    let now = Instant::now();
+    let mut app = three_nodes(now);
     key(&mut app, KeyCode::Char('x'));
     assert!(
         !matches!(app.mode, Mode::Reason { .. } | Mode::Confirm(_)),
@@ -343,16 +344,15 @@ fn reset_is_a_capital_key_with_a_confirm_that_opens_on_cancel_and_needs_a_draine
     assert!(app.ops.queued.is_empty(), "a refused dialog runs nothing");
     key(&mut app, KeyCode::Esc);
     // Drained: Tab to Confirm, Enter queues the reset for the runner (which looks at processes first).
-    app.on_action(ActionEvent::DrainStates(
-        [(
-            0,
-            NodeDrain {
-                state: DrainState::Drained,
-                reason: Some("fleetop: xid 79".into()),
-                user: None,
-            },
-        )]
-        .into(),
+    let drained = NodeDrain {
+        state: DrainState::Drained,
+        reason: Some("fleetop: xid 79".into()),
+        user: None,
+    };
+    app.on_msg(msg(
+        0,
+        now,
+        NodeEvent::Operation(fleetop::workload::operations::OperationEvent::Drain(drained)),
     ));
     key(&mut app, KeyCode::Char('X'));
     key(&mut app, KeyCode::Enter);

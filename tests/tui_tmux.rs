@@ -467,8 +467,10 @@ fn a_repair_from_the_tui_shows_the_job_it_waits_for_and_brings_the_node_back() {
         Duration::from_secs(10),
     );
     for command in [
+        "tn01: reboot — no GPU fault that a reset clears",
         "scontrol update NodeName=tn01 State=DRAIN",
         "ssh tn01 -- systemctl reboot",
+        "validate on each node: dcgmi diag -r 1 where dcgmi is installed",
         "scontrol update NodeName=tn01 State=RESUME",
     ] {
         assert!(dialog.contains(command), "{command}: {dialog}");
@@ -544,4 +546,72 @@ fn a_shell_on_the_selected_node_runs_in_the_terminal_and_the_view_comes_back() {
     );
     assert!(tmux.alive());
     tmux.keys(&["Enter", "q"]);
+}
+
+#[test]
+fn a_node_drained_in_slurm_shows_as_drained_with_who_and_why() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2).with_line("lost 1 0")),
+            Behaviour::Agent(Spec::node(2, 2)),
+        ],
+        Quirks::default(),
+    );
+    let slurm = common::slurm::Slurm::with_nodes(&["tn01"]);
+    let drain = slurm.client(
+        "scontrol",
+        &[
+            "update",
+            "nodename=tn01",
+            "state=drain",
+            "reason=psu swap, ticket 4411",
+        ],
+    );
+    assert!(drain.status.success());
+    let dir = fleet.dir.path().to_path_buf();
+    let inventory = dir.join("drained.toml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "{}[drain]\nbackend = \"slurm\"\n",
+            fleet.inventory(&[]).replace("gpus = 8", "gpus = 2")
+        ),
+    )
+    .unwrap();
+    let command = format!(
+        "env SLURM_CONF={} XDG_STATE_HOME={} {}",
+        shlex::try_quote(slurm.conf().to_str().unwrap()).unwrap(),
+        shlex::try_quote(dir.to_str().unwrap()).unwrap(),
+        on(&inventory)
+    );
+    let tmux = Tmux::start(&command, &dir);
+    tmux.wait_for(&["2 up"], Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    let row = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.starts_with("tn01"))
+            .unwrap_or("")
+            .to_string()
+    };
+    let table = tmux.wait_until("tn01 drained", Duration::from_secs(30), |s| {
+        row(s).contains("drained by")
+    });
+    let drained = row(&table);
+    assert!(
+        drained.contains(" drained ")
+            && drained.contains(" crit ")
+            && drained.contains(": psu swap, ticket 4411; GPU 1: GPU lost"),
+        "{drained}"
+    );
+    tmux.keys(&[":", "node tn01", "Enter"]);
+    let detail = tmux.wait_for(
+        &["tn01 cabinet", "operations: drained by "],
+        Duration::from_secs(10),
+    );
+    assert!(
+        detail.contains("· drained · crit"),
+        "the detail shows fleet state's drain too: {detail}"
+    );
+    tmux.keys(&["q"]);
 }

@@ -213,33 +213,55 @@ fn a_click_selects_the_row_under_the_pointer() {
     assert_eq!(app.node_name(app.selected), "n7");
 }
 
+/// A sample of `three_nodes`' first node whose GPU 2 has had XID 79 `count` times, last at `last_ms`.
+fn with_xid79(count: u64, last_ms: Option<u64>) -> fleetop::transport::NodeEvent {
+    let mut g = gpu(2, 50, 50);
+    g.xid = Some(vec![79]);
+    g.xid_events = Some(vec![fleetop::telemetry::XidEvent {
+        code: 79,
+        count,
+        first_ms: last_ms,
+        last_ms,
+        text: Some("GPU has fallen off the bus.".into()),
+        ..Default::default()
+    }]);
+    sample(
+        (0..4)
+            .map(|i| if i == 2 { g.clone() } else { gpu(i, 50, 50) })
+            .collect(),
+    )
+}
+
+fn first_node_health(app: &fleetop::tui::app::App) -> fleetop::telemetry::health::Health {
+    app.rows.iter().find(|r| r.id == 0).unwrap().health
+}
+
+fn acknowledge_first_node(app: &mut fleetop::tui::app::App, reason: &str) {
+    app.selected = 0;
+    key(app, KeyCode::Char('a'));
+    typed(app, reason);
+    key(app, KeyCode::Enter);
+}
+
+/// Unix ms of the first XID in these tests.
+const XID_AT: u64 = 1_760_000_000_000;
+
 #[test]
 fn xids_reach_the_events_view_and_an_acknowledgement_holds_until_the_next_one() {
+    use fleetop::telemetry::health::Health;
     let now = Instant::now();
     let mut app = three_nodes(now);
-    let with_xid = |count| {
-        let mut g = gpu(2, 50, 50);
-        g.xid = Some(vec![79]);
-        g.xid_events = Some(vec![fleetop::telemetry::XidEvent {
-            code: 79,
-            count,
-            text: Some("GPU has fallen off the bus.".into()),
-            ..Default::default()
-        }]);
-        sample(
-            (0..4)
-                .map(|i| if i == 2 { g.clone() } else { gpu(i, 50, 50) })
-                .collect(),
-        )
-    };
-    app.on_msg(msg(0, now, with_xid(1)));
+    app.on_msg(msg(0, now, with_xid79(1, Some(XID_AT))));
     app.tick(now);
     app.refresh();
-    let health = |app: &fleetop::tui::app::App| app.rows.iter().find(|r| r.id == 0).unwrap().health;
-    assert_eq!(health(&app), fleetop::telemetry::health::Health::Crit);
+    assert_eq!(first_node_health(&app), Health::Crit);
     assert!(
-        app.journal.newest_first().any(|e| e.text
-            == "c01n1: GPU 2 XID 79 ×1: GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\""),
+        app.journal
+            .newest_first()
+            .any(|e| e.text.starts_with("c01n1: GPU 2 XID 79 ×1")
+                && e.text.ends_with(
+                    ": GPU fell off the bus: reboot the node — \"GPU has fallen off the bus.\""
+                )),
         "the events view lists the XID"
     );
 
@@ -254,16 +276,64 @@ fn xids_reach_the_events_view_and_an_acknowledgement_holds_until_the_next_one() 
     typed(&mut app, "RMA 4411 filed");
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.mode, Mode::Normal);
-    assert_eq!(health(&app), fleetop::telemetry::health::Health::Ok);
+    assert_eq!(first_node_health(&app), Health::Ok);
     assert_eq!(app.ops.acks.len(), 1, "queued for the audit log");
     assert_eq!(app.ops.acks[0].reason, "RMA 4411 filed");
     assert_eq!(app.ops.acks[0].xids, ["GPU 2 XID 79 ×1"]);
+    assert_eq!(app.ops.acks[0].seen[0].last_ms, XID_AT);
 
     // The same XID again: the acknowledgement no longer covers it.
-    app.on_msg(msg(0, now, with_xid(2)));
+    app.on_msg(msg(0, now, with_xid79(2, Some(XID_AT + 60_000))));
     app.tick(now);
     app.refresh();
-    assert_eq!(health(&app), fleetop::telemetry::health::Health::Crit);
+    assert_eq!(first_node_health(&app), Health::Crit);
+}
+
+#[test]
+fn an_acknowledgement_does_not_cover_the_same_xid_after_a_restart() {
+    use fleetop::telemetry::health::Health;
+    let now = Instant::now();
+    let mut app = three_nodes(now);
+    app.on_msg(msg(0, now, with_xid79(1, Some(XID_AT))));
+    app.refresh();
+    acknowledge_first_node(&mut app, "RMA 4411 filed");
+    assert_eq!(first_node_health(&app), Health::Ok);
+
+    // A restarted agent reports the old record again, its time read through its own clock a few ms apart.
+    app.on_msg(msg(0, now, with_xid79(1, Some(XID_AT + 3))));
+    app.refresh();
+    assert_eq!(first_node_health(&app), Health::Ok, "the same XID, re-read");
+
+    // After a reboot the count starts again at 1, an hour later: a new XID, not the acknowledged one.
+    app.on_msg(msg(0, now, with_xid79(1, Some(XID_AT + 3_600_000))));
+    app.refresh();
+    assert_eq!(first_node_health(&app), Health::Crit);
+
+    // The acknowledgement read back from the audit log by a restarted TUI covers no more than that.
+    let acks = std::mem::take(&mut app.ops.acks);
+    let mut restarted = three_nodes(now);
+    restarted.restore_acks(&acks);
+    restarted.on_msg(msg(0, now, with_xid79(1, Some(XID_AT))));
+    restarted.refresh();
+    assert_eq!(first_node_health(&restarted), Health::Ok);
+    restarted.on_msg(msg(0, now, with_xid79(1, Some(XID_AT + 3_600_000))));
+    restarted.refresh();
+    assert_eq!(first_node_health(&restarted), Health::Crit);
+}
+
+#[test]
+fn an_xid_without_a_time_cannot_be_acknowledged() {
+    use fleetop::telemetry::health::Health;
+    let now = Instant::now();
+    let mut app = three_nodes(now);
+    // The Prometheus store's XID series carry a count and no time (dcgm-exporter's gauge always reads 1).
+    app.on_msg(msg(0, now, with_xid79(1, None)));
+    app.refresh();
+    acknowledge_first_node(&mut app, "RMA 4411 filed");
+    assert_eq!(first_node_health(&app), Health::Crit);
+    assert!(app.ops.acks.is_empty(), "nothing to audit");
+    let status = app.status.clone().unwrap_or_default();
+    assert!(status.contains("GPU 2 XID 79 not acknowledged"), "{status}");
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub struct Intent {
     pub backend: String,
     pub command: String,
     pub pid: u32,
+    /// Written by `--demo` (practice on the simulated fleet): a real fleet of the same node names ignores it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +38,9 @@ pub struct Outcome {
     pub exit_status: Option<i32>,
     pub duration_ms: u64,
     pub detail: String,
+    /// Written by `--demo`: a real fleet ignores it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub demo: bool,
 }
 
 /// An operator acknowledged a node's XIDs: they stop raising its health until one happens again.
@@ -44,8 +50,48 @@ pub struct Ack {
     pub operator: String,
     pub node: String,
     pub reason: String,
-    /// `GPU 5 XID 79 ×1`, one per acknowledged XID.
+    /// `GPU 5 XID 79 ×1`, one per acknowledged XID, for people reading the log.
     pub xids: Vec<String>,
+    /// What it covers, by time: each XID as far as it had been seen when acknowledged. A record without
+    /// it (written before acknowledgements went by time) covers nothing.
+    #[serde(default)]
+    pub seen: Vec<SeenXid>,
+    /// Written by `--demo`: a real fleet ignores it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub demo: bool,
+}
+
+/// One acknowledged XID: on this GPU, this code, occurrences up to `last_ms` (its count then, for the
+/// clock slack a restarted agent needs; see `fleet::AckedXid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenXid {
+    pub gpu: u32,
+    pub code: u32,
+    pub count: u64,
+    /// Unix milliseconds of the last occurrence acknowledged.
+    pub last_ms: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A repair applied a remedy to a GPU: the history the lemon rule counts (`[repair] max_repairs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repaired {
+    pub time: String,
+    pub operator: String,
+    pub node: String,
+    pub gpu: u32,
+    /// `SN <serial>`, or the UUID when the GPU has no serial.
+    pub gpu_id: String,
+    /// `XID 79`, `recovery action gpu_reset`, `lost`.
+    pub cause: String,
+    /// `reset` or `reboot`.
+    pub remedy: String,
+    /// Written by `--demo` (which does not write these today): kept apart like every other record.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +100,28 @@ pub enum Record {
     Intent(Intent),
     Outcome(Outcome),
     Ack(Ack),
+    Repaired(Repaired),
+}
+
+impl Record {
+    /// Whether `--demo` wrote it.
+    fn demo(&self) -> bool {
+        match self {
+            Record::Intent(r) => r.demo,
+            Record::Outcome(r) => r.demo,
+            Record::Ack(r) => r.demo,
+            Record::Repaired(r) => r.demo,
+        }
+    }
+
+    fn mark_demo(&mut self) {
+        match self {
+            Record::Intent(r) => r.demo = true,
+            Record::Outcome(r) => r.demo = true,
+            Record::Ack(r) => r.demo = true,
+            Record::Repaired(r) => r.demo = true,
+        }
+    }
 }
 
 /// One audited change, as its intent and its outcome both tell it: who, what, on which node, why, through
@@ -90,6 +158,7 @@ impl Entry<'_> {
             backend: self.backend.into(),
             command: self.command.into(),
             pid: std::process::id(),
+            demo: false,
         })
     }
 
@@ -107,6 +176,7 @@ impl Entry<'_> {
             exit_status: ending.exit_status,
             duration_ms: ending.duration_ms,
             detail: ending.detail,
+            demo: false,
         })
     }
 }
@@ -128,6 +198,8 @@ pub struct AuditLog {
     /// False when the file may end inside a record (torn by a full disk or a failed write): the next
     /// record then starts on a new line, so it stays readable on its own.
     at_line_start: bool,
+    /// Every record written is marked `demo` (practice on the simulated fleet, `--demo`).
+    demo: bool,
 }
 
 impl AuditLog {
@@ -148,7 +220,14 @@ impl AuditLog {
             path: path.to_path_buf(),
             file,
             at_line_start,
+            demo: false,
         })
+    }
+
+    /// Marks every record written from now on as `--demo` practice (`demo`: whether it is).
+    pub fn practice(mut self, demo: bool) -> AuditLog {
+        self.demo = demo;
+        self
     }
 
     /// Appends one record and waits until it is on disk.
@@ -157,7 +236,14 @@ impl AuditLog {
         if !self.at_line_start {
             line.push(b'\n');
         }
-        line.extend(serde_json::to_vec(record).map_err(|e| e.to_string())?);
+        let json = if self.demo {
+            let mut marked = record.clone();
+            marked.mark_demo();
+            serde_json::to_vec(&marked)
+        } else {
+            serde_json::to_vec(record)
+        };
+        line.extend(json.map_err(|e| e.to_string())?);
         line.push(b'\n');
         let written = self
             .file
@@ -190,8 +276,10 @@ pub(crate) struct Scan {
     pub acks: Vec<Ack>,
 }
 
-/// Reads the log at `path` back (a missing log is an empty one).
-pub(crate) fn scan(path: &Path) -> Scan {
+/// Reads the log at `path` back (a missing log is an empty one). Unfinished intents and acknowledgements
+/// come only from records of the same mode: `demo` reads `--demo`'s practice records, otherwise a real
+/// fleet's (practice on the simulated fleet uses the real node names, and must not acknowledge a real XID).
+pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Scan::default();
     };
@@ -200,19 +288,20 @@ pub(crate) fn scan(path: &Path) -> Scan {
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .filter_map(|(i, l)| match serde_json::from_str(l) {
+        .filter_map(|(i, l)| match serde_json::from_str::<Record>(l) {
             Ok(r) => Some(r),
             Err(_) => {
                 unparseable.push(i + 1);
                 None
             }
         })
+        .filter(|r| r.demo() == demo)
         .collect();
     let done: HashSet<&str> = records
         .iter()
         .filter_map(|r| match r {
             Record::Outcome(o) => Some(o.id.as_str()),
-            Record::Intent(_) | Record::Ack(_) => None,
+            Record::Intent(_) | Record::Ack(_) | Record::Repaired(_) => None,
         })
         .collect();
     let unfinished = records
@@ -233,27 +322,6 @@ pub(crate) fn scan(path: &Path) -> Scan {
         unfinished,
         unparseable,
         acks,
-    }
-}
-
-impl Ack {
-    /// The (GPU, XID, count) triples it covers, read back from its `GPU 5 XID 79 ×1` lines; lines in another
-    /// shape are skipped (the log is a file anyone may have edited).
-    pub fn covered(&self) -> Vec<(u32, u32, u64)> {
-        self.xids
-            .iter()
-            .filter_map(|x| {
-                let words: Vec<&str> = x.split_whitespace().collect();
-                let ["GPU", gpu, "XID", code, count] = words[..] else {
-                    return None;
-                };
-                Some((
-                    gpu.parse().ok()?,
-                    code.parse().ok()?,
-                    count.strip_prefix('×')?.parse().ok()?,
-                ))
-            })
-            .collect()
     }
 }
 
@@ -297,19 +365,58 @@ impl Scan {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_acknowledgement_reads_back_what_it_covered() {
-        let ack = Ack {
-            time: "t".into(),
+    fn ack(node: &str, reason: &str) -> Record {
+        Record::Ack(Ack {
+            time: now(),
             operator: "ann".into(),
-            node: "c042n3".into(),
-            reason: "RMA open".into(),
-            xids: vec![
-                "GPU 5 XID 79 ×1".into(),
-                "GPU 2 XID 63 ×12".into(),
-                "edited by hand".into(),
-            ],
+            node: node.into(),
+            reason: reason.into(),
+            xids: vec!["GPU 5 XID 79 ×1".into()],
+            seen: vec![SeenXid {
+                gpu: 5,
+                code: 79,
+                count: 1,
+                last_ms: 1_700_000_000_000,
+            }],
+            demo: false,
+        })
+    }
+
+    #[test]
+    fn practice_records_stay_apart_from_a_real_fleet_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let entry = Entry {
+            operator: "ann",
+            action: "drain",
+            node: "c001n1",
+            reason: Some("practice"),
+            backend: "slurm",
+            command: "scontrol update NodeName=c001n1 State=DRAIN",
         };
-        assert_eq!(ack.covered(), [(5, 79, 1), (2, 63, 12)]);
+        let mut demo = AuditLog::open(&path).unwrap().practice(true);
+        demo.write(&ack("c001n1", "practice ack")).unwrap();
+        demo.write(&entry.intent("demo-1")).unwrap();
+        let mut real = AuditLog::open(&path).unwrap();
+        real.write(&ack("c001n2", "RMA 7")).unwrap();
+
+        let seen_by_real = scan(&path, false);
+        assert_eq!(seen_by_real.acks.len(), 1, "{seen_by_real:?}");
+        assert_eq!(seen_by_real.acks[0].node, "c001n2");
+        assert!(seen_by_real.unfinished.is_empty(), "{seen_by_real:?}");
+        let seen_by_demo = scan(&path, true);
+        assert_eq!(seen_by_demo.acks.len(), 1);
+        assert_eq!(seen_by_demo.acks[0].node, "c001n1");
+        assert!(seen_by_demo.acks[0].demo);
+        assert_eq!(seen_by_demo.unfinished.len(), 1);
+    }
+
+    #[test]
+    fn an_acknowledgement_written_by_count_covers_nothing() {
+        let old = r#"{"record":"ack","time":"t","operator":"ann","node":"c042n3","reason":"RMA open","xids":["GPU 5 XID 79 ×1"]}"#;
+        let Ok(Record::Ack(a)) = serde_json::from_str::<Record>(old) else {
+            panic!("an old record still reads");
+        };
+        assert!(a.seen.is_empty() && !a.demo, "{a:?}");
     }
 }

@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 use super::audit::{self, AuditLog};
 use super::exec::Reach;
 use super::record_id;
-use super::run::audit_path;
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::ssh::endpoint;
 use crate::transport::ssh::install::{self, Installed, Payload};
@@ -49,18 +48,48 @@ pub struct Systemd {
     pub listen: String,
 }
 
+/// One word of a unit's command line (`ExecStart=`) as systemd.service(5), "Command lines", reads it back:
+/// words split on whitespace unless double-quoted, where C escapes apply (so `\` and `"` are escaped);
+/// `$` expands variables and `%` specifiers (systemd.unit(5)) even inside quotes, so both are doubled; a lone
+/// `;` separates commands. A control character (a newline would start another directive) is refused.
+pub fn unit_word(word: &str) -> Result<String, String> {
+    if word.chars().any(char::is_control) {
+        return Err(format!(
+            "{:?} holds a control character; a systemd unit cannot carry it",
+            word
+        ));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-:,+=@[]".contains(c);
+    let escaped = word.replace('%', "%%").replace('$', "$$");
+    if !word.is_empty() && word.chars().all(plain) {
+        return Ok(escaped);
+    }
+    Ok(format!(
+        "\"{}\"",
+        escaped.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
 /// The agent's unit: `agent --listen` as an unprivileged dynamic user that may read the kernel log
-/// (CAP_SYSLOG, for XIDs) and the GPUs, restarted when it exits.
-pub fn unit_text(agent_path: &str, listen: &str) -> String {
-    format!(
+/// (CAP_SYSLOG, for XIDs) and the GPUs, restarted when it exits. `Err` when a path or address cannot be
+/// written into a unit (see [`unit_word`]).
+pub fn unit_text(agent_path: &str, listen: &str) -> Result<String, String> {
+    let exec = format!(
+        "{} agent --listen {}",
+        unit_word(agent_path)?,
+        unit_word(listen)?
+    );
+    // The description is specifier-expanded too (systemd.unit(5)).
+    let shown = listen.replace('%', "%%");
+    Ok(format!(
         "[Unit]\n\
-         Description=fleetop agent: GPU telemetry for Prometheus on {listen}\n\
+         Description=fleetop agent: GPU telemetry for Prometheus on {shown}\n\
          Documentation=man:fleetop-agent(1)\n\
          After=network-online.target nvidia-persistenced.service\n\
          Wants=network-online.target\n\
          \n\
          [Service]\n\
-         ExecStart={agent_path} agent --listen {listen}\n\
+         ExecStart={exec}\n\
          Restart=always\n\
          RestartSec=5\n\
          DynamicUser=yes\n\
@@ -74,7 +103,7 @@ pub fn unit_text(agent_path: &str, listen: &str) -> String {
          \n\
          [Install]\n\
          WantedBy=multi-user.target\n"
-    )
+    ))
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
@@ -224,7 +253,7 @@ pub fn deploy(
     let log = if req.dry_run {
         None
     } else {
-        match AuditLog::open(&audit_path(inv)) {
+        match super::run::open_audit(inv) {
             Ok(l) => Some(Mutex::new(l)),
             Err(e) => {
                 return report(DeployProgress::Refused(vec![format!(
@@ -334,18 +363,22 @@ fn one_node(
     let installed = if target.simulated {
         simulated(req.dry_run, &mut before_change)
     } else {
-        match endpoint::resolve(inv, reach.ssh_config.as_deref(), target.node) {
-            Ok(ep) => install::install(
+        match (
+            endpoint::resolve(inv, reach.ssh_config.as_deref(), target.node),
+            service(req, target.path),
+        ) {
+            (Ok(ep), Ok(service)) => install::install(
                 &ep,
                 &reach.known_hosts,
                 &reach.timeouts,
                 payload,
                 target.path,
-                service(req, target.path).as_ref(),
+                service.as_ref(),
                 req.dry_run,
                 &mut before_change,
             ),
-            Err(e) => Installed::Failed(e.to_string()),
+            (Err(e), _) => Installed::Failed(e.to_string()),
+            (_, Err(e)) => Installed::Failed(format!("agent_path or --listen: {e}")),
         }
     };
     let result = describe(name.clone(), target.path, installed, started);
@@ -375,15 +408,18 @@ fn one_node(
 }
 
 /// The unit to install on a node whose agent is at `path`, when asked for.
-fn service(req: &DeployRequest, path: &str) -> Option<install::Service> {
-    let sd = req.systemd.as_ref()?;
-    let text = unit_text(path, &sd.listen);
-    Some(install::Service {
+fn service(req: &DeployRequest, path: &str) -> Result<Option<install::Service>, String> {
+    let Some(sd) = req.systemd.as_ref() else {
+        return Ok(None);
+    };
+    let text = unit_text(path, &sd.listen)?;
+    Ok(Some(install::Service {
         dir: sd.unit_dir.clone(),
         name: UNIT_NAME.into(),
         sha256: hex_sha256(text.as_bytes()),
+        listen: sd.listen.clone(),
         text,
-    })
+    }))
 }
 
 /// `--demo`: nothing leaves the machine, but the audit records are written as for a real node.
@@ -400,6 +436,7 @@ fn simulated(
         installed_sha256: None,
         installed_version: None,
         unit_sha256: None,
+        directory: false,
     };
     match before_change(&probe) {
         Ok(()) => Installed::Updated {
@@ -469,7 +506,31 @@ mod tests {
     #[test]
     fn the_packaged_unit_is_the_one_deploy_writes() {
         let packaged = include_str!("../../packaging/fleetop-agent.service");
-        assert_eq!(packaged, unit_text("/usr/bin/fleetop", DEFAULT_LISTEN));
+        assert_eq!(
+            Ok(packaged.to_string()),
+            unit_text("/usr/bin/fleetop", DEFAULT_LISTEN)
+        );
+    }
+
+    #[test]
+    fn a_unit_quotes_what_systemd_would_split_or_expand() {
+        assert_eq!(unit_word("/usr/bin/fleetop").unwrap(), "/usr/bin/fleetop");
+        assert_eq!(unit_word("[::]:9401").unwrap(), "[::]:9401");
+        assert_eq!(
+            unit_word("/opt/my agent/fleetop").unwrap(),
+            "\"/opt/my agent/fleetop\""
+        );
+        assert_eq!(
+            unit_word(r#"/opt/a"b\c/$HOME/%h"#).unwrap(),
+            r#""/opt/a\"b\\c/$$HOME/%%h""#
+        );
+        assert_eq!(unit_word(";").unwrap(), "\";\"");
+        assert!(unit_word("/opt/x\nExecStartPre=/bin/evil").is_err());
+        let unit = unit_text("/opt/my agent/fleetop", "127.0.0.1:9401").unwrap();
+        assert!(
+            unit.contains("\nExecStart=\"/opt/my agent/fleetop\" agent --listen 127.0.0.1:9401\n"),
+            "{unit}"
+        );
     }
 
     #[test]

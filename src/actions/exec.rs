@@ -1,6 +1,7 @@
 //! Runs planned commands: locally without a shell, over SSH quoted for the remote shell, or simulated (`--demo`).
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -213,6 +214,7 @@ impl Executor {
                     let out = Command::new(step.argv.program())
                         .args(step.argv.args())
                         .stdin(Stdio::null())
+                        .process_group(0)
                         .output()
                         .map_err(|e| format!("{}: {e}", step.argv.program()))?;
                     if out.status.success() {
@@ -281,7 +283,10 @@ fn judge(done: Completed, expect_disconnect: bool) -> (bool, Option<i32>, String
 /// Runs argv without a shell, killing it after `limit`.
 fn run_local(step: &Invocation, limit: Duration) -> (bool, Option<i32>, String) {
     let mut cmd = Command::new(step.argv.program());
+    // Its own process group: the terminal's Ctrl-C (SIGINT to the foreground group) stops fleetop after the
+    // step, and must not kill an scontrol or kubectl halfway through it.
     cmd.args(step.argv.args())
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -347,7 +352,14 @@ fn run_local(step: &Invocation, limit: Duration) -> (bool, Option<i32>, String) 
         String::from_utf8_lossy(&err.join().unwrap_or_default())
     );
     match status {
-        Some(s) => (s.success(), s.code(), tail(&text)),
+        Some(s) => match std::os::unix::process::ExitStatusExt::signal(&s) {
+            Some(signal) => (
+                false,
+                None,
+                format!("killed by signal {signal}: {}", tail(&text)),
+            ),
+            None => (s.success(), s.code(), tail(&text)),
+        },
         None => (
             false,
             None,

@@ -10,7 +10,7 @@ use super::exec::{Executor, Ran, Simulated};
 use crate::fleet::view::{NodeView, Pending};
 use crate::fleet::NodeState;
 use crate::inventory::{Inventory, NodeId, RebootBackend};
-use crate::telemetry::{NodeSample, Source};
+use crate::telemetry::NodeSample;
 use crate::transport::ssh::SshTransport;
 use crate::transport::Transport;
 
@@ -31,10 +31,11 @@ pub struct Look {
     pub sample: Option<NodeSample>,
 }
 
-/// The one rule for "the node answers": up, with its agent streaming (the demo fleet's simulated agent counts).
-/// The repair workflow waits on it for "went down" and "came back".
+/// The one rule for "the node answers": its data is up, with a fresh sample from whatever answered (agent,
+/// nvidia-smi or the demo's simulated agent), whatever its operations state (a drained node answers too). The
+/// repair workflow feeds it to `fleet::restart::judge_return` for "went down" and "came back".
 pub fn answering(view: &NodeView) -> bool {
-    view.state == NodeState::Up && matches!(view.source, Some(Source::Agent | Source::Sim))
+    view.data_state == NodeState::Up
 }
 
 /// The longest one look may take: connect, handshake and first sample, at most a minute.
@@ -59,7 +60,7 @@ pub fn look_with(only: Arc<Inventory>, transport: &dyn Transport) -> Result<Vec<
             let view = state.node_view(k, Instant::now(), pending);
             Look {
                 answering: answering(&view),
-                up: view.state == NodeState::Up,
+                up: view.data_state == NodeState::Up,
                 said: view
                     .error
                     .clone()

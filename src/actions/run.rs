@@ -42,6 +42,11 @@ pub(crate) fn audit_path(inv: &Inventory) -> PathBuf {
         .map_or_else(audit::default_path, expand_home)
 }
 
+/// Opens the inventory's audit log for appending; `--demo`'s simulated fleet marks its records as practice.
+pub(crate) fn open_audit(inv: &Inventory) -> Result<AuditLog, String> {
+    AuditLog::open(&audit_path(inv)).map(|log| log.practice(inv.simulated))
+}
+
 /// Every node the guards look at: the request's own and, for a drain, all of their cabinets and tenants
 /// (the fraction guard counts how many of each would be out).
 pub(crate) fn affected(inv: &Inventory, req: &Request) -> Vec<NodeId> {
@@ -103,7 +108,7 @@ pub fn run(inv: &Inventory, req: &Request, exec: &Executor, mut report: impl FnM
         return report(Progress::Refused(refusals));
     }
     // Nothing runs without an audit record: a log that cannot be opened refuses the whole request.
-    let mut log = match AuditLog::open(&audit_path(inv)) {
+    let mut log = match open_audit(inv) {
         Ok(l) => l,
         Err(e) => {
             return report(Progress::Refused(vec![format!(

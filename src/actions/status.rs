@@ -1,27 +1,16 @@
 //! Reads back drain state from the backend: `sinfo` for Slurm, `kubectl get node` for Kubernetes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::exec::Executor;
 use super::plan::{Argv, Invocation, Place, REASON_PREFIX};
 use crate::inventory::{DrainBackend, Inventory, NodeId};
+use crate::transport::{Msg, MsgSender, NodeEvent};
+use crate::workload::operations::OperationEvent;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum DrainState {
-    /// In service; the backend's own word for it (`idle`, `mixed`, `allocated`, `schedulable`).
-    Active(String),
-    Draining,
-    Drained,
-    /// The backend cannot tell (no read-back for the command backend, or the node is unknown to it).
-    Unknown(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeDrain {
-    pub state: DrainState,
-    pub reason: Option<String>,
-    pub user: Option<String>,
-}
+pub use crate::workload::operations::{DrainState, NodeDrain};
 
 impl NodeDrain {
     /// True when the drain reason is one fleetop set (`fleetop: …`).
@@ -40,20 +29,15 @@ impl NodeDrain {
 pub(crate) fn parse_sinfo(text: &str) -> HashMap<String, NodeDrain> {
     let mut out = HashMap::new();
     for line in text.lines() {
-        let mut f = line.split('|');
+        let mut f = line.splitn(3, '|');
         let (Some(name), Some(state)) = (f.next(), f.next()) else {
             continue;
         };
-        let reason = f
-            .next()
-            .map(str::trim)
-            .filter(|r| !r.is_empty() && *r != "none")
-            .map(String::from);
-        let user = f
-            .next()
-            .map(str::trim)
-            .filter(|u| !u.is_empty() && *u != "Unknown")
-            .map(String::from);
+        // The reason is free text and may hold `|`: user and time are the last two fields.
+        let mut rest = f.next().unwrap_or("").rsplitn(3, '|');
+        let (_time, user, reason) = (rest.next(), rest.next(), rest.next());
+        let reason = reason.and_then(crate::workload::operations::inert);
+        let user = user.and_then(crate::workload::operations::inert);
         let word = state
             .trim()
             .trim_end_matches(|c: char| !c.is_ascii_alphabetic())
@@ -69,6 +53,44 @@ pub(crate) fn parse_sinfo(text: &str) -> HashMap<String, NodeDrain> {
             state,
             reason,
             user,
+        });
+    }
+    out
+}
+
+/// The taint a cordon sets; the others say why a cordoned node is out.
+const CORDON_TAINT: &str = "node.kubernetes.io/unschedulable";
+
+/// Parses `name|unschedulable|key=value:effect,…` lines: a cordoned node is drained, its other taints the reason.
+/// Kubernetes records no one who cordoned a node.
+pub(crate) fn parse_kube_nodes(text: &str) -> HashMap<String, NodeDrain> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let mut f = line.split('|');
+        let (Some(name), Some(flag)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let taints: Vec<String> = f
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !t.starts_with(CORDON_TAINT))
+            // A taint without a value reads `key=:effect`.
+            .map(|t| t.replace("=:", ":"))
+            .collect();
+        let state = if flag.trim() == "true" {
+            DrainState::Drained
+        } else {
+            DrainState::Active("schedulable".into())
+        };
+        let reason = (state == DrainState::Drained)
+            .then(|| crate::workload::operations::inert(&taints.join(", ")))
+            .flatten();
+        out.entry(name.trim().to_string()).or_insert(NodeDrain {
+            state,
+            reason,
+            user: None,
         });
     }
     out
@@ -151,9 +173,9 @@ pub fn query(
         }
     }
     if !kubernetes.is_empty() {
-        // One call for the whole cluster: name|unschedulable per line.
-        let template =
-            "{range .items[*]}{.metadata.name}{\"|\"}{.spec.unschedulable}{\"\\n\"}{end}";
+        // One call for the whole cluster: name|unschedulable|taints per line.
+        let template = "{range .items[*]}{.metadata.name}{\"|\"}{.spec.unschedulable}{\"|\"}\
+                        {range .spec.taints[*]}{.key}{\"=\"}{.value}{\":\"}{.effect}{\",\"}{end}{\"\\n\"}{end}";
         let argv = Argv::new(
             "kubectl",
             ["get", "nodes", "-o", &format!("jsonpath={template}")]
@@ -168,25 +190,13 @@ pub fn query(
                 env: Vec::new(),
             },
         )?;
-        let cordoned: HashMap<&str, bool> = text
-            .lines()
-            .filter_map(|l| l.split_once('|'))
-            .map(|(name, flag)| (name.trim(), flag.trim() == "true"))
-            .collect();
+        let nodes = parse_kube_nodes(&text);
         for &n in &kubernetes {
-            let state = match cordoned.get(inv.nodes[n].name.as_str()) {
-                Some(true) => DrainState::Drained,
-                Some(false) => DrainState::Active("schedulable".into()),
-                None => DrainState::Unknown("not known to Kubernetes".into()),
-            };
-            out.insert(
-                n,
-                NodeDrain {
-                    state,
-                    reason: None,
-                    user: None,
-                },
-            );
+            let drain = nodes
+                .get(inv.nodes[n].name.as_str())
+                .cloned()
+                .unwrap_or_else(|| unknown("not known to Kubernetes"));
+            out.insert(n, drain);
         }
     }
     for &n in nodes {
@@ -194,6 +204,50 @@ pub fn query(
             .or_insert_with(|| unknown("the command backend has no drain read-back"));
     }
     Ok(out)
+}
+
+/// Sends each node's drain read-back into fleet state's channel, stamped now; false once the receiver is gone.
+pub(crate) fn send(tx: &MsgSender, states: HashMap<NodeId, NodeDrain>) -> bool {
+    let at = std::time::Instant::now();
+    states.into_iter().all(|(node, drain)| {
+        tx.send(Msg {
+            node,
+            at,
+            event: NodeEvent::Operation(OperationEvent::Drain(drain)),
+        })
+        .is_ok()
+    })
+}
+
+/// Asks the drain backends about every node now and then every `every` (once for the practice fleet, whose
+/// drains fleet state learns from the actions themselves), on a thread of its own so a slow controller never
+/// holds up a view; each answer goes into fleet state through `tx`.
+pub fn follow(inv: &Arc<Inventory>, exec: &Arc<Executor>, tx: MsgSender, every: Duration) {
+    let simulated = matches!(**exec, Executor::Simulated(_));
+    if !inv.any_scheduler() && !simulated {
+        return;
+    }
+    let (inv, exec) = (Arc::clone(inv), Arc::clone(exec));
+    let all: Vec<NodeId> = (0..inv.nodes.len()).collect();
+    let spawned = std::thread::Builder::new()
+        .name("drain-readback".into())
+        .spawn(move || loop {
+            match query(&inv, &exec, &all) {
+                Ok(states) => {
+                    if !send(&tx, states) {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!("drain read-back failed: {e}"),
+            }
+            if simulated {
+                return;
+            }
+            std::thread::sleep(every);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the drain read-back: {e}");
+    }
 }
 
 #[cfg(test)]
@@ -212,5 +266,25 @@ mod tests {
         assert_eq!(p["gpu03"].state, DrainState::Active("idle".into()));
         assert_eq!(p["gpu03"].reason, None);
         assert_eq!(p["gpu04"].state, DrainState::Drained);
+        assert_eq!(p["gpu02"].user.as_deref(), Some("bob"));
+        assert_eq!(p["gpu03"].user, None);
+        let piped = parse_sinfo("gpu05|drained|psu | ticket 4411|root|2026-12-06T10:00:00\n");
+        assert_eq!(piped["gpu05"].reason.as_deref(), Some("psu | ticket 4411"));
+        assert_eq!(piped["gpu05"].user.as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn a_cordoned_node_is_drained_with_its_taints_as_the_reason() {
+        let text = "gpu01|true|node.kubernetes.io/unschedulable=:NoSchedule,nvidia.com/gpu-health=xid79:NoExecute,\n\
+                    gpu02||nvidia.com/gpu=:NoSchedule,\ngpu03|\n";
+        let p = parse_kube_nodes(text);
+        assert_eq!(p["gpu01"].state, DrainState::Drained);
+        assert_eq!(
+            p["gpu01"].reason.as_deref(),
+            Some("nvidia.com/gpu-health=xid79:NoExecute")
+        );
+        assert_eq!(p["gpu02"].state, DrainState::Active("schedulable".into()));
+        assert_eq!(p["gpu02"].reason, None, "a taint alone does not drain");
+        assert_eq!(p["gpu03"].state, DrainState::Active("schedulable".into()));
     }
 }

@@ -23,7 +23,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs, gpu: Option<u32>) ->
         }
     };
     let audit_path = run::audit_path(&inv);
-    for warning in audit::scan(&audit_path).warnings(&audit_path) {
+    for warning in audit::scan(&audit_path, inv.simulated).warnings(&audit_path) {
         crate::text::warn(&format!("warning: {warning}"));
     }
     let config_read_only = match crate::config::Config::load() {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::actions::exec::Executor;
+use crate::actions::status;
 use crate::cli::Global;
 use crate::config::Config;
 use crate::fleet::view::{Pending, Summary};
@@ -34,7 +36,7 @@ pub fn run(g: &Global, interactive: bool) -> i32 {
             };
             tui::run(inv, transport.as_ref(), theme, keymap, options)
         }
-        Ok((inv, transport, None)) => lines(inv, transport.as_ref()),
+        Ok((inv, transport, None)) => lines(inv, transport.as_ref(), g.demo),
         Err(e) => {
             crate::text::warn(&e.to_string());
             EXIT_CANNOT_RUN
@@ -42,16 +44,54 @@ pub fn run(g: &Global, interactive: bool) -> i32 {
     }
 }
 
+/// `, 2 out of service: n0001 drained by root: psu swap; …` (nothing when every node is in service or unknown).
+fn out_of_service(views: &[crate::fleet::view::NodeView]) -> String {
+    const NAMED: usize = 4;
+    let out: Vec<String> = views
+        .iter()
+        .filter_map(|v| {
+            let o = v
+                .operations
+                .as_ref()
+                .filter(|o| o.activity.out_of_service())?;
+            Some(format!("{} {}", v.name, o.describe()))
+        })
+        .collect();
+    if out.is_empty() {
+        return String::new();
+    }
+    let more = out.len().saturating_sub(NAMED);
+    let mut text = format!(
+        ", {} out of service: {}",
+        out.len(),
+        out[..out.len().min(NAMED)].join("; ")
+    );
+    if more > 0 {
+        text += &format!("; and {more} more");
+    }
+    text
+}
+
 /// How often the line mode merges telemetry.
 const MERGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// How often the line mode asks the drain backends which nodes are out of service (as the TUI does).
+const DRAIN_READBACK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One summary line per interval, for a pipe.
-fn lines(inv: Arc<Inventory>, transport: &dyn Transport) -> i32 {
+fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
     let Some(runtime) = crate::runtime::runtime() else {
         return EXIT_CANNOT_RUN;
     };
     runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // Drains read back go into fleet state through the same channel as the nodes' samples.
+        if !demo && inv.any_scheduler() {
+            match Executor::real(&inv) {
+                Ok(exec) => status::follow(&inv, &Arc::new(exec), tx.clone(), DRAIN_READBACK),
+                Err(e) => crate::text::warn(&format!("drain read-back: {e}")),
+            }
+        }
         let _following = transport.follow(&inv, tx);
         let mut state = FleetState::new(Arc::clone(&inv));
         let mut tick = tokio::time::interval(inv.settings.interval);
@@ -71,10 +111,11 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport) -> i32 {
                     }
                     let views = state.node_views(Instant::now(), Pending::Connecting);
                     let s = Summary::of(&views);
-                    let line = format!(
+                    let mut line = format!(
                         "{} nodes, {} up, {}/{} GPUs, {} warn, {} crit, {:.1} kW",
                         s.nodes, s.nodes_up, s.gpus_seen, s.gpus_expected, s.warn, s.crit, s.power_watts / 1000.0
                     );
+                    line += &out_of_service(&views);
                     // `fleetop | head -1`: the reader went away, which ends the line mode normally.
                     if !crate::text::println(&line) {
                         return 0;

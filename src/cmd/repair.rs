@@ -30,25 +30,20 @@ pub fn run(g: &Global, args: &RepairArgs) -> i32 {
 
 fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
-    let saved = store::load(&path)?;
+    // One repair at a time: the lock is held until this process ends, so two repairs started together cannot
+    // both load the state, and the one that loses says who runs.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match store::lock(&path) {
+            Ok(lock) => Some(lock),
+            Err(why) => return Ok(refused(&[why])),
+        }
+    };
     if args.abandon {
-        return Ok(match saved {
-            Some(wf) => {
-                store::remove(&path)?;
-                crate::text::warn(&format!(
-                    "abandoned the repair of {} started {} ({}); its nodes stay as they are",
-                    names(&wf),
-                    wf.started,
-                    wf.reason
-                ));
-                0
-            }
-            None => {
-                crate::text::warn("no unfinished repair");
-                0
-            }
-        });
+        return abandon(&path);
     }
+    let saved = store::load(&path)?;
     let (inv, transport) = super::prepare(g, true)?;
     let read_only = g.read_only || crate::config::Config::load()?.read_only;
     let mut wf = if args.resume {
@@ -87,7 +82,13 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
             kill_after: args.kill_after,
             poll: args.poll,
         };
-        Workflow::new(&inv, &nodes, &reason, &actions::operator(), limits)
+        let mut wf = Workflow::new(&inv, &nodes, &reason, &actions::operator(), limits);
+        // Each node's remedy, from what it says now, before the drain changes anything.
+        let plans = repair::remedy::diagnose(&inv, transport.as_ref(), &nodes);
+        for (n, plan) in wf.nodes.iter_mut().zip(plans) {
+            n.plan = Some(plan);
+        }
+        wf
     };
     wf.pid = std::process::id();
     let exec = if g.demo {
@@ -107,11 +108,15 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     if let Some(hits) = workload.hits(&ids, 5) {
         crate::text::warn(&format!("repair waits for {hits}"));
     }
-    if args.dry_run {
-        for command in repair::commands(&inv, &ids, &wf.reason, &wf.operator)? {
-            crate::text::println(&command);
+    // Each node's remedy and why, before anything runs.
+    for n in &wf.nodes {
+        if let (Some(id), Some(plan)) = (inv.find_node(&n.node), &n.plan) {
+            let line = repair::remedy_lines(&inv, &[id], std::slice::from_ref(plan));
+            crate::text::warn(&line.join(""));
         }
-        return Ok(0);
+    }
+    if args.dry_run {
+        return dry_run(&inv, &exec, &wf, &ids);
     }
     if read_only || inv.actions.read_only {
         return Ok(refused(&[
@@ -184,6 +189,72 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         }
     ));
     Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+}
+
+/// `--dry-run`: each node's remedy and why (stderr), then every command the repair may run (stdout), the
+/// validation where one is configured, and the nodes a lemon would hold.
+fn dry_run(
+    inv: &std::sync::Arc<crate::inventory::Inventory>,
+    exec: &Executor,
+    wf: &Workflow,
+    ids: &[usize],
+) -> Result<i32, String> {
+    let plans: Vec<repair::remedy::Plan> = wf
+        .nodes
+        .iter()
+        .filter(|n| inv.find_node(&n.node).is_some())
+        .map(|n| {
+            n.plan
+                .clone()
+                .unwrap_or_else(|| repair::remedy::Plan::unknown("no remedy saved"))
+        })
+        .collect();
+    let log = actions::run::audit_path(inv);
+    let now = std::time::SystemTime::now();
+    let mut checks = Vec::new();
+    for (&id, plan) in ids.iter().zip(&plans) {
+        let name = &inv.nodes[id].name;
+        if let Some(held) = repair::history::held(&log, &inv.actions.repair, plan, now) {
+            crate::text::warn(&format!("{name}: {held}: the repair stops after the drain"));
+        }
+        match repair::validate::command_for(exec, inv, id) {
+            Ok(Some(c)) => checks.push(format!("ssh {name} -- {}", crate::text::escape(&c))),
+            Ok(None) => crate::text::warn(&format!("{name}: no validation configured")),
+            Err(e) => crate::text::warn(&format!(
+                "{name}: cannot tell whether dcgmi is installed ({e}): the repair will fail its validation"
+            )),
+        }
+    }
+    for command in repair::commands(inv, ids, &plans, &checks, &wf.reason, &wf.operator)? {
+        crate::text::println(&command);
+    }
+    Ok(0)
+}
+
+/// `--abandon`: forgets the saved repair, its nodes left as they are. A state file that cannot be read is moved
+/// aside (kept for a look), never a reason to refuse: abandoning is the way out of it.
+fn abandon(path: &std::path::Path) -> Result<i32, String> {
+    match store::read(path) {
+        Ok(Some(wf)) => {
+            store::remove(path)?;
+            crate::text::warn(&format!(
+                "abandoned the repair of {} started {} ({}); its nodes stay as they are",
+                names(&wf),
+                wf.started,
+                wf.reason
+            ));
+        }
+        Ok(None) => crate::text::warn("no unfinished repair"),
+        Err(why) => {
+            let aside = store::move_aside(path)?;
+            crate::text::warn(&format!(
+                "{why}; moved it aside to {}: the nodes it named stay as they are (drained ones need an \
+                 undrain by hand once repaired)",
+                aside.display()
+            ));
+        }
+    }
+    Ok(0)
 }
 
 fn names(wf: &Workflow) -> String {

@@ -2,11 +2,16 @@
 
 use std::time::{Duration, Instant};
 
+use crate::actions::exec::Executor;
+use crate::actions::status;
 use crate::cli::{Global, SnapshotArgs};
 use crate::fleet::filter::Filter;
+use crate::inventory::Inventory;
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::snapshot::{self, Report};
 use crate::transport::prometheus::PrometheusTransport;
+use crate::transport::{Msg, NodeEvent};
+use crate::workload::operations::OperationEvent;
 
 pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     let mut phases = crate::timings::Phases::start();
@@ -53,7 +58,23 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         return EXIT_CANNOT_RUN;
     };
     let started = Instant::now();
-    let state = runtime.block_on(snapshot::collect(inv, transport.as_ref(), timeout));
+    // The drain backends are asked once each, beside the pass; a past snapshot (`--at`) has no drains to ask.
+    let drains = if args.at.is_none() && !g.demo {
+        ask_drains(&inv)
+    } else {
+        None
+    };
+    let mut state = runtime.block_on(snapshot::collect(
+        std::sync::Arc::clone(&inv),
+        transport.as_ref(),
+        timeout,
+    ));
+    if let Some(drains) = drains {
+        operations(&mut state, &drains, started + timeout);
+    }
+    if args.at.is_none() {
+        repairs(&mut state);
+    }
     phases.lap("collect: until every node answered");
     let report = Report::new(&state, &filter, started, Instant::now(), timeout);
     phases.lap("judge: views, verdicts, drift");
@@ -70,7 +91,91 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         let source = transport.timings().unwrap_or_default();
         eprint!("{}{source}", phases.render());
     }
-    report.summary.exit_code()
+    report.summary.exit_code(args.include_drained)
+}
+
+type DrainAnswer =
+    Result<std::collections::HashMap<usize, crate::actions::status::NodeDrain>, String>;
+
+/// Starts asking the drain backends (Slurm, Kubernetes) about every node, on a thread of its own; `None` when the
+/// inventory names none.
+fn ask_drains(inv: &std::sync::Arc<Inventory>) -> Option<std::sync::mpsc::Receiver<DrainAnswer>> {
+    if !inv.any_scheduler() {
+        return None;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let inv = std::sync::Arc::clone(inv);
+    std::thread::Builder::new()
+        .name("drain-readback".into())
+        .spawn(move || {
+            let all: Vec<usize> = (0..inv.nodes.len()).collect();
+            let answer = Executor::real(&inv).and_then(|exec| status::query(&inv, &exec, &all));
+            let _ = tx.send(answer);
+        })
+        .ok()?;
+    Some(rx)
+}
+
+/// Files the drain backends' answer into fleet state, waiting for it until `deadline` (the pass's own): without
+/// an answer the nodes' operations stay unknown (`null`), and stderr says why.
+fn operations(
+    state: &mut crate::fleet::FleetState,
+    drains: &std::sync::mpsc::Receiver<DrainAnswer>,
+    deadline: Instant,
+) {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let answer = drains
+        .recv_timeout(wait)
+        .unwrap_or_else(|_| Err("no answer within the snapshot's timeout".into()));
+    match answer {
+        Ok(states) => {
+            let at = Instant::now();
+            for (node, drain) in states {
+                state.apply(Msg {
+                    node,
+                    at,
+                    event: NodeEvent::Operation(OperationEvent::Drain(drain)),
+                });
+            }
+        }
+        Err(e) => crate::text::warn(&format!(
+            "drain read-back: {e}; drained nodes are not known and count for the exit status"
+        )),
+    }
+}
+
+/// Nodes a running repair works on (`fleetop repair`, or one started in the TUI, as this user's state directory
+/// holds it) are in repair; a repair that stopped is not, and its nodes stay as their drain shows them.
+fn repairs(state: &mut crate::fleet::FleetState) {
+    use crate::repair::store;
+    let Some(path) = store::default_path() else {
+        return;
+    };
+    let wf = match store::load(&path) {
+        Ok(Some(wf)) if store::held_by_other(wf.pid) => wf,
+        Ok(_) => return,
+        Err(e) => {
+            crate::text::warn(&format!("repair state: {e}"));
+            return;
+        }
+    };
+    let at = Instant::now();
+    for n in wf.nodes.iter().filter(|n| !n.step.finished()) {
+        let Some(node) = state.inventory().find_node(&n.node) else {
+            continue;
+        };
+        let text = format!("repair: {} ({})", n.step.label(), wf.reason);
+        let event = OperationEvent::Repair {
+            text: crate::text::escape(&text).into_owned(),
+            active: true,
+            by: Some(crate::text::escape(&wf.operator).into_owned()),
+        };
+        state.apply(Msg {
+            node,
+            at,
+            event: NodeEvent::Operation(event),
+        });
+    }
 }
 
 /// `--at`: an RFC 3339 time (`2026-11-27T03:12:00Z`) or an age before now (`2h`, `90s`).
@@ -84,7 +189,30 @@ fn past(text: &str) -> Result<std::time::SystemTime, String> {
             crate::text::escape(text)
         )
     })?;
-    std::time::SystemTime::now()
-        .checked_sub(age)
-        .ok_or_else(|| format!("--at: {text} is before the clock's start"))
+    // Prometheus counts from the Unix epoch: an age reaching past it would be read as 1970, not refused.
+    let now = std::time::SystemTime::now();
+    now.checked_sub(age)
+        .filter(|t| *t >= std::time::UNIX_EPOCH)
+        .ok_or_else(|| {
+            format!(
+                "--at: {} ago is before 1970-01-01, where Prometheus time starts",
+                crate::text::escape(text)
+            )
+        })
+}
+
+#[cfg(test)]
+mod at_tests {
+    use super::past;
+
+    #[test]
+    fn an_age_before_the_epoch_is_refused_not_read_as_1970() {
+        let err = past("1000000000years").unwrap_err();
+        assert!(err.contains("before 1970-01-01"), "{err}");
+        assert!(past("60years").is_err());
+        let hour = past("1h").unwrap();
+        assert!(hour > std::time::UNIX_EPOCH);
+        assert!(past("2026-11-27T03:12:00Z").is_ok());
+        assert!(past("soon").unwrap_err().contains("neither a time"));
+    }
 }

@@ -1,10 +1,13 @@
 //! The one owner of fleet data: applies transport messages and derives node state and health from them.
 
+mod acks;
 pub mod drift;
 pub mod events;
 pub mod filter;
 pub mod history;
+pub mod operations;
 mod rates;
+pub mod restart;
 pub mod view;
 mod watch;
 
@@ -14,6 +17,8 @@ use std::time::{Duration, Instant};
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::{NodeSample, Source};
 use crate::transport::{FailureKind, Msg, NodeEvent};
+use acks::XidAck;
+pub use acks::{AckedXid, Acknowledged};
 
 /// A fresh sample is one younger than this many intervals; older ones are `stale`.
 pub(crate) const STALE_AFTER_INTERVALS: u32 = 3;
@@ -32,10 +37,13 @@ pub enum NodeState {
     NoGpuDriver,
     /// The source holds nothing for it (no series in Prometheus).
     NoData,
-    /// Operator states, set by the TUI from actions and the drain backend's read-back.
+    /// Operations states, from fleet state's operations record (`operations.rs`): drains read back from the
+    /// scheduler, restarts asked by actions, repairs.
     Draining,
     Drained,
     Rebooting,
+    Resetting,
+    InRepair,
 }
 
 impl NodeState {
@@ -52,6 +60,8 @@ impl NodeState {
             NodeState::Draining => "draining",
             NodeState::Drained => "drained",
             NodeState::Rebooting => "rebooting",
+            NodeState::Resetting => "resetting",
+            NodeState::InRepair => "in-repair",
         }
     }
 
@@ -69,6 +79,8 @@ impl NodeState {
             NodeState::Draining => "draining",
             NodeState::Drained => "drained",
             NodeState::Rebooting => "rebooting",
+            NodeState::Resetting => "resetting",
+            NodeState::InRepair => "in-repair",
         }
     }
 
@@ -128,14 +140,6 @@ impl NodeStatus {
     }
 }
 
-/// An operator's acknowledgement of a node's XIDs as they stood: each (GPU index, code, count) it covers.
-/// An XID that happens again, or a new one, is not covered.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct XidAck {
-    pub reason: String,
-    pub covered: Vec<(u32, u32, u64)>,
-}
-
 /// The fleet as last heard from.
 #[derive(Debug, Clone)]
 pub struct FleetState {
@@ -150,6 +154,8 @@ pub struct FleetState {
     tally: drift::Tally,
     /// The rate each InfiniBand port usually runs at across the fleet.
     rates: rates::PortRates,
+    /// Per node, its drain, restart and repair as last reported.
+    ops: Vec<operations::NodeOps>,
 }
 
 impl FleetState {
@@ -159,6 +165,7 @@ impl FleetState {
         let history_len = (HISTORY_SPAN.as_millis() / interval_ms).clamp(1, 3600) as usize;
         FleetState {
             acks: vec![None; nodes.len()],
+            ops: vec![operations::NodeOps::default(); nodes.len()],
             identities: vec![drift::Identity::default(); nodes.len()],
             rates: rates::PortRates::new(nodes.len()),
             tally: drift::Tally::default(),
@@ -234,7 +241,9 @@ impl FleetState {
                 node.bad_lines += 1;
                 node.last_bad = Some(why);
             }
+            NodeEvent::Operation(event) => self.ops[msg.node].record(event, msg.at),
             NodeEvent::Failed { kind, detail } => {
+                self.ops[msg.node].failed(msg.at);
                 node.failure = Some(Failure {
                     kind,
                     detail,
@@ -269,52 +278,6 @@ impl FleetState {
     /// Every aspect on which nodes differ, nodes grouped by value.
     pub fn drift(&self) -> Vec<drift::AspectDrift> {
         drift::groups(&self.identities, &self.tally, &self.inventory.expect)
-    }
-
-    /// Acknowledges every XID the node reports now; returns what was covered (empty: nothing to acknowledge).
-    pub(crate) fn acknowledge_xids(&mut self, id: NodeId, reason: &str) -> Vec<(u32, u32, u64)> {
-        let covered: Vec<(u32, u32, u64)> = self
-            .nodes
-            .get(id)
-            .and_then(|n| n.sample.as_ref())
-            .map(|s| {
-                s.gpus
-                    .iter()
-                    .flat_map(|g| {
-                        g.xid_counts()
-                            .into_iter()
-                            .map(move |(code, count)| (g.index, code, count))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(slot) = self.acks.get_mut(id) {
-            *slot = (!covered.is_empty()).then(|| XidAck {
-                reason: reason.to_string(),
-                covered: covered.clone(),
-            });
-        }
-        covered
-    }
-
-    /// Restores an acknowledgement read back from the audit log (a restarted TUI keeps what was acknowledged;
-    /// an XID that happened again since is not covered, as before).
-    pub(crate) fn restore_ack(&mut self, id: NodeId, reason: &str, covered: Vec<(u32, u32, u64)>) {
-        if let Some(slot) = self.acks.get_mut(id) {
-            *slot = (!covered.is_empty()).then(|| XidAck {
-                reason: reason.to_string(),
-                covered,
-            });
-        }
-    }
-
-    /// The reason an XID on this GPU is acknowledged, if it has not happened again since.
-    pub fn acknowledged(&self, id: NodeId, gpu: u32, code: u32, count: u64) -> Option<String> {
-        let ack = self.acks.get(id)?.as_ref()?;
-        ack.covered
-            .iter()
-            .any(|&(g, c, n)| g == gpu && c == code && count <= n)
-            .then(|| ack.reason.clone())
     }
 
     pub(crate) fn stale_after(&self) -> Duration {

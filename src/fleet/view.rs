@@ -26,7 +26,12 @@ pub struct NodeView<'a> {
     pub name: &'a str,
     pub cabinet: &'a str,
     pub tenant: Option<String>,
+    /// What views show: the node's state from its data, with operations over it (drained, rebooting, …).
     pub state: NodeState,
+    /// The node's state from its own data alone (up, stale, unreachable, …).
+    pub data_state: NodeState,
+    /// What is being done to it: drained by whom and why, a restart, a repair (`None`: not checked).
+    pub operations: Option<super::operations::Operations>,
     pub verdict: Verdict,
     pub source: Option<Source>,
     pub sample_age: Option<Duration>,
@@ -83,11 +88,18 @@ impl FleetState {
             .map(|g| GpuView {
                 sample: g,
                 verdict: judge_gpu(g, &inv.thresholds, &|code, count| {
-                    self.acknowledged(id, g.index, code, count)
+                    self.acknowledged(id, g, code, count)
                 }),
             })
             .collect();
         let mut verdict = Verdict::default();
+        // An overdue restart first: it is what the operator must look at.
+        if let Some((kind, _)) = self.restart(id, now).filter(|(_, r)| r.overdue()) {
+            verdict.add(
+                Health::Crit,
+                super::restart::overdue_reason(kind, inv.actions.reboot_deadline),
+            );
+        }
         if state.is_failure() {
             verdict.add(
                 Health::Crit,
@@ -166,12 +178,17 @@ impl FleetState {
                 verdict.add(Health::Warn, format!("stale: last sample {age} s ago"));
             }
         }
+        let operations = self.operations(id, now);
         NodeView {
             id,
             name: &spec.name,
             cabinet: &inv.cabinets[spec.cabinet].name,
             tenant: inv.tenant_label(id),
-            state,
+            state: operations
+                .as_ref()
+                .map_or(state, |o| o.activity.shown(state)),
+            data_state: state,
+            operations,
             verdict,
             source: status.source,
             sample_age,
@@ -216,6 +233,10 @@ pub struct Summary {
     pub power_watts: f64,
     pub warn: usize,
     pub crit: usize,
+    /// Nodes someone took out of service (drained, draining, restarting, in repair).
+    pub out_of_service: usize,
+    /// The worst health of the nodes in service: what `snapshot`'s exit status goes by.
+    pub health_in_service: Health,
 }
 
 impl Summary {
@@ -225,7 +246,16 @@ impl Summary {
             ..Default::default()
         };
         for v in views {
-            s.nodes_up += usize::from(v.state == NodeState::Up);
+            // Up by its data: a drained node that answers is up.
+            s.nodes_up += usize::from(v.data_state == NodeState::Up);
+            let out = v
+                .operations
+                .as_ref()
+                .is_some_and(|o| o.activity.out_of_service());
+            s.out_of_service += usize::from(out);
+            if !out {
+                s.health_in_service = s.health_in_service.max(v.verdict.health);
+            }
             s.gpus_expected += u64::from(v.expected_gpus);
             s.gpus_seen += gpus_seen(&v.gpus) as u64;
             s.health = s.health.max(v.verdict.health);
@@ -237,9 +267,15 @@ impl Summary {
         s
     }
 
-    /// Monitoring-plugin exit status: 0 ok, 1 warn, 2 crit or a node giving no data.
-    pub(crate) fn exit_code(&self) -> i32 {
-        match self.health {
+    /// Monitoring-plugin exit status: 0 ok, 1 warn, 2 crit or a node giving no data. Only nodes in service
+    /// count, unless `include_out_of_service`: a node someone drained already has an owner and must not page.
+    pub(crate) fn exit_code(&self, include_out_of_service: bool) -> i32 {
+        let health = if include_out_of_service {
+            self.health
+        } else {
+            self.health_in_service
+        };
+        match health {
             Health::Ok => 0,
             Health::Warn => 1,
             Health::Crit => 2,

@@ -31,6 +31,9 @@ pub(crate) struct InventoryFile {
     /// Safety settings shared by every action.
     #[serde(default)]
     pub actions: ActionsFile,
+    /// How `fleetop repair` validates a node before it returns, and when it holds a GPU back.
+    #[serde(default)]
+    pub repair: super::repair::RepairFile,
     /// What every node should run; a node that differs is drift (without it, the fleet majority decides).
     #[serde(default)]
     pub expect: ExpectFile,

@@ -3,6 +3,7 @@
 mod error;
 mod file;
 pub mod nodeset;
+mod repair;
 mod resolve;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 pub(crate) use error::Locator;
 pub use error::{InventoryError, InventoryErrors};
+pub use repair::{RepairSettings, Validate, DCGMI_DIAG};
 
 /// Most GPUs a node may be declared with; a sample carries no more either.
 pub(crate) const MAX_GPUS_PER_NODE: u32 = 64;
@@ -25,6 +27,8 @@ pub(crate) const DEMO_INVENTORY: &str = include_str!("../../inventory.toml");
 pub struct Inventory {
     /// Where it came from: a path, or `demo`.
     pub source: String,
+    /// True for `--demo`'s built-in simulated fleet only: its audit records are practice, kept apart.
+    pub simulated: bool,
     /// Where telemetry is read: `None` over SSH, else this Prometheus-compatible store.
     pub prometheus: Option<PrometheusSource>,
     /// Node ids by name, built at the first lookup: a store's answer names 100,000 GPUs' nodes each refresh.
@@ -94,6 +98,8 @@ pub struct ActionSettings {
     pub bmc_template: String,
     pub read_only: bool,
     pub audit_log: Option<String>,
+    /// `[repair]`.
+    pub repair: RepairSettings,
 }
 
 /// Which transport reads the fleet.
@@ -230,7 +236,10 @@ impl Inventory {
     /// The built-in reference fleet used by `--demo`.
     pub fn demo() -> Self {
         match Self::parse("demo", DEMO_INVENTORY) {
-            Ok(inv) => inv,
+            Ok(inv) => Inventory {
+                simulated: true,
+                ..inv
+            },
             // The file is compiled in and checked by a unit test, so this is a build defect.
             Err(e) => panic!("built-in demo inventory is invalid: {e}"),
         }

@@ -303,6 +303,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         prometheus,
         by_name: std::sync::OnceLock::new(),
         source: file.to_string(),
+        simulated: false,
         settings,
         thresholds: Thresholds {
             gpu_temp_warn_c: t.gpu_temp_warn_c,
@@ -655,6 +656,7 @@ fn action_settings(
         bmc_template: r.bmc.clone().unwrap_or_else(|| "{node}-bmc".into()),
         read_only: parsed.actions.read_only.unwrap_or(false),
         audit_log: parsed.actions.audit_log.clone(),
+        repair: super::repair::resolve(&parsed.repair, loc, errors),
     }
 }
 

@@ -2,7 +2,7 @@
 //! so the log shows every step of a repair, not only its commands.
 
 use super::{Context, Step, Workflow, REASON_PREFIX};
-use crate::actions::audit::{self, AuditLog};
+use crate::actions::audit;
 use crate::actions::{record_id, run};
 use crate::inventory::NodeId;
 
@@ -70,7 +70,7 @@ pub(super) fn audit_intent(
     let id = record_id();
     let reason = format!("{REASON_PREFIX}{}", wf.reason);
     let record = entry(ctx, wf, node, action, command, &reason).intent(&id);
-    AuditLog::open(&run::audit_path(ctx.inv))?.write(&record)?;
+    run::open_audit(ctx.inv)?.write(&record)?;
     Ok(id)
 }
 
@@ -85,5 +85,5 @@ pub(super) fn audit_outcome(
 ) -> Result<(), String> {
     let reason = format!("{REASON_PREFIX}{}", wf.reason);
     let record = entry(ctx, wf, node, action, command, &reason).outcome(id, ending);
-    AuditLog::open(&run::audit_path(ctx.inv))?.write(&record)
+    run::open_audit(ctx.inv)?.write(&record)
 }

@@ -1,11 +1,18 @@
-//! The repair workflow: drain → wait until no job runs → reboot → wait until the node went down and came back
-//! with its agent answering → undrain, or keep it drained with the reason when it came back crit. One resumable
+//! The repair workflow: drain → wait until no job runs → the least disruptive remedy (a GPU reset, or a reboot
+//! and the wait until the node went down and came back with its agent answering; a failed reset escalates to a
+//! reboot) → validate → undrain, or keep it drained with the reason when it came back crit, failed its
+//! validation, or has a GPU repaired too often for the same cause (held for inspection). One resumable
 //! state machine per node; every command goes through the action runner, every wait is an audited
 //! intent/outcome, and the state is saved after each change so a crash resumes where it stopped.
 
 mod audited;
+pub mod history;
+mod preview;
+pub mod remedy;
+mod reset;
 mod steps;
 pub mod store;
+pub mod validate;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,32 +26,9 @@ use crate::actions::run::{self, Progress};
 use crate::actions::{record_id, ActionKind, Request};
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::Transport;
+pub use preview::{commands, remedy_lines};
+use remedy::Plan;
 use steps::{drain, reboot, undrain, wait_back, wait_jobs};
-
-/// Every command a repair of `nodes` may run, in order (drain, reboot, undrain), exactly as the workflow will
-/// run them: for confirm dialogs and `--dry-run`.
-pub fn commands(
-    inv: &Inventory,
-    nodes: &[NodeId],
-    reason: &str,
-    operator: &str,
-) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for kind in [ActionKind::Drain, ActionKind::Reboot, ActionKind::Undrain] {
-        let req = Request {
-            kind,
-            nodes: nodes.to_vec(),
-            reason: Some(format!("{REASON_PREFIX}{reason}")),
-            operator: operator.into(),
-            force: false,
-            read_only: false,
-            gpu: None,
-        };
-        let steps = crate::actions::plan::plan(inv, &req)?;
-        out.extend(steps.iter().map(|s| s.invocation.display(inv)));
-    }
-    Ok(out)
-}
 
 /// How often a node that was asked to reboot is looked at until it has been seen down.
 const REBOOT_LOOK: Duration = Duration::from_secs(1);
@@ -64,12 +48,16 @@ pub enum Step {
         killed: bool,
     },
     Reboot,
+    /// Drained and idle; its GPU(s) to reset.
+    Reset,
     /// The reboot was asked for (or was about to be when the state was saved): waiting for the node to drop
     /// off and come back with its agent answering.
     WaitBack {
         since_ms: u64,
         went_down: bool,
     },
+    /// Back and healthy (after a reset or a reboot); the validation to run.
+    Validate,
     Undrain,
     Done,
     /// Stopped here; the node stays as it is (drained, when the drain had happened).
@@ -89,6 +77,8 @@ impl Step {
             Step::Drain => "to drain".into(),
             Step::WaitJobs { .. } => "waiting for jobs".into(),
             Step::Reboot => "to reboot".into(),
+            Step::Reset => "to reset".into(),
+            Step::Validate => "to validate".into(),
             Step::WaitBack {
                 went_down: false, ..
             } => "rebooting".into(),
@@ -110,6 +100,20 @@ pub struct NodeRepair {
     /// The audit intent of the wait in progress, closed by its outcome when the wait ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_audit: Option<String>,
+    /// The remedy chosen when the repair started, and why; `None` (a state saved before remedies): reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// What the validation printed (its last few thousand characters, escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<String>,
+}
+
+impl NodeRepair {
+    pub fn remedy(&self) -> remedy::Remedy {
+        self.plan
+            .as_ref()
+            .map_or(remedy::Remedy::Reboot, |p| p.remedy)
+    }
 }
 
 /// One repair of some nodes, as saved between steps.
@@ -163,6 +167,8 @@ impl Workflow {
                     node: inv.nodes[n].name.clone(),
                     step: Step::Drain,
                     wait_audit: None,
+                    plan: None,
+                    validation: None,
                 })
                 .collect(),
         }
@@ -226,10 +232,21 @@ pub fn run(
         if ctx.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        drain(ctx, wf, save, report)?;
-        wait_jobs(ctx, wf, &mut last_jobs, save, report)?;
-        reboot(ctx, wf, save, report)?;
-        wait_back(ctx, &runtime, wf, save, report)?;
+        // Ctrl-C stops between steps: the command of the step in progress finishes and its result is saved.
+        macro_rules! then_stop_if_asked {
+            ($step:expr) => {
+                $step?;
+                if ctx.stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+            };
+        }
+        then_stop_if_asked!(drain(ctx, wf, save, report));
+        then_stop_if_asked!(wait_jobs(ctx, wf, &mut last_jobs, save, report));
+        then_stop_if_asked!(reset::reset(ctx, wf, save, report));
+        then_stop_if_asked!(reboot(ctx, wf, save, report));
+        then_stop_if_asked!(wait_back(ctx, &runtime, wf, save, report));
+        then_stop_if_asked!(validate::validate(ctx, wf, save, report));
         undrain(ctx, wf, save, report)?;
         if wf.finished() {
             break;

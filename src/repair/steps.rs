@@ -1,5 +1,5 @@
-//! The workflow's steps, each advancing every node that stands at it: drain, wait for jobs (and `--kill-after`),
-//! reboot, wait until back, undrain.
+//! The workflow's steps, each advancing every node that stands at it: drain (or hold a lemon), wait for jobs
+//! (and `--kill-after`), reboot, wait until back, undrain.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +10,7 @@ use crate::actions::exec::Executor;
 use crate::actions::jobs;
 use crate::actions::status::{self, DrainState};
 use crate::actions::ActionKind;
+use crate::fleet::restart::{judge_return, Look, Return};
 use crate::fleet::view::Pending;
 use crate::inventory::NodeId;
 use crate::telemetry::health::Health;
@@ -28,7 +29,21 @@ pub(super) fn drain(
     let ids: Vec<NodeId> = waiting.iter().map(|&(_, id)| id).collect();
     let states = status::query(ctx.inv, ctx.exec, &ids).unwrap_or_default();
     let mut to_drain = Vec::new();
+    let log = crate::actions::run::audit_path(ctx.inv);
     for &(i, id) in &waiting {
+        // A GPU repaired too often for the same cause is not repaired again: drained, held for inspection.
+        let held = wf.nodes[i].plan.as_ref().and_then(|plan| {
+            super::history::held(
+                &log,
+                &ctx.inv.actions.repair,
+                plan,
+                std::time::SystemTime::now(),
+            )
+        });
+        if let Some(held) = held {
+            hold(ctx, wf, i, id, &held, report)?;
+            continue;
+        }
         match states.get(&id) {
             Some(d)
                 if d.ours() && matches!(d.state, DrainState::Drained | DrainState::Draining) =>
@@ -57,6 +72,31 @@ pub(super) fn drain(
         }
     }
     save(wf)
+}
+
+/// Drains node `i` with the hold as its reason and stops its repair there.
+fn hold(
+    ctx: &Context,
+    wf: &mut Workflow,
+    i: usize,
+    id: NodeId,
+    held: &str,
+    report: &mut dyn FnMut(Event),
+) -> Result<(), String> {
+    let req = request(
+        ctx,
+        wf,
+        ActionKind::Drain,
+        vec![id],
+        format!("{REASON_PREFIX}{held}"),
+    );
+    let why = match act(ctx, &req)?.into_iter().next() {
+        Some((_, Ok(command))) => format!("{held}; drained ({command}), not repaired again"),
+        Some((_, Err(e))) => format!("{held}; not repaired again, and the drain failed: {e}"),
+        None => format!("{held}; not repaired again"),
+    };
+    set(wf, i, Step::Failed { why }, String::new(), report);
+    Ok(())
 }
 
 fn enter_wait_jobs(
@@ -110,7 +150,11 @@ pub(super) fn wait_jobs(
         let running = workload.jobs(id);
         if running.is_empty() && !unknown {
             close_wait(ctx, wf, i, true, "no job or pod runs")?;
-            set(wf, i, Step::Reboot, "no job or pod runs".into(), report);
+            let next = match wf.nodes[i].remedy() {
+                super::remedy::Remedy::Reset => Step::Reset,
+                super::remedy::Remedy::Reboot => Step::Reboot,
+            };
+            set(wf, i, next, "no job or pod runs".into(), report);
             changed = true;
             continue;
         }
@@ -279,6 +323,9 @@ pub(super) fn reboot(
         for (_, result) in act(ctx, &req)? {
             match result {
                 Ok(command) => {
+                    if let Some(plan) = wf.nodes[i].plan.clone() {
+                        super::reset::record(ctx, wf, i, &plan, super::remedy::Remedy::Reboot)?;
+                    }
                     let step = wf.nodes[i].step.clone();
                     let practice = matches!(ctx.exec, Executor::Simulated(_));
                     // The runner reports such a reboot ok only once it saw the node down.
@@ -345,13 +392,18 @@ pub(super) fn wait_back(
             continue;
         };
         let view = state.node_view(k, Instant::now(), pending);
+        // Each pass starts after the last one: an answer now is an answer after it was seen down.
         let answering = crate::actions::probe::answering(&view);
         let waited = Duration::from_millis(now_ms().saturating_sub(since_ms));
-        if !went_down {
-            if !answering {
+        let look = Look {
+            down: !answering,
+            answering,
+        };
+        match judge_return(went_down, look, waited, deadline) {
+            Return::WentDown => {
                 let note = format!(
                     "went down ({})",
-                    view.error.as_deref().unwrap_or(view.state.as_str())
+                    view.error.as_deref().unwrap_or(view.data_state.as_str())
                 );
                 set(
                     wf,
@@ -364,7 +416,9 @@ pub(super) fn wait_back(
                     report,
                 );
                 changed = true;
-            } else if waited > deadline {
+                continue;
+            }
+            Return::NeverWentDown => {
                 let why = format!(
                     "did not go down within {} of the reboot (was it issued? see the audit log); the node stays drained",
                     humantime::format_duration(deadline)
@@ -372,8 +426,10 @@ pub(super) fn wait_back(
                 close_wait(ctx, wf, i, false, &why)?;
                 set(wf, i, Step::Failed { why }, String::new(), report);
                 changed = true;
+                continue;
             }
-            continue;
+            Return::NotDownYet | Return::StillDown => continue,
+            Return::CameBack | Return::NeverCameBack => {}
         }
         if answering {
             if view.verdict.health == Health::Crit {
@@ -397,12 +453,13 @@ pub(super) fn wait_back(
                 }
                 set(wf, i, Step::Failed { why }, String::new(), report);
             } else {
-                close_wait(ctx, wf, i, true, "back, agent answering")?;
+                let source = view.source.map_or("node", |s| s.as_str());
+                close_wait(ctx, wf, i, true, &format!("back, {source} answering"))?;
                 let note = format!(
-                    "back, agent answering, health {}",
+                    "back, {source} answering, health {}",
                     view.verdict.health.as_str()
                 );
-                set(wf, i, Step::Undrain, note, report);
+                set(wf, i, Step::Validate, note, report);
             }
             changed = true;
         } else if waited > deadline {

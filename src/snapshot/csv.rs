@@ -5,7 +5,8 @@ use std::fmt::Display;
 use super::Report;
 use crate::fleet::view::{GpuView, NodeView};
 
-const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,gpu,uuid,name,util_pct,mem_util_pct,\
+const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,operations,operations_reason,\
+operations_by,gpu,uuid,name,util_pct,mem_util_pct,\
 mem_used_mib,mem_total_mib,temp_c,mem_temp_c,power_w,power_limit_w,sm_clock_mhz,throttle,ecc_uncorrected,\
 remapped_rows_pending,xid,gpu_health,reasons,nvlink_active,nvlink_total,recovery_action,ib_ports,ib_ports_up,\
 ib_slowest_up_gbps";
@@ -105,6 +106,10 @@ fn node_fields(v: &NodeView) -> Vec<String> {
         opt(v.source.map(|s| s.as_str())),
         opt(v.sample_age.map(|a| a.as_millis())),
         v.error.clone().unwrap_or_default(),
+        // Empty: not checked.
+        opt(v.operations.as_ref().map(|o| o.activity.as_str())),
+        opt(v.operations.as_ref().and_then(|o| o.reason.as_deref())),
+        opt(v.operations.as_ref().and_then(|o| o.by.as_deref())),
     ]
 }
 

@@ -28,6 +28,19 @@ struct Summary {
     gpus_seen: u64,
     health: &'static str,
     power_watts: f64,
+    /// Nodes someone took out of service (drained, draining, rebooting, resetting, in repair).
+    out_of_service: usize,
+    /// The worst health of the nodes in service: what the exit status goes by (without `--include-drained`).
+    health_in_service: &'static str,
+}
+
+/// What is being done to a node: `{"state": "drained", "reason": "…", "by": "…"}`.
+#[derive(Serialize)]
+struct Operations<'a> {
+    /// in-service, draining, drained, rebooting, resetting, in-repair, or unknown (the backend could not tell).
+    state: &'static str,
+    reason: Option<&'a str>,
+    by: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +53,8 @@ struct Node<'a> {
     source: Option<&'static str>,
     sample_age_ms: Option<u64>,
     error: Option<String>,
+    /// Drained by whom and why, a restart, a repair (`null`: not checked, as without a drain backend).
+    operations: Option<Operations<'a>>,
     /// What the agent said about itself and its node (`null` for nvidia-smi nodes).
     driver: Option<&'a str>,
     cuda: Option<&'a str>,
@@ -172,6 +187,11 @@ fn node<'a>(v: &'a NodeView) -> Node<'a> {
         source: v.source.map(|s| s.as_str()),
         sample_age_ms: v.sample_age.map(|a| a.as_millis() as u64),
         error: v.error.clone(),
+        operations: v.operations.as_ref().map(|o| Operations {
+            state: o.activity.as_str(),
+            reason: o.reason.as_deref(),
+            by: o.by.as_deref(),
+        }),
         driver: v.hello.and_then(|h| h.driver.as_deref()),
         cuda: v.hello.and_then(|h| h.cuda.as_deref()),
         agent_version: v.hello.map(|h| h.version.as_str()),
@@ -198,6 +218,8 @@ pub fn render(report: &Report) -> String {
             gpus_seen: s.gpus_seen,
             health: s.health.as_str(),
             power_watts: (s.power_watts * 100.0).round() / 100.0,
+            out_of_service: s.out_of_service,
+            health_in_service: s.health_in_service.as_str(),
         },
         nodes: report.nodes.iter().map(node).collect(),
     };

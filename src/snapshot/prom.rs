@@ -139,6 +139,11 @@ pub fn render(report: &Report) -> String {
             "Worst health: 0 ok, 1 warn, 2 crit.",
             f64::from(health_value(s.health)),
         ),
+        (
+            "fleetop_fleet_nodes_out_of_service",
+            "Nodes someone took out of service (drained, draining, rebooting, resetting, in repair).",
+            s.out_of_service as f64,
+        ),
     ] {
         header(&mut out, name, help);
         let _ = writeln!(out, "{name} {value}");
@@ -157,7 +162,7 @@ pub fn render(report: &Report) -> String {
         "1 when the node streamed a fresh sample.",
     );
     for v in &report.nodes {
-        let up = u8::from(v.state == crate::fleet::NodeState::Up);
+        let up = u8::from(v.data_state == crate::fleet::NodeState::Up);
         let _ = writeln!(out, "fleetop_node_up{{{}}} {up}", node_labels(v));
     }
     header(
@@ -185,6 +190,23 @@ pub fn render(report: &Report) -> String {
             node_labels(v),
             v.state.as_str()
         );
+    }
+    header(
+        &mut out,
+        "fleetop_node_operations",
+        "1 for what is being done to the node (drained, draining, rebooting, resetting, in-repair, in-service, unknown), with who and why; no series: not checked.",
+    );
+    for v in &report.nodes {
+        if let Some(o) = &v.operations {
+            let _ = writeln!(
+                out,
+                "fleetop_node_operations{{{},state=\"{}\",reason=\"{}\",by=\"{}\"}} 1",
+                node_labels(v),
+                o.activity.as_str(),
+                escape(o.reason.as_deref().unwrap_or("")),
+                escape(o.by.as_deref().unwrap_or(""))
+            );
+        }
     }
     for (name, help, get) in GPU_METRICS {
         header(&mut out, name, help);

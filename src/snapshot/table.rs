@@ -67,6 +67,18 @@ pub fn render(report: &Report) -> String {
     line(&mut out, &HEADERS.map(String::from), "NOTES");
     for (row, v) in rows.iter().zip(&order) {
         let mut notes = v.verdict.reasons.join("; ");
+        // Who took the node out and why, before its reasons: the operator sees it is owned.
+        if let Some(o) = v
+            .operations
+            .as_ref()
+            .filter(|o| o.activity.out_of_service())
+        {
+            notes = if notes.is_empty() {
+                o.describe()
+            } else {
+                format!("{}; {notes}", o.describe())
+            };
+        }
         if let (Some(e), false) = (&v.error, v.state.is_failure()) {
             notes = if notes.is_empty() {
                 e.clone()
@@ -77,9 +89,18 @@ pub fn render(report: &Report) -> String {
         line(&mut out, row, &notes);
     }
     let s = &report.summary;
+    let out_of_service = if s.out_of_service > 0 {
+        format!(
+            ", {} out of service (health in service {})",
+            s.out_of_service,
+            s.health_in_service.as_str()
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "\n{} nodes ({} up), {} of {} GPUs seen, {} warn, {} crit, {:.1} kW — health {}",
+        "\n{} nodes ({} up), {} of {} GPUs seen, {} warn, {} crit, {:.1} kW — health {}{out_of_service}",
         s.nodes,
         s.nodes_up,
         s.gpus_seen,

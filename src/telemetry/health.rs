@@ -114,7 +114,8 @@ impl Verdict {
     }
 }
 
-/// Whether an XID on this GPU was acknowledged by an operator up to this many occurrences.
+/// The operator's acknowledgement covering an XID on this GPU (code, occurrences), if any: the caller decides
+/// by when the XID was last seen (`fleet/acks.rs`).
 pub(crate) type Acknowledged<'a> = &'a dyn Fn(u32, u64) -> Option<String>;
 
 /// No acknowledgements.

@@ -140,6 +140,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_xid_154_message_parses_through_the_xid_finder_into_its_recovery_action() {
+        use crate::telemetry::{recovery, RecoveryAction};
+        let set = "NVRM: Xid (PCI:0008:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)";
+        let Some(Found::Xid { code, text, .. }) = find(set) else {
+            panic!("not an XID line");
+        };
+        assert_eq!(code, recovery::XID_RECOVERY_ACTION_CHANGED);
+        assert_eq!(recovery::parse_xid154(text), Some(RecoveryAction::GpuReset));
+    }
+
+    #[test]
     fn finds_xids_in_old_and_new_forms() {
         let old = "NVRM: Xid (PCI:0000:9b:00): 94, pid=1234, name=python3, Contained ECC error";
         assert_eq!(

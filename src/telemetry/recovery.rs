@@ -125,17 +125,6 @@ mod tests {
     }
 
     #[test]
-    fn the_kernel_log_message_of_a_real_line_parses_through_the_xid_finder() {
-        let Some(crate::telemetry::kernel_log::Found::Xid { code, text, .. }) =
-            crate::telemetry::kernel_log::find(SET)
-        else {
-            panic!("not an XID line");
-        };
-        assert_eq!(code, XID_RECOVERY_ACTION_CHANGED);
-        assert_eq!(parse_xid154(text), Some(RecoveryAction::GpuReset));
-    }
-
-    #[test]
     fn the_sample_wins_over_the_last_xid154_and_a_later_154_clears() {
         let event = |text: &str| XidEvent {
             code: XID_RECOVERY_ACTION_CHANGED,

@@ -33,6 +33,9 @@ pub enum NodeEvent {
     History(Vec<GpuPast>),
     /// A line that could not be used (garbage, oversized, not UTF-8); counted, never fatal.
     BadLine(String),
+    /// What an operator or scheduler did to the node (a drain read back, a restart asked, a repair's step):
+    /// sent by read-backs and actions, never by a node.
+    Operation(crate::workload::operations::OperationEvent),
     /// The connection or the remote command failed; the transport retries with backoff.
     Failed {
         kind: FailureKind,

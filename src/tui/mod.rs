@@ -18,7 +18,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::crossterm::execute;
 
-use crate::actions::audit::{self, AuditLog};
+use crate::actions::audit;
 use crate::actions::exec::Executor;
 use crate::actions::{self, Request};
 use crate::inventory::Inventory;
@@ -102,6 +102,8 @@ async fn event_loop(
     executor: Arc<Executor>,
 ) -> i32 {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    // Drains read back reach fleet state through the nodes' own channel, like their samples.
+    actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
     let _following = transport.follow(&inventory, tx);
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
@@ -148,13 +150,12 @@ async fn event_loop(
         .ok();
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
-    spawn_drain_readback(&inventory, &executor, &action_tx);
     spawn_workload_readback(&inventory, &executor, &action_tx);
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
     let log_path = actions::run::audit_path(&inventory);
-    let scan = audit::scan(&log_path);
+    let scan = audit::scan(&log_path, inventory.simulated);
     app.ops.failures.extend(scan.warnings(&log_path));
     app.restore_acks(&scan.acks);
     if let Ok(size) = terminal.size() {
@@ -192,7 +193,7 @@ async fn event_loop(
                         }
                     }
                     for ack in std::mem::take(&mut app.ops.acks) {
-                        let written = AuditLog::open(&actions::run::audit_path(&inventory))
+                        let written = actions::run::open_audit(&inventory)
                             .and_then(|mut log| log.write(&audit::Record::Ack(ack)));
                         if let Err(e) = written {
                             app.ops.failures.push(format!("acknowledgement not audited: {e}"));
@@ -244,35 +245,6 @@ fn spawn_action(
     if let Err(e) = spawned {
         tracing::error!("cannot start the action thread: {e}");
     }
-}
-
-/// Asks the drain backend for every node's drain state now and every 30 s (Slurm, Kubernetes, demo).
-fn spawn_drain_readback(
-    inv: &Arc<Inventory>,
-    exec: &Arc<Executor>,
-    tx: &UnboundedSender<ActionEvent>,
-) {
-    if !inv.any_scheduler() && !matches!(**exec, Executor::Simulated(_)) {
-        return;
-    }
-    let (inv, exec, tx) = (Arc::clone(inv), Arc::clone(exec), tx.clone());
-    let all: Vec<usize> = (0..inv.nodes.len()).collect();
-    let _ = std::thread::Builder::new()
-        .name("drain-readback".into())
-        .spawn(move || loop {
-            match actions::status::query(&inv, &exec, &all) {
-                Ok(states) => {
-                    if tx.send(ActionEvent::DrainStates(states)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::warn!("drain read-back failed: {e}"),
-            }
-            if matches!(*exec, Executor::Simulated(_)) {
-                return;
-            }
-            std::thread::sleep(DRAIN_READBACK);
-        });
 }
 
 /// Asks the schedulers for every node's jobs and pods now and every 15 s: one `squeue` and one `kubectl` for the
@@ -327,6 +299,7 @@ fn repair_thread(
 ) -> Result<String, String> {
     use crate::repair::{self, store, Context, Limits, Workflow};
     let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
+    let _lock = store::lock(&path)?;
     if let Some(wf) = store::load(&path)?.filter(|w| !w.finished()) {
         return Err(format!(
             "an unfinished repair ({}) started {}: fleetop repair --resume or --abandon it first",
@@ -349,6 +322,10 @@ fn repair_thread(
     };
     let reason = request.reason.clone().unwrap_or_default();
     let mut wf = Workflow::new(inv, &request.nodes, &reason, &request.operator, limits);
+    let plans = repair::remedy::diagnose(inv, transport.as_ref(), &request.nodes);
+    for (n, plan) in wf.nodes.iter_mut().zip(plans) {
+        n.plan = Some(plan);
+    }
     let stop = std::sync::atomic::AtomicBool::new(false);
     let ctx = Context {
         inv,

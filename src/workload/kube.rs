@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{field, Job, Scheduler, Workload, MAX_JOBS};
+use super::{field, key, Job, Scheduler, Workload, MAX_JOBS};
 use crate::inventory::Inventory;
 
 /// The resource NVIDIA's device plugin advertises.
@@ -96,7 +96,16 @@ pub fn parse(inv: &Inventory, text: &str, now_s: u64, workload: &mut Workload) {
         ));
     }
     for pod in list.items.into_iter().take(MAX_JOBS) {
-        let Some(node) = pod.spec.node_name.as_deref().and_then(field) else {
+        // The node's name as Kubernetes wrote it, whole: a name cut or escaped for display would match
+        // no node (names may be up to 253 characters).
+        let Some(node) = pod
+            .spec
+            .node_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+        else {
             continue;
         };
         // Extended resources are requested whole; the limit stands in where a pod sets only that.
@@ -118,8 +127,8 @@ pub fn parse(inv: &Inventory, text: &str, now_s: u64, workload: &mut Workload) {
             scheduler: Scheduler::Kubernetes,
             id: format!(
                 "{}/{}",
-                field(&pod.metadata.namespace).unwrap_or_default(),
-                field(&pod.metadata.name).unwrap_or_default()
+                key(&pod.metadata.namespace).unwrap_or_default(),
+                key(&pod.metadata.name).unwrap_or_default()
             ),
             user: pod.spec.service_account.as_deref().and_then(field),
             tenant: field(&pod.metadata.namespace),
@@ -131,7 +140,7 @@ pub fn parse(inv: &Inventory, text: &str, now_s: u64, workload: &mut Workload) {
                 .map(|t| now_s.saturating_sub(t)),
             left_s: None,
             state: field(&pod.status.phase).unwrap_or_else(|| "?".into()),
-            pod_uid: field(&pod.metadata.uid),
+            pod_uid: key(&pod.metadata.uid),
         };
         workload.add(inv, &[node], job);
     }

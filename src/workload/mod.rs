@@ -2,6 +2,7 @@
 //! from the controller's own output (`squeue`, `kubectl`), bounded and made inert like any node data.
 
 pub mod kube;
+pub mod operations;
 pub mod slurm;
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ pub enum Scheduler {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
     pub scheduler: Scheduler,
-    /// The Slurm job id, or `namespace/pod`.
+    /// The Slurm job id, or `namespace/pod`: whole (never cut), as it identifies the job to its scheduler.
     pub id: String,
     pub user: Option<String>,
     /// The Slurm account or the Kubernetes namespace: whom the work is billed to.
@@ -49,7 +50,7 @@ pub struct Job {
 impl Job {
     /// `1234 alice (acme) 16 GPUs 3d2h`.
     pub fn describe(&self) -> String {
-        let mut text = self.id.clone();
+        let mut text = cut(&self.id);
         if let Some(user) = &self.user {
             text += &format!(" {user}");
         }
@@ -122,44 +123,87 @@ impl Workload {
         seen
     }
 
+    /// Whether the answer may miss jobs: a scheduler was not asked, not understood, or cut. Such an answer
+    /// never says "none".
+    pub fn incomplete(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
+    /// The problems in a few words, on one line: the first line of the first (a scheduler's error may run to
+    /// many), and how many more.
+    fn why_incomplete(&self) -> String {
+        let first = self
+            .problems
+            .first()
+            .and_then(|p| p.lines().next())
+            .unwrap_or("");
+        let first = field(first).unwrap_or_default();
+        match self.problems.len() {
+            0 | 1 => first,
+            n => format!("{first}; {} more problem(s)", n - 1),
+        }
+    }
+
     /// What a drain or reboot of `nodes` hits: `3 jobs: 1234 alice (acme) 16 GPUs 3d2h, …`, or `no jobs` when
-    /// the schedulers answered, or `None` when none was asked.
+    /// the schedulers answered in full, `jobs unknown (why)` when an answer was not understood or another
+    /// scheduler did not answer, or `None` when none answered (the problems say why).
     pub fn hits(&self, nodes: &[NodeId], shown: usize) -> Option<String> {
         if self.checked.is_empty() {
             return None;
         }
         let jobs = self.on(nodes);
         if jobs.is_empty() {
-            return Some("no running jobs or pods".into());
+            return Some(if self.incomplete() {
+                format!("jobs unknown ({})", self.why_incomplete())
+            } else {
+                "no running jobs or pods".into()
+            });
         }
         let listed: Vec<String> = jobs.iter().take(shown).map(|j| j.describe()).collect();
         let more = jobs.len().saturating_sub(shown);
-        Some(format!(
-            "{} job{}: {}{}",
-            jobs.len(),
-            if jobs.len() == 1 { "" } else { "s" },
-            listed.join(", "),
-            if more > 0 {
-                format!(", … and {more} more")
+        Some(
+            format!(
+                "{} job{}: {}{}",
+                jobs.len(),
+                if jobs.len() == 1 { "" } else { "s" },
+                listed.join(", "),
+                if more > 0 {
+                    format!(", … and {more} more")
+                } else {
+                    String::new()
+                }
+            ) + &if self.incomplete() {
+                format!(", perhaps more ({})", self.why_incomplete())
             } else {
                 String::new()
-            }
-        ))
+            },
+        )
     }
 }
 
 /// A scheduler's field as fleetop keeps it: trimmed, bounded, terminal controls made visible; empty or a
-/// placeholder (`(null)`, `N/A`) is unknown.
+/// placeholder (`(null)`, `N/A`) is unknown. For text shown only; a name that identifies something is a
+/// [`key`].
 pub(crate) fn field(text: &str) -> Option<String> {
+    key(text).map(|k| cut(&k))
+}
+
+/// A scheduler's identifier (job id, namespace, pod name): like [`field`] but whole, since a cut name would
+/// match no node and name another pod (Kubernetes names run to 253 characters).
+pub(crate) fn key(text: &str) -> Option<String> {
     let t = text.trim();
     if t.is_empty() || matches!(t, "(null)" | "N/A" | "n/a") {
         return None;
     }
-    let escaped = crate::text::escape(t);
-    Some(match escaped.char_indices().nth(MAX_FIELD_CHARS) {
-        Some((cut, _)) => format!("{}…", &escaped[..cut]),
-        None => escaped.into_owned(),
-    })
+    Some(crate::text::escape(t).into_owned())
+}
+
+/// `text` cut to [`MAX_FIELD_CHARS`] for display, with `…` where it was cut.
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(MAX_FIELD_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]

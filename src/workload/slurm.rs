@@ -1,7 +1,7 @@
 //! Slurm jobs from one `squeue` for the whole fleet: a fixed `--Format` list with `|` after each field, which
 //! Slurm prints unpadded (checked against slurm-wlm 22.05 in the test suite).
 
-use super::{field, Job, Scheduler, Workload, MAX_JOBS};
+use super::{field, key, Job, Scheduler, Workload, MAX_JOBS};
 use crate::inventory::{nodeset, Inventory};
 
 /// The fields asked, in order; each ends with `|` (Slurm's `type:[size][suffix]` with no size).
@@ -58,12 +58,15 @@ pub fn parse(inv: &Inventory, text: &str, workload: &mut Workload) {
     workload.checked.push(Scheduler::Slurm);
 }
 
+/// One `squeue` line: exactly the fields asked, each ended by `|`. squeue does not escape a `|` inside a
+/// field (an account, user or partition may hold one), and a line with more or fewer separators cannot be
+/// read safely: its node list would be some other field, so the job would land on no node.
 fn job(line: &str) -> Option<(Vec<String>, Job)> {
     let f: Vec<&str> = line.split('|').collect();
-    if f.len() < FIELDS.len() {
+    if f.len() != FIELDS.len() + 1 || !f[FIELDS.len()].trim().is_empty() {
         return None;
     }
-    let id = field(f[0])?;
+    let id = key(f[0])?;
     let nodes = nodeset::expand(f[4].trim()).ok()?;
     Some((
         nodes,
@@ -175,11 +178,48 @@ mod tests {
         assert_eq!(w.on(&[gpu01, gpu02, gpu03]).len(), 2);
         assert_eq!(
             w.hits(&[gpu01, gpu02], 3).as_deref(),
-            Some("1 job: 4242 alice (acme) 16 GPUs 3d2h")
+            Some("1 job: 4242 alice (acme) 16 GPUs 3d2h, perhaps more (squeue: 1 line not understood (first: line 3))")
         );
         assert_eq!(
             w.problems,
             ["squeue: 1 line not understood (first: line 3)"]
         );
+    }
+
+    #[test]
+    fn a_field_holding_the_separator_is_not_understood_never_none() {
+        let inv = Inventory::parse(
+            "t.toml",
+            "[[cabinet]]\nname = \"c1\"\nnodes = \"gpu[01-03]\"\n",
+        )
+        .unwrap();
+        // squeue prints an account `ac|me` as it is: one separator too many, every later field shifted.
+        let text = "4242|alice|ac|me|batch|gpu01|cpu=1,node=1,billing=1|0:07|UNLIMITED|RUNNING|\n\
+                    17|bob|acme|debug|gpu03|cpu=1|0:05|9:55|COMPLETING|\n";
+        let mut w = Workload::default();
+        parse(&inv, text, &mut w);
+        let gpu01 = inv.find_node("gpu01").unwrap();
+        let gpu03 = inv.find_node("gpu03").unwrap();
+        assert_eq!(
+            w.problems,
+            ["squeue: 1 line not understood (first: line 1)"]
+        );
+        assert!(w.incomplete());
+        assert_eq!(
+            w.hits(&[gpu01], 3).as_deref(),
+            Some("jobs unknown (squeue: 1 line not understood (first: line 1))")
+        );
+        assert_eq!(
+            w.hits(&[gpu03], 3).as_deref(),
+            Some("1 job: 17 bob (acme) 0 GPUs 5s, perhaps more (squeue: 1 line not understood (first: line 1))")
+        );
+        // A line missing its last separator is cut short: not understood either.
+        let mut short = Workload::default();
+        parse(
+            &inv,
+            "17|bob|acme|debug|gpu03|cpu=1|0:05|9:55|COMPLETING\n",
+            &mut short,
+        );
+        assert!(short.incomplete() && short.jobs(gpu03).is_empty());
     }
 }

@@ -244,6 +244,9 @@ pub struct Quirks {
     pub wrong_host_key: Vec<String>,
     /// Nodes missing from known_hosts.
     pub unknown_host_key: Vec<String>,
+    /// Nodes whose SFTP server stops reading after 5 MB (`fleet-bin/stalling-sftp`, run by `ForceCommand`,
+    /// which lets every other command through).
+    pub stalled_sftp: Vec<String>,
 }
 
 pub struct Fleet {
@@ -276,7 +279,14 @@ fn write_exec(path: &Path, text: &str) {
 /// answers for them as on a real node.
 fn install_tools(root: &Path, shared: &Shared) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet-bin");
-    for tool in ["fleetop", "nvidia-smi", "systemctl", "scontrol", "sinfo"] {
+    for tool in [
+        "fleetop",
+        "nvidia-smi",
+        "systemctl",
+        "scontrol",
+        "sinfo",
+        "stalling-sftp",
+    ] {
         let text = fs::read_to_string(source.join(tool))
             .unwrap()
             .replace("@ROOT@", &root.display().to_string())
@@ -414,9 +424,15 @@ impl Fleet {
             .filter(|(_, b)| matches!(b, Behaviour::Smi { .. } | Behaviour::Nothing))
             .map(|(n, _)| n.addr.clone())
             .collect();
+        let stalled: Vec<String> = fleet
+            .nodes
+            .iter()
+            .filter(|n| quirks.stalled_sftp.contains(&n.name))
+            .map(|n| n.addr.clone())
+            .collect();
         let addrs: Vec<String> = fleet.nodes.iter().map(|n| n.addr.clone()).collect();
         for (i, group) in addrs.chunks(ADDRS_PER_SSHD).enumerate() {
-            let config = fleet.sshd_config(i, group, &refused, &no_agent);
+            let config = fleet.sshd_config(i, group, &refused, &no_agent, &stalled);
             fleet.sshds.push((
                 config.clone(),
                 spawn_sshd(&config, &root.join(format!("sshd-{i}.log"))),
@@ -432,6 +448,7 @@ impl Fleet {
         addrs: &[String],
         refused: &[String],
         no_agent: &[String],
+        stalled: &[String],
     ) -> PathBuf {
         let root = self.dir.path();
         let mut cfg = String::new();
@@ -465,6 +482,13 @@ impl Fleet {
             let _ = write!(
                 cfg,
                 "Match LocalAddress {a}\n  AuthorizedKeysFile {}/no_keys\n",
+                root.display()
+            );
+        }
+        for a in stalled.iter().filter(|a| addrs.contains(a)) {
+            let _ = write!(
+                cfg,
+                "Match LocalAddress {a}\n  ForceCommand {}/bin/stalling-sftp\n",
                 root.display()
             );
         }

@@ -258,7 +258,7 @@ pub fn sample(inv: &Inventory, seed: u64, node: NodeId, tick: u64, t_ms: u64) ->
                 gpu.temp_c = gpu.temp_c.map(|t| t + 12);
                 gpu.mem_temp_c = gpu.mem_temp_c.map(|t| t + 12);
             }
-            sicken(&spec.name, &mut gpu);
+            sicken(&spec.name, &mut gpu, t_ms);
             gpu
         })
         .collect();
@@ -339,8 +339,11 @@ fn ib_ports(node: &str, tick: u64) -> Vec<crate::telemetry::fabric::IbPort> {
         .collect()
 }
 
-/// The demo fleet's deliberate faults.
-fn sicken(node: &str, gpu: &mut GpuSample) {
+/// The demo fleet's deliberate faults. The XID is dated the start of the day (UTC) of `t_ms`, like a log
+/// record with a time, so a practice acknowledgement holds (acknowledgements go by time).
+fn sicken(node: &str, gpu: &mut GpuSample, t_ms: u64) {
+    const DAY_MS: u64 = 86_400_000;
+    let xid_at = t_ms / DAY_MS * DAY_MS;
     if node == XID79_NODE && gpu.index == 5 {
         *gpu = GpuSample {
             index: gpu.index,
@@ -351,6 +354,8 @@ fn sicken(node: &str, gpu: &mut GpuSample) {
             xid_events: Some(vec![crate::telemetry::XidEvent {
                 code: 79,
                 count: 1,
+                first_ms: Some(xid_at),
+                last_ms: Some(xid_at),
                 text: Some("GPU has fallen off the bus.".into()),
                 ..Default::default()
             }]),

@@ -2,21 +2,22 @@
 //! check its SHA-256 and that it runs there, and only then rename it into place, so a node never holds half
 //! a binary or one that cannot start.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
 use super::command::quoted;
 use super::endpoint::Endpoint;
 use super::known::KnownHosts;
+use super::upload::{self, Limits};
 use super::{oneshot, session, Timeouts};
 use crate::telemetry::sanitize::make_inert;
 use crate::transport::Ending;
 
-/// How long one SFTP write or remote command may take before the node counts as failed.
+/// How long one remote command may take before the node counts as failed (the upload has its own
+/// limits, [`Limits`]).
 const STEP_LIMIT: Duration = Duration::from_secs(120);
-/// Bytes per SFTP write.
-const CHUNK: usize = 256 * 1024;
+/// How long one call while checking the restarted service may wait.
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// The binary to install, with what it needs from a node.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct Service {
     pub text: String,
     /// Lowercase hex of `text`.
     pub sha256: String,
+    /// Where the agent it runs listens (`agent --listen`): asked once the service is restarted.
+    pub listen: String,
 }
 
 /// What a node runs now.
@@ -52,6 +55,8 @@ pub struct Probe {
     pub installed_version: Option<String>,
     /// The SHA-256 of the systemd unit, when one was asked about and is there.
     pub unit_sha256: Option<String>,
+    /// The agent path names a directory on the node (a rename would move the upload into it).
+    pub directory: bool,
 }
 
 /// How a node's install ended.
@@ -97,6 +102,12 @@ pub fn install(
         Ok(p) => p,
         Err(why) => return Installed::Failed(why),
     };
+    if probe.directory {
+        return Installed::Failed(format!(
+            "agent_path {path} is a directory on the node; name the binary itself (e.g. {}/fleetop)",
+            path.trim_end_matches('/')
+        ));
+    }
     if let Some(why) = cannot_run(payload, &probe) {
         return Installed::Failed(why);
     }
@@ -121,8 +132,15 @@ pub fn install(
         probe.installed_version.clone().unwrap_or_default()
     } else {
         let temporary = temporary_path(path);
-        if let Err(why) = upload(s, &temporary, &payload.bytes) {
-            return Installed::Failed(why);
+        let limits = Limits::for_len(payload.bytes.len(), t.stall);
+        if let Err(why) = upload::upload(s, &temporary, &payload.bytes, limits) {
+            // The stalled session is left as it is; a new one removes the partial file.
+            let left = upload::remove_leftover(ep, known_hosts, t, &temporary, STEP_LIMIT)
+                .err()
+                .map_or(String::new(), |e| {
+                    format!("; {temporary} may remain on the node: {e}")
+                });
+            return Installed::Failed(format!("{why}{left}"));
         }
         match finish(s, &temporary, path, &payload.sha256) {
             Ok(to) => {
@@ -133,8 +151,12 @@ pub fn install(
         }
     };
     if let Some(svc) = service {
-        match start_service(s, svc) {
-            Ok(()) => changed.push(format!("{} enabled and restarted", svc.name)),
+        let started = start_service(s, svc).and_then(|()| {
+            s.set_timeout(u32::try_from(ANSWER_LIMIT.as_millis()).unwrap_or(u32::MAX));
+            super::service::check_started(s, &svc.name, &svc.listen)
+        });
+        match started {
+            Ok(answered) => changed.push(format!("{} enabled and restarted; {answered}", svc.name)),
             Err(why) => return Installed::Failed(format!("{}{why}", done_so_far(&changed))),
         }
     }
@@ -229,7 +251,8 @@ fn probe(s: &ssh2::Session, path: &str, service: Option<&Service>) -> Result<Pro
          if [ -f \"$p\" ]; then\n  h=$(sha256sum \"$p\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n  \
          v=$(timeout 10 \"$p\" --version 2>/dev/null | head -n 1); echo \"${{v:--}}\"\n\
          else\n  echo -; echo -\nfi\n\
-         h=$(sha256sum \"$u\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n",
+         h=$(sha256sum \"$u\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n\
+         if [ -d \"$p\" ]; then echo directory; else echo -; fi\n",
         quoted(path),
         quoted(&unit)
     );
@@ -237,12 +260,12 @@ fn probe(s: &ssh2::Session, path: &str, service: Option<&Service>) -> Result<Pro
     parse_probe(&out)
 }
 
-/// The probe's five lines; every one is the node's word, so each is checked or made inert.
+/// The probe's six lines; every one is the node's word, so each is checked or made inert.
 pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
-    let [arch, libc, hash, version, unit] = lines[..] else {
+    let [arch, libc, hash, version, unit, kind] = lines[..] else {
         return Err(format!(
-            "cannot inspect the node: expected 5 lines, got {}",
+            "cannot inspect the node: expected 6 lines, got {}",
             lines.len()
         ));
     };
@@ -262,6 +285,7 @@ pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
         installed_sha256,
         installed_version,
         unit_sha256: sha256(unit),
+        directory: kind == "directory",
     })
 }
 
@@ -273,44 +297,6 @@ pub(crate) fn parse_version(text: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// Writes the bytes to `temporary` (mode 0755); a failed upload removes what it left.
-fn upload(s: &ssh2::Session, temporary: &str, bytes: &[u8]) -> Result<(), String> {
-    let sftp = s.sftp().map_err(|e| format!("SFTP: {e}"))?;
-    let target = Path::new(temporary);
-    let written = (|| -> Result<(), String> {
-        let mut file = sftp
-            .open_mode(
-                target,
-                ssh2::OpenFlags::WRITE | ssh2::OpenFlags::CREATE | ssh2::OpenFlags::TRUNCATE,
-                0o755,
-                ssh2::OpenType::File,
-            )
-            .map_err(|e| format!("cannot create {temporary}: {}", sftp_reason(&e)))?;
-        for chunk in bytes.chunks(CHUNK) {
-            file.write_all(chunk)
-                .map_err(|e| format!("writing {temporary}: {e}"))?;
-        }
-        file.close()
-            .map_err(|e| format!("closing {temporary}: {}", sftp_reason(&e)))
-    })();
-    if written.is_err() {
-        let _ = sftp.unlink(target);
-    }
-    written
-}
-
-/// SFTP's status codes in words (libssh2 reports them as numbers).
-fn sftp_reason(e: &ssh2::Error) -> String {
-    match e.code() {
-        ssh2::ErrorCode::SFTP(2) => "no such file or directory".into(),
-        ssh2::ErrorCode::SFTP(3) => "permission denied".into(),
-        ssh2::ErrorCode::SFTP(4) => "failure (read-only file system or no space?)".into(),
-        ssh2::ErrorCode::SFTP(12) => "read-only file system".into(),
-        ssh2::ErrorCode::SFTP(14) => "no space on the file system".into(),
-        _ => e.to_string(),
-    }
-}
-
 /// Checks the upload's hash and that it runs, then renames it into place; returns what `--version` printed.
 fn finish(s: &ssh2::Session, temporary: &str, path: &str, sha256: &str) -> Result<String, String> {
     let text = format!(
@@ -318,6 +304,7 @@ fn finish(s: &ssh2::Session, temporary: &str, path: &str, sha256: &str) -> Resul
          h=$(sha256sum \"$t\" 2>&1) || {{ rm -f \"$t\"; echo \"cannot checksum the upload: $h\"; exit 3; }}\n\
          [ \"${{h%% *}}\" = {sha256} ] || {{ rm -f \"$t\"; echo \"checksum mismatch after upload: ${{h%% *}}\"; exit 3; }}\n\
          v=$(timeout 30 \"$t\" --version 2>&1) || {{ rm -f \"$t\"; echo \"the binary does not run on this node: $v\"; exit 3; }}\n\
+         [ -d \"$p\" ] && {{ rm -f \"$t\"; echo \"$p is a directory\"; exit 3; }}\n\
          mv -f \"$t\" \"$p\" || {{ rm -f \"$t\"; exit 3; }}\n\
          echo \"$v\"\n",
         t = quoted(temporary),
@@ -337,7 +324,7 @@ mod tests {
     fn a_probe_is_read_line_by_line_and_checked() {
         let hash = "a".repeat(64);
         let p = parse_probe(&format!(
-            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n{hash}\n"
+            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n{hash}\n-\n"
         ))
         .unwrap();
         assert_eq!(p.unit_sha256.as_deref(), Some(hash.as_str()));
@@ -349,19 +336,23 @@ mod tests {
             Some("fleetop 0.1.0 (build x)")
         );
 
-        let none = parse_probe("aarch64\n-\n-\n-\n-\n").unwrap();
+        let none = parse_probe("aarch64\n-\n-\n-\n-\n-\n").unwrap();
         assert_eq!(
             (none.glibc, none.installed_sha256, none.installed_version),
             (None, None, None)
         );
 
-        let hostile = parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n").unwrap();
+        let hostile =
+            parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n-\n").unwrap();
         assert_eq!(
             hostile.installed_sha256, None,
             "only a SHA-256 is taken as one"
         );
         assert!(!hostile.installed_version.unwrap().contains('\u{1b}'));
         assert!(parse_probe("x86_64\n").is_err());
+        assert!(!p.directory && !none.directory);
+        let dir = parse_probe("x86_64\n-\n-\n-\n-\ndirectory\n").unwrap();
+        assert!(dir.directory, "an agent_path naming a directory is seen");
     }
 
     #[test]
@@ -378,6 +369,7 @@ mod tests {
             installed_sha256: None,
             installed_version: None,
             unit_sha256: None,
+            directory: false,
         };
         assert_eq!(cannot_run(&payload, &node("x86_64", Some((2, 36)))), None);
         assert_eq!(

@@ -11,10 +11,12 @@ pub mod install;
 mod jump;
 pub mod known;
 pub mod oneshot;
+mod service;
 mod session;
 pub mod shell;
 mod stamped;
 mod stream;
+mod upload;
 mod worker;
 
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
 //! The TUI's one owner of state: merges transport messages, handles input, and keeps the rows views read.
 
+mod acks;
 mod input;
 pub mod journal;
 pub mod operate;
@@ -191,7 +192,7 @@ pub struct App {
     /// Set when something visible changed; the loop draws and clears it.
     pub dirty: bool,
     pub quit: bool,
-    /// Marks, action progress, drain/reboot overlays and unacknowledged failures.
+    /// Marks, action progress and unacknowledged failures.
     pub ops: operate::Operations,
     data_changed: bool,
     last_refresh: Option<Instant>,
@@ -238,15 +239,8 @@ impl App {
 
     /// Merges one transport message. Cheap: views are recomputed on the next tick, not per message.
     pub fn on_msg(&mut self, msg: Msg) {
-        match &msg.event {
-            NodeEvent::Sample(sample) => self.note_new_xids(msg.node, sample, msg.at),
-            // A rebooting node that drops its connection has gone down; note it before a sample clears it.
-            NodeEvent::Failed { .. } => {
-                if let Some(reboot) = self.ops.reboots.get_mut(&msg.node) {
-                    reboot.went_down |= msg.at >= reboot.since;
-                }
-            }
-            _ => {}
+        if let NodeEvent::Sample(sample) = &msg.event {
+            self.note_new_xids(msg.node, sample, msg.at);
         }
         self.fleet.apply(msg);
         self.data_changed = true;
@@ -269,7 +263,7 @@ impl App {
         self.rows = derived.rows;
         self.tenants = derived.tenants;
         self.totals = derived.totals;
-        self.overlay_operations();
+        self.journal_returns();
         self.overlay_tenancy();
         self.journal_changes();
         self.reorder();

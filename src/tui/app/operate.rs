@@ -1,15 +1,17 @@
-//! Node actions in the TUI: marks, the reason prompt, the confirm dialog, progress per node, the
-//! drain/reboot overlays on node state, and failures that stay on screen until acknowledged.
+//! Node actions in the TUI: marks, the reason prompt, the confirm dialog, progress per node, failures that
+//! stay on screen until acknowledged. What an action did to a node (drained, rebooting) goes into fleet state
+//! as an operations event; the TUI shows what fleet state holds.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
 
 use super::{App, Mode};
 use crate::actions::status::{DrainState, NodeDrain};
 use crate::actions::{self, plan, ActionKind, NodeResult, Request};
-use crate::fleet::NodeState;
+use crate::fleet::operations::{OperationEvent, Restart};
 use crate::inventory::NodeId;
 use crate::telemetry::health::Health;
+use crate::transport::{Msg, NodeEvent};
 
 /// Average utilisation above which draining a tenant's node earns a warning in the dialog.
 const BUSY_UTIL: f64 = 50.0;
@@ -55,14 +57,6 @@ pub enum Progress {
     Done(ActionKind, NodeResult),
 }
 
-/// A reboot being watched: the node must go down and come back before `deadline`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reboot {
-    pub since: Instant,
-    pub deadline: Instant,
-    pub went_down: bool,
-}
-
 /// Messages from the action worker and the drain read-back, into `App::on_action`.
 #[derive(Debug, Clone)]
 pub enum ActionEvent {
@@ -83,7 +77,6 @@ pub enum ActionEvent {
     },
     /// The request could not run at all (audit log not writable, plan error).
     Refused(String),
-    DrainStates(HashMap<NodeId, NodeDrain>),
     /// The schedulers' jobs and pods per node, asked every few seconds.
     Workload(Box<crate::workload::Workload>),
     /// A repair moved on.
@@ -115,8 +108,8 @@ impl ActionEvent {
 pub struct Operations {
     pub marks: BTreeSet<NodeId>,
     pub progress: HashMap<NodeId, Progress>,
-    pub drain: HashMap<NodeId, NodeDrain>,
-    pub reboots: HashMap<NodeId, Reboot>,
+    /// Nodes fleet state showed restarting at the last refresh, so the journal can say when each is back.
+    pub restarting: HashSet<NodeId>,
     /// Failures not yet acknowledged (enter or esc); newest last.
     pub failures: Vec<String>,
     /// Requests confirmed and waiting for the loop to run them.
@@ -130,8 +123,6 @@ pub struct Operations {
     pub workload: Option<crate::workload::Workload>,
     /// Repairs confirmed and waiting for the loop to start them.
     pub repairs_queued: Vec<Request>,
-    /// Each repaired node's latest step, shown in place of its note.
-    pub repairs: HashMap<NodeId, String>,
     /// A node to open a shell on, waiting for the loop (which owns the terminal) to hand it over.
     pub shell: Option<NodeId>,
 }
@@ -258,8 +249,28 @@ impl App {
         };
         let inv = self.fleet.inventory();
         let reason = c.request.reason.clone().unwrap_or_default();
-        match crate::repair::commands(inv, &c.request.nodes, &reason, &c.request.operator) {
-            Ok(commands) => c.commands = commands,
+        // The remedy each node's last sample asks for; the repair looks again before it starts.
+        let plans: Vec<_> = c
+            .request
+            .nodes
+            .iter()
+            .map(|&n| {
+                crate::repair::remedy::from_sample(inv, n, self.fleet.nodes()[n].sample.as_ref())
+            })
+            .collect();
+        let checks = [crate::repair::validate::describe(inv)];
+        match crate::repair::commands(
+            inv,
+            &c.request.nodes,
+            &plans,
+            &checks,
+            &reason,
+            &c.request.operator,
+        ) {
+            Ok(commands) => {
+                c.commands = crate::repair::remedy_lines(inv, &c.request.nodes, &plans);
+                c.commands.extend(commands);
+            }
             Err(e) => c.refusals.push(e),
         }
         c.repair = true;
@@ -279,14 +290,13 @@ impl App {
             .count()
     }
 
-    /// Drain states for the guards: the read-back where there is one, else unknown.
-    /// Drain states for the dialog's guards, from the last read-back: a preview. The runner asks the
+    /// Drain states for the dialog's guards, from fleet state's last read-back: a preview. The runner asks the
     /// backend again before anything runs.
     fn drain_for_guards(&self, req: &Request) -> HashMap<NodeId, NodeDrain> {
         actions::run::affected(self.fleet.inventory(), req)
             .into_iter()
             .map(|n| {
-                let d = self.ops.drain.get(&n).cloned().unwrap_or(NodeDrain {
+                let d = self.fleet.drain(n).cloned().unwrap_or(NodeDrain {
                     state: DrainState::Unknown("no read-back from the drain backend yet".into()),
                     reason: None,
                     user: None,
@@ -294,54 +304,6 @@ impl App {
                 (n, d)
             })
             .collect()
-    }
-
-    /// Acknowledges the targets' XIDs as they stand: they stop raising the node's health until one happens
-    /// again. Each acknowledgement goes to the audit log.
-    pub(crate) fn acknowledge_xids(&mut self, reason: &str) {
-        let operator = actions::operator();
-        for n in self.targets() {
-            let covered = self
-                .fleet
-                .acknowledge_xids(n, &format!("{reason} ({operator})"));
-            let name = self.node_name(n).to_string();
-            if covered.is_empty() {
-                self.status = Some(format!("{name}: no XIDs to acknowledge"));
-                continue;
-            }
-            let xids: Vec<String> = covered
-                .iter()
-                .map(|(gpu, code, count)| format!("GPU {gpu} XID {code} ×{count}"))
-                .collect();
-            self.journal.push(
-                self.now,
-                Some(n),
-                Health::Ok,
-                format!(
-                    "{name}: {} acknowledged by {operator}: {reason}",
-                    xids.join(", ")
-                ),
-            );
-            self.ops.acks.push(crate::actions::audit::Ack {
-                time: crate::actions::audit::now(),
-                operator: operator.clone(),
-                node: name,
-                reason: reason.to_string(),
-                xids,
-            });
-        }
-        self.ops.marks.clear();
-        self.refresh();
-    }
-
-    /// Takes back the acknowledgements the audit log holds, for nodes still in the inventory.
-    pub(crate) fn restore_acks(&mut self, acks: &[crate::actions::audit::Ack]) {
-        for ack in acks {
-            if let Some(n) = self.fleet.inventory().find_node(&ack.node) {
-                let reason = format!("{} ({})", ack.reason, ack.operator);
-                self.fleet.restore_ack(n, &reason, ack.covered());
-            }
-        }
     }
 
     pub(crate) fn submit(&mut self, confirm: Confirm) {
@@ -352,7 +314,14 @@ impl App {
         };
         for &n in &confirm.request.nodes {
             if confirm.repair {
-                self.ops.repairs.insert(n, "repair: starting".into());
+                self.operation(
+                    n,
+                    OperationEvent::Repair {
+                        text: "repair: starting".into(),
+                        active: true,
+                        by: Some(confirm.request.operator.clone()),
+                    },
+                );
             } else {
                 self.ops
                     .progress
@@ -399,7 +368,13 @@ impl App {
                     self.ops.failures.push(format!("{node}: {text}"));
                 }
                 if let Some(id) = id {
-                    self.ops.repairs.insert(id, text);
+                    // A step names no one: fleet state keeps who started the repair.
+                    let event = OperationEvent::Repair {
+                        text,
+                        active: !step.finished(),
+                        by: None,
+                    };
+                    self.operation(id, event);
                 }
             }
             crate::repair::Event::Problem(p) => {
@@ -444,7 +419,6 @@ impl App {
                     .progress
                     .retain(|_, p| !matches!(p, Progress::Running(_) | Progress::Accepted(..)));
             }
-            ActionEvent::DrainStates(states) => self.ops.drain.extend(states),
             ActionEvent::Workload(workload) => self.ops.workload = Some(*workload),
             ActionEvent::Repair(event) => self.on_repair(event),
             ActionEvent::RepairEnded(Err(why)) => {
@@ -462,117 +436,87 @@ impl App {
         self.refresh();
     }
 
+    /// Files what an action or repair did to `node` into fleet state, as a read-back would.
+    fn operation(&mut self, node: NodeId, event: OperationEvent) {
+        self.fleet.apply(Msg {
+            node,
+            at: self.now,
+            event: NodeEvent::Operation(event),
+        });
+    }
+
+    /// What a successful action did to the node, until the next read-back says otherwise.
     fn after_success(&mut self, node: NodeId, kind: ActionKind) {
-        let set = |state| NodeDrain {
-            state,
-            reason: None,
-            user: None,
+        let drain = |state| {
+            OperationEvent::Drain(NodeDrain {
+                state,
+                reason: None,
+                user: None,
+            })
         };
         match kind {
-            // Until the next read-back says otherwise.
             ActionKind::Drain => {
                 let state = if self.ops.simulated {
                     DrainState::Drained
                 } else {
                     DrainState::Draining
                 };
-                self.ops.drain.insert(node, set(state));
+                self.operation(node, drain(state));
             }
             ActionKind::Undrain => {
-                self.ops
-                    .drain
-                    .insert(node, set(DrainState::Active("resumed".into())));
+                self.operation(node, drain(DrainState::Active("resumed".into())));
             }
-            ActionKind::Reboot => {
-                let inv = self.fleet.inventory();
-                let deadline = self.now + inv.actions.reboot_deadline;
-                // The runner reports an SSH reboot ok only once it saw the node down.
-                let seen_down =
-                    !self.ops.simulated && actions::probe::reboot_confirms_down(inv, node);
-                self.ops.reboots.insert(
-                    node,
-                    Reboot {
-                        since: self.now,
-                        deadline,
-                        went_down: seen_down,
-                    },
-                );
-            }
-            // The runner judged the GPUs on a fresh look; nothing to watch afterwards.
+            ActionKind::Reboot => self.restarting(node, Restart::Reboot),
+            // The runner judged the GPUs on a fresh look after the reset; the node never drops off, so there is
+            // no return to watch.
             ActionKind::Reset => {}
         }
     }
 
-    /// Overlays operator states on the rows and settles reboots: gone down and back, or past the deadline.
-    pub(crate) fn overlay_operations(&mut self) {
+    /// A reboot or reset was accepted: fleet state watches the node go down and come back (in the demo fleet,
+    /// whose nodes never drop off, it counts as down after a while).
+    fn restarting(&mut self, node: NodeId, kind: Restart) {
+        let practice = self.ops.simulated.then_some(DEMO_REBOOT);
+        // The runner reports an SSH reboot ok only once it saw the node down.
+        let seen_down = !self.ops.simulated
+            && kind == Restart::Reboot
+            && actions::probe::reboot_confirms_down(self.fleet.inventory(), node);
+        self.operation(
+            node,
+            OperationEvent::Restarting {
+                kind,
+                by: None,
+                practice,
+                seen_down,
+            },
+        );
+    }
+
+    /// Journals each node whose restart fleet state now sees back.
+    pub(crate) fn journal_returns(&mut self) {
         let now = self.now;
-        let mut back = Vec::new();
-        for (&node, reboot) in self.ops.reboots.iter_mut() {
-            let status = &self.fleet.nodes()[node];
-            let failed_since = status
-                .failure
-                .as_ref()
-                .is_some_and(|f| f.at >= reboot.since);
-            reboot.went_down |=
-                failed_since || (self.ops.simulated && now >= reboot.since + DEMO_REBOOT);
-            let fresh = status
-                .sample_at
-                .is_some_and(|at| at > reboot.since && reboot.went_down);
-            if fresh && (!self.ops.simulated || now >= reboot.since + DEMO_REBOOT) {
-                back.push(node);
-            }
-        }
-        for node in back {
-            self.ops.reboots.remove(&node);
-            let name = self.node_name(node).to_string();
-            self.journal.push(
-                now,
-                Some(node),
-                Health::Ok,
-                format!("{name}: back after reboot"),
-            );
-        }
-        let deadline_text =
-            |d: Duration| format!("did not come back within {} s of the reboot", d.as_secs());
-        let limit = self.fleet.inventory().actions.reboot_deadline;
-        for row in &mut self.rows {
-            if let Some(reboot) = self.ops.reboots.get(&row.id) {
-                row.state = NodeState::Rebooting;
-                if now > reboot.deadline {
-                    row.health = Health::Crit;
-                    row.note = Some(deadline_text(limit));
+        let was: Vec<NodeId> = self.ops.restarting.drain().collect();
+        for node in 0..self.fleet.nodes().len() {
+            if let Some((kind, ret)) = self.fleet.restart(node, now) {
+                if ret.in_flight() {
+                    self.ops.restarting.insert(node);
+                } else if was.contains(&node) {
+                    let name = self.node_name(node).to_string();
+                    self.journal.push(
+                        now,
+                        Some(node),
+                        Health::Ok,
+                        format!("{name}: back after {}", kind.as_str()),
+                    );
                 }
-                continue;
             }
-            match self.ops.drain.get(&row.id).map(|d| &d.state) {
-                Some(DrainState::Drained) if !row.state.is_failure() => {
-                    row.state = NodeState::Drained
-                }
-                Some(DrainState::Draining) if !row.state.is_failure() => {
-                    row.state = NodeState::Draining
-                }
-                _ => {}
-            }
-        }
-        for tenant in &mut self.tenants {
-            tenant.drained = 0;
-        }
-        let inv = &self.fleet.inventory();
-        for (i, t) in inv.tenants.iter().enumerate() {
-            self.tenants[i].drained = t
-                .nodes
-                .iter()
-                .filter(|&&n| {
-                    matches!(self.rows[n].state, NodeState::Drained | NodeState::Draining)
-                })
-                .count();
         }
     }
 
     /// The in-place note for a node's latest action, if any.
     pub fn progress_note(&self, node: NodeId) -> Option<String> {
-        if let Some(note) = self.ops.repairs.get(&node) {
-            return Some(note.clone());
+        if let Some(note) = self.fleet.repair_note(node) {
+            return Some(note.to_string());
         }
         match self.ops.progress.get(&node)? {
             Progress::Running(kind) => Some(format!("{}: running…", kind.as_str())),

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::fleet::operations::Activity;
 use crate::fleet::view::{NodeView, Pending, Summary};
 use crate::fleet::{FleetState, NodeState};
 use crate::inventory::NodeId;
@@ -43,12 +44,7 @@ impl NodeRow {
             tenant: v.tenant.clone(),
             state: v.state,
             health: v.verdict.health,
-            note: v
-                .verdict
-                .reasons
-                .first()
-                .cloned()
-                .or_else(|| v.error.clone()),
+            note: note(v),
             source: v.source,
             age: v.sample_age,
             gpus_seen: crate::fleet::view::gpus_seen(&v.gpus),
@@ -69,6 +65,11 @@ impl NodeRow {
         }
     }
 
+    /// Drained or draining, as the tenant rows count it.
+    pub(crate) fn is_drained(&self) -> bool {
+        matches!(self.state, NodeState::Drained | NodeState::Draining)
+    }
+
     /// `X` XID, `E` ECC, `R` row remap, `T` hardware throttling.
     pub(crate) fn flags(&self) -> String {
         [
@@ -80,6 +81,20 @@ impl NodeRow {
         .iter()
         .map(|&(on, c)| if on { c } else { '·' })
         .collect()
+    }
+}
+
+/// The first reason for the health, else the node's error; a drain's who and why before it.
+fn note(v: &NodeView) -> Option<String> {
+    let reason = v.verdict.reasons.first().or(v.error.as_ref());
+    let drain = v.operations.as_ref().filter(|o| {
+        matches!(o.activity, Activity::Drained | Activity::Draining)
+            && (o.reason.is_some() || o.by.is_some())
+    });
+    match (drain, reason) {
+        (Some(o), Some(r)) => Some(format!("{}; {r}", o.describe())),
+        (Some(o), None) => Some(o.describe()),
+        (None, r) => r.cloned(),
     }
 }
 
@@ -187,6 +202,7 @@ pub fn derive(fleet: &FleetState, now: Instant) -> Derived {
                     Health::Ok => {}
                 }
                 row.no_data += usize::from(rows[id].state.is_failure());
+                row.drained += usize::from(rows[id].is_drained());
             }
             row.avg_util = (n > 0).then(|| sum / n as f64);
             row

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use super::rows::TenantRow;
 use super::App;
-use crate::fleet::NodeState;
 use crate::inventory::TenantFrom;
 use crate::telemetry::health::Health;
 use crate::workload::Workload;
@@ -91,7 +90,7 @@ fn regroup(rows: &[super::rows::NodeRow]) -> Vec<TenantRow> {
                 Health::Ok => {}
             }
             t.no_data += usize::from(r.state.is_failure());
-            t.drained += usize::from(matches!(r.state, NodeState::Drained | NodeState::Draining));
+            t.drained += usize::from(r.is_drained());
         }
     }
     by_name

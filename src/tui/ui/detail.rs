@@ -62,6 +62,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     if let Some(error) = &view.error {
         info.push(Line::styled(format!("error: {error}"), theme.unreachable()));
     }
+    if let Some(o) = &view.operations {
+        let style = if o.activity.out_of_service() {
+            state_style(theme, view.state)
+        } else {
+            theme.dim()
+        };
+        info.push(Line::styled(format!("operations: {}", o.describe()), style));
+    }
     for reason in view.verdict.reasons.iter().take(MAX_REASONS) {
         info.push(Line::styled(
             format!("• {reason}"),

@@ -334,9 +334,11 @@ pub(crate) fn state_style(theme: &Theme, state: crate::fleet::NodeState) -> Styl
         NodeState::Up => theme.text(),
         NodeState::Stale => theme.stale(),
         NodeState::Connecting => theme.dim(),
-        NodeState::Draining | NodeState::Drained | NodeState::Rebooting => {
-            theme.health(crate::telemetry::health::Health::Warn)
-        }
+        NodeState::Draining
+        | NodeState::Drained
+        | NodeState::Rebooting
+        | NodeState::Resetting
+        | NodeState::InRepair => theme.health(crate::telemetry::health::Health::Warn),
         _ => theme.unreachable(),
     }
 }

@@ -97,8 +97,9 @@ fn cell(app: &App, theme: &Theme, row: &NodeRow, dimmed: bool) -> (char, Style) 
     match row.state {
         NodeState::Connecting => return ('·', theme.dim()),
         NodeState::Stale => return ('~', theme.stale()),
-        NodeState::Rebooting => return ('↻', theme.health(Health::Warn)),
-        NodeState::Drained => return ('D', theme.health(Health::Warn)),
+        NodeState::Rebooting | NodeState::Resetting => return ('↻', theme.health(Health::Warn)),
+        // A repair holds its node drained.
+        NodeState::Drained | NodeState::InRepair => return ('D', theme.health(Health::Warn)),
         NodeState::Draining => return ('d', theme.health(Health::Warn)),
         s if s.is_failure() => return ('×', theme.unreachable()),
         _ => {}
