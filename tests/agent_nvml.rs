@@ -823,3 +823,217 @@ fn once_twice_reports_what_rose_since_the_previous_run_and_saturated_counters_do
     let rebooted = once(cmd).1;
     assert_eq!(rebooted["ib"][0].get("rose"), None, "{}", rebooted["ib"][0]);
 }
+
+/// AER lines as kernels 5.x/6.x print them (drivers/pci/pcie/aer.c `aer_print_error`) for the GPU at bus 01.
+const AER_LOG: &str = "\
+6,3001,7000000,-;pcieport 0000:00:01.0: AER: Corrected error received: 0000:01:00.0\n\
+4,3002,7000100,-;nvidia 0000:01:00.0: AER: PCIe Bus Error: severity=Corrected, type=Physical Layer, (Receiver ID)\n\
+4,3003,7000200,-;nvidia 0000:01:00.0:   device [10de:2330] error status/mask=00000001/0000e000\n\
+3,3004,8000000,-;nvidia 0000:01:00.0: AER: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Receiver ID)\n\
+4,3005,9000000,-;mlx5_core 0000:41:00.0: AER: PCIe Bus Error: severity=Corrected, type=Physical Layer, (Receiver ID)\n";
+
+#[test]
+fn board_values_pcie_fabric_and_memory_health_come_from_nvml_and_the_kernel_log() {
+    let spec = spec_file(&format!(
+        "{SPEC}tlimit 1 -8 -2 0 0 25\n\
+         pcie_max 0 5 16\npcie_replay 0 7 3\nfabric 0 3 0 0\nfabric 1 1 0 0\n\
+         sram 0 1\nsram 1 0\nunrepairable 1 1\nremap_hist 0 3070 0 0 1 1\n"
+    ));
+    let log = spec.path().with_extension("kmsg");
+    std::fs::write(&log, AER_LOG).unwrap();
+    let (_, sample) = once(agent_with_log(spec.path(), &log, &[]));
+    let g0 = &sample["gpus"][0];
+    assert_eq!(g0["pcie_max_gen"], 5, "{sample:#}");
+    assert_eq!(g0["pcie_max_width"], 16);
+    assert_eq!(g0["pcie_replay"], 10, "start 7, one sample of 3");
+    assert_eq!(
+        g0.get("pcie_replay_rise"),
+        None,
+        "one reading has no rise: {g0:#}"
+    );
+    assert_eq!(
+        g0["fabric"],
+        json!({"state": "completed", "status": 0, "health_mask": 0, "clique_id": 1})
+    );
+    assert_eq!(g0["sram_threshold_exceeded"], true);
+    assert_eq!(
+        g0["remap_banks"],
+        json!({"max": 3070, "high": 0, "partial": 0, "low": 1, "none": 1})
+    );
+    assert_eq!(
+        g0["pcie_aer"]["corrected"], 1,
+        "the root port's summary is not counted twice"
+    );
+    assert_eq!(g0["pcie_aer"]["fatal"], 1);
+    assert!(g0["pcie_aer"]["last_text"]
+        .as_str()
+        .unwrap()
+        .contains("severity=Uncorrected (Fatal)"));
+    let g1 = &sample["gpus"][1];
+    assert_eq!(
+        g1["fabric"],
+        json!({"state": "not_started", "health_mask": 0, "clique_id": 1})
+    );
+    assert_eq!(g1["sram_threshold_exceeded"], false);
+    assert_eq!(g1["memory_unrepairable"], true);
+    assert_eq!(
+        g1["pcie_aer"],
+        json!({"corrected": 0, "nonfatal": 0, "fatal": 0}),
+        "checked, none"
+    );
+    assert_eq!(g1.get("pcie_max_gen"), None, "not supported: absent");
+    assert_eq!(g1.get("remap_banks"), None);
+    assert_eq!(
+        g1["mem_temp_max_c"], 95,
+        "the memory maximum is read even where T.Limit is offered"
+    );
+    assert_eq!(g1["temp_slowdown_c"], Value::Null);
+    assert_eq!(g0.get("memory_unrepairable"), None);
+
+    let (_, blind) = once(agent_with_log(
+        spec.path(),
+        std::path::Path::new("/nonexistent/kmsg"),
+        &[],
+    ));
+    assert_eq!(
+        blind["gpus"][0].get("pcie_aer"),
+        None,
+        "an unreadable log is unknown, not none"
+    );
+}
+
+#[test]
+fn a_streaming_agent_reports_replay_and_violation_rises_over_its_window() {
+    let spec = spec_file(&format!(
+        "{SPEC}pcie_max 0 5 16\npcie_replay 0 0 50\nviolation 0 100 40\n"
+    ));
+    let mut child = agent(spec.path(), &["--interval", "200"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut child);
+    let bound = Duration::from_secs(30);
+    let _hello = rx.recv_timeout(bound).expect("hello");
+    let first = rx.recv_timeout(bound).expect("first sample");
+    let third = rx.recv_timeout(bound).and_then(|_| rx.recv_timeout(bound));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first["gpus"][0].get("pcie_replay_rise"), None, "{first:#}");
+    let third = third.expect("third sample");
+    let g0 = &third["gpus"][0];
+    let rise = &g0["pcie_replay_rise"];
+    assert_eq!(rise["by"], 100, "two samples of 50 since the first: {g0:#}");
+    assert!(rise["over_ms"].as_u64().unwrap() >= 300, "{g0:#}");
+    let violation = &g0["clock_violation"];
+    assert!(violation["thermal_ms"].as_u64().unwrap() > 0, "{g0:#}");
+    assert!(
+        violation["thermal_ms"].as_u64() <= violation["over_ms"].as_u64(),
+        "{g0:#}"
+    );
+    assert_eq!(third["gpus"][1].get("clock_violation"), None);
+}
+
+#[test]
+fn board_health_makes_nodes_warn_or_crit_with_one_power_brake_reason() {
+    use common::{node, Behaviour, Fleet, Quirks, Spec};
+    // An H200 that offers T.Limit fields: HBM at 99 °C against its 95 °C maximum.
+    let h200 = Spec::node(1, 2)
+        .with_gpu_column(0, 2, "NVIDIA H200")
+        .with_gpu_column(1, 2, "NVIDIA H200")
+        .with_gpu_column(0, 8, "99")
+        .with_line("tlimit 0 -8 -2 0 0 30")
+        .with_line("tlimit 1 -8 -2 0 0 30");
+    // An HGX H100: GPU 1 trained at x8, GPU 2 not registered with the fabric, GPUs 3 and 4 under a power brake
+    // (clock event reason 0x80), GPU 5 with memory it cannot repair.
+    let hgx = Spec::node(2, 8)
+        .with_line("pcie_max 1 5 16")
+        .with_gpu_column(1, 18, "8")
+        .with_line("fabric 2 1 0 0")
+        .with_line("fabric 0 3 0 0")
+        .with_gpu_column(3, 12, "128")
+        .with_gpu_column(4, 12, "128")
+        .with_line("unrepairable 5 1");
+    // One GPU under a power brake stays a GPU reason.
+    let single = Spec::node(3, 2).with_gpu_column(0, 12, "128");
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(h200),
+            Behaviour::Agent(hgx),
+            Behaviour::Agent(single),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let out = fleet.snapshot(&inventory, "json", "20");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            fleet.logs()
+        )
+    });
+    let reasons = |n: &Value| -> Vec<String> {
+        n["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect()
+    };
+
+    let n1 = node(&doc, "tn01");
+    assert_eq!(n1["health"], "crit", "{n1:#}");
+    assert_eq!(n1["gpus"][0]["mem_temp_max_c"], 95);
+    assert!(
+        reasons(n1)
+            .iter()
+            .any(|r| r == "GPU 0: memory temperature 99 °C above its maximum 95 °C"),
+        "{:?}",
+        reasons(n1)
+    );
+    assert_eq!(n1["gpus"][1]["health"], "ok");
+    assert_eq!(
+        n1["gpus"][0]["fabric"],
+        Value::Null,
+        "no fabric (NOT_SUPPORTED) is null"
+    );
+
+    let n2 = node(&doc, "tn02");
+    assert_eq!(n2["health"], "crit", "{n2:#}");
+    let r2 = reasons(n2);
+    assert!(
+        r2.iter()
+            .any(|r| r.starts_with("GPU 1: PCIe link x8 of x16")),
+        "{r2:?}"
+    );
+    assert!(
+        r2.iter()
+            .any(|r| r.starts_with("GPU 2: fabric registration not started")),
+        "{r2:?}"
+    );
+    assert_eq!(n2["gpus"][2]["health"], "crit");
+    assert_eq!(n2["gpus"][0]["fabric"]["state"], "completed");
+    assert_eq!(n2["gpus"][0]["health"], "ok");
+    assert!(
+        r2.iter()
+            .any(|r| r.starts_with("GPU 5: memory unrepairable")),
+        "{r2:?}"
+    );
+    let brakes: Vec<&String> = r2.iter().filter(|r| r.contains("power brake")).collect();
+    assert_eq!(
+        brakes,
+        ["hardware power brake on GPUs 3, 4: check power supply / BMC"],
+        "one node reason for one cause"
+    );
+    assert_eq!(n2["gpus"][3]["health"], "warn", "each GPU still says it");
+
+    let n3 = node(&doc, "tn03");
+    assert_eq!(n3["health"], "warn", "{n3:#}");
+    assert!(
+        reasons(n3)
+            .iter()
+            .any(|r| r == "GPU 0: throttling: hw_power_brake_slowdown"),
+        "{:?}",
+        reasons(n3)
+    );
+}

@@ -104,7 +104,9 @@ fn json_is_the_full_reference_fleet_in_the_documented_schema() {
                 set("index uuid name util_pct mem_util_pct mem_used_mib mem_total_mib temp_c mem_temp_c power_w \
                      power_limit_w sm_clock_mhz throttle ecc_uncorrected remapped_rows_pending \
                      remapped_rows_failed remapped_rows_uncorrectable mig_enabled pci_bus_id serial vbios tlimit_margin_c \
-                     xid xid_events recovery_action nvlink processes errors health reasons")
+                     xid xid_events recovery_action nvlink processes pcie_gen pcie_width pcie_max_gen pcie_max_width \
+                     pcie_replay pcie_replay_rise pcie_aer fabric sram_threshold_exceeded memory_unrepairable remap_banks \
+                     mem_temp_max_c clock_violation errors health reasons")
             );
         }
     }

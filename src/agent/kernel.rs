@@ -1,6 +1,6 @@
 //! Reads the kernel log from the start of its buffer (`/dev/kmsg`, or a `dmesg`/`journalctl -k` file) without
 //! blocking, to its end within a time budget per poll, and tallies XIDs per GPU (matched by PCI bus id) and
-//! SXids per node, with wall-clock times. Until the log has been read to its end, XIDs are unknown.
+//! SXids per node, with wall-clock times, and PCIe AER errors per GPU. Until the log has been read to its end, XIDs are unknown.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -9,6 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::telemetry::board::PcieAer;
 use crate::telemetry::kernel_log::{self, Found, PciAddr, Tally};
 use crate::telemetry::xid_tally::MAX_CODES;
 use crate::telemetry::XidEvent;
@@ -46,6 +47,8 @@ pub(crate) struct KernelLog {
     boot_ms: u64,
     gpu_by_pci: HashMap<PciAddr, usize>,
     per_gpu: Vec<Tally>,
+    /// PCIe AER errors per GPU (bridges and other devices are not tallied).
+    aer: Vec<PcieAer>,
     sxid: Tally,
     /// XIDs on PCI addresses NVML does not list (a GPU that fell off the bus before the agent started).
     unmatched: Vec<(PciAddr, Tally)>,
@@ -78,6 +81,7 @@ impl KernelLog {
                 .filter_map(|(i, pci)| pci.map(|p| (p, i)))
                 .collect(),
             per_gpu: vec![Tally::default(); gpus.len()],
+            aer: vec![PcieAer::default(); gpus.len()],
             sxid: Tally::sxids(),
             unmatched: Vec::new(),
         }
@@ -138,6 +142,13 @@ impl KernelLog {
         let Some(record) = kernel_log::record(line) else {
             return;
         };
+        if let Some((pci, severity)) = crate::telemetry::aer::find(record.text) {
+            let at = self.wall_ms(record.usec_since_boot);
+            if let Some(aer) = self.gpu_by_pci.get(&pci).and_then(|&i| self.aer.get_mut(i)) {
+                aer.add(severity, record.text, at);
+            }
+            return;
+        }
         let Some(found) = kernel_log::find(record.text) else {
             return;
         };
@@ -246,6 +257,11 @@ impl KernelLog {
     /// The i-th GPU's XIDs; `None` when the log could not be read, or not to its end.
     pub fn gpu(&self, i: usize) -> Option<&Tally> {
         self.complete().then(|| self.per_gpu.get(i)).flatten()
+    }
+
+    /// The i-th GPU's AER errors; `None` when the log could not be read, or not to its end.
+    pub fn aer(&self, i: usize) -> Option<&PcieAer> {
+        self.complete().then(|| self.aer.get(i)).flatten()
     }
 
     pub fn sxid(&self) -> Option<Vec<XidEvent>> {

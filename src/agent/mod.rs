@@ -1,5 +1,6 @@
 //! Node side: `fleetop agent` reads every GPU through NVML and streams the agent wire format on stdout.
 
+mod board;
 mod fields;
 mod ib;
 pub mod kernel;
@@ -170,6 +171,7 @@ fn stream(
         .unwrap_or_else(|| "/proc".into());
     let processes = procs::Processes::new(Some(proc_root.clone()));
     let mut links: Vec<Option<crate::telemetry::fabric::NvLinks>> = vec![None; gpus.len()];
+    let mut windows: Vec<board::Window> = gpus.iter().map(|_| board::Window::default()).collect();
     let mut tick: u64 = 0;
     loop {
         kernel_log.poll(if opts.once {
@@ -198,12 +200,17 @@ fn stream(
                             let mut gpu = read::sample(nvml, id, d);
                             if !gpu.errors.iter().any(|e| e.kind == GpuErrorKind::Lost) {
                                 gpu.processes = processes.on(d, &mut gpu.errors);
+                                let counters = board::read(nvml, d, &mut gpu);
+                                if let Some(w) = windows.get_mut(position) {
+                                    w.push(std::time::Instant::now(), counters, &mut gpu);
+                                }
                             }
                             gpu
                         }
                         Gpu::Failed(failed) => (**failed).clone(),
                     };
                     attach_xids(&mut gpu, kernel_log.gpu(position), xids.for_gpu(position));
+                    gpu.pcie_aer = kernel_log.aer(position).cloned();
                     gpu.nvlink = links[position].clone();
                     gpu
                 })

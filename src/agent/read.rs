@@ -120,7 +120,11 @@ pub(crate) fn identity(nvml: &Nvml, index: u32, device: &Device) -> GpuIdentity 
         vbios: ignored.get("vbios", device.vbios_version()),
         temp_slowdown_c: legacy(TemperatureThreshold::Slowdown),
         temp_shutdown_c: legacy(TemperatureThreshold::Shutdown),
-        mem_temp_max_c: legacy(TemperatureThreshold::MemoryMax),
+        // The memory maximum has no T.Limit form that gives a temperature (field 195 is relative to the GPU's
+        // T.Limit), so it is read wherever the driver offers it, as DCGM does.
+        mem_temp_max_c: device
+            .temperature_threshold(TemperatureThreshold::MemoryMax)
+            .ok(),
         tlimit,
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::{FleetState, NodeState};
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
+use crate::telemetry::health::board::{node_power_brake, POWER_BRAKE_REASON};
 use crate::telemetry::health::{
     classify_xid_event, judge_gpu_at, judge_gpu_count, judge_sxids_at, Health, Verdict,
 };
@@ -146,14 +147,22 @@ impl FleetState {
                     ),
                 }
             }
+            // A power brake on several GPUs has one cause: one node reason instead of one per GPU.
+            let brake = node_power_brake(gpus.iter().map(|g| g.sample));
             // The GPUs' own reasons first: they say what to do; the count follows from them.
             for gpu in &gpus {
                 for reason in &gpu.verdict.reasons {
+                    if brake.is_some() && reason == POWER_BRAKE_REASON {
+                        continue;
+                    }
                     verdict.add(
                         gpu.verdict.health,
                         format!("GPU {}: {reason}", gpu.sample.index),
                     );
                 }
+            }
+            if let Some(reason) = brake {
+                verdict.add(Health::Warn, reason);
             }
             if let Some(short) = judge_gpu_count(gpus_seen(&gpus), spec.expected_gpus) {
                 verdict.add(short.health, short.reasons.join("; "));

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::Report;
 use crate::fleet::view::{GpuView, NodeView};
+use crate::telemetry::board::{ClockViolation, GpuFabric, PcieAer, RemapBanks, Rise};
 use crate::telemetry::{GpuError, XidEvent};
 
 pub(crate) const SCHEMA: &str = "fleetop.snapshot/1";
@@ -105,6 +106,23 @@ struct Gpu<'a> {
     nvlink: Option<&'a crate::telemetry::fabric::NvLinks>,
     /// Processes with a context on the GPU (`null`: unknown, as through nvidia-smi; `[]`: checked, none).
     processes: Option<&'a [crate::telemetry::process::GpuProcess]>,
+    /// The PCIe link now and at most (`null`: not reported), replays since the driver loaded, their rise over
+    /// the agent's last minute and AER reports from the kernel log.
+    pcie_gen: Option<u32>,
+    pcie_width: Option<u32>,
+    pcie_max_gen: Option<u32>,
+    pcie_max_width: Option<u32>,
+    pcie_replay: Option<u64>,
+    pcie_replay_rise: Option<Rise>,
+    pcie_aer: Option<&'a PcieAer>,
+    /// NVSwitch fabric registration (`null`: no fabric, or not reported).
+    fabric: Option<&'a GpuFabric>,
+    sram_threshold_exceeded: Option<bool>,
+    memory_unrepairable: Option<bool>,
+    remap_banks: Option<RemapBanks>,
+    mem_temp_max_c: Option<u32>,
+    /// Clock violation time within the agent's last minute (`null`: a single reading, or not reported).
+    clock_violation: Option<ClockViolation>,
     errors: &'a [GpuError],
     health: &'static str,
     reasons: &'a [String],
@@ -140,6 +158,19 @@ fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
         recovery_action: crate::telemetry::recovery::of(s).map(|a| a.name()),
         nvlink: s.nvlink.as_ref(),
         processes: s.processes.as_deref(),
+        pcie_gen: s.pcie_gen,
+        pcie_width: s.pcie_width,
+        pcie_max_gen: s.pcie_max_gen,
+        pcie_max_width: s.pcie_max_width,
+        pcie_replay: s.pcie_replay,
+        pcie_replay_rise: s.pcie_replay_rise,
+        pcie_aer: s.pcie_aer.as_ref(),
+        fabric: s.fabric.as_ref(),
+        sram_threshold_exceeded: s.sram_threshold_exceeded,
+        memory_unrepairable: s.memory_unrepairable,
+        remap_banks: s.remap_banks,
+        mem_temp_max_c: s.mem_temp_max_c,
+        clock_violation: s.clock_violation,
         errors: &s.errors,
         health: g.verdict.health.as_str(),
         reasons: &g.verdict.reasons,

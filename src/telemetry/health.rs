@@ -8,6 +8,9 @@ use super::xid_age::{self, XidClock};
 use super::{GpuErrorKind, GpuSample, RecoveryAction, XidEvent};
 use crate::inventory::Thresholds;
 
+/// The rules on a GPU's board values: PCIe, fabric registration, memory health, throttling.
+pub(crate) mod board;
+
 /// H100 limits seen on an older driver (slowdown 89 °C, memory max 95 °C): used only for GPUs whose name says
 /// H100 when neither the inventory nor the device gives a limit. Other models get no built-in limit.
 const H100_SLOWDOWN_C: u32 = 89;
@@ -24,13 +27,6 @@ const UNCLASSIFIED_XID: &str =
 const UNCLASSIFIED_SXID: &str = "unclassified SXid, not in NVIDIA's catalogue";
 const UNCLASSIFIED_FATAL_SXID: &str =
     "unclassified SXid the driver marks Fatal: reset the NVLink fabric (reboot the node)";
-/// Throttle reasons that mean the hardware or driver is protecting itself (nvml.h clock event reasons).
-const WARN_THROTTLE: &[&str] = &[
-    "hw_slowdown",
-    "hw_thermal_slowdown",
-    "hw_power_brake_slowdown",
-    "sw_thermal_slowdown",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -105,13 +101,9 @@ pub(crate) fn judge_gpu_at(
             "row remap pending (reset the GPU to apply)".into(),
         );
     }
-    for reason in gpu.throttle.iter().flatten() {
-        if WARN_THROTTLE.contains(&reason.as_str()) {
-            v.add(Health::Warn, format!("throttling: {reason}"));
-        }
-    }
     xids(&mut v, gpu, acked, clock);
     recovery_action(&mut v, gpu, clock);
+    board::judge_board(&mut v, gpu);
     nvlinks(&mut v, gpu);
     if gpu.mig_enabled == Some(true) {
         v.add(
@@ -228,14 +220,55 @@ fn temperatures(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
             }
         }
     }
-    let mem_crit = limits.mem_temp_crit_c.or_else(|| {
-        gpu.mem_temp_max_c
-            .or_else(|| by_model(H100_MEM_MAX_C))
-            .map(f64::from)
-    });
-    if let Some(crit) = mem_crit {
+    memory_temperature(v, gpu, limits);
+}
+
+/// HBM temperature on every model, T.Limit or not: against the inventory's limits when set; else against the
+/// memory maximum the device reports (nvml.h `NVML_TEMPERATURE_THRESHOLD_MEM_MAX`, read even where T.Limit
+/// fields are offered, as DCGM reads `DCGM_FI_DEV_MEMORY_MAX_OP_TEMP_CELSIUS`) or the model's: near it warns, at
+/// it warns (memory throttling starts there), above it is crit. Without any maximum, a reading above the H100's
+/// maximum warns, so a hot GPU is never passed as ok.
+fn memory_temperature(v: &mut Verdict, gpu: &GpuSample, limits: &Thresholds) {
+    let Some(t) = gpu.mem_temp_c else { return };
+    if let Some(crit) = limits.mem_temp_crit_c {
         let warn = limits.mem_temp_warn_c.unwrap_or(crit - WARN_MARGIN_C);
-        temperature(v, "memory", gpu.mem_temp_c, warn, crit);
+        return temperature(v, "memory", Some(t), warn, crit);
+    }
+    let max = gpu.mem_temp_max_c.or_else(|| {
+        gpu.name
+            .as_deref()
+            .is_some_and(|n| n.contains("H100"))
+            .then_some(H100_MEM_MAX_C)
+    });
+    let Some(max) = max else {
+        // No maximum for this GPU: a reading above the one HBM maximum fleetop knows (the H100's) is not passed
+        // as ok; below it nothing can be said.
+        if t > H100_MEM_MAX_C {
+            v.add(
+                Health::Warn,
+                format!("memory temperature {t} °C, above an H100's {H100_MEM_MAX_C} °C maximum; this GPU reports none (set [thresholds] mem_temp_crit_c)"),
+            );
+        }
+        return;
+    };
+    let warn = limits
+        .mem_temp_warn_c
+        .unwrap_or(f64::from(max) - WARN_MARGIN_C);
+    if t > max {
+        v.add(
+            Health::Crit,
+            format!("memory temperature {t} °C above its maximum {max} °C"),
+        );
+    } else if t == max {
+        v.add(
+            Health::Warn,
+            format!("memory temperature {t} °C at its maximum: memory throttling starts"),
+        );
+    } else if f64::from(t) >= warn {
+        v.add(
+            Health::Warn,
+            format!("memory temperature {t} °C ≥ {warn} °C (maximum {max} °C)"),
+        );
     }
 }
 
@@ -460,12 +493,63 @@ mod tests {
             judge_gpu(&hot, &strict, &none_acknowledged).health,
             Health::Crit
         );
-        let hbm = GpuSample {
-            mem_temp_c: Some(95),
+        let hbm = |t| GpuSample {
+            mem_temp_c: Some(t),
+            ..gpu()
+        };
+        let at = |t| judge_gpu(&hbm(t), &Thresholds::default(), &none_acknowledged);
+        assert_eq!(at(89).health, Health::Ok);
+        assert_eq!(at(90).health, Health::Warn);
+        let max = at(95);
+        assert_eq!(max.health, Health::Warn, "at its maximum memory throttles");
+        assert!(
+            max.reasons[0].contains("memory throttling starts"),
+            "{max:?}"
+        );
+        assert_eq!(at(96).health, Health::Crit);
+    }
+
+    #[test]
+    fn memory_temperature_is_judged_on_an_h200_with_t_limit() {
+        let t = Thresholds::default();
+        // An H200 as a recent driver reports it: T.Limit fields, and the memory maximum through the threshold.
+        let h200 = |mem, max| GpuSample {
+            name: Some("NVIDIA H200".into()),
+            mem_temp_c: Some(mem),
+            mem_temp_max_c: max,
+            tlimit_margin_c: Some(30),
+            tlimit_slowdown_c: Some(-2),
+            tlimit_mem_max_c: Some(0),
             ..gpu()
         };
         assert_eq!(
-            judge_gpu(&hbm, &Thresholds::default(), &none_acknowledged).health,
+            judge_gpu(&h200(99, Some(95)), &t, &none_acknowledged).health,
+            Health::Crit
+        );
+        assert_eq!(
+            judge_gpu(&h200(95, Some(95)), &t, &none_acknowledged).health,
+            Health::Warn
+        );
+        assert_eq!(
+            judge_gpu(&h200(60, Some(95)), &t, &none_acknowledged),
+            Verdict::default()
+        );
+        let unknown = judge_gpu(&h200(99, None), &t, &none_acknowledged);
+        assert_eq!(unknown.health, Health::Warn, "{unknown:?}");
+        assert!(
+            unknown.reasons[0].contains("this GPU reports none"),
+            "without a maximum it says so: {unknown:?}"
+        );
+        assert_eq!(
+            judge_gpu(&h200(90, None), &t, &none_acknowledged),
+            Verdict::default()
+        );
+        let set = Thresholds {
+            mem_temp_crit_c: Some(98.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            judge_gpu(&h200(99, None), &set, &none_acknowledged).health,
             Health::Crit
         );
     }

@@ -1,6 +1,8 @@
 //! What a node reports: per-GPU samples, the agent wire format, the nvidia-smi CSV parser and health rules.
 
 pub mod catalogue;
+pub mod aer;
+pub mod board;
 pub mod fabric;
 pub mod health;
 pub(crate) mod identity;
@@ -91,6 +93,36 @@ pub struct GpuSample {
     /// none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<process::GpuProcess>>,
+    /// The PCIe link's maximum generation and width (nvmlDeviceGetMaxPcieLinkGeneration/Width): what the GPU and
+    /// its slot can run, against `pcie_gen` and `pcie_width` now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcie_max_gen: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcie_max_width: Option<u32>,
+    /// PCIe replays since the driver loaded (nvmlDeviceGetPcieReplayCounter), and their rise over the agent's
+    /// recent window (`None`: a single reading, as `agent --once` has).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcie_replay: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcie_replay_rise: Option<board::Rise>,
+    /// AER reports in the kernel log on the GPU's bus address (`None`: not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcie_aer: Option<board::PcieAer>,
+    /// NVSwitch fabric registration (`None`: not an NVSwitch system, or NVML cannot say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fabric: Option<board::GpuFabric>,
+    /// SRAM errors past the field-diagnostic threshold (nvmlDeviceGetSramEccErrorStatus `bThresholdExceeded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sram_threshold_exceeded: Option<bool>,
+    /// Memory the GPU can no longer repair (nvmlDeviceGetUnrepairableMemoryFlag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_unrepairable: Option<bool>,
+    /// Banks by spare rows left (nvmlDeviceGetRowRemapperHistogram).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remap_banks: Option<board::RemapBanks>,
+    /// Time the clocks were held back within the agent's recent window (nvmlDeviceGetViolationStatus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_violation: Option<board::ClockViolation>,
     /// Queries that failed with an error other than "not supported", and values rejected as implausible.
     /// Any error but `implausible` makes the GPU `crit`.
     #[serde(skip_serializing_if = "Vec::is_empty")]

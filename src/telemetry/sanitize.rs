@@ -208,6 +208,7 @@ impl GpuSample {
         ] {
             keep_if(field, |v| TLIMIT_RANGE.contains(v), name, "°C", &mut reject);
         }
+        self.sanitize_board(&mut reject);
         keep_if(
             &mut self.recovery_action,
             |v| *v <= MAX_RECOVERY_ACTION,

@@ -190,6 +190,28 @@ impl Spec {
         self.with_line(&format!("recovery {gpu} {raw}"))
     }
 
+    /// Sets column `column` of GPU `gpu`'s `gpu` line, numbered as in `tests/fake_nvml/fake_nvml.c` (0 index,
+    /// 2 name, 8 memory temperature, 12 throttle bits, 18 PCIe width, 21 memory maximum; `NA`: not supported).
+    pub fn with_gpu_column(mut self, gpu: u32, column: usize, value: &str) -> Spec {
+        let prefix = format!("gpu {gpu}|");
+        self.text = self
+            .text
+            .lines()
+            .map(|line| {
+                let mut line = line.to_string();
+                if line.starts_with(&prefix) {
+                    let mut cells: Vec<&str> = line["gpu ".len()..].split('|').collect();
+                    if let Some(cell) = cells.get_mut(column) {
+                        *cell = value;
+                    }
+                    line = format!("gpu {}", cells.join("|"));
+                }
+                line + "\n"
+            })
+            .collect();
+        self
+    }
+
     /// Adds a line to the node's kernel log (what the agent reads as `/dev/kmsg`).
     pub fn with_kernel_log(self, line: &str) -> Spec {
         self.with_line(&format!("kmsg {line}"))

@@ -30,6 +30,16 @@
  *                            recovery-action event (0x8000); without it, NOT_SUPPORTED as on drivers before R565
  *   recovery_change INDEX VALUE N   once the event set was waited on N times, field 230 reads VALUE and one
  *                                   recovery-action event is delivered (needs a `recovery` line)
+ *
+ * Board values (each NOT_SUPPORTED without its line; see the board block at the end):
+ *   pcie_max INDEX GEN WIDTH        nvmlDeviceGetMaxPcieLinkGeneration / Width
+ *   pcie_replay INDEX START STEP    nvmlDeviceGetPcieReplayCounter: START + STEP per sample
+ *   fabric INDEX STATE STATUS MASK  nvmlDeviceGetGpuFabricInfoV (v2 or v3) state, status and health mask
+ *   sram INDEX FLAG                 nvmlDeviceGetSramEccErrorStatus bThresholdExceeded
+ *   unrepairable INDEX FLAG         nvmlDeviceGetUnrepairableMemoryFlag
+ *   remap_hist INDEX MAX HIGH PARTIAL LOW NONE   nvmlDeviceGetRowRemapperHistogram
+ *   violation INDEX POWER_MS THERMAL_MS   nvmlDeviceGetViolationStatus: power and thermal violation time rising
+ *                                         by that many ms per sample
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +105,8 @@ typedef struct { void *device; unsigned long long eventType, eventData; unsigned
 enum { OK = 0, UNINIT = 1, INVALID = 2, NOT_SUPPORTED = 3, TIMEOUT = 10, INSUFFICIENT = 7, GPU_IS_LOST = 15,
        RESET_REQUIRED = 16, UNKNOWN = 999 };
 
+static int load_board(const char *line);
+
 static long long parse(const char *s) { return strcmp(s, "NA") == 0 ? NA : atoll(s); }
 
 static int load(void) {
@@ -157,6 +169,7 @@ static int load(void) {
             t->has_tlimit = 1; t->tlimit[0] = a; t->tlimit[1] = b; t->tlimit[2] = c; t->tlimit[3] = d; t->margin = e;
             continue;
         }
+        if (load_board(line)) continue;
         if (strncmp(line, "gpu ", 4) != 0 || ngpus >= MAX_GPUS) continue;
         gpu_t *g = &gpus[ngpus];
         memset(g, 0, sizeof *g);
@@ -449,3 +462,138 @@ static int processes(void *d, char kind, unsigned int *count, proc_t *infos) {
 }
 int nvmlDeviceGetComputeRunningProcesses_v3(void *d, unsigned int *count, proc_t *infos) { return processes(d, 'c', count, infos); }
 int nvmlDeviceGetGraphicsRunningProcesses_v3(void *d, unsigned int *count, proc_t *infos) { return processes(d, 'g', count, infos); }
+
+/* ---- Board values: PCIe maxima and replays, fabric registration, memory health, violation counters. ---- */
+
+typedef struct {
+    int has_pcie_max; unsigned pcie_max_gen, pcie_max_width;
+    int has_replay; unsigned long long replay_start, replay_step;
+    int has_fabric; unsigned fabric_state, fabric_mask; int fabric_status;
+    int has_sram; unsigned sram;
+    int has_unrepairable; unsigned unrepairable;
+    int has_hist; unsigned hist[5];
+    int has_violation; unsigned long long violation_ms[2];
+} board_t;
+
+static board_t board[MAX_GPUS];
+
+/* Parses one spec line of the board keywords; 1 when it was one. */
+static int load_board(const char *line) {
+    int i; unsigned a, b, c, d, e; long long x, y; int st;
+#define GPU_OK (i >= 0 && i < ngpus)
+    if (sscanf(line, "pcie_max %d %u %u", &i, &a, &b) == 3 && GPU_OK) {
+        board[i].has_pcie_max = 1; board[i].pcie_max_gen = a; board[i].pcie_max_width = b; return 1;
+    }
+    if (sscanf(line, "pcie_replay %d %lld %lld", &i, &x, &y) == 3 && GPU_OK) {
+        board[i].has_replay = 1; board[i].replay_start = (unsigned long long)x; board[i].replay_step = (unsigned long long)y;
+        return 1;
+    }
+    if (sscanf(line, "fabric %d %u %d %u", &i, &a, &st, &b) == 4 && GPU_OK) {
+        board[i].has_fabric = 1; board[i].fabric_state = a; board[i].fabric_status = st; board[i].fabric_mask = b; return 1;
+    }
+    if (sscanf(line, "sram %d %u", &i, &a) == 2 && GPU_OK) { board[i].has_sram = 1; board[i].sram = a; return 1; }
+    if (sscanf(line, "unrepairable %d %u", &i, &a) == 2 && GPU_OK) {
+        board[i].has_unrepairable = 1; board[i].unrepairable = a; return 1;
+    }
+    if (sscanf(line, "remap_hist %d %u %u %u %u %u", &i, &a, &b, &c, &d, &e) == 6 && GPU_OK) {
+        board_t *t = &board[i];
+        t->has_hist = 1; t->hist[0] = a; t->hist[1] = b; t->hist[2] = c; t->hist[3] = d; t->hist[4] = e; return 1;
+    }
+    if (sscanf(line, "violation %d %lld %lld", &i, &x, &y) == 3 && GPU_OK) {
+        board[i].has_violation = 1; board[i].violation_ms[0] = (unsigned long long)x; board[i].violation_ms[1] = (unsigned long long)y;
+        return 1;
+    }
+#undef GPU_OK
+    return 0;
+}
+
+/* The GPU's board entry, or NULL with *r set to the error its query returns. */
+static board_t *board_of(void *d, int *r) {
+    gpu_t *g = dev(d);
+    if (!g) { *r = INVALID; return NULL; }
+    if (trouble(g)) { *r = trouble(g); return NULL; }
+    *r = OK;
+    return &board[g - gpus];
+}
+
+int nvmlDeviceGetMaxPcieLinkGeneration(void *d, unsigned int *v) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    if (!b->has_pcie_max) return NOT_SUPPORTED;
+    *v = b->pcie_max_gen;
+    return OK;
+}
+int nvmlDeviceGetMaxPcieLinkWidth(void *d, unsigned int *v) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    if (!b->has_pcie_max) return NOT_SUPPORTED;
+    *v = b->pcie_max_width;
+    return OK;
+}
+int nvmlDeviceGetPcieReplayCounter(void *d, unsigned int *v) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    if (!b->has_replay) return NOT_SUPPORTED;
+    *v = (unsigned)(b->replay_start + b->replay_step * (unsigned long long)dev(d)->nsamples);
+    return OK;
+}
+
+/* nvml.h nvmlGpuFabricInfo_v3_t; a v2 caller gets all but the health summary. */
+typedef struct { unsigned int version; unsigned char clusterUuid[16]; int status; unsigned int cliqueId;
+                 unsigned char state; unsigned int healthMask; unsigned char healthSummary; } fabric_v3_t;
+int nvmlDeviceGetGpuFabricInfoV(void *d, fabric_v3_t *f) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    unsigned version = f->version >> 24;
+    if (version != 2 && version != 3) return 25; /* NVML_ERROR_ARGUMENT_VERSION_MISMATCH */
+    if (!b->has_fabric) return NOT_SUPPORTED;
+    memset(f->clusterUuid, 0xab, sizeof f->clusterUuid);
+    f->state = (unsigned char)b->fabric_state;
+    f->status = b->fabric_status;
+    f->cliqueId = 1;
+    f->healthMask = b->fabric_mask;
+    if (version == 3) f->healthSummary = 1;
+    return OK;
+}
+
+typedef struct { unsigned int version; unsigned long long counts[11]; unsigned int bThresholdExceeded; } sram_t;
+int nvmlDeviceGetSramEccErrorStatus(void *d, sram_t *s) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    if (s->version != (sizeof(sram_t) | (1u << 24))) return 25;
+    if (!b->has_sram) return NOT_SUPPORTED;
+    memset(s->counts, 0, sizeof s->counts);
+    s->bThresholdExceeded = b->sram;
+    return OK;
+}
+
+typedef struct { unsigned int version; unsigned int bUnrepairableMemory; } unrepairable_t;
+int nvmlDeviceGetUnrepairableMemoryFlag(void *d, unrepairable_t *u) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    if (u->version != (sizeof(unrepairable_t) | (1u << 24))) return 25;
+    if (!b->has_unrepairable) return NOT_SUPPORTED;
+    u->bUnrepairableMemory = b->unrepairable;
+    return OK;
+}
+
+typedef struct { unsigned int max, high, partial, low, none; } hist_t;
+int nvmlDeviceGetRowRemapperHistogram(void *d, hist_t *h) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    if (!b->has_hist) return NOT_SUPPORTED;
+    h->max = b->hist[0]; h->high = b->hist[1]; h->partial = b->hist[2]; h->low = b->hist[3]; h->none = b->hist[4];
+    return OK;
+}
+
+/* nvml.h nvmlViolationTime_t: a CPU time stamp in us and the violation time in ns. */
+typedef struct { unsigned long long referenceTime, violationTime; } violation_t;
+int nvmlDeviceGetViolationStatus(void *d, int policy, violation_t *v) {
+    int r; board_t *b = board_of(d, &r);
+    if (!b) return r;
+    if (!b->has_violation || policy < 0 || policy > 1) return NOT_SUPPORTED; /* POWER 0, THERMAL 1 */
+    unsigned long long n = (unsigned long long)dev(d)->nsamples;
+    v->referenceTime = n * 1000000ULL;
+    v->violationTime = b->violation_ms[policy] * n * 1000000ULL;
+    return OK;
+}
