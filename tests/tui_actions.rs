@@ -352,7 +352,9 @@ fn reset_is_a_capital_key_with_a_confirm_that_opens_on_cancel_and_needs_a_draine
     app.on_msg(msg(
         0,
         now,
-        NodeEvent::Operation(fleetop::workload::operations::OperationEvent::Drain(drained)),
+        NodeEvent::Operation(fleetop::workload::operations::OperationEvent::Drain(
+            drained,
+        )),
     ));
     key(&mut app, KeyCode::Char('X'));
     key(&mut app, KeyCode::Enter);

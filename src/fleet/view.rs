@@ -10,8 +10,8 @@ use crate::telemetry::health::{
     classify_xid_event, judge_gpu_at, judge_gpu_count, judge_sxids_at, Health, Verdict,
 };
 use crate::telemetry::identity::judge_gpu_identity;
-use crate::telemetry::xid_age;
 use crate::telemetry::rise::{judge_nvlink_rise, judge_port_rise, judge_port_saturation};
+use crate::telemetry::xid_age;
 use crate::telemetry::{GpuSample, Source};
 
 /// One GPU with its verdict.

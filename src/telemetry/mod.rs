@@ -1,8 +1,8 @@
 //! What a node reports: per-GPU samples, the agent wire format, the nvidia-smi CSV parser and health rules.
 
-pub mod catalogue;
 pub mod aer;
 pub mod board;
+pub mod catalogue;
 pub mod fabric;
 pub mod health;
 pub(crate) mod identity;
@@ -14,8 +14,8 @@ pub mod rise;
 pub mod sanitize;
 pub mod smi_csv;
 pub mod wire;
-pub(crate) mod xid_tally;
 pub mod xid_age;
+pub(crate) mod xid_tally;
 
 use serde::{Deserialize, Serialize};
 
