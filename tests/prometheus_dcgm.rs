@@ -1,6 +1,7 @@
 //! dcgm-exporter through a real Prometheus (Debian's `prometheus` on 127.0.0.1, scraping a target that serves
 //! dcgm-exporter's exposition): a later last XID 13 does not hide the XID 79 before it, the power limit is the
-//! enforced one, and the requested one only where the enforced family is absent.
+//! enforced one, and the requested one only where the enforced family is absent; a fleet where most nodes
+//! miss a GPU does not make the whole node drift from them.
 
 mod common;
 
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 use common::{free_port, node};
 use serde_json::Value;
 
-/// dcgm-exporter's exposition for gpu01 (two GPUs, both power limits) and gpu02 (one GPU, an exporter whose
-/// counters file lists only the requested limit), gpu01's GPU 0 with last XID `xid`.
+/// dcgm-exporter's exposition for gpu01 (two GPUs, both power limits), gpu02 (one GPU of two, an exporter
+/// whose counters file lists only the requested limit) and gpu03 (one GPU of two), gpu01's GPU 0 with last
+/// XID `xid`.
 fn exposition(xid: u32) -> String {
     let labels = |host: &str, gpu: u32| {
         format!(
@@ -22,12 +24,21 @@ fn exposition(xid: u32) -> String {
     };
     let mut out = String::new();
     let mut family = |name: &str, values: &[(&str, u32, f64)]| {
-        out.push_str(&format!("# HELP {name} fleetop test.\n# TYPE {name} gauge\n"));
+        out.push_str(&format!(
+            "# HELP {name} fleetop test.\n# TYPE {name} gauge\n"
+        ));
         for (host, gpu, v) in values {
             out.push_str(&format!("{name}{{{}}} {v}\n", labels(host, *gpu)));
         }
     };
-    let all = |v: f64| [("gpu01", 0, v), ("gpu01", 1, v), ("gpu02", 0, v)];
+    let all = |v: f64| {
+        [
+            ("gpu01", 0, v),
+            ("gpu01", 1, v),
+            ("gpu02", 0, v),
+            ("gpu03", 0, v),
+        ]
+    };
     family("DCGM_FI_DEV_GPU_UTIL", &all(40.0));
     family("DCGM_FI_DEV_GPU_TEMP", &all(45.0));
     family("DCGM_FI_DEV_POWER_USAGE", &all(300.5));
@@ -45,7 +56,11 @@ fn exposition(xid: u32) -> String {
     );
     family(
         "DCGM_FI_DEV_POWER_MGMT_LIMIT",
-        &[("gpu01", 0, 700.0), ("gpu01", 1, 700.0), ("gpu02", 0, 650.0)],
+        &[
+            ("gpu01", 0, 700.0),
+            ("gpu01", 1, 700.0),
+            ("gpu02", 0, 650.0),
+        ],
     );
     out
 }
@@ -108,7 +123,7 @@ fn a_later_last_xid_does_not_hide_an_xid_79_and_the_limit_is_the_enforced_one() 
     let inventory = dir.path().join("inventory.toml");
     std::fs::write(
         &inventory,
-        "[defaults]\ngpus_per_node = 2\n[[cabinet]]\nname = \"c1\"\nnodes = \"gpu[01-02]\"\n",
+        "[defaults]\ngpus_per_node = 2\n[[cabinet]]\nname = \"c1\"\nnodes = \"gpu[01-03]\"\n",
     )
     .unwrap();
     let out = Command::new(common::fleetop_bin())
@@ -133,9 +148,9 @@ fn a_later_last_xid_does_not_hide_an_xid_79_and_the_limit_is_the_enforced_one() 
     assert_eq!(g["xid"], serde_json::json!([13, 79]), "{gpu01:#}");
     assert_eq!(g["health"], "crit", "{g:#}");
     assert!(
-        g["reasons"]
-            .as_array()
-            .is_some_and(|r| r.iter().any(|r| r.as_str().is_some_and(|r| r.contains("79")))),
+        g["reasons"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| r.contains("79")))),
         "{g:#}"
     );
     assert_eq!(gpu01["gpus"][1]["xid"], serde_json::json!([]));
@@ -144,4 +159,22 @@ fn a_later_last_xid_does_not_hide_an_xid_79_and_the_limit_is_the_enforced_one() 
     // An exporter without the enforced family: the requested limit.
     let gpu02 = node(&doc, "gpu02");
     assert_eq!(gpu02["gpus"][0]["power_limit_w"], 650.0, "{gpu02:#}");
+
+    // gpus_per_node = 2 and two of three nodes show one GPU: those drift from the inventory, not gpu01 from them.
+    let drift = |n: &Value| -> Vec<String> {
+        n["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+            .filter(|r| r.starts_with("drift:"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(drift(gpu01), Vec::<String>::new(), "{gpu01:#}");
+    assert_eq!(
+        drift(gpu02),
+        ["drift: 1 GPUs, inventory lists 2"],
+        "{gpu02:#}"
+    );
 }

@@ -221,7 +221,12 @@ pub struct Reference {
     pub from: &'static str,
 }
 
-fn reference(a: Aspect, tally: &Tally, expect: &Expect, declared: Option<u32>) -> Option<Reference> {
+fn reference(
+    a: Aspect,
+    tally: &Tally,
+    expect: &Expect,
+    declared: Option<u32>,
+) -> Option<Reference> {
     reference_of(a, tally, expect, declared).map(|(value, from)| Reference {
         value: value.into_owned(),
         from,
@@ -367,7 +372,10 @@ pub(crate) fn groups(
         let mut by_value: HashMap<(&str, Option<u32>), Vec<NodeId>> = HashMap::new();
         for (node, id) in identities.iter().enumerate() {
             if let Some(v) = id.get(a) {
-                by_value.entry((v, declared_of(node))).or_default().push(node);
+                by_value
+                    .entry((v, declared_of(node)))
+                    .or_default()
+                    .push(node);
             }
         }
         // The aspect's reference: the inventory's count where it gives every node the same one.
@@ -384,12 +392,11 @@ pub(crate) fn groups(
                 is_reference: match declared {
                     Some(n) => value == n.to_string(),
                     None => r.as_ref().is_some_and(|r| r.value == value),
-                }
-                    || (a == Aspect::GpuModel
-                        && !expect.gpu_model.is_empty()
-                        && value
-                            .split(" + ")
-                            .all(|m| expect.gpu_model.iter().any(|e| e == m))),
+                } || (a == Aspect::GpuModel
+                    && !expect.gpu_model.is_empty()
+                    && value
+                        .split(" + ")
+                        .all(|m| expect.gpu_model.iter().any(|e| e == m))),
                 value: value.to_string(),
                 nodes,
             })
@@ -616,7 +623,11 @@ mod inventory_count_tests {
         let none = Expect::default();
         for declared in [Some(2), None] {
             for (n, id) in ids.iter().enumerate() {
-                assert_eq!(id.get(Aspect::GpuCount), Some("2"), "lost GPUs are installed");
+                assert_eq!(
+                    id.get(Aspect::GpuCount),
+                    Some("2"),
+                    "lost GPUs are installed"
+                );
                 assert!(
                     reasons(id, &tally, &none, declared).is_empty(),
                     "node {n} with {declared:?} declared: {:?}",

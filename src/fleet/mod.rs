@@ -262,7 +262,14 @@ impl FleetState {
     pub fn drift_reasons(&self, id: NodeId) -> Vec<String> {
         self.identities
             .get(id)
-            .map(|i| drift::reasons(i, &self.tally, &self.inventory.expect, self.declared_gpus(id)))
+            .map(|i| {
+                drift::reasons(
+                    i,
+                    &self.tally,
+                    &self.inventory.expect,
+                    self.declared_gpus(id),
+                )
+            })
             .unwrap_or_default()
     }
 
@@ -271,7 +278,12 @@ impl FleetState {
         let declared: Vec<Option<u32>> = (0..self.identities.len())
             .map(|id| self.declared_gpus(id))
             .collect();
-        drift::groups(&self.identities, &self.tally, &self.inventory.expect, &declared)
+        drift::groups(
+            &self.identities,
+            &self.tally,
+            &self.inventory.expect,
+            &declared,
+        )
     }
 
     /// The node's GPU count where the inventory gives one (not the default of 8).

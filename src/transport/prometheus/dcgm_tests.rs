@@ -60,7 +60,10 @@ fn the_power_limit_is_the_enforced_one_and_the_requested_one_only_where_it_is_ab
 
 #[test]
 fn a_later_last_xid_does_not_hide_a_larger_one_within_the_window() {
-    let window = format!("max_over_time(DCGM_FI_DEV_XID_ERRORS[{}s])", XID_WINDOW.as_secs());
+    let window = format!(
+        "max_over_time(DCGM_FI_DEV_XID_ERRORS[{}s])",
+        XID_WINDOW.as_secs()
+    );
     // XID 79 (fell off the bus), then XID 13: the last is 13, the window's largest 79.
     for answers in [
         [

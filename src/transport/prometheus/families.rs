@@ -109,7 +109,9 @@ impl Family {
             .map(|t| format!(",{t}"))
             .unwrap_or_default();
         let selector = match self.field {
-            Field::XidInWindow => format!("max_over_time({}[{}s])", self.name, XID_WINDOW.as_secs()),
+            Field::XidInWindow => {
+                format!("max_over_time({}[{}s])", self.name, XID_WINDOW.as_secs())
+            }
             _ => self.name.to_string(),
         };
         format!("max by ({node},gpu{extra}{tag}) ({selector})")
