@@ -908,3 +908,33 @@ fn a_snapshot_judges_what_rose_since_the_previous_one_and_skips_nvlinks_under_mi
     );
     assert_eq!(node(&doc, "tn03")["health"], "ok");
 }
+
+#[test]
+fn two_nodes_that_each_lost_a_gpu_do_not_make_the_healthy_one_drift() {
+    // Issue 21: three nodes of two GPUs in the inventory, two of them with GPU 1 lost (GPU_IS_LOST from the
+    // first sample). The lost GPUs are installed: no node drifts, and each lost GPU is crit on its own.
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 2)),
+            Behaviour::Agent(Spec::node(2, 2).with_line("lost 1 0")),
+            Behaviour::Agent(Spec::node(3, 2).with_line("lost 1 0")),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let (_, doc, logs) = snapshot(&fleet, &inventory, "20");
+    for name in ["tn01", "tn02", "tn03"] {
+        let n = node(&doc, name);
+        let reasons = n["reasons"].to_string();
+        assert!(!reasons.contains("drift"), "{name}: {n:#}\n{logs}");
+    }
+    assert_eq!(node(&doc, "tn01")["health"], "ok");
+    assert_eq!(node(&doc, "tn02")["gpus"][1]["health"], "crit");
+    assert!(
+        doc["drift"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|a| a["aspect"] != "GPUs")),
+        "{:#}",
+        doc["drift"]
+    );
+}

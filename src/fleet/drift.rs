@@ -1,12 +1,13 @@
-//! Drift: nodes whose agent, driver, GPU model, VBIOS, GPU count or HCA firmware differ from the inventory's `[expect]`,
-//! or where it is silent from what most of the fleet runs (the agent from the jump host's own build).
+//! Drift: nodes whose agent, driver, GPU model, VBIOS, GPU count or HCA firmware differ from the inventory's
+//! `[expect]` (a GPU count from the node's own count in the inventory first), or where it is silent from what most
+//! of the fleet runs (the agent from the jump host's own build).
 //! Tallies are kept as nodes report, so a node's reasons cost a lookup, not a pass over the fleet.
 
 use std::collections::HashMap;
 
 use crate::inventory::{Expect, NodeId};
 use crate::telemetry::wire::AgentHello;
-use crate::telemetry::{NodeSample, Source};
+use crate::telemetry::{GpuErrorKind, GpuSample, NodeSample, Source};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aspect {
@@ -109,6 +110,7 @@ impl Identity {
             held.is_some_and(|h| !h.contains(" + ")) && reporting().all(|g| of(g) == held)
         };
         let count_is = |a: Aspect, n: usize| self.get(a).and_then(|v| v.parse().ok()) == Some(n);
+        let installed = sample.gpus.iter().filter(|g| installed(g)).count();
         let ib = sample.ib.as_deref();
         let ib_ports = || ib.into_iter().flatten().filter(|p| p.is_infiniband());
         let slowest = ib_ports()
@@ -125,7 +127,7 @@ impl Identity {
         };
         single(Aspect::GpuModel, &|g| g.name.as_deref())
             && single(Aspect::Vbios, &|g| g.vbios.as_deref())
-            && count_is(Aspect::GpuCount, reporting().count())
+            && count_is(Aspect::GpuCount, installed)
             && match ib {
                 Some(_) => count_is(Aspect::IbPorts, ib_ports().count()),
                 None => self.get(Aspect::IbPorts).is_none(),
@@ -134,12 +136,14 @@ impl Identity {
             && fw_holds
     }
 
-    /// GPU model, VBIOS and count, from a sample: the distinct values of the GPUs that reported, joined.
+    /// GPU model and VBIOS, from a sample: the distinct values of the GPUs that reported, joined; the count
+    /// of GPUs installed.
     fn sampled(&mut self, sample: &NodeSample) {
         let reporting = || sample.gpus.iter().filter(|g| g.reported_values());
         self.0[Aspect::GpuModel.index()] = distinct(reporting().filter_map(|g| g.name.as_deref()));
         self.0[Aspect::Vbios.index()] = distinct(reporting().filter_map(|g| g.vbios.as_deref()));
-        self.0[Aspect::GpuCount.index()] = Some(reporting().count().to_string());
+        let installed = sample.gpus.iter().filter(|g| installed(g)).count();
+        self.0[Aspect::GpuCount.index()] = Some(installed.to_string());
         let ib = sample.ib.as_deref();
         let ib_ports = || ib.into_iter().flatten().filter(|p| p.is_infiniband());
         self.0[Aspect::IbPorts.index()] = ib.map(|_| ib_ports().count().to_string());
@@ -151,6 +155,13 @@ impl Identity {
         self.0[Aspect::HcaFirmware.index()] =
             distinct(ib_ports().filter_map(|p| p.fw_ver.as_deref()));
     }
+}
+
+/// Whether a GPU is installed: it reported values, or the driver answered for it with a fault (lost, needs a
+/// reset). A GPU that fell off the bus is still one of the node's GPUs: counting only those that answered
+/// would make a fleet of nodes that each lost one the majority, and the healthy node the drift.
+fn installed(g: &GpuSample) -> bool {
+    g.reported_values() || g.errors.iter().any(|e| e.kind != GpuErrorKind::Implausible)
 }
 
 /// `0.1.0 (build 0123456789ab)`, or the bare version for agents that name no build.
@@ -221,25 +232,35 @@ impl Tally {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reference {
     pub value: String,
-    /// `expected` (`[expect]`), `fleet runs` (the majority) or `jump host`.
+    /// `inventory lists` (the node's GPU count in the inventory), `expected` (`[expect]`), `fleet runs` (the
+    /// majority) or `jump host`.
     pub from: &'static str,
 }
 
-fn reference(a: Aspect, tally: &Tally, expect: &Expect) -> Option<Reference> {
-    reference_of(a, tally, expect).map(|(value, from)| Reference {
+fn reference(
+    a: Aspect,
+    tally: &Tally,
+    expect: &Expect,
+    declared: Option<u32>,
+) -> Option<Reference> {
+    reference_of(a, tally, expect, declared).map(|(value, from)| Reference {
         value: value.into_owned(),
         from,
     })
 }
 
 /// The reference value, borrowed where it can be: judging every node on every refresh allocates nothing
-/// for the usual node.
+/// for the usual node. A GPU count is compared with the node's count in the inventory (`declared`) first.
 fn reference_of<'t>(
     a: Aspect,
     tally: &'t Tally,
     expect: &'t Expect,
+    declared: Option<u32>,
 ) -> Option<(std::borrow::Cow<'t, str>, &'static str)> {
     use std::borrow::Cow;
+    if let (Aspect::GpuCount, Some(n)) = (a, declared) {
+        return Some((Cow::Owned(n.to_string()), "inventory lists"));
+    }
     let expected: Option<Cow<str>> = match a {
         Aspect::Agent => return Some((Cow::Borrowed(crate::release::LONG), "jump host")),
         Aspect::Driver => expect.driver.as_deref().map(Cow::Borrowed),
@@ -264,7 +285,13 @@ fn reference_of<'t>(
 
 /// Why `value` of aspect `a` is drift, or `None`. Against the majority, a value is drift only when the
 /// majority value is strictly more common (a fleet split evenly has no majority to drift from).
-fn judge(a: Aspect, value: &str, tally: &Tally, expect: &Expect) -> Option<String> {
+fn judge(
+    a: Aspect,
+    value: &str,
+    tally: &Tally,
+    expect: &Expect,
+    declared: Option<u32>,
+) -> Option<String> {
     if a == Aspect::Agent {
         if value == NO_AGENT {
             return None;
@@ -275,7 +302,7 @@ fn judge(a: Aspect, value: &str, tally: &Tally, expect: &Expect) -> Option<Strin
         };
         return crate::release::skew(version, build);
     }
-    let (reference, from) = reference_of(a, tally, expect)?;
+    let (reference, from) = reference_of(a, tally, expect, declared)?;
     if reference == value {
         return None;
     }
@@ -309,12 +336,17 @@ fn judge(a: Aspect, value: &str, tally: &Tally, expect: &Expect) -> Option<Strin
 }
 
 /// A node's drift reasons, one per aspect that differs (a slow InfiniBand port is named by its own reason
-/// instead, see `telemetry::fabric::judge_port_rate`).
-pub(crate) fn reasons(id: &Identity, tally: &Tally, expect: &Expect) -> Vec<String> {
+/// instead, see `telemetry::fabric::judge_port_rate`). `declared`: the node's GPU count in the inventory.
+pub(crate) fn reasons(
+    id: &Identity,
+    tally: &Tally,
+    expect: &Expect,
+    declared: Option<u32>,
+) -> Vec<String> {
     Aspect::ALL
         .iter()
         .filter(|&&a| a != Aspect::IbRate)
-        .filter_map(|&a| judge(a, id.get(a)?, tally, expect))
+        .filter_map(|&a| judge(a, id.get(a)?, tally, expect, declared))
         .collect()
 }
 
@@ -337,27 +369,51 @@ pub struct AspectDrift {
     pub values: Vec<ValueNodes>,
 }
 
-/// Every aspect on which some node drifts or nodes differ, grouping nodes by value.
-pub(crate) fn groups(identities: &[Identity], tally: &Tally, expect: &Expect) -> Vec<AspectDrift> {
+/// Every aspect on which some node drifts or nodes differ, grouping nodes by value (GPU counts also by the
+/// count the inventory gives each node, `declared`, indexed like `identities`).
+pub(crate) fn groups(
+    identities: &[Identity],
+    tally: &Tally,
+    expect: &Expect,
+    declared: &[Option<u32>],
+) -> Vec<AspectDrift> {
     let mut out = Vec::new();
     for a in Aspect::ALL {
-        let mut by_value: HashMap<&str, Vec<NodeId>> = HashMap::new();
+        let declared_of = |node: NodeId| {
+            declared
+                .get(node)
+                .copied()
+                .flatten()
+                .filter(|_| a == Aspect::GpuCount)
+        };
+        let mut by_value: HashMap<(&str, Option<u32>), Vec<NodeId>> = HashMap::new();
         for (node, id) in identities.iter().enumerate() {
             if let Some(v) = id.get(a) {
-                by_value.entry(v).or_default().push(node);
+                by_value
+                    .entry((v, declared_of(node)))
+                    .or_default()
+                    .push(node);
             }
         }
-        let r = reference(a, tally, expect);
+        // The aspect's reference: the inventory's count where it gives every node the same one.
+        let first = declared_of(0);
+        let common = (0..identities.len())
+            .all(|n| declared_of(n) == first)
+            .then_some(first)
+            .flatten();
+        let r = reference(a, tally, expect, common);
         let mut values: Vec<ValueNodes> = by_value
             .into_iter()
-            .map(|(value, nodes)| ValueNodes {
-                drift: judge(a, value, tally, expect),
-                is_reference: r.as_ref().is_some_and(|r| r.value == value)
-                    || (a == Aspect::GpuModel
-                        && !expect.gpu_model.is_empty()
-                        && value
-                            .split(" + ")
-                            .all(|m| expect.gpu_model.iter().any(|e| e == m))),
+            .map(|((value, declared), nodes)| ValueNodes {
+                drift: judge(a, value, tally, expect, declared),
+                is_reference: match declared {
+                    Some(n) => value == n.to_string(),
+                    None => r.as_ref().is_some_and(|r| r.value == value),
+                } || (a == Aspect::GpuModel
+                    && !expect.gpu_model.is_empty()
+                    && value
+                        .split(" + ")
+                        .all(|m| expect.gpu_model.iter().any(|e| e == m))),
                 value: value.to_string(),
                 nodes,
             })
@@ -417,10 +473,10 @@ mod tests {
             .collect();
         let t = tally(&ids);
         assert_eq!(
-            reasons(&ids[2], &t, &Expect::default()),
+            reasons(&ids[2], &t, &Expect::default(), None),
             ["HCA firmware 28.36.1010, fleet runs 28.39.1002"]
         );
-        assert!(reasons(&ids[0], &t, &Expect::default()).is_empty());
+        assert!(reasons(&ids[0], &t, &Expect::default(), None).is_empty());
         assert_eq!(ids[0].with_sample(&sample("28.39.1002")), None, "unchanged");
         assert!(
             ids[0].with_sample(&sample("28.40.1000")).is_some(),
@@ -438,15 +494,15 @@ mod tests {
         ];
         let t = tally(&ids);
         let none = Expect::default();
-        assert!(reasons(&ids[0], &t, &none).is_empty());
+        assert!(reasons(&ids[0], &t, &none, None).is_empty());
         assert_eq!(
-            reasons(&ids[3], &t, &none),
+            reasons(&ids[3], &t, &none, None),
             [
                 "driver 550.54.15, fleet runs 550.90.07",
                 "7 GPUs, fleet runs 8"
             ]
         );
-        let g = groups(&ids, &t, &none);
+        let g = groups(&ids, &t, &none, &[]);
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].aspect, Aspect::Driver);
         assert_eq!(g[0].values[0].nodes, [0, 1, 2]);
@@ -458,17 +514,17 @@ mod tests {
     fn an_even_split_has_no_majority_but_expect_decides() {
         let ids = [node("550.90.07", "8"), node("550.54.15", "8")];
         let t = tally(&ids);
-        assert!(reasons(&ids[1], &t, &Expect::default()).is_empty());
+        assert!(reasons(&ids[1], &t, &Expect::default(), None).is_empty());
         let expect = Expect {
             driver: Some("550.90.07".into()),
             gpus_per_node: Some(8),
             ..Expect::default()
         };
         assert_eq!(
-            reasons(&ids[1], &t, &expect),
+            reasons(&ids[1], &t, &expect, None),
             ["driver 550.54.15, expected 550.90.07"]
         );
-        assert!(reasons(&ids[0], &t, &expect).is_empty());
+        assert!(reasons(&ids[0], &t, &expect, None).is_empty());
     }
 
     #[test]
@@ -481,17 +537,17 @@ mod tests {
         let ids = [model("H100"), model("H100"), model("H200"), model("A100")];
         let t = tally(&ids);
         assert_eq!(
-            reasons(&ids[2], &t, &Expect::default()),
+            reasons(&ids[2], &t, &Expect::default(), None),
             ["GPU model H200, fleet runs H100"]
         );
         let expect = Expect {
             gpu_model: vec!["H100".into(), "H200".into()],
             ..Expect::default()
         };
-        assert!(reasons(&ids[2], &t, &expect).is_empty());
-        assert!(reasons(&model("H100 + H200"), &t, &expect).is_empty());
+        assert!(reasons(&ids[2], &t, &expect, None).is_empty());
+        assert!(reasons(&model("H100 + H200"), &t, &expect, None).is_empty());
         assert_eq!(
-            reasons(&ids[3], &t, &expect),
+            reasons(&ids[3], &t, &expect, None),
             ["GPU model A100, expected H100 or H200"]
         );
     }
@@ -553,10 +609,117 @@ mod tests {
     fn an_agent_of_another_build_drifts_and_no_agent_does_not() {
         let t = Tally::default();
         let e = Expect::default();
-        assert_eq!(judge(Aspect::Agent, NO_AGENT, &t, &e), None);
+        assert_eq!(judge(Aspect::Agent, NO_AGENT, &t, &e, None), None);
         let ours = agent_value(crate::release::VERSION, Some(crate::release::BUILD));
-        assert_eq!(judge(Aspect::Agent, &ours, &t, &e), None);
-        let old = judge(Aspect::Agent, "0.0.9", &t, &e).unwrap();
+        assert_eq!(judge(Aspect::Agent, &ours, &t, &e, None), None);
+        let old = judge(Aspect::Agent, "0.0.9", &t, &e, None).unwrap();
         assert!(old.starts_with("agent 0.0.9, jump host"), "{old}");
+    }
+}
+
+#[cfg(test)]
+mod inventory_count_tests {
+    use super::*;
+    use crate::telemetry::{GpuError, GpuSample, NodeSample};
+
+    /// A node whose GPUs `0..answering` report values and whose GPUs `answering..installed` are lost.
+    fn node(answering: u32, installed: u32) -> NodeSample {
+        let gpus = (0..installed)
+            .map(|index| {
+                if index < answering {
+                    GpuSample {
+                        index,
+                        util_pct: Some(10),
+                        ..Default::default()
+                    }
+                } else {
+                    GpuSample::failed(
+                        index,
+                        GpuError {
+                            kind: GpuErrorKind::Lost,
+                            query: "utilization".into(),
+                            detail: "NVML: GPU is lost".into(),
+                        },
+                    )
+                }
+            })
+            .collect();
+        NodeSample {
+            gpus,
+            ..Default::default()
+        }
+    }
+
+    fn identities(samples: &[NodeSample]) -> (Vec<Identity>, Tally) {
+        let ids: Vec<Identity> = samples
+            .iter()
+            .map(|s| Identity::default().with_sample(s).unwrap_or_default())
+            .collect();
+        let mut tally = Tally::default();
+        for id in &ids {
+            tally.replace(&Identity::default(), id);
+        }
+        (ids, tally)
+    }
+
+    #[test]
+    fn two_nodes_that_each_lost_a_gpu_do_not_make_the_healthy_one_drift() {
+        // Issue 21: a 3-node inventory with gpus_per_node = 2, two nodes each lost a GPU.
+        let (ids, tally) = identities(&[node(2, 2), node(1, 2), node(1, 2)]);
+        let none = Expect::default();
+        for declared in [Some(2), None] {
+            for (n, id) in ids.iter().enumerate() {
+                assert_eq!(
+                    id.get(Aspect::GpuCount),
+                    Some("2"),
+                    "lost GPUs are installed"
+                );
+                assert!(
+                    reasons(id, &tally, &none, declared).is_empty(),
+                    "node {n} with {declared:?} declared: {:?}",
+                    reasons(id, &tally, &none, declared)
+                );
+            }
+            let declared = [declared; 3];
+            assert!(groups(&ids, &tally, &none, &declared).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_inventory_count_comes_before_the_majority() {
+        // Two nodes show one GPU (the other gone from the bus entirely), one shows both: the inventory says 2.
+        let (ids, tally) = identities(&[node(2, 2), node(1, 1), node(1, 1)]);
+        let none = Expect::default();
+        assert!(reasons(&ids[0], &tally, &none, Some(2)).is_empty());
+        assert_eq!(
+            reasons(&ids[1], &tally, &none, Some(2)),
+            ["1 GPUs, inventory lists 2"]
+        );
+        // Without a count in the inventory the majority decides, as before.
+        assert_eq!(
+            reasons(&ids[0], &tally, &none, None),
+            ["2 GPUs, fleet runs 1"]
+        );
+        // The node's own count comes before [expect].
+        let expect = Expect {
+            gpus_per_node: Some(8),
+            ..Expect::default()
+        };
+        assert!(reasons(&ids[0], &tally, &expect, Some(2)).is_empty());
+        let g = groups(&ids, &tally, &none, &[Some(2); 3]);
+        assert_eq!(g.len(), 1);
+        assert_eq!(
+            g[0].reference,
+            Some(Reference {
+                value: "2".into(),
+                from: "inventory lists"
+            })
+        );
+        let one = g[0].values.iter().find(|v| v.value == "1").unwrap();
+        assert_eq!(
+            (one.nodes.clone(), one.drift.as_deref()),
+            (vec![1, 2], Some("1 GPUs, inventory lists 2"))
+        );
+        assert!(g[0].values.iter().any(|v| v.value == "2" && v.is_reference));
     }
 }

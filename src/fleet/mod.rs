@@ -276,13 +276,37 @@ impl FleetState {
     pub fn drift_reasons(&self, id: NodeId) -> Vec<String> {
         self.identities
             .get(id)
-            .map(|i| drift::reasons(i, &self.tally, &self.inventory.expect))
+            .map(|i| {
+                drift::reasons(
+                    i,
+                    &self.tally,
+                    &self.inventory.expect,
+                    self.declared_gpus(id),
+                )
+            })
             .unwrap_or_default()
     }
 
     /// Every aspect on which nodes differ, nodes grouped by value.
     pub fn drift(&self) -> Vec<drift::AspectDrift> {
-        drift::groups(&self.identities, &self.tally, &self.inventory.expect)
+        let declared: Vec<Option<u32>> = (0..self.identities.len())
+            .map(|id| self.declared_gpus(id))
+            .collect();
+        drift::groups(
+            &self.identities,
+            &self.tally,
+            &self.inventory.expect,
+            &declared,
+        )
+    }
+
+    /// The node's GPU count where the inventory gives one (not the default of 8).
+    fn declared_gpus(&self, id: NodeId) -> Option<u32> {
+        self.inventory
+            .nodes
+            .get(id)
+            .filter(|n| n.gpus_declared)
+            .map(|n| n.expected_gpus)
     }
 
     pub(crate) fn stale_after(&self) -> Duration {

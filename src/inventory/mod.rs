@@ -233,6 +233,9 @@ pub struct Node {
     pub name: String,
     pub cabinet: usize,
     pub expected_gpus: u32,
+    /// The inventory gives the count (the node's `gpus`, its cabinet's or `[defaults]` `gpus_per_node`) rather
+    /// than leaving it to the default of 8: GPU-count drift compares with it.
+    pub gpus_declared: bool,
     pub tenancy: Vec<Tenancy>,
     pub host: Option<String>,
     pub port: Option<u16>,

@@ -166,6 +166,8 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
                     name,
                     cabinet,
                     expected_gpus: cab.gpus_per_node.unwrap_or(gpus_default),
+                    gpus_declared: cab.gpus_per_node.is_some()
+                        || parsed.defaults.gpus_per_node.is_some(),
                     tenancy: Vec::new(),
                     host: None,
                     port: None,
@@ -621,6 +623,7 @@ fn apply_node_overrides(
             node.port = o.port.or(node.port);
             node.user = o.user.clone().or(node.user.take());
             node.expected_gpus = o.gpus.unwrap_or(node.expected_gpus);
+            node.gpus_declared |= o.gpus.is_some();
             node.agent_path = o.agent_path.clone().or(node.agent_path.take());
             node.bmc = o.bmc.clone().or(node.bmc.take());
         }

@@ -40,9 +40,17 @@ enum Field {
     Temp,
     MemTemp,
     PowerW,
+    /// The limit the driver enforces: fleetop's agent reads it (nvmlDeviceGetEnforcedPowerLimit), DCGM field
+    /// 164 `DCGM_FI_DEV_ENFORCED_POWER_LIMIT`.
     PowerLimitW,
+    /// The limit management asked for, DCGM field 160 `DCGM_FI_DEV_POWER_MGMT_LIMIT`: the power limit only
+    /// where no enforced one is exported (`NodeData::finish`).
+    RequestedPowerLimitW,
     SmClockMhz,
+    /// dcgm-exporter's `DCGM_FI_DEV_XID_ERRORS`: the last XID only, a later one hides an earlier one.
     LastXid,
+    /// The largest last-XID the store holds within [`XID_WINDOW`]: an XID 79 a later 13 replaced stays seen.
+    XidInWindow,
     RemapPending,
     RemapFailure,
     EccDbe,
@@ -100,9 +108,19 @@ impl Family {
             .tag_label()
             .map(|t| format!(",{t}"))
             .unwrap_or_default();
-        format!("max by ({node},gpu{extra}{tag}) ({})", self.name)
+        let selector = match self.field {
+            Field::XidInWindow => {
+                format!("max_over_time({}[{}s])", self.name, XID_WINDOW.as_secs())
+            }
+            _ => self.name.to_string(),
+        };
+        format!("max by ({node},gpu{extra}{tag}) ({selector})")
     }
 }
+
+/// How far back dcgm-exporter's last-XID family is searched for a code a later XID replaced: the ten minutes
+/// the fleet keeps in its sparklines. An XID stays seen that long after a reboot cleared DCGM's value.
+pub const XID_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The label fleetop's own exporter names the node with.
 pub const FLEETOP_NODE_LABEL: &str = "node";
@@ -134,9 +152,11 @@ pub const FAMILIES: &[Family] = &[
     dcgm("DCGM_FI_DEV_GPU_TEMP", Field::Temp),
     dcgm("DCGM_FI_DEV_MEMORY_TEMP", Field::MemTemp),
     dcgm("DCGM_FI_DEV_POWER_USAGE", Field::PowerW),
-    dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT", Field::PowerLimitW),
+    dcgm("DCGM_FI_DEV_ENFORCED_POWER_LIMIT", Field::PowerLimitW),
+    dcgm("DCGM_FI_DEV_POWER_MGMT_LIMIT", Field::RequestedPowerLimitW),
     dcgm("DCGM_FI_DEV_SM_CLOCK", Field::SmClockMhz),
     dcgm("DCGM_FI_DEV_XID_ERRORS", Field::LastXid),
+    dcgm("DCGM_FI_DEV_XID_ERRORS", Field::XidInWindow),
     dcgm("DCGM_FI_DEV_ROW_REMAP_PENDING", Field::RemapPending),
     dcgm("DCGM_FI_DEV_ROW_REMAP_FAILURE", Field::RemapFailure),
     dcgm("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", Field::EccDbe),
@@ -192,28 +212,60 @@ pub struct NodeData {
     pub gpus: BTreeMap<u32, GpuSample>,
     /// Newest sample time among its series (Unix seconds).
     pub newest: f64,
-    /// dcgm-exporter's free and reserved memory, summed with used into the total once every family is in.
-    free_mib: HashMap<u32, (Option<f64>, Option<f64>)>,
+    /// Values completed once every family is in, by GPU index.
+    pending: HashMap<u32, Pending>,
     /// Which exporters spoke for it.
     pub dialects: Vec<Dialect>,
     /// fleetop's XID counts, bounded per GPU.
     xids: XidTally,
     /// Node-level problems with what the store sent (a GPU's XID tally truncated).
     pub warnings: Vec<String>,
+    /// What the node's values stand in for, said beside its source (not a fault of the node).
+    pub notes: Vec<&'static str>,
+    /// dcgm-exporter's last XID of each GPU and when the store said so, for `LastXids` to remember: one per
+    /// GPU, the largest where the store sent several.
+    pub last_xids: Vec<LastXid>,
 }
+
+/// A GPU's last XID (not 0) as one refresh read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastXid {
+    pub gpu: u32,
+    pub code: u32,
+    /// The store's time for it, Unix seconds.
+    pub t: f64,
+}
+
+/// dcgm-exporter values that need another family: free and reserved memory, summed with used into the total,
+/// and the requested power limit, the limit only where no enforced one came.
+#[derive(Debug, Default)]
+struct Pending {
+    free_mib: Option<f64>,
+    reserved_mib: Option<f64>,
+    requested_limit_w: Option<f64>,
+}
+
+/// Said of a node whose power limit is dcgm-exporter's requested one.
+pub const REQUESTED_LIMIT_NOTE: &str = "power limit: the requested DCGM_FI_DEV_POWER_MGMT_LIMIT, as \
+     dcgm-exporter sends no DCGM_FI_DEV_ENFORCED_POWER_LIMIT (docs/dcgm-exporter-counters.csv lists it)";
 
 impl NodeData {
     /// Completes values that need several families.
     pub fn finish(&mut self) {
         self.warnings.extend(self.xids.warnings());
-        for (index, (free, reserved)) in &self.free_mib {
-            if let (Some(g), Some(free)) = (self.gpus.get_mut(index), free) {
-                if g.mem_total_mib.is_none() {
-                    if let Some(used) = g.mem_used_mib {
-                        g.mem_total_mib = Some(
-                            used + free.round() as u64 + reserved.unwrap_or(0.0).round() as u64,
-                        );
-                    }
+        for (index, p) in &self.pending {
+            let Some(g) = self.gpus.get_mut(index) else {
+                continue;
+            };
+            if let (None, Some(used), Some(free)) = (g.mem_total_mib, g.mem_used_mib, p.free_mib) {
+                let rest = (free.round() as u64)
+                    .saturating_add(p.reserved_mib.unwrap_or(0.0).round() as u64);
+                g.mem_total_mib = Some(used.saturating_add(rest));
+            }
+            if let (None, Some(requested)) = (g.power_limit_w, p.requested_limit_w) {
+                g.power_limit_w = Some(requested);
+                if !self.notes.contains(&REQUESTED_LIMIT_NOTE) {
+                    self.notes.push(REQUESTED_LIMIT_NOTE);
                 }
             }
         }
@@ -335,10 +387,22 @@ pub fn apply(family: &Family, readings: &[Reading], nodes: &mut [Option<NodeData
                 gpu.pci_bus_id.clone_from(&id.pci_bus_id);
             }
         }
+        if family.field == Field::LastXid && whole(r.value) != 0 {
+            let seen = LastXid {
+                gpu: r.gpu,
+                code: whole(r.value),
+                t: r.t,
+            };
+            match data.last_xids.iter_mut().find(|x| x.gpu == r.gpu) {
+                Some(x) if x.code < seen.code => *x = seen,
+                Some(_) => {}
+                None => data.last_xids.push(seen),
+            }
+        }
         match (family.field, r.tag) {
             // fleetop: occurrences of each XID code the agent saw, one series per code.
             (Field::XidCount, Some(code)) => data.xids.add(gpu, code, count(r.value)),
-            _ => set(gpu, family.field, r.value, r.tag, &mut data.free_mib),
+            _ => set(gpu, family.field, r.value, r.tag, &mut data.pending),
         }
     }
 }
@@ -381,23 +445,31 @@ fn set(
     field: Field,
     v: f64,
     tag: Option<u32>,
-    free_mib: &mut HashMap<u32, (Option<f64>, Option<f64>)>,
+    pending: &mut HashMap<u32, Pending>,
 ) {
     match field {
         Field::Util => gpu.util_pct = Some(whole(v)),
         Field::MemUtil => gpu.mem_util_pct = Some(whole(v)),
         Field::MemUsedMib => gpu.mem_used_mib = Some(count(v)),
-        Field::MemFreeMib => free_mib.entry(gpu.index).or_default().0 = Some(v),
-        Field::MemReservedMib => free_mib.entry(gpu.index).or_default().1 = Some(v),
+        Field::MemFreeMib => pending.entry(gpu.index).or_default().free_mib = Some(v),
+        Field::MemReservedMib => pending.entry(gpu.index).or_default().reserved_mib = Some(v),
         Field::Temp => gpu.temp_c = Some(whole(v)),
         Field::MemTemp => gpu.mem_temp_c = Some(whole(v)),
         Field::PowerW => gpu.power_w = Some(v),
         Field::PowerLimitW => gpu.power_limit_w = Some(v),
+        Field::RequestedPowerLimitW => {
+            pending.entry(gpu.index).or_default().requested_limit_w = Some(v);
+        }
         Field::SmClockMhz => gpu.sm_clock_mhz = Some(whole(v)),
-        // dcgm-exporter: "Value of the last XID error encountered"; 0 is none since DCGM started watching.
-        Field::LastXid => {
+        // dcgm-exporter: "Value of the last XID error encountered"; 0 is none since DCGM started watching. The
+        // last one and the largest within the window are both kept: neither family downgrades the other.
+        Field::LastXid | Field::XidInWindow => {
+            let codes = gpu.xid.get_or_insert_with(Vec::new);
             let code = whole(v);
-            gpu.xid = Some(if code == 0 { Vec::new() } else { vec![code] });
+            if code != 0 && !codes.contains(&code) {
+                codes.push(code);
+                codes.sort_unstable();
+            }
         }
         Field::RemapPending => gpu.remapped_rows_pending = Some(v != 0.0),
         Field::RemapFailure => gpu.remapped_rows_failed = Some(v != 0.0),

@@ -5,7 +5,10 @@
 
 mod budget;
 mod cost;
+#[cfg(test)]
+mod dcgm_tests;
 mod families;
+mod last_xids;
 mod query;
 mod xids;
 
@@ -20,6 +23,7 @@ use crate::telemetry::{NodeSample, Source};
 use budget::Budget;
 use cost::{QueryCost, RefreshCost};
 use families::{Dialect, NodeData, Reading, FAMILIES, FLEETOP_NODE_LABEL};
+use last_xids::LastXids;
 use query::{Client, Labels};
 
 /// How far back a starting view's sparklines are filled from the store (the fleet keeps ten minutes).
@@ -132,10 +136,13 @@ impl PrometheusTransport {
         }
         // Families no exporter sends are asked again only now and then: a fleet runs one exporter, not both.
         let mut asked = Asked::default();
+        let mut last_xids = LastXids::default();
         loop {
             let started = Instant::now();
             match self.refresh(inv, &client, &mut asked, &Budget::for_refresh()) {
-                Ok(round) => {
+                Ok(mut round) => {
+                    let now_s = unix_seconds(self.at.unwrap_or_else(SystemTime::now));
+                    last_xids.merge(&mut round.nodes, now_s);
                     if !self.deliver(inv, round, &mut seen, tx) {
                         return;
                     }
@@ -400,7 +407,12 @@ impl PrometheusTransport {
                         Dialect::Fleetop => "fleetop agent",
                     })
                     .collect();
-                let detail = format!("Prometheus {} · {}", self.source.url, exporters.join(" + "));
+                let mut detail =
+                    format!("Prometheus {} · {}", self.source.url, exporters.join(" + "));
+                for note in &data.notes {
+                    detail.push_str(" · ");
+                    detail.push_str(note);
+                }
                 if !send(NodeEvent::Streaming {
                     source: Source::Prometheus,
                     detail,
