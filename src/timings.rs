@@ -102,14 +102,13 @@ mod tests {
         assert!(lines[1].ends_with("busy") && lines[2].ends_with("asleep"));
         assert!(lines[3].ends_with("total"));
         let (_, busy_wall, busy_cpu) = &p.laps[0];
-        let (_, sleep_wall, sleep_cpu) = &p.laps[1];
+        let (_, sleep_wall, _) = &p.laps[1];
         assert!(
             *busy_wall >= Duration::from_millis(30) && *sleep_wall >= Duration::from_millis(30)
         );
-        assert!(
-            busy_cpu > sleep_cpu,
-            "spinning costs more CPU than sleeping: {text}"
-        );
+        // The CPU time is the whole process's (getrusage), and other tests' threads run meanwhile, so the two
+        // phases' CPU cannot be compared with each other here; spinning must have been counted at all.
+        assert!(*busy_cpu > Duration::ZERO, "spinning costs CPU: {text}");
         assert_eq!(seconds(Duration::from_millis(12)), "  12.0 ms");
         assert_eq!(seconds(Duration::from_millis(1234)), "  1.234 s");
     }
