@@ -324,8 +324,10 @@ fn a_gpu_that_needs_a_reset_is_reset_not_rebooted() {
     );
     let log = s.log("reset.log");
     assert_eq!(out.status.code(), Some(0), "{log}");
+    // After the reset the whole node is looked at (the rule a reboot's return passes) before validation.
     assert!(
-        log.contains("tn01: to validate — GPU reset (ssh tn01 -- nvidia-smi -r -i 1)"),
+        log.contains("tn01: coming back — GPU reset (ssh tn01 -- nvidia-smi -r -i 1); looking at the whole node")
+            && log.contains("tn01: to validate — back, agent answering, health ok"),
         "{log}"
     );
     assert_eq!(s.record("nvidia-smi-reset").trim(), "-r -i 1");

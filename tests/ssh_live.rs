@@ -403,6 +403,7 @@ fn a_tui_reboot_runs_through_the_telemetry_session_and_the_node_comes_back() {
         force: false,
         read_only: false,
         gpu: None,
+        keep_drained: false,
     };
     let steps = plan::plan(&inv, &request).unwrap();
     let mut log = AuditLog::open(&fleet.dir.path().join("audit.jsonl")).unwrap();

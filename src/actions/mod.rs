@@ -57,6 +57,9 @@ pub struct Request {
     pub read_only: bool,
     /// A reset's one GPU (`--gpu N`); `None`: every GPU of the node. Other actions ignore it.
     pub gpu: Option<u32>,
+    /// A reboot that must leave the node drained (a repair returns it itself, after validation): the Slurm
+    /// backend then reboots without `nextstate=RESUME`, so Slurm keeps the drain it had. Other actions ignore it.
+    pub keep_drained: bool,
 }
 
 /// The operator's name: `$SUDO_USER` (the human behind sudo), then `$USER`.

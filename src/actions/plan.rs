@@ -297,13 +297,13 @@ pub fn plan(inv: &Inventory, req: &Request) -> Result<Vec<Step>, String> {
                             controller(inv),
                             Argv::new(
                                 "scontrol",
-                                vec![
-                                    s("reboot"),
-                                    s("ASAP"),
-                                    s("nextstate=RESUME"),
-                                    format!("reason={prefixed}"),
-                                    s(name),
-                                ],
+                                // A repair's reboot leaves Slurm's drain in place (no nextstate): the
+                                // repair resumes the node itself once it validated it.
+                                [s("reboot"), s("ASAP")]
+                                    .into_iter()
+                                    .chain((!req.keep_drained).then(|| s("nextstate=RESUME")))
+                                    .chain([format!("reason={prefixed}"), s(name)])
+                                    .collect(),
                             ),
                         ),
                     ),

@@ -21,7 +21,7 @@ pub const REBOOT_LOOK: Duration = Duration::from_secs(1);
 /// What one look at a node saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Look {
-    /// Up, with its agent (or the demo's simulated agent) streaming: see [`answering`].
+    /// Its data is up, whatever answered: see [`answering`].
     pub answering: bool,
     /// Up, whatever answered (agent or nvidia-smi): a node that is not went down.
     pub up: bool,

@@ -95,7 +95,9 @@ pub(crate) fn confirm(
     let started = std::time::Instant::now();
     let verdict = match exec.look(inv, &[node]) {
         Ok(looks) => match looks.into_iter().next() {
-            Some(look) => judge(&look, gpu),
+            Some(look) => judge(&look, gpu).and_then(|how| {
+                every_gpu_back(&look, gpu, inv.nodes[node].expected_gpus).map(|()| how)
+            }),
             None => Err("no look at the node after the reset".into()),
         },
         Err(e) => Err(format!("cannot take a fresh look after the reset: {e}")),
@@ -110,6 +112,18 @@ pub(crate) fn confirm(
     }
     ran.duration += started.elapsed();
     ran
+}
+
+/// A reset of every GPU took only when every GPU the node should have answered afterwards: one that fell off the
+/// bus is missing from the sample, not judged there.
+fn every_gpu_back(look: &Look, gpu: Option<u32>, expected: u32) -> Result<(), String> {
+    let seen = look.sample.as_ref().map_or(0, |s| s.gpus.len());
+    if gpu.is_none() && seen < expected as usize {
+        return Err(format!(
+            "only {seen} of the node's {expected} GPUs answered afterwards"
+        ));
+    }
+    Ok(())
 }
 
 fn join(said: &str, note: &str) -> String {
@@ -218,6 +232,12 @@ mod tests {
             None
         )
         .is_ok());
+        assert!(
+            every_gpu_back(&look(vec![gpu(0, Some(0), vec![])]), None, 2)
+                .unwrap_err()
+                .contains("only 1 of the node's 2 GPUs answered")
+        );
+        assert!(every_gpu_back(&look(vec![gpu(0, Some(0), vec![])]), Some(0), 2).is_ok());
         assert!(judge(&look(vec![gpu(3, Some(0), vec![])]), Some(3))
             .unwrap()
             .contains("recovery action none"));

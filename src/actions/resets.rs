@@ -23,19 +23,56 @@ struct Line {
     time: String,
     #[serde(default)]
     command: String,
+    #[serde(default)]
+    backend: String,
+    #[serde(default)]
+    demo: bool,
 }
 
-/// Every successful `reset` and `reboot` outcome in the log at `path` (a missing or unreadable log has none;
-/// lines that are not records are skipped, as the audit scan reports them).
-pub fn read(path: &Path) -> Vec<AuditedReset> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+/// The most of the log's end that is read: the newest resets are at the end, and the TUI reads it on the UI
+/// thread after each reset or reboot.
+const MAX_READ: u64 = 64 * 1024 * 1024;
+
+/// Every successful `reset` and `reboot` outcome in the last 64 MiB of the log at `path` (a missing or
+/// unreadable log has none; lines that are not records are skipped, as the audit scan reports them), of the same
+/// mode: practice (`--demo`) records only for the demo fleet, real ones only for a real fleet, which shares node
+/// names with the demo.
+pub fn read(path: &Path, simulated: bool) -> Vec<AuditedReset> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
     };
-    text.lines().filter_map(parse).collect()
+    let len = file.metadata().map_or(0, |m| m.len());
+    let skip = len.saturating_sub(MAX_READ);
+    if file.seek(SeekFrom::Start(skip)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.take(MAX_READ).read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // A read that starts inside the log starts inside a line: that first piece is not a record.
+    let whole = if skip > 0 {
+        text.split_once('\n').map_or("", |(_, rest)| rest)
+    } else {
+        &text
+    };
+    whole
+        .lines()
+        .filter_map(parse)
+        .filter(|(demo, _)| *demo == simulated)
+        .map(|(_, reset)| reset)
+        .collect()
 }
 
-fn parse(line: &str) -> Option<AuditedReset> {
+fn parse(line: &str) -> Option<(bool, AuditedReset)> {
     let l: Line = serde_json::from_str(line).ok()?;
+    // Slurm's reboot outcome is ok once `scontrol reboot ASAP` is queued, long before the node rebooted: it
+    // is no evidence that anything was reset.
+    if l.action == "reboot" && l.backend == "slurm" {
+        return None;
+    }
     let reboot = match l.action.as_str() {
         "reboot" => true,
         "reset" => false,
@@ -46,12 +83,15 @@ fn parse(line: &str) -> Option<AuditedReset> {
     }
     let at = humantime::parse_rfc3339_weak(&l.time).ok()?;
     let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
-    Some(AuditedReset {
-        node: l.node,
-        gpu: if reboot { None } else { one_gpu(&l.command) },
-        reboot,
-        at_ms,
-    })
+    Some((
+        l.demo,
+        AuditedReset {
+            node: l.node,
+            gpu: if reboot { None } else { one_gpu(&l.command) },
+            reboot,
+            at_ms,
+        },
+    ))
 }
 
 /// The GPU of `nvidia-smi -r -i N` (the reset action's command); `None` for `nvidia-smi -r`, every GPU.
@@ -78,9 +118,26 @@ mod tests {
             r#"{"record":"outcome","id":"2","time":"2026-12-06T19:00:00.000Z","operator":"ann","action":"reset","node":"c01n2","backend":"ssh","command":"nvidia-smi -r","ok":false,"exit_status":1,"duration_ms":5000,"detail":"busy"}"#,
             r#"{"record":"outcome","id":"3","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"reboot","node":"c01n3","backend":"ssh","command":"systemctl reboot","ok":true,"exit_status":0,"duration_ms":5000,"detail":""}"#,
             r#"{"record":"outcome","id":"4","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"drain","node":"c01n3","backend":"slurm","command":"scontrol","ok":true,"exit_status":0,"duration_ms":5,"detail":""}"#,
+            // A practice reboot (`--demo`) of a node whose name the real fleet shares, and a Slurm reboot that was
+            // only queued: neither is evidence for a real node.
+            r#"{"record":"outcome","id":"5","time":"2026-12-06T21:00:00.000Z","operator":"ann","action":"reboot","node":"c01n1","backend":"ssh","command":"systemctl reboot","ok":true,"exit_status":0,"duration_ms":5000,"detail":"","demo":true}"#,
+            r#"{"record":"outcome","id":"6","time":"2026-12-06T21:00:00.000Z","operator":"ann","action":"reboot","node":"c01n2","backend":"slurm","command":"scontrol reboot ASAP","ok":true,"exit_status":0,"duration_ms":5,"detail":""}"#,
             "torn {",
         ];
-        let found: Vec<AuditedReset> = log.iter().filter_map(|l| parse(l)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, log.join("\n")).unwrap();
+        let found = read(&path, false);
+        assert_eq!(
+            read(&path, true),
+            [AuditedReset {
+                node: "c01n1".into(),
+                gpu: None,
+                reboot: true,
+                at_ms: 1_796_590_800_000,
+            }],
+            "the demo fleet sees only its practice reboot"
+        );
         assert_eq!(
             found,
             [

@@ -48,6 +48,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs, gpu: Option<u32>) ->
         force: args.force,
         read_only: g.read_only || config_read_only,
         gpu,
+        keep_drained: false,
     };
     let steps = match plan::plan(&inv, &req) {
         Ok(s) => s,

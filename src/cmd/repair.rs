@@ -45,6 +45,17 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     }
     let saved = store::load(&path)?;
     let (inv, transport) = super::prepare(g, true)?;
+    // A repair looks at its nodes over their own connection, as the TUI's repair does: a store's last samples
+    // would read a node that is rebooting as up.
+    let transport: Box<dyn crate::transport::Transport> = if inv.prometheus.is_some() && !g.demo {
+        Box::new(
+            crate::transport::ssh::SshTransport::new(&inv)
+                .map_err(|e| e.to_string())?
+                .one_pass(),
+        )
+    } else {
+        transport
+    };
     let read_only = g.read_only || crate::config::Config::load()?.read_only;
     let mut wf = if args.resume {
         let wf = saved.ok_or("no unfinished repair to resume")?;

@@ -59,7 +59,8 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     };
     let started = Instant::now();
     // XIDs from before a GPU's last audited reset or reboot are history, not faults.
-    let resets = crate::actions::resets::read(&crate::actions::run::audit_path(&inv));
+    let resets =
+        crate::actions::resets::read(&crate::actions::run::audit_path(&inv), inv.simulated);
     // The drain backends are asked once each, beside the pass; a past snapshot (`--at`) has no drains to ask.
     let drains = if args.at.is_none() && !g.demo {
         ask_drains(&inv)
@@ -162,6 +163,11 @@ fn repairs(state: &mut crate::fleet::FleetState) {
             return;
         }
     };
+    // A repair of another inventory (the demo's practice fleet shares node names with the real one) holds none
+    // of these nodes.
+    if wf.inventory != state.inventory().source {
+        return;
+    }
     let at = Instant::now();
     for n in wf.nodes.iter().filter(|n| !n.step.finished()) {
         let Some(node) = state.inventory().find_node(&n.node) else {

@@ -94,6 +94,8 @@ pub(crate) struct NodeOps {
     /// The drain backend's last read-back (`None`: not asked).
     pub drain: Option<NodeDrain>,
     pub restart: Option<RestartWatch>,
+    /// A GPU reset is running on it.
+    pub resetting: bool,
     pub repair: Option<RepairNote>,
 }
 
@@ -115,6 +117,7 @@ impl NodeOps {
                     practice_down: practice.map(|p| at + p),
                 })
             }
+            OperationEvent::Resetting(on) => self.resetting = on,
             OperationEvent::Repair { text, active, by } => {
                 // A step names no one: who started the repair stays.
                 let by = by.or_else(|| self.repair.take().and_then(|r| r.by));
@@ -163,6 +166,13 @@ impl NodeOps {
                 activity,
                 reason: None,
                 by: self.restart.as_ref().and_then(|w| w.by.clone()),
+            });
+        }
+        if self.resetting {
+            return Some(Operations {
+                activity: Activity::Resetting,
+                reason: None,
+                by: None,
             });
         }
         if let Some(r) = self.repair.as_ref().filter(|r| r.active) {
@@ -278,6 +288,23 @@ mod tests {
         assert_eq!(ret(9, 9), Some(Return::NotDownYet));
         assert_eq!(ret(10, 11), Some(Return::StillDown));
         assert_eq!(ret(11, 11), Some(Return::CameBack));
+    }
+
+    #[test]
+    fn a_reset_in_flight_shows_resetting_until_it_ends() {
+        let mut ops = NodeOps::default();
+        let t0 = Instant::now();
+        ops.record(OperationEvent::Resetting(true), t0);
+        assert_eq!(
+            ops.view(None).map(|o| o.activity),
+            Some(Activity::Resetting)
+        );
+        ops.record(OperationEvent::Resetting(false), t0);
+        assert_eq!(
+            ops.view(None),
+            None,
+            "ended: nothing to show, never overdue"
+        );
     }
 
     #[test]

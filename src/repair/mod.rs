@@ -1,5 +1,5 @@
 //! The repair workflow: drain → wait until no job runs → the least disruptive remedy (a GPU reset, or a reboot
-//! and the wait until the node went down and came back with its agent answering; a failed reset escalates to a
+//! and the wait until the node went down and came back answering; a failed reset escalates to a
 //! reboot) → validate → undrain, or keep it drained with the reason when it came back crit, failed its
 //! validation, or has a GPU repaired too often for the same cause (held for inspection). One resumable
 //! state machine per node; every command goes through the action runner, every wait is an audited
@@ -335,6 +335,7 @@ pub(super) fn request(
         force: false,
         read_only: ctx.read_only,
         gpu: None,
+        keep_drained: true,
     }
 }
 

@@ -54,6 +54,8 @@ pub fn commands(
             force: false,
             read_only: false,
             gpu: None,
+            // The repair's own reboots, as `repair::request` makes them.
+            keep_drained: true,
         };
         let steps = crate::actions::plan::plan(inv, &req)?;
         out.extend(steps.iter().map(|s| s.invocation.display(inv)));
@@ -78,6 +80,7 @@ fn one_command(
         force: false,
         read_only: false,
         gpu,
+        keep_drained: true,
     };
     let steps = crate::actions::plan::plan(inv, &req)?;
     Ok(steps

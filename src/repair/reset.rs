@@ -23,11 +23,16 @@ pub(super) fn reset(
                 if let Some(plan) = wf.nodes[i].plan.clone() {
                     record(ctx, wf, i, &plan, Remedy::Reset)?;
                 }
+                // The runner judged only the GPUs it reset; the node as a whole must be healthy before it is
+                // validated and returned, as after a reboot: the same look and rule decide (`wait_back`).
                 set(
                     wf,
                     i,
-                    Step::Validate,
-                    format!("GPU reset ({command})"),
+                    Step::WaitBack {
+                        since_ms: super::now_ms(),
+                        went_down: true,
+                    },
+                    format!("GPU reset ({command}); looking at the whole node before validation"),
                     report,
                 );
             }

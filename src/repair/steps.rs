@@ -304,7 +304,7 @@ pub(super) fn reboot(
         // Saved before the command runs: a crash between the two waits for a reboot that may not have happened
         // (and says so at the deadline) rather than rebooting a node twice.
         let what = format!(
-            "wait until the node went down and came back with its agent answering (at most {})",
+            "wait until the node went down and came back answering (at most {})",
             humantime::format_duration(ctx.inv.actions.reboot_deadline)
         );
         wf.nodes[i].wait_audit = Some(audit_wait(ctx, wf, i, "repair-wait-back", &what)?);
@@ -375,11 +375,15 @@ pub(super) fn wait_back(
     let limit = (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout)
         .min(Duration::from_secs(60));
     let started = Instant::now();
-    let state = runtime.block_on(crate::snapshot::collect(
+    let mut state = runtime.block_on(crate::snapshot::collect(
         Arc::clone(&only),
         ctx.transport,
         limit,
     ));
+    // The XIDs a reset or reboot just dealt with are history, as the TUI and snapshot judge them: a node is
+    // "back crit" only for what is still wrong after its audited remedy.
+    let log = crate::actions::run::audit_path(ctx.inv);
+    state.note_resets(&crate::actions::resets::read(&log, ctx.inv.simulated));
     let pending = Pending::TimedOut { limit, started };
     let deadline = ctx.inv.actions.reboot_deadline;
     let mut changed = false;
@@ -489,7 +493,7 @@ pub(super) fn undrain(
     if ready.is_empty() {
         return Ok(());
     }
-    // A backend that resumes by itself after a reboot (Slurm's `nextstate=RESUME`) leaves nothing to undrain.
+    // A node already back in service (resumed by someone else meanwhile) leaves nothing to undrain.
     let ids: Vec<NodeId> = ready.iter().map(|&(_, id)| id).collect();
     let states = status::query(ctx.inv, ctx.exec, &ids).unwrap_or_default();
     let mut ready = ready;

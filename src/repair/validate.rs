@@ -35,10 +35,20 @@ pub fn command_for(
                 return Ok(None);
             }
             let done = on_node(ctx_exec, inv, node, "command -v dcgmi", PROBE_LIMIT)?;
-            Ok(match done.ending {
-                Ending::Exited(0) => Some(DCGMI_DIAG.to_string()),
-                _ => None,
-            })
+            // Only the shell's own answer "no such command" means dcgmi is not there; a look that timed out,
+            // dropped or was killed says nothing, and must not let a node go back unvalidated.
+            match done.ending {
+                Ending::Exited(0) => Ok(Some(DCGMI_DIAG.to_string())),
+                Ending::Exited(_) => Ok(None),
+                Ending::TimedOut(limit) => Err(format!(
+                    "could not ask whether dcgmi is installed: no answer within {} s",
+                    limit.as_secs()
+                )),
+                Ending::Dropped(why) | Ending::Signalled(why) => Err(format!(
+                    "could not ask whether dcgmi is installed: {}",
+                    crate::text::escape(&why)
+                )),
+            }
         }
     }
 }

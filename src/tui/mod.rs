@@ -158,7 +158,8 @@ async fn event_loop(
     let scan = audit::scan(&log_path, inventory.simulated);
     app.ops.failures.extend(scan.warnings(&log_path));
     app.restore_acks(&scan.acks);
-    app.fleet.note_resets(&actions::resets::read(&log_path));
+    app.fleet
+        .note_resets(&actions::resets::read(&log_path, inventory.simulated));
     if let Ok(size) = terminal.size() {
         app.viewport = (size.width, size.height);
     }

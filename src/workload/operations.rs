@@ -54,6 +54,9 @@ pub enum OperationEvent {
         practice: Option<std::time::Duration>,
         seen_down: bool,
     },
+    /// A GPU reset asked of this node is running (`true`) or has ended (`false`). A reset does not take the node
+    /// down, so it is not watched like a reboot: the runner judges it on a fresh look before it ends.
+    Resetting(bool),
     /// A repair's latest step on this node (`active`: the repair still works on it), and who started it.
     Repair {
         text: String,

@@ -186,6 +186,7 @@ impl App {
             force: false,
             read_only: self.ops.read_only,
             gpu: None,
+            keep_drained: false,
         };
         let (commands, mut refusals) = match plan::plan(inv, &request) {
             Ok(steps) => (
@@ -388,6 +389,9 @@ impl App {
         match event {
             ActionEvent::Started { node, kind } => {
                 self.ops.progress.insert(node, Progress::Running(kind));
+                if kind == ActionKind::Reset {
+                    self.operation(node, OperationEvent::Resetting(true));
+                }
             }
             ActionEvent::Accepted { node, kind, note } => {
                 self.ops
@@ -395,6 +399,9 @@ impl App {
                     .insert(node, Progress::Accepted(kind, note));
             }
             ActionEvent::Finished { node, kind, result } => {
+                if kind == ActionKind::Reset {
+                    self.operation(node, OperationEvent::Resetting(false));
+                }
                 let name = self.node_name(node).to_string();
                 if result.ok {
                     self.journal.push(
@@ -405,8 +412,12 @@ impl App {
                     );
                     self.after_success(node, kind);
                     // A reset or reboot just audited makes the XIDs before it history.
-                    let log = crate::actions::run::audit_path(self.fleet.inventory());
-                    self.fleet.note_resets(&crate::actions::resets::read(&log));
+                    if matches!(kind, ActionKind::Reset | ActionKind::Reboot) {
+                        let log = crate::actions::run::audit_path(self.fleet.inventory());
+                        let simulated = self.fleet.inventory().simulated;
+                        self.fleet
+                            .note_resets(&crate::actions::resets::read(&log, simulated));
+                    }
                 } else {
                     let text = format!("{name}: {} FAILED: {}", kind.as_str(), result.detail);
                     self.journal
