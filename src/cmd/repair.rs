@@ -58,14 +58,9 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     };
     let read_only = g.read_only || crate::config::Config::load()?.read_only;
     let mut wf = if args.resume {
+        // This process holds the repair lock, so no other process runs this workflow now (a TUI whose repair
+        // stopped keeps running, but no longer holds it).
         let wf = saved.ok_or("no unfinished repair to resume")?;
-        if store::held_by_other(wf.pid) {
-            return Ok(refused(&[format!(
-                "the repair of {} is running in process {}",
-                names(&wf),
-                wf.pid
-            )]));
-        }
         if wf.inventory != inv.source {
             return Ok(refused(&[format!(
                 "the repair was started with inventory {}; resume it with --inventory {}",

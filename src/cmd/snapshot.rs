@@ -155,8 +155,12 @@ fn repairs(state: &mut crate::fleet::FleetState) {
     let Some(path) = store::default_path() else {
         return;
     };
+    // A repair runs only while its process holds the lock: a stopped one (its TUI still open) holds no node.
+    if store::lock(&path).is_ok() {
+        return;
+    }
     let wf = match store::load(&path) {
-        Ok(Some(wf)) if store::held_by_other(wf.pid) => wf,
+        Ok(Some(wf)) if !wf.finished() => wf,
         Ok(_) => return,
         Err(e) => {
             crate::text::warn(&format!("repair state: {e}"));

@@ -124,14 +124,6 @@ pub fn lock(path: &Path) -> Result<Lock, String> {
     Ok(Lock { _file: file })
 }
 
-/// True when `pid` is another fleetop process that is still running (it holds the workflow).
-pub fn held_by_other(pid: u32) -> bool {
-    if pid == std::process::id() || pid == 0 {
-        return false;
-    }
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "fleetop")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
