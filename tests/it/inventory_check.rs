@@ -100,33 +100,39 @@ fn a_missing_file_is_a_clear_error() {
     );
 }
 
-/// Peak resident memory of a finished child, from `wait4` (KiB).
-#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives the peak memory
+/// A small parent that forks, runs its arguments and writes `<exit code> <peak RSS KiB>` (from `wait4`) to the
+/// file named first. fleetop is not spawned from this process because every integration test shares it: Linux
+/// carries the spawning process's high-water mark into a child that shares its memory until `exec`, so a child
+/// of this (large) process would report this process's peak rather than its own.
+const WAIT4: &str = "import os, sys\n\
+pid = os.fork()\n\
+if pid == 0:\n    os.execv(sys.argv[2], sys.argv[2:])\n\
+_, status, usage = os.wait4(pid, 0)\n\
+open(sys.argv[1], 'w').write(f'{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}')\n";
+
+/// Runs `fleetop check` on `text`: its exit code, its stderr and its peak resident memory (KiB).
 fn check_bounded(text: &str) -> (i32, String, u64) {
-    use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inv.toml");
     std::fs::write(&path, text).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_fleetop"))
+    let report = dir.path().join("rusage");
+    let out = Command::new("python3")
+        .args(["-c", WAIT4])
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_fleetop"))
         .args(["check", "--inventory", path.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut child.stderr.unwrap(), &mut s);
-        s
-    });
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let code = std::process::ExitStatus::from_raw(status)
-        .code()
-        .unwrap_or(-1);
-    (code, stderr.join().unwrap(), usage.ru_maxrss as u64)
+    assert!(out.status.success(), "the wait4 parent failed: {out:?}");
+    let report = std::fs::read_to_string(&report).unwrap();
+    let (code, max_rss_kib) = report.split_once(' ').unwrap();
+    (
+        code.parse().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        max_rss_kib.parse().unwrap(),
+    )
 }
 
 #[test]
