@@ -1,7 +1,8 @@
 //! Test harness, split by what each part starts: the loopback sshd fleet (`fleet`), the fake NVML library
 //! (`fake_nvml`), Slurm (`slurm`), Prometheus (`prometheus`), tmux (`tmux`); `process` and `captures` are what
 //! they share.
-#![allow(dead_code)]
+// The benches (`benches/fleet/`) use part of the harness; the rest is for the tests.
+#![allow(dead_code, unused_imports)]
 
 pub mod captures;
 pub mod fake_nvml;
