@@ -414,3 +414,80 @@ fn the_documented_map_is_the_code_s() {
         "update the ```imports block in docs/architecture.md to:\n{actual}"
     );
 }
+
+/// The files and folders directly under `dir`, as the layers diagram names them (`name/`, `name.rs`, or the
+/// bare `name` inside a folder's own list).
+fn entries(dir: &Path) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.path().is_dir())
+        })
+        .filter(|(name, dir)| *dir || name.ends_with(".rs"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The layers diagram of docs/architecture.md names every module of `src/`, every command of `cmd/` and every
+/// transport, so the map a contributor reads first cannot leave one out.
+#[test]
+fn the_documented_module_list_is_the_code_s() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/architecture.md"))
+        .unwrap();
+    let start = doc
+        .find("## Layers\n\n```\n")
+        .expect("docs/architecture.md has a layers diagram");
+    let end = start + "## Layers\n\n```\n".len();
+    let layers = &doc[end..end + doc[end..].find("```").unwrap()];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (name, is_dir) in entries(&src) {
+        let shown = if is_dir {
+            format!("{name}/")
+        } else {
+            name.clone()
+        };
+        if name != "lib.rs" {
+            assert!(
+                layers.contains(&shown),
+                "the layers diagram leaves out {shown}"
+            );
+        }
+    }
+    let cmd_line = layers
+        .lines()
+        .find(|l| l.contains("cmd/ ("))
+        .expect("the diagram lists cmd/");
+    for (name, _) in entries(&src.join("cmd")) {
+        let command = name.trim_end_matches(".rs");
+        if command != "mod" {
+            assert!(
+                cmd_line.contains(&format!(" {command},"))
+                    || cmd_line.contains(&format!(" {command};")),
+                "cmd/ in the layers diagram leaves out {command}: {cmd_line}"
+            );
+        }
+    }
+    for (name, is_dir) in entries(&src.join("transport")) {
+        if is_dir {
+            assert!(
+                layers.contains(&format!("{name}/")),
+                "transport/ in the layers diagram leaves out {name}/"
+            );
+        }
+    }
+    let flow = doc
+        .lines()
+        .find(|l| l.contains("─▶ Transport ("))
+        .expect("the data flow names the transports");
+    for (name, is_dir) in entries(&src.join("transport")) {
+        if is_dir {
+            assert!(
+                flow.contains(&name),
+                "the data flow leaves out the {name} transport: {flow}"
+            );
+        }
+    }
+}
