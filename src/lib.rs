@@ -1,4 +1,5 @@
 //! fleetop: watch a GPU fleet over SSH from one jump host: NVML agent, transports, fleet state and views.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actions;
 pub mod agent;

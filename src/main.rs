@@ -1,4 +1,5 @@
 //! The `fleetop` binary: parse the command line and hand over to the library.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use clap::Parser;
 

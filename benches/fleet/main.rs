@@ -5,7 +5,7 @@
 //! cheap remote work (the real agent on the fake NVML library, one sample). CPU is the jump-host side only:
 //! the measured process plus the children it waited for (pdsh's and clush's ssh processes).
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/it/common/mod.rs"]
 mod common;
 mod measure;
 mod prometheus;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{self, AuditLog};
 use super::exec::Reach;
-use super::record_id;
+use super::run::record_id;
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::ssh::endpoint;
 use crate::transport::ssh::install::{self, Installed, Payload};
@@ -234,9 +234,9 @@ pub fn deploy(
     simulated: bool,
     mut report: impl FnMut(DeployProgress),
 ) {
-    if req.read_only || inv.actions.read_only {
+    if super::guard::read_only(req.read_only, inv) {
         return report(DeployProgress::Refused(vec![
-            "read-only: deploy refused (--read-only or [actions] read_only)".into(),
+            super::guard::read_only_refusal("deploy"),
         ]));
     }
     let mut paths = Vec::with_capacity(req.nodes.len());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ssh2_config::SshConfig;
 
 use super::plan::{Invocation, Place, Step};
-use super::ActionKind;
+use super::request::ActionKind;
 use crate::inventory::NodeId;
 use crate::inventory::{expand_home, Inventory};
 use crate::transport::ssh::endpoint;

@@ -1,7 +1,7 @@
 //! Turns a request into exact commands per node, as argv vectors: user values are whole arguments,
 //! never parsed by a shell; a remote shell gets them quoted.
 
-use super::{ActionKind, Request};
+use super::request::{ActionKind, Request};
 use crate::inventory::{DrainBackend, Inventory, NodeId, RebootBackend};
 
 /// Where a command runs.

@@ -14,7 +14,7 @@
 
 use super::exec::{Executor, Ran};
 use super::probe::Look;
-use super::Request;
+use super::request::Request;
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::{GpuErrorKind, GpuSample, RecoveryAction};
 

@@ -4,11 +4,17 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
 
 use super::audit::{self, AuditLog};
-use super::exec::Executor;
+use super::exec::{self, Executor};
+use super::guard::{guard, needs_drain_state};
+use super::plan::{self, Step};
+use super::request::{ActionKind, Request};
 use super::status::{self, DrainState, NodeDrain};
-use super::{execute_step_noting, guard, needs_drain_state, plan, ActionKind, NodeResult, Request};
+use super::{probe, reset};
 use crate::inventory::{expand_home, Inventory, NodeId};
 
 /// What a run reports, in order.
@@ -67,7 +73,7 @@ pub(crate) fn affected(inv: &Inventory, req: &Request) -> Vec<NodeId> {
 /// The guards' refusals, on the drain state the backend reports now (one query, only when a guard needs
 /// it). An unreadable state refuses unless the request is forced.
 pub fn check(inv: &Inventory, req: &Request, exec: &Executor) -> Vec<String> {
-    let read_only = req.read_only || inv.actions.read_only;
+    let read_only = super::guard::read_only(req.read_only, inv);
     let mut refusals = Vec::new();
     let drain: HashMap<NodeId, NodeDrain> = if !read_only && needs_drain_state(inv, req) {
         match status::query(inv, exec, &affected(inv, req)) {
@@ -150,5 +156,113 @@ pub fn run(inv: &Inventory, req: &Request, exec: &Executor, mut report: impl FnM
                 )))
             }
         }
+    }
+}
+
+/// What happened on one node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeResult {
+    pub node: String,
+    pub ok: bool,
+    pub exit_status: Option<i32>,
+    pub command: String,
+    pub duration_ms: u64,
+    pub detail: String,
+    /// The command ran but its outcome could not be written to the audit log: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn record_id() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "{t}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs one step between its intent and outcome records. `Err`: the intent could not be written, nothing ran.
+pub fn execute_step(
+    inv: &Inventory,
+    req: &Request,
+    step: &Step,
+    exec: &Executor,
+    log: &mut AuditLog,
+) -> Result<NodeResult, String> {
+    execute_step_noting(inv, req, step, exec, log, &mut |_| {})
+}
+
+/// [`execute_step`], telling `accepted` when the node took the command and the runner now waits to see it act
+/// (a reboot going down).
+pub fn execute_step_noting(
+    inv: &Inventory,
+    req: &Request,
+    step: &Step,
+    exec: &Executor,
+    log: &mut AuditLog,
+    accepted: &mut dyn FnMut(&str),
+) -> Result<NodeResult, String> {
+    let node = inv.nodes[step.node].name.clone();
+    let command = step.invocation.display(inv);
+    let id = record_id();
+    let entry = audit::Entry {
+        operator: &req.operator,
+        action: req.kind.as_str(),
+        node: &node,
+        reason: req.reason.as_deref(),
+        backend: step.backend,
+        command: &command,
+    };
+    log.write(&entry.intent(&id))?;
+    let ran = exec.run(inv, step, req.kind, req.gpu);
+    let ran = confirmed(inv, req, step.node, exec, ran, accepted);
+    let duration_ms = ran.duration.as_millis() as u64;
+    let recorded = log.write(&entry.outcome(
+        &id,
+        audit::Ending {
+            ok: ran.ok,
+            exit_status: ran.exit_status,
+            duration_ms,
+            detail: ran.detail.clone(),
+        },
+    ));
+    let mut result = NodeResult {
+        node,
+        ok: ran.ok,
+        exit_status: ran.exit_status,
+        command,
+        duration_ms,
+        detail: ran.detail,
+        audit_error: None,
+    };
+    // The command ran: its result is reported whatever the log says, with the log's failure beside it.
+    result.audit_error = recorded.err();
+    Ok(result)
+}
+
+/// Success only when the node shows it: a reset's GPUs answer cleanly in a fresh look; a reboot asked of the node
+/// over SSH is seen down. A command that failed is already a failure.
+fn confirmed(
+    inv: &Inventory,
+    req: &Request,
+    node: NodeId,
+    exec: &Executor,
+    ran: exec::Ran,
+    accepted: &mut dyn FnMut(&str),
+) -> exec::Ran {
+    if !ran.ok {
+        return ran;
+    }
+    match req.kind {
+        ActionKind::Reset => reset::confirm(inv, node, req.gpu, exec, ran),
+        ActionKind::Reboot if probe::reboot_confirms_down(inv, node) => {
+            probe::confirm_down(inv, node, exec, ran, accepted)
+        }
+        _ => ran,
     }
 }

@@ -88,7 +88,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs, gpu: Option<u32>) ->
         if let Some(hits) = &hits {
             crate::text::println(&format!("# {hits}"));
         }
-        if req.read_only || inv.actions.read_only {
+        if crate::actions::read_only(req.read_only, &inv) {
             crate::text::warn("note: read-only is set, so this would be refused");
         }
         return 0;

@@ -34,7 +34,7 @@ pub fn run(g: &Global, args: &DeployArgs) -> i32 {
             listen: args.listen.clone(),
         }),
     };
-    let will_ask = !(args.dry_run || args.yes || req.read_only || inv.actions.read_only);
+    let will_ask = !(args.dry_run || args.yes || crate::actions::read_only(req.read_only, &inv));
     if will_ask && req.nodes.len() > 1 {
         let lines: Vec<String> = req
             .nodes

@@ -124,7 +124,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     if args.dry_run {
         return dry_run(&inv, &exec, &wf, &ids);
     }
-    if read_only || inv.actions.read_only {
+    if crate::actions::read_only(read_only, &inv) {
         return Ok(refused(&[
             "read-only: repair drains and reboots nodes".into()
         ]));

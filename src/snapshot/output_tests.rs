@@ -94,3 +94,17 @@ fn power_that_sums_to_nothing_is_zero_not_minus_zero() {
         assert!(!json.contains(": -0"), "{json}");
     }
 }
+
+#[test]
+fn every_family_the_prometheus_source_reads_back_is_written() {
+    let prom = rendered(
+        vec![gpu(0, "NVIDIA H100 80GB HBM3", Some(300.0))],
+        Format::Prom,
+    );
+    for name in crate::telemetry::metric_names::READ_BACK {
+        assert!(
+            prom.contains(&format!("# TYPE {name} ")),
+            "{name} is not written:\n{prom}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::Report;
 use crate::fleet::view::GpuView;
 use crate::telemetry::health::Health;
+use crate::telemetry::metric_names as names;
 
 fn escape(value: &str) -> String {
     value
@@ -25,53 +26,53 @@ type GpuMetric = (&'static str, &'static str, fn(&GpuView) -> Option<f64>);
 
 const GPU_METRICS: &[GpuMetric] = &[
     (
-        "fleetop_gpu_utilization_ratio",
+        names::GPU_UTILIZATION,
         "GPU utilization, 0 to 1.",
         |g| g.sample.util_pct.map(|v| f64::from(v) / 100.0),
     ),
     (
-        "fleetop_gpu_memory_utilization_ratio",
+        names::GPU_MEMORY_UTILIZATION,
         "Memory controller utilization, 0 to 1.",
         |g| g.sample.mem_util_pct.map(|v| f64::from(v) / 100.0),
     ),
     (
-        "fleetop_gpu_memory_used_bytes",
+        names::GPU_MEMORY_USED,
         "Frame buffer memory in use.",
         |g| g.sample.mem_used_mib.map(|v| v as f64 * 1048576.0),
     ),
     (
-        "fleetop_gpu_memory_total_bytes",
+        names::GPU_MEMORY_TOTAL,
         "Frame buffer memory size.",
         |g| g.sample.mem_total_mib.map(|v| v as f64 * 1048576.0),
     ),
     (
-        "fleetop_gpu_temperature_celsius",
+        names::GPU_TEMPERATURE,
         "GPU core temperature.",
         |g| g.sample.temp_c.map(f64::from),
     ),
     (
-        "fleetop_gpu_memory_temperature_celsius",
+        names::GPU_MEMORY_TEMPERATURE,
         "HBM temperature.",
         |g| g.sample.mem_temp_c.map(f64::from),
     ),
-    ("fleetop_gpu_power_watts", "Power draw.", |g| {
+    (names::GPU_POWER, "Power draw.", |g| {
         g.sample.power_w
     }),
     (
-        "fleetop_gpu_power_limit_watts",
+        names::GPU_POWER_LIMIT,
         "Enforced power limit.",
         |g| g.sample.power_limit_w,
     ),
-    ("fleetop_gpu_sm_clock_hertz", "SM clock.", |g| {
+    (names::GPU_SM_CLOCK, "SM clock.", |g| {
         g.sample.sm_clock_mhz.map(|v| f64::from(v) * 1e6)
     }),
     (
-        "fleetop_gpu_ecc_uncorrected_errors",
+        names::GPU_ECC_UNCORRECTED,
         "Volatile uncorrected ECC errors since the last driver load.",
         |g| g.sample.ecc_uncorrected.map(|v| v as f64),
     ),
     (
-        "fleetop_gpu_remapped_rows_pending",
+        names::GPU_REMAPPED_ROWS_PENDING,
         "1 when a row remap waits for a GPU reset.",
         |g| {
             g.sample
@@ -80,7 +81,7 @@ const GPU_METRICS: &[GpuMetric] = &[
         },
     ),
     (
-        "fleetop_gpu_recovery_action",
+        names::GPU_RECOVERY_ACTION,
         "The driver's recovery action, nvml.h nvmlDeviceGpuRecoveryAction_t: 0 none, 1 GPU reset, 2 node reboot, 3 drain P2P, 4 drain and reset.",
         |g| crate::telemetry::recovery::of(g.sample).map(|a| f64::from(a.raw())),
     ),
@@ -220,7 +221,7 @@ pub fn render(report: &Report) -> String {
     }
     header(
         &mut out,
-        "fleetop_gpu_xid_errors",
+        names::GPU_XID_ERRORS,
         "Occurrences of each XID since boot (kernel log), or since the agent started (NVML events).",
     );
     for v in &report.nodes {
@@ -228,7 +229,8 @@ pub fn render(report: &Report) -> String {
             for (code, count) in g.sample.xid_counts() {
                 let _ = writeln!(
                     out,
-                    "fleetop_gpu_xid_errors{{{},xid=\"{code}\"}} {count}",
+                    "{}{{{},xid=\"{code}\"}} {count}",
+                    names::GPU_XID_ERRORS,
                     gpu_labels(v, g)
                 );
             }
@@ -248,11 +250,12 @@ fn fabric(out: &mut String, report: &Report) {
                 .filter_map(move |g| Some((v, g, g.sample.nvlink.as_ref()?)))
         })
     };
-    header(out, "fleetop_gpu_nvlinks", "NVLinks the GPU has.");
+    header(out, names::GPU_NVLINKS, "NVLinks the GPU has.");
     for (v, g, links) in with_links().filter(|(_, _, l)| l.states_known()) {
         let _ = writeln!(
             out,
-            "fleetop_gpu_nvlinks{{{}}} {}",
+            "{}{{{}}} {}",
+            names::GPU_NVLINKS,
             gpu_labels(v, g),
             links.total
         );
@@ -273,29 +276,32 @@ fn fabric(out: &mut String, report: &Report) {
     // Only the links that are down have a series: 8 GPUs × 18 links of ones would dwarf the rest.
     header(
         out,
-        "fleetop_gpu_nvlink_down",
+        names::GPU_NVLINK_DOWN,
         "1 for each NVLink of the GPU that is not active (links that are up have no series).",
     );
     for (v, g, links) in with_links() {
         for link in &links.down {
             let _ = writeln!(
                 out,
-                "fleetop_gpu_nvlink_down{{{},link=\"{link}\"}} 1",
+                "{}{{{},link=\"{link}\"}} 1",
+                names::GPU_NVLINK_DOWN,
                 gpu_labels(v, g)
             );
         }
     }
     let _ = writeln!(
         out,
-        "# HELP fleetop_gpu_nvlink_errors_total NVLink data-link errors of the GPU's links (replay, recovery, crc_flit, crc_data).\n\
-         # TYPE fleetop_gpu_nvlink_errors_total counter"
+        "# HELP {n} NVLink data-link errors of the GPU's links (replay, recovery, crc_flit, crc_data).\n\
+         # TYPE {n} counter",
+        n = names::GPU_NVLINK_ERRORS
     );
     // Summed over the GPU's links: 4 series per GPU rather than 72 (the reasons name the link).
     for (v, g, links) in with_links() {
         for (name, n) in links.sums() {
             let _ = writeln!(
                 out,
-                "fleetop_gpu_nvlink_errors_total{{{},counter=\"{name}\"}} {n}",
+                "{}{{{},counter=\"{name}\"}} {n}",
+                names::GPU_NVLINK_ERRORS,
                 gpu_labels(v, g),
             );
         }

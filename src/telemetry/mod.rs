@@ -8,6 +8,7 @@ pub mod health;
 pub(crate) mod identity;
 pub mod kernel_log;
 pub(crate) mod kernel_record;
+pub(crate) mod metric_names;
 pub mod process;
 pub mod recovery;
 pub mod rise;

@@ -113,7 +113,12 @@ mod tests {
                     Duration::ZERO,
                     0,
                 ),
-                QueryCost::new("up == 0", fetch(3, 300), Duration::ZERO, 0),
+                QueryCost::new(
+                    super::super::query::TARGETS_DOWN,
+                    fetch(3, 300),
+                    Duration::ZERO,
+                    0,
+                ),
             ],
             merge: Duration::from_millis(90),
         };

@@ -8,6 +8,7 @@ use super::query::{Labels, Series};
 use super::xids::XidTally;
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{NvLinkCounts, NvLinks, NVLINK_COUNTERS};
+use crate::telemetry::metric_names as names;
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{throttle_names, GpuSample};
 
@@ -183,25 +184,22 @@ pub const FAMILIES: &[Family] = &[
     // DCGM_FI_DEV_GPU_RECOVERY_ACTION and keep DCGM_FI_DEV_GET_GPU_RECOVERY_ACTION as its deprecated alias.
     dcgm("DCGM_FI_DEV_GPU_RECOVERY_ACTION", Field::RecoveryAction),
     dcgm("DCGM_FI_DEV_GET_GPU_RECOVERY_ACTION", Field::RecoveryAction),
-    fleetop("fleetop_gpu_utilization_ratio", Field::UtilRatio),
-    fleetop("fleetop_gpu_memory_utilization_ratio", Field::MemUtilRatio),
-    fleetop("fleetop_gpu_memory_used_bytes", Field::MemUsedBytes),
-    fleetop("fleetop_gpu_memory_total_bytes", Field::MemTotalBytes),
-    fleetop("fleetop_gpu_temperature_celsius", Field::Temp),
-    fleetop("fleetop_gpu_memory_temperature_celsius", Field::MemTemp),
-    fleetop("fleetop_gpu_power_watts", Field::PowerW),
-    fleetop("fleetop_gpu_power_limit_watts", Field::PowerLimitW),
-    fleetop("fleetop_gpu_sm_clock_hertz", Field::SmClockHz),
-    fleetop("fleetop_gpu_ecc_uncorrected_errors", Field::EccDbe),
-    fleetop("fleetop_gpu_remapped_rows_pending", Field::RemapPending),
-    fleetop("fleetop_gpu_xid_errors", Field::XidCount),
-    fleetop("fleetop_gpu_nvlinks", Field::NvLinkTotal),
-    fleetop("fleetop_gpu_nvlink_down", Field::NvLinkDown),
-    fleetop(
-        "fleetop_gpu_nvlink_errors_total",
-        Field::NvLinkErrorByCounter,
-    ),
-    fleetop("fleetop_gpu_recovery_action", Field::RecoveryAction),
+    fleetop(names::GPU_UTILIZATION, Field::UtilRatio),
+    fleetop(names::GPU_MEMORY_UTILIZATION, Field::MemUtilRatio),
+    fleetop(names::GPU_MEMORY_USED, Field::MemUsedBytes),
+    fleetop(names::GPU_MEMORY_TOTAL, Field::MemTotalBytes),
+    fleetop(names::GPU_TEMPERATURE, Field::Temp),
+    fleetop(names::GPU_MEMORY_TEMPERATURE, Field::MemTemp),
+    fleetop(names::GPU_POWER, Field::PowerW),
+    fleetop(names::GPU_POWER_LIMIT, Field::PowerLimitW),
+    fleetop(names::GPU_SM_CLOCK, Field::SmClockHz),
+    fleetop(names::GPU_ECC_UNCORRECTED, Field::EccDbe),
+    fleetop(names::GPU_REMAPPED_ROWS_PENDING, Field::RemapPending),
+    fleetop(names::GPU_XID_ERRORS, Field::XidCount),
+    fleetop(names::GPU_NVLINKS, Field::NvLinkTotal),
+    fleetop(names::GPU_NVLINK_DOWN, Field::NvLinkDown),
+    fleetop(names::GPU_NVLINK_ERRORS, Field::NvLinkErrorByCounter),
+    fleetop(names::GPU_RECOVERY_ACTION, Field::RecoveryAction),
 ];
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -509,6 +507,19 @@ mod tests {
     use super::*;
     use crate::transport::prometheus::query::Text;
     use std::borrow::Cow;
+
+    #[test]
+    fn fleetop_s_own_families_are_the_ones_its_exporter_writes() {
+        let mut read: Vec<&str> = FAMILIES
+            .iter()
+            .filter(|f| f.dialect == Dialect::Fleetop)
+            .map(|f| f.name)
+            .collect();
+        let mut written = crate::telemetry::metric_names::READ_BACK.to_vec();
+        read.sort_unstable();
+        written.sort_unstable();
+        assert_eq!(read, written);
+    }
 
     /// A series as the store sends it.
     fn series<'a>(labels: &[(&'a str, &'a str)], value: &'a str) -> Series<'a> {

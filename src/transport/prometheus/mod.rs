@@ -319,7 +319,7 @@ impl PrometheusTransport {
         // Scrape targets that failed their last scrape (few: only those answer), by whichever of the node
         // label, fleetop's `node` or `instance` names an inventory node.
         let mut down = vec![false; inv.nodes.len()];
-        let query = "up == 0";
+        let query = query::TARGETS_DOWN;
         let body = client.instant(query, time, budget)?;
         let parsing = Instant::now();
         let series = query::each_vector(query, &body.bytes, |s| {
@@ -543,7 +543,7 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> 
 /// Every query one refresh asks, in order (for benchmarks that ask the same of the store's own client).
 pub fn queries(node_label: &str) -> Vec<String> {
     let mut all: Vec<String> = FAMILIES.iter().map(|f| f.query(node_label)).collect();
-    all.push("up == 0".into());
+    all.push(query::TARGETS_DOWN.into());
     all
 }
 

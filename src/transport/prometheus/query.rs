@@ -14,6 +14,9 @@ use crate::inventory::{expand_home, PrometheusSource};
 
 /// The largest answer read for one family: 100,000 GPUs' series with dcgm-exporter's labels fit well inside.
 const MAX_ANSWER_BYTES: u64 = 512 * 1024 * 1024;
+/// The scrape targets that failed their last scrape (Prometheus' own `up` series): the one spelling of the
+/// query, for the refresh and the list of queries asked.
+pub const TARGETS_DOWN: &str = "up == 0";
 /// How long one query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Labels kept per series: dcgm-exporter sends about a dozen; a series with hundreds is refused.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ssh2::Channel;
 
 use super::connected::{fail, Connected, NodeFailure, Tunnel};
-use super::Timeouts;
+use super::timeouts::Timeouts;
 use crate::transport::FailureKind;
 
 /// Opens a tunnel to `host:port` through `jump`; returns the local end for the inner session.

@@ -16,6 +16,7 @@ mod session;
 pub mod shell;
 mod stamped;
 mod stream;
+mod timeouts;
 mod upload;
 mod worker;
 
@@ -23,6 +24,8 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+pub use timeouts::Timeouts;
 
 use command::NodePlan;
 use gate::Gate;
@@ -32,21 +35,6 @@ use super::{
     Completed, FailureKind, Following, MsgSender, NodeCommands, NodeEvent, NodeSink, Transport,
 };
 use crate::inventory::{expand_home, Inventory, NodeId};
-
-#[derive(Debug, Clone)]
-pub struct Timeouts {
-    pub connect: Duration,
-    pub handshake: Duration,
-    pub first_sample: Duration,
-    /// Silence after which a streaming node is considered hung and reconnected.
-    pub stall: Duration,
-    /// Samples closer together than this are dropped (and counted): a node streaming faster than its
-    /// interval cannot flood the jump host's queue.
-    pub min_sample_gap: Duration,
-    /// A node followed through nvidia-smi runs the choice again this often, so an agent installed since
-    /// (`fleetop deploy`) is picked up on the same session.
-    pub agent_recheck: Duration,
-}
 
 /// The session each node's worker holds right now, so an action can run a command through it
 /// instead of opening a second connection.
@@ -79,20 +67,6 @@ pub struct SshTransport {
     known_hosts: Arc<known::KnownHosts>,
     timeouts: Timeouts,
     max_handshakes: usize,
-}
-
-impl Timeouts {
-    /// The inventory's connection timeouts.
-    pub(crate) fn from_settings(s: &crate::inventory::Settings) -> Timeouts {
-        Timeouts {
-            connect: s.connect_timeout,
-            handshake: s.handshake_timeout,
-            first_sample: s.first_sample_timeout,
-            agent_recheck: s.agent_recheck,
-            stall: (s.interval * 5).max(Duration::from_secs(10)),
-            min_sample_gap: s.interval / 4,
-        }
-    }
 }
 
 impl NodeCommands for Sessions {

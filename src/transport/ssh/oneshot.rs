@@ -8,7 +8,7 @@ use super::connected::{fail, NodeFailure};
 use super::endpoint::Endpoint;
 use super::known::KnownHosts;
 use super::session;
-use super::Timeouts;
+use super::timeouts::Timeouts;
 use crate::transport::{Completed, Ending};
 
 /// Most output kept from an action's command.

@@ -10,7 +10,7 @@ use ssh2::{HashType, MethodType, Session};
 use super::connected::{fail, Connected, NodeFailure};
 use super::endpoint::Endpoint;
 use super::known::{KnownHosts, Verdict};
-use super::Timeouts;
+use super::timeouts::Timeouts;
 use crate::transport::FailureKind;
 
 /// Host key algorithms in the order we ask for them; the first one the server has is used,

@@ -7,7 +7,7 @@ use ssh2::Session;
 
 use super::command::Shown;
 use super::connected::{fail, NodeFailure};
-use super::Timeouts;
+use super::timeouts::Timeouts;
 use crate::transport::decode::StreamDecoder;
 use crate::transport::{FailureKind, NodeEvent, NodeSink};
 

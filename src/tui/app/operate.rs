@@ -162,11 +162,10 @@ impl App {
 
     /// Starts drain, undrain or reboot of the targets: the reason prompt first.
     pub(crate) fn begin(&mut self, kind: ActionKind) {
-        if self.ops.read_only || self.fleet.inventory().actions.read_only {
-            self.ops.failures.push(format!(
-                "read-only: {} refused (--read-only or [actions] read_only)",
-                kind.as_str()
-            ));
+        if actions::read_only(self.ops.read_only, self.fleet.inventory()) {
+            self.ops
+                .failures
+                .push(actions::read_only_refusal(kind.as_str()));
             return;
         }
         self.mode = Mode::Reason {

@@ -149,7 +149,7 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             theme.accent(),
         ));
     }
-    if app.ops.read_only || app.fleet.inventory().actions.read_only {
+    if crate::actions::read_only(app.ops.read_only, app.fleet.inventory()) {
         tabs.push(Span::styled("  read-only", theme.dim()));
     }
     frame.render_widget(

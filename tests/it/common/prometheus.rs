@@ -1,0 +1,59 @@
+//! Debian's Prometheus and promtool, for the exporter and the Prometheus source.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::process::{free_port, Killed};
+
+/// Debian's `prometheus` on 127.0.0.1 with `config`, its data under `dir`: the server and its base URL, once it
+/// answers `/-/ready` with 200 (not merely once its port accepts connections).
+pub fn prometheus(dir: &Path, config: &Path) -> (Killed, String) {
+    let web = free_port();
+    let server = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package) is installed by scripts/test"),
+    );
+    let base = format!("http://127.0.0.1:{web}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ureq::get(&format!("{base}/-/ready"))
+        .timeout(Duration::from_secs(2))
+        .call()
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "prometheus never became ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (server, base)
+}
+
+/// Fails unless `promtool check metrics` accepts `text` as Prometheus exposition.
+pub fn promtool_check(text: &str) {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed by scripts/test");
+    if let Some(mut stdin) = promtool.stdin.take() {
+        std::io::Write::write_all(&mut stdin, text.as_bytes()).unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
