@@ -155,6 +155,10 @@ fn demo_reset_needs_the_drain_first_then_resets_the_gpus_and_is_audited() {
         Duration::from_secs(10),
     );
     tmux.keys(&["Escape"]);
+    // ESC and a letter read together are Alt+letter to the terminal: let the dialog close first.
+    tmux.wait_until("the dialog to close", Duration::from_secs(10), |s| {
+        !s.contains("[ Cancel ]")
+    });
     tmux.keys(&["D"]);
     tmux.wait_for(&["reason for drain of 1 node(s)"], Duration::from_secs(10));
     tmux.keys(&["XID 79", "Enter"]);
