@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::command::quoted;
 use super::endpoint::Endpoint;
 use super::known::KnownHosts;
+pub use super::upload::Sent;
 use super::upload::{self, Limits};
 use super::{oneshot, session, Timeouts};
 use crate::telemetry::sanitize::make_inert;
@@ -22,9 +23,18 @@ const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 /// The binary to install, with what it needs from a node.
 #[derive(Debug, Clone)]
 pub struct Payload {
-    pub bytes: std::sync::Arc<Vec<u8>>,
-    /// Lowercase hex.
+    /// What goes over the wire: the file to install, gzip-compressed (the node runs `gzip -dc`).
+    pub compressed: std::sync::Arc<Vec<u8>>,
+    /// Lowercase hex SHA-256 of the file to install (decompressed): checked on the node before the rename.
     pub sha256: String,
+    /// Lowercase hex SHA-256 of the file deploy was given, before its debug sections were stripped: a node
+    /// holding that file runs the same build too (as earlier releases installed it).
+    pub source_sha256: String,
+    /// Sizes in bytes of the file to install and of the file deploy was given.
+    pub installed_len: usize,
+    pub source_len: usize,
+    /// How the file to install was made from the one given ("debug sections stripped", or why not).
+    pub stripped: String,
     /// The architecture as `uname -m` names it (`x86_64`, `aarch64`).
     pub arch: String,
     /// The newest glibc symbol version it links against, when it links against glibc.
@@ -57,6 +67,8 @@ pub struct Probe {
     pub unit_sha256: Option<String>,
     /// The agent path names a directory on the node (a rename would move the upload into it).
     pub directory: bool,
+    /// `gzip` is on the node's PATH (it decompresses the upload).
+    pub gzip: bool,
 }
 
 /// How a node's install ended.
@@ -75,6 +87,8 @@ pub enum Installed {
         to: String,
         /// What changed: the agent, its unit, or both.
         detail: String,
+        /// How the agent went over the wire, when it was uploaded.
+        upload: Option<Sent>,
     },
     Failed(String),
 }
@@ -111,7 +125,16 @@ pub fn install(
     if let Some(why) = cannot_run(payload, &probe) {
         return Installed::Failed(why);
     }
-    let agent_current = probe.installed_sha256.as_deref() == Some(payload.sha256.as_str());
+    let agent_current = probe
+        .installed_sha256
+        .as_deref()
+        .is_some_and(|h| h == payload.sha256 || h == payload.source_sha256);
+    if !agent_current && !probe.gzip {
+        return Installed::Failed(
+            "the node has no gzip on its PATH; deploy sends the agent compressed and needs `gzip -dc` there"
+                .into(),
+        );
+    }
     let unit_current =
         service.is_none_or(|svc| probe.unit_sha256.as_deref() == Some(svc.sha256.as_str()));
     if agent_current && unit_current {
@@ -128,19 +151,23 @@ pub fn install(
         return Installed::Failed(why);
     }
     let mut changed = Vec::new();
+    let mut sent = None;
     let to = if agent_current {
         probe.installed_version.clone().unwrap_or_default()
     } else {
         let temporary = temporary_path(path);
-        let limits = Limits::for_len(payload.bytes.len(), t.stall);
-        if let Err(why) = upload::upload(s, &temporary, &payload.bytes, limits) {
-            // The stalled session is left as it is; a new one removes the partial file.
-            let left = upload::remove_leftover(ep, known_hosts, t, &temporary, STEP_LIMIT)
-                .err()
-                .map_or(String::new(), |e| {
-                    format!("; {temporary} may remain on the node: {e}")
-                });
-            return Installed::Failed(format!("{why}{left}"));
+        let limits = Limits::for_len(payload.compressed.len(), t.stall);
+        match upload::upload(s, &temporary, &payload.compressed, limits) {
+            Ok(via) => sent = Some(via),
+            Err(why) => {
+                // The stalled session is left as it is; a new one removes the partial files.
+                let left = upload::remove_leftover(ep, known_hosts, t, &temporary, STEP_LIMIT)
+                    .err()
+                    .map_or(String::new(), |e| {
+                        format!("; {temporary} may remain on the node: {e}")
+                    });
+                return Installed::Failed(format!("{why}{left}"));
+            }
         }
         match finish(s, &temporary, path, &payload.sha256) {
             Ok(to) => {
@@ -164,6 +191,7 @@ pub fn install(
         from: probe.installed_version,
         to,
         detail: changed.join("; "),
+        upload: sent,
     }
 }
 
@@ -252,7 +280,8 @@ fn probe(s: &ssh2::Session, path: &str, service: Option<&Service>) -> Result<Pro
          v=$(timeout 10 \"$p\" --version 2>/dev/null | head -n 1); echo \"${{v:--}}\"\n\
          else\n  echo -; echo -\nfi\n\
          h=$(sha256sum \"$u\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n\
-         if [ -d \"$p\" ]; then echo directory; else echo -; fi\n",
+         if [ -d \"$p\" ]; then echo directory; else echo -; fi\n\
+         if command -v gzip >/dev/null 2>&1; then echo gzip; else echo -; fi\n",
         quoted(path),
         quoted(&unit)
     );
@@ -260,12 +289,12 @@ fn probe(s: &ssh2::Session, path: &str, service: Option<&Service>) -> Result<Pro
     parse_probe(&out)
 }
 
-/// The probe's six lines; every one is the node's word, so each is checked or made inert.
+/// The probe's seven lines; every one is the node's word, so each is checked or made inert.
 pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
-    let [arch, libc, hash, version, unit, kind] = lines[..] else {
+    let [arch, libc, hash, version, unit, kind, gzip] = lines[..] else {
         return Err(format!(
-            "cannot inspect the node: expected 6 lines, got {}",
+            "cannot inspect the node: expected 7 lines, got {}",
             lines.len()
         ));
     };
@@ -286,6 +315,7 @@ pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
         installed_version,
         unit_sha256: sha256(unit),
         directory: kind == "directory",
+        gzip: gzip == "gzip",
     })
 }
 
@@ -324,7 +354,7 @@ mod tests {
     fn a_probe_is_read_line_by_line_and_checked() {
         let hash = "a".repeat(64);
         let p = parse_probe(&format!(
-            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n{hash}\n-\n"
+            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n{hash}\n-\ngzip\n"
         ))
         .unwrap();
         assert_eq!(p.unit_sha256.as_deref(), Some(hash.as_str()));
@@ -336,14 +366,14 @@ mod tests {
             Some("fleetop 0.1.0 (build x)")
         );
 
-        let none = parse_probe("aarch64\n-\n-\n-\n-\n-\n").unwrap();
+        let none = parse_probe("aarch64\n-\n-\n-\n-\n-\n-\n").unwrap();
         assert_eq!(
             (none.glibc, none.installed_sha256, none.installed_version),
             (None, None, None)
         );
 
         let hostile =
-            parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n-\n").unwrap();
+            parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n-\ngzip\n").unwrap();
         assert_eq!(
             hostile.installed_sha256, None,
             "only a SHA-256 is taken as one"
@@ -351,15 +381,20 @@ mod tests {
         assert!(!hostile.installed_version.unwrap().contains('\u{1b}'));
         assert!(parse_probe("x86_64\n").is_err());
         assert!(!p.directory && !none.directory);
-        let dir = parse_probe("x86_64\n-\n-\n-\n-\ndirectory\n").unwrap();
+        assert!(p.gzip && !none.gzip, "a node without gzip is seen");
+        let dir = parse_probe("x86_64\n-\n-\n-\n-\ndirectory\n-\n").unwrap();
         assert!(dir.directory, "an agent_path naming a directory is seen");
     }
 
     #[test]
     fn another_architecture_or_an_older_glibc_is_refused_before_upload() {
         let payload = Payload {
-            bytes: std::sync::Arc::new(Vec::new()),
+            compressed: std::sync::Arc::new(Vec::new()),
             sha256: "0".repeat(64),
+            source_sha256: "1".repeat(64),
+            installed_len: 0,
+            source_len: 0,
+            stripped: String::new(),
             arch: "x86_64".into(),
             glibc: Some((2, 34)),
         };
@@ -370,6 +405,7 @@ mod tests {
             installed_version: None,
             unit_sha256: None,
             directory: false,
+            gzip: true,
         };
         assert_eq!(cannot_run(&payload, &node("x86_64", Some((2, 36)))), None);
         assert_eq!(
