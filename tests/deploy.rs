@@ -1,6 +1,7 @@
-//! `fleetop deploy` against a loopback fleet of real sshd nodes: agentless and old nodes are updated, a
-//! current one is skipped, a read-only one fails cleanly, a re-run changes nothing, and the fleet moves from
-//! nvidia-smi to the agent.
+//! `fleetop deploy` against a loopback fleet of real sshd nodes: agentless and old nodes are updated with a
+//! stripped, compressed agent (a small fraction of the binary on the wire), a current one is skipped, a
+//! read-only one fails cleanly, a re-run changes nothing, and the fleet moves from nvidia-smi to the agent; a
+//! node without SFTP is deployed over exec, and a corrupted transfer is caught by the SHA-256 check.
 
 mod common;
 
@@ -297,8 +298,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn assert_installed_small(doc: &Value, node: &Value, installed: &Path) {
     let ours = fs::metadata(fleetop_bin()).unwrap().len();
     let sent = node["upload"]["bytes"].as_u64().unwrap();
-    assert!(sent > 0 && sent <= WIRE_BUDGET, "{sent} bytes sent: {node:#}");
-    assert!(sent < ours / 10, "{sent} bytes sent for a {ours}-byte binary");
+    assert!(
+        sent > 0 && sent <= WIRE_BUDGET,
+        "{sent} bytes sent: {node:#}"
+    );
+    assert!(
+        sent < ours / 10,
+        "{sent} bytes sent for a {ours}-byte binary"
+    );
     assert_eq!(doc["bytes"]["compressed"], sent, "{doc:#}");
     assert_eq!(doc["bytes"]["given"], ours, "{doc:#}");
     let landed = fs::read(installed).unwrap();
@@ -341,7 +348,11 @@ fn a_node_without_sftp_is_deployed_over_exec_and_a_rerun_skips_it() {
     assert_eq!(o["outcome"], "updated", "{o:#}");
     assert_eq!(o["upload"]["via"], "exec", "{o:#}");
     assert_installed_small(&doc, o, &fleet.agent_path(0));
-    assert_eq!(names_in(&fleet.agent_dir(0)), ["fleetop"], "nothing left behind");
+    assert_eq!(
+        names_in(&fleet.agent_dir(0)),
+        ["fleetop"],
+        "nothing left behind"
+    );
     assert!(
         fleet.logs().contains("subsystem not found"),
         "the node's sshd refused SFTP: {}",
@@ -380,7 +391,10 @@ fn a_corrupted_transfer_fails_the_sha256_check_and_leaves_the_old_agent() {
         let o = outcome(&doc, node);
         assert_eq!(o["outcome"], "failed", "{o:#}");
         let why = o["detail"].as_str().unwrap();
-        assert!(why.contains("checksum mismatch after upload"), "{node}: {why}");
+        assert!(
+            why.contains("checksum mismatch after upload"),
+            "{node}: {why}"
+        );
         assert_eq!(fs::read_to_string(fleet.agent_path(i)).unwrap(), old);
         assert_eq!(
             names_in(&fleet.agent_dir(i)),

@@ -91,7 +91,13 @@ mod tests {
             assert!(!after.iter().any(|n| n == debug), "{after:?}");
         }
         // `.debug_gdb_scripts` is loaded (SHF_ALLOC): part of the program's image, so kept.
-        for kept in [".text", ".rodata", ".dynamic", ".symtab", ".debug_gdb_scripts"] {
+        for kept in [
+            ".text",
+            ".rodata",
+            ".dynamic",
+            ".symtab",
+            ".debug_gdb_scripts",
+        ] {
             assert!(after.iter().any(|n| n == kept), "{kept} kept: {after:?}");
         }
         assert_eq!(
@@ -99,7 +105,11 @@ mod tests {
             Stripped::Unchanged,
             "stripping twice changes nothing"
         );
-        assert_eq!(strip_debug(&this), Stripped::Slim(slim), "same bytes every run");
+        assert_eq!(
+            strip_debug(&this),
+            Stripped::Slim(slim),
+            "same bytes every run"
+        );
     }
 
     #[test]

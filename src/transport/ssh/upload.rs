@@ -184,7 +184,10 @@ fn by_exec(
         } else {
             why
         };
-        return Err(give_up(s, format!("uploading {temporary} over exec: {why}")));
+        return Err(give_up(
+            s,
+            format!("uploading {temporary} over exec: {why}"),
+        ));
     }
     let ending = channel
         .send_eof()
@@ -250,10 +253,10 @@ fn send(
             Ok(n) => sent += n,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Err(format!(
-                "no progress for {} s after {sent} of {} bytes (the node's {reader} stalled)",
-                limits.no_progress.as_secs(),
-                bytes.len()
-            ))
+                    "no progress for {} s after {sent} of {} bytes (the node's {reader} stalled)",
+                    limits.no_progress.as_secs(),
+                    bytes.len()
+                ))
             }
             Err(e) => return Err(format!("{e} after {sent} of {} bytes", bytes.len())),
         }
