@@ -707,15 +707,20 @@ fn an_agent_path_naming_a_directory_is_refused_every_time() {
 
 #[test]
 fn a_stalled_upload_times_out_cleans_up_and_is_audited() {
+    // tn01 stalls over SFTP; tn02 has no SFTP and stalls over exec.
     let fleet = Fleet::start(
-        vec![Behaviour::Agent(Spec::node(1, 8))],
+        vec![
+            Behaviour::Agent(Spec::node(1, 8)),
+            Behaviour::Agent(Spec::node(2, 8)),
+        ],
         Quirks {
-            stalled_sftp: vec!["tn01".into()],
+            stalled_sftp: vec!["tn01".into(), "tn02".into()],
+            no_sftp: vec!["tn02".into()],
             ..Quirks::default()
         },
     );
     let inventory = fleet.write_inventory_with_agent_dirs();
-    let out = fleet.deploy(&inventory, &["tn01", "--format", "json"]);
+    let out = fleet.deploy(&inventory, &["tn[01-02]", "--yes", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -723,24 +728,38 @@ fn a_stalled_upload_times_out_cleans_up_and_is_audited() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc = json(&out);
-    let o = outcome(&doc, "tn01");
-    assert_eq!(o["outcome"], "failed", "{doc:#}");
-    let why = o["detail"].as_str().unwrap();
-    assert!(
-        why.contains("no progress for") && why.contains("stalled"),
-        "{why}\n{}",
-        fs::read_to_string(fleet.dir.path().join("records/stalling-sftp.log")).unwrap_or_default()
-    );
-    assert!(!why.contains("may remain"), "{why}");
-    let left: Vec<String> = fs::read_dir(fleet.agent_dir(0))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(left.is_empty(), "the partial upload is removed: {left:?}");
+    for (i, (node, reader)) in [("tn01", "SFTP server"), ("tn02", "decompressor")]
+        .into_iter()
+        .enumerate()
+    {
+        let o = outcome(&doc, node);
+        assert_eq!(o["outcome"], "failed", "{doc:#}");
+        let why = o["detail"].as_str().unwrap();
+        assert!(
+            why.contains("no progress for")
+                && why.contains(&format!("the node's {reader} stalled")),
+            "{why}\n{}",
+            fs::read_to_string(fleet.dir.path().join("records/stalling-sftp.log"))
+                .unwrap_or_default()
+        );
+        assert!(!why.contains("may remain"), "{why}");
+        let left = names_in(&fleet.agent_dir(i));
+        assert!(
+            left.is_empty(),
+            "{node}: the partial upload is removed: {left:?}"
+        );
+    }
     let records = audit_records(&fleet);
-    let kinds: Vec<(&str, Option<bool>)> = records
-        .iter()
-        .map(|r| (r["record"].as_str().unwrap(), r["ok"].as_bool()))
-        .collect();
-    assert_eq!(kinds, [("intent", None), ("outcome", Some(false))]);
+    for node in ["tn01", "tn02"] {
+        let kinds: Vec<(&str, Option<bool>)> = records
+            .iter()
+            .filter(|r| r["node"] == node)
+            .map(|r| (r["record"].as_str().unwrap(), r["ok"].as_bool()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("intent", None), ("outcome", Some(false))],
+            "{node}"
+        );
+    }
 }
