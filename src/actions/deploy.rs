@@ -511,6 +511,16 @@ mod tests {
         assert_eq!(p.sha256.len(), 64);
         let glibc = p.glibc.expect("a glibc build names its symbol versions");
         assert!(glibc >= (2, 2), "{glibc:?}");
+        // What lands is the stripped file (its own hash); the wire carries a small fraction of the binary.
+        assert_eq!(p.stripped, "debug sections stripped");
+        assert_ne!(p.sha256, p.source_sha256);
+        assert!(
+            p.installed_len < p.source_len / 2,
+            "{} of {}",
+            p.installed_len,
+            p.source_len
+        );
+        assert!(p.compressed.len() < p.source_len / 10);
     }
 
     #[test]
