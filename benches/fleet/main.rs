@@ -7,6 +7,7 @@
 
 #[path = "../../tests/it/common/mod.rs"]
 mod common;
+mod deploy;
 mod measure;
 mod prometheus;
 mod report;
@@ -59,6 +60,15 @@ fn main() {
         prometheus::prometheus(nodes, follow);
         return;
     }
+    // FLEETOP_BENCH_ONLY=deploy: the agent deployed to a fleet (FLEETOP_BENCH_DEPLOY_NODES=256), twice.
+    let deploy_n = std::env::var("FLEETOP_BENCH_DEPLOY_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("deploy") {
+        println!("{}", deploy::section(&deploy::deploy(deploy_n)));
+        return;
+    }
     // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).
     if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live") {
         let n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
@@ -85,13 +95,15 @@ fn main() {
     let render = fleetop_output(&["--demo", "--bench-render", "300"]);
     let memory = fleetop_output(&["--demo", "--bench-memory", "600"]);
     let (agent_ms, agent_rss, agent_samples) = agent_cost();
-    let report = report(
+    let deployed = deploy::deploy(deploy_n);
+    let mut report = report(
         &colds,
         &live,
         &render,
         &memory,
         (agent_ms, agent_rss, agent_samples),
     );
+    report += &deploy::section(&deployed);
     print!("{report}");
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     let _ = std::fs::write(docs.join("benchmarks.md"), &report);

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::audit::{self, AuditLog};
 use super::exec::Reach;
 use super::run::record_id;
+use super::slim;
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::ssh::endpoint;
 use crate::transport::ssh::install::{self, Installed, Payload};
@@ -126,6 +127,8 @@ pub struct NodeDeploy {
     pub to: Option<String>,
     pub detail: String,
     pub duration_ms: u64,
+    /// How the agent went over the wire (compressed bytes, `sftp` or `exec`), when it was uploaded.
+    pub upload: Option<install::Sent>,
 }
 
 impl NodeDeploy {
@@ -157,13 +160,25 @@ pub fn payload(binary: Option<&Path>) -> Result<Payload, String> {
             path.display()
         ));
     }
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let arch = elf_arch(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sha256 = hex_sha256(&bytes);
+    let given = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let arch = elf_arch(&given).map_err(|e| format!("{}: {e}", path.display()))?;
+    let source_sha256 = hex_sha256(&given);
+    let source_len = given.len();
+    let (installed, stripped) = match slim::strip_debug(&given) {
+        slim::Stripped::Slim(bytes) => (bytes, "debug sections stripped".to_string()),
+        slim::Stripped::Unchanged => (given, "no debug sections".to_string()),
+        // Still installable: the node runs it as it is, only the transfer is bigger.
+        slim::Stripped::Refused(why) => (given, format!("sent unstripped: {why}")),
+    };
+    let compressed = slim::gzip(&installed)?;
     Ok(Payload {
-        glibc: glibc_needed(&bytes),
-        bytes: Arc::new(bytes),
-        sha256,
+        glibc: glibc_needed(&installed),
+        sha256: hex_sha256(&installed),
+        source_sha256,
+        installed_len: installed.len(),
+        source_len,
+        stripped,
+        compressed: Arc::new(compressed),
         arch,
     })
 }
@@ -437,18 +452,21 @@ fn simulated(
         installed_version: None,
         unit_sha256: None,
         directory: false,
+        gzip: true,
     };
     match before_change(&probe) {
         Ok(()) => Installed::Updated {
             from: None,
             to: "simulated (--demo): nothing was run".into(),
             detail: "simulated".into(),
+            upload: None,
         },
         Err(why) => Installed::Failed(why),
     }
 }
 
 fn describe(node: String, path: &str, installed: Installed, started: Instant) -> NodeDeploy {
+    let mut upload = None;
     let (outcome, from, to, detail) = match installed {
         Installed::Current { version } => {
             ("current", version, None, "already runs this build".into())
@@ -459,7 +477,15 @@ fn describe(node: String, path: &str, installed: Installed, started: Instant) ->
             None,
             "would upload and install".into(),
         ),
-        Installed::Updated { from, to, detail } => ("updated", from, Some(to), detail),
+        Installed::Updated {
+            from,
+            to,
+            detail,
+            upload: sent,
+        } => {
+            upload = sent;
+            ("updated", from, Some(to), detail)
+        }
         Installed::Failed(why) => ("failed", None, None, why),
     };
     NodeDeploy {
@@ -470,6 +496,7 @@ fn describe(node: String, path: &str, installed: Installed, started: Instant) ->
         to,
         detail,
         duration_ms: started.elapsed().as_millis() as u64,
+        upload,
     }
 }
 
@@ -484,6 +511,16 @@ mod tests {
         assert_eq!(p.sha256.len(), 64);
         let glibc = p.glibc.expect("a glibc build names its symbol versions");
         assert!(glibc >= (2, 2), "{glibc:?}");
+        // What lands is the stripped file (its own hash); the wire carries a small fraction of the binary.
+        assert_eq!(p.stripped, "debug sections stripped");
+        assert_ne!(p.sha256, p.source_sha256);
+        assert!(
+            p.installed_len < p.source_len / 2,
+            "{} of {}",
+            p.installed_len,
+            p.source_len
+        );
+        assert!(p.compressed.len() < p.source_len / 10);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod redfish;
 pub mod reset;
 pub mod resets;
 pub mod run;
+pub mod slim;
 pub mod status;
 
 mod guard;

@@ -54,10 +54,13 @@ pub fn run(g: &Global, args: &DeployArgs) -> i32 {
     let table = args.format == ActionFormat::Table;
     if table {
         crate::text::warn(&format!(
-            "deploying sha256:{} ({} bytes, {}) to {} nodes",
+            "deploying sha256:{} ({} bytes, {}; {} bytes as given, {}; {} bytes per node on the wire) to {} nodes",
             payload.sha256.get(..12).unwrap_or(""),
-            payload.bytes.len(),
+            payload.installed_len,
             payload.arch,
+            payload.source_len,
+            payload.stripped,
+            payload.compressed.len(),
             req.nodes.len()
         ));
     }
@@ -98,6 +101,13 @@ pub fn run(g: &Global, args: &DeployArgs) -> i32 {
             let doc = serde_json::json!({
                 "action": "deploy",
                 "sha256": payload.sha256,
+                "source_sha256": payload.source_sha256,
+                "stripped": payload.stripped,
+                "bytes": {
+                    "given": payload.source_len,
+                    "installed": payload.installed_len,
+                    "compressed": payload.compressed.len(),
+                },
                 "operator": req.operator,
                 "dry_run": req.dry_run,
                 "nodes": results,

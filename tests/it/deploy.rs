@@ -1,6 +1,7 @@
-//! `fleetop deploy` against a loopback fleet of real sshd nodes: agentless and old nodes are updated, a
-//! current one is skipped, a read-only one fails cleanly, a re-run changes nothing, and the fleet moves from
-//! nvidia-smi to the agent.
+//! `fleetop deploy` against a loopback fleet of real sshd nodes: agentless and old nodes are updated with a
+//! stripped, compressed agent (a small fraction of the binary on the wire), a current one is skipped, a
+//! read-only one fails cleanly, a re-run changes nothing, and the fleet moves from nvidia-smi to the agent; a
+//! node without SFTP is deployed over exec, and a corrupted transfer is caught by the SHA-256 check.
 
 use crate::common;
 
@@ -187,7 +188,6 @@ fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only
 
     let (code, doc) = deploy(&fleet, &inventory, &["--reason", "agent rollout"]);
     assert_eq!(code, 1, "one node failed: {doc:#}");
-    let ours = fs::read(fleetop_bin()).unwrap();
     for (i, node) in ["tn01", "tn02"].iter().enumerate() {
         let o = outcome(&doc, node);
         assert_eq!(o["outcome"], "updated", "{o:#}");
@@ -196,11 +196,8 @@ fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only
             to.starts_with(&format!("fleetop {}", env!("CARGO_PKG_VERSION"))),
             "{to}"
         );
-        assert_eq!(
-            fs::read(fleet.agent_path(i)).unwrap(),
-            ours,
-            "{node} holds this build"
-        );
+        assert_eq!(o["upload"]["via"], "sftp", "{o:#}");
+        assert_installed_small(&doc, o, &fleet.agent_path(i));
     }
     assert_eq!(
         outcome(&doc, "tn01")["from"],
@@ -283,6 +280,134 @@ fn deploy_updates_old_and_agentless_nodes_skips_current_ones_and_fails_read_only
 
 fn fleetop_bin() -> &'static Path {
     common::fleetop_bin()
+}
+
+/// Bytes on the wire for one node: a stripped, compressed copy of the (debug) test binary, well under 10 MB.
+const WIRE_BUDGET: u64 = 10 * 1000 * 1000;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The node's agent at `installed` is the stripped build the deploy named (its SHA-256), smaller than this
+/// binary, and it runs; what went over the wire for it was a small fraction of this binary.
+fn assert_installed_small(doc: &Value, node: &Value, installed: &Path) {
+    let ours = fs::metadata(fleetop_bin()).unwrap().len();
+    let sent = node["upload"]["bytes"].as_u64().unwrap();
+    assert!(
+        sent > 0 && sent <= WIRE_BUDGET,
+        "{sent} bytes sent: {node:#}"
+    );
+    assert!(
+        sent < ours / 10,
+        "{sent} bytes sent for a {ours}-byte binary"
+    );
+    assert_eq!(doc["bytes"]["compressed"], sent, "{doc:#}");
+    assert_eq!(doc["bytes"]["given"], ours, "{doc:#}");
+    let landed = fs::read(installed).unwrap();
+    assert_eq!(sha256_hex(&landed), doc["sha256"].as_str().unwrap());
+    assert!(landed.len() as u64 == doc["bytes"]["installed"].as_u64().unwrap());
+    assert!((landed.len() as u64) < ours / 2, "debug sections stripped");
+    let version = Command::new(installed).arg("--version").output().unwrap();
+    assert!(version.status.success());
+    assert!(
+        String::from_utf8_lossy(&version.stdout)
+            .starts_with(&format!("fleetop {}", env!("CARGO_PKG_VERSION"))),
+        "{version:?}"
+    );
+}
+
+/// The names in a node's agent directory: nothing but what is installed may stay there.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_node_without_sftp_is_deployed_over_exec_and_a_rerun_skips_it() {
+    let fleet = Fleet::start(
+        vec![Behaviour::Agent(Spec::node(1, 8))],
+        Quirks {
+            no_sftp: vec!["tn01".into()],
+            ..Quirks::default()
+        },
+    );
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    let out = fleet.deploy(&inventory, &["tn01", "--format", "json"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let o = outcome(&doc, "tn01");
+    assert_eq!(o["outcome"], "updated", "{o:#}");
+    assert_eq!(o["upload"]["via"], "exec", "{o:#}");
+    assert_installed_small(&doc, o, &fleet.agent_path(0));
+    assert_eq!(
+        names_in(&fleet.agent_dir(0)),
+        ["fleetop"],
+        "nothing left behind"
+    );
+    assert!(
+        fleet.logs().contains("subsystem not found"),
+        "the node's sshd refused SFTP: {}",
+        fleet.logs()
+    );
+
+    let out = fleet.deploy(&inventory, &["tn01", "--format", "json"]);
+    let again = json(&out);
+    assert_eq!(outcome(&again, "tn01")["outcome"], "current", "{again:#}");
+    assert_eq!(outcome(&again, "tn01")["upload"], Value::Null);
+}
+
+#[test]
+fn a_corrupted_transfer_fails_the_sha256_check_and_leaves_the_old_agent() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(Spec::node(1, 8)),
+            Behaviour::Agent(Spec::node(2, 8)),
+        ],
+        Quirks {
+            corrupting_gzip: vec!["tn01".into(), "tn02".into()],
+            no_sftp: vec!["tn02".into()],
+            ..Quirks::default()
+        },
+    );
+    let inventory = fleet.write_inventory_with_agent_dirs();
+    let old = "#!/bin/sh\necho 'fleetop 0.0.9'\n";
+    for i in 0..2 {
+        fs::write(fleet.agent_path(i), old).unwrap();
+        fs::set_permissions(fleet.agent_path(i), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = fleet.deploy(&inventory, &["tn[01-02]", "--yes", "--format", "json"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    for (i, node) in ["tn01", "tn02"].iter().enumerate() {
+        let o = outcome(&doc, node);
+        assert_eq!(o["outcome"], "failed", "{o:#}");
+        let why = o["detail"].as_str().unwrap();
+        assert!(
+            why.contains("checksum mismatch after upload"),
+            "{node}: {why}"
+        );
+        assert_eq!(fs::read_to_string(fleet.agent_path(i)).unwrap(), old);
+        assert_eq!(
+            names_in(&fleet.agent_dir(i)),
+            ["fleetop"],
+            "{node}: the corrupted upload is removed"
+        );
+    }
+    let records = audit_records(&fleet);
+    assert_eq!(
+        records.iter().filter(|r| r["ok"] == false).count(),
+        2,
+        "{records:#?}"
+    );
 }
 
 /// Stops the agents the fleet's stand-in `systemctl restart` started (`records/*.pid`) when the test ends.
@@ -582,15 +707,20 @@ fn an_agent_path_naming_a_directory_is_refused_every_time() {
 
 #[test]
 fn a_stalled_upload_times_out_cleans_up_and_is_audited() {
+    // tn01 stalls over SFTP; tn02 has no SFTP and stalls over exec.
     let fleet = Fleet::start(
-        vec![Behaviour::Agent(Spec::node(1, 8))],
+        vec![
+            Behaviour::Agent(Spec::node(1, 8)),
+            Behaviour::Agent(Spec::node(2, 8)),
+        ],
         Quirks {
-            stalled_sftp: vec!["tn01".into()],
+            stalled_sftp: vec!["tn01".into(), "tn02".into()],
+            no_sftp: vec!["tn02".into()],
             ..Quirks::default()
         },
     );
     let inventory = fleet.write_inventory_with_agent_dirs();
-    let out = fleet.deploy(&inventory, &["tn01", "--format", "json"]);
+    let out = fleet.deploy(&inventory, &["tn[01-02]", "--yes", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -598,24 +728,38 @@ fn a_stalled_upload_times_out_cleans_up_and_is_audited() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc = json(&out);
-    let o = outcome(&doc, "tn01");
-    assert_eq!(o["outcome"], "failed", "{doc:#}");
-    let why = o["detail"].as_str().unwrap();
-    assert!(
-        why.contains("no progress for") && why.contains("stalled"),
-        "{why}\n{}",
-        fs::read_to_string(fleet.dir.path().join("records/stalling-sftp.log")).unwrap_or_default()
-    );
-    assert!(!why.contains("may remain"), "{why}");
-    let left: Vec<String> = fs::read_dir(fleet.agent_dir(0))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(left.is_empty(), "the partial upload is removed: {left:?}");
+    for (i, (node, reader)) in [("tn01", "SFTP server"), ("tn02", "decompressor")]
+        .into_iter()
+        .enumerate()
+    {
+        let o = outcome(&doc, node);
+        assert_eq!(o["outcome"], "failed", "{doc:#}");
+        let why = o["detail"].as_str().unwrap();
+        assert!(
+            why.contains("no progress for")
+                && why.contains(&format!("the node's {reader} stalled")),
+            "{why}\n{}",
+            fs::read_to_string(fleet.dir.path().join("records/stalling-sftp.log"))
+                .unwrap_or_default()
+        );
+        assert!(!why.contains("may remain"), "{why}");
+        let left = names_in(&fleet.agent_dir(i));
+        assert!(
+            left.is_empty(),
+            "{node}: the partial upload is removed: {left:?}"
+        );
+    }
     let records = audit_records(&fleet);
-    let kinds: Vec<(&str, Option<bool>)> = records
-        .iter()
-        .map(|r| (r["record"].as_str().unwrap(), r["ok"].as_bool()))
-        .collect();
-    assert_eq!(kinds, [("intent", None), ("outcome", Some(false))]);
+    for node in ["tn01", "tn02"] {
+        let kinds: Vec<(&str, Option<bool>)> = records
+            .iter()
+            .filter(|r| r["node"] == node)
+            .map(|r| (r["record"].as_str().unwrap(), r["ok"].as_bool()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("intent", None), ("outcome", Some(false))],
+            "{node}"
+        );
+    }
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use super::command::quoted;
 use super::endpoint::Endpoint;
+pub(crate) use super::inspect::parse_version;
+use super::inspect::probe;
+pub use super::inspect::Probe;
 use super::known::KnownHosts;
+pub use super::upload::Sent;
 use super::upload::{self, Limits};
 use super::{oneshot, session, Timeouts};
 use crate::telemetry::sanitize::make_inert;
@@ -22,9 +26,18 @@ const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 /// The binary to install, with what it needs from a node.
 #[derive(Debug, Clone)]
 pub struct Payload {
-    pub bytes: std::sync::Arc<Vec<u8>>,
-    /// Lowercase hex.
+    /// What goes over the wire: the file to install, gzip-compressed (the node runs `gzip -dc`).
+    pub compressed: std::sync::Arc<Vec<u8>>,
+    /// Lowercase hex SHA-256 of the file to install (decompressed): checked on the node before the rename.
     pub sha256: String,
+    /// Lowercase hex SHA-256 of the file deploy was given, before its debug sections were stripped: a node
+    /// holding that file runs the same build too (as earlier releases installed it).
+    pub source_sha256: String,
+    /// Sizes in bytes of the file to install and of the file deploy was given.
+    pub installed_len: usize,
+    pub source_len: usize,
+    /// How the file to install was made from the one given ("debug sections stripped", or why not).
+    pub stripped: String,
     /// The architecture as `uname -m` names it (`x86_64`, `aarch64`).
     pub arch: String,
     /// The newest glibc symbol version it links against, when it links against glibc.
@@ -44,21 +57,6 @@ pub struct Service {
     pub listen: String,
 }
 
-/// What a node runs now.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Probe {
-    pub arch: String,
-    pub glibc: Option<(u32, u32)>,
-    /// The SHA-256 of the file at the agent path, when there is one.
-    pub installed_sha256: Option<String>,
-    /// What that file's `--version` printed.
-    pub installed_version: Option<String>,
-    /// The SHA-256 of the systemd unit, when one was asked about and is there.
-    pub unit_sha256: Option<String>,
-    /// The agent path names a directory on the node (a rename would move the upload into it).
-    pub directory: bool,
-}
-
 /// How a node's install ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Installed {
@@ -75,6 +73,8 @@ pub enum Installed {
         to: String,
         /// What changed: the agent, its unit, or both.
         detail: String,
+        /// How the agent went over the wire, when it was uploaded.
+        upload: Option<Sent>,
     },
     Failed(String),
 }
@@ -111,7 +111,16 @@ pub fn install(
     if let Some(why) = cannot_run(payload, &probe) {
         return Installed::Failed(why);
     }
-    let agent_current = probe.installed_sha256.as_deref() == Some(payload.sha256.as_str());
+    let agent_current = probe
+        .installed_sha256
+        .as_deref()
+        .is_some_and(|h| h == payload.sha256 || h == payload.source_sha256);
+    if !agent_current && !probe.gzip {
+        return Installed::Failed(
+            "the node has no gzip on its PATH; deploy sends the agent compressed and needs `gzip -dc` there"
+                .into(),
+        );
+    }
     let unit_current =
         service.is_none_or(|svc| probe.unit_sha256.as_deref() == Some(svc.sha256.as_str()));
     if agent_current && unit_current {
@@ -128,19 +137,23 @@ pub fn install(
         return Installed::Failed(why);
     }
     let mut changed = Vec::new();
+    let mut sent = None;
     let to = if agent_current {
         probe.installed_version.clone().unwrap_or_default()
     } else {
         let temporary = temporary_path(path);
-        let limits = Limits::for_len(payload.bytes.len(), t.stall);
-        if let Err(why) = upload::upload(s, &temporary, &payload.bytes, limits) {
-            // The stalled session is left as it is; a new one removes the partial file.
-            let left = upload::remove_leftover(ep, known_hosts, t, &temporary, STEP_LIMIT)
-                .err()
-                .map_or(String::new(), |e| {
-                    format!("; {temporary} may remain on the node: {e}")
-                });
-            return Installed::Failed(format!("{why}{left}"));
+        let limits = Limits::for_len(payload.compressed.len(), t.stall);
+        match upload::upload(s, &temporary, &payload.compressed, limits) {
+            Ok(via) => sent = Some(via),
+            Err(why) => {
+                // The stalled session is left as it is; a new one removes the partial files.
+                let left = upload::remove_leftover(ep, known_hosts, t, &temporary, STEP_LIMIT)
+                    .err()
+                    .map_or(String::new(), |e| {
+                        format!("; {temporary} may remain on the node: {e}")
+                    });
+                return Installed::Failed(format!("{why}{left}"));
+            }
         }
         match finish(s, &temporary, path, &payload.sha256) {
             Ok(to) => {
@@ -164,6 +177,7 @@ pub fn install(
         from: probe.installed_version,
         to,
         detail: changed.join("; "),
+        upload: sent,
     }
 }
 
@@ -226,7 +240,7 @@ fn temporary_path(path: &str) -> String {
 }
 
 /// Runs a script with `sh -c` and returns its stdout lines, or why it failed.
-fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
+pub(super) fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
     let done = oneshot::run_on(s, &format!("sh -c {}", quoted(text)), STEP_LIMIT)
         .map_err(|e| format!("SSH: {e}"))?;
     let mut said = format!("{}{}", done.stdout.trim(), done.stderr.trim());
@@ -238,63 +252,6 @@ fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
         Ending::Dropped(why) => Err(format!("connection lost: {why}")),
         Ending::TimedOut(limit) => Err(format!("no answer within {} s", limit.as_secs())),
     }
-}
-
-/// Architecture, glibc, the installed file's hash and version, and the unit's hash, in one command.
-fn probe(s: &ssh2::Session, path: &str, service: Option<&Service>) -> Result<Probe, String> {
-    let unit = service.map_or_else(
-        || "/nonexistent/fleetop-no-unit".to_string(),
-        |svc| format!("{}/{}", svc.dir.trim_end_matches('/'), svc.name),
-    );
-    let text = format!(
-        "p={}; u={}\nuname -m\ngetconf GNU_LIBC_VERSION 2>/dev/null || echo -\n\
-         if [ -f \"$p\" ]; then\n  h=$(sha256sum \"$p\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n  \
-         v=$(timeout 10 \"$p\" --version 2>/dev/null | head -n 1); echo \"${{v:--}}\"\n\
-         else\n  echo -; echo -\nfi\n\
-         h=$(sha256sum \"$u\" 2>/dev/null) && echo \"${{h%% *}}\" || echo -\n\
-         if [ -d \"$p\" ]; then echo directory; else echo -; fi\n",
-        quoted(path),
-        quoted(&unit)
-    );
-    let out = script(s, &text).map_err(|e| format!("cannot inspect the node: {e}"))?;
-    parse_probe(&out)
-}
-
-/// The probe's six lines; every one is the node's word, so each is checked or made inert.
-pub(crate) fn parse_probe(out: &str) -> Result<Probe, String> {
-    let lines: Vec<&str> = out.lines().map(str::trim).collect();
-    let [arch, libc, hash, version, unit, kind] = lines[..] else {
-        return Err(format!(
-            "cannot inspect the node: expected 6 lines, got {}",
-            lines.len()
-        ));
-    };
-    let known = |v: &str| (v != "-" && !v.is_empty()).then(|| v.to_string());
-    let sha256 =
-        |v: &str| known(v).filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    let installed_sha256 = sha256(hash);
-    let installed_version = known(version).map(|mut v| {
-        make_inert(&mut v, 80);
-        v
-    });
-    let mut arch = arch.to_string();
-    make_inert(&mut arch, 32);
-    Ok(Probe {
-        arch,
-        glibc: libc.strip_prefix("glibc ").and_then(parse_version),
-        installed_sha256,
-        installed_version,
-        unit_sha256: sha256(unit),
-        directory: kind == "directory",
-    })
-}
-
-/// `2.36` (or `2.2.5`) → (2, 36).
-pub(crate) fn parse_version(text: &str) -> Option<(u32, u32)> {
-    let mut parts = text.trim().split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 /// Checks the upload's hash and that it runs, then renames it into place; returns what `--version` printed.
@@ -321,45 +278,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_probe_is_read_line_by_line_and_checked() {
-        let hash = "a".repeat(64);
-        let p = parse_probe(&format!(
-            "x86_64\nglibc 2.36\n{hash}\nfleetop 0.1.0 (build x)\n{hash}\n-\n"
-        ))
-        .unwrap();
-        assert_eq!(p.unit_sha256.as_deref(), Some(hash.as_str()));
-        assert_eq!(p.arch, "x86_64");
-        assert_eq!(p.glibc, Some((2, 36)));
-        assert_eq!(p.installed_sha256.as_deref(), Some(hash.as_str()));
-        assert_eq!(
-            p.installed_version.as_deref(),
-            Some("fleetop 0.1.0 (build x)")
-        );
-
-        let none = parse_probe("aarch64\n-\n-\n-\n-\n-\n").unwrap();
-        assert_eq!(
-            (none.glibc, none.installed_sha256, none.installed_version),
-            (None, None, None)
-        );
-
-        let hostile =
-            parse_probe("x86_64\nglibc 2.36\nnot-a-hash\n\u{1b}[2Jowned\n-\n-\n").unwrap();
-        assert_eq!(
-            hostile.installed_sha256, None,
-            "only a SHA-256 is taken as one"
-        );
-        assert!(!hostile.installed_version.unwrap().contains('\u{1b}'));
-        assert!(parse_probe("x86_64\n").is_err());
-        assert!(!p.directory && !none.directory);
-        let dir = parse_probe("x86_64\n-\n-\n-\n-\ndirectory\n").unwrap();
-        assert!(dir.directory, "an agent_path naming a directory is seen");
-    }
-
-    #[test]
     fn another_architecture_or_an_older_glibc_is_refused_before_upload() {
         let payload = Payload {
-            bytes: std::sync::Arc::new(Vec::new()),
+            compressed: std::sync::Arc::new(Vec::new()),
             sha256: "0".repeat(64),
+            source_sha256: "1".repeat(64),
+            installed_len: 0,
+            source_len: 0,
+            stripped: String::new(),
             arch: "x86_64".into(),
             glibc: Some((2, 34)),
         };
@@ -370,6 +296,7 @@ mod tests {
             installed_version: None,
             unit_sha256: None,
             directory: false,
+            gzip: true,
         };
         assert_eq!(cannot_run(&payload, &node("x86_64", Some((2, 36)))), None);
         assert_eq!(

@@ -7,6 +7,7 @@ mod connected;
 pub mod endpoint;
 mod gate;
 mod identity;
+mod inspect;
 pub mod install;
 mod jump;
 pub mod known;

@@ -98,9 +98,25 @@ pub struct Quirks {
     pub wrong_host_key: Vec<String>,
     /// Nodes missing from known_hosts.
     pub unknown_host_key: Vec<String>,
-    /// Nodes whose SFTP server stops reading after 5 MB (`fleet-bin/stalling-sftp`, run by `ForceCommand`,
+    /// Nodes whose SFTP server stops reading after 1 MB (`fleet-bin/stalling-sftp`, run by `ForceCommand`,
     /// which lets every other command through).
     pub stalled_sftp: Vec<String>,
+    /// Nodes whose sshd has no `Subsystem sftp` line (as on some hardened images): they get sshds of their
+    /// own, since OpenSSH 9.2 takes `Subsystem` only globally.
+    pub no_sftp: Vec<String>,
+    /// Nodes whose `gzip` corrupts what it decompresses (`fleet-bin/gzip-corrupting`), as a bad disk or a
+    /// bit flip would.
+    pub corrupting_gzip: Vec<String>,
+}
+
+/// Which of one sshd's addresses get which quirk.
+#[derive(Clone, Copy)]
+struct PerNode<'a> {
+    refused: &'a [String],
+    no_agent: &'a [String],
+    stalled: &'a [String],
+    corrupting: &'a [String],
+    sftp: bool,
 }
 
 pub struct Fleet {
@@ -151,6 +167,11 @@ fn install_tools(root: &Path, shared: &Shared) {
             write_exec(&root.join("bin-noagent").join(tool), &text);
         }
     }
+    fs::create_dir(root.join("bin-corrupt")).unwrap();
+    write_exec(
+        &root.join("bin-corrupt").join("gzip"),
+        &fs::read_to_string(source.join("gzip-corrupting")).unwrap(),
+    );
     fs::write(root.join("empty.kmsg"), "").unwrap();
 }
 
@@ -275,9 +296,36 @@ impl Fleet {
             .filter(|n| quirks.stalled_sftp.contains(&n.name))
             .map(|n| n.addr.clone())
             .collect();
-        let addrs: Vec<String> = fleet.nodes.iter().map(|n| n.addr.clone()).collect();
-        for (i, group) in addrs.chunks(ADDRS_PER_SSHD).enumerate() {
-            let config = fleet.sshd_config(i, group, &refused, &no_agent, &stalled);
+        let corrupting: Vec<String> = fleet
+            .nodes
+            .iter()
+            .filter(|n| quirks.corrupting_gzip.contains(&n.name))
+            .map(|n| n.addr.clone())
+            .collect();
+        let (plain, no_sftp): (Vec<&Node>, Vec<&Node>) = fleet
+            .nodes
+            .iter()
+            .partition(|n| !quirks.no_sftp.contains(&n.name));
+        let addrs = |nodes: Vec<&Node>| -> Vec<String> {
+            nodes.into_iter().map(|n| n.addr.clone()).collect()
+        };
+        let groups: Vec<(Vec<String>, bool)> = [(addrs(plain), true), (addrs(no_sftp), false)]
+            .into_iter()
+            .flat_map(|(all, sftp)| {
+                all.chunks(ADDRS_PER_SSHD)
+                    .map(|g| (g.to_vec(), sftp))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (i, (group, sftp)) in groups.iter().enumerate() {
+            let per_node = PerNode {
+                refused: &refused,
+                no_agent: &no_agent,
+                stalled: &stalled,
+                corrupting: &corrupting,
+                sftp: *sftp,
+            };
+            let config = fleet.sshd_config(i, group, &per_node);
             fleet.sshds.push((
                 config.clone(),
                 spawn_sshd(&config, &root.join(format!("sshd-{i}.log"))),
@@ -287,14 +335,14 @@ impl Fleet {
         fleet
     }
 
-    fn sshd_config(
-        &self,
-        i: usize,
-        addrs: &[String],
-        refused: &[String],
-        no_agent: &[String],
-        stalled: &[String],
-    ) -> PathBuf {
+    fn sshd_config(&self, i: usize, addrs: &[String], per_node: &PerNode) -> PathBuf {
+        let PerNode {
+            refused,
+            no_agent,
+            stalled,
+            corrupting,
+            sftp,
+        } = *per_node;
         let root = self.dir.path();
         let mut cfg = String::new();
         for a in addrs {
@@ -305,10 +353,12 @@ impl Fleet {
             "HostKey {r}/host_key\nPidFile {r}/sshd-{i}.pid\nAuthorizedKeysFile {r}/authorized_keys\n\
              UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PubkeyAuthentication yes\nMaxStartups 1024:100:1024\nMaxSessions 64\nLogLevel VERBOSE\n\
-             KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\nAllowTcpForwarding yes\n\
-             Subsystem sftp internal-sftp\n",
+             KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\nAllowTcpForwarding yes\n",
             r = root.display()
         );
+        if sftp {
+            cfg.push_str("Subsystem sftp internal-sftp\n");
+        }
         // sshd keeps the first SetEnv that applies: the per-node blocks come before the catch-all. An agent
         // run directly (not through bin/fleetop, as after `fleetop deploy`) finds the fake NVML library and
         // its node's spec (nodes/<address>.spec) through these.
@@ -320,6 +370,10 @@ impl Fleet {
                 nvml = shared().fake_nvml.display()
             )
         };
+        for a in corrupting.iter().filter(|a| addrs.contains(a)) {
+            let corrupt_first = format!("bin-corrupt:{}/bin", root.display());
+            let _ = write!(cfg, "Match LocalAddress {a}\n  {}", env(&corrupt_first));
+        }
         for a in no_agent.iter().filter(|a| addrs.contains(a)) {
             let _ = write!(cfg, "Match LocalAddress {a}\n  {}", env("bin-noagent"));
         }
