@@ -3,8 +3,40 @@
 //! `gzip` is there to decompress the upload. Every line is the node's word.
 
 use super::command::quoted;
-use super::install::{script, Service};
+use super::oneshot;
 use crate::telemetry::sanitize::make_inert;
+use crate::transport::Ending;
+
+/// How long one command of an install may take (the probe, a rename, the unit's restart).
+pub(super) const STEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A systemd unit to install beside the agent (`deploy --systemd`), enabled and restarted.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The unit's directory on the node (`/etc/systemd/system`).
+    pub dir: String,
+    pub name: String,
+    pub text: String,
+    /// Lowercase hex of `text`.
+    pub sha256: String,
+    /// Where the agent it runs listens (`agent --listen`): asked once the service is restarted.
+    pub listen: String,
+}
+
+/// Runs a script with `sh -c` and returns its stdout lines, or why it failed.
+pub(super) fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
+    let done = oneshot::run_on(s, &format!("sh -c {}", quoted(text)), STEP_LIMIT)
+        .map_err(|e| format!("SSH: {e}"))?;
+    let mut said = format!("{}{}", done.stdout.trim(), done.stderr.trim());
+    make_inert(&mut said, 300);
+    match done.ending {
+        Ending::Exited(0) => Ok(done.stdout),
+        Ending::Exited(code) => Err(format!("exit {code}: {said}")),
+        Ending::Signalled(sig) => Err(format!("killed by signal {sig}: {said}")),
+        Ending::Dropped(why) => Err(format!("connection lost: {why}")),
+        Ending::TimedOut(limit) => Err(format!("no answer within {} s", limit.as_secs())),
+    }
+}
 
 /// What a node runs now.
 #[derive(Debug, Clone, PartialEq)]

@@ -13,13 +13,13 @@ pub use super::inspect::Probe;
 use super::known::KnownHosts;
 pub use super::upload::Sent;
 use super::upload::{self, Limits};
-use super::{oneshot, session, Timeouts};
+use super::{session, Timeouts};
 use crate::telemetry::sanitize::make_inert;
-use crate::transport::Ending;
 
 /// How long one remote command may take before the node counts as failed (the upload has its own
 /// limits, [`Limits`]).
-const STEP_LIMIT: Duration = Duration::from_secs(120);
+pub use super::inspect::Service;
+use super::inspect::{script, STEP_LIMIT};
 /// How long one call while checking the restarted service may wait.
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
@@ -42,19 +42,6 @@ pub struct Payload {
     pub arch: String,
     /// The newest glibc symbol version it links against, when it links against glibc.
     pub glibc: Option<(u32, u32)>,
-}
-
-/// A systemd unit to install beside the agent (`deploy --systemd`), enabled and restarted.
-#[derive(Debug, Clone)]
-pub struct Service {
-    /// The unit's directory on the node (`/etc/systemd/system`).
-    pub dir: String,
-    pub name: String,
-    pub text: String,
-    /// Lowercase hex of `text`.
-    pub sha256: String,
-    /// Where the agent it runs listens (`agent --listen`): asked once the service is restarted.
-    pub listen: String,
 }
 
 /// How a node's install ended.
@@ -237,21 +224,6 @@ fn temporary_path(path: &str) -> String {
         dir.trim_end_matches('/'),
         std::process::id()
     )
-}
-
-/// Runs a script with `sh -c` and returns its stdout lines, or why it failed.
-pub(super) fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
-    let done = oneshot::run_on(s, &format!("sh -c {}", quoted(text)), STEP_LIMIT)
-        .map_err(|e| format!("SSH: {e}"))?;
-    let mut said = format!("{}{}", done.stdout.trim(), done.stderr.trim());
-    make_inert(&mut said, 300);
-    match done.ending {
-        Ending::Exited(0) => Ok(done.stdout),
-        Ending::Exited(code) => Err(format!("exit {code}: {said}")),
-        Ending::Signalled(sig) => Err(format!("killed by signal {sig}: {said}")),
-        Ending::Dropped(why) => Err(format!("connection lost: {why}")),
-        Ending::TimedOut(limit) => Err(format!("no answer within {} s", limit.as_secs())),
-    }
 }
 
 /// Checks the upload's hash and that it runs, then renames it into place; returns what `--version` printed.
