@@ -68,6 +68,9 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Drain, wait for jobs to end, reboot, wait until back and healthy, undrain; resumable after Ctrl-C or a crash
     Repair(RepairArgs),
+    /// What happened to a node or a GPU (by serial or UUID), newest first, across node moves, from the history
+    /// store beside the audit log
+    History(HistoryArgs),
     /// Print a shell completion script: fleetop completions bash > /etc/bash_completion.d/fleetop
     Completions {
         #[arg(value_enum)]
@@ -180,6 +183,18 @@ pub struct ResetArgs {
 pub enum ActionFormat {
     Table,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A node name, a GPU serial number or a GPU UUID
+    #[arg(value_name = "NODE|SERIAL|UUID")]
+    pub key: String,
+    /// How far back: an age (30d, 12h)
+    #[arg(long, value_name = "AGE", default_value = "30d")]
+    pub since: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ActionFormat,
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,9 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         repairs(&mut state);
     }
     phases.lap("collect: until every node answered");
+    if args.at.is_none() && !inv.simulated {
+        remember(&mut state, &filter, started, timeout);
+    }
     let report = Report::new(&state, &filter, started, Instant::now(), timeout);
     phases.lap("judge: views, verdicts, drift");
     let text = report.render(args.format);
@@ -95,6 +98,39 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         eprint!("{}{source}", phases.render());
     }
     report.summary.exit_code(args.include_drained)
+}
+
+/// Tells the history store what this pass saw, and flags the nodes it names repeat offenders.
+fn remember(
+    state: &mut crate::fleet::FleetState,
+    filter: &Filter,
+    started: Instant,
+    timeout: Duration,
+) {
+    use crate::fleet::memory;
+    let inv = std::sync::Arc::clone(state.inventory());
+    let path = crate::store::beside(&crate::actions::run::audit_path(&inv));
+    let now_ms = crate::telemetry::unix_ms();
+    let since_ms = now_ms.saturating_sub(
+        u64::try_from(inv.actions.repair.repair_window.as_millis()).unwrap_or(u64::MAX),
+    );
+    let lemons = {
+        let seen = Report::new(state, filter, started, Instant::now(), timeout);
+        memory::remember(&path, &seen.nodes, now_ms);
+        match crate::store::Store::open(&path).and_then(|s| s.incidents(since_ms)) {
+            Ok(incidents) => memory::lemons(
+                &incidents,
+                &seen.nodes,
+                inv.actions.repair.max_repairs,
+                inv.actions.repair.repair_window,
+            ),
+            Err(e) => {
+                crate::text::warn(&format!("history store {}: {e}", path.display()));
+                return;
+            }
+        }
+    };
+    state.note_lemons(&lemons);
 }
 
 type DrainAnswer =

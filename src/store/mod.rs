@@ -7,7 +7,7 @@
 //! and a busy timeout makes a writer wait its turn for a short, bounded time instead of failing. The file is
 //! bounded: past [`MAX_EVENTS`] rows the oldest go, and the WAL is truncated back to [`WAL_LIMIT_BYTES`].
 
-mod query;
+pub mod query;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,0 +1,111 @@
+//! What a view of the fleet tells the history store: each node's and GPU's health, XIDs and where each GPU
+//! serial is (the store keeps only what changed).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::view::NodeView;
+use super::FleetState;
+use crate::inventory::NodeId;
+use crate::store::query::{Incidents, Sighting};
+
+/// One sighting per node that has a sample and one per GPU in it; a node without a sample says nothing (its
+/// health is not known, and "unknown" is not a transition).
+pub fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
+    let mut out = Vec::new();
+    for n in nodes.iter().filter(|n| n.sample.is_some()) {
+        out.push(Sighting {
+            node: n.name.into(),
+            health: Some(n.verdict.health.as_str().into()),
+            reasons: n.verdict.reasons.clone(),
+            ..Sighting::default()
+        });
+        for g in &n.gpus {
+            let s = g.sample;
+            out.push(Sighting {
+                node: n.name.into(),
+                gpu: Some(s.index),
+                serial: s.serial.clone(),
+                uuid: s.uuid.clone(),
+                health: Some(g.verdict.health.as_str().into()),
+                reasons: g.verdict.reasons.clone(),
+                // An XID without a time (no source gave one) cannot be told from the same XID seen again.
+                xids: s
+                    .xid_events
+                    .iter()
+                    .flatten()
+                    .filter_map(|x| {
+                        let text = x.text.clone().unwrap_or_default();
+                        x.last_ms.map(|t| (x.code, x.count, t, text))
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Stores what `nodes` show at `now_ms` in the store at `path`; a store that cannot be written is a warning.
+pub fn remember(path: &std::path::Path, nodes: &[NodeView], now_ms: u64) {
+    let seen = sightings(nodes);
+    if let Err(e) = crate::store::Store::open(path).and_then(|mut s| s.observe(&seen, now_ms)) {
+        crate::text::warn(&format!("history store {}: {e}", path.display()));
+    }
+}
+
+/// `repeat offender: 3 incidents in 30 days` for each node, by name, that had at least `max` incidents (health
+/// turning crit, repairs) within `window`, itself or through a GPU it holds now (by serial, wherever the GPU was
+/// then): the lemon rule of `[repair] max_repairs` and `repair_window`, read from the history store.
+pub fn lemons(
+    incidents: &Incidents,
+    nodes: &[NodeView],
+    max: u32,
+    window: Duration,
+) -> HashMap<String, String> {
+    let days = window.as_secs() / 86_400;
+    let span = if window.as_secs() % 86_400 == 0 && days > 0 {
+        format!("{days} day{}", if days == 1 { "" } else { "s" })
+    } else {
+        humantime::format_duration(window).to_string()
+    };
+    let mut out = HashMap::new();
+    for n in nodes {
+        let mut why = Vec::new();
+        if let Some(&count) = incidents.nodes.get(n.name).filter(|&&c| c >= max.max(1)) {
+            why.push(format!("repeat offender: {count} incidents in {span}"));
+        }
+        for g in &n.gpus {
+            let Some(serial) = &g.sample.serial else {
+                continue;
+            };
+            if let Some(&count) = incidents.serials.get(serial).filter(|&&c| c >= max.max(1)) {
+                why.push(format!(
+                    "repeat offender: GPU {} (SN {}) {count} incidents in {span}",
+                    g.sample.index,
+                    crate::text::escape(serial)
+                ));
+            }
+        }
+        if !why.is_empty() {
+            out.insert(n.name.to_string(), why.join("; "));
+        }
+    }
+    out
+}
+
+impl FleetState {
+    /// Records the repeat offenders [`lemons`] found, by node name (names the inventory lacks are skipped).
+    pub fn note_lemons(&mut self, lemons: &HashMap<String, String>) {
+        self.lemons = self
+            .inventory
+            .nodes
+            .iter()
+            .map(|n| lemons.get(&n.name).cloned())
+            .collect();
+    }
+
+    /// Why the node is a repeat offender, if it is.
+    pub fn lemon(&self, id: NodeId) -> Option<&str> {
+        self.lemons.get(id).and_then(|l| l.as_deref())
+    }
+}

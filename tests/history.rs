@@ -1,0 +1,109 @@
+//! `fleetop history` on a real sshd fleet: snapshots feed the history store beside the audit log, and a GPU
+//! (same serial) that moves to another node keeps its past.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run_bounded, Behaviour, Fleet, Quirks, Spec};
+use serde_json::Value;
+
+/// XID 79 on the GPU at PCI 0000:02:00 (GPU 1 of the fake library).
+const XID_79: &str =
+    "6,2001,5000000,-;NVRM: Xid (PCI:0000:02:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n";
+
+/// Two GPUs; GPU 1's UUID ends in `tail`, which the fake library's serial (`1652<tail>`) repeats.
+fn spec(seed: u32, tail: &str) -> Spec {
+    Spec::node(seed, 2).with_gpu_column(1, 1, &format!("GPU-{seed:04}-{tail}"))
+}
+
+fn write_node(fleet: &Fleet, i: usize, spec: &Spec, kmsg: &str) {
+    let base = fleet.dir.path().join("nodes").join(&fleet.nodes[i].addr);
+    std::fs::write(format!("{}.spec", base.display()), &spec.text).unwrap();
+    std::fs::write(format!("{}.kmsg", base.display()), kmsg).unwrap();
+}
+
+fn history(fleet: &Fleet, inventory: &std::path::Path, key: &str, format: &str) -> (i32, String) {
+    let out = run_bounded(
+        &mut fleet.fleetop(&[
+            "history",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            key,
+            "--format",
+            format,
+        ]),
+        Duration::from_secs(30),
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_gpu_that_moves_to_another_node_keeps_its_history_newest_first() {
+    let fleet = Fleet::start(
+        vec![
+            Behaviour::Agent(spec(1, "7001")),
+            Behaviour::Agent(spec(2, "7002")),
+        ],
+        Quirks::default(),
+    );
+    let inventory = fleet.write_inventory(&[]);
+    let (a, b) = (fleet.nodes[0].name.clone(), fleet.nodes[1].name.clone());
+    // Pass 1: the GPU of serial 16527001 is on node a, with XID 79 in its kernel log.
+    write_node(&fleet, 0, &spec(1, "7001"), XID_79);
+    let first = fleet.snapshot(&inventory, "json", "20");
+    assert_eq!(first.status.code(), Some(2), "XID 79 is crit");
+    // Pass 2: it is now in node b (same serial, another UUID prefix); node a has a new GPU there.
+    write_node(&fleet, 0, &spec(1, "7003"), "");
+    write_node(&fleet, 1, &spec(2, "7001"), "");
+    let second = fleet.snapshot(&inventory, "json", "20");
+    assert!(second.status.code().is_some());
+
+    let (code, text) = history(&fleet, &inventory, "16527001", "json");
+    assert_eq!(code, 0, "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["schema"], "fleetop.history/1");
+    let events = doc["events"].as_array().unwrap();
+    let line = |e: &Value| format!("{} {} {}", e["node"], e["kind"], e["detail"]);
+    let lines: Vec<String> = events.iter().map(line).collect();
+    let moved = events
+        .iter()
+        .position(|e| e["kind"] == "moved")
+        .unwrap_or_else(|| panic!("no move in {lines:#?}"));
+    assert_eq!(
+        events[moved]["detail"],
+        format!("from {a} to {b}"),
+        "{lines:#?}"
+    );
+    let xid = events
+        .iter()
+        .position(|e| e["kind"] == "xid")
+        .unwrap_or_else(|| panic!("no XID in {lines:#?}"));
+    assert!(moved < xid, "newest first: {lines:#?}");
+    assert_eq!(events[xid]["node"], a.as_str());
+    assert!(events[xid]["detail"].as_str().unwrap().starts_with("XID 79 ×1"));
+    // Crit on node a, then ok on node b: both the GPU's.
+    let health: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["kind"] == "health" && e["gpu"] == 1)
+        .map(|e| (e["node"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert!(health.iter().any(|(n, d)| *n == a && d.starts_with("crit")), "{health:?}");
+    assert!(health.iter().any(|(n, d)| *n == b && d.starts_with("ok")), "{health:?}");
+    // Times run newest first.
+    let times: Vec<&str> = events.iter().map(|e| e["time"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+
+    // The table names both nodes; the GPU's new node's history holds the old node's XID.
+    let (code, table) = history(&fleet, &inventory, &b, "table");
+    assert_eq!(code, 0);
+    assert!(table.contains(&a) && table.contains("XID 79"), "{table}");
+    // Nothing recorded: an empty list, said on stderr, not an error.
+    let (code, none) = history(&fleet, &inventory, "no-such-gpu", "json");
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&none).unwrap();
+    assert_eq!(doc["events"], serde_json::json!([]));
+}
