@@ -242,6 +242,10 @@ pub struct AgentArgs {
     /// Directory read for each GPU process's owner and cgroup [default: $FLEETOP_PROC_ROOT, then /proc]
     #[arg(long, value_name = "PATH")]
     pub proc_root: Option<PathBuf>,
+    /// Journal each GPU event (XID, recovery action, ECC, row remap, NVLink, lost) in DIR, so samples carry the
+    /// last 30 days across reboots (the service uses /var/lib/fleetop) [default: $FLEETOP_JOURNAL, else none]
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
     /// Serve Prometheus metrics on ADDR:PORT (/metrics) instead of writing samples to stdout
     #[arg(long, value_name = "ADDR:PORT", conflicts_with = "once")]
     pub listen: Option<String>,

@@ -107,3 +107,61 @@ fn a_gpu_that_moves_to_another_node_keeps_its_history_newest_first() {
     let doc: Value = serde_json::from_str(&none).unwrap();
     assert_eq!(doc["events"], serde_json::json!([]));
 }
+
+/// The reasons snapshot JSON gives GPU `gpu` of node `name`.
+fn gpu_reasons(doc: &Value, name: &str, gpu: u64) -> Vec<String> {
+    let node = common::node(doc, name);
+    let g = node["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["index"] == gpu)
+        .unwrap_or_else(|| panic!("no GPU {gpu} in {node}"));
+    g["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_agent_s_journal_outlives_a_restart_and_a_torn_tail() {
+    let fleet = Fleet::start(vec![Behaviour::Agent(spec(1, "7001"))], Quirks::default());
+    let inventory = fleet.write_inventory(&[]);
+    let name = fleet.nodes[0].name.clone();
+    let base = fleet.dir.path().join("nodes").join(&fleet.nodes[0].addr);
+    let journal = std::path::PathBuf::from(format!("{}.journal", base.display()));
+    std::fs::create_dir_all(&journal).unwrap();
+    common::run_bounded(
+        std::process::Command::new("chmod").arg("777").arg(&journal),
+        Duration::from_secs(10),
+    );
+    write_node(&fleet, 0, &spec(1, "7001"), XID_79);
+    let before = fleet.snapshot(&inventory, "json", "20");
+    assert_eq!(before.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&before.stdout).unwrap();
+    let reasons = gpu_reasons(&doc, &name, 1);
+    assert!(!reasons.iter().any(|r| r.contains("before reboot")), "{reasons:?}");
+    let file = journal.join("journal.jsonl");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(written.contains(r#""serial":"16527001""#) && written.contains(r#""code":79"#), "{written}");
+    // The node reboots: its kernel log starts empty, the agent is a new process; the last write was torn.
+    write_node(&fleet, 0, &spec(1, "7001"), "");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    std::io::Write::write_all(&mut f, br#"{"t":1,"gpu":1,"serial":"165"#).unwrap();
+    drop(f);
+    let after = fleet.snapshot(&inventory, "json", "20");
+    let doc: Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(after.status.code(), Some(0), "history is information: {doc}");
+    let reasons = gpu_reasons(&doc, &name, 1);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("XID 79, last ") && r.ends_with("ago, before reboot")),
+        "{reasons:?}"
+    );
+    // The journal stays bounded: the torn line is not rewritten, the next record starts on a line of its own.
+    let again = std::fs::read_to_string(&file).unwrap();
+    assert!(again.len() < 64 * 1024);
+}

@@ -102,6 +102,7 @@ pub(crate) fn judge_gpu_at(
         );
     }
     xids(&mut v, gpu, acked, clock);
+    super::past::judge(&mut v, gpu.past.as_deref(), clock.now_ms);
     recovery_action(&mut v, gpu, clock);
     board::judge_board(&mut v, gpu);
     nvlinks(&mut v, gpu);

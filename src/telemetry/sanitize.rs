@@ -249,6 +249,9 @@ impl GpuSample {
         if let Some(processes) = &mut self.processes {
             sanitize_processes(processes);
         }
+        if let Some(past) = &mut self.past {
+            super::past::sanitize(past);
+        }
     }
 }
 
