@@ -110,6 +110,14 @@ impl Journal {
                 );
             }
         }
+        // A torn tail is what a crash mid-write leaves: tolerated, said once on stderr, not a fault of the GPUs.
+        if j.skipped > 0 {
+            crate::text::warn(&format!(
+                "fleetop agent: journal {}: {} unreadable line(s) skipped (a torn write?)",
+                j.dir.display(),
+                j.skipped
+            ));
+        }
         if let Err(e) = j.reopen() {
             j.problem = Some(e);
         }
@@ -179,13 +187,6 @@ impl Journal {
         }
         if let Some(p) = &self.problem {
             sample.warnings.push(p.clone());
-        }
-        if self.skipped > 0 {
-            sample.warnings.push(format!(
-                "journal {}: {} unreadable line(s) skipped (a torn write?)",
-                self.dir.display(),
-                self.skipped
-            ));
         }
     }
 
