@@ -7,15 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::health::{Health, Verdict};
 use super::xid_age;
 
 /// Most past entries one GPU's summary carries on the wire.
 pub const MAX_PAST: usize = 32;
 /// How far back the summary reaches.
 pub const SUMMARY_DAYS: u64 = 30;
-/// Longest kind or text kept.
-const MAX_TEXT: usize = 160;
 
 /// What happened, as the journal summarises it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,21 +34,16 @@ pub struct PastEvent {
     pub text: Option<String>,
 }
 
-/// Bounds a summary from a node: entries, kinds and texts; unknown kinds are dropped.
-pub fn sanitize(past: &mut Vec<PastEvent>) {
-    const KINDS: [&str; 7] = ["xid", "sxid", "recovery", "ecc", "remap", "nvlink", "lost"];
-    past.retain(|p| KINDS.contains(&p.kind.as_str()));
-    past.truncate(MAX_PAST);
-    for p in past {
-        if let Some(t) = &mut p.text {
-            super::sanitize::make_inert(t, MAX_TEXT);
-        }
-    }
-}
+/// The kinds a summary may name; others are dropped when sanitized.
+pub const KINDS: [&str; 7] = ["xid", "sxid", "recovery", "ecc", "remap", "nvlink", "lost"];
+/// Longest text kept.
+pub const MAX_TEXT: usize = 160;
 
 /// `XID 79 ×2, last 40 min ago, before reboot` for each entry of the summary that happened before the node's last
-/// boot (what happened since, the live values say); information, never a health of its own.
-pub fn judge(v: &mut Verdict, past: Option<&[PastEvent]>, now_ms: Option<u64>) {
+/// boot (what happened since, the live values say); information, never a health of its own (`health` says them
+/// as such).
+pub fn before_reboot(past: Option<&[PastEvent]>, now_ms: Option<u64>) -> Vec<String> {
+    let mut out = Vec::new();
     for p in past.unwrap_or_default().iter().filter(|p| p.before_reboot) {
         let what = match (p.kind.as_str(), p.code) {
             ("xid", Some(c)) => format!("XID {c}"),
@@ -68,8 +60,9 @@ pub fn judge(v: &mut Verdict, past: Option<&[PastEvent]>, now_ms: Option<u64>) {
         let age = now_ms
             .map(|now| format!(", last {}", xid_age::ago(now.saturating_sub(p.last_ms))))
             .unwrap_or_default();
-        v.add(Health::Ok, format!("{what}{times}{age}, before reboot"));
+        out.push(format!("{what}{times}{age}, before reboot"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -77,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_summary_from_before_the_reboot_is_said_but_changes_no_health() {
+    fn a_summary_from_before_the_reboot_is_said_and_bounded() {
         let past = vec![
             PastEvent {
                 kind: "xid".into(),
@@ -104,13 +97,17 @@ mod tests {
                 text: None,
             },
         ];
-        let mut clean = past.clone();
-        sanitize(&mut clean);
+        let mut gpu = crate::telemetry::GpuSample {
+            past: Some(past.clone()),
+            ..Default::default()
+        };
+        gpu.sanitize();
+        let clean = gpu.past.unwrap();
         assert_eq!(clean.len(), 2, "an unknown kind is dropped");
         assert!(!clean[0].text.as_ref().unwrap().contains('\u{1b}'));
-        let mut v = Verdict::default();
-        judge(&mut v, Some(&clean), Some(1_000 + 40 * 60_000));
-        assert_eq!(v.health, Health::Ok);
-        assert_eq!(v.reasons, ["XID 79 ×2, last 40 min ago, before reboot"]);
+        assert_eq!(
+            before_reboot(Some(&clean), Some(1_000 + 40 * 60_000)),
+            ["XID 79 ×2, last 40 min ago, before reboot"]
+        );
     }
 }

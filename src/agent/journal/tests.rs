@@ -80,15 +80,13 @@ fn a_reopened_journal_says_the_xids_from_before_the_reboot_and_skips_a_torn_tail
     let past = s.gpus[0].past.clone().unwrap();
     assert_eq!(past[0].count, 3, "{past:?}");
     assert!(!past[0].before_reboot, "in the kernel log now: {past:?}");
-    // The health rule says it, as information.
-    let mut gpu = s.gpus[0].clone();
-    gpu.xid_events = Some(vec![]);
-    gpu.xid = Some(vec![]);
-    let mut v = crate::telemetry::health::Verdict::default();
+    // Said as information once it is gone from the kernel log.
     let mut p = past.clone();
     p[0].before_reboot = true;
-    crate::telemetry::past::judge(&mut v, Some(&p), Some(3_000_000));
-    assert_eq!(v.reasons, ["XID 79 ×3, last 10 s ago, before reboot"]);
+    assert_eq!(
+        crate::telemetry::past::before_reboot(Some(&p), Some(3_000_000)),
+        ["XID 79 ×3, last 10 s ago, before reboot"]
+    );
 }
 
 #[test]
