@@ -165,3 +165,37 @@ fn the_agent_s_journal_outlives_a_restart_and_a_torn_tail() {
     let again = std::fs::read_to_string(&file).unwrap();
     assert!(again.len() < 64 * 1024);
 }
+
+#[test]
+fn a_node_that_keeps_failing_is_flagged_a_repeat_offender_in_snapshot() {
+    let fleet = Fleet::start(vec![Behaviour::Agent(spec(1, "7001"))], Quirks::default());
+    let path = fleet.dir.path().join("inventory.toml");
+    let text = fleet.inventory(&[]) + "[repair]\nmax_repairs = 2\nrepair_window = \"30d\"\n";
+    std::fs::write(&path, text).unwrap();
+    let name = fleet.nodes[0].name.clone();
+    let pass = |kmsg: &str| {
+        write_node(&fleet, 0, &spec(1, "7001"), kmsg);
+        let out = fleet.snapshot(&path, "json", "20");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let reasons: Vec<String> = common::node(&doc, &name)["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect();
+        (out.status.code(), reasons)
+    };
+    // Crit once, then well: one incident is not a lemon.
+    assert_eq!(pass(XID_79).0, Some(2));
+    let (code, reasons) = pass("");
+    assert_eq!(code, Some(0), "{reasons:?}");
+    // Crit again: the second incident within 30 days.
+    pass(XID_79);
+    let (code, reasons) = pass("");
+    assert_eq!(code, Some(1), "a repeat offender warns: {reasons:?}");
+    let flagged = reasons
+        .iter()
+        .find(|r| r.starts_with("repeat offender: 2 incidents in 30 days"))
+        .unwrap_or_else(|| panic!("{reasons:?}"));
+    assert!(flagged.contains("GPU 1 (SN 16527001) 2 incidents in 30 days"), "{flagged}");
+}
