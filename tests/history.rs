@@ -84,15 +84,24 @@ fn a_gpu_that_moves_to_another_node_keeps_its_history_newest_first() {
         .unwrap_or_else(|| panic!("no XID in {lines:#?}"));
     assert!(moved < xid, "newest first: {lines:#?}");
     assert_eq!(events[xid]["node"], a.as_str());
-    assert!(events[xid]["detail"].as_str().unwrap().starts_with("XID 79 ×1"));
+    assert!(events[xid]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("XID 79 ×1"));
     // Crit on node a, then ok on node b: both the GPU's.
     let health: Vec<(&str, &str)> = events
         .iter()
         .filter(|e| e["kind"] == "health" && e["gpu"] == 1)
         .map(|e| (e["node"].as_str().unwrap(), e["detail"].as_str().unwrap()))
         .collect();
-    assert!(health.iter().any(|(n, d)| *n == a && d.starts_with("crit")), "{health:?}");
-    assert!(health.iter().any(|(n, d)| *n == b && d.starts_with("ok")), "{health:?}");
+    assert!(
+        health.iter().any(|(n, d)| *n == a && d.starts_with("crit")),
+        "{health:?}"
+    );
+    assert!(
+        health.iter().any(|(n, d)| *n == b && d.starts_with("ok")),
+        "{health:?}"
+    );
     // Times run newest first.
     let times: Vec<&str> = events.iter().map(|e| e["time"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
@@ -142,18 +151,31 @@ fn the_agent_s_journal_outlives_a_restart_and_a_torn_tail() {
     assert_eq!(before.status.code(), Some(2));
     let doc: Value = serde_json::from_slice(&before.stdout).unwrap();
     let reasons = gpu_reasons(&doc, &name, 1);
-    assert!(!reasons.iter().any(|r| r.contains("before reboot")), "{reasons:?}");
+    assert!(
+        !reasons.iter().any(|r| r.contains("before reboot")),
+        "{reasons:?}"
+    );
     let file = journal.join("journal.jsonl");
     let written = std::fs::read_to_string(&file).unwrap();
-    assert!(written.contains(r#""serial":"16527001""#) && written.contains(r#""code":79"#), "{written}");
+    assert!(
+        written.contains(r#""serial":"16527001""#) && written.contains(r#""code":79"#),
+        "{written}"
+    );
     // The node reboots: its kernel log starts empty, the agent is a new process; the last write was torn.
     write_node(&fleet, 0, &spec(1, "7001"), "");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
     std::io::Write::write_all(&mut f, br#"{"t":1,"gpu":1,"serial":"165"#).unwrap();
     drop(f);
     let after = fleet.snapshot(&inventory, "json", "20");
     let doc: Value = serde_json::from_slice(&after.stdout).unwrap();
-    assert_eq!(after.status.code(), Some(0), "history is information: {doc}");
+    assert_eq!(
+        after.status.code(),
+        Some(0),
+        "history is information: {doc}"
+    );
     let reasons = gpu_reasons(&doc, &name, 1);
     assert!(
         reasons
@@ -197,5 +219,8 @@ fn a_node_that_keeps_failing_is_flagged_a_repeat_offender_in_snapshot() {
         .iter()
         .find(|r| r.starts_with("repeat offender: 2 incidents in 30 days"))
         .unwrap_or_else(|| panic!("{reasons:?}"));
-    assert!(flagged.contains("GPU 1 (SN 16527001) 2 incidents in 30 days"), "{flagged}");
+    assert!(
+        flagged.contains("GPU 1 (SN 16527001) 2 incidents in 30 days"),
+        "{flagged}"
+    );
 }

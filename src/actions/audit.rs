@@ -278,7 +278,10 @@ fn indexed(record: &Record) -> crate::store::Event {
                 "{} by {}{} ({}: {})",
                 i.action,
                 i.operator,
-                i.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
+                i.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default(),
                 i.backend,
                 i.command
             ),
@@ -291,15 +294,26 @@ fn indexed(record: &Record) -> crate::store::Event {
                 "{} {}{}{}",
                 o.action,
                 if o.ok { "succeeded" } else { "failed" },
-                o.exit_status.map(|s| format!(" (exit {s})")).unwrap_or_default(),
-                if o.detail.is_empty() { String::new() } else { format!(": {}", o.detail) }
+                o.exit_status
+                    .map(|s| format!(" (exit {s})"))
+                    .unwrap_or_default(),
+                if o.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", o.detail)
+                }
             ),
         ),
         Record::Ack(a) => Event::node(
             ms(&a.time),
             &a.node,
             kind::ACK,
-            &format!("acknowledged by {}: {} ({})", a.operator, a.reason, a.xids.join(", ")),
+            &format!(
+                "acknowledged by {}: {} ({})",
+                a.operator,
+                a.reason,
+                a.xids.join(", ")
+            ),
         ),
         Record::Repaired(r) => {
             let serial = r.gpu_id.strip_prefix("SN ").map(str::to_string);

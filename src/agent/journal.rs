@@ -50,6 +50,11 @@ impl Entry {
     }
 }
 
+/// A GPU (serial, else UUID), a kind and a code.
+type Slot = (String, String, Option<u64>);
+/// What was last written for a slot: count, first and last occurrence (0 for a state).
+type Written = (u64, Option<u64>, u64);
+
 pub struct Journal {
     dir: PathBuf,
     /// [`MAX_FILE_BYTES`], smaller in tests.
@@ -60,7 +65,7 @@ pub struct Journal {
     /// What the two files hold (bounded by their size), oldest first.
     entries: Vec<Entry>,
     /// The last state written per (GPU, kind, code), so only changes are appended.
-    last: HashMap<(String, String, Option<u64>), (u64, Option<u64>, u64)>,
+    last: HashMap<Slot, Written>,
     /// Unix ms of this boot (`/proc/stat` btime); entries before it are "before reboot".
     boot_ms: Option<u64>,
     /// Lines that were not records (torn writes), said once.
@@ -196,7 +201,11 @@ impl Journal {
         };
         let slot = (key, e.kind.clone(), e.code);
         // A state compares by its value alone; an XID by its tally and times.
-        let state = (e.count, e.first_ms, if e.is_state() { 0 } else { e.last_ms });
+        let state = (
+            e.count,
+            e.first_ms,
+            if e.is_state() { 0 } else { e.last_ms },
+        );
         if self.last.get(&slot) == Some(&state) {
             return;
         }
@@ -256,7 +265,10 @@ impl Journal {
                 _ => e.count,
             };
             prev.insert(slot, (e.count, e.first_ms));
-            match out.iter_mut().find(|p| p.kind == e.kind && p.code == e.code) {
+            match out
+                .iter_mut()
+                .find(|p| p.kind == e.kind && p.code == e.code)
+            {
                 Some(p) => {
                     p.count += added;
                     p.last_ms = p.last_ms.max(e.last_ms);
@@ -284,7 +296,7 @@ impl Journal {
             let gone = p.kind == "xid" && gpu.xid.is_some() && !in_log(p.code);
             p.before_reboot = before_boot || gone;
         }
-        out.sort_by(|a, b| b.last_ms.cmp(&a.last_ms));
+        out.sort_by_key(|p| std::cmp::Reverse(p.last_ms));
         out.truncate(MAX_PAST);
         Some(out)
     }
@@ -292,7 +304,12 @@ impl Journal {
 
 /// The entries `gpu` gives at `now`: each XID's current tally, and the other kinds' current state.
 fn changes(gpu: &GpuSample, now: u64) -> Vec<Entry> {
-    let entry = |kind: &str, code: Option<u64>, count: u64, first: Option<u64>, last: u64, text: Option<String>| Entry {
+    let entry = |kind: &str,
+                 code: Option<u64>,
+                 count: u64,
+                 first: Option<u64>,
+                 last: u64,
+                 text: Option<String>| Entry {
         t: now,
         gpu: gpu.index,
         serial: gpu.serial.clone(),
@@ -332,7 +349,11 @@ fn changes(gpu: &GpuSample, now: u64) -> Vec<Entry> {
             out.push(entry("remap", None, 1, None, now, Some(what.into())).keyed_by_value());
         }
     }
-    if let Some(links) = gpu.nvlink.as_ref().filter(|l| !l.down.is_empty() && gpu.mig_enabled != Some(true)) {
+    if let Some(links) = gpu
+        .nvlink
+        .as_ref()
+        .filter(|l| !l.down.is_empty() && gpu.mig_enabled != Some(true))
+    {
         let down: Vec<String> = links.down.iter().map(u32::to_string).collect();
         let text = format!("NVLinks down: {}", down.join(", "));
         out.push(entry("nvlink", None, 1, None, now, Some(text)).keyed_by_value());

@@ -1,9 +1,9 @@
 //! Node side: `fleetop agent` reads every GPU through NVML and streams the agent wire format on stdout.
 
 mod board;
-pub mod journal;
 mod fields;
 mod ib;
+pub mod journal;
 pub mod kernel;
 mod nvlink;
 mod procs;

@@ -74,9 +74,14 @@ fn time(ms: u64) -> String {
 }
 
 fn table(events: &[Event]) -> String {
-    let mut out = String::from("TIME                  NODE          GPU  SERIAL           KIND        DETAIL\n");
+    let mut out = String::from(
+        "TIME                  NODE          GPU  SERIAL           KIND        DETAIL\n",
+    );
     for e in events {
-        let opt = |v: &Option<String>| v.as_deref().map_or("-".into(), |s| crate::text::escape(s).into_owned());
+        let opt = |v: &Option<String>| {
+            v.as_deref()
+                .map_or("-".into(), |s| crate::text::escape(s).into_owned())
+        };
         out.push_str(&format!(
             "{:<21} {:<13} {:<4} {:<16} {:<11} {}\n",
             time(e.time_ms),

@@ -110,26 +110,16 @@ fn remember(
     use crate::fleet::memory;
     let inv = std::sync::Arc::clone(state.inventory());
     let path = crate::store::beside(&crate::actions::run::audit_path(&inv));
-    let now_ms = crate::telemetry::unix_ms();
-    let since_ms = now_ms.saturating_sub(
-        u64::try_from(inv.actions.repair.repair_window.as_millis()).unwrap_or(u64::MAX),
+    let seen =
+        memory::sightings(&Report::new(state, filter, started, Instant::now(), timeout).nodes);
+    let repair = &inv.actions.repair;
+    let lemons = memory::remember(
+        &path,
+        &seen,
+        crate::telemetry::unix_ms(),
+        repair.max_repairs,
+        repair.repair_window,
     );
-    let lemons = {
-        let seen = Report::new(state, filter, started, Instant::now(), timeout);
-        memory::remember(&path, &seen.nodes, now_ms);
-        match crate::store::Store::open(&path).and_then(|s| s.incidents(since_ms)) {
-            Ok(incidents) => memory::lemons(
-                &incidents,
-                &seen.nodes,
-                inv.actions.repair.max_repairs,
-                inv.actions.repair.repair_window,
-            ),
-            Err(e) => {
-                crate::text::warn(&format!("history store {}: {e}", path.display()));
-                return;
-            }
-        }
-    };
     state.note_lemons(&lemons);
 }
 

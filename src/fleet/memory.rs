@@ -45,11 +45,26 @@ pub fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
     out
 }
 
-/// Stores what `nodes` show at `now_ms` in the store at `path`; a store that cannot be written is a warning.
-pub fn remember(path: &std::path::Path, nodes: &[NodeView], now_ms: u64) {
-    let seen = sightings(nodes);
-    if let Err(e) = crate::store::Store::open(path).and_then(|mut s| s.observe(&seen, now_ms)) {
-        crate::text::warn(&format!("history store {}: {e}", path.display()));
+/// Stores `seen` at `now_ms` in the store at `path`, then reads the repeat offenders back ([`lemons`]); a store
+/// that cannot be written or read is a warning, and flags no one.
+pub fn remember(
+    path: &std::path::Path,
+    seen: &[Sighting],
+    now_ms: u64,
+    max: u32,
+    window: Duration,
+) -> HashMap<String, String> {
+    let since_ms = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+    let read = crate::store::Store::open(path).and_then(|mut s| {
+        s.observe(seen, now_ms)?;
+        s.incidents(since_ms)
+    });
+    match read {
+        Ok(incidents) => lemons(&incidents, seen, max, window),
+        Err(e) => {
+            crate::text::warn(&format!("history store {}: {e}", path.display()));
+            HashMap::new()
+        }
     }
 }
 
@@ -58,39 +73,45 @@ pub fn remember(path: &std::path::Path, nodes: &[NodeView], now_ms: u64) {
 /// then): the lemon rule of `[repair] max_repairs` and `repair_window`, read from the history store.
 pub fn lemons(
     incidents: &Incidents,
-    nodes: &[NodeView],
+    seen: &[Sighting],
     max: u32,
     window: Duration,
 ) -> HashMap<String, String> {
     let days = window.as_secs() / 86_400;
-    let span = if window.as_secs() % 86_400 == 0 && days > 0 {
+    let span = if window.as_secs().is_multiple_of(86_400) && days > 0 {
         format!("{days} day{}", if days == 1 { "" } else { "s" })
     } else {
         humantime::format_duration(window).to_string()
     };
-    let mut out = HashMap::new();
-    for n in nodes {
-        let mut why = Vec::new();
-        if let Some(&count) = incidents.nodes.get(n.name).filter(|&&c| c >= max.max(1)) {
-            why.push(format!("repeat offender: {count} incidents in {span}"));
-        }
-        for g in &n.gpus {
-            let Some(serial) = &g.sample.serial else {
-                continue;
+    let max = max.max(1);
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for s in seen {
+        let why =
+            match (s.gpu, &s.serial) {
+                (None, _) => incidents
+                    .nodes
+                    .get(&s.node)
+                    .filter(|&&c| c >= max)
+                    .map(|count| format!("repeat offender: {count} incidents in {span}")),
+                (Some(gpu), Some(serial)) => incidents
+                    .serials
+                    .get(serial)
+                    .filter(|&&c| c >= max)
+                    .map(|count| {
+                        format!(
+                            "repeat offender: GPU {gpu} (SN {}) {count} incidents in {span}",
+                            crate::text::escape(serial)
+                        )
+                    }),
+                (Some(_), None) => None,
             };
-            if let Some(&count) = incidents.serials.get(serial).filter(|&&c| c >= max.max(1)) {
-                why.push(format!(
-                    "repeat offender: GPU {} (SN {}) {count} incidents in {span}",
-                    g.sample.index,
-                    crate::text::escape(serial)
-                ));
-            }
-        }
-        if !why.is_empty() {
-            out.insert(n.name.to_string(), why.join("; "));
+        if let Some(why) = why {
+            out.entry(s.node.clone()).or_default().push(why);
         }
     }
-    out
+    out.into_iter()
+        .map(|(node, why)| (node, why.join("; ")))
+        .collect()
 }
 
 impl FleetState {

@@ -53,7 +53,11 @@ impl Store {
             .map_err(|e| e.to_string())?;
         let rows = stmt
             .query_map(
-                params![key, i64::try_from(since_ms).unwrap_or(i64::MAX), MAX_HISTORY],
+                params![
+                    key,
+                    i64::try_from(since_ms).unwrap_or(i64::MAX),
+                    MAX_HISTORY
+                ],
                 |r| {
                     Ok(Event {
                         time_ms: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
@@ -154,7 +158,11 @@ impl Store {
                 match self.last_node_of(serial)? {
                     Some(node) if node == s.node => {}
                     Some(node) => {
-                        events.push(at(kind::MOVED, format!("from {node} to {}", s.node), now_ms));
+                        events.push(at(
+                            kind::MOVED,
+                            format!("from {node} to {}", s.node),
+                            now_ms,
+                        ));
                     }
                     None => events.push(at(kind::SEEN, format!("on {}", s.node), now_ms)),
                 }

@@ -33,7 +33,10 @@ fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
         .observe(&[gpu("c007n2", "1650923001234", "ok")], 10_000)
         .unwrap();
     let h = store.history("1650923001234", 0).unwrap();
-    let kinds: Vec<(&str, &str)> = h.iter().map(|e| (e.kind.as_str(), e.node.as_str())).collect();
+    let kinds: Vec<(&str, &str)> = h
+        .iter()
+        .map(|e| (e.kind.as_str(), e.node.as_str()))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -60,7 +63,14 @@ fn the_oldest_events_go_past_the_cap() {
     let mut store = Store::open_capped(&dir.path().join("fleet.sqlite"), 50).unwrap();
     for round in 0..10u64 {
         let events: Vec<Event> = (0..20)
-            .map(|i| Event::node(round * 100 + i, "c001n1", kind::ACTION, &format!("drain {i}")))
+            .map(|i| {
+                Event::node(
+                    round * 100 + i,
+                    "c001n1",
+                    kind::ACTION,
+                    &format!("drain {i}"),
+                )
+            })
             .collect();
         store.append(&events).unwrap();
     }
@@ -72,7 +82,10 @@ fn the_oldest_events_go_past_the_cap() {
     store
         .append(&[Event::node(5_000, "c001n1", kind::ACK, &long)])
         .unwrap();
-    assert_eq!(store.history("c001n1", 5_000).unwrap()[0].detail.len(), MAX_FIELD_CHARS);
+    assert_eq!(
+        store.history("c001n1", 5_000).unwrap()[0].detail.len(),
+        MAX_FIELD_CHARS
+    );
 }
 
 /// Set in the child processes of [`two_writer_processes_at_once_lose_nothing`].

@@ -50,7 +50,10 @@ fn a_reopened_journal_says_the_xids_from_before_the_reboot_and_skips_a_torn_tail
     let text = std::fs::read_to_string(dir.path().join(CURRENT)).unwrap();
     assert_eq!(text.lines().count(), 2, "written on change only: {text}");
     // A crash mid-write leaves half a line.
-    let mut f = OpenOptions::new().append(true).open(dir.path().join(CURRENT)).unwrap();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(CURRENT))
+        .unwrap();
     f.write_all(br#"{"t":13000,"gpu":3,"ser"#).unwrap();
     drop(f);
     // After the reboot the kernel log is empty: checked, and XID 79 is not in it.
@@ -66,14 +69,28 @@ fn a_reopened_journal_says_the_xids_from_before_the_reboot_and_skips_a_torn_tail
     j.note(&mut s);
     let past = s.gpus[0].past.clone().unwrap();
     assert_eq!(past.len(), 1, "{past:?}");
-    assert_eq!((past[0].code, past[0].count, past[0].last_ms), (Some(79), 2, 9_000));
+    assert_eq!(
+        (past[0].code, past[0].count, past[0].last_ms),
+        (Some(79), 2, 9_000)
+    );
     assert!(past[0].before_reboot);
     assert_eq!(j.skipped, 1);
-    assert!(s.warnings.is_empty(), "a torn tail is no fault: {:?}", s.warnings);
+    assert!(
+        s.warnings.is_empty(),
+        "a torn tail is no fault: {:?}",
+        s.warnings
+    );
     // A new XID after the reboot starts on a line of its own and counts on.
-    j.note(&mut sample(3_000_000, gpu_with_xid(1, 2_990_000, 2_990_000)));
+    j.note(&mut sample(
+        3_000_000,
+        gpu_with_xid(1, 2_990_000, 2_990_000),
+    ));
     let reread = unbooted(dir.path());
-    assert_eq!(reread.entries.len(), 3, "the torn line is skipped, the new one reads");
+    assert_eq!(
+        reread.entries.len(),
+        3,
+        "the torn line is skipped, the new one reads"
+    );
     let mut s = sample(3_000_000, gpu_with_xid(1, 2_990_000, 2_990_000));
     let mut reread = reread;
     reread.note(&mut s);
@@ -99,14 +116,23 @@ fn a_state_is_written_when_it_appears_not_at_every_sample() {
         recovery_action: a,
         ..Default::default()
     };
-    for (t, a) in [(1, Some(2)), (2, Some(2)), (3, Some(0)), (4, Some(2)), (5, Some(2))] {
+    for (t, a) in [
+        (1, Some(2)),
+        (2, Some(2)),
+        (3, Some(0)),
+        (4, Some(2)),
+        (5, Some(2)),
+    ] {
         j.note(&mut sample(t, with_action(a)));
     }
     let mut s = sample(6, with_action(Some(2)));
     j.note(&mut s);
     let past = s.gpus[0].past.clone().unwrap();
     assert_eq!(past.len(), 1);
-    assert_eq!((past[0].kind.as_str(), past[0].code, past[0].count), ("recovery", Some(2), 2));
+    assert_eq!(
+        (past[0].kind.as_str(), past[0].code, past[0].count),
+        ("recovery", Some(2), 2)
+    );
 }
 
 #[test]
@@ -124,6 +150,10 @@ fn the_journal_stays_within_two_capped_files() {
     assert!(rotated > CAP / 2, "it did rotate: {rotated}");
     // Read back, it holds no more than the two files.
     let reread = Journal::open_capped(dir.path(), CAP);
-    assert!(reread.entries.len() < 300 && reread.skipped == 0, "{}", reread.entries.len());
+    assert!(
+        reread.entries.len() < 300 && reread.skipped == 0,
+        "{}",
+        reread.entries.len()
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
