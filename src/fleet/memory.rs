@@ -9,6 +9,9 @@ use super::FleetState;
 use crate::inventory::NodeId;
 use crate::store::query::{Incidents, Sighting};
 
+/// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
+pub const LEMON: &str = "repeat offender";
+
 /// One sighting per node that has a sample and one per GPU in it; a node without a sample says nothing (its
 /// health is not known, and "unknown" is not a transition).
 pub fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
@@ -92,14 +95,14 @@ pub fn lemons(
                     .nodes
                     .get(&s.node)
                     .filter(|&&c| c >= max)
-                    .map(|count| format!("repeat offender: {count} incidents in {span}")),
+                    .map(|count| format!("{LEMON}: {count} incidents in {span}")),
                 (Some(gpu), Some(serial)) => incidents
                     .serials
                     .get(serial)
                     .filter(|&&c| c >= max)
                     .map(|count| {
                         format!(
-                            "repeat offender: GPU {gpu} (SN {}) {count} incidents in {span}",
+                            "{LEMON}: GPU {gpu} (SN {}) {count} incidents in {span}",
                             crate::text::escape(serial)
                         )
                     }),
