@@ -12,9 +12,10 @@ use serde_json::Value;
 const XID_79: &str =
     "6,2001,5000000,-;NVRM: Xid (PCI:0000:02:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n";
 
-/// Two GPUs; GPU 1's UUID ends in `tail`, which the fake library's serial (`1652<tail>`) repeats.
+/// Two GPUs; GPU 1 is the board `GPU-board-<tail>` wherever it is, serial `1652<tail>` (the fake library's
+/// serial repeats the UUID's last four characters).
 fn spec(seed: u32, tail: &str) -> Spec {
-    Spec::node(seed, 2).with_gpu_column(1, 1, &format!("GPU-{seed:04}-{tail}"))
+    Spec::node(seed, 2).with_gpu_column(1, 1, &format!("GPU-board-{tail}"))
 }
 
 fn write_node(fleet: &Fleet, i: usize, spec: &Spec, kmsg: &str) {
@@ -56,7 +57,7 @@ fn a_gpu_that_moves_to_another_node_keeps_its_history_newest_first() {
     write_node(&fleet, 0, &spec(1, "7001"), XID_79);
     let first = fleet.snapshot(&inventory, "json", "20");
     assert_eq!(first.status.code(), Some(2), "XID 79 is crit");
-    // Pass 2: it is now in node b (same serial, another UUID prefix); node a has a new GPU there.
+    // Pass 2: the board is now in node b (same serial and UUID); node a has a new GPU there.
     write_node(&fleet, 0, &spec(1, "7003"), "");
     write_node(&fleet, 1, &spec(2, "7001"), "");
     let second = fleet.snapshot(&inventory, "json", "20");

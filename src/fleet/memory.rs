@@ -89,25 +89,31 @@ pub fn lemons(
     let max = max.max(1);
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for s in seen {
-        let why =
-            match (s.gpu, &s.serial) {
-                (None, _) => incidents
-                    .nodes
-                    .get(&s.node)
-                    .filter(|&&c| c >= max)
-                    .map(|count| format!("{LEMON}: {count} incidents in {span}")),
-                (Some(gpu), Some(serial)) => incidents
-                    .serials
-                    .get(serial)
+        let board = s.uuid.as_ref().or(s.serial.as_ref());
+        let why = match (s.gpu, board) {
+            (None, _) => incidents
+                .nodes
+                .get(&s.node)
+                .filter(|&&c| c >= max)
+                .map(|count| format!("{LEMON}: {count} incidents in {span}")),
+            (Some(gpu), Some(board)) => {
+                incidents
+                    .gpus
+                    .get(board)
                     .filter(|&&c| c >= max)
                     .map(|count| {
+                        let id = s
+                            .serial
+                            .as_deref()
+                            .map_or_else(|| board.clone(), |sn| format!("SN {sn}"));
                         format!(
-                            "{LEMON}: GPU {gpu} (SN {}) {count} incidents in {span}",
-                            crate::text::escape(serial)
+                            "{LEMON}: GPU {gpu} ({}) {count} incidents in {span}",
+                            crate::text::escape(&id)
                         )
-                    }),
-                (Some(_), None) => None,
-            };
+                    })
+            }
+            (Some(_), None) => None,
+        };
         if let Some(why) = why {
             out.entry(s.node.clone()).or_default().push(why);
         }

@@ -154,13 +154,13 @@ impl Store {
         Ok(added)
     }
 
-    /// The node a GPU serial was last seen on, by the newest `seen` or `moved` event.
-    pub fn last_node_of(&self, serial: &str) -> Result<Option<String>, String> {
+    /// The node a GPU (its UUID, else its serial) was last seen on, by the newest `seen` or `moved` event.
+    pub fn last_node_of(&self, board: &str) -> Result<Option<String>, String> {
         self.conn
             .query_row(
-                "SELECT node FROM events WHERE serial = ?1 AND kind IN ('seen', 'moved')
+                "SELECT node FROM events WHERE IFNULL(uuid, serial) = ?1 AND kind IN ('seen', 'moved')
                  ORDER BY time_ms DESC, id DESC LIMIT 1",
-                params![serial],
+                params![board],
                 |r| r.get(0),
             )
             .map(Some)
@@ -203,7 +203,8 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
              ON events (time_ms, node, kind, detail, IFNULL(gpu, -1), IFNULL(serial, ''), IFNULL(uuid, ''));
          CREATE INDEX IF NOT EXISTS events_node ON events (node, time_ms);
          CREATE INDEX IF NOT EXISTS events_serial ON events (serial, time_ms);
-         CREATE INDEX IF NOT EXISTS events_uuid ON events (uuid, time_ms);",
+         CREATE INDEX IF NOT EXISTS events_uuid ON events (uuid, time_ms);
+         CREATE INDEX IF NOT EXISTS events_board ON events (IFNULL(uuid, serial), time_ms);",
     )
 }
 

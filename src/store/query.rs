@@ -13,11 +13,13 @@ pub const MAX_HISTORY: u32 = 10_000;
 /// What `fleetop history` was asked about: a node name, a GPU serial or a GPU UUID (all are tried).
 pub type Key<'a> = &'a str;
 
-/// Incidents (health turning crit, repairs) per node and per GPU serial within a window.
+/// Incidents (health turning crit, repairs) per node and per GPU within a window. A GPU is known by its UUID
+/// where it has one (burned into the board, it moves with it like the serial, and unlike serials it is never
+/// blank or shared), else by its serial.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Incidents {
     pub nodes: HashMap<String, u32>,
-    pub serials: HashMap<String, u32>,
+    pub gpus: HashMap<String, u32>,
 }
 
 /// What one pass saw of one node, or of one GPU on it (`gpu` set).
@@ -80,9 +82,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT node, serial, gpu IS NULL, COUNT(*) FROM events
+                "SELECT node, IFNULL(uuid, serial), gpu IS NULL, COUNT(*) FROM events
                  WHERE time_ms >= ?1 AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
-                 GROUP BY node, serial, gpu IS NULL",
+                 GROUP BY node, IFNULL(uuid, serial), gpu IS NULL",
             )
             .map_err(|e| e.to_string())?;
         let mut out = Incidents::default();
@@ -97,9 +99,9 @@ impl Store {
             })
             .map_err(|e| e.to_string())?;
         for row in rows {
-            let (node, serial, node_level, n) = row.map_err(|e| e.to_string())?;
-            match serial {
-                Some(s) if !node_level => *out.serials.entry(s).or_default() += n,
+            let (node, gpu, node_level, n) = row.map_err(|e| e.to_string())?;
+            match gpu {
+                Some(g) if !node_level => *out.gpus.entry(g).or_default() += n,
                 _ => *out.nodes.entry(node).or_default() += n,
             }
         }
@@ -127,7 +129,8 @@ impl Store {
     }
 
     /// Stores what a pass saw at `now_ms`: health that changed since the last one stored, XIDs not stored yet,
-    /// and each GPU serial seen on another node than before (`moved`) or for the first time (`seen`).
+    /// and each GPU (by UUID, else serial: see [`Incidents`]) seen on another node than before (`moved`) or for
+    /// the first time (`seen`).
     pub fn observe(&mut self, seen: &[Sighting], now_ms: u64) -> Result<usize, String> {
         let mut events = Vec::new();
         for s in seen {
@@ -154,8 +157,8 @@ impl Store {
                 let detail = format!("XID {code} ×{count}: {text}");
                 events.push(at(kind::XID, detail, *last_ms));
             }
-            if let Some(serial) = &s.serial {
-                match self.last_node_of(serial)? {
+            if let Some(board) = s.uuid.as_ref().or(s.serial.as_ref()) {
+                match self.last_node_of(board)? {
                     Some(node) if node == s.node => {}
                     Some(node) => {
                         events.push(at(

@@ -54,7 +54,7 @@ fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
     assert_eq!(store.history("1650923001234", 5_000).unwrap().len(), 2);
     assert!(store.history("c999n9", 0).unwrap().is_empty());
     let inc = store.incidents(0).unwrap();
-    assert_eq!(inc.serials.get("1650923001234"), Some(&1), "{inc:?}");
+    assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
 }
 
 #[test]
