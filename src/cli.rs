@@ -68,6 +68,9 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Drain, wait for jobs to end, reboot, wait until back and healthy, undrain; resumable after Ctrl-C or a crash
     Repair(RepairArgs),
+    /// What happened to a node or a GPU (by serial or UUID), newest first, across node moves, from the history
+    /// store beside the audit log
+    History(HistoryArgs),
     /// Print a shell completion script: fleetop completions bash > /etc/bash_completion.d/fleetop
     Completions {
         #[arg(value_enum)]
@@ -183,6 +186,18 @@ pub enum ActionFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A node name, a GPU serial number or a GPU UUID
+    #[arg(value_name = "NODE|SERIAL|UUID")]
+    pub key: String,
+    /// How far back: an age (30d, 12h)
+    #[arg(long, value_name = "AGE", default_value = "30d")]
+    pub since: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ActionFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct SnapshotArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -227,6 +242,10 @@ pub struct AgentArgs {
     /// Directory read for each GPU process's owner and cgroup [default: $FLEETOP_PROC_ROOT, then /proc]
     #[arg(long, value_name = "PATH")]
     pub proc_root: Option<PathBuf>,
+    /// Journal each GPU event (XID, recovery action, ECC, row remap, NVLink, lost) in DIR, so samples carry the
+    /// last 30 days across reboots (the service uses /var/lib/fleetop) [default: $FLEETOP_JOURNAL, else none]
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
     /// Serve Prometheus metrics on ADDR:PORT (/metrics) instead of writing samples to stdout
     #[arg(long, value_name = "ADDR:PORT", conflicts_with = "once")]
     pub listen: Option<String>,

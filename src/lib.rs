@@ -14,6 +14,7 @@ pub mod release;
 pub mod repair;
 pub mod runtime;
 pub mod snapshot;
+pub mod store;
 pub mod telemetry;
 pub mod text;
 pub mod timings;

@@ -250,7 +250,85 @@ impl AuditLog {
             .write_all(&line)
             .and_then(|()| self.file.sync_all());
         self.at_line_start = written.is_ok();
-        written.map_err(|e| format!("audit log {}: {e}", self.path.display()))
+        written.map_err(|e| format!("audit log {}: {e}", self.path.display()))?;
+        // The history store indexes what the log holds, from this one place so nothing is missed; practice
+        // records stay out of it, and a store that cannot be written is a warning, never a failed action.
+        if !self.demo && !record.demo() {
+            crate::store::record(&crate::store::beside(&self.path), &[indexed(record)]);
+        }
+        Ok(())
+    }
+}
+
+/// `record` as a history store event.
+fn indexed(record: &Record) -> crate::store::Event {
+    use crate::store::{kind, Event};
+    let ms = |t: &str| {
+        humantime::parse_rfc3339_weak(t)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    match record {
+        Record::Intent(i) => Event::node(
+            ms(&i.time),
+            &i.node,
+            kind::ACTION,
+            &format!(
+                "{} by {}{} ({}: {})",
+                i.action,
+                i.operator,
+                i.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default(),
+                i.backend,
+                i.command
+            ),
+        ),
+        Record::Outcome(o) => Event::node(
+            ms(&o.time),
+            &o.node,
+            kind::OUTCOME,
+            &format!(
+                "{} {}{}{}",
+                o.action,
+                if o.ok { "succeeded" } else { "failed" },
+                o.exit_status
+                    .map(|s| format!(" (exit {s})"))
+                    .unwrap_or_default(),
+                if o.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", o.detail)
+                }
+            ),
+        ),
+        Record::Ack(a) => Event::node(
+            ms(&a.time),
+            &a.node,
+            kind::ACK,
+            &format!(
+                "acknowledged by {}: {} ({})",
+                a.operator,
+                a.reason,
+                a.xids.join(", ")
+            ),
+        ),
+        Record::Repaired(r) => {
+            let serial = r.gpu_id.strip_prefix("SN ").map(str::to_string);
+            Event {
+                uuid: serial.is_none().then(|| r.gpu_id.clone()),
+                serial,
+                gpu: Some(r.gpu),
+                ..Event::node(
+                    ms(&r.time),
+                    &r.node,
+                    kind::REPAIR,
+                    &format!("{} for {} by {}", r.remedy, r.cause, r.operator),
+                )
+            }
+        }
     }
 }
 
@@ -399,6 +477,12 @@ mod tests {
         demo.write(&entry.intent("demo-1")).unwrap();
         let mut real = AuditLog::open(&path).unwrap();
         real.write(&ack("c001n2", "RMA 7")).unwrap();
+        // The history store beside the log indexes the real record only.
+        let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+        let indexed = store.history("c001n2", 0).unwrap();
+        assert_eq!(indexed.len(), 1, "{indexed:?}");
+        assert!(indexed[0].detail.contains("RMA 7"), "{indexed:?}");
+        assert!(store.history("c001n1", 0).unwrap().is_empty());
 
         let seen_by_real = scan(&path, false);
         assert_eq!(seen_by_real.acks.len(), 1, "{seen_by_real:?}");

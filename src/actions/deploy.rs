@@ -72,7 +72,8 @@ pub fn unit_word(word: &str) -> Result<String, String> {
 }
 
 /// The agent's unit: `agent --listen` as an unprivileged dynamic user that may read the kernel log
-/// (CAP_SYSLOG, for XIDs) and the GPUs, restarted when it exits. `Err` when a path or address cannot be
+/// (CAP_SYSLOG, for XIDs) and the GPUs, restarted when it exits, journaling GPU events in its state directory
+/// `/var/lib/fleetop` (systemd's `StateDirectory=`, writable under `ProtectSystem=strict`). `Err` when a path or address cannot be
 /// written into a unit (see [`unit_word`]).
 pub fn unit_text(agent_path: &str, listen: &str) -> Result<String, String> {
     let exec = format!(
@@ -91,6 +92,8 @@ pub fn unit_text(agent_path: &str, listen: &str) -> Result<String, String> {
          \n\
          [Service]\n\
          ExecStart={exec}\n\
+         Environment=FLEETOP_JOURNAL=/var/lib/fleetop\n\
+         StateDirectory=fleetop\n\
          Restart=always\n\
          RestartSec=5\n\
          DynamicUser=yes\n\

@@ -3,6 +3,7 @@
 mod board;
 mod fields;
 mod ib;
+pub mod journal;
 pub mod kernel;
 mod nvlink;
 mod procs;
@@ -39,6 +40,8 @@ pub struct AgentOptions {
     pub sysfs_root: Option<std::path::PathBuf>,
     /// Where GPU processes are looked up; `None`: `$FLEETOP_PROC_ROOT`, then `/proc`.
     pub proc_root: Option<std::path::PathBuf>,
+    /// Where GPU events are journaled across reboots; `None`: `$FLEETOP_JOURNAL`, then no journal.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 /// What the agent publishes, in order: its hello once, then a sample per interval.
@@ -173,6 +176,7 @@ fn stream(
     let mut links: Vec<Option<crate::telemetry::fabric::NvLinks>> = vec![None; gpus.len()];
     let mut windows: Vec<board::Window> = gpus.iter().map(|_| board::Window::default()).collect();
     let mut tick: u64 = 0;
+    let mut journal = journal::dir(opts.journal.as_deref()).map(|d| journal::Journal::open(&d));
     loop {
         kernel_log.poll(if opts.once {
             kernel::ONCE_BUDGET
@@ -227,6 +231,9 @@ fn stream(
         sample.sanitize(MAX_GPUS_PER_SAMPLE);
         if opts.once {
             state::rises_since_last_run(&mut sample, &proc_root);
+        }
+        if let Some(j) = &mut journal {
+            j.note(&mut sample);
         }
         if !publish(Published::Sample(&sample)) || opts.once {
             return 0;

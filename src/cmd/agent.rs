@@ -16,6 +16,7 @@ pub fn run(a: AgentArgs) -> i32 {
         kernel_log: a.kernel_log,
         sysfs_root: a.sysfs_root,
         proc_root: a.proc_root,
+        journal: a.journal,
     };
     match a.listen {
         None => agent::run(&opts, &mut agent::to_stdout),

@@ -6,6 +6,7 @@ mod agent;
 mod check;
 mod deploy;
 mod docs;
+mod history;
 mod live;
 mod repair;
 mod snapshot;
@@ -66,6 +67,7 @@ fn dispatch(cli: Cli) -> i32 {
         }
         Some(Command::Deploy(args)) => deploy::run(&cli.global, &args),
         Some(Command::Repair(args)) => repair::run(&cli.global, &args),
+        Some(Command::History(args)) => history::run(&cli.global, &args),
         Some(Command::Completions { shell }) => docs::completions(shell),
         Some(Command::Manpage { dir }) => docs::manpage(dir.as_deref()),
         None => live::run(&cli.global, interactive),

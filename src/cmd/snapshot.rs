@@ -80,6 +80,9 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         repairs(&mut state);
     }
     phases.lap("collect: until every node answered");
+    if args.at.is_none() && !inv.simulated {
+        remember(&mut state, &filter, started, timeout);
+    }
     let report = Report::new(&state, &filter, started, Instant::now(), timeout);
     phases.lap("judge: views, verdicts, drift");
     let text = report.render(args.format);
@@ -96,6 +99,29 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         eprint!("{}{source}", phases.render());
     }
     report.summary.exit_code(args.include_drained)
+}
+
+/// Tells the history store what this pass saw, and flags the nodes it names repeat offenders.
+fn remember(
+    state: &mut crate::fleet::FleetState,
+    filter: &Filter,
+    started: Instant,
+    timeout: Duration,
+) {
+    use crate::fleet::memory;
+    let inv = std::sync::Arc::clone(state.inventory());
+    let path = crate::store::beside(&crate::actions::run::audit_path(&inv));
+    let seen =
+        memory::sightings(&Report::new(state, filter, started, Instant::now(), timeout).nodes);
+    let repair = &inv.actions.repair;
+    let lemons = memory::remember(
+        &path,
+        &seen,
+        crate::telemetry::unix_ms(),
+        repair.max_repairs,
+        repair.repair_window,
+    );
+    state.note_lemons(&lemons);
 }
 
 type DrainAnswer =

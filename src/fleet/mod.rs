@@ -5,6 +5,7 @@ pub mod drift;
 pub mod events;
 pub mod filter;
 pub mod history;
+pub mod memory;
 pub mod operations;
 mod resets;
 pub use resets::AuditedReset;
@@ -160,6 +161,8 @@ pub struct FleetState {
     ops: Vec<operations::NodeOps>,
     /// Per node, its last audited GPU resets and reboot (grown on first use).
     resets: Vec<resets::NodeResets>,
+    /// Per node, why the history store calls it a repeat offender (grown on first use; see `memory`).
+    lemons: Vec<Option<String>>,
 }
 
 impl FleetState {
@@ -177,6 +180,7 @@ impl FleetState {
             nodes,
             history_len,
             resets: Vec::new(),
+            lemons: Vec::new(),
         }
     }
 

@@ -172,6 +172,9 @@ impl FleetState {
                     verdict.add(identity.health, reason);
                 }
             }
+            if let Some(reason) = self.lemon(id) {
+                verdict.add(Health::Warn, reason.to_string());
+            }
             for reason in self.drift_reasons(id) {
                 verdict.add(Health::Warn, format!("drift: {reason}"));
             }

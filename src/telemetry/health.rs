@@ -102,6 +102,10 @@ pub(crate) fn judge_gpu_at(
         );
     }
     xids(&mut v, gpu, acked, clock);
+    // The journal's past (before the last boot) is information: the reboot was the remedy, the live values judge.
+    for reason in super::past::before_reboot(gpu.past.as_deref(), clock.now_ms) {
+        v.add(Health::Ok, reason);
+    }
     recovery_action(&mut v, gpu, clock);
     board::judge_board(&mut v, gpu);
     nvlinks(&mut v, gpu);

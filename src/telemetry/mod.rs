@@ -9,6 +9,7 @@ pub(crate) mod identity;
 pub mod kernel_log;
 pub(crate) mod kernel_record;
 pub(crate) mod metric_names;
+pub mod past;
 pub mod process;
 pub mod recovery;
 pub mod rise;
@@ -128,6 +129,10 @@ pub struct GpuSample {
     /// Any error but `implausible` makes the GPU `crit`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<GpuError>,
+    /// The last 30 days of this GPU from the agent's journal on the node (`--journal`), survivors of reboots;
+    /// absent from agents without a journal (unknown, not "nothing happened").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past: Option<Vec<past::PastEvent>>,
 }
 
 impl GpuSample {

@@ -249,6 +249,21 @@ impl GpuSample {
         if let Some(processes) = &mut self.processes {
             sanitize_processes(processes);
         }
+        if let Some(past) = &mut self.past {
+            sanitize_past(past);
+        }
+    }
+}
+
+/// Bounds a journal summary from a node: entries, kinds and texts; unknown kinds are dropped.
+fn sanitize_past(past: &mut Vec<super::past::PastEvent>) {
+    use super::past::{KINDS, MAX_PAST, MAX_TEXT};
+    past.retain(|p| KINDS.contains(&p.kind.as_str()));
+    past.truncate(MAX_PAST);
+    for p in past {
+        if let Some(t) = &mut p.text {
+            make_inert(t, MAX_TEXT);
+        }
     }
 }
 

@@ -164,6 +164,12 @@ async fn event_loop(
         app.viewport = (size.width, size.height);
     }
     let mut shell_open = false;
+    // The history store hears what the fleet shows twice a minute, on a thread of its own (SQLite waits for
+    // other writers), and answers with the repeat offenders.
+    let memory_path = crate::store::beside(&log_path);
+    let mut memory_ticks = tokio::time::interval(MEMORY_EVERY);
+    memory_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (lemon_tx, mut lemon_rx) = tokio::sync::mpsc::channel(1);
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !app.quit {
@@ -209,7 +215,26 @@ async fn event_loop(
                 }
                 _ => {}
             },
-            _ = frames.tick() => {
+            _ = memory_ticks.tick(), if !inventory.simulated => {
+                let views = app.fleet.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
+                let seen = crate::fleet::memory::sightings(&views);
+                let (path, tx, repair) = (memory_path.clone(), lemon_tx.clone(), inventory.actions.repair.clone());
+                tokio::task::spawn_blocking(move || {
+                    let lemons = crate::fleet::memory::remember(
+                        &path,
+                        &seen,
+                        crate::telemetry::unix_ms(),
+                        repair.max_repairs,
+                        repair.repair_window,
+                    );
+                    let _ = tx.try_send(lemons);
+                });
+            }
+            Some(lemons) = lemon_rx.recv() => {
+                app.fleet.note_lemons(&lemons);
+                app.dirty = true;
+            }
+                        _ = frames.tick() => {
                 // Telemetry is merged in batches once a frame rather than awaited message by message,
                 // which would wake this task once per sample per node.
                 while let Ok(msg) = messages.try_recv() {
@@ -228,6 +253,9 @@ async fn event_loop(
     }
     0
 }
+
+/// How often the TUI tells the history store what it shows.
+const MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs one confirmed request through the action runner on its own thread, forwarding its progress.
 fn spawn_action(

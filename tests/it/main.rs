@@ -17,6 +17,7 @@ mod catalogue_lines;
 mod deploy;
 mod exporter_http;
 mod fuzz;
+mod history;
 mod import_map;
 mod inventory_check;
 mod jobs_kubectl;

@@ -1,0 +1,141 @@
+//! What a view of the fleet tells the history store: each node's and GPU's health, XIDs and where each GPU
+//! serial is (the store keeps only what changed).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::view::NodeView;
+use super::FleetState;
+use crate::inventory::NodeId;
+use crate::store::query::{Incidents, Sighting};
+
+/// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
+pub const LEMON: &str = "repeat offender";
+
+/// One sighting per node that has a sample and one per GPU in it; a node without a sample says nothing (its
+/// health is not known, and "unknown" is not a transition).
+pub fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
+    let mut out = Vec::new();
+    for n in nodes.iter().filter(|n| n.sample.is_some()) {
+        out.push(Sighting {
+            node: n.name.into(),
+            health: Some(n.verdict.health.as_str().into()),
+            reasons: n.verdict.reasons.clone(),
+            ..Sighting::default()
+        });
+        for g in &n.gpus {
+            let s = g.sample;
+            out.push(Sighting {
+                node: n.name.into(),
+                gpu: Some(s.index),
+                serial: s.serial.clone(),
+                uuid: s.uuid.clone(),
+                health: Some(g.verdict.health.as_str().into()),
+                reasons: g.verdict.reasons.clone(),
+                // An XID without a time (no source gave one) cannot be told from the same XID seen again.
+                xids: s
+                    .xid_events
+                    .iter()
+                    .flatten()
+                    .filter_map(|x| {
+                        let text = x.text.clone().unwrap_or_default();
+                        x.last_ms.map(|t| (x.code, x.count, t, text))
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Stores `seen` at `now_ms` in the store at `path`, then reads the repeat offenders back ([`lemons`]); a store
+/// that cannot be written or read is a warning, and flags no one.
+pub fn remember(
+    path: &std::path::Path,
+    seen: &[Sighting],
+    now_ms: u64,
+    max: u32,
+    window: Duration,
+) -> HashMap<String, String> {
+    let since_ms = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+    let read = crate::store::Store::open(path).and_then(|mut s| {
+        s.observe(seen, now_ms)?;
+        s.incidents(since_ms)
+    });
+    match read {
+        Ok(incidents) => lemons(&incidents, seen, max, window),
+        Err(e) => {
+            crate::text::warn(&format!("history store {}: {e}", path.display()));
+            HashMap::new()
+        }
+    }
+}
+
+/// `repeat offender: 3 incidents in 30 days` for each node, by name, that had at least `max` incidents (health
+/// turning crit, repairs) within `window`, itself or through a GPU it holds now (by serial, wherever the GPU was
+/// then): the lemon rule of `[repair] max_repairs` and `repair_window`, read from the history store.
+pub fn lemons(
+    incidents: &Incidents,
+    seen: &[Sighting],
+    max: u32,
+    window: Duration,
+) -> HashMap<String, String> {
+    let days = window.as_secs() / 86_400;
+    let span = if window.as_secs().is_multiple_of(86_400) && days > 0 {
+        format!("{days} day{}", if days == 1 { "" } else { "s" })
+    } else {
+        humantime::format_duration(window).to_string()
+    };
+    let max = max.max(1);
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for s in seen {
+        let board = s.uuid.as_ref().or(s.serial.as_ref());
+        let why = match (s.gpu, board) {
+            (None, _) => incidents
+                .nodes
+                .get(&s.node)
+                .filter(|&&c| c >= max)
+                .map(|count| format!("{LEMON}: {count} incidents in {span}")),
+            (Some(gpu), Some(board)) => {
+                incidents
+                    .gpus
+                    .get(board)
+                    .filter(|&&c| c >= max)
+                    .map(|count| {
+                        let id = s
+                            .serial
+                            .as_deref()
+                            .map_or_else(|| board.clone(), |sn| format!("SN {sn}"));
+                        format!(
+                            "{LEMON}: GPU {gpu} ({}) {count} incidents in {span}",
+                            crate::text::escape(&id)
+                        )
+                    })
+            }
+            (Some(_), None) => None,
+        };
+        if let Some(why) = why {
+            out.entry(s.node.clone()).or_default().push(why);
+        }
+    }
+    out.into_iter()
+        .map(|(node, why)| (node, why.join("; ")))
+        .collect()
+}
+
+impl FleetState {
+    /// Records the repeat offenders [`lemons`] found, by node name (names the inventory lacks are skipped).
+    pub fn note_lemons(&mut self, lemons: &HashMap<String, String>) {
+        self.lemons = self
+            .inventory
+            .nodes
+            .iter()
+            .map(|n| lemons.get(&n.name).cloned())
+            .collect();
+    }
+
+    /// Why the node is a repeat offender, if it is.
+    pub fn lemon(&self, id: NodeId) -> Option<&str> {
+        self.lemons.get(id).and_then(|l| l.as_deref())
+    }
+}

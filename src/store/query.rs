@@ -1,0 +1,176 @@
+//! Reading the store back: a node's or a GPU's history across node moves, and incident counts for the lemon flag;
+//! and turning what a pass over the fleet saw into events (health transitions, XIDs, GPU moves).
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+
+use super::{kind, Event, Store};
+
+/// Most events one history query returns.
+pub const MAX_HISTORY: u32 = 10_000;
+
+/// What `fleetop history` was asked about: a node name, a GPU serial or a GPU UUID (all are tried).
+pub type Key<'a> = &'a str;
+
+/// Incidents (health turning crit, repairs) per node and per GPU within a window. A GPU is known by its UUID
+/// where it has one (burned into the board, it moves with it like the serial, and unlike serials it is never
+/// blank or shared), else by its serial.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Incidents {
+    pub nodes: HashMap<String, u32>,
+    pub gpus: HashMap<String, u32>,
+}
+
+/// What one pass saw of one node, or of one GPU on it (`gpu` set).
+#[derive(Debug, Clone, Default)]
+pub struct Sighting {
+    pub node: String,
+    pub gpu: Option<u32>,
+    pub serial: Option<String>,
+    pub uuid: Option<String>,
+    /// `ok`, `warn` or `crit`; `None`: not judged (no sample).
+    pub health: Option<String>,
+    /// Why, when not ok.
+    pub reasons: Vec<String>,
+    /// XIDs: (code, count, last occurrence in Unix ms, text).
+    pub xids: Vec<(u32, u64, u64, String)>,
+}
+
+impl Store {
+    /// Every event of `key` (a node, serial or UUID) since `since_ms`, newest first: the node's own, and those of
+    /// every GPU (by serial or UUID) ever seen with it, wherever the GPU was at the time.
+    pub fn history(&self, key: Key, since_ms: u64) -> Result<Vec<Event>, String> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "WITH ids AS (SELECT DISTINCT serial, uuid FROM events
+                              WHERE node = ?1 OR serial = ?1 OR uuid = ?1)
+                 SELECT time_ms, node, gpu, serial, uuid, kind, detail FROM events
+                 WHERE time_ms >= ?2 AND (node = ?1 OR serial = ?1 OR uuid = ?1
+                       OR serial IN (SELECT serial FROM ids WHERE serial IS NOT NULL)
+                       OR uuid IN (SELECT uuid FROM ids WHERE uuid IS NOT NULL))
+                 ORDER BY time_ms DESC, id DESC LIMIT ?3",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = stmt
+            .query_map(
+                params![
+                    key,
+                    i64::try_from(since_ms).unwrap_or(i64::MAX),
+                    MAX_HISTORY
+                ],
+                |r| {
+                    Ok(Event {
+                        time_ms: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                        node: r.get(1)?,
+                        gpu: r.get(2)?,
+                        serial: r.get(3)?,
+                        uuid: r.get(4)?,
+                        kind: r.get(5)?,
+                        detail: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    }
+
+    /// Incidents since `since_ms`: a node's or a GPU's health turning crit, and each repair of a GPU.
+    pub fn incidents(&self, since_ms: u64) -> Result<Incidents, String> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT node, IFNULL(uuid, serial), gpu IS NULL, COUNT(*) FROM events
+                 WHERE time_ms >= ?1 AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
+                 GROUP BY node, IFNULL(uuid, serial), gpu IS NULL",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut out = Incidents::default();
+        let rows = stmt
+            .query_map(params![i64::try_from(since_ms).unwrap_or(i64::MAX)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            })
+            .map_err(|e| e.to_string())?;
+        for row in rows {
+            let (node, gpu, node_level, n) = row.map_err(|e| e.to_string())?;
+            match gpu {
+                Some(g) if !node_level => *out.gpus.entry(g).or_default() += n,
+                _ => *out.nodes.entry(node).or_default() += n,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last health stored for a node (`gpu` None) or one of its GPUs (by serial, else UUID, else index).
+    fn last_health(&self, s: &Sighting) -> Result<Option<String>, String> {
+        let detail: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
+                   AND IFNULL(gpu, -1) = IFNULL(?2, -1)
+                   AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
+                 ORDER BY time_ms DESC, id DESC LIMIT 1",
+                params![s.node, s.gpu, s.serial, s.uuid],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e.to_string()),
+            })?;
+        Ok(detail.map(|d| d.split(':').next().unwrap_or_default().to_string()))
+    }
+
+    /// Stores what a pass saw at `now_ms`: health that changed since the last one stored, XIDs not stored yet,
+    /// and each GPU (by UUID, else serial: see [`Incidents`]) seen on another node than before (`moved`) or for
+    /// the first time (`seen`).
+    pub fn observe(&mut self, seen: &[Sighting], now_ms: u64) -> Result<usize, String> {
+        let mut events = Vec::new();
+        for s in seen {
+            let at = |kind: &str, detail: String, time_ms: u64| Event {
+                time_ms,
+                node: s.node.clone(),
+                gpu: s.gpu,
+                serial: s.serial.clone(),
+                uuid: s.uuid.clone(),
+                kind: kind.into(),
+                detail,
+            };
+            if let Some(health) = &s.health {
+                if self.last_health(s)?.as_deref() != Some(health.as_str()) {
+                    let why = if s.reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", s.reasons.join("; "))
+                    };
+                    events.push(at(kind::HEALTH, format!("{health}:{why}"), now_ms));
+                }
+            }
+            for (code, count, last_ms, text) in &s.xids {
+                let detail = format!("XID {code} ×{count}: {text}");
+                events.push(at(kind::XID, detail, *last_ms));
+            }
+            if let Some(board) = s.uuid.as_ref().or(s.serial.as_ref()) {
+                match self.last_node_of(board)? {
+                    Some(node) if node == s.node => {}
+                    Some(node) => {
+                        events.push(at(
+                            kind::MOVED,
+                            format!("from {node} to {}", s.node),
+                            now_ms,
+                        ));
+                    }
+                    None => events.push(at(kind::SEEN, format!("on {}", s.node), now_ms)),
+                }
+            }
+        }
+        self.append(&events)
+    }
+}

@@ -1,0 +1,148 @@
+//! The store on a real SQLite file: history across a GPU's move, incidents, the row cap, and two writer
+//! processes at once.
+
+use super::query::Sighting;
+use super::*;
+
+fn gpu(node: &str, serial: &str, health: &str) -> Sighting {
+    Sighting {
+        node: node.into(),
+        gpu: Some(3),
+        serial: Some(serial.into()),
+        uuid: Some(format!("GPU-{serial}")),
+        health: Some(health.into()),
+        reasons: if health == "ok" {
+            vec![]
+        } else {
+            vec!["XID 79".into()]
+        },
+        xids: vec![],
+    }
+}
+
+#[test]
+fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+    let mut on_a = gpu("c001n1", "1650923001234", "crit");
+    on_a.xids = vec![(79, 2, 1_000, "GPU has fallen off the bus.".into())];
+    store.observe(&[on_a.clone()], 2_000).unwrap();
+    // The same pass again adds nothing: same health, same XID, same node.
+    assert_eq!(store.observe(&[on_a], 3_000).unwrap(), 0);
+    store
+        .observe(&[gpu("c007n2", "1650923001234", "ok")], 10_000)
+        .unwrap();
+    let h = store.history("1650923001234", 0).unwrap();
+    let kinds: Vec<(&str, &str)> = h
+        .iter()
+        .map(|e| (e.kind.as_str(), e.node.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("moved", "c007n2"),
+            ("health", "c007n2"),
+            ("seen", "c001n1"),
+            ("health", "c001n1"),
+            ("xid", "c001n1"),
+        ]
+    );
+    assert_eq!(h[0].detail, "from c001n1 to c007n2");
+    // The new node's history carries the GPU's past on the old one; the UUID finds the same.
+    assert_eq!(store.history("c007n2", 0).unwrap().len(), 5);
+    assert_eq!(store.history("GPU-1650923001234", 0).unwrap(), h);
+    assert_eq!(store.history("1650923001234", 5_000).unwrap().len(), 2);
+    assert!(store.history("c999n9", 0).unwrap().is_empty());
+    let inc = store.incidents(0).unwrap();
+    assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
+}
+
+#[test]
+fn the_oldest_events_go_past_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open_capped(&dir.path().join("fleet.sqlite"), 50).unwrap();
+    for round in 0..10u64 {
+        let events: Vec<Event> = (0..20)
+            .map(|i| {
+                Event::node(
+                    round * 100 + i,
+                    "c001n1",
+                    kind::ACTION,
+                    &format!("drain {i}"),
+                )
+            })
+            .collect();
+        store.append(&events).unwrap();
+    }
+    assert_eq!(store.len().unwrap(), 50);
+    let h = store.history("c001n1", 0).unwrap();
+    assert_eq!(h.first().map(|e| e.time_ms), Some(919));
+    assert_eq!(h.last().map(|e| e.time_ms), Some(710));
+    let long = "x".repeat(10_000);
+    store
+        .append(&[Event::node(5_000, "c001n1", kind::ACK, &long)])
+        .unwrap();
+    assert_eq!(
+        store.history("c001n1", 5_000).unwrap()[0].detail.len(),
+        MAX_FIELD_CHARS
+    );
+}
+
+/// Set in the child processes of [`two_writer_processes_at_once_lose_nothing`].
+const WRITER_ENV: &str = "FLEETOP_TEST_STORE_WRITER";
+
+#[test]
+fn two_writer_processes_at_once_lose_nothing() {
+    if let Some(spec) = std::env::var_os(WRITER_ENV) {
+        // A child: write 200 events one transaction each, as a TUI and a repair would.
+        let spec = spec.to_string_lossy().into_owned();
+        let (path, node) = spec.split_once('|').unwrap();
+        let mut store = Store::open(Path::new(path)).unwrap();
+        for i in 0..200 {
+            store
+                .append(&[Event::node(i, node, kind::ACTION, &format!("drain {i}"))])
+                .unwrap();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.sqlite");
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = ["c001n1", "c002n1"]
+        .iter()
+        .map(|node| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "store::tests::two_writer_processes_at_once_lose_nothing",
+                    "--test-threads=1",
+                ])
+                .env(WRITER_ENV, format!("{}|{node}", path.display()))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        // Bounded: each child does 200 small commits; a hung one fails the test rather than waiting forever.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(status.success(), "a writer failed: {status}");
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("a writer did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.history("c001n1", 0).unwrap().len(), 200);
+    assert_eq!(store.history("c002n1", 0).unwrap().len(), 200);
+    let ok: String = store
+        .conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
