@@ -112,6 +112,7 @@ mod tests {
         let clock = XidClock {
             now_ms: Some(60_000 + 40 * 60_000),
             last_reset_ms: None,
+            last_reboot_ms: None,
         };
         let first = new_xids(None, &gpu(1), &clock);
         assert_eq!(first.len(), 1);
@@ -124,8 +125,10 @@ mod tests {
         );
         assert!(new_xids(Some(&gpu(1)), &gpu(1), &clock).is_empty());
         assert_eq!(new_xids(Some(&gpu(1)), &gpu(3), &clock).len(), 1);
+        // A reboot: what XID 79 (RESTART_BM) waits for.
         let reset = XidClock {
             last_reset_ms: Some(120_000),
+            last_reboot_ms: Some(120_000),
             ..clock
         };
         let history = new_xids(None, &gpu(1), &reset);
@@ -153,6 +156,7 @@ mod tests {
         let clock = XidClock {
             now_ms: Some(60_000),
             last_reset_ms: None,
+            last_reboot_ms: None,
         };
         let line = &new_xids(None, &far, &clock)[0].1;
         assert!(

@@ -93,6 +93,7 @@ impl FleetState {
         XidClock {
             now_ms,
             last_reset_ms,
+            last_reboot_ms: resets.and_then(|r| r.reboot_ms),
         }
     }
 }

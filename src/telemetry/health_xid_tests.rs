@@ -25,6 +25,7 @@ fn xids_show_their_age_and_history_is_not_a_fault() {
         &XidClock {
             now_ms: now,
             last_reset_ms: None,
+            last_reboot_ms: None,
         },
     );
     assert_eq!(current.health, Health::Crit);
@@ -35,6 +36,7 @@ fn xids_show_their_age_and_history_is_not_a_fault() {
     let reset = XidClock {
         now_ms: now,
         last_reset_ms: Some(120_000),
+        last_reboot_ms: Some(120_000),
     };
     let after = judge_gpu_at(&gpu79, &t, &none_acknowledged, &reset);
     assert_eq!(after.health, Health::Ok, "{after:?}");
@@ -64,6 +66,7 @@ fn an_xid154_action_from_before_the_last_reset_is_history() {
     let clock = |reset| XidClock {
         now_ms: Some(10_000),
         last_reset_ms: reset,
+        last_reboot_ms: reset,
     };
     let before = judge_gpu_at(&gpu, &t, &none_acknowledged, &clock(None));
     assert_eq!(before.health, Health::Crit, "{before:?}");

@@ -20,6 +20,8 @@ pub struct XidClock {
     pub now_ms: Option<u64>,
     /// The GPU's last successful reset or its node's last successful reboot, Unix ms (fleetop's audit log).
     pub last_reset_ms: Option<u64>,
+    /// Its node's last successful reboot alone: what XIDs whose catalogue remedy is a reboot wait for.
+    pub last_reboot_ms: Option<u64>,
 }
 
 /// `ms` as an age: `12 s ago`, `40 min ago`, `5 h ago`, `3 d ago`.
@@ -45,7 +47,15 @@ pub fn last_seen(e: Option<&XidEvent>, clock: &XidClock) -> String {
 /// before an XID 154 (among `events`, the GPU's) that set the recovery action back to none.
 pub fn before_reset(e: &XidEvent, events: &[XidEvent], clock: &XidClock) -> Option<String> {
     let last = e.last_ms?;
-    if let Some(reset) = clock.last_reset_ms.filter(|&r| last < r) {
+    // NVIDIA's catalogue says a RESTART_BM XID (79: fallen off the bus, …) needs the node rebooted: a GPU reset
+    // does not make it history.
+    let needs_reboot = super::catalogue::xid(e.code).is_some_and(|x| x.action == "RESTART_BM");
+    let remedied = if needs_reboot {
+        clock.last_reboot_ms
+    } else {
+        clock.last_reset_ms
+    };
+    if let Some(reset) = remedied.filter(|&r| last < r) {
         let when = clock
             .now_ms
             .map(|now| format!(", {}", ago(now.saturating_sub(reset))))
@@ -95,6 +105,7 @@ mod tests {
         let clock = XidClock {
             now_ms: Some(10 * 60_000),
             last_reset_ms: None,
+            last_reboot_ms: None,
         };
         assert_eq!(
             last_seen(Some(&at(79, 0, None)), &clock),
@@ -104,10 +115,26 @@ mod tests {
     }
 
     #[test]
+    fn a_gpu_reset_does_not_make_an_xid_that_needs_a_reboot_history() {
+        let reset_only = XidClock {
+            now_ms: Some(3_600_000),
+            last_reset_ms: Some(1_800_000),
+            last_reboot_ms: None,
+        };
+        // 79 is RESTART_BM in NVIDIA's catalogue; 119 (GSP RPC timeout) is RESET_GPU.
+        assert_eq!(
+            before_reset(&at(79, 1_000_000, None), &[], &reset_only),
+            None
+        );
+        assert!(before_reset(&at(119, 1_000_000, None), &[], &reset_only).is_some());
+    }
+
+    #[test]
     fn an_xid_before_the_audited_reset_is_history() {
         let clock = XidClock {
             now_ms: Some(3_600_000),
             last_reset_ms: Some(1_800_000),
+            last_reboot_ms: Some(1_800_000),
         };
         let old = at(79, 1_000_000, None);
         let why = before_reset(&old, &[], &clock).unwrap();
