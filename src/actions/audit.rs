@@ -354,6 +354,27 @@ pub(crate) struct Scan {
     pub acks: Vec<Ack>,
 }
 
+/// The newest `max` bytes of the log at `path` as text, less the partial line a read that starts inside the
+/// file begins with; `None` when it cannot be read. Readers that want only recent records (audited resets, a
+/// GPU's repairs) use it, so a long log costs them a bounded read.
+pub(crate) fn tail(path: &Path, max: u64) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    let skip = len.saturating_sub(max);
+    file.seek(SeekFrom::Start(skip)).ok()?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    Some(if skip > 0 {
+        text.split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .to_string()
+    } else {
+        text.into_owned()
+    })
+}
+
 /// Reads the log at `path` back (a missing log is an empty one). Unfinished intents and acknowledgements
 /// come only from records of the same mode: `demo` reads `--demo`'s practice records, otherwise a real
 /// fleet's (practice on the simulated fleet uses the real node names, and must not acknowledge a real XID).

@@ -38,28 +38,10 @@ const MAX_READ: u64 = 64 * 1024 * 1024;
 /// mode: practice (`--demo`) records only for the demo fleet, real ones only for a real fleet, which shares node
 /// names with the demo.
 pub fn read(path: &Path, simulated: bool) -> Vec<AuditedReset> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Some(text) = super::audit::tail(path, MAX_READ) else {
         return Vec::new();
     };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let skip = len.saturating_sub(MAX_READ);
-    if file.seek(SeekFrom::Start(skip)).is_err() {
-        return Vec::new();
-    }
-    let mut bytes = Vec::new();
-    if file.take(MAX_READ).read_to_end(&mut bytes).is_err() {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    // A read that starts inside the log starts inside a line: that first piece is not a record.
-    let whole = if skip > 0 {
-        text.split_once('\n').map_or("", |(_, rest)| rest)
-    } else {
-        &text
-    };
-    whole
-        .lines()
+    text.lines()
         .filter_map(parse)
         .filter(|(demo, _)| *demo == simulated)
         .map(|(_, reset)| reset)

@@ -2,7 +2,6 @@
 //! for hardware inspection instead of being reset or rebooted again. The history is the audit log's `repaired`
 //! records (one per GPU and remedy), so it survives a restart and travels with the log.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -82,21 +81,10 @@ fn window(d: Duration) -> String {
 /// The log's `repaired` records, from its newest [`HISTORY_BYTES`]; lines of any other kind, or torn, are
 /// skipped (the file is one anyone may have edited).
 fn read(log: &Path) -> Vec<Repaired> {
-    let Ok(mut file) = std::fs::File::open(log) else {
+    let Some(text) = audit::tail(log, HISTORY_BYTES) else {
         return Vec::new();
     };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let start = len.saturating_sub(HISTORY_BYTES);
-    if file.seek(SeekFrom::Start(start)).is_err() {
-        return Vec::new();
-    }
-    let mut bytes = Vec::new();
-    if file.take(HISTORY_BYTES).read_to_end(&mut bytes).is_err() {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
     text.lines()
-        // A cut at the start leaves part of a line: it does not parse and is skipped like any torn line.
         .filter(|l| l.contains("\"record\":\"repaired\""))
         .filter_map(|l| match serde_json::from_str(l) {
             Ok(Record::Repaired(r)) => Some(r),

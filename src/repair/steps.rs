@@ -438,24 +438,9 @@ pub(super) fn wait_back(
         if answering {
             if view.verdict.health == Health::Crit {
                 let reasons = view.verdict.reasons.join("; ");
-                let why = format!("came back crit: {reasons}; the node stays drained");
-                close_wait(ctx, wf, i, false, &why)?;
-                // The drain's reason says why it stays out, where the scheduler shows it.
-                let id = waiting[k].1;
-                let req = request(
-                    ctx,
-                    wf,
-                    ActionKind::Drain,
-                    vec![id],
-                    format!("{REASON_PREFIX}came back crit: {reasons}"),
-                );
-                if let Some((_, Err(e))) = act(ctx, &req)?.into_iter().next() {
-                    report(Event::Problem(format!(
-                        "{}: drain reason not updated: {e}",
-                        wf.nodes[i].node
-                    )));
-                }
-                set(wf, i, Step::Failed { why }, String::new(), report);
+                let why = format!("came back crit: {reasons}");
+                close_wait(ctx, wf, i, false, &format!("{why}; the node stays drained"))?;
+                stay_drained(ctx, wf, i, waiting[k].1, &why, report)?;
             } else {
                 let source = view.source.map_or("node", |s| s.as_str());
                 close_wait(ctx, wf, i, true, &format!("back, {source} answering"))?;
@@ -480,6 +465,33 @@ pub(super) fn wait_back(
     if changed {
         save(wf)?;
     }
+    Ok(())
+}
+
+/// Keeps node `i` drained, its drain reason saying why (where the scheduler shows it), and fails it.
+pub(super) fn stay_drained(
+    ctx: &Context,
+    wf: &mut Workflow,
+    i: usize,
+    id: NodeId,
+    why: &str,
+    report: &mut dyn FnMut(Event),
+) -> Result<(), String> {
+    let req = request(
+        ctx,
+        wf,
+        ActionKind::Drain,
+        vec![id],
+        format!("{REASON_PREFIX}{why}"),
+    );
+    if let Some((_, Err(e))) = act(ctx, &req)?.into_iter().next() {
+        report(Event::Problem(format!(
+            "{}: drain reason not updated: {e}",
+            wf.nodes[i].node
+        )));
+    }
+    let why = format!("{why}; the node stays drained");
+    set(wf, i, Step::Failed { why }, String::new(), report);
     Ok(())
 }
 

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use super::audited::{audit_intent, audit_outcome};
-use super::{act, nodes_in, request, set, Context, Event, Step, Workflow, REASON_PREFIX};
+use super::steps::stay_drained;
+use super::{nodes_in, set, Context, Event, Step, Workflow};
 use crate::actions::audit::Ending as AuditEnding;
 use crate::actions::exec::Executor;
-use crate::actions::ActionKind;
 use crate::inventory::{NodeId, Validate, DCGMI_DIAG};
 use crate::transport::{Completed, Ending};
 
@@ -116,7 +116,7 @@ pub(super) fn validate(
                 continue;
             }
             Err(e) => {
-                fail(
+                stay_drained(
                     ctx,
                     wf,
                     i,
@@ -161,7 +161,7 @@ pub(super) fn validate(
                 report,
             );
         } else {
-            fail(
+            stay_drained(
                 ctx,
                 wf,
                 i,
@@ -172,33 +172,6 @@ pub(super) fn validate(
         }
         save(wf)?;
     }
-    Ok(())
-}
-
-/// Keeps node `i` drained, its drain reason saying why, and fails it.
-fn fail(
-    ctx: &Context,
-    wf: &mut Workflow,
-    i: usize,
-    id: NodeId,
-    why: &str,
-    report: &mut dyn FnMut(Event),
-) -> Result<(), String> {
-    let req = request(
-        ctx,
-        wf,
-        ActionKind::Drain,
-        vec![id],
-        format!("{REASON_PREFIX}{why}"),
-    );
-    if let Some((_, Err(e))) = act(ctx, &req)?.into_iter().next() {
-        report(Event::Problem(format!(
-            "{}: drain reason not updated: {e}",
-            wf.nodes[i].node
-        )));
-    }
-    let why = format!("{why}; the node stays drained");
-    set(wf, i, Step::Failed { why }, String::new(), report);
     Ok(())
 }
 
