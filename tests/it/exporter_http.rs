@@ -6,35 +6,16 @@ use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, shared, Killed};
+use common::{free_port, Killed};
 use fleetop::exporter::{HEAD_DEADLINE, MAX_CONNECTIONS};
 
 /// An agent on the fake NVML library serving `/metrics` on `port`, answering once it is up.
 fn agent(dir: &std::path::Path, port: u16) -> Killed {
-    let spec = dir.join("node.spec");
-    std::fs::write(
-        &spec,
-        "driver 550.90.07\ncuda 12040\n\
-         gpu 0|GPU-aaa|NVIDIA H100 80GB HBM3|37|5|1000|81559|40|45|100000|700000|1000|0|0|0|0|0|5|16|89|92|95\n",
-    )
-    .unwrap();
-    let agent = Killed(
-        Command::new(common::fleetop_bin())
-            .args(["agent", "--interval", "200", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .env("FAKE_NVML_SPEC", &spec)
-            .env("FLEETOP_NVML_LIB", &shared().fake_nvml)
-            .env("FLEETOP_KERNEL_LOG", "/dev/null")
-            .env("FLEETOP_SYSFS_ROOT", dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let agent = common::exporter_agent(dir, "node", "GPU-aaa", 37, port);
     let deadline = Instant::now() + Duration::from_secs(30);
     while scrape(port).is_err() {
         assert!(Instant::now() < deadline, "the agent never answered");

@@ -4,35 +4,14 @@
 
 use crate::common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, shared, Killed};
+use common::{free_port, Killed};
 use serde_json::Value;
 
 /// An agent on the fake NVML library serving `/metrics` on `port`, with one GPU at `util` %.
 fn agent(dir: &std::path::Path, name: &str, port: u16, util: u32) -> Killed {
-    let spec = dir.join(format!("{name}.spec"));
-    std::fs::write(
-        &spec,
-        format!(
-            "driver 550.90.07\ncuda 12040\n\
-             gpu 0|GPU-{name}|NVIDIA H100 80GB HBM3|{util}|5|1000|81559|40|45|100000|700000|1000|0|0|0|0|0|5|16|89|92|95\n"
-        ),
-    )
-    .unwrap();
-    Killed(
-        Command::new(common::fleetop_bin())
-            .args(["agent", "--interval", "200", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .env("FAKE_NVML_SPEC", &spec)
-            .env("FLEETOP_NVML_LIB", &shared().fake_nvml)
-            .env("FLEETOP_KERNEL_LOG", "/dev/null")
-            .env("FLEETOP_SYSFS_ROOT", dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    common::exporter_agent(dir, name, &format!("GPU-{name}"), util, port)
 }
 
 /// An instant query's result vector, or why not.

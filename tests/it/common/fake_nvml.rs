@@ -139,3 +139,35 @@ impl Spec {
             .collect()
     }
 }
+
+/// An agent on the fake NVML library serving `/metrics` on 127.0.0.1:`port`, with one H100 (`uuid`) at
+/// `util` %; its spec is written as `dir/name.spec`. Killed when dropped; callers wait for it to answer.
+pub fn exporter_agent(
+    dir: &Path,
+    name: &str,
+    uuid: &str,
+    util: u32,
+    port: u16,
+) -> super::process::Killed {
+    let spec = dir.join(format!("{name}.spec"));
+    fs::write(
+        &spec,
+        format!(
+            "driver 550.90.07\ncuda 12040\n\
+             gpu 0|{uuid}|NVIDIA H100 80GB HBM3|{util}|5|1000|81559|40|45|100000|700000|1000|0|0|0|0|0|5|16|89|92|95\n"
+        ),
+    )
+    .unwrap();
+    super::process::Killed(
+        Command::new(fleetop_bin())
+            .args(["agent", "--interval", "200", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .env("FAKE_NVML_SPEC", &spec)
+            .env("FLEETOP_NVML_LIB", &shared().fake_nvml)
+            .env("FLEETOP_KERNEL_LOG", "/dev/null")
+            .env("FLEETOP_SYSFS_ROOT", dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
