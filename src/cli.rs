@@ -71,6 +71,9 @@ pub enum Command {
     /// What happened to a node or a GPU (by serial or UUID), newest first, across node moves, from the history
     /// store beside the audit log
     History(HistoryArgs),
+    /// One GPU's evidence for a return (RMA) as a tar.gz: identity, `nvidia-smi -q`, the kernel-log lines naming
+    /// its PCI address, its history and the last repair validation, with a manifest of what failed and why
+    Rma(RmaArgs),
     /// Print a shell completion script: fleetop completions bash > /etc/bash_completion.d/fleetop
     Completions {
         #[arg(value_enum)]
@@ -183,6 +186,22 @@ pub struct ResetArgs {
 pub enum ActionFormat {
     Table,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RmaArgs {
+    /// The node the GPU is in
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// The GPU's index on the node, as the TUI, `snapshot` and `nvidia-smi` number it
+    #[arg(long, value_name = "N")]
+    pub gpu: u32,
+    /// Where to write the bundle (a .tar.gz); an existing file is kept unless --force
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace FILE if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -199,6 +199,29 @@ impl Executor {
         }
     }
 
+    /// Runs `command` (quoted for the node's shell) on `node` the way actions reach it, through a new SSH
+    /// connection, for at most `limit`; each stream is kept to `oneshot`'s bound. Read-only work (a repair's
+    /// validation, an RMA bundle's evidence) runs here; the practice fleet runs nothing.
+    pub fn on_node(
+        &self,
+        inv: &Inventory,
+        node: NodeId,
+        command: &str,
+        limit: Duration,
+    ) -> Result<Completed, String> {
+        let Executor::Real {
+            ssh_config,
+            known_hosts,
+            timeouts,
+            ..
+        } = self
+        else {
+            return Err("simulated fleet: nothing runs".into());
+        };
+        let ep = endpoint::resolve(inv, ssh_config.as_deref(), node).map_err(|e| e.to_string())?;
+        oneshot::run(&ep, known_hosts, timeouts, command, limit).map_err(|f| f.detail)
+    }
+
     /// Runs a read-only query and returns its stdout, or why it failed.
     pub fn capture(&self, inv: &Inventory, step: &Invocation) -> Result<String, String> {
         match self {

@@ -3,7 +3,9 @@
 //! appended as one JSON line keyed by the GPU's serial and UUID, and fsync'd, so it outlives the reboot that
 //! clears the kernel log. Bounded: `journal.jsonl` rotates to `journal.1.jsonl` at [`MAX_FILE_BYTES`] (two files
 //! at most). A torn last line (a crash mid-write) is skipped on reading and the next record starts on a new line.
-//! Each sample then carries the GPU's last 30 days (`GpuSample::past`).
+//! Each sample then carries the GPU's last 30 days (`GpuSample::past`). The node's own events — SXids, InfiniBand
+//! ports down, NVLink and InfiniBand error counters that rose past `telemetry::rise`'s rules — are `fabric.rs`'s;
+//! the node-level ones are keyed by the node and summarised in `NodeSample::past`.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -12,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::telemetry::past::{PastEvent, MAX_PAST, SUMMARY_DAYS};
-use crate::telemetry::{GpuErrorKind, GpuSample, NodeSample};
+use crate::telemetry::past::{PastEvent, MAX_PAST, MAX_TEXT, SUMMARY_DAYS};
+use crate::telemetry::{GpuErrorKind, GpuSample, NodeSample, XidEvent};
+
+mod fabric;
 
 /// Where the service keeps its journal (`deploy --systemd`'s unit names it).
 pub const DEFAULT_DIR: &str = "/var/lib/fleetop";
@@ -41,18 +45,40 @@ struct Entry {
     first_ms: Option<u64>,
     last_ms: u64,
     text: Option<String>,
+    /// About the node (an SXid, an InfiniBand port), not one GPU.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    node: bool,
 }
 
+/// The key of the node's own entries: no GPU serial or UUID is empty.
+const NODE_KEY: &str = "";
+
 impl Entry {
-    /// The GPU it is about: the serial, which moves with the board, else the UUID.
+    /// What it is about: the node, else the GPU by its serial, which moves with the board, else its UUID.
     fn gpu_key(&self) -> Option<&str> {
+        if self.node {
+            return Some(NODE_KEY);
+        }
         self.serial.as_deref().or(self.uuid.as_deref())
+    }
+
+    /// What tells one written state from the next: an XID's last occurrence; a state's text (which NVLinks or
+    /// ports are down), so a change of set is written.
+    fn stamp(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        if !self.is_state() {
+            return self.last_ms;
+        }
+        // SipHash with fixed keys: the same text gives the same stamp in every run.
+        let mut h = std::hash::DefaultHasher::new();
+        self.text.hash(&mut h);
+        h.finish()
     }
 }
 
 /// A GPU (serial, else UUID), a kind and a code.
 type Slot = (String, String, Option<u64>);
-/// What was last written for a slot: count, first and last occurrence (0 for a state).
+/// What was last written for a slot: count, first occurrence and [`Entry::stamp`].
 type Written = (u64, Option<u64>, u64);
 
 pub struct Journal {
@@ -68,6 +94,8 @@ pub struct Journal {
     last: HashMap<Slot, Written>,
     /// Unix ms of this boot (`/proc/stat` btime); entries before it are "before reboot".
     boot_ms: Option<u64>,
+    /// The fabric counters at the start of the window rises are judged over when following.
+    window: Option<crate::agent::state::Reading>,
     /// Lines that were not records (torn writes), said once.
     pub skipped: usize,
     /// The last write error, said in the sample's warnings.
@@ -100,6 +128,7 @@ impl Journal {
             entries: Vec::new(),
             last: HashMap::new(),
             boot_ms: boot_ms(),
+            window: None,
             skipped: 0,
             problem: None,
         };
@@ -108,10 +137,9 @@ impl Journal {
         }
         for e in &j.entries {
             if let Some(key) = e.gpu_key() {
-                let last = if e.is_state() { 0 } else { e.last_ms };
                 j.last.insert(
                     (key.to_string(), e.kind.clone(), e.code),
-                    (e.count, e.first_ms, last),
+                    (e.count, e.first_ms, e.stamp()),
                 );
             }
         }
@@ -173,25 +201,45 @@ impl Journal {
     /// Appends what changed in `sample` since the last entries, then gives each GPU its summary.
     pub fn note(&mut self, sample: &mut NodeSample) {
         let now = sample.t;
-        for gpu in &sample.gpus {
-            let found = changes(gpu, now);
-            // A state that went away is written again when it comes back.
-            if let Some(key) = gpu.serial.as_deref().or(gpu.uuid.as_deref()) {
-                self.last.retain(|(k, kind, code), (_, first, _)| {
-                    k != key
-                        || *first != Some(0)
-                        || found.iter().any(|e| e.kind == *kind && e.code == *code)
-                });
-            }
-            for e in found {
-                self.append(e);
-            }
+        let (mut per_gpu, node) = fabric::entries(sample, &mut self.window);
+        for (position, gpu) in sample.gpus.iter().enumerate() {
+            let mut found = changes(gpu, now);
+            found.extend(
+                per_gpu
+                    .get_mut(position)
+                    .map(std::mem::take)
+                    .unwrap_or_default(),
+            );
+            self.record(gpu.serial.as_deref().or(gpu.uuid.as_deref()), found);
         }
+        self.record(Some(NODE_KEY), node);
         for gpu in &mut sample.gpus {
-            gpu.past = self.summary(gpu, now);
+            let key = gpu.serial.as_deref().or(gpu.uuid.as_deref());
+            // The kernel log is read for XIDs when `xid` is known: then it is the record since boot.
+            let log = gpu
+                .xid
+                .is_some()
+                .then(|| gpu.xid_events.as_deref().unwrap_or_default());
+            gpu.past = key.map(|k| self.summary(k, ("xid", log), now));
         }
+        sample.past = Some(self.summary(NODE_KEY, ("sxid", sample.sxid.as_deref()), now));
         if let Some(p) = &self.problem {
             sample.warnings.push(p.clone());
+        }
+    }
+
+    /// Appends what is new among `found`, the current entries of `key` (a GPU, or the node).
+    fn record(&mut self, key: Option<&str>, found: Vec<Entry>) {
+        // A state that went away is written again when it comes back.
+        if let Some(key) = key {
+            self.last.retain(|(k, kind, code), (_, first, _)| {
+                k != key
+                    || *first != Some(0)
+                    || found.iter().any(|e| e.kind == *kind && e.code == *code)
+            });
+        }
+        for e in found {
+            self.append(e);
         }
     }
 
@@ -201,11 +249,7 @@ impl Journal {
         };
         let slot = (key, e.kind.clone(), e.code);
         // A state compares by its value alone; an XID by its tally and times.
-        let state = (
-            e.count,
-            e.first_ms,
-            if e.is_state() { 0 } else { e.last_ms },
-        );
+        let state = (e.count, e.first_ms, e.stamp());
         if self.last.get(&slot) == Some(&state) {
             return;
         }
@@ -245,10 +289,15 @@ impl Journal {
         Ok(())
     }
 
-    /// The GPU's last [`SUMMARY_DAYS`] days, per kind and code: occurrences, the last one, and whether it came
-    /// before this boot (before `/proc/stat`'s btime, or an XID no longer in the readable kernel log).
-    fn summary(&self, gpu: &GpuSample, now: u64) -> Option<Vec<PastEvent>> {
-        let key = gpu.serial.as_deref().or(gpu.uuid.as_deref())?;
+    /// The last [`SUMMARY_DAYS`] days of `key` (a GPU, or the node), per kind and code: occurrences, the last
+    /// one, and whether it came before this boot (before `/proc/stat`'s btime, or an XID or SXid of `log`'s kind
+    /// that the kernel log, read, no longer holds).
+    fn summary(
+        &self,
+        key: &str,
+        (log_kind, log): (&str, Option<&[XidEvent]>),
+        now: u64,
+    ) -> Vec<PastEvent> {
         let since = now.saturating_sub(SUMMARY_DAYS * 86_400_000);
         let mut out: Vec<PastEvent> = Vec::new();
         // Per (kind, code): the previous entry's (count, first_ms), to count each occurrence once.
@@ -284,21 +333,18 @@ impl Journal {
                 }),
             }
         }
-        let in_log = |code: Option<u64>| {
-            gpu.xid_events
-                .iter()
-                .flatten()
-                .any(|x| Some(u64::from(x.code)) == code)
-        };
         for p in &mut out {
             let before_boot = self.boot_ms.is_some_and(|b| p.last_ms < b);
             // The kernel log is the record since boot: an XID it was read for and no longer holds came before.
-            let gone = p.kind == "xid" && gpu.xid.is_some() && !in_log(p.code);
+            let gone = p.kind == log_kind
+                && log.is_some_and(|events| {
+                    !events.iter().any(|x| Some(u64::from(x.code)) == p.code)
+                });
             p.before_reboot = before_boot || gone;
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.last_ms));
         out.truncate(MAX_PAST);
-        Some(out)
+        out
     }
 }
 
@@ -309,32 +355,10 @@ fn changes(gpu: &GpuSample, now: u64) -> Vec<Entry> {
                  count: u64,
                  first: Option<u64>,
                  last: u64,
-                 text: Option<String>| Entry {
-        t: now,
-        gpu: gpu.index,
-        serial: gpu.serial.clone(),
-        uuid: gpu.uuid.clone(),
-        kind: kind.into(),
-        code,
-        count,
-        first_ms: first,
-        last_ms: last,
-        text,
+                 text: Option<String>| {
+        Entry::about(Some(gpu), now, kind, text).with(code, count, first, last)
     };
-    let mut out = Vec::new();
-    // An XID without a time (no source gave one) could not be told from the same one seen again: not journaled.
-    for x in gpu.xid_events.iter().flatten() {
-        if let Some(last) = x.last_ms {
-            out.push(entry(
-                "xid",
-                Some(u64::from(x.code)),
-                x.count,
-                x.first_ms,
-                last,
-                x.text.clone(),
-            ));
-        }
-    }
+    let mut out = tallies(Some(gpu), "xid", gpu.xid_events.as_deref(), now);
     if let Some(action) = gpu.recovery_action.filter(|&a| a != 0) {
         out.push(entry("recovery", Some(u64::from(action)), 1, None, now, None).keyed_by_value());
     }
@@ -364,7 +388,50 @@ fn changes(gpu: &GpuSample, now: u64) -> Vec<Entry> {
     out
 }
 
+/// An entry per timed event of `events` (an XID's or SXid's tally), about `gpu` or the node.
+fn tallies(
+    gpu: Option<&GpuSample>,
+    kind: &str,
+    events: Option<&[XidEvent]>,
+    now: u64,
+) -> Vec<Entry> {
+    // An event without a time (no source gave one) could not be told from the same one seen again: not journaled.
+    events
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|x| {
+            let e = Entry::about(gpu, now, kind, x.text.clone());
+            Some(e.with(Some(u64::from(x.code)), x.count, x.first_ms, x.last_ms?))
+        })
+        .collect()
+}
+
 impl Entry {
+    /// An entry about `gpu` (the node for `None`), its text bounded as a summary keeps it.
+    fn about(gpu: Option<&GpuSample>, now: u64, kind: &str, text: Option<String>) -> Entry {
+        Entry {
+            t: now,
+            gpu: gpu.map_or(0, |g| g.index),
+            serial: gpu.and_then(|g| g.serial.clone()),
+            uuid: gpu.and_then(|g| g.uuid.clone()),
+            kind: kind.into(),
+            code: None,
+            count: 1,
+            first_ms: None,
+            last_ms: now,
+            text: text.map(|t| t.chars().take(MAX_TEXT).collect()),
+            node: gpu.is_none(),
+        }
+    }
+
+    fn with(mut self, code: Option<u64>, count: u64, first: Option<u64>, last: u64) -> Entry {
+        self.code = code;
+        self.count = count;
+        self.first_ms = first;
+        self.last_ms = last;
+        self
+    }
+
     /// A state (not a tally): written when its value first appears, not at every sample while it lasts; its
     /// `first_ms` of 0 marks it.
     fn keyed_by_value(mut self) -> Entry {

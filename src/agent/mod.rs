@@ -227,6 +227,7 @@ fn stream(
             sxid: kernel_log.sxid(),
             unmatched_xid: kernel_log.unmatched(),
             ib: ib::ports(&sysfs_root),
+            past: None,
         };
         sample.sanitize(MAX_GPUS_PER_SAMPLE);
         if opts.once {

@@ -110,6 +110,26 @@ pub(crate) fn rises_since_last_run(sample: &mut NodeSample, proc_root: &Path) {
     }
 }
 
+/// The fabric counters of one reading, kept to judge what rose by a later one (the journal's window when
+/// following; one-pass runs keep theirs in the state file).
+pub(crate) struct Reading(Saved);
+
+impl Reading {
+    pub(crate) fn of(sample: &NodeSample) -> Reading {
+        Reading(saved_of(sample, String::new()))
+    }
+
+    /// Unix ms of the reading.
+    pub(crate) fn t(&self) -> u64 {
+        self.0.t
+    }
+
+    /// Sets `sample`'s rises since this reading.
+    pub(crate) fn rises_into(&self, sample: &mut NodeSample) {
+        apply(sample, &self.0, sample.t);
+    }
+}
+
 fn saved_of(sample: &NodeSample, boot_id: String) -> Saved {
     Saved {
         boot_id,

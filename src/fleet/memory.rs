@@ -97,20 +97,21 @@ pub fn lemons(
                 .filter(|&&c| c >= max)
                 .map(|count| format!("{LEMON}: {count} incidents in {span}")),
             (Some(gpu), Some(board)) => {
-                incidents
-                    .gpus
-                    .get(board)
-                    .filter(|&&c| c >= max)
-                    .map(|count| {
-                        let id = s
-                            .serial
-                            .as_deref()
-                            .map_or_else(|| board.clone(), |sn| format!("SN {sn}"));
-                        format!(
-                            "{LEMON}: GPU {gpu} ({}) {count} incidents in {span}",
-                            crate::text::escape(&id)
-                        )
-                    })
+                // Events that knew the UUID are counted by it, those that knew only the serial (an audited
+                // repair names a GPU by `SN …`) by the serial: the GPU's incidents are both.
+                let by = |id: Option<&String>| id.and_then(|id| incidents.gpus.get(id)).copied();
+                let by_serial = by(s.serial.as_ref().filter(|sn| s.uuid.as_ref() != Some(*sn)));
+                let total = by(s.uuid.as_ref()).unwrap_or(0) + by_serial.unwrap_or(0);
+                Some(total).filter(|&c| c >= max).map(|count| {
+                    let id = s
+                        .serial
+                        .as_deref()
+                        .map_or_else(|| board.clone(), |sn| format!("SN {sn}"));
+                    format!(
+                        "{LEMON}: GPU {gpu} ({}) {count} incidents in {span}",
+                        crate::text::escape(&id)
+                    )
+                })
             }
             (Some(_), None) => None,
         };
@@ -137,5 +138,34 @@ impl FleetState {
     /// Why the node is a repeat offender, if it is.
     pub fn lemon(&self, id: NodeId) -> Option<&str> {
         self.lemons.get(id).and_then(|l| l.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gpu_s_incidents_count_by_uuid_and_by_serial_alone() {
+        // A crit transition stored with the UUID, a repair the audit log names by serial only.
+        let incidents = Incidents {
+            nodes: HashMap::new(),
+            gpus: HashMap::from([("GPU-1".to_string(), 1), ("1652".to_string(), 1)]),
+        };
+        let seen = [Sighting {
+            node: "n1".into(),
+            gpu: Some(3),
+            serial: Some("1652".into()),
+            uuid: Some("GPU-1".into()),
+            ..Sighting::default()
+        }];
+        let window = Duration::from_secs(30 * 86_400);
+        assert_eq!(
+            lemons(&incidents, &seen, 2, window)
+                .get("n1")
+                .map(String::as_str),
+            Some("repeat offender: GPU 3 (SN 1652) 2 incidents in 30 days")
+        );
+        assert!(lemons(&incidents, &seen, 3, window).is_empty());
     }
 }

@@ -10,6 +10,7 @@ use crate::telemetry::health::{
     classify_xid_event, judge_gpu_at, judge_gpu_count, judge_sxids_at, Health, Verdict,
 };
 use crate::telemetry::identity::judge_gpu_identity;
+use crate::telemetry::past::before_reboot;
 use crate::telemetry::rise::{judge_nvlink_rise, judge_port_rise, judge_port_saturation};
 use crate::telemetry::xid_age;
 use crate::telemetry::{GpuSample, Source};
@@ -127,6 +128,10 @@ impl FleetState {
             let switches = judge_sxids_at(sample.sxid.as_deref().unwrap_or_default(), &node_clock);
             for reason in switches.reasons {
                 verdict.add(switches.health, reason);
+            }
+            // The journal's node events from before the last boot: information, as each GPU's are.
+            for reason in before_reboot(sample.past.as_deref(), node_clock.now_ms) {
+                verdict.add(Health::Ok, reason);
             }
             for e in &sample.unmatched_xid {
                 let (health, what) = classify_xid_event(e);

@@ -17,8 +17,9 @@ pub(crate) struct RepairFile {
     pub validate: Option<String>,
     /// Longest the validation may run; past it the validation failed (default `10m`; `90s`, `15m`, `1h`).
     pub validate_timeout: Option<String>,
-    /// How many repairs of one GPU for one cause within `repair_window` make it a lemon: the next repair stops
-    /// after the drain and holds it for hardware inspection (default 2).
+    /// How many incidents of one GPU (health turning crit, repairs; any cause) within `repair_window` make it a
+    /// lemon: flagged `L` and "repeat offender", and the next repair stops after the drain and holds it for
+    /// hardware inspection (default 2).
     pub max_repairs: Option<u32>,
     /// The window `max_repairs` counts in, as an age (default `30d`).
     pub repair_window: Option<String>,

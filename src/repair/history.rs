@@ -1,16 +1,16 @@
-//! Lemons: a GPU that fleetop repaired `max_repairs` times for the same cause within `repair_window` is held
-//! for hardware inspection instead of being reset or rebooted again. The history is the audit log's `repaired`
-//! records (one per GPU and remedy), so it survives a restart and travels with the log.
+//! Lemons: a GPU with `max_repairs` incidents (health turning crit, repairs) within `repair_window` is held for
+//! hardware inspection instead of being reset or rebooted again. One rule and one source with the nodes table's
+//! `L` flag and `snapshot`'s warning: `fleet::memory::lemons` over the history store beside the audit log. The
+//! repair writes its `repaired` records to the audit log, the record of actions, whose writer indexes them in
+//! the store.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::remedy::{Plan, Remedy};
 use crate::actions::audit::{self, AuditLog, Record, Repaired};
 use crate::inventory::RepairSettings;
-
-/// The newest part of the log read for the history: a window of repairs is far smaller than this.
-const HISTORY_BYTES: u64 = 64 * 1024 * 1024;
+use crate::store::query::Sighting;
 
 /// Writes one `repaired` record per fault of `plan` whose GPU has an identity.
 pub(super) fn record(
@@ -42,55 +42,59 @@ pub(super) fn record(
     Ok(())
 }
 
-/// `held for hardware inspection: GPU 3 (SN …) repaired 2× in 30 days for XID 79` when a GPU of `plan` reached
-/// the limit, else `None`.
-pub fn held(log: &Path, settings: &RepairSettings, plan: &Plan, now: SystemTime) -> Option<String> {
-    let since = now.checked_sub(settings.repair_window)?;
-    let past = read(log);
-    let mut lemons = Vec::new();
-    for f in &plan.faults {
-        let Some(id) = &f.id else {
-            continue;
-        };
-        let times = past
-            .iter()
-            .filter(|r| r.gpu_id == *id && r.cause == f.cause)
-            .filter(|r| humantime::parse_rfc3339_weak(&r.time).is_ok_and(|t| t >= since))
-            .count();
-        if times >= settings.max_repairs as usize {
-            lemons.push(format!(
-                "GPU {} ({id}) repaired {times}× in {} for {}",
-                f.gpu,
-                window(settings.repair_window),
-                f.cause
+/// `held for hardware inspection: repeat offender: GPU 3 (SN …) 2 incidents in 30 days` when a GPU of `plan`
+/// reached the limit on `node`'s history (the store beside `log`), else `None`. A store that cannot be read
+/// holds no one, with a warning: the repair goes on as it would without a history.
+pub fn held(
+    log: &Path,
+    settings: &RepairSettings,
+    node: &str,
+    plan: &Plan,
+    now: SystemTime,
+) -> Option<String> {
+    let now_ms = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())?;
+    let window_ms = u64::try_from(settings.repair_window.as_millis()).unwrap_or(u64::MAX);
+    let store = crate::store::beside(log);
+    let incidents = match crate::store::Store::open(&store)
+        .and_then(|s| s.incidents(now_ms.saturating_sub(window_ms)))
+    {
+        Ok(i) => i,
+        Err(e) => {
+            crate::text::warn(&format!(
+                "history store {}: {e} (no GPU is held for inspection)",
+                store.display()
             ));
+            return None;
         }
-    }
-    (!lemons.is_empty()).then(|| format!("held for hardware inspection: {}", lemons.join("; ")))
-}
-
-/// `30 days`, or humantime's words for a window that is not whole days.
-fn window(d: Duration) -> String {
-    match d.as_secs() {
-        s if s % 86_400 == 0 && s / 86_400 == 1 => "1 day".into(),
-        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
-        _ => humantime::format_duration(d).to_string(),
-    }
-}
-
-/// The log's `repaired` records, from its newest [`HISTORY_BYTES`]; lines of any other kind, or torn, are
-/// skipped (the file is one anyone may have edited).
-fn read(log: &Path) -> Vec<Repaired> {
-    let Some(text) = audit::tail(log, HISTORY_BYTES) else {
-        return Vec::new();
     };
-    text.lines()
-        .filter(|l| l.contains("\"record\":\"repaired\""))
-        .filter_map(|l| match serde_json::from_str(l) {
-            Ok(Record::Repaired(r)) => Some(r),
-            _ => None,
+    // The faults' GPUs as the store knows them: `SN …` is a serial, anything else the UUID (`remedy::identity`).
+    let seen: Vec<Sighting> = plan
+        .faults
+        .iter()
+        .filter_map(|f| {
+            let id = f.id.as_ref()?;
+            let serial = id.strip_prefix("SN ").map(str::to_string);
+            Some(Sighting {
+                node: node.into(),
+                gpu: Some(f.gpu),
+                uuid: serial.is_none().then(|| id.clone()),
+                serial,
+                ..Sighting::default()
+            })
         })
-        .collect()
+        .collect();
+    let lemons = crate::fleet::memory::lemons(
+        &incidents,
+        &seen,
+        settings.max_repairs,
+        settings.repair_window,
+    );
+    lemons
+        .get(node)
+        .map(|why| format!("held for hardware inspection: {why}"))
 }
 
 #[cfg(test)]
@@ -112,39 +116,32 @@ mod tests {
     }
 
     #[test]
-    fn the_same_gpu_and_cause_twice_in_the_window_is_held() {
+    fn a_gpu_with_too_many_incidents_in_the_store_is_held_wherever_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.jsonl");
         let settings = RepairSettings::default();
         let now = SystemTime::now();
-        assert_eq!(held(&log, &settings, &plan("XID 79"), now), None);
+        assert_eq!(held(&log, &settings, "n7", &plan("XID 79"), now), None);
         record(&log, "ana", "n1", &plan("XID 79"), Remedy::Reboot).unwrap();
         assert_eq!(
-            held(&log, &settings, &plan("XID 79"), now),
+            held(&log, &settings, "n7", &plan("XID 79"), now),
             None,
             "once is not a lemon"
         );
-        // Moved to another node, the board is the same GPU.
-        record(&log, "ana", "n7", &plan("XID 79"), Remedy::Reboot).unwrap();
+        // Repaired on another node, then moved here: the board is the same GPU, and any cause counts.
+        record(&log, "ana", "n3", &plan("XID 48"), Remedy::Reset).unwrap();
         assert_eq!(
-            held(&log, &settings, &plan("XID 79"), now).as_deref(),
-            Some("held for hardware inspection: GPU 3 (SN 1652) repaired 2× in 30 days for XID 79")
+            held(&log, &settings, "n7", &plan("XID 79"), now).as_deref(),
+            Some("held for hardware inspection: repeat offender: GPU 3 (SN 1652) 2 incidents in 30 days")
         );
+        let later = now + std::time::Duration::from_secs(31 * 86_400);
         assert_eq!(
-            held(&log, &settings, &plan("XID 48"), now),
-            None,
-            "another cause"
-        );
-        let later = now + Duration::from_secs(31 * 86_400);
-        assert_eq!(
-            held(&log, &settings, &plan("XID 79"), later),
+            held(&log, &settings, "n7", &plan("XID 79"), later),
             None,
             "outside the window"
         );
-        // A torn line and an unrelated record are skipped, not a reason to forget.
-        let mut text = std::fs::read_to_string(&log).unwrap();
-        text.push_str("{\"record\":\"repaired\",\"time\n{\"record\":\"ack\"}\n");
-        std::fs::write(&log, text).unwrap();
-        assert!(held(&log, &settings, &plan("XID 79"), now).is_some());
+        // The store is the index of the log: the audit log keeps the repairs as actions.
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.matches("\"record\":\"repaired\"").count(), 2, "{text}");
     }
 }

@@ -1,9 +1,12 @@
 //! Which remedy a repair applies to a node, from what the node says: the driver's recovery action where it
 //! reports one (R565+), else NVIDIA's resolution for the XIDs behind the verdict; a lost GPU or anything unknown
 //! is a reboot. A pure choice over the node's GPU samples, so the dry run, the dialog and the workflow agree.
+//! An XID from before the GPU's last audited reset (or an XID 154 back to none) is history, as health says it
+//! (`telemetry::xid_age`): it asks for no remedy, and a lemon is not counted twice for it.
 
 use serde::{Deserialize, Serialize};
 
+use crate::telemetry::xid_age::{self, XidClock};
 use crate::telemetry::{GpuErrorKind, GpuSample, RecoveryAction};
 
 /// What the repair does to the node once it is drained and idle.
@@ -82,8 +85,8 @@ fn xid_remedy(code: u32) -> Option<Remedy> {
     }
 }
 
-/// One GPU's fault, or `None` when nothing on it calls for a remedy.
-fn gpu_fault(gpu: &GpuSample) -> Option<(Fault, String)> {
+/// One GPU's fault, or `None` when nothing on it calls for a remedy; its XIDs measured on `clock`.
+fn gpu_fault(gpu: &GpuSample, clock: &XidClock) -> Option<(Fault, String)> {
     let fault = |cause: String, remedy| Fault {
         gpu: gpu.index,
         id: identity(gpu),
@@ -137,7 +140,8 @@ fn gpu_fault(gpu: &GpuSample) -> Option<(Fault, String)> {
         }
         None => {}
     }
-    let codes = gpu.xid.iter().flatten().copied();
+    let current = xid_age::current_codes(gpu, clock);
+    let codes = current.iter().copied();
     let known: Vec<(u32, Remedy)> = codes
         .filter_map(|c| xid_remedy(c).map(|r| (c, r)))
         .collect();
@@ -153,7 +157,7 @@ fn gpu_fault(gpu: &GpuSample) -> Option<(Fault, String)> {
         };
         return Some((fault(format!("XID {code}"), remedy), why));
     }
-    if gpu.xid.iter().flatten().any(|&c| c == 154) {
+    if current.contains(&154) {
         // XID 154 names the recovery action; a driver that does not report the field leaves it unknown.
         let why = format!("GPU {g}: XID 154 asks for a recovery action the driver does not report");
         return Some((fault("XID 154".into(), Remedy::Reboot), why));
@@ -174,13 +178,14 @@ fn identity(gpu: &GpuSample) -> Option<String> {
         .or_else(|| gpu.uuid.as_ref().and_then(clean))
 }
 
-/// The remedy for a node whose GPUs read `gpus` (of `expected`): a reset only when every fault asks for no
-/// more than a reset; a missing GPU, a fault that needs a reboot, or no fault fleetop can name is a reboot.
-pub fn choose(gpus: &[&GpuSample], expected: u32) -> Plan {
+/// The remedy for a node whose GPUs read `gpus` (of `expected`), each with the clock its XIDs are measured on:
+/// a reset only when every fault asks for no more than a reset; a missing GPU, a fault that needs a reboot, or
+/// no fault fleetop can name is a reboot.
+pub fn choose(gpus: &[(&GpuSample, XidClock)], expected: u32) -> Plan {
     let mut faults = Vec::new();
     let mut why = Vec::new();
-    for gpu in gpus {
-        if let Some((fault, because)) = gpu_fault(gpu) {
+    for (gpu, clock) in gpus {
+        if let Some((fault, because)) = gpu_fault(gpu, clock) {
             faults.push(fault);
             why.push(because);
         }
@@ -205,17 +210,23 @@ pub fn choose(gpus: &[&GpuSample], expected: u32) -> Plan {
     }
 }
 
-/// The remedy for `node` from a sample already at hand (the TUI's last one); no sample: a reboot.
-pub fn from_sample(
-    inv: &crate::inventory::Inventory,
+/// The remedy for `node` from the sample `fleet` holds (the TUI's last one) at `now`; no sample: a reboot.
+pub fn from_state(
+    fleet: &crate::fleet::FleetState,
     node: crate::inventory::NodeId,
-    sample: Option<&crate::telemetry::NodeSample>,
+    now: std::time::Instant,
 ) -> Plan {
-    match sample {
-        Some(s) => choose(
-            &s.gpus.iter().collect::<Vec<_>>(),
-            inv.nodes[node].expected_gpus,
-        ),
+    let status = &fleet.nodes()[node];
+    match &status.sample {
+        Some(s) => {
+            let age = status.sample_at.map(|at| now.saturating_duration_since(at));
+            let gpus: Vec<_> = s
+                .gpus
+                .iter()
+                .map(|g| (g, fleet.xid_clock(node, Some(g.index), age)))
+                .collect();
+            choose(&gpus, fleet.inventory().nodes[node].expected_gpus)
+        }
         None => Plan::unknown("no sample from the node yet"),
     }
 }
@@ -227,21 +238,18 @@ pub fn diagnose(
     transport: &dyn crate::transport::Transport,
     nodes: &[crate::inventory::NodeId],
 ) -> Vec<Plan> {
-    use crate::fleet::view::Pending;
     use crate::fleet::NodeState;
-    let Some(runtime) = crate::runtime::runtime() else {
+    let Some((mut state, pending)) = crate::snapshot::look_once(inv, transport, nodes) else {
         return nodes
             .iter()
             .map(|_| Plan::unknown("cannot start the runtime to look at the node"))
             .collect();
     };
-    let only = std::sync::Arc::new(inv.only(nodes));
-    let s = &inv.settings;
-    let limit = (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout)
-        .min(std::time::Duration::from_secs(60));
-    let started = std::time::Instant::now();
-    let state = runtime.block_on(crate::snapshot::collect(only, transport, limit));
-    let pending = Pending::TimedOut { limit, started };
+    // The audited resets and reboots make older XIDs history, as in `snapshot`.
+    state.note_resets(&crate::actions::resets::read(
+        &crate::actions::run::audit_path(inv),
+        inv.simulated,
+    ));
     (0..nodes.len())
         .map(|k| {
             let view = state.node_view(k, std::time::Instant::now(), pending);
@@ -252,7 +260,16 @@ pub fn diagnose(
                     crate::text::escape(said)
                 ));
             }
-            let gpus: Vec<&GpuSample> = view.gpus.iter().map(|g| g.sample).collect();
+            let gpus: Vec<_> = view
+                .gpus
+                .iter()
+                .map(|g| {
+                    (
+                        g.sample,
+                        state.xid_clock(k, Some(g.sample.index), view.sample_age),
+                    )
+                })
+                .collect();
             choose(&gpus, view.expected_gpus)
         })
         .collect()
@@ -261,7 +278,39 @@ pub fn diagnose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::GpuError;
+    use crate::telemetry::{GpuError, XidEvent};
+
+    /// Every XID current: no audited reset.
+    fn choose_now(gpus: &[&GpuSample], expected: u32) -> Plan {
+        let gpus: Vec<_> = gpus.iter().map(|g| (*g, XidClock::default())).collect();
+        choose(&gpus, expected)
+    }
+
+    #[test]
+    fn an_xid_from_before_the_last_audited_reset_asks_for_no_remedy() {
+        let mut g3 = gpu(3);
+        g3.xid = Some(vec![48]);
+        g3.xid_events = Some(vec![XidEvent {
+            code: 48,
+            count: 1,
+            first_ms: Some(1_000),
+            last_ms: Some(1_000),
+            text: None,
+            fatal: None,
+        }]);
+        assert_eq!(choose_now(&[&g3], 1).faults[0].cause, "XID 48");
+        let reset = XidClock {
+            now_ms: Some(10_000),
+            last_reset_ms: Some(5_000),
+            last_reboot_ms: None,
+        };
+        let plan = choose(&[(&g3, reset)], 1);
+        assert!(plan.faults.is_empty(), "{plan:?}");
+        assert!(plan.why.contains("no GPU fault"), "{}", plan.why);
+        // Seen again after the reset, it is a fault again.
+        g3.xid_events.as_mut().unwrap()[0].last_ms = Some(6_000);
+        assert_eq!(choose(&[(&g3, reset)], 1).faults[0].cause, "XID 48");
+    }
 
     fn gpu(index: u32) -> GpuSample {
         GpuSample {
@@ -277,34 +326,34 @@ mod tests {
         let mut g3 = gpu(3);
         g3.recovery_action = Some(1);
         g3.xid = Some(vec![79]);
-        let plan = choose(&[&gpu(0), &g3], 2);
+        let plan = choose_now(&[&gpu(0), &g3], 2);
         assert_eq!(plan.remedy, Remedy::Reset);
         assert_eq!(plan.why, "GPU 3: driver asks for a GPU reset");
         assert_eq!(plan.reset_gpu(), Some(3));
         assert_eq!(plan.faults[0].id.as_deref(), Some("SN 165200003"));
         g3.recovery_action = Some(4);
-        assert_eq!(choose(&[&g3], 1).remedy, Remedy::Reset);
+        assert_eq!(choose_now(&[&g3], 1).remedy, Remedy::Reset);
         g3.recovery_action = Some(2);
-        let plan = choose(&[&g3], 1);
+        let plan = choose_now(&[&g3], 1);
         assert_eq!(plan.remedy, Remedy::Reboot);
         assert_eq!(plan.why, "GPU 3: driver asks for a node reboot");
         g3.recovery_action = Some(7);
-        assert_eq!(choose(&[&g3], 1).remedy, Remedy::Reboot);
+        assert_eq!(choose_now(&[&g3], 1).remedy, Remedy::Reboot);
     }
 
     #[test]
     fn older_drivers_go_by_the_xid_catalogue() {
         let mut g1 = gpu(1);
         g1.xid = Some(vec![13, 48]);
-        let plan = choose(&[&g1], 1);
+        let plan = choose_now(&[&g1], 1);
         assert_eq!(plan.remedy, Remedy::Reset);
         assert_eq!(plan.faults[0].cause, "XID 48");
         // NONE from the driver leaves the XIDs to decide.
         g1.recovery_action = Some(0);
-        assert_eq!(choose(&[&g1], 1).remedy, Remedy::Reset);
+        assert_eq!(choose_now(&[&g1], 1).remedy, Remedy::Reset);
         let mut g2 = gpu(2);
         g2.xid = Some(vec![79]);
-        let plan = choose(&[&g1, &g2], 2);
+        let plan = choose_now(&[&g1, &g2], 2);
         assert_eq!(
             plan.remedy,
             Remedy::Reboot,
@@ -324,7 +373,7 @@ mod tests {
                 detail: "GPU is lost".into(),
             },
         );
-        let plan = choose(&[&lost], 1);
+        let plan = choose_now(&[&lost], 1);
         assert_eq!(
             (plan.remedy, plan.faults[0].cause.as_str()),
             (Remedy::Reboot, "lost")
@@ -332,14 +381,14 @@ mod tests {
         assert_eq!(plan.faults[0].id, None);
         let mut g0 = gpu(0);
         g0.xid = Some(vec![48]);
-        let plan = choose(&[&g0], 8);
+        let plan = choose_now(&[&g0], 8);
         assert_eq!(plan.remedy, Remedy::Reboot);
         assert!(plan.why.ends_with("7 of 8 GPUs missing"), "{}", plan.why);
-        let healthy = choose(&[&gpu(0)], 1);
+        let healthy = choose_now(&[&gpu(0)], 1);
         assert_eq!(healthy.remedy, Remedy::Reboot);
         assert!(healthy.why.contains("no GPU fault"));
         let mut unknown = gpu(0);
         unknown.xid = Some(vec![154]);
-        assert_eq!(choose(&[&unknown], 1).remedy, Remedy::Reboot);
+        assert_eq!(choose_now(&[&unknown], 1).remedy, Remedy::Reboot);
     }
 }

@@ -36,6 +36,7 @@ pub(super) fn drain(
             super::history::held(
                 &log,
                 &ctx.inv.actions.repair,
+                &wf.nodes[i].node,
                 plan,
                 std::time::SystemTime::now(),
             )

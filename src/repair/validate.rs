@@ -34,7 +34,7 @@ pub fn command_for(
             if matches!(ctx_exec, Executor::Simulated(_)) {
                 return Ok(None);
             }
-            let done = on_node(ctx_exec, inv, node, "command -v dcgmi", PROBE_LIMIT)?;
+            let done = ctx_exec.on_node(inv, node, "command -v dcgmi", PROBE_LIMIT)?;
             // Only the shell's own answer "no such command" means dcgmi is not there; a look that timed out,
             // dropped or was killed says nothing, and must not let a node go back unvalidated.
             match done.ending {
@@ -62,29 +62,6 @@ pub fn describe(inv: &crate::inventory::Inventory) -> String {
             format!("validate on each node: {DCGMI_DIAG} where dcgmi is installed, else no validation configured")
         }
     }
-}
-
-/// Runs `command` on `node` through a new SSH connection, as the action runner reaches nodes.
-fn on_node(
-    exec: &Executor,
-    inv: &crate::inventory::Inventory,
-    node: NodeId,
-    command: &str,
-    limit: Duration,
-) -> Result<Completed, String> {
-    let Executor::Real {
-        ssh_config,
-        known_hosts,
-        timeouts,
-        ..
-    } = exec
-    else {
-        return Err("simulated fleet: nothing runs".into());
-    };
-    let ep = crate::transport::ssh::endpoint::resolve(inv, ssh_config.as_deref(), node)
-        .map_err(|e| e.to_string())?;
-    crate::transport::ssh::oneshot::run(&ep, known_hosts, timeouts, command, limit)
-        .map_err(|f| f.detail)
 }
 
 /// The validation step: every node standing at `Validate` is validated, then undrained or kept drained.
@@ -131,7 +108,7 @@ pub(super) fn validate(
         let limit = ctx.inv.actions.repair.validate_timeout;
         let audit_id = audit_intent(ctx, wf, id, "repair-validate", &command)?;
         let started = std::time::Instant::now();
-        let (ok, exit_status, output, first) = match on_node(ctx.exec, ctx.inv, id, &command, limit)
+        let (ok, exit_status, output, first) = match ctx.exec.on_node(ctx.inv, id, &command, limit)
         {
             Ok(done) => judge(&done, limit),
             Err(e) => (false, None, e.clone(), e),

@@ -80,6 +80,23 @@ fn drift(state: &FleetState) -> Vec<Drift<'_>> {
         .collect()
 }
 
+/// Looks at `nodes` once, as `snapshot` does, within the inventory's connect, handshake and first-sample
+/// timeouts (a minute at most); node `k` of the state is `nodes[k]`, and the [`Pending`] says what a node not
+/// answered by then is. `None` (said on stderr) when the runtime cannot start.
+pub fn look_once(
+    inv: &Inventory,
+    transport: &dyn Transport,
+    nodes: &[NodeId],
+) -> Option<(FleetState, Pending)> {
+    let runtime = crate::runtime::runtime()?;
+    let s = &inv.settings;
+    let limit = (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout)
+        .min(Duration::from_secs(60));
+    let started = Instant::now();
+    let state = runtime.block_on(collect(Arc::new(inv.only(nodes)), transport, limit));
+    Some((state, Pending::TimedOut { limit, started }))
+}
+
 /// Follows every node until each has answered (a sample or a failure) or `timeout` passes.
 pub async fn collect(
     inventory: Arc<Inventory>,

@@ -41,6 +41,16 @@ impl Store {
     /// Every event of `key` (a node, serial or UUID) since `since_ms`, newest first: the node's own, and those of
     /// every GPU (by serial or UUID) ever seen with it, wherever the GPU was at the time.
     pub fn history(&self, key: Key, since_ms: u64) -> Result<Vec<Event>, String> {
+        self.history_bounded(key, since_ms, MAX_HISTORY)
+    }
+
+    /// [`Store::history`], at most `limit` events (the newest).
+    pub fn history_bounded(
+        &self,
+        key: Key,
+        since_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, String> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -58,7 +68,7 @@ impl Store {
                 params![
                     key,
                     i64::try_from(since_ms).unwrap_or(i64::MAX),
-                    MAX_HISTORY
+                    limit.min(MAX_HISTORY)
                 ],
                 |r| {
                     Ok(Event {

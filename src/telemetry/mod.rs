@@ -294,6 +294,10 @@ pub struct NodeSample {
     /// InfiniBand ports (`None`: not checked, as with older agents and nvidia-smi; `[]`: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ib: Option<Vec<fabric::IbPort>>,
+    /// The node's own last 30 days from the agent's journal (SXids, InfiniBand ports down and their error
+    /// counters that rose), as each GPU's `past` carries the GPU's; `None`: no journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past: Option<Vec<past::PastEvent>>,
 }
 
 /// Now, as Unix milliseconds (a sample's node-side `t`).

@@ -17,7 +17,8 @@ pub const SUMMARY_DAYS: u64 = 30;
 /// What happened, as the journal summarises it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PastEvent {
-    /// `xid`, `sxid`, `recovery`, `ecc`, `remap`, `nvlink`, `lost`.
+    /// `xid`, `recovery`, `ecc`, `remap`, `nvlink` (links down), `nvlink_errors` (counters that rose past
+    /// health's rules), `lost` for a GPU; `sxid`, `ib` (ports down), `ib_errors` for the node.
     pub kind: String,
     /// The XID code, the recovery action's raw value, the ECC count; `None` where there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,7 +36,18 @@ pub struct PastEvent {
 }
 
 /// The kinds a summary may name; others are dropped when sanitized.
-pub const KINDS: [&str; 7] = ["xid", "sxid", "recovery", "ecc", "remap", "nvlink", "lost"];
+pub const KINDS: [&str; 10] = [
+    "xid",
+    "sxid",
+    "recovery",
+    "ecc",
+    "remap",
+    "nvlink",
+    "nvlink_errors",
+    "lost",
+    "ib",
+    "ib_errors",
+];
 /// Longest text kept.
 pub const MAX_TEXT: usize = 160;
 
@@ -50,6 +62,10 @@ pub fn before_reboot(past: Option<&[PastEvent]>, now_ms: Option<u64>) -> Vec<Str
             ("sxid", Some(c)) => format!("SXid {c}"),
             ("recovery", Some(c)) => format!("recovery action {c}"),
             ("ecc", Some(c)) => format!("{c} uncorrected ECC errors"),
+            // The fabric's entries say their links and ports.
+            ("nvlink" | "nvlink_errors" | "ib" | "ib_errors", _) => {
+                p.text.clone().unwrap_or_else(|| p.kind.clone())
+            }
             (kind, _) => kind.to_string(),
         };
         let times = if p.count > 1 {

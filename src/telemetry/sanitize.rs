@@ -95,6 +95,9 @@ impl NodeSample {
         if let Some(ports) = &mut self.ib {
             sanitize_ports(ports, &mut self.warnings);
         }
+        if let Some(past) = &mut self.past {
+            sanitize_past(past);
+        }
     }
 }
 

@@ -81,6 +81,24 @@ pub fn before_reset(e: &XidEvent, events: &[XidEvent], clock: &XidClock) -> Opti
     ))
 }
 
+/// The codes of `gpu`'s XIDs that are current faults: all but those [`before_reset`] makes history (a code
+/// without a timed event cannot be placed before a reset, and stays).
+pub fn current_codes(gpu: &super::GpuSample, clock: &XidClock) -> Vec<u32> {
+    let events = gpu.xid_events.as_deref().unwrap_or_default();
+    gpu.xid
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&code| {
+            events
+                .iter()
+                .find(|e| e.code == code)
+                .and_then(|e| before_reset(e, events, clock))
+                .is_none()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

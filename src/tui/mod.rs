@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+mod history;
 pub mod keymap;
 mod shell;
 pub mod theme;
@@ -170,6 +171,7 @@ async fn event_loop(
     let mut memory_ticks = tokio::time::interval(MEMORY_EVERY);
     memory_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (lemon_tx, mut lemon_rx) = tokio::sync::mpsc::channel(1);
+    let (history_tx, mut history_rx) = tokio::sync::mpsc::channel(1);
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !app.quit {
@@ -234,6 +236,7 @@ async fn event_loop(
                 app.fleet.note_lemons(&lemons);
                 app.dirty = true;
             }
+            Some((node, events)) = history_rx.recv() => app.on_history(node, events),
                         _ = frames.tick() => {
                 // Telemetry is merged in batches once a frame rather than awaited message by message,
                 // which would wake this task once per sample per node.
@@ -241,6 +244,11 @@ async fn event_loop(
                     app.on_msg(msg);
                 }
                 app.tick(Instant::now());
+                if let Some(node) = app.history_wanted() {
+                    if let Some(spec) = inventory.nodes.get(node) {
+                        history::read(memory_path.clone(), node, spec.name.clone(), history_tx.clone());
+                    }
+                }
                 if app.dirty && !shell_open {
                     if let Err(e) = terminal.draw(|frame| ui::render(&app, &theme, frame)) {
                         tracing::error!("draw failed: {e}");

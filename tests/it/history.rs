@@ -145,7 +145,9 @@ fn the_agent_s_journal_outlives_a_restart_and_a_torn_tail() {
         std::process::Command::new("chmod").arg("777").arg(&journal),
         Duration::from_secs(10),
     );
-    write_node(&fleet, 0, &spec(1, "7001"), XID_79);
+    // An NVSwitch SXid too: the node's own event, journaled under the node.
+    let sxid = "6,2002,5000001,-;nvidia-nvswitch1: SXid (PCI:0000:05:00.0): 22013, Non-fatal, Link 00 Minion Link DLREQ interrupt\n";
+    write_node(&fleet, 0, &spec(1, "7001"), &format!("{XID_79}{sxid}"));
     let before = fleet.snapshot(&inventory, "json", "20");
     assert_eq!(before.status.code(), Some(2));
     let doc: Value = serde_json::from_slice(&before.stdout).unwrap();
@@ -157,7 +159,9 @@ fn the_agent_s_journal_outlives_a_restart_and_a_torn_tail() {
     let file = journal.join("journal.jsonl");
     let written = std::fs::read_to_string(&file).unwrap();
     assert!(
-        written.contains(r#""serial":"16527001""#) && written.contains(r#""code":79"#),
+        written.contains(r#""serial":"16527001""#)
+            && written.contains(r#""code":79"#)
+            && written.contains(r#""kind":"sxid","code":22013"#),
         "{written}"
     );
     // The node reboots: its kernel log starts empty, the agent is a new process; the last write was torn.
@@ -181,6 +185,18 @@ fn the_agent_s_journal_outlives_a_restart_and_a_torn_tail() {
             .iter()
             .any(|r| r.starts_with("XID 79, last ") && r.ends_with("ago, before reboot")),
         "{reasons:?}"
+    );
+    let node_reasons: Vec<&str> = common::node(&doc, &name)["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        node_reasons
+            .iter()
+            .any(|r| r.starts_with("SXid 22013, last ") && r.ends_with("ago, before reboot")),
+        "{node_reasons:?}"
     );
     // The journal stays bounded: the torn line is not rewritten, the next record starts on a line of its own.
     let again = std::fs::read_to_string(&file).unwrap();

@@ -30,6 +30,7 @@ mod real_gpu_captures;
 mod repair;
 mod repair_remedy;
 mod repair_safety;
+mod rma;
 mod smi_captures;
 mod snapshot_cli;
 mod ssh_live;

@@ -220,3 +220,55 @@ fn confirm_dialog_lists_nodes_impact_and_commands() {
     );
     insta::assert_snapshot!("confirm_drain_refused_100x30", text);
 }
+
+#[test]
+fn a_repeat_offender_is_flagged_and_the_detail_shows_its_history_escaped() {
+    use fleetop::store::Event;
+    let mut app = three_nodes(Instant::now());
+    let lemons = std::collections::HashMap::from([(
+        "c01n1".to_string(),
+        "repeat offender: GPU 2 (SN 1652000002) 3 incidents in 30 days".to_string(),
+    )]);
+    app.fleet.note_lemons(&lemons);
+    app.refresh();
+    let nodes = shot(&mut app, View::Nodes, 80, 24);
+    let row = nodes.lines().find(|l| l.contains("c01n1")).unwrap();
+    assert!(row.contains('L'), "{row}");
+    insta::assert_snapshot!("lemon_nodes_80x24", nodes);
+
+    let event = |time_ms: u64, node: &str, kind: &str, detail: &str| Event {
+        time_ms,
+        node: node.into(),
+        gpu: Some(2),
+        serial: Some("1652000002".into()),
+        uuid: Some("GPU-2".into()),
+        kind: kind.into(),
+        detail: detail.into(),
+    };
+    app.selected = 0;
+    app.view = View::Detail;
+    app.on_history(
+        0,
+        Ok(vec![
+            event(
+                1_765_000_000_000,
+                "c01n1",
+                "health",
+                "crit: XID 79\u{1b}[2J\u{202e}",
+            ),
+            event(
+                1_764_000_000_000,
+                "c07n4",
+                "repair",
+                "reboot for XID 79 by ana",
+            ),
+        ]),
+    );
+    let detail = shot(&mut app, View::Detail, 200, 50);
+    assert!(!detail.contains('\u{1b}') && !detail.contains('\u{202e}'));
+    assert!(detail.contains("on c07n4 GPU 2 SN 1652000002"), "{detail}");
+    insta::assert_snapshot!("lemon_detail_history_200x50", detail);
+    // The pane belongs to the node it was read for.
+    app.selected = 1;
+    assert!(!shot(&mut app, View::Detail, 200, 50).contains("history (fleet.sqlite"));
+}

@@ -157,3 +157,172 @@ fn the_journal_stays_within_two_capped_files() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
+
+fn port(state: &str, symbol_error: u64) -> crate::telemetry::fabric::IbPort {
+    let mut p = crate::telemetry::fabric::IbPort {
+        hca: "mlx5_0".into(),
+        port: 1,
+        state: Some(state.into()),
+        phys_state: Some(
+            if state.starts_with('4') {
+                "5: LinkUp"
+            } else {
+                "3: Disabled"
+            }
+            .into(),
+        ),
+        ..Default::default()
+    };
+    p.counters.set("symbol_error", symbol_error);
+    p
+}
+
+fn nvlinks(replay: u64) -> crate::telemetry::fabric::NvLinks {
+    use crate::telemetry::fabric::{NvLinkCounts, NvLinkErrors, NvLinks};
+    NvLinks::from_links(&[(
+        0,
+        true,
+        NvLinkErrors {
+            link: 0,
+            counts: NvLinkCounts {
+                replay: Some(replay),
+                recovery: Some(0),
+                crc_flit: Some(0),
+                crc_data: Some(0),
+            },
+        },
+    )])
+}
+
+/// A following agent's node at `t`: an SXid since boot, the port and GPU 3's NVLink counters as given.
+fn fabric_sample(
+    t: u64,
+    sxid: bool,
+    port: crate::telemetry::fabric::IbPort,
+    replay: u64,
+) -> NodeSample {
+    let mut gpu = gpu_with_xid(0, 0, 0);
+    gpu.xid = Some(vec![]);
+    gpu.xid_events = Some(vec![]);
+    gpu.nvlink = Some(nvlinks(replay));
+    NodeSample {
+        t,
+        gpus: vec![gpu],
+        sxid: Some(if sxid {
+            vec![XidEvent {
+                code: 12028,
+                count: 1,
+                first_ms: Some(1_000),
+                last_ms: Some(1_000),
+                text: Some("NVSwitch link fault\u{1b}[2J".into()),
+                fatal: Some(true),
+            }]
+        } else {
+            vec![]
+        }),
+        ib: Some(vec![port]),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn sxids_ports_down_and_fabric_counters_that_rose_outlive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = unbooted(dir.path());
+    // Following: the window opens at the first sample; counters rise within it and are judged when it closes.
+    j.note(&mut fabric_sample(1_000, true, port("4: ACTIVE", 0), 0));
+    j.note(&mut fabric_sample(2_000, true, port("1: DOWN", 0), 0));
+    j.note(&mut fabric_sample(3_000, true, port("1: DOWN", 3), 5));
+    let mut s = fabric_sample(1_000 + fabric::WINDOW_MS, true, port("4: ACTIVE", 3), 5);
+    j.note(&mut s);
+    let node = s.past.clone().unwrap();
+    let kinds: Vec<&str> = node.iter().map(|p| p.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"sxid") && kinds.contains(&"ib") && kinds.contains(&"ib_errors"),
+        "{node:?}"
+    );
+    let gpu = s.gpus[0].past.clone().unwrap();
+    let rose = gpu
+        .iter()
+        .find(|p| p.kind == "nvlink_errors")
+        .expect("NVLink rise");
+    assert_eq!(
+        rose.text.as_deref(),
+        Some("NVLink 0: replay rose by 5 in 1 min 0 s"),
+        "judged by the health rule over the window"
+    );
+    assert!(
+        gpu.iter().all(|p| p.kind != "sxid"),
+        "an SXid is the node's, not a GPU's: {gpu:?}"
+    );
+    // Every sample within a state is one line: the port down once, the SXid once.
+    let text = std::fs::read_to_string(dir.path().join(CURRENT)).unwrap();
+    assert_eq!(text.matches("\"kind\":\"ib\"").count(), 1, "{text}");
+    assert_eq!(text.matches("\"kind\":\"sxid\"").count(), 1, "{text}");
+    assert!(text.lines().all(|l| l.len() <= MAX_LINE_BYTES));
+    drop(j);
+    // The agent restarts after a reboot: the kernel log, read, holds no SXid now.
+    let mut j = unbooted(dir.path());
+    let mut after = fabric_sample(10_000_000, false, port("4: ACTIVE", 0), 0);
+    j.note(&mut after);
+    after.sanitize(8);
+    let node = after.past.clone().unwrap();
+    let sxid = node.iter().find(|p| p.kind == "sxid").expect("SXid kept");
+    assert!(sxid.before_reboot && sxid.count == 1, "{sxid:?}");
+    assert!(!sxid.text.as_ref().unwrap().contains('\u{1b}'));
+    let said = crate::telemetry::past::before_reboot(Some(&node), Some(10_000_000));
+    assert!(
+        said.iter().any(|r| r.starts_with("SXid 12028, last ")),
+        "{said:?}"
+    );
+    // The rise from before the restart is kept; the restarted agent's window starts afresh, with none new.
+    assert_eq!(
+        after.gpus[0]
+            .past
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|p| p.kind == "nvlink_errors")
+            .count(),
+        1,
+        "the one rise from before"
+    );
+}
+
+#[test]
+fn a_one_pass_run_journals_the_rises_it_carries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = unbooted(dir.path());
+    let mut s = fabric_sample(5_000, false, port("4: ACTIVE", 7), 0);
+    // What `state.rs` sets from the previous run: a congestion-only rise informs and is not journaled.
+    s.ib.as_mut().unwrap()[0].rose = Some(crate::telemetry::fabric::IbRise {
+        over_ms: 3_600_000,
+        counters: {
+            let mut c = crate::telemetry::fabric::IbCounters::default();
+            c.set("port_xmit_discards", 40);
+            c
+        },
+    });
+    j.note(&mut s);
+    assert!(s.past.as_ref().unwrap().is_empty(), "{:?}", s.past);
+    s.ib.as_mut().unwrap()[0]
+        .rose
+        .as_mut()
+        .unwrap()
+        .counters
+        .set("symbol_error", 7);
+    s.t = 6_000;
+    j.note(&mut s);
+    let node = s.past.unwrap();
+    assert_eq!(node.len(), 1, "{node:?}");
+    assert!(
+        node[0]
+            .text
+            .as_deref()
+            .unwrap()
+            .starts_with(
+                "IB mlx5_0 port 1: symbol_error rose by 7, port_xmit_discards rose by 40 (congestion) in 1 h 0 min"
+            ),
+        "{node:?}"
+    );
+}

@@ -12,7 +12,7 @@ use super::timeouts::Timeouts;
 use crate::transport::{Completed, Ending};
 
 /// Most output kept from an action's command.
-const OUTPUT_KEEP: u64 = 64 * 1024;
+pub(crate) const OUTPUT_KEEP: u64 = 64 * 1024;
 
 /// How often a wait for a command's output wakes up to check its deadline.
 const POLL: Duration = Duration::from_secs(1);

@@ -1,6 +1,7 @@
 //! The TUI's one owner of state: merges transport messages, handles input, and keeps the rows views read.
 
 mod acks;
+pub mod history;
 mod input;
 pub mod journal;
 pub mod operate;
@@ -194,6 +195,8 @@ pub struct App {
     pub quit: bool,
     /// Marks, action progress and unacknowledged failures.
     pub ops: operate::Operations,
+    /// The node detail's history pane, read from the store by the loop.
+    pub history: history::NodeHistory,
     data_changed: bool,
     last_refresh: Option<Instant>,
     last_seen: Vec<Option<(NodeState, Health)>>,
@@ -229,6 +232,7 @@ impl App {
             dirty: true,
             quit: false,
             ops: operate::Operations::default(),
+            history: history::NodeHistory::default(),
             data_changed: true,
             last_refresh: None,
             last_seen: vec![None; n],

@@ -254,9 +254,7 @@ impl App {
             .request
             .nodes
             .iter()
-            .map(|&n| {
-                crate::repair::remedy::from_sample(inv, n, self.fleet.nodes()[n].sample.as_ref())
-            })
+            .map(|&n| crate::repair::remedy::from_state(&self.fleet, n, self.now))
             .collect();
         let checks = [crate::repair::validate::describe(inv)];
         match crate::repair::commands(

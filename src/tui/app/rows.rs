@@ -32,6 +32,8 @@ pub struct NodeRow {
     pub has_ecc: bool,
     pub has_remap: bool,
     pub hw_throttle: bool,
+    /// A repeat offender (`fleet::memory::LEMON`): it or a GPU it holds had too many incidents lately.
+    pub lemon: bool,
 }
 
 impl NodeRow {
@@ -62,6 +64,11 @@ impl NodeRow {
             }),
             hw_throttle: samples()
                 .any(|g| g.throttle.iter().flatten().any(|t| t.starts_with("hw_"))),
+            lemon: v
+                .verdict
+                .reasons
+                .iter()
+                .any(|r| r.starts_with(crate::fleet::memory::LEMON)),
         }
     }
 
@@ -70,13 +77,14 @@ impl NodeRow {
         matches!(self.state, NodeState::Drained | NodeState::Draining)
     }
 
-    /// `X` XID, `E` ECC, `R` row remap, `T` hardware throttling.
+    /// `X` XID, `E` ECC, `R` row remap, `T` hardware throttling, `L` repeat offender (lemon).
     pub(crate) fn flags(&self) -> String {
         [
             (self.has_xid, 'X'),
             (self.has_ecc, 'E'),
             (self.has_remap, 'R'),
             (self.hw_throttle, 'T'),
+            (self.lemon, 'L'),
         ]
         .iter()
         .map(|&(on, c)| if on { c } else { '·' })

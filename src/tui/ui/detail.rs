@@ -228,10 +228,16 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             .into_iter()
             .map(|h| Cell::from(Span::styled(h, theme.header()))),
     );
+    let [table_area, history_area] = Layout::vertical([
+        Constraint::Min(0),
+        Constraint::Length(super::history::height(app)),
+    ])
+    .areas(table_area);
     frame.render_widget(
         Table::new(rows, widths).header(header).column_spacing(1),
         table_area,
     );
+    super::history::render(app, theme, frame, history_area);
 }
 
 /// `GPU 0: NVIDIA H100 80GB HBM3 · GPU-… · SN 1652… · PCI 00000000:18:00.0 · VBIOS 96.00… · recovery action

@@ -5,6 +5,7 @@ mod dialogs;
 pub(crate) mod drift;
 mod events;
 pub mod format;
+mod history;
 mod nodes;
 pub mod overview;
 mod tenants;

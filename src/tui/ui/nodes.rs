@@ -40,7 +40,7 @@ const COLUMNS: [Column; 12] = [
     col("MEMT", Some(SortKey::MemTemp), 4, false),
     col("POWER", Some(SortKey::Power), 7, true),
     col("JOBS", None, 4, false),
-    col("FLAG", None, 4, true),
+    col("FLAG", None, 5, true),
 ];
 
 /// Below this width the table drops optional columns and abbreviates states.

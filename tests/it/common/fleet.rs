@@ -156,6 +156,7 @@ fn install_tools(root: &Path, shared: &Shared) {
         "scontrol",
         "sinfo",
         "stalling-sftp",
+        "dmesg",
     ] {
         let text = fs::read_to_string(source.join(tool))
             .unwrap()
