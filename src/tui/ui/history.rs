@@ -78,7 +78,7 @@ fn line<'a>(e: &Event, here: &str, theme: &Theme) -> Line<'a> {
             theme.dim(),
         ),
         Span::styled(
-            crate::text::escape(&format!("{elsewhere}{gpu}")).into_owned(),
+            format!("{:<34}", crate::text::escape(&format!("{elsewhere}{gpu}"))),
             theme.dim(),
         ),
         Span::styled(
