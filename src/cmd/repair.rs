@@ -90,7 +90,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         };
         let mut wf = Workflow::new(&inv, &nodes, &reason, &actions::operator(), limits);
         // Each node's remedy, from what it says now, before the drain changes anything.
-        let plans = repair::remedy::diagnose(&inv, transport.as_ref(), &nodes);
+        let plans = repair::remedy::diagnose(&inv, &nodes);
         for (n, plan) in wf.nodes.iter_mut().zip(plans) {
             n.plan = Some(plan);
         }

@@ -25,7 +25,7 @@ fn rma(g: &Global, args: &RmaArgs) -> Result<i32, String> {
             args.out.display()
         ));
     }
-    let (inv, transport) = super::prepare(g, true)?;
+    let inv = super::load_inventory(g)?;
     let node = inv
         .find_node(&args.node)
         .ok_or_else(|| format!("unknown node {:?}: not in {}", args.node, inv.source))?;
@@ -36,8 +36,7 @@ fn rma(g: &Global, args: &RmaArgs) -> Result<i32, String> {
     };
     let audit_log = crate::actions::run::audit_path(&inv);
     let name = inv.nodes[node].name.clone();
-    let (identity, mut members) =
-        crate::rma::collect(&inv, transport.as_ref(), &exec, node, args.gpu, &audit_log);
+    let (identity, mut members) = crate::rma::collect(&inv, &exec, node, args.gpu, &audit_log);
     bundle::bound_total(&mut members);
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

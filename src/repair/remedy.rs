@@ -231,19 +231,19 @@ pub fn from_state(
     }
 }
 
-/// Looks at `nodes` once, as `snapshot` would, and chooses each one's remedy; a node that does not answer
-/// gets a reboot, saying so.
+/// Looks at `nodes` once, as `snapshot` would (over their own connections), and chooses each one's remedy; a
+/// node that does not answer gets a reboot, saying so.
 pub fn diagnose(
-    inv: &std::sync::Arc<crate::inventory::Inventory>,
-    transport: &dyn crate::transport::Transport,
+    inv: &crate::inventory::Inventory,
     nodes: &[crate::inventory::NodeId],
 ) -> Vec<Plan> {
     use crate::fleet::NodeState;
-    let Some((mut state, pending)) = crate::snapshot::look_once(inv, transport, nodes) else {
-        return nodes
-            .iter()
-            .map(|_| Plan::unknown("cannot start the runtime to look at the node"))
-            .collect();
+    let (mut state, pending) = match crate::snapshot::look_once(inv, nodes) {
+        Ok(looked) => looked,
+        Err(e) => {
+            let why = format!("cannot look at the node: {}", crate::text::escape(&e));
+            return nodes.iter().map(|_| Plan::unknown(&why)).collect();
+        }
     };
     // The audited resets and reboots make older XIDs history, as in `snapshot`.
     state.note_resets(&crate::actions::resets::read(

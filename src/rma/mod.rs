@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::actions::exec::Executor;
 use crate::inventory::{Inventory, NodeId};
-use crate::transport::{Completed, Ending, Transport};
+use crate::transport::{Completed, Ending};
 
 /// Most bytes one member keeps.
 pub const MAX_MEMBER_BYTES: usize = 256 * 1024;
@@ -111,14 +111,13 @@ pub struct Identity {
 /// `bundle.rs`); `audit_log` is the inventory's, with the history store beside it.
 pub fn collect(
     inv: &Inventory,
-    transport: &dyn Transport,
     exec: &Executor,
     node: NodeId,
     gpu: u32,
     audit_log: &Path,
 ) -> (Option<Identity>, Vec<Member>) {
     let name = inv.nodes.get(node).map_or("", |n| n.name.as_str());
-    let identity = identify(inv, transport, node, gpu);
+    let identity = identify(inv, node, gpu);
     let mut members = vec![match &identity {
         Ok(id) => Member::collected(
             "identity.json",
@@ -154,14 +153,8 @@ pub fn collect(
 }
 
 /// The GPU's identity from one look at the node.
-fn identify(
-    inv: &Inventory,
-    transport: &dyn Transport,
-    node: NodeId,
-    gpu: u32,
-) -> Result<Identity, String> {
-    let (state, pending) = crate::snapshot::look_once(inv, transport, &[node])
-        .ok_or("cannot start the runtime to look at the node")?;
+fn identify(inv: &Inventory, node: NodeId, gpu: u32) -> Result<Identity, String> {
+    let (state, pending) = crate::snapshot::look_once(inv, &[node])?;
     let view = state.node_view(0, std::time::Instant::now(), pending);
     let sample = view.sample.ok_or_else(|| {
         format!(

@@ -80,21 +80,29 @@ fn drift(state: &FleetState) -> Vec<Drift<'_>> {
         .collect()
 }
 
-/// Looks at `nodes` once, as `snapshot` does, within the inventory's connect, handshake and first-sample
-/// timeouts (a minute at most); node `k` of the state is `nodes[k]`, and the [`Pending`] says what a node not
-/// answered by then is. `None` (said on stderr) when the runtime cannot start.
-pub fn look_once(
-    inv: &Inventory,
-    transport: &dyn Transport,
-    nodes: &[NodeId],
-) -> Option<(FleetState, Pending)> {
-    let runtime = crate::runtime::runtime()?;
+/// Looks at `nodes` once, as `snapshot` does, over a one-pass SSH transport of their own (the demo fleet's
+/// simulation for the practice inventory), within the inventory's connect, handshake and first-sample timeouts
+/// (a minute at most). Node `k` of the state is `nodes[k]` (a transport made for the whole inventory would
+/// number them otherwise), and the [`Pending`] says what a node not answered by then is.
+pub fn look_once(inv: &Inventory, nodes: &[NodeId]) -> Result<(FleetState, Pending), String> {
+    let only = Arc::new(inv.only(nodes));
+    let transport: Box<dyn Transport> = if inv.simulated {
+        Box::new(crate::transport::sim::SimTransport::default())
+    } else {
+        Box::new(
+            crate::transport::ssh::SshTransport::new(&only)
+                .map_err(|e| e.to_string())?
+                .one_pass(),
+        )
+    };
+    let runtime =
+        crate::runtime::runtime().ok_or("cannot start the runtime to look at the nodes")?;
     let s = &inv.settings;
     let limit = (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout)
         .min(Duration::from_secs(60));
     let started = Instant::now();
-    let state = runtime.block_on(collect(Arc::new(inv.only(nodes)), transport, limit));
-    Some((state, Pending::TimedOut { limit, started }))
+    let state = runtime.block_on(collect(only, transport.as_ref(), limit));
+    Ok((state, Pending::TimedOut { limit, started }))
 }
 
 /// Follows every node until each has answered (a sample or a failure) or `timeout` passes.

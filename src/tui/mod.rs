@@ -360,7 +360,7 @@ fn repair_thread(
     };
     let reason = request.reason.clone().unwrap_or_default();
     let mut wf = Workflow::new(inv, &request.nodes, &reason, &request.operator, limits);
-    let plans = repair::remedy::diagnose(inv, transport.as_ref(), &request.nodes);
+    let plans = repair::remedy::diagnose(inv, &request.nodes);
     for (n, plan) in wf.nodes.iter_mut().zip(plans) {
         n.plan = Some(plan);
     }

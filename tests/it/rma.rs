@@ -200,11 +200,12 @@ fn a_huge_hostile_report_is_bounded_and_escaped_and_a_failing_node_is_a_verdict(
     assert!(said.contains("FAILED"), "{said}");
     let all = members(&out);
     let manifest: Value = serde_json::from_str(member(&all, "manifest.json")).unwrap();
-    assert_eq!(manifest["complete"], false);
+    assert_eq!(manifest["complete"], false, "{manifest:#} {all:?}");
     let identity = &manifest["members"][0];
     assert_eq!(
         (identity["name"].as_str(), identity["status"].as_str()),
-        (Some("identity.json"), Some("failed"))
+        (Some("identity.json"), Some("failed")),
+        "{said} {manifest:#}"
     );
     assert!(
         identity["detail"]
