@@ -16,6 +16,14 @@ use common::{wait_bounded, Behaviour, Fleet, Quirks, Spec};
 const XID_79: &str =
     "6,2001,5000000,-;NVRM: Xid (PCI:0000:02:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n";
 
+/// XID 79 as a record logged now (its time in µs since boot from `/proc/uptime`): a new fault after the last
+/// audited reboot, where [`XID_79`]'s time, 5 s after boot, lies before it and is history.
+fn xid_79_now() -> String {
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+    let secs: f64 = uptime.split_whitespace().next().unwrap().parse().unwrap();
+    XID_79.replacen(",5000000,", &format!(",{},", (secs * 1e6) as u64), 1)
+}
+
 struct Setup {
     fleet: Fleet,
     slurm: Slurm,
@@ -255,7 +263,7 @@ fn a_gpu_repaired_twice_is_held_back_the_third_time() {
         "validate = \"\"\nmax_repairs = 2\nrepair_window = \"30d\"",
     );
     for round in 1..=2 {
-        std::fs::write(s.node_file("kmsg"), XID_79).unwrap();
+        std::fs::write(s.node_file("kmsg"), xid_79_now()).unwrap();
         let log = format!("round{round}.log");
         let code = s.repair_through_reboot("XID 79", &log);
         let text = s.log(&log);
@@ -275,9 +283,25 @@ fn a_gpu_repaired_twice_is_held_back_the_third_time() {
     assert_eq!(repaired[0]["gpu_id"], "SN 16520001");
     assert_eq!(repaired[0]["cause"], "XID 79");
 
+    // The XID the last reboot dealt with, still in the log as it was, is history: it asks for no remedy.
+    std::fs::write(s.node_file("kmsg"), XID_79).unwrap();
+    let dry = wait_bounded(
+        s.command(&["tn01", "--reason", "old XID", "--dry-run"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&dry.stderr);
+    assert!(
+        err.contains("tn01: reboot — no GPU fault that a reset clears"),
+        "{err}"
+    );
+
     // The third time (a new fleetop process: the history is the store's, fed by the audit log's writer) it stops
     // after the drain.
-    std::fs::write(s.node_file("kmsg"), XID_79).unwrap();
+    std::fs::write(s.node_file("kmsg"), xid_79_now()).unwrap();
     let reboots = s.reboots();
     let out = wait_bounded(
         s.repair(&["tn01", "--reason", "XID 79 again"], "held.log"),
