@@ -276,8 +276,8 @@ fn ssh_fleet_shows_lost_gpus_and_xids_and_an_acknowledgement_clears_the_xid() {
             .to_string()
     };
     let table = again.wait_until("tn03 up with its sample", Duration::from_secs(10), |s| {
-        // The note is cut to the terminal's width: "[acknowledged …]" may end as "[acknow…".
-        row(s).contains(" up ") && row(s).contains("[acknow")
+        // The note is cut to the terminal's width: "[acknowledged …]" may end as "[ackno…".
+        row(s).contains(" up ") && row(s).contains("[ackno")
     });
     let kept = row(&table);
     assert!(kept.contains(" ok ") && !kept.contains("crit"), "{kept}");
