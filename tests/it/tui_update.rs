@@ -425,3 +425,43 @@ fn an_xid_time_no_calendar_can_write_does_not_panic_the_tui() {
         "the events view lists the XID with its time as it came"
     );
 }
+
+#[test]
+fn the_detail_asks_for_its_node_s_history_once_then_every_30_s_and_keeps_it_bounded() {
+    let now = Instant::now();
+    let mut app = three_nodes(now);
+    assert_eq!(
+        app.history_wanted(),
+        None,
+        "only the detail view shows history"
+    );
+    app.selected = 0;
+    key(&mut app, KeyCode::Char('3'));
+    assert_eq!(app.view, View::Detail);
+    assert_eq!(app.history_wanted(), Some(0));
+    assert_eq!(app.history_wanted(), None, "asked already");
+    let event = |t: u64| fleetop::store::Event {
+        time_ms: t,
+        node: "c01n1".into(),
+        gpu: None,
+        serial: None,
+        uuid: None,
+        kind: "health".into(),
+        detail: "crit".into(),
+    };
+    app.on_history(0, Ok((0..500).map(event).collect()));
+    let shown = app.history.events.as_ref().unwrap();
+    assert_eq!(shown.len(), fleetop::tui::app::history::MAX_EVENTS);
+    // Another node: asked at once; the same node again after 30 s.
+    app.selected = 1;
+    assert_eq!(app.history_wanted(), Some(1));
+    app.tick(now + Duration::from_secs(31));
+    assert_eq!(app.history_wanted(), Some(1));
+    // An unreadable store is a verdict the pane shows, not an empty history.
+    app.on_history(1, Err("store fleet.sqlite: database is locked".into()));
+    let screen = draw(&mut app, &fleetop::tui::theme::Theme::default(), 200, 50).0;
+    assert!(
+        screen.contains("cannot read the history: store fleet.sqlite: database is locked"),
+        "{screen}"
+    );
+}
