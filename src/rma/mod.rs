@@ -5,15 +5,14 @@
 //! collected is a verdict (`failed`, and why) in the manifest, never a silent gap. `bundle.rs` writes them.
 
 pub mod bundle;
+mod node;
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::actions::exec::Executor;
 use crate::inventory::{Inventory, NodeId};
-use crate::transport::{Completed, Ending};
 
 /// Most bytes one member keeps.
 pub const MAX_MEMBER_BYTES: usize = 256 * 1024;
@@ -22,8 +21,6 @@ pub const MAX_KERNEL_LINES: usize = 200;
 pub const MAX_KERNEL_BYTES: usize = 64 * 1024;
 /// Most history events kept, newest first.
 pub const MAX_HISTORY_EVENTS: u32 = 1000;
-/// How long each command on the node may run.
-const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 /// The newest part of the audit log searched for the last validation.
 const AUDIT_TAIL_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -131,16 +128,16 @@ pub fn collect(
         Ok(id) => id
             .pci_bus_id
             .as_deref()
-            .and_then(pci_address)
+            .and_then(node::pci_address)
             .ok_or_else(|| "the GPU reported no valid PCI bus id".to_string()),
         Err(why) => Err(format!("no identity ({why})")),
     };
     members.push(match &bus {
-        Ok((full, _)) => smi_query(inv, exec, node, full),
+        Ok((full, _)) => node::smi_query(inv, exec, node, full),
         Err(why) => Member::without("nvidia-smi-q.txt", Status::Failed, why.clone()),
     });
     members.push(match &bus {
-        Ok((_, short)) => kernel_lines(inv, exec, node, short),
+        Ok((_, short)) => node::kernel_lines(inv, exec, node, short),
         Err(why) => Member::without("kernel-log.txt", Status::Failed, why.clone()),
     });
     let board = identity
@@ -185,121 +182,6 @@ fn identify(inv: &Inventory, node: NodeId, gpu: u32) -> Result<Identity, String>
         cuda: view.hello.and_then(|h| h.cuda.clone()),
         kernel: view.hello.and_then(|h| h.kernel.clone()),
     })
-}
-
-/// `00000000:18:00.0` (NVML's form) as itself and as the kernel names the device, `0000:18:00` (XID lines
-/// leave out the function); `None` for anything else, so nothing from the node reaches a command unchecked.
-pub fn pci_address(bus_id: &str) -> Option<(String, String)> {
-    let (domain, rest) = bus_id.split_once(':')?;
-    let (bus, rest) = rest.split_once(':')?;
-    let (device, function) = rest.split_once('.')?;
-    let hex = |s: &str, n: std::ops::RangeInclusive<usize>| {
-        n.contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
-    };
-    let ok = hex(domain, 4..=8) && hex(bus, 2..=2) && hex(device, 2..=2) && hex(function, 1..=1);
-    ok.then(|| {
-        let short = format!("{}:{bus}:{device}", &domain[domain.len() - 4..]).to_ascii_lowercase();
-        (bus_id.to_string(), short)
-    })
-}
-
-/// `argv` quoted for the node's shell, as actions quote theirs.
-fn quoted(argv: &[&str]) -> String {
-    argv.iter()
-        .map(|a| crate::actions::plan::quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// How a node command that did not exit 0 ended, with its last stderr line.
-fn failed(done: &Completed) -> String {
-    let last = done
-        .stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let how = match &done.ending {
-        Ending::Exited(code) => format!("exit status {code}"),
-        Ending::Signalled(s) => format!("killed by signal {s}"),
-        Ending::TimedOut(limit) => format!("no answer within {} s", limit.as_secs()),
-        Ending::Dropped(why) => format!("connection lost ({why})"),
-    };
-    if last.is_empty() {
-        how
-    } else {
-        format!("{how}: {}", crate::text::cut(last, 200))
-    }
-}
-
-/// Whether the node's stdout reached the bound of what one SSH command keeps.
-fn at_ssh_bound(done: &Completed) -> bool {
-    done.stdout.len() as u64 >= crate::transport::ssh::oneshot::OUTPUT_KEEP
-}
-
-fn smi_query(inv: &Inventory, exec: &Executor, node: NodeId, bus: &str) -> Member {
-    const NAME: &str = "nvidia-smi-q.txt";
-    let command = quoted(&["nvidia-smi", "-q", "-i", bus]);
-    match exec.on_node(inv, node, &command, COMMAND_LIMIT) {
-        Ok(done) if done.ending == Ending::Exited(0) => {
-            let mut m = Member::collected(
-                NAME,
-                crate::text::escape_lines(&done.stdout).into_owned(),
-                MAX_MEMBER_BYTES,
-                None,
-            );
-            if at_ssh_bound(&done) {
-                m.status = Status::Truncated;
-                m.detail = Some(format!(
-                    "the node printed more than {} KiB: its first {} KiB are kept",
-                    crate::transport::ssh::oneshot::OUTPUT_KEEP / 1024,
-                    crate::transport::ssh::oneshot::OUTPUT_KEEP / 1024
-                ));
-            }
-            m
-        }
-        Ok(done) => Member::without(
-            NAME,
-            Status::Failed,
-            format!("nvidia-smi -q: {}", failed(&done)),
-        ),
-        Err(e) => Member::without(NAME, Status::Failed, e),
-    }
-}
-
-/// Reads the node's kernel log (`dmesg`, else `journalctl -k` for this boot, else the file the agent is told
-/// to read instead, `$FLEETOP_KERNEL_LOG`) and keeps its last `$2` lines naming `$1`; exit 3 when none of them
-/// can be read.
-const KERNEL_SCRIPT: &str = r#"log() {
-  if dmesg 2>/dev/null; then return 0; fi
-  if journalctl -k -b -q --no-pager 2>/dev/null; then return 0; fi
-  [ -n "$FLEETOP_KERNEL_LOG" ] && cat -- "$FLEETOP_KERNEL_LOG"
-}
-out=$(log) || { echo "cannot read the kernel log (dmesg, journalctl -k)" >&2; exit 3; }
-printf '%s\n' "$out" | grep -i -F -e "$1" | tail -n "$2"
-exit 0"#;
-
-fn kernel_lines(inv: &Inventory, exec: &Executor, node: NodeId, address: &str) -> Member {
-    const NAME: &str = "kernel-log.txt";
-    let lines = MAX_KERNEL_LINES.to_string();
-    let command = quoted(&["sh", "-c", KERNEL_SCRIPT, "sh", address, &lines]);
-    match exec.on_node(inv, node, &command, COMMAND_LIMIT) {
-        Ok(done) if done.ending == Ending::Exited(0) && done.stdout.trim().is_empty() => {
-            Member::without(
-                NAME,
-                Status::None,
-                format!("no kernel-log line names PCI {address}"),
-            )
-        }
-        Ok(done) if done.ending == Ending::Exited(0) => Member::collected(
-            NAME,
-            crate::text::escape_lines(&done.stdout).into_owned(),
-            MAX_KERNEL_BYTES,
-            Some(format!("the last lines naming PCI {address}")),
-        ),
-        Ok(done) => Member::without(NAME, Status::Failed, failed(&done)),
-        Err(e) => Member::without(NAME, Status::Failed, e),
-    }
 }
 
 /// The GPU's events in the store beside `audit_log`, wherever it was, newest first, texts escaped.
@@ -412,21 +294,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_well_formed_bus_id_reaches_a_command() {
-        assert_eq!(
-            pci_address("00000000:1B:00.0"),
-            Some(("00000000:1B:00.0".into(), "0000:1b:00".into()))
+    fn the_node_s_last_audited_validation_is_kept_escaped() {
+        use crate::actions::audit::{AuditLog, Outcome, Record};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.jsonl");
+        assert_eq!(validation(&log, "n1").status, Status::None);
+        let outcome = |node: &str, detail: &str, demo: bool| {
+            Record::Outcome(Outcome {
+                id: "1".into(),
+                time: "2026-12-06T03:12:00Z".into(),
+                operator: "ana".into(),
+                action: "repair-validate".into(),
+                node: node.into(),
+                backend: "ssh".into(),
+                command: "dcgmi diag -r 1".into(),
+                ok: false,
+                exit_status: Some(226),
+                duration_ms: 1,
+                detail: detail.into(),
+                demo,
+            })
+        };
+        let mut audit = AuditLog::open(&log).unwrap();
+        audit
+            .write(&outcome("n1", "Memory Fail\u{1b}[2J", false))
+            .unwrap();
+        audit.write(&outcome("n2", "other node", false)).unwrap();
+        audit.write(&outcome("n1", "practice", true)).unwrap();
+        let m = validation(&log, "n1");
+        assert_eq!(m.status, Status::Collected);
+        assert!(m.text.contains("result: failed (exit 226)"), "{}", m.text);
+        assert!(
+            m.text.contains("Memory Fail") && !m.text.contains('\u{1b}'),
+            "{}",
+            m.text
         );
-        assert_eq!(pci_address("0000:02:00.0").unwrap().1, "0000:02:00");
-        for bad in [
-            "",
-            "00000000:1B:00",
-            "0000:1B:00.0; rm -rf /",
-            "00000000:1B:0G.0",
-            "x:1B:00.0",
-        ] {
-            assert_eq!(pci_address(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! following, rises are judged over a window of at least [`WINDOW_MS`] (NVLink counters are re-read only every
 //! few samples, so consecutive samples would make a rate out of one re-read), the journal's own.
 
-use super::{tallies, Entry};
+use super::entry::{tallies, Entry};
 use crate::agent::state::Reading;
 use crate::telemetry::fabric::judge_port_state;
 use crate::telemetry::health::Health;

@@ -2,7 +2,7 @@
 //! occurrence once, and stays within its two capped files.
 
 use super::*;
-use crate::telemetry::XidEvent;
+use crate::telemetry::{GpuSample, XidEvent};
 
 fn gpu_with_xid(count: u64, first: u64, last: u64) -> GpuSample {
     GpuSample {
