@@ -288,7 +288,12 @@ impl Journal {
             }
         }
         for p in &mut out {
-            let before_boot = self.boot_ms.is_some_and(|b| p.last_ms < b);
+            // A state that holds now (a port still down, a remap still pending) is today's, whenever written.
+            let holds = self
+                .last
+                .get(&(key.to_string(), p.kind.clone(), p.code))
+                .is_some_and(|(_, first, _)| *first == Some(0));
+            let before_boot = !holds && self.boot_ms.is_some_and(|b| p.last_ms < b);
             // The kernel log is the record since boot: an XID it was read for and no longer holds came before.
             let gone = p.kind == log_kind
                 && log.is_some_and(|events| {

@@ -133,6 +133,11 @@ fn a_state_is_written_when_it_appears_not_at_every_sample() {
         (past[0].kind.as_str(), past[0].code, past[0].count),
         ("recovery", Some(2), 2)
     );
+    // Written before this boot (the test's times are), it still holds: today's, not "before reboot".
+    assert!(!past[0].before_reboot, "{past:?}");
+    let mut gone = sample(7, with_action(Some(0)));
+    j.note(&mut gone);
+    assert!(gone.gpus[0].past.as_ref().unwrap()[0].before_reboot);
 }
 
 #[test]
