@@ -19,7 +19,10 @@ pub fn run(a: AgentArgs) -> i32 {
         journal: a.journal,
     };
     match a.listen {
-        None => agent::run(&opts, &mut agent::to_stdout),
+        None => {
+            let mut stdout = agent::Stdout::new(opts.once);
+            agent::run(&opts, &mut |published| stdout.publish(published))
+        }
         Some(addr) => match Exporter::start(&addr) {
             Ok(exporter) => agent::run(&opts, &mut |published| exporter.publish(published)),
             Err(e) => {
