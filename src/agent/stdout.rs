@@ -4,8 +4,9 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::Published;
 use crate::telemetry::delta::{Encoder, COMPACT_ENV};
+use crate::telemetry::wire::AgentHello;
+use crate::telemetry::NodeSample;
 
 /// Set by SIGUSR1: the jump host lost its place in the compact stream and asks for a full sample.
 static FULL_ASKED: AtomicBool = AtomicBool::new(false);
@@ -46,26 +47,36 @@ impl Stdout {
         }
     }
 
-    /// Writes one line; false once stdout is closed, which means the jump host went away (a normal end).
-    pub fn publish(&mut self, published: Published) -> bool {
-        let line = match (published, &mut self.compact) {
-            (Published::Hello(h), Some((full_every, _))) => {
-                let mut hello = h.clone();
+    /// Writes the hello, saying whether the stream is compact; false once stdout is closed.
+    pub fn hello(&mut self, hello: &AgentHello) -> bool {
+        let line = match &self.compact {
+            Some((full_every, _)) => {
+                let mut hello = hello.clone();
                 hello.compact = Some(*full_every);
                 serde_json::to_vec(&hello)
             }
-            (Published::Hello(h), None) => serde_json::to_vec(h),
-            (Published::Sample(s), Some((_, encoder))) => {
-                encoder.line(s, FULL_ASKED.swap(false, Ordering::Relaxed))
-            }
-            (Published::Sample(s), None) => serde_json::to_vec(s),
+            None => serde_json::to_vec(hello),
         };
-        let Ok(mut line) = line else {
-            return false;
-        };
-        line.push(b'\n');
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        crate::text::stdout_written(out.write_all(&line).and_then(|()| out.flush()))
+        write_line(line)
     }
+
+    /// Writes a sample, whole or as what changed; false once stdout is closed, which means the jump host went
+    /// away (a normal end).
+    pub fn sample(&mut self, sample: &NodeSample) -> bool {
+        let line = match &mut self.compact {
+            Some((_, encoder)) => encoder.line(sample, FULL_ASKED.swap(false, Ordering::Relaxed)),
+            None => serde_json::to_vec(sample),
+        };
+        write_line(line)
+    }
+}
+
+fn write_line(line: serde_json::Result<Vec<u8>>) -> bool {
+    let Ok(mut line) = line else {
+        return false;
+    };
+    line.push(b'\n');
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    crate::text::stdout_written(out.write_all(&line).and_then(|()| out.flush()))
 }

@@ -21,7 +21,10 @@ pub fn run(a: AgentArgs) -> i32 {
     match a.listen {
         None => {
             let mut stdout = agent::Stdout::new(opts.once);
-            agent::run(&opts, &mut |published| stdout.publish(published))
+            agent::run(&opts, &mut |published| match published {
+                agent::Published::Hello(h) => stdout.hello(h),
+                agent::Published::Sample(s) => stdout.sample(s),
+            })
         }
         Some(addr) => match Exporter::start(&addr) {
             Ok(exporter) => agent::run(&opts, &mut |published| exporter.publish(published)),
