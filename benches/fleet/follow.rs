@@ -80,16 +80,17 @@ pub(crate) fn follow(
         std::thread::sleep(Duration::from_millis(100));
     }
     let up = all_up.load(Ordering::Relaxed);
+    let up_after = secs(connecting.elapsed());
     eprintln!(
         "  {}: {} after {:.1} s",
         binary.map_or("fleetop".into(), |b| b.display().to_string()),
         if up { "every node up" } else { "NOT every node up" },
-        secs(connecting.elapsed())
+        up_after
     );
     std::thread::sleep(Duration::from_secs(3));
     if let Ok(file) = std::env::var("FLEETOP_BENCH_PERF") {
         let status = Command::new("perf")
-            .args(["record", "-F", "999", "-o", &file])
+            .args(["record", "-F", "199", "--call-graph", "dwarf", "-o", &file])
             .args(["-p", &child.id().to_string(), "--", "sleep", "10"])
             .status();
         eprintln!("perf record into {file}: {status:?}");
@@ -103,7 +104,7 @@ pub(crate) fn follow(
     Turn {
         cpu_per_min: cpu * 60.0 / seconds as f64,
         peak_rss_mib,
-        all_up_after_s: up.then(|| secs(connecting.elapsed())),
+        all_up_after_s: up.then_some(up_after),
     }
 }
 
@@ -117,8 +118,8 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// `n` nodes each reporting the full H100 sample: 8 GPUs with a process each and 18 NVLinks, and 8
-/// InfiniBand ports (one sysfs tree of 8 ConnectX HCAs, shared by every node).
+/// `n` healthy nodes each reporting the full H100 sample: 8 GPUs with a process each and 18 NVLinks, and 8
+/// InfiniBand ports up at 400 Gb/s (one sysfs tree of 8 ConnectX HCAs, shared by every node).
 pub(crate) fn full_h100_fleet(n: usize) -> Fleet {
     let behaviours = (0..u32::try_from(n).unwrap_or(u32::MAX))
         .map(|i| {
@@ -143,6 +144,12 @@ pub(crate) fn full_h100_fleet(n: usize) -> Fleet {
             .arg(first.join(format!("mlx5_{hca}")))
             .status();
         assert!(status.is_ok_and(|s| s.success()), "copy HCA {hca}");
+    }
+    // The captured port reports an odd physical state and an EDR rate: made an up NDR port, as on an H100 node.
+    for hca in 0..8 {
+        let port = first.join(format!("mlx5_{hca}/ports/1"));
+        std::fs::write(port.join("phys_state"), "5: LinkUp\n").expect("phys_state");
+        std::fs::write(port.join("rate"), "400 Gb/sec (4X NDR)\n").expect("rate");
     }
     let tree = first
         .parent()
