@@ -84,7 +84,11 @@ pub(crate) fn follow(
     eprintln!(
         "  {}: {} after {:.1} s",
         binary.map_or("fleetop".into(), |b| b.display().to_string()),
-        if up { "every node up" } else { "NOT every node up" },
+        if up {
+            "every node up"
+        } else {
+            "NOT every node up"
+        },
         up_after
     );
     std::thread::sleep(Duration::from_secs(3));
@@ -174,12 +178,24 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
     let mut rows = Vec::new();
     for round in 0..rounds {
         if let Some(binary) = &previous {
-            rows.push(("previous release", round, follow(&fleet, &inventory, n, seconds, Some(binary))));
+            rows.push((
+                "previous release",
+                round,
+                follow(&fleet, &inventory, n, seconds, Some(binary)),
+            ));
         }
-        rows.push(("this build", round, follow(&fleet, &inventory, n, seconds, None)));
+        rows.push((
+            "this build",
+            round,
+            follow(&fleet, &inventory, n, seconds, None),
+        ));
     }
     let mean = |who: &str, f: &dyn Fn(&Turn) -> f64| {
-        let picked: Vec<f64> = rows.iter().filter(|r| r.0 == who).map(|r| f(&r.2)).collect();
+        let picked: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.0 == who)
+            .map(|r| f(&r.2))
+            .collect();
         picked.iter().sum::<f64>() / picked.len().max(1) as f64
     };
     let mut out = format!(
@@ -196,7 +212,8 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
             t.cpu_per_min,
             t.cpu_per_min / 60.0 * 100.0,
             t.peak_rss_mib,
-            t.all_up_after_s.map_or("not all".into(), |s| format!("{s:.1}"))
+            t.all_up_after_s
+                .map_or("not all".into(), |s| format!("{s:.1}"))
         );
     }
     let this = mean("this build", &|t| t.cpu_per_min);

@@ -82,7 +82,10 @@ fn main() {
     // FLEETOP_BENCH_ONLY=live-full: the full H100 sample followed by this build and, with
     // FLEETOP_BENCH_PREVIOUS, the previous release in turns (the section is printed, no report written).
     if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live-full") {
-        println!("{}", follow::full_sample_section(live_n, live_seconds, rounds));
+        println!(
+            "{}",
+            follow::full_sample_section(live_n, live_seconds, rounds)
+        );
         return;
     }
     // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).

@@ -27,7 +27,11 @@ impl Stamp {
 
     fn of(at: Instant, epoch: Instant) -> Stamp {
         let hundredths = at.saturating_duration_since(epoch).as_millis() / 10;
-        Stamp(u32::try_from(hundredths).unwrap_or(u32::MAX - 1).saturating_add(1))
+        Stamp(
+            u32::try_from(hundredths)
+                .unwrap_or(u32::MAX - 1)
+                .saturating_add(1),
+        )
     }
 
     fn since(self, earlier: Stamp) -> Duration {

@@ -292,11 +292,15 @@ impl Reassembler {
             .find(|g| !base.gpus.iter().any(|b| b.index == g.index))
             .map(|g| g.index);
         let ports = base.ib.as_ref().map_or(0, Vec::len);
-        let unknown_port = delta.ib.iter().find(|p| p.at as usize >= ports).map(|p| p.at);
+        let unknown_port = delta
+            .ib
+            .iter()
+            .find(|p| p.at as usize >= ports)
+            .map(|p| p.at);
         let why = match (unknown_gpu, unknown_port) {
-            (Some(index), _) => format!(
-                "a delta for GPU {index}, which the last full sample does not list"
-            ),
+            (Some(index), _) => {
+                format!("a delta for GPU {index}, which the last full sample does not list")
+            }
             (None, Some(at)) => format!(
                 "a delta for InfiniBand port #{at}, beyond the {ports} of the last full sample"
             ),
@@ -446,7 +450,10 @@ mod tests {
             "a delta for GPU 7, which the last full sample does not list"
         );
         assert!(r.take_full_request());
-        assert!(r.apply(delta(0)).is_err(), "nothing applies until a full sample");
+        assert!(
+            r.apply(delta(0)).is_err(),
+            "nothing applies until a full sample"
+        );
         r.full(&node(1, &[10, 20]));
         let port = NodeDelta {
             d: 9,

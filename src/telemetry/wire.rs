@@ -202,7 +202,10 @@ mod tests {
             panic!("not a delta");
         };
         let gpu = &d.gpus[0];
-        assert_eq!((gpu.index, gpu.util_pct, gpu.temp_c), (2, Some(None), Some(Some(41))));
+        assert_eq!(
+            (gpu.index, gpu.util_pct, gpu.temp_c),
+            (2, Some(None), Some(Some(41)))
+        );
         assert_eq!(gpu.power_w, None, "absent: unchanged");
         for bad in [
             r#"{"d":5,"gpus":[{"util_pct":1}]}"#,
@@ -215,7 +218,8 @@ mod tests {
                 "{bad}"
             );
         }
-        let hello = r#"{"fleetop_agent":1,"version":"x","driver":null,"cuda":null,"gpus":8,"compact":60}"#;
+        let hello =
+            r#"{"fleetop_agent":1,"version":"x","driver":null,"cuda":null,"gpus":8,"compact":60}"#;
         assert!(matches!(decode_agent_line(hello), AgentLine::Hello(h) if h.compact == Some(60)));
     }
 

@@ -115,7 +115,11 @@ fn an_agent_asked_for_the_compact_stream_sends_what_changed_and_a_whole_sample_e
         "a whole sample first and every fifth line"
     );
     for pair in replays.windows(2) {
-        assert_eq!(pair[1], pair[0] + REPLAY_STEP, "every line's value: {replays:?}");
+        assert_eq!(
+            pair[1],
+            pair[0] + REPLAY_STEP,
+            "every line's value: {replays:?}"
+        );
     }
 }
 
@@ -148,7 +152,12 @@ fn an_agent_not_asked_for_the_compact_stream_sends_every_sample_whole() {
     }
 }
 
-fn follow(inventory: &str) -> (tokio::sync::mpsc::UnboundedReceiver<Msg>, fleetop::transport::Following) {
+fn follow(
+    inventory: &str,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    fleetop::transport::Following,
+) {
     let inv = Arc::new(Inventory::parse("test.toml", inventory).unwrap());
     let transport = SshTransport::new(&inv).unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -167,7 +176,8 @@ fn the_jump_host_reads_this_agent_an_older_agent_and_a_stream_that_lost_its_plac
     );
     // A compact agent whose first delta comes before any whole sample: the jump host asks for one, which
     // reaches the agent as SIGUSR1; deltas after it apply.
-    let compact_hello = r#"{"fleetop_agent":1,"version":"9.9.9","driver":"x","cuda":"x","gpus":1,"compact":60}"#;
+    let compact_hello =
+        r#"{"fleetop_agent":1,"version":"9.9.9","driver":"x","cuda":"x","gpus":1,"compact":60}"#;
     let lost = format!(
         "trap 'asked=1' USR1\nasked=0\necho '{compact_hello}'\n\
          echo '{{\"d\":1,\"gpus\":[{{\"index\":0,\"util_pct\":7}}]}}'\n\
