@@ -42,16 +42,7 @@ fn run(
     ];
     let mut cmd = fleet.fleetop(&args);
     if let Some(binary) = binary {
-        // The same arguments and environment, another program.
-        let mut other = std::process::Command::new(binary);
-        other.args(cmd.get_args());
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(v) => other.env(key, v),
-                None => other.env_remove(key),
-            };
-        }
-        cmd = other;
+        cmd = crate::follow::as_program(&cmd, binary);
     }
     let m = measure(&mut cmd);
     let doc = serde_json::from_str(&m.stdout)

@@ -8,6 +8,7 @@
 #[path = "../../tests/it/common/mod.rs"]
 mod common;
 mod deploy;
+mod follow;
 mod measure;
 mod prometheus;
 mod report;
@@ -69,13 +70,27 @@ fn main() {
         println!("{}", deploy::section(&deploy::deploy(deploy_n)));
         return;
     }
+    let live_n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
+    // Turns each binary takes at following the full-sample fleet.
+    let rounds: usize = std::env::var("FLEETOP_BENCH_LIVE_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    // FLEETOP_BENCH_ONLY=live-full: the full H100 sample followed by this build and, with
+    // FLEETOP_BENCH_PREVIOUS, the previous release in turns (the section is printed, no report written).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live-full") {
+        println!(
+            "{}",
+            follow::full_sample_section(live_n, live_seconds, rounds)
+        );
+        return;
+    }
     // FLEETOP_BENCH_ONLY=live measures live following alone (and writes no report).
     if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("live") {
-        let n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1024);
-        let l = live(n, live_seconds);
+        let l = live(live_n, live_seconds);
         println!(
             "live {} nodes: fleetop {:.2} CPU s/min ({:.1} % of a core); pdsh {:.1} at 1 Hz; clush {:.1} at 1 Hz",
             l.n,
@@ -87,11 +102,8 @@ fn main() {
         return;
     }
     let colds: Vec<Cold> = sizes.iter().map(|&n| cold(n)).collect();
-    let live_n = std::env::var("FLEETOP_BENCH_LIVE_NODES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1024);
     let live = live(live_n, live_seconds);
+    let full_sample = follow::full_sample_section(live_n, live_seconds, rounds);
     let render = fleetop_output(&["--demo", "--bench-render", "300"]);
     let memory = fleetop_output(&["--demo", "--bench-memory", "600"]);
     let (agent_ms, agent_rss, agent_samples) = agent_cost();
@@ -103,6 +115,7 @@ fn main() {
         &memory,
         (agent_ms, agent_rss, agent_samples),
     );
+    report += &full_sample;
     report += &deploy::section(&deployed);
     print!("{report}");
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");

@@ -268,64 +268,8 @@ pub(crate) struct Live {
 pub(crate) fn live(n: usize, seconds: u64) -> Live {
     eprintln!("live following: {n} nodes for {seconds} s per tool…");
     let fleet = agent_fleet(n);
-    let inventory = fleet.dir.path().join("live.toml");
-    let text = std::fs::read_to_string(realistic_inventory(&fleet)).expect("read");
-    std::fs::write(
-        &inventory,
-        text.replace("interval_ms = 200", "interval_ms = 1000"),
-    )
-    .expect("write");
-    // stdout is a pipe, so fleetop follows in its line mode: the same transport and state as the TUI.
-    let mut child = fleet
-        .fleetop(&["--inventory", inventory.to_str().unwrap_or("")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("fleetop");
-    // Following is about the steady state: wait until every node is up (connecting 1,024 nodes takes
-    // over ten seconds of both cores here), then a little longer for the last first samples.
-    let all_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stdout = child.stdout.take().expect("stdout");
-    let flag = std::sync::Arc::clone(&all_up);
-    let up_line = format!("{n} nodes, {n} up,");
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.starts_with(&up_line) {
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    });
-    let connecting = Instant::now();
-    while !all_up.load(std::sync::atomic::Ordering::Relaxed)
-        && connecting.elapsed() < Duration::from_secs(120)
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    eprintln!(
-        "  fleetop: {} after {:.1} s",
-        if all_up.load(std::sync::atomic::Ordering::Relaxed) {
-            "every node up"
-        } else {
-            "NOT every node up"
-        },
-        secs(connecting.elapsed())
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    if let Ok(file) = std::env::var("FLEETOP_BENCH_PERF") {
-        let status = Command::new("perf")
-            .args(["record", "-F", "999", "-o", &file])
-            .args(["-p", &child.id().to_string(), "--", "sleep", "10"])
-            .status();
-        eprintln!("perf record into {file}: {status:?}");
-    }
-    let before = proc_cpu(child.id());
-    std::thread::sleep(Duration::from_secs(seconds));
-    let fleetop_cpu = proc_cpu(child.id()) - before;
-    let _ = child.kill();
-    let _ = child.wait();
+    let inventory = crate::follow::one_hz_inventory(&fleet);
+    let turn = crate::follow::follow(&fleet, &inventory, n, seconds, None);
     let per_min = |cpu: f64| cpu * 60.0 / seconds as f64;
     let poll = |run: &dyn Fn() -> Measured| {
         let (mut cpu, mut wall, mut polls) = (0.0, 0.0, 0u32);
@@ -348,7 +292,7 @@ pub(crate) fn live(n: usize, seconds: u64) -> Live {
     Live {
         n,
         seconds,
-        fleetop_cpu_per_min: per_min(fleetop_cpu),
+        fleetop_cpu_per_min: turn.cpu_per_min,
         pdsh: poll(&|| pdsh(&fleet, 64, true)),
         clush: poll(&|| clush(&fleet, 64)),
     }

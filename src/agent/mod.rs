@@ -9,10 +9,12 @@ mod nvlink;
 mod procs;
 mod read;
 mod state;
+mod stdout;
 mod xid;
 
+pub use stdout::Stdout;
+
 use std::ffi::OsString;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -48,17 +50,6 @@ pub struct AgentOptions {
 pub enum Published<'a> {
     Hello(&'a AgentHello),
     Sample(&'a NodeSample),
-}
-
-/// Writes each line of the agent wire format to stdout; false once stdout is closed, which means the jump
-/// host went away (a normal end).
-pub fn to_stdout(published: Published) -> bool {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match published {
-        Published::Hello(h) => emit(&mut out, h),
-        Published::Sample(s) => emit(&mut out, s),
-    }
 }
 
 /// Runs the agent, handing each hello and sample to `publish`, until it returns false (or after one
@@ -158,6 +149,7 @@ fn stream(
         gpus: devices.len() as u32,
         kernel: kernel_release(),
         build: Some(crate::release::BUILD.into()),
+        compact: None,
     };
     if !publish(Published::Hello(&hello)) {
         return 0;
@@ -273,13 +265,4 @@ fn kernel_release() -> Option<String> {
         let release = std::ffi::CStr::from_ptr(u.release.as_ptr());
         Some(release.to_string_lossy().into_owned())
     }
-}
-
-/// Writes one NDJSON line; false once the writer is closed.
-fn emit(out: &mut impl Write, value: &impl serde::Serialize) -> bool {
-    let Ok(mut line) = serde_json::to_vec(value) else {
-        return false;
-    };
-    line.push(b'\n');
-    crate::text::stdout_written(out.write_all(&line).and_then(|()| out.flush()))
 }

@@ -19,7 +19,13 @@ pub fn run(a: AgentArgs) -> i32 {
         journal: a.journal,
     };
     match a.listen {
-        None => agent::run(&opts, &mut agent::to_stdout),
+        None => {
+            let mut stdout = agent::Stdout::new(opts.once);
+            agent::run(&opts, &mut |published| match published {
+                agent::Published::Hello(h) => stdout.hello(h),
+                agent::Published::Sample(s) => stdout.sample(s),
+            })
+        }
         Some(addr) => match Exporter::start(&addr) {
             Ok(exporter) => agent::run(&opts, &mut |published| exporter.publish(published)),
             Err(e) => {

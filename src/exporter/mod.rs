@@ -173,6 +173,7 @@ mod tests {
             gpus: 1,
             kernel: None,
             build: None,
+            compact: None,
         }));
         e.publish(Published::Sample(&NodeSample {
             t: 1,

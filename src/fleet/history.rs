@@ -19,6 +19,12 @@ fn byte(v: Option<u32>) -> u8 {
 impl GpuHistory {
     pub fn push(&mut self, cap: usize, util: Option<u32>, temp: Option<u32>) {
         if self.util.len() < cap {
+            if self.util.capacity() == 0 {
+                // Every ring fills to `cap` within the span: sized once, exactly, rather than doubling to
+                // up to twice that (1,025 nodes × 8 GPUs × 2 rings of 600).
+                self.util.reserve_exact(cap);
+                self.temp.reserve_exact(cap);
+            }
             self.util.push(byte(util));
             self.temp.push(byte(temp));
         } else if cap > 0 {

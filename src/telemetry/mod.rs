@@ -2,7 +2,9 @@
 
 pub mod aer;
 pub mod board;
+mod bounded;
 pub mod catalogue;
+pub mod delta;
 pub mod fabric;
 pub mod health;
 pub(crate) mod identity;

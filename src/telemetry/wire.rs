@@ -11,38 +11,14 @@ pub(crate) const MAX_LINE_BYTES: usize = 256 * 1024;
 pub(crate) const EXIT_NO_NVML: i32 = 69;
 /// Buffer capacity a splitter keeps between lines.
 const KEEP_CAPACITY: usize = 16 * 1024;
-/// Most GPUs one sample may carry (a small multiple of the 8 a node holds); more are dropped with a warning.
-pub const MAX_GPUS_PER_SAMPLE: usize = crate::inventory::MAX_GPUS_PER_NODE as usize;
+pub use super::bounded::MAX_GPUS_PER_SAMPLE;
 
 /// Deserializes a GPU list keeping at most `MAX_GPUS_PER_SAMPLE + 1` entries; the rest are parsed and dropped.
 pub(crate) fn bounded_gpus<'de, D>(d: D) -> Result<Vec<super::GpuSample>, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    struct Bounded;
-    impl<'de> serde::de::Visitor<'de> for Bounded {
-        type Value = Vec<super::GpuSample>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of GPU objects")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            // Sized for a full node up front: growing a vector of large samples copies it each time.
-            let mut kept =
-                Vec::with_capacity(seq.size_hint().unwrap_or(8).min(MAX_GPUS_PER_SAMPLE + 1));
-            while kept.len() <= MAX_GPUS_PER_SAMPLE {
-                match seq.next_element()? {
-                    Some(g) => kept.push(g),
-                    None => return Ok(kept),
-                }
-            }
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(kept)
-        }
-    }
-    d.deserialize_seq(Bounded)
+    super::bounded::list(d)
 }
 
 /// The agent's first line: `{"fleetop_agent":1,"version":"…","driver":"…","cuda":"…","gpus":8}`.
@@ -59,6 +35,10 @@ pub struct AgentHello {
     /// The git commit the agent was built from; absent from older agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
+    /// Present when the agent sends the compact stream (delta lines between full samples): a full sample
+    /// every this many lines. Absent from older agents and when the jump host did not ask for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<u32>,
 }
 
 impl AgentHello {
@@ -84,6 +64,8 @@ impl AgentHello {
 pub enum AgentLine {
     Hello(AgentHello),
     Sample(NodeSample),
+    /// What changed since the line before (the compact stream).
+    Delta(super::delta::NodeDelta),
     /// Unparseable line, with a short reason (the line itself is not kept: it may be huge or hostile).
     Bad(String),
 }
@@ -95,6 +77,12 @@ pub fn decode_agent_line(line: &str) -> AgentLine {
         return match serde_json::from_str::<AgentHello>(trimmed) {
             Ok(h) => AgentLine::Hello(h),
             Err(e) => AgentLine::Bad(format!("bad hello line: {e}")),
+        };
+    }
+    if trimmed.starts_with(super::delta::DELTA_PREFIX) {
+        return match serde_json::from_str(trimmed) {
+            Ok(d) => AgentLine::Delta(d),
+            Err(e) => AgentLine::Bad(format!("bad delta line ({} bytes): {e}", trimmed.len())),
         };
     }
     match serde_json::from_str::<NodeSample>(trimmed) {
@@ -205,6 +193,34 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(decode_agent_line("garbage{"), AgentLine::Bad(_)));
+    }
+
+    #[test]
+    fn delta_lines_decode_strictly() {
+        let line = r#"{"d":5,"gpus":[{"index":2,"util_pct":null,"temp_c":41}]}"#;
+        let AgentLine::Delta(d) = decode_agent_line(line) else {
+            panic!("not a delta");
+        };
+        let gpu = &d.gpus[0];
+        assert_eq!(
+            (gpu.index, gpu.util_pct, gpu.temp_c),
+            (2, Some(None), Some(Some(41)))
+        );
+        assert_eq!(gpu.power_w, None, "absent: unchanged");
+        for bad in [
+            r#"{"d":5,"gpus":[{"util_pct":1}]}"#,
+            r#"{"d":-1}"#,
+            r#"{"d":5,"gpus":[{"index":0,"util_pct":"x"}]}"#,
+            r#"{"d":5,"ib":[{"state":"4: ACTIVE"}]}"#,
+        ] {
+            assert!(
+                matches!(decode_agent_line(bad), AgentLine::Bad(ref why) if why.starts_with("bad delta line")),
+                "{bad}"
+            );
+        }
+        let hello =
+            r#"{"fleetop_agent":1,"version":"x","driver":null,"cuda":null,"gpus":8,"compact":60}"#;
+        assert!(matches!(decode_agent_line(hello), AgentLine::Hello(h) if h.compact == Some(60)));
     }
 
     #[test]

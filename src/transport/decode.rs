@@ -1,6 +1,7 @@
 //! Turns the bytes a node's remote command prints into [`NodeEvent`]s, for agent and nvidia-smi output alike.
 
 use super::NodeEvent;
+use crate::telemetry::delta::Reassembler;
 use crate::telemetry::sanitize::make_inert;
 use crate::telemetry::smi_csv::{self, Columns, RowAssembler};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
@@ -26,6 +27,8 @@ enum Format {
 pub(crate) struct StreamDecoder {
     format: Format,
     lines: LineSplitter,
+    /// The last full sample of a compact stream, which its delta lines apply to.
+    compact: Reassembler,
     /// Samples decoded so far.
     pub samples: u64,
     /// The last line that was not data, kept short: nvidia-smi prints its errors on stdout.
@@ -58,6 +61,7 @@ impl StreamDecoder {
         StreamDecoder {
             format,
             lines: LineSplitter::default(),
+            compact: Reassembler::default(),
             samples: 0,
             last_bad: None,
         }
@@ -68,6 +72,7 @@ impl StreamDecoder {
         let StreamDecoder {
             format,
             lines,
+            compact,
             samples,
             last_bad,
         } = self;
@@ -78,7 +83,7 @@ impl StreamDecoder {
                 }
                 Line::NotUtf8 => NodeEvent::BadLine("line is not UTF-8".into()),
                 Line::Text(text) if text.trim().is_empty() => return,
-                Line::Text(text) => match decode_line(format, text) {
+                Line::Text(text) => match decode_line(format, compact, text) {
                     Some(event) => event,
                     None => return,
                 },
@@ -90,8 +95,10 @@ impl StreamDecoder {
                     s.sanitize(MAX_GPUS_PER_SAMPLE);
                     *samples += 1
                 }
-                // A bad line may quote what the node sent: bounded and escaped.
+                // A bad line may quote what the node sent: bounded and escaped. In a compact stream the
+                // deltas after it describe changes to what was lost: none applies until a full sample.
                 NodeEvent::BadLine(why) => {
+                    compact.lost();
                     make_inert(why, 200);
                     *last_bad = Some(why.clone());
                 }
@@ -103,6 +110,12 @@ impl StreamDecoder {
 }
 
 impl StreamDecoder {
+    /// Whether the agent should be asked for a full sample now: its compact stream lost its place. Asked once
+    /// per loss; only an agent whose hello said it sends the compact stream is ever asked.
+    pub fn take_full_request(&mut self) -> bool {
+        self.compact.take_full_request()
+    }
+
     /// The end of the stream: emits an nvidia-smi sample still being assembled.
     pub fn finish(&mut self, emit: &mut dyn FnMut(NodeEvent)) {
         if let Format::Smi { rows, .. } = &mut self.format {
@@ -127,7 +140,7 @@ fn smi_format(expected_gpus: u32) -> Format {
 }
 
 /// The event a line makes; `None` for an nvidia-smi row that does not yet complete a sample.
-fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
+fn decode_line(format: &mut Format, compact: &mut Reassembler, text: &str) -> Option<NodeEvent> {
     if let Format::AgentOrSmi { expected_gpus } = *format {
         if text.trim_end() == SMI_FOLLOWS {
             *format = smi_format(expected_gpus);
@@ -143,26 +156,32 @@ fn decode_line(format: &mut Format, text: &str) -> Option<NodeEvent> {
         // Decided by the first line, above.
         Format::AgentOrSmi { .. } => return None,
         Format::Agent(source) => match decode_agent_line(text) {
-            AgentLine::Hello(mut h) => NodeEvent::Streaming {
-                source: *source,
+            AgentLine::Hello(mut h) => {
+                compact.start(h.compact.is_some());
                 // The node's own words: escaped and bounded like every string it sends.
-                detail: {
-                    let mut detail = format!(
-                        "fleetop agent {} · driver {} · CUDA {} · {} GPUs",
-                        h.version,
-                        h.driver.as_deref().unwrap_or("?"),
-                        h.cuda.as_deref().unwrap_or("?"),
-                        h.gpus
-                    );
-                    make_inert(&mut detail, 200);
-                    detail
-                },
-                hello: {
-                    h.sanitize();
-                    Some(Box::new(h))
-                },
+                let mut detail = format!(
+                    "fleetop agent {} · driver {} · CUDA {} · {} GPUs",
+                    h.version,
+                    h.driver.as_deref().unwrap_or("?"),
+                    h.cuda.as_deref().unwrap_or("?"),
+                    h.gpus
+                );
+                make_inert(&mut detail, 200);
+                h.sanitize();
+                NodeEvent::Streaming {
+                    source: *source,
+                    detail,
+                    hello: Some(Box::new(h)),
+                }
+            }
+            AgentLine::Sample(s) => {
+                compact.full(&s);
+                NodeEvent::Sample(s)
+            }
+            AgentLine::Delta(d) => match compact.apply(d) {
+                Ok(s) => NodeEvent::Sample(s),
+                Err(why) => NodeEvent::BadLine(why),
             },
-            AgentLine::Sample(s) => NodeEvent::Sample(s),
             AgentLine::Bad(why) => NodeEvent::BadLine(why),
         },
         Format::Smi {

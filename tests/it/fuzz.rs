@@ -9,6 +9,7 @@ use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 
 use fleetop::fleet::filter::Filter;
 use fleetop::inventory::{nodeset, Inventory};
+use fleetop::telemetry::delta::Reassembler;
 use fleetop::telemetry::kernel_log::{self, PciAddr};
 use fleetop::telemetry::smi_csv::{self, Columns};
 use fleetop::telemetry::wire::{decode_agent_line, AgentLine, LineSplitter, MAX_GPUS_PER_SAMPLE};
@@ -176,6 +177,32 @@ const WIRE_PARTS: &[&str] = &[
     "{",
 ];
 
+/// A compact stream's pieces: whole samples, delta lines and the keys they use.
+const COMPACT_PARTS: &[&str] = &[
+    "{\"fleetop_agent\":1,\"version\":\"x\",\"gpus\":8,\"compact\":60}",
+    "{\"t\":1,\"gpus\":[{\"index\":0},{\"index\":3}],\"ib\":[{\"hca\":\"m\",\"port\":1}]}",
+    "{\"d\":2,\"gpus\":[",
+    "{\"d\":2,\"ib\":[{\"at\":",
+    "{\"d\":2",
+    "{\"index\":",
+    "3",
+    "99",
+    ",\"util_pct\":",
+    ",\"power_w\":",
+    ",\"temp_c\":",
+    ",\"counters\":{\"symbol_error\":",
+    ",\"processes\":[{\"pid\":1,\"kind\":\"compute\",\"used_mib\":1}]",
+    ",\"warnings\":[\"\\u001b[2J\"]",
+    "4294967295",
+    "1.7e308",
+    "-1",
+    "null",
+    "}",
+    "]",
+    ",",
+    "\"",
+];
+
 const SMI_PARTS: &[&str] = &[
     "0",
     ", ",
@@ -274,6 +301,44 @@ proptest! {
     }
 
     #[test]
+    fn compact_streams(lines in prop::collection::vec(pieces(COMPACT_PARTS), 1..8)) {
+        // As the jump host reads a compact stream: whole samples are kept, deltas apply to them or are refused,
+        // and whatever comes out is bounded and range-checked like any sample.
+        let mut stream = Reassembler::default();
+        stream.start(true);
+        for line in &lines {
+            let sample = match decode_agent_line(line) {
+                AgentLine::Sample(s) => {
+                    stream.full(&s);
+                    s
+                }
+                AgentLine::Delta(d) => {
+                    prop_assert!(d.gpus.len() <= MAX_GPUS_PER_SAMPLE + 1);
+                    prop_assert!(d.ib.len() <= MAX_GPUS_PER_SAMPLE + 1);
+                    match stream.apply(d) {
+                        Ok(s) => s,
+                        Err(_) => {
+                            prop_assert!(stream.take_full_request());
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    stream.lost();
+                    continue;
+                }
+            };
+            let mut sample = sample;
+            prop_assert!(sample.gpus.len() <= MAX_GPUS_PER_SAMPLE + 1);
+            sample.sanitize(MAX_GPUS_PER_SAMPLE);
+            for g in &sample.gpus {
+                prop_assert!(g.util_pct.is_none_or(|u| u <= 100));
+                prop_assert!(g.power_w.is_none_or(f64::is_finite));
+            }
+        }
+    }
+
+    #[test]
     fn nvidia_smi_rows(cells in prop::collection::vec(prop::sample::select(SMI_PARTS), 0..30)) {
         let columns = Columns::from_query(&smi_csv::modern_fields());
         let _ = smi_csv::parse_row(&columns, &cells.concat());
@@ -356,11 +421,13 @@ fn known_crashers_stay_fixed() {
             "nodeset" => {
                 let _ = nodeset::expand(&input);
             }
-            "wire" => {
-                if let AgentLine::Sample(mut s) = decode_agent_line(&input) {
-                    s.sanitize(MAX_GPUS_PER_SAMPLE);
+            "wire" => match decode_agent_line(&input) {
+                AgentLine::Sample(mut s) => s.sanitize(MAX_GPUS_PER_SAMPLE),
+                AgentLine::Delta(d) => {
+                    let _ = Reassembler::default().apply(d);
                 }
-            }
+                _ => {}
+            },
             "filter" => {
                 let _ = Filter::parse(&input);
             }

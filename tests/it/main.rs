@@ -14,6 +14,7 @@ mod actions_reset;
 mod actions_slurm;
 mod agent_nvml;
 mod catalogue_lines;
+mod compact_stream;
 mod deploy;
 mod exporter_http;
 mod fuzz;

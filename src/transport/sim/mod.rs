@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::decode::StreamDecoder;
 use super::{FailureKind, Following, MsgSender, NodeEvent, NodeSink, Transport};
 use crate::inventory::Inventory;
+use crate::telemetry::delta::{Encoder, DEFAULT_FULL_EVERY};
 use crate::telemetry::Source;
 use model::Role;
 
@@ -50,6 +51,7 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
         })
         .collect();
     let mut decoders: Vec<StreamDecoder> = Vec::with_capacity(sinks.len());
+    let mut encoders: Vec<Option<Encoder>> = (0..sinks.len()).map(|_| None).collect();
     for (node, sink) in sinks.iter().enumerate() {
         sink.send(NodeEvent::Connecting);
         decoders.push(StreamDecoder::agent(Source::Sim));
@@ -63,11 +65,16 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
             });
             continue;
         }
-        feed_json(&mut decoders[node], sink, &model::hello(inv, node));
+        // As over SSH, the agents of this release send the compact stream and the older ones whole samples.
+        let mut hello = model::hello(inv, node);
+        if hello.build.is_some() {
+            hello.compact = Some(DEFAULT_FULL_EVERY);
+            encoders[node] = Some(Encoder::new(DEFAULT_FULL_EVERY));
+        }
+        feed_json(&mut decoders[node], sink, &hello);
     }
     let interval = inv.settings.interval;
     let start = Instant::now();
-    let mut line = Vec::with_capacity(8192);
     for tick in 0u64.. {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -78,8 +85,12 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
                 continue;
             }
             let sample = model::sample(inv, seed, node, tick, t_ms);
-            line.clear();
-            if serde_json::to_writer(&mut line, &sample).is_err() {
+            let mut line = match &mut encoders[node] {
+                Some(encoder) => encoder.line(&sample, false),
+                None => serde_json::to_vec(&sample),
+            }
+            .unwrap_or_default();
+            if line.is_empty() {
                 continue;
             }
             line.push(b'\n');
@@ -148,4 +159,47 @@ fn feed_json(decoder: &mut StreamDecoder, sink: &NodeSink, value: &impl serde::S
 /// The demo fleet's Slurm jobs, matching the processes its nodes report.
 pub fn demo_workload(inv: &Inventory) -> crate::workload::Workload {
     model::workload(inv, DEMO_SEED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_streams_compact_and_every_sample_arrives_whole() {
+        let mut inv = Inventory::demo();
+        inv.settings.interval = Duration::from_millis(5);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stop = AtomicBool::new(false);
+        let compact_node = (0..inv.nodes.len())
+            .find(|&n| {
+                model::role(&inv, n) != Role::Unreachable && model::hello(&inv, n).build.is_some()
+            })
+            .unwrap();
+        let mut samples = Vec::new();
+        let mut hello = None;
+        std::thread::scope(|scope| {
+            scope.spawn(|| simulate(&inv, DEMO_SEED, &tx, &stop));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while samples.len() < 4 && Instant::now() < deadline {
+                match rx.try_recv() {
+                    Ok(msg) if msg.node == compact_node => match msg.event {
+                        NodeEvent::Sample(s) => samples.push(s),
+                        NodeEvent::Streaming { hello: h, .. } => hello = h,
+                        _ => {}
+                    },
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(hello.and_then(|h| h.compact), Some(DEFAULT_FULL_EVERY));
+        assert_eq!(samples.len(), 4);
+        for (tick, got) in samples.iter().enumerate() {
+            let mut sent = model::sample(&inv, DEMO_SEED, compact_node, tick as u64, got.t);
+            sent.sanitize(crate::telemetry::wire::MAX_GPUS_PER_SAMPLE);
+            assert_eq!(*got, sent, "tick {tick}");
+        }
+    }
 }

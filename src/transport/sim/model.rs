@@ -92,6 +92,7 @@ pub fn hello(inv: &Inventory, node: NodeId) -> AgentHello {
         gpus: gpu_indices(inv, node).count() as u32,
         kernel: Some("6.8.0-60-generic".into()),
         build: (!old_agent).then(|| crate::release::BUILD.into()),
+        compact: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::endpoint::Endpoint;
 use crate::inventory::NodeId;
+use crate::telemetry::delta::{COMPACT_ENV, DEFAULT_FULL_EVERY};
 use crate::telemetry::smi_csv;
 use crate::transport::decode::{StreamDecoder, SMI_FOLLOWS};
 
@@ -54,8 +55,15 @@ impl NodePlan {
         // The node decides in one command whether it has an agent: a second exec per node cost a 1,024-node
         // snapshot of agentless nodes more than a second. An agent that is there but cannot run (exit 127)
         // still gets nvidia-smi afterwards, from `smi_command`.
+        // Following, the agent is asked for the compact stream in its environment, which an older agent
+        // ignores (it would refuse an unknown flag): it sends whole samples, which the decoder reads too.
+        let compact = if once {
+            String::new()
+        } else {
+            format!("{COMPACT_ENV}={DEFAULT_FULL_EVERY} ")
+        };
         let choose = format!(
-            "if command -v {a} >/dev/null 2>&1; then exec {agent}; fi; echo '{SMI_FOLLOWS}'; {smi}",
+            "if command -v {a} >/dev/null 2>&1; then {compact}exec {agent}; fi; echo '{SMI_FOLLOWS}'; {smi}",
             a = self.agent
         );
         self.agent_or_smi_command = ending_with_session(&format!("sh -c {}", quoted(&choose)));
@@ -78,6 +86,8 @@ pub(super) fn quoted(text: &str) -> String {
 pub(crate) fn ending_with_session(command: &str) -> String {
     // A background list's stdin is /dev/null in sh, so the session's stdin goes to the watcher on fd 3; the
     // watcher's own output goes nowhere, or sshd would keep the channel open for it.
-    const WATCH: &str = r#"sh -c 'exec 3<&0; "$@" 3<&- & c=$!; { cat <&3; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-; wait $c' fleetop"#;
+    // Each line the jump host writes becomes a SIGUSR1 to the command: a compact-stream agent's request for
+    // a full sample (only such an agent is ever sent one).
+    const WATCH: &str = r#"sh -c 'exec 3<&0; "$@" 3<&- & c=$!; { while read -r _ <&3; do kill -USR1 $c; done; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-; wait $c' fleetop"#;
     format!("{WATCH} {command}")
 }
