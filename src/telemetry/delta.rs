@@ -145,6 +145,7 @@ delta! {
             warnings: Vec<String>,
             sxid: Option<Vec<XidEvent>>,
             unmatched_xid: Vec<XidEvent>,
+            past: Option<Vec<super::past::PastEvent>>,
         }
     }
 }
@@ -158,6 +159,17 @@ impl NodeDelta {
         {
             return None;
         }
+        // Every node-level field is either a key (`t`, `gpus`, `ib`) or a value above: a field added to
+        // `NodeSample` stops this compiling until it is given a place, so no change is silently left out.
+        let NodeSample {
+            t: _,
+            gpus: _,
+            ib: _,
+            warnings: _,
+            sxid: _,
+            unmatched_xid: _,
+            past: _,
+        } = new;
         let mut delta = NodeDelta {
             d: new.t,
             ..Default::default()
@@ -403,6 +415,24 @@ mod tests {
             r#"{"d":2,"gpus":[{"index":0,"nvlink":{"total":18,"down":[],"errors":[]}},{"index":1,"power_w":null,"processes":[]}],"ib":[{"at":0,"counters":{"symbol_error":3}}],"warnings":["kernel log unreadable"]}"#
         );
         assert!(lines[2].starts_with("{\"d\":3,"), "{}", lines[2]);
+        assert_eq!(decoded, samples);
+    }
+
+    #[test]
+    fn the_node_s_own_past_travels_in_a_delta() {
+        let mut journaled = node(2, &[10, 20]);
+        journaled.past = Some(vec![super::super::past::PastEvent {
+            kind: "sxid".into(),
+            code: Some(22013),
+            count: 1,
+            last_ms: 2,
+            before_reboot: false,
+            text: None,
+        }]);
+        let samples = [node(1, &[10, 20]), journaled];
+        let (lines, decoded) = round_trip(&samples, 60);
+        assert!(lines[1].starts_with("{\"d\":2,"), "{}", lines[1]);
+        assert!(lines[1].contains("22013"), "{}", lines[1]);
         assert_eq!(decoded, samples);
     }
 
