@@ -13,7 +13,8 @@ pub use super::inspect::Probe;
 use super::known::KnownHosts;
 pub use super::upload::Sent;
 use super::upload::{self, Limits};
-use super::{session, Timeouts};
+use super::session;
+use super::timeouts::Timeouts;
 use crate::telemetry::sanitize::make_inert;
 
 /// How long one remote command may take before the node counts as failed (the upload has its own
