@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::NodeSample;
+use super::sample::NodeSample;
 
 /// Longest line accepted from a node; longer ones are dropped and counted, never buffered whole.
 pub(crate) const MAX_LINE_BYTES: usize = 256 * 1024;
@@ -11,39 +11,7 @@ pub(crate) const MAX_LINE_BYTES: usize = 256 * 1024;
 pub(crate) const EXIT_NO_NVML: i32 = 69;
 /// Buffer capacity a splitter keeps between lines.
 const KEEP_CAPACITY: usize = 16 * 1024;
-/// Most GPUs one sample may carry (a small multiple of the 8 a node holds); more are dropped with a warning.
-pub const MAX_GPUS_PER_SAMPLE: usize = crate::inventory::MAX_GPUS_PER_NODE as usize;
-
-/// Deserializes a GPU list keeping at most `MAX_GPUS_PER_SAMPLE + 1` entries; the rest are parsed and dropped.
-pub(crate) fn bounded_gpus<'de, D>(d: D) -> Result<Vec<super::GpuSample>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    struct Bounded;
-    impl<'de> serde::de::Visitor<'de> for Bounded {
-        type Value = Vec<super::GpuSample>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of GPU objects")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            // Sized for a full node up front: growing a vector of large samples copies it each time.
-            let mut kept =
-                Vec::with_capacity(seq.size_hint().unwrap_or(8).min(MAX_GPUS_PER_SAMPLE + 1));
-            while kept.len() <= MAX_GPUS_PER_SAMPLE {
-                match seq.next_element()? {
-                    Some(g) => kept.push(g),
-                    None => return Ok(kept),
-                }
-            }
-            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-            Ok(kept)
-        }
-    }
-    d.deserialize_seq(Bounded)
-}
+pub use super::sample::MAX_GPUS_PER_SAMPLE;
 
 /// The agent's first line: `{"fleetop_agent":1,"version":"…","driver":"…","cuda":"…","gpus":8}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -322,15 +322,6 @@ const FOLDERS: &[&[&str]] = &[
 /// once a folder's `mod.rs` is out of every loop, so the list only shrinks.
 const MOD_RS_STILL_HOLDS_LOGIC: &[(&str, &str)] = &[
     (
-        "transport::ssh",
-        "mod.rs holds Sessions (each worker's live session, which actions borrow), which worker imports, and \
-         SshTransport, which starts the workers; install and upload import Timeouts through its re-export",
-    ),
-    (
-        "telemetry",
-        "mod.rs holds GpuSample and NodeSample, which board, sanitize and wire read, and it calls board and wire",
-    ),
-    (
         "fleet",
         "mod.rs holds FleetState, which acks, operations and resets extend, and it calls them",
     ),
