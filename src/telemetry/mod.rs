@@ -21,7 +21,7 @@ pub mod wire;
 pub mod xid_age;
 pub(crate) mod xid_tally;
 
+pub(crate) use sample::{throttle_names, unix_ms};
 pub use sample::{
     total, GpuError, GpuErrorKind, GpuSample, NodeSample, RecoveryAction, Source, XidEvent,
 };
-pub(crate) use sample::{throttle_names, unix_ms};

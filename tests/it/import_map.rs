@@ -326,10 +326,6 @@ const MOD_RS_STILL_HOLDS_LOGIC: &[(&str, &str)] = &[
         "mod.rs holds FleetState, which acks, operations and resets extend, and it calls them",
     ),
     (
-        "inventory",
-        "mod.rs holds Inventory, which resolve builds from file, and it calls resolve",
-    ),
-    (
         "repair",
         "mod.rs holds the workflow (Context, Step, act) that its steps import, and it runs them",
     ),

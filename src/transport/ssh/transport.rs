@@ -4,14 +4,16 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use super::command::NodePlan;
+use super::endpoint;
 use super::gate::Gate;
 use super::known;
 use super::sessions::Sessions;
 use super::timeouts::Timeouts;
 use super::worker::Worker;
-use super::endpoint;
 use crate::inventory::{expand_home, Inventory};
-use crate::transport::{FailureKind, Following, MsgSender, NodeCommands, NodeEvent, NodeSink, Transport};
+use crate::transport::{
+    FailureKind, Following, MsgSender, NodeCommands, NodeEvent, NodeSink, Transport,
+};
 
 pub struct SshTransport {
     /// One sample per node, then stop (snapshots); otherwise follow for ever.
