@@ -333,10 +333,6 @@ const MOD_RS_STILL_HOLDS_LOGIC: &[(&str, &str)] = &[
         "cmd",
         "mod.rs holds the dispatch and the loaders (load_inventory) that each command imports",
     ),
-    (
-        "snapshot",
-        "mod.rs holds Report, which each renderer reads, and render dispatches to them",
-    ),
 ];
 
 /// Loops between two files of one folder, kept on purpose: (folder, from, back to, why).
