@@ -44,7 +44,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         return abandon(&path);
     }
     let saved = store::load(&path)?;
-    let (inv, transport) = super::prepare(g, true)?;
+    let (inv, transport) = super::load::prepare(g, true)?;
     // A repair looks at its nodes over their own connection, as the TUI's repair does: a store's last samples
     // would read a node that is rebooting as up.
     let transport: Box<dyn crate::transport::Transport> = if inv.prometheus.is_some() && !g.demo {
