@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::act::{act, nodes_in, request, set};
 use super::audited::{audit_intent, audit_outcome, audit_wait, close_wait};
-use super::{act, nodes_in, now_ms, request, set, Context, Event, Step, Workflow, REASON_PREFIX};
+use super::workflow::{now_ms, Context, Event, Step, Workflow, REASON_PREFIX};
 use crate::actions::exec::Executor;
 use crate::actions::jobs;
 use crate::actions::status::{self, DrainState};

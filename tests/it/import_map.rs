@@ -325,10 +325,6 @@ const MOD_RS_STILL_HOLDS_LOGIC: &[(&str, &str)] = &[
         "fleet",
         "mod.rs holds FleetState, which acks, operations and resets extend, and it calls them",
     ),
-    (
-        "repair",
-        "mod.rs holds the workflow (Context, Step, act) that its steps import, and it runs them",
-    ),
 ];
 
 /// Loops between two files of one folder, kept on purpose: (folder, from, back to, why).
