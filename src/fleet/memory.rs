@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::state::FleetState;
 use super::view::NodeView;
-use super::FleetState;
 use crate::inventory::NodeId;
 use crate::store::query::{Incidents, Sighting};
 
