@@ -1,5 +1,6 @@
 //! Drain, undrain, reboot and GPU reset: plans of exact commands, guards, the audit log, and execution.
 
+pub mod after;
 pub mod audit;
 pub mod deploy;
 pub mod exec;

@@ -12,6 +12,7 @@ mod preview;
 pub mod remedy;
 mod reset;
 mod run;
+pub mod start;
 mod steps;
 pub mod store;
 pub mod validate;

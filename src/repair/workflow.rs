@@ -13,6 +13,7 @@ use crate::actions::exec::Executor;
 use crate::actions::record_id;
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::Transport;
+use crate::workload::operations::OperationEvent;
 
 /// Reasons fleetop records for the drains a repair makes, after its own `fleetop: ` prefix.
 pub(super) const REASON_PREFIX: &str = "repair: ";
@@ -178,6 +179,33 @@ pub enum Event {
     },
     /// Something the operator should see that changes no node (a scheduler that did not answer).
     Problem(String),
+}
+
+impl Event {
+    /// A step as the journal and fleet state say it: `repair: waiting for jobs`, `repair: to reboot — why`.
+    pub fn step_text(step: &Step, note: &str) -> String {
+        if note.is_empty() {
+            format!("repair: {}", step.label())
+        } else {
+            format!("repair: {} — {note}", step.label())
+        }
+    }
+
+    /// The node a step moved on and what it did to it, as fleet state files it. A step names no one: fleet state
+    /// keeps who started the repair.
+    pub fn operation(&self) -> Option<(&str, OperationEvent)> {
+        match self {
+            Event::Step { node, step, note } => Some((
+                node.as_str(),
+                OperationEvent::Repair {
+                    text: Event::step_text(step, note),
+                    active: !step.finished(),
+                    by: None,
+                },
+            )),
+            Event::Problem(_) => None,
+        }
+    }
 }
 
 /// Everything one run needs.
