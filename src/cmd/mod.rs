@@ -3,6 +3,7 @@
 
 mod actions;
 mod agent;
+mod bench;
 mod check;
 mod deploy;
 mod docs;
@@ -14,11 +15,8 @@ mod snapshot;
 
 use std::io::IsTerminal;
 
-use load::load_inventory;
-
 use crate::actions::ActionKind;
 use crate::cli::{Cli, Command};
-use crate::inventory::Inventory;
 use crate::runtime::{init_tracing, raise_fd_limit};
 
 /// Runs the command; its exit status is 3 when its output could not be written.
@@ -27,31 +25,12 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn dispatch(cli: Cli) -> i32 {
-    let interactive = cli.command.is_none()
-        && cli.bench_render.is_none()
-        && cli.bench_memory.is_none()
-        && std::io::stdout().is_terminal();
+    let interactive =
+        cli.command.is_none() && !bench::asked(&cli) && std::io::stdout().is_terminal();
     init_tracing(interactive);
     raise_fd_limit();
-    if let Some(frames) = cli.bench_render {
-        // The demo fleet, or the one `--inventory` names (simulated the same way).
-        let inventory = if cli.global.inventory.is_some() {
-            match load_inventory(&cli.global) {
-                Ok(i) => i,
-                Err(e) => {
-                    crate::text::warn(&e);
-                    return crate::runtime::EXIT_CANNOT_RUN;
-                }
-            }
-        } else {
-            Inventory::demo()
-        };
-        crate::text::print(&crate::tui::bench::run(frames, inventory));
-        return 0;
-    }
-    if let Some(secs) = cli.bench_memory {
-        crate::text::print(&crate::tui::bench::memory(secs));
-        return 0;
+    if let Some(status) = bench::run(&cli) {
+        return status;
     }
     match cli.command {
         Some(Command::Agent(a)) => agent::run(a),

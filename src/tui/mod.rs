@@ -2,6 +2,7 @@
 //! ten times a second, only when something changed. The terminal is restored on exit, error and panic.
 
 pub mod app;
+#[cfg(feature = "bench")]
 pub mod bench;
 mod event_loop;
 pub mod keymap;

@@ -2,6 +2,7 @@
 
 mod acks;
 mod action_state;
+mod demo;
 mod input;
 pub mod journal;
 mod modes;
@@ -11,5 +12,6 @@ mod state;
 mod tenancy;
 
 pub use super::keymap::{Action, Keymap};
+pub use demo::{demo_app, fleet_app};
 pub use modes::{Metric, Mode, NodeFilter, SortKey, View};
 pub use state::App;
