@@ -2,7 +2,8 @@
 //! that imports it back (directly or around a circle), nothing below `cmd/` imports `cmd/`, nothing but
 //! `cmd/` imports `tui/`, and the map in docs/architecture.md is the one the code has. Inside each folder the
 //! same holds between its files, with its `mod.rs` a node of its own, except the named, reasoned exceptions
-//! below; grouped imports (`use super::{a, b::c}`) are read path by path.
+//! below; grouped imports (`use super::{a, b::c}`) are read path by path. A `mod.rs` holds declarations and
+//! re-exports only, except the named ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -101,6 +102,20 @@ fn expand(rest: &str) -> Vec<Vec<String>> {
     out
 }
 
+/// Where a file's own test module (`#[cfg(test)]` then `mod NAME {`) begins; a test-only child declared as
+/// `mod NAME;` is not one, and the code after it is still the file's.
+fn test_module_start(text: &str) -> Option<usize> {
+    text.match_indices("#[cfg(test)]\nmod ")
+        .find(|(at, m)| {
+            let rest = &text[at + m.len()..];
+            let name = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            rest[name..].starts_with(" {")
+        })
+        .map(|(at, _)| at)
+}
+
 /// Every module path a file names: `crate::a::b` anywhere, `super::x` resolved against its module, grouped
 /// imports expanded, and in a parent module (a `mod.rs`) its own children named by a relative path (`child::item`).
 fn uses(
@@ -110,7 +125,7 @@ fn uses(
     text: &str,
 ) -> Vec<Vec<String>> {
     // A file's own test module names the file by `super::`: it is not an import of the file's parent.
-    let text = text.split("#[cfg(test)]\nmod ").next().unwrap_or(text);
+    let text = &text[..test_module_start(text).unwrap_or(text.len())];
     let code: String = text
         .lines()
         .map(|l| l.split("//").next().unwrap_or(""))
@@ -297,6 +312,86 @@ const FOLDERS: &[&[&str]] = &[
     &["cmd"],
     &["snapshot"],
 ];
+
+/// `mod.rs` files that still hold items of their own, each with why. The list only shrinks: the test fails once
+/// one of them holds declarations and re-exports only.
+const MOD_RS_WITH_ITEMS: &[(&str, &str)] = &[
+    (
+        "cmd/mod.rs",
+        "the dispatch, the one function the command layer exists for; no command imports it",
+    ),
+    (
+        "transport/prometheus/mod.rs",
+        "PrometheusTransport and its refresh round, not split yet; nothing below it imports it back",
+    ),
+    (
+        "tui/ui/mod.rs",
+        "render, drawing's one entry, with the header, footer and hit tests every view shares (the view half \
+         of the kept tui/app <-> tui/ui loop)",
+    ),
+];
+
+/// The items a file defines at its top level (functions, types, impls, constants), outside its test module.
+fn top_level_items(text: &str) -> Vec<&str> {
+    let code = &text[..test_module_start(text).unwrap_or(text.len())];
+    code.lines()
+        .filter(|line| {
+            let bare = ["pub(crate) ", "pub(super) ", "pub "]
+                .iter()
+                .find_map(|p| line.strip_prefix(p))
+                .unwrap_or(line);
+            [
+                "fn ",
+                "async fn ",
+                "struct ",
+                "enum ",
+                "impl",
+                "const ",
+                "static ",
+                "trait ",
+                "type ",
+            ]
+            .iter()
+            .any(|kw| bare.starts_with(kw))
+        })
+        .collect()
+}
+
+/// A `mod.rs` declares its children and re-exports what they define; the logic lives in named files.
+#[test]
+fn mod_rs_files_hold_declarations_and_re_exports_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut mod_rs: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == "mod.rs"))
+        .collect();
+    mod_rs.sort();
+    assert!(mod_rs.len() > 10, "the mod.rs files were found: {mod_rs:?}");
+    for file in mod_rs {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let items = top_level_items(&text);
+        let excepted = MOD_RS_WITH_ITEMS.iter().any(|(f, _)| *f == rel);
+        if excepted {
+            assert!(
+                !items.is_empty(),
+                "{rel} holds declarations only now: drop it from MOD_RS_WITH_ITEMS"
+            );
+        } else {
+            assert!(
+                items.is_empty(),
+                "{rel} holds items of its own; move them to a named file:\n{}",
+                items.join("\n")
+            );
+        }
+    }
+}
 
 /// Loops between two files of one folder, kept on purpose: (folder, from, back to, why).
 const KEPT_LOOPS: &[(&str, &str, &str, &str)] = &[(
