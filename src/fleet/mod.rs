@@ -1,17 +1,17 @@
 //! The one owner of fleet data: applies transport messages and derives node state and health from them.
 
 mod acks;
-pub mod drift;
-pub mod events;
+pub(crate) mod drift;
+pub(crate) mod events;
 pub mod filter;
-pub mod history;
-pub mod memory;
+pub(crate) mod history;
+pub(crate) mod memory;
 mod node;
-pub mod operations;
+pub(crate) mod operations;
 mod resets;
 pub use resets::AuditedReset;
 mod rates;
-pub mod restart;
+pub(crate) mod restart;
 mod state;
 pub mod view;
 mod watch;

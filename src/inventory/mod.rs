@@ -11,9 +11,9 @@ mod resolve;
 pub(crate) use error::Locator;
 pub use error::{InventoryError, InventoryErrors};
 pub(crate) use load::{default_path, expand_home};
-pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
 pub use model::{
     ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, PrometheusSource,
     RebootBackend, Redfish, Settings, SourceKind, Tenancy, Tenant, TenantFrom, Thresholds,
 };
+pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
 pub use repair::{RepairSettings, Validate, DCGMI_DIAG};

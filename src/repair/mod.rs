@@ -20,4 +20,4 @@ mod workflow;
 
 pub use preview::{commands, remedy_lines};
 pub use run::run;
-pub use workflow::{Context, Event, Limits, NodeRepair, Step, Workflow};
+pub use workflow::{Context, Event, Limits, Step, Workflow};

@@ -1,24 +1,24 @@
 //! What a node reports: per-GPU samples, the agent wire format, the nvidia-smi CSV parser and health rules.
 
-pub mod aer;
+pub(crate) mod aer;
 mod age;
-pub mod board;
+pub(crate) mod board;
 pub mod catalogue;
-pub mod fabric;
+pub(crate) mod fabric;
 pub mod health;
 pub(crate) mod identity;
 pub mod kernel_log;
 pub(crate) mod kernel_record;
 pub(crate) mod metric_names;
-pub mod past;
+pub(crate) mod past;
 pub mod process;
-pub mod recovery;
-pub mod rise;
+pub(crate) mod recovery;
+pub(crate) mod rise;
 mod sample;
-pub mod sanitize;
+pub(crate) mod sanitize;
 pub mod smi_csv;
 pub mod wire;
-pub mod xid_age;
+pub(crate) mod xid_age;
 pub(crate) mod xid_tally;
 
 pub(crate) use sample::{throttle_names, unix_ms};

@@ -1,10 +1,10 @@
 //! How samples reach the jump host: a [`Transport`] follows every node and sends [`Msg`]s into one channel.
 
-pub mod decode;
+pub(crate) mod decode;
 mod follow;
 mod message;
 pub mod prometheus;
-pub mod sim;
+pub(crate) mod sim;
 pub mod ssh;
 
 pub use follow::{Completed, Ending, Following, NodeCommands, Transport};

@@ -3,7 +3,7 @@
 
 pub mod app;
 #[cfg(feature = "bench")]
-pub mod bench;
+pub(crate) mod bench;
 mod event_loop;
 pub mod keymap;
 mod shell;

@@ -2,7 +2,7 @@
 //! from the controller's own output (`squeue`, `kubectl`), bounded and made inert like any node data.
 
 mod jobs;
-pub mod kube;
+pub(crate) mod kube;
 pub mod operations;
 pub mod slurm;
 

@@ -4,10 +4,10 @@ mod acks;
 mod action_state;
 mod demo;
 mod input;
-pub mod journal;
+pub(crate) mod journal;
 mod modes;
 pub mod operate;
-pub mod rows;
+pub(crate) mod rows;
 mod state;
 mod tenancy;
 

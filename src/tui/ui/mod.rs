@@ -4,9 +4,9 @@ mod detail;
 mod dialogs;
 pub(crate) mod drift;
 mod events;
-pub mod format;
+pub(crate) mod format;
 mod nodes;
-pub mod overview;
+pub(crate) mod overview;
 mod tenants;
 
 use ratatui::layout::{Constraint, Layout, Rect};
