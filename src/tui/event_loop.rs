@@ -236,18 +236,15 @@ async fn event_loop(
             },
             _ = memory_ticks.tick(), if !inventory.simulated => {
                 let views = app.fleet.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
-                let seen = crate::fleet::memory::sightings(&views);
-                let (path, tx, repair) = (memory_path.clone(), lemon_tx.clone(), inventory.actions.repair.clone());
-                tokio::task::spawn_blocking(move || {
-                    let lemons = crate::fleet::memory::remember(
-                        &path,
-                        &seen,
-                        crate::telemetry::unix_ms(),
-                        repair.max_repairs,
-                        repair.repair_window,
-                    );
-                    let _ = tx.try_send(lemons);
-                });
+                let tx = lemon_tx.clone();
+                crate::fleet::memory::remember_in_background(
+                    memory_path.clone(),
+                    crate::fleet::memory::sightings(&views),
+                    &inventory.actions.repair,
+                    move |lemons| {
+                        let _ = tx.try_send(lemons);
+                    },
+                );
             }
             Some(lemons) = lemon_rx.recv() => {
                 app.fleet.note_lemons(&lemons);
