@@ -321,10 +321,6 @@ const MOD_RS_WITH_ITEMS: &[(&str, &str)] = &[
         "the dispatch, the one function the command layer exists for; no command imports it",
     ),
     (
-        "transport/prometheus/mod.rs",
-        "PrometheusTransport and its refresh round, not split yet; nothing below it imports it back",
-    ),
-    (
         "tui/ui/mod.rs",
         "render, drawing's one entry, with the header, footer and hit tests every view shares (the view half \
          of the kept tui/app <-> tui/ui loop)",
