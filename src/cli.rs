@@ -17,9 +17,11 @@ pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     /// Render N frames of each view of the demo fleet off-screen, print frame times, and exit
+    #[cfg(feature = "bench")]
     #[arg(long, value_name = "N")]
     pub bench_render: Option<usize>,
     /// Hold the demo fleet with SECS seconds of 1 Hz history, print peak RSS, and exit
+    #[cfg(feature = "bench")]
     #[arg(long, value_name = "SECS")]
     pub bench_memory: Option<u64>,
     #[command(subcommand)]

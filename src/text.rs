@@ -80,10 +80,14 @@ fn escape_except(text: &str, keep_newline: bool) -> Cow<'_, str> {
 /// `text` escaped and cut to at most `max` characters (then `…`): for quoting a value in a message, where a
 /// value from a file may be megabytes long.
 pub(crate) fn cut(text: &str, max: usize) -> String {
-    let escaped = escape(text);
-    match escaped.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &escaped[..end]),
-        None => escaped.into_owned(),
+    bounded(&escape(text), max)
+}
+
+/// Cuts `text` to at most `max` characters.
+pub(crate) fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -160,6 +164,12 @@ pub fn println(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_cuts_on_character_boundaries() {
+        assert_eq!(bounded("héllo", 2), "hé…");
+        assert_eq!(bounded("ok", 2), "ok");
+    }
 
     #[test]
     fn terminal_controls_and_bidi_are_made_visible() {

@@ -1,6 +1,9 @@
 //! Asks the schedulers what runs on the fleet: one `squeue` for the Slurm-drained nodes and one `kubectl get
 //! pods` for the Kubernetes ones, on the controller (or locally), as drains run.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::exec::Executor;
 use super::plan::{Argv, Invocation, Place};
 use crate::inventory::{DrainBackend, Inventory};
@@ -46,6 +49,31 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
         }
     }
     workload
+}
+
+/// Asks the schedulers now and every `every` on a thread of its own, so a slow controller holds up no one, handing
+/// each answer to `send` until it returns false (its receiver is gone). Nothing starts where no scheduler can
+/// answer (the demo fleet's practice scheduler always can).
+pub fn follow(
+    inv: &Arc<Inventory>,
+    exec: &Arc<Executor>,
+    every: Duration,
+    mut send: impl FnMut(Workload) -> bool + Send + 'static,
+) {
+    if !inv.any_scheduler() && !matches!(**exec, Executor::Simulated(_)) {
+        return;
+    }
+    let (inv, exec) = (Arc::clone(inv), Arc::clone(exec));
+    let spawned = std::thread::Builder::new()
+        .name("workload-readback".into())
+        .spawn(move || {
+            while send(query(&inv, &exec)) {
+                std::thread::sleep(every);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the workload read-back: {e}");
+    }
 }
 
 fn unix_now() -> u64 {

@@ -1,16 +1,17 @@
 //! Drain, undrain, reboot and GPU reset: plans of exact commands, guards, the audit log, and execution.
 
+pub(crate) mod after;
 pub mod audit;
-pub mod deploy;
+pub(crate) mod deploy;
 pub mod exec;
-pub mod jobs;
+pub(crate) mod jobs;
 pub mod plan;
-pub mod probe;
+pub(crate) mod probe;
 mod redfish;
-pub mod reset;
+pub(crate) mod reset;
 pub mod resets;
-pub mod run;
-pub mod slim;
+pub(crate) mod run;
+pub(crate) mod slim;
 pub mod status;
 
 mod guard;

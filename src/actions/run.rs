@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -101,6 +102,23 @@ pub fn check(inv: &Inventory, req: &Request, exec: &Executor) -> Vec<String> {
         refusals.extend(super::reset::guard(inv, req, exec));
     }
     refusals
+}
+
+/// Runs `req` through [`run`] on a thread of its own, so a front end goes on drawing: each step goes to
+/// `report` (the front end's channel).
+pub fn spawn(
+    inv: &Arc<Inventory>,
+    exec: &Arc<Executor>,
+    req: Request,
+    mut report: impl FnMut(Progress) + Send + 'static,
+) {
+    let (inv, exec) = (Arc::clone(inv), Arc::clone(exec));
+    let spawned = std::thread::Builder::new()
+        .name("action".into())
+        .spawn(move || run(&inv, &req, &exec, &mut report));
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the action thread: {e}");
+    }
 }
 
 /// Runs `req` to the end (or to the first audit failure), reporting each step.

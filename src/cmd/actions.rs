@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 
-use super::load_inventory;
+use super::load::load_inventory;
 use crate::actions::audit;
 use crate::actions::exec::Executor;
 use crate::actions::run::{self, Progress};

@@ -7,7 +7,7 @@ use crate::inventory::Inventory;
 use crate::runtime::EXIT_CANNOT_RUN;
 
 pub fn run(g: &Global) -> i32 {
-    match super::load_inventory(g) {
+    match super::load::load_inventory(g) {
         Ok(inv) => {
             crate::text::print(&summary(&inv));
             0

@@ -2,7 +2,7 @@
 //! Exit status: 0 every node is current or updated, 1 some node failed, 2 refused, 3 bad input.
 
 use super::actions::{confirm_count, refused, resolve_nodes};
-use super::load_inventory;
+use super::load::load_inventory;
 use crate::actions::deploy::{self, DeployProgress, DeployRequest, NodeDeploy};
 use crate::cli::{ActionFormat, DeployArgs, Global};
 use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED};

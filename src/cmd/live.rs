@@ -19,7 +19,7 @@ use crate::tui::{self, theme};
 /// The TUI on a terminal; one summary line per interval when stdout is a pipe.
 pub fn run(g: &Global, interactive: bool) -> i32 {
     // Everything that can fail on bad input fails here, before the terminal is touched.
-    let setup = super::prepare(g, false).and_then(|(inv, transport)| {
+    let setup = super::load::prepare(g, false).and_then(|(inv, transport)| {
         if !interactive {
             return Ok((inv, transport, None));
         }

@@ -8,7 +8,7 @@ use super::actions::{confirm_count, refused, resolve_nodes};
 use crate::actions::exec::Executor;
 use crate::actions::{self, jobs};
 use crate::cli::{Global, RepairArgs};
-use crate::repair::{self, store, Context, Event, Limits, Workflow};
+use crate::repair::{self, start, store, Context, Event, Limits, Workflow};
 use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED};
 
 /// Set by SIGINT: the workflow stops after its current step, its state saved.
@@ -29,7 +29,7 @@ pub fn run(g: &Global, args: &RepairArgs) -> i32 {
 }
 
 fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
-    let path = store::default_path().ok_or("no state directory: set HOME or XDG_STATE_HOME")?;
+    let path = start::state_path()?;
     // One repair at a time: the lock is held until this process ends, so two repairs started together cannot
     // both load the state, and the one that loses says who runs.
     let _lock = if args.dry_run {
@@ -44,18 +44,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         return abandon(&path);
     }
     let saved = store::load(&path)?;
-    let (inv, transport) = super::prepare(g, true)?;
-    // A repair looks at its nodes over their own connection, as the TUI's repair does: a store's last samples
-    // would read a node that is rebooting as up.
-    let transport: Box<dyn crate::transport::Transport> = if inv.prometheus.is_some() && !g.demo {
-        Box::new(
-            crate::transport::ssh::SshTransport::new(&inv)
-                .map_err(|e| e.to_string())?
-                .one_pass(),
-        )
-    } else {
-        transport
-    };
+    let inv = std::sync::Arc::new(super::load::load_inventory(g)?);
     let read_only = g.read_only || crate::config::Config::load()?.read_only;
     let mut wf = if args.resume {
         // This process holds the repair lock, so no other process runs this workflow now (a TUI whose repair
@@ -70,12 +59,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         wf
     } else {
         if let Some(wf) = saved.filter(|w| !w.finished()) {
-            return Ok(refused(&[format!(
-                "an unfinished repair of {} ({}) started {}: --resume or --abandon it first",
-                names(&wf),
-                wf.reason,
-                wf.started
-            )]));
+            return Ok(refused(&[start::unfinished(&wf)]));
         }
         let reason = args
             .reason
@@ -88,13 +72,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
             kill_after: args.kill_after,
             poll: args.poll,
         };
-        let mut wf = Workflow::new(&inv, &nodes, &reason, &actions::operator(), limits);
-        // Each node's remedy, from what it says now, before the drain changes anything.
-        let plans = repair::remedy::diagnose(&inv, &nodes);
-        for (n, plan) in wf.nodes.iter_mut().zip(plans) {
-            n.plan = Some(plan);
-        }
-        wf
+        start::new_workflow(&inv, &nodes, &reason, &actions::operator(), limits)
     };
     wf.pid = std::process::id();
     let exec = if g.demo {
@@ -152,7 +130,6 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     }
     let ctx = Context {
         inv: &inv,
-        transport: transport.as_ref(),
         exec: &exec,
         read_only,
         stop: &INTERRUPTED,
@@ -185,9 +162,8 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
     store::remove(&path)?;
     let failed = wf.failed();
     crate::text::warn(&format!(
-        "repair done: {} of {} nodes back in service{}",
-        wf.nodes.len() - failed,
-        wf.nodes.len(),
+        "{}{}",
+        start::done(&wf),
         if failed > 0 {
             format!(", {failed} not (each says why above)")
         } else {
@@ -245,7 +221,7 @@ fn abandon(path: &std::path::Path) -> Result<i32, String> {
             store::remove(path)?;
             crate::text::warn(&format!(
                 "abandoned the repair of {} started {} ({}); its nodes stay as they are",
-                names(&wf),
+                start::node_names(&wf),
                 wf.started,
                 wf.reason
             ));
@@ -261,9 +237,4 @@ fn abandon(path: &std::path::Path) -> Result<i32, String> {
         }
     }
     Ok(0)
-}
-
-fn names(wf: &Workflow) -> String {
-    let all: Vec<&str> = wf.nodes.iter().map(|n| n.node.as_str()).collect();
-    all.join(",")
 }

@@ -25,7 +25,7 @@ fn rma(g: &Global, args: &RmaArgs) -> Result<i32, String> {
             args.out.display()
         ));
     }
-    let inv = super::load_inventory(g)?;
+    let inv = super::load::load_inventory(g)?;
     let node = inv
         .find_node(&args.node)
         .ok_or_else(|| format!("unknown node {:?}: not in {}", args.node, inv.source))?;

@@ -30,7 +30,7 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         return EXIT_CANNOT_RUN;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
-    let (inv, mut transport) = match super::prepare(g, true) {
+    let (inv, mut transport) = match super::load::prepare(g, true) {
         Ok(p) => p,
         Err(e) => {
             crate::text::warn(&e.to_string());

@@ -1,7 +1,5 @@
 //! Operators' XID acknowledgements, by time: what was seen up to the acknowledgement, never what happens later.
 
-use super::FleetState;
-use crate::inventory::NodeId;
 use crate::telemetry::GpuSample;
 
 /// An operator's acknowledgement of a node's XIDs as they stood: each XID it covers, by time. An XID seen
@@ -34,7 +32,7 @@ impl AckedXid {
     /// Whether this acknowledgement covers `code` on `gpu` last seen at `last_ms` with `count` occurrences.
     /// An occurrence with no time (the Prometheus store's series carry none) is never covered: nothing
     /// tells it from a later one.
-    fn covers(&self, gpu: u32, code: u32, count: u64, last_ms: Option<u64>) -> bool {
+    pub(super) fn covers(&self, gpu: u32, code: u32, count: u64, last_ms: Option<u64>) -> bool {
         let Some(last) = last_ms else {
             return false;
         };
@@ -46,14 +44,14 @@ impl AckedXid {
 }
 
 /// Each XID of a GPU as (code, count, last occurrence's Unix ms when the source gave a time).
-fn xid_times(g: &GpuSample) -> Vec<(u32, u64, Option<u64>)> {
+pub(super) fn xid_times(g: &GpuSample) -> Vec<(u32, u64, Option<u64>)> {
     g.xid_counts()
         .into_iter()
         .map(|(code, count)| (code, count, xid_last_ms(g, code)))
         .collect()
 }
 
-fn xid_last_ms(g: &GpuSample, code: u32) -> Option<u64> {
+pub(super) fn xid_last_ms(g: &GpuSample, code: u32) -> Option<u64> {
     g.xid_events
         .iter()
         .flatten()
@@ -67,54 +65,4 @@ pub struct Acknowledged {
     pub covered: Vec<AckedXid>,
     /// (GPU index, code) of XIDs whose source gave no time: they keep raising health.
     pub timeless: Vec<(u32, u32)>,
-}
-
-impl FleetState {
-    /// Acknowledges every XID the node reports now, each up to the time it was last seen; an XID without a
-    /// time cannot be acknowledged (see [`AckedXid`]). Replaces the node's earlier acknowledgement.
-    pub(crate) fn acknowledge_xids(&mut self, id: NodeId, reason: &str) -> Acknowledged {
-        let mut done = Acknowledged::default();
-        let gpus = self
-            .nodes
-            .get(id)
-            .and_then(|n| n.sample.as_ref())
-            .map(|s| s.gpus.as_slice())
-            .unwrap_or_default();
-        for g in gpus {
-            for (code, count, last_ms) in xid_times(g) {
-                match last_ms {
-                    Some(last_ms) => done.covered.push(AckedXid {
-                        gpu: g.index,
-                        code,
-                        count,
-                        last_ms,
-                    }),
-                    None => done.timeless.push((g.index, code)),
-                }
-            }
-        }
-        self.restore_ack(id, reason, done.covered.clone());
-        done
-    }
-
-    /// Restores an acknowledgement read back from the audit log (a restarted TUI keeps what was acknowledged;
-    /// an XID seen since is not covered, as before).
-    pub(crate) fn restore_ack(&mut self, id: NodeId, reason: &str, covered: Vec<AckedXid>) {
-        if let Some(slot) = self.acks.get_mut(id) {
-            *slot = (!covered.is_empty()).then(|| XidAck {
-                reason: reason.to_string(),
-                covered,
-            });
-        }
-    }
-
-    /// The reason XID `code` (seen `count` times) on GPU `g` is acknowledged, if it has not been seen since.
-    pub fn acknowledged(&self, id: NodeId, g: &GpuSample, code: u32, count: u64) -> Option<String> {
-        let ack = self.acks.get(id)?.as_ref()?;
-        let last_ms = xid_last_ms(g, code);
-        ack.covered
-            .iter()
-            .any(|a| a.covers(g.index, code, count, last_ms))
-            .then(|| ack.reason.clone())
-    }
 }

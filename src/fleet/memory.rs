@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::state::FleetState;
 use super::view::NodeView;
-use super::FleetState;
-use crate::inventory::NodeId;
+use crate::inventory::{NodeId, RepairSettings};
 use crate::store::query::{Incidents, Sighting};
 
 /// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
@@ -69,6 +69,26 @@ pub fn remember(
             HashMap::new()
         }
     }
+}
+
+/// [`remember`] on a blocking thread of the runtime (SQLite waits for other writers, and a front end must not),
+/// handing the repeat offenders to `send`; the time is taken when the thread runs.
+pub fn remember_in_background(
+    path: std::path::PathBuf,
+    seen: Vec<Sighting>,
+    repair: &RepairSettings,
+    send: impl FnOnce(HashMap<String, String>) + Send + 'static,
+) {
+    let (max, window) = (repair.max_repairs, repair.repair_window);
+    tokio::task::spawn_blocking(move || {
+        send(remember(
+            &path,
+            &seen,
+            crate::telemetry::unix_ms(),
+            max,
+            window,
+        ))
+    });
 }
 
 /// `repeat offender: 3 incidents in 30 days` for each node, by name, that had at least `max` incidents (health

@@ -5,9 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::node::NodeState;
 use super::restart::{judge_return, Look, RestartWatch, Return};
-use super::NodeState;
-use crate::inventory::NodeId;
 pub use crate::workload::operations::{DrainState, NodeDrain, OperationEvent, Restart};
 
 /// What is being done to a node, as every front end names it.
@@ -194,37 +193,6 @@ impl NodeOps {
             reason,
             by: drain.user.clone().filter(|_| activity.out_of_service()),
         })
-    }
-}
-
-impl super::FleetState {
-    /// How the reboot or reset in flight on `id` stands at `now`, if one was asked.
-    pub fn restart(&self, id: NodeId, now: Instant) -> Option<(Restart, Return)> {
-        let node = self.nodes.get(id)?;
-        self.ops
-            .get(id)
-            .filter(|o| o.restart.is_some())?
-            .restart_return(
-                node.sample_at,
-                self.state(id, now),
-                now,
-                self.inventory.actions.reboot_deadline,
-            )
-    }
-
-    /// What is being done to `id` at `now` (`None`: nothing was read back or asked).
-    pub fn operations(&self, id: NodeId, now: Instant) -> Option<Operations> {
-        self.ops.get(id)?.view(self.restart(id, now))
-    }
-
-    /// The drain backend's last read-back for `id`.
-    pub fn drain(&self, id: NodeId) -> Option<&NodeDrain> {
-        self.ops.get(id)?.drain.as_ref()
-    }
-
-    /// A repair's latest step on `id`, active or ended.
-    pub fn repair_note(&self, id: NodeId) -> Option<&str> {
-        Some(self.ops.get(id)?.repair.as_ref()?.text.as_str())
     }
 }
 

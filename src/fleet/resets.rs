@@ -1,22 +1,16 @@
 //! The last successful GPU reset and node reboot per node, as fleetop's audit log records them: an XID older
 //! than them is history (`telemetry::xid_age`).
 
-use std::collections::HashMap;
-
-use super::FleetState;
-use crate::inventory::NodeId;
-use crate::telemetry::xid_age::XidClock;
-
 /// One node's last audited reboot, and last reset of every GPU at once or of single GPUs (Unix ms).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct NodeResets {
-    reboot_ms: Option<u64>,
+    pub(super) reboot_ms: Option<u64>,
     all_gpus_ms: Option<u64>,
     gpu_ms: Vec<(u32, u64)>,
 }
 
 impl NodeResets {
-    fn note(&mut self, gpu: Option<u32>, reboot: bool, at_ms: u64) {
+    pub(super) fn note(&mut self, gpu: Option<u32>, reboot: bool, at_ms: u64) {
         let later = |slot: &mut Option<u64>| *slot = Some(slot.map_or(at_ms, |t| t.max(at_ms)));
         match (reboot, gpu) {
             (true, _) => later(&mut self.reboot_ms),
@@ -29,7 +23,7 @@ impl NodeResets {
     }
 
     /// The latest of the node's reboot, its all-GPU reset and this GPU's own reset.
-    fn last_for(&self, gpu: u32) -> Option<u64> {
+    pub(super) fn last_for(&self, gpu: u32) -> Option<u64> {
         let own = self.gpu_ms.iter().find(|(i, _)| *i == gpu).map(|(_, t)| *t);
         [self.reboot_ms, self.all_gpus_ms, own]
             .into_iter()
@@ -46,56 +40,6 @@ pub struct AuditedReset {
     pub gpu: Option<u32>,
     pub reboot: bool,
     pub at_ms: u64,
-}
-
-impl FleetState {
-    /// Records audited resets and reboots (nodes the inventory does not name are skipped).
-    pub fn note_resets(&mut self, resets: &[AuditedReset]) {
-        let ids: HashMap<&str, NodeId> = self
-            .inventory
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(id, n)| (n.name.as_str(), id))
-            .collect();
-        for r in resets {
-            let Some(&id) = ids.get(r.node.as_str()) else {
-                continue;
-            };
-            if self.resets.len() <= id {
-                self.resets.resize_with(id + 1, Default::default);
-            }
-            self.resets[id].note(r.gpu, r.reboot, r.at_ms);
-        }
-    }
-
-    /// What GPU `gpu` of node `id`'s XIDs are measured against: the node's clock now (its last sample's time
-    /// plus the sample's age) and the GPU's last audited reset.
-    pub(crate) fn xid_clock(
-        &self,
-        id: NodeId,
-        gpu: Option<u32>,
-        sample_age: Option<std::time::Duration>,
-    ) -> XidClock {
-        let status = &self.nodes[id];
-        let now_ms = status
-            .sample
-            .as_ref()
-            .map(|s| s.t)
-            .filter(|&t| t > 0)
-            .zip(sample_age)
-            .map(|(t, age)| t.saturating_add(age.as_millis() as u64));
-        let resets = self.resets.get(id);
-        let last_reset_ms = match gpu {
-            Some(g) => resets.and_then(|r| r.last_for(g)),
-            None => resets.and_then(|r| r.reboot_ms),
-        };
-        XidClock {
-            now_ms,
-            last_reset_ms,
-            last_reboot_ms: resets.and_then(|r| r.reboot_ms),
-        }
-    }
 }
 
 #[cfg(test)]

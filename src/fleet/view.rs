@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{FleetState, NodeState};
+use super::node::NodeState;
+use super::state::FleetState;
 use crate::inventory::NodeId;
 use crate::telemetry::fabric::{judge_port_rate, judge_port_state};
 use crate::telemetry::health::board::{node_power_brake, POWER_BRAKE_REASON};

@@ -47,7 +47,7 @@ pub(crate) struct InventoryFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SourceFile {
     /// `ssh` (default: every node over SSH) or `prometheus`.
-    pub kind: Option<crate::inventory::SourceKind>,
+    pub kind: Option<super::model::SourceKind>,
     /// The Prometheus (or VictoriaMetrics, Thanos) base URL, e.g. `http://prometheus:9090`.
     pub url: Option<String>,
     /// A file holding a bearer token sent as `Authorization: Bearer …`.
@@ -191,7 +191,7 @@ pub(crate) struct DefaultsFile {
     pub max_concurrent_handshakes: Option<usize>,
     /// Where a node's tenant comes from: `inventory` (default: the `[[tenant]]` tables) or `scheduler` (the
     /// Slurm accounts or Kubernetes namespaces of the jobs on it, else the inventory's).
-    pub tenant_from: Option<crate::inventory::TenantFrom>,
+    pub tenant_from: Option<super::model::TenantFrom>,
 }
 
 /// `[thresholds]`: overrides of the device's own temperature limits.

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use super::error::{InventoryError, InventoryErrors, Locator};
 use super::file::{DrainFile, InventoryFile, OneOrMany, RebootFile};
-use super::nodeset::{self, NodesetError};
-use super::MAX_GPUS_PER_NODE;
-use super::{
-    ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, NodeId, RebootBackend, Redfish,
-    Settings, Tenancy, Tenant, Thresholds,
+use super::model::{
+    parse_ib_port, ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, NodeId,
+    PrometheusSource, RebootBackend, Redfish, Settings, SourceKind, Tenancy, Tenant, Thresholds,
+    MAX_GPUS_PER_NODE,
 };
+use super::nodeset::{self, NodesetError};
 use toml::Spanned;
 
 const DEFAULT_INTERVAL_MS: u64 = 2000;
@@ -286,7 +286,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
     }
     let mut ib_ignore = Vec::new();
     for name in e.ib_ignore.iter().flatten() {
-        match super::parse_ib_port(name.get_ref()) {
+        match parse_ib_port(name.get_ref()) {
             Some(port) => ib_ignore.push(port),
             None => errors.push(loc.at(
                 name.span().start,
@@ -338,9 +338,9 @@ fn prometheus_source(
     parsed: &InventoryFile,
     loc: &Locator,
     errors: &mut Vec<InventoryError>,
-) -> Option<crate::inventory::PrometheusSource> {
+) -> Option<PrometheusSource> {
     let s = &parsed.source;
-    if s.kind.unwrap_or_default() != crate::inventory::SourceKind::Prometheus {
+    if s.kind.unwrap_or_default() != SourceKind::Prometheus {
         return None;
     }
     let Some(url) = s
@@ -357,7 +357,7 @@ fn prometheus_source(
         ));
         return None;
     };
-    let mut p = crate::inventory::PrometheusSource::at(url);
+    let mut p = PrometheusSource::at(url);
     p.bearer_token_file = s.bearer_token_file.clone();
     p.basic_auth_file = s.basic_auth_file.clone();
     p.ca_file = s.ca_file.clone();

@@ -1,7 +1,7 @@
 //! Waits as audit records: an intent when a wait starts, its outcome when it ends, in the action runner's log,
 //! so the log shows every step of a repair, not only its commands.
 
-use super::{Context, Step, Workflow, REASON_PREFIX};
+use super::workflow::{Context, Step, Workflow, REASON_PREFIX};
 use crate::actions::audit;
 use crate::actions::{record_id, run};
 use crate::inventory::NodeId;

@@ -2,7 +2,7 @@
 //! `--dry-run` and the TUI's confirm dialog.
 
 use super::remedy::{self, Plan};
-use super::REASON_PREFIX;
+use super::workflow::REASON_PREFIX;
 use crate::actions::{ActionKind, Request};
 use crate::inventory::{Inventory, NodeId};
 

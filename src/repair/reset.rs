@@ -2,9 +2,11 @@
 //! read-back: a reset succeeds only once the GPU answers again). A reset that fails escalates to a reboot,
 //! the escalation audited like every step.
 
+use super::act::{act, nodes_in, request, set};
 use super::audited::{audit_intent, audit_outcome};
+use super::history;
 use super::remedy::{Plan, Remedy};
-use super::{act, history, nodes_in, request, set, Context, Event, Step, Workflow, REASON_PREFIX};
+use super::workflow::{now_ms, Context, Event, Step, Workflow, REASON_PREFIX};
 use crate::actions::audit::Ending;
 use crate::actions::reset::scope;
 use crate::actions::ActionKind;
@@ -29,7 +31,7 @@ pub(super) fn reset(
                     wf,
                     i,
                     Step::WaitBack {
-                        since_ms: super::now_ms(),
+                        since_ms: now_ms(),
                         went_down: true,
                     },
                     format!("GPU reset ({command}); looking at the whole node before validation"),

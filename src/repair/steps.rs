@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::act::{act, nodes_in, request, set};
 use super::audited::{audit_intent, audit_outcome, audit_wait, close_wait};
-use super::{act, nodes_in, now_ms, request, set, Context, Event, Step, Workflow, REASON_PREFIX};
+use super::workflow::{now_ms, Context, Event, Step, Workflow, REASON_PREFIX};
 use crate::actions::exec::Executor;
 use crate::actions::jobs;
 use crate::actions::status::{self, DrainState};
 use crate::actions::ActionKind;
 use crate::fleet::restart::{judge_return, Look, Return};
-use crate::fleet::view::Pending;
 use crate::inventory::NodeId;
 use crate::telemetry::health::Health;
 
@@ -369,23 +369,16 @@ pub(super) fn wait_back(
     if waiting.is_empty() {
         return Ok(());
     }
-    // One pass over just these nodes, as `snapshot` would make it.
+    // One pass over just these nodes, as `snapshot` would make it, over a transport of their own: one made
+    // for the whole inventory would number its nodes otherwise.
     let ids: Vec<NodeId> = waiting.iter().map(|&(_, id)| id).collect();
-    let only = Arc::new(ctx.inv.only(&ids));
-    let s = &ctx.inv.settings;
-    let limit = (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout)
-        .min(Duration::from_secs(60));
-    let started = Instant::now();
-    let mut state = runtime.block_on(crate::snapshot::collect(
-        Arc::clone(&only),
-        ctx.transport,
-        limit,
-    ));
+    let (mut state, pending) = runtime
+        .block_on(crate::snapshot::look(ctx.inv, &ids))
+        .map_err(|e| format!("cannot look at the nodes: {e}"))?;
     // The XIDs a reset or reboot just dealt with are history, as the TUI and snapshot judge them: a node is
     // "back crit" only for what is still wrong after its audited remedy.
     let log = crate::actions::run::audit_path(ctx.inv);
     state.note_resets(&crate::actions::resets::read(&log, ctx.inv.simulated));
-    let pending = Pending::TimedOut { limit, started };
     let deadline = ctx.inv.actions.reboot_deadline;
     let mut changed = false;
     for (k, &(i, _)) in waiting.iter().enumerate() {

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::Workflow;
+use super::workflow::{now_ms, Workflow};
 
 /// A state file larger than this is not one fleetop wrote.
 const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
@@ -70,7 +70,7 @@ pub fn remove(path: &Path) -> Result<(), String> {
 /// A state file that cannot be read as one, renamed to `repair.json.corrupt-<unix seconds>` beside it so that
 /// nothing of it is lost: the new name.
 pub fn move_aside(path: &Path) -> Result<PathBuf, String> {
-    let aside = path.with_extension(format!("json.corrupt-{}", super::now_ms() / 1000));
+    let aside = path.with_extension(format!("json.corrupt-{}", now_ms() / 1000));
     std::fs::rename(path, &aside).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(aside)
 }

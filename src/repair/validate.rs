@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use super::act::{nodes_in, set};
 use super::audited::{audit_intent, audit_outcome};
 use super::steps::stay_drained;
-use super::{nodes_in, set, Context, Event, Step, Workflow};
+use super::workflow::{Context, Event, Step, Workflow};
 use crate::actions::audit::Ending as AuditEnding;
 use crate::actions::exec::Executor;
 use crate::inventory::{NodeId, Validate, DCGMI_DIAG};

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Identity, Member, Status};
+use super::member::{Identity, Member, Status};
 
 /// Most bytes of all members together (the manifest apart, which is small).
 pub const MAX_TOTAL_BYTES: usize = 1024 * 1024;
@@ -61,7 +61,7 @@ pub fn bound_total(members: &mut [Member]) {
             left -= m.text.len();
             continue;
         }
-        let (text, _) = super::tail_within(std::mem::take(&mut m.text), left);
+        let (text, _) = super::member::tail_within(std::mem::take(&mut m.text), left);
         m.text = text;
         m.bytes = m.text.len();
         left -= m.text.len();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Member, Status, MAX_KERNEL_BYTES, MAX_KERNEL_LINES, MAX_MEMBER_BYTES};
+use super::member::{Member, Status, MAX_KERNEL_BYTES, MAX_KERNEL_LINES, MAX_MEMBER_BYTES};
 use crate::actions::exec::Executor;
 use crate::inventory::{Inventory, NodeId};
 use crate::transport::{Completed, Ending};

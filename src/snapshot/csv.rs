@@ -2,7 +2,7 @@
 
 use std::fmt::Display;
 
-use super::Report;
+use super::report::Report;
 use crate::fleet::view::{GpuView, NodeView};
 
 const HEADER: &str = "node,cabinet,tenant,state,node_health,source,sample_age_ms,error,operations,operations_reason,\

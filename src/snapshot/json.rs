@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::Report;
+use super::report::Report;
 use crate::fleet::view::{GpuView, NodeView};
 use crate::telemetry::board::{ClockViolation, GpuFabric, PcieAer, RemapBanks, Rise};
 use crate::telemetry::{GpuError, XidEvent};
@@ -15,7 +15,7 @@ struct Doc<'a> {
     taken_at: String,
     inventory: &'a str,
     /// Aspects on which nodes differ (agent, driver, GPU model, VBIOS, GPU count), nodes grouped by value.
-    drift: &'a [super::Drift<'a>],
+    drift: &'a [super::report::Drift<'a>],
     summary: Summary,
     nodes: Vec<Node<'a>>,
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::report::Report;
 use crate::fleet::view::GpuView;
 use crate::telemetry::health::Health;
 use crate::telemetry::metric_names as names;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::Report;
+use super::report::Report;
 use crate::fleet::view::NodeView;
 
 const HEADERS: [&str; 11] = [
@@ -119,7 +119,7 @@ const NAMES_SHOWN: usize = 12;
 
 /// The drift section: each value some nodes run that differs from the reference, with the nodes.
 fn drift_summary(out: &mut String, report: &Report) {
-    let differing: Vec<(&str, &super::DriftValue, Option<&str>)> = report
+    let differing: Vec<(&str, &super::report::DriftValue, Option<&str>)> = report
         .drift
         .iter()
         .flat_map(|d| {

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::{kind, Event, Store};
+use super::event::{kind, Event};
+use super::sqlite::Store;
 
 /// Most events one history query returns.
 pub const MAX_HISTORY: u32 = 10_000;

@@ -1,7 +1,11 @@
 //! The store on a real SQLite file: history across a GPU's move, incidents, the row cap, and two writer
 //! processes at once.
 
+use std::path::Path;
+use std::time::Duration;
+
 use super::query::Sighting;
+use super::sqlite::MAX_FIELD_CHARS;
 use super::*;
 
 fn gpu(node: &str, serial: &str, health: &str) -> Sighting {

@@ -4,15 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sanitize::{bounded, make_inert};
-use super::GpuSample;
+use crate::text::bounded;
 
 /// Longest AER message kept.
-const MAX_AER_TEXT: usize = 200;
-/// HBM banks on any GPU: room for far more than the 3,072 an H200 reports, not for garbage.
-const MAX_BANKS: u32 = 1 << 20;
-/// The longest window a counter rise is measured over (the agent keeps at most a minute and a bit).
-const MAX_WINDOW_MS: u64 = 10 * 60 * 1000;
+pub(super) const MAX_AER_TEXT: usize = 200;
 
 /// How much a counter rose over the agent's recent window (DCGM judges PCIe replays and clock violations over
 /// the last minute).
@@ -137,58 +132,11 @@ impl PcieAer {
     }
 }
 
-impl GpuSample {
-    /// Range checks of the board values: a link beyond any PCIe generation or width, a window longer than the
-    /// agent keeps or a violation longer than its window, a bank count beyond any GPU become `None`, reported
-    /// through `reject`.
-    pub(super) fn sanitize_board(&mut self, reject: &mut impl FnMut(&str, String)) {
-        for (value, name, max) in [
-            (&mut self.pcie_max_gen, "pcie.link.gen.max", 10),
-            (&mut self.pcie_max_width, "pcie.link.width.max", 64),
-        ] {
-            if let Some(v) = value.filter(|v| *v > max) {
-                reject(name, v.to_string());
-                *value = None;
-            }
-        }
-        if let Some(r) = self.pcie_replay_rise.filter(|r| r.over_ms > MAX_WINDOW_MS) {
-            reject("pcie.replay.rise", format!("over {} ms", r.over_ms));
-            self.pcie_replay_rise = None;
-        }
-        if let Some(v) = self.clock_violation.filter(|v| {
-            v.over_ms > MAX_WINDOW_MS
-                || [v.power_ms, v.thermal_ms]
-                    .into_iter()
-                    .flatten()
-                    .any(|ms| ms > v.over_ms)
-        }) {
-            reject(
-                "clocks.violation",
-                format!("{:?}/{:?} ms of {} ms", v.power_ms, v.thermal_ms, v.over_ms),
-            );
-            self.clock_violation = None;
-        }
-        if let Some(b) = self.remap_banks.filter(|b| {
-            [b.max, b.high, b.partial, b.low, b.none]
-                .iter()
-                .fold(0u64, |sum, n| sum + u64::from(*n))
-                > u64::from(MAX_BANKS)
-        }) {
-            reject("remapped_rows.histogram", format!("{b:?}"));
-            self.remap_banks = None;
-        }
-        if let Some(aer) = &mut self.pcie_aer {
-            if let Some(text) = &mut aer.last_text {
-                make_inert(text, MAX_AER_TEXT);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::GpuErrorKind;
+    use crate::telemetry::sanitize::MAX_WINDOW_MS;
+    use crate::telemetry::{GpuErrorKind, GpuSample};
 
     #[test]
     fn implausible_board_values_become_unknown_with_a_reason() {

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use super::catalogue::{self, Severity};
 use super::recovery::{self, XID_RECOVERY_ACTION_CHANGED};
+use super::sample::{GpuErrorKind, GpuSample, RecoveryAction, XidEvent};
 use super::xid_age::{self, XidClock};
-use super::{GpuErrorKind, GpuSample, RecoveryAction, XidEvent};
 use crate::inventory::Thresholds;
 
 /// The rules on a GPU's board values: PCIe, fabric registration, memory health, throttling.

@@ -3,7 +3,7 @@
 //! judges what remains against the inventory.
 
 use super::health::{Health, Verdict};
-use super::GpuSample;
+use super::sample::GpuSample;
 
 /// Most names quoted in one reason; the rest are counted.
 const MAX_NAMED: usize = 8;

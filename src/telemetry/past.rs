@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::xid_age;
+use super::age::ago;
 
 /// Most past entries one GPU's summary carries on the wire.
 pub const MAX_PAST: usize = 32;
@@ -74,7 +74,7 @@ pub fn before_reboot(past: Option<&[PastEvent]>, now_ms: Option<u64>) -> Vec<Str
             String::new()
         };
         let age = now_ms
-            .map(|now| format!(", last {}", xid_age::ago(now.saturating_sub(p.last_ms))))
+            .map(|now| format!(", last {}", ago(now.saturating_sub(p.last_ms))))
             .unwrap_or_default();
         out.push(format!("{what}{times}{age}, before reboot"));
     }

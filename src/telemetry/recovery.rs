@@ -7,7 +7,7 @@
 //! `GPU_RECOVERY_ACTION_CHANGED`: "The string will be similar to 'Xid 154 GPU recovery action changed from
 //! 0x0 (None) to 0x2 (Node Reboot Required)'".
 
-use super::{GpuSample, RecoveryAction, XidEvent};
+use super::sample::{GpuSample, RecoveryAction, XidEvent};
 
 /// XID 154, `GPU_RECOVERY_ACTION_CHANGED`: the driver's summary of what the XIDs before it require.
 pub const XID_RECOVERY_ACTION_CHANGED: u32 = 154;

@@ -2,9 +2,10 @@
 //! reason, strings and lists are bounded, and duplicate GPU indices are dropped. Applied by the agent before it
 //! sends and by the jump host after it decodes, so a hostile or broken node cannot poison totals.
 
+use super::board::MAX_AER_TEXT;
 use super::fabric::{IbPort, NvLinks, MAX_HCAS, MAX_NVLINKS, MAX_PORTS_PER_HCA, MAX_RATE_GBPS};
 use super::process::{GpuProcess, MAX_PROCESSES_PER_GPU};
-use super::{GpuError, GpuErrorKind, GpuSample, NodeSample, XidEvent};
+use super::sample::{GpuError, GpuErrorKind, GpuSample, NodeSample, XidEvent};
 
 /// Longest identity string kept (uuid, name, PCI bus id).
 const MAX_ID_CHARS: usize = 128;
@@ -29,13 +30,10 @@ const TLIMIT_RANGE: std::ops::RangeInclusive<i32> = -100..=200;
 /// nvml.h's recovery actions are a small enum (0-4, later bindings 0-7); room for more, not for garbage.
 const MAX_RECOVERY_ACTION: u32 = 255;
 
-/// Cuts `text` to at most `max` characters.
-pub fn bounded(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
+/// HBM banks on any GPU: room for far more than the 3,072 an H200 reports, not for garbage.
+const MAX_BANKS: u32 = 1 << 20;
+/// The longest window a counter rise is measured over (the agent keeps at most a minute and a bit).
+pub(super) const MAX_WINDOW_MS: u64 = 10 * 60 * 1000;
 
 /// Makes a node's string as fleetop keeps it: bounded, with terminal controls and bidi characters made
 /// visible, so no output (table, CSV, prom, TUI, JSON) can carry them raw. A string that needs neither (the
@@ -45,7 +43,7 @@ pub(crate) fn make_inert(text: &mut String, max: usize) {
     if matches!(escaped, std::borrow::Cow::Borrowed(_)) && text.len() <= max {
         return;
     }
-    let safe = bounded(&escaped, max);
+    let safe = crate::text::bounded(&escaped, max);
     *text = safe;
 }
 
@@ -254,6 +252,54 @@ impl GpuSample {
         }
         if let Some(past) = &mut self.past {
             sanitize_past(past);
+        }
+    }
+}
+
+impl GpuSample {
+    /// Range checks of the board values: a link beyond any PCIe generation or width, a window longer than the
+    /// agent keeps or a violation longer than its window, a bank count beyond any GPU become `None`, reported
+    /// through `reject`.
+    fn sanitize_board(&mut self, reject: &mut impl FnMut(&str, String)) {
+        for (value, name, max) in [
+            (&mut self.pcie_max_gen, "pcie.link.gen.max", 10),
+            (&mut self.pcie_max_width, "pcie.link.width.max", 64),
+        ] {
+            if let Some(v) = value.filter(|v| *v > max) {
+                reject(name, v.to_string());
+                *value = None;
+            }
+        }
+        if let Some(r) = self.pcie_replay_rise.filter(|r| r.over_ms > MAX_WINDOW_MS) {
+            reject("pcie.replay.rise", format!("over {} ms", r.over_ms));
+            self.pcie_replay_rise = None;
+        }
+        if let Some(v) = self.clock_violation.filter(|v| {
+            v.over_ms > MAX_WINDOW_MS
+                || [v.power_ms, v.thermal_ms]
+                    .into_iter()
+                    .flatten()
+                    .any(|ms| ms > v.over_ms)
+        }) {
+            reject(
+                "clocks.violation",
+                format!("{:?}/{:?} ms of {} ms", v.power_ms, v.thermal_ms, v.over_ms),
+            );
+            self.clock_violation = None;
+        }
+        if let Some(b) = self.remap_banks.filter(|b| {
+            [b.max, b.high, b.partial, b.low, b.none]
+                .iter()
+                .fold(0u64, |sum, n| sum + u64::from(*n))
+                > u64::from(MAX_BANKS)
+        }) {
+            reject("remapped_rows.histogram", format!("{b:?}"));
+            self.remap_banks = None;
+        }
+        if let Some(aer) = &mut self.pcie_aer {
+            if let Some(text) = &mut aer.last_text {
+                make_inert(text, MAX_AER_TEXT);
+            }
         }
     }
 }
@@ -562,11 +608,5 @@ mod tests {
         assert_eq!(e.first_ms, None);
         assert_eq!(e.last_ms, Some(LATEST_MS), "the last writable time stays");
         assert_eq!(s.sxid.unwrap()[0].first_ms, None);
-    }
-
-    #[test]
-    fn bounded_cuts_on_character_boundaries() {
-        assert_eq!(bounded("héllo", 2), "hé…");
-        assert_eq!(bounded("ok", 2), "ok");
     }
 }

@@ -1,6 +1,6 @@
 //! Agentless mode: `nvidia-smi --query-gpu=… --format=csv` rows (with or without header and units) into samples.
 
-use super::{GpuError, GpuErrorKind, GpuSample, NodeSample};
+use super::sample::{GpuError, GpuErrorKind, GpuSample, NodeSample};
 
 /// Fields every driver answers, in the naming of drivers from 535.54.03 on (`clocks_event_reasons.*`).
 const BASE_FIELDS: &[&str] = &[
@@ -145,7 +145,7 @@ fn field_for(name: &str) -> Field {
         "pci.bus_id" => Field::PciBusId,
         "temperature.gpu.tlimit" => Field::Tlimit,
         other => match other.strip_prefix("clocks_event_reasons.") {
-            Some(reason) => super::THROTTLE_REASONS
+            Some(reason) => super::sample::THROTTLE_REASONS
                 .iter()
                 .find(|(n, _)| *n == reason)
                 .map_or(Field::Ignored, |(n, _)| Field::Reason(n)),

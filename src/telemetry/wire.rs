@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::NodeSample;
+use super::sample::NodeSample;
 
 /// Longest line accepted from a node; longer ones are dropped and counted, never buffered whole.
 pub(crate) const MAX_LINE_BYTES: usize = 256 * 1024;
@@ -12,14 +12,6 @@ pub(crate) const EXIT_NO_NVML: i32 = 69;
 /// Buffer capacity a splitter keeps between lines.
 const KEEP_CAPACITY: usize = 16 * 1024;
 pub use super::bounded::MAX_GPUS_PER_SAMPLE;
-
-/// Deserializes a GPU list keeping at most `MAX_GPUS_PER_SAMPLE + 1` entries; the rest are parsed and dropped.
-pub(crate) fn bounded_gpus<'de, D>(d: D) -> Result<Vec<super::GpuSample>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    super::bounded::list(d)
-}
 
 /// The agent's first line: `{"fleetop_agent":1,"version":"…","driver":"…","cuda":"…","gpus":8}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

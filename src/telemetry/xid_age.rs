@@ -10,8 +10,9 @@
 //! (the sample's time plus how old the sample is); the reset time comes from the jump host's audit log, whose
 //! clock may differ by seconds, which matters little beside a reset.
 
+use super::age::ago;
 use super::recovery::{parse_xid154, XID_RECOVERY_ACTION_CHANGED};
-use super::{RecoveryAction, XidEvent};
+use super::sample::{RecoveryAction, XidEvent};
 
 /// What a GPU's XIDs are measured against.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,17 +23,6 @@ pub struct XidClock {
     pub last_reset_ms: Option<u64>,
     /// Its node's last successful reboot alone: what XIDs whose catalogue remedy is a reboot wait for.
     pub last_reboot_ms: Option<u64>,
-}
-
-/// `ms` as an age: `12 s ago`, `40 min ago`, `5 h ago`, `3 d ago`.
-pub fn ago(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..=59 => format!("{s} s ago"),
-        60..=3599 => format!("{} min ago", s / 60),
-        3600..=172_799 => format!("{} h ago", s / 3600),
-        _ => format!("{} d ago", s / 86_400),
-    }
 }
 
 /// `; last 40 min ago` for an event with a time, measured on `clock`; empty otherwise.

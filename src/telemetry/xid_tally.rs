@@ -2,8 +2,8 @@
 //! takes the place of the least severe one kept, so junk codes can never push out a code that needs action.
 
 use super::health::{classify_xid, judge_sxids, Health};
-use super::sanitize::bounded;
-use super::XidEvent;
+use super::sample::XidEvent;
+use crate::text::bounded;
 
 /// Longest XID message kept.
 const MAX_TEXT_CHARS: usize = 200;

@@ -1,4 +1,6 @@
-//! `fleetop --demo --bench-render N`: renders N frames of the full demo fleet off-screen and prints frame times.
+//! `fleetop --demo --bench-render N` and `--bench-memory SECS` (built with `--features bench`, as
+//! `scripts/bench-fleet` builds it): renders N frames of the full demo fleet off-screen and prints frame times,
+//! or holds the demo fleet's history and prints the peak RSS.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,32 +8,10 @@ use std::time::{Duration, Instant};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-use super::app::{App, View};
-use super::keymap::Keymap;
+use super::app::{demo_app, fleet_app, View};
 use super::theme::Theme;
 use super::ui;
 use crate::inventory::Inventory;
-use crate::transport::sim;
-
-/// An `App` holding the demo fleet after `ticks` samples per node, at a fixed seed; the clock is `now`.
-pub fn demo_app(ticks: u64, now: Instant) -> App {
-    fleet_app(Arc::new(Inventory::demo()), ticks, now)
-}
-
-/// Any inventory's fleet, simulated as the demo's is, with `ticks` samples of history per node.
-pub fn fleet_app(inventory: Arc<Inventory>, ticks: u64, now: Instant) -> App {
-    let mut app = App::new(Arc::clone(&inventory), Keymap::default(), now);
-    let interval = inventory.settings.interval;
-    for tick in 0..ticks {
-        let at = now - interval * u32::try_from(ticks - 1 - tick).unwrap_or(0);
-        for msg in sim::messages(&inventory, sim::DEMO_SEED, tick, at) {
-            app.on_msg(msg);
-        }
-    }
-    app.tick(now);
-    app.refresh();
-    app
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{field, key, Job, Scheduler, Workload, MAX_JOBS};
+use super::jobs::{field, key, Job, Scheduler, Workload, MAX_JOBS};
 use crate::inventory::Inventory;
 
 /// The resource NVIDIA's device plugin advertises.

@@ -1,7 +1,7 @@
 //! Slurm jobs from one `squeue` for the whole fleet: a fixed `--Format` list with `|` after each field, which
 //! Slurm prints unpadded (checked against slurm-wlm 22.05 in the test suite).
 
-use super::{field, key, Job, Scheduler, Workload, MAX_JOBS};
+use super::jobs::{field, key, Job, Scheduler, Workload, MAX_JOBS};
 use crate::inventory::{nodeset, Inventory};
 
 /// The fields asked, in order; each ends with `|` (Slurm's `type:[size][suffix]` with no size).

@@ -2,7 +2,8 @@
 //! that imports it back (directly or around a circle), nothing below `cmd/` imports `cmd/`, nothing but
 //! `cmd/` imports `tui/`, and the map in docs/architecture.md is the one the code has. Inside each folder the
 //! same holds between its files, with its `mod.rs` a node of its own, except the named, reasoned exceptions
-//! below; grouped imports (`use super::{a, b::c}`) are read path by path.
+//! below; grouped imports (`use super::{a, b::c}`) are read path by path. A `mod.rs` holds declarations and
+//! re-exports only, except the named ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -101,6 +102,20 @@ fn expand(rest: &str) -> Vec<Vec<String>> {
     out
 }
 
+/// Where a file's own test module (`#[cfg(test)]` then `mod NAME {`) begins; a test-only child declared as
+/// `mod NAME;` is not one, and the code after it is still the file's.
+fn test_module_start(text: &str) -> Option<usize> {
+    text.match_indices("#[cfg(test)]\nmod ")
+        .find(|(at, m)| {
+            let rest = &text[at + m.len()..];
+            let name = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            rest[name..].starts_with(" {")
+        })
+        .map(|(at, _)| at)
+}
+
 /// Every module path a file names: `crate::a::b` anywhere, `super::x` resolved against its module, grouped
 /// imports expanded, and in a parent module (a `mod.rs`) its own children named by a relative path (`child::item`).
 fn uses(
@@ -110,7 +125,7 @@ fn uses(
     text: &str,
 ) -> Vec<Vec<String>> {
     // A file's own test module names the file by `super::`: it is not an import of the file's parent.
-    let text = text.split("#[cfg(test)]\nmod ").next().unwrap_or(text);
+    let text = &text[..test_module_start(text).unwrap_or(text.len())];
     let code: String = text
         .lines()
         .map(|l| l.split("//").next().unwrap_or(""))
@@ -247,26 +262,6 @@ fn circle(map: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
         .find_map(|k| visit(k, map, &mut Vec::new(), &mut done))
 }
 
-/// Whether `node` is on a loop: one of its imports leads back to it.
-fn on_a_loop(map: &BTreeMap<String, BTreeSet<String>>, node: &str) -> bool {
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<&str> = map
-        .get(node)
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    while let Some(n) = todo.pop() {
-        if n == node {
-            return true;
-        }
-        if seen.insert(n) {
-            todo.extend(map.get(n).into_iter().flatten().map(String::as_str));
-        }
-    }
-    false
-}
-
 fn render(map: &BTreeMap<String, BTreeSet<String>>) -> String {
     map.iter()
         .map(|(from, to)| {
@@ -312,45 +307,87 @@ const FOLDERS: &[&[&str]] = &[
     &["agent"],
     &["inventory"],
     &["tui"],
+    &["tui", "app"],
     &["repair"],
     &["cmd"],
     &["snapshot"],
 ];
 
-/// Folders whose `mod.rs` still holds logic that its children import back while it calls them (issue #23 item 1
-/// moves it out, as it did for `actions/`): until then their inner check leaves `mod.rs` out. The test fails
-/// once a folder's `mod.rs` is out of every loop, so the list only shrinks.
-const MOD_RS_STILL_HOLDS_LOGIC: &[(&str, &str)] = &[
+/// `mod.rs` files that still hold items of their own, each with why. The list only shrinks: the test fails once
+/// one of them holds declarations and re-exports only.
+const MOD_RS_WITH_ITEMS: &[(&str, &str)] = &[
     (
-        "transport::ssh",
-        "mod.rs holds Sessions (each worker's live session, which actions borrow), which worker imports, and \
-         SshTransport, which starts the workers; install and upload import Timeouts through its re-export",
+        "cmd/mod.rs",
+        "the dispatch, the one function the command layer exists for; no command imports it",
     ),
     (
-        "telemetry",
-        "mod.rs holds GpuSample and NodeSample, which board, sanitize and wire read, and it calls board and wire",
-    ),
-    (
-        "fleet",
-        "mod.rs holds FleetState, which acks, operations and resets extend, and it calls them",
-    ),
-    (
-        "inventory",
-        "mod.rs holds Inventory, which resolve builds from file, and it calls resolve",
-    ),
-    (
-        "repair",
-        "mod.rs holds the workflow (Context, Step, act) that its steps import, and it runs them",
-    ),
-    (
-        "cmd",
-        "mod.rs holds the dispatch and the loaders (load_inventory) that each command imports",
-    ),
-    (
-        "snapshot",
-        "mod.rs holds Report, which each renderer reads, and render dispatches to them",
+        "tui/ui/mod.rs",
+        "render, drawing's one entry, with the header, footer and hit tests every view shares (the view half \
+         of the kept tui/app <-> tui/ui loop)",
     ),
 ];
+
+/// The items a file defines at its top level (functions, types, impls, constants), outside its test module.
+fn top_level_items(text: &str) -> Vec<&str> {
+    let code = &text[..test_module_start(text).unwrap_or(text.len())];
+    code.lines()
+        .filter(|line| {
+            let bare = ["pub(crate) ", "pub(super) ", "pub "]
+                .iter()
+                .find_map(|p| line.strip_prefix(p))
+                .unwrap_or(line);
+            [
+                "fn ",
+                "async fn ",
+                "struct ",
+                "enum ",
+                "impl",
+                "const ",
+                "static ",
+                "trait ",
+                "type ",
+            ]
+            .iter()
+            .any(|kw| bare.starts_with(kw))
+        })
+        .collect()
+}
+
+/// A `mod.rs` declares its children and re-exports what they define; the logic lives in named files.
+#[test]
+fn mod_rs_files_hold_declarations_and_re_exports_only() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut mod_rs: Vec<PathBuf> = files
+        .into_iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == "mod.rs"))
+        .collect();
+    mod_rs.sort();
+    assert!(mod_rs.len() > 10, "the mod.rs files were found: {mod_rs:?}");
+    for file in mod_rs {
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let items = top_level_items(&text);
+        let excepted = MOD_RS_WITH_ITEMS.iter().any(|(f, _)| *f == rel);
+        if excepted {
+            assert!(
+                !items.is_empty(),
+                "{rel} holds declarations only now: drop it from MOD_RS_WITH_ITEMS"
+            );
+        } else {
+            assert!(
+                items.is_empty(),
+                "{rel} holds items of its own; move them to a named file:\n{}",
+                items.join("\n")
+            );
+        }
+    }
+}
 
 /// Loops between two files of one folder, kept on purpose: (folder, from, back to, why).
 const KEPT_LOOPS: &[(&str, &str, &str, &str)] = &[(
@@ -367,16 +404,6 @@ fn no_loop_inside_a_folder_but_the_named_ones() {
         let folder = within.join("::");
         let mut inner = edges(within, 1);
         assert!(inner.len() > 1, "{folder} was read: {inner:?}");
-        if MOD_RS_STILL_HOLDS_LOGIC.iter().any(|(f, _)| *f == folder) {
-            assert!(
-                on_a_loop(&inner, MOD_RS),
-                "{folder}/mod.rs is in no loop now: drop it from MOD_RS_STILL_HOLDS_LOGIC"
-            );
-            inner.remove(MOD_RS);
-            inner.values_mut().for_each(|to| {
-                to.remove(MOD_RS);
-            });
-        }
         for (_, from, back, _) in KEPT_LOOPS.iter().filter(|k| k.0 == folder) {
             assert!(
                 inner.get(*from).is_some_and(|to| to.contains(*back))
@@ -394,6 +421,26 @@ fn no_loop_inside_a_folder_but_the_named_ones() {
             render(&inner)
         );
     }
+}
+
+/// A folder's `mod.rs` is a node like any file: a child that imports it back while it names the child is a loop.
+#[test]
+fn a_mod_rs_and_its_child_importing_each_other_is_a_loop() {
+    let map: BTreeMap<String, BTreeSet<String>> = [
+        (MOD_RS.to_string(), BTreeSet::from(["state".to_string()])),
+        ("state".to_string(), BTreeSet::from(["acks".to_string()])),
+        ("acks".to_string(), BTreeSet::from([MOD_RS.to_string()])),
+    ]
+    .into();
+    assert_eq!(
+        circle(&map),
+        Some(vec![
+            "acks".to_string(),
+            MOD_RS.into(),
+            "state".into(),
+            "acks".into()
+        ])
+    );
 }
 
 /// `use super::{a, b::{c, D}}` is read as imports of `a` and `b::c`, and a mod.rs naming its child is an edge.
@@ -481,8 +528,9 @@ fn the_documented_module_list_is_the_code_s() {
         let command = name.trim_end_matches(".rs");
         if command != "mod" {
             assert!(
-                cmd_line.contains(&format!(" {command},"))
-                    || cmd_line.contains(&format!(" {command};")),
+                [",", ";", ")"]
+                    .iter()
+                    .any(|end| cmd_line.contains(&format!(" {command}{end}"))),
                 "cmd/ in the layers diagram leaves out {command}: {cmd_line}"
             );
         }

@@ -19,8 +19,18 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let fleet = Fleet::start(vec![Behaviour::Agent(Spec::node(1, 2))], Quirks::default());
-        let slurm = Slurm::with_nodes(&["tn01"]);
+        Setup::nodes(1)
+    }
+
+    /// `count` nodes, `tn01`… in the inventory and in Slurm (whose one slurmd answers for `tn01` alone).
+    fn nodes(count: u32) -> Setup {
+        let behaviours = (1..=count)
+            .map(|seed| Behaviour::Agent(Spec::node(seed, 2)))
+            .collect();
+        let fleet = Fleet::start(behaviours, Quirks::default());
+        let names: Vec<String> = (1..=count).map(|i| format!("tn{i:02}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let slurm = Slurm::with_nodes(&names);
         let dir = fleet.dir.path();
         let inventory = dir.join("repair.toml");
         let text = format!(
@@ -84,9 +94,20 @@ impl Setup {
     /// Plays the node's reboot: once its `systemctl reboot` ran, its sshd goes away for three seconds, during
     /// which `while_down` changes what the node will be when it comes back.
     fn reboot_when_asked(&mut self, child: &mut Child, log: &str, while_down: impl FnOnce(&Path)) {
+        self.reboot_node_when_asked(0, child, log, while_down)
+    }
+
+    /// [`Setup::reboot_when_asked`] for the fleet's node `node` (every node's sshd goes away meanwhile).
+    fn reboot_node_when_asked(
+        &mut self,
+        node: usize,
+        child: &mut Child,
+        log: &str,
+        while_down: impl FnOnce(&Path),
+    ) {
         let record = self
             .dir()
-            .join(format!("records/{}.systemctl", self.fleet.nodes[0].addr));
+            .join(format!("records/{}.systemctl", self.fleet.nodes[node].addr));
         let deadline = Instant::now() + Duration::from_secs(120);
         while !std::fs::read_to_string(&record).is_ok_and(|r| r.contains("reboot")) {
             if let Ok(Some(status)) = child.try_wait() {
@@ -266,6 +287,26 @@ fn a_node_that_comes_back_crit_stays_drained_with_the_reason() {
         state.starts_with("drained|fleetop: repair: came back crit: GPU 1"),
         "{state}"
     );
+}
+
+#[test]
+fn a_repair_judges_the_return_of_its_own_node_not_the_inventory_s_first() {
+    // tn01 stays healthy; tn02 is repaired and comes back with GPU 1 lost. A look made for the whole
+    // inventory would file tn01's sample under tn02 and call it back healthy.
+    let mut s = Setup::nodes(2);
+    let mut child = s.repair(&["tn02", "--reason", "ECC storm"], "second.log");
+    let spec = s
+        .dir()
+        .join(format!("nodes/{}.spec", s.fleet.nodes[1].addr));
+    let text = std::fs::read_to_string(&spec).unwrap();
+    s.reboot_node_when_asked(1, &mut child, "second.log", |_| {
+        std::fs::write(&spec, format!("{text}lost 1 0\n")).unwrap()
+    });
+    let code = finish(&mut child, Duration::from_secs(120));
+    let log = s.log("second.log");
+    assert_eq!(code, 1, "{log}");
+    assert!(log.contains("tn02: FAILED: came back crit: GPU 1"), "{log}");
+    assert!(!log.contains("tn01"), "only tn02 is repaired: {log}");
 }
 
 #[test]

@@ -91,7 +91,7 @@ fn the_drivers_recovery_action_in_the_node_detail() {
 #[test]
 fn demo_fleet_fits_and_pages() {
     let now = Instant::now();
-    let mut app = fleetop::tui::bench::demo_app(5, now);
+    let mut app = fleetop::tui::app::demo_app(5, now);
     app.wall_base = (now, wall());
     let big = shot(&mut app, View::Overview, 200, 50);
     for cabinet in ["c001", "c049", "c337"] {

@@ -4,7 +4,7 @@
 
 use super::{Health, Verdict};
 use crate::telemetry::board::FabricState;
-use crate::telemetry::GpuSample;
+use crate::telemetry::sample::GpuSample;
 
 /// A GPU this busy (utilization %) runs its PCIe link at full speed: nvidia-smi documents that the current link
 /// generation "may be reduced when the GPU is not in use", and a real RTX 2080 SUPER idles at gen 1 of 3 (fixture

@@ -190,7 +190,9 @@ mod tests {
 
     #[test]
     fn a_refresh_past_its_budget_is_refused_by_count() {
-        use super::super::{Asked, Client, PrometheusTransport, FAMILIES};
+        use super::super::families::FAMILIES;
+        use super::super::query::Client;
+        use super::super::transport::{Asked, PrometheusTransport};
         let inv = crate::inventory::Inventory::parse(
             "t.toml",
             "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-3]\"\n",

@@ -11,9 +11,10 @@ pub(crate) use super::inspect::parse_version;
 use super::inspect::probe;
 pub use super::inspect::Probe;
 use super::known::KnownHosts;
+use super::session;
+use super::timeouts::Timeouts;
 pub use super::upload::Sent;
 use super::upload::{self, Limits};
-use super::{session, Timeouts};
 use crate::telemetry::sanitize::make_inert;
 
 /// How long one remote command may take before the node counts as failed (the upload has its own

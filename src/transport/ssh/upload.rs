@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::command::quoted;
 use super::endpoint::Endpoint;
 use super::known::KnownHosts;
-use super::{oneshot, Timeouts};
+use super::oneshot;
+use super::timeouts::Timeouts;
 use crate::transport::Ending;
 
 /// Bytes per write: small enough that the deadline is checked often on a slow link.

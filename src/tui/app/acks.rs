@@ -1,6 +1,6 @@
 //! XID acknowledgements: the operator's, written to the audit log, and those read back from it at start.
 
-use super::App;
+use super::state::App;
 use crate::actions::{self, audit};
 use crate::fleet::AckedXid;
 use crate::telemetry::health::Health;

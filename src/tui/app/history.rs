@@ -1,10 +1,9 @@
 //! The node detail's history pane, as data: the history store's events for the node in the detail view and its
 //! GPUs (by serial and UUID, wherever they were), newest first. The loop reads the store off the render path
-//! when [`App::history_wanted`] names a node and hands the answer to [`App::on_history`]; drawing only reads it.
+//! when [`NodeHistory::wanted`] names a node and hands the answer to [`NodeHistory::answer`]; drawing only reads it.
 
 use std::time::{Duration, Instant};
 
-use super::{App, View};
 use crate::inventory::NodeId;
 use crate::store::Event;
 
@@ -36,31 +35,28 @@ impl Default for NodeHistory {
     }
 }
 
-impl App {
-    /// The node whose history the loop should read now: the one in the detail view, when its history was not
-    /// asked for yet or was asked for [`REREAD_EVERY`] ago. Marks it asked.
-    pub fn history_wanted(&mut self) -> Option<NodeId> {
-        if self.view != View::Detail || self.fleet.inventory().simulated {
-            return None;
-        }
-        let node = self.selected;
-        let fresh = self.history.asked.is_some_and(|(n, at)| {
-            n == node && self.now.saturating_duration_since(at) < REREAD_EVERY
-        });
+impl NodeHistory {
+    /// The node whose history should be read now: `shown` (the node in the detail view, `None` when the view
+    /// shows no node's history), when its history was not asked for yet or was asked for [`REREAD_EVERY`] ago.
+    /// Marks it asked.
+    pub fn wanted(&mut self, shown: Option<NodeId>, now: Instant) -> Option<NodeId> {
+        let node = shown?;
+        let fresh = self
+            .asked
+            .is_some_and(|(n, at)| n == node && now.saturating_duration_since(at) < REREAD_EVERY);
         if fresh {
             return None;
         }
-        self.history.asked = Some((node, self.now));
+        self.asked = Some((node, now));
         Some(node)
     }
 
     /// The store's answer for `node`, bounded to [`MAX_EVENTS`].
-    pub fn on_history(&mut self, node: NodeId, events: Result<Vec<Event>, String>) {
-        self.history.node = Some(node);
-        self.history.events = events.map(|mut e| {
+    pub fn answer(&mut self, node: NodeId, events: Result<Vec<Event>, String>) {
+        self.node = Some(node);
+        self.events = events.map(|mut e| {
             e.truncate(MAX_EVENTS);
             e
         });
-        self.dirty = true;
     }
 }

@@ -2,9 +2,11 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 
-use super::{Action, App, Metric, Mode, NodeFilter, SortKey, View};
+use super::modes::{Metric, Mode, NodeFilter, SortKey, View};
+use super::state::App;
 use crate::actions::ActionKind;
 use crate::fleet::filter::Filter;
+use crate::tui::keymap::Action;
 
 impl App {
     pub fn on_key(&mut self, key: KeyEvent) {

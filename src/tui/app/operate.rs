@@ -1,14 +1,16 @@
 //! Node actions in the TUI: marks, the reason prompt, the confirm dialog, progress per node, failures that
-//! stay on screen until acknowledged. What an action did to a node (drained, rebooting) goes into fleet state
-//! as an operations event; the TUI shows what fleet state holds.
+//! stay on screen until acknowledged. What an action did to a node (drained, rebooting) is `actions::after`'s to
+//! say; the TUI files it into fleet state as an operations event and shows what fleet state holds.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::{App, Mode};
+pub use super::action_state::{ActionEvent, Confirm, Operations, Progress};
+use super::modes::Mode;
+use super::state::App;
 use crate::actions::status::{DrainState, NodeDrain};
-use crate::actions::{self, plan, ActionKind, NodeResult, Request};
-use crate::fleet::operations::{OperationEvent, Restart};
+use crate::actions::{self, plan, ActionKind, Request};
+use crate::fleet::operations::OperationEvent;
 use crate::inventory::NodeId;
 use crate::telemetry::health::Health;
 use crate::transport::{Msg, NodeEvent};
@@ -17,115 +19,6 @@ use crate::transport::{Msg, NodeEvent};
 const BUSY_UTIL: f64 = 50.0;
 /// Jobs named in the confirm dialog's first line; the rest are counted.
 const MAX_JOBS_SHOWN: usize = 4;
-/// In the demo fleet a rebooting node stays down this long before its samples count again.
-const DEMO_REBOOT: Duration = Duration::from_secs(10);
-
-/// What the confirm dialog shows and what it will do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Confirm {
-    pub request: Request,
-    pub commands: Vec<String>,
-    /// One line per node: its tenant and how busy its GPUs are.
-    pub impact: Vec<(String, bool)>,
-    /// Guard refusals; when any, the dialog can only be cancelled.
-    pub refusals: Vec<String>,
-    /// The node count typed so far (needed for more than one node).
-    pub typed: String,
-    /// Cancel has the focus until the operator moves it (k9s convention).
-    pub on_confirm: bool,
-    /// The whole repair workflow rather than one action; `request` is its drain, which the guards judge.
-    pub repair: bool,
-}
-
-impl Confirm {
-    pub(crate) fn needs_count(&self) -> bool {
-        self.request.nodes.len() > 1
-    }
-
-    pub fn ready(&self) -> bool {
-        self.refusals.is_empty()
-            && (!self.needs_count() || self.typed == self.request.nodes.len().to_string())
-    }
-}
-
-/// A node's latest action, shown in place.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Progress {
-    Running(ActionKind),
-    /// Taken by the node; waiting to see it act.
-    Accepted(ActionKind, String),
-    Done(ActionKind, NodeResult),
-}
-
-/// Messages from the action worker and the drain read-back, into `App::on_action`.
-#[derive(Debug, Clone)]
-pub enum ActionEvent {
-    Started {
-        node: NodeId,
-        kind: ActionKind,
-    },
-    /// The node took the command; the runner waits to see it act (a reboot going down).
-    Accepted {
-        node: NodeId,
-        kind: ActionKind,
-        note: String,
-    },
-    Finished {
-        node: NodeId,
-        kind: ActionKind,
-        result: NodeResult,
-    },
-    /// The request could not run at all (audit log not writable, plan error).
-    Refused(String),
-    /// The schedulers' jobs and pods per node, asked every few seconds.
-    Workload(Box<crate::workload::Workload>),
-    /// A repair moved on.
-    Repair(crate::repair::Event),
-    /// A repair ended: its summary, or why it stopped (its state is kept for `fleetop repair --resume`).
-    RepairEnded(Result<String, String>),
-    /// The shell on a node ended (the terminal is the view's again), or why it failed.
-    ShellEnded(Result<(), String>),
-}
-
-impl ActionEvent {
-    /// The runner's report, as the TUI takes it: a refusal or a stop is a failure on screen.
-    pub(crate) fn from_progress(kind: ActionKind, progress: actions::run::Progress) -> ActionEvent {
-        use actions::run::Progress as P;
-        match progress {
-            P::Started { node, kind } => ActionEvent::Started { node, kind },
-            P::Accepted { node, kind, note } => ActionEvent::Accepted { node, kind, note },
-            P::Finished { node, kind, result } => ActionEvent::Finished { node, kind, result },
-            P::Refused(reasons) => {
-                ActionEvent::Refused(format!("{} refused: {}", kind.as_str(), reasons.join("; ")))
-            }
-            P::Stopped(why) => ActionEvent::Refused(format!("stopped: {why}")),
-        }
-    }
-}
-
-/// Operator-side state the TUI keeps beside the fleet data.
-#[derive(Debug, Default)]
-pub struct Operations {
-    pub marks: BTreeSet<NodeId>,
-    pub progress: HashMap<NodeId, Progress>,
-    /// Nodes fleet state showed restarting at the last refresh, so the journal can say when each is back.
-    pub restarting: HashSet<NodeId>,
-    /// Failures not yet acknowledged (enter or esc); newest last.
-    pub failures: Vec<String>,
-    /// Requests confirmed and waiting for the loop to run them.
-    pub queued: Vec<Request>,
-    /// XID acknowledgements waiting for the loop to write them to the audit log.
-    pub acks: Vec<crate::actions::audit::Ack>,
-    pub read_only: bool,
-    /// The demo fleet: actions are simulated and reboots come back by themselves.
-    pub simulated: bool,
-    /// The schedulers' last answer (`None`: not asked yet, or no scheduler to ask).
-    pub workload: Option<crate::workload::Workload>,
-    /// Repairs confirmed and waiting for the loop to start them.
-    pub repairs_queued: Vec<Request>,
-    /// A node to open a shell on, waiting for the loop (which owns the terminal) to hand it over.
-    pub shell: Option<NodeId>,
-}
 
 impl App {
     /// The nodes an action applies to: the marked ones, else the selected one.
@@ -348,6 +241,9 @@ impl App {
     }
 
     fn on_repair(&mut self, event: crate::repair::Event) {
+        let operation = event
+            .operation()
+            .and_then(|(node, op)| Some((self.fleet.inventory().find_node(node)?, op)));
         match event {
             crate::repair::Event::Step { node, step, note } => {
                 let id = self.fleet.inventory().find_node(&node);
@@ -355,29 +251,19 @@ impl App {
                     crate::repair::Step::Failed { .. } => Health::Crit,
                     _ => Health::Ok,
                 };
-                let text = if note.is_empty() {
-                    format!("repair: {}", step.label())
-                } else {
-                    format!("repair: {} — {note}", step.label())
-                };
+                let text = crate::repair::Event::step_text(&step, &note);
                 self.journal
                     .push(self.now, id, health, format!("{node}: {text}"));
                 if health == Health::Crit {
                     self.ops.failures.push(format!("{node}: {text}"));
                 }
-                if let Some(id) = id {
-                    // A step names no one: fleet state keeps who started the repair.
-                    let event = OperationEvent::Repair {
-                        text,
-                        active: !step.finished(),
-                        by: None,
-                    };
-                    self.operation(id, event);
-                }
             }
             crate::repair::Event::Problem(p) => {
                 self.journal.push(self.now, None, Health::Warn, p);
             }
+        }
+        if let Some((id, operation)) = operation {
+            self.operation(id, operation);
         }
     }
 
@@ -386,8 +272,8 @@ impl App {
         match event {
             ActionEvent::Started { node, kind } => {
                 self.ops.progress.insert(node, Progress::Running(kind));
-                if kind == ActionKind::Reset {
-                    self.operation(node, OperationEvent::Resetting(true));
+                if let Some(event) = actions::after::started(kind) {
+                    self.operation(node, event);
                 }
             }
             ActionEvent::Accepted { node, kind, note } => {
@@ -396,8 +282,11 @@ impl App {
                     .insert(node, Progress::Accepted(kind, note));
             }
             ActionEvent::Finished { node, kind, result } => {
-                if kind == ActionKind::Reset {
-                    self.operation(node, OperationEvent::Resetting(false));
+                let inv = Arc::clone(self.fleet.inventory());
+                for event in
+                    actions::after::finished(&inv, node, kind, result.ok, self.ops.simulated)
+                {
+                    self.operation(node, event);
                 }
                 let name = self.node_name(node).to_string();
                 if result.ok {
@@ -407,7 +296,6 @@ impl App {
                         Health::Ok,
                         format!("{name}: {} ok", kind.as_str()),
                     );
-                    self.after_success(node, kind);
                     // A reset or reboot just audited makes the XIDs before it history.
                     if matches!(kind, ActionKind::Reset | ActionKind::Reboot) {
                         let log = crate::actions::run::audit_path(self.fleet.inventory());
@@ -454,53 +342,6 @@ impl App {
             at: self.now,
             event: NodeEvent::Operation(event),
         });
-    }
-
-    /// What a successful action did to the node, until the next read-back says otherwise.
-    fn after_success(&mut self, node: NodeId, kind: ActionKind) {
-        let drain = |state| {
-            OperationEvent::Drain(NodeDrain {
-                state,
-                reason: None,
-                user: None,
-            })
-        };
-        match kind {
-            ActionKind::Drain => {
-                let state = if self.ops.simulated {
-                    DrainState::Drained
-                } else {
-                    DrainState::Draining
-                };
-                self.operation(node, drain(state));
-            }
-            ActionKind::Undrain => {
-                self.operation(node, drain(DrainState::Active("resumed".into())));
-            }
-            ActionKind::Reboot => self.restarting(node, Restart::Reboot),
-            // The runner judged the GPUs on a fresh look after the reset; the node never drops off, so there is
-            // no return to watch.
-            ActionKind::Reset => {}
-        }
-    }
-
-    /// A reboot or reset was accepted: fleet state watches the node go down and come back (in the demo fleet,
-    /// whose nodes never drop off, it counts as down after a while).
-    fn restarting(&mut self, node: NodeId, kind: Restart) {
-        let practice = self.ops.simulated.then_some(DEMO_REBOOT);
-        // The runner reports an SSH reboot ok only once it saw the node down.
-        let seen_down = !self.ops.simulated
-            && kind == Restart::Reboot
-            && actions::probe::reboot_confirms_down(self.fleet.inventory(), node);
-        self.operation(
-            node,
-            OperationEvent::Restarting {
-                kind,
-                by: None,
-                practice,
-                seen_down,
-            },
-        );
     }
 
     /// Journals each node whose restart fleet state now sees back.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::rows::TenantRow;
-use super::App;
+use super::state::App;
 use crate::inventory::TenantFrom;
 use crate::telemetry::health::Health;
 use crate::workload::Workload;

@@ -4,10 +4,10 @@ mod detail;
 mod dialogs;
 pub(crate) mod drift;
 mod events;
-pub mod format;
+pub(crate) mod format;
 mod history;
 mod nodes;
-pub mod overview;
+pub(crate) mod overview;
 mod tenants;
 
 use ratatui::layout::{Constraint, Layout, Rect};

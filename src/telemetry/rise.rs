@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+pub use super::fabric::NvLinkRise;
 use super::fabric::{saturated, IbPort};
-pub use super::fabric::{IbRise, NvLinkRise, MAX_OVER_MS};
 use super::health::Health;
 
 /// DCGM's limit for NVLink replay and recovery errors (`DCGM_LIMIT_MAX_NVLINK_ERROR`, DcgmGPUHardwareLimits.h):

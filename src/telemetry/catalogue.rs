@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 pub use doc::{render_markdown, BEGIN, END};
 
 /// `code,mnemonic,resolution bucket,FATAL|NONFATAL` for GPU XIDs.
-const XID_CSV: &str = include_str!("xiderrorsmapping.csv");
+const XID_CSV: &str = include_str!("catalogue/xiderrorsmapping.csv");
 /// The same columns for NVSwitch SXids.
-const SXID_CSV: &str = include_str!("sxiderrorsmapping.csv");
+const SXID_CSV: &str = include_str!("catalogue/sxiderrorsmapping.csv");
 
 /// How urgent a bucket is. `Info` adds a reason and leaves the health `ok`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,0 +1,111 @@
+//! The one way a repair starts, for `fleetop repair` and the TUI alike: where its state is saved, the refusal
+//! while another repair is unfinished, each node's remedy diagnosed before the drain changes anything, and (for the TUI) the run on a thread of its own under the same lock.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::remedy;
+use super::run::run;
+use super::store;
+use super::workflow::{Context, Event, Limits, Workflow};
+use crate::actions::exec::Executor;
+use crate::actions::Request;
+use crate::inventory::{Inventory, NodeId};
+
+/// Where the repair in progress is saved (and locked), so `fleetop repair --resume` finds it.
+pub fn state_path() -> Result<PathBuf, String> {
+    store::default_path()
+        .ok_or_else(|| "no state directory: set HOME or XDG_STATE_HOME".to_string())
+}
+
+/// Why a new repair may not start while `saved` is unfinished.
+pub fn unfinished(saved: &Workflow) -> String {
+    format!(
+        "an unfinished repair of {} ({}) started {}: fleetop repair --resume or --abandon it first",
+        node_names(saved),
+        saved.reason,
+        saved.started
+    )
+}
+
+/// The workflow's nodes, by name, comma-separated.
+pub fn node_names(wf: &Workflow) -> String {
+    let all: Vec<&str> = wf.nodes.iter().map(|n| n.node.as_str()).collect();
+    all.join(",")
+}
+
+/// A new workflow for `nodes`, each node's remedy diagnosed from what it says now, before the drain changes
+/// anything.
+pub fn new_workflow(
+    inv: &Arc<Inventory>,
+    nodes: &[NodeId],
+    reason: &str,
+    operator: &str,
+    limits: Limits,
+) -> Workflow {
+    let mut wf = Workflow::new(inv, nodes, reason, operator, limits);
+    let plans = remedy::diagnose(inv, nodes);
+    for (n, plan) in wf.nodes.iter_mut().zip(plans) {
+        n.plan = Some(plan);
+    }
+    wf
+}
+
+/// `repair done: 3 of 4 nodes back in service`.
+pub fn done(wf: &Workflow) -> String {
+    let failed = wf.failed();
+    format!(
+        "repair done: {} of {} nodes back in service",
+        wf.nodes.len() - failed,
+        wf.nodes.len()
+    )
+}
+
+/// Starts the repair `request` asks for on a thread of its own, saving its state where `fleetop repair
+/// --resume` finds it: each step goes to `report`, and how it ended to `ended`. A front end that quits leaves it
+/// resumable from the command line.
+pub fn spawn(
+    inv: &Arc<Inventory>,
+    exec: &Arc<Executor>,
+    request: Request,
+    limits: Limits,
+    mut report: impl FnMut(Event) + Send + 'static,
+    ended: impl FnOnce(Result<String, String>) + Send + 'static,
+) {
+    let (inv, exec) = (Arc::clone(inv), Arc::clone(exec));
+    let spawned = std::thread::Builder::new()
+        .name("repair".into())
+        .spawn(move || ended(start_and_run(&inv, &exec, &request, limits, &mut report)));
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the repair thread: {e}");
+    }
+}
+
+/// Takes the lock, refuses while another repair is unfinished, plans and runs the workflow to its end.
+fn start_and_run(
+    inv: &Arc<Inventory>,
+    exec: &Executor,
+    request: &Request,
+    limits: Limits,
+    report: &mut dyn FnMut(Event),
+) -> Result<String, String> {
+    let path = state_path()?;
+    let _lock = store::lock(&path)?;
+    if let Some(wf) = store::load(&path)?.filter(|w| !w.finished()) {
+        return Err(unfinished(&wf));
+    }
+    let reason = request.reason.clone().unwrap_or_default();
+    let mut wf = new_workflow(inv, &request.nodes, &reason, &request.operator, limits);
+    let stop = AtomicBool::new(false);
+    let ctx = Context {
+        inv,
+        exec,
+        read_only: request.read_only,
+        stop: &stop,
+    };
+    let mut save = |wf: &Workflow| store::save(&path, wf);
+    run(&ctx, &mut wf, &mut save, report)?;
+    store::remove(&path)?;
+    Ok(done(&wf))
+}

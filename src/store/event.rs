@@ -1,0 +1,50 @@
+//! What the store holds: one event, to a node or one of its GPUs, and the kinds it may be.
+
+/// What kind of thing happened, as stored (`kind` column).
+pub mod kind {
+    /// A node's or a GPU's health changed (`detail`: `ok → crit: XID 79`).
+    pub const HEALTH: &str = "health";
+    /// An XID or SXid as a node's kernel log or agent journal reported it.
+    pub const XID: &str = "xid";
+    /// An audited action began (intent) or ended (outcome).
+    pub const ACTION: &str = "action";
+    pub const OUTCOME: &str = "outcome";
+    /// A repair applied a remedy to a GPU.
+    pub const REPAIR: &str = "repair";
+    /// An operator acknowledged a node's XIDs.
+    pub const ACK: &str = "ack";
+    /// A GPU serial was first seen on a node, or seen on another node than before.
+    pub const SEEN: &str = "seen";
+    pub const MOVED: &str = "moved";
+    /// A validation (repair's acceptance test) result.
+    pub const VALIDATION: &str = "validation";
+}
+
+/// One thing that happened, to a node or to one of its GPUs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    /// Unix milliseconds (the node's clock for XIDs, the jump host's for everything else).
+    pub time_ms: u64,
+    pub node: String,
+    /// The GPU's index on the node when the event concerns one GPU.
+    pub gpu: Option<u32>,
+    pub serial: Option<String>,
+    pub uuid: Option<String>,
+    pub kind: String,
+    pub detail: String,
+}
+
+impl Event {
+    /// A node-level event at `time_ms`.
+    pub fn node(time_ms: u64, node: &str, kind: &str, detail: &str) -> Event {
+        Event {
+            time_ms,
+            node: node.into(),
+            gpu: None,
+            serial: None,
+            uuid: None,
+            kind: kind.into(),
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The TUI's one task: it owns the `App`, merges transport messages, input and the events of the background
+//! work it started (actions, repairs, read-backs, the shell), and draws at most ten times a second, only when
+//! something changed. The terminal is restored on exit, error and panic.
+
+use std::io::stdout;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
+};
+use ratatui::crossterm::execute;
+
+use super::app::operate::ActionEvent;
+use super::app::App;
+use super::keymap::Keymap;
+use super::shell::{self, InputPause};
+use super::theme::Theme;
+use super::ui;
+use crate::actions;
+use crate::actions::audit;
+use crate::actions::exec::Executor;
+use crate::inventory::Inventory;
+use crate::repair::{self, Limits};
+use crate::transport::Transport;
+
+/// Frames are drawn at most this often (10 fps), and only when state changed; telemetry is merged then.
+const FRAME: Duration = Duration::from_millis(100);
+
+/// Restores the terminal when dropped, whatever path leaves the TUI.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = execute!(stdout(), DisableMouseCapture);
+        ratatui::restore();
+    }
+}
+
+/// How the TUI may act on nodes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub read_only: bool,
+    /// The demo fleet: actions are simulated.
+    pub simulated: bool,
+}
+
+/// A repair started from the TUI waits two hours for jobs (the command line's `--max-wait` default) and looks at
+/// jobs and rebooting nodes every 5 s.
+const REPAIR_LIMITS: Limits = Limits {
+    max_wait: Duration::from_secs(2 * 3600),
+    kill_after: None,
+    poll: Duration::from_secs(5),
+};
+
+/// How often the schedulers are asked what runs where.
+const WORKLOAD_READBACK: Duration = Duration::from_secs(15);
+
+/// How often the drain backend is asked which nodes are drained.
+const DRAIN_READBACK: Duration = Duration::from_secs(30);
+
+pub fn run(
+    inventory: Arc<Inventory>,
+    transport: &dyn Transport,
+    theme: Theme,
+    keymap: Keymap,
+    options: Options,
+) -> i32 {
+    let Some(runtime) = crate::runtime::runtime() else {
+        return crate::runtime::EXIT_CANNOT_RUN;
+    };
+    let executor = if options.simulated {
+        Executor::simulated()
+    } else {
+        match Executor::real(&inventory) {
+            Ok(e) => e.with_sessions(transport.node_commands()),
+            Err(e) => {
+                crate::text::warn(&e.to_string());
+                return crate::runtime::EXIT_CANNOT_RUN;
+            }
+        }
+    };
+    runtime.block_on(event_loop(
+        inventory,
+        transport,
+        theme,
+        keymap,
+        options,
+        Arc::new(executor),
+    ))
+}
+
+async fn event_loop(
+    inventory: Arc<Inventory>,
+    transport: &dyn Transport,
+    theme: Theme,
+    keymap: Keymap,
+    options: Options,
+    executor: Arc<Executor>,
+) -> i32 {
+    let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    // Drains read back reach fleet state through the nodes' own channel, like their samples.
+    actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
+    let _following = transport.follow(&inventory, tx);
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            ratatui::restore();
+            crate::text::warn(&format!("cannot open the terminal: {e}"));
+            return crate::runtime::EXIT_CANNOT_RUN;
+        }
+    };
+    let _guard = TerminalGuard;
+    let panic_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(stdout(), DisableMouseCapture);
+        panic_hook(info);
+    }));
+    let _ = execute!(stdout(), EnableMouseCapture);
+
+    let (input_tx, mut input) = tokio::sync::mpsc::unbounded_channel();
+    let input_pause = InputPause::default();
+    let pause = input_pause.clone();
+    std::thread::Builder::new()
+        .name("input".into())
+        .spawn(move || loop {
+            // A shell owns the terminal while paused: nothing may read its keys.
+            if pause.paused.load(Ordering::SeqCst) {
+                pause.idle.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            pause.idle.store(false, Ordering::SeqCst);
+            match event::poll(Duration::from_millis(50)) {
+                Ok(true) => match event::read() {
+                    Ok(ev) => {
+                        if input_tx.send(ev).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                Ok(false) => {}
+                Err(_) => break,
+            }
+        })
+        .ok();
+
+    let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
+    let workload_tx = action_tx.clone();
+    actions::jobs::follow(&inventory, &executor, WORKLOAD_READBACK, move |workload| {
+        workload_tx
+            .send(ActionEvent::Workload(Box::new(workload)))
+            .is_ok()
+    });
+    let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
+    app.ops.read_only = options.read_only;
+    app.ops.simulated = options.simulated;
+    let log_path = actions::run::audit_path(&inventory);
+    let scan = audit::scan(&log_path, inventory.simulated);
+    app.ops.failures.extend(scan.warnings(&log_path));
+    app.restore_acks(&scan.acks);
+    app.fleet
+        .note_resets(&actions::resets::read(&log_path, inventory.simulated));
+    if let Ok(size) = terminal.size() {
+        app.viewport = (size.width, size.height);
+    }
+    let mut shell_open = false;
+    // The history store hears what the fleet shows twice a minute, on a thread of its own (SQLite waits for
+    // other writers), and answers with the repeat offenders.
+    let memory_path = crate::store::beside(&log_path);
+    let mut memory_ticks = tokio::time::interval(MEMORY_EVERY);
+    memory_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (lemon_tx, mut lemon_rx) = tokio::sync::mpsc::channel(1);
+    let (history_tx, mut history_rx) = tokio::sync::mpsc::channel(1);
+    let mut frames = tokio::time::interval(FRAME);
+    frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    while !app.quit {
+        tokio::select! {
+            Some(event) = action_events.recv() => {
+                if matches!(event, ActionEvent::ShellEnded(_)) && shell_open {
+                    shell_open = false;
+                    shell::resume(&input_pause);
+                    if let Err(e) = terminal.clear() {
+                        tracing::error!("redraw after the shell failed: {e}");
+                    }
+                }
+                app.on_action(event);
+            }
+            Some(ev) = input.recv() => match ev {
+                Event::Key(key) if key.kind != KeyEventKind::Release => {
+                    app.on_key(key);
+                    for request in std::mem::take(&mut app.ops.queued) {
+                        let (tx, kind) = (action_tx.clone(), request.kind);
+                        actions::run::spawn(&inventory, &executor, request, move |progress| {
+                            let _ = tx.send(ActionEvent::from_progress(kind, progress));
+                        });
+                    }
+                    for request in std::mem::take(&mut app.ops.repairs_queued) {
+                        let (steps, ended) = (action_tx.clone(), action_tx.clone());
+                        repair::start::spawn(
+                            &inventory,
+                            &executor,
+                            request,
+                            REPAIR_LIMITS,
+                            move |event| {
+                                let _ = steps.send(ActionEvent::Repair(event));
+                            },
+                            move |result| {
+                                let _ = ended.send(ActionEvent::RepairEnded(result));
+                            },
+                        );
+                    }
+                    // The shell runs on its own thread; telemetry is still merged meanwhile (a long
+                    // shell must not queue every node's samples), only drawing waits.
+                    if let Some(node) = app.ops.shell.take() {
+                        if !shell_open {
+                            shell_open = shell::start(&inventory, node, &input_pause, &action_tx);
+                        }
+                    }
+                    for ack in std::mem::take(&mut app.ops.acks) {
+                        let written = actions::run::open_audit(&inventory)
+                            .and_then(|mut log| log.write(&audit::Record::Ack(ack)));
+                        if let Err(e) = written {
+                            app.ops.failures.push(format!("acknowledgement not audited: {e}"));
+                        }
+                    }
+                }
+                Event::Mouse(mouse) => app.on_mouse(mouse),
+                Event::Resize(w, h) => {
+                    app.viewport = (w, h);
+                    app.dirty = true;
+                }
+                _ => {}
+            },
+            _ = memory_ticks.tick(), if !inventory.simulated => {
+                let views = app.fleet.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
+                let tx = lemon_tx.clone();
+                crate::fleet::memory::remember_in_background(
+                    memory_path.clone(),
+                    crate::fleet::memory::sightings(&views),
+                    &inventory.actions.repair,
+                    move |lemons| {
+                        let _ = tx.try_send(lemons);
+                    },
+                );
+            }
+            Some(lemons) = lemon_rx.recv() => {
+                app.fleet.note_lemons(&lemons);
+                app.dirty = true;
+            }
+            Some((node, events)) = history_rx.recv() => app.on_history(node, events),
+            _ = frames.tick() => {
+                // Telemetry is merged in batches once a frame rather than awaited message by message,
+                // which would wake this task once per sample per node.
+                while let Ok(msg) = messages.try_recv() {
+                    app.on_msg(msg);
+                }
+                app.tick(Instant::now());
+                if let Some(node) = app.history_wanted() {
+                    if let Some(spec) = inventory.nodes.get(node) {
+                        super::history::read(memory_path.clone(), node, spec.name.clone(), history_tx.clone());
+                    }
+                }
+                if app.dirty && !shell_open {
+                    if let Err(e) = terminal.draw(|frame| ui::render(&app, &theme, frame)) {
+                        tracing::error!("draw failed: {e}");
+                        return 1;
+                    }
+                    app.dirty = false;
+                }
+            }
+        }
+    }
+    0
+}
+
+/// How often the TUI tells the history store what it shows.
+const MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
