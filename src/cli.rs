@@ -71,6 +71,9 @@ pub enum Command {
     /// What happened to a node or a GPU (by serial or UUID), newest first, across node moves, from the history
     /// store beside the audit log
     History(HistoryArgs),
+    /// GPU-hours in inventory, healthy, in use and lost by cause, and how long each repair phase took, from a
+    /// recording and the history store
+    Report(ReportArgs),
     /// Print a shell completion script: fleetop completions bash > /etc/bash_completion.d/fleetop
     Completions {
         #[arg(value_enum)]
@@ -195,6 +198,39 @@ pub struct HistoryArgs {
     pub since: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ActionFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportBy {
+    Tenant,
+    Cabinet,
+    Cause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where the window starts: an age before now (7d, 12h) or a time (2026-11-27T00:00:00Z)
+    #[arg(long, value_name = "AGE|TIME", default_value = "7d")]
+    pub since: String,
+    /// Where it ends, the same way (default: now)
+    #[arg(long, value_name = "AGE|TIME")]
+    pub until: Option<String>,
+    /// How the GPU-hours are grouped: by tenant, by cabinet, or the fleet by cause and reason
+    #[arg(long, value_enum, default_value = "cause")]
+    pub by: ReportBy,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+    /// The recording `fleetop record` wrote: the GPU-hours come from it (without one they are unknown; the
+    /// repair phases come from the history store either way)
+    #[arg(long, value_name = "DIR")]
+    pub recording: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

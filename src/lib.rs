@@ -10,6 +10,7 @@ pub mod dirs;
 pub mod exporter;
 pub mod fleet;
 pub mod inventory;
+pub mod ledger;
 pub mod release;
 pub mod repair;
 pub mod runtime;

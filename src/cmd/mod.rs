@@ -9,6 +9,7 @@ mod docs;
 mod history;
 mod live;
 mod repair;
+mod report;
 mod snapshot;
 
 use std::io::IsTerminal;
@@ -68,6 +69,7 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Deploy(args)) => deploy::run(&cli.global, &args),
         Some(Command::Repair(args)) => repair::run(&cli.global, &args),
         Some(Command::History(args)) => history::run(&cli.global, &args),
+        Some(Command::Report(args)) => report::run(&cli.global, &args),
         Some(Command::Completions { shell }) => docs::completions(shell),
         Some(Command::Manpage { dir }) => docs::manpage(dir.as_deref()),
         None => live::run(&cli.global, interactive),

@@ -219,12 +219,17 @@ fn repairs(state: &mut crate::fleet::FleetState) {
 
 /// `--at`: an RFC 3339 time (`2026-11-27T03:12:00Z`) or an age before now (`2h`, `90s`).
 fn past(text: &str) -> Result<std::time::SystemTime, String> {
+    past_for("--at", text)
+}
+
+/// A time given to `flag` as an RFC 3339 time or an age before now (`--at`, `report --since`).
+pub(super) fn past_for(flag: &str, text: &str) -> Result<std::time::SystemTime, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(text) {
         return Ok(t);
     }
     let age = humantime::parse_duration(text).map_err(|_| {
         format!(
-            "--at: {:?} is neither a time (2026-11-27T03:12:00Z) nor an age (2h)",
+            "{flag}: {:?} is neither a time (2026-11-27T03:12:00Z) nor an age (2h)",
             crate::text::escape(text)
         )
     })?;
@@ -234,7 +239,7 @@ fn past(text: &str) -> Result<std::time::SystemTime, String> {
         .filter(|t| *t >= std::time::UNIX_EPOCH)
         .ok_or_else(|| {
             format!(
-                "--at: {} ago is before 1970-01-01, where Prometheus time starts",
+                "{flag}: {} ago is before 1970-01-01, where Prometheus time starts",
                 crate::text::escape(text)
             )
         })

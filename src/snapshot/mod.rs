@@ -1,6 +1,6 @@
 //! `fleetop snapshot`: one pass over the fleet within a deadline, rendered as table, JSON, CSV or Prometheus text.
 
-mod csv;
+pub(crate) mod csv;
 mod json;
 mod prom;
 mod table;

@@ -8,6 +8,7 @@
 //! bounded: past [`MAX_EVENTS`] rows the oldest go, and the WAL is truncated back to [`WAL_LIMIT_BYTES`].
 
 pub mod query;
+mod span;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
