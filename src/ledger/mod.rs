@@ -26,6 +26,10 @@ use repairs::Overlay;
 /// Milliseconds in one hour: GPU-hours are booked milliseconds over this.
 pub const MS_PER_HOUR: f64 = 3_600_000.0;
 
+/// How far before the window fleet state's clock reaches: a recording restates each node's last messages from
+/// before the window at their own times, and a sample that old must look as old as it is (stale), not fresh.
+const CLOCK_BEFORE_MS: u64 = 86_400_000;
+
 /// One GPU's time, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -97,8 +101,10 @@ pub struct Ledger {
     state: FleetState,
     window: (u64, u64),
     overlay: Overlay,
-    /// The instant standing for `window.0`: fleet state works in `Instant`s, the recording in wall ms.
+    /// The instant standing for `origin_ms` (a day before the window): fleet state works in `Instant`s, the
+    /// recording in wall ms.
     base: Instant,
+    origin_ms: u64,
     started: Option<u64>,
     last_ms: u64,
     tracks: Vec<Track>,
@@ -119,6 +125,7 @@ impl Ledger {
             window: (window.0, window.1.max(window.0)),
             overlay,
             base: Instant::now(),
+            origin_ms: window.0.saturating_sub(CLOCK_BEFORE_MS),
             started: None,
             last_ms: window.0,
             gpus,
@@ -126,15 +133,20 @@ impl Ledger {
     }
 
     fn instant(&self, ms: u64) -> Instant {
-        self.base + Duration::from_millis(ms.saturating_sub(self.window.0))
+        self.base + Duration::from_millis(ms.saturating_sub(self.origin_ms))
     }
 
-    /// One message, at `wall_ms`. Messages come in time order; one that goes back in time counts as now, and
-    /// those past the window's end are not booked.
+    /// Audited resets and reboots (`actions::resets::read`): XIDs older than them are history, as in every view.
+    pub fn note_resets(&mut self, resets: &[crate::fleet::AuditedReset]) {
+        self.state.note_resets(resets);
+    }
+
+    /// One message, at `wall_ms`. Messages come in time order (those from before the window restate the state
+    /// it starts with); one that goes back in time is booked as now, and time past the window's end is not.
     pub fn feed(&mut self, wall_ms: u64, mut msg: Msg) {
         let t = wall_ms.clamp(self.last_ms, self.window.1);
         self.last_ms = t;
-        msg.at = self.instant(t);
+        msg.at = self.instant(wall_ms.min(self.window.1));
         let node = msg.node;
         if node >= self.tracks.len() {
             return;
@@ -224,7 +236,7 @@ impl Ledger {
     fn stale_at(&self, id: NodeId) -> Option<u64> {
         let at = self.state.nodes()[id].sample_at?;
         let sample_ms =
-            self.window.0 + u64::try_from(at.duration_since(self.base).as_millis()).ok()?;
+            self.origin_ms + u64::try_from(at.duration_since(self.base).as_millis()).ok()?;
         let after = u64::try_from(self.state.stale_after().as_millis()).ok()?;
         Some(sample_ms + after + 1)
     }

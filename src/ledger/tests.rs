@@ -298,3 +298,28 @@ fn the_renderers_agree_and_escape_node_text() {
     assert_eq!(json["repairs"][0]["phases_s"]["healthy → validated"], 180.0);
     assert_eq!(json["phases"][6]["max_s"], 540.0);
 }
+
+#[test]
+fn a_sample_restated_from_before_the_window_is_as_old_as_it_is() {
+    // A recording starts the window with each node's last messages from before it, at their own times.
+    let (hello, idle) = node_events(IDLE, false);
+    let mut ledger = Ledger::new(inventory(), (T0, T0 + MIN), Overlay::default());
+    for node in [0, 1] {
+        ledger.feed(T0 - 10 * MIN, msg(node, hello.clone()));
+        ledger.feed(T0 - 10 * MIN, msg(node, idle.clone()));
+    }
+    for s in 1..60 {
+        ledger.feed(T0 + s * 1000, msg(1, idle.clone()));
+    }
+    let hours = ledger.finish(T0 + MIN);
+    assert_eq!(hours.recorded, Some((T0, T0 + MIN)));
+    assert_eq!(
+        lost(&hours.gpus[0][0]),
+        vec![(Cause::Unreachable, "stale", MIN)]
+    );
+    assert_eq!(
+        lost(&hours.gpus[1][0]),
+        vec![(Cause::Unreachable, "stale", 1000)]
+    );
+    assert_eq!(hours.gpus[1][0].healthy_ms, MIN - 1000);
+}
