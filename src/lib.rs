@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod release;
 pub mod repair;
+pub mod recording;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
