@@ -22,6 +22,13 @@ pub struct Cli {
     /// Hold the demo fleet with SECS seconds of 1 Hz history, print peak RSS, and exit
     #[arg(long, value_name = "SECS")]
     pub bench_memory: Option<u64>,
+    /// With --replay: start at TIME (RFC 3339, a UTC time of day such as 03:12, or an age such as 2h)
+    /// [default: the recording's start]
+    #[arg(long, value_name = "TIME", requires = "replay")]
+    pub at: Option<String>,
+    /// With --replay: how many times faster than real time it plays
+    #[arg(long, value_name = "N", default_value_t = 1.0, requires = "replay")]
+    pub speed: f64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -45,6 +52,9 @@ pub struct Global {
     /// (overrides the inventory's [source])
     #[arg(long, global = true, value_name = "KIND=URL")]
     pub source: Option<String>,
+    /// Read a recording (`fleetop record`) instead of the fleet: the TUI replays it, `snapshot --at` reads it
+    #[arg(long, global = true, value_name = "DIR", conflicts_with_all = ["demo", "inventory", "source"])]
+    pub replay: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +81,8 @@ pub enum Command {
     /// What happened to a node or a GPU (by serial or UUID), newest first, across node moves, from the history
     /// store beside the audit log
     History(HistoryArgs),
+    /// Follow the fleet like the TUI and write what it sends into a recording, for --replay and snapshot --at
+    Record(RecordArgs),
     /// GPU-hours in inventory, healthy, in use and lost by cause, and how long each repair phase took, from a
     /// recording and the history store
     Report(ReportArgs),
@@ -189,6 +201,19 @@ pub enum ActionFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Where the recording goes [default: $XDG_STATE_HOME/fleetop/recording]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Delete segments older than this (7d, 12h) [default: keep them, up to 10,000 segments]
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub retain: Option<std::time::Duration>,
+    /// How long each segment covers; each opens with every node's state, so seeking reads at most one
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub segment: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// A node name, a GPU serial number or a GPU UUID
     #[arg(value_name = "NODE|SERIAL|UUID")]
@@ -244,7 +269,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// The fleet as it was at TIME (RFC 3339, e.g. 2026-11-27T03:12:00Z, or an age such as 2h): needs a
-    /// Prometheus source
+    /// Prometheus source, or a recording (--replay DIR, where a UTC time of day such as 03:12 works too)
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// Print where the time went to stderr: each phase's wall and CPU time, and each store query's

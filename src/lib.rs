@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod ledger;
 pub mod release;
 pub mod repair;
+pub mod recording;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;

@@ -10,6 +10,7 @@ mod common;
 mod deploy;
 mod measure;
 mod prometheus;
+mod record;
 mod report;
 mod scenarios;
 
@@ -58,6 +59,23 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(600);
         prometheus::prometheus(nodes, follow);
+        return;
+    }
+    // FLEETOP_BENCH_ONLY=record: a recording's size, CPU and seek time on the demo fleet (docs/benchmarks.md).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("record") {
+        let env = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(default)
+        };
+        print!(
+            "{}",
+            record::record(
+                env("FLEETOP_BENCH_RECORD_SECS", 900),
+                env("FLEETOP_BENCH_RECORD_FOLLOW_SECS", 30)
+            )
+        );
         return;
     }
     // FLEETOP_BENCH_ONLY=deploy: the agent deployed to a fleet (FLEETOP_BENCH_DEPLOY_NODES=256), twice.

@@ -8,6 +8,7 @@ mod deploy;
 mod docs;
 mod history;
 mod live;
+mod record;
 mod repair;
 mod report;
 mod snapshot;
@@ -69,10 +70,11 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Deploy(args)) => deploy::run(&cli.global, &args),
         Some(Command::Repair(args)) => repair::run(&cli.global, &args),
         Some(Command::History(args)) => history::run(&cli.global, &args),
+        Some(Command::Record(args)) => record::run(&cli.global, &args),
         Some(Command::Report(args)) => report::run(&cli.global, &args),
         Some(Command::Completions { shell }) => docs::completions(shell),
         Some(Command::Manpage { dir }) => docs::manpage(dir.as_deref()),
-        None => live::run(&cli.global, interactive),
+        None => live::run(&cli.global, interactive, cli.at.as_deref(), cli.speed),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 pub mod keymap;
+pub mod replay;
 mod shell;
 pub mod theme;
 pub mod ui;

@@ -27,6 +27,7 @@ mod prometheus_dcgm;
 mod prometheus_scrape;
 mod prometheus_source;
 mod real_gpu_captures;
+mod recording;
 mod repair;
 mod repair_remedy;
 mod repair_safety;

@@ -194,6 +194,8 @@ pub struct App {
     pub quit: bool,
     /// Marks, action progress and unacknowledged failures.
     pub ops: operate::Operations,
+    /// A replay's header text (`replay 2026-11-24 03:12:05 UTC ×4`); `None` when following the fleet.
+    pub replay: Option<String>,
     data_changed: bool,
     last_refresh: Option<Instant>,
     last_seen: Vec<Option<(NodeState, Health)>>,
@@ -229,6 +231,7 @@ impl App {
             dirty: true,
             quit: false,
             ops: operate::Operations::default(),
+            replay: None,
             data_changed: true,
             last_refresh: None,
             last_seen: vec![None; n],
