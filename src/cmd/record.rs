@@ -16,6 +16,8 @@ use crate::runtime::EXIT_CANNOT_RUN;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the channel is drained into the recording.
 const MERGE_EVERY: Duration = Duration::from_millis(250);
+/// Most messages written per turn of the loop, so a backlog never keeps it from hearing Ctrl-C.
+const MAX_BATCH: usize = 8192;
 /// How often the drain backends are asked which nodes are out of service (as the TUI does).
 const DRAIN_READBACK: Duration = Duration::from_secs(30);
 /// How often the history store hears what the fleet shows (as from the TUI).
@@ -101,11 +103,15 @@ async fn follow(
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut memory = tokio::time::interval(MEMORY_EVERY);
     memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // One listener for the whole run: a new one each turn would miss a Ctrl-C that came while writing.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
             _ = merge.tick() => {
                 let (now, wall) = (Instant::now(), crate::telemetry::unix_ms());
-                while let Ok(msg) = rx.try_recv() {
+                for _ in 0..MAX_BATCH {
+                    let Ok(msg) = rx.try_recv() else { break };
                     let age = u64::try_from(now.saturating_duration_since(msg.at).as_millis()).unwrap_or(0);
                     writer.write(wall.saturating_sub(age), &msg)?;
                     state.apply(msg);
@@ -127,7 +133,7 @@ async fn follow(
                     )
                 });
             }
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
         }
     }
 }
