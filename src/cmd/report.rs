@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::cli::{Global, ReportArgs, ReportBy, ReportFormat};
 use crate::ledger::render::{By, Report};
 use crate::ledger::repairs::{self, Overlay, Repair};
-use crate::ledger::Hours;
+use crate::ledger::{Hours, Ledger};
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::store::{kind, Store};
 
@@ -47,9 +47,18 @@ fn report(g: &Global, args: &ReportArgs) -> Result<String, String> {
         ));
     }
     let all = store_repairs(g, from, to)?;
-    let hours = match &args.recording {
-        Some(dir) => Some(recorded(dir, (from, to), &all)?),
-        None => None,
+    let dir = args
+        .recording
+        .clone()
+        .or_else(|| crate::recording::default_dir().filter(|d| d.join("inventory.toml").exists()));
+    let hours = match dir {
+        Some(dir) => Some(recorded(g, &dir, (from, to), &all)?),
+        None => {
+            crate::text::warn(
+                "no recording (fleetop record writes one; --recording DIR names it): GPU-hours unknown",
+            );
+            None
+        }
     };
     let repairs: Vec<Repair> = all
         .into_iter()
@@ -92,12 +101,32 @@ fn store_repairs(g: &Global, from: u64, to: u64) -> Result<Vec<Repair>, String> 
     Ok(repairs::find(&events))
 }
 
-/// The GPU-hours of the recording in `dir` over `window`, its GPUs those of the inventory it was recorded with.
+/// The GPU-hours of the recording in `dir` over `window`, its GPUs those of the inventory it was recorded with;
+/// XIDs older than an audited reset or reboot are history, as in every view.
 fn recorded(
+    g: &Global,
     dir: &std::path::Path,
     window: (u64, u64),
     repairs: &[Repair],
 ) -> Result<Hours, String> {
-    let _ = (dir, window, repairs, Arc::new(()), Overlay::default());
-    Err("reading recordings is not in this build yet".into())
+    let reader = crate::recording::Reader::open(dir)?;
+    let inventory = Arc::new(reader.inventory().clone());
+    let overlay = Overlay::new(&inventory, repairs);
+    let mut ledger = Ledger::new(Arc::clone(&inventory), window, overlay);
+    let audit = match super::load_inventory(g) {
+        Ok(inv) => crate::actions::run::audit_path(&inv),
+        Err(_) => crate::actions::run::audit_path(&inventory),
+    };
+    ledger.note_resets(&crate::actions::resets::read(&audit, inventory.simulated));
+    let Some((_, last)) = reader
+        .span()
+        .filter(|&(first, last)| first < window.1 && last >= window.0)
+    else {
+        return Ok(ledger.finish(window.0));
+    };
+    for m in reader.messages(window.0, window.1) {
+        let (t, msg) = m?;
+        ledger.feed(t, msg);
+    }
+    Ok(ledger.finish(last))
 }

@@ -146,6 +146,7 @@ impl Report<'_> {
                         "CAUSE", "REASON", "GPU-HOURS", "SHARE"
                     );
                     for (cause, reason, ms) in cause_rows(&all) {
+                        let cause = cause.replace('_', " ");
                         let share = 100.0 * ms as f64 / all.inventory_ms.max(1) as f64;
                         out += &format!(
                             "{cause:<12} {:<48} {:>12} {share:>6.2}%\n",

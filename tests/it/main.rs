@@ -31,6 +31,7 @@ mod recording;
 mod repair;
 mod repair_remedy;
 mod repair_safety;
+mod report;
 mod smi_captures;
 mod snapshot_cli;
 mod ssh_live;
