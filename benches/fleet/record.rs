@@ -29,7 +29,11 @@ fn thread_cpu() -> f64 {
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0)
 }
 
@@ -46,7 +50,8 @@ pub(crate) fn record(seconds: u64, follow_secs: u64) -> String {
     let (mut writer_cpu, mut messages) = (0.0, 0u64);
     eprintln!("record: {seconds} s of the demo fleet, in-process…");
     for tick in 0..seconds {
-        let batch = fleetop::transport::sim::messages(&inv, 2026, tick, base + Duration::from_secs(tick));
+        let batch =
+            fleetop::transport::sim::messages(&inv, 2026, tick, base + Duration::from_secs(tick));
         let before = thread_cpu();
         for m in &batch {
             writer.write(wall0 + tick * 1000, m).expect("write");
@@ -65,7 +70,12 @@ pub(crate) fn record(seconds: u64, follow_secs: u64) -> String {
     // The worst seek reads a whole segment: a time just before the second segment begins.
     let period = fleetop::recording::DEFAULT_PERIOD.as_millis() as u64;
     let mut seeks = Vec::new();
-    for at in [wall0 + 30_000, wall0 + period / 2, wall0 + period - 1_000, wall0 + (seconds - 1) * 1000] {
+    for at in [
+        wall0 + 30_000,
+        wall0 + period / 2,
+        wall0 + period - 1_000,
+        wall0 + (seconds - 1) * 1000,
+    ] {
         let started = Instant::now();
         let mut state = FleetState::new(Arc::new(reader.inventory().clone()));
         for m in reader.messages(at, at) {

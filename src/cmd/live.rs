@@ -58,7 +58,10 @@ fn replayed(
 ) -> i32 {
     let setup = (|| {
         if !interactive {
-            return Err("--replay needs a terminal; for text, use snapshot --replay DIR --at TIME".to_string());
+            return Err(
+                "--replay needs a terminal; for text, use snapshot --replay DIR --at TIME"
+                    .to_string(),
+            );
         }
         if !(speed.is_finite() && speed > 0.0) {
             return Err(format!("--speed: {speed} is not a positive number"));

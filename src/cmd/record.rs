@@ -29,7 +29,9 @@ pub fn run(g: &Global, args: &RecordArgs) -> i32 {
             .out
             .clone()
             .or_else(crate::recording::default_dir)
-            .ok_or("no state directory for the recording: pass --out DIR, or set HOME or XDG_STATE_HOME")?;
+            .ok_or(
+            "no state directory for the recording: pass --out DIR, or set HOME or XDG_STATE_HOME",
+        )?;
         let options = Options {
             period: args.segment,
             retain: args.retain,
@@ -54,7 +56,10 @@ pub fn run(g: &Global, args: &RecordArgs) -> i32 {
     ));
     let status = runtime.block_on(follow(&inv, transport.as_ref(), &mut writer, g.demo));
     if writer.dropped > 0 {
-        crate::text::warn(&format!("{} frames past the frame size cap were not recorded", writer.dropped));
+        crate::text::warn(&format!(
+            "{} frames past the frame size cap were not recorded",
+            writer.dropped
+        ));
     }
     match (status, writer.close()) {
         (Ok(()), Ok(())) => 0,
@@ -74,9 +79,16 @@ fn inventory_text(inv: &Inventory) -> Result<String, String> {
     // The file changed since it was read: the recording would name other nodes.
     let again = Inventory::parse(&inv.source, &text).map_err(|e| e.to_string())?;
     if again.nodes.len() != inv.nodes.len()
-        || again.nodes.iter().zip(&inv.nodes).any(|(a, b)| a.name != b.name)
+        || again
+            .nodes
+            .iter()
+            .zip(&inv.nodes)
+            .any(|(a, b)| a.name != b.name)
     {
-        return Err(format!("{}: changed while fleetop read it; try again", inv.source));
+        return Err(format!(
+            "{}: changed while fleetop read it; try again",
+            inv.source
+        ));
     }
     Ok(text)
 }

@@ -115,7 +115,10 @@ fn recorded(dir: &std::path::Path, args: &SnapshotArgs, filter: &Filter, timeout
         }
     };
     let Some((first, last)) = reader.span() else {
-        crate::text::warn(&format!("{}: the recording holds no frame yet", dir.display()));
+        crate::text::warn(&format!(
+            "{}: the recording holds no frame yet",
+            dir.display()
+        ));
         return EXIT_CANNOT_RUN;
     };
     let at = match &args.at {

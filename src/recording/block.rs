@@ -97,7 +97,8 @@ impl<R: Read> BlockReader<R> {
         };
         let len = header.len;
         let mut body = vec![0u8; len];
-        let got = read_full(&mut self.input, &mut body).map_err(|e| self.fail(at, &e.to_string()))?;
+        let got =
+            read_full(&mut self.input, &mut body).map_err(|e| self.fail(at, &e.to_string()))?;
         if got < len {
             self.torn = true;
             return Ok(None);
@@ -109,7 +110,8 @@ impl<R: Read> BlockReader<R> {
     /// Reads and checks the header at `at`; `None` at the end or a torn tail.
     fn header(&mut self, at: u64) -> Result<Option<BlockHeader>, String> {
         let mut head = [0u8; HEADER];
-        let got = read_full(&mut self.input, &mut head).map_err(|e| self.fail(at, &e.to_string()))?;
+        let got =
+            read_full(&mut self.input, &mut head).map_err(|e| self.fail(at, &e.to_string()))?;
         if got == 0 {
             return Ok(None);
         }
@@ -120,7 +122,12 @@ impl<R: Read> BlockReader<R> {
         if &head[..4] != BLOCK_MAGIC {
             return Err(self.fail(at, "not a block header (bad magic)"));
         }
-        let word = |r: std::ops::Range<usize>| head[r].iter().rev().fold(0u64, |a, b| a << 8 | u64::from(*b));
+        let word = |r: std::ops::Range<usize>| {
+            head[r]
+                .iter()
+                .rev()
+                .fold(0u64, |a, b| a << 8 | u64::from(*b))
+        };
         let len = word(4..8) as usize;
         let (first_t, last_t) = (word(8..16), word(16..24));
         if len > MAX_BLOCK_STORED {
@@ -130,7 +137,10 @@ impl<R: Read> BlockReader<R> {
             ));
         }
         if first_t > last_t {
-            return Err(self.fail(at, &format!("block times out of order ({first_t} > {last_t})")));
+            return Err(self.fail(
+                at,
+                &format!("block times out of order ({first_t} > {last_t})"),
+            ));
         }
         Ok(Some(BlockHeader {
             offset: at,
@@ -185,7 +195,10 @@ impl<R: Read> BlockReader<R> {
             .read_to_end(&mut lines)
             .map_err(|e| self.fail(at, &format!("block does not decompress: {e}")))?;
         if lines.len() > MAX_BLOCK_RAW {
-            return Err(self.fail(at, &format!("block larger than {MAX_BLOCK_RAW} bytes decompressed")));
+            return Err(self.fail(
+                at,
+                &format!("block larger than {MAX_BLOCK_RAW} bytes decompressed"),
+            ));
         }
         let mut frames = Vec::new();
         for (i, line) in lines.split(|b| *b == b'\n').enumerate() {
@@ -193,12 +206,26 @@ impl<R: Read> BlockReader<R> {
                 continue;
             }
             if line.len() > MAX_FRAME {
-                return Err(self.fail(at, &format!("frame {} of {} bytes, past the {MAX_FRAME} byte cap", i + 1, line.len())));
+                return Err(self.fail(
+                    at,
+                    &format!(
+                        "frame {} of {} bytes, past the {MAX_FRAME} byte cap",
+                        i + 1,
+                        line.len()
+                    ),
+                ));
             }
             let frame: Frame = serde_json::from_slice(line)
                 .map_err(|e| self.fail(at, &format!("frame {}: {e}", i + 1)))?;
             if frame.t < header.first_t || frame.t > header.last_t {
-                return Err(self.fail(at, &format!("frame {} at {} ms, outside its block's times", i + 1, frame.t)));
+                return Err(self.fail(
+                    at,
+                    &format!(
+                        "frame {} at {} ms, outside its block's times",
+                        i + 1,
+                        frame.t
+                    ),
+                ));
             }
             frames.push(frame);
         }

@@ -42,7 +42,10 @@ pub(super) enum Event {
     History(Vec<GpuPast>),
     BadLine(String),
     Operation(OperationEvent),
-    Failed { kind: FailureKind, detail: String },
+    Failed {
+        kind: FailureKind,
+        detail: String,
+    },
 }
 
 impl Event {
@@ -130,10 +133,14 @@ fn inert_operation(op: OperationEvent) -> OperationEvent {
             d.user = inert(d.user);
             d.state = match d.state {
                 crate::workload::operations::DrainState::Active(s) => {
-                    crate::workload::operations::DrainState::Active(inert(Some(s)).unwrap_or_default())
+                    crate::workload::operations::DrainState::Active(
+                        inert(Some(s)).unwrap_or_default(),
+                    )
                 }
                 crate::workload::operations::DrainState::Unknown(s) => {
-                    crate::workload::operations::DrainState::Unknown(inert(Some(s)).unwrap_or_default())
+                    crate::workload::operations::DrainState::Unknown(
+                        inert(Some(s)).unwrap_or_default(),
+                    )
                 }
                 other => other,
             };
@@ -228,7 +235,12 @@ impl NodeSlots {
                     Event::Sample(_) => Event::Sample(sample?.clone()),
                     other => other.clone(),
                 };
-                Some(Frame { t: *t, n, k: true, e })
+                Some(Frame {
+                    t: *t,
+                    n,
+                    k: true,
+                    e,
+                })
             })
             .collect();
         frames.sort_by_key(|f| f.t);

@@ -34,9 +34,9 @@ pub(super) fn write(dir: &Path, inventory: &Inventory, text: &str) -> Result<(),
         Ok(kept) if kept == text => return Ok(()),
         Ok(_) => {
             return Err(format!(
-                "{} holds a recording of another inventory: record into another --out, or move it away",
-                dir.display()
-            ))
+            "{} holds a recording of another inventory: record into another --out, or move it away",
+            dir.display()
+        ))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: {e}", path.display())),

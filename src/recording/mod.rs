@@ -68,14 +68,27 @@ pub fn parse_time(text: &str, now_ms: u64) -> Result<u64, String> {
         return ms_of(t);
     }
     let parts: Vec<&str> = text.split(':').collect();
-    if (2..=3).contains(&parts.len()) && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit())) {
-        let n = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0);
+    if (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let n = |i: usize| {
+            parts
+                .get(i)
+                .and_then(|p| p.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         let (h, m, s) = (n(0), n(1), n(2));
         if h < 24 && m < 60 && s < 60 {
             const DAY: u64 = 86_400_000;
             let of_day = (h * 3600 + m * 60 + s) * 1000;
             let today = now_ms - now_ms % DAY + of_day;
-            return Ok(if today > now_ms { today.saturating_sub(DAY) } else { today });
+            return Ok(if today > now_ms {
+                today.saturating_sub(DAY)
+            } else {
+                today
+            });
         }
     }
     if let Ok(age) = humantime::parse_duration(text) {

@@ -204,7 +204,14 @@ impl<'a> Messages<'a> {
     fn emit(&mut self, f: Frame) -> Result<(), String> {
         let event = f.e.into_node_event(self.current[f.n].as_ref())?;
         let at = self.reader.instant(f.t);
-        self.out.push_back((f.t, Msg { node: f.n, at, event }));
+        self.out.push_back((
+            f.t,
+            Msg {
+                node: f.n,
+                at,
+                event,
+            },
+        ));
         Ok(())
     }
 
@@ -233,9 +240,14 @@ impl<'a> Messages<'a> {
             Event::Delta(Value::Null) => {}
             Event::Delta(p) => {
                 let base = current.as_mut().ok_or_else(|| {
-                    format!("{}: a sample patch before any whole sample of node {}", self.reader.dir.display(), f.n)
+                    format!(
+                        "{}: a sample patch before any whole sample of node {}",
+                        self.reader.dir.display(),
+                        f.n
+                    )
                 })?;
-                patch::apply(base, p).map_err(|e| format!("{}: node {}: {e}", self.reader.dir.display(), f.n))?;
+                patch::apply(base, p)
+                    .map_err(|e| format!("{}: node {}: {e}", self.reader.dir.display(), f.n))?;
             }
             _ => {}
         }

@@ -56,7 +56,12 @@ pub struct Writer {
 impl Writer {
     /// Opens `dir` for recording `inventory`, whose file text is `text`: a directory holding a recording of
     /// another inventory is refused (node numbers would mean other nodes).
-    pub fn create(dir: &Path, inventory: &Inventory, text: &str, options: Options) -> Result<Writer, String> {
+    pub fn create(
+        dir: &Path,
+        inventory: &Inventory,
+        text: &str,
+        options: Options,
+    ) -> Result<Writer, String> {
         if options.period < Duration::from_secs(1) {
             return Err("a segment period under a second".into());
         }
@@ -82,10 +87,13 @@ impl Writer {
         self.rotate_if_due(wall_ms)?;
         let event = match &msg.event {
             NodeEvent::Sample(sample) => {
-                let whole = serde_json::to_value(sample).map_err(|e| format!("encode a sample: {e}"))?;
+                let whole =
+                    serde_json::to_value(sample).map_err(|e| format!("encode a sample: {e}"))?;
                 let current = &mut self.current[msg.node];
                 let event = match current.as_ref() {
-                    Some(before) => Event::Delta(patch::diff(before, &whole).unwrap_or(Value::Null)),
+                    Some(before) => {
+                        Event::Delta(patch::diff(before, &whole).unwrap_or(Value::Null))
+                    }
                     None => Event::Sample(whole.clone()),
                 };
                 *current = Some(whole);
@@ -111,7 +119,8 @@ impl Writer {
 
     fn push(&mut self, frame: Frame) -> Result<(), String> {
         let start = self.lines.len();
-        serde_json::to_writer(&mut self.lines, &frame).map_err(|e| format!("encode a frame: {e}"))?;
+        serde_json::to_writer(&mut self.lines, &frame)
+            .map_err(|e| format!("encode a frame: {e}"))?;
         if self.lines.len() - start > MAX_FRAME {
             self.lines.truncate(start);
             self.dropped += 1;
@@ -143,7 +152,9 @@ impl Writer {
     pub fn close(&mut self) -> Result<(), String> {
         self.flush()?;
         if let Some(seg) = &self.segment {
-            seg.file.sync_data().map_err(|e| format!("sync the segment: {e}"))?;
+            seg.file
+                .sync_data()
+                .map_err(|e| format!("sync the segment: {e}"))?;
         }
         Ok(())
     }

@@ -8,7 +8,9 @@ use std::io::stdout;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind,
+};
 use ratatui::crossterm::execute;
 
 use super::app::{App, Mode};
@@ -181,9 +183,7 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
     }
     let mut player = Player::new(reader);
     let status = runtime.block_on(async {
-        if let Err(e) = player.seek(&mut app, start) {
-            return Err(e);
-        }
+        player.seek(&mut app, start)?;
         let mut frames = tokio::time::interval(FRAME);
         frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         while !app.quit {
@@ -223,7 +223,7 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
                 }
             }
         }
-        Ok(())
+        Ok::<(), String>(())
     });
     let _ = execute!(stdout(), DisableMouseCapture);
     match status {
@@ -237,7 +237,12 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
 }
 
 /// Handles a replay key (pause, seek, speed, `:at`); returns where to seek. Any other key goes to the app.
-fn replay_key(app: &mut App, clock: &mut Clock, key: KeyEvent, (first, last): (u64, u64)) -> Option<u64> {
+fn replay_key(
+    app: &mut App,
+    clock: &mut Clock,
+    key: KeyEvent,
+    (first, last): (u64, u64),
+) -> Option<u64> {
     let now = Instant::now();
     let position = clock.at(now).min(last);
     if let (Mode::Command(text), KeyCode::Enter) = (&app.mode, key.code) {
@@ -277,7 +282,11 @@ fn replay_key(app: &mut App, clock: &mut Clock, key: KeyEvent, (first, last): (u
         }
         KeyCode::Char(c @ ('+' | '-')) if free => {
             clock.set(position, now);
-            let speed = if c == '+' { clock.speed * 2.0 } else { clock.speed / 2.0 };
+            let speed = if c == '+' {
+                clock.speed * 2.0
+            } else {
+                clock.speed / 2.0
+            };
             clock.speed = speed.clamp(SPEEDS.0, SPEEDS.1);
             app.dirty = true;
             None

@@ -158,7 +158,10 @@ fn seeking_lands_on_the_state_recorded_at_that_time() {
     record(dir.path(), 50, Duration::from_secs(15), |tick, m| {
         sent.push((wall_ms() + tick * 1000, m.clone()))
     });
-    assert!(segment_files(dir.path()).len() >= 4, "three rotations in 50 s at 15 s");
+    assert!(
+        segment_files(dir.path()).len() >= 4,
+        "three rotations in 50 s at 15 s"
+    );
     let reader = Reader::open(dir.path()).unwrap();
     for at_tick in [0u64, 9, 14, 15, 16, 31, 49] {
         let at = wall_ms() + at_tick * 1000;
@@ -189,7 +192,10 @@ fn seeking_lands_on_the_state_recorded_at_that_time() {
         );
     }
     // A message range hands out every later message once, in time order, across segments.
-    let all: Vec<u64> = reader.messages(wall_ms(), u64::MAX).map(|m| m.unwrap().0).collect();
+    let all: Vec<u64> = reader
+        .messages(wall_ms(), u64::MAX)
+        .map(|m| m.unwrap().0)
+        .collect();
     assert_eq!(all.len(), sent.len());
     assert!(all.windows(2).all(|w| w[0] <= w[1]));
 }
@@ -210,13 +216,24 @@ fn a_torn_tail_is_read_up_to_the_tear() {
         .messages(0, u64::MAX)
         .collect::<Result<_, _>>()
         .unwrap();
-    assert!(got.len() < sent && got.len() >= sent - sent / 6, "{} of {sent}", got.len());
-    assert_eq!(reader.span().unwrap().1, wall_ms() + 10_000, "the last whole block ends at 10 s");
+    assert!(
+        got.len() < sent && got.len() >= sent - sent / 6,
+        "{} of {sent}",
+        got.len()
+    );
+    assert_eq!(
+        reader.span().unwrap().1,
+        wall_ms() + 10_000,
+        "the last whole block ends at 10 s"
+    );
     // Half a header is a tear too.
     let mut bytes = std::fs::read(last).unwrap();
     bytes.extend_from_slice(b"FLK1\x10");
     std::fs::write(last, &bytes).unwrap();
-    assert!(Reader::open(dir.path()).unwrap().messages(0, u64::MAX).all(|m| m.is_ok()));
+    assert!(Reader::open(dir.path())
+        .unwrap()
+        .messages(0, u64::MAX)
+        .all(|m| m.is_ok()));
 }
 
 #[test]
@@ -230,7 +247,10 @@ fn damaged_or_oversized_segments_are_refused_with_file_and_offset() {
         std::fs::write(&file, bytes).unwrap();
         match Reader::open(dir.path()) {
             Err(e) => e,
-            Ok(r) => r.messages(0, u64::MAX).find_map(Result::err).expect("an error"),
+            Ok(r) => r
+                .messages(0, u64::MAX)
+                .find_map(Result::err)
+                .expect("an error"),
         }
     };
     // A flipped byte inside the first block's compressed body.
@@ -249,7 +269,8 @@ fn damaged_or_oversized_segments_are_refused_with_file_and_offset() {
     // A segment file past the size cap is refused before it is read.
     std::fs::write(&file, &good).unwrap();
     let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
-    f.set_len(fleetop::recording::MAX_SEGMENT_BYTES + (64 << 20)).unwrap();
+    f.set_len(fleetop::recording::MAX_SEGMENT_BYTES + (64 << 20))
+        .unwrap();
     let e = Reader::open(dir.path()).err().unwrap();
     assert!(e.contains(&name) && e.contains("segment cap"), "{e}");
 }
@@ -289,10 +310,16 @@ fn rotation_keeps_segments_within_the_retention() {
     }
     assert!(state.nodes()[0].sample.is_some() && state.nodes()[0].hello.is_some());
     // Another inventory may not write into this recording.
-    let other = Inventory::parse("other.toml", "[[cabinet]]\nname = \"x\"\nnodes = \"x1\"\n").unwrap();
-    let e = Writer::create(dir.path(), &other, "[[cabinet]]\nname = \"x\"\nnodes = \"x1\"\n", options)
-        .err()
-        .unwrap();
+    let other =
+        Inventory::parse("other.toml", "[[cabinet]]\nname = \"x\"\nnodes = \"x1\"\n").unwrap();
+    let e = Writer::create(
+        dir.path(),
+        &other,
+        "[[cabinet]]\nname = \"x\"\nnodes = \"x1\"\n",
+        options,
+    )
+    .err()
+    .unwrap();
     assert!(e.contains("another inventory"), "{e}");
 }
 
@@ -303,7 +330,15 @@ fn record_then_snapshot_at_a_recorded_time() {
     let state = tempfile::tempdir().unwrap();
     let out = dir.path().join("rec");
     let child = Command::new(common::fleetop_bin())
-        .args(["record", "--demo", "--segment", "2s", "--retain", "1h", "--out"])
+        .args([
+            "record",
+            "--demo",
+            "--segment",
+            "2s",
+            "--retain",
+            "1h",
+            "--out",
+        ])
         .arg(&out)
         .env("XDG_STATE_HOME", state.path())
         .stdout(Stdio::null())
@@ -317,16 +352,24 @@ fn record_then_snapshot_at_a_recorded_time() {
         if let Some((first, last)) = span.filter(|(f, l)| l - f >= 4_000) {
             break (first, last);
         }
-        assert!(Instant::now() < deadline, "no 4 s recording within a minute");
+        assert!(
+            Instant::now() < deadline,
+            "no 4 s recording within a minute"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let ended = common::wait_bounded(child, Duration::from_secs(60));
-    assert!(ended.status.success(), "{}", String::from_utf8_lossy(&ended.stderr));
+    assert!(
+        ended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
     assert!(segment_files(&out).len() >= 2);
 
     let at = span.0 + 2_500;
-    let time = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(at)).to_string();
+    let time = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(at))
+        .to_string();
     let snap = Command::new(common::fleetop_bin())
         .args(["snapshot", "--format", "json", "--replay"])
         .arg(&out)
@@ -336,7 +379,11 @@ fn record_then_snapshot_at_a_recorded_time() {
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&snap.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&snap.stderr)));
-    assert_eq!(snap.status.code(), Some(2), "the demo's unreachable nodes and XID 79 are crit");
+    assert_eq!(
+        snap.status.code(),
+        Some(2),
+        "the demo's unreachable nodes and XID 79 are crit"
+    );
     assert_eq!(doc["taken_at"], time.as_str());
     assert_eq!(doc["inventory"], "demo");
     let nodes = doc["nodes"].as_array().unwrap();

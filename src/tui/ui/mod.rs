@@ -64,7 +64,10 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     ];
     if let Some(replay) = &app.replay {
         totals.extend([
-            Span::styled(replay.clone(), theme.accent().add_modifier(Modifier::REVERSED)),
+            Span::styled(
+                replay.clone(),
+                theme.accent().add_modifier(Modifier::REVERSED),
+            ),
             sep(),
         ]);
     }
