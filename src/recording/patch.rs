@@ -154,10 +154,11 @@ mod tests {
         assert!(apply(&mut base, &json!({"o": {"gpus": {"a": [[5, {"=": 1}]]}}})).is_err());
         assert!(apply(&mut base, &json!({"a": []})).is_err());
         assert!(apply(&mut base, &json!(3)).is_err());
-        let mut deep = json!({"=": 1});
+        let (mut deep, mut base) = (json!({"=": 1}), json!(1));
         for _ in 0..40 {
             deep = json!({"o": {"x": deep}});
+            base = json!({ "x": base });
         }
-        assert!(apply(&mut json!({}), &deep).unwrap_err().contains("deeper"));
+        assert!(apply(&mut base, &deep).unwrap_err().contains("deeper"));
     }
 }

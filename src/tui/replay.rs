@@ -183,9 +183,7 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
     }
     let mut player = Player::new(reader);
     let status = runtime.block_on(async {
-        if let Err(e) = player.seek(&mut app, start) {
-            return Err(e);
-        }
+        player.seek(&mut app, start)?;
         let mut frames = tokio::time::interval(FRAME);
         frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         while !app.quit {
@@ -225,7 +223,7 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
                 }
             }
         }
-        Ok(())
+        Ok::<(), String>(())
     });
     let _ = execute!(stdout(), DisableMouseCapture);
     match status {
