@@ -252,8 +252,9 @@ pub struct ReportArgs {
     pub by: ReportBy,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
-    /// The recording `fleetop record` wrote: the GPU-hours come from it (without one they are unknown; the
-    /// repair phases come from the history store either way)
+    /// The recording `fleetop record` wrote (default: --replay DIR, else the recorder's own directory when it
+    /// holds one): the GPU-hours come from it; without one they are unknown, and the repair phases, from the
+    /// history store, are still reported
     #[arg(long, value_name = "DIR")]
     pub recording: Option<PathBuf>,
 }
