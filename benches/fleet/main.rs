@@ -8,6 +8,7 @@
 #[path = "../../tests/it/common/mod.rs"]
 mod common;
 mod deploy;
+mod ledger;
 mod measure;
 mod prometheus;
 mod record;
@@ -76,6 +77,15 @@ fn main() {
                 env("FLEETOP_BENCH_RECORD_FOLLOW_SECS", 30)
             )
         );
+        return;
+    }
+    // FLEETOP_BENCH_ONLY=ledger: what `fleetop report` costs per recorded message, against following.
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("ledger") {
+        let seconds = std::env::var("FLEETOP_BENCH_LEDGER_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
+        print!("{}", ledger::ledger(seconds));
         return;
     }
     // FLEETOP_BENCH_ONLY=deploy: the agent deployed to a fleet (FLEETOP_BENCH_DEPLOY_NODES=256), twice.
