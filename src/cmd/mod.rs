@@ -57,6 +57,10 @@ fn dispatch(cli: Cli) -> i32 {
         crate::text::print(&crate::tui::bench::memory(secs));
         return 0;
     }
+    if cli.global.replay.is_some() && !matches!(cli.command, None | Some(Command::Snapshot(_))) {
+        crate::text::warn("--replay: only the TUI (no subcommand) and snapshot read a recording");
+        return crate::runtime::EXIT_CANNOT_RUN;
+    }
     match cli.command {
         Some(Command::Agent(a)) => agent::run(a),
         Some(Command::Check) => check::run(&cli.global),

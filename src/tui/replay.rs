@@ -108,7 +108,10 @@ impl<'a> Player<'a> {
         self.messages = Messages::open(self.reader, from, u64::MAX);
         self.next = None;
         self.fed_to = from;
-        self.advance(app, to_ms)
+        self.advance(app, to_ms)?;
+        // The rows show the new time at once, not a refresh interval later.
+        app.refresh();
+        Ok(())
     }
 }
 

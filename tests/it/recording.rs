@@ -402,3 +402,39 @@ fn record_then_snapshot_at_a_recorded_time() {
     assert_eq!(before.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&before.stderr).contains("outside the recording"));
 }
+
+/// `fleetop --replay DIR` in a real terminal: the header says replay and the recorded UTC time; `p` pauses,
+/// `]` jumps a minute, `:at` goes to a time of day, and a drain is refused by the read-only rule.
+#[test]
+fn the_replay_tui_pauses_seeks_and_refuses_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    record(dir.path(), 180, Duration::from_secs(60), |_, _| {});
+    let command = format!(
+        "{} --replay {} --at 03:01 --speed 1",
+        shlex::try_quote(common::fleetop_bin().to_str().unwrap()).unwrap(),
+        shlex::try_quote(dir.path().to_str().unwrap()).unwrap()
+    );
+    let tmux = common::tmux::Tmux::start(&command, home.path());
+    // c02n2 was lost at 03:00:30.
+    tmux.wait_for(
+        &["replay 2026-11-24 03:01:0", "read-only", "7 up"],
+        Duration::from_secs(30),
+    );
+    tmux.keys(&["p"]);
+    tmux.wait_for(&["UTC paused"], Duration::from_secs(10));
+    tmux.keys(&["]"]);
+    tmux.wait_for(&["replay 2026-11-24 03:02:0"], Duration::from_secs(10));
+    tmux.keys(&[":", "at 03:00:30", "Enter"]);
+    tmux.wait_for(
+        &["replay 2026-11-24 03:00:30 UTC paused"],
+        Duration::from_secs(10),
+    );
+    // The node drained at 03:00:10 is drained then.
+    tmux.keys(&["2"]);
+    let nodes = tmux.wait_for(&["c01n3"], Duration::from_secs(10));
+    assert!(nodes.contains("drained"), "{nodes}");
+    tmux.keys(&["D"]);
+    tmux.wait_for(&["drain refused"], Duration::from_secs(10));
+    tmux.keys(&["q"]);
+}
