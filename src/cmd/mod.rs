@@ -57,8 +57,15 @@ fn dispatch(cli: Cli) -> i32 {
         crate::text::print(&crate::tui::bench::memory(secs));
         return 0;
     }
-    if cli.global.replay.is_some() && !matches!(cli.command, None | Some(Command::Snapshot(_))) {
-        crate::text::warn("--replay: only the TUI (no subcommand) and snapshot read a recording");
+    if cli.global.replay.is_some()
+        && !matches!(
+            cli.command,
+            None | Some(Command::Snapshot(_)) | Some(Command::Report(_))
+        )
+    {
+        crate::text::warn(
+            "--replay: only the TUI (no subcommand), snapshot and report read a recording",
+        );
         return crate::runtime::EXIT_CANNOT_RUN;
     }
     match cli.command {

@@ -50,6 +50,7 @@ fn report(g: &Global, args: &ReportArgs) -> Result<String, String> {
     let dir = args
         .recording
         .clone()
+        .or_else(|| g.replay.clone())
         .or_else(|| crate::recording::default_dir().filter(|d| d.join("inventory.toml").exists()));
     let hours = match dir {
         Some(dir) => Some(recorded(g, &dir, (from, to), &all)?),

@@ -220,6 +220,27 @@ fn report_on_a_recording_with_a_known_outage() {
     assert_eq!(repairs[0]["phases_s"]["detect → drain"], 61.0);
     assert_eq!(repairs[0]["total_s"], 240.0);
 
+    // `--replay DIR` names the recording as for snapshot (without the inventory's store beside it: no repairs).
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(common::fleetop_bin());
+    cmd.arg("--replay")
+        .arg(&rec)
+        .args(["report", "--format", "json"])
+        .args([
+            "--since",
+            "2026-11-26T23:50:00Z",
+            "--until",
+            "2026-11-27T00:20:00Z",
+        ])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("FLEETOP_INVENTORY");
+    let out = common::run_bounded(&mut cmd, Duration::from_secs(60));
+    let replayed: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let unreachable = &replayed["gpu_hours"]["fleet"]["lost"]["unreachable"];
+    assert_eq!(unreachable, &lost["unreachable"]);
+    assert_eq!(replayed["repairs"], serde_json::json!([]));
+
     let csv = report(&inv, &rec, &["--format", "csv", "--by", "cabinet"]);
     assert!(
         csv.starts_with("section,group,cause,reason,node,started,value,unit\n"),
