@@ -61,10 +61,13 @@ fn report(g: &Global, args: &ReportArgs) -> Result<String, String> {
             None
         }
     };
-    let repairs: Vec<Repair> = all
+    let mut repairs: Vec<Repair> = all
         .into_iter()
         .filter(|r| (from..to).contains(&r.started_ms))
         .collect();
+    if let Some(hours) = &hours {
+        repairs::detect_from(&mut repairs, &hours.inventory, &hours.crit_spells);
+    }
     let report = Report {
         hours: hours.as_ref(),
         window: (from, to),

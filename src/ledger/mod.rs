@@ -29,6 +29,8 @@ pub const MS_PER_HOUR: f64 = 3_600_000.0;
 /// How far before the window fleet state's clock reaches: a recording restates each node's last messages from
 /// before the window at their own times, and a sample that old must look as old as it is (stale), not fresh.
 const CLOCK_BEFORE_MS: u64 = 86_400_000;
+/// Crit spells kept per node (the newest): what a repair's detection is looked up in.
+const MAX_SPELLS: usize = 1024;
 
 /// One GPU's time, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,6 +84,9 @@ impl Tally {
 struct Track {
     since_ms: u64,
     classes: Vec<GpuClass>,
+    /// Since when one of its GPUs is crit.
+    crit_since: Option<u64>,
+    crit_spells: std::collections::VecDeque<(u64, u64)>,
 }
 
 /// What the ledger found: per node, per expected GPU, its time; and the window it covers.
@@ -94,6 +99,8 @@ pub struct Hours {
     pub recorded: Option<(u64, u64)>,
     /// By node id, then GPU index.
     pub gpus: Vec<Vec<Tally>>,
+    /// By node id: when one of its GPUs was crit, (from, to) Unix ms, oldest first.
+    pub crit_spells: Vec<Vec<(u64, u64)>>,
 }
 
 /// Feeds a recording's messages through fleet state and books each GPU's time.
@@ -180,6 +187,9 @@ impl Ledger {
         let end = end_ms.clamp(self.last_ms, self.window.1);
         for id in 0..self.tracks.len() {
             self.advance(id, end);
+            if let Some(from) = self.tracks[id].crit_since.take() {
+                self.tracks[id].crit_spells.push_back((from, end));
+            }
         }
         let outside = (start - self.window.0) + (self.window.1 - end);
         for tallies in &mut self.gpus {
@@ -196,13 +206,34 @@ impl Ledger {
             window: self.window,
             recorded,
             gpus: self.gpus,
+            crit_spells: self
+                .tracks
+                .into_iter()
+                .map(|t| t.crit_spells.into())
+                .collect(),
         }
     }
 
     /// Node `id`'s GPUs judged at `ms`, from fleet state and the store's repairs.
     fn judge(&mut self, id: NodeId, ms: u64) {
         let repair = self.overlay.at(id, ms);
-        self.tracks[id].classes = classify::node(&self.state, id, self.instant(ms), repair);
+        let classes = classify::node(&self.state, id, self.instant(ms), repair);
+        let crit = classes
+            .iter()
+            .any(|c| matches!(c.lost, Some((Cause::Crit, _))));
+        let track = &mut self.tracks[id];
+        track.classes = classes;
+        match (crit, track.crit_since) {
+            (true, None) => track.crit_since = Some(ms),
+            (false, Some(from)) => {
+                track.crit_since = None;
+                if track.crit_spells.len() == MAX_SPELLS {
+                    track.crit_spells.pop_front();
+                }
+                track.crit_spells.push_back((from, ms));
+            }
+            _ => {}
+        }
     }
 
     /// Books node `id`'s time up to `to_ms`, judging it again where its data goes stale or a repair record

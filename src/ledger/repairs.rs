@@ -219,6 +219,23 @@ fn detected(before: &[&Event], started: u64) -> Option<u64> {
         .min()
 }
 
+/// Fills in the detection of repairs the store has none for (no view wrote the node's health) from a recording:
+/// the start of the node's crit spell (`Hours::crit_spells`) still running when the repair began.
+pub fn detect_from(repairs: &mut [Repair], inventory: &Inventory, crit_spells: &[Vec<(u64, u64)>]) {
+    for r in repairs.iter_mut().filter(|r| r.marks[0].is_none()) {
+        let Some(spells) = inventory
+            .find_node(&r.node)
+            .and_then(|id| crit_spells.get(id))
+        else {
+            continue;
+        };
+        r.marks[0] = spells
+            .iter()
+            .find(|&&(from, to)| from <= r.started_ms && r.started_ms <= to)
+            .map(|&(from, _)| from);
+    }
+}
+
 /// Per node, when a repair or its validation held it, for the ledger.
 #[derive(Debug, Clone, Default)]
 pub struct Overlay {

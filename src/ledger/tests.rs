@@ -241,6 +241,21 @@ fn a_repair_holds_its_node_from_drain_to_undrain() {
     );
     assert_eq!(n2.healthy_ms, 50 * MIN);
     assert_eq!(hours.gpus[0][0].lost(Cause::Repair), 0, "n1 had none");
+    assert_eq!(
+        hours.crit_spells[1],
+        vec![
+            (T0 + 30 * MIN, T0 + 31 * MIN),
+            (T0 + 39 * MIN, T0 + 40 * MIN)
+        ]
+    );
+
+    // A store without the health event (no view judged the node): the recording's crit spell is the detection.
+    let mut events = repair_events();
+    events.retain(|e| e.kind != kind::HEALTH);
+    let mut found = repairs::find(&events);
+    assert_eq!(found[0].marks[0], None);
+    repairs::detect_from(&mut found, &inventory(), &hours.crit_spells);
+    assert_eq!(found[0].marks[0], Some(T0 + 30 * MIN));
 }
 
 #[test]
