@@ -17,7 +17,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the channel is drained into the recording.
 const MERGE_EVERY: Duration = Duration::from_millis(250);
 /// Most messages written per turn of the loop, so a backlog never keeps it from hearing Ctrl-C.
-const MAX_BATCH: usize = 8192;
+const MAX_BATCH: usize = 2048;
 /// How often the drain backends are asked which nodes are out of service (as the TUI does).
 const DRAIN_READBACK: Duration = Duration::from_secs(30);
 /// How often the history store hears what the fleet shows (as from the TUI).
@@ -120,6 +120,9 @@ async fn follow(
     tokio::pin!(interrupted);
     loop {
         tokio::select! {
+            // Ctrl-C first: a backlog of messages must not keep the recorder from ending.
+            biased;
+            _ = &mut interrupted => return Ok(()),
             _ = merge.tick() => {
                 let (now, wall) = (Instant::now(), crate::telemetry::unix_ms());
                 for _ in 0..MAX_BATCH {
@@ -145,7 +148,6 @@ async fn follow(
                     )
                 });
             }
-            _ = &mut interrupted => return Ok(()),
         }
     }
 }
