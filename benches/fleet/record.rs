@@ -37,7 +37,21 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn record(seconds: u64, follow_secs: u64) -> String {
+/// The scenario with `FLEETOP_BENCH_RECORD_SECS` (900) and `FLEETOP_BENCH_RECORD_FOLLOW_SECS` (30).
+pub(crate) fn from_env() -> String {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    record(
+        env("FLEETOP_BENCH_RECORD_SECS", 900),
+        env("FLEETOP_BENCH_RECORD_FOLLOW_SECS", 30),
+    )
+}
+
+fn record(seconds: u64, follow_secs: u64) -> String {
     let inv = Inventory::demo();
     let dir = tempfile::tempdir().expect("tempdir");
     let text = std::fs::read_to_string(
