@@ -428,7 +428,12 @@ fn the_replay_tui_pauses_seeks_and_refuses_actions() {
     let tmux = common::tmux::Tmux::start(&command, home.path());
     // c02n2 was lost at 03:00:30. A sixteenth of real time: a slow machine cannot carry it past 03:01:09.
     tmux.wait_for(
-        &["replay 2026-11-24 03:01:0", "UTC ×1/16", "read-only", "7 up"],
+        &[
+            "replay 2026-11-24 03:01:0",
+            "UTC ×1/16",
+            "read-only",
+            "7 up",
+        ],
         Duration::from_secs(30),
     );
     tmux.keys(&["p"]);
