@@ -72,13 +72,6 @@ impl Reader {
         self.span
     }
 
-    /// Where the segment holding `ms` begins: a replay that seeks there and fast-forwards fills its history
-    /// rings as live would have.
-    pub fn keyframe_before(&self, ms: u64) -> u64 {
-        let i = self.starts.partition_point(|&s| s <= ms).saturating_sub(1);
-        self.starts.get(i).copied().unwrap_or(ms).min(ms)
-    }
-
     /// The `Instant` a message recorded at `ms` carries (the two clocks agree on differences).
     pub fn instant(&self, ms: u64) -> Instant {
         let (origin, origin_ms) = self.origin;

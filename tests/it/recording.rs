@@ -370,7 +370,7 @@ fn record_then_snapshot_at_a_recorded_time() {
         std::thread::sleep(Duration::from_millis(500));
     };
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let ended = common::wait_bounded(child, Duration::from_secs(60));
+    let ended = common::wait_bounded(child, Duration::from_secs(120));
     assert!(
         ended.status.success(),
         "{}",
