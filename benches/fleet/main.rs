@@ -64,19 +64,7 @@ fn main() {
     }
     // FLEETOP_BENCH_ONLY=record: a recording's size, CPU and seek time on the demo fleet (docs/benchmarks.md).
     if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("record") {
-        let env = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(default)
-        };
-        print!(
-            "{}",
-            record::record(
-                env("FLEETOP_BENCH_RECORD_SECS", 900),
-                env("FLEETOP_BENCH_RECORD_FOLLOW_SECS", 30)
-            )
-        );
+        print!("{}", record::from_env());
         return;
     }
     // FLEETOP_BENCH_ONLY=ledger: what `fleetop report` costs per recorded message, against following.
@@ -132,6 +120,7 @@ fn main() {
         (agent_ms, agent_rss, agent_samples),
     );
     report += &deploy::section(&deployed);
+    report += &record::from_env();
     print!("{report}");
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     let _ = std::fs::write(docs.join("benchmarks.md"), &report);

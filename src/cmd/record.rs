@@ -1,6 +1,7 @@
 //! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain read-back) and
 //! writes every message into a recording; the history store hears what the fleet shows, as from the TUI.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,6 @@ use crate::runtime::EXIT_CANNOT_RUN;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the channel is drained into the recording.
 const MERGE_EVERY: Duration = Duration::from_millis(250);
-/// Most messages written per turn of the loop, so a backlog never keeps it from hearing Ctrl-C.
-const MAX_BATCH: usize = 8192;
 /// How often the drain backends are asked which nodes are out of service (as the TUI does).
 const DRAIN_READBACK: Duration = Duration::from_secs(30);
 /// How often the history store hears what the fleet shows (as from the TUI).
@@ -115,18 +114,37 @@ async fn follow(
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut memory = tokio::time::interval(MEMORY_EVERY);
     memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // One listener for the whole run: a new one each turn would miss a Ctrl-C that came while writing.
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
+    // Ctrl-C is heard on a task of its own and stops a merge between two messages: a backlog (a slow disk, a
+    // busy machine) must not keep the recorder from ending.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    let flag = Arc::clone(&interrupted);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+            let _ = stop_tx.send(());
+        }
+    });
     loop {
         tokio::select! {
+            biased;
+            Ok(()) = &mut stop => return Ok(()),
             _ = merge.tick() => {
                 let (now, wall) = (Instant::now(), crate::telemetry::unix_ms());
-                for _ in 0..MAX_BATCH {
+                let mut merged = 0u32;
+                while !interrupted.load(Ordering::Relaxed) {
                     let Ok(msg) = rx.try_recv() else { break };
+                    // The runtime has one thread: yielding now and then lets the Ctrl-C task run.
+                    merged += 1;
+                    if merged % 256 == 0 {
+                        tokio::task::yield_now().await;
+                    }
                     let age = u64::try_from(now.saturating_duration_since(msg.at).as_millis()).unwrap_or(0);
                     writer.write(wall.saturating_sub(age), &msg)?;
-                    state.apply(msg);
+                    // Fleet state serves only the history store, which a simulated fleet does not write.
+                    if !inv.simulated {
+                        state.apply(msg);
+                    }
                 }
             }
             _ = flush.tick() => writer.flush()?,
@@ -145,7 +163,6 @@ async fn follow(
                     )
                 });
             }
-            _ = &mut interrupted => return Ok(()),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! history store (`ledger/`).
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::cli::{Global, ReportArgs, ReportBy, ReportFormat};
 use crate::ledger::render::{By, Report};
@@ -28,16 +28,16 @@ pub fn run(g: &Global, args: &ReportArgs) -> i32 {
     }
 }
 
-fn unix_ms(t: std::time::SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 fn report(g: &Global, args: &ReportArgs) -> Result<String, String> {
-    let from = unix_ms(super::snapshot::past_for("--since", &args.since)?);
+    // Times by the one rule recordings and `snapshot --at` use (RFC 3339, a UTC time of day, an age).
+    let now = crate::telemetry::unix_ms();
+    let time = |flag: &str, text: &str| {
+        crate::recording::parse_time(text, now).map_err(|e| format!("{flag}: {e}"))
+    };
+    let from = time("--since", &args.since)?;
     let to = match &args.until {
-        Some(text) => unix_ms(super::snapshot::past_for("--until", text)?),
-        None => unix_ms(std::time::SystemTime::now()),
+        Some(text) => time("--until", text)?,
+        None => now,
     };
     if from >= to {
         return Err(format!(

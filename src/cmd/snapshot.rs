@@ -275,32 +275,12 @@ fn repairs(state: &mut crate::fleet::FleetState) {
     }
 }
 
-/// `--at`: an RFC 3339 time (`2026-11-27T03:12:00Z`) or an age before now (`2h`, `90s`).
+/// `--at`: an RFC 3339 time (`2026-11-27T03:12:00Z`), a UTC time of day (`03:12`) or an age before now (`2h`),
+/// read by the one time rule recordings use too.
 fn past(text: &str) -> Result<std::time::SystemTime, String> {
-    past_for("--at", text)
-}
-
-/// A time given to `flag` as an RFC 3339 time or an age before now (`--at`, `report --since`).
-pub(super) fn past_for(flag: &str, text: &str) -> Result<std::time::SystemTime, String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
-        return Ok(t);
-    }
-    let age = humantime::parse_duration(text).map_err(|_| {
-        format!(
-            "{flag}: {:?} is neither a time (2026-11-27T03:12:00Z) nor an age (2h)",
-            crate::text::escape(text)
-        )
-    })?;
-    // Prometheus counts from the Unix epoch: an age reaching past it would be read as 1970, not refused.
-    let now = std::time::SystemTime::now();
-    now.checked_sub(age)
-        .filter(|t| *t >= std::time::UNIX_EPOCH)
-        .ok_or_else(|| {
-            format!(
-                "{flag}: {} ago is before 1970-01-01, where Prometheus time starts",
-                crate::text::escape(text)
-            )
-        })
+    crate::recording::parse_time(text, crate::telemetry::unix_ms())
+        .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms))
+        .map_err(|e| format!("--at: {e}"))
 }
 
 #[cfg(test)]

@@ -150,6 +150,11 @@ impl<R: Read> BlockReader<R> {
         }))
     }
 
+    /// The file's name, as errors give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The next block's header, its body skipped unread (for finding where a recording ends).
     pub fn next_header(&mut self) -> Result<Option<BlockHeader>, String>
     where

@@ -93,9 +93,12 @@ pub fn parse_time(text: &str, now_ms: u64) -> Result<u64, String> {
     }
     if let Ok(age) = humantime::parse_duration(text) {
         let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-        return now_ms
-            .checked_sub(age)
-            .ok_or_else(|| format!("{} ago is before 1970", crate::text::escape(text)));
+        return now_ms.checked_sub(age).ok_or_else(|| {
+            format!(
+                "{} ago is before 1970-01-01, where Unix time (and Prometheus's) starts",
+                crate::text::escape(text)
+            )
+        });
     }
     Err(format!(
         "{:?} is neither a time (2026-11-27T03:12:00Z, 03:12 UTC) nor an age (2h)",

@@ -72,13 +72,6 @@ impl Reader {
         self.span
     }
 
-    /// Where the segment holding `ms` begins: a replay that seeks there and fast-forwards fills its history
-    /// rings as live would have.
-    pub fn keyframe_before(&self, ms: u64) -> u64 {
-        let i = self.starts.partition_point(|&s| s <= ms).saturating_sub(1);
-        self.starts.get(i).copied().unwrap_or(ms).min(ms)
-    }
-
     /// The `Instant` a message recorded at `ms` carries (the two clocks agree on differences).
     pub fn instant(&self, ms: u64) -> Instant {
         let (origin, origin_ms) = self.origin;
@@ -142,6 +135,8 @@ pub struct Messages<'a> {
     current: Vec<Option<Value>>,
     started: bool,
     done: bool,
+    /// The file and offset of the block being read, for errors about its frames.
+    block: String,
 }
 
 impl<'a> Messages<'a> {
@@ -164,6 +159,7 @@ impl<'a> Messages<'a> {
             current: vec![None; nodes],
             started: false,
             done: from > to,
+            block: String::new(),
         }
     }
 
@@ -174,7 +170,8 @@ impl<'a> Messages<'a> {
                 return Ok(Some(f));
             }
             if let Some(blocks) = self.blocks.as_mut() {
-                if let Some((_, frames)) = blocks.next_frames()? {
+                if let Some((header, frames)) = blocks.next_frames()? {
+                    self.block = format!("{}: offset {}", blocks.name(), header.offset);
                     self.frames = frames.into();
                     continue;
                 }
@@ -218,16 +215,20 @@ impl<'a> Messages<'a> {
     fn step(&mut self) -> Result<(), String> {
         let Some(f) = self.next_frame()? else {
             if !self.started {
-                self.start()?;
+                self.start().map_err(|e| format!("{}: {e}", self.block))?;
             }
             self.done = true;
             return Ok(());
         };
+        // What a frame says is placed at its block: the file and offset an operator can look at.
+        self.take(f).map_err(|e| format!("{}: {e}", self.block))
+    }
+
+    fn take(&mut self, f: Frame) -> Result<(), String> {
         let nodes = self.slots.len();
         if f.n >= nodes {
             return Err(format!(
-                "{}: a frame for node {} of an inventory of {nodes}",
-                self.reader.dir.display(),
+                "a frame for node {} of an inventory of {nodes}",
                 f.n
             ));
         }
@@ -240,14 +241,9 @@ impl<'a> Messages<'a> {
             Event::Delta(Value::Null) => {}
             Event::Delta(p) => {
                 let base = current.as_mut().ok_or_else(|| {
-                    format!(
-                        "{}: a sample patch before any whole sample of node {}",
-                        self.reader.dir.display(),
-                        f.n
-                    )
+                    format!("a sample patch before any whole sample of node {}", f.n)
                 })?;
-                patch::apply(base, p)
-                    .map_err(|e| format!("{}: node {}: {e}", self.reader.dir.display(), f.n))?;
+                patch::apply(base, p).map_err(|e| format!("node {}: {e}", f.n))?;
             }
             _ => {}
         }

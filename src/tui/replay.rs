@@ -22,6 +22,9 @@ use crate::transport::Msg;
 
 /// How far `[` and `]` jump.
 pub const SEEK_STEP: Duration = Duration::from_secs(60);
+/// A seek starts this far before the time asked and plays up to it, so the sparklines hold half a minute at
+/// once; playing the whole segment since its keyframe would cost seconds at fleet size.
+const SEEK_LEAD: Duration = Duration::from_secs(30);
 /// Fastest and slowest speeds `+` and `-` reach.
 const SPEEDS: (f64, f64) = (1.0 / 16.0, 1024.0);
 
@@ -90,10 +93,12 @@ impl<'a> Player<'a> {
         Ok(())
     }
 
-    /// Jumps to `to_ms`: a fresh app (keeping the view, sort and selection) fed from the segment's keyframe,
-    /// so its history rings fill as live ones would have.
+    /// Jumps to `to_ms`: a fresh app (keeping the view, sort and selection) given the state as of
+    /// [`SEEK_LEAD`] before and every message since, so its sparklines are not empty.
     pub fn seek(&mut self, app: &mut App, to_ms: u64) -> Result<(), String> {
-        let from = self.reader.keyframe_before(to_ms);
+        let lead = u64::try_from(SEEK_LEAD.as_millis()).unwrap_or(0);
+        let start = self.reader.span().map_or(0, |s| s.0);
+        let from = to_ms.saturating_sub(lead).max(start).min(to_ms);
         let mut fresh = fresh_app(self.reader, app.keymap.clone(), from);
         fresh.view = app.view;
         fresh.previous_view = app.view;
