@@ -4,7 +4,7 @@ pub(crate) mod decode;
 mod follow;
 mod message;
 pub mod prometheus;
-pub(crate) mod sim;
+pub mod sim;
 pub mod ssh;
 
 pub use follow::{Completed, Ending, Following, NodeCommands, Transport};

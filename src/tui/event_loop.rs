@@ -26,10 +26,10 @@ use crate::repair::{self, Limits};
 use crate::transport::Transport;
 
 /// Frames are drawn at most this often (10 fps), and only when state changed; telemetry is merged then.
-const FRAME: Duration = Duration::from_millis(100);
+pub(super) const FRAME: Duration = Duration::from_millis(100);
 
 /// Restores the terminal when dropped, whatever path leaves the TUI.
-struct TerminalGuard;
+pub(super) struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {

@@ -7,6 +7,7 @@ pub(crate) mod bench;
 mod event_loop;
 mod history;
 pub mod keymap;
+pub mod replay;
 mod shell;
 pub mod theme;
 pub mod ui;
