@@ -15,10 +15,11 @@ use std::time::Duration;
 pub use reader::{Messages, Reader};
 pub use writer::{Options, Writer};
 
-/// A new segment (and keyframe) starts every ten minutes: seeking reads at most that much.
-pub const DEFAULT_PERIOD: Duration = Duration::from_secs(600);
-/// Segments a recording holds at most (70 days at the default period); the oldest go first.
-pub const MAX_SEGMENTS: usize = 10_000;
+/// A new segment (and keyframe) starts every minute: seeking reads at most that much. A keyframe costs about a
+/// tenth of a minute of changes (docs/benchmarks.md), a ten-minute period made seeks ten times slower.
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
+/// Segments a recording holds at most (34 days at the default period); the oldest go first.
+pub const MAX_SEGMENTS: usize = 50_000;
 /// A segment reaching this size ends early, and a new one (with its keyframe) begins.
 pub const MAX_SEGMENT_BYTES: u64 = 512 << 20;
 
