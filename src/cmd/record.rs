@@ -136,7 +136,7 @@ async fn follow(
                     let Ok(msg) = rx.try_recv() else { break };
                     // The runtime has one thread: yielding now and then lets the Ctrl-C task run.
                     merged += 1;
-                    if merged % 256 == 0 {
+                    if merged.is_multiple_of(256) {
                         tokio::task::yield_now().await;
                     }
                     let age = u64::try_from(now.saturating_duration_since(msg.at).as_millis()).unwrap_or(0);
