@@ -226,11 +226,11 @@ pub struct RecordArgs {
     /// Where the recording goes [default: $XDG_STATE_HOME/fleetop/recording]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Delete segments older than this (7d, 12h) [default: keep them, up to 10,000 segments]
+    /// Delete segments older than this (7d, 12h) [default: keep them, up to 50,000 segments]
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub retain: Option<std::time::Duration>,
     /// How long each segment covers; each opens with every node's state, so seeking reads at most one
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
     pub segment: std::time::Duration,
 }
 

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::block::{BlockReader, MAX_BLOCK_RAW};
 use super::frame::{Event, Frame, NodeSlots};
-use super::{header, patch, segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+use super::{header, patch};
 use crate::inventory::Inventory;
 use crate::transport::Msg;
 

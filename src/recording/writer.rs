@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::block::{self, BLOCK_TARGET, MAX_FRAME, SEGMENT_MAGIC};
 use super::frame::{Event, Frame, NodeSlots};
-use super::{patch, segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+use super::patch;
 use crate::inventory::Inventory;
 use crate::transport::{Msg, NodeEvent};
 
@@ -27,7 +28,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            period: super::DEFAULT_PERIOD,
+            period: super::layout::DEFAULT_PERIOD,
             retain: None,
         }
     }
