@@ -3,6 +3,7 @@
 
 use rusqlite::params_from_iter;
 
+use super::event::EVENT_COLUMNS;
 use super::{Event, Store, MAX_EVENTS};
 
 impl Store {
@@ -11,7 +12,7 @@ impl Store {
     pub fn between(&self, from_ms: u64, to_ms: u64, kinds: &[&str]) -> Result<Vec<Event>, String> {
         let marks = vec!["?"; kinds.len()].join(", ");
         let sql = format!(
-            "SELECT time_ms, node, gpu, serial, uuid, kind, detail FROM events
+            "SELECT {EVENT_COLUMNS} FROM events
              WHERE time_ms >= ? AND time_ms < ? AND kind IN ({marks})
              ORDER BY time_ms, id LIMIT {MAX_EVENTS}"
         );
@@ -23,17 +24,7 @@ impl Store {
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| e.to_string())?;
         let rows = stmt
-            .query_map(params_from_iter(values), |r| {
-                Ok(Event {
-                    time_ms: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                    node: r.get(1)?,
-                    gpu: r.get(2)?,
-                    serial: r.get(3)?,
-                    uuid: r.get(4)?,
-                    kind: r.get(5)?,
-                    detail: r.get(6)?,
-                })
-            })
+            .query_map(params_from_iter(values), Event::from_row)
             .map_err(|e| e.to_string())?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())

@@ -2,15 +2,10 @@
 //! work it started (actions, repairs, read-backs, the shell), and draws at most ten times a second, only when
 //! something changed. The terminal is restored on exit, error and panic.
 
-use std::io::stdout;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
-};
-use ratatui::crossterm::execute;
+use ratatui::crossterm::event::{Event, KeyEventKind};
 
 use super::app::operate::ActionEvent;
 use super::app::App;
@@ -27,16 +22,6 @@ use crate::transport::Transport;
 
 /// Frames are drawn at most this often (10 fps), and only when state changed; telemetry is merged then.
 pub(super) const FRAME: Duration = Duration::from_millis(100);
-
-/// Restores the terminal when dropped, whatever path leaves the TUI.
-pub(super) struct TerminalGuard;
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        let _ = execute!(stdout(), DisableMouseCapture);
-        ratatui::restore();
-    }
-}
 
 /// How the TUI may act on nodes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,49 +88,11 @@ async fn event_loop(
     // Drains read back reach fleet state through the nodes' own channel, like their samples.
     actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
     let _following = transport.follow(&inventory, tx);
-    let mut terminal = match ratatui::try_init() {
-        Ok(t) => t,
-        Err(e) => {
-            ratatui::restore();
-            crate::text::warn(&format!("cannot open the terminal: {e}"));
-            return crate::runtime::EXIT_CANNOT_RUN;
-        }
+    let Some((mut terminal, _guard)) = super::terminal::open() else {
+        return crate::runtime::EXIT_CANNOT_RUN;
     };
-    let _guard = TerminalGuard;
-    let panic_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(stdout(), DisableMouseCapture);
-        panic_hook(info);
-    }));
-    let _ = execute!(stdout(), EnableMouseCapture);
-
-    let (input_tx, mut input) = tokio::sync::mpsc::unbounded_channel();
     let input_pause = InputPause::default();
-    let pause = input_pause.clone();
-    std::thread::Builder::new()
-        .name("input".into())
-        .spawn(move || loop {
-            // A shell owns the terminal while paused: nothing may read its keys.
-            if pause.paused.load(Ordering::SeqCst) {
-                pause.idle.store(true, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            pause.idle.store(false, Ordering::SeqCst);
-            match event::poll(Duration::from_millis(50)) {
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if input_tx.send(ev).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                },
-                Ok(false) => {}
-                Err(_) => break,
-            }
-        })
-        .ok();
+    let mut input = super::terminal::read_input(input_pause.clone());
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();

@@ -9,6 +9,7 @@ mod history;
 pub mod keymap;
 pub mod replay;
 mod shell;
+mod terminal;
 pub mod theme;
 pub mod ui;
 

@@ -4,17 +4,13 @@
 //! the read-only rule. Keys (when not bound in the keymap): `p` pause, `[`/`]` one minute back/forward,
 //! `+`/`-` double/halve the speed, `:at 03:12` (UTC, or a full RFC 3339 time) to jump.
 
-use std::io::stdout;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind,
-};
-use ratatui::crossterm::execute;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind};
 
 use super::app::{App, Mode};
-use super::event_loop::{TerminalGuard, FRAME};
+use super::event_loop::FRAME;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::ui;
@@ -151,34 +147,10 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
     let Some(runtime) = crate::runtime::runtime() else {
         return crate::runtime::EXIT_CANNOT_RUN;
     };
-    let mut terminal = match ratatui::try_init() {
-        Ok(t) => t,
-        Err(e) => {
-            ratatui::restore();
-            crate::text::warn(&format!("cannot open the terminal: {e}"));
-            return crate::runtime::EXIT_CANNOT_RUN;
-        }
+    let Some((mut terminal, _guard)) = super::terminal::open() else {
+        return crate::runtime::EXIT_CANNOT_RUN;
     };
-    let _guard = TerminalGuard;
-    let _ = execute!(stdout(), EnableMouseCapture);
-    let (input_tx, mut input) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::Builder::new()
-        .name("input".into())
-        .spawn(move || loop {
-            match event::poll(Duration::from_millis(50)) {
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if input_tx.send(ev).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                },
-                Ok(false) => {}
-                Err(_) => break,
-            }
-        })
-        .ok();
+    let mut input = super::terminal::read_input(super::shell::InputPause::default());
     let start = at_ms.unwrap_or(first).clamp(first, last);
     let mut clock = Clock {
         position: start,
@@ -234,7 +206,6 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
         }
         Ok::<(), String>(())
     });
-    let _ = execute!(stdout(), DisableMouseCapture);
     match status {
         Ok(()) => 0,
         Err(e) => {
