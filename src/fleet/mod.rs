@@ -5,6 +5,7 @@ pub(crate) mod drift;
 pub(crate) mod events;
 pub mod filter;
 pub(crate) mod history;
+mod judged;
 pub(crate) mod memory;
 mod node;
 pub(crate) mod operations;
