@@ -10,7 +10,7 @@ use super::node::{Failure, NodeState, NodeStatus, HISTORY_SPAN, STALE_AFTER_INTE
 use super::operations::{NodeDrain, Operations, Restart};
 use super::resets::AuditedReset;
 use super::restart::Return;
-use super::{drift, judged, operations, rates, resets};
+use super::{drift, judgement, operations, rates, resets};
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::xid_age::XidClock;
 use crate::telemetry::GpuSample;
@@ -41,7 +41,7 @@ pub struct FleetState {
     /// Bumped by what may change any node's judgement: drift tallies, usual port rates, resets, lemons.
     pub(super) fleet_generation: u64,
     /// Each node's last judgement, reused while nothing it depends on changed.
-    pub(super) judged: judged::Judged,
+    pub(super) judged: judgement::Judged,
 }
 
 impl FleetState {
@@ -61,7 +61,7 @@ impl FleetState {
             lemons: Vec::new(),
             generations: vec![0; nodes.len()],
             fleet_generation: 0,
-            judged: judged::Judged::default(),
+            judged: judgement::Judged::default(),
             nodes,
         }
     }

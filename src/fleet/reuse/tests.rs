@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::Judgement;
+use super::judgement_of;
 use crate::fleet::view::Pending;
 use crate::fleet::{AuditedReset, FleetState};
 use crate::inventory::Inventory;
@@ -84,7 +84,14 @@ fn step() -> impl Strategy<Value = Step> {
 fn sample(model: bool, temp: u32, slow_port: bool, xid: bool) -> NodeSample {
     let gpu = |index: u32| GpuSample {
         index,
-        name: Some(if model { "NVIDIA H100 80GB HBM3" } else { "NVIDIA A100-SXM4-80GB" }.into()),
+        name: Some(
+            if model {
+                "NVIDIA H100 80GB HBM3"
+            } else {
+                "NVIDIA A100-SXM4-80GB"
+            }
+            .into(),
+        ),
         util_pct: Some(50),
         temp_c: Some(temp),
         power_w: Some(300.0),
@@ -122,9 +129,16 @@ fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
     let msg = |node: usize, event: NodeEvent| Msg { node, at, event };
     let name = |node: usize| fleet.inventory().nodes[node].name.clone();
     match step {
-        Step::Sample { node, model, temp, slow_port, xid } => {
-            fleet.apply(msg(node, NodeEvent::Sample(sample(model, temp, slow_port, xid))))
-        }
+        Step::Sample {
+            node,
+            model,
+            temp,
+            slow_port,
+            xid,
+        } => fleet.apply(msg(
+            node,
+            NodeEvent::Sample(sample(model, temp, slow_port, xid)),
+        )),
         Step::Streaming { node, version } => fleet.apply(msg(
             node,
             NodeEvent::Streaming {
@@ -143,14 +157,35 @@ fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
             },
         )),
         Step::Failed { node, stream_ended } => {
-            let kind = if stream_ended { FailureKind::StreamEnded } else { FailureKind::Unreachable };
-            fleet.apply(msg(node, NodeEvent::Failed { kind, detail: "gone".into() }))
+            let kind = if stream_ended {
+                FailureKind::StreamEnded
+            } else {
+                FailureKind::Unreachable
+            };
+            fleet.apply(msg(
+                node,
+                NodeEvent::Failed {
+                    kind,
+                    detail: "gone".into(),
+                },
+            ))
         }
         Step::BadLine(node) => fleet.apply(msg(node, NodeEvent::BadLine("garbage".into()))),
         Step::Drain { node, drained } => {
-            let state = if drained { DrainState::Drained } else { DrainState::Active("idle".into()) };
-            let drain = NodeDrain { state, reason: Some("psu".into()), user: Some("root".into()) };
-            fleet.apply(msg(node, NodeEvent::Operation(OperationEvent::Drain(drain))))
+            let state = if drained {
+                DrainState::Drained
+            } else {
+                DrainState::Active("idle".into())
+            };
+            let drain = NodeDrain {
+                state,
+                reason: Some("psu".into()),
+                user: Some("root".into()),
+            };
+            fleet.apply(msg(
+                node,
+                NodeEvent::Operation(OperationEvent::Drain(drain)),
+            ))
         }
         Step::Restarting(node) => fleet.apply(msg(
             node,
@@ -161,9 +196,10 @@ fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
                 seen_down: false,
             }),
         )),
-        Step::Resetting { node, running } => {
-            fleet.apply(msg(node, NodeEvent::Operation(OperationEvent::Resetting(running))))
-        }
+        Step::Resetting { node, running } => fleet.apply(msg(
+            node,
+            NodeEvent::Operation(OperationEvent::Resetting(running)),
+        )),
         Step::Ack(node) => {
             fleet.acknowledge_xids(node, "known");
         }
@@ -173,7 +209,9 @@ fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
             reboot: true,
             at_ms: 1_796_578_000_000,
         }]),
-        Step::Lemon(node) => fleet.note_lemons(&HashMap::from([(name(node), "3 crits in 30 days".into())])),
+        Step::Lemon(node) => {
+            fleet.note_lemons(&HashMap::from([(name(node), "3 crits in 30 days".into())]))
+        }
         Step::Wait(secs) => *now += Duration::from_secs(secs),
     }
 }
@@ -181,8 +219,8 @@ fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
 /// Every node's view as live views get it, beside a fresh judgement.
 fn check(fleet: &FleetState, now: Instant) -> Result<(), TestCaseError> {
     for id in 0..NODES {
-        let reused = Judgement::of(&fleet.node_view(id, now, Pending::Connecting));
-        let fresh = Judgement::of(&fleet.judge_node(id, now, Pending::Connecting));
+        let reused = judgement_of(&fleet.node_view(id, now, Pending::Connecting));
+        let fresh = judgement_of(&fleet.judge_node(id, now, Pending::Connecting));
         prop_assert_eq!(reused, fresh, "node {}", id);
     }
     Ok(())
@@ -208,19 +246,46 @@ fn a_quiet_node_is_judged_once_until_its_state_crosses_the_stale_limit() {
     let mut fleet = fleet();
     let start = Instant::now();
     let mut now = start;
-    apply(&mut fleet, Step::Sample { node: 0, model: true, temp: 40, slow_port: false, xid: false }, &mut now);
+    apply(
+        &mut fleet,
+        Step::Sample {
+            node: 0,
+            model: true,
+            temp: 40,
+            slow_port: false,
+            xid: false,
+        },
+        &mut now,
+    );
     let key = |fleet: &FleetState, at| fleet.judgement_key(0, at).unwrap();
     let first = fleet.node_view(0, start, Pending::Connecting);
     assert_eq!(first.data_state, crate::fleet::NodeState::Up);
     let later = start + Duration::from_secs(2);
-    assert_eq!(key(&fleet, start), key(&fleet, later), "nothing changed: the judgement is reused");
+    assert_eq!(
+        key(&fleet, start),
+        key(&fleet, later),
+        "nothing changed: the judgement is reused"
+    );
     assert!(fleet.judged.get(0, key(&fleet, later)).is_some());
     // Past the stale limit the node's state changes and its age shows: judged afresh every time.
     let stale = start + Duration::from_secs(4);
     assert_eq!(fleet.judgement_key(0, stale), None);
-    assert_eq!(fleet.node_view(0, stale, Pending::Connecting).data_state, crate::fleet::NodeState::Stale);
+    assert_eq!(
+        fleet.node_view(0, stale, Pending::Connecting).data_state,
+        crate::fleet::NodeState::Stale
+    );
     // A new sample bumps the node's generation.
     let before = key(&fleet, later);
-    apply(&mut fleet, Step::Sample { node: 0, model: true, temp: 41, slow_port: false, xid: false }, &mut now);
+    apply(
+        &mut fleet,
+        Step::Sample {
+            node: 0,
+            model: true,
+            temp: 41,
+            slow_port: false,
+            xid: false,
+        },
+        &mut now,
+    );
     assert_ne!(before, key(&fleet, later));
 }
