@@ -169,7 +169,6 @@ impl Watch {
 
     /// Rises within [`WINDOW`] of `now`, one reason per link or port with its health, sorted; ports for which
     /// `ignored(hca, port)` holds (`[expect] ib_ignore`) are left out.
-
     pub(crate) fn reasons(
         &self,
         now: Instant,
