@@ -1,6 +1,6 @@
 //! Each node's last judgement (state, operations, verdicts, drift reasons), kept so that live views, which
-//! refresh every node every second, judge again only the nodes something changed about (`reuse.rs`): judging a
-//! thousand unchanged nodes again was most of the jump host's CPU.
+//! refresh every node up to four times a second, judge again only the nodes something changed about
+//! (`reuse.rs`): judging is the costliest part of a view.
 //!
 //! A judgement is keyed by the node's generation (bumped by each of its messages and acknowledgements), the
 //! fleet's generation (bumped by drift tallies, usual port rates, audited resets and lemons, which feed every
@@ -24,7 +24,7 @@ pub(super) struct Key {
     pub state: NodeState,
 }
 
-/// The owned part of a [`NodeView`]: everything but what borrows from fleet state.
+/// The owned part of a node's view (`view.rs`): everything but what borrows from fleet state.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Judgement {
     pub state: NodeState,
