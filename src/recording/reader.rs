@@ -77,7 +77,9 @@ impl Reader {
     pub fn instant(&self, ms: u64) -> Instant {
         let (origin, origin_ms) = self.origin;
         if ms >= origin_ms {
-            origin + Duration::from_millis(ms - origin_ms)
+            origin
+                .checked_add(Duration::from_millis(ms - origin_ms))
+                .unwrap_or(origin)
         } else {
             origin
                 .checked_sub(Duration::from_millis(origin_ms - ms))
