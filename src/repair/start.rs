@@ -86,11 +86,23 @@ pub fn spawn(
     ended: impl FnOnce(Result<String, String>) + Send + 'static,
 ) {
     let (inv, exec) = (Arc::clone(inv), Arc::clone(exec));
+    // `ended` is shared with the thread so that a thread that cannot start still reports why: the front end
+    // must not wait forever on a repair that never ran.
+    let ended = Arc::new(std::sync::Mutex::new(Some(ended)));
+    let ended_there = Arc::clone(&ended);
     let spawned = std::thread::Builder::new()
         .name("repair".into())
-        .spawn(move || ended(start_and_run(&inv, &exec, &request, limits, &mut report)));
+        .spawn(move || {
+            let result = start_and_run(&inv, &exec, &request, limits, &mut report);
+            if let Some(ended) = ended_there.lock().ok().and_then(|mut e| e.take()) {
+                ended(result);
+            }
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the repair thread: {e}");
+        if let Some(ended) = ended.lock().ok().and_then(|mut e| e.take()) {
+            ended(Err(format!("cannot start the repair thread: {e}")));
+        }
     }
 }
 
