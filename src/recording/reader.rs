@@ -246,7 +246,8 @@ impl<'a> Messages<'a> {
                 let base = current.as_mut().ok_or_else(|| {
                     format!("a sample patch before any whole sample of node {}", f.n)
                 })?;
-                patch::apply(base, p).map_err(|e| format!("node {}: {e}", f.n))?;
+                patch::apply(base, p, super::block::MAX_FRAME)
+                    .map_err(|e| format!("node {}: {e}", f.n))?;
             }
             _ => {}
         }
