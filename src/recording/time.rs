@@ -66,7 +66,7 @@ pub fn utc(ms: u64) -> String {
     let mut text = String::new();
     // humantime refuses (a fmt error, which `to_string` turns into a panic) past year 9999.
     if ms > LAST_MS || write!(text, "{}", humantime::format_rfc3339_seconds(t)).is_err() {
-        return format!("{ms} ms since 1970 (past year 9999)");
+        return format!("{ms} ms after 1970 (not a date)");
     }
     text.replacen('T', " ", 1).replace('Z', " UTC")
 }
