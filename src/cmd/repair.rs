@@ -160,17 +160,9 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
         return Ok(EXIT_FAILED);
     }
     store::remove(&path)?;
-    let failed = wf.failed();
-    crate::text::warn(&format!(
-        "{}{}",
-        start::done(&wf),
-        if failed > 0 {
-            format!(", {failed} not (each says why above)")
-        } else {
-            String::new()
-        }
-    ));
-    Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+    let outcome = start::outcome(&wf);
+    crate::text::warn(outcome.as_ref().unwrap_or_else(|why| why));
+    Ok(if outcome.is_err() { EXIT_FAILED } else { 0 })
 }
 
 /// `--dry-run`: each node's remedy and why (stderr), then every command the repair may run (stdout), the

@@ -136,6 +136,9 @@ impl<R: Read> BlockReader<R> {
                 &format!("block of {len} bytes, past the {MAX_BLOCK_STORED} byte cap"),
             ));
         }
+        if last_t > super::time::LAST_MS {
+            return Err(self.fail(at, &format!("block time {last_t} ms is past year 9999")));
+        }
         if first_t > last_t {
             return Err(self.fail(
                 at,

@@ -38,6 +38,13 @@ pub(super) fn segments(dir: &Path) -> Result<Vec<u64>, String> {
         else {
             continue;
         };
+        // A start no clock gives (past year 9999) would reach replay's time arithmetic and formatting.
+        if start > super::time::LAST_MS {
+            return Err(format!(
+                "{}: a segment starting past year 9999; not a recording this fleetop wrote",
+                dir.join(&name).display()
+            ));
+        }
         starts.push(start);
         // A directory of millions of files is not a recording this fleetop wrote; stop listing early.
         if starts.len() > 2 * MAX_SEGMENTS {

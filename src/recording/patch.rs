@@ -65,9 +65,35 @@ fn whole(value: &Value) -> Value {
 }
 
 /// Applies a patch made by [`diff`]; a patch that does not fit `base` (another shape, an index past the end)
-/// is an error, never a panic.
-pub fn apply(base: &mut Value, patch: &Value) -> Result<(), String> {
-    apply_at(base, patch, 0)
+/// is an error, never a panic. So is a result longer than `max_bytes` as JSON: each patch is bounded by its
+/// frame, but fields added patch after patch would otherwise grow a node's sample without end (a small,
+/// well-compressed file filling memory).
+pub fn apply(base: &mut Value, patch: &Value, max_bytes: usize) -> Result<(), String> {
+    apply_at(base, patch, 0)?;
+    if !fits(base, max_bytes) {
+        return Err(format!(
+            "patched sample larger than {max_bytes} bytes, more than a whole sample may be"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `value` as JSON is at most `max_bytes`; stops writing at the bound.
+fn fits(value: &Value, max_bytes: usize) -> bool {
+    struct Bounded(usize);
+    impl std::io::Write for Bounded {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = self
+                .0
+                .checked_sub(bytes.len())
+                .ok_or_else(|| std::io::Error::other("past the bound"))?;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Bounded(max_bytes), value).is_ok()
 }
 
 fn apply_at(base: &mut Value, patch: &Value, depth: usize) -> Result<(), String> {
@@ -126,6 +152,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const MAX: usize = crate::recording::block::MAX_FRAME;
+
     #[test]
     fn a_patch_carries_only_the_changes_and_rebuilds_the_new_value() {
         let old = json!({"t": 1, "gpus": [{"util": 5, "name": "H100"}, {"util": 7}], "gone": true});
@@ -134,7 +162,7 @@ mod tests {
         let text = patch.to_string();
         assert!(!text.contains("H100"), "unchanged fields stay out: {text}");
         let mut rebuilt = old.clone();
-        apply(&mut rebuilt, &patch).unwrap();
+        apply(&mut rebuilt, &patch, MAX).unwrap();
         assert_eq!(rebuilt, new);
         assert_eq!(diff(&new, &new), None);
     }
@@ -144,21 +172,47 @@ mod tests {
         let old = json!({"gpus": [1, 2, 3]});
         let new = json!({"gpus": [1, 2]});
         let mut rebuilt = old.clone();
-        apply(&mut rebuilt, &diff(&old, &new).unwrap()).unwrap();
+        apply(&mut rebuilt, &diff(&old, &new).unwrap(), MAX).unwrap();
         assert_eq!(rebuilt, new);
     }
 
     #[test]
     fn a_patch_that_does_not_fit_is_an_error() {
         let mut base = json!({"gpus": [1]});
-        assert!(apply(&mut base, &json!({"o": {"gpus": {"a": [[5, {"=": 1}]]}}})).is_err());
-        assert!(apply(&mut base, &json!({"a": []})).is_err());
-        assert!(apply(&mut base, &json!(3)).is_err());
+        assert!(apply(
+            &mut base,
+            &json!({"o": {"gpus": {"a": [[5, {"=": 1}]]}}}),
+            MAX
+        )
+        .is_err());
+        assert!(apply(&mut base, &json!({"a": []}), MAX).is_err());
+        assert!(apply(&mut base, &json!(3), MAX).is_err());
         let (mut deep, mut base) = (json!({"=": 1}), json!(1));
         for _ in 0..40 {
             deep = json!({"o": {"x": deep}});
             base = json!({ "x": base });
         }
-        assert!(apply(&mut base, &deep).unwrap_err().contains("deeper"));
+        assert!(apply(&mut base, &deep, MAX).unwrap_err().contains("deeper"));
+    }
+
+    #[test]
+    fn fields_added_patch_after_patch_stop_at_the_bound() {
+        const BOUND: usize = 64 * 1024;
+        let mut base = json!({"t": 1});
+        let filler = "x".repeat(1000);
+        let mut applied = 0;
+        let err = loop {
+            let patch = json!({"o": {format!("k{applied}"): {"=": filler}}});
+            match apply(&mut base, &patch, BOUND) {
+                Ok(()) => applied += 1,
+                Err(e) => break e,
+            }
+            assert!(applied <= BOUND / 1000, "grew past the bound");
+        };
+        assert!(err.contains("larger than"), "{err}");
+        assert!(
+            applied >= BOUND / 1000 - 2,
+            "stopped early, after {applied}"
+        );
     }
 }

@@ -77,7 +77,9 @@ impl Reader {
     pub fn instant(&self, ms: u64) -> Instant {
         let (origin, origin_ms) = self.origin;
         if ms >= origin_ms {
-            origin + Duration::from_millis(ms - origin_ms)
+            origin
+                .checked_add(Duration::from_millis(ms - origin_ms))
+                .unwrap_or(origin)
         } else {
             origin
                 .checked_sub(Duration::from_millis(origin_ms - ms))
@@ -244,7 +246,8 @@ impl<'a> Messages<'a> {
                 let base = current.as_mut().ok_or_else(|| {
                     format!("a sample patch before any whole sample of node {}", f.n)
                 })?;
-                patch::apply(base, p).map_err(|e| format!("node {}: {e}", f.n))?;
+                patch::apply(base, p, super::block::MAX_FRAME)
+                    .map_err(|e| format!("node {}: {e}", f.n))?;
             }
             _ => {}
         }

@@ -21,3 +21,36 @@ fn times_of_day_ages_and_dates_resolve_against_now() {
         .contains("neither a time"));
     assert_eq!(utc(now), "2026-11-24 03:00:00 UTC");
 }
+
+#[test]
+fn a_time_past_year_9999_is_said_without_panicking() {
+    // humantime cannot format it and `to_string` would panic on its error.
+    assert_eq!(
+        utc(u64::MAX),
+        format!("{} ms after 1970 (not a date)", u64::MAX)
+    );
+    assert_eq!(utc(LAST_MS), "9999-12-31 23:59:59 UTC");
+}
+
+#[test]
+fn a_block_dated_past_year_9999_is_refused_with_its_file_and_offset() {
+    use crate::recording::block::{encode, BlockReader, SEGMENT_MAGIC};
+    let mut file = SEGMENT_MAGIC.to_vec();
+    file.extend(encode(b"", 0, u64::MAX).unwrap());
+    let mut blocks = BlockReader::new(&file[..], "seg".into()).unwrap();
+    let err = blocks.next_frames().unwrap_err();
+    assert!(err.starts_with("seg: offset 8: "), "{err}");
+    assert!(err.contains("past year 9999"), "{err}");
+}
+
+#[test]
+fn a_segment_named_past_year_9999_is_refused_with_its_name() {
+    use crate::recording::layout::{segment_path, segments};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(segment_path(dir.path(), 1_795_489_200_000), b"").unwrap();
+    assert_eq!(segments(dir.path()).unwrap(), [1_795_489_200_000]);
+    let hostile = segment_path(dir.path(), u64::MAX);
+    std::fs::write(&hostile, b"").unwrap();
+    let err = segments(dir.path()).unwrap_err();
+    assert!(err.contains(&hostile.display().to_string()), "{err}");
+}

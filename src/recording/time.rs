@@ -55,10 +55,19 @@ fn ms_of(t: std::time::SystemTime) -> Result<u64, String> {
         .map_err(|_| "a time before 1970".to_string())
 }
 
+/// The last millisecond of year 9999: the latest time a recording may hold, and the latest [`utc`] can say
+/// as a date (a later one in a damaged or hostile segment would overflow `Instant` arithmetic in replay).
+pub const LAST_MS: u64 = 253_402_300_799_999;
+
 /// `2026-11-27 03:12:00 UTC`, as the replay's header and errors say times.
 pub fn utc(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    let text = humantime::format_rfc3339_seconds(t).to_string();
+    use std::fmt::Write;
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.min(LAST_MS));
+    let mut text = String::new();
+    // humantime refuses (a fmt error, which `to_string` turns into a panic) past year 9999.
+    if ms > LAST_MS || write!(text, "{}", humantime::format_rfc3339_seconds(t)).is_err() {
+        return format!("{ms} ms after 1970 (not a date)");
+    }
     text.replacen('T', " ", 1).replace('Z', " UTC")
 }
 

@@ -62,6 +62,18 @@ pub fn done(wf: &Workflow) -> String {
     )
 }
 
+/// How a finished repair ended, as the TUI's journal takes it: `Ok` only when every node is back in service;
+/// a node that failed makes it an error (the journal's crit line), never a green "repair done".
+pub fn outcome(wf: &Workflow) -> Result<String, String> {
+    match wf.failed() {
+        0 => Ok(done(wf)),
+        failed => Err(format!(
+            "{failed} of {} nodes not back in service (each node's line says why)",
+            wf.nodes.len()
+        )),
+    }
+}
+
 /// Starts the repair `request` asks for on a thread of its own, saving its state where `fleetop repair
 /// --resume` finds it: each step goes to `report`, and how it ended to `ended`. A front end that quits leaves it
 /// resumable from the command line.
@@ -74,11 +86,23 @@ pub fn spawn(
     ended: impl FnOnce(Result<String, String>) + Send + 'static,
 ) {
     let (inv, exec) = (Arc::clone(inv), Arc::clone(exec));
+    // `ended` is shared with the thread so that a thread that cannot start still reports why: the front end
+    // must not wait forever on a repair that never ran.
+    let ended = Arc::new(std::sync::Mutex::new(Some(ended)));
+    let ended_there = Arc::clone(&ended);
     let spawned = std::thread::Builder::new()
         .name("repair".into())
-        .spawn(move || ended(start_and_run(&inv, &exec, &request, limits, &mut report)));
+        .spawn(move || {
+            let result = start_and_run(&inv, &exec, &request, limits, &mut report);
+            if let Some(ended) = ended_there.lock().ok().and_then(|mut e| e.take()) {
+                ended(result);
+            }
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the repair thread: {e}");
+        if let Some(ended) = ended.lock().ok().and_then(|mut e| e.take()) {
+            ended(Err(format!("cannot start the repair thread: {e}")));
+        }
     }
 }
 
@@ -107,5 +131,33 @@ fn start_and_run(
     let mut save = |wf: &Workflow| store::save(&path, wf);
     run(&ctx, &mut wf, &mut save, report)?;
     store::remove(&path)?;
-    Ok(done(&wf))
+    outcome(&wf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repair::Step;
+
+    #[test]
+    fn a_repair_with_a_failed_node_does_not_end_ok() {
+        let inv = Inventory::demo();
+        let limits = Limits {
+            max_wait: std::time::Duration::from_secs(7200),
+            kill_after: None,
+            poll: std::time::Duration::from_secs(10),
+        };
+        let mut wf = Workflow::new(&inv, &[0, 1], "XID 79", "ana", limits);
+        wf.nodes[0].step = Step::Done;
+        wf.nodes[1].step = Step::Failed {
+            why: "came back crit".into(),
+        };
+        let err = outcome(&wf).unwrap_err();
+        assert!(err.starts_with("1 of 2 nodes not back in service"), "{err}");
+        wf.nodes[1].step = Step::Done;
+        assert_eq!(
+            outcome(&wf),
+            Ok("repair done: 2 of 2 nodes back in service".into())
+        );
+    }
 }
