@@ -161,6 +161,20 @@ pub fn println(text: &str) -> bool {
     print(&format!("{text}\n"))
 }
 
+/// The last millisecond of year 9999, the latest time a calendar (RFC 3339) can write.
+pub const LAST_DATE_MS: u64 = 253_402_300_799_999;
+
+/// `ms` since 1970 as RFC 3339 to the second (`2026-11-27T03:12:00Z`); past year 9999, which no calendar
+/// writes, "N ms after 1970 (not a date)". Times come from nodes, files and stores: saying one never panics
+/// (humantime refuses such a date, and `to_string` would turn the refusal into a panic).
+pub fn rfc3339_ms(ms: u64) -> String {
+    if ms > LAST_DATE_MS {
+        return format!("{ms} ms after 1970 (not a date)");
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +223,18 @@ mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["n"], "a\u{202e}b\u{9b}c\n");
+    }
+
+    #[test]
+    fn a_time_past_year_9999_is_said_not_panicked_on() {
+        assert_eq!(super::rfc3339_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            super::rfc3339_ms(super::LAST_DATE_MS),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(
+            super::rfc3339_ms(u64::MAX),
+            format!("{} ms after 1970 (not a date)", u64::MAX)
+        );
     }
 }

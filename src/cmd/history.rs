@@ -1,7 +1,7 @@
 //! `fleetop history NODE|SERIAL|UUID`: what the history store holds about a node or a GPU, newest first, across
 //! the GPU's moves between nodes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::{ActionFormat, Global, HistoryArgs};
 use crate::runtime::EXIT_CANNOT_RUN;
@@ -70,7 +70,7 @@ pub(super) fn store_path(g: &Global) -> Result<std::path::PathBuf, String> {
 }
 
 fn time(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    crate::text::rfc3339_ms(ms)
 }
 
 fn table(events: &[Event]) -> String {

@@ -1,7 +1,5 @@
 //! XID lines for the events view: which XIDs in a new sample are new or happened again, described once.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use crate::telemetry::health::{classify_xid_event, Health};
 use crate::telemetry::xid_age::{self, XidClock};
 use crate::telemetry::{GpuSample, XidEvent};
@@ -60,31 +58,16 @@ pub(crate) fn describe(gpu: u32, e: &XidEvent) -> String {
     let (_, what) = classify_xid_event(e);
     let mut line = format!("GPU {gpu} XID {} ×{}", e.code, e.count);
     if let Some(first) = e.first_ms {
-        line += &format!(", first {}", wall(first));
+        line += &format!(", first {}", crate::text::rfc3339_ms(first));
     }
     if let Some(last) = e.last_ms.filter(|&l| Some(l) != e.first_ms) {
-        line += &format!(", last {}", wall(last));
+        line += &format!(", last {}", crate::text::rfc3339_ms(last));
     }
     line += &format!(": {what}");
     if let Some(text) = &e.text {
         line += &format!(" — \"{text}\"");
     }
     line
-}
-
-/// RFC 3339 of a node's Unix-ms time. A time no RFC 3339 stamp can write (past 9999-12-31) is shown as it
-/// came rather than formatted: `to_string` on humantime's refusal would panic the TUI.
-fn wall(ms: u64) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let formatted = UNIX_EPOCH
-        .checked_add(Duration::from_millis(ms))
-        .is_some_and(|t| write!(out, "{}", humantime::format_rfc3339_seconds(t)).is_ok());
-    if formatted {
-        out
-    } else {
-        format!("{ms} ms after 1970 (not a date)")
-    }
 }
 
 #[cfg(test)]

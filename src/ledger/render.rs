@@ -3,7 +3,6 @@
 //! snapshot's cell writer, which opens a would-be formula as text.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
 
 use super::book::{Hours, Tally, MS_PER_HOUR};
 use super::classify::Cause;
@@ -76,7 +75,7 @@ fn h(ms: u64) -> String {
 }
 
 fn time(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    crate::text::rfc3339_ms(ms)
 }
 
 fn span(ms: Option<u64>) -> String {

@@ -1,7 +1,5 @@
 //! Times as `--at`, `:at` and `report` take them, and as replay's header says them.
 
-use std::time::Duration;
-
 /// A time as `--at` and `:at` take it, resolved against `now_ms` (ms since the epoch): RFC 3339
 /// (`2026-11-27T03:12:00Z`), a time of day in UTC (`03:12`, `03:12:30`; today's, or yesterday's when that is
 /// still to come), or an age (`2h`).
@@ -55,18 +53,15 @@ fn ms_of(t: std::time::SystemTime) -> Result<u64, String> {
         .map_err(|_| "a time before 1970".to_string())
 }
 
-/// The last millisecond of year 9999: the latest time a recording may hold, and the latest [`utc`] can say
-/// as a date (a later one in a damaged or hostile segment would overflow `Instant` arithmetic in replay).
-pub const LAST_MS: u64 = 253_402_300_799_999;
+/// The latest time a recording may hold (a later one in a damaged or hostile segment would overflow
+/// `Instant` arithmetic in replay): the latest a calendar writes.
+pub const LAST_MS: u64 = crate::text::LAST_DATE_MS;
 
 /// `2026-11-27 03:12:00 UTC`, as the replay's header and errors say times.
 pub fn utc(ms: u64) -> String {
-    use std::fmt::Write;
-    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.min(LAST_MS));
-    let mut text = String::new();
-    // humantime refuses (a fmt error, which `to_string` turns into a panic) past year 9999.
-    if ms > LAST_MS || write!(text, "{}", humantime::format_rfc3339_seconds(t)).is_err() {
-        return format!("{ms} ms after 1970 (not a date)");
+    let text = crate::text::rfc3339_ms(ms);
+    if ms > LAST_MS {
+        return text;
     }
     text.replacen('T', " ", 1).replace('Z', " UTC")
 }

@@ -38,7 +38,10 @@ pub(crate) fn age(d: Option<Duration>) -> String {
 
 /// `HH:MM:SS` (UTC) of a wall-clock time.
 pub fn clock(t: SystemTime) -> String {
-    let full = humantime::format_rfc3339_seconds(t).to_string();
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let full = crate::text::rfc3339_ms(ms);
     full.get(11..19).unwrap_or(&full).to_string()
 }
 

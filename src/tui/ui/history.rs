@@ -57,7 +57,6 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
 /// `2026-12-06T03:12:00Z  GPU 3 SN 1652…  health  crit: XID 79 …`, with `on NODE` for what happened to one of
 /// its GPUs on another node than `here`.
 fn line<'a>(e: &Event, here: &str, theme: &Theme) -> Line<'a> {
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_millis(e.time_ms);
     let mut gpu = e.gpu.map(|g| format!("GPU {g} ")).unwrap_or_default();
     if let Some(id) = e
         .serial
@@ -74,7 +73,7 @@ fn line<'a>(e: &Event, here: &str, theme: &Theme) -> Line<'a> {
     };
     Line::from(vec![
         Span::styled(
-            format!("{}  ", humantime::format_rfc3339_seconds(when)),
+            format!("{}  ", crate::text::rfc3339_ms(e.time_ms)),
             theme.dim(),
         ),
         Span::styled(
