@@ -10,6 +10,7 @@ mod resolve;
 
 pub(crate) use error::Locator;
 pub use error::{InventoryError, InventoryErrors};
+pub(crate) use file::SourceFile;
 pub(crate) use load::{default_path, expand_home};
 pub use model::{
     ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, PrometheusSource,
@@ -17,3 +18,4 @@ pub use model::{
 };
 pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
 pub use repair::{RepairSettings, Validate, DCGMI_DIAG};
+pub(crate) use resolve::prometheus_source;
