@@ -1,0 +1,151 @@
+//! Sites as contexts: `[[context]]` in config.toml chosen with `--context NAME` or `$FLEETOP_CONTEXT`, against a
+//! loopback fleet of real sshd nodes, and every refusal.
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::Fleet;
+use serde_json::Value;
+
+/// Writes `config.toml` (with `[[context]]` "east" naming `inventory`) under the fleet's own config directory.
+fn config_dir(fleet: &Fleet, inventory: &std::path::Path, extra: &str) -> PathBuf {
+    let dir = fleet.dir.path().join("xdg-config");
+    std::fs::create_dir_all(dir.join("fleetop")).unwrap();
+    let text = format!(
+        "[[context]]\nname = \"east\"\ninventory = {:?}\n{extra}",
+        inventory.display().to_string()
+    );
+    std::fs::write(dir.join("fleetop/config.toml"), text).unwrap();
+    dir
+}
+
+fn fleetop(
+    fleet: &Fleet,
+    config: &std::path::Path,
+    env_context: Option<&str>,
+    args: &[&str],
+) -> Output {
+    let mut cmd = fleet.fleetop(args);
+    cmd.env("XDG_CONFIG_HOME", config);
+    match env_context {
+        Some(name) => cmd.env("FLEETOP_CONTEXT", name),
+        None => cmd.env_remove("FLEETOP_CONTEXT"),
+    };
+    common::run_bounded(&mut cmd, std::time::Duration::from_secs(60))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+}
+
+#[test]
+fn a_context_is_followed_by_flag_and_by_environment() {
+    let fleet = Fleet::agents(2);
+    let inventory = fleet.write_inventory(&[]);
+    let config = config_dir(&fleet, &inventory, "");
+    let snapshot = ["snapshot", "--format", "json", "--timeout", "20"];
+
+    let mut by_flag = vec!["--context", "east"];
+    by_flag.extend_from_slice(&snapshot);
+    let out = fleetop(&fleet, &config, None, &by_flag);
+    let doc = json(&out);
+    assert_eq!(doc["summary"]["nodes"], 2, "{}", text(&out));
+    assert_eq!(doc["summary"]["nodes_up"], 2, "{doc:#}\n{}", fleet.logs());
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = fleetop(&fleet, &config, Some("east"), &snapshot);
+    assert_eq!(json(&out)["summary"]["nodes_up"], 2, "{}", text(&out));
+
+    // `--inventory` wins over the environment's context, as it does over `$FLEETOP_INVENTORY`; this one is broken.
+    let broken = fleet.dir.path().join("broken.toml");
+    std::fs::write(&broken, "[defaults]\ninterval_ms = 1\n").unwrap();
+    let mut by_inventory = vec!["--inventory", broken.to_str().unwrap()];
+    by_inventory.extend_from_slice(&snapshot);
+    let out = fleetop(&fleet, &config, Some("east"), &by_inventory);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("broken.toml:2:"), "{}", text(&out));
+
+    let out = fleetop(&fleet, &config, None, &["--context", "east", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listed.contains("contexts      1"), "{listed}");
+    assert!(listed.contains("*context east"), "{listed}");
+    assert!(
+        listed.contains("source: the inventory's [source]"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_context_with_inventory_unknown_names_all_and_broken_configs_are_refused() {
+    let fleet = Fleet::agents(1);
+    let inventory = fleet.write_inventory(&[]);
+    let config = config_dir(&fleet, &inventory, "");
+    let inv = inventory.to_str().unwrap();
+
+    let out = fleetop(
+        &fleet,
+        &config,
+        None,
+        &["--context", "east", "--inventory", inv, "check"],
+    );
+    // A usage error, which fleetop exits with as "could not run".
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("cannot be used with"), "{}", text(&out));
+
+    let out = fleetop(&fleet, &config, None, &["--context", "north", "snapshot"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"north\": no such [[context]]"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("known: east"), "{}", text(&out));
+
+    let out = fleetop(
+        &fleet,
+        &config,
+        Some("north"),
+        &["drain", "tn01", "--reason", "x", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("no such [[context]]"), "{}", text(&out));
+
+    let out = fleetop(&fleet, &config, None, &["--context", "all", "snapshot"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("--context all"), "{}", text(&out));
+
+    let config = config_dir(
+        &fleet,
+        &inventory,
+        &format!("[[context]]\nname = \"east\"\ninventory = {inv:?}\n[[context]]\nname = \"west\"\ninventory = \"x\"\n"),
+    );
+    let out = fleetop(&fleet, &config, None, &["--context", "east", "check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // Every problem is reported, each at its place.
+    assert!(
+        text(&out).contains("config.toml:5:8: context \"east\" is defined twice"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("config.toml:9:13: inventory "),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("fleetop/x: No such file"),
+        "{}",
+        text(&out)
+    );
+}
