@@ -7,6 +7,7 @@ mod model;
 pub mod nodeset;
 mod repair;
 mod resolve;
+mod sites;
 
 pub(crate) use error::Locator;
 pub use error::{InventoryError, InventoryErrors};
@@ -19,3 +20,4 @@ pub use model::{
 pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
 pub use repair::{RepairSettings, Validate, DCGMI_DIAG};
 pub(crate) use resolve::prometheus_source;
+pub use sites::{site_of, SITE_SEPARATOR};

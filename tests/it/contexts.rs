@@ -87,7 +87,7 @@ fn a_context_is_followed_by_flag_and_by_environment() {
 }
 
 #[test]
-fn a_context_with_inventory_unknown_names_all_and_broken_configs_are_refused() {
+fn a_context_with_inventory_unknown_names_and_broken_configs_are_refused() {
     let fleet = Fleet::agents(1);
     let inventory = fleet.write_inventory(&[]);
     let config = config_dir(&fleet, &inventory, "");
@@ -121,10 +121,6 @@ fn a_context_with_inventory_unknown_names_all_and_broken_configs_are_refused() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("no such [[context]]"), "{}", text(&out));
 
-    let out = fleetop(&fleet, &config, None, &["--context", "all", "snapshot"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("--context all"), "{}", text(&out));
-
     let config = config_dir(
         &fleet,
         &inventory,
@@ -148,4 +144,159 @@ fn a_context_with_inventory_unknown_names_all_and_broken_configs_are_refused() {
         "{}",
         text(&out)
     );
+}
+
+/// Two sshd fleets as two sites with the same node names; the second has a node that refuses connections.
+fn two_sites() -> (Fleet, Fleet, PathBuf) {
+    let east = Fleet::agents(2);
+    let west = Fleet::agents(2);
+    let east_inventory = east.write_inventory(&[]);
+    let west_inventory = west.write_inventory(&[("tn09".into(), west.refusing_addr())]);
+    let config = config_dir(
+        &east,
+        &east_inventory,
+        &format!(
+            "[[context]]\nname = \"west\"\ninventory = {:?}\n",
+            west_inventory.display().to_string()
+        ),
+    );
+    (east, west, config)
+}
+
+#[test]
+fn every_site_at_once_in_json_csv_and_table() {
+    let (east, west, config) = two_sites();
+    let all = [
+        "--context",
+        "all",
+        "snapshot",
+        "--timeout",
+        "20",
+        "--format",
+    ];
+    let run = |format: &str| {
+        let mut args = all.to_vec();
+        args.push(format);
+        fleetop(&east, &config, None, &args)
+    };
+
+    let out = run("json");
+    let doc = json(&out);
+    let logs = format!("{}\n{}", east.logs(), west.logs());
+    assert_eq!(doc["summary"]["nodes"], 5, "{}", text(&out));
+    assert_eq!(doc["summary"]["nodes_up"], 4, "{doc:#}\n{logs}");
+    // The refusing node is unreachable: exit 2, as for one site.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let sites: Vec<(&str, u64, u64)> = doc["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["site"].as_str().unwrap(),
+                s["summary"]["nodes"].as_u64().unwrap(),
+                s["summary"]["nodes_up"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sites, [("east", 2, 2), ("west", 3, 2)]);
+    let names: Vec<(&str, &str, &str)> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["site"].as_str().unwrap(),
+                n["name"].as_str().unwrap(),
+                n["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("east", "east/tn01", "up"),
+            ("east", "east/tn02", "up"),
+            ("west", "west/tn01", "up"),
+            ("west", "west/tn02", "up"),
+            ("west", "west/tn09", "unreachable"),
+        ]
+    );
+    // Each site was reached through its own sshd: both fleets' nodes ran the agent.
+    assert!(east.execs() >= 2 && west.execs() >= 2, "{logs}");
+
+    let out = run("csv");
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(csv.starts_with("site,node,cabinet,"), "{csv}");
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.starts_with("east,east/tn01,"))
+            .count(),
+        8,
+        "{csv}"
+    );
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.starts_with("west,west/tn09,"))
+            .count(),
+        1,
+        "{csv}"
+    );
+
+    let out = run("table");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(table.starts_with("SITE  NODE"), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("west  west/tn09")),
+        "{table}"
+    );
+    assert!(table.contains("\n  east: 2 nodes (2 up)"), "{table}");
+    assert!(table.contains("\n  west: 3 nodes (2 up)"), "{table}");
+}
+
+#[test]
+fn actions_across_sites_must_name_their_site() {
+    let (east, _west, config) = two_sites();
+    for nodes in ["tn01", "east/tn01,west/tn01", "/tn01", "east/"] {
+        let out = fleetop(
+            &east,
+            &config,
+            None,
+            &[
+                "--context",
+                "all",
+                "drain",
+                nodes,
+                "--reason",
+                "x",
+                "--dry-run",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3), "{nodes}: {}", text(&out));
+        assert!(
+            text(&out).contains("an action names its site, as SITE/NODESET"),
+            "{}",
+            text(&out)
+        );
+    }
+    // Named with its site, the action is the site's own: west's tn09 exists only there.
+    let out = fleetop(
+        &east,
+        &config,
+        Some("all"),
+        &["drain", "west/tn09", "--reason", "x", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tn09"),
+        "{}",
+        text(&out)
+    );
+    let out = fleetop(
+        &east,
+        &config,
+        Some("all"),
+        &["drain", "east/tn09", "--reason", "x", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
