@@ -300,3 +300,80 @@ fn actions_across_sites_must_name_their_site() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 }
+
+#[test]
+fn a_prometheus_site_beside_an_ssh_site() {
+    let east = Fleet::agents(1);
+    let east_inventory = east.write_inventory(&[]);
+    let dir = east.dir.path().join("lab");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = common::free_port();
+    let _agent = common::exporter_agent(&dir, "lab1", "GPU-lab1", 42, port);
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: fleetop\n    \
+             static_configs:\n      - targets: ['127.0.0.1:{port}']\n        labels: {{node: gpu1}}\n"
+        ),
+    )
+    .unwrap();
+    let (_prometheus, base) = common::prometheus(&dir, &config);
+    // Stored once scraped: wait for the series at the protocol level, boundedly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stored = ureq::get(&format!("{base}/api/v1/query"))
+            .query("query", "fleetop_gpu_power_limit_watts")
+            .timeout(std::time::Duration::from_secs(2))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<Value>().ok())
+            .is_some_and(|b| {
+                b["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| !r.is_empty())
+            });
+        if stored {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prometheus never stored the agent's series"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let lab_inventory = dir.join("lab.toml");
+    std::fs::write(
+        &lab_inventory,
+        "[[cabinet]]\nname = \"r1\"\nnodes = \"gpu1\"\n[[node]]\nname = \"gpu1\"\ngpus = 1\n",
+    )
+    .unwrap();
+    let config = config_dir(
+        &east,
+        &east_inventory,
+        &format!(
+            "[[context]]\nname = \"lab\"\ninventory = {:?}\n[context.source]\nkind = \"prometheus\"\nurl = \"{base}\"\n",
+            lab_inventory.display().to_string()
+        ),
+    );
+    let out = fleetop(
+        &east,
+        &config,
+        Some("all"),
+        &["snapshot", "--format", "json", "--timeout", "20"],
+    );
+    let doc = json(&out);
+    assert_eq!(doc["summary"]["nodes_up"], 2, "{doc:#}\n{}", text(&out));
+    let lab = common::node(&doc, "lab/gpu1");
+    assert_eq!(lab["site"], "lab");
+    assert_eq!(lab["source"], "prometheus", "{lab:#}");
+    assert_eq!(lab["gpus"][0]["util_pct"], 42, "{lab:#}");
+    assert_eq!(common::node(&doc, "east/tn01")["source"], "agent");
+    let out = fleetop(&east, &config, None, &["--context", "lab", "check"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listed.contains("*context lab"), "{listed}");
+    assert!(
+        listed.contains(&format!("source: prometheus {base}")),
+        "{listed}"
+    );
+}
