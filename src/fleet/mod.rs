@@ -12,6 +12,7 @@ mod resets;
 pub use resets::AuditedReset;
 mod rates;
 pub(crate) mod restart;
+pub mod sites;
 mod state;
 pub mod view;
 mod watch;

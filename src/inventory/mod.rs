@@ -20,4 +20,4 @@ pub use model::{
 pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
 pub use repair::{RepairSettings, Validate, DCGMI_DIAG};
 pub(crate) use resolve::prometheus_source;
-pub use sites::{site_of, SITE_SEPARATOR};
+pub use sites::{name_within_site, site_of, SITE_SEPARATOR};

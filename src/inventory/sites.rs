@@ -11,6 +11,12 @@ pub fn site_of(name: &str) -> Option<&str> {
     name.split_once(SITE_SEPARATOR).map(|(site, _)| site)
 }
 
+/// A node name of a merged inventory without its site (`east/c012n2` → `c012n2`); any other name as it is.
+pub fn name_within_site(name: &str) -> &str {
+    name.split_once(SITE_SEPARATOR)
+        .map_or(name, |(_, rest)| rest)
+}
+
 impl Node {
     /// The site of a node of a merged inventory; `None` in a single site's own inventory.
     pub fn site(&self) -> Option<&str> {

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::fleet::filter::Filter;
 use crate::fleet::view::{NodeView, Pending, Summary};
 use crate::fleet::FleetState;
-use crate::inventory::site_of;
 
 /// What one snapshot saw, ready to render.
 pub(crate) struct Report<'a> {
@@ -66,21 +65,6 @@ fn drift(state: &FleetState) -> Vec<Drift<'_>> {
         .collect()
 }
 
-/// The summary of each site's run of nodes (views come in inventory order, one site after the other).
-fn site_summaries<'a>(nodes: &[NodeView<'a>]) -> Vec<(&'a str, Summary)> {
-    let mut sites = Vec::new();
-    let mut start = 0;
-    while let Some(site) = nodes.get(start).and_then(|v| site_of(v.name)) {
-        let len = nodes[start..]
-            .iter()
-            .take_while(|v| site_of(v.name) == Some(site))
-            .count();
-        sites.push((site, Summary::of(&nodes[start..start + len])));
-        start += len;
-    }
-    sites
-}
-
 impl<'a> Report<'a> {
     /// The views of a pass that `started` and was bounded by `timeout`, taken at `now`.
     pub fn new(
@@ -113,7 +97,7 @@ impl<'a> Report<'a> {
             taken_at: SystemTime::now(),
             inventory: &state.inventory().source,
             summary: Summary::of(&nodes),
-            sites: site_summaries(&nodes),
+            sites: crate::fleet::sites::site_summaries(&nodes),
             nodes,
             drift,
         }
