@@ -13,7 +13,7 @@ use ratatui::crossterm::event::{
 use ratatui::crossterm::execute;
 
 use super::app::operate::ActionEvent;
-use super::app::App;
+use super::app::{App, View};
 use super::keymap::Keymap;
 use super::shell::{self, InputPause};
 use super::theme::Theme;
@@ -46,6 +46,24 @@ pub struct Options {
     pub simulated: bool,
 }
 
+/// What a fresh TUI keeps from the one before it, after `:ctx NAME`.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub view: View,
+    pub filter: String,
+    /// Shown in the footer: why the switch did not happen, when it did not.
+    pub status: Option<String>,
+}
+
+/// How the TUI ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Quit (or failed), with this exit status.
+    Exit(i32),
+    /// `:ctx NAME`: follow that context instead, keeping the view and the filter.
+    Switch { context: String, resume: Resume },
+}
+
 /// A repair started from the TUI waits two hours for jobs (the command line's `--max-wait` default) and looks at
 /// jobs and rebooting nodes every 5 s.
 const REPAIR_LIMITS: Limits = Limits {
@@ -63,12 +81,12 @@ const DRAIN_READBACK: Duration = Duration::from_secs(30);
 pub fn run(
     inventory: Arc<Inventory>,
     transport: &dyn Transport,
-    theme: Theme,
-    keymap: Keymap,
+    (theme, keymap): (Theme, Keymap),
     options: Options,
-) -> i32 {
+    resume: Option<Resume>,
+) -> Ended {
     let Some(runtime) = crate::runtime::runtime() else {
-        return crate::runtime::EXIT_CANNOT_RUN;
+        return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
     };
     let executor = if options.simulated {
         Executor::simulated()
@@ -77,16 +95,15 @@ pub fn run(
             Ok(e) => e.with_sessions(transport.node_commands()),
             Err(e) => {
                 crate::text::warn(&e.to_string());
-                return crate::runtime::EXIT_CANNOT_RUN;
+                return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
             }
         }
     };
     runtime.block_on(event_loop(
         inventory,
         transport,
-        theme,
-        keymap,
-        options,
+        (theme, keymap),
+        (options, resume),
         Arc::new(executor),
     ))
 }
@@ -94,11 +111,10 @@ pub fn run(
 async fn event_loop(
     inventory: Arc<Inventory>,
     transport: &dyn Transport,
-    theme: Theme,
-    keymap: Keymap,
-    options: Options,
+    (theme, keymap): (Theme, Keymap),
+    (options, resume): (Options, Option<Resume>),
     executor: Arc<Executor>,
-) -> i32 {
+) -> Ended {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
     // Drains read back reach fleet state through the nodes' own channel, like their samples.
     actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
@@ -108,7 +124,7 @@ async fn event_loop(
         Err(e) => {
             ratatui::restore();
             crate::text::warn(&format!("cannot open the terminal: {e}"));
-            return crate::runtime::EXIT_CANNOT_RUN;
+            return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
         }
     };
     let _guard = TerminalGuard;
@@ -122,9 +138,15 @@ async fn event_loop(
     let (input_tx, mut input) = tokio::sync::mpsc::unbounded_channel();
     let input_pause = InputPause::default();
     let pause = input_pause.clone();
-    std::thread::Builder::new()
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let input_stop = Arc::clone(&stop);
+    let reader = std::thread::Builder::new()
         .name("input".into())
         .spawn(move || loop {
+            // The loop ended (`:ctx` starts the next one): keys not read yet are the next reader's.
+            if input_stop.load(Ordering::SeqCst) {
+                break;
+            }
             // A shell owns the terminal while paused: nothing may read its keys.
             if pause.paused.load(Ordering::SeqCst) {
                 pause.idle.store(true, Ordering::SeqCst);
@@ -133,6 +155,7 @@ async fn event_loop(
             }
             pause.idle.store(false, Ordering::SeqCst);
             match event::poll(Duration::from_millis(50)) {
+                Ok(true) if input_stop.load(Ordering::SeqCst) => break,
                 Ok(true) => match event::read() {
                     Ok(ev) => {
                         if input_tx.send(ev).is_err() {
@@ -146,6 +169,7 @@ async fn event_loop(
             }
         })
         .ok();
+    let _reader = StopReader(stop, reader);
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();
@@ -157,6 +181,11 @@ async fn event_loop(
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
+    if let Some(resume) = resume {
+        app.set_filter(&resume.filter);
+        app.view = resume.view;
+        app.status = resume.status;
+    }
     let log_path = actions::run::audit_path(&inventory);
     let scan = audit::scan(&log_path, inventory.simulated);
     app.ops.failures.extend(scan.warnings(&log_path));
@@ -176,7 +205,7 @@ async fn event_loop(
     let (history_tx, mut history_rx) = tokio::sync::mpsc::channel(1);
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while !app.quit {
+    while !app.quit && app.switch_to.is_none() {
         tokio::select! {
             Some(event) = action_events.recv() => {
                 if matches!(event, ActionEvent::ShellEnded(_)) && shell_open {
@@ -266,15 +295,40 @@ async fn event_loop(
                 if app.dirty && !shell_open {
                     if let Err(e) = terminal.draw(|frame| ui::render(&app, &theme, frame)) {
                         tracing::error!("draw failed: {e}");
-                        return 1;
+                        return Ended::Exit(1);
                     }
                     app.dirty = false;
                 }
             }
         }
     }
-    0
+    match app.switch_to.take() {
+        Some(context) => Ended::Switch {
+            context,
+            resume: Resume {
+                view: app.view,
+                filter: app.filter.text.clone(),
+                status: None,
+            },
+        },
+        None => Ended::Exit(0),
+    }
 }
 
 /// How often the TUI tells the history store what it shows.
 const MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Stops the input thread when the loop ends, and waits for it, so a key typed next goes to whoever reads next.
+struct StopReader(
+    Arc<std::sync::atomic::AtomicBool>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl Drop for StopReader {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.1.take() {
+            let _ = reader.join();
+        }
+    }
+}

@@ -11,4 +11,4 @@ mod shell;
 pub mod theme;
 pub mod ui;
 
-pub use event_loop::{run, Options};
+pub use event_loop::{run, Ended, Options, Resume};

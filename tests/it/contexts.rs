@@ -377,3 +377,78 @@ fn a_prometheus_site_beside_an_ssh_site() {
         "{listed}"
     );
 }
+
+#[test]
+fn the_tui_switches_sites_with_ctx_keeping_the_view() {
+    let (east, west, xdg) = two_sites();
+    // The TUI's config is under its home: the same config.toml.
+    let home = east.dir.path().join("tui-home");
+    std::fs::create_dir_all(home.join(".config/fleetop")).unwrap();
+    std::fs::copy(
+        xdg.join("fleetop/config.toml"),
+        home.join(".config/fleetop/config.toml"),
+    )
+    .unwrap();
+    let bin = shlex::try_quote(env!("CARGO_BIN_EXE_fleetop"))
+        .unwrap()
+        .into_owned();
+    let tmux = common::tmux::Tmux::start(&format!("{bin} --context east"), &home);
+    tmux.wait_for(&["2 up", "0 no data"], std::time::Duration::from_secs(30));
+    tmux.keys(&["2"]);
+    tmux.wait_for(
+        &["NODE", "tn01", "tn02"],
+        std::time::Duration::from_secs(10),
+    );
+
+    tmux.keys(&["/", "state=up", "Enter"]);
+    tmux.wait_for(
+        &["filter: state=up (2 nodes)"],
+        std::time::Duration::from_secs(10),
+    );
+    tmux.keys(&[":", "ctx all", "Enter"]);
+    // The filter is kept: west's unreachable node is not listed.
+    tmux.wait_for(
+        &["filter: state=up (4 nodes)"],
+        std::time::Duration::from_secs(30),
+    );
+    tmux.keys(&[":", "filter", "Enter"]);
+    let screen = tmux.wait_for(
+        &[
+            "4 up",
+            "1 no data",
+            "east     2 up of 2",
+            "west     2 up of 3",
+            "SITE",
+            "tn09",
+        ],
+        std::time::Duration::from_secs(30),
+    );
+    // Still the nodes view, now with a row per site's node.
+    let row = screen
+        .lines()
+        .find(|l| l.starts_with("west") && l.contains("tn09"));
+    assert!(
+        row.is_some_and(|r| r.contains("unreach")),
+        "{screen}\n{}",
+        west.logs()
+    );
+
+    tmux.keys(&[":", "ctx north", "Enter"]);
+    let screen = tmux.wait_for(
+        &["ctx: --context \"north\": no such [[context]]"],
+        std::time::Duration::from_secs(30),
+    );
+    assert!(screen.contains("SITE"), "back on every site: {screen}");
+
+    tmux.keys(&[":", "ctx west", "Enter"]);
+    let screen = tmux.wait_until("west alone", std::time::Duration::from_secs(30), |s| {
+        s.contains("2 up") && s.contains("1 no data") && !s.contains("SITE") && s.contains("tn09")
+    });
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.starts_with("tn09") && l.contains("unreach")),
+        "{screen}"
+    );
+    tmux.keys(&["q"]);
+}

@@ -52,6 +52,8 @@ pub struct App {
     /// Set when something visible changed; the loop draws and clears it.
     pub dirty: bool,
     pub quit: bool,
+    /// `:ctx NAME`: the loop ends and the fleet of that context (or `all`) is followed instead.
+    pub switch_to: Option<String>,
     /// Marks, action progress and unacknowledged failures.
     pub ops: Operations,
     /// The node detail's history pane, read from the store by the loop.
@@ -90,6 +92,7 @@ impl App {
             totals: Totals::default(),
             dirty: true,
             quit: false,
+            switch_to: None,
             ops: Operations::default(),
             history: super::history::NodeHistory::default(),
             data_changed: true,
