@@ -302,7 +302,7 @@ fn render_help(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
         .collect();
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "commands: :nodes :overview :tenants :events :node NAME :filter EXPR :sort COLUMN [desc] :metric NAME :q",
+        "commands: :nodes :overview :tenants :events :node NAME :filter EXPR :sort COLUMN [desc] :metric NAME :ctx NAME|all :q",
         theme.dim(),
     ));
     lines.push(Line::styled("any key closes this help", theme.dim()));
