@@ -116,8 +116,12 @@ async fn event_loop(
     executor: Arc<Executor>,
 ) -> Ended {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
-    // Drains read back reach fleet state through the nodes' own channel, like their samples.
-    actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
+    // Drains read back reach fleet state through the nodes' own channel, like their samples. Several sites
+    // (`--context all`) have several backends, not asked yet: their nodes' operations stay unknown.
+    let one_site = inventory.sites().is_empty();
+    if one_site {
+        actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
+    }
     let _following = transport.follow(&inventory, tx);
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
@@ -173,11 +177,13 @@ async fn event_loop(
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();
-    actions::jobs::follow(&inventory, &executor, WORKLOAD_READBACK, move |workload| {
-        workload_tx
-            .send(ActionEvent::Workload(Box::new(workload)))
-            .is_ok()
-    });
+    if one_site {
+        actions::jobs::follow(&inventory, &executor, WORKLOAD_READBACK, move |workload| {
+            workload_tx
+                .send(ActionEvent::Workload(Box::new(workload)))
+                .is_ok()
+        });
+    }
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
