@@ -269,7 +269,8 @@ async fn event_loop(
                 }
                 _ => {}
             },
-            _ = memory_ticks.tick(), if !inventory.simulated => {
+            // Across sites the store (the first site's) would learn names it does not hold.
+            _ = memory_ticks.tick(), if !inventory.simulated && one_site => {
                 let views = app.fleet.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
                 let tx = lemon_tx.clone();
                 crate::fleet::memory::remember_in_background(

@@ -315,4 +315,15 @@ fn two_sites_have_a_header_line_each_and_a_site_column() {
         "{screen}"
     );
     insta::assert_snapshot!("two_sites_nodes_100x12", screen);
+    // Nothing reaches a node through the first site's settings: no shell, no action across sites.
+    app.act(Action::Shell);
+    assert_eq!(app.ops.shell, None);
+    assert!(
+        app.ops
+            .failures
+            .iter()
+            .any(|f| f.contains("not across sites")),
+        "{:?}",
+        app.ops.failures
+    );
 }
