@@ -326,4 +326,19 @@ fn two_sites_have_a_header_line_each_and_a_site_column() {
         "{:?}",
         app.ops.failures
     );
+    app.command("node west/c01n1");
+    app.act(Action::AckXids);
+    for c in "psu".chars() {
+        app.on_key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Char(c),
+        ));
+    }
+    app.on_key(ratatui::crossterm::event::KeyEvent::from(
+        ratatui::crossterm::event::KeyCode::Enter,
+    ));
+    assert!(app.ops.acks.is_empty());
+    assert_eq!(
+        app.status.as_deref(),
+        Some("acknowledge: not across sites; :ctx SITE first")
+    );
 }
