@@ -24,6 +24,13 @@ pub struct Cli {
     #[cfg(feature = "bench")]
     #[arg(long, value_name = "SECS")]
     pub bench_memory: Option<u64>,
+    /// With --replay: start at TIME (RFC 3339, a UTC time of day such as 03:12, or an age such as 2h)
+    /// [default: the recording's start]
+    #[arg(long, value_name = "TIME", requires = "replay")]
+    pub at: Option<String>,
+    /// With --replay: how many times faster than real time it plays
+    #[arg(long, value_name = "N", default_value_t = 1.0, requires = "replay")]
+    pub speed: f64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -51,6 +58,9 @@ pub struct Global {
     /// (overrides the inventory's [source])
     #[arg(long, global = true, value_name = "KIND=URL")]
     pub source: Option<String>,
+    /// Read a recording (`fleetop record`) instead of the fleet: the TUI replays it, `snapshot --at` reads it
+    #[arg(long, global = true, value_name = "DIR", conflicts_with_all = ["demo", "inventory", "source"])]
+    pub replay: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +90,11 @@ pub enum Command {
     /// One GPU's evidence for a return (RMA) as a tar.gz: identity, `nvidia-smi -q`, the kernel-log lines naming
     /// its PCI address, its history and the last repair validation, with a manifest of what failed and why
     Rma(RmaArgs),
+    /// Follow the fleet like the TUI and write what it sends into a recording, for --replay and snapshot --at
+    Record(RecordArgs),
+    /// GPU-hours in inventory, healthy, in use and lost by cause, and how long each repair phase took, from a
+    /// recording and the history store
+    Report(ReportArgs),
     /// Print a shell completion script: fleetop completions bash > /etc/bash_completion.d/fleetop
     Completions {
         #[arg(value_enum)]
@@ -211,6 +226,19 @@ pub struct RmaArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Where the recording goes [default: $XDG_STATE_HOME/fleetop/recording]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Delete segments older than this (7d, 12h) [default: keep them, up to 50,000 segments]
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub retain: Option<std::time::Duration>,
+    /// How long each segment covers; each opens with every node's state, so seeking reads at most one
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub segment: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// A node name, a GPU serial number or a GPU UUID
     #[arg(value_name = "NODE|SERIAL|UUID")]
@@ -220,6 +248,40 @@ pub struct HistoryArgs {
     pub since: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ActionFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportBy {
+    Tenant,
+    Cabinet,
+    Cause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where the window starts: an age before now (7d, 12h) or a time (2026-11-27T00:00:00Z)
+    #[arg(long, value_name = "AGE|TIME", default_value = "7d")]
+    pub since: String,
+    /// Where it ends, the same way (default: now)
+    #[arg(long, value_name = "AGE|TIME")]
+    pub until: Option<String>,
+    /// How the GPU-hours are grouped: by tenant, by cabinet, or the fleet by cause and reason
+    #[arg(long, value_enum, default_value = "cause")]
+    pub by: ReportBy,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+    /// The recording `fleetop record` wrote (default: --replay DIR, else the recorder's own directory when it
+    /// holds one): the GPU-hours come from it; without one they are unknown, and the repair phases, from the
+    /// history store, are still reported
+    #[arg(long, value_name = "DIR")]
+    pub recording: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -233,7 +295,7 @@ pub struct SnapshotArgs {
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
     /// The fleet as it was at TIME (RFC 3339, e.g. 2026-11-27T03:12:00Z, or an age such as 2h): needs a
-    /// Prometheus source
+    /// Prometheus source, or a recording (--replay DIR, where a UTC time of day such as 03:12 works too)
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// Print where the time went to stderr: each phase's wall and CPU time, and each store query's

@@ -10,6 +10,8 @@ pub(crate) mod dirs;
 pub mod exporter;
 pub mod fleet;
 pub mod inventory;
+pub mod ledger;
+pub mod recording;
 pub mod release;
 pub(crate) mod repair;
 pub mod rma;

@@ -9,8 +9,10 @@
 mod common;
 mod deploy;
 mod follow;
+mod ledger;
 mod measure;
 mod prometheus;
+mod record;
 mod report;
 mod scenarios;
 
@@ -59,6 +61,20 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(600);
         prometheus::prometheus(nodes, follow);
+        return;
+    }
+    // FLEETOP_BENCH_ONLY=record: a recording's size, CPU and seek time on the demo fleet (docs/benchmarks.md).
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("record") {
+        print!("{}", record::from_env());
+        return;
+    }
+    // FLEETOP_BENCH_ONLY=ledger: what `fleetop report` costs per recorded message, against following.
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("ledger") {
+        let seconds = std::env::var("FLEETOP_BENCH_LEDGER_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
+        print!("{}", ledger::ledger(seconds));
         return;
     }
     // FLEETOP_BENCH_ONLY=deploy: the agent deployed to a fleet (FLEETOP_BENCH_DEPLOY_NODES=256), twice.
@@ -117,6 +133,7 @@ fn main() {
     );
     report += &full_sample;
     report += &deploy::section(&deployed);
+    report += &record::from_env();
     print!("{report}");
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     let _ = std::fs::write(docs.join("benchmarks.md"), &report);

@@ -60,7 +60,7 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
 }
 
 /// The store beside the inventory's audit log; without an inventory, `$XDG_STATE_HOME/fleetop/fleet.sqlite`.
-fn store_path(g: &Global) -> Result<std::path::PathBuf, String> {
+pub(super) fn store_path(g: &Global) -> Result<std::path::PathBuf, String> {
     match super::load::load_inventory(g) {
         Ok(inv) => Ok(crate::store::beside(&crate::actions::run::audit_path(&inv))),
         Err(e) if g.inventory.is_some() || g.demo => Err(e),

@@ -17,7 +17,11 @@ use crate::tui::keymap::Keymap;
 use crate::tui::{self, theme};
 
 /// The TUI on a terminal; one summary line per interval when stdout is a pipe.
-pub fn run(g: &Global, interactive: bool) -> i32 {
+/// With `--replay DIR`, the TUI on that recording from `at` at `speed`.
+pub fn run(g: &Global, interactive: bool, at: Option<&str>, speed: f64) -> i32 {
+    if let Some(dir) = &g.replay {
+        return replayed(g, dir, interactive, at, speed);
+    }
     let mut g = g.clone();
     // After `:ctx NAME`: the view and filter the fresh TUI keeps, and the context to go back to if NAME fails.
     let mut resume: Option<tui::Resume> = None;
@@ -83,6 +87,45 @@ fn setup(g: &Global, interactive: bool) -> Result<Setup, String> {
         let keymap = Keymap::default().with_overrides(&config.key_overrides())?;
         Ok((inv, transport, Some((theme, keymap, config.read_only))))
     })
+}
+
+/// `fleetop --replay DIR [--at TIME] [--speed N]`: the TUI on a recording.
+fn replayed(
+    g: &Global,
+    dir: &std::path::Path,
+    interactive: bool,
+    at: Option<&str>,
+    speed: f64,
+) -> i32 {
+    let setup = (|| {
+        if !interactive {
+            return Err(
+                "--replay needs a terminal; for text, use snapshot --replay DIR --at TIME"
+                    .to_string(),
+            );
+        }
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(format!("--speed: {speed} is not a positive number"));
+        }
+        let reader = crate::recording::Reader::open(dir)?;
+        let at = match (at, reader.span()) {
+            (None, _) | (_, None) => None,
+            (Some(text), Some((_, last))) => {
+                Some(crate::recording::parse_time(text, last).map_err(|e| format!("--at: {e}"))?)
+            }
+        };
+        let config = Config::load()?;
+        let theme = theme::choose(g.theme.as_deref(), config.theme.as_deref())?;
+        let keymap = Keymap::default().with_overrides(&config.key_overrides())?;
+        Ok((reader, at, theme, keymap))
+    })();
+    match setup {
+        Ok((reader, at, theme, keymap)) => tui::replay::run(&reader, theme, keymap, at, speed),
+        Err(e) => {
+            crate::text::warn(&e);
+            EXIT_CANNOT_RUN
+        }
+    }
 }
 
 /// `, 2 out of service: n0001 drained by root: psu swap; …` (nothing when every node is in service or unknown).

@@ -10,7 +10,9 @@ mod docs;
 mod history;
 mod live;
 mod load;
+mod record;
 mod repair;
+mod report;
 mod rma;
 mod snapshot;
 
@@ -33,6 +35,17 @@ fn dispatch(cli: Cli) -> i32 {
     if let Some(status) = bench::run(&cli) {
         return status;
     }
+    if cli.global.replay.is_some()
+        && !matches!(
+            cli.command,
+            None | Some(Command::Snapshot(_)) | Some(Command::Report(_))
+        )
+    {
+        crate::text::warn(
+            "--replay: only the TUI (no subcommand), snapshot and report read a recording",
+        );
+        return crate::runtime::EXIT_CANNOT_RUN;
+    }
     match cli.command {
         Some(Command::Agent(a)) => agent::run(a),
         Some(Command::Check) => check::run(&cli.global),
@@ -47,8 +60,10 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Repair(args)) => repair::run(&cli.global, &args),
         Some(Command::History(args)) => history::run(&cli.global, &args),
         Some(Command::Rma(args)) => rma::run(&cli.global, &args),
+        Some(Command::Record(args)) => record::run(&cli.global, &args),
+        Some(Command::Report(args)) => report::run(&cli.global, &args),
         Some(Command::Completions { shell }) => docs::completions(shell),
         Some(Command::Manpage { dir }) => docs::manpage(dir.as_deref()),
-        None => live::run(&cli.global, interactive),
+        None => live::run(&cli.global, interactive, cli.at.as_deref(), cli.speed),
     }
 }

@@ -30,6 +30,9 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         return EXIT_CANNOT_RUN;
     }
     let timeout = Duration::from_secs_f64(args.timeout);
+    if let Some(dir) = &g.replay {
+        return recorded(dir, args, &filter, timeout);
+    }
     let (inv, mut transport) = match super::load::prepare(g, true) {
         Ok(p) => p,
         Err(e) => {
@@ -39,7 +42,7 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     };
     if let Some(at) = &args.at {
         let Some(source) = inv.prometheus.clone() else {
-            crate::text::warn("--at needs a Prometheus source ([source] kind = \"prometheus\" or --source prometheus=URL): the nodes themselves keep no history");
+            crate::text::warn("--at needs a Prometheus source ([source] kind = \"prometheus\" or --source prometheus=URL) or a recording (--replay DIR): the nodes themselves keep no history");
             return EXIT_CANNOT_RUN;
         };
         match past(at) {
@@ -99,6 +102,61 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         let source = transport.timings().unwrap_or_default();
         eprint!("{}{source}", phases.render());
     }
+    report.summary.exit_code(args.include_drained)
+}
+
+/// `snapshot --replay DIR [--at TIME]`: the fleet as the recording holds it at TIME (default: its end), judged as
+/// a pass taken then; nodes the recording holds nothing for are unreachable, as in a live pass.
+fn recorded(dir: &std::path::Path, args: &SnapshotArgs, filter: &Filter, timeout: Duration) -> i32 {
+    let reader = match crate::recording::Reader::open(dir) {
+        Ok(r) => r,
+        Err(e) => {
+            crate::text::warn(&e);
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let Some((first, last)) = reader.span() else {
+        crate::text::warn(&format!(
+            "{}: the recording holds no frame yet",
+            dir.display()
+        ));
+        return EXIT_CANNOT_RUN;
+    };
+    let at = match &args.at {
+        Some(text) => match crate::recording::parse_time(text, crate::telemetry::unix_ms()) {
+            Ok(t) => t,
+            Err(e) => {
+                crate::text::warn(&format!("--at: {e}"));
+                return EXIT_CANNOT_RUN;
+            }
+        },
+        None => last,
+    };
+    if at < first || at > last {
+        crate::text::warn(&format!(
+            "--at: {} is outside the recording, which runs from {} to {}",
+            crate::recording::utc(at),
+            crate::recording::utc(first),
+            crate::recording::utc(last)
+        ));
+        return EXIT_CANNOT_RUN;
+    }
+    let mut state = crate::fleet::FleetState::new(std::sync::Arc::new(reader.inventory().clone()));
+    for m in reader.messages(at, at) {
+        match m {
+            Ok((_, msg)) => state.apply(msg),
+            Err(e) => {
+                crate::text::warn(&e);
+                return EXIT_CANNOT_RUN;
+            }
+        }
+    }
+    // Ages and "not answered" are judged at the recording's time, as a pass taken then would have.
+    let then = reader.instant(at);
+    let start = then.checked_sub(timeout).unwrap_or(then);
+    let mut report = Report::new(&state, filter, start, then, timeout);
+    report.taken_at = std::time::UNIX_EPOCH + Duration::from_millis(at);
+    crate::text::print(&report.render(args.format));
     report.summary.exit_code(args.include_drained)
 }
 
@@ -218,27 +276,12 @@ fn repairs(state: &mut crate::fleet::FleetState) {
     }
 }
 
-/// `--at`: an RFC 3339 time (`2026-11-27T03:12:00Z`) or an age before now (`2h`, `90s`).
+/// `--at`: an RFC 3339 time (`2026-11-27T03:12:00Z`), a UTC time of day (`03:12`) or an age before now (`2h`),
+/// read by the one time rule recordings use too.
 fn past(text: &str) -> Result<std::time::SystemTime, String> {
-    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
-        return Ok(t);
-    }
-    let age = humantime::parse_duration(text).map_err(|_| {
-        format!(
-            "--at: {:?} is neither a time (2026-11-27T03:12:00Z) nor an age (2h)",
-            crate::text::escape(text)
-        )
-    })?;
-    // Prometheus counts from the Unix epoch: an age reaching past it would be read as 1970, not refused.
-    let now = std::time::SystemTime::now();
-    now.checked_sub(age)
-        .filter(|t| *t >= std::time::UNIX_EPOCH)
-        .ok_or_else(|| {
-            format!(
-                "--at: {} ago is before 1970-01-01, where Prometheus time starts",
-                crate::text::escape(text)
-            )
-        })
+    crate::recording::parse_time(text, crate::telemetry::unix_ms())
+        .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms))
+        .map_err(|e| format!("--at: {e}"))
 }
 
 #[cfg(test)]

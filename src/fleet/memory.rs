@@ -147,6 +147,7 @@ pub fn lemons(
 impl FleetState {
     /// Records the repeat offenders [`lemons`] found, by node name (names the inventory lacks are skipped).
     pub fn note_lemons(&mut self, lemons: &HashMap<String, String>) {
+        self.fleet_generation += 1;
         self.lemons = self
             .inventory
             .nodes

@@ -63,11 +63,12 @@ impl PortRates {
         }
     }
 
-    /// Takes a node's ports (`None`: not checked, which leaves its last contribution alone).
-    pub(crate) fn observe(&mut self, node: NodeId, ports: Option<&[IbPort]>) {
-        let Some(ports) = ports else { return };
+    /// Takes a node's ports (`None`: not checked, which leaves its last contribution alone); true when the
+    /// node's contribution changed, which may change any node's usual rate.
+    pub(crate) fn observe(&mut self, node: NodeId, ports: Option<&[IbPort]>) -> bool {
+        let Some(ports) = ports else { return false };
         let Some(before) = self.by_node.get(node) else {
-            return;
+            return false;
         };
         // The usual case, checked without allocating: nothing changed.
         let same = before.len() == counted(ports).count()
@@ -76,7 +77,7 @@ impl PortRates {
                 .zip(counted(ports))
                 .all(|((h, p, r), (h2, p2, r2))| h == h2 && *p == p2 && *r == r2);
         if same {
-            return;
+            return false;
         }
         let now: Vec<(String, u32, u64)> = counted(ports)
             .map(|(h, p, r)| (h.to_string(), p, r))
@@ -99,6 +100,7 @@ impl PortRates {
             *tally.nodes.entry(rate).or_insert(0) += 1;
             tally.recompute();
         }
+        true
     }
 
     /// The rate most nodes run this port at, in Gb/s, when one rate is more common than every other.

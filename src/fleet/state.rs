@@ -10,7 +10,7 @@ use super::node::{Failure, NodeState, NodeStatus, HISTORY_SPAN, STALE_AFTER_INTE
 use super::operations::{NodeDrain, Operations, Restart};
 use super::resets::AuditedReset;
 use super::restart::Return;
-use super::{drift, operations, rates, resets};
+use super::{drift, judgement, operations, rates, resets};
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::xid_age::XidClock;
 use crate::telemetry::GpuSample;
@@ -36,6 +36,12 @@ pub struct FleetState {
     pub(super) resets: Vec<resets::NodeResets>,
     /// Per node, why the history store calls it a repeat offender (grown on first use; see `memory`).
     pub(super) lemons: Vec<Option<String>>,
+    /// Per node, bumped by everything that may change its judgement (its messages, its acknowledgement).
+    pub(super) generations: Vec<u64>,
+    /// Bumped by what may change any node's judgement: drift tallies, usual port rates, resets, lemons.
+    pub(super) fleet_generation: u64,
+    /// Each node's last judgement, reused while nothing it depends on changed.
+    pub(super) judged: judgement::Judged,
 }
 
 impl FleetState {
@@ -50,10 +56,13 @@ impl FleetState {
             rates: rates::PortRates::new(nodes.len()),
             tally: drift::Tally::default(),
             inventory,
-            nodes,
             history_len,
             resets: Vec::new(),
             lemons: Vec::new(),
+            generations: vec![0; nodes.len()],
+            fleet_generation: 0,
+            judged: judgement::Judged::default(),
+            nodes,
         }
     }
 
@@ -75,6 +84,9 @@ impl FleetState {
         let Some(node) = self.nodes.get_mut(msg.node) else {
             return;
         };
+        if let Some(generation) = self.generations.get_mut(msg.node) {
+            *generation += 1;
+        }
         match msg.event {
             NodeEvent::Connecting => {}
             // A running command is not yet data: a node that says hello and never samples keeps its last
@@ -99,7 +111,9 @@ impl FleetState {
                 }
                 let identity = self.identities[msg.node].with_sample(&sample);
                 node.watch.observe(&sample, msg.at);
-                self.rates.observe(msg.node, sample.ib.as_deref());
+                if self.rates.observe(msg.node, sample.ib.as_deref()) {
+                    self.fleet_generation += 1;
+                }
                 node.sample = Some(sample);
                 node.sample_at = Some(msg.at);
                 node.samples += 1;
@@ -140,6 +154,7 @@ impl FleetState {
             if *old != identity {
                 self.tally.replace(old, &identity);
                 *old = identity;
+                self.fleet_generation += 1;
             }
         }
     }
@@ -245,6 +260,9 @@ impl FleetState {
     /// Restores an acknowledgement read back from the audit log (a restarted TUI keeps what was acknowledged;
     /// an XID seen since is not covered, as before).
     pub(crate) fn restore_ack(&mut self, id: NodeId, reason: &str, covered: Vec<AckedXid>) {
+        if let Some(generation) = self.generations.get_mut(id) {
+            *generation += 1;
+        }
         if let Some(slot) = self.acks.get_mut(id) {
             *slot = (!covered.is_empty()).then(|| XidAck {
                 reason: reason.to_string(),
@@ -284,6 +302,7 @@ impl FleetState {
             }
             self.resets[id].note(r.gpu, r.reboot, r.at_ms);
         }
+        self.fleet_generation += 1;
     }
 
     /// What GPU `gpu` of node `id`'s XIDs are measured against: the node's clock now (its last sample's time

@@ -59,7 +59,8 @@ pub enum Pending {
 }
 
 impl FleetState {
-    pub fn node_view(&self, id: NodeId, now: Instant, pending: Pending) -> NodeView<'_> {
+    /// Judges node `id` afresh; [`FleetState::node_view`] reuses the judgement while nothing changed.
+    pub(crate) fn judge_node(&self, id: NodeId, now: Instant, pending: Pending) -> NodeView<'_> {
         let inv = &self.inventory;
         let spec = &inv.nodes[id];
         let status = &self.nodes[id];

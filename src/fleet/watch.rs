@@ -161,6 +161,12 @@ impl Watch {
         }
     }
 
+    /// No counter rose within the window before `now`: no reasons now, nor later until a sample comes.
+    pub(crate) fn quiet(&self, now: Instant) -> bool {
+        self.latest_rise
+            .is_none_or(|t| now.saturating_duration_since(t) > WINDOW)
+    }
+
     /// Rises within [`WINDOW`] of `now`, one reason per link or port with its health, sorted; ports for which
     /// `ignored(hca, port)` holds (`[expect] ib_ignore`) are left out.
     pub(crate) fn reasons(
@@ -168,10 +174,7 @@ impl Watch {
         now: Instant,
         ignored: &dyn Fn(&str, u32) -> bool,
     ) -> Vec<(Health, String)> {
-        if self
-            .latest_rise
-            .is_none_or(|t| now.saturating_duration_since(t) > WINDOW)
-        {
+        if self.quiet(now) {
             return Vec::new();
         }
         let now = Stamp::of(now, self.epoch.unwrap_or(now));

@@ -12,7 +12,7 @@ mod sites;
 pub(crate) use error::Locator;
 pub use error::{InventoryError, InventoryErrors};
 pub(crate) use file::SourceFile;
-pub(crate) use load::{default_path, expand_home};
+pub(crate) use load::{default_path, expand_home, DEMO_INVENTORY};
 pub use model::{
     ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, PrometheusSource,
     RebootBackend, Redfish, Settings, SourceKind, Tenancy, Tenant, TenantFrom, Thresholds,

@@ -15,7 +15,7 @@ ib_slowest_up_gbps";
 /// `=HYPERLINK(…)`) starts with `'`, as OWASP's CSV-injection guidance says, so it opens as text. A plain
 /// decimal number (`-12.5`, as fleetop writes numbers) is a number to a spreadsheet, never a formula, and
 /// stays one.
-fn field(value: &str) -> String {
+pub(crate) fn field(value: &str) -> String {
     let is_number = {
         let digits = value.strip_prefix('-').unwrap_or(value);
         let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));

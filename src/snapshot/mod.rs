@@ -1,7 +1,7 @@
 //! `fleetop snapshot`: one pass over the fleet within a deadline, rendered as table, JSON, CSV or Prometheus text.
 
 mod collect;
-mod csv;
+pub(crate) mod csv;
 mod json;
 mod prom;
 mod render;

@@ -48,3 +48,21 @@ impl Event {
         }
     }
 }
+
+/// The columns an [`Event`] is read back from, in [`Event::from_row`]'s order.
+pub(super) const EVENT_COLUMNS: &str = "time_ms, node, gpu, serial, uuid, kind, detail";
+
+impl Event {
+    /// An event from a row selecting [`EVENT_COLUMNS`].
+    pub(super) fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+        Ok(Event {
+            time_ms: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            node: r.get(1)?,
+            gpu: r.get(2)?,
+            serial: r.get(3)?,
+            uuid: r.get(4)?,
+            kind: r.get(5)?,
+            detail: r.get(6)?,
+        })
+    }
+}

@@ -9,6 +9,7 @@
 
 mod event;
 pub mod query;
+mod span;
 mod sqlite;
 
 pub use event::{kind, Event};

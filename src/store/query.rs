@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::event::{kind, Event};
+use super::event::{kind, Event, EVENT_COLUMNS};
 use super::sqlite::Store;
 
 /// Most events one history query returns.
@@ -54,15 +54,15 @@ impl Store {
     ) -> Result<Vec<Event>, String> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "WITH ids AS (SELECT DISTINCT serial, uuid FROM events
                               WHERE node = ?1 OR serial = ?1 OR uuid = ?1)
-                 SELECT time_ms, node, gpu, serial, uuid, kind, detail FROM events
+                 SELECT {EVENT_COLUMNS} FROM events
                  WHERE time_ms >= ?2 AND (node = ?1 OR serial = ?1 OR uuid = ?1
                        OR serial IN (SELECT serial FROM ids WHERE serial IS NOT NULL)
                        OR uuid IN (SELECT uuid FROM ids WHERE uuid IS NOT NULL))
-                 ORDER BY time_ms DESC, id DESC LIMIT ?3",
-            )
+                 ORDER BY time_ms DESC, id DESC LIMIT ?3"
+            ))
             .map_err(|e| e.to_string())?;
         let rows = stmt
             .query_map(
@@ -71,17 +71,7 @@ impl Store {
                     i64::try_from(since_ms).unwrap_or(i64::MAX),
                     limit.min(MAX_HISTORY)
                 ],
-                |r| {
-                    Ok(Event {
-                        time_ms: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                        node: r.get(1)?,
-                        gpu: r.get(2)?,
-                        serial: r.get(3)?,
-                        uuid: r.get(4)?,
-                        kind: r.get(5)?,
-                        detail: r.get(6)?,
-                    })
-                },
+                Event::from_row,
             )
             .map_err(|e| e.to_string())?;
         rows.collect::<Result<Vec<_>, _>>()

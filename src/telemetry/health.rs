@@ -52,12 +52,22 @@ impl Health {
 pub struct Verdict {
     pub health: Health,
     pub reasons: Vec<String>,
+    /// Which of `reasons` first reached `health`: what the verdict is for (the availability ledger's cause).
+    pub(crate) worst: Option<usize>,
 }
 
 impl Verdict {
     pub fn add(&mut self, health: Health, reason: String) {
+        if self.worst.is_none() || health > self.health {
+            self.worst = Some(self.reasons.len());
+        }
         self.health = self.health.max(health);
         self.reasons.push(reason);
+    }
+
+    /// The reason that set the verdict's health (the first at it), if any.
+    pub fn worst_reason(&self) -> Option<&str> {
+        self.reasons.get(self.worst?).map(String::as_str)
     }
 }
 
@@ -441,6 +451,7 @@ pub(crate) fn judge_gpu_count(seen: usize, expected: u32) -> Option<Verdict> {
     (seen < expected as usize).then(|| Verdict {
         health: Health::Crit,
         reasons: vec![format!("{seen} of {expected} GPUs seen")],
+        worst: Some(0),
     })
 }
 

@@ -72,13 +72,11 @@ fn repeated<'g>(
         if out.iter().any(|(v, _)| *v == value) {
             continue;
         }
-        let same: Vec<String> = gpus[i..]
-            .iter()
-            .filter(|o| key(o) == Some(value))
-            .map(|o| o.index.to_string())
-            .collect();
-        if same.len() > 1 {
-            out.push((value, same));
+        // Counted before anything is allocated: every node is judged on each of its samples, and a repeat
+        // is rare.
+        let sharing = || gpus[i..].iter().filter(|o| key(o) == Some(value));
+        if sharing().count() > 1 {
+            out.push((value, sharing().map(|o| o.index.to_string()).collect()));
         }
     }
     out

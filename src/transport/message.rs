@@ -38,7 +38,7 @@ pub enum NodeEvent {
 }
 
 /// Why a node is not streaming. Each maps to a node state shown to the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FailureKind {
     Unreachable,
     AuthFailed,

@@ -4,7 +4,7 @@ pub(crate) mod decode;
 mod follow;
 mod message;
 pub mod prometheus;
-pub(crate) mod sim;
+pub mod sim;
 pub mod sites;
 pub mod ssh;
 

@@ -2,15 +2,10 @@
 //! work it started (actions, repairs, read-backs, the shell), and draws at most ten times a second, only when
 //! something changed. The terminal is restored on exit, error and panic.
 
-use std::io::stdout;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
-};
-use ratatui::crossterm::execute;
+use ratatui::crossterm::event::{Event, KeyEventKind};
 
 use super::app::operate::ActionEvent;
 use super::app::{App, View};
@@ -26,17 +21,7 @@ use crate::repair::{self, Limits};
 use crate::transport::Transport;
 
 /// Frames are drawn at most this often (10 fps), and only when state changed; telemetry is merged then.
-const FRAME: Duration = Duration::from_millis(100);
-
-/// Restores the terminal when dropped, whatever path leaves the TUI.
-struct TerminalGuard;
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        let _ = execute!(stdout(), DisableMouseCapture);
-        ratatui::restore();
-    }
-}
+pub(super) const FRAME: Duration = Duration::from_millis(100);
 
 /// How the TUI may act on nodes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,57 +108,11 @@ async fn event_loop(
         actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
     }
     let _following = transport.follow(&inventory, tx);
-    let mut terminal = match ratatui::try_init() {
-        Ok(t) => t,
-        Err(e) => {
-            ratatui::restore();
-            crate::text::warn(&format!("cannot open the terminal: {e}"));
-            return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
-        }
+    let Some((mut terminal, _guard)) = super::terminal::open() else {
+        return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
     };
-    let _guard = TerminalGuard;
-    let panic_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(stdout(), DisableMouseCapture);
-        panic_hook(info);
-    }));
-    let _ = execute!(stdout(), EnableMouseCapture);
-
-    let (input_tx, mut input) = tokio::sync::mpsc::unbounded_channel();
     let input_pause = InputPause::default();
-    let pause = input_pause.clone();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let input_stop = Arc::clone(&stop);
-    let reader = std::thread::Builder::new()
-        .name("input".into())
-        .spawn(move || loop {
-            // The loop ended (`:ctx` starts the next one): keys not read yet are the next reader's.
-            if input_stop.load(Ordering::SeqCst) {
-                break;
-            }
-            // A shell owns the terminal while paused: nothing may read its keys.
-            if pause.paused.load(Ordering::SeqCst) {
-                pause.idle.store(true, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            pause.idle.store(false, Ordering::SeqCst);
-            match event::poll(Duration::from_millis(50)) {
-                Ok(true) if input_stop.load(Ordering::SeqCst) => break,
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if input_tx.send(ev).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                },
-                Ok(false) => {}
-                Err(_) => break,
-            }
-        })
-        .ok();
-    let _reader = StopReader(stop, reader);
+    let (mut input, _reader) = super::terminal::read_input(input_pause.clone());
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();
@@ -324,18 +263,3 @@ async fn event_loop(
 
 /// How often the TUI tells the history store what it shows.
 const MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Stops the input thread when the loop ends, and waits for it, so a key typed next goes to whoever reads next.
-struct StopReader(
-    Arc<std::sync::atomic::AtomicBool>,
-    Option<std::thread::JoinHandle<()>>,
-);
-
-impl Drop for StopReader {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-        if let Some(reader) = self.1.take() {
-            let _ = reader.join();
-        }
-    }
-}

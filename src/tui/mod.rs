@@ -7,7 +7,9 @@ pub(crate) mod bench;
 mod event_loop;
 mod history;
 pub mod keymap;
+pub mod replay;
 mod shell;
+mod terminal;
 pub mod theme;
 pub mod ui;
 

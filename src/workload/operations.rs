@@ -3,7 +3,7 @@
 //! state through the one message channel; `fleet/operations.rs` holds it and derives what every view shows.
 
 /// A node's drain as its backend reports it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum DrainState {
     /// In service; the backend's own word for it (`idle`, `mixed`, `allocated`, `schedulable`).
     Active(String),
@@ -15,7 +15,7 @@ pub enum DrainState {
 
 /// A node's drain with who set it and why (Slurm's `%E` reason and `%u` user; a cordoned Kubernetes node's
 /// taints). Text from the backend, bounded and made inert by the read-back.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodeDrain {
     pub state: DrainState,
     pub reason: Option<String>,
@@ -23,7 +23,7 @@ pub struct NodeDrain {
 }
 
 /// A restart that takes a node's GPUs (or the whole node) away for a while and brings them back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Restart {
     Reboot,
     /// A GPU reset (`nvidia-smi -r`): the GPUs drop out and come back without a reboot.
@@ -40,7 +40,7 @@ impl Restart {
 }
 
 /// One thing an operator or a scheduler did to a node, for fleet state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum OperationEvent {
     /// The drain backend's read-back for this node.
     Drain(NodeDrain),

@@ -264,6 +264,50 @@ fn a_repair_waits_for_the_job_then_reboots_and_resumes_after_a_crash() {
         .find(|r| r["record"] == "intent" && r["action"] == "reboot")
         .unwrap();
     assert_eq!(reboot["command"], "ssh tn01 -- systemctl reboot");
+
+    // `fleetop report` reads the repair back from the history store the audit writer fed: every phase but the
+    // detection (no view judged the node) and the validation (none configured).
+    let report = s
+        .fleet
+        .fleetop(&[
+            "report",
+            "--inventory",
+            s.inventory.to_str().unwrap(),
+            "--since",
+            "1h",
+            "--format",
+            "json",
+        ])
+        .env("XDG_STATE_HOME", s.dir())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&report.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&report.stderr)));
+    assert_eq!(
+        doc["gpu_hours"],
+        serde_json::Value::Null,
+        "no recording: unknown"
+    );
+    let repairs = doc["repairs"].as_array().unwrap();
+    assert_eq!(repairs.len(), 1, "{doc:#}");
+    assert_eq!(
+        (&repairs[0]["node"], &repairs[0]["status"]),
+        (&"tn01".into(), &"done".into())
+    );
+    let times = &repairs[0]["times"];
+    for mark in [
+        "drain",
+        "jobs ended",
+        "reboot/reset",
+        "healthy",
+        "undrained",
+    ] {
+        assert!(times[mark].is_string(), "{mark}: {doc:#}");
+    }
+    assert!(
+        times["detect"].is_null() && times["validated"].is_null(),
+        "{doc:#}"
+    );
 }
 
 #[test]

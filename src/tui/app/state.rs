@@ -56,6 +56,8 @@ pub struct App {
     pub switch_to: Option<String>,
     /// Marks, action progress and unacknowledged failures.
     pub ops: Operations,
+    /// A replay's header text (`replay 2026-11-24 03:12:05 UTC ×4`); `None` when following the fleet.
+    pub replay: Option<String>,
     /// The node detail's history pane, read from the store by the loop.
     pub history: super::history::NodeHistory,
     data_changed: bool,
@@ -94,6 +96,7 @@ impl App {
             quit: false,
             switch_to: None,
             ops: Operations::default(),
+            replay: None,
             history: super::history::NodeHistory::default(),
             data_changed: true,
             last_refresh: None,

@@ -64,6 +64,17 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         Span::styled(" fleetop ", theme.accent()),
         Span::styled(app.fleet.inventory().source.clone(), theme.dim()),
         sep(),
+    ];
+    if let Some(replay) = &app.replay {
+        totals.extend([
+            Span::styled(
+                replay.clone(),
+                theme.accent().add_modifier(Modifier::REVERSED),
+            ),
+            sep(),
+        ]);
+    }
+    totals.extend([
         Span::styled(
             format!("{} up", s.nodes_up),
             theme.health(crate::telemetry::health::Health::Ok),
@@ -86,7 +97,7 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 theme.dim()
             },
         ),
-    ];
+    ]);
     if t.connecting > 0 {
         totals.push(Span::styled(
             format!(" · {} connecting", t.connecting),

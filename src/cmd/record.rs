@@ -1,0 +1,168 @@
+//! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain read-back) and
+//! writes every message into a recording; the history store hears what the fleet shows, as from the TUI.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::actions::exec::Executor;
+use crate::actions::status;
+use crate::cli::{Global, RecordArgs};
+use crate::fleet::FleetState;
+use crate::inventory::Inventory;
+use crate::recording::{Options, Writer};
+use crate::runtime::EXIT_CANNOT_RUN;
+
+/// Blocks are written this often, so a killed recorder loses at most this much.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the channel is drained into the recording.
+const MERGE_EVERY: Duration = Duration::from_millis(250);
+/// How often the drain backends are asked which nodes are out of service (as the TUI does).
+const DRAIN_READBACK: Duration = Duration::from_secs(30);
+/// How often the history store hears what the fleet shows (as from the TUI).
+const MEMORY_EVERY: Duration = Duration::from_secs(30);
+
+pub fn run(g: &Global, args: &RecordArgs) -> i32 {
+    let started = super::load::prepare(g, false).and_then(|(inv, transport)| {
+        let dir = args
+            .out
+            .clone()
+            .or_else(crate::recording::default_dir)
+            .ok_or(
+            "no state directory for the recording: pass --out DIR, or set HOME or XDG_STATE_HOME",
+        )?;
+        let options = Options {
+            period: args.segment,
+            retain: args.retain,
+        };
+        let writer = Writer::create(&dir, &inv, &inventory_text(&inv)?, options)?;
+        Ok((inv, transport, writer, dir))
+    });
+    let (inv, transport, mut writer, dir) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            crate::text::warn(&e);
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let Some(runtime) = crate::runtime::runtime() else {
+        return EXIT_CANNOT_RUN;
+    };
+    crate::text::warn(&format!(
+        "recording {} nodes into {} (Ctrl-C ends it)",
+        inv.nodes.len(),
+        crate::text::escape(&dir.display().to_string())
+    ));
+    let status = runtime.block_on(follow(&inv, transport.as_ref(), &mut writer, g.demo));
+    if writer.dropped > 0 {
+        crate::text::warn(&format!(
+            "{} frames past the frame size cap were not recorded",
+            writer.dropped
+        ));
+    }
+    match (status, writer.close()) {
+        (Ok(()), Ok(())) => 0,
+        (Err(e), _) | (_, Err(e)) => {
+            crate::text::warn(&format!("recording: {e}"));
+            1
+        }
+    }
+}
+
+/// The inventory's text as the recording keeps it: the file it was read from, or the demo's built-in one.
+fn inventory_text(inv: &Inventory) -> Result<String, String> {
+    if inv.simulated {
+        return Ok(crate::inventory::DEMO_INVENTORY.to_string());
+    }
+    let text = std::fs::read_to_string(&inv.source).map_err(|e| format!("{}: {e}", inv.source))?;
+    // The file changed since it was read: the recording would name other nodes.
+    let again = Inventory::parse(&inv.source, &text).map_err(|e| e.to_string())?;
+    if again.nodes.len() != inv.nodes.len()
+        || again
+            .nodes
+            .iter()
+            .zip(&inv.nodes)
+            .any(|(a, b)| a.name != b.name)
+    {
+        return Err(format!(
+            "{}: changed while fleetop read it; try again",
+            inv.source
+        ));
+    }
+    Ok(text)
+}
+
+async fn follow(
+    inv: &Arc<Inventory>,
+    transport: &dyn crate::transport::Transport,
+    writer: &mut Writer,
+    demo: bool,
+) -> Result<(), String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    if !demo && inv.any_scheduler() {
+        match Executor::real(inv) {
+            Ok(exec) => status::follow(inv, &Arc::new(exec), tx.clone(), DRAIN_READBACK),
+            Err(e) => crate::text::warn(&format!("drain read-back: {e}")),
+        }
+    }
+    let _following = transport.follow(inv, tx);
+    let mut state = FleetState::new(Arc::clone(inv));
+    let log = crate::actions::run::audit_path(inv);
+    state.note_resets(&crate::actions::resets::read(&log, inv.simulated));
+    let memory_path = crate::store::beside(&log);
+    let mut merge = tokio::time::interval(MERGE_EVERY);
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut memory = tokio::time::interval(MEMORY_EVERY);
+    memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Ctrl-C is heard on a task of its own and stops a merge between two messages: a backlog (a slow disk, a
+    // busy machine) must not keep the recorder from ending.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    let flag = Arc::clone(&interrupted);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+            let _ = stop_tx.send(());
+        }
+    });
+    loop {
+        tokio::select! {
+            biased;
+            Ok(()) = &mut stop => return Ok(()),
+            _ = merge.tick() => {
+                let (now, wall) = (Instant::now(), crate::telemetry::unix_ms());
+                let mut merged = 0u32;
+                while !interrupted.load(Ordering::Relaxed) {
+                    let Ok(msg) = rx.try_recv() else { break };
+                    // The runtime has one thread: yielding now and then lets the Ctrl-C task run.
+                    merged += 1;
+                    if merged.is_multiple_of(256) {
+                        tokio::task::yield_now().await;
+                    }
+                    let age = u64::try_from(now.saturating_duration_since(msg.at).as_millis()).unwrap_or(0);
+                    writer.write(wall.saturating_sub(age), &msg)?;
+                    // Fleet state serves only the history store, which a simulated fleet does not write.
+                    if !inv.simulated {
+                        state.apply(msg);
+                    }
+                }
+            }
+            _ = flush.tick() => writer.flush()?,
+            _ = memory.tick(), if !inv.simulated => {
+                let views = state.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
+                let seen = crate::fleet::memory::sightings(&views);
+                let (path, repair) = (memory_path.clone(), inv.actions.repair.clone());
+                // SQLite may wait for another writer; the recording must not.
+                tokio::task::spawn_blocking(move || {
+                    crate::fleet::memory::remember(
+                        &path,
+                        &seen,
+                        crate::telemetry::unix_ms(),
+                        repair.max_repairs,
+                        repair.repair_window,
+                    )
+                });
+            }
+        }
+    }
+}

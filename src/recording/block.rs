@@ -1,0 +1,257 @@
+//! A segment file on disk: a magic line, then blocks, each a fixed header (magic, compressed length, first and
+//! last frame time) and a zlib stream of JSON lines. zlib's Adler-32 catches a flipped byte; a header or stream
+//! cut short at the end of the file is a torn tail (a recorder killed mid-write) and ends the segment there.
+
+use std::io::{Read, Write};
+
+use super::frame::Frame;
+
+/// The first bytes of every segment.
+pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"FLTREC\x00\x01";
+const BLOCK_MAGIC: &[u8; 4] = b"FLK1";
+const HEADER: usize = 4 + 4 + 8 + 8;
+/// Largest frame (one JSON line): a sample of 64 GPUs with every field is well under it.
+pub(super) const MAX_FRAME: usize = 1 << 20;
+/// Largest block, decompressed; the writer ends a block at a quarter of it.
+pub(super) const MAX_BLOCK_RAW: usize = 16 << 20;
+/// Largest block on disk.
+const MAX_BLOCK_STORED: usize = 16 << 20;
+/// Raw bytes at which the writer ends a block even without a flush.
+pub(super) const BLOCK_TARGET: usize = MAX_BLOCK_RAW / 4;
+
+/// Compresses frames' lines into one block.
+pub(super) fn encode(lines: &[u8], first_t: u64, last_t: u64) -> Result<Vec<u8>, String> {
+    let mut z = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(lines.len() / 8 + HEADER),
+        flate2::Compression::new(6),
+    );
+    z.write_all(lines)
+        .map_err(|e| format!("compress a block: {e}"))?;
+    let body = z.finish().map_err(|e| format!("compress a block: {e}"))?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| (l as usize) <= MAX_BLOCK_STORED)
+        .ok_or("a block compressed past its size cap")?;
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(BLOCK_MAGIC);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&first_t.to_le_bytes());
+    out.extend_from_slice(&last_t.to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// A block's header as read: where it starts, its times and where its body lies in the file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BlockHeader {
+    pub offset: u64,
+    pub first_t: u64,
+    pub last_t: u64,
+    pub len: usize,
+}
+
+/// Reads the blocks of one segment file in order, checking each; `name` is how errors call the file.
+pub(super) struct BlockReader<R> {
+    input: R,
+    name: String,
+    offset: u64,
+    /// The file's tail was cut short (a recorder killed mid-write): reading ended there.
+    pub torn: bool,
+}
+
+impl<R: Read> BlockReader<R> {
+    /// Checks the segment's magic.
+    pub fn new(mut input: R, name: String) -> Result<Self, String> {
+        let mut magic = [0u8; 8];
+        let got = read_full(&mut input, &mut magic).map_err(|e| format!("{name}: {e}"))?;
+        if got < magic.len() {
+            // A segment the recorder had just created when it was killed holds nothing yet.
+            return Ok(BlockReader {
+                input,
+                name,
+                offset: got as u64,
+                torn: true,
+            });
+        }
+        if &magic != SEGMENT_MAGIC {
+            return Err(format!(
+                "{name}: offset 0: not a fleetop recording segment (bad magic)"
+            ));
+        }
+        Ok(BlockReader {
+            input,
+            name,
+            offset: magic.len() as u64,
+            torn: false,
+        })
+    }
+
+    /// The next block's header and its still compressed body; `None` at the end (or a torn tail).
+    pub fn next_raw(&mut self) -> Result<Option<(BlockHeader, Vec<u8>)>, String> {
+        if self.torn {
+            return Ok(None);
+        }
+        let at = self.offset;
+        let Some(header) = self.header(at)? else {
+            return Ok(None);
+        };
+        let len = header.len;
+        let mut body = vec![0u8; len];
+        let got =
+            read_full(&mut self.input, &mut body).map_err(|e| self.fail(at, &e.to_string()))?;
+        if got < len {
+            self.torn = true;
+            return Ok(None);
+        }
+        self.offset += (HEADER + len) as u64;
+        Ok(Some((header, body)))
+    }
+
+    /// Reads and checks the header at `at`; `None` at the end or a torn tail.
+    fn header(&mut self, at: u64) -> Result<Option<BlockHeader>, String> {
+        let mut head = [0u8; HEADER];
+        let got =
+            read_full(&mut self.input, &mut head).map_err(|e| self.fail(at, &e.to_string()))?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < HEADER {
+            self.torn = true;
+            return Ok(None);
+        }
+        if &head[..4] != BLOCK_MAGIC {
+            return Err(self.fail(at, "not a block header (bad magic)"));
+        }
+        let word = |r: std::ops::Range<usize>| {
+            head[r]
+                .iter()
+                .rev()
+                .fold(0u64, |a, b| a << 8 | u64::from(*b))
+        };
+        let len = word(4..8) as usize;
+        let (first_t, last_t) = (word(8..16), word(16..24));
+        if len > MAX_BLOCK_STORED {
+            return Err(self.fail(
+                at,
+                &format!("block of {len} bytes, past the {MAX_BLOCK_STORED} byte cap"),
+            ));
+        }
+        if first_t > last_t {
+            return Err(self.fail(
+                at,
+                &format!("block times out of order ({first_t} > {last_t})"),
+            ));
+        }
+        Ok(Some(BlockHeader {
+            offset: at,
+            first_t,
+            last_t,
+            len,
+        }))
+    }
+
+    /// The file's name, as errors give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next block's header, its body skipped unread (for finding where a recording ends).
+    pub fn next_header(&mut self) -> Result<Option<BlockHeader>, String>
+    where
+        R: std::io::Seek,
+    {
+        if self.torn {
+            return Ok(None);
+        }
+        let at = self.offset;
+        let Some(header) = self.header(at)? else {
+            return Ok(None);
+        };
+        let end = self
+            .input
+            .seek(std::io::SeekFrom::End(0))
+            .map_err(|e| self.fail(at, &e.to_string()))?;
+        let next = at + (HEADER + header.len) as u64;
+        if next > end {
+            self.torn = true;
+            return Ok(None);
+        }
+        self.input
+            .seek(std::io::SeekFrom::Start(next))
+            .map_err(|e| self.fail(at, &e.to_string()))?;
+        self.offset = next;
+        Ok(Some(header))
+    }
+
+    /// The next block's frames, in order.
+    pub fn next_frames(&mut self) -> Result<Option<(BlockHeader, Vec<Frame>)>, String> {
+        let Some((header, body)) = self.next_raw()? else {
+            return Ok(None);
+        };
+        let frames = self.decode(&header, &body)?;
+        Ok(Some((header, frames)))
+    }
+
+    fn decode(&self, header: &BlockHeader, body: &[u8]) -> Result<Vec<Frame>, String> {
+        let at = header.offset;
+        let mut lines = Vec::new();
+        flate2::read::ZlibDecoder::new(body)
+            .take(MAX_BLOCK_RAW as u64 + 1)
+            .read_to_end(&mut lines)
+            .map_err(|e| self.fail(at, &format!("block does not decompress: {e}")))?;
+        if lines.len() > MAX_BLOCK_RAW {
+            return Err(self.fail(
+                at,
+                &format!("block larger than {MAX_BLOCK_RAW} bytes decompressed"),
+            ));
+        }
+        let mut frames = Vec::new();
+        for (i, line) in lines.split(|b| *b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            if line.len() > MAX_FRAME {
+                return Err(self.fail(
+                    at,
+                    &format!(
+                        "frame {} of {} bytes, past the {MAX_FRAME} byte cap",
+                        i + 1,
+                        line.len()
+                    ),
+                ));
+            }
+            let frame: Frame = serde_json::from_slice(line)
+                .map_err(|e| self.fail(at, &format!("frame {}: {e}", i + 1)))?;
+            if frame.t < header.first_t || frame.t > header.last_t {
+                return Err(self.fail(
+                    at,
+                    &format!(
+                        "frame {} at {} ms, outside its block's times",
+                        i + 1,
+                        frame.t
+                    ),
+                ));
+            }
+            frames.push(frame);
+        }
+        Ok(frames)
+    }
+
+    fn fail(&self, offset: u64, why: &str) -> String {
+        format!("{}: offset {offset}: {why}", self.name)
+    }
+}
+
+/// Reads until `buf` is full or the input ends; how many bytes it got.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

@@ -1,0 +1,17 @@
+//! Recordings of the fleet's message stream (`fleetop record`), read back for replay, `snapshot --at` and
+//! reports: a directory of segments, one per period, each opening with a keyframe (every node's state) and then
+//! only what changed, zlib-compressed; see `docs/architecture.md` for the layout and its bounds.
+
+mod block;
+mod frame;
+mod header;
+mod layout;
+mod patch;
+mod reader;
+mod time;
+mod writer;
+
+pub use layout::{default_dir, DEFAULT_PERIOD, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+pub use reader::{Messages, Reader};
+pub use time::{parse_time, utc};
+pub use writer::{Options, Writer};

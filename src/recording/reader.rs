@@ -1,0 +1,284 @@
+//! Reads a recording back as the messages the recorder received, in time order, from any time: the segment
+//! holding that time is read from its keyframe, and the state as of then is handed out first.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::block::{BlockReader, MAX_BLOCK_RAW};
+use super::frame::{Event, Frame, NodeSlots};
+use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
+use super::{header, patch};
+use crate::inventory::Inventory;
+use crate::transport::Msg;
+
+/// A recording directory, opened.
+pub struct Reader {
+    dir: PathBuf,
+    inventory: Inventory,
+    /// Segment start times, oldest first.
+    starts: Vec<u64>,
+    span: Option<(u64, u64)>,
+    /// The `Instant` that stands for the first frame's wall time; messages' `at` count from it.
+    origin: (Instant, u64),
+}
+
+impl Reader {
+    pub fn open(dir: &Path) -> Result<Reader, String> {
+        let inventory = header::read(dir)?;
+        let starts = segments(dir)?;
+        if starts.len() > MAX_SEGMENTS {
+            return Err(format!(
+                "{}: more than {MAX_SEGMENTS} segments; not a recording this fleetop wrote",
+                dir.display()
+            ));
+        }
+        for &start in &starts {
+            let path = segment_path(dir, start);
+            let size = std::fs::metadata(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .len();
+            if size > MAX_SEGMENT_BYTES + MAX_BLOCK_RAW as u64 {
+                return Err(format!(
+                    "{}: {size} bytes, past the {MAX_SEGMENT_BYTES} byte segment cap",
+                    path.display()
+                ));
+            }
+        }
+        let mut reader = Reader {
+            dir: dir.to_path_buf(),
+            inventory,
+            starts,
+            span: None,
+            origin: (Instant::now(), 0),
+        };
+        reader.span = reader.find_span()?;
+        if let Some((first, _)) = reader.span {
+            reader.origin.1 = first;
+        }
+        Ok(reader)
+    }
+
+    /// The inventory recorded with.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// First and last frame, ms since the epoch; `None` for a recording with no frame yet.
+    pub fn span(&self) -> Option<(u64, u64)> {
+        self.span
+    }
+
+    /// The `Instant` a message recorded at `ms` carries (the two clocks agree on differences).
+    pub fn instant(&self, ms: u64) -> Instant {
+        let (origin, origin_ms) = self.origin;
+        if ms >= origin_ms {
+            origin + Duration::from_millis(ms - origin_ms)
+        } else {
+            origin
+                .checked_sub(Duration::from_millis(origin_ms - ms))
+                .unwrap_or(origin)
+        }
+    }
+
+    /// Messages from `from_ms` to `to_ms` (inclusive), in time order with their wall times: first the state as
+    /// of `from_ms` (each node's latest hello, sample, failure and operations before it, at their own times),
+    /// then every message. A damaged segment ends the iteration with an error naming file and offset.
+    pub fn messages(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> impl Iterator<Item = Result<(u64, Msg), String>> + '_ {
+        Messages::open(self, from_ms, to_ms)
+    }
+
+    fn find_span(&self) -> Result<Option<(u64, u64)>, String> {
+        let Some(&first) = self.starts.first() else {
+            return Ok(None);
+        };
+        // The newest segment with a block says where the recording ends (a just-created one holds none).
+        for &start in self.starts.iter().rev() {
+            let path = segment_path(&self.dir, start);
+            let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut blocks = BlockReader::new(file, path.display().to_string())?;
+            let mut last = None;
+            while let Some(head) = blocks.next_header()? {
+                last = Some(head.last_t);
+            }
+            if let Some(last) = last {
+                return Ok(Some((first, last.max(first))));
+            }
+        }
+        Ok(None)
+    }
+
+    fn blocks(&self, start: u64) -> Result<BlockReader<BufReader<File>>, String> {
+        let path = segment_path(&self.dir, start);
+        let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        BlockReader::new(BufReader::new(file), path.display().to_string())
+    }
+}
+
+/// The iterator behind [`Reader::messages`].
+pub struct Messages<'a> {
+    reader: &'a Reader,
+    from: u64,
+    to: u64,
+    next_segment: usize,
+    blocks: Option<BlockReader<BufReader<File>>>,
+    frames: VecDeque<Frame>,
+    out: VecDeque<(u64, Msg)>,
+    slots: Vec<NodeSlots>,
+    current: Vec<Option<Value>>,
+    started: bool,
+    done: bool,
+    /// The file and offset of the block being read, for errors about its frames.
+    block: String,
+}
+
+impl<'a> Messages<'a> {
+    /// The same as [`Reader::messages`], as a named type a player can keep.
+    pub fn open(reader: &'a Reader, from: u64, to: u64) -> Self {
+        let nodes = reader.inventory.nodes.len();
+        let first = reader
+            .starts
+            .partition_point(|&s| s <= from)
+            .saturating_sub(1);
+        Messages {
+            reader,
+            from,
+            to,
+            next_segment: first,
+            blocks: None,
+            frames: VecDeque::new(),
+            out: VecDeque::new(),
+            slots: vec![NodeSlots::default(); nodes],
+            current: vec![None; nodes],
+            started: false,
+            done: from > to,
+            block: String::new(),
+        }
+    }
+
+    /// The next frame of the recording, across segments; `None` at its end.
+    fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+        loop {
+            if let Some(f) = self.frames.pop_front() {
+                return Ok(Some(f));
+            }
+            if let Some(blocks) = self.blocks.as_mut() {
+                if let Some((header, frames)) = blocks.next_frames()? {
+                    self.block = format!("{}: offset {}", blocks.name(), header.offset);
+                    self.frames = frames.into();
+                    continue;
+                }
+                self.blocks = None;
+            }
+            let Some(&start) = self.reader.starts.get(self.next_segment) else {
+                return Ok(None);
+            };
+            self.next_segment += 1;
+            self.blocks = Some(self.reader.blocks(start)?);
+        }
+    }
+
+    /// Hands out the state as of `from`: each node's kept events, in time order.
+    fn start(&mut self) -> Result<(), String> {
+        self.started = true;
+        let mut frames: Vec<Frame> = (0..self.slots.len())
+            .flat_map(|n| self.slots[n].keyframe(n, self.current[n].as_ref()))
+            .collect();
+        frames.sort_by_key(|f| f.t);
+        for f in frames {
+            self.emit(f)?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, f: Frame) -> Result<(), String> {
+        let event = f.e.into_node_event(self.current[f.n].as_ref())?;
+        let at = self.reader.instant(f.t);
+        self.out.push_back((
+            f.t,
+            Msg {
+                node: f.n,
+                at,
+                event,
+            },
+        ));
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<(), String> {
+        let Some(f) = self.next_frame()? else {
+            if !self.started {
+                self.start().map_err(|e| format!("{}: {e}", self.block))?;
+            }
+            self.done = true;
+            return Ok(());
+        };
+        // What a frame says is placed at its block: the file and offset an operator can look at.
+        self.take(f).map_err(|e| format!("{}: {e}", self.block))
+    }
+
+    fn take(&mut self, f: Frame) -> Result<(), String> {
+        let nodes = self.slots.len();
+        if f.n >= nodes {
+            return Err(format!(
+                "a frame for node {} of an inventory of {nodes}",
+                f.n
+            ));
+        }
+        if !self.started && !f.k && f.t >= self.from {
+            self.start()?;
+        }
+        let current = &mut self.current[f.n];
+        match &f.e {
+            Event::Sample(v) => *current = Some(v.clone()),
+            Event::Delta(Value::Null) => {}
+            Event::Delta(p) => {
+                let base = current.as_mut().ok_or_else(|| {
+                    format!("a sample patch before any whole sample of node {}", f.n)
+                })?;
+                patch::apply(base, p).map_err(|e| format!("node {}: {e}", f.n))?;
+            }
+            _ => {}
+        }
+        if !self.started {
+            self.slots[f.n].keep(f.t, &f.e);
+            return Ok(());
+        }
+        // A later segment's keyframe restates what was already handed out.
+        if f.k {
+            return Ok(());
+        }
+        if f.t > self.to {
+            self.done = true;
+            return Ok(());
+        }
+        self.emit(f)
+    }
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<(u64, Msg), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(m) = self.out.pop_front() {
+                return Some(Ok(m));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.step() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
