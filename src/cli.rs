@@ -41,6 +41,10 @@ pub struct Global {
     /// Inventory file [default: $FLEETOP_INVENTORY, ./inventory.toml, $XDG_CONFIG_HOME/fleetop/inventory.toml]
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "demo")]
     pub inventory: Option<PathBuf>,
+    /// The site to follow: a [[context]] of config.toml (its inventory and source) [default: $FLEETOP_CONTEXT
+    /// unless --inventory or --demo is given]
+    #[arg(long, global = true, value_name = "NAME", conflicts_with_all = ["inventory", "demo"])]
+    pub context: Option<String>,
     /// Use the built-in simulated reference fleet (384 cabinets, 1,025 nodes, 8,200 H100s)
     #[arg(long, global = true)]
     pub demo: bool,

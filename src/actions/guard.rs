@@ -32,6 +32,16 @@ pub fn guard(
         refusals.push(read_only_refusal(req.kind.as_str()));
         return refusals;
     }
+    // A merged inventory holds the first site's backends and SSH settings: acting on another site's node
+    // through them would reach the wrong controller.
+    if !inv.sites().is_empty() {
+        refusals.push(format!(
+            "{} refused across sites (--context all): act in the node's own context (:ctx SITE, or SITE/NODESET \
+             on the command line)",
+            req.kind.as_str()
+        ));
+        return refusals;
+    }
     if req.kind == ActionKind::Drain && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
         refusals.push("a drain needs a reason (--reason TEXT)".into());
     }
@@ -167,5 +177,48 @@ pub(crate) fn needs_drain_state(inv: &Inventory, req: &Request) -> bool {
         }
         ActionKind::Drain => !req.force,
         ActionKind::Reset => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_across_sites_are_refused_and_one_sites_are_not() {
+        let text = "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-4]\"\n";
+        let east = Inventory::parse("east.toml", text).unwrap();
+        let west = Inventory::parse("west.toml", text).unwrap();
+        let merged = Inventory::merge(&[("east".into(), &east), ("west".into(), &west)]).unwrap();
+        let req = Request {
+            kind: ActionKind::Drain,
+            nodes: vec![4],
+            reason: Some("psu".into()),
+            operator: "ops".into(),
+            force: false,
+            read_only: false,
+            gpu: None,
+            keep_drained: false,
+        };
+        let refused = guard(&merged, &req, false, &HashMap::new());
+        assert!(
+            refused
+                .iter()
+                .any(|r| r.contains("drain refused across sites")),
+            "{refused:?}"
+        );
+        let one_site = guard(
+            &west,
+            &Request {
+                nodes: vec![0],
+                ..req
+            },
+            false,
+            &HashMap::new(),
+        );
+        assert!(
+            one_site.iter().all(|r| !r.contains("across sites")),
+            "{one_site:?}"
+        );
     }
 }

@@ -15,6 +15,14 @@ use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_REFUSED};
 
 /// `gpu`: a reset's one GPU (`--gpu N`).
 pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs, gpu: Option<u32>) -> i32 {
+    let (g, nodeset) = match super::load::site_scoped(g, &args.nodes) {
+        Ok(scoped) => scoped,
+        Err(e) => {
+            crate::text::warn(&e);
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let g = &g;
     let inv = match load_inventory(g) {
         Ok(i) => i,
         Err(e) => {
@@ -33,7 +41,7 @@ pub fn run(g: &Global, kind: ActionKind, args: &ActionArgs, gpu: Option<u32>) ->
             return EXIT_CANNOT_RUN;
         }
     };
-    let nodes = match resolve_nodes(&inv, &args.nodes) {
+    let nodes = match resolve_nodes(&inv, &nodeset) {
         Ok(n) => n,
         Err(e) => {
             crate::text::warn(&e);

@@ -3,13 +3,17 @@
 use std::fmt::Write;
 
 use crate::cli::Global;
+use crate::config::{Context, ContextSource};
 use crate::inventory::Inventory;
 use crate::runtime::EXIT_CANNOT_RUN;
 
 pub fn run(g: &Global) -> i32 {
-    match super::load::load_inventory(g) {
-        Ok(inv) => {
+    let loaded =
+        super::load::load_inventory(g).and_then(|inv| Ok((inv, crate::config::Config::load()?)));
+    match loaded {
+        Ok((inv, config)) => {
             crate::text::print(&summary(&inv));
+            crate::text::print(&contexts(&config.contexts, super::load::chosen_context(g)));
             0
         }
         Err(e) => {
@@ -17,6 +21,36 @@ pub fn run(g: &Global) -> i32 {
             EXIT_CANNOT_RUN
         }
     }
+}
+
+/// The `[[context]]`s of config.toml, the chosen one marked `*`; nothing when there are none.
+pub fn contexts(contexts: &[Context], chosen: Option<String>) -> String {
+    let mut out = String::new();
+    if contexts.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "  contexts      {}", contexts.len());
+    for c in contexts {
+        let mark = if chosen.as_deref() == Some(c.name.as_str()) {
+            '*'
+        } else {
+            ' '
+        };
+        let source = match &c.source {
+            None => "the inventory's [source]".to_string(),
+            Some(ContextSource::Given(None)) => "ssh".to_string(),
+            Some(ContextSource::Given(Some(p))) => format!("prometheus {}", p.url),
+            Some(ContextSource::FromInventory(path)) => format!("[source] of {}", path.display()),
+        };
+        let _ = writeln!(
+            out,
+            "   {mark}context {:<12} {}  source: {}",
+            c.name,
+            crate::text::escape(&c.inventory.display().to_string()),
+            crate::text::escape(&source)
+        );
+    }
+    out
 }
 
 pub fn summary(inv: &Inventory) -> String {

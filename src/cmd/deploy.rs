@@ -9,9 +9,10 @@ use crate::runtime::{EXIT_CANNOT_RUN, EXIT_FAILED};
 
 pub fn run(g: &Global, args: &DeployArgs) -> i32 {
     let prepared = (|| -> Result<_, String> {
-        let inv = load_inventory(g)?;
+        let (g, nodeset) = super::load::site_scoped(g, &args.nodes)?;
+        let inv = load_inventory(&g)?;
         let read_only = crate::config::Config::load()?.read_only;
-        let nodes = resolve_nodes(&inv, &args.nodes)?;
+        let nodes = resolve_nodes(&inv, &nodeset)?;
         let payload = deploy::payload(args.binary.as_deref())?;
         Ok((inv, read_only, nodes, payload))
     })();

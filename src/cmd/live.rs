@@ -22,8 +22,63 @@ pub fn run(g: &Global, interactive: bool, at: Option<&str>, speed: f64) -> i32 {
     if let Some(dir) = &g.replay {
         return replayed(g, dir, interactive, at, speed);
     }
-    // Everything that can fail on bad input fails here, before the terminal is touched.
-    let setup = super::load::prepare(g, false).and_then(|(inv, transport)| {
+    let mut g = g.clone();
+    // After `:ctx NAME`: the view and filter the fresh TUI keeps, and the context to go back to if NAME fails.
+    let mut resume: Option<tui::Resume> = None;
+    let mut fallback: Option<Global> = None;
+    loop {
+        match setup(&g, interactive) {
+            Ok((inv, transport, Some((theme, keymap, config_read_only)))) => {
+                let options = tui::Options {
+                    read_only: g.read_only || config_read_only,
+                    simulated: g.demo,
+                };
+                let ended = tui::run(
+                    inv,
+                    transport.as_ref(),
+                    (theme, keymap),
+                    options,
+                    resume.take(),
+                );
+                match ended {
+                    tui::Ended::Exit(code) => return code,
+                    tui::Ended::Switch {
+                        context,
+                        resume: kept,
+                    } => {
+                        fallback = Some(g.clone());
+                        g.context = Some(context);
+                        g.inventory = None;
+                        g.demo = false;
+                        resume = Some(kept);
+                    }
+                }
+            }
+            Ok((inv, transport, None)) => return lines(inv, transport.as_ref(), g.demo),
+            Err(e) => match (fallback.take(), resume.as_mut()) {
+                // The context switched to cannot be followed: back to the one before, saying why.
+                (Some(previous), Some(kept)) => {
+                    kept.status = Some(format!("ctx: {e}"));
+                    g = previous;
+                }
+                _ => {
+                    crate::text::warn(&e.to_string());
+                    return EXIT_CANNOT_RUN;
+                }
+            },
+        }
+    }
+}
+
+type Setup = (
+    Arc<Inventory>,
+    Box<dyn Transport>,
+    Option<(theme::Theme, Keymap, bool)>,
+);
+
+/// Everything that can fail on bad input fails here, before the terminal is touched.
+fn setup(g: &Global, interactive: bool) -> Result<Setup, String> {
+    super::load::prepare(g, false).and_then(|(inv, transport)| {
         if !interactive {
             return Ok((inv, transport, None));
         }
@@ -31,21 +86,7 @@ pub fn run(g: &Global, interactive: bool, at: Option<&str>, speed: f64) -> i32 {
         let theme = theme::choose(g.theme.as_deref(), config.theme.as_deref())?;
         let keymap = Keymap::default().with_overrides(&config.key_overrides())?;
         Ok((inv, transport, Some((theme, keymap, config.read_only))))
-    });
-    match setup {
-        Ok((inv, transport, Some((theme, keymap, config_read_only)))) => {
-            let options = tui::Options {
-                read_only: g.read_only || config_read_only,
-                simulated: g.demo,
-            };
-            tui::run(inv, transport.as_ref(), theme, keymap, options)
-        }
-        Ok((inv, transport, None)) => lines(inv, transport.as_ref(), g.demo),
-        Err(e) => {
-            crate::text::warn(&e.to_string());
-            EXIT_CANNOT_RUN
-        }
-    }
+    })
 }
 
 /// `fleetop --replay DIR [--at TIME] [--speed N]`: the TUI on a recording.

@@ -1,12 +1,14 @@
-//! What every command starts from: the inventory chosen by `--demo`, `--inventory` or the default search path
-//! (with `--source` applied), and the transport that reaches it.
+//! What every command starts from: the inventory chosen by `--demo`, `--inventory`, `--context` or the default
+//! search path (with `--source` applied), and the transport that reaches it.
 
 use std::sync::Arc;
 
 use crate::cli::Global;
+use crate::config::{Config, ContextSource, ALL_CONTEXTS};
 use crate::inventory::{self, Inventory};
 use crate::transport::prometheus::PrometheusTransport;
 use crate::transport::sim::SimTransport;
+use crate::transport::sites::{Site, SitesTransport};
 use crate::transport::ssh::SshTransport;
 use crate::transport::Transport;
 
@@ -19,20 +21,100 @@ pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
     if g.demo {
         return Ok(Inventory::demo());
     }
-    let path = g
-        .inventory
+    let mut inv = match (&g.inventory, chosen_context(g)) {
+        (None, Some(name)) if name == ALL_CONTEXTS => {
+            let sites = every_context()?;
+            let named: Vec<(String, &Inventory)> =
+                sites.iter().map(|(n, i)| (n.clone(), i)).collect();
+            Inventory::merge(&named).ok_or("--context all: config.toml has no [[context]]")?
+        }
+        (None, Some(name)) => context_inventory(&Config::load()?, &name)?,
+        _ => Inventory::load(&inventory_path(g)?).map_err(|e| e.to_string())?,
+    };
+    if let Some(source) = &g.source {
+        inv.prometheus = source_override(source, inv.prometheus.take())?;
+    }
+    Ok(inv)
+}
+
+/// `--context`, else `$FLEETOP_CONTEXT` (which `--inventory` and `--demo` override, as they do
+/// `$FLEETOP_INVENTORY`).
+pub(crate) fn chosen_context(g: &Global) -> Option<String> {
+    if g.context.is_some() {
+        return g.context.clone();
+    }
+    if g.inventory.is_some() || g.demo {
+        return None;
+    }
+    std::env::var("FLEETOP_CONTEXT")
+        .ok()
+        .filter(|c| !c.is_empty())
+}
+
+/// An action's nodeset under `--context all` must name its one site, `SITE/NODESET`: the action then runs as
+/// with `--context SITE NODESET`, through that site's own backends. Elsewhere both are returned unchanged.
+pub(crate) fn site_scoped(g: &Global, nodes: &str) -> Result<(Global, String), String> {
+    if g.inventory.is_some() || chosen_context(g).as_deref() != Some(ALL_CONTEXTS) {
+        return Ok((g.clone(), nodes.to_string()));
+    }
+    let refusal = || {
+        format!(
+            "--context {ALL_CONTEXTS}: an action names its site, as SITE{sep}NODESET (one site per action), \
+             got {:?}",
+            crate::text::escape(nodes),
+            sep = inventory::SITE_SEPARATOR
+        )
+    };
+    let (site, rest) = nodes
+        .split_once(inventory::SITE_SEPARATOR)
+        .ok_or_else(refusal)?;
+    if site.is_empty() || rest.is_empty() || rest.contains(inventory::SITE_SEPARATOR) {
+        return Err(refusal());
+    }
+    let mut scoped = g.clone();
+    scoped.context = Some(site.to_string());
+    Ok((scoped, rest.to_string()))
+}
+
+/// Every context's inventory, by name, in the config's order.
+fn every_context() -> Result<Vec<(String, Inventory)>, String> {
+    let config = Config::load()?;
+    config
+        .contexts
+        .iter()
+        .map(|c| Ok((c.name.clone(), context_inventory(&config, &c.name)?)))
+        .collect()
+}
+
+/// The inventory of the context `name`, with the context's source in place of the inventory's own.
+fn context_inventory(config: &Config, name: &str) -> Result<Inventory, String> {
+    let context = config.context(name)?;
+    let mut inv = Inventory::load(&context.inventory).map_err(|e| e.to_string())?;
+    match &context.source {
+        None => {}
+        Some(ContextSource::Given(source)) => inv.prometheus = source.clone(),
+        Some(ContextSource::FromInventory(path)) => {
+            let holder = Inventory::load(path).map_err(|e| e.to_string())?;
+            inv.prometheus = Some(holder.prometheus.ok_or_else(|| {
+                format!(
+                    "context {name:?}: source {} has no [source] kind = \"prometheus\"",
+                    path.display()
+                )
+            })?);
+        }
+    }
+    Ok(inv)
+}
+
+fn inventory_path(g: &Global) -> Result<std::path::PathBuf, String> {
+    g.inventory
         .clone()
         .or_else(inventory::default_path)
         .ok_or_else(|| {
             "no inventory: pass --inventory FILE, set $FLEETOP_INVENTORY, create ./inventory.toml \
          or $XDG_CONFIG_HOME/fleetop/inventory.toml — or try the simulated fleet with --demo"
                 .to_string()
-        })?;
-    let mut inv = Inventory::load(&path).map_err(|e| e.to_string())?;
-    if let Some(source) = &g.source {
-        inv.prometheus = source_override(source, inv.prometheus.take())?;
-    }
-    Ok(inv)
+        })
 }
 
 /// `--source prometheus=URL` (keeping the inventory's other `[source]` settings) or `--source ssh`.
@@ -60,15 +142,60 @@ pub(crate) fn prepare(
     g: &Global,
     one_pass: bool,
 ) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
+    if g.inventory.is_none() && chosen_context(g).as_deref() == Some(ALL_CONTEXTS) {
+        return prepare_sites(g, one_pass);
+    }
     let inv = Arc::new(load_inventory(g)?);
-    let transport: Box<dyn Transport> = if g.demo {
+    let transport = transport_for(g, &inv, one_pass)?;
+    Ok((inv, transport))
+}
+
+/// `--context all`: the merged inventory, followed through each site's own transport.
+fn prepare_sites(
+    g: &Global,
+    one_pass: bool,
+) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
+    let mut sites = Vec::new();
+    let mut first_node = 0;
+    for (name, mut inv) in every_context()? {
+        if let Some(source) = &g.source {
+            inv.prometheus = source_override(source, inv.prometheus.take())?;
+        }
+        let inventory = Arc::new(inv);
+        let transport = transport_for(g, &inventory, one_pass)?;
+        let nodes = inventory.nodes.len();
+        sites.push((
+            name,
+            Site {
+                inventory,
+                transport,
+                first_node,
+            },
+        ));
+        first_node += nodes;
+    }
+    let named: Vec<(String, &Inventory)> = sites
+        .iter()
+        .map(|(n, s)| (n.clone(), s.inventory.as_ref()))
+        .collect();
+    let merged = Inventory::merge(&named).ok_or("--context all: config.toml has no [[context]]")?;
+    let transport = SitesTransport::new(sites.into_iter().map(|(_, s)| s).collect());
+    Ok((Arc::new(merged), Box::new(transport)))
+}
+
+/// The transport that reaches `inv`: simulated for `--demo`, its Prometheus store, or SSH.
+fn transport_for(
+    g: &Global,
+    inv: &Inventory,
+    one_pass: bool,
+) -> Result<Box<dyn Transport>, String> {
+    Ok(if g.demo {
         Box::new(SimTransport::default())
     } else if let Some(source) = &inv.prometheus {
         let p = PrometheusTransport::new(source.clone());
         Box::new(if one_pass { p.one_pass() } else { p })
     } else {
-        let ssh = SshTransport::new(&inv).map_err(|e| e.to_string())?;
+        let ssh = SshTransport::new(inv).map_err(|e| e.to_string())?;
         Box::new(if one_pass { ssh.one_pass() } else { ssh })
-    };
-    Ok((inv, transport))
+    })
 }

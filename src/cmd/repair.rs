@@ -29,6 +29,9 @@ pub fn run(g: &Global, args: &RepairArgs) -> i32 {
 }
 
 fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
+    // `--resume` and `--abandon` name no nodes: under `--context all` they need the site's own `--context`.
+    let (g, nodeset) = super::load::site_scoped(g, args.nodes.as_deref().unwrap_or_default())?;
+    let g = &g;
     let path = start::state_path()?;
     // One repair at a time: the lock is held until this process ends, so two repairs started together cannot
     // both load the state, and the one that loses says who runs.
@@ -66,7 +69,7 @@ fn repair_run(g: &Global, args: &RepairArgs) -> Result<i32, String> {
             .clone()
             .filter(|r| !r.trim().is_empty())
             .ok_or("repair needs --reason TEXT")?;
-        let nodes = resolve_nodes(&inv, args.nodes.as_deref().unwrap_or_default())?;
+        let nodes = resolve_nodes(&inv, &nodeset)?;
         let limits = Limits {
             max_wait: args.max_wait,
             kill_after: args.kill_after,

@@ -25,10 +25,13 @@ fn rma(g: &Global, args: &RmaArgs) -> Result<i32, String> {
             args.out.display()
         ));
     }
+    // Under `--context all` the node is named with its site and read through that site's own settings.
+    let (g, node_name) = super::load::site_scoped(g, &args.node)?;
+    let g = &g;
     let inv = super::load::load_inventory(g)?;
     let node = inv
-        .find_node(&args.node)
-        .ok_or_else(|| format!("unknown node {:?}: not in {}", args.node, inv.source))?;
+        .find_node(&node_name)
+        .ok_or_else(|| format!("unknown node {:?}: not in {}", node_name, inv.source))?;
     let exec = if g.demo {
         Executor::simulated()
     } else {

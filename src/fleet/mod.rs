@@ -14,6 +14,7 @@ mod reuse;
 pub use resets::AuditedReset;
 mod rates;
 pub(crate) mod restart;
+pub mod sites;
 mod state;
 pub mod view;
 mod watch;

@@ -57,8 +57,18 @@ impl Locator<'_> {
     /// Where `key = …` is first set inside `[section]` (or anywhere, when the section is not found), for
     /// errors about values the parser keeps without a position.
     pub fn key(&self, section: &str, key: &str) -> usize {
+        self.key_after(0, section, key)
+    }
+
+    /// As [`Locator::key`], looking only at or after byte `start` (one entry of an array of tables).
+    pub fn key_after(&self, start: usize, section: &str, key: &str) -> usize {
         let header = format!("[{section}]");
-        let from = self.text.find(&header).unwrap_or(0);
+        let start = start.min(self.text.len());
+        let from = self
+            .text
+            .get(start..)
+            .and_then(|rest| rest.find(&header))
+            .map_or(start, |i| start + i);
         let mut offset = from;
         for line in self.text[from..].split_inclusive('\n') {
             let t = line.trim_start();

@@ -7,9 +7,11 @@ mod model;
 pub mod nodeset;
 mod repair;
 mod resolve;
+mod sites;
 
 pub(crate) use error::Locator;
 pub use error::{InventoryError, InventoryErrors};
+pub(crate) use file::SourceFile;
 pub(crate) use load::{default_path, expand_home, DEMO_INVENTORY};
 pub use model::{
     ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, PrometheusSource,
@@ -17,3 +19,5 @@ pub use model::{
 };
 pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
 pub use repair::{RepairSettings, Validate, DCGMI_DIAG};
+pub(crate) use resolve::prometheus_source;
+pub use sites::{name_within_site, site_of, SITE_SEPARATOR};

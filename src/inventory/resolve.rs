@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::{InventoryError, InventoryErrors, Locator};
-use super::file::{DrainFile, InventoryFile, OneOrMany, RebootFile};
+use super::file::{DrainFile, InventoryFile, OneOrMany, RebootFile, SourceFile};
 use super::model::{
     parse_ib_port, ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, NodeId,
     PrometheusSource, RebootBackend, Redfish, Settings, SourceKind, Tenancy, Tenant, Thresholds,
@@ -297,7 +297,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
             )),
         }
     }
-    let prometheus = prometheus_source(&parsed, &loc, &mut errors);
+    let prometheus = prometheus_source(&parsed.source, (&loc, 0, "source"), &mut errors);
     if !errors.is_empty() {
         return Err(InventoryErrors(errors));
     }
@@ -334,12 +334,14 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
     })
 }
 
-fn prometheus_source(
-    parsed: &InventoryFile,
-    loc: &Locator,
+/// `[source]` (or a config's `[context.source]`, the first such section at or after byte `from`) resolved:
+/// `None` for SSH or when it is invalid (then `errors` says why).
+pub(crate) fn prometheus_source(
+    s: &SourceFile,
+    (loc, from, section): (&Locator, usize, &str),
     errors: &mut Vec<InventoryError>,
 ) -> Option<PrometheusSource> {
-    let s = &parsed.source;
+    let key = |k: &str| loc.key_after(from, section, k);
     if s.kind.unwrap_or_default() != SourceKind::Prometheus {
         return None;
     }
@@ -349,9 +351,9 @@ fn prometheus_source(
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
     else {
         errors.push(loc.at(
-            loc.key("source", "kind"),
+            key("kind"),
             format!(
-                "[source] kind = \"prometheus\" needs url = \"http(s)://…\" (got {:?})",
+                "[{section}] kind = \"prometheus\" needs url = \"http(s)://…\" (got {:?})",
                 s.url.as_deref().unwrap_or("")
             ),
         ));
@@ -370,7 +372,7 @@ fn prometheus_source(
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             errors.push(loc.at(
-                loc.key("source", "node_label"),
+                key("node_label"),
                 format!(
                     "node_label {:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)",
                     crate::text::escape(label)
@@ -390,7 +392,7 @@ fn prometheus_source(
                 let first = e.to_string();
                 let why = first.lines().last().unwrap_or("not a regular expression");
                 errors.push(loc.at(
-                    loc.key("source", "node_pattern"),
+                    key("node_pattern"),
                     format!(
                         "node_pattern {:?} is not a regular expression: {}",
                         crate::text::escape(pattern),
@@ -402,7 +404,7 @@ fn prometheus_source(
         },
         (None, Some(_)) => {
             errors.push(loc.at(
-                loc.key("source", "node_replacement"),
+                key("node_replacement"),
                 "node_replacement needs node_pattern",
             ));
             return None;

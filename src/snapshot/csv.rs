@@ -114,10 +114,18 @@ fn node_fields(v: &NodeView) -> Vec<String> {
 }
 
 pub fn render(report: &Report) -> String {
-    let mut out = String::from(HEADER);
+    // Several sites (`--context all`): a `site` column first; one site's CSV keeps its columns.
+    let sited = !report.sites.is_empty();
+    let mut out = String::from(if sited { "site," } else { "" });
+    out.push_str(HEADER);
     out.push('\n');
     for v in &report.nodes {
-        let node = node_fields(v);
+        let site = sited.then(|| {
+            crate::inventory::site_of(v.name)
+                .unwrap_or_default()
+                .to_string()
+        });
+        let node: Vec<String> = site.into_iter().chain(node_fields(v)).collect();
         let ib = ib_fields(v);
         let gpus: Vec<Option<&GpuView>> = if v.gpus.is_empty() {
             vec![None]

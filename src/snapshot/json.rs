@@ -17,7 +17,16 @@ struct Doc<'a> {
     /// Aspects on which nodes differ (agent, driver, GPU model, VBIOS, GPU count), nodes grouped by value.
     drift: &'a [super::report::Drift<'a>],
     summary: Summary,
+    /// Each site's summary under `--context all` (absent for one site).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sites: Vec<SiteSummary<'a>>,
     nodes: Vec<Node<'a>>,
+}
+
+#[derive(Serialize)]
+struct SiteSummary<'a> {
+    site: &'a str,
+    summary: Summary,
 }
 
 #[derive(Serialize)]
@@ -45,6 +54,9 @@ struct Operations<'a> {
 
 #[derive(Serialize)]
 struct Node<'a> {
+    /// The site under `--context all` (absent for one site); `name` then starts with it: `east/c012n2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: Option<&'a str>,
     name: &'a str,
     cabinet: &'a str,
     tenant: Option<String>,
@@ -179,6 +191,7 @@ fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
 
 fn node<'a>(v: &'a NodeView) -> Node<'a> {
     Node {
+        site: crate::inventory::site_of(v.name),
         name: v.name,
         cabinet: v.cabinet,
         tenant: v.tenant.clone(),
@@ -204,6 +217,19 @@ fn node<'a>(v: &'a NodeView) -> Node<'a> {
     }
 }
 
+fn summary(s: &crate::fleet::view::Summary) -> Summary {
+    Summary {
+        nodes: s.nodes,
+        nodes_up: s.nodes_up,
+        gpus_expected: s.gpus_expected,
+        gpus_seen: s.gpus_seen,
+        health: s.health.as_str(),
+        power_watts: (s.power_watts * 100.0).round() / 100.0,
+        out_of_service: s.out_of_service,
+        health_in_service: s.health_in_service.as_str(),
+    }
+}
+
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
     let doc = Doc {
@@ -211,16 +237,15 @@ pub fn render(report: &Report) -> String {
         taken_at: humantime::format_rfc3339_millis(report.taken_at).to_string(),
         inventory: report.inventory,
         drift: &report.drift,
-        summary: Summary {
-            nodes: s.nodes,
-            nodes_up: s.nodes_up,
-            gpus_expected: s.gpus_expected,
-            gpus_seen: s.gpus_seen,
-            health: s.health.as_str(),
-            power_watts: (s.power_watts * 100.0).round() / 100.0,
-            out_of_service: s.out_of_service,
-            health_in_service: s.health_in_service.as_str(),
-        },
+        summary: summary(s),
+        sites: report
+            .sites
+            .iter()
+            .map(|(site, s)| SiteSummary {
+                site,
+                summary: summary(s),
+            })
+            .collect(),
         nodes: report.nodes.iter().map(node).collect(),
     };
     let mut out = crate::text::json_safe(

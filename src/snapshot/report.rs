@@ -12,6 +12,8 @@ pub(crate) struct Report<'a> {
     pub inventory: &'a str,
     pub nodes: Vec<NodeView<'a>>,
     pub summary: Summary,
+    /// Each site's summary, in inventory order, under `--context all`; empty for one site.
+    pub sites: Vec<(&'a str, Summary)>,
     /// Aspects on which nodes differ, fleet-wide (the filter does not apply).
     pub drift: Vec<Drift<'a>>,
 }
@@ -95,6 +97,7 @@ impl<'a> Report<'a> {
             taken_at: SystemTime::now(),
             inventory: &state.inventory().source,
             summary: Summary::of(&nodes),
+            sites: crate::fleet::sites::site_summaries(&nodes),
             nodes,
             drift,
         }

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::report::Report;
 use crate::fleet::view::NodeView;
+use crate::inventory::site_of;
 
 const HEADERS: [&str; 11] = [
     "NODE", "CABINET", "TENANT", "STATE", "HEALTH", "SOURCE", "AGE", "GPUS", "UTIL", "TEMP",
@@ -50,8 +51,20 @@ pub fn render(report: &Report) -> String {
             .cmp(&a.verdict.health)
             .then_with(|| a.id.cmp(&b.id))
     });
-    let rows: Vec<[String; 11]> = order.iter().map(|v| cells(v)).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
+    // Several sites (`--context all`): a SITE column first.
+    let sited = !report.sites.is_empty();
+    let site_cell = |v: &NodeView| sited.then(|| site_of(v.name).unwrap_or("-").to_string());
+    let rows: Vec<Vec<String>> = order
+        .iter()
+        .map(|v| site_cell(v).into_iter().chain(cells(v)).collect())
+        .collect();
+    let headers: Vec<String> = sited
+        .then_some("SITE")
+        .into_iter()
+        .chain(HEADERS)
+        .map(String::from)
+        .collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -59,12 +72,12 @@ pub fn render(report: &Report) -> String {
     }
     let mut out = String::new();
     let line = |out: &mut String, row: &[String], note: &str| {
-        for (cell, w) in row.iter().zip(widths) {
+        for (cell, &w) in row.iter().zip(&widths) {
             let _ = write!(out, "{cell:<w$}  ");
         }
         let _ = writeln!(out, "{note}");
     };
-    line(&mut out, &HEADERS.map(String::from), "NOTES");
+    line(&mut out, &headers, "NOTES");
     for (row, v) in rows.iter().zip(&order) {
         let mut notes = v.verdict.reasons.join("; ");
         // Who took the node out and why, before its reasons: the operator sees it is owned.
@@ -110,6 +123,20 @@ pub fn render(report: &Report) -> String {
         s.power_watts / 1000.0,
         s.health.as_str()
     );
+    for (site, s) in &report.sites {
+        let _ = writeln!(
+            out,
+            "  {site}: {} nodes ({} up), {} of {} GPUs seen, {} warn, {} crit, {:.1} kW — health {}",
+            s.nodes,
+            s.nodes_up,
+            s.gpus_seen,
+            s.gpus_expected,
+            s.warn,
+            s.crit,
+            s.power_watts / 1000.0,
+            s.health.as_str()
+        );
+    }
     drift_summary(&mut out, report);
     out
 }

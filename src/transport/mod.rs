@@ -5,6 +5,7 @@ mod follow;
 mod message;
 pub mod prometheus;
 pub mod sim;
+pub mod sites;
 pub mod ssh;
 
 pub use follow::{Completed, Ending, Following, NodeCommands, Transport};

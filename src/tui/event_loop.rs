@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{Event, KeyEventKind};
 
 use super::app::operate::ActionEvent;
-use super::app::App;
+use super::app::{App, View};
 use super::keymap::Keymap;
 use super::shell::{self, InputPause};
 use super::theme::Theme;
@@ -31,6 +31,24 @@ pub struct Options {
     pub simulated: bool,
 }
 
+/// What a fresh TUI keeps from the one before it, after `:ctx NAME`.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub view: View,
+    pub filter: String,
+    /// Shown in the footer: why the switch did not happen, when it did not.
+    pub status: Option<String>,
+}
+
+/// How the TUI ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Quit (or failed), with this exit status.
+    Exit(i32),
+    /// `:ctx NAME`: follow that context instead, keeping the view and the filter.
+    Switch { context: String, resume: Resume },
+}
+
 /// A repair started from the TUI waits two hours for jobs (the command line's `--max-wait` default) and looks at
 /// jobs and rebooting nodes every 5 s.
 const REPAIR_LIMITS: Limits = Limits {
@@ -48,12 +66,12 @@ const DRAIN_READBACK: Duration = Duration::from_secs(30);
 pub fn run(
     inventory: Arc<Inventory>,
     transport: &dyn Transport,
-    theme: Theme,
-    keymap: Keymap,
+    (theme, keymap): (Theme, Keymap),
     options: Options,
-) -> i32 {
+    resume: Option<Resume>,
+) -> Ended {
     let Some(runtime) = crate::runtime::runtime() else {
-        return crate::runtime::EXIT_CANNOT_RUN;
+        return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
     };
     let executor = if options.simulated {
         Executor::simulated()
@@ -62,16 +80,15 @@ pub fn run(
             Ok(e) => e.with_sessions(transport.node_commands()),
             Err(e) => {
                 crate::text::warn(&e.to_string());
-                return crate::runtime::EXIT_CANNOT_RUN;
+                return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
             }
         }
     };
     runtime.block_on(event_loop(
         inventory,
         transport,
-        theme,
-        keymap,
-        options,
+        (theme, keymap),
+        (options, resume),
         Arc::new(executor),
     ))
 }
@@ -79,31 +96,41 @@ pub fn run(
 async fn event_loop(
     inventory: Arc<Inventory>,
     transport: &dyn Transport,
-    theme: Theme,
-    keymap: Keymap,
-    options: Options,
+    (theme, keymap): (Theme, Keymap),
+    (options, resume): (Options, Option<Resume>),
     executor: Arc<Executor>,
-) -> i32 {
+) -> Ended {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
-    // Drains read back reach fleet state through the nodes' own channel, like their samples.
-    actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
+    // Drains read back reach fleet state through the nodes' own channel, like their samples. Several sites
+    // (`--context all`) have several backends, not asked yet: their nodes' operations stay unknown.
+    let one_site = inventory.sites().is_empty();
+    if one_site {
+        actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
+    }
     let _following = transport.follow(&inventory, tx);
     let Some((mut terminal, _guard)) = super::terminal::open() else {
-        return crate::runtime::EXIT_CANNOT_RUN;
+        return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
     };
     let input_pause = InputPause::default();
-    let mut input = super::terminal::read_input(input_pause.clone());
+    let (mut input, _reader) = super::terminal::read_input(input_pause.clone());
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();
-    actions::jobs::follow(&inventory, &executor, WORKLOAD_READBACK, move |workload| {
-        workload_tx
-            .send(ActionEvent::Workload(Box::new(workload)))
-            .is_ok()
-    });
+    if one_site {
+        actions::jobs::follow(&inventory, &executor, WORKLOAD_READBACK, move |workload| {
+            workload_tx
+                .send(ActionEvent::Workload(Box::new(workload)))
+                .is_ok()
+        });
+    }
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;
+    if let Some(resume) = resume {
+        app.set_filter(&resume.filter);
+        app.view = resume.view;
+        app.status = resume.status;
+    }
     let log_path = actions::run::audit_path(&inventory);
     let scan = audit::scan(&log_path, inventory.simulated);
     app.ops.failures.extend(scan.warnings(&log_path));
@@ -123,7 +150,7 @@ async fn event_loop(
     let (history_tx, mut history_rx) = tokio::sync::mpsc::channel(1);
     let mut frames = tokio::time::interval(FRAME);
     frames.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while !app.quit {
+    while !app.quit && app.switch_to.is_none() {
         tokio::select! {
             Some(event) = action_events.recv() => {
                 if matches!(event, ActionEvent::ShellEnded(_)) && shell_open {
@@ -181,7 +208,8 @@ async fn event_loop(
                 }
                 _ => {}
             },
-            _ = memory_ticks.tick(), if !inventory.simulated => {
+            // Across sites the store (the first site's) would learn names it does not hold.
+            _ = memory_ticks.tick(), if !inventory.simulated && one_site => {
                 let views = app.fleet.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
                 let tx = lemon_tx.clone();
                 crate::fleet::memory::remember_in_background(
@@ -213,14 +241,24 @@ async fn event_loop(
                 if app.dirty && !shell_open {
                     if let Err(e) = terminal.draw(|frame| ui::render(&app, &theme, frame)) {
                         tracing::error!("draw failed: {e}");
-                        return 1;
+                        return Ended::Exit(1);
                     }
                     app.dirty = false;
                 }
             }
         }
     }
-    0
+    match app.switch_to.take() {
+        Some(context) => Ended::Switch {
+            context,
+            resume: Resume {
+                view: app.view,
+                filter: app.filter.text.clone(),
+                status: None,
+            },
+        },
+        None => Ended::Exit(0),
+    }
 }
 
 /// How often the TUI tells the history store what it shows.

@@ -13,4 +13,4 @@ mod terminal;
 pub mod theme;
 pub mod ui;
 
-pub use event_loop::{run, Options};
+pub use event_loop::{run, Ended, Options, Resume};

@@ -150,7 +150,7 @@ pub fn run(reader: &Reader, theme: Theme, keymap: Keymap, at_ms: Option<u64>, sp
     let Some((mut terminal, _guard)) = super::terminal::open() else {
         return crate::runtime::EXIT_CANNOT_RUN;
     };
-    let mut input = super::terminal::read_input(super::shell::InputPause::default());
+    let (mut input, _reader) = super::terminal::read_input(super::shell::InputPause::default());
     let start = at_ms.unwrap_or(first).clamp(first, last);
     let mut clock = Clock {
         position: start,

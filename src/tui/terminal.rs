@@ -2,7 +2,8 @@
 //! on exit, error and panic, and the one thread that reads its input (held off while a shell owns it).
 
 use std::io::stdout;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};
@@ -43,13 +44,34 @@ pub(super) fn open() -> Option<(DefaultTerminal, TerminalGuard)> {
     Some((terminal, guard))
 }
 
-/// Reads the terminal's input events on a thread of its own until the receiver goes away, except while
-/// `pause` says a shell owns the terminal: then nothing may read its keys.
-pub(super) fn read_input(pause: InputPause) -> UnboundedReceiver<Event> {
+/// The input thread: dropping it stops the thread and waits for it, so a key typed after the TUI's loop ends
+/// (`:ctx` starts the next one) is left for whoever reads next.
+pub(super) struct InputReader {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for InputReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads the terminal's input events on a thread of its own until the receiver or the [`InputReader`] goes away,
+/// except while `pause` says a shell owns the terminal: then nothing may read its keys.
+pub(super) fn read_input(pause: InputPause) -> (UnboundedReceiver<Event>, InputReader) {
     let (input_tx, input) = tokio::sync::mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     let spawned = std::thread::Builder::new()
         .name("input".into())
         .spawn(move || loop {
+            if stopped.load(Ordering::SeqCst) {
+                break;
+            }
             if pause.paused.load(Ordering::SeqCst) {
                 pause.idle.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(20));
@@ -57,6 +79,7 @@ pub(super) fn read_input(pause: InputPause) -> UnboundedReceiver<Event> {
             }
             pause.idle.store(false, Ordering::SeqCst);
             match event::poll(Duration::from_millis(50)) {
+                Ok(true) if stopped.load(Ordering::SeqCst) => break,
                 Ok(true) => match event::read() {
                     Ok(ev) => {
                         if input_tx.send(ev).is_err() {
@@ -69,8 +92,12 @@ pub(super) fn read_input(pause: InputPause) -> UnboundedReceiver<Event> {
                 Err(_) => break,
             }
         });
-    if let Err(e) = spawned {
-        tracing::error!("cannot start the input thread: {e}");
-    }
-    input
+    let thread = match spawned {
+        Ok(thread) => Some(thread),
+        Err(e) => {
+            tracing::error!("cannot start the input thread: {e}");
+            None
+        }
+    };
+    (input, InputReader { stop, thread })
 }

@@ -15,6 +15,7 @@ mod actions_slurm;
 mod agent_nvml;
 mod catalogue_lines;
 mod compact_stream;
+mod contexts;
 mod deploy;
 mod exporter_http;
 mod fuzz;

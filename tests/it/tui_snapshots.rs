@@ -272,3 +272,73 @@ fn a_repeat_offender_is_flagged_and_the_detail_shows_its_history_escaped() {
     app.selected = 1;
     assert!(!shot(&mut app, View::Detail, 200, 50).contains("history (fleet.sqlite"));
 }
+
+#[test]
+fn two_sites_have_a_header_line_each_and_a_site_column() {
+    let now = Instant::now();
+    let text = "[defaults]\ninterval_ms = 1000\ngpus_per_node = 2\n[[cabinet]]\nname = \"c01\"\nnodes = \"c01n[1-2]\"\n";
+    let east = fleetop::inventory::Inventory::parse("east.toml", text).unwrap();
+    let west = fleetop::inventory::Inventory::parse("west.toml", text).unwrap();
+    let merged =
+        fleetop::inventory::Inventory::merge(&[("east".into(), &east), ("west".into(), &west)])
+            .unwrap();
+    let mut app = App::new(
+        std::sync::Arc::new(merged),
+        fleetop::tui::keymap::Keymap::default(),
+        now,
+    );
+    app.wall_base = (now, wall());
+    for node in [0, 1, 2] {
+        app.on_msg(msg(
+            node,
+            now - std::time::Duration::from_secs(1),
+            sample((0..2).map(|i| gpu(i, 50, 60)).collect()),
+        ));
+    }
+    app.on_msg(msg(
+        3,
+        now - std::time::Duration::from_secs(1),
+        fleetop::transport::NodeEvent::Failed {
+            kind: fleetop::transport::FailureKind::Unreachable,
+            detail: "connect to c01n2:22: Connection refused (os error 111)".into(),
+        },
+    ));
+    app.tick(now);
+    app.refresh();
+    let screen = shot(&mut app, View::Nodes, 100, 12);
+    assert!(screen.contains("east     2 up of 2"), "{screen}");
+    assert!(screen.contains("west     1 up of 2"), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("west") && l.contains("c01n2") && l.contains("unreach")),
+        "{screen}"
+    );
+    insta::assert_snapshot!("two_sites_nodes_100x12", screen);
+    // Nothing reaches a node through the first site's settings: no shell, no action across sites.
+    app.act(Action::Shell);
+    assert_eq!(app.ops.shell, None);
+    assert!(
+        app.ops
+            .failures
+            .iter()
+            .any(|f| f.contains("not across sites")),
+        "{:?}",
+        app.ops.failures
+    );
+    app.command("node west/c01n1");
+    app.act(Action::AckXids);
+    for c in "psu".chars() {
+        app.on_key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Char(c),
+        ));
+    }
+    app.on_key(ratatui::crossterm::event::KeyEvent::from(
+        ratatui::crossterm::event::KeyCode::Enter,
+    ));
+    assert!(app.ops.acks.is_empty());
+    assert_eq!(
+        app.status.as_deref(),
+        Some("acknowledge: not across sites; :ctx SITE first")
+    );
+}

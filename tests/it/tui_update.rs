@@ -158,6 +158,32 @@ fn commands_and_unknown_commands() {
 }
 
 #[test]
+fn ctx_asks_the_loop_for_another_context_unless_an_action_runs() {
+    let mut app = three_nodes(Instant::now());
+    app.command("ctx");
+    assert!(app
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("usage: :ctx NAME"));
+    assert_eq!(app.switch_to, None);
+    app.ops.progress.insert(
+        0,
+        fleetop::tui::app::operate::Progress::Running(fleetop::actions::ActionKind::Drain),
+    );
+    app.command("ctx west");
+    assert_eq!(app.switch_to, None);
+    assert!(app
+        .status
+        .as_deref()
+        .unwrap_or("")
+        .contains("an action is running"));
+    app.ops.progress.clear();
+    app.command("ctx west");
+    assert_eq!(app.switch_to.as_deref(), Some("west"));
+}
+
+#[test]
 fn messages_update_states_and_the_events_log() {
     let now = Instant::now();
     let mut app = three_nodes(now);

@@ -10,6 +10,11 @@ impl App {
     /// the node's health until one is seen again. Each acknowledgement goes to the audit log. An XID whose
     /// source gives no time is not acknowledged (nothing would tell a later one from it); the status says so.
     pub(crate) fn acknowledge_xids(&mut self, reason: &str) {
+        // Across sites the audit log at hand is the first site's; an acknowledgement belongs in its node's own.
+        if !self.fleet.inventory().sites().is_empty() {
+            self.status = Some("acknowledge: not across sites; :ctx SITE first".into());
+            return;
+        }
         let operator = actions::operator();
         for n in self.targets() {
             let done = self

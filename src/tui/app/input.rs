@@ -306,6 +306,27 @@ impl App {
                 Some(m) => self.metric = *m,
                 None => self.status = Some(format!("metric: unknown metric {name:?}")),
             },
+            ("ctx" | "context", [name]) => {
+                // An action or repair in flight reports to this view; switching would lose its outcome.
+                let in_flight = !self.ops.repairs_queued.is_empty()
+                    || self.ops.progress.values().any(|p| {
+                        matches!(
+                            p,
+                            super::action_state::Progress::Running(_)
+                                | super::action_state::Progress::Accepted(..)
+                        )
+                    });
+                if in_flight {
+                    self.status =
+                        Some("ctx: an action is running here; switch when it ends".into());
+                } else {
+                    self.switch_to = Some((*name).to_string());
+                }
+            }
+            ("ctx" | "context", _) => {
+                self.status =
+                    Some("usage: :ctx NAME (a [[context]] of config.toml) or :ctx all".into());
+            }
             ("node", [name]) => match self.fleet.inventory().find_node(name) {
                 Some(id) => {
                     self.selected = id;

@@ -39,6 +39,13 @@ impl App {
             );
             return;
         }
+        // A merged inventory holds the first site's SSH settings, not the selected node's site's.
+        if !self.fleet.inventory().sites().is_empty() {
+            self.ops
+                .failures
+                .push("shell: not across sites; :ctx SITE first, then open the shell there".into());
+            return;
+        }
         self.ops.shell = Some(self.selected);
     }
 

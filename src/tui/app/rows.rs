@@ -131,6 +131,8 @@ pub struct Totals {
     pub connecting: usize,
     pub avg_util: Option<f64>,
     pub budget_kw: f64,
+    /// Each site's summary under `--context all`, in inventory order; empty for one site.
+    pub sites: Vec<(String, Summary)>,
 }
 
 /// Everything derived in one pass over the fleet.
@@ -161,6 +163,10 @@ pub fn derive(fleet: &FleetState, now: Instant) -> Derived {
             .count(),
         avg_util: (util_n > 0).then(|| util_sum / util_n as f64),
         budget_kw: crate::telemetry::total(inv.cabinets.iter().filter_map(|c| c.power_budget_kw)),
+        sites: crate::fleet::sites::site_summaries(&views)
+            .into_iter()
+            .map(|(site, s)| (site.to_string(), s))
+            .collect(),
     };
     let tenants = inv
         .tenants

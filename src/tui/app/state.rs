@@ -52,6 +52,8 @@ pub struct App {
     /// Set when something visible changed; the loop draws and clears it.
     pub dirty: bool,
     pub quit: bool,
+    /// `:ctx NAME`: the loop ends and the fleet of that context (or `all`) is followed instead.
+    pub switch_to: Option<String>,
     /// Marks, action progress and unacknowledged failures.
     pub ops: Operations,
     /// A replay's header text (`replay 2026-11-24 03:12:05 UTC ×4`); `None` when following the fleet.
@@ -92,6 +94,7 @@ impl App {
             totals: Totals::default(),
             dirty: true,
             quit: false,
+            switch_to: None,
             ops: Operations::default(),
             replay: None,
             history: super::history::NodeHistory::default(),

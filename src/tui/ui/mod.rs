@@ -22,10 +22,12 @@ use super::theme::Theme;
 use crate::inventory::NodeId;
 use format::{kw, pct};
 
-/// The screen's three bands: header (totals and tabs), body (the view), footer (hints or input).
-pub(crate) fn areas(area: Rect) -> [Rect; 3] {
+/// The screen's three bands: header (totals, a line per site under `--context all`, and tabs), body (the
+/// view), footer (hints or input).
+pub(crate) fn areas(app: &App, area: Rect) -> [Rect; 3] {
+    let sites = u16::try_from(app.totals.sites.len()).unwrap_or(u16::MAX);
     Layout::vertical([
-        Constraint::Length(2),
+        Constraint::Length(sites.saturating_add(2)),
         Constraint::Min(1),
         Constraint::Length(1),
     ])
@@ -33,7 +35,7 @@ pub(crate) fn areas(area: Rect) -> [Rect; 3] {
 }
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame) {
-    let [header, body, footer] = areas(frame.area());
+    let [header, body, footer] = areas(app, frame.area());
     render_header(app, theme, frame, header);
     match app.view {
         View::Overview => overview::render(app, theme, frame, body),
@@ -164,10 +166,41 @@ fn render_header(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     if crate::actions::read_only(app.ops.read_only, app.fleet.inventory()) {
         tabs.push(Span::styled("  read-only", theme.dim()));
     }
-    frame.render_widget(
-        Paragraph::new(vec![Line::from(totals), Line::from(tabs)]),
-        area,
+    let mut lines = vec![Line::from(totals)];
+    lines.extend(
+        app.totals
+            .sites
+            .iter()
+            .map(|(site, s)| site_line(site, s, theme)),
     );
+    lines.push(Line::from(tabs));
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// One site's totals under `--context all`: `  east  1024 up · 0 crit · 2 warn · GPUs 8192/8192 · 512.0 kW`.
+fn site_line<'a>(site: &str, s: &crate::fleet::view::Summary, theme: &Theme) -> Line<'a> {
+    use crate::telemetry::health::Health;
+    let counted = |n: usize, health: Health| {
+        if n > 0 {
+            theme.health(health)
+        } else {
+            theme.dim()
+        }
+    };
+    Line::from(vec![
+        Span::styled(format!("   {site:<8} "), theme.accent()),
+        Span::styled(format!("{} up", s.nodes_up), theme.health(Health::Ok)),
+        Span::raw(format!(" of {} · ", s.nodes)),
+        Span::styled(format!("{} crit", s.crit), counted(s.crit, Health::Crit)),
+        Span::raw(" · "),
+        Span::styled(format!("{} warn", s.warn), counted(s.warn, Health::Warn)),
+        Span::raw(format!(
+            " · GPUs {}/{} · {}",
+            s.gpus_seen,
+            s.gpus_expected,
+            kw(s.power_watts)
+        )),
+    ])
 }
 
 fn render_footer(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
@@ -280,7 +313,7 @@ fn render_help(app: &App, theme: &Theme, frame: &mut Frame, body: Rect) {
         .collect();
     lines.push(Line::raw(""));
     lines.push(Line::styled(
-        "commands: :nodes :overview :tenants :events :node NAME :filter EXPR :sort COLUMN [desc] :metric NAME :q",
+        "commands: :nodes :overview :tenants :events :node NAME :filter EXPR :sort COLUMN [desc] :metric NAME :ctx NAME|all :q",
         theme.dim(),
     ));
     lines.push(Line::styled("any key closes this help", theme.dim()));
@@ -319,7 +352,7 @@ pub fn hit(app: &App, column: u16, row: u16) -> Option<Hit> {
         width: app.viewport.0,
         height: app.viewport.1,
     };
-    let [_, body, _] = areas(screen);
+    let [_, body, _] = areas(app, screen);
     if row < body.y || row >= body.y + body.height {
         return None;
     }

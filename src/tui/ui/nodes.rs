@@ -28,7 +28,9 @@ const fn col(name: &'static str, key: Option<SortKey>, width: u16, narrow: bool)
     }
 }
 
-const COLUMNS: [Column; 12] = [
+const COLUMNS: [Column; 13] = [
+    // Only with several sites (`--context all`); NODE then shows the name within the site.
+    col("SITE", None, 6, true),
     col("NODE", Some(SortKey::Name), 9, true),
     col("TENANT", Some(SortKey::Tenant), 10, true),
     col("STATE", Some(SortKey::State), 17, true),
@@ -64,7 +66,12 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let first = scroll_offset(app.selected_position(), height);
     let arrow = if app.sort_descending { "▼" } else { "▲" };
     let wide = area.width >= WIDE;
-    let shown: Vec<&Column> = COLUMNS.iter().filter(|c| wide || c.narrow).collect();
+    let inv = app.fleet.inventory();
+    let sited = inv.nodes.first().and_then(|n| n.site()).is_some();
+    let shown: Vec<&Column> = COLUMNS
+        .iter()
+        .filter(|c| (wide || c.narrow) && (sited || c.name != "SITE"))
+        .collect();
     let width_of = |c: &Column| {
         if c.name == "STATE" && !wide {
             9
@@ -86,7 +93,6 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     header.push(Cell::from(Span::styled("NOTE", theme.header())));
     let fixed: u16 = shown.iter().map(|c| width_of(c) + 1).sum();
     let note_width = usize::from(area.width.saturating_sub(fixed));
-    let inv = app.fleet.inventory();
     let rows = app.order.iter().skip(first).take(height).map(|&i| {
         let r = &app.rows[i];
         let faded = r.state != crate::fleet::NodeState::Up;
@@ -105,11 +111,13 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                     } else {
                         ""
                     };
-                    Cell::from(Span::styled(
-                        format!("{mark}{}", inv.nodes[r.id].name),
-                        theme.text(),
-                    ))
+                    let within_site = crate::inventory::name_within_site(&inv.nodes[r.id].name);
+                    Cell::from(Span::styled(format!("{mark}{within_site}"), theme.text()))
                 }
+                "SITE" => Cell::from(Span::styled(
+                    inv.nodes[r.id].site().unwrap_or_default().to_string(),
+                    theme.dim(),
+                )),
                 "TENANT" => Cell::from(Span::styled(
                     r.tenant.clone().unwrap_or_else(|| "spare".into()),
                     theme.dim(),

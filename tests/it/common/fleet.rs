@@ -618,6 +618,7 @@ impl Fleet {
             .env("HOME", self.dir.path())
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("FLEETOP_INVENTORY")
+            .env_remove("FLEETOP_CONTEXT")
             .stdin(Stdio::null());
         cmd
     }
