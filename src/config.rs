@@ -60,7 +60,7 @@ pub enum ContextSource {
 }
 
 /// The name that means every context at once.
-pub const ALL_CONTEXTS: &str = "all";
+pub(crate) const ALL_CONTEXTS: &str = "all";
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

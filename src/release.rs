@@ -2,11 +2,11 @@
 //! jump host can tell nodes that run other code than its own.
 
 /// The package version.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git commit the binary was built from (`unknown` outside a checkout).
 pub const BUILD: &str = env!("FLEETOP_BUILD");
 /// `0.1.0 (build 0123456789ab)`: what `--version` prints after the name.
-pub const LONG: &str = concat!(
+pub(crate) const LONG: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (build ",
     env!("FLEETOP_BUILD"),

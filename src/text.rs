@@ -118,7 +118,7 @@ pub fn print(text: &str) -> bool {
 
 /// Writes bytes that are fleetop's own (generated completions, man pages) to stdout as they are, flushed;
 /// false as for [`print`].
-pub fn print_bytes(bytes: &[u8]) -> bool {
+pub(crate) fn print_bytes(bytes: &[u8]) -> bool {
     let mut out = std::io::stdout().lock();
     stdout_written(out.write_all(bytes).and_then(|()| out.flush()))
 }
@@ -142,7 +142,7 @@ pub fn stdout_written(result: std::io::Result<()>) -> bool {
 }
 
 /// Why stdout could not be written, if a write failed for any reason but a closed pipe.
-pub fn stdout_failure() -> Option<String> {
+pub(crate) fn stdout_failure() -> Option<String> {
     STDOUT_FAILURE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -162,12 +162,12 @@ pub fn println(text: &str) -> bool {
 }
 
 /// The last millisecond of year 9999, the latest time a calendar (RFC 3339) can write.
-pub const LAST_DATE_MS: u64 = 253_402_300_799_999;
+pub(crate) const LAST_DATE_MS: u64 = 253_402_300_799_999;
 
 /// `ms` since 1970 as RFC 3339 to the second (`2026-11-27T03:12:00Z`); past year 9999, which no calendar
 /// writes, "N ms after 1970 (not a date)". Times come from nodes, files and stores: saying one never panics
 /// (humantime refuses such a date, and `to_string` would turn the refusal into a panic).
-pub fn rfc3339_ms(ms: u64) -> String {
+pub(crate) fn rfc3339_ms(ms: u64) -> String {
     if ms > LAST_DATE_MS {
         return format!("{ms} ms after 1970 (not a date)");
     }

@@ -12,7 +12,7 @@ fn usage() -> Option<libc::rusage> {
 }
 
 /// CPU time this process has used so far, user and system, all threads.
-pub fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     let time = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
     };
@@ -26,7 +26,7 @@ pub fn peak_rss_mib() -> f64 {
 
 /// Phases one after another: each [`Phases::lap`] closes the phase that began at the previous one.
 #[derive(Debug)]
-pub struct Phases {
+pub(crate) struct Phases {
     since: (Instant, Duration),
     laps: Vec<(String, Duration, Duration)>,
 }
@@ -46,7 +46,7 @@ impl Phases {
     }
 
     /// Ends the running phase, naming it.
-    pub fn lap(&mut self, name: impl Into<String>) {
+    pub(crate) fn lap(&mut self, name: impl Into<String>) {
         let now = (Instant::now(), cpu_time());
         self.laps.push((
             name.into(),

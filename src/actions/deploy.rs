@@ -21,16 +21,16 @@ use crate::transport::ssh::install::{self, Installed, Payload};
 /// Where an agent goes when the inventory names it without a directory (found on the node's PATH).
 pub const DEFAULT_DIR: &str = "/usr/local/bin";
 /// The agent's systemd unit (`deploy --systemd`, and the Debian package's).
-pub const UNIT_NAME: &str = "fleetop-agent.service";
+pub(crate) const UNIT_NAME: &str = "fleetop-agent.service";
 /// Where `deploy --systemd` puts the unit by default.
-pub const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
+pub(crate) const DEFAULT_UNIT_DIR: &str = "/etc/systemd/system";
 /// Where the agent's exporter listens by default: beside dcgm-exporter's 9400.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:9401";
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:9401";
 /// Largest binary deploy reads: far above fleetop's own size, far below what a mistake could send.
 const MAX_BINARY: u64 = 512 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
-pub struct DeployRequest {
+pub(crate) struct DeployRequest {
     pub nodes: Vec<NodeId>,
     pub dry_run: bool,
     pub read_only: bool,
@@ -44,7 +44,7 @@ pub struct DeployRequest {
 
 /// `deploy --systemd`: where the unit goes and where the agent listens.
 #[derive(Debug, Clone)]
-pub struct Systemd {
+pub(crate) struct Systemd {
     pub unit_dir: String,
     pub listen: String,
 }
@@ -53,7 +53,7 @@ pub struct Systemd {
 /// words split on whitespace unless double-quoted, where C escapes apply (so `\` and `"` are escaped);
 /// `$` expands variables and `%` specifiers (systemd.unit(5)) even inside quotes, so both are doubled; a lone
 /// `;` separates commands. A control character (a newline would start another directive) is refused.
-pub fn unit_word(word: &str) -> Result<String, String> {
+pub(crate) fn unit_word(word: &str) -> Result<String, String> {
     if word.chars().any(char::is_control) {
         return Err(format!(
             "{:?} holds a control character; a systemd unit cannot carry it",
@@ -75,7 +75,7 @@ pub fn unit_word(word: &str) -> Result<String, String> {
 /// (CAP_SYSLOG, for XIDs) and the GPUs, restarted when it exits, journaling GPU events in its state directory
 /// `/var/lib/fleetop` (systemd's `StateDirectory=`, writable under `ProtectSystem=strict`). `Err` when a path or address cannot be
 /// written into a unit (see [`unit_word`]).
-pub fn unit_text(agent_path: &str, listen: &str) -> Result<String, String> {
+pub(crate) fn unit_text(agent_path: &str, listen: &str) -> Result<String, String> {
     let exec = format!(
         "{} agent --listen {}",
         unit_word(agent_path)?,
@@ -119,7 +119,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 /// What happened on one node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeDeploy {
+pub(crate) struct NodeDeploy {
     pub node: String,
     /// `updated`, `current`, `would-update` or `failed`.
     pub outcome: &'static str,
@@ -141,7 +141,7 @@ impl NodeDeploy {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum DeployProgress {
+pub(crate) enum DeployProgress {
     Refused(Vec<String>),
     Finished(NodeDeploy),
     /// The audit log failed: nodes not yet started were left alone.
@@ -149,7 +149,7 @@ pub enum DeployProgress {
 }
 
 /// Reads the binary to deploy (this one when `binary` is `None`) and what it needs from a node.
-pub fn payload(binary: Option<&Path>) -> Result<Payload, String> {
+pub(crate) fn payload(binary: Option<&Path>) -> Result<Payload, String> {
     let path: PathBuf = match binary {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?,
@@ -227,7 +227,7 @@ pub(crate) fn glibc_needed(bytes: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// Where the agent goes on `node`: its `agent_path` when absolute, else that name in [`DEFAULT_DIR`].
-pub fn install_path(inv: &Inventory, node: NodeId) -> Result<String, String> {
+pub(crate) fn install_path(inv: &Inventory, node: NodeId) -> Result<String, String> {
     let path = inv.nodes[node]
         .agent_path
         .as_deref()

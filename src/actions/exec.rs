@@ -202,7 +202,7 @@ impl Executor {
     /// Runs `command` (quoted for the node's shell) on `node` the way actions reach it, through a new SSH
     /// connection, for at most `limit`; each stream is kept to `oneshot`'s bound. Read-only work (a repair's
     /// validation, an RMA bundle's evidence) runs here; the practice fleet runs nothing.
-    pub fn on_node(
+    pub(crate) fn on_node(
         &self,
         inv: &Inventory,
         node: NodeId,

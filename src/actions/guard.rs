@@ -15,7 +15,7 @@ pub fn read_only(asked: bool, inv: &Inventory) -> bool {
 }
 
 /// The refusal a read-only fleetop gives for `action` (`drain`, `deploy`, `repair`…).
-pub fn read_only_refusal(action: &str) -> String {
+pub(crate) fn read_only_refusal(action: &str) -> String {
     format!("read-only: {action} refused (--read-only or [actions] read_only)")
 }
 

@@ -17,7 +17,8 @@ pub mod status;
 mod guard;
 mod request;
 
-pub use guard::{guard, read_only, read_only_refusal};
+pub(crate) use guard::read_only_refusal;
+pub use guard::{guard, read_only};
 pub use request::{operator, ActionKind, Request};
 pub(crate) use run::record_id;
-pub use run::{execute_step, execute_step_noting, NodeResult};
+pub use run::{execute_step, NodeResult};

@@ -185,7 +185,7 @@ fn fill_once(word: &str, fill: &[(&str, &str)]) -> String {
 }
 
 /// A GPU reset: `nvidia-smi -r -i N`, or `nvidia-smi -r` for every GPU of the node (why, in `reset.rs`).
-pub fn reset_argv(gpu: Option<u32>) -> Argv {
+pub(crate) fn reset_argv(gpu: Option<u32>) -> Argv {
     let mut args = vec![s("-r")];
     if let Some(g) = gpu {
         args.extend([s("-i"), g.to_string()]);

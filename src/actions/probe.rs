@@ -16,7 +16,7 @@ use crate::transport::Transport;
 
 /// How often a node asked to reboot is looked at until it is seen down: a quick reboot must not fall between
 /// two looks.
-pub const REBOOT_LOOK: Duration = Duration::from_secs(1);
+pub(crate) const REBOOT_LOOK: Duration = Duration::from_secs(1);
 
 /// What one look at a node saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,13 +39,16 @@ pub fn answering(view: &NodeView) -> bool {
 }
 
 /// The longest one look may take: connect, handshake and first sample, at most a minute.
-pub fn look_limit(inv: &Inventory) -> Duration {
+pub(crate) fn look_limit(inv: &Inventory) -> Duration {
     let s = &inv.settings;
     (s.connect_timeout + s.handshake_timeout + s.first_sample_timeout).min(Duration::from_secs(60))
 }
 
 /// One pass over every node of `only` through `transport`; a look per node, in order.
-pub fn look_with(only: Arc<Inventory>, transport: &dyn Transport) -> Result<Vec<Look>, String> {
+pub(crate) fn look_with(
+    only: Arc<Inventory>,
+    transport: &dyn Transport,
+) -> Result<Vec<Look>, String> {
     let runtime = crate::runtime::runtime().ok_or("cannot start the runtime for node probes")?;
     let limit = look_limit(&only);
     let started = Instant::now();
@@ -125,7 +128,7 @@ fn simulated(sim: &Simulated, inv: &Inventory, node: NodeId) -> Look {
 /// Whether a reboot's success waits for the node to be seen down: a reboot the node itself was asked for over
 /// SSH, whose dropped connection alone proves nothing (the BMC backends answer for themselves; Slurm reboots
 /// when the node is idle). The repair workflow counts such a reboot as already seen down.
-pub fn reboot_confirms_down(inv: &Inventory, node: NodeId) -> bool {
+pub(crate) fn reboot_confirms_down(inv: &Inventory, node: NodeId) -> bool {
     *inv.reboot_backend(node) == RebootBackend::Ssh
 }
 

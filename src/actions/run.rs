@@ -217,7 +217,7 @@ pub fn execute_step(
 
 /// [`execute_step`], telling `accepted` when the node took the command and the runner now waits to see it act
 /// (a reboot going down).
-pub fn execute_step_noting(
+pub(crate) fn execute_step_noting(
     inv: &Inventory,
     req: &Request,
     step: &Step,

@@ -12,7 +12,7 @@ const LEVEL: u32 = 9;
 
 /// What stripping did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Stripped {
+pub(crate) enum Stripped {
     /// The debug sections were dropped: the bytes to install.
     Slim(Vec<u8>),
     /// The file has no debug section: installed as it is.
@@ -30,7 +30,7 @@ fn is_debug(name: &[u8], flags: u64) -> bool {
 
 /// The ELF file `binary` without its debug sections, rewritten by the `object` crate's ELF builder (sections
 /// in segments keep their addresses and offsets; only non-loaded sections move).
-pub fn strip_debug(binary: &[u8]) -> Stripped {
+pub(crate) fn strip_debug(binary: &[u8]) -> Stripped {
     let mut builder = match Builder::read(binary) {
         Ok(b) => b,
         Err(e) => return Stripped::Refused(format!("cannot read the ELF file: {e}")),

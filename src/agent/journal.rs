@@ -24,7 +24,7 @@ pub const DEFAULT_DIR: &str = "/var/lib/fleetop";
 /// Environment variable naming the journal directory when `--journal` is not given.
 pub(crate) const JOURNAL_ENV: &str = "FLEETOP_JOURNAL";
 /// One journal file's cap; with the rotated one, the journal never passes twice this.
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// Longest line read back: anything longer is not one the agent wrote.
 const MAX_LINE_BYTES: usize = 4096;
 const CURRENT: &str = "journal.jsonl";
@@ -72,7 +72,7 @@ impl Journal {
     }
 
     /// [`Journal::open`] with each file capped at `max_file_bytes`.
-    pub fn open_capped(dir: &Path, max_file_bytes: u64) -> Journal {
+    pub(crate) fn open_capped(dir: &Path, max_file_bytes: u64) -> Journal {
         let mut j = Journal {
             dir: dir.to_path_buf(),
             max_file_bytes,

@@ -14,4 +14,4 @@ mod stdout;
 mod xid;
 
 pub use sampling::{run, AgentOptions, Published};
-pub use stdout::Stdout;
+pub(crate) use stdout::Stdout;

@@ -16,7 +16,7 @@ extern "C" fn on_full_asked(_: libc::c_int) {
 }
 
 /// Writes the agent wire format to stdout.
-pub struct Stdout {
+pub(crate) struct Stdout {
     compact: Option<(u32, Encoder)>,
 }
 

@@ -18,7 +18,7 @@ use tokio::time::timeout;
 pub const MAX_CONNECTIONS: usize = 64;
 /// The largest request head (request line and headers) read; Prometheus sends about 300 bytes. A larger
 /// one is answered 431 and the connection closed.
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long a connection may take to send a whole request head, from its start or the previous answer.
 pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// How long an answer may take to be written: a client that stops reading is hung up on.
@@ -33,18 +33,18 @@ const MAX_DRAIN_BYTES: usize = 1024 * 1024;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// An answer: status, content type and body.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
 }
 
 /// What a page is for a method and path.
-pub type Pages = Arc<dyn Fn(&str, &str) -> Answer + Send + Sync>;
+pub(crate) type Pages = Arc<dyn Fn(&str, &str) -> Answer + Send + Sync>;
 
 /// Serves `listener` until it fails for good; returns why. Accept failures that pass (out of file
 /// descriptors, a connection aborted before it was accepted) pause and go on.
-pub fn serve(listener: std::net::TcpListener, pages: Pages) -> String {
+pub(crate) fn serve(listener: std::net::TcpListener, pages: Pages) -> String {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -14,7 +14,7 @@ use crate::transport::{Msg, NodeEvent};
 
 /// The last samples, shared between the agent loop and the HTTP thread.
 #[derive(Clone, Default)]
-pub struct Exporter {
+pub(crate) struct Exporter {
     state: Arc<Mutex<Option<FleetState>>>,
 }
 
@@ -40,7 +40,7 @@ impl Exporter {
     }
 
     /// Takes what the agent publishes; always true (a scrape server has no reader to lose).
-    pub fn publish(&self, published: Published) -> bool {
+    pub(crate) fn publish(&self, published: Published) -> bool {
         let mut slot = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let event = match published {
             Published::Hello(hello) => {

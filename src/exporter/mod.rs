@@ -6,5 +6,5 @@
 mod http;
 mod metrics;
 
-pub use http::{HEAD_DEADLINE, MAX_CONNECTIONS, MAX_HEAD_BYTES};
-pub use metrics::Exporter;
+pub use http::{HEAD_DEADLINE, MAX_CONNECTIONS};
+pub(crate) use metrics::Exporter;

@@ -14,7 +14,7 @@ pub(crate) struct XidAck {
 /// One acknowledged XID: `code` on GPU `gpu`, as seen up to `last_ms` (Unix ms of its last occurrence then),
 /// when it had occurred `count` times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AckedXid {
+pub(crate) struct AckedXid {
     pub gpu: u32,
     pub code: u32,
     pub count: u64,
@@ -61,7 +61,7 @@ pub(super) fn xid_last_ms(g: &GpuSample, code: u32) -> Option<u64> {
 
 /// What acknowledging a node's XIDs did: what it covers, and the XIDs it could not cover (no time).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Acknowledged {
+pub(crate) struct Acknowledged {
     pub covered: Vec<AckedXid>,
     /// (GPU index, code) of XIDs whose source gave no time: they keep raising health.
     pub timeless: Vec<(u32, u32)>,

@@ -54,7 +54,7 @@ impl Aspect {
 }
 
 /// What a node without the agent shows as its agent.
-pub const NO_AGENT: &str = "none (nvidia-smi)";
+pub(crate) const NO_AGENT: &str = "none (nvidia-smi)";
 
 /// What one node runs, as far as it said (`None`: not known).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -165,7 +165,7 @@ fn installed(g: &GpuSample) -> bool {
 }
 
 /// `0.1.0 (build 0123456789ab)`, or the bare version for agents that name no build.
-pub fn agent_value(version: &str, build: Option<&str>) -> String {
+pub(crate) fn agent_value(version: &str, build: Option<&str>) -> String {
     match build.filter(|b| !b.is_empty()) {
         Some(b) => format!("{version} (build {b})"),
         None => version.to_string(),

@@ -10,11 +10,11 @@ use crate::inventory::{NodeId, RepairSettings};
 use crate::store::query::{Incidents, Sighting};
 
 /// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
-pub const LEMON: &str = "repeat offender";
+pub(crate) const LEMON: &str = "repeat offender";
 
 /// One sighting per node that has a sample and one per GPU in it; a node without a sample says nothing (its
 /// health is not known, and "unknown" is not a transition).
-pub fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
+pub(crate) fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
     let mut out = Vec::new();
     for n in nodes.iter().filter(|n| n.sample.is_some()) {
         out.push(Sighting {
@@ -50,7 +50,7 @@ pub fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
 
 /// Stores `seen` at `now_ms` in the store at `path`, then reads the repeat offenders back ([`lemons`]); a store
 /// that cannot be written or read is a warning, and flags no one.
-pub fn remember(
+pub(crate) fn remember(
     path: &std::path::Path,
     seen: &[Sighting],
     now_ms: u64,
@@ -73,7 +73,7 @@ pub fn remember(
 
 /// [`remember`] on a blocking thread of the runtime (SQLite waits for other writers, and a front end must not),
 /// handing the repeat offenders to `send`; the time is taken when the thread runs.
-pub fn remember_in_background(
+pub(crate) fn remember_in_background(
     path: std::path::PathBuf,
     seen: Vec<Sighting>,
     repair: &RepairSettings,

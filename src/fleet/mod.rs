@@ -19,6 +19,6 @@ mod state;
 pub mod view;
 mod watch;
 
-pub use acks::{AckedXid, Acknowledged};
+pub(crate) use acks::AckedXid;
 pub use node::{Failure, NodeState, NodeStatus};
 pub use state::FleetState;

@@ -33,18 +33,23 @@ pub enum Return {
 
 impl Return {
     /// Still under way or overdue: the node counts as restarting.
-    pub fn in_flight(self) -> bool {
+    pub(crate) fn in_flight(self) -> bool {
         self != Return::CameBack
     }
 
-    pub fn overdue(self) -> bool {
+    pub(crate) fn overdue(self) -> bool {
         matches!(self, Return::NeverWentDown | Return::NeverCameBack)
     }
 }
 
 /// The one rule for "went down / came back": a restarted node must first be seen down (an answer from before it
 /// went down is not "back"), then answer again, both within `deadline` of the restart.
-pub fn judge_return(went_down: bool, look: Look, waited: Duration, deadline: Duration) -> Return {
+pub(crate) fn judge_return(
+    went_down: bool,
+    look: Look,
+    waited: Duration,
+    deadline: Duration,
+) -> Return {
     match (went_down, look.down, look.answering) {
         (false, true, _) => Return::WentDown,
         (false, false, _) if waited > deadline => Return::NeverWentDown,

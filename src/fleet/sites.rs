@@ -5,7 +5,7 @@ use crate::inventory::site_of;
 
 /// The summary of each site's run of views (views come in inventory order, one site after the other);
 /// empty for one site's own fleet.
-pub fn site_summaries<'a>(views: &[NodeView<'a>]) -> Vec<(&'a str, Summary)> {
+pub(crate) fn site_summaries<'a>(views: &[NodeView<'a>]) -> Vec<(&'a str, Summary)> {
     let mut sites = Vec::new();
     let mut start = 0;
     while let Some(site) = views.get(start).and_then(|v| site_of(v.name)) {

@@ -165,7 +165,7 @@ impl FleetState {
     }
 
     /// Why a node drifts from `[expect]`, the fleet majority or the jump host's build.
-    pub fn drift_reasons(&self, id: NodeId) -> Vec<String> {
+    pub(crate) fn drift_reasons(&self, id: NodeId) -> Vec<String> {
         self.identities
             .get(id)
             .map(|i| {
@@ -361,7 +361,7 @@ impl FleetState {
     }
 
     /// A repair's latest step on `id`, active or ended.
-    pub fn repair_note(&self, id: NodeId) -> Option<&str> {
+    pub(crate) fn repair_note(&self, id: NodeId) -> Option<&str> {
         Some(self.ops.get(id)?.repair.as_ref()?.text.as_str())
     }
 }

@@ -13,7 +13,7 @@ use crate::telemetry::rise::{ib_rise_health, nvlink_rise_health};
 use crate::telemetry::NodeSample;
 
 /// How long a rise stays in a node's reasons.
-pub const WINDOW: Duration = Duration::from_secs(5 * 60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Ports kept per node before the watch starts over (a node that renames its HCAs cannot grow it).
 const MAX_PORTS: usize = 256;
 

@@ -61,7 +61,7 @@ impl Locator<'_> {
     }
 
     /// As [`Locator::key`], looking only at or after byte `start` (one entry of an array of tables).
-    pub fn key_after(&self, start: usize, section: &str, key: &str) -> usize {
+    pub(crate) fn key_after(&self, start: usize, section: &str, key: &str) -> usize {
         let header = format!("[{section}]");
         let start = start.min(self.text.len());
         let from = self

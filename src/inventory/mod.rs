@@ -15,9 +15,10 @@ pub(crate) use file::SourceFile;
 pub(crate) use load::{default_path, expand_home, DEMO_INVENTORY};
 pub use model::{
     ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, PrometheusSource,
-    RebootBackend, Redfish, Settings, SourceKind, Tenancy, Tenant, TenantFrom, Thresholds,
+    RebootBackend, Redfish, Settings, Tenancy, Tenant, TenantFrom, Thresholds,
 };
 pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
-pub use repair::{RepairSettings, Validate, DCGMI_DIAG};
+pub(crate) use repair::DCGMI_DIAG;
+pub use repair::{RepairSettings, Validate};
 pub(crate) use resolve::prometheus_source;
-pub use sites::{name_within_site, site_of, SITE_SEPARATOR};
+pub(crate) use sites::{name_within_site, site_of, SITE_SEPARATOR};

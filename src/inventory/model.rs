@@ -50,7 +50,7 @@ pub struct Expect {
 
 impl Expect {
     /// Whether port `port` of `hca` is listed in `[expect] ib_ignore`.
-    pub fn ib_ignored(&self, hca: &str, port: u32) -> bool {
+    pub(crate) fn ib_ignored(&self, hca: &str, port: u32) -> bool {
         self.ib_ignore
             .iter()
             .any(|(h, p)| h == hca && p.is_none_or(|p| p == port))
@@ -121,7 +121,7 @@ pub struct ActionSettings {
 /// Which transport reads the fleet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     #[default]
     Ssh,
     Prometheus,
@@ -280,12 +280,12 @@ impl Inventory {
     }
 
     /// True when some node is drained through `backend` (so that scheduler can be asked about the fleet).
-    pub fn any_drained_by(&self, backend: &DrainBackend) -> bool {
+    pub(crate) fn any_drained_by(&self, backend: &DrainBackend) -> bool {
         (0..self.nodes.len()).any(|n| self.drain_backend(n) == backend)
     }
 
     /// True when some node is drained through Slurm or Kubernetes, the backends that can say what they hold.
-    pub fn any_scheduler(&self) -> bool {
+    pub(crate) fn any_scheduler(&self) -> bool {
         self.any_drained_by(&DrainBackend::Slurm) || self.any_drained_by(&DrainBackend::Kubernetes)
     }
 

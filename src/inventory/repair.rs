@@ -57,7 +57,7 @@ impl Default for RepairSettings {
 }
 
 /// DCGM's quick diagnostic (level 1 runs in seconds; 2 takes about two minutes, 3 about fifteen).
-pub const DCGMI_DIAG: &str = "dcgmi diag -r 1";
+pub(crate) const DCGMI_DIAG: &str = "dcgmi diag -r 1";
 
 /// Longest `validate_timeout` accepted: DCGM's longest diagnostic (level 4) runs for hours, not days.
 const MAX_VALIDATE: Duration = Duration::from_secs(86_400);

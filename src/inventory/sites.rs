@@ -4,15 +4,15 @@
 use super::model::{Inventory, Node, NodeId};
 
 /// Separates a site from a name: `east/c012n2`. Inventory names never hold it.
-pub const SITE_SEPARATOR: char = '/';
+pub(crate) const SITE_SEPARATOR: char = '/';
 
 /// The site a node name of a merged inventory starts with; `None` for a name of one site's own inventory.
-pub fn site_of(name: &str) -> Option<&str> {
+pub(crate) fn site_of(name: &str) -> Option<&str> {
     name.split_once(SITE_SEPARATOR).map(|(site, _)| site)
 }
 
 /// A node name of a merged inventory without its site (`east/c012n2` → `c012n2`); any other name as it is.
-pub fn name_within_site(name: &str) -> &str {
+pub(crate) fn name_within_site(name: &str) -> &str {
     name.split_once(SITE_SEPARATOR)
         .map_or(name, |(_, rest)| rest)
 }

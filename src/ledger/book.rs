@@ -11,7 +11,7 @@ use crate::inventory::{Inventory, NodeId};
 use crate::transport::Msg;
 
 /// Milliseconds in one hour: GPU-hours are booked milliseconds over this.
-pub const MS_PER_HOUR: f64 = 3_600_000.0;
+pub(crate) const MS_PER_HOUR: f64 = 3_600_000.0;
 
 /// How far before the window fleet state's clock reaches: a recording restates each node's last messages from
 /// before the window at their own times, and a sample that old must look as old as it is (stale), not fresh.

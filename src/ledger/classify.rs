@@ -54,7 +54,7 @@ impl Cause {
 
 /// One GPU at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct GpuClass {
+pub(crate) struct GpuClass {
     /// `None`: in service and not crit (ok or warn).
     pub lost: Option<(Cause, String)>,
     /// Healthy and running something: processes on it, or utilisation above zero.
@@ -124,7 +124,7 @@ fn names_a_gpu(reason: &str) -> bool {
 /// A crit reason as a group key: `XID 79` or `NVSwitch SXid 12028` by code; otherwise the reason up to its
 /// first `:` or ` (`, every number written `N` (`N uncorrected ECC errors`), so counts, ages and readings do not
 /// split one cause into many rows. Escaped: node text may be in it.
-pub fn reason_key(reason: Option<&str>) -> String {
+pub(crate) fn reason_key(reason: Option<&str>) -> String {
     let Some(reason) = reason else {
         return "unknown".into();
     };

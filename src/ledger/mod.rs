@@ -10,9 +10,9 @@
 //! then on, without a new sample, the node's GPUs are unreachable.
 
 pub(crate) mod book;
-pub mod classify;
+pub(crate) mod classify;
 pub mod render;
 pub mod repairs;
 
-pub use book::{Hours, Ledger, Tally, MS_PER_HOUR};
-pub use classify::{Cause, GpuClass};
+pub use book::{Hours, Ledger, Tally};
+pub use classify::Cause;

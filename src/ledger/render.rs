@@ -30,7 +30,7 @@ impl By {
 }
 
 /// What `fleetop report` prints.
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// `None`: no recording covers the window, so GPU-hours are unknown.
     pub hours: Option<&'a Hours>,
     /// The window asked for, Unix ms.

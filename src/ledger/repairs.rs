@@ -13,7 +13,7 @@ use crate::inventory::{Inventory, NodeId};
 use crate::store::{kind, Event};
 
 /// The phases' ends, in order; the first, `detect`, is where the first phase starts.
-pub const MARKS: [&str; 7] = [
+pub(crate) const MARKS: [&str; 7] = [
     "detect",
     "drain",
     "jobs ended",
@@ -63,7 +63,7 @@ pub struct Repair {
 impl Repair {
     /// How long each phase took, in ms: from one mark to the next present one (a phase whose end mark is
     /// missing is `None`, and the following phase starts at the last mark present).
-    pub fn phases(&self) -> [Option<u64>; 6] {
+    pub(crate) fn phases(&self) -> [Option<u64>; 6] {
         let mut out = [None; 6];
         let mut last = self.marks[0];
         for (i, mark) in self.marks.iter().enumerate().skip(1) {
@@ -221,7 +221,11 @@ fn detected(before: &[&Event], started: u64) -> Option<u64> {
 
 /// Fills in the detection of repairs the store has none for (no view wrote the node's health) from a recording:
 /// the start of the node's crit spell (`Hours::crit_spells`) still running when the repair began.
-pub fn detect_from(repairs: &mut [Repair], inventory: &Inventory, crit_spells: &[Vec<(u64, u64)>]) {
+pub(crate) fn detect_from(
+    repairs: &mut [Repair],
+    inventory: &Inventory,
+    crit_spells: &[Vec<(u64, u64)>],
+) {
     for r in repairs.iter_mut().filter(|r| r.marks[0].is_none()) {
         let Some(spells) = inventory
             .find_node(&r.node)
@@ -270,7 +274,7 @@ impl Overlay {
     }
 
     /// The next start or end of a span on node `id` after `ms`.
-    pub fn next_change(&self, id: NodeId, ms: u64) -> Option<u64> {
+    pub(crate) fn next_change(&self, id: NodeId, ms: u64) -> Option<u64> {
         self.spans
             .get(id)?
             .iter()

@@ -87,7 +87,7 @@ impl<R: Read> BlockReader<R> {
     }
 
     /// The next block's header and its still compressed body; `None` at the end (or a torn tail).
-    pub fn next_raw(&mut self) -> Result<Option<(BlockHeader, Vec<u8>)>, String> {
+    pub(crate) fn next_raw(&mut self) -> Result<Option<(BlockHeader, Vec<u8>)>, String> {
         if self.torn {
             return Ok(None);
         }
@@ -159,7 +159,7 @@ impl<R: Read> BlockReader<R> {
     }
 
     /// The next block's header, its body skipped unread (for finding where a recording ends).
-    pub fn next_header(&mut self) -> Result<Option<BlockHeader>, String>
+    pub(crate) fn next_header(&mut self) -> Result<Option<BlockHeader>, String>
     where
         R: std::io::Seek,
     {
@@ -187,7 +187,7 @@ impl<R: Read> BlockReader<R> {
     }
 
     /// The next block's frames, in order.
-    pub fn next_frames(&mut self) -> Result<Option<(BlockHeader, Vec<Frame>)>, String> {
+    pub(crate) fn next_frames(&mut self) -> Result<Option<(BlockHeader, Vec<Frame>)>, String> {
         let Some((header, body)) = self.next_raw()? else {
             return Ok(None);
         };

@@ -75,7 +75,7 @@ impl Event {
 
     /// The node event again, checked and made inert as the transports do with a node's line. A sample comes
     /// from the caller, which rebuilt it from the patches.
-    pub fn into_node_event(self, sample: Option<&Value>) -> Result<NodeEvent, String> {
+    pub(crate) fn into_node_event(self, sample: Option<&Value>) -> Result<NodeEvent, String> {
         Ok(match self {
             Event::Connecting => NodeEvent::Connecting,
             Event::Streaming {

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// tenth of a minute of changes (docs/benchmarks.md), a ten-minute period made seeks ten times slower.
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
 /// Segments a recording holds at most (34 days at the default period); the oldest go first.
-pub const MAX_SEGMENTS: usize = 50_000;
+pub(crate) const MAX_SEGMENTS: usize = 50_000;
 /// A segment reaching this size ends early, and a new one (with its keyframe) begins.
 pub const MAX_SEGMENT_BYTES: u64 = 512 << 20;
 
@@ -15,7 +15,7 @@ const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".rec";
 
 /// Where a recording goes by default: `$XDG_STATE_HOME/fleetop/recording`.
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     crate::dirs::state().map(|d| d.join("recording"))
 }
 

@@ -11,7 +11,9 @@ mod reader;
 mod time;
 mod writer;
 
-pub use layout::{default_dir, DEFAULT_PERIOD, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-pub use reader::{Messages, Reader};
-pub use time::{parse_time, utc};
+pub(crate) use layout::default_dir;
+pub use layout::{DEFAULT_PERIOD, MAX_SEGMENT_BYTES};
+pub(crate) use reader::Messages;
+pub use reader::Reader;
+pub(crate) use time::{parse_time, utc};
 pub use writer::{Options, Writer};

@@ -10,7 +10,7 @@ const MAX_DEPTH: usize = 16;
 ///
 /// Objects patch field by field (`{"o": {field: patch}, "d": [removed fields]}`), arrays of the same length
 /// element by element (`{"a": [[index, patch], …]}`), anything else is replaced whole (`{"=": value}`).
-pub fn diff(old: &Value, new: &Value) -> Option<Value> {
+pub(crate) fn diff(old: &Value, new: &Value) -> Option<Value> {
     if old == new {
         return None;
     }

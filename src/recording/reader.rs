@@ -126,7 +126,7 @@ impl Reader {
 }
 
 /// The iterator behind [`Reader::messages`].
-pub struct Messages<'a> {
+pub(crate) struct Messages<'a> {
     reader: &'a Reader,
     from: u64,
     to: u64,

@@ -3,7 +3,7 @@
 /// A time as `--at` and `:at` take it, resolved against `now_ms` (ms since the epoch): RFC 3339
 /// (`2026-11-27T03:12:00Z`), a time of day in UTC (`03:12`, `03:12:30`; today's, or yesterday's when that is
 /// still to come), or an age (`2h`).
-pub fn parse_time(text: &str, now_ms: u64) -> Result<u64, String> {
+pub(crate) fn parse_time(text: &str, now_ms: u64) -> Result<u64, String> {
     let text = text.trim();
     if let Ok(t) = humantime::parse_rfc3339_weak(text) {
         return ms_of(t);
@@ -55,10 +55,10 @@ fn ms_of(t: std::time::SystemTime) -> Result<u64, String> {
 
 /// The latest time a recording may hold (a later one in a damaged or hostile segment would overflow
 /// `Instant` arithmetic in replay): the latest a calendar writes.
-pub const LAST_MS: u64 = crate::text::LAST_DATE_MS;
+pub(crate) const LAST_MS: u64 = crate::text::LAST_DATE_MS;
 
 /// `2026-11-27 03:12:00 UTC`, as the replay's header and errors say times.
-pub fn utc(ms: u64) -> String {
+pub(crate) fn utc(ms: u64) -> String {
     let text = crate::text::rfc3339_ms(ms);
     if ms > LAST_MS {
         return text;

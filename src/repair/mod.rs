@@ -18,6 +18,8 @@ pub mod store;
 pub mod validate;
 mod workflow;
 
-pub use preview::{commands, remedy_lines};
+pub use preview::commands;
+pub(crate) use preview::remedy_lines;
 pub use run::run;
-pub use workflow::{Context, Event, Limits, Step, Workflow};
+pub use workflow::{Context, Event, Step};
+pub(crate) use workflow::{Limits, Workflow};

@@ -92,7 +92,7 @@ fn one_command(
 
 /// `tn01: GPU reset — GPU 3: driver asks for a GPU reset`: each node's remedy and why, for the dry run and the
 /// confirm dialog.
-pub fn remedy_lines(inv: &Inventory, nodes: &[NodeId], plans: &[Plan]) -> Vec<String> {
+pub(crate) fn remedy_lines(inv: &Inventory, nodes: &[NodeId], plans: &[Plan]) -> Vec<String> {
     nodes
         .iter()
         .zip(plans)

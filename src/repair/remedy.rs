@@ -12,7 +12,7 @@ use crate::telemetry::{GpuErrorKind, GpuSample, RecoveryAction};
 /// What the repair does to the node once it is drained and idle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Remedy {
+pub(crate) enum Remedy {
     /// `nvidia-smi -r`: minutes, the node keeps its boot.
     Reset,
     /// The node's reboot: 10–30 minutes on a bare-metal HGX system.
@@ -30,7 +30,7 @@ impl Remedy {
 
 /// One GPU's fault, as the lemon rule counts it: which GPU (its serial, the UUID when it has none) and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fault {
+pub(crate) struct Fault {
     pub gpu: u32,
     /// `SN 1652…` or the UUID; `None` when the GPU answered neither.
     pub id: Option<String>,
@@ -41,7 +41,7 @@ pub struct Fault {
 
 /// The chosen remedy and why, as the dry run, the dialog and the repair's state say it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub remedy: Remedy,
     /// `GPU 3: driver asks for a GPU reset`, one clause per fault, `; ` between them.
     pub why: String,
@@ -50,7 +50,7 @@ pub struct Plan {
 
 impl Plan {
     /// The one GPU a reset is for; `None`: every GPU of the node (several faulty ones).
-    pub fn reset_gpu(&self) -> Option<u32> {
+    pub(crate) fn reset_gpu(&self) -> Option<u32> {
         match self.faults.as_slice() {
             [one] => Some(one.gpu),
             _ => None,
@@ -181,7 +181,7 @@ fn identity(gpu: &GpuSample) -> Option<String> {
 /// The remedy for a node whose GPUs read `gpus` (of `expected`), each with the clock its XIDs are measured on:
 /// a reset only when every fault asks for no more than a reset; a missing GPU, a fault that needs a reboot, or
 /// no fault fleetop can name is a reboot.
-pub fn choose(gpus: &[(&GpuSample, XidClock)], expected: u32) -> Plan {
+pub(crate) fn choose(gpus: &[(&GpuSample, XidClock)], expected: u32) -> Plan {
     let mut faults = Vec::new();
     let mut why = Vec::new();
     for (gpu, clock) in gpus {
@@ -211,7 +211,7 @@ pub fn choose(gpus: &[(&GpuSample, XidClock)], expected: u32) -> Plan {
 }
 
 /// The remedy for `node` from the sample `fleet` holds (the TUI's last one) at `now`; no sample: a reboot.
-pub fn from_state(
+pub(crate) fn from_state(
     fleet: &crate::fleet::FleetState,
     node: crate::inventory::NodeId,
     now: std::time::Instant,
@@ -233,7 +233,7 @@ pub fn from_state(
 
 /// Looks at `nodes` once, as `snapshot` would (over their own connections), and chooses each one's remedy; a
 /// node that does not answer gets a reboot, saying so.
-pub fn diagnose(
+pub(crate) fn diagnose(
     inv: &crate::inventory::Inventory,
     nodes: &[crate::inventory::NodeId],
 ) -> Vec<Plan> {

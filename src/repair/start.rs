@@ -14,7 +14,7 @@ use crate::actions::Request;
 use crate::inventory::{Inventory, NodeId};
 
 /// Where the repair in progress is saved (and locked), so `fleetop repair --resume` finds it.
-pub fn state_path() -> Result<PathBuf, String> {
+pub(crate) fn state_path() -> Result<PathBuf, String> {
     store::default_path()
         .ok_or_else(|| "no state directory: set HOME or XDG_STATE_HOME".to_string())
 }
@@ -30,14 +30,14 @@ pub fn unfinished(saved: &Workflow) -> String {
 }
 
 /// The workflow's nodes, by name, comma-separated.
-pub fn node_names(wf: &Workflow) -> String {
+pub(crate) fn node_names(wf: &Workflow) -> String {
     let all: Vec<&str> = wf.nodes.iter().map(|n| n.node.as_str()).collect();
     all.join(",")
 }
 
 /// A new workflow for `nodes`, each node's remedy diagnosed from what it says now, before the drain changes
 /// anything.
-pub fn new_workflow(
+pub(crate) fn new_workflow(
     inv: &Arc<Inventory>,
     nodes: &[NodeId],
     reason: &str,

@@ -10,7 +10,7 @@ use super::workflow::{now_ms, Workflow};
 /// A state file larger than this is not one fleetop wrote.
 const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
 
-pub fn default_path() -> Option<PathBuf> {
+pub(crate) fn default_path() -> Option<PathBuf> {
     crate::dirs::state().map(|d| d.join("repair.json"))
 }
 
@@ -45,7 +45,7 @@ pub fn read(path: &Path) -> Result<Option<Workflow>, String> {
         .map_err(|e| format!("{}: not a repair state: {e}", path.display()))
 }
 
-pub fn save(path: &Path, wf: &Workflow) -> Result<(), String> {
+pub(crate) fn save(path: &Path, wf: &Workflow) -> Result<(), String> {
     let shown = || path.display().to_string();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", shown()))?;
@@ -69,7 +69,7 @@ pub fn remove(path: &Path) -> Result<(), String> {
 
 /// A state file that cannot be read as one, renamed to `repair.json.corrupt-<unix seconds>` beside it so that
 /// nothing of it is lost: the new name.
-pub fn move_aside(path: &Path) -> Result<PathBuf, String> {
+pub(crate) fn move_aside(path: &Path) -> Result<PathBuf, String> {
     let aside = path.with_extension(format!("json.corrupt-{}", now_ms() / 1000));
     std::fs::rename(path, &aside).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(aside)
@@ -78,7 +78,7 @@ pub fn move_aside(path: &Path) -> Result<PathBuf, String> {
 /// Held while a process works on the repair state; released when dropped (or when the process dies: the
 /// kernel drops a dead process's flock, so a crash never leaves a stale lock).
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _file: std::fs::File,
 }
 

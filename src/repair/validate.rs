@@ -23,7 +23,7 @@ const PROBE_LIMIT: Duration = Duration::from_secs(30);
 
 /// What validation the inventory asks of a node: the command, or `None` (the dry run says "no validation
 /// configured"). `Err`: the node could not be asked whether `dcgmi` is there.
-pub fn command_for(
+pub(crate) fn command_for(
     ctx_exec: &Executor,
     inv: &crate::inventory::Inventory,
     node: NodeId,

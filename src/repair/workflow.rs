@@ -74,7 +74,7 @@ impl Step {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeRepair {
+pub(crate) struct NodeRepair {
     pub node: String,
     #[serde(flatten)]
     pub step: Step,
@@ -99,7 +99,7 @@ impl NodeRepair {
 
 /// One repair of some nodes, as saved between steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Workflow {
+pub(crate) struct Workflow {
     pub version: u32,
     pub id: String,
     pub started: String,
@@ -117,7 +117,7 @@ pub struct Workflow {
 
 /// How long to wait, and how often to look.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_wait: Duration,
     pub kill_after: Option<Duration>,
     pub poll: Duration,
@@ -182,7 +182,7 @@ pub enum Event {
 
 impl Event {
     /// A step as the journal and fleet state say it: `repair: waiting for jobs`, `repair: to reboot — why`.
-    pub fn step_text(step: &Step, note: &str) -> String {
+    pub(crate) fn step_text(step: &Step, note: &str) -> String {
         if note.is_empty() {
             format!("repair: {}", step.label())
         } else {
@@ -192,7 +192,7 @@ impl Event {
 
     /// The node a step moved on and what it did to it, as fleet state files it. A step names no one: fleet state
     /// keeps who started the repair.
-    pub fn operation(&self) -> Option<(&str, OperationEvent)> {
+    pub(crate) fn operation(&self) -> Option<(&str, OperationEvent)> {
         match self {
             Event::Step { node, step, note } => Some((
                 node.as_str(),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::member::{Identity, Member, Status};
 
 /// Most bytes of all members together (the manifest apart, which is small).
-pub const MAX_TOTAL_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_TOTAL_BYTES: usize = 1024 * 1024;
 
 /// What the bundle holds and what it lacks, and why.
 #[derive(Debug, Serialize)]
@@ -54,7 +54,7 @@ pub fn folder(node: &str, gpu: u32, identity: Option<&Identity>) -> String {
 }
 
 /// Cuts members past [`MAX_TOTAL_BYTES`] (the later ones give way: identity and `nvidia-smi -q` come first).
-pub fn bound_total(members: &mut [Member]) {
+pub(crate) fn bound_total(members: &mut [Member]) {
     let mut left = MAX_TOTAL_BYTES;
     for m in members.iter_mut() {
         if m.text.len() <= left {

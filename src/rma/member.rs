@@ -3,12 +3,12 @@
 use serde::Serialize;
 
 /// Most bytes one member keeps.
-pub const MAX_MEMBER_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_MEMBER_BYTES: usize = 256 * 1024;
 /// Kernel-log lines kept: the last ones naming the GPU's PCI address, at most [`MAX_KERNEL_BYTES`].
-pub const MAX_KERNEL_LINES: usize = 200;
-pub const MAX_KERNEL_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_KERNEL_LINES: usize = 200;
+pub(crate) const MAX_KERNEL_BYTES: usize = 64 * 1024;
 /// Most history events kept, newest first.
-pub const MAX_HISTORY_EVENTS: u32 = 1000;
+pub(crate) const MAX_HISTORY_EVENTS: u32 = 1000;
 /// The newest part of the audit log searched for the last validation.
 pub(super) const AUDIT_TAIL_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -10,7 +10,4 @@ mod member;
 mod node;
 
 pub use evidence::collect;
-pub use member::{
-    Identity, Member, Status, MAX_HISTORY_EVENTS, MAX_KERNEL_BYTES, MAX_KERNEL_LINES,
-    MAX_MEMBER_BYTES,
-};
+pub use member::{Identity, Member, Status};

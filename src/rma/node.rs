@@ -14,7 +14,7 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
 /// `00000000:18:00.0` (NVML's form) as itself and as the kernel names the device, `0000:18:00` (XID lines
 /// leave out the function); `None` for anything else, so nothing from the node reaches a command unchecked.
-pub fn pci_address(bus_id: &str) -> Option<(String, String)> {
+pub(crate) fn pci_address(bus_id: &str) -> Option<(String, String)> {
     let (domain, rest) = bus_id.split_once(':')?;
     let (bus, rest) = rest.split_once(':')?;
     let (device, function) = rest.split_once('.')?;

@@ -33,7 +33,10 @@ pub async fn look(inv: &Inventory, nodes: &[NodeId]) -> Result<(FleetState, Pend
 }
 
 /// [`look`] from code that runs outside the runtime.
-pub fn look_once(inv: &Inventory, nodes: &[NodeId]) -> Result<(FleetState, Pending), String> {
+pub(crate) fn look_once(
+    inv: &Inventory,
+    nodes: &[NodeId],
+) -> Result<(FleetState, Pending), String> {
     let runtime =
         crate::runtime::runtime().ok_or("cannot start the runtime to look at the nodes")?;
     runtime.block_on(look(inv, nodes))

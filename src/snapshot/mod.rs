@@ -8,7 +8,8 @@ mod render;
 mod report;
 mod table;
 
-pub use collect::{collect, look, look_once};
+pub(crate) use collect::look_once;
+pub use collect::{collect, look};
 pub use render::{prometheus, Format};
 pub(crate) use report::Report;
 

@@ -10,12 +10,12 @@ pub mod kind {
     pub const ACTION: &str = "action";
     pub const OUTCOME: &str = "outcome";
     /// A repair applied a remedy to a GPU.
-    pub const REPAIR: &str = "repair";
+    pub(crate) const REPAIR: &str = "repair";
     /// An operator acknowledged a node's XIDs.
-    pub const ACK: &str = "ack";
+    pub(crate) const ACK: &str = "ack";
     /// A GPU serial was first seen on a node, or seen on another node than before.
-    pub const SEEN: &str = "seen";
-    pub const MOVED: &str = "moved";
+    pub(crate) const SEEN: &str = "seen";
+    pub(crate) const MOVED: &str = "moved";
     /// A validation (repair's acceptance test) result.
     pub const VALIDATION: &str = "validation";
 }

@@ -13,8 +13,9 @@ mod span;
 mod sqlite;
 
 pub use event::{kind, Event};
-pub use query::{Incidents, Key};
-pub use sqlite::{beside, default_path, record, Store, MAX_EVENTS};
+pub use query::Incidents;
+pub(crate) use sqlite::default_path;
+pub use sqlite::{beside, record, Store, MAX_EVENTS};
 
 #[cfg(test)]
 mod tests;

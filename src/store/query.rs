@@ -9,10 +9,10 @@ use super::event::{kind, Event, EVENT_COLUMNS};
 use super::sqlite::Store;
 
 /// Most events one history query returns.
-pub const MAX_HISTORY: u32 = 10_000;
+pub(crate) const MAX_HISTORY: u32 = 10_000;
 
 /// What `fleetop history` was asked about: a node name, a GPU serial or a GPU UUID (all are tried).
-pub type Key<'a> = &'a str;
+pub(crate) type Key<'a> = &'a str;
 
 /// Incidents (health turning crit, repairs) per node and per GPU within a window. A GPU is known by its UUID
 /// where it has one (burned into the board, it moves with it like the serial, and unlike serials it is never
@@ -25,7 +25,7 @@ pub struct Incidents {
 
 /// What one pass saw of one node, or of one GPU on it (`gpu` set).
 #[derive(Debug, Clone, Default)]
-pub struct Sighting {
+pub(crate) struct Sighting {
     pub node: String,
     pub gpu: Option<u32>,
     pub serial: Option<String>,
@@ -46,7 +46,7 @@ impl Store {
     }
 
     /// [`Store::history`], at most `limit` events (the newest).
-    pub fn history_bounded(
+    pub(crate) fn history_bounded(
         &self,
         key: Key,
         since_ms: u64,
@@ -132,7 +132,7 @@ impl Store {
     /// Stores what a pass saw at `now_ms`: health that changed since the last one stored, XIDs not stored yet,
     /// and each GPU (by UUID, else serial: see [`Incidents`]) seen on another node than before (`moved`) or for
     /// the first time (`seen`).
-    pub fn observe(&mut self, seen: &[Sighting], now_ms: u64) -> Result<usize, String> {
+    pub(crate) fn observe(&mut self, seen: &[Sighting], now_ms: u64) -> Result<usize, String> {
         let mut events = Vec::new();
         for s in seen {
             let at = |kind: &str, detail: String, time_ms: u64| Event {

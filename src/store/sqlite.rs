@@ -18,7 +18,7 @@ const WAL_LIMIT_BYTES: i64 = 16 * 1024 * 1024;
 pub(super) const MAX_FIELD_CHARS: usize = 512;
 
 /// `$XDG_STATE_HOME/fleetop/fleet.sqlite`; callers with an audit log use [`beside`] it instead.
-pub fn default_path() -> Option<PathBuf> {
+pub(crate) fn default_path() -> Option<PathBuf> {
     crate::dirs::state().map(|d| d.join("fleet.sqlite"))
 }
 
@@ -39,7 +39,7 @@ impl Store {
     }
 
     /// [`Store::open`] keeping at most `max_events` rows.
-    pub fn open_capped(path: &Path, max_events: u64) -> Result<Store, String> {
+    pub(crate) fn open_capped(path: &Path, max_events: u64) -> Result<Store, String> {
         let shown = |e: &dyn std::fmt::Display| format!("store {}: {e}", path.display());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| shown(&e))?;
@@ -98,7 +98,7 @@ impl Store {
     }
 
     /// The node a GPU (its UUID, else its serial) was last seen on, by the newest `seen` or `moved` event.
-    pub fn last_node_of(&self, board: &str) -> Result<Option<String>, String> {
+    pub(crate) fn last_node_of(&self, board: &str) -> Result<Option<String>, String> {
         self.conn
             .query_row(
                 "SELECT node FROM events WHERE IFNULL(uuid, serial) = ?1 AND kind IN ('seen', 'moved')

@@ -64,7 +64,7 @@ pub enum FabricState {
 
 impl FabricState {
     /// nvml.h `NVML_GPU_FABRIC_STATE_*`; `None` for NOT_SUPPORTED (0).
-    pub fn from_raw(raw: u8) -> Option<FabricState> {
+    pub(crate) fn from_raw(raw: u8) -> Option<FabricState> {
         match raw {
             0 => None,
             1 => Some(FabricState::NotStarted),

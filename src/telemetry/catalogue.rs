@@ -49,7 +49,7 @@ pub struct Entry {
 /// after an earlier XID, which carries its own verdict; `CHECK_UVM` (XID 159, NONFATAL) is information about the
 /// application's unified-memory use; `UPDATE_SWFW` (XID 78, vGPU start) warns; `RESTART_VM` (XID 151, FATAL)
 /// is crit, a reboot on bare metal.
-pub fn bucket(action: &str) -> Option<(Severity, &'static str)> {
+pub(crate) fn bucket(action: &str) -> Option<(Severity, &'static str)> {
     use Severity::{Crit, Info, Warn};
     Some(match action {
         "RESET_GPU" => (Crit, "reset the GPU"),

@@ -208,7 +208,7 @@ impl NodeDelta {
 
 /// The agent's side: turns each sample into the line to send.
 #[derive(Debug)]
-pub struct Encoder {
+pub(crate) struct Encoder {
     full_every: u32,
     /// Lines sent since the last full sample.
     since_full: u32,

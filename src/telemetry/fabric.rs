@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The error counters read per port, each a count since the HCA's driver loaded: the IBTA PortCounters the
 /// kernel mirrors in `counters/<name>` (Documentation/ABI/stable/sysfs-class-infiniband), then the HCA's own
 /// `hw_counters/<name>` ([`IB_HW_COUNTERS`]).
-pub const IB_COUNTERS: [&str; 10] = [
+pub(crate) const IB_COUNTERS: [&str; 10] = [
     "link_downed",
     "symbol_error",
     "port_rcv_errors",
@@ -23,12 +23,12 @@ pub const IB_COUNTERS: [&str; 10] = [
 /// Source: the kernel's Documentation/ABI/stable/sysfs-class-infiniband and NVIDIA's "Understanding mlx5 Linux
 /// Counters": `rnr_nak_retry_err` (the peer had no receive buffer after every retry) and
 /// `local_ack_timeout_err` (no ACK after every retry) end a queue pair with an error.
-pub const IB_HW_COUNTERS: [&str; 2] = ["rnr_nak_retry_err", "local_ack_timeout_err"];
+pub(crate) const IB_HW_COUNTERS: [&str; 2] = ["rnr_nak_retry_err", "local_ack_timeout_err"];
 
 /// The width in bits of each PortCounters attribute as the kernel reads it (drivers/infiniband/core/sysfs.c,
 /// `PORT_PMA_ATTR(name, counter, width, offset)`): such a counter stops at its maximum and never rises again
 /// until it is cleared (`perfquery -R`). `None`: 64 bits, never saturates in practice.
-pub fn counter_width(name: &str) -> Option<u32> {
+pub(crate) fn counter_width(name: &str) -> Option<u32> {
     match name {
         "symbol_error"
         | "port_rcv_errors"
@@ -47,13 +47,13 @@ pub fn saturated(name: &str, value: u64) -> bool {
 }
 
 /// Most HCAs and ports per HCA kept from a node.
-pub const MAX_HCAS: usize = 32;
-pub const MAX_PORTS_PER_HCA: usize = 8;
+pub(crate) const MAX_HCAS: usize = 32;
+pub(crate) const MAX_PORTS_PER_HCA: usize = 8;
 /// The fastest rate a port may claim (XDR 4X is 800 Gb/s; 12X links reach 2,400).
 pub(crate) const MAX_RATE_GBPS: f64 = 3200.0;
 
 /// Most NVLinks per GPU: nvml.h's `NVML_NVLINK_MAX_LINKS` (18, Hopper).
-pub const MAX_NVLINKS: usize = 18;
+pub(crate) const MAX_NVLINKS: usize = 18;
 
 /// A GPU's NVLinks, compact on the wire: how many there are, which are not active, and the data-link
 /// error counters of the links where one is not zero (a healthy H100 costs some 40 bytes a sample instead
@@ -100,7 +100,7 @@ pub struct NvLinkCounts {
 }
 
 /// The counter names, as the watch and renderers name them.
-pub const NVLINK_COUNTERS: [&str; 4] = ["replay", "recovery", "crc_flit", "crc_data"];
+pub(crate) const NVLINK_COUNTERS: [&str; 4] = ["replay", "recovery", "crc_flit", "crc_data"];
 
 impl NvLinkCounts {
     pub fn counters(&self) -> [(&'static str, Option<u64>); 4] {
@@ -134,12 +134,12 @@ impl NvLinkCounts {
 impl NvLinks {
     /// Whether the source said how many links the GPU has and which are down (a store may send counters
     /// alone).
-    pub fn states_known(&self) -> bool {
+    pub(crate) fn states_known(&self) -> bool {
         self.total > 0
     }
 
     /// Every counter summed over the GPU's links.
-    pub fn sums(&self) -> [(&'static str, u64); 4] {
+    pub(crate) fn sums(&self) -> [(&'static str, u64); 4] {
         if let Some(summed) = &self.summed {
             return summed.counters().map(|(name, v)| (name, v.unwrap_or(0)));
         }
@@ -158,7 +158,7 @@ impl NvLinks {
     }
 
     /// Each link's counters, zero where the link is not listed among `errors`.
-    pub fn counters_of(&self, link: u32) -> [(&'static str, u64); 4] {
+    pub(crate) fn counters_of(&self, link: u32) -> [(&'static str, u64); 4] {
         let listed = self.errors.iter().find(|e| e.link == link);
         std::array::from_fn(|i| {
             let value = listed.and_then(|e| e.counts.counters()[i].1).unwrap_or(0);
@@ -167,7 +167,7 @@ impl NvLinks {
     }
 
     /// From every link's reading: the down ones and the ones with errors.
-    pub fn from_links(links: &[(u32, bool, NvLinkErrors)]) -> NvLinks {
+    pub(crate) fn from_links(links: &[(u32, bool, NvLinkErrors)]) -> NvLinks {
         NvLinks {
             total: links.len() as u32,
             down: links.iter().filter(|l| !l.1).map(|l| l.0).collect(),
@@ -185,7 +185,7 @@ impl NvLinks {
 /// Why a GPU's NVLinks are short, or `None`: `NVLink 3, 11 down (16 of 18 active)`. On NVSwitch systems
 /// every link a GPU has is in use, so an inactive one is a lost path whether or not it was seen up.
 /// Source: nvml.h `nvmlDeviceGetNvLinkState`.
-pub fn judge_nvlinks(links: &NvLinks) -> Option<String> {
+pub(crate) fn judge_nvlinks(links: &NvLinks) -> Option<String> {
     if links.down.is_empty() {
         return None;
     }
@@ -199,7 +199,7 @@ pub fn judge_nvlinks(links: &NvLinks) -> Option<String> {
 }
 
 /// The longest interval a rise may span on the wire (a year): a longer or zero one is dropped as implausible.
-pub const MAX_OVER_MS: u64 = 366 * 24 * 3600 * 1000;
+pub(crate) const MAX_OVER_MS: u64 = 366 * 24 * 3600 * 1000;
 
 /// What a GPU's NVLink counters rose by, per link, over `over_ms` (the time since the agent's previous run).
 /// `links` lists only links with a rise: `[]` is "checked, none rose".
@@ -319,11 +319,11 @@ impl IbPort {
     }
 
     /// ACTIVE and LinkUp: the port carries traffic.
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         numbered(self.state.as_deref(), ACTIVE) && numbered(self.phys_state.as_deref(), LINK_UP)
     }
 
-    pub fn is_infiniband(&self) -> bool {
+    pub(crate) fn is_infiniband(&self) -> bool {
         self.link_layer.as_deref() == Some("InfiniBand")
     }
 }
@@ -339,7 +339,7 @@ fn numbered(text: Option<&str>, n: &str) -> bool {
 }
 
 /// `400 Gb/sec (4X NDR)` → 400.0; `2.5 Gb/sec (1X SDR)` → 2.5.
-pub fn parse_rate(text: &str) -> Option<f64> {
+pub(crate) fn parse_rate(text: &str) -> Option<f64> {
     let (number, rest) = text.trim().split_once(' ')?;
     rest.starts_with("Gb/sec")
         .then(|| number.parse().ok())
@@ -347,7 +347,7 @@ pub fn parse_rate(text: &str) -> Option<f64> {
 }
 
 /// Why a port is not carrying traffic, or `None`: `mlx5_1 port 1 down: 1: DOWN, 3: Disabled`.
-pub fn judge_port_state(port: &IbPort) -> Option<String> {
+pub(crate) fn judge_port_state(port: &IbPort) -> Option<String> {
     (!port.is_up()).then(|| {
         format!(
             "IB {} down: {}, {}",
@@ -361,7 +361,7 @@ pub fn judge_port_state(port: &IbPort) -> Option<String> {
 }
 
 /// Why an up port is slower than `reference` Gb/s (the `[expect]` or fleet rate), or `None`.
-pub fn judge_port_rate(port: &IbPort, reference: f64, from: &str) -> Option<String> {
+pub(crate) fn judge_port_rate(port: &IbPort, reference: f64, from: &str) -> Option<String> {
     let rate = port.rate_gbps?;
     (rate + 0.001 < reference && port.is_up()).then(|| {
         format!(
@@ -374,7 +374,7 @@ pub fn judge_port_rate(port: &IbPort, reference: f64, from: &str) -> Option<Stri
 }
 
 /// 400.0 → `400`, 2.5 → `2.5`.
-pub fn gbps(rate: f64) -> String {
+pub(crate) fn gbps(rate: f64) -> String {
     if rate.fract() == 0.0 {
         format!("{rate:.0}")
     } else {

@@ -66,7 +66,7 @@ impl Verdict {
     }
 
     /// The reason that set the verdict's health (the first at it), if any.
-    pub fn worst_reason(&self) -> Option<&str> {
+    pub(crate) fn worst_reason(&self) -> Option<&str> {
         self.reasons.get(self.worst?).map(String::as_str)
     }
 }

@@ -2,26 +2,26 @@
 //! `agent --listen` and `snapshot --format prom`) and the reader (`transport/prometheus/families.rs`, which
 //! reads them back from a store), so the two cannot drift apart.
 
-pub const GPU_UTILIZATION: &str = "fleetop_gpu_utilization_ratio";
-pub const GPU_MEMORY_UTILIZATION: &str = "fleetop_gpu_memory_utilization_ratio";
-pub const GPU_MEMORY_USED: &str = "fleetop_gpu_memory_used_bytes";
-pub const GPU_MEMORY_TOTAL: &str = "fleetop_gpu_memory_total_bytes";
-pub const GPU_TEMPERATURE: &str = "fleetop_gpu_temperature_celsius";
-pub const GPU_MEMORY_TEMPERATURE: &str = "fleetop_gpu_memory_temperature_celsius";
-pub const GPU_POWER: &str = "fleetop_gpu_power_watts";
-pub const GPU_POWER_LIMIT: &str = "fleetop_gpu_power_limit_watts";
-pub const GPU_SM_CLOCK: &str = "fleetop_gpu_sm_clock_hertz";
-pub const GPU_ECC_UNCORRECTED: &str = "fleetop_gpu_ecc_uncorrected_errors";
-pub const GPU_REMAPPED_ROWS_PENDING: &str = "fleetop_gpu_remapped_rows_pending";
-pub const GPU_RECOVERY_ACTION: &str = "fleetop_gpu_recovery_action";
-pub const GPU_XID_ERRORS: &str = "fleetop_gpu_xid_errors";
-pub const GPU_NVLINKS: &str = "fleetop_gpu_nvlinks";
-pub const GPU_NVLINK_DOWN: &str = "fleetop_gpu_nvlink_down";
-pub const GPU_NVLINK_ERRORS: &str = "fleetop_gpu_nvlink_errors_total";
+pub(crate) const GPU_UTILIZATION: &str = "fleetop_gpu_utilization_ratio";
+pub(crate) const GPU_MEMORY_UTILIZATION: &str = "fleetop_gpu_memory_utilization_ratio";
+pub(crate) const GPU_MEMORY_USED: &str = "fleetop_gpu_memory_used_bytes";
+pub(crate) const GPU_MEMORY_TOTAL: &str = "fleetop_gpu_memory_total_bytes";
+pub(crate) const GPU_TEMPERATURE: &str = "fleetop_gpu_temperature_celsius";
+pub(crate) const GPU_MEMORY_TEMPERATURE: &str = "fleetop_gpu_memory_temperature_celsius";
+pub(crate) const GPU_POWER: &str = "fleetop_gpu_power_watts";
+pub(crate) const GPU_POWER_LIMIT: &str = "fleetop_gpu_power_limit_watts";
+pub(crate) const GPU_SM_CLOCK: &str = "fleetop_gpu_sm_clock_hertz";
+pub(crate) const GPU_ECC_UNCORRECTED: &str = "fleetop_gpu_ecc_uncorrected_errors";
+pub(crate) const GPU_REMAPPED_ROWS_PENDING: &str = "fleetop_gpu_remapped_rows_pending";
+pub(crate) const GPU_RECOVERY_ACTION: &str = "fleetop_gpu_recovery_action";
+pub(crate) const GPU_XID_ERRORS: &str = "fleetop_gpu_xid_errors";
+pub(crate) const GPU_NVLINKS: &str = "fleetop_gpu_nvlinks";
+pub(crate) const GPU_NVLINK_DOWN: &str = "fleetop_gpu_nvlink_down";
+pub(crate) const GPU_NVLINK_ERRORS: &str = "fleetop_gpu_nvlink_errors_total";
 
 /// Every family both sides know (the tests of each side check against it).
 #[cfg(test)]
-pub const READ_BACK: &[&str] = &[
+pub(crate) const READ_BACK: &[&str] = &[
     GPU_UTILIZATION,
     GPU_MEMORY_UTILIZATION,
     GPU_MEMORY_USED,

@@ -23,7 +23,6 @@ pub mod wire;
 pub(crate) mod xid_age;
 pub(crate) mod xid_tally;
 
+pub(crate) use sample::RecoveryAction;
 pub(crate) use sample::{throttle_names, unix_ms};
-pub use sample::{
-    total, GpuError, GpuErrorKind, GpuSample, NodeSample, RecoveryAction, Source, XidEvent,
-};
+pub use sample::{total, GpuError, GpuErrorKind, GpuSample, NodeSample, Source, XidEvent};

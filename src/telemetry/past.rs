@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::age::ago;
 
 /// Most past entries one GPU's summary carries on the wire.
-pub const MAX_PAST: usize = 32;
+pub(crate) const MAX_PAST: usize = 32;
 /// How far back the summary reaches.
-pub const SUMMARY_DAYS: u64 = 30;
+pub(crate) const SUMMARY_DAYS: u64 = 30;
 
 /// What happened, as the journal summarises it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ pub struct PastEvent {
 }
 
 /// The kinds a summary may name; others are dropped when sanitized.
-pub const KINDS: [&str; 10] = [
+pub(crate) const KINDS: [&str; 10] = [
     "xid",
     "sxid",
     "recovery",
@@ -49,12 +49,12 @@ pub const KINDS: [&str; 10] = [
     "ib_errors",
 ];
 /// Longest text kept.
-pub const MAX_TEXT: usize = 160;
+pub(crate) const MAX_TEXT: usize = 160;
 
 /// `XID 79 ×2, last 40 min ago, before reboot` for each entry of the summary that happened before the node's last
 /// boot (what happened since, the live values say); information, never a health of its own (`health` says them
 /// as such).
-pub fn before_reboot(past: Option<&[PastEvent]>, now_ms: Option<u64>) -> Vec<String> {
+pub(crate) fn before_reboot(past: Option<&[PastEvent]>, now_ms: Option<u64>) -> Vec<String> {
     let mut out = Vec::new();
     for p in past.unwrap_or_default().iter().filter(|p| p.before_reboot) {
         let what = match (p.kind.as_str(), p.code) {

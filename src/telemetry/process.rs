@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Most processes kept per GPU; a GPU shared by more is summarised by this many and a count.
-pub const MAX_PROCESSES_PER_GPU: usize = 64;
+pub(crate) const MAX_PROCESSES_PER_GPU: usize = 64;
 /// A Kubernetes pod UID is a 36-character UUID; anything longer is not one.
 const MAX_POD_UID_CHARS: usize = 64;
 
@@ -76,7 +76,7 @@ impl GpuProcess {
 
 /// The job or pod a cgroup path belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CgroupOwner {
+pub(crate) struct CgroupOwner {
     pub slurm_job: Option<u64>,
     pub pod_uid: Option<String>,
 }
@@ -87,7 +87,7 @@ pub struct CgroupOwner {
 /// with cgroup v1, `/system.slice/slurmstepd.scope/job_<id>/step_…` with v2 (Slurm's cgroup v2 guide). The
 /// kubelet names a pod's cgroup `pod<uid>` with the cgroupfs driver (`/kubepods/besteffort/pod74c1…-…/…`) and
 /// `kubepods-<qos>-pod<uid with _ for ->.slice` with the systemd driver.
-pub fn owner_of_cgroup(text: &str) -> CgroupOwner {
+pub(crate) fn owner_of_cgroup(text: &str) -> CgroupOwner {
     let mut owner = CgroupOwner::default();
     for line in text.lines() {
         let Some(path) = line.splitn(3, ':').nth(2) else {
@@ -125,7 +125,7 @@ fn pod_uid_of(segment: &str) -> Option<String> {
 }
 
 /// Merges NVML's compute and graphics lists into one entry per pid, compute order first.
-pub fn merge_kinds(
+pub(crate) fn merge_kinds(
     compute: &[(u32, Option<u64>)],
     graphics: &[(u32, Option<u64>)],
 ) -> Vec<(u32, ProcessKind, Option<u64>)> {

@@ -10,12 +10,12 @@
 use super::sample::{GpuSample, RecoveryAction, XidEvent};
 
 /// XID 154, `GPU_RECOVERY_ACTION_CHANGED`: the driver's summary of what the XIDs before it require.
-pub const XID_RECOVERY_ACTION_CHANGED: u32 = 154;
+pub(crate) const XID_RECOVERY_ACTION_CHANGED: u32 = 154;
 
 /// The action an XID 154 message says the driver changed to: the hex value after `to` (drivers name the
 /// values differently: `Node Reboot Required`, `OS Reboot`, `PF FLR`), else the catalogue's name in brackets.
 /// `None` for text that names no action.
-pub fn parse_xid154(text: &str) -> Option<RecoveryAction> {
+pub(crate) fn parse_xid154(text: &str) -> Option<RecoveryAction> {
     let after = &text[text.rfind(" to ")? + " to ".len()..];
     let after = after.trim_start();
     if let Some(hex) = after
@@ -40,7 +40,7 @@ pub fn parse_xid154(text: &str) -> Option<RecoveryAction> {
 }
 
 /// The action of the last XID 154 among `events` (the kernel log keeps each code's last message).
-pub fn from_xid_events(events: &[XidEvent]) -> Option<RecoveryAction> {
+pub(crate) fn from_xid_events(events: &[XidEvent]) -> Option<RecoveryAction> {
     events
         .iter()
         .find(|e| e.code == XID_RECOVERY_ACTION_CHANGED)

@@ -12,15 +12,15 @@ use super::health::Health;
 /// DcgmHealthWatch.cpp (MonitorNVLink) fails a rise of that many within its window, which is the last minute
 /// unless the caller names one (`startTime = now - oneMinuteInUsec`). fleetop's windows run from seconds (live)
 /// to a day (snapshots), so the limit is applied as that rate.
-pub const NVLINK_ERRORS_PER_MIN: f64 = 1.0;
+pub(crate) const NVLINK_ERRORS_PER_MIN: f64 = 1.0;
 /// DCGM's limit for NVLink CRC errors (`DCGM_LIMIT_MAX_NVLINK_CRC_ERROR`: "CRC errors only matter at rates of
 /// 100+ per second"); below it DcgmHealthWatch.cpp warns.
-pub const NVLINK_CRC_PER_SEC: f64 = 100.0;
+pub(crate) const NVLINK_CRC_PER_SEC: f64 = 100.0;
 
 /// How a rise of NVLink counter `name` by `delta` over `over` is judged (DcgmHealthWatch.cpp, MonitorNVLink):
 /// replay and recovery fail at [`NVLINK_ERRORS_PER_MIN`] and warn below it; CRC flit and data warn, and fail
 /// at [`NVLINK_CRC_PER_SEC`].
-pub fn nvlink_rise_health(name: &str, delta: u64, over: Duration) -> Health {
+pub(crate) fn nvlink_rise_health(name: &str, delta: u64, over: Duration) -> Health {
     if delta == 0 {
         return Health::Ok;
     }
@@ -42,7 +42,7 @@ pub fn nvlink_rise_health(name: &str, delta: u64, over: Duration) -> Health {
 /// How a rise of InfiniBand counter `name` is judged: `port_xmit_discards` is congestion (packets dropped
 /// because the port could not send them: the fabric was busy, not broken) and informs; every other counter
 /// is an error on the link or a queue pair that gave up, and warns.
-pub fn ib_rise_health(name: &str) -> Health {
+pub(crate) fn ib_rise_health(name: &str) -> Health {
     if name == "port_xmit_discards" {
         Health::Ok
     } else {
@@ -81,7 +81,7 @@ fn rose_parts<'a>(
 }
 
 /// A GPU's NVLink rises since the agent's previous run, one reason per link.
-pub fn judge_nvlink_rise(rise: &NvLinkRise) -> Vec<(Health, String)> {
+pub(crate) fn judge_nvlink_rise(rise: &NvLinkRise) -> Vec<(Health, String)> {
     let over = Duration::from_millis(rise.over_ms);
     rise.links
         .iter()
@@ -106,7 +106,7 @@ pub fn judge_nvlink_rise(rise: &NvLinkRise) -> Vec<(Health, String)> {
 }
 
 /// A port's rises since the agent's previous run, as one reason.
-pub fn judge_port_rise(port: &IbPort) -> Option<(Health, String)> {
+pub(crate) fn judge_port_rise(port: &IbPort) -> Option<(Health, String)> {
     let rise = port.rose.as_ref()?;
     let over = Duration::from_millis(rise.over_ms);
     let counters = rise
@@ -127,7 +127,7 @@ pub fn judge_port_rise(port: &IbPort) -> Option<(Health, String)> {
 
 /// Counters of a port at their width's maximum, as one reason: they count no more, so their rises are
 /// unknown, not zero. Informs where only `port_xmit_discards` (congestion) is saturated, else warns.
-pub fn judge_port_saturation(port: &IbPort) -> Option<(Health, String)> {
+pub(crate) fn judge_port_saturation(port: &IbPort) -> Option<(Health, String)> {
     let full: Vec<(&str, u64)> = port
         .counters
         .all()

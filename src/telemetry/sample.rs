@@ -160,7 +160,7 @@ impl GpuSample {
 /// The wire carries the raw value (`GpuSample::recovery_action`) so a newer driver's values pass through and
 /// read as [`RecoveryAction::Other`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecoveryAction {
+pub(crate) enum RecoveryAction {
     /// NVML_GPU_RECOVERY_ACTION_NONE (0).
     None,
     /// NVML_GPU_RECOVERY_ACTION_GPU_RESET (1).
@@ -176,7 +176,7 @@ pub enum RecoveryAction {
 }
 
 impl RecoveryAction {
-    pub fn from_raw(raw: u32) -> Self {
+    pub(crate) fn from_raw(raw: u32) -> Self {
         match raw {
             0 => RecoveryAction::None,
             1 => RecoveryAction::GpuReset,

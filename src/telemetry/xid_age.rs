@@ -16,7 +16,7 @@ use super::sample::{RecoveryAction, XidEvent};
 
 /// What a GPU's XIDs are measured against.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct XidClock {
+pub(crate) struct XidClock {
     /// Now on the node's clock, Unix ms; `None`: ages are not known (no sample time).
     pub now_ms: Option<u64>,
     /// The GPU's last successful reset or its node's last successful reboot, Unix ms (fleetop's audit log).
@@ -26,7 +26,7 @@ pub struct XidClock {
 }
 
 /// `; last 40 min ago` for an event with a time, measured on `clock`; empty otherwise.
-pub fn last_seen(e: Option<&XidEvent>, clock: &XidClock) -> String {
+pub(crate) fn last_seen(e: Option<&XidEvent>, clock: &XidClock) -> String {
     match (e.and_then(|e| e.last_ms), clock.now_ms) {
         (Some(last), Some(now)) => format!("; last {}", ago(now.saturating_sub(last))),
         _ => String::new(),
@@ -35,7 +35,7 @@ pub fn last_seen(e: Option<&XidEvent>, clock: &XidClock) -> String {
 
 /// Why `e` is history rather than a current fault, if it is: it last happened before the GPU's last reset, or
 /// before an XID 154 (among `events`, the GPU's) that set the recovery action back to none.
-pub fn before_reset(e: &XidEvent, events: &[XidEvent], clock: &XidClock) -> Option<String> {
+pub(crate) fn before_reset(e: &XidEvent, events: &[XidEvent], clock: &XidClock) -> Option<String> {
     let last = e.last_ms?;
     // NVIDIA's catalogue says a RESTART_BM XID (79: fallen off the bus, …) needs the node rebooted: a GPU reset
     // does not make it history.
@@ -73,7 +73,7 @@ pub fn before_reset(e: &XidEvent, events: &[XidEvent], clock: &XidClock) -> Opti
 
 /// The codes of `gpu`'s XIDs that are current faults: all but those [`before_reset`] makes history (a code
 /// without a timed event cannot be placed before a reset, and stays).
-pub fn current_codes(gpu: &super::GpuSample, clock: &XidClock) -> Vec<u32> {
+pub(crate) fn current_codes(gpu: &super::GpuSample, clock: &XidClock) -> Vec<u32> {
     let events = gpu.xid_events.as_deref().unwrap_or_default();
     gpu.xid
         .iter()

@@ -48,12 +48,12 @@ impl StreamDecoder {
 
     /// The output of a command that runs the agent when the node has one, else prints [`SMI_FOLLOWS`] and
     /// runs nvidia-smi: one remote command per node either way.
-    pub fn agent_or_smi(expected_gpus: u32) -> Self {
+    pub(crate) fn agent_or_smi(expected_gpus: u32) -> Self {
         Self::with(Format::AgentOrSmi { expected_gpus })
     }
 
     /// Whether the node's output turned out to be nvidia-smi's.
-    pub fn is_smi(&self) -> bool {
+    pub(crate) fn is_smi(&self) -> bool {
         matches!(self.format, Format::Smi { .. })
     }
 

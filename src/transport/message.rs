@@ -7,7 +7,7 @@ use crate::inventory::NodeId;
 use crate::telemetry::{NodeSample, Source};
 
 /// One GPU's past, by index: (utilisation %, temperature °C) per refresh interval, oldest first.
-pub type GpuPast = (u32, Vec<(Option<u32>, Option<u32>)>);
+pub(crate) type GpuPast = (u32, Vec<(Option<u32>, Option<u32>)>);
 
 /// One thing that happened to one node.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,5 +9,6 @@ pub mod sites;
 pub mod ssh;
 
 pub use follow::{Completed, Ending, Following, NodeCommands, Transport};
-pub use message::{FailureKind, GpuPast, Msg, NodeEvent};
+pub(crate) use message::GpuPast;
+pub use message::{FailureKind, Msg, NodeEvent};
 pub(crate) use message::{MsgSender, NodeSink};

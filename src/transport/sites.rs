@@ -9,14 +9,14 @@ use super::message::{Msg, MsgSender};
 use crate::inventory::Inventory;
 
 /// One site: its inventory, its transport, and where its nodes start in the merged inventory.
-pub struct Site {
+pub(crate) struct Site {
     pub inventory: Arc<Inventory>,
     pub transport: Box<dyn Transport>,
     pub first_node: usize,
 }
 
 /// Follows every site through its own transport.
-pub struct SitesTransport {
+pub(crate) struct SitesTransport {
     sites: Vec<Arc<Site>>,
 }
 

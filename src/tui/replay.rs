@@ -18,7 +18,7 @@ use crate::recording::{self, Messages, Reader};
 use crate::transport::Msg;
 
 /// How far `[` and `]` jump.
-pub const SEEK_STEP: Duration = Duration::from_secs(60);
+pub(crate) const SEEK_STEP: Duration = Duration::from_secs(60);
 /// A seek starts this far before the time asked and plays up to it, so the sparklines hold half a minute at
 /// once; playing the whole segment since its keyframe would cost seconds at fleet size.
 const SEEK_LEAD: Duration = Duration::from_secs(30);

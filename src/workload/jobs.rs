@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::inventory::{Inventory, NodeId};
 
 /// Most jobs or pods read from one answer; a bigger answer is cut with a warning.
-pub const MAX_JOBS: usize = 200_000;
+pub(crate) const MAX_JOBS: usize = 200_000;
 /// Longest text kept from a scheduler field (user, account, partition, name).
 const MAX_FIELD_CHARS: usize = 64;
 
@@ -121,7 +121,7 @@ impl Workload {
 
     /// Whether the answer may miss jobs: a scheduler was not asked, not understood, or cut. Such an answer
     /// never says "none".
-    pub fn incomplete(&self) -> bool {
+    pub(crate) fn incomplete(&self) -> bool {
         !self.problems.is_empty()
     }
 

@@ -9,7 +9,7 @@ use crate::inventory::Inventory;
 /// The resource NVIDIA's device plugin advertises.
 const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
-pub fn kubectl_args() -> Vec<String> {
+pub(crate) fn kubectl_args() -> Vec<String> {
     [
         "get",
         "pods",

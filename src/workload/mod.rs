@@ -6,4 +6,4 @@ pub(crate) mod kube;
 pub mod operations;
 pub mod slurm;
 
-pub use jobs::{duration, Job, Scheduler, Workload, MAX_JOBS};
+pub use jobs::{duration, Job, Scheduler, Workload};

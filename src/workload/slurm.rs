@@ -18,7 +18,7 @@ const FIELDS: [&str; 9] = [
 ];
 
 /// `squeue`'s arguments: running and completing jobs (both still hold their nodes), no header.
-pub fn squeue_args() -> Vec<String> {
+pub(crate) fn squeue_args() -> Vec<String> {
     let format: Vec<String> = FIELDS.iter().map(|f| format!("{f}:|")).collect();
     ["-h", "-t", "RUNNING,COMPLETING", "-O"]
         .iter()

@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Answer bytes one refresh may receive in all: the reference fleet's answers come to a few MB, 100,000 GPUs'
 /// to some 350 MB.
-pub const MAX_REFRESH_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_REFRESH_BYTES: u64 = 1 << 30;
 /// Readings one refresh may keep until the merge (about 50 bytes each): 100,000 GPUs' families come to some
 /// two million.
-pub const MAX_REFRESH_READINGS: u64 = 4_000_000;
+pub(crate) const MAX_REFRESH_READINGS: u64 = 4_000_000;
 /// Bytes taken from the budget at a time while an answer is read.
 const BYTES_AT_A_TIME: u64 = 1 << 20;
 
 /// The budget of one refresh, shared by its query threads: what is left of it, and what it was.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     bytes: AtomicU64,
     readings: AtomicU64,
     max_bytes: u64,
@@ -34,36 +34,36 @@ impl Budget {
     }
 
     /// A full budget for one refresh.
-    pub fn for_refresh() -> Self {
+    pub(crate) fn for_refresh() -> Self {
         Budget::new(MAX_REFRESH_BYTES, MAX_REFRESH_READINGS)
     }
 
     /// Takes up to [`BYTES_AT_A_TIME`] bytes; how many it got (0: the budget is spent).
-    pub fn take_bytes(&self) -> u64 {
+    pub(crate) fn take_bytes(&self) -> u64 {
         take_up_to(&self.bytes, BYTES_AT_A_TIME)
     }
 
     /// Returns bytes taken but not used.
-    pub fn give_back_bytes(&self, n: u64) {
+    pub(crate) fn give_back_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Readings still allowed: a family being parsed stops keeping readings past this (so families in
     /// flight hold at most this many each), and is then refused by [`Budget::charge_readings`].
-    pub fn readings_left(&self) -> u64 {
+    pub(crate) fn readings_left(&self) -> u64 {
         self.readings.load(Ordering::Relaxed)
     }
 
     /// Charges a parsed family's `n` readings; false when they do not fit in what is left. The outcome
     /// does not depend on the order families finish in: they all fit exactly when their sum does.
-    pub fn charge_readings(&self, n: u64) -> bool {
+    pub(crate) fn charge_readings(&self, n: u64) -> bool {
         self.readings
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(n))
             .is_ok()
     }
 
     /// Why a refresh whose answers passed the byte budget was refused.
-    pub fn over_bytes(&self, query: &str) -> String {
+    pub(crate) fn over_bytes(&self, query: &str) -> String {
         format!(
             "{query}: this refresh's answers passed {} bytes in all, the budget for one refresh; the \
              refresh was refused",
@@ -72,7 +72,7 @@ impl Budget {
     }
 
     /// Why a refresh whose answers passed the readings budget was refused.
-    pub fn over_readings(&self, query: &str) -> String {
+    pub(crate) fn over_readings(&self, query: &str) -> String {
         format!(
             "{query}: this refresh's answers passed {} series in all, the budget for one refresh; the \
              refresh was refused",
@@ -92,7 +92,7 @@ fn take_up_to(left: &AtomicU64, want: u64) -> u64 {
 
 /// Reads `reader` to its end into a new buffer, taking every byte from `budget`; `Err(None)` once the
 /// budget is spent before the end, `Err(Some(e))` on a read error.
-pub fn read_within(
+pub(crate) fn read_within(
     reader: &mut impl std::io::Read,
     budget: &Budget,
 ) -> Result<Vec<u8>, Option<std::io::Error>> {

@@ -9,7 +9,7 @@ use crate::timings::seconds;
 
 /// One query's cost.
 #[derive(Debug, Clone)]
-pub struct QueryCost {
+pub(crate) struct QueryCost {
     pub name: &'static str,
     pub fetch: Cost,
     pub parse: Duration,
@@ -29,7 +29,7 @@ impl QueryCost {
 
 /// One refresh's cost.
 #[derive(Debug, Clone)]
-pub struct RefreshCost {
+pub(crate) struct RefreshCost {
     pub wall: Duration,
     pub queries: Vec<QueryCost>,
     /// Filing every answer's series under its node and GPU, after the last answer.

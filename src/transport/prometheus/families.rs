@@ -14,7 +14,7 @@ use crate::telemetry::{throttle_names, GpuSample};
 
 /// Which exporter a family comes from: it decides the node, GPU and UUID labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     Dcgm,
     Fleetop,
 }
@@ -85,7 +85,7 @@ impl Field {
     }
 }
 
-pub struct Family {
+pub(crate) struct Family {
     pub name: &'static str,
     pub dialect: Dialect,
     field: Field,
@@ -121,10 +121,10 @@ impl Family {
 
 /// How far back dcgm-exporter's last-XID family is searched for a code a later XID replaced: the ten minutes
 /// the fleet keeps in its sparklines. An XID stays seen that long after a reboot cleared DCGM's value.
-pub const XID_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+pub(crate) const XID_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The label fleetop's own exporter names the node with.
-pub const FLEETOP_NODE_LABEL: &str = "node";
+pub(crate) const FLEETOP_NODE_LABEL: &str = "node";
 
 const fn dcgm(name: &'static str, field: Field) -> Family {
     Family {
@@ -206,7 +206,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// What one refresh found for one node.
 #[derive(Debug, Default)]
-pub struct NodeData {
+pub(crate) struct NodeData {
     pub gpus: BTreeMap<u32, GpuSample>,
     /// Newest sample time among its series (Unix seconds).
     pub newest: f64,
@@ -227,7 +227,7 @@ pub struct NodeData {
 
 /// A GPU's last XID (not 0) as one refresh read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LastXid {
+pub(crate) struct LastXid {
     pub gpu: u32,
     pub code: u32,
     /// The store's time for it, Unix seconds.
@@ -244,7 +244,7 @@ struct Pending {
 }
 
 /// Said of a node whose power limit is dcgm-exporter's requested one.
-pub const REQUESTED_LIMIT_NOTE: &str = "power limit: the requested DCGM_FI_DEV_POWER_MGMT_LIMIT, as \
+pub(crate) const REQUESTED_LIMIT_NOTE: &str = "power limit: the requested DCGM_FI_DEV_POWER_MGMT_LIMIT, as \
      dcgm-exporter sends no DCGM_FI_DEV_ENFORCED_POWER_LIMIT (docs/dcgm-exporter-counters.csv lists it)";
 
 impl NodeData {
@@ -281,7 +281,7 @@ pub struct Identity {
 /// One series of a family, resolved to an inventory node and GPU and owned: what the parsing threads hand
 /// to the merge.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
+pub(crate) struct Reading {
     node: NodeId,
     gpu: u32,
     /// Sample time, Unix seconds.

@@ -11,7 +11,7 @@ use crate::inventory::NodeId;
 
 /// The codes each GPU's last XID held within the window, with the store's latest time for each.
 #[derive(Debug, Default)]
-pub struct LastXids {
+pub(crate) struct LastXids {
     seen: HashMap<(NodeId, u32), Vec<(u32, f64)>>,
 }
 

@@ -16,7 +16,7 @@ use crate::inventory::{expand_home, PrometheusSource};
 const MAX_ANSWER_BYTES: u64 = 512 * 1024 * 1024;
 /// The scrape targets that failed their last scrape (Prometheus' own `up` series): the one spelling of the
 /// query, for the refresh and the list of queries asked.
-pub const TARGETS_DOWN: &str = "up == 0";
+pub(crate) const TARGETS_DOWN: &str = "up == 0";
 /// How long one query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Labels kept per series: dcgm-exporter sends about a dozen; a series with hundreds is refused.
@@ -49,7 +49,7 @@ impl Text<'_> {
 
 /// A series' labels as the store sent them.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Labels<'a>(Vec<(Text<'a>, Text<'a>)>);
+pub(crate) struct Labels<'a>(Vec<(Text<'a>, Text<'a>)>);
 
 impl<'a> Labels<'a> {
     /// The value of label `name`.
@@ -98,7 +98,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
 
 /// One series of an instant vector: its labels, sample time (Unix seconds) and value.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Series<'a> {
+pub(crate) struct Series<'a> {
     #[serde(borrow)]
     pub metric: Labels<'a>,
     #[serde(borrow)]
@@ -107,7 +107,7 @@ pub struct Series<'a> {
 
 /// One series of a range query: its labels and its points (Unix seconds, value).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RangeSeries<'a> {
+pub(crate) struct RangeSeries<'a> {
     #[serde(borrow)]
     pub metric: Labels<'a>,
     #[serde(borrow)]
@@ -239,14 +239,14 @@ impl<'de, T: Deserialize<'de>, F: FnMut(T)> Visitor<'de> for ResultSeed<'_, T, F
 
 /// What one query cost: waiting for the store (request sent → headers back), receiving its body, its size.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Cost {
+pub(crate) struct Cost {
     pub wait: Duration,
     pub receive: Duration,
     pub bytes: usize,
 }
 
 /// An answer's body, and what fetching it cost.
-pub struct Body {
+pub(crate) struct Body {
     pub bytes: Vec<u8>,
     pub cost: Cost,
 }
@@ -372,7 +372,7 @@ impl Client {
 
 /// Hands each series of an instant-query answer to `each`; how many there were, or the store's error. A
 /// failed answer may have handed some series over before its error was read: the caller keeps none of them.
-pub fn each_vector<'a>(
+pub(crate) fn each_vector<'a>(
     query: &str,
     body: &'a [u8],
     each: impl FnMut(Series<'a>),
@@ -381,7 +381,7 @@ pub fn each_vector<'a>(
 }
 
 /// Hands each series of a range-query answer to `each`, as [`each_vector`] does.
-pub fn each_matrix<'a>(
+pub(crate) fn each_matrix<'a>(
     query: &str,
     body: &'a [u8],
     each: impl FnMut(RangeSeries<'a>),

@@ -48,7 +48,7 @@ impl PrometheusTransport {
     }
 
     /// One refresh, then stop: what `snapshot` needs.
-    pub fn one_pass(mut self) -> Self {
+    pub(crate) fn one_pass(mut self) -> Self {
         self.one_pass = true;
         self
     }

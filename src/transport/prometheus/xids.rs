@@ -8,11 +8,11 @@ use crate::telemetry::health::{classify_xid, Health};
 use crate::telemetry::{GpuSample, XidEvent};
 
 /// Distinct XID codes kept per GPU: the most any per-GPU list of a sample holds (`sanitize`'s bound).
-pub const MAX_XID_CODES: usize = 64;
+pub(crate) const MAX_XID_CODES: usize = 64;
 
 /// What one refresh left out of each GPU's full tally, by GPU index.
 #[derive(Debug, Default)]
-pub struct XidTally {
+pub(crate) struct XidTally {
     full: HashMap<u32, Full>,
 }
 

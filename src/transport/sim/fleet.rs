@@ -156,7 +156,7 @@ fn feed_json(decoder: &mut StreamDecoder, sink: &NodeSink, value: &impl serde::S
 }
 
 /// The demo fleet's Slurm jobs, matching the processes its nodes report.
-pub fn demo_workload(inv: &Inventory) -> crate::workload::Workload {
+pub(crate) fn demo_workload(inv: &Inventory) -> crate::workload::Workload {
     model::workload(inv, DEMO_SEED)
 }
 

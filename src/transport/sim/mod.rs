@@ -3,5 +3,6 @@
 mod fleet;
 pub(crate) mod model;
 
-pub use fleet::{demo_workload, messages};
+pub(crate) use fleet::demo_workload;
+pub use fleet::messages;
 pub(crate) use fleet::{SimTransport, DEMO_SEED};

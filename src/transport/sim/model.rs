@@ -39,7 +39,7 @@ const DRIVER: &str = "550.90.07";
 
 /// How one simulated node behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Role {
+pub(crate) enum Role {
     Training,
     Spare,
     Unreachable,

@@ -11,7 +11,7 @@ use crate::transport::FailureKind;
 
 /// Why a node could not be followed, as shown to the operator.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NodeFailure {
+pub(crate) struct NodeFailure {
     pub kind: FailureKind,
     pub detail: String,
 }

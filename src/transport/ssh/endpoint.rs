@@ -8,7 +8,7 @@ use crate::inventory::{expand_home, Inventory, NodeId};
 
 /// One SSH hop: what to dial, as whom, with which keys.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// Name or address dialled and looked up in known_hosts.
     pub host: String,
     pub port: u16,

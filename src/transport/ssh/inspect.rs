@@ -12,7 +12,7 @@ pub(super) const STEP_LIMIT: std::time::Duration = std::time::Duration::from_sec
 
 /// A systemd unit to install beside the agent (`deploy --systemd`), enabled and restarted.
 #[derive(Debug, Clone)]
-pub struct Service {
+pub(crate) struct Service {
     /// The unit's directory on the node (`/etc/systemd/system`).
     pub dir: String,
     pub name: String,
@@ -40,7 +40,7 @@ pub(super) fn script(s: &ssh2::Session, text: &str) -> Result<String, String> {
 
 /// What a node runs now.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Probe {
+pub(crate) struct Probe {
     pub arch: String,
     pub glibc: Option<(u32, u32)>,
     /// The SHA-256 of the file at the agent path, when there is one.

@@ -9,24 +9,24 @@ use super::command::quoted;
 use super::endpoint::Endpoint;
 pub(crate) use super::inspect::parse_version;
 use super::inspect::probe;
-pub use super::inspect::Probe;
+pub(crate) use super::inspect::Probe;
 use super::known::KnownHosts;
 use super::session;
 use super::timeouts::Timeouts;
-pub use super::upload::Sent;
+pub(crate) use super::upload::Sent;
 use super::upload::{self, Limits};
 use crate::telemetry::sanitize::make_inert;
 
 /// How long one remote command may take before the node counts as failed (the upload has its own
 /// limits, [`Limits`]).
-pub use super::inspect::Service;
+pub(crate) use super::inspect::Service;
 use super::inspect::{script, STEP_LIMIT};
 /// How long one call while checking the restarted service may wait.
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// The binary to install, with what it needs from a node.
 #[derive(Debug, Clone)]
-pub struct Payload {
+pub(crate) struct Payload {
     /// What goes over the wire: the file to install, gzip-compressed (the node runs `gzip -dc`).
     pub compressed: std::sync::Arc<Vec<u8>>,
     /// Lowercase hex SHA-256 of the file to install (decompressed): checked on the node before the rename.
@@ -47,7 +47,7 @@ pub struct Payload {
 
 /// How a node's install ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Installed {
+pub(crate) enum Installed {
     /// The agent path already holds this exact binary.
     Current {
         version: Option<String>,

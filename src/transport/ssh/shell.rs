@@ -8,7 +8,7 @@ use crate::inventory::{expand_home, Inventory, NodeId};
 /// `ssh` with its arguments for node `id`. The node's name is what ssh dials, so the ssh config's `Host`
 /// blocks for it (ProxyJump among them) apply as they do for fleetop; `HostName`, port and user are the ones
 /// fleetop resolved, given on the command line so they win.
-pub fn shell_command(inv: &Inventory, id: NodeId) -> Result<Vec<String>, String> {
+pub(crate) fn shell_command(inv: &Inventory, id: NodeId) -> Result<Vec<String>, String> {
     let config = load_ssh_config(inv).map_err(|e| e.to_string())?;
     let endpoint = resolve(inv, config.as_ref(), id)?;
     let s = &inv.settings;

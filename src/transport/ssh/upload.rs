@@ -51,7 +51,7 @@ impl Limits {
 
 /// How the agent went over the wire to one node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Sent {
+pub(crate) struct Sent {
     /// Bytes of the compressed file sent (the payload, without SSH's own framing).
     pub bytes: u64,
     /// `sftp`, or `exec` where the node's sshd offers no SFTP subsystem.

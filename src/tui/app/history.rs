@@ -10,7 +10,7 @@ use crate::store::Event;
 /// Most events the pane holds (the store answers with at most this many).
 pub const MAX_EVENTS: usize = 50;
 /// How far back the pane reaches.
-pub const SINCE: Duration = Duration::from_secs(30 * 86_400);
+pub(crate) const SINCE: Duration = Duration::from_secs(30 * 86_400);
 /// A shown history is read again this often while the detail view stays open.
 const REREAD_EVERY: Duration = Duration::from_secs(30);
 
@@ -39,7 +39,7 @@ impl NodeHistory {
     /// The node whose history should be read now: `shown` (the node in the detail view, `None` when the view
     /// shows no node's history), when its history was not asked for yet or was asked for [`REREAD_EVERY`] ago.
     /// Marks it asked.
-    pub fn wanted(&mut self, shown: Option<NodeId>, now: Instant) -> Option<NodeId> {
+    pub(crate) fn wanted(&mut self, shown: Option<NodeId>, now: Instant) -> Option<NodeId> {
         let node = shown?;
         let fresh = self
             .asked

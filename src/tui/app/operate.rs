@@ -142,7 +142,7 @@ impl App {
     }
 
     /// Builds the confirm dialog of a repair: its drain judged by the guards, every command it may run listed.
-    pub fn confirm_repair(&mut self, reason: String) {
+    pub(crate) fn confirm_repair(&mut self, reason: String) {
         self.confirm(ActionKind::Drain, reason);
         let Mode::Confirm(mut c) = std::mem::replace(&mut self.mode, Mode::Normal) else {
             return;

@@ -136,7 +136,7 @@ pub struct Totals {
 }
 
 /// Everything derived in one pass over the fleet.
-pub struct Derived {
+pub(crate) struct Derived {
     pub rows: Vec<NodeRow>,
     pub tenants: Vec<TenantRow>,
     pub totals: Totals,
