@@ -67,11 +67,7 @@ impl Member {
     /// is said as `~`, so the bundle names nothing of the operator's environment.
     pub(super) fn without(name: &str, status: Status, why: String) -> Member {
         let home = std::env::var("HOME").unwrap_or_default();
-        let why = if home.len() > 1 {
-            why.replace(home.trim_end_matches('/'), "~")
-        } else {
-            why
-        };
+        let why = home_as_tilde(&why, &home);
         Member {
             name: name.into(),
             status,
@@ -110,4 +106,45 @@ pub(super) fn tail_within(text: String, max: usize) -> (String, bool) {
         start += nl + 1;
     }
     (text[start..].to_string(), true)
+}
+
+/// `text` with the operator's home directory said as `~` wherever it stands as a whole path component
+/// (`/home/ana/.ssh` → `~/.ssh`, but `/home/anabel` stays: it is another user's).
+fn home_as_tilde(text: &str, home: &str) -> String {
+    let home = home.trim_end_matches('/');
+    if home.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(home) {
+        let after = &rest[at + home.len()..];
+        let whole = after
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')));
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { "~" } else { home });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::home_as_tilde;
+
+    #[test]
+    fn only_the_operator_s_own_home_becomes_a_tilde() {
+        let home = "/home/ana";
+        assert_eq!(
+            home_as_tilde("no key /home/ana/.ssh/id_ed25519", home),
+            "no key ~/.ssh/id_ed25519"
+        );
+        assert_eq!(home_as_tilde("in /home/ana: denied", home), "in ~: denied");
+        assert_eq!(home_as_tilde("/home/anabel/x", home), "/home/anabel/x");
+        assert_eq!(home_as_tilde("/home/ana.bak/x", home), "/home/ana.bak/x");
+        assert_eq!(home_as_tilde("anything", "/"), "anything");
+    }
 }
