@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::report::Report;
-use crate::fleet::view::NodeView;
+use crate::fleet::view::{NodeView, Summary};
 use crate::inventory::site_of;
 
 const HEADERS: [&str; 11] = [
@@ -111,31 +111,9 @@ pub fn render(report: &Report) -> String {
     } else {
         String::new()
     };
-    let _ = writeln!(
-        out,
-        "\n{} nodes ({} up), {} of {} GPUs seen, {} warn, {} crit, {:.1} kW — health {}{out_of_service}",
-        s.nodes,
-        s.nodes_up,
-        s.gpus_seen,
-        s.gpus_expected,
-        s.warn,
-        s.crit,
-        s.power_watts / 1000.0,
-        s.health.as_str()
-    );
+    let _ = writeln!(out, "\n{}{out_of_service}", totals(s));
     for (site, s) in &report.sites {
-        let _ = writeln!(
-            out,
-            "  {site}: {} nodes ({} up), {} of {} GPUs seen, {} warn, {} crit, {:.1} kW — health {}",
-            s.nodes,
-            s.nodes_up,
-            s.gpus_seen,
-            s.gpus_expected,
-            s.warn,
-            s.crit,
-            s.power_watts / 1000.0,
-            s.health.as_str()
-        );
+        let _ = writeln!(out, "  {site}: {}", totals(s));
     }
     drift_summary(&mut out, report);
     out
@@ -179,4 +157,19 @@ fn drift_summary(out: &mut String, report: &Report) {
             v.count
         );
     }
+}
+
+/// `12 nodes (11 up), 96 of 96 GPUs seen, 1 warn, 0 crit, 8.4 kW — health warn`: the fleet's or one site's.
+fn totals(s: &Summary) -> String {
+    format!(
+        "{} nodes ({} up), {} of {} GPUs seen, {} warn, {} crit, {:.1} kW — health {}",
+        s.nodes,
+        s.nodes_up,
+        s.gpus_seen,
+        s.gpus_expected,
+        s.warn,
+        s.crit,
+        s.power_watts / 1000.0,
+        s.health.as_str()
+    )
 }
