@@ -84,16 +84,9 @@ fn hold(
     held: &str,
     report: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
-    let req = request(
-        ctx,
-        wf,
-        ActionKind::Drain,
-        vec![id],
-        format!("{REASON_PREFIX}{held}"),
-    );
-    let why = match act(ctx, &req)?.into_iter().next() {
-        Some((_, Ok(command))) => format!("{held}; drained ({command}), not repaired again"),
-        Some((_, Err(e))) => format!("{held}; not repaired again, and the drain failed: {e}"),
+    let why = match drain_saying(ctx, wf, id, held)? {
+        Some(Ok(command)) => format!("{held}; drained ({command}), not repaired again"),
+        Some(Err(e)) => format!("{held}; not repaired again, and the drain failed: {e}"),
         None => format!("{held}; not repaired again"),
     };
     set(wf, i, Step::Failed { why }, String::new(), report);
@@ -462,6 +455,24 @@ pub(super) fn wait_back(
     Ok(())
 }
 
+/// Drains node `id` (again) with `why` as its repair reason, where the scheduler shows it: the node's result
+/// (the command, or why it failed), `None` where the runner gave none.
+fn drain_saying(
+    ctx: &Context,
+    wf: &Workflow,
+    id: NodeId,
+    why: &str,
+) -> Result<Option<Result<String, String>>, String> {
+    let req = request(
+        ctx,
+        wf,
+        ActionKind::Drain,
+        vec![id],
+        format!("{REASON_PREFIX}{why}"),
+    );
+    Ok(act(ctx, &req)?.into_iter().next().map(|(_, result)| result))
+}
+
 /// Keeps node `i` drained, its drain reason saying why (where the scheduler shows it), and fails it.
 pub(super) fn stay_drained(
     ctx: &Context,
@@ -471,14 +482,7 @@ pub(super) fn stay_drained(
     why: &str,
     report: &mut dyn FnMut(Event),
 ) -> Result<(), String> {
-    let req = request(
-        ctx,
-        wf,
-        ActionKind::Drain,
-        vec![id],
-        format!("{REASON_PREFIX}{why}"),
-    );
-    if let Some((_, Err(e))) = act(ctx, &req)?.into_iter().next() {
+    if let Some(Err(e)) = drain_saying(ctx, wf, id, why)? {
         report(Event::Problem(format!(
             "{}: drain reason not updated: {e}",
             wf.nodes[i].node

@@ -86,6 +86,18 @@ impl Setup {
             .unwrap();
     }
 
+    /// `fleetop repair tn01 --reason REASON --dry-run`, its stdout and stderr kept, within a minute.
+    fn dry_run(&self, reason: &str) -> std::process::Output {
+        wait_bounded(
+            self.command(&["tn01", "--reason", reason, "--dry-run"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            Duration::from_secs(60),
+        )
+    }
+
     fn command(&self, args: &[&str]) -> std::process::Command {
         let mut all = vec![
             "repair",
@@ -161,14 +173,7 @@ impl Setup {
 fn validation_passes_fails_and_times_out_before_the_node_returns() {
     let mut s = Setup::new(Spec::node(1, 2), "validate_timeout = \"3s\"");
     // No dcgmi on the node: the dry run says so.
-    let dry = wait_bounded(
-        s.command(&["tn01", "--reason", "check", "--dry-run"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
-    );
+    let dry = s.dry_run("check");
     let err = String::from_utf8_lossy(&dry.stderr);
     assert!(err.contains("tn01: no validation configured"), "{err}");
     assert!(
@@ -177,14 +182,7 @@ fn validation_passes_fails_and_times_out_before_the_node_returns() {
     );
     s.install_dcgmi();
     std::fs::write(s.node_file("dcgmi"), "fail").unwrap();
-    let dry = wait_bounded(
-        s.command(&["tn01", "--reason", "check", "--dry-run"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
-    );
+    let dry = s.dry_run("check");
     let out = String::from_utf8_lossy(&dry.stdout);
     assert!(
         out.contains("ssh tn01 -- dcgmi diag -r 1\nscontrol update NodeName=tn01 State=RESUME"),
@@ -285,14 +283,7 @@ fn a_gpu_repaired_twice_is_held_back_the_third_time() {
 
     // The XID the last reboot dealt with, still in the log as it was, is history: it asks for no remedy.
     std::fs::write(s.node_file("kmsg"), XID_79).unwrap();
-    let dry = wait_bounded(
-        s.command(&["tn01", "--reason", "old XID", "--dry-run"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
-    );
+    let dry = s.dry_run("old XID");
     let err = String::from_utf8_lossy(&dry.stderr);
     assert!(
         err.contains("tn01: reboot — no GPU fault that a reset clears"),
@@ -327,14 +318,7 @@ const XID_48: &str =
 #[test]
 fn a_gpu_that_needs_a_reset_is_reset_not_rebooted() {
     let s = Setup::new(Spec::node(1, 2).with_kernel_log(XID_48), "validate = \"\"");
-    let dry = wait_bounded(
-        s.command(&["tn01", "--reason", "DBE", "--dry-run"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
-    );
+    let dry = s.dry_run("DBE");
     let err = String::from_utf8_lossy(&dry.stderr);
     assert!(
         err.contains("tn01: GPU reset — GPU 1: XID 48 calls for a GPU reset (RESET_GPU)"),
