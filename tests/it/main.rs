@@ -35,6 +35,7 @@ mod repair_remedy;
 mod repair_safety;
 mod report;
 mod rma;
+mod session_wrapper;
 mod smi_captures;
 mod snapshot_cli;
 mod ssh_live;
