@@ -358,3 +358,7 @@ fn unrecorded() -> GpuClass {
 #[cfg(test)]
 #[path = "tests.rs"]
 pub(super) mod tests;
+
+#[cfg(test)]
+#[path = "gap_tests.rs"]
+mod gap_tests;

@@ -34,6 +34,7 @@ mod repair;
 mod repair_remedy;
 mod repair_safety;
 mod report;
+mod report_gaps;
 mod rma;
 mod session_wrapper;
 mod smi_captures;
