@@ -23,10 +23,11 @@ pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
     }
     let mut inv = match (&g.inventory, chosen_context(g)) {
         (None, Some(name)) if name == ALL_CONTEXTS => {
-            let sites = every_context()?;
-            let named: Vec<(String, &Inventory)> =
-                sites.iter().map(|(n, i)| (n.clone(), i)).collect();
-            Inventory::merge(&named).ok_or("--context all: config.toml has no [[context]]")?
+            let sites: Vec<(String, Arc<Inventory>)> = every_context()?
+                .into_iter()
+                .map(|(n, i)| (n, Arc::new(i)))
+                .collect();
+            Inventory::merge(&sites).ok_or("--context all: config.toml has no [[context]]")?
         }
         (None, Some(name)) => context_inventory(&Config::load()?, &name)?,
         _ => Inventory::load(&inventory_path(g)?).map_err(|e| e.to_string())?,
@@ -174,9 +175,9 @@ fn prepare_sites(
         ));
         first_node += nodes;
     }
-    let named: Vec<(String, &Inventory)> = sites
+    let named: Vec<(String, Arc<Inventory>)> = sites
         .iter()
-        .map(|(n, s)| (n.clone(), s.inventory.as_ref()))
+        .map(|(n, s)| (n.clone(), Arc::clone(&s.inventory)))
         .collect();
     let merged = Inventory::merge(&named).ok_or("--context all: config.toml has no [[context]]")?;
     let transport = SitesTransport::new(sites.into_iter().map(|(_, s)| s).collect());
