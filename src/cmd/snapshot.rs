@@ -64,9 +64,9 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     // XIDs from before a GPU's last audited reset or reboot are history, not faults.
     let resets =
         crate::actions::resets::read(&crate::actions::run::audit_path(&inv), inv.simulated);
-    // The drain backends are asked once each, beside the pass; a past snapshot (`--at`) has no drains to ask.
-    // Several sites (`--context all`) have several drain backends: not asked yet, so operations stay unknown.
-    let drains = if args.at.is_none() && !g.demo && inv.sites().is_empty() {
+    // The drain backends (each site's own, under `--context all`) are asked once each, beside the pass; a past
+    // snapshot (`--at`) has no drains to ask.
+    let drains = if args.at.is_none() && !g.demo {
         ask_drains(&inv)
     } else {
         None
@@ -183,8 +183,9 @@ fn remember(
     state.note_lemons(&lemons);
 }
 
+/// One answer per site asked (one for a single site's inventory).
 type DrainAnswer =
-    Result<std::collections::HashMap<usize, crate::actions::status::NodeDrain>, String>;
+    Vec<Result<std::collections::HashMap<usize, crate::actions::status::NodeDrain>, String>>;
 
 /// Starts asking the drain backends (Slurm, Kubernetes) about every node, on a thread of its own; `None` when the
 /// inventory names none.
@@ -197,9 +198,11 @@ fn ask_drains(inv: &std::sync::Arc<Inventory>) -> Option<std::sync::mpsc::Receiv
     std::thread::Builder::new()
         .name("drain-readback".into())
         .spawn(move || {
-            let all: Vec<usize> = (0..inv.nodes.len()).collect();
-            let answer = Executor::real(&inv).and_then(|exec| status::query(&inv, &exec, &all));
-            let _ = tx.send(answer);
+            let answers = match Executor::real(&inv) {
+                Ok(exec) => status::query_every_site(&inv, &exec),
+                Err(e) => vec![Err(e)],
+            };
+            let _ = tx.send(answers);
         })
         .ok()?;
     Some(rx)
@@ -213,23 +216,25 @@ fn operations(
     deadline: Instant,
 ) {
     let wait = deadline.saturating_duration_since(Instant::now());
-    let answer = drains
+    let answers = drains
         .recv_timeout(wait)
-        .unwrap_or_else(|_| Err("no answer within the snapshot's timeout".into()));
-    match answer {
-        Ok(states) => {
-            let at = Instant::now();
-            for (node, drain) in states {
-                state.apply(Msg {
-                    node,
-                    at,
-                    event: NodeEvent::Operation(OperationEvent::Drain(drain)),
-                });
+        .unwrap_or_else(|_| vec![Err("no answer within the snapshot's timeout".into())]);
+    for answer in answers {
+        match answer {
+            Ok(states) => {
+                let at = Instant::now();
+                for (node, drain) in states {
+                    state.apply(Msg {
+                        node,
+                        at,
+                        event: NodeEvent::Operation(OperationEvent::Drain(drain)),
+                    });
+                }
             }
+            Err(e) => crate::text::warn(&format!(
+                "drain read-back: {e}; drained nodes are not known and count for the exit status"
+            )),
         }
-        Err(e) => crate::text::warn(&format!(
-            "drain read-back: {e}; drained nodes are not known and count for the exit status"
-        )),
     }
 }
 
@@ -253,13 +258,11 @@ fn repairs(state: &mut crate::fleet::FleetState) {
         }
     };
     // A repair of another inventory (the demo's practice fleet shares node names with the real one) holds none
-    // of these nodes.
-    if wf.inventory != state.inventory().source {
-        return;
-    }
+    // of these nodes; under `--context all`, it holds the nodes of the site whose inventory it repairs.
     let at = Instant::now();
+    let inv = std::sync::Arc::clone(state.inventory());
     for n in wf.nodes.iter().filter(|n| !n.step.finished()) {
-        let Some(node) = state.inventory().find_node(&n.node) else {
+        let Some(node) = inv.find_node_of(&wf.inventory, &n.node) else {
             continue;
         };
         let text = format!("repair: {} ({})", n.step.label(), wf.reason);

@@ -101,12 +101,11 @@ async fn event_loop(
     executor: Arc<Executor>,
 ) -> Ended {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
-    // Drains read back reach fleet state through the nodes' own channel, like their samples. Several sites
-    // (`--context all`) have several backends, not asked yet: their nodes' operations stay unknown.
+    // Drains read back reach fleet state through the nodes' own channel, like their samples; under `--context
+    // all`, from each site's own backends.
+    actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
+    // Workloads across sites (`--context all`) are not asked yet: their nodes' jobs stay unknown.
     let one_site = inventory.sites().is_empty();
-    if one_site {
-        actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
-    }
     let _following = transport.follow(&inventory, tx);
     let Some((mut terminal, _guard)) = super::terminal::open() else {
         return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);

@@ -1,5 +1,5 @@
 //! Several sites under `--context all`, each by its own rules: its `[thresholds]`, `[expect]` and drift
-//! majorities — against two fleets of real sshd nodes.
+//! majorities, and its own drain backend read back — against two fleets of real sshd nodes (and a real Slurm).
 
 use crate::common;
 use crate::contexts::{config_dir, fleetop, json, text};
@@ -175,4 +175,52 @@ fn the_tui_judges_each_sites_nodes_by_that_sites_thresholds() {
     assert!(row("west").contains(" ok "), "{screen}");
     assert!(screen.contains("east     1 up of 1 · 1 crit"), "{screen}");
     assert!(screen.contains("west     1 up of 1 · 0 crit"), "{screen}");
+}
+
+#[test]
+fn each_sites_own_drain_backend_is_read_back() {
+    // east drains by a command (no read-back); west, the second site, through Slurm, where tn01 is drained. A
+    // Slurm node named tn01 is west's: east's tn01 is not asked about there.
+    let east = Fleet::agents(1);
+    let east_inv = inventory_with(
+        &east,
+        "east",
+        "[drain]\nbackend = \"command\"\ndrain_command = \"true {node}\"\nundrain_command = \"true {node}\"\n",
+    );
+    let west = Fleet::agents(2);
+    let west_inv = inventory_with(&west, "west", "[drain]\nbackend = \"slurm\"\n");
+    let config = two_contexts(&east, &east_inv, &west_inv);
+    let slurm = common::slurm::Slurm::with_nodes(&["tn01"]);
+    let drain = slurm.client(
+        "scontrol",
+        &["update", "nodename=tn01", "state=drain", "reason=psu swap"],
+    );
+    assert!(drain.status.success(), "{}", text(&drain));
+
+    let mut cmd = east.fleetop(&[
+        "--context",
+        "all",
+        "snapshot",
+        "--format",
+        "json",
+        "--timeout",
+        "20",
+    ]);
+    cmd.env("XDG_CONFIG_HOME", &config)
+        .env("SLURM_CONF", slurm.conf());
+    let out = common::run_bounded(&mut cmd, Duration::from_secs(60));
+    let doc = json(&out);
+    let drained = common::node(&doc, "west/tn01");
+    assert_eq!(drained["state"], "drained", "{drained:#}\n{}", text(&out));
+    assert_eq!(drained["operations"]["state"], "drained");
+    assert_eq!(drained["operations"]["reason"], "psu swap");
+    assert_eq!(
+        common::node(&doc, "west/tn02")["operations"]["reason"],
+        "not known to Slurm"
+    );
+    let not_asked = common::node(&doc, "east/tn01");
+    assert_eq!(not_asked["state"], "up", "{not_asked:#}");
+    assert_eq!(not_asked["operations"], serde_json::Value::Null);
+    assert_eq!(doc["summary"]["out_of_service"], 1);
+    assert_eq!(doc["sites"][1]["summary"]["out_of_service"], 1);
 }
