@@ -49,6 +49,36 @@ pub(crate) fn audit_path(inv: &Inventory) -> PathBuf {
         .map_or_else(audit::default_path, expand_home)
 }
 
+/// The history stores of `inv`'s nodes: beside each site's own audit log under `--context all` (one store per
+/// site, even where sites share a log: each writes its own nodes, by its own names), else beside the
+/// inventory's.
+pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
+    let store = |inv: &Inventory, site: Option<String>| crate::fleet::memory::SiteStore {
+        path: crate::store::beside(&audit_path(inv)),
+        site,
+        max_repairs: inv.actions.repair.max_repairs,
+        repair_window: inv.actions.repair.repair_window,
+    };
+    match inv.merged_sites() {
+        [] => vec![store(inv, None)],
+        sites => sites
+            .iter()
+            .map(|s| store(&s.inventory, Some(s.name.clone())))
+            .collect(),
+    }
+}
+
+/// Where node `id`'s history is kept, and its name there: its own site's store under `--context all`.
+pub(crate) fn history_of(inv: &Inventory, id: NodeId) -> Option<(PathBuf, String)> {
+    let name = &inv.nodes.get(id)?.name;
+    let own = inv
+        .merged_sites()
+        .get(inv.site_index(id))
+        .map_or(inv, |s| s.inventory.as_ref());
+    let path = crate::store::beside(&audit_path(own));
+    Some((path, crate::inventory::name_within_site(name).to_string()))
+}
+
 /// Opens the inventory's audit log for appending; `--demo`'s simulated fleet marks its records as practice.
 pub(crate) fn open_audit(inv: &Inventory) -> Result<AuditLog, String> {
     AuditLog::open(&audit_path(inv)).map(|log| log.practice(inv.simulated))

@@ -1,11 +1,22 @@
 //! `fleetop history NODE|SERIAL|UUID`: what the history store holds about a node or a GPU, newest first, across
-//! the GPU's moves between nodes.
+//! the GPU's moves between nodes. Under `--context all` each site's own store: `SITE/NODE` reads that site's,
+//! a serial or UUID every site's, its nodes named `SITE/NODE`.
 
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::{ActionFormat, Global, HistoryArgs};
+use crate::inventory::{Inventory, MergedSite, SITE_SEPARATOR};
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::store::{Event, Store};
+
+/// One store to read: where, the key as that store names it, and the sites whose nodes it keeps (empty: one
+/// site's own fleet, names as they are).
+struct Read<'a> {
+    path: PathBuf,
+    key: String,
+    sites: Vec<&'a MergedSite>,
+}
 
 pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
     let since = match humantime::parse_duration(&args.since) {
@@ -18,18 +29,30 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
             return EXIT_CANNOT_RUN;
         }
     };
-    let path = match store_path(g) {
-        Ok(p) => p,
+    let merged = super::load::load_inventory(g)
+        .ok()
+        .filter(|inv| !inv.merged_sites().is_empty());
+    let reads = match &merged {
+        Some(inv) => site_reads(inv, &args.key),
+        None => store_path(g).map(|path| {
+            vec![Read {
+                path,
+                key: args.key.clone(),
+                sites: Vec::new(),
+            }]
+        }),
+    };
+    let reads: Vec<Read> = match reads {
+        Ok(r) => r.into_iter().filter(|r| r.path.exists()).collect(),
         Err(e) => {
             crate::text::warn(&e);
             return EXIT_CANNOT_RUN;
         }
     };
-    if !path.exists() {
-        crate::text::warn(&format!(
-            "history store {}: none yet (the TUI, snapshot, repair, reset and acknowledgements write it)",
-            path.display()
-        ));
+    if reads.is_empty() {
+        crate::text::warn(
+            "history store: none yet (the TUI, snapshot, repair, reset and acknowledgements write it)",
+        );
         return EXIT_CANNOT_RUN;
     }
     let now = SystemTime::now();
@@ -37,13 +60,21 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
         .checked_sub(since)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
-    let events = match Store::open(&path).and_then(|s| s.history(&args.key, since_ms)) {
-        Ok(e) => e,
-        Err(e) => {
-            crate::text::warn(&e);
-            return EXIT_CANNOT_RUN;
+    let mut events = Vec::new();
+    for read in &reads {
+        match Store::open(&read.path).and_then(|s| s.history(&read.key, since_ms)) {
+            Ok(found) => events.extend(found.into_iter().map(|mut e| {
+                e.node = merged_name(&read.sites, e.node);
+                e
+            })),
+            Err(e) => {
+                crate::text::warn(&e);
+                return EXIT_CANNOT_RUN;
+            }
         }
-    };
+    }
+    // Several stores: one list, newest first, as one store answers.
+    events.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
     let text = match args.format {
         ActionFormat::Json => json(&args.key, since_ms, &events),
         ActionFormat::Table => table(&events),
@@ -66,6 +97,64 @@ pub(super) fn store_path(g: &Global) -> Result<std::path::PathBuf, String> {
         Err(e) if g.inventory.is_some() || g.demo => Err(e),
         Err(_) => crate::store::default_path()
             .ok_or_else(|| "no state directory: set HOME or XDG_STATE_HOME".into()),
+    }
+}
+
+/// The stores `key` is read from under `--context all`: `SITE/KEY` that site's, any other key every site's
+/// (each store once, however many sites share it).
+fn site_reads<'a>(inv: &'a Inventory, key: &str) -> Result<Vec<Read<'a>>, String> {
+    let store_of =
+        |site: &MergedSite| crate::store::beside(&crate::actions::run::audit_path(&site.inventory));
+    let sharing = |path: &PathBuf| -> Vec<&'a MergedSite> {
+        inv.merged_sites()
+            .iter()
+            .filter(|s| store_of(s) == *path)
+            .collect()
+    };
+    if let Some((site, rest)) = key.split_once(SITE_SEPARATOR) {
+        let chosen = inv
+            .merged_sites()
+            .iter()
+            .find(|s| s.name == site)
+            .ok_or_else(|| {
+                format!(
+                    "history {}: no site {:?} under --context all",
+                    crate::text::escape(key),
+                    crate::text::escape(site)
+                )
+            })?;
+        let path = store_of(chosen);
+        return Ok(vec![Read {
+            sites: sharing(&path),
+            path,
+            key: rest.to_string(),
+        }]);
+    }
+    let mut reads: Vec<Read> = Vec::new();
+    for site in inv.merged_sites() {
+        let path = store_of(site);
+        if reads.iter().all(|r| r.path != path) {
+            reads.push(Read {
+                sites: sharing(&path),
+                path,
+                key: key.to_string(),
+            });
+        }
+    }
+    Ok(reads)
+}
+
+/// A store's node name as `--context all` names it: with the site whose store it is, or, in a store several
+/// sites share, the one of them that has a node of that name (a name several have is left as it is).
+fn merged_name(sites: &[&MergedSite], node: String) -> String {
+    let holding: Vec<&MergedSite> = sites
+        .iter()
+        .copied()
+        .filter(|s| s.inventory.find_node(&node).is_some())
+        .collect();
+    match (sites, holding.as_slice()) {
+        (_, [one]) | ([one], []) => one.merged_name(&node),
+        _ => node,
     }
 }
 

@@ -168,18 +168,10 @@ fn remember(
     timeout: Duration,
 ) {
     use crate::fleet::memory;
-    let inv = std::sync::Arc::clone(state.inventory());
-    let path = crate::store::beside(&crate::actions::run::audit_path(&inv));
+    let stores = crate::actions::run::stores(state.inventory());
     let seen =
         memory::sightings(&Report::new(state, filter, started, Instant::now(), timeout).nodes);
-    let repair = &inv.actions.repair;
-    let lemons = memory::remember(
-        &path,
-        &seen,
-        crate::telemetry::unix_ms(),
-        repair.max_repairs,
-        repair.repair_window,
-    );
+    let lemons = memory::remember_in(&stores, &seen, crate::telemetry::unix_ms());
     state.note_lemons(&lemons);
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::state::FleetState;
 use super::view::NodeView;
-use crate::inventory::{NodeId, RepairSettings};
+use crate::inventory::{name_within_site, site_of, NodeId, SITE_SEPARATOR};
 use crate::store::query::{Incidents, Sighting};
 
 /// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
@@ -71,23 +71,55 @@ pub(crate) fn remember(
     }
 }
 
-/// [`remember`] on a blocking thread of the runtime (SQLite waits for other writers, and a front end must not),
-/// handing the repeat offenders to `send`; the time is taken when the thread runs.
+/// A history store and the nodes it keeps: one site's under `--context all` (`site`; the store names them as
+/// the site does, so `--context SITE` reads the same history), else every node's. `actions::run::stores` finds
+/// them, with each site's `[repair]` lemon rule.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteStore {
+    pub path: std::path::PathBuf,
+    pub site: Option<String>,
+    pub max_repairs: u32,
+    pub repair_window: Duration,
+}
+
+/// [`remember`] in each store what it keeps of `seen`, named as that store names it; the repeat offenders by
+/// `seen`'s own names.
+pub(crate) fn remember_in(
+    stores: &[SiteStore],
+    seen: &[Sighting],
+    now_ms: u64,
+) -> HashMap<String, String> {
+    let mut lemons = HashMap::new();
+    for store in stores {
+        let (max, window) = (store.max_repairs, store.repair_window);
+        let Some(site) = &store.site else {
+            lemons.extend(remember(&store.path, seen, now_ms, max, window));
+            continue;
+        };
+        let own: Vec<Sighting> = seen
+            .iter()
+            .filter(|s| site_of(&s.node) == Some(site.as_str()))
+            .map(|s| Sighting {
+                node: name_within_site(&s.node).to_string(),
+                ..s.clone()
+            })
+            .collect();
+        for (name, why) in remember(&store.path, &own, now_ms, max, window) {
+            lemons.insert(format!("{site}{SITE_SEPARATOR}{name}"), why);
+        }
+    }
+    lemons
+}
+
+/// [`remember_in`] on a blocking thread of the runtime (SQLite waits for other writers, and a front end must
+/// not), handing the repeat offenders to `send`; the time is taken when the thread runs.
 pub(crate) fn remember_in_background(
-    path: std::path::PathBuf,
+    stores: Vec<SiteStore>,
     seen: Vec<Sighting>,
-    repair: &RepairSettings,
     send: impl FnOnce(HashMap<String, String>) + Send + 'static,
 ) {
-    let (max, window) = (repair.max_repairs, repair.repair_window);
     tokio::task::spawn_blocking(move || {
-        send(remember(
-            &path,
-            &seen,
-            crate::telemetry::unix_ms(),
-            max,
-            window,
-        ))
+        send(remember_in(&stores, &seen, crate::telemetry::unix_ms()))
     });
 }
 

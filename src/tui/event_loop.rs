@@ -142,7 +142,7 @@ async fn event_loop(
     let mut shell_open = false;
     // The history store hears what the fleet shows twice a minute, on a thread of its own (SQLite waits for
     // other writers), and answers with the repeat offenders.
-    let memory_path = crate::store::beside(&log_path);
+    let stores = actions::run::stores(&inventory);
     let mut memory_ticks = tokio::time::interval(MEMORY_EVERY);
     memory_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (lemon_tx, mut lemon_rx) = tokio::sync::mpsc::channel(1);
@@ -207,14 +207,13 @@ async fn event_loop(
                 }
                 _ => {}
             },
-            // Across sites the store (the first site's) would learn names it does not hold.
-            _ = memory_ticks.tick(), if !inventory.simulated && one_site => {
+            // Each site's nodes go into their own site's store (`--context all`).
+            _ = memory_ticks.tick(), if !inventory.simulated => {
                 let views = app.fleet.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
                 let tx = lemon_tx.clone();
                 crate::fleet::memory::remember_in_background(
-                    memory_path.clone(),
+                    stores.clone(),
                     crate::fleet::memory::sightings(&views),
-                    &inventory.actions.repair,
                     move |lemons| {
                         let _ = tx.try_send(lemons);
                     },
@@ -233,8 +232,8 @@ async fn event_loop(
                 }
                 app.tick(Instant::now());
                 if let Some(node) = app.history_wanted() {
-                    if let Some(spec) = inventory.nodes.get(node) {
-                        super::history::read(memory_path.clone(), node, spec.name.clone(), history_tx.clone());
+                    if let Some((path, name)) = actions::run::history_of(&inventory, node) {
+                        super::history::read(path, node, name, history_tx.clone());
                     }
                 }
                 if app.dirty && !shell_open {

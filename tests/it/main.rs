@@ -35,6 +35,7 @@ mod repair_remedy;
 mod repair_safety;
 mod report;
 mod rma;
+mod sites_history;
 mod sites_rules;
 mod smi_captures;
 mod snapshot_cli;
