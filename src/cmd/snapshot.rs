@@ -9,7 +9,6 @@ use crate::fleet::filter::Filter;
 use crate::inventory::Inventory;
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::snapshot::{self, Report};
-use crate::transport::prometheus::PrometheusTransport;
 use crate::transport::{Msg, NodeEvent};
 use crate::workload::operations::OperationEvent;
 
@@ -33,26 +32,19 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     if let Some(dir) = &g.replay {
         return recorded(dir, args, &filter, timeout);
     }
-    let (inv, mut transport) = match super::load::prepare(g, true) {
+    // `--at`: the fleet as its Prometheus store (each site's own, under `--context all`) held it then.
+    let prepared = match args.at.as_deref().map(past) {
+        None => super::load::prepare(g, true),
+        Some(Ok(at)) => super::load::prepare_at(g, at),
+        Some(Err(e)) => Err(e),
+    };
+    let (inv, transport) = match prepared {
         Ok(p) => p,
         Err(e) => {
             crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };
-    if let Some(at) = &args.at {
-        let Some(source) = inv.prometheus.clone() else {
-            crate::text::warn("--at needs a Prometheus source ([source] kind = \"prometheus\" or --source prometheus=URL) or a recording (--replay DIR): the nodes themselves keep no history");
-            return EXIT_CANNOT_RUN;
-        };
-        match past(at) {
-            Ok(t) => transport = Box::new(PrometheusTransport::new(source).one_pass().at(t)),
-            Err(e) => {
-                crate::text::warn(&e);
-                return EXIT_CANNOT_RUN;
-            }
-        }
-    }
     phases.lap(format!(
         "start-up: configuration, inventory of {} nodes",
         inv.nodes.len()

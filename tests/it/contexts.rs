@@ -319,29 +319,7 @@ fn a_prometheus_site_beside_an_ssh_site() {
     )
     .unwrap();
     let (_prometheus, base) = common::prometheus(&dir, &config);
-    // Stored once scraped: wait for the series at the protocol level, boundedly.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stored = ureq::get(&format!("{base}/api/v1/query"))
-            .query("query", "fleetop_gpu_power_limit_watts")
-            .timeout(std::time::Duration::from_secs(2))
-            .call()
-            .ok()
-            .and_then(|r| r.into_json::<Value>().ok())
-            .is_some_and(|b| {
-                b["data"]["result"]
-                    .as_array()
-                    .is_some_and(|r| !r.is_empty())
-            });
-        if stored {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "prometheus never stored the agent's series"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    common::wait_for_series(&base, "fleetop_gpu_power_limit_watts", 1);
     let lab_inventory = dir.join("lab.toml");
     std::fs::write(
         &lab_inventory,

@@ -36,6 +36,7 @@ mod repair_safety;
 mod report;
 mod rma;
 mod sites_history;
+mod sites_past;
 mod sites_rules;
 mod smi_captures;
 mod snapshot_cli;
