@@ -1,5 +1,6 @@
 //! Several sites under `--context all`, each by its own rules: its `[thresholds]`, `[expect]` and drift
-//! majorities, and its own drain backend read back — against two fleets of real sshd nodes (and a real Slurm).
+//! majorities, its own drain backend read back, and a `site` label on its Prometheus series — against two
+//! fleets of real sshd nodes (and a real Slurm).
 
 use crate::common;
 use crate::contexts::{config_dir, fleetop, json, text};
@@ -223,4 +224,65 @@ fn each_sites_own_drain_backend_is_read_back() {
     assert_eq!(not_asked["operations"], serde_json::Value::Null);
     assert_eq!(doc["summary"]["out_of_service"], 1);
     assert_eq!(doc["sites"][1]["summary"]["out_of_service"], 1);
+}
+
+#[test]
+fn prometheus_text_across_sites_labels_every_series_with_its_site() {
+    let (east, west) = (Fleet::agents(1), Fleet::agents(2));
+    let (east_inv, west_inv) = (
+        inventory_with(&east, "east", ""),
+        inventory_with(&west, "west", ""),
+    );
+    let config = two_contexts(&east, &east_inv, &west_inv);
+    let out = fleetop(
+        &east,
+        &config,
+        None,
+        &[
+            "--context",
+            "all",
+            "snapshot",
+            "--format",
+            "prom",
+            "--timeout",
+            "20",
+        ],
+    );
+    let prom = String::from_utf8_lossy(&out.stdout).into_owned();
+    common::promtool_check(&prom);
+    // The fleet's gauges are each site's, with no unlabelled total to count twice.
+    assert!(
+        prom.contains("\nfleetop_fleet_nodes{site=\"east\"} 1\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("\nfleetop_fleet_nodes{site=\"west\"} 2\n"),
+        "{prom}"
+    );
+    assert!(!prom.contains("\nfleetop_fleet_nodes "), "{prom}");
+    assert!(
+        prom.contains(
+            "fleetop_node_up{site=\"west\",node=\"west/tn02\",cabinet=\"west/t1\",tenant=\"\"} 1"
+        ),
+        "{prom}\n{}",
+        text(&out)
+    );
+    // Every series is one site's, and none repeats.
+    let series: Vec<&str> = prom
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').map(|(s, _)| s))
+        .collect();
+    assert!(series.iter().all(|s| s.contains("{site=\"")), "{prom}");
+    let mut distinct = series.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), series.len(), "{prom}");
+    let gpu = |site: &str| {
+        format!("fleetop_gpu_utilization_ratio{{site=\"{site}\",node=\"{site}/tn01\",gpu=\"0\"")
+    };
+    assert!(
+        prom.contains(&gpu("east")) && prom.contains(&gpu("west")),
+        "{prom}"
+    );
 }
