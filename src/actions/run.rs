@@ -49,23 +49,61 @@ pub(crate) fn audit_path(inv: &Inventory) -> PathBuf {
         .map_or_else(audit::default_path, expand_home)
 }
 
-/// The history stores of `inv`'s nodes: beside each site's own audit log under `--context all` (one store per
-/// site, even where sites share a log: each writes its own nodes, by its own names), else beside the
-/// inventory's.
-pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
-    let store = |inv: &Inventory, site: Option<String>| crate::fleet::memory::SiteStore {
-        path: crate::store::beside(&audit_path(inv)),
-        site,
-        max_repairs: inv.actions.repair.max_repairs,
-        repair_window: inv.actions.repair.repair_window,
-    };
-    match inv.merged_sites() {
-        [] => vec![store(inv, None)],
-        sites => sites
-            .iter()
-            .map(|s| store(&s.inventory, Some(s.name.clone())))
-            .collect(),
+/// An audit log (and the history store beside it) and the sites of a merged inventory whose actions it records;
+/// no sites: one site's own inventory, whose names are its own.
+pub(crate) struct SiteLog<'a> {
+    pub path: PathBuf,
+    pub sites: Vec<&'a crate::inventory::MergedSite>,
+}
+
+impl SiteLog<'_> {
+    /// A record's node name as the inventory names it; `None` where the log is shared by sites that each have
+    /// a node of that name (a reset of one must not make another's XIDs history).
+    pub(crate) fn node_name(&self, name: &str) -> Option<String> {
+        if self.sites.is_empty() {
+            return Some(name.to_string());
+        }
+        crate::inventory::shared_name(&self.sites, name)
     }
+}
+
+/// Every audit log of `inv`'s nodes, each once: under `--context all` each site's own (sites may share one).
+pub(crate) fn audit_logs(inv: &Inventory) -> Vec<SiteLog<'_>> {
+    let mut logs: Vec<SiteLog> = Vec::new();
+    for site in inv.merged_sites() {
+        let path = audit_path(&site.inventory);
+        match logs.iter_mut().find(|l| l.path == path) {
+            Some(log) => log.sites.push(site),
+            None => logs.push(SiteLog {
+                path,
+                sites: vec![site],
+            }),
+        }
+    }
+    if logs.is_empty() {
+        logs.push(SiteLog {
+            path: audit_path(inv),
+            sites: Vec::new(),
+        });
+    }
+    logs
+}
+
+/// The history stores of `inv`'s nodes, beside its audit logs ([`audit_logs`]: each site's own under `--context
+/// all`), each with the `[repair]` lemon rule of the first site it keeps.
+pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
+    audit_logs(inv)
+        .into_iter()
+        .map(|log| {
+            let rules = log.sites.first().map_or(inv, |s| s.inventory.as_ref());
+            crate::fleet::memory::SiteStore {
+                path: crate::store::beside(&log.path),
+                sites: log.sites.into_iter().cloned().collect(),
+                max_repairs: rules.actions.repair.max_repairs,
+                repair_window: rules.actions.repair.repair_window,
+            }
+        })
+        .collect()
 }
 
 /// Where node `id`'s history is kept, and its name there: its own site's store under `--context all`.

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cli::{ActionFormat, Global, HistoryArgs};
-use crate::inventory::{Inventory, MergedSite, SITE_SEPARATOR};
+use crate::inventory::{shared_name, Inventory, MergedSite, SITE_SEPARATOR};
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::store::{Event, Store};
 
-/// One store to read: where, the key as that store names it, and the sites whose nodes it keeps (empty: one
-/// site's own fleet, names as they are).
+/// One store to read: where, the key as that store names it, and the sites of `--context all` whose nodes it
+/// keeps (none: one site's own fleet, its names as they are).
 struct Read<'a> {
     path: PathBuf,
     key: String,
@@ -63,8 +63,11 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
     let mut events = Vec::new();
     for read in &reads {
         match Store::open(&read.path).and_then(|s| s.history(&read.key, since_ms)) {
+            // A node several sites sharing the store have keeps its bare name: the store cannot say whose.
             Ok(found) => events.extend(found.into_iter().map(|mut e| {
-                e.node = merged_name(&read.sites, e.node);
+                if let Some(name) = shared_name(&read.sites, &e.node) {
+                    e.node = name;
+                }
                 e
             })),
             Err(e) => {
@@ -101,61 +104,28 @@ pub(super) fn store_path(g: &Global) -> Result<std::path::PathBuf, String> {
 }
 
 /// The stores `key` is read from under `--context all`: `SITE/KEY` that site's, any other key every site's
-/// (each store once, however many sites share it).
+/// (each store once, however many sites share it: the store is beside the audit log).
 fn site_reads<'a>(inv: &'a Inventory, key: &str) -> Result<Vec<Read<'a>>, String> {
-    let store_of =
-        |site: &MergedSite| crate::store::beside(&crate::actions::run::audit_path(&site.inventory));
-    let sharing = |path: &PathBuf| -> Vec<&'a MergedSite> {
-        inv.merged_sites()
-            .iter()
-            .filter(|s| store_of(s) == *path)
-            .collect()
+    let logs = crate::actions::run::audit_logs(inv);
+    let read = |log: crate::actions::run::SiteLog<'a>, key: &str| Read {
+        path: crate::store::beside(&log.path),
+        key: key.to_string(),
+        sites: log.sites,
     };
-    if let Some((site, rest)) = key.split_once(SITE_SEPARATOR) {
-        let chosen = inv
-            .merged_sites()
-            .iter()
-            .find(|s| s.name == site)
-            .ok_or_else(|| {
-                format!(
-                    "history {}: no site {:?} under --context all",
-                    crate::text::escape(key),
-                    crate::text::escape(site)
-                )
-            })?;
-        let path = store_of(chosen);
-        return Ok(vec![Read {
-            sites: sharing(&path),
-            path,
-            key: rest.to_string(),
-        }]);
-    }
-    let mut reads: Vec<Read> = Vec::new();
-    for site in inv.merged_sites() {
-        let path = store_of(site);
-        if reads.iter().all(|r| r.path != path) {
-            reads.push(Read {
-                sites: sharing(&path),
-                path,
-                key: key.to_string(),
-            });
-        }
-    }
-    Ok(reads)
-}
-
-/// A store's node name as `--context all` names it: with the site whose store it is, or, in a store several
-/// sites share, the one of them that has a node of that name (a name several have is left as it is).
-fn merged_name(sites: &[&MergedSite], node: String) -> String {
-    let holding: Vec<&MergedSite> = sites
-        .iter()
-        .copied()
-        .filter(|s| s.inventory.find_node(&node).is_some())
-        .collect();
-    match (sites, holding.as_slice()) {
-        (_, [one]) | ([one], []) => one.merged_name(&node),
-        _ => node,
-    }
+    let Some((site, rest)) = key.split_once(SITE_SEPARATOR) else {
+        return Ok(logs.into_iter().map(|log| read(log, key)).collect());
+    };
+    logs.into_iter()
+        .find(|log| log.sites.iter().any(|s| s.name == site))
+        .map(|log| read(log, rest))
+        .map(|r| vec![r])
+        .ok_or_else(|| {
+            format!(
+                "history {}: no site {:?} under --context all",
+                crate::text::escape(key),
+                crate::text::escape(site)
+            )
+        })
 }
 
 fn time(ms: u64) -> String {

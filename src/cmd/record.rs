@@ -107,8 +107,7 @@ async fn follow(
     }
     let _following = transport.follow(inv, tx);
     let mut state = FleetState::new(Arc::clone(inv));
-    let log = crate::actions::run::audit_path(inv);
-    state.note_resets(&crate::actions::resets::read(&log, inv.simulated));
+    state.note_resets(&crate::actions::resets::read_fleet(inv));
     let stores = crate::actions::run::stores(inv);
     let mut merge = tokio::time::interval(MERGE_EVERY);
     let mut flush = tokio::time::interval(FLUSH_EVERY);

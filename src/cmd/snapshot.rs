@@ -54,8 +54,7 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     };
     let started = Instant::now();
     // XIDs from before a GPU's last audited reset or reboot are history, not faults.
-    let resets =
-        crate::actions::resets::read(&crate::actions::run::audit_path(&inv), inv.simulated);
+    let resets = crate::actions::resets::read_fleet(&inv);
     // The drain backends (each site's own, under `--context all`) are asked once each, beside the pass; a past
     // snapshot (`--at`) has no drains to ask.
     let drains = if args.at.is_none() && !g.demo {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::state::FleetState;
 use super::view::NodeView;
-use crate::inventory::{name_within_site, site_of, NodeId, SITE_SEPARATOR};
+use crate::inventory::{name_within_site, shared_name, MergedSite, NodeId};
 use crate::store::query::{Incidents, Sighting};
 
 /// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
@@ -71,19 +71,20 @@ pub(crate) fn remember(
     }
 }
 
-/// A history store and the nodes it keeps: one site's under `--context all` (`site`; the store names them as
-/// the site does, so `--context SITE` reads the same history), else every node's. `actions::run::stores` finds
-/// them, with each site's `[repair]` lemon rule.
+/// A history store and the nodes it keeps: under `--context all` the nodes of the sites whose audit log it is
+/// beside (`sites`), by their own sites' names, so `--context SITE` reads the same history; else every node,
+/// as named. `actions::run::stores` finds them, with the `[repair]` lemon rule of the (first) site.
 #[derive(Debug, Clone)]
 pub(crate) struct SiteStore {
     pub path: std::path::PathBuf,
-    pub site: Option<String>,
+    pub sites: Vec<MergedSite>,
     pub max_repairs: u32,
     pub repair_window: Duration,
 }
 
 /// [`remember`] in each store what it keeps of `seen`, named as that store names it; the repeat offenders by
-/// `seen`'s own names.
+/// `seen`'s own names. In a store several sites share, a name more than one of them has is neither written nor
+/// read (the store could not tell their GPUs apart).
 pub(crate) fn remember_in(
     stores: &[SiteStore],
     seen: &[Sighting],
@@ -92,20 +93,25 @@ pub(crate) fn remember_in(
     let mut lemons = HashMap::new();
     for store in stores {
         let (max, window) = (store.max_repairs, store.repair_window);
-        let Some(site) = &store.site else {
+        if store.sites.is_empty() {
             lemons.extend(remember(&store.path, seen, now_ms, max, window));
             continue;
-        };
+        }
+        let sharing: Vec<&MergedSite> = store.sites.iter().collect();
         let own: Vec<Sighting> = seen
             .iter()
-            .filter(|s| site_of(&s.node) == Some(site.as_str()))
-            .map(|s| Sighting {
-                node: name_within_site(&s.node).to_string(),
-                ..s.clone()
+            .filter_map(|s| {
+                let name = name_within_site(&s.node);
+                (shared_name(&sharing, name)? == s.node).then(|| Sighting {
+                    node: name.to_string(),
+                    ..s.clone()
+                })
             })
             .collect();
         for (name, why) in remember(&store.path, &own, now_ms, max, window) {
-            lemons.insert(format!("{site}{SITE_SEPARATOR}{name}"), why);
+            if let Some(merged) = shared_name(&sharing, &name) {
+                lemons.insert(merged, why);
+            }
         }
     }
     lemons

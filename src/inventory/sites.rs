@@ -44,6 +44,19 @@ pub(crate) struct Rules<'a> {
     pub actions: &'a ActionSettings,
 }
 
+/// The merged name of the node a record names `name`, in a log or store that the `sharing` sites of a merged
+/// inventory write: the one of them with a node of that name, or the only one whatever its nodes are now; `None`
+/// where several sharing sites have such a node, since the record cannot say whose it is.
+pub(crate) fn shared_name(sharing: &[&MergedSite], name: &str) -> Option<String> {
+    let mut holding = sharing
+        .iter()
+        .filter(|s| s.inventory.find_node(name).is_some());
+    match (sharing, holding.next(), holding.next()) {
+        (_, Some(one), None) | ([one], None, None) => Some(one.merged_name(name)),
+        _ => None,
+    }
+}
+
 impl Node {
     /// The site of a node of a merged inventory; `None` in a single site's own inventory.
     pub fn site(&self) -> Option<&str> {

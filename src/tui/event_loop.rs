@@ -130,12 +130,22 @@ async fn event_loop(
         app.view = resume.view;
         app.status = resume.status;
     }
-    let log_path = actions::run::audit_path(&inventory);
-    let scan = audit::scan(&log_path, inventory.simulated);
-    app.ops.failures.extend(scan.warnings(&log_path));
-    app.restore_acks(&scan.acks);
+    // Each site's own log under `--context all`, its records named as the merged inventory names its nodes.
+    for log in actions::run::audit_logs(&inventory) {
+        let scan = audit::scan(&log.path, inventory.simulated);
+        app.ops.failures.extend(scan.warnings(&log.path));
+        let acks: Vec<audit::Ack> = scan
+            .acks
+            .into_iter()
+            .filter_map(|mut ack| {
+                ack.node = log.node_name(&ack.node)?;
+                Some(ack)
+            })
+            .collect();
+        app.restore_acks(&acks);
+    }
     app.fleet
-        .note_resets(&actions::resets::read(&log_path, inventory.simulated));
+        .note_resets(&actions::resets::read_fleet(&inventory));
     if let Ok(size) = terminal.size() {
         app.viewport = (size.width, size.height);
     }
