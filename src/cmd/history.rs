@@ -77,7 +77,7 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
         }
     }
     // Several stores: one list, newest first, as one store answers.
-    events.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+    events.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
     let text = match args.format {
         ActionFormat::Json => json(&args.key, since_ms, &events),
         ActionFormat::Table => table(&events),

@@ -30,7 +30,15 @@ pub struct Inventory {
     pub expect: Expect,
     /// A merged inventory's sites (`--context all`), each with its own rules, in order; empty for one site's own
     /// inventory, whose rules are the fields above (`sites.rs`).
-    pub(crate) merged_sites: Vec<super::sites::MergedSite>,
+    pub(crate) merged_sites: Vec<MergedSite>,
+}
+
+/// One site of a merged inventory (`sites.rs`): its name and its own inventory, whose rules judge its nodes and
+/// whose backends are asked about them.
+#[derive(Debug, Clone)]
+pub(crate) struct MergedSite {
+    pub name: String,
+    pub inventory: std::sync::Arc<Inventory>,
 }
 
 /// Resolved `[expect]`: what every node should run (`None`: the fleet majority decides).

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use super::model::{ActionSettings, Expect, Inventory, Node, NodeId, Settings, Thresholds};
+use super::model::{
+    ActionSettings, Expect, Inventory, MergedSite, Node, NodeId, Settings, Thresholds,
+};
 
 /// Separates a site from a name: `east/c012n2`. Inventory names never hold it.
 pub(crate) const SITE_SEPARATOR: char = '/';
@@ -18,14 +20,6 @@ pub(crate) fn site_of(name: &str) -> Option<&str> {
 pub(crate) fn name_within_site(name: &str) -> &str {
     name.split_once(SITE_SEPARATOR)
         .map_or(name, |(_, rest)| rest)
-}
-
-/// One site of a merged inventory: its name and its own inventory, whose rules judge its nodes and whose
-/// backends are asked about them.
-#[derive(Debug, Clone)]
-pub(crate) struct MergedSite {
-    pub name: String,
-    pub inventory: Arc<Inventory>,
 }
 
 impl MergedSite {
