@@ -69,3 +69,37 @@ impl FleetState {
             .usual(hca, port)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::fleet::{FleetState, NodeState};
+    use crate::inventory::Inventory;
+    use crate::telemetry::NodeSample;
+    use crate::transport::{Msg, NodeEvent};
+
+    /// A node is stale after 3 intervals of its own site, not of the first site's.
+    #[test]
+    fn each_node_goes_stale_by_its_own_sites_interval() {
+        let site = |name: &str, interval_ms: u32| {
+            let text = format!(
+                "[defaults]\ninterval_ms = {interval_ms}\n[[cabinet]]\nname = \"c1\"\nnodes = \"n1\"\n"
+            );
+            let inv = Inventory::parse(&format!("{name}.toml"), &text).unwrap();
+            (name.to_string(), Arc::new(inv))
+        };
+        let merged = Inventory::merge(&[site("slow", 10_000), site("fast", 1_000)]).unwrap();
+        let mut state = FleetState::new(Arc::new(merged));
+        let at = Instant::now();
+        for node in [0, 1] {
+            let event = NodeEvent::Sample(NodeSample::default());
+            state.apply(Msg { node, at, event });
+        }
+        let later = at + Duration::from_secs(5);
+        assert_eq!(state.state(0, later), NodeState::Up);
+        assert_eq!(state.state(1, later), NodeState::Stale);
+        assert_eq!(state.stale_after(1), Duration::from_secs(3));
+    }
+}
