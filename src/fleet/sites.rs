@@ -50,7 +50,13 @@ impl FleetState {
             let declared: Vec<Option<u32>> =
                 members.iter().map(|&id| self.declared_gpus(id)).collect();
             let expect = inv.rules(first).expect;
+            let name = inv
+                .nodes
+                .get(first)
+                .and_then(|n| n.site())
+                .map(String::from);
             for mut aspect in drift::groups(&identities, tally, expect, &declared) {
+                aspect.site.clone_from(&name);
                 for value in &mut aspect.values {
                     for node in &mut value.nodes {
                         *node = members[*node];

@@ -23,7 +23,7 @@ pub(crate) struct Report<'a> {
 pub(crate) struct Drift<'a> {
     /// The site whose nodes these are, under `--context all` (each site's drift is its own); absent for one site.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub site: Option<&'a str>,
+    pub site: Option<String>,
     pub aspect: &'static str,
     /// What values are compared with: `[expect]`, the fleet majority, or the jump host's build.
     pub reference: Option<String>,
@@ -47,11 +47,7 @@ fn drift(state: &FleetState) -> Vec<Drift<'_>> {
         .drift()
         .into_iter()
         .map(|a| Drift {
-            site: a
-                .values
-                .first()
-                .and_then(|v| v.nodes.first())
-                .and_then(|&n| crate::inventory::site_of(&inv.nodes[n].name)),
+            site: a.site,
             aspect: a.aspect.label(),
             reference: a.reference.map(|r| format!("{} {}", r.from, r.value)),
             values: a
