@@ -107,9 +107,8 @@ async fn follow(
     }
     let _following = transport.follow(inv, tx);
     let mut state = FleetState::new(Arc::clone(inv));
-    let log = crate::actions::run::audit_path(inv);
-    state.note_resets(&crate::actions::resets::read(&log, inv.simulated));
-    let memory_path = crate::store::beside(&log);
+    state.note_resets(&crate::actions::resets::read_fleet(inv));
+    let stores = crate::actions::run::stores(inv);
     let mut merge = tokio::time::interval(MERGE_EVERY);
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut memory = tokio::time::interval(MEMORY_EVERY);
@@ -151,16 +150,10 @@ async fn follow(
             _ = memory.tick(), if !inv.simulated => {
                 let views = state.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
                 let seen = crate::fleet::memory::sightings(&views);
-                let (path, repair) = (memory_path.clone(), inv.actions.repair.clone());
+                let stores = stores.clone();
                 // SQLite may wait for another writer; the recording must not.
                 tokio::task::spawn_blocking(move || {
-                    crate::fleet::memory::remember(
-                        &path,
-                        &seen,
-                        crate::telemetry::unix_ms(),
-                        repair.max_repairs,
-                        repair.repair_window,
-                    )
+                    crate::fleet::memory::remember_in(&stores, &seen, crate::telemetry::unix_ms())
                 });
             }
         }

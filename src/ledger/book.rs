@@ -343,7 +343,7 @@ impl Ledger {
         let at = self.state.nodes()[id].sample_at?;
         let sample_ms =
             self.origin_ms + u64::try_from(at.duration_since(self.base).as_millis()).ok()?;
-        let after = u64::try_from(self.state.stale_after().as_millis()).ok()?;
+        let after = u64::try_from(self.state.stale_after(id).as_millis()).ok()?;
         Some(sample_ms + after + 1)
     }
 }
