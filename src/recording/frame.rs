@@ -1,10 +1,11 @@
-//! One recorded message as a line of JSON: wall time, node, and the event, a sample as a patch on the node's
-//! previous one. Reading a frame makes its text inert again, as a node's own line is: a recording is a file,
-//! and files are not trusted.
+//! One recorded message as a frame: its kind, wall time (a change from the frame before) and node in the head
+//! lane, then a sample as binary fields (`packed.rs`) or any other event as bounded JSON. Reading a frame makes
+//! its text inert again, as a node's own line is: a recording is a file, and files are not trusted.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::codec::{Cursor, Lane, Lanes};
+use super::packed::{self, Node};
 use crate::telemetry::sanitize::make_inert;
 use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE};
 use crate::telemetry::{NodeSample, Source};
@@ -14,20 +15,27 @@ use crate::workload::operations::OperationEvent;
 /// Longest text kept from a frame's detail, bad line or operation text (the transports keep 200).
 const MAX_TEXT: usize = 256;
 
-/// One line of a segment.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A frame's kind, the low bits of its first byte.
+const WHOLE: u64 = 0;
+const CHANGES: u64 = 1;
+const EVENT: u64 = 2;
+/// The bit that marks a keyframe's frame.
+const KEY: u64 = 8;
+
+/// One frame of a segment.
+#[derive(Debug, Clone)]
 pub(super) struct Frame {
     /// Wall time the jump host received the event, ms since the Unix epoch.
     pub t: u64,
     /// The node's index in the recording's inventory.
     pub n: usize,
     /// Part of a segment's keyframe: the node's state restated, not a new event.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub k: bool,
     pub e: Event,
 }
 
-/// A [`NodeEvent`] as recorded; samples are whole (`sample`) or a patch on the node's previous one (`delta`).
+/// A [`NodeEvent`] as recorded. A sample's values are not in it: they are the node's, kept beside (the
+/// writer's last sample, the reader's [`Node`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum Event {
@@ -37,8 +45,7 @@ pub(super) enum Event {
         detail: String,
         hello: Option<Box<AgentHello>>,
     },
-    Sample(Value),
-    Delta(Value),
+    Sample,
     History(Vec<GpuPast>),
     BadLine(String),
     Operation(OperationEvent),
@@ -49,7 +56,7 @@ pub(super) enum Event {
 }
 
 impl Event {
-    /// The event as recorded, except a sample, which the caller records whole or as a patch.
+    /// The event as recorded, except a sample, which the caller records whole or as its changes.
     pub fn of(event: &NodeEvent) -> Option<Event> {
         Some(match event {
             NodeEvent::Connecting => Event::Connecting,
@@ -74,8 +81,8 @@ impl Event {
     }
 
     /// The node event again, checked and made inert as the transports do with a node's line. A sample comes
-    /// from the caller, which rebuilt it from the patches.
-    pub(crate) fn into_node_event(self, sample: Option<&Value>) -> Result<NodeEvent, String> {
+    /// from the caller, which rebuilt it from the frames.
+    pub(crate) fn into_node_event(self, sample: Option<&NodeSample>) -> Result<NodeEvent, String> {
         Ok(match self {
             Event::Connecting => NodeEvent::Connecting,
             Event::Streaming {
@@ -93,9 +100,10 @@ impl Event {
                     hello,
                 }
             }
-            Event::Sample(_) | Event::Delta(_) => {
-                let value = sample.ok_or("a sample patch before any whole sample of its node")?;
-                let mut s = NodeSample::deserialize(value).map_err(|e| format!("sample: {e}"))?;
+            Event::Sample => {
+                let mut s = sample
+                    .ok_or("a sample's changes before any whole sample of its node")?
+                    .clone();
                 s.sanitize(MAX_GPUS_PER_SAMPLE);
                 NodeEvent::Sample(s)
             }
@@ -189,7 +197,7 @@ impl Slot {
         Some(match event {
             Event::Connecting => return None,
             Event::Streaming { .. } => Slot::Streaming,
-            Event::Sample(_) | Event::Delta(_) => Slot::Sample,
+            Event::Sample => Slot::Sample,
             Event::Failed { .. } => Slot::Failed,
             Event::History(_) => Slot::History,
             Event::BadLine(_) => Slot::BadLine,
@@ -205,45 +213,114 @@ impl Slot {
     }
 }
 
-/// A node's latest event per slot, with its wall time (a sample's value is kept by the caller, who patches it).
+/// A node's latest event per slot, with its wall time (a sample's values are kept by the caller).
 #[derive(Debug, Clone, Default)]
 pub(super) struct NodeSlots {
     pub latest: [Option<(u64, Event)>; SLOTS],
 }
 
 impl NodeSlots {
-    /// Keeps `event` as its slot's latest; a sample's value is the node's current one, given to [`keyframe`].
+    /// Keeps `event` as its slot's latest.
     pub fn keep(&mut self, t: u64, event: &Event) {
-        let Some(slot) = Slot::of(event) else {
-            return;
-        };
-        let kept = match event {
-            Event::Sample(_) | Event::Delta(_) => Event::Sample(Value::Null),
-            other => other.clone(),
-        };
-        self.latest[slot.index()] = Some((t, kept));
+        if let Some(slot) = Slot::of(event) {
+            self.latest[slot.index()] = Some((t, event.clone()));
+        }
     }
 
-    /// The kept events in time order, as keyframe frames of node `n` whose current sample is `sample`.
-    pub fn keyframe(&self, n: usize, sample: Option<&Value>) -> Vec<Frame> {
+    /// The kept events in time order, as keyframe frames of node `n`; its sample only where it `has_sample`.
+    pub fn keyframe(&self, n: usize, has_sample: bool) -> Vec<Frame> {
         let mut frames: Vec<Frame> = self
             .latest
             .iter()
             .flatten()
-            .filter_map(|(t, e)| {
-                let e = match e {
-                    Event::Sample(_) => Event::Sample(sample?.clone()),
-                    other => other.clone(),
-                };
-                Some(Frame {
-                    t: *t,
-                    n,
-                    k: true,
-                    e,
-                })
+            .filter(|(_, e)| has_sample || !matches!(e, Event::Sample))
+            .map(|(t, e)| Frame {
+                t: *t,
+                n,
+                k: true,
+                e: e.clone(),
             })
             .collect();
         frames.sort_by_key(|f| f.t);
         frames
     }
+}
+
+/// Writes `frame` after a frame at `prev_t`; a sample frame's values are `sample`, as its changes from `base`
+/// (see [`packed::delta_base`]) or whole.
+pub(super) fn write(
+    frame: &Frame,
+    prev_t: u64,
+    sample: Option<(Option<&NodeSample>, &NodeSample)>,
+    out: &mut Lanes,
+) -> Result<(), String> {
+    let kind = match (&frame.e, sample) {
+        (Event::Sample, Some((Some(_), _))) => CHANGES,
+        (Event::Sample, Some((None, _))) => WHOLE,
+        (Event::Sample, None) => return Err("a sample frame without its sample".into()),
+        _ => EVENT,
+    };
+    out.uint(Lane::Head, kind | if frame.k { KEY } else { 0 });
+    out.int(Lane::Head, frame.t.wrapping_sub(prev_t) as i64);
+    out.uint(Lane::Head, frame.n as u64);
+    match sample {
+        Some((base, new)) if kind != EVENT => packed::put(base, new, out),
+        _ => {
+            let json = serde_json::to_vec(&frame.e).map_err(|e| format!("encode a frame: {e}"))?;
+            out.bytes(&json);
+            Ok(())
+        }
+    }
+}
+
+/// A frame's kind, time and node, read before its body: a reader hands out the state before the frame first.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head {
+    kind: u64,
+    pub t: u64,
+    pub n: usize,
+    pub k: bool,
+}
+
+/// Reads the head of the frame after one at `prev_t`.
+pub(super) fn read_head(c: &mut Cursor, prev_t: u64) -> Result<Head, String> {
+    let head = c.uint(Lane::Head)?;
+    let t = prev_t.wrapping_add(c.int(Lane::Head)? as u64);
+    let n = c.count(Lane::Head, usize::MAX, "a frame's node")?;
+    Ok(Head {
+        kind: head & !KEY,
+        t,
+        n,
+        k: head & KEY != 0,
+    })
+}
+
+/// Reads the body of the frame `head` begins; a sample's values go into its node of `nodes`.
+pub(super) fn read_body(c: &mut Cursor, head: Head, nodes: &mut [Node]) -> Result<Frame, String> {
+    let (count, n) = (nodes.len(), head.n);
+    let node = nodes
+        .get_mut(n)
+        .ok_or_else(|| format!("a frame for node {n} of an inventory of {count}"))?;
+    let e = match head.kind {
+        WHOLE => packed::get_whole(node, c).map(|()| Event::Sample),
+        CHANGES => packed::get_delta(node, c).map(|()| Event::Sample),
+        EVENT => {
+            let json = c.bytes(super::block::MAX_FRAME, "an event's length")?;
+            match serde_json::from_slice(json) {
+                Ok(Event::Sample) => Err("an event frame holding no event".into()),
+                Ok(e) => Ok(e),
+                Err(e) => Err(format!("an event: {e}")),
+            }
+        }
+        other => Err(format!(
+            "a frame of kind {other}, which this fleetop does not know"
+        )),
+    }
+    .map_err(|e| format!("node {n}: {e}"))?;
+    Ok(Frame {
+        t: head.t,
+        n,
+        k: head.k,
+        e,
+    })
 }

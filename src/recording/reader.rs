@@ -7,12 +7,11 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::block::{BlockReader, MAX_BLOCK_RAW};
-use super::frame::{Event, Frame, NodeSlots};
+use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
+use super::frame::{Frame, NodeSlots};
+use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-use super::{header, patch};
+use super::packed::Node;
 use crate::inventory::Inventory;
 use crate::transport::Msg;
 
@@ -132,14 +131,12 @@ pub(crate) struct Messages<'a> {
     to: u64,
     next_segment: usize,
     blocks: Option<BlockReader<BufReader<File>>>,
-    frames: VecDeque<Frame>,
+    block: Option<Block>,
     out: VecDeque<(u64, Msg)>,
     slots: Vec<NodeSlots>,
-    current: Vec<Option<Value>>,
+    nodes: Vec<Node>,
     started: bool,
     done: bool,
-    /// The file and offset of the block being read, for errors about its frames.
-    block: String,
 }
 
 impl<'a> Messages<'a> {
@@ -156,26 +153,32 @@ impl<'a> Messages<'a> {
             to,
             next_segment: first,
             blocks: None,
-            frames: VecDeque::new(),
+            block: None,
             out: VecDeque::new(),
             slots: vec![NodeSlots::default(); nodes],
-            current: vec![None; nodes],
+            nodes: (0..nodes).map(|_| Node::default()).collect(),
             started: false,
             done: from > to,
-            block: String::new(),
         }
     }
 
     /// The next frame of the recording, across segments; `None` at its end.
     fn next_frame(&mut self) -> Result<Option<Frame>, String> {
         loop {
-            if let Some(f) = self.frames.pop_front() {
-                return Ok(Some(f));
+            if let Some(mut block) = self.block.take() {
+                if let Some(head) = block.next_head()? {
+                    // The state handed out at `from` is the one before the first frame from then on.
+                    if !self.started && !head.k && head.t >= self.from {
+                        self.start().map_err(|e| format!("{}: {e}", block.place))?;
+                    }
+                    let f = block.body(head, &mut self.nodes)?;
+                    self.block = Some(block);
+                    return Ok(Some(f));
+                }
             }
             if let Some(blocks) = self.blocks.as_mut() {
-                if let Some((header, frames)) = blocks.next_frames()? {
-                    self.block = format!("{}: offset {}", blocks.name(), header.offset);
-                    self.frames = frames.into();
+                if let Some(block) = blocks.next_block()? {
+                    self.block = Some(block);
                     continue;
                 }
                 self.blocks = None;
@@ -192,7 +195,7 @@ impl<'a> Messages<'a> {
     fn start(&mut self) -> Result<(), String> {
         self.started = true;
         let mut frames: Vec<Frame> = (0..self.slots.len())
-            .flat_map(|n| self.slots[n].keyframe(n, self.current[n].as_ref()))
+            .flat_map(|n| self.slots[n].keyframe(n, self.nodes[n].whole))
             .collect();
         frames.sort_by_key(|f| f.t);
         for f in frames {
@@ -202,7 +205,8 @@ impl<'a> Messages<'a> {
     }
 
     fn emit(&mut self, f: Frame) -> Result<(), String> {
-        let event = f.e.into_node_event(self.current[f.n].as_ref())?;
+        let node = &self.nodes[f.n];
+        let event = f.e.into_node_event(node.whole.then_some(&node.sample))?;
         let at = self.reader.instant(f.t);
         self.out.push_back((
             f.t,
@@ -218,39 +222,24 @@ impl<'a> Messages<'a> {
     fn step(&mut self) -> Result<(), String> {
         let Some(f) = self.next_frame()? else {
             if !self.started {
-                self.start().map_err(|e| format!("{}: {e}", self.block))?;
+                self.start().map_err(|e| self.placed(&e))?;
             }
             self.done = true;
             return Ok(());
         };
-        // What a frame says is placed at its block: the file and offset an operator can look at.
-        self.take(f).map_err(|e| format!("{}: {e}", self.block))
+        self.take(f).map_err(|e| self.placed(&e))
     }
 
+    /// What a frame says is placed at its block: the file and offset an operator can look at.
+    fn placed(&self, e: &str) -> String {
+        match &self.block {
+            Some(block) => format!("{}: {e}", block.place),
+            None => e.to_string(),
+        }
+    }
+
+    /// Handles a frame whose sample, if any, is already its node's.
     fn take(&mut self, f: Frame) -> Result<(), String> {
-        let nodes = self.slots.len();
-        if f.n >= nodes {
-            return Err(format!(
-                "a frame for node {} of an inventory of {nodes}",
-                f.n
-            ));
-        }
-        if !self.started && !f.k && f.t >= self.from {
-            self.start()?;
-        }
-        let current = &mut self.current[f.n];
-        match &f.e {
-            Event::Sample(v) => *current = Some(v.clone()),
-            Event::Delta(Value::Null) => {}
-            Event::Delta(p) => {
-                let base = current.as_mut().ok_or_else(|| {
-                    format!("a sample patch before any whole sample of node {}", f.n)
-                })?;
-                patch::apply(base, p, super::block::MAX_FRAME)
-                    .map_err(|e| format!("node {}: {e}", f.n))?;
-            }
-            _ => {}
-        }
         if !self.started {
             self.slots[f.n].keep(f.t, &f.e);
             return Ok(());

@@ -7,13 +7,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::block::{self, BLOCK_TARGET, MAX_FRAME, SEGMENT_MAGIC};
-use super::frame::{Event, Frame, NodeSlots};
+use super::codec::Lanes;
+use super::frame::{self, Event, Frame, NodeSlots};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-use super::patch;
+use super::packed::delta_base;
 use crate::inventory::Inventory;
+use crate::telemetry::NodeSample;
 use crate::transport::{Msg, NodeEvent};
 
 /// How a recording is cut and kept.
@@ -46,9 +46,11 @@ pub struct Writer {
     options: Options,
     segment: Option<Segment>,
     slots: Vec<NodeSlots>,
-    /// Each node's last sample as JSON, the base of its next patch.
-    current: Vec<Option<Value>>,
-    lines: Vec<u8>,
+    /// Each node's last sample as recorded, which its next one is written as the changes from.
+    current: Vec<Option<NodeSample>>,
+    lanes: Lanes,
+    /// The time of the block's last frame, which the next one's is written as the change from.
+    prev_t: u64,
     times: Option<(u64, u64)>,
     /// Frames dropped for being past the frame cap.
     pub dropped: u64,
@@ -73,7 +75,8 @@ impl Writer {
             segment: None,
             slots: vec![NodeSlots::default(); inventory.nodes.len()],
             current: vec![None; inventory.nodes.len()],
-            lines: Vec::with_capacity(BLOCK_TARGET / 4),
+            lanes: Lanes::default(),
+            prev_t: 0,
             times: None,
             dropped: 0,
         })
@@ -86,51 +89,74 @@ impl Writer {
         }
         // A new segment's keyframe holds the state before this message, which follows it as a frame.
         self.rotate_if_due(wall_ms)?;
+        let n = msg.node;
         let event = match &msg.event {
-            NodeEvent::Sample(sample) => {
-                let whole =
-                    serde_json::to_value(sample).map_err(|e| format!("encode a sample: {e}"))?;
-                let current = &mut self.current[msg.node];
-                let event = match current.as_ref() {
-                    Some(before) => {
-                        Event::Delta(patch::diff(before, &whole).unwrap_or(Value::Null))
-                    }
-                    None => Event::Sample(whole.clone()),
-                };
-                *current = Some(whole);
-                event
-            }
+            NodeEvent::Sample(_) => Event::Sample,
             other => match Event::of(other) {
                 Some(e) => e,
                 None => return Ok(()),
             },
         };
-        self.slots[msg.node].keep(wall_ms, &event);
-        self.push(Frame {
+        self.slots[n].keep(wall_ms, &event);
+        let frame = Frame {
             t: wall_ms,
-            n: msg.node,
+            n,
             k: false,
             e: event,
-        })?;
-        if self.lines.len() >= BLOCK_TARGET {
+        };
+        match &msg.event {
+            NodeEvent::Sample(sample) => self.push_sample(frame, sample, false)?,
+            _ => {
+                self.push(&frame, None)?;
+            }
+        }
+        if self.lanes.len() >= BLOCK_TARGET {
             self.flush()?;
         }
         Ok(())
     }
 
-    fn push(&mut self, frame: Frame) -> Result<(), String> {
-        let start = self.lines.len();
-        serde_json::to_writer(&mut self.lines, &frame)
-            .map_err(|e| format!("encode a frame: {e}"))?;
-        if self.lines.len() - start > MAX_FRAME {
-            self.lines.truncate(start);
-            self.dropped += 1;
-            return Ok(());
+    /// Writes a sample frame, whole when `whole` or when the node has no sample it can be the changes from,
+    /// and keeps the sample as the node's; a sample not written leaves the node with none, so the next goes
+    /// whole.
+    fn push_sample(
+        &mut self,
+        frame: Frame,
+        sample: &NodeSample,
+        whole: bool,
+    ) -> Result<(), String> {
+        let kept = self.current[frame.n].take();
+        let base = delta_base(kept.as_ref(), sample).filter(|_| !whole);
+        if self.push(&frame, Some((base, sample)))? {
+            self.current[frame.n] = Some(match kept {
+                Some(mut kept) => {
+                    kept.clone_from(sample);
+                    kept
+                }
+                None => sample.clone(),
+            });
         }
-        self.lines.push(b'\n');
+        Ok(())
+    }
+
+    /// Writes one frame into the block being filled; false (and counted in `dropped`) when it came out past
+    /// the frame cap.
+    fn push(
+        &mut self,
+        frame: &Frame,
+        sample: Option<(Option<&NodeSample>, &NodeSample)>,
+    ) -> Result<bool, String> {
+        let (mark, before) = (self.lanes.mark(), self.lanes.len());
+        let written = frame::write(frame, self.prev_t, sample, &mut self.lanes);
+        if written.is_err() || self.lanes.len() - before > MAX_FRAME {
+            self.lanes.undo(mark);
+            self.dropped += 1;
+            return Ok(false);
+        }
+        self.prev_t = frame.t;
         let (first, last) = self.times.unwrap_or((frame.t, frame.t));
         self.times = Some((first.min(frame.t), last.max(frame.t)));
-        Ok(())
+        Ok(true)
     }
 
     /// Writes the buffered frames as one block (the recorder calls it about once a second, so a killed
@@ -139,12 +165,13 @@ impl Writer {
         let (Some((first, last)), Some(seg)) = (self.times, self.segment.as_mut()) else {
             return Ok(());
         };
-        let bytes = block::encode(&self.lines, first, last)?;
+        let bytes = block::encode(&self.lanes, first, last)?;
         seg.file
             .write_all(&bytes)
             .map_err(|e| format!("{}: {e}", segment_path(&self.dir, seg.start).display()))?;
         seg.bytes += bytes.len() as u64;
-        self.lines.clear();
+        self.lanes.clear();
+        self.prev_t = 0;
         self.times = None;
         Ok(())
     }
@@ -190,8 +217,14 @@ impl Writer {
             bytes: SEGMENT_MAGIC.len() as u64,
         });
         for n in 0..self.slots.len() {
-            for frame in self.slots[n].keyframe(n, self.current[n].as_ref()) {
-                self.push(frame)?;
+            for frame in self.slots[n].keyframe(n, self.current[n].is_some()) {
+                match (&frame.e, self.current[n].take()) {
+                    (Event::Sample, Some(sample)) => self.push_sample(frame, &sample, true)?,
+                    (_, kept) => {
+                        self.current[n] = kept;
+                        self.push(&frame, None)?;
+                    }
+                }
             }
         }
         self.flush()?;

@@ -228,7 +228,7 @@ fn a_torn_tail_is_read_up_to_the_tear() {
     );
     // Half a header is a tear too.
     let mut bytes = std::fs::read(last).unwrap();
-    bytes.extend_from_slice(b"FLK1\x10");
+    bytes.extend_from_slice(b"FLK2\x10");
     std::fs::write(last, &bytes).unwrap();
     assert!(Reader::open(dir.path())
         .unwrap()
