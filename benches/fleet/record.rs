@@ -81,14 +81,12 @@ fn record(seconds: u64, follow_secs: u64) -> String {
     let open = Instant::now();
     let reader = Reader::open(dir.path()).expect("reader");
     let open_s = open.elapsed().as_secs_f64();
-    // The worst seek reads a whole segment: a time just before the second segment begins.
+    // The worst seek reads a whole segment: a time just before the second segment begins (or the recording's
+    // end, where it is shorter than a segment).
     let period = fleetop::recording::DEFAULT_PERIOD.as_millis() as u64;
+    let full = period.min(seconds * 1000) - 1_000;
     let mut seeks = Vec::new();
-    for at in [
-        wall0 + period / 2,
-        wall0 + period - 1_000,
-        wall0 + (seconds - 1) * 1000,
-    ] {
+    for at in [wall0 + full / 2, wall0 + full, wall0 + (seconds - 1) * 1000] {
         let started = Instant::now();
         let mut state = FleetState::new(Arc::new(reader.inventory().clone()));
         for m in reader.messages(at, at) {
@@ -101,7 +99,7 @@ fn record(seconds: u64, follow_secs: u64) -> String {
     let mut app =
         fleetop::tui::replay::fresh_app(&reader, fleetop::tui::keymap::Keymap::default(), wall0);
     let mut player = fleetop::tui::replay::Player::new(&reader);
-    let tui_at = wall0 + period - 1_000;
+    let tui_at = wall0 + full;
     let started = Instant::now();
     player.seek(&mut app, tui_at).expect("seek");
     let tui_seek = started.elapsed().as_secs_f64();

@@ -11,9 +11,13 @@ use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE};
 use crate::telemetry::{NodeSample, Source};
 use crate::transport::{FailureKind, GpuPast, NodeEvent};
 use crate::workload::operations::OperationEvent;
+use crate::workload::{Job, Scheduler};
 
 /// Longest text kept from a frame's detail, bad line or operation text (the transports keep 200).
 const MAX_TEXT: usize = 256;
+/// Jobs kept per node from a frame, and the longest job id (ids are never cut where they are read live).
+const MAX_JOBS_PER_NODE: usize = 256;
+const MAX_JOB_ID: usize = 1024;
 
 /// A frame's kind, the low bits of its first byte.
 const WHOLE: u64 = 0;
@@ -52,6 +56,14 @@ pub(super) enum Event {
     Failed {
         kind: FailureKind,
         detail: String,
+    },
+    /// The node's jobs, written when a scheduler answer changed them (not a node event: the reader gathers them).
+    Jobs(Vec<Job>),
+    /// The end of a scheduler answer: what it could not say and which schedulers answered; with every node's
+    /// latest jobs, the workload the TUI had then.
+    Workload {
+        problems: Vec<String>,
+        checked: Vec<Scheduler>,
     },
 }
 
@@ -124,8 +136,40 @@ impl Event {
                 make_inert(&mut detail, MAX_TEXT);
                 NodeEvent::Failed { kind, detail }
             }
+            Event::Jobs(_) | Event::Workload { .. } => {
+                return Err("a scheduler frame where a node event was expected".into())
+            }
         })
     }
+}
+
+/// A node's jobs from a frame, bounded and made inert as the schedulers' own answers are.
+pub(super) fn inert_jobs(mut jobs: Vec<Job>) -> Vec<Job> {
+    jobs.truncate(MAX_JOBS_PER_NODE);
+    for job in &mut jobs {
+        make_inert(&mut job.id, MAX_JOB_ID);
+        make_inert(&mut job.state, MAX_TEXT);
+        for text in [
+            &mut job.user,
+            &mut job.tenant,
+            &mut job.partition,
+            &mut job.pod_uid,
+        ] {
+            if let Some(t) = text.as_mut() {
+                make_inert(t, MAX_TEXT);
+            }
+        }
+    }
+    jobs
+}
+
+/// A scheduler answer's problems from a frame, bounded and made inert.
+pub(super) fn inert_problems(mut problems: Vec<String>) -> Vec<String> {
+    problems.truncate(MAX_JOBS_PER_NODE);
+    for p in &mut problems {
+        make_inert(p, MAX_TEXT);
+    }
+    problems
 }
 
 fn inert_operation(op: OperationEvent) -> OperationEvent {
@@ -187,15 +231,17 @@ pub(super) enum Slot {
     Restarting,
     Resetting,
     Repair,
+    Jobs,
 }
 
 /// Slots a node has.
-pub(super) const SLOTS: usize = 9;
+pub(super) const SLOTS: usize = 10;
 
 impl Slot {
     pub fn of(event: &Event) -> Option<Slot> {
         Some(match event {
-            Event::Connecting => return None,
+            Event::Connecting | Event::Workload { .. } => return None,
+            Event::Jobs(_) => Slot::Jobs,
             Event::Streaming { .. } => Slot::Streaming,
             Event::Sample => Slot::Sample,
             Event::Failed { .. } => Slot::Failed,

@@ -15,6 +15,6 @@ mod writer;
 pub(crate) use layout::default_dir;
 pub use layout::{DEFAULT_PERIOD, MAX_SEGMENT_BYTES};
 pub(crate) use reader::Messages;
-pub use reader::Reader;
+pub use reader::{Reader, Recorded};
 pub(crate) use time::{parse_time, utc};
 pub use writer::{Options, Writer};

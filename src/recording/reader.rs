@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
-use super::frame::{Frame, NodeSlots};
+use super::frame::{inert_jobs, inert_problems, Event, Frame, NodeSlots};
 use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::Node;
 use crate::inventory::Inventory;
 use crate::transport::Msg;
+use crate::workload::{Job, Scheduler, Workload};
 
 /// A recording directory, opened.
 pub struct Reader {
@@ -124,7 +125,14 @@ impl Reader {
     }
 }
 
-/// The iterator behind [`Reader::messages`].
+/// What a recording hands out: a node's message, or the workload a scheduler answer left (what the TUI's
+/// jobs column and pane show).
+pub enum Recorded {
+    Msg(Msg),
+    Workload(Box<Workload>),
+}
+
+/// The iterator behind [`Reader::messages`]; [`Messages::next_recorded`] hands out the workloads too.
 pub(crate) struct Messages<'a> {
     reader: &'a Reader,
     from: u64,
@@ -132,9 +140,12 @@ pub(crate) struct Messages<'a> {
     next_segment: usize,
     blocks: Option<BlockReader<BufReader<File>>>,
     block: Option<Block>,
-    out: VecDeque<(u64, Msg)>,
+    out: VecDeque<(u64, Recorded)>,
     slots: Vec<NodeSlots>,
     nodes: Vec<Node>,
+    /// Each node's jobs and the last scheduler answer's time, problems and schedulers, as recorded so far.
+    jobs: Vec<Vec<Job>>,
+    answer: Option<(u64, Vec<String>, Vec<Scheduler>)>,
     started: bool,
     done: bool,
 }
@@ -157,6 +168,8 @@ impl<'a> Messages<'a> {
             out: VecDeque::new(),
             slots: vec![NodeSlots::default(); nodes],
             nodes: (0..nodes).map(|_| Node::default()).collect(),
+            jobs: vec![Vec::new(); nodes],
+            answer: None,
             started: false,
             done: from > to,
         }
@@ -196,12 +209,34 @@ impl<'a> Messages<'a> {
         self.started = true;
         let mut frames: Vec<Frame> = (0..self.slots.len())
             .flat_map(|n| self.slots[n].keyframe(n, self.nodes[n].whole))
+            .filter(|f| !matches!(f.e, Event::Jobs(_)))
             .collect();
         frames.sort_by_key(|f| f.t);
         for f in frames {
             self.emit(f)?;
         }
+        if let Some((t, ..)) = self.answer {
+            let at = self.out.partition_point(|(m, _)| *m <= t);
+            self.out
+                .insert(at, (t, Recorded::Workload(Box::new(self.workload()))));
+        }
         Ok(())
+    }
+
+    /// The workload as of the last scheduler answer read.
+    fn workload(&self) -> Workload {
+        let mut workload = Workload::default();
+        if let Some((_, problems, checked)) = &self.answer {
+            workload.problems.clone_from(problems);
+            workload.checked.clone_from(checked);
+        }
+        for (n, jobs) in self.jobs.iter().enumerate() {
+            if !jobs.is_empty() {
+                let jobs = jobs.iter().cloned().map(std::sync::Arc::new).collect();
+                workload.by_node.insert(n, jobs);
+            }
+        }
+        workload
     }
 
     fn emit(&mut self, f: Frame) -> Result<(), String> {
@@ -210,11 +245,11 @@ impl<'a> Messages<'a> {
         let at = self.reader.instant(f.t);
         self.out.push_back((
             f.t,
-            Msg {
+            Recorded::Msg(Msg {
                 node: f.n,
                 at,
                 event,
-            },
+            }),
         ));
         Ok(())
     }
@@ -240,6 +275,13 @@ impl<'a> Messages<'a> {
 
     /// Handles a frame whose sample, if any, is already its node's.
     fn take(&mut self, f: Frame) -> Result<(), String> {
+        match &f.e {
+            Event::Jobs(jobs) => self.jobs[f.n] = inert_jobs(jobs.clone()),
+            Event::Workload { problems, checked } => {
+                self.answer = Some((f.t, inert_problems(problems.clone()), checked.clone()));
+            }
+            _ => {}
+        }
         if !self.started {
             self.slots[f.n].keep(f.t, &f.e);
             return Ok(());
@@ -252,14 +294,19 @@ impl<'a> Messages<'a> {
             self.done = true;
             return Ok(());
         }
-        self.emit(f)
+        match f.e {
+            Event::Jobs(_) => Ok(()),
+            Event::Workload { .. } => {
+                let workload = Recorded::Workload(Box::new(self.workload()));
+                self.out.push_back((f.t, workload));
+                Ok(())
+            }
+            _ => self.emit(f),
+        }
     }
-}
 
-impl Iterator for Messages<'_> {
-    type Item = Result<(u64, Msg), String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next message or workload, in recorded order.
+    pub fn next_recorded(&mut self) -> Option<Result<(u64, Recorded), String>> {
         loop {
             if let Some(m) = self.out.pop_front() {
                 return Some(Ok(m));
@@ -270,6 +317,21 @@ impl Iterator for Messages<'_> {
             if let Err(e) = self.step() {
                 self.done = true;
                 return Some(Err(e));
+            }
+        }
+    }
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<(u64, Msg), String>;
+
+    /// Messages only: a report or a snapshot has no use for the workloads.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_recorded()? {
+                Ok((t, Recorded::Msg(m))) => return Some(Ok((t, m))),
+                Ok((_, Recorded::Workload(_))) => {}
+                Err(e) => return Some(Err(e)),
             }
         }
     }

@@ -213,3 +213,51 @@ proptest::proptest! {
         proptest::prop_assert!(matches!(got, Ok(n) if n <= whole), "{:?} of {}", got, whole);
     }
 }
+
+#[test]
+fn a_seek_past_a_keyframe_hands_out_the_jobs_recorded_before_it() {
+    use crate::recording::reader::{Messages, Recorded};
+    let dir = tempfile::tempdir().unwrap();
+    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
+    let options = crate::recording::Options {
+        period: std::time::Duration::from_secs(10),
+        retain: None,
+    };
+    let mut writer =
+        crate::recording::Writer::create(dir.path(), &inv, FUZZ_INVENTORY, options).unwrap();
+    let mut workload = crate::workload::Workload::default();
+    crate::workload::slurm::parse(
+        &inv,
+        "4242|alice|acme|batch|c01n[1-2]|cpu=128,node=2,gres/gpu=8|3-02:00:00|1:00:00|RUNNING|\n",
+        &mut workload,
+    );
+    let t0 = 1_795_489_200_000;
+    for tick in 0..25 {
+        for m in crate::transport::sim::messages(&inv, 7, tick, std::time::Instant::now()) {
+            writer.write(t0 + tick * 1000, &m).unwrap();
+        }
+        if tick == 2 {
+            writer.write_workload(t0 + tick * 1000, &workload).unwrap();
+        }
+        writer.flush().unwrap();
+    }
+    writer.close().unwrap();
+    let reader = crate::recording::Reader::open(dir.path()).unwrap();
+    // 22 s is in the third segment: its keyframe restates the jobs written at 2 s.
+    let mut messages = Messages::open(&reader, t0 + 22_000, t0 + 22_000);
+    let mut handed = Vec::new();
+    while let Some(item) = messages.next_recorded() {
+        if let (t, Recorded::Workload(w)) = item.unwrap() {
+            handed.push((t, w));
+        }
+    }
+    assert_eq!(handed.len(), 1, "one workload, as of the seek");
+    let (t, w) = &handed[0];
+    assert_eq!(*t, t0 + 2000);
+    assert_eq!(w.jobs(0)[0].id, "4242");
+    assert_eq!(w.jobs(1)[0].user.as_deref(), Some("alice"));
+    assert!(w.jobs(2).is_empty());
+    assert_eq!(w.checked, workload.checked);
+    // Messages alone, as a report reads them, leave the workloads out.
+    assert!(reader.messages(t0 + 22_000, t0 + 22_000).all(|m| m.is_ok()));
+}

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use super::block::{self, BLOCK_TARGET, MAX_FRAME, SEGMENT_MAGIC};
 use super::codec::Lanes;
-use super::frame::{self, Event, Frame, NodeSlots};
+use super::frame::{self, Event, Frame, NodeSlots, Slot};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::delta_base;
 use crate::inventory::Inventory;
 use crate::telemetry::NodeSample;
 use crate::transport::{Msg, NodeEvent};
+use crate::workload::{Job, Workload};
 
 /// How a recording is cut and kept.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +53,8 @@ pub struct Writer {
     /// The time of the block's last frame, which the next one's is written as the change from.
     prev_t: u64,
     times: Option<(u64, u64)>,
+    /// The last scheduler answer's frame, which each keyframe restates.
+    answer: Option<Frame>,
     /// Frames dropped for being past the frame cap.
     pub dropped: u64,
 }
@@ -78,6 +81,7 @@ impl Writer {
             lanes: Lanes::default(),
             prev_t: 0,
             times: None,
+            answer: None,
             dropped: 0,
         })
     }
@@ -112,6 +116,59 @@ impl Writer {
         }
         if self.lanes.len() >= BLOCK_TARGET {
             self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Records a scheduler answer received at `wall_ms`: the jobs of each node whose jobs changed, then the
+    /// answer's end (its problems and schedulers), which tells a reader to hand out the workload.
+    pub fn write_workload(&mut self, wall_ms: u64, workload: &Workload) -> Result<(), String> {
+        if self.slots.is_empty() {
+            return Ok(());
+        }
+        self.rotate_if_due(wall_ms)?;
+        let mut changed = false;
+        for n in 0..self.slots.len() {
+            let jobs: Vec<Job> = workload.jobs(n).iter().map(|j| Job::clone(j)).collect();
+            let before = match &self.slots[n].latest[Slot::Jobs.index()] {
+                Some((_, Event::Jobs(kept))) => kept.as_slice(),
+                _ => &[],
+            };
+            if before == jobs.as_slice() {
+                continue;
+            }
+            let frame = Frame {
+                t: wall_ms,
+                n,
+                k: false,
+                e: Event::Jobs(jobs),
+            };
+            // A list past the frame cap stays unrecorded, and is tried again at the next answer.
+            if self.push(&frame, None)? {
+                self.slots[n].keep(wall_ms, &frame.e);
+                changed = true;
+            }
+        }
+        let same = match &self.answer {
+            Some(Frame {
+                e: Event::Workload { problems, checked },
+                ..
+            }) => *problems == workload.problems && *checked == workload.checked,
+            _ => false,
+        };
+        if changed || !same {
+            let frame = Frame {
+                t: wall_ms,
+                n: 0,
+                k: false,
+                e: Event::Workload {
+                    problems: workload.problems.clone(),
+                    checked: workload.checked.clone(),
+                },
+            };
+            if self.push(&frame, None)? {
+                self.answer = Some(frame);
+            }
         }
         Ok(())
     }
@@ -216,6 +273,7 @@ impl Writer {
             start,
             bytes: SEGMENT_MAGIC.len() as u64,
         });
+        let answer = self.answer.clone().map(|a| Frame { k: true, ..a });
         for n in 0..self.slots.len() {
             for frame in self.slots[n].keyframe(n, self.current[n].is_some()) {
                 match (&frame.e, self.current[n].take()) {
@@ -226,6 +284,9 @@ impl Writer {
                     }
                 }
             }
+        }
+        if let Some(answer) = answer {
+            self.push(&answer, None)?;
         }
         self.flush()?;
         self.prune(start)
