@@ -276,7 +276,7 @@ impl Block {
             return Ok(None);
         }
         self.frames += 1;
-        let head = self.read(|c, prev_t| frame::read_head(c, prev_t))?;
+        let head = self.read(frame::read_head)?;
         if head.t < self.header.first_t || head.t > self.header.last_t {
             return Err(format!(
                 "{}: frame {} at {} ms, outside its block's times",
