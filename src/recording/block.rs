@@ -16,8 +16,6 @@ const BLOCK_MAGIC: &[u8; 4] = b"FLK2";
 const HEADER: usize = 4 + 4 + 8 + 8;
 /// The lane lengths at the start of a block's bytes.
 const LENGTHS: usize = 4 * LANES;
-/// Largest frame: a sample of 64 GPUs with every field is well under it.
-pub(super) const MAX_FRAME: usize = 1 << 20;
 /// Largest block, decompressed; the writer ends a block at a quarter of it.
 pub(super) const MAX_BLOCK_RAW: usize = 16 << 20;
 /// Largest block on disk.

@@ -14,6 +14,8 @@ pub(super) enum Lane {
 }
 
 pub(super) const LANES: usize = 4;
+/// Largest frame: a sample of 64 GPUs with every field is well under it.
+pub(super) const MAX_FRAME: usize = 1 << 20;
 
 /// Scales a float is tried at, finest last; the index is written with the value (3: the raw bits follow).
 const SCALES: [f64; 3] = [1.0, 10.0, 1000.0];

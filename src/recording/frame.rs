@@ -351,7 +351,7 @@ pub(super) fn read_body(c: &mut Cursor, head: Head, nodes: &mut [Node]) -> Resul
         WHOLE => packed::get_whole(node, c).map(|()| Event::Sample),
         CHANGES => packed::get_delta(node, c).map(|()| Event::Sample),
         EVENT => {
-            let json = c.bytes(super::block::MAX_FRAME, "an event's length")?;
+            let json = c.bytes(super::codec::MAX_FRAME, "an event's length")?;
             match serde_json::from_slice(json) {
                 Ok(Event::Sample) => Err("an event frame holding no event".into()),
                 Ok(e) => Ok(e),

@@ -14,7 +14,7 @@ use crate::telemetry::{GpuSample, NodeSample};
 /// Largest text or JSON value one field holds.
 pub(super) const MAX_FIELD: usize = 256 << 10;
 /// Largest sum of a node's texts and JSON values: a whole sample's cap.
-pub(super) const MAX_NODE: usize = super::block::MAX_FRAME;
+pub(super) const MAX_NODE: usize = super::codec::MAX_FRAME;
 
 /// One field's value as bytes, given the value it replaces.
 trait Packed: Sized + PartialEq {

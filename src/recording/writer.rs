@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::block::{self, BLOCK_TARGET, MAX_FRAME, SEGMENT_MAGIC};
-use super::codec::Lanes;
+use super::block::{self, BLOCK_TARGET, SEGMENT_MAGIC};
+use super::codec::{Lanes, MAX_FRAME};
 use super::frame::{self, Event, Frame, NodeSlots, Slot};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::delta_base;
