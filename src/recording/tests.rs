@@ -236,7 +236,8 @@ fn a_seek_past_a_keyframe_hands_out_the_jobs_recorded_before_it() {
         for m in crate::transport::sim::messages(&inv, 7, tick, std::time::Instant::now()) {
             writer.write(t0 + tick * 1000, &m).unwrap();
         }
-        if tick == 2 {
+        // The same answer again changes nothing, and writes nothing.
+        if tick == 2 || tick == 3 {
             writer.write_workload(t0 + tick * 1000, &workload).unwrap();
         }
         writer.flush().unwrap();
@@ -258,6 +259,12 @@ fn a_seek_past_a_keyframe_hands_out_the_jobs_recorded_before_it() {
     assert_eq!(w.jobs(1)[0].user.as_deref(), Some("alice"));
     assert!(w.jobs(2).is_empty());
     assert_eq!(w.checked, workload.checked);
+    let mut all = Messages::open(&reader, t0, u64::MAX);
+    let mut answers = 0;
+    while let Some(item) = all.next_recorded() {
+        answers += usize::from(matches!(item.unwrap().1, Recorded::Workload(_)));
+    }
+    assert_eq!(answers, 1, "the repeated answer was not recorded");
     // Messages alone, as a report reads them, leave the workloads out.
     assert!(reader.messages(t0 + 22_000, t0 + 22_000).all(|m| m.is_ok()));
 }
