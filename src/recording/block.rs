@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::ops::Range;
 
 use super::codec::{Cursor, Lanes, LANES};
-use super::frame::{self, Frame, Head};
+use super::frame::{self, After, Frame, Head};
 use super::packed::Node;
 
 /// The first bytes of every segment: its last byte is the format (2: binary frames; 1 was JSON lines).
@@ -230,7 +230,7 @@ impl<R: Read> BlockReader<R> {
             header,
             raw,
             lanes,
-            prev_t: 0,
+            after: After::default(),
             frames: 0,
         }))
     }
@@ -263,7 +263,8 @@ pub(super) struct Block {
     raw: Vec<u8>,
     /// What is left of each lane.
     lanes: [Range<usize>; LANES],
-    prev_t: u64,
+    /// The frame before, which the next one's time and node are written as changes from.
+    after: After,
     frames: usize,
 }
 
@@ -281,7 +282,10 @@ impl Block {
                 self.place, self.frames, head.t
             ));
         }
-        self.prev_t = head.t;
+        self.after = After {
+            t: head.t,
+            n: head.n,
+        };
         Ok(Some(head))
     }
 
@@ -292,10 +296,10 @@ impl Block {
 
     fn read<T>(
         &mut self,
-        f: impl FnOnce(&mut Cursor, u64) -> Result<T, String>,
+        f: impl FnOnce(&mut Cursor, After) -> Result<T, String>,
     ) -> Result<T, String> {
         let mut c = Cursor::new(self.lanes.clone().map(|r| &self.raw[r]));
-        let read = f(&mut c, self.prev_t)
+        let read = f(&mut c, self.after)
             .map_err(|e| format!("{}: frame {}: {e}", self.place, self.frames))?;
         for (range, left) in self.lanes.iter_mut().zip(c.left()) {
             range.start = range.end - left;

@@ -143,6 +143,14 @@ impl<'a> Cursor<'a> {
     }
 
     pub fn varint(&mut self, lane: Lane) -> Result<u128, String> {
+        // Most values are one byte: a seek reads some ten million of them.
+        let l = &mut self.lane[lane as usize];
+        if let Some((&b, rest)) = l.split_first() {
+            if b < 0x80 {
+                *l = rest;
+                return Ok(u128::from(b));
+            }
+        }
         let mut v = 0u128;
         for shift in (0..).step_by(7).take(19) {
             let b = self.byte(lane)?;

@@ -292,11 +292,25 @@ impl NodeSlots {
     }
 }
 
-/// Writes `frame` after a frame at `prev_t`; a sample frame's values are `sample`, as its changes from `base`
+/// The time and node of the frame before, which a frame's are written as changes from: frames come a node
+/// after another, so the node is mostly the one after.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct After {
+    pub t: u64,
+    pub n: usize,
+}
+
+impl After {
+    fn node_change(self, n: usize) -> i64 {
+        (n as i64).wrapping_sub(self.n as i64).wrapping_sub(1)
+    }
+}
+
+/// Writes `frame` after the frame `after`; a sample frame's values are `sample`, as its changes from `base`
 /// (see [`packed::delta_base`]) or whole.
 pub(super) fn write(
     frame: &Frame,
-    prev_t: u64,
+    after: After,
     sample: Option<(Option<&NodeSample>, &NodeSample)>,
     out: &mut Lanes,
 ) -> Result<(), String> {
@@ -307,8 +321,8 @@ pub(super) fn write(
         _ => EVENT,
     };
     out.uint(Lane::Head, kind | if frame.k { KEY } else { 0 });
-    out.int(Lane::Head, frame.t.wrapping_sub(prev_t) as i64);
-    out.uint(Lane::Head, frame.n as u64);
+    out.int(Lane::Head, frame.t.wrapping_sub(after.t) as i64);
+    out.int(Lane::Head, after.node_change(frame.n));
     match sample {
         Some((base, new)) if kind != EVENT => packed::put(base, new, out),
         _ => {
@@ -328,11 +342,16 @@ pub(super) struct Head {
     pub k: bool,
 }
 
-/// Reads the head of the frame after one at `prev_t`.
-pub(super) fn read_head(c: &mut Cursor, prev_t: u64) -> Result<Head, String> {
+/// Reads the head of the frame after the frame `after`.
+pub(super) fn read_head(c: &mut Cursor, after: After) -> Result<Head, String> {
     let head = c.uint(Lane::Head)?;
-    let t = prev_t.wrapping_add(c.int(Lane::Head)? as u64);
-    let n = c.count(Lane::Head, usize::MAX, "a frame's node")?;
+    let t = after.t.wrapping_add(c.int(Lane::Head)? as u64);
+    let change = c.int(Lane::Head)?;
+    let n = (after.n as i64)
+        .checked_add(1)
+        .and_then(|n| n.checked_add(change))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("a frame's node {} after node {}", change, after.n))?;
     Ok(Head {
         kind: head & !KEY,
         t,

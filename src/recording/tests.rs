@@ -78,11 +78,11 @@ nodes = \"c01n[1-4]\"\n[[tenant]]\nname = \"acme\"\nnodes = \"c01n[1-3]\"\n";
 
 /// The lanes of a few seconds of the simulated fleet, as the writer fills them.
 fn real_lanes() -> crate::recording::codec::Lanes {
-    use crate::recording::frame::{write, Event, Frame};
+    use crate::recording::frame::{write, After, Event, Frame};
     let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
     let mut lanes = crate::recording::codec::Lanes::default();
     let mut last: Vec<Option<crate::telemetry::NodeSample>> = vec![None; inv.nodes.len()];
-    let mut prev_t = 0;
+    let mut after = After::default();
     for tick in 0..3 {
         for m in crate::transport::sim::messages(&inv, 7, tick, std::time::Instant::now()) {
             let t = 1_795_489_200_000 + tick * 1000;
@@ -95,7 +95,7 @@ fn real_lanes() -> crate::recording::codec::Lanes {
                         e: Event::Sample,
                     };
                     let base = crate::recording::packed::delta_base(last[m.node].as_ref(), s);
-                    write(&f, prev_t, Some((base, s)), &mut lanes).unwrap();
+                    write(&f, after, Some((base, s)), &mut lanes).unwrap();
                     last[m.node] = Some(s.clone());
                 }
                 other => {
@@ -107,14 +107,14 @@ fn real_lanes() -> crate::recording::codec::Lanes {
                             k: false,
                             e,
                         },
-                        prev_t,
+                        after,
                         None,
                         &mut lanes,
                     )
                     .unwrap();
                 }
             }
-            prev_t = t;
+            after = After { t, n: m.node };
         }
     }
     lanes

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::block::{self, BLOCK_TARGET, SEGMENT_MAGIC};
 use super::codec::{Lanes, MAX_FRAME};
-use super::frame::{self, Event, Frame, NodeSlots, Slot};
+use super::frame::{self, After, Event, Frame, NodeSlots, Slot};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::delta_base;
 use crate::inventory::Inventory;
@@ -50,8 +50,8 @@ pub struct Writer {
     /// Each node's last sample as recorded, which its next one is written as the changes from.
     current: Vec<Option<NodeSample>>,
     lanes: Lanes,
-    /// The time of the block's last frame, which the next one's is written as the change from.
-    prev_t: u64,
+    /// The block's last frame, which the next one's time and node are written as changes from.
+    after: After,
     times: Option<(u64, u64)>,
     /// The last scheduler answer's frame, which each keyframe restates.
     answer: Option<Frame>,
@@ -79,7 +79,7 @@ impl Writer {
             slots: vec![NodeSlots::default(); inventory.nodes.len()],
             current: vec![None; inventory.nodes.len()],
             lanes: Lanes::default(),
-            prev_t: 0,
+            after: After::default(),
             times: None,
             answer: None,
             dropped: 0,
@@ -204,13 +204,16 @@ impl Writer {
         sample: Option<(Option<&NodeSample>, &NodeSample)>,
     ) -> Result<bool, String> {
         let (mark, before) = (self.lanes.mark(), self.lanes.len());
-        let written = frame::write(frame, self.prev_t, sample, &mut self.lanes);
+        let written = frame::write(frame, self.after, sample, &mut self.lanes);
         if written.is_err() || self.lanes.len() - before > MAX_FRAME {
             self.lanes.undo(mark);
             self.dropped += 1;
             return Ok(false);
         }
-        self.prev_t = frame.t;
+        self.after = After {
+            t: frame.t,
+            n: frame.n,
+        };
         let (first, last) = self.times.unwrap_or((frame.t, frame.t));
         self.times = Some((first.min(frame.t), last.max(frame.t)));
         Ok(true)
@@ -228,7 +231,7 @@ impl Writer {
             .map_err(|e| format!("{}: {e}", segment_path(&self.dir, seg.start).display()))?;
         seg.bytes += bytes.len() as u64;
         self.lanes.clear();
-        self.prev_t = 0;
+        self.after = After::default();
         self.times = None;
         Ok(())
     }
