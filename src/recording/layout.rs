@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A new segment (and keyframe) starts every five minutes: seeking reads at most that much. A keyframe restates
-/// every GPU's identity and values, about as many bytes as ten seconds of changes on the demo fleet, while
+/// every GPU's identity and values, about as many bytes as thirteen seconds of changes on the demo fleet, while
 /// reading a minute of frames takes about a tenth of a second (docs/benchmarks.md): five minutes keep keyframes
-/// a thirtieth of the recording and a seek under the 1 s budget.
+/// under a twentieth of the recording and a seek under the 1 s budget.
 pub const DEFAULT_PERIOD: Duration = Duration::from_secs(300);
 /// Segments a recording holds at most (173 days at the default period); the oldest go first.
 pub(crate) const MAX_SEGMENTS: usize = 50_000;
