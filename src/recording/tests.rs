@@ -268,3 +268,102 @@ fn a_seek_past_a_keyframe_hands_out_the_jobs_recorded_before_it() {
     // Messages alone, as a report reads them, leave the workloads out.
     assert!(reader.messages(t0 + 22_000, t0 + 22_000).all(|m| m.is_ok()));
 }
+
+// The binary sample frame (`packed.rs`).
+use crate::recording::codec::{Cursor, Lanes};
+use crate::recording::packed::{delta_base, get_delta, get_whole, put, Node, MAX_FIELD};
+use crate::telemetry::{GpuSample, NodeSample};
+
+fn packed_round_trip(samples: &[NodeSample]) -> Vec<NodeSample> {
+    let mut out = Lanes::default();
+    let mut before: Option<&NodeSample> = None;
+    let mut whole = Vec::new();
+    for s in samples {
+        let base = delta_base(before, s);
+        put(base, s, &mut out).unwrap();
+        whole.push(base.is_none());
+        before = Some(s);
+    }
+    let mut c = Cursor::new([0, 1, 2, 3].map(|i| out.lane[i].as_slice()));
+    let mut node = Node::default();
+    whole
+        .iter()
+        .map(|&w| {
+            if w {
+                get_whole(&mut node, &mut c).unwrap();
+            } else {
+                get_delta(&mut node, &mut c).unwrap();
+            }
+            node.sample.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn samples_of_the_demo_come_back_equal_and_deltas_are_small() {
+    let inv = crate::inventory::Inventory::demo();
+    let samples: Vec<NodeSample> = (0..20)
+        .map(|tick| {
+            crate::transport::sim::model::sample(&inv, 7, 3, tick, 1_700_000_000_000 + tick * 1000)
+        })
+        .collect();
+    assert_eq!(packed_round_trip(&samples), samples);
+    let mut out = Lanes::default();
+    put(Some(&samples[0]), &samples[1], &mut out).unwrap();
+    assert!(
+        out.len() < 80,
+        "a second's changes take {} bytes",
+        out.len()
+    );
+}
+
+#[test]
+fn a_gpu_more_or_less_goes_whole() {
+    let mut one = NodeSample {
+        t: 5,
+        gpus: vec![GpuSample {
+            util_pct: Some(3),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let two = NodeSample {
+        gpus: vec![GpuSample::default(); 2],
+        ..one.clone()
+    };
+    assert!(delta_base(Some(&one), &two).is_none());
+    assert!(delta_base(Some(&two), &two).is_some());
+    one.warnings = vec!["kernel log unreadable".into()];
+    assert_eq!(
+        packed_round_trip(&[two.clone(), one.clone(), one.clone()]),
+        [two, one.clone(), one]
+    );
+}
+
+#[test]
+fn a_node_grown_past_a_whole_sample_is_refused() {
+    let filler = "x".repeat(MAX_FIELD - 8);
+    let mut grown = NodeSample {
+        t: 1,
+        gpus: vec![GpuSample::default(); 8],
+        ..Default::default()
+    };
+    let mut samples = vec![grown.clone()];
+    for i in 0..8 {
+        grown.gpus[i].name = Some(filler.clone());
+        samples.push(grown.clone());
+    }
+    let mut out = Lanes::default();
+    let mut before: Option<&NodeSample> = None;
+    for s in &samples {
+        put(delta_base(before, s), s, &mut out).unwrap();
+        before = Some(s);
+    }
+    let mut c = Cursor::new([0, 1, 2, 3].map(|i| out.lane[i].as_slice()));
+    let mut node = Node::default();
+    get_whole(&mut node, &mut c).unwrap();
+    let err = (0..8)
+        .find_map(|_| get_delta(&mut node, &mut c).err())
+        .unwrap();
+    assert!(err.contains("more than a whole sample"), "{err}");
+}
