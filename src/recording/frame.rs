@@ -18,6 +18,9 @@ const MAX_TEXT: usize = 256;
 /// Jobs kept per node from a frame, and the longest job id (ids are never cut where they are read live).
 const MAX_JOBS_PER_NODE: usize = 256;
 const MAX_JOB_ID: usize = 1024;
+/// Scheduler answers one block holds at most (the writer starts a new block first): each hands out every
+/// node's jobs, so a file of nothing but answers must not cost that a million times.
+pub(super) const MAX_ANSWERS_PER_BLOCK: usize = 8;
 
 /// A frame's kind, the low bits of its first byte.
 const WHOLE: u64 = 0;

@@ -163,7 +163,7 @@ packed_json!(
 );
 
 /// The field table of `$ty`: writes the fields of `new` that differ from `old` (a bitmap, then values) and
-/// reads them back into a value, noting the text bytes each field holds in `held`. Listing every field, without
+/// reads them back into a value, noting the text bytes each field holds in `held` and their sum in `total`. Listing every field, without
 /// `..`, makes a field added to the type stop this compiling until it is given a place.
 macro_rules! table {
     ($put:ident, $get:ident, $count:ident, $ty:ident, { $($f:ident),* $(,)? } $(, skip $($skip:ident),*)?) => {
@@ -189,7 +189,7 @@ macro_rules! table {
             Ok(())
         }
 
-        fn $get(into: &mut $ty, held: &mut [usize], c: &mut Cursor) -> Result<(), String> {
+        fn $get(into: &mut $ty, held: &mut [usize], total: &mut usize, c: &mut Cursor) -> Result<(), String> {
             let mask = c.uint(Lane::Head)?;
             if mask >> $count != 0 {
                 return Err(format!("a field bitmap {mask:#x} naming fields past the {}", $count));
@@ -199,6 +199,7 @@ macro_rules! table {
                 if mask & 1 << bit != 0 {
                     let (v, bytes) = Packed::unpack(&into.$f, c)?;
                     into.$f = v;
+                    *total = *total - held[bit] + bytes;
                     held[bit] = bytes;
                 }
                 bit += 1;
@@ -230,6 +231,8 @@ pub(super) struct Node {
     /// A whole sample was read: changes apply to it.
     pub whole: bool,
     held: Vec<usize>,
+    /// The sum of `held`.
+    total: usize,
 }
 
 /// The sample `new` can be written as the changes from: `old`, unless it has another number of GPUs.
@@ -272,6 +275,7 @@ pub(super) fn get_whole(node: &mut Node, c: &mut Cursor) -> Result<(), String> {
         ..Default::default()
     };
     node.held = vec![0; gpus * GPU_FIELDS + NODE_FIELDS];
+    node.total = 0;
     // Until it is read in full, the node has no sample changes could apply to.
     node.whole = false;
     get_fields(node, c)?;
@@ -289,19 +293,19 @@ pub(super) fn get_delta(node: &mut Node, c: &mut Cursor) -> Result<(), String> {
 
 fn get_fields(node: &mut Node, c: &mut Cursor) -> Result<(), String> {
     let (gpu_held, node_held) = node.held.split_at_mut(node.sample.gpus.len() * GPU_FIELDS);
+    let total = &mut node.total;
     for (gpu, held) in node
         .sample
         .gpus
         .iter_mut()
         .zip(gpu_held.chunks_mut(GPU_FIELDS))
     {
-        get_gpu(gpu, held, c)?;
+        get_gpu(gpu, held, total, c)?;
     }
-    get_node(&mut node.sample, node_held, c)?;
-    let held: usize = node.held.iter().sum();
-    if held > MAX_NODE {
+    get_node(&mut node.sample, node_held, total, c)?;
+    if *total > MAX_NODE {
         return Err(format!(
-            "a sample holding {held} bytes of text, more than a whole sample may ({MAX_NODE})"
+            "a sample holding {total} bytes of text, more than a whole sample may ({MAX_NODE})"
         ));
     }
     Ok(())

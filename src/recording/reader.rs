@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
-use super::frame::{inert_jobs, inert_problems, Event, Frame, NodeSlots};
+use super::frame::{inert_jobs, inert_problems, Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
 use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::Node;
@@ -146,6 +146,8 @@ pub(crate) struct Messages<'a> {
     /// Each node's jobs and the last scheduler answer's time, problems and schedulers, as recorded so far.
     jobs: Vec<Vec<Job>>,
     answer: Option<(u64, Vec<String>, Vec<Scheduler>)>,
+    /// Answers read in the current block.
+    answers: usize,
     started: bool,
     done: bool,
 }
@@ -170,6 +172,7 @@ impl<'a> Messages<'a> {
             nodes: (0..nodes).map(|_| Node::default()).collect(),
             jobs: vec![Vec::new(); nodes],
             answer: None,
+            answers: 0,
             started: false,
             done: from > to,
         }
@@ -192,6 +195,7 @@ impl<'a> Messages<'a> {
             if let Some(blocks) = self.blocks.as_mut() {
                 if let Some(block) = blocks.next_block()? {
                     self.block = Some(block);
+                    self.answers = 0;
                     continue;
                 }
                 self.blocks = None;
@@ -278,6 +282,12 @@ impl<'a> Messages<'a> {
         match &f.e {
             Event::Jobs(jobs) => self.jobs[f.n] = inert_jobs(jobs.clone()),
             Event::Workload { problems, checked } => {
+                self.answers += 1;
+                if self.answers > MAX_ANSWERS_PER_BLOCK {
+                    return Err(format!(
+                        "more than {MAX_ANSWERS_PER_BLOCK} scheduler answers in one block"
+                    ));
+                }
                 self.answer = Some((f.t, inert_problems(problems.clone()), checked.clone()));
             }
             _ => {}

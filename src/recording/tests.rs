@@ -367,3 +367,48 @@ fn a_node_grown_past_a_whole_sample_is_refused() {
         .unwrap();
     assert!(err.contains("more than a whole sample"), "{err}");
 }
+
+#[test]
+fn answers_past_a_block_s_share_start_a_new_block_and_a_hostile_block_is_refused() {
+    use crate::recording::frame::{write, After, Event, Frame};
+    let dir = tempfile::tempdir().unwrap();
+    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
+    let mut writer =
+        crate::recording::Writer::create(dir.path(), &inv, FUZZ_INVENTORY, Default::default())
+            .unwrap();
+    let t0 = 1_795_489_200_000;
+    for i in 0..20u64 {
+        let workload = crate::workload::Workload {
+            problems: vec![format!("sacct: timed out ({i})")],
+            ..Default::default()
+        };
+        writer.write_workload(t0 + i, &workload).unwrap();
+    }
+    writer.close().unwrap();
+    let reader = crate::recording::Reader::open(dir.path()).unwrap();
+    assert!(reader.messages(t0, u64::MAX).all(|m| m.is_ok()));
+    // A block the writer would not write: nine answers in it.
+    let mut lanes = crate::recording::codec::Lanes::default();
+    for _ in 0..9 {
+        let e = Event::Workload {
+            problems: vec![],
+            checked: vec![],
+        };
+        let after = After { t: 5, n: 0 };
+        write(
+            &Frame {
+                t: 5,
+                n: 0,
+                k: false,
+                e,
+            },
+            after,
+            None,
+            &mut lanes,
+        )
+        .unwrap();
+    }
+    let (dir, path) = recording_of(&[lanes]);
+    let err = read_all(dir.path(), &path).unwrap_err();
+    assert!(err.contains("scheduler answers in one block"), "{err}");
+}

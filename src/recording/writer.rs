@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::block::{self, BLOCK_TARGET, SEGMENT_MAGIC};
 use super::codec::{Lanes, MAX_FRAME};
-use super::frame::{self, After, Event, Frame, NodeSlots, Slot};
+use super::frame::{self, After, Event, Frame, NodeSlots, Slot, MAX_ANSWERS_PER_BLOCK};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::delta_base;
 use crate::inventory::Inventory;
@@ -53,8 +53,9 @@ pub struct Writer {
     /// The block's last frame, which the next one's time and node are written as changes from.
     after: After,
     times: Option<(u64, u64)>,
-    /// The last scheduler answer's frame, which each keyframe restates.
+    /// The last scheduler answer's frame, which each keyframe restates, and how many the block holds.
     answer: Option<Frame>,
+    answers: usize,
     /// Frames dropped for being past the frame cap.
     pub dropped: u64,
 }
@@ -82,6 +83,7 @@ impl Writer {
             after: After::default(),
             times: None,
             answer: None,
+            answers: 0,
             dropped: 0,
         })
     }
@@ -127,6 +129,9 @@ impl Writer {
             return Ok(());
         }
         self.rotate_if_due(wall_ms)?;
+        if self.answers >= MAX_ANSWERS_PER_BLOCK {
+            self.flush()?;
+        }
         let mut changed = false;
         for n in 0..self.slots.len() {
             let jobs: Vec<Job> = workload.jobs(n).iter().map(|j| Job::clone(j)).collect();
@@ -168,6 +173,7 @@ impl Writer {
             };
             if self.push(&frame, None)? {
                 self.answer = Some(frame);
+                self.answers += 1;
             }
         }
         Ok(())
@@ -232,6 +238,7 @@ impl Writer {
         seg.bytes += bytes.len() as u64;
         self.lanes.clear();
         self.after = After::default();
+        self.answers = 0;
         self.times = None;
         Ok(())
     }
@@ -289,7 +296,7 @@ impl Writer {
             }
         }
         if let Some(answer) = answer {
-            self.push(&answer, None)?;
+            self.answers += usize::from(self.push(&answer, None)?);
         }
         self.flush()?;
         self.prune(start)
