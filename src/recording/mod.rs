@@ -10,6 +10,7 @@ mod layout;
 mod packed;
 mod reader;
 mod time;
+mod trail;
 mod writer;
 
 pub(crate) use layout::default_dir;

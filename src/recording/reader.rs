@@ -12,6 +12,7 @@ use super::frame::{inert_jobs, inert_problems, Event, Frame, NodeSlots, MAX_ANSW
 use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::Node;
+use super::trail::Trail;
 use crate::inventory::Inventory;
 use crate::transport::Msg;
 use crate::workload::{Job, Scheduler, Workload};
@@ -148,6 +149,8 @@ pub(crate) struct Messages<'a> {
     answer: Option<(u64, Vec<String>, Vec<Scheduler>)>,
     /// Answers read in the current block.
     answers: usize,
+    /// Each node's utilisation and temperature before `from`, when a seek asked for them.
+    trail: Option<Trail>,
     started: bool,
     done: bool,
 }
@@ -173,9 +176,24 @@ impl<'a> Messages<'a> {
             jobs: vec![Vec::new(); nodes],
             answer: None,
             answers: 0,
+            trail: None,
             started: false,
             done: from > to,
         }
+    }
+
+    /// Hands out, before the state as of `from`, each node's utilisation and temperature since `since` as one
+    /// `NodeEvent::History` each: what a seek needs for the sparklines, without handing out every sample.
+    pub fn with_trail(mut self, since: u64) -> Self {
+        let since = since.min(self.from);
+        // Read from the segment that holds `since`, so the trail is whole across a segment's start.
+        self.next_segment = self
+            .reader
+            .starts
+            .partition_point(|&s| s <= since)
+            .saturating_sub(1);
+        self.trail = Some(Trail::new(since, self.nodes.len()));
+        self
     }
 
     /// The next frame of the recording, across segments; `None` at its end.
@@ -216,6 +234,15 @@ impl<'a> Messages<'a> {
             .filter(|f| !matches!(f.e, Event::Jobs(_)))
             .collect();
         frames.sort_by_key(|f| f.t);
+        if let Some(trail) = self.trail.take() {
+            let t = frames.first().map_or(trail.since, |f| f.t.min(trail.since));
+            let at = self.reader.instant(trail.since);
+            for (node, gpus) in trail.into_history() {
+                let event = crate::transport::NodeEvent::History(gpus);
+                self.out
+                    .push_back((t, Recorded::Msg(Msg { node, at, event })));
+            }
+        }
         for f in frames {
             self.emit(f)?;
         }
@@ -293,6 +320,10 @@ impl<'a> Messages<'a> {
             _ => {}
         }
         if !self.started {
+            // A keyframe restates a sample the trail has already noted.
+            if let (Some(trail), Event::Sample, false) = (self.trail.as_mut(), &f.e, f.k) {
+                trail.note(f.n, f.t, &self.nodes[f.n].sample);
+            }
             self.slots[f.n].keep(f.t, &f.e);
             return Ok(());
         }

@@ -19,8 +19,7 @@ use crate::recording::{self, Messages, Reader, Recorded};
 
 /// How far `[` and `]` jump.
 pub(crate) const SEEK_STEP: Duration = Duration::from_secs(60);
-/// A seek starts this far before the time asked and plays up to it, so the sparklines hold half a minute at
-/// once; playing the whole segment since its keyframe would cost seconds at fleet size.
+/// A seek fills the sparklines with this much before the time asked.
 const SEEK_LEAD: Duration = Duration::from_secs(30);
 /// Fastest and slowest speeds `+` and `-` reach.
 const SPEEDS: (f64, f64) = (1.0 / 16.0, 1024.0);
@@ -94,8 +93,9 @@ impl<'a> Player<'a> {
         Ok(())
     }
 
-    /// Jumps to `to_ms`: a fresh app (keeping the view, sort and selection) given the state as of
-    /// [`SEEK_LEAD`] before and every message since, so its sparklines are not empty.
+    /// Jumps to `to_ms`: a fresh app (keeping the view, sort and selection) given each GPU's utilisation and
+    /// temperature over the [`SEEK_LEAD`] before (as a history), then the state as of `to_ms`, so its sparklines
+    /// are not empty. Replaying those 30,000 samples at fleet size cost more than the 1 s budget.
     pub fn seek(&mut self, app: &mut App, to_ms: u64) -> Result<(), String> {
         let lead = u64::try_from(SEEK_LEAD.as_millis()).unwrap_or(0);
         let start = self.reader.span().map_or(0, |s| s.0);
@@ -111,7 +111,7 @@ impl<'a> Player<'a> {
         fresh.viewport = app.viewport;
         fresh.replay = app.replay.clone();
         *app = fresh;
-        self.messages = Messages::open(self.reader, from, u64::MAX);
+        self.messages = Messages::open(self.reader, to_ms, u64::MAX).with_trail(from);
         self.next = None;
         self.fed_to = from;
         self.advance(app, to_ms)?;

@@ -163,6 +163,31 @@ fn replayed_frames_equal_the_live_frames() {
     assert!(detail(11).contains("4242 alice"), "{}", detail(11));
     assert!(detail(27).contains("4250 bob"), "{}", detail(27));
     assert!(!detail(43).contains("4242"), "{}", detail(43));
+    // A seek lands on the same node detail, sparklines and jobs included, from each GPU's half minute before
+    // and the state then, not by replaying every sample since.
+    let mut sought = fresh_app(&reader, Keymap::default(), wall_ms());
+    let mut player = Player::new(&reader);
+    player.seek(&mut sought, wall_ms() + 43_500).unwrap();
+    sought.view = fleetop::tui::app::View::Detail;
+    let sought = draw(&mut sought, &theme, 160, 50).0;
+    // The live app's sparklines hold all 44 s; the sought one's the last 30 s of them.
+    let blocks = |l: &str| {
+        let kept = l.trim_end_matches(|c| ('▁'..='█').contains(&c)).len();
+        (l[..kept].trim_end().to_string(), l[kept..].to_string())
+    };
+    let mut sparklines = 0;
+    for (seen, live) in sought.lines().zip(detail(43).lines()) {
+        let ((seen, seen_line), (live, live_line)) = (blocks(seen), blocks(live));
+        assert_eq!(seen, live);
+        assert!(
+            live_line.ends_with(&seen_line),
+            "{seen_line} is not the end of {live_line}"
+        );
+        if seen_line.chars().count() == 30 {
+            sparklines += 1;
+        }
+    }
+    assert_eq!(sparklines, 8, "{sought}");
 }
 
 /// What the scheduler answers at second `tick` (`sacct`'s lines, as `slurm::parse` reads them).
