@@ -96,7 +96,7 @@ fn record(seconds: u64, follow_secs: u64) -> String {
         seeks.push(((at - wall0) / 1000, took));
     }
     let worst = seeks.iter().map(|s| s.1 .0).fold(0.0, f64::max);
-    // The replay TUI's seek: a fresh app given the state half a minute before, played up to the time.
+    // The replay TUI's seek: a fresh app given half a minute of sparklines and the state at the time.
     let mut app =
         fleetop::tui::replay::fresh_app(&reader, fleetop::tui::keymap::Keymap::default(), wall0);
     let mut player = fleetop::tui::replay::Player::new(&reader);
@@ -143,7 +143,7 @@ fn record(seconds: u64, follow_secs: u64) -> String {
         );
     }
     out += &format!(
-        "| the replay TUI's seek to {} s (state 30 s before, played up to it, rows derived) | {:.3} s ({:.3} s of CPU) | 1 s |\n",
+        "| the replay TUI's seek to {} s (30 s of sparklines before it, the state at it, rows derived) | {:.3} s ({:.3} s of CPU) | 1 s |\n",
         (tui_at - wall0) / 1000,
         tui_seek.0,
         tui_seek.1
