@@ -8,8 +8,9 @@ use std::collections::VecDeque;
 use crate::telemetry::NodeSample;
 use crate::transport::GpuPast;
 
-/// Samples kept per node (a file with more in the window is not the recorder's: a node sends one a second).
-const MAX_SAMPLES: usize = 4096;
+/// Samples kept per node: half a minute at the fastest interval an inventory accepts (100 ms) is 300; a file
+/// with more in the window keeps its latest, so a hostile one costs at most this many a node.
+const MAX_SAMPLES: usize = 300;
 
 /// One sample's points: GPU index, utilisation, temperature.
 type Points = Vec<(u32, Option<u32>, Option<u32>)>;
