@@ -412,3 +412,34 @@ fn answers_past_a_block_s_share_start_a_new_block_and_a_hostile_block_is_refused
     let err = read_all(dir.path(), &path).unwrap_err();
     assert!(err.contains("scheduler answers in one block"), "{err}");
 }
+
+#[test]
+fn a_seek_s_trail_keeps_the_latest_points_within_its_bound_and_leaves_the_last_to_the_state() {
+    let mut trail = crate::recording::trail::Trail::new(1000, 2);
+    let sample = |util: u32| NodeSample {
+        gpus: vec![GpuSample {
+            index: 3,
+            util_pct: Some(util),
+            temp_c: Some(40),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    trail.note(0, 999, &sample(1));
+    for i in 0..400 {
+        trail.note(0, 1000 + i, &sample(i as u32));
+    }
+    trail.note(5, 2000, &sample(7));
+    let history = trail.into_history();
+    assert_eq!(
+        history.len(),
+        1,
+        "node 1 noted nothing, node 5 is not in the fleet"
+    );
+    let (node, gpus) = &history[0];
+    assert_eq!((*node, gpus.len(), gpus[0].0), (0, 1, 3));
+    let points = &gpus[0].1;
+    assert_eq!(points.len(), 299);
+    assert_eq!(points.first(), Some(&(Some(100), Some(40))));
+    assert_eq!(points.last(), Some(&(Some(398), Some(40))));
+}
