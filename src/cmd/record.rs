@@ -1,5 +1,5 @@
-//! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain read-back) and
-//! writes every message into a recording; the history store hears what the fleet shows, as from the TUI.
+//! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain and jobs
+//! read-backs) and writes every message and scheduler answer into a recording; the history store hears what the fleet shows, as from the TUI.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -99,10 +99,26 @@ async fn follow(
     demo: bool,
 ) -> Result<(), String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    if !demo && inv.any_scheduler() {
-        match Executor::real(inv) {
-            Ok(exec) => status::follow(inv, &Arc::new(exec), tx.clone(), DRAIN_READBACK),
-            Err(e) => crate::text::warn(&format!("drain read-back: {e}")),
+    let (jobs_tx, mut jobs_rx) = tokio::sync::mpsc::unbounded_channel();
+    let executor = if demo {
+        Some(Executor::simulated())
+    } else {
+        Executor::real(inv)
+            .map_err(|e| {
+                if inv.any_scheduler() {
+                    crate::text::warn(&format!("drain and jobs read-back: {e}"));
+                }
+            })
+            .ok()
+    };
+    if let Some(exec) = executor.map(Arc::new) {
+        if !demo && inv.any_scheduler() {
+            status::follow(inv, &exec, tx.clone(), DRAIN_READBACK);
+        }
+        // The jobs on each node, asked as the TUI asks (one site: several sites' backends are not asked yet).
+        if inv.sites().is_empty() {
+            let every = crate::actions::jobs::READBACK_EVERY;
+            crate::actions::jobs::follow(inv, &exec, every, move |w| jobs_tx.send(w).is_ok());
         }
     }
     let _following = transport.follow(inv, tx);
@@ -145,6 +161,9 @@ async fn follow(
                         state.apply(msg);
                     }
                 }
+            }
+            Some(workload) = jobs_rx.recv() => {
+                writer.write_workload(crate::telemetry::unix_ms(), &workload)?;
             }
             _ = flush.tick() => writer.flush()?,
             _ = memory.tick(), if !inv.simulated => {
