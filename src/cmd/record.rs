@@ -127,6 +127,9 @@ async fn follow(
     let stores = crate::actions::run::stores(inv);
     let mut merge = tokio::time::interval(MERGE_EVERY);
     let mut flush = tokio::time::interval(FLUSH_EVERY);
+    // A late tick waits its period rather than firing at once: behind, merging must leave room for the flush.
+    merge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut memory = tokio::time::interval(MEMORY_EVERY);
     memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Ctrl-C is heard on a task of its own and stops a merge between two messages: a backlog (a slow disk, a
@@ -146,8 +149,11 @@ async fn follow(
             Ok(()) = &mut stop => return Ok(()),
             _ = merge.tick() => {
                 let (now, wall) = (Instant::now(), crate::telemetry::unix_ms());
-                let mut merged = 0u32;
-                while !interrupted.load(Ordering::Relaxed) {
+                // Only what was queued when the pass began: a recorder behind a busy fleet would otherwise merge
+                // for ever while messages keep coming, and no block would be flushed.
+                let queued = rx.len();
+                let mut merged = 0usize;
+                while merged < queued && !interrupted.load(Ordering::Relaxed) {
                     let Ok(msg) = rx.try_recv() else { break };
                     // The runtime has one thread: yielding now and then lets the Ctrl-C task run.
                     merged += 1;
