@@ -10,7 +10,7 @@ use super::node::{Failure, NodeState, NodeStatus, HISTORY_SPAN, STALE_AFTER_INTE
 use super::operations::{NodeDrain, Operations, Restart};
 use super::resets::AuditedReset;
 use super::restart::Return;
-use super::{drift, judgement, operations, rates, resets};
+use super::{drift, history, judgement, operations, rates, resets};
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::xid_age::XidClock;
 use crate::telemetry::GpuSample;
@@ -104,23 +104,17 @@ impl FleetState {
                 self.set_identity(msg.node, identity);
             }
             NodeEvent::Sample(sample) => {
-                for gpu in &sample.gpus {
-                    if let Some(ring) = node.history_of(gpu.index) {
-                        ring.push(self.history_len, gpu.util_pct, gpu.temp_c);
-                    }
-                }
-                let identity = self.identities[msg.node].with_sample(&sample);
-                node.watch.observe(&sample, msg.at);
-                if self.rates.observe(msg.node, sample.ib.as_deref()) {
-                    self.fleet_generation += 1;
-                }
                 node.sample = Some(sample);
-                node.sample_at = Some(msg.at);
-                node.samples += 1;
-                node.failure = None;
-                if let Some(identity) = identity {
-                    self.set_identity(msg.node, identity);
-                }
+                self.sampled(msg.node, msg.at);
+            }
+            // Patched in place: no whole sample is rebuilt, sent and dropped per node per second.
+            NodeEvent::Delta(delta) => {
+                // A node's stream sends its whole sample first; a delta without one has nothing to patch.
+                let Some(sample) = node.sample.as_mut() else {
+                    return;
+                };
+                delta.apply_to(sample);
+                self.sampled(msg.node, msg.at);
             }
             // Only a ring nothing has filled yet takes the past: live samples always win.
             NodeEvent::History(gpus) => {
@@ -146,6 +140,31 @@ impl FleetState {
                     at: msg.at,
                 });
             }
+        }
+    }
+
+    /// Takes what the node's sample, just replaced or patched, says: history, fabric counters, port rates,
+    /// identity.
+    fn sampled(&mut self, id: NodeId, at: Instant) {
+        let node = &mut self.nodes[id];
+        let Some(sample) = node.sample.as_ref() else {
+            return;
+        };
+        for gpu in &sample.gpus {
+            if let Some(ring) = history::ring(&mut node.history, gpu.index) {
+                ring.push(self.history_len, gpu.util_pct, gpu.temp_c);
+            }
+        }
+        let identity = self.identities[id].with_sample(sample);
+        node.watch.observe(sample, at);
+        if self.rates.observe(id, sample.ib.as_deref()) {
+            self.fleet_generation += 1;
+        }
+        node.sample_at = Some(at);
+        node.samples += 1;
+        node.failure = None;
+        if let Some(identity) = identity {
+            self.set_identity(id, identity);
         }
     }
 
