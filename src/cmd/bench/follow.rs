@@ -19,7 +19,7 @@ use crate::telemetry::wire::AgentHello;
 use crate::telemetry::{GpuSample, NodeSample, Source};
 use crate::timings::cpu_time;
 use crate::transport::decode::StreamDecoder;
-use crate::transport::Msg;
+use crate::transport::{Msg, NodeEvent};
 
 /// One H100 as the agent reads it on the fake NVML, with values from a real H200 capture
 /// (`tests/fixtures/real-gpu/h200-agent-busy.ndjson`).
@@ -130,6 +130,8 @@ struct Phases {
     decode: Duration,
     apply: Duration,
     judge: Duration,
+    /// The share of samples that came as patches.
+    patched: f64,
 }
 
 /// Follows `inventory`'s nodes for `seconds` simulated seconds (the first ten not measured).
@@ -158,6 +160,7 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
     let t0 = Instant::now();
     let mut phases = Phases::default();
     let mut measured = 0;
+    let (mut patches, mut wholes) = (0u64, 0u64);
     let mut msgs: Vec<Msg> = Vec::with_capacity(nodes * 2);
     let mut lines: Vec<Vec<u8>> = vec![Vec::new(); nodes];
     for second in 0..seconds {
@@ -178,6 +181,10 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
         let started = cpu_time();
         for (node, (decoder, line)) in decoders.iter_mut().zip(&lines).enumerate() {
             decoder.feed(line, &mut |event| {
+                if counted {
+                    patches += u64::from(matches!(event, NodeEvent::Delta(_)));
+                    wholes += u64::from(matches!(event, NodeEvent::Sample(_)));
+                }
                 msgs.push(Msg { node, at, event });
                 true
             });
@@ -204,6 +211,7 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
             ));
         }
     }
+    phases.patched = patches as f64 / (patches + wholes).max(1) as f64;
     (phases, measured)
 }
 
@@ -214,20 +222,21 @@ pub(super) fn run(seconds: u64) -> String {
     let seconds = seconds.max(11);
     let mut out = format!(
         "in-process following: {nodes} nodes × 8 GPUs, 8 InfiniBand ports, compact stream, {seconds} simulated s \
-         (the first 10 not measured)\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>14}\n",
-        "fleet", "decode", "apply", "judge", "total", "% of one core"
+         (the first 10 not measured)\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>14} {:>9}\n",
+        "fleet", "decode", "apply", "judge", "total", "% of one core", "patched"
     );
     for (name, busy) in [("idle", false), ("busy", true)] {
         let (p, measured) = follow(&inventory, seconds, busy);
         let per = |d: Duration| d.as_secs_f64() * 1e6 / (measured.max(1) as f64 * nodes as f64);
         let total = p.decode + p.apply + p.judge;
         out += &format!(
-            "{name:<6} {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>13.2}%\n",
+            "{name:<6} {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>13.2}% {:>8.0}%\n",
             per(p.decode),
             per(p.apply),
             per(p.judge),
             per(total),
-            total.as_secs_f64() * 100.0 / measured.max(1) as f64
+            total.as_secs_f64() * 100.0 / measured.max(1) as f64,
+            p.patched * 100.0
         );
     }
     out + "(µs: CPU per node-second; the share of one core is that of the whole fleet at 1 Hz, without SSH)\n"
