@@ -78,9 +78,13 @@ macro_rules! delta {
                 } )*
             }
 
-            /// Takes each value it carries from `from`, where sanitizing left them.
-            fn take_from(&mut self, from: &mut $target) {
-                $( if self.$field.is_some() { self.$field = Some(std::mem::take(&mut from.$field)); } )*
+            /// The values `from` holds in each field this delta carries (taken from it: what sanitizing made
+            /// of them), without keys, which the caller sets.
+            fn taken_from(&self, from: &mut $target) -> Self {
+                Self {
+                    $( $field: self.$field.as_ref().map(|_| std::mem::take(&mut from.$field)), )*
+                    ..Default::default()
+                }
             }
 
             /// `value` without the fields a delta may carry: two readings with the same identity may be
@@ -250,7 +254,7 @@ impl NodeDelta {
     /// that sanitizing leaves alone too, so the jump host may patch its sanitized copy in place. `None` when
     /// it would change any, or the delta names a GPU or port twice. `base` gives the identity a range check
     /// reads (a GPU's total memory, which bounds its used memory).
-    fn sanitized(self, base: &NodeSample) -> Option<NodeDelta> {
+    fn sanitized(&self, base: &NodeSample) -> Option<NodeDelta> {
         let mut alone = NodeSample {
             t: self.d,
             ..Default::default()
@@ -305,15 +309,24 @@ impl NodeDelta {
         if !(gpus_kept && ports_kept && self.sanitizes_to_itself(&alone)) {
             return None;
         }
-        let mut sent = self;
-        sent.take_from(&mut alone);
-        for (d, g) in sent.gpus.iter_mut().zip(&mut alone.gpus) {
-            d.take_from(g);
-        }
-        for (d, p) in sent.ib.iter_mut().zip(alone.ib.iter_mut().flatten()) {
-            d.take_from(p);
-        }
-        Some(sent)
+        let gpus = (self.gpus.iter().zip(&mut alone.gpus))
+            .map(|(d, g)| GpuDelta {
+                index: d.index,
+                ..d.taken_from(g)
+            })
+            .collect();
+        let ib = (self.ib.iter().zip(alone.ib.iter_mut().flatten()))
+            .map(|(d, p)| IbDelta {
+                at: d.at,
+                ..d.taken_from(p)
+            })
+            .collect();
+        Some(NodeDelta {
+            d: self.d,
+            gpus,
+            ib,
+            ..self.taken_from(&mut alone)
+        })
     }
 }
 
@@ -457,15 +470,15 @@ impl Reassembler {
                 "a delta for InfiniBand port #{at}, beyond the {ports} of the last full sample"
             ),
             (None, None) if self.clean => {
-                let Some(patch) = delta.clone().sanitized(base) else {
-                    self.clean = false;
-                    delta.apply_to(base);
-                    return Ok(Rebuilt::Whole(base.clone()));
-                };
-                // Sanitizing left the values as they were (equal, if not bit for bit: -0.0 is 0.0), so the
-                // agent's base may hold them as sanitized.
-                patch.clone().apply_to(base);
-                return Ok(Rebuilt::Patch(patch));
+                let patch = delta.sanitized(base);
+                delta.apply_to(base);
+                return Ok(match patch {
+                    Some(patch) => Rebuilt::Patch(patch),
+                    None => {
+                        self.clean = false;
+                        Rebuilt::Whole(base.clone())
+                    }
+                });
             }
             (None, None) => {
                 delta.apply_to(base);
