@@ -292,7 +292,7 @@ impl NodeDelta {
                     .collect(),
             );
         }
-        alone.sanitize(super::wire::MAX_GPUS_PER_SAMPLE);
+        alone.sanitize(super::bounded::MAX_GPUS_PER_SAMPLE);
         let gpus_kept = alone.gpus.len() == self.gpus.len()
             && self
                 .gpus

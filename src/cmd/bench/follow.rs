@@ -147,7 +147,7 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
         .collect();
     let hello = AgentHello {
         fleetop_agent: 1,
-        version: crate::release::VERSION.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
         driver: Some("580.159.04".into()),
         cuda: Some("13.0".into()),
         gpus: 8,
