@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
+use crate::fleet::view::Pending;
 use crate::fleet::FleetState;
 use crate::inventory::Inventory;
 use crate::telemetry::delta::Encoder;
@@ -38,6 +39,9 @@ struct Change {
     new_serial: bool,
     /// The jump host's pacing does not send this one on.
     unsent: bool,
+    /// The GPU stops reporting values; its port goes down (both clean, sent as patches).
+    values_lost: bool,
+    port_down: bool,
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -61,6 +65,7 @@ fn change() -> impl Strategy<Value = Change> {
             prop::bool::weighted(0.05),
             prop::bool::weighted(0.15),
         ),
+        (prop::bool::weighted(0.1), prop::bool::weighted(0.15)),
     )
         .prop_map(
             |(
@@ -69,6 +74,7 @@ fn change() -> impl Strategy<Value = Change> {
                 (throttled, unsafe_text),
                 (process, symbol_errors, port_state),
                 (warning, new_serial, unsent),
+                (values_lost, port_down),
             )| Change {
                 gpu,
                 util,
@@ -82,6 +88,8 @@ fn change() -> impl Strategy<Value = Change> {
                 warning,
                 new_serial,
                 unsent,
+                values_lost,
+                port_down,
             },
         )
 }
@@ -107,6 +115,7 @@ fn first() -> NodeSample {
         port: 1,
         link_layer: Some("InfiniBand".into()),
         state: Some("4: ACTIVE".into()),
+        phys_state: Some("5: LinkUp".into()),
         rate_gbps: Some(400.0),
         counters: IbCounters {
             symbol_error: Some(0),
@@ -114,10 +123,20 @@ fn first() -> NodeSample {
         },
         ..Default::default()
     };
+    // GPU 1 reports no total memory, so losing its values makes it report none at all.
+    let mut second = gpu(1);
+    second.mem_total_mib = None;
     NodeSample {
         t: 1_000,
-        gpus: vec![gpu(0), gpu(1)],
-        ib: Some(vec![port("mlx5_0"), port("mlx5_1")]),
+        gpus: vec![gpu(0), second],
+        // Ports of two rates: one going down changes the node's slowest up port.
+        ib: Some(vec![
+            port("mlx5_0"),
+            IbPort {
+                rate_gbps: Some(200.0),
+                ..port("mlx5_1")
+            },
+        ]),
         ..Default::default()
     }
 }
@@ -150,6 +169,9 @@ fn next(sample: &mut NodeSample, c: &Change) {
             pod_uid: None,
         }]);
     }
+    if c.values_lost {
+        (g.util_pct, g.temp_c, g.power_w, g.mem_used_mib) = (None, None, None, None);
+    }
     if c.new_serial {
         g.serial = Some(format!("{}9", g.serial.as_deref().unwrap_or("")));
     }
@@ -158,6 +180,8 @@ fn next(sample: &mut NodeSample, c: &Change) {
         p.counters.symbol_error = p.counters.symbol_error.map(|n| n + c.symbol_errors);
         p.state = Some(if c.port_state {
             "1: DOWN\u{7}".into()
+        } else if c.port_down {
+            "1: DOWN".into()
         } else {
             "4: ACTIVE".into()
         });
@@ -184,7 +208,9 @@ proptest! {
         changes in proptest::collection::vec(change(), 1..40),
         full_every in 2u32..12,
     ) {
-        let mut fleet = fleet();
+        let mut fleet = self::fleet();
+        // The same stream with every sample sent whole: identity, port rates and verdicts must agree.
+        let mut by_whole = self::fleet();
         let mut encoder = Encoder::new(full_every);
         let mut decoder = StreamDecoder::agent(Source::Agent);
         let t0 = Instant::now();
@@ -216,6 +242,9 @@ proptest! {
                     return false;
                 }
                 delivered |= event.is_sample();
+                if !event.is_sample() {
+                    by_whole.apply(Msg { node: 0, at, event: event.clone() });
+                }
                 patches += usize::from(matches!(event, NodeEvent::Delta(_)));
                 fleet.apply(Msg { node: 0, at, event });
                 true
@@ -230,6 +259,10 @@ proptest! {
             // Debug tells -0.0 from 0.0, which equality does not.
             let held = fleet.nodes()[0].sample.as_ref();
             prop_assert_eq!(format!("{held:?}"), format!("{:?}", Some(&whole)));
+            by_whole.apply(Msg { node: 0, at, event: NodeEvent::Sample(whole) });
+            prop_assert_eq!(fleet.identity(0), by_whole.identity(0));
+            let judged = |f: &FleetState| f.judge_node(0, at, Pending::Connecting).verdict;
+            prop_assert_eq!(judged(&fleet), judged(&by_whole));
         }
         // Streams with nothing to sanitize are patched, not rebuilt (checked over the runs, not every one).
         if changes.iter().all(|c| c.util <= 100 && c.temp <= 200 && c.power < 5_000.0

@@ -16,6 +16,13 @@ use crate::telemetry::xid_age::XidClock;
 use crate::telemetry::GpuSample;
 use crate::transport::{FailureKind, Msg, NodeEvent};
 
+/// What a patch is known to have left as it was.
+#[derive(Debug, Clone, Copy, Default)]
+struct Unchanged {
+    identity: bool,
+    rates: bool,
+}
+
 /// The fleet as last heard from.
 #[derive(Debug, Clone)]
 pub struct FleetState {
@@ -105,7 +112,7 @@ impl FleetState {
             }
             NodeEvent::Sample(sample) => {
                 node.sample = Some(sample);
-                self.sampled(msg.node, msg.at);
+                self.sampled(msg.node, msg.at, Unchanged::default());
             }
             // Patched in place: no whole sample is rebuilt, sent and dropped per node per second.
             NodeEvent::Delta(delta) => {
@@ -113,8 +120,12 @@ impl FleetState {
                 let Some(sample) = node.sample.as_mut() else {
                     return;
                 };
+                let unchanged = Unchanged {
+                    identity: drift::kept_by(&delta, sample),
+                    rates: rates::kept_by(&delta),
+                };
                 delta.apply_to(sample);
-                self.sampled(msg.node, msg.at);
+                self.sampled(msg.node, msg.at, unchanged);
             }
             // Only a ring nothing has filled yet takes the past: live samples always win.
             NodeEvent::History(gpus) => {
@@ -144,8 +155,8 @@ impl FleetState {
     }
 
     /// Takes what the node's sample, just replaced or patched, says: history, fabric counters, port rates,
-    /// identity.
-    fn sampled(&mut self, id: NodeId, at: Instant) {
+    /// identity (the last two looked at only where a patch may have changed them).
+    fn sampled(&mut self, id: NodeId, at: Instant, unchanged: Unchanged) {
         let node = &mut self.nodes[id];
         let Some(sample) = node.sample.as_ref() else {
             return;
@@ -155,9 +166,13 @@ impl FleetState {
                 ring.push(self.history_len, gpu.util_pct, gpu.temp_c);
             }
         }
-        let identity = self.identities[id].with_sample(sample);
+        let identity = if unchanged.identity {
+            None
+        } else {
+            self.identities[id].with_sample(sample)
+        };
         node.watch.observe(sample, at);
-        if self.rates.observe(id, sample.ib.as_deref()) {
+        if !unchanged.rates && self.rates.observe(id, sample.ib.as_deref()) {
             self.fleet_generation += 1;
         }
         node.sample_at = Some(at);
