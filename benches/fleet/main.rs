@@ -11,8 +11,10 @@ mod deploy;
 mod follow;
 mod ledger;
 mod measure;
+mod pinned;
 mod prometheus;
 mod record;
+mod refresh;
 mod report;
 mod scenarios;
 
@@ -51,16 +53,19 @@ fn main() {
     }
     // FLEETOP_BENCH_ONLY=prometheus: 100,000 GPUs read from a real Prometheus (docs/benchmarks-prometheus.md).
     if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("prometheus") {
-        let nodes = std::env::var("FLEETOP_BENCH_PROM_NODES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(12_500);
+        let nodes = prometheus::nodes_from_env();
         // Ten minutes: the rings then hold all the history a view keeps (40 samples at 15 s).
         let follow = std::env::var("FLEETOP_BENCH_PROM_FOLLOW_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(600);
         prometheus::prometheus(nodes, follow);
+        return;
+    }
+    // FLEETOP_BENCH_ONLY=prometheus-pinned: the refresh with the store and fleetop on cores of their own.
+    if std::env::var("FLEETOP_BENCH_ONLY").as_deref() == Ok("prometheus-pinned") {
+        let nodes = prometheus::nodes_from_env();
+        pinned::only(nodes);
         return;
     }
     // FLEETOP_BENCH_ONLY=record: a recording's size, CPU and seek time on the demo fleet (docs/benchmarks.md).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::free_port;
 use crate::measure::{measure, proc_cpu, secs};
-use crate::scenarios::snapshot_args;
+use crate::refresh::{bare_client, range, snapshots, Run};
 
 /// The dcgm-exporter families served: the ones a fleet view needs every refresh.
 const FAMILIES: [(&str, &str); 8] = [
@@ -93,61 +93,6 @@ fn query_count(base: &str, q: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// One snapshot: whole-process wall and CPU, the refresh phase's (from `--timings`), nodes up, the report.
-struct Run {
-    wall: f64,
-    cpu: f64,
-    refresh_wall: f64,
-    refresh_cpu: f64,
-    up: usize,
-    timings: String,
-}
-
-/// Wall and CPU seconds of the `--timings` phase whose name starts with `name`.
-fn phase(timings: &str, name: &str) -> (f64, f64) {
-    let line = timings
-        .lines()
-        .find(|l| {
-            l.split("  ")
-                .any(|part| part.trim_start().starts_with(name))
-        })
-        .unwrap_or("");
-    let mut words = line.split_whitespace();
-    let mut duration = || -> f64 {
-        let value: f64 = words
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN);
-        match words.next() {
-            Some("ms") => value / 1e3,
-            _ => value,
-        }
-    };
-    (duration(), duration())
-}
-
-/// Wall seconds for `queries`, four in flight, each answer read to the end and dropped.
-fn bare_client(base: &str, queries: &[String]) -> f64 {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(q) = queries.get(i) else { break };
-                if let Ok(r) = ureq::get(&format!("{base}/api/v1/query"))
-                    .query("query", q)
-                    .timeout(Duration::from_secs(60))
-                    .call()
-                {
-                    let _ = std::io::copy(&mut r.into_reader(), &mut std::io::sink());
-                }
-            });
-        }
-    });
-    secs(started.elapsed())
-}
-
 /// Peak RSS of a finished child, from /proc while it runs: the caller samples it.
 fn vm_hwm_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -158,7 +103,18 @@ fn vm_hwm_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-pub fn prometheus(nodes: usize, follow_secs: u64) {
+/// A running store holding every GPU, the scrape target it reads, and an inventory naming it.
+pub(crate) struct Store {
+    pub(crate) prometheus: crate::common::Killed,
+    pub(crate) base: String,
+    pub(crate) inv: std::path::PathBuf,
+    /// The scrape target's thread, by its kernel thread id (to pin it beside the store).
+    pub(crate) target_tid: i32,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the scrape target and Prometheus for `nodes` nodes of 8 GPUs, and waits until every GPU is stored.
+pub(crate) fn start_store(nodes: usize) -> Store {
     let dir = tempfile::tempdir().unwrap();
     let body = metrics(nodes);
     let gpus = nodes * 8;
@@ -169,7 +125,9 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
     );
     let target = free_port();
     let server = tiny_http::Server::http(("127.0.0.1", target)).unwrap();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let _ = tid_tx.send(unsafe { libc::gettid() });
         for request in server.incoming_requests() {
             let _ = request.respond(tiny_http::Response::from_string(body.clone()));
         }
@@ -195,37 +153,33 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
     println!("  stored after {:.0} s", started.elapsed().as_secs_f64());
     let inv = dir.path().join("inventory.toml");
     std::fs::write(&inv, inventory(nodes, 15_000, &base)).unwrap();
+    Store {
+        prometheus,
+        base,
+        inv,
+        target_tid: tid_rx.recv().unwrap_or(0),
+        _dir: dir,
+    }
+}
+
+/// `FLEETOP_BENCH_PROM_NODES` (12,500 nodes of 8 GPUs: 100,000 GPUs).
+pub fn nodes_from_env() -> usize {
+    std::env::var("FLEETOP_BENCH_PROM_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12_500)
+}
+
+pub fn prometheus(nodes: usize, follow_secs: u64) {
+    let store = start_store(nodes);
+    let (base, inv) = (store.base.clone(), store.inv.clone());
+    let gpus = nodes * 8;
 
     // One full refresh: a snapshot (start, every query, judging 12,500 nodes, JSON out), three times, each
     // telling where its time went (`--timings`).
-    let mut runs = Vec::new();
-    for _ in 0..3 {
-        let m = measure(
-            Command::new(env!("CARGO_BIN_EXE_fleetop"))
-                .args(snapshot_args(&inv))
-                .arg("--timings"),
-        );
-        // The JSON is pretty-printed: `"state": "up"` once per node that answered.
-        let up = m.stdout.matches("\"state\": \"up\"").count();
-        let (refresh_wall, refresh_cpu) = phase(&m.stderr, "collect:");
-        runs.push(Run {
-            wall: secs(m.wall),
-            cpu: secs(m.cpu),
-            refresh_wall,
-            refresh_cpu,
-            up,
-            timings: m.stderr,
-        });
-    }
-    runs.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+    let runs = snapshots(3, &inv, &[]);
     let median = &runs[1];
-    let range = |f: fn(&Run) -> f64| {
-        let (lo, hi) = runs
-            .iter()
-            .map(f)
-            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        format!("{lo:.2}–{hi:.2} s")
-    };
+    let range = |f: fn(&Run) -> f64| range(&runs, f);
     println!(
         "  snapshot: median {:.2} s wall, {:.2} s CPU; refresh {:.2} s wall, {:.2} s CPU; {} nodes up",
         median.wall, median.cpu, median.refresh_wall, median.refresh_cpu, median.up
@@ -234,7 +188,7 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
     // The floors: the same queries answered to a client that only reads the bytes, four in flight as fleetop
     // asks them (what the store alone costs), and asked one after another by Prometheus's own promtool.
     let queries: Vec<String> = fleetop::transport::prometheus::queries("Hostname");
-    let bare = bare_client(&base, &queries);
+    let bare = bare_client(&base, &queries, None);
     println!("  bare client, 4 in flight: {bare:.2} s wall");
     let floor_started = Instant::now();
     let mut floor_cpu = 0.0;
@@ -247,6 +201,8 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         "  promtool: {} queries, {floor_wall:.2} s wall, {floor_cpu:.2} s CPU",
         queries.len()
     );
+    // The store and fleetop on cores of their own: the refresh's wall time split between them.
+    let pinned = crate::pinned::measure_pinned(&store, &queries);
 
     // Following at a 15 s refresh: CPU per minute and peak RSS.
     let mut follower = Command::new(env!("CARGO_BIN_EXE_fleetop"))
@@ -275,7 +231,7 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         .unwrap_or_default()
         .replace(&inv.display().to_string(), "the benchmark's");
     print!("{render}");
-    drop(prometheus);
+    drop(store);
 
     let mut md = String::new();
     let _ = writeln!(md, "# Prometheus as the source: 100,000 GPUs\n");
@@ -347,6 +303,7 @@ pub fn prometheus(nodes: usize, follow_secs: u64) {
         md,
         "\nDrawing the same fleet (simulated, 200×50, off-screen):\n\n```\n{render}```"
     );
+    md += &pinned;
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks-prometheus.md");
     let _ = std::fs::write(path, md);

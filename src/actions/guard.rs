@@ -189,7 +189,11 @@ mod tests {
         let text = "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-4]\"\n";
         let east = Inventory::parse("east.toml", text).unwrap();
         let west = Inventory::parse("west.toml", text).unwrap();
-        let merged = Inventory::merge(&[("east".into(), &east), ("west".into(), &west)]).unwrap();
+        let sites = [
+            ("east".into(), east.into()),
+            ("west".into(), west.clone().into()),
+        ];
+        let merged = Inventory::merge(&sites).unwrap();
         let req = Request {
             kind: ActionKind::Drain,
             nodes: vec![4],

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::fleet::AuditedReset;
+use crate::inventory::Inventory;
 
 /// The fields of an outcome record this reader needs; other records and fields are ignored, so it keeps
 /// reading logs written by other versions.
@@ -45,6 +46,22 @@ pub fn read(path: &Path, simulated: bool) -> Vec<AuditedReset> {
         .filter_map(parse)
         .filter(|(demo, _)| *demo == simulated)
         .map(|(_, reset)| reset)
+        .collect()
+}
+
+/// [`read`] from every audit log of `inv`'s nodes (each site's, under `--context all`), the resets named as `inv`
+/// names their nodes.
+pub fn read_fleet(inv: &Inventory) -> Vec<AuditedReset> {
+    super::run::audit_logs(inv)
+        .iter()
+        .flat_map(|log| {
+            read(&log.path, inv.simulated)
+                .into_iter()
+                .filter_map(|mut r| {
+                    r.node = log.node_name(&r.node)?;
+                    Some(r)
+                })
+        })
         .collect()
 }
 
@@ -139,5 +156,48 @@ mod tests {
         );
         assert_eq!(one_gpu("nvidia-smi -r"), None);
         assert_eq!(one_gpu("'nvidia-smi' '-r' '-i' '7'"), Some(7));
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+
+    fn reboot(node: &str) -> String {
+        format!(
+            r#"{{"record":"outcome","id":"1","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"reboot","node":"{node}","backend":"ssh","command":"systemctl reboot","ok":true,"exit_status":0,"duration_ms":5000,"detail":""}}"#
+        )
+    }
+
+    /// Under `--context all` each site's own log is read, its nodes named with their site; in a log two sites
+    /// share, a name both have is nobody's (a reboot of one must not make the other's XIDs history).
+    #[test]
+    fn each_sites_log_names_its_own_nodes_and_a_shared_name_is_nobodys() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = |name: &str, nodes: &str, log: &str| {
+            let text = format!(
+                "[actions]\naudit_log = \"{}/{log}\"\n[[cabinet]]\nname = \"c1\"\nnodes = \"{nodes}\"\n",
+                dir.path().display()
+            );
+            let inv = Inventory::parse(&format!("{name}.toml"), &text).unwrap();
+            (name.to_string(), std::sync::Arc::new(inv))
+        };
+        // east and west share one log; north has its own.
+        let sites = [
+            site("east", "n[1-2]", "shared.jsonl"),
+            site("west", "n[2-3]", "shared.jsonl"),
+            site("north", "n1", "north.jsonl"),
+        ];
+        let merged = Inventory::merge(&sites).unwrap();
+        let shared = [reboot("n1"), reboot("n2"), reboot("n3")].join("\n");
+        std::fs::write(dir.path().join("shared.jsonl"), shared).unwrap();
+        std::fs::write(dir.path().join("north.jsonl"), reboot("n1")).unwrap();
+        let mut nodes: Vec<String> = read_fleet(&merged).into_iter().map(|r| r.node).collect();
+        nodes.sort();
+        assert_eq!(nodes, ["east/n1", "north/n1", "west/n3"]);
+        // One site's own inventory reads its log as it is.
+        let (_, east) = &sites[0];
+        let own: Vec<String> = read_fleet(east).into_iter().map(|r| r.node).collect();
+        assert_eq!(own, ["n1", "n2", "n3"]);
     }
 }

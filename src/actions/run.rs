@@ -49,6 +49,74 @@ pub(crate) fn audit_path(inv: &Inventory) -> PathBuf {
         .map_or_else(audit::default_path, expand_home)
 }
 
+/// An audit log (and the history store beside it) and the sites of a merged inventory whose actions it records;
+/// no sites: one site's own inventory, whose names are its own.
+pub(crate) struct SiteLog<'a> {
+    pub path: PathBuf,
+    pub sites: Vec<&'a crate::inventory::MergedSite>,
+}
+
+impl SiteLog<'_> {
+    /// A record's node name as the inventory names it; `None` where the log is shared by sites that each have
+    /// a node of that name (a reset of one must not make another's XIDs history).
+    pub(crate) fn node_name(&self, name: &str) -> Option<String> {
+        if self.sites.is_empty() {
+            return Some(name.to_string());
+        }
+        crate::inventory::shared_name(&self.sites, name)
+    }
+}
+
+/// Every audit log of `inv`'s nodes, each once: under `--context all` each site's own (sites may share one).
+pub(crate) fn audit_logs(inv: &Inventory) -> Vec<SiteLog<'_>> {
+    let mut logs: Vec<SiteLog> = Vec::new();
+    for site in inv.merged_sites() {
+        let path = audit_path(&site.inventory);
+        match logs.iter_mut().find(|l| l.path == path) {
+            Some(log) => log.sites.push(site),
+            None => logs.push(SiteLog {
+                path,
+                sites: vec![site],
+            }),
+        }
+    }
+    if logs.is_empty() {
+        logs.push(SiteLog {
+            path: audit_path(inv),
+            sites: Vec::new(),
+        });
+    }
+    logs
+}
+
+/// The history stores of `inv`'s nodes, beside its audit logs ([`audit_logs`]: each site's own under `--context
+/// all`), each with the `[repair]` lemon rule of the first site it keeps.
+pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
+    audit_logs(inv)
+        .into_iter()
+        .map(|log| {
+            let rules = log.sites.first().map_or(inv, |s| s.inventory.as_ref());
+            crate::fleet::memory::SiteStore {
+                path: crate::store::beside(&log.path),
+                sites: log.sites.into_iter().cloned().collect(),
+                max_repairs: rules.actions.repair.max_repairs,
+                repair_window: rules.actions.repair.repair_window,
+            }
+        })
+        .collect()
+}
+
+/// Where node `id`'s history is kept, and its name there: its own site's store under `--context all`.
+pub(crate) fn history_of(inv: &Inventory, id: NodeId) -> Option<(PathBuf, String)> {
+    let name = &inv.nodes.get(id)?.name;
+    let own = inv
+        .merged_sites()
+        .get(inv.site_index(id))
+        .map_or(inv, |s| s.inventory.as_ref());
+    let path = crate::store::beside(&audit_path(own));
+    Some((path, crate::inventory::name_within_site(name).to_string()))
+}
+
 /// Opens the inventory's audit log for appending; `--demo`'s simulated fleet marks its records as practice.
 pub(crate) fn open_audit(inv: &Inventory) -> Result<AuditLog, String> {
     AuditLog::open(&audit_path(inv)).map(|log| log.practice(inv.simulated))

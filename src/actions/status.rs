@@ -206,6 +206,38 @@ pub fn query(
     Ok(out)
 }
 
+/// Every node's drain state: one site's asked through `exec`; a merged inventory's (`--context all`) site by
+/// site, each through its own backends, controller and SSH settings (`exec` is not theirs). One answer per site
+/// asked, or why it failed, naming the site; node ids are `inv`'s.
+pub(crate) fn query_every_site(
+    inv: &Inventory,
+    exec: &Executor,
+) -> Vec<Result<HashMap<NodeId, NodeDrain>, String>> {
+    let sites = inv.merged_sites();
+    if sites.is_empty() {
+        let all: Vec<NodeId> = (0..inv.nodes.len()).collect();
+        return vec![query(inv, exec, &all)];
+    }
+    sites
+        .iter()
+        .filter(|site| site.inventory.any_scheduler())
+        .map(|site| {
+            let own = &site.inventory;
+            let all: Vec<NodeId> = (0..own.nodes.len()).collect();
+            let states = Executor::real(own)
+                .and_then(|exec| query(own, &exec, &all))
+                .map_err(|e| format!("site {}: {e}", site.name))?;
+            Ok(states
+                .into_iter()
+                .filter_map(|(n, drain)| {
+                    let name = site.merged_name(&own.nodes.get(n)?.name);
+                    Some((inv.find_node(&name)?, drain))
+                })
+                .collect())
+        })
+        .collect()
+}
+
 /// Sends each node's drain read-back into fleet state's channel, stamped now; false once the receiver is gone.
 pub(crate) fn send(tx: &MsgSender, states: HashMap<NodeId, NodeDrain>) -> bool {
     let at = std::time::Instant::now();
@@ -228,17 +260,18 @@ pub fn follow(inv: &Arc<Inventory>, exec: &Arc<Executor>, tx: MsgSender, every: 
         return;
     }
     let (inv, exec) = (Arc::clone(inv), Arc::clone(exec));
-    let all: Vec<NodeId> = (0..inv.nodes.len()).collect();
     let spawned = std::thread::Builder::new()
         .name("drain-readback".into())
         .spawn(move || loop {
-            match query(&inv, &exec, &all) {
-                Ok(states) => {
-                    if !send(&tx, states) {
-                        return;
+            for answer in query_every_site(&inv, &exec) {
+                match answer {
+                    Ok(states) => {
+                        if !send(&tx, states) {
+                            return;
+                        }
                     }
+                    Err(e) => tracing::warn!("drain read-back failed: {e}"),
                 }
-                Err(e) => tracing::warn!("drain read-back failed: {e}"),
             }
             if simulated {
                 return;

@@ -179,8 +179,7 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
         let _following = transport.follow(&inv, tx);
         let mut state = FleetState::new(Arc::clone(&inv));
         // XIDs from before a GPU's last audited reset or reboot are history here too, as in the TUI and snapshot.
-        let log = crate::actions::run::audit_path(&inv);
-        state.note_resets(&crate::actions::resets::read(&log, inv.simulated));
+        state.note_resets(&crate::actions::resets::read_fleet(&inv));
         let mut tick = tokio::time::interval(inv.settings.interval);
         // Messages are merged in batches on a timer: awaiting each one would wake this task once per
         // sample per node, a thousand times a second at fleet size.

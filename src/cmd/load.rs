@@ -8,7 +8,7 @@ use crate::config::{Config, ContextSource, ALL_CONTEXTS};
 use crate::inventory::{self, Inventory};
 use crate::transport::prometheus::PrometheusTransport;
 use crate::transport::sim::SimTransport;
-use crate::transport::sites::{Site, SitesTransport};
+use crate::transport::sites::{Site, SitesTransport, Unanswered};
 use crate::transport::ssh::SshTransport;
 use crate::transport::Transport;
 
@@ -23,10 +23,11 @@ pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
     }
     let mut inv = match (&g.inventory, chosen_context(g)) {
         (None, Some(name)) if name == ALL_CONTEXTS => {
-            let sites = every_context()?;
-            let named: Vec<(String, &Inventory)> =
-                sites.iter().map(|(n, i)| (n.clone(), i)).collect();
-            Inventory::merge(&named).ok_or("--context all: config.toml has no [[context]]")?
+            let sites: Vec<(String, Arc<Inventory>)> = every_context()?
+                .into_iter()
+                .map(|(n, i)| (n, Arc::new(i)))
+                .collect();
+            Inventory::merge(&sites).ok_or("--context all: config.toml has no [[context]]")?
         }
         (None, Some(name)) => context_inventory(&Config::load()?, &name)?,
         _ => Inventory::load(&inventory_path(g)?).map_err(|e| e.to_string())?,
@@ -143,17 +144,53 @@ pub(crate) fn prepare(
     one_pass: bool,
 ) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
     if g.inventory.is_none() && chosen_context(g).as_deref() == Some(ALL_CONTEXTS) {
-        return prepare_sites(g, one_pass);
+        return prepare_sites(g, |inv| transport_for(g, inv, one_pass));
     }
     let inv = Arc::new(load_inventory(g)?);
     let transport = transport_for(g, &inv, one_pass)?;
     Ok((inv, transport))
 }
 
-/// `--context all`: the merged inventory, followed through each site's own transport.
+/// Why `snapshot --at` cannot answer for a fleet read over SSH.
+const NO_PAST: &str =
+    "--at needs a Prometheus source ([source] kind = \"prometheus\" or --source prometheus=URL) \
+                       or a recording (--replay DIR): the nodes themselves keep no history";
+
+/// `snapshot --at`: the inventory and a one-pass transport that answers as of `at` from the fleet's Prometheus
+/// store; under `--context all` each site from its own store, a site without one answering no data (and no
+/// store at all is refused, as for one site).
+pub(crate) fn prepare_at(
+    g: &Global,
+    at: std::time::SystemTime,
+) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
+    let past = |inv: &Inventory| -> Box<dyn Transport> {
+        match &inv.prometheus {
+            Some(source) => Box::new(PrometheusTransport::new(source.clone()).one_pass().at(at)),
+            None => Box::new(Unanswered(NO_PAST.to_string())),
+        }
+    };
+    let (inv, transport) =
+        if g.inventory.is_none() && chosen_context(g).as_deref() == Some(ALL_CONTEXTS) {
+            prepare_sites(g, |inv| Ok(past(inv)))?
+        } else {
+            let inv = Arc::new(load_inventory(g)?);
+            let transport = past(&inv);
+            (inv, transport)
+        };
+    let any_store = match inv.merged_sites() {
+        [] => inv.prometheus.is_some(),
+        sites => sites.iter().any(|s| s.inventory.prometheus.is_some()),
+    };
+    if !any_store {
+        return Err(NO_PAST.to_string());
+    }
+    Ok((inv, transport))
+}
+
+/// `--context all`: the merged inventory, followed through each site's own transport (`transport_of` it).
 fn prepare_sites(
     g: &Global,
-    one_pass: bool,
+    transport_of: impl Fn(&Inventory) -> Result<Box<dyn Transport>, String>,
 ) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
     let mut sites = Vec::new();
     let mut first_node = 0;
@@ -162,7 +199,7 @@ fn prepare_sites(
             inv.prometheus = source_override(source, inv.prometheus.take())?;
         }
         let inventory = Arc::new(inv);
-        let transport = transport_for(g, &inventory, one_pass)?;
+        let transport = transport_of(&inventory)?;
         let nodes = inventory.nodes.len();
         sites.push((
             name,
@@ -174,9 +211,9 @@ fn prepare_sites(
         ));
         first_node += nodes;
     }
-    let named: Vec<(String, &Inventory)> = sites
+    let named: Vec<(String, Arc<Inventory>)> = sites
         .iter()
-        .map(|(n, s)| (n.clone(), s.inventory.as_ref()))
+        .map(|(n, s)| (n.clone(), Arc::clone(&s.inventory)))
         .collect();
     let merged = Inventory::merge(&named).ok_or("--context all: config.toml has no [[context]]")?;
     let transport = SitesTransport::new(sites.into_iter().map(|(_, s)| s).collect());

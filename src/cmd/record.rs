@@ -1,5 +1,5 @@
-//! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain read-back) and
-//! writes every message into a recording; the history store hears what the fleet shows, as from the TUI.
+//! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain and jobs
+//! read-backs) and writes every message and scheduler answer into a recording; the history store hears what the fleet shows, as from the TUI.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -100,17 +100,32 @@ async fn follow(
     demo: bool,
 ) -> Result<(), String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    if !demo && inv.any_scheduler() {
-        match Executor::real(inv) {
-            Ok(exec) => status::follow(inv, &Arc::new(exec), tx.clone(), DRAIN_READBACK),
-            Err(e) => crate::text::warn(&format!("drain read-back: {e}")),
+    let (jobs_tx, mut jobs_rx) = tokio::sync::mpsc::unbounded_channel();
+    let executor = if demo {
+        Some(Executor::simulated())
+    } else {
+        Executor::real(inv)
+            .map_err(|e| {
+                if inv.any_scheduler() {
+                    crate::text::warn(&format!("drain and jobs read-back: {e}"));
+                }
+            })
+            .ok()
+    };
+    if let Some(exec) = executor.map(Arc::new) {
+        if !demo && inv.any_scheduler() {
+            status::follow(inv, &exec, tx.clone(), DRAIN_READBACK);
+        }
+        // The jobs on each node, asked as the TUI asks (one site: several sites' backends are not asked yet).
+        if inv.sites().is_empty() {
+            let every = crate::actions::jobs::READBACK_EVERY;
+            crate::actions::jobs::follow(inv, &exec, every, move |w| jobs_tx.send(w).is_ok());
         }
     }
     let _following = transport.follow(inv, tx);
     let mut state = FleetState::new(Arc::clone(inv));
-    let log = crate::actions::run::audit_path(inv);
-    state.note_resets(&crate::actions::resets::read(&log, inv.simulated));
-    let memory_path = crate::store::beside(&log);
+    state.note_resets(&crate::actions::resets::read_fleet(inv));
+    let stores = crate::actions::run::stores(inv);
     let mut merge = tokio::time::interval(MERGE_EVERY);
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut memory = tokio::time::interval(MEMORY_EVERY);
@@ -156,20 +171,17 @@ async fn follow(
                     state.apply(msg);
                 }
             }
+            Some(workload) = jobs_rx.recv() => {
+                writer.write_workload(crate::telemetry::unix_ms(), &workload)?;
+            }
             _ = flush.tick() => writer.flush()?,
             _ = memory.tick(), if !inv.simulated => {
                 let views = state.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
                 let seen = crate::fleet::memory::sightings(&views);
-                let (path, repair) = (memory_path.clone(), inv.actions.repair.clone());
+                let stores = stores.clone();
                 // SQLite may wait for another writer; the recording must not.
                 tokio::task::spawn_blocking(move || {
-                    crate::fleet::memory::remember(
-                        &path,
-                        &seen,
-                        crate::telemetry::unix_ms(),
-                        repair.max_repairs,
-                        repair.repair_window,
-                    )
+                    crate::fleet::memory::remember_in(&stores, &seen, crate::telemetry::unix_ms())
                 });
             }
         }

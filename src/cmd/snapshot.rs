@@ -9,7 +9,6 @@ use crate::fleet::filter::Filter;
 use crate::inventory::Inventory;
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::snapshot::{self, Report};
-use crate::transport::prometheus::PrometheusTransport;
 use crate::transport::{Msg, NodeEvent};
 use crate::workload::operations::OperationEvent;
 
@@ -33,26 +32,19 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     if let Some(dir) = &g.replay {
         return recorded(dir, args, &filter, timeout);
     }
-    let (inv, mut transport) = match super::load::prepare(g, true) {
+    // `--at`: the fleet as its Prometheus store (each site's own, under `--context all`) held it then.
+    let prepared = match args.at.as_deref().map(past) {
+        None => super::load::prepare(g, true),
+        Some(Ok(at)) => super::load::prepare_at(g, at),
+        Some(Err(e)) => Err(e),
+    };
+    let (inv, transport) = match prepared {
         Ok(p) => p,
         Err(e) => {
             crate::text::warn(&e.to_string());
             return EXIT_CANNOT_RUN;
         }
     };
-    if let Some(at) = &args.at {
-        let Some(source) = inv.prometheus.clone() else {
-            crate::text::warn("--at needs a Prometheus source ([source] kind = \"prometheus\" or --source prometheus=URL) or a recording (--replay DIR): the nodes themselves keep no history");
-            return EXIT_CANNOT_RUN;
-        };
-        match past(at) {
-            Ok(t) => transport = Box::new(PrometheusTransport::new(source).one_pass().at(t)),
-            Err(e) => {
-                crate::text::warn(&e);
-                return EXIT_CANNOT_RUN;
-            }
-        }
-    }
     phases.lap(format!(
         "start-up: configuration, inventory of {} nodes",
         inv.nodes.len()
@@ -62,11 +54,10 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     };
     let started = Instant::now();
     // XIDs from before a GPU's last audited reset or reboot are history, not faults.
-    let resets =
-        crate::actions::resets::read(&crate::actions::run::audit_path(&inv), inv.simulated);
-    // The drain backends are asked once each, beside the pass; a past snapshot (`--at`) has no drains to ask.
-    // Several sites (`--context all`) have several drain backends: not asked yet, so operations stay unknown.
-    let drains = if args.at.is_none() && !g.demo && inv.sites().is_empty() {
+    let resets = crate::actions::resets::read_fleet(&inv);
+    // The drain backends (each site's own, under `--context all`) are asked once each, beside the pass; a past
+    // snapshot (`--at`) has no drains to ask.
+    let drains = if args.at.is_none() && !g.demo {
         ask_drains(&inv)
     } else {
         None
@@ -168,23 +159,16 @@ fn remember(
     timeout: Duration,
 ) {
     use crate::fleet::memory;
-    let inv = std::sync::Arc::clone(state.inventory());
-    let path = crate::store::beside(&crate::actions::run::audit_path(&inv));
+    let stores = crate::actions::run::stores(state.inventory());
     let seen =
         memory::sightings(&Report::new(state, filter, started, Instant::now(), timeout).nodes);
-    let repair = &inv.actions.repair;
-    let lemons = memory::remember(
-        &path,
-        &seen,
-        crate::telemetry::unix_ms(),
-        repair.max_repairs,
-        repair.repair_window,
-    );
+    let lemons = memory::remember_in(&stores, &seen, crate::telemetry::unix_ms());
     state.note_lemons(&lemons);
 }
 
+/// One answer per site asked (one for a single site's inventory).
 type DrainAnswer =
-    Result<std::collections::HashMap<usize, crate::actions::status::NodeDrain>, String>;
+    Vec<Result<std::collections::HashMap<usize, crate::actions::status::NodeDrain>, String>>;
 
 /// Starts asking the drain backends (Slurm, Kubernetes) about every node, on a thread of its own; `None` when the
 /// inventory names none.
@@ -197,9 +181,11 @@ fn ask_drains(inv: &std::sync::Arc<Inventory>) -> Option<std::sync::mpsc::Receiv
     std::thread::Builder::new()
         .name("drain-readback".into())
         .spawn(move || {
-            let all: Vec<usize> = (0..inv.nodes.len()).collect();
-            let answer = Executor::real(&inv).and_then(|exec| status::query(&inv, &exec, &all));
-            let _ = tx.send(answer);
+            let answers = match Executor::real(&inv) {
+                Ok(exec) => status::query_every_site(&inv, &exec),
+                Err(e) => vec![Err(e)],
+            };
+            let _ = tx.send(answers);
         })
         .ok()?;
     Some(rx)
@@ -213,23 +199,25 @@ fn operations(
     deadline: Instant,
 ) {
     let wait = deadline.saturating_duration_since(Instant::now());
-    let answer = drains
+    let answers = drains
         .recv_timeout(wait)
-        .unwrap_or_else(|_| Err("no answer within the snapshot's timeout".into()));
-    match answer {
-        Ok(states) => {
-            let at = Instant::now();
-            for (node, drain) in states {
-                state.apply(Msg {
-                    node,
-                    at,
-                    event: NodeEvent::Operation(OperationEvent::Drain(drain)),
-                });
+        .unwrap_or_else(|_| vec![Err("no answer within the snapshot's timeout".into())]);
+    for answer in answers {
+        match answer {
+            Ok(states) => {
+                let at = Instant::now();
+                for (node, drain) in states {
+                    state.apply(Msg {
+                        node,
+                        at,
+                        event: NodeEvent::Operation(OperationEvent::Drain(drain)),
+                    });
+                }
             }
+            Err(e) => crate::text::warn(&format!(
+                "drain read-back: {e}; drained nodes are not known and count for the exit status"
+            )),
         }
-        Err(e) => crate::text::warn(&format!(
-            "drain read-back: {e}; drained nodes are not known and count for the exit status"
-        )),
     }
 }
 
@@ -253,13 +241,11 @@ fn repairs(state: &mut crate::fleet::FleetState) {
         }
     };
     // A repair of another inventory (the demo's practice fleet shares node names with the real one) holds none
-    // of these nodes.
-    if wf.inventory != state.inventory().source {
-        return;
-    }
+    // of these nodes; under `--context all`, it holds the nodes of the site whose inventory it repairs.
     let at = Instant::now();
+    let inv = std::sync::Arc::clone(state.inventory());
     for n in wf.nodes.iter().filter(|n| !n.step.finished()) {
-        let Some(node) = state.inventory().find_node(&n.node) else {
+        let Some(node) = inv.find_node_of(&wf.inventory, &n.node) else {
             continue;
         };
         let text = format!("repair: {} ({})", n.step.label(), wf.reason);

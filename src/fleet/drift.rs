@@ -388,6 +388,8 @@ pub struct ValueNodes {
 /// An aspect on which nodes differ: what it is compared with and every value seen, most common first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AspectDrift {
+    /// The site whose nodes these are, under `--context all` (each site's drift is counted within it).
+    pub site: Option<String>,
     pub aspect: Aspect,
     pub reference: Option<Reference>,
     pub values: Vec<ValueNodes>,
@@ -452,6 +454,7 @@ pub(crate) fn groups(
                 .then(x.value.cmp(&y.value))
         });
         out.push(AspectDrift {
+            site: None,
             aspect: a,
             reference: r,
             values,

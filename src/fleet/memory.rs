@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::state::FleetState;
 use super::view::NodeView;
-use crate::inventory::{NodeId, RepairSettings};
+use crate::inventory::{name_within_site, shared_name, MergedSite, NodeId};
 use crate::store::query::{Incidents, Sighting};
 
 /// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
@@ -71,23 +71,61 @@ pub(crate) fn remember(
     }
 }
 
-/// [`remember`] on a blocking thread of the runtime (SQLite waits for other writers, and a front end must not),
-/// handing the repeat offenders to `send`; the time is taken when the thread runs.
+/// A history store and the nodes it keeps: under `--context all` the nodes of the sites whose audit log it is
+/// beside (`sites`), by their own sites' names, so `--context SITE` reads the same history; else every node,
+/// as named. `actions::run::stores` finds them, with the `[repair]` lemon rule of the (first) site.
+#[derive(Debug, Clone)]
+pub(crate) struct SiteStore {
+    pub path: std::path::PathBuf,
+    pub sites: Vec<MergedSite>,
+    pub max_repairs: u32,
+    pub repair_window: Duration,
+}
+
+/// [`remember`] in each store what it keeps of `seen`, named as that store names it; the repeat offenders by
+/// `seen`'s own names. In a store several sites share, a name more than one of them has is neither written nor
+/// read (the store could not tell their GPUs apart).
+pub(crate) fn remember_in(
+    stores: &[SiteStore],
+    seen: &[Sighting],
+    now_ms: u64,
+) -> HashMap<String, String> {
+    let mut lemons = HashMap::new();
+    for store in stores {
+        let (max, window) = (store.max_repairs, store.repair_window);
+        if store.sites.is_empty() {
+            lemons.extend(remember(&store.path, seen, now_ms, max, window));
+            continue;
+        }
+        let sharing: Vec<&MergedSite> = store.sites.iter().collect();
+        let own: Vec<Sighting> = seen
+            .iter()
+            .filter_map(|s| {
+                let name = name_within_site(&s.node);
+                (shared_name(&sharing, name)? == s.node).then(|| Sighting {
+                    node: name.to_string(),
+                    ..s.clone()
+                })
+            })
+            .collect();
+        for (name, why) in remember(&store.path, &own, now_ms, max, window) {
+            if let Some(merged) = shared_name(&sharing, &name) {
+                lemons.insert(merged, why);
+            }
+        }
+    }
+    lemons
+}
+
+/// [`remember_in`] on a blocking thread of the runtime (SQLite waits for other writers, and a front end must
+/// not), handing the repeat offenders to `send`; the time is taken when the thread runs.
 pub(crate) fn remember_in_background(
-    path: std::path::PathBuf,
+    stores: Vec<SiteStore>,
     seen: Vec<Sighting>,
-    repair: &RepairSettings,
     send: impl FnOnce(HashMap<String, String>) + Send + 'static,
 ) {
-    let (max, window) = (repair.max_repairs, repair.repair_window);
     tokio::task::spawn_blocking(move || {
-        send(remember(
-            &path,
-            &seen,
-            crate::telemetry::unix_ms(),
-            max,
-            window,
-        ))
+        send(remember_in(&stores, &seen, crate::telemetry::unix_ms()))
     });
 }
 

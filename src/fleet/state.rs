@@ -32,11 +32,12 @@ pub struct FleetState {
     pub(super) acks: Vec<Option<XidAck>>,
     /// Samples each history ring holds (`HISTORY_SPAN` at the inventory's interval).
     pub(super) history_len: usize,
-    /// Per node, what it runs (agent, driver, GPU model, VBIOS, GPU count), and the fleet's tallies of them.
+    /// Per node, what it runs (agent, driver, GPU model, VBIOS, GPU count), and each site's tallies of them
+    /// (by `Inventory::site_index`: two sites may rightly run different drivers).
     pub(super) identities: Vec<drift::Identity>,
-    pub(super) tally: drift::Tally,
-    /// The rate each InfiniBand port usually runs at across the fleet.
-    pub(super) rates: rates::PortRates,
+    pub(super) tallies: Vec<drift::Tally>,
+    /// The rate each InfiniBand port usually runs at across each site.
+    pub(super) rates: Vec<rates::PortRates>,
     /// Per node, its drain, restart and repair as last reported.
     pub(super) ops: Vec<operations::NodeOps>,
     /// Per node, its last audited GPU resets and reboot (grown on first use).
@@ -60,8 +61,8 @@ impl FleetState {
             acks: vec![None; nodes.len()],
             ops: vec![operations::NodeOps::default(); nodes.len()],
             identities: vec![drift::Identity::default(); nodes.len()],
-            rates: rates::PortRates::new(nodes.len()),
-            tally: drift::Tally::default(),
+            rates: vec![rates::PortRates::new(nodes.len()); inventory.site_count()],
+            tallies: vec![drift::Tally::default(); inventory.site_count()],
             inventory,
             history_len,
             resets: Vec::new(),
@@ -172,7 +173,9 @@ impl FleetState {
             self.identities[id].with_sample(sample)
         };
         node.watch.observe(sample, at);
-        if !unchanged.rates && self.rates.observe(id, sample.ib.as_deref()) {
+        let site = self.inventory.site_index(id);
+        let rates = self.rates.get_mut(site).filter(|_| !unchanged.rates);
+        if rates.is_some_and(|r| r.observe(id, sample.ib.as_deref())) {
             self.fleet_generation += 1;
         }
         node.sample_at = Some(at);
@@ -184,9 +187,11 @@ impl FleetState {
     }
 
     fn set_identity(&mut self, id: NodeId, identity: drift::Identity) {
-        if let Some(old) = self.identities.get_mut(id) {
+        let site = self.inventory.site_index(id);
+        if let (Some(old), Some(tally)) = (self.identities.get_mut(id), self.tallies.get_mut(site))
+        {
             if *old != identity {
-                self.tally.replace(old, &identity);
+                tally.replace(old, &identity);
                 *old = identity;
                 self.fleet_generation += 1;
             }
@@ -198,36 +203,22 @@ impl FleetState {
         self.identities.get(id)
     }
 
-    /// Why a node drifts from `[expect]`, the fleet majority or the jump host's build.
+    /// Why a node drifts from its site's `[expect]`, its site's majority or the jump host's build.
     pub(crate) fn drift_reasons(&self, id: NodeId) -> Vec<String> {
-        self.identities
-            .get(id)
-            .map(|i| {
-                drift::reasons(
-                    i,
-                    &self.tally,
-                    &self.inventory.expect,
-                    self.declared_gpus(id),
-                )
-            })
-            .unwrap_or_default()
-    }
-
-    /// Every aspect on which nodes differ, nodes grouped by value.
-    pub fn drift(&self) -> Vec<drift::AspectDrift> {
-        let declared: Vec<Option<u32>> = (0..self.identities.len())
-            .map(|id| self.declared_gpus(id))
-            .collect();
-        drift::groups(
-            &self.identities,
-            &self.tally,
-            &self.inventory.expect,
-            &declared,
-        )
+        let site = self.inventory.site_index(id);
+        match (self.identities.get(id), self.tallies.get(site)) {
+            (Some(i), Some(tally)) => drift::reasons(
+                i,
+                tally,
+                self.inventory.rules(id).expect,
+                self.declared_gpus(id),
+            ),
+            _ => Vec::new(),
+        }
     }
 
     /// The node's GPU count where the inventory gives one (not the default of 8).
-    fn declared_gpus(&self, id: NodeId) -> Option<u32> {
+    pub(super) fn declared_gpus(&self, id: NodeId) -> Option<u32> {
         self.inventory
             .nodes
             .get(id)
@@ -235,15 +226,16 @@ impl FleetState {
             .map(|n| n.expected_gpus)
     }
 
-    pub(crate) fn stale_after(&self) -> Duration {
-        self.inventory.settings.interval * STALE_AFTER_INTERVALS
+    /// How old node `id`'s last sample may be and still be current: intervals of its own site.
+    pub(crate) fn stale_after(&self, id: NodeId) -> Duration {
+        self.inventory.rules(id).settings.interval * STALE_AFTER_INTERVALS
     }
 
     /// The node's state at `now`: a current failure wins, then the age of its last sample.
     pub fn state(&self, id: NodeId, now: Instant) -> NodeState {
         let node = &self.nodes[id];
         let by_age = || match node.sample_at {
-            Some(at) if now.saturating_duration_since(at) <= self.stale_after() => NodeState::Up,
+            Some(at) if now.saturating_duration_since(at) <= self.stale_after(id) => NodeState::Up,
             Some(_) => NodeState::Stale,
             None => NodeState::Unreachable,
         };
@@ -380,7 +372,7 @@ impl FleetState {
                 node.sample_at,
                 self.state(id, now),
                 now,
-                self.inventory.actions.reboot_deadline,
+                self.inventory.rules(id).actions.reboot_deadline,
             )
     }
 

@@ -62,6 +62,7 @@ impl FleetState {
     /// Judges node `id` afresh; [`FleetState::node_view`] reuses the judgement while nothing changed.
     pub(crate) fn judge_node(&self, id: NodeId, now: Instant, pending: Pending) -> NodeView<'_> {
         let inv = &self.inventory;
+        let rules = inv.rules(id);
         let spec = &inv.nodes[id];
         let status = &self.nodes[id];
         let mut state = self.state(id, now);
@@ -93,7 +94,7 @@ impl FleetState {
             .map(|g| {
                 let mut verdict = judge_gpu_at(
                     g,
-                    &inv.thresholds,
+                    rules.thresholds,
                     &|code, count| self.acknowledged(id, g, code, count),
                     &self.xid_clock(id, Some(g.index), sample_age),
                 );
@@ -110,7 +111,7 @@ impl FleetState {
         if let Some((kind, _)) = self.restart(id, now).filter(|(_, r)| r.overdue()) {
             verdict.add(
                 Health::Crit,
-                super::restart::overdue_reason(kind, inv.actions.reboot_deadline),
+                super::restart::overdue_reason(kind, rules.actions.reboot_deadline),
             );
         }
         if state.is_failure() {
@@ -187,7 +188,7 @@ impl FleetState {
             }
             for port in sample.ib.iter().flatten() {
                 // Ports down by design (`[expect] ib_ignore`) are not judged at all.
-                if inv.expect.ib_ignored(&port.hca, port.port) {
+                if rules.expect.ib_ignored(&port.hca, port.port) {
                     continue;
                 }
                 // The same port on other nodes sets the rate, unless the inventory says it; only up
@@ -196,9 +197,9 @@ impl FleetState {
                     if !port.is_infiniband() {
                         return None;
                     }
-                    let (reference, from) = match inv.expect.ib_rate_gbps {
+                    let (reference, from) = match rules.expect.ib_rate_gbps {
                         Some(r) => (r, "expected"),
-                        None => (self.rates.usual(&port.hca, port.port)?, "fleet runs"),
+                        None => (self.usual_rate(id, &port.hca, port.port)?, "fleet runs"),
                     };
                     judge_port_rate(port, reference, from)
                 });
@@ -212,7 +213,7 @@ impl FleetState {
                     verdict.add(health, reason);
                 }
             }
-            let ignored = |hca: &str, port: u32| inv.expect.ib_ignored(hca, port);
+            let ignored = |hca: &str, port: u32| rules.expect.ib_ignored(hca, port);
             for (health, reason) in status.watch.reasons(now, &ignored) {
                 verdict.add(health, reason);
             }

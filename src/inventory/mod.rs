@@ -17,8 +17,8 @@ pub use model::{
     ActionSettings, Cabinet, DrainBackend, Expect, Inventory, Node, PrometheusSource,
     RebootBackend, Redfish, Settings, Tenancy, Tenant, TenantFrom, Thresholds,
 };
-pub(crate) use model::{NodeId, MAX_GPUS_PER_NODE};
+pub(crate) use model::{MergedSite, NodeId, MAX_GPUS_PER_NODE};
 pub(crate) use repair::DCGMI_DIAG;
 pub use repair::{RepairSettings, Validate};
 pub(crate) use resolve::prometheus_source;
-pub(crate) use sites::{name_within_site, site_of, SITE_SEPARATOR};
+pub(crate) use sites::{name_within_site, shared_name, site_of, SITE_SEPARATOR};

@@ -28,6 +28,17 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     pub actions: ActionSettings,
     pub expect: Expect,
+    /// A merged inventory's sites (`--context all`), each with its own rules, in order; empty for one site's own
+    /// inventory, whose rules are the fields above (`sites.rs`).
+    pub(crate) merged_sites: Vec<MergedSite>,
+}
+
+/// One site of a merged inventory (`sites.rs`): its name and its own inventory, whose rules judge its nodes and
+/// whose backends are asked about them.
+#[derive(Debug, Clone)]
+pub(crate) struct MergedSite {
+    pub name: String,
+    pub inventory: std::sync::Arc<Inventory>,
 }
 
 /// Resolved `[expect]`: what every node should run (`None`: the fleet majority decides).
@@ -263,20 +274,20 @@ impl Inventory {
         self.nodes.iter().map(|n| u64::from(n.expected_gpus)).sum()
     }
 
-    /// The drain backend for `node`: its cabinet's override, else `[drain]`.
+    /// The drain backend for `node`: its cabinet's override, else its site's `[drain]`.
     pub fn drain_backend(&self, node: NodeId) -> &DrainBackend {
         self.cabinets[self.nodes[node].cabinet]
             .drain
             .as_ref()
-            .unwrap_or(&self.actions.drain)
+            .unwrap_or(&self.rules(node).actions.drain)
     }
 
-    /// The reboot backend for `node`: its cabinet's override, else `[reboot]`.
+    /// The reboot backend for `node`: its cabinet's override, else its site's `[reboot]`.
     pub(crate) fn reboot_backend(&self, node: NodeId) -> &RebootBackend {
         self.cabinets[self.nodes[node].cabinet]
             .reboot
             .as_ref()
-            .unwrap_or(&self.actions.reboot)
+            .unwrap_or(&self.rules(node).actions.reboot)
     }
 
     /// True when some node is drained through `backend` (so that scheduler can be asked about the fleet).

@@ -331,6 +331,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         cabinets,
         tenants,
         nodes,
+        merged_sites: Vec::new(),
     })
 }
 

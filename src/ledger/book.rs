@@ -8,7 +8,7 @@ use super::classify::{self, Cause, GpuClass};
 use super::repairs::Overlay;
 use crate::fleet::FleetState;
 use crate::inventory::{Inventory, NodeId};
-use crate::transport::Msg;
+use crate::transport::{Msg, NodeEvent};
 
 /// Milliseconds in one hour: GPU-hours are booked milliseconds over this.
 pub(crate) const MS_PER_HOUR: f64 = 3_600_000.0;
@@ -18,6 +18,11 @@ pub(crate) const MS_PER_HOUR: f64 = 3_600_000.0;
 const CLOCK_BEFORE_MS: u64 = 86_400_000;
 /// Crit spells kept per node (the newest): what a repair's detection is looked up in.
 const MAX_SPELLS: usize = 1024;
+/// Recorder stops listed (the oldest; the rest are counted): their time is booked either way.
+const MAX_GAPS: usize = 1024;
+/// A busy jump host's scheduling, on top of the longest a followed node stays silent, before a silence of the
+/// whole fleet is taken for the recorder being stopped.
+const SILENCE_GRACE_MS: u64 = 5_000;
 
 /// One GPU's time, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +81,19 @@ struct Track {
     crit_spells: std::collections::VecDeque<(u64, u64)>,
 }
 
+impl Track {
+    /// Ends a crit spell running at `ms`, keeping the newest [`MAX_SPELLS`].
+    fn end_crit_spell(&mut self, ms: u64) {
+        let Some(from) = self.crit_since.take() else {
+            return;
+        };
+        if self.crit_spells.len() == MAX_SPELLS {
+            self.crit_spells.pop_front();
+        }
+        self.crit_spells.push_back((from, ms));
+    }
+}
+
 /// What the ledger found: per node, per expected GPU, its time; and the window it covers.
 #[derive(Debug, Clone)]
 pub struct Hours {
@@ -88,6 +106,11 @@ pub struct Hours {
     pub gpus: Vec<Vec<Tally>>,
     /// By node id: when one of its GPUs was crit, (from, to) Unix ms, oldest first.
     pub crit_spells: Vec<Vec<(u64, u64)>>,
+    /// Inside the recorded part, where the recorder was stopped: (from, to) Unix ms, oldest first, at most
+    /// [`MAX_GAPS`].
+    pub gaps: Vec<(u64, u64)>,
+    /// Gaps past [`MAX_GAPS`], booked but not listed.
+    pub gaps_unlisted: usize,
 }
 
 /// Feeds a recording's messages through fleet state and books each GPU's time.
@@ -103,6 +126,14 @@ pub struct Ledger {
     last_ms: u64,
     tracks: Vec<Track>,
     gpus: Vec<Vec<Tally>>,
+    /// By node: whether its last word was a streaming one (a hello, a sample, a bad line), and how many are.
+    streaming: Vec<bool>,
+    streaming_nodes: usize,
+    /// The longest a running recorder hears nothing while some node streams, and while none does, in ms
+    /// (`Timeouts::longest_silence`).
+    silence_ms: (u64, u64),
+    gaps: Vec<(u64, u64)>,
+    gaps_unlisted: usize,
 }
 
 impl Ledger {
@@ -113,7 +144,17 @@ impl Ledger {
             .iter()
             .map(|n| vec![Tally::default(); n.expected_gpus as usize])
             .collect();
+        let timeouts = crate::transport::ssh::Timeouts::from_settings(&inventory.settings);
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Ledger {
+            streaming: vec![false; inventory.nodes.len()],
+            streaming_nodes: 0,
+            silence_ms: (
+                ms(timeouts.longest_silence(true)),
+                ms(timeouts.longest_silence(false)),
+            ),
+            gaps: Vec::new(),
+            gaps_unlisted: 0,
             tracks: vec![Track::default(); inventory.nodes.len()],
             state: FleetState::new(inventory),
             window: (window.0, window.1.max(window.0)),
@@ -137,14 +178,15 @@ impl Ledger {
 
     /// One message, at `wall_ms`. Messages come in time order (those from before the window restate the state
     /// it starts with); one that goes back in time is booked as now, and time past the window's end is not.
+    /// A silence of the whole fleet longer than a followed fleet keeps is the recorder stopped: that time is
+    /// `unrecorded`, not the nodes' (a node silent while others speak is still unreachable).
     pub fn feed(&mut self, wall_ms: u64, mut msg: Msg) {
         let t = wall_ms.clamp(self.last_ms, self.window.1);
-        self.last_ms = t;
-        msg.at = self.instant(wall_ms.min(self.window.1));
         let node = msg.node;
         if node >= self.tracks.len() {
             return;
         }
+        msg.at = self.instant(wall_ms.min(self.window.1));
         if self.started.is_none() {
             // The first message starts the recorded part: every node is judged from then, as fleet state holds
             // it (a node not heard of yet has no data: unreachable until its first message).
@@ -153,7 +195,11 @@ impl Ledger {
                 self.tracks[id].since_ms = t;
                 self.judge(id, t);
             }
+        } else if t - self.last_ms > self.longest_silence() {
+            self.not_recorded(self.last_ms, t);
         }
+        self.last_ms = t;
+        self.note_word(node, &msg.event);
         self.advance(node, t);
         self.state.apply(msg);
         self.judge(node, t);
@@ -174,9 +220,7 @@ impl Ledger {
         let end = end_ms.clamp(self.last_ms, self.window.1);
         for id in 0..self.tracks.len() {
             self.advance(id, end);
-            if let Some(from) = self.tracks[id].crit_since.take() {
-                self.tracks[id].crit_spells.push_back((from, end));
-            }
+            self.tracks[id].end_crit_spell(end);
         }
         let outside = (start - self.window.0) + (self.window.1 - end);
         for tallies in &mut self.gpus {
@@ -193,6 +237,8 @@ impl Ledger {
             window: self.window,
             recorded,
             gpus: self.gpus,
+            gaps: self.gaps,
+            gaps_unlisted: self.gaps_unlisted,
             crit_spells: self
                 .tracks
                 .into_iter()
@@ -212,14 +258,59 @@ impl Ledger {
         track.classes = classes;
         match (crit, track.crit_since) {
             (true, None) => track.crit_since = Some(ms),
-            (false, Some(from)) => {
-                track.crit_since = None;
-                if track.crit_spells.len() == MAX_SPELLS {
-                    track.crit_spells.pop_front();
-                }
-                track.crit_spells.push_back((from, ms));
-            }
+            (false, Some(_)) => track.end_crit_spell(ms),
             _ => {}
+        }
+    }
+
+    /// How long the whole fleet may be silent while the recorder runs: a streaming node is heard within its
+    /// stall limit, a failing one within a connection attempt and its backoff.
+    fn longest_silence(&self) -> u64 {
+        let limit = if self.streaming_nodes > 0 {
+            self.silence_ms.0
+        } else {
+            self.silence_ms.1
+        };
+        limit.saturating_add(SILENCE_GRACE_MS)
+    }
+
+    /// Keeps whether node `id` is streaming after `event`; the read-backs' operations and a store's history
+    /// say nothing of its connection.
+    fn note_word(&mut self, id: NodeId, event: &NodeEvent) {
+        let streaming = match event {
+            NodeEvent::Streaming { .. }
+            | NodeEvent::Sample(_)
+            | NodeEvent::Delta(_)
+            | NodeEvent::BadLine(_) => true,
+            NodeEvent::Connecting | NodeEvent::Failed { .. } => false,
+            NodeEvent::History(_) | NodeEvent::Operation(_) => return,
+        };
+        if streaming != self.streaming[id] {
+            self.streaming[id] = streaming;
+            if streaming {
+                self.streaming_nodes += 1;
+            } else {
+                self.streaming_nodes -= 1;
+            }
+        }
+    }
+
+    /// The recorder was stopped from `from` to `to`: every node is booked up to `from`, the gap is booked
+    /// `unrecorded`, and every node is judged again after it (its data by then stale).
+    fn not_recorded(&mut self, from: u64, to: u64) {
+        for id in 0..self.tracks.len() {
+            self.advance(id, from);
+            for tally in &mut self.gpus[id] {
+                tally.book(&unrecorded(), to - from);
+            }
+            self.tracks[id].end_crit_spell(from);
+            self.tracks[id].since_ms = to;
+            self.judge(id, to);
+        }
+        if self.gaps.len() < MAX_GAPS {
+            self.gaps.push((from, to));
+        } else {
+            self.gaps_unlisted += 1;
         }
     }
 
@@ -255,7 +346,7 @@ impl Ledger {
         let at = self.state.nodes()[id].sample_at?;
         let sample_ms =
             self.origin_ms + u64::try_from(at.duration_since(self.base).as_millis()).ok()?;
-        let after = u64::try_from(self.state.stale_after().as_millis()).ok()?;
+        let after = u64::try_from(self.state.stale_after(id).as_millis()).ok()?;
         Some(sample_ms + after + 1)
     }
 }
@@ -270,3 +361,7 @@ fn unrecorded() -> GpuClass {
 #[cfg(test)]
 #[path = "tests.rs"]
 pub(super) mod tests;
+
+#[cfg(test)]
+#[path = "gap_tests.rs"]
+mod gap_tests;

@@ -7,7 +7,9 @@
 //! Time is booked per GPU, in milliseconds, between observations: a node's GPUs are judged again at each of its
 //! messages, when its data goes stale, and when a repair record starts or ends. The staleness rule is fleet
 //! state's own, `FleetState::stale_after` (`fleet/state.rs`: older than `STALE_AFTER_INTERVALS` intervals): from
-//! then on, without a new sample, the node's GPUs are unreachable.
+//! then on, without a new sample, the node's GPUs are unreachable. Where the whole fleet is silent for longer than
+//! a followed fleet can be, the recorder was stopped: that time, like the time outside the recording, is
+//! unrecorded.
 
 pub(crate) mod book;
 pub(crate) mod classify;

@@ -78,6 +78,27 @@ fn time(ms: u64) -> String {
     crate::text::rfc3339_ms(ms)
 }
 
+/// Where the recorder was stopped inside the recorded part, the first [`GAPS_SHOWN`] of them.
+fn gaps_lines(hours: &Hours) -> String {
+    let mut out = String::new();
+    for &(a, b) in hours.gaps.iter().take(GAPS_SHOWN) {
+        out += &format!(
+            "not recorded {} to {} ({}): the recorder was stopped\n",
+            time(a),
+            time(b),
+            span(Some(b - a))
+        );
+    }
+    let more = hours.gaps.len().saturating_sub(GAPS_SHOWN) + hours.gaps_unlisted;
+    if more > 0 {
+        out += &format!("not recorded: {more} more gaps (--format json lists them)\n");
+    }
+    out
+}
+
+/// Recorder stops the table lists; JSON lists them all.
+const GAPS_SHOWN: usize = 8;
+
 fn span(ms: Option<u64>) -> String {
     ms.map_or_else(|| "-".into(), |ms| crate::workload::duration(ms / 1000))
 }
@@ -139,6 +160,7 @@ impl Report<'_> {
                     Some((a, b)) => out += &format!("; recorded {} to {}\n", time(a), time(b)),
                     None => out += "; nothing recorded\n",
                 }
+                out += &gaps_lines(hours);
                 let (groups, all) = groups(hours, self.by);
                 if self.by == By::Cause {
                     out += &format!(
@@ -322,6 +344,8 @@ impl Report<'_> {
             };
             serde_json::json!({
                 "recorded": hours.recorded.map(|(a, b)| [time(a), time(b)]),
+                "not_recorded": hours.gaps.iter().map(|&(a, b)| [time(a), time(b)]).collect::<Vec<_>>(),
+                "not_recorded_unlisted": hours.gaps_unlisted,
                 "by": self.by.as_str(),
                 "fleet": tally(&all),
                 "groups": groups.iter().map(|(name, t)| {

@@ -13,14 +13,14 @@ use crate::telemetry::Source;
 use crate::transport::decode::StreamDecoder;
 use crate::transport::{FailureKind, Msg, NodeEvent};
 
-const BUSY: &str = include_str!("../../tests/fixtures/real-gpu/h200-agent-busy.ndjson");
-const IDLE: &str = include_str!("../../tests/fixtures/real-gpu/h200-agent-idle.ndjson");
+pub(super) const BUSY: &str = include_str!("../../tests/fixtures/real-gpu/h200-agent-busy.ndjson");
+pub(super) const IDLE: &str = include_str!("../../tests/fixtures/real-gpu/h200-agent-idle.ndjson");
 
 /// 2026-11-27T00:00:00Z, Unix ms.
-const T0: u64 = 1_795_737_600_000;
-const MIN: u64 = 60_000;
+pub(super) const T0: u64 = 1_795_737_600_000;
+pub(super) const MIN: u64 = 60_000;
 
-fn inventory() -> Arc<Inventory> {
+pub(super) fn inventory() -> Arc<Inventory> {
     Arc::new(
         Inventory::parse(
             "ledger.toml",
@@ -44,7 +44,7 @@ fn decoded(text: &str) -> Vec<NodeEvent> {
 }
 
 /// The fixture's hello and its sample; `crit`: the same sample with 3 uncorrected ECC errors.
-fn node_events(text: &str, crit: bool) -> (NodeEvent, NodeEvent) {
+pub(super) fn node_events(text: &str, crit: bool) -> (NodeEvent, NodeEvent) {
     let text = if crit {
         let changed = text.replace("\"ecc_uncorrected\":0", "\"ecc_uncorrected\":3");
         assert_ne!(changed, text, "the fixture reports ECC");
@@ -60,7 +60,7 @@ fn node_events(text: &str, crit: bool) -> (NodeEvent, NodeEvent) {
     (hello, sample)
 }
 
-fn msg(node: usize, event: NodeEvent) -> Msg {
+pub(super) fn msg(node: usize, event: NodeEvent) -> Msg {
     // The ledger stamps every message with its own clock from the wall time.
     Msg {
         node,
@@ -106,7 +106,7 @@ fn hour(overlay: Overlay, window: (u64, u64)) -> Hours {
     ledger.finish(T0 + 60 * MIN)
 }
 
-fn lost(t: &Tally) -> Vec<(Cause, &str, u64)> {
+pub(super) fn lost(t: &Tally) -> Vec<(Cause, &str, u64)> {
     t.lost_ms
         .iter()
         .map(|((c, r), ms)| (*c, r.as_str(), *ms))

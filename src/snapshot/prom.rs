@@ -1,9 +1,10 @@
-//! Prometheus text exposition (format 0.0.4): fleet, node and GPU gauges in base units.
+//! Prometheus text exposition (format 0.0.4): fleet, node and GPU gauges in base units. Under `--context all`
+//! every series carries a `site` label, and the fleet's gauges are each site's, so no two sites' series collide.
 
 use std::fmt::Write;
 
 use super::report::Report;
-use crate::fleet::view::GpuView;
+use crate::fleet::view::{GpuView, NodeView, Summary};
 use crate::telemetry::health::Health;
 use crate::telemetry::metric_names as names;
 
@@ -92,10 +93,17 @@ const GPU_METRICS: &[GpuMetric] = &[
     ),
 ];
 
+/// `site="…",` for a node of a merged inventory (`--context all`), else nothing: the first of a node's labels.
+fn site_label(v: &NodeView) -> String {
+    crate::inventory::site_of(v.name)
+        .map_or(String::new(), |site| format!("site=\"{}\",", escape(site)))
+}
+
 /// `node="…",gpu="…",uuid="…"`: the labels of every per-GPU series.
-fn gpu_labels(v: &crate::fleet::view::NodeView, g: &GpuView) -> String {
+fn gpu_labels(v: &NodeView, g: &GpuView) -> String {
     format!(
-        "node=\"{}\",gpu=\"{}\",uuid=\"{}\"",
+        "{}node=\"{}\",gpu=\"{}\",uuid=\"{}\"",
+        site_label(v),
         escape(v.name),
         g.sample.index,
         escape(g.sample.uuid.as_deref().unwrap_or(""))
@@ -106,52 +114,62 @@ fn header(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
 
+/// The fleet's gauges, each from a summary.
+type FleetGauge = (&'static str, &'static str, fn(&Summary) -> f64);
+
+const FLEET: [FleetGauge; 7] = [
+    ("fleetop_fleet_nodes", "Nodes in the snapshot.", |s| {
+        s.nodes as f64
+    }),
+    (
+        "fleetop_fleet_nodes_up",
+        "Nodes with a fresh sample.",
+        |s| s.nodes_up as f64,
+    ),
+    (
+        "fleetop_fleet_gpus_expected",
+        "GPUs the inventory expects.",
+        |s| s.gpus_expected as f64,
+    ),
+    ("fleetop_fleet_gpus_seen", "GPUs that reported.", |s| {
+        s.gpus_seen as f64
+    }),
+    ("fleetop_fleet_power_watts", "Total GPU power draw.", |s| {
+        s.power_watts
+    }),
+    (
+        "fleetop_fleet_health",
+        "Worst health: 0 ok, 1 warn, 2 crit.",
+        |s| f64::from(health_value(s.health)),
+    ),
+    (
+        "fleetop_fleet_nodes_out_of_service",
+        "Nodes someone took out of service (drained, draining, rebooting, resetting, in repair).",
+        |s| s.out_of_service as f64,
+    ),
+];
+
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    let s = &report.summary;
-    for (name, help, value) in [
-        (
-            "fleetop_fleet_nodes",
-            "Nodes in the snapshot.",
-            s.nodes as f64,
-        ),
-        (
-            "fleetop_fleet_nodes_up",
-            "Nodes with a fresh sample.",
-            s.nodes_up as f64,
-        ),
-        (
-            "fleetop_fleet_gpus_expected",
-            "GPUs the inventory expects.",
-            s.gpus_expected as f64,
-        ),
-        (
-            "fleetop_fleet_gpus_seen",
-            "GPUs that reported.",
-            s.gpus_seen as f64,
-        ),
-        (
-            "fleetop_fleet_power_watts",
-            "Total GPU power draw.",
-            s.power_watts,
-        ),
-        (
-            "fleetop_fleet_health",
-            "Worst health: 0 ok, 1 warn, 2 crit.",
-            f64::from(health_value(s.health)),
-        ),
-        (
-            "fleetop_fleet_nodes_out_of_service",
-            "Nodes someone took out of service (drained, draining, rebooting, resetting, in repair).",
-            s.out_of_service as f64,
-        ),
-    ] {
+    // One site: the fleet's gauges without labels. Several: each site's, by `site`, and no total beside them
+    // (a `sum` over the sites is the fleet's, which an unlabelled total would count twice).
+    let summaries: Vec<(String, &Summary)> = match report.sites.as_slice() {
+        [] => vec![(String::new(), &report.summary)],
+        sites => sites
+            .iter()
+            .map(|(site, s)| (format!("{{site=\"{}\"}}", escape(site)), s))
+            .collect(),
+    };
+    for (name, help, value) in FLEET {
         header(&mut out, name, help);
-        let _ = writeln!(out, "{name} {value}");
+        for (labels, s) in &summaries {
+            let _ = writeln!(out, "{name}{labels} {}", value(s));
+        }
     }
-    let node_labels = |v: &crate::fleet::view::NodeView| {
+    let node_labels = |v: &NodeView| {
         format!(
-            "node=\"{}\",cabinet=\"{}\",tenant=\"{}\"",
+            "{}node=\"{}\",cabinet=\"{}\",tenant=\"{}\"",
+            site_label(v),
             escape(v.name),
             escape(v.cabinet),
             escape(v.tenant.as_deref().unwrap_or(""))
@@ -306,9 +324,10 @@ fn fabric(out: &mut String, report: &Report) {
             );
         }
     }
-    let port_labels = |v: &crate::fleet::view::NodeView, p: &crate::telemetry::fabric::IbPort| {
+    let port_labels = |v: &NodeView, p: &crate::telemetry::fabric::IbPort| {
         format!(
-            "node=\"{}\",hca=\"{}\",port=\"{}\"",
+            "{}node=\"{}\",hca=\"{}\",port=\"{}\"",
+            site_label(v),
             escape(v.name),
             escape(&p.hca),
             p.port

@@ -21,6 +21,9 @@ pub(crate) struct Report<'a> {
 /// One aspect on which nodes differ, with node names, for renderers.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct Drift<'a> {
+    /// The site whose nodes these are, under `--context all` (each site's drift is its own); absent for one site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     pub aspect: &'static str,
     /// What values are compared with: `[expect]`, the fleet majority, or the jump host's build.
     pub reference: Option<String>,
@@ -44,6 +47,7 @@ fn drift(state: &FleetState) -> Vec<Drift<'_>> {
         .drift()
         .into_iter()
         .map(|a| Drift {
+            site: a.site,
             aspect: a.aspect.label(),
             reference: a.reference.map(|r| format!("{} {}", r.from, r.value)),
             values: a

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::follow::{Following, Transport};
-use super::message::{Msg, MsgSender};
+use super::message::{FailureKind, Msg, MsgSender, NodeEvent};
 use crate::inventory::Inventory;
 
 /// One site: its inventory, its transport, and where its nodes start in the merged inventory.
@@ -25,6 +25,26 @@ impl SitesTransport {
         SitesTransport {
             sites: sites.into_iter().map(Arc::new).collect(),
         }
+    }
+}
+
+/// A site that cannot answer what was asked (`snapshot --at` of a site without a store of its past): each of
+/// its nodes answers no data, saying why, once.
+pub(crate) struct Unanswered(pub String);
+
+impl Transport for Unanswered {
+    fn follow(&self, inventory: &Arc<Inventory>, tx: MsgSender) -> Following {
+        let at = std::time::Instant::now();
+        for node in 0..inventory.nodes.len() {
+            let event = NodeEvent::Failed {
+                kind: FailureKind::NoData,
+                detail: self.0.clone(),
+            };
+            if tx.send(Msg { node, at, event }).is_err() {
+                break;
+            }
+        }
+        Following::new(Arc::new(AtomicBool::new(false)))
     }
 }
 

@@ -57,9 +57,6 @@ const REPAIR_LIMITS: Limits = Limits {
     poll: Duration::from_secs(5),
 };
 
-/// How often the schedulers are asked what runs where.
-const WORKLOAD_READBACK: Duration = Duration::from_secs(15);
-
 /// How often the drain backend is asked which nodes are drained.
 const DRAIN_READBACK: Duration = Duration::from_secs(30);
 
@@ -101,12 +98,11 @@ async fn event_loop(
     executor: Arc<Executor>,
 ) -> Ended {
     let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
-    // Drains read back reach fleet state through the nodes' own channel, like their samples. Several sites
-    // (`--context all`) have several backends, not asked yet: their nodes' operations stay unknown.
+    // Drains read back reach fleet state through the nodes' own channel, like their samples; under `--context
+    // all`, from each site's own backends.
+    actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
+    // Workloads across sites (`--context all`) are not asked yet: their nodes' jobs stay unknown.
     let one_site = inventory.sites().is_empty();
-    if one_site {
-        actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
-    }
     let _following = transport.follow(&inventory, tx);
     let Some((mut terminal, _guard)) = super::terminal::open() else {
         return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
@@ -117,11 +113,16 @@ async fn event_loop(
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();
     if one_site {
-        actions::jobs::follow(&inventory, &executor, WORKLOAD_READBACK, move |workload| {
-            workload_tx
-                .send(ActionEvent::Workload(Box::new(workload)))
-                .is_ok()
-        });
+        actions::jobs::follow(
+            &inventory,
+            &executor,
+            actions::jobs::READBACK_EVERY,
+            move |workload| {
+                workload_tx
+                    .send(ActionEvent::Workload(Box::new(workload)))
+                    .is_ok()
+            },
+        );
     }
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
@@ -131,19 +132,29 @@ async fn event_loop(
         app.view = resume.view;
         app.status = resume.status;
     }
-    let log_path = actions::run::audit_path(&inventory);
-    let scan = audit::scan(&log_path, inventory.simulated);
-    app.ops.failures.extend(scan.warnings(&log_path));
-    app.restore_acks(&scan.acks);
+    // Each site's own log under `--context all`, its records named as the merged inventory names its nodes.
+    for log in actions::run::audit_logs(&inventory) {
+        let scan = audit::scan(&log.path, inventory.simulated);
+        app.ops.failures.extend(scan.warnings(&log.path));
+        let acks: Vec<audit::Ack> = scan
+            .acks
+            .into_iter()
+            .filter_map(|mut ack| {
+                ack.node = log.node_name(&ack.node)?;
+                Some(ack)
+            })
+            .collect();
+        app.restore_acks(&acks);
+    }
     app.fleet
-        .note_resets(&actions::resets::read(&log_path, inventory.simulated));
+        .note_resets(&actions::resets::read_fleet(&inventory));
     if let Ok(size) = terminal.size() {
         app.viewport = (size.width, size.height);
     }
     let mut shell_open = false;
     // The history store hears what the fleet shows twice a minute, on a thread of its own (SQLite waits for
     // other writers), and answers with the repeat offenders.
-    let memory_path = crate::store::beside(&log_path);
+    let stores = actions::run::stores(&inventory);
     let mut memory_ticks = tokio::time::interval(MEMORY_EVERY);
     memory_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (lemon_tx, mut lemon_rx) = tokio::sync::mpsc::channel(1);
@@ -208,14 +219,13 @@ async fn event_loop(
                 }
                 _ => {}
             },
-            // Across sites the store (the first site's) would learn names it does not hold.
-            _ = memory_ticks.tick(), if !inventory.simulated && one_site => {
+            // Each site's nodes go into their own site's store (`--context all`).
+            _ = memory_ticks.tick(), if !inventory.simulated => {
                 let views = app.fleet.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
                 let tx = lemon_tx.clone();
                 crate::fleet::memory::remember_in_background(
-                    memory_path.clone(),
+                    stores.clone(),
                     crate::fleet::memory::sightings(&views),
-                    &inventory.actions.repair,
                     move |lemons| {
                         let _ = tx.try_send(lemons);
                     },
@@ -234,8 +244,8 @@ async fn event_loop(
                 }
                 app.tick(Instant::now());
                 if let Some(node) = app.history_wanted() {
-                    if let Some(spec) = inventory.nodes.get(node) {
-                        super::history::read(memory_path.clone(), node, spec.name.clone(), history_tx.clone());
+                    if let Some((path, name)) = actions::run::history_of(&inventory, node) {
+                        super::history::read(path, node, name, history_tx.clone());
                     }
                 }
                 if app.dirty && !shell_open {

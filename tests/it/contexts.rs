@@ -10,7 +10,7 @@ use common::Fleet;
 use serde_json::Value;
 
 /// Writes `config.toml` (with `[[context]]` "east" naming `inventory`) under the fleet's own config directory.
-fn config_dir(fleet: &Fleet, inventory: &std::path::Path, extra: &str) -> PathBuf {
+pub(crate) fn config_dir(fleet: &Fleet, inventory: &std::path::Path, extra: &str) -> PathBuf {
     let dir = fleet.dir.path().join("xdg-config");
     std::fs::create_dir_all(dir.join("fleetop")).unwrap();
     let text = format!(
@@ -21,7 +21,7 @@ fn config_dir(fleet: &Fleet, inventory: &std::path::Path, extra: &str) -> PathBu
     dir
 }
 
-fn fleetop(
+pub(crate) fn fleetop(
     fleet: &Fleet,
     config: &std::path::Path,
     env_context: Option<&str>,
@@ -36,7 +36,7 @@ fn fleetop(
     common::run_bounded(&mut cmd, std::time::Duration::from_secs(60))
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "stdout: {}\nstderr: {}",
         String::from_utf8_lossy(&out.stdout),
@@ -44,7 +44,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
 }
 
@@ -319,29 +319,7 @@ fn a_prometheus_site_beside_an_ssh_site() {
     )
     .unwrap();
     let (_prometheus, base) = common::prometheus(&dir, &config);
-    // Stored once scraped: wait for the series at the protocol level, boundedly.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let stored = ureq::get(&format!("{base}/api/v1/query"))
-            .query("query", "fleetop_gpu_power_limit_watts")
-            .timeout(std::time::Duration::from_secs(2))
-            .call()
-            .ok()
-            .and_then(|r| r.into_json::<Value>().ok())
-            .is_some_and(|b| {
-                b["data"]["result"]
-                    .as_array()
-                    .is_some_and(|r| !r.is_empty())
-            });
-        if stored {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "prometheus never stored the agent's series"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+    common::wait_for_series(&base, "fleetop_gpu_power_limit_watts", 1);
     let lab_inventory = dir.join("lab.toml");
     std::fs::write(
         &lab_inventory,

@@ -19,7 +19,7 @@ const IDLE: &str = include_str!("../fixtures/real-gpu/h200-agent-idle.ndjson");
 
 /// 2026-11-27T00:00:00Z.
 const T0: u64 = 1_795_737_600_000;
-const S: u64 = 1000;
+pub(crate) const S: u64 = 1000;
 const MIN: u64 = 60 * S;
 
 fn inventory(dir: &std::path::Path) -> String {
@@ -167,7 +167,7 @@ fn report(inv: &std::path::Path, rec: &std::path::Path, args: &[&str]) -> String
 }
 
 /// Hours in the JSON as the milliseconds they were booked from.
-fn ms(v: &Value) -> u64 {
+pub(crate) fn ms(v: &Value) -> u64 {
     (v.as_f64().unwrap_or_else(|| panic!("{v}")) * 3_600_000.0).round() as u64
 }
 

@@ -279,9 +279,11 @@ fn two_sites_have_a_header_line_each_and_a_site_column() {
     let text = "[defaults]\ninterval_ms = 1000\ngpus_per_node = 2\n[[cabinet]]\nname = \"c01\"\nnodes = \"c01n[1-2]\"\n";
     let east = fleetop::inventory::Inventory::parse("east.toml", text).unwrap();
     let west = fleetop::inventory::Inventory::parse("west.toml", text).unwrap();
-    let merged =
-        fleetop::inventory::Inventory::merge(&[("east".into(), &east), ("west".into(), &west)])
-            .unwrap();
+    let merged = fleetop::inventory::Inventory::merge(&[
+        ("east".into(), east.into()),
+        ("west".into(), west.into()),
+    ])
+    .unwrap();
     let mut app = App::new(
         std::sync::Arc::new(merged),
         fleetop::tui::keymap::Keymap::default(),

@@ -24,7 +24,7 @@ pub(super) struct NodePlan {
 }
 
 /// The agent and nvidia-smi commands without fleetop's wrapper: a message names what the node ran, not the
-/// `sh -c 'exec 3<&0; …'` around it.
+/// `exec sh -c 'exec 3<&0; …'` around it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Shown {
     agent: String,
@@ -80,14 +80,18 @@ pub(super) fn quoted(text: &str) -> String {
 
 /// Wraps a remote command (already quoted for the remote shell) so that it ends with the SSH session: without
 /// a terminal, sshd leaves a command running when the client goes away, and a hung agent or nvidia-smi would
-/// pile up on the node with every snapshot. The command runs in the background; a watcher reads the session's
-/// stdin, which ends when the session does, and then signals the session's process group (sshd gives each
-/// session its own), children included. The command's exit status is kept.
+/// pile up on the node with every snapshot. A watcher reads the session's stdin, which ends when the session
+/// does, and then signals the session's process group (sshd gives each session its own), children included;
+/// the command replaces the wrapper's shell, so its exit status is the session's.
 pub(crate) fn ending_with_session(command: &str) -> String {
     // A background list's stdin is /dev/null in sh, so the session's stdin goes to the watcher on fd 3; the
     // watcher's own output goes nowhere, or sshd would keep the channel open for it.
     // Each line the jump host writes becomes a SIGUSR1 to the command: a compact-stream agent's request for
-    // a full sample (only such an agent is ever sent one).
-    const WATCH: &str = r#"sh -c 'exec 3<&0; "$@" 3<&- & c=$!; { while read -r _ <&3; do kill -USR1 $c; done; kill -TERM 0; } >/dev/null 2>&1 & exec 3<&-; wait $c' fleetop"#;
+    // a full sample (only such an agent is ever sent one). The watcher signals `$$`, the pid the command takes
+    // over by `exec`, and never a pid of a child the shell may already have reaped: both `exec`s (the login
+    // shell's and the wrapper's) keep that pid the one sshd's `setsid` made the session's, and a session's id
+    // is not given to another process while a member of the session — the watcher itself — lives. So a line
+    // read after the command ended signals nothing.
+    const WATCH: &str = r#"exec sh -c 'exec 3<&0; { while read -r _ <&3; do kill -USR1 $$; done; kill -TERM 0; } >/dev/null 2>&1 & exec "$@" </dev/null 3<&-' fleetop"#;
     format!("{WATCH} {command}")
 }

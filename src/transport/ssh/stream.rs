@@ -183,9 +183,16 @@ pub fn run(
         .take(STDERR_KEEP as u64)
         .read_to_end(&mut stderr);
     let _ = channel.wait_close();
+    let signal = channel.exit_signal().ok().and_then(|s| s.exit_signal);
     Ok(Ended::Exited(Exit {
-        code: channel.exit_status().unwrap_or(-1),
-        signal: channel.exit_signal().ok().and_then(|s| s.exit_signal),
+        // The command is the session's process (`command::ending_with_session` execs it): killed by a signal,
+        // sshd sends that signal and no status, which libssh2 reads as 0, and a killed command is no success.
+        code: if signal.is_some() {
+            -1
+        } else {
+            channel.exit_status().unwrap_or(-1)
+        },
+        signal,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         samples: decoder.samples,
         last_bad: decoder.last_bad.clone(),

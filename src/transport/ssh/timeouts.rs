@@ -31,4 +31,16 @@ impl Timeouts {
             min_sample_gap: s.interval / 4,
         }
     }
+
+    /// The longest a followed node goes without a message: a streaming node sends a sample each interval or,
+    /// silent for `stall` (`first_sample` after its hello), a failure; any other node ends its connection attempt
+    /// within the three connection timeouts and, after its retry backoff, begins the next. A recording in which
+    /// every node was silent for longer was not being written then (`fleetop report` books that as unrecorded).
+    pub(crate) fn longest_silence(&self, streaming: bool) -> Duration {
+        if streaming {
+            self.stall.max(self.first_sample)
+        } else {
+            self.connect + self.handshake + self.first_sample + super::backoff::longest()
+        }
+    }
 }

@@ -305,10 +305,8 @@ impl App {
                     );
                     // A reset or reboot just audited makes the XIDs before it history.
                     if matches!(kind, ActionKind::Reset | ActionKind::Reboot) {
-                        let log = crate::actions::run::audit_path(self.fleet.inventory());
-                        let simulated = self.fleet.inventory().simulated;
-                        self.fleet
-                            .note_resets(&crate::actions::resets::read(&log, simulated));
+                        let resets = crate::actions::resets::read_fleet(self.fleet.inventory());
+                        self.fleet.note_resets(&resets);
                     }
                 } else {
                     let text = format!("{name}: {} FAILED: {}", kind.as_str(), result.detail);

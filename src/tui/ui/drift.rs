@@ -31,9 +31,13 @@ fn lines(app: &App) -> Vec<(Kind, String)> {
             .reference
             .as_ref()
             .map_or(String::new(), |r| format!("  ({} {})", r.from, r.value));
+        let site = aspect
+            .site
+            .as_deref()
+            .map_or(String::new(), |s| format!("{s}: "));
         out.push((
             Kind::Aspect,
-            format!("{}{reference}", aspect.aspect.label()),
+            format!("{site}{}{reference}", aspect.aspect.label()),
         ));
         for v in &aspect.values {
             let n = v.nodes.len();

@@ -16,4 +16,4 @@ pub use captures::{fixture, gpu_rows, node, noheader_row};
 pub use fake_nvml::{exporter_agent, shared, Spec};
 pub use fleet::{Behaviour, Fleet, Quirks};
 pub use process::{fleetop_bin, free_port, run_bounded, wait_bounded, Killed};
-pub use prometheus::{prometheus, promtool_check};
+pub use prometheus::{prometheus, promtool_check, wait_for_series};

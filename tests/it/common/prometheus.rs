@@ -57,3 +57,26 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+/// Waits, boundedly, until the store at `base` answers `query` with `series` series (at the protocol level:
+/// stored once scraped).
+pub fn wait_for_series(base: &str, query: &str, series: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = ureq::get(&format!("{base}/api/v1/query"))
+            .query("query", query)
+            .timeout(Duration::from_secs(2))
+            .call()
+            .ok()
+            .and_then(|r| r.into_json::<serde_json::Value>().ok())
+            .and_then(|b| b["data"]["result"].as_array().map(Vec::len));
+        if stored == Some(series) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never held {series} series of {query}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
