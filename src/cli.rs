@@ -24,6 +24,10 @@ pub struct Cli {
     #[cfg(feature = "bench")]
     #[arg(long, value_name = "SECS")]
     pub bench_memory: Option<u64>,
+    /// Follow 1,025 simulated full H100 nodes in-process for SECS simulated seconds, print CPU per node-second
+    #[cfg(feature = "bench")]
+    #[arg(long, value_name = "SECS")]
+    pub bench_follow: Option<u64>,
     /// With --replay: start at TIME (RFC 3339, a UTC time of day such as 03:12, or an age such as 2h)
     /// [default: the recording's start]
     #[arg(long, value_name = "TIME", requires = "replay")]

@@ -1,12 +1,15 @@
-//! `--bench-render N` and `--bench-memory SECS`, the in-process parts of `scripts/bench-fleet`, in a build with
-//! `--features bench`; without it they do not exist and nothing here runs.
+//! `--bench-render N`, `--bench-memory SECS` and `--bench-follow SECS`, the in-process parts of
+//! `scripts/bench-fleet`, in a build with `--features bench`; without it they do not exist and nothing here runs.
 
 use crate::cli::Cli;
+
+#[cfg(feature = "bench")]
+mod follow;
 
 /// Whether the command line asks for a benchmark (which never opens the terminal).
 #[cfg(feature = "bench")]
 pub(super) fn asked(cli: &Cli) -> bool {
-    cli.bench_render.is_some() || cli.bench_memory.is_some()
+    cli.bench_render.is_some() || cli.bench_memory.is_some() || cli.bench_follow.is_some()
 }
 
 #[cfg(not(feature = "bench"))]
@@ -32,6 +35,10 @@ pub(super) fn run(cli: &Cli) -> Option<i32> {
             Inventory::demo()
         };
         crate::text::print(&crate::tui::bench::run(frames, inventory));
+        return Some(0);
+    }
+    if let Some(secs) = cli.bench_follow {
+        crate::text::print(&follow::run(secs));
         return Some(0);
     }
     let secs = cli.bench_memory?;

@@ -12,6 +12,7 @@ use crate::fleet::FleetState;
 use crate::inventory::Inventory;
 use crate::recording::{Options, Writer};
 use crate::runtime::EXIT_CANNOT_RUN;
+use crate::transport::{Msg, NodeEvent};
 
 /// Blocks are written this often, so a killed recorder loses at most this much.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -161,11 +162,19 @@ async fn follow(
                         tokio::task::yield_now().await;
                     }
                     let age = u64::try_from(now.saturating_duration_since(msg.at).as_millis()).unwrap_or(0);
-                    writer.write(wall.saturating_sub(age), &msg)?;
-                    // Fleet state serves only the history store, which a simulated fleet does not write.
-                    if !inv.simulated {
+                    // A compact stream's delta is recorded as the whole sample fleet state made of it.
+                    if let NodeEvent::Delta(_) = msg.event {
+                        let (node, at) = (msg.node, msg.at);
                         state.apply(msg);
+                        if let Some(sample) = state.nodes().get(node).and_then(|n| n.sample.clone()) {
+                            let whole = Msg { node, at, event: NodeEvent::Sample(sample) };
+                            writer.write(wall.saturating_sub(age), &whole)?;
+                        }
+                        continue;
                     }
+                    writer.write(wall.saturating_sub(age), &msg)?;
+                    // Fleet state serves the history store and holds the samples deltas patch.
+                    state.apply(msg);
                 }
             }
             Some(workload) = jobs_rx.recv() => {

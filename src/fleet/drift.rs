@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use crate::inventory::{Expect, NodeId};
+use crate::telemetry::delta::NodeDelta;
 use crate::telemetry::wire::AgentHello;
 use crate::telemetry::{GpuErrorKind, GpuSample, NodeSample, Source};
 
@@ -155,6 +156,29 @@ impl Identity {
         self.0[Aspect::HcaFirmware.index()] =
             distinct(ib_ports().filter_map(|p| p.fw_ver.as_deref()));
     }
+}
+
+/// Whether a compact stream's `delta` leaves the identity of the sample it patches (`before`) as it was, told
+/// without building it: it changes no port's state or rate, no GPU's errors, and gives each GPU it changes
+/// values only, on a GPU that reported values already (so which GPUs report, and are installed, stays).
+pub(crate) fn kept_by(delta: &NodeDelta, before: &NodeSample) -> bool {
+    super::rates::kept_by(delta)
+        && delta.gpus.iter().all(|d| {
+            let values = [
+                d.util_pct.map(|v| v.is_some()),
+                d.mem_used_mib.map(|v| v.is_some()),
+                d.temp_c.map(|v| v.is_some()),
+                d.power_w.map(|v| v.is_some()),
+                d.sm_clock_mhz.map(|v| v.is_some()),
+            ];
+            d.errors.is_none()
+                && values.iter().all(|v| v.is_none_or(|known| known))
+                && before
+                    .gpus
+                    .iter()
+                    .find(|g| g.index == d.index)
+                    .is_some_and(|g| g.reported_values())
+        })
 }
 
 /// Whether a GPU is installed: it reported values, or the driver answered for it with a fault (lost, needs a

@@ -9,6 +9,18 @@ pub struct GpuHistory {
     head: usize,
 }
 
+/// GPU `index`'s ring among a node's rings, made on first use; `None` past the most GPUs a sample may hold.
+pub(super) fn ring(rings: &mut Vec<GpuHistory>, index: u32) -> Option<&mut GpuHistory> {
+    let i = index as usize;
+    if i >= crate::telemetry::wire::MAX_GPUS_PER_SAMPLE {
+        return None;
+    }
+    if rings.len() <= i {
+        rings.resize_with(i + 1, Default::default);
+    }
+    rings.get_mut(i)
+}
+
 /// Marks a sample without a value.
 pub(crate) const MISSING: u8 = u8::MAX;
 

@@ -9,6 +9,8 @@ mod judgement;
 pub(crate) mod memory;
 mod node;
 pub(crate) mod operations;
+#[cfg(test)]
+mod patch_tests;
 mod resets;
 mod reuse;
 pub use resets::AuditedReset;

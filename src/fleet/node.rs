@@ -116,13 +116,6 @@ pub struct NodeStatus {
 impl NodeStatus {
     /// GPU `index`'s history ring, made on first use; `None` past the most GPUs a sample may hold.
     pub(super) fn history_of(&mut self, index: u32) -> Option<&mut history::GpuHistory> {
-        let i = index as usize;
-        if i >= crate::telemetry::wire::MAX_GPUS_PER_SAMPLE {
-            return None;
-        }
-        if self.history.len() <= i {
-            self.history.resize_with(i + 1, Default::default);
-        }
-        self.history.get_mut(i)
+        history::ring(&mut self.history, index)
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::inventory::NodeId;
+use crate::telemetry::delta::NodeDelta;
 use crate::telemetry::fabric::IbPort;
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +40,15 @@ impl PortTally {
         }
         self.usual = best.filter(|_| !tied).map(|(rate, _)| rate);
     }
+}
+
+/// Whether a compact stream's `delta` leaves every port's state and rate as they were: then the rates a node
+/// contributes stay (its ports' names, link layers and number are identity, which deltas never carry).
+pub(super) fn kept_by(delta: &NodeDelta) -> bool {
+    delta
+        .ib
+        .iter()
+        .all(|p| p.state.is_none() && p.phys_state.is_none() && p.rate_gbps.is_none())
 }
 
 /// The rates that count: up InfiniBand ports that report one.

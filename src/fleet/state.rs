@@ -10,11 +10,18 @@ use super::node::{Failure, NodeState, NodeStatus, HISTORY_SPAN, STALE_AFTER_INTE
 use super::operations::{NodeDrain, Operations, Restart};
 use super::resets::AuditedReset;
 use super::restart::Return;
-use super::{drift, judgement, operations, rates, resets};
+use super::{drift, history, judgement, operations, rates, resets};
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::xid_age::XidClock;
 use crate::telemetry::GpuSample;
 use crate::transport::{FailureKind, Msg, NodeEvent};
+
+/// What a patch is known to have left as it was.
+#[derive(Debug, Clone, Copy, Default)]
+struct Unchanged {
+    identity: bool,
+    rates: bool,
+}
 
 /// The fleet as last heard from.
 #[derive(Debug, Clone)]
@@ -105,25 +112,21 @@ impl FleetState {
                 self.set_identity(msg.node, identity);
             }
             NodeEvent::Sample(sample) => {
-                for gpu in &sample.gpus {
-                    if let Some(ring) = node.history_of(gpu.index) {
-                        ring.push(self.history_len, gpu.util_pct, gpu.temp_c);
-                    }
-                }
-                let identity = self.identities[msg.node].with_sample(&sample);
-                node.watch.observe(&sample, msg.at);
-                let site = self.inventory.site_index(msg.node);
-                let rates = self.rates.get_mut(site);
-                if rates.is_some_and(|r| r.observe(msg.node, sample.ib.as_deref())) {
-                    self.fleet_generation += 1;
-                }
                 node.sample = Some(sample);
-                node.sample_at = Some(msg.at);
-                node.samples += 1;
-                node.failure = None;
-                if let Some(identity) = identity {
-                    self.set_identity(msg.node, identity);
-                }
+                self.sampled(msg.node, msg.at, Unchanged::default());
+            }
+            // Patched in place: no whole sample is rebuilt, sent and dropped per node per second.
+            NodeEvent::Delta(delta) => {
+                // A node's stream sends its whole sample first; a delta without one has nothing to patch.
+                let Some(sample) = node.sample.as_mut() else {
+                    return;
+                };
+                let unchanged = Unchanged {
+                    identity: drift::kept_by(&delta, sample),
+                    rates: rates::kept_by(&delta),
+                };
+                delta.apply_to(sample);
+                self.sampled(msg.node, msg.at, unchanged);
             }
             // Only a ring nothing has filled yet takes the past: live samples always win.
             NodeEvent::History(gpus) => {
@@ -149,6 +152,37 @@ impl FleetState {
                     at: msg.at,
                 });
             }
+        }
+    }
+
+    /// Takes what the node's sample, just replaced or patched, says: history, fabric counters, port rates,
+    /// identity (the last two looked at only where a patch may have changed them).
+    fn sampled(&mut self, id: NodeId, at: Instant, unchanged: Unchanged) {
+        let node = &mut self.nodes[id];
+        let Some(sample) = node.sample.as_ref() else {
+            return;
+        };
+        for gpu in &sample.gpus {
+            if let Some(ring) = history::ring(&mut node.history, gpu.index) {
+                ring.push(self.history_len, gpu.util_pct, gpu.temp_c);
+            }
+        }
+        let identity = if unchanged.identity {
+            None
+        } else {
+            self.identities[id].with_sample(sample)
+        };
+        node.watch.observe(sample, at);
+        let site = self.inventory.site_index(id);
+        let rates = self.rates.get_mut(site).filter(|_| !unchanged.rates);
+        if rates.is_some_and(|r| r.observe(id, sample.ib.as_deref())) {
+            self.fleet_generation += 1;
+        }
+        node.sample_at = Some(at);
+        node.samples += 1;
+        node.failure = None;
+        if let Some(identity) = identity {
+            self.set_identity(id, identity);
         }
     }
 

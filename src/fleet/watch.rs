@@ -4,7 +4,6 @@
 //! snapshot uses (`telemetry::rise`: NVLink at DCGM's rates, `port_xmit_discards` as congestion). Nothing is
 //! allocated per sample once a node's ports and GPUs are known.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::telemetry::fabric::{IB_COUNTERS, NVLINK_COUNTERS};
@@ -87,25 +86,64 @@ impl Counter {
     }
 }
 
+/// One InfiniBand port's counters, by the port's name.
+#[derive(Debug, Clone)]
+struct PortCounters {
+    hca: String,
+    port: u32,
+    counters: [Counter; IB_COUNTERS.len()],
+}
+
 #[derive(Debug, Clone, Default)]
 struct GpuLinks {
+    index: u32,
     /// When the GPU's links were last read.
     seen_at: Stamp,
-    /// Counters of links that ever reported one above zero (the others are zero).
-    counters: HashMap<u32, [Counter; 4]>,
+    /// Counters of links that ever reported one above zero (the others are zero), by link.
+    counters: Vec<(u32, [Counter; 4])>,
     /// Counters summed over the links, where the source sends only those (a metrics store).
     summed: [Counter; 4],
 }
 
-/// One node's watched counters and link states.
+/// One node's watched counters and link states. Ports and GPUs are kept in the order of the node's last sample
+/// (then any it stopped listing, whose rises still count), so each sample finds its entries in place, without a
+/// lookup by name.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Watch {
-    ports: HashMap<String, HashMap<u32, [Counter; IB_COUNTERS.len()]>>,
-    gpus: HashMap<u32, GpuLinks>,
+    ports: Vec<PortCounters>,
+    gpus: Vec<GpuLinks>,
     /// The latest rise of any counter: a node with none in the window has no reasons, found without a walk.
     latest_rise: Option<Instant>,
     /// The first sample's time, which counters' [`Stamp`]s count from.
     epoch: Option<Instant>,
+}
+
+/// The entry of `list` that `matches`, moved to `at` (its place in the sample) when it is elsewhere, or made by
+/// `new` there: a node that lists its ports and GPUs in the same order each time finds each at once.
+fn in_place<T>(
+    list: &mut Vec<T>,
+    at: usize,
+    matches: impl Fn(&T) -> bool,
+    new: impl FnOnce() -> T,
+) -> &mut T {
+    let found = if list.get(at).is_some_and(&matches) {
+        at
+    } else {
+        let i = match list.iter().position(&matches) {
+            Some(i) => i,
+            None => {
+                list.push(new());
+                list.len() - 1
+            }
+        };
+        if at < list.len() {
+            list.swap(at, i);
+            at
+        } else {
+            i
+        }
+    };
+    &mut list[found]
 }
 
 impl Watch {
@@ -113,38 +151,49 @@ impl Watch {
     pub(crate) fn observe(&mut self, sample: &NodeSample, at: Instant) {
         let epoch = *self.epoch.get_or_insert(at);
         let stamp = Stamp::of(at, epoch);
-        if self.ports.values().map(HashMap::len).sum::<usize>() > MAX_PORTS {
+        if self.ports.len() > MAX_PORTS {
             self.ports.clear();
         }
-        for port in sample.ib.iter().flatten() {
-            if !self.ports.contains_key(&port.hca) {
-                self.ports.insert(port.hca.clone(), HashMap::new());
-            }
-            let Some(hca) = self.ports.get_mut(&port.hca) else {
-                continue;
-            };
-            let counters = hca.entry(port.port).or_default();
-            for (c, (_, value)) in counters.iter_mut().zip(port.counters.all()) {
+        for (i, port) in sample.ib.iter().flatten().enumerate() {
+            let kept = in_place(
+                &mut self.ports,
+                i,
+                |k| k.port == port.port && k.hca == port.hca,
+                || PortCounters {
+                    hca: port.hca.clone(),
+                    port: port.port,
+                    counters: Default::default(),
+                },
+            );
+            for (c, (_, value)) in kept.counters.iter_mut().zip(port.counters.all()) {
                 if value.is_some_and(|v| c.observe(v, stamp)) {
                     self.latest_rise = Some(at);
                 }
             }
         }
-        for gpu in &sample.gpus {
+        for (i, gpu) in sample.gpus.iter().enumerate() {
             let Some(links) = &gpu.nvlink else { continue };
-            let w = self.gpus.entry(gpu.index).or_default();
+            let w = in_place(
+                &mut self.gpus,
+                i,
+                |w| w.index == gpu.index,
+                || GpuLinks {
+                    index: gpu.index,
+                    ..Default::default()
+                },
+            );
             for e in &links.errors {
-                if !w.counters.contains_key(&e.link) {
+                if !w.counters.iter().any(|(link, _)| *link == e.link) {
                     // First seen above zero: from zero if the GPU was watched before, else a base.
                     let base = Counter {
                         last_at: w.seen_at,
                         ..Counter::default()
                     };
-                    w.counters.insert(e.link, [base; 4]);
+                    w.counters.push((e.link, [base; 4]));
                 }
             }
-            for (&link, counters) in w.counters.iter_mut() {
-                for (c, (_, v)) in counters.iter_mut().zip(links.counters_of(link)) {
+            for (link, counters) in w.counters.iter_mut() {
+                for (c, (_, v)) in counters.iter_mut().zip(links.counters_of(*link)) {
                     if c.observe(v, stamp) {
                         self.latest_rise = Some(at);
                     }
@@ -201,14 +250,13 @@ impl Watch {
         };
         let ib = |name: &str, _: u64, _: Duration| ib_rise_health(name);
         let mut out = Vec::new();
-        for (hca, ports) in &self.ports {
-            for (port, counters) in ports.iter().filter(|(p, _)| !ignored(hca, **p)) {
-                if let Some((h, r)) = rose(&IB_COUNTERS, counters, &ib) {
-                    out.push((h, format!("IB {hca} port {port}: {r}")));
-                }
+        for p in self.ports.iter().filter(|p| !ignored(&p.hca, p.port)) {
+            if let Some((h, r)) = rose(&IB_COUNTERS, &p.counters, &ib) {
+                out.push((h, format!("IB {} port {}: {r}", p.hca, p.port)));
             }
         }
-        for (gpu, w) in &self.gpus {
+        for w in &self.gpus {
+            let gpu = w.index;
             for (link, counters) in &w.counters {
                 if let Some((h, r)) = rose(&NVLINK_COUNTERS, counters, &nvlink_rise_health) {
                     out.push((h, format!("GPU {gpu} NVLink {link}: {r}")));
@@ -273,6 +321,64 @@ mod tests {
         // A reset is a new base.
         w.observe(&sample(0), s(5));
         assert!(w.reasons(s(6) + WINDOW, &none).is_empty());
+    }
+
+    fn ports(listed: &[(&str, u64)]) -> NodeSample {
+        NodeSample {
+            ib: Some(
+                listed
+                    .iter()
+                    .map(|&(hca, symbol_errors)| IbPort {
+                        hca: hca.into(),
+                        port: 1,
+                        counters: IbCounters {
+                            symbol_error: Some(symbol_errors),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ports_keep_their_counters_whatever_order_they_come_in_and_after_they_go() {
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
+        let mut w = Watch::default();
+        w.observe(&ports(&[("mlx5_0", 1), ("mlx5_1", 5)]), t0);
+        // Listed the other way round, with mlx5_0 risen: its own base, not mlx5_1's, is what it rose from.
+        w.observe(&ports(&[("mlx5_1", 5), ("mlx5_0", 4)]), s(1));
+        assert_eq!(
+            w.reasons(s(1), &none),
+            [(
+                Health::Warn,
+                "IB mlx5_0 port 1: symbol_error rose by 3 in the last 5 min".to_string()
+            )]
+        );
+        // A new port comes first and mlx5_0 is no longer listed: its rise is still in the window, and
+        // mlx5_1 rises from its own base.
+        w.observe(&ports(&[("mlx5_2", 0), ("mlx5_1", 7)]), s(2));
+        assert_eq!(
+            w.reasons(s(2), &none),
+            [
+                (
+                    Health::Warn,
+                    "IB mlx5_0 port 1: symbol_error rose by 3 in the last 5 min".to_string()
+                ),
+                (
+                    Health::Warn,
+                    "IB mlx5_1 port 1: symbol_error rose by 2 in the last 5 min".to_string()
+                )
+            ]
+        );
+        // Back in its place, mlx5_0 goes on from its last value.
+        w.observe(&ports(&[("mlx5_0", 4), ("mlx5_1", 7), ("mlx5_2", 0)]), s(3));
+        assert_eq!(w.reasons(s(3), &none).len(), 2);
+        let ignored = |hca: &str, _: u32| hca == "mlx5_0";
+        assert_eq!(w.reasons(s(3), &ignored).len(), 1);
     }
 
     fn gpu(down: &[u32], replay: Option<u64>) -> NodeSample {

@@ -278,7 +278,10 @@ impl Ledger {
     /// say nothing of its connection.
     fn note_word(&mut self, id: NodeId, event: &NodeEvent) {
         let streaming = match event {
-            NodeEvent::Streaming { .. } | NodeEvent::Sample(_) | NodeEvent::BadLine(_) => true,
+            NodeEvent::Streaming { .. }
+            | NodeEvent::Sample(_)
+            | NodeEvent::Delta(_)
+            | NodeEvent::BadLine(_) => true,
             NodeEvent::Connecting | NodeEvent::Failed { .. } => false,
             NodeEvent::History(_) | NodeEvent::Operation(_) => return,
         };

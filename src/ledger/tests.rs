@@ -36,7 +36,10 @@ pub(super) fn inventory() -> Arc<Inventory> {
 fn decoded(text: &str) -> Vec<NodeEvent> {
     let mut decoder = StreamDecoder::agent(Source::Agent);
     let mut out = Vec::new();
-    decoder.feed(text.as_bytes(), &mut |e| out.push(e));
+    decoder.feed(text.as_bytes(), &mut |e| {
+        out.push(e);
+        true
+    });
     out
 }
 

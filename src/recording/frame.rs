@@ -84,7 +84,8 @@ impl Event {
                 detail: detail.clone(),
                 hello: hello.clone(),
             },
-            NodeEvent::Sample(_) => return None,
+            // `fleetop record` hands a delta over as the whole sample it made of it.
+            NodeEvent::Sample(_) | NodeEvent::Delta(_) => return None,
             NodeEvent::History(h) => Event::History(h.clone()),
             NodeEvent::BadLine(b) => Event::BadLine(b.clone()),
             NodeEvent::Operation(o) => Event::Operation(o.clone()),

@@ -64,6 +64,29 @@ macro_rules! delta {
                 $( if let Some(value) = self.$field { to.$field = value; } )*
             }
 
+            /// Copies the values it carries into `to`.
+            fn copy_into(&self, to: &mut $target) {
+                $( if let Some(value) = &self.$field { to.$field = value.clone(); } )*
+            }
+
+            /// Whether `sanitized`, made of this delta's values alone and then sanitized, still holds each
+            /// value as carried and nothing else: sanitizing changed none of them.
+            fn sanitizes_to_itself(&self, sanitized: &$target) -> bool {
+                true $( && match &self.$field {
+                    Some(value) => *value == sanitized.$field,
+                    None => sanitized.$field == <$ty>::default(),
+                } )*
+            }
+
+            /// The values `from` holds in each field this delta carries (taken from it: what sanitizing made
+            /// of them), without keys, which the caller sets.
+            fn taken_from(&self, from: &mut $target) -> Self {
+                Self {
+                    $( $field: self.$field.as_ref().map(|_| std::mem::take(&mut from.$field)), )*
+                    ..Default::default()
+                }
+            }
+
             /// `value` without the fields a delta may carry: two readings with the same identity may be
             /// sent as a delta of each other.
             fn identity(value: &$target) -> $target {
@@ -206,6 +229,119 @@ impl NodeDelta {
     }
 }
 
+impl NodeDelta {
+    /// Applies the delta to `to` in place: each GPU's values by its index, each port's by its position (the
+    /// caller checked that `to` holds them; one it lacks is skipped).
+    pub fn apply_to(mut self, to: &mut NodeSample) {
+        to.t = self.d;
+        for gpu in std::mem::take(&mut self.gpus) {
+            if let Some(g) = to.gpus.iter_mut().find(|g| g.index == gpu.index) {
+                gpu.apply(g);
+            }
+        }
+        if let Some(list) = to.ib.as_mut() {
+            for port in std::mem::take(&mut self.ib) {
+                if let Some(p) = list.get_mut(port.at as usize) {
+                    port.apply(p);
+                }
+            }
+        }
+        self.apply(to);
+    }
+
+    /// The delta with its values as sanitizing leaves them, when sanitizing changes none of them (nothing
+    /// implausible, too long or unsafe to show): applied to a sample that sanitizing left alone, it gives one
+    /// that sanitizing leaves alone too, so the jump host may patch its sanitized copy in place. `None` when
+    /// it would change any, or the delta names a GPU or port twice. `base` gives the identity a range check
+    /// reads (a GPU's total memory, which bounds its used memory).
+    fn sanitized(&self, base: &NodeSample) -> Option<NodeDelta> {
+        let mut alone = NodeSample {
+            t: self.d,
+            ..Default::default()
+        };
+        self.copy_into(&mut alone);
+        alone.gpus = self
+            .gpus
+            .iter()
+            .map(|d| {
+                let mut g = GpuSample {
+                    index: d.index,
+                    mem_total_mib: base
+                        .gpus
+                        .iter()
+                        .find(|b| b.index == d.index)
+                        .and_then(|b| b.mem_total_mib),
+                    ..Default::default()
+                };
+                d.copy_into(&mut g);
+                g
+            })
+            .collect();
+        if !self.ib.is_empty() {
+            alone.ib = Some(
+                self.ib
+                    .iter()
+                    .map(|d| {
+                        let mut p = IbPort {
+                            port: d.at,
+                            ..Default::default()
+                        };
+                        d.copy_into(&mut p);
+                        p
+                    })
+                    .collect(),
+            );
+        }
+        alone.sanitize(super::bounded::MAX_GPUS_PER_SAMPLE);
+        let gpus_kept = alone.gpus.len() == self.gpus.len()
+            && self
+                .gpus
+                .iter()
+                .zip(&alone.gpus)
+                .all(|(d, g)| d.index == g.index && d.sanitizes_to_itself(g));
+        let ports = alone.ib.as_deref().unwrap_or_default();
+        let ports_kept = ports.len() == self.ib.len()
+            && self
+                .ib
+                .iter()
+                .zip(ports)
+                .all(|(d, p)| d.at == p.port && d.sanitizes_to_itself(p));
+        if !(gpus_kept && ports_kept && self.sanitizes_to_itself(&alone)) {
+            return None;
+        }
+        let gpus = (self.gpus.iter().zip(&mut alone.gpus))
+            .map(|(d, g)| GpuDelta {
+                index: d.index,
+                ..d.taken_from(g)
+            })
+            .collect();
+        let ib = (self.ib.iter().zip(alone.ib.iter_mut().flatten()))
+            .map(|(d, p)| IbDelta {
+                at: d.at,
+                ..d.taken_from(p)
+            })
+            .collect();
+        Some(NodeDelta {
+            d: self.d,
+            gpus,
+            ib,
+            ..self.taken_from(&mut alone)
+        })
+    }
+}
+
+/// What a delta line gives the jump host.
+#[derive(Debug)]
+pub enum Rebuilt {
+    /// The delta itself, its values sanitized, to apply in place to the sample sent before: the stream's
+    /// samples have needed no sanitizing, so that sample is the agent's own and the patched one is what
+    /// sanitizing the whole would give.
+    Patch(NodeDelta),
+    /// The whole sample it describes, still to be sanitized (and then given back to
+    /// [`Reassembler::sanitized`]).
+    Whole(NodeSample),
+}
+
 /// The agent's side: turns each sample into the line to send.
 #[derive(Debug)]
 pub(crate) struct Encoder {
@@ -259,6 +395,9 @@ pub struct Reassembler {
     base: Option<NodeSample>,
     /// The stream lost its place (a bad line, a delta that does not apply): ask the agent for a full sample.
     wants_full: bool,
+    /// The last sample sent on was `base` itself (sanitizing changed nothing), so the next delta may be sent
+    /// as a patch to it.
+    clean: bool,
 }
 
 impl Reassembler {
@@ -281,9 +420,22 @@ impl Reassembler {
         }
     }
 
+    /// A whole sample was sent on, sanitized: whether it is the agent's own (sanitizing changed nothing)
+    /// decides whether the next delta may be sent as a patch to it.
+    pub fn sanitized(&mut self, sent: &NodeSample) {
+        self.clean = self.base.as_ref() == Some(sent);
+    }
+
+    /// A sample was not sent on (the node sends faster than its interval): the next delta goes whole, so
+    /// that the receiver catches up.
+    pub fn unsent(&mut self) {
+        self.clean = false;
+    }
+
     /// A line was lost or rejected: deltas cannot apply until the next full sample.
     pub fn lost(&mut self) {
         self.base = None;
+        self.clean = false;
         self.wants_full |= self.compact;
     }
 
@@ -292,8 +444,9 @@ impl Reassembler {
         std::mem::take(&mut self.wants_full)
     }
 
-    /// The sample `delta` describes, or why it cannot apply (then nothing applies until a full sample).
-    pub fn apply(&mut self, delta: NodeDelta) -> Result<NodeSample, String> {
+    /// What `delta` gives, as a patch or the whole sample it describes, or why it cannot apply (then nothing
+    /// applies until a full sample).
+    pub fn apply(&mut self, delta: NodeDelta) -> Result<Rebuilt, String> {
         let Some(base) = self.base.as_mut() else {
             self.lost();
             return Err("a delta line before any full sample".into());
@@ -316,23 +469,20 @@ impl Reassembler {
             (None, Some(at)) => format!(
                 "a delta for InfiniBand port #{at}, beyond the {ports} of the last full sample"
             ),
+            (None, None) if self.clean => {
+                let patch = delta.sanitized(base);
+                delta.apply_to(base);
+                return Ok(match patch {
+                    Some(patch) => Rebuilt::Patch(patch),
+                    None => {
+                        self.clean = false;
+                        Rebuilt::Whole(base.clone())
+                    }
+                });
+            }
             (None, None) => {
-                let mut delta = delta;
-                base.t = delta.d;
-                for gpu in std::mem::take(&mut delta.gpus) {
-                    if let Some(to) = base.gpus.iter_mut().find(|b| b.index == gpu.index) {
-                        gpu.apply(to);
-                    }
-                }
-                if let Some(list) = base.ib.as_mut() {
-                    for port in std::mem::take(&mut delta.ib) {
-                        if let Some(to) = list.get_mut(port.at as usize) {
-                            port.apply(to);
-                        }
-                    }
-                }
-                delta.apply(base);
-                return Ok(base.clone());
+                delta.apply_to(base);
+                return Ok(Rebuilt::Whole(base.clone()));
             }
         };
         self.lost();
@@ -375,6 +525,16 @@ mod tests {
         }
     }
 
+    /// The whole sample a delta gave: this reassembler was never told its samples were sanitized.
+    fn whole(rebuilt: Result<Rebuilt, String>) -> NodeSample {
+        match rebuilt.unwrap() {
+            Rebuilt::Whole(s) => s,
+            Rebuilt::Patch(p) => {
+                panic!("a patch from a reassembler that never saw a clean sample: {p:?}")
+            }
+        }
+    }
+
     /// Encodes `samples` and decodes every line as the jump host does; returns the lines and the samples.
     fn round_trip(samples: &[NodeSample], full_every: u32) -> (Vec<String>, Vec<NodeSample>) {
         let mut encoder = Encoder::new(full_every);
@@ -385,7 +545,7 @@ mod tests {
         for s in samples {
             let line = String::from_utf8(encoder.line(s, false).unwrap()).unwrap();
             if line.starts_with(DELTA_PREFIX) {
-                decoded.push(decoder.apply(serde_json::from_str(&line).unwrap()).unwrap());
+                decoded.push(whole(decoder.apply(serde_json::from_str(&line).unwrap())));
             } else {
                 let whole: NodeSample = serde_json::from_str(&line).unwrap();
                 decoder.full(&whole);
@@ -495,7 +655,7 @@ mod tests {
         };
         assert!(r.apply(port).unwrap_err().contains("port #1, beyond the 1"));
         r.full(&node(1, &[10, 20]));
-        assert_eq!(r.apply(delta(1)).unwrap().gpus[1].util_pct, Some(50));
+        assert_eq!(whole(r.apply(delta(1))).gpus[1].util_pct, Some(50));
     }
 
     #[test]

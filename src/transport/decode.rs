@@ -1,7 +1,7 @@
 //! Turns the bytes a node's remote command prints into [`NodeEvent`]s, for agent and nvidia-smi output alike.
 
 use super::NodeEvent;
-use crate::telemetry::delta::Reassembler;
+use crate::telemetry::delta::{Reassembler, Rebuilt};
 use crate::telemetry::sanitize::make_inert;
 use crate::telemetry::smi_csv::{self, Columns, RowAssembler};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
@@ -67,8 +67,9 @@ impl StreamDecoder {
         }
     }
 
-    /// Feeds bytes as they arrive; calls `emit` for each event they complete.
-    pub(crate) fn feed(&mut self, bytes: &[u8], emit: &mut dyn FnMut(NodeEvent)) {
+    /// Feeds bytes as they arrive; calls `emit` for each event they complete, which says whether it sent the
+    /// event on (after a sample not sent, the next delta goes whole).
+    pub(crate) fn feed(&mut self, bytes: &[u8], emit: &mut dyn FnMut(NodeEvent) -> bool) {
         let StreamDecoder {
             format,
             lines,
@@ -90,11 +91,14 @@ impl StreamDecoder {
             };
             let mut event = event;
             match &mut event {
-                // Every sample is range-checked here, once, whichever format it came in.
+                // Every sample is range-checked here, once, whichever format it came in; a compact
+                // stream's patches only when they need none (`Reassembler::apply`).
                 NodeEvent::Sample(s) => {
                     s.sanitize(MAX_GPUS_PER_SAMPLE);
+                    compact.sanitized(s);
                     *samples += 1
                 }
+                NodeEvent::Delta(_) => *samples += 1,
                 // A bad line may quote what the node sent: bounded and escaped. In a compact stream the
                 // deltas after it describe changes to what was lost: none applies until a full sample.
                 NodeEvent::BadLine(why) => {
@@ -104,7 +108,12 @@ impl StreamDecoder {
                 }
                 _ => {}
             }
-            emit(event);
+            // A sample not sent on, whole or patch, leaves the receiver behind the stream: the next delta
+            // goes whole.
+            let sample = event.is_sample();
+            if !emit(event) && sample {
+                compact.unsent();
+            }
         });
     }
 }
@@ -117,7 +126,7 @@ impl StreamDecoder {
     }
 
     /// The end of the stream: emits an nvidia-smi sample still being assembled.
-    pub fn finish(&mut self, emit: &mut dyn FnMut(NodeEvent)) {
+    pub fn finish(&mut self, emit: &mut dyn FnMut(NodeEvent) -> bool) {
         if let Format::Smi { rows, .. } = &mut self.format {
             if let Some(mut sample) = rows.flush(crate::telemetry::unix_ms()) {
                 sample.sanitize(MAX_GPUS_PER_SAMPLE);
@@ -179,7 +188,8 @@ fn decode_line(format: &mut Format, compact: &mut Reassembler, text: &str) -> Op
                 NodeEvent::Sample(s)
             }
             AgentLine::Delta(d) => match compact.apply(d) {
-                Ok(s) => NodeEvent::Sample(s),
+                Ok(Rebuilt::Patch(p)) => NodeEvent::Delta(Box::new(p)),
+                Ok(Rebuilt::Whole(s)) => NodeEvent::Sample(s),
                 Err(why) => NodeEvent::BadLine(why),
             },
             AgentLine::Bad(why) => NodeEvent::BadLine(why),

@@ -22,6 +22,11 @@ pub enum NodeEvent {
         hello: Option<Box<crate::telemetry::wire::AgentHello>>,
     },
     Sample(NodeSample),
+    /// What changed since the node's previous sample, to apply to it in place (a compact stream whose samples
+    /// need no sanitizing: its values are already as sanitizing leaves them). Only a node's own stream sends
+    /// it, after a whole sample; a consumer that keeps no fleet state turns it into the whole sample with
+    /// fleet state's help (`fleetop record`).
+    Delta(Box<crate::telemetry::delta::NodeDelta>),
     /// Past utilisation and temperature per GPU index, oldest first at the refresh interval, read from a store
     /// that keeps history: it fills the sparklines of a view that just started. `None` where a point is absent.
     History(Vec<GpuPast>),
@@ -35,6 +40,13 @@ pub enum NodeEvent {
         kind: FailureKind,
         detail: String,
     },
+}
+
+impl NodeEvent {
+    /// A sample, whole or as a delta.
+    pub fn is_sample(&self) -> bool {
+        matches!(self, NodeEvent::Sample(_) | NodeEvent::Delta(_))
+    }
 }
 
 /// Why a node is not streaming. Each maps to a node state shown to the operator.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{shared, Behaviour, Fleet, Killed, Quirks, Spec};
 use fleetop::inventory::Inventory;
-use fleetop::telemetry::delta::Reassembler;
+use fleetop::telemetry::delta::{Reassembler, Rebuilt};
 use fleetop::telemetry::wire::{decode_agent_line, AgentLine, MAX_GPUS_PER_SAMPLE};
 use fleetop::telemetry::NodeSample;
 use fleetop::transport::ssh::SshTransport;
@@ -75,7 +75,11 @@ fn reassemble(stream: &mut Reassembler, line: &str) -> NodeSample {
             stream.full(&s);
             s
         }
-        AgentLine::Delta(d) => stream.apply(d).unwrap(),
+        // Never told its samples were sanitized, the reassembler rebuilds each one whole.
+        AgentLine::Delta(d) => match stream.apply(d).unwrap() {
+            Rebuilt::Whole(s) => s,
+            Rebuilt::Patch(p) => panic!("a patch without a clean sample before it: {p:?}"),
+        },
         other => panic!("{other:?} from {line}"),
     };
     sample.sanitize(MAX_GPUS_PER_SAMPLE);
@@ -213,6 +217,15 @@ fn the_jump_host_reads_this_agent_an_older_agent_and_a_stream_that_lost_its_plac
         match msg.event {
             NodeEvent::Streaming { hello, .. } => hellos[msg.node] = hello.map(|h| h.compact),
             NodeEvent::Sample(s) => samples[msg.node].push(s),
+            // Patched in place, as fleet state does, on the node's sample before.
+            NodeEvent::Delta(d) => {
+                let mut s = samples[msg.node]
+                    .last()
+                    .cloned()
+                    .expect("a whole sample first");
+                d.apply_to(&mut s);
+                samples[msg.node].push(s);
+            }
             NodeEvent::BadLine(why) => bad[msg.node].push(why),
             _ => {}
         }

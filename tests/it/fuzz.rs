@@ -9,10 +9,11 @@ use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
 
 use fleetop::fleet::filter::Filter;
 use fleetop::inventory::{nodeset, Inventory};
-use fleetop::telemetry::delta::Reassembler;
+use fleetop::telemetry::delta::{Reassembler, Rebuilt};
 use fleetop::telemetry::kernel_log::{self, PciAddr};
 use fleetop::telemetry::smi_csv::{self, Columns};
 use fleetop::telemetry::wire::{decode_agent_line, AgentLine, LineSplitter, MAX_GPUS_PER_SAMPLE};
+use fleetop::telemetry::NodeSample;
 
 fn config(cases: u32) -> Config {
     Config {
@@ -304,8 +305,10 @@ proptest! {
     fn compact_streams(lines in prop::collection::vec(pieces(COMPACT_PARTS), 1..8)) {
         // As the jump host reads a compact stream: whole samples are kept, deltas apply to them or are refused,
         // and whatever comes out is bounded and range-checked like any sample.
+        // A patch applies to the sample sent before, which only a sample that needed no sanitizing allows.
         let mut stream = Reassembler::default();
         stream.start(true);
+        let mut held: Option<NodeSample> = None;
         for line in &lines {
             let sample = match decode_agent_line(line) {
                 AgentLine::Sample(s) => {
@@ -316,7 +319,18 @@ proptest! {
                     prop_assert!(d.gpus.len() <= MAX_GPUS_PER_SAMPLE + 1);
                     prop_assert!(d.ib.len() <= MAX_GPUS_PER_SAMPLE + 1);
                     match stream.apply(d) {
-                        Ok(s) => s,
+                        Ok(Rebuilt::Whole(s)) => s,
+                        Ok(Rebuilt::Patch(p)) => {
+                            let Some(sample) = held.as_mut() else {
+                                return Err(TestCaseError::fail("a patch before any sample"));
+                            };
+                            p.apply_to(sample);
+                            for g in &sample.gpus {
+                                prop_assert!(g.util_pct.is_none_or(|u| u <= 100));
+                                prop_assert!(g.power_w.is_none_or(f64::is_finite));
+                            }
+                            continue;
+                        }
                         Err(_) => {
                             prop_assert!(stream.take_full_request());
                             continue;
@@ -331,6 +345,8 @@ proptest! {
             let mut sample = sample;
             prop_assert!(sample.gpus.len() <= MAX_GPUS_PER_SAMPLE + 1);
             sample.sanitize(MAX_GPUS_PER_SAMPLE);
+            stream.sanitized(&sample);
+            held = Some(sample.clone());
             for g in &sample.gpus {
                 prop_assert!(g.util_pct.is_none_or(|u| u <= 100));
                 prop_assert!(g.power_w.is_none_or(f64::is_finite));

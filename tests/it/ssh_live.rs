@@ -46,7 +46,7 @@ fn until(
 }
 
 fn is_sample(m: &Msg, node: usize) -> bool {
-    m.node == node && matches!(m.event, NodeEvent::Sample(_))
+    m.node == node && m.event.is_sample()
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn nodes_come_back_after_sshd_restarts() {
         Duration::from_secs(20),
         "samples from both nodes",
         |m| {
-            if matches!(m.event, NodeEvent::Sample(_)) {
+            if m.event.is_sample() {
                 first[m.node] = true;
             }
             first == [true, true]
@@ -121,7 +121,7 @@ fn nodes_come_back_after_sshd_restarts() {
         Duration::from_secs(60),
         "samples after the restart",
         |m| {
-            if matches!(m.event, NodeEvent::Sample(_)) {
+            if m.event.is_sample() {
                 back[m.node] = true;
             }
             back == [true, true]

@@ -94,7 +94,10 @@ fn simulate(inv: &Inventory, seed: u64, tx: &MsgSender, stop: &AtomicBool) {
             }
             line.push(b'\n');
             let mut alive = true;
-            decoders[node].feed(&line, &mut |event| alive &= sink.send(event));
+            decoders[node].feed(&line, &mut |event| {
+                alive &= sink.send(event);
+                alive
+            });
             if !alive {
                 return;
             }
@@ -149,9 +152,7 @@ pub fn messages(inv: &Inventory, seed: u64, tick: u64, at: Instant) -> Vec<crate
 fn feed_json(decoder: &mut StreamDecoder, sink: &NodeSink, value: &impl serde::Serialize) {
     if let Ok(mut bytes) = serde_json::to_vec(value) {
         bytes.push(b'\n');
-        decoder.feed(&bytes, &mut |event| {
-            sink.send(event);
-        });
+        decoder.feed(&bytes, &mut |event| sink.send(event));
     }
 }
 
@@ -165,7 +166,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_demo_streams_compact_and_every_sample_arrives_whole() {
+    fn the_demo_streams_compact_and_every_sample_arrives_whole_or_as_a_patch() {
         let mut inv = Inventory::demo();
         inv.settings.interval = Duration::from_millis(5);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -176,6 +177,7 @@ mod tests {
             })
             .unwrap();
         let mut samples = Vec::new();
+        let mut patched = 0;
         let mut hello = None;
         std::thread::scope(|scope| {
             scope.spawn(|| simulate(&inv, DEMO_SEED, &tx, &stop));
@@ -184,6 +186,14 @@ mod tests {
                 match rx.try_recv() {
                     Ok(msg) if msg.node == compact_node => match msg.event {
                         NodeEvent::Sample(s) => samples.push(s),
+                        // A patch to the sample before, as fleet state applies it.
+                        NodeEvent::Delta(d) => {
+                            let mut s: crate::telemetry::NodeSample =
+                                samples.last().cloned().unwrap();
+                            d.apply_to(&mut s);
+                            samples.push(s);
+                            patched += 1;
+                        }
                         NodeEvent::Streaming { hello: h, .. } => hello = h,
                         _ => {}
                     },
@@ -195,6 +205,10 @@ mod tests {
         });
         assert_eq!(hello.and_then(|h| h.compact), Some(DEFAULT_FULL_EVERY));
         assert_eq!(samples.len(), 4);
+        assert!(
+            patched > 0,
+            "the demo's samples need no sanitizing: sent as patches"
+        );
         for (tick, got) in samples.iter().enumerate() {
             let mut sent = model::sample(&inv, DEMO_SEED, compact_node, tick as u64, got.t);
             sent.sanitize(crate::telemetry::wire::MAX_GPUS_PER_SAMPLE);

@@ -123,7 +123,10 @@ pub fn run(
         match read {
             Ok(0) => {
                 let mut alive = true;
-                decoder.finish(&mut |event| alive &= sink.send(event));
+                decoder.finish(&mut |event| {
+                    alive &= sink.send(event);
+                    alive
+                });
                 if !alive {
                     return Ok(Ended::Stopped);
                 }
@@ -132,7 +135,7 @@ pub fn run(
             Ok(n) => {
                 let mut alive = true;
                 decoder.feed(&buf[..n], &mut |event| {
-                    pace.admit(event, &mut |e| alive &= sink.send(e));
+                    pace.admit(event, &mut |e| alive &= sink.send(e))
                 });
                 if !alive {
                     return Ok(Ended::Stopped);
@@ -213,11 +216,12 @@ impl Pace {
         }
     }
 
-    /// Sends `event` on, unless it is a sample too soon after the last one; a note about dropped samples
-    /// goes ahead of the next sample that passes.
-    fn admit(&mut self, event: NodeEvent, send: &mut impl FnMut(NodeEvent)) {
-        if !matches!(event, NodeEvent::Sample(_)) {
-            return send(event);
+    /// Sends `event` on, unless it is a sample too soon after the last one (then false); a note about dropped
+    /// samples goes ahead of the next sample that passes.
+    fn admit(&mut self, event: NodeEvent, send: &mut impl FnMut(NodeEvent)) -> bool {
+        if !event.is_sample() {
+            send(event);
+            return true;
         }
         let now = Instant::now();
         if self
@@ -225,7 +229,7 @@ impl Pace {
             .is_some_and(|at| now.duration_since(at) < self.gap)
         {
             self.dropped += 1;
-            return;
+            return false;
         }
         self.last = Some(now);
         if self.dropped > 0 {
@@ -235,6 +239,7 @@ impl Pace {
             )));
         }
         send(event);
+        true
     }
 }
 

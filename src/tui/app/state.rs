@@ -108,8 +108,22 @@ impl App {
 
     /// Merges one transport message. Cheap: views are recomputed on the next tick, not per message.
     pub fn on_msg(&mut self, msg: Msg) {
-        if let NodeEvent::Sample(sample) = &msg.event {
-            self.note_new_xids(msg.node, sample, msg.at);
+        match &msg.event {
+            NodeEvent::Sample(sample) => self.note_new_xids(msg.node, sample, msg.at),
+            // Only a delta that carries XIDs can bring new ones: the sample it makes is looked at then.
+            NodeEvent::Delta(delta)
+                if delta
+                    .gpus
+                    .iter()
+                    .any(|g| g.xid.is_some() || g.xid_events.is_some()) =>
+            {
+                let node = self.fleet.nodes().get(msg.node);
+                if let Some(mut sample) = node.and_then(|n| n.sample.clone()) {
+                    delta.as_ref().clone().apply_to(&mut sample);
+                    self.note_new_xids(msg.node, &sample, msg.at);
+                }
+            }
+            _ => {}
         }
         self.fleet.apply(msg);
         self.data_changed = true;
