@@ -16,9 +16,12 @@ impl App {
         let Some(workload) = self.ops.workload.as_ref() else {
             return;
         };
-        let from_scheduler = self.fleet.inventory().settings.tenant_from == TenantFrom::Scheduler;
-        if from_scheduler {
-            for row in &mut self.rows {
+        // Each node's site says where its tenants come from (`--context all`).
+        let inventory = std::sync::Arc::clone(self.fleet.inventory());
+        let from_scheduler =
+            |node: usize| inventory.rules(node).settings.tenant_from == TenantFrom::Scheduler;
+        if self.rows.iter().any(|r| from_scheduler(r.id)) {
+            for row in self.rows.iter_mut().filter(|r| from_scheduler(r.id)) {
                 if let Some(tenant) = scheduler_tenant(workload, row.id) {
                     row.tenant = Some(tenant);
                 }
@@ -31,8 +34,11 @@ impl App {
                 .rows
                 .iter()
                 .filter(|r| holds(r.tenant.as_deref(), &tenant.name))
-                .flat_map(|r| workload.jobs(r.id))
-                .filter(|j| !from_scheduler || j.tenant.as_deref() == Some(tenant.name.as_str()))
+                .flat_map(|r| workload.jobs(r.id).iter().map(move |j| (r.id, j)))
+                .filter(|(node, j)| {
+                    !from_scheduler(*node) || j.tenant.as_deref() == Some(tenant.name.as_str())
+                })
+                .map(|(_, j)| j)
                 .map(|j| j.id.as_str())
                 .collect();
             ids.sort_unstable();
