@@ -24,7 +24,11 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
     if inv.merged_sites().is_empty() {
         return query_site(inv, exec);
     }
-    let mut merged = Workload::default();
+    // Nodes of sites without a scheduler, or whose own did not answer, stay unknown.
+    let mut merged = Workload {
+        unasked: (0..inv.nodes.len()).collect(),
+        ..Workload::default()
+    };
     for site in super::sites::every_site(inv, exec, |own, exec| Ok(query_site(own, exec))) {
         let name = site.site.map_or("", |s| s.name.as_str());
         let workload = match &site.answer {
@@ -34,6 +38,11 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
                 continue;
             }
         };
+        if let Some(own) = site.site.map(|s| &s.inventory) {
+            for node in (0..own.nodes.len()).filter_map(|n| site.merged_id(n)) {
+                merged.unasked.remove(&node);
+            }
+        }
         // A job on several nodes stays one job, as in a site's own answer.
         let mut renamed: HashMap<*const Job, Arc<Job>> = HashMap::new();
         for (&own, jobs) in &workload.by_node {

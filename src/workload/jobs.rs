@@ -83,9 +83,17 @@ pub struct Workload {
     pub problems: Vec<String>,
     /// Which schedulers answered.
     pub checked: Vec<Scheduler>,
+    /// Nodes no scheduler was asked about (under `--context all`, a site without one, or whose own could not be
+    /// reached): their jobs are unknown, never none.
+    pub unasked: std::collections::HashSet<NodeId>,
 }
 
 impl Workload {
+    /// Whether the answer says what runs on `node`: a scheduler answered, and was asked about it.
+    pub fn knows(&self, node: NodeId) -> bool {
+        !self.checked.is_empty() && !self.unasked.contains(&node)
+    }
+
     pub fn jobs(&self, node: NodeId) -> &[Arc<Job>] {
         self.by_node.get(&node).map_or(&[], Vec::as_slice)
     }
@@ -142,9 +150,10 @@ impl Workload {
 
     /// What a drain or reboot of `nodes` hits: `3 jobs: 1234 alice (acme) 16 GPUs 3d2h, …`, or `no jobs` when
     /// the schedulers answered in full, `jobs unknown (why)` when an answer was not understood or another
-    /// scheduler did not answer, or `None` when none answered (the problems say why).
+    /// scheduler did not answer, or `None` when none answered or some node was not asked
+    /// about (the problems say why).
     pub fn hits(&self, nodes: &[NodeId], shown: usize) -> Option<String> {
-        if self.checked.is_empty() {
+        if !nodes.iter().all(|&n| self.knows(n)) {
             return None;
         }
         let jobs = self.on(nodes);

@@ -30,16 +30,23 @@ impl App {
         }
         // A tenant's jobs: those billed to it when tenants come from the schedulers, else those on its nodes.
         for tenant in &mut self.tenants {
-            let mut ids: Vec<&str> = self
+            let rows: Vec<&super::rows::NodeRow> = self
                 .rows
                 .iter()
                 .filter(|r| holds(r.tenant.as_deref(), &tenant.name))
+                .collect();
+            // A node no scheduler was asked about (another site's, `--context all`) leaves the count unknown.
+            if !rows.iter().all(|r| workload.knows(r.id)) {
+                tenant.jobs = None;
+                continue;
+            }
+            let mut ids: Vec<&str> = rows
+                .iter()
                 .flat_map(|r| workload.jobs(r.id).iter().map(move |j| (r.id, j)))
                 .filter(|(node, j)| {
                     !from_scheduler(*node) || j.tenant.as_deref() == Some(tenant.name.as_str())
                 })
-                .map(|(_, j)| j)
-                .map(|j| j.id.as_str())
+                .map(|(_, j)| j.id.as_str())
                 .collect();
             ids.sort_unstable();
             ids.dedup();
