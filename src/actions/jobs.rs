@@ -59,9 +59,12 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
                 Arc::clone(renamed)
             }));
         }
-        merged
-            .problems
-            .extend(workload.problems.iter().map(|p| format!("site {name}: {p}")));
+        merged.problems.extend(
+            workload
+                .problems
+                .iter()
+                .map(|p| format!("site {name}: {p}")),
+        );
         for scheduler in &workload.checked {
             if !merged.checked.contains(scheduler) {
                 merged.checked.push(*scheduler);

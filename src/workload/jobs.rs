@@ -98,6 +98,27 @@ impl Workload {
         self.by_node.get(&node).map_or(&[], Vec::as_slice)
     }
 
+    /// The tenant shown for `node`: with its site's `tenant_from = "scheduler"` the distinct Slurm accounts or
+    /// namespaces of the jobs on it, joined with `+` as split nodes are; else, or where no job names one, `own`
+    /// (the inventory's).
+    pub fn tenant(&self, inv: &Inventory, node: NodeId, own: Option<String>) -> Option<String> {
+        if inv.rules(node).settings.tenant_from != crate::inventory::TenantFrom::Scheduler {
+            return own;
+        }
+        let mut names: Vec<&str> = self
+            .jobs(node)
+            .iter()
+            .filter_map(|j| j.tenant.as_deref())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            own
+        } else {
+            Some(names.join("+"))
+        }
+    }
+
     /// Files `job` under each of `nodes` that the inventory knows; nodes outside the fleet are ignored.
     pub(crate) fn add(&mut self, inv: &Inventory, nodes: &[String], job: Job) {
         let job = Arc::new(job);

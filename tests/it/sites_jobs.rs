@@ -3,6 +3,7 @@
 //! fleets as two sites, a real Slurm on one, the TUI in a real terminal.
 
 use crate::common;
+use crate::contexts::{json, text};
 use crate::sites_rules::{inventory_with, two_contexts};
 
 use std::time::{Duration, Instant};
@@ -33,7 +34,17 @@ fn a_job_on_one_sites_slurm_shows_on_that_sites_node_only() {
         "[drain]\nbackend = \"command\"\ndrain_command = \"true {node}\"\nundrain_command = \"true {node}\"\n",
     );
     let west = Fleet::agents(2);
-    let west_inv = inventory_with(&west, "west", "[drain]\nbackend = \"slurm\"\n");
+    // West takes its tenants from the scheduler: a node's tenant is its jobs' account.
+    let west_inv = west.dir.path().join("west.toml");
+    std::fs::write(
+        &west_inv,
+        west.inventory(&[]).replacen(
+            "[defaults]\n",
+            "[defaults]\ntenant_from = \"scheduler\"\n",
+            1,
+        ) + "[drain]\nbackend = \"slurm\"\n",
+    )
+    .unwrap();
     let config = two_contexts(&east, &east_inv, &west_inv);
     let slurm = common::slurm::Slurm::with_nodes(&["tn01", "tn02"]);
     let job = slurm.sleep_job("tn01", "acme", 120);
@@ -50,11 +61,63 @@ fn a_job_on_one_sites_slurm_shows_on_that_sites_node_only() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let quote = |p: &std::path::Path| {
-        shlex::try_quote(p.to_str().unwrap())
-            .unwrap()
-            .into_owned()
+    let snapshot = |format: &str| {
+        let mut cmd = east.fleetop(&[
+            "--context",
+            "all",
+            "snapshot",
+            "--format",
+            format,
+            "--timeout",
+            "20",
+        ]);
+        cmd.env("XDG_CONFIG_HOME", &config)
+            .env("SLURM_CONF", slurm.conf());
+        common::run_bounded(&mut cmd, Duration::from_secs(60))
     };
+    let out = snapshot("json");
+    let doc = json(&out);
+    let west_tn01 = common::node(&doc, "west/tn01");
+    assert_eq!(
+        west_tn01["jobs"][0]["id"],
+        job.as_str(),
+        "{west_tn01:#}\n{}",
+        text(&out)
+    );
+    assert_eq!(west_tn01["jobs"][0]["scheduler"], "slurm");
+    assert_eq!(west_tn01["jobs"][0]["tenant"], "west/acme");
+    assert_eq!(west_tn01["jobs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(west_tn01["tenant"], "west/acme", "{west_tn01:#}");
+    let west_tn02 = common::node(&doc, "west/tn02");
+    assert_eq!(west_tn02["jobs"], serde_json::json!([]), "{west_tn02:#}");
+    assert_eq!(west_tn02["tenant"], serde_json::Value::Null);
+    // East was asked of no scheduler: its tn01's jobs are unknown, not west's, not none.
+    let east_tn01 = common::node(&doc, "east/tn01");
+    assert_eq!(east_tn01["jobs"], serde_json::Value::Null, "{east_tn01:#}");
+    assert!(!text(&out).contains("site east"), "{}", text(&out));
+    let csv = String::from_utf8_lossy(&snapshot("csv").stdout).into_owned();
+    assert!(
+        csv.lines().next().is_some_and(|h| h.ends_with(",jobs")),
+        "{csv}"
+    );
+    let cells = |site: &str| -> Vec<String> {
+        csv.lines()
+            .filter(|l| l.starts_with(&format!("{site},{site}/tn01,")))
+            .map(|l| l.rsplit(',').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(cells("west"), vec!["1"; 8], "{csv}");
+    assert_eq!(cells("east"), vec![""; 8], "{csv}");
+    let table = String::from_utf8_lossy(&snapshot("table").stdout).into_owned();
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("  JOBS  NOTES")),
+        "{table}"
+    );
+
+    let quote = |p: &std::path::Path| shlex::try_quote(p.to_str().unwrap()).unwrap().into_owned();
     let command = format!(
         "env SLURM_CONF={} XDG_CONFIG_HOME={} {} --context all",
         quote(&slurm.conf()),
@@ -89,7 +152,10 @@ fn a_job_on_one_sites_slurm_shows_on_that_sites_node_only() {
         !screen.contains("filter:")
     });
     tmux.keys(&["/", "node=east/tn01", "Enter"]);
-    tmux.wait_for(&["filter: node=east/tn01 (1 nodes)"], Duration::from_secs(10));
+    tmux.wait_for(
+        &["filter: node=east/tn01 (1 nodes)"],
+        Duration::from_secs(10),
+    );
     tmux.keys(&["Enter"]);
     let detail = tmux.wait_for(&["east/tn01 cabinet"], Duration::from_secs(10));
     assert!(!detail.contains("jobs:"), "{detail}");

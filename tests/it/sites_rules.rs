@@ -29,7 +29,11 @@ pub(crate) fn inventory_with(fleet: &Fleet, name: &str, extra: &str) -> PathBuf 
 }
 
 /// The `[[context]]` entries for `east` and `west`, written under east's config directory.
-pub(crate) fn two_contexts(east: &Fleet, east_inv: &std::path::Path, west_inv: &std::path::Path) -> PathBuf {
+pub(crate) fn two_contexts(
+    east: &Fleet,
+    east_inv: &std::path::Path,
+    west_inv: &std::path::Path,
+) -> PathBuf {
     config_dir(
         east,
         east_inv,

@@ -8,7 +8,6 @@ use super::rows::TenantRow;
 use super::state::App;
 use crate::inventory::TenantFrom;
 use crate::telemetry::health::Health;
-use crate::workload::Workload;
 
 impl App {
     /// Applies the schedulers' tenants and job counts to the rows just derived.
@@ -21,10 +20,8 @@ impl App {
         let from_scheduler =
             |node: usize| inventory.rules(node).settings.tenant_from == TenantFrom::Scheduler;
         if self.rows.iter().any(|r| from_scheduler(r.id)) {
-            for row in self.rows.iter_mut().filter(|r| from_scheduler(r.id)) {
-                if let Some(tenant) = scheduler_tenant(workload, row.id) {
-                    row.tenant = Some(tenant);
-                }
+            for row in &mut self.rows {
+                row.tenant = workload.tenant(&inventory, row.id, row.tenant.take());
             }
             self.tenants = regroup(&self.rows);
         }
@@ -53,18 +50,6 @@ impl App {
             tenant.jobs = Some(ids.len());
         }
     }
-}
-
-/// The distinct tenants of the jobs on `node`, joined with `+` as split nodes are; `None` when no job names one.
-fn scheduler_tenant(workload: &Workload, node: usize) -> Option<String> {
-    let mut names: Vec<&str> = workload
-        .jobs(node)
-        .iter()
-        .filter_map(|j| j.tenant.as_deref())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    (!names.is_empty()).then(|| names.join("+"))
 }
 
 /// True when a node labelled `label` (`acme` or `acme+globex`) belongs to `tenant`.
