@@ -71,6 +71,12 @@ pub fn run(g: &Global, args: &RecordArgs) -> i32 {
 
 /// The inventory's text as the recording keeps it: the file it was read from, or the demo's built-in one.
 fn inventory_text(inv: &Inventory) -> Result<String, String> {
+    // A recording holds one inventory's text, and a replay reads its nodes from it: several sites' are not one file.
+    if !inv.merged_sites().is_empty() {
+        return Err("fleetop record follows one site: --context all is not recorded yet; record each site with \
+                    --context SITE into a directory of its own (--out DIR)"
+            .into());
+    }
     if inv.simulated {
         return Ok(crate::inventory::DEMO_INVENTORY.to_string());
     }

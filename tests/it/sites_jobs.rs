@@ -147,7 +147,10 @@ fn a_job_on_one_sites_slurm_shows_on_that_sites_node_only() {
     let detail = tmux.wait_for(&[&format!("jobs: {job} ")], Duration::from_secs(10));
     assert!(detail.contains(" (west/acme) "), "{detail}");
     // Back to the table, the filter cleared.
-    tmux.keys(&["Escape", "Escape"]);
+    // One key at a time: two escapes in one write read as one Alt-Escape.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for(&["NODE▲"], Duration::from_secs(10));
+    tmux.keys(&["Escape"]);
     tmux.wait_until("the filter cleared", Duration::from_secs(10), |screen| {
         !screen.contains("filter:")
     });
@@ -161,4 +164,22 @@ fn a_job_on_one_sites_slurm_shows_on_that_sites_node_only() {
     assert!(!detail.contains("jobs:"), "{detail}");
     tmux.keys(&["q"]);
     slurm.client("scancel", &[&job]);
+
+    // A recording holds one inventory: across sites it is refused, saying what to do instead.
+    let out_dir = east.dir.path().join("recording");
+    let mut cmd = east.fleetop(&[
+        "--context",
+        "all",
+        "record",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    cmd.env("XDG_CONFIG_HOME", &config);
+    let out = common::run_bounded(&mut cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("record each site with --context SITE"),
+        "{}",
+        text(&out)
+    );
 }
