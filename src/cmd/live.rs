@@ -240,8 +240,9 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
                         "{} nodes, {} up, {}/{} GPUs, {} warn, {} crit, {:.1} kW",
                         s.nodes, s.nodes_up, s.gpus_seen, s.gpus_expected, s.warn, s.crit, s.power_watts / 1000.0
                     );
-                    line += &out_of_service(&views);
+                    // The jobs before the nodes out of service, whose free-text reasons end the line.
                     line += &workload.as_ref().map_or(String::new(), |w| running(w, views.len()));
+                    line += &out_of_service(&views);
                     // `fleetop | head -1`: the reader went away, which ends the line mode normally.
                     if !crate::text::println(&line) {
                         return 0;
