@@ -254,3 +254,26 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::running;
+    use crate::workload::{Scheduler, Workload};
+
+    #[test]
+    fn the_jobs_part_says_which_nodes_are_unknown_and_a_partial_answer() {
+        let mut w = Workload::default();
+        assert_eq!(
+            running(&w, 2),
+            ", 0 jobs on 0 nodes (2 nodes' jobs unknown)"
+        );
+        w.checked.push(Scheduler::Slurm);
+        assert_eq!(running(&w, 2), ", 0 jobs on 0 nodes");
+        w.unasked.insert(1);
+        w.problems.push("squeue: 1 line not understood".into());
+        assert_eq!(
+            running(&w, 2),
+            ", 0 jobs on 0 nodes (1 node's jobs unknown), perhaps more"
+        );
+    }
+}

@@ -236,6 +236,61 @@ mod tests {
         assert_eq!(duration(3 * 86_400 + 2 * 3600 + 59), "3d2h");
     }
 
+    fn job(id: &str, tenant: &str) -> Job {
+        Job {
+            scheduler: Scheduler::Slurm,
+            id: id.into(),
+            user: None,
+            tenant: Some(tenant.into()),
+            partition: None,
+            gpus: None,
+            elapsed_s: None,
+            left_s: None,
+            state: "RUNNING".into(),
+            pod_uid: None,
+        }
+    }
+
+    #[test]
+    fn a_nodes_tenant_comes_from_its_jobs_only_where_its_inventory_says_so() {
+        let nodes = "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-3]\"\n";
+        let by_jobs = Inventory::parse(
+            "s.toml",
+            &format!("[defaults]\ntenant_from = \"scheduler\"\n{nodes}"),
+        )
+        .unwrap();
+        let by_inventory = Inventory::parse("i.toml", nodes).unwrap();
+        let mut w = Workload::default();
+        w.add(&by_jobs, &["n1".into()], job("7", "globex"));
+        w.add(&by_jobs, &["n1".into(), "n2".into()], job("8", "acme"));
+        let own = || Some("t".to_string());
+        assert_eq!(w.tenant(&by_jobs, 0, own()).as_deref(), Some("acme+globex"));
+        assert_eq!(w.tenant(&by_jobs, 1, own()).as_deref(), Some("acme"));
+        assert_eq!(
+            w.tenant(&by_jobs, 2, own()).as_deref(),
+            Some("t"),
+            "no job: the inventory's"
+        );
+        assert_eq!(w.tenant(&by_inventory, 0, own()).as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn a_node_not_asked_about_is_unknown_never_none() {
+        let inv =
+            Inventory::parse("s.toml", "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-2]\"\n").unwrap();
+        let mut w = Workload::default();
+        assert!(!w.knows(0), "no scheduler answered");
+        w.checked.push(Scheduler::Slurm);
+        w.unasked.insert(1);
+        assert!(w.knows(0) && !w.knows(1));
+        assert_eq!(w.hits(&[0], 3).as_deref(), Some("no running jobs or pods"));
+        assert_eq!(w.hits(&[0, 1], 3), None);
+        w.add(&inv, &["n1".into()], job("7", "acme"));
+        assert!(w
+            .hits(&[0], 3)
+            .is_some_and(|h| h.starts_with("1 job: 7 (acme)")));
+    }
+
     #[test]
     fn fields_are_bounded_and_inert() {
         assert_eq!(field("  alice "), Some("alice".into()));
