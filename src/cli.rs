@@ -234,7 +234,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub retain: Option<std::time::Duration>,
     /// How long each segment covers; each opens with every node's state, so seeking reads at most one
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub segment: std::time::Duration,
 }
 

@@ -109,6 +109,9 @@ fn query_site(inv: &Inventory, exec: &Executor) -> Workload {
     workload
 }
 
+/// How often the TUI and the recorder ask the schedulers what runs where.
+pub(crate) const READBACK_EVERY: Duration = Duration::from_secs(15);
+
 /// Asks the schedulers now and every `every` on a thread of its own, so a slow controller holds up no one, handing
 /// each answer to `send` until it returns false (its receiver is gone). Nothing starts where no scheduler can
 /// answer (the demo fleet's practice scheduler always can).

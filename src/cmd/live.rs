@@ -186,9 +186,6 @@ fn running(workload: &Workload, nodes: usize) -> String {
 /// How often the line mode merges telemetry.
 const MERGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// How often the line mode asks the schedulers what runs where (as the TUI does).
-const WORKLOAD_READBACK: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// How often the line mode asks the drain backends which nodes are out of service (as the TUI does).
 const DRAIN_READBACK: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -207,7 +204,7 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
                 Ok(exec) => {
                     let exec = Arc::new(exec);
                     status::follow(&inv, &exec, tx.clone(), DRAIN_READBACK);
-                    jobs::follow(&inv, &exec, WORKLOAD_READBACK, move |w| {
+                    jobs::follow(&inv, &exec, jobs::READBACK_EVERY, move |w| {
                         jobs_tx.send(w).is_ok()
                     });
                 }

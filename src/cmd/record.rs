@@ -1,5 +1,5 @@
-//! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain read-back) and
-//! writes every message into a recording; the history store hears what the fleet shows, as from the TUI.
+//! `fleetop record`: follows the fleet as the TUI does (same transport, same channel, the drain and jobs
+//! read-backs) and writes every message and scheduler answer into a recording; the history store hears what the fleet shows, as from the TUI.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -105,11 +105,25 @@ async fn follow(
     demo: bool,
 ) -> Result<(), String> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    if !demo && inv.any_scheduler() {
-        match Executor::real(inv) {
-            Ok(exec) => status::follow(inv, &Arc::new(exec), tx.clone(), DRAIN_READBACK),
-            Err(e) => crate::text::warn(&format!("drain read-back: {e}")),
+    let (jobs_tx, mut jobs_rx) = tokio::sync::mpsc::unbounded_channel();
+    let executor = if demo {
+        Some(Executor::simulated())
+    } else {
+        Executor::real(inv)
+            .map_err(|e| {
+                if inv.any_scheduler() {
+                    crate::text::warn(&format!("drain and jobs read-back: {e}"));
+                }
+            })
+            .ok()
+    };
+    if let Some(exec) = executor.map(Arc::new) {
+        if !demo && inv.any_scheduler() {
+            status::follow(inv, &exec, tx.clone(), DRAIN_READBACK);
         }
+        // The jobs on each node, asked as the TUI asks.
+        let every = crate::actions::jobs::READBACK_EVERY;
+        crate::actions::jobs::follow(inv, &exec, every, move |w| jobs_tx.send(w).is_ok());
     }
     let _following = transport.follow(inv, tx);
     let mut state = FleetState::new(Arc::clone(inv));
@@ -117,6 +131,9 @@ async fn follow(
     let stores = crate::actions::run::stores(inv);
     let mut merge = tokio::time::interval(MERGE_EVERY);
     let mut flush = tokio::time::interval(FLUSH_EVERY);
+    // A late tick waits its period rather than firing at once: behind, merging must leave room for the flush.
+    merge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut memory = tokio::time::interval(MEMORY_EVERY);
     memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Ctrl-C is heard on a task of its own and stops a merge between two messages: a backlog (a slow disk, a
@@ -136,8 +153,11 @@ async fn follow(
             Ok(()) = &mut stop => return Ok(()),
             _ = merge.tick() => {
                 let (now, wall) = (Instant::now(), crate::telemetry::unix_ms());
-                let mut merged = 0u32;
-                while !interrupted.load(Ordering::Relaxed) {
+                // Only what was queued when the pass began: a recorder behind a busy fleet would otherwise merge
+                // for ever while messages keep coming, and no block would be flushed.
+                let queued = rx.len();
+                let mut merged = 0usize;
+                while merged < queued && !interrupted.load(Ordering::Relaxed) {
                     let Ok(msg) = rx.try_recv() else { break };
                     // The runtime has one thread: yielding now and then lets the Ctrl-C task run.
                     merged += 1;
@@ -151,6 +171,9 @@ async fn follow(
                         state.apply(msg);
                     }
                 }
+            }
+            Some(workload) = jobs_rx.recv() => {
+                writer.write_workload(crate::telemetry::unix_ms(), &workload)?;
             }
             _ = flush.tick() => writer.flush()?,
             _ = memory.tick(), if !inv.simulated => {

@@ -1,17 +1,21 @@
 //! A segment file on disk: a magic line, then blocks, each a fixed header (magic, compressed length, first and
-//! last frame time) and a zlib stream of JSON lines. zlib's Adler-32 catches a flipped byte; a header or stream
-//! cut short at the end of the file is a torn tail (a recorder killed mid-write) and ends the segment there.
+//! last frame time) and a zlib stream of the block's lanes (their four lengths, then each lane's bytes; see
+//! `codec.rs`). zlib's Adler-32 catches a flipped byte; a header or stream cut short at the end of the file is a
+//! torn tail (a recorder killed mid-write) and ends the segment there.
 
 use std::io::{Read, Write};
+use std::ops::Range;
 
-use super::frame::Frame;
+use super::codec::{Cursor, Lanes, LANES};
+use super::frame::{self, After, Frame, Head};
+use super::packed::Node;
 
-/// The first bytes of every segment.
-pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"FLTREC\x00\x01";
-const BLOCK_MAGIC: &[u8; 4] = b"FLK1";
+/// The first bytes of every segment: its last byte is the format (2: binary frames; 1 was JSON lines).
+pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"FLTREC\x00\x02";
+const BLOCK_MAGIC: &[u8; 4] = b"FLK2";
 const HEADER: usize = 4 + 4 + 8 + 8;
-/// Largest frame (one JSON line): a sample of 64 GPUs with every field is well under it.
-pub(super) const MAX_FRAME: usize = 1 << 20;
+/// The lane lengths at the start of a block's bytes.
+const LENGTHS: usize = 4 * LANES;
 /// Largest block, decompressed; the writer ends a block at a quarter of it.
 pub(super) const MAX_BLOCK_RAW: usize = 16 << 20;
 /// Largest block on disk.
@@ -19,13 +23,20 @@ const MAX_BLOCK_STORED: usize = 16 << 20;
 /// Raw bytes at which the writer ends a block even without a flush.
 pub(super) const BLOCK_TARGET: usize = MAX_BLOCK_RAW / 4;
 
-/// Compresses frames' lines into one block.
-pub(super) fn encode(lines: &[u8], first_t: u64, last_t: u64) -> Result<Vec<u8>, String> {
+/// Compresses frames' lanes into one block.
+pub(super) fn encode(lanes: &Lanes, first_t: u64, last_t: u64) -> Result<Vec<u8>, String> {
     let mut z = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(lines.len() / 8 + HEADER),
+        Vec::with_capacity(lanes.len() / 4 + HEADER),
         flate2::Compression::new(6),
     );
-    z.write_all(lines)
+    let lengths: Vec<u8> = lanes
+        .lane
+        .iter()
+        .flat_map(|l| (l.len() as u32).to_le_bytes())
+        .collect();
+    std::iter::once(lengths.as_slice())
+        .chain(lanes.lane.iter().map(Vec::as_slice))
+        .try_for_each(|bytes| z.write_all(bytes))
         .map_err(|e| format!("compress a block: {e}"))?;
     let body = z.finish().map_err(|e| format!("compress a block: {e}"))?;
     let len = u32::try_from(body.len())
@@ -153,11 +164,6 @@ impl<R: Read> BlockReader<R> {
         }))
     }
 
-    /// The file's name, as errors give it.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The next block's header, its body skipped unread (for finding where a recording ends).
     pub(crate) fn next_header(&mut self) -> Result<Option<BlockHeader>, String>
     where
@@ -186,58 +192,47 @@ impl<R: Read> BlockReader<R> {
         Ok(Some(header))
     }
 
-    /// The next block's frames, in order.
-    pub(crate) fn next_frames(&mut self) -> Result<Option<(BlockHeader, Vec<Frame>)>, String> {
+    /// The next block, decompressed, its frames still to read.
+    pub(crate) fn next_block(&mut self) -> Result<Option<Block>, String> {
         let Some((header, body)) = self.next_raw()? else {
             return Ok(None);
         };
-        let frames = self.decode(&header, &body)?;
-        Ok(Some((header, frames)))
-    }
-
-    fn decode(&self, header: &BlockHeader, body: &[u8]) -> Result<Vec<Frame>, String> {
         let at = header.offset;
-        let mut lines = Vec::new();
-        flate2::read::ZlibDecoder::new(body)
+        let mut raw = Vec::new();
+        flate2::read::ZlibDecoder::new(body.as_slice())
             .take(MAX_BLOCK_RAW as u64 + 1)
-            .read_to_end(&mut lines)
+            .read_to_end(&mut raw)
             .map_err(|e| self.fail(at, &format!("block does not decompress: {e}")))?;
-        if lines.len() > MAX_BLOCK_RAW {
+        if raw.len() > MAX_BLOCK_RAW {
             return Err(self.fail(
                 at,
                 &format!("block larger than {MAX_BLOCK_RAW} bytes decompressed"),
             ));
         }
-        let mut frames = Vec::new();
-        for (i, line) in lines.split(|b| *b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            if line.len() > MAX_FRAME {
-                return Err(self.fail(
-                    at,
-                    &format!(
-                        "frame {} of {} bytes, past the {MAX_FRAME} byte cap",
-                        i + 1,
-                        line.len()
-                    ),
-                ));
-            }
-            let frame: Frame = serde_json::from_slice(line)
-                .map_err(|e| self.fail(at, &format!("frame {}: {e}", i + 1)))?;
-            if frame.t < header.first_t || frame.t > header.last_t {
-                return Err(self.fail(
-                    at,
-                    &format!(
-                        "frame {} at {} ms, outside its block's times",
-                        i + 1,
-                        frame.t
-                    ),
-                ));
-            }
-            frames.push(frame);
+        let mut lanes: [Range<usize>; LANES] = Default::default();
+        let mut end = LENGTHS;
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let len = raw
+                .get(4 * i..4 * i + 4)
+                .map(|b| b.iter().rev().fold(0usize, |a, b| a << 8 | usize::from(*b)))
+                .unwrap_or(usize::MAX);
+            *lane = end..end.saturating_add(len);
+            end = lane.end;
         }
-        Ok(frames)
+        if end != raw.len() {
+            return Err(self.fail(
+                at,
+                &format!("block lanes of {end} bytes in {} decompressed", raw.len()),
+            ));
+        }
+        Ok(Some(Block {
+            place: format!("{}: offset {at}", self.name),
+            header,
+            raw,
+            lanes,
+            after: After::default(),
+            frames: 0,
+        }))
     }
 
     fn fail(&self, offset: u64, why: &str) -> String {
@@ -257,4 +252,58 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+/// A block decompressed: its frames are read one at a time, each sample into its node as it comes, so a
+/// frame's sample is the node's as of that frame.
+pub(super) struct Block {
+    /// The file and offset, for errors about its frames.
+    pub place: String,
+    header: BlockHeader,
+    raw: Vec<u8>,
+    /// What is left of each lane.
+    lanes: [Range<usize>; LANES],
+    /// The frame before, which the next one's time and node are written as changes from.
+    after: After,
+    frames: usize,
+}
+
+impl Block {
+    /// The next frame's head; `None` at the block's end. Its body must be read next ([`Block::body`]).
+    pub fn next_head(&mut self) -> Result<Option<Head>, String> {
+        if self.lanes[0].is_empty() {
+            return Ok(None);
+        }
+        self.frames += 1;
+        let head = self.read(frame::read_head)?;
+        if head.t < self.header.first_t || head.t > self.header.last_t {
+            return Err(format!(
+                "{}: frame {} at {} ms, outside its block's times",
+                self.place, self.frames, head.t
+            ));
+        }
+        self.after = After {
+            t: head.t,
+            n: head.n,
+        };
+        Ok(Some(head))
+    }
+
+    /// The frame `head` begins, its sample (if it carries one) read into `nodes`.
+    pub fn body(&mut self, head: Head, nodes: &mut [Node]) -> Result<Frame, String> {
+        self.read(|c, _| frame::read_body(c, head, nodes))
+    }
+
+    fn read<T>(
+        &mut self,
+        f: impl FnOnce(&mut Cursor, After) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut c = Cursor::new(self.lanes.clone().map(|r| &self.raw[r]));
+        let read = f(&mut c, self.after)
+            .map_err(|e| format!("{}: frame {}: {e}", self.place, self.frames))?;
+        for (range, left) in self.lanes.iter_mut().zip(c.left()) {
+            range.start = range.end - left;
+        }
+        Ok(read)
+    }
 }

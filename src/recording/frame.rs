@@ -1,33 +1,48 @@
-//! One recorded message as a line of JSON: wall time, node, and the event, a sample as a patch on the node's
-//! previous one. Reading a frame makes its text inert again, as a node's own line is: a recording is a file,
-//! and files are not trusted.
+//! One recorded message as a frame: its kind, wall time (a change from the frame before) and node in the head
+//! lane, then a sample as binary fields (`packed.rs`) or any other event as bounded JSON. Reading a frame makes
+//! its text inert again, as a node's own line is: a recording is a file, and files are not trusted.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use super::codec::{Cursor, Lane, Lanes};
+use super::packed::{self, Node};
 use crate::telemetry::sanitize::make_inert;
 use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE};
 use crate::telemetry::{NodeSample, Source};
 use crate::transport::{FailureKind, GpuPast, NodeEvent};
 use crate::workload::operations::OperationEvent;
+use crate::workload::{Job, Scheduler};
 
 /// Longest text kept from a frame's detail, bad line or operation text (the transports keep 200).
 const MAX_TEXT: usize = 256;
+/// Jobs kept per node from a frame, and the longest job id (ids are never cut where they are read live).
+const MAX_JOBS_PER_NODE: usize = 256;
+const MAX_JOB_ID: usize = 1024;
+/// Scheduler answers one block holds at most (the writer starts a new block first): each hands out every
+/// node's jobs, so a file of nothing but answers must not cost that a million times.
+pub(super) const MAX_ANSWERS_PER_BLOCK: usize = 8;
 
-/// One line of a segment.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A frame's kind, the low bits of its first byte.
+const WHOLE: u64 = 0;
+const CHANGES: u64 = 1;
+const EVENT: u64 = 2;
+/// The bit that marks a keyframe's frame.
+const KEY: u64 = 8;
+
+/// One frame of a segment.
+#[derive(Debug, Clone)]
 pub(super) struct Frame {
     /// Wall time the jump host received the event, ms since the Unix epoch.
     pub t: u64,
     /// The node's index in the recording's inventory.
     pub n: usize,
     /// Part of a segment's keyframe: the node's state restated, not a new event.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub k: bool,
     pub e: Event,
 }
 
-/// A [`NodeEvent`] as recorded; samples are whole (`sample`) or a patch on the node's previous one (`delta`).
+/// A [`NodeEvent`] as recorded. A sample's values are not in it: they are the node's, kept beside (the
+/// writer's last sample, the reader's [`Node`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum Event {
@@ -37,8 +52,7 @@ pub(super) enum Event {
         detail: String,
         hello: Option<Box<AgentHello>>,
     },
-    Sample(Value),
-    Delta(Value),
+    Sample,
     History(Vec<GpuPast>),
     BadLine(String),
     Operation(OperationEvent),
@@ -46,10 +60,18 @@ pub(super) enum Event {
         kind: FailureKind,
         detail: String,
     },
+    /// The node's jobs, written when a scheduler answer changed them (not a node event: the reader gathers them).
+    Jobs(Vec<Job>),
+    /// The end of a scheduler answer: what it could not say and which schedulers answered; with every node's
+    /// latest jobs, the workload the TUI had then.
+    Workload {
+        problems: Vec<String>,
+        checked: Vec<Scheduler>,
+    },
 }
 
 impl Event {
-    /// The event as recorded, except a sample, which the caller records whole or as a patch.
+    /// The event as recorded, except a sample, which the caller records whole or as its changes.
     pub fn of(event: &NodeEvent) -> Option<Event> {
         Some(match event {
             NodeEvent::Connecting => Event::Connecting,
@@ -74,8 +96,8 @@ impl Event {
     }
 
     /// The node event again, checked and made inert as the transports do with a node's line. A sample comes
-    /// from the caller, which rebuilt it from the patches.
-    pub(crate) fn into_node_event(self, sample: Option<&Value>) -> Result<NodeEvent, String> {
+    /// from the caller, which rebuilt it from the frames.
+    pub(crate) fn into_node_event(self, sample: Option<&NodeSample>) -> Result<NodeEvent, String> {
         Ok(match self {
             Event::Connecting => NodeEvent::Connecting,
             Event::Streaming {
@@ -93,9 +115,10 @@ impl Event {
                     hello,
                 }
             }
-            Event::Sample(_) | Event::Delta(_) => {
-                let value = sample.ok_or("a sample patch before any whole sample of its node")?;
-                let mut s = NodeSample::deserialize(value).map_err(|e| format!("sample: {e}"))?;
+            Event::Sample => {
+                let mut s = sample
+                    .ok_or("a sample's changes before any whole sample of its node")?
+                    .clone();
                 s.sanitize(MAX_GPUS_PER_SAMPLE);
                 NodeEvent::Sample(s)
             }
@@ -116,8 +139,40 @@ impl Event {
                 make_inert(&mut detail, MAX_TEXT);
                 NodeEvent::Failed { kind, detail }
             }
+            Event::Jobs(_) | Event::Workload { .. } => {
+                return Err("a scheduler frame where a node event was expected".into())
+            }
         })
     }
+}
+
+/// A node's jobs from a frame, bounded and made inert as the schedulers' own answers are.
+pub(super) fn inert_jobs(mut jobs: Vec<Job>) -> Vec<Job> {
+    jobs.truncate(MAX_JOBS_PER_NODE);
+    for job in &mut jobs {
+        make_inert(&mut job.id, MAX_JOB_ID);
+        make_inert(&mut job.state, MAX_TEXT);
+        for text in [
+            &mut job.user,
+            &mut job.tenant,
+            &mut job.partition,
+            &mut job.pod_uid,
+        ] {
+            if let Some(t) = text.as_mut() {
+                make_inert(t, MAX_TEXT);
+            }
+        }
+    }
+    jobs
+}
+
+/// A scheduler answer's problems from a frame, bounded and made inert.
+pub(super) fn inert_problems(mut problems: Vec<String>) -> Vec<String> {
+    problems.truncate(MAX_JOBS_PER_NODE);
+    for p in &mut problems {
+        make_inert(p, MAX_TEXT);
+    }
+    problems
 }
 
 fn inert_operation(op: OperationEvent) -> OperationEvent {
@@ -179,17 +234,19 @@ pub(super) enum Slot {
     Restarting,
     Resetting,
     Repair,
+    Jobs,
 }
 
 /// Slots a node has.
-pub(super) const SLOTS: usize = 9;
+pub(super) const SLOTS: usize = 10;
 
 impl Slot {
     pub fn of(event: &Event) -> Option<Slot> {
         Some(match event {
-            Event::Connecting => return None,
+            Event::Connecting | Event::Workload { .. } => return None,
+            Event::Jobs(_) => Slot::Jobs,
             Event::Streaming { .. } => Slot::Streaming,
-            Event::Sample(_) | Event::Delta(_) => Slot::Sample,
+            Event::Sample => Slot::Sample,
             Event::Failed { .. } => Slot::Failed,
             Event::History(_) => Slot::History,
             Event::BadLine(_) => Slot::BadLine,
@@ -205,45 +262,133 @@ impl Slot {
     }
 }
 
-/// A node's latest event per slot, with its wall time (a sample's value is kept by the caller, who patches it).
+/// A node's latest event per slot, with its wall time (a sample's values are kept by the caller).
 #[derive(Debug, Clone, Default)]
 pub(super) struct NodeSlots {
     pub latest: [Option<(u64, Event)>; SLOTS],
 }
 
 impl NodeSlots {
-    /// Keeps `event` as its slot's latest; a sample's value is the node's current one, given to [`keyframe`].
+    /// Keeps `event` as its slot's latest.
     pub fn keep(&mut self, t: u64, event: &Event) {
-        let Some(slot) = Slot::of(event) else {
-            return;
-        };
-        let kept = match event {
-            Event::Sample(_) | Event::Delta(_) => Event::Sample(Value::Null),
-            other => other.clone(),
-        };
-        self.latest[slot.index()] = Some((t, kept));
+        if let Some(slot) = Slot::of(event) {
+            self.latest[slot.index()] = Some((t, event.clone()));
+        }
     }
 
-    /// The kept events in time order, as keyframe frames of node `n` whose current sample is `sample`.
-    pub fn keyframe(&self, n: usize, sample: Option<&Value>) -> Vec<Frame> {
+    /// The kept events in time order, as keyframe frames of node `n`; its sample only where it `has_sample`.
+    pub fn keyframe(&self, n: usize, has_sample: bool) -> Vec<Frame> {
         let mut frames: Vec<Frame> = self
             .latest
             .iter()
             .flatten()
-            .filter_map(|(t, e)| {
-                let e = match e {
-                    Event::Sample(_) => Event::Sample(sample?.clone()),
-                    other => other.clone(),
-                };
-                Some(Frame {
-                    t: *t,
-                    n,
-                    k: true,
-                    e,
-                })
+            .filter(|(_, e)| has_sample || !matches!(e, Event::Sample))
+            .map(|(t, e)| Frame {
+                t: *t,
+                n,
+                k: true,
+                e: e.clone(),
             })
             .collect();
         frames.sort_by_key(|f| f.t);
         frames
     }
+}
+
+/// The time and node of the frame before, which a frame's are written as changes from: frames come a node
+/// after another, so the node is mostly the one after.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct After {
+    pub t: u64,
+    pub n: usize,
+}
+
+impl After {
+    fn node_change(self, n: usize) -> i64 {
+        (n as i64).wrapping_sub(self.n as i64).wrapping_sub(1)
+    }
+}
+
+/// Writes `frame` after the frame `after`; a sample frame's values are `sample`, as its changes from `base`
+/// (see [`packed::delta_base`]) or whole.
+pub(super) fn write(
+    frame: &Frame,
+    after: After,
+    sample: Option<(Option<&NodeSample>, &NodeSample)>,
+    out: &mut Lanes,
+) -> Result<(), String> {
+    let kind = match (&frame.e, sample) {
+        (Event::Sample, Some((Some(_), _))) => CHANGES,
+        (Event::Sample, Some((None, _))) => WHOLE,
+        (Event::Sample, None) => return Err("a sample frame without its sample".into()),
+        _ => EVENT,
+    };
+    out.uint(Lane::Head, kind | if frame.k { KEY } else { 0 });
+    out.int(Lane::Head, frame.t.wrapping_sub(after.t) as i64);
+    out.int(Lane::Head, after.node_change(frame.n));
+    match sample {
+        Some((base, new)) if kind != EVENT => packed::put(base, new, out),
+        _ => {
+            let json = serde_json::to_vec(&frame.e).map_err(|e| format!("encode a frame: {e}"))?;
+            out.bytes(&json);
+            Ok(())
+        }
+    }
+}
+
+/// A frame's kind, time and node, read before its body: a reader hands out the state before the frame first.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head {
+    kind: u64,
+    pub t: u64,
+    pub n: usize,
+    pub k: bool,
+}
+
+/// Reads the head of the frame after the frame `after`.
+pub(super) fn read_head(c: &mut Cursor, after: After) -> Result<Head, String> {
+    let head = c.uint(Lane::Head)?;
+    let t = after.t.wrapping_add(c.int(Lane::Head)? as u64);
+    let change = c.int(Lane::Head)?;
+    let n = (after.n as i64)
+        .checked_add(1)
+        .and_then(|n| n.checked_add(change))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("a frame's node {} after node {}", change, after.n))?;
+    Ok(Head {
+        kind: head & !KEY,
+        t,
+        n,
+        k: head & KEY != 0,
+    })
+}
+
+/// Reads the body of the frame `head` begins; a sample's values go into its node of `nodes`.
+pub(super) fn read_body(c: &mut Cursor, head: Head, nodes: &mut [Node]) -> Result<Frame, String> {
+    let (count, n) = (nodes.len(), head.n);
+    let node = nodes
+        .get_mut(n)
+        .ok_or_else(|| format!("a frame for node {n} of an inventory of {count}"))?;
+    let e = match head.kind {
+        WHOLE => packed::get_whole(node, c).map(|()| Event::Sample),
+        CHANGES => packed::get_delta(node, c).map(|()| Event::Sample),
+        EVENT => {
+            let json = c.bytes(super::codec::MAX_FRAME, "an event's length")?;
+            match serde_json::from_slice(json) {
+                Ok(Event::Sample) => Err("an event frame holding no event".into()),
+                Ok(e) => Ok(e),
+                Err(e) => Err(format!("an event: {e}")),
+            }
+        }
+        other => Err(format!(
+            "a frame of kind {other}, which this fleetop does not know"
+        )),
+    }
+    .map_err(|e| format!("node {n}: {e}"))?;
+    Ok(Frame {
+        t: head.t,
+        n,
+        k: head.k,
+        e,
+    })
 }

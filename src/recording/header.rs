@@ -11,6 +11,8 @@ use crate::inventory::Inventory;
 const MAX_INVENTORY_BYTES: u64 = 8 << 20;
 const INVENTORY: &str = "inventory.toml";
 const HEADER: &str = "recording.json";
+/// The format this fleetop writes and reads: 2, binary frames (1 was JSON lines, refused by name).
+const FORMAT: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -31,7 +33,8 @@ pub(super) fn write(dir: &Path, inventory: &Inventory, text: &str) -> Result<(),
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join(INVENTORY);
     match std::fs::read_to_string(&path) {
-        Ok(kept) if kept == text => return Ok(()),
+        // Segments of two formats in one directory would be unreadable as one recording.
+        Ok(kept) if kept == text => return read_format(dir).map(|_| ()),
         Ok(_) => {
             return Err(format!(
             "{} holds a recording of another inventory: record into another --out, or move it away",
@@ -42,7 +45,7 @@ pub(super) fn write(dir: &Path, inventory: &Inventory, text: &str) -> Result<(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     }
     let header = Header {
-        fleetop_recording: 1,
+        fleetop_recording: FORMAT,
         source: inventory.source.clone(),
         simulated: inventory.simulated,
     };
@@ -61,16 +64,7 @@ fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), String> {
 
 /// The inventory a recording was made with.
 pub(super) fn read(dir: &Path) -> Result<Inventory, String> {
-    let header_path = dir.join(HEADER);
-    let header: Header = serde_json::from_slice(&bounded_read(&header_path, 4096)?)
-        .map_err(|e| format!("{}: {e}", header_path.display()))?;
-    if header.fleetop_recording != 1 {
-        return Err(format!(
-            "{}: recording format {}, this fleetop reads 1",
-            header_path.display(),
-            header.fleetop_recording
-        ));
-    }
+    let header = read_format(dir)?;
     let path = dir.join(INVENTORY);
     let bytes = bounded_read(&path, MAX_INVENTORY_BYTES)?;
     let text = String::from_utf8(bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -80,6 +74,26 @@ pub(super) fn read(dir: &Path) -> Result<Inventory, String> {
         simulated: header.simulated,
         ..inv
     })
+}
+
+/// The header, refused unless it is of the format this fleetop reads.
+fn read_format(dir: &Path) -> Result<Header, String> {
+    let header_path = dir.join(HEADER);
+    let header: Header = serde_json::from_slice(&bounded_read(&header_path, 4096)?)
+        .map_err(|e| format!("{}: {e}", header_path.display()))?;
+    if header.fleetop_recording != FORMAT {
+        return Err(format!(
+            "{}: recording format {}, this fleetop reads and writes format {FORMAT} only{}",
+            header_path.display(),
+            header.fleetop_recording,
+            if header.fleetop_recording == 1 {
+                " (JSON lines, written by an earlier fleetop: replay it with that build)"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(header)
 }
 
 fn bounded_read(path: &Path, max: u64) -> Result<Vec<u8>, String> {

@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A new segment (and keyframe) starts every minute: seeking reads at most that much. A keyframe costs about a
-/// tenth of a minute of changes (docs/benchmarks.md), a ten-minute period made seeks ten times slower.
-pub const DEFAULT_PERIOD: Duration = Duration::from_secs(60);
-/// Segments a recording holds at most (34 days at the default period); the oldest go first.
+/// A new segment (and keyframe) starts every five minutes: seeking reads at most that much. A keyframe restates
+/// every GPU's identity and values, about as many bytes as thirteen seconds of changes on the demo fleet, while
+/// reading a minute of frames takes about a tenth of a second (docs/benchmarks.md): five minutes keep keyframes
+/// under a twentieth of the recording and a seek under the 1 s budget.
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(300);
+/// Segments a recording holds at most (173 days at the default period); the oldest go first.
 pub(crate) const MAX_SEGMENTS: usize = 50_000;
 /// A segment reaching this size ends early, and a new one (with its keyframe) begins.
 pub const MAX_SEGMENT_BYTES: u64 = 512 << 20;

@@ -7,14 +7,15 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::block::{BlockReader, MAX_BLOCK_RAW};
-use super::frame::{Event, Frame, NodeSlots};
+use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
+use super::frame::{inert_jobs, inert_problems, Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
+use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-use super::{header, patch};
+use super::packed::Node;
+use super::trail::Trail;
 use crate::inventory::Inventory;
 use crate::transport::Msg;
+use crate::workload::{Job, Scheduler, Workload};
 
 /// A recording directory, opened.
 pub struct Reader {
@@ -125,21 +126,33 @@ impl Reader {
     }
 }
 
-/// The iterator behind [`Reader::messages`].
+/// What a recording hands out: a node's message, or the workload a scheduler answer left (what the TUI's
+/// jobs column and pane show).
+pub enum Recorded {
+    Msg(Msg),
+    Workload(Box<Workload>),
+}
+
+/// The iterator behind [`Reader::messages`]; [`Messages::next_recorded`] hands out the workloads too.
 pub(crate) struct Messages<'a> {
     reader: &'a Reader,
     from: u64,
     to: u64,
     next_segment: usize,
     blocks: Option<BlockReader<BufReader<File>>>,
-    frames: VecDeque<Frame>,
-    out: VecDeque<(u64, Msg)>,
+    block: Option<Block>,
+    out: VecDeque<(u64, Recorded)>,
     slots: Vec<NodeSlots>,
-    current: Vec<Option<Value>>,
+    nodes: Vec<Node>,
+    /// Each node's jobs and the last scheduler answer's time, problems and schedulers, as recorded so far.
+    jobs: Vec<Vec<Job>>,
+    answer: Option<(u64, Vec<String>, Vec<Scheduler>)>,
+    /// Answers read in the current block.
+    answers: usize,
+    /// Each node's utilisation and temperature before `from`, when a seek asked for them.
+    trail: Option<Trail>,
     started: bool,
     done: bool,
-    /// The file and offset of the block being read, for errors about its frames.
-    block: String,
 }
 
 impl<'a> Messages<'a> {
@@ -156,26 +169,51 @@ impl<'a> Messages<'a> {
             to,
             next_segment: first,
             blocks: None,
-            frames: VecDeque::new(),
+            block: None,
             out: VecDeque::new(),
             slots: vec![NodeSlots::default(); nodes],
-            current: vec![None; nodes],
+            nodes: (0..nodes).map(|_| Node::default()).collect(),
+            jobs: vec![Vec::new(); nodes],
+            answer: None,
+            answers: 0,
+            trail: None,
             started: false,
             done: from > to,
-            block: String::new(),
         }
+    }
+
+    /// Hands out, before the state as of `from`, each node's utilisation and temperature since `since` as one
+    /// `NodeEvent::History` each: what a seek needs for the sparklines, without handing out every sample.
+    pub fn with_trail(mut self, since: u64) -> Self {
+        let since = since.min(self.from);
+        // Read from the segment that holds `since`, so the trail is whole across a segment's start.
+        self.next_segment = self
+            .reader
+            .starts
+            .partition_point(|&s| s <= since)
+            .saturating_sub(1);
+        self.trail = Some(Trail::new(since, self.nodes.len()));
+        self
     }
 
     /// The next frame of the recording, across segments; `None` at its end.
     fn next_frame(&mut self) -> Result<Option<Frame>, String> {
         loop {
-            if let Some(f) = self.frames.pop_front() {
-                return Ok(Some(f));
+            if let Some(mut block) = self.block.take() {
+                if let Some(head) = block.next_head()? {
+                    // The state handed out at `from` is the one before the first frame from then on.
+                    if !self.started && !head.k && head.t >= self.from {
+                        self.start().map_err(|e| format!("{}: {e}", block.place))?;
+                    }
+                    let f = block.body(head, &mut self.nodes)?;
+                    self.block = Some(block);
+                    return Ok(Some(f));
+                }
             }
             if let Some(blocks) = self.blocks.as_mut() {
-                if let Some((header, frames)) = blocks.next_frames()? {
-                    self.block = format!("{}: offset {}", blocks.name(), header.offset);
-                    self.frames = frames.into();
+                if let Some(block) = blocks.next_block()? {
+                    self.block = Some(block);
+                    self.answers = 0;
                     continue;
                 }
                 self.blocks = None;
@@ -192,25 +230,57 @@ impl<'a> Messages<'a> {
     fn start(&mut self) -> Result<(), String> {
         self.started = true;
         let mut frames: Vec<Frame> = (0..self.slots.len())
-            .flat_map(|n| self.slots[n].keyframe(n, self.current[n].as_ref()))
+            .flat_map(|n| self.slots[n].keyframe(n, self.nodes[n].whole))
+            .filter(|f| !matches!(f.e, Event::Jobs(_)))
             .collect();
         frames.sort_by_key(|f| f.t);
+        if let Some(trail) = self.trail.take() {
+            let t = frames.first().map_or(trail.since, |f| f.t.min(trail.since));
+            let at = self.reader.instant(trail.since);
+            for (node, gpus) in trail.into_history() {
+                let event = crate::transport::NodeEvent::History(gpus);
+                self.out
+                    .push_back((t, Recorded::Msg(Msg { node, at, event })));
+            }
+        }
         for f in frames {
             self.emit(f)?;
+        }
+        if let Some((t, ..)) = self.answer {
+            let at = self.out.partition_point(|(m, _)| *m <= t);
+            self.out
+                .insert(at, (t, Recorded::Workload(Box::new(self.workload()))));
         }
         Ok(())
     }
 
+    /// The workload as of the last scheduler answer read.
+    fn workload(&self) -> Workload {
+        let mut workload = Workload::default();
+        if let Some((_, problems, checked)) = &self.answer {
+            workload.problems.clone_from(problems);
+            workload.checked.clone_from(checked);
+        }
+        for (n, jobs) in self.jobs.iter().enumerate() {
+            if !jobs.is_empty() {
+                let jobs = jobs.iter().cloned().map(std::sync::Arc::new).collect();
+                workload.by_node.insert(n, jobs);
+            }
+        }
+        workload
+    }
+
     fn emit(&mut self, f: Frame) -> Result<(), String> {
-        let event = f.e.into_node_event(self.current[f.n].as_ref())?;
+        let node = &self.nodes[f.n];
+        let event = f.e.into_node_event(node.whole.then_some(&node.sample))?;
         let at = self.reader.instant(f.t);
         self.out.push_back((
             f.t,
-            Msg {
+            Recorded::Msg(Msg {
                 node: f.n,
                 at,
                 event,
-            },
+            }),
         ));
         Ok(())
     }
@@ -218,40 +288,42 @@ impl<'a> Messages<'a> {
     fn step(&mut self) -> Result<(), String> {
         let Some(f) = self.next_frame()? else {
             if !self.started {
-                self.start().map_err(|e| format!("{}: {e}", self.block))?;
+                self.start().map_err(|e| self.placed(&e))?;
             }
             self.done = true;
             return Ok(());
         };
-        // What a frame says is placed at its block: the file and offset an operator can look at.
-        self.take(f).map_err(|e| format!("{}: {e}", self.block))
+        self.take(f).map_err(|e| self.placed(&e))
     }
 
+    /// What a frame says is placed at its block: the file and offset an operator can look at.
+    fn placed(&self, e: &str) -> String {
+        match &self.block {
+            Some(block) => format!("{}: {e}", block.place),
+            None => e.to_string(),
+        }
+    }
+
+    /// Handles a frame whose sample, if any, is already its node's.
     fn take(&mut self, f: Frame) -> Result<(), String> {
-        let nodes = self.slots.len();
-        if f.n >= nodes {
-            return Err(format!(
-                "a frame for node {} of an inventory of {nodes}",
-                f.n
-            ));
-        }
-        if !self.started && !f.k && f.t >= self.from {
-            self.start()?;
-        }
-        let current = &mut self.current[f.n];
         match &f.e {
-            Event::Sample(v) => *current = Some(v.clone()),
-            Event::Delta(Value::Null) => {}
-            Event::Delta(p) => {
-                let base = current.as_mut().ok_or_else(|| {
-                    format!("a sample patch before any whole sample of node {}", f.n)
-                })?;
-                patch::apply(base, p, super::block::MAX_FRAME)
-                    .map_err(|e| format!("node {}: {e}", f.n))?;
+            Event::Jobs(jobs) => self.jobs[f.n] = inert_jobs(jobs.clone()),
+            Event::Workload { problems, checked } => {
+                self.answers += 1;
+                if self.answers > MAX_ANSWERS_PER_BLOCK {
+                    return Err(format!(
+                        "more than {MAX_ANSWERS_PER_BLOCK} scheduler answers in one block"
+                    ));
+                }
+                self.answer = Some((f.t, inert_problems(problems.clone()), checked.clone()));
             }
             _ => {}
         }
         if !self.started {
+            // A keyframe restates a sample the trail has already noted.
+            if let (Some(trail), Event::Sample, false) = (self.trail.as_mut(), &f.e, f.k) {
+                trail.note(f.n, f.t, &self.nodes[f.n].sample);
+            }
             self.slots[f.n].keep(f.t, &f.e);
             return Ok(());
         }
@@ -263,14 +335,19 @@ impl<'a> Messages<'a> {
             self.done = true;
             return Ok(());
         }
-        self.emit(f)
+        match f.e {
+            Event::Jobs(_) => Ok(()),
+            Event::Workload { .. } => {
+                let workload = Recorded::Workload(Box::new(self.workload()));
+                self.out.push_back((f.t, workload));
+                Ok(())
+            }
+            _ => self.emit(f),
+        }
     }
-}
 
-impl Iterator for Messages<'_> {
-    type Item = Result<(u64, Msg), String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// The next message or workload, in recorded order.
+    pub fn next_recorded(&mut self) -> Option<Result<(u64, Recorded), String>> {
         loop {
             if let Some(m) = self.out.pop_front() {
                 return Some(Ok(m));
@@ -281,6 +358,21 @@ impl Iterator for Messages<'_> {
             if let Err(e) = self.step() {
                 self.done = true;
                 return Some(Err(e));
+            }
+        }
+    }
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<(u64, Msg), String>;
+
+    /// Messages only: a report or a snapshot has no use for the workloads.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_recorded()? {
+                Ok((t, Recorded::Msg(m))) => return Some(Ok((t, m))),
+                Ok((_, Recorded::Workload(_))) => {}
+                Err(e) => return Some(Err(e)),
             }
         }
     }

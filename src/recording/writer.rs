@@ -7,14 +7,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::block::{self, BLOCK_TARGET, MAX_FRAME, SEGMENT_MAGIC};
-use super::frame::{Event, Frame, NodeSlots};
+use super::block::{self, BLOCK_TARGET, SEGMENT_MAGIC};
+use super::codec::{Lanes, MAX_FRAME};
+use super::frame::{self, After, Event, Frame, NodeSlots, Slot, MAX_ANSWERS_PER_BLOCK};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-use super::patch;
+use super::packed::delta_base;
 use crate::inventory::Inventory;
+use crate::telemetry::NodeSample;
 use crate::transport::{Msg, NodeEvent};
+use crate::workload::{Job, Workload};
 
 /// How a recording is cut and kept.
 #[derive(Debug, Clone, Copy)]
@@ -46,10 +47,15 @@ pub struct Writer {
     options: Options,
     segment: Option<Segment>,
     slots: Vec<NodeSlots>,
-    /// Each node's last sample as JSON, the base of its next patch.
-    current: Vec<Option<Value>>,
-    lines: Vec<u8>,
+    /// Each node's last sample as recorded, which its next one is written as the changes from.
+    current: Vec<Option<NodeSample>>,
+    lanes: Lanes,
+    /// The block's last frame, which the next one's time and node are written as changes from.
+    after: After,
     times: Option<(u64, u64)>,
+    /// The last scheduler answer's frame, which each keyframe restates, and how many the block holds.
+    answer: Option<Frame>,
+    answers: usize,
     /// Frames dropped for being past the frame cap.
     pub dropped: u64,
 }
@@ -73,8 +79,11 @@ impl Writer {
             segment: None,
             slots: vec![NodeSlots::default(); inventory.nodes.len()],
             current: vec![None; inventory.nodes.len()],
-            lines: Vec::with_capacity(BLOCK_TARGET / 4),
+            lanes: Lanes::default(),
+            after: After::default(),
             times: None,
+            answer: None,
+            answers: 0,
             dropped: 0,
         })
     }
@@ -86,51 +95,134 @@ impl Writer {
         }
         // A new segment's keyframe holds the state before this message, which follows it as a frame.
         self.rotate_if_due(wall_ms)?;
+        let n = msg.node;
         let event = match &msg.event {
-            NodeEvent::Sample(sample) => {
-                let whole =
-                    serde_json::to_value(sample).map_err(|e| format!("encode a sample: {e}"))?;
-                let current = &mut self.current[msg.node];
-                let event = match current.as_ref() {
-                    Some(before) => {
-                        Event::Delta(patch::diff(before, &whole).unwrap_or(Value::Null))
-                    }
-                    None => Event::Sample(whole.clone()),
-                };
-                *current = Some(whole);
-                event
-            }
+            NodeEvent::Sample(_) => Event::Sample,
             other => match Event::of(other) {
                 Some(e) => e,
                 None => return Ok(()),
             },
         };
-        self.slots[msg.node].keep(wall_ms, &event);
-        self.push(Frame {
+        self.slots[n].keep(wall_ms, &event);
+        let frame = Frame {
             t: wall_ms,
-            n: msg.node,
+            n,
             k: false,
             e: event,
-        })?;
-        if self.lines.len() >= BLOCK_TARGET {
+        };
+        match &msg.event {
+            NodeEvent::Sample(sample) => self.push_sample(frame, sample, false)?,
+            _ => {
+                self.push(&frame, None)?;
+            }
+        }
+        if self.lanes.len() >= BLOCK_TARGET {
             self.flush()?;
         }
         Ok(())
     }
 
-    fn push(&mut self, frame: Frame) -> Result<(), String> {
-        let start = self.lines.len();
-        serde_json::to_writer(&mut self.lines, &frame)
-            .map_err(|e| format!("encode a frame: {e}"))?;
-        if self.lines.len() - start > MAX_FRAME {
-            self.lines.truncate(start);
-            self.dropped += 1;
+    /// Records a scheduler answer received at `wall_ms`: the jobs of each node whose jobs changed, then the
+    /// answer's end (its problems and schedulers), which tells a reader to hand out the workload.
+    pub fn write_workload(&mut self, wall_ms: u64, workload: &Workload) -> Result<(), String> {
+        if self.slots.is_empty() {
             return Ok(());
         }
-        self.lines.push(b'\n');
+        self.rotate_if_due(wall_ms)?;
+        if self.answers >= MAX_ANSWERS_PER_BLOCK {
+            self.flush()?;
+        }
+        let mut changed = false;
+        for n in 0..self.slots.len() {
+            let jobs: Vec<Job> = workload.jobs(n).iter().map(|j| Job::clone(j)).collect();
+            let before = match &self.slots[n].latest[Slot::Jobs.index()] {
+                Some((_, Event::Jobs(kept))) => kept.as_slice(),
+                _ => &[],
+            };
+            if before == jobs.as_slice() {
+                continue;
+            }
+            let frame = Frame {
+                t: wall_ms,
+                n,
+                k: false,
+                e: Event::Jobs(jobs),
+            };
+            // A list past the frame cap stays unrecorded, and is tried again at the next answer.
+            if self.push(&frame, None)? {
+                self.slots[n].keep(wall_ms, &frame.e);
+                changed = true;
+            }
+        }
+        let same = match &self.answer {
+            Some(Frame {
+                e: Event::Workload { problems, checked },
+                ..
+            }) => *problems == workload.problems && *checked == workload.checked,
+            _ => false,
+        };
+        if changed || !same {
+            let frame = Frame {
+                t: wall_ms,
+                n: 0,
+                k: false,
+                e: Event::Workload {
+                    problems: workload.problems.clone(),
+                    checked: workload.checked.clone(),
+                },
+            };
+            if self.push(&frame, None)? {
+                self.answer = Some(frame);
+                self.answers += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a sample frame, whole when `whole` or when the node has no sample it can be the changes from,
+    /// and keeps the sample as the node's; a sample not written leaves the node with none, so the next goes
+    /// whole.
+    fn push_sample(
+        &mut self,
+        frame: Frame,
+        sample: &NodeSample,
+        whole: bool,
+    ) -> Result<(), String> {
+        let kept = self.current[frame.n].take();
+        let base = delta_base(kept.as_ref(), sample).filter(|_| !whole);
+        if self.push(&frame, Some((base, sample)))? {
+            self.current[frame.n] = Some(match kept {
+                Some(mut kept) => {
+                    kept.clone_from(sample);
+                    kept
+                }
+                None => sample.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes one frame into the block being filled; false (and counted in `dropped`) when it came out past
+    /// the frame cap.
+    fn push(
+        &mut self,
+        frame: &Frame,
+        sample: Option<(Option<&NodeSample>, &NodeSample)>,
+    ) -> Result<bool, String> {
+        let (mark, before) = (self.lanes.mark(), self.lanes.len());
+        let written = frame::write(frame, self.after, sample, &mut self.lanes);
+        if written.is_err() || self.lanes.len() - before > MAX_FRAME {
+            self.lanes.undo(mark);
+            self.dropped += 1;
+            return Ok(false);
+        }
+        self.after = After {
+            t: frame.t,
+            n: frame.n,
+        };
         let (first, last) = self.times.unwrap_or((frame.t, frame.t));
         self.times = Some((first.min(frame.t), last.max(frame.t)));
-        Ok(())
+        Ok(true)
     }
 
     /// Writes the buffered frames as one block (the recorder calls it about once a second, so a killed
@@ -139,12 +231,14 @@ impl Writer {
         let (Some((first, last)), Some(seg)) = (self.times, self.segment.as_mut()) else {
             return Ok(());
         };
-        let bytes = block::encode(&self.lines, first, last)?;
+        let bytes = block::encode(&self.lanes, first, last)?;
         seg.file
             .write_all(&bytes)
             .map_err(|e| format!("{}: {e}", segment_path(&self.dir, seg.start).display()))?;
         seg.bytes += bytes.len() as u64;
-        self.lines.clear();
+        self.lanes.clear();
+        self.after = After::default();
+        self.answers = 0;
         self.times = None;
         Ok(())
     }
@@ -189,10 +283,20 @@ impl Writer {
             start,
             bytes: SEGMENT_MAGIC.len() as u64,
         });
+        let answer = self.answer.clone().map(|a| Frame { k: true, ..a });
         for n in 0..self.slots.len() {
-            for frame in self.slots[n].keyframe(n, self.current[n].as_ref()) {
-                self.push(frame)?;
+            for frame in self.slots[n].keyframe(n, self.current[n].is_some()) {
+                match (&frame.e, self.current[n].take()) {
+                    (Event::Sample, Some(sample)) => self.push_sample(frame, &sample, true)?,
+                    (_, kept) => {
+                        self.current[n] = kept;
+                        self.push(&frame, None)?;
+                    }
+                }
             }
+        }
+        if let Some(answer) = answer {
+            self.answers += usize::from(self.push(&answer, None)?);
         }
         self.flush()?;
         self.prune(start)

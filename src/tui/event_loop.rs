@@ -57,9 +57,6 @@ const REPAIR_LIMITS: Limits = Limits {
     poll: Duration::from_secs(5),
 };
 
-/// How often the schedulers are asked what runs where.
-const WORKLOAD_READBACK: Duration = Duration::from_secs(15);
-
 /// How often the drain backend is asked which nodes are drained.
 const DRAIN_READBACK: Duration = Duration::from_secs(30);
 
@@ -114,11 +111,16 @@ async fn event_loop(
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();
     // Under `--context all`, each site's schedulers through its own settings and controller.
-    actions::jobs::follow(&inventory, &executor, WORKLOAD_READBACK, move |workload| {
-        workload_tx
-            .send(ActionEvent::Workload(Box::new(workload)))
-            .is_ok()
-    });
+    actions::jobs::follow(
+        &inventory,
+        &executor,
+        actions::jobs::READBACK_EVERY,
+        move |workload| {
+            workload_tx
+                .send(ActionEvent::Workload(Box::new(workload)))
+                .is_ok()
+        },
+    );
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;

@@ -1,5 +1,5 @@
 //! `fleetop --replay DIR`: the TUI on a recording. A [`Player`] hands the recorded messages to the same
-//! `App::on_msg` the transports feed, stamped with `Instant`s that keep the recorded spacing, and moves the
+//! `App::on_msg` the transports feed (and the scheduler answers to `App::on_action`, as the read-back does), stamped with `Instant`s that keep the recorded spacing, and moves the
 //! app's clock along the recording, so a replayed frame is the frame the live TUI drew. Actions stay off through
 //! the read-only rule. Keys (when not bound in the keymap): `p` pause, `[`/`]` one minute back/forward,
 //! `+`/`-` double/halve the speed, `:at 03:12` (UTC, or a full RFC 3339 time) to jump.
@@ -9,18 +9,17 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind};
 
+use super::app::operate::ActionEvent;
 use super::app::{App, Mode};
 use super::event_loop::FRAME;
 use super::keymap::Keymap;
 use super::theme::Theme;
 use super::ui;
-use crate::recording::{self, Messages, Reader};
-use crate::transport::Msg;
+use crate::recording::{self, Messages, Reader, Recorded};
 
 /// How far `[` and `]` jump.
 pub(crate) const SEEK_STEP: Duration = Duration::from_secs(60);
-/// A seek starts this far before the time asked and plays up to it, so the sparklines hold half a minute at
-/// once; playing the whole segment since its keyframe would cost seconds at fleet size.
+/// A seek fills the sparklines with this much before the time asked.
 const SEEK_LEAD: Duration = Duration::from_secs(30);
 /// Fastest and slowest speeds `+` and `-` reach.
 const SPEEDS: (f64, f64) = (1.0 / 16.0, 1024.0);
@@ -54,7 +53,7 @@ impl Clock {
 pub struct Player<'a> {
     reader: &'a Reader,
     messages: Messages<'a>,
-    next: Option<(u64, Msg)>,
+    next: Option<(u64, Recorded)>,
     /// The recording time the app has been fed to.
     pub fed_to: u64,
 }
@@ -75,10 +74,14 @@ impl<'a> Player<'a> {
     pub fn advance(&mut self, app: &mut App, to_ms: u64) -> Result<(), String> {
         loop {
             if self.next.is_none() {
-                self.next = self.messages.next().transpose()?;
+                self.next = self.messages.next_recorded().transpose()?;
             }
             match self.next.take() {
-                Some((t, msg)) if t <= to_ms => app.on_msg(msg),
+                Some((t, Recorded::Msg(msg))) if t <= to_ms => app.on_msg(msg),
+                // The scheduler answer reaches the app as the live read-back's does.
+                Some((t, Recorded::Workload(w))) if t <= to_ms => {
+                    app.on_action(ActionEvent::Workload(w));
+                }
                 other => {
                     self.next = other;
                     break;
@@ -90,8 +93,9 @@ impl<'a> Player<'a> {
         Ok(())
     }
 
-    /// Jumps to `to_ms`: a fresh app (keeping the view, sort and selection) given the state as of
-    /// [`SEEK_LEAD`] before and every message since, so its sparklines are not empty.
+    /// Jumps to `to_ms`: a fresh app (keeping the view, sort and selection) given each GPU's utilisation and
+    /// temperature over the [`SEEK_LEAD`] before (as a history), then the state as of `to_ms`, so its sparklines
+    /// are not empty. Replaying those 30,000 samples at fleet size cost more than the 1 s budget.
     pub fn seek(&mut self, app: &mut App, to_ms: u64) -> Result<(), String> {
         let lead = u64::try_from(SEEK_LEAD.as_millis()).unwrap_or(0);
         let start = self.reader.span().map_or(0, |s| s.0);
@@ -107,7 +111,7 @@ impl<'a> Player<'a> {
         fresh.viewport = app.viewport;
         fresh.replay = app.replay.clone();
         *app = fresh;
-        self.messages = Messages::open(self.reader, from, u64::MAX);
+        self.messages = Messages::open(self.reader, to_ms, u64::MAX).with_trail(from);
         self.next = None;
         self.fed_to = from;
         self.advance(app, to_ms)?;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::inventory::{Inventory, NodeId};
 
@@ -14,15 +14,15 @@ pub(crate) const MAX_JOBS: usize = 200_000;
 const MAX_FIELD_CHARS: usize = 64;
 
 /// Which scheduler runs the work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheduler {
     Slurm,
     Kubernetes,
 }
 
-/// A Slurm job or a Kubernetes pod on one or more of the fleet's nodes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A Slurm job or a Kubernetes pod on one or more of the fleet's nodes (read back from a recording too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub scheduler: Scheduler,
     /// The Slurm job id, or `namespace/pod`: whole (never cut), as it identifies the job to its scheduler.

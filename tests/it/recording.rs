@@ -11,6 +11,7 @@ use fleetop::fleet::FleetState;
 use fleetop::inventory::Inventory;
 use fleetop::recording::{Options, Reader, Writer};
 use fleetop::transport::{FailureKind, Msg, NodeEvent};
+use fleetop::tui::app::operate::ActionEvent;
 use fleetop::tui::keymap::Keymap;
 use fleetop::tui::replay::{fresh_app, Player};
 use fleetop::tui::theme::Theme;
@@ -118,12 +119,21 @@ fn replayed_frames_equal_the_live_frames() {
             writer.write(wall_ms() + tick * 1000, &m).unwrap();
             live.on_msg(m);
         }
+        // The scheduler's answers: a job starts, runs on with another beside it, and ends.
+        if let Some(answer) = jobs_at(tick) {
+            let mut workload = fleetop::workload::Workload::default();
+            fleetop::workload::slurm::parse(&inv, answer, &mut workload);
+            writer
+                .write_workload(wall_ms() + tick * 1000, &workload)
+                .unwrap();
+            live.on_action(ActionEvent::Workload(Box::new(workload)));
+        }
         writer.flush().unwrap();
         live.tick(base + Duration::from_millis(tick * 1000 + 500));
         if tick % 4 == 3 {
             let view = views[(tick / 4) as usize % views.len()];
             live.view = view;
-            screens.push((tick, view, draw(&mut live, &theme, 120, 40).0));
+            screens.push((tick, view, draw(&mut live, &theme, 160, 50).0));
         }
     }
     writer.close().unwrap();
@@ -139,15 +149,58 @@ fn replayed_frames_equal_the_live_frames() {
             .unwrap();
         if let Some((_, view, screen)) = screens.iter().find(|(t, _, _)| *t == tick) {
             replay.view = *view;
-            let replayed = draw(&mut replay, &theme, 120, 40).0;
+            let replayed = draw(&mut replay, &theme, 160, 50).0;
             assert_eq!(&replayed, screen, "second {tick}, {view:?}");
             compared += 1;
         }
     }
     assert_eq!(compared, screens.len());
-    // The frames hold the fleet, not an empty screen: the drained node and the lost one are in them.
+    // The frames hold the fleet, not an empty screen: the drained node and the lost one are in them, and the
+    // jobs in the node detail of the selected node.
     let all: String = screens.iter().map(|s| s.2.as_str()).collect();
     assert!(all.contains("c02n2"), "{all}");
+    let detail = |tick: u64| &screens.iter().find(|s| s.0 == tick).unwrap().2;
+    assert!(detail(11).contains("4242 alice"), "{}", detail(11));
+    assert!(detail(27).contains("4250 bob"), "{}", detail(27));
+    assert!(!detail(43).contains("4242"), "{}", detail(43));
+    // A seek lands on the same node detail, sparklines and jobs included, from each GPU's half minute before
+    // and the state then, not by replaying every sample since.
+    let mut sought = fresh_app(&reader, Keymap::default(), wall_ms());
+    let mut player = Player::new(&reader);
+    player.seek(&mut sought, wall_ms() + 43_500).unwrap();
+    sought.view = fleetop::tui::app::View::Detail;
+    let sought = draw(&mut sought, &theme, 160, 50).0;
+    // The live app's sparklines hold all 44 s; the sought one's the last 30 s of them.
+    let blocks = |l: &str| {
+        let kept = l.trim_end_matches(|c| ('▁'..='█').contains(&c)).len();
+        (l[..kept].trim_end().to_string(), l[kept..].to_string())
+    };
+    let mut sparklines = 0;
+    for (seen, live) in sought.lines().zip(detail(43).lines()) {
+        let ((seen, seen_line), (live, live_line)) = (blocks(seen), blocks(live));
+        assert_eq!(seen, live);
+        assert!(
+            live_line.ends_with(&seen_line),
+            "{seen_line} is not the end of {live_line}"
+        );
+        if seen_line.chars().count() == 30 {
+            sparklines += 1;
+        }
+    }
+    assert_eq!(sparklines, 8, "{sought}");
+}
+
+/// What the scheduler answers at second `tick` (`sacct`'s lines, as `slurm::parse` reads them).
+fn jobs_at(tick: u64) -> Option<&'static str> {
+    match tick {
+        5 | 15 => Some("4242|alice|acme|batch|c01n[1-2]|cpu=128,node=2,gres/gpu=8|3-02:00:00|1:00:00|RUNNING|\n"),
+        25 => Some(
+            "4242|alice|acme|batch|c01n[1-2]|cpu=128,node=2,gres/gpu=8|3-02:00:20|0:59:40|RUNNING|\n\
+             4250|bob|acme|debug|c01n1|cpu=2,gres/gpu=1|0:40|UNLIMITED|COMPLETING|\n",
+        ),
+        35 => Some("4250|bob|acme|debug|c01n1|cpu=2,gres/gpu=1|0:50|UNLIMITED|RUNNING|\n"),
+        _ => None,
+    }
 }
 
 #[test]
@@ -228,7 +281,7 @@ fn a_torn_tail_is_read_up_to_the_tear() {
     );
     // Half a header is a tear too.
     let mut bytes = std::fs::read(last).unwrap();
-    bytes.extend_from_slice(b"FLK1\x10");
+    bytes.extend_from_slice(b"FLK2\x10");
     std::fs::write(last, &bytes).unwrap();
     assert!(Reader::open(dir.path())
         .unwrap()

@@ -1,0 +1,322 @@
+//! The bytes of a block before compression: four lanes (frame heads, integers, floats, texts), so each lane's
+//! bytes sit together for zlib, and the primitives written into them: LEB128 varints, zigzag deltas, floats at
+//! the decimal precision they carry, and length-bounded texts. Every read checks what is left and every length
+//! against its cap: a damaged block is an error, never a panic or an allocation past the block's size.
+
+/// What the lanes hold: frame kinds, times, node numbers and field bitmaps; integer values; float values;
+/// texts and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lane {
+    Head = 0,
+    Int = 1,
+    Float = 2,
+    Text = 3,
+}
+
+pub(super) const LANES: usize = 4;
+/// Largest frame: a sample of 64 GPUs with every field is well under it.
+pub(super) const MAX_FRAME: usize = 1 << 20;
+
+/// Scales a float is tried at, finest last; the index is written with the value (3: the raw bits follow).
+const SCALES: [f64; 3] = [1.0, 10.0, 1000.0];
+/// A float scaled past this is not exact as an integer in an f64.
+const EXACT: f64 = (1u64 << 52) as f64;
+
+/// The lanes being written.
+#[derive(Debug, Default)]
+pub(super) struct Lanes {
+    pub lane: [Vec<u8>; LANES],
+}
+
+impl Lanes {
+    pub fn len(&self) -> usize {
+        self.lane.iter().map(Vec::len).sum()
+    }
+
+    pub fn clear(&mut self) {
+        self.lane.iter_mut().for_each(Vec::clear);
+    }
+
+    /// Where each lane ends now, to undo a frame that came out too big.
+    pub fn mark(&self) -> [usize; LANES] {
+        [0, 1, 2, 3].map(|i| self.lane[i].len())
+    }
+
+    pub fn undo(&mut self, mark: [usize; LANES]) {
+        for (lane, at) in self.lane.iter_mut().zip(mark) {
+            lane.truncate(at);
+        }
+    }
+
+    pub fn varint(&mut self, lane: Lane, mut v: u128) {
+        let out = &mut self.lane[lane as usize];
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    pub fn uint(&mut self, lane: Lane, v: u64) {
+        self.varint(lane, u128::from(v));
+    }
+
+    pub fn int(&mut self, lane: Lane, v: i64) {
+        self.uint(lane, zigzag(v));
+    }
+
+    /// `value` as a change from `prev`: 0 for none, else one more than the zigzagged difference.
+    pub fn delta(&mut self, value: Option<u64>, prev: u64) {
+        match value {
+            None => self.uint(Lane::Int, 0),
+            Some(v) => self.varint(
+                Lane::Int,
+                u128::from(zigzag(v.wrapping_sub(prev) as i64)) + 1,
+            ),
+        }
+    }
+
+    /// A float as a change of its scaled value, plus the few units in the last place that the decimal misses;
+    /// its raw bits where no scale holds it.
+    pub fn float(&mut self, value: Option<f64>, prev: Option<f64>) {
+        let Some(v) = value else {
+            return self.uint(Lane::Float, 0);
+        };
+        for (s, scale) in SCALES.iter().enumerate() {
+            let Some(n) = scaled(v, *scale) else { continue };
+            let back = n as f64 / scale;
+            let miss = (v.to_bits() as i64).wrapping_sub(back.to_bits() as i64);
+            if (-1..=1).contains(&miss) && back.is_sign_negative() == v.is_sign_negative() {
+                let before = prev.and_then(|p| scaled(p, *scale)).unwrap_or(0);
+                let tag = zigzag(n - before) << 2 | s as u64;
+                self.varint(Lane::Float, u128::from(tag) + 1);
+                return self.int(Lane::Float, miss);
+            }
+        }
+        self.varint(Lane::Float, 1 + 3);
+        self.lane[Lane::Float as usize].extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+
+    /// Bytes with their length first; the caller bounds them.
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.uint(Lane::Text, bytes.len() as u64);
+        self.lane[Lane::Text as usize].extend_from_slice(bytes);
+    }
+}
+
+/// `v × scale` as an integer when it is one an f64 holds exactly.
+fn scaled(v: f64, scale: f64) -> Option<i64> {
+    let n = (v * scale).round();
+    (n.is_finite() && n.abs() < EXACT).then_some(n as i64)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// The lanes being read.
+pub(super) struct Cursor<'a> {
+    lane: [&'a [u8]; LANES],
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(lane: [&'a [u8]; LANES]) -> Self {
+        Cursor { lane }
+    }
+
+    /// How many bytes each lane has left.
+    pub fn left(&self) -> [usize; LANES] {
+        self.lane.map(<[u8]>::len)
+    }
+
+    fn byte(&mut self, lane: Lane) -> Result<u8, String> {
+        let l = &mut self.lane[lane as usize];
+        let (&b, rest) = l
+            .split_first()
+            .ok_or_else(|| format!("{lane:?} lane ends early"))?;
+        *l = rest;
+        Ok(b)
+    }
+
+    pub fn varint(&mut self, lane: Lane) -> Result<u128, String> {
+        // Most values are one byte: a seek reads some ten million of them.
+        let l = &mut self.lane[lane as usize];
+        if let Some((&b, rest)) = l.split_first() {
+            if b < 0x80 {
+                *l = rest;
+                return Ok(u128::from(b));
+            }
+        }
+        let mut v = 0u128;
+        for shift in (0..).step_by(7).take(19) {
+            let b = self.byte(lane)?;
+            v |= u128::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(format!("{lane:?} lane: a number longer than 19 bytes"))
+    }
+
+    pub fn uint(&mut self, lane: Lane) -> Result<u64, String> {
+        let v = self.varint(lane)?;
+        u64::try_from(v).map_err(|_| format!("{lane:?} lane: {v} does not fit 64 bits"))
+    }
+
+    pub fn int(&mut self, lane: Lane) -> Result<i64, String> {
+        self.uint(lane).map(unzigzag)
+    }
+
+    /// A count or length, at most `max`.
+    pub fn count(&mut self, lane: Lane, max: usize, what: &str) -> Result<usize, String> {
+        let n = self.uint(lane)?;
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| format!("{what}: {n}, more than the {max} allowed"))
+    }
+
+    /// The inverse of [`Lanes::delta`].
+    pub fn delta(&mut self, prev: u64) -> Result<Option<u64>, String> {
+        let v = self.varint(Lane::Int)?;
+        if v == 0 {
+            return Ok(None);
+        }
+        let d = u64::try_from(v - 1).map_err(|_| format!("Int lane: {v} does not fit 64 bits"))?;
+        Ok(Some(prev.wrapping_add(unzigzag(d) as u64)))
+    }
+
+    /// The inverse of [`Lanes::float`]; a value that is not a finite number is refused.
+    pub fn float(&mut self, prev: Option<f64>) -> Result<Option<f64>, String> {
+        let tag = self.uint(Lane::Float)?;
+        if tag == 0 {
+            return Ok(None);
+        }
+        let (delta, s) = ((tag - 1) >> 2, ((tag - 1) & 3) as usize);
+        let v = match SCALES.get(s) {
+            None => {
+                let mut raw = [0u8; 8];
+                for b in &mut raw {
+                    *b = self.byte(Lane::Float)?;
+                }
+                f64::from_bits(u64::from_le_bytes(raw))
+            }
+            Some(scale) => {
+                let before = prev.and_then(|p| scaled(p, *scale)).unwrap_or(0);
+                let n = before
+                    .checked_add(unzigzag(delta))
+                    .filter(|n| (n.unsigned_abs() as f64) < EXACT)
+                    .ok_or("Float lane: a value past what an f64 holds exactly")?;
+                let miss = self.int(Lane::Float)?;
+                if !(-1..=1).contains(&miss) {
+                    return Err(format!("Float lane: a correction of {miss} units"));
+                }
+                let back = (n as f64 / scale).to_bits() as i64;
+                f64::from_bits(back.wrapping_add(miss) as u64)
+            }
+        };
+        if !v.is_finite() {
+            return Err(format!("Float lane: {v} is not a number a sample holds"));
+        }
+        Ok(Some(v))
+    }
+
+    /// Bytes written by [`Lanes::bytes`], at most `max` of them.
+    pub fn bytes(&mut self, max: usize, what: &str) -> Result<&'a [u8], String> {
+        let n = self.count(Lane::Text, max, what)?;
+        let l = &mut self.lane[Lane::Text as usize];
+        if l.len() < n {
+            return Err(format!("{what}: {n} bytes, past the end of the block"));
+        }
+        let (bytes, rest) = l.split_at(n);
+        *l = rest;
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(l: &Lanes) -> Cursor<'_> {
+        Cursor::new([0, 1, 2, 3].map(|i| l.lane[i].as_slice()))
+    }
+
+    #[test]
+    fn floats_come_back_bit_for_bit_and_decimals_are_short() {
+        let values = [
+            0.0,
+            -0.0,
+            700.0,
+            425.200_000_000_000_05,
+            68.125,
+            -12.5,
+            1e300,
+            f64::MIN_POSITIVE,
+            312.47,
+        ];
+        let mut l = Lanes::default();
+        let mut prev = None;
+        for v in values {
+            l.float(Some(v), prev);
+            prev = Some(v);
+        }
+        l.float(None, prev);
+        let mut c = cursor(&l);
+        let mut prev = None;
+        for v in values {
+            let got = c.float(prev).unwrap().unwrap();
+            assert_eq!(got.to_bits(), v.to_bits(), "{v}");
+            prev = Some(got);
+        }
+        assert_eq!(c.float(prev).unwrap(), None);
+        let mut one = Lanes::default();
+        one.float(Some(425.3), Some(421.7));
+        assert!(one.len() <= 3, "a decimal change takes {} bytes", one.len());
+    }
+
+    #[test]
+    fn integers_are_deltas_and_survive_the_extremes() {
+        let mut l = Lanes::default();
+        let values = [Some(5u64), Some(u64::MAX), Some(0), None, Some(7)];
+        let mut prev = 0;
+        for v in values {
+            l.delta(v, prev);
+            prev = v.unwrap_or(prev);
+        }
+        let mut c = cursor(&l);
+        let mut prev = 0;
+        for v in values {
+            let got = c.delta(prev).unwrap();
+            assert_eq!(got, v);
+            prev = got.unwrap_or(prev);
+        }
+        assert!(c.delta(0).unwrap_err().contains("ends early"));
+    }
+
+    #[test]
+    fn lengths_past_their_cap_or_the_block_are_refused() {
+        let mut l = Lanes::default();
+        l.uint(Lane::Text, 1000);
+        assert!(cursor(&l)
+            .bytes(10, "a name")
+            .unwrap_err()
+            .contains("more than"));
+        assert!(cursor(&l)
+            .bytes(5000, "a name")
+            .unwrap_err()
+            .contains("past the end"));
+        let mut l = Lanes::default();
+        l.lane[0] = vec![0xff; 30];
+        assert!(cursor(&l)
+            .varint(Lane::Head)
+            .unwrap_err()
+            .contains("longer"));
+        l.lane[2] = vec![1 + (7 << 2) + 2, 9];
+        assert!(cursor(&l).float(None).unwrap_err().contains("correction"));
+    }
+}
