@@ -1,16 +1,19 @@
 //! Asks the schedulers what runs on the fleet: one `squeue` for the Slurm-drained nodes and one `kubectl get
 //! pods` for the Kubernetes ones, on the controller (or locally), as drains run.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::exec::Executor;
 use super::plan::{Argv, Invocation, Place};
 use crate::inventory::{DrainBackend, Inventory};
-use crate::workload::{kube, slurm, Workload};
+use crate::workload::{kube, slurm, Job, Workload};
 
-/// The jobs and pods on the fleet's nodes now. A scheduler that cannot be asked is a problem in the answer,
-/// not an error: the rest still shows.
+/// The jobs and pods on the fleet's nodes now: under `--context all` each site's, asked through its own scheduler
+/// settings and controller, filed under the merged inventory's nodes, their tenants named `SITE/NAME` as its
+/// inventory's are. A scheduler that cannot be asked is a problem in the answer, not an error: the rest still
+/// shows.
 pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
     if let Executor::Simulated(sim) = exec {
         // Practice: a job ends as soon as its node is drained, so a practice repair goes on.
@@ -18,6 +21,61 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
         workload.by_node.retain(|&n, _| !sim.is_drained(n));
         return workload;
     }
+    if inv.merged_sites().is_empty() {
+        return query_site(inv, exec);
+    }
+    // Nodes of sites without a scheduler, or whose own did not answer, stay unknown.
+    let mut merged = Workload {
+        unasked: (0..inv.nodes.len()).collect(),
+        ..Workload::default()
+    };
+    for site in super::sites::every_site(inv, exec, |own, exec| Ok(query_site(own, exec))) {
+        let name = site.site.map_or("", |s| s.name.as_str());
+        let workload = match &site.answer {
+            Ok(workload) => workload,
+            Err(e) => {
+                merged.problems.push(format!("jobs unknown: {e}"));
+                continue;
+            }
+        };
+        if let Some(own) = site.site.map(|s| &s.inventory) {
+            for node in (0..own.nodes.len()).filter_map(|n| site.merged_id(n)) {
+                merged.unasked.remove(&node);
+            }
+        }
+        // A job on several nodes stays one job, as in a site's own answer.
+        let mut renamed: HashMap<*const Job, Arc<Job>> = HashMap::new();
+        for (&own, jobs) in &workload.by_node {
+            let Some(node) = site.merged_id(own) else {
+                continue;
+            };
+            let list = merged.by_node.entry(node).or_default();
+            list.extend(jobs.iter().map(|job| {
+                let renamed = renamed.entry(Arc::as_ptr(job)).or_insert_with(|| {
+                    let mut job = Job::clone(job);
+                    job.tenant = job.tenant.map(|t| site.merged_label(&t));
+                    Arc::new(job)
+                });
+                Arc::clone(renamed)
+            }));
+        }
+        merged.problems.extend(
+            workload
+                .problems
+                .iter()
+                .map(|p| format!("site {name}: {p}")),
+        );
+        for scheduler in &workload.checked {
+            if !merged.checked.contains(scheduler) {
+                merged.checked.push(*scheduler);
+            }
+        }
+    }
+    merged
+}
+
+/// One site's jobs and pods, asked of its own schedulers.
+fn query_site(inv: &Inventory, exec: &Executor) -> Workload {
     let mut workload = Workload::default();
     let place = inv
         .actions

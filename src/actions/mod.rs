@@ -11,6 +11,7 @@ mod redfish;
 pub(crate) mod reset;
 pub mod resets;
 pub(crate) mod run;
+pub(crate) mod sites;
 pub(crate) mod slim;
 pub mod status;
 

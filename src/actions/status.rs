@@ -207,35 +207,25 @@ pub fn query(
 }
 
 /// Every node's drain state: one site's asked through `exec`; a merged inventory's (`--context all`) site by
-/// site, each through its own backends, controller and SSH settings (`exec` is not theirs). One answer per site
-/// asked, or why it failed, naming the site; node ids are `inv`'s.
+/// site through [`every_site`](super::sites::every_site). One answer per site asked, or why it failed, naming the
+/// site; node ids are `inv`'s.
 pub(crate) fn query_every_site(
     inv: &Inventory,
     exec: &Executor,
 ) -> Vec<Result<HashMap<NodeId, NodeDrain>, String>> {
-    let sites = inv.merged_sites();
-    if sites.is_empty() {
-        let all: Vec<NodeId> = (0..inv.nodes.len()).collect();
-        return vec![query(inv, exec, &all)];
-    }
-    sites
-        .iter()
-        .filter(|site| site.inventory.any_scheduler())
-        .map(|site| {
-            let own = &site.inventory;
-            let all: Vec<NodeId> = (0..own.nodes.len()).collect();
-            let states = Executor::real(own)
-                .and_then(|exec| query(own, &exec, &all))
-                .map_err(|e| format!("site {}: {e}", site.name))?;
-            Ok(states
-                .into_iter()
-                .filter_map(|(n, drain)| {
-                    let name = site.merged_name(&own.nodes.get(n)?.name);
-                    Some((inv.find_node(&name)?, drain))
-                })
-                .collect())
-        })
-        .collect()
+    super::sites::every_site(inv, exec, |own, exec| {
+        let all: Vec<NodeId> = (0..own.nodes.len()).collect();
+        query(own, exec, &all)
+    })
+    .into_iter()
+    .map(|site| {
+        let states = site.answer.as_ref().map_err(String::clone)?;
+        Ok(states
+            .iter()
+            .filter_map(|(&n, drain)| Some((site.merged_id(n)?, drain.clone())))
+            .collect())
+    })
+    .collect()
 }
 
 /// Sends each node's drain read-back into fleet state's channel, stamped now; false once the receiver is gone.

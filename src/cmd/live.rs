@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::actions::exec::Executor;
-use crate::actions::status;
+use crate::actions::{jobs, status};
 use crate::cli::Global;
 use crate::config::Config;
 use crate::fleet::view::{Pending, Summary};
@@ -15,6 +15,7 @@ use crate::runtime::EXIT_CANNOT_RUN;
 use crate::transport::Transport;
 use crate::tui::keymap::Keymap;
 use crate::tui::{self, theme};
+use crate::workload::Workload;
 
 /// The TUI on a terminal; one summary line per interval when stdout is a pipe.
 /// With `--replay DIR`, the TUI on that recording from `at` at `speed`.
@@ -156,6 +157,32 @@ fn out_of_service(views: &[crate::fleet::view::NodeView]) -> String {
     text
 }
 
+/// `, 3 jobs on 2 nodes` as the schedulers' latest answer has it; `(1 node's jobs unknown)` where a node's were
+/// not asked (a site without a scheduler, `--context all`), `, perhaps more` where an answer was not whole.
+fn running(workload: &Workload, nodes: usize) -> String {
+    let all: Vec<usize> = (0..nodes).collect();
+    let busy = all
+        .iter()
+        .filter(|&&n| !workload.jobs(n).is_empty())
+        .count();
+    let unknown = all.iter().filter(|&&n| !workload.knows(n)).count();
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let mut text = format!(
+        ", {} on {}",
+        plural(workload.on(&all).len(), "job"),
+        plural(busy, "node")
+    );
+    match unknown {
+        0 => {}
+        1 => text += " (1 node's jobs unknown)",
+        n => text += &format!(" ({n} nodes' jobs unknown)"),
+    }
+    if workload.incomplete() {
+        text += ", perhaps more";
+    }
+    text
+}
+
 /// How often the line mode merges telemetry.
 const MERGE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -169,13 +196,22 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
     };
     runtime.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        // Drains read back go into fleet state through the same channel as the nodes' samples.
+        // Drains read back go into fleet state through the same channel as the nodes' samples; the schedulers'
+        // jobs (each site's, under `--context all`) come on their own, the latest answer kept.
+        let (jobs_tx, mut jobs_rx) = tokio::sync::mpsc::unbounded_channel();
         if !demo && inv.any_scheduler() {
             match Executor::real(&inv) {
-                Ok(exec) => status::follow(&inv, &Arc::new(exec), tx.clone(), DRAIN_READBACK),
+                Ok(exec) => {
+                    let exec = Arc::new(exec);
+                    status::follow(&inv, &exec, tx.clone(), DRAIN_READBACK);
+                    jobs::follow(&inv, &exec, jobs::READBACK_EVERY, move |w| {
+                        jobs_tx.send(w).is_ok()
+                    });
+                }
                 Err(e) => crate::text::warn(&format!("drain read-back: {e}")),
             }
         }
+        let mut workload: Option<Workload> = None;
         let _following = transport.follow(&inv, tx);
         let mut state = FleetState::new(Arc::clone(&inv));
         // XIDs from before a GPU's last audited reset or reboot are history here too, as in the TUI and snapshot.
@@ -201,14 +237,40 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
                         "{} nodes, {} up, {}/{} GPUs, {} warn, {} crit, {:.1} kW",
                         s.nodes, s.nodes_up, s.gpus_seen, s.gpus_expected, s.warn, s.crit, s.power_watts / 1000.0
                     );
+                    // The jobs before the nodes out of service, whose free-text reasons end the line.
+                    line += &workload.as_ref().map_or(String::new(), |w| running(w, views.len()));
                     line += &out_of_service(&views);
                     // `fleetop | head -1`: the reader went away, which ends the line mode normally.
                     if !crate::text::println(&line) {
                         return 0;
                     }
                 }
+                Some(answer) = jobs_rx.recv() => workload = Some(answer),
                 _ = tokio::signal::ctrl_c() => return 0,
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::running;
+    use crate::workload::{Scheduler, Workload};
+
+    #[test]
+    fn the_jobs_part_says_which_nodes_are_unknown_and_a_partial_answer() {
+        let mut w = Workload::default();
+        assert_eq!(
+            running(&w, 2),
+            ", 0 jobs on 0 nodes (2 nodes' jobs unknown)"
+        );
+        w.checked.push(Scheduler::Slurm);
+        assert_eq!(running(&w, 2), ", 0 jobs on 0 nodes");
+        w.unasked.insert(1);
+        w.problems.push("squeue: 1 line not understood".into());
+        assert_eq!(
+            running(&w, 2),
+            ", 0 jobs on 0 nodes (1 node's jobs unknown), perhaps more"
+        );
+    }
 }

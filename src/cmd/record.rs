@@ -72,6 +72,12 @@ pub fn run(g: &Global, args: &RecordArgs) -> i32 {
 
 /// The inventory's text as the recording keeps it: the file it was read from, or the demo's built-in one.
 fn inventory_text(inv: &Inventory) -> Result<String, String> {
+    // A recording holds one inventory's text, and a replay reads its nodes from it: several sites' are not one file.
+    if !inv.merged_sites().is_empty() {
+        return Err("fleetop record follows one site: --context all is not recorded yet; record each site with \
+                    --context SITE into a directory of its own (--out DIR)"
+            .into());
+    }
     if inv.simulated {
         return Ok(crate::inventory::DEMO_INVENTORY.to_string());
     }
@@ -116,11 +122,9 @@ async fn follow(
         if !demo && inv.any_scheduler() {
             status::follow(inv, &exec, tx.clone(), DRAIN_READBACK);
         }
-        // The jobs on each node, asked as the TUI asks (one site: several sites' backends are not asked yet).
-        if inv.sites().is_empty() {
-            let every = crate::actions::jobs::READBACK_EVERY;
-            crate::actions::jobs::follow(inv, &exec, every, move |w| jobs_tx.send(w).is_ok());
-        }
+        // The jobs on each node, asked as the TUI asks.
+        let every = crate::actions::jobs::READBACK_EVERY;
+        crate::actions::jobs::follow(inv, &exec, every, move |w| jobs_tx.send(w).is_ok());
     }
     let _following = transport.follow(inv, tx);
     let mut state = FleetState::new(Arc::clone(inv));

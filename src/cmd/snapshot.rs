@@ -11,6 +11,7 @@ use crate::runtime::EXIT_CANNOT_RUN;
 use crate::snapshot::{self, Report};
 use crate::transport::{Msg, NodeEvent};
 use crate::workload::operations::OperationEvent;
+use crate::workload::Workload;
 
 pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     let mut phases = crate::timings::Phases::start();
@@ -57,10 +58,23 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     let resets = crate::actions::resets::read_fleet(&inv);
     // The drain backends (each site's own, under `--context all`) are asked once each, beside the pass; a past
     // snapshot (`--at`) has no drains to ask.
-    let drains = if args.at.is_none() && !g.demo {
-        ask_drains(&inv)
+    let (drains, jobs) = if args.at.is_none() && !g.demo {
+        (
+            beside(&inv, "drain-readback", status::query_every_site, |e| {
+                vec![Err(e)]
+            }),
+            beside(
+                &inv,
+                "workload-readback",
+                crate::actions::jobs::query,
+                |e| Workload {
+                    problems: vec![format!("jobs unknown: {e}")],
+                    ..Workload::default()
+                },
+            ),
+        )
     } else {
-        None
+        (None, None)
     };
     let mut state = runtime.block_on(snapshot::collect(
         std::sync::Arc::clone(&inv),
@@ -71,6 +85,7 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     if let Some(drains) = drains {
         operations(&mut state, &drains, started + timeout);
     }
+    let workload = jobs.map(|jobs| workload(&jobs, started + timeout));
     if args.at.is_none() {
         repairs(&mut state);
     }
@@ -78,7 +93,10 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     if args.at.is_none() && !inv.simulated {
         remember(&mut state, &filter, started, timeout);
     }
-    let report = Report::new(&state, &filter, started, Instant::now(), timeout);
+    let mut report = Report::new(&state, &filter, started, Instant::now(), timeout);
+    if let Some(workload) = &workload {
+        report.note_workload(workload, &inv);
+    }
     phases.lap("judge: views, verdicts, drift");
     let text = report.render(args.format);
     phases.lap(format!(
@@ -170,25 +188,45 @@ fn remember(
 type DrainAnswer =
     Vec<Result<std::collections::HashMap<usize, crate::actions::status::NodeDrain>, String>>;
 
-/// Starts asking the drain backends (Slurm, Kubernetes) about every node, on a thread of its own; `None` when the
-/// inventory names none.
-fn ask_drains(inv: &std::sync::Arc<Inventory>) -> Option<std::sync::mpsc::Receiver<DrainAnswer>> {
+/// Starts asking the schedulers (Slurm, Kubernetes; each site's own under `--context all`) through `ask`, on a
+/// thread of its own beside the pass, `or` standing for an answer when no executor can be made; `None` when the
+/// inventory names no scheduler.
+fn beside<T: Send + 'static>(
+    inv: &std::sync::Arc<Inventory>,
+    name: &str,
+    ask: fn(&Inventory, &Executor) -> T,
+    or: fn(String) -> T,
+) -> Option<std::sync::mpsc::Receiver<T>> {
     if !inv.any_scheduler() {
         return None;
     }
     let (tx, rx) = std::sync::mpsc::channel();
     let inv = std::sync::Arc::clone(inv);
     std::thread::Builder::new()
-        .name("drain-readback".into())
+        .name(name.into())
         .spawn(move || {
-            let answers = match Executor::real(&inv) {
-                Ok(exec) => status::query_every_site(&inv, &exec),
-                Err(e) => vec![Err(e)],
+            let answer = match Executor::real(&inv) {
+                Ok(exec) => ask(&inv, &exec),
+                Err(e) => or(e),
             };
-            let _ = tx.send(answers);
+            let _ = tx.send(answer);
         })
         .ok()?;
     Some(rx)
+}
+
+/// The schedulers' answer, waited for until `deadline` (the pass's own): without one every node's jobs are
+/// unknown (`null`); stderr says what a scheduler could not tell.
+fn workload(jobs: &std::sync::mpsc::Receiver<Workload>, deadline: Instant) -> Workload {
+    let wait = deadline.saturating_duration_since(Instant::now());
+    let workload = jobs.recv_timeout(wait).unwrap_or_else(|_| Workload {
+        problems: vec!["jobs unknown: no answer within the snapshot's timeout".into()],
+        ..Workload::default()
+    });
+    for problem in &workload.problems {
+        crate::text::warn(&format!("warning: {problem}"));
+    }
+    workload
 }
 
 /// Files the drain backends' answer into fleet state, waiting for it until `deadline` (the pass's own): without

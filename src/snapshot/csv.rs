@@ -118,6 +118,10 @@ pub fn render(report: &Report) -> String {
     let sited = !report.sites.is_empty();
     let mut out = String::from(if sited { "site," } else { "" });
     out.push_str(HEADER);
+    // Where a scheduler was asked: a last `jobs` column, each node's count (empty: not asked about it).
+    if report.workload.is_some() {
+        out.push_str(",jobs");
+    }
     out.push('\n');
     for v in &report.nodes {
         let site = sited.then(|| {
@@ -127,6 +131,7 @@ pub fn render(report: &Report) -> String {
         });
         let node: Vec<String> = site.into_iter().chain(node_fields(v)).collect();
         let ib = ib_fields(v);
+        let jobs = report.workload.map(|_| opt(report.jobs(v).map(<[_]>::len)));
         let gpus: Vec<Option<&GpuView>> = if v.gpus.is_empty() {
             vec![None]
         } else {
@@ -138,6 +143,7 @@ pub fn render(report: &Report) -> String {
                 .cloned()
                 .chain(gpu_fields(g))
                 .chain(ib.iter().cloned())
+                .chain(jobs.clone())
                 .map(|f| field(&f))
                 .collect();
             out.push_str(&row.join(","));

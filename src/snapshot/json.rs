@@ -67,6 +67,10 @@ struct Node<'a> {
     error: Option<String>,
     /// Drained by whom and why, a restart, a repair (`null`: not checked, as without a drain backend).
     operations: Option<Operations<'a>>,
+    /// The Slurm jobs and pods the schedulers place on the node (`[]`: none; `null`: its scheduler was not asked
+    /// or did not answer); absent where the inventory names no scheduler.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<Option<Vec<&'a crate::workload::Job>>>,
     /// What the agent said about itself and its node (`null` for nvidia-smi nodes).
     driver: Option<&'a str>,
     cuda: Option<&'a str>,
@@ -189,7 +193,7 @@ fn gpu<'a>(g: &'a GpuView) -> Gpu<'a> {
     }
 }
 
-fn node<'a>(v: &'a NodeView) -> Node<'a> {
+fn node<'a>(report: &Report<'a>, v: &'a NodeView) -> Node<'a> {
     Node {
         site: crate::inventory::site_of(v.name),
         name: v.name,
@@ -204,6 +208,11 @@ fn node<'a>(v: &'a NodeView) -> Node<'a> {
             state: o.activity.as_str(),
             reason: o.reason.as_deref(),
             by: o.by.as_deref(),
+        }),
+        jobs: report.workload.map(|_| {
+            report
+                .jobs(v)
+                .map(|jobs| jobs.iter().map(|j| &**j).collect())
         }),
         driver: v.hello.and_then(|h| h.driver.as_deref()),
         cuda: v.hello.and_then(|h| h.cuda.as_deref()),
@@ -246,7 +255,7 @@ pub fn render(report: &Report) -> String {
                 summary: summary(s),
             })
             .collect(),
-        nodes: report.nodes.iter().map(node).collect(),
+        nodes: report.nodes.iter().map(|v| node(report, v)).collect(),
     };
     let mut out = crate::text::json_safe(
         serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::fleet::filter::Filter;
 use crate::fleet::view::{NodeView, Pending, Summary};
 use crate::fleet::FleetState;
+use crate::workload::{Job, Workload};
 
 /// What one snapshot saw, ready to render.
 pub(crate) struct Report<'a> {
@@ -16,6 +17,8 @@ pub(crate) struct Report<'a> {
     pub sites: Vec<(&'a str, Summary)>,
     /// Aspects on which nodes differ, fleet-wide (the filter does not apply).
     pub drift: Vec<Drift<'a>>,
+    /// What the schedulers said runs where (each site's, under `--context all`); `None` where none was asked.
+    pub workload: Option<&'a Workload>,
 }
 
 /// One aspect on which nodes differ, with node names, for renderers.
@@ -104,6 +107,22 @@ impl<'a> Report<'a> {
             sites: crate::fleet::sites::site_summaries(&nodes),
             nodes,
             drift,
+            workload: None,
         }
+    }
+
+    /// Adds the schedulers' answer: each node's jobs, and its tenant where its site takes tenants from them.
+    pub fn note_workload(&mut self, workload: &'a Workload, inv: &crate::inventory::Inventory) {
+        for v in &mut self.nodes {
+            v.tenant = workload.tenant(inv, v.id, v.tenant.take());
+        }
+        self.workload = Some(workload);
+    }
+
+    /// The jobs on `v`'s node: `None` where no scheduler was asked about it (unknown), else those it runs.
+    pub(super) fn jobs(&self, v: &NodeView) -> Option<&'a [std::sync::Arc<Job>]> {
+        self.workload
+            .filter(|w| w.knows(v.id))
+            .map(|w| w.jobs(v.id))
     }
 }

@@ -54,14 +54,27 @@ pub fn render(report: &Report) -> String {
     // Several sites (`--context all`): a SITE column first.
     let sited = !report.sites.is_empty();
     let site_cell = |v: &NodeView| sited.then(|| site_of(v.name).unwrap_or("-").to_string());
+    // Where a scheduler was asked: a JOBS column, `-` for a node it was not asked about.
+    let jobs_cell = |v: &NodeView| {
+        report
+            .workload
+            .map(|_| report.jobs(v).map_or("-".into(), |j| j.len().to_string()))
+    };
     let rows: Vec<Vec<String>> = order
         .iter()
-        .map(|v| site_cell(v).into_iter().chain(cells(v)).collect())
+        .map(|v| {
+            site_cell(v)
+                .into_iter()
+                .chain(cells(v))
+                .chain(jobs_cell(v))
+                .collect()
+        })
         .collect();
     let headers: Vec<String> = sited
         .then_some("SITE")
         .into_iter()
         .chain(HEADERS)
+        .chain(report.workload.map(|_| "JOBS"))
         .map(String::from)
         .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();

@@ -101,8 +101,6 @@ async fn event_loop(
     // Drains read back reach fleet state through the nodes' own channel, like their samples; under `--context
     // all`, from each site's own backends.
     actions::status::follow(&inventory, &executor, tx.clone(), DRAIN_READBACK);
-    // Workloads across sites (`--context all`) are not asked yet: their nodes' jobs stay unknown.
-    let one_site = inventory.sites().is_empty();
     let _following = transport.follow(&inventory, tx);
     let Some((mut terminal, _guard)) = super::terminal::open() else {
         return Ended::Exit(crate::runtime::EXIT_CANNOT_RUN);
@@ -112,18 +110,17 @@ async fn event_loop(
 
     let (action_tx, mut action_events) = tokio::sync::mpsc::unbounded_channel();
     let workload_tx = action_tx.clone();
-    if one_site {
-        actions::jobs::follow(
-            &inventory,
-            &executor,
-            actions::jobs::READBACK_EVERY,
-            move |workload| {
-                workload_tx
-                    .send(ActionEvent::Workload(Box::new(workload)))
-                    .is_ok()
-            },
-        );
-    }
+    // Under `--context all`, each site's schedulers through its own settings and controller.
+    actions::jobs::follow(
+        &inventory,
+        &executor,
+        actions::jobs::READBACK_EVERY,
+        move |workload| {
+            workload_tx
+                .send(ActionEvent::Workload(Box::new(workload)))
+                .is_ok()
+        },
+    );
     let mut app = App::new(Arc::clone(&inventory), keymap, Instant::now());
     app.ops.read_only = options.read_only;
     app.ops.simulated = options.simulated;

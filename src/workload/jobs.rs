@@ -83,11 +83,40 @@ pub struct Workload {
     pub problems: Vec<String>,
     /// Which schedulers answered.
     pub checked: Vec<Scheduler>,
+    /// Nodes no scheduler was asked about (under `--context all`, a site without one, or whose own could not be
+    /// reached): their jobs are unknown, never none.
+    pub unasked: std::collections::HashSet<NodeId>,
 }
 
 impl Workload {
+    /// Whether the answer says what runs on `node`: a scheduler answered, and was asked about it.
+    pub fn knows(&self, node: NodeId) -> bool {
+        !self.checked.is_empty() && !self.unasked.contains(&node)
+    }
+
     pub fn jobs(&self, node: NodeId) -> &[Arc<Job>] {
         self.by_node.get(&node).map_or(&[], Vec::as_slice)
+    }
+
+    /// The tenant shown for `node`: with its site's `tenant_from = "scheduler"` the distinct Slurm accounts or
+    /// namespaces of the jobs on it, joined with `+` as split nodes are; else, or where no job names one, `own`
+    /// (the inventory's).
+    pub fn tenant(&self, inv: &Inventory, node: NodeId, own: Option<String>) -> Option<String> {
+        if inv.rules(node).settings.tenant_from != crate::inventory::TenantFrom::Scheduler {
+            return own;
+        }
+        let mut names: Vec<&str> = self
+            .jobs(node)
+            .iter()
+            .filter_map(|j| j.tenant.as_deref())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            own
+        } else {
+            Some(names.join("+"))
+        }
     }
 
     /// Files `job` under each of `nodes` that the inventory knows; nodes outside the fleet are ignored.
@@ -142,9 +171,10 @@ impl Workload {
 
     /// What a drain or reboot of `nodes` hits: `3 jobs: 1234 alice (acme) 16 GPUs 3d2h, …`, or `no jobs` when
     /// the schedulers answered in full, `jobs unknown (why)` when an answer was not understood or another
-    /// scheduler did not answer, or `None` when none answered (the problems say why).
+    /// scheduler did not answer, or `None` when none answered or some node was not asked
+    /// about (the problems say why).
     pub fn hits(&self, nodes: &[NodeId], shown: usize) -> Option<String> {
-        if self.checked.is_empty() {
+        if !nodes.iter().all(|&n| self.knows(n)) {
             return None;
         }
         let jobs = self.on(nodes);
@@ -204,6 +234,61 @@ mod tests {
         assert_eq!(duration(7 * 60 + 5), "7m");
         assert_eq!(duration(5 * 3600 + 12 * 60), "5h12m");
         assert_eq!(duration(3 * 86_400 + 2 * 3600 + 59), "3d2h");
+    }
+
+    fn job(id: &str, tenant: &str) -> Job {
+        Job {
+            scheduler: Scheduler::Slurm,
+            id: id.into(),
+            user: None,
+            tenant: Some(tenant.into()),
+            partition: None,
+            gpus: None,
+            elapsed_s: None,
+            left_s: None,
+            state: "RUNNING".into(),
+            pod_uid: None,
+        }
+    }
+
+    #[test]
+    fn a_nodes_tenant_comes_from_its_jobs_only_where_its_inventory_says_so() {
+        let nodes = "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-3]\"\n";
+        let by_jobs = Inventory::parse(
+            "s.toml",
+            &format!("[defaults]\ntenant_from = \"scheduler\"\n{nodes}"),
+        )
+        .unwrap();
+        let by_inventory = Inventory::parse("i.toml", nodes).unwrap();
+        let mut w = Workload::default();
+        w.add(&by_jobs, &["n1".into()], job("7", "globex"));
+        w.add(&by_jobs, &["n1".into(), "n2".into()], job("8", "acme"));
+        let own = || Some("t".to_string());
+        assert_eq!(w.tenant(&by_jobs, 0, own()).as_deref(), Some("acme+globex"));
+        assert_eq!(w.tenant(&by_jobs, 1, own()).as_deref(), Some("acme"));
+        assert_eq!(
+            w.tenant(&by_jobs, 2, own()).as_deref(),
+            Some("t"),
+            "no job: the inventory's"
+        );
+        assert_eq!(w.tenant(&by_inventory, 0, own()).as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn a_node_not_asked_about_is_unknown_never_none() {
+        let inv =
+            Inventory::parse("s.toml", "[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-2]\"\n").unwrap();
+        let mut w = Workload::default();
+        assert!(!w.knows(0), "no scheduler answered");
+        w.checked.push(Scheduler::Slurm);
+        w.unasked.insert(1);
+        assert!(w.knows(0) && !w.knows(1));
+        assert_eq!(w.hits(&[0], 3).as_deref(), Some("no running jobs or pods"));
+        assert_eq!(w.hits(&[0, 1], 3), None);
+        w.add(&inv, &["n1".into()], job("7", "acme"));
+        assert!(w
+            .hits(&[0], 3)
+            .is_some_and(|h| h.starts_with("1 job: 7 (acme)")));
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod report_gaps;
 mod rma;
 mod session_wrapper;
 mod sites_history;
+mod sites_jobs;
 mod sites_past;
 mod sites_rules;
 mod smi_captures;

@@ -22,14 +22,18 @@ fn on_driver(seed: u32, driver: &str) -> Behaviour {
 }
 
 /// Writes `fleet`'s inventory with `extra` sections after its nodes, as `NAME.toml`.
-fn inventory_with(fleet: &Fleet, name: &str, extra: &str) -> PathBuf {
+pub(crate) fn inventory_with(fleet: &Fleet, name: &str, extra: &str) -> PathBuf {
     let path = fleet.dir.path().join(format!("{name}.toml"));
     std::fs::write(&path, format!("{}{extra}", fleet.inventory(&[]))).unwrap();
     path
 }
 
 /// The `[[context]]` entries for `east` and `west`, written under east's config directory.
-fn two_contexts(east: &Fleet, east_inv: &std::path::Path, west_inv: &std::path::Path) -> PathBuf {
+pub(crate) fn two_contexts(
+    east: &Fleet,
+    east_inv: &std::path::Path,
+    west_inv: &std::path::Path,
+) -> PathBuf {
     config_dir(
         east,
         east_inv,

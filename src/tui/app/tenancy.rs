@@ -8,7 +8,6 @@ use super::rows::TenantRow;
 use super::state::App;
 use crate::inventory::TenantFrom;
 use crate::telemetry::health::Health;
-use crate::workload::Workload;
 
 impl App {
     /// Applies the schedulers' tenants and job counts to the rows just derived.
@@ -16,42 +15,41 @@ impl App {
         let Some(workload) = self.ops.workload.as_ref() else {
             return;
         };
-        let from_scheduler = self.fleet.inventory().settings.tenant_from == TenantFrom::Scheduler;
-        if from_scheduler {
+        // Each node's site says where its tenants come from (`--context all`).
+        let inventory = std::sync::Arc::clone(self.fleet.inventory());
+        let from_scheduler =
+            |node: usize| inventory.rules(node).settings.tenant_from == TenantFrom::Scheduler;
+        if self.rows.iter().any(|r| from_scheduler(r.id)) {
             for row in &mut self.rows {
-                if let Some(tenant) = scheduler_tenant(workload, row.id) {
-                    row.tenant = Some(tenant);
-                }
+                row.tenant = workload.tenant(&inventory, row.id, row.tenant.take());
             }
             self.tenants = regroup(&self.rows);
         }
         // A tenant's jobs: those billed to it when tenants come from the schedulers, else those on its nodes.
         for tenant in &mut self.tenants {
-            let mut ids: Vec<&str> = self
+            let rows: Vec<&super::rows::NodeRow> = self
                 .rows
                 .iter()
                 .filter(|r| holds(r.tenant.as_deref(), &tenant.name))
-                .flat_map(|r| workload.jobs(r.id))
-                .filter(|j| !from_scheduler || j.tenant.as_deref() == Some(tenant.name.as_str()))
-                .map(|j| j.id.as_str())
+                .collect();
+            // A node no scheduler was asked about (another site's, `--context all`) leaves the count unknown.
+            if !rows.iter().all(|r| workload.knows(r.id)) {
+                tenant.jobs = None;
+                continue;
+            }
+            let mut ids: Vec<&str> = rows
+                .iter()
+                .flat_map(|r| workload.jobs(r.id).iter().map(move |j| (r.id, j)))
+                .filter(|(node, j)| {
+                    !from_scheduler(*node) || j.tenant.as_deref() == Some(tenant.name.as_str())
+                })
+                .map(|(_, j)| j.id.as_str())
                 .collect();
             ids.sort_unstable();
             ids.dedup();
             tenant.jobs = Some(ids.len());
         }
     }
-}
-
-/// The distinct tenants of the jobs on `node`, joined with `+` as split nodes are; `None` when no job names one.
-fn scheduler_tenant(workload: &Workload, node: usize) -> Option<String> {
-    let mut names: Vec<&str> = workload
-        .jobs(node)
-        .iter()
-        .filter_map(|j| j.tenant.as_deref())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    (!names.is_empty()).then(|| names.join("+"))
 }
 
 /// True when a node labelled `label` (`acme` or `acme+globex`) belongs to `tenant`.

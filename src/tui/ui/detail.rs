@@ -97,7 +97,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     for g in &view.gpus {
         info.push(Line::styled(identity(g.sample), theme.dim()));
     }
-    if let Some(workload) = app.ops.workload.as_ref().filter(|w| !w.checked.is_empty()) {
+    if let Some(workload) = app.ops.workload.as_ref().filter(|w| w.knows(app.selected)) {
         let jobs = workload.jobs(app.selected);
         let line = if jobs.is_empty() {
             "jobs: none running".to_string()

@@ -143,12 +143,12 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 "TEMP" => Cell::from(Span::styled(opt(r.max_temp, "°"), value_style)),
                 "MEMT" => Cell::from(Span::styled(opt(r.max_mem_temp, "°"), value_style)),
                 "POWER" => Cell::from(Span::styled(r.power_w.map_or("–".into(), kw), value_style)),
-                // Jobs and pods the schedulers place here; "–" until a scheduler answered.
+                // Jobs and pods the schedulers place here; "–" until a scheduler answered about this node.
                 "JOBS" => Cell::from(Span::styled(
                     app.ops
                         .workload
                         .as_ref()
-                        .filter(|w| !w.checked.is_empty())
+                        .filter(|w| w.knows(r.id))
                         .map_or("–".into(), |w| w.jobs(r.id).len().to_string()),
                     theme.dim(),
                 )),
