@@ -113,7 +113,8 @@ impl NodeOps {
                     by,
                     since: at,
                     down_at: seen_down.then_some(at),
-                    practice_down: practice.map(|p| at + p),
+                    // A practice too long to reach is never reached.
+                    practice_down: practice.and_then(|p| at.checked_add(p)),
                 })
             }
             OperationEvent::Resetting(on) => self.resetting = on,
@@ -256,6 +257,26 @@ mod tests {
         assert_eq!(ret(9, 9), Some(Return::NotDownYet));
         assert_eq!(ret(10, 11), Some(Return::StillDown));
         assert_eq!(ret(11, 11), Some(Return::CameBack));
+    }
+
+    #[test]
+    fn a_practice_restart_too_long_to_reach_never_counts_as_down() {
+        let t0 = Instant::now();
+        let mut ops = NodeOps::default();
+        ops.record(
+            OperationEvent::Restarting {
+                kind: Restart::Reboot,
+                by: None,
+                practice: Some(Duration::new(u64::MAX, 0)),
+                seen_down: false,
+            },
+            t0,
+        );
+        let later = t0 + Duration::from_secs(5);
+        let ret = ops
+            .restart_return(Some(later), NodeState::Up, later, DEADLINE)
+            .map(|(_, r)| r);
+        assert_eq!(ret, Some(Return::NotDownYet));
     }
 
     #[test]

@@ -18,6 +18,8 @@ const MAX_TEXT: usize = 256;
 /// Jobs kept per node from a frame, and the longest job id (ids are never cut where they are read live).
 const MAX_JOBS_PER_NODE: usize = 256;
 const MAX_JOB_ID: usize = 1024;
+/// Longest practice reboot a frame may state: the demo fleet's take seconds.
+const MAX_PRACTICE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Scheduler answers one block holds at most (the writer starts a new block first): each hands out every
 /// node's jobs, so a file of nothing but answers must not cost that a million times.
 pub(super) const MAX_ANSWERS_PER_BLOCK: usize = 8;
@@ -210,7 +212,7 @@ fn inert_operation(op: OperationEvent) -> OperationEvent {
         } => OperationEvent::Restarting {
             kind,
             by: inert(by),
-            practice,
+            practice: practice.map(|p| p.min(MAX_PRACTICE)),
             seen_down,
         },
         OperationEvent::Resetting(on) => OperationEvent::Resetting(on),

@@ -443,3 +443,76 @@ fn a_seek_s_trail_keeps_the_latest_points_within_its_bound_and_leaves_the_last_t
     assert_eq!(points.first(), Some(&(Some(100), Some(40))));
     assert_eq!(points.last(), Some(&(Some(398), Some(40))));
 }
+
+/// A seek's trail is handed out as `NodeEvent::History`, so it keeps the 64-GPU bound a recorded History frame
+/// gets: a file whose deltas move the GPU indices each sample must not make one node's history hold 300 × 64 GPUs,
+/// built by a linear search per point (quadratic).
+#[test]
+fn a_seek_s_trail_holds_no_more_gpus_than_a_sample_may() {
+    let mut trail = crate::recording::trail::Trail::new(0, 1);
+    for i in 0..300u32 {
+        let sample = NodeSample {
+            gpus: (0..63)
+                .map(|g| GpuSample {
+                    index: 1000 + i * 64 + g,
+                    util_pct: Some(1),
+                    ..Default::default()
+                })
+                .chain([GpuSample {
+                    index: 3,
+                    util_pct: Some(2),
+                    ..Default::default()
+                }])
+                .collect(),
+            ..Default::default()
+        };
+        trail.note(0, 1 + u64::from(i), &sample);
+    }
+    let history = trail.into_history();
+    let gpus: usize = history.iter().map(|(_, gpus)| gpus.len()).sum();
+    assert!(
+        gpus <= crate::telemetry::wire::MAX_GPUS_PER_SAMPLE,
+        "one node's trail hands out {gpus} GPUs"
+    );
+    // The GPU a node really has keeps its trail (all but the last sample, which the state restates).
+    let kept = history[0].1.iter().find(|(index, _)| *index == 3);
+    assert_eq!(kept.map(|(_, points)| points.len()), Some(299));
+}
+
+/// A recorded `Restarting` operation's `practice` is added to an `Instant` in fleet state: a file saying
+/// `"practice":{"secs":18446744073709551615,"nanos":0}` must not panic replay and report.
+#[test]
+fn a_recorded_practice_reboot_of_any_length_does_not_panic_replay() {
+    use crate::transport::{Msg, NodeEvent};
+    use crate::workload::operations::{OperationEvent, Restart};
+    let dir = tempfile::tempdir().unwrap();
+    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
+    let mut writer =
+        crate::recording::Writer::create(dir.path(), &inv, FUZZ_INVENTORY, Default::default())
+            .unwrap();
+    let t0 = 1_795_489_200_000;
+    let event = NodeEvent::Operation(OperationEvent::Restarting {
+        kind: Restart::Reboot,
+        by: None,
+        practice: Some(std::time::Duration::new(u64::MAX, 0)),
+        seen_down: false,
+    });
+    let at = std::time::Instant::now();
+    writer.write(t0, &Msg { node: 0, at, event }).unwrap();
+    writer.close().unwrap();
+    let reader = crate::recording::Reader::open(dir.path()).unwrap();
+    let mut state = crate::fleet::FleetState::new(std::sync::Arc::new(inv));
+    let mut practices = Vec::new();
+    for m in reader.messages(0, u64::MAX) {
+        let (_, msg) = m.unwrap();
+        if let NodeEvent::Operation(OperationEvent::Restarting { practice, .. }) = &msg.event {
+            practices.push(*practice);
+        }
+        state.apply(msg);
+    }
+    assert_eq!(
+        practices,
+        [Some(std::time::Duration::from_secs(3600))],
+        "read back at the longest a frame may state"
+    );
+}

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::NodeSample;
 use crate::transport::GpuPast;
 
@@ -30,7 +31,9 @@ impl Trail {
         }
     }
 
-    /// Notes node `n`'s sample, read at `t`.
+    /// Notes node `n`'s sample, read at `t`: only its GPUs indexed below the sample bound, so a file moving the
+    /// indices each sample cannot make one node's history hold thousands (a recorded History frame is cut to the
+    /// same bound).
     pub fn note(&mut self, n: usize, t: u64, sample: &NodeSample) {
         let Some(samples) = self.nodes.get_mut(n).filter(|_| t >= self.since) else {
             return;
@@ -42,6 +45,7 @@ impl Trail {
             sample
                 .gpus
                 .iter()
+                .filter(|g| (g.index as usize) < MAX_GPUS_PER_SAMPLE)
                 .map(|g| (g.index, g.util_pct, g.temp_c))
                 .collect(),
         );
