@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::exec::Executor;
 use super::plan::{Argv, Invocation, Place};
 use crate::inventory::{DrainBackend, Inventory};
-use crate::workload::{kube, slurm, Job, Workload};
+use crate::workload::{kube, slurm, Job, Scheduler, Workload};
 
 /// The jobs and pods on the fleet's nodes now: under `--context all` each site's, asked through its own scheduler
 /// settings and controller, filed under the merged inventory's nodes, their tenants named `SITE/NAME` as its
@@ -39,7 +39,15 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
             }
         };
         if let Some(own) = site.site.map(|s| &s.inventory) {
-            for node in (0..own.nodes.len()).filter_map(|n| site.merged_id(n)) {
+            // Only nodes whose own scheduler answered: `checked` tells of every site, so a node whose site's
+            // scheduler failed would read as running nothing.
+            let answered = |n: &usize| {
+                scheduler_of(own.drain_backend(*n)).is_some_and(|s| workload.checked.contains(&s))
+            };
+            for node in (0..own.nodes.len())
+                .filter(answered)
+                .filter_map(|n| site.merged_id(n))
+            {
                 merged.unasked.remove(&node);
             }
         }
@@ -72,6 +80,15 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
         }
     }
     merged
+}
+
+/// The scheduler that says what runs on a node drained through `backend`, if any.
+fn scheduler_of(backend: &DrainBackend) -> Option<Scheduler> {
+    match backend {
+        DrainBackend::Slurm => Some(Scheduler::Slurm),
+        DrainBackend::Kubernetes => Some(Scheduler::Kubernetes),
+        DrainBackend::Command { .. } => None,
+    }
 }
 
 /// One site's jobs and pods, asked of its own schedulers.
@@ -141,4 +158,65 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::inventory::Inventory;
+
+    /// Under `--context all` a site whose own scheduler could not be asked (here: `kubectl` fails) keeps its nodes
+    /// unknown (`null`), even with another site's Slurm answering, never running nothing (`[]`).
+    #[test]
+    fn a_site_whose_scheduler_failed_keeps_its_nodes_unknown() {
+        // Stand-ins put ahead of the real PATH (other tests run meanwhile and still find theirs): east's Slurm
+        // answers, west's kubectl cannot reach its cluster.
+        let bin = tempfile::tempdir().unwrap();
+        let standin = |name: &str, script: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = bin.path().join(name);
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        standin(
+            "squeue",
+            "#!/bin/sh\nprintf '4242|alice|acme|batch|n1|cpu=128,node=1,gres/gpu=8|3-02:00:00|1:00:00|RUNNING|\\n'\n",
+        );
+        standin(
+            "kubectl",
+            "#!/bin/sh\necho 'The connection to the server was refused' >&2\nexit 1\n",
+        );
+        let path = std::env::var("PATH").unwrap_or_default();
+        std::env::set_var("PATH", format!("{}:{path}", bin.path().display()));
+        let site = |name: &str, backend: &str| {
+            let text = format!(
+                "[drain]\nbackend = \"{backend}\"\n[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-2]\"\n"
+            );
+            let inv = Inventory::parse(&format!("{name}.toml"), &text).unwrap();
+            (name.to_string(), Arc::new(inv))
+        };
+        let merged =
+            Inventory::merge(&[site("east", "slurm"), site("west", "kubernetes")]).unwrap();
+        let exec = crate::actions::exec::Executor::real(&merged).unwrap();
+        let workload = super::query(&merged, &exec);
+        let east_n1 = merged.find_node("east/n1").unwrap();
+        let west_n1 = merged.find_node("west/n1").unwrap();
+        assert_eq!(
+            workload.jobs(east_n1)[0].id,
+            "4242",
+            "{:?}",
+            workload.problems
+        );
+        assert!(workload.knows(east_n1));
+        assert!(
+            workload.problems.iter().any(|p| p.contains("west")),
+            "{:?}",
+            workload.problems
+        );
+        assert!(
+            !workload.knows(west_n1),
+            "west's pods were never listed, yet its node is said to run nothing"
+        );
+    }
 }
