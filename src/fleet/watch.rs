@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::telemetry::fabric::{IB_COUNTERS, NVLINK_COUNTERS};
 use crate::telemetry::health::Health;
 use crate::telemetry::rise::{ib_rise_health, nvlink_rise_health};
+use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::NodeSample;
 
 /// How long a rise stays in a node's reasons.
@@ -173,6 +174,11 @@ impl Watch {
         }
         for (i, gpu) in sample.gpus.iter().enumerate() {
             let Some(links) = &gpu.nvlink else { continue };
+            // No node has a GPU past the sample bound: a node naming new ones each sample must not grow the
+            // list (nor its linear lookups) for ever.
+            if gpu.index as usize >= MAX_GPUS_PER_SAMPLE {
+                continue;
+            }
             let w = in_place(
                 &mut self.gpus,
                 i,
@@ -495,6 +501,34 @@ mod tests {
         w.observe(&summed(3_043), t0 + Duration::from_secs(30));
         assert_eq!(
             w.reasons(t0 + Duration::from_secs(30), &none)[0].0,
+            Health::Crit
+        );
+    }
+
+    #[test]
+    fn nvlink_watch_keeps_no_gpu_past_the_sample_bound() {
+        let t0 = Instant::now();
+        let mut w = Watch::default();
+        for i in 0..100u32 {
+            let sample = NodeSample {
+                gpus: (0..64)
+                    .map(|g| GpuSample {
+                        index: 1000 + i * 64 + g,
+                        nvlink: Some(NvLinks::default()),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            w.observe(&sample, t0 + Duration::from_secs(u64::from(i)));
+        }
+        assert!(w.gpus.is_empty(), "{} GPUs watched", w.gpus.len());
+        // A GPU within the bound is still watched after such a flood.
+        w.observe(&gpu(&[2], None), t0 + Duration::from_secs(200));
+        w.observe(&gpu(&[2], Some(4)), t0 + Duration::from_secs(201));
+        assert_eq!(w.gpus.len(), 1);
+        assert_eq!(
+            w.reasons(t0 + Duration::from_secs(201), &none)[0].0,
             Health::Crit
         );
     }
