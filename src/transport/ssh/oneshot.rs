@@ -53,7 +53,7 @@ pub(crate) fn run_on(
         match channel.read(&mut buf) {
             Ok(0) => {
                 break match channel.wait_close() {
-                    Ok(()) => match channel.exit_signal().ok().and_then(|s| s.exit_signal) {
+                    Ok(()) => match exit_signal(&channel) {
                         Some(signal) => Ending::Signalled(signal),
                         None => Ending::Exited(channel.exit_status().unwrap_or(-1)),
                     },
@@ -81,4 +81,35 @@ pub(crate) fn run_on(
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
+}
+
+/// Most characters kept of a signal's name: real ones (`KILL`, `SEGV`, `XCPU`) are a few letters.
+const SIGNAL_NAME_KEEP: usize = 32;
+
+/// The signal that ended the remote command, as the node named it: escaped and bounded here, where it is read,
+/// since every message about a killed command quotes it.
+pub(super) fn exit_signal(channel: &ssh2::Channel) -> Option<String> {
+    let name = channel.exit_signal().ok()?.exit_signal?;
+    Some(shown_signal(&name))
+}
+
+fn shown_signal(name: &str) -> String {
+    crate::text::cut(name, SIGNAL_NAME_KEEP)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_signal_name_from_a_node_is_escaped_and_bounded() {
+        assert_eq!(super::shown_signal("KILL"), "KILL");
+        let hostile = format!("\u{1b}]0;pwned\u{7}{}", "X".repeat(10_000));
+        let shown = super::shown_signal(&hostile);
+        assert!(!shown.chars().any(crate::text::is_dangerous), "{shown:?}");
+        assert!(shown.starts_with("\\x1b]0;pwned"), "{shown:?}");
+        assert_eq!(
+            shown.chars().count(),
+            super::SIGNAL_NAME_KEEP + 1,
+            "{shown:?}"
+        );
+    }
 }

@@ -7,6 +7,7 @@ use ssh2::Session;
 
 use super::command::Shown;
 use super::connected::{fail, NodeFailure};
+use super::oneshot::exit_signal;
 use super::timeouts::Timeouts;
 use crate::transport::decode::StreamDecoder;
 use crate::transport::{FailureKind, NodeEvent, NodeSink};
@@ -183,7 +184,7 @@ pub fn run(
         .take(STDERR_KEEP as u64)
         .read_to_end(&mut stderr);
     let _ = channel.wait_close();
-    let signal = channel.exit_signal().ok().and_then(|s| s.exit_signal);
+    let signal = exit_signal(&channel);
     Ok(Ended::Exited(Exit {
         // The command is the session's process (`command::ending_with_session` execs it): killed by a signal,
         // sshd sends that signal and no status, which libssh2 reads as 0, and a killed command is no success.
