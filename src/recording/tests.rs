@@ -480,9 +480,10 @@ fn a_seek_s_trail_holds_no_more_gpus_than_a_sample_may() {
 }
 
 /// A recorded `Restarting` operation's `practice` is added to an `Instant` in fleet state: a file saying
-/// `"practice":{"secs":18446744073709551615,"nanos":0}` must not panic replay and report.
+/// `"practice":{"secs":18446744073709551615,"nanos":0}` is read back at the longest a frame may state (fleet
+/// state's own `checked_add` is `fleet::operations`' test `a_practice_restart_too_long_to_reach_…`).
 #[test]
-fn a_recorded_practice_reboot_of_any_length_does_not_panic_replay() {
+fn a_recorded_practice_reboot_of_any_length_is_read_back_bounded() {
     use crate::transport::{Msg, NodeEvent};
     use crate::workload::operations::{OperationEvent, Restart};
     let dir = tempfile::tempdir().unwrap();
@@ -501,14 +502,12 @@ fn a_recorded_practice_reboot_of_any_length_does_not_panic_replay() {
     writer.write(t0, &Msg { node: 0, at, event }).unwrap();
     writer.close().unwrap();
     let reader = crate::recording::Reader::open(dir.path()).unwrap();
-    let mut state = crate::fleet::FleetState::new(std::sync::Arc::new(inv));
     let mut practices = Vec::new();
     for m in reader.messages(0, u64::MAX) {
         let (_, msg) = m.unwrap();
-        if let NodeEvent::Operation(OperationEvent::Restarting { practice, .. }) = &msg.event {
-            practices.push(*practice);
+        if let NodeEvent::Operation(OperationEvent::Restarting { practice, .. }) = msg.event {
+            practices.push(practice);
         }
-        state.apply(msg);
     }
     assert_eq!(
         practices,
