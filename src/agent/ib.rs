@@ -5,7 +5,8 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::telemetry::fabric::{
-    parse_rate, IbCounters, IbPort, PortState, IB_COUNTERS, IB_HW_COUNTERS, MAX_HCAS, MAX_PORTS_PER_HCA,
+    parse_rate, IbCounters, IbPort, PortState, IB_COUNTERS, IB_HW_COUNTERS, MAX_HCAS,
+    MAX_PORTS_PER_HCA,
 };
 
 /// Longest sysfs value read: these files hold one short line.

@@ -32,8 +32,8 @@ impl PortState {
 fn number_of(text: &str) -> Option<u8> {
     let (number, _) = text.split_once(':')?;
     let number = number.trim();
-    let canonical = number.bytes().all(|b| b.is_ascii_digit())
-        && (number == "0" || !number.starts_with('0'));
+    let canonical =
+        number.bytes().all(|b| b.is_ascii_digit()) && (number == "0" || !number.starts_with('0'));
     canonical.then(|| number.parse().ok()).flatten()
 }
 
@@ -87,7 +87,15 @@ mod tests {
         assert_eq!(number("4: ACTIVE"), Some(4));
         assert_eq!(number(" 5 : LinkUp"), Some(5));
         assert_eq!(number("0: NOP"), Some(0));
-        for not_a_state in ["ACTIVE", "04: ACTIVE", "+4: ACTIVE", "4x: ACTIVE", ": ACTIVE", "999: X", ""] {
+        for not_a_state in [
+            "ACTIVE",
+            "04: ACTIVE",
+            "+4: ACTIVE",
+            "4x: ACTIVE",
+            ": ACTIVE",
+            "999: X",
+            "",
+        ] {
             assert_eq!(number(not_a_state), None, "{not_a_state:?}");
         }
     }

@@ -383,7 +383,10 @@ fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
         {
             make_inert(s, 32);
         }
-        for state in [p.state.as_mut(), p.phys_state.as_mut()].into_iter().flatten() {
+        for state in [p.state.as_mut(), p.phys_state.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             state.rewrite(|text| make_inert(text, 32));
         }
         p.rate_gbps = p
