@@ -5,7 +5,8 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::telemetry::fabric::{
-    parse_rate, IbCounters, IbPort, IB_COUNTERS, IB_HW_COUNTERS, MAX_HCAS, MAX_PORTS_PER_HCA,
+    parse_rate, IbCounters, IbPort, PortState, IB_COUNTERS, IB_HW_COUNTERS, MAX_HCAS,
+    MAX_PORTS_PER_HCA,
 };
 
 /// Longest sysfs value read: these files hold one short line.
@@ -51,8 +52,8 @@ pub(crate) fn ports(root: &Path) -> Option<Vec<IbPort>> {
                 port: number,
                 hca_type: hca_type.clone(),
                 link_layer: value(&p.join("link_layer")),
-                state: value(&p.join("state")),
-                phys_state: value(&p.join("phys_state")),
+                state: value(&p.join("state")).map(PortState::from),
+                phys_state: value(&p.join("phys_state")).map(PortState::from),
                 rate_gbps: value(&p.join("rate")).as_deref().and_then(parse_rate),
                 counters,
                 fw_ver: fw_ver.clone(),

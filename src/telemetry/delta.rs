@@ -143,8 +143,8 @@ delta! {
     IbDelta of IbPort {
         keys { at: u32, }
         values {
-            state: Option<String>,
-            phys_state: Option<String>,
+            state: Option<super::fabric::PortState>,
+            phys_state: Option<super::fabric::PortState>,
             rate_gbps: Option<f64>,
             counters: super::fabric::IbCounters,
             rose: Option<super::fabric::IbRise>,

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::port_state::PortState;
+
 /// The error counters read per port, each a count since the HCA's driver loaded: the IBTA PortCounters the
 /// kernel mirrors in `counters/<name>` (Documentation/ABI/stable/sysfs-class-infiniband), then the HCA's own
 /// `hw_counters/<name>` ([`IB_HW_COUNTERS`]).
@@ -234,9 +236,9 @@ pub struct IbPort {
     /// `InfiniBand` or `Ethernet` (RoCE).
     pub link_layer: Option<String>,
     /// The logical state as sysfs writes it: `4: ACTIVE`.
-    pub state: Option<String>,
+    pub state: Option<PortState>,
     /// The physical state: `5: LinkUp`.
-    pub phys_state: Option<String>,
+    pub phys_state: Option<PortState>,
     /// `400 Gb/sec (4X NDR)` as Gb/s.
     pub rate_gbps: Option<f64>,
     /// [`IB_COUNTERS`] the port reports (a counter the HCA does not keep, `N/A (no PMA)`, is absent).
@@ -320,7 +322,8 @@ impl IbPort {
 
     /// ACTIVE and LinkUp: the port carries traffic.
     pub(crate) fn is_up(&self) -> bool {
-        numbered(self.state.as_deref(), ACTIVE) && numbered(self.phys_state.as_deref(), LINK_UP)
+        let number = |state: &Option<PortState>| state.as_ref().and_then(PortState::number);
+        number(&self.state) == Some(ACTIVE) && number(&self.phys_state) == Some(LINK_UP)
     }
 
     pub(crate) fn is_infiniband(&self) -> bool {
@@ -329,14 +332,8 @@ impl IbPort {
 }
 
 /// The IB spec's logical port state ACTIVE and physical state LinkUp, as sysfs numbers them.
-const ACTIVE: &str = "4";
-const LINK_UP: &str = "5";
-
-/// Whether `4: ACTIVE` carries the number `n` (compared as text: every port is judged on every refresh).
-fn numbered(text: Option<&str>, n: &str) -> bool {
-    text.and_then(|t| t.split_once(':'))
-        .is_some_and(|(number, _)| number.trim() == n)
-}
+const ACTIVE: u8 = 4;
+const LINK_UP: u8 = 5;
 
 /// `400 Gb/sec (4X NDR)` → 400.0; `2.5 Gb/sec (1X SDR)` → 2.5.
 pub(crate) fn parse_rate(text: &str) -> Option<f64> {

@@ -13,6 +13,7 @@ pub mod kernel_log;
 pub(crate) mod kernel_record;
 pub(crate) mod metric_names;
 pub(crate) mod past;
+pub mod port_state;
 pub mod process;
 pub(crate) mod recovery;
 pub(crate) mod rise;

@@ -376,14 +376,18 @@ fn sanitize_ports(ports: &mut Vec<IbPort>, warnings: &mut Vec<String>) {
         for s in [
             p.hca_type.as_mut(),
             p.link_layer.as_mut(),
-            p.state.as_mut(),
-            p.phys_state.as_mut(),
             p.fw_ver.as_mut(),
         ]
         .into_iter()
         .flatten()
         {
             make_inert(s, 32);
+        }
+        for state in [p.state.as_mut(), p.phys_state.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            state.rewrite(|text| make_inert(text, 32));
         }
         p.rate_gbps = p
             .rate_gbps
