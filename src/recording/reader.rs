@@ -131,6 +131,8 @@ impl Reader {
 pub enum Recorded {
     Msg(Msg),
     Workload(Box<Workload>),
+    /// The recorder was running at this time (an empty block it wrote while the fleet was silent).
+    Alive,
 }
 
 /// The iterator behind [`Reader::messages`]; [`Messages::next_recorded`] hands out the workloads too.
@@ -212,6 +214,9 @@ impl<'a> Messages<'a> {
             }
             if let Some(blocks) = self.blocks.as_mut() {
                 if let Some(block) = blocks.next_block()? {
+                    if let Some(t) = block.beat() {
+                        self.heard(t).map_err(|e| format!("{}: {e}", block.place))?;
+                    }
                     self.block = Some(block);
                     self.answers = 0;
                     continue;
@@ -224,6 +229,18 @@ impl<'a> Messages<'a> {
             self.next_segment += 1;
             self.blocks = Some(self.reader.blocks(start)?);
         }
+    }
+
+    /// A heartbeat at `t`: handed out within the window (the state as of `from` first, as a frame would).
+    fn heard(&mut self, t: u64) -> Result<(), String> {
+        if t < self.from || t > self.to {
+            return Ok(());
+        }
+        if !self.started {
+            self.start()?;
+        }
+        self.out.push_back((t, Recorded::Alive));
+        Ok(())
     }
 
     /// Hands out the state as of `from`: each node's kept events, in time order.
@@ -371,7 +388,7 @@ impl Iterator for Messages<'_> {
         loop {
             match self.next_recorded()? {
                 Ok((t, Recorded::Msg(m))) => return Some(Ok((t, m))),
-                Ok((_, Recorded::Workload(_))) => {}
+                Ok((_, Recorded::Workload(_) | Recorded::Alive)) => {}
                 Err(e) => return Some(Err(e)),
             }
         }

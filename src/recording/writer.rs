@@ -243,6 +243,16 @@ impl Writer {
         Ok(())
     }
 
+    /// The recorder's once-a-second flush at `wall_ms`: the buffered frames as one block, or an empty block when
+    /// there are none, so a reader tells a silent fleet (the recorder still writing) from a stopped recorder.
+    pub fn beat(&mut self, wall_ms: u64) -> Result<(), String> {
+        if self.segment.is_some() {
+            let (first, last) = self.times.unwrap_or((wall_ms, wall_ms));
+            self.times = Some((first.min(wall_ms), last.max(wall_ms)));
+        }
+        self.flush()
+    }
+
     /// Flushes and syncs the current segment, as at the end of a recording.
     pub fn close(&mut self) -> Result<(), String> {
         self.flush()?;
@@ -322,3 +332,7 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "bound_tests.rs"]
+mod bound_tests;
