@@ -132,7 +132,11 @@ fn a_silent_fleet_while_the_recorder_beats_is_not_unrecorded() {
         ledger.feed(T0 + s * 1000, msg(1, idle.clone()));
     }
     let hours = ledger.finish(T0 + 30 * MIN - 1000);
-    assert_eq!(hours.gaps, vec![], "the outage was booked as the recorder's");
+    assert_eq!(
+        hours.gaps,
+        vec![],
+        "the outage was booked as the recorder's"
+    );
     for gpu in hours.gpus.iter().flatten() {
         let unrecorded: u64 = lost(gpu)
             .iter()

@@ -6,7 +6,8 @@ use crate::recording::{Messages, Reader, Recorded, Writer};
 use crate::telemetry::{GpuSample, NodeSample};
 use crate::transport::{Msg, NodeEvent};
 
-const INVENTORY: &str = "[defaults]\ninterval_ms = 1000\ngpus_per_node = 8\n[[cabinet]]\nname = \"c01\"\n\
+const INVENTORY: &str =
+    "[defaults]\ninterval_ms = 1000\ngpus_per_node = 8\n[[cabinet]]\nname = \"c01\"\n\
 nodes = \"c01n[1-4]\"\n";
 const T0: u64 = 1_795_489_200_000;
 
@@ -60,4 +61,80 @@ fn the_recorder_s_beats_while_the_fleet_is_silent_read_back_in_order() {
     assert_eq!(seen, want);
     // The messages-only iterator skips them.
     assert_eq!(reader.messages(T0, u64::MAX).count(), 2);
+}
+
+/// A compact stream patches one GPU at a time, each delta line small and each sample one that sanitizing leaves
+/// alone; the patched sample grows past the reader's whole-sample text cap (`MAX_NODE`). The writer counts the
+/// text as its reader does and drops those samples (the node's next goes whole), so the recording reads back to
+/// its end instead of stopping the fleet's replay at that node.
+#[test]
+fn what_the_recorder_writes_of_a_patched_sample_reads_back() {
+    use crate::telemetry::process::{GpuProcess, ProcessKind};
+    use crate::telemetry::{GpuError, GpuErrorKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = writer(dir.path());
+    let mut sample = NodeSample {
+        t: T0,
+        gpus: (0..64)
+            .map(|g| GpuSample {
+                index: g,
+                util_pct: Some(1),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let at = std::time::Instant::now();
+    for g in 0..=64usize {
+        if g > 0 {
+            let gpu = &mut sample.gpus[g - 1];
+            gpu.processes = Some(
+                (0..64)
+                    .map(|pid| GpuProcess {
+                        pid,
+                        kind: ProcessKind::Compute,
+                        used_mib: Some(1),
+                        uid: Some(1000),
+                        user: Some("u".repeat(128)),
+                        name: Some("n".repeat(128)),
+                        slurm_job: None,
+                        pod_uid: None,
+                    })
+                    .collect(),
+            );
+            gpu.errors = (0..64)
+                .map(|_| GpuError {
+                    kind: GpuErrorKind::Unknown,
+                    query: "q".repeat(128),
+                    detail: "d".repeat(200),
+                })
+                .collect();
+        }
+        let mut sanitized = sample.clone();
+        sanitized.sanitize(64);
+        assert_eq!(sanitized, sample, "a sample sanitizing leaves alone");
+        let event = NodeEvent::Sample(sample.clone());
+        writer
+            .write(T0 + g as u64 * 1000, &Msg { node: 0, at, event })
+            .unwrap();
+        writer.flush().unwrap();
+    }
+    writer.close().unwrap();
+    assert!(writer.dropped > 0, "no sample was past the cap");
+    let reader = Reader::open(dir.path()).unwrap();
+    let mut samples = 0;
+    for m in reader.messages(0, u64::MAX) {
+        match m {
+            Ok((
+                _,
+                Msg {
+                    event: NodeEvent::Sample(_),
+                    ..
+                },
+            )) => samples += 1,
+            Ok(_) => {}
+            Err(e) => panic!("the recorder's own recording is refused: {e}"),
+        }
+    }
+    assert_eq!(samples as u64, 65 - writer.dropped);
 }
