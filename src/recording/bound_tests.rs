@@ -138,3 +138,103 @@ fn what_the_recorder_writes_of_a_patched_sample_reads_back() {
     }
     assert_eq!(samples as u64, 65 - writer.dropped);
 }
+
+/// An event longer than a live line may be is not recorded (counted in `dropped`): the reader would refuse it,
+/// and no node's event came in a longer line.
+#[test]
+fn an_event_longer_than_a_live_line_is_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = writer(dir.path());
+    let at = std::time::Instant::now();
+    w.write(T0, &sample_msg(T0)).unwrap();
+    let long = NodeEvent::BadLine("x".repeat(crate::telemetry::wire::MAX_LINE_BYTES));
+    w.write(
+        T0 + 1,
+        &Msg {
+            node: 0,
+            at,
+            event: long,
+        },
+    )
+    .unwrap();
+    let short = NodeEvent::BadLine("y".repeat(100));
+    w.write(
+        T0 + 2,
+        &Msg {
+            node: 0,
+            at,
+            event: short,
+        },
+    )
+    .unwrap();
+    w.close().unwrap();
+    assert_eq!(w.dropped, 1);
+    let reader = Reader::open(dir.path()).unwrap();
+    let read: Vec<_> = reader.messages(T0, u64::MAX).map(Result::unwrap).collect();
+    assert_eq!(read.len(), 2);
+    assert!(matches!(&read[1].1.event, NodeEvent::BadLine(b) if b.len() == 100));
+}
+
+/// A hand-made file's event past a live line's length is refused where it is read, naming the file, before
+/// the reader holds it; one within it is bounded and made inert before the reader keeps it in its slot (so
+/// the state restated at a later seek is the bounded one).
+#[test]
+fn an_event_frame_is_bounded_and_inert_as_it_is_read() {
+    use crate::recording::block::{encode, SEGMENT_MAGIC};
+    use crate::recording::codec::{Lane, Lanes};
+    let event_frame = |lanes: &mut Lanes, t: u64, json: &[u8]| {
+        lanes.uint(Lane::Head, 2);
+        lanes.int(Lane::Head, t as i64);
+        lanes.int(Lane::Head, -1);
+        lanes.bytes(json);
+    };
+    let hostile = |json: &[u8]| {
+        let dir = tempfile::tempdir().unwrap();
+        writer(dir.path());
+        let mut lanes = Lanes::default();
+        event_frame(&mut lanes, T0, json);
+        let mut file = SEGMENT_MAGIC.to_vec();
+        file.extend(encode(&lanes, T0, T0).unwrap());
+        let path = crate::recording::layout::segment_path(dir.path(), T0);
+        std::fs::write(&path, &file).unwrap();
+        (dir, path)
+    };
+    let long = format!(
+        "{{\"bad_line\":\"{}\"}}",
+        "x".repeat(crate::telemetry::wire::MAX_LINE_BYTES)
+    );
+    let (dir, path) = hostile(long.as_bytes());
+    let reader = Reader::open(dir.path()).unwrap();
+    let err = reader
+        .messages(0, u64::MAX)
+        .find_map(Result::err)
+        .expect("an event past a live line's length was read");
+    assert!(err.contains("an event's length"), "{err}");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    // Control bytes and a detail far past what a transport keeps, read at a seek after the frame: restated
+    // from the reader's slot, bounded and inert.
+    let failed = format!(
+        "{{\"failed\":{{\"kind\":\"NoData\",\"detail\":\"\\u001b[2J{}\"}}}}",
+        "d".repeat(100_000)
+    );
+    let (dir, _) = hostile(failed.as_bytes());
+    let reader = Reader::open(dir.path()).unwrap();
+    let read: Vec<_> = reader
+        .messages(T0 + 1, u64::MAX)
+        .map(Result::unwrap)
+        .collect();
+    match &read[..] {
+        [(
+            _,
+            Msg {
+                event: NodeEvent::Failed { detail, .. },
+                ..
+            },
+        )] => {
+            // 256 characters and the mark of the cut.
+            assert!(detail.chars().count() <= 257, "{} characters", detail.len());
+            assert!(!detail.contains('\u{1b}'), "{detail:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

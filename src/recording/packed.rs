@@ -13,8 +13,9 @@ use crate::telemetry::{GpuSample, NodeSample};
 
 /// Largest text or JSON value one field holds.
 pub(super) const MAX_FIELD: usize = 256 << 10;
-/// Largest sum of a node's texts and JSON values: a whole sample's cap.
-pub(super) const MAX_NODE: usize = super::codec::MAX_FRAME;
+/// Largest sum of a node's texts and JSON values: a whole sample's cap, what a live line may hold (the writer
+/// keeps to it too, see [`Held`]).
+pub(super) const MAX_NODE: usize = crate::telemetry::wire::MAX_LINE_BYTES;
 
 /// One field's value as bytes, given the value it replaces.
 trait Packed: Sized + PartialEq {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
-use super::frame::{inert_jobs, inert_problems, Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
+use super::frame::{Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
 use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::Node;
@@ -324,7 +324,7 @@ impl<'a> Messages<'a> {
     /// Handles a frame whose sample, if any, is already its node's.
     fn take(&mut self, f: Frame) -> Result<(), String> {
         match &f.e {
-            Event::Jobs(jobs) => self.jobs[f.n] = inert_jobs(jobs.clone()),
+            Event::Jobs(jobs) => self.jobs[f.n].clone_from(jobs),
             Event::Workload { problems, checked } => {
                 self.answers += 1;
                 if self.answers > MAX_ANSWERS_PER_BLOCK {
@@ -332,7 +332,7 @@ impl<'a> Messages<'a> {
                         "more than {MAX_ANSWERS_PER_BLOCK} scheduler answers in one block"
                     ));
                 }
-                self.answer = Some((f.t, inert_problems(problems.clone()), checked.clone()));
+                self.answer = Some((f.t, problems.clone(), checked.clone()));
             }
             _ => {}
         }
