@@ -195,6 +195,7 @@ impl Ledger {
                 self.tracks[id].since_ms = t;
                 self.judge(id, t);
             }
+            self.last_ms = t;
         } else {
             self.heard_recorder(t);
         }

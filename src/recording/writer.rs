@@ -254,9 +254,8 @@ impl Writer {
     /// The recorder's once-a-second flush at `wall_ms`: the buffered frames as one block, or an empty block when
     /// there are none, so a reader tells a silent fleet (the recorder still writing) from a stopped recorder.
     pub fn beat(&mut self, wall_ms: u64) -> Result<(), String> {
-        if self.segment.is_some() {
-            let (first, last) = self.times.unwrap_or((wall_ms, wall_ms));
-            self.times = Some((first.min(wall_ms), last.max(wall_ms)));
+        if self.segment.is_some() && self.times.is_none() {
+            self.times = Some((wall_ms, wall_ms));
         }
         self.flush()
     }
