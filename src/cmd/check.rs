@@ -14,6 +14,9 @@ pub fn run(g: &Global) -> i32 {
         Ok((inv, config)) => {
             crate::text::print(&summary(&inv));
             crate::text::print(&contexts(&config.contexts, super::load::chosen_context(g)));
+            for warning in super::load::shared_audit_logs(&config.contexts) {
+                crate::text::warn(&warning);
+            }
             0
         }
         Err(e) => {

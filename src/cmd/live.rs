@@ -84,6 +84,12 @@ fn setup(g: &Global, interactive: bool) -> Result<Setup, String> {
             return Ok((inv, transport, None));
         }
         let config = Config::load()?;
+        // Said before the terminal is taken, where the operator reads it.
+        if super::load::chosen_context(g).is_some() {
+            for warning in super::load::shared_audit_logs(&config.contexts) {
+                crate::text::warn(&warning);
+            }
+        }
         let theme = theme::choose(g.theme.as_deref(), config.theme.as_deref())?;
         let keymap = Keymap::default().with_overrides(&config.key_overrides())?;
         Ok((inv, transport, Some((theme, keymap, config.read_only))))

@@ -87,6 +87,34 @@ fn every_context() -> Result<Vec<(String, Inventory)>, String> {
         .collect()
 }
 
+/// A warning for each audit log that several `[[context]]`s resolve to (no `[actions] audit_log` of their own
+/// means the default one): their records carry bare node names, so in a single-site session one site's resets
+/// and acks would count as another's. Contexts whose inventory does not load are left to the load's own error.
+pub(crate) fn shared_audit_logs(contexts: &[crate::config::Context]) -> Vec<String> {
+    let mut logs: Vec<(std::path::PathBuf, Vec<&str>)> = Vec::new();
+    for c in contexts {
+        let Ok(inv) = Inventory::load(&c.inventory) else {
+            continue;
+        };
+        let path = crate::actions::run::audit_path(&inv);
+        match logs.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, names)) => names.push(&c.name),
+            None => logs.push((path, vec![&c.name])),
+        }
+    }
+    logs.into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(path, names)| {
+            format!(
+                "contexts {} share the audit log {}: a site's resets and acks would count for another's nodes \
+                 of the same name; give each site its own [actions] audit_log",
+                crate::text::escape(&names.join(", ")),
+                crate::text::escape(&path.display().to_string())
+            )
+        })
+        .collect()
+}
+
 /// The inventory of the context `name`, with the context's source in place of the inventory's own.
 fn context_inventory(config: &Config, name: &str) -> Result<Inventory, String> {
     let context = config.context(name)?;

@@ -184,7 +184,7 @@ async fn follow(
             Some(workload) = jobs_rx.recv() => {
                 writer.write_workload(crate::telemetry::unix_ms(), &workload)?;
             }
-            _ = flush.tick() => writer.flush()?,
+            _ = flush.tick() => writer.beat(crate::telemetry::unix_ms())?,
             _ = memory.tick(), if !inv.simulated => {
                 let views = state.node_views(Instant::now(), crate::fleet::view::Pending::Connecting);
                 let seen = crate::fleet::memory::sightings(&views);

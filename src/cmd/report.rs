@@ -8,6 +8,7 @@ use crate::cli::{Global, ReportArgs, ReportBy, ReportFormat};
 use crate::ledger::render::{By, Report};
 use crate::ledger::repairs::{self, Overlay, Repair};
 use crate::ledger::{Hours, Ledger};
+use crate::recording::Recorded;
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::store::{kind, Store};
 
@@ -128,9 +129,13 @@ fn recorded(
     else {
         return Ok(ledger.finish(window.0));
     };
-    for m in reader.messages(window.0, window.1) {
-        let (t, msg) = m?;
-        ledger.feed(t, msg);
+    let mut recorded = crate::recording::Messages::open(&reader, window.0, window.1);
+    while let Some(item) = recorded.next_recorded() {
+        match item? {
+            (t, Recorded::Msg(msg)) => ledger.feed(t, msg),
+            (t, Recorded::Alive) => ledger.recorder_alive(t),
+            (_, Recorded::Workload(_)) => {}
+        }
     }
     Ok(ledger.finish(last))
 }

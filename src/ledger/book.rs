@@ -195,14 +195,30 @@ impl Ledger {
                 self.tracks[id].since_ms = t;
                 self.judge(id, t);
             }
-        } else if t - self.last_ms > self.longest_silence() {
-            self.not_recorded(self.last_ms, t);
+            self.last_ms = t;
+        } else {
+            self.heard_recorder(t);
         }
-        self.last_ms = t;
         self.note_word(node, &msg.event);
         self.advance(node, t);
         self.state.apply(msg);
         self.judge(node, t);
+    }
+
+    /// The recorder's heartbeat at `wall_ms` (an empty block it wrote while the fleet was silent): the recorder
+    /// ran then, so a silence it breaks is the nodes', however long (a Prometheus outage says `NoData` once).
+    pub fn recorder_alive(&mut self, wall_ms: u64) {
+        if self.started.is_some() {
+            self.heard_recorder(wall_ms.clamp(self.last_ms, self.window.1));
+        }
+    }
+
+    /// The recorder was heard at `t`: a silence before it longer than a followed fleet keeps is unrecorded.
+    fn heard_recorder(&mut self, t: u64) {
+        if t - self.last_ms > self.longest_silence() {
+            self.not_recorded(self.last_ms, t);
+        }
+        self.last_ms = t;
     }
 
     /// Books every node up to `end_ms` (the recording's last frame; the window's end at most) and returns

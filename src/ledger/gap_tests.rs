@@ -99,3 +99,69 @@ fn a_fleet_quiet_for_less_than_a_followed_one_can_be_is_unreachable() {
         );
     }
 }
+
+/// The Prometheus transport says `NoData` once per node and then nothing until its series come back: a fleet-wide
+/// outage seen through Prometheus (every exporter gone for ten minutes while the recorder ran) is a fleet-wide
+/// silence after failures. The recorder's heartbeats (its empty blocks, once a second) say it ran: the outage is
+/// the nodes', not unrecorded.
+#[test]
+fn a_silent_fleet_while_the_recorder_beats_is_not_unrecorded() {
+    let mut ledger = Ledger::new(inventory(), (T0, T0 + 30 * MIN), Overlay::default());
+    let (hello1, busy) = node_events(BUSY, false);
+    let (hello2, idle) = node_events(IDLE, false);
+    ledger.feed(T0, msg(0, hello1.clone()));
+    ledger.feed(T0, msg(1, hello2.clone()));
+    for s in 0..600 {
+        ledger.feed(T0 + s * 1000, msg(0, busy.clone()));
+        ledger.feed(T0 + s * 1000, msg(1, idle.clone()));
+    }
+    for node in [0, 1] {
+        let no_data = NodeEvent::Failed {
+            kind: FailureKind::NoData,
+            detail: "no series in Prometheus for this node".into(),
+        };
+        ledger.feed(T0 + 600_000, msg(node, no_data));
+    }
+    for s in 601..1200 {
+        ledger.recorder_alive(T0 + s * 1000);
+    }
+    ledger.feed(T0 + 1200 * 1000, msg(0, hello1));
+    ledger.feed(T0 + 1200 * 1000, msg(1, hello2));
+    for s in 1200..1800 {
+        ledger.feed(T0 + s * 1000, msg(0, busy.clone()));
+        ledger.feed(T0 + s * 1000, msg(1, idle.clone()));
+    }
+    let hours = ledger.finish(T0 + 30 * MIN - 1000);
+    assert_eq!(
+        hours.gaps,
+        vec![],
+        "the outage was booked as the recorder's"
+    );
+    for gpu in hours.gpus.iter().flatten() {
+        let unrecorded: u64 = lost(gpu)
+            .iter()
+            .filter(|(cause, ..)| *cause == Cause::Unrecorded)
+            .map(|(.., ms)| ms)
+            .sum();
+        // The second after the last frame only (outside the recorded part).
+        assert_eq!(unrecorded, 1000);
+    }
+}
+
+/// Heartbeats that stop are a stopped recorder again: the silence from the last beat to the next frame is a gap.
+#[test]
+fn a_recorder_whose_heartbeats_stop_is_unrecorded() {
+    let mut ledger = Ledger::new(inventory(), (T0, T0 + 30 * MIN), Overlay::default());
+    both_streaming(&mut ledger, 600, |_| false);
+    for s in 600..700 {
+        ledger.recorder_alive(T0 + s * 1000);
+    }
+    let (_, busy) = node_events(BUSY, false);
+    let (_, idle) = node_events(IDLE, false);
+    for s in 1200..1800 {
+        ledger.feed(T0 + s * 1000, msg(0, busy.clone()));
+        ledger.feed(T0 + s * 1000, msg(1, idle.clone()));
+    }
+    let hours = ledger.finish(T0 + 30 * MIN - 1000);
+    assert_eq!(hours.gaps, vec![(T0 + 699 * 1000, T0 + 20 * MIN)]);
+}

@@ -289,6 +289,11 @@ impl Block {
         Ok(Some(head))
     }
 
+    /// The time of a block holding no frame: the recorder's heartbeat, written while the fleet was silent.
+    pub fn beat(&self) -> Option<u64> {
+        (self.frames == 0 && self.lanes.iter().all(Range::is_empty)).then_some(self.header.last_t)
+    }
+
     /// The frame `head` begins, its sample (if it carries one) read into `nodes`.
     pub fn body(&mut self, head: Head, nodes: &mut [Node]) -> Result<Frame, String> {
         self.read(|c, _| frame::read_body(c, head, nodes))

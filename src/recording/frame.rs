@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{Cursor, Lane, Lanes};
 use super::packed::{self, Node};
 use crate::telemetry::sanitize::make_inert;
-use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE};
+use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE, MAX_LINE_BYTES};
 use crate::telemetry::{NodeSample, Source};
 use crate::transport::{FailureKind, GpuPast, NodeEvent};
 use crate::workload::operations::OperationEvent;
@@ -23,6 +23,14 @@ const MAX_PRACTICE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Scheduler answers one block holds at most (the writer starts a new block first): each hands out every
 /// node's jobs, so a file of nothing but answers must not cost that a million times.
 pub(super) const MAX_ANSWERS_PER_BLOCK: usize = 8;
+/// Largest event JSON a frame holds: what a live line may (no node's event came in a longer one). The writer
+/// drops a longer one, and the reader refuses it.
+const MAX_EVENT: usize = MAX_LINE_BYTES;
+/// Schedulers one answer names at most (there are two kinds).
+const MAX_SCHEDULERS: usize = 8;
+/// Points kept per GPU from a recorded history: ten minutes at the fastest interval the inventory accepts is
+/// far less.
+const MAX_HISTORY_POINTS: usize = 4096;
 
 /// A frame's kind, the low bits of its first byte.
 const WHOLE: u64 = 0;
@@ -98,11 +106,12 @@ impl Event {
         })
     }
 
-    /// The node event again, checked and made inert as the transports do with a node's line. A sample comes
-    /// from the caller, which rebuilt it from the frames.
-    pub(crate) fn into_node_event(self, sample: Option<&NodeSample>) -> Result<NodeEvent, String> {
-        Ok(match self {
-            Event::Connecting => NodeEvent::Connecting,
+    /// The event bounded and made inert as the transports and schedulers do with what a node or a controller
+    /// says: done as a frame is read, before the reader keeps it, so a file cannot make it hold more.
+    fn inert(self) -> Event {
+        match self {
+            Event::Connecting => Event::Connecting,
+            Event::Sample => Event::Sample,
             Event::Streaming {
                 source,
                 mut detail,
@@ -112,12 +121,59 @@ impl Event {
                 if let Some(h) = hello.as_mut() {
                     h.sanitize();
                 }
-                NodeEvent::Streaming {
+                Event::Streaming {
                     source,
                     detail,
                     hello,
                 }
             }
+            Event::History(mut gpus) => {
+                gpus.truncate(MAX_GPUS_PER_SAMPLE);
+                gpus.shrink_to_fit();
+                for (_, points) in &mut gpus {
+                    points.truncate(MAX_HISTORY_POINTS);
+                    points.shrink_to_fit();
+                }
+                Event::History(gpus)
+            }
+            Event::BadLine(mut why) => {
+                make_inert(&mut why, MAX_TEXT);
+                Event::BadLine(why)
+            }
+            Event::Operation(op) => Event::Operation(inert_operation(op)),
+            Event::Failed { kind, mut detail } => {
+                make_inert(&mut detail, MAX_TEXT);
+                Event::Failed { kind, detail }
+            }
+            Event::Jobs(jobs) => Event::Jobs(inert_jobs(jobs)),
+            Event::Workload {
+                problems,
+                mut checked,
+            } => {
+                checked.truncate(MAX_SCHEDULERS);
+                checked.shrink_to_fit();
+                Event::Workload {
+                    problems: inert_problems(problems),
+                    checked,
+                }
+            }
+        }
+    }
+
+    /// The node event again (already made inert as it was read); a sample comes from the caller, which
+    /// rebuilt it from the frames, and is checked as a node's own.
+    pub(crate) fn into_node_event(self, sample: Option<&NodeSample>) -> Result<NodeEvent, String> {
+        Ok(match self {
+            Event::Connecting => NodeEvent::Connecting,
+            Event::Streaming {
+                source,
+                detail,
+                hello,
+            } => NodeEvent::Streaming {
+                source,
+                detail,
+                hello,
+            },
             Event::Sample => {
                 let mut s = sample
                     .ok_or("a sample's changes before any whole sample of its node")?
@@ -125,23 +181,10 @@ impl Event {
                 s.sanitize(MAX_GPUS_PER_SAMPLE);
                 NodeEvent::Sample(s)
             }
-            Event::History(mut gpus) => {
-                gpus.truncate(MAX_GPUS_PER_SAMPLE);
-                for (_, points) in &mut gpus {
-                    // Ten minutes at the fastest interval the inventory accepts is far less.
-                    points.truncate(4096);
-                }
-                NodeEvent::History(gpus)
-            }
-            Event::BadLine(mut why) => {
-                make_inert(&mut why, MAX_TEXT);
-                NodeEvent::BadLine(why)
-            }
-            Event::Operation(op) => NodeEvent::Operation(inert_operation(op)),
-            Event::Failed { kind, mut detail } => {
-                make_inert(&mut detail, MAX_TEXT);
-                NodeEvent::Failed { kind, detail }
-            }
+            Event::History(gpus) => NodeEvent::History(gpus),
+            Event::BadLine(why) => NodeEvent::BadLine(why),
+            Event::Operation(op) => NodeEvent::Operation(op),
+            Event::Failed { kind, detail } => NodeEvent::Failed { kind, detail },
             Event::Jobs(_) | Event::Workload { .. } => {
                 return Err("a scheduler frame where a node event was expected".into())
             }
@@ -150,8 +193,9 @@ impl Event {
 }
 
 /// A node's jobs from a frame, bounded and made inert as the schedulers' own answers are.
-pub(super) fn inert_jobs(mut jobs: Vec<Job>) -> Vec<Job> {
+fn inert_jobs(mut jobs: Vec<Job>) -> Vec<Job> {
     jobs.truncate(MAX_JOBS_PER_NODE);
+    jobs.shrink_to_fit();
     for job in &mut jobs {
         make_inert(&mut job.id, MAX_JOB_ID);
         make_inert(&mut job.state, MAX_TEXT);
@@ -170,8 +214,9 @@ pub(super) fn inert_jobs(mut jobs: Vec<Job>) -> Vec<Job> {
 }
 
 /// A scheduler answer's problems from a frame, bounded and made inert.
-pub(super) fn inert_problems(mut problems: Vec<String>) -> Vec<String> {
+fn inert_problems(mut problems: Vec<String>) -> Vec<String> {
     problems.truncate(MAX_JOBS_PER_NODE);
+    problems.shrink_to_fit();
     for p in &mut problems {
         make_inert(p, MAX_TEXT);
     }
@@ -333,6 +378,12 @@ pub(super) fn write(
         Some((base, new)) if kind != EVENT => packed::put(base, new, out),
         _ => {
             let json = serde_json::to_vec(&frame.e).map_err(|e| format!("encode a frame: {e}"))?;
+            if json.len() > MAX_EVENT {
+                return Err(format!(
+                    "an event of {} bytes, past the {MAX_EVENT} byte cap",
+                    json.len()
+                ));
+            }
             out.bytes(&json);
             Ok(())
         }
@@ -376,10 +427,10 @@ pub(super) fn read_body(c: &mut Cursor, head: Head, nodes: &mut [Node]) -> Resul
         WHOLE => packed::get_whole(node, c).map(|()| Event::Sample),
         CHANGES => packed::get_delta(node, c).map(|()| Event::Sample),
         EVENT => {
-            let json = c.bytes(super::codec::MAX_FRAME, "an event's length")?;
-            match serde_json::from_slice(json) {
+            let json = c.bytes(MAX_EVENT, "an event's length")?;
+            match serde_json::from_slice::<Event>(json) {
                 Ok(Event::Sample) => Err("an event frame holding no event".into()),
-                Ok(e) => Ok(e),
+                Ok(e) => Ok(e.inert()),
                 Err(e) => Err(format!("an event: {e}")),
             }
         }

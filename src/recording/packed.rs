@@ -13,14 +13,19 @@ use crate::telemetry::{GpuSample, NodeSample};
 
 /// Largest text or JSON value one field holds.
 pub(super) const MAX_FIELD: usize = 256 << 10;
-/// Largest sum of a node's texts and JSON values: a whole sample's cap.
-pub(super) const MAX_NODE: usize = super::codec::MAX_FRAME;
+/// Largest sum of a node's texts and JSON values: a whole sample's cap, what a live line may hold (the writer
+/// keeps to it too, see [`Held`]).
+pub(super) const MAX_NODE: usize = crate::telemetry::wire::MAX_LINE_BYTES;
 
 /// One field's value as bytes, given the value it replaces.
 trait Packed: Sized + PartialEq {
     fn pack(&self, prev: &Self, out: &mut Lanes) -> Result<(), String>;
     /// The value and how many text bytes it holds.
     fn unpack(prev: &Self, c: &mut Cursor) -> Result<(Self, usize), String>;
+    /// How many text bytes the value holds once written, as `unpack` counts them.
+    fn text_bytes(&self) -> Result<usize, String> {
+        Ok(0)
+    }
 }
 
 macro_rules! packed_int {
@@ -116,6 +121,9 @@ impl Packed for Option<String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("a text field: {e}"))?;
         Ok((Some(text.to_string()), bytes.len()))
     }
+    fn text_bytes(&self) -> Result<usize, String> {
+        Ok(self.as_ref().map_or(0, String::len))
+    }
 }
 
 /// Lists and structures, as JSON (they change rarely, and whole).
@@ -129,6 +137,9 @@ macro_rules! packed_json {
             fn unpack(_: &Self, c: &mut Cursor) -> Result<(Self, usize), String> {
                 let bytes = unpack_bytes(c)?.ok_or("no value for a list field")?;
                 Ok((json(bytes)?, bytes.len()))
+            }
+            fn text_bytes(&self) -> Result<usize, String> {
+                serde_json::to_vec(self).map(|json| json.len()).map_err(|e| format!("encode a field: {e}"))
             }
         }
     )*};
@@ -166,7 +177,7 @@ packed_json!(
 /// reads them back into a value, noting the text bytes each field holds in `held` and their sum in `total`. Listing every field, without
 /// `..`, makes a field added to the type stop this compiling until it is given a place.
 macro_rules! table {
-    ($put:ident, $get:ident, $count:ident, $ty:ident, { $($f:ident),* $(,)? } $(, skip $($skip:ident),*)?) => {
+    ($put:ident, $get:ident, $held:ident, $count:ident, $ty:ident, { $($f:ident),* $(,)? } $(, skip $($skip:ident),*)?) => {
         const $count: usize = [$(stringify!($f)),*].len();
 
         fn $put(old: &$ty, new: &$ty, out: &mut Lanes) -> Result<(), String> {
@@ -186,6 +197,21 @@ macro_rules! table {
                     new.$f.pack(&old.$f, out)?;
                 }
             )*
+            Ok(())
+        }
+
+        /// Notes in `held` and `total` the text bytes `new` holds, as `$get` will read them.
+        fn $held(old: &$ty, new: &$ty, held: &mut [usize], total: &mut usize) -> Result<(), String> {
+            let mut bit = 0;
+            $(
+                if old.$f != new.$f {
+                    let bytes = new.$f.text_bytes()?;
+                    *total = *total - held[bit] + bytes;
+                    held[bit] = bytes;
+                }
+                bit += 1;
+            )*
+            let _ = bit;
             Ok(())
         }
 
@@ -210,7 +236,7 @@ macro_rules! table {
     };
 }
 
-table!(put_gpu, get_gpu, GPU_FIELDS, GpuSample, {
+table!(put_gpu, get_gpu, held_gpu, GPU_FIELDS, GpuSample, {
     index, uuid, name, util_pct, mem_util_pct, mem_used_mib, mem_total_mib, temp_c, mem_temp_c, power_w,
     power_limit_w, sm_clock_mhz, throttle, ecc_uncorrected, remapped_rows_pending, remapped_rows_failed, xid,
     xid_events, pcie_gen, pcie_width, temp_slowdown_c, temp_shutdown_c, mem_temp_max_c,
@@ -220,7 +246,7 @@ table!(put_gpu, get_gpu, GPU_FIELDS, GpuSample, {
     memory_unrepairable, remap_banks, clock_violation, errors, past,
 });
 
-table!(put_node, get_node, NODE_FIELDS, NodeSample, {
+table!(put_node, get_node, held_node, NODE_FIELDS, NodeSample, {
     t, warnings, sxid, unmatched_xid, ib, past,
 }, skip gpus);
 
@@ -233,6 +259,64 @@ pub(super) struct Node {
     held: Vec<usize>,
     /// The sum of `held`.
     total: usize,
+}
+
+/// The text bytes of a node's sample as its reader counts them (`Node`'s), kept by the writer so that it
+/// never writes a sample its reader refuses: a compact stream patches one field at a time, each patch small,
+/// and the patched sample can outgrow what a whole sample may hold.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Held {
+    held: Vec<usize>,
+    total: usize,
+}
+
+impl Held {
+    /// Notes `new`, written as its changes from `base` (from [`delta_base`]) or whole; an error, and nothing
+    /// kept, where the reader would refuse it.
+    pub fn note(&mut self, base: Option<&NodeSample>, new: &NodeSample) -> Result<(), String> {
+        let noted = self.note_fields(base, new);
+        if noted.is_err() {
+            *self = Held::default();
+        }
+        noted
+    }
+
+    fn note_fields(&mut self, base: Option<&NodeSample>, new: &NodeSample) -> Result<(), String> {
+        let empty = NodeSample::default();
+        let old = match base {
+            Some(old) => old,
+            None => {
+                self.held = vec![0; new.gpus.len() * GPU_FIELDS + NODE_FIELDS];
+                self.total = 0;
+                &empty
+            }
+        };
+        if self.held.len() != new.gpus.len() * GPU_FIELDS + NODE_FIELDS {
+            return Err("a sample's changes from one of another size".into());
+        }
+        let (gpu_held, node_held) = self.held.split_at_mut(new.gpus.len() * GPU_FIELDS);
+        let no_gpu = GpuSample::default();
+        for (i, (now, held)) in new
+            .gpus
+            .iter()
+            .zip(gpu_held.chunks_mut(GPU_FIELDS))
+            .enumerate()
+        {
+            let was = old.gpus.get(i).unwrap_or(&no_gpu);
+            held_gpu(was, now, held, &mut self.total)?;
+        }
+        held_node(old, new, node_held, &mut self.total)?;
+        within_node_cap(self.total)
+    }
+}
+
+fn within_node_cap(total: usize) -> Result<(), String> {
+    if total > MAX_NODE {
+        return Err(format!(
+            "a sample holding {total} bytes of text, more than a whole sample may ({MAX_NODE})"
+        ));
+    }
+    Ok(())
 }
 
 /// The sample `new` can be written as the changes from: `old`, unless it has another number of GPUs.
@@ -303,10 +387,5 @@ fn get_fields(node: &mut Node, c: &mut Cursor) -> Result<(), String> {
         get_gpu(gpu, held, total, c)?;
     }
     get_node(&mut node.sample, node_held, total, c)?;
-    if *total > MAX_NODE {
-        return Err(format!(
-            "a sample holding {total} bytes of text, more than a whole sample may ({MAX_NODE})"
-        ));
-    }
-    Ok(())
+    within_node_cap(*total)
 }

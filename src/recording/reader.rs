@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
-use super::frame::{inert_jobs, inert_problems, Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
+use super::frame::{Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
 use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
 use super::packed::Node;
@@ -131,6 +131,8 @@ impl Reader {
 pub enum Recorded {
     Msg(Msg),
     Workload(Box<Workload>),
+    /// The recorder was running at this time (an empty block it wrote while the fleet was silent).
+    Alive,
 }
 
 /// The iterator behind [`Reader::messages`]; [`Messages::next_recorded`] hands out the workloads too.
@@ -212,6 +214,9 @@ impl<'a> Messages<'a> {
             }
             if let Some(blocks) = self.blocks.as_mut() {
                 if let Some(block) = blocks.next_block()? {
+                    if let Some(t) = block.beat() {
+                        self.heard(t).map_err(|e| format!("{}: {e}", block.place))?;
+                    }
                     self.block = Some(block);
                     self.answers = 0;
                     continue;
@@ -224,6 +229,18 @@ impl<'a> Messages<'a> {
             self.next_segment += 1;
             self.blocks = Some(self.reader.blocks(start)?);
         }
+    }
+
+    /// A heartbeat at `t`: handed out within the window (the state as of `from` first, as a frame would).
+    fn heard(&mut self, t: u64) -> Result<(), String> {
+        if t < self.from || t > self.to {
+            return Ok(());
+        }
+        if !self.started {
+            self.start()?;
+        }
+        self.out.push_back((t, Recorded::Alive));
+        Ok(())
     }
 
     /// Hands out the state as of `from`: each node's kept events, in time order.
@@ -307,7 +324,7 @@ impl<'a> Messages<'a> {
     /// Handles a frame whose sample, if any, is already its node's.
     fn take(&mut self, f: Frame) -> Result<(), String> {
         match &f.e {
-            Event::Jobs(jobs) => self.jobs[f.n] = inert_jobs(jobs.clone()),
+            Event::Jobs(jobs) => self.jobs[f.n].clone_from(jobs),
             Event::Workload { problems, checked } => {
                 self.answers += 1;
                 if self.answers > MAX_ANSWERS_PER_BLOCK {
@@ -315,7 +332,7 @@ impl<'a> Messages<'a> {
                         "more than {MAX_ANSWERS_PER_BLOCK} scheduler answers in one block"
                     ));
                 }
-                self.answer = Some((f.t, inert_problems(problems.clone()), checked.clone()));
+                self.answer = Some((f.t, problems.clone(), checked.clone()));
             }
             _ => {}
         }
@@ -371,7 +388,7 @@ impl Iterator for Messages<'_> {
         loop {
             match self.next_recorded()? {
                 Ok((t, Recorded::Msg(m))) => return Some(Ok((t, m))),
-                Ok((_, Recorded::Workload(_))) => {}
+                Ok((_, Recorded::Workload(_) | Recorded::Alive)) => {}
                 Err(e) => return Some(Err(e)),
             }
         }

@@ -11,7 +11,7 @@ use super::block::{self, BLOCK_TARGET, SEGMENT_MAGIC};
 use super::codec::{Lanes, MAX_FRAME};
 use super::frame::{self, After, Event, Frame, NodeSlots, Slot, MAX_ANSWERS_PER_BLOCK};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-use super::packed::delta_base;
+use super::packed::{delta_base, Held};
 use crate::inventory::Inventory;
 use crate::telemetry::NodeSample;
 use crate::transport::{Msg, NodeEvent};
@@ -49,6 +49,8 @@ pub struct Writer {
     slots: Vec<NodeSlots>,
     /// Each node's last sample as recorded, which its next one is written as the changes from.
     current: Vec<Option<NodeSample>>,
+    /// Each node's sample's text bytes as the reader counts them, so no sample past its cap is written.
+    held: Vec<Held>,
     lanes: Lanes,
     /// The block's last frame, which the next one's time and node are written as changes from.
     after: After,
@@ -79,6 +81,7 @@ impl Writer {
             segment: None,
             slots: vec![NodeSlots::default(); inventory.nodes.len()],
             current: vec![None; inventory.nodes.len()],
+            held: vec![Held::default(); inventory.nodes.len()],
             lanes: Lanes::default(),
             after: After::default(),
             times: None,
@@ -190,6 +193,11 @@ impl Writer {
     ) -> Result<(), String> {
         let kept = self.current[frame.n].take();
         let base = delta_base(kept.as_ref(), sample).filter(|_| !whole);
+        // Past the reader's cap the sample is dropped, and the node's next goes whole (and is judged whole).
+        if self.held[frame.n].note(base, sample).is_err() {
+            self.dropped += 1;
+            return Ok(());
+        }
         if self.push(&frame, Some((base, sample)))? {
             self.current[frame.n] = Some(match kept {
                 Some(mut kept) => {
@@ -241,6 +249,15 @@ impl Writer {
         self.answers = 0;
         self.times = None;
         Ok(())
+    }
+
+    /// The recorder's once-a-second flush at `wall_ms`: the buffered frames as one block, or an empty block when
+    /// there are none, so a reader tells a silent fleet (the recorder still writing) from a stopped recorder.
+    pub fn beat(&mut self, wall_ms: u64) -> Result<(), String> {
+        if self.segment.is_some() && self.times.is_none() {
+            self.times = Some((wall_ms, wall_ms));
+        }
+        self.flush()
     }
 
     /// Flushes and syncs the current segment, as at the end of a recording.
@@ -322,3 +339,7 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "bound_tests.rs"]
+mod bound_tests;

@@ -82,6 +82,7 @@ impl<'a> Player<'a> {
                 Some((t, Recorded::Workload(w))) if t <= to_ms => {
                     app.on_action(ActionEvent::Workload(w));
                 }
+                Some((t, Recorded::Alive)) if t <= to_ms => {}
                 other => {
                     self.next = other;
                     break;

@@ -430,3 +430,46 @@ fn the_tui_switches_sites_with_ctx_keeping_the_view() {
     );
     tmux.keys(&["q"]);
 }
+
+/// Sites without an `[actions] audit_log` of their own share the default one, whose records name nodes without
+/// their site: `fleetop check` says so, naming the contexts and the file, and says nothing once each has its own.
+#[test]
+fn contexts_sharing_one_audit_log_are_warned_of() {
+    let (east, west, config) = two_sites();
+    let out = fleetop(&east, &config, None, &["--context", "east", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("contexts east, west share the audit log")
+            && stderr.contains("audit.jsonl"),
+        "{}",
+        text(&out)
+    );
+    let own = west.dir.path().join("west.toml");
+    let log = west.dir.path().join("west-audit.jsonl");
+    std::fs::write(
+        &own,
+        format!(
+            "{}[actions]\naudit_log = {:?}\n",
+            west.inventory(&[]),
+            log.display().to_string()
+        ),
+    )
+    .unwrap();
+    let east_inventory = east.write_inventory(&[]);
+    let config = config_dir(
+        &east,
+        &east_inventory,
+        &format!(
+            "[[context]]\nname = \"west\"\ninventory = {:?}\n",
+            own.display().to_string()
+        ),
+    );
+    let out = fleetop(&east, &config, None, &["--context", "east", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("share the audit log"),
+        "{}",
+        text(&out)
+    );
+}
