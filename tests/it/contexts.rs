@@ -36,6 +36,26 @@ pub(crate) fn fleetop(
     common::run_bounded(&mut cmd, std::time::Duration::from_secs(60))
 }
 
+/// `fleetop --context all snapshot --format FORMAT --timeout 20 EXTRA…` with the config at `config`.
+pub(crate) fn snapshot_all(
+    fleet: &Fleet,
+    config: &std::path::Path,
+    format: &str,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![
+        "--context",
+        "all",
+        "snapshot",
+        "--format",
+        format,
+        "--timeout",
+        "20",
+    ];
+    args.extend_from_slice(extra);
+    fleetop(fleet, config, None, &args)
+}
+
 pub(crate) fn text(out: &Output) -> String {
     format!(
         "stdout: {}\nstderr: {}",

@@ -3,7 +3,7 @@
 //! against two fleets of real sshd nodes.
 
 use crate::common;
-use crate::contexts::{config_dir, fleetop, json, text};
+use crate::contexts::{config_dir, fleetop, json, snapshot_all, text};
 
 use std::path::{Path, PathBuf};
 
@@ -60,20 +60,7 @@ fn each_sites_nodes_are_remembered_in_its_own_store() {
             west_inv.display().to_string()
         ),
     );
-    let out = fleetop(
-        &east,
-        &config,
-        None,
-        &[
-            "--context",
-            "all",
-            "snapshot",
-            "--format",
-            "json",
-            "--timeout",
-            "20",
-        ],
-    );
+    let out = snapshot_all(&east, &config, "json", &[]);
     assert_eq!(json(&out)["summary"]["nodes_up"], 2, "{}", text(&out));
     assert!(east.dir.path().join("fleet.sqlite").exists());
     assert!(west.dir.path().join("fleet.sqlite").exists());

@@ -3,7 +3,7 @@
 //! scraping two agents and a fleet of real sshd nodes.
 
 use crate::common;
-use crate::contexts::{config_dir, fleetop, json, text};
+use crate::contexts::{config_dir, fleetop, json, snapshot_all, text};
 
 use std::time::{Duration, Instant};
 
@@ -72,22 +72,7 @@ fn a_past_snapshot_asks_each_site_its_own_store() {
     }
 
     let at = humantime::format_rfc3339_seconds(before).to_string();
-    let out = fleetop(
-        &east,
-        &config,
-        None,
-        &[
-            "--context",
-            "all",
-            "snapshot",
-            "--format",
-            "json",
-            "--timeout",
-            "20",
-            "--at",
-            &at,
-        ],
-    );
+    let out = snapshot_all(&east, &config, "json", &["--at", &at]);
     let doc = json(&out);
     let lab1 = common::node(&doc, "lab1/gpu1");
     assert_eq!(lab1["state"], "up", "{doc:#}\n{}", text(&out));

@@ -3,7 +3,7 @@
 //! fleets of real sshd nodes (and a real Slurm).
 
 use crate::common;
-use crate::contexts::{config_dir, fleetop, json, text};
+use crate::contexts::{config_dir, json, snapshot_all, text};
 use crate::tui_common::{gpu, msg, sample, wall};
 
 use std::path::PathBuf;
@@ -77,20 +77,7 @@ fn each_site_is_judged_by_its_own_thresholds_expectations_and_majority() {
     let west_inv = inventory_with(&west, "west", "");
     let config = two_contexts(&east, &east_inv, &west_inv);
 
-    let out = fleetop(
-        &east,
-        &config,
-        None,
-        &[
-            "--context",
-            "all",
-            "snapshot",
-            "--format",
-            "json",
-            "--timeout",
-            "20",
-        ],
-    );
+    let out = snapshot_all(&east, &config, "json", &[]);
     let doc = json(&out);
     let logs = format!("{}\n{}", east.logs(), west.logs());
     assert_eq!(doc["summary"]["nodes_up"], 5, "{doc:#}\n{logs}");
@@ -238,20 +225,7 @@ fn prometheus_text_across_sites_labels_every_series_with_its_site() {
         inventory_with(&west, "west", ""),
     );
     let config = two_contexts(&east, &east_inv, &west_inv);
-    let out = fleetop(
-        &east,
-        &config,
-        None,
-        &[
-            "--context",
-            "all",
-            "snapshot",
-            "--format",
-            "prom",
-            "--timeout",
-            "20",
-        ],
-    );
+    let out = snapshot_all(&east, &config, "prom", &[]);
     let prom = String::from_utf8_lossy(&out.stdout).into_owned();
     common::promtool_check(&prom);
     // The fleet's gauges are each site's, with no unlabelled total to count twice.
