@@ -12,7 +12,7 @@ use crate::fleet::FleetState;
 use crate::inventory::Inventory;
 use crate::recording::{Options, Writer};
 use crate::runtime::EXIT_CANNOT_RUN;
-use crate::transport::{Msg, NodeEvent};
+use crate::transport::NodeEvent;
 
 /// Blocks are written this often, so a killed recorder loses at most this much.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -168,11 +168,10 @@ async fn follow(
                     let age = u64::try_from(now.saturating_duration_since(msg.at).as_millis()).unwrap_or(0);
                     // A compact stream's delta is recorded as the whole sample fleet state made of it.
                     if let NodeEvent::Delta(_) = msg.event {
-                        let (node, at) = (msg.node, msg.at);
+                        let node = msg.node;
                         state.apply(msg);
-                        if let Some(sample) = state.nodes().get(node).and_then(|n| n.sample.clone()) {
-                            let whole = Msg { node, at, event: NodeEvent::Sample(sample) };
-                            writer.write(wall.saturating_sub(age), &whole)?;
+                        if let Some(sample) = state.nodes().get(node).and_then(|n| n.sample.as_ref()) {
+                            writer.write_sample(wall.saturating_sub(age), node, sample)?;
                         }
                         continue;
                     }

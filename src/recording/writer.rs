@@ -93,32 +93,53 @@ impl Writer {
 
     /// Records `msg`, which the jump host received at `wall_ms` (ms since the epoch).
     pub fn write(&mut self, wall_ms: u64, msg: &Msg) -> Result<(), String> {
-        if msg.node >= self.slots.len() {
-            return Ok(());
-        }
-        // A new segment's keyframe holds the state before this message, which follows it as a frame.
-        self.rotate_if_due(wall_ms)?;
-        let n = msg.node;
         let event = match &msg.event {
-            NodeEvent::Sample(_) => Event::Sample,
+            NodeEvent::Sample(sample) => return self.write_sample(wall_ms, msg.node, sample),
             other => match Event::of(other) {
                 Some(e) => e,
                 None => return Ok(()),
             },
         };
-        self.slots[n].keep(wall_ms, &event);
-        let frame = Frame {
+        let Some(frame) = self.frame(wall_ms, msg.node, event)? else {
+            return Ok(());
+        };
+        self.push(&frame, None)?;
+        self.flush_if_full()
+    }
+
+    /// Records node `node`'s whole sample as it stood at `wall_ms` (a sample message's, or the one fleet state
+    /// patched from a compact stream's delta, without copying it into a message).
+    pub fn write_sample(
+        &mut self,
+        wall_ms: u64,
+        node: usize,
+        sample: &crate::telemetry::NodeSample,
+    ) -> Result<(), String> {
+        let Some(frame) = self.frame(wall_ms, node, Event::Sample)? else {
+            return Ok(());
+        };
+        self.push_sample(frame, sample, false)?;
+        self.flush_if_full()
+    }
+
+    /// The frame of `event` on `node` at `wall_ms`, kept as the node's latest of its kind; `None` for a node the
+    /// inventory does not have.
+    fn frame(&mut self, wall_ms: u64, node: usize, event: Event) -> Result<Option<Frame>, String> {
+        if node >= self.slots.len() {
+            return Ok(None);
+        }
+        // A new segment's keyframe holds the state before this message, which follows it as a frame.
+        self.rotate_if_due(wall_ms)?;
+        self.slots[node].keep(wall_ms, &event);
+        Ok(Some(Frame {
             t: wall_ms,
-            n,
+            n: node,
             k: false,
             e: event,
-        };
-        match &msg.event {
-            NodeEvent::Sample(sample) => self.push_sample(frame, sample, false)?,
-            _ => {
-                self.push(&frame, None)?;
-            }
-        }
+        }))
+    }
+
+    fn flush_if_full(&mut self) -> Result<(), String> {
         if self.lanes.len() >= BLOCK_TARGET {
             self.flush()?;
         }
