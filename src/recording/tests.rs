@@ -61,8 +61,7 @@ fn recording_of(
 ) -> (tempfile::TempDir, std::path::PathBuf) {
     use crate::recording::block::{encode, SEGMENT_MAGIC};
     let dir = tempfile::tempdir().unwrap();
-    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
-    crate::recording::Writer::create(dir.path(), &inv, FUZZ_INVENTORY, Default::default()).unwrap();
+    fuzz_writer(dir.path(), Default::default());
     let mut file = SEGMENT_MAGIC.to_vec();
     for l in lanes {
         file.extend(encode(l, 0, crate::recording::time::LAST_MS).unwrap());
@@ -70,6 +69,16 @@ fn recording_of(
     let path = crate::recording::layout::segment_path(dir.path(), 1_795_489_200_000);
     std::fs::write(&path, &file).unwrap();
     (dir, path)
+}
+
+/// The fuzz inventory and a writer recording it into `dir` with `options`.
+fn fuzz_writer(
+    dir: &std::path::Path,
+    options: crate::recording::Options,
+) -> (crate::inventory::Inventory, crate::recording::Writer) {
+    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
+    let writer = crate::recording::Writer::create(dir, &inv, FUZZ_INVENTORY, options).unwrap();
+    (inv, writer)
 }
 
 const FUZZ_INVENTORY: &str =
@@ -218,13 +227,11 @@ proptest::proptest! {
 fn a_seek_past_a_keyframe_hands_out_the_jobs_recorded_before_it() {
     use crate::recording::reader::{Messages, Recorded};
     let dir = tempfile::tempdir().unwrap();
-    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
     let options = crate::recording::Options {
         period: std::time::Duration::from_secs(10),
         retain: None,
     };
-    let mut writer =
-        crate::recording::Writer::create(dir.path(), &inv, FUZZ_INVENTORY, options).unwrap();
+    let (inv, mut writer) = fuzz_writer(dir.path(), options);
     let mut workload = crate::workload::Workload::default();
     crate::workload::slurm::parse(
         &inv,
@@ -372,10 +379,7 @@ fn a_node_grown_past_a_whole_sample_is_refused() {
 fn answers_past_a_block_s_share_start_a_new_block_and_a_hostile_block_is_refused() {
     use crate::recording::frame::{write, After, Event, Frame};
     let dir = tempfile::tempdir().unwrap();
-    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
-    let mut writer =
-        crate::recording::Writer::create(dir.path(), &inv, FUZZ_INVENTORY, Default::default())
-            .unwrap();
+    let (_, mut writer) = fuzz_writer(dir.path(), Default::default());
     let t0 = 1_795_489_200_000;
     for i in 0..20u64 {
         let workload = crate::workload::Workload {
@@ -487,10 +491,7 @@ fn a_recorded_practice_reboot_of_any_length_is_read_back_bounded() {
     use crate::transport::{Msg, NodeEvent};
     use crate::workload::operations::{OperationEvent, Restart};
     let dir = tempfile::tempdir().unwrap();
-    let inv = crate::inventory::Inventory::parse("fuzz.toml", FUZZ_INVENTORY).unwrap();
-    let mut writer =
-        crate::recording::Writer::create(dir.path(), &inv, FUZZ_INVENTORY, Default::default())
-            .unwrap();
+    let (_, mut writer) = fuzz_writer(dir.path(), Default::default());
     let t0 = 1_795_489_200_000;
     let event = NodeEvent::Operation(OperationEvent::Restarting {
         kind: Restart::Reboot,

@@ -156,14 +156,7 @@ fn report(inv: &std::path::Path, rec: &std::path::Path, args: &[&str]) -> String
         ])
         .args(args)
         .env_remove("FLEETOP_INVENTORY");
-    let out = common::run_bounded(&mut cmd, Duration::from_secs(60));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::stdout_of_success(&mut cmd, Duration::from_secs(60))
 }
 
 /// Hours in the JSON as the milliseconds they were booked from.

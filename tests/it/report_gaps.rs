@@ -83,14 +83,7 @@ fn replay_report(
         .args(["--since", &rfc3339(from), "--until", &rfc3339(to)])
         .env("XDG_STATE_HOME", state)
         .env_remove("FLEETOP_INVENTORY");
-    let out = common::run_bounded(&mut cmd, Duration::from_secs(120));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::stdout_of_success(&mut cmd, Duration::from_secs(120))
 }
 
 /// Two runs of the real recorder on an sshd fleet (two nodes with agents, one address that refuses) into one

@@ -4,7 +4,7 @@
 
 use crate::common;
 use crate::contexts::{json, text};
-use crate::sites_rules::{inventory_with, two_contexts};
+use crate::sites_rules::{inventory_with, two_contexts, DRAINS_BY_COMMAND};
 
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,7 @@ fn a_job_on_one_sites_slurm_shows_on_that_sites_node_only() {
     // east drains by a command (no scheduler to ask); west through Slurm, where a job runs on tn01. Both sites
     // have a tn01: only west's runs the job.
     let east = Fleet::agents(1);
-    let east_inv = inventory_with(
-        &east,
-        "east",
-        "[drain]\nbackend = \"command\"\ndrain_command = \"true {node}\"\nundrain_command = \"true {node}\"\n",
-    );
+    let east_inv = inventory_with(&east, "east", DRAINS_BY_COMMAND);
     let west = Fleet::agents(2);
     // West takes its tenants from the scheduler: a node's tenant is its jobs' account.
     let west_inv = west.dir.path().join("west.toml");

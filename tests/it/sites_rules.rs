@@ -22,6 +22,10 @@ fn on_driver(seed: u32, driver: &str) -> Behaviour {
 }
 
 /// Writes `fleet`'s inventory with `extra` sections after its nodes, as `NAME.toml`.
+/// A site draining by a command: no scheduler to read drain state or jobs back from.
+pub(crate) const DRAINS_BY_COMMAND: &str =
+    "[drain]\nbackend = \"command\"\ndrain_command = \"true {node}\"\nundrain_command = \"true {node}\"\n";
+
 pub(crate) fn inventory_with(fleet: &Fleet, name: &str, extra: &str) -> PathBuf {
     let path = fleet.dir.path().join(format!("{name}.toml"));
     std::fs::write(&path, format!("{}{extra}", fleet.inventory(&[]))).unwrap();
@@ -174,11 +178,7 @@ fn each_sites_own_drain_backend_is_read_back() {
     // east drains by a command (no read-back); west, the second site, through Slurm, where tn01 is drained. A
     // Slurm node named tn01 is west's: east's tn01 is not asked about there.
     let east = Fleet::agents(1);
-    let east_inv = inventory_with(
-        &east,
-        "east",
-        "[drain]\nbackend = \"command\"\ndrain_command = \"true {node}\"\nundrain_command = \"true {node}\"\n",
-    );
+    let east_inv = inventory_with(&east, "east", DRAINS_BY_COMMAND);
     let west = Fleet::agents(2);
     let west_inv = inventory_with(&west, "west", "[drain]\nbackend = \"slurm\"\n");
     let config = two_contexts(&east, &east_inv, &west_inv);

@@ -15,5 +15,5 @@ pub mod tmux;
 pub use captures::{fixture, gpu_rows, node, noheader_row};
 pub use fake_nvml::{exporter_agent, shared, Spec};
 pub use fleet::{Behaviour, Fleet, Quirks};
-pub use process::{fleetop_bin, free_port, run_bounded, wait_bounded, Killed};
+pub use process::{fleetop_bin, free_port, run_bounded, stdout_of_success, wait_bounded, Killed};
 pub use prometheus::{prometheus, promtool_check, wait_for_series};

@@ -75,6 +75,18 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     wait_bounded(child, limit)
 }
 
+/// Runs `cmd` as [`run_bounded`] does and returns its stdout, failing with its stderr unless it exited 0.
+pub fn stdout_of_success(cmd: &mut Command, limit: Duration) -> String {
+    let out = run_bounded(cmd, limit);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Kills the child on drop, so a failed assertion leaves nothing running (an exporter, a server).
 pub struct Killed(pub Child);
 
