@@ -21,6 +21,10 @@ pub struct Intent {
     pub command: String,
     pub pid: u32,
     /// Written by `--demo` (practice on the simulated fleet): a real fleet of the same node names ignores it.
+    /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
+    /// context, or written before records carried their site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -39,6 +43,10 @@ pub struct Outcome {
     pub duration_ms: u64,
     pub detail: String,
     /// Written by `--demo`: a real fleet ignores it.
+    /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
+    /// context, or written before records carried their site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -57,6 +65,10 @@ pub struct Ack {
     #[serde(default)]
     pub seen: Vec<SeenXid>,
     /// Written by `--demo`: a real fleet ignores it.
+    /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
+    /// context, or written before records carried their site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -90,6 +102,10 @@ pub struct Repaired {
     /// `reset` or `reboot`.
     pub remedy: String,
     /// Written by `--demo` (which does not write these today): kept apart like every other record.
+    /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
+    /// context, or written before records carried their site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -111,6 +127,25 @@ impl Record {
             Record::Outcome(r) => r.demo,
             Record::Ack(r) => r.demo,
             Record::Repaired(r) => r.demo,
+        }
+    }
+
+    /// The `[[context]]` it was written under.
+    pub(crate) fn site(&self) -> Option<&str> {
+        match self {
+            Record::Intent(r) => r.site.as_deref(),
+            Record::Outcome(r) => r.site.as_deref(),
+            Record::Ack(r) => r.site.as_deref(),
+            Record::Repaired(r) => r.site.as_deref(),
+        }
+    }
+
+    fn site_mut(&mut self) -> &mut Option<String> {
+        match self {
+            Record::Intent(r) => &mut r.site,
+            Record::Outcome(r) => &mut r.site,
+            Record::Ack(r) => &mut r.site,
+            Record::Repaired(r) => &mut r.site,
         }
     }
 
@@ -158,6 +193,7 @@ impl Entry<'_> {
             backend: self.backend.into(),
             command: self.command.into(),
             pid: std::process::id(),
+            site: None,
             demo: false,
         })
     }
@@ -176,9 +212,19 @@ impl Entry<'_> {
             exit_status: ending.exit_status,
             duration_ms: ending.duration_ms,
             detail: ending.detail,
+            site: None,
             demo: false,
         })
     }
+}
+
+/// Whether a record of the `[[context]]` `record` counts for a reader under the context `reader`: its own
+/// site's do, and those that carry none (written with no context, or before records carried their site: the
+/// log cannot say whose they are, and each site read alone counts them as it did); a reader with no context
+/// counts only those. The store's rows follow the same rule (`store::event::of_site`); `docs/security.md`
+/// says why.
+pub(crate) fn counts_for(record: Option<&str>, reader: Option<&str>) -> bool {
+    record.is_none() || record == reader
 }
 
 pub fn now() -> String {
@@ -200,6 +246,8 @@ pub struct AuditLog {
     at_line_start: bool,
     /// Every record written is marked `demo` (practice on the simulated fleet, `--demo`).
     demo: bool,
+    /// The `[[context]]` every record written is marked with, unless it names one itself.
+    site: Option<String>,
 }
 
 impl AuditLog {
@@ -221,6 +269,7 @@ impl AuditLog {
             file,
             at_line_start,
             demo: false,
+            site: None,
         })
     }
 
@@ -230,20 +279,27 @@ impl AuditLog {
         self
     }
 
+    /// Marks every record written from now on with the `[[context]]` `site` (none: no context).
+    pub fn at_site(mut self, site: Option<String>) -> AuditLog {
+        self.site = site;
+        self
+    }
+
     /// Appends one record and waits until it is on disk.
     pub fn write(&mut self, record: &Record) -> Result<(), String> {
         let mut line = Vec::new();
         if !self.at_line_start {
             line.push(b'\n');
         }
-        let json = if self.demo {
-            let mut marked = record.clone();
+        let mut marked = record.clone();
+        if self.demo {
             marked.mark_demo();
-            serde_json::to_vec(&marked)
-        } else {
-            serde_json::to_vec(record)
-        };
-        line.extend(json.map_err(|e| e.to_string())?);
+        }
+        if marked.site().is_none() {
+            marked.site_mut().clone_from(&self.site);
+        }
+        let record = &marked;
+        line.extend(serde_json::to_vec(record).map_err(|e| e.to_string())?);
         line.push(b'\n');
         let written = self
             .file
@@ -269,7 +325,7 @@ fn indexed(record: &Record) -> crate::store::Event {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
-    match record {
+    let event = match record {
         Record::Intent(i) => Event::node(
             ms(&i.time),
             &i.node,
@@ -329,6 +385,10 @@ fn indexed(record: &Record) -> crate::store::Event {
                 )
             }
         }
+    };
+    Event {
+        site: record.site().map(str::to_string),
+        ..event
     }
 }
 
@@ -350,8 +410,11 @@ pub(crate) struct Scan {
     pub unfinished: Vec<Intent>,
     /// Line numbers (from 1) that are not records: torn writes, or edits by hand.
     pub unparseable: Vec<usize>,
-    /// The last XID acknowledgement of each node, so a restarted TUI keeps it.
+    /// The last XID acknowledgement of each node of each site, so a restarted TUI keeps it.
     pub acks: Vec<Ack>,
+    /// Records that carry no site (written with no context, or before records carried their site): every
+    /// context reading the log counts them ([`counts_for`]).
+    pub siteless: usize,
 }
 
 /// The newest `max` bytes of the log at `path` as text, less the partial line a read that starts inside the
@@ -410,10 +473,11 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
             _ => None,
         })
         .collect();
+    let siteless = records.iter().filter(|r| r.site().is_none()).count();
     let mut acks: Vec<Ack> = Vec::new();
     for r in records {
         if let Record::Ack(a) = r {
-            acks.retain(|old| old.node != a.node);
+            acks.retain(|old| old.node != a.node || old.site != a.site);
             acks.push(a);
         }
     }
@@ -421,6 +485,7 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
         unfinished,
         unparseable,
         acks,
+        siteless,
     }
 }
 
@@ -432,8 +497,13 @@ impl Scan {
             .iter()
             .map(|i| {
                 format!(
-                    "unfinished {} of {} by {} at {}: fleetop stopped before recording its outcome; check the node (command: {})",
-                    i.action, i.node, i.operator, i.time, i.command
+                    "unfinished {} of {}{} by {} at {}: fleetop stopped before recording its outcome; check the node (command: {})",
+                    i.action,
+                    i.node,
+                    i.site.as_deref().map(|s| format!(" (site {s})")).unwrap_or_default(),
+                    i.operator,
+                    i.time,
+                    i.command
                 )
             })
             .collect();
@@ -477,6 +547,7 @@ mod tests {
                 count: 1,
                 last_ms: 1_700_000_000_000,
             }],
+            site: None,
             demo: false,
         })
     }
@@ -500,10 +571,10 @@ mod tests {
         real.write(&ack("c001n2", "RMA 7")).unwrap();
         // The history store beside the log indexes the real record only.
         let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
-        let indexed = store.history("c001n2", 0).unwrap();
+        let indexed = store.history("c001n2", 0, None).unwrap();
         assert_eq!(indexed.len(), 1, "{indexed:?}");
         assert!(indexed[0].detail.contains("RMA 7"), "{indexed:?}");
-        assert!(store.history("c001n1", 0).unwrap().is_empty());
+        assert!(store.history("c001n1", 0, None).unwrap().is_empty());
 
         let seen_by_real = scan(&path, false);
         assert_eq!(seen_by_real.acks.len(), 1, "{seen_by_real:?}");

@@ -28,6 +28,8 @@ struct Line {
     backend: String,
     #[serde(default)]
     demo: bool,
+    #[serde(default)]
+    site: Option<String>,
 }
 
 /// The most of the log's end that is read: the newest resets are at the end, and the TUI reads it on the UI
@@ -37,35 +39,49 @@ const MAX_READ: u64 = 64 * 1024 * 1024;
 /// Every successful `reset` and `reboot` outcome in the last 64 MiB of the log at `path` (a missing or
 /// unreadable log has none; lines that are not records are skipped, as the audit scan reports them), of the same
 /// mode: practice (`--demo`) records only for the demo fleet, real ones only for a real fleet, which shares node
-/// names with the demo.
-pub fn read(path: &Path, simulated: bool) -> Vec<AuditedReset> {
+/// names with the demo. Each with the `[[context]]` its record carries.
+fn read_log(path: &Path, simulated: bool) -> Vec<(Option<String>, AuditedReset)> {
     let Some(text) = super::audit::tail(path, MAX_READ) else {
         return Vec::new();
     };
     text.lines()
         .filter_map(parse)
-        .filter(|(demo, _)| *demo == simulated)
+        .filter(|(demo, _, _)| *demo == simulated)
+        .map(|(_, site, reset)| (site, reset))
+        .collect()
+}
+
+/// [`read_log`]'s resets that the `[[context]]` `site` counts: its own and those of records that carry no site
+/// (`SiteLog::node_names`' rule), by the names the log gives.
+pub fn read(path: &Path, site: Option<&str>, simulated: bool) -> Vec<AuditedReset> {
+    read_log(path, simulated)
+        .into_iter()
+        .filter(|(s, _)| super::audit::counts_for(s.as_deref(), site))
         .map(|(_, reset)| reset)
         .collect()
 }
 
-/// [`read`] from every audit log of `inv`'s nodes (each site's, under `--context all`), the resets named as `inv`
-/// names their nodes.
+/// [`read_log`] from every audit log of `inv`'s nodes (each site's, under `--context all`), the resets named as
+/// `inv` names their nodes, each counted for the site its record names (`SiteLog::node_names`).
 pub fn read_fleet(inv: &Inventory) -> Vec<AuditedReset> {
     super::run::audit_logs(inv)
         .iter()
         .flat_map(|log| {
-            read(&log.path, inv.simulated)
+            read_log(&log.path, inv.simulated)
                 .into_iter()
-                .filter_map(|mut r| {
-                    r.node = log.node_name(&r.node)?;
-                    Some(r)
+                .flat_map(|(site, reset)| {
+                    log.node_names(site.as_deref(), &reset.node)
+                        .into_iter()
+                        .map(move |node| AuditedReset {
+                            node,
+                            ..reset.clone()
+                        })
                 })
         })
         .collect()
 }
 
-fn parse(line: &str) -> Option<(bool, AuditedReset)> {
+fn parse(line: &str) -> Option<(bool, Option<String>, AuditedReset)> {
     let l: Line = serde_json::from_str(line).ok()?;
     // Slurm's reboot outcome is ok once `scontrol reboot ASAP` is queued, long before the node rebooted: it
     // is no evidence that anything was reset.
@@ -84,6 +100,7 @@ fn parse(line: &str) -> Option<(bool, AuditedReset)> {
     let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
     Some((
         l.demo,
+        l.site,
         AuditedReset {
             node: l.node,
             gpu: if reboot { None } else { one_gpu(&l.command) },
@@ -126,9 +143,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         std::fs::write(&path, log.join("\n")).unwrap();
-        let found = read(&path, false);
+        let found = read(&path, None, false);
         assert_eq!(
-            read(&path, true),
+            read(&path, None, true),
             [AuditedReset {
                 node: "c01n1".into(),
                 gpu: None,

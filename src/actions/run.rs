@@ -50,20 +50,32 @@ pub(crate) fn audit_path(inv: &Inventory) -> PathBuf {
 }
 
 /// An audit log (and the history store beside it) and the sites of a merged inventory whose actions it records;
-/// no sites: one site's own inventory, whose names are its own.
+/// no sites: one site's own inventory, whose names are its own, chosen by the `[[context]]` `site` (if any).
 pub(crate) struct SiteLog<'a> {
     pub path: PathBuf,
     pub sites: Vec<&'a crate::inventory::MergedSite>,
+    pub site: Option<&'a str>,
 }
 
 impl SiteLog<'_> {
-    /// A record's node name as the inventory names it; `None` where the log is shared by sites that each have
-    /// a node of that name (a reset of one must not make another's XIDs history).
-    pub(crate) fn node_name(&self, name: &str) -> Option<String> {
+    /// The names, as the inventory names its nodes, of the nodes a record of the `[[context]]` `site` naming
+    /// `name` is about: that site's node, or for a record that carries no site (written with no context, or
+    /// before records carried their site) every site's node of that name, as each site read alone counts it. A
+    /// reader with no context counts only the records that carry no site. See `docs/security.md`.
+    pub(crate) fn node_names(&self, site: Option<&str>, name: &str) -> Vec<String> {
         if self.sites.is_empty() {
-            return Some(name.to_string());
+            return if audit::counts_for(site, self.site) {
+                vec![name.to_string()]
+            } else {
+                Vec::new()
+            };
         }
-        crate::inventory::shared_name(&self.sites, name)
+        self.sites
+            .iter()
+            .filter(|s| site.is_none_or(|site| s.name == site))
+            .filter(|s| s.inventory.find_node(name).is_some())
+            .map(|s| s.merged_name(name))
+            .collect()
     }
 }
 
@@ -77,6 +89,7 @@ pub(crate) fn audit_logs(inv: &Inventory) -> Vec<SiteLog<'_>> {
             None => logs.push(SiteLog {
                 path,
                 sites: vec![site],
+                site: None,
             }),
         }
     }
@@ -84,6 +97,7 @@ pub(crate) fn audit_logs(inv: &Inventory) -> Vec<SiteLog<'_>> {
         logs.push(SiteLog {
             path: audit_path(inv),
             sites: Vec::new(),
+            site: inv.site.as_deref(),
         });
     }
     logs
@@ -99,6 +113,7 @@ pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
             crate::fleet::memory::SiteStore {
                 path: crate::store::beside(&log.path),
                 sites: log.sites.into_iter().cloned().collect(),
+                site: log.site.map(str::to_string),
                 max_repairs: rules.actions.repair.max_repairs,
                 repair_window: rules.actions.repair.repair_window,
             }
@@ -106,20 +121,36 @@ pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
         .collect()
 }
 
-/// Where node `id`'s history is kept, and its name there: its own site's store under `--context all`.
-pub(crate) fn history_of(inv: &Inventory, id: NodeId) -> Option<(PathBuf, String)> {
-    let name = &inv.nodes.get(id)?.name;
-    let own = inv
-        .merged_sites()
-        .get(inv.site_index(id))
-        .map_or(inv, |s| s.inventory.as_ref());
-    let path = crate::store::beside(&audit_path(own));
-    Some((path, crate::inventory::name_within_site(name).to_string()))
+/// Node `id`'s own inventory and site: its site's under `--context all`, else `inv` and its `[[context]]`.
+fn own_site(inv: &Inventory, id: NodeId) -> (&Inventory, Option<String>) {
+    match inv.merged_sites().get(inv.site_index(id)) {
+        Some(s) => (s.inventory.as_ref(), Some(s.name.clone())),
+        None => (inv, inv.site.clone()),
+    }
 }
 
-/// Opens the inventory's audit log for appending; `--demo`'s simulated fleet marks its records as practice.
+/// Where node `id`'s history is kept, its name there and the `[[context]]` whose rows are its: its own site's
+/// store under `--context all`.
+pub(crate) fn history_of(inv: &Inventory, id: NodeId) -> Option<(PathBuf, String, Option<String>)> {
+    let name = &inv.nodes.get(id)?.name;
+    let (own, site) = own_site(inv, id);
+    let path = crate::store::beside(&audit_path(own));
+    Some((path, crate::inventory::name_within_site(name).to_string(), site))
+}
+
+/// Opens the inventory's audit log for appending; `--demo`'s simulated fleet marks its records as practice, and
+/// a `[[context]]`'s inventory marks them with its site.
 pub(crate) fn open_audit(inv: &Inventory) -> Result<AuditLog, String> {
-    AuditLog::open(&audit_path(inv)).map(|log| log.practice(inv.simulated))
+    AuditLog::open(&audit_path(inv)).map(|log| log.practice(inv.simulated).at_site(inv.site.clone()))
+}
+
+/// [`open_audit`] of node `id`'s own inventory (its site's under `--context all`, marking its records with the
+/// site), and the node's name there.
+pub(crate) fn open_audit_of(inv: &Inventory, id: NodeId) -> Result<(AuditLog, String), String> {
+    let name = inv.nodes.get(id).map(|n| n.name.as_str()).unwrap_or_default();
+    let (own, site) = own_site(inv, id);
+    let log = open_audit(own)?.at_site(site);
+    Ok((log, crate::inventory::name_within_site(name).to_string()))
 }
 
 /// Every node the guards look at: the request's own and, for a drain, all of their cabinets and tenants

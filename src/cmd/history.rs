@@ -10,12 +10,29 @@ use crate::inventory::{shared_name, Inventory, MergedSite, SITE_SEPARATOR};
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::store::{Event, Store};
 
-/// One store to read: where, the key as that store names it, and the sites of `--context all` whose nodes it
-/// keeps (none: one site's own fleet, its names as they are).
+/// One store to read: where, the key as that store names it, the `[[context]]` whose node of that name is meant
+/// (its rows and those that carry no site), and the sites of `--context all` whose nodes it keeps (none: one
+/// site's own fleet, its names as they are).
 struct Read<'a> {
     path: PathBuf,
     key: String,
+    site: Option<String>,
     sites: Vec<&'a MergedSite>,
+}
+
+impl Read<'_> {
+    /// An event's node as the inventory names it: under `--context all` with the site its row names, else (a
+    /// row that carries none) the one site of the store with such a node, else as the store has it.
+    fn node_name(&self, event: &Event) -> Option<String> {
+        match &event.site {
+            Some(site) => self
+                .sites
+                .iter()
+                .find(|s| s.name == *site)
+                .map(|s| s.merged_name(&event.node)),
+            None => shared_name(&self.sites, &event.node),
+        }
+    }
 }
 
 pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
@@ -29,15 +46,14 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
             return EXIT_CANNOT_RUN;
         }
     };
-    let merged = super::load::load_inventory(g)
-        .ok()
-        .filter(|inv| !inv.merged_sites().is_empty());
-    let reads = match &merged {
-        Some(inv) => site_reads(inv, &args.key),
-        None => store_path(g).map(|path| {
+    let loaded = super::load::load_inventory(g).ok();
+    let reads = match &loaded {
+        Some(inv) if !inv.merged_sites().is_empty() => site_reads(inv, &args.key),
+        _ => store_path(g).map(|path| {
             vec![Read {
                 path,
                 key: args.key.clone(),
+                site: loaded.as_ref().and_then(|inv| inv.site.clone()),
                 sites: Vec::new(),
             }]
         }),
@@ -62,10 +78,11 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
     let mut events = Vec::new();
     for read in &reads {
-        match Store::open(&read.path).and_then(|s| s.history(&read.key, since_ms)) {
-            // A node several sites sharing the store have keeps its bare name: the store cannot say whose.
+        let site = read.site.as_deref();
+        match Store::open(&read.path).and_then(|s| s.history(&read.key, since_ms, site)) {
+            // A row without a site, of a node several sites sharing the store have, keeps its bare name.
             Ok(found) => events.extend(found.into_iter().map(|mut e| {
-                if let Some(name) = shared_name(&read.sites, &e.node) {
+                if let Some(name) = read.node_name(&e) {
                     e.node = name;
                 }
                 e
@@ -76,8 +93,11 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
             }
         }
     }
-    // Several stores: one list, newest first, as one store answers.
-    events.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
+    // Several stores (or one store read for each of the sites sharing it, which gives a GPU's rows to each):
+    // one list, newest first, each event once, as one store answers.
+    events.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+    let mut seen = std::collections::HashSet::new();
+    events.retain(|e| seen.insert((e.time_ms, e.node.clone(), e.kind.clone(), e.detail.clone(), e.gpu)));
     let text = match args.format {
         ActionFormat::Json => json(&args.key, since_ms, &events),
         ActionFormat::Table => table(&events),
@@ -104,21 +124,26 @@ pub(super) fn store_path(g: &Global) -> Result<std::path::PathBuf, String> {
 }
 
 /// The stores `key` is read from under `--context all`: `SITE/KEY` that site's, any other key every site's
-/// (each store once, however many sites share it: the store is beside the audit log).
+/// (each store once for each site that keeps its nodes there: the store is beside the audit log).
 fn site_reads<'a>(inv: &'a Inventory, key: &str) -> Result<Vec<Read<'a>>, String> {
     let logs = crate::actions::run::audit_logs(inv);
-    let read = |log: crate::actions::run::SiteLog<'a>, key: &str| Read {
+    let read = |log: &crate::actions::run::SiteLog<'a>, site: &MergedSite, key: &str| Read {
         path: crate::store::beside(&log.path),
         key: key.to_string(),
-        sites: log.sites,
+        site: Some(site.name.clone()),
+        sites: log.sites.clone(),
     };
     let Some((site, rest)) = key.split_once(SITE_SEPARATOR) else {
-        return Ok(logs.into_iter().map(|log| read(log, key)).collect());
+        return Ok(logs
+            .iter()
+            .flat_map(|log| log.sites.iter().map(|s| read(log, s, key)))
+            .collect());
     };
-    logs.into_iter()
-        .find(|log| log.sites.iter().any(|s| s.name == site))
-        .map(|log| read(log, rest))
-        .map(|r| vec![r])
+    logs.iter()
+        .find_map(|log| {
+            let own = log.sites.iter().find(|s| s.name == site)?;
+            Some(vec![read(log, own, rest)])
+        })
         .ok_or_else(|| {
             format!(
                 "history {}: no site {:?} under --context all",

@@ -88,8 +88,10 @@ fn every_context() -> Result<Vec<(String, Inventory)>, String> {
 }
 
 /// A warning for each audit log that several `[[context]]`s resolve to (no `[actions] audit_log` of their own
-/// means the default one): their records carry bare node names, so in a single-site session one site's resets
-/// and acks would count as another's. Contexts whose inventory does not load are left to the load's own error.
+/// means the default one) and that holds records without a site (written with no context, or before records
+/// carried their site): each of those contexts counts them, so one site's reset or ack there counts for another
+/// site's node of the same name. Records written under a context carry its name and count for it alone.
+/// Contexts whose inventory does not load are left to the load's own error.
 pub(crate) fn shared_audit_logs(contexts: &[crate::config::Context]) -> Vec<String> {
     let mut logs: Vec<(std::path::PathBuf, Vec<&str>)> = Vec::new();
     for c in contexts {
@@ -104,13 +106,18 @@ pub(crate) fn shared_audit_logs(contexts: &[crate::config::Context]) -> Vec<Stri
     }
     logs.into_iter()
         .filter(|(_, names)| names.len() > 1)
-        .map(|(path, names)| {
-            format!(
-                "contexts {} share the audit log {}: a site's resets and acks would count for another's nodes \
-                 of the same name; give each site its own [actions] audit_log",
-                crate::text::escape(&names.join(", ")),
-                crate::text::escape(&path.display().to_string())
-            )
+        .filter_map(|(path, names)| {
+            let siteless = crate::actions::audit::scan(&path, false).siteless;
+            (siteless > 0).then(|| {
+                format!(
+                    "contexts {} share the audit log {}, whose {siteless} record(s) without a site (written with \
+                     no context, or before records carried their site) count for each of them: a reset or ack \
+                     there of one site's node counts for another's of the same name; give each site its own \
+                     [actions] audit_log",
+                    crate::text::escape(&names.join(", ")),
+                    crate::text::escape(&path.display().to_string())
+                )
+            })
         })
         .collect()
 }
@@ -119,6 +126,7 @@ pub(crate) fn shared_audit_logs(contexts: &[crate::config::Context]) -> Vec<Stri
 fn context_inventory(config: &Config, name: &str) -> Result<Inventory, String> {
     let context = config.context(name)?;
     let mut inv = Inventory::load(&context.inventory).map_err(|e| e.to_string())?;
+    inv.site = Some(context.name.clone());
     match &context.source {
         None => {}
         Some(ContextSource::Given(source)) => inv.prometheus = source.clone(),

@@ -191,7 +191,14 @@ fn dry_run(
     let mut checks = Vec::new();
     for (&id, plan) in ids.iter().zip(&plans) {
         let name = &inv.nodes[id].name;
-        if let Some(held) = repair::history::held(&log, &inv.actions.repair, name, plan, now) {
+        if let Some(held) = repair::history::held(
+            &log,
+            inv.site.as_deref(),
+            &inv.actions.repair,
+            name,
+            plan,
+            now,
+        ) {
             crate::text::warn(&format!("{name}: {held}: the repair stops after the drain"));
         }
         match repair::validate::command_for(exec, inv, id) {

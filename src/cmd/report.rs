@@ -98,10 +98,12 @@ fn store_repairs(g: &Global, from: u64, to: u64) -> Result<Vec<Repair>, String> 
         return Ok(Vec::new());
     }
     let lookback = u64::try_from(LOOKBACK.as_millis()).unwrap_or(u64::MAX);
+    let site = super::load::load_inventory(g).ok().and_then(|inv| inv.site);
     let events = Store::open(&path)?.between(
         from.saturating_sub(lookback),
         to,
         &[kind::HEALTH, kind::ACTION, kind::OUTCOME],
+        site.as_deref(),
     )?;
     Ok(repairs::find(&events))
 }
@@ -118,11 +120,15 @@ fn recorded(
     let inventory = Arc::new(reader.inventory().clone());
     let overlay = Overlay::new(&inventory, repairs);
     let mut ledger = Ledger::new(Arc::clone(&inventory), window, overlay);
-    let audit = match super::load::load_inventory(g) {
-        Ok(inv) => crate::actions::run::audit_path(&inv),
-        Err(_) => crate::actions::run::audit_path(&inventory),
+    let (audit, site) = match super::load::load_inventory(g) {
+        Ok(inv) => (crate::actions::run::audit_path(&inv), inv.site),
+        Err(_) => (crate::actions::run::audit_path(&inventory), None),
     };
-    ledger.note_resets(&crate::actions::resets::read(&audit, inventory.simulated));
+    ledger.note_resets(&crate::actions::resets::read(
+        &audit,
+        site.as_deref(),
+        inventory.simulated,
+    ));
     let Some((_, last)) = reader
         .span()
         .filter(|&(first, last)| first < window.1 && last >= window.0)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::state::FleetState;
 use super::view::NodeView;
-use crate::inventory::{name_within_site, shared_name, MergedSite, NodeId};
+use crate::inventory::{name_within_site, site_of, MergedSite, NodeId};
 use crate::store::query::{Incidents, Sighting};
 
 /// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
@@ -48,19 +48,21 @@ pub(crate) fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
     out
 }
 
-/// Stores `seen` at `now_ms` in the store at `path`, then reads the repeat offenders back ([`lemons`]); a store
-/// that cannot be written or read is a warning, and flags no one.
+/// Stores `seen` at `now_ms` in the store at `path` as the `[[context]]` `site` saw it, then reads the repeat
+/// offenders back ([`lemons`], counting the incidents that site counts); a store that cannot be written or read
+/// is a warning, and flags no one.
 pub(crate) fn remember(
     path: &std::path::Path,
     seen: &[Sighting],
     now_ms: u64,
-    max: u32,
-    window: Duration,
+    rule: (u32, Duration),
+    site: Option<&str>,
 ) -> HashMap<String, String> {
+    let (max, window) = rule;
     let since_ms = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let read = crate::store::Store::open(path).and_then(|mut s| {
-        s.observe(seen, now_ms)?;
-        s.incidents(since_ms)
+        s.observe(seen, now_ms, site)?;
+        s.incidents(since_ms, site)
     });
     match read {
         Ok(incidents) => lemons(&incidents, seen, max, window),
@@ -72,19 +74,20 @@ pub(crate) fn remember(
 }
 
 /// A history store and the nodes it keeps: under `--context all` the nodes of the sites whose audit log it is
-/// beside (`sites`), by their own sites' names, so `--context SITE` reads the same history; else every node,
-/// as named. `actions::run::stores` finds them, with the `[repair]` lemon rule of the (first) site.
+/// beside (`sites`), by their own sites' names and marked with their site, so `--context SITE` reads the same
+/// history; else every node, as named, marked with the `[[context]]` `site`. `actions::run::stores` finds them,
+/// with the `[repair]` lemon rule of the (first) site.
 #[derive(Debug, Clone)]
 pub(crate) struct SiteStore {
     pub path: std::path::PathBuf,
     pub sites: Vec<MergedSite>,
+    pub site: Option<String>,
     pub max_repairs: u32,
     pub repair_window: Duration,
 }
 
-/// [`remember`] in each store what it keeps of `seen`, named as that store names it; the repeat offenders by
-/// `seen`'s own names. In a store several sites share, a name more than one of them has is neither written nor
-/// read (the store could not tell their GPUs apart).
+/// [`remember`] in each store what it keeps of `seen`, each site's nodes named and marked as that site's; the
+/// repeat offenders by `seen`'s own names.
 pub(crate) fn remember_in(
     stores: &[SiteStore],
     seen: &[Sighting],
@@ -92,25 +95,25 @@ pub(crate) fn remember_in(
 ) -> HashMap<String, String> {
     let mut lemons = HashMap::new();
     for store in stores {
-        let (max, window) = (store.max_repairs, store.repair_window);
+        let rule = (store.max_repairs, store.repair_window);
         if store.sites.is_empty() {
-            lemons.extend(remember(&store.path, seen, now_ms, max, window));
+            lemons.extend(remember(&store.path, seen, now_ms, rule, store.site.as_deref()));
             continue;
         }
-        let sharing: Vec<&MergedSite> = store.sites.iter().collect();
-        let own: Vec<Sighting> = seen
-            .iter()
-            .filter_map(|s| {
-                let name = name_within_site(&s.node);
-                (shared_name(&sharing, name)? == s.node).then(|| Sighting {
-                    node: name.to_string(),
+        for site in &store.sites {
+            let own: Vec<Sighting> = seen
+                .iter()
+                .filter(|s| site_of(&s.node) == Some(site.name.as_str()))
+                .map(|s| Sighting {
+                    node: name_within_site(&s.node).to_string(),
                     ..s.clone()
                 })
-            })
-            .collect();
-        for (name, why) in remember(&store.path, &own, now_ms, max, window) {
-            if let Some(merged) = shared_name(&sharing, &name) {
-                lemons.insert(merged, why);
+                .collect();
+            if own.is_empty() {
+                continue;
+            }
+            for (name, why) in remember(&store.path, &own, now_ms, rule, Some(&site.name)) {
+                lemons.insert(site.merged_name(&name), why);
             }
         }
     }

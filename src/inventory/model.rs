@@ -31,6 +31,9 @@ pub struct Inventory {
     /// A merged inventory's sites (`--context all`), each with its own rules, in order; empty for one site's own
     /// inventory, whose rules are the fields above (`sites.rs`).
     pub(crate) merged_sites: Vec<MergedSite>,
+    /// The `[[context]]` this inventory was chosen by (`--context NAME`): the site its audit records and store
+    /// rows carry, and the only site whose records it reads besides those that carry none. `None`: no context.
+    pub site: Option<String>,
 }
 
 /// One site of a merged inventory (`sites.rs`): its name and its own inventory, whose rules judge its nodes and

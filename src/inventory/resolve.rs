@@ -332,6 +332,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         tenants,
         nodes,
         merged_sites: Vec::new(),
+        site: None,
     })
 }
 

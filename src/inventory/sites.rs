@@ -84,6 +84,7 @@ impl Inventory {
             .join(", ");
         merged.simulated = sites.iter().any(|(_, inv)| inv.simulated);
         merged.prometheus = None;
+        merged.site = None;
         merged.by_name = std::sync::OnceLock::new();
         merged.nodes.clear();
         merged.cabinets.clear();

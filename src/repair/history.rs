@@ -12,15 +12,17 @@ use crate::actions::audit::{self, AuditLog, Record, Repaired};
 use crate::inventory::RepairSettings;
 use crate::store::query::Sighting;
 
-/// Writes one `repaired` record per fault of `plan` whose GPU has an identity.
+/// Writes one `repaired` record per fault of `plan` whose GPU has an identity, marked with the `[[context]]`
+/// `site` the repair runs under.
 pub(super) fn record(
     log: &Path,
+    site: Option<&str>,
     operator: &str,
     node: &str,
     plan: &Plan,
     remedy: Remedy,
 ) -> Result<(), String> {
-    let mut out = AuditLog::open(log)?;
+    let mut out = AuditLog::open(log)?.at_site(site.map(str::to_string));
     for f in &plan.faults {
         let Some(id) = &f.id else {
             continue;
@@ -36,6 +38,7 @@ pub(super) fn record(
                 Remedy::Reset => "reset".into(),
                 Remedy::Reboot => "reboot".into(),
             },
+            site: None,
             demo: false,
         }))?;
     }
@@ -43,10 +46,12 @@ pub(super) fn record(
 }
 
 /// `held for hardware inspection: repeat offender: GPU 3 (SN …) 2 incidents in 30 days` when a GPU of `plan`
-/// reached the limit on `node`'s history (the store beside `log`), else `None`. A store that cannot be read
-/// holds no one, with a warning: the repair goes on as it would without a history.
+/// reached the limit on `node`'s history (the store beside `log`, as the `[[context]]` `site` reads it), else
+/// `None`. A store that cannot be read holds no one, with a warning: the repair goes on as it would without a
+/// history.
 pub fn held(
     log: &Path,
+    site: Option<&str>,
     settings: &RepairSettings,
     node: &str,
     plan: &Plan,
@@ -59,7 +64,7 @@ pub fn held(
     let window_ms = u64::try_from(settings.repair_window.as_millis()).unwrap_or(u64::MAX);
     let store = crate::store::beside(log);
     let incidents = match crate::store::Store::open(&store)
-        .and_then(|s| s.incidents(now_ms.saturating_sub(window_ms)))
+        .and_then(|s| s.incidents(now_ms.saturating_sub(window_ms), site))
     {
         Ok(i) => i,
         Err(e) => {
@@ -121,22 +126,22 @@ mod tests {
         let log = dir.path().join("audit.jsonl");
         let settings = RepairSettings::default();
         let now = SystemTime::now();
-        assert_eq!(held(&log, &settings, "n7", &plan("XID 79"), now), None);
-        record(&log, "ana", "n1", &plan("XID 79"), Remedy::Reboot).unwrap();
+        assert_eq!(held(&log, None, &settings, "n7", &plan("XID 79"), now), None);
+        record(&log, None, "ana", "n1", &plan("XID 79"), Remedy::Reboot).unwrap();
         assert_eq!(
-            held(&log, &settings, "n7", &plan("XID 79"), now),
+            held(&log, None, &settings, "n7", &plan("XID 79"), now),
             None,
             "once is not a lemon"
         );
         // Repaired on another node, then moved here: the board is the same GPU, and any cause counts.
-        record(&log, "ana", "n3", &plan("XID 48"), Remedy::Reset).unwrap();
+        record(&log, None, "ana", "n3", &plan("XID 48"), Remedy::Reset).unwrap();
         assert_eq!(
-            held(&log, &settings, "n7", &plan("XID 79"), now).as_deref(),
+            held(&log, None, &settings, "n7", &plan("XID 79"), now).as_deref(),
             Some("held for hardware inspection: repeat offender: GPU 3 (SN 1652) 2 incidents in 30 days")
         );
         let later = now + std::time::Duration::from_secs(31 * 86_400);
         assert_eq!(
-            held(&log, &settings, "n7", &plan("XID 79"), later),
+            held(&log, None, &settings, "n7", &plan("XID 79"), later),
             None,
             "outside the window"
         );

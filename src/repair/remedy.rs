@@ -246,10 +246,7 @@ pub(crate) fn diagnose(
         }
     };
     // The audited resets and reboots make older XIDs history, as in `snapshot`.
-    state.note_resets(&crate::actions::resets::read(
-        &crate::actions::run::audit_path(inv),
-        inv.simulated,
-    ));
+    state.note_resets(&crate::actions::resets::read_fleet(inv));
     (0..nodes.len())
         .map(|k| {
             let view = state.node_view(k, std::time::Instant::now(), pending);

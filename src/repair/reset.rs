@@ -109,5 +109,6 @@ pub(super) fn record(
         return Ok(());
     }
     let log = crate::actions::run::audit_path(ctx.inv);
-    history::record(&log, &wf.operator, &wf.nodes[i].node, plan, remedy)
+    let site = ctx.inv.site.as_deref();
+    history::record(&log, site, &wf.operator, &wf.nodes[i].node, plan, remedy)
 }

@@ -35,6 +35,7 @@ pub(super) fn drain(
         let held = wf.nodes[i].plan.as_ref().and_then(|plan| {
             super::history::held(
                 &log,
+                ctx.inv.site.as_deref(),
                 &ctx.inv.actions.repair,
                 &wf.nodes[i].node,
                 plan,
@@ -370,8 +371,7 @@ pub(super) fn wait_back(
         .map_err(|e| format!("cannot look at the nodes: {e}"))?;
     // The XIDs a reset or reboot just dealt with are history, as the TUI and snapshot judge them: a node is
     // "back crit" only for what is still wrong after its audited remedy.
-    let log = crate::actions::run::audit_path(ctx.inv);
-    state.note_resets(&crate::actions::resets::read(&log, ctx.inv.simulated));
+    state.note_resets(&crate::actions::resets::read_fleet(ctx.inv));
     let deadline = ctx.inv.actions.reboot_deadline;
     let mut changed = false;
     for (k, &(i, _)) in waiting.iter().enumerate() {

@@ -51,7 +51,7 @@ pub fn collect(
         .ok()
         .and_then(|id| id.uuid.clone().or(id.serial.clone()));
     members.push(history(audit_log, board.as_deref()));
-    members.push(validation(audit_log, name));
+    members.push(validation(audit_log, inv.site.as_deref(), name));
     (identity.ok(), members)
 }
 
@@ -109,7 +109,7 @@ fn history(audit_log: &Path, board: Option<&str>) -> Member {
         );
     }
     let events = match crate::store::Store::open(&path)
-        .and_then(|s| s.history_bounded(board, 0, MAX_HISTORY_EVENTS))
+        .and_then(|s| s.history_bounded(board, 0, MAX_HISTORY_EVENTS, None))
     {
         Ok(events) => events,
         Err(e) => return Member::without(NAME, Status::Failed, e),
@@ -139,8 +139,8 @@ fn history(audit_log: &Path, board: Option<&str>) -> Member {
 }
 
 /// The node's last audited repair validation (its command, how it ended and its output).
-fn validation(audit_log: &Path, node: &str) -> Member {
-    use crate::actions::audit::Record;
+fn validation(audit_log: &Path, site: Option<&str>, node: &str) -> Member {
+    use crate::actions::audit::{self, Record};
     const NAME: &str = "validation.txt";
     let text = crate::actions::audit::tail(audit_log, AUDIT_TAIL_BYTES).unwrap_or_default();
     let last = text
@@ -149,7 +149,10 @@ fn validation(audit_log: &Path, node: &str) -> Member {
         .filter(|l| l.contains("\"repair-validate\""))
         .find_map(|l| match serde_json::from_str(l) {
             Ok(Record::Outcome(o))
-                if o.action == "repair-validate" && o.node == node && !o.demo =>
+                if o.action == "repair-validate"
+                    && o.node == node
+                    && !o.demo
+                    && audit::counts_for(o.site.as_deref(), site) =>
             {
                 Some(o)
             }
@@ -190,7 +193,7 @@ mod tests {
         use crate::actions::audit::{AuditLog, Outcome, Record};
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.jsonl");
-        assert_eq!(validation(&log, "n1").status, Status::None);
+        assert_eq!(validation(&log, None, "n1").status, Status::None);
         let outcome = |node: &str, detail: &str, demo: bool| {
             Record::Outcome(Outcome {
                 id: "1".into(),
@@ -204,6 +207,7 @@ mod tests {
                 exit_status: Some(226),
                 duration_ms: 1,
                 detail: detail.into(),
+                site: None,
                 demo,
             })
         };
@@ -213,7 +217,7 @@ mod tests {
             .unwrap();
         audit.write(&outcome("n2", "other node", false)).unwrap();
         audit.write(&outcome("n1", "practice", true)).unwrap();
-        let m = validation(&log, "n1");
+        let m = validation(&log, None, "n1");
         assert_eq!(m.status, Status::Collected);
         assert!(m.text.contains("result: failed (exit 226)"), "{}", m.text);
         assert!(

@@ -32,6 +32,9 @@ pub struct Event {
     pub uuid: Option<String>,
     pub kind: String,
     pub detail: String,
+    /// The `[[context]]` it was written under; `None`: no context, or written before rows carried their site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 impl Event {
@@ -45,12 +48,19 @@ impl Event {
             uuid: None,
             kind: kind.into(),
             detail: detail.into(),
+            site: None,
         }
     }
 }
 
 /// The columns an [`Event`] is read back from, in [`Event::from_row`]'s order.
-pub(super) const EVENT_COLUMNS: &str = "time_ms, node, gpu, serial, uuid, kind, detail";
+pub(super) const EVENT_COLUMNS: &str = "time_ms, node, gpu, serial, uuid, kind, detail, site";
+
+/// The rows a reader under the `[[context]]` `?N` counts (SQL, `N` its parameter's number): its own site's and
+/// those that carry none; with no context (`NULL`), those that carry none. See `docs/security.md`.
+pub(super) fn of_site(param: usize) -> String {
+    format!("(site IS NULL OR site = ?{param})")
+}
 
 impl Event {
     /// An event from a row selecting [`EVENT_COLUMNS`].
@@ -63,6 +73,7 @@ impl Event {
             uuid: r.get(4)?,
             kind: r.get(5)?,
             detail: r.get(6)?,
+            site: r.get(7)?,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::event::{kind, Event, EVENT_COLUMNS};
+use super::event::{kind, of_site, Event, EVENT_COLUMNS};
 use super::sqlite::Store;
 
 /// Most events one history query returns.
@@ -40,9 +40,10 @@ pub(crate) struct Sighting {
 
 impl Store {
     /// Every event of `key` (a node, serial or UUID) since `since_ms`, newest first: the node's own, and those of
-    /// every GPU (by serial or UUID) ever seen with it, wherever the GPU was at the time.
-    pub fn history(&self, key: Key, since_ms: u64) -> Result<Vec<Event>, String> {
-        self.history_bounded(key, since_ms, MAX_HISTORY)
+    /// every GPU (by serial or UUID) ever seen with it, wherever the GPU was at the time. A node is the one of
+    /// the `[[context]]` `site` (its rows and those that carry no site: [`of_site`]).
+    pub fn history(&self, key: Key, since_ms: u64, site: Option<&str>) -> Result<Vec<Event>, String> {
+        self.history_bounded(key, since_ms, MAX_HISTORY, site)
     }
 
     /// [`Store::history`], at most `limit` events (the newest).
@@ -51,14 +52,16 @@ impl Store {
         key: Key,
         since_ms: u64,
         limit: u32,
+        site: Option<&str>,
     ) -> Result<Vec<Event>, String> {
+        let node = format!("(node = ?1 AND {})", of_site(4));
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "WITH ids AS (SELECT DISTINCT serial, uuid FROM events
-                              WHERE node = ?1 OR serial = ?1 OR uuid = ?1)
+                              WHERE {node} OR serial = ?1 OR uuid = ?1)
                  SELECT {EVENT_COLUMNS} FROM events
-                 WHERE time_ms >= ?2 AND (node = ?1 OR serial = ?1 OR uuid = ?1
+                 WHERE time_ms >= ?2 AND ({node} OR serial = ?1 OR uuid = ?1
                        OR serial IN (SELECT serial FROM ids WHERE serial IS NOT NULL)
                        OR uuid IN (SELECT uuid FROM ids WHERE uuid IS NOT NULL))
                  ORDER BY time_ms DESC, id DESC LIMIT ?3"
@@ -69,7 +72,8 @@ impl Store {
                 params![
                     key,
                     i64::try_from(since_ms).unwrap_or(i64::MAX),
-                    limit.min(MAX_HISTORY)
+                    limit.min(MAX_HISTORY),
+                    site
                 ],
                 Event::from_row,
             )
@@ -78,19 +82,22 @@ impl Store {
             .map_err(|e| e.to_string())
     }
 
-    /// Incidents since `since_ms`: a node's or a GPU's health turning crit, and each repair of a GPU.
-    pub fn incidents(&self, since_ms: u64) -> Result<Incidents, String> {
+    /// Incidents since `since_ms` as the `[[context]]` `site` counts them ([`of_site`]): a node's or a GPU's
+    /// health turning crit, and each repair of a GPU.
+    pub fn incidents(&self, since_ms: u64, site: Option<&str>) -> Result<Incidents, String> {
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT node, IFNULL(uuid, serial), gpu IS NULL, COUNT(*) FROM events
-                 WHERE time_ms >= ?1 AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
+                 WHERE time_ms >= ?1 AND {} AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
                  GROUP BY node, IFNULL(uuid, serial), gpu IS NULL",
-            )
+                of_site(2)
+            ))
             .map_err(|e| e.to_string())?;
         let mut out = Incidents::default();
+        let since = i64::try_from(since_ms).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![i64::try_from(since_ms).unwrap_or(i64::MAX)], |r| {
+            .query_map(params![since, site], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, Option<String>>(1)?,
@@ -109,16 +116,18 @@ impl Store {
         Ok(out)
     }
 
-    /// The last health stored for a node (`gpu` None) or one of its GPUs (by serial, else UUID, else index).
-    fn last_health(&self, s: &Sighting) -> Result<Option<String>, String> {
+    /// The last health the `[[context]]` `site` stored for a node (`gpu` None) or one of its GPUs (by serial,
+    /// else UUID, else index): its own only, so two sites' nodes of one name are not each other's transitions.
+    fn last_health(&self, s: &Sighting, site: Option<&str>) -> Result<Option<String>, String> {
         let detail: Option<String> = self
             .conn
             .query_row(
                 "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
                    AND IFNULL(gpu, -1) = IFNULL(?2, -1)
                    AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
+                   AND IFNULL(site, '') = IFNULL(?5, '')
                  ORDER BY time_ms DESC, id DESC LIMIT 1",
-                params![s.node, s.gpu, s.serial, s.uuid],
+                params![s.node, s.gpu, s.serial, s.uuid, site],
                 |r| r.get(0),
             )
             .map(Some)
@@ -129,10 +138,15 @@ impl Store {
         Ok(detail.map(|d| d.split(':').next().unwrap_or_default().to_string()))
     }
 
-    /// Stores what a pass saw at `now_ms`: health that changed since the last one stored, XIDs not stored yet,
-    /// and each GPU (by UUID, else serial: see [`Incidents`]) seen on another node than before (`moved`) or for
-    /// the first time (`seen`).
-    pub(crate) fn observe(&mut self, seen: &[Sighting], now_ms: u64) -> Result<usize, String> {
+    /// Stores what a pass under the `[[context]]` `site` saw at `now_ms`, each row marked with the site: health
+    /// that changed since the last one stored, XIDs not stored yet, and each GPU (by UUID, else serial: see
+    /// [`Incidents`]) seen on another node than before (`moved`) or for the first time (`seen`).
+    pub(crate) fn observe(
+        &mut self,
+        seen: &[Sighting],
+        now_ms: u64,
+        site: Option<&str>,
+    ) -> Result<usize, String> {
         let mut events = Vec::new();
         for s in seen {
             let at = |kind: &str, detail: String, time_ms: u64| Event {
@@ -143,9 +157,10 @@ impl Store {
                 uuid: s.uuid.clone(),
                 kind: kind.into(),
                 detail,
+                site: site.map(str::to_string),
             };
             if let Some(health) = &s.health {
-                if self.last_health(s)?.as_deref() != Some(health.as_str()) {
+                if self.last_health(s, site)?.as_deref() != Some(health.as_str()) {
                     let why = if s.reasons.is_empty() {
                         String::new()
                     } else {

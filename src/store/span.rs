@@ -3,21 +3,32 @@
 
 use rusqlite::params_from_iter;
 
-use super::event::EVENT_COLUMNS;
+use super::event::{of_site, EVENT_COLUMNS};
 use super::{Event, Store, MAX_EVENTS};
 
 impl Store {
-    /// Events of `kinds` with `from_ms <= time_ms < to_ms`, oldest first; at most [`MAX_EVENTS`] (all the store
-    /// holds).
-    pub fn between(&self, from_ms: u64, to_ms: u64, kinds: &[&str]) -> Result<Vec<Event>, String> {
-        let marks = vec!["?"; kinds.len()].join(", ");
+    /// Events of `kinds` with `from_ms <= time_ms < to_ms` that the `[[context]]` `site` counts ([`of_site`]),
+    /// oldest first; at most [`MAX_EVENTS`] (all the store holds).
+    pub fn between(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        kinds: &[&str],
+        site: Option<&str>,
+    ) -> Result<Vec<Event>, String> {
+        let marks: Vec<String> = (0..kinds.len()).map(|k| format!("?{}", k + 4)).collect();
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events
-             WHERE time_ms >= ? AND time_ms < ? AND kind IN ({marks})
-             ORDER BY time_ms, id LIMIT {MAX_EVENTS}"
+             WHERE time_ms >= ?1 AND time_ms < ?2 AND {} AND kind IN ({})
+             ORDER BY time_ms, id LIMIT {MAX_EVENTS}",
+            of_site(3),
+            marks.join(", ")
         );
         let ms = |t: u64| rusqlite::types::Value::Integer(i64::try_from(t).unwrap_or(i64::MAX));
-        let values = [ms(from_ms), ms(to_ms)].into_iter().chain(
+        let site = site.map_or(rusqlite::types::Value::Null, |s| {
+            rusqlite::types::Value::Text(s.to_string())
+        });
+        let values = [ms(from_ms), ms(to_ms), site].into_iter().chain(
             kinds
                 .iter()
                 .map(|k| rusqlite::types::Value::Text((*k).to_string())),

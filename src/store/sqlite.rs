@@ -69,8 +69,8 @@ impl Store {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO events (time_ms, node, gpu, serial, uuid, kind, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR IGNORE INTO events (time_ms, node, gpu, serial, uuid, kind, detail, site)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(|e| e.to_string())?;
             for e in events {
@@ -83,6 +83,7 @@ impl Store {
                         e.uuid.as_deref().map(bounded),
                         bounded(&e.kind),
                         bounded(&e.detail),
+                        e.site.as_deref().map(bounded),
                     ])
                     .map_err(|e| e.to_string())?;
             }
@@ -142,12 +143,34 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
              uuid TEXT,
              kind TEXT NOT NULL,
              detail TEXT NOT NULL);
-         CREATE UNIQUE INDEX IF NOT EXISTS events_once
-             ON events (time_ms, node, kind, detail, IFNULL(gpu, -1), IFNULL(serial, ''), IFNULL(uuid, ''));
          CREATE INDEX IF NOT EXISTS events_node ON events (node, time_ms);
          CREATE INDEX IF NOT EXISTS events_serial ON events (serial, time_ms);
          CREATE INDEX IF NOT EXISTS events_uuid ON events (uuid, time_ms);
          CREATE INDEX IF NOT EXISTS events_board ON events (IFNULL(uuid, serial), time_ms);",
+    )?;
+    add_site(conn)
+}
+
+/// The `site` column (the `[[context]]` a row was written under), added to a store written before rows carried
+/// it; the same event of two sites is two rows, so the one-row-per-event index names the site too.
+fn add_site(conn: &Connection) -> rusqlite::Result<()> {
+    let has_site = || -> rusqlite::Result<bool> {
+        conn.prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'site'")?
+            .exists([])
+    };
+    if !has_site()? {
+        // Another process opening the same old store may add it first: then its column is the one wanted.
+        if let Err(e) = conn.execute_batch("ALTER TABLE events ADD COLUMN site TEXT;") {
+            if !has_site()? {
+                return Err(e);
+            }
+        }
+    }
+    conn.execute_batch(
+        "DROP INDEX IF EXISTS events_once;
+         CREATE UNIQUE INDEX IF NOT EXISTS events_once_by_site
+             ON events (time_ms, node, kind, detail, IFNULL(gpu, -1), IFNULL(serial, ''), IFNULL(uuid, ''),
+                        IFNULL(site, ''));",
     )
 }
 

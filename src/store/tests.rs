@@ -30,13 +30,13 @@ fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
     let mut store = Store::open(&dir.path().join("fleet.sqlite")).unwrap();
     let mut on_a = gpu("c001n1", "1650923001234", "crit");
     on_a.xids = vec![(79, 2, 1_000, "GPU has fallen off the bus.".into())];
-    store.observe(&[on_a.clone()], 2_000).unwrap();
+    store.observe(&[on_a.clone()], 2_000, None).unwrap();
     // The same pass again adds nothing: same health, same XID, same node.
-    assert_eq!(store.observe(&[on_a], 3_000).unwrap(), 0);
+    assert_eq!(store.observe(&[on_a], 3_000, None).unwrap(), 0);
     store
-        .observe(&[gpu("c007n2", "1650923001234", "ok")], 10_000)
+        .observe(&[gpu("c007n2", "1650923001234", "ok")], 10_000, None)
         .unwrap();
-    let h = store.history("1650923001234", 0).unwrap();
+    let h = store.history("1650923001234", 0, None).unwrap();
     let kinds: Vec<(&str, &str)> = h
         .iter()
         .map(|e| (e.kind.as_str(), e.node.as_str()))
@@ -53,11 +53,11 @@ fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
     );
     assert_eq!(h[0].detail, "from c001n1 to c007n2");
     // The new node's history carries the GPU's past on the old one; the UUID finds the same.
-    assert_eq!(store.history("c007n2", 0).unwrap().len(), 5);
-    assert_eq!(store.history("GPU-1650923001234", 0).unwrap(), h);
-    assert_eq!(store.history("1650923001234", 5_000).unwrap().len(), 2);
-    assert!(store.history("c999n9", 0).unwrap().is_empty());
-    let inc = store.incidents(0).unwrap();
+    assert_eq!(store.history("c007n2", 0, None).unwrap().len(), 5);
+    assert_eq!(store.history("GPU-1650923001234", 0, None).unwrap(), h);
+    assert_eq!(store.history("1650923001234", 5_000, None).unwrap().len(), 2);
+    assert!(store.history("c999n9", 0, None).unwrap().is_empty());
+    let inc = store.incidents(0, None).unwrap();
     assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
 }
 
@@ -79,7 +79,7 @@ fn the_oldest_events_go_past_the_cap() {
         store.append(&events).unwrap();
     }
     assert_eq!(store.len().unwrap(), 50);
-    let h = store.history("c001n1", 0).unwrap();
+    let h = store.history("c001n1", 0, None).unwrap();
     assert_eq!(h.first().map(|e| e.time_ms), Some(919));
     assert_eq!(h.last().map(|e| e.time_ms), Some(710));
     let long = "x".repeat(10_000);
@@ -87,7 +87,7 @@ fn the_oldest_events_go_past_the_cap() {
         .append(&[Event::node(5_000, "c001n1", kind::ACK, &long)])
         .unwrap();
     assert_eq!(
-        store.history("c001n1", 5_000).unwrap()[0].detail.len(),
+        store.history("c001n1", 5_000, None).unwrap()[0].detail.len(),
         MAX_FIELD_CHARS
     );
 }
@@ -142,8 +142,8 @@ fn two_writer_processes_at_once_lose_nothing() {
         }
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.history("c001n1", 0).unwrap().len(), 200);
-    assert_eq!(store.history("c002n1", 0).unwrap().len(), 200);
+    assert_eq!(store.history("c001n1", 0, None).unwrap().len(), 200);
+    assert_eq!(store.history("c002n1", 0, None).unwrap().len(), 200);
     let ok: String = store
         .conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

@@ -136,9 +136,13 @@ async fn event_loop(
         let acks: Vec<audit::Ack> = scan
             .acks
             .into_iter()
-            .filter_map(|mut ack| {
-                ack.node = log.node_name(&ack.node)?;
-                Some(ack)
+            .flat_map(|ack| {
+                log.node_names(ack.site.as_deref(), &ack.node)
+                    .into_iter()
+                    .map(move |node| audit::Ack {
+                        node,
+                        ..ack.clone()
+                    })
             })
             .collect();
         app.restore_acks(&acks);
@@ -201,9 +205,16 @@ async fn event_loop(
                             shell_open = shell::start(&inventory, node, &input_pause, &action_tx);
                         }
                     }
+                    // Each to its node's own site's log, by the site's own name for it.
                     for ack in std::mem::take(&mut app.ops.acks) {
-                        let written = actions::run::open_audit(&inventory)
-                            .and_then(|mut log| log.write(&audit::Record::Ack(ack)));
+                        let written = match inventory.find_node(&ack.node) {
+                            Some(id) => actions::run::open_audit_of(&inventory, id).and_then(
+                                |(mut log, node)| {
+                                    log.write(&audit::Record::Ack(audit::Ack { node, ..ack }))
+                                },
+                            ),
+                            None => Err(format!("{} is not in the inventory", ack.node)),
+                        };
                         if let Err(e) = written {
                             app.ops.failures.push(format!("acknowledgement not audited: {e}"));
                         }
@@ -241,8 +252,8 @@ async fn event_loop(
                 }
                 app.tick(Instant::now());
                 if let Some(node) = app.history_wanted() {
-                    if let Some((path, name)) = actions::run::history_of(&inventory, node) {
-                        super::history::read(path, node, name, history_tx.clone());
+                    if let Some((path, name, site)) = actions::run::history_of(&inventory, node) {
+                        super::history::read(path, node, (name, site), history_tx.clone());
                     }
                 }
                 if app.dirty && !shell_open {

@@ -244,6 +244,7 @@ fn a_repeat_offender_is_flagged_and_the_detail_shows_its_history_escaped() {
         uuid: Some("GPU-2".into()),
         kind: kind.into(),
         detail: detail.into(),
+        site: None,
     };
     app.selected = 0;
     app.view = View::Detail;

@@ -67,6 +67,7 @@ impl App {
                         last_ms: x.last_ms,
                     })
                     .collect(),
+                site: None,
                 demo: false,
             });
         }
