@@ -587,6 +587,45 @@ mod tests {
         assert_eq!(seen_by_demo.unfinished.len(), 1);
     }
 
+    /// A log opened under a `[[context]]` marks every record with it, and the store beside it keeps the site;
+    /// the last acknowledgement of each node is kept per site.
+    #[test]
+    fn records_written_under_a_context_carry_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut east = AuditLog::open(&path).unwrap().at_site(Some("east".into()));
+        east.write(&ack("n1", "east's RMA")).unwrap();
+        let mut west = AuditLog::open(&path).unwrap().at_site(Some("west".into()));
+        west.write(&ack("n1", "west's RMA")).unwrap();
+        let mut plain = AuditLog::open(&path).unwrap();
+        plain.write(&ack("n2", "no context")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches(r#""site":"east""#).count(), 1, "{text}");
+        assert_eq!(text.matches(r#""site""#).count(), 2, "{text}");
+        let scan = scan(&path, false);
+        let acks: Vec<(Option<&str>, &str)> = scan
+            .acks
+            .iter()
+            .map(|a| (a.site.as_deref(), a.reason.as_str()))
+            .collect();
+        assert_eq!(
+            acks,
+            [
+                (Some("east"), "east's RMA"),
+                (Some("west"), "west's RMA"),
+                (None, "no context")
+            ]
+        );
+        assert_eq!(scan.siteless, 1);
+        let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+        let of = |site| store.history("n1", 0, site).unwrap();
+        assert_eq!(of(Some("west")).len(), 1);
+        assert!(of(Some("west"))[0].detail.contains("west's RMA"));
+        assert!(of(None).is_empty());
+        assert!(counts_for(None, Some("east")) && counts_for(Some("east"), Some("east")));
+        assert!(!counts_for(Some("west"), Some("east")) && !counts_for(Some("east"), None));
+    }
+
     #[test]
     fn an_acknowledgement_written_by_count_covers_nothing() {
         let old = r#"{"record":"ack","time":"t","operator":"ann","node":"c042n3","reason":"RMA open","xids":["GPU 5 XID 79 ×1"]}"#;

@@ -180,41 +180,62 @@ mod tests {
 mod site_tests {
     use super::*;
 
-    fn reboot(node: &str) -> String {
+    fn reboot(node: &str, site: Option<&str>) -> String {
+        let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
         format!(
-            r#"{{"record":"outcome","id":"1","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"reboot","node":"{node}","backend":"ssh","command":"systemctl reboot","ok":true,"exit_status":0,"duration_ms":5000,"detail":""}}"#
+            r#"{{"record":"outcome","id":"1","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"reboot","node":"{node}","backend":"ssh","command":"systemctl reboot","ok":true,"exit_status":0,"duration_ms":5000,"detail":""{site}}}"#
         )
     }
 
-    /// Under `--context all` each site's own log is read, its nodes named with their site; in a log two sites
-    /// share, a name both have is nobody's (a reboot of one must not make the other's XIDs history).
+    /// Under `--context all` each site's own log is read, its nodes named with their site. In a log two sites
+    /// share, a record that names its site counts for that site's node only; one without a site (written
+    /// before records carried it) for each site's node of that name, as each site read alone counts it.
     #[test]
-    fn each_sites_log_names_its_own_nodes_and_a_shared_name_is_nobodys() {
+    fn a_record_counts_for_its_own_site_and_one_without_a_site_for_every_site() {
         let dir = tempfile::tempdir().unwrap();
         let site = |name: &str, nodes: &str, log: &str| {
             let text = format!(
                 "[actions]\naudit_log = \"{}/{log}\"\n[[cabinet]]\nname = \"c1\"\nnodes = \"{nodes}\"\n",
                 dir.path().display()
             );
-            let inv = Inventory::parse(&format!("{name}.toml"), &text).unwrap();
+            let mut inv = Inventory::parse(&format!("{name}.toml"), &text).unwrap();
+            inv.site = Some(name.to_string());
             (name.to_string(), std::sync::Arc::new(inv))
         };
         // east and west share one log; north has its own.
         let sites = [
             site("east", "n[1-2]", "shared.jsonl"),
-            site("west", "n[2-3]", "shared.jsonl"),
+            site("west", "n[2-4]", "shared.jsonl"),
             site("north", "n1", "north.jsonl"),
         ];
         let merged = Inventory::merge(&sites).unwrap();
-        let shared = [reboot("n1"), reboot("n2"), reboot("n3")].join("\n");
+        let shared = [
+            reboot("n1", None),
+            reboot("n3", None),
+            reboot("n2", Some("east")),
+            reboot("n4", Some("east")),
+            reboot("n1", Some("north")),
+        ]
+        .join("\n");
         std::fs::write(dir.path().join("shared.jsonl"), shared).unwrap();
-        std::fs::write(dir.path().join("north.jsonl"), reboot("n1")).unwrap();
+        std::fs::write(dir.path().join("north.jsonl"), reboot("n1", None)).unwrap();
         let mut nodes: Vec<String> = read_fleet(&merged).into_iter().map(|r| r.node).collect();
         nodes.sort();
-        assert_eq!(nodes, ["east/n1", "north/n1", "west/n3"]);
-        // One site's own inventory reads its log as it is.
+        // east's n2 alone was rebooted (not west's); west has no n1 and east no n4; north's record in the
+        // shared log is north's, but north's nodes are in its own log.
+        assert_eq!(nodes, ["east/n1", "east/n2", "north/n1", "west/n3"]);
+        // Each site read alone counts the same records for its own nodes.
+        let alone = |i: usize| -> Vec<String> {
+            let (_, inv) = &sites[i];
+            read_fleet(inv).into_iter().map(|r| r.node).collect()
+        };
+        assert_eq!(alone(0), ["n1", "n3", "n2", "n4"]);
+        assert_eq!(alone(1), ["n1", "n3"]);
+        // With no context, only the records that carry no site.
         let (_, east) = &sites[0];
-        let own: Vec<String> = read_fleet(east).into_iter().map(|r| r.node).collect();
-        assert_eq!(own, ["n1", "n2", "n3"]);
+        let mut plain = Inventory::clone(east);
+        plain.site = None;
+        let own: Vec<String> = read_fleet(&plain).into_iter().map(|r| r.node).collect();
+        assert_eq!(own, ["n1", "n3"]);
     }
 }

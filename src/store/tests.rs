@@ -150,3 +150,56 @@ fn two_writer_processes_at_once_lose_nothing() {
         .unwrap();
     assert_eq!(ok, "ok");
 }
+
+/// Two sites sharing one store, each with a node `n1`: each site's rows are its own (history, incidents, the
+/// last health a transition is measured from); a row without a site (written before rows carried one) counts
+/// for each; a reader with no context counts only those.
+#[test]
+fn each_site_reads_its_own_rows_and_those_without_a_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.sqlite");
+    // A store written before rows carried their site: the column is added when it is opened.
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL,
+                 node TEXT NOT NULL, gpu INTEGER, serial TEXT, uuid TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+             INSERT INTO events (time_ms, node, kind, detail) VALUES (500, 'n1', 'action', 'reboot by ann');",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let node = |health: &str| Sighting {
+        node: "n1".into(),
+        health: Some(health.into()),
+        ..Sighting::default()
+    };
+    store.observe(&[node("crit")], 1_000, Some("east")).unwrap();
+    // west's n1 is ok: a transition of its own, not measured from east's crit.
+    assert_eq!(store.observe(&[node("ok")], 1_000, Some("west")).unwrap(), 1);
+    assert_eq!(store.observe(&[node("crit")], 2_000, Some("east")).unwrap(), 0);
+    let mut east_reset = Event::node(3_000, "n1", kind::OUTCOME, "reset succeeded");
+    east_reset.site = Some("east".into());
+    store.append(&[east_reset]).unwrap();
+
+    let details = |site: Option<&str>| -> Vec<String> {
+        let mut d: Vec<String> = store
+            .history("n1", 0, site)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.site.as_deref().unwrap_or("-"), e.detail))
+            .collect();
+        d.sort();
+        d
+    };
+    assert_eq!(
+        details(Some("east")),
+        ["- reboot by ann", "east crit:", "east reset succeeded"]
+    );
+    assert_eq!(details(Some("west")), ["- reboot by ann", "west ok:"]);
+    assert_eq!(details(None), ["- reboot by ann"]);
+    assert_eq!(store.incidents(0, Some("east")).unwrap().nodes.get("n1"), Some(&1));
+    assert!(store.incidents(0, Some("west")).unwrap().nodes.is_empty());
+    let span = |site| store.between(0, 10_000, &[kind::OUTCOME], site).unwrap().len();
+    assert_eq!((span(Some("east")), span(Some("west"))), (1, 0));
+}
