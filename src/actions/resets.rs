@@ -181,7 +181,9 @@ mod site_tests {
     use super::*;
 
     fn reboot(node: &str, site: Option<&str>) -> String {
-        let site = site.map(|s| format!(r#","site":"{s}""#)).unwrap_or_default();
+        let site = site
+            .map(|s| format!(r#","site":"{s}""#))
+            .unwrap_or_default();
         format!(
             r#"{{"record":"outcome","id":"1","time":"2026-12-06T20:00:00.000Z","operator":"ann","action":"reboot","node":"{node}","backend":"ssh","command":"systemctl reboot","ok":true,"exit_status":0,"duration_ms":5000,"detail":""{site}}}"#
         )

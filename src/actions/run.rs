@@ -135,19 +135,28 @@ pub(crate) fn history_of(inv: &Inventory, id: NodeId) -> Option<(PathBuf, String
     let name = &inv.nodes.get(id)?.name;
     let (own, site) = own_site(inv, id);
     let path = crate::store::beside(&audit_path(own));
-    Some((path, crate::inventory::name_within_site(name).to_string(), site))
+    Some((
+        path,
+        crate::inventory::name_within_site(name).to_string(),
+        site,
+    ))
 }
 
 /// Opens the inventory's audit log for appending; `--demo`'s simulated fleet marks its records as practice, and
 /// a `[[context]]`'s inventory marks them with its site.
 pub(crate) fn open_audit(inv: &Inventory) -> Result<AuditLog, String> {
-    AuditLog::open(&audit_path(inv)).map(|log| log.practice(inv.simulated).at_site(inv.site.clone()))
+    AuditLog::open(&audit_path(inv))
+        .map(|log| log.practice(inv.simulated).at_site(inv.site.clone()))
 }
 
 /// [`open_audit`] of node `id`'s own inventory (its site's under `--context all`, marking its records with the
 /// site), and the node's name there.
 pub(crate) fn open_audit_of(inv: &Inventory, id: NodeId) -> Result<(AuditLog, String), String> {
-    let name = inv.nodes.get(id).map(|n| n.name.as_str()).unwrap_or_default();
+    let name = inv
+        .nodes
+        .get(id)
+        .map(|n| n.name.as_str())
+        .unwrap_or_default();
     let (own, site) = own_site(inv, id);
     let log = open_audit(own)?.at_site(site);
     Ok((log, crate::inventory::name_within_site(name).to_string()))

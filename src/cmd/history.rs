@@ -97,7 +97,15 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
     // one list, newest first, each event once, as one store answers.
     events.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
     let mut seen = std::collections::HashSet::new();
-    events.retain(|e| seen.insert((e.time_ms, e.node.clone(), e.kind.clone(), e.detail.clone(), e.gpu)));
+    events.retain(|e| {
+        seen.insert((
+            e.time_ms,
+            e.node.clone(),
+            e.kind.clone(),
+            e.detail.clone(),
+            e.gpu,
+        ))
+    });
     let text = match args.format {
         ActionFormat::Json => json(&args.key, since_ms, &events),
         ActionFormat::Table => table(&events),

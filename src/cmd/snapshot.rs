@@ -7,6 +7,7 @@ use crate::actions::status;
 use crate::cli::{Global, SnapshotArgs};
 use crate::fleet::filter::Filter;
 use crate::inventory::Inventory;
+use crate::recording::Recorded;
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::snapshot::{self, Report};
 use crate::transport::{Msg, NodeEvent};
@@ -150,10 +151,17 @@ fn recorded(dir: &std::path::Path, args: &SnapshotArgs, filter: &Filter, timeout
         ));
         return EXIT_CANNOT_RUN;
     }
-    let mut state = crate::fleet::FleetState::new(std::sync::Arc::new(reader.inventory().clone()));
-    for m in reader.messages(at, at) {
-        match m {
-            Ok((_, msg)) => state.apply(msg),
+    let inv = std::sync::Arc::new(reader.inventory().clone());
+    let mut state = crate::fleet::FleetState::new(std::sync::Arc::clone(&inv));
+    // The jobs are the last scheduler answer recorded by then, as the replay TUI shows them; a recording that
+    // holds none leaves them unknown, as a live pass without an answer does.
+    let mut workload = None;
+    let mut recorded = crate::recording::Messages::open(&reader, at, at);
+    while let Some(item) = recorded.next_recorded() {
+        match item {
+            Ok((_, Recorded::Msg(msg))) => state.apply(msg),
+            Ok((_, Recorded::Workload(w))) => workload = Some(*w),
+            Ok((_, Recorded::Alive)) => {}
             Err(e) => {
                 crate::text::warn(&e);
                 return EXIT_CANNOT_RUN;
@@ -165,6 +173,9 @@ fn recorded(dir: &std::path::Path, args: &SnapshotArgs, filter: &Filter, timeout
     let start = then.checked_sub(timeout).unwrap_or(then);
     let mut report = Report::new(&state, filter, start, then, timeout);
     report.taken_at = std::time::UNIX_EPOCH + Duration::from_millis(at);
+    if let Some(workload) = &workload {
+        report.note_workload(workload, &inv);
+    }
     crate::text::print(&report.render(args.format));
     report.summary.exit_code(args.include_drained)
 }

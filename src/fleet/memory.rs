@@ -97,7 +97,13 @@ pub(crate) fn remember_in(
     for store in stores {
         let rule = (store.max_repairs, store.repair_window);
         if store.sites.is_empty() {
-            lemons.extend(remember(&store.path, seen, now_ms, rule, store.site.as_deref()));
+            lemons.extend(remember(
+                &store.path,
+                seen,
+                now_ms,
+                rule,
+                store.site.as_deref(),
+            ));
             continue;
         }
         for site in &store.sites {

@@ -126,7 +126,10 @@ mod tests {
         let log = dir.path().join("audit.jsonl");
         let settings = RepairSettings::default();
         let now = SystemTime::now();
-        assert_eq!(held(&log, None, &settings, "n7", &plan("XID 79"), now), None);
+        assert_eq!(
+            held(&log, None, &settings, "n7", &plan("XID 79"), now),
+            None
+        );
         record(&log, None, "ana", "n1", &plan("XID 79"), Remedy::Reboot).unwrap();
         assert_eq!(
             held(&log, None, &settings, "n7", &plan("XID 79"), now),

@@ -42,7 +42,12 @@ impl Store {
     /// Every event of `key` (a node, serial or UUID) since `since_ms`, newest first: the node's own, and those of
     /// every GPU (by serial or UUID) ever seen with it, wherever the GPU was at the time. A node is the one of
     /// the `[[context]]` `site` (its rows and those that carry no site: [`of_site`]).
-    pub fn history(&self, key: Key, since_ms: u64, site: Option<&str>) -> Result<Vec<Event>, String> {
+    pub fn history(
+        &self,
+        key: Key,
+        since_ms: u64,
+        site: Option<&str>,
+    ) -> Result<Vec<Event>, String> {
         self.history_bounded(key, since_ms, MAX_HISTORY, site)
     }
 

@@ -55,7 +55,10 @@ fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
     // The new node's history carries the GPU's past on the old one; the UUID finds the same.
     assert_eq!(store.history("c007n2", 0, None).unwrap().len(), 5);
     assert_eq!(store.history("GPU-1650923001234", 0, None).unwrap(), h);
-    assert_eq!(store.history("1650923001234", 5_000, None).unwrap().len(), 2);
+    assert_eq!(
+        store.history("1650923001234", 5_000, None).unwrap().len(),
+        2
+    );
     assert!(store.history("c999n9", 0, None).unwrap().is_empty());
     let inc = store.incidents(0, None).unwrap();
     assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
@@ -87,7 +90,9 @@ fn the_oldest_events_go_past_the_cap() {
         .append(&[Event::node(5_000, "c001n1", kind::ACK, &long)])
         .unwrap();
     assert_eq!(
-        store.history("c001n1", 5_000, None).unwrap()[0].detail.len(),
+        store.history("c001n1", 5_000, None).unwrap()[0]
+            .detail
+            .len(),
         MAX_FIELD_CHARS
     );
 }
@@ -176,8 +181,14 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
     };
     store.observe(&[node("crit")], 1_000, Some("east")).unwrap();
     // west's n1 is ok: a transition of its own, not measured from east's crit.
-    assert_eq!(store.observe(&[node("ok")], 1_000, Some("west")).unwrap(), 1);
-    assert_eq!(store.observe(&[node("crit")], 2_000, Some("east")).unwrap(), 0);
+    assert_eq!(
+        store.observe(&[node("ok")], 1_000, Some("west")).unwrap(),
+        1
+    );
+    assert_eq!(
+        store.observe(&[node("crit")], 2_000, Some("east")).unwrap(),
+        0
+    );
     let mut east_reset = Event::node(3_000, "n1", kind::OUTCOME, "reset succeeded");
     east_reset.site = Some("east".into());
     store.append(&[east_reset]).unwrap();
@@ -198,8 +209,16 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
     );
     assert_eq!(details(Some("west")), ["- reboot by ann", "west ok:"]);
     assert_eq!(details(None), ["- reboot by ann"]);
-    assert_eq!(store.incidents(0, Some("east")).unwrap().nodes.get("n1"), Some(&1));
+    assert_eq!(
+        store.incidents(0, Some("east")).unwrap().nodes.get("n1"),
+        Some(&1)
+    );
     assert!(store.incidents(0, Some("west")).unwrap().nodes.is_empty());
-    let span = |site| store.between(0, 10_000, &[kind::OUTCOME], site).unwrap().len();
+    let span = |site| {
+        store
+            .between(0, 10_000, &[kind::OUTCOME], site)
+            .unwrap()
+            .len()
+    };
     assert_eq!((span(Some("east")), span(Some("west"))), (1, 0));
 }

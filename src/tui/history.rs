@@ -23,7 +23,8 @@ pub(super) fn read(
             .saturating_sub(u64::try_from(SINCE.as_millis()).unwrap_or(u64::MAX));
         let limit = u32::try_from(MAX_EVENTS).unwrap_or(u32::MAX);
         let events = if path.exists() {
-            Store::open(&path).and_then(|s| s.history_bounded(&name, since_ms, limit, site.as_deref()))
+            Store::open(&path)
+                .and_then(|s| s.history_bounded(&name, since_ms, limit, site.as_deref()))
         } else {
             // No store yet is no history, not an error (and opening would create the file).
             Ok(Vec::new())

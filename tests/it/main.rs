@@ -33,6 +33,7 @@ mod recording;
 mod repair;
 mod repair_remedy;
 mod repair_safety;
+mod replay_jobs;
 mod report;
 mod report_gaps;
 mod rma;

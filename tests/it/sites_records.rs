@@ -89,7 +89,11 @@ fn a_reboot_audited_for_one_site_counts_for_that_site_only() {
     assert_eq!(tn01["health"], "crit", "{tn01:#}");
     // The shared log holds only records of a site: no warning of sharing it.
     let out = fleetop(&east, &config, None, &["--context", "east", "check"]);
-    assert!(!text(&out).contains("share the audit log"), "{}", text(&out));
+    assert!(
+        !text(&out).contains("share the audit log"),
+        "{}",
+        text(&out)
+    );
 
     // east's tn01 rebooted through the runner, the action named with its site under `--context all`.
     let out = fleetop(
@@ -131,14 +135,22 @@ fn a_reboot_audited_for_one_site_counts_for_that_site_only() {
         common::node(&all, "west/tn01"),
     );
     assert_ne!(east_tn01["health"], "crit", "{east_tn01:#}");
-    assert!(!reasons(east_tn01).contains("repeat offender"), "{east_tn01:#}");
+    assert!(
+        !reasons(east_tn01).contains("repeat offender"),
+        "{east_tn01:#}"
+    );
     assert_eq!(west_tn01["health"], "crit", "{west_tn01:#}");
-    assert!(reasons(west_tn01).contains("repeat offender"), "{west_tn01:#}");
+    assert!(
+        reasons(west_tn01).contains("repeat offender"),
+        "{west_tn01:#}"
+    );
 
     // `history tn01`: the reboot under east, not under west; each site's health its own.
     let east_history = history(&east, &config, "east", "tn01");
     assert!(
-        east_history.iter().any(|e| e.contains("\"reboot succeeded")),
+        east_history
+            .iter()
+            .any(|e| e.contains("\"reboot succeeded")),
         "{east_history:#?}"
     );
     let west_history = history(&east, &config, "west", "tn01");
