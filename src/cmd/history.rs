@@ -95,7 +95,7 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
     }
     // Several stores (or one store read for each of the sites sharing it, which gives a GPU's rows to each):
     // one list, newest first, each event once, as one store answers.
-    events.sort_by(|a, b| b.time_ms.cmp(&a.time_ms));
+    events.sort_by_key(|e| std::cmp::Reverse(e.time_ms));
     let mut seen = std::collections::HashSet::new();
     events.retain(|e| {
         seen.insert((

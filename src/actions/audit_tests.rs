@@ -1,0 +1,104 @@
+//! The audit log's records: practice kept apart, a site per record, acknowledgements by time.
+
+use super::*;
+
+fn ack(node: &str, reason: &str) -> Record {
+    Record::Ack(Ack {
+        time: now(),
+        operator: "ann".into(),
+        node: node.into(),
+        reason: reason.into(),
+        xids: vec!["GPU 5 XID 79 ×1".into()],
+        seen: vec![SeenXid {
+            gpu: 5,
+            code: 79,
+            count: 1,
+            last_ms: 1_700_000_000_000,
+        }],
+        site: None,
+        demo: false,
+    })
+}
+
+#[test]
+fn practice_records_stay_apart_from_a_real_fleet_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let entry = Entry {
+        operator: "ann",
+        action: "drain",
+        node: "c001n1",
+        reason: Some("practice"),
+        backend: "slurm",
+        command: "scontrol update NodeName=c001n1 State=DRAIN",
+    };
+    let mut demo = AuditLog::open(&path).unwrap().practice(true);
+    demo.write(&ack("c001n1", "practice ack")).unwrap();
+    demo.write(&entry.intent("demo-1")).unwrap();
+    let mut real = AuditLog::open(&path).unwrap();
+    real.write(&ack("c001n2", "RMA 7")).unwrap();
+    // The history store beside the log indexes the real record only.
+    let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+    let indexed = store.history("c001n2", 0, None).unwrap();
+    assert_eq!(indexed.len(), 1, "{indexed:?}");
+    assert!(indexed[0].detail.contains("RMA 7"), "{indexed:?}");
+    assert!(store.history("c001n1", 0, None).unwrap().is_empty());
+
+    let seen_by_real = scan(&path, false);
+    assert_eq!(seen_by_real.acks.len(), 1, "{seen_by_real:?}");
+    assert_eq!(seen_by_real.acks[0].node, "c001n2");
+    assert!(seen_by_real.unfinished.is_empty(), "{seen_by_real:?}");
+    let seen_by_demo = scan(&path, true);
+    assert_eq!(seen_by_demo.acks.len(), 1);
+    assert_eq!(seen_by_demo.acks[0].node, "c001n1");
+    assert!(seen_by_demo.acks[0].demo);
+    assert_eq!(seen_by_demo.unfinished.len(), 1);
+}
+
+/// A log opened under a `[[context]]` marks every record with it, and the store beside it keeps the site;
+/// the last acknowledgement of each node is kept per site.
+#[test]
+fn records_written_under_a_context_carry_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut east = AuditLog::open(&path).unwrap().at_site(Some("east".into()));
+    east.write(&ack("n1", "east's RMA")).unwrap();
+    let mut west = AuditLog::open(&path).unwrap().at_site(Some("west".into()));
+    west.write(&ack("n1", "west's RMA")).unwrap();
+    let mut plain = AuditLog::open(&path).unwrap();
+    plain.write(&ack("n2", "no context")).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.matches(r#""site":"east""#).count(), 1, "{text}");
+    assert_eq!(text.matches(r#""site""#).count(), 2, "{text}");
+    let scan = scan(&path, false);
+    let acks: Vec<(Option<&str>, &str)> = scan
+        .acks
+        .iter()
+        .map(|a| (a.site.as_deref(), a.reason.as_str()))
+        .collect();
+    assert_eq!(
+        acks,
+        [
+            (Some("east"), "east's RMA"),
+            (Some("west"), "west's RMA"),
+            (None, "no context")
+        ]
+    );
+    assert_eq!(scan.siteless, 1);
+    let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+    let of = |site| store.history("n1", 0, site).unwrap();
+    assert_eq!(of(Some("west")).len(), 1);
+    assert!(of(Some("west"))[0].detail.contains("west's RMA"));
+    assert!(of(None).is_empty());
+    assert!(counts_for(None, Some("east")) && counts_for(Some("east"), Some("east")));
+    assert!(!counts_for(Some("west"), Some("east")) && !counts_for(Some("east"), None));
+}
+
+#[test]
+fn an_acknowledgement_written_by_count_covers_nothing() {
+    let old = r#"{"record":"ack","time":"t","operator":"ann","node":"c042n3","reason":"RMA open","xids":["GPU 5 XID 79 ×1"]}"#;
+    let Ok(Record::Ack(a)) = serde_json::from_str::<Record>(old) else {
+        panic!("an old record still reads");
+    };
+    assert!(a.seen.is_empty() && !a.demo, "{a:?}");
+}
