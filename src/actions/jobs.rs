@@ -24,12 +24,24 @@ pub fn query(inv: &Inventory, exec: &Executor) -> Workload {
     if inv.merged_sites().is_empty() {
         return query_site(inv, exec);
     }
-    // Nodes of sites without a scheduler, or whose own did not answer, stay unknown.
+    merge_sites(
+        inv,
+        super::sites::every_site(inv, exec, |own, exec| Ok(query_site(own, exec))),
+    )
+}
+
+/// The sites' answers as one workload of the merged inventory `inv` (`--context all`): each site's jobs filed
+/// under the merged inventory's nodes, their tenants named `SITE/NAME`; the nodes of sites that gave no answer,
+/// or whose own scheduler did not answer, stay unknown.
+pub(crate) fn merge_sites(
+    inv: &Inventory,
+    answers: Vec<super::sites::SiteAnswer<'_, Workload>>,
+) -> Workload {
     let mut merged = Workload {
         unasked: (0..inv.nodes.len()).collect(),
         ..Workload::default()
     };
-    for site in super::sites::every_site(inv, exec, |own, exec| Ok(query_site(own, exec))) {
+    for site in answers {
         let name = site.site.map_or("", |s| s.name.as_str());
         let workload = match &site.answer {
             Ok(workload) => workload,

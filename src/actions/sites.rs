@@ -13,7 +13,16 @@ pub(crate) struct SiteAnswer<'a, T> {
     inv: &'a Inventory,
 }
 
-impl<T> SiteAnswer<'_, T> {
+impl<'a, T> SiteAnswer<'a, T> {
+    /// The answer `site` of the merged inventory `inv` gave another way (a recording of it).
+    pub(crate) fn of(inv: &'a Inventory, site: &'a MergedSite, answer: T) -> Self {
+        SiteAnswer {
+            site: Some(site),
+            answer: Ok(answer),
+            inv,
+        }
+    }
+
     /// The id in the inventory asked about of the site's node `own`; `None` for a node it no longer holds.
     pub(crate) fn merged_id(&self, own: NodeId) -> Option<NodeId> {
         let Some(site) = self.site else {

@@ -38,6 +38,20 @@ pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
     Ok(inv)
 }
 
+/// Whether `--context all` (or `$FLEETOP_CONTEXT=all`) chose every site at once, `--inventory` not overriding it.
+pub(crate) fn every_site_chosen(g: &Global) -> bool {
+    g.inventory.is_none() && chosen_context(g).as_deref() == Some(ALL_CONTEXTS)
+}
+
+/// The names of the sites `--context all` reads, in the config's order.
+pub(crate) fn site_names() -> Result<Vec<String>, String> {
+    let config = Config::load()?;
+    if config.contexts.is_empty() {
+        return Err("--context all: config.toml has no [[context]]".into());
+    }
+    Ok(config.contexts.iter().map(|c| c.name.clone()).collect())
+}
+
 /// `--context`, else `$FLEETOP_CONTEXT` (which `--inventory` and `--demo` override, as they do
 /// `$FLEETOP_INVENTORY`).
 pub(crate) fn chosen_context(g: &Global) -> Option<String> {
@@ -55,7 +69,7 @@ pub(crate) fn chosen_context(g: &Global) -> Option<String> {
 /// An action's nodeset under `--context all` must name its one site, `SITE/NODESET`: the action then runs as
 /// with `--context SITE NODESET`, through that site's own backends. Elsewhere both are returned unchanged.
 pub(crate) fn site_scoped(g: &Global, nodes: &str) -> Result<(Global, String), String> {
-    if g.inventory.is_some() || chosen_context(g).as_deref() != Some(ALL_CONTEXTS) {
+    if !every_site_chosen(g) {
         return Ok((g.clone(), nodes.to_string()));
     }
     let refusal = || {
@@ -179,7 +193,7 @@ pub(crate) fn prepare(
     g: &Global,
     one_pass: bool,
 ) -> Result<(Arc<Inventory>, Box<dyn Transport>), String> {
-    if g.inventory.is_none() && chosen_context(g).as_deref() == Some(ALL_CONTEXTS) {
+    if every_site_chosen(g) {
         return prepare_sites(g, |inv| transport_for(g, inv, one_pass));
     }
     let inv = Arc::new(load_inventory(g)?);
@@ -205,14 +219,13 @@ pub(crate) fn prepare_at(
             None => Box::new(Unanswered(NO_PAST.to_string())),
         }
     };
-    let (inv, transport) =
-        if g.inventory.is_none() && chosen_context(g).as_deref() == Some(ALL_CONTEXTS) {
-            prepare_sites(g, |inv| Ok(past(inv)))?
-        } else {
-            let inv = Arc::new(load_inventory(g)?);
-            let transport = past(&inv);
-            (inv, transport)
-        };
+    let (inv, transport) = if every_site_chosen(g) {
+        prepare_sites(g, |inv| Ok(past(inv)))?
+    } else {
+        let inv = Arc::new(load_inventory(g)?);
+        let transport = past(&inv);
+        (inv, transport)
+    };
     let any_store = match inv.merged_sites() {
         [] => inv.prometheus.is_some(),
         sites => sites.iter().any(|s| s.inventory.prometheus.is_some()),

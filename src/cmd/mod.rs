@@ -12,6 +12,7 @@ mod live;
 mod load;
 mod record;
 mod repair;
+mod replayed;
 mod report;
 mod rma;
 mod snapshot;

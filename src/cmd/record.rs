@@ -24,6 +24,9 @@ const DRAIN_READBACK: Duration = Duration::from_secs(30);
 const MEMORY_EVERY: Duration = Duration::from_secs(30);
 
 pub fn run(g: &Global, args: &RecordArgs) -> i32 {
+    if super::load::every_site_chosen(g) {
+        return record_every_site(g, args);
+    }
     let started = super::load::prepare(g, false).and_then(|(inv, transport)| {
         let dir = args
             .out
@@ -70,13 +73,54 @@ pub fn run(g: &Global, args: &RecordArgs) -> i32 {
     }
 }
 
+/// The directory of site `site`'s recording in a recording of every site (`--context all`): `DIR/SITE/`.
+pub(super) fn site_dir(dir: &std::path::Path, site: &str) -> std::path::PathBuf {
+    dir.join(site)
+}
+
+/// `--context all`: each site recorded as `--context SITE` records it, into [`site_dir`], on a thread of its own
+/// with its own transport and runtime (Ctrl-C ends them all); the worst status of them.
+fn record_every_site(g: &Global, args: &RecordArgs) -> i32 {
+    let dir = args.out.clone().or_else(crate::recording::default_dir);
+    let (names, dir) = match (super::load::site_names(), dir) {
+        (Ok(names), Some(dir)) => (names, dir),
+        (Err(e), _) => {
+            crate::text::warn(&e);
+            return EXIT_CANNOT_RUN;
+        }
+        (_, None) => {
+            crate::text::warn(
+                "no state directory for the recording: pass --out DIR, or set HOME or XDG_STATE_HOME",
+            );
+            return EXIT_CANNOT_RUN;
+        }
+    };
+    let recorders: Vec<_> = names
+        .into_iter()
+        .map(|site| {
+            let mut own = g.clone();
+            own.context = Some(site.clone());
+            let args = RecordArgs {
+                out: Some(site_dir(&dir, &site)),
+                retain: args.retain,
+                segment: args.segment,
+            };
+            std::thread::spawn(move || run(&own, &args))
+        })
+        .collect();
+    recorders
+        .into_iter()
+        .map(|r| r.join().unwrap_or(1))
+        .max()
+        .unwrap_or(EXIT_CANNOT_RUN)
+}
+
 /// The inventory's text as the recording keeps it: the file it was read from, or the demo's built-in one.
 fn inventory_text(inv: &Inventory) -> Result<String, String> {
-    // A recording holds one inventory's text, and a replay reads its nodes from it: several sites' are not one file.
+    // A recording holds one inventory's text, and a replay reads its nodes from it: several sites' are not one
+    // file (`--context all` records each site into a directory of its own).
     if !inv.merged_sites().is_empty() {
-        return Err("fleetop record follows one site: --context all is not recorded yet; record each site with \
-                    --context SITE into a directory of its own (--out DIR)"
-            .into());
+        return Err("a recording holds one site's inventory".into());
     }
     if inv.simulated {
         return Ok(crate::inventory::DEMO_INVENTORY.to_string());

@@ -7,7 +7,6 @@ use crate::actions::status;
 use crate::cli::{Global, SnapshotArgs};
 use crate::fleet::filter::Filter;
 use crate::inventory::Inventory;
-use crate::recording::Recorded;
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::snapshot::{self, Report};
 use crate::transport::{Msg, NodeEvent};
@@ -32,7 +31,7 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
     }
     let timeout = Duration::from_secs_f64(args.timeout);
     if let Some(dir) = &g.replay {
-        return recorded(dir, args, &filter, timeout);
+        return super::replayed::snapshot(g, dir, args, &filter, timeout);
     }
     // `--at`: the fleet as its Prometheus store (each site's own, under `--context all`) held it then.
     let prepared = match args.at.as_deref().map(past) {
@@ -112,71 +111,6 @@ pub fn run(g: &Global, args: &SnapshotArgs) -> i32 {
         let source = transport.timings().unwrap_or_default();
         eprint!("{}{source}", phases.render());
     }
-    report.summary.exit_code(args.include_drained)
-}
-
-/// `snapshot --replay DIR [--at TIME]`: the fleet as the recording holds it at TIME (default: its end), judged as
-/// a pass taken then; nodes the recording holds nothing for are unreachable, as in a live pass.
-fn recorded(dir: &std::path::Path, args: &SnapshotArgs, filter: &Filter, timeout: Duration) -> i32 {
-    let reader = match crate::recording::Reader::open(dir) {
-        Ok(r) => r,
-        Err(e) => {
-            crate::text::warn(&e);
-            return EXIT_CANNOT_RUN;
-        }
-    };
-    let Some((first, last)) = reader.span() else {
-        crate::text::warn(&format!(
-            "{}: the recording holds no frame yet",
-            dir.display()
-        ));
-        return EXIT_CANNOT_RUN;
-    };
-    let at = match &args.at {
-        Some(text) => match crate::recording::parse_time(text, crate::telemetry::unix_ms()) {
-            Ok(t) => t,
-            Err(e) => {
-                crate::text::warn(&format!("--at: {e}"));
-                return EXIT_CANNOT_RUN;
-            }
-        },
-        None => last,
-    };
-    if at < first || at > last {
-        crate::text::warn(&format!(
-            "--at: {} is outside the recording, which runs from {} to {}",
-            crate::recording::utc(at),
-            crate::recording::utc(first),
-            crate::recording::utc(last)
-        ));
-        return EXIT_CANNOT_RUN;
-    }
-    let inv = std::sync::Arc::new(reader.inventory().clone());
-    let mut state = crate::fleet::FleetState::new(std::sync::Arc::clone(&inv));
-    // The jobs are the last scheduler answer recorded by then, as the replay TUI shows them; a recording that
-    // holds none leaves them unknown, as a live pass without an answer does.
-    let mut workload = None;
-    let mut recorded = crate::recording::Messages::open(&reader, at, at);
-    while let Some(item) = recorded.next_recorded() {
-        match item {
-            Ok((_, Recorded::Msg(msg))) => state.apply(msg),
-            Ok((_, Recorded::Workload(w))) => workload = Some(*w),
-            Ok((_, Recorded::Alive)) => {}
-            Err(e) => {
-                crate::text::warn(&e);
-                return EXIT_CANNOT_RUN;
-            }
-        }
-    }
-    // Ages and "not answered" are judged at the recording's time, as a pass taken then would have.
-    let then = reader.instant(at);
-    let start = then.checked_sub(timeout).unwrap_or(then);
-    let mut report = Report::new(&state, filter, start, then, timeout);
-    report.taken_at = std::time::UNIX_EPOCH + Duration::from_millis(at);
-    if let Some(workload) = &workload {
-        report.note_workload(workload, &inv);
-    }
-    crate::text::print(&report.render(args.format));
     report.summary.exit_code(args.include_drained)
 }
 

@@ -41,6 +41,7 @@ mod session_wrapper;
 mod sites_history;
 mod sites_jobs;
 mod sites_past;
+mod sites_recording;
 mod sites_records;
 mod sites_rules;
 mod smi_captures;

@@ -1,0 +1,142 @@
+//! `fleetop record --context all`: one recorder per site, each into `DIR/SITE/`, and `snapshot --replay DIR --at
+//! TIME --context all` reading them back as one fleet with a `site` column, as live — against two fleets of real
+//! sshd nodes with a node name in common.
+
+use crate::common;
+use crate::contexts::{fleetop, json, text};
+use crate::sites_rules::{inventory_with, two_contexts, DRAINS_BY_COMMAND};
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Fleet;
+use fleetop::fleet::FleetState;
+use fleetop::recording::Reader;
+
+/// The last frame's time of the recording in `dir` once every one of its `nodes` has a sample there.
+fn sampled_to(dir: &Path, nodes: usize) -> Option<u64> {
+    let reader = Reader::open(dir).ok()?;
+    let (_, last) = reader.span()?;
+    let mut state = FleetState::new(Arc::new(reader.inventory().clone()));
+    for m in reader.messages(last, last) {
+        state.apply(m.ok()?.1);
+    }
+    let sampled = state.nodes().iter().filter(|n| n.sample.is_some()).count();
+    (sampled == nodes).then_some(last)
+}
+
+#[test]
+fn every_site_is_recorded_apart_and_replayed_as_one_fleet() {
+    let east = Fleet::agents(2);
+    let west = Fleet::agents(1);
+    let config = two_contexts(
+        &east,
+        &inventory_with(&east, "east", DRAINS_BY_COMMAND),
+        &inventory_with(&west, "west", DRAINS_BY_COMMAND),
+    );
+    let out = east.dir.path().join("recording");
+    let child = east
+        .fleetop(&["--context", "all", "record", "--segment", "2s", "--out"])
+        .arg(&out)
+        .env("XDG_CONFIG_HOME", &config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: until both sites' recordings hold a sample of each of their nodes, or a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let at = loop {
+        let east_at = sampled_to(&out.join("east"), 2);
+        let west_at = sampled_to(&out.join("west"), 1);
+        if let (Some(e), Some(w)) = (east_at, west_at) {
+            break e.min(w);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sample of every node of both sites within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let ended = common::wait_bounded(child, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&ended.stderr).into_owned();
+    assert!(ended.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("recording 2 nodes into") && stderr.contains("recording 1 nodes into"),
+        "{stderr}"
+    );
+
+    let time = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(at))
+        .to_string();
+    let replay = |format: &str| {
+        let dir = out.display().to_string();
+        let args = [
+            "--context",
+            "all",
+            "--replay",
+            &dir,
+            "snapshot",
+            "--format",
+            format,
+            "--at",
+            &time,
+        ];
+        let snap = fleetop(&east, &config, None, &args);
+        assert_eq!(snap.status.code(), Some(0), "{}", text(&snap));
+        snap
+    };
+    let doc = json(&replay("json"));
+    assert_eq!(doc["taken_at"], time.as_str());
+    let names: Vec<&str> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, ["east/tn01", "east/tn02", "west/tn01"], "{doc:#}");
+    for name in names {
+        let node = common::node(&doc, name);
+        assert_eq!(node["state"], "up", "{node:#}");
+        assert_eq!(node["site"], name.split('/').next().unwrap(), "{node:#}");
+    }
+    // The two tn01 are two nodes with their own GPUs (the fleets' fake NVMLs are seeded alike, so by index).
+    assert_eq!(
+        common::node(&doc, "west/tn01")["gpus"]
+            .as_array()
+            .map(Vec::len),
+        Some(8)
+    );
+    let csv = String::from_utf8(replay("csv").stdout).unwrap();
+    assert!(csv.starts_with("site,"), "{csv}");
+    assert!(
+        csv.lines().any(|l| l.starts_with("west,west/tn01,")),
+        "{csv}"
+    );
+    let table = String::from_utf8(replay("table").stdout).unwrap();
+    assert!(
+        table.lines().next().is_some_and(|h| h.starts_with("SITE")),
+        "{table}"
+    );
+
+    // A site whose recording is missing is an error naming its directory, not a fleet without it.
+    std::fs::remove_dir_all(out.join("west")).unwrap();
+    let dir = out.display().to_string();
+    let snap = fleetop(
+        &east,
+        &config,
+        None,
+        &[
+            "--context",
+            "all",
+            "--replay",
+            &dir,
+            "snapshot",
+            "--at",
+            &time,
+        ],
+    );
+    assert_eq!(snap.status.code(), Some(3), "{}", text(&snap));
+    assert!(text(&snap).contains("west"), "{}", text(&snap));
+}
