@@ -160,22 +160,4 @@ fn a_job_on_one_sites_slurm_shows_on_that_sites_node_only() {
     assert!(!detail.contains("jobs:"), "{detail}");
     tmux.keys(&["q"]);
     slurm.client("scancel", &[&job]);
-
-    // A recording holds one inventory: across sites it is refused, saying what to do instead.
-    let out_dir = east.dir.path().join("recording");
-    let mut cmd = east.fleetop(&[
-        "--context",
-        "all",
-        "record",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    cmd.env("XDG_CONFIG_HOME", &config);
-    let out = common::run_bounded(&mut cmd, Duration::from_secs(60));
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("record each site with --context SITE"),
-        "{}",
-        text(&out)
-    );
 }
