@@ -102,3 +102,29 @@ fn an_acknowledgement_written_by_count_covers_nothing() {
     };
     assert!(a.seen.is_empty() && !a.demo, "{a:?}");
 }
+
+/// Under `--context all` an acknowledgement goes to its node's own site's log, by the site's own name for the
+/// node and marked with the site, so `--context SITE` reads it back.
+#[test]
+fn an_acknowledgement_across_sites_goes_to_its_own_sites_log() {
+    use crate::inventory::Inventory;
+    let dir = tempfile::tempdir().unwrap();
+    let site = |name: &str| {
+        let text = format!(
+            "[actions]\naudit_log = \"{}/{name}.jsonl\"\n[[cabinet]]\nname = \"c1\"\nnodes = \"n[1-2]\"\n",
+            dir.path().display()
+        );
+        let inv = Inventory::parse(&format!("{name}.toml"), &text).unwrap();
+        (name.to_string(), std::sync::Arc::new(inv))
+    };
+    let merged = Inventory::merge(&[site("east"), site("west")]).unwrap();
+    let west_n1 = merged.find_node("west/n1").unwrap();
+    let (mut log, name) = crate::actions::run::open_audit_of(&merged, west_n1).unwrap();
+    assert_eq!(name, "n1");
+    log.write(&ack(&name, "RMA 9")).unwrap();
+    let written = scan(&dir.path().join("west.jsonl"), false);
+    assert_eq!(written.acks.len(), 1);
+    assert_eq!(written.acks[0].site.as_deref(), Some("west"));
+    assert_eq!(written.acks[0].node, "n1");
+    assert!(!dir.path().join("east.jsonl").exists());
+}
