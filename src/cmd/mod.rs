@@ -47,6 +47,16 @@ fn dispatch(cli: Cli) -> i32 {
         );
         return crate::runtime::EXIT_CANNOT_RUN;
     }
+    if cli.global.replay.is_some()
+        && load::every_site_chosen(&cli.global)
+        && !matches!(cli.command, Some(Command::Snapshot(_)))
+    {
+        crate::text::warn(
+            "--replay with --context all: snapshot reads every site's recording (DIR/SITE/); the TUI and \
+             report read one site's (--replay DIR/SITE)",
+        );
+        return crate::runtime::EXIT_CANNOT_RUN;
+    }
     match cli.command {
         Some(Command::Agent(a)) => agent::run(a),
         Some(Command::Check) => check::run(&cli.global),

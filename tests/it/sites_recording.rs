@@ -120,9 +120,23 @@ fn every_site_is_recorded_apart_and_replayed_as_one_fleet() {
         "{table}"
     );
 
+    // The ledger reads one site's recording: across sites it is refused, saying which to give it.
+    let dir = out.display().to_string();
+    let report = fleetop(
+        &east,
+        &config,
+        None,
+        &["--context", "all", "--replay", &dir, "report"],
+    );
+    assert_eq!(report.status.code(), Some(3), "{}", text(&report));
+    assert!(
+        text(&report).contains("--replay DIR/SITE"),
+        "{}",
+        text(&report)
+    );
+
     // A site whose recording is missing is an error naming its directory, not a fleet without it.
     std::fs::remove_dir_all(out.join("west")).unwrap();
-    let dir = out.display().to_string();
     let snap = fleetop(
         &east,
         &config,
