@@ -152,11 +152,11 @@ pub(crate) fn open_audit(inv: &Inventory) -> Result<AuditLog, String> {
 /// [`open_audit`] of node `id`'s own inventory (its site's under `--context all`, marking its records with the
 /// site), and the node's name there.
 pub(crate) fn open_audit_of(inv: &Inventory, id: NodeId) -> Result<(AuditLog, String), String> {
-    let name = inv
+    let name = &inv
         .nodes
         .get(id)
-        .map(|n| n.name.as_str())
-        .unwrap_or_default();
+        .ok_or_else(|| format!("no node {id} in {}", inv.source))?
+        .name;
     let (own, site) = own_site(inv, id);
     let log = open_audit(own)?.at_site(site);
     Ok((log, crate::inventory::name_within_site(name).to_string()))
