@@ -10,7 +10,8 @@ impl App {
     /// the node's health until one is seen again. Each acknowledgement goes to the audit log. An XID whose
     /// source gives no time is not acknowledged (nothing would tell a later one from it); the status says so.
     pub(crate) fn acknowledge_xids(&mut self, reason: &str) {
-        // Across sites the audit log at hand is the first site's; an acknowledgement belongs in its node's own.
+        // Across sites an acknowledgement is made under its node's own site's context, as actions are (the event
+        // loop would file it in that site's log, `actions::run::open_audit_of`).
         if !self.fleet.inventory().sites().is_empty() {
             self.status = Some("acknowledge: not across sites; :ctx SITE first".into());
             return;
