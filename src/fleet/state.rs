@@ -92,7 +92,11 @@ impl FleetState {
         let Some(node) = self.nodes.get_mut(msg.node) else {
             return;
         };
-        if let Some(generation) = self.generations.get_mut(msg.node) {
+        // A delta that carries only the node's time (an idle node's second) keeps the node fresh and
+        // changes nothing its judgement reads, unless it clears a failure: the judgement made before stands.
+        let judged_alike = node.failure.is_none()
+            && matches!(&msg.event, NodeEvent::Delta(d) if d.carries_time_only());
+        if let Some(generation) = self.generations.get_mut(msg.node).filter(|_| !judged_alike) {
             *generation += 1;
         }
         match msg.event {

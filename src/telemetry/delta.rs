@@ -230,6 +230,11 @@ impl NodeDelta {
 }
 
 impl NodeDelta {
+    /// Whether the delta says only that the node's time moved on: nothing about it changed.
+    pub fn carries_time_only(&self) -> bool {
+        self.gpus.is_empty() && self.ib.is_empty() && !self.carries_values()
+    }
+
     /// Applies the delta to `to` in place: each GPU's values by its index, each port's by its position (the
     /// caller checked that `to` holds them; one it lacks is skipped).
     pub fn apply_to(mut self, to: &mut NodeSample) {
