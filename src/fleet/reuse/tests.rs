@@ -329,6 +329,16 @@ fn a_delta_of_the_time_alone_keeps_the_node_fresh_and_its_judgement() {
         assert_eq!(view.sample_age, Some(Duration::ZERO));
     }
     assert_eq!(fleet.nodes()[0].samples, 11);
+    // The whole sample a compact stream sends every minute, the same but for its time, keeps it too.
+    let mut again = sample(true, 40, false, false);
+    again.t += 60_000;
+    let at = now;
+    fleet.apply(Msg {
+        node: 0,
+        at,
+        event: NodeEvent::Sample(again),
+    });
+    assert_eq!(key(&fleet, now), judged);
     // An empty delta that ends a failure changes the judgement.
     apply(
         &mut fleet,
