@@ -99,7 +99,6 @@ pub(crate) fn with_rest_of_machine(run: impl FnOnce() -> Measured) -> Measured {
     m
 }
 
-/// CPU of process `pid` so far (utime + stime from /proc), in seconds.
 /// The machine's load averages over 1, 5 and 15 minutes, as `/proc/loadavg` gives them.
 pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -110,6 +109,7 @@ pub(crate) fn load_average() -> String {
         .join(" ")
 }
 
+/// CPU of process `pid` so far (utime + stime from /proc), in seconds.
 pub(crate) fn proc_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
