@@ -221,10 +221,11 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
         picked.iter().sum::<f64>() / picked.len().max(1) as f64
     };
     let fleet_kind = match replayed {
-        Some((whole, delta)) => format!(
+        Some(c) => format!(
             "Each node replays, at 1 Hz, the stream the agent wrote on the fake NVML (`benches/fleet/replay.c`): \
-             a whole sample of {whole} bytes, then {delta}-byte deltas, a whole sample every 60 lines; whole \
-             samples each second to a jump host that asks for no compact stream."
+             a whole sample of {} bytes, then {} deltas ({} of them carrying a value; the last {} bytes), a whole \
+             sample every 60 lines; whole samples each second to a jump host that asks for no compact stream.",
+            c.whole_bytes, c.deltas, c.moving, c.last_delta_bytes
         ),
         None => "Each node runs the agent on the fake NVML.".into(),
     };

@@ -68,8 +68,8 @@ fn replayer() -> PathBuf {
 }
 
 /// Makes every node of `fleet` (started as full-sample agents, node 0 with its InfiniBand tree) replay what
-/// node 0's agent writes; returns the size of a whole sample and of a delta line as captured, in bytes.
-pub(crate) fn replay_node_zero(fleet: &Fleet) -> (usize, usize) {
+/// node 0's agent writes; returns what was captured.
+pub(crate) fn replay_node_zero(fleet: &Fleet) -> Captured {
     let compact = capture(fleet, true, COMPACT_LINES);
     let whole = capture(fleet, false, WHOLE_LINES);
     let replay = replayer();
@@ -87,9 +87,22 @@ pub(crate) fn replay_node_zero(fleet: &Fleet) -> (usize, usize) {
     }
     let text = std::fs::read_to_string(&compact).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let delta = lines.iter().rev().find(|l| l.starts_with("{\"d\":"));
-    (
-        lines.get(1).map_or(0, |l| l.len() + 1),
-        delta.map_or(0, |l| l.len() + 1),
-    )
+    let deltas: Vec<&&str> = lines.iter().filter(|l| l.starts_with("{\"d\":")).collect();
+    Captured {
+        whole_bytes: lines.get(1).map_or(0, |l| l.len() + 1),
+        deltas: deltas.len(),
+        // A delta of the time alone is `{"d":T}`; anything longer carries a value.
+        moving: deltas.iter().filter(|l| l.contains(',')).count(),
+        last_delta_bytes: deltas.last().map_or(0, |l| l.len() + 1),
+    }
+}
+
+/// What the compact capture holds.
+pub(crate) struct Captured {
+    /// Bytes of its whole sample, newline included.
+    pub(crate) whole_bytes: usize,
+    /// Its delta lines, and how many of them carry a value.
+    pub(crate) deltas: usize,
+    pub(crate) moving: usize,
+    pub(crate) last_delta_bytes: usize,
 }
