@@ -17,6 +17,8 @@ pub(crate) struct Turn {
     pub(crate) cpu_per_min: f64,
     pub(crate) peak_rss_mib: f64,
     pub(crate) all_up_after_s: Option<f64>,
+    /// The machine's load average over the last minute at the turn's end.
+    pub(crate) load: String,
 }
 
 /// `cmd` with its arguments and environment, run as `binary` instead.
@@ -94,7 +96,18 @@ pub(crate) fn follow(
     std::thread::sleep(Duration::from_secs(3));
     if let Ok(file) = std::env::var("FLEETOP_BENCH_PERF") {
         let status = Command::new("perf")
-            .args(["record", "-F", "199", "--call-graph", "dwarf", "-o", &file])
+            // Every 100 µs of a thread's CPU rather than at a frequency: the per-thread clocks of 1,024 node
+            // threads, each awake for microseconds a second, would hardly ever reach a 5 ms period.
+            .args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-c",
+                "100000",
+                "--call-graph",
+                "dwarf",
+            ])
+            .args(["-o", &file])
             .args(["-p", &child.id().to_string(), "--", "sleep", "10"])
             .status();
         eprintln!("perf record into {file}: {status:?}");
@@ -103,12 +116,18 @@ pub(crate) fn follow(
     std::thread::sleep(Duration::from_secs(seconds));
     let cpu = proc_cpu(child.id()) - before;
     let peak_rss_mib = peak_rss_kib(child.id()) as f64 / 1024.0;
+    let load = crate::measure::load_average()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string();
     let _ = child.kill();
     let _ = child.wait();
     Turn {
         cpu_per_min: cpu * 60.0 / seconds as f64,
         peak_rss_mib,
         all_up_after_s: up.then_some(up_after),
+        load,
     }
 }
 
@@ -173,6 +192,9 @@ pub(crate) fn full_h100_fleet(n: usize) -> Fleet {
 pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> String {
     eprintln!("live following, full H100 sample: starting {n} sshd nodes…");
     let fleet = full_h100_fleet(n);
+    // FLEETOP_BENCH_FLEET=replay: the nodes replay the agent's captured stream (`replay.rs`).
+    let replayed = (std::env::var("FLEETOP_BENCH_FLEET").as_deref() == Ok("replay"))
+        .then(|| crate::replay::replay_node_zero(&fleet));
     let inventory = one_hz_inventory(&fleet);
     let previous = std::env::var_os("FLEETOP_BENCH_PREVIOUS").map(std::path::PathBuf::from);
     let mut rows = Vec::new();
@@ -198,22 +220,33 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
             .collect();
         picked.iter().sum::<f64>() / picked.len().max(1) as f64
     };
+    let fleet_kind = match replayed {
+        Some(c) => format!(
+            "Each node replays, at 1 Hz, the stream the agent wrote on the fake NVML (`benches/fleet/replay.c`): \
+             a whole sample of {} bytes, then {} deltas ({} of them carrying a value; the last {} bytes), a whole \
+             sample every 60 lines; whole samples each second to a jump host that asks for no compact stream.",
+            c.whole_bytes, c.deltas, c.moving, c.last_delta_bytes
+        ),
+        None => "Each node runs the agent on the fake NVML.".into(),
+    };
     let mut out = format!(
         "## Live following, full H100 sample ({n} nodes at 1 Hz, {seconds} s a turn)\n\n\
          Each node sends 8 GPUs (a process each, 18 NVLinks, PCIe maxima and replays) and 8 InfiniBand ports.\n\
+         {fleet_kind}\n\
          The binaries follow the same fleet in turns, so the noise of the shared machine falls on both.\n\n\
-         | turn | binary | CPU s per minute | share of one core | peak RSS MiB | every node up after s |\n\
-         |---:|---|---:|---:|---:|---:|\n"
+         | turn | binary | CPU s per minute | share of one core | peak RSS MiB | every node up after s | load average (1 min) |\n\
+         |---:|---|---:|---:|---:|---:|---:|\n"
     );
     for (who, round, t) in &rows {
         out += &format!(
-            "| {} | {who} | {:.2} | {:.2} % | {:.1} | {} |\n",
+            "| {} | {who} | {:.2} | {:.2} % | {:.1} | {} | {} |\n",
             round + 1,
             t.cpu_per_min,
             t.cpu_per_min / 60.0 * 100.0,
             t.peak_rss_mib,
             t.all_up_after_s
-                .map_or("not all".into(), |s| format!("{s:.1}"))
+                .map_or("not all".into(), |s| format!("{s:.1}")),
+            t.load
         );
     }
     let this = mean("this build", &|t| t.cpu_per_min);

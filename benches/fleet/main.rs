@@ -15,6 +15,7 @@ mod pinned;
 mod prometheus;
 mod record;
 mod refresh;
+mod replay;
 mod report;
 mod scenarios;
 

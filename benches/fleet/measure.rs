@@ -99,6 +99,16 @@ pub(crate) fn with_rest_of_machine(run: impl FnOnce() -> Measured) -> Measured {
     m
 }
 
+/// The machine's load averages over 1, 5 and 15 minutes, as `/proc/loadavg` gives them.
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// CPU of process `pid` so far (utime + stime from /proc), in seconds.
 pub(crate) fn proc_cpu(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

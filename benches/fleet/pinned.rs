@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
+use crate::measure::load_average;
 use crate::prometheus::Store;
 use crate::refresh::{bare_client, range, snapshots};
 
@@ -37,15 +38,6 @@ fn taskset_all(pid: u32, cpus: &str) -> bool {
         .args(["-a", "-p", "-c", cpus, &pid.to_string()])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Measures the pinned refresh on `store` (left unpinned afterwards) and returns its markdown section.

@@ -26,14 +26,19 @@ const FUNCTION_NOT_FOUND: nvmlReturn_t = 13;
 const WINDOW: Duration = Duration::from_secs(60);
 /// Readings kept per GPU, whatever the interval.
 const MAX_READINGS: usize = 128;
+/// What the span of a window in which nothing rose is rounded up to (at most [`WINDOW`]). No rule reads the span
+/// of a rise of 0 (DCGM's rules judge a rise per minute), and the exact span, the age of the oldest reading,
+/// moves with the sampling jitter: sent as is, every idle GPU would put a change on the compact stream every
+/// second, and the jump host would take and judge every idle node anew every second.
+const QUIET_SPAN_STEP_MS: u64 = 10_000;
 
 /// The counters whose rise is judged, read once per sample.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Counters {
-    replay: Option<u64>,
+    pub(crate) replay: Option<u64>,
     /// Violation time in ns (nvmlViolationTime_t.violationTime).
-    power_ns: Option<u64>,
-    thermal_ns: Option<u64>,
+    pub(crate) power_ns: Option<u64>,
+    pub(crate) thermal_ns: Option<u64>,
 }
 
 /// Fills the GPU's board values and returns its counters for [`Window::push`].
@@ -257,14 +262,17 @@ impl Window {
             let over_ms = now.saturating_duration_since(at).as_millis() as u64;
             let rise = |a: Option<u64>, b: Option<u64>| b?.checked_sub(a?);
             if over_ms > 0 {
-                gpu.pcie_replay_rise =
-                    rise(before.replay, counters.replay).map(|by| Rise { by, over_ms });
+                gpu.pcie_replay_rise = rise(before.replay, counters.replay).map(|by| Rise {
+                    by,
+                    over_ms: span_sent(over_ms, by == 0),
+                });
                 let ms = |a, b| rise(a, b).map(|ns| (ns / 1_000_000).min(over_ms));
                 let power_ms = ms(before.power_ns, counters.power_ns);
                 let thermal_ms = ms(before.thermal_ns, counters.thermal_ns);
                 if power_ms.is_some() || thermal_ms.is_some() {
+                    let quiet = power_ms.unwrap_or(0) == 0 && thermal_ms.unwrap_or(0) == 0;
                     gpu.clock_violation = Some(ClockViolation {
-                        over_ms,
+                        over_ms: span_sent(over_ms, quiet),
                         power_ms,
                         thermal_ms,
                     });
@@ -280,6 +288,19 @@ impl Window {
         }
         self.readings.push_back((now, counters));
     }
+}
+
+/// The window's span as sent: exact where something rose (what the rules divide by), else rounded up to
+/// [`QUIET_SPAN_STEP_MS`] so that it stays the same from one sample to the next.
+fn span_sent(over_ms: u64, quiet: bool) -> u64 {
+    if !quiet {
+        return over_ms;
+    }
+    let window_ms = WINDOW.as_millis() as u64;
+    over_ms
+        .div_ceil(QUIET_SPAN_STEP_MS)
+        .saturating_mul(QUIET_SPAN_STEP_MS)
+        .min(window_ms)
 }
 
 #[cfg(test)]
@@ -335,6 +356,122 @@ mod tests {
                 by: 1,
                 over_ms: 5_000
             })
+        );
+    }
+}
+
+#[cfg(test)]
+mod quiet_tests {
+    use super::*;
+    use crate::telemetry::delta::{Encoder, DELTA_PREFIX};
+    use crate::telemetry::NodeSample;
+
+    /// Counters of a GPU on which nothing rises: replays and violation time standing still.
+    fn idle() -> Counters {
+        Counters {
+            replay: Some(7),
+            power_ns: Some(5_000_000_000),
+            thermal_ns: Some(0),
+        }
+    }
+
+    /// Pushes `seconds` readings, one a second with a few milliseconds of jitter, into one window per GPU;
+    /// each second's sample, the rises filled in.
+    fn follow(gpus: u32, seconds: u64, counters: impl Fn(u64) -> Counters) -> Vec<NodeSample> {
+        let t0 = Instant::now();
+        let mut windows: Vec<Window> = (0..gpus).map(|_| Window::default()).collect();
+        (0..seconds)
+            .map(|s| {
+                let jitter = (s * 7919 + 13) % 23;
+                let now = t0 + Duration::from_millis(s * 1000 + jitter);
+                let gpus = windows
+                    .iter_mut()
+                    .zip(0..)
+                    .map(|(w, index)| {
+                        let mut g = GpuSample {
+                            index,
+                            ..Default::default()
+                        };
+                        w.push(now, counters(s), &mut g);
+                        g
+                    })
+                    .collect();
+                NodeSample {
+                    t: 1_000_000 + s * 1000 + jitter,
+                    gpus,
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_idle_gpu_s_window_says_the_same_every_second_once_it_spans_the_minute() {
+        let samples = follow(1, 150, |_| idle());
+        let quiet = Rise {
+            by: 0,
+            over_ms: 60_000,
+        };
+        for s in &samples[61..] {
+            assert_eq!(s.gpus[0].pcie_replay_rise, Some(quiet));
+            assert_eq!(
+                s.gpus[0].clock_violation,
+                Some(ClockViolation {
+                    over_ms: 60_000,
+                    power_ms: Some(0),
+                    thermal_ms: Some(0),
+                })
+            );
+        }
+        // While the window fills, its span moves in steps of ten seconds, not with the jitter.
+        let spans: std::collections::BTreeSet<u64> = samples[1..61]
+            .iter()
+            .filter_map(|s| s.gpus[0].pcie_replay_rise.map(|r| r.over_ms))
+            .collect();
+        assert_eq!(
+            spans.into_iter().collect::<Vec<_>>(),
+            [10_000, 20_000, 30_000, 40_000, 50_000, 60_000]
+        );
+    }
+
+    #[test]
+    fn a_rise_keeps_the_exact_span_the_rule_divides_by() {
+        // Replays rise by one at second 100; violation time rises from second 120.
+        let samples = follow(1, 130, |s| Counters {
+            replay: Some(7 + u64::from(s >= 100)),
+            power_ns: Some(5_000_000_000),
+            thermal_ns: Some(s.saturating_sub(120) * 100_000_000),
+        });
+        let rise = samples[100].gpus[0].pcie_replay_rise.unwrap();
+        assert_eq!(rise.by, 1);
+        assert!(
+            (58_000..60_000).contains(&rise.over_ms) && rise.over_ms % QUIET_SPAN_STEP_MS != 0,
+            "the age of the oldest reading, not rounded: {rise:?}"
+        );
+        let violation = samples[125].gpus[0].clock_violation.unwrap();
+        assert_eq!(violation.thermal_ms, Some(500));
+        assert!(
+            (58_000..60_000).contains(&violation.over_ms),
+            "{violation:?}"
+        );
+    }
+
+    #[test]
+    fn an_idle_agent_s_compact_stream_is_empty_deltas_after_the_first_minute() {
+        let samples = follow(8, 150, |_| idle());
+        let mut encoder = Encoder::new(1_000);
+        let lines: Vec<String> = samples
+            .iter()
+            .map(|s| String::from_utf8(encoder.line(s, false).unwrap()).unwrap())
+            .collect();
+        assert!(!lines[0].starts_with(DELTA_PREFIX), "a whole sample first");
+        for (line, sample) in lines.iter().zip(&samples).skip(61) {
+            assert_eq!(*line, format!("{{\"d\":{}}}", sample.t));
+        }
+        let moving = lines[1..61].iter().filter(|l| l.contains("gpus")).count();
+        assert!(
+            moving <= 6,
+            "the filling window changes the stream once per step, not every second: {moving}"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! Node side: `fleetop agent` reads every GPU through NVML and streams the agent wire format on stdout.
 
-mod board;
+pub(crate) mod board;
 mod fields;
 mod ib;
 pub mod journal;

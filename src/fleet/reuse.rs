@@ -41,6 +41,12 @@ impl FleetState {
         view
     }
 
+    /// How many live views reused a node's judgement and how many judged it afresh (and kept it), since the
+    /// start: what the benchmarks print to say whether the cache hits.
+    pub fn judgements_reused(&self) -> (u64, u64) {
+        self.judged.counts()
+    }
+
     /// What a judgement of `id` at `now` depends on, or `None` when it changes with the clock alone.
     fn judgement_key(&self, id: NodeId, now: Instant) -> Option<Key> {
         let status = self.nodes.get(id)?;

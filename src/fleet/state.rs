@@ -92,7 +92,19 @@ impl FleetState {
         let Some(node) = self.nodes.get_mut(msg.node) else {
             return;
         };
-        if let Some(generation) = self.generations.get_mut(msg.node) {
+        // A delta that carries only the node's time (an idle node's second), or a whole sample that differs
+        // from the last one in its time alone, keeps the node fresh and changes nothing its judgement reads,
+        // unless it clears a failure: the judgement made before stands.
+        let judged_alike = node.failure.is_none()
+            && match &msg.event {
+                NodeEvent::Delta(d) => d.carries_time_only(),
+                NodeEvent::Sample(new) => node
+                    .sample
+                    .as_mut()
+                    .is_some_and(|old| same_but_time(old, new)),
+                _ => false,
+            };
+        if let Some(generation) = self.generations.get_mut(msg.node).filter(|_| !judged_alike) {
             *generation += 1;
         }
         match msg.event {
@@ -252,6 +264,17 @@ impl FleetState {
             None => by_age(),
         }
     }
+}
+
+/// Whether `old` and `new` differ in their time alone (compared in place: `old` is given its time back).
+fn same_but_time(
+    old: &mut crate::telemetry::NodeSample,
+    new: &crate::telemetry::NodeSample,
+) -> bool {
+    let t = std::mem::replace(&mut old.t, new.t);
+    let same = *old == *new;
+    old.t = t;
+    same
 }
 
 /// Operators' XID acknowledgements (`acks.rs`).

@@ -230,6 +230,11 @@ impl NodeDelta {
 }
 
 impl NodeDelta {
+    /// Whether the delta says only that the node's time moved on: nothing about it changed.
+    pub fn carries_time_only(&self) -> bool {
+        self.gpus.is_empty() && self.ib.is_empty() && !self.carries_values()
+    }
+
     /// Applies the delta to `to` in place: each GPU's values by its index, each port's by its position (the
     /// caller checked that `to` holds them; one it lacks is skipped).
     pub fn apply_to(mut self, to: &mut NodeSample) {
@@ -470,7 +475,15 @@ impl Reassembler {
                 "a delta for InfiniBand port #{at}, beyond the {ports} of the last full sample"
             ),
             (None, None) if self.clean => {
-                let patch = delta.sanitized(base);
+                // An idle node's delta holds no value to check: it goes on as it came.
+                let patch = if delta.carries_time_only() {
+                    Some(NodeDelta {
+                        d: delta.d,
+                        ..Default::default()
+                    })
+                } else {
+                    delta.sanitized(base)
+                };
                 delta.apply_to(base);
                 return Ok(match patch {
                     Some(patch) => Rebuilt::Patch(patch),
@@ -656,6 +669,44 @@ mod tests {
         assert!(r.apply(port).unwrap_err().contains("port #1, beyond the 1"));
         r.full(&node(1, &[10, 20]));
         assert_eq!(whole(r.apply(delta(1))).gpus[1].util_pct, Some(50));
+    }
+
+    #[test]
+    fn an_idle_node_s_delta_goes_on_as_a_patch_of_its_time_alone() {
+        let mut r = Reassembler::default();
+        r.start(true);
+        let first = node(1, &[10, 20]);
+        r.full(&first);
+        r.sanitized(&first);
+        let mut encoder = Encoder::new(60);
+        encoder.line(&first, false).unwrap();
+        let line = encoder.line(&node(2, &[10, 20]), false).unwrap();
+        assert_eq!(line, br#"{"d":2}"#);
+        let delta: NodeDelta = serde_json::from_slice(&line).unwrap();
+        assert!(delta.carries_time_only());
+        match r.apply(delta).unwrap() {
+            Rebuilt::Patch(patch) => assert_eq!(
+                patch,
+                NodeDelta {
+                    d: 2,
+                    ..Default::default()
+                }
+            ),
+            Rebuilt::Whole(s) => panic!("a clean stream's idle delta went whole: {s:?}"),
+        }
+        let mut changed = node(3, &[10, 21]);
+        changed.t = 3;
+        let delta = NodeDelta::between(&node(2, &[10, 20]), &changed).unwrap();
+        assert!(!delta.carries_time_only());
+        assert_eq!(whole_or_patched(r.apply(delta).unwrap()), 21);
+    }
+
+    /// GPU 1's utilisation as a patch or a whole sample gives it.
+    fn whole_or_patched(rebuilt: Rebuilt) -> u32 {
+        match rebuilt {
+            Rebuilt::Patch(p) => p.gpus[0].util_pct.flatten().unwrap(),
+            Rebuilt::Whole(s) => s.gpus[1].util_pct.unwrap(),
+        }
     }
 
     #[test]

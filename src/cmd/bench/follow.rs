@@ -2,13 +2,15 @@
 //! 1,025 nodes at 1 Hz, in one process and without SSH: each node's full H100 sample (8 GPUs with a process
 //! each and 18 NVLinks, 8 InfiniBand ports) is encoded by the agent's compact-stream encoder, decoded by the
 //! node thread's decoder, applied to fleet state, and every node judged once a simulated second, as the line
-//! mode does. Two fleets in the same run: idle (only the PCIe replay window's length moves, as on the fake
-//! NVML of `scripts/bench-fleet`) and busy (utilisation, power, temperatures and clocks move every second, as
-//! on a real loaded H100). It prints CPU per node-second by phase, which `perf` can then break down.
+//! mode does. Two fleets in the same run: idle (nothing rises and no load value moves, as on the fake NVML of
+//! `scripts/bench-fleet`) and busy (utilisation, power, temperatures and clocks move every second and the
+//! clocks are held to the power limit, as on a real loaded H100). It prints CPU per node-second by phase,
+//! which `perf` can then break down, and how often a node's judgement was reused.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::agent::board::{Counters, Window};
 use crate::fleet::view::{Pending, Summary};
 use crate::fleet::FleetState;
 use crate::inventory::Inventory;
@@ -103,16 +105,30 @@ fn node_sample(node: usize) -> NodeSample {
     }
 }
 
-/// The next second's reading of `sample`: the replay window's length moves by the sampling jitter, and on a
-/// busy fleet every GPU's load values move too.
-fn next_second(sample: &mut NodeSample, second: u64, busy: bool) {
+/// The next second's reading of `sample`: each GPU's counters go through the agent's own rise window
+/// (`agent/board.rs`), read with a few milliseconds of sampling jitter. On the idle fleet nothing rises; on a
+/// busy one every GPU's load values move and its clocks are held to the power limit part of every second, as
+/// on a loaded H100.
+fn next_second(
+    sample: &mut NodeSample,
+    windows: &mut [Window],
+    at: Instant,
+    second: u64,
+    busy: bool,
+) {
     sample.t += 1000;
-    for g in &mut sample.gpus {
+    for (g, window) in sample.gpus.iter_mut().zip(windows) {
         let wobble = (second * 7 + u64::from(g.index) * 13) % 17;
-        g.pcie_replay_rise = Some(crate::telemetry::board::Rise {
-            by: 0,
-            over_ms: 59_990 + wobble,
-        });
+        let counters = Counters {
+            replay: Some(0),
+            power_ns: Some(if busy {
+                second * 300_000_000 + wobble * 1_000_000
+            } else {
+                0
+            }),
+            thermal_ns: Some(0),
+        };
+        window.push(at + Duration::from_millis(wobble), counters, g);
         if busy {
             g.util_pct = Some(90 + (wobble % 10) as u32);
             g.mem_util_pct = Some(20 + (wobble % 7) as u32);
@@ -132,6 +148,8 @@ struct Phases {
     judge: Duration,
     /// The share of samples that came as patches.
     patched: f64,
+    /// The share of the measured seconds' node judgements that were reused.
+    reused: f64,
 }
 
 /// Follows `inventory`'s nodes for `seconds` simulated seconds (the first ten not measured).
@@ -139,6 +157,9 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
     let nodes = inventory.nodes.len();
     let mut state = FleetState::new(Arc::clone(inventory));
     let mut samples: Vec<NodeSample> = (0..nodes).map(node_sample).collect();
+    let mut windows: Vec<Vec<Window>> = (0..nodes)
+        .map(|_| (0..8).map(|_| Window::default()).collect())
+        .collect();
     let mut encoders: Vec<Encoder> = (0..nodes)
         .map(|_| Encoder::new(DEFAULT_FULL_EVERY))
         .collect();
@@ -161,13 +182,15 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
     let mut phases = Phases::default();
     let mut measured = 0;
     let (mut patches, mut wholes) = (0u64, 0u64);
+    let mut judged_before = (0, 0);
     let mut msgs: Vec<Msg> = Vec::with_capacity(nodes * 2);
     let mut lines: Vec<Vec<u8>> = vec![Vec::new(); nodes];
     for second in 0..seconds {
         let at = t0 + Duration::from_secs(second);
         // The agents' side, not the jump host's: not measured.
-        for (id, (sample, encoder)) in samples.iter_mut().zip(&mut encoders).enumerate() {
-            next_second(sample, second, busy);
+        let agents = samples.iter_mut().zip(&mut windows).zip(&mut encoders);
+        for (id, ((sample, windows), encoder)) in agents.enumerate() {
+            next_second(sample, windows, at, second, busy);
             let mut line = if second == 0 {
                 hello_line.clone()
             } else {
@@ -178,6 +201,9 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
             lines[id] = line;
         }
         let counted = second >= 10;
+        if second == 10 {
+            judged_before = state.judgements_reused();
+        }
         let started = cpu_time();
         for (node, (decoder, line)) in decoders.iter_mut().zip(&lines).enumerate() {
             decoder.feed(line, &mut |event| {
@@ -212,6 +238,9 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
         }
     }
     phases.patched = patches as f64 / (patches + wholes).max(1) as f64;
+    let (reused, fresh) = state.judgements_reused();
+    let (reused, fresh) = (reused - judged_before.0, fresh - judged_before.1);
+    phases.reused = reused as f64 / (reused + fresh).max(1) as f64;
     (phases, measured)
 }
 
@@ -222,21 +251,22 @@ pub(super) fn run(seconds: u64) -> String {
     let seconds = seconds.max(11);
     let mut out = format!(
         "in-process following: {nodes} nodes × 8 GPUs, 8 InfiniBand ports, compact stream, {seconds} simulated s \
-         (the first 10 not measured)\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>14} {:>9}\n",
-        "fleet", "decode", "apply", "judge", "total", "% of one core", "patched"
+         (the first 10 not measured)\n{:<6} {:>10} {:>10} {:>10} {:>10} {:>14} {:>9} {:>9}\n",
+        "fleet", "decode", "apply", "judge", "total", "% of one core", "patched", "reused"
     );
     for (name, busy) in [("idle", false), ("busy", true)] {
         let (p, measured) = follow(&inventory, seconds, busy);
         let per = |d: Duration| d.as_secs_f64() * 1e6 / (measured.max(1) as f64 * nodes as f64);
         let total = p.decode + p.apply + p.judge;
         out += &format!(
-            "{name:<6} {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>13.2}% {:>8.0}%\n",
+            "{name:<6} {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>8.1}µs {:>13.2}% {:>8.0}% {:>8.0}%\n",
             per(p.decode),
             per(p.apply),
             per(p.judge),
             per(total),
             total.as_secs_f64() * 100.0 / measured.max(1) as f64,
-            p.patched * 100.0
+            p.patched * 100.0,
+            p.reused * 100.0
         );
     }
     out + "(µs: CPU per node-second; the share of one core is that of the whole fleet at 1 Hz, without SSH)\n"

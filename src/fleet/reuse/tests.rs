@@ -37,6 +37,8 @@ enum Step {
         slow_port: bool,
         xid: bool,
     },
+    /// A compact stream's delta that carries only the node's time: an idle node's second.
+    Beat(usize),
     Streaming {
         node: usize,
         version: bool,
@@ -68,6 +70,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (node.clone(), any::<bool>(), 30u32..95, any::<bool>(), proptest::bool::weighted(0.1)).prop_map(
             |(node, model, temp, slow_port, xid)| Step::Sample { node, model, temp, slow_port, xid }
         ),
+        2 => node.clone().prop_map(Step::Beat),
         1 => (node.clone(), any::<bool>()).prop_map(|(node, version)| Step::Streaming { node, version }),
         1 => (node.clone(), any::<bool>()).prop_map(|(node, stream_ended)| Step::Failed { node, stream_ended }),
         1 => node.clone().prop_map(Step::BadLine),
@@ -124,6 +127,14 @@ fn sample(model: bool, temp: u32, slow_port: bool, xid: bool) -> NodeSample {
     }
 }
 
+/// A delta that says only that the node's time moved on.
+fn beat() -> crate::telemetry::delta::NodeDelta {
+    crate::telemetry::delta::NodeDelta {
+        d: 1_796_580_001_000,
+        ..Default::default()
+    }
+}
+
 fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
     let at = *now;
     let msg = |node: usize, event: NodeEvent| Msg { node, at, event };
@@ -139,6 +150,7 @@ fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
             node,
             NodeEvent::Sample(sample(model, temp, slow_port, xid)),
         )),
+        Step::Beat(node) => fleet.apply(msg(node, NodeEvent::Delta(Box::new(beat())))),
         Step::Streaming { node, version } => fleet.apply(msg(
             node,
             NodeEvent::Streaming {
@@ -288,4 +300,59 @@ fn a_quiet_node_is_judged_once_until_its_state_crosses_the_stale_limit() {
         &mut now,
     );
     assert_ne!(before, key(&fleet, later));
+}
+
+#[test]
+fn a_delta_of_the_time_alone_keeps_the_node_fresh_and_its_judgement() {
+    let mut fleet = fleet();
+    let start = Instant::now();
+    let mut now = start;
+    let quiet = Step::Sample {
+        node: 0,
+        model: true,
+        temp: 40,
+        slow_port: false,
+        xid: false,
+    };
+    apply(&mut fleet, quiet, &mut now);
+    let key = |fleet: &FleetState, at| fleet.judgement_key(0, at).unwrap();
+    let judged = key(&fleet, now);
+    fleet.node_view(0, now, Pending::Connecting);
+    // Ten idle seconds, each an empty delta: past the stale limit (3 s) the node is still up, by the same key.
+    for _ in 0..10 {
+        apply(&mut fleet, Step::Wait(1), &mut now);
+        apply(&mut fleet, Step::Beat(0), &mut now);
+        assert_eq!(key(&fleet, now), judged, "nothing it reads changed");
+        assert!(fleet.judged.get(0, key(&fleet, now)).is_some(), "reused");
+        let view = fleet.node_view(0, now, Pending::Connecting);
+        assert_eq!(view.data_state, crate::fleet::NodeState::Up);
+        assert_eq!(view.sample_age, Some(Duration::ZERO));
+    }
+    assert_eq!(fleet.nodes()[0].samples, 11);
+    // The whole sample a compact stream sends every minute, the same but for its time, keeps it too.
+    let mut again = sample(true, 40, false, false);
+    again.t += 60_000;
+    let at = now;
+    fleet.apply(Msg {
+        node: 0,
+        at,
+        event: NodeEvent::Sample(again),
+    });
+    assert_eq!(key(&fleet, now), judged);
+    // An empty delta that ends a failure changes the judgement.
+    apply(
+        &mut fleet,
+        Step::Failed {
+            node: 0,
+            stream_ended: false,
+        },
+        &mut now,
+    );
+    let failed = key(&fleet, now);
+    apply(&mut fleet, Step::Beat(0), &mut now);
+    assert_ne!(key(&fleet, now), failed);
+    assert_eq!(
+        fleet.node_view(0, now, Pending::Connecting).data_state,
+        crate::fleet::NodeState::Up
+    );
 }
