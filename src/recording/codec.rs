@@ -1,24 +1,34 @@
-//! The bytes of a block before compression: four lanes (frame heads, integers, floats, texts), so each lane's
-//! bytes sit together for zlib, and the primitives written into them: LEB128 varints, zigzag deltas, floats at
-//! the decimal precision they carry, and length-bounded texts. Every read checks what is left and every length
-//! against its cap: a damaged block is an error, never a panic or an allocation past the block's size.
+//! The bytes of a block before compression: five lanes (frame heads, integers, floats, texts, and each GPU's
+//! fixed record of its busiest numbers), so like bytes sit together for the block coder, and the primitives
+//! written into them: LEB128 varints, zigzag deltas, floats at the decimal precision they carry, and
+//! length-bounded texts. Every read checks what is left and every length against its cap: a damaged block is
+//! an error, never a panic or an allocation past the block's size.
 
 /// What the lanes hold: frame kinds, times, node numbers and field bitmaps; integer values; float values;
-/// texts and JSON.
+/// texts and JSON; each GPU's record of the numbers that change every second, side by side (a block-sorting
+/// coder then sees one given the others: power given utilisation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Lane {
     Head = 0,
     Int = 1,
     Float = 2,
     Text = 3,
+    Record = 4,
 }
 
-pub(super) const LANES: usize = 4;
+pub(super) const LANES: usize = 5;
 /// Largest frame: a sample of 64 GPUs with every field is well under it.
 pub(super) const MAX_FRAME: usize = 1 << 20;
 
 /// Scales a float is tried at, finest last; the index is written with the value (3: the raw bits follow).
 const SCALES: [f64; 3] = [1.0, 10.0, 1000.0];
+/// Scales a record's power is tried at: tenths of a watt (what the demo's arithmetic holds) or milliwatts
+/// (what NVML reads); the index is written with the change.
+const RECORD_SCALES: [f64; 2] = [10.0, 1000.0];
+/// A record's codes before a change: the value is unchanged, gone, or (power) in the float lane.
+const SAME: u64 = 0;
+const NONE: u64 = 1;
+const ESCAPED: u64 = 2;
 /// A float scaled past this is not exact as an integer in an f64.
 const EXACT: f64 = (1u64 << 52) as f64;
 
@@ -39,7 +49,7 @@ impl Lanes {
 
     /// Where each lane ends now, to undo a frame that came out too big.
     pub fn mark(&self) -> [usize; LANES] {
-        [0, 1, 2, 3].map(|i| self.lane[i].len())
+        std::array::from_fn(|i| self.lane[i].len())
     }
 
     pub fn undo(&mut self, mark: [usize; LANES]) {
@@ -83,10 +93,7 @@ impl Lanes {
             return self.uint(Lane::Float, 0);
         };
         for (s, scale) in SCALES.iter().enumerate() {
-            let Some(n) = scaled(v, *scale) else { continue };
-            let back = n as f64 / scale;
-            let miss = (v.to_bits() as i64).wrapping_sub(back.to_bits() as i64);
-            if (-1..=1).contains(&miss) && back.is_sign_negative() == v.is_sign_negative() {
+            if let Some((n, miss)) = decimal(v, *scale) {
                 let before = prev.and_then(|p| scaled(p, *scale)).unwrap_or(0);
                 let tag = zigzag(n - before) << 2 | s as u64;
                 self.varint(Lane::Float, u128::from(tag) + 1);
@@ -95,6 +102,38 @@ impl Lanes {
         }
         self.varint(Lane::Float, 1 + 3);
         self.lane[Lane::Float as usize].extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+
+    /// An integer field of a GPU's record: unchanged, gone, or its change (from 0 after none).
+    pub fn record_int(&mut self, value: Option<u64>, prev: Option<u64>) {
+        let code = match value {
+            _ if value == prev => SAME,
+            None => NONE,
+            Some(v) => zigzag(v.wrapping_sub(prev.unwrap_or(0)) as i64) + ESCAPED + 1,
+        };
+        self.varint(Lane::Record, u128::from(code));
+    }
+
+    /// Power in a GPU's record: unchanged, gone, or its change at the first of [`RECORD_SCALES`] that holds it
+    /// (the units in the last place it misses by in the float lane); where none does, the float lane has it.
+    pub fn record_power(&mut self, value: Option<f64>, prev: Option<f64>) {
+        let Some(v) = value else {
+            let code = if prev.is_none() { SAME } else { NONE };
+            return self.varint(Lane::Record, u128::from(code));
+        };
+        if prev.map(f64::to_bits) == Some(v.to_bits()) {
+            return self.varint(Lane::Record, u128::from(SAME));
+        }
+        for (s, scale) in RECORD_SCALES.iter().enumerate() {
+            if let Some((n, miss)) = decimal(v, *scale) {
+                let before = prev.and_then(|p| scaled(p, *scale)).unwrap_or(0);
+                let code = (zigzag(n.wrapping_sub(before)) << 1 | s as u64) + ESCAPED + 1;
+                self.varint(Lane::Record, u128::from(code));
+                return self.int(Lane::Float, miss);
+            }
+        }
+        self.varint(Lane::Record, u128::from(ESCAPED));
+        self.float(Some(v), prev);
     }
 
     /// Bytes with their length first; the caller bounds them.
@@ -108,6 +147,15 @@ impl Lanes {
 fn scaled(v: f64, scale: f64) -> Option<i64> {
     let n = (v * scale).round();
     (n.is_finite() && n.abs() < EXACT).then_some(n as i64)
+}
+
+/// `v × scale` as an integer and the units in the last place `v` is off the decimal it stands for, when that is
+/// at most one either way (the arithmetic that made `v` rounded it so).
+fn decimal(v: f64, scale: f64) -> Option<(i64, i64)> {
+    let n = scaled(v, scale)?;
+    let back = n as f64 / scale;
+    let miss = (v.to_bits() as i64).wrapping_sub(back.to_bits() as i64);
+    ((-1..=1).contains(&miss) && back.is_sign_negative() == v.is_sign_negative()).then_some((n, miss))
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -211,18 +259,59 @@ impl<'a> Cursor<'a> {
                     .checked_add(unzigzag(delta))
                     .filter(|n| (n.unsigned_abs() as f64) < EXACT)
                     .ok_or("Float lane: a value past what an f64 holds exactly")?;
-                let miss = self.int(Lane::Float)?;
-                if !(-1..=1).contains(&miss) {
-                    return Err(format!("Float lane: a correction of {miss} units"));
-                }
-                let back = (n as f64 / scale).to_bits() as i64;
-                f64::from_bits(back.wrapping_add(miss) as u64)
+                self.off_the_decimal(n, *scale)?
             }
         };
         if !v.is_finite() {
             return Err(format!("Float lane: {v} is not a number a sample holds"));
         }
         Ok(Some(v))
+    }
+
+    /// The inverse of [`Lanes::record_int`].
+    pub fn record_int(&mut self, prev: Option<u64>) -> Result<Option<u64>, String> {
+        Ok(match self.uint(Lane::Record)? {
+            SAME => prev,
+            NONE => None,
+            ESCAPED => return Err("Record lane: an integer in the float lane".into()),
+            code => Some(prev.unwrap_or(0).wrapping_add(unzigzag(code - ESCAPED - 1) as u64)),
+        })
+    }
+
+    /// The inverse of [`Lanes::record_power`]; a value that is not a finite number is refused.
+    pub fn record_power(&mut self, prev: Option<f64>) -> Result<Option<f64>, String> {
+        let code = match self.uint(Lane::Record)? {
+            SAME => return Ok(prev),
+            NONE => return Ok(None),
+            ESCAPED => {
+                return self
+                    .float(prev)?
+                    .map(Some)
+                    .ok_or_else(|| "Float lane: no value where the record says one is".into())
+            }
+            code => code - ESCAPED - 1,
+        };
+        let scale = RECORD_SCALES[(code & 1) as usize];
+        let before = prev.and_then(|p| scaled(p, scale)).unwrap_or(0);
+        let n = before
+            .checked_add(unzigzag(code >> 1))
+            .filter(|n| (n.unsigned_abs() as f64) < EXACT)
+            .ok_or("Record lane: a power past what an f64 holds exactly")?;
+        self.off_the_decimal(n, scale).map(Some)
+    }
+
+    /// The value `n / scale` stands for, the units in the last place it missed by read from the float lane.
+    fn off_the_decimal(&mut self, n: i64, scale: f64) -> Result<f64, String> {
+        let miss = self.int(Lane::Float)?;
+        if !(-1..=1).contains(&miss) {
+            return Err(format!("Float lane: a correction of {miss} units"));
+        }
+        let back = (n as f64 / scale).to_bits() as i64;
+        let v = f64::from_bits(back.wrapping_add(miss) as u64);
+        if !v.is_finite() {
+            return Err(format!("Float lane: {v} is not a number a sample holds"));
+        }
+        Ok(v)
     }
 
     /// Bytes written by [`Lanes::bytes`], at most `max` of them.
@@ -243,7 +332,7 @@ mod tests {
     use super::*;
 
     fn cursor(l: &Lanes) -> Cursor<'_> {
-        Cursor::new([0, 1, 2, 3].map(|i| l.lane[i].as_slice()))
+        Cursor::new(std::array::from_fn(|i| l.lane[i].as_slice()))
     }
 
     #[test]
@@ -277,6 +366,94 @@ mod tests {
         let mut one = Lanes::default();
         one.float(Some(425.3), Some(421.7));
         assert!(one.len() <= 3, "a decimal change takes {} bytes", one.len());
+    }
+
+    #[test]
+    fn a_record_s_numbers_come_back_bit_for_bit_whatever_their_scale() {
+        let powers = [
+            None,
+            Some(68.0),
+            Some(190.0 + 77.0 * 4.6 + 31.0),
+            Some(588.599_999_999_999_9),
+            Some(412.337),
+            Some(412.337),
+            Some(1e300),
+            None,
+            None,
+            Some(-0.0),
+            Some(0.0),
+            Some(f64::MIN_POSITIVE),
+        ];
+        let ints = [None, Some(0), Some(u64::MAX), Some(7), Some(7), None, Some(3)];
+        let mut l = Lanes::default();
+        let mut prev = None;
+        for p in powers {
+            l.record_power(p, prev);
+            prev = p;
+        }
+        let mut prev = None;
+        for i in ints {
+            l.record_int(i, prev);
+            prev = i;
+        }
+        let mut c = cursor(&l);
+        let mut prev = None;
+        for p in powers {
+            let got = c.record_power(prev).unwrap();
+            assert_eq!(got.map(f64::to_bits), p.map(f64::to_bits), "{p:?}");
+            prev = got;
+        }
+        let mut prev = None;
+        for i in ints {
+            prev = c.record_int(prev).unwrap();
+            assert_eq!(prev, i);
+        }
+        assert_eq!(c.left(), [0; LANES]);
+        // An unchanged value is one byte; a change in tenths of a watt two at most, and its last place one.
+        let mut one = Lanes::default();
+        one.record_power(Some(425.3), Some(425.3));
+        assert_eq!(one.len(), 1);
+        one.record_power(Some(455.3), Some(421.7));
+        assert!(one.len() <= 4, "a change takes {} bytes", one.len() - 1);
+        // The record refuses what no field holds.
+        let mut bad = Lanes::default();
+        bad.uint(Lane::Record, ESCAPED);
+        assert!(cursor(&bad).record_int(None).unwrap_err().contains("float lane"));
+        bad.lane[Lane::Float as usize] = vec![0];
+        assert!(cursor(&bad).record_power(None).unwrap_err().contains("no value"));
+    }
+
+    use proptest::prelude::*;
+
+    proptest::proptest! {
+        /// Any finite power, a decimal or not, and any integer come back bit for bit from a run of records.
+        #[test]
+        fn any_record_comes_back_bit_for_bit(
+            values in proptest::collection::vec((
+                proptest::option::of(proptest::prop_oneof![
+                    proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO,
+                    (0u32..1_000_000).prop_map(|mw| f64::from(mw) / 1000.0),
+                    (0u32..7_000).prop_map(|dw| 190.0 + f64::from(dw % 100) * 4.6 + f64::from(dw / 100)),
+                ]),
+                proptest::option::of(proptest::num::u64::ANY),
+            ), 0..40)
+        ) {
+            let mut l = Lanes::default();
+            let (mut p, mut i) = (None, None);
+            for (power, int) in &values {
+                l.record_power(*power, p);
+                l.record_int(*int, i);
+                (p, i) = (*power, *int);
+            }
+            let mut c = cursor(&l);
+            let (mut p, mut i) = (None, None);
+            for (power, int) in &values {
+                p = c.record_power(p).unwrap();
+                i = c.record_int(i).unwrap();
+                prop_assert_eq!(p.map(f64::to_bits), power.map(f64::to_bits));
+                prop_assert_eq!(i, *int);
+            }
+        }
     }
 
     #[test]

@@ -214,9 +214,6 @@ impl<'a> Messages<'a> {
             }
             if let Some(blocks) = self.blocks.as_mut() {
                 if let Some(block) = blocks.next_block()? {
-                    if let Some(t) = block.beat() {
-                        self.heard(t).map_err(|e| format!("{}: {e}", block.place))?;
-                    }
                     self.block = Some(block);
                     self.answers = 0;
                     continue;
@@ -324,6 +321,7 @@ impl<'a> Messages<'a> {
     /// Handles a frame whose sample, if any, is already its node's.
     fn take(&mut self, f: Frame) -> Result<(), String> {
         match &f.e {
+            Event::Beat => return self.heard(f.t),
             Event::Jobs(jobs) => self.jobs[f.n].clone_from(jobs),
             Event::Workload { problems, checked } => {
                 self.answers += 1;
