@@ -104,36 +104,33 @@ impl Lanes {
         self.lane[Lane::Float as usize].extend_from_slice(&v.to_bits().to_le_bytes());
     }
 
-    /// An integer field of a GPU's record: unchanged, gone, or its change (from 0 after none).
-    pub fn record_int(&mut self, value: Option<u64>, prev: Option<u64>) {
-        let code = match value {
-            _ if value == prev => SAME,
-            None => NONE,
-            Some(v) => zigzag(v.wrapping_sub(prev.unwrap_or(0)) as i64) + ESCAPED + 1,
-        };
-        self.varint(Lane::Record, u128::from(code));
+    /// A GPU's record: its moving numbers as changes from `old`, in the record lane in [`Moving`]'s order.
+    pub fn record(&mut self, new: &Moving, old: &Moving) {
+        let (power, miss) = power_code(new.power, old.power);
+        self.record_code(zigzag(miss));
+        for (now, was) in new.ints.iter().zip(&old.ints) {
+            let code = match now {
+                _ if now == was => SAME,
+                None => NONE,
+                Some(v) => zigzag(v.wrapping_sub(was.unwrap_or(0)) as i64) + ESCAPED + 1,
+            };
+            self.record_code(code);
+        }
+        self.record_code(power);
+        if power == ESCAPED {
+            self.float(new.power, old.power);
+        }
     }
 
-    /// Power in a GPU's record: unchanged, gone, or its change at the first of [`RECORD_SCALES`] that holds it
-    /// (the units in the last place it misses by in the float lane); where none does, the float lane has it.
-    pub fn record_power(&mut self, value: Option<f64>, prev: Option<f64>) {
-        let Some(v) = value else {
-            let code = if prev.is_none() { SAME } else { NONE };
-            return self.varint(Lane::Record, u128::from(code));
-        };
-        if prev.map(f64::to_bits) == Some(v.to_bits()) {
-            return self.varint(Lane::Record, u128::from(SAME));
+    /// A varint with its highest seven bits first: the byte a block-sorting coder sorts a number by is the one
+    /// that says most about it.
+    fn record_code(&mut self, v: u64) {
+        let out = &mut self.lane[Lane::Record as usize];
+        let groups = (64 - v.leading_zeros()).div_ceil(7).max(1);
+        for g in (1..groups).rev() {
+            out.push((v >> (7 * g)) as u8 | 0x80);
         }
-        for (s, scale) in RECORD_SCALES.iter().enumerate() {
-            if let Some((n, miss)) = decimal(v, *scale) {
-                let before = prev.and_then(|p| scaled(p, *scale)).unwrap_or(0);
-                let code = (zigzag(n.wrapping_sub(before)) << 1 | s as u64) + ESCAPED + 1;
-                self.varint(Lane::Record, u128::from(code));
-                return self.int(Lane::Float, miss);
-            }
-        }
-        self.varint(Lane::Record, u128::from(ESCAPED));
-        self.float(Some(v), prev);
+        out.push(v as u8 & 0x7f);
     }
 
     /// Bytes with their length first; the caller bounds them.
@@ -158,12 +155,51 @@ fn decimal(v: f64, scale: f64) -> Option<(i64, i64)> {
     ((-1..=1).contains(&miss) && back.is_sign_negative() == v.is_sign_negative()).then_some((n, miss))
 }
 
+/// The numbers of a GPU that move every second, as its record holds them: SM clock, memory used, memory
+/// temperature, temperature, memory utilisation and utilisation (each its change, or none), then power. The
+/// record opens with the units in the last place power misses its decimal by. A block-sorting coder codes a
+/// byte given the bytes after it: this order, power last and the slowest numbers first, measured smallest of
+/// the orders tried (docs/benchmarks.md).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Moving {
+    pub ints: [Option<u64>; 6],
+    pub power: Option<f64>,
+}
+
+/// Power's code in a record: unchanged, gone, in the float lane, or its change at the first of
+/// [`RECORD_SCALES`] that holds it; and the units in the last place it misses by (0 but for that last).
+fn power_code(value: Option<f64>, prev: Option<f64>) -> (u64, i64) {
+    let Some(v) = value else {
+        return (if prev.is_none() { SAME } else { NONE }, 0);
+    };
+    if prev.map(f64::to_bits) == Some(v.to_bits()) {
+        return (SAME, 0);
+    }
+    for (s, scale) in RECORD_SCALES.iter().enumerate() {
+        if let Some((n, miss)) = decimal(v, *scale) {
+            let before = prev.and_then(|p| scaled(p, *scale)).unwrap_or(0);
+            return ((zigzag(n.wrapping_sub(before)) << 1 | s as u64) + ESCAPED + 1, miss);
+        }
+    }
+    (ESCAPED, 0)
+}
+
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
 fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// The value `n / scale` stands for, `miss` units in the last place off it; refused where not a finite number.
+fn off_the_decimal(n: i64, scale: f64, miss: i64) -> Result<f64, String> {
+    let back = (n as f64 / scale).to_bits() as i64;
+    let v = f64::from_bits(back.wrapping_add(miss) as u64);
+    if !v.is_finite() {
+        return Err(format!("Float lane: {v} is not a number a sample holds"));
+    }
+    Ok(v)
 }
 
 /// The lanes being read.
@@ -259,7 +295,11 @@ impl<'a> Cursor<'a> {
                     .checked_add(unzigzag(delta))
                     .filter(|n| (n.unsigned_abs() as f64) < EXACT)
                     .ok_or("Float lane: a value past what an f64 holds exactly")?;
-                self.off_the_decimal(n, *scale)?
+                let miss = self.int(Lane::Float)?;
+                if !(-1..=1).contains(&miss) {
+                    return Err(format!("Float lane: a correction of {miss} units"));
+                }
+                off_the_decimal(n, *scale, miss)?
             }
         };
         if !v.is_finite() {
@@ -268,50 +308,59 @@ impl<'a> Cursor<'a> {
         Ok(Some(v))
     }
 
-    /// The inverse of [`Lanes::record_int`].
-    pub fn record_int(&mut self, prev: Option<u64>) -> Result<Option<u64>, String> {
-        Ok(match self.uint(Lane::Record)? {
-            SAME => prev,
-            NONE => None,
-            ESCAPED => return Err("Record lane: an integer in the float lane".into()),
-            code => Some(prev.unwrap_or(0).wrapping_add(unzigzag(code - ESCAPED - 1) as u64)),
-        })
-    }
-
-    /// The inverse of [`Lanes::record_power`]; a value that is not a finite number is refused.
-    pub fn record_power(&mut self, prev: Option<f64>) -> Result<Option<f64>, String> {
-        let code = match self.uint(Lane::Record)? {
-            SAME => return Ok(prev),
-            NONE => return Ok(None),
-            ESCAPED => {
-                return self
-                    .float(prev)?
-                    .map(Some)
-                    .ok_or_else(|| "Float lane: no value where the record says one is".into())
-            }
-            code => code - ESCAPED - 1,
+    /// The inverse of [`Lanes::record`]; a power that is not a finite number is refused.
+    pub fn record(&mut self, old: &Moving) -> Result<Moving, String> {
+        let miss = match self.record_code()? {
+            m @ 0..=2 => unzigzag(m),
+            m => return Err(format!("Record lane: a correction code of {m}")),
         };
-        let scale = RECORD_SCALES[(code & 1) as usize];
-        let before = prev.and_then(|p| scaled(p, scale)).unwrap_or(0);
-        let n = before
-            .checked_add(unzigzag(code >> 1))
-            .filter(|n| (n.unsigned_abs() as f64) < EXACT)
-            .ok_or("Record lane: a power past what an f64 holds exactly")?;
-        self.off_the_decimal(n, scale).map(Some)
+        let mut new = Moving::default();
+        for (now, was) in new.ints.iter_mut().zip(&old.ints) {
+            *now = match self.record_code()? {
+                SAME => *was,
+                NONE => None,
+                ESCAPED => return Err("Record lane: an integer in the float lane".into()),
+                code => Some(was.unwrap_or(0).wrapping_add(unzigzag(code - ESCAPED - 1) as u64)),
+            };
+        }
+        let code = self.record_code()?;
+        if miss != 0 && code <= ESCAPED {
+            return Err(format!("Record lane: a correction of {miss} units for no power change"));
+        }
+        new.power = match code {
+            SAME => old.power,
+            NONE => None,
+            ESCAPED => Some(
+                self.float(old.power)?
+                    .ok_or("Float lane: no value where the record says one is")?,
+            ),
+            code => {
+                let code = code - ESCAPED - 1;
+                let scale = RECORD_SCALES[(code & 1) as usize];
+                let before = old.power.and_then(|p| scaled(p, scale)).unwrap_or(0);
+                let n = before
+                    .checked_add(unzigzag(code >> 1))
+                    .filter(|n| (n.unsigned_abs() as f64) < EXACT)
+                    .ok_or("Record lane: a power past what an f64 holds exactly")?;
+                Some(off_the_decimal(n, scale, miss)?)
+            }
+        };
+        Ok(new)
     }
 
-    /// The value `n / scale` stands for, the units in the last place it missed by read from the float lane.
-    fn off_the_decimal(&mut self, n: i64, scale: f64) -> Result<f64, String> {
-        let miss = self.int(Lane::Float)?;
-        if !(-1..=1).contains(&miss) {
-            return Err(format!("Float lane: a correction of {miss} units"));
+    /// A varint written by [`Lanes::record_code`].
+    fn record_code(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        loop {
+            let b = self.byte(Lane::Record)?;
+            if v.leading_zeros() < 7 {
+                return Err("Record lane: a number past 64 bits".into());
+            }
+            v = v << 7 | u64::from(b & 0x7f);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
         }
-        let back = (n as f64 / scale).to_bits() as i64;
-        let v = f64::from_bits(back.wrapping_add(miss) as u64);
-        if !v.is_finite() {
-            return Err(format!("Float lane: {v} is not a number a sample holds"));
-        }
-        Ok(v)
     }
 
     /// Bytes written by [`Lanes::bytes`], at most `max` of them.
@@ -368,6 +417,31 @@ mod tests {
         assert!(one.len() <= 3, "a decimal change takes {} bytes", one.len());
     }
 
+    /// Writes `records` one after another and reads them back.
+    fn records_round_trip(records: &[Moving]) -> (Vec<Moving>, Lanes) {
+        let mut l = Lanes::default();
+        let mut old = Moving::default();
+        for r in records {
+            l.record(r, &old);
+            old = r.clone();
+        }
+        let mut c = cursor(&l);
+        let mut old = Moving::default();
+        let back = records
+            .iter()
+            .map(|_| {
+                old = c.record(&old).unwrap();
+                old.clone()
+            })
+            .collect();
+        assert_eq!(c.left(), [0; LANES]);
+        (back, l)
+    }
+
+    fn bits(records: &[Moving]) -> Vec<([Option<u64>; 6], Option<u64>)> {
+        records.iter().map(|r| (r.ints, r.power.map(f64::to_bits))).collect()
+    }
+
     #[test]
     fn a_record_s_numbers_come_back_bit_for_bit_whatever_their_scale() {
         let powers = [
@@ -384,43 +458,39 @@ mod tests {
             Some(0.0),
             Some(f64::MIN_POSITIVE),
         ];
-        let ints = [None, Some(0), Some(u64::MAX), Some(7), Some(7), None, Some(3)];
-        let mut l = Lanes::default();
-        let mut prev = None;
-        for p in powers {
-            l.record_power(p, prev);
-            prev = p;
-        }
-        let mut prev = None;
-        for i in ints {
-            l.record_int(i, prev);
-            prev = i;
-        }
-        let mut c = cursor(&l);
-        let mut prev = None;
-        for p in powers {
-            let got = c.record_power(prev).unwrap();
-            assert_eq!(got.map(f64::to_bits), p.map(f64::to_bits), "{p:?}");
-            prev = got;
-        }
-        let mut prev = None;
-        for i in ints {
-            prev = c.record_int(prev).unwrap();
-            assert_eq!(prev, i);
-        }
-        assert_eq!(c.left(), [0; LANES]);
-        // An unchanged value is one byte; a change in tenths of a watt two at most, and its last place one.
-        let mut one = Lanes::default();
-        one.record_power(Some(425.3), Some(425.3));
-        assert_eq!(one.len(), 1);
-        one.record_power(Some(455.3), Some(421.7));
-        assert!(one.len() <= 4, "a change takes {} bytes", one.len() - 1);
-        // The record refuses what no field holds.
-        let mut bad = Lanes::default();
-        bad.uint(Lane::Record, ESCAPED);
-        assert!(cursor(&bad).record_int(None).unwrap_err().contains("float lane"));
-        bad.lane[Lane::Float as usize] = vec![0];
-        assert!(cursor(&bad).record_power(None).unwrap_err().contains("no value"));
+        let ints = [None, Some(0), Some(u64::MAX), Some(7), Some(7), None];
+        let records: Vec<Moving> = powers
+            .iter()
+            .enumerate()
+            .map(|(i, &power)| Moving {
+                ints: std::array::from_fn(|f| ints[(i + f) % ints.len()]),
+                power,
+            })
+            .collect();
+        let (back, _) = records_round_trip(&records);
+        assert_eq!(bits(&back), bits(&records));
+        // Nothing changed: a byte a number; power's change in tenths of a watt two bytes at most.
+        let same = Moving { ints: [Some(70); 6], power: Some(425.3) };
+        let (_, l) = records_round_trip(&[same.clone(), same.clone()]);
+        let first = l.len();
+        let (_, l) = records_round_trip(&[same.clone(), Moving { power: Some(455.3), ..same }]);
+        assert!(l.len() - first <= 1, "a change takes {} bytes more", l.len() - first);
+    }
+
+    #[test]
+    fn a_record_refuses_what_no_sample_holds() {
+        let refused = |record: &[u8], float: &[u8]| {
+            let mut l = Lanes::default();
+            l.lane[Lane::Record as usize] = record.to_vec();
+            l.lane[Lane::Float as usize] = float.to_vec();
+            cursor(&l).record(&Moving::default()).unwrap_err()
+        };
+        assert!(refused(&[3], &[]).contains("correction code"));
+        assert!(refused(&[0, 2, 0, 0, 0, 0, 0, 0], &[]).contains("float lane"));
+        assert!(refused(&[0, 0, 0, 0, 0, 0, 0, 2], &[0]).contains("no value"));
+        assert!(refused(&[1, 0, 0, 0, 0, 0, 0, 0], &[]).contains("no power change"));
+        assert!(refused(&[0xff; 12], &[]).contains("past 64 bits"));
+        assert!(refused(&[0, 0], &[]).contains("ends early"));
     }
 
     use proptest::prelude::*;
@@ -438,21 +508,12 @@ mod tests {
                 proptest::option::of(proptest::num::u64::ANY),
             ), 0..40)
         ) {
-            let mut l = Lanes::default();
-            let (mut p, mut i) = (None, None);
-            for (power, int) in &values {
-                l.record_power(*power, p);
-                l.record_int(*int, i);
-                (p, i) = (*power, *int);
-            }
-            let mut c = cursor(&l);
-            let (mut p, mut i) = (None, None);
-            for (power, int) in &values {
-                p = c.record_power(p).unwrap();
-                i = c.record_int(i).unwrap();
-                prop_assert_eq!(p.map(f64::to_bits), power.map(f64::to_bits));
-                prop_assert_eq!(i, *int);
-            }
+            let records: Vec<Moving> = values
+                .iter()
+                .map(|&(power, int)| Moving { ints: [int, None, Some(3), int, int.map(|i| i / 2), int], power })
+                .collect();
+            let (back, _) = records_round_trip(&records);
+            prop_assert_eq!(bits(&back), bits(&records));
         }
     }
 

@@ -8,7 +8,7 @@
 
 use serde::de::DeserializeOwned;
 
-use super::codec::{Cursor, Lane, Lanes};
+use super::codec::{Cursor, Lane, Lanes, Moving};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{GpuSample, NodeSample};
 
@@ -246,38 +246,39 @@ table!(put_gpu, get_gpu, held_gpu, GPU_FIELDS, GpuSample, {
     memory_unrepairable, remap_banks, clock_violation, errors, past,
 }, skip util_pct, mem_util_pct, mem_used_mib, temp_c, mem_temp_c, power_w, sm_clock_mhz);
 
-/// A GPU's fixed record: the numbers that move every second, each one's change (or none) in the record lane,
-/// always all of them and in this order (no bitmap): a block-sorting coder codes each given its neighbours.
-fn put_record(old: &GpuSample, new: &GpuSample, out: &mut Lanes) {
-    let u32s = |f: fn(&GpuSample) -> Option<u32>| (f(new).map(u64::from), f(old).map(u64::from));
-    for (now, was) in [
-        u32s(|g| g.util_pct),
-        u32s(|g| g.mem_util_pct),
-        u32s(|g| g.temp_c),
-        u32s(|g| g.mem_temp_c),
-    ] {
-        out.record_int(now, was);
+/// A GPU's numbers that move every second, in a record of their own (see [`Moving`]): always all of them,
+/// each one's change or none, with no bitmap.
+fn moving(gpu: &GpuSample) -> Moving {
+    let wide = |v: Option<u32>| v.map(u64::from);
+    Moving {
+        ints: [
+            wide(gpu.sm_clock_mhz),
+            gpu.mem_used_mib,
+            wide(gpu.mem_temp_c),
+            wide(gpu.temp_c),
+            wide(gpu.mem_util_pct),
+            wide(gpu.util_pct),
+        ],
+        power: gpu.power_w,
     }
-    out.record_power(new.power_w, old.power_w);
-    out.record_int(new.mem_used_mib, old.mem_used_mib);
-    out.record_int(new.sm_clock_mhz.map(u64::from), old.sm_clock_mhz.map(u64::from));
 }
 
-/// Reads a GPU's record (see [`put_record`]) into `gpu`, which holds the values before.
+/// Reads a GPU's record into `gpu`, which holds the values before.
 fn get_record(gpu: &mut GpuSample, c: &mut Cursor) -> Result<(), String> {
-    let u32_of = |v: Option<u64>, what: &str| {
+    let Moving { ints, power } = c.record(&moving(gpu))?;
+    let narrow = |v: Option<u64>, what: &str| {
         v.map(u32::try_from)
             .transpose()
             .map_err(|_| format!("Record lane: {what} {} out of range", v.unwrap_or(0)))
     };
-    let wide = |v: Option<u32>| v.map(u64::from);
-    gpu.util_pct = u32_of(c.record_int(wide(gpu.util_pct))?, "utilisation")?;
-    gpu.mem_util_pct = u32_of(c.record_int(wide(gpu.mem_util_pct))?, "memory utilisation")?;
-    gpu.temp_c = u32_of(c.record_int(wide(gpu.temp_c))?, "temperature")?;
-    gpu.mem_temp_c = u32_of(c.record_int(wide(gpu.mem_temp_c))?, "memory temperature")?;
-    gpu.power_w = c.record_power(gpu.power_w)?;
-    gpu.mem_used_mib = c.record_int(gpu.mem_used_mib)?;
-    gpu.sm_clock_mhz = u32_of(c.record_int(wide(gpu.sm_clock_mhz))?, "SM clock")?;
+    let [sm_clock, mem_used, mem_temp, temp, mem_util, util] = ints;
+    gpu.util_pct = narrow(util, "utilisation")?;
+    gpu.mem_util_pct = narrow(mem_util, "memory utilisation")?;
+    gpu.temp_c = narrow(temp, "temperature")?;
+    gpu.mem_temp_c = narrow(mem_temp, "memory temperature")?;
+    gpu.mem_used_mib = mem_used;
+    gpu.sm_clock_mhz = narrow(sm_clock, "SM clock")?;
+    gpu.power_w = power;
     Ok(())
 }
 
@@ -371,7 +372,7 @@ pub(super) fn put(
     match base {
         Some(old) => {
             for (was, now) in old.gpus.iter().zip(&new.gpus) {
-                put_record(was, now, out);
+                out.record(&moving(now), &moving(was));
                 put_gpu(was, now, out)?;
             }
             put_node(old, new, out)
@@ -380,7 +381,7 @@ pub(super) fn put(
             let empty = GpuSample::default();
             out.uint(Lane::Head, new.gpus.len() as u64);
             for gpu in &new.gpus {
-                put_record(&empty, gpu, out);
+                out.record(&moving(gpu), &moving(&empty));
                 put_gpu(&empty, gpu, out)?;
             }
             put_node(&NodeSample::default(), new, out)
