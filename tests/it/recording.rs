@@ -27,6 +27,14 @@ nodes = \"c01n[1-4]\"\n[[tenant]]\nname = \"globex\"\nnodes = \"c02n[1-3]\"\n";
 
 const SEED: u64 = 7;
 
+/// The real clock, which a running recorder stamps its frames with (`wall_ms` is the TUI tests' fixed one).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 fn wall_ms() -> u64 {
     wall()
         .duration_since(std::time::UNIX_EPOCH)
@@ -464,6 +472,50 @@ fn record_then_snapshot_at_a_recorded_time() {
         .unwrap();
     assert_eq!(before.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&before.stderr).contains("outside the recording"));
+}
+
+/// A recorder writes a block every ten seconds; one stopped by SIGTERM (systemd, `kill`) writes the block it was
+/// filling first, so the seconds since the last block are in the recording.
+#[test]
+fn a_recorder_stopped_by_sigterm_writes_the_block_it_was_filling() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rec");
+    let child = Command::new(common::fleetop_bin())
+        .args(["record", "--demo", "--out"])
+        .arg(&out)
+        .env("XDG_STATE_HOME", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let span_end = || Reader::open(&out).ok().and_then(|r| r.span()).map(|s| s.1);
+    // Bounded: until six seconds have passed since the last block the recorder wrote (the next is due in ten),
+    // or two minutes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_block = None;
+    let written = loop {
+        let end = span_end();
+        if end != last_block {
+            last_block = end;
+        } else if let Some(end) = end.filter(|&e| now_ms() > e + 6000) {
+            break end;
+        }
+        assert!(Instant::now() < deadline, "no block within two minutes");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let ended = common::wait_bounded(child, Duration::from_secs(120));
+    assert!(
+        ended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    let end = span_end().unwrap();
+    assert!(
+        end > written + 3000,
+        "the recording ends at {end}, the last block before the signal at {written}"
+    );
 }
 
 /// `fleetop --replay DIR` in a real terminal: the header says replay and the recorded UTC time; `p` pauses,
