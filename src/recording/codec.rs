@@ -152,7 +152,8 @@ fn decimal(v: f64, scale: f64) -> Option<(i64, i64)> {
     let n = scaled(v, scale)?;
     let back = n as f64 / scale;
     let miss = (v.to_bits() as i64).wrapping_sub(back.to_bits() as i64);
-    ((-1..=1).contains(&miss) && back.is_sign_negative() == v.is_sign_negative()).then_some((n, miss))
+    ((-1..=1).contains(&miss) && back.is_sign_negative() == v.is_sign_negative())
+        .then_some((n, miss))
 }
 
 /// The numbers of a GPU that move every second, as its record holds them: SM clock, memory used, memory
@@ -178,7 +179,10 @@ fn power_code(value: Option<f64>, prev: Option<f64>) -> (u64, i64) {
     for (s, scale) in RECORD_SCALES.iter().enumerate() {
         if let Some((n, miss)) = decimal(v, *scale) {
             let before = prev.and_then(|p| scaled(p, *scale)).unwrap_or(0);
-            return ((zigzag(n.wrapping_sub(before)) << 1 | s as u64) + ESCAPED + 1, miss);
+            return (
+                (zigzag(n.wrapping_sub(before)) << 1 | s as u64) + ESCAPED + 1,
+                miss,
+            );
         }
     }
     (ESCAPED, 0)
@@ -320,12 +324,17 @@ impl<'a> Cursor<'a> {
                 SAME => *was,
                 NONE => None,
                 ESCAPED => return Err("Record lane: an integer in the float lane".into()),
-                code => Some(was.unwrap_or(0).wrapping_add(unzigzag(code - ESCAPED - 1) as u64)),
+                code => Some(
+                    was.unwrap_or(0)
+                        .wrapping_add(unzigzag(code - ESCAPED - 1) as u64),
+                ),
             };
         }
         let code = self.record_code()?;
         if miss != 0 && code <= ESCAPED {
-            return Err(format!("Record lane: a correction of {miss} units for no power change"));
+            return Err(format!(
+                "Record lane: a correction of {miss} units for no power change"
+            ));
         }
         new.power = match code {
             SAME => old.power,
@@ -439,7 +448,10 @@ mod tests {
     }
 
     fn bits(records: &[Moving]) -> Vec<([Option<u64>; 6], Option<u64>)> {
-        records.iter().map(|r| (r.ints, r.power.map(f64::to_bits))).collect()
+        records
+            .iter()
+            .map(|r| (r.ints, r.power.map(f64::to_bits)))
+            .collect()
     }
 
     #[test]
@@ -470,11 +482,24 @@ mod tests {
         let (back, _) = records_round_trip(&records);
         assert_eq!(bits(&back), bits(&records));
         // Nothing changed: a byte a number; power's change in tenths of a watt two bytes at most.
-        let same = Moving { ints: [Some(70); 6], power: Some(425.3) };
+        let same = Moving {
+            ints: [Some(70); 6],
+            power: Some(425.3),
+        };
         let (_, l) = records_round_trip(&[same.clone(), same.clone()]);
         let first = l.len();
-        let (_, l) = records_round_trip(&[same.clone(), Moving { power: Some(455.3), ..same }]);
-        assert!(l.len() - first <= 1, "a change takes {} bytes more", l.len() - first);
+        let (_, l) = records_round_trip(&[
+            same.clone(),
+            Moving {
+                power: Some(455.3),
+                ..same
+            },
+        ]);
+        assert!(
+            l.len() - first <= 1,
+            "a change takes {} bytes more",
+            l.len() - first
+        );
     }
 
     #[test]
