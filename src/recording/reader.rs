@@ -7,7 +7,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
+use super::block::{Ahead, Block, BlockReader, MAX_BLOCK_RAW};
 use super::frame::{Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
 use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
@@ -141,7 +141,7 @@ pub(crate) struct Messages<'a> {
     from: u64,
     to: u64,
     next_segment: usize,
-    blocks: Option<BlockReader<BufReader<File>>>,
+    blocks: Option<Ahead>,
     block: Option<Block>,
     out: VecDeque<(u64, Recorded)>,
     slots: Vec<NodeSlots>,
@@ -224,7 +224,7 @@ impl<'a> Messages<'a> {
                 return Ok(None);
             };
             self.next_segment += 1;
-            self.blocks = Some(self.reader.blocks(start)?);
+            self.blocks = Some(Ahead::new(self.reader.blocks(start)?)?);
         }
     }
 
