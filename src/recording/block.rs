@@ -5,6 +5,7 @@
 //! file is a torn tail (a recorder killed mid-write) and ends the segment there.
 
 use std::io::{Read, Write};
+use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::codec::{Cursor, Lanes, LANES};
@@ -257,7 +258,8 @@ impl<R: Read> BlockReader<R> {
         Ok(Some(header))
     }
 
-    /// The next block, decompressed, its frames still to read.
+    /// The next block, decompressed, its frames still to read (a reader decompresses ahead, [`Ahead`]).
+    #[cfg(test)]
     pub(crate) fn next_block(&mut self) -> Result<Option<Block>, String> {
         let Some((header, body)) = self.next_raw()? else {
             return Ok(None);
@@ -270,34 +272,43 @@ impl<R: Read> BlockReader<R> {
     }
 }
 
-/// A segment's blocks, each decompressed on a thread of its own while the one before is read: bzip2's decoding
-/// is about half of a seek's CPU, and the two halves then take one's time. One decoded block waits at most.
-pub(super) struct Ahead {
-    blocks: std::sync::mpsc::Receiver<Result<Option<Block>, String>>,
+/// A segment's blocks, the next ones decompressed on threads of their own while the reader reads one's frames:
+/// bzip2's decoding is more than half of a seek's CPU, and a jump host has cores to spare.
+pub(super) struct Ahead<R> {
+    blocks: BlockReader<R>,
+    decoding: VecDeque<std::thread::JoinHandle<Result<Block, String>>>,
 }
 
-impl Ahead {
-    pub fn new<R: Read + Send + 'static>(mut blocks: BlockReader<R>) -> Result<Self, String> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let name = blocks.name.clone();
-        std::thread::Builder::new()
-            .name("recording blocks".into())
-            .spawn(move || loop {
-                let next = blocks.next_block();
-                let end = !matches!(next, Ok(Some(_)));
-                // The reader went away (a seek elsewhere, the end of a window): stop decoding.
-                if tx.send(next).is_err() || end {
-                    break;
-                }
-            })
-            .map_err(|e| format!("{name}: start a thread to read it: {e}"))?;
-        Ok(Ahead { blocks: rx })
+/// Blocks decompressed at once ahead of the one being read (each at most 16 MiB decompressed).
+const AHEAD: usize = 2;
+
+impl<R: Read> Ahead<R> {
+    pub fn new(blocks: BlockReader<R>) -> Self {
+        Ahead {
+            blocks,
+            decoding: VecDeque::with_capacity(AHEAD),
+        }
     }
 
     /// The next block, decompressed; `None` at the segment's end (or a torn tail).
     pub fn next_block(&mut self) -> Result<Option<Block>, String> {
-        // The thread ends after handing out the end or an error: nothing more to hand out.
-        self.blocks.recv().unwrap_or(Ok(None))
+        while self.decoding.len() < AHEAD {
+            let Some((header, body)) = self.blocks.next_raw()? else {
+                break;
+            };
+            let name = self.blocks.name.clone();
+            let thread = std::thread::Builder::new()
+                .spawn(move || decode(&name, header, &body))
+                .map_err(|e| format!("{}: start a thread to read it: {e}", self.blocks.name))?;
+            self.decoding.push_back(thread);
+        }
+        match self.decoding.pop_front() {
+            None => Ok(None),
+            Some(thread) => thread
+                .join()
+                .map_err(|_| format!("{}: a block's decoding failed", self.blocks.name))?
+                .map(Some),
+        }
     }
 }
 

@@ -141,7 +141,7 @@ pub(crate) struct Messages<'a> {
     from: u64,
     to: u64,
     next_segment: usize,
-    blocks: Option<Ahead>,
+    blocks: Option<Ahead<BufReader<File>>>,
     block: Option<Block>,
     out: VecDeque<(u64, Recorded)>,
     slots: Vec<NodeSlots>,
@@ -224,7 +224,7 @@ impl<'a> Messages<'a> {
                 return Ok(None);
             };
             self.next_segment += 1;
-            self.blocks = Some(Ahead::new(self.reader.blocks(start)?)?);
+            self.blocks = Some(Ahead::new(self.reader.blocks(start)?));
         }
     }
 
