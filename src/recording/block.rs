@@ -4,8 +4,8 @@
 //! of the seconds around it; its CRC catches a flipped byte. A header or stream cut short at the end of the
 //! file is a torn tail (a recorder killed mid-write) and ends the segment there.
 
-use std::io::{Read, Write};
 use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::ops::Range;
 
 use super::codec::{Cursor, Lanes, LANES};
@@ -73,7 +73,9 @@ fn inflate(stream: &[u8], raw: &mut Vec<u8>) -> Result<(), String> {
         .read_to_end(raw)
         .map_err(|e| format!("block does not decompress: {e}"))?;
     if raw.len() > MAX_BLOCK_RAW {
-        return Err(format!("block larger than {MAX_BLOCK_RAW} bytes decompressed"));
+        return Err(format!(
+            "block larger than {MAX_BLOCK_RAW} bytes decompressed"
+        ));
     }
     Ok(())
 }
