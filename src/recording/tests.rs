@@ -44,6 +44,34 @@ fn a_block_dated_past_year_9999_is_refused_with_its_file_and_offset() {
 }
 
 #[test]
+fn a_block_whose_streams_do_not_fit_its_body_is_refused_with_its_file_and_offset() {
+    use crate::recording::block::{encode, BlockReader, SEGMENT_MAGIC};
+    let block = encode(&real_lanes(), 0, 1).unwrap();
+    // The first stream's length, after the 24-byte header, past the body; then a body of two bytes.
+    let mut past = block.clone();
+    past[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+    let mut short = block[..24].to_vec();
+    short[4..8].copy_from_slice(&2u32.to_le_bytes());
+    short.extend([0, 0]);
+    // The two streams swapped: the first holds no lane lengths, a bzip2 stream that is not one.
+    let mut swapped = block.clone();
+    let split = u32::from_le_bytes(block[24..28].try_into().unwrap()) as usize;
+    swapped[28..28 + split].fill(0x42);
+    for (bad, why) in [
+        (past, "with no streams"),
+        (short, "with no streams"),
+        (swapped, "does not decompress"),
+    ] {
+        let mut file = SEGMENT_MAGIC.to_vec();
+        file.extend(bad);
+        let mut blocks = BlockReader::new(&file[..], "seg".into()).unwrap();
+        let err = blocks.next_block().err().unwrap();
+        assert!(err.starts_with("seg: offset 8: "), "{err}");
+        assert!(err.contains(why), "{err}");
+    }
+}
+
+#[test]
 fn a_segment_named_past_year_9999_is_refused_with_its_name() {
     use crate::recording::layout::{segment_path, segments};
     let dir = tempfile::tempdir().unwrap();
