@@ -18,13 +18,39 @@ use crate::common::shared;
 use crate::measure::proc_cpu;
 
 fn thread_cpu() -> f64 {
+    cpu_of(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The whole process's CPU: a seek decompresses blocks on a thread beside the one reading frames.
+fn process_cpu() -> f64 {
+    cpu_of(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_of(clock: libc::clockid_t) -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: a valid out pointer for a clock every Linux has.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Each segment's size, oldest first.
+fn segment_sizes(dir: &std::path::Path) -> Vec<u64> {
+    let mut segments: Vec<(std::ffi::OsString, u64)> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| {
+                let e = e.ok()?;
+                let name = e.file_name();
+                name.to_str()?.starts_with("segment-").then_some(())?;
+                Some((name, e.metadata().ok()?.len()))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    segments.sort();
+    segments.into_iter().map(|(_, len)| len).collect()
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
@@ -70,12 +96,14 @@ fn record(seconds: u64, follow_secs: u64) -> String {
         for m in &batch {
             writer.write(wall0 + tick * 1000, m).expect("write");
         }
-        writer.flush().expect("flush");
+        // The recorder's once-a-second beat: a block every `BEATS_PER_BLOCK` seconds.
+        writer.beat(wall0 + tick * 1000).expect("beat");
         writer_cpu += thread_cpu() - before;
         messages += batch.len() as u64;
     }
     writer.close().expect("close");
     let bytes = dir_bytes(dir.path());
+    let segments = segment_sizes(dir.path());
     let per_day = bytes as f64 / seconds as f64 * 86_400.0;
 
     let open = Instant::now();
@@ -87,12 +115,12 @@ fn record(seconds: u64, follow_secs: u64) -> String {
     let full = period.min(seconds * 1000) - 1_000;
     let mut seeks = Vec::new();
     for at in [wall0 + full / 2, wall0 + full, wall0 + (seconds - 1) * 1000] {
-        let (started, cpu) = (Instant::now(), thread_cpu());
+        let (started, cpu) = (Instant::now(), process_cpu());
         let mut state = FleetState::new(Arc::new(reader.inventory().clone()));
         for m in reader.messages(at, at) {
             state.apply(m.expect("message").1);
         }
-        let took = (started.elapsed().as_secs_f64(), thread_cpu() - cpu);
+        let took = (started.elapsed().as_secs_f64(), process_cpu() - cpu);
         seeks.push(((at - wall0) / 1000, took));
     }
     let worst = seeks.iter().map(|s| s.1 .0).fold(0.0, f64::max);
@@ -101,9 +129,9 @@ fn record(seconds: u64, follow_secs: u64) -> String {
         fleetop::tui::replay::fresh_app(&reader, fleetop::tui::keymap::Keymap::default(), wall0);
     let mut player = fleetop::tui::replay::Player::new(&reader);
     let tui_at = wall0 + full;
-    let (started, cpu) = (Instant::now(), thread_cpu());
+    let (started, cpu) = (Instant::now(), process_cpu());
     player.seek(&mut app, tui_at).expect("seek");
-    let tui_seek = (started.elapsed().as_secs_f64(), thread_cpu() - cpu);
+    let tui_seek = (started.elapsed().as_secs_f64(), process_cpu() - cpu);
 
     let (follow_cpu, record_cpu) = follow_with_and_without(follow_secs);
     let mut out = String::from("\n## Recording (`fleetop record`)\n\n");
@@ -126,6 +154,18 @@ fn record(seconds: u64, follow_secs: u64) -> String {
         bytes as f64 / seconds as f64 / inv.nodes.len() as f64,
         per_day / (1u64 << 30) as f64
     );
+    // The first segment opens on the fleet's first samples and its hellos' histories; the second is a period as
+    // every later one is, opening with a keyframe that restates every node: a day is that many of those.
+    if let Some(&second) = segments.get(1).filter(|_| seconds * 1000 >= 2 * period) {
+        let node_seconds = (period / 1000 * inv.nodes.len() as u64) as f64;
+        out += &format!(
+            "| the second segment (a full period, from its keyframe) | {:.2} MB: {:.2} bytes a node-second; **{:.3} GiB for 24 h** ({} such segments) | 1 GiB |\n",
+            second as f64 / 1e6,
+            second as f64 / node_seconds,
+            second as f64 * (86_400_000 / period) as f64 / (1u64 << 30) as f64,
+            86_400_000 / period
+        );
+    }
     out += &format!(
         "| the writer's CPU (encode, compress, write) | {:.1} % of a core | — |\n",
         writer_cpu / seconds as f64 * 100.0
@@ -139,25 +179,27 @@ fn record(seconds: u64, follow_secs: u64) -> String {
     out += &format!("| open the recording | {:.3} s | — |\n", open_s);
     for (at, (wall, cpu)) in &seeks {
         out += &format!(
-            "| seek to {at} s (state of 1,025 nodes) | {wall:.3} s ({cpu:.3} s of CPU) | 1 s |\n"
+            "| seek to {at} s (state of 1,025 nodes) | {wall:.3} s ({cpu:.3} s of CPU, both threads) | 1 s |\n"
         );
     }
     out += &format!(
-        "| the replay TUI's seek to {} s (30 s of sparklines before it, the state at it, rows derived) | {:.3} s ({:.3} s of CPU) | 1 s |\n",
+        "| the replay TUI's seek to {} s (30 s of sparklines before it, the state at it, rows derived) | {:.3} s ({:.3} s of CPU, both threads) | 1 s |\n",
         (tui_at - wall0) / 1000,
         tui_seek.0,
         tui_seek.1
     );
     out += &format!(
         "\nA seek reads one segment from its keyframe, whatever the recording's length, so the worst seek \
-         ({worst:.3} s, the end of a full segment) stands for any minute of a 24 h recording (1,440 segments).\n"
+         ({worst:.3} s, the end of a full segment) stands for any minute of a 24 h recording ({} segments).\n",
+        86_400_000 / period
     );
-    out += "\nWhere the bytes and time go: a frame is binary (a bitmap of the fields that changed, integers as \
-            zigzag varint changes, floats at their decimal precision), its bytes in four lanes (heads, integers, \
-            floats, texts) that zlib compresses in one stream per block of a second. The demo's power is drawn \
-            afresh every second on every GPU (uniform over 60 W plus 4.6 W per utilisation point), so its change \
-            carries about 10 bits a GPU-second and is most of what is left; a real GPU's power moves less. A seek \
-            reads one segment from its keyframe, each sample into the node's previous one in place.\n";
+    out += "\nWhere the bytes and time go: a frame is binary, each GPU a fixed record of its seven moving numbers \
+            (each its change) and a bitmap of its other fields that changed; bzip2 compresses ten seconds of \
+            records in one stream and the other lanes (heads, integers, floats, texts) in another. The demo's \
+            power is drawn afresh every second on every GPU (uniform over 60 W plus 4.6 W per utilisation \
+            point) and is most of what is left; a real GPU's power moves less. A seek reads one segment from its \
+            keyframe, blocks decompressed on a thread beside the one reading frames into each node's previous \
+            sample in place.\n";
     out
 }
 

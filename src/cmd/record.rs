@@ -14,7 +14,9 @@ use crate::recording::{Options, Writer};
 use crate::runtime::EXIT_CANNOT_RUN;
 use crate::transport::NodeEvent;
 
-/// Blocks are written this often, so a killed recorder loses at most this much.
+/// The recorder beats this often: a second with nothing to write still says it ran, and every
+/// `recording::BEATS_PER_BLOCK` beats a block is written (a recorder killed outright loses at most that; Ctrl-C and
+/// SIGTERM write it first).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often the channel is drained into the recording.
 const MERGE_EVERY: Duration = Duration::from_millis(250);
@@ -181,16 +183,22 @@ async fn follow(
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut memory = tokio::time::interval(MEMORY_EVERY);
     memory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // Ctrl-C is heard on a task of its own and stops a merge between two messages: a backlog (a slow disk, a
-    // busy machine) must not keep the recorder from ending.
+    // Ctrl-C and SIGTERM (systemd, kill) are heard on a task of their own and stop a merge between two
+    // messages: a backlog (a slow disk, a busy machine) must not keep the recorder from ending, and the block
+    // being filled is written when it does.
     let interrupted = Arc::new(AtomicBool::new(false));
     let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
     let flag = Arc::clone(&interrupted);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("listen for SIGTERM: {e}"))?;
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::Relaxed);
-            let _ = stop_tx.send(());
+        tokio::select! {
+            Ok(()) = tokio::signal::ctrl_c() => {}
+            Some(()) = terminate.recv() => {}
+            else => return,
         }
+        flag.store(true, Ordering::Relaxed);
+        let _ = stop_tx.send(());
     });
     loop {
         tokio::select! {

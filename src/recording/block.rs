@@ -1,8 +1,10 @@
 //! A segment file on disk: a magic line, then blocks, each a fixed header (magic, compressed length, first and
-//! last frame time) and a zlib stream of the block's lanes (their four lengths, then each lane's bytes; see
-//! `codec.rs`). zlib's Adler-32 catches a flipped byte; a header or stream cut short at the end of the file is a
-//! torn tail (a recorder killed mid-write) and ends the segment there.
+//! last time it covers) and two bzip2 streams of the block's lanes (their five lengths and the first four lanes,
+//! then the GPU records; see `codec.rs`). bzip2 sorts a block's bytes by what follows them, so a GPU's record is coded given the records
+//! of the seconds around it; its CRC catches a flipped byte. A header or stream cut short at the end of the
+//! file is a torn tail (a recorder killed mid-write) and ends the segment there.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::ops::Range;
 
@@ -10,9 +12,10 @@ use super::codec::{Cursor, Lanes, LANES};
 use super::frame::{self, After, Frame, Head};
 use super::packed::Node;
 
-/// The first bytes of every segment: its last byte is the format (2: binary frames; 1 was JSON lines).
-pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"FLTREC\x00\x02";
-const BLOCK_MAGIC: &[u8; 4] = b"FLK2";
+/// The first bytes of every segment: its last byte is the format (3: bzip2 blocks of GPU records; 2 was zlib
+/// blocks of lanes alone, 1 JSON lines).
+pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"FLTREC\x00\x03";
+const BLOCK_MAGIC: &[u8; 4] = b"FLK3";
 const HEADER: usize = 4 + 4 + 8 + 8;
 /// The lane lengths at the start of a block's bytes.
 const LENGTHS: usize = 4 * LANES;
@@ -23,33 +26,98 @@ const MAX_BLOCK_STORED: usize = 16 << 20;
 /// Raw bytes at which the writer ends a block even without a flush.
 pub(super) const BLOCK_TARGET: usize = MAX_BLOCK_RAW / 4;
 
-/// Compresses frames' lanes into one block.
+/// Compresses frames' lanes into one block: two bzip2 streams, the other lanes (after their five lengths) and
+/// then the GPU records, the first one's length before them. Level 9: 900 kB sorted at once, about ten seconds
+/// of the demo fleet's records. Apart, bzip2 sorts them in a third of the CPU it takes joined (the frame heads
+/// repeat, which sends a block-sort of both to its slow path) for 0.6 % more bytes (docs/benchmarks.md).
 pub(super) fn encode(lanes: &Lanes, first_t: u64, last_t: u64) -> Result<Vec<u8>, String> {
-    let mut z = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(lanes.len() / 4 + HEADER),
-        flate2::Compression::new(6),
-    );
     let lengths: Vec<u8> = lanes
         .lane
         .iter()
         .flat_map(|l| (l.len() as u32).to_le_bytes())
         .collect();
-    std::iter::once(lengths.as_slice())
-        .chain(lanes.lane.iter().map(Vec::as_slice))
-        .try_for_each(|bytes| z.write_all(bytes))
-        .map_err(|e| format!("compress a block: {e}"))?;
-    let body = z.finish().map_err(|e| format!("compress a block: {e}"))?;
-    let len = u32::try_from(body.len())
+    let (records, others) = lanes.lane.split_last().ok_or("a block of no lanes")?;
+    let others = squeeze(std::iter::once(&lengths).chain(others))?;
+    let records = squeeze([records])?;
+    let body_len = 4 + others.len() + records.len();
+    let len = u32::try_from(body_len)
         .ok()
         .filter(|&l| (l as usize) <= MAX_BLOCK_STORED)
         .ok_or("a block compressed past its size cap")?;
-    let mut out = Vec::with_capacity(HEADER + body.len());
+    let mut out = Vec::with_capacity(HEADER + body_len);
     out.extend_from_slice(BLOCK_MAGIC);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&first_t.to_le_bytes());
     out.extend_from_slice(&last_t.to_le_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&(others.len() as u32).to_le_bytes());
+    out.extend_from_slice(&others);
+    out.extend_from_slice(&records);
     Ok(out)
+}
+
+/// One bzip2 stream of `parts`, joined.
+fn squeeze<'a>(parts: impl IntoIterator<Item = &'a Vec<u8>>) -> Result<Vec<u8>, String> {
+    let mut z = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+    parts
+        .into_iter()
+        .try_for_each(|bytes| z.write_all(bytes))
+        .and_then(|()| z.finish())
+        .map_err(|e| format!("compress a block: {e}"))
+}
+
+/// Appends the bzip2 stream `stream` decompressed to `raw`, refusing a block past its decompressed cap.
+fn inflate(stream: &[u8], raw: &mut Vec<u8>) -> Result<(), String> {
+    let room = (MAX_BLOCK_RAW + 1).saturating_sub(raw.len());
+    bzip2::read::BzDecoder::new(stream)
+        .take(room as u64)
+        .read_to_end(raw)
+        .map_err(|e| format!("block does not decompress: {e}"))?;
+    if raw.len() > MAX_BLOCK_RAW {
+        return Err(format!(
+            "block larger than {MAX_BLOCK_RAW} bytes decompressed"
+        ));
+    }
+    Ok(())
+}
+
+/// A block's body (from [`BlockReader::next_raw`]) decompressed, its frames still to read; `name` is how
+/// errors call its file.
+pub(super) fn decode(name: &str, header: BlockHeader, body: &[u8]) -> Result<Block, String> {
+    let at = header.offset;
+    let fail = |why: String| format!("{name}: offset {at}: {why}");
+    let split = body
+        .get(..4)
+        .map(|b| b.iter().rev().fold(0usize, |a, b| a << 8 | usize::from(*b)))
+        .filter(|&split| split <= body.len() - 4)
+        .ok_or_else(|| fail(format!("a block of {} bytes with no streams", body.len())))?;
+    let (others, records) = body[4..].split_at(split);
+    let mut raw = Vec::new();
+    inflate(others, &mut raw).map_err(&fail)?;
+    inflate(records, &mut raw).map_err(&fail)?;
+    let mut lanes: [Range<usize>; LANES] = Default::default();
+    let mut end = LENGTHS;
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        let len = raw
+            .get(4 * i..4 * i + 4)
+            .map(|b| b.iter().rev().fold(0usize, |a, b| a << 8 | usize::from(*b)))
+            .unwrap_or(usize::MAX);
+        *lane = end..end.saturating_add(len);
+        end = lane.end;
+    }
+    if end != raw.len() {
+        return Err(fail(format!(
+            "block lanes of {end} bytes in {} decompressed",
+            raw.len()
+        )));
+    }
+    Ok(Block {
+        place: format!("{name}: offset {at}"),
+        header,
+        raw,
+        lanes,
+        after: After::default(),
+        frames: 0,
+    })
 }
 
 /// A block's header as read: where it starts, its times and where its body lies in the file.
@@ -192,51 +260,57 @@ impl<R: Read> BlockReader<R> {
         Ok(Some(header))
     }
 
-    /// The next block, decompressed, its frames still to read.
+    /// The next block, decompressed, its frames still to read (a reader decompresses ahead, [`Ahead`]).
+    #[cfg(test)]
     pub(crate) fn next_block(&mut self) -> Result<Option<Block>, String> {
         let Some((header, body)) = self.next_raw()? else {
             return Ok(None);
         };
-        let at = header.offset;
-        let mut raw = Vec::new();
-        flate2::read::ZlibDecoder::new(body.as_slice())
-            .take(MAX_BLOCK_RAW as u64 + 1)
-            .read_to_end(&mut raw)
-            .map_err(|e| self.fail(at, &format!("block does not decompress: {e}")))?;
-        if raw.len() > MAX_BLOCK_RAW {
-            return Err(self.fail(
-                at,
-                &format!("block larger than {MAX_BLOCK_RAW} bytes decompressed"),
-            ));
-        }
-        let mut lanes: [Range<usize>; LANES] = Default::default();
-        let mut end = LENGTHS;
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            let len = raw
-                .get(4 * i..4 * i + 4)
-                .map(|b| b.iter().rev().fold(0usize, |a, b| a << 8 | usize::from(*b)))
-                .unwrap_or(usize::MAX);
-            *lane = end..end.saturating_add(len);
-            end = lane.end;
-        }
-        if end != raw.len() {
-            return Err(self.fail(
-                at,
-                &format!("block lanes of {end} bytes in {} decompressed", raw.len()),
-            ));
-        }
-        Ok(Some(Block {
-            place: format!("{}: offset {at}", self.name),
-            header,
-            raw,
-            lanes,
-            after: After::default(),
-            frames: 0,
-        }))
+        decode(&self.name, header, &body).map(Some)
     }
 
     fn fail(&self, offset: u64, why: &str) -> String {
         format!("{}: offset {offset}: {why}", self.name)
+    }
+}
+
+/// A segment's blocks, the next ones decompressed on threads of their own while the reader reads one's frames:
+/// bzip2's decoding is more than half of a seek's CPU, and a jump host has cores to spare.
+pub(super) struct Ahead<R> {
+    blocks: BlockReader<R>,
+    decoding: VecDeque<std::thread::JoinHandle<Result<Block, String>>>,
+}
+
+/// Blocks decompressed at once ahead of the one being read (each at most 16 MiB decompressed).
+const AHEAD: usize = 2;
+
+impl<R: Read> Ahead<R> {
+    pub fn new(blocks: BlockReader<R>) -> Self {
+        Ahead {
+            blocks,
+            decoding: VecDeque::with_capacity(AHEAD),
+        }
+    }
+
+    /// The next block, decompressed; `None` at the segment's end (or a torn tail).
+    pub fn next_block(&mut self) -> Result<Option<Block>, String> {
+        while self.decoding.len() < AHEAD {
+            let Some((header, body)) = self.blocks.next_raw()? else {
+                break;
+            };
+            let name = self.blocks.name.clone();
+            let thread = std::thread::Builder::new()
+                .spawn(move || decode(&name, header, &body))
+                .map_err(|e| format!("{}: start a thread to read it: {e}", self.blocks.name))?;
+            self.decoding.push_back(thread);
+        }
+        match self.decoding.pop_front() {
+            None => Ok(None),
+            Some(thread) => thread
+                .join()
+                .map_err(|_| format!("{}: a block's decoding failed", self.blocks.name))?
+                .map(Some),
+        }
     }
 }
 
@@ -287,11 +361,6 @@ impl Block {
             n: head.n,
         };
         Ok(Some(head))
-    }
-
-    /// The time of a block holding no frame: the recorder's heartbeat, written while the fleet was silent.
-    pub fn beat(&self) -> Option<u64> {
-        (self.frames == 0 && self.lanes.iter().all(Range::is_empty)).then_some(self.header.last_t)
     }
 
     /// The frame `head` begins, its sample (if it carries one) read into `nodes`.

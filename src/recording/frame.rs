@@ -36,6 +36,8 @@ const MAX_HISTORY_POINTS: usize = 4096;
 const WHOLE: u64 = 0;
 const CHANGES: u64 = 1;
 const EVENT: u64 = 2;
+/// The recorder's heartbeat: a second in which nothing else was written.
+const BEAT: u64 = 3;
 /// The bit that marks a keyframe's frame.
 const KEY: u64 = 8;
 
@@ -78,6 +80,8 @@ pub(super) enum Event {
         problems: Vec<String>,
         checked: Vec<Scheduler>,
     },
+    /// The recorder ran at this time while the fleet was silent (a frame of its own kind, not a node's event).
+    Beat,
 }
 
 impl Event {
@@ -112,6 +116,7 @@ impl Event {
         match self {
             Event::Connecting => Event::Connecting,
             Event::Sample => Event::Sample,
+            Event::Beat => Event::Beat,
             Event::Streaming {
                 source,
                 mut detail,
@@ -188,6 +193,7 @@ impl Event {
             Event::Jobs(_) | Event::Workload { .. } => {
                 return Err("a scheduler frame where a node event was expected".into())
             }
+            Event::Beat => return Err("a heartbeat where a node event was expected".into()),
         })
     }
 }
@@ -291,7 +297,7 @@ pub(super) const SLOTS: usize = 10;
 impl Slot {
     pub fn of(event: &Event) -> Option<Slot> {
         Some(match event {
-            Event::Connecting | Event::Workload { .. } => return None,
+            Event::Connecting | Event::Workload { .. } | Event::Beat => return None,
             Event::Jobs(_) => Slot::Jobs,
             Event::Streaming { .. } => Slot::Streaming,
             Event::Sample => Slot::Sample,
@@ -369,12 +375,14 @@ pub(super) fn write(
         (Event::Sample, Some((Some(_), _))) => CHANGES,
         (Event::Sample, Some((None, _))) => WHOLE,
         (Event::Sample, None) => return Err("a sample frame without its sample".into()),
+        (Event::Beat, _) => BEAT,
         _ => EVENT,
     };
     out.uint(Lane::Head, kind | if frame.k { KEY } else { 0 });
     out.int(Lane::Head, frame.t.wrapping_sub(after.t) as i64);
     out.int(Lane::Head, after.node_change(frame.n));
     match sample {
+        _ if kind == BEAT => Ok(()),
         Some((base, new)) if kind != EVENT => packed::put(base, new, out),
         _ => {
             let json = serde_json::to_vec(&frame.e).map_err(|e| format!("encode a frame: {e}"))?;
@@ -426,10 +434,11 @@ pub(super) fn read_body(c: &mut Cursor, head: Head, nodes: &mut [Node]) -> Resul
     let e = match head.kind {
         WHOLE => packed::get_whole(node, c).map(|()| Event::Sample),
         CHANGES => packed::get_delta(node, c).map(|()| Event::Sample),
+        BEAT => Ok(Event::Beat),
         EVENT => {
             let json = c.bytes(MAX_EVENT, "an event's length")?;
             match serde_json::from_slice::<Event>(json) {
-                Ok(Event::Sample) => Err("an event frame holding no event".into()),
+                Ok(Event::Sample | Event::Beat) => Err("an event frame holding no event".into()),
                 Ok(e) => Ok(e.inert()),
                 Err(e) => Err(format!("an event: {e}")),
             }

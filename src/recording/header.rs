@@ -11,8 +11,9 @@ use crate::inventory::Inventory;
 const MAX_INVENTORY_BYTES: u64 = 8 << 20;
 const INVENTORY: &str = "inventory.toml";
 const HEADER: &str = "recording.json";
-/// The format this fleetop writes and reads: 2, binary frames (1 was JSON lines, refused by name).
-const FORMAT: u32 = 2;
+/// The format this fleetop writes and reads: 3, bzip2 blocks of binary frames with a fixed record per GPU (2 was
+/// zlib blocks, 1 JSON lines; both refused by name).
+const FORMAT: u32 = 3;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -86,10 +87,10 @@ fn read_format(dir: &Path) -> Result<Header, String> {
             "{}: recording format {}, this fleetop reads and writes format {FORMAT} only{}",
             header_path.display(),
             header.fleetop_recording,
-            if header.fleetop_recording == 1 {
-                " (JSON lines, written by an earlier fleetop: replay it with that build)"
-            } else {
-                ""
+            match header.fleetop_recording {
+                1 => " (JSON lines, written by an earlier fleetop: replay it with that build)",
+                2 => " (zlib blocks, written by an earlier fleetop: replay it with that build)",
+                _ => "",
             }
         ));
     }

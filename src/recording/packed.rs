@@ -1,13 +1,14 @@
 //! A node's sample as a binary frame, without JSON trees: a whole sample is every field that differs from an
-//! empty one, a delta every field that differs from the node's previous sample; each GPU (and the node) as a
-//! bitmap of those fields in the order of the table below, then each one's value: integers as a zigzag varint
-//! of their change, floats at their decimal precision, texts and lists (processes, XIDs, throttle reasons,
-//! ports) whole as bounded JSON. Decoding writes into the node's previous sample in place, and counts the bytes
+//! empty one, a delta every field that differs from the node's previous sample. Each GPU opens with its fixed
+//! record (the seven numbers that move every second, each one's change), then, as the node does, a bitmap of
+//! its other fields that changed in the order of the table below and each one's value: integers as a zigzag
+//! varint of their change, floats at their decimal precision, texts and lists (processes, XIDs, throttle
+//! reasons, ports) whole as bounded JSON. Decoding writes into the node's previous sample in place, and counts the bytes
 //! its texts hold, so a file cannot grow a node past a whole sample's cap patch after patch.
 
 use serde::de::DeserializeOwned;
 
-use super::codec::{Cursor, Lane, Lanes};
+use super::codec::{Cursor, Lane, Lanes, Moving};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{GpuSample, NodeSample};
 
@@ -237,14 +238,49 @@ macro_rules! table {
 }
 
 table!(put_gpu, get_gpu, held_gpu, GPU_FIELDS, GpuSample, {
-    index, uuid, name, util_pct, mem_util_pct, mem_used_mib, mem_total_mib, temp_c, mem_temp_c, power_w,
-    power_limit_w, sm_clock_mhz, throttle, ecc_uncorrected, remapped_rows_pending, remapped_rows_failed, xid,
+    index, uuid, name, mem_total_mib, power_limit_w, throttle, ecc_uncorrected, remapped_rows_pending, remapped_rows_failed, xid,
     xid_events, pcie_gen, pcie_width, temp_slowdown_c, temp_shutdown_c, mem_temp_max_c,
     remapped_rows_uncorrectable, mig_enabled, pci_bus_id, serial, vbios, tlimit_margin_c, tlimit_shutdown_c,
     tlimit_slowdown_c, tlimit_mem_max_c, tlimit_gpu_max_c, recovery_action, nvlink, processes, pcie_max_gen,
     pcie_max_width, pcie_replay, pcie_replay_rise, pcie_aer, fabric, sram_threshold_exceeded,
     memory_unrepairable, remap_banks, clock_violation, errors, past,
-});
+}, skip util_pct, mem_util_pct, mem_used_mib, temp_c, mem_temp_c, power_w, sm_clock_mhz);
+
+/// A GPU's numbers that move every second, in a record of their own (see [`Moving`]): always all of them,
+/// each one's change or none, with no bitmap.
+fn moving(gpu: &GpuSample) -> Moving {
+    let wide = |v: Option<u32>| v.map(u64::from);
+    Moving {
+        ints: [
+            wide(gpu.sm_clock_mhz),
+            gpu.mem_used_mib,
+            wide(gpu.mem_temp_c),
+            wide(gpu.temp_c),
+            wide(gpu.mem_util_pct),
+            wide(gpu.util_pct),
+        ],
+        power: gpu.power_w,
+    }
+}
+
+/// Reads a GPU's record into `gpu`, which holds the values before.
+fn get_record(gpu: &mut GpuSample, c: &mut Cursor) -> Result<(), String> {
+    let Moving { ints, power } = c.record(&moving(gpu))?;
+    let narrow = |v: Option<u64>, what: &str| {
+        v.map(u32::try_from)
+            .transpose()
+            .map_err(|_| format!("Record lane: {what} {} out of range", v.unwrap_or(0)))
+    };
+    let [sm_clock, mem_used, mem_temp, temp, mem_util, util] = ints;
+    gpu.util_pct = narrow(util, "utilisation")?;
+    gpu.mem_util_pct = narrow(mem_util, "memory utilisation")?;
+    gpu.temp_c = narrow(temp, "temperature")?;
+    gpu.mem_temp_c = narrow(mem_temp, "memory temperature")?;
+    gpu.mem_used_mib = mem_used;
+    gpu.sm_clock_mhz = narrow(sm_clock, "SM clock")?;
+    gpu.power_w = power;
+    Ok(())
+}
 
 table!(put_node, get_node, held_node, NODE_FIELDS, NodeSample, {
     t, warnings, sxid, unmatched_xid, ib, past,
@@ -336,6 +372,7 @@ pub(super) fn put(
     match base {
         Some(old) => {
             for (was, now) in old.gpus.iter().zip(&new.gpus) {
+                out.record(&moving(now), &moving(was));
                 put_gpu(was, now, out)?;
             }
             put_node(old, new, out)
@@ -344,6 +381,7 @@ pub(super) fn put(
             let empty = GpuSample::default();
             out.uint(Lane::Head, new.gpus.len() as u64);
             for gpu in &new.gpus {
+                out.record(&moving(gpu), &moving(&empty));
                 put_gpu(&empty, gpu, out)?;
             }
             put_node(&NodeSample::default(), new, out)
@@ -384,6 +422,7 @@ fn get_fields(node: &mut Node, c: &mut Cursor) -> Result<(), String> {
         .iter_mut()
         .zip(gpu_held.chunks_mut(GPU_FIELDS))
     {
+        get_record(gpu, c)?;
         get_gpu(gpu, held, total, c)?;
     }
     get_node(&mut node.sample, node_held, total, c)?;

@@ -7,7 +7,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::block::{Block, BlockReader, MAX_BLOCK_RAW};
+use super::block::{Ahead, Block, BlockReader, MAX_BLOCK_RAW};
 use super::frame::{Event, Frame, NodeSlots, MAX_ANSWERS_PER_BLOCK};
 use super::header;
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
@@ -141,7 +141,7 @@ pub(crate) struct Messages<'a> {
     from: u64,
     to: u64,
     next_segment: usize,
-    blocks: Option<BlockReader<BufReader<File>>>,
+    blocks: Option<Ahead<BufReader<File>>>,
     block: Option<Block>,
     out: VecDeque<(u64, Recorded)>,
     slots: Vec<NodeSlots>,
@@ -214,9 +214,6 @@ impl<'a> Messages<'a> {
             }
             if let Some(blocks) = self.blocks.as_mut() {
                 if let Some(block) = blocks.next_block()? {
-                    if let Some(t) = block.beat() {
-                        self.heard(t).map_err(|e| format!("{}: {e}", block.place))?;
-                    }
                     self.block = Some(block);
                     self.answers = 0;
                     continue;
@@ -227,7 +224,7 @@ impl<'a> Messages<'a> {
                 return Ok(None);
             };
             self.next_segment += 1;
-            self.blocks = Some(self.reader.blocks(start)?);
+            self.blocks = Some(Ahead::new(self.reader.blocks(start)?));
         }
     }
 
@@ -324,6 +321,7 @@ impl<'a> Messages<'a> {
     /// Handles a frame whose sample, if any, is already its node's.
     fn take(&mut self, f: Frame) -> Result<(), String> {
         match &f.e {
+            Event::Beat => return self.heard(f.t),
             Event::Jobs(jobs) => self.jobs[f.n].clone_from(jobs),
             Event::Workload { problems, checked } => {
                 self.answers += 1;

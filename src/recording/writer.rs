@@ -17,6 +17,11 @@ use crate::telemetry::NodeSample;
 use crate::transport::{Msg, NodeEvent};
 use crate::workload::{Job, Workload};
 
+/// Beats (seconds, as the recorder beats) a block covers: bzip2 codes ten seconds of the fleet's GPU records
+/// a tenth smaller than one (docs/benchmarks.md), and ten seconds of the demo fleet are about what it sorts at
+/// once. A recorder stopped by a signal writes its open block; one killed outright loses at most these seconds.
+pub const BEATS_PER_BLOCK: u32 = 10;
+
 /// How a recording is cut and kept.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -58,6 +63,9 @@ pub struct Writer {
     /// The last scheduler answer's frame, which each keyframe restates, and how many the block holds.
     answer: Option<Frame>,
     answers: usize,
+    /// The recorder's beats the open block has seen, and whether a frame came since the last one.
+    beats: u32,
+    heard: bool,
     /// Frames dropped for being past the frame cap.
     pub dropped: u64,
 }
@@ -87,6 +95,8 @@ impl Writer {
             times: None,
             answer: None,
             answers: 0,
+            beats: 0,
+            heard: false,
             dropped: 0,
         })
     }
@@ -249,13 +259,14 @@ impl Writer {
             t: frame.t,
             n: frame.n,
         };
+        self.heard = true;
         let (first, last) = self.times.unwrap_or((frame.t, frame.t));
         self.times = Some((first.min(frame.t), last.max(frame.t)));
         Ok(true)
     }
 
-    /// Writes the buffered frames as one block (the recorder calls it about once a second, so a killed
-    /// recorder loses at most that).
+    /// Writes the buffered frames as one block now (a stopped recorder, a new segment; the recorder's beats
+    /// flush every [`BEATS_PER_BLOCK`]).
     pub fn flush(&mut self) -> Result<(), String> {
         let (Some((first, last)), Some(seg)) = (self.times, self.segment.as_mut()) else {
             return Ok(());
@@ -268,17 +279,33 @@ impl Writer {
         self.lanes.clear();
         self.after = After::default();
         self.answers = 0;
+        self.beats = 0;
         self.times = None;
         Ok(())
     }
 
-    /// The recorder's once-a-second flush at `wall_ms`: the buffered frames as one block, or an empty block when
-    /// there are none, so a reader tells a silent fleet (the recorder still writing) from a stopped recorder.
+    /// The recorder's once-a-second beat at `wall_ms`: a beat frame when nothing was written since the last
+    /// one, so a reader tells a silent fleet (the recorder still writing) from a stopped recorder; every
+    /// [`BEATS_PER_BLOCK`] beats, the buffered frames as one block.
     pub fn beat(&mut self, wall_ms: u64) -> Result<(), String> {
-        if self.segment.is_some() && self.times.is_none() {
-            self.times = Some((wall_ms, wall_ms));
+        if self.segment.is_none() {
+            return Ok(());
         }
-        self.flush()
+        if !self.heard {
+            let beat = Frame {
+                t: wall_ms,
+                n: 0,
+                k: false,
+                e: Event::Beat,
+            };
+            self.push(&beat, None)?;
+        }
+        self.heard = false;
+        self.beats += 1;
+        if self.beats >= BEATS_PER_BLOCK {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Flushes and syncs the current segment, as at the end of a recording.

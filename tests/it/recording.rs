@@ -466,6 +466,50 @@ fn record_then_snapshot_at_a_recorded_time() {
     assert!(String::from_utf8_lossy(&before.stderr).contains("outside the recording"));
 }
 
+/// A recorder writes a block every ten seconds; one stopped by SIGTERM (systemd, `kill`) writes the block it was
+/// filling first, so the seconds since the last block are in the recording.
+#[test]
+fn a_recorder_stopped_by_sigterm_writes_the_block_it_was_filling() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rec");
+    let child = Command::new(common::fleetop_bin())
+        .args(["record", "--demo", "--out"])
+        .arg(&out)
+        .env("XDG_STATE_HOME", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let span_end = || Reader::open(&out).ok().and_then(|r| r.span()).map(|s| s.1);
+    // Bounded: until four seconds after a block appeared (the next is ten beats after it, a beat a second at
+    // most), or two minutes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_block = (None, Instant::now());
+    let written = loop {
+        let end = span_end();
+        if end != last_block.0 {
+            last_block = (end, Instant::now());
+        } else if let Some(end) = end.filter(|_| last_block.1.elapsed() > Duration::from_secs(4)) {
+            break end;
+        }
+        assert!(Instant::now() < deadline, "no block within two minutes");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let ended = common::wait_bounded(child, Duration::from_secs(120));
+    assert!(
+        ended.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+    let end = span_end().unwrap();
+    assert!(
+        end > written,
+        "the recording ends at {end}, where the last block before the signal did"
+    );
+}
+
 /// `fleetop --replay DIR` in a real terminal: the header says replay and the recorded UTC time; `p` pauses,
 /// `]` jumps a minute, `:at` goes to a time of day, and a drain is refused by the read-only rule.
 #[test]
