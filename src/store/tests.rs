@@ -97,7 +97,7 @@ fn the_oldest_events_go_past_the_cap() {
     );
 }
 
-/// Set in the child processes of [`two_writer_processes_at_once_lose_nothing`].
+/// Set in the child processes of [`two_writer_processes_at_once_lose_nothing`] (who migrate an old store at once).
 const WRITER_ENV: &str = "FLEETOP_TEST_STORE_WRITER";
 
 #[test]
@@ -116,6 +116,11 @@ fn two_writer_processes_at_once_lose_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fleet.sqlite");
+    // A store the previous version wrote: both writers add the site column and its index at once.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(PREVIOUS_SCHEMA)
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = ["c001n1", "c002n1"]
         .iter()
@@ -221,4 +226,63 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
             .len()
     };
     assert_eq!((span(Some("east")), span(Some("west"))), (1, 0));
+}
+
+/// The schema the previous version opens a store with (its `prepare`, verbatim): one-row-per-event without the
+/// site, under the name `events_once`.
+const PREVIOUS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+         id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, node TEXT NOT NULL, gpu INTEGER,
+         serial TEXT, uuid TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+     CREATE UNIQUE INDEX IF NOT EXISTS events_once
+         ON events (time_ms, node, kind, detail, IFNULL(gpu, -1), IFNULL(serial, ''), IFNULL(uuid, ''));
+     CREATE INDEX IF NOT EXISTS events_node ON events (node, time_ms);
+     CREATE INDEX IF NOT EXISTS events_serial ON events (serial, time_ms);
+     CREATE INDEX IF NOT EXISTS events_uuid ON events (uuid, time_ms);
+     CREATE INDEX IF NOT EXISTS events_board ON events (IFNULL(uuid, serial), time_ms);";
+
+/// A store two sites share, opened by the previous version (an engineer's older fleetop on the same host)
+/// between two of this one: it still opens (its schema must not fail on two sites' rows of one event) and it
+/// does not make this version drop the second site's row of the next event.
+#[test]
+fn a_store_two_sites_share_survives_the_previous_version_opening_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.sqlite");
+    let of = |time_ms: u64, site: &str| Event {
+        site: Some(site.into()),
+        ..Event::node(time_ms, "n1", kind::HEALTH, "ok:")
+    };
+    // A pass under `--context all` stores east's and west's `n1` at one time, alike but for the site.
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store
+            .append(&[of(1_000, "east"), of(1_000, "west")])
+            .unwrap(),
+        2
+    );
+    drop(store);
+    let previous = rusqlite::Connection::open(&path).unwrap();
+    previous.execute_batch(PREVIOUS_SCHEMA).unwrap();
+    drop(previous);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store
+            .append(&[of(2_000, "east"), of(2_000, "west")])
+            .unwrap(),
+        2
+    );
+    let west = store
+        .between(0, 10_000, &[kind::HEALTH], Some("west"))
+        .unwrap();
+    assert_eq!(west.len(), 2, "{west:?}");
+    // One old store, migrated once: its one-row-per-event index now names the site.
+    let plain = dir.path().join("old.sqlite");
+    rusqlite::Connection::open(&plain)
+        .unwrap()
+        .execute_batch(PREVIOUS_SCHEMA)
+        .unwrap();
+    let mut old = Store::open(&plain).unwrap();
+    assert_eq!(
+        old.append(&[of(1_000, "east"), of(1_000, "west")]).unwrap(),
+        2
+    );
 }
