@@ -87,14 +87,18 @@ impl Store {
             .map_err(|e| e.to_string())
     }
 
-    /// Incidents since `since_ms` as the `[[context]]` `site` counts them ([`of_site`]): a node's or a GPU's
-    /// health turning crit, and each repair of a GPU.
+    /// Incidents since `since_ms`: a node's or a GPU's health turning crit, and each repair of a GPU. A node's
+    /// are those the `[[context]]` `site` counts ([`of_site`]: node names are per site); a GPU's (by UUID or
+    /// serial, which are the board's own) every site's, as [`Store::history`] shows them: a lemon moved to another
+    /// site's node, or a store read with no context, must still hold it.
     pub fn incidents(&self, since_ms: u64, site: Option<&str>) -> Result<Incidents, String> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "SELECT node, IFNULL(uuid, serial), gpu IS NULL, COUNT(*) FROM events
-                 WHERE time_ms >= ?1 AND {} AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
+                 WHERE time_ms >= ?1
+                   AND ((gpu IS NOT NULL AND IFNULL(uuid, serial) IS NOT NULL) OR {})
+                   AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
                  GROUP BY node, IFNULL(uuid, serial), gpu IS NULL",
                 of_site(2)
             ))

@@ -286,3 +286,53 @@ fn a_store_two_sites_share_survives_the_previous_version_opening_it() {
         2
     );
 }
+
+/// A GPU is known by its UUID or serial wherever it is: its incidents under one site count for the lemon rule
+/// of every reader (the board moved to another site's node, or the store is read with no context), as its
+/// `history` already shows them; a node's incidents stay its own site's, node names being per site.
+#[test]
+fn a_gpu_s_incidents_follow_it_across_sites_and_a_node_s_stay_with_its_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+    let node = |health: &str| Sighting {
+        node: "n1".into(),
+        health: Some(health.into()),
+        ..Sighting::default()
+    };
+    store
+        .observe(&[gpu("n1", "1650923001234", "crit")], 1_000, Some("east"))
+        .unwrap();
+    store
+        .observe(&[gpu("n1", "1650923001234", "ok")], 2_000, Some("east"))
+        .unwrap();
+    store
+        .observe(&[gpu("n1", "1650923001234", "crit")], 3_000, Some("east"))
+        .unwrap();
+    store.observe(&[node("crit")], 3_000, Some("east")).unwrap();
+    // The board now in west's n7.
+    store
+        .observe(&[gpu("n7", "1650923001234", "ok")], 4_000, Some("west"))
+        .unwrap();
+    for reader in [Some("east"), Some("west"), None] {
+        let inc = store.incidents(0, reader).unwrap();
+        assert_eq!(
+            inc.gpus.get("GPU-1650923001234"),
+            Some(&2),
+            "{reader:?}: {inc:?}"
+        );
+        let history = store.history("1650923001234", 0, reader).unwrap();
+        assert_eq!(
+            history
+                .iter()
+                .filter(|e| e.detail.starts_with("crit"))
+                .count(),
+            2
+        );
+    }
+    assert_eq!(
+        store.incidents(0, Some("east")).unwrap().nodes.get("n1"),
+        Some(&1)
+    );
+    assert!(store.incidents(0, Some("west")).unwrap().nodes.is_empty());
+    assert!(store.incidents(0, None).unwrap().nodes.is_empty());
+}
