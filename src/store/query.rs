@@ -125,17 +125,21 @@ impl Store {
         Ok(out)
     }
 
-    /// The last health the `[[context]]` `site` stored for a node (`gpu` None) or one of its GPUs (by serial,
-    /// else UUID, else index): its own only, so two sites' nodes of one name are not each other's transitions.
+    /// The last health stored for a node (`gpu` None) or one of its GPUs (by serial, else UUID, else index) that
+    /// the `[[context]]` `site` counts ([`of_site`]): another site's node of the same name is not measured from,
+    /// and a row written before rows carried their site is (a GPU crit then is not a new incident now).
     fn last_health(&self, s: &Sighting, site: Option<&str>) -> Result<Option<String>, String> {
         let detail: Option<String> = self
             .conn
             .query_row(
-                "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
-                   AND IFNULL(gpu, -1) = IFNULL(?2, -1)
-                   AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
-                   AND IFNULL(site, '') = IFNULL(?5, '')
-                 ORDER BY time_ms DESC, id DESC LIMIT 1",
+                &format!(
+                    "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
+                       AND IFNULL(gpu, -1) = IFNULL(?2, -1)
+                       AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
+                       AND {}
+                     ORDER BY time_ms DESC, id DESC LIMIT 1",
+                    of_site(5)
+                ),
                 params![s.node, s.gpu, s.serial, s.uuid, site],
                 |r| r.get(0),
             )

@@ -336,3 +336,23 @@ fn a_gpu_s_incidents_follow_it_across_sites_and_a_node_s_stay_with_its_site() {
     assert!(store.incidents(0, Some("west")).unwrap().nodes.is_empty());
     assert!(store.incidents(0, None).unwrap().nodes.is_empty());
 }
+
+/// Upgrading a store written before rows carried their site: a GPU already crit there is not crit again (a
+/// second incident, towards the lemon hold) the first time a context sees it; its last health is the last one
+/// the context counts, its own site's or a row without a site.
+#[test]
+fn a_gpu_crit_before_the_site_column_is_not_a_new_incident_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.sqlite");
+    {
+        let mut previous = Store::open(&path).unwrap();
+        previous
+            .observe(&[gpu("n1", "1650923001234", "crit")], 1_000, None)
+            .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let sighting = gpu("n1", "1650923001234", "crit");
+    assert_eq!(store.observe(&[sighting], 2_000, Some("east")).unwrap(), 0);
+    let inc = store.incidents(0, Some("east")).unwrap();
+    assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
+}
