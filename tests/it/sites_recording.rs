@@ -120,7 +120,8 @@ fn every_site_is_recorded_apart_and_replayed_as_one_fleet() {
         "{table}"
     );
 
-    // The ledger reads one site's recording: across sites it is refused, saying which to give it.
+    // The ledger reads one site's recording: across sites it is refused, saying which to give it and under which
+    // context (another's would count its resets for this site's nodes).
     let dir = out.display().to_string();
     let report = fleetop(
         &east,
@@ -130,7 +131,7 @@ fn every_site_is_recorded_apart_and_replayed_as_one_fleet() {
     );
     assert_eq!(report.status.code(), Some(3), "{}", text(&report));
     assert!(
-        text(&report).contains("--replay DIR/SITE"),
+        text(&report).contains("--context SITE --replay DIR/SITE"),
         "{}",
         text(&report)
     );
