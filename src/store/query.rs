@@ -188,11 +188,25 @@ impl Store {
             }
             if let Some(board) = s.uuid.as_ref().or(s.serial.as_ref()) {
                 match self.last_node_of(board)? {
-                    Some(node) if node == s.node => {}
-                    Some(node) => {
+                    // Another site's node of the same name is another node; a row without a site (or a reader
+                    // with no context) cannot say, and is taken as the same.
+                    Some((node, was))
+                        if node == s.node
+                            && (was.is_none() || site.is_none() || was.as_deref() == site) => {}
+                    Some((node, was)) => {
+                        let named = |node: &str, site: Option<&str>| match site {
+                            Some(site) if was.is_some() => {
+                                format!("{site}{}{node}", crate::inventory::SITE_SEPARATOR)
+                            }
+                            _ => node.to_string(),
+                        };
                         events.push(at(
                             kind::MOVED,
-                            format!("from {node} to {}", s.node),
+                            format!(
+                                "from {} to {}",
+                                named(&node, was.as_deref()),
+                                named(&s.node, site)
+                            ),
                             now_ms,
                         ));
                     }

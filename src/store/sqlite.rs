@@ -98,14 +98,18 @@ impl Store {
         Ok(added)
     }
 
-    /// The node a GPU (its UUID, else its serial) was last seen on, by the newest `seen` or `moved` event.
-    pub(crate) fn last_node_of(&self, board: &str) -> Result<Option<String>, String> {
+    /// The node a GPU (its UUID, else its serial) was last seen on, and the `[[context]]` that saw it there, by
+    /// the newest `seen` or `moved` event.
+    pub(crate) fn last_node_of(
+        &self,
+        board: &str,
+    ) -> Result<Option<(String, Option<String>)>, String> {
         self.conn
             .query_row(
-                "SELECT node FROM events WHERE IFNULL(uuid, serial) = ?1 AND kind IN ('seen', 'moved')
+                "SELECT node, site FROM events WHERE IFNULL(uuid, serial) = ?1 AND kind IN ('seen', 'moved')
                  ORDER BY time_ms DESC, id DESC LIMIT 1",
                 params![board],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map(Some)
             .or_else(|e| match e {

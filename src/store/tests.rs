@@ -356,3 +356,33 @@ fn a_gpu_crit_before_the_site_column_is_not_a_new_incident_after_it() {
     let inc = store.incidents(0, Some("east")).unwrap();
     assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
 }
+
+/// A board moved from one site's node to another site's node of the same name (a store both sites share) is a
+/// move in its history; seen under a context where a row without a site left it, it is not (that row cannot say
+/// whose node it was).
+#[test]
+fn a_gpu_moved_to_another_site_s_node_of_the_same_name_is_a_move() {
+    let moves = |sites: [Option<&str>; 2]| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+        for (k, site) in sites.into_iter().enumerate() {
+            let board = gpu("n1", "1650923001234", "ok");
+            store
+                .observe(&[board], 1_000 * (k as u64 + 1), site)
+                .unwrap();
+        }
+        store
+            .history("1650923001234", 0, None)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == kind::MOVED)
+            .map(|e| e.detail)
+            .collect()
+    };
+    assert_eq!(
+        moves([Some("east"), Some("west")]),
+        ["from east/n1 to west/n1"]
+    );
+    assert!(moves([None, Some("east")]).is_empty());
+    assert!(moves([Some("east"), Some("east")]).is_empty());
+}
