@@ -195,9 +195,7 @@ impl Store {
                             && (was.is_none() || site.is_none() || was.as_deref() == site) => {}
                     Some((node, was)) => {
                         let named = |node: &str, site: Option<&str>| match site {
-                            Some(site) if was.is_some() => {
-                                format!("{site}{}{node}", crate::inventory::SITE_SEPARATOR)
-                            }
+                            Some(site) if was.is_some() => format!("{node} ({site})"),
                             _ => node.to_string(),
                         };
                         events.push(at(

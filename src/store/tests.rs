@@ -381,7 +381,7 @@ fn a_gpu_moved_to_another_site_s_node_of_the_same_name_is_a_move() {
     };
     assert_eq!(
         moves([Some("east"), Some("west")]),
-        ["from east/n1 to west/n1"]
+        ["from n1 (east) to n1 (west)"]
     );
     assert!(moves([None, Some("east")]).is_empty());
     assert!(moves([Some("east"), Some("east")]).is_empty());
