@@ -489,6 +489,9 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
     }
 }
 
+/// Most characters of one field an operator's warning quotes from the log.
+const MAX_QUOTED: usize = 200;
+
 impl Scan {
     /// One line per problem, for the operator: unfinished intents first, then unreadable lines.
     pub fn warnings(&self, path: &Path) -> Vec<String> {
@@ -496,14 +499,16 @@ impl Scan {
             .unfinished
             .iter()
             .map(|i| {
+                // Quoted from a file: the TUI's failure box shows the line as it is.
+                let quoted = |field: &str| crate::text::cut(field, MAX_QUOTED);
                 format!(
                     "unfinished {} of {}{} by {} at {}: fleetop stopped before recording its outcome; check the node (command: {})",
-                    i.action,
-                    i.node,
-                    i.site.as_deref().map(|s| format!(" (site {s})")).unwrap_or_default(),
-                    i.operator,
-                    i.time,
-                    i.command
+                    quoted(&i.action),
+                    quoted(&i.node),
+                    i.site.as_deref().map(|s| format!(" (site {})", quoted(s))).unwrap_or_default(),
+                    quoted(&i.operator),
+                    quoted(&i.time),
+                    quoted(&i.command)
                 )
             })
             .collect();

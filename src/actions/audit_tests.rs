@@ -128,3 +128,23 @@ fn an_acknowledgement_across_sites_goes_to_its_own_sites_log() {
     assert_eq!(written.acks[0].node, "n1");
     assert!(!dir.path().join("east.jsonl").exists());
 }
+
+/// An unfinished intent's fields come from a file anyone with write access could have edited (a forged `site`
+/// too): the warning the TUI's failure box shows as it is quotes them escaped and cut.
+#[test]
+fn an_unfinished_intent_s_forged_fields_are_escaped_and_cut_in_its_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let line = serde_json::json!({
+        "record": "intent", "id": "1", "time": "2026-12-06T20:00:00.000Z", "operator": "ann\u{1b}[2J",
+        "action": "reset", "node": "n1\u{7}", "backend": "ssh", "command": "nvidia-smi -r",
+        "pid": 1, "site": format!("east\u{1b}]0;owned\u{7}{}", "x".repeat(100_000)),
+    });
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    let warnings = scan(&path, false).warnings(&path);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let shown = &warnings[0];
+    assert!(!shown.chars().any(crate::text::is_dangerous), "{shown:?}");
+    assert!(shown.contains("east"), "{shown}");
+    assert!(shown.len() < 2_000, "{} bytes", shown.len());
+}

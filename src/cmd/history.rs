@@ -22,9 +22,12 @@ struct Read<'a> {
 
 impl Read<'_> {
     /// An event's node as the inventory names it: under `--context all` with the site its row names, else (a
-    /// row that carries none) the one site of the store with such a node, else as the store has it.
+    /// row that carries none) the one site of the store with such a node, else as the store has it. Read as one
+    /// site, a row of another site's node (a GPU's, which its history follows there) names that site.
     fn node_name(&self, event: &Event) -> Option<String> {
         match &event.site {
+            Some(site) if self.sites.is_empty() => (self.site.as_ref() != Some(site))
+                .then(|| format!("{site}{SITE_SEPARATOR}{}", event.node)),
             Some(site) => self
                 .sites
                 .iter()

@@ -53,7 +53,7 @@ fn dispatch(cli: Cli) -> i32 {
     {
         crate::text::warn(
             "--replay with --context all: snapshot reads every site's recording (DIR/SITE/); the TUI and \
-             report read one site's (--replay DIR/SITE)",
+             report read one site's, under its own context (--context SITE --replay DIR/SITE)",
         );
         return crate::runtime::EXIT_CANNOT_RUN;
     }

@@ -80,6 +80,20 @@ pub(super) fn site_dir(dir: &std::path::Path, site: &str) -> std::path::PathBuf 
     dir.join(site)
 }
 
+/// Refuses sites whose names differ only in case: on a case-insensitive file system (macOS's default) their
+/// [`site_dir`]s are one directory, which two recorders would write at once.
+fn distinct_dirs(names: &[String]) -> Result<(), String> {
+    for (k, name) in names.iter().enumerate() {
+        if let Some(other) = names[..k].iter().find(|o| o.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "record --context all: sites {other:?} and {name:?} differ only in case, and their recordings \
+                 (DIR/SITE/) would be one directory on a case-insensitive file system: rename one [[context]]"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `--context all`: each site recorded as `--context SITE` records it, into [`site_dir`], on a thread of its own
 /// with its own transport and runtime (Ctrl-C ends them all); the worst status of them.
 fn record_every_site(g: &Global, args: &RecordArgs) -> i32 {
@@ -97,6 +111,10 @@ fn record_every_site(g: &Global, args: &RecordArgs) -> i32 {
             return EXIT_CANNOT_RUN;
         }
     };
+    if let Err(e) = distinct_dirs(&names) {
+        crate::text::warn(&e);
+        return EXIT_CANNOT_RUN;
+    }
     let recorders: Vec<_> = names
         .into_iter()
         .map(|site| {
@@ -246,5 +264,16 @@ async fn follow(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sites_whose_names_differ_only_in_case_are_not_recorded_into_one_directory() {
+        let names = |n: &[&str]| -> Vec<String> { n.iter().map(|s| s.to_string()).collect() };
+        assert!(super::distinct_dirs(&names(&["east", "west", "east-2"])).is_ok());
+        let refused = super::distinct_dirs(&names(&["east", "west", "East"])).unwrap_err();
+        assert!(refused.contains("\"east\" and \"East\""), "{refused}");
     }
 }

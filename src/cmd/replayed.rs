@@ -57,10 +57,11 @@ fn replay(
     };
     if at < first || at > last {
         return Err(format!(
-            "--at: {} is outside the recording, which runs from {} to {}",
+            "--at: {} is outside the recording, which runs from {} to {}{}",
             crate::recording::utc(at),
             crate::recording::utc(first),
-            crate::recording::utc(last)
+            crate::recording::utc(last),
+            each_span(&sites, every_site)
         ));
     }
     let inv = Arc::new(match &sites[..] {
@@ -124,6 +125,29 @@ fn common_span(dir: &Path, sites: &[(String, Reader)]) -> Result<(u64, u64), Str
             dir.display()
         )),
     }
+}
+
+/// Under `--context all`, each site's own span, for a `--at` outside the time they share: which site's recording
+/// started late or stopped early.
+fn each_span(sites: &[(String, Reader)], every_site: bool) -> String {
+    if !every_site {
+        return String::new();
+    }
+    let spans: Vec<String> = sites
+        .iter()
+        .filter_map(|(site, reader)| {
+            let (first, last) = reader.span()?;
+            Some(format!(
+                "{site}: {} to {}",
+                crate::recording::utc(first),
+                crate::recording::utc(last)
+            ))
+        })
+        .collect();
+    format!(
+        " (the time every site's recording covers; {})",
+        spans.join(", ")
+    )
 }
 
 /// Applies the state `reader` holds as of `at` to `state`, its nodes from `first_node` on and its times on

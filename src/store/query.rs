@@ -87,14 +87,18 @@ impl Store {
             .map_err(|e| e.to_string())
     }
 
-    /// Incidents since `since_ms` as the `[[context]]` `site` counts them ([`of_site`]): a node's or a GPU's
-    /// health turning crit, and each repair of a GPU.
+    /// Incidents since `since_ms`: a node's or a GPU's health turning crit, and each repair of a GPU. A node's
+    /// are those the `[[context]]` `site` counts ([`of_site`]: node names are per site); a GPU's (by UUID or
+    /// serial, which are the board's own) every site's, as [`Store::history`] shows them: a lemon moved to another
+    /// site's node, or a store read with no context, must still hold it.
     pub fn incidents(&self, since_ms: u64, site: Option<&str>) -> Result<Incidents, String> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "SELECT node, IFNULL(uuid, serial), gpu IS NULL, COUNT(*) FROM events
-                 WHERE time_ms >= ?1 AND {} AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
+                 WHERE time_ms >= ?1
+                   AND ((gpu IS NOT NULL AND IFNULL(uuid, serial) IS NOT NULL) OR {})
+                   AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
                  GROUP BY node, IFNULL(uuid, serial), gpu IS NULL",
                 of_site(2)
             ))
@@ -121,17 +125,21 @@ impl Store {
         Ok(out)
     }
 
-    /// The last health the `[[context]]` `site` stored for a node (`gpu` None) or one of its GPUs (by serial,
-    /// else UUID, else index): its own only, so two sites' nodes of one name are not each other's transitions.
+    /// The last health stored for a node (`gpu` None) or one of its GPUs (by serial, else UUID, else index) that
+    /// the `[[context]]` `site` counts ([`of_site`]): another site's node of the same name is not measured from,
+    /// and a row written before rows carried their site is (a GPU crit then is not a new incident now).
     fn last_health(&self, s: &Sighting, site: Option<&str>) -> Result<Option<String>, String> {
         let detail: Option<String> = self
             .conn
             .query_row(
-                "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
-                   AND IFNULL(gpu, -1) = IFNULL(?2, -1)
-                   AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
-                   AND IFNULL(site, '') = IFNULL(?5, '')
-                 ORDER BY time_ms DESC, id DESC LIMIT 1",
+                &format!(
+                    "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
+                       AND IFNULL(gpu, -1) = IFNULL(?2, -1)
+                       AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
+                       AND {}
+                     ORDER BY time_ms DESC, id DESC LIMIT 1",
+                    of_site(5)
+                ),
                 params![s.node, s.gpu, s.serial, s.uuid, site],
                 |r| r.get(0),
             )
@@ -180,11 +188,23 @@ impl Store {
             }
             if let Some(board) = s.uuid.as_ref().or(s.serial.as_ref()) {
                 match self.last_node_of(board)? {
-                    Some(node) if node == s.node => {}
-                    Some(node) => {
+                    // Another site's node of the same name is another node; a row without a site (or a reader
+                    // with no context) cannot say, and is taken as the same.
+                    Some((node, was))
+                        if node == s.node
+                            && (was.is_none() || site.is_none() || was.as_deref() == site) => {}
+                    Some((node, was)) => {
+                        let named = |node: &str, site: Option<&str>| match site {
+                            Some(site) if was.is_some() => format!("{node} ({site})"),
+                            _ => node.to_string(),
+                        };
                         events.push(at(
                             kind::MOVED,
-                            format!("from {node} to {}", s.node),
+                            format!(
+                                "from {} to {}",
+                                named(&node, was.as_deref()),
+                                named(&s.node, site)
+                            ),
                             now_ms,
                         ));
                     }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::event::Event;
 
@@ -98,14 +98,18 @@ impl Store {
         Ok(added)
     }
 
-    /// The node a GPU (its UUID, else its serial) was last seen on, by the newest `seen` or `moved` event.
-    pub(crate) fn last_node_of(&self, board: &str) -> Result<Option<String>, String> {
+    /// The node a GPU (its UUID, else its serial) was last seen on, and the `[[context]]` that saw it there, by
+    /// the newest `seen` or `moved` event.
+    pub(crate) fn last_node_of(
+        &self,
+        board: &str,
+    ) -> Result<Option<(String, Option<String>)>, String> {
         self.conn
             .query_row(
-                "SELECT node FROM events WHERE IFNULL(uuid, serial) = ?1 AND kind IN ('seen', 'moved')
+                "SELECT node, site FROM events WHERE IFNULL(uuid, serial) = ?1 AND kind IN ('seen', 'moved')
                  ORDER BY time_ms DESC, id DESC LIMIT 1",
                 params![board],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map(Some)
             .or_else(|e| match e {
@@ -166,12 +170,39 @@ fn add_site(conn: &Connection) -> rusqlite::Result<()> {
             }
         }
     }
-    conn.execute_batch(
-        "DROP INDEX IF EXISTS events_once;
-         CREATE UNIQUE INDEX IF NOT EXISTS events_once_by_site
-             ON events (time_ms, node, kind, detail, IFNULL(gpu, -1), IFNULL(serial, ''), IFNULL(uuid, ''),
-                        IFNULL(site, ''));",
-    )
+    if once_by_site(conn)? {
+        return Ok(());
+    }
+    // In one write transaction: two processes migrating at once must not drop each other's new index.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    if !once_by_site(&tx)? {
+        tx.execute_batch(&format!(
+            "DROP INDEX IF EXISTS events_once;
+             DROP INDEX IF EXISTS events_once_by_site;
+             {EVENTS_ONCE}"
+        ))?;
+    }
+    tx.commit()
+}
+
+/// The one-row-per-event index, named as the previous version names its own (without the site): holding the
+/// name makes that version's `CREATE UNIQUE INDEX IF NOT EXISTS events_once` a no-op, so it still opens a store
+/// two sites share (its index would refuse their rows of one event) and its index never makes this version drop
+/// the second site's row of an event.
+const EVENTS_ONCE: &str = "CREATE UNIQUE INDEX events_once
+     ON events (time_ms, node, kind, detail, IFNULL(gpu, -1), IFNULL(serial, ''), IFNULL(uuid, ''),
+                IFNULL(site, ''));";
+
+/// Whether the store's `events_once` index is [`EVENTS_ONCE`], naming the site.
+fn once_by_site(conn: &Connection) -> rusqlite::Result<bool> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_once'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(sql.is_some_and(|sql| sql.contains("IFNULL(site, '')")))
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock.

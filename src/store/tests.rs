@@ -97,7 +97,7 @@ fn the_oldest_events_go_past_the_cap() {
     );
 }
 
-/// Set in the child processes of [`two_writer_processes_at_once_lose_nothing`].
+/// Set in the child processes of [`two_writer_processes_at_once_lose_nothing`] (who migrate an old store at once).
 const WRITER_ENV: &str = "FLEETOP_TEST_STORE_WRITER";
 
 #[test]
@@ -116,6 +116,11 @@ fn two_writer_processes_at_once_lose_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fleet.sqlite");
+    // A store the previous version wrote: both writers add the site column and its index at once.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(PREVIOUS_SCHEMA)
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
     let children: Vec<_> = ["c001n1", "c002n1"]
         .iter()
@@ -221,4 +226,163 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
             .len()
     };
     assert_eq!((span(Some("east")), span(Some("west"))), (1, 0));
+}
+
+/// The schema the previous version opens a store with (its `prepare`, verbatim): one-row-per-event without the
+/// site, under the name `events_once`.
+const PREVIOUS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+         id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, node TEXT NOT NULL, gpu INTEGER,
+         serial TEXT, uuid TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+     CREATE UNIQUE INDEX IF NOT EXISTS events_once
+         ON events (time_ms, node, kind, detail, IFNULL(gpu, -1), IFNULL(serial, ''), IFNULL(uuid, ''));
+     CREATE INDEX IF NOT EXISTS events_node ON events (node, time_ms);
+     CREATE INDEX IF NOT EXISTS events_serial ON events (serial, time_ms);
+     CREATE INDEX IF NOT EXISTS events_uuid ON events (uuid, time_ms);
+     CREATE INDEX IF NOT EXISTS events_board ON events (IFNULL(uuid, serial), time_ms);";
+
+/// A store two sites share, opened by the previous version (an engineer's older fleetop on the same host)
+/// between two of this one: it still opens (its schema must not fail on two sites' rows of one event) and it
+/// does not make this version drop the second site's row of the next event.
+#[test]
+fn a_store_two_sites_share_survives_the_previous_version_opening_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.sqlite");
+    let of = |time_ms: u64, site: &str| Event {
+        site: Some(site.into()),
+        ..Event::node(time_ms, "n1", kind::HEALTH, "ok:")
+    };
+    // A pass under `--context all` stores east's and west's `n1` at one time, alike but for the site.
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store
+            .append(&[of(1_000, "east"), of(1_000, "west")])
+            .unwrap(),
+        2
+    );
+    drop(store);
+    let previous = rusqlite::Connection::open(&path).unwrap();
+    previous.execute_batch(PREVIOUS_SCHEMA).unwrap();
+    drop(previous);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store
+            .append(&[of(2_000, "east"), of(2_000, "west")])
+            .unwrap(),
+        2
+    );
+    let west = store
+        .between(0, 10_000, &[kind::HEALTH], Some("west"))
+        .unwrap();
+    assert_eq!(west.len(), 2, "{west:?}");
+    // One old store, migrated once: its one-row-per-event index now names the site.
+    let plain = dir.path().join("old.sqlite");
+    rusqlite::Connection::open(&plain)
+        .unwrap()
+        .execute_batch(PREVIOUS_SCHEMA)
+        .unwrap();
+    let mut old = Store::open(&plain).unwrap();
+    assert_eq!(
+        old.append(&[of(1_000, "east"), of(1_000, "west")]).unwrap(),
+        2
+    );
+}
+
+/// A GPU is known by its UUID or serial wherever it is: its incidents under one site count for the lemon rule
+/// of every reader (the board moved to another site's node, or the store is read with no context), as its
+/// `history` already shows them; a node's incidents stay its own site's, node names being per site.
+#[test]
+fn a_gpu_s_incidents_follow_it_across_sites_and_a_node_s_stay_with_its_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+    let node = |health: &str| Sighting {
+        node: "n1".into(),
+        health: Some(health.into()),
+        ..Sighting::default()
+    };
+    store
+        .observe(&[gpu("n1", "1650923001234", "crit")], 1_000, Some("east"))
+        .unwrap();
+    store
+        .observe(&[gpu("n1", "1650923001234", "ok")], 2_000, Some("east"))
+        .unwrap();
+    store
+        .observe(&[gpu("n1", "1650923001234", "crit")], 3_000, Some("east"))
+        .unwrap();
+    store.observe(&[node("crit")], 3_000, Some("east")).unwrap();
+    // The board now in west's n7.
+    store
+        .observe(&[gpu("n7", "1650923001234", "ok")], 4_000, Some("west"))
+        .unwrap();
+    for reader in [Some("east"), Some("west"), None] {
+        let inc = store.incidents(0, reader).unwrap();
+        assert_eq!(
+            inc.gpus.get("GPU-1650923001234"),
+            Some(&2),
+            "{reader:?}: {inc:?}"
+        );
+        let history = store.history("1650923001234", 0, reader).unwrap();
+        assert_eq!(
+            history
+                .iter()
+                .filter(|e| e.detail.starts_with("crit"))
+                .count(),
+            2
+        );
+    }
+    assert_eq!(
+        store.incidents(0, Some("east")).unwrap().nodes.get("n1"),
+        Some(&1)
+    );
+    assert!(store.incidents(0, Some("west")).unwrap().nodes.is_empty());
+    assert!(store.incidents(0, None).unwrap().nodes.is_empty());
+}
+
+/// Upgrading a store written before rows carried their site: a GPU already crit there is not crit again (a
+/// second incident, towards the lemon hold) the first time a context sees it; its last health is the last one
+/// the context counts, its own site's or a row without a site.
+#[test]
+fn a_gpu_crit_before_the_site_column_is_not_a_new_incident_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.sqlite");
+    {
+        let mut previous = Store::open(&path).unwrap();
+        previous
+            .observe(&[gpu("n1", "1650923001234", "crit")], 1_000, None)
+            .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let sighting = gpu("n1", "1650923001234", "crit");
+    assert_eq!(store.observe(&[sighting], 2_000, Some("east")).unwrap(), 0);
+    let inc = store.incidents(0, Some("east")).unwrap();
+    assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
+}
+
+/// A board moved from one site's node to another site's node of the same name (a store both sites share) is a
+/// move in its history; seen under a context where a row without a site left it, it is not (that row cannot say
+/// whose node it was).
+#[test]
+fn a_gpu_moved_to_another_site_s_node_of_the_same_name_is_a_move() {
+    let moves = |sites: [Option<&str>; 2]| -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+        for (k, site) in sites.into_iter().enumerate() {
+            let board = gpu("n1", "1650923001234", "ok");
+            store
+                .observe(&[board], 1_000 * (k as u64 + 1), site)
+                .unwrap();
+        }
+        store
+            .history("1650923001234", 0, None)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == kind::MOVED)
+            .map(|e| e.detail)
+            .collect()
+    };
+    assert_eq!(
+        moves([Some("east"), Some("west")]),
+        ["from n1 (east) to n1 (west)"]
+    );
+    assert!(moves([None, Some("east")]).is_empty());
+    assert!(moves([Some("east"), Some("east")]).is_empty());
 }

@@ -29,7 +29,8 @@ fn answer(tick: u64) -> Option<&'static str> {
     }
 }
 
-/// Ten seconds of the simulated fleet's messages and the scheduler's answers, written by the recorder's writer.
+/// Ten seconds of the simulated fleet's messages and the scheduler's answers (a failure at second 9), written by
+/// the recorder's writer.
 fn record(dir: &Path) {
     let inv = Inventory::parse("fixture.toml", INVENTORY).unwrap();
     let options = Options {
@@ -43,6 +44,14 @@ fn record(dir: &Path) {
         for m in fleetop::transport::sim::messages(&inv, 7, tick, base + Duration::from_secs(tick))
         {
             writer.write(wall, &m).unwrap();
+        }
+        if tick == 9 {
+            // The scheduler stops answering: a recorded failure, checked nothing.
+            let failed = fleetop::workload::Workload {
+                problems: vec!["slurm: squeue: Unable to contact slurm controller".into()],
+                ..Default::default()
+            };
+            writer.write_workload(wall, &failed).unwrap();
         }
         if let Some(answer) = answer(tick) {
             let mut workload = fleetop::workload::Workload::default();
@@ -103,6 +112,11 @@ fn a_snapshot_of_a_recording_shows_the_jobs_recorded_by_then() {
     let doc: Value = serde_json::from_str(&snapshot(dir.path(), 8, "json")).unwrap();
     assert_eq!(job_ids(&doc, "c01n1").unwrap(), ["4250"], "{doc:#}");
     assert_eq!(job_ids(&doc, "c01n2").unwrap(), Vec::<String>::new());
+
+    // After the scheduler failed: unknown again, neither none nor the last answer that came.
+    let doc: Value = serde_json::from_str(&snapshot(dir.path(), 9, "json")).unwrap();
+    assert_eq!(job_ids(&doc, "c01n1"), None, "{doc:#}");
+    assert_eq!(job_ids(&doc, "c01n2"), None, "{doc:#}");
 
     let csv = snapshot(dir.path(), 4, "csv");
     assert!(

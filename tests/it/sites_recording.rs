@@ -15,16 +15,24 @@ use common::Fleet;
 use fleetop::fleet::FleetState;
 use fleetop::recording::Reader;
 
-/// The last frame's time of the recording in `dir` once every one of its `nodes` has a sample there.
-fn sampled_to(dir: &Path, nodes: usize) -> Option<u64> {
-    let reader = Reader::open(dir).ok()?;
-    let (_, last) = reader.span()?;
+/// The last frame's time of the recording in `dir`.
+fn last_frame(dir: &Path) -> Option<u64> {
+    Reader::open(dir).ok()?.span().map(|(_, last)| last)
+}
+
+/// Whether every one of the `nodes` of the recording in `dir` has a sample as of `at`.
+fn sampled_at(dir: &Path, nodes: usize, at: u64) -> bool {
+    let Ok(reader) = Reader::open(dir) else {
+        return false;
+    };
     let mut state = FleetState::new(Arc::new(reader.inventory().clone()));
-    for m in reader.messages(last, last) {
-        state.apply(m.ok()?.1);
+    for m in reader.messages(at, at) {
+        let Ok((_, msg)) = m else {
+            return false;
+        };
+        state.apply(msg);
     }
-    let sampled = state.nodes().iter().filter(|n| n.sample.is_some()).count();
-    (sampled == nodes).then_some(last)
+    state.nodes().iter().filter(|n| n.sample.is_some()).count() == nodes
 }
 
 #[test]
@@ -47,11 +55,15 @@ fn every_site_is_recorded_apart_and_replayed_as_one_fleet() {
         .unwrap();
     // Bounded: until both sites' recordings hold a sample of each of their nodes, or a minute.
     let deadline = Instant::now() + Duration::from_secs(60);
+    // The time read back is one both recordings reach, each node of both sampled by then (one site's recorder
+    // may start sampling after the other's last frame).
     let at = loop {
-        let east_at = sampled_to(&out.join("east"), 2);
-        let west_at = sampled_to(&out.join("west"), 1);
-        if let (Some(e), Some(w)) = (east_at, west_at) {
-            break e.min(w);
+        let ends = (last_frame(&out.join("east")), last_frame(&out.join("west")));
+        if let (Some(e), Some(w)) = ends {
+            let at = e.min(w);
+            if sampled_at(&out.join("east"), 2, at) && sampled_at(&out.join("west"), 1, at) {
+                break at;
+            }
         }
         assert!(
             Instant::now() < deadline,
@@ -120,7 +132,35 @@ fn every_site_is_recorded_apart_and_replayed_as_one_fleet() {
         "{table}"
     );
 
-    // The ledger reads one site's recording: across sites it is refused, saying which to give it.
+    // A time outside the span both recordings cover names each site's own span.
+    let dir = out.display().to_string();
+    let later = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + Duration::from_millis(at + 3_600_000),
+    )
+    .to_string();
+    let outside = fleetop(
+        &east,
+        &config,
+        None,
+        &[
+            "--context",
+            "all",
+            "--replay",
+            &dir,
+            "snapshot",
+            "--at",
+            &later,
+        ],
+    );
+    assert_eq!(outside.status.code(), Some(3), "{}", text(&outside));
+    assert!(
+        text(&outside).contains("east: ") && text(&outside).contains("west: "),
+        "{}",
+        text(&outside)
+    );
+
+    // The ledger reads one site's recording: across sites it is refused, saying which to give it and under which
+    // context (another's would count its resets for this site's nodes).
     let dir = out.display().to_string();
     let report = fleetop(
         &east,
@@ -130,7 +170,7 @@ fn every_site_is_recorded_apart_and_replayed_as_one_fleet() {
     );
     assert_eq!(report.status.code(), Some(3), "{}", text(&report));
     assert!(
-        text(&report).contains("--replay DIR/SITE"),
+        text(&report).contains("--context SITE --replay DIR/SITE"),
         "{}",
         text(&report)
     );

@@ -187,3 +187,79 @@ fn a_reboot_audited_for_one_site_counts_for_that_site_only() {
     );
     drop(west);
 }
+
+/// `history SERIAL` under one site follows the board to another site's node of the same name (a store both
+/// share): that row names its site, so it does not read as this site's own `n1`.
+#[test]
+fn a_gpu_s_history_under_one_site_names_another_site_s_node() {
+    use fleetop::store::{kind, Event, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let inventory = |name: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        let text = format!(
+            "[actions]\naudit_log = {:?}\n[[cabinet]]\nname = \"c1\"\nnodes = \"n1\"\n",
+            log.display().to_string()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (east, west) = (inventory("east"), inventory("west"));
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(config.join("fleetop")).unwrap();
+    std::fs::write(
+        config.join("fleetop/config.toml"),
+        format!(
+            "[[context]]\nname = \"east\"\ninventory = {:?}\n[[context]]\nname = \"west\"\ninventory = {:?}\n",
+            east.display().to_string(),
+            west.display().to_string()
+        ),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let row = |at: u64, site: &str, detail: &str| Event {
+        gpu: Some(3),
+        serial: Some("1650923001234".into()),
+        site: Some(site.into()),
+        ..Event::node(now - at, "n1", kind::HEALTH, detail)
+    };
+    let mut store = Store::open(&fleetop::store::beside(&log)).unwrap();
+    store
+        .append(&[
+            row(2_000, "east", "crit: XID 79"),
+            row(1_000, "west", "ok:"),
+        ])
+        .unwrap();
+    let out = common::run_bounded(
+        std::process::Command::new(common::fleetop_bin())
+            .args([
+                "--context",
+                "east",
+                "history",
+                "1650923001234",
+                "--format",
+                "json",
+            ])
+            .env("XDG_CONFIG_HOME", &config)
+            .env_remove("FLEETOP_CONTEXT")
+            .env_remove("FLEETOP_INVENTORY"),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let nodes: Vec<String> = json(&out)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["node"].as_str().unwrap(),
+                e["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(nodes, ["west/n1 ok:", "n1 crit: XID 79"]);
+}
