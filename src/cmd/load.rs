@@ -30,12 +30,34 @@ pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
             Inventory::merge(&sites).ok_or("--context all: config.toml has no [[context]]")?
         }
         (None, Some(name)) => context_inventory(&Config::load()?, &name)?,
-        _ => Inventory::load(&inventory_path(g)?).map_err(|e| e.to_string())?,
+        _ => {
+            let path = inventory_path(g)?;
+            let mut inv = Inventory::load(&path).map_err(|e| e.to_string())?;
+            inv.site = adopted_site(&path);
+            inv
+        }
     };
     if let Some(source) = &g.source {
         inv.prometheus = source_override(source, inv.prometheus.take())?;
     }
     Ok(inv)
+}
+
+/// The site a run without a context writes and reads its records as: the one `[[context]]` whose inventory is
+/// this same file (an engineer who runs with a site's file means that site), so its reset or ack is not a
+/// record without a site that every context sharing the log would count. None where no context, or several,
+/// name the file, or the config cannot be read (the run itself does not need it).
+fn adopted_site(inventory: &std::path::Path) -> Option<String> {
+    let config = Config::load().ok()?;
+    let file = std::fs::canonicalize(inventory).ok()?;
+    let mut naming = config
+        .contexts
+        .iter()
+        .filter(|c| std::fs::canonicalize(&c.inventory).is_ok_and(|p| p == file));
+    match (naming.next(), naming.next()) {
+        (Some(one), None) => Some(one.name.clone()),
+        _ => None,
+    }
 }
 
 /// Whether `--context all` (or `$FLEETOP_CONTEXT=all`) chose every site at once, `--inventory` not overriding it.

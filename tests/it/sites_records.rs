@@ -263,3 +263,53 @@ fn a_gpu_s_history_under_one_site_names_another_site_s_node() {
         .collect();
     assert_eq!(nodes, ["west/n1 ok:", "n1 crit: XID 79"]);
 }
+
+/// `--inventory west.toml` with no context, under a config whose one context names that file, runs as that
+/// site: its reboot record carries `west`, so it quiets west's XID and leaves east's current (a record without
+/// a site would count for both).
+#[test]
+fn a_run_with_a_site_s_inventory_and_no_context_writes_as_that_site() {
+    let shared = tempfile::tempdir().unwrap();
+    let log = shared.path().join("audit.jsonl");
+    let (east, east_inv) = site("east", 1, &log);
+    let (west, west_inv) = site("west", 5, &log);
+    let config = two_contexts(&east, &east_inv, &west_inv);
+
+    let out = fleetop(
+        &west,
+        &config,
+        None,
+        &[
+            "--inventory",
+            west_inv.to_str().unwrap(),
+            "reboot",
+            "tn01",
+            "--reason",
+            "XID 79",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        written.matches(r#""site":"west""#).count(),
+        2,
+        "the intent and the outcome carry west: {written}"
+    );
+
+    let east_doc = snapshot(&east, &config, "east");
+    let tn01 = common::node(&east_doc, "tn01");
+    assert_eq!(tn01["health"], "crit", "{tn01:#}");
+    let west_doc = snapshot(&east, &config, "west");
+    let tn01 = common::node(&west_doc, "tn01");
+    assert_ne!(tn01["health"], "crit", "{tn01:#}");
+    assert!(reasons(tn01).contains("before the last reset"), "{tn01:#}");
+    // No record without a site: the shared log is not warned of.
+    let out = fleetop(&east, &config, None, &["--context", "east", "check"]);
+    assert!(
+        !text(&out).contains("share the audit log"),
+        "{}",
+        text(&out)
+    );
+    drop(west);
+}
