@@ -1,7 +1,7 @@
 //! The audit log: JSON lines appended and fsync'd, an `intent` before each command and an `outcome` after.
 //! An intent without an outcome means fleetop died mid-action; those are shown at the next start.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -415,7 +415,13 @@ pub(crate) struct Scan {
     /// Records that carry no site (written with no context, or before records carried their site): every
     /// context reading the log counts them ([`counts_for`]).
     pub siteless: usize,
+    /// How many records carry each site, for the first [`MAX_SITES`] sites the log names (a log's text is
+    /// untrusted: its names are bounded in count here, and escaped where shown).
+    pub sites: BTreeMap<String, usize>,
 }
+
+/// Most distinct sites a [`Scan`] counts records of.
+pub(crate) const MAX_SITES: usize = 64;
 
 /// The newest `max` bytes of the log at `path` as text, less the partial line a read that starts inside the
 /// file begins with; `None` when it cannot be read. Readers that want only recent records (audited resets, a
@@ -474,6 +480,17 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
         })
         .collect();
     let siteless = records.iter().filter(|r| r.site().is_none()).count();
+    let mut sites: BTreeMap<String, usize> = BTreeMap::new();
+    for site in records.iter().filter_map(Record::site) {
+        let full = sites.len() >= MAX_SITES;
+        match sites.get_mut(site) {
+            Some(count) => *count += 1,
+            None if !full => {
+                sites.insert(site.to_string(), 1);
+            }
+            None => {}
+        }
+    }
     let mut acks: Vec<Ack> = Vec::new();
     for r in records {
         if let Record::Ack(a) = r {
@@ -486,6 +503,7 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
         unparseable,
         acks,
         siteless,
+        sites,
     }
 }
 

@@ -72,7 +72,7 @@ impl SiteLog<'_> {
         }
         self.sites
             .iter()
-            .filter(|s| site.is_none_or(|site| s.name == site))
+            .filter(|s| site.is_none_or(|site| s.record_site() == site))
             .filter(|s| s.inventory.find_node(name).is_some())
             .map(|s| s.merged_name(name))
             .collect()
@@ -124,7 +124,7 @@ pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
 /// Node `id`'s own inventory and site: its site's under `--context all`, else `inv` and its `[[context]]`.
 fn own_site(inv: &Inventory, id: NodeId) -> (&Inventory, Option<String>) {
     match inv.merged_sites().get(inv.site_index(id)) {
-        Some(s) => (s.inventory.as_ref(), Some(s.name.clone())),
+        Some(s) => (s.inventory.as_ref(), Some(s.record_site().to_string())),
         None => (inv, inv.site.clone()),
     }
 }

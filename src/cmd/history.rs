@@ -31,7 +31,7 @@ impl Read<'_> {
             Some(site) => self
                 .sites
                 .iter()
-                .find(|s| s.name == *site)
+                .find(|s| s.record_site() == site)
                 .map(|s| s.merged_name(&event.node)),
             None => shared_name(&self.sites, &event.node),
         }
@@ -141,7 +141,7 @@ fn site_reads<'a>(inv: &'a Inventory, key: &str) -> Result<Vec<Read<'a>>, String
     let read = |log: &crate::actions::run::SiteLog<'a>, site: &MergedSite, key: &str| Read {
         path: crate::store::beside(&log.path),
         key: key.to_string(),
-        site: Some(site.name.clone()),
+        site: Some(site.record_site().to_string()),
         sites: log.sites.clone(),
     };
     let Some((site, rest)) = key.split_once(SITE_SEPARATOR) else {

@@ -118,7 +118,7 @@ pub(crate) fn remember_in(
             if own.is_empty() {
                 continue;
             }
-            for (name, why) in remember(&store.path, &own, now_ms, rule, Some(&site.name)) {
+            for (name, why) in remember(&store.path, &own, now_ms, rule, Some(site.record_site())) {
                 lemons.insert(site.merged_name(&name), why);
             }
         }

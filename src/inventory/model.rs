@@ -44,6 +44,13 @@ pub(crate) struct MergedSite {
     pub inventory: std::sync::Arc<Inventory>,
 }
 
+impl MergedSite {
+    /// The site its records (audit log, history store) carry: its `[[context]]`'s `site`, else its name.
+    pub(crate) fn record_site(&self) -> &str {
+        self.inventory.site.as_deref().unwrap_or(&self.name)
+    }
+}
+
 /// Resolved `[expect]`: what every node should run (`None`: the fleet majority decides).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expect {

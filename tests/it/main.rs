@@ -40,6 +40,7 @@ mod rma;
 mod session_wrapper;
 mod sites_history;
 mod sites_jobs;
+mod sites_orphans;
 mod sites_past;
 mod sites_recording;
 mod sites_records;

@@ -313,3 +313,74 @@ fn a_run_with_a_site_s_inventory_and_no_context_writes_as_that_site() {
     );
     drop(west);
 }
+
+/// Two contexts over the same nodes (`site = "east"` on both) keep one site's records: a reboot under one
+/// quiets the XID under the other, and under `--inventory east.toml` (both contexts name it, one site), not
+/// west's.
+#[test]
+fn two_contexts_of_one_site_share_its_records() {
+    let shared = tempfile::tempdir().unwrap();
+    let log = shared.path().join("audit.jsonl");
+    let (east, east_inv) = site("east", 1, &log);
+    let (west, west_inv) = site("west", 5, &log);
+    let config = east.dir.path().join("xdg-config");
+    std::fs::create_dir_all(config.join("fleetop")).unwrap();
+    let context = |name: &str, inventory: &Path, site: &str| {
+        format!(
+            "[[context]]\nname = {name:?}\ninventory = {:?}\n{site}",
+            inventory.display().to_string()
+        )
+    };
+    std::fs::write(
+        config.join("fleetop/config.toml"),
+        [
+            context("east-a", &east_inv, "site = \"east\"\n"),
+            context("east-b", &east_inv, "site = \"east\"\n"),
+            context("west", &west_inv, ""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+
+    let out = fleetop(
+        &east,
+        &config,
+        None,
+        &[
+            "--context",
+            "east-a",
+            "reboot",
+            "tn01",
+            "--reason",
+            "XID 79",
+            "--yes",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(written.matches(r#""site":"east""#).count(), 2, "{written}");
+
+    let east_b = snapshot(&east, &config, "east-b");
+    let tn01 = common::node(&east_b, "tn01");
+    assert!(reasons(tn01).contains("before the last reset"), "{tn01:#}");
+    let out = fleetop(
+        &east,
+        &config,
+        None,
+        &[
+            "--inventory",
+            east_inv.to_str().unwrap(),
+            "snapshot",
+            "--format",
+            "json",
+            "--timeout",
+            "20",
+        ],
+    );
+    let tn01 = common::node(&json(&out), "tn01").clone();
+    assert!(reasons(&tn01).contains("before the last reset"), "{tn01:#}");
+    let west_doc = snapshot(&east, &config, "west");
+    let tn01 = common::node(&west_doc, "tn01");
+    assert_eq!(tn01["health"], "crit", "{tn01:#}");
+    drop(west);
+}
