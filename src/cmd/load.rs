@@ -34,6 +34,7 @@ pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
             let path = inventory_path(g)?;
             let mut inv = Inventory::load(&path).map_err(|e| e.to_string())?;
             inv.site = adopted_site(&path);
+            inv.file = canonical(&path);
             inv
         }
     };
@@ -189,6 +190,7 @@ fn context_inventory(config: &Config, name: &str) -> Result<Inventory, String> {
     let context = config.context(name)?;
     let mut inv = Inventory::load(&context.inventory).map_err(|e| e.to_string())?;
     inv.site = Some(context.site.clone());
+    inv.file = canonical(&context.inventory);
     match &context.source {
         None => {}
         Some(ContextSource::Given(source)) => inv.prometheus = source.clone(),
@@ -203,6 +205,13 @@ fn context_inventory(config: &Config, name: &str) -> Result<Inventory, String> {
         }
     }
     Ok(inv)
+}
+
+/// `path` as a mark on records (`store::Scope`): canonical, so one file named two ways is one mark.
+fn canonical(path: &std::path::Path) -> Option<String> {
+    std::fs::canonicalize(path)
+        .ok()
+        .map(|p| p.display().to_string())
 }
 
 fn inventory_path(g: &Global) -> Result<std::path::PathBuf, String> {

@@ -34,6 +34,9 @@ pub struct Inventory {
     /// The `[[context]]` this inventory was chosen by (`--context NAME`): the site its audit records and store
     /// rows carry, and the only site whose records it reads besides those that carry none. `None`: no context.
     pub site: Option<String>,
+    /// The inventory file it was loaded from (canonical path; `None`: the demo fleet, or several sites merged):
+    /// what a run without a site marks its records with, and reads its own by.
+    pub file: Option<String>,
 }
 
 /// One site of a merged inventory (`sites.rs`): its name and its own inventory, whose rules judge its nodes and

@@ -45,6 +45,7 @@ mod sites_past;
 mod sites_recording;
 mod sites_records;
 mod sites_rules;
+mod sites_scope;
 mod smi_captures;
 mod snapshot_cli;
 mod ssh_live;

@@ -18,7 +18,7 @@ const XID_79: &str =
 
 /// One node `tn01` with XID 79 (GPUs of board seed `seed`), its inventory as `NAME.toml`, rebooting by a
 /// command, writing the audit log `log`, a repeat offender at its first incident.
-fn site(name: &str, seed: u32, log: &Path) -> (Fleet, PathBuf) {
+pub(crate) fn site(name: &str, seed: u32, log: &Path) -> (Fleet, PathBuf) {
     // Boards of their own on each site: the fake library's serial repeats the UUID's last four characters.
     let spec = Spec::node(seed, 2)
         .with_gpu_column(0, 1, &format!("GPU-board-{seed}{seed}00"))
@@ -35,7 +35,7 @@ fn site(name: &str, seed: u32, log: &Path) -> (Fleet, PathBuf) {
     (fleet, path)
 }
 
-fn snapshot(fleet: &Fleet, config: &Path, context: &str) -> Value {
+pub(crate) fn snapshot(fleet: &Fleet, config: &Path, context: &str) -> Value {
     let out = fleetop(
         fleet,
         config,
@@ -53,7 +53,7 @@ fn snapshot(fleet: &Fleet, config: &Path, context: &str) -> Value {
     json(&out)
 }
 
-fn reasons(node: &Value) -> String {
+pub(crate) fn reasons(node: &Value) -> String {
     node["reasons"].to_string()
 }
 
@@ -262,125 +262,4 @@ fn a_gpu_s_history_under_one_site_names_another_site_s_node() {
         })
         .collect();
     assert_eq!(nodes, ["west/n1 ok:", "n1 crit: XID 79"]);
-}
-
-/// `--inventory west.toml` with no context, under a config whose one context names that file, runs as that
-/// site: its reboot record carries `west`, so it quiets west's XID and leaves east's current (a record without
-/// a site would count for both).
-#[test]
-fn a_run_with_a_site_s_inventory_and_no_context_writes_as_that_site() {
-    let shared = tempfile::tempdir().unwrap();
-    let log = shared.path().join("audit.jsonl");
-    let (east, east_inv) = site("east", 1, &log);
-    let (west, west_inv) = site("west", 5, &log);
-    let config = two_contexts(&east, &east_inv, &west_inv);
-
-    let out = fleetop(
-        &west,
-        &config,
-        None,
-        &[
-            "--inventory",
-            west_inv.to_str().unwrap(),
-            "reboot",
-            "tn01",
-            "--reason",
-            "XID 79",
-            "--yes",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let written = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(
-        written.matches(r#""site":"west""#).count(),
-        2,
-        "the intent and the outcome carry west: {written}"
-    );
-
-    let east_doc = snapshot(&east, &config, "east");
-    let tn01 = common::node(&east_doc, "tn01");
-    assert_eq!(tn01["health"], "crit", "{tn01:#}");
-    let west_doc = snapshot(&east, &config, "west");
-    let tn01 = common::node(&west_doc, "tn01");
-    assert_ne!(tn01["health"], "crit", "{tn01:#}");
-    assert!(reasons(tn01).contains("before the last reset"), "{tn01:#}");
-    // No record without a site: the shared log is not warned of.
-    let out = fleetop(&east, &config, None, &["--context", "east", "check"]);
-    assert!(
-        !text(&out).contains("share the audit log"),
-        "{}",
-        text(&out)
-    );
-    drop(west);
-}
-
-/// Two contexts over the same nodes (`site = "east"` on both) keep one site's records: a reboot under one
-/// quiets the XID under the other, and under `--inventory east.toml` (both contexts name it, one site), not
-/// west's.
-#[test]
-fn two_contexts_of_one_site_share_its_records() {
-    let shared = tempfile::tempdir().unwrap();
-    let log = shared.path().join("audit.jsonl");
-    let (east, east_inv) = site("east", 1, &log);
-    let (west, west_inv) = site("west", 5, &log);
-    let config = east.dir.path().join("xdg-config");
-    std::fs::create_dir_all(config.join("fleetop")).unwrap();
-    let context = |name: &str, inventory: &Path, site: &str| {
-        format!(
-            "[[context]]\nname = {name:?}\ninventory = {:?}\n{site}",
-            inventory.display().to_string()
-        )
-    };
-    std::fs::write(
-        config.join("fleetop/config.toml"),
-        [
-            context("east-a", &east_inv, "site = \"east\"\n"),
-            context("east-b", &east_inv, "site = \"east\"\n"),
-            context("west", &west_inv, ""),
-        ]
-        .concat(),
-    )
-    .unwrap();
-
-    let out = fleetop(
-        &east,
-        &config,
-        None,
-        &[
-            "--context",
-            "east-a",
-            "reboot",
-            "tn01",
-            "--reason",
-            "XID 79",
-            "--yes",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let written = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(written.matches(r#""site":"east""#).count(), 2, "{written}");
-
-    let east_b = snapshot(&east, &config, "east-b");
-    let tn01 = common::node(&east_b, "tn01");
-    assert!(reasons(tn01).contains("before the last reset"), "{tn01:#}");
-    let out = fleetop(
-        &east,
-        &config,
-        None,
-        &[
-            "--inventory",
-            east_inv.to_str().unwrap(),
-            "snapshot",
-            "--format",
-            "json",
-            "--timeout",
-            "20",
-        ],
-    );
-    let tn01 = common::node(&json(&out), "tn01").clone();
-    assert!(reasons(&tn01).contains("before the last reset"), "{tn01:#}");
-    let west_doc = snapshot(&east, &config, "west");
-    let tn01 = common::node(&west_doc, "tn01");
-    assert_eq!(tn01["health"], "crit", "{tn01:#}");
-    drop(west);
 }
