@@ -18,4 +18,6 @@ pub(crate) use sqlite::default_path;
 pub use sqlite::{beside, record, Store, MAX_EVENTS};
 
 #[cfg(test)]
+mod scope_tests;
+#[cfg(test)]
 mod tests;
