@@ -108,7 +108,10 @@ fn records_without_a_site_in_a_log_of_one_site_s_contexts_are_not_a_shared_log()
     .concat();
     let out = check(dir.path(), &one_site);
     assert!(!out.contains("share the audit log"), "{out}");
-    let listed = out.lines().find(|l| l.contains("context east-prom")).unwrap();
+    let listed = out
+        .lines()
+        .find(|l| l.contains("context east-prom"))
+        .unwrap();
     assert!(listed.ends_with("site: east"), "{out}");
     let two_sites = [one_site, context("west", &west, "")].concat();
     let out = check(dir.path(), &two_sites);
