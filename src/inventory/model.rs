@@ -31,8 +31,10 @@ pub struct Inventory {
     /// A merged inventory's sites (`--context all`), each with its own rules, in order; empty for one site's own
     /// inventory, whose rules are the fields above (`sites.rs`).
     pub(crate) merged_sites: Vec<MergedSite>,
-    /// The `[[context]]` this inventory was chosen by (`--context NAME`): the site its audit records and store
-    /// rows carry, and the only site whose records it reads besides those that carry none. `None`: no context.
+    /// The site of the `[[context]]` this inventory was chosen by (`--context NAME`; its `site = NAME`, else its
+    /// name), or of the contexts of one site naming its file when run without one: the site its audit records
+    /// and store rows carry, and the only site whose records it reads besides those that carry none. `None`: no
+    /// such context.
     pub site: Option<String>,
     /// The inventory file it was loaded from (canonical path; `None`: the demo fleet, or several sites merged):
     /// what a run without a site marks its records with, and reads its own by.
