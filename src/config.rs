@@ -40,12 +40,17 @@ struct ContextFile {
     /// Where the site's telemetry comes from: the keys of an inventory's `[source]`, or the path of an
     /// inventory whose `[source]` is used [default: the site inventory's own `[source]`].
     source: Option<Spanned<toml::Value>>,
+    /// The site its records (audit log, history store) carry and are read by, so two contexts over the same
+    /// nodes (one over SSH, one from Prometheus) share their resets and acks [default: the context's name].
+    site: Option<Spanned<String>>,
 }
 
 /// A site: its inventory, and where its telemetry comes from when not from that inventory's `[source]`.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub name: String,
+    /// What its records carry: `site = NAME`, else the context's name.
+    pub site: String,
     pub inventory: PathBuf,
     pub source: Option<ContextSource>,
 }
@@ -163,15 +168,19 @@ fn resolve_context(
 ) -> Option<Context> {
     let c = entry.get_ref();
     let name = c.name.get_ref();
-    if !is_context_name(name) || name == ALL_CONTEXTS {
-        errors.push(loc.at(
-            c.name.span().start,
-            format!(
-                "context name {:?}: use 1 to 32 letters, digits, '-' or '_' (and not \"{ALL_CONTEXTS}\", which means every context)",
-                crate::text::escape(name)
-            ),
-        ));
-        return None;
+    let site = c.site.as_ref().unwrap_or(&c.name);
+    for (key, value) in [("name", &c.name), ("site", site)] {
+        let text = value.get_ref();
+        if !is_context_name(text) || text == ALL_CONTEXTS {
+            errors.push(loc.at(
+                value.span().start,
+                format!(
+                    "context {key} {:?}: use 1 to 32 letters, digits, '-' or '_' (and not \"{ALL_CONTEXTS}\", which means every context)",
+                    crate::text::escape(text)
+                ),
+            ));
+            return None;
+        }
     }
     let at = (c.inventory.get_ref().as_str(), c.inventory.span().start);
     let inventory = existing_file(at, base, "inventory", loc, errors)?;
@@ -218,6 +227,7 @@ fn resolve_context(
     };
     Some(Context {
         name: name.clone(),
+        site: site.get_ref().clone(),
         inventory,
         source,
     })
@@ -279,11 +289,17 @@ mod tests {
              [[context]]\nname = \"west-2\"\ninventory = \"east.toml\"\nsource = \"prom.toml\"\n\
              [[context]]\nname = \"prom\"\ninventory = \"east.toml\"\n\
              [context.source]\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:9090/\"\n\
-             [[context]]\nname = \"ssh\"\ninventory = \"east.toml\"\nsource = { kind = \"ssh\" }\n",
+             [[context]]\nname = \"ssh\"\ninventory = \"east.toml\"\nsource = { kind = \"ssh\" }\nsite = \"east\"\n",
         )
         .unwrap();
         let names: Vec<&str> = c.contexts.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["east", "west-2", "prom", "ssh"]);
+        let sites: Vec<&str> = c.contexts.iter().map(|c| c.site.as_str()).collect();
+        assert_eq!(
+            sites,
+            ["east", "west-2", "prom", "east"],
+            "a site defaults to the name"
+        );
         assert!(c.contexts[0].inventory.ends_with("east.toml"));
         assert!(c.contexts[0].inventory.is_absolute());
         assert!(c.contexts[0].source.is_none());
@@ -315,6 +331,8 @@ mod tests {
             (entry("name = \"east\"\ninventory = \"missing.toml\"\n"), ":4:13: inventory "),
             (entry("name = \"all\"\ninventory = \"east.toml\"\n"), ":3:8: context name \"all\""),
             (entry("name = \"a b\"\ninventory = \"east.toml\"\n"), ":3:8: context name \"a b\""),
+            (entry("name = \"e\"\ninventory = \"east.toml\"\nsite = \"a/b\"\n"), ":5:8: context site \"a/b\""),
+            (entry("name = \"e\"\ninventory = \"east.toml\"\nsite = \"all\"\n"), ":5:8: context site \"all\""),
             (entry("name = \"e\"\ninventory = \"east.toml\"\nsource = \"nope.toml\"\n"), ":5:10: source "),
             (
                 entry("name = \"e\"\ninventory = \"east.toml\"\n[context.source]\nkind = \"prometheus\"\n"),

@@ -1,7 +1,7 @@
 //! The audit log: JSON lines appended and fsync'd, an `intent` before each command and an `outcome` after.
 //! An intent without an outcome means fleetop died mid-action; those are shown at the next start.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,10 @@ pub struct Intent {
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Written with no context: the inventory file it was run with, so it is not taken for a record written
+    /// before records carried their site (`store::Scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -47,6 +51,10 @@ pub struct Outcome {
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Written with no context: the inventory file it was run with, so it is not taken for a record written
+    /// before records carried their site (`store::Scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -69,6 +77,10 @@ pub struct Ack {
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Written with no context: the inventory file it was run with, so it is not taken for a record written
+    /// before records carried their site (`store::Scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -106,6 +118,10 @@ pub struct Repaired {
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Written with no context: the inventory file it was run with, so it is not taken for a record written
+    /// before records carried their site (`store::Scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -140,12 +156,22 @@ impl Record {
         }
     }
 
-    fn site_mut(&mut self) -> &mut Option<String> {
+    /// The inventory file a record written with no context was written with.
+    pub(crate) fn inventory(&self) -> Option<&str> {
         match self {
-            Record::Intent(r) => &mut r.site,
-            Record::Outcome(r) => &mut r.site,
-            Record::Ack(r) => &mut r.site,
-            Record::Repaired(r) => &mut r.site,
+            Record::Intent(r) => r.inventory.as_deref(),
+            Record::Outcome(r) => r.inventory.as_deref(),
+            Record::Ack(r) => r.inventory.as_deref(),
+            Record::Repaired(r) => r.inventory.as_deref(),
+        }
+    }
+
+    fn scope_mut(&mut self) -> (&mut Option<String>, &mut Option<String>) {
+        match self {
+            Record::Intent(r) => (&mut r.site, &mut r.inventory),
+            Record::Outcome(r) => (&mut r.site, &mut r.inventory),
+            Record::Ack(r) => (&mut r.site, &mut r.inventory),
+            Record::Repaired(r) => (&mut r.site, &mut r.inventory),
         }
     }
 
@@ -194,6 +220,7 @@ impl Entry<'_> {
             command: self.command.into(),
             pid: std::process::id(),
             site: None,
+            inventory: None,
             demo: false,
         })
     }
@@ -213,18 +240,10 @@ impl Entry<'_> {
             duration_ms: ending.duration_ms,
             detail: ending.detail,
             site: None,
+            inventory: None,
             demo: false,
         })
     }
-}
-
-/// Whether a record of the `[[context]]` `record` counts for a reader under the context `reader`: its own
-/// site's do, and those that carry none (written with no context, or before records carried their site: the
-/// log cannot say whose they are, and each site read alone counts them as it did); a reader with no context
-/// counts only those. The store's rows follow the same rule (`store::event::of_site`); `docs/security.md`
-/// says why.
-pub(crate) fn counts_for(record: Option<&str>, reader: Option<&str>) -> bool {
-    record.is_none() || record == reader
 }
 
 pub fn now() -> String {
@@ -246,8 +265,10 @@ pub struct AuditLog {
     at_line_start: bool,
     /// Every record written is marked `demo` (practice on the simulated fleet, `--demo`).
     demo: bool,
-    /// The `[[context]]` every record written is marked with, unless it names one itself.
+    /// The `[[context]]` site every record written is marked with, unless it names one itself; with none, the
+    /// inventory file (`store::Scope::mark`).
     site: Option<String>,
+    inventory: Option<String>,
 }
 
 impl AuditLog {
@@ -270,6 +291,7 @@ impl AuditLog {
             at_line_start,
             demo: false,
             site: None,
+            inventory: None,
         })
     }
 
@@ -279,9 +301,10 @@ impl AuditLog {
         self
     }
 
-    /// Marks every record written from now on with the `[[context]]` `site` (none: no context).
-    pub fn at_site(mut self, site: Option<String>) -> AuditLog {
-        self.site = site;
+    /// Marks every record written from now on with `scope`'s site, else (no context) its inventory file.
+    pub fn in_scope(mut self, scope: crate::store::Scope) -> AuditLog {
+        self.site = scope.site.map(str::to_string);
+        self.inventory = scope.mark();
         self
     }
 
@@ -295,8 +318,10 @@ impl AuditLog {
         if self.demo {
             marked.mark_demo();
         }
-        if marked.site().is_none() {
-            marked.site_mut().clone_from(&self.site);
+        if marked.site().is_none() && marked.inventory().is_none() {
+            let (site, inventory) = marked.scope_mut();
+            site.clone_from(&self.site);
+            inventory.clone_from(&self.inventory);
         }
         let record = &marked;
         line.extend(serde_json::to_vec(record).map_err(|e| e.to_string())?);
@@ -388,6 +413,7 @@ fn indexed(record: &Record) -> crate::store::Event {
     };
     Event {
         site: record.site().map(str::to_string),
+        inventory: record.inventory().map(str::to_string),
         ..event
     }
 }
@@ -412,10 +438,16 @@ pub(crate) struct Scan {
     pub unparseable: Vec<usize>,
     /// The last XID acknowledgement of each node of each site, so a restarted TUI keeps it.
     pub acks: Vec<Ack>,
-    /// Records that carry no site (written with no context, or before records carried their site): every
-    /// context reading the log counts them ([`counts_for`]).
+    /// Records that carry neither a site nor an inventory file (written before records carried them): every
+    /// context reading the log counts them (`store::Scope::counts`).
     pub siteless: usize,
+    /// How many records carry each site, for the first [`MAX_SITES`] sites the log names (a log's text is
+    /// untrusted: its names are bounded in count here, and escaped where shown).
+    pub sites: BTreeMap<String, usize>,
 }
+
+/// Most distinct sites a [`Scan`] counts records of.
+pub(crate) const MAX_SITES: usize = 64;
 
 /// The newest `max` bytes of the log at `path` as text, less the partial line a read that starts inside the
 /// file begins with; `None` when it cannot be read. Readers that want only recent records (audited resets, a
@@ -473,11 +505,27 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
             _ => None,
         })
         .collect();
-    let siteless = records.iter().filter(|r| r.site().is_none()).count();
+    let siteless = records
+        .iter()
+        .filter(|r| r.site().is_none() && r.inventory().is_none())
+        .count();
+    let mut sites: BTreeMap<String, usize> = BTreeMap::new();
+    for site in records.iter().filter_map(Record::site) {
+        let full = sites.len() >= MAX_SITES;
+        match sites.get_mut(site) {
+            Some(count) => *count += 1,
+            None if !full => {
+                sites.insert(site.to_string(), 1);
+            }
+            None => {}
+        }
+    }
     let mut acks: Vec<Ack> = Vec::new();
     for r in records {
         if let Record::Ack(a) = r {
-            acks.retain(|old| old.node != a.node || old.site != a.site);
+            acks.retain(|old| {
+                old.node != a.node || old.site != a.site || old.inventory != a.inventory
+            });
             acks.push(a);
         }
     }
@@ -486,6 +534,7 @@ pub(crate) fn scan(path: &Path, demo: bool) -> Scan {
         unparseable,
         acks,
         siteless,
+        sites,
     }
 }
 

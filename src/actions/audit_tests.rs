@@ -16,8 +16,15 @@ fn ack(node: &str, reason: &str) -> Record {
             last_ms: 1_700_000_000_000,
         }],
         site: None,
+        inventory: None,
         demo: false,
     })
+}
+
+fn at(site: Option<&str>, inventory: Option<&str>) -> crate::store::Scope<'static> {
+    // Leaked: a test's few scopes live as long as the test binary.
+    let keep = |s: Option<&str>| s.map(|s| &*Box::leak(s.to_string().into_boxed_str()));
+    crate::store::Scope::new(keep(site), keep(inventory))
 }
 
 #[test]
@@ -39,10 +46,13 @@ fn practice_records_stay_apart_from_a_real_fleet_s() {
     real.write(&ack("c001n2", "RMA 7")).unwrap();
     // The history store beside the log indexes the real record only.
     let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
-    let indexed = store.history("c001n2", 0, None).unwrap();
+    let indexed = store.history("c001n2", 0, at(None, None)).unwrap();
     assert_eq!(indexed.len(), 1, "{indexed:?}");
     assert!(indexed[0].detail.contains("RMA 7"), "{indexed:?}");
-    assert!(store.history("c001n1", 0, None).unwrap().is_empty());
+    assert!(store
+        .history("c001n1", 0, at(None, None))
+        .unwrap()
+        .is_empty());
 
     let seen_by_real = scan(&path, false);
     assert_eq!(seen_by_real.acks.len(), 1, "{seen_by_real:?}");
@@ -61,9 +71,13 @@ fn practice_records_stay_apart_from_a_real_fleet_s() {
 fn records_written_under_a_context_carry_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let mut east = AuditLog::open(&path).unwrap().at_site(Some("east".into()));
+    let mut east = AuditLog::open(&path)
+        .unwrap()
+        .in_scope(at(Some("east"), None));
     east.write(&ack("n1", "east's RMA")).unwrap();
-    let mut west = AuditLog::open(&path).unwrap().at_site(Some("west".into()));
+    let mut west = AuditLog::open(&path)
+        .unwrap()
+        .in_scope(at(Some("west"), None));
     west.write(&ack("n1", "west's RMA")).unwrap();
     let mut plain = AuditLog::open(&path).unwrap();
     plain.write(&ack("n2", "no context")).unwrap();
@@ -86,12 +100,61 @@ fn records_written_under_a_context_carry_its_name() {
     );
     assert_eq!(scan.siteless, 1);
     let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
-    let of = |site| store.history("n1", 0, site).unwrap();
+    let of = |site| store.history("n1", 0, at(site, None)).unwrap();
     assert_eq!(of(Some("west")).len(), 1);
     assert!(of(Some("west"))[0].detail.contains("west's RMA"));
     assert!(of(None).is_empty());
-    assert!(counts_for(None, Some("east")) && counts_for(Some("east"), Some("east")));
-    assert!(!counts_for(Some("west"), Some("east")) && !counts_for(Some("east"), None));
+    let east = at(Some("east"), None);
+    assert!(east.counts(None, None) && east.counts(Some("east"), None));
+    assert!(!east.counts(Some("west"), None) && !at(None, None).counts(Some("east"), None));
+}
+
+/// A log opened with no context marks what it writes with its inventory file: a reader under a context counts
+/// it only if that is its own inventory file, a reader with no context only with the same file; a record with
+/// neither (written before records carried a site) counts for every reader, and is the only kind warned of.
+#[test]
+fn records_written_with_no_context_carry_their_inventory_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let mut plain = AuditLog::open(&path)
+        .unwrap()
+        .in_scope(at(None, Some("/etc/fleetop/west.toml")));
+    plain.write(&ack("n1", "west's file")).unwrap();
+    let mut sited = AuditLog::open(&path)
+        .unwrap()
+        .in_scope(at(Some("east"), Some("/etc/fleetop/east.toml")));
+    sited.write(&ack("n2", "east")).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text.matches(r#""inventory":"/etc/fleetop/west.toml""#)
+            .count(),
+        1,
+        "a record with a site needs no mark: {text}"
+    );
+    assert_eq!(text.matches(r#""inventory""#).count(), 1, "{text}");
+    let scan = scan(&path, false);
+    assert_eq!(scan.siteless, 0, "{scan:?}");
+    assert_eq!(scan.acks.len(), 2);
+
+    let west_file = Some("/etc/fleetop/west.toml");
+    let (west, east) = (
+        at(Some("west"), west_file),
+        at(Some("east"), Some("/etc/fleetop/east.toml")),
+    );
+    assert!(west.counts(None, west_file) && at(None, west_file).counts(None, west_file));
+    assert!(!east.counts(None, west_file) && !at(None, None).counts(None, west_file));
+    assert!(!at(None, Some("/etc/fleetop/east.toml")).counts(None, west_file));
+    // The store's rows follow the same rule.
+    let store = crate::store::Store::open(&dir.path().join("fleet.sqlite")).unwrap();
+    let of = |scope| store.history("n1", 0, scope).unwrap().len();
+    assert_eq!((of(west), of(at(None, west_file))), (1, 1));
+    assert_eq!((of(east), of(at(None, None))), (0, 0));
+    assert_eq!(
+        store.history("n1", 0, west).unwrap()[0]
+            .inventory
+            .as_deref(),
+        west_file
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::run::Origin;
 use crate::fleet::AuditedReset;
 use crate::inventory::Inventory;
 
@@ -30,6 +31,8 @@ struct Line {
     demo: bool,
     #[serde(default)]
     site: Option<String>,
+    #[serde(default)]
+    inventory: Option<String>,
 }
 
 /// The most of the log's end that is read: the newest resets are at the end, and the TUI reads it on the UI
@@ -39,24 +42,23 @@ const MAX_READ: u64 = 64 * 1024 * 1024;
 /// Every successful `reset` and `reboot` outcome in the last 64 MiB of the log at `path` (a missing or
 /// unreadable log has none; lines that are not records are skipped, as the audit scan reports them), of the same
 /// mode: practice (`--demo`) records only for the demo fleet, real ones only for a real fleet, which shares node
-/// names with the demo. Each with the `[[context]]` its record carries.
-fn read_log(path: &Path, simulated: bool) -> Vec<(Option<String>, AuditedReset)> {
+/// names with the demo. Each with the site (or inventory file) its record carries.
+fn read_log(path: &Path, simulated: bool) -> Vec<(Origin, AuditedReset)> {
     let Some(text) = super::audit::tail(path, MAX_READ) else {
         return Vec::new();
     };
     text.lines()
         .filter_map(parse)
         .filter(|(demo, _, _)| *demo == simulated)
-        .map(|(_, site, reset)| (site, reset))
+        .map(|(_, origin, reset)| (origin, reset))
         .collect()
 }
 
-/// [`read_log`]'s resets that the `[[context]]` `site` counts: its own and those of records that carry no site
-/// (`SiteLog::node_names`' rule), by the names the log gives.
-pub fn read(path: &Path, site: Option<&str>, simulated: bool) -> Vec<AuditedReset> {
+/// [`read_log`]'s resets that `scope` counts (`SiteLog::node_names`' rule), by the names the log gives.
+pub fn read(path: &Path, scope: crate::store::Scope, simulated: bool) -> Vec<AuditedReset> {
     read_log(path, simulated)
         .into_iter()
-        .filter(|(s, _)| super::audit::counts_for(s.as_deref(), site))
+        .filter(|((site, inventory), _)| scope.counts(site.as_deref(), inventory.as_deref()))
         .map(|(_, reset)| reset)
         .collect()
 }
@@ -69,8 +71,8 @@ pub fn read_fleet(inv: &Inventory) -> Vec<AuditedReset> {
         .flat_map(|log| {
             read_log(&log.path, inv.simulated)
                 .into_iter()
-                .flat_map(|(site, reset)| {
-                    log.node_names(site.as_deref(), &reset.node)
+                .flat_map(|((site, inventory), reset)| {
+                    log.node_names((site.as_deref(), inventory.as_deref()), &reset.node)
                         .into_iter()
                         .map(move |node| AuditedReset {
                             node,
@@ -81,7 +83,7 @@ pub fn read_fleet(inv: &Inventory) -> Vec<AuditedReset> {
         .collect()
 }
 
-fn parse(line: &str) -> Option<(bool, Option<String>, AuditedReset)> {
+fn parse(line: &str) -> Option<(bool, Origin, AuditedReset)> {
     let l: Line = serde_json::from_str(line).ok()?;
     // Slurm's reboot outcome is ok once `scontrol reboot ASAP` is queued, long before the node rebooted: it
     // is no evidence that anything was reset.
@@ -100,7 +102,7 @@ fn parse(line: &str) -> Option<(bool, Option<String>, AuditedReset)> {
     let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64;
     Some((
         l.demo,
-        l.site,
+        (l.site, l.inventory),
         AuditedReset {
             node: l.node,
             gpu: if reboot { None } else { one_gpu(&l.command) },
@@ -143,9 +145,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         std::fs::write(&path, log.join("\n")).unwrap();
-        let found = read(&path, None, false);
+        let found = read(&path, crate::store::Scope::default(), false);
         assert_eq!(
-            read(&path, None, true),
+            read(&path, crate::store::Scope::default(), true),
             [AuditedReset {
                 node: "c01n1".into(),
                 gpu: None,

@@ -17,6 +17,7 @@ use super::request::{ActionKind, Request};
 use super::status::{self, DrainState, NodeDrain};
 use super::{probe, reset};
 use crate::inventory::{expand_home, Inventory, NodeId};
+use crate::store::Scope;
 
 /// What a run reports, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,21 +51,35 @@ pub(crate) fn audit_path(inv: &Inventory) -> PathBuf {
 }
 
 /// An audit log (and the history store beside it) and the sites of a merged inventory whose actions it records;
-/// no sites: one site's own inventory, whose names are its own, chosen by the `[[context]]` `site` (if any).
+/// no sites: one site's own inventory, whose names are its own, read in its `scope` (its `[[context]]`'s site,
+/// its inventory file).
 pub(crate) struct SiteLog<'a> {
     pub path: PathBuf,
     pub sites: Vec<&'a crate::inventory::MergedSite>,
-    pub site: Option<&'a str>,
+    pub scope: Scope<'a>,
+}
+
+/// The site a record or row carries and, without one, the inventory file it is marked with ([`Scope::counts`]).
+pub(crate) type Origin = (Option<String>, Option<String>);
+
+/// Whose records a session over `inv` writes and counts: its `[[context]]`'s site, its inventory file.
+pub(crate) fn scope(inv: &Inventory) -> Scope<'_> {
+    Scope::new(inv.site.as_deref(), inv.file.as_deref())
 }
 
 impl SiteLog<'_> {
-    /// The names, as the inventory names its nodes, of the nodes a record of the `[[context]]` `site` naming
-    /// `name` is about: that site's node, or for a record that carries no site (written with no context, or
-    /// before records carried their site) every site's node of that name, as each site read alone counts it. A
-    /// reader with no context counts only the records that carry no site. See `docs/security.md`.
-    pub(crate) fn node_names(&self, site: Option<&str>, name: &str) -> Vec<String> {
+    /// The names, as the inventory names its nodes, of the nodes a record naming `name` is about, the record
+    /// carrying `origin` (its site; without one, the inventory file it is marked with): each node whose site's
+    /// scope counts it ([`Scope::counts`]): its own site's node, or for a record written before records carried
+    /// their site every site's node of that name, as each site read alone counts it. See `docs/security.md`.
+    pub(crate) fn node_names(
+        &self,
+        origin: (Option<&str>, Option<&str>),
+        name: &str,
+    ) -> Vec<String> {
+        let (site, inventory) = origin;
         if self.sites.is_empty() {
-            return if audit::counts_for(site, self.site) {
+            return if self.scope.counts(site, inventory) {
                 vec![name.to_string()]
             } else {
                 Vec::new()
@@ -72,7 +87,7 @@ impl SiteLog<'_> {
         }
         self.sites
             .iter()
-            .filter(|s| site.is_none_or(|site| s.name == site))
+            .filter(|s| scope(&s.inventory).counts(site, inventory))
             .filter(|s| s.inventory.find_node(name).is_some())
             .map(|s| s.merged_name(name))
             .collect()
@@ -89,7 +104,7 @@ pub(crate) fn audit_logs(inv: &Inventory) -> Vec<SiteLog<'_>> {
             None => logs.push(SiteLog {
                 path,
                 sites: vec![site],
-                site: None,
+                scope: Scope::default(),
             }),
         }
     }
@@ -97,7 +112,7 @@ pub(crate) fn audit_logs(inv: &Inventory) -> Vec<SiteLog<'_>> {
         logs.push(SiteLog {
             path: audit_path(inv),
             sites: Vec::new(),
-            site: inv.site.as_deref(),
+            scope: scope(inv),
         });
     }
     logs
@@ -113,7 +128,8 @@ pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
             crate::fleet::memory::SiteStore {
                 path: crate::store::beside(&log.path),
                 sites: log.sites.into_iter().cloned().collect(),
-                site: log.site.map(str::to_string),
+                site: log.scope.site.map(str::to_string),
+                inventory: log.scope.inventory.map(str::to_string),
                 max_repairs: rules.actions.repair.max_repairs,
                 repair_window: rules.actions.repair.repair_window,
             }
@@ -124,29 +140,28 @@ pub(crate) fn stores(inv: &Inventory) -> Vec<crate::fleet::memory::SiteStore> {
 /// Node `id`'s own inventory and site: its site's under `--context all`, else `inv` and its `[[context]]`.
 fn own_site(inv: &Inventory, id: NodeId) -> (&Inventory, Option<String>) {
     match inv.merged_sites().get(inv.site_index(id)) {
-        Some(s) => (s.inventory.as_ref(), Some(s.name.clone())),
+        Some(s) => (s.inventory.as_ref(), Some(s.record_site().to_string())),
         None => (inv, inv.site.clone()),
     }
 }
 
-/// Where node `id`'s history is kept, its name there and the `[[context]]` whose rows are its: its own site's
-/// store under `--context all`.
-pub(crate) fn history_of(inv: &Inventory, id: NodeId) -> Option<(PathBuf, String, Option<String>)> {
+/// Where node `id`'s history is kept, its name there and the scope whose rows are its (site, inventory file):
+/// its own site's store under `--context all`.
+pub(crate) fn history_of(inv: &Inventory, id: NodeId) -> Option<(PathBuf, String, Origin)> {
     let name = &inv.nodes.get(id)?.name;
     let (own, site) = own_site(inv, id);
     let path = crate::store::beside(&audit_path(own));
     Some((
         path,
         crate::inventory::name_within_site(name).to_string(),
-        site,
+        (site, own.file.clone()),
     ))
 }
 
 /// Opens the inventory's audit log for appending; `--demo`'s simulated fleet marks its records as practice, and
 /// a `[[context]]`'s inventory marks them with its site.
 pub(crate) fn open_audit(inv: &Inventory) -> Result<AuditLog, String> {
-    AuditLog::open(&audit_path(inv))
-        .map(|log| log.practice(inv.simulated).at_site(inv.site.clone()))
+    AuditLog::open(&audit_path(inv)).map(|log| log.practice(inv.simulated).in_scope(scope(inv)))
 }
 
 /// [`open_audit`] of node `id`'s own inventory (its site's under `--context all`, marking its records with the
@@ -158,7 +173,7 @@ pub(crate) fn open_audit_of(inv: &Inventory, id: NodeId) -> Result<(AuditLog, St
         .ok_or_else(|| format!("no node {id} in {}", inv.source))?
         .name;
     let (own, site) = own_site(inv, id);
-    let log = open_audit(own)?.at_site(site);
+    let log = open_audit(own)?.in_scope(Scope::new(site.as_deref(), own.file.as_deref()));
     Ok((log, crate::inventory::name_within_site(name).to_string()))
 }
 

@@ -45,9 +45,15 @@ pub fn contexts(contexts: &[Context], chosen: Option<String>) -> String {
             Some(ContextSource::Given(Some(p))) => format!("prometheus {}", p.url),
             Some(ContextSource::FromInventory(path)) => format!("[source] of {}", path.display()),
         };
+        // Records carry the site: two contexts of one site share them, so say which.
+        let site = if c.site == c.name {
+            String::new()
+        } else {
+            format!("  site: {}", c.site)
+        };
         let _ = writeln!(
             out,
-            "   {mark}context {:<12} {}  source: {}",
+            "   {mark}context {:<12} {}  source: {}{site}",
             c.name,
             crate::text::escape(&c.inventory.display().to_string()),
             crate::text::escape(&source)

@@ -17,6 +17,8 @@ struct Read<'a> {
     path: PathBuf,
     key: String,
     site: Option<String>,
+    /// The inventory file read with: with no site, the mark of this session's own rows (`store::Scope`).
+    inventory: Option<String>,
     sites: Vec<&'a MergedSite>,
 }
 
@@ -31,7 +33,7 @@ impl Read<'_> {
             Some(site) => self
                 .sites
                 .iter()
-                .find(|s| s.name == *site)
+                .find(|s| s.record_site() == site)
                 .map(|s| s.merged_name(&event.node)),
             None => shared_name(&self.sites, &event.node),
         }
@@ -57,6 +59,7 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
                 path,
                 key: args.key.clone(),
                 site: loaded.as_ref().and_then(|inv| inv.site.clone()),
+                inventory: loaded.as_ref().and_then(|inv| inv.file.clone()),
                 sites: Vec::new(),
             }]
         }),
@@ -81,8 +84,8 @@ pub fn run(g: &Global, args: &HistoryArgs) -> i32 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
     let mut events = Vec::new();
     for read in &reads {
-        let site = read.site.as_deref();
-        match Store::open(&read.path).and_then(|s| s.history(&read.key, since_ms, site)) {
+        let scope = crate::store::Scope::new(read.site.as_deref(), read.inventory.as_deref());
+        match Store::open(&read.path).and_then(|s| s.history(&read.key, since_ms, scope)) {
             // A row without a site, of a node several sites sharing the store have, keeps its bare name.
             Ok(found) => events.extend(found.into_iter().map(|mut e| {
                 if let Some(name) = read.node_name(&e) {
@@ -141,7 +144,8 @@ fn site_reads<'a>(inv: &'a Inventory, key: &str) -> Result<Vec<Read<'a>>, String
     let read = |log: &crate::actions::run::SiteLog<'a>, site: &MergedSite, key: &str| Read {
         path: crate::store::beside(&log.path),
         key: key.to_string(),
-        site: Some(site.name.clone()),
+        site: Some(site.record_site().to_string()),
+        inventory: site.inventory.file.clone(),
         sites: log.sites.clone(),
     };
     let Some((site, rest)) = key.split_once(SITE_SEPARATOR) else {

@@ -30,12 +30,34 @@ pub(crate) fn load_inventory(g: &Global) -> Result<Inventory, String> {
             Inventory::merge(&sites).ok_or("--context all: config.toml has no [[context]]")?
         }
         (None, Some(name)) => context_inventory(&Config::load()?, &name)?,
-        _ => Inventory::load(&inventory_path(g)?).map_err(|e| e.to_string())?,
+        _ => {
+            let path = inventory_path(g)?;
+            let mut inv = Inventory::load(&path).map_err(|e| e.to_string())?;
+            inv.site = adopted_site(&path);
+            inv.file = canonical(&path);
+            inv
+        }
     };
     if let Some(source) = &g.source {
         inv.prometheus = source_override(source, inv.prometheus.take())?;
     }
     Ok(inv)
+}
+
+/// The site a run without a context writes and reads its records as: the one site of the `[[context]]`s whose
+/// inventory is this same file (an engineer who runs with a site's file means that site), so its reset or ack
+/// is not a record without a site that every context sharing the log would count. None where no context, or
+/// contexts of several sites, name the file, or the config cannot be read (the run itself does not need it).
+fn adopted_site(inventory: &std::path::Path) -> Option<String> {
+    let config = Config::load().ok()?;
+    let file = std::fs::canonicalize(inventory).ok()?;
+    let mut sites = config
+        .contexts
+        .iter()
+        .filter(|c| std::fs::canonicalize(&c.inventory).is_ok_and(|p| p == file))
+        .map(|c| &c.site);
+    let first = sites.next()?;
+    sites.all(|s| s == first).then(|| first.clone())
 }
 
 /// Whether `--context all` (or `$FLEETOP_CONTEXT=all`) chose every site at once, `--inventory` not overriding it.
@@ -101,46 +123,74 @@ fn every_context() -> Result<Vec<(String, Inventory)>, String> {
         .collect()
 }
 
-/// A warning for each audit log that several `[[context]]`s resolve to (no `[actions] audit_log` of their own
-/// means the default one) and that holds records without a site (written with no context, or before records
-/// carried their site): each of those contexts counts them, so one site's reset or ack there counts for another
-/// site's node of the same name. Records written under a context carry its name and count for it alone.
+/// The warnings of the audit logs the `[[context]]`s write (no `[actions] audit_log` of their own means the
+/// default one), each log read once:
+/// - one that contexts of several sites resolve to and that holds records without a site (written with no context, or
+///   before records carried their site): each of those contexts counts them, so one site's reset or ack there
+///   counts for another site's node of the same name. Records written under a context carry its site and count
+///   for it alone.
+/// - one that holds records of a site no context has (a context renamed or removed): no reader counts them, so
+///   that site's resets, acknowledgements and repairs are lost to every context.
+///
 /// Contexts whose inventory does not load are left to the load's own error.
 pub(crate) fn shared_audit_logs(contexts: &[crate::config::Context]) -> Vec<String> {
-    let mut logs: Vec<(std::path::PathBuf, Vec<&str>)> = Vec::new();
+    let mut logs: Vec<(std::path::PathBuf, Vec<&crate::config::Context>)> = Vec::new();
     for c in contexts {
         let Ok(inv) = Inventory::load(&c.inventory) else {
             continue;
         };
         let path = crate::actions::run::audit_path(&inv);
         match logs.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, names)) => names.push(&c.name),
-            None => logs.push((path, vec![&c.name])),
+            Some((_, sharing)) => sharing.push(c),
+            None => logs.push((path, vec![c])),
         }
     }
-    logs.into_iter()
-        .filter(|(_, names)| names.len() > 1)
-        .filter_map(|(path, names)| {
-            let siteless = crate::actions::audit::scan(&path, false).siteless;
-            (siteless > 0).then(|| {
-                format!(
+    let known: Vec<&str> = contexts.iter().map(|c| c.site.as_str()).collect();
+    let mut warnings = Vec::new();
+    for (path, sharing) in logs {
+        let scan = crate::actions::audit::scan(&path, false);
+        let orphans: Vec<String> = scan
+            .sites
+            .iter()
+            .filter(|(site, _)| !known.contains(&site.as_str()))
+            .map(|(site, count)| format!("{} ({count})", crate::text::escape(site)))
+            .collect();
+        if !orphans.is_empty() {
+            warnings.push(format!(
+                "the audit log {} holds records of sites no [[context]] has: {}{}; no context counts them \
+                 (a renamed context's resets and acks): name it again, or give a context `site = NAME`",
+                crate::text::escape(&path.display().to_string()),
+                orphans.join(", "),
+                if scan.sites.len() >= crate::actions::audit::MAX_SITES {
+                    ", and maybe more"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let siteless = scan.siteless;
+        let several_sites = sharing.iter().any(|c| c.site != sharing[0].site);
+        if several_sites && siteless > 0 {
+            let names: Vec<&str> = sharing.iter().map(|c| c.name.as_str()).collect();
+            warnings.push(format!(
                     "contexts {} share the audit log {}, whose {siteless} record(s) without a site (written with \
                      no context, or before records carried their site) count for each of them: a reset or ack \
                      there of one site's node counts for another's of the same name; give each site its own \
                      [actions] audit_log",
                     crate::text::escape(&names.join(", ")),
                     crate::text::escape(&path.display().to_string())
-                )
-            })
-        })
-        .collect()
+            ));
+        }
+    }
+    warnings
 }
 
 /// The inventory of the context `name`, with the context's source in place of the inventory's own.
 fn context_inventory(config: &Config, name: &str) -> Result<Inventory, String> {
     let context = config.context(name)?;
     let mut inv = Inventory::load(&context.inventory).map_err(|e| e.to_string())?;
-    inv.site = Some(context.name.clone());
+    inv.site = Some(context.site.clone());
+    inv.file = canonical(&context.inventory);
     match &context.source {
         None => {}
         Some(ContextSource::Given(source)) => inv.prometheus = source.clone(),
@@ -155,6 +205,13 @@ fn context_inventory(config: &Config, name: &str) -> Result<Inventory, String> {
         }
     }
     Ok(inv)
+}
+
+/// `path` as a mark on records (`store::Scope`): canonical, so one file named two ways is one mark.
+fn canonical(path: &std::path::Path) -> Option<String> {
+    std::fs::canonicalize(path)
+        .ok()
+        .map(|p| p.display().to_string())
 }
 
 fn inventory_path(g: &Global) -> Result<std::path::PathBuf, String> {

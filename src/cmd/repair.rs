@@ -193,7 +193,7 @@ fn dry_run(
         let name = &inv.nodes[id].name;
         if let Some(held) = repair::history::held(
             &log,
-            inv.site.as_deref(),
+            actions::run::scope(inv),
             &inv.actions.repair,
             name,
             plan,

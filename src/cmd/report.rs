@@ -98,12 +98,16 @@ fn store_repairs(g: &Global, from: u64, to: u64) -> Result<Vec<Repair>, String> 
         return Ok(Vec::new());
     }
     let lookback = u64::try_from(LOOKBACK.as_millis()).unwrap_or(u64::MAX);
-    let site = super::load::load_inventory(g).ok().and_then(|inv| inv.site);
+    let loaded = super::load::load_inventory(g).ok();
+    let scope = loaded
+        .as_ref()
+        .map(crate::actions::run::scope)
+        .unwrap_or_default();
     let events = Store::open(&path)?.between(
         from.saturating_sub(lookback),
         to,
         &[kind::HEALTH, kind::ACTION, kind::OUTCOME],
-        site.as_deref(),
+        scope,
     )?;
     Ok(repairs::find(&events))
 }
@@ -120,13 +124,20 @@ fn recorded(
     let inventory = Arc::new(reader.inventory().clone());
     let overlay = Overlay::new(&inventory, repairs);
     let mut ledger = Ledger::new(Arc::clone(&inventory), window, overlay);
-    let (audit, site) = match super::load::load_inventory(g) {
-        Ok(inv) => (crate::actions::run::audit_path(&inv), inv.site),
-        Err(_) => (crate::actions::run::audit_path(&inventory), None),
+    let loaded = super::load::load_inventory(g);
+    let (audit, scope) = match &loaded {
+        Ok(inv) => (
+            crate::actions::run::audit_path(inv),
+            crate::actions::run::scope(inv),
+        ),
+        Err(_) => (
+            crate::actions::run::audit_path(&inventory),
+            crate::store::Scope::default(),
+        ),
     };
     ledger.note_resets(&crate::actions::resets::read(
         &audit,
-        site.as_deref(),
+        scope,
         inventory.simulated,
     ));
     let Some((_, last)) = reader

@@ -8,6 +8,7 @@ use super::state::FleetState;
 use super::view::NodeView;
 use crate::inventory::{name_within_site, site_of, MergedSite, NodeId};
 use crate::store::query::{Incidents, Sighting};
+use crate::store::Scope;
 
 /// How a repeat offender's reason starts (the nodes table's `L` flag looks for it).
 pub(crate) const LEMON: &str = "repeat offender";
@@ -48,21 +49,21 @@ pub(crate) fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
     out
 }
 
-/// Stores `seen` at `now_ms` in the store at `path` as the `[[context]]` `site` saw it, then reads the repeat
-/// offenders back ([`lemons`], counting the incidents that site counts); a store that cannot be written or read
+/// Stores `seen` at `now_ms` in the store at `path` as a session in `scope` saw it, then reads the repeat
+/// offenders back ([`lemons`], counting the incidents that scope counts); a store that cannot be written or read
 /// is a warning, and flags no one.
 pub(crate) fn remember(
     path: &std::path::Path,
     seen: &[Sighting],
     now_ms: u64,
     rule: (u32, Duration),
-    site: Option<&str>,
+    scope: Scope,
 ) -> HashMap<String, String> {
     let (max, window) = rule;
     let since_ms = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
     let read = crate::store::Store::open(path).and_then(|mut s| {
-        s.observe(seen, now_ms, site)?;
-        s.incidents(since_ms, site)
+        s.observe(seen, now_ms, scope)?;
+        s.incidents(since_ms, scope)
     });
     match read {
         Ok(incidents) => lemons(&incidents, seen, max, window),
@@ -75,13 +76,15 @@ pub(crate) fn remember(
 
 /// A history store and the nodes it keeps: under `--context all` the nodes of the sites whose audit log it is
 /// beside (`sites`), by their own sites' names and marked with their site, so `--context SITE` reads the same
-/// history; else every node, as named, marked with the `[[context]]` `site`. `actions::run::stores` finds them,
+/// history; else every node, as named, marked with the `[[context]]` `site` (none: with the `inventory` file).
+/// `actions::run::stores` finds them,
 /// with the `[repair]` lemon rule of the (first) site.
 #[derive(Debug, Clone)]
 pub(crate) struct SiteStore {
     pub path: std::path::PathBuf,
     pub sites: Vec<MergedSite>,
     pub site: Option<String>,
+    pub inventory: Option<String>,
     pub max_repairs: u32,
     pub repair_window: Duration,
 }
@@ -102,7 +105,7 @@ pub(crate) fn remember_in(
                 seen,
                 now_ms,
                 rule,
-                store.site.as_deref(),
+                Scope::new(store.site.as_deref(), store.inventory.as_deref()),
             ));
             continue;
         }
@@ -118,7 +121,8 @@ pub(crate) fn remember_in(
             if own.is_empty() {
                 continue;
             }
-            for (name, why) in remember(&store.path, &own, now_ms, rule, Some(&site.name)) {
+            let scope = Scope::new(Some(site.record_site()), site.inventory.file.as_deref());
+            for (name, why) in remember(&store.path, &own, now_ms, rule, scope) {
                 lemons.insert(site.merged_name(&name), why);
             }
         }

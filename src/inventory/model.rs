@@ -31,9 +31,14 @@ pub struct Inventory {
     /// A merged inventory's sites (`--context all`), each with its own rules, in order; empty for one site's own
     /// inventory, whose rules are the fields above (`sites.rs`).
     pub(crate) merged_sites: Vec<MergedSite>,
-    /// The `[[context]]` this inventory was chosen by (`--context NAME`): the site its audit records and store
-    /// rows carry, and the only site whose records it reads besides those that carry none. `None`: no context.
+    /// The site of the `[[context]]` this inventory was chosen by (`--context NAME`; its `site = NAME`, else its
+    /// name), or of the contexts of one site naming its file when run without one: the site its audit records
+    /// and store rows carry, and the only site whose records it reads besides those that carry none. `None`: no
+    /// such context.
     pub site: Option<String>,
+    /// The inventory file it was loaded from (canonical path; `None`: the demo fleet, or several sites merged):
+    /// what a run without a site marks its records with, and reads its own by.
+    pub file: Option<String>,
 }
 
 /// One site of a merged inventory (`sites.rs`): its name and its own inventory, whose rules judge its nodes and
@@ -42,6 +47,13 @@ pub struct Inventory {
 pub(crate) struct MergedSite {
     pub name: String,
     pub inventory: std::sync::Arc<Inventory>,
+}
+
+impl MergedSite {
+    /// The site its records (audit log, history store) carry: its `[[context]]`'s `site`, else its name.
+    pub(crate) fn record_site(&self) -> &str {
+        self.inventory.site.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// Resolved `[expect]`: what every node should run (`None`: the fleet majority decides).

@@ -333,6 +333,7 @@ pub(super) fn resolve(file: &str, text: &str) -> Result<Inventory, InventoryErro
         nodes,
         merged_sites: Vec::new(),
         site: None,
+        file: None,
     })
 }
 

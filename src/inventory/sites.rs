@@ -85,6 +85,7 @@ impl Inventory {
         merged.simulated = sites.iter().any(|(_, inv)| inv.simulated);
         merged.prometheus = None;
         merged.site = None;
+        merged.file = None;
         merged.by_name = std::sync::OnceLock::new();
         merged.nodes.clear();
         merged.cabinets.clear();

@@ -142,7 +142,7 @@ fn the_audit_writer_s_records_read_back_as_a_repair() {
             0,
             u64::MAX >> 1,
             &[kind::HEALTH, kind::ACTION, kind::OUTCOME],
-            None,
+            crate::store::Scope::new(None, None),
         )
         .unwrap();
     let found = find(&events);

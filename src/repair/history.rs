@@ -11,18 +11,19 @@ use super::remedy::{Plan, Remedy};
 use crate::actions::audit::{self, AuditLog, Record, Repaired};
 use crate::inventory::RepairSettings;
 use crate::store::query::Sighting;
+use crate::store::Scope;
 
-/// Writes one `repaired` record per fault of `plan` whose GPU has an identity, marked with the `[[context]]`
-/// `site` the repair runs under.
+/// Writes one `repaired` record per fault of `plan` whose GPU has an identity, marked with the `scope` the repair
+/// runs in (its `[[context]]`'s site, else its inventory file).
 pub(super) fn record(
     log: &Path,
-    site: Option<&str>,
+    scope: Scope,
     operator: &str,
     node: &str,
     plan: &Plan,
     remedy: Remedy,
 ) -> Result<(), String> {
-    let mut out = AuditLog::open(log)?.at_site(site.map(str::to_string));
+    let mut out = AuditLog::open(log)?.in_scope(scope);
     for f in &plan.faults {
         let Some(id) = &f.id else {
             continue;
@@ -39,6 +40,7 @@ pub(super) fn record(
                 Remedy::Reboot => "reboot".into(),
             },
             site: None,
+            inventory: None,
             demo: false,
         }))?;
     }
@@ -46,12 +48,12 @@ pub(super) fn record(
 }
 
 /// `held for hardware inspection: repeat offender: GPU 3 (SN …) 2 incidents in 30 days` when a GPU of `plan`
-/// reached the limit on `node`'s history (the store beside `log`, as the `[[context]]` `site` reads it), else
+/// reached the limit on `node`'s history (the store beside `log`, as `scope` reads it), else
 /// `None`. A store that cannot be read holds no one, with a warning: the repair goes on as it would without a
 /// history.
 pub fn held(
     log: &Path,
-    site: Option<&str>,
+    scope: Scope,
     settings: &RepairSettings,
     node: &str,
     plan: &Plan,
@@ -64,7 +66,7 @@ pub fn held(
     let window_ms = u64::try_from(settings.repair_window.as_millis()).unwrap_or(u64::MAX);
     let store = crate::store::beside(log);
     let incidents = match crate::store::Store::open(&store)
-        .and_then(|s| s.incidents(now_ms.saturating_sub(window_ms), site))
+        .and_then(|s| s.incidents(now_ms.saturating_sub(window_ms), scope))
     {
         Ok(i) => i,
         Err(e) => {
@@ -127,24 +129,61 @@ mod tests {
         let settings = RepairSettings::default();
         let now = SystemTime::now();
         assert_eq!(
-            held(&log, None, &settings, "n7", &plan("XID 79"), now),
+            held(
+                &log,
+                Scope::default(),
+                &settings,
+                "n7",
+                &plan("XID 79"),
+                now
+            ),
             None
         );
-        record(&log, None, "ana", "n1", &plan("XID 79"), Remedy::Reboot).unwrap();
+        record(
+            &log,
+            Scope::default(),
+            "ana",
+            "n1",
+            &plan("XID 79"),
+            Remedy::Reboot,
+        )
+        .unwrap();
         assert_eq!(
-            held(&log, None, &settings, "n7", &plan("XID 79"), now),
+            held(
+                &log,
+                Scope::default(),
+                &settings,
+                "n7",
+                &plan("XID 79"),
+                now
+            ),
             None,
             "once is not a lemon"
         );
         // Repaired on another node, then moved here: the board is the same GPU, and any cause counts.
-        record(&log, None, "ana", "n3", &plan("XID 48"), Remedy::Reset).unwrap();
+        record(
+            &log,
+            Scope::default(),
+            "ana",
+            "n3",
+            &plan("XID 48"),
+            Remedy::Reset,
+        )
+        .unwrap();
         assert_eq!(
-            held(&log, None, &settings, "n7", &plan("XID 79"), now).as_deref(),
+            held(&log, Scope::default(), &settings, "n7", &plan("XID 79"), now).as_deref(),
             Some("held for hardware inspection: repeat offender: GPU 3 (SN 1652) 2 incidents in 30 days")
         );
         let later = now + std::time::Duration::from_secs(31 * 86_400);
         assert_eq!(
-            held(&log, None, &settings, "n7", &plan("XID 79"), later),
+            held(
+                &log,
+                Scope::default(),
+                &settings,
+                "n7",
+                &plan("XID 79"),
+                later
+            ),
             None,
             "outside the window"
         );

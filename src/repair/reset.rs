@@ -109,6 +109,6 @@ pub(super) fn record(
         return Ok(());
     }
     let log = crate::actions::run::audit_path(ctx.inv);
-    let site = ctx.inv.site.as_deref();
-    history::record(&log, site, &wf.operator, &wf.nodes[i].node, plan, remedy)
+    let scope = crate::actions::run::scope(ctx.inv);
+    history::record(&log, scope, &wf.operator, &wf.nodes[i].node, plan, remedy)
 }

@@ -35,7 +35,7 @@ pub(super) fn drain(
         let held = wf.nodes[i].plan.as_ref().and_then(|plan| {
             super::history::held(
                 &log,
-                ctx.inv.site.as_deref(),
+                crate::actions::run::scope(ctx.inv),
                 &ctx.inv.actions.repair,
                 &wf.nodes[i].node,
                 plan,

@@ -51,7 +51,7 @@ pub fn collect(
         .ok()
         .and_then(|id| id.uuid.clone().or(id.serial.clone()));
     members.push(history(audit_log, board.as_deref()));
-    members.push(validation(audit_log, inv.site.as_deref(), name));
+    members.push(validation(audit_log, crate::actions::run::scope(inv), name));
     (identity.ok(), members)
 }
 
@@ -109,7 +109,7 @@ fn history(audit_log: &Path, board: Option<&str>) -> Member {
         );
     }
     let events = match crate::store::Store::open(&path)
-        .and_then(|s| s.history_bounded(board, 0, MAX_HISTORY_EVENTS, None))
+        .and_then(|s| s.history_bounded(board, 0, MAX_HISTORY_EVENTS, Default::default()))
     {
         Ok(events) => events,
         Err(e) => return Member::without(NAME, Status::Failed, e),
@@ -139,8 +139,8 @@ fn history(audit_log: &Path, board: Option<&str>) -> Member {
 }
 
 /// The node's last audited repair validation (its command, how it ended and its output).
-fn validation(audit_log: &Path, site: Option<&str>, node: &str) -> Member {
-    use crate::actions::audit::{self, Record};
+fn validation(audit_log: &Path, scope: crate::store::Scope, node: &str) -> Member {
+    use crate::actions::audit::Record;
     const NAME: &str = "validation.txt";
     let text = crate::actions::audit::tail(audit_log, AUDIT_TAIL_BYTES).unwrap_or_default();
     let last = text
@@ -152,7 +152,7 @@ fn validation(audit_log: &Path, site: Option<&str>, node: &str) -> Member {
                 if o.action == "repair-validate"
                     && o.node == node
                     && !o.demo
-                    && audit::counts_for(o.site.as_deref(), site) =>
+                    && scope.counts(o.site.as_deref(), o.inventory.as_deref()) =>
             {
                 Some(o)
             }
@@ -193,7 +193,10 @@ mod tests {
         use crate::actions::audit::{AuditLog, Outcome, Record};
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.jsonl");
-        assert_eq!(validation(&log, None, "n1").status, Status::None);
+        assert_eq!(
+            validation(&log, Default::default(), "n1").status,
+            Status::None
+        );
         let outcome = |node: &str, detail: &str, demo: bool| {
             Record::Outcome(Outcome {
                 id: "1".into(),
@@ -208,6 +211,7 @@ mod tests {
                 duration_ms: 1,
                 detail: detail.into(),
                 site: None,
+                inventory: None,
                 demo,
             })
         };
@@ -217,7 +221,7 @@ mod tests {
             .unwrap();
         audit.write(&outcome("n2", "other node", false)).unwrap();
         audit.write(&outcome("n1", "practice", true)).unwrap();
-        let m = validation(&log, None, "n1");
+        let m = validation(&log, Default::default(), "n1");
         assert_eq!(m.status, Status::Collected);
         assert!(m.text.contains("result: failed (exit 226)"), "{}", m.text);
         assert!(

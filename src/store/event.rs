@@ -35,6 +35,11 @@ pub struct Event {
     /// The `[[context]]` it was written under; `None`: no context, or written before rows carried their site.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// Written with no context: the inventory file it was run with (canonical path), so it is told apart from a
+    /// row written before rows carried their site ([`Scope`]). Not shown: a local path, which an RMA bundle's
+    /// `history.json` must not carry off the jump host.
+    #[serde(skip)]
+    pub inventory: Option<String>,
 }
 
 impl Event {
@@ -49,17 +54,57 @@ impl Event {
             kind: kind.into(),
             detail: detail.into(),
             site: None,
+            inventory: None,
         }
     }
 }
 
 /// The columns an [`Event`] is read back from, in [`Event::from_row`]'s order.
-pub(super) const EVENT_COLUMNS: &str = "time_ms, node, gpu, serial, uuid, kind, detail, site";
+pub(super) const EVENT_COLUMNS: &str =
+    "time_ms, node, gpu, serial, uuid, kind, detail, site, inventory";
 
-/// The rows a reader under the `[[context]]` `?N` counts (SQL, `N` its parameter's number): its own site's and
-/// those that carry none; with no context (`NULL`), those that carry none. See `docs/security.md`.
-pub(super) fn of_site(param: usize) -> String {
-    format!("(site IS NULL OR site = ?{param})")
+/// Whose records (audit log) and rows (store) a session writes and counts: its `[[context]]`'s site, and the
+/// inventory file it runs with (canonical path), with which a session without a site marks what it writes.
+/// See `docs/security.md`, "Sites sharing one audit log".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope<'a> {
+    pub site: Option<&'a str>,
+    pub inventory: Option<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(site: Option<&'a str>, inventory: Option<&'a str>) -> Scope<'a> {
+        Scope { site, inventory }
+    }
+
+    /// Whether this scope counts a record or row carrying `site` and the inventory mark `inventory`: one of its
+    /// own site; or one without a site that is unmarked (written before records carried their site: the log
+    /// cannot say whose, and each site read alone counts it) or marked with this scope's own inventory file (a
+    /// run without a context with that file). The store's twin is [`in_scope`].
+    pub fn counts(&self, site: Option<&str>, inventory: Option<&str>) -> bool {
+        match site {
+            Some(site) => self.site == Some(site),
+            None => inventory.is_none() || inventory == self.inventory,
+        }
+    }
+
+    /// The mark a record or row written in this scope carries: the inventory file, only when there is no site.
+    pub fn mark(&self) -> Option<String> {
+        self.site
+            .is_none()
+            .then_some(self.inventory)
+            .flatten()
+            .map(str::to_string)
+    }
+}
+
+/// The rows [`Scope::counts`] counts, in SQL: `?S` the scope's site and `?I` its inventory file (parameter
+/// numbers `site` and `site + 1`).
+pub(super) fn in_scope(site: usize) -> String {
+    format!(
+        "(site = ?{site} OR (site IS NULL AND (inventory IS NULL OR inventory = ?{})))",
+        site + 1
+    )
 }
 
 impl Event {
@@ -74,6 +119,7 @@ impl Event {
             kind: r.get(5)?,
             detail: r.get(6)?,
             site: r.get(7)?,
+            inventory: r.get(8)?,
         })
     }
 }

@@ -12,10 +12,12 @@ pub mod query;
 mod span;
 mod sqlite;
 
-pub use event::{kind, Event};
+pub use event::{kind, Event, Scope};
 pub use query::Incidents;
 pub(crate) use sqlite::default_path;
 pub use sqlite::{beside, record, Store, MAX_EVENTS};
 
+#[cfg(test)]
+mod scope_tests;
 #[cfg(test)]
 mod tests;

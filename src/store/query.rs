@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::event::{kind, of_site, Event, EVENT_COLUMNS};
+use super::event::{in_scope, kind, Event, Scope, EVENT_COLUMNS};
 use super::sqlite::Store;
 
 /// Most events one history query returns.
@@ -41,14 +41,9 @@ pub(crate) struct Sighting {
 impl Store {
     /// Every event of `key` (a node, serial or UUID) since `since_ms`, newest first: the node's own, and those of
     /// every GPU (by serial or UUID) ever seen with it, wherever the GPU was at the time. A node is the one of
-    /// the `[[context]]` `site` (its rows and those that carry no site: [`of_site`]).
-    pub fn history(
-        &self,
-        key: Key,
-        since_ms: u64,
-        site: Option<&str>,
-    ) -> Result<Vec<Event>, String> {
-        self.history_bounded(key, since_ms, MAX_HISTORY, site)
+    /// `scope` (the rows [`Scope::counts`]).
+    pub fn history(&self, key: Key, since_ms: u64, scope: Scope) -> Result<Vec<Event>, String> {
+        self.history_bounded(key, since_ms, MAX_HISTORY, scope)
     }
 
     /// [`Store::history`], at most `limit` events (the newest).
@@ -57,9 +52,9 @@ impl Store {
         key: Key,
         since_ms: u64,
         limit: u32,
-        site: Option<&str>,
+        scope: Scope,
     ) -> Result<Vec<Event>, String> {
-        let node = format!("(node = ?1 AND {})", of_site(4));
+        let node = format!("(node = ?1 AND {})", in_scope(4));
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
@@ -78,7 +73,8 @@ impl Store {
                     key,
                     i64::try_from(since_ms).unwrap_or(i64::MAX),
                     limit.min(MAX_HISTORY),
-                    site
+                    scope.site,
+                    scope.inventory
                 ],
                 Event::from_row,
             )
@@ -88,10 +84,10 @@ impl Store {
     }
 
     /// Incidents since `since_ms`: a node's or a GPU's health turning crit, and each repair of a GPU. A node's
-    /// are those the `[[context]]` `site` counts ([`of_site`]: node names are per site); a GPU's (by UUID or
+    /// are those `scope` counts ([`Scope::counts`]: node names are per site); a GPU's (by UUID or
     /// serial, which are the board's own) every site's, as [`Store::history`] shows them: a lemon moved to another
     /// site's node, or a store read with no context, must still hold it.
-    pub fn incidents(&self, since_ms: u64, site: Option<&str>) -> Result<Incidents, String> {
+    pub fn incidents(&self, since_ms: u64, scope: Scope) -> Result<Incidents, String> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
@@ -100,13 +96,13 @@ impl Store {
                    AND ((gpu IS NOT NULL AND IFNULL(uuid, serial) IS NOT NULL) OR {})
                    AND ((kind = 'health' AND detail LIKE 'crit%') OR kind = 'repair')
                  GROUP BY node, IFNULL(uuid, serial), gpu IS NULL",
-                of_site(2)
+                in_scope(2)
             ))
             .map_err(|e| e.to_string())?;
         let mut out = Incidents::default();
         let since = i64::try_from(since_ms).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![since, site], |r| {
+            .query_map(params![since, scope.site, scope.inventory], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, Option<String>>(1)?,
@@ -126,9 +122,9 @@ impl Store {
     }
 
     /// The last health stored for a node (`gpu` None) or one of its GPUs (by serial, else UUID, else index) that
-    /// the `[[context]]` `site` counts ([`of_site`]): another site's node of the same name is not measured from,
+    /// `scope` counts ([`Scope::counts`]): another site's node of the same name is not measured from,
     /// and a row written before rows carried their site is (a GPU crit then is not a new incident now).
-    fn last_health(&self, s: &Sighting, site: Option<&str>) -> Result<Option<String>, String> {
+    fn last_health(&self, s: &Sighting, scope: Scope) -> Result<Option<String>, String> {
         let detail: Option<String> = self
             .conn
             .query_row(
@@ -138,9 +134,9 @@ impl Store {
                        AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
                        AND {}
                      ORDER BY time_ms DESC, id DESC LIMIT 1",
-                    of_site(5)
+                    in_scope(5)
                 ),
-                params![s.node, s.gpu, s.serial, s.uuid, site],
+                params![s.node, s.gpu, s.serial, s.uuid, scope.site, scope.inventory],
                 |r| r.get(0),
             )
             .map(Some)
@@ -151,15 +147,16 @@ impl Store {
         Ok(detail.map(|d| d.split(':').next().unwrap_or_default().to_string()))
     }
 
-    /// Stores what a pass under the `[[context]]` `site` saw at `now_ms`, each row marked with the site: health
+    /// Stores what a pass in `scope` saw at `now_ms`, each row marked with its site (else its inventory): health
     /// that changed since the last one stored, XIDs not stored yet, and each GPU (by UUID, else serial: see
     /// [`Incidents`]) seen on another node than before (`moved`) or for the first time (`seen`).
     pub(crate) fn observe(
         &mut self,
         seen: &[Sighting],
         now_ms: u64,
-        site: Option<&str>,
+        scope: Scope,
     ) -> Result<usize, String> {
+        let site = scope.site;
         let mut events = Vec::new();
         for s in seen {
             let at = |kind: &str, detail: String, time_ms: u64| Event {
@@ -171,9 +168,10 @@ impl Store {
                 kind: kind.into(),
                 detail,
                 site: site.map(str::to_string),
+                inventory: scope.mark(),
             };
             if let Some(health) = &s.health {
-                if self.last_health(s, site)?.as_deref() != Some(health.as_str()) {
+                if self.last_health(s, scope)?.as_deref() != Some(health.as_str()) {
                     let why = if s.reasons.is_empty() {
                         String::new()
                     } else {

@@ -69,8 +69,9 @@ impl Store {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO events (time_ms, node, gpu, serial, uuid, kind, detail, site)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR IGNORE INTO events
+                         (time_ms, node, gpu, serial, uuid, kind, detail, site, inventory)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(|e| e.to_string())?;
             for e in events {
@@ -84,6 +85,7 @@ impl Store {
                         bounded(&e.kind),
                         bounded(&e.detail),
                         e.site.as_deref().map(bounded),
+                        e.inventory.as_deref().map(bounded),
                     ])
                     .map_err(|e| e.to_string())?;
             }
@@ -152,24 +154,34 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
          CREATE INDEX IF NOT EXISTS events_uuid ON events (uuid, time_ms);
          CREATE INDEX IF NOT EXISTS events_board ON events (IFNULL(uuid, serial), time_ms);",
     )?;
+    add_column(conn, "site")?;
+    // The inventory file a row without a site was written with (`Scope::mark`). The one-row-per-event index
+    // does not name it: the same event marked with two files is one row, the first's.
+    add_column(conn, "inventory")?;
     add_site(conn)
 }
 
-/// The `site` column (the `[[context]]` a row was written under), added to a store written before rows carried
-/// it; the same event of two sites is two rows, so the one-row-per-event index names the site too.
-fn add_site(conn: &Connection) -> rusqlite::Result<()> {
-    let has_site = || -> rusqlite::Result<bool> {
-        conn.prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'site'")?
-            .exists([])
+/// The text column `name`, added to a store written before rows carried it. The previous version still opens
+/// the store: it names the columns it inserts, and the new one is left `NULL` in its rows.
+fn add_column(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    let has = || -> rusqlite::Result<bool> {
+        conn.prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = ?1")?
+            .exists([name])
     };
-    if !has_site()? {
+    if !has()? {
         // Another process opening the same old store may add it first: then its column is the one wanted.
-        if let Err(e) = conn.execute_batch("ALTER TABLE events ADD COLUMN site TEXT;") {
-            if !has_site()? {
+        if let Err(e) = conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {name} TEXT;")) {
+            if !has()? {
                 return Err(e);
             }
         }
     }
+    Ok(())
+}
+
+/// The `site` column (the `[[context]]` a row was written under, [`add_column`]): the same event of two sites is
+/// two rows, so the one-row-per-event index names the site too.
+fn add_site(conn: &Connection) -> rusqlite::Result<()> {
     if once_by_site(conn)? {
         return Ok(());
     }

@@ -8,6 +8,11 @@ use super::query::Sighting;
 use super::sqlite::MAX_FIELD_CHARS;
 use super::*;
 
+/// What a reader under the `[[context]]` `site` (no inventory file) counts.
+pub(super) fn at(site: Option<&str>) -> Scope<'_> {
+    Scope::new(site, None)
+}
+
 fn gpu(node: &str, serial: &str, health: &str) -> Sighting {
     Sighting {
         node: node.into(),
@@ -30,13 +35,13 @@ fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
     let mut store = Store::open(&dir.path().join("fleet.sqlite")).unwrap();
     let mut on_a = gpu("c001n1", "1650923001234", "crit");
     on_a.xids = vec![(79, 2, 1_000, "GPU has fallen off the bus.".into())];
-    store.observe(&[on_a.clone()], 2_000, None).unwrap();
+    store.observe(&[on_a.clone()], 2_000, at(None)).unwrap();
     // The same pass again adds nothing: same health, same XID, same node.
-    assert_eq!(store.observe(&[on_a], 3_000, None).unwrap(), 0);
+    assert_eq!(store.observe(&[on_a], 3_000, at(None)).unwrap(), 0);
     store
-        .observe(&[gpu("c007n2", "1650923001234", "ok")], 10_000, None)
+        .observe(&[gpu("c007n2", "1650923001234", "ok")], 10_000, at(None))
         .unwrap();
-    let h = store.history("1650923001234", 0, None).unwrap();
+    let h = store.history("1650923001234", 0, at(None)).unwrap();
     let kinds: Vec<(&str, &str)> = h
         .iter()
         .map(|e| (e.kind.as_str(), e.node.as_str()))
@@ -53,14 +58,17 @@ fn a_gpu_s_history_follows_it_to_another_node_newest_first() {
     );
     assert_eq!(h[0].detail, "from c001n1 to c007n2");
     // The new node's history carries the GPU's past on the old one; the UUID finds the same.
-    assert_eq!(store.history("c007n2", 0, None).unwrap().len(), 5);
-    assert_eq!(store.history("GPU-1650923001234", 0, None).unwrap(), h);
+    assert_eq!(store.history("c007n2", 0, at(None)).unwrap().len(), 5);
+    assert_eq!(store.history("GPU-1650923001234", 0, at(None)).unwrap(), h);
     assert_eq!(
-        store.history("1650923001234", 5_000, None).unwrap().len(),
+        store
+            .history("1650923001234", 5_000, at(None))
+            .unwrap()
+            .len(),
         2
     );
-    assert!(store.history("c999n9", 0, None).unwrap().is_empty());
-    let inc = store.incidents(0, None).unwrap();
+    assert!(store.history("c999n9", 0, at(None)).unwrap().is_empty());
+    let inc = store.incidents(0, at(None)).unwrap();
     assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
 }
 
@@ -82,7 +90,7 @@ fn the_oldest_events_go_past_the_cap() {
         store.append(&events).unwrap();
     }
     assert_eq!(store.len().unwrap(), 50);
-    let h = store.history("c001n1", 0, None).unwrap();
+    let h = store.history("c001n1", 0, at(None)).unwrap();
     assert_eq!(h.first().map(|e| e.time_ms), Some(919));
     assert_eq!(h.last().map(|e| e.time_ms), Some(710));
     let long = "x".repeat(10_000);
@@ -90,7 +98,7 @@ fn the_oldest_events_go_past_the_cap() {
         .append(&[Event::node(5_000, "c001n1", kind::ACK, &long)])
         .unwrap();
     assert_eq!(
-        store.history("c001n1", 5_000, None).unwrap()[0]
+        store.history("c001n1", 5_000, at(None)).unwrap()[0]
             .detail
             .len(),
         MAX_FIELD_CHARS
@@ -152,8 +160,8 @@ fn two_writer_processes_at_once_lose_nothing() {
         }
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.history("c001n1", 0, None).unwrap().len(), 200);
-    assert_eq!(store.history("c002n1", 0, None).unwrap().len(), 200);
+    assert_eq!(store.history("c001n1", 0, at(None)).unwrap().len(), 200);
+    assert_eq!(store.history("c002n1", 0, at(None)).unwrap().len(), 200);
     let ok: String = store
         .conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -184,14 +192,20 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
         health: Some(health.into()),
         ..Sighting::default()
     };
-    store.observe(&[node("crit")], 1_000, Some("east")).unwrap();
+    store
+        .observe(&[node("crit")], 1_000, at(Some("east")))
+        .unwrap();
     // west's n1 is ok: a transition of its own, not measured from east's crit.
     assert_eq!(
-        store.observe(&[node("ok")], 1_000, Some("west")).unwrap(),
+        store
+            .observe(&[node("ok")], 1_000, at(Some("west")))
+            .unwrap(),
         1
     );
     assert_eq!(
-        store.observe(&[node("crit")], 2_000, Some("east")).unwrap(),
+        store
+            .observe(&[node("crit")], 2_000, at(Some("east")))
+            .unwrap(),
         0
     );
     let mut east_reset = Event::node(3_000, "n1", kind::OUTCOME, "reset succeeded");
@@ -200,7 +214,7 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
 
     let details = |site: Option<&str>| -> Vec<String> {
         let mut d: Vec<String> = store
-            .history("n1", 0, site)
+            .history("n1", 0, at(site))
             .unwrap()
             .into_iter()
             .map(|e| format!("{} {}", e.site.as_deref().unwrap_or("-"), e.detail))
@@ -215,13 +229,21 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
     assert_eq!(details(Some("west")), ["- reboot by ann", "west ok:"]);
     assert_eq!(details(None), ["- reboot by ann"]);
     assert_eq!(
-        store.incidents(0, Some("east")).unwrap().nodes.get("n1"),
+        store
+            .incidents(0, at(Some("east")))
+            .unwrap()
+            .nodes
+            .get("n1"),
         Some(&1)
     );
-    assert!(store.incidents(0, Some("west")).unwrap().nodes.is_empty());
+    assert!(store
+        .incidents(0, at(Some("west")))
+        .unwrap()
+        .nodes
+        .is_empty());
     let span = |site| {
         store
-            .between(0, 10_000, &[kind::OUTCOME], site)
+            .between(0, 10_000, &[kind::OUTCOME], at(site))
             .unwrap()
             .len()
     };
@@ -230,7 +252,7 @@ fn each_site_reads_its_own_rows_and_those_without_a_site() {
 
 /// The schema the previous version opens a store with (its `prepare`, verbatim): one-row-per-event without the
 /// site, under the name `events_once`.
-const PREVIOUS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+pub(super) const PREVIOUS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
          id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, node TEXT NOT NULL, gpu INTEGER,
          serial TEXT, uuid TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
      CREATE UNIQUE INDEX IF NOT EXISTS events_once
@@ -271,7 +293,7 @@ fn a_store_two_sites_share_survives_the_previous_version_opening_it() {
         2
     );
     let west = store
-        .between(0, 10_000, &[kind::HEALTH], Some("west"))
+        .between(0, 10_000, &[kind::HEALTH], at(Some("west")))
         .unwrap();
     assert_eq!(west.len(), 2, "{west:?}");
     // One old store, migrated once: its one-row-per-event index now names the site.
@@ -300,27 +322,37 @@ fn a_gpu_s_incidents_follow_it_across_sites_and_a_node_s_stay_with_its_site() {
         ..Sighting::default()
     };
     store
-        .observe(&[gpu("n1", "1650923001234", "crit")], 1_000, Some("east"))
+        .observe(
+            &[gpu("n1", "1650923001234", "crit")],
+            1_000,
+            at(Some("east")),
+        )
         .unwrap();
     store
-        .observe(&[gpu("n1", "1650923001234", "ok")], 2_000, Some("east"))
+        .observe(&[gpu("n1", "1650923001234", "ok")], 2_000, at(Some("east")))
         .unwrap();
     store
-        .observe(&[gpu("n1", "1650923001234", "crit")], 3_000, Some("east"))
+        .observe(
+            &[gpu("n1", "1650923001234", "crit")],
+            3_000,
+            at(Some("east")),
+        )
         .unwrap();
-    store.observe(&[node("crit")], 3_000, Some("east")).unwrap();
+    store
+        .observe(&[node("crit")], 3_000, at(Some("east")))
+        .unwrap();
     // The board now in west's n7.
     store
-        .observe(&[gpu("n7", "1650923001234", "ok")], 4_000, Some("west"))
+        .observe(&[gpu("n7", "1650923001234", "ok")], 4_000, at(Some("west")))
         .unwrap();
     for reader in [Some("east"), Some("west"), None] {
-        let inc = store.incidents(0, reader).unwrap();
+        let inc = store.incidents(0, at(reader)).unwrap();
         assert_eq!(
             inc.gpus.get("GPU-1650923001234"),
             Some(&2),
             "{reader:?}: {inc:?}"
         );
-        let history = store.history("1650923001234", 0, reader).unwrap();
+        let history = store.history("1650923001234", 0, at(reader)).unwrap();
         assert_eq!(
             history
                 .iter()
@@ -330,11 +362,19 @@ fn a_gpu_s_incidents_follow_it_across_sites_and_a_node_s_stay_with_its_site() {
         );
     }
     assert_eq!(
-        store.incidents(0, Some("east")).unwrap().nodes.get("n1"),
+        store
+            .incidents(0, at(Some("east")))
+            .unwrap()
+            .nodes
+            .get("n1"),
         Some(&1)
     );
-    assert!(store.incidents(0, Some("west")).unwrap().nodes.is_empty());
-    assert!(store.incidents(0, None).unwrap().nodes.is_empty());
+    assert!(store
+        .incidents(0, at(Some("west")))
+        .unwrap()
+        .nodes
+        .is_empty());
+    assert!(store.incidents(0, at(None)).unwrap().nodes.is_empty());
 }
 
 /// Upgrading a store written before rows carried their site: a GPU already crit there is not crit again (a
@@ -347,13 +387,16 @@ fn a_gpu_crit_before_the_site_column_is_not_a_new_incident_after_it() {
     {
         let mut previous = Store::open(&path).unwrap();
         previous
-            .observe(&[gpu("n1", "1650923001234", "crit")], 1_000, None)
+            .observe(&[gpu("n1", "1650923001234", "crit")], 1_000, at(None))
             .unwrap();
     }
     let mut store = Store::open(&path).unwrap();
     let sighting = gpu("n1", "1650923001234", "crit");
-    assert_eq!(store.observe(&[sighting], 2_000, Some("east")).unwrap(), 0);
-    let inc = store.incidents(0, Some("east")).unwrap();
+    assert_eq!(
+        store.observe(&[sighting], 2_000, at(Some("east"))).unwrap(),
+        0
+    );
+    let inc = store.incidents(0, at(Some("east"))).unwrap();
     assert_eq!(inc.gpus.get("GPU-1650923001234"), Some(&1), "{inc:?}");
 }
 
@@ -368,11 +411,11 @@ fn a_gpu_moved_to_another_site_s_node_of_the_same_name_is_a_move() {
         for (k, site) in sites.into_iter().enumerate() {
             let board = gpu("n1", "1650923001234", "ok");
             store
-                .observe(&[board], 1_000 * (k as u64 + 1), site)
+                .observe(&[board], 1_000 * (k as u64 + 1), at(site))
                 .unwrap();
         }
         store
-            .history("1650923001234", 0, None)
+            .history("1650923001234", 0, at(None))
             .unwrap()
             .into_iter()
             .filter(|e| e.kind == kind::MOVED)

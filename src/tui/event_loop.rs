@@ -137,7 +137,7 @@ async fn event_loop(
             .acks
             .into_iter()
             .flat_map(|ack| {
-                log.node_names(ack.site.as_deref(), &ack.node)
+                log.node_names((ack.site.as_deref(), ack.inventory.as_deref()), &ack.node)
                     .into_iter()
                     .map(move |node| audit::Ack {
                         node,

@@ -18,7 +18,7 @@ const XID_79: &str =
 
 /// One node `tn01` with XID 79 (GPUs of board seed `seed`), its inventory as `NAME.toml`, rebooting by a
 /// command, writing the audit log `log`, a repeat offender at its first incident.
-fn site(name: &str, seed: u32, log: &Path) -> (Fleet, PathBuf) {
+pub(crate) fn site(name: &str, seed: u32, log: &Path) -> (Fleet, PathBuf) {
     // Boards of their own on each site: the fake library's serial repeats the UUID's last four characters.
     let spec = Spec::node(seed, 2)
         .with_gpu_column(0, 1, &format!("GPU-board-{seed}{seed}00"))
@@ -35,7 +35,7 @@ fn site(name: &str, seed: u32, log: &Path) -> (Fleet, PathBuf) {
     (fleet, path)
 }
 
-fn snapshot(fleet: &Fleet, config: &Path, context: &str) -> Value {
+pub(crate) fn snapshot(fleet: &Fleet, config: &Path, context: &str) -> Value {
     let out = fleetop(
         fleet,
         config,
@@ -53,7 +53,7 @@ fn snapshot(fleet: &Fleet, config: &Path, context: &str) -> Value {
     json(&out)
 }
 
-fn reasons(node: &Value) -> String {
+pub(crate) fn reasons(node: &Value) -> String {
     node["reasons"].to_string()
 }
 

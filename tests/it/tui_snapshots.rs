@@ -245,6 +245,7 @@ fn a_repeat_offender_is_flagged_and_the_detail_shows_its_history_escaped() {
         kind: kind.into(),
         detail: detail.into(),
         site: None,
+        inventory: None,
     };
     app.selected = 0;
     app.view = View::Detail;

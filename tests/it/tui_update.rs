@@ -475,6 +475,7 @@ fn the_detail_asks_for_its_node_s_history_once_then_every_30_s_and_keeps_it_boun
         kind: "health".into(),
         detail: "crit".into(),
         site: None,
+        inventory: None,
     };
     app.on_history(0, Ok((0..500).map(event).collect()));
     let shown = app.history.events.as_ref().unwrap();

@@ -79,7 +79,11 @@ fn verdict_after(log: &[String]) -> (Health, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
     std::fs::write(&path, log.join("\n") + "\n").unwrap();
-    fleet.note_resets(&fleetop::actions::resets::read(&path, None, false));
+    fleet.note_resets(&fleetop::actions::resets::read(
+        &path,
+        Default::default(),
+        false,
+    ));
     let view = fleet.node_view(0, now + Duration::from_secs(60), Pending::Connecting);
     let gpu = &view.gpus[0].verdict;
     (gpu.health, gpu.reasons.clone())
@@ -144,7 +148,11 @@ fn an_unlisted_gpus_xid_is_history_only_after_a_reboot() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         std::fs::write(&path, log.join("\n") + "\n").unwrap();
-        fleet.note_resets(&fleetop::actions::resets::read(&path, None, false));
+        fleet.note_resets(&fleetop::actions::resets::read(
+            &path,
+            Default::default(),
+            false,
+        ));
         let view = fleet.node_view(0, now, Pending::Connecting);
         (view.verdict.health, view.verdict.reasons)
     };

@@ -69,6 +69,7 @@ impl App {
                     })
                     .collect(),
                 site: None,
+                inventory: None,
                 demo: false,
             });
         }
