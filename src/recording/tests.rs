@@ -132,7 +132,8 @@ fn real_lanes() -> crate::recording::codec::Lanes {
                         e: Event::Sample,
                     };
                     let base = crate::recording::packed::delta_base(last[m.node].as_ref(), s);
-                    write(&f, after, Some((base, s)), &mut lanes).unwrap();
+                    let masks = crate::recording::packed::changes(base, s);
+                    write(&f, after, Some((base, s, &masks)), &mut lanes).unwrap();
                     last[m.node] = Some(s.clone());
                 }
                 other => {
@@ -310,7 +311,7 @@ fn a_seek_past_a_keyframe_hands_out_the_jobs_recorded_before_it() {
 
 // The binary sample frame (`packed.rs`).
 use crate::recording::codec::{Cursor, Lanes};
-use crate::recording::packed::{delta_base, get_delta, get_whole, put, Node, MAX_FIELD};
+use crate::recording::packed::{changes, delta_base, get_delta, get_whole, put, Node, MAX_FIELD};
 use crate::telemetry::{GpuSample, NodeSample};
 
 fn packed_round_trip(samples: &[NodeSample]) -> Vec<NodeSample> {
@@ -319,7 +320,7 @@ fn packed_round_trip(samples: &[NodeSample]) -> Vec<NodeSample> {
     let mut whole = Vec::new();
     for s in samples {
         let base = delta_base(before, s);
-        put(base, s, &mut out).unwrap();
+        put(base, s, &changes(base, s), &mut out).unwrap();
         whole.push(base.is_none());
         before = Some(s);
     }
@@ -348,7 +349,8 @@ fn samples_of_the_demo_come_back_equal_and_deltas_are_small() {
         .collect();
     assert_eq!(packed_round_trip(&samples), samples);
     let mut out = Lanes::default();
-    put(Some(&samples[0]), &samples[1], &mut out).unwrap();
+    let masks = changes(Some(&samples[0]), &samples[1]);
+    put(Some(&samples[0]), &samples[1], &masks, &mut out).unwrap();
     // Each GPU's record holds its seven numbers whatever changed (power two bytes and its last place one),
     // its bitmap of the other fields one: 8 × 11, and the node's bitmap.
     assert!(
@@ -397,7 +399,8 @@ fn a_node_grown_past_a_whole_sample_is_refused() {
     let mut out = Lanes::default();
     let mut before: Option<&NodeSample> = None;
     for s in &samples {
-        put(delta_base(before, s), s, &mut out).unwrap();
+        let base = delta_base(before, s);
+        put(base, s, &changes(base, s), &mut out).unwrap();
         before = Some(s);
     }
     let mut c = Cursor::new(std::array::from_fn(|i| out.lane[i].as_slice()));
