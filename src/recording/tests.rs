@@ -361,6 +361,31 @@ fn samples_of_the_demo_come_back_equal_and_deltas_are_small() {
 }
 
 #[test]
+fn the_kept_sample_copies_what_changed_into_the_one_before() {
+    use crate::recording::packed::keep_changes;
+    let inv = crate::inventory::Inventory::demo();
+    let mut samples: Vec<NodeSample> = (0..6)
+        .map(|tick| {
+            crate::transport::sim::model::sample(&inv, 7, 3, tick, 1_700_000_000_000 + tick * 1000)
+        })
+        .collect();
+    // Rarer fields change too: a GPU's name, a node's warnings, and back.
+    samples[2].gpus[5].name = Some("renamed".into());
+    samples[3].warnings = vec!["kernel log unreadable".into()];
+    let mut kept = samples[0].clone();
+    for s in &samples[1..] {
+        let masks = changes(Some(&kept), s);
+        assert_ne!(masks.iter().copied().fold(0, u64::max), 0);
+        keep_changes(&mut kept, s, &masks);
+        assert_eq!(&kept, s);
+    }
+    // Changed fields counted for another sample are refused, not indexed past.
+    let mut out = Lanes::default();
+    let err = put(Some(&samples[0]), &samples[1], &[0; 3], &mut out).unwrap_err();
+    assert!(err.contains("another sample"), "{err}");
+}
+
+#[test]
 fn a_gpu_more_or_less_goes_whole() {
     let mut one = NodeSample {
         t: 5,
