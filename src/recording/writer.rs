@@ -259,7 +259,13 @@ impl Writer {
     /// Writes one frame into the block being filled; false (and counted in `dropped`) when it came out past
     /// the frame cap.
     fn push(&mut self, frame: &Frame) -> Result<bool, String> {
-        let written = push_frame(&mut self.lanes, &mut self.after, &mut self.times, frame, None);
+        let written = push_frame(
+            &mut self.lanes,
+            &mut self.after,
+            &mut self.times,
+            frame,
+            None,
+        );
         self.dropped += u64::from(!written);
         self.heard |= written;
         Ok(written)
