@@ -72,6 +72,30 @@ fn a_block_whose_streams_do_not_fit_its_body_is_refused_with_its_file_and_offset
 }
 
 #[test]
+fn a_block_past_bzip2_s_block_size_compresses_whole_in_every_lane() {
+    use crate::recording::block::{encode, BlockReader, SEGMENT_MAGIC};
+    let mut lanes = real_lanes();
+    // Past 900 kB in each stream, the records incompressible: the compressor is fed and drained in turns.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    lanes.lane[0].extend(std::iter::repeat_n(7u8, 1_500_000));
+    lanes.lane[crate::recording::codec::LANES - 1].extend(&noise);
+    let mut file = SEGMENT_MAGIC.to_vec();
+    file.extend(encode(&lanes, 0, 1).unwrap());
+    let mut blocks = BlockReader::new(&file[..], "seg".into()).unwrap();
+    // A block whose streams decompress to other than its lanes' lengths is refused.
+    assert!(blocks.next_block().unwrap().is_some());
+    assert!(blocks.next_block().unwrap().is_none());
+}
+
+#[test]
 fn a_segment_named_past_year_9999_is_refused_with_its_name() {
     use crate::recording::layout::{segment_path, segments};
     let dir = tempfile::tempdir().unwrap();
