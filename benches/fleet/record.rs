@@ -4,7 +4,9 @@
 //! Size and the writer's own CPU are measured in-process on the simulated fleet's messages (`sim::messages`,
 //! what `--demo`'s transport sends) over `FLEETOP_BENCH_RECORD_SECS` of recorded time, and extrapolated to 24 h.
 //! The process cost is `fleetop record --demo` beside `fleetop --demo` in line mode (following alone), both
-//! running over the same `FLEETOP_BENCH_RECORD_FOLLOW_SECS`, each measured from /proc between the same points.
+//! running over the same `FLEETOP_BENCH_RECORD_FOLLOW_SECS`, each one's CPU time read from /proc between the same
+//! points, in `FLEETOP_BENCH_RECORD_TURNS` turns of fresh processes: one pair's difference moves by a couple of
+//! points on a shared machine, so the median of the turns' differences is given with their least and greatest.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -63,7 +65,8 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The scenario with `FLEETOP_BENCH_RECORD_SECS` (900) and `FLEETOP_BENCH_RECORD_FOLLOW_SECS` (30).
+/// The scenario with `FLEETOP_BENCH_RECORD_SECS` (900), `FLEETOP_BENCH_RECORD_FOLLOW_SECS` (30) and
+/// `FLEETOP_BENCH_RECORD_TURNS` (5).
 pub(crate) fn from_env() -> String {
     let env = |name: &str, default: u64| {
         std::env::var(name)
@@ -74,10 +77,11 @@ pub(crate) fn from_env() -> String {
     record(
         env("FLEETOP_BENCH_RECORD_SECS", 900),
         env("FLEETOP_BENCH_RECORD_FOLLOW_SECS", 30),
+        env("FLEETOP_BENCH_RECORD_TURNS", 5).max(1),
     )
 }
 
-fn record(seconds: u64, follow_secs: u64) -> String {
+fn record(seconds: u64, follow_secs: u64, turns: u64) -> String {
     let inv = Inventory::demo();
     let dir = tempfile::tempdir().expect("tempdir");
     let text = std::fs::read_to_string(
@@ -133,7 +137,7 @@ fn record(seconds: u64, follow_secs: u64) -> String {
     player.seek(&mut app, tui_at).expect("seek");
     let tui_seek = (started.elapsed().as_secs_f64(), process_cpu() - cpu);
 
-    let (follow_cpu, record_cpu) = follow_with_and_without(follow_secs);
+    let beside = follow_with_and_without(follow_secs, turns);
     let mut out = String::from("\n## Recording (`fleetop record`)\n\n");
     // Seeks are timed on the wall clock, which a shared machine stretches: their CPU time is given beside.
     out += &format!(
@@ -170,11 +174,14 @@ fn record(seconds: u64, follow_secs: u64) -> String {
         "| the writer's CPU (encode, compress, write) | {:.1} % of a core | — |\n",
         writer_cpu / seconds as f64 * 100.0
     );
+    let share = |cpu: f64| cpu / follow_secs as f64 * 100.0;
+    let (extra, least, most) = median_and_range(beside.iter().map(|(f, r)| share(r - f)).collect());
+    let (follow_median, ..) = median_and_range(beside.iter().map(|(f, _)| share(*f)).collect());
+    let (record_median, ..) = median_and_range(beside.iter().map(|(_, r)| share(*r)).collect());
     out += &format!(
-        "| `fleetop record --demo` against `fleetop --demo` (line mode), same {follow_secs} s | {:.1} % against {:.1} % of a core: **{:+.1} points** | +2 % |\n",
-        record_cpu / follow_secs as f64 * 100.0,
-        follow_cpu / follow_secs as f64 * 100.0,
-        (record_cpu - follow_cpu) / follow_secs as f64 * 100.0
+        "| `fleetop record --demo` against `fleetop --demo` (line mode), side by side, {turns} turns of {follow_secs} s | \
+         {record_median:.1} % against {follow_median:.1} % of a core (medians); the difference in each turn: \
+         **median {extra:+.1} points**, {least:+.1} to {most:+.1} | +2 points |\n"
     );
     out += &format!("| open the recording | {:.3} s | — |\n", open_s);
     for (at, (wall, cpu)) in &seeks {
@@ -203,9 +210,22 @@ fn record(seconds: u64, follow_secs: u64) -> String {
     out
 }
 
-/// CPU seconds of following alone (`fleetop --demo`, line mode) and of recording, run side by side.
-fn follow_with_and_without(seconds: u64) -> (f64, f64) {
-    eprintln!("record: following with and without recording, {seconds} s…");
+/// The recorder against following, turn by turn: CPU seconds of following alone (`fleetop --demo`, line mode)
+/// and of recording (`fleetop record --demo`), run side by side over the same `seconds` in each turn.
+fn follow_with_and_without(seconds: u64, turns: u64) -> Vec<(f64, f64)> {
+    (0..turns)
+        .map(|turn| {
+            eprintln!(
+                "record: turn {} of {turns}, following with and without recording, {seconds} s…",
+                turn + 1
+            );
+            // Which starts first alternates, so neither is always the one that meets the other's start-up.
+            follow_beside_record(seconds, turn % 2 == 1)
+        })
+        .collect()
+}
+
+fn follow_beside_record(seconds: u64, record_first: bool) -> (f64, f64) {
     let out = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
     let spawn = |args: &[&str]| {
@@ -217,9 +237,15 @@ fn follow_with_and_without(seconds: u64) -> (f64, f64) {
             .spawn()
             .expect("fleetop")
     };
-    let mut follow = spawn(&["--demo"]);
     let rec_dir = out.path().join("rec");
-    let mut record = spawn(&["record", "--demo", "--out", rec_dir.to_str().unwrap_or("")]);
+    let record_args = ["record", "--demo", "--out", rec_dir.to_str().unwrap_or("")];
+    let (mut follow, mut record) = if record_first {
+        let record = spawn(&record_args);
+        (spawn(&["--demo"]), record)
+    } else {
+        let follow = spawn(&["--demo"]);
+        (follow, spawn(&record_args))
+    };
     // Past start-up: both have every node's hello and first samples.
     std::thread::sleep(Duration::from_secs(5));
     let (f0, r0) = (proc_cpu(follow.id()), proc_cpu(record.id()));
@@ -230,4 +256,19 @@ fn follow_with_and_without(seconds: u64) -> (f64, f64) {
         let _ = child.wait();
     }
     (f1 - f0, r1 - r0)
+}
+
+/// The median of `values` and their least and greatest.
+fn median_and_range(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    (median, values[0], values[n - 1])
 }

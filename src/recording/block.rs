@@ -5,7 +5,7 @@
 //! file is a torn tail (a recorder killed mid-write) and ends the segment there.
 
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::ops::Range;
 
 use super::codec::{Cursor, Lanes, LANES};
@@ -37,8 +37,8 @@ pub(super) fn encode(lanes: &Lanes, first_t: u64, last_t: u64) -> Result<Vec<u8>
         .flat_map(|l| (l.len() as u32).to_le_bytes())
         .collect();
     let (records, others) = lanes.lane.split_last().ok_or("a block of no lanes")?;
-    let others = squeeze(std::iter::once(&lengths).chain(others))?;
-    let records = squeeze([records])?;
+    let others = squeeze(std::iter::once(&lengths).chain(others), REPEATING)?;
+    let records = squeeze([records], DEFAULT_WORK)?;
     let body_len = 4 + others.len() + records.len();
     let len = u32::try_from(body_len)
         .ok()
@@ -55,14 +55,48 @@ pub(super) fn encode(lanes: &Lanes, first_t: u64, last_t: u64) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// One bzip2 stream of `parts`, joined.
-fn squeeze<'a>(parts: impl IntoIterator<Item = &'a Vec<u8>>) -> Result<Vec<u8>, String> {
-    let mut z = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
-    parts
-        .into_iter()
-        .try_for_each(|bytes| z.write_all(bytes))
-        .and_then(|()| z.finish())
-        .map_err(|e| format!("compress a block: {e}"))
+/// bzip2's work factor for the other lanes: their frame heads repeat, so its fast sort gives up on them and
+/// starts over with its fallback sort; at 1 it gives up at once. The bytes are the same at any work factor (the
+/// sort's result is), a third less CPU for this stream (docs/benchmarks.md); the records keep the default.
+const REPEATING: u32 = 1;
+/// libbzip2's default work factor.
+const DEFAULT_WORK: u32 = 30;
+
+/// One bzip2 stream of `parts`, joined, at level 9 and `work_factor`.
+fn squeeze<'a>(
+    parts: impl IntoIterator<Item = &'a Vec<u8>>,
+    work_factor: u32,
+) -> Result<Vec<u8>, String> {
+    let fail = |e: bzip2::Error| format!("compress a block: {e}");
+    let mut z = bzip2::Compress::new(bzip2::Compression::best(), work_factor);
+    let mut out = Vec::new();
+    for part in parts {
+        let mut done = 0;
+        while done < part.len() {
+            out.reserve(part.len() - done + (64 << 10));
+            let before = (z.total_in(), z.total_out());
+            z.compress_vec(&part[done..], &mut out, bzip2::Action::Run)
+                .map_err(fail)?;
+            // Either input taken or output given (a full block sorted into `out`'s room): else it would spin.
+            if (z.total_in(), z.total_out()) == before {
+                return Err("compress a block: the compressor made no progress".into());
+            }
+            done += usize::try_from(z.total_in() - before.0).unwrap_or(0);
+        }
+    }
+    loop {
+        out.reserve(64 << 10);
+        let before = z.total_out();
+        if z.compress_vec(&[], &mut out, bzip2::Action::Finish)
+            .map_err(fail)?
+            == bzip2::Status::StreamEnd
+        {
+            return Ok(out);
+        }
+        if z.total_out() == before {
+            return Err("compress a block: the compressor made no progress".into());
+        }
+    }
 }
 
 /// Appends the bzip2 stream `stream` decompressed to `raw`, refusing a block past its decompressed cap.

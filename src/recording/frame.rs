@@ -364,16 +364,16 @@ impl After {
 }
 
 /// Writes `frame` after the frame `after`; a sample frame's values are `sample`, as its changes from `base`
-/// (see [`packed::delta_base`]) or whole.
+/// (see [`packed::delta_base`]) or whole, with its changed fields (see [`packed::Held::masks`]).
 pub(super) fn write(
     frame: &Frame,
     after: After,
-    sample: Option<(Option<&NodeSample>, &NodeSample)>,
+    sample: Option<(Option<&NodeSample>, &NodeSample, &[u64])>,
     out: &mut Lanes,
 ) -> Result<(), String> {
     let kind = match (&frame.e, sample) {
-        (Event::Sample, Some((Some(_), _))) => CHANGES,
-        (Event::Sample, Some((None, _))) => WHOLE,
+        (Event::Sample, Some((Some(_), _, _))) => CHANGES,
+        (Event::Sample, Some((None, _, _))) => WHOLE,
         (Event::Sample, None) => return Err("a sample frame without its sample".into()),
         (Event::Beat, _) => BEAT,
         _ => EVENT,
@@ -383,7 +383,7 @@ pub(super) fn write(
     out.int(Lane::Head, after.node_change(frame.n));
     match sample {
         _ if kind == BEAT => Ok(()),
-        Some((base, new)) if kind != EVENT => packed::put(base, new, out),
+        Some((base, new, masks)) if kind != EVENT => packed::put(base, new, masks, out),
         _ => {
             let json = serde_json::to_vec(&frame.e).map_err(|e| format!("encode a frame: {e}"))?;
             if json.len() > MAX_EVENT {

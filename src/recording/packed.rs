@@ -12,6 +12,12 @@ use super::codec::{Cursor, Lane, Lanes, Moving};
 use crate::telemetry::wire::MAX_GPUS_PER_SAMPLE;
 use crate::telemetry::{GpuSample, NodeSample};
 
+#[path = "held.rs"]
+mod held;
+#[cfg(test)]
+pub(super) use held::changes;
+pub(super) use held::{keep_changes, Held};
+
 /// Largest text or JSON value one field holds.
 pub(super) const MAX_FIELD: usize = 256 << 10;
 /// Largest sum of a node's texts and JSON values: a whole sample's cap, what a live line may hold (the writer
@@ -178,10 +184,12 @@ packed_json!(
 /// reads them back into a value, noting the text bytes each field holds in `held` and their sum in `total`. Listing every field, without
 /// `..`, makes a field added to the type stop this compiling until it is given a place.
 macro_rules! table {
-    ($put:ident, $get:ident, $held:ident, $count:ident, $ty:ident, { $($f:ident),* $(,)? } $(, skip $($skip:ident),*)?) => {
+    ($changed:ident, $put:ident, $apply:ident, $get:ident, $held:ident, $count:ident, $ty:ident, { $($f:ident),* $(,)? } $(, skip $($skip:ident),*)?) => {
         const $count: usize = [$(stringify!($f)),*].len();
 
-        fn $put(old: &$ty, new: &$ty, out: &mut Lanes) -> Result<(), String> {
+        /// Which fields of `new` differ from `old`, a bit each in the table's order: compared once, and the
+        /// bitmap serves both the text bytes' count and the frame.
+        fn $changed(old: &$ty, new: &$ty) -> u64 {
             let $ty { $($f: _,)* $($($skip: _,)*)? } = new;
             let mut mask = 0u64;
             let mut bit = 0;
@@ -192,20 +200,41 @@ macro_rules! table {
                 bit += 1;
             )*
             let _ = bit;
+            mask
+        }
+
+        /// Writes the bitmap `mask` (from `$changed`) and the fields of `new` it names, as changes from `old`.
+        fn $put(old: &$ty, new: &$ty, mask: u64, out: &mut Lanes) -> Result<(), String> {
             out.uint(Lane::Head, mask);
+            let mut bit = 0;
             $(
-                if old.$f != new.$f {
+                if mask & 1 << bit != 0 {
                     new.$f.pack(&old.$f, out)?;
                 }
+                bit += 1;
             )*
+            let _ = bit;
             Ok(())
         }
 
-        /// Notes in `held` and `total` the text bytes `new` holds, as `$get` will read them.
-        fn $held(old: &$ty, new: &$ty, held: &mut [usize], total: &mut usize) -> Result<(), String> {
+        /// Copies into `into` the fields of `new` that `mask` names (the others are equal already).
+        fn $apply(into: &mut $ty, new: &$ty, mask: u64) {
             let mut bit = 0;
             $(
-                if old.$f != new.$f {
+                if mask & 1 << bit != 0 {
+                    into.$f.clone_from(&new.$f);
+                }
+                bit += 1;
+            )*
+            let _ = bit;
+        }
+
+        /// Notes in `held` and `total` the text bytes of the fields of `new` that `mask` names, as `$get` will
+        /// read them.
+        fn $held(new: &$ty, mask: u64, held: &mut [usize], total: &mut usize) -> Result<(), String> {
+            let mut bit = 0;
+            $(
+                if mask & 1 << bit != 0 {
                     let bytes = new.$f.text_bytes()?;
                     *total = *total - held[bit] + bytes;
                     held[bit] = bytes;
@@ -237,7 +266,7 @@ macro_rules! table {
     };
 }
 
-table!(put_gpu, get_gpu, held_gpu, GPU_FIELDS, GpuSample, {
+table!(changed_gpu, put_gpu, apply_gpu, get_gpu, held_gpu, GPU_FIELDS, GpuSample, {
     index, uuid, name, mem_total_mib, power_limit_w, throttle, ecc_uncorrected, remapped_rows_pending, remapped_rows_failed, xid,
     xid_events, pcie_gen, pcie_width, temp_slowdown_c, temp_shutdown_c, mem_temp_max_c,
     remapped_rows_uncorrectable, mig_enabled, pci_bus_id, serial, vbios, tlimit_margin_c, tlimit_shutdown_c,
@@ -282,7 +311,7 @@ fn get_record(gpu: &mut GpuSample, c: &mut Cursor) -> Result<(), String> {
     Ok(())
 }
 
-table!(put_node, get_node, held_node, NODE_FIELDS, NodeSample, {
+table!(changed_node, put_node, apply_node, get_node, held_node, NODE_FIELDS, NodeSample, {
     t, warnings, sxid, unmatched_xid, ib, past,
 }, skip gpus);
 
@@ -295,55 +324,6 @@ pub(super) struct Node {
     held: Vec<usize>,
     /// The sum of `held`.
     total: usize,
-}
-
-/// The text bytes of a node's sample as its reader counts them (`Node`'s), kept by the writer so that it
-/// never writes a sample its reader refuses: a compact stream patches one field at a time, each patch small,
-/// and the patched sample can outgrow what a whole sample may hold.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Held {
-    held: Vec<usize>,
-    total: usize,
-}
-
-impl Held {
-    /// Notes `new`, written as its changes from `base` (from [`delta_base`]) or whole; an error, and nothing
-    /// kept, where the reader would refuse it.
-    pub fn note(&mut self, base: Option<&NodeSample>, new: &NodeSample) -> Result<(), String> {
-        let noted = self.note_fields(base, new);
-        if noted.is_err() {
-            *self = Held::default();
-        }
-        noted
-    }
-
-    fn note_fields(&mut self, base: Option<&NodeSample>, new: &NodeSample) -> Result<(), String> {
-        let empty = NodeSample::default();
-        let old = match base {
-            Some(old) => old,
-            None => {
-                self.held = vec![0; new.gpus.len() * GPU_FIELDS + NODE_FIELDS];
-                self.total = 0;
-                &empty
-            }
-        };
-        if self.held.len() != new.gpus.len() * GPU_FIELDS + NODE_FIELDS {
-            return Err("a sample's changes from one of another size".into());
-        }
-        let (gpu_held, node_held) = self.held.split_at_mut(new.gpus.len() * GPU_FIELDS);
-        let no_gpu = GpuSample::default();
-        for (i, (now, held)) in new
-            .gpus
-            .iter()
-            .zip(gpu_held.chunks_mut(GPU_FIELDS))
-            .enumerate()
-        {
-            let was = old.gpus.get(i).unwrap_or(&no_gpu);
-            held_gpu(was, now, held, &mut self.total)?;
-        }
-        held_node(old, new, node_held, &mut self.total)?;
-        within_node_cap(self.total)
-    }
 }
 
 fn within_node_cap(total: usize) -> Result<(), String> {
@@ -363,28 +343,36 @@ pub(super) fn delta_base<'a>(
     old.filter(|o| o.gpus.len() == new.gpus.len())
 }
 
-/// Writes `new` as its changes from `base` (from [`delta_base`]), or whole where there is none.
+/// Writes `new` as its changes from `base` (from [`delta_base`]), or whole where there is none; `masks` are its
+/// changed fields (from [`Held::masks`]).
 pub(super) fn put(
     base: Option<&NodeSample>,
     new: &NodeSample,
+    masks: &[u64],
     out: &mut Lanes,
 ) -> Result<(), String> {
+    let Some((&node_mask, masks)) = masks
+        .split_last()
+        .filter(|(_, gpus)| gpus.len() == new.gpus.len())
+    else {
+        return Err("a sample's changed fields counted for another sample".into());
+    };
     match base {
         Some(old) => {
-            for (was, now) in old.gpus.iter().zip(&new.gpus) {
+            for ((was, now), mask) in old.gpus.iter().zip(&new.gpus).zip(masks) {
                 out.record(&moving(now), &moving(was));
-                put_gpu(was, now, out)?;
+                put_gpu(was, now, *mask, out)?;
             }
-            put_node(old, new, out)
+            put_node(old, new, node_mask, out)
         }
         None => {
             let empty = GpuSample::default();
             out.uint(Lane::Head, new.gpus.len() as u64);
-            for gpu in &new.gpus {
+            for (gpu, mask) in new.gpus.iter().zip(masks) {
                 out.record(&moving(gpu), &moving(&empty));
-                put_gpu(&empty, gpu, out)?;
+                put_gpu(&empty, gpu, *mask, out)?;
             }
-            put_node(&NodeSample::default(), new, out)
+            put_node(&NodeSample::default(), new, node_mask, out)
         }
     }
 }

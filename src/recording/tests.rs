@@ -72,6 +72,30 @@ fn a_block_whose_streams_do_not_fit_its_body_is_refused_with_its_file_and_offset
 }
 
 #[test]
+fn a_block_past_bzip2_s_block_size_compresses_whole_in_every_lane() {
+    use crate::recording::block::{encode, BlockReader, SEGMENT_MAGIC};
+    let mut lanes = real_lanes();
+    // Past 900 kB in each stream, the records incompressible: the compressor is fed and drained in turns.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..2_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    lanes.lane[0].extend(std::iter::repeat_n(7u8, 1_500_000));
+    lanes.lane[crate::recording::codec::LANES - 1].extend(&noise);
+    let mut file = SEGMENT_MAGIC.to_vec();
+    file.extend(encode(&lanes, 0, 1).unwrap());
+    let mut blocks = BlockReader::new(&file[..], "seg".into()).unwrap();
+    // A block whose streams decompress to other than its lanes' lengths is refused.
+    assert!(blocks.next_block().unwrap().is_some());
+    assert!(blocks.next_block().unwrap().is_none());
+}
+
+#[test]
 fn a_segment_named_past_year_9999_is_refused_with_its_name() {
     use crate::recording::layout::{segment_path, segments};
     let dir = tempfile::tempdir().unwrap();
@@ -132,7 +156,8 @@ fn real_lanes() -> crate::recording::codec::Lanes {
                         e: Event::Sample,
                     };
                     let base = crate::recording::packed::delta_base(last[m.node].as_ref(), s);
-                    write(&f, after, Some((base, s)), &mut lanes).unwrap();
+                    let masks = crate::recording::packed::changes(base, s);
+                    write(&f, after, Some((base, s, &masks)), &mut lanes).unwrap();
                     last[m.node] = Some(s.clone());
                 }
                 other => {
@@ -310,7 +335,7 @@ fn a_seek_past_a_keyframe_hands_out_the_jobs_recorded_before_it() {
 
 // The binary sample frame (`packed.rs`).
 use crate::recording::codec::{Cursor, Lanes};
-use crate::recording::packed::{delta_base, get_delta, get_whole, put, Node, MAX_FIELD};
+use crate::recording::packed::{changes, delta_base, get_delta, get_whole, put, Node, MAX_FIELD};
 use crate::telemetry::{GpuSample, NodeSample};
 
 fn packed_round_trip(samples: &[NodeSample]) -> Vec<NodeSample> {
@@ -319,7 +344,7 @@ fn packed_round_trip(samples: &[NodeSample]) -> Vec<NodeSample> {
     let mut whole = Vec::new();
     for s in samples {
         let base = delta_base(before, s);
-        put(base, s, &mut out).unwrap();
+        put(base, s, &changes(base, s), &mut out).unwrap();
         whole.push(base.is_none());
         before = Some(s);
     }
@@ -348,7 +373,8 @@ fn samples_of_the_demo_come_back_equal_and_deltas_are_small() {
         .collect();
     assert_eq!(packed_round_trip(&samples), samples);
     let mut out = Lanes::default();
-    put(Some(&samples[0]), &samples[1], &mut out).unwrap();
+    let masks = changes(Some(&samples[0]), &samples[1]);
+    put(Some(&samples[0]), &samples[1], &masks, &mut out).unwrap();
     // Each GPU's record holds its seven numbers whatever changed (power two bytes and its last place one),
     // its bitmap of the other fields one: 8 × 11, and the node's bitmap.
     assert!(
@@ -356,6 +382,31 @@ fn samples_of_the_demo_come_back_equal_and_deltas_are_small() {
         "a second's changes take {} bytes",
         out.len()
     );
+}
+
+#[test]
+fn the_kept_sample_copies_what_changed_into_the_one_before() {
+    use crate::recording::packed::keep_changes;
+    let inv = crate::inventory::Inventory::demo();
+    let mut samples: Vec<NodeSample> = (0..6)
+        .map(|tick| {
+            crate::transport::sim::model::sample(&inv, 7, 3, tick, 1_700_000_000_000 + tick * 1000)
+        })
+        .collect();
+    // Rarer fields change too: a GPU's name, a node's warnings, and back.
+    samples[2].gpus[5].name = Some("renamed".into());
+    samples[3].warnings = vec!["kernel log unreadable".into()];
+    let mut kept = samples[0].clone();
+    for s in &samples[1..] {
+        let masks = changes(Some(&kept), s);
+        assert_ne!(masks.iter().copied().fold(0, u64::max), 0);
+        keep_changes(&mut kept, s, &masks);
+        assert_eq!(&kept, s);
+    }
+    // Changed fields counted for another sample are refused, not indexed past.
+    let mut out = Lanes::default();
+    let err = put(Some(&samples[0]), &samples[1], &[0; 3], &mut out).unwrap_err();
+    assert!(err.contains("another sample"), "{err}");
 }
 
 #[test]
@@ -397,7 +448,8 @@ fn a_node_grown_past_a_whole_sample_is_refused() {
     let mut out = Lanes::default();
     let mut before: Option<&NodeSample> = None;
     for s in &samples {
-        put(delta_base(before, s), s, &mut out).unwrap();
+        let base = delta_base(before, s);
+        put(base, s, &changes(base, s), &mut out).unwrap();
         before = Some(s);
     }
     let mut c = Cursor::new(std::array::from_fn(|i| out.lane[i].as_slice()));

@@ -11,7 +11,7 @@ use super::block::{self, BLOCK_TARGET, SEGMENT_MAGIC};
 use super::codec::{Lanes, MAX_FRAME};
 use super::frame::{self, After, Event, Frame, NodeSlots, Slot, MAX_ANSWERS_PER_BLOCK};
 use super::layout::{segment_path, segments, MAX_SEGMENTS, MAX_SEGMENT_BYTES};
-use super::packed::{delta_base, Held};
+use super::packed::{delta_base, keep_changes, Held};
 use crate::inventory::Inventory;
 use crate::telemetry::NodeSample;
 use crate::transport::{Msg, NodeEvent};
@@ -113,7 +113,7 @@ impl Writer {
         let Some(frame) = self.frame(wall_ms, msg.node, event)? else {
             return Ok(());
         };
-        self.push(&frame, None)?;
+        self.push(&frame)?;
         self.flush_if_full()
     }
 
@@ -183,7 +183,7 @@ impl Writer {
                 e: Event::Jobs(jobs),
             };
             // A list past the frame cap stays unrecorded, and is tried again at the next answer.
-            if self.push(&frame, None)? {
+            if self.push(&frame)? {
                 self.slots[n].keep(wall_ms, &frame.e);
                 changed = true;
             }
@@ -205,7 +205,7 @@ impl Writer {
                     checked: workload.checked.clone(),
                 },
             };
-            if self.push(&frame, None)? {
+            if self.push(&frame)? {
                 self.answer = Some(frame);
                 self.answers += 1;
             }
@@ -229,8 +229,23 @@ impl Writer {
             self.dropped += 1;
             return Ok(());
         }
-        if self.push(&frame, Some((base, sample)))? {
+        let masks = self.held[frame.n].masks();
+        let written = push_frame(
+            &mut self.lanes,
+            &mut self.after,
+            &mut self.times,
+            &frame,
+            Some((base, sample, masks)),
+        );
+        self.dropped += u64::from(!written);
+        self.heard |= written;
+        if written {
+            // Only what changed is copied into the kept sample: most of a GPU's fields stay as they were.
             self.current[frame.n] = Some(match kept {
+                Some(mut kept) if base.is_some() => {
+                    keep_changes(&mut kept, sample, masks);
+                    kept
+                }
                 Some(mut kept) => {
                     kept.clone_from(sample);
                     kept
@@ -243,26 +258,17 @@ impl Writer {
 
     /// Writes one frame into the block being filled; false (and counted in `dropped`) when it came out past
     /// the frame cap.
-    fn push(
-        &mut self,
-        frame: &Frame,
-        sample: Option<(Option<&NodeSample>, &NodeSample)>,
-    ) -> Result<bool, String> {
-        let (mark, before) = (self.lanes.mark(), self.lanes.len());
-        let written = frame::write(frame, self.after, sample, &mut self.lanes);
-        if written.is_err() || self.lanes.len() - before > MAX_FRAME {
-            self.lanes.undo(mark);
-            self.dropped += 1;
-            return Ok(false);
-        }
-        self.after = After {
-            t: frame.t,
-            n: frame.n,
-        };
-        self.heard = true;
-        let (first, last) = self.times.unwrap_or((frame.t, frame.t));
-        self.times = Some((first.min(frame.t), last.max(frame.t)));
-        Ok(true)
+    fn push(&mut self, frame: &Frame) -> Result<bool, String> {
+        let written = push_frame(
+            &mut self.lanes,
+            &mut self.after,
+            &mut self.times,
+            frame,
+            None,
+        );
+        self.dropped += u64::from(!written);
+        self.heard |= written;
+        Ok(written)
     }
 
     /// Writes the buffered frames as one block now (a stopped recorder, a new segment; the recorder's beats
@@ -298,7 +304,7 @@ impl Writer {
                 k: false,
                 e: Event::Beat,
             };
-            self.push(&beat, None)?;
+            self.push(&beat)?;
         }
         self.heard = false;
         self.beats += 1;
@@ -355,13 +361,13 @@ impl Writer {
                     (Event::Sample, Some(sample)) => self.push_sample(frame, &sample, true)?,
                     (_, kept) => {
                         self.current[n] = kept;
-                        self.push(&frame, None)?;
+                        self.push(&frame)?;
                     }
                 }
             }
         }
         if let Some(answer) = answer {
-            self.answers += usize::from(self.push(&answer, None)?);
+            self.answers += usize::from(self.push(&answer)?);
         }
         self.flush()?;
         self.prune(start)
@@ -386,6 +392,31 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Writes one frame into `lanes` after the block's last frame `after`, whose times span `times`; false (and
+/// nothing written) when it came out past the frame cap. Apart from the writer so a sample's changed fields,
+/// which its `Held` keeps, are lent to it without copying.
+fn push_frame(
+    lanes: &mut Lanes,
+    after: &mut After,
+    times: &mut Option<(u64, u64)>,
+    frame: &Frame,
+    sample: Option<(Option<&NodeSample>, &NodeSample, &[u64])>,
+) -> bool {
+    let (mark, before) = (lanes.mark(), lanes.len());
+    let written = frame::write(frame, *after, sample, lanes);
+    if written.is_err() || lanes.len() - before > MAX_FRAME {
+        lanes.undo(mark);
+        return false;
+    }
+    *after = After {
+        t: frame.t,
+        n: frame.n,
+    };
+    let (first, last) = times.unwrap_or((frame.t, frame.t));
+    *times = Some((first.min(frame.t), last.max(frame.t)));
+    true
 }
 
 #[cfg(test)]
