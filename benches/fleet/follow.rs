@@ -2,6 +2,7 @@
 //! in its line mode, CPU between two points once every node is up, and peak RSS. With
 //! `FLEETOP_BENCH_PREVIOUS=<a previous release's fleetop>` the two follow the same fleet in turns (previous,
 //! this, previous, this…), so the shared machine's noise falls on both alike and the ratio is what to read.
+//! `FLEETOP_BENCH_ALSO=<another build's fleetop>` (say, the branch point of a change) takes turns as well.
 //! `FLEETOP_BENCH_PIN=1`: the fleet (sshds, agents or replayers) on CPU 0 and the following fleetop on CPU 1
 //! (`taskset`), so the fleet's load neither preempts fleetop nor evicts its caches.
 
@@ -228,11 +229,19 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
         .then(|| crate::replay::replay_node_zero(&fleet));
     let inventory = one_hz_inventory(&fleet);
     let previous = std::env::var_os("FLEETOP_BENCH_PREVIOUS").map(std::path::PathBuf::from);
+    let also = std::env::var_os("FLEETOP_BENCH_ALSO").map(std::path::PathBuf::from);
     let mut rows = Vec::new();
     for round in 0..rounds {
         if let Some(binary) = &previous {
             rows.push((
                 "previous release",
+                round,
+                follow(&fleet, &inventory, n, seconds, Some(binary)),
+            ));
+        }
+        if let Some(binary) = &also {
+            rows.push((
+                "other build",
                 round,
                 follow(&fleet, &inventory, n, seconds, Some(binary)),
             ));
@@ -251,7 +260,7 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
             .collect();
         picked.iter().sum::<f64>() / picked.len().max(1) as f64
     };
-    let fleet_kind = match replayed {
+    let fleet_kind = match &replayed {
         Some(c) => format!(
             "Each node replays, at 1 Hz, the stream the agent wrote on the fake NVML (`benches/fleet/replay.c`): \
              a whole sample of {} bytes, then {} deltas ({} of them carrying a value; the last {} bytes), a whole \
@@ -260,10 +269,15 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
         ),
         None => "Each node runs the agent on the fake NVML.".into(),
     };
+    let fleet_programs = if replayed.is_some() {
+        "replayers"
+    } else {
+        "agents"
+    };
     let pinning = if pin {
         format!(
             "\nPinned (`FLEETOP_BENCH_PIN=1`): the fleet (sshds, {}) on CPU {}, fleetop on CPU {} (`taskset`).",
-            if replayed.is_some() { "replayers" } else { "agents" },
+            fleet_programs,
             crate::pinned::STORE_CPU,
             crate::pinned::CLIENT_CPU
         )
@@ -303,6 +317,16 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
             before / 60.0 * 100.0,
             mean("previous release", &|t| t.peak_rss_mib),
             before / this.max(f64::MIN_POSITIVE)
+        );
+    }
+    if let Some(binary) = &also {
+        let other = mean("other build", &|t| t.cpu_per_min);
+        out += &format!(
+            " Other build (`{}`): {:.2} % of one core, peak RSS {:.1} MiB; this build uses {:.1}× less CPU.",
+            binary.display(),
+            other / 60.0 * 100.0,
+            mean("other build", &|t| t.peak_rss_mib),
+            other / this.max(f64::MIN_POSITIVE)
         );
     }
     out + "\n"
