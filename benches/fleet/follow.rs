@@ -2,6 +2,9 @@
 //! in its line mode, CPU between two points once every node is up, and peak RSS. With
 //! `FLEETOP_BENCH_PREVIOUS=<a previous release's fleetop>` the two follow the same fleet in turns (previous,
 //! this, previous, this…), so the shared machine's noise falls on both alike and the ratio is what to read.
+//! `FLEETOP_BENCH_ALSO=<another build's fleetop>` (say, the branch point of a change) takes turns as well.
+//! `FLEETOP_BENCH_PIN=1`: the fleet (sshds, agents or replayers) on CPU 0 and the following fleetop on CPU 1
+//! (`taskset`), so the fleet's load neither preempts fleetop nor evicts its caches.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -25,6 +28,22 @@ pub(crate) struct Turn {
 pub(crate) fn as_program(cmd: &Command, binary: &Path) -> Command {
     let mut other = Command::new(binary);
     other.args(cmd.get_args());
+    with_env_of(cmd, other)
+}
+
+/// `cmd` run by `taskset -c CPU`, so it and every thread it starts stay on that core.
+fn on_cpu(cmd: &Command, cpu: usize) -> Command {
+    let mut other = Command::new("taskset");
+    other
+        .arg("-c")
+        .arg(cpu.to_string())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    with_env_of(cmd, other)
+}
+
+/// `other` given the environment changes of `cmd`.
+fn with_env_of(cmd: &Command, mut other: Command) -> Command {
     for (key, value) in cmd.get_envs() {
         match value {
             Some(v) => other.env(key, v),
@@ -32,6 +51,11 @@ pub(crate) fn as_program(cmd: &Command, binary: &Path) -> Command {
         };
     }
     other
+}
+
+/// `FLEETOP_BENCH_PIN=1`: the fleet and the following fleetop on cores of their own.
+fn pinned() -> bool {
+    std::env::var("FLEETOP_BENCH_PIN").as_deref() == Ok("1")
 }
 
 /// The fleet at 1 Hz with the bench's timeouts, as live following reads it.
@@ -58,6 +82,9 @@ pub(crate) fn follow(
     let mut cmd = fleet.fleetop(&["--inventory", inventory.to_str().unwrap_or("")]);
     if let Some(binary) = binary {
         cmd = as_program(&cmd, binary);
+    }
+    if pinned() {
+        cmd = on_cpu(&cmd, crate::pinned::CLIENT_CPU);
     }
     let mut child = cmd.stdout(Stdio::piped()).spawn().expect("fleetop");
     // Following is about the steady state: wait until every node is up (connecting 1,024 nodes takes
@@ -191,17 +218,30 @@ pub(crate) fn full_h100_fleet(n: usize) -> Fleet {
 /// turns, `rounds` turns each; the markdown section for docs/benchmarks.md.
 pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> String {
     eprintln!("live following, full H100 sample: starting {n} sshd nodes…");
+    // Pinned: this thread, and so every sshd, agent and replayer started from it, on the fleet's core.
+    let pin = pinned();
+    if pin {
+        crate::pinned::pin_thread(crate::pinned::STORE_CPU);
+    }
     let fleet = full_h100_fleet(n);
     // FLEETOP_BENCH_FLEET=replay: the nodes replay the agent's captured stream (`replay.rs`).
     let replayed = (std::env::var("FLEETOP_BENCH_FLEET").as_deref() == Ok("replay"))
         .then(|| crate::replay::replay_node_zero(&fleet));
     let inventory = one_hz_inventory(&fleet);
     let previous = std::env::var_os("FLEETOP_BENCH_PREVIOUS").map(std::path::PathBuf::from);
+    let also = std::env::var_os("FLEETOP_BENCH_ALSO").map(std::path::PathBuf::from);
     let mut rows = Vec::new();
     for round in 0..rounds {
         if let Some(binary) = &previous {
             rows.push((
                 "previous release",
+                round,
+                follow(&fleet, &inventory, n, seconds, Some(binary)),
+            ));
+        }
+        if let Some(binary) = &also {
+            rows.push((
+                "other build",
                 round,
                 follow(&fleet, &inventory, n, seconds, Some(binary)),
             ));
@@ -220,7 +260,7 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
             .collect();
         picked.iter().sum::<f64>() / picked.len().max(1) as f64
     };
-    let fleet_kind = match replayed {
+    let fleet_kind = match &replayed {
         Some(c) => format!(
             "Each node replays, at 1 Hz, the stream the agent wrote on the fake NVML (`benches/fleet/replay.c`): \
              a whole sample of {} bytes, then {} deltas ({} of them carrying a value; the last {} bytes), a whole \
@@ -229,11 +269,26 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
         ),
         None => "Each node runs the agent on the fake NVML.".into(),
     };
+    let fleet_programs = if replayed.is_some() {
+        "replayers"
+    } else {
+        "agents"
+    };
+    let pinning = if pin {
+        format!(
+            "\nPinned (`FLEETOP_BENCH_PIN=1`): the fleet (sshds, {}) on CPU {}, fleetop on CPU {} (`taskset`).",
+            fleet_programs,
+            crate::pinned::STORE_CPU,
+            crate::pinned::CLIENT_CPU
+        )
+    } else {
+        String::new()
+    };
     let mut out = format!(
         "## Live following, full H100 sample ({n} nodes at 1 Hz, {seconds} s a turn)\n\n\
          Each node sends 8 GPUs (a process each, 18 NVLinks, PCIe maxima and replays) and 8 InfiniBand ports.\n\
          {fleet_kind}\n\
-         The binaries follow the same fleet in turns, so the noise of the shared machine falls on both.\n\n\
+         The binaries follow the same fleet in turns, so the noise of the shared machine falls on both.{pinning}\n\n\
          | turn | binary | CPU s per minute | share of one core | peak RSS MiB | every node up after s | load average (1 min) |\n\
          |---:|---|---:|---:|---:|---:|---:|\n"
     );
@@ -262,6 +317,16 @@ pub(crate) fn full_sample_section(n: usize, seconds: u64, rounds: usize) -> Stri
             before / 60.0 * 100.0,
             mean("previous release", &|t| t.peak_rss_mib),
             before / this.max(f64::MIN_POSITIVE)
+        );
+    }
+    if let Some(binary) = &also {
+        let other = mean("other build", &|t| t.cpu_per_min);
+        out += &format!(
+            " Other build (`{}`): {:.2} % of one core, peak RSS {:.1} MiB; this build uses {:.1}× less CPU.",
+            binary.display(),
+            other / 60.0 * 100.0,
+            mean("other build", &|t| t.peak_rss_mib),
+            other / this.max(f64::MIN_POSITIVE)
         );
     }
     out + "\n"

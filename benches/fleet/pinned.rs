@@ -11,10 +11,10 @@ use crate::measure::load_average;
 use crate::prometheus::Store;
 use crate::refresh::{bare_client, range, snapshots};
 
-/// Where the store (Prometheus and its scrape target) runs.
-const STORE_CPU: usize = 0;
+/// Where the store (Prometheus and its scrape target) runs; in pinned live following, the fleet.
+pub(crate) const STORE_CPU: usize = 0;
 /// Where fleetop and the bare client run.
-const CLIENT_CPU: usize = 1;
+pub(crate) const CLIENT_CPU: usize = 1;
 /// The section's first line: `prometheus-pinned` replaces the file from here to the next `## ` or its end.
 const HEADING: &str = "## The store and fleetop on cores of their own";
 

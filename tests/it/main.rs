@@ -49,6 +49,7 @@ mod sites_scope;
 mod smi_captures;
 mod snapshot_cli;
 mod ssh_live;
+mod ssh_poller;
 mod ssh_snapshot;
 mod tui_actions;
 mod tui_snapshots;

@@ -1,16 +1,19 @@
 //! Runs the remote command on one long-lived exec channel and decodes its output as it streams.
 
-use std::io::{Read, Write};
+use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use ssh2::Session;
 
 use super::command::Shown;
-use super::connected::{fail, NodeFailure};
+use super::connected::NodeFailure;
+use super::following::{lost, Following, Step};
 use super::oneshot::exit_signal;
+use super::poller;
 use super::timeouts::Timeouts;
 use crate::transport::decode::StreamDecoder;
-use crate::transport::{FailureKind, NodeEvent, NodeSink};
+use crate::transport::NodeSink;
 
 /// Most stderr kept from a remote command; enough for an error message.
 const STDERR_KEEP: usize = 4096;
@@ -93,7 +96,8 @@ fn ms(d: Duration) -> u32 {
 }
 
 /// Runs `command`, feeding stdout to `decoder` until it ends, stalls, or the sink closes; an nvidia-smi
-/// stream also ends at `recheck_at`, when given (closing the channel ends the remote command).
+/// stream also ends at `recheck_at`, when given (closing the channel ends the remote command). While it
+/// streams the session is non-blocking and the shared poller reads it; this thread blocks meanwhile.
 pub fn run(
     session: &Session,
     command: &str,
@@ -103,80 +107,37 @@ pub fn run(
     recheck_at: Option<Instant>,
     shown: &Shown,
 ) -> Result<Ended, NodeFailure> {
-    let lost = |e: &dyn std::fmt::Display| {
-        fail(
-            FailureKind::Unreachable,
-            format!("SSH connection lost: {e}"),
-        )
-    };
     session.set_timeout(ms(t.first_sample));
     let mut channel = session.channel_session().map_err(|e| lost(&e))?;
     channel.exec(command).map_err(|e| lost(&e))?;
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut streaming = false;
-    // Deadlines count whole samples, not bytes: a node that sends its hello and falls silent, sends half a
-    // line, or drips bytes without a newline is timed out all the same.
-    let mut samples_seen = decoder.samples;
-    let mut due = Instant::now() + t.first_sample;
-    let mut pace = Pace::new(t.min_sample_gap);
-    loop {
-        let read = channel.read(&mut buf);
-        match read {
-            Ok(0) => {
-                let mut alive = true;
-                decoder.finish(&mut |event| {
-                    alive &= sink.send(event);
-                    alive
-                });
-                if !alive {
-                    return Ok(Ended::Stopped);
-                }
-                break;
-            }
-            Ok(n) => {
-                let mut alive = true;
-                decoder.feed(&buf[..n], &mut |event| {
-                    pace.admit(event, &mut |e| alive &= sink.send(e))
-                });
-                if !alive {
-                    return Ok(Ended::Stopped);
-                }
-                if decoder.take_full_request() {
-                    // A failed request costs nothing: the agent sends a full sample every so often anyway.
-                    let _ = channel.write_all(b"\n").and_then(|()| channel.flush());
-                }
-                if decoder.samples > samples_seen {
-                    samples_seen = decoder.samples;
-                    due = Instant::now() + t.stall;
-                    if !streaming {
-                        // After the first sample, silence longer than a few intervals means a hung node.
-                        session.set_timeout(ms(t.stall));
-                        streaming = true;
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => return Err(lost(&e)),
-        }
-        if decoder.is_smi() && recheck_at.is_some_and(|at| Instant::now() >= at) {
+    // The poller owns the decoder while it streams; it comes back with the ending.
+    let placeholder = StreamDecoder::smi(0);
+    let following = Following::new(
+        channel,
+        std::mem::replace(decoder, placeholder),
+        sink,
+        t,
+        recheck_at,
+        shown,
+    );
+    session.set_blocking(false);
+    let handed = poller::follow(following, session.as_raw_fd());
+    session.set_blocking(true);
+    session.set_timeout(ms(t.stall));
+    let (following, step) = handed?;
+    let Following {
+        mut channel,
+        decoder: streamed,
+        ..
+    } = following;
+    *decoder = streamed;
+    match step? {
+        Step::Stopped => return Ok(Ended::Stopped),
+        Step::Recheck => {
             let _ = channel.close();
             return Ok(Ended::Recheck);
         }
-        if Instant::now() >= due {
-            let (what, limit) = if streaming {
-                ("no complete sample", t.stall)
-            } else {
-                ("no first sample", t.first_sample)
-            };
-            return Err(fail(
-                FailureKind::StreamEnded,
-                format!(
-                    "{what} from `{}` for {} s",
-                    short(shown.running(decoder)),
-                    limit.as_secs_f64()
-                ),
-            ));
-        }
+        Step::Eof => {}
     }
     let mut stderr = Vec::new();
     let _ = channel
@@ -198,58 +159,4 @@ pub fn run(
         samples: decoder.samples,
         last_bad: decoder.last_bad.clone(),
     }))
-}
-
-/// Keeps a node's samples at most one per `gap`: extra ones are dropped, and the count is reported with
-/// the next sample that passes.
-struct Pace {
-    gap: Duration,
-    last: Option<Instant>,
-    dropped: u64,
-}
-
-impl Pace {
-    fn new(gap: Duration) -> Self {
-        Pace {
-            gap,
-            last: None,
-            dropped: 0,
-        }
-    }
-
-    /// Sends `event` on, unless it is a sample too soon after the last one (then false); a note about dropped
-    /// samples goes ahead of the next sample that passes.
-    fn admit(&mut self, event: NodeEvent, send: &mut impl FnMut(NodeEvent)) -> bool {
-        if !event.is_sample() {
-            send(event);
-            return true;
-        }
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|at| now.duration_since(at) < self.gap)
-        {
-            self.dropped += 1;
-            return false;
-        }
-        self.last = Some(now);
-        if self.dropped > 0 {
-            send(NodeEvent::BadLine(format!(
-                "{} sample(s) dropped: the node sends faster than its interval",
-                std::mem::take(&mut self.dropped)
-            )));
-        }
-        send(event);
-        true
-    }
-}
-
-/// The start of a command, for messages (the nvidia-smi query is long); long enough to hold the agent's
-/// path and flags.
-fn short(command: &str) -> String {
-    let mut s: String = command.chars().take(80).collect();
-    if command.chars().count() > 80 {
-        s.push('…');
-    }
-    s
 }

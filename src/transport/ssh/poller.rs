@@ -1,0 +1,206 @@
+//! One thread that waits on every streaming node's socket at once (epoll through `mio`), so a fleet of
+//! nodes each sending a sample a second costs a few wakeups a second rather than one per node: each node's
+//! worker hands its running stream here and blocks until the stream ends.
+
+use std::os::fd::RawFd;
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::connected::{fail, NodeFailure};
+use super::following::{Following, Progress, Step};
+use crate::transport::FailureKind;
+
+/// After a socket wakes the poller it waits this long before reading, so the samples of other nodes that
+/// arrive meanwhile are read on the same wakeup: 1,024 nodes at 1 Hz arrive about one a millisecond, and
+/// 30 ms serves some thirty of them per wakeup while delaying a sample far less than its interval.
+const COALESCE: Duration = Duration::from_millis(30);
+/// Most reads of one node per pass, so a node that floods cannot keep the poller from the others; what is
+/// left is read on the next pass.
+const READS_PER_PASS: usize = 64;
+/// The token of the waker that says a new stream has been handed over.
+const NEW_STREAM: Token = Token(usize::MAX);
+
+/// A stream handed over by its node's worker, and where its ending goes back.
+struct Job {
+    following: Following,
+    fd: RawFd,
+    done: mpsc::SyncSender<(Following, Result<Step, NodeFailure>)>,
+}
+
+struct Handle {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    waker: Waker,
+}
+
+static POLLER: OnceLock<Result<Handle, String>> = OnceLock::new();
+
+/// Follows `following` on the shared poller until it ends; returns it with its ending. The caller's session
+/// must be non-blocking, and `fd` its socket.
+pub(super) fn follow(
+    following: Following,
+    fd: RawFd,
+) -> Result<(Following, Result<Step, NodeFailure>), NodeFailure> {
+    let handle = POLLER.get_or_init(start).as_ref().map_err(|e| {
+        fail(
+            FailureKind::Unreachable,
+            format!("cannot wait on SSH sockets: {e}"),
+        )
+    })?;
+    let (done, ended) = mpsc::sync_channel(1);
+    let sent = handle
+        .jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(Job {
+            following,
+            fd,
+            done,
+        });
+    let gone = || fail(FailureKind::Unreachable, "the SSH stream poller stopped");
+    sent.map_err(|_| gone())?;
+    handle.waker.wake().map_err(|_| gone())?;
+    ended.recv().map_err(|_| gone())
+}
+
+fn start() -> Result<Handle, String> {
+    let poll = Poll::new().map_err(|e| e.to_string())?;
+    let waker = Waker::new(poll.registry(), NEW_STREAM).map_err(|e| e.to_string())?;
+    let (jobs, handed) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("ssh-poller".into())
+        .spawn(move || Poller::new(poll, handed).run())
+        .map_err(|e| e.to_string())?;
+    Ok(Handle {
+        jobs: Mutex::new(jobs),
+        waker,
+    })
+}
+
+struct Poller {
+    poll: Poll,
+    handed: mpsc::Receiver<Job>,
+    slots: Vec<Option<Job>>,
+    free: Vec<usize>,
+    /// Nodes to read on this pass: woken, new, or left unread by the last pass.
+    ready: Vec<usize>,
+    buf: Vec<u8>,
+}
+
+impl Poller {
+    fn new(poll: Poll, handed: mpsc::Receiver<Job>) -> Poller {
+        Poller {
+            poll,
+            handed,
+            slots: Vec::new(),
+            free: Vec::new(),
+            ready: Vec::new(),
+            buf: vec![0u8; 16 * 1024],
+        }
+    }
+
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = if self.ready.is_empty() {
+                self.slots
+                    .iter()
+                    .flatten()
+                    .map(|j| j.following.deadline())
+                    .min()
+                    .map(|d| d.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if self.wait(&mut events, timeout) {
+                std::thread::sleep(COALESCE);
+                self.wait(&mut events, Some(Duration::ZERO));
+            }
+            self.take_new();
+            self.ready.sort_unstable();
+            self.ready.dedup();
+            for slot in std::mem::take(&mut self.ready) {
+                self.read(slot);
+            }
+            let now = Instant::now();
+            for slot in 0..self.slots.len() {
+                let ended = self.slots[slot]
+                    .as_mut()
+                    .and_then(|j| j.following.check_deadlines(now));
+                if let Some(step) = ended {
+                    self.finish(slot, step);
+                }
+            }
+        }
+    }
+
+    /// Waits for sockets; true when a node's socket woke it.
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> bool {
+        if self.poll.poll(events, timeout).is_err() {
+            // EINTR, or a transient failure: the deadlines are checked and the wait begins again.
+            return false;
+        }
+        let mut socket = false;
+        for event in events.iter() {
+            if event.token() != NEW_STREAM {
+                self.ready.push(event.token().0);
+                socket = true;
+            }
+        }
+        socket
+    }
+
+    /// Registers the streams handed over since the last pass, and reads each once (libssh2 may hold data
+    /// already read from its socket).
+    fn take_new(&mut self) {
+        while let Ok(job) = self.handed.try_recv() {
+            let slot = self.free.pop().unwrap_or(self.slots.len());
+            let registered = self.poll.registry().register(
+                &mut SourceFd(&job.fd),
+                Token(slot),
+                Interest::READABLE | Interest::WRITABLE,
+            );
+            if let Err(e) = registered {
+                let failure = fail(
+                    FailureKind::Unreachable,
+                    format!("cannot wait on the SSH socket: {e}"),
+                );
+                let _ = job.done.send((job.following, Err(failure)));
+                self.free.push(slot);
+                continue;
+            }
+            if slot == self.slots.len() {
+                self.slots.push(Some(job));
+            } else {
+                self.slots[slot] = Some(job);
+            }
+            self.ready.push(slot);
+        }
+    }
+
+    /// Reads a node until its socket would block (at most `READS_PER_PASS` times).
+    fn read(&mut self, slot: usize) {
+        let Some(job) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        match job.following.read(&mut self.buf, READS_PER_PASS) {
+            Progress::Ended(step) => self.finish(slot, step),
+            Progress::More => self.ready.push(slot),
+            Progress::Blocked => {}
+        }
+    }
+
+    /// Stops waiting on a node's socket (before its worker may close it) and hands the ending back.
+    fn finish(&mut self, slot: usize, step: Result<Step, NodeFailure>) {
+        let Some(job) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut SourceFd(&job.fd));
+        self.free.push(slot);
+        let _ = job.done.send((job.following, step));
+    }
+}
