@@ -20,7 +20,6 @@ pub struct Intent {
     pub backend: String,
     pub command: String,
     pub pid: u32,
-    /// Written by `--demo` (practice on the simulated fleet): a real fleet of the same node names ignores it.
     /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,6 +28,7 @@ pub struct Intent {
     /// before records carried their site (`store::Scope`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<String>,
+    /// Written by `--demo` (practice on the simulated fleet): a real fleet of the same node names ignores it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -46,7 +46,6 @@ pub struct Outcome {
     pub exit_status: Option<i32>,
     pub duration_ms: u64,
     pub detail: String,
-    /// Written by `--demo`: a real fleet ignores it.
     /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,6 +54,7 @@ pub struct Outcome {
     /// before records carried their site (`store::Scope`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<String>,
+    /// Written by `--demo`: a real fleet ignores it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -72,7 +72,6 @@ pub struct Ack {
     /// it (written before acknowledgements went by time) covers nothing.
     #[serde(default)]
     pub seen: Vec<SeenXid>,
-    /// Written by `--demo`: a real fleet ignores it.
     /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +80,7 @@ pub struct Ack {
     /// before records carried their site (`store::Scope`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<String>,
+    /// Written by `--demo`: a real fleet ignores it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }
@@ -113,7 +113,6 @@ pub struct Repaired {
     pub cause: String,
     /// `reset` or `reboot`.
     pub remedy: String,
-    /// Written by `--demo` (which does not write these today): kept apart like every other record.
     /// The `[[context]]` it was written under (see `docs/security.md`, "Sites sharing an audit log"); absent: no
     /// context, or written before records carried their site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +121,7 @@ pub struct Repaired {
     /// before records carried their site (`store::Scope`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<String>,
+    /// Written by `--demo` (which does not write these today): kept apart like every other record.
     #[serde(default, skip_serializing_if = "is_false")]
     pub demo: bool,
 }

@@ -112,10 +112,3 @@ pub struct NodeStatus {
     /// Fabric error counters that rose, over the last samples.
     pub(crate) watch: watch::Watch,
 }
-
-impl NodeStatus {
-    /// GPU `index`'s history ring, made on first use; `None` past the most GPUs a sample may hold.
-    pub(super) fn history_of(&mut self, index: u32) -> Option<&mut history::GpuHistory> {
-        history::ring(&mut self.history, index)
-    }
-}

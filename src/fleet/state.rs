@@ -143,7 +143,9 @@ impl FleetState {
             // Only a ring nothing has filled yet takes the past: live samples always win.
             NodeEvent::History(gpus) => {
                 for (index, points) in gpus {
-                    let Some(ring) = node.history_of(index).filter(|r| r.is_empty()) else {
+                    let Some(ring) =
+                        history::ring(&mut node.history, index).filter(|r| r.is_empty())
+                    else {
                         continue;
                     };
                     for (util, temp) in points {

@@ -125,20 +125,23 @@ impl Store {
     /// `scope` counts ([`Scope::counts`]): another site's node of the same name is not measured from,
     /// and a row written before rows carried their site is (a GPU crit then is not a new incident now).
     fn last_health(&self, s: &Sighting, scope: Scope) -> Result<Option<String>, String> {
+        // Once per node and GPU each pass: the statement is prepared once and kept.
         let detail: Option<String> = self
             .conn
-            .query_row(
-                &format!(
-                    "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
+            .prepare_cached(&format!(
+                "SELECT detail FROM events WHERE kind = 'health' AND node = ?1
                        AND IFNULL(gpu, -1) = IFNULL(?2, -1)
                        AND IFNULL(serial, '') = IFNULL(?3, '') AND IFNULL(uuid, '') = IFNULL(?4, '')
                        AND {}
                      ORDER BY time_ms DESC, id DESC LIMIT 1",
-                    in_scope(5)
-                ),
-                params![s.node, s.gpu, s.serial, s.uuid, scope.site, scope.inventory],
-                |r| r.get(0),
-            )
+                in_scope(5)
+            ))
+            .and_then(|mut statement| {
+                statement.query_row(
+                    params![s.node, s.gpu, s.serial, s.uuid, scope.site, scope.inventory],
+                    |r| r.get(0),
+                )
+            })
             .map(Some)
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),

@@ -135,7 +135,8 @@ impl Following {
             FailureKind::StreamEnded,
             format!(
                 "{what} from `{}` for {} s",
-                short(self.shown.running(&self.decoder)),
+                // The start of the command (the nvidia-smi query is long): the agent's path and flags.
+                crate::text::bounded(self.shown.running(&self.decoder), 80),
                 limit.as_secs_f64()
             ),
         )))
@@ -203,14 +204,4 @@ impl Pace {
         send(event);
         true
     }
-}
-
-/// The start of a command, for messages (the nvidia-smi query is long); long enough to hold the agent's
-/// path and flags.
-fn short(command: &str) -> String {
-    let mut s: String = command.chars().take(80).collect();
-    if command.chars().count() > 80 {
-        s.push('…');
-    }
-    s
 }
