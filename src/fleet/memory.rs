@@ -49,10 +49,11 @@ pub(crate) fn sightings(nodes: &[NodeView]) -> Vec<Sighting> {
     out
 }
 
-/// Stores `seen` at `now_ms` in the store at `path` as a session in `scope` saw it, then reads the repeat
-/// offenders back ([`lemons`], counting the incidents that scope counts); a store that cannot be written or read
-/// is a warning, and flags no one.
-pub(crate) fn remember(
+/// Stores `seen` at `now_ms` in the store at `path` (opened by the caller: `store`) as a session in `scope`
+/// saw it, then reads the repeat offenders back ([`lemons`], counting the incidents that scope counts); a store
+/// that cannot be opened, written or read is a warning, and flags no one.
+fn remember(
+    store: &mut Result<crate::store::Store, String>,
     path: &std::path::Path,
     seen: &[Sighting],
     now_ms: u64,
@@ -61,7 +62,7 @@ pub(crate) fn remember(
 ) -> HashMap<String, String> {
     let (max, window) = rule;
     let since_ms = now_ms.saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
-    let read = crate::store::Store::open(path).and_then(|mut s| {
+    let read = store.as_mut().map_err(|e| e.clone()).and_then(|s| {
         s.observe(seen, now_ms, scope)?;
         s.incidents(since_ms, scope)
     });
@@ -99,8 +100,13 @@ pub(crate) fn remember_in(
     let mut lemons = HashMap::new();
     for store in stores {
         let rule = (store.max_repairs, store.repair_window);
+        // One connection for all the sites the store keeps, opened when first needed; a store that cannot be
+        // opened is warned of by each site that needed it.
+        let mut opened = None;
+        let mut open = || crate::store::Store::open(&store.path);
         if store.sites.is_empty() {
             lemons.extend(remember(
+                opened.get_or_insert_with(&mut open),
                 &store.path,
                 seen,
                 now_ms,
@@ -122,7 +128,14 @@ pub(crate) fn remember_in(
                 continue;
             }
             let scope = Scope::new(Some(site.record_site()), site.inventory.file.as_deref());
-            for (name, why) in remember(&store.path, &own, now_ms, rule, scope) {
+            for (name, why) in remember(
+                opened.get_or_insert_with(&mut open),
+                &store.path,
+                &own,
+                now_ms,
+                rule,
+                scope,
+            ) {
                 lemons.insert(site.merged_name(&name), why);
             }
         }
