@@ -205,8 +205,9 @@ impl Ledger {
         self.judge(node, t);
     }
 
-    /// The recorder's heartbeat at `wall_ms` (an empty block it wrote while the fleet was silent): the recorder
-    /// ran then, so a silence it breaks is the nodes', however long (a Prometheus outage says `NoData` once).
+    /// The recorder's heartbeat at `wall_ms` (a beat frame it wrote in a second with nothing else to write):
+    /// the recorder ran then, so a silence it breaks is the nodes', however long (a Prometheus outage says
+    /// `NoData` once).
     pub fn recorder_alive(&mut self, wall_ms: u64) {
         if self.started.is_some() {
             self.heard_recorder(wall_ms.clamp(self.last_ms, self.window.1));

@@ -102,7 +102,7 @@ fn a_fleet_quiet_for_less_than_a_followed_one_can_be_is_unreachable() {
 
 /// The Prometheus transport says `NoData` once per node and then nothing until its series come back: a fleet-wide
 /// outage seen through Prometheus (every exporter gone for ten minutes while the recorder ran) is a fleet-wide
-/// silence after failures. The recorder's heartbeats (its empty blocks, once a second) say it ran: the outage is
+/// silence after failures. The recorder's heartbeats (its beat frames, once a second) say it ran: the outage is
 /// the nodes', not unrecorded.
 #[test]
 fn a_silent_fleet_while_the_recorder_beats_is_not_unrecorded() {

@@ -32,8 +32,8 @@ fn sample_msg(t: u64) -> Msg {
     }
 }
 
-/// Every flush with nothing to write is an empty block, read back as the recorder alive at its time: a silent
-/// fleet is told from a stopped recorder. Beats outside the window asked for are not handed out.
+/// Every beat in a second with nothing else to write is a beat frame, read back as the recorder alive at its
+/// time: a silent fleet is told from a stopped recorder. Beats outside the window asked for are not handed out.
 #[test]
 fn the_recorder_s_beats_while_the_fleet_is_silent_read_back_in_order() {
     let dir = tempfile::tempdir().unwrap();

@@ -131,7 +131,7 @@ impl Reader {
 pub enum Recorded {
     Msg(Msg),
     Workload(Box<Workload>),
-    /// The recorder was running at this time (an empty block it wrote while the fleet was silent).
+    /// The recorder was running at this time (a beat frame it wrote in a second with nothing else to write).
     Alive,
 }
 

@@ -113,7 +113,7 @@ impl Writer {
         let Some(frame) = self.frame(wall_ms, msg.node, event)? else {
             return Ok(());
         };
-        self.push(&frame)?;
+        self.push(&frame);
         self.flush_if_full()
     }
 
@@ -128,7 +128,7 @@ impl Writer {
         let Some(frame) = self.frame(wall_ms, node, Event::Sample)? else {
             return Ok(());
         };
-        self.push_sample(frame, sample, false)?;
+        self.push_sample(frame, sample);
         self.flush_if_full()
     }
 
@@ -183,7 +183,7 @@ impl Writer {
                 e: Event::Jobs(jobs),
             };
             // A list past the frame cap stays unrecorded, and is tried again at the next answer.
-            if self.push(&frame)? {
+            if self.push(&frame) {
                 self.slots[n].keep(wall_ms, &frame.e);
                 changed = true;
             }
@@ -205,7 +205,7 @@ impl Writer {
                     checked: workload.checked.clone(),
                 },
             };
-            if self.push(&frame)? {
+            if self.push(&frame) {
                 self.answer = Some(frame);
                 self.answers += 1;
             }
@@ -213,21 +213,16 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes a sample frame, whole when `whole` or when the node has no sample it can be the changes from,
-    /// and keeps the sample as the node's; a sample not written leaves the node with none, so the next goes
-    /// whole.
-    fn push_sample(
-        &mut self,
-        frame: Frame,
-        sample: &NodeSample,
-        whole: bool,
-    ) -> Result<(), String> {
+    /// Writes a sample frame, whole when the node has no sample it can be the changes from (a keyframe takes
+    /// the node's sample away first), and keeps the sample as the node's; a sample not written leaves the node
+    /// with none, so the next goes whole.
+    fn push_sample(&mut self, frame: Frame, sample: &NodeSample) {
         let kept = self.current[frame.n].take();
-        let base = delta_base(kept.as_ref(), sample).filter(|_| !whole);
+        let base = delta_base(kept.as_ref(), sample);
         // Past the reader's cap the sample is dropped, and the node's next goes whole (and is judged whole).
         if self.held[frame.n].note(base, sample).is_err() {
             self.dropped += 1;
-            return Ok(());
+            return;
         }
         let masks = self.held[frame.n].masks();
         let written = push_frame(
@@ -253,12 +248,11 @@ impl Writer {
                 None => sample.clone(),
             });
         }
-        Ok(())
     }
 
     /// Writes one frame into the block being filled; false (and counted in `dropped`) when it came out past
     /// the frame cap.
-    fn push(&mut self, frame: &Frame) -> Result<bool, String> {
+    fn push(&mut self, frame: &Frame) -> bool {
         let written = push_frame(
             &mut self.lanes,
             &mut self.after,
@@ -268,7 +262,7 @@ impl Writer {
         );
         self.dropped += u64::from(!written);
         self.heard |= written;
-        Ok(written)
+        written
     }
 
     /// Writes the buffered frames as one block now (a stopped recorder, a new segment; the recorder's beats
@@ -304,7 +298,7 @@ impl Writer {
                 k: false,
                 e: Event::Beat,
             };
-            self.push(&beat)?;
+            self.push(&beat);
         }
         self.heard = false;
         self.beats += 1;
@@ -358,16 +352,16 @@ impl Writer {
         for n in 0..self.slots.len() {
             for frame in self.slots[n].keyframe(n, self.current[n].is_some()) {
                 match (&frame.e, self.current[n].take()) {
-                    (Event::Sample, Some(sample)) => self.push_sample(frame, &sample, true)?,
+                    (Event::Sample, Some(sample)) => self.push_sample(frame, &sample),
                     (_, kept) => {
                         self.current[n] = kept;
-                        self.push(&frame)?;
+                        self.push(&frame);
                     }
                 }
             }
         }
         if let Some(answer) = answer {
-            self.answers += usize::from(self.push(&answer)?);
+            self.answers += usize::from(self.push(&answer));
         }
         self.flush()?;
         self.prune(start)
