@@ -169,3 +169,57 @@ fn a_node_hanging_mid_packet_does_not_delay_another_nodes_samples() {
     done.store(true, Ordering::Relaxed);
     assert!(stalled(&during), "node 0 never timed out");
 }
+
+/// The node's exit as the transport reports it: the first failure of `node`.
+fn first_failure(seen: &[Msg], node: usize) -> Option<(FailureKind, String)> {
+    seen.iter().find_map(|m| match &m.event {
+        NodeEvent::Failed { kind, detail } if m.node == node => Some((*kind, detail.clone())),
+        _ => None,
+    })
+}
+
+/// An agent that writes its last samples and exits at once: the end of its stream may come on the same
+/// read as its data, which the poller must not take for a quiet socket (it would then wait out the stall
+/// and report a hang instead of the exit) — with and without words on stderr, which libssh2 keeps queued.
+#[test]
+fn an_agent_exiting_right_after_its_samples_is_reported_as_exited_not_stalled() {
+    let hello = r#"{"fleetop_agent":1,"version":"test","driver":"x","cuda":"y","gpus":1}"#;
+    let sample = r#"{"t":1,"gpus":[{"index":0,"util_pct":42,"temp_c":50,"xid":[]}]}"#;
+    let quiet = format!("printf '%s\\n%s\\n%s\\n' '{hello}' '{sample}' '{sample}'\nexit 3\n");
+    let speaking = format!(
+        "printf '%s\\n%s\\n' '{hello}' '{sample}'\necho 'agent: lost the GPU' >&2\nexit 4\n"
+    );
+    let fleet = Fleet::start(
+        vec![
+            common::Behaviour::Script(quiet),
+            common::Behaviour::Script(speaking),
+        ],
+        Quirks::default(),
+    );
+    let inv = Arc::new(Inventory::parse("test.toml", &fleet.inventory(&[])).unwrap());
+    let transport = SshTransport::new(&inv).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _following = transport.follow(&inv, tx);
+
+    // Well short of the stall (10 s at this interval): an exit read when it came is reported within it.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline
+        && (first_failure(&seen, 0).is_none() || first_failure(&seen, 1).is_none())
+    {
+        match rx.try_recv() {
+            Ok(m) => seen.push(m),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let (kind, detail) = first_failure(&seen, 0).expect("node 0's exit reported");
+    assert_eq!(kind, FailureKind::StreamEnded, "{detail}");
+    assert!(detail.contains("exited with status 3"), "{detail}");
+    let (kind, detail) = first_failure(&seen, 1).expect("node 1's exit reported");
+    assert_eq!(kind, FailureKind::StreamEnded, "{detail}");
+    assert!(
+        detail.contains("exited with status 4: agent: lost the GPU"),
+        "{detail}"
+    );
+    assert!(count_samples(&seen, 0) >= 1, "node 0's samples came first");
+}

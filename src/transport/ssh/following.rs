@@ -71,6 +71,11 @@ impl Following {
         }
     }
 
+    /// Whether a full-sample request waits for the socket to take it.
+    pub(super) fn request_pending(&self) -> bool {
+        self.request_pending
+    }
+
     /// The earliest moment the stream must be looked at even if its node is silent.
     pub(super) fn deadline(&self) -> Instant {
         match self.recheck_at {
@@ -108,6 +113,18 @@ impl Following {
                         self.due = Instant::now() + self.timeouts.stall;
                         // After the first sample, silence longer than a few intervals means a hung node.
                         self.streaming = true;
+                    }
+                    // A read that did not fill the buffer has drained the socket: libssh2 reads its transport
+                    // until the socket would block before it copies the channel's data, and copies all of it
+                    // that fits. Reading again would only be told so (a recv and an error built and dropped,
+                    // per node per second); new bytes wake the poller. An end of stream that came with the
+                    // data has no bytes to wake it, so it is read now. libssh2's `eof` says no while any
+                    // stderr is queued (the worker reads that at the end), so then the next read decides.
+                    if n < buf.len()
+                        && self.channel.read_window().available == 0
+                        && !self.channel.eof()
+                    {
+                        return Progress::Blocked;
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Progress::Blocked,

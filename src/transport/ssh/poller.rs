@@ -80,10 +80,29 @@ fn start() -> Result<Handle, String> {
     })
 }
 
+/// What the poller must look at in a node without its socket waking: kept beside the jobs, in a dense
+/// list, so a pass finds the few nodes that are due without touching every node's stream.
+#[derive(Clone, Copy)]
+struct Due {
+    deadline: Instant,
+    request_pending: bool,
+}
+
+impl Due {
+    fn of(following: &Following) -> Due {
+        Due {
+            deadline: following.deadline(),
+            request_pending: following.request_pending(),
+        }
+    }
+}
+
 struct Poller {
     poll: Poll,
     handed: mpsc::Receiver<Job>,
     slots: Vec<Option<Job>>,
+    /// By slot, each job's [`Due`] as of its last read or check; `None` for a free slot.
+    dues: Vec<Option<Due>>,
     free: Vec<usize>,
     /// Nodes to read on this pass: woken, new, or left unread by the last pass.
     ready: Vec<usize>,
@@ -96,6 +115,7 @@ impl Poller {
             poll,
             handed,
             slots: Vec::new(),
+            dues: Vec::new(),
             free: Vec::new(),
             ready: Vec::new(),
             buf: vec![0u8; 16 * 1024],
@@ -107,10 +127,10 @@ impl Poller {
         loop {
             let now = Instant::now();
             let timeout = if self.ready.is_empty() {
-                self.slots
+                self.dues
                     .iter()
                     .flatten()
-                    .map(|j| j.following.deadline())
+                    .map(|w| w.deadline)
                     .min()
                     .map(|d| d.saturating_duration_since(now))
             } else {
@@ -127,12 +147,10 @@ impl Poller {
                 self.read(slot);
             }
             let now = Instant::now();
-            for slot in 0..self.slots.len() {
-                let ended = self.slots[slot]
-                    .as_mut()
-                    .and_then(|j| j.following.check_deadlines(now));
-                if let Some(step) = ended {
-                    self.finish(slot, step);
+            for slot in 0..self.dues.len() {
+                let due = self.dues[slot].is_some_and(|w| w.request_pending || w.deadline <= now);
+                if due {
+                    self.check(slot, now);
                 }
             }
         }
@@ -173,10 +191,13 @@ impl Poller {
                 self.free.push(slot);
                 continue;
             }
+            let due = Some(Due::of(&job.following));
             if slot == self.slots.len() {
                 self.slots.push(Some(job));
+                self.dues.push(due);
             } else {
                 self.slots[slot] = Some(job);
+                self.dues[slot] = due;
             }
             self.ready.push(slot);
         }
@@ -189,8 +210,22 @@ impl Poller {
         };
         match job.following.read(&mut self.buf, READS_PER_PASS) {
             Progress::Ended(step) => self.finish(slot, step),
-            Progress::More => self.ready.push(slot),
-            Progress::Blocked => {}
+            Progress::More => {
+                self.dues[slot] = Some(Due::of(&job.following));
+                self.ready.push(slot);
+            }
+            Progress::Blocked => self.dues[slot] = Some(Due::of(&job.following)),
+        }
+    }
+
+    /// Sends a node's pending full-sample request and ends its stream if a deadline has passed.
+    fn check(&mut self, slot: usize, now: Instant) {
+        let Some(job) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        match job.following.check_deadlines(now) {
+            Some(step) => self.finish(slot, step),
+            None => self.dues[slot] = Some(Due::of(&job.following)),
         }
     }
 
@@ -200,6 +235,7 @@ impl Poller {
             return;
         };
         let _ = self.poll.registry().deregister(&mut SourceFd(&job.fd));
+        self.dues[slot] = None;
         self.free.push(slot);
         let _ = job.done.send((job.following, step));
     }
