@@ -8,7 +8,7 @@ use crate::actions::exec::Executor;
 use crate::actions::{jobs, status};
 use crate::cli::Global;
 use crate::config::Config;
-use crate::fleet::view::{Pending, Summary};
+use crate::fleet::view::Summary;
 use crate::fleet::FleetState;
 use crate::inventory::Inventory;
 use crate::runtime::EXIT_CANNOT_RUN;
@@ -135,17 +135,23 @@ fn replayed(
     }
 }
 
-/// `, 2 out of service: n0001 drained by root: psu swap; …` (nothing when every node is in service or unknown).
-fn out_of_service(views: &[crate::fleet::view::NodeView]) -> String {
+/// `, 2 out of service: n0001 drained by root: psu swap; …` (nothing when every node is in service or unknown);
+/// looked for only where the summary counted some.
+fn out_of_service(state: &FleetState, now: Instant, summary: &Summary) -> String {
     const NAMED: usize = 4;
-    let out: Vec<String> = views
-        .iter()
-        .filter_map(|v| {
-            let o = v
-                .operations
-                .as_ref()
+    if summary.out_of_service == 0 {
+        return String::new();
+    }
+    let out: Vec<String> = (0..state.nodes().len())
+        .filter_map(|id| {
+            let o = state
+                .operations(id, now)
                 .filter(|o| o.activity.out_of_service())?;
-            Some(format!("{} {}", v.name, o.describe()))
+            Some(format!(
+                "{} {}",
+                state.inventory().nodes[id].name,
+                o.describe()
+            ))
         })
         .collect();
     if out.is_empty() {
@@ -237,15 +243,16 @@ fn lines(inv: Arc<Inventory>, transport: &dyn Transport, demo: bool) -> i32 {
                     while let Ok(msg) = rx.try_recv() {
                         state.apply(msg);
                     }
-                    let views = state.node_views(Instant::now(), Pending::Connecting);
-                    let s = Summary::of(&views);
+                    // Totals from the judgements kept, without a view of each node each second.
+                    let now = Instant::now();
+                    let s = state.summary(now);
                     let mut line = format!(
                         "{} nodes, {} up, {}/{} GPUs, {} warn, {} crit, {:.1} kW",
                         s.nodes, s.nodes_up, s.gpus_seen, s.gpus_expected, s.warn, s.crit, s.power_watts / 1000.0
                     );
                     // The jobs before the nodes out of service, whose free-text reasons end the line.
-                    line += &workload.as_ref().map_or(String::new(), |w| running(w, views.len()));
-                    line += &out_of_service(&views);
+                    line += &workload.as_ref().map_or(String::new(), |w| running(w, s.nodes));
+                    line += &out_of_service(&state, now, &s);
                     // `fleetop | head -1`: the reader went away, which ends the line mode normally.
                     if !crate::text::println(&line) {
                         return 0;

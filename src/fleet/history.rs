@@ -3,9 +3,10 @@
 /// One GPU's recent samples, oldest first when read.
 #[derive(Debug, Clone, Default)]
 pub struct GpuHistory {
-    /// Utilisation %, `u8::MAX` where the GPU did not report it.
-    util: Vec<u8>,
-    temp: Vec<u8>,
+    /// Utilisation % and temperature °C of each sample, [`MISSING`] where the GPU did not report it: side by
+    /// side, so a second's push is one two-byte store.
+    points: Vec<[u8; 2]>,
+    /// Where the next point goes once the ring is full: the oldest one.
     head: usize,
 }
 
@@ -30,42 +31,45 @@ fn byte(v: Option<u32>) -> u8 {
 
 impl GpuHistory {
     pub fn push(&mut self, cap: usize, util: Option<u32>, temp: Option<u32>) {
-        if self.util.len() < cap {
-            if self.util.capacity() == 0 {
+        let point = [byte(util), byte(temp)];
+        if self.points.len() < cap {
+            if self.points.capacity() == 0 {
                 // Every ring fills to `cap` within the span: sized once, exactly, rather than doubling to
-                // up to twice that (1,025 nodes × 8 GPUs × 2 rings of 600).
-                self.util.reserve_exact(cap);
-                self.temp.reserve_exact(cap);
+                // up to twice that (1,025 nodes × 8 GPUs × 600 points).
+                self.points.reserve_exact(cap);
             }
-            self.util.push(byte(util));
-            self.temp.push(byte(temp));
-        } else if cap > 0 {
-            self.util[self.head] = byte(util);
-            self.temp[self.head] = byte(temp);
-            self.head = (self.head + 1) % cap;
+            self.points.push(point);
+        } else if let Some(oldest) = self.points.get_mut(self.head) {
+            *oldest = point;
+            // A compare, not a division: this runs per GPU per node every second.
+            self.head += 1;
+            if self.head == self.points.len() {
+                self.head = 0;
+            }
         }
     }
 
-    fn ordered(&self, ring: &[u8]) -> Vec<u8> {
-        let (newer, older) = ring.split_at(self.head.min(ring.len()));
-        older.iter().chain(newer).copied().collect()
+    /// One value of each point, oldest first.
+    fn ordered(&self, value: usize) -> Vec<u8> {
+        let (newer, older) = self.points.split_at(self.head.min(self.points.len()));
+        older.iter().chain(newer).map(|p| p[value]).collect()
     }
 
     /// Utilisation samples, oldest first ([`MISSING`] where absent).
     pub fn util(&self) -> Vec<u8> {
-        self.ordered(&self.util)
+        self.ordered(0)
     }
 
     pub fn temp(&self) -> Vec<u8> {
-        self.ordered(&self.temp)
+        self.ordered(1)
     }
 
     pub fn len(&self) -> usize {
-        self.util.len()
+        self.points.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.util.is_empty()
+        self.points.is_empty()
     }
 }
 
@@ -83,6 +87,13 @@ mod tests {
         assert_eq!(h.temp(), vec![MISSING; 3]);
         h.push(3, None, Some(300));
         assert_eq!(h.util(), vec![3, 4, MISSING]);
-        assert_eq!(h.temp().last(), Some(&254));
+        assert_eq!(h.temp(), vec![MISSING, MISSING, 254]);
+        // Round the ring more than once: the head wraps.
+        for v in 10..17 {
+            h.push(3, Some(v), Some(v + 30));
+        }
+        assert_eq!(h.util(), vec![14, 15, 16]);
+        assert_eq!(h.temp(), vec![44, 45, 46]);
+        assert_eq!(h.len(), 3);
     }
 }

@@ -60,11 +60,21 @@ impl std::fmt::Debug for Judged {
 
 impl Judged {
     pub(super) fn get(&self, id: NodeId, key: Key) -> Option<Judgement> {
+        self.read(id, key, Judgement::clone)
+    }
+
+    /// What `read` makes of node `id`'s judgement where it was made from `key`, read where it is kept.
+    pub(super) fn read<R>(
+        &self,
+        id: NodeId,
+        key: Key,
+        read: impl FnOnce(&Judgement) -> R,
+    ) -> Option<R> {
         let entries = self.entries.lock().ok()?;
         match entries.get(id)? {
             Some((k, judgement)) if *k == key => {
                 self.reused.fetch_add(1, Ordering::Relaxed);
-                Some(judgement.clone())
+                Some(read(judgement))
             }
             _ => None,
         }

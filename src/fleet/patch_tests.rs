@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
+use super::watch::Watch;
 use crate::fleet::view::Pending;
 use crate::fleet::FleetState;
 use crate::inventory::Inventory;
@@ -211,6 +212,9 @@ proptest! {
         let mut fleet = self::fleet();
         // The same stream with every sample sent whole: identity, port rates and verdicts must agree.
         let mut by_whole = self::fleet();
+        // And a watch that walks every whole sample: the fabric counters' rises and spans must agree with it
+        // however many samples the patched fleet only stamped.
+        let mut walked = Watch::default();
         let mut encoder = Encoder::new(full_every);
         let mut decoder = StreamDecoder::agent(Source::Agent);
         let t0 = Instant::now();
@@ -259,7 +263,10 @@ proptest! {
             // Debug tells -0.0 from 0.0, which equality does not.
             let held = fleet.nodes()[0].sample.as_ref();
             prop_assert_eq!(format!("{held:?}"), format!("{:?}", Some(&whole)));
+            walked.observe(&whole, at);
+            prop_assert_eq!(fleet.nodes()[0].watch.readings(), walked.readings());
             by_whole.apply(Msg { node: 0, at, event: NodeEvent::Sample(whole) });
+            prop_assert_eq!(by_whole.nodes()[0].watch.readings(), walked.readings());
             prop_assert_eq!(fleet.identity(0), by_whole.identity(0));
             let judged = |f: &FleetState| f.judge_node(0, at, Pending::Connecting).verdict;
             prop_assert_eq!(judged(&fleet), judged(&by_whole));
@@ -270,4 +277,104 @@ proptest! {
             prop_assert!(patches > 0);
         }
     }
+}
+
+/// A node idle for a while, then one change each second, followed through the compact stream: the view the
+/// live modes reuse shows each change the second it comes, however many seconds before were only stamped.
+#[test]
+fn an_idle_stream_shows_a_rise_an_xid_and_a_lost_gpu_the_second_they_come() {
+    use crate::telemetry::fabric::{NvLinkCounts, NvLinkErrors, NvLinks};
+    use crate::telemetry::health::Health;
+    use crate::telemetry::{GpuError, GpuErrorKind};
+
+    let mut fleet = self::fleet();
+    let mut encoder = Encoder::new(60);
+    let mut decoder = StreamDecoder::agent(Source::Agent);
+    let t0 = Instant::now();
+    let mut sample = first();
+    for g in &mut sample.gpus {
+        g.nvlink = Some(NvLinks {
+            total: 18,
+            ..Default::default()
+        });
+    }
+    let hello = AgentHello {
+        fleetop_agent: 1,
+        version: "0.1.0".into(),
+        driver: None,
+        cuda: None,
+        gpus: 2,
+        kernel: None,
+        build: None,
+        compact: Some(60),
+    };
+    let mut line = serde_json::to_vec(&hello).unwrap();
+    line.push(b'\n');
+    let mut second = 0;
+    let mut time_only = 0;
+    let mut follow = |fleet: &mut FleetState, sample: &mut NodeSample| {
+        sample.t += 1_000;
+        line.extend(encoder.line(sample, false).unwrap());
+        line.push(b'\n');
+        let at = t0 + Duration::from_secs(second);
+        second += 1;
+        decoder.feed(&std::mem::take(&mut line), &mut |event| {
+            time_only +=
+                usize::from(matches!(&event, NodeEvent::Delta(d) if d.carries_time_only()));
+            fleet.apply(Msg { node: 0, at, event });
+            true
+        });
+        let view = fleet.node_view(0, at, Pending::Connecting);
+        (view.verdict.health, view.verdict.reasons.join("; "))
+    };
+    for _ in 0..20 {
+        assert_eq!(follow(&mut fleet, &mut sample), (Health::Ok, String::new()));
+    }
+    sample.gpus[1].nvlink.as_mut().unwrap().errors = vec![NvLinkErrors {
+        link: 3,
+        counts: NvLinkCounts {
+            replay: Some(200),
+            ..Default::default()
+        },
+    }];
+    let (health, reasons) = follow(&mut fleet, &mut sample);
+    assert_eq!(health, Health::Crit, "{reasons}");
+    assert!(
+        reasons.contains("GPU 1 NVLink 3: replay rose by 200"),
+        "{reasons}"
+    );
+    sample.gpus[1].nvlink.as_mut().unwrap().errors.clear();
+    let (health, reasons) = follow(&mut fleet, &mut sample);
+    assert!(
+        health == Health::Crit && reasons.contains("replay rose by 200"),
+        "a counter reset is not the end of a rise: {reasons}"
+    );
+    for _ in 0..5 {
+        follow(&mut fleet, &mut sample);
+    }
+    sample.ib.as_mut().unwrap()[0].counters.symbol_error = Some(9);
+    let (_, reasons) = follow(&mut fleet, &mut sample);
+    assert!(
+        reasons.contains("IB mlx5_0 port 1: symbol_error rose by 9"),
+        "{reasons}"
+    );
+    sample.gpus[0].xid = Some(vec![79]);
+    let (health, reasons) = follow(&mut fleet, &mut sample);
+    assert!(
+        health == Health::Crit && reasons.contains("XID 79"),
+        "{reasons}"
+    );
+    let lost = &mut sample.gpus[1];
+    (lost.util_pct, lost.temp_c, lost.power_w, lost.mem_used_mib) = (None, None, None, None);
+    lost.errors = vec![GpuError {
+        kind: GpuErrorKind::Lost,
+        query: "utilization".into(),
+        detail: "NVML: GPU is lost".into(),
+    }];
+    let (health, reasons) = follow(&mut fleet, &mut sample);
+    assert!(
+        health == Health::Crit && reasons.contains("GPU 1: "),
+        "{reasons}"
+    );
+    assert!(time_only >= 20, "{time_only} deltas of the time alone");
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::judgement::{shows_ages, Judgement, Key};
 use super::node::NodeState;
 use super::state::FleetState;
-use super::view::{GpuView, NodeView, Pending};
+use super::view::{Counted, GpuView, NodeView, Pending, Summary};
 use crate::inventory::NodeId;
 
 /// The owned part of `view`, to keep.
@@ -39,6 +39,32 @@ impl FleetState {
         let view = self.judge_node(id, now, pending);
         self.judged.put(id, key, judgement_of(&view));
         view
+    }
+
+    /// Fleet totals at `now`, as [`Summary::of`] the live views gives them, without building the views: a
+    /// reused judgement is read where it is kept, not copied (the line mode's summary, every node each second).
+    pub fn summary(&self, now: Instant) -> Summary {
+        let mut summary = Summary::default();
+        for (id, status) in self.nodes.iter().enumerate() {
+            let expected_gpus = self.inventory.nodes[id].expected_gpus;
+            let gpus = status.sample.iter().flat_map(|s| &s.gpus);
+            let reused = self.judgement_key(id, now).and_then(|key| {
+                self.judged.read(id, key, |j| {
+                    summary.add(&Counted {
+                        data_state: j.data_state,
+                        operations: j.operations.as_ref(),
+                        health: j.verdict.health,
+                        expected_gpus,
+                        // As `view_of` pairs them.
+                        gpus: gpus.clone().zip(&j.gpus).map(|(g, _)| g),
+                    })
+                })
+            });
+            if reused.is_none() {
+                summary.add_view(&self.node_view(id, now, Pending::Connecting));
+            }
+        }
+        summary
     }
 
     /// How many live views reused a node's judgement and how many judged it afresh (and kept it), since the

@@ -10,17 +10,19 @@ use super::node::{Failure, NodeState, NodeStatus, HISTORY_SPAN, STALE_AFTER_INTE
 use super::operations::{NodeDrain, Operations, Restart};
 use super::resets::AuditedReset;
 use super::restart::Return;
-use super::{drift, history, judgement, operations, rates, resets};
+use super::{drift, history, judgement, operations, rates, resets, watch};
 use crate::inventory::{Inventory, NodeId};
 use crate::telemetry::xid_age::XidClock;
 use crate::telemetry::GpuSample;
 use crate::transport::{FailureKind, Msg, NodeEvent};
 
-/// What a patch is known to have left as it was.
+/// What a patch, or a whole sample, is known to have left as it was.
 #[derive(Debug, Clone, Copy, Default)]
 struct Unchanged {
     identity: bool,
     rates: bool,
+    /// Every fabric counter the watch reads: the sample is stamped, not walked.
+    fabric: bool,
 }
 
 /// The fleet as last heard from.
@@ -95,15 +97,15 @@ impl FleetState {
         // A delta that carries only the node's time (an idle node's second), or a whole sample that differs
         // from the last one in its time alone, keeps the node fresh and changes nothing its judgement reads,
         // unless it clears a failure: the judgement made before stands.
-        let judged_alike = node.failure.is_none()
-            && match &msg.event {
-                NodeEvent::Delta(d) => d.carries_time_only(),
-                NodeEvent::Sample(new) => node
-                    .sample
-                    .as_mut()
-                    .is_some_and(|old| same_but_time(old, new)),
-                _ => false,
-            };
+        let same_but_time = match &msg.event {
+            NodeEvent::Delta(d) => d.carries_time_only(),
+            NodeEvent::Sample(new) => node
+                .sample
+                .as_mut()
+                .is_some_and(|old| same_but_time(old, new)),
+            _ => false,
+        };
+        let judged_alike = node.failure.is_none() && same_but_time;
         if let Some(generation) = self.generations.get_mut(msg.node).filter(|_| !judged_alike) {
             *generation += 1;
         }
@@ -125,7 +127,11 @@ impl FleetState {
             }
             NodeEvent::Sample(sample) => {
                 node.sample = Some(sample);
-                self.sampled(msg.node, msg.at, Unchanged::default());
+                let unchanged = Unchanged {
+                    fabric: same_but_time,
+                    ..Default::default()
+                };
+                self.sampled(msg.node, msg.at, unchanged);
             }
             // Patched in place: no whole sample is rebuilt, sent and dropped per node per second.
             NodeEvent::Delta(delta) => {
@@ -136,6 +142,7 @@ impl FleetState {
                 let unchanged = Unchanged {
                     identity: drift::kept_by(&delta, sample),
                     rates: rates::kept_by(&delta),
+                    fabric: watch::kept_by(&delta),
                 };
                 delta.apply_to(sample);
                 self.sampled(msg.node, msg.at, unchanged);
@@ -186,7 +193,11 @@ impl FleetState {
         } else {
             self.identities[id].with_sample(sample)
         };
-        node.watch.observe(sample, at);
+        if unchanged.fabric {
+            node.watch.observe_same(sample, at);
+        } else {
+            node.watch.observe(sample, at);
+        }
         let site = self.inventory.site_index(id);
         let rates = self.rates.get_mut(site).filter(|_| !unchanged.rates);
         if rates.is_some_and(|r| r.observe(id, sample.ib.as_deref())) {

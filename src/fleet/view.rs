@@ -253,17 +253,30 @@ impl FleetState {
 
 /// GPUs that reported values, each index once: a lost GPU is listed but not seen.
 pub fn gpus_seen(gpus: &[GpuView]) -> usize {
+    seen(gpus.iter().map(|g| g.sample))
+}
+
+fn seen<'a>(gpus: impl Iterator<Item = &'a GpuSample>) -> usize {
     // Samples hold at most 64 GPUs with distinct indices (sanitize drops repeats): a bitmask counts them
     // without allocating, once per node per refresh.
     let mut seen: u64 = 0;
     let mut beyond = 0;
-    for g in gpus.iter().filter(|g| g.sample.reported_values()) {
-        match 1u64.checked_shl(g.sample.index) {
+    for g in gpus.filter(|g| g.reported_values()) {
+        match 1u64.checked_shl(g.index) {
             Some(bit) => seen |= bit,
             None => beyond += 1,
         }
     }
     seen.count_ones() as usize + beyond
+}
+
+/// What fleet totals count of one node: its view's, or its kept judgement's and sample's.
+pub(super) struct Counted<'a, G: Iterator<Item = &'a GpuSample>> {
+    pub data_state: NodeState,
+    pub operations: Option<&'a super::operations::Operations>,
+    pub health: Health,
+    pub expected_gpus: u32,
+    pub gpus: G,
 }
 
 /// Fleet totals over a set of node views.
@@ -285,30 +298,41 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(views: &[NodeView]) -> Self {
-        let mut s = Summary {
-            nodes: views.len(),
-            ..Default::default()
-        };
-        for v in views {
-            // Up by its data: a drained node that answers is up.
-            s.nodes_up += usize::from(v.data_state == NodeState::Up);
-            let out = v
-                .operations
-                .as_ref()
-                .is_some_and(|o| o.activity.out_of_service());
-            s.out_of_service += usize::from(out);
-            if !out {
-                s.health_in_service = s.health_in_service.max(v.verdict.health);
-            }
-            s.gpus_expected += u64::from(v.expected_gpus);
-            s.gpus_seen += gpus_seen(&v.gpus) as u64;
-            s.health = s.health.max(v.verdict.health);
-            s.warn += usize::from(v.verdict.health == Health::Warn);
-            s.crit += usize::from(v.verdict.health == Health::Crit);
-            s.power_watts +=
-                crate::telemetry::total(v.gpus.iter().filter_map(|g| g.sample.power_w));
-        }
+        let mut s = Summary::default();
+        views.iter().for_each(|v| s.add_view(v));
         s
+    }
+
+    /// Counts one node's view in.
+    pub(super) fn add_view(&mut self, v: &NodeView) {
+        self.add(&Counted {
+            data_state: v.data_state,
+            operations: v.operations.as_ref(),
+            health: v.verdict.health,
+            expected_gpus: v.expected_gpus,
+            gpus: v.gpus.iter().map(|g| g.sample),
+        });
+    }
+
+    /// Counts one node in.
+    pub(super) fn add<'a>(
+        &mut self,
+        node: &Counted<'a, impl Iterator<Item = &'a GpuSample> + Clone>,
+    ) {
+        self.nodes += 1;
+        // Up by its data: a drained node that answers is up.
+        self.nodes_up += usize::from(node.data_state == NodeState::Up);
+        let out = node.operations.is_some_and(|o| o.activity.out_of_service());
+        self.out_of_service += usize::from(out);
+        if !out {
+            self.health_in_service = self.health_in_service.max(node.health);
+        }
+        self.gpus_expected += u64::from(node.expected_gpus);
+        self.gpus_seen += seen(node.gpus.clone()) as u64;
+        self.health = self.health.max(node.health);
+        self.warn += usize::from(node.health == Health::Warn);
+        self.crit += usize::from(node.health == Health::Crit);
+        self.power_watts += crate::telemetry::total(node.gpus.clone().filter_map(|g| g.power_w));
     }
 
     /// Monitoring-plugin exit status: 0 ok, 1 warn, 2 crit or a node giving no data. Only nodes in service

@@ -2,10 +2,12 @@
 //! from the sample itself). A rise is reported for [`WINDOW`] after it happened, so a counter that rose once
 //! is seen by an operator looking a minute later, and then clears. Rises are judged by the rules a one-pass
 //! snapshot uses (`telemetry::rise`: NVLink at DCGM's rates, `port_xmit_discards` as congestion). Nothing is
-//! allocated per sample once a node's ports and GPUs are known.
+//! allocated per sample once a node's ports and GPUs are known, and a sample whose counters are those of the
+//! one before (an idle node's second) is only stamped, not walked: see [`Watch::observe_same`].
 
 use std::time::{Duration, Instant};
 
+use crate::telemetry::delta::NodeDelta;
 use crate::telemetry::fabric::{IB_COUNTERS, NVLINK_COUNTERS};
 use crate::telemetry::health::Health;
 use crate::telemetry::rise::{ib_rise_health, nvlink_rise_health};
@@ -52,11 +54,14 @@ struct Counter {
     last_at: Stamp,
     since: Stamp,
     rose_at: Stamp,
+    /// The walk that read it last (it fits the padding: a counter stays 32 bytes).
+    walk: u32,
 }
 
 impl Counter {
-    /// Takes a value; true when it rose.
-    fn observe(&mut self, value: u64, at: Stamp) -> bool {
+    /// Takes a value read by walk `walk`; true when it rose.
+    fn observe(&mut self, value: u64, at: Stamp, walk: u32) -> bool {
+        self.walk = walk;
         // A counter that went down was reset (driver reload, reboot): the new value is the new base.
         let rose = !self.last_at.is_never() && value > self.last;
         if rose {
@@ -85,6 +90,14 @@ impl Counter {
         };
         (now.since(self.rose_at) <= WINDOW).then_some((self.risen, over))
     }
+
+    /// Read again, unchanged, at `until` if walk `walk` read it: what walking the samples only stamped would
+    /// have done to it.
+    fn held(&mut self, walk: u32, until: Stamp) {
+        if self.walk == walk {
+            self.last_at = until;
+        }
+    }
 }
 
 /// One InfiniBand port's counters, by the port's name.
@@ -98,8 +111,9 @@ struct PortCounters {
 #[derive(Debug, Clone, Default)]
 struct GpuLinks {
     index: u32,
-    /// When the GPU's links were last read.
+    /// When the GPU's links were last read, and by which walk.
     seen_at: Stamp,
+    seen_walk: u32,
     /// Counters of links that ever reported one above zero (the others are zero), by link.
     counters: Vec<(u32, [Counter; 4])>,
     /// Counters summed over the links, where the source sends only those (a metrics store).
@@ -117,6 +131,18 @@ pub(crate) struct Watch {
     latest_rise: Option<Instant>,
     /// The first sample's time, which counters' [`Stamp`]s count from.
     epoch: Option<Instant>,
+    /// Samples walked so far, 0 for none (each counter notes the walk that read it last).
+    walks: u32,
+    /// The latest sample stamped since the last walk, if any: it held the counters that walk read, at the same
+    /// values (and no others).
+    held_until: Stamp,
+}
+
+/// Whether a compact stream's `delta` leaves every counter the watch reads as it was: it carries no port's
+/// counters and no GPU's links (which ports and GPUs a sample lists, and their names, are identity, which deltas
+/// never carry).
+pub(super) fn kept_by(delta: &NodeDelta) -> bool {
+    delta.ib.iter().all(|p| p.counters.is_none()) && delta.gpus.iter().all(|g| g.nvlink.is_none())
 }
 
 /// The entry of `list` that `matches`, moved to `at` (its place in the sample) when it is elsewhere, or made by
@@ -148,10 +174,14 @@ fn in_place<T>(
 }
 
 impl Watch {
-    /// Takes a sample's InfiniBand and NVLink counters at `at`.
+    /// Takes a sample's InfiniBand and NVLink counters at `at`: a walk over every counter.
     pub(crate) fn observe(&mut self, sample: &NodeSample, at: Instant) {
         let epoch = *self.epoch.get_or_insert(at);
         let stamp = Stamp::of(at, epoch);
+        self.catch_up();
+        // Never 0, which counters read by no walk hold.
+        let walk = self.walks.checked_add(1).unwrap_or(1);
+        self.walks = walk;
         if self.ports.len() > MAX_PORTS {
             self.ports.clear();
         }
@@ -167,7 +197,7 @@ impl Watch {
                 },
             );
             for (c, (_, value)) in kept.counters.iter_mut().zip(port.counters.all()) {
-                if value.is_some_and(|v| c.observe(v, stamp)) {
+                if value.is_some_and(|v| c.observe(v, stamp, walk)) {
                     self.latest_rise = Some(at);
                 }
             }
@@ -200,20 +230,87 @@ impl Watch {
             }
             for (link, counters) in w.counters.iter_mut() {
                 for (c, (_, v)) in counters.iter_mut().zip(links.counters_of(*link)) {
-                    if c.observe(v, stamp) {
+                    if c.observe(v, stamp, walk) {
                         self.latest_rise = Some(at);
                     }
                 }
             }
             if let Some(summed) = &links.summed {
                 for (c, (_, v)) in w.summed.iter_mut().zip(summed.counters()) {
-                    if v.is_some_and(|v| c.observe(v, stamp)) {
+                    if v.is_some_and(|v| c.observe(v, stamp, walk)) {
                         self.latest_rise = Some(at);
                     }
                 }
             }
             w.seen_at = stamp;
+            w.seen_walk = walk;
         }
+    }
+
+    /// Takes a sample at `at` whose counters are those of the sample before, value for value (a patch that
+    /// carried none of them, or a whole sample equal to the last but for its time): only its time is kept.
+    /// Walking it would have changed nothing but the times of what the last walk read, which the next walk
+    /// sets first ([`Watch::catch_up`]): rises and the spans DCGM's rates divide by stay as a walk leaves them.
+    pub(crate) fn observe_same(&mut self, sample: &NodeSample, at: Instant) {
+        match self.epoch {
+            // A watch over its bound starts over at each walk: walked, as before.
+            Some(epoch) if self.walks != 0 && self.ports.len() <= MAX_PORTS => {
+                self.held_until = Stamp::of(at, epoch)
+            }
+            _ => self.observe(sample, at),
+        }
+    }
+
+    /// Gives what the last walk read the time of the latest sample stamped since, as walking it would have.
+    fn catch_up(&mut self) {
+        let until = std::mem::take(&mut self.held_until);
+        if until.is_never() {
+            return;
+        }
+        let walk = self.walks;
+        for p in &mut self.ports {
+            p.counters.iter_mut().for_each(|c| c.held(walk, until));
+        }
+        for g in &mut self.gpus {
+            if g.seen_walk == walk {
+                g.seen_at = until;
+            }
+            for (_, counters) in &mut g.counters {
+                counters.iter_mut().for_each(|c| c.held(walk, until));
+            }
+            g.summed.iter_mut().for_each(|c| c.held(walk, until));
+        }
+    }
+
+    /// Everything a walk leaves in the watch but the walk numbers (values, rises and the times they are
+    /// measured by), as the next walk finds it: what the stamped and walked paths must agree on.
+    #[cfg(test)]
+    pub(super) fn readings(&self) -> String {
+        let mut w = self.clone();
+        w.catch_up();
+        let counter = |c: &Counter| {
+            format!(
+                "{}/{}@{},{}..{} ",
+                c.last, c.risen, c.last_at.0, c.since.0, c.rose_at.0
+            )
+        };
+        let mut out = format!("{:?} {:?}\n", w.latest_rise, w.epoch);
+        for p in &w.ports {
+            out += &format!("{} {}: ", p.hca, p.port);
+            p.counters.iter().for_each(|c| out += &counter(c));
+            out += "\n";
+        }
+        for g in &w.gpus {
+            out += &format!("GPU {} seen {}: ", g.index, g.seen_at.0);
+            for (link, counters) in &g.counters {
+                out += &format!("link {link} ");
+                counters.iter().for_each(|c| out += &counter(c));
+            }
+            out += "summed ";
+            g.summed.iter().for_each(|c| out += &counter(c));
+            out += "\n";
+        }
+        out
     }
 
     /// No counter rose within the window before `now`: no reasons now, nor later until a sample comes.
@@ -278,258 +375,4 @@ impl Watch {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::telemetry::fabric::{IbCounters, IbPort, NvLinkErrors, NvLinks};
-    use crate::telemetry::GpuSample;
-
-    fn none(_: &str, _: u32) -> bool {
-        false
-    }
-
-    fn sample(symbol_errors: u64) -> NodeSample {
-        NodeSample {
-            ib: Some(vec![IbPort {
-                hca: "mlx5_0".into(),
-                port: 1,
-                counters: IbCounters {
-                    symbol_error: Some(symbol_errors),
-                    ..Default::default()
-                },
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_rising_counter_is_reported_for_the_window_then_clears() {
-        let t0 = Instant::now();
-        let s = |n| t0 + Duration::from_secs(n);
-        let mut w = Watch::default();
-        w.observe(&sample(3), t0);
-        assert!(
-            w.reasons(t0, &none).is_empty(),
-            "a first value is a base, not a rise"
-        );
-        w.observe(&sample(3), s(1));
-        assert!(w.reasons(s(1), &none).is_empty());
-        w.observe(&sample(10), s(2));
-        w.observe(&sample(15), s(3));
-        assert_eq!(
-            w.reasons(s(4), &none),
-            [(
-                Health::Warn,
-                "IB mlx5_0 port 1: symbol_error rose by 12 in the last 5 min".to_string()
-            )]
-        );
-        assert!(w.reasons(s(4) + WINDOW, &none).is_empty());
-        // A reset is a new base.
-        w.observe(&sample(0), s(5));
-        assert!(w.reasons(s(6) + WINDOW, &none).is_empty());
-    }
-
-    fn ports(listed: &[(&str, u64)]) -> NodeSample {
-        NodeSample {
-            ib: Some(
-                listed
-                    .iter()
-                    .map(|&(hca, symbol_errors)| IbPort {
-                        hca: hca.into(),
-                        port: 1,
-                        counters: IbCounters {
-                            symbol_error: Some(symbol_errors),
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn ports_keep_their_counters_whatever_order_they_come_in_and_after_they_go() {
-        let t0 = Instant::now();
-        let s = |n| t0 + Duration::from_secs(n);
-        let mut w = Watch::default();
-        w.observe(&ports(&[("mlx5_0", 1), ("mlx5_1", 5)]), t0);
-        // Listed the other way round, with mlx5_0 risen: its own base, not mlx5_1's, is what it rose from.
-        w.observe(&ports(&[("mlx5_1", 5), ("mlx5_0", 4)]), s(1));
-        assert_eq!(
-            w.reasons(s(1), &none),
-            [(
-                Health::Warn,
-                "IB mlx5_0 port 1: symbol_error rose by 3 in the last 5 min".to_string()
-            )]
-        );
-        // A new port comes first and mlx5_0 is no longer listed: its rise is still in the window, and
-        // mlx5_1 rises from its own base.
-        w.observe(&ports(&[("mlx5_2", 0), ("mlx5_1", 7)]), s(2));
-        assert_eq!(
-            w.reasons(s(2), &none),
-            [
-                (
-                    Health::Warn,
-                    "IB mlx5_0 port 1: symbol_error rose by 3 in the last 5 min".to_string()
-                ),
-                (
-                    Health::Warn,
-                    "IB mlx5_1 port 1: symbol_error rose by 2 in the last 5 min".to_string()
-                )
-            ]
-        );
-        // Back in its place, mlx5_0 goes on from its last value.
-        w.observe(&ports(&[("mlx5_0", 4), ("mlx5_1", 7), ("mlx5_2", 0)]), s(3));
-        assert_eq!(w.reasons(s(3), &none).len(), 2);
-        let ignored = |hca: &str, _: u32| hca == "mlx5_0";
-        assert_eq!(w.reasons(s(3), &ignored).len(), 1);
-    }
-
-    fn gpu(down: &[u32], replay: Option<u64>) -> NodeSample {
-        NodeSample {
-            gpus: vec![GpuSample {
-                index: 3,
-                nvlink: Some(NvLinks {
-                    total: 18,
-                    down: down.to_vec(),
-                    errors: replay
-                        .map(|r| NvLinkErrors {
-                            link: 7,
-                            counts: crate::telemetry::fabric::NvLinkCounts {
-                                replay: Some(r),
-                                ..Default::default()
-                            },
-                        })
-                        .into_iter()
-                        .collect(),
-                    summed: None,
-                    rose: None,
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_slow_replay_rise_warns_and_discards_inform() {
-        let t0 = Instant::now();
-        let mut w = Watch::default();
-        w.observe(&gpu(&[], Some(1)), t0);
-        w.observe(&gpu(&[], Some(2)), t0 + Duration::from_secs(120));
-        assert_eq!(
-            w.reasons(t0 + Duration::from_secs(120), &none)[0].0,
-            Health::Warn,
-            "one replay error in two minutes is below DCGM's rate"
-        );
-        let discards = |n| NodeSample {
-            ib: Some(vec![IbPort {
-                hca: "mlx5_1".into(),
-                port: 1,
-                counters: IbCounters {
-                    port_xmit_discards: Some(n),
-                    ..Default::default()
-                },
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        let mut w = Watch::default();
-        w.observe(&discards(5), t0);
-        w.observe(&discards(9), t0 + Duration::from_secs(1));
-        assert_eq!(
-            w.reasons(t0 + Duration::from_secs(1), &none),
-            [(
-                Health::Ok,
-                "IB mlx5_1 port 1: port_xmit_discards rose by 4 (congestion) in the last 5 min"
-                    .to_string()
-            )]
-        );
-    }
-
-    #[test]
-    fn an_nvlink_counter_rising_from_zero_is_named() {
-        let t0 = Instant::now();
-        let mut w = Watch::default();
-        w.observe(&gpu(&[2], None), t0);
-        assert!(w.reasons(t0, &none).is_empty());
-        w.observe(&gpu(&[2], Some(4)), t0 + Duration::from_secs(1));
-        // DCGM fails replay errors at one a minute: four in a second is crit.
-        assert_eq!(
-            w.reasons(t0 + Duration::from_secs(1), &none),
-            [(
-                Health::Crit,
-                "GPU 3 NVLink 7: replay rose by 4 in the last 5 min".to_string()
-            )]
-        );
-    }
-
-    #[test]
-    fn counters_summed_over_links_rise_too() {
-        let summed = |crc_flit: u64| NodeSample {
-            gpus: vec![GpuSample {
-                index: 5,
-                nvlink: Some(NvLinks {
-                    summed: Some(crate::telemetry::fabric::NvLinkCounts {
-                        crc_flit: Some(crc_flit),
-                        replay: Some(0),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        let t0 = Instant::now();
-        let mut w = Watch::default();
-        w.observe(&summed(40), t0);
-        assert!(w.reasons(t0, &none).is_empty(), "a first value is a base");
-        w.observe(&summed(43), t0 + Duration::from_secs(15));
-        // DCGM warns CRC errors below 100 a second.
-        assert_eq!(
-            w.reasons(t0 + Duration::from_secs(15), &none),
-            [(
-                Health::Warn,
-                "GPU 5 NVLinks (summed over links): crc_flit rose by 3 in the last 5 min"
-                    .to_string()
-            )]
-        );
-        // 3,000 more within the next 15 s: 100 a second over the rise's 30 s, crit.
-        w.observe(&summed(3_043), t0 + Duration::from_secs(30));
-        assert_eq!(
-            w.reasons(t0 + Duration::from_secs(30), &none)[0].0,
-            Health::Crit
-        );
-    }
-
-    #[test]
-    fn nvlink_watch_keeps_no_gpu_past_the_sample_bound() {
-        let t0 = Instant::now();
-        let mut w = Watch::default();
-        for i in 0..100u32 {
-            let sample = NodeSample {
-                gpus: (0..64)
-                    .map(|g| GpuSample {
-                        index: 1000 + i * 64 + g,
-                        nvlink: Some(NvLinks::default()),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            };
-            w.observe(&sample, t0 + Duration::from_secs(u64::from(i)));
-        }
-        assert!(w.gpus.is_empty(), "{} GPUs watched", w.gpus.len());
-        // A GPU within the bound is still watched after such a flood.
-        w.observe(&gpu(&[2], None), t0 + Duration::from_secs(200));
-        w.observe(&gpu(&[2], Some(4)), t0 + Duration::from_secs(201));
-        assert_eq!(w.gpus.len(), 1);
-        assert_eq!(
-            w.reasons(t0 + Duration::from_secs(201), &none)[0].0,
-            Health::Crit
-        );
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::judgement_of;
-use crate::fleet::view::Pending;
+use crate::fleet::view::{Pending, Summary};
 use crate::fleet::{AuditedReset, FleetState};
 use crate::inventory::Inventory;
 use crate::telemetry::fabric::IbPort;
@@ -230,6 +230,11 @@ fn apply(fleet: &mut FleetState, step: Step, now: &mut Instant) {
 
 /// Every node's view as live views get it, beside a fresh judgement.
 fn check(fleet: &FleetState, now: Instant) -> Result<(), TestCaseError> {
+    // The line mode's totals, read from kept judgements where they are reused, are those of fresh views.
+    let fresh: Vec<_> = (0..NODES)
+        .map(|id| fleet.judge_node(id, now, Pending::Connecting))
+        .collect();
+    prop_assert_eq!(fleet.summary(now), Summary::of(&fresh));
     for id in 0..NODES {
         let reused = judgement_of(&fleet.node_view(id, now, Pending::Connecting));
         let fresh = judgement_of(&fleet.judge_node(id, now, Pending::Connecting));
