@@ -125,19 +125,29 @@ impl LineSplitter {
                 }
                 continue;
             }
+            if complete && self.buf.is_empty() {
+                // A whole line in one read (a followed node's every sample): decoded where it lies.
+                emit(text_line(chunk));
+                continue;
+            }
             self.buf.extend_from_slice(chunk);
             if complete {
                 let line = std::mem::take(&mut self.buf);
-                match std::str::from_utf8(&line) {
-                    Ok(text) => emit(Line::Text(text.trim_end_matches('\r'))),
-                    Err(_) => emit(Line::NotUtf8),
-                }
+                emit(text_line(&line));
                 self.buf = line;
                 self.buf.clear();
                 // One huge line must not pin its buffer for the life of the connection.
                 self.buf.shrink_to(KEEP_CAPACITY);
             }
         }
+    }
+}
+
+/// A complete line's text, without its carriage return, or why it has none.
+fn text_line(line: &[u8]) -> Line<'_> {
+    match std::str::from_utf8(line) {
+        Ok(text) => Line::Text(text.trim_end_matches('\r')),
+        Err(_) => Line::NotUtf8,
     }
 }
 
@@ -169,6 +179,27 @@ mod tests {
             [format!("<oversized {}>", MAX_LINE_BYTES + 12), "ok".into()]
         );
         assert_eq!(collect(&mut s, b"\xff\xfe\n"), ["<not utf8>"]);
+    }
+
+    proptest::proptest! {
+        /// However a stream is cut into reads, the same lines come out: whole lines in one read are decoded
+        /// where they lie, the rest through the buffer.
+        #[test]
+        fn lines_do_not_depend_on_where_reads_end(
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', b'\r', 0xff]), 0..300),
+            cuts in proptest::collection::vec(0usize..300, 0..12),
+        ) {
+            let whole = collect(&mut LineSplitter::default(), &bytes);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut splitter = LineSplitter::default();
+            let (mut pieces, mut from) = (Vec::new(), 0);
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                pieces.extend(collect(&mut splitter, &bytes[from..cut]));
+                from = cut;
+            }
+            proptest::prop_assert_eq!(pieces, whole);
+        }
     }
 
     #[test]

@@ -76,6 +76,14 @@ impl Following {
         self.request_pending
     }
 
+    /// How long the poller may wait after a wakeup for other nodes' samples, at most `most`: two fifths of
+    /// the gap below which samples are dropped (a tenth of the interval), so a node's next sample cannot
+    /// land in the same pass as the one that woke the poller unless the network held it back most of an
+    /// interval.
+    pub(super) fn coalesce(&self, most: Duration) -> Duration {
+        (self.timeouts.min_sample_gap * 2 / 5).min(most)
+    }
+
     /// The earliest moment the stream must be looked at even if its node is silent.
     pub(super) fn deadline(&self) -> Instant {
         match self.recheck_at {

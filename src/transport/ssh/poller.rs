@@ -14,10 +14,11 @@ use super::connected::{fail, NodeFailure};
 use super::following::{Following, Progress, Step};
 use crate::transport::FailureKind;
 
-/// After a socket wakes the poller it waits this long before reading, so the samples of other nodes that
-/// arrive meanwhile are read on the same wakeup: 1,024 nodes at 1 Hz arrive about one a millisecond, and
-/// 30 ms serves some thirty of them per wakeup while delaying a sample far less than its interval.
-const COALESCE: Duration = Duration::from_millis(30);
+/// After a socket wakes the poller it waits up to this long before reading, so the samples of other nodes
+/// that arrive meanwhile are read on the same wakeup: 1,024 nodes at 1 Hz arrive about one a millisecond,
+/// and 100 ms serves about a hundred of them per wakeup (ten wakeups a second, not one per sample) while
+/// delaying a sample a tenth of its interval. Shorter intervals wait less: see [`Following::coalesce`].
+const MOST_COALESCE: Duration = Duration::from_millis(100);
 /// Most reads of one node per pass, so a node that floods cannot keep the poller from the others; what is
 /// left is read on the next pass.
 const READS_PER_PASS: usize = 64;
@@ -106,6 +107,12 @@ struct Poller {
     free: Vec<usize>,
     /// Nodes to read on this pass: woken, new, or left unread by the last pass.
     ready: Vec<usize>,
+    /// The nodes being read, swapped with `ready` each pass so neither list is allocated again.
+    reading: Vec<usize>,
+    /// The earliest deadline of any node, as of the last pass's checks.
+    next_due: Option<Instant>,
+    /// How long a wakeup waits for more nodes: the shortest any stream allows.
+    coalesce: Duration,
     buf: Vec<u8>,
 }
 
@@ -118,6 +125,9 @@ impl Poller {
             dues: Vec::new(),
             free: Vec::new(),
             ready: Vec::new(),
+            reading: Vec::new(),
+            next_due: None,
+            coalesce: MOST_COALESCE,
             buf: vec![0u8; 16 * 1024],
         }
     }
@@ -125,35 +135,44 @@ impl Poller {
     fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
-            let now = Instant::now();
             let timeout = if self.ready.is_empty() {
-                self.dues
-                    .iter()
-                    .flatten()
-                    .map(|w| w.deadline)
-                    .min()
-                    .map(|d| d.saturating_duration_since(now))
+                let now = Instant::now();
+                self.next_due.map(|d| d.saturating_duration_since(now))
             } else {
                 Some(Duration::ZERO)
             };
             if self.wait(&mut events, timeout) {
-                std::thread::sleep(COALESCE);
+                std::thread::sleep(self.coalesce);
                 self.wait(&mut events, Some(Duration::ZERO));
             }
             self.take_new();
-            self.ready.sort_unstable();
-            self.ready.dedup();
-            for slot in std::mem::take(&mut self.ready) {
-                self.read(slot);
+            std::mem::swap(&mut self.ready, &mut self.reading);
+            self.reading.sort_unstable();
+            self.reading.dedup();
+            for i in 0..self.reading.len() {
+                self.read(self.reading[i]);
             }
-            let now = Instant::now();
-            for slot in 0..self.dues.len() {
-                let due = self.dues[slot].is_some_and(|w| w.request_pending || w.deadline <= now);
-                if due {
-                    self.check(slot, now);
-                }
+            self.reading.clear();
+            self.check_due(Instant::now());
+        }
+    }
+
+    /// Checks the nodes whose deadline has come or whose request waits, and notes the next deadline: one
+    /// walk of the dense list per pass.
+    fn check_due(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        for slot in 0..self.dues.len() {
+            let Some(due) = self.dues[slot] else {
+                continue;
+            };
+            if due.request_pending || due.deadline <= now {
+                self.check(slot, now);
+            }
+            if let Some(due) = self.dues[slot] {
+                next = Some(next.map_or(due.deadline, |n| n.min(due.deadline)));
             }
         }
+        self.next_due = next;
     }
 
     /// Waits for sockets; true when a node's socket woke it.
@@ -192,6 +211,7 @@ impl Poller {
                 continue;
             }
             let due = Some(Due::of(&job.following));
+            self.coalesce = self.coalesce.min(job.following.coalesce(MOST_COALESCE));
             if slot == self.slots.len() {
                 self.slots.push(Some(job));
                 self.dues.push(due);
