@@ -943,3 +943,28 @@ fn two_nodes_that_each_lost_a_gpu_do_not_make_the_healthy_one_drift() {
         doc["drift"]
     );
 }
+
+/// fleetop offers no CBC cipher (libssh2 would, after its others): a node whose sshd takes only CBC ciphers is
+/// refused at the handshake, with the reason, and its neighbour is read as usual.
+#[test]
+fn a_node_offering_only_cbc_ciphers_is_refused_at_the_handshake() {
+    let behaviours = vec![
+        Behaviour::Agent(Spec::node(1, 8)),
+        Behaviour::Agent(Spec::node(2, 8)),
+    ];
+    let quirks = Quirks {
+        cbc_only: vec!["tn02".into()],
+        ..Quirks::default()
+    };
+    let fleet = Fleet::start(behaviours, quirks);
+    let inventory = fleet.write_inventory(&[]);
+    let (code, doc, logs) = snapshot(&fleet, &inventory, "10");
+    assert_eq!(code, 2, "{doc:#}\n{logs}");
+    assert_eq!(node(&doc, "tn01")["state"], "up", "{logs}");
+    let refused = node(&doc, "tn02");
+    assert_eq!(refused["state"], "unreachable", "{refused:#}\n{logs}");
+    let error = refused["error"].as_str().unwrap_or("");
+    assert!(error.contains("SSH handshake"), "{error:?}\n{logs}");
+    // sshd saw the offer and found no cipher in common.
+    assert!(logs.contains("no matching cipher"), "{logs}");
+}

@@ -104,6 +104,9 @@ pub struct Quirks {
     /// Nodes whose sshd has no `Subsystem sftp` line (as on some hardened images): they get sshds of their
     /// own, since OpenSSH 9.2 takes `Subsystem` only globally.
     pub no_sftp: Vec<String>,
+    /// Nodes whose sshd offers only CBC ciphers (`Ciphers`, which sshd takes only globally: they get sshds of
+    /// their own).
+    pub cbc_only: Vec<String>,
     /// Nodes whose `gzip` corrupts what it decompresses (`fleet-bin/gzip-corrupting`), as a bad disk or a
     /// bit flip would.
     pub corrupting_gzip: Vec<String>,
@@ -117,6 +120,8 @@ struct PerNode<'a> {
     stalled: &'a [String],
     corrupting: &'a [String],
     sftp: bool,
+    /// The sshd's `Ciphers` line, where it has one.
+    ciphers: Option<&'static str>,
 }
 
 pub struct Fleet {
@@ -303,28 +308,44 @@ impl Fleet {
             .filter(|n| quirks.corrupting_gzip.contains(&n.name))
             .map(|n| n.addr.clone())
             .collect();
-        let (plain, no_sftp): (Vec<&Node>, Vec<&Node>) = fleet
-            .nodes
-            .iter()
-            .partition(|n| !quirks.no_sftp.contains(&n.name));
-        let addrs = |nodes: Vec<&Node>| -> Vec<String> {
-            nodes.into_iter().map(|n| n.addr.clone()).collect()
+        let addrs_where = |keep: &dyn Fn(&Node) -> bool| -> Vec<String> {
+            fleet
+                .nodes
+                .iter()
+                .filter(|n| keep(n))
+                .map(|n| n.addr.clone())
+                .collect()
         };
-        let groups: Vec<(Vec<String>, bool)> = [(addrs(plain), true), (addrs(no_sftp), false)]
-            .into_iter()
-            .flat_map(|(all, sftp)| {
-                all.chunks(ADDRS_PER_SSHD)
-                    .map(|g| (g.to_vec(), sftp))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        for (i, (group, sftp)) in groups.iter().enumerate() {
+        let own_sshd =
+            |n: &Node| quirks.no_sftp.contains(&n.name) || quirks.cbc_only.contains(&n.name);
+        let groups: Vec<(Vec<String>, bool, Option<&'static str>)> = [
+            (addrs_where(&|n| !own_sshd(n)), true, None),
+            (
+                addrs_where(&|n| quirks.no_sftp.contains(&n.name)),
+                false,
+                None,
+            ),
+            (
+                addrs_where(&|n| quirks.cbc_only.contains(&n.name)),
+                true,
+                Some("aes128-cbc,aes192-cbc,aes256-cbc,3des-cbc"),
+            ),
+        ]
+        .into_iter()
+        .flat_map(|(all, sftp, ciphers)| {
+            all.chunks(ADDRS_PER_SSHD)
+                .map(|g| (g.to_vec(), sftp, ciphers))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+        for (i, (group, sftp, ciphers)) in groups.iter().enumerate() {
             let per_node = PerNode {
                 refused: &refused,
                 no_agent: &no_agent,
                 stalled: &stalled,
                 corrupting: &corrupting,
                 sftp: *sftp,
+                ciphers: *ciphers,
             };
             let config = fleet.sshd_config(i, group, &per_node);
             fleet.sshds.push((
@@ -343,6 +364,7 @@ impl Fleet {
             stalled,
             corrupting,
             sftp,
+            ciphers,
         } = *per_node;
         let root = self.dir.path();
         let mut cfg = String::new();
@@ -359,6 +381,9 @@ impl Fleet {
         );
         if sftp {
             cfg.push_str("Subsystem sftp internal-sftp\n");
+        }
+        if let Some(ciphers) = ciphers {
+            let _ = writeln!(cfg, "Ciphers {ciphers}");
         }
         // sshd keeps the first SetEnv that applies: the per-node blocks come before the catch-all. An agent
         // run directly (not through bin/fleetop, as after `fleetop deploy`) finds the fake NVML library and
