@@ -1,6 +1,7 @@
 //! A compact stream's deltas patched into fleet state in place give the sample that sanitizing the whole would:
 //! over random streams with implausible values, unsafe strings, `-0.0`, identity changes and patches the node
-//! thread did not send on (a node sending faster than its interval).
+//! thread did not send on (a node sending faster than its interval), and NVLink and InfiniBand counters that
+//! rise now and then (a sample whose counters did not change is stamped, not walked).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use crate::fleet::view::Pending;
 use crate::fleet::FleetState;
 use crate::inventory::Inventory;
 use crate::telemetry::delta::Encoder;
-use crate::telemetry::fabric::{IbCounters, IbPort};
+use crate::telemetry::fabric::{IbCounters, IbPort, NvLinkCounts, NvLinkErrors, NvLinks};
 use crate::telemetry::process::{GpuProcess, ProcessKind};
 use crate::telemetry::wire::{AgentHello, MAX_GPUS_PER_SAMPLE};
 use crate::telemetry::{GpuSample, NodeSample, Source};
@@ -43,6 +44,8 @@ struct Change {
     /// The GPU stops reporting values; its port goes down (both clean, sent as patches).
     values_lost: bool,
     port_down: bool,
+    /// What the GPU's NVLink replay counter rises by (mostly nothing: a delta without NVLinks is stamped).
+    nvlink_replay: u64,
 }
 
 fn change() -> impl Strategy<Value = Change> {
@@ -66,7 +69,11 @@ fn change() -> impl Strategy<Value = Change> {
             prop::bool::weighted(0.05),
             prop::bool::weighted(0.15),
         ),
-        (prop::bool::weighted(0.1), prop::bool::weighted(0.15)),
+        (
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.15),
+            prop_oneof![4 => Just(0u64), 1 => 1u64..300],
+        ),
     )
         .prop_map(
             |(
@@ -75,7 +82,7 @@ fn change() -> impl Strategy<Value = Change> {
                 (throttled, unsafe_text),
                 (process, symbol_errors, port_state),
                 (warning, new_serial, unsent),
-                (values_lost, port_down),
+                (values_lost, port_down, nvlink_replay),
             )| Change {
                 gpu,
                 util,
@@ -91,6 +98,7 @@ fn change() -> impl Strategy<Value = Change> {
                 unsent,
                 values_lost,
                 port_down,
+                nvlink_replay,
             },
         )
 }
@@ -109,6 +117,18 @@ fn first() -> NodeSample {
         throttle: Some(vec![]),
         xid: Some(vec![]),
         processes: Some(vec![]),
+        nvlink: Some(NvLinks {
+            total: 18,
+            errors: vec![NvLinkErrors {
+                link: 2,
+                counts: NvLinkCounts {
+                    replay: Some(0),
+                    crc_flit: Some(0),
+                    ..Default::default()
+                },
+            }],
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let port = |hca: &str| IbPort {
@@ -172,6 +192,9 @@ fn next(sample: &mut NodeSample, c: &Change) {
     }
     if c.values_lost {
         (g.util_pct, g.temp_c, g.power_w, g.mem_used_mib) = (None, None, None, None);
+    }
+    if let Some(link) = g.nvlink.as_mut().and_then(|l| l.errors.first_mut()) {
+        link.counts.replay = link.counts.replay.map(|n| n + c.nvlink_replay);
     }
     if c.new_serial {
         g.serial = Some(format!("{}9", g.serial.as_deref().unwrap_or("")));
@@ -283,7 +306,6 @@ proptest! {
 /// live modes reuse shows each change the second it comes, however many seconds before were only stamped.
 #[test]
 fn an_idle_stream_shows_a_rise_an_xid_and_a_lost_gpu_the_second_they_come() {
-    use crate::telemetry::fabric::{NvLinkCounts, NvLinkErrors, NvLinks};
     use crate::telemetry::health::Health;
     use crate::telemetry::{GpuError, GpuErrorKind};
 
