@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::agent::board::{Counters, Window};
-use crate::fleet::view::{Pending, Summary};
 use crate::fleet::FleetState;
 use crate::inventory::Inventory;
 use crate::telemetry::delta::{Encoder, DEFAULT_FULL_EVERY};
@@ -220,9 +219,7 @@ fn follow(inventory: &Arc<Inventory>, seconds: u64, busy: bool) -> (Phases, u64)
             state.apply(msg);
         }
         let applied = cpu_time();
-        let views = state.node_views(at, Pending::Connecting);
-        let summary = Summary::of(&views);
-        drop(views);
+        let summary = state.summary(at);
         let judged = cpu_time();
         if counted {
             phases.decode += decoded.saturating_sub(started);

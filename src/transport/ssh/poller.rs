@@ -230,11 +230,12 @@ impl Poller {
         };
         match job.following.read(&mut self.buf, READS_PER_PASS) {
             Progress::Ended(step) => self.finish(slot, step),
-            Progress::More => {
+            progress => {
                 self.dues[slot] = Some(Due::of(&job.following));
-                self.ready.push(slot);
+                if matches!(progress, Progress::More) {
+                    self.ready.push(slot);
+                }
             }
-            Progress::Blocked => self.dues[slot] = Some(Due::of(&job.following)),
         }
     }
 

@@ -20,8 +20,8 @@ const HOST_KEY_PREFS: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp38
 /// Ciphers in the order we ask for them. AES-GCM first: it is not open to the Terrapin prefix truncation
 /// (CVE-2023-48795) whatever the server, where ChaCha20-Poly1305 is safe only with strict key exchange, which
 /// libssh2 asks for but servers before OpenSSH 9.6 do not offer. Following 1,024 nodes costs the same either
-/// way (docs/benchmarks.md, 2026-12-07). Every one is in OpenSSH's default list (ssh_config(5), `Ciphers`); none is CBC, which
-/// libssh2 would otherwise offer after these.
+/// way (docs/benchmarks.md, 2026-12-07). Every one is in OpenSSH's default list (ssh_config(5), `Ciphers`);
+/// none is CBC, which libssh2 would otherwise offer after these.
 const CIPHER_PREFS: &str = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr";
 
 fn secs(d: Duration) -> String {
